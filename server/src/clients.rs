@@ -1,0 +1,100 @@
+//! The registry of connected clients, for CLIENT LIST / INFO / KILL and maxclients.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What CLIENT LIST shows about a connection; written by its own worker, read by anyone.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub fd: RawFd,
+    pub name: String,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub db: usize,
+    pub resp: u8,
+    pub created: Instant,
+    pub last_interaction: Instant,
+    pub last_cmd: String,
+    pub user: String,
+    pub no_evict: bool,
+    pub worker: usize,
+}
+
+pub struct ClientHandle {
+    pub info: Mutex<ClientInfo>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn count(&self) -> usize {
+        self.clients.lock().expect("registry lock").len()
+    }
+
+    pub fn register(&self, info: ClientInfo) -> Arc<ClientHandle> {
+        let id = info.id;
+        let handle = Arc::new(ClientHandle {
+            info: Mutex::new(info),
+        });
+        self.clients
+            .lock()
+            .expect("registry lock")
+            .insert(id, handle.clone());
+        handle
+    }
+
+    /// Must run before the socket is closed, so that KILL never acts on a reused descriptor.
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().expect("registry lock").remove(&id);
+    }
+
+    pub fn snapshot(&self) -> Vec<ClientInfo> {
+        self.clients
+            .lock()
+            .expect("registry lock")
+            .values()
+            .map(|h| h.info.lock().expect("client info lock").clone())
+            .collect()
+    }
+
+    /// Closes every client matching `pred` (other than `except`) by shutting its socket down;
+    /// its own task then notices the closed socket and cleans up. Returns how many matched,
+    /// and whether `except` itself matched.
+    pub fn kill_where(&self, except: u64, pred: impl Fn(&ClientInfo) -> bool) -> (usize, bool) {
+        let clients = self.clients.lock().expect("registry lock");
+        let mut killed = 0;
+        let mut self_matched = false;
+        for h in clients.values() {
+            let info = h.info.lock().expect("client info lock");
+            if !pred(&info) {
+                continue;
+            }
+            killed += 1;
+            if info.id == except {
+                self_matched = true;
+                continue;
+            }
+            // SAFETY: the descriptor belongs to a registered, still-open connection; connections
+            // unregister (under this same lock) before their socket is dropped.
+            unsafe {
+                libc::shutdown(info.fd, libc::SHUT_RDWR);
+            }
+        }
+        (killed, self_matched)
+    }
+}

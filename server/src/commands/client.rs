@@ -1,0 +1,317 @@
+//! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, NO-EVICT, NO-TOUCH, REPLY, HELP.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::connection::{valid_client_name, BAD_CLIENT_NAME};
+use super::util::{eq_ignore_case, help, int_arg, lower, unknown_subcommand, wrong_arity, SYNTAX};
+use crate::clients::ClientInfo;
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+use crate::session::{ReplyMode, Session};
+
+pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
+    let sub = lower(&args[1]);
+    let argc = args.len();
+    let arity_ok = match sub.as_str() {
+        "help" | "id" | "getname" | "info" => argc == 2,
+        "setname" | "no-evict" | "no-touch" | "reply" => argc == 3,
+        "setinfo" => argc == 4,
+        "list" => argc >= 2,
+        "kill" => argc >= 3,
+        _ => return unknown_subcommand(&args[1], "CLIENT"),
+    };
+    if !arity_ok {
+        return wrong_arity(&format!("client|{sub}"));
+    }
+    match sub.as_str() {
+        "help" => help(
+            "CLIENT",
+            &[
+                "CACHING (YES|NO)",
+                "    Enable/disable tracking of the keys for next command in OPTIN/OPTOUT modes.",
+                "GETREDIR",
+                "    Return the client ID we are redirecting to when tracking is enabled.",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "KILL <ip:port>",
+                "    Kill connection made from <ip:port>.",
+                "KILL <option> <value> [<option> <value> [...]]",
+                "    Kill connections. Options are:",
+                "    * ADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made from the specified address",
+                "    * LADDR (<ip:port>|<unixsocket>:0)",
+                "      Kill connections made to specified local address",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Kill connections by type.",
+                "    * USER <username>",
+                "      Kill connections authenticated by <username>.",
+                "    * SKIPME (YES|NO)",
+                "      Skip killing current connection (default: yes).",
+                "    * ID <client-id>",
+                "      Kill connections by client id.",
+                "    * MAXAGE <maxage>",
+                "      Kill connections older than the specified age.",
+                "LIST [options ...]",
+                "    Return information about client connections. Options:",
+                "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
+                "      Return clients of specified type.",
+                "UNPAUSE",
+                "    Stop the current client pause, resuming traffic.",
+                "PAUSE <timeout> [WRITE|ALL]",
+                "    Suspend all, or just write, clients for <timeout> milliseconds.",
+                "REPLY (ON|OFF|SKIP)",
+                "    Control the replies sent to the current connection.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+                "    Unblock the specified blocked client.",
+                "TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]]",
+                "         [OPTIN] [OPTOUT] [NOLOOP]",
+                "    Control server assisted client side caching.",
+                "TRACKINGINFO",
+                "    Report tracking status for the current connection.",
+                "NO-EVICT (ON|OFF)",
+                "    Protect current client connection from eviction.",
+            ],
+        ),
+        "id" => Reply::Int(s.conn.id as i64),
+        "getname" => {
+            if s.conn.name.is_empty() {
+                Reply::Nil
+            } else {
+                Reply::bulk_str(&s.conn.name)
+            }
+        }
+        "setname" => {
+            if !valid_client_name(&args[2]) {
+                return Reply::err(BAD_CLIENT_NAME);
+            }
+            s.conn.name = String::from_utf8_lossy(&args[2]).into_owned();
+            s.sync_client_info();
+            OK
+        }
+        "setinfo" => setinfo(s, &args[2], &args[3]),
+        "info" => {
+            let info = s.conn.handle.info.lock().expect("client info lock").clone();
+            Reply::Verbatim(Bytes::from(format!("{}\n", describe(&info, s.conn.id))))
+        }
+        "list" => list(s, args),
+        "kill" => kill(s, args),
+        "no-evict" | "no-touch" => {
+            let on = if eq_ignore_case(&args[2], "on") {
+                true
+            } else if eq_ignore_case(&args[2], "off") {
+                false
+            } else {
+                return Reply::err(SYNTAX);
+            };
+            if sub == "no-touch" {
+                s.conn.no_touch = on;
+            } else {
+                s.conn
+                    .handle
+                    .info
+                    .lock()
+                    .expect("client info lock")
+                    .no_evict = on;
+            }
+            OK
+        }
+        _ => {
+            // REPLY: OFF and SKIP are silent themselves; the pipeline honours the new mode.
+            let mode = if eq_ignore_case(&args[2], "on") {
+                ReplyMode::On
+            } else if eq_ignore_case(&args[2], "off") {
+                ReplyMode::Off
+            } else if eq_ignore_case(&args[2], "skip") {
+                ReplyMode::Skip
+            } else {
+                return Reply::err(SYNTAX);
+            };
+            s.conn.reply_mode = mode;
+            OK
+        }
+    }
+}
+
+fn setinfo(s: &mut Session, attr: &[u8], value: &[u8]) -> Reply {
+    let is_name = eq_ignore_case(attr, "lib-name");
+    if !is_name && !eq_ignore_case(attr, "lib-ver") {
+        return Reply::err(format!(
+            "ERR Unrecognized option '{}'",
+            String::from_utf8_lossy(attr)
+        ));
+    }
+    if !valid_client_name(value) {
+        let what = if is_name { "lib-name" } else { "lib-ver" };
+        return Reply::err(format!(
+            "ERR {what} cannot contain spaces, newlines or special characters."
+        ));
+    }
+    let mut info = s.conn.handle.info.lock().expect("client info lock");
+    let v = String::from_utf8_lossy(value).into_owned();
+    if is_name {
+        info.lib_name = v;
+    } else {
+        info.lib_ver = v;
+    }
+    OK
+}
+
+/// One CLIENT LIST line, with the fields Redis 7 prints, in its order.
+pub fn describe(c: &ClientInfo, current: u64) -> String {
+    let now = Instant::now();
+    let cmd = if c.id == current {
+        "client|list"
+    } else {
+        c.last_cmd.as_str()
+    };
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        c.name,
+        now.duration_since(c.created).as_secs(),
+        now.duration_since(c.last_interaction).as_secs(),
+        if c.no_evict { "e" } else { "N" },
+        c.db,
+        cmd,
+        c.user,
+        c.resp,
+        c.lib_name,
+        c.lib_ver,
+    )
+}
+
+fn list(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut j = 2;
+    while j < args.len() {
+        if eq_ignore_case(&args[j], "type") && j + 1 < args.len() {
+            let t = lower(&args[j + 1]);
+            if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
+                return Reply::err(format!(
+                    "ERR Unknown client type '{}'",
+                    String::from_utf8_lossy(&args[j + 1])
+                ));
+            }
+            if t != "normal" {
+                ids = Some(Vec::new());
+            }
+            j += 2;
+        } else if eq_ignore_case(&args[j], "id") && j + 1 < args.len() {
+            let mut list = Vec::new();
+            for a in &args[j + 1..] {
+                match int_arg(a) {
+                    Ok(v) if v > 0 => list.push(v as u64),
+                    _ => return Reply::err("ERR Invalid client ID"),
+                }
+            }
+            ids = Some(list);
+            j = args.len();
+        } else {
+            return Reply::err(SYNTAX);
+        }
+    }
+    s.sync_client_info();
+    let mut text = String::new();
+    for c in s.server.clients.snapshot() {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+            continue;
+        }
+        text.push_str(&describe(&c, s.conn.id));
+        text.push('\n');
+    }
+    Reply::Verbatim(Bytes::from(text))
+}
+
+fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
+    let me = s.conn.id;
+    if args.len() == 3 {
+        // Old form: CLIENT KILL addr:port.
+        let addr = String::from_utf8_lossy(&args[2]).into_owned();
+        let (n, self_hit) = s
+            .server
+            .clients
+            .kill_where(me, |c| c.addr.to_string() == addr);
+        if self_hit {
+            s.conn.close_after_reply = true;
+        }
+        return if n == 0 {
+            Reply::err("ERR No such client")
+        } else {
+            OK
+        };
+    }
+    let mut id: Option<u64> = None;
+    let mut addr: Option<String> = None;
+    let mut laddr: Option<String> = None;
+    let mut user: Option<String> = None;
+    let mut max_age: Option<u64> = None;
+    let mut kind_ok = true;
+    let mut skip_me = true;
+    let mut j = 2;
+    while j < args.len() {
+        if j + 1 >= args.len() {
+            return Reply::err(SYNTAX);
+        }
+        let opt = lower(&args[j]);
+        let val = &args[j + 1];
+        match opt.as_str() {
+            "id" => match int_arg(val) {
+                Ok(v) if v > 0 => id = Some(v as u64),
+                _ => return Reply::err("ERR client-id should be greater than 0"),
+            },
+            "addr" => addr = Some(String::from_utf8_lossy(val).into_owned()),
+            "laddr" => laddr = Some(String::from_utf8_lossy(val).into_owned()),
+            "user" => user = Some(String::from_utf8_lossy(val).into_owned()),
+            "maxage" => match int_arg(val) {
+                Ok(v) if v >= 0 => max_age = Some(v as u64),
+                _ => return Reply::err(SYNTAX),
+            },
+            "type" => {
+                let t = lower(val);
+                if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
+                    return Reply::err(format!(
+                        "ERR Unknown client type '{}'",
+                        String::from_utf8_lossy(val)
+                    ));
+                }
+                kind_ok = t == "normal";
+            }
+            "skipme" => {
+                if eq_ignore_case(val, "yes") {
+                    skip_me = true;
+                } else if eq_ignore_case(val, "no") {
+                    skip_me = false;
+                } else {
+                    return Reply::err(SYNTAX);
+                }
+            }
+            _ => return Reply::err(SYNTAX),
+        }
+        j += 2;
+    }
+    let now = Instant::now();
+    let (n, self_hit) = s.server.clients.kill_where(me, |c| {
+        kind_ok
+            && id.is_none_or(|i| c.id == i)
+            && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
+            && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)
+            && user.as_ref().is_none_or(|u| c.user == *u)
+            && max_age.is_none_or(|m| now.duration_since(c.created).as_secs() >= m)
+            && !(skip_me && c.id == me)
+    });
+    if self_hit {
+        s.conn.close_after_reply = true;
+    }
+    Reply::Int(n as i64)
+}

@@ -1,0 +1,99 @@
+//! CONFIG GET | SET | RESETSTAT | REWRITE | HELP.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+use warpengine_storage::glob_match;
+
+use super::util::{help, lower, unknown_subcommand, wrong_arity};
+use crate::config::SetError;
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+use crate::session::Session;
+
+pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
+    let sub = lower(&args[1]);
+    match sub.as_str() {
+        "help" if args.len() == 2 => help(
+            "CONFIG",
+            &[
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "SET <directive> <value>",
+                "    Set the configuration <directive> to <value>.",
+                "RESETSTAT",
+                "    Reset statistics reported by the INFO command.",
+                "REWRITE",
+                "    Rewrite the configuration file.",
+            ],
+        ),
+        "get" if args.len() >= 3 => get(s, &args[2..]),
+        "set" if args.len() >= 4 && args.len() % 2 == 0 => set(s, &args[2..]),
+        "resetstat" if args.len() == 2 => {
+            for w in &s.server.worker_stats {
+                w.reset();
+            }
+            for i in 0..s.server.threads() {
+                s.server.lock_shard(i).stats = Default::default();
+            }
+            OK
+        }
+        "rewrite" if args.len() == 2 => {
+            Reply::err("ERR The server is running without a config file")
+        }
+        "help" | "get" | "set" | "resetstat" | "rewrite" => wrong_arity(&format!("config|{sub}")),
+        _ => unknown_subcommand(&args[1], "CONFIG"),
+    }
+}
+
+fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
+    let cfg = s.server.config.read().expect("config lock");
+    let mut pairs = Vec::new();
+    let mut seen = HashSet::new();
+    for p in patterns {
+        let pattern = lower(p);
+        for (name, value) in cfg.iter() {
+            if glob_match(pattern.as_bytes(), name.as_bytes(), true) && seen.insert(name) {
+                pairs.push((Reply::bulk_str(name), Reply::bulk_str(value)));
+            }
+        }
+    }
+    Reply::Map(pairs)
+}
+
+fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
+    let mut cfg = s.server.config.write().expect("config lock");
+    // All or nothing, as in Redis 7: validate every pair on a copy, then commit.
+    let mut next = cfg.clone();
+    let mut seen = HashSet::new();
+    for pair in pairs.chunks(2) {
+        let name = lower(&pair[0]);
+        let value = String::from_utf8_lossy(&pair[1]);
+        if !seen.insert(name.clone()) {
+            return Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+            ));
+        }
+        match next.set(&name, &value, false) {
+            Ok(()) => {}
+            Err(SetError::Unknown(_)) => {
+                return Reply::err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ))
+            }
+            Err(SetError::Immutable(n)) => {
+                return Reply::err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"
+                ))
+            }
+            Err(SetError::Invalid { name, why }) => {
+                return Reply::err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+                ))
+            }
+        }
+    }
+    *cfg = next;
+    s.server.hot.refresh(&cfg);
+    OK
+}

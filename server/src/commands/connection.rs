@@ -1,0 +1,172 @@
+//! Connection commands: PING, ECHO, QUIT, RESET, HELLO, AUTH, SELECT.
+
+use bytes::Bytes;
+
+use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, NOT_INTEGER, SYNTAX};
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+use crate::server::REDIS_VERSION;
+use crate::session::{ReplyMode, Session};
+
+pub fn ping(_s: &mut Session, args: &[Bytes]) -> Reply {
+    match args.len() {
+        1 => Reply::Status("PONG"),
+        2 => Reply::Bulk(args[1].clone()),
+        _ => super::util::wrong_arity("ping"),
+    }
+}
+
+pub fn echo(_s: &mut Session, args: &[Bytes]) -> Reply {
+    Reply::Bulk(args[1].clone())
+}
+
+pub fn quit(s: &mut Session, _args: &[Bytes]) -> Reply {
+    s.conn.close_after_reply = true;
+    OK
+}
+
+pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
+    let auth_required = s
+        .server
+        .hot
+        .auth_required
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let c = &mut *s.conn;
+    c.db = 0;
+    c.resp3 = false;
+    c.name.clear();
+    c.reply_mode = ReplyMode::On;
+    c.no_touch = false;
+    c.authenticated = !auth_required;
+    s.sync_client_info();
+    Reply::Status("RESET")
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks credentials for the only user WarpEngine has, `default`.
+fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
+    if user.is_some_and(|u| u != b"default") {
+        return Err(Reply::err(WRONGPASS));
+    }
+    let required = s
+        .server
+        .hot
+        .requirepass
+        .read()
+        .expect("requirepass lock")
+        .clone();
+    if required.is_empty() || required.as_bytes() == pass {
+        s.conn.authenticated = true;
+        Ok(())
+    } else {
+        Err(Reply::err(WRONGPASS))
+    }
+}
+
+pub fn auth(s: &mut Session, args: &[Bytes]) -> Reply {
+    if args.len() > 3 {
+        return Reply::err(SYNTAX);
+    }
+    let no_password = s
+        .server
+        .hot
+        .requirepass
+        .read()
+        .expect("requirepass lock")
+        .is_empty();
+    if args.len() == 2 && no_password {
+        return Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+    }
+    let (user, pass) = if args.len() == 3 {
+        (Some(&args[1][..]), &args[2])
+    } else {
+        (None, &args[1])
+    };
+    match authenticate(s, user, pass) {
+        Ok(()) => OK,
+        Err(e) => e,
+    }
+}
+
+/// Client names may not contain spaces, newlines or other special characters.
+pub fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&c| (b'!'..=b'~').contains(&c))
+}
+
+pub const BAD_CLIENT_NAME: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+
+pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut resp3 = s.conn.resp3;
+    let mut j = 1;
+    if args.len() >= 2 {
+        let ver = match int_arg(&args[1]) {
+            Ok(v) => v,
+            Err(_) => return Reply::err("ERR Protocol version is not an integer or out of range"),
+        };
+        if !(2..=3).contains(&ver) {
+            return Reply::err("NOPROTO unsupported protocol version");
+        }
+        resp3 = ver == 3;
+        j = 2;
+    }
+    let mut creds = None;
+    let mut name = None;
+    while j < args.len() {
+        let more = args.len() - j - 1;
+        if eq_ignore_case(&args[j], "auth") && more >= 2 {
+            creds = Some((args[j + 1].clone(), args[j + 2].clone()));
+            j += 3;
+        } else if eq_ignore_case(&args[j], "setname") && more >= 1 {
+            name = Some(args[j + 1].clone());
+            j += 2;
+        } else {
+            return Reply::err(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(&args[j])
+            ));
+        }
+    }
+    if let Some((user, pass)) = creds {
+        if let Err(e) = authenticate(s, Some(&user), &pass) {
+            return e;
+        }
+    }
+    if !s.conn.authenticated {
+        return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    if let Some(name) = name {
+        if !valid_client_name(&name) {
+            return Reply::err(BAD_CLIENT_NAME);
+        }
+        s.conn.name = String::from_utf8_lossy(&name).into_owned();
+    }
+    s.conn.resp3 = resp3;
+    s.sync_client_info();
+    Reply::Map(vec![
+        (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+        (Reply::bulk_str("version"), Reply::bulk_str(REDIS_VERSION)),
+        (
+            Reply::bulk_str("proto"),
+            Reply::Int(if resp3 { 3 } else { 2 }),
+        ),
+        (Reply::bulk_str("id"), Reply::Int(s.conn.id as i64)),
+        (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+        (Reply::bulk_str("role"), Reply::bulk_str("master")),
+        (Reply::bulk_str("modules"), Reply::Array(vec![])),
+    ])
+}
+
+pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
+    let id = match int_arg(&args[1]) {
+        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(NOT_INTEGER),
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if id < 0 || id as usize >= s.server.databases() {
+        return Reply::err(DB_OUT_OF_RANGE);
+    }
+    s.conn.db = id as usize;
+    OK
+}

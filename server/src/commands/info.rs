@@ -1,0 +1,265 @@
+//! INFO: server, clients, memory, persistence, stats, replication, cpu, commandstats,
+//! keyspace, and WarpEngine's own shards section.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+
+use super::TABLE;
+use crate::protocol::Reply;
+use crate::server::{Server, REDIS_VERSION};
+use crate::session::Session;
+
+const DEFAULT: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+    "shards",
+];
+const ALL_EXTRA: &[&str] = &["commandstats"];
+
+pub fn info(s: &mut Session, args: &[Bytes]) -> Reply {
+    let mut wanted: Vec<String> = Vec::new();
+    for a in &args[1..] {
+        let name = String::from_utf8_lossy(a).to_ascii_lowercase();
+        match name.as_str() {
+            "default" => wanted.extend(DEFAULT.iter().map(|s| s.to_string())),
+            "all" | "everything" => {
+                wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
+                wanted.extend(ALL_EXTRA.iter().map(|s| s.to_string()));
+            }
+            _ => wanted.push(name),
+        }
+    }
+    if wanted.is_empty() {
+        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
+    }
+    let mut out = String::new();
+    let mut seen = Vec::new();
+    for section in wanted {
+        if seen.contains(&section) {
+            continue;
+        }
+        let before = out.len();
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        if !write_section(s, &section, &mut out) {
+            out.truncate(before);
+        }
+        seen.push(section);
+    }
+    Reply::Verbatim(Bytes::from(out))
+}
+
+fn rusage() -> (f64, f64) {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_stime), secs(ru.ru_utime))
+}
+
+/// Resident set size in bytes, from /proc/self/statm.
+pub fn rss_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn human_bytes(n: u64) -> String {
+    let n = n as f64;
+    if n < 1024.0 {
+        format!("{n}B")
+    } else if n < 1024.0 * 1024.0 {
+        format!("{:.2}K", n / 1024.0)
+    } else if n < 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2}M", n / 1024.0 / 1024.0)
+    } else {
+        format!("{:.2}G", n / 1024.0 / 1024.0 / 1024.0)
+    }
+}
+
+fn sum(server: &Server, f: impl Fn(&crate::server::WorkerStats) -> u64) -> u64 {
+    server.worker_stats.iter().map(f).sum()
+}
+
+fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
+    let server = s.server;
+    let cfg = server.config.read().expect("config lock").clone();
+    match section {
+        "server" => {
+            let uptime = server.started.elapsed().as_secs();
+            let _ = write!(
+                out,
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:warpengine\r\nwarpengine_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\nthreads:{}\r\n",
+                std::env::consts::OS,
+                std::env::consts::ARCH,
+                env!("CARGO_PKG_VERSION"),
+                std::process::id(),
+                server.run_id,
+                server.port,
+                crate::server::unix_ms() * 1000,
+                uptime / 86400,
+                cfg.get("hz"),
+                cfg.get("hz"),
+                (crate::server::unix_ms() / 1000) & ((1 << 24) - 1),
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                server.threads(),
+            );
+        }
+        "clients" => {
+            let _ = write!(
+                out,
+                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:0\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                server.clients.count(),
+                cfg.get("maxclients"),
+            );
+        }
+        "memory" => {
+            let rss = rss_bytes();
+            let maxmemory: u64 = cfg.get("maxmemory").parse().unwrap_or(0);
+            // Until per-value accounting lands, used_memory is the process's resident size.
+            let _ = write!(
+                out,
+                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                human_bytes(rss),
+                human_bytes(rss),
+                human_bytes(rss),
+                human_bytes(maxmemory),
+                cfg.get("maxmemory-policy"),
+            );
+        }
+        "persistence" => {
+            let _ = write!(
+                out,
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
+                server.lastsave.load(Relaxed),
+            );
+        }
+        "stats" => {
+            let (mut hits, mut misses, mut expired) = (0, 0, 0);
+            for i in 0..server.threads() {
+                let mut shard = server.lock_shard(i);
+                let lazily: u64 = shard.dbs.iter_mut().map(|d| d.take_expired_count()).sum();
+                shard.stats.expired_keys += lazily;
+                hits += shard.stats.keyspace_hits;
+                misses += shard.stats.keyspace_misses;
+                expired += shard.stats.expired_keys;
+            }
+            let commands: u64 = server
+                .worker_stats
+                .iter()
+                .flat_map(|w| w.commands.iter())
+                .map(|c| c.calls.load(Relaxed))
+                .sum();
+            let _ = write!(
+                out,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                server.stats.total_connections_received.load(Relaxed),
+                sum(server, |w| w.net_input_bytes.load(Relaxed)),
+                sum(server, |w| w.net_output_bytes.load(Relaxed)),
+                server.stats.rejected_connections.load(Relaxed),
+                sum(server, |w| w.error_replies.load(Relaxed)),
+            );
+        }
+        "replication" => {
+            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\n");
+        }
+        "cpu" => {
+            let (sys, user) = rusage();
+            let _ = write!(
+                out,
+                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+            );
+        }
+        "modules" => out.push_str("# Modules\r\n"),
+        "errorstats" => out.push_str("# Errorstats\r\n"),
+        "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            for (i, spec) in TABLE.iter().enumerate() {
+                let get = |f: fn(&crate::server::CommandCounter) -> u64| {
+                    server
+                        .worker_stats
+                        .iter()
+                        .map(|w| f(&w.commands[i]))
+                        .sum::<u64>()
+                };
+                let calls = get(|c| c.calls.load(Relaxed));
+                let rejected = get(|c| c.rejected.load(Relaxed));
+                if calls == 0 && rejected == 0 {
+                    continue;
+                }
+                let usec = get(|c| c.usec.load(Relaxed));
+                let failed = get(|c| c.failed.load(Relaxed));
+                let per_call = if calls > 0 {
+                    usec as f64 / calls as f64
+                } else {
+                    0.0
+                };
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n",
+                    spec.name
+                );
+            }
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            let dbs = server.databases();
+            let mut keys = vec![0usize; dbs];
+            let mut expires = vec![0usize; dbs];
+            for i in 0..server.threads() {
+                let shard = server.lock_shard(i);
+                for (d, db) in shard.dbs.iter().enumerate() {
+                    keys[d] += db.len();
+                    expires[d] += db.volatile_len();
+                }
+            }
+            for d in 0..dbs {
+                if keys[d] > 0 {
+                    let _ = write!(
+                        out,
+                        "db{d}:keys={},expires={},avg_ttl=0\r\n",
+                        keys[d], expires[d]
+                    );
+                }
+            }
+        }
+        "shards" => {
+            out.push_str("# Shards\r\n");
+            for i in 0..server.threads() {
+                let st = server.lock_shard(i).stats.clone();
+                let w = &server.worker_stats[i];
+                let _ = write!(
+                    out,
+                    "shard{i}:local_requests={},remote_requests_in={},remote_batches_in={},remote_requests_out={},remote_batches_out={},cross_shard_commands={}\r\n",
+                    st.local_requests,
+                    st.remote_requests,
+                    st.remote_batches,
+                    w.remote_commands_sent.load(Relaxed),
+                    w.remote_batches_sent.load(Relaxed),
+                    w.cross_shard_commands.load(Relaxed),
+                );
+            }
+        }
+        _ => return false,
+    }
+    true
+}

@@ -1,0 +1,426 @@
+//! Generic keyspace commands: DEL, EXISTS, expiry, RENAME, COPY, MOVE, KEYS, SCAN, RANDOMKEY.
+
+use bytes::Bytes;
+use warpengine_storage::{glob_match, Entry};
+
+use super::util::{
+    eq_ignore_case, int_arg, DB_OUT_OF_RANGE, NOT_INTEGER, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
+};
+use crate::keyctx::KeyCtx;
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+use crate::server::unix_ms;
+use crate::session::Session;
+
+pub fn del(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let removed = args[1..].iter().filter(|k| ctx.remove(k).is_some()).count();
+    Reply::Int(removed as i64)
+}
+
+pub fn exists(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let n = args[1..].iter().filter(|k| ctx.read(k).is_some()).count();
+    Reply::Int(n as i64)
+}
+
+pub fn touch(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let n = args[1..].iter().filter(|k| ctx.write(k).is_some()).count();
+    Reply::Int(n as i64)
+}
+
+pub fn type_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let now = ctx.now_ms;
+    match ctx.db(&args[1]).get(&args[1], now) {
+        Some(e) => Reply::Status(e.value.type_name()),
+        None => Reply::Status("none"),
+    }
+}
+
+#[derive(Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
+    let mut f = ExpireFlags::default();
+    for opt in &args[3..] {
+        if eq_ignore_case(opt, "nx") {
+            f.nx = true;
+        } else if eq_ignore_case(opt, "xx") {
+            f.xx = true;
+        } else if eq_ignore_case(opt, "gt") {
+            f.gt = true;
+        } else if eq_ignore_case(opt, "lt") {
+            f.lt = true;
+        } else {
+            return Err(Reply::err(format!(
+                "ERR Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if f.nx && (f.xx || f.gt || f.lt) {
+        return Err(Reply::err(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if f.gt && f.lt {
+        return Err(Reply::err(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(f)
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT: `relative` adds the current time; `seconds` scales.
+fn expire_generic(
+    ctx: &mut KeyCtx,
+    args: &[Bytes],
+    name: &str,
+    relative: bool,
+    seconds: bool,
+) -> Reply {
+    let flags = match parse_expire_flags(args) {
+        Ok(f) => f,
+        Err(e) => return e,
+    };
+    let mut when = match int_arg(&args[2]) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let invalid = || Reply::err(format!("ERR invalid expire time in '{name}' command"));
+    if seconds {
+        if when > i64::MAX / 1000 || when < i64::MIN / 1000 {
+            return invalid();
+        }
+        when *= 1000;
+    }
+    let base = if relative { ctx.now_ms as i64 } else { 0 };
+    if when > i64::MAX - base {
+        return invalid();
+    }
+    when += base;
+    let key = &args[1];
+    let Some(entry) = ctx.write(key) else {
+        return Reply::Int(0);
+    };
+    let current: i64 = if entry.expire_at == 0 {
+        -1
+    } else {
+        entry.expire_at as i64
+    };
+    if (flags.nx && current != -1)
+        || (flags.xx && current == -1)
+        || (flags.gt && (when <= current || current == -1))
+        || (flags.lt && current != -1 && when >= current)
+    {
+        return Reply::Int(0);
+    }
+    let now = ctx.now_ms as i64;
+    if when <= now {
+        ctx.db(key).remove(key);
+    } else {
+        ctx.db(key).set_expire(key, when as u64);
+    }
+    Reply::Int(1)
+}
+
+pub fn expire(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, "expire", true, true)
+}
+
+pub fn pexpire(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, "pexpire", true, false)
+}
+
+pub fn expireat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, "expireat", false, true)
+}
+
+pub fn pexpireat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    expire_generic(ctx, args, "pexpireat", false, false)
+}
+
+/// The key's expiry in ms, -1 without one, -2 when the key is absent.
+fn expiry_of(ctx: &mut KeyCtx, key: &[u8]) -> i64 {
+    match ctx.read(key) {
+        None => -2,
+        Some(e) if e.expire_at == 0 => -1,
+        Some(e) => e.expire_at as i64,
+    }
+}
+
+pub fn ttl(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match expiry_of(ctx, &args[1]) {
+        at if at < 0 => Reply::Int(at),
+        at => Reply::Int(((at - ctx.now_ms as i64).max(0) + 500) / 1000),
+    }
+}
+
+pub fn pttl(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match expiry_of(ctx, &args[1]) {
+        at if at < 0 => Reply::Int(at),
+        at => Reply::Int((at - ctx.now_ms as i64).max(0)),
+    }
+}
+
+pub fn expiretime(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match expiry_of(ctx, &args[1]) {
+        at if at < 0 => Reply::Int(at),
+        at => Reply::Int(at / 1000),
+    }
+}
+
+pub fn pexpiretime(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    Reply::Int(expiry_of(ctx, &args[1]))
+}
+
+pub fn persist(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    match ctx.write(key) {
+        Some(e) if e.expire_at != 0 => {
+            ctx.db(key).set_expire(key, 0);
+            Reply::Int(1)
+        }
+        _ => Reply::Int(0),
+    }
+}
+
+fn rename_generic(ctx: &mut KeyCtx, args: &[Bytes], nx: bool) -> Reply {
+    let (src, dst) = (&args[1], &args[2]);
+    if ctx.write(src).is_none() {
+        return Reply::err(NO_SUCH_KEY);
+    }
+    if src == dst {
+        return if nx { Reply::Int(0) } else { OK };
+    }
+    if ctx.write(dst).is_some() {
+        if nx {
+            return Reply::Int(0);
+        }
+        ctx.db(dst).remove(dst);
+    }
+    let entry = ctx.db(src).remove(src).expect("checked present above");
+    ctx.db(dst).insert_entry(dst, entry);
+    if nx {
+        Reply::Int(1)
+    } else {
+        OK
+    }
+}
+
+pub fn rename(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    rename_generic(ctx, args, false)
+}
+
+pub fn renamenx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    rename_generic(ctx, args, true)
+}
+
+fn db_index_arg(ctx: &KeyCtx, arg: &[u8]) -> Result<usize, Reply> {
+    let id = int_arg(arg)?;
+    if id < i32::MIN as i64 || id > i32::MAX as i64 {
+        return Err(Reply::err(NOT_INTEGER));
+    }
+    if id < 0 || id as usize >= ctx.databases() {
+        return Err(Reply::err(DB_OUT_OF_RANGE));
+    }
+    Ok(id as usize)
+}
+
+pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (src, dst) = (&args[1], &args[2]);
+    let mut replace = false;
+    let mut dst_db = ctx.db;
+    let mut j = 3;
+    while j < args.len() {
+        if eq_ignore_case(&args[j], "replace") {
+            replace = true;
+        } else if eq_ignore_case(&args[j], "db") && j + 1 < args.len() {
+            dst_db = match db_index_arg(ctx, &args[j + 1]) {
+                Ok(d) => d,
+                Err(e) => return e,
+            };
+            j += 1;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 1;
+    }
+    if dst_db == ctx.db && src == dst {
+        return Reply::err(SAME_OBJECT);
+    }
+    let Some(entry) = ctx.read(src) else {
+        return Reply::Int(0);
+    };
+    let copy = Entry {
+        value: entry.value.clone(),
+        expire_at: entry.expire_at,
+        last_access: entry.last_access,
+    };
+    let now = ctx.now_ms;
+    let target = ctx.db_at(dst, dst_db);
+    if target.contains(dst, now) {
+        if !replace {
+            return Reply::Int(0);
+        }
+        target.remove(dst);
+    }
+    target.insert_entry(dst, copy);
+    Reply::Int(1)
+}
+
+pub fn move_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let target = match int_arg(&args[2]) {
+        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(NOT_INTEGER),
+        Ok(v) if v < 0 || v as usize >= ctx.databases() => return Reply::err(DB_OUT_OF_RANGE),
+        Ok(v) => v as usize,
+        Err(e) => return e,
+    };
+    if target == ctx.db {
+        return Reply::err(SAME_OBJECT);
+    }
+    if ctx.write(key).is_none() {
+        return Reply::Int(0);
+    }
+    let now = ctx.now_ms;
+    if ctx.db_at(key, target).contains(key, now) {
+        return Reply::Int(0);
+    }
+    let entry = ctx.db(key).remove(key).expect("checked present above");
+    ctx.db_at(key, target).insert_entry(key, entry);
+    Reply::Int(1)
+}
+
+pub fn keys(s: &mut Session, args: &[Bytes]) -> Reply {
+    let pattern = &args[1];
+    let all = pattern.as_ref() == b"*";
+    let now = unix_ms();
+    let mut out = Vec::new();
+    for id in 0..s.server.threads() {
+        let shard = s.server.lock_shard(id);
+        for (k, _) in shard.dbs[s.conn.db].iter_live(now) {
+            if all || glob_match(pattern, k, false) {
+                out.push(Reply::Bulk(k.clone()));
+            }
+        }
+    }
+    Reply::Array(out)
+}
+
+/// SCAN's cursor packs the shard being walked and the position within it: `pos * shards + shard`.
+/// Positions start at 1 (0 would read as "start"), so a returned cursor is never 0 unless done.
+pub fn scan(s: &mut Session, args: &[Bytes]) -> Reply {
+    let Some(cursor) = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|c| c.parse::<u64>().ok())
+    else {
+        return Reply::err("ERR invalid cursor");
+    };
+    let mut count = 10usize;
+    let mut pattern: Option<&Bytes> = None;
+    let mut type_filter: Option<String> = None;
+    let mut j = 2;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        if eq_ignore_case(&args[j], "count") && more {
+            match int_arg(&args[j + 1]) {
+                Ok(c) if c >= 1 => count = c as usize,
+                Ok(_) => return Reply::err(SYNTAX),
+                Err(e) => return e,
+            }
+        } else if eq_ignore_case(&args[j], "match") && more {
+            // A lone "*" matches everything, the empty key included (Redis skips matching).
+            pattern = Some(&args[j + 1]).filter(|p| p.as_ref() != b"*");
+        } else if eq_ignore_case(&args[j], "type") && more {
+            type_filter = Some(String::from_utf8_lossy(&args[j + 1]).to_ascii_lowercase());
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 2;
+    }
+    let shards = s.server.threads() as u64;
+    let (mut shard, mut pos) = if cursor == 0 {
+        (0usize, 0usize)
+    } else {
+        ((cursor % shards) as usize, (cursor / shards) as usize)
+    };
+    if shard >= shards as usize {
+        shard = 0;
+    }
+    let now = unix_ms();
+    let mut keys = Vec::new();
+    let mut budget = count;
+    let next_cursor;
+    loop {
+        let mut guard = s.server.lock_shard(shard);
+        let db = &mut guard.dbs[s.conn.db];
+        let step = db.scan(pos, budget, now);
+        budget = budget.saturating_sub(step.keys.len().max(1));
+        for k in step.keys {
+            if pattern.is_some_and(|p| !glob_match(p, &k, false)) {
+                continue;
+            }
+            if let Some(t) = &type_filter {
+                if db.get(&k, now).is_none_or(|e| e.value.type_name() != t) {
+                    continue;
+                }
+            }
+            keys.push(Reply::Bulk(k));
+        }
+        drop(guard);
+        if step.next != 0 {
+            next_cursor = step.next as u64 * shards + shard as u64;
+            break;
+        }
+        shard += 1;
+        pos = 0;
+        if shard as u64 >= shards {
+            next_cursor = 0;
+            break;
+        }
+        if budget == 0 {
+            // Resume at the top of the next shard: its full length is the starting position.
+            let len = s.server.lock_shard(shard).dbs[s.conn.db].len();
+            if len == 0 {
+                continue;
+            }
+            next_cursor = len as u64 * shards + shard as u64;
+            break;
+        }
+    }
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next_cursor.to_string())),
+        Reply::Array(keys),
+    ])
+}
+
+pub fn randomkey(s: &mut Session, _args: &[Bytes]) -> Reply {
+    let now = unix_ms();
+    let mut guards = s.server.lock_all();
+    let db = s.conn.db;
+    let total: usize = guards.iter().map(|g| g.dbs[db].len()).sum();
+    if total == 0 {
+        return Reply::Nil;
+    }
+    // Pick a shard in proportion to its size, so every key is equally likely.
+    let mut pick = (unix_ms() as usize ^ (total.wrapping_mul(2654435761))) % total;
+    for g in guards.iter_mut() {
+        let len = g.dbs[db].len();
+        if pick < len {
+            if let Some(k) = g.dbs[db].random_key(now) {
+                return Reply::Bulk(k);
+            }
+        }
+        pick = pick.saturating_sub(len);
+    }
+    for g in guards.iter_mut() {
+        if let Some(k) = g.dbs[db].random_key(now) {
+            return Reply::Bulk(k);
+        }
+    }
+    Reply::Nil
+}

@@ -1,0 +1,93 @@
+//! OBJECT ENCODING | REFCOUNT | IDLETIME | FREQ | HELP.
+
+use bytes::Bytes;
+use warpengine_storage::value::parse_strict_i64;
+use warpengine_storage::Value;
+
+use super::util::{eq_ignore_case, help, unknown_subcommand, wrong_arity};
+use crate::keyctx::KeyCtx;
+use crate::protocol::Reply;
+
+/// OBJECT's key is its third argument, when there is one.
+pub fn keys(args: &[Bytes]) -> Vec<usize> {
+    if args.len() >= 3 {
+        vec![2]
+    } else {
+        Vec::new()
+    }
+}
+
+fn policy_is_lfu(ctx: &KeyCtx) -> bool {
+    ctx.server
+        .config
+        .read()
+        .expect("config lock")
+        .get("maxmemory-policy")
+        .contains("lfu")
+}
+
+pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    if eq_ignore_case(sub, "help") {
+        return help(
+            "OBJECT",
+            &[
+                "ENCODING <key>",
+                "    Return the kind of internal representation used in order to store the value",
+                "    associated with a <key>.",
+                "FREQ <key>",
+                "    Return the access frequency index of the <key>. The returned integer is",
+                "    proportional to the logarithm of the recent access frequency of the key.",
+                "IDLETIME <key>",
+                "    Return the idle time of the <key>, that is the approximated number of",
+                "    seconds elapsed since the last access to the key.",
+                "REFCOUNT <key>",
+                "    Return the number of references of the value associated with the specified",
+                "    <key>.",
+            ],
+        );
+    }
+    let name = match () {
+        _ if eq_ignore_case(sub, "encoding") => "encoding",
+        _ if eq_ignore_case(sub, "refcount") => "refcount",
+        _ if eq_ignore_case(sub, "idletime") => "idletime",
+        _ if eq_ignore_case(sub, "freq") => "freq",
+        _ => return unknown_subcommand(sub, "OBJECT"),
+    };
+    if args.len() != 3 {
+        return wrong_arity(&format!("object|{name}"));
+    }
+    let lfu = policy_is_lfu(ctx);
+    let (now, clock) = (ctx.now_ms, ctx.clock);
+    let db = ctx.db;
+    // OBJECT looks keys up without touching them.
+    let Some(entry) = ctx.shard(&args[2]).dbs[db].get(&args[2], now) else {
+        return Reply::Nil;
+    };
+    match name {
+        "encoding" => Reply::bulk_str(entry.value.encoding()),
+        "refcount" => match &entry.value {
+            // Redis shares the integers 0..10000 as immortal objects.
+            Value::Str(s)
+                if s.encoding() == "int"
+                    && parse_strict_i64(s.as_slice()).is_some_and(|v| (0..10000).contains(&v)) =>
+            {
+                Reply::Int(i32::MAX as i64)
+            }
+            _ => Reply::Int(1),
+        },
+        "idletime" => {
+            if lfu {
+                return Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+            }
+            Reply::Int(clock.saturating_sub(entry.last_access) as i64)
+        }
+        _ => {
+            if !lfu {
+                return Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
+            }
+            // Access frequency comes with the eviction work (LFU counters per key).
+            Reply::err("ERR access frequency is not tracked by this server yet")
+        }
+    }
+}

@@ -1,0 +1,620 @@
+//! String commands: GET, SET and friends, counters, ranges, LCS.
+
+use bytes::Bytes;
+use warpengine_storage::value::parse_strict_i64;
+use warpengine_storage::{Entry, StrValue, Value};
+
+use super::util::{eq_ignore_case, float_arg, int_arg, NOT_FLOAT, NOT_INTEGER, SYNTAX};
+use crate::keyctx::{KeyCtx, WRONGTYPE};
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+
+const TOO_BIG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+
+fn max_string(ctx: &KeyCtx) -> u64 {
+    ctx.server
+        .hot
+        .proto_max_bulk_len
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+pub fn get(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match ctx.read_str(&args[1]) {
+        Ok(Some(s)) => Reply::Bulk(s.to_bytes()),
+        Ok(None) => Reply::Nil,
+        Err(e) => e,
+    }
+}
+
+/// Expiry options shared by SET and GETEX.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ExpireOpt {
+    None,
+    KeepTtl,
+    Persist,
+    /// Absolute Unix milliseconds.
+    At(u64),
+}
+
+#[derive(Default)]
+struct SetFlags {
+    nx: bool,
+    xx: bool,
+    get: bool,
+}
+
+/// Parses SET/GETEX options the way Redis's `parseExtendedStringArgumentsOrReply` does,
+/// including which combinations are a syntax error.
+fn parse_set_options(
+    args: &[Bytes],
+    from: usize,
+    is_set: bool,
+    command: &str,
+    now_ms: u64,
+) -> Result<(SetFlags, ExpireOpt), Reply> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Unit {
+        Ex,
+        Px,
+        ExAt,
+        PxAt,
+    }
+    let mut flags = SetFlags::default();
+    let mut keepttl = false;
+    let mut persist = false;
+    let mut unit: Option<(Unit, &Bytes)> = None;
+    let mut j = from;
+    while j < args.len() {
+        let opt = &args[j];
+        let has_next = j + 1 < args.len();
+        let timed = |u: Unit| unit.is_some_and(|(x, _)| x != u);
+        if is_set && eq_ignore_case(opt, "nx") && !flags.xx {
+            flags.nx = true;
+        } else if is_set && eq_ignore_case(opt, "xx") && !flags.nx {
+            flags.xx = true;
+        } else if is_set && eq_ignore_case(opt, "get") {
+            flags.get = true;
+        } else if is_set && eq_ignore_case(opt, "keepttl") && !persist && unit.is_none() {
+            keepttl = true;
+        } else if !is_set && eq_ignore_case(opt, "persist") && unit.is_none() && !keepttl {
+            persist = true;
+        } else if let Some(u) = [
+            ("ex", Unit::Ex),
+            ("px", Unit::Px),
+            ("exat", Unit::ExAt),
+            ("pxat", Unit::PxAt),
+        ]
+        .iter()
+        .find(|(name, _)| eq_ignore_case(opt, name))
+        .map(|(_, u)| *u)
+        .filter(|u| !keepttl && !persist && !timed(*u) && has_next)
+        {
+            unit = Some((u, &args[j + 1]));
+            j += 1;
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        j += 1;
+    }
+    let expire = if let Some((u, raw)) = unit {
+        let invalid = || Reply::err(format!("ERR invalid expire time in '{command}' command"));
+        let v = int_arg(raw)?;
+        let seconds = matches!(u, Unit::Ex | Unit::ExAt);
+        if v <= 0 || (seconds && v > i64::MAX / 1000) {
+            return Err(invalid());
+        }
+        let mut ms = if seconds { v * 1000 } else { v };
+        if matches!(u, Unit::Ex | Unit::Px) {
+            if ms > i64::MAX - now_ms as i64 {
+                return Err(invalid());
+            }
+            ms += now_ms as i64;
+        }
+        ExpireOpt::At(ms as u64)
+    } else if keepttl {
+        ExpireOpt::KeepTtl
+    } else if persist {
+        ExpireOpt::Persist
+    } else {
+        ExpireOpt::None
+    };
+    Ok((flags, expire))
+}
+
+/// Stores a string, honouring KEEPTTL and deleting at once when the expiry is already past.
+fn store(ctx: &mut KeyCtx, key: &[u8], value: Bytes, expire: ExpireOpt) {
+    let now = ctx.now_ms;
+    let expire_at = match expire {
+        ExpireOpt::KeepTtl => ctx.db(key).get(key, now).map_or(0, |e| e.expire_at),
+        ExpireOpt::At(at) => at,
+        ExpireOpt::None | ExpireOpt::Persist => 0,
+    };
+    if expire_at != 0 && expire_at <= now {
+        ctx.db(key).remove(key);
+        return;
+    }
+    ctx.set_string(key, Bytes::copy_from_slice(&value), expire_at);
+}
+
+pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (flags, expire) = match parse_set_options(args, 3, true, "set", ctx.now_ms) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let key = &args[1];
+    let old = if flags.get {
+        match ctx.read_str(key) {
+            Ok(v) => Some(v.map(StrValue::to_bytes)),
+            Err(e) => return e,
+        }
+    } else {
+        None
+    };
+    let found = match &old {
+        Some(v) => v.is_some(),
+        None => ctx.exists(key),
+    };
+    if (flags.nx && found) || (flags.xx && !found) {
+        return match old {
+            Some(v) => v.map_or(Reply::Nil, Reply::Bulk),
+            None => Reply::Nil,
+        };
+    }
+    store(ctx, key, args[2].clone(), expire);
+    match old {
+        Some(v) => v.map_or(Reply::Nil, Reply::Bulk),
+        None => OK,
+    }
+}
+
+pub fn setnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    if ctx.exists(&args[1]) {
+        return Reply::Int(0);
+    }
+    store(ctx, &args[1], args[2].clone(), ExpireOpt::None);
+    Reply::Int(1)
+}
+
+fn set_with_ttl(ctx: &mut KeyCtx, args: &[Bytes], name: &str, unit_ms: i64) -> Reply {
+    let ttl = match int_arg(&args[2]) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let invalid = || Reply::err(format!("ERR invalid expire time in '{name}' command"));
+    if ttl <= 0 || ttl > i64::MAX / unit_ms {
+        return invalid();
+    }
+    let ms = ttl * unit_ms;
+    if ms > i64::MAX - ctx.now_ms as i64 {
+        return invalid();
+    }
+    let at = ctx.now_ms + ms as u64;
+    store(ctx, &args[1], args[3].clone(), ExpireOpt::At(at));
+    OK
+}
+
+pub fn setex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_with_ttl(ctx, args, "setex", 1000)
+}
+
+pub fn psetex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_with_ttl(ctx, args, "psetex", 1)
+}
+
+pub fn getset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let old = match ctx.read_str(&args[1]) {
+        Ok(v) => v.map(StrValue::to_bytes),
+        Err(e) => return e,
+    };
+    store(ctx, &args[1], args[2].clone(), ExpireOpt::None);
+    old.map_or(Reply::Nil, Reply::Bulk)
+}
+
+pub fn getdel(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let old = match ctx.read_str(&args[1]) {
+        Ok(v) => v.map(StrValue::to_bytes),
+        Err(e) => return e,
+    };
+    if old.is_some() {
+        ctx.remove(&args[1]);
+    }
+    old.map_or(Reply::Nil, Reply::Bulk)
+}
+
+pub fn getex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (_, expire) = match parse_set_options(args, 2, false, "getex", ctx.now_ms) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let key = &args[1];
+    let value = match ctx.read_str(key) {
+        Ok(Some(v)) => v.to_bytes(),
+        Ok(None) => return Reply::Nil,
+        Err(e) => return e,
+    };
+    let now = ctx.now_ms;
+    match expire {
+        ExpireOpt::At(at) if at <= now => {
+            ctx.db(key).remove(key);
+        }
+        ExpireOpt::At(at) => {
+            ctx.db(key).set_expire(key, at);
+        }
+        ExpireOpt::Persist => {
+            ctx.db(key).set_expire(key, 0);
+        }
+        ExpireOpt::None | ExpireOpt::KeepTtl => {}
+    }
+    Reply::Bulk(value)
+}
+
+pub fn mget(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    Reply::Array(
+        args[1..]
+            .iter()
+            .map(|k| match ctx.read_str(k) {
+                Ok(Some(s)) => Reply::Bulk(s.to_bytes()),
+                // MGET answers nil for keys of another type rather than failing.
+                _ => Reply::Nil,
+            })
+            .collect(),
+    )
+}
+
+pub fn mset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 0 {
+        return super::util::wrong_arity("mset");
+    }
+    for pair in args[1..].chunks(2) {
+        store(ctx, &pair[0], pair[1].clone(), ExpireOpt::None);
+    }
+    OK
+}
+
+pub fn msetnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    if args.len() % 2 == 0 {
+        return super::util::wrong_arity("msetnx");
+    }
+    if args[1..].chunks(2).any(|pair| ctx.exists(&pair[0])) {
+        return Reply::Int(0);
+    }
+    for pair in args[1..].chunks(2) {
+        store(ctx, &pair[0], pair[1].clone(), ExpireOpt::None);
+    }
+    Reply::Int(1)
+}
+
+pub fn append(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let limit = max_string(ctx);
+    let key = &args[1];
+    match ctx.write(key) {
+        None => {
+            let len = args[2].len();
+            store(ctx, key, args[2].clone(), ExpireOpt::None);
+            Reply::Int(len as i64)
+        }
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => {
+            if (s.len() + args[2].len()) as u64 > limit {
+                return Reply::err(TOO_BIG);
+            }
+            let buf = s.make_owned();
+            buf.extend_from_slice(&args[2]);
+            Reply::Int(buf.len() as i64)
+        }
+        #[allow(unreachable_patterns)]
+        Some(_) => Reply::err(WRONGTYPE),
+    }
+}
+
+pub fn strlen(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match ctx.read_str(&args[1]) {
+        Ok(Some(s)) => Reply::Int(s.len() as i64),
+        Ok(None) => Reply::Int(0),
+        Err(e) => e,
+    }
+}
+
+/// INCR/DECR/INCRBY/DECRBY: the current value must be a strict integer; the TTL is kept.
+fn add_to_integer(ctx: &mut KeyCtx, key: &[u8], delta: i64) -> Reply {
+    let current = match ctx.write(key) {
+        None => 0,
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => match parse_strict_i64(s.as_slice()) {
+            Some(v) => v,
+            None => return Reply::err(NOT_INTEGER),
+        },
+        #[allow(unreachable_patterns)]
+        Some(_) => return Reply::err(WRONGTYPE),
+    };
+    let Some(new) = current.checked_add(delta) else {
+        return Reply::err("ERR increment or decrement would overflow");
+    };
+    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
+    match ctx.write(key) {
+        Some(e) => e.value = Value::string(text),
+        None => ctx.set_string(key, text, 0),
+    }
+    Reply::Int(new)
+}
+
+pub fn incr(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    add_to_integer(ctx, &args[1], 1)
+}
+
+pub fn decr(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    add_to_integer(ctx, &args[1], -1)
+}
+
+pub fn incrby(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match int_arg(&args[2]) {
+        Ok(d) => add_to_integer(ctx, &args[1], d),
+        Err(e) => e,
+    }
+}
+
+pub fn decrby(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match int_arg(&args[2]) {
+        Ok(i64::MIN) => Reply::err("ERR decrement would overflow"),
+        Ok(d) => add_to_integer(ctx, &args[1], -d),
+        Err(e) => e,
+    }
+}
+
+/// Formats a float the way INCRBYFLOAT stores it: plain decimal notation, no exponent, no
+/// trailing zeros.
+pub fn format_human_float(v: f64) -> String {
+    let s = format!("{v}");
+    if s.contains('e') || s.contains('E') {
+        let fixed = format!("{v:.17}");
+        let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+        trimmed.to_string()
+    } else {
+        s
+    }
+}
+
+pub fn incrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let current = match ctx.write(key) {
+        None => 0.0,
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => match super::util::parse_float(s.as_slice()) {
+            Some(v) => v,
+            None => return Reply::err(NOT_FLOAT),
+        },
+        #[allow(unreachable_patterns)]
+        Some(_) => return Reply::err(WRONGTYPE),
+    };
+    let incr = match float_arg(&args[2]) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let new = current + incr;
+    if new.is_nan() || new.is_infinite() {
+        return Reply::err("ERR increment would produce NaN or Infinity");
+    }
+    let text = Bytes::from(format_human_float(new));
+    match ctx.write(key) {
+        Some(e) => e.value = Value::string(text.clone()),
+        None => ctx.set_string(key, text.clone(), 0),
+    }
+    Reply::Bulk(text)
+}
+
+pub fn getrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (mut start, mut end) = match (int_arg(&args[2]), int_arg(&args[3])) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let value = match ctx.read_str(&args[1]) {
+        Ok(Some(s)) => s.to_bytes(),
+        Ok(None) => return Reply::Bulk(Bytes::new()),
+        Err(e) => return e,
+    };
+    if start < 0 && end < 0 && start > end {
+        return Reply::Bulk(Bytes::new());
+    }
+    let len = value.len() as i64;
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return Reply::Bulk(Bytes::new());
+    }
+    Reply::Bulk(value.slice(start as usize..=end as usize))
+}
+
+pub fn setrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let offset = match int_arg(&args[2]) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    if offset < 0 {
+        return Reply::err("ERR offset is out of range");
+    }
+    let limit = max_string(ctx);
+    let value = &args[3];
+    let key = &args[1];
+    let needed = offset as u64 + value.len() as u64;
+    match ctx.write(key) {
+        None => {
+            if value.is_empty() {
+                return Reply::Int(0);
+            }
+            if needed > limit {
+                return Reply::err(TOO_BIG);
+            }
+            let mut buf = vec![0u8; needed as usize];
+            buf[offset as usize..].copy_from_slice(value);
+            let clock = ctx.clock;
+            ctx.db(key)
+                .set(key, Value::Str(StrValue::Owned(buf)), 0, clock);
+            Reply::Int(needed as i64)
+        }
+        Some(Entry {
+            value: Value::Str(s),
+            ..
+        }) => {
+            if value.is_empty() {
+                return Reply::Int(s.len() as i64);
+            }
+            if needed > limit {
+                return Reply::err(TOO_BIG);
+            }
+            let buf = s.make_owned();
+            if buf.len() < needed as usize {
+                buf.resize(needed as usize, 0);
+            }
+            buf[offset as usize..needed as usize].copy_from_slice(value);
+            Reply::Int(buf.len() as i64)
+        }
+        #[allow(unreachable_patterns)]
+        Some(_) => Reply::err(WRONGTYPE),
+    }
+}
+
+pub fn lcs(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let mut values = Vec::with_capacity(2);
+    for key in &args[1..3] {
+        match ctx.read_str(key) {
+            Ok(v) => values.push(v.map(StrValue::to_bytes).unwrap_or_default()),
+            Err(_) => return Reply::err("ERR The specified keys must contain string values"),
+        }
+    }
+    let (mut get_len, mut get_idx, mut with_match_len, mut min_match_len) =
+        (false, false, false, 0i64);
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        let more = args.len() - 1 - j;
+        if eq_ignore_case(opt, "idx") {
+            get_idx = true;
+        } else if eq_ignore_case(opt, "len") {
+            get_len = true;
+        } else if eq_ignore_case(opt, "withmatchlen") {
+            with_match_len = true;
+        } else if eq_ignore_case(opt, "minmatchlen") && more > 0 {
+            min_match_len = match int_arg(&args[j + 1]) {
+                Ok(v) => v.max(0),
+                Err(e) => return e,
+            };
+            j += 1;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 1;
+    }
+    if get_idx && get_len {
+        return Reply::err("ERR If you want both the length and indexes, please just use IDX.");
+    }
+    let (a, b) = (&values[0][..], &values[1][..]);
+    let (alen, blen) = (a.len(), b.len());
+    if (alen as u64 + 1) * (blen as u64 + 1) * 4 > max_string(ctx) {
+        return Reply::err(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        );
+    }
+    let width = blen + 1;
+    let mut dp = vec![0u32; (alen + 1) * width];
+    for i in 1..=alen {
+        for jj in 1..=blen {
+            dp[i * width + jj] = if a[i - 1] == b[jj - 1] {
+                dp[(i - 1) * width + jj - 1] + 1
+            } else {
+                dp[(i - 1) * width + jj].max(dp[i * width + jj - 1])
+            };
+        }
+    }
+    let total = dp[alen * width + blen];
+    if get_len {
+        return Reply::Int(total as i64);
+    }
+    // Walk back from the end, as Redis does, collecting the common string and the ranges.
+    let mut result = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut matches = Vec::new();
+    let (mut i, mut jj) = (alen, blen);
+    let (mut a_start, mut a_end, mut b_start, mut b_end) = (alen, 0usize, 0usize, 0usize);
+    while i > 0 && jj > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[jj - 1] {
+            result[idx - 1] = a[i - 1];
+            if a_start == alen {
+                a_start = i - 1;
+                a_end = i - 1;
+                b_start = jj - 1;
+                b_end = jj - 1;
+            } else if a_start == i && b_start == jj {
+                a_start -= 1;
+                b_start -= 1;
+            } else {
+                emit = true;
+            }
+            if a_start == 0 || b_start == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            jj -= 1;
+        } else {
+            if dp[(i - 1) * width + jj] > dp[i * width + jj - 1] {
+                i -= 1;
+            } else {
+                jj -= 1;
+            }
+            if a_start != alen {
+                emit = true;
+            }
+        }
+        let match_len = a_end as i64 - a_start as i64 + 1;
+        if emit {
+            if get_idx && (min_match_len == 0 || match_len >= min_match_len) {
+                let mut m = vec![
+                    Reply::Array(vec![Reply::Int(a_start as i64), Reply::Int(a_end as i64)]),
+                    Reply::Array(vec![Reply::Int(b_start as i64), Reply::Int(b_end as i64)]),
+                ];
+                if with_match_len {
+                    m.push(Reply::Int(match_len));
+                }
+                matches.push(Reply::Array(m));
+            }
+            a_start = alen;
+        }
+    }
+    if get_idx {
+        Reply::Map(vec![
+            (Reply::bulk_str("matches"), Reply::Array(matches)),
+            (Reply::bulk_str("len"), Reply::Int(total as i64)),
+        ])
+    } else {
+        Reply::Bulk(Bytes::from(result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_human_float;
+
+    #[test]
+    fn human_floats() {
+        assert_eq!(format_human_float(10.5), "10.5");
+        assert_eq!(format_human_float(3.0), "3");
+        assert_eq!(format_human_float(5.0e3), "5000");
+        assert_eq!(format_human_float(-1.25), "-1.25");
+    }
+}

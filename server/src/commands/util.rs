@@ -1,0 +1,96 @@
+//! Argument parsing shared by commands, with Redis's exact error texts.
+
+use bytes::Bytes;
+use warpengine_storage::value::parse_strict_i64;
+
+use crate::protocol::Reply;
+
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+pub const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+
+pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
+    parse_strict_i64(arg).ok_or_else(|| Reply::err(NOT_INTEGER))
+}
+
+/// Parses a float as Redis's `string2ld`/`strtold` does: no surrounding spaces, `inf` allowed,
+/// NaN refused.
+pub fn float_arg(arg: &[u8]) -> Result<f64, Reply> {
+    parse_float(arg).ok_or_else(|| Reply::err(NOT_FLOAT))
+}
+
+pub fn parse_float(arg: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(arg).ok()?;
+    if s.is_empty()
+        || s.len() > 5000
+        || s.starts_with(char::is_whitespace)
+        || s.ends_with(char::is_whitespace)
+    {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v = match lower.trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => {
+            if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
+        }
+        _ => {
+            // Rust accepts some spellings C does not ("1_0" no, but "1e" no either): check chars.
+            if !s
+                .bytes()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+            {
+                return None;
+            }
+            s.parse::<f64>().ok()?
+        }
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+pub fn eq_ignore_case(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+pub fn lower(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).to_ascii_lowercase()
+}
+
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+/// The reply to an unknown subcommand of a container command (CLIENT, CONFIG, OBJECT ...).
+pub fn unknown_subcommand(sub: &[u8], container: &str) -> Reply {
+    let sub = String::from_utf8_lossy(sub);
+    let sub: String = sub.chars().take(128).collect();
+    Reply::err(format!(
+        "ERR unknown subcommand '{sub}'. Try {container} HELP."
+    ))
+}
+
+/// A HELP reply: the container's intro line, the given lines, then Redis's closing HELP line.
+pub fn help(container: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::StatusOwned(format!(
+        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))];
+    out.extend(lines.iter().map(|l| Reply::StatusOwned(l.to_string())));
+    out.push(Reply::Status("HELP"));
+    out.push(Reply::Status("    Print this help."));
+    Reply::Array(out)
+}
+
+pub fn bulk_list(items: impl IntoIterator<Item = Bytes>) -> Reply {
+    Reply::Array(items.into_iter().map(Reply::Bulk).collect())
+}

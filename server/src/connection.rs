@@ -1,0 +1,176 @@
+//! One client connection: read, parse every complete request, execute the pipeline, write all
+//! replies of that read in one write.
+
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::clients::ClientInfo;
+use crate::dispatch::{self, Pipeline};
+use crate::protocol::{parse_request, Reply};
+use crate::server::{bump, Server};
+use crate::session::{ConnState, ReplyMode};
+
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: SocketAddr) {
+    let hot = &server.hot;
+    if server.clients.count() as u64 >= hot.maxclients.load(Ordering::Relaxed) {
+        bump_rejected(&server);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    if hot.protected_mode.load(Ordering::Relaxed)
+        && !hot.auth_required.load(Ordering::Relaxed)
+        && !peer.ip().is_loopback()
+    {
+        bump_rejected(&server);
+        let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let id = server.clients.next_id();
+    let now = Instant::now();
+    let handle = server.clients.register(ClientInfo {
+        id,
+        addr: peer,
+        laddr: stream.local_addr().unwrap_or(peer),
+        fd: stream.as_raw_fd(),
+        name: String::new(),
+        lib_name: String::new(),
+        lib_ver: String::new(),
+        db: 0,
+        resp: 2,
+        created: now,
+        last_interaction: now,
+        last_cmd: "NULL".into(),
+        user: "default".into(),
+        no_evict: false,
+        worker: me,
+    });
+    let mut conn = ConnState {
+        id,
+        db: 0,
+        resp3: false,
+        authenticated: !hot.auth_required.load(Ordering::Relaxed),
+        name: String::new(),
+        addr: peer,
+        reply_mode: ReplyMode::On,
+        close_after_reply: false,
+        no_touch: false,
+        handle,
+    };
+    run(&server, me, &mut stream, &mut conn).await;
+    // Unregister before the socket closes: CLIENT KILL acts on descriptors of registered clients.
+    server.clients.unregister(id);
+    drop(stream);
+}
+
+fn bump_rejected(server: &Server) {
+    server
+        .stats
+        .rejected_connections
+        .fetch_add(1, Ordering::Relaxed);
+}
+
+async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut ConnState) {
+    let mut input = BytesMut::with_capacity(16 * 1024);
+    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut pipeline = Pipeline::new(server.threads(), me);
+    let stats = &server.worker_stats[me];
+    loop {
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
+        let read = if idle_limit > 0 {
+            match tokio::time::timeout(Duration::from_secs(idle_limit), stream.read_buf(&mut input))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    debug!(client = conn.id, "closing idle client");
+                    return;
+                }
+            }
+        } else {
+            stream.read_buf(&mut input).await
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        bump(&stats.net_input_bytes, n as u64);
+        dispatch::drain(server, me);
+        if input.len() as u64 > server.hot.query_buffer_limit.load(Ordering::Relaxed) {
+            debug!(
+                client = conn.id,
+                "closing client that exceeded the query buffer limit"
+            );
+            return;
+        }
+        let limits = server.hot.limits();
+        let mut protocol_error = None;
+        // Until it authenticates, a client's requests are parsed one at a time, so that the
+        // stricter unauthenticated limits apply exactly up to its AUTH.
+        while !input.is_empty() && protocol_error.is_none() {
+            let mut requests = Vec::new();
+            loop {
+                match parse_request(&mut input, &limits, conn.authenticated) {
+                    Ok(Some(args)) => {
+                        if !args.is_empty() {
+                            requests.push(args);
+                            if !conn.authenticated {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        protocol_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            if requests.is_empty() {
+                break;
+            }
+            pipeline.execute(server, conn, requests, &mut out).await;
+            if conn.close_after_reply || conn.authenticated {
+                break;
+            }
+        }
+        if let Some(e) = protocol_error {
+            Reply::err(format!("ERR {}", e.0)).encode(&mut out, conn.resp3);
+            conn.close_after_reply = true;
+        }
+        if !out.is_empty() {
+            bump(&stats.net_output_bytes, out.len() as u64);
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+            if out.capacity() > 1024 * 1024 {
+                out.shrink_to(64 * 1024);
+            }
+        }
+        {
+            let mut info = conn.handle.info.lock().expect("client info lock");
+            info.last_interaction = Instant::now();
+            info.db = conn.db;
+        }
+        if conn.close_after_reply {
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+}

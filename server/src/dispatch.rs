@@ -1,0 +1,288 @@
+//! Executing one pipeline read: commands are grouped per owning shard (one batch per
+//! destination worker), barriers (connection/server commands, commands whose keys span shards)
+//! flush what was queued before them, and replies come back in request order.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use warpengine_storage::Shard;
+
+use crate::commands::{self, Run, TABLE};
+use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
+use crate::keyctx::{KeyCtx, Shards};
+use crate::protocol::Reply;
+use crate::server::{bump, unix_ms, Server};
+use crate::session::{ConnState, ReplyMode, Session};
+
+/// Runs a batch of keyed commands on `shard` (the owner's worker, or a sender under the lock).
+pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
+    let now = unix_ms();
+    let mut ctx = KeyCtx::new(Shards::One(shard), server, 0, now);
+    ctx.no_touch = batch.no_touch;
+    for item in &batch.items {
+        ctx.db = item.db;
+        let Run::Keyed(f) = TABLE[item.spec].run else {
+            unreachable!("only keyed commands are batched")
+        };
+        batch.replies.push(f(&mut ctx, &item.args));
+    }
+}
+
+/// Answers every message waiting for worker `me`: runs requests on its shard, hands replies
+/// to the connections waiting for them.
+pub fn drain(server: &Server, me: usize) {
+    for (to, env) in fabric::take_overflow() {
+        if let Err(env) = server.fabric.send(me, to, env) {
+            fabric::push_overflow(to, env);
+        }
+    }
+    if !server.fabric.has_pending(me) {
+        return;
+    }
+    let mut shard = None;
+    server.fabric.pop_all(me, |_src, env| match env {
+        Envelope::Request(mut batch) => {
+            let guard = shard.get_or_insert_with(|| server.lock_shard(me));
+            guard.stats.remote_requests += batch.items.len() as u64;
+            guard.stats.remote_batches += 1;
+            run_batch(server, guard, &mut batch);
+            let origin = batch.origin;
+            if let Err(env) = server.fabric.send(me, origin, Envelope::Done(batch)) {
+                fabric::push_overflow(origin, env);
+            }
+        }
+        Envelope::Done(batch) => fabric::complete(batch),
+    });
+}
+
+pub struct Pipeline {
+    me: usize,
+    replies: Vec<Option<Reply>>,
+    emit: Vec<bool>,
+    /// The command table index behind each reply, for per-command statistics.
+    commands: Vec<Option<usize>>,
+    /// One reusable batch per worker; `batches[me]` runs locally.
+    batches: Vec<Option<Box<RemoteBatch>>>,
+    queued: usize,
+    started: Instant,
+}
+
+impl Pipeline {
+    pub fn new(workers: usize, me: usize) -> Pipeline {
+        Pipeline {
+            me,
+            replies: Vec::new(),
+            emit: Vec::new(),
+            commands: Vec::new(),
+            batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
+            queued: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// Executes `requests` in order and encodes their replies into `out`.
+    pub async fn execute(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        requests: Vec<Vec<Bytes>>,
+        out: &mut Vec<u8>,
+    ) {
+        self.replies.clear();
+        self.emit.clear();
+        self.commands.clear();
+        self.started = Instant::now();
+        let stats = &server.worker_stats[self.me];
+        let auth_required = server
+            .hot
+            .auth_required
+            .load(std::sync::atomic::Ordering::Relaxed);
+        for args in requests {
+            let slot = self.replies.len();
+            self.replies.push(None);
+            self.commands.push(None);
+            let emit = match conn.reply_mode {
+                ReplyMode::On => true,
+                ReplyMode::Off => false,
+                ReplyMode::Skip => {
+                    conn.reply_mode = ReplyMode::On;
+                    false
+                }
+            };
+            self.emit.push(emit);
+            let Some(index) = commands::lookup(&args[0]) else {
+                self.replies[slot] = Some(unknown_command(&args));
+                continue;
+            };
+            let spec = &TABLE[index];
+            if !arity_ok(spec.arity, args.len()) {
+                bump(&stats.commands[index].rejected, 1);
+                self.replies[slot] = Some(Reply::err(format!(
+                    "ERR wrong number of arguments for '{}' command",
+                    spec.name
+                )));
+                continue;
+            }
+            if auth_required && !conn.authenticated && !spec.has_flag("no_auth") {
+                bump(&stats.commands[index].rejected, 1);
+                self.replies[slot] = Some(Reply::err("NOAUTH Authentication required."));
+                continue;
+            }
+            bump(&stats.commands[index].calls, 1);
+            self.commands[slot] = Some(index);
+            match spec.run {
+                Run::Keyed(f) => {
+                    let positions = spec.key_positions(&args);
+                    let mut owners = positions.iter().map(|&p| server.slots.shard_of(&args[p]));
+                    let first = owners.next().unwrap_or(self.me);
+                    if owners.all(|o| o == first) {
+                        let batch = self.batches[first].as_mut().expect("batch is home");
+                        batch.items.push(BatchItem {
+                            spec: index,
+                            db: conn.db,
+                            args,
+                        });
+                        batch.slots.push(slot);
+                        self.queued += 1;
+                    } else {
+                        self.flush(server, conn.no_touch).await;
+                        bump(&stats.cross_shard_commands, 1);
+                        let mut shard_ids: Vec<usize> = positions
+                            .iter()
+                            .map(|&p| server.slots.shard_of(&args[p]))
+                            .collect();
+                        shard_ids.sort_unstable();
+                        shard_ids.dedup();
+                        // Ascending order is the global lock order: no deadlock between
+                        // concurrent multi-shard commands.
+                        let mut guards: Vec<_> =
+                            shard_ids.iter().map(|&s| server.lock_shard(s)).collect();
+                        let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+                        let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
+                        ctx.no_touch = conn.no_touch;
+                        self.replies[slot] = Some(f(&mut ctx, &args));
+                    }
+                }
+                Run::Session(f) => {
+                    self.flush(server, conn.no_touch).await;
+                    let mut session = Session {
+                        server,
+                        conn,
+                        worker: self.me,
+                    };
+                    let reply = f(&mut session, &args);
+                    self.replies[slot] = Some(reply);
+                    // CLIENT REPLY OFF/SKIP silence the command itself too.
+                    if conn.reply_mode != ReplyMode::On {
+                        self.emit[slot] = false;
+                    }
+                }
+            }
+        }
+        self.flush(server, conn.no_touch).await;
+        // Commands of one read run together; their time is shared out evenly.
+        let usec_each =
+            self.started.elapsed().as_micros() as u64 / self.replies.len().max(1) as u64;
+        for ((reply, emit), command) in self.replies.iter().zip(&self.emit).zip(&self.commands) {
+            let reply = reply.as_ref().expect("every request got a reply");
+            if let Some(index) = command {
+                bump(&stats.commands[*index].usec, usec_each);
+                if reply.is_error() {
+                    bump(&stats.commands[*index].failed, 1);
+                }
+            }
+            if reply.is_error() {
+                bump(&stats.error_replies, 1);
+            }
+            if *emit {
+                reply.encode(out, conn.resp3);
+            }
+        }
+    }
+
+    /// Runs every queued batch: remote ones are sent first, the local one runs meanwhile,
+    /// then the remote replies are collected.
+    async fn flush(&mut self, server: &Arc<Server>, no_touch: bool) {
+        if self.queued == 0 {
+            return;
+        }
+        self.queued = 0;
+        let stats = &server.worker_stats[self.me];
+        let mut in_flight: Vec<(usize, usize)> = Vec::new();
+        for dest in 0..self.batches.len() {
+            if dest == self.me
+                || self.batches[dest]
+                    .as_ref()
+                    .is_none_or(|b| b.items.is_empty())
+            {
+                continue;
+            }
+            let mut batch = self.batches[dest].take().expect("checked above");
+            batch.no_touch = no_touch;
+            batch.token = fabric::reserve_waiter();
+            bump(&stats.remote_batches_sent, 1);
+            bump(&stats.remote_commands_sent, batch.items.len() as u64);
+            let token = batch.token;
+            match server.fabric.send(self.me, dest, Envelope::Request(batch)) {
+                Ok(()) => in_flight.push((dest, token)),
+                Err(Envelope::Request(mut batch)) | Err(Envelope::Done(mut batch)) => {
+                    // The destination is saturated: run the batch here under its lock.
+                    fabric::release_waiter(token);
+                    run_batch(server, &mut server.lock_shard(dest), &mut batch);
+                    self.place(batch, dest);
+                }
+            }
+        }
+        let me = self.me;
+        if let Some(mut local) = self.batches[me].take() {
+            if !local.items.is_empty() {
+                local.no_touch = no_touch;
+                bump(&stats.local_commands, local.items.len() as u64);
+                let mut shard = server.lock_shard(me);
+                shard.stats.local_requests += local.items.len() as u64;
+                run_batch(server, &mut shard, &mut local);
+            }
+            self.place(local, me);
+        }
+        for (dest, token) in in_flight {
+            let batch = AwaitBatch { token }.await;
+            self.place(batch, dest);
+        }
+    }
+
+    fn place(&mut self, mut batch: Box<RemoteBatch>, dest: usize) {
+        for (slot, reply) in batch.slots.drain(..).zip(batch.replies.drain(..)) {
+            self.replies[slot] = Some(reply);
+        }
+        batch.clear();
+        self.batches[dest] = Some(batch);
+    }
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = argc as i32;
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
+/// Redis's text: the name and the first arguments, quoted, each followed by a space.
+pub fn unknown_command(args: &[Bytes]) -> Reply {
+    let mut listed = String::new();
+    for a in &args[1..] {
+        if listed.len() >= 128 {
+            break;
+        }
+        let room = 128 - listed.len();
+        let text = String::from_utf8_lossy(a);
+        let cut: String = text.chars().take(room).collect();
+        listed.push_str(&format!("'{cut}' "));
+    }
+    let name = String::from_utf8_lossy(&args[0]);
+    let name: String = name.chars().take(128).collect();
+    let msg = format!("ERR unknown command '{name}', with args beginning with: {listed}");
+    Reply::Error(msg.replace(['\r', '\n'], " "))
+}

@@ -1,0 +1,130 @@
+//! The context a keyed command runs in: the shard (or, for a command whose keys span shards,
+//! the locked set of shards) that owns its keys, the selected database and the time.
+
+use bytes::Bytes;
+use warpengine_storage::{Db, Entry, Shard, StrValue, Value};
+
+use crate::protocol::Reply;
+use crate::server::Server;
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+pub enum Shards<'a> {
+    One(&'a mut Shard),
+    /// Several locked shards, for a command whose keys live on more than one.
+    Many(Vec<&'a mut Shard>),
+}
+
+pub struct KeyCtx<'a> {
+    shards: Shards<'a>,
+    pub server: &'a Server,
+    pub db: usize,
+    pub now_ms: u64,
+    /// Seconds clock for idle times.
+    pub clock: u32,
+    /// CLIENT NO-TOUCH: reads do not refresh the access time.
+    pub no_touch: bool,
+}
+
+impl<'a> KeyCtx<'a> {
+    pub fn new(shards: Shards<'a>, server: &'a Server, db: usize, now_ms: u64) -> KeyCtx<'a> {
+        KeyCtx {
+            shards,
+            server,
+            db,
+            now_ms,
+            clock: (now_ms / 1000) as u32,
+            no_touch: false,
+        }
+    }
+
+    pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        match &mut self.shards {
+            Shards::One(s) => s,
+            Shards::Many(v) => {
+                let id = self.server.slots.shard_of(key);
+                v.iter_mut()
+                    .find(|s| s.id == id)
+                    .expect("every key's shard is locked for a cross-shard command")
+            }
+        }
+    }
+
+    pub fn db(&mut self, key: &[u8]) -> &mut Db {
+        let db = self.db;
+        &mut self.shard(key).dbs[db]
+    }
+
+    /// The database with index `index` on the shard that owns `key` (MOVE, COPY ... DB).
+    pub fn db_at(&mut self, key: &[u8], index: usize) -> &mut Db {
+        &mut self.shard(key).dbs[index]
+    }
+
+    pub fn databases(&self) -> usize {
+        match &self.shards {
+            Shards::One(s) => s.dbs.len(),
+            Shards::Many(v) => v[0].dbs.len(),
+        }
+    }
+
+    /// Looks a key up for reading: counts a hit or miss and refreshes the access time.
+    pub fn read(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let (now, clock, touch, db) = (self.now_ms, self.clock, !self.no_touch, self.db);
+        let shard = self.shard(key);
+        match shard.dbs[db].get_mut(key, now) {
+            Some(e) => {
+                shard.stats.keyspace_hits += 1;
+                if touch {
+                    e.last_access = clock;
+                }
+                Some(e)
+            }
+            None => {
+                shard.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
+    /// Looks a key up for writing (no hit/miss accounting, as in Redis's lookupKeyWrite).
+    pub fn write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let (now, clock, db) = (self.now_ms, self.clock, self.db);
+        let e = self.shard(key).dbs[db].get_mut(key, now)?;
+        e.last_access = clock;
+        Some(e)
+    }
+
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        let now = self.now_ms;
+        self.db(key).contains(key, now)
+    }
+
+    /// Reads a string value: Ok(None) when absent, Err(WRONGTYPE) when another type.
+    pub fn read_str(&mut self, key: &[u8]) -> Result<Option<&StrValue>, Reply> {
+        match self.read(key) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => Ok(Some(s)),
+            #[allow(unreachable_patterns)]
+            Some(_) => Err(Reply::err(WRONGTYPE)),
+        }
+    }
+
+    pub fn set_string(&mut self, key: &[u8], value: Bytes, expire_at: u64) {
+        let clock = self.clock;
+        self.db(key)
+            .set(key, Value::string(value), expire_at, clock);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let now = self.now_ms;
+        let db = self.db(key);
+        if db.contains(key, now) {
+            db.remove(key)
+        } else {
+            None
+        }
+    }
+}

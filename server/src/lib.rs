@@ -1,0 +1,14 @@
+//! WarpEngine: a Redis-compatible, thread-per-core, shared-nothing cache server.
+
+pub mod clients;
+pub mod commands;
+pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod fabric;
+pub mod keyctx;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod slot;
+pub mod worker;

@@ -1,0 +1,210 @@
+//! Replies, independent of protocol version, and their RESP2 / RESP3 encodings.
+
+use bytes::Bytes;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `+OK`-style status.
+    Status(&'static str),
+    /// A status built at run time (rare: TYPE's answer, CLIENT reply texts).
+    StatusOwned(String),
+    /// An error line without the leading `-`; it carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
+    Error(String),
+    Int(i64),
+    Bulk(Bytes),
+    /// Null bulk in RESP2 (`$-1`), `_` in RESP3.
+    Nil,
+    /// Null array in RESP2 (`*-1`), `_` in RESP3.
+    NilArray,
+    Array(Vec<Reply>),
+    /// A map in RESP3, a flat array of key, value, ... in RESP2.
+    Map(Vec<(Reply, Reply)>),
+    /// A set in RESP3, an array in RESP2.
+    Set(Vec<Reply>),
+    /// A double in RESP3 (`,`), a bulk string in RESP2.
+    Double(f64),
+    /// `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
+    Bool(bool),
+    /// Verbatim text (`=`) in RESP3, a bulk string in RESP2.
+    Verbatim(Bytes),
+    /// Pre-encoded bytes written as they are (used where a reply is cached).
+    Raw(Bytes),
+}
+
+pub const OK: Reply = Reply::Status("OK");
+
+impl Reply {
+    pub fn err(msg: impl Into<String>) -> Reply {
+        Reply::Error(msg.into())
+    }
+
+    pub fn bulk(b: &[u8]) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(b))
+    }
+
+    pub fn bulk_str(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    pub fn encode(&self, out: &mut Vec<u8>, resp3: bool) {
+        match self {
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::StatusOwned(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Int(i) => {
+                out.push(b':');
+                out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+            Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                for r in items {
+                    r.encode(out, resp3);
+                }
+            }
+            Reply::Set(items) => {
+                header(out, if resp3 { b'~' } else { b'*' }, items.len());
+                for r in items {
+                    r.encode(out, resp3);
+                }
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    header(out, b'%', pairs.len());
+                } else {
+                    header(out, b'*', pairs.len() * 2);
+                }
+                for (k, v) in pairs {
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
+            Reply::Bool(b) => {
+                if resp3 {
+                    out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+                } else {
+                    out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+                }
+            }
+            Reply::Verbatim(b) => {
+                if resp3 {
+                    header(out, b'=', b.len() + 4);
+                    out.extend_from_slice(b"txt:");
+                    out.extend_from_slice(b);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    bulk(out, b);
+                }
+            }
+            Reply::Raw(b) => out.extend_from_slice(b),
+        }
+    }
+}
+
+fn line(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
+    out.push(tag);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
+    out.push(tag);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+    header(out, b'$', b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Formats a double as Redis 7.0 does in replies (`%.17g`, with `inf`/`-inf`/`nan`).
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    format_g(d, 17)
+}
+
+/// C's `%.{precision}g`.
+pub fn format_g(d: f64, precision: usize) -> String {
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let p = precision.max(1);
+    let sci = format!("{:.*e}", p - 1, d);
+    let (mantissa, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("exponent digits");
+    if exp < -4 || exp >= p as i32 {
+        let mantissa = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim_fraction(&format!("{:.*}", decimals, d)).to_string()
+    }
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(r: &Reply, resp3: bool) -> String {
+        let mut out = Vec::new();
+        r.encode(&mut out, resp3);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn resp2_and_resp3_shapes() {
+        assert_eq!(enc(&Reply::Nil, false), "$-1\r\n");
+        assert_eq!(enc(&Reply::Nil, true), "_\r\n");
+        let m = Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]);
+        assert_eq!(enc(&m, false), "*2\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&m, true), "%1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
+        assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
+    }
+
+    #[test]
+    fn percent_g_formatting() {
+        assert_eq!(format_g(1.5, 17), "1.5");
+        assert_eq!(format_g(0.1, 17), "0.10000000000000001");
+        assert_eq!(format_g(100.0, 17), "100");
+        assert_eq!(format_g(1e20, 17), "1e+20");
+        assert_eq!(format_g(1.25e-5, 17), "1.2500000000000001e-05");
+        assert_eq!(format_double(f64::INFINITY), "inf");
+    }
+}

@@ -1,0 +1,240 @@
+//! State shared by every worker: configuration, the shards, the fabric between workers,
+//! the client registry and server-wide counters.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use warpengine_storage::Shard;
+
+use crate::clients::Registry;
+use crate::commands::TABLE;
+use crate::config::ConfigStore;
+use crate::fabric::Fabric;
+use crate::protocol::Limits;
+use crate::slot::SlotTable;
+
+/// Redis version whose behaviour we implement and check against.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+pub struct Server {
+    pub config: RwLock<ConfigStore>,
+    /// Each shard is owned by one worker; the mutex is uncontended on the request path and lets
+    /// a multi-shard command lock several shards (in ascending order) for its atomic step.
+    pub shards: Vec<Mutex<Shard>>,
+    pub slots: SlotTable,
+    pub fabric: Fabric,
+    pub clients: Registry,
+    pub stats: ServerStats,
+    /// Per-worker counters, written only by their own worker.
+    pub worker_stats: Vec<WorkerStats>,
+    pub hot: HotConfig,
+    pub started: Instant,
+    pub started_unix: u64,
+    pub run_id: String,
+    pub port: u16,
+    pub shutdown: tokio::sync::Notify,
+    pub shutting_down: AtomicBool,
+    pub lastsave: AtomicU64,
+}
+
+/// Configuration read on every request, mirrored out of the config store so that the hot path
+/// takes no lock. Updated by CONFIG SET.
+pub struct HotConfig {
+    pub proto_max_bulk_len: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+    pub maxclients: AtomicU64,
+    pub requirepass: RwLock<String>,
+    pub auth_required: AtomicBool,
+    pub protected_mode: AtomicBool,
+    pub debug_enabled: AtomicBool,
+    pub active_expire: AtomicBool,
+    pub timeout_secs: AtomicU64,
+    pub hz: AtomicU64,
+}
+
+impl HotConfig {
+    fn from(cfg: &ConfigStore) -> HotConfig {
+        let h = HotConfig {
+            proto_max_bulk_len: AtomicU64::new(0),
+            query_buffer_limit: AtomicU64::new(0),
+            maxclients: AtomicU64::new(0),
+            requirepass: RwLock::new(String::new()),
+            auth_required: AtomicBool::new(false),
+            protected_mode: AtomicBool::new(true),
+            debug_enabled: AtomicBool::new(false),
+            active_expire: AtomicBool::new(true),
+            timeout_secs: AtomicU64::new(0),
+            hz: AtomicU64::new(10),
+        };
+        h.refresh(cfg);
+        h
+    }
+
+    pub fn refresh(&self, cfg: &ConfigStore) {
+        let r = Ordering::Relaxed;
+        self.proto_max_bulk_len
+            .store(cfg.get_i64("proto-max-bulk-len") as u64, r);
+        self.query_buffer_limit
+            .store(cfg.get_i64("client-query-buffer-limit") as u64, r);
+        self.maxclients.store(cfg.get_i64("maxclients") as u64, r);
+        let pass = cfg.get("requirepass").to_string();
+        self.auth_required.store(!pass.is_empty(), r);
+        *self.requirepass.write().expect("requirepass lock") = pass;
+        self.protected_mode.store(cfg.get_bool("protected-mode"), r);
+        self.debug_enabled
+            .store(cfg.get("enable-debug-command") != "no", r);
+        self.timeout_secs.store(cfg.get_i64("timeout") as u64, r);
+        self.hz.store(cfg.get_i64("hz").max(1) as u64, r);
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            proto_max_bulk_len: self.proto_max_bulk_len.load(Ordering::Relaxed),
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ServerStats {
+    pub total_connections_received: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}
+
+/// One worker's counters. Only that worker writes them (plain load+store, no locked
+/// read-modify-write); INFO reads them from anywhere.
+pub struct WorkerStats {
+    pub commands: Vec<CommandCounter>,
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub error_replies: AtomicU64,
+    pub remote_batches_sent: AtomicU64,
+    pub remote_commands_sent: AtomicU64,
+    pub local_commands: AtomicU64,
+    pub cross_shard_commands: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct CommandCounter {
+    pub calls: AtomicU64,
+    pub usec: AtomicU64,
+    pub failed: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+/// Adds to a counter that only the calling worker writes.
+pub fn bump(c: &AtomicU64, by: u64) {
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+impl WorkerStats {
+    fn new() -> WorkerStats {
+        WorkerStats {
+            commands: (0..TABLE.len())
+                .map(|_| CommandCounter::default())
+                .collect(),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            error_replies: AtomicU64::new(0),
+            remote_batches_sent: AtomicU64::new(0),
+            remote_commands_sent: AtomicU64::new(0),
+            local_commands: AtomicU64::new(0),
+            cross_shard_commands: AtomicU64::new(0),
+        }
+    }
+
+    pub fn reset(&self) {
+        let z = |c: &AtomicU64| c.store(0, Ordering::Relaxed);
+        for c in &self.commands {
+            z(&c.calls);
+            z(&c.usec);
+            z(&c.failed);
+            z(&c.rejected);
+        }
+        z(&self.net_input_bytes);
+        z(&self.net_output_bytes);
+        z(&self.error_replies);
+        z(&self.remote_batches_sent);
+        z(&self.remote_commands_sent);
+        z(&self.local_commands);
+        z(&self.cross_shard_commands);
+    }
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn random_hex(n: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(n);
+    let mut i = 0u64;
+    while out.len() < n {
+        let mut h = ahash::RandomState::new().build_hasher();
+        h.write_u64(i);
+        h.write_u128(Instant::now().elapsed().as_nanos());
+        out.push_str(&format!("{:016x}", h.finish()));
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
+
+impl Server {
+    pub fn new(cfg: ConfigStore, threads: usize) -> Server {
+        let databases = cfg.get_i64("databases").max(1) as usize;
+        let port = cfg.get_i64("port") as u16;
+        Server {
+            hot: HotConfig::from(&cfg),
+            config: RwLock::new(cfg),
+            shards: (0..threads)
+                .map(|i| Mutex::new(Shard::new(i, databases)))
+                .collect(),
+            slots: SlotTable::new(threads),
+            fabric: Fabric::new(threads),
+            clients: Registry::default(),
+            stats: ServerStats::default(),
+            worker_stats: (0..threads).map(|_| WorkerStats::new()).collect(),
+            started: Instant::now(),
+            started_unix: unix_ms() / 1000,
+            run_id: random_hex(40),
+            port,
+            shutdown: tokio::sync::Notify::new(),
+            shutting_down: AtomicBool::new(false),
+            lastsave: AtomicU64::new(unix_ms() / 1000),
+        }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn databases(&self) -> usize {
+        self.config
+            .read()
+            .expect("config lock")
+            .get_i64("databases")
+            .max(1) as usize
+    }
+
+    pub fn lock_shard(&self, id: usize) -> MutexGuard<'_, Shard> {
+        self.shards[id].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks every shard, in ascending order (the global lock order that prevents deadlock).
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        (0..self.shards.len()).map(|i| self.lock_shard(i)).collect()
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown.notify_waiters();
+    }
+}

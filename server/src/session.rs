@@ -1,0 +1,44 @@
+//! Per-connection state, and the context connection- and server-level commands run in.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::clients::ClientHandle;
+use crate::server::Server;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    Skip,
+}
+
+pub struct ConnState {
+    pub id: u64,
+    pub db: usize,
+    pub resp3: bool,
+    pub authenticated: bool,
+    pub name: String,
+    pub addr: SocketAddr,
+    pub reply_mode: ReplyMode,
+    /// QUIT, a protocol error or a self-kill: reply, then close.
+    pub close_after_reply: bool,
+    pub no_touch: bool,
+    pub handle: Arc<ClientHandle>,
+}
+
+pub struct Session<'a> {
+    pub server: &'a Arc<Server>,
+    pub conn: &'a mut ConnState,
+    pub worker: usize,
+}
+
+impl Session<'_> {
+    pub fn sync_client_info(&self) {
+        let mut info = self.conn.handle.info.lock().expect("client info lock");
+        info.db = self.conn.db;
+        info.name.clone_from(&self.conn.name);
+        info.resp = if self.conn.resp3 { 3 } else { 2 };
+    }
+}

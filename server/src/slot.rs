@@ -1,0 +1,104 @@
+//! Redis Cluster hash slots: CRC16 (XMODEM) of the key, or of its `{hash tag}`, mod 16384.
+
+pub const SLOTS: usize = 16384;
+
+const fn crc16_table() -> [u16; 256] {
+    let mut table = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u16) << 8;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+}
+
+static CRC16: [u16; 256] = crc16_table();
+
+pub fn crc16(data: &[u8]) -> u16 {
+    data.iter().fold(0u16, |crc, &b| {
+        (crc << 8) ^ CRC16[(((crc >> 8) as u8) ^ b) as usize]
+    })
+}
+
+/// The part of the key that is hashed: the first non-empty `{...}` section, or the whole key.
+pub fn hash_tag(key: &[u8]) -> &[u8] {
+    if let Some(open) = key.iter().position(|&c| c == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&c| c == b'}') {
+            if len > 0 {
+                return &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    key
+}
+
+pub fn key_slot(key: &[u8]) -> u16 {
+    crc16(hash_tag(key)) & (SLOTS as u16 - 1)
+}
+
+/// Maps hash slots to the shard that owns them. Slots are dealt out in contiguous ranges so
+/// that a future rebalance can move a range at a time.
+pub struct SlotTable {
+    owner: Vec<u16>,
+}
+
+impl SlotTable {
+    pub fn new(shards: usize) -> SlotTable {
+        assert!(shards > 0 && shards <= SLOTS);
+        let owner = (0..SLOTS).map(|s| (s * shards / SLOTS) as u16).collect();
+        SlotTable { owner }
+    }
+
+    pub fn shard_of_slot(&self, slot: u16) -> usize {
+        self.owner[slot as usize] as usize
+    }
+
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        self.shard_of_slot(key_slot(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc16_matches_redis_reference() {
+        // The reference value from the Redis Cluster specification.
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+    }
+
+    #[test]
+    fn hash_tags() {
+        assert_eq!(hash_tag(b"{user1000}.following"), b"user1000");
+        assert_eq!(hash_tag(b"foo{}{bar}"), b"foo{}{bar}");
+        assert_eq!(hash_tag(b"foo{{bar}}zap"), b"{bar");
+        assert_eq!(hash_tag(b"foo{bar}{zap}"), b"bar");
+        assert_eq!(key_slot(b"{user1000}.a"), key_slot(b"{user1000}.b"));
+    }
+
+    #[test]
+    fn slot_table_covers_every_shard_evenly() {
+        let t = SlotTable::new(3);
+        let mut counts = [0usize; 3];
+        for s in 0..SLOTS as u16 {
+            counts[t.shard_of_slot(s)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (5461..=5462).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Worker threads: one per shard, each a current-thread tokio runtime with its own listening
+//! socket (SO_REUSEPORT: the kernel spreads connections), its share of the fabric, and its
+//! active-expiry timer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpSocket};
+use tracing::{error, info};
+
+use crate::connection;
+use crate::dispatch;
+use crate::server::{unix_ms, Server};
+
+/// Samples per database per active-expiry tick (Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP is 20
+/// per loop, with effort bounded by time; we bound by count, scaled by active-expire-effort).
+const EXPIRE_SAMPLES_PER_TICK: usize = 200;
+
+pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for part in bind.split_whitespace() {
+        let optional = part.starts_with('-');
+        let host = part.trim_start_matches('-');
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
+        let ip: std::net::IpAddr = match host.parse() {
+            Ok(ip) => ip,
+            Err(_) if optional => continue,
+            Err(_) => return Err(format!("invalid bind address '{part}'")),
+        };
+        out.push(SocketAddr::new(ip, port));
+    }
+    if out.is_empty() {
+        return Err("no bind address".into());
+    }
+    Ok(out)
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(511)
+}
+
+/// Starts every worker thread; returns once all of them are listening (or one failed).
+pub fn start(server: Arc<Server>, addrs: Vec<SocketAddr>) -> Result<(), String> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    for me in 0..server.threads() {
+        let server = server.clone();
+        let addrs = addrs.clone();
+        let ready = ready_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("warp-worker-{me}"))
+            .spawn(move || run_worker(server, me, addrs, ready))
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+    }
+    drop(ready_tx);
+    for _ in 0..server.threads() {
+        ready_rx
+            .recv()
+            .map_err(|_| "a worker died while starting".to_string())??;
+    }
+    Ok(())
+}
+
+fn run_worker(
+    server: Arc<Server>,
+    me: usize,
+    addrs: Vec<SocketAddr>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let park_server = server.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .on_thread_park(move || {
+            // Answer what is waiting, announce sleep, then look once more: a sender that
+            // queued after our first look either sees the flag and wakes us, or is seen here.
+            dispatch::drain(&park_server, me);
+            park_server.fabric.announce_sleep(me);
+            dispatch::drain(&park_server, me);
+        })
+        .build();
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("cannot build runtime: {e}")));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for addr in &addrs {
+            match listen(*addr) {
+                Ok(l) => listeners.push(l),
+                Err(e) => {
+                    let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
+                    return;
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        for listener in listeners {
+            let server = server.clone();
+            tokio::spawn(accept_loop(server, me, listener));
+        }
+        tokio::spawn(inbox_loop(server.clone(), me));
+        expiry_loop(server, me).await;
+    });
+}
+
+async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                server
+                    .stats
+                    .total_connections_received
+                    .fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(connection::serve(server.clone(), me, stream, peer));
+            }
+            Err(e) => {
+                error!(worker = me, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Runs when another worker woke us because we were asleep with messages waiting.
+async fn inbox_loop(server: Arc<Server>, me: usize) {
+    let link = server.fabric.link(me);
+    loop {
+        link.notify.notified().await;
+        dispatch::drain(&server, me);
+    }
+}
+
+async fn expiry_loop(server: Arc<Server>, me: usize) {
+    loop {
+        let hz = server.hot.hz.load(Ordering::Relaxed).max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
+        if server.shutting_down.load(Ordering::Relaxed) {
+            info!(worker = me, "worker stopping");
+            return;
+        }
+        if !server.hot.active_expire.load(Ordering::Relaxed) {
+            continue;
+        }
+        let effort = server
+            .config
+            .read()
+            .expect("config lock")
+            .get_i64("active-expire-effort")
+            .max(1) as usize;
+        let mut shard = server.lock_shard(me);
+        shard.active_expire(unix_ms(), EXPIRE_SAMPLES_PER_TICK * effort);
+    }
+}

@@ -1,0 +1,343 @@
+//! One logical database (as selected by SELECT) within one shard.
+
+use ahash::RandomState;
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+
+use crate::value::Value;
+
+pub struct Entry {
+    pub value: Value,
+    /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
+    pub expire_at: u64,
+    /// Last access, in seconds of the shard's clock, for OBJECT IDLETIME.
+    pub last_access: u32,
+}
+
+/// A keyspace. Keys live in an insertion-indexed map so that a uniformly random key
+/// (RANDOMKEY, active-expiry sampling) and a rehash-safe SCAN cursor cost O(1) per step.
+#[derive(Default)]
+pub struct Db {
+    map: IndexMap<Bytes, Entry, RandomState>,
+    /// Keys that carry an expiry, sampled by the active expiry cycle.
+    volatile: IndexSet<Bytes, RandomState>,
+    /// Keys removed by expiry since the caller last took the count (for INFO expired_keys).
+    expired_since_taken: u64,
+    sample_seed: u64,
+}
+
+/// The result of one SCAN step: the keys seen and the position to resume from (0: done).
+pub struct ScanStep {
+    pub keys: Vec<Bytes>,
+    pub next: usize,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    pub fn take_expired_count(&mut self) -> u64 {
+        std::mem::take(&mut self.expired_since_taken)
+    }
+
+    fn is_expired(entry: &Entry, now_ms: u64) -> bool {
+        entry.expire_at != 0 && entry.expire_at <= now_ms
+    }
+
+    /// Removes `key` if it has expired; returns whether it is still present.
+    fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
+        match self.map.get(key) {
+            None => false,
+            Some(e) if Self::is_expired(e, now_ms) => {
+                self.remove(key);
+                self.expired_since_taken += 1;
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        if !self.volatile.is_empty() && !self.expire_if_needed(key, now_ms) {
+            return None;
+        }
+        self.map.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
+        if !self.volatile.is_empty() && !self.expire_if_needed(key, now_ms) {
+            return None;
+        }
+        self.map.get_mut(key)
+    }
+
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
+    }
+
+    /// Stores `value` under `key`, replacing any previous value and its expiry.
+    pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32) {
+        let entry = Entry {
+            value,
+            expire_at,
+            last_access: clock,
+        };
+        match self.map.get_full_mut(key) {
+            Some((_, _, old)) => {
+                let had_ttl = old.expire_at != 0;
+                *old = entry;
+                if had_ttl && expire_at == 0 {
+                    self.volatile.swap_remove(key);
+                } else if !had_ttl && expire_at != 0 {
+                    self.volatile.insert(Bytes::copy_from_slice(key));
+                }
+            }
+            None => {
+                let owned = Bytes::copy_from_slice(key);
+                if expire_at != 0 {
+                    self.volatile.insert(owned.clone());
+                }
+                self.map.insert(owned, entry);
+            }
+        }
+    }
+
+    /// Inserts an entry as it is (RENAME, MOVE, COPY keep the expiry that came with it).
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
+        let expire_at = entry.expire_at;
+        let last_access = entry.last_access;
+        self.set(key, entry.value, expire_at, last_access);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.map.swap_remove(key)?;
+        if entry.expire_at != 0 {
+            self.volatile.swap_remove(key);
+        }
+        Some(entry)
+    }
+
+    /// Sets or clears the expiry of an existing key; returns false when the key is absent.
+    pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
+        let Some((_, stored_key, entry)) = self.map.get_full_mut(key) else {
+            return false;
+        };
+        let had_ttl = entry.expire_at != 0;
+        entry.expire_at = expire_at;
+        if had_ttl && expire_at == 0 {
+            self.volatile.swap_remove(key);
+        } else if !had_ttl && expire_at != 0 {
+            self.volatile.insert(stored_key.clone());
+        }
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.map = IndexMap::default();
+        self.volatile = IndexSet::default();
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: sampling only needs to be cheap and well spread, not secure.
+        if self.sample_seed == 0 {
+            self.sample_seed = RandomState::new().hash_one(0u64) | 1;
+        }
+        let mut x = self.sample_seed;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.sample_seed = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Redis-style active expiry: sample keys with a TTL, delete the expired ones, and keep going
+    /// while more than a quarter of a sample was expired, never past `budget` samples.
+    pub fn active_expire(&mut self, now_ms: u64, budget: usize) -> u64 {
+        const SAMPLE: usize = 20;
+        let mut removed = 0u64;
+        let mut sampled = 0usize;
+        while !self.volatile.is_empty() && sampled < budget {
+            let mut expired_in_round = 0;
+            let round = SAMPLE.min(self.volatile.len());
+            for _ in 0..round {
+                if self.volatile.is_empty() {
+                    break;
+                }
+                let idx = (self.next_random() % self.volatile.len() as u64) as usize;
+                let key = self.volatile[idx].clone();
+                sampled += 1;
+                if self
+                    .map
+                    .get(&key)
+                    .is_some_and(|e| Self::is_expired(e, now_ms))
+                {
+                    self.remove(&key);
+                    expired_in_round += 1;
+                }
+            }
+            removed += expired_in_round;
+            if expired_in_round * 4 <= round as u64 {
+                break;
+            }
+        }
+        removed
+    }
+
+    /// A random live key, skipping (and deleting) expired ones as Redis does.
+    pub fn random_key(&mut self, now_ms: u64) -> Option<Bytes> {
+        for _ in 0..100 {
+            if self.map.is_empty() {
+                return None;
+            }
+            let idx = (self.next_random() % self.map.len() as u64) as usize;
+            let (key, entry) = self.map.get_index(idx).expect("index below len");
+            if Self::is_expired(entry, now_ms) {
+                let key = key.clone();
+                self.remove(&key);
+                self.expired_since_taken += 1;
+                continue;
+            }
+            return Some(key.clone());
+        }
+        // Mostly expired keys: fall back to a linear look for a live one.
+        let now = now_ms;
+        self.map
+            .iter()
+            .find(|(_, e)| !Self::is_expired(e, now))
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Visits keys from position `cursor` downwards (0 = start from the top). Walking down is what
+    /// makes the cursor safe under deletion: a swap-remove only moves the last (already visited)
+    /// key into a lower slot, so a key present for the whole scan is never skipped.
+    pub fn scan(&self, cursor: usize, count: usize, now_ms: u64) -> ScanStep {
+        let mut pos = if cursor == 0 || cursor > self.map.len() {
+            self.map.len()
+        } else {
+            cursor
+        };
+        let mut keys = Vec::with_capacity(count.min(pos));
+        let mut visited = 0;
+        while pos > 0 && visited < count {
+            pos -= 1;
+            visited += 1;
+            let (key, entry) = self.map.get_index(pos).expect("index below len");
+            if !Self::is_expired(entry, now_ms) {
+                keys.push(key.clone());
+            }
+        }
+        ScanStep { keys, next: pos }
+    }
+
+    /// Every live key, for KEYS and whole-database walks.
+    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map
+            .iter()
+            .filter(move |(_, e)| !Self::is_expired(e, now_ms))
+    }
+
+    pub fn swap_with(&mut self, other: &mut Db) {
+        std::mem::swap(&mut self.map, &mut other.map);
+        std::mem::swap(&mut self.volatile, &mut other.volatile);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> Value {
+        Value::string(Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    #[test]
+    fn lazy_expiry_removes_on_access() {
+        let mut db = Db::default();
+        db.set(b"a", s("1"), 1000, 0);
+        db.set(b"b", s("2"), 0, 0);
+        assert!(db.get(b"a", 999).is_some());
+        assert!(db.get(b"a", 1000).is_none());
+        assert_eq!(db.len(), 1);
+        assert_eq!(db.volatile_len(), 0);
+        assert_eq!(db.take_expired_count(), 1);
+    }
+
+    #[test]
+    fn overwriting_clears_expiry() {
+        let mut db = Db::default();
+        db.set(b"a", s("1"), 1000, 0);
+        db.set(b"a", s("2"), 0, 0);
+        assert_eq!(db.volatile_len(), 0);
+        assert!(db.get(b"a", 5000).is_some());
+    }
+
+    #[test]
+    fn active_expiry_removes_expired_keys_within_budget() {
+        let mut db = Db::default();
+        for i in 0..1000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 10, 0);
+        }
+        for i in 0..10 {
+            db.set(format!("live{i}").as_bytes(), s("v"), 1_000_000, 0);
+        }
+        let removed = db.active_expire(100, 200);
+        assert!(removed > 0 && removed <= 200, "removed {removed}");
+        let mut total = removed;
+        while total < 1000 {
+            let r = db.active_expire(100, 10_000);
+            if r == 0 {
+                break;
+            }
+            total += r;
+        }
+        assert!(total >= 900, "only {total} expired after repeated cycles");
+        assert!(db.get(b"live3", 100).is_some());
+    }
+
+    #[test]
+    fn scan_survives_deletions_during_the_walk() {
+        let mut db = Db::default();
+        for i in 0..500 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, 0);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step_no = 0;
+        loop {
+            let step = db.scan(cursor, 10, 0);
+            for k in step.keys {
+                seen.insert(k);
+            }
+            // Delete keys that sort as "odd" while the scan is running.
+            step_no += 1;
+            let victim = format!("k{}", step_no * 2 + 1);
+            db.remove(victim.as_bytes());
+            if step.next == 0 {
+                break;
+            }
+            cursor = step.next;
+        }
+        for i in (0..500).step_by(2) {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "k{i} missed");
+        }
+    }
+
+    #[test]
+    fn random_key_skips_expired() {
+        let mut db = Db::default();
+        db.set(b"dead", s("v"), 5, 0);
+        db.set(b"alive", s("v"), 0, 0);
+        for _ in 0..20 {
+            assert_eq!(db.random_key(10).as_deref(), Some(&b"alive"[..]));
+        }
+    }
+}

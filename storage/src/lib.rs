@@ -1,0 +1,54 @@
+//! One shard's data: the keyspace of each logical database, values, expiry.
+//! No networking and no threads: a shard is owned by exactly one worker at a time.
+
+pub mod db;
+pub mod glob;
+pub mod value;
+
+pub use db::{Db, Entry, ScanStep};
+pub use glob::glob_match;
+pub use value::{StrValue, Value};
+
+/// Redis's default number of logical databases (`databases 16`).
+pub const DEFAULT_DATABASES: usize = 16;
+
+/// The part of the keyspace one worker owns: every logical database's keys whose slot maps here.
+pub struct Shard {
+    pub id: usize,
+    pub dbs: Vec<Db>,
+    pub stats: ShardStats,
+}
+
+/// Counters a shard keeps about itself; summed across shards for INFO.
+#[derive(Default, Debug, Clone)]
+pub struct ShardStats {
+    pub expired_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+    /// Requests executed here that came from a connection on this worker.
+    pub local_requests: u64,
+    /// Requests executed here that arrived from another worker's connection.
+    pub remote_requests: u64,
+    /// Batches received from other workers.
+    pub remote_batches: u64,
+}
+
+impl Shard {
+    pub fn new(id: usize, databases: usize) -> Shard {
+        Shard {
+            id,
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// One round of active expiry over every database, bounded by `budget` sampled keys per database.
+    pub fn active_expire(&mut self, now_ms: u64, budget: usize) -> u64 {
+        let mut removed = 0;
+        for db in &mut self.dbs {
+            removed += db.active_expire(now_ms, budget);
+        }
+        self.stats.expired_keys += removed;
+        removed
+    }
+}

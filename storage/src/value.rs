@@ -1,0 +1,159 @@
+//! Value types stored under a key.
+
+use bytes::Bytes;
+
+/// A string value. Values written whole are kept as shared `Bytes`; values grown in place
+/// (APPEND, SETRANGE) become owned buffers so repeated appends stay linear.
+#[derive(Clone, Debug)]
+pub enum StrValue {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl StrValue {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            StrValue::Shared(b) => b,
+            StrValue::Owned(v) => v,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_bytes(&self) -> Bytes {
+        match self {
+            StrValue::Shared(b) => b.clone(),
+            StrValue::Owned(v) => Bytes::copy_from_slice(v),
+        }
+    }
+
+    /// Turns the value into a growable buffer, copying at most once.
+    pub fn make_owned(&mut self) -> &mut Vec<u8> {
+        if let StrValue::Shared(b) = self {
+            *self = StrValue::Owned(b.to_vec());
+        }
+        match self {
+            StrValue::Owned(v) => v,
+            StrValue::Shared(_) => unreachable!("converted above"),
+        }
+    }
+
+    /// The encoding name Redis would report in OBJECT ENCODING for the same bytes.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            StrValue::Owned(_) => "raw",
+            StrValue::Shared(b) => {
+                if b.len() <= 20 && parse_strict_i64(b).is_some() {
+                    "int"
+                } else if b.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Value {
+    Str(StrValue),
+}
+
+impl Value {
+    pub fn string(b: Bytes) -> Value {
+        Value::Str(StrValue::Shared(b))
+    }
+
+    /// The name TYPE answers with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Str(s) => s.encoding(),
+        }
+    }
+}
+
+/// Parses an integer the way Redis's `string2ll` does: no leading `+`, no leading zeros,
+/// no spaces, fits in i64.
+pub fn parse_strict_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s.len() == 1 && s[0] == b'0' {
+        return Some(0);
+    }
+    let (neg, digits) = if s[0] == b'-' {
+        (true, &s[1..])
+    } else {
+        (false, s)
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_strict_i64(b"0"), Some(0));
+        assert_eq!(parse_strict_i64(b"-1"), Some(-1));
+        assert_eq!(parse_strict_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_strict_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_strict_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_strict_i64(b"01"), None);
+        assert_eq!(parse_strict_i64(b"+1"), None);
+        assert_eq!(parse_strict_i64(b" 1"), None);
+        assert_eq!(parse_strict_i64(b"-0"), None);
+        assert_eq!(parse_strict_i64(b""), None);
+    }
+
+    #[test]
+    fn string_encodings_follow_redis_thresholds() {
+        assert_eq!(
+            StrValue::Shared(Bytes::from_static(b"123")).encoding(),
+            "int"
+        );
+        assert_eq!(
+            StrValue::Shared(Bytes::from(vec![b'a'; 44])).encoding(),
+            "embstr"
+        );
+        assert_eq!(
+            StrValue::Shared(Bytes::from(vec![b'a'; 45])).encoding(),
+            "raw"
+        );
+        assert_eq!(StrValue::Owned(b"1".to_vec()).encoding(), "raw");
+    }
+}
