@@ -1,1 +1,264 @@
+//! Helpers for end-to-end tests: start the real `warpengine` binary (and a real `redis-server`
+//! for differential tests) on free ports, and stop them when the test ends.
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process that is killed (and its files removed) when dropped.
+pub struct ServerProcess {
+    pub port: u16,
+    child: Child,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+impl ServerProcess {
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Path of the warpengine binary built by cargo for this test run.
+pub fn warpengine_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("WARPENGINE_BIN") {
+        return PathBuf::from(p);
+    }
+    // tests run from target/<profile>/deps; the binary sits in target/<profile>.
+    let mut exe = std::env::current_exe().expect("test executable path");
+    exe.pop();
+    if exe.ends_with("deps") {
+        exe.pop();
+    }
+    let candidate = exe.join("warpengine");
+    assert!(
+        candidate.exists(),
+        "warpengine binary not found at {} (build it with `cargo build` first)",
+        candidate.display()
+    );
+    candidate
+}
+
+fn wait_until_ready(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited during start-up: {status}");
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if s.write_all(b"PING\r\n").is_ok() {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = s.read(&mut buf) {
+                    if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH") {
+                        return;
+                    }
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Starts WarpEngine with extra command-line arguments on a free port.
+pub fn start_warpengine(extra: &[&str]) -> ServerProcess {
+    let port = free_port();
+    let mut child = Command::new(warpengine_binary())
+        .arg("--port")
+        .arg(port.to_string())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start warpengine");
+    wait_until_ready(port, &mut child, "warpengine");
+    ServerProcess {
+        port,
+        child,
+        dir: None,
+    }
+}
+
+/// Whether a real redis-server is installed (the test command installs it; see .ci/run).
+pub fn redis_available() -> bool {
+    Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts a real redis-server with no persistence on a free port, in its own temporary dir.
+pub fn start_redis(extra: &[&str]) -> ServerProcess {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("warp-redis-{port}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--dir", dir.to_str().expect("utf-8 path")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    wait_until_ready(port, &mut child, "redis-server");
+    ServerProcess {
+        port,
+        child,
+        dir: Some(dir),
+    }
+}
+
+/// A raw RESP connection: send bytes, read whole replies back as bytes.
+pub struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    pub fn connect(port: u16) -> RawConn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends one command as a multibulk request.
+    pub fn send_command(&mut self, args: &[&[u8]]) {
+        self.send(&encode_command(args));
+    }
+
+    /// Reads exactly one complete reply (RESP2 or RESP3), returned as its raw bytes.
+    /// None when the server closed the connection first.
+    pub fn read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(len) = reply_len(&self.buf, 0) {
+                return Some(self.buf.drain(..len).collect());
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("read failed: {e}"),
+            }
+        }
+    }
+
+    pub fn command(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send_command(args);
+        self.read_reply().expect("a reply")
+    }
+
+    /// True when the server has closed the connection (reads return EOF).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn line_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf[from..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| from + p)
+}
+
+/// Length of the complete reply starting at `at`, or None if more bytes are needed.
+pub fn reply_len(buf: &[u8], at: usize) -> Option<usize> {
+    if at >= buf.len() {
+        return None;
+    }
+    let end = line_end(buf, at)?;
+    let header = std::str::from_utf8(&buf[at + 1..end]).ok()?;
+    let after = end + 2;
+    match buf[at] {
+        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => Some(after - at),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = header.parse().ok()?;
+            if n < 0 {
+                return Some(after - at);
+            }
+            let total = after + n as usize + 2;
+            (buf.len() >= total).then_some(total - at)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n: i64 = header.parse().ok()?;
+            if n < 0 {
+                return Some(after - at);
+            }
+            let items = if matches!(buf[at], b'%' | b'|') {
+                n * 2
+            } else {
+                n
+            };
+            let mut pos = after;
+            for _ in 0..items {
+                pos += reply_len(buf, pos)?;
+            }
+            Some(pos - at)
+        }
+        _ => None,
+    }
+}
