@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs WarpEngine's whole test suite: formatting, lints, unit tests, end-to-end tests against
+# the real binary, and differential tests against a real redis-server (installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${need_apt[*]} with apt-get"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "missing: ${need_apt[*]} (install them, e.g. apt-get install redis-server redis-tools docker-compose)" >&2
+    exit 1
+  fi
+fi
+
+echo "== docker-compose.yml"
+docker-compose -f docker-compose.yml config -q
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== build"
+cargo build --workspace --bins -q
+echo "== tests"
+cargo test --workspace -q
