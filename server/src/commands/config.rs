@@ -28,7 +28,7 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
             ],
         ),
         "get" if args.len() >= 3 => get(s, &args[2..]),
-        "set" if args.len() >= 4 && args.len() % 2 == 0 => set(s, &args[2..]),
+        "set" if args.len() >= 4 && args.len().is_multiple_of(2) => set(s, &args[2..]),
         "resetstat" if args.len() == 2 => {
             for w in &s.server.worker_stats {
                 w.reset();

@@ -262,7 +262,7 @@ pub fn mget(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn mset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return super::util::wrong_arity("mset");
     }
     for pair in args[1..].chunks(2) {
@@ -272,7 +272,7 @@ pub fn mset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn msetnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    if args.len() % 2 == 0 {
+    if args.len().is_multiple_of(2) {
         return super::util::wrong_arity("msetnx");
     }
     if args[1..].chunks(2).any(|pair| ctx.exists(&pair[0])) {
