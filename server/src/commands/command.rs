@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warpengine_storage::glob_match;
 
 use super::util::{eq_ignore_case, help, lower, unknown_subcommand, wrong_arity, SYNTAX};
-use super::{lookup, CommandSpec, TABLE};
+use super::{command_data, lookup, CommandSpec, TABLE};
 use crate::protocol::Reply;
 use crate::session::Session;
 
@@ -12,7 +12,8 @@ fn status_set(items: impl IntoIterator<Item = String>) -> Reply {
     Reply::Set(items.into_iter().map(Reply::StatusOwned).collect())
 }
 
-/// One COMMAND INFO entry in Redis 7's ten-field shape.
+/// One COMMAND INFO entry in Redis 7's ten-field shape: Redis's own entry (ACL categories,
+/// tips, key specs, subcommands), with arity, flags and the legacy key triple from our table.
 pub fn info_entry(spec: &CommandSpec) -> Reply {
     let (first, last, step) = spec.legacy_keys();
     let flags = spec
@@ -20,26 +21,100 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
         .split(' ')
         .filter(|f| !f.is_empty())
         .map(str::to_string);
-    Reply::Array(vec![
+    let ours = [
         Reply::bulk_str(spec.name),
         Reply::Int(spec.arity as i64),
         status_set(flags),
         Reply::Int(first as i64),
         Reply::Int(last as i64),
         Reply::Int(step as i64),
-        status_set(spec.acl_categories()),
-        Reply::Set(vec![]),
-        Reply::Array(vec![]),
-        Reply::Array(vec![]),
-    ])
+    ];
+    let mut fields = match command_data::get(spec.name) {
+        Some(redis) => redis.info.clone(),
+        None => vec![
+            Reply::Nil,
+            Reply::Nil,
+            Reply::Nil,
+            Reply::Nil,
+            Reply::Nil,
+            Reply::Nil,
+            status_set(spec.acl_categories()),
+            Reply::Set(vec![]),
+            Reply::Array(vec![]),
+            Reply::Array(vec![]),
+        ],
+    };
+    for (slot, value) in fields.iter_mut().zip(ours) {
+        *slot = value;
+    }
+    Reply::Array(fields)
 }
 
+/// ACL categories as COMMAND INFO lists them (Redis's, or derived for commands Redis lacks).
+fn acl_categories(spec: &CommandSpec) -> Vec<String> {
+    match command_data::get(spec.name) {
+        Some(redis) => command_data::statuses(&redis.info[6])
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        None => spec.acl_categories(),
+    }
+}
+
+/// Redis's docs map, or a short one for commands Redis lacks.
 fn docs_entry(spec: &CommandSpec) -> Reply {
+    if let Some(redis) = command_data::get(spec.name) {
+        return redis.docs.clone();
+    }
     Reply::Map(vec![
         (Reply::bulk_str("summary"), Reply::bulk_str(spec.summary)),
         (Reply::bulk_str("since"), Reply::bulk_str(spec.since)),
         (Reply::bulk_str("group"), Reply::bulk_str(spec.group)),
     ])
+}
+
+/// A name given to COMMAND INFO / DOCS: one of our commands, or `parent|sub` of one of ours.
+enum Named {
+    Command(&'static CommandSpec),
+    Subcommand {
+        parent: &'static str,
+        fullname: String,
+    },
+}
+
+fn resolve(name: &[u8]) -> Option<Named> {
+    let Some(bar) = name.iter().position(|&b| b == b'|') else {
+        return lookup(name).map(|i| Named::Command(&TABLE[i]));
+    };
+    let (parent, sub) = (&name[..bar], &name[bar + 1..]);
+    if sub.contains(&b'|') {
+        return None;
+    }
+    let parent = TABLE[lookup(parent)?].name;
+    Some(Named::Subcommand {
+        parent,
+        fullname: format!("{parent}|{}", lower(sub)),
+    })
+}
+
+fn info_for(name: &[u8]) -> Reply {
+    match resolve(name) {
+        Some(Named::Command(spec)) => info_entry(spec),
+        Some(Named::Subcommand { parent, fullname }) => {
+            command_data::subcommand_info(parent, &fullname).map_or(Reply::Nil, Reply::clone)
+        }
+        None => Reply::Nil,
+    }
+}
+
+fn docs_for(name: &[u8]) -> Option<(Reply, Reply)> {
+    match resolve(name)? {
+        Named::Command(spec) => Some((Reply::bulk_str(spec.name), docs_entry(spec))),
+        Named::Subcommand { parent, fullname } => {
+            let docs = command_data::subcommand_docs(parent, &fullname)?.clone();
+            Some((Reply::bulk_str(&fullname), docs))
+        }
+    }
 }
 
 pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
@@ -76,28 +151,18 @@ pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
             if args.len() == 2 {
                 return Reply::Array(TABLE.iter().map(info_entry).collect());
             }
-            Reply::Array(
-                args[2..]
-                    .iter()
-                    .map(|n| lookup(n).map_or(Reply::Nil, |i| info_entry(&TABLE[i])))
-                    .collect(),
-            )
+            Reply::Array(args[2..].iter().map(|n| info_for(n)).collect())
         }
         "docs" => {
-            let specs: Vec<&CommandSpec> = if args.len() == 2 {
-                TABLE.iter().collect()
-            } else {
-                args[2..]
-                    .iter()
-                    .filter_map(|n| lookup(n).map(|i| &TABLE[i]))
-                    .collect()
-            };
-            Reply::Map(
-                specs
-                    .into_iter()
-                    .map(|s| (Reply::bulk_str(s.name), docs_entry(s)))
-                    .collect(),
-            )
+            if args.len() == 2 {
+                return Reply::Map(
+                    TABLE
+                        .iter()
+                        .map(|s| (Reply::bulk_str(s.name), docs_entry(s)))
+                        .collect(),
+                );
+            }
+            Reply::Map(args[2..].iter().filter_map(|n| docs_for(n)).collect())
         }
         "getkeys" if args.len() >= 3 => getkeys(&args[2..]),
         "list" => list(args),
@@ -139,7 +204,7 @@ fn list(args: &[Bytes]) -> Reply {
                     "pattern" => glob_match(value, c.name.as_bytes(), true),
                     "aclcat" => {
                         let cat = format!("@{}", lower(value));
-                        c.acl_categories().contains(&cat)
+                        acl_categories(c).contains(&cat)
                     }
                     _ => false,
                 })

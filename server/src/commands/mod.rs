@@ -13,6 +13,7 @@ use crate::session::Session;
 
 pub mod client;
 pub mod command;
+pub mod command_data;
 pub mod config;
 pub mod connection;
 pub mod debug;
@@ -41,6 +42,7 @@ pub enum Keys {
     None,
     Range(i32, i32, i32),
     Custom {
+        /// What COMMAND INFO reports (Redis gives containers like OBJECT 0, 0, 0).
         legacy: (i32, i32, i32),
         find: fn(&[Bytes]) -> Vec<usize>,
     },
@@ -197,7 +199,7 @@ commands! {
     "renamenx", 3, "write fast", k(1, 2, 1), "generic", "1.0.0", keyed(ks::renamenx), "Renames a key only when the target key name doesn't exist.";
     "copy", -3, "write denyoom", k(1, 2, 1), "generic", "6.2.0", keyed(ks::copy), "Copies the value of a key to a new key.";
     "move", 3, "write fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::move_), "Moves a key to another database.";
-    "object", -2, "", Keys::Custom { legacy: (2, 2, 1), find: object::keys }, "generic", "2.2.3", keyed(object::object), "A container for object introspection commands.";
+    "object", -2, "", Keys::Custom { legacy: (0, 0, 0), find: object::keys }, "generic", "2.2.3", keyed(object::object), "A container for object introspection commands.";
     "keys", 2, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::keys), "Returns all key names that match a pattern.";
     "scan", -2, "readonly", NO_KEYS, "generic", "2.8.0", session(ks::scan), "Iterates over the key names in the database.";
     "randomkey", 1, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::randomkey), "Returns a random key name from the database.";
@@ -207,7 +209,7 @@ commands! {
     "swapdb", 3, "write fast", NO_KEYS, "server", "4.0.0", session(sv::swapdb), "Swaps two Redis databases.";
     // connection
     "ping", -1, "fast", NO_KEYS, "connection", "1.0.0", session(cn::ping), "Returns the server's liveliness response.";
-    "echo", 2, "fast", NO_KEYS, "connection", "1.0.0", session(cn::echo), "Returns the given string.";
+    "echo", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::echo), "Returns the given string.";
     "quit", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::quit), "Closes the connection.";
     "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.";
     "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.";

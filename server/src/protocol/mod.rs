@@ -2,6 +2,7 @@
 
 pub mod parse;
 pub mod reply;
+pub mod resp_reader;
 
 pub use parse::{parse_request, Limits, ProtocolError};
 pub use reply::Reply;

@@ -1,0 +1,181 @@
+//! Redis 7.0.15's own COMMAND DOCS and COMMAND INFO replies for the commands in [`TABLE`],
+//! recorded by `tools/gen-command-data.sh` (see `server/data/README.md`), embedded in the
+//! binary and parsed once.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::protocol::resp_reader::read_all;
+use crate::protocol::Reply;
+
+#[cfg(test)]
+use super::TABLE;
+
+static DATA: &[u8] = include_bytes!("../../data/redis-commands.resp");
+
+/// What Redis says about one command.
+pub struct RedisCommand {
+    /// The docs map (the value side of COMMAND DOCS's `name => docs` entry).
+    pub docs: Reply,
+    /// The ten fields of the COMMAND INFO entry.
+    pub info: Vec<Reply>,
+}
+
+/// Commands in file order, as (name, Redis data); None for commands Redis does not know.
+fn entries() -> &'static [(String, Option<RedisCommand>)] {
+    static ENTRIES: OnceLock<Vec<(String, Option<RedisCommand>)>> = OnceLock::new();
+    ENTRIES.get_or_init(|| {
+        let replies = read_all(DATA).expect("embedded redis-commands.resp is valid RESP3");
+        assert!(
+            replies.len().is_multiple_of(2),
+            "DOCS and INFO replies come in pairs"
+        );
+        replies
+            .chunks(2)
+            .filter_map(|pair| parse_pair(&pair[0], &pair[1]))
+            .collect()
+    })
+}
+
+/// One DOCS reply (`%1 name docs`, or `%0` for an unknown command) and one INFO reply
+/// (`*1 [entry]`, or `*1 _`).
+fn parse_pair(docs: &Reply, info: &Reply) -> Option<(String, Option<RedisCommand>)> {
+    let info = match info {
+        Reply::Array(items) if items.len() == 1 => match &items[0] {
+            Reply::Array(fields) if fields.len() == 10 => Some(fields.clone()),
+            _ => None,
+        },
+        _ => panic!("COMMAND INFO reply is a one-element array"),
+    };
+    let Reply::Map(pairs) = docs else {
+        panic!("COMMAND DOCS reply is a map")
+    };
+    match (pairs.first(), info) {
+        (Some((Reply::Bulk(name), docs)), Some(info)) => {
+            let name = String::from_utf8(name.to_vec()).expect("utf-8 command name");
+            let docs = docs.clone();
+            Some((name, Some(RedisCommand { docs, info })))
+        }
+        // Commands Redis lacks leave no name behind; they are simply not found.
+        (None, None) => None,
+        _ => panic!("DOCS and INFO disagree about whether Redis knows a command"),
+    }
+}
+
+fn index() -> &'static HashMap<&'static str, &'static RedisCommand> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static RedisCommand>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        entries()
+            .iter()
+            .filter_map(|(name, c)| c.as_ref().map(|c| (name.as_str(), c)))
+            .collect()
+    })
+}
+
+/// Redis's data for a top-level command (lowercase name).
+pub fn get(name: &str) -> Option<&'static RedisCommand> {
+    index().get(name).copied()
+}
+
+fn map_get<'a>(map: &'a Reply, key: &str) -> Option<&'a Reply> {
+    let Reply::Map(pairs) = map else { return None };
+    pairs
+        .iter()
+        .find(|(k, _)| matches!(k, Reply::Bulk(b) if b == key.as_bytes()))
+        .map(|(_, v)| v)
+}
+
+/// Docs of a subcommand (`fullname` like `client|list`, lowercase) of a known command.
+pub fn subcommand_docs(parent: &str, fullname: &str) -> Option<&'static Reply> {
+    map_get(map_get(&get(parent)?.docs, "subcommands")?, fullname)
+}
+
+/// The COMMAND INFO entry of a subcommand (`fullname` like `client|list`, lowercase).
+pub fn subcommand_info(parent: &str, fullname: &str) -> Option<&'static Reply> {
+    let Reply::Array(subs) = &get(parent)?.info[9] else {
+        return None;
+    };
+    subs.iter().find(|s| match s {
+        Reply::Array(fields) => {
+            matches!(fields.first(), Some(Reply::Bulk(n)) if n == fullname.as_bytes())
+        }
+        _ => false,
+    })
+}
+
+/// Every status in a set reply (flags, ACL categories).
+pub fn statuses(set: &Reply) -> Vec<&str> {
+    match set {
+        Reply::Set(items) | Reply::Array(items) => items
+            .iter()
+            .filter_map(|r| match r {
+                Reply::StatusOwned(s) => Some(s.as_str()),
+                Reply::Status(s) => Some(*s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(r: &Reply) -> i64 {
+        match r {
+            Reply::Int(i) => *i,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_follows_the_table() {
+        // Regenerate with tools/gen-command-data.sh when this fails after a table change.
+        let names: Vec<&str> = entries().iter().map(|(n, _)| n.as_str()).collect();
+        let known: Vec<&str> = TABLE
+            .iter()
+            .map(|c| c.name)
+            .filter(|n| names.contains(n))
+            .collect();
+        assert_eq!(names, known, "redis-commands.resp is out of date");
+        for c in TABLE {
+            assert!(get(c.name).is_some(), "{} is not in Redis's data", c.name);
+        }
+    }
+
+    #[test]
+    fn table_agrees_with_redis_on_arity_keys_and_flags() {
+        let mut wrong = Vec::new();
+        for c in TABLE {
+            let Some(redis) = get(c.name) else { continue };
+            let info = &redis.info;
+            let ours = (c.arity as i64, c.legacy_keys());
+            let (f, l, s) = (int(&info[3]), int(&info[4]), int(&info[5]));
+            let theirs = (int(&info[1]), (f as i32, l as i32, s as i32));
+            if ours != theirs {
+                wrong.push(format!("{}: ours {ours:?}, Redis {theirs:?}", c.name));
+            }
+            let flags: Vec<&str> = c.flags.split(' ').filter(|f| !f.is_empty()).collect();
+            if flags != statuses(&info[2]) {
+                wrong.push(format!(
+                    "{}: flags ours {flags:?}, Redis {:?}",
+                    c.name,
+                    statuses(&info[2])
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn subcommands_are_found() {
+        let Some(Reply::Array(fields)) = subcommand_info("client", "client|list") else {
+            panic!("client|list info")
+        };
+        assert_eq!(fields[0], Reply::bulk_str("client|list"));
+        assert!(map_get(subcommand_docs("client", "client|list").unwrap(), "summary").is_some());
+        assert!(subcommand_info("client", "client|nosuch").is_none());
+        assert!(subcommand_docs("get", "get|x").is_none());
+    }
+}
