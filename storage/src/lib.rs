@@ -3,6 +3,7 @@
 
 pub mod db;
 pub mod glob;
+pub mod longdouble;
 pub mod value;
 
 pub use db::{Db, Entry, ScanStep};

@@ -1,10 +1,11 @@
 //! String commands: GET, SET and friends, counters, ranges, LCS.
 
 use bytes::Bytes;
+use warpengine_storage::longdouble::LongDouble;
 use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::{Entry, StrValue, Value};
 
-use super::util::{eq_ignore_case, float_arg, int_arg, NOT_FLOAT, NOT_INTEGER, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, NOT_FLOAT, NOT_INTEGER, SYNTAX};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -45,20 +46,24 @@ struct SetFlags {
 
 /// Parses SET/GETEX options the way Redis's `parseExtendedStringArgumentsOrReply` does,
 /// including which combinations are a syntax error.
-fn parse_set_options(
-    args: &[Bytes],
-    from: usize,
-    is_set: bool,
-    command: &str,
-    now_ms: u64,
-) -> Result<(SetFlags, ExpireOpt), Reply> {
-    #[derive(PartialEq, Clone, Copy)]
-    enum Unit {
-        Ex,
-        Px,
-        ExAt,
-        PxAt,
-    }
+#[derive(PartialEq, Clone, Copy)]
+enum Unit {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Options as parsed, before the expire time itself is checked (GETEX checks it only once
+/// the key is found, SET at once).
+struct SetOptions<'a> {
+    flags: SetFlags,
+    unit: Option<(Unit, &'a Bytes)>,
+    keepttl: bool,
+    persist: bool,
+}
+
+fn parse_set_options(args: &[Bytes], from: usize, is_set: bool) -> Result<SetOptions<'_>, Reply> {
     let mut flags = SetFlags::default();
     let mut keepttl = false;
     let mut persist = false;
@@ -96,7 +101,17 @@ fn parse_set_options(
         }
         j += 1;
     }
-    let expire = if let Some((u, raw)) = unit {
+    Ok(SetOptions {
+        flags,
+        unit,
+        keepttl,
+        persist,
+    })
+}
+
+/// Validates the expire time and makes it absolute, with Redis's error texts.
+fn resolve_expire(opts: &SetOptions, command: &str, now_ms: u64) -> Result<ExpireOpt, Reply> {
+    let expire = if let Some((u, raw)) = opts.unit {
         let invalid = || Reply::err(format!("ERR invalid expire time in '{command}' command"));
         let v = int_arg(raw)?;
         let seconds = matches!(u, Unit::Ex | Unit::ExAt);
@@ -111,14 +126,14 @@ fn parse_set_options(
             ms += now_ms as i64;
         }
         ExpireOpt::At(ms as u64)
-    } else if keepttl {
+    } else if opts.keepttl {
         ExpireOpt::KeepTtl
-    } else if persist {
+    } else if opts.persist {
         ExpireOpt::Persist
     } else {
         ExpireOpt::None
     };
-    Ok((flags, expire))
+    Ok(expire)
 }
 
 /// Stores a string, honouring KEEPTTL and deleting at once when the expiry is already past.
@@ -137,8 +152,10 @@ fn store(ctx: &mut KeyCtx, key: &[u8], value: Bytes, expire: ExpireOpt) {
 }
 
 pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let (flags, expire) = match parse_set_options(args, 3, true, "set", ctx.now_ms) {
-        Ok(v) => v,
+    let (flags, expire) = match parse_set_options(args, 3, true)
+        .and_then(|o| Ok((resolve_expire(&o, "set", ctx.now_ms)?, o.flags)))
+    {
+        Ok((expire, flags)) => (flags, expire),
         Err(e) => return e,
     };
     let key = &args[1];
@@ -222,7 +239,7 @@ pub fn getdel(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn getex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let (_, expire) = match parse_set_options(args, 2, false, "getex", ctx.now_ms) {
+    let opts = match parse_set_options(args, 2, false) {
         Ok(v) => v,
         Err(e) => return e,
     };
@@ -233,6 +250,10 @@ pub fn getex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     let now = ctx.now_ms;
+    let expire = match resolve_expire(&opts, "getex", now) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
     match expire {
         ExpireOpt::At(at) if at <= now => {
             ctx.db(key).remove(key);
@@ -365,42 +386,43 @@ pub fn decrby(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     }
 }
 
-/// Formats a float the way INCRBYFLOAT stores it: plain decimal notation, no exponent, no
-/// trailing zeros.
-pub fn format_human_float(v: f64) -> String {
-    let s = format!("{v}");
-    if s.contains('e') || s.contains('E') {
-        let fixed = format!("{v:.17}");
-        let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
-        trimmed.to_string()
-    } else {
-        s
-    }
+/// Parses a float as Redis's `string2ld` (x87 long double); `Err(negative)` is infinity.
+fn long_double_arg(arg: &[u8]) -> Result<Result<LongDouble, bool>, Reply> {
+    LongDouble::parse(arg).ok_or_else(|| Reply::err(NOT_FLOAT))
 }
 
+/// INCRBYFLOAT computes in x87 long double, as Redis does on x86-64, and stores the result
+/// formatted with `%.17Lf` minus trailing zeros.
 pub fn incrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let current = match ctx.write(key) {
-        None => 0.0,
+        None => Ok(LongDouble {
+            neg: false,
+            mant: 0,
+            exp: 0,
+        }),
         Some(Entry {
             value: Value::Str(s),
             ..
-        }) => match super::util::parse_float(s.as_slice()) {
-            Some(v) => v,
-            None => return Reply::err(NOT_FLOAT),
+        }) => match long_double_arg(s.as_slice()) {
+            Ok(v) => v,
+            Err(e) => return e,
         },
         #[allow(unreachable_patterns)]
         Some(_) => return Reply::err(WRONGTYPE),
     };
-    let incr = match float_arg(&args[2]) {
+    let incr = match long_double_arg(&args[2]) {
         Ok(v) => v,
         Err(e) => return e,
     };
-    let new = current + incr;
-    if new.is_nan() || new.is_infinite() {
+    let new = match (current, incr) {
+        (Ok(a), Ok(b)) => a.checked_add(b),
+        _ => None,
+    };
+    let Some(new) = new else {
         return Reply::err("ERR increment would produce NaN or Infinity");
-    }
-    let text = Bytes::from(format_human_float(new));
+    };
+    let text = Bytes::from(new.to_human_string());
     match ctx.write(key) {
         Some(e) => e.value = Value::string(text.clone()),
         None => ctx.set_string(key, text.clone(), 0),
@@ -603,18 +625,5 @@ pub fn lcs(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         ])
     } else {
         Reply::Bulk(Bytes::from(result))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_human_float;
-
-    #[test]
-    fn human_floats() {
-        assert_eq!(format_human_float(10.5), "10.5");
-        assert_eq!(format_human_float(3.0), "3");
-        assert_eq!(format_human_float(5.0e3), "5000");
-        assert_eq!(format_human_float(-1.25), "-1.25");
     }
 }

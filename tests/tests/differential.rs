@@ -1,0 +1,495 @@
+//! Differential test: every corpus file under `tests/corpus/*.txt` runs against a real
+//! redis-server and against WarpEngine, and the raw reply bytes of every command must match.
+//!
+//! Corpus format (also in `tests/corpus/README.md`):
+//!
+//! * One command per line. Arguments are split with redis-cli's quoting rules: whitespace
+//!   separates arguments; `"..."` understands `\n \r \t \b \a \\ \"` and `\xHH`; `'...'`
+//!   understands only `\'`. A closing quote must be followed by whitespace or the line end.
+//! * Blank lines and lines starting with `#` are ignored.
+//! * Directives (lines starting with `!`):
+//!   - `!resp3` / `!resp2`: send `HELLO 3` / `HELLO 2` on both connections (the HELLO reply
+//!     itself is not compared: it carries the server's id, version and mode).
+//!   - `!sleep MS`: sleep MS milliseconds.
+//!   - `!sorted`: for the next command, sort the elements of a top-level array/set reply
+//!     before comparing (for KEYS and other unordered replies).
+//!   - `!skip-compare`: run the next command on both servers but do not compare its replies
+//!     (RANDOMKEY on a populated db, TIME, CLIENT ID ...).
+//!   - `!raw "..."`: send the bytes (same escapes as a double-quoted argument) instead of a
+//!     command, and compare everything that comes back: the replies, and whether the server
+//!     then closed the connection (after a protocol error both do). After a close, both
+//!     connections are reopened (RESP2, db 0, no name) for the rest of the file.
+//! * `CLIENT REPLY OFF|SKIP|ON` are followed: no reply is read while replies are off.
+//! * Each file starts with `FLUSHALL` on both servers and fresh connections. CONFIG SET
+//!   changes persist across files, so a file that changes a parameter must restore it.
+//! * At the end of each file a `PING` is compared, so a server that sent a reply the other
+//!   one did not shows up as a mismatch.
+//!
+//! Allowed differences: commands whose replies legitimately differ are not compared; use
+//! `!skip-compare` for them. See [`ALLOWED_DIFFERENCES`].
+//!
+//! Without redis-server installed this test fails, unless `WARP_SKIP_DIFFERENTIAL=1`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{encode_command, redis_available, reply_len, start_redis, start_warpengine};
+
+/// Replies that differ between WarpEngine and Redis by design; such commands must be run with
+/// `!skip-compare` (or not at all) in the corpus.
+#[allow(dead_code)]
+const ALLOWED_DIFFERENCES: &[&str] = &[
+    "INFO: server-specific fields and sections",
+    "CLIENT LIST / CLIENT INFO: ids, addresses, ages, buffer sizes",
+    "CLIENT ID: connection ids depend on connection history",
+    "HELLO's success reply: server name, version, id, mode",
+    "COMMAND INFO / DOCS / COUNT / LIST: Redis has hundreds more commands",
+    "run ids, TIME, LASTSAVE, RANDOMKEY on a multi-key db",
+    "OBJECT FREQ / IDLETIME: depend on the LFU/LRU clocks",
+];
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// For `!raw`: how long to wait for a reply that may legitimately never come.
+const RAW_FIRST_TIMEOUT: Duration = Duration::from_millis(500);
+const RAW_MORE_TIMEOUT: Duration = Duration::from_millis(100);
+
+enum Read1 {
+    Reply(Vec<u8>),
+    Closed,
+    Timeout,
+}
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn connect(port: u16) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
+    fn read(&mut self, timeout: Duration) -> Read1 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(len) = reply_len(&self.buf, 0) {
+                return Read1::Reply(self.buf.drain(..len).collect());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Read1::Timeout;
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Read1::Closed,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Read1::Timeout
+                }
+                Err(_) => return Read1::Closed,
+            }
+        }
+    }
+
+    /// One expected reply, rendered for comparison.
+    fn reply(&mut self) -> Vec<u8> {
+        match self.read(REPLY_TIMEOUT) {
+            Read1::Reply(r) => r,
+            Read1::Closed => b"<connection closed>".to_vec(),
+            Read1::Timeout => b"<no reply>".to_vec(),
+        }
+    }
+
+    /// Everything that comes back after a raw send, and whether the connection closed.
+    fn raw_replies(&mut self) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut timeout = RAW_FIRST_TIMEOUT;
+        loop {
+            match self.read(timeout) {
+                Read1::Reply(r) => out.extend_from_slice(&r),
+                Read1::Closed => {
+                    out.extend_from_slice(b"<connection closed>");
+                    return (out, true);
+                }
+                Read1::Timeout => {
+                    if !self.buf.is_empty() {
+                        out.extend_from_slice(b"<partial>");
+                        out.append(&mut self.buf);
+                    }
+                    return (out, false);
+                }
+            }
+            timeout = RAW_MORE_TIMEOUT;
+        }
+    }
+}
+
+/// Splits a line into arguments with redis-cli's (sdssplitargs) rules.
+fn split_args(line: &str) -> Result<Vec<Vec<u8>>, String> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Ok(out);
+        }
+        let mut cur = Vec::new();
+        let (mut inq, mut insq) = (false, false);
+        loop {
+            if inq {
+                if i >= b.len() {
+                    return Err("unbalanced double quotes".into());
+                }
+                if b[i] == b'\\'
+                    && i + 3 < b.len()
+                    && b[i + 1] == b'x'
+                    && b[i + 2].is_ascii_hexdigit()
+                    && b[i + 3].is_ascii_hexdigit()
+                {
+                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
+                    cur.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 3;
+                } else if b[i] == b'\\' && i + 1 < b.len() {
+                    i += 1;
+                    cur.push(match b[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if b[i] == b'"' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return Err("closing quote must be followed by a space".into());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else if insq {
+                if i >= b.len() {
+                    return Err("unbalanced single quotes".into());
+                }
+                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if b[i] == b'\'' {
+                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
+                        return Err("closing quote must be followed by a space".into());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    cur.push(b[i]);
+                }
+            } else {
+                if i >= b.len() || b[i].is_ascii_whitespace() {
+                    break;
+                }
+                match b[i] {
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        out.push(cur);
+    }
+}
+
+fn escape(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for &c in bytes {
+        match c {
+            b'\r' => s.push_str("\\r"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            0x20..=0x7e => s.push(c as char),
+            _ => s.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    s
+}
+
+/// Sorts the elements of a top-level array or set reply; other replies are returned as-is.
+fn sort_reply(reply: &[u8]) -> Vec<u8> {
+    if reply.is_empty() || !matches!(reply[0], b'*' | b'~') {
+        return reply.to_vec();
+    }
+    let Some(end) = reply.windows(2).position(|w| w == b"\r\n") else {
+        return reply.to_vec();
+    };
+    let mut pos = end + 2;
+    let mut items = Vec::new();
+    while pos < reply.len() {
+        let Some(len) = reply_len(reply, pos) else {
+            return reply.to_vec();
+        };
+        items.push(&reply[pos..pos + len]);
+        pos += len;
+    }
+    items.sort();
+    let mut out = reply[..end + 2].to_vec();
+    for i in items {
+        out.extend_from_slice(i);
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ReplyMode {
+    On,
+    Off,
+    Skip,
+}
+
+/// Both connections of one file, with the client-side model of CLIENT REPLY.
+struct Pair {
+    ports: (u16, u16),
+    redis: Conn,
+    warp: Conn,
+    mode: ReplyMode,
+}
+
+impl Pair {
+    fn open(ports: (u16, u16)) -> Pair {
+        Pair {
+            ports,
+            redis: Conn::connect(ports.0),
+            warp: Conn::connect(ports.1),
+            mode: ReplyMode::On,
+        }
+    }
+
+    fn reopen(&mut self) {
+        *self = Pair::open(self.ports);
+    }
+
+    fn both(&mut self, bytes: &[u8]) -> (bool, bool) {
+        (self.redis.send(bytes), self.warp.send(bytes))
+    }
+
+    /// Whether this command gets a reply, updating the CLIENT REPLY model.
+    fn expects_reply(&mut self, args: &[Vec<u8>]) -> bool {
+        let before = self.mode;
+        if args.len() == 3
+            && args[0].eq_ignore_ascii_case(b"client")
+            && args[1].eq_ignore_ascii_case(b"reply")
+        {
+            let arg = &args[2];
+            if arg.eq_ignore_ascii_case(b"on") {
+                self.mode = ReplyMode::On;
+                return true;
+            } else if arg.eq_ignore_ascii_case(b"off") {
+                self.mode = ReplyMode::Off;
+                return false;
+            } else if arg.eq_ignore_ascii_case(b"skip") {
+                if self.mode == ReplyMode::On {
+                    self.mode = ReplyMode::Skip;
+                }
+                return false;
+            }
+        }
+        match before {
+            ReplyMode::On => true,
+            ReplyMode::Off => false,
+            ReplyMode::Skip => {
+                self.mode = ReplyMode::On;
+                false
+            }
+        }
+    }
+}
+
+struct Mismatches(Vec<String>);
+
+impl Mismatches {
+    fn check(&mut self, file: &str, line: usize, what: &str, redis: &[u8], warp: &[u8]) {
+        if redis != warp {
+            self.0.push(format!(
+                "{file}:{line}: {what}\n    redis: \"{}\"\n    warp:  \"{}\"",
+                escape(redis),
+                escape(warp)
+            ));
+        }
+    }
+}
+
+fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> usize {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let text = std::fs::read_to_string(path).expect("corpus file");
+    let mut pair = Pair::open(ports);
+    for conn in [&mut pair.redis, &mut pair.warp] {
+        conn.send(&encode_command(&[b"FLUSHALL"]));
+        assert!(
+            matches!(conn.read(REPLY_TIMEOUT), Read1::Reply(r) if r == b"+OK\r\n"),
+            "{name}: FLUSHALL failed"
+        );
+    }
+    let (mut sorted, mut skip) = (false, false);
+    let mut cases = 0;
+    for (n, raw_line) in text.lines().enumerate() {
+        let lineno = n + 1;
+        let line = raw_line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(directive) = line.strip_prefix('!') {
+            let (word, rest) = directive
+                .split_once(char::is_whitespace)
+                .map_or((directive, ""), |(w, r)| (w, r.trim()));
+            match word {
+                "resp3" | "resp2" => {
+                    let version: &[u8] = if word == "resp3" { b"3" } else { b"2" };
+                    pair.both(&encode_command(&[b"HELLO", version]));
+                    pair.redis.reply();
+                    pair.warp.reply();
+                }
+                "sleep" => {
+                    let ms: u64 = rest.parse().expect("!sleep MS");
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                "sorted" => sorted = true,
+                "skip-compare" => skip = true,
+                "raw" => {
+                    let bytes = split_args(rest)
+                        .ok()
+                        .filter(|a| a.len() == 1)
+                        .unwrap_or_else(|| panic!("{name}:{lineno}: !raw needs one argument"))
+                        .remove(0);
+                    pair.both(&bytes);
+                    let (r, r_closed) = pair.redis.raw_replies();
+                    let (w, w_closed) = pair.warp.raw_replies();
+                    cases += 1;
+                    mismatches.check(&name, lineno, line, &r, &w);
+                    if r_closed || w_closed {
+                        pair.reopen();
+                    }
+                }
+                _ => panic!("{name}:{lineno}: unknown directive {line}"),
+            }
+            continue;
+        }
+        let args = split_args(line).unwrap_or_else(|e| panic!("{name}:{lineno}: {e}"));
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        pair.both(&encode_command(&refs));
+        cases += 1;
+        if pair.expects_reply(&args) {
+            let (mut r, mut w) = (pair.redis.reply(), pair.warp.reply());
+            if sorted {
+                r = sort_reply(&r);
+                w = sort_reply(&w);
+            }
+            if !skip {
+                mismatches.check(&name, lineno, line, &r, &w);
+            }
+        }
+        sorted = false;
+        skip = false;
+    }
+    // Any stray reply shows up here.
+    if pair.mode != ReplyMode::On {
+        pair.both(&encode_command(&[b"CLIENT", b"REPLY", b"ON"]));
+        let (r, w) = (pair.redis.reply(), pair.warp.reply());
+        mismatches.check(&name, 0, "(end of file) CLIENT REPLY ON", &r, &w);
+    }
+    pair.both(&encode_command(&[b"PING"]));
+    let (r, w) = (pair.redis.reply(), pair.warp.reply());
+    mismatches.check(&name, 0, "(end of file) PING", &r, &w);
+    cases
+}
+
+fn corpus_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn corpus_matches_real_redis() {
+    if !redis_available() {
+        if std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
+            eprintln!(
+                "redis-server not installed; differential test skipped (WARP_SKIP_DIFFERENTIAL=1)"
+            );
+            return;
+        }
+        panic!(
+            "redis-server is not installed: the differential test needs it \
+             (install redis-server, or set WARP_SKIP_DIFFERENTIAL=1 to skip this test)"
+        );
+    }
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&[]);
+    let files = corpus_files();
+    assert!(!files.is_empty(), "no corpus files found");
+    let mut mismatches = Mismatches(Vec::new());
+    let mut total = 0;
+    for file in &files {
+        let cases = run_file(file, (redis.port, warp.port), &mut mismatches);
+        eprintln!("{}: {cases} cases", file.display());
+        total += cases;
+    }
+    assert!(
+        mismatches.0.is_empty(),
+        "{} of {total} cases differ from redis-server:\n{}",
+        mismatches.0.len(),
+        mismatches.0.join("\n")
+    );
+}
+
+#[test]
+fn split_args_follows_redis_cli() {
+    let a = split_args(r#"SET "a b" 'c d' "\x41\n" '\'q' plain"#).unwrap();
+    let expected: Vec<Vec<u8>> = vec![
+        b"SET".to_vec(),
+        b"a b".to_vec(),
+        b"c d".to_vec(),
+        b"A\n".to_vec(),
+        b"'q".to_vec(),
+        b"plain".to_vec(),
+    ];
+    assert_eq!(a, expected);
+    assert!(split_args(r#"GET "unbalanced"#).is_err());
+    assert!(split_args(r#"GET "a"b"#).is_err());
+    assert_eq!(split_args("  ").unwrap(), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn sort_reply_sorts_top_level_elements() {
+    assert_eq!(
+        sort_reply(b"*3\r\n$1\r\nc\r\n$1\r\na\r\n$1\r\nb\r\n"),
+        b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n".to_vec()
+    );
+    assert_eq!(sort_reply(b"+OK\r\n"), b"+OK\r\n".to_vec());
+}
