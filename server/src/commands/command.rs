@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warpengine_storage::glob_match;
 
 use super::util::{eq_ignore_case, help, lower, unknown_subcommand, wrong_arity, SYNTAX};
-use super::{command_data, lookup, CommandSpec, TABLE};
+use super::{command_data, lookup, CommandSpec, Keys, TABLE};
 use crate::protocol::Reply;
 use crate::session::Session;
 
@@ -164,25 +164,43 @@ pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
             }
             Reply::Map(args[2..].iter().filter_map(|n| docs_for(n)).collect())
         }
-        "getkeys" if args.len() >= 3 => getkeys(&args[2..]),
+        "getkeys" => getkeys(args),
         "list" => list(args),
-        "count" | "getkeys" => wrong_arity(&format!("command|{sub}")),
+        "count" => wrong_arity(&format!("command|{sub}")),
         _ => unknown_subcommand(&args[1], "COMMAND"),
     }
 }
 
-fn getkeys(cmd: &[Bytes]) -> Reply {
+/// COMMAND GETKEYS, with Redis's checks in Redis's order. Containers (OBJECT, ...) are judged
+/// by the subcommand named in the command, as Redis does.
+fn getkeys(args: &[Bytes]) -> Reply {
+    if args.len() < 4 {
+        return wrong_arity("command|getkeys");
+    }
+    let cmd = &args[2..];
     let Some(index) = lookup(&cmd[0]) else {
         return Reply::err("ERR Invalid command specified");
     };
     let spec = &TABLE[index];
+    let (arity, keyed) = if command_data::has_subcommands(spec.name) {
+        let fullname = format!("{}|{}", spec.name, lower(&cmd[1]));
+        match command_data::subcommand_arity_and_keyed(spec.name, &fullname) {
+            Some(found) => found,
+            None => return Reply::err("ERR Invalid command specified"),
+        }
+    } else {
+        (spec.arity, !matches!(spec.keys, Keys::None))
+    };
+    if !keyed {
+        return Reply::err("ERR The command has no key arguments");
+    }
     let argc = cmd.len() as i32;
-    if (spec.arity > 0 && argc != spec.arity) || argc < -spec.arity {
+    if (arity > 0 && argc != arity) || argc < -arity {
         return Reply::err("ERR Invalid number of arguments specified for command");
     }
     let keys = spec.key_positions(cmd);
     if keys.is_empty() {
-        return Reply::err("ERR The command has no key arguments");
+        return Reply::err("ERR Invalid arguments specified for command");
     }
     Reply::Array(
         keys.into_iter()

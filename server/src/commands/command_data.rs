@@ -103,6 +103,24 @@ pub fn subcommand_info(parent: &str, fullname: &str) -> Option<&'static Reply> {
     })
 }
 
+/// Whether Redis splits this command into subcommands (CLIENT, OBJECT, COMMAND, ...).
+pub fn has_subcommands(name: &str) -> bool {
+    get(name).is_some_and(|c| matches!(&c.info[9], Reply::Array(subs) if !subs.is_empty()))
+}
+
+/// A subcommand's arity and whether it has key specs, as Redis declares them.
+pub fn subcommand_arity_and_keyed(parent: &str, fullname: &str) -> Option<(i32, bool)> {
+    let Reply::Array(fields) = subcommand_info(parent, fullname)? else {
+        return None;
+    };
+    let Reply::Int(arity) = fields[1] else {
+        return None;
+    };
+    // Redis 7.0 sends key specs as a set.
+    let keyed = matches!(&fields[8], Reply::Set(specs) | Reply::Array(specs) if !specs.is_empty());
+    Some((arity as i32, keyed))
+}
+
 /// Every status in a set reply (flags, ACL categories).
 pub fn statuses(set: &Reply) -> Vec<&str> {
     match set {
@@ -177,5 +195,14 @@ mod tests {
         assert!(map_get(subcommand_docs("client", "client|list").unwrap(), "summary").is_some());
         assert!(subcommand_info("client", "client|nosuch").is_none());
         assert!(subcommand_docs("get", "get|x").is_none());
+        assert!(has_subcommands("object") && !has_subcommands("get"));
+        assert_eq!(
+            subcommand_arity_and_keyed("object", "object|encoding"),
+            Some((3, true))
+        );
+        assert_eq!(
+            subcommand_arity_and_keyed("object", "object|help"),
+            Some((2, false))
+        );
     }
 }
