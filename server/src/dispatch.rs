@@ -102,6 +102,7 @@ impl Pipeline {
             let slot = self.replies.len();
             self.replies.push(None);
             self.commands.push(None);
+            let mode_before = conn.reply_mode;
             let emit = match conn.reply_mode {
                 ReplyMode::On => true,
                 ReplyMode::Off => false,
@@ -173,9 +174,16 @@ impl Pipeline {
                     };
                     let reply = f(&mut session, &args);
                     self.replies[slot] = Some(reply);
-                    // CLIENT REPLY OFF/SKIP silence the command itself too.
+                    // CLIENT REPLY OFF/SKIP silence the command itself too; CLIENT REPLY ON
+                    // answers even when replies were off.
                     if conn.reply_mode != ReplyMode::On {
                         self.emit[slot] = false;
+                    } else if mode_before != ReplyMode::On
+                        && args.len() == 3
+                        && args[0].eq_ignore_ascii_case(b"client")
+                        && args[1].eq_ignore_ascii_case(b"reply")
+                    {
+                        self.emit[slot] = true;
                     }
                 }
             }

@@ -12,7 +12,8 @@
 //!     itself is not compared: it carries the server's id, version and mode).
 //!   - `!sleep MS`: sleep MS milliseconds.
 //!   - `!sorted`: for the next command, sort the elements of a top-level array/set reply
-//!     before comparing (for KEYS and other unordered replies).
+//!     (or the key-value pairs of a RESP3 map) before comparing, for KEYS and other
+//!     unordered replies (CONFIG GET of several parameters comes in hash order in Redis).
 //!   - `!skip-compare`: run the next command on both servers but do not compare its replies
 //!     (RANDOMKEY on a populated db, TIME, CLIENT ID ...).
 //!   - `!raw "..."`: send the bytes (same escapes as a double-quoted argument) instead of a
@@ -67,13 +68,14 @@ struct Conn {
 }
 
 impl Conn {
-    fn connect(port: u16) -> Conn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    fn connect(port: u16, what: &str) -> Result<Conn, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("cannot connect to {what} on port {port} (did it crash?): {e}"))?;
         stream.set_nodelay(true).expect("nodelay");
-        Conn {
+        Ok(Conn {
             stream,
             buf: Vec::new(),
-        }
+        })
     }
 
     fn send(&mut self, bytes: &[u8]) -> bool {
@@ -236,22 +238,27 @@ fn escape(bytes: &[u8]) -> String {
     s
 }
 
-/// Sorts the elements of a top-level array or set reply; other replies are returned as-is.
+/// Sorts the elements of a top-level array or set reply, or the key-value pairs of a map;
+/// other replies are returned as-is.
 fn sort_reply(reply: &[u8]) -> Vec<u8> {
-    if reply.is_empty() || !matches!(reply[0], b'*' | b'~') {
+    if reply.is_empty() || !matches!(reply[0], b'*' | b'~' | b'%') {
         return reply.to_vec();
     }
+    let per_item = if reply[0] == b'%' { 2 } else { 1 };
     let Some(end) = reply.windows(2).position(|w| w == b"\r\n") else {
         return reply.to_vec();
     };
     let mut pos = end + 2;
     let mut items = Vec::new();
     while pos < reply.len() {
-        let Some(len) = reply_len(reply, pos) else {
-            return reply.to_vec();
-        };
-        items.push(&reply[pos..pos + len]);
-        pos += len;
+        let start = pos;
+        for _ in 0..per_item {
+            let Some(len) = reply_len(reply, pos) else {
+                return reply.to_vec();
+            };
+            pos += len;
+        }
+        items.push(&reply[start..pos]);
     }
     items.sort();
     let mut out = reply[..end + 2].to_vec();
@@ -277,17 +284,18 @@ struct Pair {
 }
 
 impl Pair {
-    fn open(ports: (u16, u16)) -> Pair {
-        Pair {
+    fn open(ports: (u16, u16)) -> Result<Pair, String> {
+        Ok(Pair {
             ports,
-            redis: Conn::connect(ports.0),
-            warp: Conn::connect(ports.1),
+            redis: Conn::connect(ports.0, "redis-server")?,
+            warp: Conn::connect(ports.1, "warpengine")?,
             mode: ReplyMode::On,
-        }
+        })
     }
 
-    fn reopen(&mut self) {
-        *self = Pair::open(self.ports);
+    fn reopen(&mut self) -> Result<(), String> {
+        *self = Pair::open(self.ports)?;
+        Ok(())
     }
 
     fn both(&mut self, bytes: &[u8]) -> (bool, bool) {
@@ -340,10 +348,11 @@ impl Mismatches {
     }
 }
 
-fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> usize {
+/// Runs one corpus file; `Err` when a server stopped accepting connections.
+fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> Result<usize, String> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(path).expect("corpus file");
-    let mut pair = Pair::open(ports);
+    let mut pair = Pair::open(ports)?;
     for conn in [&mut pair.redis, &mut pair.warp] {
         conn.send(&encode_command(&[b"FLUSHALL"]));
         assert!(
@@ -388,7 +397,7 @@ fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> usiz
                     cases += 1;
                     mismatches.check(&name, lineno, line, &r, &w);
                     if r_closed || w_closed {
-                        pair.reopen();
+                        pair.reopen()?;
                     }
                 }
                 _ => panic!("{name}:{lineno}: unknown directive {line}"),
@@ -421,7 +430,7 @@ fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> usiz
     pair.both(&encode_command(&[b"PING"]));
     let (r, w) = (pair.redis.reply(), pair.warp.reply());
     mismatches.check(&name, 0, "(end of file) PING", &r, &w);
-    cases
+    Ok(cases)
 }
 
 fn corpus_files() -> Vec<PathBuf> {
@@ -456,9 +465,18 @@ fn corpus_matches_real_redis() {
     let mut mismatches = Mismatches(Vec::new());
     let mut total = 0;
     for file in &files {
-        let cases = run_file(file, (redis.port, warp.port), &mut mismatches);
-        eprintln!("{}: {cases} cases", file.display());
-        total += cases;
+        match run_file(file, (redis.port, warp.port), &mut mismatches) {
+            Ok(cases) => {
+                eprintln!("{}: {cases} cases", file.display());
+                total += cases;
+            }
+            Err(e) => {
+                mismatches
+                    .0
+                    .push(format!("{}: {e}; stopping", file.display()));
+                break;
+            }
+        }
     }
     assert!(
         mismatches.0.is_empty(),
@@ -492,4 +510,8 @@ fn sort_reply_sorts_top_level_elements() {
         b"*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n".to_vec()
     );
     assert_eq!(sort_reply(b"+OK\r\n"), b"+OK\r\n".to_vec());
+    assert_eq!(
+        sort_reply(b"%2\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n:2\r\n"),
+        b"%2\r\n$1\r\na\r\n:2\r\n$1\r\nb\r\n:1\r\n".to_vec()
+    );
 }

@@ -29,6 +29,7 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
         ),
         "get" if args.len() >= 3 => get(s, &args[2..]),
         "set" if args.len() >= 4 && args.len().is_multiple_of(2) => set(s, &args[2..]),
+        "set" if args.len() >= 4 => Reply::err(super::util::SYNTAX),
         "resetstat" if args.len() == 2 => {
             for w in &s.server.worker_stats {
                 w.reset();
@@ -52,8 +53,15 @@ fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
     let mut seen = HashSet::new();
     for p in patterns {
         let pattern = lower(p);
+        // A plain name (no glob characters) is looked up directly and answered with the
+        // name as the client spelled it, as Redis does.
+        let plain = !p.iter().any(|c| matches!(c, b'*' | b'?' | b'['));
         for (name, value) in cfg.iter() {
-            if glob_match(pattern.as_bytes(), name.as_bytes(), true) && seen.insert(name) {
+            if plain {
+                if name == pattern && seen.insert(name) {
+                    pairs.push((Reply::Bulk(p.clone()), Reply::bulk_str(value)));
+                }
+            } else if glob_match(pattern.as_bytes(), name.as_bytes(), true) && seen.insert(name) {
                 pairs.push((Reply::bulk_str(name), Reply::bulk_str(value)));
             }
         }
@@ -71,7 +79,8 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         let value = String::from_utf8_lossy(&pair[1]);
         if !seen.insert(name.clone()) {
             return Reply::err(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                "ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+                String::from_utf8_lossy(&pair[0])
             ));
         }
         match next.set(&name, &value, false) {

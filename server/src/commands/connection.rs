@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, NOT_INTEGER, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, SYNTAX};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server::REDIS_VERSION;
@@ -111,14 +111,20 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         resp3 = ver == 3;
         j = 2;
     }
-    let mut creds = None;
     let mut name = None;
+    // As in Redis, AUTH and the name are checked as soon as they are parsed, so an error in a
+    // later option comes after them.
     while j < args.len() {
         let more = args.len() - j - 1;
         if eq_ignore_case(&args[j], "auth") && more >= 2 {
-            creds = Some((args[j + 1].clone(), args[j + 2].clone()));
+            if let Err(e) = authenticate(s, Some(&args[j + 1]), &args[j + 2]) {
+                return e;
+            }
             j += 3;
         } else if eq_ignore_case(&args[j], "setname") && more >= 1 {
+            if !valid_client_name(&args[j + 1]) {
+                return Reply::err(BAD_CLIENT_NAME);
+            }
             name = Some(args[j + 1].clone());
             j += 2;
         } else {
@@ -128,18 +134,10 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
             ));
         }
     }
-    if let Some((user, pass)) = creds {
-        if let Err(e) = authenticate(s, Some(&user), &pass) {
-            return e;
-        }
-    }
     if !s.conn.authenticated {
         return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
     if let Some(name) = name {
-        if !valid_client_name(&name) {
-            return Reply::err(BAD_CLIENT_NAME);
-        }
         s.conn.name = String::from_utf8_lossy(&name).into_owned();
     }
     s.conn.resp3 = resp3;
@@ -160,7 +158,11 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
 
 pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
     let id = match int_arg(&args[1]) {
-        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(NOT_INTEGER),
+        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => {
+            return Reply::err(
+                "ERR value is out of range, value must between -2147483648 and 2147483647",
+            )
+        }
         Ok(v) => v,
         Err(e) => return e,
     };

@@ -311,13 +311,37 @@ pub fn keys(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Array(out)
 }
 
+/// Parses a cursor as Redis does with `strtoul`: an optional sign (a negative value wraps),
+/// digits, nothing after them; the empty string is cursor 0; leading space and overflow fail.
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    if arg
+        .first()
+        .is_some_and(|c| c.is_ascii_whitespace() || *c == 0x0b)
+    {
+        return None;
+    }
+    if arg.is_empty() {
+        return Some(0);
+    }
+    let (neg, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// SCAN's cursor packs the shard being walked and the position within it: `pos * shards + shard`.
 /// Positions start at 1 (0 would read as "start"), so a returned cursor is never 0 unless done.
 pub fn scan(s: &mut Session, args: &[Bytes]) -> Reply {
-    let Some(cursor) = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|c| c.parse::<u64>().ok())
-    else {
+    let Some(cursor) = parse_cursor(&args[1]) else {
         return Reply::err("ERR invalid cursor");
     };
     let mut count = 10usize;

@@ -29,6 +29,9 @@ fn policy_is_lfu(ctx: &KeyCtx) -> bool {
 pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let sub = &args[1];
     if eq_ignore_case(sub, "help") {
+        if args.len() != 2 {
+            return wrong_arity("object|help");
+        }
         return help(
             "OBJECT",
             &[

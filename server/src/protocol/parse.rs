@@ -58,7 +58,8 @@ fn memchr_cr(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&c| c == b'\r')
 }
 
-/// Parses the decimal after a type byte, as Redis's `string2ll` (no `+`, no spaces).
+/// Parses the decimal after a type byte, as Redis's `string2ll` (no `+`, no spaces, no
+/// leading zeros).
 fn parse_len(digits: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
@@ -68,7 +69,8 @@ fn parse_len(digits: &[u8]) -> Option<i64> {
     } else {
         (false, digits)
     };
-    if d.is_empty() {
+    // string2ll: "0" alone, otherwise no leading zero (and no "-0").
+    if d.is_empty() || (d[0] == b'0' && digits.len() > 1) {
         return None;
     }
     let mut v: i64 = 0;
