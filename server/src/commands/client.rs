@@ -1,4 +1,5 @@
-//! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, NO-EVICT, NO-TOUCH, REPLY, HELP.
+//! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, NO-EVICT, NO-TOUCH, REPLY, HELP,
+//! and the tracking/pause queries answered as for a client that never used them.
 
 use std::time::Instant;
 
@@ -15,7 +16,8 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
     let sub = lower(&args[1]);
     let argc = args.len();
     let arity_ok = match sub.as_str() {
-        "help" | "id" | "getname" | "info" => argc == 2,
+        "help" | "id" | "getname" | "info" | "getredir" | "trackinginfo" | "unpause" => argc == 2,
+        "caching" => argc == 3,
         "setname" | "no-evict" | "no-touch" | "reply" => argc == 3,
         "setinfo" => argc == 4,
         "list" => argc >= 2,
@@ -53,10 +55,6 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
                 "      Kill connections authenticated by <username>.",
                 "    * SKIPME (YES|NO)",
                 "      Skip killing current connection (default: yes).",
-                "    * ID <client-id>",
-                "      Kill connections by client id.",
-                "    * MAXAGE <maxage>",
-                "      Kill connections older than the specified age.",
                 "LIST [options ...]",
                 "    Return information about client connections. Options:",
                 "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)",
@@ -81,6 +79,21 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
             ],
         ),
         "id" => Reply::Int(s.conn.id as i64),
+        // Client-side caching (tracking) and CLIENT PAUSE are not implemented: answer as Redis
+        // does for a client that never enabled tracking, with nothing paused.
+        "getredir" => Reply::Int(-1),
+        "trackinginfo" => Reply::Map(vec![
+            (
+                Reply::bulk_str("flags"),
+                Reply::Set(vec![Reply::bulk_str("off")]),
+            ),
+            (Reply::bulk_str("redirect"), Reply::Int(-1)),
+            (Reply::bulk_str("prefixes"), Reply::Array(vec![])),
+        ]),
+        "caching" => Reply::err(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ),
+        "unpause" => OK,
         "getname" => {
             if s.conn.name.is_empty() {
                 Reply::Nil
