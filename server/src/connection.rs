@@ -145,7 +145,7 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
                 break;
             }
             pipeline.execute(server, conn, requests, &mut out).await;
-            if conn.close_after_reply || conn.authenticated {
+            if conn.close_after_reply {
                 break;
             }
         }
