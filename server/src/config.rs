@@ -199,6 +199,8 @@ pub static PARAMS: &[Param] = &[
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         true,
     ),
+    // WarpEngine's own: run a batch for a parked worker's shard on the sending worker.
+    p("fabric-inline-when-idle", Kind::Bool, "yes", true),
     p("threads", Kind::Int { min: 1, max: 256 }, "0", false),
 ];
 

@@ -2,6 +2,7 @@
 //! destination worker), barriers (connection/server commands, commands whose keys span shards)
 //! flush what was queued before them, and replies come back in request order.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -65,6 +66,9 @@ pub struct Pipeline {
     /// One reusable batch per worker; `batches[me]` runs locally.
     batches: Vec<Option<Box<RemoteBatch>>>,
     queued: usize,
+    last_command: Option<usize>,
+    /// Remote batches awaiting their replies during a flush: (worker, waiter token).
+    in_flight: Vec<(usize, usize)>,
     started: Instant,
 }
 
@@ -77,6 +81,8 @@ impl Pipeline {
             commands: Vec::new(),
             batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
             queued: 0,
+            in_flight: Vec::new(),
+            last_command: None,
             started: Instant::now(),
         }
     }
@@ -112,10 +118,15 @@ impl Pipeline {
                 }
             };
             self.emit.push(emit);
-            let Some(index) = commands::lookup(&args[0]) else {
+            // Pipelines usually repeat one command: try the previous one before the table.
+            let cached = self
+                .last_command
+                .filter(|&i| TABLE[i].name.as_bytes().eq_ignore_ascii_case(&args[0]));
+            let Some(index) = cached.or_else(|| commands::lookup(&args[0])) else {
                 self.replies[slot] = Some(unknown_command(&args));
                 continue;
             };
+            self.last_command = Some(index);
             let spec = &TABLE[index];
             if !arity_ok(spec.arity, args.len()) {
                 bump(&stats.commands[index].rejected, 1);
@@ -217,7 +228,8 @@ impl Pipeline {
         }
         self.queued = 0;
         let stats = &server.worker_stats[self.me];
-        let mut in_flight: Vec<(usize, usize)> = Vec::new();
+        let run_inline = server.hot.fabric_inline_when_idle.load(Ordering::Relaxed);
+        let mut in_flight = std::mem::take(&mut self.in_flight);
         for dest in 0..self.batches.len() {
             if dest == self.me
                 || self.batches[dest]
@@ -228,6 +240,18 @@ impl Pipeline {
             }
             let mut batch = self.batches[dest].take().expect("checked above");
             batch.no_touch = no_touch;
+            // An owner that is parked would need a wake-up (an eventfd write and a context
+            // switch); running its batch here under its shard lock is cheaper.
+            if run_inline && server.fabric.is_sleeping(dest) {
+                if let Some(mut shard) = server.try_lock_shard(dest) {
+                    bump(&stats.remote_batches_inline, 1);
+                    shard.stats.remote_requests += batch.items.len() as u64;
+                    run_batch(server, &mut shard, &mut batch);
+                    drop(shard);
+                    self.place(batch, dest);
+                    continue;
+                }
+            }
             batch.token = fabric::reserve_waiter();
             bump(&stats.remote_batches_sent, 1);
             bump(&stats.remote_commands_sent, batch.items.len() as u64);
@@ -253,10 +277,11 @@ impl Pipeline {
             }
             self.place(local, me);
         }
-        for (dest, token) in in_flight {
+        for (dest, token) in in_flight.drain(..) {
             let batch = AwaitBatch { token }.await;
             self.place(batch, dest);
         }
+        self.in_flight = in_flight;
     }
 
     fn place(&mut self, mut batch: Box<RemoteBatch>, dest: usize) {

@@ -108,6 +108,10 @@ impl Fabric {
         self.links[me].sleeping.store(true, Ordering::SeqCst);
     }
 
+    pub fn is_sleeping(&self, worker: usize) -> bool {
+        self.links[worker].sleeping.load(Ordering::Relaxed)
+    }
+
     pub fn has_pending(&self, me: usize) -> bool {
         self.links[me].inbox.iter().any(|q| !q.is_empty())
     }

@@ -51,6 +51,7 @@ pub struct HotConfig {
     pub active_expire: AtomicBool,
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
+    pub fabric_inline_when_idle: AtomicBool,
 }
 
 impl HotConfig {
@@ -66,6 +67,7 @@ impl HotConfig {
             active_expire: AtomicBool::new(true),
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(10),
+            fabric_inline_when_idle: AtomicBool::new(true),
         };
         h.refresh(cfg);
         h
@@ -86,6 +88,8 @@ impl HotConfig {
             .store(cfg.get("enable-debug-command") != "no", r);
         self.timeout_secs.store(cfg.get_i64("timeout") as u64, r);
         self.hz.store(cfg.get_i64("hz").max(1) as u64, r);
+        self.fabric_inline_when_idle
+            .store(cfg.get_bool("fabric-inline-when-idle"), r);
     }
 
     pub fn limits(&self) -> Limits {
@@ -110,6 +114,8 @@ pub struct WorkerStats {
     pub net_output_bytes: AtomicU64,
     pub error_replies: AtomicU64,
     pub remote_batches_sent: AtomicU64,
+    /// Batches for a parked worker's shard run by the sender under that shard's lock.
+    pub remote_batches_inline: AtomicU64,
     pub remote_commands_sent: AtomicU64,
     pub local_commands: AtomicU64,
     pub cross_shard_commands: AtomicU64,
@@ -141,6 +147,7 @@ impl WorkerStats {
             net_output_bytes: AtomicU64::new(0),
             error_replies: AtomicU64::new(0),
             remote_batches_sent: AtomicU64::new(0),
+            remote_batches_inline: AtomicU64::new(0),
             remote_commands_sent: AtomicU64::new(0),
             local_commands: AtomicU64::new(0),
             cross_shard_commands: AtomicU64::new(0),
@@ -159,6 +166,7 @@ impl WorkerStats {
         z(&self.net_output_bytes);
         z(&self.error_replies);
         z(&self.remote_batches_sent);
+        z(&self.remote_batches_inline);
         z(&self.remote_commands_sent);
         z(&self.local_commands);
         z(&self.cross_shard_commands);
@@ -226,6 +234,15 @@ impl Server {
 
     pub fn lock_shard(&self, id: usize) -> MutexGuard<'_, Shard> {
         self.shards[id].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The shard, if nobody holds it right now.
+    pub fn try_lock_shard(&self, id: usize) -> Option<MutexGuard<'_, Shard>> {
+        match self.shards[id].try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     /// Locks every shard, in ascending order (the global lock order that prevents deadlock).

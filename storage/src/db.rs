@@ -2,6 +2,7 @@
 
 use ahash::RandomState;
 use bytes::Bytes;
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use indexmap::{IndexMap, IndexSet};
 
 use crate::value::Value;
@@ -91,22 +92,23 @@ impl Db {
             expire_at,
             last_access: clock,
         };
-        match self.map.get_full_mut(key) {
-            Some((_, _, old)) => {
-                let had_ttl = old.expire_at != 0;
-                *old = entry;
+        // One hash and probe for both outcomes (the common SET path).
+        match self.map.raw_entry_mut_v1().from_key(key) {
+            RawEntryMut::Occupied(mut slot) => {
+                let had_ttl = slot.get().expire_at != 0;
+                *slot.get_mut() = entry;
                 if had_ttl && expire_at == 0 {
                     self.volatile.swap_remove(key);
                 } else if !had_ttl && expire_at != 0 {
-                    self.volatile.insert(Bytes::copy_from_slice(key));
+                    self.volatile.insert(slot.key().clone());
                 }
             }
-            None => {
+            RawEntryMut::Vacant(slot) => {
                 let owned = Bytes::copy_from_slice(key);
                 if expire_at != 0 {
                     self.volatile.insert(owned.clone());
                 }
-                self.map.insert(owned, entry);
+                slot.insert(owned, entry);
             }
         }
     }

@@ -249,12 +249,13 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 let w = &server.worker_stats[i];
                 let _ = write!(
                     out,
-                    "shard{i}:local_requests={},remote_requests_in={},remote_batches_in={},remote_requests_out={},remote_batches_out={},cross_shard_commands={}\r\n",
+                    "shard{i}:local_requests={},remote_requests_in={},remote_batches_in={},remote_requests_out={},remote_batches_out={},remote_batches_run_inline={},cross_shard_commands={}\r\n",
                     st.local_requests,
                     st.remote_requests,
                     st.remote_batches,
                     w.remote_commands_sent.load(Relaxed),
                     w.remote_batches_sent.load(Relaxed),
+                    w.remote_batches_inline.load(Relaxed),
                     w.cross_shard_commands.load(Relaxed),
                 );
             }

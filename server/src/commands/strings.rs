@@ -167,9 +167,10 @@ pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     } else {
         None
     };
+    // Existence only matters for NX/XX; a plain SET goes straight to one insert.
     let found = match &old {
         Some(v) => v.is_some(),
-        None => ctx.exists(key),
+        None => (flags.nx || flags.xx) && ctx.exists(key),
     };
     if (flags.nx && found) || (flags.xx && !found) {
         return match old {

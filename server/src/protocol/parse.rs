@@ -114,8 +114,12 @@ fn parse_multibulk(
     }
     // First pass: find every argument's span without consuming, so an incomplete request
     // costs nothing to retry once more bytes arrive.
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(count as usize);
-    for _ in 0..count {
+    // Spans of short requests (nearly all of them) stay on the stack.
+    const INLINE_ARGS: usize = 8;
+    let count = count as usize;
+    let mut inline = [(0usize, 0usize); INLINE_ARGS];
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for i in 0..count {
         if pos >= buf.len() {
             return Ok(None);
         }
@@ -154,13 +158,20 @@ fn parse_multibulk(
             }
             return Ok(None);
         }
-        spans.push((start, end));
+        if count <= INLINE_ARGS {
+            inline[i] = (start, end);
+        } else {
+            spans.push((start, end));
+        }
         pos = end + 2;
     }
     let frame = buf.split_to(pos).freeze();
-    Ok(Some(
-        spans.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
-    ))
+    let spans = if count <= INLINE_ARGS {
+        &inline[..count]
+    } else {
+        &spans[..]
+    };
+    Ok(Some(spans.iter().map(|&(s, e)| frame.slice(s..e)).collect()))
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
