@@ -5,6 +5,7 @@ use bytes::Bytes;
 use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use indexmap::{IndexMap, IndexSet};
 
+use crate::key::Key;
 use crate::value::Value;
 
 pub struct Entry {
@@ -19,9 +20,9 @@ pub struct Entry {
 /// (RANDOMKEY, active-expiry sampling) and a rehash-safe SCAN cursor cost O(1) per step.
 #[derive(Default)]
 pub struct Db {
-    map: IndexMap<Bytes, Entry, RandomState>,
+    map: IndexMap<Key, Entry, RandomState>,
     /// Keys that carry an expiry, sampled by the active expiry cycle.
-    volatile: IndexSet<Bytes, RandomState>,
+    volatile: IndexSet<Key, RandomState>,
     /// Keys removed by expiry since the caller last took the count (for INFO expired_keys).
     expired_since_taken: u64,
     sample_seed: u64,
@@ -104,7 +105,7 @@ impl Db {
                 }
             }
             RawEntryMut::Vacant(slot) => {
-                let owned = Bytes::copy_from_slice(key);
+                let owned = Key::from_slice(key);
                 if expire_at != 0 {
                     self.volatile.insert(owned.clone());
                 }
@@ -182,7 +183,7 @@ impl Db {
                     .get(&key)
                     .is_some_and(|e| Self::is_expired(e, now_ms))
                 {
-                    self.remove(&key);
+                    self.remove(key.as_bytes());
                     expired_in_round += 1;
                 }
             }
@@ -204,18 +205,18 @@ impl Db {
             let (key, entry) = self.map.get_index(idx).expect("index below len");
             if Self::is_expired(entry, now_ms) {
                 let key = key.clone();
-                self.remove(&key);
+                self.remove(key.as_bytes());
                 self.expired_since_taken += 1;
                 continue;
             }
-            return Some(key.clone());
+            return Some(Bytes::copy_from_slice(key.as_bytes()));
         }
         // Mostly expired keys: fall back to a linear look for a live one.
         let now = now_ms;
         self.map
             .iter()
             .find(|(_, e)| !Self::is_expired(e, now))
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| Bytes::copy_from_slice(k.as_bytes()))
     }
 
     /// Visits keys from position `cursor` downwards (0 = start from the top). Walking down is what
@@ -234,17 +235,18 @@ impl Db {
             visited += 1;
             let (key, entry) = self.map.get_index(pos).expect("index below len");
             if !Self::is_expired(entry, now_ms) {
-                keys.push(key.clone());
+                keys.push(Bytes::copy_from_slice(key.as_bytes()));
             }
         }
         ScanStep { keys, next: pos }
     }
 
     /// Every live key, for KEYS and whole-database walks.
-    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.map
             .iter()
             .filter(move |(_, e)| !Self::is_expired(e, now_ms))
+            .map(|(k, e)| (k.as_bytes(), e))
     }
 
     pub fn swap_with(&mut self, other: &mut Db) {

@@ -3,11 +3,13 @@
 
 pub mod db;
 pub mod glob;
+pub mod key;
 pub mod longdouble;
 pub mod value;
 
 pub use db::{Db, Entry, ScanStep};
 pub use glob::glob_match;
+pub use key::Key;
 pub use value::{StrValue, Value};
 
 /// Redis's default number of logical databases (`databases 16`).

@@ -304,7 +304,7 @@ pub fn keys(s: &mut Session, args: &[Bytes]) -> Reply {
         let shard = s.server.lock_shard(id);
         for (k, _) in shard.dbs[s.conn.db].iter_live(now) {
             if all || glob_match(pattern, k, false) {
-                out.push(Reply::Bulk(k.clone()));
+                out.push(Reply::bulk(k));
             }
         }
     }

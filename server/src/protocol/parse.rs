@@ -119,7 +119,8 @@ fn parse_multibulk(
     let count = count as usize;
     let mut inline = [(0usize, 0usize); INLINE_ARGS];
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for i in 0..count {
+    #[allow(clippy::needless_range_loop)] // `found` also decides inline vs heap
+    for found in 0..count {
         if pos >= buf.len() {
             return Ok(None);
         }
@@ -159,7 +160,7 @@ fn parse_multibulk(
             return Ok(None);
         }
         if count <= INLINE_ARGS {
-            inline[i] = (start, end);
+            inline[found] = (start, end);
         } else {
             spans.push((start, end));
         }
@@ -171,7 +172,9 @@ fn parse_multibulk(
     } else {
         &spans[..]
     };
-    Ok(Some(spans.iter().map(|&(s, e)| frame.slice(s..e)).collect()))
+    Ok(Some(
+        spans.iter().map(|&(s, e)| frame.slice(s..e)).collect(),
+    ))
 }
 
 fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {

@@ -1,0 +1,129 @@
+"""Side-by-side redis-benchmark runs: real redis-server vs WarpEngine (see bench/compare.sh)."""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARP = os.path.join(ROOT, "target", "release", "warpengine")
+
+# (label, redis-benchmark arguments, requests per run)
+CONFIGS = [
+    ("P=1  -c 50", ["-c", "50", "-P", "1"], 400_000),
+    ("P=16 -c 50", ["-c", "50", "-P", "16"], 2_000_000),
+    ("P=16 -c 100 --threads 2", ["-c", "100", "-P", "16", "--threads", "2"], 2_000_000),
+]
+TESTS = ["ping_mbulk", "set", "get", "incr", "mset"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port):
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def start(kind, port, extra):
+    tmp = tempfile.mkdtemp(prefix=f"bench-{kind}-")
+    if kind == "redis":
+        cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
+    else:
+        cmd = [WARP, "--port", str(port)]
+    proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port)
+    return proc, tmp
+
+
+def run_benchmark(port, test, args, n):
+    cmd = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(n), "-q",
+           "-r", "1000000", "-d", "64"] + args
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    # -q prints progress with \r; the final figure is the last "requests per second".
+    found = re.findall(r"([\d.]+) requests per second", out)
+    if not found:
+        raise RuntimeError(f"no result in: {out}")
+    if "ERR" in out:
+        raise RuntimeError(f"errors in: {out}")
+    return float(found[-1])
+
+
+def measure(servers, rounds, configs, tests):
+    """Rounds alternate between the servers so that drift in machine load hits both alike. Each
+    (server, config, round) gets a fresh server; the tests run in order against it, so GET reads
+    the keys SET wrote, as in a plain redis-benchmark run."""
+    results = {}
+    for _ in range(rounds):
+        for label, args, n in configs:
+            for kind, extra in servers:
+                port = free_port()
+                proc, tmp = start(kind, port, extra)
+                try:
+                    for test in tests:
+                        before = cpu_seconds(proc.pid)
+                        ops = run_benchmark(port, test, args, n)
+                        cpu = cpu_seconds(proc.pid) - before
+                        results.setdefault((kind, label, test), []).append((ops, cpu / n * 1e6))
+                finally:
+                    proc.terminate()
+                    proc.wait()
+                    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="fewer requests, one config")
+    ap.add_argument("--warp-args", default="", help="extra WarpEngine flags, e.g. '--threads 2'")
+    ap.add_argument("--tests", default=",".join(TESTS))
+    a = ap.parse_args()
+    configs = CONFIGS
+    if a.quick:
+        configs = [(l, args, n // 4) for l, args, n in CONFIGS[1:2]]
+    tests = a.tests.split(",")
+    print(f"# bench/compare.sh {' '.join(sys.argv[1:])}  (rounds={a.rounds}, "
+          f"redis-benchmark -r 1000000 -d 64; medians)", flush=True)
+    results = measure([("redis", []), ("warp", a.warp_args.split())], a.rounds, configs, tests)
+    print()
+    print("| config | test | Redis ops/s | WarpEngine ops/s | ratio | Redis CPU-s/M req | WarpEngine CPU-s/M req | CPU ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for label, _, _ in configs:
+        for test in tests:
+            r = results[("redis", label, test)]
+            w = results[("warp", label, test)]
+            r_ops = statistics.median(x[0] for x in r)
+            w_ops = statistics.median(x[0] for x in w)
+            r_cpu = statistics.median(x[1] for x in r)
+            w_cpu = statistics.median(x[1] for x in w)
+            print(f"| {label} | {test.upper()} | {r_ops:,.0f} | {w_ops:,.0f} | {w_ops / r_ops:.2f}x | "
+                  f"{r_cpu:.2f} | {w_cpu:.2f} | {w_cpu / r_cpu:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
