@@ -20,6 +20,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# redis-py, for the client-library test (tests/clients/redis_py_smoke.py).
+python3 -c 'import redis' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check redis
+
 echo "== docker-compose.yml"
 docker-compose -f docker-compose.yml config -q
 

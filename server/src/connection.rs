@@ -67,12 +67,27 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         reply_mode: ReplyMode::On,
         close_after_reply: false,
         no_touch: false,
+        answer_regardless: false,
         handle,
     };
+    // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
+    // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
+    let _registered = Registered {
+        server: &server,
+        id,
+    };
     run(&server, me, &mut stream, &mut conn).await;
-    // Unregister before the socket closes: CLIENT KILL acts on descriptors of registered clients.
-    server.clients.unregister(id);
-    drop(stream);
+}
+
+struct Registered<'a> {
+    server: &'a Server,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.server.clients.unregister(self.id);
+    }
 }
 
 fn bump_rejected(server: &Server) {

@@ -26,7 +26,10 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
         let Run::Keyed(f) = TABLE[item.spec].run else {
             unreachable!("only keyed commands are batched")
         };
-        batch.replies.push(f(&mut ctx, &item.args));
+        let spec_name = TABLE[item.spec].name;
+        batch
+            .replies
+            .push(guarded(spec_name, || f(&mut ctx, &item.args)));
     }
 }
 
@@ -61,6 +64,8 @@ pub struct Pipeline {
     me: usize,
     replies: Vec<Option<Reply>>,
     emit: Vec<bool>,
+    /// The protocol each reply is encoded in: the one in force when its command ran.
+    resp3: Vec<bool>,
     /// The command table index behind each reply, for per-command statistics.
     commands: Vec<Option<usize>>,
     /// One reusable batch per worker; `batches[me]` runs locally.
@@ -78,6 +83,7 @@ impl Pipeline {
             me,
             replies: Vec::new(),
             emit: Vec::new(),
+            resp3: Vec::new(),
             commands: Vec::new(),
             batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
             queued: 0,
@@ -97,6 +103,7 @@ impl Pipeline {
     ) {
         self.replies.clear();
         self.emit.clear();
+        self.resp3.clear();
         self.commands.clear();
         self.started = Instant::now();
         let stats = &server.worker_stats[self.me];
@@ -108,7 +115,6 @@ impl Pipeline {
             let slot = self.replies.len();
             self.replies.push(None);
             self.commands.push(None);
-            let mode_before = conn.reply_mode;
             let emit = match conn.reply_mode {
                 ReplyMode::On => true,
                 ReplyMode::Off => false,
@@ -118,6 +124,7 @@ impl Pipeline {
                 }
             };
             self.emit.push(emit);
+            self.resp3.push(conn.resp3);
             // Pipelines usually repeat one command: try the previous one before the table.
             let cached = self
                 .last_command
@@ -173,7 +180,7 @@ impl Pipeline {
                         let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
                         let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
                         ctx.no_touch = conn.no_touch;
-                        self.replies[slot] = Some(f(&mut ctx, &args));
+                        self.replies[slot] = Some(guarded(spec.name, || f(&mut ctx, &args)));
                     }
                 }
                 Run::Session(f) => {
@@ -183,18 +190,16 @@ impl Pipeline {
                         conn,
                         worker: self.me,
                     };
-                    let reply = f(&mut session, &args);
+                    let reply = guarded(spec.name, || f(&mut session, &args));
                     self.replies[slot] = Some(reply);
-                    // CLIENT REPLY OFF/SKIP silence the command itself too; CLIENT REPLY ON
-                    // answers even when replies were off.
-                    if conn.reply_mode != ReplyMode::On {
-                        self.emit[slot] = false;
-                    } else if mode_before != ReplyMode::On
-                        && args.len() == 3
-                        && args[0].eq_ignore_ascii_case(b"client")
-                        && args[1].eq_ignore_ascii_case(b"reply")
-                    {
-                        self.emit[slot] = true;
+                    self.resp3[slot] = conn.resp3;
+                    // Replies are off after CLIENT REPLY OFF/SKIP (for that command too); a
+                    // command that turns them back on (CLIENT REPLY ON, RESET) is answered.
+                    self.emit[slot] = (conn.reply_mode == ReplyMode::On && self.emit[slot])
+                        || std::mem::take(&mut conn.answer_regardless);
+                    if conn.close_after_reply {
+                        // QUIT, or a client that killed itself: nothing after it runs.
+                        break;
                     }
                 }
             }
@@ -203,7 +208,8 @@ impl Pipeline {
         // Commands of one read run together; their time is shared out evenly.
         let usec_each =
             self.started.elapsed().as_micros() as u64 / self.replies.len().max(1) as u64;
-        for ((reply, emit), command) in self.replies.iter().zip(&self.emit).zip(&self.commands) {
+        let slots = self.replies.iter().zip(&self.emit).zip(&self.commands);
+        for (((reply, emit), command), resp3) in slots.zip(&self.resp3) {
             let reply = reply.as_ref().expect("every request got a reply");
             if let Some(index) = command {
                 bump(&stats.commands[*index].usec, usec_each);
@@ -215,7 +221,7 @@ impl Pipeline {
                 bump(&stats.error_replies, 1);
             }
             if *emit {
-                reply.encode(out, conn.resp3);
+                reply.encode(out, *resp3);
             }
         }
     }
@@ -290,6 +296,18 @@ impl Pipeline {
         }
         batch.clear();
         self.batches[dest] = Some(batch);
+    }
+}
+
+/// Runs a command, turning a panic into an error reply so that one faulty command cannot take
+/// its worker, its connection or a waiting remote connection down with it.
+fn guarded(name: &str, run: impl FnOnce() -> Reply) -> Reply {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(reply) => reply,
+        Err(_) => {
+            tracing::error!(command = name, "command panicked; replied with an error");
+            Reply::err(format!("ERR internal error while executing '{name}'"))
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub struct ConnState {
     /// QUIT, a protocol error or a self-kill: reply, then close.
     pub close_after_reply: bool,
     pub no_touch: bool,
+    /// Set by a command that switches replies back on: its own reply is sent even if replies
+    /// were off or skipped when it arrived.
+    pub answer_regardless: bool,
     pub handle: Arc<ClientHandle>,
 }
 

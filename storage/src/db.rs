@@ -51,8 +51,9 @@ impl Db {
         std::mem::take(&mut self.expired_since_taken)
     }
 
+    /// As Redis's keyIsExpired: a key is gone once the clock has passed its expiry time.
     fn is_expired(entry: &Entry, now_ms: u64) -> bool {
-        entry.expire_at != 0 && entry.expire_at <= now_ms
+        entry.expire_at != 0 && now_ms > entry.expire_at
     }
 
     /// Removes `key` if it has expired; returns whether it is still present.
@@ -268,8 +269,8 @@ mod tests {
         let mut db = Db::default();
         db.set(b"a", s("1"), 1000, 0);
         db.set(b"b", s("2"), 0, 0);
-        assert!(db.get(b"a", 999).is_some());
-        assert!(db.get(b"a", 1000).is_none());
+        assert!(db.get(b"a", 1000).is_some());
+        assert!(db.get(b"a", 1001).is_none());
         assert_eq!(db.len(), 1);
         assert_eq!(db.volatile_len(), 0);
         assert_eq!(db.take_expired_count(), 1);

@@ -463,3 +463,57 @@ fn redis_benchmark_runs_without_errors() {
     }
     assert!(!text.contains("ERR") && !text.contains("rror"), "{text}");
 }
+
+#[test]
+fn nothing_after_quit_in_the_same_read_runs() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut raw = RawConn::connect(server.port);
+    raw.send(b"SET q 1\r\nQUIT\r\nDEL q\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"+OK\r\n");
+    assert!(
+        raw.read_reply().is_none(),
+        "connection closes after QUIT's reply"
+    );
+    let mut raw = RawConn::connect(server.port);
+    assert_eq!(raw.command(&[b"GET", b"q"]), b"$1\r\n1\r\n");
+}
+
+#[test]
+fn each_reply_uses_the_protocol_in_force_when_its_command_ran() {
+    let server = start_warpengine(&[]);
+    let mut raw = RawConn::connect(server.port);
+    let hello = raw.command(&[b"HELLO", b"3"]);
+    assert!(hello.starts_with(b"%7"));
+    // GET (RESP3 null) then RESET (back to RESP2) in one read.
+    raw.send(b"GET missing\r\nRESET\r\nGET missing\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"_\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"+RESET\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"$-1\r\n");
+}
+
+#[test]
+fn client_reply_skip_and_off_silence_replies() {
+    let server = start_warpengine(&[]);
+    let mut raw = RawConn::connect(server.port);
+    raw.send(b"CLIENT REPLY SKIP\r\nSET a 1\r\nGET a\r\nCLIENT REPLY OFF\r\nGET a\r\nCLIENT REPLY ON\r\nPING\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"$1\r\n1\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(raw.read_reply().unwrap(), b"+PONG\r\n");
+}
+
+/// redis-py's own handshake and commands, RESP2 and RESP3 (scripts/test.sh installs redis-py).
+#[test]
+fn redis_py_client_works_in_both_protocols() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/redis_py_smoke.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(server.port.to_string())
+        .output()
+        .expect("python3");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("redis-py: 12 passed, 0 failed"), "{text}");
+}

@@ -148,6 +148,7 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
                 return Reply::err(SYNTAX);
             };
             s.conn.reply_mode = mode;
+            s.conn.answer_regardless = mode == ReplyMode::On;
             OK
         }
     }

@@ -36,6 +36,7 @@ pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
     c.resp3 = false;
     c.name.clear();
     c.reply_mode = ReplyMode::On;
+    c.answer_regardless = true;
     c.no_touch = false;
     c.authenticated = !auth_required;
     s.sync_client_info();

@@ -300,8 +300,8 @@ pub fn keys(s: &mut Session, args: &[Bytes]) -> Reply {
     let all = pattern.as_ref() == b"*";
     let now = unix_ms();
     let mut out = Vec::new();
-    for id in 0..s.server.threads() {
-        let shard = s.server.lock_shard(id);
+    // All shards at once, so that a concurrent cross-shard RENAME is seen whole or not at all.
+    for shard in s.server.lock_all() {
         for (k, _) in shard.dbs[s.conn.db].iter_live(now) {
             if all || glob_match(pattern, k, false) {
                 out.push(Reply::bulk(k));

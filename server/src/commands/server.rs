@@ -10,9 +10,7 @@ use crate::session::Session;
 
 pub fn dbsize(s: &mut Session, _args: &[Bytes]) -> Reply {
     let db = s.conn.db;
-    let total: usize = (0..s.server.threads())
-        .map(|i| s.server.lock_shard(i).dbs[db].len())
-        .sum();
+    let total: usize = s.server.lock_all().iter().map(|g| g.dbs[db].len()).sum();
     Reply::Int(total as i64)
 }
 

@@ -1,0 +1,86 @@
+"""redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
+SETINFO, SELECT, AUTH), strings, expiry, pipelines and error mapping.
+Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
+
+import sys
+
+import redis
+
+port = int(sys.argv[1])
+password = sys.argv[2] if len(sys.argv) > 2 else None
+passed = failed = 0
+
+
+def check(name, fn):
+    global passed, failed
+    try:
+        fn()
+        passed += 1
+    except Exception as e:  # report every failure, keep going
+        failed += 1
+        print(f"FAIL {name}: {e!r}")
+
+
+for protocol in (2, 3):
+    r = redis.Redis(port=port, password=password, protocol=protocol, db=1, decode_responses=True,
+                    client_name=f"smoke{protocol}", lib_name="redis-py-smoke", lib_version="1")
+    r.flushdb()
+
+    def strings():
+        assert r.set("k", "v") is True
+        assert r.get("k") == "v"
+        assert r.set("k", "w", nx=True) is None
+        assert r.set("k", "w", xx=True, get=True) == "v"
+        assert r.incrby("n", 5) == 5
+        assert r.incrbyfloat("f", 1.5) == 1.5
+        assert r.append("k", "!") == 2
+        assert r.getrange("k", 0, 0) == "w"
+        assert r.mset({"a": "1", "b": "2"}) is True
+        assert r.mget(["a", "b", "missing"]) == ["1", "2", None]
+
+    def expiry():
+        r.set("t", "x", ex=100)
+        assert 99 <= r.ttl("t") <= 100
+        assert r.persist("t") is True
+        assert r.ttl("t") == -1
+        assert r.expire("t", 50, nx=True) is True
+
+    def keyspace():
+        assert r.exists("a", "b", "zz") == 2
+        assert r.type("a") == "string"
+        assert r.rename("a", "a2") is True
+        assert sorted(r.keys("a*")) == ["a2"]
+        assert set(r.scan_iter(match="*")) >= {"a2", "b", "k"}
+        assert r.dbsize() >= 3
+        assert r.delete("a2", "b") == 2
+
+    def pipeline():
+        p = r.pipeline(transaction=False)
+        for i in range(100):
+            p.set(f"p{i}", i)
+            p.get(f"p{i}")
+        out = p.execute()
+        assert out[1] == "0" and out[-1] == "99"
+
+    def errors():
+        r.set("s", "text")
+        try:
+            r.incr("s")
+            raise AssertionError("no error")
+        except redis.ResponseError as e:
+            assert "not an integer" in str(e)
+
+    def server():
+        info = r.info()
+        assert info["redis_version"].startswith("7.")
+        assert r.client_getname() == f"smoke{protocol}"
+        assert r.config_get("maxmemory") == {"maxmemory": "0"}
+        assert r.ping() is True
+        assert r.echo("hi") == "hi"
+
+    for name, fn in [("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
+                     ("pipeline", pipeline), ("errors", errors), ("server", server)]:
+        check(f"resp{protocol}-{name}", fn)
+
+print(f"redis-py: {passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
