@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use crate::commands::{self, Run, TABLE};
+use crate::commands::{self, Keys, Run, TABLE};
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::protocol::Reply;
@@ -152,10 +152,16 @@ impl Pipeline {
             self.commands[slot] = Some(index);
             match spec.run {
                 Run::Keyed(f) => {
-                    let positions = spec.key_positions(&args);
-                    let mut owners = positions.iter().map(|&p| server.slots.shard_of(&args[p]));
-                    let first = owners.next().unwrap_or(self.me);
-                    if owners.all(|o| o == first) {
+                    // Most commands have one key, at position 1 (arity guarantees it is there).
+                    let single_owner = if let Keys::Range(1, 1, _) = spec.keys {
+                        Some(server.slots.shard_of(&args[1]))
+                    } else {
+                        let positions = spec.key_positions(&args);
+                        let mut owners = positions.iter().map(|&p| server.slots.shard_of(&args[p]));
+                        let first = owners.next().unwrap_or(self.me);
+                        owners.all(|o| o == first).then_some(first)
+                    };
+                    if let Some(first) = single_owner {
                         let batch = self.batches[first].as_mut().expect("batch is home");
                         batch.items.push(BatchItem {
                             spec: index,
@@ -167,7 +173,8 @@ impl Pipeline {
                     } else {
                         self.flush(server, conn.no_touch).await;
                         bump(&stats.cross_shard_commands, 1);
-                        let mut shard_ids: Vec<usize> = positions
+                        let mut shard_ids: Vec<usize> = spec
+                            .key_positions(&args)
                             .iter()
                             .map(|&p| server.slots.shard_of(&args[p]))
                             .collect();

@@ -137,7 +137,9 @@ fn resolve_expire(opts: &SetOptions, command: &str, now_ms: u64) -> Result<Expir
 }
 
 /// Stores a string, honouring KEEPTTL and deleting at once when the expiry is already past.
-fn store(ctx: &mut KeyCtx, key: &[u8], value: Bytes, expire: ExpireOpt) {
+/// Takes the value by reference: the request's buffer belongs to the connection's worker, and
+/// touching its reference count from the owning shard's worker would bounce a cache line.
+fn store(ctx: &mut KeyCtx, key: &[u8], value: &[u8], expire: ExpireOpt) {
     let now = ctx.now_ms;
     let expire_at = match expire {
         ExpireOpt::KeepTtl => ctx.db(key).get(key, now).map_or(0, |e| e.expire_at),
@@ -148,7 +150,7 @@ fn store(ctx: &mut KeyCtx, key: &[u8], value: Bytes, expire: ExpireOpt) {
         ctx.db(key).remove(key);
         return;
     }
-    ctx.set_string(key, Bytes::copy_from_slice(&value), expire_at);
+    ctx.set_string(key, Bytes::copy_from_slice(value), expire_at);
 }
 
 pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -178,7 +180,7 @@ pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             None => Reply::Nil,
         };
     }
-    store(ctx, key, args[2].clone(), expire);
+    store(ctx, key, &args[2], expire);
     match old {
         Some(v) => v.map_or(Reply::Nil, Reply::Bulk),
         None => OK,
@@ -189,7 +191,7 @@ pub fn setnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if ctx.exists(&args[1]) {
         return Reply::Int(0);
     }
-    store(ctx, &args[1], args[2].clone(), ExpireOpt::None);
+    store(ctx, &args[1], &args[2], ExpireOpt::None);
     Reply::Int(1)
 }
 
@@ -207,7 +209,7 @@ fn set_with_ttl(ctx: &mut KeyCtx, args: &[Bytes], name: &str, unit_ms: i64) -> R
         return invalid();
     }
     let at = ctx.now_ms + ms as u64;
-    store(ctx, &args[1], args[3].clone(), ExpireOpt::At(at));
+    store(ctx, &args[1], &args[3], ExpireOpt::At(at));
     OK
 }
 
@@ -224,7 +226,7 @@ pub fn getset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(v) => v.map(StrValue::to_bytes),
         Err(e) => return e,
     };
-    store(ctx, &args[1], args[2].clone(), ExpireOpt::None);
+    store(ctx, &args[1], &args[2], ExpireOpt::None);
     old.map_or(Reply::Nil, Reply::Bulk)
 }
 
@@ -288,7 +290,7 @@ pub fn mset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return super::util::wrong_arity("mset");
     }
     for pair in args[1..].chunks(2) {
-        store(ctx, &pair[0], pair[1].clone(), ExpireOpt::None);
+        store(ctx, &pair[0], &pair[1], ExpireOpt::None);
     }
     OK
 }
@@ -301,7 +303,7 @@ pub fn msetnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     }
     for pair in args[1..].chunks(2) {
-        store(ctx, &pair[0], pair[1].clone(), ExpireOpt::None);
+        store(ctx, &pair[0], &pair[1], ExpireOpt::None);
     }
     Reply::Int(1)
 }
@@ -312,7 +314,7 @@ pub fn append(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     match ctx.write(key) {
         None => {
             let len = args[2].len();
-            store(ctx, key, args[2].clone(), ExpireOpt::None);
+            store(ctx, key, &args[2], ExpireOpt::None);
             Reply::Int(len as i64)
         }
         Some(Entry {
