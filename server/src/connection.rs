@@ -14,7 +14,7 @@ use tracing::debug;
 
 use crate::clients::ClientInfo;
 use crate::dispatch::{self, Pipeline};
-use crate::protocol::{parse_request, Reply};
+use crate::protocol::{Reply, RequestParser};
 use crate::server::{bump, Server};
 use crate::session::{ConnState, ReplyMode};
 
@@ -101,6 +101,7 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
     let mut input = BytesMut::with_capacity(16 * 1024);
     let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut pipeline = Pipeline::new(server.threads(), me);
+    let mut parser = RequestParser::default();
     let stats = &server.worker_stats[me];
     loop {
         if input.capacity() - input.len() < 4096 {
@@ -140,7 +141,7 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
         while !input.is_empty() && protocol_error.is_none() {
             let mut requests = Vec::new();
             loop {
-                match parse_request(&mut input, &limits, conn.authenticated) {
+                match parser.parse(&mut input, &limits, conn.authenticated) {
                     Ok(Some(args)) => {
                         if !args.is_empty() {
                             requests.push(args);

@@ -4,5 +4,5 @@ pub mod parse;
 pub mod reply;
 pub mod resp_reader;
 
-pub use parse::{parse_request, Limits, ProtocolError};
+pub use parse::{parse_request, Limits, ProtocolError, RequestParser};
 pub use reply::Reply;

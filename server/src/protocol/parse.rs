@@ -33,21 +33,87 @@ impl ProtocolError {
     }
 }
 
-/// Parses one request from the front of `buf`. `Ok(None)`: more bytes are needed (nothing consumed).
-/// An empty request (`*0`, a blank inline line) is consumed and returned as an empty vector.
+/// Where an incomplete multibulk request stopped: the next read resumes here instead of
+/// walking every argument header again (which would make a request of many small arguments,
+/// sent slowly, quadratic to parse).
+#[derive(Default)]
+pub struct Partial {
+    count: usize,
+    pos: usize,
+    spans: Spans,
+}
+
+/// Argument spans; those of short requests (nearly all of them) stay on the stack.
+#[derive(Default)]
+struct Spans {
+    inline: [(usize, usize); 8],
+    len: usize,
+    heap: Vec<(usize, usize)>,
+}
+
+impl Spans {
+    fn push(&mut self, span: (usize, usize)) {
+        if self.heap.is_empty() && self.len < self.inline.len() {
+            self.inline[self.len] = span;
+            self.len += 1;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.inline[..self.len]);
+            }
+            self.heap.push(span);
+        }
+    }
+
+    fn as_slice(&self) -> &[(usize, usize)] {
+        if self.heap.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.as_slice().len()
+    }
+}
+
+/// A connection's request parser: stateless between requests, but it remembers how far it got
+/// into an incomplete one.
+#[derive(Default)]
+pub struct RequestParser {
+    partial: Option<Box<Partial>>,
+}
+
+impl RequestParser {
+    /// Parses one request from the front of `buf`. `Ok(None)`: more bytes are needed (nothing
+    /// consumed). An empty request (`*0`, a blank inline line) is consumed and returned empty.
+    pub fn parse(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if let Some(partial) = self.partial.take() {
+            return parse_multibulk(buf, limits, authenticated, Some(partial), &mut self.partial);
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        if buf[0] == b'*' {
+            parse_multibulk(buf, limits, authenticated, None, &mut self.partial)
+        } else {
+            parse_inline(buf)
+        }
+    }
+}
+
+/// One request with a fresh parser (tests and benchmarks).
 pub fn parse_request(
     buf: &mut BytesMut,
     limits: &Limits,
     authenticated: bool,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    if buf.is_empty() {
-        return Ok(None);
-    }
-    if buf[0] == b'*' {
-        parse_multibulk(buf, limits, authenticated)
-    } else {
-        parse_inline(buf)
-    }
+    RequestParser::default().parse(buf, limits, authenticated)
 }
 
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
@@ -87,41 +153,47 @@ fn parse_multibulk(
     buf: &mut BytesMut,
     limits: &Limits,
     authenticated: bool,
+    resume: Option<Box<Partial>>,
+    save: &mut Option<Box<Partial>>,
 ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(cr) = find_crlf(buf, 1) else {
-        if buf.len() > INLINE_MAX {
-            return Err(ProtocolError::new("too big mbulk count string"));
+    let mut state = match resume {
+        Some(partial) => partial,
+        None => {
+            let Some(cr) = find_crlf(buf, 1) else {
+                if buf.len() > INLINE_MAX {
+                    return Err(ProtocolError::new("too big mbulk count string"));
+                }
+                return Ok(None);
+            };
+            if cr + 1 >= buf.len() {
+                return Ok(None);
+            }
+            let count = match parse_len(&buf[1..cr]) {
+                Some(n) if n <= i32::MAX as i64 => n,
+                _ => return Err(ProtocolError::new("invalid multibulk length")),
+            };
+            if !authenticated && count > 10 {
+                return Err(ProtocolError::new("unauthenticated multibulk length"));
+            }
+            if count <= 0 {
+                let _ = buf.split_to(cr + 2);
+                return Ok(Some(Vec::new()));
+            }
+            if count as u64 > limits.max_multibulk_len {
+                return Err(ProtocolError::new("invalid multibulk length"));
+            }
+            Box::new(Partial {
+                count: count as usize,
+                pos: cr + 2,
+                spans: Spans::default(),
+            })
         }
-        return Ok(None);
     };
-    if cr + 1 >= buf.len() {
-        return Ok(None);
-    }
-    let count = match parse_len(&buf[1..cr]) {
-        Some(n) if n <= i32::MAX as i64 => n,
-        _ => return Err(ProtocolError::new("invalid multibulk length")),
-    };
-    if !authenticated && count > 10 {
-        return Err(ProtocolError::new("unauthenticated multibulk length"));
-    }
-    let mut pos = cr + 2;
-    if count <= 0 {
-        let _ = buf.split_to(pos);
-        return Ok(Some(Vec::new()));
-    }
-    if count as u64 > limits.max_multibulk_len {
-        return Err(ProtocolError::new("invalid multibulk length"));
-    }
-    // First pass: find every argument's span without consuming, so an incomplete request
-    // costs nothing to retry once more bytes arrive.
-    // Spans of short requests (nearly all of them) stay on the stack.
-    const INLINE_ARGS: usize = 8;
-    let count = count as usize;
-    let mut inline = [(0usize, 0usize); INLINE_ARGS];
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    #[allow(clippy::needless_range_loop)] // `found` also decides inline vs heap
-    for found in 0..count {
+    // Find every argument's span without consuming; on running out of bytes, remember where.
+    while state.spans.count() < state.count {
+        let pos = state.pos;
         if pos >= buf.len() {
+            *save = Some(state);
             return Ok(None);
         }
         if buf[pos] != b'$' {
@@ -134,9 +206,11 @@ fn parse_multibulk(
             if buf.len() - pos > INLINE_MAX {
                 return Err(ProtocolError::new("too big bulk count string"));
             }
+            *save = Some(state);
             return Ok(None);
         };
         if cr + 1 >= buf.len() {
+            *save = Some(state);
             return Ok(None);
         }
         let len = match parse_len(&buf[pos + 1..cr]) {
@@ -157,23 +231,20 @@ fn parse_multibulk(
             if buf.capacity() < end + 2 {
                 buf.reserve(end + 2 - buf.len());
             }
+            *save = Some(state);
             return Ok(None);
         }
-        if count <= INLINE_ARGS {
-            inline[found] = (start, end);
-        } else {
-            spans.push((start, end));
-        }
-        pos = end + 2;
+        state.spans.push((start, end));
+        state.pos = end + 2;
     }
-    let frame = buf.split_to(pos).freeze();
-    let spans = if count <= INLINE_ARGS {
-        &inline[..count]
-    } else {
-        &spans[..]
-    };
+    let frame = buf.split_to(state.pos).freeze();
     Ok(Some(
-        spans.iter().map(|&(s, e)| frame.slice(s..e)).collect(),
+        state
+            .spans
+            .as_slice()
+            .iter()
+            .map(|&(s, e)| frame.slice(s..e))
+            .collect(),
     ))
 }
 
@@ -343,6 +414,33 @@ mod tests {
         let mut big = b"*1".to_vec();
         big.extend(std::iter::repeat_n(b'1', 70_000));
         assert_eq!(e(&big), "Protocol error: too big mbulk count string");
+    }
+
+    #[test]
+    fn an_incomplete_request_resumes_where_it_stopped() {
+        let mut parser = RequestParser::default();
+        let limits = Limits::default();
+        let whole = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n";
+        let mut buf = BytesMut::new();
+        for (i, &b) in whole.iter().enumerate() {
+            buf.extend_from_slice(&[b]);
+            let got = parser.parse(&mut buf, &limits, true).unwrap();
+            if i + 1 < whole.len() {
+                assert_eq!(got, None, "complete too early at byte {i}");
+            } else {
+                assert_eq!(got, Some(args(&["SET", "key", "value"])));
+            }
+        }
+        assert!(buf.is_empty());
+        // Many arguments arriving slowly: each read only looks at what is new.
+        let mut buf = BytesMut::from(&b"*20\r\n"[..]);
+        for i in 0..20 {
+            assert_eq!(parser.parse(&mut buf, &limits, true).unwrap(), None);
+            buf.extend_from_slice(format!("$2\r\n{i:02}\r\n").as_bytes());
+        }
+        let got = parser.parse(&mut buf, &limits, true).unwrap().unwrap();
+        assert_eq!(got.len(), 20);
+        assert_eq!(got[19], Bytes::from_static(b"19"));
     }
 
     #[test]
