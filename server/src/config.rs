@@ -40,6 +40,13 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// Accepted in `min..=max`, stored clamped to `lo..=hi`.
+    Clamped {
+        min: i64,
+        max: i64,
+        lo: i64,
+        hi: i64,
+    },
     Memory,
     Enum(&'static [&'static str]),
     Str,
@@ -72,6 +79,11 @@ const NONNEG: Kind = Kind::Int {
     min: 0,
     max: i64::MAX,
 };
+/// Redis's `int` parameters: 0..=INT_MAX.
+const NONNEG_INT: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
+};
 
 /// Every parameter WarpEngine knows, with Redis 7.0's defaults. Values live as the canonical
 /// strings CONFIG GET prints; typed readers parse them.
@@ -89,8 +101,8 @@ pub static PARAMS: &[Param] = &[
         "10000",
         true,
     ),
-    p("timeout", NONNEG, "0", true),
-    p("tcp-keepalive", NONNEG, "300", true),
+    p("timeout", NONNEG_INT, "0", true),
+    p("tcp-keepalive", NONNEG_INT, "300", true),
     p("tcp-backlog", NONNEG, "511", false),
     p(
         "databases",
@@ -139,7 +151,10 @@ pub static PARAMS: &[Param] = &[
     ),
     p(
         "maxmemory-samples",
-        Kind::Int { min: 1, max: 64 },
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
         "5",
         true,
     ),
@@ -149,8 +164,8 @@ pub static PARAMS: &[Param] = &[
         "10",
         true,
     ),
-    p("lfu-log-factor", NONNEG, "10", true),
-    p("lfu-decay-time", NONNEG, "1", true),
+    p("lfu-log-factor", NONNEG_INT, "10", true),
+    p("lfu-decay-time", NONNEG_INT, "1", true),
     p("proto-max-bulk-len", Kind::Memory, "536870912", true),
     p(
         "client-query-buffer-limit",
@@ -158,7 +173,18 @@ pub static PARAMS: &[Param] = &[
         "1073741824",
         true,
     ),
-    p("hz", Kind::Int { min: 1, max: 500 }, "10", true),
+    // Redis takes any int for hz and clamps it to 1..=500.
+    p(
+        "hz",
+        Kind::Clamped {
+            min: 0,
+            max: i32::MAX as i64,
+            lo: 1,
+            hi: 500,
+        },
+        "10",
+        true,
+    ),
     p(
         "active-expire-effort",
         Kind::Int { min: 1, max: 10 },
@@ -243,6 +269,18 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             )),
             Err(_) => Err("argument couldn't be parsed into an integer".into()),
         },
+        Kind::Clamped { min, max, lo, hi } => {
+            let v = validate(
+                &Param {
+                    kind: Kind::Int { min, max },
+                    ..*param
+                },
+                value,
+            )?;
+            Ok(v.parse::<i64>().unwrap_or(lo).clamp(lo, hi).to_string())
+        }
+        // An empty memory value means 0, as in Redis.
+        Kind::Memory if value.is_empty() => Ok("0".into()),
         Kind::Memory => match parse_memory(value) {
             Some(v) if v >= 0 => Ok(v.to_string()),
             _ => Err("argument must be a memory value".into()),
