@@ -1,23 +1,17 @@
 #!/usr/bin/env bash
-# Regenerates server/data/redis-commands.resp: for every command in WarpEngine's command table
-# (server/src/commands/mod.rs), the raw RESP3 replies of a real redis-server to
-# `COMMAND DOCS <name>` and `COMMAND INFO <name>`, in table order.
+# Regenerates server/data/redis-commands.resp: for every top-level command a real redis-server
+# knows (its COMMAND LIST, sorted), the raw RESP3 replies to `COMMAND DOCS <name>` and
+# `COMMAND INFO <name>`. The whole list is recorded so that adding a command to WarpEngine's
+# table needs no regeneration.
 #
-# Usage: tools/gen-command-data.sh [command-name ...]   (default: every name in the table)
+# Usage: tools/gen-command-data.sh [command-name ...]   (default: all of Redis's commands)
 # Needs: redis-server (the version the data should mirror; 7.0.15 today) and python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$root/server/data/redis-commands.resp"
 
-if [ "$#" -gt 0 ]; then
-    names=("$@")
-else
-    # Table rows look like:    "get", 2, "readonly fast", ...
-    mapfile -t names < <(sed -n 's/^    "\([a-z_-]*\)", -\?[0-9]*, ".*$/\1/p' \
-        "$root/server/src/commands/mod.rs")
-fi
-[ "${#names[@]}" -gt 0 ] || { echo "no command names found" >&2; exit 1; }
+names=("$@")
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 dir="$(mktemp -d)"
@@ -89,6 +83,11 @@ def command(*args):
     return reply
 
 hello = command("HELLO", "3")
+if not names:
+    listing = command("COMMAND", "LIST")
+    # *N, then $len / name pairs.
+    lines = listing.split(b"\r\n")[1:-1]
+    names = sorted(l.decode() for l in lines[1::2] if "|" not in l.decode())
 version = hello.split(b"version\r\n", 1)[1].split(b"\r\n")[1].decode()
 data = b""
 missing = []

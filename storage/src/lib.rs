@@ -3,14 +3,22 @@
 
 pub mod db;
 pub mod glob;
+pub mod hash;
 pub mod key;
+pub mod list;
 pub mod longdouble;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use db::{Db, Entry, ScanStep};
 pub use glob::glob_match;
+pub use hash::HashValue;
 pub use key::Key;
+pub use list::ListValue;
+pub use set::SetValue;
 pub use value::{StrValue, Value};
+pub use zset::ZSetValue;
 
 /// Redis's default number of logical databases (`databases 16`).
 pub const DEFAULT_DATABASES: usize = 16;

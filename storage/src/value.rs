@@ -2,6 +2,11 @@
 
 use bytes::Bytes;
 
+use crate::hash::HashValue;
+use crate::list::ListValue;
+use crate::set::SetValue;
+use crate::zset::ZSetValue;
+
 /// A string value. Values written whole are kept as shared `Bytes`; values grown in place
 /// (APPEND, SETRANGE) become owned buffers so repeated appends stay linear.
 #[derive(Clone, Debug)]
@@ -61,9 +66,14 @@ impl StrValue {
     }
 }
 
+/// What a key holds. Collections are boxed so that a table entry stays small.
 #[derive(Clone, Debug)]
 pub enum Value {
     Str(StrValue),
+    List(Box<ListValue>),
+    Hash(Box<HashValue>),
+    Set(Box<SetValue>),
+    ZSet(Box<ZSetValue>),
 }
 
 impl Value {
@@ -75,12 +85,20 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => s.encoding(),
+            Value::List(l) => l.encoding(),
+            Value::Hash(h) => h.encoding(),
+            Value::Set(s) => s.encoding(),
+            Value::ZSet(z) => z.encoding(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Redis 7.0.15's own COMMAND DOCS and COMMAND INFO replies for the commands in [`TABLE`],
+//! Redis 7.0.15's own COMMAND DOCS and COMMAND INFO replies for every top-level Redis command,
 //! recorded by `tools/gen-command-data.sh` (see `server/data/README.md`), embedded in the
 //! binary and parsed once.
 
@@ -148,16 +148,14 @@ mod tests {
     }
 
     #[test]
-    fn data_follows_the_table() {
-        // Regenerate with tools/gen-command-data.sh when this fails after a table change.
-        let names: Vec<&str> = entries().iter().map(|(n, _)| n.as_str()).collect();
-        let known: Vec<&str> = TABLE
-            .iter()
-            .map(|c| c.name)
-            .filter(|n| names.contains(n))
-            .collect();
-        assert_eq!(names, known, "redis-commands.resp is out of date");
-        for c in TABLE {
+    fn data_covers_every_redis_command_in_the_table() {
+        // The data holds all of Redis 7.0's commands (tools/gen-command-data.sh).
+        assert!(
+            entries().len() >= 200,
+            "only {} commands recorded",
+            entries().len()
+        );
+        for c in TABLE.iter() {
             assert!(get(c.name).is_some(), "{} is not in Redis's data", c.name);
         }
     }
@@ -165,7 +163,7 @@ mod tests {
     #[test]
     fn table_agrees_with_redis_on_arity_keys_and_flags() {
         let mut wrong = Vec::new();
-        for c in TABLE {
+        for c in TABLE.iter() {
             let Some(redis) = get(c.name) else { continue };
             let info = &redis.info;
             let ours = (c.arity as i64, c.legacy_keys());

@@ -3,7 +3,7 @@
 //! Each family's code lives in its own module, one function per command, named after it.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use bytes::Bytes;
 
@@ -11,18 +11,23 @@ use crate::keyctx::KeyCtx;
 use crate::protocol::Reply;
 use crate::session::Session;
 
+pub mod bitmaps;
 pub mod client;
 pub mod command;
 pub mod command_data;
 pub mod config;
 pub mod connection;
 pub mod debug;
+pub mod hashes;
 pub mod info;
 pub mod keyspace;
+pub mod lists;
 pub mod object;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod util;
+pub mod zsets;
 
 /// A command on its key's shard: runs on the owning worker (or under that shard's lock).
 pub type KeyedFn = fn(&mut KeyCtx, &[Bytes]) -> Reply;
@@ -48,6 +53,7 @@ pub enum Keys {
     },
 }
 
+#[derive(Clone, Copy)]
 pub struct CommandSpec {
     pub name: &'static str,
     pub arity: i32,
@@ -127,27 +133,43 @@ impl CommandSpec {
     }
 }
 
-const fn keyed(f: KeyedFn) -> Run {
+pub(crate) const fn keyed(f: KeyedFn) -> Run {
     Run::Keyed(f)
 }
 
-const fn session(f: SessionFn) -> Run {
+pub(crate) const fn session(f: SessionFn) -> Run {
     Run::Session(f)
 }
 
-const NO_KEYS: Keys = Keys::None;
-const fn k(first: i32, last: i32, step: i32) -> Keys {
+pub(crate) const NO_KEYS: Keys = Keys::None;
+pub(crate) const fn k(first: i32, last: i32, step: i32) -> Keys {
     Keys::Range(first, last, step)
 }
 
+/// Declares a family's commands as data: `commands! { static NAME; rows... }`, one row per
+/// command: name, arity, flags, keys, group, since, run, summary.
 macro_rules! commands {
-    ($( $name:literal, $arity:expr, $flags:literal, $keys:expr, $group:literal, $since:literal, $run:expr, $summary:literal; )*) => {
-        pub static TABLE: &[CommandSpec] = &[
-            $( CommandSpec { name: $name, arity: $arity, flags: $flags, keys: $keys, group: $group,
-                             summary: $summary, since: $since, run: $run }, )*
+    ($vis:vis static $table:ident; $( $name:literal, $arity:expr, $flags:literal, $keys:expr, $group:literal, $since:literal, $run:expr, $summary:literal; )*) => {
+        $vis static $table: &[$crate::commands::CommandSpec] = &[
+            $( $crate::commands::CommandSpec { name: $name, arity: $arity, flags: $flags, keys: $keys,
+                             group: $group, summary: $summary, since: $since, run: $run }, )*
         ];
     };
 }
+pub(crate) use commands;
+
+/// Every command: the core table below, then each data-type family's own table.
+pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
+    [
+        CORE,
+        bitmaps::COMMANDS,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        sets::COMMANDS,
+        zsets::COMMANDS,
+    ]
+    .concat()
+});
 
 use client as cl;
 use command as cm;
@@ -157,6 +179,7 @@ use server as sv;
 use strings as st;
 
 commands! {
+    static CORE;
     // strings
     "get", 2, "readonly fast", k(1, 1, 1), "string", "1.0.0", keyed(st::get), "Returns the string value of a key.";
     "set", -3, "write denyoom", k(1, 1, 1), "string", "1.0.0", keyed(st::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.";
@@ -257,7 +280,7 @@ mod tests {
     #[test]
     fn every_name_is_unique_and_lowercase() {
         let mut seen = std::collections::HashSet::new();
-        for c in TABLE {
+        for c in TABLE.iter() {
             assert_eq!(c.name, c.name.to_ascii_lowercase());
             assert!(seen.insert(c.name), "duplicate {}", c.name);
         }

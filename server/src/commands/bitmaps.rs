@@ -1,0 +1,7 @@
+//! Bitmap (on strings) commands.
+
+use super::commands;
+
+commands! {
+    pub static COMMANDS;
+}

@@ -1,0 +1,7 @@
+//! Hash commands.
+
+use super::commands;
+
+commands! {
+    pub static COMMANDS;
+}

@@ -1,0 +1,7 @@
+//! List commands.
+
+use super::commands;
+
+commands! {
+    pub static COMMANDS;
+}

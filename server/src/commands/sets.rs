@@ -1,0 +1,7 @@
+//! Set commands.
+
+use super::commands;
+
+commands! {
+    pub static COMMANDS;
+}

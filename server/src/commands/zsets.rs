@@ -1,0 +1,7 @@
+//! Sorted-set commands.
+
+use super::commands;
+
+commands! {
+    pub static COMMANDS;
+}
