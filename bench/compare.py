@@ -17,9 +17,9 @@ WARP = os.path.join(ROOT, "target", "release", "warpengine")
 
 # (label, redis-benchmark arguments, requests per run)
 CONFIGS = [
-    ("P=1  -c 50", ["-c", "50", "-P", "1"], 400_000),
-    ("P=16 -c 50", ["-c", "50", "-P", "16"], 2_000_000),
-    ("P=16 -c 100 --threads 2", ["-c", "100", "-P", "16", "--threads", "2"], 2_000_000),
+    ("P=1  -c 50", ["-c", "50", "-P", "1"], 200_000),
+    ("P=16 -c 50", ["-c", "50", "-P", "16"], 1_000_000),
+    ("P=16 -c 100 --threads 2", ["-c", "100", "-P", "16", "--threads", "2"], 1_000_000),
 ]
 TESTS = ["ping_mbulk", "set", "get", "incr", "mset"]
 
@@ -85,10 +85,12 @@ def measure(servers, rounds, configs, tests):
                 proc, tmp = start(kind, port, extra)
                 try:
                     for test in tests:
+                        # An MSET carries ten keys: a quarter of the requests is plenty.
+                        runs = n // 4 if test == "mset" else n
                         before = cpu_seconds(proc.pid)
-                        ops = run_benchmark(port, test, args, n)
+                        ops = run_benchmark(port, test, args, runs)
                         cpu = cpu_seconds(proc.pid) - before
-                        results.setdefault((kind, label, test), []).append((ops, cpu / n * 1e6))
+                        results.setdefault((kind, label, test), []).append((ops, cpu / runs * 1e6))
                 finally:
                     proc.terminate()
                     proc.wait()
