@@ -145,81 +145,10 @@ impl Conn {
 
 /// Splits a line into arguments with redis-cli's (sdssplitargs) rules.
 fn split_args(line: &str) -> Result<Vec<Vec<u8>>, String> {
-    let b = line.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    loop {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= b.len() {
-            return Ok(out);
-        }
-        let mut cur = Vec::new();
-        let (mut inq, mut insq) = (false, false);
-        loop {
-            if inq {
-                if i >= b.len() {
-                    return Err("unbalanced double quotes".into());
-                }
-                if b[i] == b'\\'
-                    && i + 3 < b.len()
-                    && b[i + 1] == b'x'
-                    && b[i + 2].is_ascii_hexdigit()
-                    && b[i + 3].is_ascii_hexdigit()
-                {
-                    let hex = std::str::from_utf8(&b[i + 2..i + 4]).unwrap();
-                    cur.push(u8::from_str_radix(hex, 16).unwrap());
-                    i += 3;
-                } else if b[i] == b'\\' && i + 1 < b.len() {
-                    i += 1;
-                    cur.push(match b[i] {
-                        b'n' => b'\n',
-                        b'r' => b'\r',
-                        b't' => b'\t',
-                        b'b' => 8,
-                        b'a' => 7,
-                        c => c,
-                    });
-                } else if b[i] == b'"' {
-                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
-                        return Err("closing quote must be followed by a space".into());
-                    }
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(b[i]);
-                }
-            } else if insq {
-                if i >= b.len() {
-                    return Err("unbalanced single quotes".into());
-                }
-                if b[i] == b'\\' && i + 1 < b.len() && b[i + 1] == b'\'' {
-                    i += 1;
-                    cur.push(b'\'');
-                } else if b[i] == b'\'' {
-                    if i + 1 < b.len() && !b[i + 1].is_ascii_whitespace() {
-                        return Err("closing quote must be followed by a space".into());
-                    }
-                    i += 1;
-                    break;
-                } else {
-                    cur.push(b[i]);
-                }
-            } else {
-                if i >= b.len() || b[i].is_ascii_whitespace() {
-                    break;
-                }
-                match b[i] {
-                    b'"' => inq = true,
-                    b'\'' => insq = true,
-                    c => cur.push(c),
-                }
-            }
-            i += 1;
-        }
-        out.push(cur);
-    }
+    // The server's own inline-command splitter: the same rules as redis-cli's sdssplitargs.
+    warpengine::protocol::parse::split_args(line.as_bytes())
+        .map(|args| args.into_iter().map(|a| a.to_vec()).collect())
+        .ok_or_else(|| "unbalanced quotes".to_string())
 }
 
 fn escape(bytes: &[u8]) -> String {
