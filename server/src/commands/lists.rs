@@ -1,7 +1,455 @@
-//! List commands.
+//! List commands (the non-blocking ones): pushes, pops, ranges, LPOS, LMOVE, LMPOP.
 
-use super::commands;
+use bytes::Bytes;
+use warpengine_storage::list::End;
+use warpengine_storage::{Entry, ListValue, Value};
+
+use super::util::{eq_ignore_case, int_arg, NO_SUCH_KEY, SYNTAX};
+use super::{commands, k, keyed, Keys};
+use crate::keyctx::{KeyCtx, WRONGTYPE};
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
 
 commands! {
     pub static COMMANDS;
+    "lpush", -3, "write denyoom fast", k(1, 1, 1), "list", "1.0.0", keyed(lpush), "Prepend one or multiple elements to a list";
+    "rpush", -3, "write denyoom fast", k(1, 1, 1), "list", "1.0.0", keyed(rpush), "Append one or multiple elements to a list";
+    "lpushx", -3, "write denyoom fast", k(1, 1, 1), "list", "2.2.0", keyed(lpushx), "Prepend an element to a list, only if the list exists";
+    "rpushx", -3, "write denyoom fast", k(1, 1, 1), "list", "2.2.0", keyed(rpushx), "Append an element to a list, only if the list exists";
+    "lpop", -2, "write fast", k(1, 1, 1), "list", "1.0.0", keyed(lpop), "Remove and get the first elements in a list";
+    "rpop", -2, "write fast", k(1, 1, 1), "list", "1.0.0", keyed(rpop), "Remove and get the last elements in a list";
+    "llen", 2, "readonly fast", k(1, 1, 1), "list", "1.0.0", keyed(llen), "Get the length of a list";
+    "lrange", 4, "readonly", k(1, 1, 1), "list", "1.0.0", keyed(lrange), "Get a range of elements from a list";
+    "lindex", 3, "readonly", k(1, 1, 1), "list", "1.0.0", keyed(lindex), "Get an element from a list by its index";
+    "lset", 4, "write denyoom", k(1, 1, 1), "list", "1.0.0", keyed(lset), "Set the value of an element in a list by its index";
+    "linsert", 5, "write denyoom", k(1, 1, 1), "list", "2.2.0", keyed(linsert), "Insert an element before or after another element in a list";
+    "lrem", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(lrem), "Remove elements from a list";
+    "ltrim", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(ltrim), "Trim a list to the specified range";
+    "lpos", -3, "readonly", k(1, 1, 1), "list", "6.0.6", keyed(lpos), "Return the index of matching elements on a list";
+    "lmove", 5, "write denyoom", k(1, 2, 1), "list", "6.2.0", keyed(lmove), "Pop an element from a list, push it to another list and return it";
+    "rpoplpush", 3, "write denyoom", k(1, 2, 1), "list", "1.2.0", keyed(rpoplpush), "Remove the last element in a list, prepend it to another list and return it";
+    "lmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, "list", "7.0.0", keyed(lmpop), "Pop elements from a list";
+}
+
+const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+
+/// Redis's getRangeLongFromObjectOrReply: a strict integer within [min, max]; `msg` (when
+/// given) replaces both the parse error and the range error.
+fn range_arg(arg: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64, Reply> {
+    let v = match int_arg(arg) {
+        Ok(v) => v,
+        Err(e) => return Err(msg.map_or(e, Reply::err)),
+    };
+    if v < min || v > max {
+        return Err(Reply::err(msg.map_or_else(
+            || format!("ERR value is out of range, must be between {min} and {max}"),
+            str::to_string,
+        )));
+    }
+    Ok(v)
+}
+
+/// getPositiveLongFromObjectOrReply.
+fn positive_arg(arg: &[u8], msg: &str) -> Result<i64, Reply> {
+    range_arg(arg, 0, i64::MAX, Some(msg))
+}
+
+/// LEFT or RIGHT, case-insensitively.
+fn end_arg(arg: &[u8]) -> Result<End, Reply> {
+    if eq_ignore_case(arg, "left") {
+        Ok(End::Head)
+    } else if eq_ignore_case(arg, "right") {
+        Ok(End::Tail)
+    } else {
+        Err(Reply::err(SYNTAX))
+    }
+}
+
+/// The list at `key` for writing: Ok(None) when absent, Err(WRONGTYPE) when another type.
+fn write_list<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ListValue>, Reply> {
+    match ctx.write(key) {
+        None => Ok(None),
+        Some(Entry {
+            value: Value::List(l),
+            ..
+        }) => Ok(Some(l)),
+        Some(_) => Err(Reply::err(WRONGTYPE)),
+    }
+}
+
+/// The list at `key` for reading (counts hits and misses).
+fn read_list<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ListValue>, Reply> {
+    match ctx.read(key) {
+        None => Ok(None),
+        Some(Entry {
+            value: Value::List(l),
+            ..
+        }) => Ok(Some(l)),
+        Some(_) => Err(Reply::err(WRONGTYPE)),
+    }
+}
+
+/// Deletes `key` when its list has become empty, as Redis does after every removal.
+fn delete_if_empty(ctx: &mut KeyCtx, key: &[u8]) {
+    if matches!(ctx.write(key), Some(Entry { value: Value::List(l), .. }) if l.is_empty()) {
+        ctx.remove(key);
+    }
+}
+
+/// Creates a list at `key` holding `values` (copied out of the request).
+fn create(ctx: &mut KeyCtx, key: &[u8], list: ListValue) {
+    let clock = ctx.clock;
+    ctx.db(key).set(key, Value::List(Box::new(list)), 0, clock);
+}
+
+fn push(ctx: &mut KeyCtx, args: &[Bytes], end: End, only_existing: bool) -> Reply {
+    let key = &args[1];
+    let values = args[2..].iter().map(|v| Bytes::copy_from_slice(v));
+    match write_list(ctx, key) {
+        Err(e) => e,
+        Ok(Some(l)) => {
+            values.for_each(|v| l.push(end, v));
+            Reply::Int(l.len() as i64)
+        }
+        Ok(None) if only_existing => Reply::Int(0),
+        Ok(None) => {
+            let mut l = ListValue::default();
+            values.for_each(|v| l.push(end, v));
+            let len = l.len();
+            create(ctx, key, l);
+            Reply::Int(len as i64)
+        }
+    }
+}
+
+pub fn lpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    push(ctx, args, End::Head, false)
+}
+
+pub fn rpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    push(ctx, args, End::Tail, false)
+}
+
+pub fn lpushx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    push(ctx, args, End::Head, true)
+}
+
+pub fn rpushx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    push(ctx, args, End::Tail, true)
+}
+
+/// Pops up to `count` elements from one end of the list at `key`, deleting it when emptied.
+fn pop_many(ctx: &mut KeyCtx, key: &[u8], end: End, count: usize) -> Vec<Reply> {
+    let mut out = Vec::new();
+    if let Ok(Some(l)) = write_list(ctx, key) {
+        let n = count.min(l.len());
+        out.reserve(n);
+        for _ in 0..n {
+            out.push(Reply::Bulk(l.pop(end).expect("counted")));
+        }
+    }
+    delete_if_empty(ctx, key);
+    out
+}
+
+fn pop(ctx: &mut KeyCtx, args: &[Bytes], end: End) -> Reply {
+    let name = if end == End::Head { "lpop" } else { "rpop" };
+    if args.len() > 3 {
+        return super::util::wrong_arity(name);
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => match range_arg(a, 0, i64::MAX, None) {
+            Ok(c) => Some(c as usize),
+            Err(_) => return Reply::err(MUST_BE_POSITIVE),
+        },
+    };
+    let key = &args[1];
+    match write_list(ctx, key) {
+        Err(e) => e,
+        Ok(None) if count.is_some() => Reply::NilArray,
+        Ok(None) => Reply::Nil,
+        Ok(Some(_)) => match count {
+            Some(0) => Reply::Array(Vec::new()),
+            Some(n) => Reply::Array(pop_many(ctx, key, end, n)),
+            None => pop_many(ctx, key, end, 1)
+                .pop()
+                .expect("a stored list is never empty"),
+        },
+    }
+}
+
+pub fn lpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    pop(ctx, args, End::Head)
+}
+
+pub fn rpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    pop(ctx, args, End::Tail)
+}
+
+pub fn llen(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match read_list(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(l) => Reply::Int(l.map_or(0, |l| l.len() as i64)),
+    }
+}
+
+pub fn lrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (start, end) = match (int_arg(&args[2]), int_arg(&args[3])) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    match read_list(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::Array(Vec::new()),
+        Ok(Some(l)) => match l.range(start, end) {
+            None => Reply::Array(Vec::new()),
+            Some((s, e)) => Reply::Array(l.items.range(s..=e).cloned().map(Reply::Bulk).collect()),
+        },
+    }
+}
+
+pub fn lindex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match read_list(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::Nil,
+        Ok(Some(l)) => match int_arg(&args[2]) {
+            Err(e) => e,
+            Ok(i) => l.get(i).cloned().map_or(Reply::Nil, Reply::Bulk),
+        },
+    }
+}
+
+pub fn lset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match write_list(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::err(NO_SUCH_KEY),
+        Ok(Some(l)) => match int_arg(&args[2]) {
+            Err(e) => e,
+            Ok(i) if l.set(i, Bytes::copy_from_slice(&args[3])) => OK,
+            Ok(_) => Reply::err("ERR index out of range"),
+        },
+    }
+}
+
+pub fn linsert(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let after = if eq_ignore_case(&args[2], "after") {
+        true
+    } else if eq_ignore_case(&args[2], "before") {
+        false
+    } else {
+        return Reply::err(SYNTAX);
+    };
+    match write_list(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::Int(0),
+        Ok(Some(l)) => {
+            if l.insert(&args[3], Bytes::copy_from_slice(&args[4]), after) {
+                Reply::Int(l.len() as i64)
+            } else {
+                Reply::Int(-1)
+            }
+        }
+    }
+}
+
+pub fn lrem(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let count = match int_arg(&args[2]) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let key = &args[1];
+    let removed = match write_list(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Int(0),
+        Ok(Some(l)) => l.remove(&args[3], count),
+    };
+    delete_if_empty(ctx, key);
+    Reply::Int(removed as i64)
+}
+
+pub fn ltrim(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (start, end) = match (int_arg(&args[2]), int_arg(&args[3])) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let key = &args[1];
+    match write_list(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return OK,
+        Ok(Some(l)) => l.trim(start, end),
+    }
+    delete_if_empty(ctx, key);
+    OK
+}
+
+pub fn lpos(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let mut rank = 1i64;
+    let mut count: Option<i64> = None;
+    let mut maxlen = 0i64;
+    let mut j = 3;
+    while j < args.len() {
+        let opt = &args[j];
+        let more = j + 1 < args.len();
+        if eq_ignore_case(opt, "rank") && more {
+            j += 1;
+            rank = match int_arg(&args[j]) {
+                Ok(r) => r,
+                Err(e) => return e,
+            };
+            if rank == 0 {
+                return Reply::err(
+                    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the \
+                     second ... or use negative to start from the end of the list",
+                );
+            }
+        } else if eq_ignore_case(opt, "count") && more {
+            j += 1;
+            count = match positive_arg(&args[j], "ERR COUNT can't be negative") {
+                Ok(c) => Some(c),
+                Err(e) => return e,
+            };
+        } else if eq_ignore_case(opt, "maxlen") && more {
+            j += 1;
+            maxlen = match positive_arg(&args[j], "ERR MAXLEN can't be negative") {
+                Ok(m) => m,
+                Err(e) => return e,
+            };
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 1;
+    }
+    let l = match read_list(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) if count.is_some() => return Reply::Array(Vec::new()),
+        Ok(None) => return Reply::Nil,
+        Ok(Some(l)) => l,
+    };
+    let maxlen = usize::try_from(maxlen).unwrap_or(usize::MAX);
+    // Redis 7.0 negates RANK in a C long: LONG_MIN stays negative, so every match from the
+    // tail qualifies, and the COUNT test (which overflows the same way) never stops the scan.
+    let (rank, count) = match rank {
+        i64::MIN => (-1, count.map(|_| 0)),
+        _ => (rank, count),
+    };
+    match count {
+        Some(c) => {
+            let c = usize::try_from(c).unwrap_or(usize::MAX);
+            let found = l.positions(&args[2], rank, c, maxlen);
+            Reply::Array(found.into_iter().map(|i| Reply::Int(i as i64)).collect())
+        }
+        None => match l.positions(&args[2], rank, 1, maxlen).first() {
+            Some(&i) => Reply::Int(i as i64),
+            None => Reply::Nil,
+        },
+    }
+}
+
+/// Pops from one end of `src` and pushes to one end of `dst` (they may be the same key, on
+/// the same or another shard).
+fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Reply {
+    match write_list(ctx, src) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Nil,
+        Ok(Some(l)) if src == dst => {
+            let v = l.pop(from).expect("a stored list is never empty");
+            l.push(to, v.clone());
+            return Reply::Bulk(v);
+        }
+        Ok(Some(_)) => {}
+    }
+    if let Err(e) = write_list(ctx, dst) {
+        return e;
+    }
+    let v = match write_list(ctx, src) {
+        Ok(Some(l)) => l.pop(from).expect("a stored list is never empty"),
+        _ => unreachable!("checked above"),
+    };
+    delete_if_empty(ctx, src);
+    match write_list(ctx, dst) {
+        Ok(Some(l)) => l.push(to, v.clone()),
+        _ => {
+            let mut l = ListValue::default();
+            l.push(to, v.clone());
+            create(ctx, dst, l);
+        }
+    }
+    Reply::Bulk(v)
+}
+
+pub fn lmove(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let (from, to) = match (end_arg(&args[3]), end_arg(&args[4])) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    move_one(ctx, &args[1], &args[2], from, to)
+}
+
+pub fn rpoplpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    move_one(ctx, &args[1], &args[2], End::Tail, End::Head)
+}
+
+/// LMPOP's keys: `numkeys` of them after the numkeys argument (none when it is not a
+/// positive integer; never past the end of the arguments).
+pub fn lmpop_keys(args: &[Bytes]) -> Vec<usize> {
+    match args.get(1).and_then(|a| int_arg(a).ok()) {
+        Some(n) if n > 0 => {
+            let last = (n as u64).saturating_add(1).min(args.len() as u64 - 1) as usize;
+            (2..=last).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let numkeys = match range_arg(
+        &args[1],
+        1,
+        i64::MAX,
+        Some("ERR numkeys should be greater than 0"),
+    ) {
+        Ok(n) => n as u64,
+        Err(e) => return e,
+    };
+    let where_idx = numkeys.saturating_add(2);
+    if where_idx >= args.len() as u64 {
+        return Reply::err(SYNTAX);
+    }
+    let where_idx = where_idx as usize;
+    let end = match end_arg(&args[where_idx]) {
+        Ok(e) => e,
+        Err(e) => return e,
+    };
+    let mut count: Option<i64> = None;
+    let mut j = where_idx + 1;
+    while j < args.len() {
+        if count.is_none() && eq_ignore_case(&args[j], "count") && j + 1 < args.len() {
+            j += 1;
+            count = match range_arg(
+                &args[j],
+                1,
+                i64::MAX,
+                Some("ERR count should be greater than 0"),
+            ) {
+                Ok(c) => Some(c),
+                Err(e) => return e,
+            };
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 1;
+    }
+    let count = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
+    for key in &args[2..where_idx] {
+        match write_list(ctx, key) {
+            Err(e) => return e,
+            Ok(None) => continue,
+            Ok(Some(_)) => {
+                let popped = pop_many(ctx, key, end, count);
+                return Reply::Array(vec![Reply::bulk(key), Reply::Array(popped)]);
+            }
+        }
+    }
+    Reply::NilArray
 }
