@@ -112,33 +112,37 @@ impl ListValue {
         let limit = if count == 0 {
             usize::MAX
         } else {
-            count.unsigned_abs().min(usize::MAX as u64) as usize
+            usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX)
         };
-        let len = self.items.len();
-        let mut keep = vec![true; len];
-        let mut removed = 0;
-        let order: Box<dyn Iterator<Item = usize>> = if count < 0 {
-            Box::new((0..len).rev())
+        let before = self.items.len();
+        if count >= 0 {
+            let mut removed = 0;
+            self.items.retain(|e| {
+                let hit = removed < limit && e[..] == *value;
+                removed += hit as usize;
+                !hit
+            });
         } else {
-            Box::new(0..len)
-        };
-        for i in order {
-            if removed == limit {
-                break;
+            // Every match at or after the `limit`th match from the tail goes.
+            let mut from = 0;
+            let mut seen = 0;
+            for (i, e) in self.items.iter().enumerate().rev() {
+                if e[..] == *value {
+                    seen += 1;
+                    if seen == limit {
+                        from = i;
+                        break;
+                    }
+                }
             }
-            if self.items[i][..] == *value {
-                keep[i] = false;
-                removed += 1;
-            }
-        }
-        if removed > 0 {
             let mut i = 0;
-            self.items.retain(|_| {
+            self.items.retain(|e| {
+                let keep = i < from || e[..] != *value;
                 i += 1;
-                keep[i - 1]
+                keep
             });
         }
-        removed
+        before - self.items.len()
     }
 
     /// LPOS: positions of elements equal to `value`, starting at the `rank`th match (negative:

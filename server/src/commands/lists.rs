@@ -90,9 +90,9 @@ fn read_list<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ListV
 }
 
 /// Deletes `key` when its list has become empty, as Redis does after every removal.
-fn delete_if_empty(ctx: &mut KeyCtx, key: &[u8]) {
-    if matches!(ctx.write(key), Some(Entry { value: Value::List(l), .. }) if l.is_empty()) {
-        ctx.remove(key);
+fn delete_if(ctx: &mut KeyCtx, key: &[u8], emptied: bool) {
+    if emptied {
+        ctx.db(key).remove(key);
     }
 }
 
@@ -138,18 +138,12 @@ pub fn rpushx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     push(ctx, args, End::Tail, true)
 }
 
-/// Pops up to `count` elements from one end of the list at `key`, deleting it when emptied.
-fn pop_many(ctx: &mut KeyCtx, key: &[u8], end: End, count: usize) -> Vec<Reply> {
-    let mut out = Vec::new();
-    if let Ok(Some(l)) = write_list(ctx, key) {
-        let n = count.min(l.len());
-        out.reserve(n);
-        for _ in 0..n {
-            out.push(Reply::Bulk(l.pop(end).expect("counted")));
-        }
-    }
-    delete_if_empty(ctx, key);
-    out
+/// Pops up to `count` elements from one end of a list.
+fn pop_many(l: &mut ListValue, end: End, count: usize) -> Vec<Reply> {
+    let n = count.min(l.len());
+    (0..n)
+        .map(|_| Reply::Bulk(l.pop(end).expect("counted")))
+        .collect()
 }
 
 fn pop(ctx: &mut KeyCtx, args: &[Bytes], end: End) -> Reply {
@@ -160,23 +154,25 @@ fn pop(ctx: &mut KeyCtx, args: &[Bytes], end: End) -> Reply {
     let count = match args.get(2) {
         None => None,
         Some(a) => match range_arg(a, 0, i64::MAX, None) {
-            Ok(c) => Some(c as usize),
+            Ok(c) => Some(usize::try_from(c).unwrap_or(usize::MAX)),
             Err(_) => return Reply::err(MUST_BE_POSITIVE),
         },
     };
     let key = &args[1];
-    match write_list(ctx, key) {
-        Err(e) => e,
-        Ok(None) if count.is_some() => Reply::NilArray,
-        Ok(None) => Reply::Nil,
-        Ok(Some(_)) => match count {
-            Some(0) => Reply::Array(Vec::new()),
-            Some(n) => Reply::Array(pop_many(ctx, key, end, n)),
-            None => pop_many(ctx, key, end, 1)
-                .pop()
-                .expect("a stored list is never empty"),
-        },
-    }
+    let l = match write_list(ctx, key) {
+        Err(e) => return e,
+        Ok(None) if count.is_some() => return Reply::NilArray,
+        Ok(None) => return Reply::Nil,
+        Ok(Some(l)) => l,
+    };
+    let reply = match count {
+        Some(0) => return Reply::Array(Vec::new()),
+        Some(n) => Reply::Array(pop_many(l, end, n)),
+        None => Reply::Bulk(l.pop(end).expect("a stored list is never empty")),
+    };
+    let emptied = l.is_empty();
+    delete_if(ctx, key, emptied);
+    reply
 }
 
 pub fn lpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -262,10 +258,10 @@ pub fn lrem(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let removed = match write_list(ctx, key) {
         Err(e) => return e,
         Ok(None) => return Reply::Int(0),
-        Ok(Some(l)) => l.remove(&args[3], count),
+        Ok(Some(l)) => (l.remove(&args[3], count), l.is_empty()),
     };
-    delete_if_empty(ctx, key);
-    Reply::Int(removed as i64)
+    delete_if(ctx, key, removed.1);
+    Reply::Int(removed.0 as i64)
 }
 
 pub fn ltrim(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -274,12 +270,15 @@ pub fn ltrim(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         (Err(e), _) | (_, Err(e)) => return e,
     };
     let key = &args[1];
-    match write_list(ctx, key) {
+    let emptied = match write_list(ctx, key) {
         Err(e) => return e,
         Ok(None) => return OK,
-        Ok(Some(l)) => l.trim(start, end),
-    }
-    delete_if_empty(ctx, key);
+        Ok(Some(l)) => {
+            l.trim(start, end);
+            l.is_empty()
+        }
+    };
+    delete_if(ctx, key, emptied);
     OK
 }
 
@@ -362,11 +361,14 @@ fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Rep
     if let Err(e) = write_list(ctx, dst) {
         return e;
     }
-    let v = match write_list(ctx, src) {
-        Ok(Some(l)) => l.pop(from).expect("a stored list is never empty"),
+    let (v, emptied) = match write_list(ctx, src) {
+        Ok(Some(l)) => (
+            l.pop(from).expect("a stored list is never empty"),
+            l.is_empty(),
+        ),
         _ => unreachable!("checked above"),
     };
-    delete_if_empty(ctx, src);
+    delete_if(ctx, src, emptied);
     match write_list(ctx, dst) {
         Ok(Some(l)) => l.push(to, v.clone()),
         _ => {
@@ -445,8 +447,10 @@ pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         match write_list(ctx, key) {
             Err(e) => return e,
             Ok(None) => continue,
-            Ok(Some(_)) => {
-                let popped = pop_many(ctx, key, end, count);
+            Ok(Some(l)) => {
+                let popped = pop_many(l, end, count);
+                let emptied = l.is_empty();
+                delete_if(ctx, key, emptied);
                 return Reply::Array(vec![Reply::bulk(key), Reply::Array(popped)]);
             }
         }
