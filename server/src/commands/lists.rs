@@ -392,16 +392,44 @@ pub fn rpoplpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     move_one(ctx, &args[1], &args[2], End::Tail, End::Head)
 }
 
-/// LMPOP's keys: `numkeys` of them after the numkeys argument (none when it is not a
-/// positive integer; never past the end of the arguments).
-pub fn lmpop_keys(args: &[Bytes]) -> Vec<usize> {
-    match args.get(1).and_then(|a| int_arg(a).ok()) {
-        Some(n) if n > 0 => {
-            let last = (n as u64).saturating_add(1).min(args.len() as u64 - 1) as usize;
-            (2..=last).collect()
+/// C's `atoi` (strtol truncated to int), which Redis uses to read numkeys when finding keys.
+fn atoi(arg: &[u8]) -> i32 {
+    let mut rest = arg;
+    while let [c, tail @ ..] = rest {
+        if !c.is_ascii_whitespace() && *c != b'\x0b' {
+            break;
         }
-        _ => Vec::new(),
+        rest = tail;
     }
+    let neg = rest.first() == Some(&b'-');
+    if matches!(rest.first(), Some(b'-' | b'+')) {
+        rest = &rest[1..];
+    }
+    let mut v: i64 = 0;
+    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
+    }
+    // strtol clamps to LONG_MIN/LONG_MAX; the cast to int keeps the low 32 bits.
+    let v = if neg {
+        if v == i64::MAX {
+            i64::MIN
+        } else {
+            -v
+        }
+    } else {
+        v
+    };
+    v as i32
+}
+
+/// LMPOP's keys, as Redis's genericGetKeys finds them: `numkeys` keys after the numkeys
+/// argument, or none when numkeys is below 1 or more than the arguments left.
+pub fn lmpop_keys(args: &[Bytes]) -> Vec<usize> {
+    let num = args.get(1).map_or(0, |a| atoi(a));
+    if num < 1 || num as usize > args.len().saturating_sub(2) {
+        return Vec::new();
+    }
+    (2..2 + num as usize).collect()
 }
 
 pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -456,4 +484,31 @@ pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
     }
     Reply::NilArray
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<Bytes> {
+        s.split(' ').map(|a| Bytes::from(a.to_string())).collect()
+    }
+
+    #[test]
+    fn atoi_reads_like_c() {
+        assert_eq!(atoi(b"12x"), 12);
+        assert_eq!(atoi(b" -3"), -3);
+        assert_eq!(atoi(b"+4"), 4);
+        assert_eq!(atoi(b"x"), 0);
+        assert_eq!(atoi(b"4294967297"), 1);
+        assert_eq!(atoi(b"99999999999999999999999"), -1);
+    }
+
+    #[test]
+    fn lmpop_keys_stay_within_the_arguments() {
+        assert_eq!(lmpop_keys(&args("lmpop 2 a b left")), [2, 3]);
+        assert!(lmpop_keys(&args("lmpop 3 a b")).is_empty());
+        assert!(lmpop_keys(&args("lmpop 0 a left")).is_empty());
+        assert!(lmpop_keys(&args("lmpop -9223372036854775808 a b")).is_empty());
+    }
 }
