@@ -1,7 +1,1480 @@
-//! Sorted-set commands.
+//! Sorted-set commands: ZADD and friends, ranges by rank, score and lex, pops, random members,
+//! ZSCAN, and the union / intersection / difference family.
 
-use super::commands;
+use bytes::Bytes;
+use warpengine_storage::{glob_match, Value, ZSetValue};
+
+use super::keyspace::parse_cursor;
+use super::util::{eq_ignore_case, int_arg, SYNTAX};
+use super::{commands, k, keyed, Keys};
+use crate::keyctx::{KeyCtx, WRONGTYPE};
+use crate::protocol::reply::format_double;
+use crate::protocol::Reply;
 
 commands! {
     pub static COMMANDS;
+    "zadd", -4, "write denyoom fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zadd), "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.";
+    "zincrby", 4, "write denyoom fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zincrby), "Increments the score of a member in a sorted set.";
+    "zrem", -3, "write fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrem), "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.";
+    "zcard", 2, "readonly fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zcard), "Returns the number of members in a sorted set.";
+    "zscore", 3, "readonly fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zscore), "Returns the score of a member in a sorted set.";
+    "zmscore", -3, "readonly fast", k(1, 1, 1), "sorted-set", "6.2.0", keyed(zmscore), "Returns the score of one or more members in a sorted set.";
+    "zrange", -4, "readonly", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrange), "Returns members in a sorted set within a range of indexes.";
+    "zrangestore", -5, "write denyoom", k(1, 2, 1), "sorted-set", "6.2.0", keyed(zrangestore), "Stores a range of members from sorted set in a key.";
+    "zrevrange", -4, "readonly", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrevrange), "Returns members in a sorted set within a range of indexes in reverse order.";
+    "zrangebyscore", -4, "readonly", k(1, 1, 1), "sorted-set", "1.0.5", keyed(zrangebyscore), "Returns members in a sorted set within a range of scores.";
+    "zrevrangebyscore", -4, "readonly", k(1, 1, 1), "sorted-set", "2.2.0", keyed(zrevrangebyscore), "Returns members in a sorted set within a range of scores in reverse order.";
+    "zrangebylex", -4, "readonly", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zrangebylex), "Returns members in a sorted set within a lexicographical range.";
+    "zrevrangebylex", -4, "readonly", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zrevrangebylex), "Returns members in a sorted set within a lexicographical range in reverse order.";
+    "zcount", 4, "readonly fast", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zcount), "Returns the count of members in a sorted set that have scores within a range.";
+    "zlexcount", 4, "readonly fast", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zlexcount), "Returns the number of members in a sorted set within a lexicographical range.";
+    "zrank", 3, "readonly fast", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zrank), "Returns the index of a member in a sorted set ordered by ascending scores.";
+    "zrevrank", 3, "readonly fast", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zrevrank), "Returns the index of a member in a sorted set ordered by descending scores.";
+    "zpopmin", -2, "write fast", k(1, 1, 1), "sorted-set", "5.0.0", keyed(zpopmin), "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    "zpopmax", -2, "write fast", k(1, 1, 1), "sorted-set", "5.0.0", keyed(zpopmax), "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
+    "zremrangebyrank", 4, "write", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zremrangebyrank), "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.";
+    "zremrangebyscore", 4, "write", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zremrangebyscore), "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";
+    "zremrangebylex", 4, "write", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zremrangebylex), "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.";
+    "zrandmember", -2, "readonly", k(1, 1, 1), "sorted-set", "6.2.0", keyed(zrandmember), "Returns one or more random members from a sorted set.";
+    "zscan", -3, "readonly", k(1, 1, 1), "sorted-set", "2.8.0", keyed(zscan), "Iterates over members and scores of a sorted set.";
+    "zunion", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zunion), "Returns the union of multiple sorted sets.";
+    "zinter", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zinter), "Returns the intersect of multiple sorted sets.";
+    "zdiff", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zdiff), "Returns the difference between multiple sorted sets.";
+    "zunionstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zunionstore), "Stores the union of multiple sorted sets in a key.";
+    "zinterstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zinterstore), "Stores the intersect of multiple sorted sets in a key.";
+    "zdiffstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "6.2.0", keyed(zdiffstore), "Stores the difference of multiple sorted sets in a key.";
+    "zintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zintercard), "Returns the number of members of the intersect of multiple sorted sets.";
+    "zmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zmpop), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key positions for the numkeys forms.
+
+/// `numkeys` at `at`, the keys after it; nothing when numkeys is not a usable count (the
+/// command then fails before touching any key).
+fn numkeys_keys(args: &[Bytes], at: usize) -> Vec<usize> {
+    let Some(n) = args.get(at).and_then(|a| parse_i64_loose(a)) else {
+        return Vec::new();
+    };
+    if n < 1 || n as u64 > (args.len() - at - 1) as u64 {
+        return Vec::new();
+    }
+    (at + 1..at + 1 + n as usize).collect()
+}
+
+fn parse_i64_loose(a: &[u8]) -> Option<i64> {
+    warpengine_storage::value::parse_strict_i64(a)
+}
+
+pub fn numkeys_at_1(args: &[Bytes]) -> Vec<usize> {
+    numkeys_keys(args, 1)
+}
+
+pub fn dest_then_numkeys(args: &[Bytes]) -> Vec<usize> {
+    let mut out = vec![1];
+    out.extend(numkeys_keys(args, 2));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing.
+
+const MINMAX_NOT_FLOAT: &str = "ERR min or max is not a float";
+const MINMAX_NOT_LEX: &str = "ERR min or max not valid string range item";
+const NOT_FLOAT: &str = "ERR value is not a valid float";
+const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";
+
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
+}
+
+/// C's `strtod` over the whole string (after optional leading spaces): the value and whether
+/// it over- or underflowed (ERANGE). None when not all of it is a number.
+fn strtod_full(s: &[u8]) -> Option<(f64, bool)> {
+    let start = s.iter().position(|c| !is_c_space(*c)).unwrap_or(s.len());
+    let t = std::str::from_utf8(&s[start..]).ok()?;
+    if t.is_empty() {
+        return None;
+    }
+    let lower = t.to_ascii_lowercase();
+    let unsigned = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
+    let neg = lower.starts_with('-');
+    match unsigned {
+        "inf" | "infinity" => {
+            return Some((
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                },
+                false,
+            ))
+        }
+        "nan" => return Some((f64::NAN, false)),
+        _ => {}
+    }
+    if let Some(hex) = unsigned.strip_prefix("0x") {
+        let v = parse_hex_float(hex)?;
+        let v = if neg { -v } else { v };
+        let erange = v.is_infinite() || (v != 0.0 && v.abs() < f64::MIN_POSITIVE);
+        return Some((v, erange));
+    }
+    if !unsigned
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-'))
+        || !unsigned.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+    {
+        return None;
+    }
+    let v: f64 = t.parse().ok()?;
+    let mantissa = unsigned.split('e').next().unwrap_or("");
+    let nonzero_digits = mantissa.bytes().any(|c| matches!(c, b'1'..=b'9'));
+    let erange = v.is_infinite()
+        || (v == 0.0 && nonzero_digits)
+        || (v != 0.0 && v.abs() < f64::MIN_POSITIVE);
+    Some((v, erange))
+}
+
+/// The digits of a C99 hexadecimal float after `0x`: hex digits with an optional fraction,
+/// then an optional binary exponent `p[+-]digits`.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mantissa, exp) = match s.split_once('p') {
+        Some((m, e)) => {
+            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+            if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let e: i64 = e.parse().unwrap_or(if e.starts_with('-') {
+                -100_000
+            } else {
+                100_000
+            });
+            (m, e.clamp(-100_000, 100_000))
+        }
+        None => (s, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if (int.is_empty() && frac.is_empty())
+        || !int
+            .bytes()
+            .chain(frac.bytes())
+            .all(|c| c.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let mut v = 0.0f64;
+    for c in int.chars() {
+        v = v * 16.0 + c.to_digit(16).expect("hex digit") as f64;
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += c.to_digit(16).expect("hex digit") as f64 * scale;
+        scale /= 16.0;
+    }
+    Some(v * 2f64.powi(exp as i32))
+}
+
+/// Redis's getDoubleFromObject: the whole string, no leading space, no NaN, no overflow.
+fn parse_score(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || is_c_space(s[0]) {
+        return None;
+    }
+    match strtod_full(s) {
+        Some((v, erange)) if !v.is_nan() && !(erange && (v.is_infinite() || v == 0.0)) => Some(v),
+        _ => None,
+    }
+}
+
+fn score_arg(s: &[u8], msg: &str) -> Result<f64, Reply> {
+    parse_score(s).ok_or_else(|| Reply::err(msg))
+}
+
+/// A score bound of zslParseRange: `(` for exclusive, then strtod over the rest.
+fn parse_score_bound(s: &[u8]) -> Option<(f64, bool)> {
+    let (ex, body) = match s.first() {
+        Some(b'(') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    // strtod converts nothing from an empty string and leaves the end pointer at its NUL.
+    let v = if body.is_empty() {
+        0.0
+    } else {
+        strtod_full(body)?.0
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some((v, ex))
+}
+
+#[derive(Clone, Copy)]
+struct ScoreRange {
+    min: f64,
+    minex: bool,
+    max: f64,
+    maxex: bool,
+}
+
+impl ScoreRange {
+    fn parse(min: &[u8], max: &[u8]) -> Result<ScoreRange, Reply> {
+        match (parse_score_bound(min), parse_score_bound(max)) {
+            (Some((min, minex)), Some((max, maxex))) => Ok(ScoreRange {
+                min,
+                minex,
+                max,
+                maxex,
+            }),
+            _ => Err(Reply::err(MINMAX_NOT_FLOAT)),
+        }
+    }
+
+    /// Positions [start, end) of the entries in range.
+    fn span(&self, z: &ZSetValue) -> (usize, usize) {
+        let start = z.count_while(|s, _| {
+            if self.minex {
+                s <= self.min
+            } else {
+                s < self.min
+            }
+        });
+        let end = z.count_while(|s, _| {
+            if self.maxex {
+                s < self.max
+            } else {
+                s <= self.max
+            }
+        });
+        (start, end.max(start))
+    }
+}
+
+#[derive(Clone)]
+enum LexBound {
+    Min,
+    Max,
+    Incl(Bytes),
+    Excl(Bytes),
+}
+
+impl LexBound {
+    fn parse(s: &Bytes) -> Option<LexBound> {
+        match s.first() {
+            Some(b'+') if s.len() == 1 => Some(LexBound::Max),
+            Some(b'-') if s.len() == 1 => Some(LexBound::Min),
+            Some(b'(') => Some(LexBound::Excl(s.slice(1..))),
+            Some(b'[') => Some(LexBound::Incl(s.slice(1..))),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct LexRange {
+    min: LexBound,
+    max: LexBound,
+}
+
+impl LexRange {
+    fn parse(min: &Bytes, max: &Bytes) -> Result<LexRange, Reply> {
+        match (LexBound::parse(min), LexBound::parse(max)) {
+            (Some(min), Some(max)) => Ok(LexRange { min, max }),
+            _ => Err(Reply::err(MINMAX_NOT_LEX)),
+        }
+    }
+
+    /// Whether `m` is below the range's minimum.
+    fn below_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::Min => false,
+            LexBound::Max => true,
+            LexBound::Incl(b) => m < &b[..],
+            LexBound::Excl(b) => m <= &b[..],
+        }
+    }
+
+    /// Whether `m` is at most the range's maximum.
+    fn within_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::Min => false,
+            LexBound::Max => true,
+            LexBound::Incl(b) => m <= &b[..],
+            LexBound::Excl(b) => m < &b[..],
+        }
+    }
+
+    fn span(&self, z: &ZSetValue) -> (usize, usize) {
+        let start = z.count_while(|_, m| self.below_min(m));
+        let end = z.count_while(|_, m| self.within_max(m));
+        (start, end.max(start))
+    }
+}
+
+/// A rank range as Redis sanitises it: None when empty.
+fn rank_span(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let llen = len as i64;
+    let mut start = if start < 0 { llen + start } else { start };
+    let mut end = if end < 0 { llen + end } else { end };
+    if start < 0 {
+        start = 0;
+    }
+    if start > end || start >= llen {
+        return None;
+    }
+    if end >= llen {
+        end = llen - 1;
+    }
+    Some((start as usize, end as usize + 1))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Access helpers.
+
+/// The sorted set at `key` for reading: Ok(None) when absent, Err(WRONGTYPE) for another type.
+fn read_zset<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ZSetValue>, Reply> {
+    match ctx.read(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::ZSet(z) => Ok(Some(z)),
+            _ => Err(Reply::err(WRONGTYPE)),
+        },
+    }
+}
+
+fn write_zset<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ZSetValue>, Reply> {
+    match ctx.write(key) {
+        None => Ok(None),
+        Some(e) => match &mut e.value {
+            Value::ZSet(z) => Ok(Some(z)),
+            _ => Err(Reply::err(WRONGTYPE)),
+        },
+    }
+}
+
+/// Deletes `key` when its sorted set has become empty.
+fn drop_if_empty(ctx: &mut KeyCtx, key: &[u8]) {
+    if let Ok(Some(z)) = write_zset(ctx, key) {
+        if z.is_empty() {
+            ctx.remove(key);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    entries: usize,
+    value: usize,
+}
+
+fn limits(ctx: &KeyCtx) -> Limits {
+    let cfg = ctx.server.config.read().expect("config lock");
+    Limits {
+        entries: cfg.get_i64("zset-max-listpack-entries").max(0) as usize,
+        value: cfg.get_i64("zset-max-listpack-value").max(0) as usize,
+    }
+}
+
+/// Adds a new member, converting from listpack first when Redis would.
+fn add_new(z: &mut ZSetValue, member: Bytes, score: f64, lim: Limits) {
+    if z.listpack && (z.len() + 1 > lim.entries || member.len() > lim.value) {
+        z.listpack = false;
+    }
+    z.insert(member, score);
+}
+
+/// Stores a freshly built sorted set as Redis's zsetConvertToListpackIfNeeded leaves it.
+fn store_result(ctx: &mut KeyCtx, dst: &[u8], mut z: ZSetValue, lim: Limits) -> Reply {
+    let n = z.len();
+    if n == 0 {
+        ctx.remove(dst);
+        return Reply::Int(0);
+    }
+    let maxlen = z.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+    z.listpack = n <= lim.entries && maxlen <= lim.value;
+    let clock = ctx.clock;
+    ctx.db(dst).set(dst, Value::ZSet(Box::new(z)), 0, clock);
+    Reply::Int(n as i64)
+}
+
+fn pairs<'a>(items: impl Iterator<Item = (&'a Bytes, f64)>, withscores: bool) -> Reply {
+    if withscores {
+        Reply::Pairs(
+            items
+                .map(|(m, s)| (Reply::Bulk(m.clone()), Reply::Double(s)))
+                .collect(),
+        )
+    } else {
+        Reply::Array(items.map(|(m, _)| Reply::Bulk(m.clone())).collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE.
+
+#[derive(Default)]
+struct AddFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+    ch: bool,
+    incr: bool,
+}
+
+fn zadd_generic(ctx: &mut KeyCtx, args: &[Bytes], mut f: AddFlags) -> Reply {
+    let mut j = 2;
+    while j < args.len() {
+        let a = &args[j];
+        match () {
+            _ if eq_ignore_case(a, "nx") => f.nx = true,
+            _ if eq_ignore_case(a, "xx") => f.xx = true,
+            _ if eq_ignore_case(a, "ch") => f.ch = true,
+            _ if eq_ignore_case(a, "incr") => f.incr = true,
+            _ if eq_ignore_case(a, "gt") => f.gt = true,
+            _ if eq_ignore_case(a, "lt") => f.lt = true,
+            _ => break,
+        }
+        j += 1;
+    }
+    let elements = args.len() - j;
+    if elements == 0 || !elements.is_multiple_of(2) {
+        return Reply::err(SYNTAX);
+    }
+    if f.incr && elements > 2 {
+        return Reply::err("ERR INCR option supports a single increment-element pair");
+    }
+    if f.nx && f.xx {
+        return Reply::err("ERR XX and NX options at the same time are not compatible");
+    }
+    if ((f.gt || f.lt) && f.nx) || (f.gt && f.lt) {
+        return Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible");
+    }
+    let mut scores = Vec::with_capacity(elements / 2);
+    for pair in args[j..].chunks(2) {
+        match score_arg(&pair[0], NOT_FLOAT) {
+            Ok(s) => scores.push(s),
+            Err(e) => return e,
+        }
+    }
+    let key = &args[1];
+    let lim = limits(ctx);
+    let clock = ctx.clock;
+    let reply_none = |f: &AddFlags| {
+        if f.incr {
+            Reply::Nil
+        } else {
+            Reply::Int(0)
+        }
+    };
+    match write_zset(ctx, key) {
+        Err(e) => return e,
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            if f.xx {
+                return reply_none(&f);
+            }
+            ctx.db(key)
+                .set(key, Value::ZSet(Box::new(ZSetValue::new(true))), 0, clock);
+        }
+    }
+    let z = write_zset(ctx, key)
+        .ok()
+        .flatten()
+        .expect("sorted set exists here");
+    let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
+    let mut last_score = 0.0;
+    for (pair, &score) in args[j..].chunks(2).zip(&scores) {
+        let member = &pair[1];
+        match z.score(member) {
+            Some(cur) => {
+                if f.nx {
+                    continue;
+                }
+                let new = if f.incr {
+                    let n = cur + score;
+                    if n.is_nan() {
+                        return Reply::err(NAN_SCORE);
+                    }
+                    n
+                } else {
+                    score
+                };
+                if (f.lt && new >= cur) || (f.gt && new <= cur) {
+                    continue;
+                }
+                last_score = new;
+                processed += 1;
+                // Redis compares with ==, so 0 and -0 count as the same score.
+                if new != cur {
+                    z.insert(member.clone(), new);
+                    updated += 1;
+                }
+            }
+            None => {
+                if f.xx {
+                    continue;
+                }
+                add_new(z, member.clone(), score, lim);
+                last_score = score;
+                added += 1;
+                processed += 1;
+            }
+        }
+    }
+    if f.incr {
+        if processed > 0 {
+            Reply::Double(last_score)
+        } else {
+            Reply::Nil
+        }
+    } else {
+        Reply::Int(if f.ch { added + updated } else { added })
+    }
+}
+
+pub fn zadd(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zadd_generic(ctx, args, AddFlags::default())
+}
+
+pub fn zincrby(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    // ZINCRBY key increment member is ZADD key INCR increment member.
+    let rewritten = [
+        args[0].clone(),
+        args[1].clone(),
+        args[2].clone(),
+        args[3].clone(),
+    ];
+    zadd_generic(
+        ctx,
+        &rewritten,
+        AddFlags {
+            incr: true,
+            ..AddFlags::default()
+        },
+    )
+}
+
+pub fn zrem(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let key = &args[1];
+    let z = match write_zset(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Int(0),
+        Ok(Some(z)) => z,
+    };
+    let mut removed = 0;
+    for m in &args[2..] {
+        if z.remove(m).is_some() {
+            removed += 1;
+            if z.is_empty() {
+                break;
+            }
+        }
+    }
+    drop_if_empty(ctx, key);
+    Reply::Int(removed)
+}
+
+pub fn zcard(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match read_zset(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(z) => Reply::Int(z.map_or(0, |z| z.len() as i64)),
+    }
+}
+
+pub fn zscore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match read_zset(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(z) => z
+            .and_then(|z| z.score(&args[2]))
+            .map_or(Reply::Nil, Reply::Double),
+    }
+}
+
+pub fn zmscore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match read_zset(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(z) => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|m| {
+                    z.as_ref()
+                        .and_then(|z| z.score(m))
+                        .map_or(Reply::Nil, Reply::Double)
+                })
+                .collect(),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZRANGE and its legacy forms, ZRANGESTORE.
+
+#[derive(Clone, Copy, PartialEq)]
+enum RangeType {
+    Auto,
+    Rank,
+    Score,
+    Lex,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Direction {
+    Auto,
+    Forward,
+    Reverse,
+}
+
+enum Spec {
+    Rank(i64, i64),
+    Score(ScoreRange),
+    Lex(LexRange),
+}
+
+/// The entries a range selects, in reply order.
+fn select<'z>(
+    z: &'z ZSetValue,
+    spec: &Spec,
+    reverse: bool,
+    offset: i64,
+    limit: i64,
+) -> Vec<(&'z Bytes, f64)> {
+    let (start, end) = match spec {
+        Spec::Rank(s, e) => {
+            let Some((start, end)) = rank_span(*s, *e, z.len()) else {
+                return Vec::new();
+            };
+            return if reverse {
+                let len = z.len();
+                z.iter_rev_from(len - 1 - start).take(end - start).collect()
+            } else {
+                z.iter_from(start).take(end - start).collect()
+            };
+        }
+        Spec::Score(r) => r.span(z),
+        Spec::Lex(r) => r.span(z),
+    };
+    // A negative offset skips everything; a negative limit means no limit.
+    if offset < 0 || (offset > 0 && offset as u64 >= z.len() as u64) {
+        return Vec::new();
+    }
+    let n = end - start;
+    let offset = offset as usize;
+    if offset >= n {
+        return Vec::new();
+    }
+    let take = if limit < 0 {
+        n - offset
+    } else {
+        (limit as u64).min((n - offset) as u64) as usize
+    };
+    if reverse {
+        z.iter_rev_from(end - 1 - offset).take(take).collect()
+    } else {
+        z.iter_from(start + offset).take(take).collect()
+    }
+}
+
+/// zrangeGenericCommand: `first` is the index of the source key (the destination, for
+/// ZRANGESTORE, is just before it).
+fn zrange_generic(
+    ctx: &mut KeyCtx,
+    args: &[Bytes],
+    first: usize,
+    mut rangetype: RangeType,
+    mut direction: Direction,
+    store: bool,
+) -> Reply {
+    let mut withscores = false;
+    let (mut offset, mut limit) = (0i64, -1i64);
+    let mut j = first + 3;
+    while j < args.len() {
+        let left = args.len() - j - 1;
+        let a = &args[j];
+        if !store && eq_ignore_case(a, "withscores") {
+            withscores = true;
+        } else if eq_ignore_case(a, "limit") && left >= 2 {
+            match (int_arg(&args[j + 1]), int_arg(&args[j + 2])) {
+                (Ok(o), Ok(l)) => {
+                    offset = o;
+                    limit = l;
+                }
+                (Err(e), _) | (_, Err(e)) => return e,
+            }
+            j += 2;
+        } else if direction == Direction::Auto && eq_ignore_case(a, "rev") {
+            direction = Direction::Reverse;
+        } else if rangetype == RangeType::Auto && eq_ignore_case(a, "bylex") {
+            rangetype = RangeType::Lex;
+        } else if rangetype == RangeType::Auto && eq_ignore_case(a, "byscore") {
+            rangetype = RangeType::Score;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 1;
+    }
+    if direction == Direction::Auto {
+        direction = Direction::Forward;
+    }
+    if rangetype == RangeType::Auto {
+        rangetype = RangeType::Rank;
+    }
+    if limit != -1 && rangetype == RangeType::Rank {
+        return Reply::err(
+            "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        );
+    }
+    if withscores && rangetype == RangeType::Lex {
+        return Reply::err("ERR syntax error, WITHSCORES not supported in combination with BYLEX");
+    }
+    let reverse = direction == Direction::Reverse;
+    let (mut minidx, mut maxidx) = (first + 1, first + 2);
+    if reverse && rangetype != RangeType::Rank {
+        std::mem::swap(&mut minidx, &mut maxidx);
+    }
+    let spec = match rangetype {
+        RangeType::Score => match ScoreRange::parse(&args[minidx], &args[maxidx]) {
+            Ok(r) => Spec::Score(r),
+            Err(e) => return e,
+        },
+        RangeType::Lex => match LexRange::parse(&args[minidx], &args[maxidx]) {
+            Ok(r) => Spec::Lex(r),
+            Err(e) => return e,
+        },
+        _ => match (int_arg(&args[minidx]), int_arg(&args[maxidx])) {
+            (Ok(s), Ok(e)) => Spec::Rank(s, e),
+            (Err(e), _) | (_, Err(e)) => return e,
+        },
+    };
+    let key = &args[first];
+    if store {
+        let lim = limits(ctx);
+        let result = match read_zset(ctx, key) {
+            Err(e) => return e,
+            Ok(None) => ZSetValue::new(false),
+            Ok(Some(z)) => {
+                let mut out = ZSetValue::new(false);
+                for (m, s) in select(z, &spec, reverse, offset, limit) {
+                    out.insert(m.clone(), s);
+                }
+                out
+            }
+        };
+        return store_result(ctx, &args[1], result, lim);
+    }
+    match read_zset(ctx, key) {
+        Err(e) => e,
+        Ok(None) => Reply::Array(Vec::new()),
+        Ok(Some(z)) => pairs(
+            select(z, &spec, reverse, offset, limit).into_iter(),
+            withscores,
+        ),
+    }
+}
+
+pub fn zrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 1, RangeType::Auto, Direction::Auto, false)
+}
+
+pub fn zrangestore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 2, RangeType::Auto, Direction::Auto, true)
+}
+
+pub fn zrevrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 1, RangeType::Rank, Direction::Reverse, false)
+}
+
+pub fn zrangebyscore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 1, RangeType::Score, Direction::Forward, false)
+}
+
+pub fn zrevrangebyscore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 1, RangeType::Score, Direction::Reverse, false)
+}
+
+pub fn zrangebylex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 1, RangeType::Lex, Direction::Forward, false)
+}
+
+pub fn zrevrangebylex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zrange_generic(ctx, args, 1, RangeType::Lex, Direction::Reverse, false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting, ranks.
+
+pub fn zcount(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let range = match ScoreRange::parse(&args[2], &args[3]) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match read_zset(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::Int(0),
+        Ok(Some(z)) => {
+            let (s, e) = range.span(z);
+            Reply::Int((e - s) as i64)
+        }
+    }
+}
+
+pub fn zlexcount(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let range = match LexRange::parse(&args[2], &args[3]) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    match read_zset(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::Int(0),
+        Ok(Some(z)) => {
+            let (s, e) = range.span(z);
+            Reply::Int((e - s) as i64)
+        }
+    }
+}
+
+fn rank_generic(ctx: &mut KeyCtx, args: &[Bytes], reverse: bool) -> Reply {
+    match read_zset(ctx, &args[1]) {
+        Err(e) => e,
+        Ok(None) => Reply::Nil,
+        Ok(Some(z)) => match z.rank(&args[2]) {
+            None => Reply::Nil,
+            Some(r) => Reply::Int(if reverse { z.len() - 1 - r } else { r } as i64),
+        },
+    }
+}
+
+pub fn zrank(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    rank_generic(ctx, args, false)
+}
+
+pub fn zrevrank(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    rank_generic(ctx, args, true)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pops.
+
+/// Pops up to `count` entries from the sorted set at `key` (which must exist).
+fn pop_n(ctx: &mut KeyCtx, key: &[u8], max: bool, count: usize) -> Vec<(Bytes, f64)> {
+    let mut out = Vec::new();
+    if let Ok(Some(z)) = write_zset(ctx, key) {
+        while out.len() < count {
+            match z.pop(max) {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+    }
+    drop_if_empty(ctx, key);
+    out
+}
+
+fn zpop_generic(ctx: &mut KeyCtx, args: &[Bytes], max: bool) -> Reply {
+    if args.len() > 3 {
+        return Reply::err(SYNTAX);
+    }
+    let count = match args.get(2) {
+        None => None,
+        Some(a) => match int_arg(a) {
+            Ok(c) if c < 0 => {
+                return Reply::err("ERR value is out of range, must be positive");
+            }
+            Ok(c) => Some(c as usize),
+            Err(_) => return Reply::err("ERR value is out of range, must be positive"),
+        },
+    };
+    let key = &args[1];
+    match write_zset(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Array(Vec::new()),
+        Ok(Some(_)) => {}
+    }
+    if count == Some(0) {
+        return Reply::Array(Vec::new());
+    }
+    let popped = pop_n(ctx, key, max, count.unwrap_or(1));
+    match count {
+        None => Reply::Array(
+            popped
+                .into_iter()
+                .flat_map(|(m, s)| [Reply::Bulk(m), Reply::Double(s)])
+                .collect(),
+        ),
+        Some(_) => Reply::Pairs(
+            popped
+                .into_iter()
+                .map(|(m, s)| (Reply::Bulk(m), Reply::Double(s)))
+                .collect(),
+        ),
+    }
+}
+
+pub fn zpopmin(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zpop_generic(ctx, args, false)
+}
+
+pub fn zpopmax(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zpop_generic(ctx, args, true)
+}
+
+pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let numkeys = int_arg(&args[1]).unwrap_or(0);
+    if numkeys <= 0 {
+        return Reply::err("ERR numkeys should be greater than 0");
+    }
+    let where_at = 2 + numkeys as u64;
+    if where_at >= args.len() as u64 {
+        return Reply::err(SYNTAX);
+    }
+    let where_at = where_at as usize;
+    let max = if eq_ignore_case(&args[where_at], "min") {
+        false
+    } else if eq_ignore_case(&args[where_at], "max") {
+        true
+    } else {
+        return Reply::err(SYNTAX);
+    };
+    let mut count: Option<i64> = None;
+    let mut j = where_at + 1;
+    while j < args.len() {
+        if count.is_none() && eq_ignore_case(&args[j], "count") && j + 1 < args.len() {
+            match int_arg(&args[j + 1]) {
+                Ok(c) if c > 0 => count = Some(c),
+                Ok(_) => return Reply::err("ERR count should be greater than 0"),
+                Err(_) => return Reply::err("ERR count should be greater than 0"),
+            }
+            j += 2;
+        } else {
+            return Reply::err(SYNTAX);
+        }
+    }
+    let count = count.unwrap_or(1) as usize;
+    for key in &args[2..where_at] {
+        match write_zset(ctx, key) {
+            Err(e) => return e,
+            Ok(None) => continue,
+            Ok(Some(z)) if z.is_empty() => continue,
+            Ok(Some(_)) => {}
+        }
+        let popped = pop_n(ctx, key, max, count);
+        return Reply::Array(vec![
+            Reply::Bulk(key.clone()),
+            Reply::Array(
+                popped
+                    .into_iter()
+                    .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
+                    .collect(),
+            ),
+        ]);
+    }
+    Reply::NilArray
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZREMRANGEBY*.
+
+fn zremrange_generic(ctx: &mut KeyCtx, args: &[Bytes], kind: RangeType) -> Reply {
+    let spec = match kind {
+        RangeType::Score => match ScoreRange::parse(&args[2], &args[3]) {
+            Ok(r) => Spec::Score(r),
+            Err(e) => return e,
+        },
+        RangeType::Lex => match LexRange::parse(&args[2], &args[3]) {
+            Ok(r) => Spec::Lex(r),
+            Err(e) => return e,
+        },
+        _ => match (int_arg(&args[2]), int_arg(&args[3])) {
+            (Ok(s), Ok(e)) => Spec::Rank(s, e),
+            (Err(e), _) | (_, Err(e)) => return e,
+        },
+    };
+    let key = &args[1];
+    let z = match write_zset(ctx, key) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Int(0),
+        Ok(Some(z)) => z,
+    };
+    let victims: Vec<Bytes> = select(z, &spec, false, 0, -1)
+        .into_iter()
+        .map(|(m, _)| m.clone())
+        .collect();
+    for m in &victims {
+        z.remove(m);
+    }
+    drop_if_empty(ctx, key);
+    Reply::Int(victims.len() as i64)
+}
+
+pub fn zremrangebyrank(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zremrange_generic(ctx, args, RangeType::Rank)
+}
+
+pub fn zremrangebyscore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zremrange_generic(ctx, args, RangeType::Score)
+}
+
+pub fn zremrangebylex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    zremrange_generic(ctx, args, RangeType::Lex)
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZRANDMEMBER, ZSCAN.
+
+/// A cheap pseudo-random generator (xorshift64*), seeded per call from the hasher's keys.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = ahash::RandomState::new().hash_one(std::time::SystemTime::now());
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
+    }
+}
+
+pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    if args.len() == 2 {
+        return match read_zset(ctx, &args[1]) {
+            Err(e) => e,
+            Ok(None) => Reply::Nil,
+            Ok(Some(z)) => {
+                let i = Rng::new().below(z.len());
+                Reply::Bulk(z.get(i).expect("index below len").0.clone())
+            }
+        };
+    }
+    let count = match int_arg(&args[2]) {
+        Ok(c) if c == i64::MIN => {
+            return Reply::err(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            )
+        }
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let withscores = match args.len() {
+        3 => false,
+        4 if eq_ignore_case(&args[3], "withscores") => {
+            if !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+                return Reply::err("ERR value is out of range");
+            }
+            true
+        }
+        _ => return Reply::err(SYNTAX),
+    };
+    let z = match read_zset(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) => return Reply::Array(Vec::new()),
+        Ok(Some(z)) => z,
+    };
+    if count == 0 {
+        return Reply::Array(Vec::new());
+    }
+    let mut rng = Rng::new();
+    let len = z.len();
+    let picked: Vec<(&Bytes, f64)> = if count < 0 {
+        (0..count.unsigned_abs())
+            .map(|_| z.get(rng.below(len)).expect("index below len"))
+            .collect()
+    } else if count as u64 >= len as u64 {
+        z.iter().collect()
+    } else {
+        // Partial Fisher-Yates over positions: `count` distinct entries in random order.
+        let n = count as usize;
+        let mut idx: Vec<usize> = (0..len).collect();
+        for i in 0..n {
+            let j = i + rng.below(len - i);
+            idx.swap(i, j);
+        }
+        idx[..n]
+            .iter()
+            .map(|&i| z.get(i).expect("index below len"))
+            .collect()
+    };
+    pairs(picked.into_iter(), withscores)
+}
+
+pub fn zscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let Some(cursor) = parse_cursor(&args[2]) else {
+        return Reply::err("ERR invalid cursor");
+    };
+    // The key is looked up before the options are checked, as in Redis.
+    let z = match read_zset(ctx, &args[1]) {
+        Err(e) => return e,
+        Ok(None) => {
+            return Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]);
+        }
+        Ok(Some(z)) => z,
+    };
+    let mut count = 10usize;
+    let mut pattern: Option<&Bytes> = None;
+    let mut j = 3;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        if eq_ignore_case(&args[j], "count") && more {
+            match int_arg(&args[j + 1]) {
+                Ok(c) if c >= 1 => count = c as usize,
+                Ok(_) => return Reply::err(SYNTAX),
+                Err(e) => return e,
+            }
+        } else if eq_ignore_case(&args[j], "match") && more {
+            pattern = Some(&args[j + 1]).filter(|p| p.as_ref() != b"*");
+        } else {
+            return Reply::err(SYNTAX);
+        }
+        j += 2;
+    }
+    let matches = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
+    let mut out = Vec::new();
+    let mut push = |m: &Bytes, s: f64| {
+        if matches(m) {
+            out.push(Reply::Bulk(m.clone()));
+            out.push(Reply::Bulk(Bytes::from(format_double(s))));
+        }
+    };
+    let next = if z.listpack {
+        // A listpack is returned whole, in order, as Redis does.
+        for (m, s) in z.iter() {
+            push(m, s);
+        }
+        0
+    } else {
+        // Walk down by position: deleting visited members never hides unvisited ones.
+        let len = z.len() as u64;
+        let pos = if cursor == 0 || cursor > len {
+            len
+        } else {
+            cursor
+        } as usize;
+        let take = count.min(pos);
+        if pos > 0 {
+            for (m, s) in z.iter_rev_from(pos - 1).take(take) {
+                push(m, s);
+            }
+        }
+        pos - take
+    };
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from(next.to_string())),
+        Reply::Array(out),
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD.
+
+#[derive(Clone, Copy, PartialEq)]
+enum SetOp {
+    Union,
+    Inter,
+    Diff,
+}
+
+#[derive(Clone, Copy)]
+enum Aggregate {
+    Sum,
+    Min,
+    Max,
+}
+
+/// One input: a sorted set, or a plain set whose members all score 1.
+enum Source<'a> {
+    None,
+    ZSet(&'a ZSetValue),
+    Set(Vec<Bytes>, std::collections::HashSet<Bytes>),
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::None => 0,
+            Source::ZSet(z) => z.len(),
+            Source::Set(v, _) => v.len(),
+        }
+    }
+
+    fn score(&self, m: &[u8]) -> Option<f64> {
+        match self {
+            Source::None => None,
+            Source::ZSet(z) => z.score(m),
+            Source::Set(_, s) => s.contains(m).then_some(1.0),
+        }
+    }
+
+    fn entries(&self) -> Vec<(Bytes, f64)> {
+        match self {
+            Source::None => Vec::new(),
+            Source::ZSet(z) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
+            Source::Set(v, _) => v.iter().map(|m| (m.clone(), 1.0)).collect(),
+        }
+    }
+}
+
+fn aggregate(agg: Aggregate, target: &mut f64, val: f64) {
+    match agg {
+        Aggregate::Sum => {
+            *target += val;
+            if target.is_nan() {
+                *target = 0.0;
+            }
+        }
+        Aggregate::Min => {
+            if val < *target {
+                *target = val;
+            }
+        }
+        Aggregate::Max => {
+            if val > *target {
+                *target = val;
+            }
+        }
+    }
+}
+
+/// What a set operation parsed and computed.
+enum SetOpOutcome {
+    Done(ZSetValue, bool),
+    Card(usize),
+}
+
+/// zunionInterDiffGenericCommand. `numkeys_at` indexes numkeys; `name` is for error texts.
+fn set_op(
+    ctx: &mut KeyCtx,
+    args: &[Bytes],
+    numkeys_at: usize,
+    op: SetOp,
+    store: bool,
+    card_only: bool,
+    name: &str,
+) -> Result<SetOpOutcome, Reply> {
+    let setnum = int_arg(&args[numkeys_at])?;
+    if setnum < 1 {
+        return Err(Reply::err(format!(
+            "ERR at least 1 input key is needed for '{name}' command"
+        )));
+    }
+    if setnum as u64 > (args.len() - numkeys_at - 1) as u64 {
+        return Err(Reply::err(SYNTAX));
+    }
+    let setnum = setnum as usize;
+    let keys = &args[numkeys_at + 1..numkeys_at + 1 + setnum];
+    // Type checks come before any option is parsed, as in Redis.
+    for key in keys {
+        let found = if store { ctx.write(key) } else { ctx.read(key) };
+        if let Some(e) = found {
+            if !matches!(e.value, Value::ZSet(_) | Value::Set(_)) {
+                return Err(Reply::err(WRONGTYPE));
+            }
+        }
+    }
+    let mut weights = vec![1.0f64; setnum];
+    let mut agg = Aggregate::Sum;
+    let mut withscores = false;
+    let mut limit = 0usize;
+    let mut j = numkeys_at + 1 + setnum;
+    while j < args.len() {
+        let remaining = args.len() - j;
+        let a = &args[j];
+        if op != SetOp::Diff && !card_only && remaining > setnum && eq_ignore_case(a, "weights") {
+            j += 1;
+            for w in weights.iter_mut() {
+                *w = score_arg(&args[j], "ERR weight value is not a float")?;
+                j += 1;
+            }
+        } else if op != SetOp::Diff
+            && !card_only
+            && remaining >= 2
+            && eq_ignore_case(a, "aggregate")
+        {
+            let v = &args[j + 1];
+            agg = if eq_ignore_case(v, "sum") {
+                Aggregate::Sum
+            } else if eq_ignore_case(v, "min") {
+                Aggregate::Min
+            } else if eq_ignore_case(v, "max") {
+                Aggregate::Max
+            } else {
+                return Err(Reply::err(SYNTAX));
+            };
+            j += 2;
+        } else if !store && !card_only && eq_ignore_case(a, "withscores") {
+            withscores = true;
+            j += 1;
+        } else if card_only && remaining >= 2 && eq_ignore_case(a, "limit") {
+            match int_arg(&args[j + 1]) {
+                Ok(l) if l >= 0 => limit = l as usize,
+                _ => return Err(Reply::err("ERR LIMIT can't be negative")),
+            }
+            j += 2;
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+    }
+
+    // Gather the inputs (owned snapshots of plain sets; sorted sets by reference).
+    let mut set_members: Vec<Option<Vec<Bytes>>> = Vec::with_capacity(setnum);
+    for key in keys {
+        let now = ctx.now_ms;
+        let members = match ctx.db(key).get(key, now).map(|e| &e.value) {
+            Some(Value::Set(s)) => Some(
+                s.members
+                    .iter()
+                    .map(|m| Bytes::copy_from_slice(m.as_bytes()))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        set_members.push(members);
+    }
+    // Clone the sorted sets we need: the shards hold them behind separate borrows of ctx.
+    let mut zsets: Vec<Option<ZSetValue>> = Vec::with_capacity(setnum);
+    for key in keys {
+        let now = ctx.now_ms;
+        let z = match ctx.db(key).get(key, now).map(|e| &e.value) {
+            Some(Value::ZSet(z)) => Some((**z).clone()),
+            _ => None,
+        };
+        zsets.push(z);
+    }
+    let mut srcs: Vec<(Source, f64)> = zsets
+        .iter()
+        .zip(set_members)
+        .zip(&weights)
+        .map(|((z, s), &w)| {
+            let src = match (z, s) {
+                (Some(z), _) => Source::ZSet(z),
+                (None, Some(v)) => {
+                    let set = v.iter().cloned().collect();
+                    Source::Set(v, set)
+                }
+                (None, None) => Source::None,
+            };
+            (src, w)
+        })
+        .collect();
+    if op != SetOp::Diff {
+        srcs.sort_by_key(|(s, _)| s.len());
+    }
+
+    let mut out = ZSetValue::new(false);
+    match op {
+        SetOp::Inter => {
+            if srcs[0].0.len() > 0 {
+                let mut card = 0usize;
+                'members: for (m, s) in srcs[0].0.entries() {
+                    let mut score = srcs[0].1 * s;
+                    if score.is_nan() {
+                        score = 0.0;
+                    }
+                    for (src, w) in &srcs[1..] {
+                        match src.score(&m) {
+                            None => continue 'members,
+                            Some(v) => {
+                                let mut v = w * v;
+                                if v.is_nan() {
+                                    v = 0.0;
+                                }
+                                aggregate(agg, &mut score, v);
+                            }
+                        }
+                    }
+                    if card_only {
+                        card += 1;
+                        if limit != 0 && card >= limit {
+                            break;
+                        }
+                    } else {
+                        out.insert(m, score);
+                    }
+                }
+                if card_only {
+                    return Ok(SetOpOutcome::Card(card));
+                }
+            } else if card_only {
+                return Ok(SetOpOutcome::Card(0));
+            }
+        }
+        SetOp::Union => {
+            for (src, w) in &srcs {
+                for (m, s) in src.entries() {
+                    let mut v = w * s;
+                    if v.is_nan() {
+                        v = 0.0;
+                    }
+                    match out.score(&m) {
+                        Some(mut cur) => {
+                            aggregate(agg, &mut cur, v);
+                            out.insert(m, cur);
+                        }
+                        None => {
+                            out.insert(m, v);
+                        }
+                    }
+                }
+            }
+        }
+        SetOp::Diff => {
+            for (m, s) in srcs[0].0.entries() {
+                if srcs[1..].iter().all(|(src, _)| src.score(&m).is_none()) {
+                    out.insert(m, s);
+                }
+            }
+        }
+    }
+    Ok(SetOpOutcome::Done(out, withscores))
+}
+
+fn set_op_reply(ctx: &mut KeyCtx, args: &[Bytes], op: SetOp, name: &str) -> Reply {
+    match set_op(ctx, args, 1, op, false, false, name) {
+        Err(e) => e,
+        Ok(SetOpOutcome::Card(n)) => Reply::Int(n as i64),
+        Ok(SetOpOutcome::Done(z, withscores)) => pairs(z.iter(), withscores),
+    }
+}
+
+fn set_op_store(ctx: &mut KeyCtx, args: &[Bytes], op: SetOp, name: &str) -> Reply {
+    let lim = limits(ctx);
+    match set_op(ctx, args, 2, op, true, false, name) {
+        Err(e) => e,
+        Ok(SetOpOutcome::Card(n)) => Reply::Int(n as i64),
+        Ok(SetOpOutcome::Done(z, _)) => store_result(ctx, &args[1], z, lim),
+    }
+}
+
+pub fn zunion(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_op_reply(ctx, args, SetOp::Union, "zunion")
+}
+
+pub fn zinter(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_op_reply(ctx, args, SetOp::Inter, "zinter")
+}
+
+pub fn zdiff(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_op_reply(ctx, args, SetOp::Diff, "zdiff")
+}
+
+pub fn zunionstore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_op_store(ctx, args, SetOp::Union, "zunionstore")
+}
+
+pub fn zinterstore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_op_store(ctx, args, SetOp::Inter, "zinterstore")
+}
+
+pub fn zdiffstore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    set_op_store(ctx, args, SetOp::Diff, "zdiffstore")
+}
+
+pub fn zintercard(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match set_op(ctx, args, 1, SetOp::Inter, false, true, "zintercard") {
+        Err(e) => e,
+        Ok(SetOpOutcome::Card(n)) => Reply::Int(n as i64),
+        Ok(SetOpOutcome::Done(z, _)) => Reply::Int(z.len() as i64),
+    }
 }

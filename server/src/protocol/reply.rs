@@ -21,6 +21,8 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     /// A set in RESP3, an array in RESP2.
     Set(Vec<Reply>),
+    /// An array of two-element arrays in RESP3, a flat array in RESP2 (ZRANGE WITHSCORES).
+    Pairs(Vec<(Reply, Reply)>),
     /// A double in RESP3 (`,`), a bulk string in RESP2.
     Double(f64),
     /// `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
@@ -84,6 +86,20 @@ impl Reply {
                 for (k, v) in pairs {
                     k.encode(out, resp3);
                     v.encode(out, resp3);
+                }
+            }
+            Reply::Pairs(pairs) => {
+                if resp3 {
+                    header(out, b'*', pairs.len());
+                } else {
+                    header(out, b'*', pairs.len() * 2);
+                }
+                for (a, b) in pairs {
+                    if resp3 {
+                        header(out, b'*', 2);
+                    }
+                    a.encode(out, resp3);
+                    b.encode(out, resp3);
                 }
             }
             Reply::Double(d) => {
