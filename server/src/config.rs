@@ -208,7 +208,7 @@ pub static PARAMS: &[Param] = &[
     p("lazyfree-lazy-server-del", Kind::Bool, "no", true),
     p("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     p("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
-    p("hash-max-listpack-entries", NONNEG, "128", true),
+    p("hash-max-listpack-entries", NONNEG, "512", true),
     p("hash-max-listpack-value", NONNEG, "64", true),
     p("list-max-listpack-size", I64, "-2", true),
     p("list-compress-depth", NONNEG, "0", true),
