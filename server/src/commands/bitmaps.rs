@@ -330,7 +330,10 @@ pub fn bitop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             Op::Xor => sources.iter().fold(0, |acc, s| acc ^ byte(s)),
         };
     }
-    ctx.set_string(dest, Bytes::from(out), 0);
+    // Redis stores the result as a raw string, whatever it looks like.
+    let clock = ctx.clock;
+    ctx.db(dest)
+        .set(dest, Value::Str(StrValue::Owned(out)), 0, clock);
     Reply::Int(maxlen as i64)
 }
 
