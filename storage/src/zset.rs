@@ -145,6 +145,24 @@ impl ZSetValue {
         self.dict.get(member).copied()
     }
 
+    /// Marks the set as a listpack (a freshly built store result that fits): scores go
+    /// through listpack text, so any -0 becomes 0.
+    pub fn make_listpack(&mut self) {
+        self.listpack = true;
+        for v in self.dict.values_mut() {
+            if *v == 0.0 {
+                *v = 0.0;
+            }
+        }
+        for chunk in &mut self.sorted.chunks {
+            for (v, _) in chunk.iter_mut() {
+                if *v == 0.0 {
+                    *v = 0.0;
+                }
+            }
+        }
+    }
+
     /// Sets `member`'s score; returns the previous score, if any.
     /// A listpack keeps scores as text, where -0 reads back as 0.
     pub fn insert(&mut self, member: Bytes, score: f64) -> Option<f64> {

@@ -389,7 +389,9 @@ fn store_result(ctx: &mut KeyCtx, dst: &[u8], mut z: ZSetValue, lim: Limits) -> 
         return Reply::Int(0);
     }
     let maxlen = z.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
-    z.listpack = n <= lim.entries && maxlen <= lim.value;
+    if n <= lim.entries && maxlen <= lim.value {
+        z.make_listpack();
+    }
     let clock = ctx.clock;
     ctx.db(dst).set(dst, Value::ZSet(Box::new(z)), 0, clock);
     Reply::Int(n as i64)
