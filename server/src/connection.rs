@@ -13,9 +13,9 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::clients::ClientInfo;
-use crate::dispatch::{self, Pipeline};
+use crate::dispatch::{self, Blocked, Pipeline};
 use crate::protocol::{Reply, RequestParser};
-use crate::server::{bump, Server};
+use crate::server::{bump, Server, WorkerStats};
 use crate::session::{ConnState, ReplyMode};
 
 const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
@@ -160,7 +160,26 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             if requests.is_empty() {
                 break;
             }
-            pipeline.execute(server, conn, requests, &mut out).await;
+            let mut next = Some(requests);
+            while let Some(batch) = next.take() {
+                let Some(blocked) = pipeline.execute(server, conn, batch, &mut out).await else {
+                    break;
+                };
+                // Send what came before the blocking command, then wait for it.
+                if !write_out(stream, &mut out, stats).await {
+                    blocked.finish(server);
+                    return;
+                }
+                let reply =
+                    wait_until_served(server, stream, &mut input, conn, &pipeline, &blocked).await;
+                let Some(reply) = reply else {
+                    return;
+                };
+                if blocked.emit {
+                    reply.encode(&mut out, blocked.resp3);
+                }
+                next = Some(blocked.rest);
+            }
             if conn.close_after_reply {
                 break;
             }
@@ -169,15 +188,8 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             Reply::err(format!("ERR {}", e.0)).encode(&mut out, conn.resp3);
             conn.close_after_reply = true;
         }
-        if !out.is_empty() {
-            bump(&stats.net_output_bytes, out.len() as u64);
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-            if out.capacity() > 1024 * 1024 {
-                out.shrink_to(64 * 1024);
-            }
+        if !write_out(stream, &mut out, stats).await {
+            return;
         }
         {
             let mut info = conn.handle.info.lock().expect("client info lock");
@@ -189,4 +201,67 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             return;
         }
     }
+}
+
+/// Writes and clears `out`; false when the client is gone.
+async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, stats: &WorkerStats) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    bump(&stats.net_output_bytes, out.len() as u64);
+    if stream.write_all(out).await.is_err() {
+        return false;
+    }
+    out.clear();
+    if out.capacity() > 1024 * 1024 {
+        out.shrink_to(64 * 1024);
+    }
+    true
+}
+
+/// Waits until a blocked command is served (a write to one of its keys woke this client and
+/// the retry got something) or times out. None when the client disconnected meanwhile; what
+/// it sends while blocked is kept for after.
+async fn wait_until_served(
+    server: &Arc<Server>,
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    conn: &ConnState,
+    pipeline: &Pipeline,
+    blocked: &Blocked,
+) -> Option<Reply> {
+    server
+        .blocking
+        .blocked_clients
+        .fetch_add(1, Ordering::Relaxed);
+    let served = loop {
+        let deadline = async {
+            match blocked.deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        if input.capacity() - input.len() < 4096 {
+            input.reserve(16 * 1024);
+        }
+        tokio::select! {
+            _ = blocked.waiter.notify.notified() => {
+                if let Some(reply) = pipeline.retry_blocked(server, conn, blocked) {
+                    break Some(reply);
+                }
+            }
+            _ = deadline => break Some(blocked.timed_out(server)),
+            read = stream.read_buf(input) => {
+                if matches!(read, Ok(0) | Err(_)) {
+                    blocked.finish(server);
+                    break None;
+                }
+            }
+        }
+    };
+    server
+        .blocking
+        .blocked_clients
+        .fetch_sub(1, Ordering::Relaxed);
+    served
 }

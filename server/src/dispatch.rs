@@ -9,7 +9,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use crate::commands::{self, Keys, Run, TABLE};
+use crate::blocking::Waiter;
+use crate::commands::blocking::Attempt;
+use crate::commands::{self, CommandSpec, Keys, Run, TABLE};
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::protocol::Reply;
@@ -93,14 +95,15 @@ impl Pipeline {
         }
     }
 
-    /// Executes `requests` in order and encodes their replies into `out`.
+    /// Executes `requests` in order and encodes their replies into `out`. Stops at a blocking
+    /// command that has to wait: the replies before it are encoded, and the rest is handed back.
     pub async fn execute(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
         requests: Vec<Vec<Bytes>>,
         out: &mut Vec<u8>,
-    ) {
+    ) -> Option<Blocked> {
         self.replies.clear();
         self.emit.clear();
         self.resp3.clear();
@@ -111,7 +114,8 @@ impl Pipeline {
             .hot
             .auth_required
             .load(std::sync::atomic::Ordering::Relaxed);
-        for args in requests {
+        let mut requests = requests.into_iter();
+        while let Some(args) = requests.next() {
             let slot = self.replies.len();
             self.replies.push(None);
             self.commands.push(None);
@@ -173,21 +177,55 @@ impl Pipeline {
                     } else {
                         self.flush(server, conn.no_touch).await;
                         bump(&stats.cross_shard_commands, 1);
-                        let mut shard_ids: Vec<usize> = spec
-                            .key_positions(&args)
-                            .iter()
-                            .map(|&p| server.slots.shard_of(&args[p]))
-                            .collect();
-                        shard_ids.sort_unstable();
-                        shard_ids.dedup();
-                        // Ascending order is the global lock order: no deadlock between
-                        // concurrent multi-shard commands.
-                        let mut guards: Vec<_> =
-                            shard_ids.iter().map(|&s| server.lock_shard(s)).collect();
-                        let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-                        let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
-                        ctx.no_touch = conn.no_touch;
-                        self.replies[slot] = Some(guarded(spec.name, || f(&mut ctx, &args)));
+                        let reply = run_locked(server, conn, spec, &args, |ctx| {
+                            guarded(spec.name, || f(ctx, &args))
+                        });
+                        signal_writes(server, conn.db, spec, &args);
+                        self.replies[slot] = Some(reply);
+                    }
+                }
+                Run::Blocking(f) => {
+                    self.flush(server, conn.no_touch).await;
+                    let waiter = Arc::new(Waiter::default());
+                    let keys: Vec<Bytes> = spec
+                        .key_positions(&args)
+                        .into_iter()
+                        .map(|p| args[p].clone())
+                        .collect();
+                    let attempt = run_locked(server, conn, spec, &args, |ctx| {
+                        let attempt = f(ctx, &args);
+                        if matches!(attempt, Attempt::Block(_)) {
+                            // Registered while the keys' shards are still locked: a later push
+                            // is bound to find this client.
+                            server.blocking.register(conn.db, &keys, &waiter);
+                        }
+                        attempt
+                    });
+                    match attempt {
+                        Attempt::Done(reply) => {
+                            signal_writes(server, conn.db, spec, &args);
+                            self.replies[slot] = Some(reply);
+                        }
+                        Attempt::Block(timeout) => {
+                            let emit = self.emit[slot];
+                            let resp3 = self.resp3[slot];
+                            self.replies.pop();
+                            self.emit.pop();
+                            self.resp3.pop();
+                            self.commands.pop();
+                            self.encode_replies(server, out);
+                            return Some(Blocked {
+                                spec: index,
+                                db: conn.db,
+                                args,
+                                keys,
+                                waiter,
+                                deadline: timeout.map(|t| Instant::now() + t),
+                                emit,
+                                resp3,
+                                rest: requests.collect(),
+                            });
+                        }
                     }
                 }
                 Run::Session(f) => {
@@ -212,6 +250,13 @@ impl Pipeline {
             }
         }
         self.flush(server, conn.no_touch).await;
+        self.encode_replies(server, out);
+        None
+    }
+
+    /// Encodes the replies gathered so far, in order, and accounts for them.
+    fn encode_replies(&mut self, server: &Server, out: &mut Vec<u8>) {
+        let stats = &server.worker_stats[self.me];
         // Commands of one read run together; their time is shared out evenly.
         let usec_each =
             self.started.elapsed().as_micros() as u64 / self.replies.len().max(1) as u64;
@@ -230,6 +275,31 @@ impl Pipeline {
             if *emit {
                 reply.encode(out, *resp3);
             }
+        }
+        self.replies.clear();
+        self.emit.clear();
+        self.resp3.clear();
+        self.commands.clear();
+    }
+
+    /// Tries a blocked command again; the reply once it has been served.
+    pub fn retry_blocked(
+        &self,
+        server: &Arc<Server>,
+        conn: &ConnState,
+        b: &Blocked,
+    ) -> Option<Reply> {
+        let spec = &TABLE[b.spec];
+        let Run::Blocking(f) = spec.run else {
+            unreachable!("only blocking commands block")
+        };
+        match run_locked(server, conn, spec, &b.args, |ctx| f(ctx, &b.args)) {
+            Attempt::Done(reply) => {
+                b.finish(server);
+                signal_writes(server, b.db, spec, &b.args);
+                Some(reply)
+            }
+            Attempt::Block(_) => None,
         }
     }
 
@@ -261,7 +331,7 @@ impl Pipeline {
                     shard.stats.remote_requests += batch.items.len() as u64;
                     run_batch(server, &mut shard, &mut batch);
                     drop(shard);
-                    self.place(batch, dest);
+                    self.place(server, batch, dest);
                     continue;
                 }
             }
@@ -275,7 +345,7 @@ impl Pipeline {
                     // The destination is saturated: run the batch here under its lock.
                     fabric::release_waiter(token);
                     run_batch(server, &mut server.lock_shard(dest), &mut batch);
-                    self.place(batch, dest);
+                    self.place(server, batch, dest);
                 }
             }
         }
@@ -288,16 +358,21 @@ impl Pipeline {
                 shard.stats.local_requests += local.items.len() as u64;
                 run_batch(server, &mut shard, &mut local);
             }
-            self.place(local, me);
+            self.place(server, local, me);
         }
         for (dest, token) in in_flight.drain(..) {
             let batch = AwaitBatch { token }.await;
-            self.place(batch, dest);
+            self.place(server, batch, dest);
         }
         self.in_flight = in_flight;
     }
 
-    fn place(&mut self, mut batch: Box<RemoteBatch>, dest: usize) {
+    fn place(&mut self, server: &Server, mut batch: Box<RemoteBatch>, dest: usize) {
+        if server.blocking.has_waiters() {
+            for item in &batch.items {
+                signal_writes(server, item.db, &TABLE[item.spec], &item.args);
+            }
+        }
         for (slot, reply) in batch.slots.drain(..).zip(batch.replies.drain(..)) {
             self.replies[slot] = Some(reply);
         }
@@ -315,6 +390,73 @@ fn guarded(name: &str, run: impl FnOnce() -> Reply) -> Reply {
             tracing::error!(command = name, "command panicked; replied with an error");
             Reply::err(format!("ERR internal error while executing '{name}'"))
         }
+    }
+}
+
+/// Runs `f` with every shard that owns one of the command's keys locked, in ascending order (the
+/// global lock order, so that concurrent multi-shard commands cannot deadlock).
+fn run_locked<R>(
+    server: &Server,
+    conn: &ConnState,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    f: impl FnOnce(&mut KeyCtx) -> R,
+) -> R {
+    let mut shard_ids: Vec<usize> = spec
+        .key_positions(args)
+        .iter()
+        .map(|&p| server.slots.shard_of(&args[p]))
+        .collect();
+    shard_ids.sort_unstable();
+    shard_ids.dedup();
+    let mut guards: Vec<_> = shard_ids.iter().map(|&s| server.lock_shard(s)).collect();
+    let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+    let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
+    ctx.no_touch = conn.no_touch;
+    f(&mut ctx)
+}
+
+/// Wakes a client blocked on any key a write command just wrote.
+fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes]) {
+    if !server.blocking.has_waiters() || !spec.has_flag("write") {
+        return;
+    }
+    for p in spec.key_positions(args) {
+        server.blocking.signal(db, &args[p]);
+    }
+}
+
+/// A blocking command waiting for data, and the requests of its read that come after it.
+pub struct Blocked {
+    spec: usize,
+    db: usize,
+    args: Vec<Bytes>,
+    keys: Vec<Bytes>,
+    pub waiter: Arc<Waiter>,
+    pub deadline: Option<Instant>,
+    /// Whether its reply is sent (CLIENT REPLY), and in which protocol.
+    pub emit: bool,
+    pub resp3: bool,
+    pub rest: Vec<Vec<Bytes>>,
+}
+
+impl Blocked {
+    /// Leaves the waiting lists, and passes the turn on: another client may be waiting for
+    /// what is left in these keys.
+    pub fn finish(&self, server: &Server) {
+        server
+            .blocking
+            .unregister(self.db, &self.keys, &self.waiter);
+        for key in &self.keys {
+            server.blocking.signal(self.db, key);
+        }
+    }
+
+    /// The reply when the timeout expires: a null array, as Redis gives for every blocking
+    /// list and sorted-set command.
+    pub fn timed_out(&self, server: &Server) -> Reply {
+        self.finish(server);
+        Reply::NilArray
     }
 }
 

@@ -1,5 +1,6 @@
 //! WarpEngine: a Redis-compatible, thread-per-core, shared-nothing cache server.
 
+pub mod blocking;
 pub mod clients;
 pub mod commands;
 pub mod config;

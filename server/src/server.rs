@@ -7,6 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use warpengine_storage::Shard;
 
+use crate::blocking::BlockRegistry;
 use crate::clients::Registry;
 use crate::commands::TABLE;
 use crate::config::ConfigStore;
@@ -25,6 +26,7 @@ pub struct Server {
     pub slots: SlotTable,
     pub fabric: Fabric,
     pub clients: Registry,
+    pub blocking: BlockRegistry,
     pub stats: ServerStats,
     /// Per-worker counters, written only by their own worker.
     pub worker_stats: Vec<WorkerStats>,
@@ -208,6 +210,7 @@ impl Server {
             slots: SlotTable::new(threads),
             fabric: Fabric::new(threads),
             clients: Registry::default(),
+            blocking: BlockRegistry::default(),
             stats: ServerStats::default(),
             worker_stats: (0..threads).map(|_| WorkerStats::new()).collect(),
             started: Instant::now(),

@@ -432,51 +432,58 @@ pub fn lmpop_keys(args: &[Bytes]) -> Vec<usize> {
     (2..2 + num as usize).collect()
 }
 
-pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let numkeys = match range_arg(
-        &args[1],
+/// LMPOP's and BLMPOP's arguments after the keys: which end, and how many.
+pub struct MpopArgs {
+    keys: std::ops::Range<usize>,
+    end: End,
+    count: usize,
+}
+
+/// Parses `numkeys key [key ...] LEFT|RIGHT [COUNT count]` starting at `numkeys_idx`.
+pub fn parse_mpop(args: &[Bytes], numkeys_idx: usize) -> Result<MpopArgs, Reply> {
+    let numkeys = range_arg(
+        &args[numkeys_idx],
         1,
         i64::MAX,
         Some("ERR numkeys should be greater than 0"),
-    ) {
-        Ok(n) => n as u64,
-        Err(e) => return e,
-    };
-    let where_idx = numkeys.saturating_add(2);
+    )? as u64;
+    let where_idx = numkeys.saturating_add(numkeys_idx as u64 + 1);
     if where_idx >= args.len() as u64 {
-        return Reply::err(SYNTAX);
+        return Err(Reply::err(SYNTAX));
     }
     let where_idx = where_idx as usize;
-    let end = match end_arg(&args[where_idx]) {
-        Ok(e) => e,
-        Err(e) => return e,
-    };
+    let end = end_arg(&args[where_idx])?;
     let mut count: Option<i64> = None;
     let mut j = where_idx + 1;
     while j < args.len() {
         if count.is_none() && eq_ignore_case(&args[j], "count") && j + 1 < args.len() {
             j += 1;
-            count = match range_arg(
+            count = Some(range_arg(
                 &args[j],
                 1,
                 i64::MAX,
                 Some("ERR count should be greater than 0"),
-            ) {
-                Ok(c) => Some(c),
-                Err(e) => return e,
-            };
+            )?);
         } else {
-            return Reply::err(SYNTAX);
+            return Err(Reply::err(SYNTAX));
         }
         j += 1;
     }
-    let count = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
-    for key in &args[2..where_idx] {
+    Ok(MpopArgs {
+        keys: numkeys_idx + 1..where_idx,
+        end,
+        count: usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX),
+    })
+}
+
+/// Pops from the first non-empty list of the parsed keys; a null array when all are empty.
+pub fn mpop(ctx: &mut KeyCtx, args: &[Bytes], parsed: &MpopArgs) -> Reply {
+    for key in &args[parsed.keys.clone()] {
         match write_list(ctx, key) {
             Err(e) => return e,
             Ok(None) => continue,
             Ok(Some(l)) => {
-                let popped = pop_many(l, end, count);
+                let popped = pop_many(l, parsed.end, parsed.count);
                 let emptied = l.is_empty();
                 delete_if(ctx, key, emptied);
                 return Reply::Array(vec![Reply::bulk(key), Reply::Array(popped)]);
@@ -484,6 +491,13 @@ pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
     }
     Reply::NilArray
+}
+
+pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match parse_mpop(args, 1) {
+        Ok(parsed) => mpop(ctx, args, &parsed),
+        Err(e) => e,
+    }
 }
 
 #[cfg(test)]

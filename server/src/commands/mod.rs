@@ -12,6 +12,7 @@ use crate::protocol::Reply;
 use crate::session::Session;
 
 pub mod bitmaps;
+pub mod blocking;
 pub mod client;
 pub mod command;
 pub mod command_data;
@@ -38,6 +39,8 @@ pub type SessionFn = fn(&mut Session, &[Bytes]) -> Reply;
 pub enum Run {
     Keyed(KeyedFn),
     Session(SessionFn),
+    /// A keyed command that may have to wait for data (BLPOP and friends).
+    Blocking(blocking::BlockingFn),
 }
 
 /// Where a command's keys are: Redis's legacy (first, last, step) triple, or a function for
@@ -163,6 +166,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
     [
         CORE,
         bitmaps::COMMANDS,
+        blocking::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,

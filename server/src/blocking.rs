@@ -1,0 +1,106 @@
+//! Clients blocked on keys (BLPOP and friends): who waits for which key, in arrival order.
+//!
+//! A blocked client registers while it still holds the locks of its keys' shards, so a push
+//! either happened before its attempt (which then found the data) or finds it registered.
+//! A write to a key with waiters wakes the first of them; the woken client retries its command
+//! like any other and, when it got something, wakes the next waiter of its keys in turn.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+#[derive(Default)]
+pub struct Waiter {
+    pub notify: tokio::sync::Notify,
+}
+
+/// Clients waiting on one key of one database, oldest first.
+type Queues = HashMap<(usize, Bytes), VecDeque<Arc<Waiter>>>;
+
+#[derive(Default)]
+pub struct BlockRegistry {
+    /// Registrations in total, so that writes skip the map entirely while nobody waits.
+    waiting: AtomicUsize,
+    keys: Mutex<Queues>,
+    /// Clients currently blocked (INFO's blocked_clients).
+    pub blocked_clients: AtomicUsize,
+}
+
+impl BlockRegistry {
+    pub fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::SeqCst) > 0
+    }
+
+    pub fn register(&self, db: usize, keys: &[Bytes], waiter: &Arc<Waiter>) {
+        let mut map = self.keys.lock().expect("block registry lock");
+        for key in keys {
+            let queue = map.entry((db, key.clone())).or_default();
+            if !queue.iter().any(|w| Arc::ptr_eq(w, waiter)) {
+                queue.push_back(waiter.clone());
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    pub fn unregister(&self, db: usize, keys: &[Bytes], waiter: &Arc<Waiter>) {
+        let mut map = self.keys.lock().expect("block registry lock");
+        for key in keys {
+            let slot = (db, key.clone());
+            if let Some(queue) = map.get_mut(&slot) {
+                let before = queue.len();
+                queue.retain(|w| !Arc::ptr_eq(w, waiter));
+                self.waiting
+                    .fetch_sub(before - queue.len(), Ordering::SeqCst);
+                if queue.is_empty() {
+                    map.remove(&slot);
+                }
+            }
+        }
+    }
+
+    /// A key was written: wake the client that has waited longest for it.
+    pub fn signal(&self, db: usize, key: &[u8]) {
+        let map = self.keys.lock().expect("block registry lock");
+        if let Some(first) = map
+            .get(&(db, Bytes::copy_from_slice(key)))
+            .and_then(|q| q.front())
+        {
+            first.notify.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_waiter_of_a_key_is_woken() {
+        let reg = BlockRegistry::default();
+        let (a, b) = (Arc::new(Waiter::default()), Arc::new(Waiter::default()));
+        let k = [Bytes::from_static(b"k")];
+        assert!(!reg.has_waiters());
+        reg.register(0, &k, &a);
+        reg.register(0, &k, &b);
+        assert!(reg.has_waiters());
+        reg.signal(0, b"k");
+        // `a` holds a stored permit now; `b` does not.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            a.notify.notified().await;
+            let b_woken =
+                tokio::time::timeout(std::time::Duration::from_millis(20), b.notify.notified())
+                    .await;
+            assert!(b_woken.is_err());
+        });
+        reg.unregister(0, &k, &a);
+        reg.unregister(0, &k, &b);
+        assert!(!reg.has_waiters());
+        reg.signal(1, b"other");
+    }
+}

@@ -1,0 +1,142 @@
+//! Blocking list commands against the real binary: wake-up on push from any connection and
+//! shard, timeouts, arrival-order fairness, disconnects while blocked, pipelines.
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{start_warpengine, RawConn};
+
+fn blocked_clients(c: &mut RawConn) -> usize {
+    let info = c.command(&[b"INFO", b"clients"]);
+    let text = String::from_utf8_lossy(&info).to_string();
+    text.split("blocked_clients:")
+        .nth(1)
+        .and_then(|s| s.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("blocked_clients in INFO")
+}
+
+fn wait_for_blocked(c: &mut RawConn, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocked_clients(c) != n {
+        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn blpop_is_woken_by_a_push_from_another_connection_and_shard() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let mut admin = RawConn::connect(server.port);
+    // Keys on several shards; the pusher's connection may sit on any worker.
+    for key in ["queue:a", "queue:b", "queue:c", "queue:d"] {
+        let mut waiter = RawConn::connect(server.port);
+        waiter.send_command(&[b"BLPOP", b"nothing", key.as_bytes(), b"5"]);
+        wait_for_blocked(&mut admin, 1);
+        let mut pusher = RawConn::connect(server.port);
+        assert_eq!(
+            pusher.command(&[b"RPUSH", key.as_bytes(), b"job"]),
+            b":1\r\n"
+        );
+        let expected = format!("*2\r\n${}\r\n{key}\r\n$3\r\njob\r\n", key.len());
+        assert_eq!(waiter.read_reply().unwrap(), expected.into_bytes());
+        assert_eq!(pusher.command(&[b"LLEN", key.as_bytes()]), b":0\r\n");
+        wait_for_blocked(&mut admin, 0);
+    }
+}
+
+#[test]
+fn timeouts_answer_null_after_the_fractional_timeout() {
+    let server = start_warpengine(&[]);
+    let mut c = RawConn::connect(server.port);
+    let start = Instant::now();
+    assert_eq!(c.command(&[b"BLPOP", b"empty", b"0.3"]), b"*-1\r\n");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(290) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    assert_eq!(
+        c.command(&[b"BLMOVE", b"empty", b"dst", b"LEFT", b"RIGHT", b"0.05"]),
+        b"*-1\r\n"
+    );
+    assert_eq!(
+        c.command(&[b"BLPOP", b"empty", b"-1"]),
+        b"-ERR timeout is negative\r\n"
+    );
+    assert_eq!(c.command(&[b"HELLO", b"3"])[..2], b"%7"[..]);
+    assert_eq!(c.command(&[b"BRPOP", b"empty", b"0.05"]), b"_\r\n");
+}
+
+#[test]
+fn waiters_are_served_in_arrival_order() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut first = RawConn::connect(server.port);
+    let mut second = RawConn::connect(server.port);
+    first.send_command(&[b"BLPOP", b"fair", b"5"]);
+    wait_for_blocked(&mut admin, 1);
+    second.send_command(&[b"BLPOP", b"fair", b"5"]);
+    wait_for_blocked(&mut admin, 2);
+    // One push carrying two elements serves both, oldest waiter first.
+    assert_eq!(
+        admin.command(&[b"RPUSH", b"fair", b"one", b"two"]),
+        b":2\r\n"
+    );
+    assert_eq!(
+        first.read_reply().unwrap(),
+        b"*2\r\n$4\r\nfair\r\n$3\r\none\r\n"
+    );
+    assert_eq!(
+        second.read_reply().unwrap(),
+        b"*2\r\n$4\r\nfair\r\n$3\r\ntwo\r\n"
+    );
+}
+
+#[test]
+fn a_client_that_disconnects_while_blocked_takes_nothing() {
+    let server = start_warpengine(&[]);
+    let mut admin = RawConn::connect(server.port);
+    {
+        let mut gone = RawConn::connect(server.port);
+        gone.send_command(&[b"BLPOP", b"left-behind", b"0"]);
+        wait_for_blocked(&mut admin, 1);
+    }
+    wait_for_blocked(&mut admin, 0);
+    assert_eq!(admin.command(&[b"LPUSH", b"left-behind", b"x"]), b":1\r\n");
+    assert_eq!(admin.command(&[b"LLEN", b"left-behind"]), b":1\r\n");
+}
+
+#[test]
+fn blmove_across_shards_and_pipelined_commands_wait_their_turn() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut waiter = RawConn::connect(server.port);
+    // The PING after the blocking command is answered only once BLMOVE is served.
+    waiter.send(b"BLMOVE src{1} dst{2} LEFT RIGHT 5\r\nPING\r\n");
+    wait_for_blocked(&mut admin, 1);
+    assert_eq!(admin.command(&[b"RPUSH", b"src{1}", b"payload"]), b":1\r\n");
+    assert_eq!(waiter.read_reply().unwrap(), b"$7\r\npayload\r\n");
+    assert_eq!(waiter.read_reply().unwrap(), b"+PONG\r\n");
+    assert_eq!(
+        admin.command(&[b"LRANGE", b"dst{2}", b"0", b"-1"]),
+        b"*1\r\n$7\r\npayload\r\n"
+    );
+}
+
+#[test]
+fn blmpop_serves_the_first_non_empty_key() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut waiter = RawConn::connect(server.port);
+    waiter.send_command(&[b"BLMPOP", b"5", b"2", b"m1", b"m2", b"LEFT", b"COUNT", b"2"]);
+    wait_for_blocked(&mut admin, 1);
+    assert_eq!(
+        admin.command(&[b"RPUSH", b"m2", b"a", b"b", b"c"]),
+        b":3\r\n"
+    );
+    assert_eq!(
+        waiter.read_reply().unwrap(),
+        b"*2\r\n$2\r\nm2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+}
