@@ -319,15 +319,7 @@ pub fn hrandfield(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     } else if count >= size as u64 {
         (0..size).collect()
     } else {
-        let count = count as usize;
-        let mut all: Vec<usize> = (0..size).collect();
-        for i in 0..count {
-            let j = i + random_below(size - i);
-            all.swap(i, j);
-        }
-        all.truncate(count);
-        all.sort_unstable();
-        all
+        distinct_indexes(count as usize, size)
     };
     if withvalues {
         Reply::Pairs(
@@ -347,6 +339,28 @@ pub fn hrandfield(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
                 .collect(),
         )
     }
+}
+
+/// `count` distinct random positions below `size` (count < size), in ascending order (a
+/// listpack answers in its own order): a partial shuffle when most are wanted, sampling otherwise.
+fn distinct_indexes(count: usize, size: usize) -> Vec<usize> {
+    let mut picked = if count * 3 > size {
+        let mut all: Vec<usize> = (0..size).collect();
+        for i in 0..count {
+            let j = i + random_below(size - i);
+            all.swap(i, j);
+        }
+        all.truncate(count);
+        all
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        while seen.len() < count {
+            seen.insert(random_below(size));
+        }
+        seen.into_iter().collect()
+    };
+    picked.sort_unstable();
+    picked
 }
 
 pub fn hscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -401,4 +415,19 @@ fn scan_reply(cursor: u64, pairs: Vec<(Bytes, Bytes)>) -> Reply {
         Reply::Bulk(Bytes::from(cursor.to_string())),
         Reply::Array(items),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_indexes_are_distinct_and_in_range() {
+        for (count, size) in [(1, 2), (5, 6), (3, 100), (40, 100), (99, 100)] {
+            let v = distinct_indexes(count, size);
+            assert_eq!(v.len(), count);
+            assert!(v.windows(2).all(|w| w[0] < w[1]));
+            assert!(v.iter().all(|&i| i < size));
+        }
+    }
 }
