@@ -140,3 +140,21 @@ fn blmpop_serves_the_first_non_empty_key() {
         b"*2\r\n$2\r\nm2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"
     );
 }
+
+#[test]
+fn bzpopmin_is_woken_by_zadd() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut waiter = RawConn::connect(server.port);
+    waiter.send_command(&[b"BZPOPMIN", b"board", b"5"]);
+    wait_for_blocked(&mut admin, 1);
+    assert_eq!(
+        admin.command(&[b"ZADD", b"board", b"2", b"two", b"1", b"one"]),
+        b":2\r\n"
+    );
+    assert_eq!(
+        waiter.read_reply().unwrap(),
+        b"*3\r\n$5\r\nboard\r\n$3\r\none\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(admin.command(&[b"ZCARD", b"board"]), b":1\r\n");
+}

@@ -1,4 +1,5 @@
-//! Blocking list commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP. Each first tries its
+//! Blocking list and sorted-set commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX. Each first tries its
 //! non-blocking counterpart; with nothing to pop it asks to block (the connection then waits
 //! for a write to one of its keys, or for the timeout, and tries again).
 
@@ -8,6 +9,7 @@ use bytes::Bytes;
 
 use super::lists::{self, lmpop_keys, mpop, parse_mpop};
 use super::util::{eq_ignore_case, parse_float, SYNTAX};
+use super::zsets;
 use super::{commands, k, Keys, Run};
 use crate::keyctx::KeyCtx;
 use crate::protocol::Reply;
@@ -31,6 +33,8 @@ commands! {
     "brpop", -3, "write noscript blocking", k(1, -2, 1), "list", "2.0.0", blocking(brpop), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
     "blmove", 6, "write denyoom noscript blocking", k(1, 2, 1), "list", "6.2.0", blocking(blmove), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
     "brpoplpush", 4, "write denyoom noscript blocking", k(1, 2, 1), "list", "2.2.0", blocking(brpoplpush), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
+    "bzpopmin", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmin), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
+    "bzpopmax", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmax), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.";
     "blmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "list", "7.0.0", blocking(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
 }
 
@@ -75,6 +79,39 @@ pub fn blpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
 
 pub fn brpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
     pop_first(ctx, args, lists::rpop, b"rpop")
+}
+
+/// BZPOPMIN/BZPOPMAX: the best member of the first non-empty sorted set, as [key, member, score].
+fn zpop_first(
+    ctx: &mut KeyCtx,
+    args: &[Bytes],
+    pop: super::KeyedFn,
+    name: &'static [u8],
+) -> Attempt {
+    let timeout = match timeout_arg(&args[args.len() - 1]) {
+        Ok(t) => t,
+        Err(e) => return Attempt::Done(e),
+    };
+    for key in &args[1..args.len() - 1] {
+        match pop(ctx, &[Bytes::from_static(name), key.clone()]) {
+            Reply::Array(mut pair) if pair.len() == 2 => {
+                let score = pair.pop().expect("two items");
+                let member = pair.pop().expect("two items");
+                return Attempt::Done(Reply::Array(vec![Reply::Bulk(key.clone()), member, score]));
+            }
+            Reply::Array(_) => continue,
+            other => return Attempt::Done(other),
+        }
+    }
+    Attempt::Block(timeout)
+}
+
+pub fn bzpopmin(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
+    zpop_first(ctx, args, zsets::zpopmin, b"zpopmin")
+}
+
+pub fn bzpopmax(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
+    zpop_first(ctx, args, zsets::zpopmax, b"zpopmax")
 }
 
 fn move_or_block(ctx: &mut KeyCtx, lmove_args: &[Bytes], timeout: &[u8]) -> Attempt {
