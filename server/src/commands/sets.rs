@@ -336,7 +336,7 @@ fn lookup_all(ctx: &mut KeyCtx, keys: &[Bytes], write: bool) -> Result<Vec<Optio
 }
 
 /// The intersection of `keys`, in the order Redis produces it (the smallest set's order),
-/// stopping after `limit` members (0: no limit). None when a key is missing.
+/// at most `limit` members (0: no limit); empty when a key is missing.
 fn intersect(
     ctx: &mut KeyCtx,
     keys: &[Bytes],
@@ -349,23 +349,19 @@ fn intersect(
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_key(|&i| sizes[i]);
     let first = &keys[order[0]];
-    let mut result: Vec<Bytes> = Vec::new();
-    let smallest: Vec<Bytes> = peek(ctx, first)
+    let mut result: Vec<Bytes> = peek(ctx, first)
         .map(|s| s.iter().map(Bytes::copy_from_slice).collect())
         .unwrap_or_default();
-    'member: for m in smallest {
-        for &i in &order[1..] {
-            if keys[i] == first {
-                continue;
-            }
-            if !peek(ctx, &keys[i]).is_some_and(|s| s.contains(&m)) {
-                continue 'member;
-            }
+    // Filter set by set: one key lookup per set, the smallest set's order kept.
+    for &i in &order[1..] {
+        if keys[i] == first || result.is_empty() {
+            continue;
         }
-        result.push(m);
-        if limit != 0 && result.len() >= limit {
-            break;
-        }
+        let set = peek(ctx, &keys[i]).expect("every key is present");
+        result.retain(|m| set.contains(m));
+    }
+    if limit != 0 {
+        result.truncate(limit);
     }
     result
 }
@@ -488,20 +484,19 @@ fn union_diff(ctx: &mut KeyCtx, keys: &[Bytes], dst: Option<&Bytes>, op: Op) -> 
                 let two: usize = sizes.iter().flatten().sum();
                 let algo_two = one > two;
                 let first = &keys[0];
-                let candidates: Vec<Bytes> = peek(ctx, first)
+                let mut kept: Vec<Bytes> = peek(ctx, first)
                     .map(|s| s.iter().map(Bytes::copy_from_slice).collect())
                     .unwrap_or_default();
-                let mut kept: Vec<Bytes> = Vec::new();
-                'member: for m in candidates {
-                    for k in &keys[1..] {
-                        if k == first {
-                            continue 'member;
-                        }
-                        if peek(ctx, k).is_some_and(|s| s.contains(&m)) {
-                            continue 'member;
-                        }
+                for k in &keys[1..] {
+                    if k == first {
+                        kept.clear();
                     }
-                    kept.push(m);
+                    if kept.is_empty() {
+                        break;
+                    }
+                    if let Some(set) = peek(ctx, k) {
+                        kept.retain(|m| !set.contains(m));
+                    }
                 }
                 if algo_two {
                     let whole = peek(ctx, first).expect("present");
