@@ -145,6 +145,29 @@ impl ZSetValue {
         self.dict.get(member).copied()
     }
 
+    /// Builds a sorted set from distinct members in any order.
+    pub fn from_entries(mut entries: Vec<(Bytes, f64)>, listpack: bool) -> ZSetValue {
+        entries.sort_unstable_by(|a, b| cmp_entry(a.1, &a.0, b.1, &b.0));
+        let mut z = ZSetValue::new(listpack);
+        z.dict.reserve(entries.len());
+        z.sorted.len = entries.len();
+        let mut chunk = Vec::with_capacity(CHUNK);
+        for (m, s) in entries {
+            let s = if listpack && s == 0.0 { 0.0 } else { s };
+            z.dict.insert(m.clone(), s);
+            chunk.push((s, m));
+            if chunk.len() == CHUNK {
+                z.sorted
+                    .chunks
+                    .push(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+            }
+        }
+        if !chunk.is_empty() {
+            z.sorted.chunks.push(chunk);
+        }
+        z
+    }
+
     /// Marks the set as a listpack (a freshly built store result that fits): scores go
     /// through listpack text, so any -0 becomes 0.
     pub fn make_listpack(&mut self) {
@@ -334,6 +357,23 @@ mod tests {
         assert_eq!(z.iter().count(), n / 2);
         assert_eq!(z.iter_rev_from(usize::MAX).count(), n / 2);
         assert_eq!(z.rank(b"m00001"), Some(0));
+    }
+
+    #[test]
+    fn built_from_entries_matches_inserted() {
+        let entries: Vec<_> = (0..1000)
+            .map(|i| (b(&format!("k{}", (i * 37) % 1000)), (i % 7) as f64))
+            .collect();
+        let built = ZSetValue::from_entries(entries.clone(), false);
+        let mut inserted = ZSetValue::new(false);
+        for (m, s) in entries {
+            inserted.insert(m, s);
+        }
+        let a: Vec<_> = built.iter().map(|(m, s)| (m.clone(), s)).collect();
+        let b: Vec<_> = inserted.iter().map(|(m, s)| (m.clone(), s)).collect();
+        assert_eq!(a, b);
+        assert_eq!(built.rank(b"k999"), inserted.rank(b"k999"));
+        assert_eq!(built.len(), 1000);
     }
 
     #[test]

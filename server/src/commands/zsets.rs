@@ -1185,37 +1185,47 @@ enum Aggregate {
     Max,
 }
 
-/// One input: a sorted set, or a plain set whose members all score 1.
-enum Source<'a> {
-    None,
-    ZSet(&'a ZSetValue),
-    Set(Vec<Bytes>, std::collections::HashSet<Bytes>),
+/// The size of an input: a sorted set, a plain set, or nothing.
+fn source_len(ctx: &mut KeyCtx, key: &[u8]) -> usize {
+    let now = ctx.now_ms;
+    match ctx.db(key).get(key, now).map(|e| &e.value) {
+        Some(Value::ZSet(z)) => z.len(),
+        Some(Value::Set(s)) => s.len(),
+        _ => 0,
+    }
 }
 
-impl Source<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Source::None => 0,
-            Source::ZSet(z) => z.len(),
-            Source::Set(v, _) => v.len(),
-        }
+/// An input's entries; a plain set's members all score 1.
+fn source_entries(ctx: &mut KeyCtx, key: &[u8]) -> Vec<(Bytes, f64)> {
+    let now = ctx.now_ms;
+    match ctx.db(key).get(key, now).map(|e| &e.value) {
+        Some(Value::ZSet(z)) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
+        Some(Value::Set(s)) => s
+            .members
+            .iter()
+            .map(|m| (Bytes::copy_from_slice(m.as_bytes()), 1.0))
+            .collect(),
+        _ => Vec::new(),
     }
+}
 
-    fn score(&self, m: &[u8]) -> Option<f64> {
-        match self {
-            Source::None => None,
-            Source::ZSet(z) => z.score(m),
-            Source::Set(_, s) => s.contains(m).then_some(1.0),
-        }
-    }
-
-    fn entries(&self) -> Vec<(Bytes, f64)> {
-        match self {
-            Source::None => Vec::new(),
-            Source::ZSet(z) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
-            Source::Set(v, _) => v.iter().map(|m| (m.clone(), 1.0)).collect(),
-        }
-    }
+/// Keeps the candidates present in the input at `key`, passing each one's score there.
+fn source_filter(
+    ctx: &mut KeyCtx,
+    key: &[u8],
+    candidates: &mut Vec<(Bytes, f64)>,
+    mut keep: impl FnMut(&mut f64, Option<f64>) -> bool,
+) {
+    let now = ctx.now_ms;
+    let value = ctx.db(key).get(key, now).map(|e| &e.value);
+    candidates.retain_mut(|(m, score)| {
+        let found = match value {
+            Some(Value::ZSet(z)) => z.score(m),
+            Some(Value::Set(s)) => s.members.contains(&m[..]).then_some(1.0),
+            _ => None,
+        };
+        keep(score, found)
+    });
 }
 
 fn aggregate(agg: Aggregate, target: &mut f64, val: f64) {
@@ -1319,116 +1329,80 @@ fn set_op(
         }
     }
 
-    // Gather the inputs (owned snapshots of plain sets; sorted sets by reference).
-    let mut set_members: Vec<Option<Vec<Bytes>>> = Vec::with_capacity(setnum);
-    for key in keys {
-        let now = ctx.now_ms;
-        let members = match ctx.db(key).get(key, now).map(|e| &e.value) {
-            Some(Value::Set(s)) => Some(
-                s.members
-                    .iter()
-                    .map(|m| Bytes::copy_from_slice(m.as_bytes()))
-                    .collect(),
-            ),
-            _ => None,
-        };
-        set_members.push(members);
-    }
-    // Clone the sorted sets we need: the shards hold them behind separate borrows of ctx.
-    let mut zsets: Vec<Option<ZSetValue>> = Vec::with_capacity(setnum);
-    for key in keys {
-        let now = ctx.now_ms;
-        let z = match ctx.db(key).get(key, now).map(|e| &e.value) {
-            Some(Value::ZSet(z)) => Some((**z).clone()),
-            _ => None,
-        };
-        zsets.push(z);
-    }
-    let mut srcs: Vec<(Source, f64)> = zsets
-        .iter()
-        .zip(set_members)
-        .zip(&weights)
-        .map(|((z, s), &w)| {
-            let src = match (z, s) {
-                (Some(z), _) => Source::ZSet(z),
-                (None, Some(v)) => {
-                    let set = v.iter().cloned().collect();
-                    Source::Set(v, set)
-                }
-                (None, None) => Source::None,
-            };
-            (src, w)
-        })
-        .collect();
+    let weighted = |w: f64, v: f64| {
+        let v = w * v;
+        if v.is_nan() {
+            0.0
+        } else {
+            v
+        }
+    };
+    // Inputs from the smallest to the largest (Redis's order, which sums follow), except
+    // that a difference keeps its first input first.
+    let mut order: Vec<usize> = (0..setnum).collect();
     if op != SetOp::Diff {
-        srcs.sort_by_key(|(s, _)| s.len());
+        let lens: Vec<usize> = keys.iter().map(|k| source_len(ctx, k)).collect();
+        order.sort_by_key(|&i| lens[i]);
     }
-
-    let mut out = ZSetValue::new(false);
-    match op {
+    let entries = match op {
         SetOp::Inter => {
-            if srcs[0].0.len() > 0 {
-                let mut card = 0usize;
-                'members: for (m, s) in srcs[0].0.entries() {
-                    let mut score = srcs[0].1 * s;
-                    if score.is_nan() {
-                        score = 0.0;
-                    }
-                    for (src, w) in &srcs[1..] {
-                        match src.score(&m) {
-                            None => continue 'members,
-                            Some(v) => {
-                                let mut v = w * v;
-                                if v.is_nan() {
-                                    v = 0.0;
-                                }
-                                aggregate(agg, &mut score, v);
-                            }
-                        }
-                    }
-                    if card_only {
-                        card += 1;
-                        if limit != 0 && card >= limit {
-                            break;
-                        }
-                    } else {
-                        out.insert(m, score);
-                    }
+            let first = order[0];
+            let mut cands: Vec<(Bytes, f64)> = source_entries(ctx, &keys[first])
+                .into_iter()
+                .map(|(m, s)| (m, weighted(weights[first], s)))
+                .collect();
+            for &i in &order[1..] {
+                if cands.is_empty() {
+                    break;
                 }
-                if card_only {
-                    return Ok(SetOpOutcome::Card(card));
-                }
-            } else if card_only {
-                return Ok(SetOpOutcome::Card(0));
+                source_filter(ctx, &keys[i], &mut cands, |score, found| match found {
+                    None => false,
+                    Some(v) => {
+                        aggregate(agg, score, weighted(weights[i], v));
+                        true
+                    }
+                });
             }
+            if card_only {
+                let n = cands.len();
+                return Ok(SetOpOutcome::Card(if limit != 0 {
+                    n.min(limit)
+                } else {
+                    n
+                }));
+            }
+            cands
         }
         SetOp::Union => {
-            for (src, w) in &srcs {
-                for (m, s) in src.entries() {
-                    let mut v = w * s;
-                    if v.is_nan() {
-                        v = 0.0;
-                    }
-                    match out.score(&m) {
-                        Some(mut cur) => {
-                            aggregate(agg, &mut cur, v);
-                            out.insert(m, cur);
+            let mut acc: std::collections::HashMap<Bytes, f64, ahash::RandomState> =
+                Default::default();
+            for &i in &order {
+                for (m, s) in source_entries(ctx, &keys[i]) {
+                    let v = weighted(weights[i], s);
+                    match acc.entry(m) {
+                        std::collections::hash_map::Entry::Occupied(mut e) => {
+                            aggregate(agg, e.get_mut(), v)
                         }
-                        None => {
-                            out.insert(m, v);
+                        std::collections::hash_map::Entry::Vacant(e) => {
+                            e.insert(v);
                         }
                     }
                 }
             }
+            acc.into_iter().collect()
         }
         SetOp::Diff => {
-            for (m, s) in srcs[0].0.entries() {
-                if srcs[1..].iter().all(|(src, _)| src.score(&m).is_none()) {
-                    out.insert(m, s);
+            let mut cands = source_entries(ctx, &keys[0]);
+            for key in &keys[1..] {
+                if cands.is_empty() {
+                    break;
                 }
+                source_filter(ctx, key, &mut cands, |_, found| found.is_none());
             }
+            cands
         }
-    }
+    };
+    let out = ZSetValue::from_entries(entries, false);
     Ok(SetOpOutcome::Done(out, withscores))
 }
 
