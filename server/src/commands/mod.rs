@@ -118,6 +118,11 @@ impl CommandSpec {
             "string" => out.push("@string".into()),
             "generic" => out.push("@keyspace".into()),
             "connection" => out.push("@connection".into()),
+            "list" => out.push("@list".into()),
+            "hash" => out.push("@hash".into()),
+            "set" => out.push("@set".into()),
+            "sorted-set" => out.push("@sortedset".into()),
+            "bitmap" => out.push("@bitmap".into()),
             _ => {}
         }
         if self.has_flag("admin") {
