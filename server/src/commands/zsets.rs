@@ -749,18 +749,33 @@ fn zrange_generic(
     let key = &args[first];
     if store {
         let lim = limits(ctx);
+        // Redis adds to the destination in reply order, converting from listpack when a limit
+        // is crossed (a -0 added to a listpack reads back as 0).
         let result = match read_zset(ctx, key) {
             Err(e) => return e,
-            Ok(None) => ZSetValue::new(false),
+            Ok(None) => ZSetValue::new(true),
             Ok(Some(z)) => {
-                let mut out = ZSetValue::new(false);
-                for (m, s) in select(z, &spec, reverse, offset, limit) {
-                    out.insert(m.clone(), s);
+                let picked = select(z, &spec, reverse, offset, limit);
+                // A rank range's length is known up front: past the limit it starts as a
+                // skiplist. Score and lex ranges always start as a listpack.
+                let start_listpack = !matches!(spec, Spec::Rank(..)) || picked.len() <= lim.entries;
+                let mut out = ZSetValue::new(start_listpack);
+                for (m, s) in picked {
+                    add_new(&mut out, m.clone(), s, lim);
                 }
                 out
             }
         };
-        return store_result(ctx, &args[1], result, lim);
+        let dst = &args[1];
+        if result.is_empty() {
+            ctx.remove(dst);
+            return Reply::Int(0);
+        }
+        let n = result.len() as i64;
+        let clock = ctx.clock;
+        ctx.db(dst)
+            .set(dst, Value::ZSet(Box::new(result)), 0, clock);
+        return Reply::Int(n);
     }
     match read_zset(ctx, key) {
         Err(e) => e,
