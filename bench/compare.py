@@ -22,6 +22,12 @@ CONFIGS = [
     ("P=16 -c 100 --threads 2", ["-c", "100", "-P", "16", "--threads", "2"], 1_000_000),
 ]
 TESTS = ["ping_mbulk", "set", "get", "incr", "mset"]
+# Every test of a default redis-benchmark run (issue 3).
+DATATYPES = ["ping_inline", "ping_mbulk", "set", "get", "incr", "lpush", "rpush", "lpop", "rpop",
+             "sadd", "hset", "spop", "zadd", "zpopmin", "lrange_100", "lrange_300", "lrange_500",
+             "lrange_600", "mset"]
+# Tests that carry much more per request run fewer requests.
+DIVISOR = {"mset": 4, "lrange_100": 4, "lrange_300": 10, "lrange_500": 10, "lrange_600": 10}
 
 
 def free_port():
@@ -85,8 +91,7 @@ def measure(servers, rounds, configs, tests):
                 proc, tmp = start(kind, port, extra)
                 try:
                     for test in tests:
-                        # An MSET carries ten keys: a quarter of the requests is plenty.
-                        runs = n // 4 if test == "mset" else n
+                        runs = n // DIVISOR.get(test, 1)
                         before = cpu_seconds(proc.pid)
                         ops = run_benchmark(port, test, args, runs)
                         cpu = cpu_seconds(proc.pid) - before
@@ -104,11 +109,16 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer requests, one config")
     ap.add_argument("--warp-args", default="", help="extra WarpEngine flags, e.g. '--threads 2'")
     ap.add_argument("--tests", default=",".join(TESTS))
+    ap.add_argument("--preset", choices=["core", "datatypes"], default="core",
+                    help="datatypes: every test of a default redis-benchmark run")
+    ap.add_argument("--configs", default="", help="comma-separated config indexes (0: P=1, 1: P=16, 2: P=16 threads)")
     a = ap.parse_args()
     configs = CONFIGS
     if a.quick:
         configs = [(l, args, n // 4) for l, args, n in CONFIGS[1:2]]
-    tests = a.tests.split(",")
+    tests = DATATYPES if a.preset == "datatypes" else a.tests.split(",")
+    if a.configs:
+        configs = [CONFIGS[int(i)] for i in a.configs.split(",")]
     print(f"# bench/compare.sh {' '.join(sys.argv[1:])}  (rounds={a.rounds}, "
           f"redis-benchmark -r 1000000 -d 64; medians)", flush=True)
     results = measure([("redis", []), ("warp", a.warp_args.split())], a.rounds, configs, tests)

@@ -517,3 +517,56 @@ fn redis_py_client_works_in_both_protocols() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("redis-py: 12 passed, 0 failed"), "{text}");
 }
+
+/// Every test of a default redis-benchmark run, plain and pipelined, with no error replies.
+#[test]
+fn full_default_redis_benchmark_runs_without_errors() {
+    let server = start_warpengine(&["--threads", "2"]);
+    for pipeline in ["1", "16"] {
+        let out = Command::new("redis-benchmark")
+            .args([
+                "-p",
+                &server.port.to_string(),
+                "-q",
+                "-n",
+                "2000",
+                "-c",
+                "10",
+            ])
+            .args(["-P", pipeline])
+            .output()
+            .expect("redis-benchmark is installed (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        for test in [
+            "PING_INLINE:",
+            "PING_MBULK:",
+            "SET:",
+            "GET:",
+            "INCR:",
+            "LPUSH:",
+            "RPUSH:",
+            "LPOP:",
+            "RPOP:",
+            "SADD:",
+            "HSET:",
+            "SPOP:",
+            "ZADD:",
+            "ZPOPMIN:",
+            "LPUSH (needed to benchmark LRANGE):",
+            "LRANGE_100 (first 100 elements):",
+            "LRANGE_300 (first 300 elements):",
+            "LRANGE_500 (first 500 elements):",
+            "LRANGE_600 (first 600 elements):",
+            "MSET (10 keys):",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(test) && l.contains("requests per second")),
+                "-P {pipeline}: no result for {test}: {text}"
+            );
+        }
+        assert!(!text.contains("ERR") && !text.contains("rror"), "{text}");
+    }
+}
