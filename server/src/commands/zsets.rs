@@ -1102,16 +1102,31 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     } else if count as u64 >= len as u64 {
         z.iter().collect()
     } else {
-        // Partial Fisher-Yates over positions: `count` distinct entries in random order.
         let n = count as usize;
-        let mut idx: Vec<usize> = (0..len).collect();
-        for i in 0..n {
-            let j = i + rng.below(len - i);
-            idx.swap(i, j);
-        }
-        idx[..n]
-            .iter()
-            .map(|&i| z.get(i).expect("index below len"))
+        let positions: Vec<usize> = if n * 3 > len {
+            // Partial Fisher-Yates over positions: `n` distinct entries in random order.
+            let mut idx: Vec<usize> = (0..len).collect();
+            for i in 0..n {
+                let j = i + rng.below(len - i);
+                idx.swap(i, j);
+            }
+            idx.truncate(n);
+            idx
+        } else {
+            // Few of many: draw positions until `n` distinct ones came up.
+            let mut seen = std::collections::HashSet::with_capacity(n);
+            let mut out = Vec::with_capacity(n);
+            while out.len() < n {
+                let i = rng.below(len);
+                if seen.insert(i) {
+                    out.push(i);
+                }
+            }
+            out
+        };
+        positions
+            .into_iter()
+            .map(|i| z.get(i).expect("index below len"))
             .collect()
     };
     pairs(picked.into_iter(), withscores)
