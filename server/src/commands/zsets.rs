@@ -1484,3 +1484,76 @@ pub fn zintercard(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(SetOpOutcome::Done(z, _)) => Reply::Int(z.len() as i64),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_parse_like_strtod_with_redis_checks() {
+        assert_eq!(parse_score(b"1.5"), Some(1.5));
+        assert_eq!(parse_score(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_score(b"+Infinity"), Some(f64::INFINITY));
+        assert_eq!(parse_score(b"0x1.8p1"), Some(3.0));
+        assert_eq!(parse_score(b"-0X1A"), Some(-26.0));
+        assert_eq!(parse_score(b".5"), Some(0.5));
+        assert_eq!(parse_score(b"5."), Some(5.0));
+        assert!(parse_score(b"1e-310").is_some());
+        for bad in [
+            &b"nan"[..],
+            b"",
+            b" 1",
+            b"1 ",
+            b"1e400",
+            b"1e-400",
+            b"0x",
+            b"0x1p",
+            b"0x1p5000",
+            b"1_0",
+            b"5e",
+            b"--1",
+        ] {
+            assert_eq!(parse_score(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn range_bounds_follow_zsl_parse_range() {
+        assert_eq!(parse_score_bound(b"(1"), Some((1.0, true)));
+        assert_eq!(parse_score_bound(b"("), Some((0.0, true)));
+        assert_eq!(parse_score_bound(b""), Some((0.0, false)));
+        assert_eq!(parse_score_bound(b" 2"), Some((2.0, false)));
+        assert_eq!(parse_score_bound(b"1e400"), Some((f64::INFINITY, false)));
+        assert_eq!(parse_score_bound(b"nan"), None);
+        assert_eq!(parse_score_bound(b"((1"), None);
+        assert!(LexBound::parse(&Bytes::from_static(b"x")).is_none());
+        assert!(matches!(
+            LexBound::parse(&Bytes::from_static(b"(")),
+            Some(LexBound::Excl(b)) if b.is_empty()
+        ));
+    }
+
+    #[test]
+    fn rank_spans_are_sanitised_like_redis() {
+        assert_eq!(rank_span(0, -1, 5), Some((0, 5)));
+        assert_eq!(rank_span(-100, 100, 5), Some((0, 5)));
+        assert_eq!(rank_span(3, 1, 5), None);
+        assert_eq!(rank_span(5, 10, 5), None);
+        assert_eq!(rank_span(i64::MIN, -1, 5), Some((0, 5)));
+    }
+
+    #[test]
+    fn numkeys_forms_find_their_keys() {
+        let args: Vec<Bytes> = ["zunionstore", "d", "2", "a", "b", "weights", "1", "2"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        assert_eq!(dest_then_numkeys(&args), vec![1, 3, 4]);
+        assert_eq!(numkeys_at_1(&args[1..]), vec![2, 3]);
+        let bad: Vec<Bytes> = ["zunion", "9", "a"]
+            .iter()
+            .map(|s| Bytes::from(*s))
+            .collect();
+        assert!(numkeys_at_1(&bad).is_empty());
+    }
+}
