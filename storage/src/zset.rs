@@ -285,10 +285,50 @@ impl ZSetValue {
 
     /// Removes and returns the lowest (or, with `max`, highest) entry.
     pub fn pop(&mut self, max: bool) -> Option<(Bytes, f64)> {
-        let index = if max { self.len().checked_sub(1)? } else { 0 };
-        let (m, s) = self.get(index).map(|(m, s)| (m.clone(), s))?;
-        self.remove(&m);
+        let chunks = &mut self.sorted.chunks;
+        let ci = if max {
+            chunks.len().checked_sub(1)?
+        } else if chunks.is_empty() {
+            return None;
+        } else {
+            0
+        };
+        let chunk = &mut chunks[ci];
+        let (s, m) = if max {
+            chunk.pop().expect("chunks are never empty")
+        } else {
+            chunk.remove(0)
+        };
+        if chunk.is_empty() {
+            chunks.remove(ci);
+        }
+        self.sorted.len -= 1;
+        self.dict.remove(&m[..]);
         Some((m, s))
+    }
+
+    /// Removes the entries at ascending positions [start, end); returns how many went.
+    pub fn remove_range(&mut self, start: usize, end: usize) -> usize {
+        let end = end.min(self.len());
+        if start >= end {
+            return 0;
+        }
+        let mut pos = 0;
+        for chunk in &mut self.sorted.chunks {
+            let (from, to) = (pos, pos + chunk.len());
+            pos = to;
+            if to <= start || from >= end {
+                continue;
+            }
+            let lo = start.max(from) - from;
+            let hi = end.min(to) - from;
+            for (_, m) in chunk.drain(lo..hi) {
+                self.dict.remove(&m[..]);
+            }
+        }
+        self.sorted.chunks.retain(|c| !c.is_empty());
+        self.sorted.len -= end - start;
+        end - start
     }
 }
 
@@ -357,6 +397,23 @@ mod tests {
         assert_eq!(z.iter().count(), n / 2);
         assert_eq!(z.iter_rev_from(usize::MAX).count(), n / 2);
         assert_eq!(z.rank(b"m00001"), Some(0));
+        let before: Vec<_> = z.iter().map(|(m, _)| m.clone()).collect();
+        assert_eq!(z.remove_range(100, 1100), 1000);
+        assert_eq!(z.len(), n / 2 - 1000);
+        let after: Vec<_> = z.iter().map(|(m, _)| m.clone()).collect();
+        assert_eq!(after[..100], before[..100]);
+        assert_eq!(after[100..], before[1100..]);
+        assert!(z.score(&before[100]).is_none());
+        assert_eq!(z.rank(&before[1100]), Some(100));
+        assert_eq!(z.remove_range(5, 5), 0);
+        let last = after.last().unwrap().clone();
+        assert_eq!(z.pop(true).map(|(m, _)| m), Some(last));
+        assert_eq!(z.pop(false).map(|(m, _)| m), Some(after[0].clone()));
+        assert_eq!(z.len(), n / 2 - 1002);
+        let len = z.len();
+        assert_eq!(z.remove_range(0, usize::MAX), len);
+        assert!(z.is_empty());
+        assert!(z.pop(true).is_none());
     }
 
     #[test]

@@ -1010,15 +1010,14 @@ fn zremrange_generic(ctx: &mut KeyCtx, args: &[Bytes], kind: RangeType) -> Reply
         Ok(None) => return Reply::Int(0),
         Ok(Some(z)) => z,
     };
-    let victims: Vec<Bytes> = select(z, &spec, false, 0, -1)
-        .into_iter()
-        .map(|(m, _)| m.clone())
-        .collect();
-    for m in &victims {
-        z.remove(m);
-    }
+    let (start, end) = match &spec {
+        Spec::Rank(s, e) => rank_span(*s, *e, z.len()).unwrap_or((0, 0)),
+        Spec::Score(r) => r.span(z),
+        Spec::Lex(r) => r.span(z),
+    };
+    let removed = z.remove_range(start, end);
     drop_if_empty(ctx, key);
-    Reply::Int(victims.len() as i64)
+    Reply::Int(removed as i64)
 }
 
 pub fn zremrangebyrank(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
