@@ -1,5 +1,5 @@
 //! Blocking list and sorted-set commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
-//! BZPOPMAX. Each first tries its
+//! BZPOPMAX, BZMPOP. Each first tries its
 //! non-blocking counterpart; with nothing to pop it asks to block (the connection then waits
 //! for a write to one of its keys, or for the timeout, and tries again).
 
@@ -35,6 +35,7 @@ commands! {
     "brpoplpush", 4, "write denyoom noscript blocking", k(1, 2, 1), "list", "2.2.0", blocking(brpoplpush), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
     "bzpopmin", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmin), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
     "bzpopmax", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmax), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.";
+    "bzmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "sorted-set", "7.0.0", blocking(bzmpop), "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
     "blmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "list", "7.0.0", blocking(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
 }
 
@@ -155,7 +156,7 @@ pub fn brpoplpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
     move_or_block(ctx, &lmove_args, &args[3])
 }
 
-/// BLMPOP's keys: LMPOP's, one argument further on.
+/// BLMPOP's and BZMPOP's keys: LMPOP's, one argument further on (numkeys comes second).
 pub fn blmpop_keys(args: &[Bytes]) -> Vec<usize> {
     lmpop_keys(&args[1..]).into_iter().map(|p| p + 1).collect()
 }
@@ -170,6 +171,21 @@ pub fn blmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
         Err(e) => return Attempt::Done(e),
     };
     match mpop(ctx, args, &parsed) {
+        Reply::NilArray => Attempt::Block(timeout),
+        other => Attempt::Done(other),
+    }
+}
+
+pub fn bzmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
+    let parsed = match zsets::parse_zmpop(args, 2) {
+        Ok(p) => p,
+        Err(e) => return Attempt::Done(e),
+    };
+    let timeout = match timeout_arg(&args[1]) {
+        Ok(t) => t,
+        Err(e) => return Attempt::Done(e),
+    };
+    match zsets::zmpop_parsed(ctx, args, &parsed) {
         Reply::NilArray => Attempt::Block(timeout),
         other => Attempt::Done(other),
     }

@@ -933,14 +933,22 @@ pub fn zpopmax(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     zpop_generic(ctx, args, true)
 }
 
-pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let numkeys = int_arg(&args[1]).unwrap_or(0);
+/// ZMPOP's and BZMPOP's arguments after the keys: which end, and how many.
+pub struct ZmpopArgs {
+    keys: std::ops::Range<usize>,
+    max: bool,
+    count: usize,
+}
+
+/// Parses `numkeys key [key ...] MIN|MAX [COUNT count]` starting at `numkeys_idx`.
+pub fn parse_zmpop(args: &[Bytes], numkeys_idx: usize) -> Result<ZmpopArgs, Reply> {
+    let numkeys = int_arg(&args[numkeys_idx]).unwrap_or(0);
     if numkeys <= 0 {
-        return Reply::err("ERR numkeys should be greater than 0");
+        return Err(Reply::err("ERR numkeys should be greater than 0"));
     }
-    let where_at = 2 + numkeys as u64;
+    let where_at = numkeys_idx as u64 + 1 + numkeys as u64;
     if where_at >= args.len() as u64 {
-        return Reply::err(SYNTAX);
+        return Err(Reply::err(SYNTAX));
     }
     let where_at = where_at as usize;
     let max = if eq_ignore_case(&args[where_at], "min") {
@@ -948,7 +956,7 @@ pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     } else if eq_ignore_case(&args[where_at], "max") {
         true
     } else {
-        return Reply::err(SYNTAX);
+        return Err(Reply::err(SYNTAX));
     };
     let mut count: Option<i64> = None;
     let mut j = where_at + 1;
@@ -956,23 +964,30 @@ pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         if count.is_none() && eq_ignore_case(&args[j], "count") && j + 1 < args.len() {
             match int_arg(&args[j + 1]) {
                 Ok(c) if c > 0 => count = Some(c),
-                Ok(_) => return Reply::err("ERR count should be greater than 0"),
-                Err(_) => return Reply::err("ERR count should be greater than 0"),
+                _ => return Err(Reply::err("ERR count should be greater than 0")),
             }
             j += 2;
         } else {
-            return Reply::err(SYNTAX);
+            return Err(Reply::err(SYNTAX));
         }
     }
-    let count = count.unwrap_or(1) as usize;
-    for key in &args[2..where_at] {
+    Ok(ZmpopArgs {
+        keys: numkeys_idx + 1..where_at,
+        max,
+        count: count.unwrap_or(1) as usize,
+    })
+}
+
+/// Pops from the first non-empty sorted set of the parsed keys; a null array when none has any.
+pub fn zmpop_parsed(ctx: &mut KeyCtx, args: &[Bytes], parsed: &ZmpopArgs) -> Reply {
+    for key in &args[parsed.keys.clone()] {
         match write_zset(ctx, key) {
             Err(e) => return e,
             Ok(None) => continue,
             Ok(Some(z)) if z.is_empty() => continue,
             Ok(Some(_)) => {}
         }
-        let popped = pop_n(ctx, key, max, count);
+        let popped = pop_n(ctx, key, parsed.max, parsed.count);
         return Reply::Array(vec![
             Reply::Bulk(key.clone()),
             Reply::Array(
@@ -984,6 +999,13 @@ pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         ]);
     }
     Reply::NilArray
+}
+
+pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match parse_zmpop(args, 1) {
+        Ok(parsed) => zmpop_parsed(ctx, args, &parsed),
+        Err(e) => e,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
