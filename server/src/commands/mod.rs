@@ -26,6 +26,7 @@ pub mod lists;
 pub mod object;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod strings;
 pub mod util;
 pub mod zsets;
@@ -175,6 +176,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        sort::COMMANDS,
         zsets::COMMANDS,
     ]
     .concat()
