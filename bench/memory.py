@@ -1,0 +1,105 @@
+"""Resident memory per key: loads N keys of one shape into a fresh redis-server and a fresh
+WarpEngine and reports the RSS growth per key for each. Usage:
+    python3 bench/memory.py [--keys N] [--shape strings|hash10|set10|zset10|list10]"""
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARP = os.path.join(ROOT, "target", "release", "warpengine")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss(pid):
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def encode(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def commands(shape, n):
+    for i in range(n):
+        key = b"key:%012d" % i
+        if shape == "strings":
+            yield encode(b"SET", key, b"v" * 64)
+        elif shape == "hash10":
+            yield encode(b"HSET", key, *[x for f in range(10) for x in (b"field%d" % f, b"value%d" % f)])
+        elif shape == "set10":
+            yield encode(b"SADD", key, *[b"member:%d" % f for f in range(10)])
+        elif shape == "zset10":
+            yield encode(b"ZADD", key, *[x for f in range(10) for x in (str(f), b"member:%d" % f)])
+        elif shape == "list10":
+            yield encode(b"RPUSH", key, *[b"item:%d" % f for f in range(10)])
+
+
+def load(port, shape, n):
+    s = socket.create_connection(("127.0.0.1", port))
+    batch, sent = [], 0
+    for cmd in commands(shape, n):
+        batch.append(cmd)
+        if len(batch) == 1000:
+            s.sendall(b"".join(batch))
+            sent += len(batch)
+            batch = []
+            # Drain replies so the server never buffers much.
+            got = 0
+            while got < 1000:
+                got += s.recv(1 << 20).count(b"\r\n")
+    if batch:
+        s.sendall(b"".join(batch))
+    time.sleep(0.5)
+    s.close()
+
+
+def measure(kind, port, shape, n):
+    tmp = tempfile.mkdtemp()
+    cmd = (["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
+           if kind == "redis" else [WARP, "--port", str(port)])
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    before = rss(p.pid)
+    load(port, shape, n)
+    after = rss(p.pid)
+    p.terminate()
+    p.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return (after - before) / n
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=200_000)
+    ap.add_argument("--shape", default="strings,hash10,set10,zset10,list10")
+    a = ap.parse_args()
+    print(f"# bench/memory.py --keys {a.keys}: RSS growth per key, bytes")
+    print("| shape | Redis | WarpEngine | ratio |")
+    print("|---|---:|---:|---:|")
+    for shape in a.shape.split(","):
+        r = measure("redis", free_port(), shape, a.keys)
+        w = measure("warp", free_port(), shape, a.keys)
+        print(f"| {shape} | {r:.0f} | {w:.0f} | {w / r:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
