@@ -4,7 +4,8 @@ use bytes::Bytes;
 use warpengine_storage::{glob_match, Entry};
 
 use super::util::{
-    eq_ignore_case, int_arg, DB_OUT_OF_RANGE, NOT_INTEGER, NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
+    eq_ignore_case, int_arg, scan_options, ScanOptions, DB_OUT_OF_RANGE, NOT_INTEGER, NO_SUCH_KEY,
+    SAME_OBJECT, SYNTAX,
 };
 use crate::keyctx::KeyCtx;
 use crate::protocol::reply::OK;
@@ -344,28 +345,14 @@ pub fn scan(s: &mut Session, args: &[Bytes]) -> Reply {
     let Some(cursor) = parse_cursor(&args[1]) else {
         return Reply::err("ERR invalid cursor");
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&Bytes> = None;
-    let mut type_filter: Option<String> = None;
-    let mut j = 2;
-    while j < args.len() {
-        let more = j + 1 < args.len();
-        if eq_ignore_case(&args[j], "count") && more {
-            match int_arg(&args[j + 1]) {
-                Ok(c) if c >= 1 => count = c as usize,
-                Ok(_) => return Reply::err(SYNTAX),
-                Err(e) => return e,
-            }
-        } else if eq_ignore_case(&args[j], "match") && more {
-            // A lone "*" matches everything, the empty key included (Redis skips matching).
-            pattern = Some(&args[j + 1]).filter(|p| p.as_ref() != b"*");
-        } else if eq_ignore_case(&args[j], "type") && more {
-            type_filter = Some(String::from_utf8_lossy(&args[j + 1]).to_ascii_lowercase());
-        } else {
-            return Reply::err(SYNTAX);
-        }
-        j += 2;
-    }
+    let ScanOptions {
+        count,
+        pattern,
+        type_filter,
+    } = match scan_options(args, 2, true) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
     let shards = s.server.threads() as u64;
     let (mut shard, mut pos) = if cursor == 0 {
         (0usize, 0usize)

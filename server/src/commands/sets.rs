@@ -13,7 +13,7 @@ use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::{glob_match, Entry, SetValue, Value};
 
 use super::keyspace::parse_cursor;
-use super::util::{eq_ignore_case, int_arg, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
 use super::{commands, k, keyed, Keys};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::Reply;
@@ -546,24 +546,10 @@ pub fn sscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if tri!(read_set(ctx, &args[1])).is_none() {
         return empty();
     }
-    let mut count = 10usize;
-    let mut pattern: Option<&Bytes> = None;
-    let mut j = 3;
-    while j < args.len() {
-        let more = j + 1 < args.len();
-        if eq_ignore_case(&args[j], "count") && more {
-            match int_arg(&args[j + 1]) {
-                Ok(c) if c >= 1 => count = c as usize,
-                Ok(_) => return Reply::err(SYNTAX),
-                Err(e) => return e,
-            }
-        } else if eq_ignore_case(&args[j], "match") && more {
-            pattern = Some(&args[j + 1]).filter(|p| p.as_ref() != b"*");
-        } else {
-            return Reply::err(SYNTAX);
-        }
-        j += 2;
-    }
+    let ScanOptions { count, pattern, .. } = match scan_options(args, 3, false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
     let set = peek(ctx, &args[1]).expect("checked above");
     // An intset is answered whole, whatever the cursor and count, as Redis does.
     let (seen, next) = if set.intset {

@@ -94,3 +94,43 @@ pub fn help(container: &str, lines: &[&str]) -> Reply {
 pub fn bulk_list(items: impl IntoIterator<Item = Bytes>) -> Reply {
     Reply::Array(items.into_iter().map(Reply::Bulk).collect())
 }
+
+/// SCAN-family options: COUNT, MATCH and (SCAN only) TYPE.
+pub struct ScanOptions<'a> {
+    pub count: usize,
+    /// None also for a lone `*`, which matches everything (Redis skips matching then).
+    pub pattern: Option<&'a Bytes>,
+    pub type_filter: Option<String>,
+}
+
+/// Parses the options of SCAN, HSCAN, SSCAN and ZSCAN from `args[from..]`, with Redis's
+/// errors; TYPE is accepted only when `allow_type` (SCAN).
+pub fn scan_options(
+    args: &[Bytes],
+    from: usize,
+    allow_type: bool,
+) -> Result<ScanOptions<'_>, Reply> {
+    let mut opts = ScanOptions {
+        count: 10,
+        pattern: None,
+        type_filter: None,
+    };
+    let mut j = from;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        if eq_ignore_case(&args[j], "count") && more {
+            match int_arg(&args[j + 1])? {
+                c if c >= 1 => opts.count = c as usize,
+                _ => return Err(Reply::err(SYNTAX)),
+            }
+        } else if eq_ignore_case(&args[j], "match") && more {
+            opts.pattern = Some(&args[j + 1]).filter(|p| p.as_ref() != b"*");
+        } else if allow_type && eq_ignore_case(&args[j], "type") && more {
+            opts.type_filter = Some(lower(&args[j + 1]));
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        j += 2;
+    }
+    Ok(opts)
+}

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use warpengine_storage::{glob_match, Value, ZSetValue};
 
 use super::keyspace::parse_cursor;
-use super::util::{eq_ignore_case, int_arg, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
 use super::{commands, k, keyed, Keys};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::format_double;
@@ -1165,24 +1165,10 @@ pub fn zscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
         Ok(Some(z)) => z,
     };
-    let mut count = 10usize;
-    let mut pattern: Option<&Bytes> = None;
-    let mut j = 3;
-    while j < args.len() {
-        let more = j + 1 < args.len();
-        if eq_ignore_case(&args[j], "count") && more {
-            match int_arg(&args[j + 1]) {
-                Ok(c) if c >= 1 => count = c as usize,
-                Ok(_) => return Reply::err(SYNTAX),
-                Err(e) => return e,
-            }
-        } else if eq_ignore_case(&args[j], "match") && more {
-            pattern = Some(&args[j + 1]).filter(|p| p.as_ref() != b"*");
-        } else {
-            return Reply::err(SYNTAX);
-        }
-        j += 2;
-    }
+    let ScanOptions { count, pattern, .. } = match scan_options(args, 3, false) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
     let matches = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let mut out = Vec::new();
     let mut push = |m: &Bytes, s: f64| {
