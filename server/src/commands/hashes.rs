@@ -83,12 +83,7 @@ fn set_pairs(ctx: &mut KeyCtx, args: &[Bytes], name: &str) -> Result<i64, Reply>
     let h = write_or_create(ctx, &args[1])?;
     let mut added = 0;
     for pair in args[2..].chunks(2) {
-        if h.set(
-            &pair[0],
-            Bytes::copy_from_slice(&pair[1]),
-            entries,
-            value_len,
-        ) {
+        if h.set(&pair[0], &pair[1], entries, value_len) {
             added += 1;
         }
     }
@@ -112,20 +107,13 @@ pub fn hsetnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if h.contains(&args[2]) {
         return Reply::Int(0);
     }
-    h.set(
-        &args[2],
-        Bytes::copy_from_slice(&args[3]),
-        entries,
-        value_len,
-    );
+    h.set(&args[2], &args[3], entries, value_len);
     Reply::Int(1)
 }
 
 pub fn hget(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     match read_hash(ctx, &args[1]) {
-        Ok(Some(h)) => h
-            .get(&args[2])
-            .map_or(Reply::Nil, |v| Reply::Bulk(v.clone())),
+        Ok(Some(h)) => h.get_bytes(&args[2]).map_or(Reply::Nil, Reply::Bulk),
         Ok(None) => Reply::Nil,
         Err(e) => e,
     }
@@ -136,10 +124,7 @@ pub fn hmget(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(h) => Reply::Array(
             args[2..]
                 .iter()
-                .map(|f| {
-                    h.and_then(|h| h.get(f))
-                        .map_or(Reply::Nil, |v| Reply::Bulk(v.clone()))
-                })
+                .map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Nil, Reply::bulk))
                 .collect(),
         ),
         Err(e) => e,
@@ -203,7 +188,7 @@ pub fn hvals(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(h) => Reply::Array(
             h.into_iter()
                 .flat_map(|h| h.iter())
-                .map(|(_, v)| Reply::Bulk(v.clone()))
+                .map(|(_, v)| Reply::bulk(v))
                 .collect(),
         ),
         Err(e) => e,
@@ -215,7 +200,7 @@ pub fn hgetall(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(h) => Reply::Map(
             h.into_iter()
                 .flat_map(|h| h.iter())
-                .map(|(k, v)| (Reply::bulk(k), Reply::Bulk(v.clone())))
+                .map(|(k, v)| (Reply::bulk(k), Reply::bulk(v)))
                 .collect(),
         ),
         Err(e) => e,
@@ -242,8 +227,12 @@ pub fn hincrby(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let Some(new) = current.checked_add(incr) else {
         return Reply::err("ERR increment or decrement would overflow");
     };
-    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
-    h.set(&args[2], text, entries, value_len);
+    h.set(
+        &args[2],
+        itoa::Buffer::new().format(new).as_bytes(),
+        entries,
+        value_len,
+    );
     Reply::Int(new)
 }
 
@@ -273,7 +262,7 @@ pub fn hincrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::err("ERR increment would produce NaN or Infinity");
     };
     let text = Bytes::from(new.to_human_string());
-    h.set(&args[2], text.clone(), entries, value_len);
+    h.set(&args[2], &text, entries, value_len);
     Reply::Bulk(text)
 }
 
@@ -327,7 +316,7 @@ pub fn hrandfield(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
                 .into_iter()
                 .map(|i| {
                     let (k, v) = h.get_index(i).expect("index below len");
-                    (Reply::bulk(k), Reply::Bulk(v.clone()))
+                    (Reply::bulk(k), Reply::bulk(v))
                 })
                 .collect(),
         )
@@ -391,12 +380,12 @@ pub fn hscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         j += 2;
     }
     let keep = |f: &[u8]| pattern.is_none_or(|p| glob_match(p, f, false));
-    if h.listpack {
+    if h.is_listpack() {
         // Redis answers a small (listpack) hash whole, in one call.
         let pairs = h
             .iter()
             .filter(|(f, _)| keep(f))
-            .map(|(f, v)| (Bytes::copy_from_slice(f), v.clone()))
+            .map(|(f, v)| (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)))
             .collect();
         return scan_reply(0, pairs);
     }

@@ -144,7 +144,7 @@ fn lookup_by_pattern(ctx: &mut KeyCtx, pattern: &[u8], subst: &Bytes) -> Option<
     let entry = ctx.read(&key)?;
     match (&entry.value, field) {
         (Value::Str(v), None) => Some(v.to_bytes()),
-        (Value::Hash(h), Some(f)) => h.get(f).cloned(),
+        (Value::Hash(h), Some(f)) => h.get_bytes(f),
         _ => None,
     }
 }
