@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warpengine_storage::list::End;
 use warpengine_storage::{Entry, ListValue, Value};
 
-use super::util::{eq_ignore_case, int_arg, NO_SUCH_KEY, SYNTAX};
+use super::util::{atoi, eq_ignore_case, int_arg, NO_SUCH_KEY, SYNTAX};
 use super::{commands, k, keyed, Keys};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::OK;
@@ -392,36 +392,6 @@ pub fn rpoplpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     move_one(ctx, &args[1], &args[2], End::Tail, End::Head)
 }
 
-/// C's `atoi` (strtol truncated to int), which Redis uses to read numkeys when finding keys.
-fn atoi(arg: &[u8]) -> i32 {
-    let mut rest = arg;
-    while let [c, tail @ ..] = rest {
-        if !c.is_ascii_whitespace() && *c != b'\x0b' {
-            break;
-        }
-        rest = tail;
-    }
-    let neg = rest.first() == Some(&b'-');
-    if matches!(rest.first(), Some(b'-' | b'+')) {
-        rest = &rest[1..];
-    }
-    let mut v: i64 = 0;
-    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
-    }
-    // strtol clamps to LONG_MIN/LONG_MAX; the cast to int keeps the low 32 bits.
-    let v = if neg {
-        if v == i64::MAX {
-            i64::MIN
-        } else {
-            -v
-        }
-    } else {
-        v
-    };
-    v as i32
-}
-
 /// LMPOP's keys, as Redis's genericGetKeys finds them: `numkeys` keys after the numkeys
 /// argument, or none when numkeys is below 1 or more than the arguments left.
 pub fn lmpop_keys(args: &[Bytes]) -> Vec<usize> {
@@ -506,16 +476,6 @@ mod tests {
 
     fn args(s: &str) -> Vec<Bytes> {
         s.split(' ').map(|a| Bytes::from(a.to_string())).collect()
-    }
-
-    #[test]
-    fn atoi_reads_like_c() {
-        assert_eq!(atoi(b"12x"), 12);
-        assert_eq!(atoi(b" -3"), -3);
-        assert_eq!(atoi(b"+4"), 4);
-        assert_eq!(atoi(b"x"), 0);
-        assert_eq!(atoi(b"4294967297"), 1);
-        assert_eq!(atoi(b"99999999999999999999999"), -1);
     }
 
     #[test]

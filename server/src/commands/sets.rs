@@ -13,7 +13,7 @@ use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::{glob_match, Entry, SetValue, Value};
 
 use super::keyspace::parse_cursor;
-use super::util::{eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
+use super::util::{atoi, eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
 use super::{commands, k, keyed, Keys};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::Reply;
@@ -400,30 +400,6 @@ pub fn sintercard_keys(args: &[Bytes]) -> Vec<usize> {
         return Vec::new();
     }
     (2..2 + num as usize).collect()
-}
-
-/// C's atoi: leading spaces, a sign, digits up to the first non-digit; clamped like strtol
-/// then truncated to int.
-fn atoi(arg: &[u8]) -> i32 {
-    let start = arg
-        .iter()
-        .position(|c| !c.is_ascii_whitespace() && *c != b'\x0b')
-        .unwrap_or(arg.len());
-    let mut rest = &arg[start..];
-    let neg = rest.first() == Some(&b'-');
-    if matches!(rest.first(), Some(b'-' | b'+')) {
-        rest = &rest[1..];
-    }
-    let mut v: i64 = 0;
-    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
-        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
-    }
-    let v = if neg {
-        v.checked_neg().unwrap_or(i64::MIN)
-    } else {
-        v
-    };
-    v as i32
 }
 
 pub fn sintercard(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {

@@ -134,3 +134,48 @@ pub fn scan_options(
     }
     Ok(opts)
 }
+
+/// C's `atoi` (strtol truncated to int), which Redis uses to read numkeys when finding keys.
+pub fn atoi(arg: &[u8]) -> i32 {
+    let mut rest = arg;
+    while let [c, tail @ ..] = rest {
+        if !c.is_ascii_whitespace() && *c != b'\x0b' {
+            break;
+        }
+        rest = tail;
+    }
+    let neg = rest.first() == Some(&b'-');
+    if matches!(rest.first(), Some(b'-' | b'+')) {
+        rest = &rest[1..];
+    }
+    let mut v: i64 = 0;
+    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
+        v = v.saturating_mul(10).saturating_add((c - b'0') as i64);
+    }
+    // strtol clamps to LONG_MIN/LONG_MAX; the cast to int keeps the low 32 bits.
+    let v = if neg {
+        if v == i64::MAX {
+            i64::MIN
+        } else {
+            -v
+        }
+    } else {
+        v
+    };
+    v as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atoi_reads_like_c() {
+        assert_eq!(atoi(b"12x"), 12);
+        assert_eq!(atoi(b" -3"), -3);
+        assert_eq!(atoi(b"+4"), 4);
+        assert_eq!(atoi(b"x"), 0);
+        assert_eq!(atoi(b"4294967297"), 1);
+        assert_eq!(atoi(b"99999999999999999999999"), -1);
+    }
+}
