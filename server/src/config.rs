@@ -28,6 +28,21 @@ pub struct Cli {
     pub maxclients: Option<u64>,
     #[arg(long)]
     pub loglevel: Option<String>,
+    /// Log writes to a per-shard write-ahead log (`appendonly yes`).
+    #[arg(long)]
+    pub appendonly: Option<String>,
+    /// always | everysec | no.
+    #[arg(long)]
+    pub appendfsync: Option<String>,
+    /// Where the log directory goes.
+    #[arg(long)]
+    pub dir: Option<String>,
+    /// Start even if a log is corrupt in the middle, keeping its longest valid prefix.
+    #[arg(long)]
+    pub wal_repair: bool,
+    /// Use the portable log writer (a thread doing write + fdatasync) instead of io_uring.
+    #[arg(long)]
+    pub wal_thread_writer: bool,
     /// Any other parameter, as `name=value` (repeatable), e.g. `--set enable-debug-command=yes`.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub set: Vec<String>,
@@ -227,6 +242,11 @@ pub static PARAMS: &[Param] = &[
     ),
     // WarpEngine's own: run a batch for a parked worker's shard on the sending worker.
     p("fabric-inline-when-idle", Kind::Bool, "yes", true),
+    p("appenddirname", Kind::Str, "appendonlydir", false),
+    // WarpEngine's own: the log writer back-end (io_uring, or a portable writer thread).
+    p("wal-io", Kind::Enum(&["uring", "thread"]), "uring", false),
+    // Start even when a log is corrupt in the middle, keeping its longest valid prefix.
+    p("wal-repair", Kind::Bool, "no", false),
     p("threads", Kind::Int { min: 1, max: 256 }, "0", false),
 ];
 
@@ -445,6 +465,21 @@ impl Cli {
         }
         if let Some(v) = &self.loglevel {
             set("loglevel", v.clone())?;
+        }
+        if let Some(v) = &self.appendonly {
+            set("appendonly", v.clone())?;
+        }
+        if let Some(v) = &self.appendfsync {
+            set("appendfsync", v.clone())?;
+        }
+        if let Some(v) = &self.dir {
+            set("dir", v.clone())?;
+        }
+        if self.wal_repair {
+            set("wal-repair", "yes".into())?;
+        }
+        if self.wal_thread_writer {
+            set("wal-io", "thread".into())?;
         }
         for kv in &self.set {
             let (k, v) = kv

@@ -247,7 +247,10 @@ async fn wait_until_served(
         tokio::select! {
             _ = blocked.waiter.notify.notified() => {
                 if let Some(reply) = pipeline.retry_blocked(server, conn, blocked) {
-                    break Some(reply);
+                    break Some(match blocked.durable(server).await {
+                        Ok(()) => reply,
+                        Err(e) => Reply::Error(e),
+                    });
                 }
             }
             _ = deadline => break Some(blocked.timed_out(server)),

@@ -14,6 +14,7 @@ use crate::commands::blocking::Attempt;
 use crate::commands::{self, CommandSpec, Keys, Run, TABLE};
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
+use crate::persist::log as wal_log;
 use crate::protocol::Reply;
 use crate::server::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode, Session};
@@ -23,15 +24,18 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     let now = unix_ms();
     let mut ctx = KeyCtx::new(Shards::One(shard), server, 0, now);
     ctx.no_touch = batch.no_touch;
+    let logging = server.wal.is_on();
     for item in &batch.items {
         ctx.db = item.db;
         let Run::Keyed(f) = TABLE[item.spec].run else {
             unreachable!("only keyed commands are batched")
         };
         let spec_name = TABLE[item.spec].name;
-        batch
-            .replies
-            .push(guarded(spec_name, || f(&mut ctx, &item.args)));
+        let reply = guarded(spec_name, || f(&mut ctx, &item.args));
+        if logging {
+            wal_log::after_command(&mut ctx, item.spec, &item.args, &reply);
+        }
+        batch.replies.push(reply);
     }
 }
 
@@ -76,6 +80,9 @@ pub struct Pipeline {
     last_command: Option<usize>,
     /// Remote batches awaiting their replies during a flush: (worker, waiter token).
     in_flight: Vec<(usize, usize)>,
+    /// Shards this read wrote to: its replies wait until their logs are durable.
+    wrote: Vec<bool>,
+    any_write: bool,
     started: Instant,
 }
 
@@ -90,6 +97,8 @@ impl Pipeline {
             batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
             queued: 0,
             in_flight: Vec::new(),
+            wrote: vec![false; workers],
+            any_write: false,
             last_command: None,
             started: Instant::now(),
         }
@@ -152,6 +161,14 @@ impl Pipeline {
                 self.replies[slot] = Some(Reply::err("NOAUTH Authentication required."));
                 continue;
             }
+            let logged = wal_log::is_logged(index) && server.wal.is_on();
+            if logged {
+                if let Some(refusal) = server.wal.refusal() {
+                    bump(&stats.commands[index].rejected, 1);
+                    self.replies[slot] = Some(Reply::Error(refusal));
+                    continue;
+                }
+            }
             bump(&stats.commands[index].calls, 1);
             self.commands[slot] = Some(index);
             match spec.run {
@@ -166,6 +183,9 @@ impl Pipeline {
                         owners.all(|o| o == first).then_some(first)
                     };
                     if let Some(first) = single_owner {
+                        if logged {
+                            self.mark_written(first);
+                        }
                         let batch = self.batches[first].as_mut().expect("batch is home");
                         batch.items.push(BatchItem {
                             spec: index,
@@ -178,8 +198,13 @@ impl Pipeline {
                         self.flush(server, conn.no_touch).await;
                         bump(&stats.cross_shard_commands, 1);
                         let reply = run_locked(server, conn, spec, &args, |ctx| {
-                            guarded(spec.name, || f(ctx, &args))
+                            let reply = guarded(spec.name, || f(ctx, &args));
+                            log_locked(ctx, index, &args, &reply);
+                            reply
                         });
+                        if logged {
+                            self.mark_keys_written(server, spec, &args);
+                        }
                         signal_writes(server, conn.db, spec, &args);
                         self.replies[slot] = Some(reply);
                     }
@@ -194,6 +219,9 @@ impl Pipeline {
                         .collect();
                     let attempt = run_locked(server, conn, spec, &args, |ctx| {
                         let attempt = f(ctx, &args);
+                        if let Attempt::Done(reply) = &attempt {
+                            log_locked(ctx, index, &args, reply);
+                        }
                         if matches!(attempt, Attempt::Block(_)) {
                             // Registered while the keys' shards are still locked: a later push
                             // is bound to find this client.
@@ -204,6 +232,9 @@ impl Pipeline {
                     match attempt {
                         Attempt::Done(reply) => {
                             signal_writes(server, conn.db, spec, &args);
+                            if logged {
+                                self.mark_keys_written(server, spec, &args);
+                            }
                             self.replies[slot] = Some(reply);
                         }
                         Attempt::Block(timeout) => {
@@ -213,6 +244,7 @@ impl Pipeline {
                             self.emit.pop();
                             self.resp3.pop();
                             self.commands.pop();
+                            self.await_durable(server).await;
                             self.encode_replies(server, out);
                             return Some(Blocked {
                                 spec: index,
@@ -236,6 +268,10 @@ impl Pipeline {
                         worker: self.me,
                     };
                     let reply = guarded(spec.name, || f(&mut session, &args));
+                    if logged {
+                        // FLUSHDB, FLUSHALL, SWAPDB, SORT ... STORE: logged on any shard.
+                        (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+                    }
                     self.replies[slot] = Some(reply);
                     self.resp3[slot] = conn.resp3;
                     // Replies are off after CLIENT REPLY OFF/SKIP (for that command too); a
@@ -250,8 +286,44 @@ impl Pipeline {
             }
         }
         self.flush(server, conn.no_touch).await;
+        self.await_durable(server).await;
         self.encode_replies(server, out);
         None
+    }
+
+    fn mark_written(&mut self, shard: usize) {
+        self.wrote[shard] = true;
+        self.any_write = true;
+    }
+
+    fn mark_keys_written(&mut self, server: &Server, spec: &CommandSpec, args: &[Bytes]) {
+        for p in spec.key_positions(args) {
+            self.mark_written(server.slots.shard_of(&args[p]));
+        }
+    }
+
+    /// Holds the replies until the log records of this read's writes are durable (written, or
+    /// fdatasync'd under `appendfsync always`). If the log failed, the writes answer MISCONF.
+    async fn await_durable(&mut self, server: &Server) {
+        if !std::mem::take(&mut self.any_write) {
+            return;
+        }
+        let mut failure = None;
+        for shard in 0..self.wrote.len() {
+            if !std::mem::take(&mut self.wrote[shard]) {
+                continue;
+            }
+            let lsn = server.wal.logs[shard].appended();
+            if let Err(e) = server.wal.wait(shard, lsn).await {
+                failure = Some(e);
+            }
+        }
+        let Some(e) = failure else { return };
+        for (reply, command) in self.replies.iter_mut().zip(&self.commands) {
+            if command.is_some_and(wal_log::is_logged) {
+                *reply = Some(Reply::Error(e.clone()));
+            }
+        }
     }
 
     /// Encodes the replies gathered so far, in order, and accounts for them.
@@ -293,7 +365,14 @@ impl Pipeline {
         let Run::Blocking(f) = spec.run else {
             unreachable!("only blocking commands block")
         };
-        match run_locked(server, conn, spec, &b.args, |ctx| f(ctx, &b.args)) {
+        let attempt = run_locked(server, conn, spec, &b.args, |ctx| {
+            let attempt = f(ctx, &b.args);
+            if let Attempt::Done(reply) = &attempt {
+                log_locked(ctx, b.spec, &b.args, reply);
+            }
+            attempt
+        });
+        match attempt {
             Attempt::Done(reply) => {
                 b.finish(server);
                 signal_writes(server, b.db, spec, &b.args);
@@ -416,6 +495,13 @@ fn run_locked<R>(
     f(&mut ctx)
 }
 
+/// Logs a command run under `run_locked`, if the log is on.
+fn log_locked(ctx: &mut KeyCtx, index: usize, args: &[Bytes], reply: &Reply) {
+    if ctx.server.wal.is_on() {
+        wal_log::after_command(ctx, index, args, reply);
+    }
+}
+
 /// Wakes a client blocked on any key a write command just wrote.
 fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes]) {
     if !server.blocking.has_waiters() || !spec.has_flag("write") {
@@ -450,6 +536,19 @@ impl Blocked {
         for key in &self.keys {
             server.blocking.signal(self.db, key);
         }
+    }
+
+    /// Waits until what serving this command logged is durable.
+    pub async fn durable(&self, server: &Server) -> Result<(), String> {
+        if !server.wal.is_on() {
+            return Ok(());
+        }
+        for key in &self.keys {
+            let shard = server.slots.shard_of(key);
+            let lsn = server.wal.logs[shard].appended();
+            server.wal.wait(shard, lsn).await?;
+        }
+        Ok(())
     }
 
     /// The reply when the timeout expires: a null array, as Redis gives for every blocking

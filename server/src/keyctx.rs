@@ -50,6 +50,14 @@ impl<'a> KeyCtx<'a> {
         }
     }
 
+    /// Visits every shard this context holds.
+    pub fn each_shard(&mut self, mut f: impl FnMut(&mut Shard)) {
+        match &mut self.shards {
+            Shards::One(s) => f(s),
+            Shards::Many(v) => v.iter_mut().for_each(|s| f(s)),
+        }
+    }
+
     pub fn db(&mut self, key: &[u8]) -> &mut Db {
         let db = self.db;
         &mut self.shard(key).dbs[db]

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod dispatch;
 pub mod fabric;
 pub mod keyctx;
+pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -52,6 +52,10 @@ fn main() {
         }
     };
     let server = Arc::new(Server::new(config, threads));
+    if let Err(e) = warpengine::persist::recovery::start(&server) {
+        error!("{e}");
+        std::process::exit(1);
+    }
     if let Err(e) = worker::start(server.clone(), addrs.clone()) {
         error!("{e}");
         std::process::exit(1);
@@ -73,6 +77,9 @@ fn main() {
             _ = sigterm() => info!("received SIGTERM, shutting down"),
         }
     });
+    if server.wal.is_on() && !server.wal.close(std::time::Duration::from_secs(10)) {
+        error!("the log could not be written and synced completely before exiting");
+    }
     info!("WarpEngine is now ready to exit, bye bye...");
     std::process::exit(0);
 }

@@ -12,6 +12,7 @@ use crate::clients::Registry;
 use crate::commands::TABLE;
 use crate::config::ConfigStore;
 use crate::fabric::Fabric;
+use crate::persist::Wal;
 use crate::protocol::Limits;
 use crate::slot::SlotTable;
 
@@ -38,6 +39,7 @@ pub struct Server {
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
     pub lastsave: AtomicU64,
+    pub wal: Wal,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -220,6 +222,7 @@ impl Server {
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             lastsave: AtomicU64::new(unix_ms() / 1000),
+            wal: Wal::new(threads),
         }
     }
 

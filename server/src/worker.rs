@@ -115,6 +115,7 @@ fn run_worker(
             tokio::spawn(accept_loop(server, me, listener));
         }
         tokio::spawn(inbox_loop(server.clone(), me));
+        tokio::spawn(crate::persist::writer_loop(server.clone(), me));
         expiry_loop(server, me).await;
     });
 }
@@ -154,6 +155,9 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             info!(worker = me, "worker stopping");
             return;
         }
+        if me == 0 && server.wal.failed.load(Ordering::Relaxed) {
+            crate::persist::snapshot::retry_after_failure(&server);
+        }
         if !server.hot.active_expire.load(Ordering::Relaxed) {
             continue;
         }
@@ -165,5 +169,8 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             .max(1) as usize;
         let mut shard = server.lock_shard(me);
         shard.active_expire(unix_ms(), EXPIRE_SAMPLES_PER_TICK * effort);
+        if server.wal.is_on() {
+            crate::persist::log::flush_expired(&server, &mut shard);
+        }
     }
 }

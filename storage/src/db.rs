@@ -26,6 +26,9 @@ pub struct Db {
     /// Keys removed by expiry since the caller last took the count (for INFO expired_keys).
     expired_since_taken: u64,
     sample_seed: u64,
+    /// While a write-ahead log is on: keys removed by expiry that it has not recorded yet
+    /// (it logs them as deletions, so that replay never depends on the clock).
+    pub expired_unlogged: Option<Vec<Key>>,
 }
 
 /// The result of one SCAN step: the keys seen and the position to resume from (0: done).
@@ -51,6 +54,13 @@ impl Db {
         std::mem::take(&mut self.expired_since_taken)
     }
 
+    fn note_expired(&mut self, key: &[u8]) {
+        self.expired_since_taken += 1;
+        if let Some(log) = &mut self.expired_unlogged {
+            log.push(Key::from_slice(key));
+        }
+    }
+
     /// As Redis's keyIsExpired: a key is gone once the clock has passed its expiry time.
     fn is_expired(entry: &Entry, now_ms: u64) -> bool {
         entry.expire_at != 0 && now_ms > entry.expire_at
@@ -62,7 +72,7 @@ impl Db {
             None => false,
             Some(e) if Self::is_expired(e, now_ms) => {
                 self.remove(key);
-                self.expired_since_taken += 1;
+                self.note_expired(key);
                 false
             }
             Some(_) => true,
@@ -185,6 +195,9 @@ impl Db {
                     .is_some_and(|e| Self::is_expired(e, now_ms))
                 {
                     self.remove(key.as_bytes());
+                    if let Some(log) = &mut self.expired_unlogged {
+                        log.push(key);
+                    }
                     expired_in_round += 1;
                 }
             }
@@ -207,7 +220,7 @@ impl Db {
             if Self::is_expired(entry, now_ms) {
                 let key = key.clone();
                 self.remove(key.as_bytes());
-                self.expired_since_taken += 1;
+                self.note_expired(key.as_bytes());
                 continue;
             }
             return Some(Bytes::copy_from_slice(key.as_bytes()));

@@ -41,6 +41,47 @@ impl ServerProcess {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Kills the process with SIGKILL (no chance to flush anything) and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts WarpEngine on `port` with `extra` arguments; Err(stderr) if it exits during start-up.
+pub fn try_start_warpengine_on(port: u16, extra: &[&str]) -> Result<ServerProcess, String> {
+    let log = std::env::temp_dir().join(format!("warp-start-{port}-{}.log", std::process::id()));
+    let mut child = Command::new(warpengine_binary())
+        .arg("--port")
+        .arg(port.to_string())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start warpengine");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let _ = std::fs::remove_file(&log);
+            return Err(text);
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            wait_until_ready(port, &mut child, "warpengine");
+            let _ = std::fs::remove_file(&log);
+            return Ok(ServerProcess {
+                port,
+                child,
+                dir: None,
+            });
+        }
+        assert!(
+            Instant::now() < deadline,
+            "warpengine did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub fn free_port() -> u16 {
@@ -196,6 +237,20 @@ impl RawConn {
         }
     }
 
+    /// Like `read_reply`, but None also when the connection broke (the server was killed).
+    pub fn read_reply_opt(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(len) = reply_len(&self.buf, 0) {
+                return Some(self.buf.drain(..len).collect());
+            }
+            let mut chunk = [0u8; 65536];
+            match self.stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
     pub fn command(&mut self, args: &[&[u8]]) -> Vec<u8> {
         self.send_command(args);
         self.read_reply().expect("a reply")
@@ -260,5 +315,72 @@ pub fn reply_len(buf: &[u8], at: usize) -> Option<usize> {
             Some(pos - at)
         }
         _ => None,
+    }
+}
+
+/// A RESP2 reply parsed into a value, for tests that compare states rather than bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Resp>),
+}
+
+impl Resp {
+    pub fn parse(buf: &[u8]) -> Resp {
+        Self::parse_at(buf, 0).0
+    }
+
+    fn parse_at(buf: &[u8], at: usize) -> (Resp, usize) {
+        let end = line_end(buf, at).expect("a complete reply");
+        let header = std::str::from_utf8(&buf[at + 1..end]).expect("utf-8 header");
+        let after = end + 2;
+        match buf[at] {
+            b'+' => (Resp::Simple(header.to_string()), after),
+            b'-' => (Resp::Error(header.to_string()), after),
+            b':' => (Resp::Int(header.parse().expect("integer")), after),
+            b'$' => {
+                let n: i64 = header.parse().expect("length");
+                if n < 0 {
+                    return (Resp::Nil, after);
+                }
+                let n = n as usize;
+                (Resp::Bulk(buf[after..after + n].to_vec()), after + n + 2)
+            }
+            b'*' => {
+                let n: i64 = header.parse().expect("count");
+                if n < 0 {
+                    return (Resp::Nil, after);
+                }
+                let mut items = Vec::new();
+                let mut pos = after;
+                for _ in 0..n {
+                    let (item, next) = Self::parse_at(buf, pos);
+                    items.push(item);
+                    pos = next;
+                }
+                (Resp::Array(items), pos)
+            }
+            other => panic!("unexpected reply type {:?}", other as char),
+        }
+    }
+
+    pub fn int(&self) -> i64 {
+        match self {
+            Resp::Int(i) => *i,
+            Resp::Bulk(b) => std::str::from_utf8(b).unwrap().parse().unwrap(),
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+}
+
+impl RawConn {
+    /// Sends a command given as strings and parses its reply.
+    pub fn call(&mut self, args: &[&str]) -> Resp {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        Resp::parse(&self.command(&args))
     }
 }

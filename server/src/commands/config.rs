@@ -102,7 +102,36 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             }
         }
     }
+    let was_on = cfg.get_bool("appendonly");
+    let on = next.get_bool("appendonly");
+    let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));
     *cfg = next;
     s.server.hot.refresh(&cfg);
+    drop(cfg);
+    let wal = &s.server.wal;
+    wal.fsync
+        .store(fsync as u8, std::sync::atomic::Ordering::Relaxed);
+    if on != was_on {
+        if on {
+            // As Redis does on `appendonly yes`: the log starts from a snapshot of the data.
+            if let Err(e) =
+                crate::persist::snapshot::take(s.server, crate::persist::snapshot::Logging::Enable)
+            {
+                tracing::error!("cannot start the log: {e}");
+                s.server
+                    .config
+                    .write()
+                    .expect("config lock")
+                    .set("appendonly", "no", true)
+                    .ok();
+                return Reply::err(format!("ERR cannot start the append only file: {e}"));
+            }
+        } else {
+            crate::persist::disable(s.server);
+        }
+    }
+    for log in &wal.logs {
+        log.kick();
+    }
     OK
 }

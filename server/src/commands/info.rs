@@ -147,11 +147,39 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             );
         }
         "persistence" => {
+            let wal = &server.wal;
+            let cfg_fsync = server
+                .config
+                .read()
+                .expect("config lock")
+                .get("appendfsync")
+                .to_string();
+            let ok_err = |ok: bool| if ok { "ok" } else { "err" };
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\naof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_write_status:{}\r\n",
+                wal.stats.snapshot_in_progress.load(Relaxed) as u8,
                 server.lastsave.load(Relaxed),
+                ok_err(wal.stats.last_snapshot_ok.load(Relaxed) || wal.stats.snapshots.load(Relaxed) == 0),
+                wal.stats.snapshots.load(Relaxed),
+                wal.is_on() as u8,
+                wal.stats.snapshot_in_progress.load(Relaxed) as u8,
+                ok_err(!wal.failed.load(Relaxed)),
             );
+            if wal.is_on() {
+                let appended: u64 = wal.logs.iter().map(|l| l.appended()).sum();
+                let _ = write!(
+                    out,
+                    "aof_fsync:{}\r\nwal_backend:{}\r\nwal_records_appended:{}\r\nwal_writes:{}\r\nwal_bytes_written:{}\r\nwal_fsyncs:{}\r\nwal_recovered_records:{}\r\n",
+                    cfg_fsync,
+                    wal.backend.lock().map(|b| b.name()).unwrap_or("?"),
+                    appended,
+                    wal.stats.writes.load(Relaxed),
+                    wal.stats.bytes.load(Relaxed),
+                    wal.stats.fsyncs.load(Relaxed),
+                    wal.stats.recovered_records.load(Relaxed),
+                );
+            }
         }
         "stats" => {
             let (mut hits, mut misses, mut expired) = (0, 0, 0);

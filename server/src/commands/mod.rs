@@ -255,6 +255,9 @@ commands! {
     "info", -1, "loading stale", NO_KEYS, "server", "1.0.0", session(info::info), "Returns information and statistics about the server.";
     "config", -2, "", NO_KEYS, "server", "2.0.0", session(config::config), "A container for server configuration commands.";
     "time", 1, "loading stale fast", NO_KEYS, "server", "2.6.0", session(sv::time), "Returns the server time.";
+    "save", 1, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "1.0.0", session(sv::save), "Synchronously saves the database(s) to disk.";
+    "bgsave", -1, "admin noscript no_async_loading", NO_KEYS, "server", "1.0.0", session(sv::bgsave), "Asynchronously saves the database(s) to disk.";
+    "bgrewriteaof", 1, "admin noscript no_async_loading", NO_KEYS, "server", "1.0.0", session(sv::bgrewriteaof), "Asynchronously rewrites the append-only file to disk.";
     "lastsave", 1, "loading stale fast", NO_KEYS, "server", "1.0.0", session(sv::lastsave), "Returns the Unix timestamp of the last successful save to disk.";
     "shutdown", -1, "admin noscript loading stale no_multi allow_busy", NO_KEYS, "server", "1.0.0", session(sv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     "debug", -2, "admin noscript loading stale", NO_KEYS, "server", "1.0.0", session(debug::debug), "A container for debugging commands.";

@@ -1,12 +1,27 @@
 //! Server commands over the whole keyspace: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, LASTSAVE,
-//! SHUTDOWN.
+//! SAVE, BGSAVE, BGREWRITEAOF, SHUTDOWN.
+
+use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 
 use bytes::Bytes;
+use warpengine_storage::Shard;
 
 use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, SYNTAX};
+use crate::persist::log::{self as wal_log, KeyspaceOp};
+use crate::persist::snapshot::{self, Logging};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
+use crate::server::Server;
 use crate::session::Session;
+
+/// Logs a whole-keyspace write while every shard is still locked.
+fn log_keyspace(server: &Server, guards: &mut [MutexGuard<'_, Shard>], op: KeyspaceOp) {
+    if server.wal.is_on() {
+        let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        wal_log::whole_keyspace(server, &mut shards, op);
+    }
+}
 
 pub fn dbsize(s: &mut Session, _args: &[Bytes]) -> Reply {
     let db = s.conn.db;
@@ -28,9 +43,11 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
         return Reply::err(SYNTAX);
     }
     let db = s.conn.db;
-    for mut shard in s.server.lock_all() {
+    let mut guards = s.server.lock_all();
+    for shard in guards.iter_mut() {
         shard.dbs[db].clear();
     }
+    log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(Some(db)));
     OK
 }
 
@@ -38,11 +55,13 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
     if !flush_mode_ok(args) {
         return Reply::err(SYNTAX);
     }
-    for mut shard in s.server.lock_all() {
+    let mut guards = s.server.lock_all();
+    for shard in guards.iter_mut() {
         for db in &mut shard.dbs {
             db.clear();
         }
     }
+    log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(None));
     OK
 }
 
@@ -64,10 +83,12 @@ pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     let (lo, hi) = (a.min(b) as usize, a.max(b) as usize);
     // Every shard swaps under one lock set, so no client sees the swap half done.
-    for mut shard in s.server.lock_all() {
+    let mut guards = s.server.lock_all();
+    for shard in guards.iter_mut() {
         let (left, right) = shard.dbs.split_at_mut(hi);
         left[lo].swap_with(&mut right[0]);
     }
+    log_keyspace(s.server, &mut guards, KeyspaceOp::SwapDb(lo, hi));
     OK
 }
 
@@ -83,6 +104,73 @@ pub fn time(_s: &mut Session, _args: &[Bytes]) -> Reply {
 
 pub fn lastsave(s: &mut Session, _args: &[Bytes]) -> Reply {
     Reply::Int(s.server.lastsave.load(std::sync::atomic::Ordering::Relaxed) as i64)
+}
+
+/// SAVE: a snapshot now, while every shard waits (as Redis's SAVE blocks the server).
+pub fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
+    if s.server
+        .wal
+        .stats
+        .snapshot_in_progress
+        .load(Ordering::Relaxed)
+    {
+        return Reply::err("ERR Background save already in progress");
+    }
+    match snapshot::take(s.server, Logging::Keep) {
+        Ok(_) => OK,
+        Err(e) => {
+            tracing::error!("SAVE failed: {e}");
+            Reply::err("ERR")
+        }
+    }
+}
+
+/// Starts a snapshot on a thread of its own; `started` is the status Redis answers.
+fn background_snapshot(s: &mut Session, started: &'static str, busy: &'static str) -> Reply {
+    let stats = &s.server.wal.stats;
+    if stats
+        .snapshot_in_progress
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return Reply::err(busy);
+    }
+    let server = s.server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || {
+            if let Err(e) = snapshot::take(&server, Logging::Keep) {
+                tracing::error!("background snapshot failed: {e}");
+            }
+        });
+    match spawned {
+        Ok(_) => Reply::Status(started),
+        Err(e) => {
+            stats.snapshot_in_progress.store(false, Ordering::Relaxed);
+            Reply::err(format!("ERR cannot start a background save: {e}"))
+        }
+    }
+}
+
+pub fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
+    match args.len() {
+        1 => {}
+        2 if eq_ignore_case(&args[1], "schedule") => {}
+        _ => return Reply::err(SYNTAX),
+    }
+    background_snapshot(
+        s,
+        "Background saving started",
+        "ERR Background save already in progress",
+    )
+}
+
+pub fn bgrewriteaof(s: &mut Session, _args: &[Bytes]) -> Reply {
+    background_snapshot(
+        s,
+        "Background append only file rewriting started",
+        "ERR Background append only file rewriting already in progress",
+    )
 }
 
 pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {

@@ -307,7 +307,14 @@ fn sort_generic(s: &mut Session, args: &[Bytes], readonly: bool) -> Reply {
         let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
         ctx.no_touch = s.conn.no_touch;
-        run(&mut ctx, &args[1], opts)
+        let reply = run(&mut ctx, &args[1], opts);
+        if let Some(dest) = dest
+            .as_ref()
+            .filter(|_| server.wal.is_on() && !reply.is_error())
+        {
+            crate::persist::log::key_state(&mut ctx, dest);
+        }
+        reply
     };
     if let Some(dest) = dest.filter(|_| !reply.is_error()) {
         if server.blocking.has_waiters() {

@@ -1,0 +1,393 @@
+//! What a write puts in the log. Most commands are logged as they were sent: replayed on the
+//! same state they give the same result. The exceptions are rewritten into their effect:
+//! - relative expiry (SET EX, EXPIRE, GETEX, ...) gains the key's resulting absolute expiry;
+//! - SPOP and served blocking pops become the deterministic removal that happened;
+//! - a command whose keys span shards logs the resulting state of each key it wrote, one
+//!   record per shard, as a group that recovery applies whole or not at all;
+//! - keys removed by expiry are logged as deletions before the next record of their shard.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use warpengine_storage::{Entry, Shard, Value};
+
+use super::ops::{Group, PayloadWriter};
+use crate::commands::{CommandSpec, TABLE};
+use crate::keyctx::KeyCtx;
+use crate::protocol::Reply;
+use crate::server::Server;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    NotLogged,
+    Argv,
+    /// Argv, then the key's resulting expiry.
+    ArgvWithExpiry,
+    Spop,
+    /// BLPOP/BRPOP served: the pop that happened.
+    ListPop(&'static str),
+    /// BLMOVE/BRPOPLPUSH served: the non-blocking move with the same arguments.
+    Move(&'static str),
+    Blmpop,
+    /// BZPOPMIN/BZPOPMAX/BZMPOP served: ZREM of the members popped.
+    ZsetPop,
+}
+
+static FORMS: LazyLock<Vec<Form>> = LazyLock::new(|| TABLE.iter().map(form_of).collect());
+
+fn form_of(spec: &CommandSpec) -> Form {
+    if !spec.has_flag("write") {
+        return Form::NotLogged;
+    }
+    match spec.name {
+        "set" | "setex" | "psetex" | "getex" | "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            Form::ArgvWithExpiry
+        }
+        "spop" => Form::Spop,
+        "blpop" => Form::ListPop("LPOP"),
+        "brpop" => Form::ListPop("RPOP"),
+        "blmove" => Form::Move("LMOVE"),
+        "brpoplpush" => Form::Move("RPOPLPUSH"),
+        "blmpop" => Form::Blmpop,
+        "bzpopmin" | "bzpopmax" | "bzmpop" => Form::ZsetPop,
+        _ => Form::Argv,
+    }
+}
+
+pub fn is_logged(spec_index: usize) -> bool {
+    FORMS[spec_index] != Form::NotLogged
+}
+
+/// Logs the deletions of keys that expired on `shard` since its last record.
+pub fn flush_expired(server: &Server, shard: &mut Shard) {
+    let log = &server.wal.logs[shard.id];
+    for (db, d) in shard.dbs.iter_mut().enumerate() {
+        let Some(keys) = d.expired_unlogged.as_mut().filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        log.append(|buf| {
+            let mut w = PayloadWriter::begin(buf, db, None);
+            for k in keys.iter() {
+                w.del(k.as_bytes());
+            }
+        });
+        keys.clear();
+    }
+}
+
+/// Logs the effect of a keyed command that just ran in `ctx` (the shard or shards of its keys,
+/// still locked).
+pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply: &Reply) {
+    let server = ctx.server;
+    ctx.each_shard(|s| flush_expired(server, s));
+    let form = FORMS[spec_index];
+    if form == Form::NotLogged || reply.is_error() {
+        return;
+    }
+    let spec = &TABLE[spec_index];
+    let positions = spec.key_positions(args);
+    let mut shards: Vec<usize> = positions
+        .iter()
+        .map(|&p| server.slots.shard_of(&args[p]))
+        .collect();
+    shards.sort_unstable();
+    shards.dedup();
+    if shards.len() > 1 {
+        log_key_states(ctx, spec, args, &positions);
+        return;
+    }
+    let db = ctx.db;
+    let key: &[u8] = positions.first().map_or(b"", |&p| &args[p]);
+    let expiry = (form == Form::ArgvWithExpiry).then(|| {
+        let now = 0;
+        ctx.db(key).get(key, now).map(|e| e.expire_at)
+    });
+    let shard_id = shards.first().copied().unwrap_or(ctx.shard(key).id);
+    let log = &server.wal.logs[shard_id];
+    match form {
+        Form::NotLogged => {}
+        Form::Argv => {
+            log.append(|buf| {
+                PayloadWriter::begin(buf, db, None).argv(args.iter().map(|a| &a[..]));
+            });
+        }
+        Form::ArgvWithExpiry => {
+            log.append(|buf| {
+                let mut w = PayloadWriter::begin(buf, db, None);
+                w.argv(args.iter().map(|a| &a[..]));
+                match expiry.flatten() {
+                    Some(at) => w.expire_at(key, at),
+                    None => w.del(key),
+                }
+            });
+        }
+        Form::Spop => {
+            let members: Vec<&[u8]> = match reply {
+                Reply::Bulk(m) => vec![m],
+                Reply::Set(v) | Reply::Array(v) => v.iter().filter_map(bulk).collect(),
+                _ => Vec::new(),
+            };
+            if !members.is_empty() {
+                log.append(|buf| {
+                    let mut w = PayloadWriter::begin(buf, db, None);
+                    let argv = [&b"SREM"[..], key].into_iter().chain(members);
+                    w.argv(argv.collect::<Vec<_>>().into_iter());
+                });
+            }
+        }
+        Form::ListPop(pop) => {
+            if let Some(popped_from) = array_item(reply, 0) {
+                log.append(|buf| {
+                    let argv = [pop.as_bytes(), popped_from];
+                    PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
+                });
+            }
+        }
+        Form::Move(name) => {
+            if matches!(reply, Reply::Bulk(_)) {
+                // Everything but the trailing timeout.
+                let rest = args[1..args.len() - 1].iter().map(|a| &a[..]);
+                let argv: Vec<&[u8]> = std::iter::once(name.as_bytes()).chain(rest).collect();
+                log.append(|buf| PayloadWriter::begin(buf, db, None).argv(argv.into_iter()));
+            }
+        }
+        Form::Blmpop => {
+            let (Some(from), Some(Reply::Array(elems))) =
+                (array_item(reply, 0), array_at(reply, 1))
+            else {
+                return;
+            };
+            let numkeys = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            let left = args
+                .get(3 + numkeys)
+                .is_some_and(|d| d.eq_ignore_ascii_case(b"left"));
+            let count = elems.len().to_string();
+            let pop: &[u8] = if left { b"LPOP" } else { b"RPOP" };
+            log.append(|buf| {
+                let argv = [pop, from, count.as_bytes()];
+                PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
+            });
+        }
+        Form::ZsetPop => {
+            let Some(from) = array_item(reply, 0) else {
+                return;
+            };
+            let members: Vec<&[u8]> = match array_at(reply, 1) {
+                // BZPOPMIN/BZPOPMAX: [key, member, score].
+                Some(Reply::Bulk(m)) => vec![m],
+                // BZMPOP: [key, [[member, score], ...]].
+                Some(Reply::Array(pairs)) => pairs
+                    .iter()
+                    .filter_map(|p| match p {
+                        Reply::Array(mv) => mv.first().and_then(bulk),
+                        _ => None,
+                    })
+                    .collect(),
+                Some(Reply::Pairs(pairs)) => pairs.iter().filter_map(|(m, _)| bulk(m)).collect(),
+                _ => Vec::new(),
+            };
+            if !members.is_empty() {
+                log.append(|buf| {
+                    let argv = [&b"ZREM"[..], from].into_iter().chain(members);
+                    let argv: Vec<&[u8]> = argv.collect();
+                    PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
+                });
+            }
+        }
+    }
+}
+
+fn bulk(r: &Reply) -> Option<&[u8]> {
+    match r {
+        Reply::Bulk(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn array_at(r: &Reply, i: usize) -> Option<&Reply> {
+    match r {
+        Reply::Array(v) => v.get(i),
+        _ => None,
+    }
+}
+
+fn array_item(r: &Reply, i: usize) -> Option<&[u8]> {
+    array_at(r, i).and_then(bulk)
+}
+
+/// The keys a cross-shard command may have written: a store command's destination, COPY's
+/// target, or else every key it names.
+fn written_keys<'a>(spec: &CommandSpec, args: &'a [Bytes], positions: &[usize]) -> Vec<&'a [u8]> {
+    let keys: Vec<&[u8]> = positions.iter().map(|&p| &args[p][..]).collect();
+    if spec.name.ends_with("store") || spec.name == "bitop" {
+        keys.into_iter().take(1).collect()
+    } else if spec.name == "copy" {
+        keys.into_iter().skip(1).take(1).collect()
+    } else {
+        keys
+    }
+}
+
+/// Logs the state of every key a cross-shard command wrote, one grouped record per shard.
+fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], positions: &[usize]) {
+    let server = ctx.server;
+    let mut db = ctx.db;
+    if spec.name == "copy" {
+        if let Some(i) = args.iter().position(|a| a.eq_ignore_ascii_case(b"db")) {
+            if let Some(n) = args.get(i + 1).and_then(|n| std::str::from_utf8(n).ok()) {
+                db = n.parse().unwrap_or(db);
+            }
+        }
+    }
+    let mut by_shard: Vec<(usize, Vec<&[u8]>)> = Vec::new();
+    for key in written_keys(spec, args, positions) {
+        let s = server.slots.shard_of(key);
+        match by_shard.iter_mut().find(|(id, _)| *id == s) {
+            Some((_, keys)) => keys.push(key),
+            None => by_shard.push((s, vec![key])),
+        }
+    }
+    let group = (by_shard.len() > 1).then(|| Group {
+        txid: server.wal.next_txid(),
+        parts: by_shard.len() as u32,
+    });
+    let mut places = Vec::with_capacity(by_shard.len());
+    for (shard_id, keys) in &by_shard {
+        let target = ctx.db_at(keys[0], db);
+        let lsn = server.wal.logs[*shard_id].append(|buf| {
+            let mut w = PayloadWriter::begin(buf, db, group);
+            for key in keys {
+                put_key(&mut w, key, target.get(key, 0));
+            }
+        });
+        places.push((*shard_id, lsn));
+    }
+    if group.is_some() {
+        server.wal.link_group(&places);
+    }
+}
+
+/// Logs the state of one key written by a command that locked every shard (SORT ... STORE).
+pub fn key_state(ctx: &mut KeyCtx, key: &[u8]) {
+    let server = ctx.server;
+    ctx.each_shard(|s| flush_expired(server, s));
+    let db = ctx.db;
+    let shard_id = ctx.shard(key).id;
+    let target = ctx.db(key);
+    server.wal.logs[shard_id].append(|buf| {
+        let mut w = PayloadWriter::begin(buf, db, None);
+        put_key(&mut w, key, target.get(key, 0));
+    });
+}
+
+/// Logs FLUSHDB (`Some(db)`), FLUSHALL (`None`) or SWAPDB on every shard, as one group.
+pub fn whole_keyspace(server: &Server, shards: &mut [&mut Shard], op: KeyspaceOp) {
+    for s in shards.iter_mut() {
+        flush_expired(server, s);
+    }
+    let group = (shards.len() > 1).then(|| Group {
+        txid: server.wal.next_txid(),
+        parts: shards.len() as u32,
+    });
+    let mut places = Vec::with_capacity(shards.len());
+    for s in shards.iter() {
+        let lsn = server.wal.logs[s.id].append(|buf| {
+            let mut w = PayloadWriter::begin(buf, 0, group);
+            match op {
+                KeyspaceOp::Flush(db) => w.flush(db),
+                KeyspaceOp::SwapDb(a, b) => w.swapdb(a, b),
+            }
+        });
+        places.push((s.id, lsn));
+    }
+    if group.is_some() {
+        server.wal.link_group(&places);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum KeyspaceOp {
+    Flush(Option<usize>),
+    SwapDb(usize, usize),
+}
+
+/// Most items per re-creating command, as Redis's AOF rewrite does.
+const ITEMS_PER_COMMAND: usize = 64;
+
+/// Writes the operations that re-create `key` as `entry` (or delete it).
+pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
+    w.del(key);
+    let Some(entry) = entry else { return };
+    match &entry.value {
+        Value::Str(s) => w.argv([&b"SET"[..], key, s.as_slice()].into_iter()),
+        Value::List(l) => {
+            let items =
+                (0..l.len() as i64).filter_map(|i| l.get(i).map(|b| Cow::Borrowed(bytes_of(b))));
+            emit_chunked(w, b"RPUSH", key, items, 1);
+        }
+        Value::Hash(h) => {
+            let items = h
+                .iter()
+                .flat_map(|(f, v)| [Cow::Borrowed(f), Cow::Borrowed(v)]);
+            emit_chunked(w, b"HSET", key, items, 2);
+        }
+        Value::Set(s) => emit_chunked(w, b"SADD", key, s.iter().map(Cow::Borrowed), 1),
+        Value::ZSet(z) => {
+            let items = z.iter().flat_map(|(m, score)| {
+                [
+                    Cow::Owned(format_score(score).into_bytes()),
+                    Cow::Borrowed(bytes_of(m)),
+                ]
+            });
+            emit_chunked(w, b"ZADD", key, items, 2);
+        }
+    }
+    if entry.expire_at != 0 {
+        w.expire_at(key, entry.expire_at);
+    }
+}
+
+/// Whatever a collection hands out for its items, as bytes.
+fn bytes_of<T: AsRef<[u8]> + ?Sized>(b: &T) -> &[u8] {
+    b.as_ref()
+}
+
+/// A score as text that parses back to the same double.
+fn format_score(s: f64) -> String {
+    if s.is_infinite() {
+        if s > 0.0 { "inf" } else { "-inf" }.to_string()
+    } else {
+        format!("{s:e}")
+    }
+}
+
+fn emit_chunked<'a>(
+    w: &mut PayloadWriter,
+    name: &[u8],
+    key: &[u8],
+    items: impl Iterator<Item = Cow<'a, [u8]>>,
+    per_item: usize,
+) {
+    let mut argv: Vec<Cow<[u8]>> = Vec::with_capacity(2 + ITEMS_PER_COMMAND * per_item);
+    let flush = |argv: &mut Vec<Cow<[u8]>>, w: &mut PayloadWriter| {
+        let parts = [name, key]
+            .into_iter()
+            .chain(argv.iter().map(|c| &c[..]))
+            .collect::<Vec<_>>();
+        w.argv(parts.into_iter());
+        argv.clear();
+    };
+    for item in items {
+        argv.push(item);
+        if argv.len() == ITEMS_PER_COMMAND * per_item {
+            flush(&mut argv, w);
+        }
+    }
+    if !argv.is_empty() {
+        flush(&mut argv, w);
+    }
+}

@@ -1,0 +1,333 @@
+//! Recovery at start: each shard's snapshot, then its log segments in order. A torn tail (the
+//! prefix of a write a crash interrupted) is cut off; damage in the middle of a log stops the
+//! start unless `wal-repair` is set. Records are routed by slot, so a log written with another
+//! `--threads` still recovers every key; the state is then snapshotted in the new layout.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use warpengine_storage::Shard;
+use warpengine_wal::{self as wal, Damage, Reader};
+
+use super::ops::{self, Op};
+use super::snapshot::{self, Logging};
+use super::Fsync;
+use crate::commands::{self, Run, TABLE};
+use crate::keyctx::{KeyCtx, Shards};
+use crate::server::{unix_ms, Server};
+use crate::slot::SlotTable;
+
+pub fn log_dir(server: &Server) -> PathBuf {
+    let cfg = server.config.read().expect("config lock");
+    let base = match cfg.get("dir") {
+        "" => PathBuf::from("."),
+        d => PathBuf::from(d),
+    };
+    base.join(cfg.get("appenddirname"))
+}
+
+/// Reads the configuration into the log state and, with `appendonly yes`, recovers what the
+/// log directory holds and starts logging.
+pub fn start(server: &Server) -> Result<(), String> {
+    let wal_state = &server.wal;
+    let (on, fsync, thread_writer, repair) = {
+        let cfg = server.config.read().expect("config lock");
+        (
+            cfg.get_bool("appendonly"),
+            Fsync::parse(cfg.get("appendfsync")),
+            cfg.get("wal-io") == "thread",
+            cfg.get_bool("wal-repair"),
+        )
+    };
+    wal_state.fsync.store(fsync as u8, Ordering::Relaxed);
+    *wal_state.backend.lock().expect("backend lock") = if thread_writer {
+        wal::Backend::Thread
+    } else {
+        wal::Backend::Uring
+    };
+    let dir = log_dir(server);
+    *wal_state.dir.lock().expect("dir lock") = dir.clone();
+    if !on {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+    let manifest = wal::read_manifest(&dir).map_err(|e| e.to_string())?;
+    let Some(manifest) = manifest else {
+        tracing::info!("no log in {}: starting empty", dir.display());
+        snapshot::take(server, Logging::Enable)
+            .map_err(|e| format!("cannot start the log: {e}"))?;
+        return Ok(());
+    };
+    replay(server, &dir, manifest, repair)?;
+    snapshot::take(server, Logging::Enable)
+        .map_err(|e| format!("cannot write the post-recovery snapshot: {e}"))?;
+    Ok(())
+}
+
+struct LogFile {
+    path: PathBuf,
+    data: Vec<u8>,
+    /// Valid bytes, after torn-tail or repair truncation.
+    keep: usize,
+}
+
+fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result<(), String> {
+    let started = Instant::now();
+    let mut shards_files: Vec<Vec<LogFile>> = Vec::new();
+    for shard in 0..m.shards {
+        let mut files = Vec::new();
+        if m.snapshot > 0 {
+            let path = wal::snapshot_path(dir, m.snapshot, shard);
+            let data = std::fs::read(&path)
+                .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+            files.push(LogFile {
+                path,
+                keep: data.len(),
+                data,
+            });
+        }
+        let segs = wal::segments(dir, shard, m.snapshot).map_err(|e| e.to_string())?;
+        for seg in segs {
+            let path = wal::log_path(dir, seg, shard);
+            let data =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            files.push(LogFile {
+                path,
+                keep: data.len(),
+                data,
+            });
+        }
+        shards_files.push(files);
+    }
+
+    // First pass: find where each log's valid records end, and which groups are complete.
+    let mut groups: HashMap<u64, (u32, u32)> = HashMap::new();
+    let mut total_bytes = 0usize;
+    for files in shards_files.iter_mut() {
+        let count = files.len();
+        let mut cut_rest = false;
+        for (i, f) in files.iter_mut().enumerate() {
+            if cut_rest {
+                tracing::warn!(
+                    "repair: ignoring {} after a damaged segment",
+                    f.path.display()
+                );
+                f.keep = 0;
+                continue;
+            }
+            let mut reader = Reader::new(&f.data);
+            while let Some(rec) = reader.next_record() {
+                if let Some(g) = ops::group_of(rec.payload) {
+                    let e = groups.entry(g.txid).or_insert((g.parts, 0));
+                    e.1 += 1;
+                }
+            }
+            f.keep = reader.valid_len() as usize;
+            match reader.damage().cloned() {
+                None => {}
+                Some(Damage::TornTail { offset }) if i + 1 == count && !is_snapshot(&f.path) => {
+                    tracing::warn!(
+                        "{}: torn tail at offset {offset} ({} bytes of an interrupted write); truncating",
+                        f.path.display(),
+                        f.data.len() as u64 - offset
+                    );
+                }
+                Some(damage) => {
+                    let (offset, what) = match damage {
+                        Damage::TornTail { offset } => (offset, "ends inside a record".to_string()),
+                        Damage::Corrupt { offset, next_valid } => (
+                            offset,
+                            format!("has a corrupt record (valid records resume at offset {next_valid})"),
+                        ),
+                    };
+                    if !repair {
+                        return Err(format!(
+                            "{} {what} at offset {offset}; refusing to start. Start with --wal-repair to keep the {offset} valid bytes before it (and drop everything after it in this shard's log)",
+                            f.path.display()
+                        ));
+                    }
+                    tracing::warn!(
+                        "repair: {} {what} at offset {offset}; keeping the valid prefix",
+                        f.path.display()
+                    );
+                    cut_rest = true;
+                }
+            }
+            total_bytes += f.keep;
+        }
+    }
+    for files in &shards_files {
+        for f in files {
+            if f.keep < f.data.len() {
+                truncate(&f.path, f.keep)?;
+            }
+        }
+    }
+
+    // Second pass: apply, with every shard locked and expiry off (the clock is that of the
+    // original run: deletions by expiry are in the log).
+    let old_slots = SlotTable::new(m.shards);
+    let mut guards = server.lock_all();
+    let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+    let mut ctx = KeyCtx::new(Shards::Many(shards), server, 0, 0);
+    ctx.clock = (unix_ms() / 1000) as u32;
+    let mut records = 0u64;
+    let mut skipped_groups = 0u64;
+    let mut failed = 0u64;
+    let mut done_bytes = 0usize;
+    let mut last_report = Instant::now();
+    for (old_shard, files) in shards_files.iter().enumerate() {
+        for f in files {
+            let mut reader = Reader::new(&f.data[..f.keep]);
+            while let Some(rec) = reader.next_record() {
+                records += 1;
+                let payload = ops::decode(rec.payload).map_err(|e| {
+                    format!(
+                        "{}: undecodable record at offset {}: {e}",
+                        f.path.display(),
+                        rec.offset
+                    )
+                })?;
+                if let Some(g) = payload.group {
+                    if groups
+                        .get(&g.txid)
+                        .is_some_and(|&(parts, seen)| seen < parts)
+                    {
+                        skipped_groups += 1;
+                        continue;
+                    }
+                }
+                ctx.db = payload.db;
+                for op in payload.ops {
+                    if !apply(&mut ctx, op, &old_slots, old_shard) {
+                        failed += 1;
+                    }
+                }
+                if records.is_multiple_of(65536) && last_report.elapsed().as_secs() >= 1 {
+                    last_report = Instant::now();
+                    let secs = started.elapsed().as_secs_f64();
+                    tracing::info!(
+                        "recovery: {records} records ({:.0}/s), {:.1}%",
+                        records as f64 / secs,
+                        100.0 * (done_bytes + rec.offset as usize) as f64
+                            / total_bytes.max(1) as f64
+                    );
+                }
+            }
+            done_bytes += f.keep;
+        }
+    }
+    drop(ctx);
+    let keys: usize = guards
+        .iter()
+        .map(|g| g.dbs.iter().map(|d| d.len()).sum::<usize>())
+        .sum();
+    drop(guards);
+    let secs = started.elapsed().as_secs_f64();
+    server
+        .wal
+        .stats
+        .recovered_records
+        .store(records, Ordering::Relaxed);
+    if skipped_groups > 0 {
+        tracing::warn!(
+            "recovery: {skipped_groups} parts of cross-shard writes whose other parts never reached disk were not applied (those writes were never acknowledged)"
+        );
+    }
+    if failed > 0 {
+        tracing::warn!("recovery: {failed} logged operations were refused on replay");
+    }
+    tracing::info!(
+        "recovered {keys} keys from {records} records in {secs:.3}s ({:.0} records/s; log written by {} shards)",
+        records as f64 / secs.max(1e-9),
+        m.shards
+    );
+    Ok(())
+}
+
+fn is_snapshot(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("snap-"))
+}
+
+fn truncate(path: &Path, len: usize) -> Result<(), String> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {} to truncate it: {e}", path.display()))?;
+    f.set_len(len as u64)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot truncate {}: {e}", path.display()))
+}
+
+/// Applies one logged operation; false if it was refused (which a consistent log never does).
+fn apply(ctx: &mut KeyCtx, op: Op, old_slots: &SlotTable, old_shard: usize) -> bool {
+    match op {
+        Op::Argv(args) => run_command(ctx, &args),
+        Op::Del(key) => {
+            ctx.db(&key).remove(&key);
+            true
+        }
+        Op::ExpireAt(key, at) => {
+            ctx.db(&key).set_expire(&key, at);
+            true
+        }
+        Op::Flush(db) => {
+            let dbs: Vec<usize> = match db {
+                Some(d) => vec![d],
+                None => (0..ctx.databases()).collect(),
+            };
+            ctx.each_shard(|s| {
+                for &d in &dbs {
+                    let doomed: Vec<Bytes> = s.dbs[d]
+                        .iter_live(0)
+                        .filter(|(k, _)| old_slots.shard_of(k) == old_shard)
+                        .map(|(k, _)| Bytes::copy_from_slice(k))
+                        .collect();
+                    for k in doomed {
+                        s.dbs[d].remove(&k);
+                    }
+                }
+            });
+            true
+        }
+        Op::SwapDb(a, b) => {
+            ctx.each_shard(|s| {
+                let mut take = |d: usize| -> Vec<(Bytes, warpengine_storage::Entry)> {
+                    let keys: Vec<Bytes> = s.dbs[d]
+                        .iter_live(0)
+                        .filter(|(k, _)| old_slots.shard_of(k) == old_shard)
+                        .map(|(k, _)| Bytes::copy_from_slice(k))
+                        .collect();
+                    keys.into_iter()
+                        .filter_map(|k| s.dbs[d].remove(&k).map(|e| (k, e)))
+                        .collect()
+                };
+                let from_a = take(a);
+                let from_b = take(b);
+                for (k, e) in from_a {
+                    s.dbs[b].insert_entry(&k, e);
+                }
+                for (k, e) in from_b {
+                    s.dbs[a].insert_entry(&k, e);
+                }
+            });
+            true
+        }
+    }
+}
+
+fn run_command(ctx: &mut KeyCtx, args: &[Bytes]) -> bool {
+    let Some(index) = args.first().and_then(|name| commands::lookup(name)) else {
+        return false;
+    };
+    let Run::Keyed(f) = TABLE[index].run else {
+        return false;
+    };
+    !f(ctx, args).is_error()
+}

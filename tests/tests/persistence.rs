@@ -1,0 +1,580 @@
+//! The write-ahead log end to end: kill -9 and restart (with the same and other thread counts,
+//! both writer back-ends, both fsync policies), torn tails, corruption, ENOSPC, CONFIG SET
+//! appendonly at run time, and acknowledged writes under concurrent load.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{free_port, try_start_warpengine_on, RawConn, Resp, ServerProcess};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("warp-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+    fn log_dir(&self) -> PathBuf {
+        self.0.join("appendonlydir")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn start(port: u16, dir: &TempDir, extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--appendonly", "yes", "--dir", dir.path()];
+    args.extend_from_slice(extra);
+    try_start_warpengine_on(port, &args).unwrap_or_else(|log| panic!("start failed:\n{log}"))
+}
+
+type State = BTreeMap<(usize, Vec<u8>), (String, Resp, Resp)>;
+
+/// Every key of databases 0..6 with its type, value (collections in a canonical order) and
+/// absolute expiry time.
+fn state(port: u16) -> State {
+    let mut c = RawConn::connect(port);
+    let mut out = State::new();
+    for db in 0..6 {
+        c.call(&["SELECT", &db.to_string()]);
+        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
+            panic!("KEYS")
+        };
+        for k in keys {
+            let Resp::Bulk(key) = k else { panic!("key") };
+            let name = String::from_utf8(key.clone()).unwrap();
+            let Resp::Simple(ty) = c.call(&["TYPE", &name]) else {
+                panic!("TYPE")
+            };
+            let value = match ty.as_str() {
+                "string" => c.call(&["GET", &name]),
+                "list" => c.call(&["LRANGE", &name, "0", "-1"]),
+                "hash" => sorted(c.call(&["HGETALL", &name]), 2),
+                "set" => sorted(c.call(&["SMEMBERS", &name]), 1),
+                "zset" => c.call(&["ZRANGE", &name, "0", "-1", "WITHSCORES"]),
+                other => panic!("unexpected type {other}"),
+            };
+            let expiry = c.call(&["PEXPIRETIME", &name]);
+            out.insert((db, key), (ty, value, expiry));
+        }
+    }
+    out
+}
+
+fn sorted(r: Resp, group: usize) -> Resp {
+    let Resp::Array(items) = r else { return r };
+    let mut chunks: Vec<Vec<Resp>> = items.chunks(group).map(|c| c.to_vec()).collect();
+    chunks.sort();
+    Resp::Array(chunks.into_iter().flatten().collect())
+}
+
+fn ok(r: Resp) {
+    assert!(!matches!(r, Resp::Error(_)), "unexpected error: {r:?}");
+}
+
+/// A little of everything: every type, relative and absolute expiry, random pops, blocking
+/// pops, commands whose keys span shards, database-wide commands, expiry before re-creation.
+fn workload(port: u16) {
+    let mut c = RawConn::connect(port);
+    for i in 0..40 {
+        let k = format!("str:{i}");
+        ok(c.call(&["SET", &k, &format!("value-{i}")]));
+        if i % 3 == 0 {
+            ok(c.call(&["EXPIRE", &k, "1000"]));
+        }
+        if i % 5 == 0 {
+            ok(c.call(&["SET", &format!("ttl:{i}"), "x", "PX", "500000"]));
+        }
+        ok(c.call(&["INCRBY", &format!("ctr:{}", i % 7), &i.to_string()]));
+        ok(c.call(&["RPUSH", &format!("list:{}", i % 4), &i.to_string(), "pad"]));
+        ok(c.call(&[
+            "HSET",
+            &format!("hash:{}", i % 3),
+            &format!("f{i}"),
+            &i.to_string(),
+        ]));
+        ok(c.call(&[
+            "SADD",
+            &format!("set:{}", i % 5),
+            &format!("m{i}"),
+            &i.to_string(),
+        ]));
+        ok(c.call(&[
+            "ZADD",
+            &format!("zset:{}", i % 4),
+            &format!("{}.5", i),
+            &format!("z{i}"),
+        ]));
+    }
+    ok(c.call(&["PERSIST", "str:3"]));
+    ok(c.call(&["INCRBYFLOAT", "float", "1.1"]));
+    ok(c.call(&["INCRBYFLOAT", "float", "2.25"]));
+    ok(c.call(&["APPEND", "str:1", "-appended"]));
+    ok(c.call(&["SETRANGE", "str:2", "3", "XYZ"]));
+    ok(c.call(&["GETEX", "str:4", "EX", "7777"]));
+    ok(c.call(&["LPOP", "list:0"]));
+    ok(c.call(&["LMOVE", "list:1", "list:9", "LEFT", "RIGHT"]));
+    ok(c.call(&["HDEL", "hash:0", "f0", "f3"]));
+    ok(c.call(&["HINCRBYFLOAT", "hash:1", "f1", "0.5"]));
+    ok(c.call(&["SPOP", "set:0", "3"]));
+    ok(c.call(&["SPOP", "set:1"]));
+    ok(c.call(&["SMOVE", "set:2", "set:3", "m2"]));
+    ok(c.call(&["SINTERSTORE", "inter", "set:3", "set:4"]));
+    ok(c.call(&["SUNIONSTORE", "union", "set:1", "set:2", "set:3"]));
+    ok(c.call(&["ZINCRBY", "zset:0", "10", "z0"]));
+    ok(c.call(&["ZPOPMIN", "zset:1", "2"]));
+    ok(c.call(&[
+        "ZUNIONSTORE",
+        "zu",
+        "2",
+        "zset:2",
+        "zset:3",
+        "WEIGHTS",
+        "2",
+        "3",
+    ]));
+    ok(c.call(&["SETBIT", "bits", "100", "1"]));
+    ok(c.call(&["BITOP", "OR", "bits2", "bits", "str:5"]));
+    for i in 0..10 {
+        ok(c.call(&[
+            "MSET",
+            &format!("ma{i}"),
+            "1",
+            &format!("mb{i}"),
+            "2",
+            &format!("mc{i}"),
+            "3",
+        ]));
+        ok(c.call(&["RENAME", &format!("ma{i}"), &format!("renamed{i}")]));
+        ok(c.call(&["COPY", &format!("mb{i}"), &format!("copied{i}")]));
+    }
+    ok(c.call(&["DEL", "mc0", "mc1", "mc2", "str:10", "str:11"]));
+    ok(c.call(&["SORT", "list:2", "ALPHA", "STORE", "sorted"]));
+    // Blocking pops, served at once and after waiting.
+    ok(c.call(&["BLPOP", "list:3", "0"]));
+    let mut waiter = RawConn::connect(port);
+    waiter.send_command(&[b"BRPOP", b"later", b"5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    ok(c.call(&["RPUSH", "later", "a", "b", "c"]));
+    assert_eq!(
+        Resp::parse(&waiter.read_reply().unwrap()),
+        Resp::Array(vec![
+            Resp::Bulk(b"later".to_vec()),
+            Resp::Bulk(b"c".to_vec())
+        ])
+    );
+    ok(c.call(&["BZPOPMIN", "zset:3", "0"]));
+    // A key that expires and is then created again: the log must not depend on the clock.
+    ok(c.call(&["SET", "phoenix", "10", "PX", "30"]));
+    ok(c.call(&["INCR", "phoenix"]));
+    std::thread::sleep(Duration::from_millis(60));
+    ok(c.call(&["INCR", "phoenix"]));
+    // Other databases, MOVE, SWAPDB, FLUSHDB.
+    ok(c.call(&["SELECT", "1"]));
+    ok(c.call(&["SET", "in-one", "1"]));
+    ok(c.call(&["SELECT", "2"]));
+    ok(c.call(&["SET", "in-two", "2"]));
+    ok(c.call(&["SELECT", "3"]));
+    ok(c.call(&["SET", "in-three", "3"]));
+    ok(c.call(&["SWAPDB", "2", "3"]));
+    ok(c.call(&["SELECT", "4"]));
+    ok(c.call(&["SET", "doomed", "1"]));
+    ok(c.call(&["FLUSHDB"]));
+    ok(c.call(&["SET", "after-flush", "1"]));
+    ok(c.call(&["SELECT", "0"]));
+    ok(c.call(&["MOVE", "str:12", "5"]));
+}
+
+fn check_recovery(name: &str, extra: &[&str]) {
+    let dir = TempDir::new(name);
+    let port = free_port();
+    let mut server = start(port, &dir, extra);
+    workload(port);
+    let before = state(port);
+    assert!(before.len() > 100, "workload made {} keys", before.len());
+    assert_eq!(
+        RawConn::connect(port).call(&["GET", "phoenix"]),
+        Resp::Bulk(b"1".to_vec())
+    );
+    server.kill9();
+    for threads in ["2", "3", "1", "2"] {
+        let mut args: Vec<&str> = extra.to_vec();
+        if let Some(i) = args.iter().position(|a| *a == "--threads") {
+            args.drain(i..i + 2);
+        }
+        args.extend_from_slice(&["--threads", threads]);
+        let mut server = start(port, &dir, &args);
+        let after = state(port);
+        let lost: Vec<_> = before.keys().filter(|k| !after.contains_key(*k)).collect();
+        assert!(lost.is_empty(), "{name}, threads {threads}: lost {lost:?}");
+        for (k, v) in &before {
+            assert_eq!(
+                after.get(k),
+                Some(v),
+                "{name}, threads {threads}: key {k:?}"
+            );
+        }
+        assert_eq!(after.len(), before.len(), "{name}, threads {threads}");
+        server.kill9();
+    }
+}
+
+#[test]
+fn everysec_log_recovers_everything_after_kill_9_with_any_thread_count() {
+    check_recovery("everysec-uring", &["--threads", "2"]);
+}
+
+#[test]
+fn always_log_through_the_portable_writer_recovers_everything() {
+    check_recovery(
+        "always-thread",
+        &[
+            "--appendfsync",
+            "always",
+            "--wal-thread-writer",
+            "--threads",
+            "2",
+        ],
+    );
+}
+
+fn log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("log-"))
+        })
+        .collect();
+    v.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    v
+}
+
+#[test]
+fn torn_tail_is_cut_and_corruption_in_the_middle_refuses_to_start_unless_repaired() {
+    let dir = TempDir::new("damage");
+    let port = free_port();
+    let mut server = start(port, &dir, &["--threads", "1"]);
+    let mut c = RawConn::connect(port);
+    for i in 0..200 {
+        ok(c.call(&["SET", &format!("k{i}"), &format!("v{i}")]));
+    }
+    server.kill9();
+    // A write cut short: half a record at the end.
+    let biggest = log_files(&dir.log_dir()).pop().expect("a log file");
+    let mut data = std::fs::read(&biggest).unwrap();
+    let tail = data[..30].to_vec();
+    data.extend_from_slice(&tail);
+    std::fs::write(&biggest, &data).unwrap();
+    let mut server = start(port, &dir, &["--threads", "1"]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(200));
+    for i in 200..400 {
+        ok(c.call(&["SET", &format!("k{i}"), &format!("v{i}")]));
+    }
+    server.kill9();
+
+    // One flipped bit in the middle of the log written since that start.
+    let log = log_files(&dir.log_dir()).pop().expect("a log file");
+    let mut data = std::fs::read(&log).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x10;
+    std::fs::write(&log, &data).unwrap();
+    let err = match try_start_warpengine_on(
+        port,
+        &["--appendonly", "yes", "--dir", dir.path(), "--threads", "1"],
+    ) {
+        Ok(_) => panic!("started on a corrupt log"),
+        Err(log_text) => log_text,
+    };
+    let name = log.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "error does not name the file: {err}");
+    assert!(
+        err.contains("offset"),
+        "error does not give the offset: {err}"
+    );
+    assert!(
+        err.contains("--wal-repair"),
+        "error does not say how to repair: {err}"
+    );
+
+    let _server = start(port, &dir, &["--threads", "1", "--wal-repair"]);
+    let mut c = RawConn::connect(port);
+    let n = c.call(&["DBSIZE"]).int();
+    assert!((200..400).contains(&n), "after repair {n} keys");
+    // The prefix is intact: keys are present up to the damage, with their values.
+    for i in 0..n {
+        assert_eq!(
+            c.call(&["GET", &format!("k{i}")]),
+            Resp::Bulk(format!("v{i}").into_bytes())
+        );
+    }
+}
+
+#[test]
+fn config_set_appendonly_starts_logging_from_a_snapshot() {
+    let dir = TempDir::new("config-set");
+    let port = free_port();
+    let mut server = try_start_warpengine_on(port, &["--dir", dir.path()]).unwrap();
+    let mut c = RawConn::connect(port);
+    ok(c.call(&["SET", "before", "1"]));
+    ok(c.call(&[
+        "CONFIG",
+        "SET",
+        "appendonly",
+        "yes",
+        "appendfsync",
+        "always",
+    ]));
+    ok(c.call(&["SET", "after", "2"]));
+    ok(c.call(&["RPUSH", "list", "a", "b"]));
+    let info = c.call(&["INFO", "persistence"]);
+    let Resp::Bulk(info) = info else { panic!() };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("aof_enabled:1"), "{info}");
+    assert!(info.contains("aof_fsync:always"), "{info}");
+    server.kill9();
+    let _server = start(port, &dir, &[]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["GET", "before"]), Resp::Bulk(b"1".to_vec()));
+    assert_eq!(c.call(&["GET", "after"]), Resp::Bulk(b"2".to_vec()));
+    assert_eq!(c.call(&["LLEN", "list"]), Resp::Int(2));
+}
+
+#[test]
+fn save_bgsave_and_bgrewriteaof_compact_the_log() {
+    let dir = TempDir::new("save");
+    let port = free_port();
+    let mut server = start(port, &dir, &[]);
+    let mut c = RawConn::connect(port);
+    for i in 0..100 {
+        ok(c.call(&["INCR", "counter"]));
+        ok(c.call(&["SET", &format!("k{i}"), "v"]));
+    }
+    let before = c.call(&["LASTSAVE"]).int();
+    assert_eq!(c.call(&["SAVE"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        Resp::Simple("Background append only file rewriting started".into())
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let Resp::Bulk(info) = c.call(&["INFO", "persistence"]) else {
+            panic!()
+        };
+        if String::from_utf8(info)
+            .unwrap()
+            .contains("aof_rewrite_in_progress:0")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(c.call(&["LASTSAVE"]).int() >= before);
+    ok(c.call(&["INCR", "counter"]));
+    let logs: u64 = log_files(&dir.log_dir())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(
+        logs < 200,
+        "{logs} bytes of log after a snapshot and one INCR"
+    );
+    server.kill9();
+    let _server = start(port, &dir, &[]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["GET", "counter"]), Resp::Bulk(b"101".to_vec()));
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(101));
+}
+
+/// Several clients write while the server is killed at a random moment: every acknowledged
+/// INCR is in the recovered value, and no MSET spanning shards is half applied.
+fn acknowledged_writes_survive(fsync: &str, backend: &[&str]) {
+    let dir = TempDir::new(&format!("crash-{fsync}"));
+    let port = free_port();
+    for round in 0..3 {
+        let mut args = vec!["--appendfsync", fsync, "--threads", "2"];
+        args.extend_from_slice(backend);
+        let mut server = start(port, &dir, &args);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for t in 0..4 {
+            let stop = stop.clone();
+            clients.push(std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let (mut acked_incr, mut acked_mset) = (None, None);
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    c.send_command(&[b"INCR", format!("counter:{t}").as_bytes()]);
+                    match c.read_reply_opt() {
+                        Some(r) => acked_incr = Some(Resp::parse(&r).int()),
+                        None => break,
+                    }
+                    let v = i.to_string();
+                    c.send_command(&[
+                        b"MSET",
+                        format!("pair:{t}:a").as_bytes(),
+                        v.as_bytes(),
+                        format!("pair:{t}:b").as_bytes(),
+                        v.as_bytes(),
+                        format!("pair:{t}:c").as_bytes(),
+                        v.as_bytes(),
+                    ]);
+                    match c.read_reply_opt() {
+                        Some(_) => acked_mset = Some(i),
+                        None => break,
+                    }
+                }
+                (acked_incr, acked_mset)
+            }));
+        }
+        let pause = 200 + (std::process::id() as u64 * 7919 + round * 104_729) % 600;
+        std::thread::sleep(Duration::from_millis(pause));
+        server.kill9();
+        stop.store(true, Ordering::Relaxed);
+        let acked: Vec<_> = clients.into_iter().map(|h| h.join().unwrap()).collect();
+        let _server = start(port, &dir, &args);
+        let mut c = RawConn::connect(port);
+        for (t, (incr, mset)) in acked.into_iter().enumerate() {
+            let got = match c.call(&["GET", &format!("counter:{t}")]) {
+                Resp::Nil => 0,
+                r => r.int(),
+            };
+            let incr = incr.unwrap_or(0);
+            assert!(
+                got >= incr,
+                "{fsync} round {round}: counter {t} acknowledged {incr}, recovered {got}"
+            );
+            let pair: Vec<Resp> = ["a", "b", "c"]
+                .iter()
+                .map(|s| c.call(&["GET", &format!("pair:{t}:{s}")]))
+                .collect();
+            assert!(
+                pair[0] == pair[1] && pair[1] == pair[2],
+                "{fsync} round {round}: MSET half applied: {pair:?}"
+            );
+            if let Some(m) = mset {
+                assert!(
+                    pair[0].int() >= m as i64,
+                    "{fsync}: MSET {m} acknowledged, lost"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_under_load_everysec() {
+    acknowledged_writes_survive("everysec", &[]);
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_under_load_always_both_writers() {
+    acknowledged_writes_survive("always", &[]);
+    acknowledged_writes_survive("always", &["--wal-thread-writer"]);
+}
+
+/// A full disk: the write that cannot be logged is answered MISCONF, reads keep working, and
+/// once space is back a snapshot clears the condition; nothing acknowledged is lost.
+#[test]
+fn full_disk_gives_misconf_and_recovers_when_space_returns() {
+    let dir = TempDir::new("enospc");
+    let mnt = dir.0.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=6m",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    // Something else on the disk, that the operator can delete later.
+    let filler = mnt.join("filler");
+    // Bigger than what the log fills, so a snapshot fits once it is gone.
+    std::fs::write(&filler, vec![0u8; 3584 << 10]).unwrap();
+    let port = free_port();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--dir",
+        mnt.to_str().unwrap(),
+        "--threads",
+        "1",
+    ];
+    let mut server = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    let value = "x".repeat(16 * 1024);
+    let mut acked = 0;
+    let mut refused = None;
+    for i in 0..400 {
+        match c.call(&["SET", &format!("big{i}"), &value]) {
+            Resp::Simple(_) => acked = i + 1,
+            Resp::Error(e) => {
+                refused = Some(e);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let refused = refused.expect("a 6 MB disk took 6.4 MB of writes");
+    assert!(refused.starts_with("MISCONF"), "{refused}");
+    assert!(acked > 10);
+    // Reads work; writes are refused, and keep being refused while the disk is full.
+    assert_eq!(c.call(&["STRLEN", "big0"]), Resp::Int(value.len() as i64));
+    std::thread::sleep(Duration::from_millis(1500));
+    let Resp::Error(e) = c.call(&["SET", "small", "1"]) else {
+        panic!("write accepted on a failed log")
+    };
+    assert!(e.starts_with("MISCONF"), "{e}");
+    // Space comes back: a fresh snapshot clears the condition.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(c.call(&["SET", "small", "1"]), Resp::Simple(_)) {
+        assert!(
+            Instant::now() < deadline,
+            "writes still refused 10 s after space returned"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.kill9();
+    let _server = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    for i in 0..acked {
+        assert_eq!(
+            c.call(&["STRLEN", &format!("big{i}")]),
+            Resp::Int(value.len() as i64),
+            "acknowledged key big{i} lost"
+        );
+    }
+    assert_eq!(c.call(&["GET", "small"]), Resp::Bulk(b"1".to_vec()));
+}
