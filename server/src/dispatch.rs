@@ -31,6 +31,7 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
             unreachable!("only keyed commands are batched")
         };
         let spec_name = TABLE[item.spec].name;
+        wal_log::before_command(&mut ctx, item.spec, &item.args);
         let reply = guarded(spec_name, || f(&mut ctx, &item.args));
         if logging {
             wal_log::after_command(&mut ctx, item.spec, &item.args, &reply);
@@ -198,6 +199,7 @@ impl Pipeline {
                         self.flush(server, conn.no_touch).await;
                         bump(&stats.cross_shard_commands, 1);
                         let reply = run_locked(server, conn, spec, &args, |ctx| {
+                            wal_log::before_command(ctx, index, &args);
                             let reply = guarded(spec.name, || f(ctx, &args));
                             log_locked(ctx, index, &args, &reply);
                             reply
@@ -218,6 +220,7 @@ impl Pipeline {
                         .map(|p| args[p].clone())
                         .collect();
                     let attempt = run_locked(server, conn, spec, &args, |ctx| {
+                        wal_log::before_command(ctx, index, &args);
                         let attempt = f(ctx, &args);
                         if let Attempt::Done(reply) = &attempt {
                             log_locked(ctx, index, &args, reply);
@@ -366,6 +369,7 @@ impl Pipeline {
             unreachable!("only blocking commands block")
         };
         let attempt = run_locked(server, conn, spec, &b.args, |ctx| {
+            wal_log::before_command(ctx, b.spec, &b.args);
             let attempt = f(ctx, &b.args);
             if let Attempt::Done(reply) = &attempt {
                 log_locked(ctx, b.spec, &b.args, reply);

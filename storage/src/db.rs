@@ -14,6 +14,20 @@ pub struct Entry {
     pub expire_at: u64,
     /// Last access, in seconds of the shard's clock, for OBJECT IDLETIME.
     pub last_access: u32,
+    /// The snapshot epoch this entry was written out in (or created during): a background
+    /// snapshot writes each entry of an older epoch exactly once. Fits in the padding.
+    pub snap_mark: u32,
+}
+
+impl Entry {
+    pub fn new(value: Value, expire_at: u64, last_access: u32) -> Entry {
+        Entry {
+            value,
+            expire_at,
+            last_access,
+            snap_mark: 0,
+        }
+    }
 }
 
 /// A keyspace. Keys live in an insertion-indexed map so that a uniformly random key
@@ -29,6 +43,8 @@ pub struct Db {
     /// While a write-ahead log is on: keys removed by expiry that it has not recorded yet
     /// (it logs them as deletions, so that replay never depends on the clock).
     pub expired_unlogged: Option<Vec<Key>>,
+    /// The epoch of the latest background snapshot; entries created now belong to it.
+    pub snap_epoch: u32,
 }
 
 /// The result of one SCAN step: the keys seen and the position to resume from (0: done).
@@ -103,6 +119,7 @@ impl Db {
             value,
             expire_at,
             last_access: clock,
+            snap_mark: self.snap_epoch,
         };
         // One hash and probe for both outcomes (the common SET path).
         match self.map.raw_entry_mut_v1().from_key(key) {
@@ -261,6 +278,44 @@ impl Db {
             .iter()
             .filter(move |(_, e)| !Self::is_expired(e, now_ms))
             .map(|(k, e)| (k.as_bytes(), e))
+    }
+
+    /// For a background snapshot: the entry under `key` if it has not been written out in the
+    /// current epoch yet (it is marked as written). Expired entries count: the log holds
+    /// their deletion.
+    pub fn take_for_snapshot(&mut self, key: &[u8]) -> Option<&Entry> {
+        let epoch = self.snap_epoch;
+        let entry = self.map.get_mut(key)?;
+        if entry.snap_mark == epoch {
+            return None;
+        }
+        entry.snap_mark = epoch;
+        Some(entry)
+    }
+
+    /// One step of a background snapshot's walk: visits up to `budget` positions below
+    /// `*cursor` (walking down, so a swap-remove never hides an entry from the walk), hands
+    /// each entry not yet written in this epoch to `write` and marks it. Returns whether the
+    /// walk reached the bottom.
+    pub fn snapshot_step(
+        &mut self,
+        cursor: &mut usize,
+        budget: usize,
+        mut write: impl FnMut(&[u8], &Entry),
+    ) -> bool {
+        let epoch = self.snap_epoch;
+        let mut pos = (*cursor).min(self.map.len());
+        let stop = pos.saturating_sub(budget);
+        while pos > stop {
+            pos -= 1;
+            let (key, entry) = self.map.get_index_mut(pos).expect("index below len");
+            if entry.snap_mark != epoch {
+                entry.snap_mark = epoch;
+                write(key.as_bytes(), entry);
+            }
+        }
+        *cursor = pos;
+        pos == 0
     }
 
     pub fn swap_with(&mut self, other: &mut Db) {

@@ -578,3 +578,111 @@ fn full_disk_gives_misconf_and_recovers_when_space_returns() {
     }
     assert_eq!(c.call(&["GET", "small"]), Resp::Bulk(b"1".to_vec()));
 }
+
+fn mget_all(c: &mut RawConn, n: usize) -> Vec<Resp> {
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(1000) {
+        let keys: Vec<String> = (start..(start + 1000).min(n))
+            .map(|i| format!("k{i}"))
+            .collect();
+        let mut args = vec!["MGET"];
+        args.extend(keys.iter().map(String::as_str));
+        let Resp::Array(v) = c.call(&args) else {
+            panic!("MGET")
+        };
+        out.extend(v);
+    }
+    out
+}
+
+fn wait_snapshot_done(c: &mut RawConn) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let Resp::Bulk(info) = c.call(&["INFO", "persistence"]) else {
+            panic!()
+        };
+        if String::from_utf8(info)
+            .unwrap()
+            .contains("rdb_bgsave_in_progress:0")
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "snapshot did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// BGSAVE while clients keep writing: the snapshot plus the log after it give back exactly
+/// the data, and the log before it is gone.
+#[test]
+fn background_snapshot_under_writes_is_exact() {
+    let dir = TempDir::new("bgsave");
+    let port = free_port();
+    let mut server = start(port, &dir, &["--threads", "2"]);
+    const N: usize = 100_000;
+    let mut loader = RawConn::connect(port);
+    for start in (0..N).step_by(1000) {
+        let mut batch = Vec::new();
+        for i in start..start + 1000 {
+            let (k, v) = (format!("k{i}"), format!("v{i}"));
+            batch.extend(warpengine_tests::encode_command(&[
+                b"SET",
+                k.as_bytes(),
+                v.as_bytes(),
+            ]));
+        }
+        loader.send(&batch);
+        for _ in 0..1000 {
+            loader.read_reply().unwrap();
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = RawConn::connect(port);
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("k{}", (i * 7919) % N);
+                match i % 4 {
+                    0 => ok(c.call(&["APPEND", &k, "+"])),
+                    1 => ok(c.call(&["DEL", &k])),
+                    2 => ok(c.call(&["SET", &k, &format!("new{i}")])),
+                    _ => ok(c.call(&["INCR", "counter"])),
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["BGSAVE"]),
+        Resp::Simple("Background saving started".into())
+    );
+    wait_snapshot_done(&mut c);
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert!(writes > 100, "only {writes} writes ran");
+    let before = mget_all(&mut c, N);
+    let counter = c.call(&["GET", "counter"]);
+    let size = c.call(&["DBSIZE"]);
+    // The snapshot replaced the log written before it.
+    let oldest = std::fs::read_dir(dir.log_dir())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("log-1-"))
+        .count();
+    assert_eq!(oldest, 0, "the log before the snapshot is still there");
+    server.kill9();
+    let _server = start(port, &dir, &["--threads", "2"]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["DBSIZE"]), size);
+    assert_eq!(c.call(&["GET", "counter"]), counter);
+    let after = mget_all(&mut c, N);
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        assert_eq!(b, a, "k{i}");
+    }
+}

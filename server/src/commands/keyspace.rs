@@ -256,11 +256,7 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let Some(entry) = ctx.read(src) else {
         return Reply::Int(0);
     };
-    let copy = Entry {
-        value: entry.value.clone(),
-        expire_at: entry.expire_at,
-        last_access: entry.last_access,
-    };
+    let copy = Entry::new(entry.value.clone(), entry.expire_at, entry.last_access);
     let now = ctx.now_ms;
     let target = ctx.db_at(dst, dst_db);
     if target.contains(dst, now) {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use warpengine_storage::Shard;
 
 use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, SYNTAX};
+use crate::persist::background;
 use crate::persist::log::{self as wal_log, KeyspaceOp};
 use crate::persist::snapshot::{self, Logging};
 use crate::protocol::reply::OK;
@@ -84,6 +85,10 @@ pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
     let (lo, hi) = (a.min(b) as usize, a.max(b) as usize);
     // Every shard swaps under one lock set, so no client sees the swap half done.
     let mut guards = s.server.lock_all();
+    {
+        let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        background::preserve_databases(s.server, &mut shards, &[lo, hi]);
+    }
     for shard in guards.iter_mut() {
         let (left, right) = shard.dbs.split_at_mut(hi);
         left[lo].swap_with(&mut right[0]);
@@ -125,30 +130,12 @@ pub fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
     }
 }
 
-/// Starts a snapshot on a thread of its own; `started` is the status Redis answers.
+/// Starts a background snapshot; `started` is the status Redis answers.
 fn background_snapshot(s: &mut Session, started: &'static str, busy: &'static str) -> Reply {
-    let stats = &s.server.wal.stats;
-    if stats
-        .snapshot_in_progress
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-        .is_err()
-    {
-        return Reply::err(busy);
-    }
-    let server = s.server.clone();
-    let spawned = std::thread::Builder::new()
-        .name("snapshot".into())
-        .spawn(move || {
-            if let Err(e) = snapshot::take(&server, Logging::Keep) {
-                tracing::error!("background snapshot failed: {e}");
-            }
-        });
-    match spawned {
-        Ok(_) => Reply::Status(started),
-        Err(e) => {
-            stats.snapshot_in_progress.store(false, Ordering::Relaxed);
-            Reply::err(format!("ERR cannot start a background save: {e}"))
-        }
+    if background::start(s.server) {
+        Reply::Status(started)
+    } else {
+        Reply::err(busy)
     }
 }
 

@@ -307,6 +307,9 @@ fn sort_generic(s: &mut Session, args: &[Bytes], readonly: bool) -> Reply {
         let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
         ctx.no_touch = s.conn.no_touch;
+        if let Some(dest) = &dest {
+            crate::persist::log::before_key(&mut ctx, dest, false);
+        }
         let reply = run(&mut ctx, &args[1], opts);
         if let Some(dest) = dest
             .as_ref()

@@ -7,6 +7,7 @@
 //! - keys removed by expiry are logged as deletions before the next record of their shard.
 
 use std::borrow::Cow;
+use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
@@ -57,6 +58,35 @@ fn form_of(spec: &CommandSpec) -> Form {
 
 pub fn is_logged(spec_index: usize) -> bool {
     FORMS[spec_index] != Form::NotLogged
+}
+
+/// Before a logged command changes its keys: a background snapshot that has not written them
+/// yet writes them out first.
+pub fn before_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes]) {
+    let server = ctx.server;
+    if !server.wal.background_active.load(Ordering::Acquire) || !is_logged(spec_index) {
+        return;
+    }
+    let spec = &TABLE[spec_index];
+    // MOVE and COPY ... DB write the key in another database too.
+    let every_db = matches!(spec.name, "move" | "copy");
+    for p in spec.key_positions(args) {
+        before_key(ctx, &args[p], every_db);
+    }
+}
+
+/// Preserves one key for a background snapshot (in every database when `every_db`).
+pub fn before_key(ctx: &mut KeyCtx, key: &[u8], every_db: bool) {
+    let server = ctx.server;
+    let dbs = if every_db {
+        0..ctx.databases()
+    } else {
+        ctx.db..ctx.db + 1
+    };
+    let shard = ctx.shard(key);
+    for db in dbs {
+        super::background::preserve(server, shard, db, key);
+    }
 }
 
 /// Logs the deletions of keys that expired on `shard` since its last record.

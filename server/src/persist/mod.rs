@@ -3,6 +3,7 @@
 //! submission; a connection sends its replies only once the records of its writes are written
 //! (and, with `appendfsync always`, covered by an fdatasync).
 
+pub mod background;
 pub mod log;
 pub mod ops;
 pub mod recovery;
@@ -159,6 +160,9 @@ pub struct Wal {
     pub failure: Mutex<String>,
     pub shutting_down: AtomicBool,
     pub last_retry_ms: AtomicU64,
+    /// The background snapshot under way, if any (`background_active` is its cheap check).
+    pub background: Mutex<Option<Arc<background::Background>>>,
+    pub background_active: AtomicBool,
     pub stats: WalStats,
 }
 
@@ -187,6 +191,8 @@ impl Wal {
             failure: Mutex::new(String::new()),
             shutting_down: AtomicBool::new(false),
             last_retry_ms: AtomicU64::new(0),
+            background: Mutex::new(None),
+            background_active: AtomicBool::new(false),
             stats: WalStats::default(),
         }
     }

@@ -1,0 +1,282 @@
+//! Background snapshots (BGSAVE, BGREWRITEAOF) that neither stop service nor copy the data.
+//!
+//! At the start every shard is locked for an instant: its log moves to a new segment and its
+//! snapshot epoch advances. Then a thread walks each shard in small steps, each under the
+//! shard's lock for a fraction of a millisecond, writing every entry of an older epoch. A write
+//! command about to change an entry the walk has not reached writes that entry out first (its
+//! state when the snapshot began), so the snapshot is exactly the data at the start, and the
+//! new segment holds everything after it. Entries created meanwhile already carry the new
+//! epoch and are left to the log.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use warpengine_storage::{Entry, Shard};
+use warpengine_wal as wal;
+
+use super::log::{flush_expired, put_key};
+use super::ops::PayloadWriter;
+use crate::server::{unix_ms, Server};
+
+/// Positions visited per step under one shard lock.
+const STEP: usize = 256;
+
+struct ShardWalk {
+    buf: Vec<u8>,
+    lsn: u64,
+    db: usize,
+    cursor: usize,
+    done: bool,
+    keys: u64,
+}
+
+pub struct Background {
+    shards: Vec<Mutex<ShardWalk>>,
+}
+
+impl ShardWalk {
+    fn write(&mut self, db: usize, key: &[u8], entry: &Entry) {
+        self.lsn += 1;
+        self.keys += 1;
+        wal::record::append(&mut self.buf, self.lsn, |b| {
+            put_key(&mut PayloadWriter::begin(b, db, None), key, Some(entry));
+        });
+    }
+}
+
+fn walk(bg: &Background, shard: usize) -> std::sync::MutexGuard<'_, ShardWalk> {
+    bg.shards[shard].lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn current(server: &Server) -> Option<Arc<Background>> {
+    server
+        .wal
+        .background
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// Before a write changes `key` in database `db` of `shard`: writes the key's pre-snapshot
+/// state out if the walk has not reached it.
+pub fn preserve(server: &Server, shard: &mut Shard, db: usize, key: &[u8]) {
+    if !server.wal.background_active.load(Ordering::Acquire) {
+        return;
+    }
+    let Some(bg) = current(server) else { return };
+    if let Some(entry) = shard.dbs[db].take_for_snapshot(key) {
+        walk(&bg, shard.id).write(db, key, entry);
+    }
+}
+
+/// Before a write that moves whole databases (SWAPDB): finishes the walk of those databases
+/// on every shard at once.
+pub fn preserve_databases(server: &Server, shards: &mut [&mut Shard], dbs: &[usize]) {
+    if !server.wal.background_active.load(Ordering::Acquire) {
+        return;
+    }
+    let Some(bg) = current(server) else { return };
+    for s in shards.iter_mut() {
+        let mut w = walk(&bg, s.id);
+        for &db in dbs {
+            let mut cursor = usize::MAX;
+            s.dbs[db].snapshot_step(&mut cursor, usize::MAX, |k, e| w.write(db, k, e));
+        }
+    }
+}
+
+/// Starts a background snapshot on a thread of its own. False if one is already running.
+pub fn start(server: &Arc<Server>) -> bool {
+    let wal_state = &server.wal;
+    if wal_state
+        .stats
+        .snapshot_in_progress
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    let server = server.clone();
+    let spawned = std::thread::Builder::new()
+        .name("bg-snapshot".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let result = run(&server);
+            let stats = &server.wal.stats;
+            *server
+                .wal
+                .background
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+            server.wal.background_active.store(false, Ordering::Release);
+            stats
+                .last_snapshot_ok
+                .store(result.is_ok(), Ordering::Relaxed);
+            match result {
+                Ok((segment, keys)) => {
+                    stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .last_snapshot_secs
+                        .store(started.elapsed().as_secs(), Ordering::Relaxed);
+                    server.lastsave.store(unix_ms() / 1000, Ordering::Relaxed);
+                    tracing::info!(
+                        segment,
+                        keys,
+                        "background snapshot written in {:.3}s",
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Err(e) => tracing::error!("background snapshot failed: {e}"),
+            }
+            stats.snapshot_in_progress.store(false, Ordering::Release);
+        });
+    if spawned.is_err() {
+        wal_state
+            .stats
+            .snapshot_in_progress
+            .store(false, Ordering::Release);
+        return false;
+    }
+    true
+}
+
+fn run(server: &Server) -> io::Result<(u64, u64)> {
+    let wal_state = &server.wal;
+    let dir = wal_state.dir();
+    std::fs::create_dir_all(&dir)?;
+    let n = server.threads();
+    let bg = Arc::new(Background {
+        shards: (0..n)
+            .map(|_| {
+                Mutex::new(ShardWalk {
+                    buf: Vec::new(),
+                    lsn: 0,
+                    db: 0,
+                    cursor: usize::MAX,
+                    done: false,
+                    keys: 0,
+                })
+            })
+            .collect(),
+    });
+    // The instant every shard agrees on: what came before is in the snapshot, what comes
+    // after is in the new segment (a cross-shard group lands wholly on one side).
+    let segment = {
+        let mut guards = server.lock_all();
+        let current = wal_state
+            .logs
+            .iter()
+            .map(|l| l.segment())
+            .max()
+            .unwrap_or(0);
+        let segment = wal::last_segment(&dir)?.max(current) + 1;
+        for g in guards.iter_mut() {
+            if wal_state.is_on() {
+                flush_expired(server, g);
+            }
+            wal_state.logs[g.id].rotate(segment);
+            for db in &mut g.dbs {
+                db.snap_epoch = db.snap_epoch.wrapping_add(1);
+            }
+        }
+        *wal_state
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(bg.clone());
+        wal_state.background_active.store(true, Ordering::Release);
+        segment
+    };
+    let paths: Vec<PathBuf> = (0..n)
+        .map(|i| wal::snapshot_path(&dir, segment, i).with_extension("tmp"))
+        .collect();
+    let result = write_all(server, &bg, &paths);
+    let finish = result.and_then(|keys| {
+        for (i, tmp) in paths.iter().enumerate() {
+            std::fs::rename(tmp, wal::snapshot_path(&dir, segment, i))?;
+        }
+        wal::sync_dir(&dir)?;
+        wal::write_manifest(
+            &dir,
+            &wal::Manifest {
+                shards: n,
+                snapshot: segment,
+            },
+        )?;
+        wal::remove_before(&dir, segment, Some(n))?;
+        Ok(keys)
+    });
+    if finish.is_err() {
+        for p in &paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    finish.map(|keys| (segment, keys))
+}
+
+/// Walks every shard step by step, appending what each step produced to its file.
+fn write_all(server: &Server, bg: &Background, paths: &[PathBuf]) -> io::Result<u64> {
+    let mut files = paths
+        .iter()
+        .map(|p| std::fs::File::create(p).map(io::BufWriter::new))
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut out = Vec::new();
+    loop {
+        let mut all_done = true;
+        for (i, file) in files.iter_mut().enumerate() {
+            {
+                let mut shard = server.lock_shard(i);
+                let mut w = walk(bg, i);
+                if !w.done {
+                    step(&mut shard, &mut w);
+                }
+                all_done &= w.done;
+                std::mem::swap(&mut out, &mut w.buf);
+            }
+            file.write_all(&out)?;
+            out.clear();
+        }
+        if all_done {
+            break;
+        }
+        // Leave the cores to the workers between steps.
+        std::thread::sleep(Duration::from_micros(50));
+    }
+    // The walks are over, so no write finds an entry to preserve any more; what the last
+    // writes preserved is collected under each shard's lock.
+    server.wal.background_active.store(false, Ordering::Release);
+    let mut keys = 0;
+    for (i, file) in files.iter_mut().enumerate() {
+        let (rest, count) = {
+            let _shard = server.lock_shard(i);
+            let mut w = walk(bg, i);
+            (std::mem::take(&mut w.buf), w.keys)
+        };
+        keys += count;
+        file.write_all(&rest)?;
+        file.flush()?;
+        file.get_ref().sync_data()?;
+    }
+    Ok(keys)
+}
+
+fn step(shard: &mut Shard, w: &mut ShardWalk) {
+    let mut budget = STEP;
+    while budget > 0 && w.db < shard.dbs.len() {
+        let db = w.db;
+        let before = w.cursor.min(shard.dbs[db].len());
+        let mut cursor = w.cursor;
+        let finished = shard.dbs[db].snapshot_step(&mut cursor, budget, |k, e| w.write(db, k, e));
+        budget = budget.saturating_sub(before - cursor);
+        w.cursor = cursor;
+        if finished {
+            w.db += 1;
+            w.cursor = usize::MAX;
+        }
+    }
+    if w.db >= shard.dbs.len() {
+        w.done = true;
+    }
+}
