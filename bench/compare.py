@@ -60,7 +60,7 @@ def start(kind, port, extra):
     if kind == "redis":
         cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
     else:
-        cmd = [WARP, "--port", str(port)]
+        cmd = [WARP, "--port", str(port), "--dir", tmp]
     proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_ready(port)
     return proc, tmp
@@ -112,6 +112,9 @@ def main():
     ap.add_argument("--preset", choices=["core", "datatypes"], default="core",
                     help="datatypes: every test of a default redis-benchmark run")
     ap.add_argument("--configs", default="", help="comma-separated config indexes (0: P=1, 1: P=16, 2: P=16 threads)")
+    ap.add_argument("--durability", default="",
+                    help="comma-separated appendfsync modes to compare (no-log, everysec, always): "
+                         "both servers log with the same setting; 'no-log' is appendonly no")
     a = ap.parse_args()
     configs = CONFIGS
     if a.quick:
@@ -121,6 +124,9 @@ def main():
         configs = [CONFIGS[int(i)] for i in a.configs.split(",")]
     print(f"# bench/compare.sh {' '.join(sys.argv[1:])}  (rounds={a.rounds}, "
           f"redis-benchmark -r 1000000 -d 64; medians)", flush=True)
+    if a.durability:
+        durability_table(a, configs, tests)
+        return
     results = measure([("redis", []), ("warp", a.warp_args.split())], a.rounds, configs, tests)
     print()
     print("| config | test | Redis ops/s | WarpEngine ops/s | ratio | Redis CPU-s/M req | WarpEngine CPU-s/M req | CPU ratio |")
@@ -135,6 +141,32 @@ def main():
             w_cpu = statistics.median(x[1] for x in w)
             print(f"| {label} | {test.upper()} | {r_ops:,.0f} | {w_ops:,.0f} | {w_ops / r_ops:.2f}x | "
                   f"{r_cpu:.2f} | {w_cpu:.2f} | {w_cpu / r_cpu:.2f}x |")
+
+
+def durability_table(a, configs, tests):
+    """The same tests with each server logging under the same appendfsync setting."""
+    modes = a.durability.split(",")
+    rows = {}
+    for mode in modes:
+        log = [] if mode == "no-log" else ["--appendonly", "yes", "--appendfsync", mode]
+        results = measure([("redis", log), ("warp", a.warp_args.split() + log)], a.rounds,
+                          configs, tests)
+        for key, runs in results.items():
+            rows[(mode,) + key] = runs
+    print()
+    print("| appendfsync | config | test | Redis ops/s | WarpEngine ops/s | ratio | "
+          "Redis CPU-s/M req | WarpEngine CPU-s/M req | WarpEngine vs its own no-log |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    med = lambda runs, i: statistics.median(x[i] for x in runs)
+    for mode in modes:
+        for label, _, _ in configs:
+            for test in tests:
+                r = rows[(mode, "redis", label, test)]
+                w = rows[(mode, "warp", label, test)]
+                base = rows.get(("no-log", "warp", label, test))
+                own = f"{med(w, 0) / med(base, 0):.2f}x" if base else "-"
+                print(f"| {mode} | {label} | {test.upper()} | {med(r, 0):,.0f} | {med(w, 0):,.0f} | "
+                      f"{med(w, 0) / med(r, 0):.2f}x | {med(r, 1):.2f} | {med(w, 1):.2f} | {own} |")
 
 
 if __name__ == "__main__":

@@ -247,6 +247,8 @@ pub static PARAMS: &[Param] = &[
     p("wal-io", Kind::Enum(&["uring", "thread"]), "uring", false),
     // Start even when a log is corrupt in the middle, keeping its longest valid prefix.
     p("wal-repair", Kind::Bool, "no", false),
+    // For tests: delay every fdatasync by this many milliseconds.
+    p("wal-sync-delay-ms", NONNEG_INT, "0", false),
     p("threads", Kind::Int { min: 1, max: 256 }, "0", false),
 ];
 

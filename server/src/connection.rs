@@ -247,7 +247,7 @@ async fn wait_until_served(
         tokio::select! {
             _ = blocked.waiter.notify.notified() => {
                 if let Some(reply) = pipeline.retry_blocked(server, conn, blocked) {
-                    break Some(match blocked.durable(server).await {
+                    break Some(match blocked.durable(server, pipeline.worker()).await {
                         Ok(()) => reply,
                         Err(e) => Reply::Error(e),
                     });

@@ -105,6 +105,11 @@ impl Pipeline {
         }
     }
 
+    /// The worker this pipeline runs on.
+    pub fn worker(&self) -> usize {
+        self.me
+    }
+
     /// Executes `requests` in order and encodes their replies into `out`. Stops at a blocking
     /// command that has to wait: the replies before it are encoded, and the rest is handed back.
     pub async fn execute(
@@ -317,7 +322,7 @@ impl Pipeline {
                 continue;
             }
             let lsn = server.wal.logs[shard].appended();
-            if let Err(e) = server.wal.wait(shard, lsn).await {
+            if let Err(e) = server.wal.wait(self.me, shard, lsn).await {
                 failure = Some(e);
             }
         }
@@ -543,14 +548,14 @@ impl Blocked {
     }
 
     /// Waits until what serving this command logged is durable.
-    pub async fn durable(&self, server: &Server) -> Result<(), String> {
+    pub async fn durable(&self, server: &Server, me: usize) -> Result<(), String> {
         if !server.wal.is_on() {
             return Ok(());
         }
         for key in &self.keys {
             let shard = server.slots.shard_of(key);
             let lsn = server.wal.logs[shard].appended();
-            server.wal.wait(shard, lsn).await?;
+            server.wal.wait(me, shard, lsn).await?;
         }
         Ok(())
     }

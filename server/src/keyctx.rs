@@ -50,6 +50,14 @@ impl<'a> KeyCtx<'a> {
         }
     }
 
+    /// The shard's id when this context holds exactly one (a batch run on its owner).
+    pub fn single_shard(&self) -> Option<usize> {
+        match &self.shards {
+            Shards::One(s) => Some(s.id),
+            Shards::Many(_) => None,
+        }
+    }
+
     /// Visits every shard this context holds.
     pub fn each_shard(&mut self, mut f: impl FnMut(&mut Shard)) {
         match &mut self.shards {

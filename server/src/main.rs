@@ -77,7 +77,7 @@ fn main() {
             _ = sigterm() => info!("received SIGTERM, shutting down"),
         }
     });
-    if server.wal.is_on() && !server.wal.close(std::time::Duration::from_secs(10)) {
+    if server.wal.is_on() && !server.wal.close() {
         error!("the log could not be written and synced completely before exiting");
     }
     info!("WarpEngine is now ready to exit, bye bye...");

@@ -115,7 +115,8 @@ fn run_worker(
             tokio::spawn(accept_loop(server, me, listener));
         }
         tokio::spawn(inbox_loop(server.clone(), me));
-        tokio::spawn(crate::persist::writer_loop(server.clone(), me));
+        tokio::spawn(crate::persist::syncer_loop(server.clone(), me));
+        tokio::spawn(crate::persist::flusher_loop(server.clone(), me));
         expiry_loop(server, me).await;
     });
 }

@@ -179,6 +179,16 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                     wal.stats.fsyncs.load(Relaxed),
                     wal.stats.recovered_records.load(Relaxed),
                 );
+                for (i, log) in wal.logs.iter().enumerate() {
+                    let (seg, written) =
+                        crate::persist::unpack_position(log.written_at.load(Relaxed));
+                    let (sseg, synced) =
+                        crate::persist::unpack_position(log.synced_at.load(Relaxed));
+                    let _ = write!(
+                        out,
+                        "wal_shard{i}:segment={seg},written_bytes={written},synced_segment={sseg},synced_bytes={synced}\r\n"
+                    );
+                }
             }
         }
         "stats" => {

@@ -116,24 +116,31 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
         return;
     }
     let spec = &TABLE[spec_index];
-    let positions = spec.key_positions(args);
-    let mut shards: Vec<usize> = positions
-        .iter()
-        .map(|&p| server.slots.shard_of(&args[p]))
-        .collect();
-    shards.sort_unstable();
-    shards.dedup();
-    if shards.len() > 1 {
-        log_key_states(ctx, spec, args, &positions);
-        return;
-    }
+    // A batched command runs on the one shard that owns all its keys.
+    let shard_id = match ctx.single_shard() {
+        Some(id) => id,
+        None => {
+            let positions = spec.key_positions(args);
+            let mut shards: Vec<usize> = positions
+                .iter()
+                .map(|&p| server.slots.shard_of(&args[p]))
+                .collect();
+            shards.sort_unstable();
+            shards.dedup();
+            if shards.len() > 1 {
+                log_key_states(ctx, spec, args, &positions);
+                return;
+            }
+            shards.first().copied().unwrap_or(0)
+        }
+    };
     let db = ctx.db;
-    let key: &[u8] = positions.first().map_or(b"", |&p| &args[p]);
+    // The forms that name a key (expiry, SPOP) have it first.
+    let key: &[u8] = args.get(1).map_or(b"", |a| &a[..]);
     let expiry = (form == Form::ArgvWithExpiry).then(|| {
         let now = 0;
         ctx.db(key).get(key, now).map(|e| e.expire_at)
     });
-    let shard_id = shards.first().copied().unwrap_or(ctx.shard(key).id);
     let log = &server.wal.logs[shard_id];
     match form {
         Form::NotLogged => {}

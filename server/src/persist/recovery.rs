@@ -35,6 +35,10 @@ pub fn start(server: &Server) -> Result<(), String> {
     let wal_state = &server.wal;
     let (on, fsync, thread_writer, repair) = {
         let cfg = server.config.read().expect("config lock");
+        wal_state.sync_delay_ms.store(
+            cfg.get_i64("wal-sync-delay-ms").max(0) as u64,
+            Ordering::Relaxed,
+        );
         (
             cfg.get_bool("appendonly"),
             Fsync::parse(cfg.get("appendfsync")),
