@@ -11,6 +11,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use crate::key::Key;
+use crate::packed::{get_varint, put_varint, shrink, varint_len};
 
 type Table = IndexMap<Key, Bytes, RandomState>;
 
@@ -32,38 +33,6 @@ enum Repr {
 struct Pack {
     buf: Vec<u8>,
     len: u32,
-}
-
-fn put_varint(buf: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        buf.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    buf.push(n as u8);
-}
-
-fn varint_len(mut n: usize) -> usize {
-    let mut l = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        l += 1;
-    }
-    l
-}
-
-/// Reads a varint at `*pos`, advancing past it.
-fn get_varint(buf: &[u8], pos: &mut usize) -> usize {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[*pos];
-        *pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b < 0x80 {
-            return n;
-        }
-        shift += 7;
-    }
 }
 
 /// One pair's place in a pack: it spans `start..end`, its value header starts at `value_at`.
@@ -147,19 +116,13 @@ impl Pack {
             self.buf.reserve_exact(enc.len() - (end - value_at));
         }
         self.buf.splice(value_at..end, enc);
-        self.shrink();
+        shrink(&mut self.buf);
     }
 
     fn remove_range(&mut self, start: usize, end: usize) {
         self.buf.drain(start..end);
         self.len -= 1;
-        self.shrink();
-    }
-
-    fn shrink(&mut self) {
-        if self.buf.capacity() - self.buf.len() > 64 {
-            self.buf.shrink_to_fit();
-        }
+        shrink(&mut self.buf);
     }
 
     fn to_table(&self) -> Table {

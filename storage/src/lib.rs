@@ -7,6 +7,7 @@ pub mod hash;
 pub mod key;
 pub mod list;
 pub mod longdouble;
+mod packed;
 pub mod set;
 pub mod value;
 pub mod zset;

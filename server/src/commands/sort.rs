@@ -353,11 +353,11 @@ fn run(ctx: &mut KeyCtx, key: &[u8], o: Options) -> Reply {
             Value::Set(set) => Source::Set(set.iter().map(Bytes::copy_from_slice).collect()),
             Value::ZSet(z) => {
                 // SORT destructively converts a listpack sorted set (Redis 7.0).
-                z.listpack = false;
+                z.make_skiplist();
                 if dontsort {
-                    Source::ZSet(z.iter().map(|(m, _)| m.clone()).collect())
+                    Source::ZSet(z.iter().owned().map(|(m, _)| m).collect())
                 } else {
-                    Source::ZSet(z.dict_iter().map(|(m, _)| m.clone()).collect())
+                    Source::ZSet(z.dict_iter().owned().map(|(m, _)| m).collect())
                 }
             }
             _ => return Reply::err(WRONGTYPE),

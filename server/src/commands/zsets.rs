@@ -374,9 +374,9 @@ fn limits(ctx: &KeyCtx) -> Limits {
 }
 
 /// Adds a new member, converting from listpack first when Redis would.
-fn add_new(z: &mut ZSetValue, member: Bytes, score: f64, lim: Limits) {
-    if z.listpack && (z.len() + 1 > lim.entries || member.len() > lim.value) {
-        z.listpack = false;
+fn add_new(z: &mut ZSetValue, member: &[u8], score: f64, lim: Limits) {
+    if z.is_listpack() && (z.len() + 1 > lim.entries || member.len() > lim.value) {
+        z.make_skiplist();
     }
     z.insert(member, score);
 }
@@ -397,15 +397,15 @@ fn store_result(ctx: &mut KeyCtx, dst: &[u8], mut z: ZSetValue, lim: Limits) -> 
     Reply::Int(n as i64)
 }
 
-fn pairs<'a>(items: impl Iterator<Item = (&'a Bytes, f64)>, withscores: bool) -> Reply {
+fn pairs(items: impl Iterator<Item = (Bytes, f64)>, withscores: bool) -> Reply {
     if withscores {
         Reply::Pairs(
             items
-                .map(|(m, s)| (Reply::Bulk(m.clone()), Reply::Double(s)))
+                .map(|(m, s)| (Reply::Bulk(m), Reply::Double(s)))
                 .collect(),
         )
     } else {
-        Reply::Array(items.map(|(m, _)| Reply::Bulk(m.clone())).collect())
+        Reply::Array(items.map(|(m, _)| Reply::Bulk(m)).collect())
     }
 }
 
@@ -507,7 +507,7 @@ fn zadd_generic(ctx: &mut KeyCtx, args: &[Bytes], mut f: AddFlags) -> Reply {
                 processed += 1;
                 // Redis compares with ==, so 0 and -0 count as the same score.
                 if new != cur {
-                    z.insert(member.clone(), new);
+                    z.insert(member, new);
                     updated += 1;
                 }
             }
@@ -515,7 +515,7 @@ fn zadd_generic(ctx: &mut KeyCtx, args: &[Bytes], mut f: AddFlags) -> Reply {
                 if f.xx {
                     continue;
                 }
-                add_new(z, member.clone(), score, lim);
+                add_new(z, member, score, lim);
                 last_score = score;
                 added += 1;
                 processed += 1;
@@ -632,13 +632,7 @@ enum Spec {
 }
 
 /// The entries a range selects, in reply order.
-fn select<'z>(
-    z: &'z ZSetValue,
-    spec: &Spec,
-    reverse: bool,
-    offset: i64,
-    limit: i64,
-) -> Vec<(&'z Bytes, f64)> {
+fn select(z: &ZSetValue, spec: &Spec, reverse: bool, offset: i64, limit: i64) -> Vec<(Bytes, f64)> {
     let (start, end) = match spec {
         Spec::Rank(s, e) => {
             let Some((start, end)) = rank_span(*s, *e, z.len()) else {
@@ -646,9 +640,12 @@ fn select<'z>(
             };
             return if reverse {
                 let len = z.len();
-                z.iter_rev_from(len - 1 - start).take(end - start).collect()
+                z.iter_rev_from(len - 1 - start)
+                    .owned()
+                    .take(end - start)
+                    .collect()
             } else {
-                z.iter_from(start).take(end - start).collect()
+                z.iter_from(start).owned().take(end - start).collect()
             };
         }
         Spec::Score(r) => r.span(z),
@@ -669,9 +666,12 @@ fn select<'z>(
         (limit as u64).min((n - offset) as u64) as usize
     };
     if reverse {
-        z.iter_rev_from(end - 1 - offset).take(take).collect()
+        z.iter_rev_from(end - 1 - offset)
+            .owned()
+            .take(take)
+            .collect()
     } else {
-        z.iter_from(start + offset).take(take).collect()
+        z.iter_from(start + offset).owned().take(take).collect()
     }
 }
 
@@ -761,7 +761,7 @@ fn zrange_generic(
                 let start_listpack = !matches!(spec, Spec::Rank(..)) || picked.len() <= lim.entries;
                 let mut out = ZSetValue::new(start_listpack);
                 for (m, s) in picked {
-                    add_new(&mut out, m.clone(), s, lim);
+                    add_new(&mut out, &m, s, lim);
                 }
                 out
             }
@@ -1083,7 +1083,7 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             Ok(None) => Reply::Nil,
             Ok(Some(z)) => {
                 let i = Rng::new().below(z.len());
-                Reply::Bulk(z.get(i).expect("index below len").0.clone())
+                Reply::bulk(z.get(i).expect("index below len").0)
             }
         };
     }
@@ -1116,12 +1116,13 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     }
     let mut rng = Rng::new();
     let len = z.len();
-    let picked: Vec<(&Bytes, f64)> = if count < 0 {
+    let picked: Vec<(Bytes, f64)> = if count < 0 {
         (0..count.unsigned_abs())
             .map(|_| z.get(rng.below(len)).expect("index below len"))
+            .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect()
     } else if count as u64 >= len as u64 {
-        z.iter().collect()
+        z.iter().owned().collect()
     } else {
         let n = count as usize;
         let positions: Vec<usize> = if n * 3 > len {
@@ -1148,6 +1149,7 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         positions
             .into_iter()
             .map(|i| z.get(i).expect("index below len"))
+            .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect()
     };
     pairs(picked.into_iter(), withscores)
@@ -1171,15 +1173,15 @@ pub fn zscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     };
     let matches = |m: &[u8]| pattern.is_none_or(|p| glob_match(p, m, false));
     let mut out = Vec::new();
-    let mut push = |m: &Bytes, s: f64| {
-        if matches(m) {
-            out.push(Reply::Bulk(m.clone()));
+    let mut push = |m: Bytes, s: f64| {
+        if matches(&m) {
+            out.push(Reply::Bulk(m));
             out.push(Reply::Bulk(Bytes::from(format_double(s))));
         }
     };
-    let next = if z.listpack {
+    let next = if z.is_listpack() {
         // A listpack is returned whole, in order, as Redis does.
-        for (m, s) in z.iter() {
+        for (m, s) in z.iter().owned() {
             push(m, s);
         }
         0
@@ -1193,7 +1195,7 @@ pub fn zscan(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         } as usize;
         let take = count.min(pos);
         if pos > 0 {
-            for (m, s) in z.iter_rev_from(pos - 1).take(take) {
+            for (m, s) in z.iter_rev_from(pos - 1).owned().take(take) {
                 push(m, s);
             }
         }
@@ -1236,7 +1238,7 @@ fn source_len(ctx: &mut KeyCtx, key: &[u8]) -> usize {
 fn source_entries(ctx: &mut KeyCtx, key: &[u8]) -> Vec<(Bytes, f64)> {
     let now = ctx.now_ms;
     match ctx.db(key).get(key, now).map(|e| &e.value) {
-        Some(Value::ZSet(z)) => z.iter().map(|(m, s)| (m.clone(), s)).collect(),
+        Some(Value::ZSet(z)) => z.iter().owned().collect(),
         Some(Value::Set(s)) => s
             .members
             .iter()
@@ -1447,7 +1449,7 @@ fn set_op_reply(ctx: &mut KeyCtx, args: &[Bytes], op: SetOp, name: &str) -> Repl
     match set_op(ctx, args, 1, op, false, false, name) {
         Err(e) => e,
         Ok(SetOpOutcome::Card(n)) => Reply::Int(n as i64),
-        Ok(SetOpOutcome::Done(z, withscores)) => pairs(z.iter(), withscores),
+        Ok(SetOpOutcome::Done(z, withscores)) => pairs(z.iter().owned(), withscores),
     }
 }
 
