@@ -96,7 +96,7 @@ fn delete_if(ctx: &mut KeyCtx, key: &[u8], emptied: bool) {
     }
 }
 
-/// Creates a list at `key` holding `values` (copied out of the request).
+/// Stores a new list at `key`.
 fn create(ctx: &mut KeyCtx, key: &[u8], list: ListValue) {
     let clock = ctx.clock;
     ctx.db(key).set(key, Value::List(Box::new(list)), 0, clock);
@@ -104,17 +104,17 @@ fn create(ctx: &mut KeyCtx, key: &[u8], list: ListValue) {
 
 fn push(ctx: &mut KeyCtx, args: &[Bytes], end: End, only_existing: bool) -> Reply {
     let key = &args[1];
-    let values = args[2..].iter().map(|v| Bytes::copy_from_slice(v));
+    let values = &args[2..];
     match write_list(ctx, key) {
         Err(e) => e,
         Ok(Some(l)) => {
-            values.for_each(|v| l.push(end, v));
+            values.iter().for_each(|v| l.push(end, v));
             Reply::Int(l.len() as i64)
         }
         Ok(None) if only_existing => Reply::Int(0),
         Ok(None) => {
             let mut l = ListValue::default();
-            values.for_each(|v| l.push(end, v));
+            values.iter().for_each(|v| l.push(end, v));
             let len = l.len();
             create(ctx, key, l);
             Reply::Int(len as i64)
@@ -200,7 +200,7 @@ pub fn lrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::Array(Vec::new()),
         Ok(Some(l)) => match l.range(start, end) {
             None => Reply::Array(Vec::new()),
-            Some((s, e)) => Reply::Array(l.items.range(s..=e).cloned().map(Reply::Bulk).collect()),
+            Some((s, e)) => Reply::Array(l.map_range(s, e - s + 1, Reply::Bulk)),
         },
     }
 }
@@ -211,7 +211,7 @@ pub fn lindex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::Nil,
         Ok(Some(l)) => match int_arg(&args[2]) {
             Err(e) => e,
-            Ok(i) => l.get(i).cloned().map_or(Reply::Nil, Reply::Bulk),
+            Ok(i) => l.get(i).map_or(Reply::Nil, Reply::bulk),
         },
     }
 }
@@ -222,7 +222,7 @@ pub fn lset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::err(NO_SUCH_KEY),
         Ok(Some(l)) => match int_arg(&args[2]) {
             Err(e) => e,
-            Ok(i) if l.set(i, Bytes::copy_from_slice(&args[3])) => OK,
+            Ok(i) if l.set(i, &args[3]) => OK,
             Ok(_) => Reply::err("ERR index out of range"),
         },
     }
@@ -240,7 +240,7 @@ pub fn linsert(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Err(e) => e,
         Ok(None) => Reply::Int(0),
         Ok(Some(l)) => {
-            if l.insert(&args[3], Bytes::copy_from_slice(&args[4]), after) {
+            if l.insert(&args[3], &args[4], after) {
                 Reply::Int(l.len() as i64)
             } else {
                 Reply::Int(-1)
@@ -353,7 +353,7 @@ fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Rep
         Ok(None) => return Reply::Nil,
         Ok(Some(l)) if src == dst => {
             let v = l.pop(from).expect("a stored list is never empty");
-            l.push(to, v.clone());
+            l.push(to, &v);
             return Reply::Bulk(v);
         }
         Ok(Some(_)) => {}
@@ -370,10 +370,10 @@ fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Rep
     };
     delete_if(ctx, src, emptied);
     match write_list(ctx, dst) {
-        Ok(Some(l)) => l.push(to, v.clone()),
+        Ok(Some(l)) => l.push(to, &v),
         _ => {
             let mut l = ListValue::default();
-            l.push(to, v.clone());
+            l.push(to, &v);
             create(ctx, dst, l);
         }
     }

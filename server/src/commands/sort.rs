@@ -7,6 +7,7 @@
 use std::cmp::Ordering;
 
 use bytes::Bytes;
+use warpengine_storage::list::End;
 use warpengine_storage::{ListValue, Shard, Value};
 
 use super::util::{eq_ignore_case, int_arg, SYNTAX};
@@ -349,7 +350,7 @@ fn run(ctx: &mut KeyCtx, key: &[u8], o: Options) -> Reply {
     let source = match ctx.read(key) {
         None => Source::List(Vec::new()),
         Some(e) => match &mut e.value {
-            Value::List(l) => Source::List(l.items.iter().cloned().collect()),
+            Value::List(l) => Source::List(l.iter().owned().collect()),
             Value::Set(set) => Source::Set(set.iter().map(Bytes::copy_from_slice).collect()),
             Value::ZSet(z) => {
                 // SORT destructively converts a listpack sorted set (Redis 7.0).
@@ -499,11 +500,11 @@ fn run(ctx: &mut KeyCtx, key: &[u8], o: Options) -> Reply {
             let mut list = ListValue::default();
             for obj in window {
                 if gets.is_empty() {
-                    list.items.push_back(obj.clone());
+                    list.push(End::Tail, obj);
                 }
                 for pattern in &gets {
                     let v = lookup_by_pattern(ctx, pattern, obj).unwrap_or_default();
-                    list.items.push_back(v);
+                    list.push(End::Tail, &v);
                 }
             }
             let n = list.len();
