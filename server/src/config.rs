@@ -160,6 +160,7 @@ pub static PARAMS: &[Param] = &[
             "allkeys-lfu",
             "allkeys-random",
             "noeviction",
+            "allkeys-horizon",
         ]),
         "noeviction",
         true,

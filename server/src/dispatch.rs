@@ -25,11 +25,18 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     let mut ctx = KeyCtx::new(Shards::One(shard), server, 0, now);
     ctx.no_touch = batch.no_touch;
     let logging = server.wal.is_on();
+    let limited = server.limits.maxmemory.load(Ordering::Relaxed) != 0;
     for item in &batch.items {
         ctx.db = item.db;
         let Run::Keyed(f) = TABLE[item.spec].run else {
             unreachable!("only keyed commands are batched")
         };
+        if limited {
+            if let Some(oom) = crate::eviction::before_command(&mut ctx, item.spec) {
+                batch.replies.push(oom);
+                continue;
+            }
+        }
         let spec_name = TABLE[item.spec].name;
         wal_log::before_command(&mut ctx, item.spec, &item.args);
         let reply = guarded(spec_name, || f(&mut ctx, &item.args));
@@ -204,6 +211,11 @@ impl Pipeline {
                         self.flush(server, conn.no_touch).await;
                         bump(&stats.cross_shard_commands, 1);
                         let reply = run_locked(server, conn, spec, &args, |ctx| {
+                            if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
+                                if let Some(oom) = crate::eviction::before_command(ctx, index) {
+                                    return oom;
+                                }
+                            }
                             wal_log::before_command(ctx, index, &args);
                             let reply = guarded(spec.name, || f(ctx, &args));
                             log_locked(ctx, index, &args, &reply);

@@ -20,21 +20,66 @@ pub struct KeyCtx<'a> {
     pub server: &'a Server,
     pub db: usize,
     pub now_ms: u64,
-    /// Seconds clock for idle times.
+    /// What a new or accessed entry records: the time in milliseconds (wrapping; LRU and
+    /// idle times), or under an LFU policy Redis's LFU field.
     pub clock: u32,
     /// CLIENT NO-TOUCH: reads do not refresh the access time.
     pub no_touch: bool,
+    /// What an access records for the eviction policy.
+    access: Access,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The access time (seconds), for LRU and OBJECT IDLETIME.
+    Time,
+    /// Redis's LFU field (minutes and a logarithmic counter).
+    Frequency,
+    /// The access time, and a hit for HORIZON's queues.
+    Horizon,
 }
 
 impl<'a> KeyCtx<'a> {
     pub fn new(shards: Shards<'a>, server: &'a Server, db: usize, now_ms: u64) -> KeyCtx<'a> {
+        let policy = server.limits.policy();
+        let (access, clock) = if policy.is_lfu() {
+            // New keys start with Redis's initial counter, stamped now.
+            (
+                Access::Frequency,
+                crate::eviction::minutes(now_ms) << 8 | crate::eviction::LFU_INIT,
+            )
+        } else if policy == crate::eviction::Policy::AllkeysHorizon {
+            (Access::Horizon, now_ms as u32)
+        } else {
+            (Access::Time, now_ms as u32)
+        };
         KeyCtx {
             shards,
             server,
             db,
             now_ms,
-            clock: (now_ms / 1000) as u32,
+            clock,
             no_touch: false,
+            access,
+        }
+    }
+
+    /// Records an access to `e` for the eviction policy.
+    fn touch(access: Access, server: &Server, e: &mut Entry, clock: u32, now_ms: u64) {
+        match access {
+            Access::Time => e.last_access = clock,
+            Access::Horizon => {
+                e.last_access = clock;
+                e.horizon_hit();
+            }
+            Access::Frequency => {
+                e.last_access = crate::eviction::lfu_touch(
+                    e.last_access,
+                    crate::eviction::minutes(now_ms),
+                    &server.limits,
+                    crate::eviction::random_f64(),
+                )
+            }
         }
     }
 
@@ -86,12 +131,13 @@ impl<'a> KeyCtx<'a> {
     /// Looks a key up for reading: counts a hit or miss and refreshes the access time.
     pub fn read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let (now, clock, touch, db) = (self.now_ms, self.clock, !self.no_touch, self.db);
+        let (access, server) = (self.access, self.server);
         let shard = self.shard(key);
         match shard.dbs[db].get_mut(key, now) {
             Some(e) => {
                 shard.stats.keyspace_hits += 1;
                 if touch {
-                    e.last_access = clock;
+                    Self::touch(access, server, e, clock, now);
                 }
                 Some(e)
             }
@@ -105,8 +151,9 @@ impl<'a> KeyCtx<'a> {
     /// Looks a key up for writing (no hit/miss accounting, as in Redis's lookupKeyWrite).
     pub fn write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let (now, clock, db) = (self.now_ms, self.clock, self.db);
+        let (access, server) = (self.access, self.server);
         let e = self.shard(key).dbs[db].get_mut(key, now)?;
-        e.last_access = clock;
+        Self::touch(access, server, e, clock, now);
         Some(e)
     }
 
@@ -128,10 +175,16 @@ impl<'a> KeyCtx<'a> {
         }
     }
 
+    /// Stores a copy of `value`: a slice of the request buffer would keep the whole buffer
+    /// (and the values of every other command in it) alive as long as this key lives.
     pub fn set_string(&mut self, key: &[u8], value: Bytes, expire_at: u64) {
         let clock = self.clock;
-        self.db(key)
-            .set(key, Value::string(value), expire_at, clock);
+        self.db(key).set(
+            key,
+            Value::string(Bytes::copy_from_slice(&value)),
+            expire_at,
+            clock,
+        );
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {

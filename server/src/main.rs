@@ -10,7 +10,8 @@ use warpengine::worker;
 /// glibc's per-thread arenas grow and shrink page by page (an mprotect each) under a growing
 /// keyspace; mimalloc keeps per-thread free lists without that. See BENCHMARKS.md.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: warpengine::memory::Counting<mimalloc::MiMalloc> =
+    warpengine::memory::Counting(mimalloc::MiMalloc);
 
 fn log_filter(level: &str) -> &'static str {
     match level {

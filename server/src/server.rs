@@ -40,6 +40,9 @@ pub struct Server {
     pub shutting_down: AtomicBool,
     pub lastsave: AtomicU64,
     pub wal: Wal,
+    pub limits: crate::eviction::Limits,
+    /// Keys per shard as of its last eviction, so shards can share eviction fairly.
+    pub shard_keys: Vec<AtomicU64>,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -203,7 +206,9 @@ impl Server {
     pub fn new(cfg: ConfigStore, threads: usize) -> Server {
         let databases = cfg.get_i64("databases").max(1) as usize;
         let port = cfg.get_i64("port") as u16;
-        Server {
+        let limits = crate::eviction::Limits::default();
+        limits.refresh(&cfg);
+        let server = Server {
             hot: HotConfig::from(&cfg),
             config: RwLock::new(cfg),
             shards: (0..threads)
@@ -223,7 +228,11 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             wal: Wal::new(threads),
-        }
+            limits,
+            shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        };
+        crate::eviction::apply_policy(&server);
+        server
     }
 
     pub fn threads(&self) -> usize {

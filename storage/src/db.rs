@@ -5,6 +5,7 @@ use bytes::Bytes;
 use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use indexmap::{IndexMap, IndexSet};
 
+use crate::horizon::{Horizon, Verdict, FREQ_MASK};
 use crate::key::Key;
 use crate::value::Value;
 
@@ -12,12 +13,16 @@ pub struct Entry {
     pub value: Value,
     /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
     pub expire_at: u64,
-    /// Last access, in seconds of the shard's clock, for OBJECT IDLETIME.
+    /// Last access in Unix milliseconds, wrapping (LRU, OBJECT IDLETIME); under an LFU policy,
+    /// Redis's LFU field (minutes and a logarithmic counter).
     pub last_access: u32,
-    /// The snapshot epoch this entry was written out in (or created during): a background
-    /// snapshot writes each entry of an older epoch exactly once. Fits in the padding.
+    /// Low 29 bits: the snapshot epoch this entry was written out in (or created during): a
+    /// background snapshot writes each entry of an older epoch exactly once. High 3 bits:
+    /// HORIZON's frequency and queue. Fits in what would be padding.
     pub snap_mark: u32,
 }
+
+const EPOCH_MASK: u32 = (1 << 29) - 1;
 
 impl Entry {
     pub fn new(value: Value, expire_at: u64, last_access: u32) -> Entry {
@@ -26,6 +31,30 @@ impl Entry {
             expire_at,
             last_access,
             snap_mark: 0,
+        }
+    }
+
+    fn epoch(&self) -> u32 {
+        self.snap_mark & EPOCH_MASK
+    }
+
+    fn set_epoch(&mut self, epoch: u32) {
+        self.snap_mark = (self.snap_mark & !EPOCH_MASK) | (epoch & EPOCH_MASK);
+    }
+
+    fn horizon_bits(&self) -> u8 {
+        (self.snap_mark >> 29) as u8
+    }
+
+    fn set_horizon_bits(&mut self, bits: u8) {
+        self.snap_mark = (self.snap_mark & EPOCH_MASK) | ((bits as u32 & 0b111) << 29);
+    }
+
+    /// A request found this entry: HORIZON's frequency goes up (saturating at 3).
+    pub fn horizon_hit(&mut self) {
+        let bits = self.horizon_bits();
+        if bits & FREQ_MASK < 3 {
+            self.set_horizon_bits(bits + 1);
         }
     }
 }
@@ -45,6 +74,8 @@ pub struct Db {
     pub expired_unlogged: Option<Vec<Key>>,
     /// The epoch of the latest background snapshot; entries created now belong to it.
     pub snap_epoch: u32,
+    /// Under `maxmemory-policy allkeys-horizon`: the S3-FIFO queues over this database's keys.
+    pub horizon: Option<Box<Horizon>>,
 }
 
 /// The result of one SCAN step: the keys seen and the position to resume from (0: done).
@@ -115,16 +146,21 @@ impl Db {
 
     /// Stores `value` under `key`, replacing any previous value and its expiry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32) {
-        let entry = Entry {
+        let mut entry = Entry {
             value,
             expire_at,
             last_access: clock,
             snap_mark: self.snap_epoch,
         };
+        let horizon_id = self
+            .horizon
+            .is_some()
+            .then(|| self.map.hasher().hash_one(key));
         // One hash and probe for both outcomes (the common SET path).
         match self.map.raw_entry_mut_v1().from_key(key) {
             RawEntryMut::Occupied(mut slot) => {
                 let had_ttl = slot.get().expire_at != 0;
+                entry.set_horizon_bits(slot.get().horizon_bits());
                 *slot.get_mut() = entry;
                 if had_ttl && expire_at == 0 {
                     self.volatile.swap_remove(key);
@@ -136,6 +172,9 @@ impl Db {
                 let owned = Key::from_slice(key);
                 if expire_at != 0 {
                     self.volatile.insert(owned.clone());
+                }
+                if let (Some(h), Some(id)) = (&mut self.horizon, horizon_id) {
+                    entry.set_horizon_bits(h.admit(id));
                 }
                 slot.insert(owned, entry);
             }
@@ -151,6 +190,9 @@ impl Db {
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.map.swap_remove(key)?;
+        if let Some(h) = &mut self.horizon {
+            h.forget(entry.horizon_bits());
+        }
         if entry.expire_at != 0 {
             self.volatile.swap_remove(key);
         }
@@ -175,6 +217,105 @@ impl Db {
     pub fn clear(&mut self) {
         self.map = IndexMap::default();
         self.volatile = IndexSet::default();
+        if self.horizon.is_some() {
+            self.horizon = Some(Box::default());
+        }
+    }
+
+    /// Turns the HORIZON policy's tracking on (every present key enters it) or off.
+    pub fn set_horizon(&mut self, on: bool) {
+        if !on {
+            self.horizon = None;
+            return;
+        }
+        if self.horizon.is_some() {
+            return;
+        }
+        let mut h = Box::<Horizon>::default();
+        let hasher = self.map.hasher().clone();
+        for (key, entry) in self.map.iter_mut() {
+            entry.set_horizon_bits(h.admit(hasher.hash_one(key.as_bytes())));
+        }
+        self.horizon = Some(h);
+    }
+
+    /// The key HORIZON evicts next, removed from the database.
+    pub fn evict_horizon(&mut self) -> Option<(Key, Entry)> {
+        let hasher = self.map.hasher().clone();
+        loop {
+            let h = self.horizon.as_mut()?;
+            let from_small = h.from_small();
+            let id = if from_small {
+                h.small.pop_front().or_else(|| h.main.pop_front())
+            } else {
+                h.main.pop_front().or_else(|| h.small.pop_front())
+            }?;
+            let Some(index) = self
+                .map
+                .raw_entry_v1()
+                .index_from_hash(id, |k| hasher.hash_one(k.as_bytes()) == id)
+            else {
+                continue; // deleted since it was queued
+            };
+            let (_, entry) = self.map.get_index_mut(index)?;
+            let bits = entry.horizon_bits();
+            let in_main = bits & crate::horizon::IN_MAIN != 0;
+            if in_main == from_small {
+                continue; // a stale id from before the key moved queues or was re-created
+            }
+            let h = self.horizon.as_mut()?;
+            match h.judge(id, bits, from_small) {
+                Verdict::Keep(new_bits) => entry.set_horizon_bits(new_bits),
+                Verdict::Evict => {
+                    let (key, entry) = self.map.swap_remove_index(index)?;
+                    if entry.expire_at != 0 {
+                        self.volatile.swap_remove(key.as_bytes());
+                    }
+                    return Some((key, entry));
+                }
+            }
+        }
+    }
+
+    /// Redis's sampling eviction: among `samples` random keys (only keys with a TTL when
+    /// `volatile_only`), removes the one with the lowest `score`.
+    pub fn evict_sampled(
+        &mut self,
+        volatile_only: bool,
+        samples: usize,
+        score: impl Fn(&Entry) -> u64,
+    ) -> Option<(Key, Entry)> {
+        let pool = if volatile_only {
+            self.volatile.len()
+        } else {
+            self.map.len()
+        };
+        if pool == 0 {
+            return None;
+        }
+        let mut best: Option<(usize, u64)> = None;
+        for _ in 0..samples.max(1) {
+            let i = (self.next_random() % pool as u64) as usize;
+            let entry = if volatile_only {
+                let key = &self.volatile[i];
+                self.map.get(key.as_bytes())
+            } else {
+                self.map.get_index(i).map(|(_, e)| e)
+            };
+            let Some(entry) = entry else { continue };
+            let s = score(entry);
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((i, s));
+            }
+        }
+        let (i, _) = best?;
+        let key = if volatile_only {
+            self.volatile[i].clone()
+        } else {
+            self.map.get_index(i)?.0.clone()
+        };
+        let entry = self.remove(key.as_bytes())?;
+        Some((key, entry))
     }
 
     fn next_random(&mut self) -> u64 {
@@ -286,10 +427,10 @@ impl Db {
     pub fn take_for_snapshot(&mut self, key: &[u8]) -> Option<&Entry> {
         let epoch = self.snap_epoch;
         let entry = self.map.get_mut(key)?;
-        if entry.snap_mark == epoch {
+        if entry.epoch() == epoch {
             return None;
         }
-        entry.snap_mark = epoch;
+        entry.set_epoch(epoch);
         Some(entry)
     }
 
@@ -309,8 +450,8 @@ impl Db {
         while pos > stop {
             pos -= 1;
             let (key, entry) = self.map.get_index_mut(pos).expect("index below len");
-            if entry.snap_mark != epoch {
-                entry.snap_mark = epoch;
+            if entry.epoch() != epoch {
+                entry.set_epoch(epoch);
                 write(key.as_bytes(), entry);
             }
         }
@@ -318,9 +459,15 @@ impl Db {
         pos == 0
     }
 
+    /// Starts a new background-snapshot epoch: every present entry is now unwritten.
+    pub fn next_snap_epoch(&mut self) {
+        self.snap_epoch = (self.snap_epoch + 1) & EPOCH_MASK;
+    }
+
     pub fn swap_with(&mut self, other: &mut Db) {
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
+        std::mem::swap(&mut self.horizon, &mut other.horizon);
     }
 }
 

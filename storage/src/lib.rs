@@ -4,6 +4,7 @@
 pub mod db;
 pub mod glob;
 pub mod hash;
+pub mod horizon;
 pub mod key;
 pub mod list;
 pub mod longdouble;
@@ -29,12 +30,15 @@ pub struct Shard {
     pub id: usize,
     pub dbs: Vec<Db>,
     pub stats: ShardStats,
+    /// The database the next eviction looks at (round robin).
+    pub evict_cursor: usize,
 }
 
 /// Counters a shard keeps about itself; summed across shards for INFO.
 #[derive(Default, Debug, Clone)]
 pub struct ShardStats {
     pub expired_keys: u64,
+    pub evicted_keys: u64,
     pub keyspace_hits: u64,
     pub keyspace_misses: u64,
     /// Requests executed here that came from a connection on this worker.
@@ -51,6 +55,7 @@ impl Shard {
             id,
             dbs: (0..databases).map(|_| Db::default()).collect(),
             stats: ShardStats::default(),
+            evict_cursor: 0,
         }
     }
 

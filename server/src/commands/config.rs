@@ -102,12 +102,18 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             }
         }
     }
+    let old_policy = cfg.get("maxmemory-policy").to_string();
+    let new_policy = next.get("maxmemory-policy").to_string();
+    s.server.limits.refresh(&next);
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));
     *cfg = next;
     s.server.hot.refresh(&cfg);
     drop(cfg);
+    if old_policy != new_policy {
+        crate::eviction::apply_policy(s.server);
+    }
     let wal = &s.server.wal;
     wal.fsync
         .store(fsync as u8, std::sync::atomic::Ordering::Relaxed);

@@ -79,12 +79,12 @@ fn object(s: &mut Session, key: &[u8]) -> Reply {
     let Some(entry) = shard.dbs[s.conn.db].get(key, unix_ms()) else {
         return Reply::err(NO_SUCH_KEY);
     };
-    let idle = (unix_ms() / 1000) as u32;
+    let now = unix_ms() as u32;
     Reply::StatusOwned(format!(
         "Value at:0x0 refcount:1 encoding:{} serializedlength:0 lru:{} lru_seconds_idle:{}",
         entry.value.encoding(),
-        entry.last_access & ((1 << 24) - 1),
-        idle.saturating_sub(entry.last_access),
+        (entry.last_access / 1000) & ((1 << 24) - 1),
+        now.wrapping_sub(entry.last_access) / 1000,
     ))
 }
 

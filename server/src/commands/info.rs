@@ -134,16 +134,18 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         }
         "memory" => {
             let rss = rss_bytes();
+            let used = crate::memory::allocated();
+            let peak = crate::memory::note_peak(used);
             let maxmemory: u64 = cfg.get("maxmemory").parse().unwrap_or(0);
-            // Until per-value accounting lands, used_memory is the process's resident size.
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{rss}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:1.00\r\nmem_allocator:libc\r\nlazyfree_pending_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
+                human_bytes(used),
                 human_bytes(rss),
-                human_bytes(rss),
-                human_bytes(rss),
+                human_bytes(peak),
                 human_bytes(maxmemory),
                 cfg.get("maxmemory-policy"),
+                rss as f64 / used.max(1) as f64,
             );
         }
         "persistence" => {
@@ -192,7 +194,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             }
         }
         "stats" => {
-            let (mut hits, mut misses, mut expired) = (0, 0, 0);
+            let (mut hits, mut misses, mut expired, mut evicted) = (0, 0, 0, 0);
             for i in 0..server.threads() {
                 let mut shard = server.lock_shard(i);
                 let lazily: u64 = shard.dbs.iter_mut().map(|d| d.take_expired_count()).sum();
@@ -200,6 +202,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 hits += shard.stats.keyspace_hits;
                 misses += shard.stats.keyspace_misses;
                 expired += shard.stats.expired_keys;
+                evicted += shard.stats.evicted_keys;
             }
             let commands: u64 = server
                 .worker_stats
@@ -209,7 +212,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 .sum();
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
                 server.stats.total_connections_received.load(Relaxed),
                 sum(server, |w| w.net_input_bytes.load(Relaxed)),
                 sum(server, |w| w.net_output_bytes.load(Relaxed)),

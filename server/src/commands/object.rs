@@ -62,6 +62,11 @@ pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     }
     let lfu = policy_is_lfu(ctx);
     let (now, clock) = (ctx.now_ms, ctx.clock);
+    let decay = ctx
+        .server
+        .limits
+        .lfu_decay_time
+        .load(std::sync::atomic::Ordering::Relaxed);
     let db = ctx.db;
     // OBJECT looks keys up without touching them.
     let Some(entry) = ctx.shard(&args[2]).dbs[db].get(&args[2], now) else {
@@ -83,14 +88,14 @@ pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             if lfu {
                 return Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            Reply::Int(clock.saturating_sub(entry.last_access) as i64)
+            Reply::Int((clock.wrapping_sub(entry.last_access) / 1000) as i64)
         }
         _ => {
             if !lfu {
                 return Reply::err("ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.");
             }
-            // Access frequency comes with the eviction work (LFU counters per key).
-            Reply::err("ERR access frequency is not tracked by this server yet")
+            let now_min = crate::eviction::minutes(now);
+            Reply::Int(crate::eviction::lfu_decayed(entry.last_access, now_min, decay) as i64)
         }
     }
 }

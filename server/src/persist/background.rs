@@ -179,7 +179,7 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
             }
             wal_state.logs[g.id].rotate(segment);
             for db in &mut g.dbs {
-                db.snap_epoch = db.snap_epoch.wrapping_add(1);
+                db.next_snap_epoch();
             }
         }
         *wal_state

@@ -308,6 +308,12 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
     }
 }
 
+/// Logs a key evicted by maxmemory as its deletion.
+pub fn evicted(server: &Server, shard: &mut Shard, db: usize, key: &[u8]) {
+    flush_expired(server, shard);
+    server.wal.logs[shard.id].append(|buf| PayloadWriter::begin(buf, db, None).del(key));
+}
+
 /// Logs the state of one key written by a command that locked every shard (SORT ... STORE).
 pub fn key_state(ctx: &mut KeyCtx, key: &[u8]) {
     let server = ctx.server;

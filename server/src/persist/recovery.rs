@@ -178,7 +178,7 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
     let mut guards = server.lock_all();
     let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
     let mut ctx = KeyCtx::new(Shards::Many(shards), server, 0, 0);
-    ctx.clock = (unix_ms() / 1000) as u32;
+    ctx.clock = unix_ms() as u32;
     let mut records = 0u64;
     let mut skipped_groups = 0u64;
     let mut failed = 0u64;

@@ -1,0 +1,284 @@
+//! maxmemory: before a write runs on a shard whose process is over the limit, that shard
+//! evicts keys by the configured policy, a bounded number per command (as Redis's
+//! maxmemory-eviction-tenacity bounds its work); a command that would grow memory is refused
+//! with OOM when nothing more can go. Evictions are logged as deletions.
+//!
+//! Policies: Redis's (sampling `maxmemory-samples` keys: least recently used, least frequently
+//! used with Redis's logarithmic counter, nearest expiry, random; all keys or only those with a
+//! TTL), `noeviction`, and `allkeys-horizon`: S3-FIFO over each database's keys (physics/).
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use warpengine_physics::reference::lfu_log_incr;
+use warpengine_physics::workload::Rng;
+use warpengine_storage::{Entry, Key, Shard};
+
+use crate::memory;
+use crate::server::Server;
+
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Policy {
+    NoEviction = 0,
+    AllkeysLru,
+    VolatileLru,
+    AllkeysLfu,
+    VolatileLfu,
+    AllkeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+    AllkeysHorizon,
+}
+
+impl Policy {
+    pub fn parse(s: &str) -> Policy {
+        match s {
+            "allkeys-lru" => Policy::AllkeysLru,
+            "volatile-lru" => Policy::VolatileLru,
+            "allkeys-lfu" => Policy::AllkeysLfu,
+            "volatile-lfu" => Policy::VolatileLfu,
+            "allkeys-random" => Policy::AllkeysRandom,
+            "volatile-random" => Policy::VolatileRandom,
+            "volatile-ttl" => Policy::VolatileTtl,
+            "allkeys-horizon" => Policy::AllkeysHorizon,
+            _ => Policy::NoEviction,
+        }
+    }
+
+    fn from_u8(v: u8) -> Policy {
+        [
+            Policy::NoEviction,
+            Policy::AllkeysLru,
+            Policy::VolatileLru,
+            Policy::AllkeysLfu,
+            Policy::VolatileLfu,
+            Policy::AllkeysRandom,
+            Policy::VolatileRandom,
+            Policy::VolatileTtl,
+            Policy::AllkeysHorizon,
+        ][v as usize]
+    }
+
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Policy::AllkeysLfu | Policy::VolatileLfu)
+    }
+
+    fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+}
+
+/// The eviction settings read on the request path.
+pub struct Limits {
+    pub maxmemory: AtomicU64,
+    policy: AtomicU8,
+    pub samples: AtomicU64,
+    pub lfu_log_factor: AtomicU64,
+    pub lfu_decay_time: AtomicU64,
+    pub tenacity: AtomicU64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            maxmemory: AtomicU64::new(0),
+            policy: AtomicU8::new(0),
+            samples: AtomicU64::new(5),
+            lfu_log_factor: AtomicU64::new(10),
+            lfu_decay_time: AtomicU64::new(1),
+            tenacity: AtomicU64::new(10),
+        }
+    }
+}
+
+impl Limits {
+    pub fn policy(&self) -> Policy {
+        Policy::from_u8(self.policy.load(Ordering::Relaxed))
+    }
+
+    pub fn refresh(&self, cfg: &crate::config::ConfigStore) {
+        let r = Ordering::Relaxed;
+        self.maxmemory
+            .store(cfg.get_i64("maxmemory").max(0) as u64, r);
+        self.policy
+            .store(Policy::parse(cfg.get("maxmemory-policy")) as u8, r);
+        self.samples
+            .store(cfg.get_i64("maxmemory-samples").max(1) as u64, r);
+        self.lfu_log_factor
+            .store(cfg.get_i64("lfu-log-factor").max(0) as u64, r);
+        self.lfu_decay_time
+            .store(cfg.get_i64("lfu-decay-time").max(0) as u64, r);
+        self.tenacity
+            .store(cfg.get_i64("maxmemory-eviction-tenacity").max(0) as u64, r);
+    }
+}
+
+/// Redis's LFU field in the 24 low bits of `last_access`: minutes (16 bits) then the
+/// logarithmic counter (8 bits).
+pub const LFU_INIT: u32 = 5;
+
+pub fn minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) & 0xffff) as u32
+}
+
+/// The counter after decay: one step less per `decay_time` minutes since the last access.
+pub fn lfu_decayed(field: u32, now_min: u32, decay_time: u64) -> u32 {
+    let counter = field & 0xff;
+    let then = (field >> 8) & 0xffff;
+    let elapsed = if now_min >= then {
+        now_min - then
+    } else {
+        65535 - then + now_min
+    };
+    let periods = (elapsed as u64).checked_div(decay_time).unwrap_or(0);
+    counter.saturating_sub(periods.min(255) as u32)
+}
+
+/// The LFU field after an access (decay, then a probabilistic increment).
+pub fn lfu_touch(field: u32, now_min: u32, limits: &Limits, r: f64) -> u32 {
+    let counter = lfu_decayed(
+        field,
+        now_min,
+        limits.lfu_decay_time.load(Ordering::Relaxed),
+    );
+    let counter = lfu_log_incr(
+        counter as u8,
+        limits.lfu_log_factor.load(Ordering::Relaxed),
+        r,
+    );
+    now_min << 8 | counter as u32
+}
+
+thread_local! {
+    static RNG: std::cell::RefCell<Rng> = std::cell::RefCell::new(Rng::new(0x9e37_79b9));
+}
+
+pub fn random_f64() -> f64 {
+    RNG.with(|r| r.borrow_mut().next_f64())
+}
+
+/// Whether memory is over the limit.
+pub fn over_limit(server: &Server) -> bool {
+    let max = server.limits.maxmemory.load(Ordering::Relaxed);
+    max != 0 && memory::allocated() > max
+}
+
+/// Evicts from `shard` until memory is under maxmemory or the per-command budget is spent.
+/// Returns false only when memory is over the limit and nothing could be evicted (as Redis,
+/// a command that finds eviction still running but progressing is let through).
+pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
+    let limits = &server.limits;
+    let max = limits.maxmemory.load(Ordering::Relaxed);
+    if max == 0 || memory::allocated() <= max {
+        return true;
+    }
+    let policy = limits.policy();
+    if policy == Policy::NoEviction {
+        return false;
+    }
+    // Each shard evicts from its own keys; a shard holding clearly fewer keys than the average
+    // leaves the work to the others, so that one shard is not emptied while another (whose
+    // table just grew, say) keeps its keys.
+    let mine: usize = shard.dbs.iter().map(|d| d.len()).sum();
+    let counts = &server.shard_keys;
+    counts[shard.id].store(mine as u64, Ordering::Relaxed);
+    if counts.len() > 1 {
+        let total: u64 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let average = total / counts.len() as u64;
+        if (mine as u64) * 10 < average * 9 {
+            return true;
+        }
+    }
+    let budget = 16 + 16 * limits.tenacity.load(Ordering::Relaxed) as usize;
+    let samples = limits.samples.load(Ordering::Relaxed) as usize;
+    let decay = limits.lfu_decay_time.load(Ordering::Relaxed);
+    let now_min = minutes(now_ms);
+    let dbs = shard.dbs.len();
+    let mut misses_in_row = 0;
+    let mut evicted = 0;
+    for _ in 0..budget {
+        let db = shard.evict_cursor % dbs;
+        shard.evict_cursor = shard.evict_cursor.wrapping_add(1);
+        let d = &mut shard.dbs[db];
+        let volatile = policy.volatile_only();
+        let victim: Option<(Key, Entry)> = match policy {
+            Policy::NoEviction => None,
+            Policy::AllkeysHorizon => d.evict_horizon(),
+            Policy::AllkeysRandom | Policy::VolatileRandom => d.evict_sampled(volatile, 1, |_| 0),
+            Policy::AllkeysLru | Policy::VolatileLru => {
+                // Oldest access first: the largest age scores lowest.
+                let now = now_ms as u32;
+                d.evict_sampled(volatile, samples, |e| {
+                    u32::MAX as u64 - now.wrapping_sub(e.last_access) as u64
+                })
+            }
+            Policy::AllkeysLfu | Policy::VolatileLfu => d.evict_sampled(volatile, samples, |e| {
+                lfu_decayed(e.last_access, now_min, decay) as u64
+            }),
+            Policy::VolatileTtl => d.evict_sampled(true, samples, |e| e.expire_at),
+        };
+        let Some((key, entry)) = victim else {
+            misses_in_row += 1;
+            if misses_in_row >= dbs {
+                break;
+            }
+            continue;
+        };
+        misses_in_row = 0;
+        evicted += 1;
+        drop(entry);
+        shard.stats.evicted_keys += 1;
+        if server.wal.is_on() {
+            crate::persist::log::evicted(server, shard, db, key.as_bytes());
+        }
+        if memory::allocated() <= max {
+            break;
+        }
+    }
+    let left: usize = shard.dbs.iter().map(|d| d.len()).sum();
+    counts[shard.id].store(left as u64, Ordering::Relaxed);
+    evicted > 0 || memory::allocated() <= max
+}
+
+/// Turns HORIZON tracking on or off in every shard after a policy change.
+pub fn apply_policy(server: &Server) {
+    let on = server.limits.policy() == Policy::AllkeysHorizon;
+    for mut shard in server.lock_all() {
+        for db in &mut shard.dbs {
+            db.set_horizon(on);
+        }
+    }
+}
+
+/// Per command: (writes, may grow memory) from the table's flags.
+static FLAGS: std::sync::LazyLock<Vec<(bool, bool)>> = std::sync::LazyLock::new(|| {
+    crate::commands::TABLE
+        .iter()
+        .map(|s| (s.has_flag("write"), s.has_flag("denyoom")))
+        .collect()
+});
+
+/// Before a command runs in `ctx` with maxmemory set: makes room on its shards; the OOM
+/// error if it would grow memory that cannot be freed.
+pub fn before_command(
+    ctx: &mut crate::keyctx::KeyCtx,
+    spec_index: usize,
+) -> Option<crate::protocol::Reply> {
+    let (write, denyoom) = FLAGS[spec_index];
+    if !write {
+        return None;
+    }
+    let server = ctx.server;
+    let now = ctx.now_ms;
+    let mut room = true;
+    ctx.each_shard(|s| room &= make_room(server, s, now));
+    (!room && denyoom).then(|| crate::protocol::Reply::err(OOM))
+}

@@ -1,0 +1,103 @@
+//! Memory accounting: the global allocator counts the bytes it hands out (mimalloc's usable
+//! size, so size-class rounding counts as Redis's zmalloc counts it), per thread without
+//! contention; `used_memory` is their sum. This is what maxmemory is enforced against.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+extern "C" {
+    fn mi_usable_size(p: *const c_void) -> usize;
+}
+
+const SLOTS: usize = 64;
+
+/// One counter per thread, each on its own cache line; the last is shared by any threads
+/// beyond the others (added to atomically).
+#[repr(align(64))]
+struct Slot(AtomicI64);
+
+static COUNTERS: [Slot; SLOTS] = [const { Slot(AtomicI64::new(0)) }; SLOTS];
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static MY_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn slot() -> usize {
+    MY_SLOT
+        .try_with(|s| {
+            let mut i = s.get();
+            if i == usize::MAX {
+                i = NEXT_SLOT.fetch_add(1, Ordering::Relaxed).min(SLOTS - 1);
+                s.set(i);
+            }
+            i
+        })
+        .unwrap_or(SLOTS - 1)
+}
+
+#[inline]
+fn count(delta: i64) {
+    let i = slot();
+    let c = &COUNTERS[i].0;
+    if i < SLOTS - 1 {
+        // Only this thread writes its own slot: a plain load and store suffices.
+        c.store(c.load(Ordering::Relaxed) + delta, Ordering::Relaxed);
+    } else {
+        c.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
+/// Bytes currently allocated by the whole process through the global allocator.
+pub fn allocated() -> u64 {
+    COUNTERS
+        .iter()
+        .map(|s| s.0.load(Ordering::Relaxed))
+        .sum::<i64>()
+        .max(0) as u64
+}
+
+/// Wraps an allocator (mimalloc) and counts what it hands out.
+pub struct Counting<A>(pub A);
+
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc(layout);
+        if !p.is_null() {
+            count(mi_usable_size(p.cast()) as i64);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = self.0.alloc_zeroed(layout);
+        if !p.is_null() {
+            count(mi_usable_size(p.cast()) as i64);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        count(-(mi_usable_size(p.cast()) as i64));
+        self.0.dealloc(p, layout);
+    }
+
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let old = mi_usable_size(p.cast()) as i64;
+        let q = self.0.realloc(p, layout, new_size);
+        if !q.is_null() {
+            count(mi_usable_size(q.cast()) as i64 - old);
+        }
+        q
+    }
+}
+
+static PEAK: AtomicI64 = AtomicI64::new(0);
+
+/// Records `used` as a candidate peak; returns the peak so far.
+pub fn note_peak(used: u64) -> u64 {
+    PEAK.fetch_max(used as i64, Ordering::Relaxed)
+        .max(used as i64) as u64
+}

@@ -1,0 +1,192 @@
+//! maxmemory and the eviction policies, end to end: memory stays near the limit, the right
+//! kind of key goes, noeviction answers OOM, hot keys survive under LRU, LFU and HORIZON.
+
+use std::time::Duration;
+
+use warpengine_tests::{encode_command, start_warpengine, RawConn, Resp};
+
+fn info_field(c: &mut RawConn, section: &str, field: &str) -> u64 {
+    let Resp::Bulk(info) = c.call(&["INFO", section]) else {
+        panic!("INFO")
+    };
+    let text = String::from_utf8(info).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Writes `n` keys `prefix{i}` with 200-byte values, pipelined; returns the error replies.
+fn fill(c: &mut RawConn, prefix: &str, n: usize, ttl: bool) -> Vec<String> {
+    let value = vec![b'v'; 200];
+    let mut errors = Vec::new();
+    for start in (0..n).step_by(500) {
+        let mut batch = Vec::new();
+        let end = (start + 500).min(n);
+        for i in start..end {
+            let key = format!("{prefix}{i}");
+            if ttl {
+                batch.extend(encode_command(&[
+                    b"SET",
+                    key.as_bytes(),
+                    &value,
+                    b"EX",
+                    b"100000",
+                ]));
+            } else {
+                batch.extend(encode_command(&[b"SET", key.as_bytes(), &value]));
+            }
+        }
+        c.send(&batch);
+        for _ in start..end {
+            if let Resp::Error(e) = Resp::parse(&c.read_reply().unwrap()) {
+                errors.push(e);
+            }
+        }
+    }
+    errors
+}
+
+const LIMIT: u64 = 8 << 20;
+
+fn limited(policy: &str) -> warpengine_tests::ServerProcess {
+    start_warpengine(&[
+        "--threads",
+        "2",
+        "--set",
+        &format!("maxmemory={LIMIT}"),
+        "--set",
+        &format!("maxmemory-policy={policy}"),
+    ])
+}
+
+#[test]
+fn noeviction_refuses_writes_with_oom_and_keeps_reads_and_deletes() {
+    let s = limited("noeviction");
+    let mut c = RawConn::connect(s.port);
+    let errors = fill(&mut c, "k", 60_000, false);
+    assert!(!errors.is_empty(), "8 MB held 60K keys of 200 bytes");
+    assert!(errors
+        .iter()
+        .all(|e| e == "OOM command not allowed when used memory > 'maxmemory'."));
+    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 0);
+    assert_eq!(c.call(&["GET", "k0"]), Resp::Bulk(vec![b'v'; 200]));
+    let Resp::Int(deleted) = c.call(&["DEL", "k0", "k1", "k2"]) else {
+        panic!()
+    };
+    assert_eq!(deleted, 3);
+}
+
+#[test]
+fn every_evicting_policy_holds_memory_near_the_limit() {
+    for policy in [
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "allkeys-horizon",
+    ] {
+        let s = limited(policy);
+        let mut c = RawConn::connect(s.port);
+        let errors = fill(&mut c, "k", 100_000, false);
+        assert!(
+            errors.is_empty(),
+            "{policy}: {:?}",
+            &errors[..errors.len().min(3)]
+        );
+        let used = info_field(&mut c, "memory", "used_memory");
+        assert!(used <= LIMIT + LIMIT / 10, "{policy}: used_memory {used}");
+        let evicted = info_field(&mut c, "stats", "evicted_keys");
+        let Resp::Int(keys) = c.call(&["DBSIZE"]) else {
+            panic!()
+        };
+        assert!(
+            evicted > 0 && keys > 10_000,
+            "{policy}: {keys} keys, {evicted} evicted"
+        );
+        assert_eq!(keys as u64 + evicted, 100_000, "{policy}");
+    }
+}
+
+#[test]
+fn volatile_policies_only_evict_keys_with_a_ttl() {
+    for policy in [
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        let s = limited(policy);
+        let mut c = RawConn::connect(s.port);
+        assert!(fill(&mut c, "keep", 10_000, false).is_empty());
+        assert!(fill(&mut c, "ttl", 60_000, true).is_empty(), "{policy}");
+        assert!(info_field(&mut c, "stats", "evicted_keys") > 0, "{policy}");
+        for i in (0..10_000).step_by(97) {
+            assert_eq!(
+                c.call(&["EXISTS", &format!("keep{i}")]),
+                Resp::Int(1),
+                "{policy} evicted keep{i}, a key without TTL"
+            );
+        }
+        // Only keys without a TTL left to evict: writes are refused.
+        let errors = fill(&mut c, "more", 60_000, false);
+        assert!(
+            errors.iter().any(|e| e.starts_with("OOM")),
+            "{policy}: no OOM once only persistent keys remain"
+        );
+    }
+}
+
+#[test]
+fn hot_keys_survive_under_lru_lfu_and_horizon() {
+    for policy in ["allkeys-lru", "allkeys-lfu", "allkeys-horizon"] {
+        let s = limited(policy);
+        let mut c = RawConn::connect(s.port);
+        assert!(fill(&mut c, "hot", 1_000, false).is_empty());
+        for round in 0..20 {
+            // Touch the hot set, then write a wave of cold keys.
+            for chunk in (0..1_000).collect::<Vec<_>>().chunks(250) {
+                let keys: Vec<String> = chunk.iter().map(|i| format!("hot{i}")).collect();
+                let mut args = vec!["MGET"];
+                args.extend(keys.iter().map(String::as_str));
+                c.call(&args);
+            }
+            assert!(fill(&mut c, &format!("cold{round}-"), 5_000, false).is_empty());
+        }
+        assert!(
+            info_field(&mut c, "stats", "evicted_keys") > 50_000,
+            "{policy}"
+        );
+        let survivors = (0..1_000)
+            .filter(|i| c.call(&["EXISTS", &format!("hot{i}")]) == Resp::Int(1))
+            .count();
+        assert!(
+            survivors >= 900,
+            "{policy}: only {survivors} of 1000 hot keys survived"
+        );
+    }
+}
+
+#[test]
+fn object_freq_follows_the_lfu_counter() {
+    let s = limited("allkeys-lfu");
+    let mut c = RawConn::connect(s.port);
+    c.call(&["SET", "k", "v"]);
+    assert_eq!(c.call(&["OBJECT", "FREQ", "k"]), Resp::Int(5));
+    for _ in 0..200 {
+        c.call(&["GET", "k"]);
+    }
+    let Resp::Int(freq) = c.call(&["OBJECT", "FREQ", "k"]) else {
+        panic!()
+    };
+    assert!(freq > 5, "{freq}");
+    let Resp::Error(e) = c.call(&["OBJECT", "IDLETIME", "k"]) else {
+        panic!()
+    };
+    assert!(e.contains("LFU maxmemory policy is selected"), "{e}");
+    // Switching policy at run time.
+    c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-horizon"]);
+    std::thread::sleep(Duration::from_millis(10));
+    assert!(matches!(c.call(&["OBJECT", "IDLETIME", "k"]), Resp::Int(_)));
+}
