@@ -329,6 +329,12 @@ impl Pipeline {
             return;
         }
         let mut failure = None;
+        // Every shard's write (and fdatasync) starts before this read waits for any of them.
+        for shard in 0..self.wrote.len() {
+            if self.wrote[shard] {
+                server.wal.start_durability(self.me, shard);
+            }
+        }
         for shard in 0..self.wrote.len() {
             if !std::mem::take(&mut self.wrote[shard]) {
                 continue;

@@ -51,7 +51,9 @@ const ALLOWED_DIFFERENCES: &[&str] = &[
     "OBJECT FREQ / IDLETIME: depend on the LFU/LRU clocks",
 ];
 
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Generous: a few cases allocate 512 MB (SETBIT at the largest offset), which can take
+/// seconds on a loaded machine; a shorter wait made such a case look like a missing reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 /// For `!raw`: how long to wait for a reply that may legitimately never come.
 const RAW_FIRST_TIMEOUT: Duration = Duration::from_millis(500);
 const RAW_MORE_TIMEOUT: Duration = Duration::from_millis(100);

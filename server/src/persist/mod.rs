@@ -319,6 +319,20 @@ impl Wal {
         Ok(())
     }
 
+    /// Sets off what makes `shard`'s records durable, without waiting: under `always` its
+    /// syncer (which writes what is pending, then fdatasyncs), otherwise worker `me`'s flusher.
+    pub fn start_durability(&self, me: usize, shard: usize) {
+        let log = &self.logs[shard];
+        if log.appended() <= self.durable(shard) {
+            return;
+        }
+        if self.fsync() == Fsync::Always {
+            log.kick.notify_one();
+        } else {
+            self.flushers[me].notify_one();
+        }
+    }
+
     /// Waits, on worker `me`, until `shard`'s log is durable up to `lsn`.
     async fn wait_one(&self, me: usize, shard: usize, lsn: u64) -> Result<(), String> {
         let log = &self.logs[shard];
@@ -332,7 +346,7 @@ impl Wal {
             if self.durable(shard) >= lsn {
                 return Ok(());
             }
-            if log.written.load(Ordering::Acquire) < lsn {
+            if log.written.load(Ordering::Acquire) < lsn && self.fsync() != Fsync::Always {
                 // This worker's flusher runs after the connections already queued in this
                 // pass over the event loop: one write then covers all their records.
                 self.flushers[me].notify_one();
