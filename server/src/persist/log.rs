@@ -368,8 +368,7 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
     match &entry.value {
         Value::Str(s) => w.argv([&b"SET"[..], key, s.as_slice()].into_iter()),
         Value::List(l) => {
-            let items =
-                (0..l.len() as i64).filter_map(|i| l.get(i).map(|b| Cow::Borrowed(bytes_of(b))));
+            let items = l.iter().map(Cow::Borrowed);
             emit_chunked(w, b"RPUSH", key, items, 1);
         }
         Value::Hash(h) => {
@@ -383,7 +382,7 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
             let items = z.iter().flat_map(|(m, score)| {
                 [
                     Cow::Owned(format_score(score).into_bytes()),
-                    Cow::Borrowed(bytes_of(m)),
+                    Cow::Borrowed(m),
                 ]
             });
             emit_chunked(w, b"ZADD", key, items, 2);
@@ -392,11 +391,6 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
     if entry.expire_at != 0 {
         w.expire_at(key, entry.expire_at);
     }
-}
-
-/// Whatever a collection hands out for its items, as bytes.
-fn bytes_of<T: AsRef<[u8]> + ?Sized>(b: &T) -> &[u8] {
-    b.as_ref()
 }
 
 /// A score as text that parses back to the same double.

@@ -100,6 +100,8 @@ pub struct Payload {
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The buffer `data` lies in, when arguments can share it instead of being copied.
+    owner: Option<&'a Bytes>,
 }
 
 impl Cursor<'_> {
@@ -128,7 +130,12 @@ impl Cursor<'_> {
     }
     fn bytes(&mut self) -> Result<Bytes, String> {
         let n = self.u32()? as usize;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
+        let owner = self.owner;
+        let s = self.take(n)?;
+        Ok(match owner {
+            Some(o) => o.slice_ref(s),
+            None => Bytes::copy_from_slice(s),
+        })
     }
 }
 
@@ -137,6 +144,7 @@ pub fn group_of(payload: &[u8]) -> Option<Group> {
     let mut c = Cursor {
         data: payload,
         pos: 0,
+        owner: None,
     };
     if c.u8().ok()? & GROUPED == 0 {
         return None;
@@ -148,10 +156,24 @@ pub fn group_of(payload: &[u8]) -> Option<Group> {
 }
 
 pub fn decode(payload: &[u8]) -> Result<Payload, String> {
-    let mut c = Cursor {
+    decode_cursor(Cursor {
         data: payload,
         pos: 0,
-    };
+        owner: None,
+    })
+}
+
+/// As `decode`, for a payload inside `owner`: arguments share its memory (recovery).
+pub fn decode_in(payload: &[u8], owner: &Bytes) -> Result<Payload, String> {
+    decode_cursor(Cursor {
+        data: payload,
+        pos: 0,
+        owner: Some(owner),
+    })
+}
+
+fn decode_cursor(mut c: Cursor) -> Result<Payload, String> {
+    let payload_len = c.data.len();
     let flags = c.u8()?;
     let group = if flags & GROUPED != 0 {
         Some(Group {
@@ -163,7 +185,7 @@ pub fn decode(payload: &[u8]) -> Result<Payload, String> {
     };
     let db = c.u32()? as usize;
     let mut ops = Vec::new();
-    while c.pos < payload.len() {
+    while c.pos < payload_len {
         ops.push(match c.u8()? {
             ARGV => {
                 let n = c.u32()? as usize;

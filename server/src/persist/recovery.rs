@@ -74,7 +74,7 @@ pub fn start(server: &Server) -> Result<(), String> {
 
 struct LogFile {
     path: PathBuf,
-    data: Vec<u8>,
+    data: Bytes,
     /// Valid bytes, after torn-tail or repair truncation.
     keep: usize,
 }
@@ -86,8 +86,10 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
         let mut files = Vec::new();
         if m.snapshot > 0 {
             let path = wal::snapshot_path(dir, m.snapshot, shard);
-            let data = std::fs::read(&path)
-                .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?;
+            let data = Bytes::from(
+                std::fs::read(&path)
+                    .map_err(|e| format!("cannot read snapshot {}: {e}", path.display()))?,
+            );
             files.push(LogFile {
                 path,
                 keep: data.len(),
@@ -97,8 +99,9 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
         let segs = wal::segments(dir, shard, m.snapshot).map_err(|e| e.to_string())?;
         for seg in segs {
             let path = wal::log_path(dir, seg, shard);
-            let data =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let data = Bytes::from(
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            );
             files.push(LogFile {
                 path,
                 keep: data.len(),
@@ -186,10 +189,10 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
     let mut last_report = Instant::now();
     for (old_shard, files) in shards_files.iter().enumerate() {
         for f in files {
-            let mut reader = Reader::new(&f.data[..f.keep]);
+            let mut reader = Reader::checked_before(&f.data[..f.keep]);
             while let Some(rec) = reader.next_record() {
                 records += 1;
-                let payload = ops::decode(rec.payload).map_err(|e| {
+                let payload = ops::decode_in(rec.payload, &f.data).map_err(|e| {
                     format!(
                         "{}: undecodable record at offset {}: {e}",
                         f.path.display(),
