@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use warpengine_storage::{Entry, Shard};
 use warpengine_wal as wal;
 
-use super::log::{flush_expired, put_key};
+use super::log::put_key;
 use super::ops::PayloadWriter;
 use crate::server::{unix_ms, Server};
 
@@ -162,22 +162,10 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
             })
             .collect(),
     });
-    // The instant every shard agrees on: what came before is in the snapshot, what comes
-    // after is in the new segment (a cross-shard group lands wholly on one side).
     let segment = {
         let mut guards = server.lock_all();
-        let current = wal_state
-            .logs
-            .iter()
-            .map(|l| l.segment())
-            .max()
-            .unwrap_or(0);
-        let segment = wal::last_segment(&dir)?.max(current) + 1;
+        let segment = super::snapshot::rotate_all(server, &dir, &mut guards)?;
         for g in guards.iter_mut() {
-            if wal_state.is_on() {
-                flush_expired(server, g);
-            }
-            wal_state.logs[g.id].rotate(segment);
             for db in &mut g.dbs {
                 db.next_snap_epoch();
             }

@@ -40,19 +40,7 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
     let started = Instant::now();
     let result = (|| {
         let mut guards = server.lock_all();
-        let current = wal_state
-            .logs
-            .iter()
-            .map(|l| l.segment())
-            .max()
-            .unwrap_or(0);
-        let segment = wal::last_segment(&dir)?.max(current) + 1;
-        for g in guards.iter_mut() {
-            if wal_state.is_on() {
-                flush_expired(server, g);
-            }
-            wal_state.logs[g.id].rotate(segment);
-        }
+        let segment = rotate_all(server, &dir, &mut guards)?;
         let mut keys = 0u64;
         for g in guards.iter_mut() {
             match write_shard(&dir, segment, g) {
@@ -104,6 +92,31 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
         server.lastsave.store(unix_ms() / 1000, Ordering::Relaxed);
     }
     result
+}
+
+/// Moves every shard's log to a new segment, with all of them locked (`guards`): what came
+/// before belongs to the snapshot about to be taken, what comes after to the new segment, and
+/// a cross-shard group lands wholly on one side. Returns the new segment's number.
+pub fn rotate_all(
+    server: &Server,
+    dir: &Path,
+    guards: &mut [std::sync::MutexGuard<'_, Shard>],
+) -> io::Result<u64> {
+    let wal_state = &server.wal;
+    let current = wal_state
+        .logs
+        .iter()
+        .map(|l| l.segment())
+        .max()
+        .unwrap_or(0);
+    let segment = wal::last_segment(dir)?.max(current) + 1;
+    for g in guards.iter_mut() {
+        if wal_state.is_on() {
+            flush_expired(server, g);
+        }
+        wal_state.logs[g.id].rotate(segment);
+    }
+    Ok(segment)
 }
 
 /// After a log failure: tries a fresh snapshot, at most once a second, on a thread of its own.
