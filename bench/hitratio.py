@@ -182,6 +182,7 @@ def main():
             row = " | ".join(f"{results[(wname, share, l)]:.4f}" for l, _, _ in SERVERS)
             print(f"| {wname} | {share:.0%} | {row} |", flush=True)
     print()
+    print(f"working set {ws / 1e6:.1f} MB in Redis")
     print("| workload | memory | " + " | ".join(l for l, _, _ in SERVERS) + " |")
     print("|---|---:|" + "---:|" * len(SERVERS))
     for wname in workloads:
