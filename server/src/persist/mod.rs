@@ -1,9 +1,10 @@
 //! Durability: every write's effect goes into its shard's log buffer while the shard is locked.
 //! A connection sends its replies only once the records of its writes are written (and, with
 //! `appendfsync always`, covered by an fdatasync):
-//! - the first connection to need a shard's records written writes everything pending for
-//!   that shard in one `pwrite` (group commit; a page-cache copy of microseconds), so replies
-//!   leave in the same pass over the event loop, as Redis writes its AOF before replying;
+//! - the first connection to wait wakes its worker's flusher, which runs after the connections
+//!   already queued in the same pass over the event loop and writes everything pending with
+//!   one `pwrite` per shard (group commit; a page-cache copy of microseconds), much as Redis
+//!   writes its AOF once per event-loop iteration before replying;
 //! - fdatasync, the slow part, never runs on the event loop: a syncer task per shard submits
 //!   it through io_uring (or the portable thread) and wakes the waiters it covers, one
 //!   fdatasync for every write before it (`always`), or once a second (`everysec`).
@@ -182,7 +183,6 @@ pub struct Wal {
     /// snapshot succeeds.
     pub failed: AtomicBool,
     pub failure: Mutex<String>,
-    pub shutting_down: AtomicBool,
     pub last_retry_ms: AtomicU64,
     /// The background snapshot under way, if any (`background_active` is its cheap check).
     pub background: Mutex<Option<Arc<background::Background>>>,
@@ -218,7 +218,6 @@ impl Wal {
             next_txid: AtomicU64::new(crate::server::unix_ms() * 1000),
             failed: AtomicBool::new(false),
             failure: Mutex::new(String::new()),
-            shutting_down: AtomicBool::new(false),
             last_retry_ms: AtomicU64::new(0),
             background: Mutex::new(None),
             background_active: AtomicBool::new(false),
@@ -438,7 +437,6 @@ impl Wal {
     /// At shutdown: writes and syncs every shard's pending records. Returns whether all of
     /// them made it to disk.
     pub fn close(&self) -> bool {
-        self.shutting_down.store(true, Ordering::SeqCst);
         let mut ok = true;
         for (shard, log) in self.logs.iter().enumerate() {
             self.write_pending(shard);
