@@ -154,7 +154,9 @@ def main():
     ap.add_argument("--requests", type=int, default=600_000)
     ap.add_argument("--shares", default="0.01,0.03,0.1,0.3")
     ap.add_argument("--png", default=os.path.join(ROOT, "bench", "hitratio.png"))
+    ap.add_argument("--only", default="", help="run only the servers whose label contains this")
     a = ap.parse_args()
+    servers = [s for s in SERVERS if a.only in s[0]]
     shares = [float(x) for x in a.shares.split(",")]
     ws = working_set(a.keys)
     print(f"# bench/hitratio.py --keys {a.keys} --requests {a.requests} --shares {a.shares}: "
@@ -168,7 +170,7 @@ def main():
     results = {}
     for wname, stream in workloads.items():
         for share in shares:
-            for label, kind, policy in SERVERS:
+            for label, kind, policy in servers:
                 proc, tmp, c = start(kind, ["--maxmemory-policy", policy] if kind == "redis"
                                      else ["--set", f"maxmemory-policy={policy}"])
                 try:
@@ -179,15 +181,15 @@ def main():
                     proc.terminate()
                     proc.wait()
                     shutil.rmtree(tmp, ignore_errors=True)
-            row = " | ".join(f"{results[(wname, share, l)]:.4f}" for l, _, _ in SERVERS)
+            row = " | ".join(f"{results[(wname, share, l)]:.4f}" for l, _, _ in servers)
             print(f"| {wname} | {share:.0%} | {row} |", flush=True)
     print()
     print(f"working set {ws / 1e6:.1f} MB in Redis")
-    print("| workload | memory | " + " | ".join(l for l, _, _ in SERVERS) + " |")
-    print("|---|---:|" + "---:|" * len(SERVERS))
+    print("| workload | memory | " + " | ".join(l for l, _, _ in servers) + " |")
+    print("|---|---:|" + "---:|" * len(servers))
     for wname in workloads:
         for share in shares:
-            row = " | ".join(f"{results[(wname, share, l)]:.4f}" for l, _, _ in SERVERS)
+            row = " | ".join(f"{results[(wname, share, l)]:.4f}" for l, _, _ in servers)
             print(f"| {wname} | {share:.0%} | {row} |")
     try:
         import matplotlib
@@ -197,8 +199,11 @@ def main():
         print("matplotlib is not installed: no PNG")
         return
     fig, axes = plt.subplots(1, len(workloads), figsize=(5 * len(workloads), 4), sharey=False)
+    if a.only:
+        print("--only: no PNG (the curves compare every server)")
+        return
     for ax, wname in zip(axes, workloads):
-        for label, _, _ in SERVERS:
+        for label, _, _ in servers:
             ax.plot([s * 100 for s in shares], [results[(wname, s, label)] for s in shares],
                     marker="o", label=label)
         ax.set_xscale("log")

@@ -29,7 +29,7 @@ pub struct S3Fifo {
     ghost: VecDeque<(u64, u64)>,
     ghost_gen: HashMap<u64, u64, RandomState>,
     next_gen: u64,
-    /// Objects (not units) the ghost queue remembers: as many as main holds.
+    /// The small queue's share of the cached size.
     pub small_ratio: f64,
     pub stats: S3Stats,
 }
@@ -73,7 +73,8 @@ impl S3Fifo {
         self.next_gen += 1;
         self.ghost.push_back((id, self.next_gen));
         self.ghost_gen.insert(id, self.next_gen);
-        let limit = self.main.len.max(16);
+        // Main's capacity: nine tenths of the resident objects.
+        let limit = ((self.small.len + self.main.len) * 9 / 10).max(16);
         while self.ghost_gen.len() > limit {
             let Some((old, generation)) = self.ghost.pop_front() else {
                 break;

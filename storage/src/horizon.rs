@@ -95,8 +95,10 @@ impl Horizon {
     fn remember(&mut self, id: u64) {
         self.ghost.push_back(id);
         self.ghost_set.insert(id);
-        // As many ids as main holds keys (the paper's ghost size).
-        while self.ghost.len() > self.main_live.max(64) {
+        // As many ids as main's capacity, nine tenths of the resident keys (the paper's ghost
+        // size; main's current size would keep the ghost empty while nothing has reached main).
+        let limit = ((self.small_live + self.main_live) * 9 / 10).max(64);
+        while self.ghost.len() > limit {
             match self.ghost.pop_front() {
                 Some(old) => {
                     self.ghost_set.remove(&old);

@@ -190,3 +190,43 @@ fn object_freq_follows_the_lfu_counter() {
     std::thread::sleep(Duration::from_millis(10));
     assert!(matches!(c.call(&["OBJECT", "IDLETIME", "k"]), Resp::Int(_)));
 }
+
+#[test]
+fn horizon_stats_show_the_queues_at_work() {
+    let s = limited("allkeys-horizon");
+    let mut c = RawConn::connect(s.port);
+    assert!(fill(&mut c, "k", 60_000, false).is_empty());
+    // Write again keys evicted lately (FIFO order: about the 40,000th on), which the ghost
+    // queue still remembers: they go straight to the main queue.
+    let value = vec![b'v'; 200];
+    for i in 40_000..42_000 {
+        let key = format!("k{i}");
+        c.command(&[b"SET", key.as_bytes(), &value]);
+    }
+    let Resp::Array(flat) = c.call(&["HORIZON", "STATS"]) else {
+        panic!("HORIZON STATS")
+    };
+    let field = |name: &str| -> i64 {
+        let i = flat
+            .iter()
+            .position(|f| *f == Resp::Bulk(name.as_bytes().to_vec()))
+            .unwrap_or_else(|| panic!("no {name} in {flat:?}"));
+        match &flat[i + 1] {
+            Resp::Int(v) => *v,
+            other => panic!("{name}: {other:?}"),
+        }
+    };
+    assert_eq!(flat[1], Resp::Bulk(b"allkeys-horizon".to_vec()));
+    assert!(field("evictions") > 0);
+    assert!(field("small_queue_keys") + field("main_queue_keys") > 10_000);
+    assert!(field("ghost_queue_ids") > 0);
+    assert!(field("ghost_hits") > 0, "{flat:?}");
+    let Resp::Array(help) = c.call(&["HORIZON", "HELP"]) else {
+        panic!("HORIZON HELP")
+    };
+    assert!(help.len() > 3);
+    let Resp::Error(e) = c.call(&["HORIZON", "NOPE"]) else {
+        panic!()
+    };
+    assert_eq!(e, "ERR unknown subcommand 'NOPE'. Try HORIZON HELP.");
+}

@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod hashes;
+pub mod horizon;
 pub mod info;
 pub mod keyspace;
 pub mod lists;
@@ -167,6 +168,10 @@ macro_rules! commands {
 }
 pub(crate) use commands;
 
+/// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
+/// table instead of Redis's recorded data).
+pub const WARPENGINE_ONLY: &[&str] = &["horizon"];
+
 /// Every command: the core table below, then each data-type family's own table.
 pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
     [
@@ -261,6 +266,8 @@ commands! {
     "lastsave", 1, "loading stale fast", NO_KEYS, "server", "1.0.0", session(sv::lastsave), "Returns the Unix timestamp of the last successful save to disk.";
     "shutdown", -1, "admin noscript loading stale no_multi allow_busy", NO_KEYS, "server", "1.0.0", session(sv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     "debug", -2, "admin noscript loading stale", NO_KEYS, "server", "1.0.0", session(debug::debug), "A container for debugging commands.";
+    // WarpEngine's own (not in Redis): see WARPENGINE_ONLY.
+    "horizon", -2, "", NO_KEYS, "server", "0.1.0", session(horizon::horizon), "A container for the HORIZON eviction policy's commands.";
 }
 
 /// Finds a command by name, case-insensitively, without allocating.

@@ -1,0 +1,76 @@
+//! HORIZON: what the eviction policy sees (../shared/PHYSICS.md, HORIZON). STATS sums every
+//! shard: hits, misses, evictions, and under allkeys-horizon its S3-FIFO queues.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::util::{eq_ignore_case, help, unknown_subcommand};
+use crate::protocol::Reply;
+use crate::session::Session;
+
+pub fn horizon(s: &mut Session, args: &[Bytes]) -> Reply {
+    let sub = &args[1];
+    let arity_error = |name: &str| {
+        Reply::err(format!(
+            "ERR wrong number of arguments for 'horizon|{name}' command"
+        ))
+    };
+    if eq_ignore_case(sub, "help") {
+        if args.len() != 2 {
+            return arity_error("help");
+        }
+        return help(
+            "HORIZON",
+            &[
+                "STATS",
+                "    Keyspace hits and misses, evictions, and with maxmemory-policy allkeys-horizon",
+                "    the S3-FIFO queues: keys in the small and main queues, ids in the ghost queue,",
+                "    ghost hits (evicted keys asked for again) and promotions from small to main.",
+            ],
+        );
+    }
+    if !eq_ignore_case(sub, "stats") {
+        return unknown_subcommand(sub, "HORIZON");
+    }
+    if args.len() != 2 {
+        return arity_error("stats");
+    }
+    let server = s.server;
+    let (mut hits, mut misses, mut evicted) = (0u64, 0u64, 0u64);
+    let (mut small, mut main, mut ghost, mut ghost_hits, mut promoted) = (0, 0, 0, 0, 0);
+    for shard in server.lock_all() {
+        hits += shard.stats.keyspace_hits;
+        misses += shard.stats.keyspace_misses;
+        evicted += shard.stats.evicted_keys;
+        for db in &shard.dbs {
+            if let Some(h) = &db.horizon {
+                small += h.small_live as u64;
+                main += h.main_live as u64;
+                ghost += h.ghost_len() as u64;
+                ghost_hits += h.stats.ghost_hits;
+                promoted += h.stats.promoted;
+            }
+        }
+    }
+    let policy = server
+        .config
+        .read()
+        .expect("config lock")
+        .get("maxmemory-policy")
+        .to_string();
+    let int = |name: &str, v: u64| (Reply::bulk_str(name), Reply::Int(v as i64));
+    Reply::Map(vec![
+        (Reply::bulk_str("policy"), Reply::bulk_str(&policy)),
+        int("maxmemory", server.limits.maxmemory.load(Ordering::Relaxed)),
+        int("used_memory", crate::memory::allocated()),
+        int("hits", hits),
+        int("misses", misses),
+        int("evictions", evicted),
+        int("small_queue_keys", small),
+        int("main_queue_keys", main),
+        int("ghost_queue_ids", ghost),
+        int("ghost_hits", ghost_hits),
+        int("promotions", promoted),
+    ])
+}
