@@ -16,7 +16,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 pub use record::{Damage, Reader, Record};
-pub use writer::{open_append, Backend, Writer};
+pub use writer::{open_append, Backend, Syncer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Manifest {

@@ -17,15 +17,6 @@ pub fn keys(args: &[Bytes]) -> Vec<usize> {
     }
 }
 
-fn policy_is_lfu(ctx: &KeyCtx) -> bool {
-    ctx.server
-        .config
-        .read()
-        .expect("config lock")
-        .get("maxmemory-policy")
-        .contains("lfu")
-}
-
 pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let sub = &args[1];
     if eq_ignore_case(sub, "help") {
@@ -60,7 +51,7 @@ pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if args.len() != 3 {
         return wrong_arity(&format!("object|{name}"));
     }
-    let lfu = policy_is_lfu(ctx);
+    let lfu = ctx.server.limits.policy().is_lfu();
     let (now, clock) = (ctx.now_ms, ctx.clock);
     let decay = ctx
         .server

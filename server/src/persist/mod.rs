@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use warpengine_wal::{self as wal, Backend, Writer};
+use warpengine_wal::{self as wal, Backend, Syncer};
 
 use crate::server::Server;
 
@@ -479,7 +479,7 @@ pub async fn flusher_loop(server: Arc<Server>, me: usize) {
 pub async fn syncer_loop(server: Arc<Server>, me: usize) {
     let wal = &server.wal;
     let log = &wal.logs[me];
-    let mut syncer: Option<Writer> = None;
+    let mut syncer: Option<Syncer> = None;
     let mut last_sync = Instant::now();
     loop {
         if wal.fsync() == Fsync::Everysec {
@@ -540,7 +540,7 @@ pub async fn syncer_loop(server: Arc<Server>, me: usize) {
 }
 
 /// A handle on the shard's current segment for fdatasync (None before its first write).
-fn open_syncer(wal: &Wal, shard: usize) -> std::io::Result<Option<Writer>> {
+fn open_syncer(wal: &Wal, shard: usize) -> std::io::Result<Option<Syncer>> {
     let file = {
         let guard = wal.logs[shard]
             .file
@@ -552,14 +552,14 @@ fn open_syncer(wal: &Wal, shard: usize) -> std::io::Result<Option<Writer>> {
         }
     };
     let backend = *wal.backend.lock().unwrap_or_else(|p| p.into_inner());
-    match Writer::new(file.try_clone()?, backend) {
+    match Syncer::new(file.try_clone()?, backend) {
         Ok(w) => Ok(Some(w)),
         Err(e) if backend == Backend::Uring => {
             tracing::warn!(
                 "io_uring is not available ({e}); syncing the log through the portable writer thread"
             );
             *wal.backend.lock().unwrap_or_else(|p| p.into_inner()) = Backend::Thread;
-            Writer::new(file, Backend::Thread).map(Some)
+            Syncer::new(file, Backend::Thread).map(Some)
         }
         Err(e) => Err(e),
     }
