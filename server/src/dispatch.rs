@@ -169,6 +169,15 @@ impl Pipeline {
                 )));
                 continue;
             }
+            let index = match commands::resolve(index, &args) {
+                Ok(index) => index,
+                Err(refusal) => {
+                    bump(&stats.commands[index].rejected, 1);
+                    self.replies[slot] = Some(refusal);
+                    continue;
+                }
+            };
+            let spec = &TABLE[index];
             if auth_required && !conn.authenticated && !spec.has_flag("no_auth") {
                 bump(&stats.commands[index].rejected, 1);
                 self.replies[slot] = Some(Reply::err("NOAUTH Authentication required."));
@@ -280,6 +289,7 @@ impl Pipeline {
                         }
                     }
                 }
+                Run::Container => unreachable!("resolved to a subcommand above"),
                 Run::Session(f) => {
                     self.flush(server, conn.no_touch).await;
                     let mut session = Session {

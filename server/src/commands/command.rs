@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warpengine_storage::glob_match;
 
 use super::util::{eq_ignore_case, help, lower, unknown_subcommand, wrong_arity, SYNTAX};
-use super::{command_data, lookup, CommandSpec, Keys, TABLE};
+use super::{command_data, is_top_level, lookup, subcommands, CommandSpec, Keys, Run, TABLE};
 use crate::protocol::Reply;
 use crate::session::Session;
 
@@ -41,7 +41,7 @@ pub fn info_entry(spec: &CommandSpec) -> Reply {
             status_set(spec.acl_categories()),
             Reply::Set(vec![]),
             Reply::Array(vec![]),
-            Reply::Array(vec![]),
+            Reply::Array(subcommands(spec.name).map(info_entry).collect()),
         ],
     };
     for (slot, value) in fields.iter_mut().zip(ours) {
@@ -66,11 +66,23 @@ fn docs_entry(spec: &CommandSpec) -> Reply {
     if let Some(redis) = command_data::get(spec.name) {
         return redis.docs.clone();
     }
-    Reply::Map(vec![
+    let mut docs = vec![
         (Reply::bulk_str("summary"), Reply::bulk_str(spec.summary)),
         (Reply::bulk_str("since"), Reply::bulk_str(spec.since)),
         (Reply::bulk_str("group"), Reply::bulk_str(spec.group)),
-    ])
+    ];
+    let subs: Vec<(Reply, Reply)> = subcommands(spec.name)
+        .map(|sub| (Reply::bulk_str(sub.name), docs_entry(sub)))
+        .collect();
+    if !subs.is_empty() {
+        docs.push((Reply::bulk_str("subcommands"), Reply::Map(subs)));
+    }
+    Reply::Map(docs)
+}
+
+/// Top-level commands (subcommand rows are listed under their container).
+fn top_level() -> impl Iterator<Item = &'static CommandSpec> {
+    TABLE.iter().filter(|c| is_top_level(c))
 }
 
 /// A name given to COMMAND INFO / DOCS: one of our commands, or `parent|sub` of one of ours.
@@ -90,7 +102,14 @@ fn resolve(name: &[u8]) -> Option<Named> {
     if sub.contains(&b'|') {
         return None;
     }
-    let parent = TABLE[lookup(parent)?].name;
+    let parent = &TABLE[lookup(parent)?];
+    if matches!(parent.run, Run::Container) {
+        let mut full = parent.name.as_bytes().to_vec();
+        full.push(b'|');
+        full.extend_from_slice(sub);
+        return super::lookup_row(&full).map(|i| Named::Command(&TABLE[i]));
+    }
+    let parent = parent.name;
     Some(Named::Subcommand {
         parent,
         fullname: format!("{parent}|{}", lower(sub)),
@@ -119,7 +138,7 @@ fn docs_for(name: &[u8]) -> Option<(Reply, Reply)> {
 
 pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
     if args.len() == 1 {
-        return Reply::Array(TABLE.iter().map(info_entry).collect());
+        return Reply::Array(top_level().map(info_entry).collect());
     }
     let sub = lower(&args[1]);
     match sub.as_str() {
@@ -146,18 +165,17 @@ pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Return the keys and the access flags from a full Redis command.",
             ],
         ),
-        "count" if args.len() == 2 => Reply::Int(TABLE.len() as i64),
+        "count" if args.len() == 2 => Reply::Int(top_level().count() as i64),
         "info" => {
             if args.len() == 2 {
-                return Reply::Array(TABLE.iter().map(info_entry).collect());
+                return Reply::Array(top_level().map(info_entry).collect());
             }
             Reply::Array(args[2..].iter().map(|n| info_for(n)).collect())
         }
         "docs" => {
             if args.len() == 2 {
                 return Reply::Map(
-                    TABLE
-                        .iter()
+                    top_level()
                         .map(|s| (Reply::bulk_str(s.name), docs_entry(s)))
                         .collect(),
                 );
@@ -181,7 +199,13 @@ fn getkeys(args: &[Bytes]) -> Reply {
     let Some(index) = lookup(&cmd[0]) else {
         return Reply::err("ERR Invalid command specified");
     };
-    let spec = &TABLE[index];
+    let mut spec = &TABLE[index];
+    if matches!(spec.run, Run::Container) {
+        match super::resolve(index, cmd) {
+            Ok(sub) => spec = &TABLE[sub],
+            Err(_) => return Reply::err("ERR Invalid command specified"),
+        }
+    }
     let (arity, keyed) = if command_data::has_subcommands(spec.name) {
         let fullname = format!("{}|{}", spec.name, lower(&cmd[1]));
         match command_data::subcommand_arity_and_keyed(spec.name, &fullname) {
@@ -210,14 +234,13 @@ fn getkeys(args: &[Bytes]) -> Reply {
 }
 
 fn list(args: &[Bytes]) -> Reply {
-    let names = TABLE.iter().map(|c| c.name);
+    let names = top_level().map(|c| c.name);
     match args.len() {
         2 => Reply::Array(names.map(Reply::bulk_str).collect()),
         5 if eq_ignore_case(&args[2], "filterby") => {
             let by = lower(&args[3]);
             let value = &args[4];
-            let keep: Vec<Reply> = TABLE
-                .iter()
+            let keep: Vec<Reply> = top_level()
                 .filter(|c| match by.as_str() {
                     "pattern" => glob_match(value, c.name.as_bytes(), true),
                     "aclcat" => {

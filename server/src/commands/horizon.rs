@@ -5,37 +5,32 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::util::{eq_ignore_case, help, unknown_subcommand};
+use super::util::help;
 use crate::protocol::Reply;
 use crate::session::Session;
 
-pub fn horizon(s: &mut Session, args: &[Bytes]) -> Reply {
-    let sub = &args[1];
-    let arity_error = |name: &str| {
-        Reply::err(format!(
-            "ERR wrong number of arguments for 'horizon|{name}' command"
-        ))
-    };
-    if eq_ignore_case(sub, "help") {
-        if args.len() != 2 {
-            return arity_error("help");
-        }
-        return help(
-            "HORIZON",
-            &[
-                "STATS",
-                "    Keyspace hits and misses, evictions, and with maxmemory-policy allkeys-horizon",
-                "    the S3-FIFO queues: keys in the small and main queues, ids in the ghost queue,",
-                "    ghost hits (evicted keys asked for again) and promotions from small to main.",
-            ],
-        );
-    }
-    if !eq_ignore_case(sub, "stats") {
-        return unknown_subcommand(sub, "HORIZON");
-    }
-    if args.len() != 2 {
-        return arity_error("stats");
-    }
+use super::{commands, session, NO_KEYS};
+
+commands! {
+    pub static COMMANDS;
+    "horizon", -2, "", NO_KEYS, "server", "0.1.0", super::Run::Container, "A container for the HORIZON eviction policy's commands.";
+    "horizon|stats", 2, "loading stale", NO_KEYS, "server", "0.1.0", session(stats), "Hits, misses, evictions and the S3-FIFO queues of allkeys-horizon.";
+    "horizon|help", 2, "loading stale", NO_KEYS, "server", "0.1.0", session(help_), "Shows helpful text about the different subcommands.";
+}
+
+fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
+    help(
+        "HORIZON",
+        &[
+            "STATS",
+            "    Keyspace hits and misses, evictions, and with maxmemory-policy allkeys-horizon",
+            "    the S3-FIFO queues: keys in the small and main queues, ids in the ghost queue,",
+            "    ghost hits (evicted keys asked for again) and promotions from small to main.",
+        ],
+    )
+}
+
+fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
     let server = s.server;
     let (mut hits, mut misses, mut evicted) = (0u64, 0u64, 0u64);
     let (mut small, mut main, mut ghost, mut ghost_hits, mut promoted) = (0, 0, 0, 0, 0);

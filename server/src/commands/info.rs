@@ -24,6 +24,7 @@ const DEFAULT: &[&str] = &[
     "cluster",
     "keyspace",
     "shards",
+    "physics",
 ];
 const ALL_EXTRA: &[&str] = &["commandstats"];
 
@@ -302,6 +303,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 );
             }
         }
+        "physics" => super::physics_info::write(server, out),
         _ => return false,
     }
     true

@@ -25,6 +25,7 @@ pub mod info;
 pub mod keyspace;
 pub mod lists;
 pub mod object;
+pub mod physics_info;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -43,6 +44,9 @@ pub enum Run {
     Session(SessionFn),
     /// A keyed command that may have to wait for data (BLPOP and friends).
     Blocking(blocking::BlockingFn),
+    /// A container of WarpEngine's own (QUANTUM, TEMPORAL, ...) whose subcommands are rows of
+    /// their own, named `container|sub`: each is dispatched, logged and counted as a command.
+    Container,
 }
 
 /// Where a command's keys are: Redis's legacy (first, last, step) triple, or a function for
@@ -179,6 +183,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         bitmaps::COMMANDS,
         blocking::COMMANDS,
         hashes::COMMANDS,
+        horizon::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
@@ -266,12 +271,63 @@ commands! {
     "lastsave", 1, "loading stale fast", NO_KEYS, "server", "1.0.0", session(sv::lastsave), "Returns the Unix timestamp of the last successful save to disk.";
     "shutdown", -1, "admin noscript loading stale no_multi allow_busy", NO_KEYS, "server", "1.0.0", session(sv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     "debug", -2, "admin noscript loading stale", NO_KEYS, "server", "1.0.0", session(debug::debug), "A container for debugging commands.";
-    // WarpEngine's own (not in Redis): see WARPENGINE_ONLY.
-    "horizon", -2, "", NO_KEYS, "server", "0.1.0", session(horizon::horizon), "A container for the HORIZON eviction policy's commands.";
 }
 
-/// Finds a command by name, case-insensitively, without allocating.
+/// The table row a request runs as: its command, or for a `Run::Container` the subcommand row
+/// its second argument names. Errors are Redis's for unknown subcommands and wrong arity.
+pub fn resolve(index: usize, args: &[Bytes]) -> Result<usize, Reply> {
+    let spec = &TABLE[index];
+    if !matches!(spec.run, Run::Container) {
+        return Ok(index);
+    }
+    let container = spec.name;
+    let Some(sub) = args.get(1) else {
+        return Err(util::wrong_arity(container));
+    };
+    let mut name = Vec::with_capacity(container.len() + 1 + sub.len());
+    name.extend_from_slice(container.as_bytes());
+    name.push(b'|');
+    name.extend_from_slice(sub);
+    let found = if sub.contains(&b'|') {
+        None
+    } else {
+        lookup_row(&name)
+    };
+    let Some(found) = found else {
+        return Err(util::unknown_subcommand(
+            sub,
+            &container.to_ascii_uppercase(),
+        ));
+    };
+    let row = &TABLE[found];
+    let argc = args.len() as i32;
+    if (row.arity >= 0 && argc != row.arity) || argc < -row.arity {
+        return Err(util::wrong_arity(row.name));
+    }
+    Ok(found)
+}
+
+/// The subcommand rows of a container, in table order.
+pub fn subcommands(container: &str) -> impl Iterator<Item = &'static CommandSpec> + '_ {
+    TABLE.iter().filter(move |c| {
+        c.name
+            .split_once('|')
+            .is_some_and(|(parent, _)| parent == container)
+    })
+}
+
+/// Whether a row is a top-level command (COMMAND, COMMAND COUNT and COMMAND LIST show only those).
+pub fn is_top_level(spec: &CommandSpec) -> bool {
+    !spec.name.contains('|')
+}
+
+/// Finds a top-level command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<usize> {
+    lookup_row(name).filter(|&i| is_top_level(&TABLE[i]))
+}
+
+/// Finds any row, subcommand rows (`container|sub`) included.
+pub fn lookup_row(name: &[u8]) -> Option<usize> {
     static INDEX: OnceLock<HashMap<&'static [u8], usize, ahash::RandomState>> = OnceLock::new();
     let index = INDEX.get_or_init(|| {
         TABLE

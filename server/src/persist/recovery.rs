@@ -333,6 +333,9 @@ fn run_command(ctx: &mut KeyCtx, args: &[Bytes]) -> bool {
     let Some(index) = args.first().and_then(|name| commands::lookup(name)) else {
         return false;
     };
+    let Ok(index) = commands::resolve(index, args) else {
+        return false;
+    };
     let Run::Keyed(f) = TABLE[index].run else {
         return false;
     };

@@ -1,0 +1,8 @@
+//! INFO physics: one `key:value` line per figure of each physics family (../shared/PHYSICS.md).
+
+use crate::server::Server;
+
+pub fn write(server: &Server, out: &mut String) {
+    out.push_str("# Physics\r\n");
+    let _ = server;
+}
