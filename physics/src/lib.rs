@@ -2,6 +2,7 @@
 //! own. HORIZON: eviction policies ([`sieve`], [`s3fifo`]) over 64-bit object ids, and the
 //! workloads and reference policies that measure them ([`workload`], [`reference`]).
 
+pub mod entangle;
 mod list;
 pub mod reference;
 pub mod s3fifo;

@@ -100,6 +100,11 @@ const NONNEG_INT: Kind = Kind::Int {
     max: i32::MAX as i64,
 };
 
+const POS_INT: Kind = Kind::Int {
+    min: 1,
+    max: i32::MAX as i64,
+};
+
 /// Every parameter WarpEngine knows, with Redis 7.0's defaults. Values live as the canonical
 /// strings CONFIG GET prints; typed readers parse them.
 pub static PARAMS: &[Param] = &[
@@ -251,6 +256,16 @@ pub static PARAMS: &[Param] = &[
     // For tests: delay every fdatasync by this many milliseconds.
     p("wal-sync-delay-ms", NONNEG_INT, "0", false),
     p("threads", Kind::Int { min: 1, max: 256 }, "0", false),
+    // QUANTUM (../shared/PHYSICS.md): learning, and the bounds on links, rules and partners.
+    p("quantum-learn", Kind::Bool, "no", true),
+    p("quantum-learn-window-ms", POS_INT, "50", true),
+    p("quantum-learn-halflife", POS_INT, "300", true),
+    p("quantum-learn-min-weight", NONNEG_INT, "3", true),
+    p("quantum-max-learned-per-key", NONNEG_INT, "8", true),
+    p("quantum-max-learned-keys", NONNEG_INT, "1000000", true),
+    p("quantum-max-links-per-key", NONNEG_INT, "1024", true),
+    p("quantum-max-partners", NONNEG_INT, "32", true),
+    p("quantum-max-rules", NONNEG_INT, "1024", true),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {

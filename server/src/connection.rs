@@ -69,6 +69,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         no_touch: false,
         answer_regardless: false,
         handle,
+        recent_reads: Default::default(),
     };
     // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
     // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.

@@ -92,6 +92,16 @@ pub struct Pipeline {
     wrote: Vec<bool>,
     any_write: bool,
     started: Instant,
+    /// QUANTUM GETs of this read: their replies are assembled from hidden GET replies.
+    gathers: Vec<Gather>,
+}
+
+/// A fan-out read (QUANTUM GET): `keys[i]`'s GET reply is in the hidden slot `first + i`, and
+/// the flat `key value ...` array goes to `slot`.
+struct Gather {
+    slot: usize,
+    first: usize,
+    keys: Vec<Bytes>,
 }
 
 impl Pipeline {
@@ -109,6 +119,7 @@ impl Pipeline {
             any_write: false,
             last_command: None,
             started: Instant::now(),
+            gathers: Vec::new(),
         }
     }
 
@@ -208,6 +219,17 @@ impl Pipeline {
                         if logged {
                             self.mark_written(first);
                         }
+                        if server.quantum.limits.learn.load(Ordering::Relaxed)
+                            && matches!(spec.keys, Keys::Range(1, 1, _))
+                            && spec.has_flag("readonly")
+                        {
+                            server.quantum.observe(
+                                &server.slots,
+                                &mut conn.recent_reads,
+                                &args[1],
+                                unix_ms(),
+                            );
+                        }
                         let batch = self.batches[first].as_mut().expect("batch is home");
                         batch.items.push(BatchItem {
                             spec: index,
@@ -290,6 +312,32 @@ impl Pipeline {
                     }
                 }
                 Run::Container => unreachable!("resolved to a subcommand above"),
+                Run::Meta(f) => {
+                    self.flush(server, conn.no_touch).await;
+                    let reply = {
+                        // Shard 0's lock orders metadata changes with their log records, and
+                        // with snapshots (taken under every shard's lock).
+                        let mut shard0 = server.lock_shard(0);
+                        let mut changed = false;
+                        let reply = guarded(spec.name, || {
+                            let (reply, did) = f(server, &args);
+                            changed = did;
+                            reply
+                        });
+                        if changed && server.wal.is_on() {
+                            wal_log::meta(server, &mut shard0, &args);
+                        }
+                        reply
+                    };
+                    if logged {
+                        self.mark_written(0);
+                    }
+                    self.replies[slot] = Some(reply);
+                }
+                Run::Fanout(f) => match guarded_fanout(spec.name, || f(server, conn, &args)) {
+                    Err(reply) => self.replies[slot] = Some(reply),
+                    Ok(keys) => self.queue_fanout(server, conn, slot, keys),
+                },
                 Run::Session(f) => {
                     self.flush(server, conn.no_touch).await;
                     let mut session = Session {
@@ -319,6 +367,68 @@ impl Pipeline {
         self.await_durable(server).await;
         self.encode_replies(server, out);
         None
+    }
+
+    /// Queues a GET of each key on its shard, into hidden reply slots that `gather` collects.
+    fn queue_fanout(&mut self, server: &Server, conn: &ConnState, slot: usize, keys: Vec<Bytes>) {
+        let get = *GET_INDEX;
+        let first = self.replies.len();
+        let mut shards_used = vec![false; self.batches.len()];
+        for key in &keys {
+            let hidden = self.replies.len();
+            self.replies.push(None);
+            self.emit.push(false);
+            self.resp3.push(conn.resp3);
+            self.commands.push(None);
+            let owner = server.slots.shard_of(key);
+            shards_used[owner] = true;
+            let batch = self.batches[owner].as_mut().expect("batch is home");
+            batch.items.push(BatchItem {
+                spec: get,
+                db: conn.db,
+                args: vec![Bytes::from_static(b"GET"), key.clone()],
+            });
+            batch.slots.push(hidden);
+            self.queued += 1;
+        }
+        let q = &server.quantum.stats;
+        q.get_calls.fetch_add(1, Ordering::Relaxed);
+        q.partners_fetched
+            .fetch_add(keys.len() as u64 - 1, Ordering::Relaxed);
+        let remote = shards_used
+            .iter()
+            .enumerate()
+            .filter(|&(s, &used)| used && s != self.me)
+            .count();
+        q.partner_shard_batches
+            .fetch_add(remote as u64, Ordering::Relaxed);
+        self.gathers.push(Gather { slot, first, keys });
+    }
+
+    /// Assembles each fan-out reply from its hidden GET replies: a partner that is not a string
+    /// reads as nil; the key itself answers its error (WRONGTYPE) for the whole command.
+    fn gather(&mut self) {
+        for g in self.gathers.drain(..) {
+            let mut items = Vec::with_capacity(g.keys.len() * 2);
+            let mut failed = None;
+            for (i, key) in g.keys.into_iter().enumerate() {
+                let reply = self.replies[g.first + i]
+                    .replace(Reply::Nil)
+                    .expect("fan-out GETs are answered before encoding");
+                let value = if reply.is_error() {
+                    if i == 0 {
+                        failed = Some(reply);
+                        break;
+                    }
+                    Reply::Nil
+                } else {
+                    reply
+                };
+                items.push(Reply::Bulk(key));
+                items.push(value);
+            }
+            self.replies[g.slot] = Some(failed.unwrap_or(Reply::Array(items)));
+        }
     }
 
     fn mark_written(&mut self, shard: usize) {
@@ -364,6 +474,7 @@ impl Pipeline {
 
     /// Encodes the replies gathered so far, in order, and accounts for them.
     fn encode_replies(&mut self, server: &Server, out: &mut Vec<u8>) {
+        self.gather();
         let stats = &server.worker_stats[self.me];
         // Commands of one read run together; their time is shared out evenly.
         let usec_each =
@@ -495,6 +606,27 @@ impl Pipeline {
         batch.clear();
         self.batches[dest] = Some(batch);
     }
+}
+
+static GET_INDEX: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| commands::lookup(b"get").expect("GET is in the table"));
+
+fn guarded_fanout(
+    name: &str,
+    run: impl FnOnce() -> Result<Vec<Bytes>, Reply>,
+) -> Result<Vec<Bytes>, Reply> {
+    let mut out = Ok(Vec::new());
+    let reply = guarded(name, || match run() {
+        Ok(keys) => {
+            out = Ok(keys);
+            Reply::Nil
+        }
+        Err(e) => e,
+    });
+    if reply.is_error() {
+        return Err(reply);
+    }
+    out
 }
 
 /// Runs a command, turning a panic into an error reply so that one faulty command cannot take

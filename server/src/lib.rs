@@ -12,6 +12,7 @@ pub mod keyctx;
 pub mod memory;
 pub mod persist;
 pub mod protocol;
+pub mod quantum;
 pub mod server;
 pub mod session;
 pub mod slot;

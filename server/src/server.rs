@@ -43,6 +43,7 @@ pub struct Server {
     pub limits: crate::eviction::Limits,
     /// Keys per shard as of its last eviction, so shards can share eviction fairly.
     pub shard_keys: Vec<AtomicU64>,
+    pub quantum: crate::quantum::Quantum,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -208,6 +209,7 @@ impl Server {
         let port = cfg.get_i64("port") as u16;
         let limits = crate::eviction::Limits::default();
         limits.refresh(&cfg);
+        let quantum = crate::quantum::Quantum::new(threads, &cfg);
         let server = Server {
             hot: HotConfig::from(&cfg),
             config: RwLock::new(cfg),
@@ -230,6 +232,7 @@ impl Server {
             wal: Wal::new(threads),
             limits,
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            quantum,
         };
         crate::eviction::apply_policy(&server);
         server

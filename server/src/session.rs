@@ -29,6 +29,8 @@ pub struct ConnState {
     /// were off or skipped when it arrived.
     pub answer_regardless: bool,
     pub handle: Arc<ClientHandle>,
+    /// What QUANTUM LEARN pairs this client's next read with.
+    pub recent_reads: warpengine_physics::entangle::RecentReads,
 }
 
 pub struct Session<'a> {

@@ -159,6 +159,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         if me == 0 && server.wal.failed.load(Ordering::Relaxed) {
             crate::persist::snapshot::retry_after_failure(&server);
         }
+        server.quantum.prune(me, unix_ms());
         if !server.hot.active_expire.load(Ordering::Relaxed) {
             continue;
         }

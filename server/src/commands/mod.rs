@@ -26,6 +26,7 @@ pub mod keyspace;
 pub mod lists;
 pub mod object;
 pub mod physics_info;
+pub mod quantum;
 pub mod server;
 pub mod sets;
 pub mod sort;
@@ -47,7 +48,18 @@ pub enum Run {
     /// A container of WarpEngine's own (QUANTUM, TEMPORAL, ...) whose subcommands are rows of
     /// their own, named `container|sub`: each is dispatched, logged and counted as a command.
     Container,
+    /// A change to server-wide metadata (QUANTUM links and rules, WORMHOLE pins): runs under
+    /// shard 0's lock and, when it changed something (the flag it returns), is logged in shard
+    /// 0's log, so that replay applies such changes in the order they happened.
+    Meta(MetaFn),
+    /// A read of several keys named by the command (QUANTUM GET): the function lists them and
+    /// the dispatcher GETs each from its shard, one batch per shard, into one flat array.
+    Fanout(FanoutFn),
 }
+
+pub type MetaFn = fn(&crate::server::Server, &[Bytes]) -> (Reply, bool);
+pub type FanoutFn =
+    fn(&crate::server::Server, &crate::session::ConnState, &[Bytes]) -> Result<Vec<Bytes>, Reply>;
 
 /// Where a command's keys are: Redis's legacy (first, last, step) triple, or a function for
 /// commands whose key positions depend on their arguments.
@@ -174,7 +186,7 @@ pub(crate) use commands;
 
 /// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
 /// table instead of Redis's recorded data).
-pub const WARPENGINE_ONLY: &[&str] = &["horizon"];
+pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum"];
 
 /// Every command: the core table below, then each data-type family's own table.
 pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
@@ -185,6 +197,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         hashes::COMMANDS,
         horizon::COMMANDS,
         lists::COMMANDS,
+        quantum::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
         zsets::COMMANDS,

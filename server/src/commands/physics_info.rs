@@ -4,5 +4,5 @@ use crate::server::Server;
 
 pub fn write(server: &Server, out: &mut String) {
     out.push_str("# Physics\r\n");
-    let _ = server;
+    server.quantum.info(out);
 }

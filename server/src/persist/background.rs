@@ -165,6 +165,12 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
     let segment = {
         let mut guards = server.lock_all();
         let segment = super::snapshot::rotate_all(server, &dir, &mut guards)?;
+        {
+            let mut w = walk(&bg, 0);
+            let w = &mut *w;
+            let meta = super::snapshot::meta_records(server);
+            super::snapshot::append_meta(&mut w.buf, &mut w.lsn, &meta);
+        }
         for g in guards.iter_mut() {
             for db in &mut g.dbs {
                 db.next_snap_epoch();

@@ -309,6 +309,13 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
 }
 
 /// Logs a key evicted by maxmemory as its deletion.
+/// Logs a metadata change (`Run::Meta`) in shard 0's log, whose lock the caller holds.
+pub fn meta(server: &Server, shard0: &mut Shard, args: &[Bytes]) {
+    flush_expired(server, shard0);
+    server.wal.logs[shard0.id]
+        .append(|buf| PayloadWriter::begin(buf, 0, None).argv(args.iter().map(|a| &a[..])));
+}
+
 pub fn evicted(server: &Server, shard: &mut Shard, db: usize, key: &[u8]) {
     flush_expired(server, shard);
     server.wal.logs[shard.id].append(|buf| PayloadWriter::begin(buf, db, None).del(key));

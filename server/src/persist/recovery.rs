@@ -336,8 +336,9 @@ fn run_command(ctx: &mut KeyCtx, args: &[Bytes]) -> bool {
     let Ok(index) = commands::resolve(index, args) else {
         return false;
     };
-    let Run::Keyed(f) = TABLE[index].run else {
-        return false;
-    };
-    !f(ctx, args).is_error()
+    match TABLE[index].run {
+        Run::Keyed(f) => !f(ctx, args).is_error(),
+        Run::Meta(f) => !f(ctx.server, args).0.is_error(),
+        _ => false,
+    }
 }

@@ -41,9 +41,11 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
     let result = (|| {
         let mut guards = server.lock_all();
         let segment = rotate_all(server, &dir, &mut guards)?;
+        let meta = meta_records(server);
         let mut keys = 0u64;
         for g in guards.iter_mut() {
-            match write_shard(&dir, segment, g) {
+            let meta: &[Vec<Vec<u8>>] = if g.id == 0 { &meta } else { &[] };
+            match write_shard(&dir, segment, g, meta) {
                 Ok(n) => keys += n,
                 Err(e) => {
                     for id in 0..guards.len() {
@@ -152,10 +154,15 @@ pub fn retry_after_failure(server: &Arc<Server>) {
 }
 
 /// Writes one shard's keys to `snap-SEGMENT-ID`, durably; returns how many.
-fn write_shard(dir: &Path, segment: u64, shard: &mut Shard) -> io::Result<u64> {
+fn write_shard(
+    dir: &Path,
+    segment: u64,
+    shard: &mut Shard,
+    meta: &[Vec<Vec<u8>>],
+) -> io::Result<u64> {
     let path = wal::snapshot_path(dir, segment, shard.id);
     let tmp = path.with_extension("tmp");
-    let result = write_shard_to(&tmp, shard).and_then(|keys| {
+    let result = write_shard_to(&tmp, shard, meta).and_then(|keys| {
         std::fs::rename(&tmp, &path)?;
         wal::sync_dir(dir)?;
         Ok(keys)
@@ -167,10 +174,11 @@ fn write_shard(dir: &Path, segment: u64, shard: &mut Shard) -> io::Result<u64> {
     result
 }
 
-fn write_shard_to(tmp: &Path, shard: &mut Shard) -> io::Result<u64> {
+fn write_shard_to(tmp: &Path, shard: &mut Shard, meta: &[Vec<Vec<u8>>]) -> io::Result<u64> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(tmp)?);
     let mut buf = Vec::with_capacity(64 << 10);
     let mut lsn = 0u64;
+    append_meta(&mut buf, &mut lsn, meta);
     let mut keys = 0u64;
     for (db_index, db) in shard.dbs.iter().enumerate() {
         for (key, entry) in db.iter_live(0) {
@@ -193,4 +201,19 @@ fn write_shard_to(tmp: &Path, shard: &mut Shard) -> io::Result<u64> {
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_data()?;
     Ok(keys)
+}
+
+/// The commands that re-create server-wide metadata (QUANTUM links and rules), taken under
+/// every shard's lock with the keys; they go first in shard 0's snapshot.
+pub fn meta_records(server: &Server) -> Vec<Vec<Vec<u8>>> {
+    server.quantum.meta_records()
+}
+
+pub fn append_meta(buf: &mut Vec<u8>, lsn: &mut u64, meta: &[Vec<Vec<u8>>]) {
+    for argv in meta {
+        *lsn += 1;
+        wal::record::append(buf, *lsn, |b| {
+            PayloadWriter::begin(b, 0, None).argv(argv.iter().map(|a| &a[..]));
+        });
+    }
 }
