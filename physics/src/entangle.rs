@@ -74,7 +74,12 @@ fn decayed(weight: f64, at_ms: u64, now_ms: u64, halflife_ms: u64) -> f64 {
 impl Graph {
     /// Links `key` to `partner` (one direction). False if it already was, or if `key` has
     /// `max_explicit` links already (then nothing changes).
-    pub fn link(&mut self, key: &[u8], partner: &[u8], max_explicit: usize) -> Result<bool, TooManyLinks> {
+    pub fn link(
+        &mut self,
+        key: &[u8],
+        partner: &[u8],
+        max_explicit: usize,
+    ) -> Result<bool, TooManyLinks> {
         let entry = self.links.entry(key.into()).or_default();
         if entry.explicit.iter().any(|p| &p[..] == partner) {
             return Ok(false);
