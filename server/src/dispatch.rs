@@ -11,10 +11,12 @@ use warpengine_storage::Shard;
 
 use crate::blocking::Waiter;
 use crate::commands::blocking::Attempt;
-use crate::commands::{self, CommandSpec, Keys, Run, TABLE};
+use crate::commands::{self, waitaof, CommandSpec, Keys, Run, TABLE};
+use crate::durability;
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::persist::log as wal_log;
+use crate::persist::Durable;
 use crate::protocol::Reply;
 use crate::server::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode, Session};
@@ -89,7 +91,10 @@ pub struct Pipeline {
     /// Remote batches awaiting their replies during a flush: (worker, waiter token).
     in_flight: Vec<(usize, usize)>,
     /// Shards this read wrote to: its replies wait until their logs are durable.
-    wrote: Vec<bool>,
+    /// Per shard, what this read's writes there wait for (None: no write).
+    wrote: Vec<Option<Durable>>,
+    /// What the command being queued waits for if it writes: appendfsync's, or its DURABILITY.
+    class: Durable,
     any_write: bool,
     started: Instant,
     /// QUANTUM GETs of this read: their replies are assembled from hidden GET replies.
@@ -115,7 +120,8 @@ impl Pipeline {
             batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
             queued: 0,
             in_flight: Vec::new(),
-            wrote: vec![false; workers],
+            wrote: vec![None; workers],
+            class: Durable::Written,
             any_write: false,
             last_command: None,
             started: Instant::now(),
@@ -200,6 +206,17 @@ impl Pipeline {
                     bump(&stats.commands[index].rejected, 1);
                     self.replies[slot] = Some(Reply::Error(refusal));
                     continue;
+                }
+            }
+            self.class = server.wal.fsync().durable();
+            if index == *SET_INDEX && args.len() > 4 {
+                if let Some(asked) = durability::requested(&args) {
+                    if let Some(refusal) = durability::refusal(asked, server.wal.is_on()) {
+                        bump(&stats.commands[index].rejected, 1);
+                        self.replies[slot] = Some(Reply::err(refusal));
+                        continue;
+                    }
+                    self.class = asked.durable();
                 }
             }
             bump(&stats.commands[index].calls, 1);
@@ -334,6 +351,16 @@ impl Pipeline {
                     }
                     self.replies[slot] = Some(reply);
                 }
+                Run::WaitAof => {
+                    self.flush(server, conn.no_touch).await;
+                    // This read's own earlier writes first, as for any reply.
+                    self.await_durable(server).await;
+                    let reply = match waitaof::parse(server, &args) {
+                        Ok(plan) => waitaof::run(server, self.me, plan).await,
+                        Err(e) => e,
+                    };
+                    self.replies[slot] = Some(reply);
+                }
                 Run::Fanout(f) => match guarded_fanout(spec.name, || f(server, conn, &args)) {
                     Err(reply) => self.replies[slot] = Some(reply),
                     Ok(keys) => self.queue_fanout(server, conn, slot, keys),
@@ -432,7 +459,7 @@ impl Pipeline {
     }
 
     fn mark_written(&mut self, shard: usize) {
-        self.wrote[shard] = true;
+        self.wrote[shard] = self.wrote[shard].max(Some(self.class));
         self.any_write = true;
     }
 
@@ -451,16 +478,16 @@ impl Pipeline {
         let mut failure = None;
         // Every shard's write (and fdatasync) starts before this read waits for any of them.
         for shard in 0..self.wrote.len() {
-            if self.wrote[shard] {
-                server.wal.start_durability(self.me, shard);
+            if let Some(class) = self.wrote[shard] {
+                server.wal.start_durability(self.me, shard, class);
             }
         }
         for shard in 0..self.wrote.len() {
-            if !std::mem::take(&mut self.wrote[shard]) {
+            let Some(class) = self.wrote[shard].take() else {
                 continue;
-            }
+            };
             let lsn = server.wal.logs[shard].appended();
-            if let Err(e) = server.wal.wait(self.me, shard, lsn).await {
+            if let Err(e) = server.wal.wait_as(self.me, shard, lsn, class).await {
                 failure = Some(e);
             }
         }
@@ -608,6 +635,8 @@ impl Pipeline {
     }
 }
 
+static SET_INDEX: std::sync::LazyLock<usize> =
+    std::sync::LazyLock::new(|| commands::lookup(b"set").expect("SET is in the table"));
 static GET_INDEX: std::sync::LazyLock<usize> =
     std::sync::LazyLock::new(|| commands::lookup(b"get").expect("GET is in the table"));
 

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod durability;
 pub mod eviction;
 pub mod fabric;
 pub mod keyctx;

@@ -32,6 +32,7 @@ pub mod sets;
 pub mod sort;
 pub mod strings;
 pub mod util;
+pub mod waitaof;
 pub mod zsets;
 
 /// A command on its key's shard: runs on the owning worker (or under that shard's lock).
@@ -55,6 +56,8 @@ pub enum Run {
     /// A read of several keys named by the command (QUANTUM GET): the function lists them and
     /// the dispatcher GETs each from its shard, one batch per shard, into one flat array.
     Fanout(FanoutFn),
+    /// WAITAOF: waits, off the shards, for the log's fdatasync.
+    WaitAof,
 }
 
 pub type MetaFn = fn(&crate::server::Server, &[Bytes]) -> (Reply, bool);
@@ -186,7 +189,7 @@ pub(crate) use commands;
 
 /// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
 /// table instead of Redis's recorded data).
-pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum"];
+pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "waitaof"];
 
 /// Every command: the core table below, then each data-type family's own table.
 pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
@@ -284,6 +287,7 @@ commands! {
     "lastsave", 1, "loading stale fast", NO_KEYS, "server", "1.0.0", session(sv::lastsave), "Returns the Unix timestamp of the last successful save to disk.";
     "shutdown", -1, "admin noscript loading stale no_multi allow_busy", NO_KEYS, "server", "1.0.0", session(sv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     "debug", -2, "admin noscript loading stale", NO_KEYS, "server", "1.0.0", session(debug::debug), "A container for debugging commands.";
+    "waitaof", 4, "noscript", NO_KEYS, "generic", "7.2.0", Run::WaitAof, "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.";
 }
 
 /// The table row a request runs as: its command, or for a `Run::Container` the subcommand row

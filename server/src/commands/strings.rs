@@ -81,6 +81,14 @@ fn parse_set_options(args: &[Bytes], from: usize, is_set: bool) -> Result<SetOpt
             flags.get = true;
         } else if is_set && eq_ignore_case(opt, "keepttl") && !persist && unit.is_none() {
             keepttl = true;
+        } else if is_set
+            && eq_ignore_case(opt, "durability")
+            && args
+                .get(j + 1)
+                .is_some_and(|v| crate::durability::parse(v).is_some())
+        {
+            // Read by the dispatcher (crate::durability): how long the reply waits.
+            j += 1;
         } else if !is_set && eq_ignore_case(opt, "persist") && unit.is_none() && !keepttl {
             persist = true;
         } else if let Some(u) = [

@@ -38,7 +38,23 @@ pub enum Fsync {
     No = 2,
 }
 
+/// What a reply waits for: its records written (a process crash loses nothing acknowledged),
+/// or written and fdatasync'd (a power cut loses nothing acknowledged either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Durable {
+    Written,
+    Synced,
+}
+
 impl Fsync {
+    /// The wait `appendfsync` (or a write's own DURABILITY) asks of a reply.
+    pub fn durable(self) -> Durable {
+        match self {
+            Fsync::Always => Durable::Synced,
+            Fsync::Everysec | Fsync::No => Durable::Written,
+        }
+    }
+
     pub fn parse(s: &str) -> Fsync {
         match s {
             "always" => Fsync::Always,
@@ -84,6 +100,9 @@ pub struct ShardLog {
     appended: AtomicU64,
     written: AtomicU64,
     synced: AtomicU64,
+    /// The highest LSN a waiter needs fdatasync'd whatever `appendfsync` says (a write with
+    /// DURABILITY always, WAITAOF); the syncer syncs when it is ahead of `synced`.
+    sync_wanted: AtomicU64,
     deps: Mutex<Vec<Dep>>,
     has_deps: AtomicBool,
     kick: Notify,
@@ -109,6 +128,7 @@ impl ShardLog {
             appended: AtomicU64::new(0),
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            sync_wanted: AtomicU64::new(0),
             deps: Mutex::new(Vec::new()),
             has_deps: AtomicBool::new(false),
             kick: Notify::new(),
@@ -285,17 +305,51 @@ impl Wal {
     }
 
     fn durable(&self, shard: usize) -> u64 {
+        self.durable_as(shard, self.fsync().durable())
+    }
+
+    fn durable_as(&self, shard: usize, class: Durable) -> u64 {
         let log = &self.logs[shard];
-        match self.fsync() {
-            Fsync::Always => log.synced.load(Ordering::Acquire),
-            _ => log.written.load(Ordering::Acquire),
+        match class {
+            Durable::Synced => log.synced.load(Ordering::Acquire),
+            Durable::Written => log.written.load(Ordering::Acquire),
         }
     }
 
     /// Waits until `shard`'s log is durable (per appendfsync) up to `lsn`, and every group part
     /// logged there up to `lsn` is durable in its other shards too. Err: the log failed.
     pub async fn wait(&self, me: usize, shard: usize, lsn: u64) -> Result<(), String> {
-        self.wait_one(me, shard, lsn).await?;
+        self.wait_as(me, shard, lsn, self.fsync().durable()).await
+    }
+
+    /// Whether every record appended so far is fdatasync'd.
+    pub fn all_synced(&self) -> bool {
+        self.logs
+            .iter()
+            .all(|l| l.synced.load(Ordering::Acquire) >= l.appended())
+    }
+
+    /// Waits until every record appended so far, on every shard, is fdatasync'd.
+    pub async fn sync_all(&self, me: usize) -> Result<(), String> {
+        let targets: Vec<u64> = self.logs.iter().map(|l| l.appended()).collect();
+        for shard in 0..targets.len() {
+            self.start_durability(me, shard, Durable::Synced);
+        }
+        for (shard, lsn) in targets.into_iter().enumerate() {
+            self.wait_as(me, shard, lsn, Durable::Synced).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Wal::wait`] for the given durability instead of appendfsync's.
+    pub async fn wait_as(
+        &self,
+        me: usize,
+        shard: usize,
+        lsn: u64,
+        class: Durable,
+    ) -> Result<(), String> {
+        self.wait_one(me, shard, lsn, class).await?;
         let log = &self.logs[shard];
         if !log.has_deps.load(Ordering::Acquire) {
             return Ok(());
@@ -308,7 +362,7 @@ impl Wal {
                 .collect()
         };
         for (other, other_lsn) in needed {
-            self.wait_one(me, other, other_lsn).await?;
+            self.wait_one(me, other, other_lsn, class).await?;
         }
         let mut deps = log.deps.lock().unwrap_or_else(|p| p.into_inner());
         deps.retain(|d| self.durable(d.shard) < d.lsn_there);
@@ -320,12 +374,12 @@ impl Wal {
 
     /// Sets off what makes `shard`'s records durable, without waiting: under `always` its
     /// syncer (which writes what is pending, then fdatasyncs), otherwise worker `me`'s flusher.
-    pub fn start_durability(&self, me: usize, shard: usize) {
+    pub fn start_durability(&self, me: usize, shard: usize, class: Durable) {
         let log = &self.logs[shard];
-        if log.appended() <= self.durable(shard) {
+        if log.appended() <= self.durable_as(shard, class) {
             return;
         }
-        if self.fsync() == Fsync::Always {
+        if class == Durable::Synced && self.fsync() == Fsync::Always {
             log.kick.notify_one();
         } else {
             self.flushers[me].notify_one();
@@ -333,8 +387,15 @@ impl Wal {
     }
 
     /// Waits, on worker `me`, until `shard`'s log is durable up to `lsn`.
-    async fn wait_one(&self, me: usize, shard: usize, lsn: u64) -> Result<(), String> {
+    async fn wait_one(
+        &self,
+        me: usize,
+        shard: usize,
+        lsn: u64,
+        class: Durable,
+    ) -> Result<(), String> {
         let log = &self.logs[shard];
+        let always = self.fsync() == Fsync::Always;
         loop {
             let notified = log.progress.notified();
             tokio::pin!(notified);
@@ -342,18 +403,27 @@ impl Wal {
             if let Some(e) = self.refusal() {
                 return Err(e);
             }
-            if self.durable(shard) >= lsn {
+            if self.durable_as(shard, class) >= lsn {
                 return Ok(());
             }
-            if log.written.load(Ordering::Acquire) < lsn && self.fsync() != Fsync::Always {
+            if log.written.load(Ordering::Acquire) < lsn && !(always && class == Durable::Synced) {
                 // This worker's flusher runs after the connections already queued in this
-                // pass over the event loop: one write then covers all their records.
+                // pass over the event loop: one write then covers all their records. (Under
+                // `always` the syncer writes and syncs in one go.)
                 self.flushers[me].notify_one();
                 notified.await;
                 continue;
             }
-            if !self.is_on() && self.fsync() != Fsync::Always {
-                return Ok(());
+            if class == Durable::Written {
+                // Written, or the log was switched off meanwhile.
+                if !self.is_on() {
+                    return Ok(());
+                }
+                notified.await;
+                continue;
+            }
+            if !always {
+                log.sync_wanted.fetch_max(lsn, Ordering::AcqRel);
             }
             log.kick.notify_one();
             notified.await;
@@ -496,11 +566,13 @@ pub async fn syncer_loop(server: Arc<Server>, me: usize) {
             wal.write_pending(me);
         }
         let target = log.written.load(Ordering::Acquire);
-        let due = match wal.fsync() {
-            Fsync::Always => true,
-            Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
-            Fsync::No => false,
-        };
+        let wanted = log.sync_wanted.load(Ordering::Acquire) > log.synced.load(Ordering::Acquire);
+        let due = wanted
+            || match wal.fsync() {
+                Fsync::Always => true,
+                Fsync::Everysec => last_sync.elapsed() >= Duration::from_secs(1),
+                Fsync::No => false,
+            };
         if !due
             || log.synced.load(Ordering::Acquire) >= target
             || wal.failed.load(Ordering::Relaxed)
