@@ -266,6 +266,10 @@ pub static PARAMS: &[Param] = &[
     p("quantum-max-links-per-key", NONNEG_INT, "1024", true),
     p("quantum-max-partners", NONNEG_INT, "32", true),
     p("quantum-max-rules", NONNEG_INT, "1024", true),
+    // WORMHOLE: the bound on pins, and AUTO (pin keys that multi-key commands use together).
+    p("wormhole-max-pins", NONNEG_INT, "1000000", true),
+    p("wormhole-auto", Kind::Bool, "no", true),
+    p("wormhole-auto-threshold", POS_INT, "100", true),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {

@@ -24,15 +24,22 @@ use crate::session::{ConnState, ReplyMode, Session};
 /// Runs a batch of keyed commands on `shard` (the owner's worker, or a sender under the lock).
 pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     let now = unix_ms();
+    let shard_id = shard.id;
     let mut ctx = KeyCtx::new(Shards::One(shard), server, 0, now);
     ctx.no_touch = batch.no_touch;
     let logging = server.wal.is_on();
     let limited = server.limits.maxmemory.load(Ordering::Relaxed) != 0;
-    for item in &batch.items {
+    let pins = server.wormhole.may_have_moved(batch.route_epoch);
+    for (i, item) in batch.items.iter().enumerate() {
         ctx.db = item.db;
         let Run::Keyed(f) = TABLE[item.spec].run else {
             unreachable!("only keyed commands are batched")
         };
+        if pins && !owned_here(server, shard_id, item) {
+            batch.misrouted.push(i);
+            batch.replies.push(Reply::Nil);
+            continue;
+        }
         if limited {
             if let Some(oom) = crate::eviction::before_command(&mut ctx, item.spec) {
                 batch.replies.push(oom);
@@ -99,6 +106,8 @@ pub struct Pipeline {
     started: Instant,
     /// QUANTUM GETs of this read: their replies are assembled from hidden GET replies.
     gathers: Vec<Gather>,
+    /// The WORMHOLE epoch when this read started routing (see `RemoteBatch::route_epoch`).
+    route_epoch: u64,
 }
 
 /// A fan-out read (QUANTUM GET): `keys[i]`'s GET reply is in the hidden slot `first + i`, and
@@ -126,6 +135,7 @@ impl Pipeline {
             last_command: None,
             started: Instant::now(),
             gathers: Vec::new(),
+            route_epoch: 0,
         }
     }
 
@@ -148,6 +158,7 @@ impl Pipeline {
         self.resp3.clear();
         self.commands.clear();
         self.started = Instant::now();
+        self.route_epoch = server.wormhole.epoch();
         let stats = &server.worker_stats[self.me];
         let auth_required = server
             .hot
@@ -225,12 +236,16 @@ impl Pipeline {
                 Run::Keyed(f) => {
                     // Most commands have one key, at position 1 (arity guarantees it is there).
                     let single_owner = if let Keys::Range(1, 1, _) = spec.keys {
-                        Some(server.slots.shard_of(&args[1]))
+                        Some(server.route(&args[1]))
                     } else {
                         let positions = spec.key_positions(&args);
-                        let mut owners = positions.iter().map(|&p| server.slots.shard_of(&args[p]));
+                        let mut owners = positions.iter().map(|&p| server.route(&args[p]));
                         let first = owners.next().unwrap_or(self.me);
-                        owners.all(|o| o == first).then_some(first)
+                        let one = owners.all(|o| o == first);
+                        if positions.len() > 1 {
+                            count_multi_key(server, one, &positions, &args);
+                        }
+                        one.then_some(first)
                     };
                     if let Some(first) = single_owner {
                         if logged {
@@ -337,7 +352,7 @@ impl Pipeline {
                         let mut shard0 = server.lock_shard(0);
                         let mut changed = false;
                         let reply = guarded(spec.name, || {
-                            let (reply, did) = f(server, &args);
+                            let (reply, did) = f(server, Some(&mut shard0), &args);
                             changed = did;
                             reply
                         });
@@ -347,7 +362,8 @@ impl Pipeline {
                         reply
                     };
                     if logged {
-                        self.mark_written(0);
+                        // A pin also logs in the shards whose data it moved.
+                        (0..self.wrote.len()).for_each(|s| self.mark_written(s));
                     }
                     self.replies[slot] = Some(reply);
                 }
@@ -407,7 +423,7 @@ impl Pipeline {
             self.emit.push(false);
             self.resp3.push(conn.resp3);
             self.commands.push(None);
-            let owner = server.slots.shard_of(key);
+            let owner = server.route(key);
             shards_used[owner] = true;
             let batch = self.batches[owner].as_mut().expect("batch is home");
             batch.items.push(BatchItem {
@@ -465,7 +481,7 @@ impl Pipeline {
 
     fn mark_keys_written(&mut self, server: &Server, spec: &CommandSpec, args: &[Bytes]) {
         for p in spec.key_positions(args) {
-            self.mark_written(server.slots.shard_of(&args[p]));
+            self.mark_written(server.route(&args[p]));
         }
     }
 
@@ -577,19 +593,25 @@ impl Pipeline {
             }
             let mut batch = self.batches[dest].take().expect("checked above");
             batch.no_touch = no_touch;
+            batch.route_epoch = self.route_epoch;
             // An owner that is parked would need a wake-up (an eventfd write and a context
             // switch); running its batch here under its shard lock is cheaper.
             if run_inline && server.fabric.is_sleeping(dest) {
                 if let Some(mut shard) = server.try_lock_shard(dest) {
+                    let started = Instant::now();
                     bump(&stats.remote_batches_inline, 1);
                     shard.stats.remote_requests += batch.items.len() as u64;
                     run_batch(server, &mut shard, &mut batch);
                     drop(shard);
+                    let hop = &server.wormhole.hops[self.me][dest];
+                    hop.inline.fetch_add(1, Ordering::Relaxed);
+                    hop.record(batch.items.len(), started.elapsed());
                     self.place(server, batch, dest);
                     continue;
                 }
             }
             batch.token = fabric::reserve_waiter();
+            batch.sent_at = Some(Instant::now());
             bump(&stats.remote_batches_sent, 1);
             bump(&stats.remote_commands_sent, batch.items.len() as u64);
             let token = batch.token;
@@ -607,6 +629,7 @@ impl Pipeline {
         if let Some(mut local) = self.batches[me].take() {
             if !local.items.is_empty() {
                 local.no_touch = no_touch;
+                local.route_epoch = self.route_epoch;
                 bump(&stats.local_commands, local.items.len() as u64);
                 let mut shard = server.lock_shard(me);
                 shard.stats.local_requests += local.items.len() as u64;
@@ -616,12 +639,23 @@ impl Pipeline {
         }
         for (dest, token) in in_flight.drain(..) {
             let batch = AwaitBatch { token }.await;
+            if let Some(sent) = batch.sent_at {
+                server.wormhole.hops[self.me][dest].record(batch.items.len(), sent.elapsed());
+            }
             self.place(server, batch, dest);
         }
         self.in_flight = in_flight;
     }
 
     fn place(&mut self, server: &Server, mut batch: Box<RemoteBatch>, dest: usize) {
+        for i in std::mem::take(&mut batch.misrouted) {
+            let item = &batch.items[i];
+            batch.replies[i] = run_misrouted(server, item, batch.no_touch);
+            if wal_log::is_logged(item.spec) && server.wal.is_on() {
+                self.class = server.wal.fsync().durable();
+                self.mark_keys_written(server, &TABLE[item.spec], &item.args);
+            }
+        }
         if server.blocking.has_waiters() {
             for item in &batch.items {
                 signal_writes(server, item.db, &TABLE[item.spec], &item.args);
@@ -658,6 +692,31 @@ fn guarded_fanout(
     out
 }
 
+/// WORMHOLE's figures for a command with several keys, and AUTO's pair counts: a key that
+/// keeps being used across shards with the command's first key is pinned to it.
+fn count_multi_key(server: &Server, one_shard: bool, positions: &[usize], args: &[Bytes]) {
+    let w = &server.wormhole;
+    if one_shard {
+        w.stats.multi_key_one_shard.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    w.stats
+        .multi_key_cross_shard
+        .fetch_add(1, Ordering::Relaxed);
+    if !w.auto.load(Ordering::Relaxed) {
+        return;
+    }
+    let first = &args[positions[0]];
+    let home = server.route(first);
+    let now = unix_ms();
+    for &p in &positions[1..] {
+        let other = &args[p];
+        if other != first && server.route(other) != home && w.observe_pair(first, other, now) {
+            commands::wormhole::auto_pin(server, other, first);
+        }
+    }
+}
+
 /// Runs a command, turning a panic into an error reply so that one faulty command cannot take
 /// its worker, its connection or a waiting remote connection down with it.
 fn guarded(name: &str, run: impl FnOnce() -> Reply) -> Reply {
@@ -679,18 +738,77 @@ fn run_locked<R>(
     args: &[Bytes],
     f: impl FnOnce(&mut KeyCtx) -> R,
 ) -> R {
-    let mut shard_ids: Vec<usize> = spec
-        .key_positions(args)
-        .iter()
-        .map(|&p| server.slots.shard_of(&args[p]))
-        .collect();
-    shard_ids.sort_unstable();
-    shard_ids.dedup();
-    let mut guards: Vec<_> = shard_ids.iter().map(|&s| server.lock_shard(s)).collect();
-    let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-    let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
-    ctx.no_touch = conn.no_touch;
-    f(&mut ctx)
+    run_locked_as(server, conn.db, conn.no_touch, spec, args, f)
+}
+
+fn run_locked_as<R>(
+    server: &Server,
+    db: usize,
+    no_touch: bool,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    f: impl FnOnce(&mut KeyCtx) -> R,
+) -> R {
+    let positions = spec.key_positions(args);
+    let mut epoch = server.wormhole.epoch();
+    let owners = || {
+        let mut ids: Vec<usize> = positions.iter().map(|&p| server.route(&args[p])).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    };
+    let mut shard_ids = owners();
+    loop {
+        let mut guards: Vec<_> = shard_ids.iter().map(|&s| server.lock_shard(s)).collect();
+        // A pin may have moved a key between routing and locking; with the shards locked the
+        // answer is stable.
+        if server.wormhole.may_have_moved(epoch) {
+            epoch = server.wormhole.epoch();
+            let now = owners();
+            if now != shard_ids {
+                drop(guards);
+                shard_ids = now;
+                continue;
+            }
+        }
+        let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
+        ctx.no_touch = no_touch;
+        return f(&mut ctx);
+    }
+}
+
+/// Runs a batched command that a pin moved off the shard it was sent to, under the locks of
+/// its keys' shards now.
+fn run_misrouted(server: &Server, item: &BatchItem, no_touch: bool) -> Reply {
+    server
+        .wormhole
+        .stats
+        .misrouted_retries
+        .fetch_add(1, Ordering::Relaxed);
+    let spec = &TABLE[item.spec];
+    let Run::Keyed(f) = spec.run else {
+        unreachable!("only keyed commands are batched")
+    };
+    run_locked_as(server, item.db, no_touch, spec, &item.args, |ctx| {
+        if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
+            if let Some(oom) = crate::eviction::before_command(ctx, item.spec) {
+                return oom;
+            }
+        }
+        wal_log::before_command(ctx, item.spec, &item.args);
+        let reply = guarded(spec.name, || f(ctx, &item.args));
+        log_locked(ctx, item.spec, &item.args, &reply);
+        reply
+    })
+}
+
+/// Whether every key of `item` is stored on `shard` (checked under that shard's lock).
+fn owned_here(server: &Server, shard: usize, item: &BatchItem) -> bool {
+    let spec = &TABLE[item.spec];
+    spec.key_positions(&item.args)
+        .into_iter()
+        .all(|p| server.route(&item.args[p]) == shard)
 }
 
 /// Logs a command run under `run_locked`, if the log is on.
@@ -742,7 +860,7 @@ impl Blocked {
             return Ok(());
         }
         for key in &self.keys {
-            let shard = server.slots.shard_of(key);
+            let shard = server.route(key);
             let lsn = server.wal.logs[shard].appended();
             server.wal.wait(me, shard, lsn).await?;
         }

@@ -36,6 +36,12 @@ pub struct RemoteBatch {
     /// Position of each item's reply in the connection's reply list.
     pub slots: Vec<usize>,
     pub replies: Vec<Reply>,
+    /// Items whose keys a pin moved to another shard before they ran (see WORMHOLE).
+    pub misrouted: Vec<usize>,
+    /// When the batch left its origin, for the hop latency WORMHOLE STATS reports.
+    pub sent_at: Option<std::time::Instant>,
+    /// The WORMHOLE epoch its items were routed under.
+    pub route_epoch: u64,
 }
 
 impl RemoteBatch {
@@ -47,6 +53,9 @@ impl RemoteBatch {
             items: Vec::new(),
             slots: Vec::new(),
             replies: Vec::new(),
+            misrouted: Vec::new(),
+            sent_at: None,
+            route_epoch: 0,
         })
     }
 
@@ -54,6 +63,8 @@ impl RemoteBatch {
         self.items.clear();
         self.slots.clear();
         self.replies.clear();
+        self.misrouted.clear();
+        self.sent_at = None;
     }
 }
 

@@ -87,7 +87,7 @@ impl<'a> KeyCtx<'a> {
         match &mut self.shards {
             Shards::One(s) => s,
             Shards::Many(v) => {
-                let id = self.server.slots.shard_of(key);
+                let id = self.server.route(key);
                 v.iter_mut()
                     .find(|s| s.id == id)
                     .expect("every key's shard is locked for a cross-shard command")

@@ -18,3 +18,4 @@ pub mod server;
 pub mod session;
 pub mod slot;
 pub mod worker;
+pub mod wormhole;

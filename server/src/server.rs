@@ -44,6 +44,7 @@ pub struct Server {
     /// Keys per shard as of its last eviction, so shards can share eviction fairly.
     pub shard_keys: Vec<AtomicU64>,
     pub quantum: crate::quantum::Quantum,
+    pub wormhole: crate::wormhole::Wormhole,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -210,6 +211,7 @@ impl Server {
         let limits = crate::eviction::Limits::default();
         limits.refresh(&cfg);
         let quantum = crate::quantum::Quantum::new(threads, &cfg);
+        let wormhole = crate::wormhole::Wormhole::new(threads, &cfg);
         let server = Server {
             hot: HotConfig::from(&cfg),
             config: RwLock::new(cfg),
@@ -233,9 +235,16 @@ impl Server {
             limits,
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             quantum,
+            wormhole,
         };
         crate::eviction::apply_policy(&server);
         server
+    }
+
+    /// The shard that stores `key`: its slot's, or its anchor's if WORMHOLE pinned it.
+    #[inline]
+    pub fn route(&self, key: &[u8]) -> usize {
+        self.wormhole.route(&self.slots, key)
     }
 
     pub fn threads(&self) -> usize {

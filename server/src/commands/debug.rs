@@ -74,7 +74,7 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 fn object(s: &mut Session, key: &[u8]) -> Reply {
-    let shard_id = s.server.slots.shard_of(key);
+    let shard_id = s.server.route(key);
     let mut shard = s.server.lock_shard(shard_id);
     let Some(entry) = shard.dbs[s.conn.db].get(key, unix_ms()) else {
         return Reply::err(NO_SUCH_KEY);

@@ -33,6 +33,7 @@ pub mod sort;
 pub mod strings;
 pub mod util;
 pub mod waitaof;
+pub mod wormhole;
 pub mod zsets;
 
 /// A command on its key's shard: runs on the owning worker (or under that shard's lock).
@@ -51,7 +52,8 @@ pub enum Run {
     Container,
     /// A change to server-wide metadata (QUANTUM links and rules, WORMHOLE pins): runs under
     /// shard 0's lock and, when it changed something (the flag it returns), is logged in shard
-    /// 0's log, so that replay applies such changes in the order they happened.
+    /// 0's log, so that replay applies such changes in the order they happened. (A pin logs
+    /// itself, with the data it moved, as one group.)
     Meta(MetaFn),
     /// A read of several keys named by the command (QUANTUM GET): the function lists them and
     /// the dispatcher GETs each from its shard, one batch per shard, into one flat array.
@@ -60,7 +62,10 @@ pub enum Run {
     WaitAof,
 }
 
-pub type MetaFn = fn(&crate::server::Server, &[Bytes]) -> (Reply, bool);
+/// Gets shard 0 (locked) when run for a client, None when replayed from the log (then it
+/// changes metadata only: data moves are in the shards' own logs).
+pub type MetaFn =
+    fn(&crate::server::Server, Option<&mut warpengine_storage::Shard>, &[Bytes]) -> (Reply, bool);
 pub type FanoutFn =
     fn(&crate::server::Server, &crate::session::ConnState, &[Bytes]) -> Result<Vec<Bytes>, Reply>;
 
@@ -189,7 +194,7 @@ pub(crate) use commands;
 
 /// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
 /// table instead of Redis's recorded data).
-pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "waitaof"];
+pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "waitaof", "wormhole"];
 
 /// Every command: the core table below, then each data-type family's own table.
 pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
@@ -203,6 +208,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         quantum::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
+        wormhole::COMMANDS,
         zsets::COMMANDS,
     ]
     .concat()

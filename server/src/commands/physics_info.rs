@@ -5,4 +5,5 @@ use crate::server::Server;
 pub fn write(server: &Server, out: &mut String) {
     out.push_str("# Physics\r\n");
     server.quantum.info(out);
+    super::wormhole::info(server, out);
 }

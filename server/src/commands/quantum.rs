@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use warpengine_physics::entangle::{Rule, RuleError};
+use warpengine_storage::Shard;
 
 use super::util::{eq_ignore_case, help, SYNTAX};
 use super::{commands, k, session, Run, NO_KEYS};
@@ -54,7 +55,7 @@ fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
     )
 }
 
-fn link(server: &Server, args: &[Bytes]) -> (Reply, bool) {
+fn link(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, bool) {
     let key = &args[2];
     let partners = &args[3..];
     if partners.iter().any(|p| p == key) {
@@ -66,12 +67,12 @@ fn link(server: &Server, args: &[Bytes]) -> (Reply, bool) {
     }
 }
 
-fn unlink(server: &Server, args: &[Bytes]) -> (Reply, bool) {
+fn unlink(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, bool) {
     let removed = server.quantum.unlink(&server.slots, &args[2], &args[3..]);
     (Reply::Int(removed), removed > 0)
 }
 
-fn rule(server: &Server, args: &[Bytes]) -> (Reply, bool) {
+fn rule(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, bool) {
     let q = &server.quantum;
     let action = &args[2];
     if eq_ignore_case(action, "add") && args.len() >= 5 {

@@ -121,10 +121,8 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
         Some(id) => id,
         None => {
             let positions = spec.key_positions(args);
-            let mut shards: Vec<usize> = positions
-                .iter()
-                .map(|&p| server.slots.shard_of(&args[p]))
-                .collect();
+            let mut shards: Vec<usize> =
+                positions.iter().map(|&p| server.route(&args[p])).collect();
             shards.sort_unstable();
             shards.dedup();
             if shards.len() > 1 {
@@ -282,7 +280,7 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
     }
     let mut by_shard: Vec<(usize, Vec<&[u8]>)> = Vec::new();
     for key in written_keys(spec, args, positions) {
-        let s = server.slots.shard_of(key);
+        let s = server.route(key);
         match by_shard.iter_mut().find(|(id, _)| *id == s) {
             Some((_, keys)) => keys.push(key),
             None => by_shard.push((s, vec![key])),

@@ -1,7 +1,8 @@
 //! Recovery at start: each shard's snapshot, then its log segments in order. A torn tail (the
 //! prefix of a write a crash interrupted) is cut off; damage in the middle of a log stops the
-//! start unless `wal-repair` is set. Records are routed by slot, so a log written with another
-//! `--threads` still recovers every key; the state is then snapshotted in the new layout.
+//! start unless `wal-repair` is set. Each shard's log is replayed into that shard; a log written
+//! with another `--threads` is replayed into the old layout and its keys then move to their
+//! owners in the new one. The state is then snapshotted in the new layout.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,6 @@ use super::Fsync;
 use crate::commands::{self, Run, TABLE};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::server::{unix_ms, Server};
-use crate::slot::SlotTable;
 
 pub fn log_dir(server: &Server) -> PathBuf {
     let cfg = server.config.read().expect("config lock");
@@ -176,18 +176,31 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
     }
 
     // Second pass: apply, with every shard locked and expiry off (the clock is that of the
-    // original run: deletions by expiry are in the log).
-    let old_slots = SlotTable::new(m.shards);
+    // original run: deletions by expiry are in the log). Each log is replayed into one shard,
+    // as its records were written: a shard's log holds exactly what happened to the keys that
+    // shard stored (pinned ones included). With another thread count the logs are replayed
+    // into shards of the old layout, whose keys then move to their owners in the new one.
+    let direct = m.shards == server.threads();
     let mut guards = server.lock_all();
-    let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-    let mut ctx = KeyCtx::new(Shards::Many(shards), server, 0, 0);
-    ctx.clock = unix_ms() as u32;
+    let databases = guards[0].dbs.len();
+    let mut old_layout: Vec<Shard> = if direct {
+        Vec::new()
+    } else {
+        (0..m.shards).map(|i| Shard::new(i, databases)).collect()
+    };
     let mut records = 0u64;
     let mut skipped_groups = 0u64;
     let mut failed = 0u64;
     let mut done_bytes = 0usize;
     let mut last_report = Instant::now();
     for (old_shard, files) in shards_files.iter().enumerate() {
+        let target: &mut Shard = if direct {
+            &mut guards[old_shard]
+        } else {
+            &mut old_layout[old_shard]
+        };
+        let mut ctx = KeyCtx::new(Shards::One(target), server, 0, 0);
+        ctx.clock = unix_ms() as u32;
         for f in files {
             let mut reader = Reader::checked_before(&f.data[..f.keep]);
             while let Some(rec) = reader.next_record() {
@@ -210,7 +223,7 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
                 }
                 ctx.db = payload.db;
                 for op in payload.ops {
-                    if !apply(&mut ctx, op, &old_slots, old_shard) {
+                    if !apply(&mut ctx, op) {
                         failed += 1;
                     }
                 }
@@ -228,7 +241,19 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
             done_bytes += f.keep;
         }
     }
-    drop(ctx);
+    for old in &mut old_layout {
+        for db in 0..databases {
+            let keys: Vec<Bytes> = old.dbs[db]
+                .iter_live(0)
+                .map(|(k, _)| Bytes::copy_from_slice(k))
+                .collect();
+            for k in keys {
+                if let Some(e) = old.dbs[db].remove(&k) {
+                    guards[server.route(&k)].dbs[db].insert_entry(&k, e);
+                }
+            }
+        }
+    }
     let keys: usize = guards
         .iter()
         .map(|g| g.dbs.iter().map(|d| d.len()).sum::<usize>())
@@ -272,8 +297,9 @@ fn truncate(path: &Path, len: usize) -> Result<(), String> {
         .map_err(|e| format!("cannot truncate {}: {e}", path.display()))
 }
 
-/// Applies one logged operation; false if it was refused (which a consistent log never does).
-fn apply(ctx: &mut KeyCtx, op: Op, old_slots: &SlotTable, old_shard: usize) -> bool {
+/// Applies one logged operation to the shard whose log it came from; false if it was refused
+/// (which a consistent log never does).
+fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
     match op {
         Op::Argv(args) => run_command(ctx, &args),
         Op::Del(key) => {
@@ -291,39 +317,19 @@ fn apply(ctx: &mut KeyCtx, op: Op, old_slots: &SlotTable, old_shard: usize) -> b
             };
             ctx.each_shard(|s| {
                 for &d in &dbs {
-                    let doomed: Vec<Bytes> = s.dbs[d]
-                        .iter_live(0)
-                        .filter(|(k, _)| old_slots.shard_of(k) == old_shard)
-                        .map(|(k, _)| Bytes::copy_from_slice(k))
-                        .collect();
-                    for k in doomed {
-                        s.dbs[d].remove(&k);
-                    }
+                    s.dbs[d].clear();
                 }
             });
             true
         }
         Op::SwapDb(a, b) => {
-            ctx.each_shard(|s| {
-                let mut take = |d: usize| -> Vec<(Bytes, warpengine_storage::Entry)> {
-                    let keys: Vec<Bytes> = s.dbs[d]
-                        .iter_live(0)
-                        .filter(|(k, _)| old_slots.shard_of(k) == old_shard)
-                        .map(|(k, _)| Bytes::copy_from_slice(k))
-                        .collect();
-                    keys.into_iter()
-                        .filter_map(|k| s.dbs[d].remove(&k).map(|e| (k, e)))
-                        .collect()
-                };
-                let from_a = take(a);
-                let from_b = take(b);
-                for (k, e) in from_a {
-                    s.dbs[b].insert_entry(&k, e);
-                }
-                for (k, e) in from_b {
-                    s.dbs[a].insert_entry(&k, e);
-                }
-            });
+            if a != b {
+                let (lo, hi) = (a.min(b), a.max(b));
+                ctx.each_shard(|s| {
+                    let (left, right) = s.dbs.split_at_mut(hi);
+                    left[lo].swap_with(&mut right[0]);
+                });
+            }
             true
         }
     }
@@ -338,7 +344,7 @@ fn run_command(ctx: &mut KeyCtx, args: &[Bytes]) -> bool {
     };
     match TABLE[index].run {
         Run::Keyed(f) => !f(ctx, args).is_error(),
-        Run::Meta(f) => !f(ctx.server, args).0.is_error(),
+        Run::Meta(f) => !f(ctx.server, None, args).0.is_error(),
         _ => false,
     }
 }

@@ -203,10 +203,13 @@ fn write_shard_to(tmp: &Path, shard: &mut Shard, meta: &[Vec<Vec<u8>>]) -> io::R
     Ok(keys)
 }
 
-/// The commands that re-create server-wide metadata (QUANTUM links and rules), taken under
+/// The commands that re-create server-wide metadata (QUANTUM links and rules, WORMHOLE pins:
+/// replayed, a pin only routes, the pinned data being in its shard's snapshot), taken under
 /// every shard's lock with the keys; they go first in shard 0's snapshot.
 pub fn meta_records(server: &Server) -> Vec<Vec<Vec<u8>>> {
-    server.quantum.meta_records()
+    let mut out = server.quantum.meta_records();
+    out.extend(server.wormhole.meta_records());
+    out
 }
 
 pub fn append_meta(buf: &mut Vec<u8>, lsn: &mut u64, meta: &[Vec<Vec<u8>>]) {
