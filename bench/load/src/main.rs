@@ -1,0 +1,310 @@
+//! physics-load: the workloads of ../shared/PHYSICS.md's measured benefits that redis-benchmark
+//! cannot express. Each client is a thread with one connection doing one operation at a time;
+//! the tool prints one line of `name=value` figures (ops/s, p50/p99 in microseconds).
+//!
+//!   physics-load page  --port P --mode seq|pipeline|mget|quantum [--pages N] [--clients C] [--seconds S] [--setup]
+//!   physics-load learn --port P [--pages N] [--clients C] [--rounds R] [--noise F] [--window MS]
+//!   physics-load multikey --port P --cmd mget|mset|sinterstore [--groups N] [--clients C] [--seconds S] [--pin]
+//!   physics-load durability --port P --class default|always|everysec|no [--clients C] [--seconds S]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use warpengine_physics::workload::Rng;
+use warpengine_tests::{encode_command, RawConn, Resp};
+
+/// The keys of page `i`: the user key first (QUANTUM's rule key), then its partners.
+const PAGE_PARTS: [&str; 4] = ["user", "profile", "settings", "prefs"];
+
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse() -> (String, Args) {
+        let mut it = std::env::args().skip(1);
+        let what = it.next().unwrap_or_default();
+        let mut map = HashMap::new();
+        let rest: Vec<String> = it.collect();
+        let mut i = 0;
+        while i < rest.len() {
+            let name = rest[i].trim_start_matches("--").to_string();
+            if i + 1 < rest.len() && !rest[i + 1].starts_with("--") {
+                map.insert(name, rest[i + 1].clone());
+                i += 2;
+            } else {
+                map.insert(name, "yes".into());
+                i += 1;
+            }
+        }
+        (what, Args(map))
+    }
+
+    fn num(&self, name: &str, default: u64) -> u64 {
+        self.0
+            .get(name)
+            .map_or(default, |v| v.parse().expect("a number"))
+    }
+
+    fn text(&self, name: &str, default: &str) -> String {
+        self.0.get(name).cloned().unwrap_or_else(|| default.into())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+}
+
+fn call(c: &mut RawConn, args: &[&[u8]]) -> Resp {
+    Resp::parse(&c.command(args))
+}
+
+fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+/// Runs `op` on `clients` threads for `seconds`; prints ops/s and latency percentiles.
+fn drive<F>(label: &str, clients: u64, seconds: u64, port: u16, make: impl Fn(u64) -> F)
+where
+    F: FnMut(&mut RawConn) + Send + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            let mut op = make(t);
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    op(&mut c);
+                    lat.push(t0.elapsed().as_micros() as u64);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("client"))
+        .collect();
+    all.sort_unstable();
+    println!(
+        "{label} ops={} ops_per_s={:.0} p50_us={} p99_us={}",
+        all.len(),
+        all.len() as f64 / seconds as f64,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99)
+    );
+}
+
+fn page_keys(i: u64) -> Vec<String> {
+    PAGE_PARTS.iter().map(|p| format!("{p}:{i}")).collect()
+}
+
+fn page(a: &Args, port: u16) {
+    let pages = a.num("pages", 10_000);
+    if a.flag("setup") {
+        let mut c = RawConn::connect(port);
+        for i in 0..pages {
+            let keys = page_keys(i);
+            let mut req = Vec::new();
+            for k in &keys {
+                req.extend(encode_command(&[b"SET", k.as_bytes(), &[b'x'; 100]]));
+            }
+            c.send(&req);
+            for _ in &keys {
+                c.read_reply().expect("SET");
+            }
+        }
+        let rule: Vec<String> = PAGE_PARTS.iter().map(|p| format!("{p}:*")).collect();
+        let mut args: Vec<&[u8]> = vec![b"QUANTUM", b"RULE", b"ADD"];
+        args.extend(rule.iter().map(|r| r.as_bytes()));
+        // Real Redis has no QUANTUM: its error is fine there, the other modes need no rule.
+        call(&mut c, &args);
+    }
+    let mode = a.text("mode", "seq");
+    let label = format!("page mode={mode}");
+    drive(
+        &label,
+        a.num("clients", 8),
+        a.num("seconds", 5),
+        port,
+        |t| {
+            let mode = mode.clone();
+            let mut rng = Rng::new(t + 1);
+            move |c: &mut RawConn| {
+                let keys = page_keys(rng.next_u64() % pages);
+                match mode.as_str() {
+                    "seq" => {
+                        for k in &keys {
+                            c.command(&[b"GET", k.as_bytes()]);
+                        }
+                    }
+                    "pipeline" => {
+                        let mut req = Vec::new();
+                        for k in &keys {
+                            req.extend(encode_command(&[b"GET", k.as_bytes()]));
+                        }
+                        c.send(&req);
+                        for _ in &keys {
+                            c.read_reply().expect("GET");
+                        }
+                    }
+                    "mget" => {
+                        let mut args: Vec<&[u8]> = vec![b"MGET"];
+                        args.extend(keys.iter().map(|k| k.as_bytes()));
+                        c.command(&args);
+                    }
+                    "quantum" => {
+                        let r = c.command(&[b"QUANTUM", b"GET", keys[0].as_bytes()]);
+                        assert!(r.starts_with(b"*8"), "QUANTUM GET: {:?}", Resp::parse(&r));
+                    }
+                    other => panic!("unknown mode {other}"),
+                }
+            }
+        },
+    );
+}
+
+/// Clients read pages (their 4 keys in order, with random other keys mixed in); then the
+/// learned partners of sampled pages are compared with the true ones.
+fn learn(a: &Args, port: u16) {
+    let pages = a.num("pages", 2_000);
+    let clients = a.num("clients", 4);
+    let rounds = a.num("rounds", 20_000);
+    let noise = a.text("noise", "0.3").parse::<f64>().expect("noise");
+    let window = a.num("window", 50);
+    let mut c = RawConn::connect(port);
+    call(
+        &mut c,
+        &[b"QUANTUM", b"LEARN", b"ON", b"WINDOW", window.to_string().as_bytes()],
+    );
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut rng = Rng::new(t + 7);
+                for _ in 0..rounds / clients {
+                    for k in page_keys(rng.next_u64() % pages) {
+                        if rng.next_f64() < noise {
+                            let other = format!("noise:{}", rng.next_u64() % 100_000);
+                            c.command(&[b"GET", other.as_bytes()]);
+                        }
+                        c.command(&[b"GET", k.as_bytes()]);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client");
+    }
+    call(&mut c, &[b"QUANTUM", b"LEARN", b"OFF"]);
+    let (mut returned, mut right, mut wanted) = (0u64, 0u64, 0u64);
+    for i in 0..pages.min(500) {
+        let keys = page_keys(i);
+        let Resp::Array(got) = call(&mut c, &[b"QUANTUM", b"GET", keys[0].as_bytes()]) else {
+            panic!("QUANTUM GET")
+        };
+        wanted += keys.len() as u64 - 1;
+        for pair in got[2..].chunks(2) {
+            returned += 1;
+            if let Resp::Bulk(k) = &pair[0] {
+                if keys[1..].iter().any(|t| t.as_bytes() == &k[..]) {
+                    right += 1;
+                }
+            }
+        }
+    }
+    println!(
+        "learn noise={noise} window_ms={window} reads={} partners_returned={returned} precision={:.3} recall={:.3}",
+        rounds * 4,
+        right as f64 / returned.max(1) as f64,
+        right as f64 / wanted.max(1) as f64
+    );
+}
+
+fn multikey(a: &Args, port: u16) {
+    let groups = a.num("groups", 1_000);
+    let cmd = a.text("cmd", "mget");
+    let group_keys = |g: u64| -> Vec<String> { (0..4).map(|i| format!("g{g}:{i}")).collect() };
+    let mut c = RawConn::connect(port);
+    for g in 0..groups {
+        let keys = group_keys(g);
+        for k in &keys {
+            if cmd == "sinterstore" {
+                call(&mut c, &[b"SADD", k.as_bytes(), b"a", b"b", b"c", b"d"]);
+            } else {
+                call(&mut c, &[b"SET", k.as_bytes(), b"v"]);
+            }
+            if a.flag("pin") && k != &keys[0] {
+                call(&mut c, &[b"WORMHOLE", b"PIN", k.as_bytes(), keys[0].as_bytes()]);
+            }
+        }
+    }
+    let label = format!("multikey cmd={cmd} pinned={}", a.flag("pin"));
+    drive(
+        &label,
+        a.num("clients", 8),
+        a.num("seconds", 5),
+        port,
+        |t| {
+            let cmd = cmd.clone();
+            let mut rng = Rng::new(t + 3);
+            move |c: &mut RawConn| {
+                let keys = group_keys(rng.next_u64() % groups);
+                let k: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
+                let r = match cmd.as_str() {
+                    "mget" => c.command(&[b"MGET", k[0], k[1], k[2], k[3]]),
+                    "mset" => c.command(&[b"MSET", k[0], b"1", k[1], b"2", k[2], b"3", k[3], b"4"]),
+                    // The destination is the group's first key's partner set, the sources the rest.
+                    "sinterstore" => c.command(&[b"SINTERSTORE", k[0], k[1], k[2], k[3]]),
+                    other => panic!("unknown command {other}"),
+                };
+                assert!(!r.starts_with(b"-"), "{:?}", Resp::parse(&r));
+            }
+        },
+    );
+}
+
+fn durability(a: &Args, port: u16) {
+    let class = a.text("class", "default");
+    let label = format!("durability class={class}");
+    drive(
+        &label,
+        a.num("clients", 8),
+        a.num("seconds", 5),
+        port,
+        |t| {
+            let class = class.clone();
+            let mut n = 0u64;
+            move |c: &mut RawConn| {
+                n += 1;
+                let key = format!("d{t}:{}", n % 10_000);
+                let r = if class == "default" {
+                    c.command(&[b"SET", key.as_bytes(), b"value"])
+                } else {
+                    c.command(&[b"SET", key.as_bytes(), b"value", b"DURABILITY", class.as_bytes()])
+                };
+                assert!(r.starts_with(b"+OK"), "{:?}", Resp::parse(&r));
+            }
+        },
+    );
+}
+
+fn main() {
+    let (what, a) = Args::parse();
+    let port = a.num("port", 6379) as u16;
+    match what.as_str() {
+        "page" => page(&a, port),
+        "learn" => learn(&a, port),
+        "multikey" => multikey(&a, port),
+        "durability" => durability(&a, port),
+        _ => {
+            eprintln!("usage: physics-load page|learn|multikey|durability --port P [options] (see the source's header)");
+            std::process::exit(2);
+        }
+    }
+}
