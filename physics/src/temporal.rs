@@ -19,10 +19,10 @@ pub const MIN_HALFLIFE_SECS: f64 = 0.001;
 /// [`DecayingScores::replay_events`]) far inside the range of millisecond timestamps.
 pub const MAX_HALFLIFE_SECS: f64 = 1e12;
 
-/// When the newest event is this many e-folds past `t0`, the base moves forward to it. Log-scores
-/// then stay small, so their absolute rounding error (and the scores' relative error) stays near
-/// one unit in the last place however long the key lives.
-const REBASE_AFTER: f64 = 256.0;
+/// When the newest event is this many e-folds (46 half-lives) past `t0`, the base moves forward
+/// to it. Log-scores then stay small, so their absolute rounding error (and so the scores'
+/// relative error) stays near 1e-14 however long the key lives; the O(n) rebase is that rare.
+const REBASE_AFTER: f64 = 32.0;
 
 /// An f64 with a total order, for the ordered index. Log-scores are never NaN.
 #[derive(Clone, Copy, Debug)]
@@ -360,6 +360,11 @@ mod tests {
         // 1 ms half-life: 400 ms is far past REBASE_AFTER e-folds.
         d.incr(b"c", 1.0, 400, 0).unwrap();
         assert_eq!(d.t0_ms, 400);
+        let max_l = d.scores.values().fold(f64::MIN, |a, &b| a.max(b));
+        assert!(
+            max_l < 1.0,
+            "log-scores are relative to the new base: {max_l}"
+        );
         assert!(close(d.score(b"a", 0).unwrap(), 3.0));
         let r = d.incr(b"a", 1.0, 400, 0).unwrap();
         assert!(close(r.score, 1.0 + 3.0 * 2f64.powi(-400)));

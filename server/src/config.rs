@@ -251,6 +251,18 @@ pub static PARAMS: &[Param] = &[
     // For tests: delay every fdatasync by this many milliseconds.
     p("wal-sync-delay-ms", NONNEG_INT, "0", false),
     p("threads", Kind::Int { min: 1, max: 256 }, "0", false),
+    // WarpEngine's own: TEMPORAL's half-life (seconds) for keys created without HALFLIFE, and
+    // the members a TEMPORAL key keeps before dropping the lowest (0 = no cap).
+    p(
+        "temporal-default-halflife",
+        Kind::Int {
+            min: 1,
+            max: 1_000_000_000_000,
+        },
+        "3600",
+        true,
+    ),
+    p("temporal-max-members", NONNEG, "10000", true),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {

@@ -15,4 +15,5 @@ pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod slot;
+pub mod temporal_settings;
 pub mod worker;

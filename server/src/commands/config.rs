@@ -105,6 +105,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     let old_policy = cfg.get("maxmemory-policy").to_string();
     let new_policy = next.get("maxmemory-policy").to_string();
     s.server.limits.refresh(&next);
+    s.server.temporal.refresh(&next);
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));

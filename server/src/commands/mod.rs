@@ -30,6 +30,7 @@ pub mod server;
 pub mod sets;
 pub mod sort;
 pub mod strings;
+pub mod temporal;
 pub mod util;
 pub mod zsets;
 
@@ -174,7 +175,7 @@ pub(crate) use commands;
 
 /// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
 /// table instead of Redis's recorded data).
-pub const WARPENGINE_ONLY: &[&str] = &["horizon"];
+pub const WARPENGINE_ONLY: &[&str] = &["horizon", "temporal"];
 
 /// Every command: the core table below, then each data-type family's own table.
 pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
@@ -187,6 +188,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         lists::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
+        temporal::COMMANDS,
         zsets::COMMANDS,
     ]
     .concat()

@@ -4,5 +4,5 @@ use crate::server::Server;
 
 pub fn write(server: &Server, out: &mut String) {
     out.push_str("# Physics\r\n");
-    let _ = server;
+    super::temporal::write_info(server, out);
 }
