@@ -128,10 +128,23 @@ fn incr(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 /// A score as replies give it: rounded to 15 significant digits, about what the log-score
 /// representation keeps (`exp(ln 8)` is 7.9999999999999982, shown as 8).
 fn shown(score: f64) -> f64 {
+    // Powers of ten that are exact doubles: scaling by them rounds once, so the result is the
+    // double nearest the 15-digit decimal without the cost of printing and parsing it.
+    const EXACT_POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
     if !score.is_normal() {
         return score;
     }
-    format!("{score:.14e}").parse().unwrap_or(score)
+    let decimals = 14 - score.abs().log10().floor() as i32;
+    match decimals.unsigned_abs() as usize {
+        n if n < EXACT_POWERS.len() && decimals >= 0 => {
+            (score * EXACT_POWERS[n]).round() / EXACT_POWERS[n]
+        }
+        n if n < EXACT_POWERS.len() => (score / EXACT_POWERS[n]).round() * EXACT_POWERS[n],
+        _ => format!("{score:.14e}").parse().unwrap_or(score),
+    }
 }
 
 /// The counters at `key` for reading: Ok(None) when absent, Err(WRONGTYPE) for another type.
@@ -258,4 +271,22 @@ pub fn write_info(server: &Server, out: &mut String) {
         t.max_members(),
         t.default_halflife_secs()
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn shown_scores_keep_15_significant_digits() {
+        assert_eq!(shown(7.999_999_999_999_998), 8.0);
+        assert_eq!(shown(f64::from_bits(4f64.to_bits() - 1)), 4.0);
+        assert_eq!(shown(0.1 + 0.2), 0.3);
+        assert_eq!(shown(123_456_789.012_345_68), 123_456_789.012_346);
+        assert_eq!(shown(-2.5e-30 * (1.0 + 1e-16)), -2.5e-30);
+        assert_eq!(shown(6.02214076e23 * (1.0 + 2e-16)), 6.02214076e23);
+        assert_eq!(shown(1e300), 1e300);
+        assert_eq!(shown(0.0), 0.0);
+        assert!(shown(f64::INFINITY).is_infinite());
+    }
 }
