@@ -270,6 +270,18 @@ pub static PARAMS: &[Param] = &[
     p("wormhole-max-pins", NONNEG_INT, "1000000", true),
     p("wormhole-auto", Kind::Bool, "no", true),
     p("wormhole-auto-threshold", POS_INT, "100", true),
+    // WarpEngine's own: TEMPORAL's half-life (seconds) for keys created without HALFLIFE, and
+    // the members a TEMPORAL key keeps before dropping the lowest (0 = no cap).
+    p(
+        "temporal-default-halflife",
+        Kind::Int {
+            min: 1,
+            max: 1_000_000_000_000,
+        },
+        "3600",
+        true,
+    ),
+    p("temporal-max-members", NONNEG, "10000", true),
 ];
 
 pub fn param(name: &str) -> Option<&'static Param> {

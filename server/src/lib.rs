@@ -17,5 +17,6 @@ pub mod quantum;
 pub mod server;
 pub mod session;
 pub mod slot;
+pub mod temporal_settings;
 pub mod worker;
 pub mod wormhole;

@@ -41,6 +41,7 @@ pub struct Server {
     pub lastsave: AtomicU64,
     pub wal: Wal,
     pub limits: crate::eviction::Limits,
+    pub temporal: crate::temporal_settings::TemporalSettings,
     /// Keys per shard as of its last eviction, so shards can share eviction fairly.
     pub shard_keys: Vec<AtomicU64>,
     pub quantum: crate::quantum::Quantum,
@@ -214,6 +215,7 @@ impl Server {
         let wormhole = crate::wormhole::Wormhole::new(threads, &cfg);
         let server = Server {
             hot: HotConfig::from(&cfg),
+            temporal: crate::temporal_settings::TemporalSettings::from(&cfg),
             config: RwLock::new(cfg),
             shards: (0..threads)
                 .map(|i| Mutex::new(Shard::new(i, databases)))

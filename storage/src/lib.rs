@@ -47,6 +47,10 @@ pub struct ShardStats {
     pub remote_requests: u64,
     /// Batches received from other workers.
     pub remote_batches: u64,
+    /// TEMPORAL INCR calls that changed a key.
+    pub temporal_incrs: u64,
+    /// TEMPORAL members dropped by the `temporal-max-members` cap.
+    pub temporal_members_trimmed: u64,
 }
 
 impl Shard {

@@ -1,6 +1,7 @@
 //! Value types stored under a key.
 
 use bytes::Bytes;
+use warpengine_physics::temporal::DecayingScores;
 
 use crate::hash::HashValue;
 use crate::list::ListValue;
@@ -74,6 +75,8 @@ pub enum Value {
     Hash(Box<HashValue>),
     Set(Box<SetValue>),
     ZSet(Box<ZSetValue>),
+    /// TEMPORAL's trending counters (WarpEngine's own type).
+    Temporal(Box<DecayingScores>),
 }
 
 impl Value {
@@ -89,6 +92,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Temporal(_) => "temporal",
         }
     }
 
@@ -99,6 +103,7 @@ impl Value {
             Value::Hash(h) => h.encoding(),
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
+            Value::Temporal(_) => "temporal",
         }
     }
 }

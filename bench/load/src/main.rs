@@ -179,7 +179,13 @@ fn learn(a: &Args, port: u16) {
     let mut c = RawConn::connect(port);
     call(
         &mut c,
-        &[b"QUANTUM", b"LEARN", b"ON", b"WINDOW", window.to_string().as_bytes()],
+        &[
+            b"QUANTUM",
+            b"LEARN",
+            b"ON",
+            b"WINDOW",
+            window.to_string().as_bytes(),
+        ],
     );
     let threads: Vec<_> = (0..clients)
         .map(|t| {
@@ -240,7 +246,10 @@ fn multikey(a: &Args, port: u16) {
                 call(&mut c, &[b"SET", k.as_bytes(), b"v"]);
             }
             if a.flag("pin") && k != &keys[0] {
-                call(&mut c, &[b"WORMHOLE", b"PIN", k.as_bytes(), keys[0].as_bytes()]);
+                call(
+                    &mut c,
+                    &[b"WORMHOLE", b"PIN", k.as_bytes(), keys[0].as_bytes()],
+                );
             }
         }
     }
@@ -286,7 +295,13 @@ fn durability(a: &Args, port: u16) {
                 let r = if class == "default" {
                     c.command(&[b"SET", key.as_bytes(), b"value"])
                 } else {
-                    c.command(&[b"SET", key.as_bytes(), b"value", b"DURABILITY", class.as_bytes()])
+                    c.command(&[
+                        b"SET",
+                        key.as_bytes(),
+                        b"value",
+                        b"DURABILITY",
+                        class.as_bytes(),
+                    ])
                 };
                 assert!(r.starts_with(b"+OK"), "{:?}", Resp::parse(&r));
             }

@@ -107,6 +107,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.limits.refresh(&next);
     s.server.quantum.refresh(&next);
     s.server.wormhole.refresh(&next);
+    s.server.temporal.refresh(&next);
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));

@@ -31,6 +31,7 @@ pub mod server;
 pub mod sets;
 pub mod sort;
 pub mod strings;
+pub mod temporal;
 pub mod util;
 pub mod waitaof;
 pub mod wormhole;
@@ -194,7 +195,7 @@ pub(crate) use commands;
 
 /// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
 /// table instead of Redis's recorded data).
-pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "waitaof", "wormhole"];
+pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "temporal", "waitaof", "wormhole"];
 
 /// Every command: the core table below, then each data-type family's own table.
 pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
@@ -208,6 +209,7 @@ pub static TABLE: LazyLock<Vec<CommandSpec>> = LazyLock::new(|| {
         quantum::COMMANDS,
         sets::COMMANDS,
         sort::COMMANDS,
+        temporal::COMMANDS,
         wormhole::COMMANDS,
         zsets::COMMANDS,
     ]

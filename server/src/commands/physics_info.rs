@@ -6,4 +6,5 @@ pub fn write(server: &Server, out: &mut String) {
     out.push_str("# Physics\r\n");
     server.quantum.info(out);
     super::wormhole::info(server, out);
+    super::temporal::write_info(server, out);
 }

@@ -4,7 +4,8 @@
 //! - SPOP and served blocking pops become the deterministic removal that happened;
 //! - a command whose keys span shards logs the resulting state of each key it wrote, one
 //!   record per shard, as a group that recovery applies whole or not at all;
-//! - keys removed by expiry are logged as deletions before the next record of their shard.
+//! - keys removed by expiry are logged as deletions before the next record of their shard;
+//! - TEMPORAL INCR spells out the half-life, event time and member cap it used.
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,7 @@ use bytes::Bytes;
 use warpengine_storage::{Entry, Shard, Value};
 
 use super::ops::{Group, PayloadWriter};
-use crate::commands::{CommandSpec, TABLE};
+use crate::commands::{temporal, CommandSpec, TABLE};
 use crate::keyctx::KeyCtx;
 use crate::protocol::Reply;
 use crate::server::Server;
@@ -33,6 +34,8 @@ enum Form {
     Blmpop,
     /// BZPOPMIN/BZPOPMAX/BZMPOP served: ZREM of the members popped.
     ZsetPop,
+    /// TEMPORAL INCR with its implicit settings (half-life, now, member cap) made explicit.
+    TemporalIncr,
 }
 
 static FORMS: LazyLock<Vec<Form>> = LazyLock::new(|| TABLE.iter().map(form_of).collect());
@@ -52,6 +55,7 @@ fn form_of(spec: &CommandSpec) -> Form {
         "brpoplpush" => Form::Move("RPOPLPUSH"),
         "blmpop" => Form::Blmpop,
         "bzpopmin" | "bzpopmax" | "bzmpop" => Form::ZsetPop,
+        "temporal|incr" => Form::TemporalIncr,
         _ => Form::Argv,
     }
 }
@@ -142,6 +146,13 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
     let log = &server.wal.logs[shard_id];
     match form {
         Form::NotLogged => {}
+        Form::TemporalIncr => {
+            if let Some(argv) = crate::commands::temporal::deterministic_incr(ctx, args) {
+                log.append(|buf| {
+                    PayloadWriter::begin(buf, db, None).argv(argv.iter().map(|a| &a[..]));
+                });
+            }
+        }
         Form::Argv => {
             log.append(|buf| {
                 PayloadWriter::begin(buf, db, None).argv(args.iter().map(|a| &a[..]));
@@ -391,6 +402,14 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
                 ]
             });
             emit_chunked(w, b"ZADD", key, items, 2);
+        }
+        Value::Temporal(t) => {
+            // No cap on re-creation: the key holds what the cap let it keep when it was written.
+            for (member, amount, at_ms) in t.replay_events() {
+                let amount = Bytes::from(format_score(amount));
+                let argv = temporal::incr_argv(key, member, amount, t.halflife_secs(), at_ms, 0);
+                w.argv(argv.iter().map(|a| &a[..]));
+            }
         }
     }
     if entry.expire_at != 0 {
