@@ -90,13 +90,15 @@ def quantum(a):
     print_table(f"QUANTUM: one page = 4 keys on any shard; {a.clients} clients, one page at a time "
                 f"(ops = pages); WarpEngine --threads {a.threads}; medians of {a.rounds}",
                 rows, "warp page as seq")
-    print("\nQUANTUM LEARN: 4 clients read pages of 4 keys in order, with a random other key "
-          "before each read with probability `noise`")
-    for noise in ["0.0", "0.3", "0.6"]:
+    print("\nQUANTUM LEARN (WINDOW 2 ms): 8 clients read pages of 4 keys in order, each read "
+          "preceded by a random other key with probability `noise`, pausing `think` between pages; "
+          "then QUANTUM GET of 500 pages' user keys")
+    for noise, think in [("0.0", "5"), ("0.3", "5"), ("0.6", "5"), ("0.3", "0")]:
         with Server("warp", ["--threads", str(a.threads)]) as s:
-            f = s.run("learn", "--noise", noise, "--rounds", "20000", "--pages", "2000")
-        print(f"  noise={noise}: precision {float(f['precision']):.3f}, recall {float(f['recall']):.3f} "
-              f"({f['partners_returned']} partners returned for 500 pages)")
+            f = s.run("learn", "--noise", noise, "--think-ms", think, "--rounds", "8000",
+                      "--pages", "500", "--clients", "8")
+        print(f"  noise={noise} think={think} ms: precision {float(f['precision']):.3f}, "
+              f"recall {float(f['recall']):.3f} ({f['partners_returned']} partners returned)")
 
 
 def wormhole(a):

@@ -3,7 +3,7 @@
 //! the tool prints one line of `name=value` figures (ops/s, p50/p99 in microseconds).
 //!
 //!   physics-load page  --port P --mode seq|pipeline|mget|quantum [--pages N] [--clients C] [--seconds S] [--setup]
-//!   physics-load learn --port P [--pages N] [--clients C] [--rounds R] [--noise F] [--window MS]
+//!   physics-load learn --port P [--pages N] [--clients C] [--rounds R] [--noise F] [--window MS] [--think-ms T]
 //!   physics-load multikey --port P --cmd mget|mset|sinterstore [--groups N] [--clients C] [--seconds S] [--pin]
 //!   physics-load durability --port P --class default|always|everysec|no [--clients C] [--seconds S]
 
@@ -168,14 +168,16 @@ fn page(a: &Args, port: u16) {
     );
 }
 
-/// Clients read pages (their 4 keys in order, with random other keys mixed in); then the
-/// learned partners of sampled pages are compared with the true ones.
+/// Clients read pages (their 4 keys in order, with random other keys mixed in), pausing
+/// `think-ms` between pages as a user would; then the learned partners of sampled pages are
+/// compared with the true ones.
 fn learn(a: &Args, port: u16) {
     let pages = a.num("pages", 2_000);
     let clients = a.num("clients", 4);
     let rounds = a.num("rounds", 20_000);
     let noise = a.text("noise", "0.3").parse::<f64>().expect("noise");
-    let window = a.num("window", 50);
+    let window = a.num("window", 2);
+    let think = Duration::from_millis(a.num("think-ms", 5));
     let mut c = RawConn::connect(port);
     call(
         &mut c,
@@ -193,6 +195,7 @@ fn learn(a: &Args, port: u16) {
                 let mut c = RawConn::connect(port);
                 let mut rng = Rng::new(t + 7);
                 for _ in 0..rounds / clients {
+                    std::thread::sleep(think);
                     for k in page_keys(rng.next_u64() % pages) {
                         if rng.next_f64() < noise {
                             let other = format!("noise:{}", rng.next_u64() % 100_000);
@@ -225,7 +228,8 @@ fn learn(a: &Args, port: u16) {
         }
     }
     println!(
-        "learn noise={noise} window_ms={window} reads={} partners_returned={returned} precision={:.3} recall={:.3}",
+        "learn noise={noise} window_ms={window} think_ms={} reads={} partners_returned={returned} precision={:.3} recall={:.3}",
+        think.as_millis(),
         rounds * 4,
         right as f64 / returned.max(1) as f64,
         right as f64 / wanted.max(1) as f64
