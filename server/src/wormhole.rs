@@ -18,12 +18,18 @@ use warpengine_physics::entangle::{Graph, LearnParams};
 use crate::config::ConfigStore;
 use crate::slot::{key_slot, SlotTable, SLOTS};
 
+/// Pinned keys in one part of the slot space: key -> (anchor, the anchor's shard). The anchor
+/// is never itself pinned (pins to a pinned key follow it to its anchor).
+type PinPart = HashMap<Bytes, (Bytes, usize), ahash::RandomState>;
+
+/// The pin table is split by slot so that workers routing different keys read different locks.
+const PARTS: usize = 64;
+
 #[derive(Default)]
-struct PinTable {
-    /// key -> anchor (never itself pinned: pins to a pinned key follow it to its anchor).
-    anchor_of: HashMap<Bytes, Bytes, ahash::RandomState>,
+struct Anchors {
     /// anchor -> how many keys are pinned to it.
     uses: HashMap<Bytes, usize, ahash::RandomState>,
+    pins: usize,
 }
 
 /// One direction between two workers: batches of commands sent, the commands in them, and
@@ -89,7 +95,9 @@ pub struct Wormhole {
     /// under an older epoch is checked again under the shard's lock.
     epoch: AtomicU64,
     per_slot: Vec<AtomicU32>,
-    table: RwLock<PinTable>,
+    parts: Vec<RwLock<PinPart>>,
+    /// Changed only with shard 0 locked (every pin change holds it).
+    anchors: Mutex<Anchors>,
     pub max_pins: AtomicU64,
     pub auto: AtomicBool,
     pub auto_threshold: AtomicU64,
@@ -126,7 +134,10 @@ impl Wormhole {
             any: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             per_slot: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
-            table: RwLock::new(PinTable::default()),
+            parts: (0..PARTS)
+                .map(|_| RwLock::new(PinPart::default()))
+                .collect(),
+            anchors: Mutex::new(Anchors::default()),
             max_pins: AtomicU64::new(0),
             auto: AtomicBool::new(false),
             auto_threshold: AtomicU64::new(0),
@@ -160,99 +171,123 @@ impl Wormhole {
         if self.per_slot[slot as usize].load(Relaxed) == 0 {
             return slots.shard_of_slot(slot);
         }
-        match self.anchor(key) {
-            Some(anchor) => slots.shard_of(&anchor),
+        let part = self.part(slot).read().unwrap_or_else(|p| p.into_inner());
+        match part.get(key) {
+            Some(&(_, shard)) => shard,
             None => slots.shard_of_slot(slot),
         }
     }
 
+    fn part(&self, slot: u16) -> &RwLock<PinPart> {
+        &self.parts[slot as usize % PARTS]
+    }
+
     pub fn anchor(&self, key: &[u8]) -> Option<Bytes> {
-        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
-        t.anchor_of.get(key).cloned()
+        let part = self
+            .part(key_slot(key))
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        part.get(key).map(|(a, _)| a.clone())
     }
 
     pub fn epoch(&self) -> u64 {
         self.epoch.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// Whether routes computed at `epoch` may be stale now (checked under a shard's lock).
+    /// Whether routes computed at `epoch` may be stale now. Read under a shard's lock: a pin
+    /// change bumps the epoch before releasing the shards it moved a key between.
     pub fn may_have_moved(&self, epoch: u64) -> bool {
-        self.any.load(Relaxed) || self.epoch() != epoch
+        self.epoch() != epoch
     }
 
     /// The anchor `key` would be pinned to (a pinned anchor's own anchor), or why not.
     pub fn check_pin(&self, key: &[u8], anchor: &[u8]) -> Result<Bytes, PinError> {
-        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
-        let anchor = t
-            .anchor_of
-            .get(anchor)
-            .cloned()
+        let anchor = self
+            .anchor(anchor)
             .unwrap_or_else(|| Bytes::copy_from_slice(anchor));
         if anchor == key {
             return Err(PinError::Itself);
         }
-        if t.uses.contains_key(key) {
+        let a = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+        if a.uses.contains_key(key) {
             return Err(PinError::IsAnchor);
         }
         let max = self.max_pins.load(Relaxed);
-        if !t.anchor_of.contains_key(key) && t.anchor_of.len() as u64 >= max {
+        if self.anchor(key).is_none() && a.pins as u64 >= max {
             return Err(PinError::TooMany(max));
         }
         Ok(anchor)
     }
 
-    /// Records the pin (the caller moved the data, with both shards locked).
-    pub fn set_pin(&self, key: &[u8], anchor: Bytes) {
-        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
-        let key = Bytes::copy_from_slice(key);
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        *t.uses.entry(anchor.clone()).or_insert(0) += 1;
-        match t.anchor_of.insert(key.clone(), anchor) {
-            Some(old) => release(&mut t, &old),
-            None => {
-                self.per_slot[key_slot(&key) as usize].fetch_add(1, Relaxed);
-            }
-        }
+    /// Records the pin (the caller moves the data, with both shards locked).
+    pub fn set_pin(&self, slots: &SlotTable, key: &[u8], anchor: Bytes) {
+        let mut a = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = key_slot(key);
+        *a.uses.entry(anchor.clone()).or_insert(0) += 1;
+        let shard = slots.shard_of(&anchor);
+        self.per_slot[slot as usize].fetch_add(1, Relaxed);
         self.any.store(true, Relaxed);
+        let old = self
+            .part(slot)
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(Bytes::copy_from_slice(key), (anchor, shard));
+        match old {
+            Some((old, _)) => {
+                release(&mut a, &old);
+                self.per_slot[slot as usize].fetch_sub(1, Relaxed);
+            }
+            None => a.pins += 1,
+        }
+        self.publish();
+    }
+
+    /// Bumped after the table changed: whoever reads the new epoch routes by the new table.
+    fn publish(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Forgets `key`'s pin; false if it had none.
     pub fn clear_pin(&self, key: &[u8]) -> bool {
-        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
-        let Some(old) = t.anchor_of.remove(key) else {
+        let mut a = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = key_slot(key);
+        let removed = self
+            .part(slot)
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        let Some((old, _)) = removed else {
             return false;
         };
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        release(&mut t, &old);
-        self.per_slot[key_slot(key) as usize].fetch_sub(1, Relaxed);
-        if t.anchor_of.is_empty() {
+        release(&mut a, &old);
+        a.pins -= 1;
+        self.per_slot[slot as usize].fetch_sub(1, Relaxed);
+        if a.pins == 0 {
             self.any.store(false, Relaxed);
         }
+        self.publish();
         true
     }
 
     pub fn pin_count(&self) -> usize {
-        self.table
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .anchor_of
-            .len()
+        self.anchors.lock().unwrap_or_else(|p| p.into_inner()).pins
     }
 
     /// Every pin as the command that re-creates it (for snapshots).
     pub fn meta_records(&self) -> Vec<Vec<Vec<u8>>> {
-        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
-        t.anchor_of
-            .iter()
-            .map(|(k, a)| {
-                vec![
+        let mut out = Vec::new();
+        for part in &self.parts {
+            let part = part.read().unwrap_or_else(|p| p.into_inner());
+            for (k, (a, _)) in part.iter() {
+                out.push(vec![
                     b"WORMHOLE".to_vec(),
                     b"PIN".to_vec(),
                     k.to_vec(),
                     a.to_vec(),
-                ]
-            })
-            .collect()
+                ]);
+            }
+        }
+        out
     }
 
     /// A multi-key command touched `first` and `other` on different shards: reinforces the
@@ -273,11 +308,11 @@ impl Wormhole {
     }
 }
 
-fn release(t: &mut PinTable, anchor: &Bytes) {
-    if let Some(n) = t.uses.get_mut(anchor) {
+fn release(a: &mut Anchors, anchor: &Bytes) {
+    if let Some(n) = a.uses.get_mut(anchor) {
         *n -= 1;
         if *n == 0 {
-            t.uses.remove(anchor);
+            a.uses.remove(anchor);
         }
     }
 }

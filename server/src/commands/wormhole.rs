@@ -89,7 +89,7 @@ fn pin(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, b
     };
     let Some(shard0) = shard0 else {
         // Replay: the data's move is in the shards' own logs.
-        server.wormhole.set_pin(key, anchor);
+        server.wormhole.set_pin(&server.slots, key, anchor);
         return (Reply::Int(1), false);
     };
     let to = server.slots.shard_of(&anchor);
@@ -163,7 +163,7 @@ pub fn move_key(
         .keys_moved
         .fetch_add(any as u64, Relaxed);
     match anchor {
-        Some(a) => server.wormhole.set_pin(key, a),
+        Some(a) => server.wormhole.set_pin(&server.slots, key, a),
         None => {
             server.wormhole.clear_pin(key);
         }
