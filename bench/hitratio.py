@@ -11,12 +11,15 @@ Usage: python3 bench/hitratio.py [--keys N] [--requests R] [--shares 0.01,0.1] [
 import argparse
 import bisect
 import os
+import sys
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import Conn, free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARP = os.path.join(ROOT, "target", "release", "warpengine")
@@ -29,44 +32,6 @@ SERVERS = [
     ("WarpEngine allkeys-lfu", "warp", "allkeys-lfu"),
     ("WarpEngine allkeys-horizon", "warp", "allkeys-horizon"),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.f = self.s.makefile("rb")
-
-    def send(self, cmds):
-        out = []
-        for args in cmds:
-            out.append(b"*%d\r\n" % len(args))
-            for a in args:
-                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.s.sendall(b"".join(out))
-
-    def read(self):
-        line = self.f.readline()
-        t = line[:1]
-        if t in b"+-:":
-            return line[1:-2]
-        if t == b"$":
-            n = int(line[1:-2])
-            if n < 0:
-                return None
-            return self.f.read(n + 2)[:-2]
-        if t == b"*":
-            return [self.read() for _ in range(int(line[1:-2]))]
-        raise RuntimeError(f"bad reply {line!r}")
-
-    def call(self, *args):
-        self.send([[a if isinstance(a, bytes) else str(a).encode() for a in args]])
-        return self.read()
 
 
 def start(kind, extra):

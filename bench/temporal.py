@@ -24,13 +24,16 @@ import argparse
 import bisect
 import math
 import os
+import sys
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import Conn, free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARP = os.path.join(ROOT, "target", "release", "warpengine")
@@ -45,47 +48,6 @@ KEY = b"trending"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Conn:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port))
-        self.f = self.s.makefile("rb")
-
-    def send(self, cmds):
-        out = []
-        for args in cmds:
-            out.append(b"*%d\r\n" % len(args))
-            for a in args:
-                out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.s.sendall(b"".join(out))
-
-    def read(self):
-        line = self.f.readline()
-        t = line[:1]
-        if t in b"+:":
-            return line[1:-2]
-        if t == b"-":
-            raise RuntimeError(line[1:-2].decode())
-        if t == b"$":
-            n = int(line[1:-2])
-            if n < 0:
-                return None
-            data = self.f.read(n + 2)
-            return data[:-2]
-        if t == b"*":
-            return [self.read() for _ in range(int(line[1:-2]))]
-        raise RuntimeError("unexpected reply %r" % line)
-
-    def call(self, *args):
-        self.send([args])
-        return self.read()
-
-
 def start(kind, port, workdir):
     if kind == "redis":
         cmd = ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
@@ -96,7 +58,7 @@ def start(kind, port, workdir):
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
-            c = Conn(port)
+            c = Conn(port, raise_errors=True)
             c.call(b"PING")
             return p, c
         except OSError:

@@ -384,3 +384,39 @@ impl RawConn {
         Resp::parse(&self.command(&args))
     }
 }
+
+/// A directory under the system's temp dir, named for the test and the process, emptied when
+/// created and removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("warp-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One field of an INFO section, as the text after its colon.
+pub fn info_field(c: &mut RawConn, section: &str, field: &str) -> String {
+    let Resp::Bulk(info) = c.call(&["INFO", section]) else {
+        panic!("INFO {section}")
+    };
+    let text = String::from_utf8(info).expect("utf-8 INFO");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+        .trim()
+        .to_string()
+}

@@ -2,26 +2,9 @@
 //! checked as a power cut would test it: the log is cut back to what the last fdatasync
 //! covered, and every write acknowledged as synced must survive the restart.
 
-use std::path::PathBuf;
-
-use warpengine_tests::{free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("warp-dur-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use warpengine_tests::{
+    free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp, TempDir,
+};
 
 /// (segment, written bytes, synced bytes) of shard 0's current log segment.
 fn positions(c: &mut RawConn) -> (u64, u64, u64) {
@@ -55,7 +38,7 @@ fn ok(r: Resp) {
 
 #[test]
 fn durability_always_and_waitaof_survive_a_power_cut_under_appendfsync_no() {
-    let dir = TempDir::new("no");
+    let dir = TempDir::new("durability-no");
     let port = free_port();
     let args = [
         "--appendonly",
@@ -65,7 +48,7 @@ fn durability_always_and_waitaof_survive_a_power_cut_under_appendfsync_no() {
         "--threads",
         "1",
         "--dir",
-        dir.0.to_str().unwrap(),
+        dir.path(),
     ];
     let mut server = try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
@@ -108,7 +91,7 @@ fn durability_always_and_waitaof_survive_a_power_cut_under_appendfsync_no() {
 
 #[test]
 fn durability_no_does_not_wait_for_the_fdatasync_under_always() {
-    let dir = TempDir::new("always");
+    let dir = TempDir::new("durability-always");
     let port = free_port();
     let args = [
         "--appendonly",
@@ -118,7 +101,7 @@ fn durability_no_does_not_wait_for_the_fdatasync_under_always() {
         "--threads",
         "1",
         "--dir",
-        dir.0.to_str().unwrap(),
+        dir.path(),
     ];
     let _server = try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
@@ -137,6 +120,41 @@ fn durability_no_does_not_wait_for_the_fdatasync_under_always() {
     ok(c.call(&["SET", "c", "1"]));
     let (_, written, synced) = positions(&mut c);
     assert_eq!(written, synced);
+}
+
+#[test]
+fn every_class_survives_kill_9() {
+    // A process crash keeps what was written: every acknowledged write, whatever its class.
+    let dir = TempDir::new("durability-kill");
+    let port = free_port();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--threads",
+        "2",
+        "--dir",
+        dir.path(),
+    ];
+    let mut server = try_start_warpengine_on(port, &args).expect("start");
+    let mut c = RawConn::connect(port);
+    for i in 0..200 {
+        let class = ["no", "everysec", "always"][i % 3];
+        let key = format!("k{i}");
+        ok(c.call(&["SET", &key, class, "DURABILITY", class]));
+    }
+    server.kill9();
+    let _server = try_start_warpengine_on(port, &args).expect("restart");
+    let mut c = RawConn::connect(port);
+    for i in 0..200 {
+        let key = format!("k{i}");
+        assert_eq!(
+            c.call(&["GET", &key]),
+            Resp::Bulk(["no", "everysec", "always"][i % 3].as_bytes().to_vec()),
+            "{key}"
+        );
+    }
 }
 
 #[test]

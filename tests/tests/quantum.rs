@@ -1,12 +1,13 @@
 //! QUANTUM end to end: links, rules, learning, GET's reply and its one batch per shard, errors,
 //! persistence across kill -9 and snapshots, and GET never returning a torn value.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp};
+use warpengine_tests::{
+    free_port, info_field, start_warpengine, try_start_warpengine_on, RawConn, Resp, TempDir,
+};
 
 fn bulk(s: &str) -> Resp {
     Resp::Bulk(s.as_bytes().to_vec())
@@ -36,17 +37,8 @@ fn partners(c: &mut RawConn, key: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn info_field(c: &mut RawConn, section: &str, name: &str) -> i64 {
-    let Resp::Bulk(text) = c.call(&["INFO", section]) else {
-        panic!("INFO")
-    };
-    let text = String::from_utf8(text).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("{name} not in INFO {section}"))
-        .trim()
-        .parse()
-        .unwrap()
+fn int_field(c: &mut RawConn, section: &str, field: &str) -> i64 {
+    info_field(c, section, field).parse().expect("an integer")
 }
 
 #[test]
@@ -240,10 +232,7 @@ fn get_sends_one_batch_per_partner_shard() {
     let sent = batches(&mut c) - before;
     // INFO itself runs locally; 24 keys over 4 shards need at most 3 remote batches.
     assert!((1..=3).contains(&sent), "{sent} batches for 24 partners");
-    assert_eq!(
-        info_field(&mut c, "physics", "quantum_partners_fetched"),
-        24
-    );
+    assert_eq!(int_field(&mut c, "physics", "quantum_partners_fetched"), 24);
 }
 
 #[test]
@@ -280,31 +269,14 @@ fn learning_pairs_keys_read_together_and_stops_when_off() {
     c.call(&["GET", "a"]);
     c.call(&["GET", "noise"]);
     assert!(!partners(&mut c, "a").iter().any(|(k, _)| k == "noise"));
-    assert!(info_field(&mut c, "physics", "quantum_pairs_reinforced") > 0);
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    assert!(int_field(&mut c, "physics", "quantum_pairs_reinforced") > 0);
 }
 
 #[test]
 fn links_and_rules_survive_kill_and_snapshots() {
-    let dir = TempDir(std::env::temp_dir().join(format!("warp-quantum-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("quantum");
     let port = free_port();
-    let args = [
-        "--appendonly",
-        "yes",
-        "--dir",
-        dir.0.to_str().unwrap(),
-        "--threads",
-        "2",
-    ];
+    let args = ["--appendonly", "yes", "--dir", dir.path(), "--threads", "2"];
     let start = || try_start_warpengine_on(port, &args).expect("start");
     let mut server = start();
     let mut c = RawConn::connect(port);
@@ -327,7 +299,7 @@ fn links_and_rules_survive_kill_and_snapshots() {
         Resp::Simple("Background append only file rewriting started".into())
     );
     let deadline = Instant::now() + Duration::from_secs(10);
-    while info_field(&mut c, "persistence", "aof_rewrite_in_progress") != 0 {
+    while int_field(&mut c, "persistence", "aof_rewrite_in_progress") != 0 {
         assert!(Instant::now() < deadline, "rewrite never ended");
         std::thread::sleep(Duration::from_millis(20));
     }

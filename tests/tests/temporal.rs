@@ -2,10 +2,11 @@
 //! and RESP3, errors, the generic keyspace commands on the new type, the member cap, INFO and
 //! COMMAND, and the key surviving restarts through the log and through snapshots.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp};
+use warpengine_tests::{
+    free_port, info_field, start_warpengine, try_start_warpengine_on, RawConn, Resp, TempDir,
+};
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
@@ -41,18 +42,6 @@ fn bulks(r: Resp) -> Vec<String> {
             .collect(),
         other => panic!("not an array: {other:?}"),
     }
-}
-
-fn info_physics(c: &mut RawConn, field: &str) -> String {
-    let Resp::Bulk(info) = c.call(&["INFO", "physics"]) else {
-        panic!("INFO physics")
-    };
-    let text = String::from_utf8(info).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in {text}"))
-        .trim()
-        .to_string()
 }
 
 /// The server's clock in Unix milliseconds.
@@ -360,15 +349,21 @@ fn generic_keyspace_commands_handle_the_type() {
 fn the_member_cap_drops_the_lowest_and_is_counted() {
     let server = start_warpengine(&[]);
     let mut c = RawConn::connect(server.port);
-    assert_eq!(info_physics(&mut c, "temporal_max_members"), "10000");
+    assert_eq!(
+        info_field(&mut c, "physics", "temporal_max_members"),
+        "10000"
+    );
     c.call(&["CONFIG", "SET", "temporal-max-members", "2"]);
-    assert_eq!(info_physics(&mut c, "temporal_max_members"), "2");
+    assert_eq!(info_field(&mut c, "physics", "temporal_max_members"), "2");
     for (m, amount) in [("a", "5"), ("b", "1"), ("c", "3")] {
         c.call(&["TEMPORAL", "INCR", "k", m, amount, "AT", "0"]);
     }
     assert_eq!(bulks(c.call(&["TEMPORAL", "TOP", "k", "10"])), ["a", "c"]);
-    assert_eq!(info_physics(&mut c, "temporal_members_trimmed"), "1");
-    assert_eq!(info_physics(&mut c, "temporal_incr_calls"), "3");
+    assert_eq!(
+        info_field(&mut c, "physics", "temporal_members_trimmed"),
+        "1"
+    );
+    assert_eq!(info_field(&mut c, "physics", "temporal_incr_calls"), "3");
     // MAXMEMBERS overrides the setting for one call; 0 means no cap.
     c.call(&[
         "TEMPORAL",
@@ -397,7 +392,10 @@ fn the_member_cap_drops_the_lowest_and_is_counted() {
         "1",
     ]);
     assert_eq!(bulks(c.call(&["TEMPORAL", "TOP", "k", "10"])), ["a"]);
-    assert_eq!(info_physics(&mut c, "temporal_members_trimmed"), "3");
+    assert_eq!(
+        info_field(&mut c, "physics", "temporal_members_trimmed"),
+        "3"
+    );
 }
 
 #[test]
@@ -416,7 +414,10 @@ fn the_default_halflife_is_a_setting() {
     c.call(&["CONFIG", "SET", "temporal-default-halflife", "3600"]);
     let r = c.call(&["TEMPORAL", "INCR", "k", "a", "1e-300", "AT", "30000"]);
     assert_close(float(&r), 1.0, 1e-12);
-    assert_eq!(info_physics(&mut c, "temporal_default_halflife"), "3600");
+    assert_eq!(
+        info_field(&mut c, "physics", "temporal_default_halflife"),
+        "3600"
+    );
 }
 
 #[test]
@@ -485,23 +486,6 @@ fn command_info_and_help_list_the_subcommands() {
     }
 }
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("warp-temporal-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Each member's score at one fixed time, read with a negligible increment at that time.
 fn scores_at(c: &mut RawConn, key: &str, members: &[&str], at_ms: i64) -> Vec<f64> {
     let at = at_ms.to_string();
@@ -530,16 +514,9 @@ fn wait_rewrite_done(c: &mut RawConn) {
 
 #[test]
 fn counters_survive_restarts_through_the_log_and_snapshots() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("temporal-restart");
     let port = free_port();
-    let args = [
-        "--appendonly",
-        "yes",
-        "--dir",
-        dir.0.to_str().unwrap(),
-        "--threads",
-        "2",
-    ];
+    let args = ["--appendonly", "yes", "--dir", dir.path(), "--threads", "2"];
     let start = || try_start_warpengine_on(port, &args).unwrap_or_else(|log| panic!("{log}"));
     let mut server = start();
     let mut c = RawConn::connect(server.port);

@@ -2,12 +2,13 @@
 //! commands on one shard, AUTO, STATS, errors, pins across kill -9 (same and other thread
 //! counts, and after a snapshot), and no write lost or duplicated while a key moves under load.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp};
+use warpengine_tests::{
+    free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp, TempDir,
+};
 
 fn bulk(s: &str) -> Resp {
     Resp::Bulk(s.as_bytes().to_vec())
@@ -194,19 +195,9 @@ fn no_write_is_lost_or_duplicated_while_a_key_moves() {
     assert!(moves > 10);
 }
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn pins_survive_kill_snapshots_and_thread_changes() {
-    let dir = TempDir(std::env::temp_dir().join(format!("warp-wormhole-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    std::fs::create_dir_all(&dir.0).unwrap();
+    let dir = TempDir::new("wormhole");
     let port = free_port();
     let start = |threads: &str| {
         try_start_warpengine_on(
@@ -215,7 +206,7 @@ fn pins_survive_kill_snapshots_and_thread_changes() {
                 "--appendonly",
                 "yes",
                 "--dir",
-                dir.0.to_str().unwrap(),
+                dir.path(),
                 "--threads",
                 threads,
             ],

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use warpengine_physics::entangle::{Rule, RuleError};
 use warpengine_storage::Shard;
 
-use super::util::{eq_ignore_case, help, SYNTAX};
+use super::util::{eq_ignore_case, help, set_switch, SYNTAX};
 use super::{commands, k, session, Run, NO_KEYS};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -138,29 +138,15 @@ fn rule(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply,
 }
 
 fn learn(s: &mut Session, args: &[Bytes]) -> Reply {
-    let on = if eq_ignore_case(&args[2], "on") {
-        true
-    } else if eq_ignore_case(&args[2], "off") {
-        false
-    } else {
-        return Reply::err(SYNTAX);
-    };
-    let window = match &args[3..] {
-        [] => None,
-        [word, ms] if eq_ignore_case(word, "window") => match parse_i64(ms) {
-            Some(ms) if ms > 0 => Some(ms),
-            _ => return Reply::err("ERR WINDOW must be a positive number of milliseconds"),
-        },
-        _ => return Reply::err(SYNTAX),
-    };
-    // Through the config, so that CONFIG GET shows it and CONFIG REWRITE would keep it.
-    let mut cfg = s.server.config.write().expect("config lock");
-    let _ = cfg.set("quantum-learn", if on { "yes" } else { "no" }, false);
-    if let Some(ms) = window {
-        let _ = cfg.set("quantum-learn-window-ms", &ms.to_string(), false);
-    }
-    s.server.quantum.refresh(&cfg);
-    OK
+    let server = s.server;
+    set_switch(
+        server,
+        args,
+        "quantum-learn",
+        ("window", "quantum-learn-window-ms"),
+        "ERR WINDOW must be a positive number of milliseconds",
+        |cfg| server.quantum.refresh(cfg),
+    )
 }
 
 fn partners(s: &mut Session, args: &[Bytes]) -> Reply {

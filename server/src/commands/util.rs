@@ -165,6 +165,42 @@ pub fn atoi(arg: &[u8]) -> i32 {
     v as i32
 }
 
+/// `ON|OFF [<option> <n>]` (QUANTUM LEARN, WORMHOLE AUTO): sets the yes/no parameter `switch`
+/// and, when given, the positive integer parameter `value` through the config, so that CONFIG
+/// GET shows them, then lets the family `refresh` its cached copy. `invalid` is the error for
+/// a bad number.
+pub fn set_switch(
+    server: &crate::server::Server,
+    args: &[Bytes],
+    switch: &str,
+    (option, value): (&str, &str),
+    invalid: &str,
+    refresh: impl FnOnce(&crate::config::ConfigStore),
+) -> Reply {
+    let on = if eq_ignore_case(&args[2], "on") {
+        true
+    } else if eq_ignore_case(&args[2], "off") {
+        false
+    } else {
+        return Reply::err(SYNTAX);
+    };
+    let number = match &args[3..] {
+        [] => None,
+        [word, n] if eq_ignore_case(word, option) => match parse_strict_i64(n) {
+            Some(n) if n > 0 => Some(n),
+            _ => return Reply::err(invalid),
+        },
+        _ => return Reply::err(SYNTAX),
+    };
+    let mut cfg = server.config.write().expect("config lock");
+    let _ = cfg.set(switch, if on { "yes" } else { "no" }, false);
+    if let Some(n) = number {
+        let _ = cfg.set(value, &n.to_string(), false);
+    }
+    refresh(&cfg);
+    crate::protocol::reply::OK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

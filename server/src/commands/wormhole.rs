@@ -10,16 +10,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use super::util::{eq_ignore_case, help, SYNTAX};
+use super::util::{help, set_switch};
 use super::{commands, k, session, Run, NO_KEYS};
 use crate::persist::log::{flush_expired, put_key};
 use crate::persist::ops::{Group, PayloadWriter};
-use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::session::Session;
 use crate::slot::key_slot;
-use warpengine_storage::value::parse_strict_i64;
 
 commands! {
     pub static COMMANDS;
@@ -209,28 +207,15 @@ fn log_move(
 }
 
 fn auto(s: &mut Session, args: &[Bytes]) -> Reply {
-    let on = if eq_ignore_case(&args[2], "on") {
-        true
-    } else if eq_ignore_case(&args[2], "off") {
-        false
-    } else {
-        return Reply::err(SYNTAX);
-    };
-    let threshold = match &args[3..] {
-        [] => None,
-        [word, n] if eq_ignore_case(word, "threshold") => match parse_strict_i64(n) {
-            Some(n) if n > 0 => Some(n),
-            _ => return Reply::err("ERR THRESHOLD must be a positive integer"),
-        },
-        _ => return Reply::err(SYNTAX),
-    };
-    let mut cfg = s.server.config.write().expect("config lock");
-    let _ = cfg.set("wormhole-auto", if on { "yes" } else { "no" }, false);
-    if let Some(n) = threshold {
-        let _ = cfg.set("wormhole-auto-threshold", &n.to_string(), false);
-    }
-    s.server.wormhole.refresh(&cfg);
-    OK
+    let server = s.server;
+    set_switch(
+        server,
+        args,
+        "wormhole-auto",
+        ("threshold", "wormhole-auto-threshold"),
+        "ERR THRESHOLD must be a positive integer",
+        |cfg| server.wormhole.refresh(cfg),
+    )
 }
 
 fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {

@@ -317,7 +317,6 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
     }
 }
 
-/// Logs a key evicted by maxmemory as its deletion.
 /// Logs a metadata change (`Run::Meta`) in shard 0's log, whose lock the caller holds.
 pub fn meta(server: &Server, shard0: &mut Shard, args: &[Bytes]) {
     flush_expired(server, shard0);
@@ -325,6 +324,7 @@ pub fn meta(server: &Server, shard0: &mut Shard, args: &[Bytes]) {
         .append(|buf| PayloadWriter::begin(buf, 0, None).argv(args.iter().map(|a| &a[..])));
 }
 
+/// Logs a key evicted by maxmemory as its deletion.
 pub fn evicted(server: &Server, shard: &mut Shard, db: usize, key: &[u8]) {
     flush_expired(server, shard);
     server.wal.logs[shard.id].append(|buf| PayloadWriter::begin(buf, db, None).del(key));
