@@ -53,6 +53,7 @@ fn main() {
         }
     };
     let server = Arc::new(Server::new(config, threads));
+    warpengine::memory::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");
         std::process::exit(1);

@@ -101,3 +101,23 @@ pub fn note_peak(used: u64) -> u64 {
     PEAK.fetch_max(used as i64, Ordering::Relaxed)
         .max(used as i64) as u64
 }
+
+/// Runs `f` and returns what it allocated net on this thread (exact on a thread with a counter
+/// of its own, as every worker has).
+pub fn measure<R>(f: impl FnOnce() -> R) -> (R, i64) {
+    let c = &COUNTERS[slot()].0;
+    let before = c.load(Ordering::Relaxed);
+    let out = f();
+    (out, c.load(Ordering::Relaxed) - before)
+}
+
+static STARTUP: AtomicI64 = AtomicI64::new(0);
+
+/// Records what the server allocated before loading any data (MEMORY STATS startup.allocated).
+pub fn mark_startup() {
+    STARTUP.store(allocated() as i64, Ordering::Relaxed);
+}
+
+pub fn startup() -> u64 {
+    STARTUP.load(Ordering::Relaxed).max(0) as u64
+}

@@ -1,0 +1,78 @@
+//! MEMORY USAGE and MEMORY STATS measure what keys cost: sizes follow the value, and the sum over
+//! many keys matches what the allocator counted for them.
+
+use warpengine_tests::{encode_command, start_warpengine, RawConn, Resp};
+
+fn usage(c: &mut RawConn, key: &str) -> i64 {
+    match c.call(&["MEMORY", "USAGE", key]) {
+        Resp::Int(n) => n,
+        other => panic!("MEMORY USAGE {key}: {other:?}"),
+    }
+}
+
+/// A field of the MEMORY STATS map (RESP2: names and values in turn).
+fn stat(c: &mut RawConn, name: &str) -> i64 {
+    let Resp::Array(items) = c.call(&["MEMORY", "STATS"]) else {
+        panic!("MEMORY STATS")
+    };
+    items
+        .chunks(2)
+        .find(|kv| kv[0] == Resp::Bulk(name.as_bytes().to_vec()))
+        .map(|kv| kv[1].int())
+        .unwrap_or_else(|| panic!("{name} not in MEMORY STATS"))
+}
+
+#[test]
+fn usage_follows_the_value() {
+    let server = start_warpengine(&[]);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["SET", "small", "x"]);
+    c.call(&["SET", "large", &"x".repeat(10_000)]);
+    let (small, large) = (usage(&mut c, "small"), usage(&mut c, "large"));
+    assert!(small > 0 && small < 200, "{small}");
+    assert!(
+        (10_000..10_400).contains(&(large - small)),
+        "{small} {large}"
+    );
+    for i in 0..100 {
+        c.call(&["RPUSH", "list100", &format!("element-{i}")]);
+        c.call(&["HSET", "hash100", &format!("field-{i}"), "value"]);
+        if i < 10 {
+            c.call(&["RPUSH", "list10", &format!("element-{i}")]);
+        }
+    }
+    assert!(usage(&mut c, "list100") > 5 * usage(&mut c, "list10"));
+    assert!(usage(&mut c, "hash100") > 100 * 10);
+    assert_eq!(c.call(&["MEMORY", "USAGE", "missing"]), Resp::Nil);
+    c.call(&["DEL", "large"]);
+    assert_eq!(c.call(&["MEMORY", "USAGE", "large"]), Resp::Nil);
+}
+
+#[test]
+fn usage_adds_up_to_what_the_allocator_counted() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(server.port);
+    let before = stat(&mut c, "dataset.bytes");
+    let n = 20_000;
+    for start in (0..n).step_by(1000) {
+        let mut batch = Vec::new();
+        for i in start..start + 1000 {
+            let key = format!("key:{i:08}");
+            batch.extend(encode_command(&[b"SET", key.as_bytes(), &[b'v'; 64]]));
+        }
+        c.send(&batch);
+        for _ in 0..1000 {
+            c.read_reply().expect("SET");
+        }
+    }
+    let grew = stat(&mut c, "dataset.bytes") - before;
+    let summed: i64 = (0..n)
+        .step_by(100)
+        .map(|i| usage(&mut c, &format!("key:{i:08}")))
+        .sum::<i64>()
+        * 100;
+    // The table grows by doubling, so its spare capacity is in `grew` and not in the sum.
+    let ratio = summed as f64 / grew as f64;
+    assert!((0.6..1.3).contains(&ratio), "sum {summed}, grew {grew}");
+    assert_eq!(stat(&mut c, "keys.count"), n as i64);
+}
