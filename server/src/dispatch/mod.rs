@@ -21,6 +21,14 @@ use crate::protocol::Reply;
 use crate::server::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode, Session};
 
+mod blocked;
+mod fanout;
+mod locked;
+
+pub use blocked::Blocked;
+use fanout::{guarded_fanout, Gather};
+use locked::{count_multi_key, log_locked, owned_here, run_locked, run_misrouted};
+
 /// Runs a batch of keyed commands on `shard` (the owner's worker, or a sender under the lock).
 pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     let now = unix_ms();
@@ -108,14 +116,6 @@ pub struct Pipeline {
     gathers: Vec<Gather>,
     /// The WORMHOLE epoch when this read started routing (see `RemoteBatch::route_epoch`).
     route_epoch: u64,
-}
-
-/// A fan-out read (QUANTUM GET): `keys[i]`'s GET reply is in the hidden slot `first + i`, and
-/// the flat `key value ...` array goes to `slot`.
-struct Gather {
-    slot: usize,
-    first: usize,
-    keys: Vec<Bytes>,
 }
 
 impl Pipeline {
@@ -412,68 +412,6 @@ impl Pipeline {
         None
     }
 
-    /// Queues a GET of each key on its shard, into hidden reply slots that `gather` collects.
-    fn queue_fanout(&mut self, server: &Server, conn: &ConnState, slot: usize, keys: Vec<Bytes>) {
-        let get = *GET_INDEX;
-        let first = self.replies.len();
-        let mut shards_used = vec![false; self.batches.len()];
-        for key in &keys {
-            let hidden = self.replies.len();
-            self.replies.push(None);
-            self.emit.push(false);
-            self.resp3.push(conn.resp3);
-            self.commands.push(None);
-            let owner = server.route(key);
-            shards_used[owner] = true;
-            let batch = self.batches[owner].as_mut().expect("batch is home");
-            batch.items.push(BatchItem {
-                spec: get,
-                db: conn.db,
-                args: vec![Bytes::from_static(b"GET"), key.clone()],
-            });
-            batch.slots.push(hidden);
-            self.queued += 1;
-        }
-        let q = &server.quantum.stats;
-        q.get_calls.fetch_add(1, Ordering::Relaxed);
-        q.partners_fetched
-            .fetch_add(keys.len() as u64 - 1, Ordering::Relaxed);
-        let remote = shards_used
-            .iter()
-            .enumerate()
-            .filter(|&(s, &used)| used && s != self.me)
-            .count();
-        q.partner_shard_batches
-            .fetch_add(remote as u64, Ordering::Relaxed);
-        self.gathers.push(Gather { slot, first, keys });
-    }
-
-    /// Assembles each fan-out reply from its hidden GET replies: a partner that is not a string
-    /// reads as nil; the key itself answers its error (WRONGTYPE) for the whole command.
-    fn gather(&mut self) {
-        for g in self.gathers.drain(..) {
-            let mut items = Vec::with_capacity(g.keys.len() * 2);
-            let mut failed = None;
-            for (i, key) in g.keys.into_iter().enumerate() {
-                let reply = self.replies[g.first + i]
-                    .replace(Reply::Nil)
-                    .expect("fan-out GETs are answered before encoding");
-                let value = if reply.is_error() {
-                    if i == 0 {
-                        failed = Some(reply);
-                        break;
-                    }
-                    Reply::Nil
-                } else {
-                    reply
-                };
-                items.push(Reply::Bulk(key));
-                items.push(value);
-            }
-            self.replies[g.slot] = Some(failed.unwrap_or(Reply::Array(items)));
-        }
-    }
-
     fn mark_written(&mut self, shard: usize) {
         self.wrote[shard] = self.wrote[shard].max(Some(self.class));
         self.any_write = true;
@@ -671,52 +609,6 @@ impl Pipeline {
 
 static SET_INDEX: std::sync::LazyLock<usize> =
     std::sync::LazyLock::new(|| commands::lookup(b"set").expect("SET is in the table"));
-static GET_INDEX: std::sync::LazyLock<usize> =
-    std::sync::LazyLock::new(|| commands::lookup(b"get").expect("GET is in the table"));
-
-fn guarded_fanout(
-    name: &str,
-    run: impl FnOnce() -> Result<Vec<Bytes>, Reply>,
-) -> Result<Vec<Bytes>, Reply> {
-    let mut out = Ok(Vec::new());
-    let reply = guarded(name, || match run() {
-        Ok(keys) => {
-            out = Ok(keys);
-            Reply::Nil
-        }
-        Err(e) => e,
-    });
-    if reply.is_error() {
-        return Err(reply);
-    }
-    out
-}
-
-/// WORMHOLE's figures for a command with several keys, and AUTO's pair counts: a key that
-/// keeps being used across shards with the command's first key is pinned to it.
-fn count_multi_key(server: &Server, one_shard: bool, positions: &[usize], args: &[Bytes]) {
-    let w = &server.wormhole;
-    if one_shard {
-        w.stats.multi_key_one_shard.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    w.stats
-        .multi_key_cross_shard
-        .fetch_add(1, Ordering::Relaxed);
-    if !w.auto.load(Ordering::Relaxed) {
-        return;
-    }
-    let first = &args[positions[0]];
-    let home = server.route(first);
-    let now = unix_ms();
-    for &p in &positions[1..] {
-        let other = &args[p];
-        if other != first && server.route(other) != home && w.observe_pair(first, other, now) {
-            commands::wormhole::auto_pin(server, other, first);
-        }
-    }
-}
-
 /// Runs a command, turning a panic into an error reply so that one faulty command cannot take
 /// its worker, its connection or a waiting remote connection down with it.
 fn guarded(name: &str, run: impl FnOnce() -> Reply) -> Reply {
@@ -729,95 +621,6 @@ fn guarded(name: &str, run: impl FnOnce() -> Reply) -> Reply {
     }
 }
 
-/// Runs `f` with every shard that owns one of the command's keys locked, in ascending order (the
-/// global lock order, so that concurrent multi-shard commands cannot deadlock).
-fn run_locked<R>(
-    server: &Server,
-    conn: &ConnState,
-    spec: &CommandSpec,
-    args: &[Bytes],
-    f: impl FnOnce(&mut KeyCtx) -> R,
-) -> R {
-    run_locked_as(server, conn.db, conn.no_touch, spec, args, f)
-}
-
-fn run_locked_as<R>(
-    server: &Server,
-    db: usize,
-    no_touch: bool,
-    spec: &CommandSpec,
-    args: &[Bytes],
-    f: impl FnOnce(&mut KeyCtx) -> R,
-) -> R {
-    let positions = spec.key_positions(args);
-    let mut epoch = server.wormhole.epoch();
-    let owners = || {
-        let mut ids: Vec<usize> = positions.iter().map(|&p| server.route(&args[p])).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
-    };
-    let mut shard_ids = owners();
-    loop {
-        let mut guards: Vec<_> = shard_ids.iter().map(|&s| server.lock_shard(s)).collect();
-        // A pin may have moved a key between routing and locking; with the shards locked the
-        // answer is stable.
-        if server.wormhole.may_have_moved(epoch) {
-            epoch = server.wormhole.epoch();
-            let now = owners();
-            if now != shard_ids {
-                drop(guards);
-                shard_ids = now;
-                continue;
-            }
-        }
-        let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-        let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
-        ctx.no_touch = no_touch;
-        return f(&mut ctx);
-    }
-}
-
-/// Runs a batched command that a pin moved off the shard it was sent to, under the locks of
-/// its keys' shards now.
-fn run_misrouted(server: &Server, item: &BatchItem, no_touch: bool) -> Reply {
-    server
-        .wormhole
-        .stats
-        .misrouted_retries
-        .fetch_add(1, Ordering::Relaxed);
-    let spec = &TABLE[item.spec];
-    let Run::Keyed(f) = spec.run else {
-        unreachable!("only keyed commands are batched")
-    };
-    run_locked_as(server, item.db, no_touch, spec, &item.args, |ctx| {
-        if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
-            if let Some(oom) = crate::eviction::before_command(ctx, item.spec) {
-                return oom;
-            }
-        }
-        wal_log::before_command(ctx, item.spec, &item.args);
-        let reply = guarded(spec.name, || f(ctx, &item.args));
-        log_locked(ctx, item.spec, &item.args, &reply);
-        reply
-    })
-}
-
-/// Whether every key of `item` is stored on `shard` (checked under that shard's lock).
-fn owned_here(server: &Server, shard: usize, item: &BatchItem) -> bool {
-    let spec = &TABLE[item.spec];
-    spec.key_positions(&item.args)
-        .into_iter()
-        .all(|p| server.route(&item.args[p]) == shard)
-}
-
-/// Logs a command run under `run_locked`, if the log is on.
-fn log_locked(ctx: &mut KeyCtx, index: usize, args: &[Bytes], reply: &Reply) {
-    if ctx.server.wal.is_on() {
-        wal_log::after_command(ctx, index, args, reply);
-    }
-}
-
 /// Wakes a client blocked on any key a write command just wrote.
 fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes]) {
     if !server.blocking.has_waiters() || !spec.has_flag("write") {
@@ -825,53 +628,6 @@ fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes])
     }
     for p in spec.key_positions(args) {
         server.blocking.signal(db, &args[p]);
-    }
-}
-
-/// A blocking command waiting for data, and the requests of its read that come after it.
-pub struct Blocked {
-    spec: usize,
-    db: usize,
-    args: Vec<Bytes>,
-    keys: Vec<Bytes>,
-    pub waiter: Arc<Waiter>,
-    pub deadline: Option<Instant>,
-    /// Whether its reply is sent (CLIENT REPLY), and in which protocol.
-    pub emit: bool,
-    pub resp3: bool,
-    pub rest: Vec<Vec<Bytes>>,
-}
-
-impl Blocked {
-    /// Leaves the waiting lists, and passes the turn on: another client may be waiting for
-    /// what is left in these keys.
-    pub fn finish(&self, server: &Server) {
-        server
-            .blocking
-            .unregister(self.db, &self.keys, &self.waiter);
-        for key in &self.keys {
-            server.blocking.signal(self.db, key);
-        }
-    }
-
-    /// Waits until what serving this command logged is durable.
-    pub async fn durable(&self, server: &Server, me: usize) -> Result<(), String> {
-        if !server.wal.is_on() {
-            return Ok(());
-        }
-        for key in &self.keys {
-            let shard = server.route(key);
-            let lsn = server.wal.logs[shard].appended();
-            server.wal.wait(me, shard, lsn).await?;
-        }
-        Ok(())
-    }
-
-    /// The reply when the timeout expires: a null array, as Redis gives for every blocking
-    /// list and sorted-set command.
-    pub fn timed_out(&self, server: &Server) -> Reply {
-        self.finish(server);
-        Reply::NilArray
     }
 }
 
