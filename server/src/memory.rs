@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 extern "C" {
     fn mi_usable_size(p: *const c_void) -> usize;
+    fn mi_collect(force: bool);
 }
 
 const SLOTS: usize = 64;
@@ -120,4 +121,13 @@ pub fn mark_startup() {
 
 pub fn startup() -> u64 {
     STARTUP.load(Ordering::Relaxed).max(0) as u64
+}
+
+/// Lets mimalloc return the memory this thread freed to the OS. Its delayed purges otherwise run
+/// only on later allocator calls, and the non-forced collect leaves arena pages alone, so a
+/// worker that went quiet kept freed pages resident (old table copies after growth). Called
+/// from each worker's periodic tick.
+pub fn release_freed() {
+    // SAFETY: mi_collect only walks and trims the calling thread's own heap and the arenas.
+    unsafe { mi_collect(true) }
 }

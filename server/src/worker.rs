@@ -160,6 +160,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             crate::persist::snapshot::retry_after_failure(&server);
         }
         server.quantum.prune(me, unix_ms());
+        crate::memory::release_freed();
         if !server.hot.active_expire.load(Ordering::Relaxed) {
             continue;
         }
