@@ -13,7 +13,6 @@ use warpengine_physics::reference::lfu_log_incr;
 use warpengine_physics::workload::Rng;
 use warpengine_storage::{Entry, Key, Shard};
 
-use crate::memory;
 use crate::server::Server;
 
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -168,7 +167,7 @@ pub fn random_f64() -> f64 {
 /// Whether memory is over the limit.
 pub fn over_limit(server: &Server) -> bool {
     let max = server.limits.maxmemory.load(Ordering::Relaxed);
-    max != 0 && memory::allocated() > max
+    max != 0 && server.used_memory() > max
 }
 
 /// Evicts from `shard` until memory is under maxmemory or the per-command budget is spent.
@@ -177,7 +176,7 @@ pub fn over_limit(server: &Server) -> bool {
 pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
     let limits = &server.limits;
     let max = limits.maxmemory.load(Ordering::Relaxed);
-    if max == 0 || memory::allocated() <= max {
+    if max == 0 || server.used_memory() <= max {
         return true;
     }
     let policy = limits.policy();
@@ -239,13 +238,14 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         if server.wal.is_on() {
             crate::persist::log::evicted(server, shard, db, key.as_bytes());
         }
-        if memory::allocated() <= max {
+        server.publish_spare(shard);
+        if server.used_memory() <= max {
             break;
         }
     }
     let left: usize = shard.dbs.iter().map(|d| d.len()).sum();
     counts[shard.id].store(left as u64, Ordering::Relaxed);
-    evicted > 0 || memory::allocated() <= max
+    evicted > 0 || server.used_memory() <= max
 }
 
 /// Turns HORIZON tracking on or off in every shard after a policy change.

@@ -24,6 +24,7 @@ fn log_filter(level: &str) -> &'static str {
 }
 
 fn main() {
+    warpengine::memory::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let config = match cli.to_config() {
         Ok(c) => c,

@@ -46,6 +46,9 @@ pub struct Server {
     pub shard_keys: Vec<AtomicU64>,
     pub quantum: crate::quantum::Quantum,
     pub wormhole: crate::wormhole::Wormhole,
+    /// Per shard, the untouched room in its key tables, as of its last command (see
+    /// [`Server::used_memory`]).
+    pub table_spare: Vec<AtomicU64>,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -238,9 +241,28 @@ impl Server {
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             quantum,
             wormhole,
+            table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         };
         crate::eviction::apply_policy(&server);
         server
+    }
+
+    /// `used_memory`: the bytes allocated, less the room key tables reserved when they grew and
+    /// have not filled yet. That room is never touched before keys use it, so it is not resident;
+    /// counting it made `used_memory` jump by half a table at each doubling (and maxmemory
+    /// evict for memory the process does not hold).
+    pub fn used_memory(&self) -> u64 {
+        let spare: u64 = self
+            .table_spare
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .sum();
+        crate::memory::allocated().saturating_sub(spare)
+    }
+
+    /// Records `shard`'s untouched table room (called with the shard locked, after it changed).
+    pub fn publish_spare(&self, shard: &Shard) {
+        self.table_spare[shard.id].store(shard.spare_table_bytes() as u64, Ordering::Relaxed);
     }
 
     /// The shard that stores `key`: its slot's, or its anchor's if WORMHOLE pinned it.

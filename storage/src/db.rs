@@ -85,6 +85,15 @@ pub struct ScanStep {
 }
 
 impl Db {
+    /// Bytes of the key table's room for entries not yet stored: allocated when the table grew,
+    /// but not touched (so not resident) until keys fill it.
+    pub fn spare_table_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(u64, Key, Entry)>();
+        let member = std::mem::size_of::<(u64, Key)>();
+        (self.map.capacity() - self.map.len()) * entry
+            + (self.volatile.capacity() - self.volatile.len()) * member
+    }
+
     pub fn len(&self) -> usize {
         self.map.len()
     }

@@ -54,6 +54,11 @@ pub struct ShardStats {
 }
 
 impl Shard {
+    /// The untouched room in every database's key table (see [`Db::spare_table_bytes`]).
+    pub fn spare_table_bytes(&self) -> usize {
+        self.dbs.iter().map(Db::spare_table_bytes).sum()
+    }
+
     pub fn new(id: usize, databases: usize) -> Shard {
         Shard {
             id,

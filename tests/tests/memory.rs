@@ -76,3 +76,87 @@ fn usage_adds_up_to_what_the_allocator_counted() {
     assert!((0.6..1.3).contains(&ratio), "sum {summed}, grew {grew}");
     assert_eq!(stat(&mut c, "keys.count"), n as i64);
 }
+
+fn rss(pid: u32) -> i64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).expect("statm");
+    let pages: i64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+fn used_memory(c: &mut RawConn) -> i64 {
+    warpengine_tests::info_field(c, "memory", "used_memory")
+        .parse()
+        .unwrap()
+}
+
+/// Loads `n` keys of one shape, pipelined.
+fn load(c: &mut RawConn, shape: &str, n: usize) {
+    for start in (0..n).step_by(1000) {
+        let mut batch = Vec::new();
+        for i in start..(start + 1000).min(n) {
+            let key = format!("key:{i:012}");
+            let k = key.as_bytes();
+            let cmd: Vec<Vec<u8>> = match shape {
+                "strings" => vec![b"SET".to_vec(), k.to_vec(), vec![b'v'; 64]],
+                "hash10" => [b"HSET".to_vec(), k.to_vec()]
+                    .into_iter()
+                    .chain(
+                        (0..10)
+                            .flat_map(|f| [format!("field{f}").into(), format!("value{f}").into()]),
+                    )
+                    .collect(),
+                "zset10" => [b"ZADD".to_vec(), k.to_vec()]
+                    .into_iter()
+                    .chain(
+                        (0..10).flat_map(|f| [f.to_string().into(), format!("member:{f}").into()]),
+                    )
+                    .collect(),
+                "list10" => [b"RPUSH".to_vec(), k.to_vec()]
+                    .into_iter()
+                    .chain((0..10).map(|f| format!("item:{f}").into()))
+                    .collect(),
+                "set10" => [b"SADD".to_vec(), k.to_vec()]
+                    .into_iter()
+                    .chain((0..10).map(|f| format!("member:{f}").into()))
+                    .collect(),
+                other => panic!("shape {other}"),
+            };
+            let args: Vec<&[u8]> = cmd.iter().map(|a| &a[..]).collect();
+            batch.extend(encode_command(&args));
+        }
+        c.send(&batch);
+        for _ in start..(start + 1000).min(n) {
+            let r = Resp::parse(&c.read_reply().expect("reply"));
+            assert!(!matches!(r, Resp::Error(_)), "{r:?}");
+        }
+    }
+}
+
+/// used_memory's growth is the process's RSS growth over shapes and key counts. Issue 5 asks for
+/// 10%; it is measured within 3% here, and the test allows 6%: counting the key tables' untouched
+/// room as used (8-10% too much at these sizes) must fail it.
+#[test]
+fn used_memory_follows_the_resident_size() {
+    let mut report = Vec::new();
+    for shape in ["strings", "hash10", "zset10", "list10", "set10"] {
+        for n in [50_000, 200_000] {
+            let server = start_warpengine(&["--threads", "2"]);
+            let mut c = RawConn::connect(server.port);
+            // Let the start settle (the workers' first ticks return what start-up freed).
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let (used0, rss0) = (used_memory(&mut c), rss(server.pid()));
+            load(&mut c, shape, n);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let (used1, rss1) = (used_memory(&mut c), rss(server.pid()));
+            let ratio = (used1 - used0) as f64 / (rss1 - rss0) as f64;
+            report.push(format!("{shape} {n}: {ratio:.3}"));
+            eprintln!("{shape} {n}: used/RSS growth {ratio:.3}");
+            assert!(
+                (0.94..=1.06).contains(&ratio),
+                "used_memory grew {} and RSS {} ({ratio:.3}); so far: {report:?}",
+                used1 - used0,
+                rss1 - rss0
+            );
+        }
+    }
+}

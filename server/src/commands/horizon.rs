@@ -58,7 +58,7 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
     Reply::Map(vec![
         (Reply::bulk_str("policy"), Reply::bulk_str(&policy)),
         int("maxmemory", server.limits.maxmemory.load(Ordering::Relaxed)),
-        int("used_memory", crate::memory::allocated()),
+        int("used_memory", server.used_memory()),
         int("hits", hits),
         int("misses", misses),
         int("evictions", evicted),

@@ -135,7 +135,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         }
         "memory" => {
             let rss = rss_bytes();
-            let used = crate::memory::allocated();
+            let used = server.used_memory();
             let peak = crate::memory::note_peak(used);
             let maxmemory: u64 = cfg.get("maxmemory").parse().unwrap_or(0);
             let _ = write!(

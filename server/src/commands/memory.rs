@@ -110,7 +110,7 @@ fn footprint(key: &[u8], entry: &Entry) -> usize {
 
 fn stats(s: &mut Session) -> Reply {
     let server = s.server;
-    let allocated = memory::allocated();
+    let allocated = server.used_memory();
     let peak = memory::note_peak(allocated);
     let startup = memory::startup();
     let keys: u64 = server
@@ -137,15 +137,15 @@ fn stats(s: &mut Session) -> Reply {
             "peak.percentage",
             100.0 * allocated as f64 / peak.max(1) as f64,
         ),
-        int("allocator.allocated", allocated),
+        int("allocator.allocated", memory::allocated()),
         int("allocator.resident", rss),
         ratio("fragmentation", rss as f64 / allocated.max(1) as f64),
         int("fragmentation.bytes", rss.saturating_sub(allocated)),
     ])
 }
 
-fn doctor(_s: &mut Session) -> Reply {
-    let allocated = memory::allocated();
+fn doctor(s: &mut Session) -> Reply {
+    let allocated = s.server.used_memory();
     let rss = super::info::rss_bytes();
     let ratio = rss as f64 / allocated.max(1) as f64;
     let text = if allocated < 5 << 20 {

@@ -60,7 +60,12 @@ fn run_locked_as<R>(
         let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
         ctx.no_touch = no_touch;
-        return f(&mut ctx);
+        let out = f(&mut ctx);
+        drop(ctx);
+        for g in &guards {
+            server.publish_spare(g);
+        }
+        return out;
     }
 }
 

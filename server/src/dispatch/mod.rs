@@ -62,6 +62,7 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
         }
         batch.replies.push(reply);
     }
+    server.publish_spare(shard);
 }
 
 /// Answers every message waiting for worker `me`: runs requests on its shard, hands replies
