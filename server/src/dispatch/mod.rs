@@ -301,6 +301,11 @@ impl Pipeline {
                         .map(|p| args[p].clone())
                         .collect();
                     let attempt = run_locked(server, conn, spec, &args, |ctx| {
+                        if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
+                            if let Some(oom) = crate::eviction::before_command(ctx, index) {
+                                return Attempt::Done(oom);
+                            }
+                        }
                         wal_log::before_command(ctx, index, &args);
                         let attempt = f(ctx, &args);
                         if let Attempt::Done(reply) = &attempt {
