@@ -32,6 +32,20 @@ fn positions(c: &mut RawConn) -> (u64, u64, u64) {
     (field("segment"), field("written_bytes"), synced)
 }
 
+/// Arguments for a server logging to `dir` with that appendfsync and thread count.
+fn logged<'a>(fsync: &'a str, threads: &'a str, dir: &'a TempDir) -> [&'a str; 8] {
+    [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        fsync,
+        "--threads",
+        threads,
+        "--dir",
+        dir.path(),
+    ]
+}
+
 fn ok(r: Resp) {
     assert_eq!(r, Resp::Simple("OK".into()));
 }
@@ -40,16 +54,7 @@ fn ok(r: Resp) {
 fn durability_always_and_waitaof_survive_a_power_cut_under_appendfsync_no() {
     let dir = TempDir::new("durability-no");
     let port = free_port();
-    let args = [
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "no",
-        "--threads",
-        "1",
-        "--dir",
-        dir.path(),
-    ];
+    let args = logged("no", "1", &dir);
     let mut server = try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     ok(c.call(&["SET", "plain1", "v"]));
@@ -93,16 +98,7 @@ fn durability_always_and_waitaof_survive_a_power_cut_under_appendfsync_no() {
 fn durability_no_does_not_wait_for_the_fdatasync_under_always() {
     let dir = TempDir::new("durability-always");
     let port = free_port();
-    let args = [
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--threads",
-        "1",
-        "--dir",
-        dir.path(),
-    ];
+    let args = logged("always", "1", &dir);
     let _server = try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     ok(c.call(&["SET", "a", "1"]));
@@ -127,16 +123,7 @@ fn every_class_survives_kill_9() {
     // A process crash keeps what was written: every acknowledged write, whatever its class.
     let dir = TempDir::new("durability-kill");
     let port = free_port();
-    let args = [
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "always",
-        "--threads",
-        "2",
-        "--dir",
-        dir.path(),
-    ];
+    let args = logged("always", "2", &dir);
     let mut server = try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     for i in 0..200 {
