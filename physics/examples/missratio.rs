@@ -4,6 +4,7 @@
 use warpengine_physics::reference::{Lru, SampledLfu, SampledLru};
 use warpengine_physics::s3fifo::S3Fifo;
 use warpengine_physics::sieve::Sieve;
+use warpengine_physics::tinylfu::WTinyLfu;
 use warpengine_physics::workload::{misses, ScanMix, Zipf};
 use warpengine_physics::Policy;
 
@@ -25,8 +26,8 @@ fn stream(name: &str) -> Box<dyn Iterator<Item = u64>> {
 }
 
 fn main() {
-    println!("| workload | cache | LRU | Redis LRU (5 samples) | Redis LFU (5 samples) | SIEVE | S3-FIFO |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| workload | cache | LRU | Redis LRU (5 samples) | Redis LFU (5 samples) | SIEVE | S3-FIFO | W-TinyLFU |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for name in ["zipf-0.8", "zipf-0.99", "zipf-1.2", "zipf-0.99+scans"] {
         for share in [0.01, 0.1] {
             let cap = (KEYS as f64 * share) as usize;
@@ -36,6 +37,7 @@ fn main() {
                 Box::new(SampledLfu::new(5, 10, 1)),
                 Box::new(Sieve::new()),
                 Box::new(S3Fifo::new()),
+                Box::new(WTinyLfu::new(cap)),
             ];
             let ratios: Vec<String> = policies
                 .into_iter()

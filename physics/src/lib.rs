@@ -1,7 +1,8 @@
 //! The algorithms behind the physics command families, as pure data structures tested on their
-//! own. HORIZON: eviction policies ([`sieve`], [`s3fifo`]) over 64-bit object ids, and the
-//! workloads and reference policies that measure them ([`workload`], [`reference`]).
-//! TEMPORAL: trending counters with exponential decay ([`temporal`]).
+//! own. HORIZON: eviction policies ([`sieve`], [`s3fifo`], [`tinylfu`]) over 64-bit object ids,
+//! and the workloads and reference policies that measure them ([`workload`], [`reference`]).
+//! TEMPORAL: trending counters with exponential decay ([`temporal`]). QUANTUM: the entanglement
+//! graph ([`entangle`]).
 
 pub mod entangle;
 mod list;
@@ -9,6 +10,7 @@ pub mod reference;
 pub mod s3fifo;
 pub mod sieve;
 pub mod temporal;
+pub mod tinylfu;
 pub mod workload;
 
 /// An eviction policy over object ids: told about every access and insertion, it names the
