@@ -76,7 +76,12 @@ pub struct Db {
     pub snap_epoch: u32,
     /// Under `maxmemory-policy allkeys-horizon`: the S3-FIFO queues over this database's keys.
     pub horizon: Option<Box<Horizon>>,
+    /// The best eviction candidates sampled so far, lowest score first (see `evict_pooled`).
+    eviction_pool: Vec<(u64, Key)>,
 }
+
+/// Candidates an eviction pool keeps, as Redis's EVPOOL_SIZE.
+const EVICTION_POOL: usize = 16;
 
 /// The result of one SCAN step: the keys seen and the position to resume from (0: done).
 pub struct ScanStep {
@@ -327,6 +332,67 @@ impl Db {
         Some((key, entry))
     }
 
+    /// Redis's eviction pool: each call samples `samples` keys as [`Db::evict_sampled`] does,
+    /// but keeps the best candidates seen so far (lowest `score`, at most `EVICTION_POOL`)
+    /// from one call to the next, and removes the best of them. A candidate whose score went
+    /// up since it was sampled (it was used again) leaves the pool instead of being evicted.
+    pub fn evict_pooled(
+        &mut self,
+        volatile_only: bool,
+        samples: usize,
+        score: impl Fn(&Entry) -> u64,
+    ) -> Option<(Key, Entry)> {
+        let pool_len = if volatile_only {
+            self.volatile.len()
+        } else {
+            self.map.len()
+        };
+        if pool_len == 0 {
+            return None;
+        }
+        for _ in 0..samples.max(1) {
+            let i = (self.next_random() % pool_len as u64) as usize;
+            let (key, entry) = if volatile_only {
+                let key = &self.volatile[i];
+                match self.map.get(key.as_bytes()) {
+                    Some(e) => (key, e),
+                    None => continue,
+                }
+            } else {
+                match self.map.get_index(i) {
+                    Some(kv) => kv,
+                    None => continue,
+                }
+            };
+            let s = score(entry);
+            let pool = &mut self.eviction_pool;
+            if pool.iter().any(|(_, k)| k == key) {
+                continue;
+            }
+            if pool.len() == EVICTION_POOL {
+                if pool.last().is_some_and(|&(worst, _)| s >= worst) {
+                    continue;
+                }
+                pool.pop();
+            }
+            let at = pool.partition_point(|&(p, _)| p <= s);
+            pool.insert(at, (s, key.clone()));
+        }
+        while !self.eviction_pool.is_empty() {
+            let (sampled, key) = self.eviction_pool.remove(0);
+            let current = match self.map.get(key.as_bytes()) {
+                Some(e) if !volatile_only || e.expire_at != 0 => score(e),
+                _ => continue,
+            };
+            if current > sampled {
+                continue;
+            }
+            let entry = self.remove(key.as_bytes())?;
+            return Some((key, entry));
+        }
+        None
+    }
+
     fn next_random(&mut self) -> u64 {
         // xorshift64*: sampling only needs to be cheap and well spread, not secure.
         if self.sample_seed == 0 {
@@ -486,6 +552,53 @@ mod tests {
 
     fn s(v: &str) -> Value {
         Value::string(Bytes::copy_from_slice(v.as_bytes()))
+    }
+
+    #[test]
+    fn the_eviction_pool_evicts_the_best_candidates_seen_over_calls() {
+        // Scores are the keys' numbers; each call samples only 2 keys, yet the pool makes
+        // the evictions approach the true order.
+        let mut db = Db::default();
+        for i in 0..1000u32 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, i);
+        }
+        let mut evicted = Vec::new();
+        for _ in 0..100 {
+            let (_, e) = db.evict_pooled(false, 2, |e| e.last_access as u64).unwrap();
+            evicted.push(e.last_access);
+        }
+        let pooled_mean = evicted.iter().map(|&v| v as f64).sum::<f64>() / 100.0;
+        let mut plain = Db::default();
+        for i in 0..1000u32 {
+            plain.set(format!("k{i}").as_bytes(), s("v"), 0, i);
+        }
+        let mut sampled = 0.0;
+        for _ in 0..100 {
+            let (_, e) = plain
+                .evict_sampled(false, 2, |e| e.last_access as u64)
+                .unwrap();
+            sampled += e.last_access as f64;
+        }
+        // Sampling 2 alone evicts around the lower third (mean ~333); the pool keeps the lower
+        // part of everything sampled so far (~290 measured).
+        assert!(
+            pooled_mean < sampled / 100.0 * 0.92,
+            "pool {pooled_mean}, plain {}",
+            sampled / 100.0
+        );
+    }
+
+    #[test]
+    fn a_candidate_used_again_leaves_the_pool() {
+        let mut db = Db::default();
+        db.set(b"old", s("v"), 0, 1);
+        db.set(b"new", s("v"), 0, 100);
+        // Both in the pool, then "old" is used again: it must not be evicted first.
+        let score = |e: &Entry| e.last_access as u64;
+        db.eviction_pool = vec![(1, Key::from_slice(b"old")), (100, Key::from_slice(b"new"))];
+        db.get_mut(b"old", 0).unwrap().last_access = 500;
+        let (key, _) = db.evict_pooled(false, 0, score).unwrap();
+        assert_eq!(key.as_bytes(), b"new");
     }
 
     #[test]
