@@ -1,6 +1,8 @@
 """Resident memory per key: loads N keys of one shape into a fresh redis-server and a fresh
-WarpEngine and reports the RSS growth per key for each. Usage:
-    python3 bench/memory.py [--keys N] [--shape strings|hash10|set10|zset10|list10]"""
+WarpEngine and reports the RSS growth per key for each. With --accounting, WarpEngine only:
+its used_memory growth against its RSS growth, for each shape at each of --sizes. Usage:
+    python3 bench/memory.py [--keys N] [--shape strings|hash10|set10|zset10|list10]
+    python3 bench/memory.py --accounting [--sizes 50000,300000,1000000] [--shape ...]"""
 
 import argparse
 import os
@@ -87,11 +89,54 @@ def measure(kind, port, shape, n):
     return (after - before) / n
 
 
+def used_memory(port):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"INFO memory\r\n")
+        text = b""
+        while b"used_memory:" not in text or not text.endswith(b"\r\n"):
+            text += s.recv(1 << 16)
+    line = [l for l in text.decode().split("\r\n") if l.startswith("used_memory:")][0]
+    return int(line.split(":")[1])
+
+
+def accounting(shape, n):
+    """WarpEngine's used_memory growth / RSS growth after loading n keys of one shape."""
+    port = free_port()
+    tmp = tempfile.mkdtemp()
+    p = subprocess.Popen([WARP, "--port", str(port), "--threads", "2", "--dir", tmp],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    time.sleep(0.3)
+    rss0, used0 = rss(p.pid), used_memory(port)
+    load(port, shape, n)
+    rss1, used1 = rss(p.pid), used_memory(port)
+    p.terminate()
+    p.wait()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return (used1 - used0) / (rss1 - rss0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keys", type=int, default=200_000)
     ap.add_argument("--shape", default="strings,hash10,set10,zset10,list10")
+    ap.add_argument("--accounting", action="store_true")
+    ap.add_argument("--sizes", default="50000,300000,1000000")
     a = ap.parse_args()
+    if a.accounting:
+        sizes = [int(n) for n in a.sizes.split(",")]
+        print("# bench/memory.py --accounting: WarpEngine used_memory growth / RSS growth")
+        print("| shape | " + " | ".join(f"{n:,}" for n in sizes) + " |")
+        print("|---|" + "---:|" * len(sizes))
+        for shape in a.shape.split(","):
+            ratios = [accounting(shape, n) for n in sizes]
+            print(f"| {shape} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |", flush=True)
+        return
     print(f"# bench/memory.py --keys {a.keys}: RSS growth per key, bytes")
     print("| shape | Redis | WarpEngine | ratio |")
     print("|---|---:|---:|---:|")

@@ -291,6 +291,25 @@ impl Db {
         }
     }
 
+    /// How many keys eviction samples from: those with a TTL, or all.
+    fn candidates(&self, volatile_only: bool) -> usize {
+        if volatile_only {
+            self.volatile.len()
+        } else {
+            self.map.len()
+        }
+    }
+
+    /// The `i`-th of those.
+    fn candidate(&self, volatile_only: bool, i: usize) -> Option<(&Key, &Entry)> {
+        if volatile_only {
+            let key = &self.volatile[i];
+            self.map.get(key.as_bytes()).map(|e| (key, e))
+        } else {
+            self.map.get_index(i)
+        }
+    }
+
     /// Redis's sampling eviction: among `samples` random keys (only keys with a TTL when
     /// `volatile_only`), removes the one with the lowest `score`.
     pub fn evict_sampled(
@@ -299,35 +318,23 @@ impl Db {
         samples: usize,
         score: impl Fn(&Entry) -> u64,
     ) -> Option<(Key, Entry)> {
-        let pool = if volatile_only {
-            self.volatile.len()
-        } else {
-            self.map.len()
-        };
-        if pool == 0 {
+        let n = self.candidates(volatile_only);
+        if n == 0 {
             return None;
         }
         let mut best: Option<(usize, u64)> = None;
         for _ in 0..samples.max(1) {
-            let i = (self.next_random() % pool as u64) as usize;
-            let entry = if volatile_only {
-                let key = &self.volatile[i];
-                self.map.get(key.as_bytes())
-            } else {
-                self.map.get_index(i).map(|(_, e)| e)
+            let i = (self.next_random() % n as u64) as usize;
+            let Some((_, entry)) = self.candidate(volatile_only, i) else {
+                continue;
             };
-            let Some(entry) = entry else { continue };
             let s = score(entry);
             if best.is_none_or(|(_, b)| s < b) {
                 best = Some((i, s));
             }
         }
         let (i, _) = best?;
-        let key = if volatile_only {
-            self.volatile[i].clone()
-        } else {
-            self.map.get_index(i)?.0.clone()
-        };
+        let key = self.candidate(volatile_only, i)?.0.clone();
         let entry = self.remove(key.as_bytes())?;
         Some((key, entry))
     }
@@ -342,41 +349,30 @@ impl Db {
         samples: usize,
         score: impl Fn(&Entry) -> u64,
     ) -> Option<(Key, Entry)> {
-        let pool_len = if volatile_only {
-            self.volatile.len()
-        } else {
-            self.map.len()
-        };
-        if pool_len == 0 {
+        let n = self.candidates(volatile_only);
+        if n == 0 {
             return None;
         }
         for _ in 0..samples.max(1) {
-            let i = (self.next_random() % pool_len as u64) as usize;
-            let (key, entry) = if volatile_only {
-                let key = &self.volatile[i];
-                match self.map.get(key.as_bytes()) {
-                    Some(e) => (key, e),
-                    None => continue,
-                }
-            } else {
-                match self.map.get_index(i) {
-                    Some(kv) => kv,
-                    None => continue,
-                }
+            let i = (self.next_random() % n as u64) as usize;
+            let Some((key, entry)) = self.candidate(volatile_only, i) else {
+                continue;
             };
             let s = score(entry);
-            let pool = &mut self.eviction_pool;
-            if pool.iter().any(|(_, k)| k == key) {
+            let pool = &self.eviction_pool;
+            if pool.iter().any(|(_, k)| k == key)
+                || (pool.len() == EVICTION_POOL
+                    && pool.last().is_some_and(|&(worst, _)| s >= worst))
+            {
                 continue;
             }
+            let key = key.clone();
+            let pool = &mut self.eviction_pool;
             if pool.len() == EVICTION_POOL {
-                if pool.last().is_some_and(|&(worst, _)| s >= worst) {
-                    continue;
-                }
                 pool.pop();
             }
             let at = pool.partition_point(|&(p, _)| p <= s);
-            pool.insert(at, (s, key.clone()));
+            pool.insert(at, (s, key));
         }
         while !self.eviction_pool.is_empty() {
             let (sampled, key) = self.eviction_pool.remove(0);

@@ -6,7 +6,9 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::connection::{valid_client_name, BAD_CLIENT_NAME};
-use super::util::{eq_ignore_case, help, int_arg, lower, unknown_subcommand, wrong_arity, SYNTAX};
+use super::util::{
+    eq_ignore_case, help, int_arg, lower, on_off, unknown_subcommand, wrong_arity, SYNTAX,
+};
 use crate::clients::ClientInfo;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -117,12 +119,9 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         "list" => list(s, args),
         "kill" => kill(s, args),
         "no-evict" | "no-touch" => {
-            let on = if eq_ignore_case(&args[2], "on") {
-                true
-            } else if eq_ignore_case(&args[2], "off") {
-                false
-            } else {
-                return Reply::err(SYNTAX);
+            let on = match on_off(&args[2]) {
+                Ok(on) => on,
+                Err(e) => return e,
             };
             if sub == "no-touch" {
                 s.conn.no_touch = on;

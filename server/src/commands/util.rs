@@ -165,6 +165,17 @@ pub fn atoi(arg: &[u8]) -> i32 {
     v as i32
 }
 
+/// `ON` or `OFF`, in any case; Redis's syntax error otherwise.
+pub fn on_off(arg: &[u8]) -> Result<bool, Reply> {
+    if eq_ignore_case(arg, "on") {
+        Ok(true)
+    } else if eq_ignore_case(arg, "off") {
+        Ok(false)
+    } else {
+        Err(Reply::err(SYNTAX))
+    }
+}
+
 /// `ON|OFF [<option> <n>]` (QUANTUM LEARN, WORMHOLE AUTO): sets the yes/no parameter `switch`
 /// and, when given, the positive integer parameter `value` through the config, so that CONFIG
 /// GET shows them, then lets the family `refresh` its cached copy. `invalid` is the error for
@@ -177,12 +188,9 @@ pub fn set_switch(
     invalid: &str,
     refresh: impl FnOnce(&crate::config::ConfigStore),
 ) -> Reply {
-    let on = if eq_ignore_case(&args[2], "on") {
-        true
-    } else if eq_ignore_case(&args[2], "off") {
-        false
-    } else {
-        return Reply::err(SYNTAX);
+    let on = match on_off(&args[2]) {
+        Ok(on) => on,
+        Err(e) => return e,
     };
     let number = match &args[3..] {
         [] => None,
