@@ -1,7 +1,6 @@
 //! The context a keyed command runs in: the shard (or, for a command whose keys span shards,
 //! the locked set of shards) that owns its keys, the selected database and the time.
 
-use bytes::Bytes;
 use warpengine_storage::{Db, Entry, Shard, StrValue, Value};
 
 use crate::protocol::Reply;
@@ -175,16 +174,12 @@ impl<'a> KeyCtx<'a> {
         }
     }
 
-    /// Stores a copy of `value`: a slice of the request buffer would keep the whole buffer
-    /// (and the values of every other command in it) alive as long as this key lives.
-    pub fn set_string(&mut self, key: &[u8], value: Bytes, expire_at: u64) {
+    /// Stores a copy of `value` (never a slice of the request buffer, which would keep the
+    /// whole buffer alive as long as this key lives).
+    pub fn set_string(&mut self, key: &[u8], value: &[u8], expire_at: u64) {
         let clock = self.clock;
-        self.db(key).set(
-            key,
-            Value::string(Bytes::copy_from_slice(&value)),
-            expire_at,
-            clock,
-        );
+        self.db(key)
+            .set(key, Value::string(value), expire_at, clock);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {

@@ -2,11 +2,11 @@
 
 use ahash::RandomState;
 use bytes::Bytes;
-use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexSet;
 
 use crate::horizon::{Horizon, Verdict, FREQ_MASK};
 use crate::key::Key;
+use crate::keytable::{KeyTable, Lookup};
 use crate::value::Value;
 
 pub struct Entry {
@@ -63,7 +63,7 @@ impl Entry {
 /// (RANDOMKEY, active-expiry sampling) and a rehash-safe SCAN cursor cost O(1) per step.
 #[derive(Default)]
 pub struct Db {
-    map: IndexMap<Key, Entry, RandomState>,
+    map: KeyTable<Entry>,
     /// Keys that carry an expiry, sampled by the active expiry cycle.
     volatile: IndexSet<Key, RandomState>,
     /// Keys removed by expiry since the caller last took the count (for INFO expired_keys).
@@ -93,10 +93,8 @@ impl Db {
     /// Bytes of the key table's room for entries not yet stored: allocated when the table grew,
     /// but not touched (so not resident) until keys fill it.
     pub fn spare_table_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(u64, Key, Entry)>();
         let member = std::mem::size_of::<(u64, Key)>();
-        (self.map.capacity() - self.map.len()) * entry
-            + (self.volatile.capacity() - self.volatile.len()) * member
+        self.map.spare_bytes() + (self.volatile.capacity() - self.volatile.len()) * member
     }
 
     pub fn len(&self) -> usize {
@@ -166,31 +164,28 @@ impl Db {
             last_access: clock,
             snap_mark: self.snap_epoch,
         };
-        let horizon_id = self
-            .horizon
-            .is_some()
-            .then(|| self.map.hasher().hash_one(key));
         // One hash and probe for both outcomes (the common SET path).
-        match self.map.raw_entry_mut_v1().from_key(key) {
-            RawEntryMut::Occupied(mut slot) => {
-                let had_ttl = slot.get().expire_at != 0;
-                entry.set_horizon_bits(slot.get().horizon_bits());
-                *slot.get_mut() = entry;
+        match self.map.lookup(key) {
+            Lookup::At(i) => {
+                let (stored_key, slot) = self.map.get_index_mut(i).expect("found above");
+                let had_ttl = slot.expire_at != 0;
+                entry.set_horizon_bits(slot.horizon_bits());
+                *slot = entry;
                 if had_ttl && expire_at == 0 {
                     self.volatile.swap_remove(key);
                 } else if !had_ttl && expire_at != 0 {
-                    self.volatile.insert(slot.key().clone());
+                    self.volatile.insert(stored_key.clone());
                 }
             }
-            RawEntryMut::Vacant(slot) => {
+            Lookup::Absent(hash) => {
                 let owned = Key::from_slice(key);
                 if expire_at != 0 {
                     self.volatile.insert(owned.clone());
                 }
-                if let (Some(h), Some(id)) = (&mut self.horizon, horizon_id) {
-                    entry.set_horizon_bits(h.admit(id));
+                if let Some(h) = &mut self.horizon {
+                    entry.set_horizon_bits(h.admit(hash));
                 }
-                slot.insert(owned, entry);
+                self.map.push(hash, owned, entry);
             }
         }
     }
@@ -203,7 +198,7 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.map.swap_remove(key)?;
+        let (_, entry) = self.map.swap_remove(key)?;
         if let Some(h) = &mut self.horizon {
             h.forget(entry.horizon_bits());
         }
@@ -215,9 +210,10 @@ impl Db {
 
     /// Sets or clears the expiry of an existing key; returns false when the key is absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: u64) -> bool {
-        let Some((_, stored_key, entry)) = self.map.get_full_mut(key) else {
+        let Some(i) = self.map.position_of(key) else {
             return false;
         };
+        let (stored_key, entry) = self.map.get_index_mut(i).expect("found above");
         let had_ttl = entry.expire_at != 0;
         entry.expire_at = expire_at;
         if had_ttl && expire_at == 0 {
@@ -229,7 +225,7 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        self.map = IndexMap::default();
+        self.map = KeyTable::default();
         self.volatile = IndexSet::default();
         if self.horizon.is_some() {
             self.horizon = Some(Box::default());
@@ -246,16 +242,20 @@ impl Db {
             return;
         }
         let mut h = Box::<Horizon>::default();
-        let hasher = self.map.hasher().clone();
-        for (key, entry) in self.map.iter_mut() {
-            entry.set_horizon_bits(h.admit(hasher.hash_one(key.as_bytes())));
+        for i in 0..self.map.len() {
+            let (key, _) = self.map.get_index(i).expect("below len");
+            let bits = h.admit(self.map.hash(key.as_bytes()));
+            self.map
+                .get_index_mut(i)
+                .expect("below len")
+                .1
+                .set_horizon_bits(bits);
         }
         self.horizon = Some(h);
     }
 
     /// The key HORIZON evicts next, removed from the database.
     pub fn evict_horizon(&mut self) -> Option<(Key, Entry)> {
-        let hasher = self.map.hasher().clone();
         loop {
             let h = self.horizon.as_mut()?;
             let from_small = h.from_small();
@@ -264,11 +264,8 @@ impl Db {
             } else {
                 h.main.pop_front().or_else(|| h.small.pop_front())
             }?;
-            let Some(index) = self
-                .map
-                .raw_entry_v1()
-                .index_from_hash(id, |k| hasher.hash_one(k.as_bytes()) == id)
-            else {
+            let map = &self.map;
+            let Some(index) = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id) else {
                 continue; // deleted since it was queued
             };
             let (_, entry) = self.map.get_index_mut(index)?;
@@ -281,7 +278,7 @@ impl Db {
             match h.judge(id, bits, from_small) {
                 Verdict::Keep(new_bits) => entry.set_horizon_bits(new_bits),
                 Verdict::Evict => {
-                    let (key, entry) = self.map.swap_remove_index(index)?;
+                    let (key, entry) = self.map.swap_remove_index(index);
                     if entry.expire_at != 0 {
                         self.volatile.swap_remove(key.as_bytes());
                     }
@@ -420,7 +417,7 @@ impl Db {
                 sampled += 1;
                 if self
                     .map
-                    .get(&key)
+                    .get(key.as_bytes())
                     .is_some_and(|e| Self::is_expired(e, now_ms))
                 {
                     self.remove(key.as_bytes());
@@ -547,7 +544,7 @@ mod tests {
     use super::*;
 
     fn s(v: &str) -> Value {
-        Value::string(Bytes::copy_from_slice(v.as_bytes()))
+        Value::string(v.as_bytes())
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod glob;
 pub mod hash;
 pub mod horizon;
 pub mod key;
+mod keytable;
 pub mod list;
 pub mod longdouble;
 mod packed;

@@ -8,18 +8,43 @@ use crate::list::ListValue;
 use crate::set::SetValue;
 use crate::zset::ZSetValue;
 
-/// A string value. Values written whole are kept as shared `Bytes`; values grown in place
-/// (APPEND, SETRANGE) become owned buffers so repeated appends stay linear.
+/// Values up to this long live in the entry itself (counters, flags, short tokens).
+const INLINE_STR: usize = 22;
+
+/// A string value. Values written whole are kept in exactly their own bytes: inline when short,
+/// else one allocation of their size (no header, no spare room). Values grown in place (APPEND,
+/// SETRANGE, SETBIT) become growable buffers so that repeated appends stay linear; that buffer
+/// is boxed to keep every entry at 24 bytes of value.
 #[derive(Clone, Debug)]
 pub enum StrValue {
-    Shared(Bytes),
-    Owned(Vec<u8>),
+    Inline { len: u8, bytes: [u8; INLINE_STR] },
+    Boxed(Box<[u8]>),
+    Owned(Box<Vec<u8>>),
 }
 
 impl StrValue {
+    pub fn from_slice(b: &[u8]) -> StrValue {
+        if b.len() <= INLINE_STR {
+            let mut bytes = [0u8; INLINE_STR];
+            bytes[..b.len()].copy_from_slice(b);
+            StrValue::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            StrValue::Boxed(b.into())
+        }
+    }
+
+    /// A growable value (the form APPEND and SETRANGE leave behind).
+    pub fn owned(v: Vec<u8>) -> StrValue {
+        StrValue::Owned(Box::new(v))
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            StrValue::Shared(b) => b,
+            StrValue::Inline { len, bytes } => &bytes[..*len as usize],
+            StrValue::Boxed(b) => b,
             StrValue::Owned(v) => v,
         }
     }
@@ -33,36 +58,32 @@ impl StrValue {
     }
 
     pub fn to_bytes(&self) -> Bytes {
-        match self {
-            StrValue::Shared(b) => b.clone(),
-            StrValue::Owned(v) => Bytes::copy_from_slice(v),
-        }
+        Bytes::copy_from_slice(self.as_slice())
     }
 
     /// Turns the value into a growable buffer, copying at most once.
     pub fn make_owned(&mut self) -> &mut Vec<u8> {
-        if let StrValue::Shared(b) = self {
-            *self = StrValue::Owned(b.to_vec());
+        if !matches!(self, StrValue::Owned(_)) {
+            *self = StrValue::owned(self.as_slice().to_vec());
         }
         match self {
             StrValue::Owned(v) => v,
-            StrValue::Shared(_) => unreachable!("converted above"),
+            _ => unreachable!("converted above"),
         }
     }
 
     /// The encoding name Redis would report in OBJECT ENCODING for the same bytes.
     pub fn encoding(&self) -> &'static str {
-        match self {
-            StrValue::Owned(_) => "raw",
-            StrValue::Shared(b) => {
-                if b.len() <= 20 && parse_strict_i64(b).is_some() {
-                    "int"
-                } else if b.len() <= 44 {
-                    "embstr"
-                } else {
-                    "raw"
-                }
-            }
+        if matches!(self, StrValue::Owned(_)) {
+            return "raw";
+        }
+        let b = self.as_slice();
+        if b.len() <= 20 && parse_strict_i64(b).is_some() {
+            "int"
+        } else if b.len() <= 44 {
+            "embstr"
+        } else {
+            "raw"
         }
     }
 }
@@ -80,8 +101,8 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn string(b: Bytes) -> Value {
-        Value::Str(StrValue::Shared(b))
+    pub fn string(b: &[u8]) -> Value {
+        Value::Str(StrValue::from_slice(b))
     }
 
     /// The name TYPE answers with.
@@ -165,18 +186,24 @@ mod tests {
 
     #[test]
     fn string_encodings_follow_redis_thresholds() {
-        assert_eq!(
-            StrValue::Shared(Bytes::from_static(b"123")).encoding(),
-            "int"
-        );
-        assert_eq!(
-            StrValue::Shared(Bytes::from(vec![b'a'; 44])).encoding(),
-            "embstr"
-        );
-        assert_eq!(
-            StrValue::Shared(Bytes::from(vec![b'a'; 45])).encoding(),
-            "raw"
-        );
-        assert_eq!(StrValue::Owned(b"1".to_vec()).encoding(), "raw");
+        assert_eq!(StrValue::from_slice(b"123").encoding(), "int");
+        assert_eq!(StrValue::from_slice(b"abc").encoding(), "embstr");
+        assert_eq!(StrValue::from_slice(&[b'a'; 44]).encoding(), "embstr");
+        assert_eq!(StrValue::from_slice(&[b'a'; 45]).encoding(), "raw");
+        assert_eq!(StrValue::owned(b"1".to_vec()).encoding(), "raw");
+    }
+
+    #[test]
+    fn strings_round_trip_in_every_form_and_an_entry_value_stays_small() {
+        for len in [0, 1, 22, 23, 64, 1000] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut v = StrValue::from_slice(&bytes);
+            assert_eq!(v.as_slice(), &bytes[..]);
+            assert_eq!(matches!(v, StrValue::Inline { .. }), len <= INLINE_STR);
+            v.make_owned().push(7);
+            assert_eq!(v.len(), len + 1);
+            assert_eq!(&v.as_slice()[..len], &bytes[..]);
+        }
+        assert_eq!(std::mem::size_of::<Value>(), 24);
     }
 }

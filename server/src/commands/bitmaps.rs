@@ -64,7 +64,7 @@ fn string_for_write<'a>(
         None => {
             let clock = ctx.clock;
             ctx.db(key)
-                .set(key, Value::Str(StrValue::Owned(vec![0; need])), 0, clock);
+                .set(key, Value::Str(StrValue::owned(vec![0; need])), 0, clock);
         }
         Some(Entry {
             value: Value::Str(_),
@@ -333,7 +333,7 @@ pub fn bitop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     // Redis stores the result as a raw string, whatever it looks like.
     let clock = ctx.clock;
     ctx.db(dest)
-        .set(dest, Value::Str(StrValue::Owned(out)), 0, clock);
+        .set(dest, Value::Str(StrValue::owned(out)), 0, clock);
     Reply::Int(maxlen as i64)
 }
 

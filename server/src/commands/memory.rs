@@ -8,7 +8,7 @@
 //! is accepted for compatibility and not used.
 
 use bytes::Bytes;
-use warpengine_storage::{Entry, Key, Value};
+use warpengine_storage::{Entry, Key};
 
 use super::util::{eq_ignore_case, help, int_arg, unknown_subcommand, SYNTAX};
 use crate::memory;
@@ -97,13 +97,10 @@ fn usage(s: &mut Session, args: &[Bytes]) -> Reply {
 /// The bytes `key` and its entry take: the table slot, the key's own allocation if it does not
 /// fit inline, and what a copy of the value allocates.
 fn footprint(key: &[u8], entry: &Entry) -> usize {
-    let slot = std::mem::size_of::<(u64, Key, Entry)>() + std::mem::size_of::<usize>() + 1;
+    // The entry and its key in the dense table, a u32 position and a control byte in the index.
+    let slot = std::mem::size_of::<(Key, Entry)>() + std::mem::size_of::<u32>() + 1;
     let (key_copy, key_bytes) = memory::measure(|| Key::from_slice(key));
-    let (value_copy, value_bytes) = memory::measure(|| match &entry.value {
-        // A shared string's clone would only share it: copy its bytes instead.
-        Value::Str(s) => Value::Str(warpengine_storage::StrValue::Owned(s.as_slice().to_vec())),
-        other => other.clone(),
-    });
+    let (value_copy, value_bytes) = memory::measure(|| entry.value.clone());
     drop((key_copy, value_copy));
     slot + key_bytes.max(0) as usize + value_bytes.max(0) as usize
 }

@@ -158,7 +158,7 @@ fn store(ctx: &mut KeyCtx, key: &[u8], value: &[u8], expire: ExpireOpt) {
         ctx.db(key).remove(key);
         return;
     }
-    ctx.set_string(key, Bytes::copy_from_slice(value), expire_at);
+    ctx.set_string(key, value, expire_at);
 }
 
 pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -366,7 +366,8 @@ fn add_to_integer(ctx: &mut KeyCtx, key: &[u8], delta: i64) -> Reply {
     let Some(new) = current.checked_add(delta) else {
         return Reply::err("ERR increment or decrement would overflow");
     };
-    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(new).as_bytes());
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(new).as_bytes();
     match ctx.write(key) {
         Some(e) => e.value = Value::string(text),
         None => ctx.set_string(key, text, 0),
@@ -435,8 +436,8 @@ pub fn incrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     };
     let text = Bytes::from(new.to_human_string());
     match ctx.write(key) {
-        Some(e) => e.value = Value::string(text.clone()),
-        None => ctx.set_string(key, text.clone(), 0),
+        Some(e) => e.value = Value::string(&text),
+        None => ctx.set_string(key, &text, 0),
     }
     Reply::Bulk(text)
 }
@@ -496,7 +497,7 @@ pub fn setrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             buf[offset as usize..].copy_from_slice(value);
             let clock = ctx.clock;
             ctx.db(key)
-                .set(key, Value::Str(StrValue::Owned(buf)), 0, clock);
+                .set(key, Value::Str(StrValue::owned(buf)), 0, clock);
             Reply::Int(needed as i64)
         }
         Some(Entry {
