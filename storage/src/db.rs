@@ -257,13 +257,7 @@ impl Db {
     /// The key HORIZON evicts next, removed from the database.
     pub fn evict_horizon(&mut self) -> Option<(Key, Entry)> {
         loop {
-            let h = self.horizon.as_mut()?;
-            let from_small = h.from_small();
-            let id = if from_small {
-                h.small.pop_front().or_else(|| h.main.pop_front())
-            } else {
-                h.main.pop_front().or_else(|| h.small.pop_front())
-            }?;
+            let (id, from_small) = self.horizon.as_mut()?.next_candidate()?;
             let map = &self.map;
             let Some(index) = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id) else {
                 continue; // deleted since it was queued

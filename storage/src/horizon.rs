@@ -4,16 +4,13 @@
 //! spare bits of the entry itself, so a hit touches no queue and no hash. Deleted keys leave
 //! stale ids behind, skipped when they reach the front.
 
-use std::collections::{HashSet, VecDeque};
-
-use ahash::RandomState;
+use std::collections::VecDeque;
 
 #[derive(Default)]
 pub struct Horizon {
-    pub small: VecDeque<u64>,
-    pub main: VecDeque<u64>,
-    ghost: VecDeque<u64>,
-    ghost_set: HashSet<u64, RandomState>,
+    small: VecDeque<u64>,
+    main: VecDeque<u64>,
+    ghosts: Ghosts,
     /// Live keys in each queue (the queues may also hold stale ids).
     pub small_live: usize,
     pub main_live: usize,
@@ -41,7 +38,7 @@ impl Horizon {
     /// A new key: into main if it was evicted recently (a ghost hit), else into small.
     /// Returns the entry's initial bits.
     pub fn admit(&mut self, id: u64) -> u8 {
-        if self.ghost_set.remove(&id) {
+        if self.ghosts.take(id) {
             self.stats.ghost_hits += 1;
             self.main.push_back(id);
             self.main_live += 1;
@@ -60,6 +57,27 @@ impl Horizon {
         } else {
             self.small_live = self.small_live.saturating_sub(1);
         }
+    }
+
+    /// The id at the front of the queue eviction takes from next (the other queue's when that
+    /// one is empty), and whether it came from the small queue.
+    pub fn next_candidate(&mut self) -> Option<(u64, bool)> {
+        let prefer_small = self.from_small();
+        let (first, second) = if prefer_small {
+            (&mut self.small, &mut self.main)
+        } else {
+            (&mut self.main, &mut self.small)
+        };
+        let (id, queue, from_small) = match first.pop_front() {
+            Some(id) => (id, first, prefer_small),
+            None => (second.pop_front()?, second, !prefer_small),
+        };
+        // A queue keeps the room of its largest size (small holds every key while the cache
+        // first fills): give most of it back once it is mostly empty.
+        if queue.capacity() > 1024 && queue.len() * 4 < queue.capacity() {
+            queue.shrink_to(queue.len() * 2);
+        }
+        Some((id, from_small))
     }
 
     /// Whether the next victim comes from the small queue (it holds more than its tenth).
@@ -93,22 +111,106 @@ impl Horizon {
     }
 
     fn remember(&mut self, id: u64) {
-        self.ghost.push_back(id);
-        self.ghost_set.insert(id);
-        // As many ids as main's capacity, nine tenths of the resident keys (the paper's ghost
-        // size; main's current size would keep the ghost empty while nothing has reached main).
+        // About as many ids as main's capacity, nine tenths of the resident keys (the paper's
+        // ghost size; main's current size would keep the ghost empty while nothing has
+        // reached main).
         let limit = ((self.small_live + self.main_live) * 9 / 10).max(64);
-        while self.ghost.len() > limit {
-            match self.ghost.pop_front() {
-                Some(old) => {
-                    self.ghost_set.remove(&old);
-                }
-                None => break,
-            }
-        }
+        self.ghosts.fit(limit);
+        self.ghosts.insert(id);
     }
 
     pub fn ghost_len(&self) -> usize {
-        self.ghost_set.len()
+        self.ghosts.len
+    }
+}
+
+/// Recently evicted ids as 32-bit fingerprints in a direct-mapped table: about 4 bytes a
+/// ghost, where a queue plus a hash set of 64-bit ids cost ~30 (a tenth of a small key's
+/// memory, which the cache would rather spend on keys). A new ghost landing on an older one's
+/// slot replaces it, so ghosts age out by collision rather than strictly first in, first out;
+/// another id with the same slot and fingerprint is a false ghost hit, one in 2^31.
+#[derive(Default)]
+struct Ghosts {
+    slots: Vec<u32>,
+    len: usize,
+}
+
+impl Ghosts {
+    fn place(&self, id: u64) -> (usize, u32) {
+        let slot = id as usize & (self.slots.len() - 1);
+        // Never 0, which marks an empty slot.
+        (slot, (id >> 32) as u32 | 1)
+    }
+
+    /// Sizes the table for about `limit` ghosts: the smallest power of two holding them,
+    /// changed only when off by more than a factor of two (ghosts are dropped then: their
+    /// slots in a table of another size cannot be told from the fingerprint).
+    fn fit(&mut self, limit: usize) {
+        let want = limit.next_power_of_two();
+        let have = self.slots.len();
+        if have == 0 || want > have * 2 || want * 2 < have {
+            self.slots = vec![0; want];
+            self.len = 0;
+        }
+    }
+
+    fn insert(&mut self, id: u64) {
+        let (slot, print) = self.place(id);
+        if self.slots[slot] == 0 {
+            self.len += 1;
+        }
+        self.slots[slot] = print;
+    }
+
+    /// Whether `id` is a ghost; it stops being one.
+    fn take(&mut self, id: u64) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let (slot, print) = self.place(id);
+        if self.slots[slot] != print {
+            return false;
+        }
+        self.slots[slot] = 0;
+        self.len -= 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ghosts_remember_recent_evictions_and_forget_on_a_hit() {
+        let mut g = Ghosts::default();
+        g.fit(1000);
+        let ids: Vec<u64> = (0..1000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        for &id in &ids {
+            g.insert(id);
+        }
+        // 1000 ids in 1024 slots: most land alone.
+        let found = ids.iter().filter(|&&id| g.take(id)).count();
+        assert!(found > 550, "{found} of 1000 remembered");
+        assert_eq!(g.len, 0, "every remembered ghost was taken");
+        assert!(!g.take(ids[0]), "a taken ghost is gone");
+        assert!(!g.take(12345), "never evicted");
+    }
+
+    #[test]
+    fn a_ghost_hit_admits_into_main() {
+        let mut h = Horizon::default();
+        let bits = h.admit(42);
+        assert_eq!(bits, 0, "a new key starts in small");
+        h.small_live += 99; // pretend a full cache, so small is over its tenth
+        let (id, from_small) = h.next_candidate().unwrap();
+        assert_eq!((id, from_small), (42, true));
+        assert!(matches!(h.judge(id, bits, from_small), Verdict::Evict));
+        assert_eq!(h.ghost_len(), 1);
+        assert_eq!(h.admit(42), IN_MAIN);
+        assert_eq!(h.stats.ghost_hits, 1);
+        assert_eq!(h.ghost_len(), 0);
     }
 }
