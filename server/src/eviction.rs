@@ -211,19 +211,23 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         let victim: Option<(Key, Entry)> = match policy {
             Policy::NoEviction => None,
             Policy::AllkeysHorizon => d.evict_horizon(),
-            Policy::AllkeysRandom | Policy::VolatileRandom => d.evict_sampled(volatile, 1, |_| 0),
+            Policy::AllkeysRandom | Policy::VolatileRandom => {
+                d.evict_sampled(volatile, 1, |_, _| 0)
+            }
             // The sampled policies keep Redis's eviction pool of the best candidates so far.
             Policy::AllkeysLru | Policy::VolatileLru => {
                 // Oldest access first: the largest age scores lowest.
                 let now = now_ms as u32;
-                d.evict_pooled(volatile, samples, |e| {
+                d.evict_pooled(volatile, samples, |e, _| {
                     u32::MAX as u64 - now.wrapping_sub(e.last_access) as u64
                 })
             }
-            Policy::AllkeysLfu | Policy::VolatileLfu => d.evict_pooled(volatile, samples, |e| {
-                lfu_decayed(e.last_access, now_min, decay) as u64
-            }),
-            Policy::VolatileTtl => d.evict_pooled(true, samples, |e| e.expire_at),
+            Policy::AllkeysLfu | Policy::VolatileLfu => {
+                d.evict_pooled(volatile, samples, |e, _| {
+                    lfu_decayed(e.last_access, now_min, decay) as u64
+                })
+            }
+            Policy::VolatileTtl => d.evict_pooled(true, samples, |_, expire_at| expire_at),
         };
         let Some((key, entry)) = victim else {
             misses_in_row += 1;

@@ -2,35 +2,47 @@
 
 use ahash::RandomState;
 use bytes::Bytes;
-use indexmap::IndexSet;
+use indexmap::IndexMap;
 
 use crate::horizon::{Horizon, Verdict, FREQ_MASK};
 use crate::key::Key;
 use crate::keytable::{KeyTable, Lookup};
 use crate::value::Value;
 
+/// A key's slot in the table. Its expiry, when it has one, is kept beside the table (as Redis
+/// keeps its `expires` dict): most keys have none, and 8 bytes are a tenth of a small string's.
 pub struct Entry {
     pub value: Value,
-    /// Absolute expiry in Unix milliseconds; 0 when the key is persistent.
-    pub expire_at: u64,
     /// Last access in Unix milliseconds, wrapping (LRU, OBJECT IDLETIME); under an LFU policy,
     /// Redis's LFU field (minutes and a logarithmic counter).
     pub last_access: u32,
-    /// Low 29 bits: the snapshot epoch this entry was written out in (or created during): a
-    /// background snapshot writes each entry of an older epoch exactly once. High 3 bits:
-    /// HORIZON's frequency and queue. Fits in what would be padding.
-    pub snap_mark: u32,
+    /// Low 28 bits: the snapshot epoch this entry was written out in (or created during): a
+    /// background snapshot writes each entry of an older epoch exactly once. Bit 28: the key
+    /// has an expiry (in `Db::volatile`). High 3 bits: HORIZON's frequency and queue.
+    snap_mark: u32,
 }
 
-const EPOCH_MASK: u32 = (1 << 29) - 1;
+const EPOCH_MASK: u32 = (1 << 28) - 1;
+const HAS_TTL: u32 = 1 << 28;
 
 impl Entry {
-    pub fn new(value: Value, expire_at: u64, last_access: u32) -> Entry {
+    pub fn new(value: Value, last_access: u32) -> Entry {
         Entry {
             value,
-            expire_at,
             last_access,
             snap_mark: 0,
+        }
+    }
+
+    fn has_ttl(&self) -> bool {
+        self.snap_mark & HAS_TTL != 0
+    }
+
+    fn set_has_ttl(&mut self, on: bool) {
+        if on {
+            self.snap_mark |= HAS_TTL;
+        } else {
+            self.snap_mark &= !HAS_TTL;
         }
     }
 
@@ -42,12 +54,17 @@ impl Entry {
         self.snap_mark = (self.snap_mark & !EPOCH_MASK) | (epoch & EPOCH_MASK);
     }
 
+    fn with_epoch(mut self, epoch: u32) -> Entry {
+        self.set_epoch(epoch);
+        self
+    }
+
     fn horizon_bits(&self) -> u8 {
         (self.snap_mark >> 29) as u8
     }
 
     fn set_horizon_bits(&mut self, bits: u8) {
-        self.snap_mark = (self.snap_mark & EPOCH_MASK) | ((bits as u32 & 0b111) << 29);
+        self.snap_mark = (self.snap_mark & !(0b111 << 29)) | ((bits as u32 & 0b111) << 29);
     }
 
     /// A request found this entry: HORIZON's frequency goes up (saturating at 3).
@@ -64,8 +81,9 @@ impl Entry {
 #[derive(Default)]
 pub struct Db {
     map: KeyTable<Entry>,
-    /// Keys that carry an expiry, sampled by the active expiry cycle.
-    volatile: IndexSet<Key, RandomState>,
+    /// Keys that carry an expiry, with it (absolute Unix milliseconds); sampled by the
+    /// active expiry cycle.
+    volatile: IndexMap<Key, u64, RandomState>,
     /// Keys removed by expiry since the caller last took the count (for INFO expired_keys).
     expired_since_taken: u64,
     sample_seed: u64,
@@ -93,7 +111,7 @@ impl Db {
     /// Bytes of the key table's room for entries not yet stored: allocated when the table grew,
     /// but not touched (so not resident) until keys fill it.
     pub fn spare_table_bytes(&self) -> usize {
-        let member = std::mem::size_of::<(u64, Key)>();
+        let member = std::mem::size_of::<(u64, Key, u64)>();
         self.map.spare_bytes() + (self.volatile.capacity() - self.volatile.len()) * member
     }
 
@@ -120,36 +138,46 @@ impl Db {
         }
     }
 
-    /// As Redis's keyIsExpired: a key is gone once the clock has passed its expiry time.
-    fn is_expired(entry: &Entry, now_ms: u64) -> bool {
-        entry.expire_at != 0 && now_ms > entry.expire_at
+    /// The key's expiry in Unix milliseconds, 0 when it has none (or is absent).
+    pub fn expire_at(&self, key: &[u8]) -> u64 {
+        if self.volatile.is_empty() {
+            return 0;
+        }
+        self.volatile.get(key).copied().unwrap_or(0)
     }
 
-    /// Removes `key` if it has expired; returns whether it is still present.
-    fn expire_if_needed(&mut self, key: &[u8], now_ms: u64) -> bool {
-        match self.map.get(key) {
-            None => false,
-            Some(e) if Self::is_expired(e, now_ms) => {
-                self.remove(key);
-                self.note_expired(key);
-                false
-            }
-            Some(_) => true,
+    /// As Redis's keyIsExpired: a key is gone once the clock has passed its expiry time.
+    fn is_expired(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
+        entry.has_ttl() && now_ms > self.expire_at(key)
+    }
+
+    /// The position of `key` if it is present and not expired; an expired key is removed.
+    fn live_position(&mut self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let i = self.map.position_of(key)?;
+        let (_, entry) = self.map.get_index(i).expect("found above");
+        if self.is_expired(key, entry, now_ms) {
+            self.remove(key);
+            self.note_expired(key);
+            return None;
         }
+        Some(i)
     }
 
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        if !self.volatile.is_empty() && !self.expire_if_needed(key, now_ms) {
-            return None;
-        }
-        self.map.get(key)
+        let i = self.live_position(key, now_ms)?;
+        self.map.get_index(i).map(|(_, e)| e)
+    }
+
+    /// The entry with its expiry (0: none).
+    pub fn get_with_expiry(&mut self, key: &[u8], now_ms: u64) -> Option<(&Entry, u64)> {
+        let i = self.live_position(key, now_ms)?;
+        let at = self.expire_at(key);
+        self.map.get_index(i).map(|(_, e)| (e, at))
     }
 
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        if !self.volatile.is_empty() && !self.expire_if_needed(key, now_ms) {
-            return None;
-        }
-        self.map.get_mut(key)
+        let i = self.live_position(key, now_ms)?;
+        self.map.get_index_mut(i).map(|(_, e)| e)
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
@@ -158,29 +186,25 @@ impl Db {
 
     /// Stores `value` under `key`, replacing any previous value and its expiry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32) {
-        let mut entry = Entry {
-            value,
-            expire_at,
-            last_access: clock,
-            snap_mark: self.snap_epoch,
-        };
+        let mut entry = Entry::new(value, clock).with_epoch(self.snap_epoch);
+        entry.set_has_ttl(expire_at != 0);
         // One hash and probe for both outcomes (the common SET path).
         match self.map.lookup(key) {
             Lookup::At(i) => {
                 let (stored_key, slot) = self.map.get_index_mut(i).expect("found above");
-                let had_ttl = slot.expire_at != 0;
+                let had_ttl = slot.has_ttl();
                 entry.set_horizon_bits(slot.horizon_bits());
                 *slot = entry;
-                if had_ttl && expire_at == 0 {
+                if expire_at != 0 {
+                    self.volatile.insert(stored_key.clone(), expire_at);
+                } else if had_ttl {
                     self.volatile.swap_remove(key);
-                } else if !had_ttl && expire_at != 0 {
-                    self.volatile.insert(stored_key.clone());
                 }
             }
             Lookup::Absent(hash) => {
                 let owned = Key::from_slice(key);
                 if expire_at != 0 {
-                    self.volatile.insert(owned.clone());
+                    self.volatile.insert(owned.clone(), expire_at);
                 }
                 if let Some(h) = &mut self.horizon {
                     entry.set_horizon_bits(h.admit(hash));
@@ -190,22 +214,28 @@ impl Db {
         }
     }
 
-    /// Inserts an entry as it is (RENAME, MOVE, COPY keep the expiry that came with it).
-    pub fn insert_entry(&mut self, key: &[u8], entry: Entry) {
-        let expire_at = entry.expire_at;
+    /// Inserts an entry as it is, with `expire_at` (RENAME, MOVE, COPY keep the key's expiry).
+    pub fn insert_entry(&mut self, key: &[u8], entry: Entry, expire_at: u64) {
         let last_access = entry.last_access;
         self.set(key, entry.value, expire_at, last_access);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.take(key).map(|(entry, _)| entry)
+    }
+
+    /// Removes `key`, handing back its entry and its expiry (0: none).
+    pub fn take(&mut self, key: &[u8]) -> Option<(Entry, u64)> {
         let (_, entry) = self.map.swap_remove(key)?;
         if let Some(h) = &mut self.horizon {
             h.forget(entry.horizon_bits());
         }
-        if entry.expire_at != 0 {
-            self.volatile.swap_remove(key);
-        }
-        Some(entry)
+        let expire_at = if entry.has_ttl() {
+            self.volatile.swap_remove(key).unwrap_or(0)
+        } else {
+            0
+        };
+        Some((entry, expire_at))
     }
 
     /// Sets or clears the expiry of an existing key; returns false when the key is absent.
@@ -214,19 +244,19 @@ impl Db {
             return false;
         };
         let (stored_key, entry) = self.map.get_index_mut(i).expect("found above");
-        let had_ttl = entry.expire_at != 0;
-        entry.expire_at = expire_at;
-        if had_ttl && expire_at == 0 {
+        let had_ttl = entry.has_ttl();
+        entry.set_has_ttl(expire_at != 0);
+        if expire_at != 0 {
+            self.volatile.insert(stored_key.clone(), expire_at);
+        } else if had_ttl {
             self.volatile.swap_remove(key);
-        } else if !had_ttl && expire_at != 0 {
-            self.volatile.insert(stored_key.clone());
         }
         true
     }
 
     pub fn clear(&mut self) {
         self.map = KeyTable::default();
-        self.volatile = IndexSet::default();
+        self.volatile = IndexMap::default();
         if self.horizon.is_some() {
             self.horizon = Some(Box::default());
         }
@@ -273,7 +303,7 @@ impl Db {
                 Verdict::Keep(new_bits) => entry.set_horizon_bits(new_bits),
                 Verdict::Evict => {
                     let (key, entry) = self.map.swap_remove_index(index);
-                    if entry.expire_at != 0 {
+                    if entry.has_ttl() {
                         self.volatile.swap_remove(key.as_bytes());
                     }
                     return Some((key, entry));
@@ -291,13 +321,19 @@ impl Db {
         }
     }
 
-    /// The `i`-th of those.
-    fn candidate(&self, volatile_only: bool, i: usize) -> Option<(&Key, &Entry)> {
+    /// The `i`-th of those, with its expiry.
+    fn candidate(&self, volatile_only: bool, i: usize) -> Option<(&Key, &Entry, u64)> {
         if volatile_only {
-            let key = &self.volatile[i];
-            self.map.get(key.as_bytes()).map(|e| (key, e))
+            let (key, &at) = self.volatile.get_index(i)?;
+            self.map.get(key.as_bytes()).map(|e| (key, e, at))
         } else {
-            self.map.get_index(i)
+            let (key, e) = self.map.get_index(i)?;
+            let at = if e.has_ttl() {
+                self.expire_at(key.as_bytes())
+            } else {
+                0
+            };
+            Some((key, e, at))
         }
     }
 
@@ -307,7 +343,7 @@ impl Db {
         &mut self,
         volatile_only: bool,
         samples: usize,
-        score: impl Fn(&Entry) -> u64,
+        score: impl Fn(&Entry, u64) -> u64,
     ) -> Option<(Key, Entry)> {
         let n = self.candidates(volatile_only);
         if n == 0 {
@@ -316,10 +352,10 @@ impl Db {
         let mut best: Option<(usize, u64)> = None;
         for _ in 0..samples.max(1) {
             let i = (self.next_random() % n as u64) as usize;
-            let Some((_, entry)) = self.candidate(volatile_only, i) else {
+            let Some((_, entry, at)) = self.candidate(volatile_only, i) else {
                 continue;
             };
-            let s = score(entry);
+            let s = score(entry, at);
             if best.is_none_or(|(_, b)| s < b) {
                 best = Some((i, s));
             }
@@ -338,7 +374,7 @@ impl Db {
         &mut self,
         volatile_only: bool,
         samples: usize,
-        score: impl Fn(&Entry) -> u64,
+        score: impl Fn(&Entry, u64) -> u64,
     ) -> Option<(Key, Entry)> {
         let n = self.candidates(volatile_only);
         if n == 0 {
@@ -346,10 +382,10 @@ impl Db {
         }
         for _ in 0..samples.max(1) {
             let i = (self.next_random() % n as u64) as usize;
-            let Some((key, entry)) = self.candidate(volatile_only, i) else {
+            let Some((key, entry, at)) = self.candidate(volatile_only, i) else {
                 continue;
             };
-            let s = score(entry);
+            let s = score(entry, at);
             let pool = &self.eviction_pool;
             if pool.iter().any(|(_, k)| k == key)
                 || (pool.len() == EVICTION_POOL
@@ -368,7 +404,9 @@ impl Db {
         while !self.eviction_pool.is_empty() {
             let (sampled, key) = self.eviction_pool.remove(0);
             let current = match self.map.get(key.as_bytes()) {
-                Some(e) if !volatile_only || e.expire_at != 0 => score(e),
+                Some(e) if !volatile_only || e.has_ttl() => {
+                    score(e, self.expire_at(key.as_bytes()))
+                }
                 _ => continue,
             };
             if current > sampled {
@@ -407,13 +445,10 @@ impl Db {
                     break;
                 }
                 let idx = (self.next_random() % self.volatile.len() as u64) as usize;
-                let key = self.volatile[idx].clone();
+                let (key, &at) = self.volatile.get_index(idx).expect("index below len");
+                let key = key.clone();
                 sampled += 1;
-                if self
-                    .map
-                    .get(key.as_bytes())
-                    .is_some_and(|e| Self::is_expired(e, now_ms))
-                {
+                if now_ms > at {
                     self.remove(key.as_bytes());
                     if let Some(log) = &mut self.expired_unlogged {
                         log.push(key);
@@ -437,7 +472,7 @@ impl Db {
             }
             let idx = (self.next_random() % self.map.len() as u64) as usize;
             let (key, entry) = self.map.get_index(idx).expect("index below len");
-            if Self::is_expired(entry, now_ms) {
+            if self.is_expired(key.as_bytes(), entry, now_ms) {
                 let key = key.clone();
                 self.remove(key.as_bytes());
                 self.note_expired(key.as_bytes());
@@ -449,7 +484,7 @@ impl Db {
         let now = now_ms;
         self.map
             .iter()
-            .find(|(_, e)| !Self::is_expired(e, now))
+            .find(|(k, e)| !self.is_expired(k.as_bytes(), e, now))
             .map(|(k, _)| Bytes::copy_from_slice(k.as_bytes()))
     }
 
@@ -468,32 +503,37 @@ impl Db {
             pos -= 1;
             visited += 1;
             let (key, entry) = self.map.get_index(pos).expect("index below len");
-            if !Self::is_expired(entry, now_ms) {
+            if !self.is_expired(key.as_bytes(), entry, now_ms) {
                 keys.push(Bytes::copy_from_slice(key.as_bytes()));
             }
         }
         ScanStep { keys, next: pos }
     }
 
-    /// Every live key, for KEYS and whole-database walks.
-    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.map
-            .iter()
-            .filter(move |(_, e)| !Self::is_expired(e, now_ms))
-            .map(|(k, e)| (k.as_bytes(), e))
+    /// Every live key with its entry and expiry (0: none), for KEYS and whole-database walks.
+    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry, u64)> {
+        self.map.iter().filter_map(move |(k, e)| {
+            let at = if e.has_ttl() {
+                self.expire_at(k.as_bytes())
+            } else {
+                0
+            };
+            (at == 0 || now_ms <= at).then_some((k.as_bytes(), e, at))
+        })
     }
 
     /// For a background snapshot: the entry under `key` if it has not been written out in the
     /// current epoch yet (it is marked as written). Expired entries count: the log holds
     /// their deletion.
-    pub fn take_for_snapshot(&mut self, key: &[u8]) -> Option<&Entry> {
+    pub fn take_for_snapshot(&mut self, key: &[u8]) -> Option<(&Entry, u64)> {
         let epoch = self.snap_epoch;
         let entry = self.map.get_mut(key)?;
         if entry.epoch() == epoch {
             return None;
         }
         entry.set_epoch(epoch);
-        Some(entry)
+        let at = self.expire_at(key);
+        self.map.get(key).map(|e| (e, at))
     }
 
     /// One step of a background snapshot's walk: visits up to `budget` positions below
@@ -504,17 +544,23 @@ impl Db {
         &mut self,
         cursor: &mut usize,
         budget: usize,
-        mut write: impl FnMut(&[u8], &Entry),
+        mut write: impl FnMut(&[u8], &Entry, u64),
     ) -> bool {
         let epoch = self.snap_epoch;
         let mut pos = (*cursor).min(self.map.len());
         let stop = pos.saturating_sub(budget);
         while pos > stop {
             pos -= 1;
-            let (key, entry) = self.map.get_index_mut(pos).expect("index below len");
+            let (_, entry) = self.map.get_index_mut(pos).expect("index below len");
             if entry.epoch() != epoch {
                 entry.set_epoch(epoch);
-                write(key.as_bytes(), entry);
+                let (key, entry) = self.map.get_index(pos).expect("index below len");
+                let at = if entry.has_ttl() {
+                    self.expire_at(key.as_bytes())
+                } else {
+                    0
+                };
+                write(key.as_bytes(), entry, at);
             }
         }
         *cursor = pos;
@@ -555,7 +601,9 @@ mod tests {
         }
         let mut evicted = Vec::new();
         for _ in 0..100 {
-            let (_, e) = db.evict_pooled(false, 2, |e| e.last_access as u64).unwrap();
+            let (_, e) = db
+                .evict_pooled(false, 2, |e, _| e.last_access as u64)
+                .unwrap();
             evicted.push(e.last_access);
         }
         let pooled_mean = evicted.iter().map(|&v| v as f64).sum::<f64>() / 100.0;
@@ -569,7 +617,7 @@ mod tests {
         let mut sampled = 0.0;
         for _ in 0..100 {
             let (_, e) = plain
-                .evict_sampled(false, 2, |e| e.last_access as u64)
+                .evict_sampled(false, 2, |e, _| e.last_access as u64)
                 .unwrap();
             sampled += e.last_access as f64;
         }
@@ -588,7 +636,7 @@ mod tests {
         db.set(b"old", s("v"), 0, 1);
         db.set(b"new", s("v"), 0, 100);
         // Both in the pool, then "old" is used again: it must not be evicted first.
-        let score = |e: &Entry| e.last_access as u64;
+        let score = |e: &Entry, _| e.last_access as u64;
         db.eviction_pool = vec![(1, Key::from_slice(b"old")), (100, Key::from_slice(b"new"))];
         db.get_mut(b"old", 0).unwrap().last_access = 500;
         let (key, _) = db.evict_pooled(false, 0, score).unwrap();

@@ -104,13 +104,12 @@ fn expire_generic(
     }
     when += base;
     let key = &args[1];
-    let Some(entry) = ctx.write(key) else {
+    if ctx.write(key).is_none() {
         return Reply::Int(0);
-    };
-    let current: i64 = if entry.expire_at == 0 {
-        -1
-    } else {
-        entry.expire_at as i64
+    }
+    let current: i64 = match ctx.db(key).expire_at(key) {
+        0 => -1,
+        at => at as i64,
     };
     if (flags.nx && current != -1)
         || (flags.xx && current == -1)
@@ -146,10 +145,12 @@ pub fn pexpireat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 
 /// The key's expiry in ms, -1 without one, -2 when the key is absent.
 fn expiry_of(ctx: &mut KeyCtx, key: &[u8]) -> i64 {
-    match ctx.read(key) {
-        None => -2,
-        Some(e) if e.expire_at == 0 => -1,
-        Some(e) => e.expire_at as i64,
+    if ctx.read(key).is_none() {
+        return -2;
+    }
+    match ctx.db(key).expire_at(key) {
+        0 => -1,
+        at => at as i64,
     }
 }
 
@@ -180,13 +181,11 @@ pub fn pexpiretime(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 
 pub fn persist(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    match ctx.write(key) {
-        Some(e) if e.expire_at != 0 => {
-            ctx.db(key).set_expire(key, 0);
-            Reply::Int(1)
-        }
-        _ => Reply::Int(0),
+    if ctx.write(key).is_none() || ctx.db(key).expire_at(key) == 0 {
+        return Reply::Int(0);
     }
+    ctx.db(key).set_expire(key, 0);
+    Reply::Int(1)
 }
 
 fn rename_generic(ctx: &mut KeyCtx, args: &[Bytes], nx: bool) -> Reply {
@@ -203,8 +202,8 @@ fn rename_generic(ctx: &mut KeyCtx, args: &[Bytes], nx: bool) -> Reply {
         }
         ctx.db(dst).remove(dst);
     }
-    let entry = ctx.db(src).remove(src).expect("checked present above");
-    ctx.db(dst).insert_entry(dst, entry);
+    let (entry, expire_at) = ctx.db(src).take(src).expect("checked present above");
+    ctx.db(dst).insert_entry(dst, entry, expire_at);
     if nx {
         Reply::Int(1)
     } else {
@@ -256,7 +255,8 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let Some(entry) = ctx.read(src) else {
         return Reply::Int(0);
     };
-    let copy = Entry::new(entry.value.clone(), entry.expire_at, entry.last_access);
+    let copy = Entry::new(entry.value.clone(), entry.last_access);
+    let expire_at = ctx.db(src).expire_at(src);
     let now = ctx.now_ms;
     let target = ctx.db_at(dst, dst_db);
     if target.contains(dst, now) {
@@ -265,7 +265,7 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
         target.remove(dst);
     }
-    target.insert_entry(dst, copy);
+    target.insert_entry(dst, copy, expire_at);
     Reply::Int(1)
 }
 
@@ -287,8 +287,8 @@ pub fn move_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if ctx.db_at(key, target).contains(key, now) {
         return Reply::Int(0);
     }
-    let entry = ctx.db(key).remove(key).expect("checked present above");
-    ctx.db_at(key, target).insert_entry(key, entry);
+    let (entry, expire_at) = ctx.db(key).take(key).expect("checked present above");
+    ctx.db_at(key, target).insert_entry(key, entry, expire_at);
     Reply::Int(1)
 }
 
@@ -299,7 +299,7 @@ pub fn keys(s: &mut Session, args: &[Bytes]) -> Reply {
     let mut out = Vec::new();
     // All shards at once, so that a concurrent cross-shard RENAME is seen whole or not at all.
     for shard in s.server.lock_all() {
-        for (k, _) in shard.dbs[s.conn.db].iter_live(now) {
+        for (k, _, _) in shard.dbs[s.conn.db].iter_live(now) {
             if all || glob_match(pattern, k, false) {
                 out.push(Reply::bulk(k));
             }

@@ -127,7 +127,7 @@ pub fn move_key(
     let mut shards: Vec<&mut Shard> = vec![shard0];
     shards.extend(guards.iter_mut().map(|g| &mut **g));
     let logging = server.wal.is_on();
-    let mut moved: Vec<(usize, warpengine_storage::Entry)> = Vec::new();
+    let mut moved: Vec<(usize, warpengine_storage::Entry, u64)> = Vec::new();
     if from != to {
         let src = shards
             .iter_mut()
@@ -139,8 +139,8 @@ pub fn move_key(
                 continue;
             }
             crate::persist::background::preserve(server, &mut *shards[src], db, key);
-            if let Some(e) = shards[src].dbs[db].remove(key) {
-                moved.push((db, e));
+            if let Some((e, at)) = shards[src].dbs[db].take(key) {
+                moved.push((db, e, at));
             }
         }
     }
@@ -152,8 +152,8 @@ pub fn move_key(
     }
     let dst = shards.iter_mut().position(|s| s.id == to).expect("locked");
     let any = !moved.is_empty();
-    for (db, e) in moved {
-        shards[dst].dbs[db].insert_entry(key, e);
+    for (db, e, at) in moved {
+        shards[dst].dbs[db].insert_entry(key, e, at);
     }
     server
         .wormhole
@@ -175,7 +175,7 @@ fn log_move(
     anchor: Option<&Bytes>,
     from: usize,
     to: usize,
-    moved: &[(usize, warpengine_storage::Entry)],
+    moved: &[(usize, warpengine_storage::Entry, u64)],
 ) {
     let meta: Vec<&[u8]> = match anchor {
         Some(a) => vec![b"WORMHOLE", b"PIN", key, a],
@@ -191,13 +191,17 @@ fn log_move(
         PayloadWriter::begin(buf, 0, group).argv(meta.iter().copied());
     });
     places.push((0, lsn));
-    for (db, entry) in moved {
+    for (db, entry, expire_at) in moved {
         let lsn = server.wal.logs[from].append(|buf| {
             PayloadWriter::begin(buf, *db, group).del(key);
         });
         places.push((from, lsn));
         let lsn = server.wal.logs[to].append(|buf| {
-            put_key(&mut PayloadWriter::begin(buf, *db, group), key, Some(entry));
+            put_key(
+                &mut PayloadWriter::begin(buf, *db, group),
+                key,
+                Some((entry, *expire_at)),
+            );
         });
         places.push((to, lsn));
     }

@@ -38,11 +38,15 @@ pub struct Background {
 }
 
 impl ShardWalk {
-    fn write(&mut self, db: usize, key: &[u8], entry: &Entry) {
+    fn write(&mut self, db: usize, key: &[u8], entry: &Entry, expire_at: u64) {
         self.lsn += 1;
         self.keys += 1;
         wal::record::append(&mut self.buf, self.lsn, |b| {
-            put_key(&mut PayloadWriter::begin(b, db, None), key, Some(entry));
+            put_key(
+                &mut PayloadWriter::begin(b, db, None),
+                key,
+                Some((entry, expire_at)),
+            );
         });
     }
 }
@@ -67,8 +71,8 @@ pub fn preserve(server: &Server, shard: &mut Shard, db: usize, key: &[u8]) {
         return;
     }
     let Some(bg) = current(server) else { return };
-    if let Some(entry) = shard.dbs[db].take_for_snapshot(key) {
-        walk(&bg, shard.id).write(db, key, entry);
+    if let Some((entry, at)) = shard.dbs[db].take_for_snapshot(key) {
+        walk(&bg, shard.id).write(db, key, entry, at);
     }
 }
 
@@ -83,7 +87,7 @@ pub fn preserve_databases(server: &Server, shards: &mut [&mut Shard], dbs: &[usi
         let mut w = walk(&bg, s.id);
         for &db in dbs {
             let mut cursor = usize::MAX;
-            s.dbs[db].snapshot_step(&mut cursor, usize::MAX, |k, e| w.write(db, k, e));
+            s.dbs[db].snapshot_step(&mut cursor, usize::MAX, |k, e, at| w.write(db, k, e, at));
         }
     }
 }
@@ -262,7 +266,8 @@ fn step(shard: &mut Shard, w: &mut ShardWalk) {
         let db = w.db;
         let before = w.cursor.min(shard.dbs[db].len());
         let mut cursor = w.cursor;
-        let finished = shard.dbs[db].snapshot_step(&mut cursor, budget, |k, e| w.write(db, k, e));
+        let finished =
+            shard.dbs[db].snapshot_step(&mut cursor, budget, |k, e, at| w.write(db, k, e, at));
         budget = budget.saturating_sub(before - cursor);
         w.cursor = cursor;
         if finished {

@@ -141,7 +141,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
     let key: &[u8] = args.get(1).map_or(b"", |a| &a[..]);
     let expiry = (form == Form::ArgvWithExpiry).then(|| {
         let now = 0;
-        ctx.db(key).get(key, now).map(|e| e.expire_at)
+        ctx.db(key).get_with_expiry(key, now).map(|(_, at)| at)
     });
     let log = &server.wal.logs[shard_id];
     match form {
@@ -307,7 +307,7 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
         let lsn = server.wal.logs[*shard_id].append(|buf| {
             let mut w = PayloadWriter::begin(buf, db, group);
             for key in keys {
-                put_key(&mut w, key, target.get(key, 0));
+                put_key(&mut w, key, target.get_with_expiry(key, 0));
             }
         });
         places.push((*shard_id, lsn));
@@ -339,7 +339,7 @@ pub fn key_state(ctx: &mut KeyCtx, key: &[u8]) {
     let target = ctx.db(key);
     server.wal.logs[shard_id].append(|buf| {
         let mut w = PayloadWriter::begin(buf, db, None);
-        put_key(&mut w, key, target.get(key, 0));
+        put_key(&mut w, key, target.get_with_expiry(key, 0));
     });
 }
 
@@ -378,9 +378,11 @@ pub enum KeyspaceOp {
 const ITEMS_PER_COMMAND: usize = 64;
 
 /// Writes the operations that re-create `key` as `entry` (or delete it).
-pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
+pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) {
     w.del(key);
-    let Some(entry) = entry else { return };
+    let Some((entry, expire_at)) = entry else {
+        return;
+    };
     match &entry.value {
         Value::Str(s) => w.argv([&b"SET"[..], key, s.as_slice()].into_iter()),
         Value::List(l) => {
@@ -412,8 +414,8 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<&Entry>) {
             }
         }
     }
-    if entry.expire_at != 0 {
-        w.expire_at(key, entry.expire_at);
+    if expire_at != 0 {
+        w.expire_at(key, expire_at);
     }
 }
 

@@ -245,11 +245,11 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
         for db in 0..databases {
             let keys: Vec<Bytes> = old.dbs[db]
                 .iter_live(0)
-                .map(|(k, _)| Bytes::copy_from_slice(k))
+                .map(|(k, _, _)| Bytes::copy_from_slice(k))
                 .collect();
             for k in keys {
-                if let Some(e) = old.dbs[db].remove(&k) {
-                    guards[server.route(&k)].dbs[db].insert_entry(&k, e);
+                if let Some((e, at)) = old.dbs[db].take(&k) {
+                    guards[server.route(&k)].dbs[db].insert_entry(&k, e, at);
                 }
             }
         }

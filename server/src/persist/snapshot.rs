@@ -181,14 +181,14 @@ fn write_shard_to(tmp: &Path, shard: &mut Shard, meta: &[Vec<Vec<u8>>]) -> io::R
     append_meta(&mut buf, &mut lsn, meta);
     let mut keys = 0u64;
     for (db_index, db) in shard.dbs.iter().enumerate() {
-        for (key, entry) in db.iter_live(0) {
+        for (key, entry, expire_at) in db.iter_live(0) {
             lsn += 1;
             keys += 1;
             wal::record::append(&mut buf, lsn, |b| {
                 put_key(
                     &mut PayloadWriter::begin(b, db_index, None),
                     key,
-                    Some(entry),
+                    Some((entry, expire_at)),
                 );
             });
             if buf.len() >= 60 << 10 {
