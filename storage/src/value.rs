@@ -11,14 +11,20 @@ use crate::zset::ZSetValue;
 /// Values up to this long live in the entry itself (counters, flags, short tokens).
 const INLINE_STR: usize = 22;
 
+/// Values from this long are kept as shared `Bytes`, so that a read hands out a reference
+/// instead of copying them (below it, the copy costs less than sharing's two extra headers).
+const SHARED_STR: usize = 4096;
+
 /// A string value. Values written whole are kept in exactly their own bytes: inline when short,
-/// else one allocation of their size (no header, no spare room). Values grown in place (APPEND,
-/// SETRANGE, SETBIT) become growable buffers so that repeated appends stay linear; that buffer
-/// is boxed to keep every entry at 24 bytes of value.
+/// else one allocation of their size (no header, no spare room), and large ones shared so that
+/// reads do not copy them. Values grown in place (APPEND, SETRANGE, SETBIT) become growable
+/// buffers so that repeated appends stay linear. Anything bigger than a pointer is boxed to
+/// keep every entry at 24 bytes of value.
 #[derive(Clone, Debug)]
 pub enum StrValue {
     Inline { len: u8, bytes: [u8; INLINE_STR] },
     Boxed(Box<[u8]>),
+    Shared(Box<Bytes>),
     Owned(Box<Vec<u8>>),
 }
 
@@ -31,8 +37,10 @@ impl StrValue {
                 len: b.len() as u8,
                 bytes,
             }
-        } else {
+        } else if b.len() < SHARED_STR {
             StrValue::Boxed(b.into())
+        } else {
+            StrValue::Shared(Box::new(Bytes::copy_from_slice(b)))
         }
     }
 
@@ -45,6 +53,7 @@ impl StrValue {
         match self {
             StrValue::Inline { len, bytes } => &bytes[..*len as usize],
             StrValue::Boxed(b) => b,
+            StrValue::Shared(b) => b,
             StrValue::Owned(v) => v,
         }
     }
@@ -58,7 +67,10 @@ impl StrValue {
     }
 
     pub fn to_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(self.as_slice())
+        match self {
+            StrValue::Shared(b) => (**b).clone(),
+            _ => Bytes::copy_from_slice(self.as_slice()),
+        }
     }
 
     /// Turns the value into a growable buffer, copying at most once.
@@ -195,11 +207,13 @@ mod tests {
 
     #[test]
     fn strings_round_trip_in_every_form_and_an_entry_value_stays_small() {
-        for len in [0, 1, 22, 23, 64, 1000] {
+        for len in [0, 1, 22, 23, 64, 1000, 4095, 4096, 100_000] {
             let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut v = StrValue::from_slice(&bytes);
             assert_eq!(v.as_slice(), &bytes[..]);
             assert_eq!(matches!(v, StrValue::Inline { .. }), len <= INLINE_STR);
+            assert_eq!(matches!(v, StrValue::Shared(_)), len >= SHARED_STR);
+            assert_eq!(v.to_bytes(), bytes);
             v.make_owned().push(7);
             assert_eq!(v.len(), len + 1);
             assert_eq!(&v.as_slice()[..len], &bytes[..]);

@@ -8,7 +8,7 @@
 //! is accepted for compatibility and not used.
 
 use bytes::Bytes;
-use warpengine_storage::{Entry, Key};
+use warpengine_storage::{Entry, Key, StrValue, Value};
 
 use super::util::{eq_ignore_case, help, int_arg, unknown_subcommand, SYNTAX};
 use crate::memory;
@@ -100,7 +100,11 @@ fn footprint(key: &[u8], entry: &Entry) -> usize {
     // The entry and its key in the dense table, a u32 position and a control byte in the index.
     let slot = std::mem::size_of::<(Key, Entry)>() + std::mem::size_of::<u32>() + 1;
     let (key_copy, key_bytes) = memory::measure(|| Key::from_slice(key));
-    let (value_copy, value_bytes) = memory::measure(|| entry.value.clone());
+    let (value_copy, value_bytes) = memory::measure(|| match &entry.value {
+        // A large string's clone would only share its bytes: store a copy as SET would.
+        Value::Str(s) => Value::Str(StrValue::from_slice(s.as_slice())),
+        other => other.clone(),
+    });
     drop((key_copy, value_copy));
     slot + key_bytes.max(0) as usize + value_bytes.max(0) as usize
 }
