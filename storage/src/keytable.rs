@@ -9,10 +9,11 @@
 use ahash::RandomState;
 use hashbrown::HashTable;
 
+use crate::chunked::ChunkedVec;
 use crate::key::Key;
 
 pub struct KeyTable<V> {
-    entries: Vec<(Key, V)>,
+    entries: ChunkedVec<(Key, V)>,
     index: HashTable<u32>,
     hasher: RandomState,
 }
@@ -20,7 +21,7 @@ pub struct KeyTable<V> {
 impl<V> Default for KeyTable<V> {
     fn default() -> Self {
         KeyTable {
-            entries: Vec::new(),
+            entries: ChunkedVec::default(),
             index: HashTable::new(),
             hasher: RandomState::new(),
         }
@@ -50,8 +51,8 @@ impl<V> KeyTable<V> {
         self.entries.is_empty()
     }
 
-    /// Bytes of the entry vector's room not yet filled: allocated when it grew, but not
-    /// touched (so not resident) until keys fill it.
+    /// Bytes of the entries' room not yet filled: allocated when it grew, but not touched (so
+    /// not resident) until keys fill it.
     pub fn spare_bytes(&self) -> usize {
         (self.entries.capacity() - self.entries.len()) * std::mem::size_of::<(Key, V)>()
     }
@@ -93,7 +94,7 @@ impl<V> KeyTable<V> {
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let i = self.position_of(key)?;
-        Some(&mut self.entries[i].1)
+        self.entries.get_mut(i).map(|(_, v)| v)
     }
 
     pub fn get_index(&self, i: usize) -> Option<(&Key, &V)> {

@@ -1,6 +1,7 @@
 //! One shard's data: the keyspace of each logical database, values, expiry.
 //! No networking and no threads: a shard is owned by exactly one worker at a time.
 
+mod chunked;
 pub mod db;
 pub mod glob;
 pub mod hash;
