@@ -13,15 +13,20 @@ pub enum Key {
     Heap(Box<[u8]>),
 }
 
+/// `b` padded into an array of `N` bytes with its length, when it fits.
+pub(crate) fn inline<const N: usize>(b: &[u8]) -> Option<(u8, [u8; N])> {
+    if b.len() > N {
+        return None;
+    }
+    let mut bytes = [0u8; N];
+    bytes[..b.len()].copy_from_slice(b);
+    Some((b.len() as u8, bytes))
+}
+
 impl Key {
     pub fn from_slice(b: &[u8]) -> Key {
-        if b.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..b.len()].copy_from_slice(b);
-            Key::Inline {
-                len: b.len() as u8,
-                bytes,
-            }
+        if let Some((len, bytes)) = inline(b) {
+            Key::Inline { len, bytes }
         } else {
             Key::Heap(b.into())
         }

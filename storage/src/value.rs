@@ -30,13 +30,8 @@ pub enum StrValue {
 
 impl StrValue {
     pub fn from_slice(b: &[u8]) -> StrValue {
-        if b.len() <= INLINE_STR {
-            let mut bytes = [0u8; INLINE_STR];
-            bytes[..b.len()].copy_from_slice(b);
-            StrValue::Inline {
-                len: b.len() as u8,
-                bytes,
-            }
+        if let Some((len, bytes)) = crate::key::inline(b) {
+            StrValue::Inline { len, bytes }
         } else if b.len() < SHARED_STR {
             StrValue::Boxed(b.into())
         } else {
