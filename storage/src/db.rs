@@ -644,6 +644,31 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_with_its_key_stays_at_56_bytes() {
+        // What a small string key costs in the table (bench/memory.py: 131 bytes a key in all).
+        assert_eq!(std::mem::size_of::<(Key, Entry)>(), 56);
+    }
+
+    #[test]
+    fn expiry_lives_beside_the_table_and_follows_the_key() {
+        let mut db = Db::default();
+        db.set(b"a", s("1"), 5000, 0);
+        db.set(b"b", s("2"), 0, 0);
+        assert_eq!((db.expire_at(b"a"), db.expire_at(b"b")), (5000, 0));
+        assert!(db.set_expire(b"b", 7000));
+        assert!(db.set_expire(b"a", 0));
+        assert_eq!((db.expire_at(b"a"), db.expire_at(b"b")), (0, 7000));
+        let (entry, at) = db.take(b"b").unwrap();
+        assert_eq!(at, 7000);
+        db.insert_entry(b"c", entry, at);
+        assert_eq!(db.expire_at(b"c"), 7000);
+        assert_eq!(db.volatile_len(), 1);
+        assert!(db.get(b"c", 7001).is_none(), "expired on access");
+        assert_eq!(db.volatile_len(), 0);
+        assert!(db.get(b"a", u64::MAX).is_some(), "no expiry");
+    }
+
+    #[test]
     fn lazy_expiry_removes_on_access() {
         let mut db = Db::default();
         db.set(b"a", s("1"), 1000, 0);
