@@ -64,6 +64,19 @@ impl Policy {
         matches!(self, Policy::AllkeysLfu | Policy::VolatileLfu)
     }
 
+    /// Whether the policy reads each key's own access data (Redis's
+    /// MAXMEMORY_FLAG_NO_SHARED_INTEGERS: the LRU and LFU policies; HORIZON's bits too).
+    pub fn tracks_access(self) -> bool {
+        matches!(
+            self,
+            Policy::AllkeysLru
+                | Policy::VolatileLru
+                | Policy::AllkeysLfu
+                | Policy::VolatileLfu
+                | Policy::AllkeysHorizon
+        )
+    }
+
     fn volatile_only(self) -> bool {
         matches!(
             self,

@@ -109,6 +109,41 @@ fn every_evicting_policy_holds_memory_near_the_limit() {
     }
 }
 
+/// As Redis's own maxmemory test: 100 KB over the current use, fill with small keys until INFO
+/// shows the limit close, write as many again, and INFO must show at most 4 KB over.
+#[test]
+fn the_limit_holds_to_4_kb_as_info_reports_it() {
+    let s = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(s.port);
+    for policy in [
+        "allkeys-random",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-horizon",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        c.call(&["FLUSHALL"]);
+        c.call(&["CONFIG", "SET", "maxmemory", "0"]);
+        let limit = info_field(&mut c, "memory", "used_memory") + 100 * 1024;
+        c.call(&["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+        c.call(&["CONFIG", "SET", "maxmemory-policy", policy]);
+        let mut keys = 0;
+        while info_field(&mut c, "memory", "used_memory") + 4096 <= limit {
+            c.call(&["SETEX", &format!("fill:{keys}"), "10000", "x"]);
+            keys += 1;
+        }
+        assert!(keys > 10, "{policy}: {keys}");
+        for i in 0..keys {
+            c.call(&["SETEX", &format!("more:{i}"), "10000", "x"]);
+        }
+        let used = info_field(&mut c, "memory", "used_memory");
+        assert!(used < limit + 4096, "{policy}: {used} against {limit}");
+    }
+}
+
 #[test]
 fn volatile_policies_only_evict_keys_with_a_ttl() {
     for policy in [

@@ -102,7 +102,9 @@ fn sum(server: &Server, f: impl Fn(&crate::server::WorkerStats) -> u64) -> u64 {
 
 fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
     let server = s.server;
-    let cfg = server.config.read().expect("config lock").clone();
+    // A read guard, not a copy: a copy of the whole config (~4 KB) would count in the
+    // used_memory this very section reports.
+    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
     match section {
         "server" => {
             let uptime = server.started.elapsed().as_secs();

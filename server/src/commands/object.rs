@@ -53,11 +53,14 @@ pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     }
     let lfu = ctx.server.limits.policy().is_lfu();
     let (now, clock) = (ctx.now_ms, ctx.clock);
-    let decay = ctx
-        .server
-        .limits
+    let limits = &ctx.server.limits;
+    let decay = limits
         .lfu_decay_time
         .load(std::sync::atomic::Ordering::Relaxed);
+    // As Redis: with maxmemory and an LRU or LFU policy, each key keeps its own access clock,
+    // so integers are not shared.
+    let shares_integers = limits.maxmemory.load(std::sync::atomic::Ordering::Relaxed) == 0
+        || !limits.policy().tracks_access();
     let db = ctx.db;
     // OBJECT looks keys up without touching them.
     let Some(entry) = ctx.shard(&args[2]).dbs[db].get(&args[2], now) else {
@@ -68,7 +71,8 @@ pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         "refcount" => match &entry.value {
             // Redis shares the integers 0..10000 as immortal objects.
             Value::Str(s)
-                if s.encoding() == "int"
+                if shares_integers
+                    && s.encoding() == "int"
                     && parse_strict_i64(s.as_slice()).is_some_and(|v| (0..10000).contains(&v)) =>
             {
                 Reply::Int(i32::MAX as i64)
