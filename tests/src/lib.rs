@@ -68,7 +68,11 @@ pub fn try_start_warpengine_on(port: u16, extra: &[&str]) -> Result<ServerProces
             return Err(text);
         }
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            wait_until_ready(port, &mut child, "warpengine");
+            if let Err(e) = wait_until_ready(port, &mut child, "warpengine") {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let _ = std::fs::remove_file(&log);
+                return Err(format!("{e}: {text}"));
+            }
             let _ = std::fs::remove_file(&log);
             return Ok(ServerProcess {
                 port,
@@ -111,22 +115,49 @@ pub fn warpengine_binary() -> PathBuf {
     candidate
 }
 
-fn wait_until_ready(port: u16, child: &mut Child, what: &str) {
+/// Whether the server answering on `port` is process `pid`: Some(false) when another process
+/// holds the port (two tests drew the same free port, and this one's server could not bind),
+/// None while nothing answers yet.
+fn answers_as(port: u16, pid: u32) -> Option<bool> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"PING\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).ok()?;
+    if buf[..n].starts_with(b"-NOAUTH") {
+        return Some(true); // cannot ask who it is; the servers tests start have no password
+    }
+    if !buf[..n].starts_with(b"+PONG") {
+        return None;
+    }
+    s.write_all(b"INFO server\r\n").ok()?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        text.extend_from_slice(&chunk[..n]);
+        let info = String::from_utf8_lossy(&text);
+        if let Some(rest) = info.split("process_id:").nth(1) {
+            if let Some((id, _)) = rest.split_once("\r\n") {
+                return Some(id.trim() == pid.to_string());
+            }
+        }
+    }
+}
+
+/// Waits until `child` itself answers on `port`; an error if it exits first (a server that
+/// could not bind the port exits).
+fn wait_until_ready(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited during start-up: {status}");
+            return Err(format!("{what} exited during start-up: {status}"));
         }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            if s.write_all(b"PING\r\n").is_ok() {
-                let mut buf = [0u8; 64];
-                if let Ok(n) = s.read(&mut buf) {
-                    if buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH") {
-                        return;
-                    }
-                }
-            }
+        if answers_as(port, child.id()) == Some(true) {
+            return Ok(());
         }
         assert!(
             Instant::now() < deadline,
@@ -136,18 +167,32 @@ fn wait_until_ready(port: u16, child: &mut Child, what: &str) {
     }
 }
 
+/// Starts `what` on a free port, on another if the one drawn was taken meanwhile.
+fn start_on_free_port(what: &str, spawn: impl Fn(u16) -> Child) -> (u16, Child) {
+    let mut last_error = String::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        match wait_until_ready(port, &mut child, what) {
+            Ok(()) => return (port, child),
+            Err(e) => last_error = e,
+        }
+    }
+    panic!("{last_error}");
+}
+
 /// Starts WarpEngine with extra command-line arguments on a free port.
 pub fn start_warpengine(extra: &[&str]) -> ServerProcess {
-    let port = free_port();
-    let mut child = Command::new(warpengine_binary())
-        .arg("--port")
-        .arg(port.to_string())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start warpengine");
-    wait_until_ready(port, &mut child, "warpengine");
+    let (port, child) = start_on_free_port("warpengine", |port| {
+        Command::new(warpengine_binary())
+            .arg("--port")
+            .arg(port.to_string())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start warpengine")
+    });
     ServerProcess {
         port,
         child,
@@ -167,25 +212,28 @@ pub fn redis_available() -> bool {
 
 /// Starts a real redis-server with no persistence on a free port, in its own temporary dir.
 pub fn start_redis(extra: &[&str]) -> ServerProcess {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("warp-redis-{port}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--dir", dir.to_str().expect("utf-8 path")])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    wait_until_ready(port, &mut child, "redis-server");
+    let dir_for =
+        |port: u16| std::env::temp_dir().join(format!("warp-redis-{port}-{}", std::process::id()));
+    let (port, child) = start_on_free_port("redis-server", |port| {
+        let dir = dir_for(port);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--dir", dir.to_str().expect("utf-8 path")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server")
+    });
+    let dir = dir_for(port);
     ServerProcess {
         port,
         child,
