@@ -1,7 +1,7 @@
 """Resident memory per key: loads N keys of one shape into a fresh redis-server and a fresh
 WarpEngine and reports the RSS growth per key for each. With --accounting, WarpEngine only:
 its used_memory growth against its RSS growth, for each shape at each of --sizes. Usage:
-    python3 bench/memory.py [--keys N] [--shape strings|hash10|set10|zset10|list10]
+    python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10]
     python3 bench/memory.py --accounting [--sizes 50000,300000,1000000] [--shape ...]"""
 
 import argparse
@@ -40,6 +40,8 @@ def commands(shape, n):
         key = b"key:%012d" % i
         if shape == "strings":
             yield encode(b"SET", key, b"v" * 64)
+        elif shape == "strings-ttl":
+            yield encode(b"SET", key, b"v" * 64, b"EX", b"100000")
         elif shape == "hash10":
             yield encode(b"HSET", key, *[x for f in range(10) for x in (b"field%d" % f, b"value%d" % f)])
         elif shape == "set10":

@@ -2,7 +2,6 @@
 
 use ahash::RandomState;
 use bytes::Bytes;
-use indexmap::IndexMap;
 
 use crate::horizon::{Horizon, Verdict, FREQ_MASK};
 use crate::key::Key;
@@ -83,7 +82,7 @@ pub struct Db {
     map: KeyTable<Entry>,
     /// Keys that carry an expiry, with it (absolute Unix milliseconds); sampled by the
     /// active expiry cycle.
-    volatile: IndexMap<Key, u64, RandomState>,
+    volatile: KeyTable<u64>,
     /// Keys removed by expiry since the caller last took the count (for INFO expired_keys).
     expired_since_taken: u64,
     sample_seed: u64,
@@ -96,6 +95,16 @@ pub struct Db {
     pub horizon: Option<Box<Horizon>>,
     /// The best eviction candidates sampled so far, lowest score first (see `evict_pooled`).
     eviction_pool: Vec<(u64, Key)>,
+}
+
+/// Records `key`'s expiry in the table of keys that have one.
+fn set_expiry(volatile: &mut KeyTable<u64>, key: &Key, expire_at: u64) {
+    match volatile.lookup(key.as_bytes()) {
+        Lookup::At(i) => *volatile.get_index_mut(i).expect("found above").1 = expire_at,
+        Lookup::Absent(hash) => {
+            volatile.push(hash, key.clone(), expire_at);
+        }
+    }
 }
 
 /// Candidates an eviction pool keeps, as Redis's EVPOOL_SIZE.
@@ -111,8 +120,7 @@ impl Db {
     /// Bytes of the key table's room for entries not yet stored: allocated when the table grew,
     /// but not touched (so not resident) until keys fill it.
     pub fn spare_table_bytes(&self) -> usize {
-        let member = std::mem::size_of::<(u64, Key, u64)>();
-        self.map.spare_bytes() + (self.volatile.capacity() - self.volatile.len()) * member
+        self.map.spare_bytes() + self.volatile.spare_bytes()
     }
 
     pub fn len(&self) -> usize {
@@ -196,7 +204,7 @@ impl Db {
                 entry.set_horizon_bits(slot.horizon_bits());
                 *slot = entry;
                 if expire_at != 0 {
-                    self.volatile.insert(stored_key.clone(), expire_at);
+                    set_expiry(&mut self.volatile, stored_key, expire_at);
                 } else if had_ttl {
                     self.volatile.swap_remove(key);
                 }
@@ -204,7 +212,7 @@ impl Db {
             Lookup::Absent(hash) => {
                 let owned = Key::from_slice(key);
                 if expire_at != 0 {
-                    self.volatile.insert(owned.clone(), expire_at);
+                    set_expiry(&mut self.volatile, &owned, expire_at);
                 }
                 if let Some(h) = &mut self.horizon {
                     entry.set_horizon_bits(h.admit(hash));
@@ -231,7 +239,7 @@ impl Db {
             h.forget(entry.horizon_bits());
         }
         let expire_at = if entry.has_ttl() {
-            self.volatile.swap_remove(key).unwrap_or(0)
+            self.volatile.swap_remove(key).map_or(0, |(_, at)| at)
         } else {
             0
         };
@@ -247,7 +255,7 @@ impl Db {
         let had_ttl = entry.has_ttl();
         entry.set_has_ttl(expire_at != 0);
         if expire_at != 0 {
-            self.volatile.insert(stored_key.clone(), expire_at);
+            set_expiry(&mut self.volatile, stored_key, expire_at);
         } else if had_ttl {
             self.volatile.swap_remove(key);
         }
@@ -256,7 +264,7 @@ impl Db {
 
     pub fn clear(&mut self) {
         self.map = KeyTable::default();
-        self.volatile = IndexMap::default();
+        self.volatile = KeyTable::default();
         if self.horizon.is_some() {
             self.horizon = Some(Box::default());
         }
