@@ -677,6 +677,76 @@ mod tests {
     }
 
     #[test]
+    fn random_operations_keep_keys_and_expiries_as_a_model_does() {
+        // Model: key -> (value, expiry). Every expiry is far in the future: no key lapses.
+        let mut db = Db::default();
+        let mut model: std::collections::HashMap<String, (String, u64)> = Default::default();
+        let mut seed = 3u64;
+        for step in 0..30_000u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let key = format!("k{}", (seed >> 33) % 400);
+            let other = format!("k{}", (seed >> 13) % 400);
+            let at = if (seed >> 5).is_multiple_of(2) {
+                0
+            } else {
+                1_000_000 + step
+            };
+            match (seed >> 50) % 6 {
+                0 | 1 => {
+                    db.set(key.as_bytes(), s(&step.to_string()), at, 0);
+                    model.insert(key, (step.to_string(), at));
+                }
+                2 => {
+                    assert_eq!(
+                        db.remove(key.as_bytes()).is_some(),
+                        model.remove(&key).is_some()
+                    );
+                }
+                3 => {
+                    let present = db.set_expire(key.as_bytes(), at);
+                    assert_eq!(present, model.contains_key(&key));
+                    if let Some(v) = model.get_mut(&key) {
+                        v.1 = at;
+                    }
+                }
+                4 if key != other => {
+                    // RENAME: the entry moves with its expiry.
+                    if let Some((entry, at)) = db.take(key.as_bytes()) {
+                        db.remove(other.as_bytes());
+                        db.insert_entry(other.as_bytes(), entry, at);
+                        let v = model.remove(&key).expect("in the model");
+                        model.insert(other, v);
+                    } else {
+                        assert!(!model.contains_key(&key));
+                    }
+                }
+                _ => {
+                    if let Some((gone, _)) = db.evict_sampled(true, 3, |_, at| at) {
+                        let name = std::str::from_utf8(gone.as_bytes()).unwrap();
+                        let (_, at) = model.remove(name).expect("evicted a present key");
+                        assert_ne!(at, 0, "a volatile policy evicted {name} without a TTL");
+                    }
+                }
+            }
+        }
+        assert_eq!(db.len(), model.len());
+        let volatile = model.values().filter(|(_, at)| *at != 0).count();
+        assert_eq!(db.volatile_len(), volatile);
+        for (k, (v, at)) in &model {
+            assert_eq!(db.expire_at(k.as_bytes()), *at, "{k}");
+            let Value::Str(got) = &db.get(k.as_bytes(), 0).expect("present").value else {
+                panic!("{k} not a string")
+            };
+            assert_eq!(got.as_slice(), v.as_bytes(), "{k}");
+        }
+        assert!(db.iter_live(0).all(|(k, _, at)| {
+            model.get(std::str::from_utf8(k).unwrap()).map(|m| m.1) == Some(at)
+        }));
+    }
+
+    #[test]
     fn lazy_expiry_removes_on_access() {
         let mut db = Db::default();
         db.set(b"a", s("1"), 1000, 0);
