@@ -295,29 +295,76 @@ impl Db {
     /// The key HORIZON evicts next, removed from the database.
     pub fn evict_horizon(&mut self) -> Option<(Key, Entry)> {
         loop {
-            let (id, from_small) = self.horizon.as_mut()?.next_candidate()?;
-            let map = &self.map;
-            let Some(index) = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id) else {
-                continue; // deleted since it was queued
-            };
-            let (_, entry) = self.map.get_index_mut(index)?;
-            let bits = entry.horizon_bits();
-            let in_main = bits & crate::horizon::IN_MAIN != 0;
-            if in_main == from_small {
-                continue; // a stale id from before the key moved queues or was re-created
-            }
             let h = self.horizon.as_mut()?;
-            match h.judge(id, bits, from_small) {
-                Verdict::Keep(new_bits) => entry.set_horizon_bits(new_bits),
-                Verdict::Evict => {
-                    let (key, entry) = self.map.swap_remove_index(index);
-                    if entry.has_ttl() {
-                        self.volatile.swap_remove(key.as_bytes());
+            match h.next_small() {
+                Some(id) => {
+                    if let Some(evicted) = self.judge_small(id) {
+                        return Some(evicted);
                     }
-                    return Some((key, entry));
                 }
+                None => return self.evict_main(),
             }
         }
+    }
+
+    /// The small FIFO's front id: promoted, evicted (returned), or stale (skipped).
+    fn judge_small(&mut self, id: u64) -> Option<(Key, Entry)> {
+        let map = &self.map;
+        // Deleted since it was queued: no such key.
+        let index = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id)?;
+        let (_, entry) = self.map.get_index_mut(index)?;
+        let bits = entry.horizon_bits();
+        if bits & crate::horizon::IN_MAIN != 0 {
+            return None; // a stale id: the key was deleted and re-created into main
+        }
+        match self.horizon.as_mut()?.judge_small(id, bits) {
+            Verdict::Keep(new_bits) => {
+                entry.set_horizon_bits(new_bits);
+                None
+            }
+            Verdict::Evict => Some(self.remove_at(index)),
+        }
+    }
+
+    /// One sweep of the main queue's CLOCK hand: the first entry in main whose frequency has
+    /// run out is evicted; those it passes with frequency left lose one.
+    fn evict_main(&mut self) -> Option<(Key, Entry)> {
+        // Two full turns at most: every entry's frequency (at most 3) has run out by then,
+        // unless nothing is in main (its count said otherwise).
+        let mut steps = 4 * self.map.len() + 1;
+        while steps > 0 && !self.map.is_empty() {
+            steps -= 1;
+            let h = self.horizon.as_mut()?;
+            if h.hand >= self.map.len() {
+                h.hand = 0;
+            }
+            let at = h.hand;
+            let (_, entry) = self.map.get_index_mut(at)?;
+            let bits = entry.horizon_bits();
+            if bits & crate::horizon::IN_MAIN == 0 {
+                h.hand = at + 1;
+                continue; // in small
+            }
+            match h.judge_main(bits) {
+                Verdict::Keep(new_bits) => {
+                    entry.set_horizon_bits(new_bits);
+                    h.hand = at + 1;
+                }
+                // The last entry moves into this position: the hand stays to look at it.
+                Verdict::Evict => return Some(self.remove_at(at)),
+            }
+        }
+        None
+    }
+
+    /// Removes the entry at table position `index` (eviction: HORIZON's counts are updated
+    /// by its judgement).
+    fn remove_at(&mut self, index: usize) -> (Key, Entry) {
+        let (key, entry) = self.map.swap_remove_index(index);
+        if entry.has_ttl() {
+            self.volatile.swap_remove(key.as_bytes());
+        }
+        (key, entry)
     }
 
     /// How many keys eviction samples from: those with a TTL, or all.
@@ -744,6 +791,38 @@ mod tests {
         assert!(db.iter_live(0).all(|(k, _, at)| {
             model.get(std::str::from_utf8(k).unwrap()).map(|m| m.1) == Some(at)
         }));
+    }
+
+    #[test]
+    fn horizon_evicts_one_hit_keys_first_keeps_hot_ones_and_can_empty_the_table() {
+        let mut db = Db::default();
+        db.set_horizon(true);
+        for i in 0..1000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, 0);
+        }
+        // Keys 0..100 are hot: hit twice (promoted to main on their way out of small).
+        for _ in 0..2 {
+            for i in 0..100 {
+                db.get_mut(format!("k{i}").as_bytes(), 0)
+                    .unwrap()
+                    .horizon_hit();
+            }
+        }
+        let mut order = Vec::new();
+        while let Some((key, _)) = db.evict_horizon() {
+            order.push(String::from_utf8(key.as_bytes().to_vec()).unwrap());
+        }
+        assert_eq!(order.len(), 1000, "every key was tracked");
+        assert!(db.is_empty());
+        let first_hot = order
+            .iter()
+            .position(|k| k[1..].parse::<u32>().unwrap() < 100);
+        // One-hit keys go first, until small holds no more than its tenth of what is left
+        // (11 of 111): then main's turn.
+        assert_eq!(first_hot, Some(889));
+        let h = db.horizon.as_ref().unwrap();
+        assert_eq!((h.small_live, h.main_live), (0, 0));
+        assert_eq!(h.stats.promoted, 100);
     }
 
     #[test]

@@ -1,17 +1,20 @@
-//! HORIZON's eviction queues for one database: S3-FIFO (physics/src/s3fifo.rs has the
-//! reference version and its tests) laid out to cost a few bytes per key. The queues hold only
-//! the keys' 64-bit table hashes; each entry's frequency (2 bits) and queue (1 bit) live in
-//! spare bits of the entry itself, so a hit touches no queue and no hash. Deleted keys leave
-//! stale ids behind, skipped when they reach the front.
+//! HORIZON's eviction state for one database: S3-FIFO (physics/src/s3fifo.rs has the
+//! reference version and its tests) laid out to cost a few bytes per key. New keys wait in a
+//! small FIFO of their 64-bit table hashes; the main queue is FIFO-reinsertion, which the
+//! S3-FIFO paper notes is CLOCK, so it is a hand walking the key table's positions over the
+//! entries marked as in main, and costs nothing per key. Each entry's frequency (2 bits) and
+//! queue (1 bit) live in spare bits of the entry, so a hit touches no queue and no hash.
+//! Deleted keys leave stale ids in the small FIFO, skipped when they reach the front.
 
 use std::collections::VecDeque;
 
 #[derive(Default)]
 pub struct Horizon {
     small: VecDeque<u64>,
-    main: VecDeque<u64>,
+    /// The main queue's CLOCK hand: the next table position it looks at.
+    pub hand: usize,
     ghosts: Ghosts,
-    /// Live keys in each queue (the queues may also hold stale ids).
+    /// Live keys in each queue (the small FIFO may also hold stale ids).
     pub small_live: usize,
     pub main_live: usize,
     pub stats: HorizonStats,
@@ -28,7 +31,7 @@ pub struct HorizonStats {
 pub const FREQ_MASK: u8 = 0b011;
 pub const IN_MAIN: u8 = 0b100;
 
-/// What the queues want done with the entry at the front.
+/// What the queues want done with the entry looked at.
 pub enum Verdict {
     Evict,
     Keep(u8),
@@ -40,7 +43,6 @@ impl Horizon {
     pub fn admit(&mut self, id: u64) -> u8 {
         if self.ghosts.take(id) {
             self.stats.ghost_hits += 1;
-            self.main.push_back(id);
             self.main_live += 1;
             IN_MAIN
         } else {
@@ -59,53 +61,45 @@ impl Horizon {
         }
     }
 
-    /// The id at the front of the queue eviction takes from next (the other queue's when that
-    /// one is empty), and whether it came from the small queue.
-    pub fn next_candidate(&mut self) -> Option<(u64, bool)> {
-        let prefer_small = self.from_small();
-        let (first, second) = if prefer_small {
-            (&mut self.small, &mut self.main)
-        } else {
-            (&mut self.main, &mut self.small)
-        };
-        let (id, queue, from_small) = match first.pop_front() {
-            Some(id) => (id, first, prefer_small),
-            None => (second.pop_front()?, second, !prefer_small),
-        };
-        // A queue keeps the room of its largest size (small holds every key while the cache
+    /// The id at the front of the small FIFO, when eviction should take from it (it holds
+    /// more than its tenth, or main is empty).
+    pub fn next_small(&mut self) -> Option<u64> {
+        let wanted =
+            self.small_live * 10 >= self.small_live + self.main_live || self.main_live == 0;
+        if !wanted {
+            return None;
+        }
+        let id = self.small.pop_front()?;
+        // The FIFO keeps the room of its largest size (it holds every key while the cache
         // first fills): give most of it back once it is mostly empty.
-        if queue.capacity() > 1024 && queue.len() * 4 < queue.capacity() {
-            queue.shrink_to(queue.len() * 2);
+        if self.small.capacity() > 1024 && self.small.len() * 4 < self.small.capacity() {
+            self.small.shrink_to(self.small.len() * 2);
         }
-        Some((id, from_small))
+        Some(id)
     }
 
-    /// Whether the next victim comes from the small queue (it holds more than its tenth).
-    pub fn from_small(&self) -> bool {
-        self.small_live * 10 >= self.small_live + self.main_live || self.main_live == 0
+    /// Decides for the small FIFO's front entry with `bits`: promote to main (Keep), or
+    /// evict, remembering it as a ghost.
+    pub fn judge_small(&mut self, id: u64, bits: u8) -> Verdict {
+        self.small_live -= 1;
+        if bits & FREQ_MASK > 1 {
+            self.main_live += 1;
+            self.stats.promoted += 1;
+            return Verdict::Keep(IN_MAIN);
+        }
+        self.remember(id);
+        self.stats.evicted += 1;
+        Verdict::Evict
     }
 
-    /// Decides for the front id of a queue whose entry has `bits`: promote / reinsert (Keep
-    /// with new bits, the id pushed to main's back), or evict.
-    pub fn judge(&mut self, id: u64, bits: u8, from_small: bool) -> Verdict {
+    /// Decides for the main entry under the hand with `bits`: a second chance while its
+    /// frequency lasts (Keep, one less), or evict.
+    pub fn judge_main(&mut self, bits: u8) -> Verdict {
         let freq = bits & FREQ_MASK;
-        if from_small {
-            if freq > 1 {
-                self.small_live -= 1;
-                self.main_live += 1;
-                self.main.push_back(id);
-                self.stats.promoted += 1;
-                return Verdict::Keep(IN_MAIN);
-            }
-            self.small_live -= 1;
-            self.remember(id);
-        } else {
-            if freq > 0 {
-                self.main.push_back(id);
-                return Verdict::Keep(IN_MAIN | (freq - 1));
-            }
-            self.main_live -= 1;
+        if freq > 0 {
+            return Verdict::Keep(IN_MAIN | (freq - 1));
         }
+        self.main_live -= 1;
         self.stats.evicted += 1;
         Verdict::Evict
     }
@@ -204,10 +198,9 @@ mod tests {
         let mut h = Horizon::default();
         let bits = h.admit(42);
         assert_eq!(bits, 0, "a new key starts in small");
-        h.small_live += 99; // pretend a full cache, so small is over its tenth
-        let (id, from_small) = h.next_candidate().unwrap();
-        assert_eq!((id, from_small), (42, true));
-        assert!(matches!(h.judge(id, bits, from_small), Verdict::Evict));
+        h.small_live += 99; // pretend a full cache, all in small: small is over its tenth
+        assert_eq!(h.next_small(), Some(42));
+        assert!(matches!(h.judge_small(42, bits), Verdict::Evict));
         assert_eq!(h.ghost_len(), 1);
         assert_eq!(h.admit(42), IN_MAIN);
         assert_eq!(h.stats.ghost_hits, 1);
