@@ -121,9 +121,7 @@ mod tests {
         let mut v = Vec::new();
         let mut seed = 11u64;
         for step in 0..50_000u32 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::next_test_random(&mut seed);
             match (seed >> 40) % 4 {
                 0 if !v.is_empty() => {
                     let i = (seed >> 8) as usize % v.len();

@@ -730,9 +730,7 @@ mod tests {
         let mut model: std::collections::HashMap<String, (String, u64)> = Default::default();
         let mut seed = 3u64;
         for step in 0..30_000u64 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::next_test_random(&mut seed);
             let key = format!("k{}", (seed >> 33) % 400);
             let other = format!("k{}", (seed >> 13) % 400);
             let at = if (seed >> 5).is_multiple_of(2) {

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 pub struct Horizon {
     small: VecDeque<u64>,
     /// The main queue's CLOCK hand: the next table position it looks at.
-    pub hand: usize,
+    pub(crate) hand: usize,
     ghosts: Ghosts,
     /// Live keys in each queue (the small FIFO may also hold stale ids).
     pub small_live: usize,

@@ -165,9 +165,7 @@ mod tests {
         let mut model = std::collections::HashMap::new();
         let mut seed = 7u64;
         for step in 0..20_000u32 {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            crate::next_test_random(&mut seed);
             let key = format!("k{}", (seed >> 33) % 3000);
             if (seed >> 20).is_multiple_of(3) {
                 assert_eq!(

@@ -24,6 +24,16 @@ pub use set::SetValue;
 pub use value::{StrValue, Value};
 pub use zset::ZSetValue;
 
+/// A deterministic pseudo-random step for model-based tests (a 64-bit LCG; callers use the
+/// high bits).
+#[cfg(test)]
+pub(crate) fn next_test_random(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed
+}
+
 /// Redis's default number of logical databases (`databases 16`).
 pub const DEFAULT_DATABASES: usize = 16;
 
