@@ -468,3 +468,106 @@ pub fn info_field(c: &mut RawConn, section: &str, field: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Deterministic pseudo-random choices for the randomized differential tests (a 64-bit LCG,
+/// high bits used).
+pub struct SeededRandom(pub u64);
+
+impl SeededRandom {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A real redis-server and WarpEngine side by side, one connection to each, for tests that
+/// send both the same commands and compare the replies.
+pub struct SideBySide {
+    pub redis: RawConn,
+    pub warp: RawConn,
+    _servers: (ServerProcess, ServerProcess),
+}
+
+impl SideBySide {
+    /// None when redis-server is not installed and WARP_SKIP_DIFFERENTIAL is set (without it,
+    /// a missing redis-server fails the test).
+    pub fn start() -> Option<SideBySide> {
+        if !redis_available() {
+            assert!(
+                std::env::var("WARP_SKIP_DIFFERENTIAL").is_ok(),
+                "redis-server is not installed (WARP_SKIP_DIFFERENTIAL=1 skips this test)"
+            );
+            return None;
+        }
+        let (redis, warp) = (start_redis(&[]), start_warpengine(&[]));
+        Some(SideBySide {
+            redis: RawConn::connect(redis.port),
+            warp: RawConn::connect(warp.port),
+            _servers: (redis, warp),
+        })
+    }
+
+    /// From empty databases (db 0 selected), sends both servers `steps` commands drawn by
+    /// `next` from `SeededRandom(seed)` and asserts the replies are the same (as sorted
+    /// elements when `next` says the reply is unordered), showing the commands before a
+    /// mismatch.
+    pub fn replay_random(
+        &mut self,
+        seed: u64,
+        steps: usize,
+        mut next: impl FnMut(&mut SeededRandom) -> (Vec<String>, bool),
+    ) {
+        let mut r = SeededRandom(seed);
+        let mut history: Vec<String> = Vec::new();
+        self.both(&["FLUSHALL"]);
+        self.both(&["SELECT", "0"]);
+        for _ in 0..steps {
+            let (args, unordered) = next(&mut r);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            history.push(args.join(" ").chars().take(120).collect());
+            let (expected, got) = self.both(&args);
+            let same = if unordered {
+                sorted_elements(&expected) == sorted_elements(&got)
+            } else {
+                expected == got
+            };
+            assert!(
+                same,
+                "seed {seed}: redis {:?}, warpengine {:?}, after:\n{}",
+                String::from_utf8_lossy(&expected),
+                String::from_utf8_lossy(&got),
+                history[history.len().saturating_sub(20)..].join("\n")
+            );
+        }
+    }
+
+    /// Both replies to `args`: (Redis's, WarpEngine's).
+    pub fn both(&mut self, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        (self.redis.command(&bytes), self.warp.command(&bytes))
+    }
+}
+
+/// A top-level array reply's elements (each a complete reply), sorted, for comparing
+/// unordered replies; any other reply as the one element.
+pub fn sorted_elements(reply: &[u8]) -> Vec<Vec<u8>> {
+    if reply.first() != Some(&b'*') {
+        return vec![reply.to_vec()];
+    }
+    let mut at = reply.iter().position(|&b| b == b'\n').expect("header") + 1;
+    let mut items = Vec::new();
+    while at < reply.len() {
+        let len = reply_len(reply, at).expect("complete element");
+        items.push(reply[at..at + len].to_vec());
+        at += len;
+    }
+    items.sort();
+    items
+}

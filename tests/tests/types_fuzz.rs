@@ -5,28 +5,12 @@
 //! (list-max-listpack-size, hash/set/zset-max-listpack-entries) often, because a few commands
 //! push many elements at once.
 
-use warpengine_tests::{redis_available, reply_len, start_redis, start_warpengine, RawConn};
-
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
+use warpengine_tests::{SeededRandom, SideBySide};
 
 const KEYS: &[&str] = &["{x}l", "{x}h", "{x}s", "{x}z", "{x}o"];
 
 /// A random command, and whether its reply is an unordered collection.
-fn command(r: &mut Random) -> (Vec<String>, bool) {
+fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
     let k = r.pick(KEYS).to_string();
     let other = r.pick(KEYS).to_string();
     let m = format!("m{}", r.below(40));
@@ -119,60 +103,12 @@ fn command(r: &mut Random) -> (Vec<String>, bool) {
     (words, unordered)
 }
 
-/// The top-level array reply's elements (each a complete reply), sorted; other replies as
-/// they are.
-fn normalized(reply: Vec<u8>) -> Vec<Vec<u8>> {
-    if reply.first() != Some(&b'*') {
-        return vec![reply];
-    }
-    let header_end = reply.iter().position(|&b| b == b'\n').unwrap() + 1;
-    let mut items = Vec::new();
-    let mut at = header_end;
-    while at < reply.len() {
-        let len = reply_len(&reply, at).expect("complete element");
-        items.push(reply[at..at + len].to_vec());
-        at += len;
-    }
-    items.sort();
-    items
-}
-
 #[test]
 fn random_collection_commands_answer_as_redis_does() {
-    if !redis_available() {
-        assert!(
-            std::env::var("WARP_SKIP_DIFFERENTIAL").is_ok(),
-            "redis-server is not installed (WARP_SKIP_DIFFERENTIAL=1 skips this test)"
-        );
+    let Some(mut servers) = SideBySide::start() else {
         return;
-    }
-    let redis = start_redis(&[]);
-    let warp = start_warpengine(&[]);
-    let mut r_conn = RawConn::connect(redis.port);
-    let mut w_conn = RawConn::connect(warp.port);
-    for seed in 1..=4u64 {
-        let mut r = Random(seed);
-        let mut history: Vec<String> = Vec::new();
-        r_conn.command(&[b"FLUSHALL"]);
-        w_conn.command(&[b"FLUSHALL"]);
-        for _ in 0..2000 {
-            let (args, unordered) = command(&mut r);
-            let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-            let shown = args.join(" ");
-            history.push(shown.chars().take(120).collect());
-            let (expected, got) = (r_conn.command(&bytes), w_conn.command(&bytes));
-            let same = if unordered {
-                normalized(expected.clone()) == normalized(got.clone())
-            } else {
-                expected == got
-            };
-            assert!(
-                same,
-                "seed {seed}: redis {:?}, warpengine {:?}, after:\n{}",
-                String::from_utf8_lossy(&expected),
-                String::from_utf8_lossy(&got),
-                history[history.len().saturating_sub(20)..].join("\n")
-            );
-        }
+    };
+    for seed in 1..=4 {
+        servers.replay_random(seed, 2000, command);
     }
 }
