@@ -11,6 +11,10 @@ use crate::zset::ZSetValue;
 /// Values up to this long live in the entry itself (counters, flags, short tokens).
 const INLINE_STR: usize = 22;
 
+/// Marks an inline value that Redis would not have integer-encoded even if it reads as one
+/// (INCRBYFLOAT's result): OBJECT ENCODING says embstr.
+const VERBATIM: u8 = 0x80;
+
 /// Values from this long are kept as shared `Bytes`, so that a read hands out a reference
 /// instead of copying them (below it, the copy costs less than sharing's two extra headers).
 const SHARED_STR: usize = 4096;
@@ -22,7 +26,11 @@ const SHARED_STR: usize = 4096;
 /// keep every entry at 24 bytes of value.
 #[derive(Clone, Debug)]
 pub enum StrValue {
-    Inline { len: u8, bytes: [u8; INLINE_STR] },
+    /// `len`'s low 7 bits are the length; its top bit, [`VERBATIM`].
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE_STR],
+    },
     Boxed(Box<[u8]>),
     Shared(Box<Bytes>),
     Owned(Box<Vec<u8>>),
@@ -39,6 +47,17 @@ impl StrValue {
         }
     }
 
+    /// A value stored as written, as Redis stores INCRBYFLOAT's result: never `int`-encoded.
+    pub fn verbatim(b: &[u8]) -> StrValue {
+        match StrValue::from_slice(b) {
+            StrValue::Inline { len, bytes } => StrValue::Inline {
+                len: len | VERBATIM,
+                bytes,
+            },
+            other => other,
+        }
+    }
+
     /// A growable value (the form APPEND and SETRANGE leave behind).
     pub fn owned(v: Vec<u8>) -> StrValue {
         StrValue::Owned(Box::new(v))
@@ -46,7 +65,7 @@ impl StrValue {
 
     pub fn as_slice(&self) -> &[u8] {
         match self {
-            StrValue::Inline { len, bytes } => &bytes[..*len as usize],
+            StrValue::Inline { len, bytes } => &bytes[..(*len & !VERBATIM) as usize],
             StrValue::Boxed(b) => b,
             StrValue::Shared(b) => b,
             StrValue::Owned(v) => v,
@@ -81,8 +100,10 @@ impl StrValue {
 
     /// The encoding name Redis would report in OBJECT ENCODING for the same bytes.
     pub fn encoding(&self) -> &'static str {
-        if matches!(self, StrValue::Owned(_)) {
-            return "raw";
+        match self {
+            StrValue::Owned(_) => return "raw",
+            StrValue::Inline { len, .. } if len & VERBATIM != 0 => return "embstr",
+            _ => {}
         }
         let b = self.as_slice();
         if b.len() <= 20 && parse_strict_i64(b).is_some() {
@@ -198,6 +219,8 @@ mod tests {
         assert_eq!(StrValue::from_slice(&[b'a'; 44]).encoding(), "embstr");
         assert_eq!(StrValue::from_slice(&[b'a'; 45]).encoding(), "raw");
         assert_eq!(StrValue::owned(b"1".to_vec()).encoding(), "raw");
+        assert_eq!(StrValue::verbatim(b"13").encoding(), "embstr");
+        assert_eq!(StrValue::verbatim(b"13").as_slice(), b"13");
     }
 
     #[test]

@@ -442,8 +442,13 @@ pub fn incrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     };
     let text = Bytes::from(new.to_human_string());
     match ctx.write(key) {
-        Some(e) => e.value = Value::string(&text),
-        None => ctx.set_string(key, &text, 0),
+        // Stored as written, never int-encoded, as Redis stores it (OBJECT ENCODING: embstr).
+        Some(e) => e.value = Value::Str(StrValue::verbatim(&text)),
+        None => {
+            let clock = ctx.clock;
+            ctx.db(key)
+                .set(key, Value::Str(StrValue::verbatim(&text)), 0, clock);
+        }
     }
     Reply::Bulk(text)
 }
