@@ -487,6 +487,15 @@ impl SeededRandom {
     }
 }
 
+/// How many seeds the randomized differential tests replay: 4, or WARP_FUZZ_SEEDS for a
+/// longer hunt.
+pub fn fuzz_seeds() -> u64 {
+    std::env::var("WARP_FUZZ_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
 /// A real redis-server and WarpEngine side by side, one connection to each, for tests that
 /// send both the same commands and compare the replies.
 pub struct SideBySide {
@@ -514,10 +523,10 @@ impl SideBySide {
         })
     }
 
-    /// From empty databases (db 0 selected), sends both servers `steps` commands drawn by
-    /// `next` from `SeededRandom(seed)` and asserts the replies are the same (as sorted
-    /// elements when `next` says the reply is unordered), showing the commands before a
-    /// mismatch.
+    /// From empty databases (db 0 selected; RESP3 for even seeds, RESP2 for odd), sends both
+    /// servers `steps` commands drawn by `next` from `SeededRandom(seed)` and asserts the
+    /// replies are the same (as sorted elements when `next` says the reply is unordered),
+    /// showing the commands before a mismatch.
     pub fn replay_random(
         &mut self,
         seed: u64,
@@ -526,6 +535,8 @@ impl SideBySide {
     ) {
         let mut r = SeededRandom(seed);
         let mut history: Vec<String> = Vec::new();
+        // HELLO's reply names the server: not compared.
+        self.both(&["HELLO", if seed.is_multiple_of(2) { "3" } else { "2" }]);
         self.both(&["FLUSHALL"]);
         self.both(&["SELECT", "0"]);
         for _ in 0..steps {
@@ -555,19 +566,26 @@ impl SideBySide {
     }
 }
 
-/// A top-level array reply's elements (each a complete reply), sorted, for comparing
-/// unordered replies; any other reply as the one element.
+/// A top-level array's or RESP3 set's elements (each a complete reply), or a RESP3 map's
+/// key-value pairs, sorted, for comparing unordered replies; any other reply as the one
+/// element. The header stays first.
 pub fn sorted_elements(reply: &[u8]) -> Vec<Vec<u8>> {
-    if reply.first() != Some(&b'*') {
-        return vec![reply.to_vec()];
-    }
-    let mut at = reply.iter().position(|&b| b == b'\n').expect("header") + 1;
+    let per_item = match reply.first() {
+        Some(b'*' | b'~') => 1,
+        Some(b'%') => 2,
+        _ => return vec![reply.to_vec()],
+    };
+    let header_end = reply.iter().position(|&b| b == b'\n').expect("header") + 1;
+    let mut at = header_end;
     let mut items = Vec::new();
     while at < reply.len() {
-        let len = reply_len(reply, at).expect("complete element");
-        items.push(reply[at..at + len].to_vec());
-        at += len;
+        let start = at;
+        for _ in 0..per_item {
+            at += reply_len(reply, at).expect("complete element");
+        }
+        items.push(reply[start..at].to_vec());
     }
     items.sort();
+    items.insert(0, reply[..header_end].to_vec());
     items
 }

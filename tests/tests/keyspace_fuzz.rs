@@ -4,7 +4,7 @@
 //! every reply must be byte for byte the same. Expiries are long (hours) so that no key lapses
 //! during a run and TTL in seconds reads the same on both.
 
-use warpengine_tests::{SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
 
 const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4", "k5", "{t}a", "{t}b"];
 
@@ -53,7 +53,7 @@ fn random_keyspace_commands_answer_as_redis_does() {
     let Some(mut servers) = SideBySide::start() else {
         return;
     };
-    for seed in 1..=4 {
+    for seed in 1..=fuzz_seeds() {
         servers.replay_random(seed, 1500, |r| (command(r), false));
         // The end state: each key's type, TTL and value in both databases.
         for db in ["0", "1"] {

@@ -5,7 +5,7 @@
 //! (list-max-listpack-size, hash/set/zset-max-listpack-entries) often, because a few commands
 //! push many elements at once.
 
-use warpengine_tests::{SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
 
 const KEYS: &[&str] = &["{x}l", "{x}h", "{x}s", "{x}z", "{x}o"];
 
@@ -17,7 +17,7 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
     let n = (r.below(9) as i64 - 4).to_string();
     let score = format!("{}", r.below(20) as f64 / 2.0);
     let many: Vec<String> = (0..r.below(150)).map(|i| format!("e{}", i % 60)).collect();
-    let (mut words, unordered): (Vec<String>, bool) = match r.below(40) {
+    let (mut words, unordered): (Vec<String>, bool) = match r.below(57) {
         0 => (vec!["LPUSH".into(), k, m], false),
         1 => (vec!["RPUSH".into(), k, m], false),
         2 => (vec!["RPUSH".into(), k], false), // plus many
@@ -78,6 +78,74 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
         36 => (vec!["ZCARD".into(), k], false),
         37 => (vec!["OBJECT".into(), "ENCODING".into(), k], false),
         38 => (vec!["TYPE".into(), k], false),
+        40 => (
+            vec![
+                "LMOVE".into(),
+                k,
+                other,
+                r.pick(&["LEFT", "RIGHT"]).into(),
+                r.pick(&["LEFT", "RIGHT"]).into(),
+            ],
+            false,
+        ),
+        41 => (
+            vec![
+                "LMPOP".into(),
+                "2".into(),
+                k,
+                other,
+                "RIGHT".into(),
+                "COUNT".into(),
+                "3".into(),
+            ],
+            false,
+        ),
+        42 => (
+            vec![
+                "LPOS".into(),
+                k,
+                m,
+                "RANK".into(),
+                n,
+                "COUNT".into(),
+                "0".into(),
+            ],
+            false,
+        ),
+        43 => (vec!["RPOPLPUSH".into(), k, other], false),
+        44 => (
+            vec![
+                "HINCRBYFLOAT".into(),
+                k,
+                m,
+                r.pick(&["1.5", "-0.1", "1e2", "3"]).into(),
+            ],
+            false,
+        ),
+        45 => (vec!["HSETNX".into(), k, m, n], false),
+        46 => (
+            vec!["HMGET".into(), k, m, "e1".into(), "nope".into()],
+            false,
+        ),
+        47 => (vec!["HSTRLEN".into(), k, m], false),
+        48 => (vec!["HEXISTS".into(), k, m], false),
+        49 => (vec!["HKEYS".into(), k], true),
+        50 => (vec!["SMOVE".into(), k, other, m], false),
+        51 => (vec!["SDIFFSTORE".into(), "{x}o".into(), k, other], false),
+        52 => (
+            vec![
+                "SINTERCARD".into(),
+                "2".into(),
+                k,
+                other,
+                "LIMIT".into(),
+                "3".into(),
+            ],
+            false,
+        ),
+        53 => (vec!["SMISMEMBER".into(), k, m, "e2".into()], false),
+        54 => (vec!["SUNION".into(), k, other], true),
+        55 => (vec!["SDIFF".into(), k, other], true),
         _ => (vec!["DEL".into(), k], false),
     };
     if words.len() == 2 {
@@ -108,7 +176,7 @@ fn random_collection_commands_answer_as_redis_does() {
     let Some(mut servers) = SideBySide::start() else {
         return;
     };
-    for seed in 1..=4 {
+    for seed in 1..=fuzz_seeds() {
         servers.replay_random(seed, 2000, command);
     }
 }

@@ -6,7 +6,7 @@
 //! ranges run on a set whose members all score 0: on mixed scores their result is
 //! unspecified (Redis's depends on its skiplist's random levels).
 
-use warpengine_tests::{SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
 
 const KEYS: &[&str] = &["{z}a", "{z}b", "{z}c"];
 /// Only ever scored 0, for the lex-range commands.
@@ -118,7 +118,7 @@ fn random_sorted_set_commands_answer_as_redis_does() {
     let Some(mut servers) = SideBySide::start() else {
         return;
     };
-    for seed in 1..=4 {
+    for seed in 1..=fuzz_seeds() {
         servers.replay_random(seed, 2000, command);
     }
 }
