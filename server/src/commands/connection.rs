@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, INT_RANGE, SYNTAX};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server::REDIS_VERSION;
@@ -159,11 +159,7 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
 
 pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
     let id = match int_arg(&args[1]) {
-        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => {
-            return Reply::err(
-                "ERR value is out of range, value must between -2147483648 and 2147483647",
-            )
-        }
+        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(INT_RANGE),
         Ok(v) => v,
         Err(e) => return e,
     };

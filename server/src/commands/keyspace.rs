@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warpengine_storage::{glob_match, Entry};
 
 use super::util::{
-    eq_ignore_case, int_arg, scan_options, ScanOptions, DB_OUT_OF_RANGE, NOT_INTEGER, NO_SUCH_KEY,
+    eq_ignore_case, int_arg, scan_options, ScanOptions, DB_OUT_OF_RANGE, INT_RANGE, NO_SUCH_KEY,
     SAME_OBJECT, SYNTAX,
 };
 use crate::keyctx::KeyCtx;
@@ -219,10 +219,11 @@ pub fn renamenx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     rename_generic(ctx, args, true)
 }
 
+/// A database index argument, as Redis's getIntFromObjectOrReply reads it.
 fn db_index_arg(ctx: &KeyCtx, arg: &[u8]) -> Result<usize, Reply> {
     let id = int_arg(arg)?;
     if id < i32::MIN as i64 || id > i32::MAX as i64 {
-        return Err(Reply::err(NOT_INTEGER));
+        return Err(Reply::err(INT_RANGE));
     }
     if id < 0 || id as usize >= ctx.databases() {
         return Err(Reply::err(DB_OUT_OF_RANGE));
@@ -272,7 +273,7 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 pub fn move_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let key = &args[1];
     let target = match int_arg(&args[2]) {
-        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(NOT_INTEGER),
+        Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(INT_RANGE),
         Ok(v) if v < 0 || v as usize >= ctx.databases() => return Reply::err(DB_OUT_OF_RANGE),
         Ok(v) => v as usize,
         Err(e) => return e,

@@ -11,6 +11,9 @@ pub const SYNTAX: &str = "ERR syntax error";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
+/// An integer argument that Redis reads as a C int (getIntFromObjectOrReply).
+pub const INT_RANGE: &str =
+    "ERR value is out of range, value must between -2147483648 and 2147483647";
 
 pub fn int_arg(arg: &[u8]) -> Result<i64, Reply> {
     parse_strict_i64(arg).ok_or_else(|| Reply::err(NOT_INTEGER))
