@@ -488,7 +488,7 @@ impl SeededRandom {
 }
 
 /// How many seeds the randomized differential tests replay: 4, or WARP_FUZZ_SEEDS for a
-/// longer hunt.
+/// longer hunt (WARP_FUZZ_DEEP=1 also compares DBSIZE after every command).
 pub fn fuzz_seeds() -> u64 {
     std::env::var("WARP_FUZZ_SEEDS")
         .ok()
@@ -535,6 +535,8 @@ impl SideBySide {
     ) {
         let mut r = SeededRandom(seed);
         let mut history: Vec<String> = Vec::new();
+        // For hunting a difference that shows late: compare DBSIZE after every command.
+        let deep = std::env::var("WARP_FUZZ_DEEP").is_ok();
         // HELLO's reply names the server: not compared.
         self.both(&["HELLO", if seed.is_multiple_of(2) { "3" } else { "2" }]);
         self.both(&["FLUSHALL"]);
@@ -556,6 +558,15 @@ impl SideBySide {
                 String::from_utf8_lossy(&got),
                 history[history.len().saturating_sub(20)..].join("\n")
             );
+            if deep {
+                let (expected, got) = self.both(&["DBSIZE"]);
+                assert_eq!(
+                    expected,
+                    got,
+                    "seed {seed}: DBSIZE after {}",
+                    args.join(" ")
+                );
+            }
         }
     }
 
