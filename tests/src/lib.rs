@@ -496,6 +496,21 @@ pub fn fuzz_seeds() -> u64 {
         .unwrap_or(4)
 }
 
+/// Starts both servers and replays `fuzz_seeds()` seeds of `steps` commands drawn by `next`
+/// (see [`SideBySide::replay_random`]); does nothing when redis-server is missing and
+/// WARP_SKIP_DIFFERENTIAL is set.
+pub fn fuzz_against_redis(
+    steps: usize,
+    mut next: impl FnMut(&mut SeededRandom) -> (Vec<String>, bool),
+) {
+    let Some(mut servers) = SideBySide::start() else {
+        return;
+    };
+    for seed in 1..=fuzz_seeds() {
+        servers.replay_random(seed, steps, &mut next);
+    }
+}
+
 /// A real redis-server and WarpEngine side by side, one connection to each, for tests that
 /// send both the same commands and compare the replies.
 pub struct SideBySide {

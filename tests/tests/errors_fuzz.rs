@@ -6,7 +6,7 @@
 //! relative expiries (EXPIRE, SETEX, SET ... EX, ...): a key that lapses a millisecond apart on
 //! the two servers would make the test flaky. Absolute ones in the past are deterministic.
 
-use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_against_redis, SeededRandom};
 
 const COMMANDS: &[&str] = &[
     "GET",
@@ -179,24 +179,19 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
 
 #[test]
 fn random_arguments_get_the_replies_redis_gives() {
-    let Some(mut servers) = SideBySide::start() else {
-        return;
-    };
-    for seed in 1..=fuzz_seeds() {
-        servers.replay_random(seed, 3000, |r| {
-            // Keys of every type, so that type errors and real work both happen.
-            if r.below(20) == 0 {
-                let setup = [
-                    &["SET", "ks", "10"][..],
-                    &["RPUSH", "kl", "a", "b", "1"],
-                    &["HSET", "kh", "f", "1"],
-                    &["SADD", "kset", "a", "1"],
-                    &["ZADD", "kz", "1", "a", "2", "b"],
-                ];
-                let words = setup[r.below(setup.len() as u64) as usize];
-                return (words.iter().map(|w| w.to_string()).collect(), false);
-            }
-            command(r)
-        });
-    }
+    fuzz_against_redis(3000, |r| {
+        // Keys of every type, so that type errors and real work both happen.
+        if r.below(20) == 0 {
+            let setup = [
+                &["SET", "ks", "10"][..],
+                &["RPUSH", "kl", "a", "b", "1"],
+                &["HSET", "kh", "f", "1"],
+                &["SADD", "kset", "a", "1"],
+                &["ZADD", "kz", "1", "a", "2", "b"],
+            ];
+            let words = setup[r.below(setup.len() as u64) as usize];
+            return (words.iter().map(|w| w.to_string()).collect(), false);
+        }
+        command(r)
+    });
 }

@@ -3,7 +3,7 @@
 //! a few keys go to a real redis-server and to WarpEngine; every reply must be the same, byte
 //! for byte (number formatting, encodings and errors included).
 
-use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_against_redis, SeededRandom};
 
 const KEYS: &[&str] = &["{s}a", "{s}b", "{s}c", "{s}n"];
 
@@ -55,10 +55,5 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
 
 #[test]
 fn random_string_commands_answer_as_redis_does() {
-    let Some(mut servers) = SideBySide::start() else {
-        return;
-    };
-    for seed in 1..=fuzz_seeds() {
-        servers.replay_random(seed, 2000, command);
-    }
+    fuzz_against_redis(2000, command);
 }

@@ -5,7 +5,7 @@
 //! (list-max-listpack-size, hash/set/zset-max-listpack-entries) often, because a few commands
 //! push many elements at once.
 
-use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_against_redis, SeededRandom};
 
 const KEYS: &[&str] = &["{x}l", "{x}h", "{x}s", "{x}z", "{x}o"];
 
@@ -173,10 +173,5 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
 
 #[test]
 fn random_collection_commands_answer_as_redis_does() {
-    let Some(mut servers) = SideBySide::start() else {
-        return;
-    };
-    for seed in 1..=fuzz_seeds() {
-        servers.replay_random(seed, 2000, command);
-    }
+    fuzz_against_redis(2000, command);
 }

@@ -6,7 +6,7 @@
 //! ranges run on a set whose members all score 0: on mixed scores their result is
 //! unspecified (Redis's depends on its skiplist's random levels).
 
-use warpengine_tests::{fuzz_seeds, SeededRandom, SideBySide};
+use warpengine_tests::{fuzz_against_redis, SeededRandom};
 
 const KEYS: &[&str] = &["{z}a", "{z}b", "{z}c"];
 /// Only ever scored 0, for the lex-range commands.
@@ -115,10 +115,5 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
 
 #[test]
 fn random_sorted_set_commands_answer_as_redis_does() {
-    let Some(mut servers) = SideBySide::start() else {
-        return;
-    };
-    for seed in 1..=fuzz_seeds() {
-        servers.replay_random(seed, 2000, command);
-    }
+    fuzz_against_redis(2000, command);
 }
