@@ -327,10 +327,16 @@ impl Db {
     }
 
     /// One sweep of the main queue's CLOCK hand: the first entry in main whose frequency has
-    /// run out is evicted; those it passes with frequency left lose one.
+    /// run out is evicted; those it passes with frequency left lose one. A sweep that has
+    /// taken a frequency from `MAX_SECOND_CHANCES` entries (every key hot) evicts the least
+    /// frequent of them instead of going on, so that one eviction never walks the table
+    /// several times over.
     fn evict_main(&mut self) -> Option<(Key, Entry)> {
-        // Two full turns at most: every entry's frequency (at most 3) has run out by then,
-        // unless nothing is in main (its count said otherwise).
+        const MAX_SECOND_CHANCES: usize = 1024;
+        let mut chances = 0;
+        let mut least: Option<(usize, u8)> = None;
+        // Four turns at most: every frequency (at most 3) has run out by then, unless
+        // nothing is in main (its count said otherwise).
         let mut steps = 4 * self.map.len() + 1;
         while steps > 0 && !self.map.is_empty() {
             steps -= 1;
@@ -349,6 +355,17 @@ impl Db {
                 Verdict::Keep(new_bits) => {
                     entry.set_horizon_bits(new_bits);
                     h.hand = at + 1;
+                    let freq = new_bits & FREQ_MASK;
+                    if least.is_none_or(|(_, f)| freq < f) {
+                        least = Some((at, freq));
+                    }
+                    chances += 1;
+                    if chances == MAX_SECOND_CHANCES {
+                        // Nothing moved during the sweep: the position still holds it.
+                        let (at, _) = least?;
+                        h.evict_main_early();
+                        return Some(self.remove_at(at));
+                    }
                 }
                 // The last entry moves into this position: the hand stays to look at it.
                 Verdict::Evict => return Some(self.remove_at(at)),
@@ -821,6 +838,34 @@ mod tests {
         let h = db.horizon.as_ref().unwrap();
         assert_eq!((h.small_live, h.main_live), (0, 0));
         assert_eq!(h.stats.promoted, 100);
+    }
+
+    #[test]
+    fn a_horizon_sweep_over_hot_keys_stops_after_a_bounded_walk() {
+        let mut db = Db::default();
+        db.set_horizon(true);
+        for i in 0..5000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, 0);
+            // Every key in main, with the most frequency it can have.
+            let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
+            entry.set_horizon_bits(crate::horizon::IN_MAIN | FREQ_MASK);
+        }
+        let h = db.horizon.as_mut().unwrap();
+        (h.small_live, h.main_live) = (0, 5000);
+        assert!(db.evict_main().is_some());
+        // Without the bound the hand would have gone three times round all 5,000 keys,
+        // taking every frequency down to nothing.
+        let untouched = db
+            .map
+            .iter()
+            .filter(|(_, e)| e.horizon_bits() & FREQ_MASK == FREQ_MASK)
+            .count();
+        assert!(
+            untouched >= 5000 - 1024,
+            "{untouched} keys kept their frequency"
+        );
+        assert_eq!(db.len(), 4999);
+        assert_eq!(db.horizon.as_ref().unwrap().main_live, 4999);
     }
 
     #[test]

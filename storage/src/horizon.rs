@@ -104,6 +104,13 @@ impl Horizon {
         Verdict::Evict
     }
 
+    /// Counts the eviction of a main entry a bounded sweep chose while it still had
+    /// frequency left.
+    pub fn evict_main_early(&mut self) {
+        self.main_live -= 1;
+        self.stats.evicted += 1;
+    }
+
     fn remember(&mut self, id: u64) {
         // About as many ids as main's capacity, nine tenths of the resident keys (the paper's
         // ghost size; main's current size would keep the ghost empty while nothing has
