@@ -102,9 +102,14 @@ fn sum(server: &Server, f: impl Fn(&crate::server::WorkerStats) -> u64) -> u64 {
 
 fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
     let server = s.server;
-    // A read guard, not a copy: a copy of the whole config (~4 KB) would count in the
-    // used_memory this very section reports.
-    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+    // One setting at a time: a copy of the whole config (~4 KB) would count in the
+    // used_memory this very section reports, and holding the config lock while sections lock
+    // shards could deadlock with a keyed command that reads the config under its shard lock
+    // while a CONFIG SET waits to write.
+    let cfg = |name: &str| {
+        let guard = server.config.read().unwrap_or_else(|p| p.into_inner());
+        guard.get(name).to_string()
+    };
     match section {
         "server" => {
             let uptime = server.started.elapsed().as_secs();
@@ -119,8 +124,8 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 server.port,
                 crate::server::unix_ms() * 1000,
                 uptime / 86400,
-                cfg.get("hz"),
-                cfg.get("hz"),
+                cfg("hz"),
+                cfg("hz"),
                 (crate::server::unix_ms() / 1000) & ((1 << 24) - 1),
                 std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
                 server.threads(),
@@ -131,7 +136,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 out,
                 "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
                 server.clients.count(),
-                cfg.get("maxclients"),
+                cfg("maxclients"),
                 server.blocking.blocked_clients.load(Relaxed),
             );
         }
@@ -139,7 +144,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             let rss = rss_bytes();
             let used = server.used_memory();
             let peak = crate::memory::note_peak(used);
-            let maxmemory: u64 = cfg.get("maxmemory").parse().unwrap_or(0);
+            let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
             let _ = write!(
                 out,
                 "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
@@ -147,7 +152,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 human_bytes(rss),
                 human_bytes(peak),
                 human_bytes(maxmemory),
-                cfg.get("maxmemory-policy"),
+                cfg("maxmemory-policy"),
                 rss as f64 / used.max(1) as f64,
             );
         }
