@@ -150,13 +150,10 @@ fn resolve_expire(opts: &SetOptions, command: &str, now_ms: u64) -> Result<Expir
 fn store(ctx: &mut KeyCtx, key: &[u8], value: &[u8], expire: ExpireOpt) {
     let now = ctx.now_ms;
     let expire_at = match expire {
-        ExpireOpt::KeepTtl => {
-            let db = ctx.db(key);
-            match db.get(key, now) {
-                Some(_) => db.expire_at(key),
-                None => 0,
-            }
-        }
+        ExpireOpt::KeepTtl => ctx
+            .db(key)
+            .get_with_expiry(key, now)
+            .map_or(0, |(_, at)| at),
         ExpireOpt::At(at) => at,
         ExpireOpt::None | ExpireOpt::Persist => 0,
     };
