@@ -144,13 +144,7 @@ fn clamp_range(mut start: i64, mut end: i64, total: i64) -> (i64, i64) {
 }
 
 fn unit_is_bit(arg: &[u8]) -> Result<bool, Reply> {
-    if eq_ignore_case(arg, "bit") {
-        Ok(true)
-    } else if eq_ignore_case(arg, "byte") {
-        Ok(false)
-    } else {
-        Err(Reply::err(SYNTAX))
-    }
+    super::util::either(arg, "bit", "byte")
 }
 
 pub fn bitcount(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {

@@ -168,15 +168,21 @@ pub fn atoi(arg: &[u8]) -> i32 {
     v as i32
 }
 
-/// `ON` or `OFF`, in any case; Redis's syntax error otherwise.
-pub fn on_off(arg: &[u8]) -> Result<bool, Reply> {
-    if eq_ignore_case(arg, "on") {
+/// One of two keywords, in any case: true for `yes`, false for `no`; Redis's syntax error
+/// otherwise.
+pub fn either(arg: &[u8], yes: &str, no: &str) -> Result<bool, Reply> {
+    if eq_ignore_case(arg, yes) {
         Ok(true)
-    } else if eq_ignore_case(arg, "off") {
+    } else if eq_ignore_case(arg, no) {
         Ok(false)
     } else {
         Err(Reply::err(SYNTAX))
     }
+}
+
+/// `ON` or `OFF`, in any case; Redis's syntax error otherwise.
+pub fn on_off(arg: &[u8]) -> Result<bool, Reply> {
+    either(arg, "on", "off")
 }
 
 /// `ON|OFF [<option> <n>]` (QUANTUM LEARN, WORMHOLE AUTO): sets the yes/no parameter `switch`
