@@ -15,7 +15,7 @@ this stream, and expected: the probability mass outside the top C), perfect LFU 
 smallest capacities C* at which A0 and perfect LFU reach the target.
 
 Usage: python3 bench/hitratio_bound.py [--keys N] [--requests R] [--shares 0.1] [--alpha A]
-[--seed S] (needs redis-server and target/release/warpengine)."""
+[--seed S] [--all] (needs redis-server and target/release/warpengine)."""
 
 import argparse
 import heapq
@@ -30,6 +30,12 @@ from hitratio import replay, start, used_memory, working_set, zipf_stream  # noq
 SERVERS = [
     ("Redis allkeys-lfu", "redis", ["--maxmemory-policy", "allkeys-lfu"]),
     ("WarpEngine allkeys-horizon", "warp", ["--set", "maxmemory-policy=allkeys-horizon"]),
+]
+# With --all: the other policies too, for their capacities and miss ratios on the same replay.
+MORE_SERVERS = [
+    ("Redis allkeys-lru", "redis", ["--maxmemory-policy", "allkeys-lru"]),
+    ("WarpEngine allkeys-lru", "warp", ["--set", "maxmemory-policy=allkeys-lru"]),
+    ("WarpEngine allkeys-lfu", "warp", ["--set", "maxmemory-policy=allkeys-lfu"]),
 ]
 
 
@@ -111,10 +117,11 @@ def main():
     ap.add_argument("--shares", default="0.1")
     ap.add_argument("--alpha", type=float, default=0.99)
     ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--all", action="store_true", help="also Redis LRU, WarpEngine LRU and LFU")
     a = ap.parse_args()
     n = a.keys
     cmd = (f"python3 bench/hitratio_bound.py --keys {n} --requests {a.requests} "
-           f"--shares {a.shares} --alpha {a.alpha} --seed {a.seed}")
+           f"--shares {a.shares} --alpha {a.alpha} --seed {a.seed}" + (" --all" if a.all else ""))
     stream = zipf_stream(n, a.alpha, a.requests, a.seed)
     warm, counted = len(stream) // 5, len(stream) - len(stream) // 5
     a0 = a0_curve(n, ranks(n, a.seed, stream), warm)
@@ -133,7 +140,8 @@ def main():
     summary = []
     for share in [float(x) for x in a.shares.split(",")]:
         budget = int(ws * share)
-        got = {label: measure(kind, extra, budget, stream) for label, kind, extra in SERVERS}
+        servers = SERVERS + (MORE_SERVERS if a.all else [])
+        got = {label: measure(kind, extra, budget, stream) for label, kind, extra in servers}
         for label, (miss, cap) in got.items():
             print(f"| {share:.0%} | {label} | {miss:.4f} | {cap} | {budget / cap:.0f} "
                   f"| {a0[cap] / counted:.4f} | {1 - top[cap] / total:.4f} "

@@ -2,6 +2,7 @@
 WarpEngine and reports the RSS growth per key for each. With --accounting, WarpEngine only:
 its used_memory growth against its RSS growth, for each shape at each of --sizes. Usage:
     python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10]
+        [--warp BINARY]
     python3 bench/memory.py --accounting [--sizes 50000,300000,1000000] [--shape ...]"""
 
 import argparse
@@ -10,16 +11,14 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp import free_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARP = os.path.join(ROOT, "target", "release", "warpengine")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss(pid):
@@ -71,10 +70,10 @@ def load(port, shape, n):
     s.close()
 
 
-def measure(kind, port, shape, n):
-    tmp = tempfile.mkdtemp()
+def start(kind, port, tmp):
+    """A fresh server with no persistence in `tmp`, accepting connections."""
     cmd = (["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
-           if kind == "redis" else [WARP, "--port", str(port)])
+           if kind == "redis" else [WARP, "--port", str(port), "--threads", "2", "--dir", tmp])
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -82,6 +81,12 @@ def measure(kind, port, shape, n):
             break
         except OSError:
             time.sleep(0.05)
+    return p
+
+
+def measure(kind, port, shape, n):
+    tmp = tempfile.mkdtemp()
+    p = start(kind, port, tmp)
     before = rss(p.pid)
     load(port, shape, n)
     after = rss(p.pid)
@@ -105,14 +110,7 @@ def accounting(shape, n):
     """WarpEngine's used_memory growth / RSS growth after loading n keys of one shape."""
     port = free_port()
     tmp = tempfile.mkdtemp()
-    p = subprocess.Popen([WARP, "--port", str(port), "--threads", "2", "--dir", tmp],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    p = start("warp", port, tmp)
     time.sleep(0.3)
     rss0, used0 = rss(p.pid), used_memory(port)
     load(port, shape, n)
@@ -129,7 +127,10 @@ def main():
     ap.add_argument("--shape", default="strings,hash10,set10,zset10,list10")
     ap.add_argument("--accounting", action="store_true")
     ap.add_argument("--sizes", default="50000,300000,1000000")
+    ap.add_argument("--warp", default=WARP, help="the WarpEngine binary (another build to compare)")
     a = ap.parse_args()
+    global WARP
+    WARP = a.warp
     if a.accounting:
         sizes = [int(n) for n in a.sizes.split(",")]
         print("# bench/memory.py --accounting: WarpEngine used_memory growth / RSS growth")
