@@ -186,7 +186,9 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             }
         }
         if let Some(e) = protocol_error {
-            Reply::err(format!("ERR {}", e.0)).encode(&mut out, conn.resp3);
+            let mut msg = b"ERR ".to_vec();
+            msg.extend_from_slice(&e.0);
+            Reply::error_bytes(msg).encode(&mut out, conn.resp3);
             conn.close_after_reply = true;
         }
         if !write_out(stream, &mut out, stats).await {

@@ -20,6 +20,9 @@
 //!     command, and compare everything that comes back: the replies, and whether the server
 //!     then closed the connection (after a protocol error both do). After a close, both
 //!     connections are reopened (RESP2, db 0, no name) for the rest of the file.
+//!   - `!pad N`: send N bytes of `a`, and compare what comes back as for `!raw` (to drive a
+//!     request past a size limit).
+//!   - `!reconnect`: reopen both connections (after a request that leaves them waiting).
 //! * `CLIENT REPLY OFF|SKIP|ON` are followed: no reply is read while replies are off.
 //! * Each file starts with `FLUSHALL` on both servers and fresh connections. CONFIG SET
 //!   changes persist across files, so a file that changes a parameter must restore it.
@@ -28,6 +31,9 @@
 //!
 //! Allowed differences: commands whose replies legitimately differ are not compared; use
 //! `!skip-compare` for them. See [`ALLOWED_DIFFERENCES`].
+//!
+//! Files under `tests/corpus/requirepass/` run against both servers started with
+//! `--requirepass warp-corpus`: their connections start unauthenticated.
 //!
 //! Without redis-server installed this test fails, unless `WARP_SKIP_DIFFERENTIAL=1`.
 
@@ -280,16 +286,33 @@ impl Mismatches {
 }
 
 /// Runs one corpus file; `Err` when a server stopped accepting connections.
-fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> Result<usize, String> {
+/// `password`: the servers' requirepass; the FLUSHALL before the file authenticates with it, the
+/// file's own connections start unauthenticated.
+fn run_file(
+    path: &Path,
+    ports: (u16, u16),
+    password: Option<&str>,
+    mismatches: &mut Mismatches,
+) -> Result<usize, String> {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let text = std::fs::read_to_string(path).expect("corpus file");
     let mut pair = Pair::open(ports)?;
     for conn in [&mut pair.redis, &mut pair.warp] {
+        if let Some(password) = password {
+            conn.send(&encode_command(&[b"AUTH", password.as_bytes()]));
+            assert!(
+                matches!(conn.read(REPLY_TIMEOUT), Read1::Reply(r) if r == b"+OK\r\n"),
+                "{name}: AUTH failed"
+            );
+        }
         conn.send(&encode_command(&[b"FLUSHALL"]));
         assert!(
             matches!(conn.read(REPLY_TIMEOUT), Read1::Reply(r) if r == b"+OK\r\n"),
             "{name}: FLUSHALL failed"
         );
+    }
+    if password.is_some() {
+        pair.reopen()?;
     }
     let (mut sorted, mut skip) = (false, false);
     let mut cases = 0;
@@ -316,12 +339,17 @@ fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> Resu
                 }
                 "sorted" => sorted = true,
                 "skip-compare" => skip = true,
-                "raw" => {
-                    let bytes = split_args(rest)
-                        .ok()
-                        .filter(|a| a.len() == 1)
-                        .unwrap_or_else(|| panic!("{name}:{lineno}: !raw needs one argument"))
-                        .remove(0);
+                "raw" | "pad" => {
+                    let bytes = if word == "pad" {
+                        let n: usize = rest.parse().expect("!pad N");
+                        vec![b'a'; n]
+                    } else {
+                        split_args(rest)
+                            .ok()
+                            .filter(|a| a.len() == 1)
+                            .unwrap_or_else(|| panic!("{name}:{lineno}: !raw needs one argument"))
+                            .remove(0)
+                    };
                     pair.both(&bytes);
                     let (r, r_closed) = pair.redis.raw_replies();
                     let (w, w_closed) = pair.warp.raw_replies();
@@ -331,6 +359,7 @@ fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> Resu
                         pair.reopen()?;
                     }
                 }
+                "reconnect" => pair.reopen()?,
                 _ => panic!("{name}:{lineno}: unknown directive {line}"),
             }
             continue;
@@ -364,8 +393,8 @@ fn run_file(path: &Path, ports: (u16, u16), mismatches: &mut Mismatches) -> Resu
     Ok(cases)
 }
 
-fn corpus_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+fn corpus_files(folder: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
@@ -387,8 +416,9 @@ fn selected(path: &Path) -> bool {
     }
 }
 
-#[test]
-fn corpus_matches_real_redis() {
+/// Runs every file of `folder` against a redis-server and a WarpEngine, both started with
+/// `--requirepass` when a password is given.
+fn run_corpus(folder: &str, password: Option<&str>) {
     if !redis_available() {
         if std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
             eprintln!(
@@ -401,14 +431,18 @@ fn corpus_matches_real_redis() {
              (install redis-server, or set WARP_SKIP_DIFFERENTIAL=1 to skip this test)"
         );
     }
-    let redis = start_redis(&[]);
-    let warp = start_warpengine(&[]);
-    let files = corpus_files();
-    assert!(!files.is_empty(), "no corpus files found");
+    let files = corpus_files(folder);
+    if files.is_empty() && std::env::var("WARP_CORPUS").is_ok() {
+        return; // WARP_CORPUS selected files of another folder
+    }
+    assert!(!files.is_empty(), "no corpus files found in {folder}");
+    let args: Vec<&str> = password.map_or(vec![], |p| vec!["--requirepass", p]);
+    let redis = start_redis(&args);
+    let warp = start_warpengine(&args);
     let mut mismatches = Mismatches(Vec::new());
     let mut total = 0;
     for file in &files {
-        match run_file(file, (redis.port, warp.port), &mut mismatches) {
+        match run_file(file, (redis.port, warp.port), password, &mut mismatches) {
             Ok(cases) => {
                 eprintln!("{}: {cases} cases", file.display());
                 total += cases;
@@ -427,6 +461,18 @@ fn corpus_matches_real_redis() {
         mismatches.0.len(),
         mismatches.0.join("\n")
     );
+}
+
+#[test]
+fn corpus_matches_real_redis() {
+    run_corpus("corpus", None);
+}
+
+/// The same with a password set: connections start unauthenticated, so the stricter request
+/// limits and the order of checks before AUTH are compared too.
+#[test]
+fn corpus_with_requirepass_matches_real_redis() {
+    run_corpus("corpus/requirepass", Some("warp-corpus"));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use warpengine_storage::value::parse_strict_i64;
 
+use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
 
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -76,11 +77,10 @@ pub fn wrong_arity(name: &str) -> Reply {
 
 /// The reply to an unknown subcommand of a container command (CLIENT, CONFIG, OBJECT ...).
 pub fn unknown_subcommand(sub: &[u8], container: &str) -> Reply {
-    let sub = String::from_utf8_lossy(sub);
-    let sub: String = sub.chars().take(128).collect();
-    Reply::err(format!(
-        "ERR unknown subcommand '{sub}'. Try {container} HELP."
-    ))
+    let mut msg = b"ERR unknown subcommand '".to_vec();
+    msg.extend_from_slice(c_string(sub, 128));
+    msg.extend_from_slice(format!("'. Try {container} HELP.").as_bytes());
+    Reply::error_bytes(msg)
 }
 
 /// A HELP reply: the container's intro line, the given lines, then Redis's closing HELP line.

@@ -17,6 +17,7 @@ use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::persist::Durable;
+use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
 use crate::server::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode, Session};
@@ -652,20 +653,22 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     }
 }
 
-/// Redis's text: the name and the first arguments, quoted, each followed by a space.
+/// Redis's text: the name and the first arguments, quoted, each followed by a space, built
+/// from the bytes the client sent as Redis's `%.128s` prints them (up to a NUL, 128 at most).
 pub fn unknown_command(args: &[Bytes]) -> Reply {
-    let mut listed = String::new();
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(c_string(&args[0], 128));
+    msg.extend_from_slice(b"', with args beginning with: ");
+    let mut listed = 0;
     for a in &args[1..] {
-        if listed.len() >= 128 {
+        if listed >= 128 {
             break;
         }
-        let room = 128 - listed.len();
-        let text = String::from_utf8_lossy(a);
-        let cut: String = text.chars().take(room).collect();
-        listed.push_str(&format!("'{cut}' "));
+        let shown = c_string(a, 128 - listed);
+        msg.push(b'\'');
+        msg.extend_from_slice(shown);
+        msg.extend_from_slice(b"' ");
+        listed += shown.len() + 3;
     }
-    let name = String::from_utf8_lossy(&args[0]);
-    let name: String = name.chars().take(128).collect();
-    let msg = format!("ERR unknown command '{name}', with args beginning with: {listed}");
-    Reply::Error(msg.replace(['\r', '\n'], " "))
+    Reply::error_bytes(msg)
 }

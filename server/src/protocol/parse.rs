@@ -2,6 +2,23 @@
 //! and an inline command line. This parser handles both without allocating per argument (each
 //! argument is a slice of the frozen read buffer), with Redis's limits and error texts.
 //! See BENCHMARKS.md for why this is hand-written rather than `redis-protocol`'s general decoder.
+//!
+//! It follows Redis 7.0's `processInlineBuffer` and `processMultibulkBuffer` (networking.c) byte
+//! for byte, including where C shows through:
+//! - Redis finds the end of a header line (`*N`, `$N`) or of an inline command with `strchr`,
+//!   which stops at a NUL byte. A NUL before the line's end therefore means, to Redis, that the
+//!   line has not ended yet: the request waits until more than 64 KB are buffered, then fails
+//!   with "too big ...". [`LineScan`] does the same.
+//! - After the `\r` of a header line, the next byte is taken to be `\n` without a look, and the
+//!   two bytes after a bulk's data are skipped the same way.
+//!
+//! Two guarantees hold for every input, in any chunking (the fuzz target in `fuzz/` checks them,
+//! see `scripts/fuzz.sh`):
+//! - Progress: a call either returns a request and consumes at least one byte, returns
+//!   `Ok(None)` and consumes nothing (more bytes are needed), or fails. What may be buffered while
+//!   waiting is bounded: 64 KB for a line, `proto-max-bulk-len` for a bulk.
+//! - Memory follows the bytes received, never what a header announces: a `$536870912` header
+//!   reserves nothing; the read buffer grows as the data arrives.
 
 use bytes::{Bytes, BytesMut};
 
@@ -21,15 +38,22 @@ impl Default for Limits {
     }
 }
 
-/// PROTO_INLINE_MAX_SIZE in Redis.
+/// PROTO_INLINE_MAX_SIZE in Redis: the most a line may take before its end is found.
 pub const INLINE_MAX: usize = 64 * 1024;
 
+/// A malformed request. The message may echo a byte the client sent, as Redis's does, so it is
+/// bytes rather than text; the connection answers `-ERR <message>` and closes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct ProtocolError(pub String);
+pub struct ProtocolError(pub Vec<u8>);
 
 impl ProtocolError {
     fn new(what: &str) -> ProtocolError {
-        ProtocolError(format!("Protocol error: {what}"))
+        ProtocolError(format!("Protocol error: {what}").into_bytes())
+    }
+
+    /// The message, for logs and tests.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0).into_owned()
     }
 }
 
@@ -37,7 +61,7 @@ impl ProtocolError {
 /// walking every argument header again (which would make a request of many small arguments,
 /// sent slowly, quadratic to parse).
 #[derive(Default)]
-pub struct Partial {
+struct Partial {
     count: usize,
     pos: usize,
     spans: Spans,
@@ -77,11 +101,47 @@ impl Spans {
     }
 }
 
+/// The search for the end of the line being read (a header line or an inline command), kept
+/// across reads so that a line arriving a byte at a time is searched once, not once per read.
+#[derive(Default, Clone, Copy)]
+struct LineScan {
+    /// Everything before this index (in the buffer, which only grows while a request is
+    /// incomplete) has been searched without finding the line's end.
+    from: usize,
+    /// A NUL came first: as for Redis's `strchr`, this line never ends.
+    stalled: bool,
+}
+
+impl LineScan {
+    /// The index of `end` at or after `start`, as C's `strchr` finds it (a NUL first: never).
+    fn find(&mut self, buf: &[u8], start: usize, end: u8) -> Option<usize> {
+        if self.stalled {
+            return None;
+        }
+        let from = self.from.max(start).min(buf.len());
+        match memchr::memchr2(end, 0, &buf[from..]) {
+            Some(i) if buf[from + i] == end => {
+                self.from = from + i;
+                Some(from + i)
+            }
+            Some(_) => {
+                self.stalled = true;
+                None
+            }
+            None => {
+                self.from = buf.len();
+                None
+            }
+        }
+    }
+}
+
 /// A connection's request parser: stateless between requests, but it remembers how far it got
 /// into an incomplete one.
 #[derive(Default)]
 pub struct RequestParser {
     partial: Option<Box<Partial>>,
+    line: LineScan,
 }
 
 impl RequestParser {
@@ -93,16 +153,130 @@ impl RequestParser {
         limits: &Limits,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-        if let Some(partial) = self.partial.take() {
-            return parse_multibulk(buf, limits, authenticated, Some(partial), &mut self.partial);
-        }
-        if buf.is_empty() {
+        if buf.is_empty() && self.partial.is_none() {
             return Ok(None);
         }
-        if buf[0] == b'*' {
-            parse_multibulk(buf, limits, authenticated, None, &mut self.partial)
+        let parsed = if self.partial.is_some() || buf[0] == b'*' {
+            self.parse_multibulk(buf, limits, authenticated)
         } else {
-            parse_inline(buf)
+            self.parse_inline(buf)
+        };
+        if !matches!(parsed, Ok(None)) {
+            // A request ended (or the connection will): the next one starts afresh.
+            self.partial = None;
+            self.line = LineScan::default();
+        }
+        parsed
+    }
+
+    fn parse_multibulk(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let mut state = match self.partial.take() {
+            Some(partial) => partial,
+            None => {
+                let Some(cr) = self.line.find(buf, 1, b'\r') else {
+                    if buf.len() > INLINE_MAX {
+                        return Err(ProtocolError::new("too big mbulk count string"));
+                    }
+                    return Ok(None);
+                };
+                if cr + 1 >= buf.len() {
+                    return Ok(None);
+                }
+                let count = match parse_len(&buf[1..cr]) {
+                    Some(n) if n <= i32::MAX as i64 => n,
+                    _ => return Err(ProtocolError::new("invalid multibulk length")),
+                };
+                if !authenticated && count > 10 {
+                    return Err(ProtocolError::new("unauthenticated multibulk length"));
+                }
+                if count <= 0 {
+                    let _ = buf.split_to(cr + 2);
+                    return Ok(Some(Vec::new()));
+                }
+                if count as u64 > limits.max_multibulk_len {
+                    return Err(ProtocolError::new("invalid multibulk length"));
+                }
+                Box::new(Partial {
+                    count: count as usize,
+                    pos: cr + 2,
+                    spans: Spans::default(),
+                })
+            }
+        };
+        // Find every argument's span without consuming; on running out of bytes, remember where.
+        while state.spans.count() < state.count {
+            let pos = state.pos;
+            let Some(cr) = self.line.find(buf, pos, b'\r') else {
+                if buf.len().saturating_sub(pos) > INLINE_MAX {
+                    return Err(ProtocolError::new("too big bulk count string"));
+                }
+                self.partial = Some(state);
+                return Ok(None);
+            };
+            if cr + 1 >= buf.len() {
+                self.partial = Some(state);
+                return Ok(None);
+            }
+            if buf[pos] != b'$' {
+                // Redis formats the byte with `%c` and maps CR and LF to spaces; a NUL cannot
+                // be here (the line search stops at it).
+                let got = match buf[pos] {
+                    b'\r' | b'\n' => b' ',
+                    c => c,
+                };
+                let mut msg = b"Protocol error: expected '$', got '".to_vec();
+                msg.extend_from_slice(&[got, b'\'']);
+                return Err(ProtocolError(msg));
+            }
+            let len = match parse_len(&buf[pos + 1..cr]) {
+                Some(n) if n >= 0 && (n as u64) <= limits.proto_max_bulk_len => n as usize,
+                _ => return Err(ProtocolError::new("invalid bulk length")),
+            };
+            if !authenticated && len > 16384 {
+                return Err(ProtocolError::new("unauthenticated bulk length"));
+            }
+            let start = cr + 2;
+            let end = start.saturating_add(len);
+            if end.saturating_add(2) > buf.len() {
+                // The connection's read buffer grows as the bulk arrives; nothing is reserved
+                // for what the header only announces.
+                self.partial = Some(state);
+                return Ok(None);
+            }
+            state.spans.push((start, end));
+            state.pos = end + 2;
+        }
+        let frame = buf.split_to(state.pos).freeze();
+        Ok(Some(
+            state
+                .spans
+                .as_slice()
+                .iter()
+                .map(|&(s, e)| frame.slice(s..e))
+                .collect(),
+        ))
+    }
+
+    fn parse_inline(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some(nl) = self.line.find(buf, 0, b'\n') else {
+            if buf.len() > INLINE_MAX {
+                return Err(ProtocolError::new("too big inline request"));
+            }
+            return Ok(None);
+        };
+        let line = buf.split_to(nl + 1);
+        let mut end = nl;
+        if end > 0 && line[end - 1] == b'\r' {
+            end -= 1;
+        }
+        match split_args(&line[..end]) {
+            Some(args) => Ok(Some(args)),
+            None => Err(ProtocolError::new("unbalanced quotes in request")),
         }
     }
 }
@@ -116,154 +290,37 @@ pub fn parse_request(
     RequestParser::default().parse(buf, limits, authenticated)
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    memchr_cr(&buf[from..]).map(|i| i + from)
-}
-
-fn memchr_cr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&c| c == b'\r')
-}
-
 /// Parses the decimal after a type byte, as Redis's `string2ll` (no `+`, no spaces, no
-/// leading zeros).
+/// leading zeros, no `-0`, at most 20 characters).
 fn parse_len(digits: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
     }
-    let (neg, d) = if digits[0] == b'-' {
-        (true, &digits[1..])
-    } else {
-        (false, digits)
+    let (neg, d) = match digits {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, digits),
     };
-    // string2ll: "0" alone, otherwise no leading zero (and no "-0").
     if d.is_empty() || (d[0] == b'0' && digits.len() > 1) {
         return None;
     }
-    let mut v: i64 = 0;
+    let mut v: u64 = 0;
     for &c in d {
         if !c.is_ascii_digit() {
             return None;
         }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as i64)?;
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
     }
-    Some(if neg { -v } else { v })
+    if neg {
+        // -9223372036854775808 is an i64; its magnitude is not.
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
-fn parse_multibulk(
-    buf: &mut BytesMut,
-    limits: &Limits,
-    authenticated: bool,
-    resume: Option<Box<Partial>>,
-    save: &mut Option<Box<Partial>>,
-) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let mut state = match resume {
-        Some(partial) => partial,
-        None => {
-            let Some(cr) = find_crlf(buf, 1) else {
-                if buf.len() > INLINE_MAX {
-                    return Err(ProtocolError::new("too big mbulk count string"));
-                }
-                return Ok(None);
-            };
-            if cr + 1 >= buf.len() {
-                return Ok(None);
-            }
-            let count = match parse_len(&buf[1..cr]) {
-                Some(n) if n <= i32::MAX as i64 => n,
-                _ => return Err(ProtocolError::new("invalid multibulk length")),
-            };
-            if !authenticated && count > 10 {
-                return Err(ProtocolError::new("unauthenticated multibulk length"));
-            }
-            if count <= 0 {
-                let _ = buf.split_to(cr + 2);
-                return Ok(Some(Vec::new()));
-            }
-            if count as u64 > limits.max_multibulk_len {
-                return Err(ProtocolError::new("invalid multibulk length"));
-            }
-            Box::new(Partial {
-                count: count as usize,
-                pos: cr + 2,
-                spans: Spans::default(),
-            })
-        }
-    };
-    // Find every argument's span without consuming; on running out of bytes, remember where.
-    while state.spans.count() < state.count {
-        let pos = state.pos;
-        if pos >= buf.len() {
-            *save = Some(state);
-            return Ok(None);
-        }
-        if buf[pos] != b'$' {
-            let got = buf[pos] as char;
-            return Err(ProtocolError(format!(
-                "Protocol error: expected '$', got '{got}'"
-            )));
-        }
-        let Some(cr) = find_crlf(buf, pos + 1) else {
-            if buf.len() - pos > INLINE_MAX {
-                return Err(ProtocolError::new("too big bulk count string"));
-            }
-            *save = Some(state);
-            return Ok(None);
-        };
-        if cr + 1 >= buf.len() {
-            *save = Some(state);
-            return Ok(None);
-        }
-        let len = match parse_len(&buf[pos + 1..cr]) {
-            Some(n) if n >= 0 && (n as u64) <= limits.proto_max_bulk_len => n as usize,
-            _ => {
-                if !authenticated {
-                    return Err(ProtocolError::new("unauthenticated bulk length"));
-                }
-                return Err(ProtocolError::new("invalid bulk length"));
-            }
-        };
-        if !authenticated && len > 16384 {
-            return Err(ProtocolError::new("unauthenticated bulk length"));
-        }
-        let start = cr + 2;
-        let end = start + len;
-        if end + 2 > buf.len() {
-            if buf.capacity() < end + 2 {
-                buf.reserve(end + 2 - buf.len());
-            }
-            *save = Some(state);
-            return Ok(None);
-        }
-        state.spans.push((start, end));
-        state.pos = end + 2;
-    }
-    let frame = buf.split_to(state.pos).freeze();
-    Ok(Some(
-        state
-            .spans
-            .as_slice()
-            .iter()
-            .map(|&(s, e)| frame.slice(s..e))
-            .collect(),
-    ))
-}
-
-fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
-    let Some(nl) = buf.iter().position(|&c| c == b'\n') else {
-        if buf.len() > INLINE_MAX {
-            return Err(ProtocolError::new("too big inline request"));
-        }
-        return Ok(None);
-    };
-    let line = buf.split_to(nl + 1);
-    let mut end = nl;
-    if end > 0 && line[end - 1] == b'\r' {
-        end -= 1;
-    }
-    match split_args(&line[..end]) {
-        Some(args) => Ok(Some(args)),
-        None => Err(ProtocolError::new("unbalanced quotes in request")),
-    }
+/// C's `isspace` in the "C" locale: unlike `u8::is_ascii_whitespace`, it includes `\v`.
+fn is_c_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
 fn hex_value(c: u8) -> u8 {
@@ -275,13 +332,16 @@ fn hex_value(c: u8) -> u8 {
     }
 }
 
-/// Splits an inline line into arguments with Redis's `sdssplitargs` quoting rules.
+/// Splits an inline line into arguments with Redis's `sdssplitargs` quoting rules (the same as
+/// redis-cli's). `None`: unbalanced quotes, or a closing quote followed by something other than
+/// a space. `sdssplitargs` reads a C string, so the line ends at its first NUL byte.
 pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
+    let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_c_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -314,7 +374,8 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                         c => c,
                     });
                 } else if line[i] == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    // The closing quote must be followed by a space or nothing at all.
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -330,7 +391,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     i += 1;
                     cur.push(b'\'');
                 } else if line[i] == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -342,8 +403,9 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                 if i >= n {
                     break;
                 }
+                // Outside quotes only these end an argument (not `\v` or `\f`), as in Redis.
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => cur.push(c),
@@ -399,7 +461,7 @@ mod tests {
 
     #[test]
     fn multibulk_errors_match_redis() {
-        let e = |b: &[u8]| parse(b).unwrap_err().0;
+        let e = |b: &[u8]| parse(b).unwrap_err().text();
         assert_eq!(e(b"*x\r\n"), "Protocol error: invalid multibulk length");
         assert_eq!(
             e(b"*3000000000\r\n"),
@@ -449,8 +511,125 @@ mod tests {
         assert_eq!(
             parse_request(&mut buf, &Limits::default(), false)
                 .unwrap_err()
-                .0,
+                .text(),
             "Protocol error: unauthenticated multibulk length"
+        );
+    }
+
+    #[test]
+    fn a_nul_in_a_line_waits_like_redis_strchr_then_fails_at_the_limit() {
+        // The bug of issue 12: these used to loop forever, allocating.
+        for input in [
+            &b"PING \x00\r\n"[..],
+            b"\x00\r\n",
+            b"a\x00b\r\n",
+            b"ECHO \"a\x00b\"\r\n",
+            b"*1\r\n\x00\r\n",
+            b"*\x001\r\n",
+            b"*1\r\n$\x001\r\n",
+        ] {
+            let mut parser = RequestParser::default();
+            let mut buf = BytesMut::from(input);
+            let limits = Limits::default();
+            assert_eq!(parser.parse(&mut buf, &limits, true), Ok(None), "{input:?}");
+            assert_eq!(buf.len(), input.len(), "nothing consumed");
+            // More bytes, a line end among them, do not end the line: strchr stopped at the NUL.
+            buf.extend_from_slice(b"PING\r\n");
+            assert_eq!(parser.parse(&mut buf, &limits, true), Ok(None));
+            buf.extend_from_slice(&vec![b'x'; INLINE_MAX]);
+            let e = parser.parse(&mut buf, &limits, true).unwrap_err().text();
+            assert!(e.starts_with("Protocol error: too big "), "{e}");
+        }
+        // After a complete line, a NUL is only data.
+        assert_eq!(
+            parse(b"*2\r\n$4\r\nECHO\r\n$3\r\na\x00b\r\n").unwrap(),
+            Some(args(&["ECHO", "a\0b"]))
+        );
+    }
+
+    #[test]
+    fn header_lines_are_found_before_they_are_judged() {
+        // Redis looks for the line's end first: no CR yet, no error yet.
+        assert_eq!(parse(b"*1\r\nX"), Ok(None));
+        assert_eq!(
+            parse(b"*1\r\nX\r\n").unwrap_err().text(),
+            "Protocol error: expected '$', got 'X'"
+        );
+        assert_eq!(
+            parse(b"*1\r\n\r\r\n").unwrap_err().0,
+            b"Protocol error: expected '$', got ' '".to_vec()
+        );
+        assert_eq!(
+            parse(b"*1\r\n\xff\r\n").unwrap_err().0,
+            b"Protocol error: expected '$', got '\xff'".to_vec()
+        );
+        // The byte after a header's CR is not looked at, nor the two after a bulk.
+        assert_eq!(parse(b"*1\rX$4\rXPINGxx").unwrap(), Some(args(&["PING"])));
+        assert_eq!(parse(b"*-9223372036854775808\r\n").unwrap(), Some(vec![]));
+        assert_eq!(
+            parse(b"*-9223372036854775809\r\n").unwrap_err().text(),
+            "Protocol error: invalid multibulk length"
+        );
+        assert_eq!(
+            parse(b"*-0\r\n").unwrap_err().text(),
+            "Protocol error: invalid multibulk length"
+        );
+    }
+
+    #[test]
+    fn an_announced_bulk_reserves_nothing() {
+        let mut buf = BytesMut::from(&b"*1\r\n$536870912\r\nabc"[..]);
+        let before = buf.capacity();
+        let mut parser = RequestParser::default();
+        assert_eq!(parser.parse(&mut buf, &Limits::default(), true), Ok(None));
+        assert_eq!(buf.capacity(), before);
+    }
+
+    #[test]
+    fn an_invalid_bulk_length_is_invalid_before_it_is_unauthenticated() {
+        let e = |b: &[u8]| {
+            parse_request(&mut BytesMut::from(b), &Limits::default(), false)
+                .unwrap_err()
+                .text()
+        };
+        assert_eq!(e(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(e(b"*1\r\n$abc\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(
+            e(b"*1\r\n$16385\r\n"),
+            "Protocol error: unauthenticated bulk length"
+        );
+    }
+
+    #[test]
+    fn split_args_is_sdssplitargs() {
+        let split =
+            |b: &[u8]| split_args(b).map(|v| v.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
+        // C's isspace includes \v and \f between arguments and after a closing quote ...
+        assert_eq!(
+            split(b"\x0bECHO \"a\"\x0bb"),
+            Some(vec![b"ECHO".to_vec(), b"a".to_vec(), b"b".to_vec()])
+        );
+        // ... but outside quotes only space, tab, CR and LF end an argument.
+        assert_eq!(
+            split(b"ECHO a\x0bb"),
+            Some(vec![b"ECHO".to_vec(), b"a\x0bb".to_vec()])
+        );
+        // A C string ends at NUL.
+        assert_eq!(split(b"PING \x00 x"), Some(vec![b"PING".to_vec()]));
+        assert_eq!(split(b"ECHO \"a\x00b\""), None);
+        assert_eq!(split(b"ECHO 'it''s'"), None);
+        assert_eq!(
+            split(b"ECHO ab\"cd\""),
+            Some(vec![b"ECHO".to_vec(), b"abcd".to_vec()])
+        );
+        assert_eq!(
+            split(b"ECHO \"\\xZZ\\q\""),
+            Some(vec![b"ECHO".to_vec(), b"xZZq".to_vec()])
+        );
+        assert_eq!(split(b"ECHO \"a\\\""), None);
+        assert_eq!(
+            split(b"\xff\xfe x"),
+            Some(vec![b"\xff\xfe".to_vec(), b"x".to_vec()])
         );
     }
 
@@ -472,11 +651,11 @@ mod tests {
         assert_eq!(parse(b"   \r\n").unwrap(), Some(vec![]));
         assert_eq!(parse(b"PING").unwrap(), None);
         assert_eq!(
-            parse(b"set \"a\n").unwrap_err().0,
+            parse(b"set \"a\n").unwrap_err().text(),
             "Protocol error: unbalanced quotes in request"
         );
         assert_eq!(
-            parse(&vec![b'a'; 70_000]).unwrap_err().0,
+            parse(&vec![b'a'; 70_000]).unwrap_err().text(),
             "Protocol error: too big inline request"
         );
     }

@@ -10,6 +10,10 @@ pub enum Reply {
     StatusOwned(String),
     /// An error line without the leading `-`; it carries its own prefix (`ERR ...`, `WRONGTYPE ...`).
     Error(String),
+    /// An error line that echoes bytes a client sent (an unknown command's name, say), which need
+    /// not be UTF-8: Redis echoes them as they came. Built by [`Reply::error_bytes`], which keeps
+    /// the line one line.
+    ErrorBytes(Bytes),
     Int(i64),
     Bulk(Bytes),
     /// Null bulk in RESP2 (`$-1`), `_` in RESP3.
@@ -40,6 +44,17 @@ impl Reply {
         Reply::Error(msg.into())
     }
 
+    /// An error echoing client bytes, as Redis's `addReplyErrorFormat` sends it: CR and LF become
+    /// spaces so the error stays one protocol line.
+    pub fn error_bytes(mut msg: Vec<u8>) -> Reply {
+        for c in &mut msg {
+            if *c == b'\r' || *c == b'\n' {
+                *c = b' ';
+            }
+        }
+        Reply::ErrorBytes(Bytes::from(msg))
+    }
+
     pub fn bulk(b: &[u8]) -> Reply {
         Reply::Bulk(Bytes::copy_from_slice(b))
     }
@@ -49,7 +64,7 @@ impl Reply {
     }
 
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
     }
 
     pub fn encode(&self, out: &mut Vec<u8>, resp3: bool) {
@@ -57,6 +72,7 @@ impl Reply {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
             Reply::StatusOwned(s) => line(out, b'+', s.as_bytes()),
             Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::ErrorBytes(s) => line(out, b'-', s),
             Reply::Int(i) => {
                 out.push(b':');
                 out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
@@ -130,6 +146,14 @@ impl Reply {
             Reply::Raw(b) => out.extend_from_slice(b),
         }
     }
+}
+
+/// What C's `printf("%.{max}s", bytes)` prints of a client's argument: the bytes up to the first
+/// NUL (C strings end there), at most `max` of them. Redis builds the errors that echo arguments
+/// this way, so ours echo the same bytes.
+pub fn c_string(bytes: &[u8], max: usize) -> &[u8] {
+    let end = memchr::memchr(0, bytes).unwrap_or(bytes.len()).min(max);
+    &bytes[..end]
 }
 
 fn line(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
@@ -212,6 +236,16 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
+    }
+
+    #[test]
+    fn errors_echo_client_bytes_on_one_line() {
+        let mut out = Vec::new();
+        Reply::error_bytes(b"ERR '\xff\r\n'".to_vec()).encode(&mut out, false);
+        assert_eq!(out, b"-ERR '\xff  '\r\n");
+        assert_eq!(c_string(b"ab\0cd", 128), b"ab");
+        assert_eq!(c_string(b"abcd", 2), b"ab");
+        assert_eq!(c_string(b"\xff\xfe", 128), b"\xff\xfe");
     }
 
     #[test]
