@@ -1,6 +1,7 @@
 //! RESP on the wire: requests in (`parse`), replies out (`reply`).
 
 pub mod parse;
+pub mod parse_properties;
 pub mod reply;
 pub mod resp_reader;
 

@@ -400,15 +400,20 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Bytes>> {
                     cur.push(line[i]);
                 }
             } else {
+                // Outside quotes only these end an argument (not `\v` or `\f`), as in Redis.
+                let run = line[i..]
+                    .iter()
+                    .position(|&c| matches!(c, b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'\''))
+                    .unwrap_or(n - i);
+                cur.extend_from_slice(&line[i..i + run]);
+                i += run;
                 if i >= n {
                     break;
                 }
-                // Outside quotes only these end an argument (not `\v` or `\f`), as in Redis.
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
-                    c => cur.push(c),
+                    _ => break,
                 }
             }
             i += 1;
