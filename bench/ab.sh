@@ -3,7 +3,7 @@
 # GET, alternating fresh servers round by round; prints ops/s and the server's CPU seconds per
 # million requests for each. Quote medians: this machine is noisy.
 #   bench/ab.sh OLD_BINARY NEW_BINARY [rounds]
-# Environment: SIZE (value bytes, 64), N (requests, 1000000), R (key range, 1000000).
+# Environment: SIZE (value bytes, 64), N (requests, 1000000), R (key range, 1000000), P (pipeline, 16).
 set -euo pipefail
 old=$1 new=$2 rounds=${3:-3}
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -20,7 +20,7 @@ for round in $(seq "$rounds"); do
     for t in set get; do
       c0=$(cpu "$pid")
       rps=$(redis-benchmark -p "$port" -t "$t" -n "${N:-1000000}" -r "${R:-1000000}" -d "${SIZE:-64}" \
-        -P 16 -c 50 -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {print $2}')
+        -P "${P:-16}" -c 50 -q 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {print $2}')
       c1=$(cpu "$pid")
       per_m=$(echo "($c1 - $c0) / $(getconf CLK_TCK) * 1000000 / ${N:-1000000}" | bc -l)
       line="$line | $t $rps ops/s, $(printf %.2f "$per_m") CPU s/M"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The physics families' measured benefits (../shared/PHYSICS.md), against plain Redis
+"""The physics families' measured benefits (docs/physics.md), against plain Redis
 commands on WarpEngine and on a real redis-server, side by side on this machine.
 
   bench/physics.py quantum     page fetches as N GETs, a pipeline, MGET, QUANTUM GET; LEARN precision

@@ -1,5 +1,5 @@
 """Trending top-k with exponential decay: WarpEngine's TEMPORAL against what a client does with plain
-sorted-set commands (../shared/PHYSICS.md, TEMPORAL).
+sorted-set commands (docs/physics.md, TEMPORAL).
 
 One stream of updates (a member and +1, Zipf-distributed over MEMBERS members) with simulated event
 times spanning many half-lives, and a top-10 query every QUERY_EVERY updates, is applied as:

@@ -256,7 +256,7 @@ pub static PARAMS: &[Param] = &[
     // For tests: delay every fdatasync by this many milliseconds.
     p("wal-sync-delay-ms", NONNEG_INT, "0", false),
     p("threads", Kind::Int { min: 1, max: 256 }, "0", false),
-    // QUANTUM (../shared/PHYSICS.md): learning, and the bounds on links, rules and partners.
+    // QUANTUM (docs/physics.md): learning, and the bounds on links, rules and partners.
     p("quantum-learn", Kind::Bool, "no", true),
     p("quantum-learn-window-ms", POS_INT, "50", true),
     p("quantum-learn-halflife", POS_INT, "300", true),

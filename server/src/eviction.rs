@@ -13,6 +13,7 @@ use warpengine_physics::reference::lfu_log_incr;
 use warpengine_physics::workload::Rng;
 use warpengine_storage::{Entry, Key, Shard};
 
+use crate::command_table::Flags;
 use crate::server::Server;
 
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
@@ -276,22 +277,15 @@ pub fn apply_policy(server: &Server) {
     }
 }
 
-/// Per command: (writes, may grow memory) from the table's flags.
-static FLAGS: std::sync::LazyLock<Vec<(bool, bool)>> = std::sync::LazyLock::new(|| {
-    crate::commands::TABLE
-        .iter()
-        .map(|s| (s.has_flag("write"), s.has_flag("denyoom")))
-        .collect()
-});
-
 /// Before a command runs in `ctx` with maxmemory set: makes room on its shards; the OOM
 /// error if it would grow memory that cannot be freed.
 pub fn before_command(
     ctx: &mut crate::keyctx::KeyCtx,
     spec_index: usize,
 ) -> Option<crate::protocol::Reply> {
-    let (write, denyoom) = FLAGS[spec_index];
-    if !write {
+    let flags = crate::command_table::TABLE[spec_index].flags;
+    let denyoom = flags.contains(Flags::DENYOOM);
+    if !flags.contains(Flags::WRITE) {
         return None;
     }
     let server = ctx.server;

@@ -2,6 +2,7 @@
 
 pub mod blocking;
 pub mod clients;
+pub mod command_table;
 pub mod commands;
 pub mod config;
 pub mod connection;

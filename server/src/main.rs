@@ -53,6 +53,7 @@ fn main() {
             std::process::exit(1);
         }
     };
+    warpengine::commands::install();
     let server = Arc::new(Server::new(config, threads));
     warpengine::memory::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {

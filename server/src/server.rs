@@ -9,7 +9,7 @@ use warpengine_storage::Shard;
 
 use crate::blocking::BlockRegistry;
 use crate::clients::Registry;
-use crate::commands::TABLE;
+use crate::command_table::TABLE;
 use crate::config::ConfigStore;
 use crate::fabric::Fabric;
 use crate::persist::Wal;

@@ -1,4 +1,4 @@
-//! physics-load: the workloads of ../shared/PHYSICS.md's measured benefits that redis-benchmark
+//! physics-load: the workloads of docs/physics.md's measured benefits that redis-benchmark
 //! cannot express. Each client is a thread with one connection doing one operation at a time;
 //! the tool prints one line of `name=value` figures (ops/s, p50/p99 in microseconds).
 //!

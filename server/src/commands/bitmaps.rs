@@ -5,7 +5,7 @@ use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::{Entry, StrValue, Value};
 
 use super::util::{eq_ignore_case, int_arg, SYNTAX};
-use super::{commands, k, keyed};
+use super::{commands, k, keyed, Writes};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::Reply;
 
@@ -15,7 +15,7 @@ commands! {
     "getbit", 3, "readonly fast", k(1, 1, 1), "bitmap", "2.2.0", keyed(getbit), "Returns the bit value at offset in the string value stored at key";
     "bitcount", -2, "readonly", k(1, 1, 1), "bitmap", "2.6.0", keyed(bitcount), "Count set bits in a string";
     "bitpos", -3, "readonly", k(1, 1, 1), "bitmap", "2.8.7", keyed(bitpos), "Find first bit set or clear in a string";
-    "bitop", -4, "write denyoom", k(2, -1, 1), "bitmap", "2.6.0", keyed(bitop), "Perform bitwise operations between strings";
+    "bitop", -4, "write denyoom", k(2, -1, 1), "bitmap", "2.6.0", keyed(bitop), "Perform bitwise operations between strings", writes(Writes::First);
     "bitfield", -2, "write denyoom", k(1, 1, 1), "bitmap", "3.2.0", keyed(bitfield), "Perform arbitrary bitfield integer operations on strings";
     "bitfield_ro", -2, "readonly fast", k(1, 1, 1), "bitmap", "6.0.0", keyed(bitfield_ro), "Perform arbitrary bitfield integer operations on strings. Read-only variant of BITFIELD";
 }

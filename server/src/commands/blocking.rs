@@ -10,18 +10,9 @@ use bytes::Bytes;
 use super::lists::{self, lmpop_keys, mpop, parse_mpop};
 use super::util::{eq_ignore_case, parse_float, SYNTAX};
 use super::zsets;
-use super::{commands, k, Keys, Run};
+use super::{commands, k, Attempt, BlockingFn, Keys, LogForm, Run};
 use crate::keyctx::KeyCtx;
 use crate::protocol::Reply;
-
-/// The outcome of one try of a blocking command.
-pub enum Attempt {
-    Done(Reply),
-    /// Nothing to serve yet: block, for at most this long (None: for ever).
-    Block(Option<Duration>),
-}
-
-pub type BlockingFn = fn(&mut KeyCtx, &[Bytes]) -> Attempt;
 
 const fn blocking(f: BlockingFn) -> Run {
     Run::Blocking(f)
@@ -29,14 +20,14 @@ const fn blocking(f: BlockingFn) -> Run {
 
 commands! {
     pub static COMMANDS;
-    "blpop", -3, "write noscript blocking", k(1, -2, 1), "list", "2.0.0", blocking(blpop), "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
-    "brpop", -3, "write noscript blocking", k(1, -2, 1), "list", "2.0.0", blocking(brpop), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
-    "blmove", 6, "write denyoom noscript blocking", k(1, 2, 1), "list", "6.2.0", blocking(blmove), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.";
-    "brpoplpush", 4, "write denyoom noscript blocking", k(1, 2, 1), "list", "2.2.0", blocking(brpoplpush), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.";
-    "bzpopmin", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmin), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
-    "bzpopmax", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmax), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.";
-    "bzmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "sorted-set", "7.0.0", blocking(bzmpop), "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.";
-    "blmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "list", "7.0.0", blocking(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.";
+    "blpop", -3, "write noscript blocking", k(1, -2, 1), "list", "2.0.0", blocking(blpop), "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::ListPop("LPOP"));
+    "brpop", -3, "write noscript blocking", k(1, -2, 1), "list", "2.0.0", blocking(brpop), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::ListPop("RPOP"));
+    "blmove", 6, "write denyoom noscript blocking", k(1, 2, 1), "list", "6.2.0", blocking(blmove), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", log(LogForm::Move("LMOVE"));
+    "brpoplpush", 4, "write denyoom noscript blocking", k(1, 2, 1), "list", "2.2.0", blocking(brpoplpush), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::Move("RPOPLPUSH"));
+    "bzpopmin", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmin), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::ZsetPop);
+    "bzpopmax", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmax), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::ZsetPop);
+    "bzmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "sorted-set", "7.0.0", blocking(bzmpop), "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::ZsetPop);
+    "blmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "list", "7.0.0", blocking(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::Blmpop);
 }
 
 /// Redis's timeout argument: seconds as a float, rounded up to milliseconds; 0 blocks for ever.

@@ -16,11 +16,7 @@ fn status_set(items: impl IntoIterator<Item = String>) -> Reply {
 /// tips, key specs, subcommands), with arity, flags and the legacy key triple from our table.
 pub fn info_entry(spec: &CommandSpec) -> Reply {
     let (first, last, step) = spec.legacy_keys();
-    let flags = spec
-        .flags
-        .split(' ')
-        .filter(|f| !f.is_empty())
-        .map(str::to_string);
+    let flags = spec.flags.names().map(str::to_string);
     let ours = [
         Reply::bulk_str(spec.name),
         Reply::Int(spec.arity as i64),

@@ -1,4 +1,4 @@
-//! HORIZON: what the eviction policy sees (../shared/PHYSICS.md, HORIZON). STATS sums every
+//! HORIZON: what the eviction policy sees (docs/physics.md, HORIZON). STATS sums every
 //! shard: hits, misses, evictions, and under allkeys-horizon its S3-FIFO queues.
 
 use std::sync::atomic::Ordering;

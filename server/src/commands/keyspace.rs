@@ -231,6 +231,18 @@ fn db_index_arg(ctx: &KeyCtx, arg: &[u8]) -> Result<usize, Reply> {
     Ok(id as usize)
 }
 
+/// COPY's target database (its `DB n` option), for the log of a COPY whose keys span shards.
+/// Only called after COPY succeeded, so the option is well formed.
+pub fn copy_target_db(args: &[Bytes]) -> Option<usize> {
+    let i = args.iter().position(|a| eq_ignore_case(a, "db"))?;
+    std::str::from_utf8(args.get(i + 1)?).ok()?.parse().ok()
+}
+
+/// MOVE's target database.
+pub fn move_target_db(args: &[Bytes]) -> Option<usize> {
+    std::str::from_utf8(args.get(2)?).ok()?.parse().ok()
+}
+
 pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let (src, dst) = (&args[1], &args[2]);
     let mut replace = false;

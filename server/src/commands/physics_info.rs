@@ -1,4 +1,4 @@
-//! INFO physics: one `key:value` line per figure of each physics family (../shared/PHYSICS.md).
+//! INFO physics: one `key:value` line per figure of each physics family (docs/physics.md).
 
 use crate::server::Server;
 

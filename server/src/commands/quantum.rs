@@ -1,4 +1,4 @@
-//! QUANTUM: fetch a key and its partners in one round trip (../shared/PHYSICS.md, QUANTUM).
+//! QUANTUM: fetch a key and its partners in one round trip (docs/physics.md, QUANTUM).
 //! LINK/UNLINK/RULE change server-wide metadata (`Run::Meta`: logged in shard 0's log); GET
 //! names the keys to fetch and the dispatcher fetches them, one batch per owning shard.
 
@@ -24,7 +24,7 @@ commands! {
     "quantum|rule", -3, "write", NO_KEYS, "quantum", "0.1.0", Run::Meta(rule), "Adds, removes or lists rules that entangle keys by name (RULE ADD|DEL|LIST).";
     "quantum|learn", -3, "admin", NO_KEYS, "quantum", "0.1.0", session(learn), "Switches learning of links from co-read keys on or off.";
     "quantum|partners", 3, "readonly", k(2, 2, 1), "quantum", "0.1.0", session(partners), "Lists a key's partners with their origin and weight.";
-    "quantum|get", -3, "readonly", k(2, 2, 1), "quantum", "0.1.0", Run::Fanout(get), "Returns the values of a key and of its partners, fetched in parallel from their shards.";
+    "quantum|get", -3, "readonly", k(2, 2, 1), "quantum", "0.1.0", Run::Fanout { list: get, each: "get" }, "Returns the values of a key and of its partners, fetched in parallel from their shards.";
     "quantum|help", 2, "loading stale", NO_KEYS, "quantum", "0.1.0", session(help_), "Shows helpful text about the different subcommands.";
 }
 

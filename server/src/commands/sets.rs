@@ -14,7 +14,7 @@ use warpengine_storage::{glob_match, Entry, SetValue, Value};
 
 use super::keyspace::parse_cursor;
 use super::util::{atoi, eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
-use super::{commands, k, keyed, Keys};
+use super::{commands, k, keyed, Keys, LogForm, Writes};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::Reply;
 
@@ -27,15 +27,15 @@ commands! {
     "smismember", -3, "readonly fast", k(1, 1, 1), "set", "6.2.0", keyed(smismember), "Determines whether multiple members belong to a set.";
     "smembers", 2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(smembers), "Returns all members of a set.";
     "srandmember", -2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(srandmember), "Get one or multiple random members from a set";
-    "spop", -2, "write fast", k(1, 1, 1), "set", "1.0.0", keyed(spop), "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.";
+    "spop", -2, "write fast", k(1, 1, 1), "set", "1.0.0", keyed(spop), "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", log(LogForm::Spop);
     "smove", 4, "write fast", k(1, 2, 1), "set", "1.0.0", keyed(smove), "Moves a member from one set to another.";
     "sinter", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sinter), "Returns the intersect of multiple sets.";
     "sintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: sintercard_keys }, "set", "7.0.0", keyed(sintercard), "Returns the number of members of the intersect of multiple sets.";
     "sunion", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sunion), "Returns the union of multiple sets.";
     "sdiff", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sdiff), "Returns the difference of multiple sets.";
-    "sinterstore", -3, "write denyoom", k(1, -1, 1), "set", "1.0.0", keyed(sinterstore), "Stores the intersect of multiple sets in a key.";
-    "sunionstore", -3, "write denyoom", k(1, -1, 1), "set", "1.0.0", keyed(sunionstore), "Stores the union of multiple sets in a key.";
-    "sdiffstore", -3, "write denyoom", k(1, -1, 1), "set", "1.0.0", keyed(sdiffstore), "Stores the difference of multiple sets in a key.";
+    "sinterstore", -3, "write denyoom", k(1, -1, 1), "set", "1.0.0", keyed(sinterstore), "Stores the intersect of multiple sets in a key.", writes(Writes::First);
+    "sunionstore", -3, "write denyoom", k(1, -1, 1), "set", "1.0.0", keyed(sunionstore), "Stores the union of multiple sets in a key.", writes(Writes::First);
+    "sdiffstore", -3, "write denyoom", k(1, -1, 1), "set", "1.0.0", keyed(sdiffstore), "Stores the difference of multiple sets in a key.", writes(Writes::First);
     "sscan", -3, "readonly", k(1, 1, 1), "set", "2.8.0", keyed(sscan), "Iterates over members of a set.";
 }
 

@@ -6,8 +6,9 @@ use warpengine_physics::temporal::{DecayingScores, MAX_HALFLIFE_SECS, MIN_HALFLI
 use warpengine_storage::Value;
 
 use super::util::{eq_ignore_case, float_arg, help, int_arg, SYNTAX};
-use super::{commands, k, keyed, session, NO_KEYS};
+use super::{commands, k, keyed, session, LogForm, NO_KEYS};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
+use crate::persist::log::temporal_incr_argv;
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::session::Session;
@@ -15,7 +16,7 @@ use crate::session::Session;
 commands! {
     pub static COMMANDS;
     "temporal", -2, "", NO_KEYS, "temporal", "0.1.0", super::Run::Container, "A container for trending counters whose scores decay with time.";
-    "temporal|incr", -5, "write denyoom fast", k(2, 2, 1), "temporal", "0.1.0", keyed(incr), "Adds an amount to a member's decaying score.";
+    "temporal|incr", -5, "write denyoom fast", k(2, 2, 1), "temporal", "0.1.0", keyed(incr), "Adds an amount to a member's decaying score.", log(LogForm::Rewritten(deterministic_incr));
     "temporal|top", -4, "readonly", k(2, 2, 1), "temporal", "0.1.0", keyed(top), "Returns the members with the highest decayed scores.";
     "temporal|score", 4, "readonly fast", k(2, 2, 1), "temporal", "0.1.0", keyed(score), "Returns a member's decayed score now.";
     "temporal|help", 2, "loading stale", NO_KEYS, "temporal", "0.1.0", session(help_), "Shows helpful text about the different subcommands.";
@@ -221,7 +222,7 @@ pub fn deterministic_incr(ctx: &mut KeyCtx, args: &[Bytes]) -> Option<Vec<Bytes>
     let max_members = o
         .max_members
         .unwrap_or_else(|| ctx.server.temporal.max_members());
-    Some(incr_argv(
+    Some(temporal_incr_argv(
         key,
         &args[3],
         args[4].clone(),
@@ -229,31 +230,6 @@ pub fn deterministic_incr(ctx: &mut KeyCtx, args: &[Bytes]) -> Option<Vec<Bytes>
         at_ms,
         max_members,
     ))
-}
-
-/// `TEMPORAL INCR key member amount HALFLIFE h AT at MAXMEMBERS n`.
-pub fn incr_argv(
-    key: &[u8],
-    member: &[u8],
-    amount: Bytes,
-    halflife_secs: f64,
-    at_ms: i64,
-    max_members: usize,
-) -> Vec<Bytes> {
-    vec![
-        Bytes::from_static(b"TEMPORAL"),
-        Bytes::from_static(b"INCR"),
-        Bytes::copy_from_slice(key),
-        Bytes::copy_from_slice(member),
-        amount,
-        Bytes::from_static(b"HALFLIFE"),
-        // Rust prints the shortest text that parses back to the same double.
-        Bytes::from(halflife_secs.to_string()),
-        Bytes::from_static(b"AT"),
-        Bytes::from(at_ms.to_string()),
-        Bytes::from_static(b"MAXMEMBERS"),
-        Bytes::from(max_members.to_string()),
-    ]
 }
 
 /// TEMPORAL's lines of INFO physics: its work (summed over shards) and its settings.

@@ -1,4 +1,4 @@
-//! WORMHOLE: keep keys that work together on one shard (../shared/PHYSICS.md, WORMHOLE).
+//! WORMHOLE: keep keys that work together on one shard (docs/physics.md, WORMHOLE).
 //! PIN moves a key's storage (every database) to its anchor's shard; the cluster slot stays
 //! the CRC16 slot. A move is logged as one group: the pin in shard 0's log, the key's removal
 //! in the old shard's log and its re-creation in the new one's, so recovery applies all of it
@@ -12,8 +12,6 @@ use warpengine_storage::Shard;
 
 use super::util::{help, set_switch};
 use super::{commands, k, session, Run, NO_KEYS};
-use crate::persist::log::{flush_expired, put_key};
-use crate::persist::ops::{Group, PayloadWriter};
 use crate::protocol::Reply;
 use crate::server::Server;
 use crate::session::Session;
@@ -91,7 +89,7 @@ fn pin(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, b
         return (Reply::Int(1), false);
     };
     let to = server.slots.shard_of(&anchor);
-    let moved = move_key(server, shard0, key, to, Some(anchor));
+    let moved = crate::wormhole::move_key(server, shard0, key, to, Some(anchor));
     (Reply::Int(moved as i64), false)
 }
 
@@ -104,110 +102,8 @@ fn unpin(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply,
         server.wormhole.clear_pin(key);
         return (Reply::Int(1), false);
     };
-    move_key(server, shard0, key, server.slots.shard_of(key), None);
+    crate::wormhole::move_key(server, shard0, key, server.slots.shard_of(key), None);
     (Reply::Int(1), false)
-}
-
-/// Pins `key` to `anchor` (or unpins it: None), moving its entries in every database to shard
-/// `to`, with shard 0 (held by the caller), the old and the new shard locked. Logs the pin
-/// and the move as one group. Returns whether any entry moved.
-pub fn move_key(
-    server: &Server,
-    shard0: &mut Shard,
-    key: &[u8],
-    to: usize,
-    anchor: Option<Bytes>,
-) -> bool {
-    let from = server.route(key);
-    let mut ids = vec![from, to];
-    ids.retain(|&s| s != 0);
-    ids.sort_unstable();
-    ids.dedup();
-    let mut guards: Vec<_> = ids.iter().map(|&s| server.lock_shard(s)).collect();
-    let mut shards: Vec<&mut Shard> = vec![shard0];
-    shards.extend(guards.iter_mut().map(|g| &mut **g));
-    let logging = server.wal.is_on();
-    let mut moved: Vec<(usize, warpengine_storage::Entry, u64)> = Vec::new();
-    if from != to {
-        let src = shards
-            .iter_mut()
-            .position(|s| s.id == from)
-            .expect("locked");
-        let now = crate::server::unix_ms();
-        for db in 0..shards[src].dbs.len() {
-            if shards[src].dbs[db].get(key, now).is_none() {
-                continue;
-            }
-            crate::persist::background::preserve(server, &mut *shards[src], db, key);
-            if let Some((e, at)) = shards[src].dbs[db].take(key) {
-                moved.push((db, e, at));
-            }
-        }
-    }
-    if logging {
-        for s in shards.iter_mut() {
-            flush_expired(server, s);
-        }
-        log_move(server, key, anchor.as_ref(), from, to, &moved);
-    }
-    let dst = shards.iter_mut().position(|s| s.id == to).expect("locked");
-    let any = !moved.is_empty();
-    for (db, e, at) in moved {
-        shards[dst].dbs[db].insert_entry(key, e, at);
-    }
-    server
-        .wormhole
-        .stats
-        .keys_moved
-        .fetch_add(any as u64, Relaxed);
-    match anchor {
-        Some(a) => server.wormhole.set_pin(&server.slots, key, a),
-        None => {
-            server.wormhole.clear_pin(key);
-        }
-    }
-    any
-}
-
-fn log_move(
-    server: &Server,
-    key: &[u8],
-    anchor: Option<&Bytes>,
-    from: usize,
-    to: usize,
-    moved: &[(usize, warpengine_storage::Entry, u64)],
-) {
-    let meta: Vec<&[u8]> = match anchor {
-        Some(a) => vec![b"WORMHOLE", b"PIN", key, a],
-        None => vec![b"WORMHOLE", b"UNPIN", key],
-    };
-    let parts = 1 + 2 * moved.len() as u32;
-    let group = (parts > 1).then(|| Group {
-        txid: server.wal.next_txid(),
-        parts,
-    });
-    let mut places = Vec::new();
-    let lsn = server.wal.logs[0].append(|buf| {
-        PayloadWriter::begin(buf, 0, group).argv(meta.iter().copied());
-    });
-    places.push((0, lsn));
-    for (db, entry, expire_at) in moved {
-        let lsn = server.wal.logs[from].append(|buf| {
-            PayloadWriter::begin(buf, *db, group).del(key);
-        });
-        places.push((from, lsn));
-        let lsn = server.wal.logs[to].append(|buf| {
-            put_key(
-                &mut PayloadWriter::begin(buf, *db, group),
-                key,
-                Some((entry, *expire_at)),
-            );
-        });
-        places.push((to, lsn));
-    }
-    if group.is_some() {
-        server.wal.link_group(&places);
-    }
 }
 
 fn auto(s: &mut Session, args: &[Bytes]) -> Reply {
@@ -290,18 +186,4 @@ pub fn info(server: &Server, out: &mut String) {
         st.multi_key_one_shard.load(Relaxed),
         st.multi_key_cross_shard.load(Relaxed),
     );
-}
-
-/// Pins `key` to `anchor` for AUTO, from a connection's worker (takes shard 0's lock itself).
-pub fn auto_pin(server: &Server, key: &[u8], anchor: &[u8]) {
-    let Ok(anchor) = server.wormhole.check_pin(key, anchor) else {
-        return;
-    };
-    if server.wal.refusal().is_some() {
-        return;
-    }
-    let mut shard0 = server.lock_shard(0);
-    let to = server.slots.shard_of(&anchor);
-    move_key(server, &mut shard0, key, to, Some(anchor));
-    server.wormhole.stats.auto_pins.fetch_add(1, Relaxed);
 }

@@ -6,7 +6,7 @@ use warpengine_storage::{glob_match, Value, ZSetValue};
 
 use super::keyspace::parse_cursor;
 use super::util::{eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
-use super::{commands, k, keyed, Keys};
+use super::{commands, k, keyed, Keys, Writes};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
@@ -20,7 +20,7 @@ commands! {
     "zscore", 3, "readonly fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zscore), "Returns the score of a member in a sorted set.";
     "zmscore", -3, "readonly fast", k(1, 1, 1), "sorted-set", "6.2.0", keyed(zmscore), "Returns the score of one or more members in a sorted set.";
     "zrange", -4, "readonly", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrange), "Returns members in a sorted set within a range of indexes.";
-    "zrangestore", -5, "write denyoom", k(1, 2, 1), "sorted-set", "6.2.0", keyed(zrangestore), "Stores a range of members from sorted set in a key.";
+    "zrangestore", -5, "write denyoom", k(1, 2, 1), "sorted-set", "6.2.0", keyed(zrangestore), "Stores a range of members from sorted set in a key.", writes(Writes::First);
     "zrevrange", -4, "readonly", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrevrange), "Returns members in a sorted set within a range of indexes in reverse order.";
     "zrangebyscore", -4, "readonly", k(1, 1, 1), "sorted-set", "1.0.5", keyed(zrangebyscore), "Returns members in a sorted set within a range of scores.";
     "zrevrangebyscore", -4, "readonly", k(1, 1, 1), "sorted-set", "2.2.0", keyed(zrevrangebyscore), "Returns members in a sorted set within a range of scores in reverse order.";
@@ -40,9 +40,9 @@ commands! {
     "zunion", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zunion), "Returns the union of multiple sorted sets.";
     "zinter", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zinter), "Returns the intersect of multiple sorted sets.";
     "zdiff", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zdiff), "Returns the difference between multiple sorted sets.";
-    "zunionstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zunionstore), "Stores the union of multiple sorted sets in a key.";
-    "zinterstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zinterstore), "Stores the intersect of multiple sorted sets in a key.";
-    "zdiffstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "6.2.0", keyed(zdiffstore), "Stores the difference of multiple sorted sets in a key.";
+    "zunionstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zunionstore), "Stores the union of multiple sorted sets in a key.", writes(Writes::First);
+    "zinterstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zinterstore), "Stores the intersect of multiple sorted sets in a key.", writes(Writes::First);
+    "zdiffstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "6.2.0", keyed(zdiffstore), "Stores the difference of multiple sorted sets in a key.", writes(Writes::First);
     "zintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zintercard), "Returns the number of members of the intersect of multiple sorted sets.";
     "zmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zmpop), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
 }

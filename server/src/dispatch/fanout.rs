@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{guarded, Pipeline};
-use crate::commands;
+use super::Pipeline;
+use crate::command_table;
 use crate::fabric::BatchItem;
 use crate::protocol::Reply;
 use crate::server::Server;
@@ -28,9 +28,10 @@ impl Pipeline {
         server: &Server,
         conn: &ConnState,
         slot: usize,
+        each: &'static str,
         keys: Vec<Bytes>,
     ) {
-        let get = *GET_INDEX;
+        let get = command_table::lookup_row(each.as_bytes()).expect("a fan-out's command exists");
         let first = self.replies.len();
         let mut shards_used = vec![false; self.batches.len()];
         for key in &keys {
@@ -45,7 +46,7 @@ impl Pipeline {
             batch.items.push(BatchItem {
                 spec: get,
                 db: conn.db,
-                args: vec![Bytes::from_static(b"GET"), key.clone()],
+                args: vec![Bytes::from_static(each.as_bytes()), key.clone()],
             });
             batch.slots.push(hidden);
             self.queued += 1;
@@ -89,25 +90,4 @@ impl Pipeline {
             self.replies[g.slot] = Some(failed.unwrap_or(Reply::Array(items)));
         }
     }
-}
-
-static GET_INDEX: std::sync::LazyLock<usize> =
-    std::sync::LazyLock::new(|| commands::lookup(b"get").expect("GET is in the table"));
-
-pub(super) fn guarded_fanout(
-    name: &str,
-    run: impl FnOnce() -> Result<Vec<Bytes>, Reply>,
-) -> Result<Vec<Bytes>, Reply> {
-    let mut out = Ok(Vec::new());
-    let reply = guarded(name, || match run() {
-        Ok(keys) => {
-            out = Ok(keys);
-            Reply::Nil
-        }
-        Err(e) => e,
-    });
-    if reply.is_error() {
-        return Err(reply);
-    }
-    out
 }

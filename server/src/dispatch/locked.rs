@@ -6,11 +6,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use super::guarded;
-use crate::commands::{self, CommandSpec, Run, TABLE};
+use super::step::{self, Admission};
+use crate::command_table::{CommandSpec, Run, TABLE};
 use crate::fabric::BatchItem;
 use crate::keyctx::{KeyCtx, Shards};
-use crate::persist::log as wal_log;
 use crate::protocol::Reply;
 use crate::server::{unix_ms, Server};
 use crate::session::ConnState;
@@ -82,15 +81,9 @@ pub(super) fn run_misrouted(server: &Server, item: &BatchItem, no_touch: bool) -
         unreachable!("only keyed commands are batched")
     };
     run_locked_as(server, item.db, no_touch, spec, &item.args, |ctx| {
-        if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
-            if let Some(oom) = crate::eviction::before_command(ctx, item.spec) {
-                return oom;
-            }
-        }
-        wal_log::before_command(ctx, item.spec, &item.args);
-        let reply = guarded(spec.name, || f(ctx, &item.args));
-        log_locked(ctx, item.spec, &item.args, &reply);
-        reply
+        step::execute(ctx, item.spec, &item.args, Admission::Check, |ctx| {
+            f(ctx, &item.args)
+        })
     })
 }
 
@@ -100,13 +93,6 @@ pub(super) fn owned_here(server: &Server, shard: usize, item: &BatchItem) -> boo
     spec.key_positions(&item.args)
         .into_iter()
         .all(|p| server.route(&item.args[p]) == shard)
-}
-
-/// Logs a command run under `run_locked`, if the log is on.
-pub(super) fn log_locked(ctx: &mut KeyCtx, index: usize, args: &[Bytes], reply: &Reply) {
-    if ctx.server.wal.is_on() {
-        wal_log::after_command(ctx, index, args, reply);
-    }
 }
 
 /// WORMHOLE's figures for a command with several keys, and AUTO's pair counts: a key that
@@ -134,7 +120,7 @@ pub(super) fn count_multi_key(
     for &p in &positions[1..] {
         let other = &args[p];
         if other != first && server.route(other) != home && w.observe_pair(first, other, now) {
-            commands::wormhole::auto_pin(server, other, first);
+            crate::wormhole::auto_pin(server, other, first);
         }
     }
 }

@@ -10,8 +10,7 @@ use bytes::Bytes;
 use warpengine_storage::Shard;
 
 use crate::blocking::Waiter;
-use crate::commands::blocking::Attempt;
-use crate::commands::{self, waitaof, CommandSpec, Keys, Run, TABLE};
+use crate::command_table::{Attempt, CommandSpec, Keys, Run, TABLE};
 use crate::durability;
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
@@ -22,13 +21,19 @@ use crate::protocol::Reply;
 use crate::server::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode, Session};
 
+mod admit;
 mod blocked;
 mod fanout;
 mod locked;
+mod observe;
+mod step;
 
+use admit::{admit, Admitted};
 pub use blocked::Blocked;
-use fanout::{guarded_fanout, Gather};
-use locked::{count_multi_key, log_locked, owned_here, run_locked, run_misrouted};
+use fanout::Gather;
+use locked::{owned_here, run_locked, run_misrouted};
+use observe::Routed;
+use step::{guarded, Admission};
 
 /// Runs a batch of keyed commands on `shard` (the owner's worker, or a sender under the lock).
 pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
@@ -36,8 +41,6 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     let shard_id = shard.id;
     let mut ctx = KeyCtx::new(Shards::One(shard), server, 0, now);
     ctx.no_touch = batch.no_touch;
-    let logging = server.wal.is_on();
-    let limited = server.limits.maxmemory.load(Ordering::Relaxed) != 0;
     let pins = server.wormhole.may_have_moved(batch.route_epoch);
     let mut wrote = false;
     for (i, item) in batch.items.iter().enumerate() {
@@ -50,19 +53,10 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
             batch.replies.push(Reply::Nil);
             continue;
         }
-        if limited {
-            if let Some(oom) = crate::eviction::before_command(&mut ctx, item.spec) {
-                batch.replies.push(oom);
-                continue;
-            }
-        }
-        let spec_name = TABLE[item.spec].name;
         wrote |= wal_log::is_logged(item.spec);
-        wal_log::before_command(&mut ctx, item.spec, &item.args);
-        let reply = guarded(spec_name, || f(&mut ctx, &item.args));
-        if logging {
-            wal_log::after_command(&mut ctx, item.spec, &item.args, &reply);
-        }
+        let reply = step::execute(&mut ctx, item.spec, &item.args, Admission::Check, |ctx| {
+            f(ctx, &item.args)
+        });
         batch.replies.push(reply);
     }
     // Only writes grow or fill the key tables (what reads expire lazily, the tick catches up).
@@ -168,10 +162,6 @@ impl Pipeline {
         self.started = Instant::now();
         self.route_epoch = server.wormhole.epoch();
         let stats = &server.worker_stats[self.me];
-        let auth_required = server
-            .hot
-            .auth_required
-            .load(std::sync::atomic::Ordering::Relaxed);
         let mut requests = requests.into_iter();
         while let Some(args) = requests.next() {
             let slot = self.replies.len();
@@ -187,88 +177,45 @@ impl Pipeline {
             };
             self.emit.push(emit);
             self.resp3.push(conn.resp3);
-            // Pipelines usually repeat one command: try the previous one before the table.
-            let cached = self
-                .last_command
-                .filter(|&i| TABLE[i].name.as_bytes().eq_ignore_ascii_case(&args[0]));
-            let Some(index) = cached.or_else(|| commands::lookup(&args[0])) else {
-                self.replies[slot] = Some(unknown_command(&args));
-                continue;
-            };
-            self.last_command = Some(index);
-            let spec = &TABLE[index];
-            if !arity_ok(spec.arity, args.len()) {
-                bump(&stats.commands[index].rejected, 1);
-                self.replies[slot] = Some(Reply::err(format!(
-                    "ERR wrong number of arguments for '{}' command",
-                    spec.name
-                )));
-                continue;
-            }
-            let index = match commands::resolve(index, &args) {
-                Ok(index) => index,
+            let admitted = admit(server, self.me, conn, &args, self.last_command);
+            let Admitted {
+                index,
+                logged,
+                class,
+            } = match admitted {
+                Ok(admitted) => admitted,
                 Err(refusal) => {
-                    bump(&stats.commands[index].rejected, 1);
                     self.replies[slot] = Some(refusal);
                     continue;
                 }
             };
-            let spec = &TABLE[index];
-            if auth_required && !conn.authenticated && !spec.has_flag("no_auth") {
-                bump(&stats.commands[index].rejected, 1);
-                self.replies[slot] = Some(Reply::err("NOAUTH Authentication required."));
-                continue;
-            }
-            let logged = wal_log::is_logged(index) && server.wal.is_on();
-            if logged {
-                if let Some(refusal) = server.wal.refusal() {
-                    bump(&stats.commands[index].rejected, 1);
-                    self.replies[slot] = Some(Reply::Error(refusal));
-                    continue;
-                }
-            }
-            self.class = server.wal.fsync().durable();
-            if index == *SET_INDEX && args.len() > 4 {
-                if let Some(asked) = durability::requested(&args) {
-                    if let Some(refusal) = durability::refusal(asked, server.wal.is_on()) {
-                        bump(&stats.commands[index].rejected, 1);
-                        self.replies[slot] = Some(Reply::err(refusal));
-                        continue;
-                    }
-                    self.class = asked.durable();
-                }
-            }
-            bump(&stats.commands[index].calls, 1);
+            self.last_command = Some(index);
+            self.class = class;
             self.commands[slot] = Some(index);
+            let spec = &TABLE[index];
             match spec.run {
                 Run::Keyed(f) => {
                     // Most commands have one key, at position 1 (arity guarantees it is there).
-                    let single_owner = if let Keys::Range(1, 1, _) = spec.keys {
-                        Some(server.route(&args[1]))
+                    let positions;
+                    let routed = if let Keys::Range(1, 1, _) = spec.keys {
+                        Routed {
+                            positions: None,
+                            owner: Some(server.route(&args[1])),
+                        }
                     } else {
-                        let positions = spec.key_positions(&args);
+                        positions = spec.key_positions(&args);
                         let mut owners = positions.iter().map(|&p| server.route(&args[p]));
                         let first = owners.next().unwrap_or(self.me);
                         let one = owners.all(|o| o == first);
-                        if positions.len() > 1 {
-                            count_multi_key(server, one, &positions, &args);
+                        Routed {
+                            positions: Some(&positions),
+                            owner: one.then_some(first),
                         }
-                        one.then_some(first)
                     };
-                    if let Some(first) = single_owner {
+                    observe::keyed(server, conn, spec, &args, &routed);
+                    if let Some(first) = routed.owner {
                         if logged {
                             self.mark_written(first);
-                        }
-                        if server.quantum.limits.learn.load(Ordering::Relaxed)
-                            && matches!(spec.keys, Keys::Range(1, 1, _))
-                            && spec.has_flag("readonly")
-                        {
-                            server.quantum.observe(
-                                &server.slots,
-                                &mut conn.recent_reads,
-                                &args[1],
-                                unix_ms(),
-                            );
                         }
                         let batch = self.batches[first].as_mut().expect("batch is home");
                         batch.items.push(BatchItem {
@@ -282,15 +229,7 @@ impl Pipeline {
                         self.flush(server, conn.no_touch).await;
                         bump(&stats.cross_shard_commands, 1);
                         let reply = run_locked(server, conn, spec, &args, |ctx| {
-                            if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
-                                if let Some(oom) = crate::eviction::before_command(ctx, index) {
-                                    return oom;
-                                }
-                            }
-                            wal_log::before_command(ctx, index, &args);
-                            let reply = guarded(spec.name, || f(ctx, &args));
-                            log_locked(ctx, index, &args, &reply);
-                            reply
+                            step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args))
                         });
                         if logged {
                             self.mark_keys_written(server, spec, &args);
@@ -308,16 +247,8 @@ impl Pipeline {
                         .map(|p| args[p].clone())
                         .collect();
                     let attempt = run_locked(server, conn, spec, &args, |ctx| {
-                        if server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
-                            if let Some(oom) = crate::eviction::before_command(ctx, index) {
-                                return Attempt::Done(oom);
-                            }
-                        }
-                        wal_log::before_command(ctx, index, &args);
-                        let attempt = f(ctx, &args);
-                        if let Attempt::Done(reply) = &attempt {
-                            log_locked(ctx, index, &args, reply);
-                        }
+                        let attempt =
+                            step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args));
                         if matches!(attempt, Attempt::Block(_)) {
                             // Registered while the keys' shards are still locked: a later push
                             // is bound to find this client.
@@ -384,16 +315,18 @@ impl Pipeline {
                     self.flush(server, conn.no_touch).await;
                     // This read's own earlier writes first, as for any reply.
                     self.await_durable(server).await;
-                    let reply = match waitaof::parse(server, &args) {
-                        Ok(plan) => waitaof::run(server, self.me, plan).await,
+                    let reply = match durability::parse_waitaof(server, &args) {
+                        Ok(plan) => durability::waitaof(server, self.me, plan).await,
                         Err(e) => e,
                     };
                     self.replies[slot] = Some(reply);
                 }
-                Run::Fanout(f) => match guarded_fanout(spec.name, || f(server, conn, &args)) {
-                    Err(reply) => self.replies[slot] = Some(reply),
-                    Ok(keys) => self.queue_fanout(server, conn, slot, keys),
-                },
+                Run::Fanout { list, each } => {
+                    match guarded(spec.name, || list(server, conn, &args)) {
+                        Err(reply) => self.replies[slot] = Some(reply),
+                        Ok(keys) => self.queue_fanout(server, conn, slot, each, keys),
+                    }
+                }
                 Run::Session(f) => {
                     self.flush(server, conn.no_touch).await;
                     let mut session = Session {
@@ -507,12 +440,9 @@ impl Pipeline {
             unreachable!("only blocking commands block")
         };
         let attempt = run_locked(server, conn, spec, &b.args, |ctx| {
-            wal_log::before_command(ctx, b.spec, &b.args);
-            let attempt = f(ctx, &b.args);
-            if let Attempt::Done(reply) = &attempt {
-                log_locked(ctx, b.spec, &b.args, reply);
-            }
-            attempt
+            step::execute(ctx, b.spec, &b.args, Admission::Admitted, |ctx| {
+                f(ctx, &b.args)
+            })
         });
         match attempt {
             Attempt::Done(reply) => {
@@ -620,36 +550,13 @@ impl Pipeline {
     }
 }
 
-static SET_INDEX: std::sync::LazyLock<usize> =
-    std::sync::LazyLock::new(|| commands::lookup(b"set").expect("SET is in the table"));
-/// Runs a command, turning a panic into an error reply so that one faulty command cannot take
-/// its worker, its connection or a waiting remote connection down with it.
-fn guarded(name: &str, run: impl FnOnce() -> Reply) -> Reply {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
-        Ok(reply) => reply,
-        Err(_) => {
-            tracing::error!(command = name, "command panicked; replied with an error");
-            Reply::err(format!("ERR internal error while executing '{name}'"))
-        }
-    }
-}
-
 /// Wakes a client blocked on any key a write command just wrote.
 fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes]) {
-    if !server.blocking.has_waiters() || !spec.has_flag("write") {
+    if !server.blocking.has_waiters() || !spec.is_write() {
         return;
     }
     for p in spec.key_positions(args) {
         server.blocking.signal(db, &args[p]);
-    }
-}
-
-fn arity_ok(arity: i32, argc: usize) -> bool {
-    let argc = argc as i32;
-    if arity >= 0 {
-        argc == arity
-    } else {
-        argc >= -arity
     }
 }
 

@@ -9,59 +9,19 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
-use std::sync::LazyLock;
 
 use bytes::Bytes;
 use warpengine_storage::{Entry, Shard, Value};
 
 use super::ops::{Group, PayloadWriter};
-use crate::commands::{temporal, CommandSpec, TABLE};
+use crate::command_table::{CommandSpec, LogForm, Writes, TABLE};
 use crate::keyctx::KeyCtx;
 use crate::protocol::Reply;
 use crate::server::Server;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Form {
-    NotLogged,
-    Argv,
-    /// Argv, then the key's resulting expiry.
-    ArgvWithExpiry,
-    Spop,
-    /// BLPOP/BRPOP served: the pop that happened.
-    ListPop(&'static str),
-    /// BLMOVE/BRPOPLPUSH served: the non-blocking move with the same arguments.
-    Move(&'static str),
-    Blmpop,
-    /// BZPOPMIN/BZPOPMAX/BZMPOP served: ZREM of the members popped.
-    ZsetPop,
-    /// TEMPORAL INCR with its implicit settings (half-life, now, member cap) made explicit.
-    TemporalIncr,
-}
-
-static FORMS: LazyLock<Vec<Form>> = LazyLock::new(|| TABLE.iter().map(form_of).collect());
-
-fn form_of(spec: &CommandSpec) -> Form {
-    if !spec.has_flag("write") {
-        return Form::NotLogged;
-    }
-    match spec.name {
-        "set" | "setex" | "psetex" | "getex" | "expire" | "pexpire" | "expireat" | "pexpireat" => {
-            Form::ArgvWithExpiry
-        }
-        "spop" => Form::Spop,
-        "blpop" => Form::ListPop("LPOP"),
-        "brpop" => Form::ListPop("RPOP"),
-        "blmove" => Form::Move("LMOVE"),
-        "brpoplpush" => Form::Move("RPOPLPUSH"),
-        "blmpop" => Form::Blmpop,
-        "bzpopmin" | "bzpopmax" | "bzmpop" => Form::ZsetPop,
-        "temporal|incr" => Form::TemporalIncr,
-        _ => Form::Argv,
-    }
-}
-
+/// Whether the command at this table index writes the log (its descriptor's log form).
 pub fn is_logged(spec_index: usize) -> bool {
-    FORMS[spec_index] != Form::NotLogged
+    TABLE[spec_index].is_logged()
 }
 
 /// Before a logged command changes its keys: a background snapshot that has not written them
@@ -73,7 +33,7 @@ pub fn before_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes]) {
     }
     let spec = &TABLE[spec_index];
     // MOVE and COPY ... DB write the key in another database too.
-    let every_db = matches!(spec.name, "move" | "copy");
+    let every_db = spec.other_db.is_some();
     for p in spec.key_positions(args) {
         before_key(ctx, &args[p], every_db);
     }
@@ -115,11 +75,11 @@ pub fn flush_expired(server: &Server, shard: &mut Shard) {
 pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply: &Reply) {
     let server = ctx.server;
     ctx.each_shard(|s| flush_expired(server, s));
-    let form = FORMS[spec_index];
-    if form == Form::NotLogged || reply.is_error() {
+    let spec = &TABLE[spec_index];
+    let form = spec.log;
+    if !spec.is_logged() || reply.is_error() {
         return;
     }
-    let spec = &TABLE[spec_index];
     // A batched command runs on the one shard that owns all its keys.
     let shard_id = match ctx.single_shard() {
         Some(id) => id,
@@ -139,26 +99,26 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
     let db = ctx.db;
     // The forms that name a key (expiry, SPOP) have it first.
     let key: &[u8] = args.get(1).map_or(b"", |a| &a[..]);
-    let expiry = (form == Form::ArgvWithExpiry).then(|| {
+    let expiry = matches!(form, LogForm::ArgvWithExpiry).then(|| {
         let now = 0;
         ctx.db(key).get_with_expiry(key, now).map(|(_, at)| at)
     });
     let log = &server.wal.logs[shard_id];
     match form {
-        Form::NotLogged => {}
-        Form::TemporalIncr => {
-            if let Some(argv) = crate::commands::temporal::deterministic_incr(ctx, args) {
+        LogForm::NotLogged => {}
+        LogForm::Rewritten(rewrite) => {
+            if let Some(argv) = rewrite(ctx, args) {
                 log.append(|buf| {
                     PayloadWriter::begin(buf, db, None).argv(argv.iter().map(|a| &a[..]));
                 });
             }
         }
-        Form::Argv => {
+        LogForm::Argv => {
             log.append(|buf| {
                 PayloadWriter::begin(buf, db, None).argv(args.iter().map(|a| &a[..]));
             });
         }
-        Form::ArgvWithExpiry => {
+        LogForm::ArgvWithExpiry => {
             log.append(|buf| {
                 let mut w = PayloadWriter::begin(buf, db, None);
                 w.argv(args.iter().map(|a| &a[..]));
@@ -168,7 +128,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 }
             });
         }
-        Form::Spop => {
+        LogForm::Spop => {
             let members: Vec<&[u8]> = match reply {
                 Reply::Bulk(m) => vec![m],
                 Reply::Set(v) | Reply::Array(v) => v.iter().filter_map(bulk).collect(),
@@ -182,7 +142,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 });
             }
         }
-        Form::ListPop(pop) => {
+        LogForm::ListPop(pop) => {
             if let Some(popped_from) = array_item(reply, 0) {
                 log.append(|buf| {
                     let argv = [pop.as_bytes(), popped_from];
@@ -190,7 +150,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 });
             }
         }
-        Form::Move(name) => {
+        LogForm::Move(name) => {
             if matches!(reply, Reply::Bulk(_)) {
                 // Everything but the trailing timeout.
                 let rest = args[1..args.len() - 1].iter().map(|a| &a[..]);
@@ -198,7 +158,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 log.append(|buf| PayloadWriter::begin(buf, db, None).argv(argv.into_iter()));
             }
         }
-        Form::Blmpop => {
+        LogForm::Blmpop => {
             let (Some(from), Some(Reply::Array(elems))) =
                 (array_item(reply, 0), array_at(reply, 1))
             else {
@@ -218,7 +178,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
             });
         }
-        Form::ZsetPop => {
+        LogForm::ZsetPop => {
             let Some(from) = array_item(reply, 0) else {
                 return;
             };
@@ -265,30 +225,21 @@ fn array_item(r: &Reply, i: usize) -> Option<&[u8]> {
     array_at(r, i).and_then(bulk)
 }
 
-/// The keys a cross-shard command may have written: a store command's destination, COPY's
-/// target, or else every key it names.
+/// The keys a cross-shard command may have written (its descriptor's `writes`).
 fn written_keys<'a>(spec: &CommandSpec, args: &'a [Bytes], positions: &[usize]) -> Vec<&'a [u8]> {
-    let keys: Vec<&[u8]> = positions.iter().map(|&p| &args[p][..]).collect();
-    if spec.name.ends_with("store") || spec.name == "bitop" {
-        keys.into_iter().take(1).collect()
-    } else if spec.name == "copy" {
-        keys.into_iter().skip(1).take(1).collect()
-    } else {
-        keys
+    let keys = positions.iter().map(|&p| &args[p][..]);
+    match spec.writes {
+        Writes::All => keys.collect(),
+        Writes::First => keys.take(1).collect(),
+        Writes::Second => keys.skip(1).take(1).collect(),
     }
 }
 
 /// Logs the state of every key a cross-shard command wrote, one grouped record per shard.
 fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], positions: &[usize]) {
     let server = ctx.server;
-    let mut db = ctx.db;
-    if spec.name == "copy" {
-        if let Some(i) = args.iter().position(|a| a.eq_ignore_ascii_case(b"db")) {
-            if let Some(n) = args.get(i + 1).and_then(|n| std::str::from_utf8(n).ok()) {
-                db = n.parse().unwrap_or(db);
-            }
-        }
-    }
+    // COPY ... DB writes its target in another database.
+    let db = spec.other_db.and_then(|find| find(args)).unwrap_or(ctx.db);
     let mut by_shard: Vec<(usize, Vec<&[u8]>)> = Vec::new();
     for key in written_keys(spec, args, positions) {
         let s = server.route(key);
@@ -409,7 +360,7 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) 
             // No cap on re-creation: the key holds what the cap let it keep when it was written.
             for (member, amount, at_ms) in t.replay_events() {
                 let amount = Bytes::from(format_score(amount));
-                let argv = temporal::incr_argv(key, member, amount, t.halflife_secs(), at_ms, 0);
+                let argv = temporal_incr_argv(key, member, amount, t.halflife_secs(), at_ms, 0);
                 w.argv(argv.iter().map(|a| &a[..]));
             }
         }
@@ -417,6 +368,33 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) 
     if expire_at != 0 {
         w.expire_at(key, expire_at);
     }
+}
+
+/// `TEMPORAL INCR key member amount HALFLIFE h AT at MAXMEMBERS n`: how the log spells a
+/// TEMPORAL increment with every implicit setting made explicit (the family's log form, and the
+/// re-creation of a TEMPORAL key).
+pub fn temporal_incr_argv(
+    key: &[u8],
+    member: &[u8],
+    amount: Bytes,
+    halflife_secs: f64,
+    at_ms: i64,
+    max_members: usize,
+) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"TEMPORAL"),
+        Bytes::from_static(b"INCR"),
+        Bytes::copy_from_slice(key),
+        Bytes::copy_from_slice(member),
+        amount,
+        Bytes::from_static(b"HALFLIFE"),
+        // Rust prints the shortest text that parses back to the same double.
+        Bytes::from(halflife_secs.to_string()),
+        Bytes::from_static(b"AT"),
+        Bytes::from(at_ms.to_string()),
+        Bytes::from_static(b"MAXMEMBERS"),
+        Bytes::from(max_members.to_string()),
+    ]
 }
 
 /// A score as text that parses back to the same double.

@@ -16,7 +16,7 @@ use warpengine_wal::{self as wal, Damage, Reader};
 use super::ops::{self, Op};
 use super::snapshot::{self, Logging};
 use super::Fsync;
-use crate::commands::{self, Run, TABLE};
+use crate::command_table::{self, Run, TABLE};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::server::{unix_ms, Server};
 
@@ -336,10 +336,10 @@ fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
 }
 
 fn run_command(ctx: &mut KeyCtx, args: &[Bytes]) -> bool {
-    let Some(index) = args.first().and_then(|name| commands::lookup(name)) else {
+    let Some(index) = args.first().and_then(|name| command_table::lookup(name)) else {
         return false;
     };
-    let Ok(index) = commands::resolve(index, args) else {
+    let Ok(index) = command_table::resolve(index, args) else {
         return false;
     };
     match TABLE[index].run {

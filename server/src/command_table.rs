@@ -1,0 +1,501 @@
+//! The command table: one descriptor per command, as data. Dispatch, COMMAND INFO/DOCS/GETKEYS,
+//! key routing, the log, eviction and recovery read it; nothing below the command families
+//! matches a command's name to decide what to do.
+//!
+//! The families in `crate::commands` declare their rows (`commands!`) and install the whole
+//! table once at start-up ([`install`]); this module does not know them, so the layers below the
+//! commands (dispatch, persistence, eviction, the server) depend on this table and never on the
+//! families themselves.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::keyctx::KeyCtx;
+use crate::protocol::Reply;
+use crate::session::{ConnState, Session};
+
+/// A command on its key's shard: runs on the owning worker (or under that shard's lock).
+pub type KeyedFn = fn(&mut KeyCtx, &[Bytes]) -> Reply;
+/// A command about the connection or the whole server; runs on the connection's worker.
+pub type SessionFn = fn(&mut Session, &[Bytes]) -> Reply;
+/// One try of a blocking command (BLPOP and friends).
+pub type BlockingFn = fn(&mut KeyCtx, &[Bytes]) -> Attempt;
+/// Gets shard 0 (locked) when run for a client, None when replayed from the log (then it
+/// changes metadata only: data moves are in the shards' own logs).
+pub type MetaFn =
+    fn(&crate::server::Server, Option<&mut warpengine_storage::Shard>, &[Bytes]) -> (Reply, bool);
+/// Lists the keys a fan-out command reads (see [`Run::Fanout`]).
+pub type FanoutFn = fn(&crate::server::Server, &ConnState, &[Bytes]) -> Result<Vec<Bytes>, Reply>;
+/// Finds the other database a command writes (MOVE's target, COPY ... DB).
+pub type OtherDbFn = fn(&[Bytes]) -> Option<usize>;
+/// Rewrites a command, after it ran, into the deterministic command the log keeps (see
+/// [`LogForm::Rewritten`]); None: nothing to log.
+pub type RewriteFn = fn(&mut KeyCtx, &[Bytes]) -> Option<Vec<Bytes>>;
+
+/// The outcome of one try of a blocking command.
+pub enum Attempt {
+    Done(Reply),
+    /// Nothing to serve yet: block, for at most this long (None: for ever).
+    Block(Option<Duration>),
+}
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Run {
+    Keyed(KeyedFn),
+    Session(SessionFn),
+    /// A keyed command that may have to wait for data (BLPOP and friends).
+    Blocking(BlockingFn),
+    /// A container of WarpEngine's own (QUANTUM, TEMPORAL, ...) whose subcommands are rows of
+    /// their own, named `container|sub`: each is dispatched, logged and counted as a command.
+    Container,
+    /// A change to server-wide metadata (QUANTUM links and rules, WORMHOLE pins): runs under
+    /// shard 0's lock and, when it changed something (the flag it returns), is logged in shard
+    /// 0's log, so that replay applies such changes in the order they happened. (A pin logs
+    /// itself, with the data it moved, as one group.)
+    Meta(MetaFn),
+    /// A read of several keys named by the command (QUANTUM GET): the function lists them and
+    /// the dispatcher reads each from its shard with the `each` command (a keyed command of one
+    /// key), one batch per shard, into one flat array.
+    Fanout {
+        list: FanoutFn,
+        each: &'static str,
+    },
+    /// WAITAOF: waits, off the shards, for the log's fdatasync.
+    WaitAof,
+}
+
+/// Where a command's keys are: Redis's legacy (first, last, step) triple, or a function for
+/// commands whose key positions depend on their arguments.
+#[derive(Clone, Copy)]
+pub enum Keys {
+    None,
+    Range(i32, i32, i32),
+    Custom {
+        /// What COMMAND INFO reports (Redis gives containers like OBJECT 0, 0, 0).
+        legacy: (i32, i32, i32),
+        find: fn(&[Bytes]) -> Vec<usize>,
+    },
+}
+
+/// What a write puts in the log (see `persist::log`). Most commands are logged as sent:
+/// replayed on the same state they give the same result; the others are rewritten into their
+/// effect.
+#[derive(Clone, Copy)]
+pub enum LogForm {
+    /// Not a write: nothing is logged.
+    NotLogged,
+    /// The command as it was sent.
+    Argv,
+    /// As sent, then the key's resulting absolute expiry (relative expiries: SET EX, EXPIRE ...).
+    ArgvWithExpiry,
+    /// SPOP: the SREM of the members it popped.
+    Spop,
+    /// BLPOP/BRPOP served: this pop (`LPOP`/`RPOP`) of the key it popped from.
+    ListPop(&'static str),
+    /// BLMOVE/BRPOPLPUSH served: this non-blocking move with the same arguments, less timeout.
+    Move(&'static str),
+    /// BLMPOP served: the LPOP/RPOP with a count that happened.
+    Blmpop,
+    /// BZPOPMIN/BZPOPMAX/BZMPOP served: the ZREM of the members popped.
+    ZsetPop,
+    /// The family's function rewrites it (TEMPORAL INCR spells out its implicit settings).
+    Rewritten(RewriteFn),
+}
+
+/// Which of its keys a command whose keys span shards may have written: the log records their
+/// resulting state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Writes {
+    /// Every key it names.
+    All,
+    /// Only its first key (the destination of a STORE command, of BITOP).
+    First,
+    /// Only its second key (COPY's target).
+    Second,
+}
+
+/// Redis's command flags as bits. The order of [`Flags::NAMES`] is the order in which Redis
+/// lists them in COMMAND INFO.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(u32);
+
+impl Flags {
+    pub const WRITE: Flags = Flags(1 << 0);
+    pub const READONLY: Flags = Flags(1 << 1);
+    pub const DENYOOM: Flags = Flags(1 << 2);
+    pub const ADMIN: Flags = Flags(1 << 3);
+    pub const PUBSUB: Flags = Flags(1 << 4);
+    pub const NOSCRIPT: Flags = Flags(1 << 5);
+    pub const BLOCKING: Flags = Flags(1 << 6);
+    pub const LOADING: Flags = Flags(1 << 7);
+    pub const STALE: Flags = Flags(1 << 8);
+    pub const SKIP_MONITOR: Flags = Flags(1 << 9);
+    pub const SKIP_SLOWLOG: Flags = Flags(1 << 10);
+    pub const ASKING: Flags = Flags(1 << 11);
+    pub const FAST: Flags = Flags(1 << 12);
+    pub const NO_AUTH: Flags = Flags(1 << 13);
+    pub const MAY_REPLICATE: Flags = Flags(1 << 14);
+    pub const NO_MANDATORY_KEYS: Flags = Flags(1 << 15);
+    pub const NO_ASYNC_LOADING: Flags = Flags(1 << 16);
+    pub const NO_MULTI: Flags = Flags(1 << 17);
+    pub const MOVABLEKEYS: Flags = Flags(1 << 18);
+    pub const ALLOW_BUSY: Flags = Flags(1 << 19);
+
+    /// Every flag with its name, in COMMAND INFO's order.
+    pub const NAMES: [(&'static str, Flags); 20] = [
+        ("write", Flags::WRITE),
+        ("readonly", Flags::READONLY),
+        ("denyoom", Flags::DENYOOM),
+        ("admin", Flags::ADMIN),
+        ("pubsub", Flags::PUBSUB),
+        ("noscript", Flags::NOSCRIPT),
+        ("blocking", Flags::BLOCKING),
+        ("loading", Flags::LOADING),
+        ("stale", Flags::STALE),
+        ("skip_monitor", Flags::SKIP_MONITOR),
+        ("skip_slowlog", Flags::SKIP_SLOWLOG),
+        ("asking", Flags::ASKING),
+        ("fast", Flags::FAST),
+        ("no_auth", Flags::NO_AUTH),
+        ("may_replicate", Flags::MAY_REPLICATE),
+        ("no_mandatory_keys", Flags::NO_MANDATORY_KEYS),
+        ("no_async_loading", Flags::NO_ASYNC_LOADING),
+        ("no_multi", Flags::NO_MULTI),
+        ("movablekeys", Flags::MOVABLEKEYS),
+        ("allow_busy", Flags::ALLOW_BUSY),
+    ];
+
+    /// Flags from Redis's space-separated names (`"write denyoom fast"`), as the families write
+    /// their rows. Evaluated when the table is compiled: an unknown name fails the build.
+    pub const fn parse(words: &str) -> Flags {
+        let b = words.as_bytes();
+        let mut bits = 0;
+        let mut start = 0;
+        while start < b.len() {
+            let mut end = start;
+            while end < b.len() && b[end] != b' ' {
+                end += 1;
+            }
+            if end > start {
+                let mut i = 0;
+                let mut found = false;
+                while i < Flags::NAMES.len() {
+                    let name = Flags::NAMES[i].0.as_bytes();
+                    if name.len() == end - start {
+                        let mut j = 0;
+                        while j < name.len() && name[j] == b[start + j] {
+                            j += 1;
+                        }
+                        if j == name.len() {
+                            bits |= Flags::NAMES[i].1 .0;
+                            found = true;
+                        }
+                    }
+                    i += 1;
+                }
+                assert!(found, "unknown command flag");
+            }
+            start = end + 1;
+        }
+        Flags(bits)
+    }
+
+    pub const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The names of the flags set, in COMMAND INFO's order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Flags::NAMES
+            .into_iter()
+            .filter(move |(_, f)| self.contains(*f))
+            .map(|(name, _)| name)
+    }
+}
+
+/// One command: everything the layers below the families need to know about it.
+#[derive(Clone, Copy)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    pub arity: i32,
+    pub flags: Flags,
+    pub keys: Keys,
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+    pub run: Run,
+    /// How the command is logged when it writes.
+    pub log: LogForm,
+    /// Which keys it writes when they span shards.
+    pub writes: Writes,
+    /// MOVE and COPY ... DB also write a key in another database: the function finds which
+    /// (None: the command's own). A background snapshot preserves such keys in every database.
+    pub other_db: Option<OtherDbFn>,
+    /// SET's DURABILITY option: the class a request asks for (see `crate::durability`).
+    pub takes_durability: bool,
+}
+
+impl CommandSpec {
+    /// A row with the defaults: logged as sent when it writes, every key written.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: &'static str,
+        keys: Keys,
+        group: &'static str,
+        since: &'static str,
+        run: Run,
+        summary: &'static str,
+    ) -> CommandSpec {
+        let flags = Flags::parse(flags);
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys,
+            group,
+            summary,
+            since,
+            run,
+            log: if flags.contains(Flags::WRITE) {
+                LogForm::Argv
+            } else {
+                LogForm::NotLogged
+            },
+            writes: Writes::All,
+            other_db: None,
+            takes_durability: false,
+        }
+    }
+
+    pub const fn log(mut self, form: LogForm) -> CommandSpec {
+        self.log = form;
+        self
+    }
+
+    pub const fn writes(mut self, writes: Writes) -> CommandSpec {
+        self.writes = writes;
+        self
+    }
+
+    pub const fn other_db(mut self, find: OtherDbFn) -> CommandSpec {
+        self.other_db = Some(find);
+        self
+    }
+
+    pub const fn takes_durability(mut self, takes: bool) -> CommandSpec {
+        self.takes_durability = takes;
+        self
+    }
+
+    pub const fn is_write(&self) -> bool {
+        self.flags.contains(Flags::WRITE)
+    }
+
+    pub const fn is_logged(&self) -> bool {
+        !matches!(self.log, LogForm::NotLogged)
+    }
+
+    pub fn legacy_keys(&self) -> (i32, i32, i32) {
+        match self.keys {
+            Keys::None => (0, 0, 0),
+            Keys::Range(f, l, s) => (f, l, s),
+            Keys::Custom { legacy, .. } => legacy,
+        }
+    }
+
+    /// Positions of the keys in `args` (args[0] is the command name).
+    pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        match self.keys {
+            Keys::None => Vec::new(),
+            Keys::Range(first, last, step) => {
+                let argc = args.len() as i32;
+                let last = if last < 0 {
+                    argc + last
+                } else {
+                    last.min(argc - 1)
+                };
+                let mut out = Vec::new();
+                let mut i = first;
+                while i <= last && i < argc {
+                    out.push(i as usize);
+                    i += step.max(1);
+                }
+                out
+            }
+            Keys::Custom { find, .. } => find(args),
+        }
+    }
+
+    /// ACL categories derived from flags and group, as COMMAND INFO lists them.
+    pub fn acl_categories(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.flags.contains(Flags::WRITE) {
+            out.push("@write".to_string());
+        }
+        if self.flags.contains(Flags::READONLY) {
+            out.push("@read".to_string());
+        }
+        match self.group {
+            "string" => out.push("@string".into()),
+            "generic" => out.push("@keyspace".into()),
+            "connection" => out.push("@connection".into()),
+            "list" => out.push("@list".into()),
+            "hash" => out.push("@hash".into()),
+            "set" => out.push("@set".into()),
+            "sorted-set" => out.push("@sortedset".into()),
+            "bitmap" => out.push("@bitmap".into()),
+            _ => {}
+        }
+        if self.flags.contains(Flags::ADMIN) {
+            out.push("@admin".into());
+            out.push("@dangerous".into());
+        }
+        out.push(
+            if self.flags.contains(Flags::FAST) {
+                "@fast"
+            } else {
+                "@slow"
+            }
+            .into(),
+        );
+        out
+    }
+}
+
+static INSTALLED: OnceLock<Vec<CommandSpec>> = OnceLock::new();
+
+/// Installs the table (the families' rows, `crate::commands::install`). Once: later calls
+/// keep the first table.
+pub fn install(rows: impl FnOnce() -> Vec<CommandSpec>) {
+    INSTALLED.get_or_init(rows);
+}
+
+/// The installed table, indexed by the numbers dispatch and the statistics use.
+pub struct Table;
+
+/// Every command: `TABLE[index]`, `TABLE.iter()`.
+pub static TABLE: Table = Table;
+
+impl std::ops::Deref for Table {
+    type Target = [CommandSpec];
+
+    fn deref(&self) -> &[CommandSpec] {
+        INSTALLED
+            .get()
+            .expect("the command table is installed at start-up (commands::install)")
+    }
+}
+
+/// The table row a request runs as: its command, or for a `Run::Container` the subcommand row
+/// its second argument names. Errors are Redis's for unknown subcommands and wrong arity.
+pub fn resolve(index: usize, args: &[Bytes]) -> Result<usize, Reply> {
+    let spec = &TABLE[index];
+    if !matches!(spec.run, Run::Container) {
+        return Ok(index);
+    }
+    let container = spec.name;
+    let Some(sub) = args.get(1) else {
+        return Err(wrong_arity(container));
+    };
+    let mut name = Vec::with_capacity(container.len() + 1 + sub.len());
+    name.extend_from_slice(container.as_bytes());
+    name.push(b'|');
+    name.extend_from_slice(sub);
+    let found = if sub.contains(&b'|') {
+        None
+    } else {
+        lookup_row(&name)
+    };
+    let Some(found) = found else {
+        return Err(unknown_subcommand(sub, &container.to_ascii_uppercase()));
+    };
+    let row = &TABLE[found];
+    let argc = args.len() as i32;
+    if (row.arity >= 0 && argc != row.arity) || argc < -row.arity {
+        return Err(wrong_arity(row.name));
+    }
+    Ok(found)
+}
+
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+/// The reply to an unknown subcommand of a container command (CLIENT, CONFIG, OBJECT ...).
+pub fn unknown_subcommand(sub: &[u8], container: &str) -> Reply {
+    let mut msg = b"ERR unknown subcommand '".to_vec();
+    msg.extend_from_slice(crate::protocol::reply::c_string(sub, 128));
+    msg.extend_from_slice(format!("'. Try {container} HELP.").as_bytes());
+    Reply::error_bytes(msg)
+}
+
+/// The subcommand rows of a container, in table order.
+pub fn subcommands(container: &str) -> impl Iterator<Item = &'static CommandSpec> + '_ {
+    TABLE.iter().filter(move |c| {
+        c.name
+            .split_once('|')
+            .is_some_and(|(parent, _)| parent == container)
+    })
+}
+
+/// Whether a row is a top-level command (COMMAND, COMMAND COUNT and COMMAND LIST show only those).
+pub fn is_top_level(spec: &CommandSpec) -> bool {
+    !spec.name.contains('|')
+}
+
+/// Finds a top-level command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<usize> {
+    lookup_row(name).filter(|&i| is_top_level(&TABLE[i]))
+}
+
+/// Finds any row, subcommand rows (`container|sub`) included.
+pub fn lookup_row(name: &[u8]) -> Option<usize> {
+    static INDEX: OnceLock<HashMap<&'static [u8], usize, ahash::RandomState>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        TABLE
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), i))
+            .collect()
+    });
+    if name.len() > 32 {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    index.get(&buf[..name.len()]).copied()
+}
+
+pub fn spec(index: usize) -> &'static CommandSpec {
+    &TABLE[index]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_parse_from_names_and_list_in_redis_order() {
+        let f = Flags::parse("fast write  denyoom");
+        assert!(f.contains(Flags::WRITE) && f.contains(Flags::DENYOOM));
+        assert!(!f.contains(Flags::READONLY));
+        assert_eq!(f.names().collect::<Vec<_>>(), ["write", "denyoom", "fast"]);
+        assert_eq!(Flags::parse("").names().count(), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown command flag")]
+    fn an_unknown_flag_is_refused() {
+        Flags::parse("write wirte");
+    }
+}

@@ -1,0 +1,90 @@
+//! Admission: the checks every request passes before it runs, in Redis's order — the command
+//! exists (for a container, its subcommand), arity, AUTH, the log's MISCONF refusal of a write,
+//! and SET's DURABILITY option. Transactions and scripts are to queue what passes here.
+
+use bytes::Bytes;
+
+use super::unknown_command;
+use crate::command_table::{self, wrong_arity, Flags, TABLE};
+use crate::durability;
+use crate::persist::Durable;
+use crate::protocol::Reply;
+use crate::server::{bump, Server};
+use crate::session::ConnState;
+
+/// A request that may run: the table row it runs as, and what its writes wait for.
+pub(super) struct Admitted {
+    pub index: usize,
+    /// Whether it writes the log (with the log on).
+    pub logged: bool,
+    /// appendfsync's durability, or the one its DURABILITY option asks for.
+    pub class: Durable,
+}
+
+/// Admits `args`, or answers the error it gets instead. `cached`: the row the previous request
+/// of this connection ran as (pipelines repeat one command), tried before the table.
+pub(super) fn admit(
+    server: &Server,
+    me: usize,
+    conn: &ConnState,
+    args: &[Bytes],
+    cached: Option<usize>,
+) -> Result<Admitted, Reply> {
+    let stats = &server.worker_stats[me];
+    let cached = cached.filter(|&i| TABLE[i].name.as_bytes().eq_ignore_ascii_case(&args[0]));
+    let Some(index) = cached.or_else(|| command_table::lookup(&args[0])) else {
+        return Err(unknown_command(args));
+    };
+    let refuse = |index: usize, reply: Reply| {
+        bump(&stats.commands[index].rejected, 1);
+        Err(reply)
+    };
+    let spec = &TABLE[index];
+    if !arity_ok(spec.arity, args.len()) {
+        return refuse(index, wrong_arity(spec.name));
+    }
+    let index = match command_table::resolve(index, args) {
+        Ok(index) => index,
+        Err(refusal) => return refuse(index, refusal),
+    };
+    let spec = &TABLE[index];
+    if !conn.authenticated
+        && server
+            .hot
+            .auth_required
+            .load(std::sync::atomic::Ordering::Relaxed)
+        && !spec.flags.contains(Flags::NO_AUTH)
+    {
+        return refuse(index, Reply::err("NOAUTH Authentication required."));
+    }
+    let logged = spec.is_logged() && server.wal.is_on();
+    if logged {
+        if let Some(refusal) = server.wal.refusal() {
+            return refuse(index, Reply::Error(refusal));
+        }
+    }
+    let mut class = server.wal.fsync().durable();
+    if spec.takes_durability && args.len() > 4 {
+        if let Some(asked) = durability::requested(args) {
+            if let Some(refusal) = durability::refusal(asked, server.wal.is_on()) {
+                return refuse(index, Reply::err(refusal));
+            }
+            class = asked.durable();
+        }
+    }
+    bump(&stats.commands[index].calls, 1);
+    Ok(Admitted {
+        index,
+        logged,
+        class,
+    })
+}
+
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = argc as i32;
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}

@@ -1,0 +1,107 @@
+//! The one execution step of a keyed command, on the shard or shards of its keys (locked by the
+//! caller): every path that runs one goes through [`execute`] — a pipeline's batch on the
+//! owner's worker or under its lock, a command whose keys span shards, a batched command a pin
+//! moved, a blocking command's first try and its retries when woken. (Transactions and scripts
+//! are to run their commands through it too.)
+//!
+//! In order: admission under maxmemory (make room, or the OOM error), the pre-image for a
+//! running background snapshot, the command itself with a panic guard (a panic answers an error
+//! instead of taking the worker down), and the log record of what it did. Waking blocked clients
+//! ([`super::signal_writes`]) comes after the shards are unlocked.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use crate::command_table::{Attempt, TABLE};
+use crate::keyctx::KeyCtx;
+use crate::persist::log as wal_log;
+use crate::protocol::Reply;
+
+/// What one run of a command gives: a reply, for a blocking command an [`Attempt`], for a
+/// fan-out the keys it reads.
+pub(super) trait Outcome {
+    /// The reply when the command is done (what the log records its effect from).
+    fn reply(&self) -> Option<&Reply>;
+    /// The outcome of a command refused or failed with this error.
+    fn error(reply: Reply) -> Self;
+}
+
+impl Outcome for Reply {
+    fn reply(&self) -> Option<&Reply> {
+        Some(self)
+    }
+    fn error(reply: Reply) -> Self {
+        reply
+    }
+}
+
+impl Outcome for Attempt {
+    fn reply(&self) -> Option<&Reply> {
+        match self {
+            Attempt::Done(reply) => Some(reply),
+            Attempt::Block(_) => None,
+        }
+    }
+    fn error(reply: Reply) -> Self {
+        Attempt::Done(reply)
+    }
+}
+
+/// A fan-out's list of keys to read, or its error.
+impl Outcome for Result<Vec<Bytes>, Reply> {
+    fn reply(&self) -> Option<&Reply> {
+        self.as_ref().err()
+    }
+    fn error(reply: Reply) -> Self {
+        Err(reply)
+    }
+}
+
+/// Whether the step checks maxmemory before running the command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Admission {
+    /// A new request: make room, or refuse a command that may grow memory with OOM.
+    Check,
+    /// A blocked client being served: it was admitted when it first ran, and Redis serves a
+    /// woken client without checking memory again.
+    Admitted,
+}
+
+/// Runs the command at table index `index` in `ctx` (its shards locked): see the module docs.
+pub(super) fn execute<R: Outcome>(
+    ctx: &mut KeyCtx,
+    index: usize,
+    args: &[Bytes],
+    admission: Admission,
+    run: impl FnOnce(&mut KeyCtx) -> R,
+) -> R {
+    let server = ctx.server;
+    if admission == Admission::Check && server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
+        if let Some(oom) = crate::eviction::before_command(ctx, index) {
+            return R::error(oom);
+        }
+    }
+    wal_log::before_command(ctx, index, args);
+    let outcome = guarded(TABLE[index].name, || run(ctx));
+    if server.wal.is_on() {
+        if let Some(reply) = outcome.reply() {
+            wal_log::after_command(ctx, index, args, reply);
+        }
+    }
+    outcome
+}
+
+/// Runs a command, turning a panic into an error reply so that one faulty command cannot take
+/// its worker, its connection or a waiting remote connection down with it.
+pub(super) fn guarded<R: Outcome>(name: &str, run: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!(command = name, "command panicked; replied with an error");
+            R::error(Reply::err(format!(
+                "ERR internal error while executing '{name}'"
+            )))
+        }
+    }
+}
