@@ -105,3 +105,33 @@ pub(super) fn guarded<R: Outcome>(name: &str, run: impl FnOnce() -> R) -> R {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command_table::lookup;
+    use crate::config::ConfigStore;
+    use crate::keyctx::Shards;
+    use crate::server::Server;
+
+    #[test]
+    fn a_panicking_command_answers_an_error_on_every_kind_of_path() {
+        crate::commands::install();
+        let server = Server::new(ConfigStore::default(), 1);
+        let mut shard = server.lock_shard(0);
+        let mut ctx = KeyCtx::new(Shards::One(&mut shard), &server, 0, 0);
+        let get = lookup(b"get").expect("GET");
+        let blpop = lookup(b"blpop").expect("BLPOP");
+        let args = [Bytes::from_static(b"GET"), Bytes::from_static(b"k")];
+        let expected = Reply::err("ERR internal error while executing 'get'");
+        let reply: Reply = execute(&mut ctx, get, &args, Admission::Check, |_| panic!("bug"));
+        assert_eq!(reply, expected);
+        let attempt: Attempt = execute(&mut ctx, blpop, &args, Admission::Admitted, |_| {
+            panic!("bug")
+        });
+        assert!(matches!(attempt, Attempt::Done(r) if r.is_error()));
+        // The shard is still usable after the panics.
+        let ok: Reply = execute(&mut ctx, get, &args, Admission::Check, |_| Reply::Nil);
+        assert_eq!(ok, Reply::Nil);
+    }
+}
