@@ -113,16 +113,36 @@ struct LineScan {
 }
 
 impl LineScan {
-    /// The index of `end` at or after `start`, as C's `strchr` finds it (a NUL first: never).
+    /// The index of `end` (`\r` or `\n`) at or after `start`, as C's `strchr` finds it (a NUL
+    /// first: never).
+    #[inline(always)]
     fn find(&mut self, buf: &[u8], start: usize, end: u8) -> Option<usize> {
         if self.stalled {
             return None;
         }
-        let from = self.from.max(start).min(buf.len());
-        match memchr::memchr2(end, 0, &buf[from..]) {
-            Some(i) if buf[from + i] == end => {
-                self.from = from + i;
-                Some(from + i)
+        let from = self.from.max(start);
+        // Header lines are a few bytes: one comparison per byte finds both the line's end and a
+        // NUL (both are at most `\r`); memchr takes over past the first bytes of a long line.
+        let short_end = buf.len().min(from + 32);
+        let mut i = from;
+        while i < short_end {
+            let c = buf[i];
+            if c <= b'\r' {
+                if c == end {
+                    return Some(i);
+                }
+                if c == 0 {
+                    self.stalled = true;
+                    return None;
+                }
+            }
+            i += 1;
+        }
+        let rest = buf.get(short_end..).unwrap_or_default();
+        match memchr::memchr2(end, 0, rest) {
+            Some(j) if rest[j] == end => {
+                self.from = short_end + j;
+                Some(short_end + j)
             }
             Some(_) => {
                 self.stalled = true;
@@ -175,8 +195,9 @@ impl RequestParser {
         limits: &Limits,
         authenticated: bool,
     ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        // On the stack while the request is parsed; boxed only if it must wait for more bytes.
         let mut state = match self.partial.take() {
-            Some(partial) => partial,
+            Some(partial) => *partial,
             None => {
                 let Some(cr) = self.line.find(buf, 1, b'\r') else {
                     if buf.len() > INLINE_MAX {
@@ -201,11 +222,11 @@ impl RequestParser {
                 if count as u64 > limits.max_multibulk_len {
                     return Err(ProtocolError::new("invalid multibulk length"));
                 }
-                Box::new(Partial {
+                Partial {
                     count: count as usize,
                     pos: cr + 2,
                     spans: Spans::default(),
-                })
+                }
             }
         };
         // Find every argument's span without consuming; on running out of bytes, remember where.
@@ -215,11 +236,11 @@ impl RequestParser {
                 if buf.len().saturating_sub(pos) > INLINE_MAX {
                     return Err(ProtocolError::new("too big bulk count string"));
                 }
-                self.partial = Some(state);
+                self.partial = Some(Box::new(state));
                 return Ok(None);
             };
             if cr + 1 >= buf.len() {
-                self.partial = Some(state);
+                self.partial = Some(Box::new(state));
                 return Ok(None);
             }
             if buf[pos] != b'$' {
@@ -245,7 +266,7 @@ impl RequestParser {
             if end.saturating_add(2) > buf.len() {
                 // The connection's read buffer grows as the bulk arrives; nothing is reserved
                 // for what the header only announces.
-                self.partial = Some(state);
+                self.partial = Some(Box::new(state));
                 return Ok(None);
             }
             state.spans.push((start, end));
