@@ -25,10 +25,14 @@ pub type SessionFn = fn(&mut Session, &[Bytes]) -> Reply;
 pub type BlockingFn = fn(&mut KeyCtx, &[Bytes]) -> Attempt;
 /// Gets shard 0 (locked) when run for a client, None when replayed from the log (then it
 /// changes metadata only: data moves are in the shards' own logs).
-pub type MetaFn =
-    fn(&crate::server::Server, Option<&mut warpengine_storage::Shard>, &[Bytes]) -> (Reply, bool);
+pub type MetaFn = fn(
+    &crate::server_state::Server,
+    Option<&mut warpengine_storage::Shard>,
+    &[Bytes],
+) -> (Reply, bool);
 /// Lists the keys a fan-out command reads (see [`Run::Fanout`]).
-pub type FanoutFn = fn(&crate::server::Server, &ConnState, &[Bytes]) -> Result<Vec<Bytes>, Reply>;
+pub type FanoutFn =
+    fn(&crate::server_state::Server, &ConnState, &[Bytes]) -> Result<Vec<Bytes>, Reply>;
 /// Finds the other database a command writes (MOVE's target, COPY ... DB).
 pub type OtherDbFn = fn(&[Bytes]) -> Option<usize>;
 /// Rewrites a command, after it ran, into the deterministic command the log keeps (see

@@ -10,7 +10,7 @@ use warpengine_storage::value::parse_strict_i64;
 
 use crate::persist::{Durable, Fsync};
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 
 pub fn parse(word: &[u8]) -> Option<Fsync> {
     ["always", "everysec", "no"]

@@ -14,7 +14,7 @@ use warpengine_physics::workload::Rng;
 use warpengine_storage::{Entry, Key, Shard};
 
 use crate::command_table::Flags;
-use crate::server::Server;
+use crate::server_state::Server;
 
 pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
@@ -117,7 +117,7 @@ impl Limits {
         Policy::from_u8(self.policy.load(Ordering::Relaxed))
     }
 
-    pub fn refresh(&self, cfg: &crate::config::ConfigStore) {
+    pub fn refresh(&self, cfg: &crate::config_store::ConfigStore) {
         let r = Ordering::Relaxed;
         self.maxmemory
             .store(cfg.get_i64("maxmemory").max(0) as u64, r);

@@ -4,7 +4,7 @@
 use warpengine_storage::{Db, Entry, Shard, StrValue, Value};
 
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 

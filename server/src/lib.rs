@@ -1,23 +1,23 @@
 //! WarpEngine: a Redis-compatible, thread-per-core, shared-nothing cache server.
 
-pub mod blocking;
+pub mod blocked_clients;
 pub mod clients;
 pub mod command_table;
 pub mod commands;
-pub mod config;
-pub mod connection;
+pub mod config_store;
+pub mod connection_loop;
 pub mod dispatch;
 pub mod durability;
 pub mod eviction;
 pub mod fabric;
 pub mod keyctx;
-pub mod memory;
+pub mod memory_accounting;
 pub mod persist;
 pub mod protocol;
-pub mod quantum;
-pub mod server;
+pub mod quantum_state;
+pub mod server_state;
 pub mod session;
 pub mod slot;
 pub mod temporal_settings;
 pub mod worker;
-pub mod wormhole;
+pub mod wormhole_state;

@@ -3,15 +3,15 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing::{error, info};
 
-use warpengine::config::Cli;
-use warpengine::server::Server;
+use warpengine::config_store::Cli;
+use warpengine::server_state::Server;
 use warpengine::worker;
 
 /// glibc's per-thread arenas grow and shrink page by page (an mprotect each) under a growing
 /// keyspace; mimalloc keeps per-thread free lists without that. See BENCHMARKS.md.
 #[global_allocator]
-static ALLOCATOR: warpengine::memory::Counting<mimalloc::MiMalloc> =
-    warpengine::memory::Counting(mimalloc::MiMalloc);
+static ALLOCATOR: warpengine::memory_accounting::Counting<mimalloc::MiMalloc> =
+    warpengine::memory_accounting::Counting(mimalloc::MiMalloc);
 
 fn log_filter(level: &str) -> &'static str {
     match level {
@@ -24,7 +24,7 @@ fn log_filter(level: &str) -> &'static str {
 }
 
 fn main() {
-    warpengine::memory::disable_transparent_huge_pages();
+    warpengine::memory_accounting::disable_transparent_huge_pages();
     let cli = Cli::parse();
     let config = match cli.to_config() {
         Ok(c) => c,
@@ -55,7 +55,7 @@ fn main() {
     };
     warpengine::commands::install();
     let server = Arc::new(Server::new(config, threads));
-    warpengine::memory::mark_startup();
+    warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");
         std::process::exit(1);

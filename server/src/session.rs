@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::clients::ClientHandle;
-use crate::server::Server;
+use crate::server_state::Server;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplyMode {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::config::ConfigStore;
+use crate::config_store::ConfigStore;
 
 pub struct TemporalSettings {
     /// Seconds; the half-life of keys created without HALFLIFE.

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tracing::{error, info};
 
-use crate::connection;
+use crate::connection_loop;
 use crate::dispatch;
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 
 /// Samples per database per active-expiry tick (Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP is 20
 /// per loop, with effort bounded by time; we bound by count, scaled by active-expire-effort).
@@ -129,7 +129,7 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener) {
                     .stats
                     .total_connections_received
                     .fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection::serve(server.clone(), me, stream, peer));
+                tokio::spawn(connection_loop::serve(server.clone(), me, stream, peer));
             }
             Err(e) => {
                 error!(worker = me, "accept failed: {e}");
@@ -160,7 +160,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             crate::persist::snapshot::retry_after_failure(&server);
         }
         server.quantum.prune(me, unix_ms());
-        crate::memory::release_freed();
+        crate::memory_accounting::release_freed();
         if !server.hot.active_expire.load(Ordering::Relaxed) {
             continue;
         }

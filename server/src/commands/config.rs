@@ -6,7 +6,7 @@ use bytes::Bytes;
 use warpengine_storage::glob_match;
 
 use super::util::{help, lower, unknown_subcommand, wrong_arity};
-use crate::config::SetError;
+use crate::config_store::SetError;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::session::Session;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, INT_RANGE, SYNTAX};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server::REDIS_VERSION;
+use crate::server_state::REDIS_VERSION;
 use crate::session::{ReplyMode, Session};
 
 pub fn ping(_s: &mut Session, args: &[Bytes]) -> Reply {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::util::{help, int_arg, lower, parse_float, wrong_arity, NO_SUCH_KEY};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server::unix_ms;
+use crate::server_state::unix_ms;
 use crate::session::Session;
 
 const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";

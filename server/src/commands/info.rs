@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::TABLE;
 use crate::protocol::Reply;
-use crate::server::{Server, REDIS_VERSION};
+use crate::server_state::{Server, REDIS_VERSION};
 use crate::session::Session;
 
 const DEFAULT: &[&str] = &[
@@ -96,7 +96,7 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-fn sum(server: &Server, f: impl Fn(&crate::server::WorkerStats) -> u64) -> u64 {
+fn sum(server: &Server, f: impl Fn(&crate::server_state::WorkerStats) -> u64) -> u64 {
     server.worker_stats.iter().map(f).sum()
 }
 
@@ -122,11 +122,11 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 std::process::id(),
                 server.run_id,
                 server.port,
-                crate::server::unix_ms() * 1000,
+                crate::server_state::unix_ms() * 1000,
                 uptime / 86400,
                 cfg("hz"),
                 cfg("hz"),
-                (crate::server::unix_ms() / 1000) & ((1 << 24) - 1),
+                (crate::server_state::unix_ms() / 1000) & ((1 << 24) - 1),
                 std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
                 server.threads(),
             );
@@ -143,7 +143,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         "memory" => {
             let rss = rss_bytes();
             let used = server.used_memory();
-            let peak = crate::memory::note_peak(used);
+            let peak = crate::memory_accounting::note_peak(used);
             let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
             let _ = write!(
                 out,
@@ -244,7 +244,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         "commandstats" => {
             out.push_str("# Commandstats\r\n");
             for (i, spec) in TABLE.iter().enumerate() {
-                let get = |f: fn(&crate::server::CommandCounter) -> u64| {
+                let get = |f: fn(&crate::server_state::CommandCounter) -> u64| {
                     server
                         .worker_stats
                         .iter()

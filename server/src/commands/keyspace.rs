@@ -10,7 +10,7 @@ use super::util::{
 use crate::keyctx::KeyCtx;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server::unix_ms;
+use crate::server_state::unix_ms;
 use crate::session::Session;
 
 pub fn del(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {

@@ -11,10 +11,10 @@ use bytes::Bytes;
 use warpengine_storage::{Entry, Key, StrValue, Value};
 
 use super::util::{eq_ignore_case, help, int_arg, unknown_subcommand, SYNTAX};
-use crate::memory;
+use crate::memory_accounting;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server::unix_ms;
+use crate::server_state::unix_ms;
 use crate::session::Session;
 
 /// MEMORY USAGE's key, for routing and COMMAND GETKEYS.
@@ -99,8 +99,8 @@ fn usage(s: &mut Session, args: &[Bytes]) -> Reply {
 fn footprint(key: &[u8], entry: &Entry) -> usize {
     // The entry and its key in the dense table, a u32 position and a control byte in the index.
     let slot = std::mem::size_of::<(Key, Entry)>() + std::mem::size_of::<u32>() + 1;
-    let (key_copy, key_bytes) = memory::measure(|| Key::from_slice(key));
-    let (value_copy, value_bytes) = memory::measure(|| match &entry.value {
+    let (key_copy, key_bytes) = memory_accounting::measure(|| Key::from_slice(key));
+    let (value_copy, value_bytes) = memory_accounting::measure(|| match &entry.value {
         // A large string's clone would only share its bytes: store a copy as SET would.
         Value::Str(s) => Value::Str(StrValue::from_slice(s.as_slice())),
         other => other.clone(),
@@ -112,8 +112,8 @@ fn footprint(key: &[u8], entry: &Entry) -> usize {
 fn stats(s: &mut Session) -> Reply {
     let server = s.server;
     let allocated = server.used_memory();
-    let peak = memory::note_peak(allocated);
-    let startup = memory::startup();
+    let peak = memory_accounting::note_peak(allocated);
+    let startup = memory_accounting::startup();
     let keys: u64 = server
         .lock_all()
         .iter()
@@ -138,7 +138,7 @@ fn stats(s: &mut Session) -> Reply {
             "peak.percentage",
             100.0 * allocated as f64 / peak.max(1) as f64,
         ),
-        int("allocator.allocated", memory::allocated()),
+        int("allocator.allocated", memory_accounting::allocated()),
         int("allocator.resident", rss),
         ratio("fragmentation", rss as f64 / allocated.max(1) as f64),
         int("fragmentation.bytes", rss.saturating_sub(allocated)),

@@ -1,6 +1,6 @@
 //! INFO physics: one `key:value` line per figure of each physics family (docs/physics.md).
 
-use crate::server::Server;
+use crate::server_state::Server;
 
 pub fn write(server: &Server, out: &mut String) {
     out.push_str("# Physics\r\n");

@@ -12,7 +12,7 @@ use super::util::{eq_ignore_case, help, set_switch, SYNTAX};
 use super::{commands, k, session, Run, NO_KEYS};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 use crate::session::{ConnState, Session};
 use warpengine_storage::value::parse_strict_i64 as parse_i64;
 

@@ -13,7 +13,7 @@ use crate::persist::log::{self as wal_log, KeyspaceOp};
 use crate::persist::snapshot::{self, Logging};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 use crate::session::Session;
 
 /// Logs a whole-keyspace write while every shard is still locked.

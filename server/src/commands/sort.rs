@@ -14,7 +14,7 @@ use super::util::{eq_ignore_case, int_arg, SYNTAX};
 use super::{commands, k, session, Keys};
 use crate::keyctx::{KeyCtx, Shards, WRONGTYPE};
 use crate::protocol::Reply;
-use crate::server::unix_ms;
+use crate::server_state::unix_ms;
 use crate::session::Session;
 
 commands! {

@@ -10,7 +10,7 @@ use super::{commands, k, keyed, session, LogForm, NO_KEYS};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::persist::log::temporal_incr_argv;
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 use crate::session::Session;
 
 commands! {

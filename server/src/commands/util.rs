@@ -190,12 +190,12 @@ pub fn on_off(arg: &[u8]) -> Result<bool, Reply> {
 /// GET shows them, then lets the family `refresh` its cached copy. `invalid` is the error for
 /// a bad number.
 pub fn set_switch(
-    server: &crate::server::Server,
+    server: &crate::server_state::Server,
     args: &[Bytes],
     switch: &str,
     (option, value): (&str, &str),
     invalid: &str,
-    refresh: impl FnOnce(&crate::config::ConfigStore),
+    refresh: impl FnOnce(&crate::config_store::ConfigStore),
 ) -> Reply {
     let on = match on_off(&args[2]) {
         Ok(on) => on,

@@ -13,7 +13,7 @@ use warpengine_storage::Shard;
 use super::util::{help, set_switch};
 use super::{commands, k, session, Run, NO_KEYS};
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 use crate::session::Session;
 use crate::slot::key_slot;
 
@@ -89,7 +89,7 @@ fn pin(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, b
         return (Reply::Int(1), false);
     };
     let to = server.slots.shard_of(&anchor);
-    let moved = crate::wormhole::move_key(server, shard0, key, to, Some(anchor));
+    let moved = crate::wormhole_state::move_key(server, shard0, key, to, Some(anchor));
     (Reply::Int(moved as i64), false)
 }
 
@@ -102,7 +102,7 @@ fn unpin(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply,
         server.wormhole.clear_pin(key);
         return (Reply::Int(1), false);
     };
-    crate::wormhole::move_key(server, shard0, key, server.slots.shard_of(key), None);
+    crate::wormhole_state::move_key(server, shard0, key, server.slots.shard_of(key), None);
     (Reply::Int(1), false)
 }
 

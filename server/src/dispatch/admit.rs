@@ -9,7 +9,7 @@ use crate::command_table::{self, wrong_arity, Flags, TABLE};
 use crate::durability;
 use crate::persist::Durable;
 use crate::protocol::Reply;
-use crate::server::{bump, Server};
+use crate::server_state::{bump, Server};
 use crate::session::ConnState;
 
 /// A request that may run: the table row it runs as, and what its writes wait for.

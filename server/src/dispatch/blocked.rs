@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::blocking::Waiter;
+use crate::blocked_clients::Waiter;
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 
 /// A blocking command waiting for data, and the requests of its read that come after it.
 pub struct Blocked {

@@ -10,7 +10,7 @@ use super::Pipeline;
 use crate::command_table;
 use crate::fabric::BatchItem;
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 use crate::session::ConnState;
 
 /// A fan-out read (QUANTUM GET): `keys[i]`'s GET reply is in the hidden slot `first + i`, and

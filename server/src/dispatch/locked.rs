@@ -11,7 +11,7 @@ use crate::command_table::{CommandSpec, Run, TABLE};
 use crate::fabric::BatchItem;
 use crate::keyctx::{KeyCtx, Shards};
 use crate::protocol::Reply;
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 use crate::session::ConnState;
 
 /// Runs `f` with every shard that owns one of the command's keys locked, in ascending order (the
@@ -120,7 +120,7 @@ pub(super) fn count_multi_key(
     for &p in &positions[1..] {
         let other = &args[p];
         if other != first && server.route(other) != home && w.observe_pair(first, other, now) {
-            crate::wormhole::auto_pin(server, other, first);
+            crate::wormhole_state::auto_pin(server, other, first);
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use crate::blocking::Waiter;
+use crate::blocked_clients::Waiter;
 use crate::command_table::{Attempt, CommandSpec, Keys, Run, TABLE};
 use crate::durability;
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
@@ -18,7 +18,7 @@ use crate::persist::log as wal_log;
 use crate::persist::Durable;
 use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
-use crate::server::{bump, unix_ms, Server};
+use crate::server_state::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode, Session};
 
 mod admit;

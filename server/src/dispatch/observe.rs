@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::locked::count_multi_key;
 use crate::command_table::{CommandSpec, Flags, Keys};
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 use crate::session::ConnState;
 
 /// Where a keyed command's keys live.

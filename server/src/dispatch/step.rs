@@ -110,9 +110,9 @@ pub(super) fn guarded<R: Outcome>(name: &str, run: impl FnOnce() -> R) -> R {
 mod tests {
     use super::*;
     use crate::command_table::lookup;
-    use crate::config::ConfigStore;
+    use crate::config_store::ConfigStore;
     use crate::keyctx::Shards;
-    use crate::server::Server;
+    use crate::server_state::Server;
 
     #[test]
     fn a_panicking_command_answers_an_error_on_every_kind_of_path() {

@@ -19,7 +19,7 @@ use warpengine_wal as wal;
 
 use super::log::put_key;
 use super::ops::PayloadWriter;
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 
 /// Positions visited per step under one shard lock.
 const STEP: usize = 256;

@@ -17,7 +17,7 @@ use super::ops::{Group, PayloadWriter};
 use crate::command_table::{CommandSpec, LogForm, Writes, TABLE};
 use crate::keyctx::KeyCtx;
 use crate::protocol::Reply;
-use crate::server::Server;
+use crate::server_state::Server;
 
 /// Whether the command at this table index writes the log (its descriptor's log form).
 pub fn is_logged(spec_index: usize) -> bool {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use warpengine_wal::{self as wal, Backend, Syncer};
 
-use crate::server::Server;
+use crate::server_state::Server;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -235,7 +235,7 @@ impl Wal {
             backend: Mutex::new(Backend::Uring),
             dir: Mutex::new(PathBuf::new()),
             logs: (0..shards).map(|_| ShardLog::new()).collect(),
-            next_txid: AtomicU64::new(crate::server::unix_ms() * 1000),
+            next_txid: AtomicU64::new(crate::server_state::unix_ms() * 1000),
             failed: AtomicBool::new(false),
             failure: Mutex::new(String::new()),
             last_retry_ms: AtomicU64::new(0),

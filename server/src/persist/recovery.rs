@@ -18,7 +18,7 @@ use super::snapshot::{self, Logging};
 use super::Fsync;
 use crate::command_table::{self, Run, TABLE};
 use crate::keyctx::{KeyCtx, Shards};
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 
 pub fn log_dir(server: &Server) -> PathBuf {
     let cfg = server.config.read().expect("config lock");

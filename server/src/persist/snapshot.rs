@@ -17,7 +17,7 @@ use warpengine_wal as wal;
 
 use super::log::{flush_expired, put_key};
 use super::ops::PayloadWriter;
-use crate::server::{unix_ms, Server};
+use crate::server_state::{unix_ms, Server};
 
 /// What changes about logging when the snapshot is in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,10 +17,10 @@ use warpengine_physics::entangle::{Graph, LearnParams};
 
 use warpengine_storage::Shard;
 
-use crate::config::ConfigStore;
+use crate::config_store::ConfigStore;
 use crate::persist::log::{flush_expired, put_key};
 use crate::persist::ops::{Group, PayloadWriter};
-use crate::server::Server;
+use crate::server_state::Server;
 use crate::slot::{key_slot, SlotTable, SLOTS};
 
 /// Pinned keys in one part of the slot space: key -> (anchor, the anchor's shard). The anchor
@@ -350,7 +350,7 @@ pub fn move_key(
             .iter_mut()
             .position(|s| s.id == from)
             .expect("locked");
-        let now = crate::server::unix_ms();
+        let now = crate::server_state::unix_ms();
         for db in 0..shards[src].dbs.len() {
             if shards[src].dbs[db].get(key, now).is_none() {
                 continue;

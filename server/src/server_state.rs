@@ -7,10 +7,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use warpengine_storage::Shard;
 
-use crate::blocking::BlockRegistry;
+use crate::blocked_clients::BlockRegistry;
 use crate::clients::Registry;
 use crate::command_table::TABLE;
-use crate::config::ConfigStore;
+use crate::config_store::ConfigStore;
 use crate::fabric::Fabric;
 use crate::persist::Wal;
 use crate::protocol::Limits;
@@ -44,8 +44,8 @@ pub struct Server {
     pub temporal: crate::temporal_settings::TemporalSettings,
     /// Keys per shard as of its last eviction, so shards can share eviction fairly.
     pub shard_keys: Vec<AtomicU64>,
-    pub quantum: crate::quantum::Quantum,
-    pub wormhole: crate::wormhole::Wormhole,
+    pub quantum: crate::quantum_state::Quantum,
+    pub wormhole: crate::wormhole_state::Wormhole,
     /// Per shard, the untouched room in its key tables, as of its last command (see
     /// [`Server::used_memory`]).
     pub table_spare: Vec<AtomicU64>,
@@ -214,8 +214,8 @@ impl Server {
         let port = cfg.get_i64("port") as u16;
         let limits = crate::eviction::Limits::default();
         limits.refresh(&cfg);
-        let quantum = crate::quantum::Quantum::new(threads, &cfg);
-        let wormhole = crate::wormhole::Wormhole::new(threads, &cfg);
+        let quantum = crate::quantum_state::Quantum::new(threads, &cfg);
+        let wormhole = crate::wormhole_state::Wormhole::new(threads, &cfg);
         let server = Server {
             hot: HotConfig::from(&cfg),
             temporal: crate::temporal_settings::TemporalSettings::from(&cfg),
@@ -257,7 +257,7 @@ impl Server {
             .iter()
             .map(|s| s.load(Ordering::Relaxed))
             .sum();
-        crate::memory::allocated().saturating_sub(spare)
+        crate::memory_accounting::allocated().saturating_sub(spare)
     }
 
     /// Records `shard`'s untouched table room (called with the shard locked, after it changed).

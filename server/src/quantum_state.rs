@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 use warpengine_physics::entangle::{Graph, LearnParams, Origin, RecentReads, Rule};
 
-use crate::config::ConfigStore;
+use crate::config_store::ConfigStore;
 use crate::slot::SlotTable;
 
 #[derive(Default)]
