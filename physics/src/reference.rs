@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use ahash::RandomState;
 
+use crate::lfu::{lfu_log_incr, Rng};
 use crate::list::{List, Slab};
-use crate::workload::Rng;
 use crate::Policy;
 
 /// Exact LRU: a hit moves the object to the head.
@@ -151,20 +151,6 @@ impl SampledLfu {
             log_factor,
             rng: Rng::new(seed ^ 0x5eed),
         }
-    }
-}
-
-/// Redis's LFULogIncr.
-pub fn lfu_log_incr(counter: u8, log_factor: u64, r: f64) -> u8 {
-    if counter == 255 {
-        return 255;
-    }
-    let base = (counter as f64 - 5.0).max(0.0);
-    let p = 1.0 / (base * log_factor as f64 + 1.0);
-    if r < p {
-        counter + 1
-    } else {
-        counter
     }
 }
 

@@ -1,30 +1,8 @@
 //! Request streams to measure eviction policies with, and the GET-then-SET-on-miss replay that
 //! counts misses at a given cache size.
 
+pub use crate::lfu::Rng;
 use crate::Policy;
-
-/// A small deterministic generator (xorshift64*), so that every run sees the same stream.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// Ids 0..n drawn with probability proportional to 1 / (rank + 1)^alpha, by binary search in
 /// the cumulative distribution. Ranks are scattered over ids so that popularity does not

@@ -9,8 +9,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
-use warpengine_physics::reference::lfu_log_incr;
-use warpengine_physics::workload::Rng;
+use warpengine_physics::lfu::{lfu_log_incr, Rng};
 use warpengine_storage::{Entry, Key, Shard};
 
 use crate::command_table::Flags;

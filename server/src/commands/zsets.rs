@@ -2,6 +2,7 @@
 //! ZSCAN, and the union / intersection / difference family.
 
 use bytes::Bytes;
+use warpengine_physics::lfu::Rng;
 use warpengine_storage::{glob_match, Value, ZSetValue};
 
 use super::keyspace::parse_cursor;
@@ -1057,23 +1058,9 @@ pub fn zremrangebylex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 // ---------------------------------------------------------------------------------------------
 // ZRANDMEMBER, ZSCAN.
 
-/// A cheap pseudo-random generator (xorshift64*), seeded per call from the hasher's keys.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = ahash::RandomState::new().hash_one(std::time::SystemTime::now());
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
-    }
+/// A generator seeded per call from the hasher's random keys.
+fn rng() -> Rng {
+    Rng::new(ahash::RandomState::new().hash_one(std::time::SystemTime::now()))
 }
 
 pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -1082,7 +1069,7 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             Err(e) => e,
             Ok(None) => Reply::Nil,
             Ok(Some(z)) => {
-                let i = Rng::new().below(z.len());
+                let i = rng().below(z.len() as u64) as usize;
                 Reply::bulk(z.get(i).expect("index below len").0)
             }
         };
@@ -1114,11 +1101,14 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if count == 0 {
         return Reply::Array(Vec::new());
     }
-    let mut rng = Rng::new();
+    let mut rng = rng();
     let len = z.len();
     let picked: Vec<(Bytes, f64)> = if count < 0 {
         (0..count.unsigned_abs())
-            .map(|_| z.get(rng.below(len)).expect("index below len"))
+            .map(|_| {
+                z.get(rng.below(len as u64) as usize)
+                    .expect("index below len")
+            })
             .map(|(m, s)| (Bytes::copy_from_slice(m), s))
             .collect()
     } else if count as u64 >= len as u64 {
@@ -1129,7 +1119,7 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             // Partial Fisher-Yates over positions: `n` distinct entries in random order.
             let mut idx: Vec<usize> = (0..len).collect();
             for i in 0..n {
-                let j = i + rng.below(len - i);
+                let j = i + rng.below((len - i) as u64) as usize;
                 idx.swap(i, j);
             }
             idx.truncate(n);
@@ -1139,7 +1129,7 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             let mut seen = std::collections::HashSet::with_capacity(n);
             let mut out = Vec::with_capacity(n);
             while out.len() < n {
-                let i = rng.below(len);
+                let i = rng.below(len as u64) as usize;
                 if seen.insert(i) {
                     out.push(i);
                 }
