@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::connection::{valid_client_name, BAD_CLIENT_NAME};
 use super::util::{
-    eq_ignore_case, help, int_arg, lower, on_off, unknown_subcommand, wrong_arity, SYNTAX,
+    eq_ignore_case, err_echo, help, int_arg, lower, on_off, unknown_subcommand, wrong_arity, SYNTAX,
 };
 use crate::clients::ClientInfo;
 use crate::protocol::reply::OK;
@@ -156,10 +156,7 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
 fn setinfo(s: &mut Session, attr: &[u8], value: &[u8]) -> Reply {
     let is_name = eq_ignore_case(attr, "lib-name");
     if !is_name && !eq_ignore_case(attr, "lib-ver") {
-        return Reply::err(format!(
-            "ERR Unrecognized option '{}'",
-            String::from_utf8_lossy(attr)
-        ));
+        return err_echo("ERR Unrecognized option '", attr, "'");
     }
     if !valid_client_name(value) {
         let what = if is_name { "lib-name" } else { "lib-ver" };
@@ -211,10 +208,7 @@ fn list(s: &mut Session, args: &[Bytes]) -> Reply {
         if eq_ignore_case(&args[j], "type") && j + 1 < args.len() {
             let t = lower(&args[j + 1]);
             if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
-                return Reply::err(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(&args[j + 1])
-                ));
+                return err_echo("ERR Unknown client type '", &args[j + 1], "'");
             }
             if t != "normal" {
                 ids = Some(Vec::new());
@@ -293,10 +287,7 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
             "type" => {
                 let t = lower(val);
                 if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
-                    return Reply::err(format!(
-                        "ERR Unknown client type '{}'",
-                        String::from_utf8_lossy(val)
-                    ));
+                    return err_echo("ERR Unknown client type '", val, "'");
                 }
                 kind_ok = t == "normal";
             }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use warpengine_storage::glob_match;
 
-use super::util::{help, lower, unknown_subcommand, wrong_arity};
+use super::util::{err_echo, help, lower, unknown_subcommand, wrong_arity};
 use crate::config_store::SetError;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -78,10 +78,11 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         let name = lower(&pair[0]);
         let value = String::from_utf8_lossy(&pair[1]);
         if !seen.insert(name.clone()) {
-            return Reply::err(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
-                String::from_utf8_lossy(&pair[0])
-            ));
+            return err_echo(
+                "ERR CONFIG SET failed (possibly related to argument '",
+                &pair[0],
+                "') - duplicate parameter",
+            );
         }
         match next.set(&name, &value, false) {
             Ok(()) => {}

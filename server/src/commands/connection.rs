@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, INT_RANGE, SYNTAX};
+use super::util::{eq_ignore_case, err_echo, int_arg, DB_OUT_OF_RANGE, INT_RANGE, SYNTAX};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server_state::REDIS_VERSION;
@@ -129,10 +129,7 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
             name = Some(args[j + 1].clone());
             j += 2;
         } else {
-            return Reply::err(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(&args[j])
-            ));
+            return err_echo("ERR Syntax error in HELLO option '", &args[j], "'");
         }
     }
     if !s.conn.authenticated {

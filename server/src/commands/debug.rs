@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::util::{help, int_arg, lower, parse_float, wrong_arity, NO_SUCH_KEY};
+use super::util::{err_echo, help, int_arg, lower, parse_float, wrong_arity, NO_SUCH_KEY};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server_state::unix_ms;
@@ -66,10 +66,11 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "sleep" | "error" | "set-active-expire" | "object" | "protocol" => {
             wrong_arity(&format!("debug|{sub}"))
         }
-        _ => Reply::err(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
-            String::from_utf8_lossy(&args[1])
-        )),
+        _ => err_echo(
+            "ERR unknown subcommand or wrong number of arguments for '",
+            &args[1],
+            "'. Try DEBUG HELP.",
+        ),
     }
 }
 

@@ -4,8 +4,8 @@ use bytes::Bytes;
 use warpengine_storage::{glob_match, Entry};
 
 use super::util::{
-    eq_ignore_case, int_arg, scan_options, ScanOptions, DB_OUT_OF_RANGE, INT_RANGE, NO_SUCH_KEY,
-    SAME_OBJECT, SYNTAX,
+    eq_ignore_case, err_echo, int_arg, scan_options, ScanOptions, DB_OUT_OF_RANGE, INT_RANGE,
+    NO_SUCH_KEY, SAME_OBJECT, SYNTAX,
 };
 use crate::keyctx::KeyCtx;
 use crate::protocol::reply::OK;
@@ -56,10 +56,7 @@ fn parse_expire_flags(args: &[Bytes]) -> Result<ExpireFlags, Reply> {
         } else if eq_ignore_case(opt, "lt") {
             f.lt = true;
         } else {
-            return Err(Reply::err(format!(
-                "ERR Unsupported option {}",
-                String::from_utf8_lossy(opt)
-            )));
+            return Err(err_echo("ERR Unsupported option ", opt, ""));
         }
     }
     if f.nx && (f.xx || f.gt || f.lt) {

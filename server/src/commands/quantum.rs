@@ -8,7 +8,7 @@ use bytes::Bytes;
 use warpengine_physics::entangle::{Rule, RuleError};
 use warpengine_storage::Shard;
 
-use super::util::{eq_ignore_case, help, set_switch, SYNTAX};
+use super::util::{eq_ignore_case, err_echo, help, set_switch, SYNTAX};
 use super::{commands, k, session, Run, NO_KEYS};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -129,10 +129,11 @@ fn rule(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply,
         );
     }
     (
-        Reply::err(format!(
-            "ERR unknown QUANTUM RULE action '{}'. Try QUANTUM HELP.",
-            String::from_utf8_lossy(action)
-        )),
+        err_echo(
+            "ERR unknown QUANTUM RULE action '",
+            action,
+            "'. Try QUANTUM HELP.",
+        ),
         false,
     )
 }

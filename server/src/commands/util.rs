@@ -69,17 +69,14 @@ pub fn lower(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).to_ascii_lowercase()
 }
 
-pub fn wrong_arity(name: &str) -> Reply {
-    Reply::err(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
-}
+pub use crate::command_table::{unknown_subcommand, wrong_arity};
 
-/// The reply to an unknown subcommand of a container command (CLIENT, CONFIG, OBJECT ...).
-pub fn unknown_subcommand(sub: &[u8], container: &str) -> Reply {
-    let mut msg = b"ERR unknown subcommand '".to_vec();
-    msg.extend_from_slice(c_string(sub, 128));
-    msg.extend_from_slice(format!("'. Try {container} HELP.").as_bytes());
+/// An error that echoes a client's argument as Redis's `%s` does: its bytes as sent (not made
+/// UTF-8), up to a NUL.
+pub fn err_echo(before: &str, arg: &[u8], after: &str) -> Reply {
+    let mut msg = before.as_bytes().to_vec();
+    msg.extend_from_slice(c_string(arg, usize::MAX));
+    msg.extend_from_slice(after.as_bytes());
     Reply::error_bytes(msg)
 }
 
