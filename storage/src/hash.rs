@@ -11,7 +11,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 use crate::key::Key;
-use crate::packed::{get_varint, put_varint, shrink, varint_len};
+use crate::packed::{get_varint, put_varint, varint_len, Codec, Packed, Slot};
 
 type Table = IndexMap<Key, Bytes, RandomState>;
 
@@ -28,107 +28,48 @@ enum Repr {
     Table(Box<Table>),
 }
 
-/// Pairs encoded back to back as `varint(field len) field varint(value len) value`.
-#[derive(Clone, Debug, Default)]
-struct Pack {
-    buf: Vec<u8>,
-    len: u32,
-}
+/// A packed hash's entries: pairs encoded as `varint(field len) field varint(value len) value`.
+/// No back-length: a hash is only ever walked from its first pair.
+enum FieldValue {}
 
-/// One pair's place in a pack: it spans `start..end`, its value header starts at `value_at`.
-struct Slot<'a> {
-    start: usize,
-    value_at: usize,
-    end: usize,
-    field: &'a [u8],
-    value: &'a [u8],
-}
+impl Codec for FieldValue {
+    type Entry<'a> = (&'a [u8], &'a [u8]);
 
-struct PackIter<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
+    const BACK_LENGTH: bool = false;
 
-impl<'a> Iterator for PackIter<'a> {
-    type Item = Slot<'a>;
+    fn body_len((field, value): (&[u8], &[u8])) -> usize {
+        varint_len(field.len()) + field.len() + varint_len(value.len()) + value.len()
+    }
 
-    fn next(&mut self) -> Option<Slot<'a>> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let start = self.pos;
+    fn encode(buf: &mut Vec<u8>, (field, value): (&[u8], &[u8])) {
+        put_varint(buf, field.len());
+        buf.extend_from_slice(field);
+        put_varint(buf, value.len());
+        buf.extend_from_slice(value);
+    }
+
+    fn decode(buf: &[u8], start: usize) -> ((&[u8], &[u8]), usize) {
         let mut p = start;
-        let flen = get_varint(self.buf, &mut p);
-        let field = &self.buf[p..p + flen];
+        let flen = get_varint(buf, &mut p);
+        let field = &buf[p..p + flen];
         p += flen;
-        let value_at = p;
-        let vlen = get_varint(self.buf, &mut p);
-        let value = &self.buf[p..p + vlen];
-        p += vlen;
-        self.pos = p;
-        Some(Slot {
-            start,
-            value_at,
-            end: p,
-            field,
-            value,
-        })
+        let vlen = get_varint(buf, &mut p);
+        ((field, &buf[p..p + vlen]), p + vlen)
     }
 }
+
+type Pack = Packed<FieldValue>;
 
 impl Pack {
-    fn slots(&self) -> PackIter<'_> {
-        PackIter {
-            buf: &self.buf,
-            pos: 0,
-        }
-    }
-
-    fn find(&self, field: &[u8]) -> Option<Slot<'_>> {
-        self.slots().find(|s| s.field == field)
-    }
-
-    fn push(&mut self, field: &[u8], value: &[u8]) {
-        let need = varint_len(field.len()) + field.len() + varint_len(value.len()) + value.len();
-        // Exact growth, like a listpack's realloc: a small hash should not carry slack.
-        self.buf.reserve_exact(need);
-        put_varint(&mut self.buf, field.len());
-        self.buf.extend_from_slice(field);
-        put_varint(&mut self.buf, value.len());
-        self.buf.extend_from_slice(value);
-        self.len += 1;
-    }
-
-    /// Replaces the value of the pair at `value_at..end` in place.
-    fn replace(&mut self, value_at: usize, end: usize, value: &[u8]) {
-        let old_vlen = {
-            let mut p = value_at;
-            get_varint(&self.buf, &mut p)
-        };
-        if old_vlen == value.len() {
-            self.buf[end - value.len()..end].copy_from_slice(value);
-            return;
-        }
-        let mut enc = Vec::with_capacity(varint_len(value.len()) + value.len());
-        put_varint(&mut enc, value.len());
-        enc.extend_from_slice(value);
-        if enc.len() > end - value_at {
-            self.buf.reserve_exact(enc.len() - (end - value_at));
-        }
-        self.buf.splice(value_at..end, enc);
-        shrink(&mut self.buf);
-    }
-
-    fn remove_range(&mut self, start: usize, end: usize) {
-        self.buf.drain(start..end);
-        self.len -= 1;
-        shrink(&mut self.buf);
+    fn find(&self, field: &[u8]) -> Option<Slot<(&[u8], &[u8])>> {
+        self.iter().find(|s| s.entry.0 == field)
     }
 
     fn to_table(&self) -> Table {
-        let mut t = Table::with_capacity_and_hasher(self.len as usize + 1, RandomState::new());
-        for s in self.slots() {
-            t.insert(Key::from_slice(s.field), Bytes::copy_from_slice(s.value));
+        let mut t = Table::with_capacity_and_hasher(self.len() + 1, RandomState::new());
+        for s in self.iter() {
+            let (field, value) = s.entry;
+            t.insert(Key::from_slice(field), Bytes::copy_from_slice(value));
         }
         t
     }
@@ -155,7 +96,7 @@ impl HashValue {
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Pack(p) => p.len as usize,
+            Repr::Pack(p) => p.len(),
             Repr::Table(t) => t.len(),
         }
     }
@@ -180,7 +121,7 @@ impl HashValue {
 
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
-            Repr::Pack(p) => p.find(field).map(|s| s.value),
+            Repr::Pack(p) => p.find(field).map(|s| s.entry.1),
             Repr::Table(t) => t.get(field).map(|v| &v[..]),
         }
     }
@@ -188,7 +129,7 @@ impl HashValue {
     /// The value of `field` as an owned `Bytes` (shared, not copied, in a hashtable).
     pub fn get_bytes(&self, field: &[u8]) -> Option<Bytes> {
         match &self.repr {
-            Repr::Pack(p) => p.find(field).map(|s| Bytes::copy_from_slice(s.value)),
+            Repr::Pack(p) => p.find(field).map(|s| Bytes::copy_from_slice(s.entry.1)),
             Repr::Table(t) => t.get(field).cloned(),
         }
     }
@@ -219,12 +160,14 @@ impl HashValue {
     ) -> bool {
         if let Repr::Pack(p) = &mut self.repr {
             if field.len() <= max_value && value.len() <= max_value {
-                if let Some((value_at, end)) = p.find(field).map(|s| (s.value_at, s.end)) {
-                    p.replace(value_at, end, value);
+                // An existing pair is rewritten where it is; a new one goes last, so the pack
+                // keeps insertion order.
+                if let Some((start, end)) = p.find(field).map(|s| (s.start, s.end)) {
+                    p.replace_here(start, end, (field, value));
                     return false;
                 }
-                if (p.len as usize) < max_entries {
-                    p.push(field, value);
+                if p.len() < max_entries {
+                    p.insert_at(p.bytes(), (field, value));
                     return true;
                 }
             }
@@ -248,7 +191,7 @@ impl HashValue {
         match &mut self.repr {
             Repr::Pack(p) => match p.find(field).map(|s| (s.start, s.end)) {
                 Some((start, end)) => {
-                    p.remove_range(start, end);
+                    p.remove_span(start, end, 1);
                     true
                 }
                 None => false,
@@ -259,7 +202,7 @@ impl HashValue {
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let (pack, table) = match &self.repr {
-            Repr::Pack(p) => (Some(p.slots().map(|s| (s.field, s.value))), None),
+            Repr::Pack(p) => (Some(p.iter().map(|s| s.entry)), None),
             Repr::Table(t) => (None, Some(t.iter().map(|(k, v)| (k.as_bytes(), &v[..])))),
         };
         pack.into_iter()
@@ -270,7 +213,7 @@ impl HashValue {
     /// The pair at position `i` (O(i) in a listpack, O(1) in a hashtable).
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
         match &self.repr {
-            Repr::Pack(p) => p.slots().nth(i).map(|s| (s.field, s.value)),
+            Repr::Pack(p) => p.iter().nth(i).map(|s| s.entry),
             Repr::Table(t) => t.get_index(i).map(|(k, v)| (k.as_bytes(), &v[..])),
         }
     }

@@ -10,7 +10,7 @@ use std::iter::Rev;
 use bytes::Bytes;
 
 use crate::packed::{
-    get_backlen, get_varint, insert_encoded, put_backlen, put_varint, shrink, varint_len, Elem,
+    get_varint, put_varint, varint_len, Codec, Elem, Packed, PackedIter, PackedRevIter,
 };
 
 /// A list leaves the packed form when it would pass either limit (the bytes are Redis's
@@ -26,135 +26,42 @@ pub enum End {
     Tail,
 }
 
+/// A packed list's entries: `varint(len) bytes backlen`, the back-length letting pops and
+/// reverse walks start at the tail.
+enum Element {}
+
+impl Codec for Element {
+    type Entry<'a> = &'a [u8];
+
+    const BACK_LENGTH: bool = true;
+
+    fn body_len(v: &[u8]) -> usize {
+        varint_len(v.len()) + v.len()
+    }
+
+    fn encode(buf: &mut Vec<u8>, v: &[u8]) {
+        put_varint(buf, v.len());
+        buf.extend_from_slice(v);
+    }
+
+    fn decode(buf: &[u8], start: usize) -> (&[u8], usize) {
+        let mut p = start;
+        let len = get_varint(buf, &mut p);
+        (&buf[p..p + len], p + len)
+    }
+}
+
+type Pack = Packed<Element>;
+
 /// The encoded size of an element, back-length included.
 fn entry_len(v: &[u8]) -> usize {
-    let body = varint_len(v.len()) + v.len();
-    body + varint_len(body)
-}
-
-/// Appends `varint(len) bytes backlen`.
-fn encode(buf: &mut Vec<u8>, v: &[u8]) {
-    let start = buf.len();
-    put_varint(buf, v.len());
-    buf.extend_from_slice(v);
-    let body = buf.len() - start;
-    put_backlen(buf, body);
-}
-
-/// One element of a pack: the entry spans `start..end`, the element's bytes `value`.
-struct PEntry {
-    start: usize,
-    end: usize,
-    value: std::ops::Range<usize>,
-}
-
-fn decode_at(buf: &[u8], start: usize) -> PEntry {
-    let mut p = start;
-    let len = get_varint(buf, &mut p);
-    let body = p - start + len;
-    PEntry {
-        start,
-        end: start + body + varint_len(body),
-        value: p..p + len,
-    }
-}
-
-/// The entry that ends at byte `end`.
-fn decode_before(buf: &[u8], end: usize) -> PEntry {
-    let (body, at) = get_backlen(buf, end);
-    decode_at(buf, at - body)
-}
-
-#[derive(Clone, Debug, Default)]
-struct Pack {
-    buf: Vec<u8>,
-    len: u32,
-}
-
-struct PackIter<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Iterator for PackIter<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let e = decode_at(self.buf, self.pos);
-        self.pos = e.end;
-        Some(&self.buf[e.value])
-    }
-}
-
-/// Elements from the one ending at `end` back to the head.
-struct PackRevIter<'a> {
-    buf: &'a [u8],
-    end: usize,
-}
-
-impl<'a> Iterator for PackRevIter<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        if self.end == 0 {
-            return None;
-        }
-        let e = decode_before(self.buf, self.end);
-        self.end = e.start;
-        Some(&self.buf[e.value])
-    }
+    Pack::entry_len(v)
 }
 
 impl Pack {
-    fn len(&self) -> usize {
-        self.len as usize
-    }
-
     /// Whether `extra` more elements taking `bytes` more bytes still fit.
     fn fits(&self, extra: usize, bytes: usize) -> bool {
-        self.len() + extra <= PACK_MAX_ENTRIES && self.buf.len() + bytes <= PACK_MAX_BYTES
-    }
-
-    /// The entry at position `index` (< len), found from the nearer end.
-    fn entry(&self, index: usize) -> PEntry {
-        let len = self.len();
-        if index <= len / 2 {
-            let mut at = 0;
-            for _ in 0..index {
-                at = decode_at(&self.buf, at).end;
-            }
-            decode_at(&self.buf, at)
-        } else {
-            let mut end = self.buf.len();
-            for _ in 0..len - 1 - index {
-                end = decode_before(&self.buf, end).start;
-            }
-            decode_before(&self.buf, end)
-        }
-    }
-
-    /// Where the element at position `index` starts; the end of the buffer for len.
-    fn offset_of(&self, index: usize) -> usize {
-        if index >= self.len() {
-            self.buf.len()
-        } else {
-            self.entry(index).start
-        }
-    }
-
-    fn insert_at(&mut self, at: usize, v: &[u8]) {
-        insert_encoded(&mut self.buf, at, entry_len(v), |b| encode(b, v));
-        self.len += 1;
-    }
-
-    fn iter_at(&self, pos: usize) -> PackIter<'_> {
-        PackIter {
-            buf: &self.buf,
-            pos,
-        }
+        self.len() + extra <= PACK_MAX_ENTRIES && self.bytes() + bytes <= PACK_MAX_BYTES
     }
 
     /// Pushes `v` if it fits; false when the list must leave the packed form first.
@@ -162,24 +69,9 @@ impl Pack {
         if !self.fits(1, entry_len(v)) {
             return false;
         }
-        let at = if end == End::Head { 0 } else { self.buf.len() };
+        let at = if end == End::Head { 0 } else { self.bytes() };
         self.insert_at(at, v);
         true
-    }
-
-    fn pop(&mut self, end: End) -> Option<Bytes> {
-        if self.len == 0 {
-            return None;
-        }
-        let e = match end {
-            End::Head => decode_at(&self.buf, 0),
-            End::Tail => decode_before(&self.buf, self.buf.len()),
-        };
-        let v = Bytes::copy_from_slice(&self.buf[e.value]);
-        self.buf.drain(e.start..e.end);
-        self.len -= 1;
-        shrink(&mut self.buf);
-        Some(v)
     }
 }
 
@@ -239,8 +131,8 @@ pub struct Iter<'a> {
 }
 
 enum IterRepr<'a> {
-    Pack(PackIter<'a>),
-    PackRev(PackRevIter<'a>),
+    Pack(PackedIter<'a, Element>),
+    PackRev(PackedRevIter<'a, Element>),
     Deque(vec_deque::Iter<'a, Bytes>),
     DequeRev(Rev<vec_deque::Iter<'a, Bytes>>),
 }
@@ -258,8 +150,8 @@ impl<'a> Iter<'a> {
         }
         self.left -= 1;
         match &mut self.repr {
-            IterRepr::Pack(it) => it.next().map(Elem::Packed),
-            IterRepr::PackRev(it) => it.next().map(Elem::Packed),
+            IterRepr::Pack(it) => it.next().map(|e| Elem::Packed(e.entry)),
+            IterRepr::PackRev(it) => it.next().map(|e| Elem::Packed(e.entry)),
             IterRepr::Deque(it) => it.next().map(Elem::Shared),
             IterRepr::DequeRev(it) => it.next().map(Elem::Shared),
         }
@@ -325,10 +217,10 @@ impl ListValue {
             // A power of two, as growth from empty gives: those fit the allocator's size
             // classes (129 slots grow to 516, 16.5 KB, just past a class: 4 KB more per list).
             let mut items = VecDeque::with_capacity((p.len() + 1).next_power_of_two());
-            items.extend(p.iter_at(0).map(Bytes::copy_from_slice));
+            items.extend(p.iter().map(|e| Bytes::copy_from_slice(e.entry)));
             self.repr = Repr::Deque(Box::new(Deque {
                 items,
-                packed: p.buf.len(),
+                packed: p.bytes(),
             }));
         }
         match &mut self.repr {
@@ -341,12 +233,9 @@ impl ListValue {
     fn maybe_repack(&mut self) {
         if let Repr::Deque(d) = &self.repr {
             if d.items.len() <= PACK_MAX_ENTRIES / 2 && d.packed <= PACK_MAX_BYTES / 2 {
-                let mut buf = Vec::with_capacity(d.packed);
-                for v in &d.items {
-                    encode(&mut buf, v);
-                }
-                let len = d.items.len() as u32;
-                self.repr = Repr::Pack(Pack { buf, len });
+                let p = Pack::from_entries(d.items.iter().map(|v| &v[..]));
+                debug_assert_eq!(p.bytes(), d.packed);
+                self.repr = Repr::Pack(p);
             }
         }
     }
@@ -369,7 +258,7 @@ impl ListValue {
     #[inline]
     pub fn pop(&mut self, end: End) -> Option<Bytes> {
         match &mut self.repr {
-            Repr::Pack(p) => p.pop(end),
+            Repr::Pack(p) => p.pop(end == End::Tail, Bytes::copy_from_slice),
             Repr::Deque(d) => {
                 let v = d.pop(end)?;
                 if d.items.len() <= PACK_MAX_ENTRIES / 2 {
@@ -390,7 +279,7 @@ impl ListValue {
     pub fn get(&self, index: i64) -> Option<&[u8]> {
         let i = self.position(index)?;
         Some(match &self.repr {
-            Repr::Pack(p) => &p.buf[p.entry(i).value],
+            Repr::Pack(p) => p.get(i).entry,
             Repr::Deque(d) => &d.items[i],
         })
     }
@@ -402,12 +291,12 @@ impl ListValue {
         };
         let n = entry_len(value);
         if let Repr::Pack(p) = &mut self.repr {
-            let e = p.entry(i);
-            if p.buf.len() - (e.end - e.start) + n <= PACK_MAX_BYTES {
-                p.buf.drain(e.start..e.end);
-                p.len -= 1;
-                p.insert_at(e.start, value);
-                shrink(&mut p.buf);
+            let (start, end) = {
+                let e = p.get(i);
+                (e.start, e.end)
+            };
+            if p.bytes() - (end - start) + n <= PACK_MAX_BYTES {
+                p.replace_here(start, end, value);
                 return true;
             }
         }
@@ -459,7 +348,7 @@ impl ListValue {
             Repr::Pack(p) => p
                 .iter_at(p.offset_of(start))
                 .take(count)
-                .map(Bytes::copy_from_slice)
+                .map(|e| Bytes::copy_from_slice(e.entry))
                 .map(f)
                 .collect(),
             Repr::Deque(d) => d
@@ -474,10 +363,7 @@ impl ListValue {
     /// Elements from the tail to the head.
     pub fn iter_rev(&self) -> Iter<'_> {
         let repr = match &self.repr {
-            Repr::Pack(p) => IterRepr::PackRev(PackRevIter {
-                buf: &p.buf,
-                end: p.buf.len(),
-            }),
+            Repr::Pack(p) => IterRepr::PackRev(p.iter_before(p.bytes())),
             Repr::Deque(d) => IterRepr::DequeRev(d.items.iter().rev()),
         };
         Iter {
@@ -494,10 +380,7 @@ impl ListValue {
                 None => *p = Pack::default(),
                 Some((s, e)) => {
                     let (from, to) = (p.offset_of(s), p.offset_of(e + 1));
-                    p.buf.truncate(to);
-                    p.buf.drain(..from);
-                    p.len = (e - s + 1) as u32;
-                    shrink(&mut p.buf);
+                    p.keep_span(from, to, e - s + 1);
                 }
             },
             Repr::Deque(d) => {
@@ -541,22 +424,7 @@ impl ListValue {
     /// Keeps the elements for which `keep` holds, visiting them from the head.
     fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
         match &mut self.repr {
-            Repr::Pack(p) => {
-                // Compacts in place: kept entries move down over the removed ones.
-                let (mut pos, mut write, mut len) = (0, 0, 0);
-                while pos < p.buf.len() {
-                    let e = decode_at(&p.buf, pos);
-                    if keep(&p.buf[e.value]) {
-                        p.buf.copy_within(e.start..e.end, write);
-                        write += e.end - e.start;
-                        len += 1;
-                    }
-                    pos = e.end;
-                }
-                p.buf.truncate(write);
-                p.len = len;
-                shrink(&mut p.buf);
-            }
+            Repr::Pack(p) => p.retain(keep),
             Repr::Deque(d) => {
                 let Deque { items, packed } = &mut **d;
                 items.retain(|v| {
@@ -793,7 +661,7 @@ mod tests {
     fn short_elements_take_a_few_bytes_each() {
         let l = list(&["item:0", "item:1", "item:2"]);
         match &l.repr {
-            Repr::Pack(p) => assert_eq!(p.buf.len(), 3 * 8),
+            Repr::Pack(p) => assert_eq!(p.bytes(), 3 * 8),
             Repr::Deque(_) => panic!("packed"),
         }
     }

@@ -13,8 +13,8 @@ use bytes::Bytes;
 
 use crate::key::Key;
 use crate::packed::{
-    get_backlen, get_uvarint, get_varint, insert_encoded, put_backlen, put_uvarint, put_varint,
-    shrink, uvarint_len, varint_len, Elem,
+    get_uvarint, get_varint, put_uvarint, put_varint, uvarint_len, varint_len, Codec, Elem, Packed,
+    PackedIter, PackedRevIter, Slot,
 };
 
 /// Largest chunk before it is split in two.
@@ -143,188 +143,70 @@ fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
-/// The encoded size of an entry, back-length included.
-fn entry_len(member: &[u8], score: f64) -> usize {
-    let score_len = int_score(score).map_or(8, |i| uvarint_len(zigzag(i)));
-    let body = varint_len(member.len() << 1 | 1) + member.len() + score_len;
-    body + varint_len(body)
-}
+/// A packed sorted set's entries: `varint(member len << 1 | score is integer) member score
+/// backlen`, the score being a zigzag varint or 8 bytes of f64; the back-length lets pops and
+/// reverse walks start at the tail.
+enum MemberScore {}
 
-/// Appends `varint(member len << 1 | score is integer) member score backlen`, the score being
-/// a zigzag varint or 8 bytes of f64; the back-length lets pops and reverse walks start at the
-/// tail.
-fn encode(buf: &mut Vec<u8>, member: &[u8], score: f64) {
-    let start = buf.len();
-    match int_score(score) {
-        Some(i) => {
-            put_varint(buf, member.len() << 1 | 1);
-            buf.extend_from_slice(member);
-            put_uvarint(buf, zigzag(i));
-        }
-        None => {
-            put_varint(buf, member.len() << 1);
-            buf.extend_from_slice(member);
-            buf.extend_from_slice(&score.to_le_bytes());
+impl Codec for MemberScore {
+    type Entry<'a> = (&'a [u8], f64);
+
+    const BACK_LENGTH: bool = true;
+
+    fn body_len((member, score): (&[u8], f64)) -> usize {
+        let score_len = int_score(score).map_or(8, |i| uvarint_len(zigzag(i)));
+        varint_len(member.len() << 1 | 1) + member.len() + score_len
+    }
+
+    fn encode(buf: &mut Vec<u8>, (member, score): (&[u8], f64)) {
+        match int_score(score) {
+            Some(i) => {
+                put_varint(buf, member.len() << 1 | 1);
+                buf.extend_from_slice(member);
+                put_uvarint(buf, zigzag(i));
+            }
+            None => {
+                put_varint(buf, member.len() << 1);
+                buf.extend_from_slice(member);
+                buf.extend_from_slice(&score.to_le_bytes());
+            }
         }
     }
-    let body = buf.len() - start;
-    put_backlen(buf, body);
-}
 
-/// One entry of a pack: it spans the bytes `start..end`.
-struct PEntry<'a> {
-    start: usize,
-    end: usize,
-    member: &'a [u8],
-    score: f64,
-}
-
-fn decode_at(buf: &[u8], start: usize) -> PEntry<'_> {
-    let mut p = start;
-    let head = get_varint(buf, &mut p);
-    let member = &buf[p..p + (head >> 1)];
-    p += head >> 1;
-    let score = if head & 1 == 1 {
-        unzigzag(get_uvarint(buf, &mut p)) as f64
-    } else {
-        let s = f64::from_le_bytes(buf[p..p + 8].try_into().expect("8 bytes"));
-        p += 8;
-        s
-    };
-    PEntry {
-        start,
-        end: p + varint_len(p - start),
-        member,
-        score,
+    fn decode(buf: &[u8], start: usize) -> ((&[u8], f64), usize) {
+        let mut p = start;
+        let head = get_varint(buf, &mut p);
+        let member = &buf[p..p + (head >> 1)];
+        p += head >> 1;
+        let score = if head & 1 == 1 {
+            unzigzag(get_uvarint(buf, &mut p)) as f64
+        } else {
+            let s = f64::from_le_bytes(buf[p..p + 8].try_into().expect("8 bytes"));
+            p += 8;
+            s
+        };
+        ((member, score), p)
     }
 }
 
-/// The entry that ends at byte `end`.
-fn decode_before(buf: &[u8], end: usize) -> PEntry<'_> {
-    let (body, at) = get_backlen(buf, end);
-    decode_at(buf, at - body)
-}
-
-#[derive(Clone, Debug, Default)]
-struct Pack {
-    buf: Vec<u8>,
-    len: u32,
-}
-
-struct PackIter<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Iterator for PackIter<'a> {
-    type Item = PEntry<'a>;
-
-    fn next(&mut self) -> Option<PEntry<'a>> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let e = decode_at(self.buf, self.pos);
-        self.pos = e.end;
-        Some(e)
-    }
-}
-
-/// Entries from the one ending at `end` back to the first.
-struct PackRevIter<'a> {
-    buf: &'a [u8],
-    end: usize,
-}
-
-impl<'a> Iterator for PackRevIter<'a> {
-    type Item = PEntry<'a>;
-
-    fn next(&mut self) -> Option<PEntry<'a>> {
-        if self.end == 0 {
-            return None;
-        }
-        let e = decode_before(self.buf, self.end);
-        self.end = e.start;
-        Some(e)
-    }
-}
+type Pack = Packed<MemberScore>;
 
 impl Pack {
-    fn len(&self) -> usize {
-        self.len as usize
+    /// The entry of `member`.
+    fn find(&self, member: &[u8]) -> Option<Slot<(&[u8], f64)>> {
+        self.iter().find(|e| e.entry.0 == member)
     }
 
-    fn entries_at(&self, pos: usize) -> PackIter<'_> {
-        PackIter {
-            buf: &self.buf,
-            pos,
-        }
-    }
-
-    fn entries(&self) -> PackIter<'_> {
-        self.entries_at(0)
-    }
-
-    fn entries_before(&self, end: usize) -> PackRevIter<'_> {
-        PackRevIter {
-            buf: &self.buf,
-            end,
-        }
-    }
-
-    /// Where the entry at position `index` starts (the end of the buffer when `index` is len),
-    /// walking from the nearer end.
-    fn offset_of(&self, index: usize) -> usize {
-        let len = self.len();
-        if index >= len {
-            return self.buf.len();
-        }
-        let found = if index <= len / 2 {
-            self.entries().nth(index)
-        } else {
-            self.entries_before(self.buf.len()).nth(len - 1 - index)
-        };
-        found.expect("index below len").start
-    }
-
-    /// The position and entry of `member`.
-    fn find(&self, member: &[u8]) -> Option<(usize, PEntry<'_>)> {
-        self.entries().enumerate().find(|(_, e)| e.member == member)
-    }
-
-    /// Adds a member that is not there yet, in order.
-    fn insert(&mut self, member: &[u8], score: f64) {
-        let at = self
-            .entries()
-            .find(|e| cmp_entry(e.score, e.member, score, member) == Ordering::Greater)
-            .map_or(self.buf.len(), |e| e.start);
-        insert_encoded(&mut self.buf, at, entry_len(member, score), |b| {
-            encode(b, member, score)
-        });
-        self.len += 1;
-    }
-
-    /// Removes the `count` entries in the bytes `start..end`.
-    fn remove_span(&mut self, start: usize, end: usize, count: usize) {
-        self.buf.drain(start..end);
-        self.len -= count as u32;
-        shrink(&mut self.buf);
+    /// Where an entry for `member` (not there yet) goes, to keep the order.
+    fn offset_for(&self, member: &[u8], score: f64) -> usize {
+        self.iter()
+            .find(|e| cmp_entry(e.entry.1, e.entry.0, score, member) == Ordering::Greater)
+            .map_or(self.bytes(), |e| e.start)
     }
 
     /// Builds a pack from entries already in order.
     fn from_ordered<'a>(entries: impl Iterator<Item = (&'a [u8], f64)> + Clone) -> Pack {
-        let size = entries
-            .clone()
-            .map(|(m, s)| entry_len(m, listpack_score(s)))
-            .sum();
-        let mut p = Pack {
-            buf: Vec::with_capacity(size),
-            len: 0,
-        };
-        for (m, s) in entries {
-            encode(&mut p.buf, m, listpack_score(s));
-            p.len += 1;
-        }
-        p
+        Pack::from_entries(entries.map(|(m, s)| (m, listpack_score(s))))
     }
 }
 
@@ -388,8 +270,8 @@ pub struct Iter<'a> {
 }
 
 enum IterRepr<'a> {
-    Pack(PackIter<'a>),
-    PackRev(PackRevIter<'a>),
+    Pack(PackedIter<'a, MemberScore>),
+    PackRev(PackedRevIter<'a, MemberScore>),
     /// Forwards from entry `off` of chunk `ci`.
     Chunks {
         chunks: &'a [Vec<(f64, Bytes)>],
@@ -418,8 +300,8 @@ impl<'a> Iter<'a> {
         }
         self.left -= 1;
         match &mut self.repr {
-            IterRepr::Pack(it) => it.next().map(|e| (Elem::Packed(e.member), e.score)),
-            IterRepr::PackRev(it) => it.next().map(|e| (Elem::Packed(e.member), e.score)),
+            IterRepr::Pack(it) => it.next().map(|e| (Elem::Packed(e.entry.0), e.entry.1)),
+            IterRepr::PackRev(it) => it.next().map(|e| (Elem::Packed(e.entry.0), e.entry.1)),
             IterRepr::Chunks { chunks, ci, off } => {
                 let chunks: &'a [Vec<(f64, Bytes)>] = chunks;
                 loop {
@@ -535,7 +417,7 @@ impl ZSetValue {
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
-            Repr::Pack(p) => p.find(member).map(|(_, e)| e.score),
+            Repr::Pack(p) => p.find(member).map(|e| e.entry.1),
             Repr::Skip(z) => z.dict.get(member).copied(),
         }
     }
@@ -568,8 +450,8 @@ impl ZSetValue {
     pub fn make_skiplist(&mut self) {
         if let Repr::Pack(p) = &self.repr {
             let entries = p
-                .entries()
-                .map(|e| (Bytes::copy_from_slice(e.member), e.score));
+                .iter()
+                .map(|e| (Bytes::copy_from_slice(e.entry.0), e.entry.1));
             self.repr = Repr::Skip(Box::new(Skip::from_ordered(entries, p.len())));
         }
     }
@@ -579,17 +461,15 @@ impl ZSetValue {
         match &mut self.repr {
             Repr::Pack(p) => {
                 let score = listpack_score(score);
-                let found = p.find(member).map(|(_, e)| (e.start, e.end, e.score));
+                let found = p.find(member).map(|e| (e.start, e.end, e.entry.1));
                 match found {
                     Some((start, end, prev)) => {
-                        p.buf.drain(start..end);
-                        p.len -= 1;
-                        p.insert(member, score);
-                        shrink(&mut p.buf);
+                        let at = |p: &Pack| p.offset_for(member, score);
+                        p.replace(start, end, (member, score), at);
                         Some(prev)
                     }
                     None => {
-                        p.insert(member, score);
+                        p.insert_at(p.offset_for(member, score), (member, score));
                         None
                     }
                 }
@@ -601,7 +481,7 @@ impl ZSetValue {
     pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
         match &mut self.repr {
             Repr::Pack(p) => {
-                let (start, end, score) = p.find(member).map(|(_, e)| (e.start, e.end, e.score))?;
+                let (start, end, score) = p.find(member).map(|e| (e.start, e.end, e.entry.1))?;
                 p.remove_span(start, end, 1);
                 Some(score)
             }
@@ -616,7 +496,7 @@ impl ZSetValue {
     /// 0-based ascending rank of `member`.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         match &self.repr {
-            Repr::Pack(p) => p.find(member).map(|(i, _)| i),
+            Repr::Pack(p) => p.iter().position(|e| e.entry.0 == member),
             Repr::Skip(z) => {
                 let score = *z.dict.get(member)?;
                 Some(
@@ -630,10 +510,7 @@ impl ZSetValue {
     /// The entry at ascending position `index`.
     pub fn get(&self, index: usize) -> Option<(&[u8], f64)> {
         match &self.repr {
-            Repr::Pack(p) if index < p.len() => {
-                let e = decode_at(&p.buf, p.offset_of(index));
-                Some((e.member, e.score))
-            }
+            Repr::Pack(p) if index < p.len() => Some(p.get(index).entry),
             Repr::Pack(_) => None,
             Repr::Skip(z) => z.sorted.get(index).map(|(s, m)| (&m[..], s)),
         }
@@ -643,7 +520,7 @@ impl ZSetValue {
     /// must be true for a prefix and false afterwards.
     pub fn count_while(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         match &self.repr {
-            Repr::Pack(p) => p.entries().take_while(|e| pred(e.score, e.member)).count(),
+            Repr::Pack(p) => p.iter().take_while(|e| pred(e.entry.1, e.entry.0)).count(),
             Repr::Skip(z) => z.sorted.partition_point(pred),
         }
     }
@@ -652,7 +529,7 @@ impl ZSetValue {
     pub fn iter_from(&self, start: usize) -> Iter<'_> {
         let left = self.len().saturating_sub(start);
         let repr = match &self.repr {
-            Repr::Pack(p) => IterRepr::Pack(p.entries_at(p.offset_of(start))),
+            Repr::Pack(p) => IterRepr::Pack(p.iter_at(p.offset_of(start))),
             Repr::Skip(z) => {
                 let (ci, off) = if start >= z.sorted.len {
                     (z.sorted.chunks.len(), 0)
@@ -680,7 +557,7 @@ impl ZSetValue {
                 } else {
                     p.offset_of(start.min(len - 1) + 1)
                 };
-                IterRepr::PackRev(p.entries_before(end))
+                IterRepr::PackRev(p.iter_before(end))
             }
             Repr::Skip(z) => {
                 let (ci, off) = if len == 0 {
@@ -707,7 +584,7 @@ impl ZSetValue {
     /// Every member with its score in the cheapest order to walk (hash order when large).
     pub fn dict_iter(&self) -> Iter<'_> {
         let repr = match &self.repr {
-            Repr::Pack(p) => IterRepr::Pack(p.entries()),
+            Repr::Pack(p) => IterRepr::Pack(p.iter()),
             Repr::Skip(z) => IterRepr::Dict(z.dict.iter()),
         };
         Iter {
@@ -719,20 +596,7 @@ impl ZSetValue {
     /// Removes and returns the lowest (or, with `max`, highest) entry.
     pub fn pop(&mut self, max: bool) -> Option<(Bytes, f64)> {
         match &mut self.repr {
-            Repr::Pack(p) => {
-                if p.len == 0 {
-                    return None;
-                }
-                let e = if max {
-                    decode_before(&p.buf, p.buf.len())
-                } else {
-                    decode_at(&p.buf, 0)
-                };
-                let out = (Bytes::copy_from_slice(e.member), e.score);
-                let (start, end) = (e.start, e.end);
-                p.remove_span(start, end, 1);
-                Some(out)
-            }
+            Repr::Pack(p) => p.pop(max, |(m, s)| (Bytes::copy_from_slice(m), s)),
             Repr::Skip(z) => {
                 let chunks = &mut z.sorted.chunks;
                 let ci = if max {
@@ -990,7 +854,7 @@ mod tests {
             z.insert(format!("member:{i}").as_bytes(), i as f64);
         }
         match &z.repr {
-            Repr::Pack(p) => assert_eq!(p.buf.len(), 10 * 11),
+            Repr::Pack(p) => assert_eq!(p.bytes(), 10 * 11),
             Repr::Skip(_) => panic!("still a listpack"),
         }
     }
