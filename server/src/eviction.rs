@@ -5,7 +5,10 @@
 //!
 //! Policies: Redis's (sampling `maxmemory-samples` keys: least recently used, least frequently
 //! used with Redis's logarithmic counter, nearest expiry, random; all keys or only those with a
-//! TTL), `noeviction`, and `allkeys-horizon`: S3-FIFO over each database's keys (physics/).
+//! TTL), `noeviction`, and `allkeys-horizon`: S3-FIFO over each database's keys.
+//!
+//! This module decides when to evict and logs what went; which key goes is chosen in
+//! `warpengine_storage::eviction` (sampling, the pool, HORIZON).
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 

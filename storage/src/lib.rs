@@ -3,9 +3,9 @@
 
 mod chunked;
 pub mod db;
+pub mod eviction;
 pub mod glob;
 pub mod hash;
-pub mod horizon;
 pub mod key;
 mod keytable;
 pub mod list;

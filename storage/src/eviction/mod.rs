@@ -1,0 +1,364 @@
+//! Eviction, all of what picks the key to go (the server's `eviction.rs` decides when, under
+//! maxmemory, and logs what went):
+//! - Redis's sampling policies ([`Db::evict_sampled`]): among `maxmemory-samples` random keys
+//!   (all, or only those with a TTL), the lowest score goes; the caller's score makes it LRU,
+//!   LFU (Redis's logarithmic counter, in `warpengine_physics::lfu`), TTL or random;
+//! - Redis's eviction pool ([`Db::evict_pooled`]): the same sampling, keeping the best
+//!   candidates from one eviction to the next, as Redis's EVPOOL does;
+//! - HORIZON ([`horizon`], [`Db::evict_horizon`]): the S3-FIFO policy of `allkeys-horizon`, a
+//!   small FIFO of new keys and a CLOCK main queue over the key table.
+//!
+//! The simulators in `physics/` (SIEVE, S3-FIFO, W-TinyLFU, reference LRU/LFU) are for
+//! measuring policies on traces; this module is what the server runs.
+
+pub mod horizon;
+
+use horizon::{Horizon, Verdict, FREQ_MASK};
+
+use crate::db::{Db, Entry};
+use crate::key::Key;
+
+/// Candidates an eviction pool keeps, as Redis's EVPOOL_SIZE.
+const EVICTION_POOL: usize = 16;
+
+impl Db {
+    /// Turns the HORIZON policy's tracking on (every present key enters it) or off.
+    pub fn set_horizon(&mut self, on: bool) {
+        if !on {
+            self.horizon = None;
+            return;
+        }
+        if self.horizon.is_some() {
+            return;
+        }
+        let mut h = Box::<Horizon>::default();
+        for i in 0..self.map.len() {
+            let (key, _) = self.map.get_index(i).expect("below len");
+            let bits = h.admit(self.map.hash(key.as_bytes()));
+            self.map
+                .get_index_mut(i)
+                .expect("below len")
+                .1
+                .set_horizon_bits(bits);
+        }
+        self.horizon = Some(h);
+    }
+
+    /// The key HORIZON evicts next, removed from the database.
+    pub fn evict_horizon(&mut self) -> Option<(Key, Entry)> {
+        loop {
+            let h = self.horizon.as_mut()?;
+            match h.next_small() {
+                Some(id) => {
+                    if let Some(evicted) = self.judge_small(id) {
+                        return Some(evicted);
+                    }
+                }
+                None => return self.evict_main(),
+            }
+        }
+    }
+
+    /// The small FIFO's front id: promoted, evicted (returned), or stale (skipped).
+    fn judge_small(&mut self, id: u64) -> Option<(Key, Entry)> {
+        let map = &self.map;
+        // Deleted since it was queued: no such key.
+        let index = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id)?;
+        let (_, entry) = self.map.get_index_mut(index)?;
+        let bits = entry.horizon_bits();
+        if bits & horizon::IN_MAIN != 0 {
+            return None; // a stale id: the key was deleted and re-created into main
+        }
+        match self.horizon.as_mut()?.judge_small(id, bits) {
+            Verdict::Keep(new_bits) => {
+                entry.set_horizon_bits(new_bits);
+                None
+            }
+            Verdict::Evict => Some(self.remove_at(index)),
+        }
+    }
+
+    /// One sweep of the main queue's CLOCK hand: the first entry in main whose frequency has
+    /// run out is evicted; those it passes with frequency left lose one. A sweep that has
+    /// taken a frequency from `MAX_SECOND_CHANCES` entries (every key hot) evicts the least
+    /// frequent of them instead of going on, so that one eviction never walks the table
+    /// several times over.
+    fn evict_main(&mut self) -> Option<(Key, Entry)> {
+        const MAX_SECOND_CHANCES: usize = 1024;
+        let mut chances = 0;
+        let mut least: Option<(usize, u8)> = None;
+        // Four turns at most: every frequency (at most 3) has run out by then, unless
+        // nothing is in main (its count said otherwise).
+        let mut steps = 4 * self.map.len() + 1;
+        while steps > 0 && !self.map.is_empty() {
+            steps -= 1;
+            let h = self.horizon.as_mut()?;
+            if h.hand >= self.map.len() {
+                h.hand = 0;
+            }
+            let at = h.hand;
+            let (_, entry) = self.map.get_index_mut(at)?;
+            let bits = entry.horizon_bits();
+            if bits & horizon::IN_MAIN == 0 {
+                h.hand = at + 1;
+                continue; // in small
+            }
+            match h.judge_main(bits) {
+                Verdict::Keep(new_bits) => {
+                    entry.set_horizon_bits(new_bits);
+                    h.hand = at + 1;
+                    let freq = new_bits & FREQ_MASK;
+                    if least.is_none_or(|(_, f)| freq < f) {
+                        least = Some((at, freq));
+                    }
+                    chances += 1;
+                    if chances == MAX_SECOND_CHANCES {
+                        // Nothing moved during the sweep: the position still holds it.
+                        let (at, _) = least?;
+                        h.evict_main_early();
+                        return Some(self.remove_at(at));
+                    }
+                }
+                // The last entry moves into this position: the hand stays to look at it.
+                Verdict::Evict => return Some(self.remove_at(at)),
+            }
+        }
+        None
+    }
+
+    /// Removes the entry at table position `index` (eviction: HORIZON's counts are updated
+    /// by its judgement).
+    fn remove_at(&mut self, index: usize) -> (Key, Entry) {
+        let (key, entry) = self.map.swap_remove_index(index);
+        if entry.has_ttl() {
+            self.volatile.swap_remove(key.as_bytes());
+        }
+        (key, entry)
+    }
+
+    /// How many keys eviction samples from: those with a TTL, or all.
+    fn candidates(&self, volatile_only: bool) -> usize {
+        if volatile_only {
+            self.volatile.len()
+        } else {
+            self.map.len()
+        }
+    }
+
+    /// The `i`-th of those, with its expiry.
+    fn candidate(&self, volatile_only: bool, i: usize) -> Option<(&Key, &Entry, u64)> {
+        if volatile_only {
+            let (key, &at) = self.volatile.get_index(i)?;
+            self.map.get(key.as_bytes()).map(|e| (key, e, at))
+        } else {
+            let (key, e) = self.map.get_index(i)?;
+            let at = if e.has_ttl() {
+                self.expire_at(key.as_bytes())
+            } else {
+                0
+            };
+            Some((key, e, at))
+        }
+    }
+
+    /// Redis's sampling eviction: among `samples` random keys (only keys with a TTL when
+    /// `volatile_only`), removes the one with the lowest `score`.
+    pub fn evict_sampled(
+        &mut self,
+        volatile_only: bool,
+        samples: usize,
+        score: impl Fn(&Entry, u64) -> u64,
+    ) -> Option<(Key, Entry)> {
+        let n = self.candidates(volatile_only);
+        if n == 0 {
+            return None;
+        }
+        let mut best: Option<(usize, u64)> = None;
+        for _ in 0..samples.max(1) {
+            let i = (self.next_random() % n as u64) as usize;
+            let Some((_, entry, at)) = self.candidate(volatile_only, i) else {
+                continue;
+            };
+            let s = score(entry, at);
+            if best.is_none_or(|(_, b)| s < b) {
+                best = Some((i, s));
+            }
+        }
+        let (i, _) = best?;
+        let key = self.candidate(volatile_only, i)?.0.clone();
+        let entry = self.remove(key.as_bytes())?;
+        Some((key, entry))
+    }
+
+    /// Redis's eviction pool: each call samples `samples` keys as [`Db::evict_sampled`] does,
+    /// but keeps the best candidates seen so far (lowest `score`, at most `EVICTION_POOL`)
+    /// from one call to the next, and removes the best of them. A candidate whose score went
+    /// up since it was sampled (it was used again) leaves the pool instead of being evicted.
+    pub fn evict_pooled(
+        &mut self,
+        volatile_only: bool,
+        samples: usize,
+        score: impl Fn(&Entry, u64) -> u64,
+    ) -> Option<(Key, Entry)> {
+        let n = self.candidates(volatile_only);
+        if n == 0 {
+            return None;
+        }
+        for _ in 0..samples.max(1) {
+            let i = (self.next_random() % n as u64) as usize;
+            let Some((key, entry, at)) = self.candidate(volatile_only, i) else {
+                continue;
+            };
+            let s = score(entry, at);
+            let pool = &self.eviction_pool;
+            if pool.iter().any(|(_, k)| k == key)
+                || (pool.len() == EVICTION_POOL
+                    && pool.last().is_some_and(|&(worst, _)| s >= worst))
+            {
+                continue;
+            }
+            let key = key.clone();
+            let pool = &mut self.eviction_pool;
+            if pool.len() == EVICTION_POOL {
+                pool.pop();
+            }
+            let at = pool.partition_point(|&(p, _)| p <= s);
+            pool.insert(at, (s, key));
+        }
+        while !self.eviction_pool.is_empty() {
+            let (sampled, key) = self.eviction_pool.remove(0);
+            let current = match self.map.get(key.as_bytes()) {
+                Some(e) if !volatile_only || e.has_ttl() => {
+                    score(e, self.expire_at(key.as_bytes()))
+                }
+                _ => continue,
+            };
+            if current > sampled {
+                continue;
+            }
+            let entry = self.remove(key.as_bytes())?;
+            return Some((key, entry));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Value;
+
+    fn s(v: &str) -> Value {
+        Value::string(v.as_bytes())
+    }
+
+    #[test]
+    fn the_eviction_pool_evicts_the_best_candidates_seen_over_calls() {
+        // Scores are the keys' numbers; each call samples only 2 keys, yet the pool makes
+        // the evictions approach the true order.
+        // Fixed sampling seeds: the comparison is of one run each, not of averages.
+        let mut db = Db::with_seed(0x2545_f491_4f6c_dd1d);
+        for i in 0..1000u32 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, i);
+        }
+        let mut evicted = Vec::new();
+        for _ in 0..100 {
+            let (_, e) = db
+                .evict_pooled(false, 2, |e, _| e.last_access as u64)
+                .unwrap();
+            evicted.push(e.last_access);
+        }
+        let pooled_mean = evicted.iter().map(|&v| v as f64).sum::<f64>() / 100.0;
+        let mut plain = Db::with_seed(0x2545_f491_4f6c_dd1d);
+        for i in 0..1000u32 {
+            plain.set(format!("k{i}").as_bytes(), s("v"), 0, i);
+        }
+        let mut sampled = 0.0;
+        for _ in 0..100 {
+            let (_, e) = plain
+                .evict_sampled(false, 2, |e, _| e.last_access as u64)
+                .unwrap();
+            sampled += e.last_access as f64;
+        }
+        // Sampling 2 alone evicts around the lower third (mean ~333); the pool keeps the lower
+        // part of everything sampled so far (~290 measured).
+        assert!(
+            pooled_mean < sampled / 100.0 * 0.92,
+            "pool {pooled_mean}, plain {}",
+            sampled / 100.0
+        );
+    }
+
+    #[test]
+    fn a_candidate_used_again_leaves_the_pool() {
+        let mut db = Db::default();
+        db.set(b"old", s("v"), 0, 1);
+        db.set(b"new", s("v"), 0, 100);
+        // Both in the pool, then "old" is used again: it must not be evicted first.
+        let score = |e: &Entry, _| e.last_access as u64;
+        db.eviction_pool = vec![(1, Key::from_slice(b"old")), (100, Key::from_slice(b"new"))];
+        db.get_mut(b"old", 0).unwrap().last_access = 500;
+        let (key, _) = db.evict_pooled(false, 0, score).unwrap();
+        assert_eq!(key.as_bytes(), b"new");
+    }
+
+    #[test]
+    fn horizon_evicts_one_hit_keys_first_keeps_hot_ones_and_can_empty_the_table() {
+        let mut db = Db::default();
+        db.set_horizon(true);
+        for i in 0..1000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, 0);
+        }
+        // Keys 0..100 are hot: hit twice (promoted to main on their way out of small).
+        for _ in 0..2 {
+            for i in 0..100 {
+                db.get_mut(format!("k{i}").as_bytes(), 0)
+                    .unwrap()
+                    .horizon_hit();
+            }
+        }
+        let mut order = Vec::new();
+        while let Some((key, _)) = db.evict_horizon() {
+            order.push(String::from_utf8(key.as_bytes().to_vec()).unwrap());
+        }
+        assert_eq!(order.len(), 1000, "every key was tracked");
+        assert!(db.is_empty());
+        let first_hot = order
+            .iter()
+            .position(|k| k[1..].parse::<u32>().unwrap() < 100);
+        // One-hit keys go first, until small holds no more than its tenth of what is left
+        // (11 of 111): then main's turn.
+        assert_eq!(first_hot, Some(889));
+        let h = db.horizon.as_ref().unwrap();
+        assert_eq!((h.small_live, h.main_live), (0, 0));
+        assert_eq!(h.stats.promoted, 100);
+    }
+
+    #[test]
+    fn a_horizon_sweep_over_hot_keys_stops_after_a_bounded_walk() {
+        let mut db = Db::default();
+        db.set_horizon(true);
+        for i in 0..5000 {
+            db.set(format!("k{i}").as_bytes(), s("v"), 0, 0);
+            // Every key in main, with the most frequency it can have.
+            let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
+            entry.set_horizon_bits(horizon::IN_MAIN | FREQ_MASK);
+        }
+        let h = db.horizon.as_mut().unwrap();
+        (h.small_live, h.main_live) = (0, 5000);
+        assert!(db.evict_main().is_some());
+        // Without the bound the hand would have gone three times round all 5,000 keys,
+        // taking every frequency down to nothing.
+        let untouched = db
+            .map
+            .iter()
+            .filter(|(_, e)| e.horizon_bits() & FREQ_MASK == FREQ_MASK)
+            .count();
+        assert!(
+            untouched >= 5000 - 1024,
+            "{untouched} keys kept their frequency"
+        );
+        assert_eq!(db.len(), 4999);
+        assert_eq!(db.horizon.as_ref().unwrap().main_live, 4999);
+    }
+}
