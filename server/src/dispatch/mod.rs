@@ -9,30 +9,28 @@ use std::time::Instant;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use crate::blocked_clients::Waiter;
-use crate::command_table::{Attempt, CommandSpec, Keys, Run, TABLE};
-use crate::durability;
-use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
+use crate::command_table::{Attempt, CommandSpec, Run, TABLE};
+use crate::fabric::{self, AwaitBatch, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::persist::Durable;
 use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
 use crate::server_state::{bump, unix_ms, Server};
-use crate::session::{ConnState, ReplyMode, Session};
+use crate::session::{ConnState, ReplyMode};
 
 mod admit;
 mod blocked;
 mod fanout;
 mod locked;
 mod observe;
+mod run;
 mod step;
 
-use admit::{admit, Admitted};
+use admit::admit;
 pub use blocked::Blocked;
 use fanout::Gather;
 use locked::{owned_here, run_locked, run_misrouted};
-use observe::Routed;
 use step::{guarded, Admission};
 
 /// Runs a batch of keyed commands on `shard` (the owner's worker, or a sender under the lock).
@@ -161,7 +159,6 @@ impl Pipeline {
         self.commands.clear();
         self.started = Instant::now();
         self.route_epoch = server.wormhole.epoch();
-        let stats = &server.worker_stats[self.me];
         let mut requests = requests.into_iter();
         while let Some(args) = requests.next() {
             let slot = self.replies.len();
@@ -177,174 +174,38 @@ impl Pipeline {
             };
             self.emit.push(emit);
             self.resp3.push(conn.resp3);
-            let admitted = admit(server, self.me, conn, &args, self.last_command);
-            let Admitted {
-                index,
-                logged,
-                class,
-            } = match admitted {
+            let request = match admit(server, self.me, conn, &args, self.last_command) {
                 Ok(admitted) => admitted,
                 Err(refusal) => {
                     self.replies[slot] = Some(refusal);
                     continue;
                 }
             };
+            let index = request.index;
             self.last_command = Some(index);
-            self.class = class;
+            self.class = request.class;
             self.commands[slot] = Some(index);
-            let spec = &TABLE[index];
-            match spec.run {
-                Run::Keyed(f) => {
-                    // Most commands have one key, at position 1 (arity guarantees it is there).
-                    let positions;
-                    let routed = if let Keys::Range(1, 1, _) = spec.keys {
-                        Routed {
-                            positions: None,
-                            owner: Some(server.route(&args[1])),
-                        }
-                    } else {
-                        positions = spec.key_positions(&args);
-                        let mut owners = positions.iter().map(|&p| server.route(&args[p]));
-                        let first = owners.next().unwrap_or(self.me);
-                        let one = owners.all(|o| o == first);
-                        Routed {
-                            positions: Some(&positions),
-                            owner: one.then_some(first),
-                        }
-                    };
-                    observe::keyed(server, conn, spec, &args, &routed);
-                    if let Some(first) = routed.owner {
-                        if logged {
-                            self.mark_written(first);
-                        }
-                        let batch = self.batches[first].as_mut().expect("batch is home");
-                        batch.items.push(BatchItem {
-                            spec: index,
-                            db: conn.db,
-                            args,
-                        });
-                        batch.slots.push(slot);
-                        self.queued += 1;
-                    } else {
-                        self.flush(server, conn.no_touch).await;
-                        bump(&stats.cross_shard_commands, 1);
-                        let reply = run_locked(server, conn, spec, &args, |ctx| {
-                            step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args))
-                        });
-                        if logged {
-                            self.mark_keys_written(server, spec, &args);
-                        }
-                        signal_writes(server, conn.db, spec, &args);
-                        self.replies[slot] = Some(reply);
-                    }
-                }
+            match TABLE[index].run {
+                Run::Keyed(f) => self.run_keyed(server, conn, slot, &request, f, args).await,
                 Run::Blocking(f) => {
-                    self.flush(server, conn.no_touch).await;
-                    let waiter = Arc::new(Waiter::default());
-                    let keys: Vec<Bytes> = spec
-                        .key_positions(&args)
-                        .into_iter()
-                        .map(|p| args[p].clone())
-                        .collect();
-                    let attempt = run_locked(server, conn, spec, &args, |ctx| {
-                        let attempt =
-                            step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args));
-                        if matches!(attempt, Attempt::Block(_)) {
-                            // Registered while the keys' shards are still locked: a later push
-                            // is bound to find this client.
-                            server.blocking.register(conn.db, &keys, &waiter);
-                        }
-                        attempt
-                    });
-                    match attempt {
-                        Attempt::Done(reply) => {
-                            signal_writes(server, conn.db, spec, &args);
-                            if logged {
-                                self.mark_keys_written(server, spec, &args);
-                            }
-                            self.replies[slot] = Some(reply);
-                        }
-                        Attempt::Block(timeout) => {
-                            let emit = self.emit[slot];
-                            let resp3 = self.resp3[slot];
-                            self.replies.pop();
-                            self.emit.pop();
-                            self.resp3.pop();
-                            self.commands.pop();
-                            self.await_durable(server).await;
-                            self.encode_replies(server, out);
-                            return Some(Blocked {
-                                spec: index,
-                                db: conn.db,
-                                args,
-                                keys,
-                                waiter,
-                                deadline: timeout.map(|t| Instant::now() + t),
-                                emit,
-                                resp3,
-                                rest: requests.collect(),
-                            });
-                        }
+                    let blocked = self.run_blocking(server, conn, slot, &request, f, args, out);
+                    if let Some(mut blocked) = blocked.await {
+                        blocked.rest = requests.collect();
+                        return Some(blocked);
                     }
                 }
                 Run::Container => unreachable!("resolved to a subcommand above"),
-                Run::Meta(f) => {
-                    self.flush(server, conn.no_touch).await;
-                    let reply = {
-                        // Shard 0's lock orders metadata changes with their log records, and
-                        // with snapshots (taken under every shard's lock).
-                        let mut shard0 = server.lock_shard(0);
-                        let mut changed = false;
-                        let reply = guarded(spec.name, || {
-                            let (reply, did) = f(server, Some(&mut shard0), &args);
-                            changed = did;
-                            reply
-                        });
-                        if changed && server.wal.is_on() {
-                            wal_log::meta(server, &mut shard0, &args);
-                        }
-                        reply
-                    };
-                    if logged {
-                        // A pin also logs in the shards whose data it moved.
-                        (0..self.wrote.len()).for_each(|s| self.mark_written(s));
-                    }
-                    self.replies[slot] = Some(reply);
-                }
-                Run::WaitAof => {
-                    self.flush(server, conn.no_touch).await;
-                    // This read's own earlier writes first, as for any reply.
-                    self.await_durable(server).await;
-                    let reply = match durability::parse_waitaof(server, &args) {
-                        Ok(plan) => durability::waitaof(server, self.me, plan).await,
-                        Err(e) => e,
-                    };
-                    self.replies[slot] = Some(reply);
-                }
+                Run::Meta(f) => self.run_meta(server, conn, slot, &request, f, &args).await,
+                Run::WaitAof => self.run_waitaof(server, conn, slot, &args).await,
                 Run::Fanout { list, each } => {
-                    match guarded(spec.name, || list(server, conn, &args)) {
+                    match guarded(TABLE[index].name, || list(server, conn, &args)) {
                         Err(reply) => self.replies[slot] = Some(reply),
                         Ok(keys) => self.queue_fanout(server, conn, slot, each, keys),
                     }
                 }
                 Run::Session(f) => {
-                    self.flush(server, conn.no_touch).await;
-                    let mut session = Session {
-                        server,
-                        conn,
-                        worker: self.me,
-                    };
-                    let reply = guarded(spec.name, || f(&mut session, &args));
-                    if logged {
-                        // FLUSHDB, FLUSHALL, SWAPDB, SORT ... STORE: logged on any shard.
-                        (0..self.wrote.len()).for_each(|s| self.mark_written(s));
-                    }
-                    self.replies[slot] = Some(reply);
-                    self.resp3[slot] = conn.resp3;
-                    // Replies are off after CLIENT REPLY OFF/SKIP (for that command too); a
-                    // command that turns them back on (CLIENT REPLY ON, RESET) is answered.
-                    self.emit[slot] = (conn.reply_mode == ReplyMode::On && self.emit[slot])
-                        || std::mem::take(&mut conn.answer_regardless);
+                    self.run_session(server, conn, slot, &request, f, &args)
+                        .await;
                     if conn.close_after_reply {
                         // QUIT, or a client that killed itself: nothing after it runs.
                         break;

@@ -1,0 +1,226 @@
+//! How an admitted request runs, by the kind of command (`Run`): a keyed command is queued
+//! for its shard's batch (or, when its keys span shards, runs at once under their locks); a
+//! blocking command tries once and may park the connection; metadata changes, WAITAOF and
+//! connection/server commands run on the connection's worker after what was queued before
+//! them. Keyed work goes through the one execution step (`step.rs`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::admit::Admitted;
+use super::locked::run_locked;
+use super::observe::{self, Routed};
+use super::step::{self, guarded, Admission};
+use super::{signal_writes, Blocked, Pipeline};
+use crate::blocked_clients::Waiter;
+use crate::command_table::{Attempt, BlockingFn, KeyedFn, Keys, MetaFn, SessionFn, TABLE};
+use crate::durability;
+use crate::fabric::BatchItem;
+use crate::persist::log as wal_log;
+use crate::server_state::{bump, Server};
+use crate::session::{ConnState, ReplyMode, Session};
+
+impl Pipeline {
+    /// A keyed command: routed, shown to the observers, then queued for its shard's batch, or
+    /// run at once under the locks of its keys' shards when they are several.
+    pub(super) async fn run_keyed(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        request: &Admitted,
+        f: KeyedFn,
+        args: Vec<Bytes>,
+    ) {
+        let index = request.index;
+        let spec = &TABLE[index];
+        // Most commands have one key, at position 1 (arity guarantees it is there).
+        let positions;
+        let routed = if let Keys::Range(1, 1, _) = spec.keys {
+            Routed {
+                positions: None,
+                owner: Some(server.route(&args[1])),
+            }
+        } else {
+            positions = spec.key_positions(&args);
+            let mut owners = positions.iter().map(|&p| server.route(&args[p]));
+            let first = owners.next().unwrap_or(self.me);
+            let one = owners.all(|o| o == first);
+            Routed {
+                positions: Some(&positions),
+                owner: one.then_some(first),
+            }
+        };
+        observe::keyed(server, conn, spec, &args, &routed);
+        if let Some(owner) = routed.owner {
+            if request.logged {
+                self.mark_written(owner);
+            }
+            let batch = self.batches[owner].as_mut().expect("batch is home");
+            batch.items.push(BatchItem {
+                spec: index,
+                db: conn.db,
+                args,
+            });
+            batch.slots.push(slot);
+            self.queued += 1;
+            return;
+        }
+        self.flush(server, conn.no_touch).await;
+        bump(&server.worker_stats[self.me].cross_shard_commands, 1);
+        let reply = run_locked(server, conn, spec, &args, |ctx| {
+            step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args))
+        });
+        if request.logged {
+            self.mark_keys_written(server, spec, &args);
+        }
+        signal_writes(server, conn.db, spec, &args);
+        self.replies[slot] = Some(reply);
+    }
+
+    /// A blocking command's first try. When it has to wait, the replies before it are encoded
+    /// into `out` and the connection gets back what it waits on (the caller adds the requests
+    /// after it).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_blocking(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        request: &Admitted,
+        f: BlockingFn,
+        args: Vec<Bytes>,
+        out: &mut Vec<u8>,
+    ) -> Option<Blocked> {
+        let index = request.index;
+        let spec = &TABLE[index];
+        self.flush(server, conn.no_touch).await;
+        let waiter = Arc::new(Waiter::default());
+        let keys: Vec<Bytes> = spec
+            .key_positions(&args)
+            .into_iter()
+            .map(|p| args[p].clone())
+            .collect();
+        let attempt = run_locked(server, conn, spec, &args, |ctx| {
+            let attempt = step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args));
+            if matches!(attempt, Attempt::Block(_)) {
+                // Registered while the keys' shards are still locked: a later push is bound
+                // to find this client.
+                server.blocking.register(conn.db, &keys, &waiter);
+            }
+            attempt
+        });
+        let timeout = match attempt {
+            Attempt::Done(reply) => {
+                signal_writes(server, conn.db, spec, &args);
+                if request.logged {
+                    self.mark_keys_written(server, spec, &args);
+                }
+                self.replies[slot] = Some(reply);
+                return None;
+            }
+            Attempt::Block(timeout) => timeout,
+        };
+        let emit = self.emit[slot];
+        let resp3 = self.resp3[slot];
+        self.replies.pop();
+        self.emit.pop();
+        self.resp3.pop();
+        self.commands.pop();
+        self.await_durable(server).await;
+        self.encode_replies(server, out);
+        Some(Blocked {
+            spec: index,
+            db: conn.db,
+            args,
+            keys,
+            waiter,
+            deadline: timeout.map(|t| Instant::now() + t),
+            emit,
+            resp3,
+            rest: Vec::new(),
+        })
+    }
+
+    /// A change to server-wide metadata (QUANTUM links, WORMHOLE pins), under shard 0's lock.
+    pub(super) async fn run_meta(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        request: &Admitted,
+        f: MetaFn,
+        args: &[Bytes],
+    ) {
+        self.flush(server, conn.no_touch).await;
+        let reply = {
+            // Shard 0's lock orders metadata changes with their log records, and with
+            // snapshots (taken under every shard's lock).
+            let mut shard0 = server.lock_shard(0);
+            let mut changed = false;
+            let reply = guarded(TABLE[request.index].name, || {
+                let (reply, did) = f(server, Some(&mut shard0), args);
+                changed = did;
+                reply
+            });
+            if changed && server.wal.is_on() {
+                wal_log::meta(server, &mut shard0, args);
+            }
+            reply
+        };
+        if request.logged {
+            // A pin also logs in the shards whose data it moved.
+            (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+        }
+        self.replies[slot] = Some(reply);
+    }
+
+    /// WAITAOF: waits, off the shards, for this read's writes and then for the log's fdatasync.
+    pub(super) async fn run_waitaof(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        args: &[Bytes],
+    ) {
+        self.flush(server, conn.no_touch).await;
+        // This read's own earlier writes first, as for any reply.
+        self.await_durable(server).await;
+        let reply = match durability::parse_waitaof(server, args) {
+            Ok(plan) => durability::waitaof(server, self.me, plan).await,
+            Err(e) => e,
+        };
+        self.replies[slot] = Some(reply);
+    }
+
+    /// A command about the connection or the whole server, on the connection's worker.
+    pub(super) async fn run_session(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        request: &Admitted,
+        f: SessionFn,
+        args: &[Bytes],
+    ) {
+        self.flush(server, conn.no_touch).await;
+        let mut session = Session {
+            server,
+            conn,
+            worker: self.me,
+        };
+        let reply = guarded(TABLE[request.index].name, || f(&mut session, args));
+        if request.logged {
+            // FLUSHDB, FLUSHALL, SWAPDB, SORT ... STORE: logged on any shard.
+            (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+        }
+        self.replies[slot] = Some(reply);
+        self.resp3[slot] = conn.resp3;
+        // Replies are off after CLIENT REPLY OFF/SKIP (for that command too); a command that
+        // turns them back on (CLIENT REPLY ON, RESET) is answered.
+        self.emit[slot] = (conn.reply_mode == ReplyMode::On && self.emit[slot])
+            || std::mem::take(&mut conn.answer_regardless);
+    }
+}
