@@ -186,7 +186,12 @@ impl Pipeline {
             self.class = request.class;
             self.commands[slot] = Some(index);
             match TABLE[index].run {
-                Run::Keyed(f) => self.run_keyed(server, conn, slot, &request, f, args).await,
+                Run::Keyed(f) => {
+                    if let Some(args) = self.queue_keyed(server, conn, slot, &request, args) {
+                        self.run_cross_shard(server, conn, slot, &request, f, args)
+                            .await;
+                    }
+                }
                 Run::Blocking(f) => {
                     let blocked = self.run_blocking(server, conn, slot, &request, f, args, out);
                     if let Some(mut blocked) = blocked.await {

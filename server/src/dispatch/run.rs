@@ -23,17 +23,17 @@ use crate::server_state::{bump, Server};
 use crate::session::{ConnState, ReplyMode, Session};
 
 impl Pipeline {
-    /// A keyed command: routed, shown to the observers, then queued for its shard's batch, or
-    /// run at once under the locks of its keys' shards when they are several.
-    pub(super) async fn run_keyed(
+    /// A keyed command: routed, shown to the observers, then queued for its shard's batch.
+    /// Its arguments come back when its keys are on several shards: then it is to run at once
+    /// ([`Pipeline::run_cross_shard`]). Not async, so that the common case builds no future.
+    pub(super) fn queue_keyed(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
         slot: usize,
         request: &Admitted,
-        f: KeyedFn,
         args: Vec<Bytes>,
-    ) {
+    ) -> Option<Vec<Bytes>> {
         let index = request.index;
         let spec = &TABLE[index];
         // Most commands have one key, at position 1 (arity guarantees it is there).
@@ -66,8 +66,24 @@ impl Pipeline {
             });
             batch.slots.push(slot);
             self.queued += 1;
-            return;
+            return None;
         }
+        Some(args)
+    }
+
+    /// A keyed command whose keys are on several shards: runs after what was queued before it,
+    /// under the locks of its keys' shards.
+    pub(super) async fn run_cross_shard(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        request: &Admitted,
+        f: KeyedFn,
+        args: Vec<Bytes>,
+    ) {
+        let index = request.index;
+        let spec = &TABLE[index];
         self.flush(server, conn.no_touch).await;
         bump(&server.worker_stats[self.me].cross_shard_commands, 1);
         let reply = run_locked(server, conn, spec, &args, |ctx| {
