@@ -34,6 +34,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -q -- -D warnings
 echo "== build"
 cargo build --workspace --bins -q
+# The instruction-count guard (bench/icount_guard.sh, in tests/tests/bench_scripts.rs) measures
+# the release build: build it, and make the guard a failure rather than a skip without it.
+cargo build --release -q -p warpengine
+export WARP_REQUIRE_GUARD=1
 echo "== tests"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
