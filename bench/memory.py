@@ -127,10 +127,10 @@ def main():
     ap.add_argument("--shape", default="strings,hash10,set10,zset10,list10")
     ap.add_argument("--accounting", action="store_true")
     ap.add_argument("--sizes", default="50000,300000,1000000")
-    ap.add_argument("--warp", default=WARP, help="the WarpEngine binary (another build to compare)")
+    ap.add_argument("--warp", default=None, help="the WarpEngine binary (another build to compare)")
     a = ap.parse_args()
     global WARP
-    WARP = a.warp
+    WARP = a.warp or WARP
     if a.accounting:
         sizes = [int(n) for n in a.sizes.split(",")]
         print("# bench/memory.py --accounting: WarpEngine used_memory growth / RSS growth")

@@ -35,8 +35,9 @@ cargo clippy --workspace --all-targets -q -- -D warnings
 echo "== build"
 cargo build --workspace --bins -q
 # The instruction-count guard (bench/icount_guard.sh, in tests/tests/bench_scripts.rs) measures
-# the release build: build it, and make the guard a failure rather than a skip without it.
-cargo build --release -q -p warpengine
+# the release build, and so do the benchmark scripts the tests smoke-run (physics.py also runs
+# physics-load): build them, and make those tests failures rather than skips without them.
+cargo build --release -q -p warpengine -p warpengine-load
 export WARP_REQUIRE_GUARD=1
 echo "== tests"
 log=$(mktemp)
