@@ -577,6 +577,12 @@ pub async fn syncer_loop(server: Arc<Server>, me: usize) {
             || log.synced.load(Ordering::Acquire) >= target
             || wal.failed.load(Ordering::Relaxed)
         {
+            if due {
+                // Nothing to sync (or the log has failed) is a sync for the everysec clock:
+                // without this the wait above stays at zero and an idle worker spins on its
+                // timer, a wake-up every millisecond.
+                last_sync = Instant::now();
+            }
             log.progress.notify_waiters();
             continue;
         }
