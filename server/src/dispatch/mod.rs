@@ -1,6 +1,12 @@
 //! Executing one pipeline read: commands are grouped per owning shard (one batch per
 //! destination worker), barriers (connection/server commands, commands whose keys span shards)
 //! flush what was queued before them, and replies come back in request order.
+//!
+//! A request's way through: `admit` (checks before it runs) → `run` (by the kind of command;
+//! `observe` sees keyed ones) → a batch per shard, run here or by its owner through the fabric
+//! (`run_batch`, `drain`) → `step::execute` on the locked shard(s) → replies encoded in order
+//! once the log is as durable as the writes ask. `locked` runs commands whose keys span shards,
+//! `blocked` waits for blocking commands, `fanout` serves QUANTUM GET.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
