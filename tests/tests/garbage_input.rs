@@ -7,46 +7,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use warpengine::protocol::parse_properties::FRAGMENTS;
 use warpengine_tests::{start_warpengine, RawConn, SeededRandom, ServerProcess};
 
 const CONNECTIONS: u64 = 3000;
 const THREADS: u64 = 6;
-
-/// Pieces that steer random input into the parser's corners: headers, limits, quotes, NUL.
-const FRAGMENTS: &[&[u8]] = &[
-    b"*",
-    b"$",
-    b"\r\n",
-    b"\r",
-    b"\n",
-    b"\0",
-    b"\x0b",
-    b"\xff",
-    b"1",
-    b"3",
-    b"-1",
-    b"0",
-    b"2147483647",
-    b"536870912",
-    b"99999999999999999999",
-    b"PING",
-    b"SET",
-    b"GET",
-    b"ECHO",
-    b"CLIENT",
-    b"CONFIG",
-    b" ",
-    b"\"",
-    b"'",
-    b"\\x",
-    b"\\",
-    b"*3\r\n$3\r\nSET\r\n",
-    b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
-    b"SUBSCRIBE",
-    b"MULTI",
-    b"EXEC",
-    b"QUIT",
-];
 
 fn random_bytes(rng: &mut SeededRandom) -> Vec<u8> {
     let mut out = Vec::new();
