@@ -9,6 +9,7 @@ use bytes::Bytes;
 use warpengine_storage::value::parse_strict_i64;
 
 use crate::persist::{Durable, Fsync};
+use crate::protocol::reply::NOT_INTEGER;
 use crate::protocol::Reply;
 use crate::server_state::Server;
 
@@ -60,9 +61,7 @@ pub struct WaitAof {
 
 /// Checks the arguments in Redis's order, with its errors.
 pub fn parse_waitaof(server: &Server, args: &[Bytes]) -> Result<WaitAof, Reply> {
-    let int = |a: &[u8]| {
-        parse_strict_i64(a).ok_or_else(|| Reply::err("ERR value is not an integer or out of range"))
-    };
+    let int = |a: &[u8]| parse_strict_i64(a).ok_or_else(|| Reply::err(NOT_INTEGER));
     let numlocal = int(&args[1])?;
     if !(0..=1).contains(&numlocal) {
         return Err(Reply::err(

@@ -20,6 +20,7 @@
 //! removals give memory back once it is worth a reallocation (`insert_encoded`, `shrink`).
 //! Such buffers are per key, and a keyspace may hold millions of them.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -135,6 +136,11 @@ pub(crate) trait Codec {
 
     /// Reads the body starting at `start`: the entry, and where the body ends.
     fn decode(buf: &[u8], start: usize) -> (Self::Entry<'_>, usize);
+}
+
+thread_local! {
+    /// Where `Packed::replace_here` encodes an entry before copying it over the old one.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Entries encoded back to back by `C`, each followed by its back-length if `C` wants one.
@@ -307,9 +313,14 @@ impl<C: Codec> Packed<C> {
     /// overwritten where it is, without moving the rest of the buffer.
     pub(crate) fn replace_here(&mut self, start: usize, end: usize, e: C::Entry<'_>) {
         if Self::entry_len(e) == end - start {
-            let mut encoded = Vec::with_capacity(end - start);
-            Self::encode(&mut encoded, e);
-            self.buf[start..end].copy_from_slice(&encoded);
+            // Encoded beside the buffer first (the entry may borrow from it): a per-thread
+            // scratch buffer, so that a counter's update allocates nothing.
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                scratch.clear();
+                Self::encode(&mut scratch, e);
+                self.buf[start..end].copy_from_slice(&scratch);
+            });
         } else {
             self.replace(start, end, e, |_| start);
         }
@@ -526,6 +537,20 @@ mod tests {
             with.bytes(),
             "the slack was given back"
         );
+        // In place: same size overwritten where it is, another size moved, both in order.
+        let e = with.get(0);
+        let (start, end, bytes) = (e.start, e.end, with.bytes());
+        with.replace_here(start, end, b"BB");
+        assert_eq!(
+            (contents(&with), with.bytes()),
+            (vec![&b"BB"[..], b"", b"L"], bytes)
+        );
+        for v in [&b"bbb"[..], b"bb"] {
+            let e = with.get(0);
+            let (start, end) = (e.start, e.end);
+            with.replace_here(start, end, v);
+            assert_eq!(contents(&with), [v, b"", b"L"]);
+        }
         with.insert_at(0, b"h");
         with.retain(|v| !v.is_empty());
         assert_eq!(contents(&with), [&b"h"[..], b"bb", b"L"]);

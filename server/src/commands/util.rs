@@ -6,7 +6,7 @@ use warpengine_storage::value::parse_strict_i64;
 use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
 
-pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub use crate::protocol::reply::NOT_INTEGER;
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
 pub const SYNTAX: &str = "ERR syntax error";
 pub const NO_SUCH_KEY: &str = "ERR no such key";

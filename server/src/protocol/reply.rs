@@ -39,6 +39,9 @@ pub enum Reply {
 
 pub const OK: Reply = Reply::Status("OK");
 
+/// Redis's error for an argument that is not a 64-bit integer.
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+
 impl Reply {
     pub fn err(msg: impl Into<String>) -> Reply {
         Reply::Error(msg.into())
