@@ -480,10 +480,6 @@ pub fn lookup_row(name: &[u8]) -> Option<usize> {
     index.get(&buf[..name.len()]).copied()
 }
 
-pub fn spec(index: usize) -> &'static CommandSpec {
-    &TABLE[index]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

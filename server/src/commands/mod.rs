@@ -4,7 +4,7 @@
 //! the layers below see of the commands.
 
 pub use crate::command_table::{
-    is_top_level, lookup, lookup_row, resolve, spec, subcommands, Attempt, BlockingFn, CommandSpec,
+    is_top_level, lookup, lookup_row, resolve, subcommands, Attempt, BlockingFn, CommandSpec,
     FanoutFn, Flags, KeyedFn, Keys, LogForm, MetaFn, Run, SessionFn, Writes, TABLE,
 };
 

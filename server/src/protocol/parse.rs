@@ -51,8 +51,9 @@ impl ProtocolError {
         ProtocolError(format!("Protocol error: {what}").into_bytes())
     }
 
-    /// The message, for logs and tests.
-    pub fn text(&self) -> String {
+    /// The message as text, for the tests' comparisons.
+    #[cfg(test)]
+    fn text(&self) -> String {
         String::from_utf8_lossy(&self.0).into_owned()
     }
 }
