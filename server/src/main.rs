@@ -10,8 +10,8 @@ use warpengine::worker;
 /// glibc's per-thread arenas grow and shrink page by page (an mprotect each) under a growing
 /// keyspace; mimalloc keeps per-thread free lists without that. See BENCHMARKS.md.
 #[global_allocator]
-static ALLOCATOR: warpengine::memory_accounting::Counting<mimalloc::MiMalloc> =
-    warpengine::memory_accounting::Counting(mimalloc::MiMalloc);
+static ALLOCATOR: warpengine::memory_accounting::CountingMimalloc =
+    warpengine::memory_accounting::CountingMimalloc;
 
 fn log_filter(level: &str) -> &'static str {
     match level {
