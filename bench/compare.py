@@ -66,9 +66,13 @@ def start(kind, port, extra):
     return proc, tmp
 
 
+# redis-benchmark -r: how many distinct keys the tests draw from (--keyspace).
+KEYSPACE = 1_000_000
+
+
 def run_benchmark(port, test, args, n):
     cmd = ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(n), "-q",
-           "-r", "1000000", "-d", "64"] + args
+           "-r", str(KEYSPACE), "-d", "64"] + args
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     # -q prints progress with \r; the final figure is the last "requests per second".
     found = re.findall(r"([\d.]+) requests per second", out)
@@ -115,7 +119,11 @@ def main():
     ap.add_argument("--durability", default="",
                     help="comma-separated appendfsync modes to compare (no-log, everysec, always): "
                          "both servers log with the same setting; 'no-log' is appendonly no")
+    ap.add_argument("--keyspace", type=int, default=KEYSPACE,
+                    help="redis-benchmark -r: a small keyspace keeps the tables in cache, so the "
+                         "request path shows without the cost of memory misses")
     a = ap.parse_args()
+    globals()["KEYSPACE"] = a.keyspace
     configs = CONFIGS
     if a.quick:
         configs = [(l, args, n // 4) for l, args, n in CONFIGS[1:2]]
@@ -123,7 +131,7 @@ def main():
     if a.configs:
         configs = [CONFIGS[int(i)] for i in a.configs.split(",")]
     print(f"# bench/compare.sh {' '.join(sys.argv[1:])}  (rounds={a.rounds}, "
-          f"redis-benchmark -r 1000000 -d 64; medians)", flush=True)
+          f"redis-benchmark -r {KEYSPACE} -d 64; medians)", flush=True)
     if a.durability:
         durability_table(a, configs, tests)
         return
