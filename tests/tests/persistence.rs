@@ -259,8 +259,16 @@ fn log_files(dir: &Path) -> Vec<PathBuf> {
                 .is_some_and(|n| n.starts_with("log-"))
         })
         .collect();
-    v.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0));
+    v.sort_by_key(|p| records_len(p));
     v
+}
+
+/// Where a log segment's records end (the writer keeps zeroed room after them).
+fn records_len(path: &Path) -> u64 {
+    let data = std::fs::read(path).unwrap_or_default();
+    let mut reader = warpengine_wal::record::Reader::new(&data);
+    while reader.next_record().is_some() {}
+    reader.valid_len()
 }
 
 #[test]
@@ -277,7 +285,10 @@ fn torn_tail_is_cut_and_corruption_in_the_middle_refuses_to_start_unless_repaire
     let biggest = log_files(&dir.log_dir()).pop().expect("a log file");
     let mut data = std::fs::read(&biggest).unwrap();
     let tail = data[..30].to_vec();
-    data.extend_from_slice(&tail);
+    // Into the zeroed room after the records, as a write cut short lands there.
+    let used = records_len(&biggest) as usize;
+    data.resize(data.len().max(used + 100), 0);
+    data[used..used + 30].copy_from_slice(&tail);
     std::fs::write(&biggest, &data).unwrap();
     let mut server = start(port, &dir, &["--threads", "1"]);
     let mut c = RawConn::connect(port);
@@ -290,7 +301,7 @@ fn torn_tail_is_cut_and_corruption_in_the_middle_refuses_to_start_unless_repaire
     // One flipped bit in the middle of the log written since that start.
     let log = log_files(&dir.log_dir()).pop().expect("a log file");
     let mut data = std::fs::read(&log).unwrap();
-    let middle = data.len() / 2;
+    let middle = records_len(&log) as usize / 2;
     data[middle] ^= 0x10;
     std::fs::write(&log, &data).unwrap();
     let err = match try_start_warpengine_on(
@@ -388,7 +399,7 @@ fn save_bgsave_and_bgrewriteaof_compact_the_log() {
     ok(c.call(&["INCR", "counter"]));
     let logs: u64 = log_files(&dir.log_dir())
         .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
+        .map(|p| records_len(p))
         .sum();
     assert!(
         logs < 200,

@@ -110,6 +110,11 @@ impl<'a> Reader<'a> {
                 self.pos += size;
                 Some(rec)
             }
+            None if rest.iter().all(|&b| b == 0) => {
+                // Zeros the writer laid down ahead of its records: the log ends here.
+                self.data = &self.data[..self.pos];
+                None
+            }
             None => {
                 // A crash leaves a prefix of the last write: nothing valid follows it. A
                 // valid record further on means the damage is in the middle.
@@ -178,12 +183,29 @@ mod tests {
     }
 
     #[test]
-    fn zeroed_tail_is_torn() {
+    fn a_zeroed_tail_is_the_end_of_the_log() {
         let mut data = log_of(&[b"a", b"b"]);
         let good = data.len();
         data.extend_from_slice(&[0u8; 100]);
+        let mut r = Reader::new(&data);
+        let mut n = 0;
+        while r.next_record().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 2);
+        assert_eq!(r.damage(), None);
+        assert_eq!(r.valid_len(), good as u64);
+    }
+
+    #[test]
+    fn a_record_cut_short_in_zeroed_room_is_a_torn_tail() {
+        let full = log_of(&[b"a", b"bravo"]);
+        let good = log_of(&[b"a"]).len();
+        // The second record's first bytes reached the disk, the rest of the room is zeros.
+        let mut data = full[..good + 10].to_vec();
+        data.extend_from_slice(&[0u8; 100]);
         let (recs, damage) = read_all(&data);
-        assert_eq!(recs.len(), 2);
+        assert_eq!(recs.len(), 1);
         assert_eq!(
             damage,
             Some(Damage::TornTail {
