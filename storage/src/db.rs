@@ -1,5 +1,7 @@
 //! One logical database (as selected by SELECT) within one shard.
 
+use std::sync::Arc;
+
 use ahash::RandomState;
 use bytes::Bytes;
 
@@ -7,6 +9,7 @@ use crate::eviction::horizon::{Horizon, FREQ_MASK};
 use crate::key::Key;
 use crate::keytable::{KeyTable, Lookup};
 use crate::value::Value;
+use crate::watch::{WatchFlag, Watchers};
 
 /// A key's slot in the table. Its expiry, when it has one, is kept beside the table (as Redis
 /// keeps its `expires` dict): most keys have none, and 8 bytes are a tenth of a small string's.
@@ -95,6 +98,8 @@ pub struct Db {
     pub horizon: Option<Box<Horizon>>,
     /// The best eviction candidates sampled so far, lowest score first (see `evict_pooled`).
     pub(crate) eviction_pool: Vec<(u64, Key)>,
+    /// Keys clients WATCH here (None while nobody does: one branch per write then).
+    watched: Option<Box<Watchers>>,
 }
 
 /// Records `key`'s expiry in the table of keys that have one.
@@ -226,6 +231,7 @@ impl Db {
                 self.map.push(hash, owned, entry);
             }
         }
+        self.touch_watched(key);
     }
 
     /// Inserts an entry as it is, with `expire_at` (RENAME, MOVE, COPY keep the key's expiry).
@@ -249,6 +255,7 @@ impl Db {
         } else {
             0
         };
+        self.touch_watched(key);
         Some((entry, expire_at))
     }
 
@@ -265,10 +272,16 @@ impl Db {
         } else if had_ttl {
             self.volatile.swap_remove(key);
         }
+        self.touch_watched(key);
         true
     }
 
     pub fn clear(&mut self) {
+        if let Some(mut w) = self.watched.take() {
+            let map = &self.map;
+            w.touch_all(|k| map.position_of(k).is_some(), |_| None);
+            self.watched = Some(w);
+        }
         self.map = KeyTable::default();
         self.volatile = KeyTable::default();
         if self.horizon.is_some() {
@@ -431,10 +444,80 @@ impl Db {
         self.snap_epoch = (self.snap_epoch + 1) & EPOCH_MASK;
     }
 
-    pub fn swap_with(&mut self, other: &mut Db) {
+    /// SWAPDB: the contents change places; the watched keys stay with their database number
+    /// and see the change as Redis's `touchAllWatchedKeysInDb` does.
+    pub fn swap_with(&mut self, other: &mut Db, now_ms: u64) {
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
         std::mem::swap(&mut self.horizon, &mut other.horizon);
+        self.touch_after_swap(other, now_ms);
+        other.touch_after_swap(self, now_ms);
+    }
+
+    /// `old`: the contents this database had before a swap.
+    fn touch_after_swap(&mut self, old: &Db, now_ms: u64) {
+        let Some(mut w) = self.watched.take() else {
+            return;
+        };
+        let new = &*self;
+        w.touch_all(
+            |k| old.map.position_of(k).is_some(),
+            |k| {
+                let (_, entry) = new.map.get_index(new.map.position_of(k)?)?;
+                Some(new.is_expired(k, entry, now_ms))
+            },
+        );
+        self.watched = Some(w);
+    }
+
+    /// WATCH: `flag` is set when `key` changes. A key present but expired is watched as stale.
+    pub fn watch(&mut self, key: &[u8], flag: &Arc<WatchFlag>, now_ms: u64) {
+        let stale = self.is_expired_key(key, now_ms);
+        self.watched
+            .get_or_insert_with(Box::default)
+            .add(key, flag, stale);
+    }
+
+    pub fn unwatch(&mut self, key: &[u8], flag: &Arc<WatchFlag>) {
+        if let Some(w) = &mut self.watched {
+            w.remove(key, flag);
+            if w.is_empty() {
+                self.watched = None;
+            }
+        }
+    }
+
+    /// EXEC's check: `key`, live when `flag`'s client watched it, has expired since (Redis's
+    /// `isWatchedKeyExpired`).
+    pub fn watched_key_expired(&self, key: &[u8], flag: &Arc<WatchFlag>, now_ms: u64) -> bool {
+        self.watched
+            .as_ref()
+            .is_some_and(|w| w.watched_live(key, flag))
+            && self.is_expired_key(key, now_ms)
+    }
+
+    /// A write changed `key` (in place, say): the clients watching it see a change.
+    #[inline]
+    pub fn touch_watched(&mut self, key: &[u8]) {
+        if self.watched.is_none() {
+            return;
+        }
+        let exists = self.map.position_of(key).is_some();
+        if let Some(w) = &mut self.watched {
+            w.touch(key, exists);
+        }
+    }
+
+    /// Whether `key` is in the table, expired or not (nothing is expired here).
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.map.position_of(key).is_some()
+    }
+
+    /// Present, with an expiry in the past (not deleted here).
+    fn is_expired_key(&self, key: &[u8], now_ms: u64) -> bool {
+        self.map
+            .get(key)
+            .is_some_and(|entry| self.is_expired(key, entry, now_ms))
     }
 }
 

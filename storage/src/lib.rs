@@ -13,6 +13,7 @@ pub mod longdouble;
 mod packed;
 pub mod set;
 pub mod value;
+pub mod watch;
 pub mod zset;
 
 pub use db::{Db, Entry, ScanStep};

@@ -133,6 +133,7 @@ impl Db {
         if entry.has_ttl() {
             self.volatile.swap_remove(key.as_bytes());
         }
+        self.touch_watched(key.as_bytes());
         (key, entry)
     }
 
