@@ -70,6 +70,18 @@ pub enum Run {
     },
     /// WAITAOF: waits, off the shards, for the log's fdatasync.
     WaitAof,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: a step of a transaction (`dispatch::transaction`).
+    Transaction(TxStep),
+}
+
+/// What a transaction command does (see `dispatch::transaction`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxStep {
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 /// Where a command's keys are: Redis's legacy (first, last, step) triple, or a function for
@@ -241,6 +253,12 @@ pub struct CommandSpec {
     pub other_db: Option<OtherDbFn>,
     /// SET's DURABILITY option: the class a request asks for (see `crate::durability`).
     pub takes_durability: bool,
+    /// Runs at once inside MULTI instead of being queued (QUIT, RESET; the transaction
+    /// commands themselves always do).
+    pub runs_in_multi: bool,
+    /// A blocking command that may not block (inside a transaction) and finds nothing answers
+    /// a null bulk string (BLMOVE, BRPOPLPUSH) instead of a null array.
+    pub nil_bulk_if_cannot_block: bool,
 }
 
 impl CommandSpec {
@@ -274,7 +292,19 @@ impl CommandSpec {
             writes: Writes::All,
             other_db: None,
             takes_durability: false,
+            runs_in_multi: matches!(run, Run::Transaction(_)),
+            nil_bulk_if_cannot_block: false,
         }
+    }
+
+    pub const fn nil_bulk_if_cannot_block(mut self) -> CommandSpec {
+        self.nil_bulk_if_cannot_block = true;
+        self
+    }
+
+    pub const fn runs_in_multi(mut self) -> CommandSpec {
+        self.runs_in_multi = true;
+        self
     }
 
     pub const fn log(mut self, form: LogForm) -> CommandSpec {

@@ -70,6 +70,8 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         answer_regardless: false,
         handle,
         recent_reads: Default::default(),
+        tx: None,
+        watching: None,
     };
     // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
     // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
@@ -78,6 +80,8 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         id,
     };
     run(&server, me, &mut stream, &mut conn).await;
+    // The databases hold its WATCH registrations until told.
+    crate::transaction_state::end(&server, &mut conn);
 }
 
 struct Registered<'a> {

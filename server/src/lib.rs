@@ -19,5 +19,6 @@ pub mod server_state;
 pub mod session;
 pub mod slot;
 pub mod temporal_settings;
+pub mod transaction_state;
 pub mod worker;
 pub mod wormhole_state;

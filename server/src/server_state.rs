@@ -49,6 +49,9 @@ pub struct Server {
     /// Per shard, the untouched room in its key tables, as of its last command (see
     /// [`Server::used_memory`]).
     pub table_spare: Vec<AtomicU64>,
+    /// Keys watched by some client (WATCH) right now: while none are, a write command does not
+    /// look for watchers of its keys.
+    pub watched_keys: AtomicU64,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -242,6 +245,7 @@ impl Server {
             quantum,
             wormhole,
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            watched_keys: AtomicU64::new(0),
         };
         crate::eviction::apply_policy(&server);
         server

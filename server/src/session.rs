@@ -31,6 +31,10 @@ pub struct ConnState {
     pub handle: Arc<ClientHandle>,
     /// What QUANTUM LEARN pairs this client's next read with.
     pub recent_reads: warpengine_physics::entangle::RecentReads,
+    /// Between MULTI and EXEC/DISCARD: the queued commands.
+    pub tx: Option<Box<crate::transaction_state::Transaction>>,
+    /// The keys WATCHed since the last EXEC, DISCARD or UNWATCH.
+    pub watching: Option<Box<crate::transaction_state::Watching>>,
 }
 
 pub struct Session<'a> {

@@ -31,6 +31,7 @@ pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
         .hot
         .auth_required
         .load(std::sync::atomic::Ordering::Relaxed);
+    crate::transaction_state::end(s.server, s.conn);
     let c = &mut *s.conn;
     c.db = 0;
     c.resp3 = false;

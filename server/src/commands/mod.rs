@@ -5,7 +5,7 @@
 
 pub use crate::command_table::{
     is_top_level, lookup, lookup_row, resolve, subcommands, Attempt, BlockingFn, CommandSpec,
-    FanoutFn, Flags, KeyedFn, Keys, LogForm, MetaFn, Run, SessionFn, Writes, TABLE,
+    FanoutFn, Flags, KeyedFn, Keys, LogForm, MetaFn, Run, SessionFn, TxStep, Writes, TABLE,
 };
 
 pub mod bitmaps;
@@ -30,6 +30,7 @@ pub mod sets;
 pub mod sort;
 pub mod strings;
 pub mod temporal;
+pub mod transactions;
 pub mod util;
 pub mod wormhole;
 pub mod zsets;
@@ -79,6 +80,7 @@ pub fn install() {
             sets::COMMANDS,
             sort::COMMANDS,
             temporal::COMMANDS,
+            transactions::COMMANDS,
             wormhole::COMMANDS,
             zsets::COMMANDS,
         ]
@@ -148,8 +150,8 @@ commands! {
     // connection
     "ping", -1, "fast", NO_KEYS, "connection", "1.0.0", session(cn::ping), "Returns the server's liveliness response.";
     "echo", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::echo), "Returns the given string.";
-    "quit", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::quit), "Closes the connection.";
-    "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.";
+    "quit", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::quit), "Closes the connection.", runs_in_multi();
+    "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.", runs_in_multi();
     "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.";
     "auth", -2, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::auth), "Authenticates the connection.";
     "select", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::select), "Changes the selected database.";

@@ -85,13 +85,14 @@ pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
     let (lo, hi) = (a.min(b) as usize, a.max(b) as usize);
     // Every shard swaps under one lock set, so no client sees the swap half done.
     let mut guards = s.server.lock_all();
+    let now = crate::server_state::unix_ms();
     {
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         background::preserve_databases(s.server, &mut shards, &[lo, hi]);
     }
     for shard in guards.iter_mut() {
         let (left, right) = shard.dbs.split_at_mut(hi);
-        left[lo].swap_with(&mut right[0]);
+        left[lo].swap_with(&mut right[0], now);
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::SwapDb(lo, hi));
     OK

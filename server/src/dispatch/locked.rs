@@ -35,9 +35,27 @@ fn run_locked_as<R>(
     f: impl FnOnce(&mut KeyCtx) -> R,
 ) -> R {
     let positions = spec.key_positions(args);
+    run_on_shards_of(
+        server,
+        db,
+        no_touch,
+        || positions.iter().map(|&p| &args[p][..]),
+        f,
+    )
+}
+
+/// Runs `f` with the shards that own `keys` locked, in ascending order (see [`run_locked`]).
+/// `keys` is asked again if a pin moved a key meanwhile.
+pub(super) fn run_on_shards_of<'k, R, K: Iterator<Item = &'k [u8]>>(
+    server: &Server,
+    db: usize,
+    no_touch: bool,
+    keys: impl Fn() -> K,
+    f: impl FnOnce(&mut KeyCtx) -> R,
+) -> R {
     let mut epoch = server.wormhole.epoch();
     let owners = || {
-        let mut ids: Vec<usize> = positions.iter().map(|&p| server.route(&args[p])).collect();
+        let mut ids: Vec<usize> = keys().map(|k| server.route(k)).collect();
         ids.sort_unstable();
         ids.dedup();
         ids

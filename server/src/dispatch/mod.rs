@@ -24,6 +24,7 @@ use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
 use crate::server_state::{bump, unix_ms, Server};
 use crate::session::{ConnState, ReplyMode};
+use crate::transaction_state::Queued;
 
 mod admit;
 mod blocked;
@@ -32,6 +33,7 @@ mod locked;
 mod observe;
 mod run;
 mod step;
+mod transaction;
 
 use admit::admit;
 pub use blocked::Blocked;
@@ -183,7 +185,7 @@ impl Pipeline {
             let request = match admit(server, self.me, conn, &args, self.last_command) {
                 Ok(admitted) => admitted,
                 Err(refusal) => {
-                    self.replies[slot] = Some(refusal);
+                    self.replies[slot] = Some(transaction::refused(server, conn, &args, refusal));
                     continue;
                 }
             };
@@ -191,6 +193,15 @@ impl Pipeline {
             self.last_command = Some(index);
             self.class = request.class;
             self.commands[slot] = Some(index);
+            if conn.tx.is_some() && !TABLE[index].runs_in_multi {
+                let queued = Queued {
+                    index,
+                    args,
+                    class: request.class,
+                };
+                self.queue_in_transaction(conn, slot, queued);
+                continue;
+            }
             match TABLE[index].run {
                 Run::Keyed(f) => {
                     if let Some(args) = self.queue_keyed(server, conn, slot, &request, args) {
@@ -213,6 +224,10 @@ impl Pipeline {
                         Err(reply) => self.replies[slot] = Some(reply),
                         Ok(keys) => self.queue_fanout(server, conn, slot, each, keys),
                     }
+                }
+                Run::Transaction(step) => {
+                    self.run_transaction_step(server, conn, slot, step, &args)
+                        .await
                 }
                 Run::Session(f) => {
                     self.run_session(server, conn, slot, &request, f, &args)

@@ -19,6 +19,7 @@ use crate::command_table::{Attempt, BlockingFn, KeyedFn, Keys, MetaFn, SessionFn
 use crate::durability;
 use crate::fabric::BatchItem;
 use crate::persist::log as wal_log;
+use crate::protocol::Reply;
 use crate::server_state::{bump, Server};
 use crate::session::{ConnState, ReplyMode, Session};
 
@@ -171,21 +172,7 @@ impl Pipeline {
         args: &[Bytes],
     ) {
         self.flush(server, conn.no_touch).await;
-        let reply = {
-            // Shard 0's lock orders metadata changes with their log records, and with
-            // snapshots (taken under every shard's lock).
-            let mut shard0 = server.lock_shard(0);
-            let mut changed = false;
-            let reply = guarded(TABLE[request.index].name, || {
-                let (reply, did) = f(server, Some(&mut shard0), args);
-                changed = did;
-                reply
-            });
-            if changed && server.wal.is_on() {
-                wal_log::meta(server, &mut shard0, args);
-            }
-            reply
-        };
+        let reply = meta_step(server, request.index, f, args);
         if request.logged {
             // A pin also logs in the shards whose data it moved.
             (0..self.wrote.len()).for_each(|s| self.mark_written(s));
@@ -239,4 +226,20 @@ impl Pipeline {
         self.emit[slot] = (conn.reply_mode == ReplyMode::On && self.emit[slot])
             || std::mem::take(&mut conn.answer_regardless);
     }
+}
+
+/// Runs a metadata change under shard 0's lock, which orders such changes with their log
+/// records and with snapshots (taken under every shard's lock); logs it if it changed anything.
+pub(super) fn meta_step(server: &Server, index: usize, f: MetaFn, args: &[Bytes]) -> Reply {
+    let mut shard0 = server.lock_shard(0);
+    let mut changed = false;
+    let reply = guarded(TABLE[index].name, || {
+        let (reply, did) = f(server, Some(&mut shard0), args);
+        changed = did;
+        reply
+    });
+    if changed && server.wal.is_on() {
+        wal_log::meta(server, &mut shard0, args);
+    }
+    reply
 }

@@ -83,13 +83,54 @@ pub(super) fn execute<R: Outcome>(
         }
     }
     wal_log::before_command(ctx, index, args);
+    let watched = TABLE[index].is_write() && super::transaction::anyone_watching(server);
+    let held = if watched {
+        keys_held(ctx, index, args)
+    } else {
+        Vec::new()
+    };
     let outcome = guarded(TABLE[index].name, || run(ctx));
+    if watched {
+        touch_watched(ctx, index, args, &held, &outcome);
+    }
     if server.wal.is_on() {
         if let Some(reply) = outcome.reply() {
             wal_log::after_command(ctx, index, args, reply);
         }
     }
     outcome
+}
+
+/// Whether each key of a write command is in its database before it runs (expired or not).
+fn keys_held(ctx: &mut KeyCtx, index: usize, args: &[Bytes]) -> Vec<bool> {
+    TABLE[index]
+        .key_positions(args)
+        .into_iter()
+        .map(|p| ctx.db(&args[p]).holds(&args[p]))
+        .collect()
+}
+
+/// A write command ran: the watchers of its keys see a change (a change in place, INCR or LPUSH
+/// on an existing key, is seen nowhere else). A refused command changed nothing, nor did one on
+/// a key that is absent before and after (DEL or LPOP of a missing key). A command that leaves
+/// a present key as it was (SADD of a member already there) still counts, which at worst makes
+/// an EXEC fail that Redis would run: the client retries.
+fn touch_watched<R: Outcome>(
+    ctx: &mut KeyCtx,
+    index: usize,
+    args: &[Bytes],
+    held: &[bool],
+    outcome: &R,
+) {
+    if outcome.reply().is_none_or(|r| r.is_error()) {
+        return;
+    }
+    for (p, &was) in TABLE[index].key_positions(args).into_iter().zip(held) {
+        let db = ctx.db(&args[p]);
+        if was || db.holds(&args[p]) {
+            db.touch_watched(&args[p]);
+        }
+    }
 }
 
 /// Runs a command, turning a panic into an error reply so that one faulty command cannot take

@@ -325,9 +325,10 @@ fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
         Op::SwapDb(a, b) => {
             if a != b {
                 let (lo, hi) = (a.min(b), a.max(b));
+                let now = ctx.now_ms;
                 ctx.each_shard(|s| {
                     let (left, right) = s.dbs.split_at_mut(hi);
-                    left[lo].swap_with(&mut right[0]);
+                    left[lo].swap_with(&mut right[0], now);
                 });
             }
             true

@@ -1,0 +1,276 @@
+//! MULTI, EXEC, DISCARD, WATCH and UNWATCH, with Redis 7.0's semantics and errors.
+//!
+//! While a connection is in MULTI, the dispatcher queues each admitted command (`queue`) instead
+//! of running it; a command refused while queuing marks the transaction aborted, so EXEC answers
+//! EXECABORT. EXEC first runs what the pipeline queued before it, then the transaction:
+//! consecutive keyed commands run as one step with every shard that owns one of their keys
+//! locked (in ascending order, as any multi-shard command), so no other client sees part of
+//! them; a transaction on one shard locks only that shard. The watched keys' shards are locked
+//! with the first step, which checks the watch before anything runs. A connection or server
+//! command inside the transaction (SELECT, FLUSHALL, CONFIG, ...) runs between such steps,
+//! with the shards unlocked: those commands take their own locks.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::locked::run_on_shards_of;
+use super::step::{self, guarded, Admission};
+use super::{signal_writes, Pipeline};
+use crate::command_table::{Attempt, Flags, Run, TxStep, TABLE};
+use crate::persist::log as wal_log;
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+use crate::server_state::{unix_ms, Server};
+use crate::session::{ConnState, Session};
+use crate::transaction_state::{self, Queued, Transaction, Watching};
+
+const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+
+/// Whether a command can run inside EXEC's locked steps.
+fn runs_locked(run: &Run) -> bool {
+    matches!(run, Run::Keyed(_) | Run::Blocking(_))
+}
+
+impl Pipeline {
+    /// Inside MULTI: queues an admitted command (`+QUEUED`), or refuses one that cannot be
+    /// part of a transaction and aborts it.
+    pub(super) fn queue_in_transaction(
+        &mut self,
+        conn: &mut ConnState,
+        slot: usize,
+        queued: Queued,
+    ) {
+        let tx = conn.tx.as_mut().expect("in MULTI");
+        let spec = &TABLE[queued.index];
+        let allowed = !spec.flags.contains(Flags::NO_MULTI)
+            && !matches!(spec.run, Run::Fanout { .. } | Run::WaitAof);
+        self.replies[slot] = Some(if allowed {
+            tx.queued.push(queued);
+            Reply::Status("QUEUED")
+        } else {
+            tx.aborted = true;
+            Reply::err("ERR Command not allowed inside a transaction")
+        });
+    }
+
+    pub(super) async fn run_transaction_step(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        step: TxStep,
+        args: &[Bytes],
+    ) {
+        let reply = match step {
+            TxStep::Multi if conn.tx.is_some() => Reply::err("ERR MULTI calls can not be nested"),
+            TxStep::Multi => {
+                conn.tx = Some(Box::default());
+                OK
+            }
+            TxStep::Discard => match conn.tx.take() {
+                None => Reply::err("ERR DISCARD without MULTI"),
+                Some(_) => {
+                    transaction_state::unwatch_all(server, conn);
+                    OK
+                }
+            },
+            TxStep::Watch if conn.tx.is_some() => {
+                Reply::err("ERR WATCH inside MULTI is not allowed")
+            }
+            TxStep::Watch => {
+                // Writes queued before WATCH in this read happen before it.
+                self.flush(server, conn.no_touch).await;
+                transaction_state::watch(server, conn, &args[1..]);
+                OK
+            }
+            TxStep::Unwatch => {
+                transaction_state::unwatch_all(server, conn);
+                OK
+            }
+            TxStep::Exec => match conn.tx.take() {
+                None => Reply::err("ERR EXEC without MULTI"),
+                Some(tx) if tx.aborted => {
+                    transaction_state::unwatch_all(server, conn);
+                    Reply::err(EXECABORT)
+                }
+                Some(tx) => {
+                    self.flush(server, conn.no_touch).await;
+                    let watching = conn.watching.take();
+                    let reply = self.exec(server, conn, *tx, watching.as_deref());
+                    conn.watching = watching;
+                    transaction_state::unwatch_all(server, conn);
+                    reply
+                }
+            },
+        };
+        self.replies[slot] = Some(reply);
+    }
+
+    /// Runs a transaction: the watch check and the first run of keyed commands in one locked
+    /// step, then each connection or server command and each following run of keyed commands.
+    /// A changed watched key: the null reply, and nothing runs.
+    fn exec(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        tx: Transaction,
+        watching: Option<&Watching>,
+    ) -> Reply {
+        let queued = tx.queued;
+        let mut replies = Vec::with_capacity(queued.len());
+        let mut at = 0;
+        let mut check_watch = watching.filter(|w| !w.keys.is_empty());
+        while at < queued.len() || check_watch.is_some() {
+            let end = queued[at..]
+                .iter()
+                .position(|q| !runs_locked(&TABLE[q.index].run))
+                .map_or(queued.len(), |n| at + n);
+            if end > at || check_watch.is_some() {
+                let watch = check_watch.take();
+                if !self.run_locked_step(server, conn, &queued[at..end], watch, &mut replies) {
+                    return Reply::NilArray;
+                }
+            }
+            if end < queued.len() {
+                let reply = self.run_unlocked(server, conn, &queued[end]);
+                replies.push(reply);
+                at = end + 1;
+            } else {
+                at = end;
+            }
+        }
+        Reply::Array(replies)
+    }
+
+    /// Runs keyed commands with their shards (and the watched keys') locked; false, having run
+    /// nothing, when a watched key changed.
+    fn run_locked_step(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &ConnState,
+        commands: &[Queued],
+        watch: Option<&Watching>,
+        replies: &mut Vec<Reply>,
+    ) -> bool {
+        let mut keys: Vec<&[u8]> = Vec::new();
+        for q in commands {
+            let spec = &TABLE[q.index];
+            keys.extend(spec.key_positions(&q.args).iter().map(|&p| &q.args[p][..]));
+        }
+        if let Some(w) = watch {
+            keys.extend(w.keys.iter().map(|(_, k)| &k[..]));
+        }
+        let db = conn.db;
+        let ran = run_on_shards_of(
+            server,
+            db,
+            conn.no_touch,
+            || keys.iter().copied(),
+            |ctx| {
+                if let Some(w) = watch {
+                    let now = unix_ms();
+                    let changed = w.flag.is_set()
+                        || w.keys.iter().any(|(wdb, key)| {
+                            ctx.db_at(key, *wdb).watched_key_expired(key, &w.flag, now)
+                        });
+                    if changed {
+                        return false;
+                    }
+                }
+                for q in commands {
+                    ctx.db = db;
+                    let reply = match TABLE[q.index].run {
+                        Run::Keyed(f) => {
+                            step::execute(ctx, q.index, &q.args, Admission::Check, |ctx| {
+                                f(ctx, &q.args)
+                            })
+                        }
+                        // Inside a transaction a blocking command does not block: it answers
+                        // what it would on a timeout.
+                        Run::Blocking(f) => {
+                            match step::execute(ctx, q.index, &q.args, Admission::Check, |ctx| {
+                                f(ctx, &q.args)
+                            }) {
+                                Attempt::Done(reply) => reply,
+                                Attempt::Block(_) if TABLE[q.index].nil_bulk_if_cannot_block => {
+                                    Reply::Nil
+                                }
+                                Attempt::Block(_) => Reply::NilArray,
+                            }
+                        }
+                        _ => unreachable!("only keyed commands run locked"),
+                    };
+                    replies.push(reply);
+                }
+                true
+            },
+        );
+        if !ran {
+            return false;
+        }
+        for q in commands {
+            let spec = &TABLE[q.index];
+            if wal_log::is_logged(q.index) && server.wal.is_on() {
+                self.class = q.class;
+                self.mark_keys_written(server, spec, &q.args);
+            }
+            signal_writes(server, db, spec, &q.args);
+        }
+        true
+    }
+
+    /// A connection or server command inside EXEC, with no shard locked.
+    fn run_unlocked(&mut self, server: &Arc<Server>, conn: &mut ConnState, q: &Queued) -> Reply {
+        let spec = &TABLE[q.index];
+        let logged = wal_log::is_logged(q.index) && server.wal.is_on();
+        let reply = match spec.run {
+            Run::Session(f) => {
+                let mut session = Session {
+                    server,
+                    conn,
+                    worker: self.me,
+                };
+                guarded(spec.name, || f(&mut session, &q.args))
+            }
+            Run::Meta(f) => super::run::meta_step(server, q.index, f, &q.args),
+            _ => unreachable!("refused while queuing or run locked"),
+        };
+        if logged {
+            self.class = q.class;
+            (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+        }
+        reply
+    }
+}
+
+/// Whether any client watches a key now (a write command then tells the watchers of its keys).
+pub(super) fn anyone_watching(server: &Server) -> bool {
+    server.watched_keys.load(Ordering::Relaxed) != 0
+}
+
+/// A request refused at admission: inside MULTI the transaction is aborted (EXEC will answer
+/// EXECABORT); a refused EXEC itself ends the transaction and any watch, and says why in
+/// Redis's words (`execCommandAbort`).
+pub(super) fn refused(
+    server: &Server,
+    conn: &mut ConnState,
+    args: &[Bytes],
+    refusal: Reply,
+) -> Reply {
+    let is_exec = crate::command_table::lookup(&args[0])
+        .is_some_and(|i| matches!(TABLE[i].run, Run::Transaction(TxStep::Exec)));
+    if !is_exec {
+        if let Some(tx) = conn.tx.as_mut() {
+            tx.aborted = true;
+        }
+        return refusal;
+    }
+    transaction_state::end(server, conn);
+    let why = match &refusal {
+        Reply::Error(e) => e.strip_prefix("ERR ").unwrap_or(e).to_string(),
+        _ => return refusal,
+    };
+    Reply::err(format!("EXECABORT Transaction discarded because of: {why}"))
+}
