@@ -1,5 +1,6 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
-SETINFO, SELECT, AUTH), strings, expiry, pipelines and error mapping.
+SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
+WATCH through `transaction()`, and error mapping.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -62,6 +63,43 @@ for protocol in (2, 3):
         out = p.execute()
         assert out[1] == "0" and out[-1] == "99"
 
+    def transactions():
+        # redis-py's default pipeline wraps the commands in MULTI/EXEC.
+        p = r.pipeline()
+        p.set("tx", 1).incr("tx").get("tx")
+        assert p.execute() == [True, 2, "2"]
+        # An error inside EXEC is that command's result; the others run.
+        p = r.pipeline()
+        p.set("txs", "text").incr("txs").get("txs")
+        out = p.execute(raise_on_error=False)
+        assert out[0] is True and isinstance(out[1], redis.ResponseError) and out[2] == "text"
+        # An error while queuing aborts the whole transaction.
+        p = r.pipeline()
+        p.set("txa", 1).execute_command("NOSUCHCOMMAND")
+        try:
+            p.execute()
+            raise AssertionError("no error")
+        except redis.ResponseError as e:
+            assert "EXECABORT" in str(e) or "unknown command" in str(e), e
+        assert r.get("txa") is None
+        # WATCH: redis-py retries the function when another client changed the key.
+        other = redis.Redis(port=port, password=password, protocol=protocol, db=1,
+                            decode_responses=True)
+        r.set("wx", 0)
+        calls = []
+
+        def bump(pipe):
+            v = int(pipe.get("wx"))
+            if not calls:
+                other.incr("wx")  # a concurrent change: the first EXEC must fail
+            calls.append(v)
+            pipe.multi()
+            pipe.set("wx", v + 10)
+        r.transaction(bump, "wx")
+        assert calls == [0, 1], calls
+        assert r.get("wx") == "11"
+        other.close()
+
     def errors():
         r.set("s", "text")
         try:
@@ -79,7 +117,7 @@ for protocol in (2, 3):
         assert r.echo("hi") == "hi"
 
     for name, fn in [("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
-                     ("pipeline", pipeline), ("errors", errors), ("server", server)]:
+                     ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

@@ -1,0 +1,225 @@
+//! Transactions against the real binary with several workers: MULTI/EXEC is atomic across
+//! shards (transfers between accounts on every shard never show a partial state to readers, and
+//! the total never changes), WATCH loses no optimistic increment, a watch sees another
+//! connection's write on another shard, and the clients' own transaction APIs work.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use warpengine_tests::{start_warpengine, RawConn, Resp, SeededRandom};
+
+const ACCOUNTS: usize = 16;
+const START: i64 = 1000;
+
+fn account(i: usize) -> String {
+    format!("account:{i}")
+}
+
+fn exec_ints(reply: Resp) -> Vec<i64> {
+    match reply {
+        Resp::Array(items) => items.iter().map(Resp::int).collect(),
+        other => panic!("EXEC answered {other:?}"),
+    }
+}
+
+#[test]
+fn transfers_across_shards_never_show_a_partial_state() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    let mut admin = RawConn::connect(port);
+    for i in 0..ACCOUNTS {
+        admin.call(&["SET", &account(i), &START.to_string()]);
+    }
+    let total = START * ACCOUNTS as i64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) || reads < 50 {
+                    c.call(&["MULTI"]);
+                    for i in 0..ACCOUNTS {
+                        assert_eq!(c.call(&["GET", &account(i)]), Resp::Simple("QUEUED".into()));
+                    }
+                    let balances = exec_ints(c.call(&["EXEC"]));
+                    assert_eq!(balances.iter().sum::<i64>(), total, "{balances:?}");
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut rng = SeededRandom(w + 1);
+                for _ in 0..300 {
+                    let from = account(rng.below(ACCOUNTS as u64) as usize);
+                    let to = account(rng.below(ACCOUNTS as u64) as usize);
+                    let amount = (1 + rng.below(50)).to_string();
+                    // One pipelined write: the transaction arrives in one read.
+                    c.send_command(&[b"MULTI"]);
+                    c.send_command(&[b"DECRBY", from.as_bytes(), amount.as_bytes()]);
+                    c.send_command(&[b"INCRBY", to.as_bytes(), amount.as_bytes()]);
+                    c.send_command(&[b"EXEC"]);
+                    for _ in 0..3 {
+                        c.read_reply().expect("reply");
+                    }
+                    let exec = Resp::parse(&c.read_reply().expect("EXEC reply"));
+                    assert!(
+                        matches!(exec, Resp::Array(ref r) if r.len() == 2),
+                        "{exec:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().expect("reader") >= 50);
+    }
+    let sum: i64 = (0..ACCOUNTS)
+        .map(|i| admin.call(&["GET", &account(i)]).int())
+        .sum();
+    assert_eq!(sum, total);
+}
+
+#[test]
+fn optimistic_increments_with_watch_lose_no_update() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    RawConn::connect(port).call(&["SET", "counter", "0"]);
+    const CLIENTS: usize = 6;
+    const EACH: i64 = 60;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut retries = 0;
+                for _ in 0..EACH {
+                    loop {
+                        c.call(&["WATCH", "counter"]);
+                        let v = c.call(&["GET", "counter"]).int();
+                        c.call(&["MULTI"]);
+                        c.call(&["SET", "counter", &(v + 1).to_string()]);
+                        match c.call(&["EXEC"]) {
+                            Resp::Array(_) => break,
+                            Resp::Nil => retries += 1,
+                            other => panic!("EXEC answered {other:?}"),
+                        }
+                    }
+                }
+                retries
+            })
+        })
+        .collect();
+    let retries: i32 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["GET", "counter"]).int(), CLIENTS as i64 * EACH);
+    // Six clients racing: some EXECs must have failed, or the watch did nothing.
+    assert!(retries > 0, "no EXEC ever failed");
+}
+
+#[test]
+fn a_watch_sees_writes_from_other_connections_on_any_shard_and_expiry() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let mut a = RawConn::connect(server.port);
+    let mut b = RawConn::connect(server.port);
+    for i in 0..16 {
+        let key = format!("k{i}");
+        a.call(&["SET", &key, "1"]);
+        a.call(&["WATCH", &key]);
+        // Another connection (whose worker may be any) changes it in place.
+        b.call(&["INCR", &key]);
+        a.call(&["MULTI"]);
+        a.call(&["GET", &key]);
+        assert_eq!(a.call(&["EXEC"]), Resp::Nil, "{key}");
+        // Unchanged: the transaction runs.
+        a.call(&["WATCH", &key]);
+        b.call(&["GET", &key]);
+        a.call(&["MULTI"]);
+        a.call(&["GET", &key]);
+        assert_eq!(
+            a.call(&["EXEC"]),
+            Resp::Array(vec![Resp::Bulk(b"2".to_vec())])
+        );
+    }
+    // Deleted by active expiry (not by a command) while watched.
+    a.call(&["SET", "ttl", "1", "PX", "50"]);
+    a.call(&["WATCH", "ttl"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while b.call(&["DBSIZE"]).int() != 16 {
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    a.call(&["MULTI"]);
+    a.call(&["PING"]);
+    assert_eq!(a.call(&["EXEC"]), Resp::Nil);
+    // A closed connection's watches are forgotten (the server keeps no registrations).
+    for _ in 0..50 {
+        let mut c = RawConn::connect(server.port);
+        c.call(&["WATCH", "k1", "k2", "k3"]);
+    }
+    a.call(&["WATCH", "k1"]);
+    a.call(&["MULTI"]);
+    a.call(&["PING"]);
+    assert_eq!(
+        a.call(&["EXEC"]),
+        Resp::Array(vec![Resp::Simple("PONG".into())])
+    );
+}
+
+#[test]
+fn the_redis_crate_runs_an_atomic_pipeline() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = redis::Client::open(server.url()).expect("client");
+        let mut con = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let (a, b, n): (String, String, i64) = redis::pipe()
+            .atomic()
+            .set("pa", "1")
+            .ignore()
+            .set("pb", "2")
+            .ignore()
+            .get("pa")
+            .get("pb")
+            .incr("pn", 5)
+            .query_async(&mut con)
+            .await
+            .expect("atomic pipeline");
+        assert_eq!((a.as_str(), b.as_str(), n), ("1", "2", 5));
+        // A failed watch: the crate reports it as a nil result.
+        redis::cmd("WATCH")
+            .arg("pa")
+            .query_async::<()>(&mut con)
+            .await
+            .expect("watch");
+        redis::cmd("SET")
+            .arg("pa")
+            .arg("changed")
+            .query_async::<()>(&mut con)
+            .await
+            .expect("set");
+        let r: Option<(String,)> = redis::pipe()
+            .atomic()
+            .get("pa")
+            .query_async(&mut con)
+            .await
+            .expect("exec");
+        assert_eq!(r, None);
+    });
+}
