@@ -272,6 +272,27 @@ fn physics_py_runs() {
 }
 
 #[test]
+fn transactions_py_runs() {
+    let load = format!("{ROOT}/target/release/physics-load");
+    if !std::path::Path::new(&load).exists() {
+        assert!(
+            std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
+            "no {load}: scripts/test.sh builds it"
+        );
+        return;
+    }
+    python_bench(&[
+        "bench/transactions.py",
+        "--rounds",
+        "1",
+        "--seconds",
+        "1",
+        "--clients",
+        "2",
+    ]);
+}
+
+#[test]
 fn ab_sh_runs() {
     let Some(binary) = release_binary() else {
         return;

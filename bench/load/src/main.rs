@@ -6,6 +6,7 @@
 //!   physics-load learn --port P [--pages N] [--clients C] [--rounds R] [--noise F] [--window MS] [--think-ms T]
 //!   physics-load multikey --port P --cmd mget|mset|sinterstore [--groups N] [--clients C] [--seconds S] [--pin]
 //!   physics-load durability --port P --class default|always|everysec|no [--clients C] [--seconds S]
+//!   physics-load transaction --port P --keys one-shard|spread [--clients C] [--seconds S]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -313,6 +314,54 @@ fn durability(a: &Args, port: u16) {
     );
 }
 
+/// MULTI, three SETs, EXEC, sent as one write (as a client's transactional pipeline sends it).
+/// `one-shard`: the three keys share a hash tag, so they live on one shard; `spread`: three
+/// independent keys, on different shards as often as not.
+fn transaction(a: &Args, port: u16) {
+    let spread = match a.text("keys", "one-shard").as_str() {
+        "one-shard" => false,
+        "spread" => true,
+        other => panic!("--keys one-shard|spread, not {other}"),
+    };
+    let label = format!("transaction keys={}", a.text("keys", "one-shard"));
+    drive(
+        &label,
+        a.num("clients", 8),
+        a.num("seconds", 5),
+        port,
+        |t| {
+            let mut n = 0u64;
+            move |c: &mut RawConn| {
+                n += 1;
+                let id = n % 10_000;
+                let keys: Vec<String> = (0..3)
+                    .map(|i| {
+                        if spread {
+                            format!("tx{t}:{id}:{i}")
+                        } else {
+                            format!("{{tx{t}:{id}}}:{i}")
+                        }
+                    })
+                    .collect();
+                let mut out = encode_command(&[b"MULTI"]);
+                for k in &keys {
+                    out.extend(encode_command(&[b"SET", k.as_bytes(), b"value"]));
+                }
+                out.extend(encode_command(&[b"EXEC"]));
+                c.send(&out);
+                for _ in 0..4 {
+                    c.read_reply().expect("queued");
+                }
+                let exec = Resp::parse(&c.read_reply().expect("EXEC reply"));
+                assert!(
+                    matches!(exec, Resp::Array(ref r) if r.len() == 3),
+                    "{exec:?}"
+                );
+            }
+        },
+    );
+}
+
 fn main() {
     let (what, a) = Args::parse();
     let port = a.num("port", 6379) as u16;
@@ -321,8 +370,9 @@ fn main() {
         "learn" => learn(&a, port),
         "multikey" => multikey(&a, port),
         "durability" => durability(&a, port),
+        "transaction" => transaction(&a, port),
         _ => {
-            eprintln!("usage: physics-load page|learn|multikey|durability --port P [options] (see the source's header)");
+            eprintln!("usage: physics-load page|learn|multikey|durability|transaction --port P [options] (see the source's header)");
             std::process::exit(2);
         }
     }
