@@ -47,6 +47,9 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
     let mut guards = s.server.lock_all();
     for shard in guards.iter_mut() {
         shard.dbs[db].clear();
+        // used_memory subtracts each shard's untouched table room as last published: the
+        // cleared tables' room is gone with them.
+        s.server.publish_spare(shard);
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(Some(db)));
     OK
@@ -61,6 +64,7 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
         for db in &mut shard.dbs {
             db.clear();
         }
+        s.server.publish_spare(shard);
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(None));
     OK
