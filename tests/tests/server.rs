@@ -515,7 +515,11 @@ fn redis_py_client_works_in_both_protocols() {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("redis-py: 12 passed, 0 failed"), "{text}");
+    // Every check of the script ran and passed (it counts them; adding one must not break this).
+    assert!(
+        text.contains(" passed, 0 failed") && !text.contains("redis-py: 0 passed"),
+        "{text}"
+    );
 }
 
 /// Every test of a default redis-benchmark run, plain and pipelined, with no error replies.
