@@ -259,6 +259,9 @@ pub struct CommandSpec {
     /// A blocking command that may not block (inside a transaction) and finds nothing answers
     /// a null bulk string (BLMOVE, BRPOPLPUSH) instead of a null array.
     pub nil_bulk_if_cannot_block: bool,
+    /// May run while a RESP2 connection is in Pub/Sub's subscribed mode (the (un)subscribe
+    /// commands, PING, QUIT, RESET).
+    pub allowed_when_subscribed: bool,
 }
 
 impl CommandSpec {
@@ -294,7 +297,13 @@ impl CommandSpec {
             takes_durability: false,
             runs_in_multi: matches!(run, Run::Transaction(_)),
             nil_bulk_if_cannot_block: false,
+            allowed_when_subscribed: false,
         }
+    }
+
+    pub const fn allowed_when_subscribed(mut self) -> CommandSpec {
+        self.allowed_when_subscribed = true;
+        self
     }
 
     pub const fn nil_bulk_if_cannot_block(mut self) -> CommandSpec {

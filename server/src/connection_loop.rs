@@ -72,6 +72,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         recent_reads: Default::default(),
         tx: None,
         watching: None,
+        pubsub: None,
     };
     // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
     // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
@@ -80,8 +81,10 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         id,
     };
     run(&server, me, &mut stream, &mut conn).await;
-    // The databases hold its WATCH registrations until told.
+    // The databases hold its WATCH registrations, the Pub/Sub registry its subscriptions,
+    // until told.
     crate::transaction_state::end(&server, &mut conn);
+    server.pubsub.leave(&mut conn.pubsub);
 }
 
 struct Registered<'a> {
@@ -113,7 +116,34 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             input.reserve(16 * 1024);
         }
         let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
-        let read = if idle_limit > 0 {
+        let read = if let Some(subs) = conn.pubsub.as_mut() {
+            // Subscribed: messages are written as they come, between requests (and, as in
+            // Redis, the idle timeout does not apply).
+            let message = tokio::select! {
+                message = subs.next() => Ok(message),
+                read = stream.read_buf(&mut input) => Err(read),
+            };
+            match message {
+                Ok(Some(first)) => {
+                    let taken = subs.drain_into(first, &mut out, 64 * 1024);
+                    let me = subs.me.clone();
+                    // A client that does not read blocks this write: the output limit, reached
+                    // meanwhile by what is still queued, ends it.
+                    let wrote = tokio::select! {
+                        wrote = write_out(stream, &mut out, stats) => wrote,
+                        _ = me.closed() => false,
+                    };
+                    subs.written(taken);
+                    if !wrote || subs.is_closed() {
+                        debug!(client = conn.id, "closing subscriber past its output limit");
+                        return;
+                    }
+                    continue;
+                }
+                Ok(None) => return,
+                Err(read) => read,
+            }
+        } else if idle_limit > 0 {
             match tokio::time::timeout(Duration::from_secs(idle_limit), stream.read_buf(&mut input))
                 .await
             {

@@ -14,6 +14,7 @@ pub mod keyctx;
 pub mod memory_accounting;
 pub mod persist;
 pub mod protocol;
+pub mod pubsub;
 pub mod quantum_state;
 pub mod server_state;
 pub mod session;

@@ -52,6 +52,7 @@ pub struct Server {
     /// Keys watched by some client (WATCH) right now: while none are, a write command does not
     /// look for watchers of its keys.
     pub watched_keys: AtomicU64,
+    pub pubsub: crate::pubsub::PubSub,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -246,7 +247,15 @@ impl Server {
             wormhole,
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             watched_keys: AtomicU64::new(0),
+            pubsub: crate::pubsub::PubSub::default(),
         };
+        server.pubsub.limits.refresh(
+            server
+                .config
+                .read()
+                .expect("config")
+                .get("client-output-buffer-limit"),
+        );
         crate::eviction::apply_policy(&server);
         server
     }

@@ -35,6 +35,15 @@ pub struct ConnState {
     pub tx: Option<Box<crate::transaction_state::Transaction>>,
     /// The keys WATCHed since the last EXEC, DISCARD or UNWATCH.
     pub watching: Option<Box<crate::transaction_state::Watching>>,
+    /// Channels, patterns and shard channels subscribed to (Pub/Sub).
+    pub pubsub: Option<Box<crate::pubsub::Subscriptions>>,
+}
+
+impl ConnState {
+    /// In subscribed mode: RESP2 clients may then only (un)subscribe, PING, QUIT and RESET.
+    pub fn subscribed(&self) -> bool {
+        self.pubsub.as_ref().is_some_and(|p| p.active())
+    }
 }
 
 pub struct Session<'a> {

@@ -615,3 +615,14 @@ pub fn sorted_elements(reply: &[u8]) -> Vec<Vec<u8>> {
     items.insert(0, reply[..header_end].to_vec());
     items
 }
+
+/// Runs python3 with `args`; whether it succeeded, and its stdout then stderr.
+pub fn run_python(args: &[&str]) -> (bool, String) {
+    let out = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}

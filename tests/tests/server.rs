@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use redis::{Commands, Connection, RedisResult, Value};
-use warpengine_tests::{start_warpengine, RawConn, ServerProcess};
+use warpengine_tests::{run_python, start_warpengine, RawConn, ServerProcess};
 
 fn connect(server: &ServerProcess) -> Connection {
     redis::Client::open(server.url())
@@ -507,14 +507,8 @@ fn client_reply_skip_and_off_silence_replies() {
 fn redis_py_client_works_in_both_protocols() {
     let server = start_warpengine(&["--threads", "2"]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/redis_py_smoke.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(server.port.to_string())
-        .output()
-        .expect("python3");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = run_python(&[script, &server.port.to_string()]);
+    assert!(ok, "{text}");
     // Every check of the script ran and passed (it counts them; adding one must not break this).
     assert!(
         text.contains(" passed, 0 failed") && !text.contains("redis-py: 0 passed"),

@@ -209,7 +209,8 @@ fn getkeys(args: &[Bytes]) -> Reply {
             None => return Reply::err("ERR Invalid command specified"),
         }
     } else {
-        (spec.arity, !matches!(spec.keys, Keys::None))
+        let keyed = !matches!(spec.keys, Keys::None) && !command_data::only_not_keys(spec.name);
+        (spec.arity, keyed)
     };
     if !keyed {
         return Reply::err("ERR The command has no key arguments");

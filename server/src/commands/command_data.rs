@@ -122,6 +122,19 @@ pub fn subcommand_arity_and_keyed(parent: &str, fullname: &str) -> Option<(i32, 
 }
 
 /// Every status in a set reply (flags, ACL categories).
+/// Whether every key specification Redis records for a top-level command is flagged `not_key`
+/// (SSUBSCRIBE, SPUBLISH: channel names placed like keys for cluster routing, which COMMAND
+/// GETKEYS does not count as keys).
+pub fn only_not_keys(name: &str) -> bool {
+    let Some(Reply::Array(specs) | Reply::Set(specs)) = get(name).map(|c| &c.info[8]) else {
+        return false;
+    };
+    !specs.is_empty()
+        && specs.iter().all(|spec| {
+            map_get(spec, "flags").is_some_and(|flags| statuses(flags).contains(&"not_key"))
+        })
+}
+
 pub fn statuses(set: &Reply) -> Vec<&str> {
     match set {
         Reply::Set(items) | Reply::Array(items) => items
@@ -138,6 +151,14 @@ pub fn statuses(set: &Reply) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shard_channels_are_not_keys() {
+        assert!(super::only_not_keys("ssubscribe"));
+        assert!(super::only_not_keys("spublish"));
+        assert!(!super::only_not_keys("get"));
+        assert!(!super::only_not_keys("ping"));
+    }
+
     use super::*;
 
     fn int(r: &Reply) -> i64 {

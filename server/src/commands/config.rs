@@ -109,6 +109,10 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.quantum.refresh(&next);
     s.server.wormhole.refresh(&next);
     s.server.temporal.refresh(&next);
+    s.server
+        .pubsub
+        .limits
+        .refresh(next.get("client-output-buffer-limit"));
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));

@@ -8,11 +8,21 @@ use crate::protocol::Reply;
 use crate::server_state::REDIS_VERSION;
 use crate::session::{ReplyMode, Session};
 
-pub fn ping(_s: &mut Session, args: &[Bytes]) -> Reply {
-    match args.len() {
-        1 => Reply::Status("PONG"),
-        2 => Reply::Bulk(args[1].clone()),
-        _ => super::util::wrong_arity("ping"),
+pub fn ping(s: &mut Session, args: &[Bytes]) -> Reply {
+    if args.len() > 2 {
+        return super::util::wrong_arity("ping");
+    }
+    if s.conn.subscribed() && !s.conn.resp3 {
+        // In RESP2's subscribed mode a reply must look like a message: Redis answers an array.
+        let echo = args.get(1).cloned().unwrap_or_default();
+        return Reply::Array(vec![
+            Reply::Bulk(Bytes::from_static(b"pong")),
+            Reply::Bulk(echo),
+        ]);
+    }
+    match args.get(1) {
+        None => Reply::Status("PONG"),
+        Some(echo) => Reply::Bulk(echo.clone()),
     }
 }
 
@@ -32,6 +42,7 @@ pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
         .auth_required
         .load(std::sync::atomic::Ordering::Relaxed);
     crate::transaction_state::end(s.server, s.conn);
+    s.server.pubsub.leave(&mut s.conn.pubsub);
     let c = &mut *s.conn;
     c.db = 0;
     c.resp3 = false;

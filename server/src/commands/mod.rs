@@ -24,6 +24,7 @@ pub mod lists;
 pub mod memory;
 pub mod object;
 pub mod physics_info;
+pub mod pubsub;
 pub mod quantum;
 pub mod server;
 pub mod sets;
@@ -76,6 +77,7 @@ pub fn install() {
             hashes::COMMANDS,
             horizon::COMMANDS,
             lists::COMMANDS,
+            pubsub::COMMANDS,
             quantum::COMMANDS,
             sets::COMMANDS,
             sort::COMMANDS,
@@ -148,10 +150,10 @@ commands! {
     "flushall", -1, "write", NO_KEYS, "server", "1.0.0", session(sv::flushall), "Removes all keys from all databases.";
     "swapdb", 3, "write fast", NO_KEYS, "server", "4.0.0", session(sv::swapdb), "Swaps two Redis databases.";
     // connection
-    "ping", -1, "fast", NO_KEYS, "connection", "1.0.0", session(cn::ping), "Returns the server's liveliness response.";
+    "ping", -1, "fast", NO_KEYS, "connection", "1.0.0", session(cn::ping), "Returns the server's liveliness response.", allowed_when_subscribed();
     "echo", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::echo), "Returns the given string.";
-    "quit", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::quit), "Closes the connection.", runs_in_multi();
-    "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.", runs_in_multi();
+    "quit", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::quit), "Closes the connection.", runs_in_multi(), allowed_when_subscribed();
+    "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.", runs_in_multi(), allowed_when_subscribed();
     "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.";
     "auth", -2, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::auth), "Authenticates the connection.";
     "select", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::select), "Changes the selected database.";

@@ -57,6 +57,15 @@ pub(super) fn admit(
     {
         return refuse(index, Reply::err("NOAUTH Authentication required."));
     }
+    if conn.subscribed() && !conn.resp3 && !spec.allowed_when_subscribed {
+        return refuse(
+            index,
+            Reply::err(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            )),
+        );
+    }
     let logged = spec.is_logged() && server.wal.is_on();
     if logged {
         if let Some(refusal) = server.wal.refusal() {

@@ -1,0 +1,481 @@
+//! Pub/Sub: the server's registry of channel, pattern and shard-channel subscriptions, and each
+//! subscribed connection's queue of messages.
+//!
+//! A subscriber is a connection's handle: the sending half of its message queue, the bytes
+//! queued and not yet written (for `client-output-buffer-limit pubsub`), and the protocol its
+//! messages are encoded in. PUBLISH encodes a message once per protocol and queues it for every
+//! subscriber of the channel, then for every pattern that matches; the connection's task writes
+//! what its queue holds between requests (`connection_loop`). One publisher's messages reach
+//! each subscriber in the order they were published, whichever workers the two are on.
+//!
+//! A subscriber whose unwritten messages pass the hard limit, or stay above the soft limit for
+//! its seconds, is closed as Redis closes it: its queue takes nothing more, and its connection
+//! ends, so a client that does not read cannot grow the server's memory without bound.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use warpengine_storage::glob::glob_match;
+
+/// The three kinds of subscription, with Redis's reply names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Channel,
+    Pattern,
+    Shard,
+}
+
+impl Kind {
+    fn subscribe_name(self) -> &'static str {
+        match self {
+            Kind::Channel => "subscribe",
+            Kind::Pattern => "psubscribe",
+            Kind::Shard => "ssubscribe",
+        }
+    }
+
+    fn unsubscribe_name(self) -> &'static str {
+        match self {
+            Kind::Channel => "unsubscribe",
+            Kind::Pattern => "punsubscribe",
+            Kind::Shard => "sunsubscribe",
+        }
+    }
+}
+
+/// `client-output-buffer-limit pubsub <hard> <soft> <seconds>`, as the hot path reads it.
+#[derive(Default)]
+pub struct Limits {
+    pub hard: AtomicU64,
+    pub soft: AtomicU64,
+    pub soft_seconds: AtomicU64,
+}
+
+impl Limits {
+    /// Takes the pubsub class out of the config value (the other classes are not ours to use).
+    pub fn refresh(&self, value: &str) {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        for class in words.chunks(4) {
+            if class.len() == 4 && class[0].eq_ignore_ascii_case("pubsub") {
+                let num =
+                    |s: &str| crate::config_store::parse_memory(s).map_or(0, |v| v.max(0) as u64);
+                self.hard.store(num(class[1]), Ordering::Relaxed);
+                self.soft.store(num(class[2]), Ordering::Relaxed);
+                self.soft_seconds
+                    .store(class[3].parse().unwrap_or(0), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// A subscribed connection, as publishers see it.
+pub struct Subscriber {
+    tx: mpsc::UnboundedSender<Bytes>,
+    /// Bytes queued and not yet written to the socket.
+    queued: AtomicUsize,
+    resp3: AtomicBool,
+    /// Over its output limit: takes no more messages, and its connection closes.
+    closed: AtomicBool,
+    /// Since when it has been over the soft limit.
+    over_soft_since: Mutex<Option<Instant>>,
+    /// Signalled when it is closed: its connection may be stuck writing to a client that does
+    /// not read.
+    closing: tokio::sync::Notify,
+}
+
+impl Subscriber {
+    /// Queues `frame`; false if the subscriber is (now) over its limit.
+    fn offer(&self, frame: &Bytes, limits: &Limits) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let queued = self.queued.fetch_add(frame.len(), Ordering::AcqRel) + frame.len();
+        let hard = limits.hard.load(Ordering::Relaxed) as usize;
+        let soft = limits.soft.load(Ordering::Relaxed) as usize;
+        let mut over = hard > 0 && queued > hard;
+        if !over && soft > 0 {
+            let mut since = self.over_soft_since.lock().expect("soft limit clock");
+            if queued > soft {
+                let start = *since.get_or_insert_with(Instant::now);
+                over = start.elapsed().as_secs() >= limits.soft_seconds.load(Ordering::Relaxed);
+            } else {
+                *since = None;
+            }
+        }
+        if over {
+            self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
+            self.closed.store(true, Ordering::Release);
+            // An empty frame wakes the connection waiting for messages; the signal, one
+            // waiting for its socket.
+            let _ = self.tx.send(Bytes::new());
+            self.closing.notify_one();
+            return false;
+        }
+        self.tx.send(frame.clone()).is_ok()
+    }
+}
+
+/// A connection's subscriptions, kept in its state.
+pub struct Subscriptions {
+    pub me: Arc<Subscriber>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    channels: HashSet<Bytes>,
+    patterns: HashSet<Bytes>,
+    shard_channels: HashSet<Bytes>,
+}
+
+impl Subscriptions {
+    fn new(resp3: bool) -> Subscriptions {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Subscriptions {
+            me: Arc::new(Subscriber {
+                tx,
+                queued: AtomicUsize::new(0),
+                resp3: AtomicBool::new(resp3),
+                closed: AtomicBool::new(false),
+                over_soft_since: Mutex::new(None),
+                closing: tokio::sync::Notify::new(),
+            }),
+            rx,
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
+        }
+    }
+
+    fn set(&mut self, kind: Kind) -> &mut HashSet<Bytes> {
+        match kind {
+            Kind::Channel => &mut self.channels,
+            Kind::Pattern => &mut self.patterns,
+            Kind::Shard => &mut self.shard_channels,
+        }
+    }
+
+    /// The count Redis reports beside a (un)subscription: channels and patterns together, or
+    /// shard channels alone.
+    fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shard_channels.len(),
+            _ => self.channels.len() + self.patterns.len(),
+        }
+    }
+
+    /// Whether the connection is in subscribed mode (any subscription at all).
+    pub fn active(&self) -> bool {
+        !(self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty())
+    }
+
+    /// Waits for the next message (None: never, the registry holds a sender while subscribed).
+    pub async fn next(&mut self) -> Option<Bytes> {
+        self.rx.recv().await
+    }
+
+    /// Takes the messages already queued, up to about `max` bytes, into `out`; the bytes taken.
+    /// They still count against the output limit until [`Subscriptions::written`].
+    pub fn drain_into(&mut self, first: Bytes, out: &mut Vec<u8>, max: usize) -> usize {
+        let mut taken = 0;
+        let mut frame = Some(first);
+        while let Some(f) = frame.take() {
+            taken += f.len();
+            out.extend_from_slice(&f);
+            if out.len() < max {
+                frame = self.rx.try_recv().ok();
+            }
+        }
+        taken
+    }
+
+    /// `n` bytes of messages reached the socket.
+    pub fn written(&self, n: usize) {
+        self.me.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Closed for its output limit: the connection is to end.
+    pub fn is_closed(&self) -> bool {
+        self.me.closed.load(Ordering::Acquire)
+    }
+}
+
+impl Subscriber {
+    /// Resolves once the subscriber is closed for its output limit.
+    pub async fn closed(&self) {
+        while !self.closed.load(Ordering::Acquire) {
+            self.closing.notified().await;
+        }
+    }
+}
+
+/// Every subscription on the server.
+#[derive(Default)]
+pub struct PubSub {
+    channels: RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>,
+    patterns: RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>,
+    shard_channels: RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>,
+    pub limits: Limits,
+}
+
+/// One element of a Pub/Sub frame.
+enum Part<'a> {
+    Bulk(&'a [u8]),
+    NullBulk,
+    Int(usize),
+}
+
+/// A Pub/Sub frame: an array in RESP2, a push in RESP3.
+fn frame(resp3: bool, kind: &str, parts: &[Part]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.push(if resp3 { b'>' } else { b'*' });
+    out.extend_from_slice(format!("{}\r\n", parts.len() + 1).as_bytes());
+    bulk(&mut out, kind.as_bytes());
+    for p in parts {
+        match p {
+            Part::Bulk(b) => bulk(&mut out, b),
+            Part::NullBulk if resp3 => out.extend_from_slice(b"_\r\n"),
+            Part::NullBulk => out.extend_from_slice(b"$-1\r\n"),
+            Part::Int(n) => out.extend_from_slice(format!(":{n}\r\n").as_bytes()),
+        }
+    }
+    out
+}
+
+/// A (un)subscription's confirmation: what, the name (None: a null), the count after it.
+fn confirmation(resp3: bool, what: &str, name: Option<&[u8]>, count: usize) -> Vec<u8> {
+    let name = name.map_or(Part::NullBulk, Part::Bulk);
+    frame(resp3, what, &[name, Part::Int(count)])
+}
+
+fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+impl PubSub {
+    fn map(&self, kind: Kind) -> &RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>> {
+        match kind {
+            Kind::Channel => &self.channels,
+            Kind::Pattern => &self.patterns,
+            Kind::Shard => &self.shard_channels,
+        }
+    }
+
+    /// Channels, or shard channels.
+    fn channel_map(&self, shard: bool) -> &RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>> {
+        self.map(if shard { Kind::Shard } else { Kind::Channel })
+    }
+
+    /// (P|S)SUBSCRIBE: subscribes the connection to each name; the confirmations, encoded.
+    pub fn subscribe(
+        &self,
+        subs: &mut Option<Box<Subscriptions>>,
+        resp3: bool,
+        kind: Kind,
+        names: &[Bytes],
+    ) -> Vec<u8> {
+        let s = subs.get_or_insert_with(|| Box::new(Subscriptions::new(resp3)));
+        s.me.resp3.store(resp3, Ordering::Relaxed);
+        let mut out = Vec::new();
+        for name in names {
+            if s.set(kind).insert(name.clone()) {
+                let mut map = self.map(kind).write().expect("pubsub registry");
+                map.entry(name.clone()).or_default().push(s.me.clone());
+            }
+            let count = s.count(kind);
+            out.extend(confirmation(
+                resp3,
+                kind.subscribe_name(),
+                Some(name),
+                count,
+            ));
+        }
+        out
+    }
+
+    /// (P|S)UNSUBSCRIBE: the names given, or every one of this kind; the confirmations.
+    pub fn unsubscribe(
+        &self,
+        subs: &mut Option<Box<Subscriptions>>,
+        resp3: bool,
+        kind: Kind,
+        names: &[Bytes],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let Some(s) = subs.as_mut() else {
+            // Never subscribed: each name is confirmed with a count of 0; no name, with a null.
+            if names.is_empty() {
+                return confirmation(resp3, kind.unsubscribe_name(), None, 0);
+            }
+            return names
+                .iter()
+                .flat_map(|n| confirmation(resp3, kind.unsubscribe_name(), Some(n), 0))
+                .collect();
+        };
+        let names: Vec<Bytes> = if names.is_empty() {
+            s.set(kind).iter().cloned().collect()
+        } else {
+            names.to_vec()
+        };
+        if names.is_empty() {
+            let count = s.count(kind);
+            return confirmation(resp3, kind.unsubscribe_name(), None, count);
+        }
+        for name in &names {
+            if s.set(kind).remove(name) {
+                self.forget(kind, name, &s.me);
+            }
+            let count = s.count(kind);
+            out.extend(confirmation(
+                resp3,
+                kind.unsubscribe_name(),
+                Some(name),
+                count,
+            ));
+        }
+        out
+    }
+
+    fn forget(&self, kind: Kind, name: &Bytes, me: &Arc<Subscriber>) {
+        let mut map = self.map(kind).write().expect("pubsub registry");
+        if let Some(list) = map.get_mut(name) {
+            list.retain(|x| !Arc::ptr_eq(x, me));
+            if list.is_empty() {
+                map.remove(name);
+            }
+        }
+    }
+
+    /// Drops every subscription of a connection (RESET, disconnection).
+    pub fn leave(&self, subs: &mut Option<Box<Subscriptions>>) {
+        let Some(mut s) = subs.take() else { return };
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for name in std::mem::take(s.set(kind)) {
+                self.forget(kind, &name, &s.me);
+            }
+        }
+    }
+
+    /// PUBLISH / SPUBLISH: queues the message for every subscriber; how many received it.
+    pub fn publish(&self, shard: bool, channel: &Bytes, message: &Bytes) -> usize {
+        let mut encoded: [Option<Bytes>; 2] = [None, None];
+        let kind = if shard { "smessage" } else { "message" };
+        let mut receivers = 0;
+        let send = |sub: &Arc<Subscriber>,
+                    encoded: &mut [Option<Bytes>; 2],
+                    build: &dyn Fn(bool) -> Vec<u8>| {
+            let resp3 = sub.resp3.load(Ordering::Relaxed);
+            let f = encoded[resp3 as usize].get_or_insert_with(|| Bytes::from(build(resp3)));
+            sub.offer(f, &self.limits);
+        };
+        let map = self.channel_map(shard);
+        if let Some(list) = map.read().expect("pubsub registry").get(channel) {
+            for sub in list {
+                send(sub, &mut encoded, &|resp3| {
+                    frame(resp3, kind, &[Part::Bulk(channel), Part::Bulk(message)])
+                });
+                receivers += 1;
+            }
+        }
+        if shard {
+            return receivers;
+        }
+        for (pattern, list) in self.patterns.read().expect("pubsub registry").iter() {
+            if !glob_match(pattern, channel, false) {
+                continue;
+            }
+            let mut by_pattern: [Option<Bytes>; 2] = [None, None];
+            for sub in list {
+                send(sub, &mut by_pattern, &|resp3| {
+                    frame(
+                        resp3,
+                        "pmessage",
+                        &[
+                            Part::Bulk(pattern),
+                            Part::Bulk(channel),
+                            Part::Bulk(message),
+                        ],
+                    )
+                });
+                receivers += 1;
+            }
+        }
+        receivers
+    }
+
+    /// PUBSUB CHANNELS / SHARDCHANNELS: active channels matching `pattern` (all without one).
+    pub fn channels(&self, shard: bool, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        let map = self.channel_map(shard);
+        map.read()
+            .expect("pubsub registry")
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
+            .cloned()
+            .collect()
+    }
+
+    /// PUBSUB NUMSUB / SHARDNUMSUB: subscribers of one channel.
+    pub fn subscribers(&self, shard: bool, channel: &[u8]) -> usize {
+        let map = self.channel_map(shard);
+        map.read()
+            .expect("pubsub registry")
+            .get(channel)
+            .map_or(0, Vec::len)
+    }
+
+    /// PUBSUB NUMPAT: distinct patterns subscribed to.
+    pub fn patterns(&self) -> usize {
+        self.patterns.read().expect("pubsub registry").len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn frames_are_redis_s() {
+        assert_eq!(
+            frame(false, "subscribe", &[Part::Bulk(b"ch"), Part::Int(1)]),
+            b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"
+        );
+        assert_eq!(
+            frame(true, "unsubscribe", &[Part::NullBulk, Part::Int(0)]),
+            b">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n"
+        );
+    }
+
+    #[test]
+    fn publish_reaches_channel_then_pattern_subscribers_and_respects_the_hard_limit() {
+        let ps = PubSub::default();
+        ps.limits.refresh("normal 0 0 0 pubsub 100 0 0");
+        let mut a = None;
+        let mut p = None;
+        ps.subscribe(&mut a, false, Kind::Channel, &[b("news")]);
+        ps.subscribe(&mut p, true, Kind::Pattern, &[b("n*")]);
+        assert_eq!(ps.publish(false, &b("news"), &b("hi")), 2);
+        assert_eq!(ps.publish(false, &b("other"), &b("hi")), 0);
+        let mut out = Vec::new();
+        let first = a.as_mut().unwrap().rx.try_recv().unwrap();
+        let taken = a.as_mut().unwrap().drain_into(first, &mut out, 1 << 20);
+        assert_eq!(taken, out.len());
+        assert!(!a.as_ref().unwrap().is_closed());
+        assert_eq!(out, b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+        // The pattern subscriber does not read: past 100 bytes it is closed.
+        for _ in 0..10 {
+            ps.publish(false, &b("news"), &b("0123456789"));
+        }
+        assert!(p.as_ref().unwrap().me.closed.load(Ordering::Acquire));
+        assert!(p.as_ref().unwrap().me.queued.load(Ordering::Acquire) <= 100);
+        ps.leave(&mut p);
+        ps.leave(&mut a);
+        assert_eq!(ps.channels(false, None), Vec::<Bytes>::new());
+        assert_eq!(ps.patterns(), 0);
+    }
+}

@@ -1,0 +1,208 @@
+//! Pub/Sub against the real binary with several workers: delivery between connections on any
+//! workers, one publisher's order kept at every subscriber, patterns, RESP3 pushes beside
+//! replies, the output limit that disconnects a subscriber that does not read, and the clients'
+//! own Pub/Sub APIs (redis-cli, redis-py).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{info_field, run_python, start_warpengine, RawConn, Resp};
+
+fn info_number(c: &mut RawConn, section: &str, field: &str) -> u64 {
+    info_field(c, section, field).parse().expect("a number")
+}
+
+fn message(reply: Vec<u8>) -> Vec<Vec<u8>> {
+    match Resp::parse(&reply) {
+        Resp::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Resp::Bulk(b) => b,
+                Resp::Int(n) => n.to_string().into_bytes(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect(),
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+#[test]
+fn every_subscriber_gets_each_publishers_messages_in_order() {
+    let server = start_warpengine(&["--threads", "4"]);
+    const SUBSCRIBERS: usize = 8;
+    const MESSAGES: usize = 500;
+    let mut subs: Vec<RawConn> = (0..SUBSCRIBERS)
+        .map(|i| {
+            let mut c = RawConn::connect(server.port);
+            if i % 2 == 0 {
+                c.send_command(&[b"SUBSCRIBE", b"news"]);
+            } else {
+                c.send_command(&[b"PSUBSCRIBE", b"ne*"]);
+            }
+            c.read_reply().expect("confirmation");
+            c
+        })
+        .collect();
+    let publishers: Vec<_> = (0..2)
+        .map(|p| {
+            let port = server.port;
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                for n in 0..MESSAGES {
+                    let body = format!("{p}:{n}");
+                    let receivers = c.call(&["PUBLISH", "news", &body]).int();
+                    assert_eq!(receivers, SUBSCRIBERS as i64);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().expect("publisher");
+    }
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let mut next = [0usize; 2];
+        for _ in 0..2 * MESSAGES {
+            let parts = message(sub.read_reply().expect("message"));
+            let body = String::from_utf8(parts.last().unwrap().clone()).unwrap();
+            if i % 2 == 0 {
+                assert_eq!(parts[0], b"message");
+            } else {
+                assert_eq!(parts[0], b"pmessage");
+                assert_eq!(parts[1], b"ne*");
+            }
+            let (p, n) = body.split_once(':').unwrap();
+            let p: usize = p.parse().unwrap();
+            assert_eq!(
+                n.parse::<usize>().unwrap(),
+                next[p],
+                "subscriber {i} publisher {p}"
+            );
+            next[p] += 1;
+        }
+    }
+}
+
+#[test]
+fn resp3_pushes_arrive_beside_replies() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut sub = RawConn::connect(server.port);
+    sub.command(&[b"HELLO", b"3"]);
+    assert_eq!(
+        sub.command(&[b"SUBSCRIBE", b"c"]),
+        b">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n"
+    );
+    // Still a normal client: commands answer as usual.
+    assert_eq!(sub.command(&[b"SET", b"k", b"v"]), b"+OK\r\n");
+    let mut publisher = RawConn::connect(server.port);
+    assert_eq!(publisher.call(&["PUBLISH", "c", "hello"]), Resp::Int(1));
+    assert_eq!(
+        sub.read_reply().unwrap(),
+        b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nhello\r\n"
+    );
+    assert_eq!(sub.command(&[b"GET", b"k"]), b"$1\r\nv\r\n");
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_disconnected_at_its_output_limit() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "pubsub 1mb 256kb 60",
+    ]);
+    let mut sub = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    std::io::Write::write_all(&mut sub, b"SUBSCRIBE flood\r\n").unwrap();
+    let mut confirm = [0u8; 64];
+    let _ = sub.read(&mut confirm).unwrap();
+    let before = info_number(&mut admin, "memory", "used_memory");
+    let payload = "x".repeat(16 * 1024);
+    // 64 MB published; the subscriber reads nothing. Its socket buffers take a few MB, then the
+    // queue passes 1 MB and the server drops it.
+    let mut published = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_number(&mut admin, "clients", "connected_clients") > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber was never disconnected"
+        );
+        for _ in 0..64 {
+            admin.call(&["PUBLISH", "flood", &payload]);
+            published += payload.len();
+        }
+        let used = info_number(&mut admin, "memory", "used_memory");
+        assert!(
+            used < before + 8 * 1024 * 1024,
+            "{used} after {published} bytes published"
+        );
+    }
+    // Nobody is subscribed any more.
+    assert_eq!(admin.call(&["PUBLISH", "flood", "x"]), Resp::Int(0));
+}
+
+#[test]
+fn redis_cli_subscribe_prints_messages() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut cli = Command::new("redis-cli")
+        .args(["-p", &server.port.to_string(), "SUBSCRIBE", "cli"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    let mut publisher = RawConn::connect(server.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut delivered = false;
+    while !delivered && Instant::now() < deadline {
+        delivered = publisher.call(&["PUBLISH", "cli", "from-the-test"]) == Resp::Int(1);
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(200));
+    cli.kill().expect("kill redis-cli");
+    let mut out = String::new();
+    cli.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    cli.wait().expect("redis-cli ended");
+    assert!(delivered, "redis-cli never subscribed: {out}");
+    assert!(out.contains("subscribe\ncli\n1"), "{out}");
+    assert!(out.contains("message\ncli\nfrom-the-test"), "{out}");
+}
+
+#[test]
+fn redis_py_pubsub_and_run_in_thread() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let script = r#"
+import sys, time, redis
+port = int(sys.argv[1])
+for protocol in (2, 3):
+    r = redis.Redis(port=port, protocol=protocol, decode_responses=True)
+    p = r.pubsub()
+    p.subscribe("a")
+    p.psubscribe("b*")
+    assert p.get_message(timeout=2)["type"] == "subscribe"
+    assert p.get_message(timeout=2)["type"] == "psubscribe"
+    assert r.publish("a", "one") == 1
+    assert r.publish("bee", "two") == 1
+    m1 = p.get_message(timeout=2)
+    m2 = p.get_message(timeout=2)
+    assert (m1["type"], m1["channel"], m1["data"]) == ("message", "a", "one"), m1
+    assert (m2["type"], m2["pattern"], m2["data"]) == ("pmessage", "b*", "two"), m2
+    assert r.pubsub_numsub("a") == [("a", 1)]
+    assert r.pubsub_numpat() == 1
+    p.close()
+    got = []
+    q = r.pubsub()
+    q.subscribe(**{"t": lambda m: got.append(m["data"])})
+    worker = q.run_in_thread(sleep_time=0.01)
+    for i in range(5):
+        r.publish("t", str(i))
+    deadline = time.time() + 5
+    while len(got) < 5 and time.time() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert got == ["0", "1", "2", "3", "4"], got
+print("redis-py pubsub ok")
+"#;
+    let (ok, text) = run_python(&["-c", script, &server.port.to_string()]);
+    assert!(ok && text.contains("redis-py pubsub ok"), "{text}");
+}
