@@ -248,6 +248,11 @@ pub struct RawConn {
 }
 
 impl RawConn {
+    /// The socket, for a reader of its own (bytes already buffered here are dropped).
+    pub fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     pub fn connect(port: u16) -> RawConn {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream

@@ -247,14 +247,21 @@ fn temporal_py_runs() {
     python_bench(&["bench/temporal.py", "--updates", "2000", "--runs", "1"]);
 }
 
+/// Whether the load tool the physics, transactions and pubsub scripts drive is built (it must
+/// be when scripts/test.sh runs the suite).
+fn physics_load_built() -> bool {
+    let load = format!("{ROOT}/target/release/physics-load");
+    let built = std::path::Path::new(&load).exists();
+    assert!(
+        built || std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
+        "no {load}: scripts/test.sh builds it"
+    );
+    built
+}
+
 #[test]
 fn physics_py_runs() {
-    let load = format!("{ROOT}/target/release/physics-load");
-    if !std::path::Path::new(&load).exists() {
-        assert!(
-            std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
-            "no {load}: scripts/test.sh builds it"
-        );
+    if !physics_load_built() {
         return;
     }
     for family in ["quantum", "wormhole", "durability"] {
@@ -273,12 +280,7 @@ fn physics_py_runs() {
 
 #[test]
 fn transactions_py_runs() {
-    let load = format!("{ROOT}/target/release/physics-load");
-    if !std::path::Path::new(&load).exists() {
-        assert!(
-            std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
-            "no {load}: scripts/test.sh builds it"
-        );
+    if !physics_load_built() {
         return;
     }
     python_bench(&[
@@ -289,6 +291,22 @@ fn transactions_py_runs() {
         "1",
         "--clients",
         "2",
+    ]);
+}
+
+#[test]
+fn pubsub_py_runs() {
+    if !physics_load_built() {
+        return;
+    }
+    python_bench(&[
+        "bench/pubsub.py",
+        "--rounds",
+        "1",
+        "--seconds",
+        "1",
+        "--subscribers",
+        "5",
     ]);
 }
 

@@ -7,6 +7,7 @@
 //!   physics-load multikey --port P --cmd mget|mset|sinterstore [--groups N] [--clients C] [--seconds S] [--pin]
 //!   physics-load durability --port P --class default|always|everysec|no [--clients C] [--seconds S]
 //!   physics-load transaction --port P --keys one-shard|spread [--clients C] [--seconds S]
+//!   physics-load publish --port P [--subscribers N] [--clients C] [--seconds S]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -362,6 +363,58 @@ fn transaction(a: &Args, port: u16) {
     );
 }
 
+/// PUBLISH of 16-byte messages to one channel with `--subscribers` subscribed connections;
+/// prints publishes per second (`ops_per_s`) and messages delivered per second, counted from
+/// the bytes each subscriber received (every message's frame has the same length).
+fn publish(a: &Args, port: u16) {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    const MESSAGE: &[u8] = b"0123456789abcdef";
+    let frame_len = encode_command(&[b"message", b"bench", MESSAGE]).len() as u64;
+    let subscribers = a.num("subscribers", 100);
+    let received = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let mut c = RawConn::connect(port);
+        call(&mut c, &[b"SUBSCRIBE", b"bench"]);
+        let mut stream = c.into_stream();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let (received, stop) = (received.clone(), stop.clone());
+        readers.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    received.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let seconds = a.num("seconds", 5);
+    let start_bytes = received.load(Ordering::Relaxed);
+    drive("publish", a.num("clients", 2), seconds, port, |_| {
+        move |c: &mut RawConn| {
+            let r = c.command(&[b"PUBLISH", b"bench", MESSAGE]);
+            assert!(r.starts_with(b":"), "{:?}", Resp::parse(&r));
+        }
+    });
+    let delivered = (received.load(Ordering::Relaxed) - start_bytes) / frame_len;
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().expect("subscriber");
+    }
+    println!(
+        "publish subscribers={subscribers} delivered={delivered} delivered_per_s={:.0}",
+        delivered as f64 / seconds as f64
+    );
+}
+
 fn main() {
     let (what, a) = Args::parse();
     let port = a.num("port", 6379) as u16;
@@ -371,8 +424,9 @@ fn main() {
         "multikey" => multikey(&a, port),
         "durability" => durability(&a, port),
         "transaction" => transaction(&a, port),
+        "publish" => publish(&a, port),
         _ => {
-            eprintln!("usage: physics-load page|learn|multikey|durability|transaction --port P [options] (see the source's header)");
+            eprintln!("usage: physics-load page|learn|multikey|durability|transaction|publish --port P [options] (see the source's header)");
             std::process::exit(2);
         }
     }
