@@ -1,0 +1,147 @@
+// WarpEngine against Node's Redis clients, ioredis and node-redis: strings, pipelines, errors,
+// transactions (MULTI/EXEC, WATCH) and Pub/Sub (channels and patterns), each library's own way.
+// Usage: node smoke.mjs PORT (after `npm install` in this folder).
+import Redis from "ioredis";
+import { createClient } from "redis";
+
+const port = Number(process.argv[2]);
+let passed = 0;
+let failed = 0;
+
+async function check(name, fn) {
+  try {
+    await fn();
+    passed += 1;
+  } catch (e) {
+    failed += 1;
+    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+  }
+}
+
+function assertEqual(got, want, what) {
+  const g = JSON.stringify(got);
+  const w = JSON.stringify(want);
+  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
+}
+
+/** Resolves with the first `count` messages `subscribe` delivers, or fails after 5 s. */
+function collect(count, subscribe) {
+  return new Promise((resolve, reject) => {
+    const got = [];
+    const timer = setTimeout(() => reject(new Error(`only ${JSON.stringify(got)}`)), 5000);
+    subscribe((m) => {
+      got.push(m);
+      if (got.length === count) {
+        clearTimeout(timer);
+        resolve(got);
+      }
+    });
+  });
+}
+
+// ioredis
+{
+  const r = new Redis({ port, lazyConnect: true });
+  await r.connect();
+  await r.flushdb();
+  await check("ioredis-strings", async () => {
+    assertEqual(await r.set("k", "v"), "OK", "SET");
+    assertEqual(await r.get("k"), "v", "GET");
+    assertEqual(await r.incrby("n", 5), 5, "INCRBY");
+    assertEqual(await r.mget("k", "missing"), ["v", null], "MGET");
+  });
+  await check("ioredis-pipeline", async () => {
+    const out = await r.pipeline().set("p", "1").get("p").exec();
+    assertEqual(out, [[null, "OK"], [null, "1"]], "pipeline");
+  });
+  await check("ioredis-errors", async () => {
+    await r.set("s", "text");
+    let err = null;
+    await r.incr("s").catch((e) => (err = e));
+    if (!err || !/not an integer/.test(err.message)) throw new Error(`no error: ${err}`);
+  });
+  await check("ioredis-multi", async () => {
+    const out = await r.multi().set("t", "1").incr("t").get("t").exec();
+    assertEqual(out, [[null, "OK"], [null, 2], [null, "2"]], "EXEC");
+  });
+  await check("ioredis-watch", async () => {
+    const other = new Redis({ port });
+    await r.set("w", "0");
+    await r.watch("w");
+    await other.set("w", "changed");
+    const out = await r.multi().set("w", "mine").exec();
+    assertEqual(out, null, "EXEC after a watched key changed");
+    assertEqual(await r.get("w"), "changed", "value");
+    other.disconnect();
+  });
+  await check("ioredis-pubsub", async () => {
+    const sub = new Redis({ port });
+    const pub = new Redis({ port });
+    const messages = collect(2, (push) => {
+      sub.on("message", (ch, msg) => push(["message", ch, msg]));
+      sub.on("pmessage", (pat, ch, msg) => push(["pmessage", pat, ch, msg]));
+    });
+    await sub.subscribe("news");
+    await sub.psubscribe("spo*");
+    assertEqual(await pub.publish("news", "one"), 1, "PUBLISH news");
+    assertEqual(await pub.publish("sport", "two"), 1, "PUBLISH sport");
+    assertEqual(
+      await messages,
+      [["message", "news", "one"], ["pmessage", "spo*", "sport", "two"]],
+      "messages",
+    );
+    sub.disconnect();
+    pub.disconnect();
+  });
+  r.disconnect();
+}
+
+// node-redis
+{
+  const client = createClient({ socket: { port } });
+  await client.connect();
+  await check("node-redis-strings", async () => {
+    assertEqual(await client.set("nk", "v"), "OK", "SET");
+    assertEqual(await client.get("nk"), "v", "GET");
+    assertEqual(await client.incrBy("nn", 3), 3, "INCRBY");
+  });
+  await check("node-redis-multi", async () => {
+    const out = await client.multi().set("nt", "1").incr("nt").get("nt").exec();
+    assertEqual(out, ["OK", 2, "2"], "EXEC");
+  });
+  await check("node-redis-watch", async () => {
+    const other = client.duplicate();
+    await other.connect();
+    await client.set("nw", "0");
+    await client.watch("nw");
+    await other.set("nw", "changed");
+    let err = null;
+    await client
+      .multi()
+      .set("nw", "mine")
+      .exec()
+      .catch((e) => (err = e));
+    if (!err || !/watched keys has been changed/.test(err.message)) throw new Error(`no WatchError: ${err}`);
+    await other.quit();
+  });
+  await check("node-redis-pubsub", async () => {
+    const sub = client.duplicate();
+    await sub.connect();
+    let push;
+    const messages = collect(2, (p) => (push = p));
+    await sub.subscribe("nchan", (msg, ch) => push(["message", ch, msg]));
+    await sub.pSubscribe("np*", (msg, ch) => push(["pmessage", ch, msg]));
+    assertEqual(await client.publish("nchan", "one"), 1, "PUBLISH nchan");
+    assertEqual(await client.publish("npat", "two"), 1, "PUBLISH npat");
+    assertEqual(
+      await messages,
+      [["message", "nchan", "one"], ["pmessage", "npat", "two"]],
+      "messages",
+    );
+    await sub.quit();
+  });
+  await client.quit();
+}
+
+console.log(`node: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
