@@ -28,5 +28,8 @@ fn ioredis_and_node_redis_work() {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains(" passed, 0 failed") && !text.contains("node: 0 passed"), "{text}");
+    assert!(
+        text.contains(" passed, 0 failed") && !text.contains("node: 0 passed"),
+        "{text}"
+    );
 }
