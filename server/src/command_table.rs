@@ -74,6 +74,9 @@ pub enum Run {
     Transaction(TxStep),
 }
 
+/// The positions of a request's secret arguments (see `CommandSpec::redacts`).
+pub type SecretsFn = fn(&[Bytes]) -> Vec<usize>;
+
 /// What a transaction command does (see `dispatch::transaction`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TxStep {
@@ -262,6 +265,11 @@ pub struct CommandSpec {
     /// May run while a RESP2 connection is in Pub/Sub's subscribed mode (the (un)subscribe
     /// commands, PING, QUIT, RESET).
     pub allowed_when_subscribed: bool,
+    /// The positions of secret arguments (AUTH's password), which MONITOR shows redacted.
+    pub redacts: Option<SecretsFn>,
+    /// For a container that parses its own subcommands (CLIENT, CONFIG): whether MONITOR hides
+    /// this request (an `admin` subcommand), as the `admin` flag hides a whole command.
+    pub monitor_hides: Option<fn(&[Bytes]) -> bool>,
 }
 
 impl CommandSpec {
@@ -298,7 +306,19 @@ impl CommandSpec {
             runs_in_multi: matches!(run, Run::Transaction(_)),
             nil_bulk_if_cannot_block: false,
             allowed_when_subscribed: false,
+            redacts: None,
+            monitor_hides: None,
         }
+    }
+
+    pub const fn monitor_hides(mut self, hides: fn(&[Bytes]) -> bool) -> CommandSpec {
+        self.monitor_hides = Some(hides);
+        self
+    }
+
+    pub const fn redacts(mut self, secret: SecretsFn) -> CommandSpec {
+        self.redacts = Some(secret);
+        self
     }
 
     pub const fn allowed_when_subscribed(mut self) -> CommandSpec {

@@ -84,6 +84,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
     // The databases hold its WATCH registrations, the Pub/Sub registry its subscriptions,
     // until told.
     crate::transaction_state::end(&server, &mut conn);
+    server.monitors.remove(&conn);
     server.pubsub.leave(&mut conn.pubsub);
 }
 

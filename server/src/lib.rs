@@ -12,6 +12,7 @@ pub mod eviction;
 pub mod fabric;
 pub mod keyctx;
 pub mod memory_accounting;
+pub mod monitor;
 pub mod persist;
 pub mod protocol;
 pub mod pubsub;

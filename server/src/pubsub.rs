@@ -89,7 +89,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Queues `frame`; false if the subscriber is (now) over its limit.
-    fn offer(&self, frame: &Bytes, limits: &Limits) -> bool {
+    pub(crate) fn offer(&self, frame: &Bytes, limits: &Limits) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -129,7 +129,7 @@ pub struct Subscriptions {
 }
 
 impl Subscriptions {
-    fn new(resp3: bool) -> Subscriptions {
+    pub(crate) fn new(resp3: bool) -> Subscriptions {
         let (tx, rx) = mpsc::unbounded_channel();
         Subscriptions {
             me: Arc::new(Subscriber {

@@ -53,6 +53,7 @@ pub struct Server {
     /// look for watchers of its keys.
     pub watched_keys: AtomicU64,
     pub pubsub: crate::pubsub::PubSub,
+    pub monitors: crate::monitor::Monitors,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -248,6 +249,7 @@ impl Server {
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             watched_keys: AtomicU64::new(0),
             pubsub: crate::pubsub::PubSub::default(),
+            monitors: crate::monitor::Monitors::default(),
         };
         server.pubsub.limits.refresh(
             server

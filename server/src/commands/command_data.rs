@@ -3,6 +3,8 @@
 //! binary and parsed once.
 
 use std::collections::HashMap;
+
+use bytes::Bytes;
 use std::sync::OnceLock;
 
 use crate::protocol::resp_reader::read_all;
@@ -101,6 +103,23 @@ pub fn subcommand_info(parent: &str, fullname: &str) -> Option<&'static Reply> {
         }
         _ => false,
     })
+}
+
+/// Whether Redis flags the subcommand `args` names (`CONFIG GET ...`) `admin`: MONITOR does not
+/// show such commands. For containers whose subcommands have no rows of their own here.
+pub fn admin_subcommand(args: &[Bytes]) -> bool {
+    let (Some(parent), Some(sub)) = (args.first(), args.get(1)) else {
+        return false;
+    };
+    let parent = String::from_utf8_lossy(parent).to_ascii_lowercase();
+    let fullname = format!(
+        "{parent}|{}",
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    );
+    match subcommand_info(&parent, &fullname) {
+        Some(Reply::Array(fields)) => statuses(&fields[2]).contains(&"admin"),
+        _ => false,
+    }
 }
 
 /// Whether Redis splits this command into subcommands (CLIENT, OBJECT, COMMAND, ...).

@@ -42,6 +42,7 @@ pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
         .auth_required
         .load(std::sync::atomic::Ordering::Relaxed);
     crate::transaction_state::end(s.server, s.conn);
+    s.server.monitors.remove(s.conn);
     s.server.pubsub.leave(&mut s.conn.pubsub);
     let c = &mut *s.conn;
     c.db = 0;
@@ -177,4 +178,18 @@ pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     s.conn.db = id as usize;
     OK
+}
+
+/// AUTH's arguments are secrets (MONITOR shows them redacted).
+pub fn auth_secrets(args: &[Bytes]) -> Vec<usize> {
+    (1..args.len()).collect()
+}
+
+/// HELLO's AUTH username and password.
+pub fn hello_secrets(args: &[Bytes]) -> Vec<usize> {
+    args.iter()
+        .position(|a| a.eq_ignore_ascii_case(b"auth"))
+        .map_or(Vec::new(), |at| {
+            (at + 1..(at + 3).min(args.len())).collect()
+        })
 }

@@ -146,6 +146,7 @@ commands! {
     "scan", -2, "readonly", NO_KEYS, "generic", "2.8.0", session(ks::scan), "Iterates over the key names in the database.";
     "randomkey", 1, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::randomkey), "Returns a random key name from the database.";
     "dbsize", 1, "readonly fast", NO_KEYS, "server", "1.0.0", session(sv::dbsize), "Returns the number of keys in the database.";
+    "monitor", 1, "admin noscript loading stale", NO_KEYS, "server", "1.0.0", session(sv::monitor), "Listens for all requests received by the server in real-time.";
     "flushdb", -1, "write", NO_KEYS, "server", "1.0.0", session(sv::flushdb), "Remove all keys from the current database.";
     "flushall", -1, "write", NO_KEYS, "server", "1.0.0", session(sv::flushall), "Removes all keys from all databases.";
     "swapdb", 3, "write fast", NO_KEYS, "server", "4.0.0", session(sv::swapdb), "Swaps two Redis databases.";
@@ -154,14 +155,14 @@ commands! {
     "echo", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::echo), "Returns the given string.";
     "quit", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::quit), "Closes the connection.", runs_in_multi(), allowed_when_subscribed();
     "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.", runs_in_multi(), allowed_when_subscribed();
-    "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.";
-    "auth", -2, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::auth), "Authenticates the connection.";
+    "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.", redacts(cn::hello_secrets);
+    "auth", -2, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::auth), "Authenticates the connection.", redacts(cn::auth_secrets);
     "select", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::select), "Changes the selected database.";
-    "client", -2, "", NO_KEYS, "connection", "2.4.0", session(cl::client), "A container for client connection commands.";
+    "client", -2, "", NO_KEYS, "connection", "2.4.0", session(cl::client), "A container for client connection commands.", monitor_hides(command_data::admin_subcommand);
     // server
     "command", -1, "loading stale", NO_KEYS, "server", "2.8.13", session(cm::command), "Returns detailed information about all commands.";
     "info", -1, "loading stale", NO_KEYS, "server", "1.0.0", session(info::info), "Returns information and statistics about the server.";
-    "config", -2, "", NO_KEYS, "server", "2.0.0", session(config::config), "A container for server configuration commands.";
+    "config", -2, "", NO_KEYS, "server", "2.0.0", session(config::config), "A container for server configuration commands.", monitor_hides(command_data::admin_subcommand);
     "time", 1, "loading stale fast", NO_KEYS, "server", "2.6.0", session(sv::time), "Returns the server time.";
     "save", 1, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "1.0.0", session(sv::save), "Synchronously saves the database(s) to disk.";
     "bgsave", -1, "admin noscript no_async_loading", NO_KEYS, "server", "1.0.0", session(sv::bgsave), "Asynchronously saves the database(s) to disk.";

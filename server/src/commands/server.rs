@@ -183,3 +183,9 @@ pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {
     // Like Redis, a successful SHUTDOWN closes the connection without a reply.
     Reply::Raw(Bytes::new())
 }
+
+/// MONITOR: from now on the connection receives every command the server runs.
+pub fn monitor(s: &mut Session, _args: &[Bytes]) -> Reply {
+    s.server.monitors.add(s.conn);
+    OK
+}

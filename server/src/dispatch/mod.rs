@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use crate::command_table::{Attempt, CommandSpec, Run, TABLE};
+use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
 use crate::fabric::{self, AwaitBatch, Envelope, RemoteBatch};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::persist::log as wal_log;
@@ -193,6 +193,9 @@ impl Pipeline {
             self.last_command = Some(index);
             self.class = request.class;
             self.commands[slot] = Some(index);
+            if server.monitors.active() {
+                show_to_monitors(server, conn, index, &args);
+            }
             if conn.tx.is_some() && !TABLE[index].runs_in_multi {
                 let queued = Queued {
                     index,
@@ -434,6 +437,20 @@ impl Pipeline {
         }
         batch.clear();
         self.batches[dest] = Some(batch);
+    }
+}
+
+/// MONITOR's view of an admitted request. Queued commands are shown when EXEC runs them, and
+/// EXEC after them, as Redis shows them. Out of line: nobody monitors, nearly always.
+#[cold]
+#[inline(never)]
+fn show_to_monitors(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) {
+    let spec = &TABLE[index];
+    let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
+    if (conn.tx.is_none() || spec.runs_in_multi) && !exec {
+        server
+            .monitors
+            .feed(&server.pubsub.limits, conn, spec, args);
     }
 }
 

@@ -21,7 +21,10 @@ pub(super) struct Routed<'a> {
     pub owner: Option<usize>,
 }
 
-/// Shows a routed keyed command to every observer.
+/// Shows a routed keyed command to every observer. Inline: for nearly every request both
+/// observers decline at their first check (an out-of-line call here cost 35 instructions per
+/// SET when the compiler stopped inlining it).
+#[inline]
 pub(super) fn keyed(
     server: &Server,
     conn: &mut ConnState,

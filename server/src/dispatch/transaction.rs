@@ -105,6 +105,13 @@ impl Pipeline {
                 }
             },
         };
+        if let (TxStep::Exec, true, Some(exec)) =
+            (step, server.monitors.active(), self.commands[slot])
+        {
+            server
+                .monitors
+                .feed(&server.pubsub.limits, conn, &TABLE[exec], args);
+        }
         self.replies[slot] = Some(reply);
     }
 
@@ -181,6 +188,11 @@ impl Pipeline {
                 }
                 for q in commands {
                     ctx.db = db;
+                    if server.monitors.active() {
+                        server
+                            .monitors
+                            .feed(&server.pubsub.limits, conn, &TABLE[q.index], &q.args);
+                    }
                     let reply = match TABLE[q.index].run {
                         Run::Keyed(f) => {
                             step::execute(ctx, q.index, &q.args, Admission::Check, |ctx| {
@@ -225,6 +237,11 @@ impl Pipeline {
     fn run_unlocked(&mut self, server: &Arc<Server>, conn: &mut ConnState, q: &Queued) -> Reply {
         let spec = &TABLE[q.index];
         let logged = wal_log::is_logged(q.index) && server.wal.is_on();
+        if server.monitors.active() {
+            server
+                .monitors
+                .feed(&server.pubsub.limits, conn, spec, &q.args);
+        }
         let reply = match spec.run {
             Run::Session(f) => {
                 let mut session = Session {
