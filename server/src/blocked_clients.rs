@@ -14,6 +14,38 @@ use bytes::Bytes;
 #[derive(Default)]
 pub struct Waiter {
     pub notify: tokio::sync::Notify,
+    /// Set by CLIENT UNBLOCK before it wakes the client (see [`Unblock`]).
+    unblocked: std::sync::atomic::AtomicU8,
+}
+
+/// How CLIENT UNBLOCK ends a blocked command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unblock {
+    /// As if its timeout had passed.
+    Timeout,
+    /// With Redis's `-UNBLOCKED` error.
+    Error,
+}
+
+impl Waiter {
+    /// CLIENT UNBLOCK: ends the wait the way `how` says.
+    pub fn unblock(&self, how: Unblock) {
+        let code = match how {
+            Unblock::Timeout => 1,
+            Unblock::Error => 2,
+        };
+        self.unblocked.store(code, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Whether CLIENT UNBLOCK ended the wait, and how.
+    pub fn unblocked(&self) -> Option<Unblock> {
+        match self.unblocked.load(Ordering::Acquire) {
+            1 => Some(Unblock::Timeout),
+            2 => Some(Unblock::Error),
+            _ => None,
+        }
+    }
 }
 
 /// Clients waiting on one key of one database, oldest first.

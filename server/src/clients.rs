@@ -29,6 +29,8 @@ pub struct ClientInfo {
 
 pub struct ClientHandle {
     pub info: Mutex<ClientInfo>,
+    /// What the client waits on while a blocking command holds it (CLIENT UNBLOCK ends it).
+    pub blocked_on: Mutex<Option<Arc<crate::blocked_clients::Waiter>>>,
 }
 
 #[derive(Default)]
@@ -42,6 +44,14 @@ impl Registry {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients
+            .lock()
+            .expect("registry lock")
+            .get(&id)
+            .cloned()
+    }
+
     pub fn count(&self) -> usize {
         self.clients.lock().expect("registry lock").len()
     }
@@ -50,6 +60,7 @@ impl Registry {
         let id = info.id;
         let handle = Arc::new(ClientHandle {
             info: Mutex::new(info),
+            blocked_on: Mutex::new(None),
         });
         self.clients
             .lock()

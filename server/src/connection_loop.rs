@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use crate::blocked_clients::Unblock;
 use crate::clients::ClientInfo;
 use crate::dispatch::{self, Blocked, Pipeline};
 use crate::protocol::{Reply, RequestParser};
@@ -273,6 +274,7 @@ async fn wait_until_served(
         .blocking
         .blocked_clients
         .fetch_add(1, Ordering::Relaxed);
+    *conn.handle.blocked_on.lock().expect("blocked_on lock") = Some(blocked.waiter.clone());
     let served = loop {
         let deadline = async {
             match blocked.deadline {
@@ -285,6 +287,14 @@ async fn wait_until_served(
         }
         tokio::select! {
             _ = blocked.waiter.notify.notified() => {
+                match blocked.waiter.unblocked() {
+                    Some(Unblock::Timeout) => break Some(blocked.timed_out(server)),
+                    Some(Unblock::Error) => {
+                        blocked.finish(server);
+                        break Some(Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK"));
+                    }
+                    None => {}
+                }
                 if let Some(reply) = pipeline.retry_blocked(server, conn, blocked) {
                     break Some(match blocked.durable(server, pipeline.worker()).await {
                         Ok(()) => reply,
@@ -301,6 +311,7 @@ async fn wait_until_served(
             }
         }
     };
+    *conn.handle.blocked_on.lock().expect("blocked_on lock") = None;
     server
         .blocking
         .blocked_clients

@@ -158,3 +158,36 @@ fn bzpopmin_is_woken_by_zadd() {
     );
     assert_eq!(admin.command(&[b"ZCARD", b"board"]), b":1\r\n");
 }
+
+#[test]
+fn client_unblock_ends_a_blocked_command_as_a_timeout_or_an_error() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut blocked = RawConn::connect(server.port);
+    let id = String::from_utf8(blocked.command(&[b"CLIENT", b"ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim().to_string();
+    for (how, reply) in [
+        ("TIMEOUT", b"*-1\r\n".to_vec()),
+        (
+            "ERROR",
+            b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n".to_vec(),
+        ),
+    ] {
+        blocked.send_command(&[b"BLPOP", b"never", b"0"]);
+        wait_for_blocked(&mut admin, 1);
+        assert_eq!(
+            admin.command(&[b"CLIENT", b"UNBLOCK", id.as_bytes(), how.as_bytes()]),
+            b":1\r\n"
+        );
+        assert_eq!(blocked.read_reply().unwrap(), reply, "{how}");
+        wait_for_blocked(&mut admin, 0);
+        // Not blocked any more: nothing to unblock.
+        assert_eq!(
+            admin.command(&[b"CLIENT", b"UNBLOCK", id.as_bytes()]),
+            b":0\r\n"
+        );
+    }
+    // The connection serves on, and a push is not lost to the unblocked command.
+    admin.command(&[b"RPUSH", b"never", b"x"]);
+    assert_eq!(blocked.command(&[b"LPOP", b"never"]), b"$1\r\nx\r\n");
+}

@@ -1,4 +1,4 @@
-//! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, NO-EVICT, NO-TOUCH, REPLY, HELP,
+//! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, UNBLOCK, NO-EVICT, NO-TOUCH, REPLY, HELP,
 //! and the tracking/pause queries answered as for a client that never used them.
 
 use std::time::Instant;
@@ -7,8 +7,10 @@ use bytes::Bytes;
 
 use super::connection::{valid_client_name, BAD_CLIENT_NAME};
 use super::util::{
-    eq_ignore_case, err_echo, help, int_arg, lower, on_off, unknown_subcommand, wrong_arity, SYNTAX,
+    eq_ignore_case, err_echo, help, int_arg, lower, on_off, subcommand_syntax_error,
+    unknown_subcommand, wrong_arity, SYNTAX,
 };
+use crate::blocked_clients::Unblock;
 use crate::clients::ClientInfo;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -24,6 +26,8 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         "setinfo" => argc == 4,
         "list" => argc >= 2,
         "kill" => argc >= 3,
+        "unblock" if argc > 4 => return subcommand_syntax_error(&args[1], "CLIENT"),
+        "unblock" => argc >= 3,
         _ => return unknown_subcommand(&args[1], "CLIENT"),
     };
     if !arity_ok {
@@ -118,6 +122,7 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         "list" => list(s, args),
         "kill" => kill(s, args),
+        "unblock" => unblock(s, args),
         "no-evict" | "no-touch" => {
             let on = match on_off(&args[2]) {
                 Ok(on) => on,
@@ -318,4 +323,33 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
         s.conn.close_after_reply = true;
     }
     Reply::Int(n as i64)
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking command, as its timeout
+/// would or with an error; 1 if that client was blocked.
+fn unblock(s: &mut Session, args: &[Bytes]) -> Reply {
+    let id = match int_arg(&args[2]) {
+        Ok(id) => id,
+        Err(e) => return e,
+    };
+    let how = match args.get(3) {
+        None => Unblock::Timeout,
+        Some(a) if eq_ignore_case(a, "timeout") => Unblock::Timeout,
+        Some(a) if eq_ignore_case(a, "error") => Unblock::Error,
+        Some(_) => return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR"),
+    };
+    let Some(client) = u64::try_from(id)
+        .ok()
+        .and_then(|id| s.server.clients.get(id))
+    else {
+        return Reply::Int(0);
+    };
+    let waiter = client.blocked_on.lock().expect("blocked_on lock").take();
+    match waiter {
+        Some(w) => {
+            w.unblock(how);
+            Reply::Int(1)
+        }
+        None => Reply::Int(0),
+    }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::util::{err_echo, help, int_arg, lower, parse_float, wrong_arity, NO_SUCH_KEY};
+use super::util::{
+    help, int_arg, lower, parse_float, subcommand_syntax_error, wrong_arity, NO_SUCH_KEY,
+};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server_state::unix_ms;
@@ -66,11 +68,7 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "sleep" | "error" | "set-active-expire" | "object" | "protocol" => {
             wrong_arity(&format!("debug|{sub}"))
         }
-        _ => err_echo(
-            "ERR unknown subcommand or wrong number of arguments for '",
-            &args[1],
-            "'. Try DEBUG HELP.",
-        ),
+        _ => subcommand_syntax_error(&args[1], "DEBUG"),
     }
 }
 

@@ -80,10 +80,7 @@ fn spublish(s: &mut Session, args: &[Bytes]) -> Reply {
 fn list_channels(s: &mut Session, args: &[Bytes], shard: bool) -> Reply {
     if args.len() > 3 {
         // Redis's pubsubCommand checks this count itself, with its generic syntax error.
-        let mut msg = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
-        msg.extend_from_slice(crate::protocol::reply::c_string(&args[1], 128));
-        msg.extend_from_slice(b"'. Try PUBSUB HELP.");
-        return Reply::error_bytes(msg);
+        return super::util::subcommand_syntax_error(&args[1], "PUBSUB");
     }
     let pattern = args.get(2).map(|p| &p[..]);
     let found = s.server.pubsub.channels(shard, pattern);

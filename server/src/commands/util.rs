@@ -80,6 +80,15 @@ pub fn err_echo(before: &str, arg: &[u8], after: &str) -> Reply {
     Reply::error_bytes(msg)
 }
 
+/// Redis's `addReplySubcommandSyntaxError`: a container's own check of a subcommand's
+/// arguments failed (the subcommand echoed as sent, cut as `%.128s` cuts it).
+pub fn subcommand_syntax_error(sub: &[u8], container: &str) -> Reply {
+    let mut msg = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    msg.extend_from_slice(c_string(sub, 128));
+    msg.extend_from_slice(format!("'. Try {container} HELP.").as_bytes());
+    Reply::error_bytes(msg)
+}
+
 /// A HELP reply: the container's intro line, the given lines, then Redis's closing HELP line.
 pub fn help(container: &str, lines: &[&str]) -> Reply {
     let mut out = vec![Reply::StatusOwned(format!(
