@@ -227,11 +227,12 @@ impl Flags {
         self.0 & other.0 == other.0
     }
 
-    /// The names of the flags set, in COMMAND INFO's order.
+    /// The names of the flags set, in COMMAND INFO's order. Redis 7.0's COMMAND INFO does not
+    /// show `may_replicate` (PUBLISH and EVAL carry it; CLIENT PAUSE WRITE holds them).
     pub fn names(self) -> impl Iterator<Item = &'static str> {
         Flags::NAMES
             .into_iter()
-            .filter(move |(_, f)| self.contains(*f))
+            .filter(move |(_, f)| self.contains(*f) && *f != Flags::MAY_REPLICATE)
             .map(|(name, _)| name)
     }
 }

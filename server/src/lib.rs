@@ -1,6 +1,7 @@
 //! WarpEngine: a Redis-compatible, thread-per-core, shared-nothing cache server.
 
 pub mod blocked_clients;
+pub mod client_pause;
 pub mod clients;
 pub mod command_table;
 pub mod commands;

@@ -54,6 +54,7 @@ pub struct Server {
     pub watched_keys: AtomicU64,
     pub pubsub: crate::pubsub::PubSub,
     pub monitors: crate::monitor::Monitors,
+    pub pause: crate::client_pause::Pause,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -250,6 +251,7 @@ impl Server {
             watched_keys: AtomicU64::new(0),
             pubsub: crate::pubsub::PubSub::default(),
             monitors: crate::monitor::Monitors::default(),
+            pause: crate::client_pause::Pause::default(),
         };
         server.pubsub.limits.refresh(
             server

@@ -1,5 +1,5 @@
 //! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, UNBLOCK, NO-EVICT, NO-TOUCH, REPLY, HELP,
-//! and the tracking/pause queries answered as for a client that never used them.
+//! PAUSE, UNPAUSE, and the tracking queries answered as for a client that never used tracking.
 
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use super::util::{
     unknown_subcommand, wrong_arity, SYNTAX,
 };
 use crate::blocked_clients::Unblock;
+use crate::client_pause::PauseMode;
 use crate::clients::ClientInfo;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -21,6 +22,8 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
     let argc = args.len();
     let arity_ok = match sub.as_str() {
         "help" | "id" | "getname" | "info" | "getredir" | "trackinginfo" | "unpause" => argc == 2,
+        "pause" if argc > 4 => return subcommand_syntax_error(&args[1], "CLIENT"),
+        "pause" => argc >= 3,
         "caching" => argc == 3,
         "setname" | "no-evict" | "no-touch" | "reply" => argc == 3,
         "setinfo" => argc == 4,
@@ -85,8 +88,8 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
             ],
         ),
         "id" => Reply::Int(s.conn.id as i64),
-        // Client-side caching (tracking) and CLIENT PAUSE are not implemented: answer as Redis
-        // does for a client that never enabled tracking, with nothing paused.
+        // Client-side caching (tracking) is not implemented: answer as Redis does for a client
+        // that never enabled tracking.
         "getredir" => Reply::Int(-1),
         "trackinginfo" => Reply::Map(vec![
             (
@@ -99,7 +102,11 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         "caching" => Reply::err(
             "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
         ),
-        "unpause" => OK,
+        "unpause" => {
+            s.server.pause.unpause();
+            OK
+        }
+        "pause" => pause(s, args),
         "getname" => {
             if s.conn.name.is_empty() {
                 Reply::Nil
@@ -352,4 +359,23 @@ fn unblock(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         None => Reply::Int(0),
     }
+}
+
+/// CLIENT PAUSE timeout-ms [WRITE|ALL]: holds the covered requests until CLIENT UNPAUSE or the
+/// timeout (see `crate::client_pause`).
+fn pause(s: &mut Session, args: &[Bytes]) -> Reply {
+    let timeout = match int_arg(&args[2]) {
+        Ok(t) if t < 0 => return Reply::err("ERR timeout is negative"),
+        Ok(t) => t as u64,
+        Err(_) => return Reply::err("ERR timeout is not an integer or out of range"),
+    };
+    let mode = match args.get(3) {
+        None => PauseMode::All,
+        Some(a) if eq_ignore_case(a, "all") => PauseMode::All,
+        Some(a) if eq_ignore_case(a, "write") => PauseMode::Write,
+        Some(_) => return Reply::err("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+    };
+    let until = crate::server_state::unix_ms().saturating_add(timeout);
+    s.server.pause.pause(mode, until);
+    OK
 }

@@ -21,8 +21,8 @@ commands! {
     "punsubscribe", -1, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(punsubscribe), "Stops listening to messages published to channels that match one or more patterns.", allowed_when_subscribed();
     "ssubscribe", -2, "pubsub noscript loading stale", k(1, -1, 1), "pubsub", "7.0.0", session(ssubscribe), "Listens for messages published to shard channels.", allowed_when_subscribed();
     "sunsubscribe", -1, "pubsub noscript loading stale", k(1, -1, 1), "pubsub", "7.0.0", session(sunsubscribe), "Stops listening to messages posted to shard channels.", allowed_when_subscribed();
-    "publish", 3, "pubsub loading stale fast", NO_KEYS, "pubsub", "2.0.0", session(publish), "Posts a message to a channel.";
-    "spublish", 3, "pubsub loading stale fast", k(1, 1, 1), "pubsub", "7.0.0", session(spublish), "Post a message to a shard channel";
+    "publish", 3, "pubsub loading stale fast may_replicate", NO_KEYS, "pubsub", "2.0.0", session(publish), "Posts a message to a channel.";
+    "spublish", 3, "pubsub loading stale fast may_replicate", k(1, 1, 1), "pubsub", "7.0.0", session(spublish), "Post a message to a shard channel";
     "pubsub", -2, "", NO_KEYS, "pubsub", "2.8.0", Run::Container, "A container for Pub/Sub commands.";
     // Subcommands in the order Redis lists them (COMMAND INFO, COMMAND DOCS).
     "pubsub|shardnumsub", -2, "pubsub loading stale", NO_KEYS, "pubsub", "7.0.0", session(shardnumsub), "Returns the count of subscribers of shard channels.";

@@ -193,6 +193,9 @@ impl Pipeline {
             self.last_command = Some(index);
             self.class = request.class;
             self.commands[slot] = Some(index);
+            if server.pause.active() {
+                self.wait_out_pause(server, conn, index).await;
+            }
             if server.monitors.active() {
                 show_to_monitors(server, conn, index, &args);
             }
@@ -246,6 +249,29 @@ impl Pipeline {
         self.await_durable(server).await;
         self.encode_replies(server, out);
         None
+    }
+
+    /// CLIENT PAUSE holds this request: what was queued before it runs first, then it waits
+    /// for the pause to end. EXEC of a transaction that writes is held as a write.
+    #[cold]
+    async fn wait_out_pause(&mut self, server: &Arc<Server>, conn: &ConnState, index: usize) {
+        let spec = &TABLE[index];
+        let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
+        let tx_writes = exec
+            && conn.tx.as_ref().is_some_and(|tx| {
+                tx.queued
+                    .iter()
+                    .any(|q| crate::client_pause::writes(&TABLE[q.index], false))
+            });
+        let writes = crate::client_pause::writes(spec, tx_writes);
+        if !server.pause.holds(writes) {
+            return;
+        }
+        self.flush(server, conn.no_touch).await;
+        let blocked = &server.blocking.blocked_clients;
+        blocked.fetch_add(1, Ordering::Relaxed);
+        server.pause.wait(writes).await;
+        blocked.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn mark_written(&mut self, shard: usize) {
