@@ -26,6 +26,9 @@ pub struct KeyCtx<'a> {
     pub no_touch: bool,
     /// What an access records for the eviction policy.
     access: Access,
+    /// In a transaction's step: the log records its commands make, kept (shard, payload) to be
+    /// logged as one group (`persist::log::transaction_step`).
+    pub captured: Option<Vec<(usize, Vec<u8>)>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,6 +56,7 @@ impl<'a> KeyCtx<'a> {
             (Access::Time, now_ms as u32)
         };
         KeyCtx {
+            captured: None,
             shards,
             server,
             db,

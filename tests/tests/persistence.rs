@@ -793,3 +793,50 @@ fn always_acknowledges_only_what_an_fdatasync_covered() {
         );
     }
 }
+
+/// A transaction is logged as one group: after a crash it is there whole, across shards; and
+/// when its last record was cut short, none of it is applied (its reply was never sent).
+#[test]
+fn a_transaction_is_recovered_whole_or_not_at_all() {
+    let dir = TempDir::new("tx-recovery");
+    let port = free_port();
+    let mut server = start(port, &dir, &["--threads", "4"]);
+    let mut c = RawConn::connect(port);
+    for i in 0..20 {
+        c.call(&["MULTI"]);
+        c.call(&["SET", &format!("a{i}"), "1"]);
+        c.call(&["INCRBY", &format!("b{i}"), "2"]);
+        c.call(&["RPUSH", &format!("c{i}"), "x", "y"]);
+        assert!(matches!(c.call(&["EXEC"]), Resp::Array(r) if r.len() == 3));
+    }
+    server.kill9();
+    let mut server = start(port, &dir, &["--threads", "4"]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(60));
+    assert_eq!(c.call(&["GET", "b19"]), Resp::Bulk(b"2".to_vec()));
+    server.kill9();
+
+    // One shard: the transaction's three records end the log; cut into the last one.
+    let dir = TempDir::new("tx-torn");
+    let port = free_port();
+    let mut server = start(port, &dir, &["--threads", "1"]);
+    let mut c = RawConn::connect(port);
+    ok(c.call(&["SET", "before", "1"]));
+    c.call(&["MULTI"]);
+    c.call(&["SET", "t1", "1"]);
+    c.call(&["SET", "t2", "2"]);
+    c.call(&["SET", "t3", "3"]);
+    assert!(matches!(c.call(&["EXEC"]), Resp::Array(r) if r.len() == 3));
+    server.kill9();
+    let log = log_files(&dir.log_dir()).pop().expect("a log file");
+    let end = records_len(&log) as usize;
+    let mut data = std::fs::read(&log).unwrap();
+    data.truncate(end - 5);
+    std::fs::write(&log, &data).unwrap();
+    let _server = start(port, &dir, &["--threads", "1"]);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["GET", "before"]), Resp::Bulk(b"1".to_vec()));
+    for k in ["t1", "t2", "t3"] {
+        assert_eq!(c.call(&["EXISTS", k]), Resp::Int(0), "{k}");
+    }
+}

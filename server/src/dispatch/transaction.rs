@@ -9,6 +9,9 @@
 //! with the first step, which checks the watch before anything runs. A connection or server
 //! command inside the transaction (SELECT, FLUSHALL, CONFIG, ...) runs between such steps,
 //! with the shards unlocked: those commands take their own locks.
+//!
+//! The log records of a locked step's commands form one group (across shards, or within one),
+//! so that recovery applies the step whole or not at all.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -186,6 +189,10 @@ impl Pipeline {
                         return false;
                     }
                 }
+                // The commands' log records are kept, to be logged as one group below.
+                if server.wal.is_on() {
+                    ctx.captured = Some(Vec::new());
+                }
                 for q in commands {
                     ctx.db = db;
                     if server.monitors.active() {
@@ -215,6 +222,9 @@ impl Pipeline {
                         _ => unreachable!("only keyed commands run locked"),
                     };
                     replies.push(reply);
+                }
+                if let Some(captured) = ctx.captured.take() {
+                    wal_log::transaction_step(ctx, captured);
                 }
                 true
             },

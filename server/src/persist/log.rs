@@ -103,23 +103,22 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
         let now = 0;
         ctx.db(key).get_with_expiry(key, now).map(|(_, at)| at)
     });
-    let log = &server.wal.logs[shard_id];
     match form {
         LogForm::NotLogged => {}
         LogForm::Rewritten(rewrite) => {
             if let Some(argv) = rewrite(ctx, args) {
-                log.append(|buf| {
+                append(ctx, shard_id, |buf| {
                     PayloadWriter::begin(buf, db, None).argv(argv.iter().map(|a| &a[..]));
                 });
             }
         }
         LogForm::Argv => {
-            log.append(|buf| {
+            append(ctx, shard_id, |buf| {
                 PayloadWriter::begin(buf, db, None).argv(args.iter().map(|a| &a[..]));
             });
         }
         LogForm::ArgvWithExpiry => {
-            log.append(|buf| {
+            append(ctx, shard_id, |buf| {
                 let mut w = PayloadWriter::begin(buf, db, None);
                 w.argv(args.iter().map(|a| &a[..]));
                 match expiry.flatten() {
@@ -135,7 +134,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 _ => Vec::new(),
             };
             if !members.is_empty() {
-                log.append(|buf| {
+                append(ctx, shard_id, |buf| {
                     let mut w = PayloadWriter::begin(buf, db, None);
                     let argv = [&b"SREM"[..], key].into_iter().chain(members);
                     w.argv(argv.collect::<Vec<_>>().into_iter());
@@ -144,7 +143,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
         }
         LogForm::ListPop(pop) => {
             if let Some(popped_from) = array_item(reply, 0) {
-                log.append(|buf| {
+                append(ctx, shard_id, |buf| {
                     let argv = [pop.as_bytes(), popped_from];
                     PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
                 });
@@ -155,7 +154,9 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 // Everything but the trailing timeout.
                 let rest = args[1..args.len() - 1].iter().map(|a| &a[..]);
                 let argv: Vec<&[u8]> = std::iter::once(name.as_bytes()).chain(rest).collect();
-                log.append(|buf| PayloadWriter::begin(buf, db, None).argv(argv.into_iter()));
+                append(ctx, shard_id, |buf| {
+                    PayloadWriter::begin(buf, db, None).argv(argv.into_iter())
+                });
             }
         }
         LogForm::Blmpop => {
@@ -173,7 +174,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 .is_some_and(|d| d.eq_ignore_ascii_case(b"left"));
             let count = elems.len().to_string();
             let pop: &[u8] = if left { b"LPOP" } else { b"RPOP" };
-            log.append(|buf| {
+            append(ctx, shard_id, |buf| {
                 let argv = [pop, from, count.as_bytes()];
                 PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
             });
@@ -197,7 +198,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 _ => Vec::new(),
             };
             if !members.is_empty() {
-                log.append(|buf| {
+                append(ctx, shard_id, |buf| {
                     let argv = [&b"ZREM"[..], from].into_iter().chain(members);
                     let argv: Vec<&[u8]> = argv.collect();
                     PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
@@ -248,18 +249,59 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
             None => by_shard.push((s, vec![key])),
         }
     }
-    let group = (by_shard.len() > 1).then(|| Group {
+    // Inside a transaction the step groups every record it captured (see `transaction_step`).
+    let capturing = ctx.captured.is_some();
+    let group = (by_shard.len() > 1 && !capturing).then(|| Group {
         txid: server.wal.next_txid(),
         parts: by_shard.len() as u32,
     });
     let mut places = Vec::with_capacity(by_shard.len());
     for (shard_id, keys) in &by_shard {
-        let target = ctx.db_at(keys[0], db);
-        let lsn = server.wal.logs[*shard_id].append(|buf| {
-            let mut w = PayloadWriter::begin(buf, db, group);
+        let mut payload = Vec::new();
+        {
+            let target = ctx.db_at(keys[0], db);
+            let mut w = PayloadWriter::begin(&mut payload, db, group);
             for key in keys {
                 put_key(&mut w, key, target.get_with_expiry(key, 0));
             }
+        }
+        if let Some(lsn) = append(ctx, *shard_id, |buf| buf.extend_from_slice(&payload)) {
+            places.push((*shard_id, lsn));
+        }
+    }
+    if group.is_some() {
+        server.wal.link_group(&places);
+    }
+}
+
+/// Appends a payload to `shard_id`'s log, or, in a transaction's step, keeps it for the step's
+/// group (None then).
+fn append(ctx: &mut KeyCtx, shard_id: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Option<u64> {
+    match ctx.captured.as_mut() {
+        Some(captured) => {
+            let mut payload = Vec::new();
+            fill(&mut payload);
+            captured.push((shard_id, payload));
+            None
+        }
+        None => Some(ctx.server.wal.logs[shard_id].append(fill)),
+    }
+}
+
+/// Logs what a transaction's locked step captured (its commands ran with `ctx.captured` set):
+/// one record stays as it is (a record is checked as a unit); several become one group, which
+/// recovery applies only when every part reached the disk, across shards or within one.
+pub fn transaction_step(ctx: &mut KeyCtx, captured: Vec<(usize, Vec<u8>)>) {
+    let server = ctx.server;
+    let group = (captured.len() > 1).then(|| Group {
+        txid: server.wal.next_txid(),
+        parts: captured.len() as u32,
+    });
+    let mut places = Vec::with_capacity(captured.len());
+    for (shard_id, payload) in &captured {
+        let lsn = server.wal.logs[*shard_id].append(|buf| match group {
+            Some(g) => super::ops::regroup(payload, g, buf),
+            None => buf.extend_from_slice(payload),
         });
         places.push((*shard_id, lsn));
     }

@@ -140,6 +140,15 @@ impl Cursor<'_> {
 }
 
 /// Just the group of a payload, for the pass that finds which groups are complete.
+/// Writes `payload` (written ungrouped) into `out` as a part of `group`.
+pub fn regroup(payload: &[u8], group: Group, out: &mut Vec<u8>) {
+    debug_assert_eq!(payload.first(), Some(&0), "an ungrouped payload");
+    out.push(GROUPED);
+    out.extend_from_slice(&group.txid.to_le_bytes());
+    out.extend_from_slice(&group.parts.to_le_bytes());
+    out.extend_from_slice(&payload[1..]);
+}
+
 pub fn group_of(payload: &[u8]) -> Option<Group> {
     let mut c = Cursor {
         data: payload,
