@@ -25,6 +25,48 @@ pub struct ClientInfo {
     pub user: String,
     pub no_evict: bool,
     pub worker: usize,
+    /// Pub/Sub subscriptions: channels, patterns, shard channels.
+    pub subscriptions: (usize, usize, usize),
+    /// Commands queued since MULTI (None outside a transaction).
+    pub multi: Option<usize>,
+    /// In a blocking command's wait, or held by CLIENT PAUSE.
+    pub blocked: bool,
+    pub monitor: bool,
+}
+
+impl ClientInfo {
+    /// CLIENT LIST's flags, in Redis's order (those WarpEngine has).
+    pub fn flags(&self) -> String {
+        let mut f = String::new();
+        if self.monitor {
+            f.push('O');
+        }
+        if self.subscriptions != (0, 0, 0) {
+            f.push('P');
+        }
+        if self.multi.is_some() {
+            f.push('x');
+        }
+        if self.blocked {
+            f.push('b');
+        }
+        if self.no_evict {
+            f.push('e');
+        }
+        if f.is_empty() {
+            f.push('N');
+        }
+        f
+    }
+
+    /// CLIENT KILL TYPE's classes (a monitor is a normal client there, as in Redis).
+    pub fn kind(&self) -> &'static str {
+        if self.subscriptions != (0, 0, 0) {
+            "pubsub"
+        } else {
+            "normal"
+        }
+    }
 }
 
 pub struct ClientHandle {

@@ -57,6 +57,10 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         user: "default".into(),
         no_evict: false,
         worker: me,
+        subscriptions: (0, 0, 0),
+        multi: None,
+        blocked: false,
+        monitor: false,
     });
     let mut conn = ConnState {
         id,
@@ -275,6 +279,7 @@ async fn wait_until_served(
         .blocked_clients
         .fetch_add(1, Ordering::Relaxed);
     *conn.handle.blocked_on.lock().expect("blocked_on lock") = Some(blocked.waiter.clone());
+    conn.handle.info.lock().expect("client info lock").blocked = true;
     let served = loop {
         let deadline = async {
             match blocked.deadline {
@@ -312,6 +317,7 @@ async fn wait_until_served(
         }
     };
     *conn.handle.blocked_on.lock().expect("blocked_on lock") = None;
+    conn.handle.info.lock().expect("client info lock").blocked = false;
     server
         .blocking
         .blocked_clients

@@ -30,6 +30,7 @@ impl Monitors {
 
     /// MONITOR: the connection's queue starts receiving every command.
     pub fn add(&self, conn: &mut ConnState) {
+        conn.handle.info.lock().expect("client info lock").monitor = true;
         let subs = conn
             .pubsub
             .get_or_insert_with(|| Box::new(Subscriptions::new(conn.resp3)));
@@ -42,6 +43,7 @@ impl Monitors {
 
     /// RESET, disconnection: the connection no longer monitors.
     pub fn remove(&self, conn: &ConnState) {
+        conn.handle.info.lock().expect("client info lock").monitor = false;
         let Some(subs) = conn.pubsub.as_ref() else {
             return;
         };

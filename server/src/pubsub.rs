@@ -164,6 +164,15 @@ impl Subscriptions {
         }
     }
 
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's sub, psub, ssub).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.channels.len(),
+            self.patterns.len(),
+            self.shard_channels.len(),
+        )
+    }
+
     /// Whether the connection is in subscribed mode (any subscription at all).
     pub fn active(&self) -> bool {
         !(self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty())
@@ -201,6 +210,11 @@ impl Subscriptions {
 }
 
 impl Subscriber {
+    /// HELLO switched the connection's protocol.
+    pub fn set_resp3(&self, resp3: bool) {
+        self.resp3.store(resp3, Ordering::Relaxed);
+    }
+
     /// Resolves once the subscriber is closed for its output limit.
     pub async fn closed(&self) {
         while !self.closed.load(Ordering::Acquire) {

@@ -69,5 +69,12 @@ pub fn unwatch_all(server: &Server, conn: &mut ConnState) {
 /// Ends any transaction and watch of the connection (RESET, QUIT, disconnection).
 pub fn end(server: &Server, conn: &mut ConnState) {
     conn.tx = None;
+    show_queued(conn);
     unwatch_all(server, conn);
+}
+
+/// CLIENT LIST's `multi` (and its `x` flag): the commands queued, or none outside MULTI.
+pub fn show_queued(conn: &ConnState) {
+    let queued = conn.tx.as_ref().map(|tx| tx.queued.len());
+    conn.handle.info.lock().expect("client info lock").multi = queued;
 }

@@ -206,3 +206,63 @@ print("redis-py pubsub ok")
     let (ok, text) = run_python(&["-c", script, &server.port.to_string()]);
     assert!(ok && text.contains("redis-py pubsub ok"), "{text}");
 }
+
+/// CLIENT LIST's flags and counts for subscribers, a transaction, a blocked client and a
+/// monitor (as redis-server 7.0.15 shows them), and CLIENT KILL TYPE pubsub.
+#[test]
+fn client_list_shows_subscribers_transactions_blocked_clients_and_monitors() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let named = |name: &str| {
+        let mut c = RawConn::connect(server.port);
+        c.call(&["CLIENT", "SETNAME", name]);
+        c
+    };
+    let mut sub = named("sub");
+    sub.send_command(&[b"SUBSCRIBE", b"a", b"b"]);
+    sub.send_command(&[b"PSUBSCRIBE", b"p*"]);
+    for _ in 0..3 {
+        sub.read_reply().unwrap();
+    }
+    let mut ssub = named("ssub");
+    ssub.command(&[b"SSUBSCRIBE", b"s1"]);
+    let mut multi = named("multi");
+    multi.call(&["MULTI"]);
+    multi.call(&["SET", "k", "v"]);
+    multi.call(&["GET", "k"]);
+    let mut blocked = named("blocked");
+    blocked.send_command(&[b"BLPOP", b"nothing", b"0"]);
+    let mut monitor = named("monitor");
+    monitor.call(&["MONITOR"]);
+    let mut admin = RawConn::connect(server.port);
+    let expected = [
+        ("sub", "flags=P db=0 sub=2 psub=1 ssub=0 multi=-1"),
+        ("ssub", "flags=P db=0 sub=0 psub=0 ssub=1 multi=-1"),
+        ("multi", "flags=x db=0 sub=0 psub=0 ssub=0 multi=2"),
+        ("blocked", "flags=b db=0 sub=0 psub=0 ssub=0 multi=-1"),
+        ("monitor", "flags=O db=0 sub=0 psub=0 ssub=0 multi=-1"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        let list = String::from_utf8(list).unwrap();
+        let all = expected.iter().all(|(name, fields)| {
+            list.lines()
+                .any(|l| l.contains(&format!(" name={name} ")) && l.contains(fields))
+        });
+        if all {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        admin.call(&["CLIENT", "KILL", "TYPE", "pubsub"]),
+        Resp::Int(2)
+    );
+    assert_eq!(
+        admin.call(&["CLIENT", "KILL", "TYPE", "replica"]),
+        Resp::Int(0)
+    );
+}

@@ -195,7 +195,7 @@ pub fn describe(c: &ClientInfo, current: u64) -> String {
         c.last_cmd.as_str()
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -203,8 +203,12 @@ pub fn describe(c: &ClientInfo, current: u64) -> String {
         c.name,
         now.duration_since(c.created).as_secs(),
         now.duration_since(c.last_interaction).as_secs(),
-        if c.no_evict { "e" } else { "N" },
+        c.flags(),
         c.db,
+        c.subscriptions.0,
+        c.subscriptions.1,
+        c.subscriptions.2,
+        c.multi.map_or(-1, |n| n as i64),
         cmd,
         c.user,
         c.resp,
@@ -275,7 +279,7 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
     let mut laddr: Option<String> = None;
     let mut user: Option<String> = None;
     let mut max_age: Option<u64> = None;
-    let mut kind_ok = true;
+    let mut kind: Option<&'static str> = None;
     let mut skip_me = true;
     let mut j = 2;
     while j < args.len() {
@@ -301,7 +305,13 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
                 if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
                     return err_echo("ERR Unknown client type '", val, "'");
                 }
-                kind_ok = t == "normal";
+                // A master is never a client here; "slave" is the old name of "replica".
+                kind = Some(match t.as_str() {
+                    "normal" => "normal",
+                    "pubsub" => "pubsub",
+                    "master" => "master",
+                    _ => "replica",
+                });
             }
             "skipme" => {
                 if eq_ignore_case(val, "yes") {
@@ -318,7 +328,7 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     let now = Instant::now();
     let (n, self_hit) = s.server.clients.kill_where(me, |c| {
-        kind_ok
+        kind.is_none_or(|k| c.kind() == k)
             && id.is_none_or(|i| c.id == i)
             && addr.as_ref().is_none_or(|a| c.addr.to_string() == *a)
             && laddr.as_ref().is_none_or(|a| c.laddr.to_string() == *a)

@@ -152,6 +152,10 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         s.conn.name = String::from_utf8_lossy(&name).into_owned();
     }
     s.conn.resp3 = resp3;
+    if let Some(subs) = &s.conn.pubsub {
+        // Messages from now on are encoded in the new protocol.
+        subs.me.set_resp3(resp3);
+    }
     s.sync_client_info();
     Reply::Map(vec![
         (Reply::bulk_str("server"), Reply::bulk_str("redis")),

@@ -42,6 +42,13 @@ fn change(s: &mut Session, args: &[Bytes], kind: Kind, on: bool) -> Reply {
     } else {
         registry.unsubscribe(&mut s.conn.pubsub, resp3, kind, names)
     };
+    let counts = s.conn.pubsub.as_ref().map_or((0, 0, 0), |p| p.counts());
+    s.conn
+        .handle
+        .info
+        .lock()
+        .expect("client info lock")
+        .subscriptions = counts;
     Reply::Raw(Bytes::from(frames))
 }
 

@@ -270,7 +270,9 @@ impl Pipeline {
         self.flush(server, conn.no_touch).await;
         let blocked = &server.blocking.blocked_clients;
         blocked.fetch_add(1, Ordering::Relaxed);
+        conn.handle.info.lock().expect("client info lock").blocked = true;
         server.pause.wait(writes).await;
+        conn.handle.info.lock().expect("client info lock").blocked = false;
         blocked.fetch_sub(1, Ordering::Relaxed);
     }
 

@@ -56,6 +56,7 @@ impl Pipeline {
             tx.aborted = true;
             Reply::err("ERR Command not allowed inside a transaction")
         });
+        transaction_state::show_queued(conn);
     }
 
     pub(super) async fn run_transaction_step(
@@ -108,6 +109,9 @@ impl Pipeline {
                 }
             },
         };
+        if matches!(step, TxStep::Multi | TxStep::Exec | TxStep::Discard) {
+            transaction_state::show_queued(conn);
+        }
         if let (TxStep::Exec, true, Some(exec)) =
             (step, server.monitors.active(), self.commands[slot])
         {
