@@ -69,6 +69,9 @@ pub(super) enum Admission {
 }
 
 /// Runs the command at table index `index` in `ctx` (its shards locked): see the module docs.
+/// Inline: it is the body of every batch's loop, and a call here cost ~30 instructions per SET
+/// once its out-of-line parts grew past the compiler's inlining threshold.
+#[inline]
 pub(super) fn execute<R: Outcome>(
     ctx: &mut KeyCtx,
     index: usize,

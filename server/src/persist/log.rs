@@ -72,6 +72,7 @@ pub fn flush_expired(server: &Server, shard: &mut Shard) {
 
 /// Logs the effect of a keyed command that just ran in `ctx` (the shard or shards of its keys,
 /// still locked).
+#[inline(never)]
 pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply: &Reply) {
     let server = ctx.server;
     ctx.each_shard(|s| flush_expired(server, s));
