@@ -1,7 +1,8 @@
 //! CLIENT PAUSE: while a pause lasts, the requests it covers wait, in order, before they run
 //! (WRITE: commands that write or may replicate, PUBLISH included, and EXEC of a transaction
 //! that writes; ALL: every command), and run once CLIENT UNPAUSE or the timeout ends it. A
-//! waiting client counts in INFO's blocked_clients, as Redis counts it.
+//! waiting client counts in INFO's blocked_clients, as Redis counts it. Active expiry waits too
+//! (lazy expiry on access does not: a read of an expired key deletes it, where Redis leaves it).
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
@@ -43,6 +44,12 @@ impl Pause {
             self.until_ms.store(until_ms, Ordering::Release);
             self.mode.store(mode as u8, Ordering::Release);
         }
+    }
+
+    /// Whether a pause of either mode is in force now: active expiry waits during one, as in
+    /// Redis (so that a paused primary's data does not change under its replicas).
+    pub fn in_force(&self) -> bool {
+        self.active() && unix_ms() < self.until_ms.load(Ordering::Acquire)
     }
 
     /// CLIENT UNPAUSE.

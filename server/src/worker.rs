@@ -161,7 +161,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         server.quantum.prune(me, unix_ms());
         crate::memory_accounting::release_freed();
-        if !server.hot.active_expire.load(Ordering::Relaxed) {
+        if !server.hot.active_expire.load(Ordering::Relaxed) || server.pause.in_force() {
             continue;
         }
         let effort = server

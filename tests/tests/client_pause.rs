@@ -81,3 +81,20 @@ fn all_pause_holds_every_command_until_its_timeout() {
     assert_eq!(reader.call(&["PING"]), Resp::Simple("PONG".into()));
     assert!(started.elapsed() < Duration::from_millis(250));
 }
+
+#[test]
+fn active_expiry_waits_while_paused() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["SET", "short", "1", "PX", "50"]);
+    admin.call(&["CLIENT", "PAUSE", "100000", "WRITE"]);
+    std::thread::sleep(Duration::from_millis(400));
+    // DBSIZE expires nothing itself: the key is still stored.
+    assert_eq!(admin.call(&["DBSIZE"]), Resp::Int(1));
+    admin.call(&["CLIENT", "UNPAUSE"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admin.call(&["DBSIZE"]) != Resp::Int(0) {
+        assert!(Instant::now() < deadline, "never expired after the pause");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
