@@ -1,6 +1,7 @@
 //! Admission: the checks every request passes before it runs, in Redis's order — the command
 //! exists (for a container, its subcommand), arity, AUTH, the log's MISCONF refusal of a write,
-//! and SET's DURABILITY option. Transactions and scripts are to queue what passes here.
+//! subscribed mode's allowed commands, and SET's DURABILITY option. A transaction queues what
+//! passes here (`transaction`); a refusal while queuing aborts it.
 
 use bytes::Bytes;
 

@@ -6,7 +6,8 @@
 //! `observe` sees keyed ones) → a batch per shard, run here or by its owner through the fabric
 //! (`run_batch`, `drain`) → `step::execute` on the locked shard(s) → replies encoded in order
 //! once the log is as durable as the writes ask. `locked` runs commands whose keys span shards,
-//! `blocked` waits for blocking commands, `fanout` serves QUANTUM GET.
+//! `blocked` waits for blocking commands, `fanout` serves QUANTUM GET, `transaction` queues
+//! commands inside MULTI and runs them at EXEC.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! The one execution step of a keyed command, on the shard or shards of its keys (locked by the
 //! caller): every path that runs one goes through [`execute`] — a pipeline's batch on the
 //! owner's worker or under its lock, a command whose keys span shards, a batched command a pin
-//! moved, a blocking command's first try and its retries when woken. (Transactions and scripts
-//! are to run their commands through it too.)
+//! moved, a blocking command's first try and its retries when woken, a transaction's commands
+//! in EXEC. (Scripts are to run their commands through it too.)
 //!
 //! In order: admission under maxmemory (make room, or the OOM error), the pre-image for a
 //! running background snapshot, the command itself with a panic guard (a panic answers an error
