@@ -198,6 +198,21 @@ impl Subscriptions {
         taken
     }
 
+    /// Takes the messages already queued into `out` (they go out with the reply being built):
+    /// a RESP3 client that publishes to its own channel gets the message before PUBLISH's
+    /// reply, as Redis writes it into the client's buffer while PUBLISH runs.
+    pub fn take_queued(&mut self, out: &mut Vec<u8>) {
+        while let Ok(frame) = self.rx.try_recv() {
+            if frame.is_empty() {
+                // The close signal: leave it for the connection loop.
+                let _ = self.me.tx.send(frame);
+                return;
+            }
+            self.me.queued.fetch_sub(frame.len(), Ordering::AcqRel);
+            out.extend_from_slice(&frame);
+        }
+    }
+
     /// `n` bytes of messages reached the socket.
     pub fn written(&self, n: usize) {
         self.me.queued.fetch_sub(n, Ordering::AcqRel);

@@ -214,7 +214,18 @@ impl Pipeline {
             conn,
             worker: self.me,
         };
-        let reply = guarded(TABLE[request.index].name, || f(&mut session, args));
+        let mut reply = guarded(TABLE[request.index].name, || f(&mut session, args));
+        if conn.resp3 && conn.subscribed() && !reply.is_error() {
+            // Pushes queued while it ran (its own PUBLISH's message) go before its reply.
+            let mut out = Vec::new();
+            if let Some(subs) = conn.pubsub.as_mut() {
+                subs.take_queued(&mut out);
+            }
+            if !out.is_empty() {
+                reply.encode(&mut out, true);
+                reply = Reply::Raw(Bytes::from(out));
+            }
+        }
         if request.logged {
             // FLUSHDB, FLUSHALL, SWAPDB, SORT ... STORE: logged on any shard.
             (0..self.wrote.len()).for_each(|s| self.mark_written(s));
