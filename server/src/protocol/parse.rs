@@ -297,16 +297,48 @@ impl RequestParser {
             }
             return Ok(None);
         };
-        let line = buf.split_to(nl + 1);
+        let line = buf.split_to(nl + 1).freeze();
         let mut end = nl;
         if end > 0 && line[end - 1] == b'\r' {
             end -= 1;
+        }
+        if let Some(args) = split_plain(&line, end) {
+            return Ok(Some(args));
         }
         match split_args(&line[..end]) {
             Some(args) => Ok(Some(args)),
             None => Err(ProtocolError::new("unbalanced quotes in request")),
         }
     }
+}
+
+/// An inline line of plain words (printable ASCII but quotes, separated by spaces) split as
+/// slices of the line, which `split_args` would split the same way byte by byte; None for any
+/// other line (quotes, escapes, tabs, control or non-ASCII bytes), which `split_args` takes.
+fn split_plain(line: &Bytes, end: usize) -> Option<Vec<Bytes>> {
+    let text = &line[..end];
+    if !text
+        .iter()
+        .all(|&c| c == b' ' || (c.is_ascii_graphic() && c != b'"' && c != b'\''))
+    {
+        return None;
+    }
+    let mut args = Vec::new();
+    let mut start = None;
+    for (i, &c) in text.iter().enumerate() {
+        match (c == b' ', start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                args.push(line.slice(s..i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        args.push(line.slice(s..end));
+    }
+    Some(args)
 }
 
 /// The arguments a plain request can have for [`parse_plain_multibulk`] (nearly all have fewer).
@@ -598,6 +630,42 @@ mod tests {
             }
         }
         assert!(taken > 10_000, "the fast path took only {taken} requests");
+    }
+
+    /// Whatever the plain splitter takes, `split_args` splits the same way; and it takes lines
+    /// of plain words.
+    #[test]
+    fn plain_inline_words_split_as_split_args_splits_them() {
+        let mut seed = 0x1a1e_u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut taken = 0;
+        for _ in 0..20_000 {
+            let len = next(24) as usize;
+            let plain_only = next(2) == 0;
+            let line: Vec<u8> = (0..len)
+                .map(|_| {
+                    if plain_only {
+                        b"ab1 :*$-"[next(8) as usize]
+                    } else {
+                        b"ab \"'\\\t\x0b\x00\xff}"[next(11) as usize]
+                    }
+                })
+                .collect();
+            let bytes = Bytes::from(line.clone());
+            match split_plain(&bytes, line.len()) {
+                Some(fast) => {
+                    taken += 1;
+                    assert_eq!(Some(fast), split_args(&line), "{line:?}");
+                }
+                None => assert!(!plain_only, "{line:?}"),
+            }
+        }
+        assert!(taken > 10_000, "the plain splitter took only {taken} lines");
     }
 
     #[test]
