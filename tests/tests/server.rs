@@ -568,3 +568,55 @@ fn full_default_redis_benchmark_runs_without_errors() {
         assert!(!text.contains("ERR") && !text.contains("rror"), "{text}");
     }
 }
+
+/// Cross-shard commands in a pipeline wait to run together under one set of locks: mixed with
+/// single-shard commands in one write, every reply is still Redis's, in order.
+#[test]
+fn a_pipeline_mixing_cross_shard_and_single_shard_commands_answers_as_redis() {
+    if !warpengine_tests::redis_available() {
+        assert!(
+            std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
+            "no redis-server"
+        );
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "4"]);
+    let redis = warpengine_tests::start_redis(&[]);
+    let script: &[&[&str]] = &[
+        &["MSET", "a", "1", "b", "2", "c", "3", "d", "4"],
+        &["MSET", "a", "10", "e", "5"],
+        &["GET", "a"],
+        &["INCR", "b"],
+        &["MGET", "a", "b", "c", "d", "e"],
+        &["DEL", "a", "c"],
+        &["MSETNX", "a", "7", "z", "8"],
+        &["EXISTS", "a", "b", "c", "z"],
+        &["RENAME", "b", "c"],
+        &["MGET", "a", "b", "c", "z"],
+        &["GET", "c"],
+        &["MSET", "k1", "x", "k2", "y", "k3", "z"],
+        &["LPUSH", "k1", "v"],
+        &["MGET", "k1", "k2", "k3"],
+        &["DEL", "k1", "k2", "k3", "a", "z", "c", "d", "e"],
+        &["DBSIZE"],
+    ];
+    let mut bytes = Vec::new();
+    for cmd in script {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        bytes.extend(warpengine_tests::encode_command(&args));
+    }
+    let mut replies = Vec::new();
+    for port in [redis.port, warp.port] {
+        let mut c = RawConn::connect(port);
+        c.send(&bytes);
+        let all: Vec<Vec<u8>> = script.iter().map(|_| c.read_reply().unwrap()).collect();
+        replies.push(all);
+    }
+    for (i, cmd) in script.iter().enumerate() {
+        assert_eq!(
+            String::from_utf8_lossy(&replies[1][i]),
+            String::from_utf8_lossy(&replies[0][i]),
+            "{cmd:?}"
+        );
+    }
+}

@@ -100,8 +100,21 @@ pub fn drain(server: &Server, me: usize) {
     });
 }
 
+/// A keyed command whose keys span shards, waiting to run with the ones after it (see
+/// `Pipeline::run_cross_shard`).
+struct CrossShard {
+    slot: usize,
+    index: usize,
+    db: usize,
+    logged: bool,
+    class: Durable,
+    args: Vec<Bytes>,
+}
+
 pub struct Pipeline {
     me: usize,
+    /// Consecutive cross-shard commands of this read, to run under one set of locks.
+    cross_shard: Vec<CrossShard>,
     replies: Vec<Option<Reply>>,
     emit: Vec<bool>,
     /// The protocol each reply is encoded in: the one in force when its command ran.
@@ -131,6 +144,7 @@ impl Pipeline {
     pub fn new(workers: usize, me: usize) -> Pipeline {
         Pipeline {
             me,
+            cross_shard: Vec::new(),
             replies: Vec::new(),
             emit: Vec::new(),
             resp3: Vec::new(),
@@ -210,9 +224,9 @@ impl Pipeline {
                 continue;
             }
             match TABLE[index].run {
-                Run::Keyed(f) => {
+                Run::Keyed(_) => {
                     if let Some(args) = self.queue_keyed(server, conn, slot, &request, args) {
-                        self.run_cross_shard(server, conn, slot, &request, f, args)
+                        self.run_cross_shard(server, conn, slot, &request, args)
                             .await;
                     }
                 }
@@ -376,6 +390,8 @@ impl Pipeline {
     /// Runs every queued batch: remote ones are sent first, the local one runs meanwhile,
     /// then the remote replies are collected.
     async fn flush(&mut self, server: &Arc<Server>, no_touch: bool) {
+        // Cross-shard commands wait only while nothing is queued after them.
+        self.run_cross_shard_group(server, no_touch);
         if self.queued == 0 {
             return;
         }

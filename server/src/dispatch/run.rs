@@ -10,12 +10,12 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::admit::Admitted;
-use super::locked::run_locked;
+use super::locked::{run_locked, run_on_shards_of};
 use super::observe::{self, Routed};
 use super::step::{self, guarded, Admission};
-use super::{signal_writes, Blocked, Pipeline};
+use super::{signal_writes, Blocked, CrossShard, Pipeline};
 use crate::blocked_clients::Waiter;
-use crate::command_table::{Attempt, BlockingFn, KeyedFn, Keys, MetaFn, SessionFn, TABLE};
+use crate::command_table::{Attempt, BlockingFn, Keys, MetaFn, Run, SessionFn, TABLE};
 use crate::durability;
 use crate::fabric::BatchItem;
 use crate::persist::log as wal_log;
@@ -56,6 +56,10 @@ impl Pipeline {
         };
         observe::keyed(server, conn, spec, &args, &routed);
         if let Some(owner) = routed.owner {
+            if !self.cross_shard.is_empty() {
+                // The waiting cross-shard commands came first.
+                self.run_cross_shard_group(server, conn.no_touch);
+            }
             if request.logged {
                 self.mark_written(owner);
             }
@@ -73,28 +77,76 @@ impl Pipeline {
     }
 
     /// A keyed command whose keys are on several shards: runs after what was queued before it,
-    /// under the locks of its keys' shards.
+    /// under the locks of its keys' shards. Consecutive such commands of one read wait to run
+    /// together, under one set of locks ([`Pipeline::run_cross_shard_group`]): a pipeline of
+    /// MSETs then takes the locks once rather than once per command.
     pub(super) async fn run_cross_shard(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
         slot: usize,
         request: &Admitted,
-        f: KeyedFn,
         args: Vec<Bytes>,
     ) {
-        let index = request.index;
-        let spec = &TABLE[index];
-        self.flush(server, conn.no_touch).await;
-        bump(&server.worker_stats[self.me].cross_shard_commands, 1);
-        let reply = run_locked(server, conn, spec, &args, |ctx| {
-            step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args))
-        });
-        if request.logged {
-            self.mark_keys_written(server, spec, &args);
+        if self.cross_shard.is_empty() {
+            // What was queued before the group runs first; nothing is queued while a group
+            // waits (a single-shard command runs the group before it queues).
+            self.flush(server, conn.no_touch).await;
         }
-        signal_writes(server, conn.db, spec, &args);
-        self.replies[slot] = Some(reply);
+        bump(&server.worker_stats[self.me].cross_shard_commands, 1);
+        self.cross_shard.push(CrossShard {
+            slot,
+            index: request.index,
+            db: conn.db,
+            logged: request.logged,
+            class: request.class,
+            args,
+        });
+    }
+
+    /// Runs the waiting cross-shard commands, in order, with every shard one of them touches
+    /// locked for the whole group.
+    pub(super) fn run_cross_shard_group(&mut self, server: &Arc<Server>, no_touch: bool) {
+        if self.cross_shard.is_empty() {
+            return;
+        }
+        let group = std::mem::take(&mut self.cross_shard);
+        let replies = run_on_shards_of(
+            server,
+            group[0].db,
+            no_touch,
+            || {
+                group.iter().flat_map(|c| {
+                    TABLE[c.index]
+                        .key_positions(&c.args)
+                        .into_iter()
+                        .map(|p| &c.args[p][..])
+                })
+            },
+            |ctx| {
+                group
+                    .iter()
+                    .map(|c| {
+                        let Run::Keyed(f) = TABLE[c.index].run else {
+                            unreachable!("only keyed commands are cross-shard")
+                        };
+                        ctx.db = c.db;
+                        step::execute(ctx, c.index, &c.args, Admission::Check, |ctx| {
+                            f(ctx, &c.args)
+                        })
+                    })
+                    .collect::<Vec<Reply>>()
+            },
+        );
+        for (c, reply) in group.iter().zip(replies) {
+            let spec = &TABLE[c.index];
+            if c.logged {
+                self.class = c.class;
+                self.mark_keys_written(server, spec, &c.args);
+            }
+            signal_writes(server, c.db, spec, &c.args);
+            self.replies[c.slot] = Some(reply);
+        }
     }
 
     /// A blocking command's first try. When it has to wait, the replies before it are encoded
