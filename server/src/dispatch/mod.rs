@@ -1,6 +1,7 @@
 //! Executing one pipeline read: commands are grouped per owning shard (one batch per
 //! destination worker), barriers (connection/server commands, commands whose keys span shards)
-//! flush what was queued before them, and replies come back in request order.
+//! flush what was queued before them, consecutive commands whose keys span shards run together
+//! under one set of locks, and replies come back in request order.
 //!
 //! A request's way through: `admit` (checks before it runs) → `run` (by the kind of command;
 //! `observe` sees keyed ones) → a batch per shard, run here or by its owner through the fabric
