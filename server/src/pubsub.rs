@@ -454,6 +454,15 @@ impl PubSub {
             .map_or(0, Vec::len)
     }
 
+    /// Channels (or shard channels) with a subscriber (INFO's pubsub_channels and
+    /// pubsubshard_channels, as Redis 7.0 names it).
+    pub fn channel_count(&self, shard: bool) -> usize {
+        self.channel_map(shard)
+            .read()
+            .expect("pubsub registry")
+            .len()
+    }
+
     /// PUBSUB NUMPAT: distinct patterns subscribed to.
     pub fn patterns(&self) -> usize {
         self.patterns.read().expect("pubsub registry").len()

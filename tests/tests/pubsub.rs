@@ -207,8 +207,8 @@ print("redis-py pubsub ok")
     assert!(ok && text.contains("redis-py pubsub ok"), "{text}");
 }
 
-/// CLIENT LIST's flags and counts for subscribers, a transaction, a blocked client and a
-/// monitor (as redis-server 7.0.15 shows them), and CLIENT KILL TYPE pubsub.
+/// INFO's Pub/Sub counts; CLIENT LIST's flags and counts for subscribers, a transaction, a
+/// blocked client and a monitor (as redis-server 7.0.15 shows them); CLIENT KILL TYPE pubsub.
 #[test]
 fn client_list_shows_subscribers_transactions_blocked_clients_and_monitors() {
     let server = start_warpengine(&["--threads", "2"]);
@@ -234,6 +234,13 @@ fn client_list_shows_subscribers_transactions_blocked_clients_and_monitors() {
     let mut monitor = named("monitor");
     monitor.call(&["MONITOR"]);
     let mut admin = RawConn::connect(server.port);
+    for (field, count) in [
+        ("pubsub_channels", "2"),
+        ("pubsub_patterns", "1"),
+        ("pubsubshard_channels", "1"),
+    ] {
+        assert_eq!(info_field(&mut admin, "stats", field), count, "{field}");
+    }
     let expected = [
         ("sub", "flags=P db=0 sub=2 psub=1 ssub=0 multi=-1"),
         ("ssub", "flags=P db=0 sub=0 psub=0 ssub=1 multi=-1"),

@@ -220,11 +220,14 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 .sum();
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:0\r\npubsub_patterns:0\r\ntotal_error_replies:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
                 server.stats.total_connections_received.load(Relaxed),
                 sum(server, |w| w.net_input_bytes.load(Relaxed)),
                 sum(server, |w| w.net_output_bytes.load(Relaxed)),
                 server.stats.rejected_connections.load(Relaxed),
+                server.pubsub.channel_count(false),
+                server.pubsub.patterns(),
+                server.pubsub.channel_count(true),
                 sum(server, |w| w.error_replies.load(Relaxed)),
             );
         }
