@@ -14,12 +14,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use warpengine_storage::glob::glob_match;
+
+use crate::server_state::unix_ms;
 
 /// The three kinds of subscription, with Redis's reply names.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -80,8 +81,8 @@ pub struct Subscriber {
     resp3: AtomicBool,
     /// Over its output limit: takes no more messages, and its connection closes.
     closed: AtomicBool,
-    /// Since when it has been over the soft limit.
-    over_soft_since: Mutex<Option<Instant>>,
+    /// Since when (Unix ms) it has been over the soft limit; 0 while it is not.
+    over_soft_since: AtomicU64,
     /// Signalled when it is closed: its connection may be stuck writing to a client that does
     /// not read.
     closing: tokio::sync::Notify,
@@ -98,12 +99,22 @@ impl Subscriber {
         let soft = limits.soft.load(Ordering::Relaxed) as usize;
         let mut over = hard > 0 && queued > hard;
         if !over && soft > 0 {
-            let mut since = self.over_soft_since.lock().expect("soft limit clock");
+            // Lock-free: every message of a PUBLISH passes here, for each subscriber.
             if queued > soft {
-                let start = *since.get_or_insert_with(Instant::now);
-                over = start.elapsed().as_secs() >= limits.soft_seconds.load(Ordering::Relaxed);
-            } else {
-                *since = None;
+                let now = unix_ms();
+                let start = match self.over_soft_since.compare_exchange(
+                    0,
+                    now,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => now,
+                    Err(since) => since,
+                };
+                let seconds = limits.soft_seconds.load(Ordering::Relaxed);
+                over = now.saturating_sub(start) / 1000 >= seconds;
+            } else if self.over_soft_since.load(Ordering::Relaxed) != 0 {
+                self.over_soft_since.store(0, Ordering::Release);
             }
         }
         if over {
@@ -137,7 +148,7 @@ impl Subscriptions {
                 queued: AtomicUsize::new(0),
                 resp3: AtomicBool::new(resp3),
                 closed: AtomicBool::new(false),
-                over_soft_since: Mutex::new(None),
+                over_soft_since: AtomicU64::new(0),
                 closing: tokio::sync::Notify::new(),
             }),
             rx,
@@ -475,6 +486,24 @@ mod tests {
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn the_soft_limit_closes_a_subscriber_once_it_has_lasted_its_seconds() {
+        for (seconds, closed) in [("0", true), ("60", false)] {
+            let ps = PubSub::default();
+            ps.limits.refresh(&format!("pubsub 0 100 {seconds}"));
+            let mut s = None;
+            ps.subscribe(&mut s, false, Kind::Channel, &[b("c")]);
+            for _ in 0..5 {
+                ps.publish(
+                    false,
+                    &b("c"),
+                    &b("0123456789012345678901234567890123456789"),
+                );
+            }
+            assert_eq!(s.as_ref().unwrap().is_closed(), closed, "{seconds} s");
+        }
     }
 
     #[test]
