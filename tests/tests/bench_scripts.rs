@@ -295,6 +295,11 @@ fn transactions_py_runs() {
 }
 
 #[test]
+fn fsync_prealloc_py_runs() {
+    python_bench(&["bench/fsync_prealloc.py", "--syncs", "20"]);
+}
+
+#[test]
 fn pubsub_py_runs() {
     if !physics_load_built() {
         return;
