@@ -108,6 +108,7 @@ def measure(servers, rounds, configs, tests):
 
 
 def main():
+    global KEYSPACE
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer requests, one config")
@@ -123,7 +124,7 @@ def main():
                     help="redis-benchmark -r: a small keyspace keeps the tables in cache, so the "
                          "request path shows without the cost of memory misses")
     a = ap.parse_args()
-    globals()["KEYSPACE"] = a.keyspace
+    KEYSPACE = a.keyspace
     configs = CONFIGS
     if a.quick:
         configs = [(l, args, n // 4) for l, args, n in CONFIGS[1:2]]
