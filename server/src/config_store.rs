@@ -67,6 +67,8 @@ pub enum Kind {
     Str,
     /// `save` rules: pairs of seconds and changes, or empty.
     Save,
+    /// `notify-keyspace-events` classes, stored as Redis shows them back.
+    KeyspaceEvents,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -220,7 +222,7 @@ pub static PARAMS: &[Param] = &[
     ),
     p("io-threads", Kind::Int { min: 1, max: 128 }, "1", false),
     p("cluster-enabled", Kind::Bool, "no", false),
-    p("notify-keyspace-events", Kind::Str, "", true),
+    p("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
     p("slowlog-log-slower-than", I64, "10000", true),
     p("slowlog-max-len", NONNEG, "128", true),
     p("latency-monitor-threshold", NONNEG, "0", true),
@@ -351,6 +353,16 @@ fn validate(param: &Param, value: &str) -> Result<String, String> {
             }
         }
         Kind::Str => Ok(value.to_string()),
+        // Stored with every class it turns on; shown as Redis shows it (see `iter`).
+        Kind::KeyspaceEvents => warpengine_storage::notify::parse_flags(value)
+            .map(|flags| {
+                let mut s = warpengine_storage::notify::format_flags(flags);
+                if s.starts_with('A') && flags & warpengine_storage::notify::NEW != 0 {
+                    s.push('n');
+                }
+                s
+            })
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()),
         Kind::Save => {
             let parts: Vec<&str> = value.split_whitespace().collect();
             if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
@@ -417,8 +429,19 @@ impl ConfigStore {
         Ok(())
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        self.values.iter().map(|(k, v)| (*k, v.as_str()))
+    /// Every parameter with its value as CONFIG GET shows it.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, std::borrow::Cow<'_, str>)> {
+        self.values.iter().map(|(k, v)| {
+            let shown = match param(k).map(|p| p.kind) {
+                // Redis 7.0 drops `n` when it shows `A`, though `n` stays on.
+                Some(Kind::KeyspaceEvents) => warpengine_storage::notify::parse_flags(v)
+                    .map_or(v.as_str().into(), |f| {
+                        warpengine_storage::notify::format_flags(f).into()
+                    }),
+                _ => v.as_str().into(),
+            };
+            (*k, shown)
+        })
     }
 
     /// Applies a redis.conf-style text. Errors name the line, as redis-server does at start.

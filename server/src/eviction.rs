@@ -256,6 +256,12 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         evicted += 1;
         drop(entry);
         shard.stats.evicted_keys += 1;
+        warpengine_storage::notify::raise(
+            warpengine_storage::notify::EVICTED,
+            "evicted",
+            db,
+            key.as_bytes(),
+        );
         if server.wal.is_on() {
             crate::persist::log::evicted(server, shard, db, key.as_bytes());
         }

@@ -1,7 +1,7 @@
 //! The context a keyed command runs in: the shard (or, for a command whose keys span shards,
 //! the locked set of shards) that owns its keys, the selected database and the time.
 
-use warpengine_storage::{Db, Entry, Shard, StrValue, Value};
+use warpengine_storage::{notify, Db, Entry, Shard, StrValue, Value};
 
 use crate::protocol::Reply;
 use crate::server_state::Server;
@@ -131,6 +131,13 @@ impl<'a> KeyCtx<'a> {
         }
     }
 
+    /// Raises keyspace event `event` of `class` (`warpengine_storage::notify`) on `key` in the
+    /// selected database; published after the command.
+    #[inline]
+    pub fn notify(&self, class: u32, event: &'static str, key: &[u8]) {
+        notify::raise(class, event, self.db, key);
+    }
+
     /// Looks a key up for reading: counts a hit or miss and refreshes the access time.
     pub fn read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let (now, clock, touch, db) = (self.now_ms, self.clock, !self.no_touch, self.db);
@@ -146,6 +153,7 @@ impl<'a> KeyCtx<'a> {
             }
             None => {
                 shard.stats.keyspace_misses += 1;
+                notify::raise(notify::KEY_MISS, "keymiss", db, key);
                 None
             }
         }
@@ -181,9 +189,14 @@ impl<'a> KeyCtx<'a> {
     /// Stores a copy of `value` (never a slice of the request buffer, which would keep the
     /// whole buffer alive as long as this key lives).
     pub fn set_string(&mut self, key: &[u8], value: &[u8], expire_at: u64) {
-        let clock = self.clock;
-        self.db(key)
-            .set(key, Value::string(value), expire_at, clock);
+        self.store(key, Value::string(value), expire_at);
+    }
+
+    /// Stores `value` under `key` whatever was there (expired first if it had expired).
+    #[inline]
+    pub fn store(&mut self, key: &[u8], value: Value, expire_at: u64) {
+        let (clock, now) = (self.clock, self.now_ms);
+        self.db(key).set_over(key, value, expire_at, clock, now);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {

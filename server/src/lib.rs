@@ -12,6 +12,7 @@ pub mod durability;
 pub mod eviction;
 pub mod fabric;
 pub mod keyctx;
+pub mod keyspace_events;
 pub mod memory_accounting;
 pub mod monitor;
 pub mod persist;

@@ -60,6 +60,7 @@ fn main() {
         error!("{e}");
         std::process::exit(1);
     }
+    warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
     if let Err(e) = worker::start(server.clone(), addrs.clone()) {
         error!("{e}");
         std::process::exit(1);

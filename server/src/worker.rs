@@ -172,6 +172,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             .max(1) as usize;
         let mut shard = server.lock_shard(me);
         shard.active_expire(unix_ms(), EXPIRE_SAMPLES_PER_TICK * effort);
+        crate::keyspace_events::publish_raised(&server);
         server.publish_spare(&shard);
         if server.wal.is_on() {
             crate::persist::log::flush_expired(&server, &mut shard);

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::eviction::horizon::{Horizon, FREQ_MASK};
 use crate::key::Key;
 use crate::keytable::{KeyTable, Lookup};
+use crate::notify;
 use crate::value::Value;
 use crate::watch::{WatchFlag, Watchers};
 
@@ -100,6 +101,8 @@ pub struct Db {
     pub(crate) eviction_pool: Vec<(u64, Key)>,
     /// Keys clients WATCH here (None while nobody does: one branch per write then).
     watched: Option<Box<Watchers>>,
+    /// This database's number (SELECT's), for the keyspace events it raises.
+    index: usize,
 }
 
 /// Records `key`'s expiry in the table of keys that have one.
@@ -119,6 +122,14 @@ pub struct ScanStep {
 }
 
 impl Db {
+    /// An empty database numbered `index`.
+    pub fn numbered(index: usize) -> Db {
+        Db {
+            index,
+            ..Db::default()
+        }
+    }
+
     /// A database whose sampling starts from `seed` (tests that need repeatable draws).
     #[cfg(test)]
     pub(crate) fn with_seed(seed: u64) -> Db {
@@ -152,6 +163,7 @@ impl Db {
 
     fn note_expired(&mut self, key: &[u8]) {
         self.expired_since_taken += 1;
+        notify::raise(notify::EXPIRED, "expired", self.index, key);
         if let Some(log) = &mut self.expired_unlogged {
             log.push(Key::from_slice(key));
         }
@@ -229,9 +241,22 @@ impl Db {
                     entry.set_horizon_bits(h.admit(hash));
                 }
                 self.map.push(hash, owned, entry);
+                notify::raise(notify::NEW, "new", self.index, key);
             }
         }
         self.touch_watched(key);
+    }
+
+    /// As [`Db::set`], for a write that does not look the key up first (SET, a STORE form's
+    /// destination): a key there that has expired is expired first (counted, its `expired`
+    /// event raised), as Redis's setKey does through lookupKeyWrite.
+    #[inline]
+    pub fn set_over(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32, now_ms: u64) {
+        if !self.volatile.is_empty() && self.is_expired_key(key, now_ms) {
+            self.remove(key);
+            self.note_expired(key);
+        }
+        self.set(key, value, expire_at, clock);
     }
 
     /// Inserts an entry as it is, with `expire_at` (RENAME, MOVE, COPY keep the key's expiry).
@@ -322,6 +347,7 @@ impl Db {
                 sampled += 1;
                 if now_ms > at {
                     self.remove(key.as_bytes());
+                    notify::raise(notify::EXPIRED, "expired", self.index, key.as_bytes());
                     if let Some(log) = &mut self.expired_unlogged {
                         log.push(key);
                     }

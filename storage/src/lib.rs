@@ -10,6 +10,7 @@ pub mod key;
 mod keytable;
 pub mod list;
 pub mod longdouble;
+pub mod notify;
 mod packed;
 pub mod set;
 pub mod value;
@@ -75,7 +76,7 @@ impl Shard {
     pub fn new(id: usize, databases: usize) -> Shard {
         Shard {
             id,
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases).map(Db::numbered).collect(),
             stats: ShardStats::default(),
             evict_cursor: 0,
         }

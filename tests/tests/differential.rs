@@ -23,6 +23,10 @@
 //!   - `!pad N`: send N bytes of `a`, and compare what comes back as for `!raw` (to drive a
 //!     request past a size limit).
 //!   - `!reconnect`: reopen both connections (after a request that leaves them waiting).
+//!   - `!events resp2|resp3|off`: from here on, a listener connection on each server (in that
+//!     protocol) subscribed to `__key*__:*` collects the keyspace notifications each command
+//!     raises, and they are compared byte for byte after the command's reply (a PUBLISH on a
+//!     sync channel marks where one command's events end).
 //! * `CLIENT REPLY OFF|SKIP|ON` are followed: no reply is read while replies are off.
 //! * Each file starts with `FLUSHALL` on both servers and fresh connections. CONFIG SET
 //!   changes persist across files, so a file that changes a parameter must restore it.
@@ -218,6 +222,45 @@ struct Pair {
     redis: Conn,
     warp: Conn,
     mode: ReplyMode,
+    /// Under `!events`: the listeners (Redis's, WarpEngine's) and the next sync number.
+    listeners: Option<(Conn, Conn, u64)>,
+}
+
+/// The channel whose messages mark the end of one command's keyspace events.
+const SYNC_CHANNEL: &[u8] = b"corpus-events-sync";
+
+/// A listener for `!events`: subscribed to every keyspace and keyevent channel and to the
+/// sync channel, in RESP3 when asked.
+fn listener(port: u16, what: &str, resp3: bool) -> Result<Conn, String> {
+    let mut c = Conn::connect(port, what)?;
+    if resp3 {
+        c.send(&encode_command(&[b"HELLO", b"3"]));
+        c.reply();
+    }
+    c.send(&encode_command(&[b"PSUBSCRIBE", b"__key*__:*"]));
+    c.reply();
+    c.send(&encode_command(&[b"SUBSCRIBE", SYNC_CHANNEL]));
+    c.reply();
+    Ok(c)
+}
+
+/// What a listener received up to the sync message `n` (which is left out).
+fn events_until_sync(c: &mut Conn, n: u64) -> Vec<u8> {
+    let marker = format!("${}\r\n{}\r\n", n.to_string().len(), n);
+    let mut out = Vec::new();
+    loop {
+        let frame = c.reply();
+        let is_sync = frame.windows(SYNC_CHANNEL.len()).any(|w| w == SYNC_CHANNEL)
+            && frame.ends_with(marker.as_bytes());
+        if is_sync {
+            return out;
+        }
+        if frame.starts_with(b"<") {
+            out.extend_from_slice(&frame);
+            return out;
+        }
+        out.extend_from_slice(&frame);
+    }
 }
 
 impl Pair {
@@ -227,12 +270,37 @@ impl Pair {
             redis: Conn::connect(ports.0, "redis-server")?,
             warp: Conn::connect(ports.1, "warpengine")?,
             mode: ReplyMode::On,
+            listeners: None,
         })
     }
 
     fn reopen(&mut self) -> Result<(), String> {
+        let listeners = self.listeners.take();
         *self = Pair::open(self.ports)?;
+        self.listeners = listeners;
         Ok(())
+    }
+
+    /// Under `!events`: marks the end of the last command's events on both servers and
+    /// returns what each listener received (Redis's, WarpEngine's).
+    fn events(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let (redis_listener, warp_listener, next) = self.listeners.as_mut()?;
+        *next += 1;
+        let n = next.to_string();
+        let publish = encode_command(&[b"PUBLISH", SYNC_CHANNEL, n.as_bytes()]);
+        let sync = |c: &mut Conn| {
+            c.send(&publish);
+            c.reply();
+        };
+        // On a connection of its own: the file's connection may be subscribed or replying off.
+        let mut redis = Conn::connect(self.ports.0, "redis-server").ok()?;
+        let mut warp = Conn::connect(self.ports.1, "warpengine").ok()?;
+        sync(&mut redis);
+        sync(&mut warp);
+        Some((
+            events_until_sync(redis_listener, *next),
+            events_until_sync(warp_listener, *next),
+        ))
     }
 
     fn both(&mut self, bytes: &[u8]) -> (bool, bool) {
@@ -360,6 +428,17 @@ fn run_file(
                     }
                 }
                 "reconnect" => pair.reopen()?,
+                "events" => {
+                    pair.listeners = match rest {
+                        "off" => None,
+                        "resp2" | "resp3" => Some((
+                            listener(ports.0, "redis-server", rest == "resp3")?,
+                            listener(ports.1, "warpengine", rest == "resp3")?,
+                            0,
+                        )),
+                        _ => panic!("{name}:{lineno}: !events resp2|resp3|off"),
+                    }
+                }
                 _ => panic!("{name}:{lineno}: unknown directive {line}"),
             }
             continue;
@@ -377,6 +456,9 @@ fn run_file(
             if !skip {
                 mismatches.check(&name, lineno, line, &r, &w);
             }
+        }
+        if let Some((r, w)) = pair.events() {
+            mismatches.check(&name, lineno, &format!("{line} (events)"), &r, &w);
         }
         sorted = false;
         skip = false;

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use warpengine_storage::value::parse_strict_i64;
-use warpengine_storage::{Entry, StrValue, Value};
+use warpengine_storage::{notify, Entry, StrValue, Value};
 
 use super::util::{eq_ignore_case, int_arg, SYNTAX};
 use super::{commands, k, keyed, Writes};
@@ -53,15 +53,17 @@ fn read_bytes(ctx: &mut KeyCtx, key: &[u8]) -> Result<Option<Bytes>, Reply> {
 }
 
 /// Redis's lookupStringForBitCommand: the string at `key`, created or zero-padded so that
-/// bit `max_bit` exists.
+/// bit `max_bit` exists, and whether it was (created or grown: "dirty").
 fn string_for_write<'a>(
     ctx: &'a mut KeyCtx,
     key: &[u8],
     max_bit: u64,
-) -> Result<&'a mut Vec<u8>, Reply> {
+) -> Result<(&'a mut Vec<u8>, bool), Reply> {
     let need = (max_bit >> 3) as usize + 1;
+    let mut dirty = false;
     match ctx.write(key) {
         None => {
+            dirty = true;
             let clock = ctx.clock;
             ctx.db(key)
                 .set(key, Value::Str(StrValue::owned(vec![0; need])), 0, clock);
@@ -80,8 +82,9 @@ fn string_for_write<'a>(
             let buf = s.make_owned();
             if buf.len() < need {
                 buf.resize(need, 0);
+                dirty = true;
             }
-            Ok(buf)
+            Ok((buf, dirty))
         }
         _ => unreachable!("string just created"),
     }
@@ -104,7 +107,7 @@ pub fn setbit(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Some(v @ (0 | 1)) => v as u8,
         _ => return Reply::err(BAD_BIT),
     };
-    let buf = match string_for_write(ctx, &args[1], offset) {
+    let (buf, dirty) = match string_for_write(ctx, &args[1], offset) {
         Ok(b) => b,
         Err(e) => return e,
     };
@@ -112,6 +115,10 @@ pub fn setbit(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let shift = 7 - (offset & 7);
     let old = (buf[byte] >> shift) & 1;
     buf[byte] = (buf[byte] & !(1 << shift)) | (on << shift);
+    // As Redis 7.0: an event only when the string was created or grown or the bit changed.
+    if dirty || old != on {
+        ctx.notify(notify::STRING, "setbit", &args[1]);
+    }
     Reply::Int(old as i64)
 }
 
@@ -311,7 +318,9 @@ pub fn bitop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let maxlen = sources.iter().map(Bytes::len).max().unwrap_or(0);
     let dest = &args[2];
     if maxlen == 0 {
-        ctx.remove(dest);
+        if ctx.remove(dest).is_some() {
+            ctx.notify(notify::GENERIC, "del", dest);
+        }
         return Reply::Int(0);
     }
     let mut out = vec![0u8; maxlen];
@@ -325,9 +334,8 @@ pub fn bitop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         };
     }
     // Redis stores the result as a raw string, whatever it looks like.
-    let clock = ctx.clock;
-    ctx.db(dest)
-        .set(dest, Value::Str(StrValue::owned(out)), 0, clock);
+    ctx.store(dest, Value::Str(StrValue::owned(out)), 0);
+    ctx.notify(notify::STRING, "set", dest);
     Reply::Int(maxlen as i64)
 }
 
@@ -527,10 +535,11 @@ fn bitfield_generic(ctx: &mut KeyCtx, args: &[Bytes], readonly_cmd: bool) -> Rep
         return Reply::err("ERR BITFIELD_RO only supports the GET subcommand");
     }
     let buf = match string_for_write(ctx, key, highest) {
-        Ok(b) => b,
+        Ok((b, _)) => b,
         Err(e) => return e,
     };
     let mut out = Vec::with_capacity(ops.len());
+    let mut changes = 0;
     for f in &ops {
         match (f.op, f.signed) {
             (FieldOp::Get, true) => out.push(Reply::Int(get_signed(buf, f.offset, f.bits))),
@@ -548,6 +557,7 @@ fn bitfield_generic(ctx: &mut KeyCtx, args: &[Bytes], readonly_cmd: bool) -> Rep
                     Some(new) => {
                         out.push(Reply::Int(if op == FieldOp::Incrby { new } else { old }));
                         set_unsigned(buf, f.offset, f.bits, new as u64);
+                        changes += 1;
                     }
                     None => out.push(Reply::Nil),
                 }
@@ -564,11 +574,15 @@ fn bitfield_generic(ctx: &mut KeyCtx, args: &[Bytes], readonly_cmd: bool) -> Rep
                         let shown = if op == FieldOp::Incrby { new } else { old };
                         out.push(Reply::Int(shown as i64));
                         set_unsigned(buf, f.offset, f.bits, new);
+                        changes += 1;
                     }
                     None => out.push(Reply::Nil),
                 }
             }
         }
+    }
+    if changes > 0 {
+        ctx.notify(notify::STRING, "setbit", key);
     }
     Reply::Array(out)
 }

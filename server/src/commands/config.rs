@@ -59,10 +59,10 @@ fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
         for (name, value) in cfg.iter() {
             if plain {
                 if name == pattern && seen.insert(name) {
-                    pairs.push((Reply::Bulk(p.clone()), Reply::bulk_str(value)));
+                    pairs.push((Reply::Bulk(p.clone()), Reply::bulk_str(&value)));
                 }
             } else if glob_match(pattern.as_bytes(), name.as_bytes(), true) && seen.insert(name) {
-                pairs.push((Reply::bulk_str(name), Reply::bulk_str(value)));
+                pairs.push((Reply::bulk_str(name), Reply::bulk_str(&value)));
             }
         }
     }
@@ -118,6 +118,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));
     *cfg = next;
     s.server.hot.refresh(&cfg);
+    crate::keyspace_events::apply(&cfg);
     drop(cfg);
     if old_policy != new_policy {
         crate::eviction::apply_policy(s.server);

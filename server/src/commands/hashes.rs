@@ -4,7 +4,7 @@ use bytes::Bytes;
 use warpengine_storage::hash::random_below;
 use warpengine_storage::longdouble::LongDouble;
 use warpengine_storage::value::parse_strict_i64;
-use warpengine_storage::{glob_match, Entry, HashValue, Value};
+use warpengine_storage::{glob_match, notify, Entry, HashValue, Value};
 
 use super::keyspace::parse_cursor;
 use super::util::{eq_ignore_case, int_arg, wrong_arity, NOT_FLOAT, SYNTAX};
@@ -87,6 +87,7 @@ fn set_pairs(ctx: &mut KeyCtx, args: &[Bytes], name: &str) -> Result<i64, Reply>
             added += 1;
         }
     }
+    ctx.notify(notify::HASH, "hset", &args[1]);
     Ok(added)
 }
 
@@ -108,6 +109,7 @@ pub fn hsetnx(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     }
     h.set(&args[2], &args[3], entries, value_len);
+    ctx.notify(notify::HASH, "hset", &args[1]);
     Reply::Int(1)
 }
 
@@ -141,8 +143,12 @@ pub fn hdel(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Int(0),
         Err(e) => return e,
     };
-    if empty {
-        ctx.remove(key);
+    if removed > 0 {
+        ctx.notify(notify::HASH, "hdel", key);
+        if empty {
+            ctx.remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
+        }
     }
     Reply::Int(removed as i64)
 }
@@ -233,6 +239,7 @@ pub fn hincrby(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         entries,
         value_len,
     );
+    ctx.notify(notify::HASH, "hincrby", &args[1]);
     Reply::Int(new)
 }
 
@@ -263,6 +270,7 @@ pub fn hincrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     };
     let text = Bytes::from(new.to_human_string());
     h.set(&args[2], &text, entries, value_len);
+    ctx.notify(notify::HASH, "hincrbyfloat", &args[1]);
     Reply::Bulk(text)
 }
 

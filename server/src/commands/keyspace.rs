@@ -1,7 +1,7 @@
 //! Generic keyspace commands: DEL, EXISTS, expiry, RENAME, COPY, MOVE, KEYS, SCAN, RANDOMKEY.
 
 use bytes::Bytes;
-use warpengine_storage::{glob_match, Entry};
+use warpengine_storage::{glob_match, notify, Entry};
 
 use super::util::{
     eq_ignore_case, err_echo, int_arg, scan_options, ScanOptions, DB_OUT_OF_RANGE, INT_RANGE,
@@ -14,7 +14,13 @@ use crate::server_state::unix_ms;
 use crate::session::Session;
 
 pub fn del(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let removed = args[1..].iter().filter(|k| ctx.remove(k).is_some()).count();
+    let mut removed = 0;
+    for key in &args[1..] {
+        if ctx.remove(key).is_some() {
+            ctx.notify(notify::GENERIC, "del", key);
+            removed += 1;
+        }
+    }
     Reply::Int(removed as i64)
 }
 
@@ -28,12 +34,16 @@ pub fn touch(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     Reply::Int(n as i64)
 }
 
+/// TYPE reads as Redis's lookupKeyReadWithFlags(LOOKUP_NOTOUCH): a hit or miss (and
+/// `keymiss`) is counted, the access time is left alone.
 pub fn type_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let now = ctx.now_ms;
-    match ctx.db(&args[1]).get(&args[1], now) {
+    let touch = std::mem::replace(&mut ctx.no_touch, true);
+    let reply = match ctx.read(&args[1]) {
         Some(e) => Reply::Status(e.value.type_name()),
         None => Reply::Status("none"),
-    }
+    };
+    ctx.no_touch = touch;
+    reply
 }
 
 #[derive(Default)]
@@ -118,8 +128,10 @@ fn expire_generic(
     let now = ctx.now_ms as i64;
     if when <= now {
         ctx.db(key).remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         ctx.db(key).set_expire(key, when as u64);
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     Reply::Int(1)
 }
@@ -182,6 +194,7 @@ pub fn persist(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::Int(0);
     }
     ctx.db(key).set_expire(key, 0);
+    ctx.notify(notify::GENERIC, "persist", key);
     Reply::Int(1)
 }
 
@@ -201,6 +214,8 @@ fn rename_generic(ctx: &mut KeyCtx, args: &[Bytes], nx: bool) -> Reply {
     }
     let (entry, expire_at) = ctx.db(src).take(src).expect("checked present above");
     ctx.db(dst).insert_entry(dst, entry, expire_at);
+    ctx.notify(notify::GENERIC, "rename_from", src);
+    ctx.notify(notify::GENERIC, "rename_to", dst);
     if nx {
         Reply::Int(1)
     } else {
@@ -276,6 +291,7 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         target.remove(dst);
     }
     target.insert_entry(dst, copy, expire_at);
+    notify::raise(notify::GENERIC, "copy_to", dst_db, dst);
     Reply::Int(1)
 }
 
@@ -299,6 +315,8 @@ pub fn move_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     }
     let (entry, expire_at) = ctx.db(key).take(key).expect("checked present above");
     ctx.db_at(key, target).insert_entry(key, entry, expire_at);
+    ctx.notify(notify::GENERIC, "move_from", key);
+    notify::raise(notify::GENERIC, "move_to", target, key);
     Reply::Int(1)
 }
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use warpengine_storage::list::End;
-use warpengine_storage::{Entry, ListValue, Value};
+use warpengine_storage::{notify, Entry, ListValue, Value};
 
 use super::util::{atoi, eq_ignore_case, int_arg, NO_SUCH_KEY, SYNTAX};
 use super::{commands, k, keyed, Keys};
@@ -89,10 +89,27 @@ fn read_list<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ListV
     }
 }
 
-/// Deletes `key` when its list has become empty, as Redis does after every removal.
-fn delete_if(ctx: &mut KeyCtx, key: &[u8], emptied: bool) {
+/// After a removal: raises `event`, then deletes `key` when its list has become empty, as
+/// Redis does after every removal.
+fn delete_if(ctx: &mut KeyCtx, key: &[u8], event: &'static str, emptied: bool) {
+    ctx.notify(notify::LIST, event, key);
     if emptied {
         ctx.db(key).remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    }
+}
+
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
     }
 }
 
@@ -109,7 +126,9 @@ fn push(ctx: &mut KeyCtx, args: &[Bytes], end: End, only_existing: bool) -> Repl
         Err(e) => e,
         Ok(Some(l)) => {
             values.iter().for_each(|v| l.push(end, v));
-            Reply::Int(l.len() as i64)
+            let len = l.len();
+            ctx.notify(notify::LIST, push_event(end), key);
+            Reply::Int(len as i64)
         }
         Ok(None) if only_existing => Reply::Int(0),
         Ok(None) => {
@@ -117,6 +136,7 @@ fn push(ctx: &mut KeyCtx, args: &[Bytes], end: End, only_existing: bool) -> Repl
             values.iter().for_each(|v| l.push(end, v));
             let len = l.len();
             create(ctx, key, l);
+            ctx.notify(notify::LIST, push_event(end), key);
             Reply::Int(len as i64)
         }
     }
@@ -171,7 +191,7 @@ fn pop(ctx: &mut KeyCtx, args: &[Bytes], end: End) -> Reply {
         None => Reply::Bulk(l.pop(end).expect("a stored list is never empty")),
     };
     let emptied = l.is_empty();
-    delete_if(ctx, key, emptied);
+    delete_if(ctx, key, pop_event(end), emptied);
     reply
 }
 
@@ -217,7 +237,7 @@ pub fn lindex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn lset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    match write_list(ctx, &args[1]) {
+    let reply = match write_list(ctx, &args[1]) {
         Err(e) => e,
         Ok(None) => Reply::err(NO_SUCH_KEY),
         Ok(Some(l)) => match int_arg(&args[2]) {
@@ -225,7 +245,11 @@ pub fn lset(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             Ok(i) if l.set(i, &args[3]) => OK,
             Ok(_) => Reply::err("ERR index out of range"),
         },
+    };
+    if !reply.is_error() {
+        ctx.notify(notify::LIST, "lset", &args[1]);
     }
+    reply
 }
 
 pub fn linsert(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -241,7 +265,9 @@ pub fn linsert(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::Int(0),
         Ok(Some(l)) => {
             if l.insert(&args[3], &args[4], after) {
-                Reply::Int(l.len() as i64)
+                let len = l.len();
+                ctx.notify(notify::LIST, "linsert", &args[1]);
+                Reply::Int(len as i64)
             } else {
                 Reply::Int(-1)
             }
@@ -260,7 +286,9 @@ pub fn lrem(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => return Reply::Int(0),
         Ok(Some(l)) => (l.remove(&args[3], count), l.is_empty()),
     };
-    delete_if(ctx, key, removed.1);
+    if removed.0 > 0 {
+        delete_if(ctx, key, "lrem", removed.1);
+    }
     Reply::Int(removed.0 as i64)
 }
 
@@ -278,7 +306,7 @@ pub fn ltrim(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             l.is_empty()
         }
     };
-    delete_if(ctx, key, emptied);
+    delete_if(ctx, key, "ltrim", emptied);
     OK
 }
 
@@ -354,6 +382,8 @@ fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Rep
         Ok(Some(l)) if src == dst => {
             let v = l.pop(from).expect("a stored list is never empty");
             l.push(to, &v);
+            ctx.notify(notify::LIST, push_event(to), dst);
+            ctx.notify(notify::LIST, pop_event(from), src);
             return Reply::Bulk(v);
         }
         Ok(Some(_)) => {}
@@ -368,7 +398,7 @@ fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Rep
         ),
         _ => unreachable!("checked above"),
     };
-    delete_if(ctx, src, emptied);
+    // As Redis: the push (and its event) first, then the pop's event and the deletion.
     match write_list(ctx, dst) {
         Ok(Some(l)) => l.push(to, &v),
         _ => {
@@ -377,6 +407,8 @@ fn move_one(ctx: &mut KeyCtx, src: &[u8], dst: &[u8], from: End, to: End) -> Rep
             create(ctx, dst, l);
         }
     }
+    ctx.notify(notify::LIST, push_event(to), dst);
+    delete_if(ctx, src, pop_event(from), emptied);
     Reply::Bulk(v)
 }
 
@@ -455,7 +487,7 @@ pub fn mpop(ctx: &mut KeyCtx, args: &[Bytes], parsed: &MpopArgs) -> Reply {
             Ok(Some(l)) => {
                 let popped = pop_many(l, parsed.end, parsed.count);
                 let emptied = l.is_empty();
-                delete_if(ctx, key, emptied);
+                delete_if(ctx, key, pop_event(parsed.end), emptied);
                 return Reply::Array(vec![Reply::bulk(key), Reply::Array(popped)]);
             }
         }

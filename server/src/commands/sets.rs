@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use bytes::Bytes;
 use warpengine_storage::set::random_u64;
 use warpengine_storage::value::parse_strict_i64;
-use warpengine_storage::{glob_match, Entry, SetValue, Value};
+use warpengine_storage::{glob_match, notify, Entry, SetValue, Value};
 
 use super::keyspace::parse_cursor;
 use super::util::{atoi, eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
@@ -84,8 +84,7 @@ fn peek<'a>(ctx: &'a mut KeyCtx, key: &[u8]) -> Option<&'a SetValue> {
 }
 
 fn store(ctx: &mut KeyCtx, key: &[u8], set: SetValue) {
-    let clock = ctx.clock;
-    ctx.db(key).set(key, Value::Set(Box::new(set)), 0, clock);
+    ctx.store(key, Value::Set(Box::new(set)), 0);
 }
 
 fn bulk(m: &[u8]) -> Reply {
@@ -113,6 +112,9 @@ pub fn sadd(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     }
     let set = tri!(write_set(ctx, key)).expect("just created");
     let added = args[2..].iter().filter(|m| set.add(m, max)).count();
+    if added > 0 {
+        ctx.notify(notify::SET, "sadd", key);
+    }
     Reply::Int(added as i64)
 }
 
@@ -130,8 +132,13 @@ pub fn srem(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             }
         }
     }
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    if removed > 0 {
+        ctx.notify(notify::SET, "srem", key);
+    }
+    if emptied {
         ctx.remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
     }
     Reply::Int(removed)
 }
@@ -246,8 +253,11 @@ pub fn spop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         let m = set
             .remove_index(set.random_index())
             .expect("set is not empty");
-        if set.is_empty() {
+        let emptied = set.is_empty();
+        ctx.notify(notify::SET, "spop", key);
+        if emptied {
             ctx.remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
         }
         return bulk(m.as_bytes());
     }
@@ -263,13 +273,17 @@ pub fn spop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::Set(Vec::new());
     }
     let size = set.len() as u64;
+    ctx.notify(notify::SET, "spop", key);
     if count >= size {
         // Redis answers with the union of the one set (an intset while it can be).
+        let set = tri!(write_set(ctx, key)).expect("checked above");
         let all = SetValue::collect(set.iter(), max);
         let reply = Reply::Set(members_reply(all.iter()));
         ctx.remove(key);
+        ctx.notify(notify::GENERIC, "del", key);
         return reply;
     }
+    let set = tri!(write_set(ctx, key)).expect("checked above");
     let remaining = size - count;
     let mut out = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -309,29 +323,28 @@ pub fn smove(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if !set.remove(member) {
         return Reply::Int(0);
     }
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    ctx.notify(notify::SET, "srem", src);
+    if emptied {
         ctx.remove(src);
+        ctx.notify(notify::GENERIC, "del", src);
     }
     if !dst_exists {
         store(ctx, dst, SetValue::for_member(member));
     }
     let set = tri!(write_set(ctx, dst)).expect("exists");
-    set.add(member, max);
+    if set.add(member, max) || !dst_exists {
+        ctx.notify(notify::SET, "sadd", dst);
+    }
     Reply::Int(1)
 }
 
-/// Looks every key up (reading, or writing for the STORE forms, as Redis does), checking
-/// types before anything else: the sizes of the sets, None for a missing key.
-fn lookup_all(ctx: &mut KeyCtx, keys: &[Bytes], write: bool) -> Result<Vec<Option<usize>>, Reply> {
+/// Looks every key up for reading (the STORE forms too: Redis 7.0 counts their hits and
+/// misses and raises `keymiss`), checking types before anything else: the sizes of the sets,
+/// None for a missing key.
+fn lookup_all(ctx: &mut KeyCtx, keys: &[Bytes]) -> Result<Vec<Option<usize>>, Reply> {
     keys.iter()
-        .map(|k| {
-            let s = if write {
-                write_set(ctx, k)?
-            } else {
-                read_set(ctx, k)?
-            };
-            Ok(s.map(|s| s.len()))
-        })
+        .map(|k| Ok(read_set(ctx, k)?.map(|s| s.len())))
         .collect()
 }
 
@@ -368,7 +381,7 @@ fn intersect(
 
 pub fn sinter(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let keys = &args[1..];
-    let sizes = tri!(lookup_all(ctx, keys, false));
+    let sizes = tri!(lookup_all(ctx, keys));
     let result = intersect(ctx, keys, &sizes, 0);
     Reply::Set(result.into_iter().map(Reply::Bulk).collect())
 }
@@ -376,18 +389,21 @@ pub fn sinter(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 pub fn sinterstore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let (dst, keys) = (&args[1], &args[2..]);
     let max = max_intset(ctx);
-    let sizes = tri!(lookup_all(ctx, keys, true));
+    let sizes = tri!(lookup_all(ctx, keys));
     let result = intersect(ctx, keys, &sizes, 0);
     let set = SetValue::collect(result.iter().map(|b| &b[..]), max);
-    store_result(ctx, dst, set)
+    store_result(ctx, dst, set, "sinterstore")
 }
 
-/// Replaces `dst` with `set`, or deletes it when the result is empty; replies the size.
-fn store_result(ctx: &mut KeyCtx, dst: &[u8], set: SetValue) -> Reply {
+/// Replaces `dst` with `set` and raises `event`, or deletes it when the result is empty;
+/// replies the size.
+fn store_result(ctx: &mut KeyCtx, dst: &[u8], set: SetValue, event: &'static str) -> Reply {
     let n = set.len();
-    ctx.remove(dst);
     if n > 0 {
         store(ctx, dst, set);
+        ctx.notify(notify::SET, event, dst);
+    } else if ctx.remove(dst).is_some() {
+        ctx.notify(notify::GENERIC, "del", dst);
     }
     Reply::Int(n as i64)
 }
@@ -425,7 +441,7 @@ pub fn sintercard(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
     }
     let keys = &args[2..2 + numkeys];
-    let sizes = tri!(lookup_all(ctx, keys, false));
+    let sizes = tri!(lookup_all(ctx, keys));
     Reply::Int(intersect(ctx, keys, &sizes, limit).len() as i64)
 }
 
@@ -439,7 +455,7 @@ enum Op {
 /// the result is an intset for as long as Redis's would be, and so comes out in its order.
 fn union_diff(ctx: &mut KeyCtx, keys: &[Bytes], dst: Option<&Bytes>, op: Op) -> Reply {
     let max = max_intset(ctx);
-    let sizes = tri!(lookup_all(ctx, keys, dst.is_some()));
+    let sizes = tri!(lookup_all(ctx, keys));
     let mut result = SetValue::new_intset();
     match op {
         Op::Union => {
@@ -492,8 +508,12 @@ fn union_diff(ctx: &mut KeyCtx, keys: &[Bytes], dst: Option<&Bytes>, op: Op) -> 
             }
         }
     }
+    let event = match op {
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
     match dst {
-        Some(dst) => store_result(ctx, dst, result),
+        Some(dst) => store_result(ctx, dst, result, event),
         None => Reply::Set(members_reply(result.iter())),
     }
 }

@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use bytes::Bytes;
 use warpengine_storage::list::End;
-use warpengine_storage::{ListValue, Shard, Value};
+use warpengine_storage::{notify, ListValue, Shard, Value};
 
 use super::util::{eq_ignore_case, int_arg, SYNTAX};
 use super::{commands, k, session, Keys};
@@ -509,11 +509,10 @@ fn run(ctx: &mut KeyCtx, key: &[u8], o: Options) -> Reply {
             }
             let n = list.len();
             if n > 0 {
-                let clock = ctx.clock;
-                ctx.db(dest)
-                    .set(dest, Value::List(Box::new(list)), 0, clock);
-            } else {
-                ctx.remove(dest);
+                ctx.store(dest, Value::List(Box::new(list)), 0);
+                ctx.notify(notify::LIST, "sortstore", dest);
+            } else if ctx.remove(dest).is_some() {
+                ctx.notify(notify::GENERIC, "del", dest);
             }
             Reply::Int(n as i64)
         }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use warpengine_storage::longdouble::LongDouble;
+use warpengine_storage::notify;
 use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::{Entry, StrValue, Value};
 
@@ -144,7 +145,9 @@ fn resolve_expire(opts: &SetOptions, command: &str, now_ms: u64) -> Result<Expir
     Ok(expire)
 }
 
-/// Stores a string, honouring KEEPTTL and deleting at once when the expiry is already past.
+/// Stores a string, honouring KEEPTTL; raises `set` (and `expire` with one), as Redis's SET
+/// family does. An expiry already past is stored as it is, as Redis 7.0 stores it: the key is
+/// there until expiry removes it (with its `expired` event).
 /// Takes the value by reference: the request's buffer belongs to the connection's worker, and
 /// touching its reference count from the owning shard's worker would bounce a cache line.
 fn store(ctx: &mut KeyCtx, key: &[u8], value: &[u8], expire: ExpireOpt) {
@@ -157,11 +160,11 @@ fn store(ctx: &mut KeyCtx, key: &[u8], value: &[u8], expire: ExpireOpt) {
         ExpireOpt::At(at) => at,
         ExpireOpt::None | ExpireOpt::Persist => 0,
     };
-    if expire_at != 0 && expire_at <= now {
-        ctx.db(key).remove(key);
-        return;
-    }
     ctx.set_string(key, value, expire_at);
+    ctx.notify(notify::STRING, "set", key);
+    if let ExpireOpt::At(_) = expire {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
 }
 
 pub fn set(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
@@ -248,6 +251,7 @@ pub fn getdel(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     };
     if old.is_some() {
         ctx.remove(&args[1]);
+        ctx.notify(notify::GENERIC, "del", &args[1]);
     }
     old.map_or(Reply::Nil, Reply::Bulk)
 }
@@ -271,12 +275,18 @@ pub fn getex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     match expire {
         ExpireOpt::At(at) if at <= now => {
             ctx.db(key).remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
         }
         ExpireOpt::At(at) => {
             ctx.db(key).set_expire(key, at);
+            ctx.notify(notify::GENERIC, "expire", key);
         }
         ExpireOpt::Persist => {
-            ctx.db(key).set_expire(key, 0);
+            let db = ctx.db(key);
+            if db.expire_at(key) != 0 {
+                db.set_expire(key, 0);
+                ctx.notify(notify::GENERIC, "persist", key);
+            }
         }
         ExpireOpt::None | ExpireOpt::KeepTtl => {}
     }
@@ -325,7 +335,8 @@ pub fn append(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     match ctx.write(key) {
         None => {
             let len = args[2].len();
-            store(ctx, key, &args[2], ExpireOpt::None);
+            ctx.set_string(key, &args[2], 0);
+            ctx.notify(notify::STRING, "append", key);
             Reply::Int(len as i64)
         }
         Some(Entry {
@@ -337,7 +348,9 @@ pub fn append(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             }
             let buf = s.make_owned();
             buf.extend_from_slice(&args[2]);
-            Reply::Int(buf.len() as i64)
+            let len = buf.len();
+            ctx.notify(notify::STRING, "append", key);
+            Reply::Int(len as i64)
         }
         #[allow(unreachable_patterns)]
         Some(_) => Reply::err(WRONGTYPE),
@@ -375,6 +388,7 @@ fn add_to_integer(ctx: &mut KeyCtx, key: &[u8], delta: i64) -> Reply {
         Some(e) => e.value = Value::string(text),
         None => ctx.set_string(key, text, 0),
     }
+    ctx.notify(notify::STRING, "incrby", key);
     Reply::Int(new)
 }
 
@@ -447,6 +461,7 @@ pub fn incrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
                 .set(key, Value::Str(StrValue::verbatim(&text)), 0, clock);
         }
     }
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     Reply::Bulk(text)
 }
 
@@ -506,6 +521,7 @@ pub fn setrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             let clock = ctx.clock;
             ctx.db(key)
                 .set(key, Value::Str(StrValue::owned(buf)), 0, clock);
+            ctx.notify(notify::STRING, "setrange", key);
             Reply::Int(needed as i64)
         }
         Some(Entry {
@@ -523,7 +539,9 @@ pub fn setrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
                 buf.resize(needed as usize, 0);
             }
             buf[offset as usize..needed as usize].copy_from_slice(value);
-            Reply::Int(buf.len() as i64)
+            let len = buf.len();
+            ctx.notify(notify::STRING, "setrange", key);
+            Reply::Int(len as i64)
         }
         #[allow(unreachable_patterns)]
         Some(_) => Reply::err(WRONGTYPE),

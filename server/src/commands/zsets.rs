@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use warpengine_physics::lfu::Rng;
-use warpengine_storage::{glob_match, Value, ZSetValue};
+use warpengine_storage::{glob_match, notify, Value, ZSetValue};
 
 use super::keyspace::parse_cursor;
 use super::util::{eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
@@ -351,12 +351,22 @@ fn write_zset<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ZSet
     }
 }
 
-/// Deletes `key` when its sorted set has become empty.
-fn drop_if_empty(ctx: &mut KeyCtx, key: &[u8]) {
+/// After members were removed: raises `event`, then deletes `key` when its sorted set has
+/// become empty (and raises `del`), as Redis does.
+fn removed_from(ctx: &mut KeyCtx, key: &[u8], event: &'static str) {
+    ctx.notify(notify::ZSET, event, key);
     if let Ok(Some(z)) = write_zset(ctx, key) {
         if z.is_empty() {
             ctx.remove(key);
+            ctx.notify(notify::GENERIC, "del", key);
         }
+    }
+}
+
+/// After a STORE form computed an empty result: `dst` is deleted, raising `del` if it existed.
+fn delete_empty_result(ctx: &mut KeyCtx, dst: &[u8]) {
+    if ctx.remove(dst).is_some() {
+        ctx.notify(notify::GENERIC, "del", dst);
     }
 }
 
@@ -383,18 +393,24 @@ fn add_new(z: &mut ZSetValue, member: &[u8], score: f64, lim: Limits) {
 }
 
 /// Stores a freshly built sorted set as Redis's zsetConvertToListpackIfNeeded leaves it.
-fn store_result(ctx: &mut KeyCtx, dst: &[u8], mut z: ZSetValue, lim: Limits) -> Reply {
+fn store_result(
+    ctx: &mut KeyCtx,
+    dst: &[u8],
+    mut z: ZSetValue,
+    lim: Limits,
+    event: &'static str,
+) -> Reply {
     let n = z.len();
     if n == 0 {
-        ctx.remove(dst);
+        delete_empty_result(ctx, dst);
         return Reply::Int(0);
     }
     let maxlen = z.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
     if n <= lim.entries && maxlen <= lim.value {
         z.make_listpack();
     }
-    let clock = ctx.clock;
-    ctx.db(dst).set(dst, Value::ZSet(Box::new(z)), 0, clock);
+    ctx.store(dst, Value::ZSet(Box::new(z)), 0);
+    ctx.notify(notify::ZSET, event, dst);
     Reply::Int(n as i64)
 }
 
@@ -523,6 +539,9 @@ fn zadd_generic(ctx: &mut KeyCtx, args: &[Bytes], mut f: AddFlags) -> Reply {
             }
         }
     }
+    if added > 0 || updated > 0 {
+        ctx.notify(notify::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
+    }
     if f.incr {
         if processed > 0 {
             Reply::Double(last_score)
@@ -572,7 +591,9 @@ pub fn zrem(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             }
         }
     }
-    drop_if_empty(ctx, key);
+    if removed > 0 {
+        removed_from(ctx, key, "zrem");
+    }
     Reply::Int(removed)
 }
 
@@ -769,13 +790,12 @@ fn zrange_generic(
         };
         let dst = &args[1];
         if result.is_empty() {
-            ctx.remove(dst);
+            delete_empty_result(ctx, dst);
             return Reply::Int(0);
         }
         let n = result.len() as i64;
-        let clock = ctx.clock;
-        ctx.db(dst)
-            .set(dst, Value::ZSet(Box::new(result)), 0, clock);
+        ctx.store(dst, Value::ZSet(Box::new(result)), 0);
+        ctx.notify(notify::ZSET, "zrangestore", dst);
         return Reply::Int(n);
     }
     match read_zset(ctx, key) {
@@ -882,7 +902,9 @@ fn pop_n(ctx: &mut KeyCtx, key: &[u8], max: bool, count: usize) -> Vec<(Bytes, f
             }
         }
     }
-    drop_if_empty(ctx, key);
+    if !out.is_empty() {
+        removed_from(ctx, key, if max { "zpopmax" } else { "zpopmin" });
+    }
     out
 }
 
@@ -1039,7 +1061,14 @@ fn zremrange_generic(ctx: &mut KeyCtx, args: &[Bytes], kind: RangeType) -> Reply
         Spec::Lex(r) => r.span(z),
     };
     let removed = z.remove_range(start, end);
-    drop_if_empty(ctx, key);
+    if removed > 0 {
+        let event = match kind {
+            RangeType::Score => "zremrangebyscore",
+            RangeType::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        removed_from(ctx, key, event);
+    }
     Reply::Int(removed as i64)
 }
 
@@ -1305,9 +1334,10 @@ fn set_op(
     }
     let setnum = setnum as usize;
     let keys = &args[numkeys_at + 1..numkeys_at + 1 + setnum];
-    // Type checks come before any option is parsed, as in Redis.
+    // Type checks come before any option is parsed, as in Redis; the STORE forms read their
+    // inputs too (hits, misses and `keymiss` as Redis 7.0 counts them).
     for key in keys {
-        let found = if store { ctx.write(key) } else { ctx.read(key) };
+        let found = ctx.read(key);
         if let Some(e) = found {
             if !matches!(e.value, Value::ZSet(_) | Value::Set(_)) {
                 return Err(Reply::err(WRONGTYPE));
@@ -1448,7 +1478,14 @@ fn set_op_store(ctx: &mut KeyCtx, args: &[Bytes], op: SetOp, name: &str) -> Repl
     match set_op(ctx, args, 2, op, true, false, name) {
         Err(e) => e,
         Ok(SetOpOutcome::Card(n)) => Reply::Int(n as i64),
-        Ok(SetOpOutcome::Done(z, _)) => store_result(ctx, &args[1], z, lim),
+        Ok(SetOpOutcome::Done(z, _)) => {
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                SetOp::Diff => "zdiffstore",
+            };
+            store_result(ctx, &args[1], z, lim, event)
+        }
     }
 }
 

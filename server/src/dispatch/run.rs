@@ -267,6 +267,8 @@ impl Pipeline {
             worker: self.me,
         };
         let mut reply = guarded(TABLE[request.index].name, || f(&mut session, args));
+        // SORT ... STORE, and lazy expiry in KEYS, SCAN, RANDOMKEY ...
+        crate::keyspace_events::publish_raised(server);
         if conn.resp3 && conn.subscribed() && !reply.is_error() {
             // Pushes queued while it ran (its own PUBLISH's message) go before its reply.
             let mut out = Vec::new();
@@ -301,6 +303,7 @@ pub(super) fn meta_step(server: &Server, index: usize, f: MetaFn, args: &[Bytes]
         changed = did;
         reply
     });
+    crate::keyspace_events::publish_raised(server);
     if changed && server.wal.is_on() {
         wal_log::meta(server, &mut shard0, args);
     }

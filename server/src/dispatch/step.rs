@@ -93,6 +93,7 @@ pub(super) fn execute<R: Outcome>(
         Vec::new()
     };
     let outcome = guarded(TABLE[index].name, || run(ctx));
+    crate::keyspace_events::publish_raised(server);
     if watched {
         touch_watched(ctx, index, args, &held, &outcome);
     }
