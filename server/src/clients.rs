@@ -32,6 +32,8 @@ pub struct ClientInfo {
     /// In a blocking command's wait, or held by CLIENT PAUSE.
     pub blocked: bool,
     pub monitor: bool,
+    /// CLIENT TRACKING's state while it is on.
+    pub tracking: Option<Arc<crate::tracking::Tracker>>,
 }
 
 impl ClientInfo {
@@ -49,6 +51,15 @@ impl ClientInfo {
         }
         if self.blocked {
             f.push('b');
+        }
+        if let Some(t) = &self.tracking {
+            f.push('t');
+            if t.broken_redirect.load(std::sync::atomic::Ordering::Relaxed) {
+                f.push('R');
+            }
+            if t.bcast {
+                f.push('B');
+            }
         }
         if self.no_evict {
             f.push('e');
@@ -71,6 +82,9 @@ impl ClientInfo {
 
 pub struct ClientHandle {
     pub info: Mutex<ClientInfo>,
+    /// The connection's message queue once it has one (Pub/Sub, MONITOR, tracking): where a
+    /// tracking client redirecting here sends its invalidations.
+    pub sink: Mutex<Option<Arc<crate::pubsub::Subscriber>>>,
     /// What the client waits on while a blocking command holds it (CLIENT UNBLOCK ends it).
     pub blocked_on: Mutex<Option<Arc<crate::blocked_clients::Waiter>>>,
 }
@@ -102,6 +116,7 @@ impl Registry {
         let id = info.id;
         let handle = Arc::new(ClientHandle {
             info: Mutex::new(info),
+            sink: Mutex::new(None),
             blocked_on: Mutex::new(None),
         });
         self.clients

@@ -266,6 +266,8 @@ pub struct CommandSpec {
     /// May run while a RESP2 connection is in Pub/Sub's subscribed mode (the (un)subscribe
     /// commands, PING, QUIT, RESET).
     pub allowed_when_subscribed: bool,
+    /// CLIENT CACHING's flag survives it (Redis: the CLIENT command leaves it for the next).
+    pub keeps_tracking_caching: bool,
     /// The positions of secret arguments (AUTH's password), which MONITOR shows redacted.
     pub redacts: Option<SecretsFn>,
     /// For a container that parses its own subcommands (CLIENT, CONFIG): whether MONITOR hides
@@ -307,6 +309,7 @@ impl CommandSpec {
             runs_in_multi: matches!(run, Run::Transaction(_)),
             nil_bulk_if_cannot_block: false,
             allowed_when_subscribed: false,
+            keeps_tracking_caching: false,
             redacts: None,
             monitor_hides: None,
         }
@@ -319,6 +322,11 @@ impl CommandSpec {
 
     pub const fn redacts(mut self, secret: SecretsFn) -> CommandSpec {
         self.redacts = Some(secret);
+        self
+    }
+
+    pub const fn keeps_tracking_caching(mut self) -> CommandSpec {
+        self.keeps_tracking_caching = true;
         self
     }
 

@@ -124,6 +124,7 @@ pub static PARAMS: &[Param] = &[
         true,
     ),
     p("timeout", NONNEG_INT, "0", true),
+    p("tracking-table-max-keys", NONNEG_INT, "1000000", true),
     p("tcp-keepalive", NONNEG_INT, "300", true),
     p("tcp-backlog", NONNEG, "511", false),
     p(

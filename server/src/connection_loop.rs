@@ -58,6 +58,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         no_evict: false,
         worker: me,
         subscriptions: (0, 0, 0),
+        tracking: None,
         multi: None,
         blocked: false,
         monitor: false,
@@ -78,6 +79,8 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         tx: None,
         watching: None,
         pubsub: None,
+        tracking: None,
+        tracking_caching: false,
     };
     // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
     // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
@@ -90,6 +93,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
     // until told.
     crate::transaction_state::end(&server, &mut conn);
     server.monitors.remove(&conn);
+    server.tracking.disable(&mut conn);
     server.pubsub.leave(&mut conn.pubsub);
 }
 
@@ -123,11 +127,28 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
         }
         let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
         let read = if let Some(subs) = conn.pubsub.as_mut() {
-            // Subscribed: messages are written as they come, between requests (and, as in
-            // Redis, the idle timeout does not apply).
+            // A message queue (Pub/Sub, MONITOR, tracking, RESP3): messages are written as they
+            // come, between requests. As in Redis, the idle timeout spares subscribers and
+            // monitors.
+            let exempt = idle_limit == 0
+                || subs.active()
+                || conn.handle.info.lock().expect("client info lock").monitor;
+            let idle = async {
+                if exempt {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_secs(idle_limit)).await;
+            };
+            // Biased: a message already queued (an invalidation a write on another connection
+            // caused, say) goes out before the reply to a request read after it, as in Redis.
             let message = tokio::select! {
+                biased;
                 message = subs.next() => Ok(message),
                 read = stream.read_buf(&mut input) => Err(read),
+                _ = idle => {
+                    debug!(client = conn.id, "closing idle client");
+                    return;
+                }
             };
             match message {
                 Ok(Some(first)) => {
@@ -224,6 +245,13 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             }
             if conn.close_after_reply {
                 break;
+            }
+        }
+        if conn.tracking.is_some() {
+            // Invalidations of the keys this read changed follow its replies, as in Redis
+            // (where they go to the same output buffer), not whenever the loop next waits.
+            if let Some(subs) = conn.pubsub.as_mut() {
+                subs.take_queued(&mut out);
             }
         }
         if let Some(e) = protocol_error {

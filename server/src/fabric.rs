@@ -31,7 +31,7 @@ pub struct BatchItem {
 pub struct RemoteBatch {
     pub origin: usize,
     pub token: usize,
-    pub no_touch: bool,
+    pub caller: crate::keyctx::Caller,
     pub items: Vec<BatchItem>,
     /// Position of each item's reply in the connection's reply list.
     pub slots: Vec<usize>,
@@ -49,7 +49,7 @@ impl RemoteBatch {
         Box::new(RemoteBatch {
             origin,
             token: 0,
-            no_touch: false,
+            caller: Default::default(),
             items: Vec::new(),
             slots: Vec::new(),
             replies: Vec::new(),

@@ -14,6 +14,15 @@ pub enum Shards<'a> {
     Many(Vec<&'a mut Shard>),
 }
 
+/// Who a batch of keyed commands runs for: what the step needs of the connection.
+#[derive(Clone, Copy, Default)]
+pub struct Caller {
+    /// CLIENT NO-TOUCH.
+    pub no_touch: bool,
+    /// The client id.
+    pub client: u64,
+}
+
 pub struct KeyCtx<'a> {
     shards: Shards<'a>,
     pub server: &'a Server,
@@ -24,6 +33,8 @@ pub struct KeyCtx<'a> {
     pub clock: u32,
     /// CLIENT NO-TOUCH: reads do not refresh the access time.
     pub no_touch: bool,
+    /// The client whose command runs (0: none, as for expiry): NOLOOP tracking skips it.
+    pub client: u64,
     /// What an access records for the eviction policy.
     access: Access,
     /// In a transaction's step: the log records its commands make, kept (shard, payload) to be
@@ -63,8 +74,16 @@ impl<'a> KeyCtx<'a> {
             now_ms,
             clock,
             no_touch: false,
+            client: 0,
             access,
         }
+    }
+
+    /// Runs the commands of `caller`.
+    #[inline]
+    pub fn set_caller(&mut self, caller: Caller) {
+        self.no_touch = caller.no_touch;
+        self.client = caller.client;
     }
 
     /// Records an access to `e` for the eviction policy.

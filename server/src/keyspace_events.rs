@@ -15,22 +15,36 @@ pub fn apply(cfg: &crate::config_store::ConfigStore) {
     notify::set_enabled(flags);
 }
 
-/// After a command, an expiry round or an eviction: publishes the events raised on this thread.
-/// While notifications are off this is one relaxed load.
+/// After a command, an expiry round or an eviction: publishes the
+/// events raised on this thread, tells tracking clients of expired and evicted keys, and sends
+/// BCAST tracking clients the keys the command changed. While notifications and tracking are
+/// both off this is one relaxed load.
 #[inline]
 pub fn publish_raised(server: &Server) {
-    if notify::channels() != 0 {
+    if notify::active() {
         publish_pending(server);
     }
 }
 
 #[inline(never)]
 fn publish_pending(server: &Server) {
-    if !notify::pending() {
-        return;
+    if notify::pending() {
+        publish_events(server);
     }
+    if server.tracking.active() {
+        server.tracking.flush_bcast(server);
+    }
+}
+
+fn publish_events(server: &Server) {
     let channels = notify::channels();
     for ev in notify::take() {
+        if ev.removal && server.tracking.active() {
+            server.tracking.key_changed(server, ev.key.as_bytes(), 0);
+        }
+        if !ev.publish {
+            continue;
+        }
         let key = Bytes::copy_from_slice(ev.key.as_bytes());
         if channels & notify::KEYSPACE != 0 {
             let mut channel = format!("__keyspace@{}__:", ev.db).into_bytes();

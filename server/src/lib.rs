@@ -23,6 +23,7 @@ pub mod server_state;
 pub mod session;
 pub mod slot;
 pub mod temporal_settings;
+pub mod tracking;
 pub mod transaction_state;
 pub mod worker;
 pub mod wormhole_state;

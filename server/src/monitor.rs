@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::command_table::{CommandSpec, Flags};
-use crate::pubsub::{Subscriber, Subscriptions};
+use crate::pubsub::Subscriber;
 use crate::session::ConnState;
 
 #[derive(Default)]
@@ -31,9 +31,7 @@ impl Monitors {
     /// MONITOR: the connection's queue starts receiving every command.
     pub fn add(&self, conn: &mut ConnState) {
         conn.handle.info.lock().expect("client info lock").monitor = true;
-        let subs = conn
-            .pubsub
-            .get_or_insert_with(|| Box::new(Subscriptions::new(conn.resp3)));
+        let subs = crate::pubsub::queue_of(conn);
         let mut list = self.list.write().expect("monitors");
         if !list.iter().any(|m| Arc::ptr_eq(m, &subs.me)) {
             list.push(subs.me.clone());

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use warpengine_storage::glob::glob_match;
 
 use crate::server_state::unix_ms;
+use crate::session::ConnState;
 
 /// The three kinds of subscription, with Redis's reply names.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -241,12 +242,27 @@ impl Subscriber {
         self.resp3.store(resp3, Ordering::Relaxed);
     }
 
+    pub fn is_resp3(&self) -> bool {
+        self.resp3.load(Ordering::Relaxed)
+    }
+
     /// Resolves once the subscriber is closed for its output limit.
     pub async fn closed(&self) {
         while !self.closed.load(Ordering::Acquire) {
             self.closing.notified().await;
         }
     }
+}
+
+/// The connection's message queue (Pub/Sub messages, MONITOR lines, tracking invalidations),
+/// created on first use and made reachable by client id (a tracking client's REDIRECT).
+pub fn queue_of(conn: &mut ConnState) -> &mut Subscriptions {
+    if conn.pubsub.is_none() {
+        let subs = Box::new(Subscriptions::new(conn.resp3));
+        *conn.handle.sink.lock().expect("client sink") = Some(subs.me.clone());
+        conn.pubsub = Some(subs);
+    }
+    conn.pubsub.as_mut().expect("created above")
 }
 
 /// Every subscription on the server.
@@ -388,7 +404,7 @@ impl PubSub {
         }
     }
 
-    /// Drops every subscription of a connection (RESET, disconnection).
+    /// Drops every subscription of a connection (RESET, disconnection), and its queue.
     pub fn leave(&self, subs: &mut Option<Box<Subscriptions>>) {
         let Some(mut s) = subs.take() else { return };
         for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {

@@ -53,6 +53,7 @@ pub struct Server {
     /// look for watchers of its keys.
     pub watched_keys: AtomicU64,
     pub pubsub: crate::pubsub::PubSub,
+    pub tracking: crate::tracking::Tracking,
     pub monitors: crate::monitor::Monitors,
     pub pause: crate::client_pause::Pause,
 }
@@ -71,6 +72,7 @@ pub struct HotConfig {
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
     pub fabric_inline_when_idle: AtomicBool,
+    pub tracking_max_keys: AtomicU64,
 }
 
 impl HotConfig {
@@ -87,6 +89,7 @@ impl HotConfig {
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(10),
             fabric_inline_when_idle: AtomicBool::new(true),
+            tracking_max_keys: AtomicU64::new(0),
         };
         h.refresh(cfg);
         h
@@ -109,6 +112,8 @@ impl HotConfig {
         self.hz.store(cfg.get_i64("hz").max(1) as u64, r);
         self.fabric_inline_when_idle
             .store(cfg.get_bool("fabric-inline-when-idle"), r);
+        self.tracking_max_keys
+            .store(cfg.get_i64("tracking-table-max-keys").max(0) as u64, r);
     }
 
     pub fn limits(&self) -> Limits {
@@ -250,6 +255,7 @@ impl Server {
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             watched_keys: AtomicU64::new(0),
             pubsub: crate::pubsub::PubSub::default(),
+            tracking: crate::tracking::Tracking::default(),
             monitors: crate::monitor::Monitors::default(),
             pause: crate::client_pause::Pause::default(),
         };

@@ -37,9 +37,21 @@ pub struct ConnState {
     pub watching: Option<Box<crate::transaction_state::Watching>>,
     /// Channels, patterns and shard channels subscribed to (Pub/Sub).
     pub pubsub: Option<Box<crate::pubsub::Subscriptions>>,
+    /// CLIENT TRACKING while it is on.
+    pub tracking: Option<std::sync::Arc<crate::tracking::Tracker>>,
+    /// CLIENT CACHING YES|NO given for the next command.
+    pub tracking_caching: bool,
 }
 
 impl ConnState {
+    /// What keyed commands run on its behalf need of it.
+    pub fn caller(&self) -> crate::keyctx::Caller {
+        crate::keyctx::Caller {
+            no_touch: self.no_touch,
+            client: self.id,
+        }
+    }
+
     /// In subscribed mode: RESP2 clients may then only (un)subscribe, PING, QUIT and RESET.
     pub fn subscribed(&self) -> bool {
         self.pubsub.as_ref().is_some_and(|p| p.active())

@@ -10,6 +10,10 @@
 //! The enabled classes are process-wide, as Redis's `server.notify_keyspace_events` is: the
 //! database consults them at every key creation and expiry without a handle on the server.
 //! While they are 0 (the default) raising an event costs one relaxed load.
+//!
+//! Client-side caching needs to hear of keys removed by expiry and eviction whatever the
+//! classes say: while it is on ([`set_removals_wanted`]) those events are queued too, marked
+//! as not to be published.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,11 +39,31 @@ pub const NEW: u32 = 1 << 13;
 pub const ALL: u32 =
     GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
 
+/// Not a Redis class: expired and evicted keys are wanted (by client tracking).
+const REMOVALS: u32 = 1 << 31;
+
 static ENABLED: AtomicU32 = AtomicU32::new(0);
 
 /// Sets the enabled classes (from `notify-keyspace-events`).
 pub fn set_enabled(flags: u32) {
-    ENABLED.store(flags, Ordering::Relaxed);
+    let removals = ENABLED.load(Ordering::Relaxed) & REMOVALS;
+    ENABLED.store((flags & !REMOVALS) | removals, Ordering::Relaxed);
+}
+
+/// Whether expired and evicted keys are queued even when their classes are off.
+pub fn set_removals_wanted(on: bool) {
+    if on {
+        ENABLED.fetch_or(REMOVALS, Ordering::Relaxed);
+    } else {
+        ENABLED.fetch_and(!REMOVALS, Ordering::Relaxed);
+    }
+}
+
+/// Whether any event may be queued (notifications or tracking on): the server's check after
+/// each command.
+#[inline]
+pub fn active() -> bool {
+    ENABLED.load(Ordering::Relaxed) != 0
 }
 
 /// Whether an event of `class` would be published: the class is on, and so is at least one
@@ -62,27 +86,41 @@ pub struct KeyEvent {
     pub event: &'static str,
     pub db: usize,
     pub key: Key,
+    /// Its class is on (false: queued only because removals are wanted).
+    pub publish: bool,
+    /// The key was removed by expiry or eviction.
+    pub removal: bool,
 }
 
 thread_local! {
     static PENDING: RefCell<Vec<KeyEvent>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Raises `event` on `key` in database `db`, if `class` is enabled.
+/// Raises `event` on `key` in database `db`, if `class` is enabled (or, for an expired or
+/// evicted key, if removals are wanted).
 #[inline]
 pub fn raise(class: u32, event: &'static str, db: usize, key: &[u8]) {
-    if enabled(class) {
-        raise_now(event, db, key);
+    let on = ENABLED.load(Ordering::Relaxed);
+    if on & (class | REMOVALS) != 0 {
+        raise_now(on, class, event, db, key);
     }
 }
 
 #[inline(never)]
-fn raise_now(event: &'static str, db: usize, key: &[u8]) {
+fn raise_now(on: u32, class: u32, event: &'static str, db: usize, key: &[u8]) {
+    let publish = on & class != 0 && on & (KEYSPACE | KEYEVENT) != 0;
+    let removal = class & (EXPIRED | EVICTED) != 0;
+    let wanted = removal && on & REMOVALS != 0;
+    if !(publish || wanted) {
+        return;
+    }
     PENDING.with(|p| {
         p.borrow_mut().push(KeyEvent {
             event,
             db,
             key: Key::from_slice(key),
+            publish,
+            removal,
         })
     });
 }

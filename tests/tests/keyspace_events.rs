@@ -45,7 +45,11 @@ fn active_expiry_raises_expired_on_every_shard() {
     let mut seen = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.len() < KEYS {
-        assert!(Instant::now() < deadline, "only {} expired events", seen.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} expired events",
+            seen.len()
+        );
         let (channel, key) = next_event(&mut sub);
         assert_eq!(channel, "__keyevent@0__:expired");
         seen.insert(key);
@@ -61,7 +65,12 @@ fn eviction_raises_evicted_for_each_evicted_key() {
     let mut sub = listen(server.port, "__keyevent@*__:evicted");
     let used: u64 = info_field(&mut c, "memory", "used_memory").parse().unwrap();
     c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
-    c.call(&["CONFIG", "SET", "maxmemory", &(used + 2_000_000).to_string()]);
+    c.call(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        &(used + 2_000_000).to_string(),
+    ]);
     let value = "x".repeat(1000);
     for i in 0..10_000 {
         c.call(&["SET", &format!("k{i}"), &value]);

@@ -1,5 +1,6 @@
 //! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, UNBLOCK, NO-EVICT, NO-TOUCH, REPLY, HELP,
-//! PAUSE, UNPAUSE, and the tracking queries answered as for a client that never used tracking.
+//! PAUSE, UNPAUSE, and client-side caching's TRACKING, CACHING, GETREDIR, TRACKINGINFO (the
+//! mechanism is in `tracking.rs`).
 
 use std::time::Instant;
 
@@ -25,6 +26,7 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         "pause" if argc > 4 => return subcommand_syntax_error(&args[1], "CLIENT"),
         "pause" => argc >= 3,
         "caching" => argc == 3,
+        "tracking" => argc >= 3,
         "setname" | "no-evict" | "no-touch" | "reply" => argc == 3,
         "setinfo" => argc == 4,
         "list" => argc >= 2,
@@ -88,20 +90,10 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
             ],
         ),
         "id" => Reply::Int(s.conn.id as i64),
-        // Client-side caching (tracking) is not implemented: answer as Redis does for a client
-        // that never enabled tracking.
-        "getredir" => Reply::Int(-1),
-        "trackinginfo" => Reply::Map(vec![
-            (
-                Reply::bulk_str("flags"),
-                Reply::Set(vec![Reply::bulk_str("off")]),
-            ),
-            (Reply::bulk_str("redirect"), Reply::Int(-1)),
-            (Reply::bulk_str("prefixes"), Reply::Array(vec![])),
-        ]),
-        "caching" => Reply::err(
-            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
-        ),
+        "getredir" => Reply::Int(s.conn.tracking.as_ref().map_or(-1, |t| t.redirect as i64)),
+        "trackinginfo" => tracking_info(s),
+        "caching" => caching(s, &args[2]),
+        "tracking" => tracking(s, args),
         "unpause" => {
             s.server.pause.unpause();
             OK
@@ -195,7 +187,7 @@ pub fn describe(c: &ClientInfo, current: u64) -> String {
         c.last_cmd.as_str()
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -211,6 +203,7 @@ pub fn describe(c: &ClientInfo, current: u64) -> String {
         c.multi.map_or(-1, |n| n as i64),
         cmd,
         c.user,
+        c.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
         c.resp,
         c.lib_name,
         c.lib_ver,
@@ -388,4 +381,188 @@ fn pause(s: &mut Session, args: &[Bytes]) -> Reply {
     let until = crate::server_state::unix_ms().saturating_add(timeout);
     s.server.pause.pause(mode, until);
     OK
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [BCAST] [PREFIX p ...] [OPTIN] [OPTOUT] [NOLOOP],
+/// with Redis's checks in Redis's order.
+fn tracking(s: &mut Session, args: &[Bytes]) -> Reply {
+    let opts = match tracking_options(s.server, &args[3..]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    if eq_ignore_case(&args[2], "on") {
+        if s.conn
+            .tracking
+            .as_ref()
+            .is_some_and(|t| t.bcast != opts.bcast)
+        {
+            return Reply::err(
+                "ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+            );
+        }
+        if let Err(e) = check_tracking_options(&opts) {
+            return e;
+        }
+        if let Some(t) = &s.conn.tracking {
+            if (opts.optin && t.optout) || (opts.optout && t.optin) {
+                return Reply::err(
+                    "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+                );
+            }
+        }
+        if let Err(e) = s.server.tracking.enable(s.conn, opts) {
+            return e;
+        }
+    } else if eq_ignore_case(&args[2], "off") {
+        s.server.tracking.disable(s.conn);
+    } else {
+        return Reply::err(SYNTAX);
+    }
+    s.conn
+        .handle
+        .info
+        .lock()
+        .expect("client info lock")
+        .tracking = s.conn.tracking.clone();
+    OK
+}
+
+/// CLIENT CACHING YES|NO: whether the next command's keys are tracked (OPTIN / OPTOUT).
+fn caching(s: &mut Session, arg: &[u8]) -> Reply {
+    let Some(t) = &s.conn.tracking else {
+        return Reply::err(
+            "ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        );
+    };
+    if eq_ignore_case(arg, "yes") {
+        if !t.optin {
+            return Reply::err(
+                "ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            );
+        }
+    } else if eq_ignore_case(arg, "no") {
+        if !t.optout {
+            return Reply::err(
+                "ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            );
+        }
+    } else {
+        return Reply::err(SYNTAX);
+    }
+    s.conn.tracking_caching = true;
+    OK
+}
+
+/// CLIENT TRACKINGINFO: flags (a set), redirect, prefixes.
+fn tracking_info(s: &Session) -> Reply {
+    let t = s.conn.tracking.as_ref();
+    let mut flags = vec![Reply::bulk_str(if t.is_some() { "on" } else { "off" })];
+    if let Some(t) = t {
+        let caching = s.conn.tracking_caching;
+        let mut flag = |on: bool, name: &str| {
+            if on {
+                flags.push(Reply::bulk_str(name));
+            }
+        };
+        flag(t.bcast, "bcast");
+        flag(t.optin, "optin");
+        flag(t.optin && caching, "caching-yes");
+        flag(t.optout, "optout");
+        flag(t.optout && caching, "caching-no");
+        flag(t.noloop, "noloop");
+        flag(
+            t.broken_redirect.load(std::sync::atomic::Ordering::Relaxed),
+            "broken_redirect",
+        );
+    }
+    Reply::Map(vec![
+        (Reply::bulk_str("flags"), Reply::Set(flags)),
+        (
+            Reply::bulk_str("redirect"),
+            Reply::Int(t.map_or(-1, |t| t.redirect as i64)),
+        ),
+        (
+            Reply::bulk_str("prefixes"),
+            Reply::Array(
+                t.map(|t| {
+                    // In byte order, as Redis's radix tree lists them.
+                    let mut prefixes = t.prefixes.clone();
+                    prefixes.sort();
+                    prefixes.into_iter().map(Reply::Bulk).collect()
+                })
+                .unwrap_or_default(),
+            ),
+        ),
+    ])
+}
+
+/// CLIENT TRACKING's arguments after ON|OFF, as Redis parses them.
+fn tracking_options(
+    server: &crate::server_state::Server,
+    args: &[Bytes],
+) -> Result<crate::tracking::Options, Reply> {
+    let mut o = crate::tracking::Options::default();
+    let mut j = 0;
+    while j < args.len() {
+        let a = &args[j];
+        let more = j + 1 < args.len();
+        if a.eq_ignore_ascii_case(b"redirect") && more {
+            j += 1;
+            if o.redirect != 0 {
+                return Err(Reply::err(
+                    "ERR A client can only redirect to a single other client",
+                ));
+            }
+            let id = int_arg(&args[j])?;
+            if id <= 0 || server.clients.get(id as u64).is_none() {
+                return Err(Reply::err(
+                    "ERR The client ID you want redirect to does not exist",
+                ));
+            }
+            o.redirect = id as u64;
+        } else if a.eq_ignore_ascii_case(b"bcast") {
+            o.bcast = true;
+        } else if a.eq_ignore_ascii_case(b"optin") {
+            o.optin = true;
+        } else if a.eq_ignore_ascii_case(b"optout") {
+            o.optout = true;
+        } else if a.eq_ignore_ascii_case(b"noloop") {
+            o.noloop = true;
+        } else if a.eq_ignore_ascii_case(b"prefix") && more {
+            j += 1;
+            o.prefixes.push(args[j].clone());
+        } else {
+            return Err(Reply::err(SYNTAX));
+        }
+        j += 1;
+    }
+    if !o.bcast && !o.prefixes.is_empty() {
+        return Err(Reply::err(
+            "ERR PREFIX option requires BCAST mode to be enabled",
+        ));
+    }
+    Ok(o)
+}
+
+/// The checks Redis makes on ON's options before looking at the client's current state.
+fn check_tracking_options(o: &crate::tracking::Options) -> Result<(), Reply> {
+    if o.bcast && (o.optin || o.optout) {
+        return Err(Reply::err(
+            "ERR OPTIN and OPTOUT are not compatible with BCAST",
+        ));
+    }
+    if o.optin && o.optout {
+        return Err(Reply::err(
+            "ERR You can't specify both OPTIN mode and OPTOUT mode",
+        ));
+    }
+    for (i, p) in o.prefixes.iter().enumerate() {
+        if let Some(q) = o.prefixes[i + 1..]
+            .iter()
+            .find(|q| crate::tracking::overlaps(p, q))
+        {
+            return Err(crate::tracking::prefix_error(p, q, "another provided"));
+        }
+    }
+    Ok(())
 }

@@ -43,7 +43,9 @@ pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
         .load(std::sync::atomic::Ordering::Relaxed);
     crate::transaction_state::end(s.server, s.conn);
     s.server.monitors.remove(s.conn);
+    s.server.tracking.disable(s.conn);
     s.server.pubsub.leave(&mut s.conn.pubsub);
+    *s.conn.handle.sink.lock().expect("client sink") = None;
     let c = &mut *s.conn;
     c.db = 0;
     c.resp3 = false;
@@ -152,6 +154,11 @@ pub fn hello(s: &mut Session, args: &[Bytes]) -> Reply {
         s.conn.name = String::from_utf8_lossy(&name).into_owned();
     }
     s.conn.resp3 = resp3;
+    if resp3 {
+        // A RESP3 client takes pushes beside replies: invalidations a tracking client
+        // redirects here, say.
+        crate::pubsub::queue_of(s.conn);
+    }
     if let Some(subs) = &s.conn.pubsub {
         // Messages from now on are encoded in the new protocol.
         subs.me.set_resp3(resp3);

@@ -134,10 +134,11 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         "clients" => {
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:0\r\n",
+                "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
                 server.clients.count(),
                 cfg("maxclients"),
                 server.blocking.blocked_clients.load(Relaxed),
+                server.tracking.info().0,
             );
         }
         "memory" => {
@@ -220,7 +221,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 .sum();
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
                 server.stats.total_connections_received.load(Relaxed),
                 sum(server, |w| w.net_input_bytes.load(Relaxed)),
                 sum(server, |w| w.net_output_bytes.load(Relaxed)),
@@ -228,6 +229,9 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 server.pubsub.channel_count(false),
                 server.pubsub.patterns(),
                 server.pubsub.channel_count(true),
+                server.tracking.info().1,
+                server.tracking.info().2,
+                server.tracking.info().3,
                 sum(server, |w| w.error_replies.load(Relaxed)),
             );
         }

@@ -158,7 +158,7 @@ commands! {
     "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.", redacts(cn::hello_secrets);
     "auth", -2, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::auth), "Authenticates the connection.", redacts(cn::auth_secrets);
     "select", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::select), "Changes the selected database.";
-    "client", -2, "", NO_KEYS, "connection", "2.4.0", session(cl::client), "A container for client connection commands.", monitor_hides(command_data::admin_subcommand);
+    "client", -2, "", NO_KEYS, "connection", "2.4.0", session(cl::client), "A container for client connection commands.", monitor_hides(command_data::admin_subcommand), keeps_tracking_caching();
     // server
     "command", -1, "loading stale", NO_KEYS, "server", "2.8.13", session(cm::command), "Returns detailed information about all commands.";
     "info", -1, "loading stale", NO_KEYS, "server", "1.0.0", session(info::info), "Returns information and statistics about the server.";

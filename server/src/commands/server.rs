@@ -52,6 +52,8 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
         s.server.publish_spare(shard);
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(Some(db)));
+    drop(guards);
+    s.server.tracking.flushed(s.server);
     OK
 }
 
@@ -67,6 +69,8 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
         s.server.publish_spare(shard);
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(None));
+    drop(guards);
+    s.server.tracking.flushed(s.server);
     OK
 }
 

@@ -9,7 +9,7 @@ use warpengine_storage::Shard;
 use super::step::{self, Admission};
 use crate::command_table::{CommandSpec, Run, TABLE};
 use crate::fabric::BatchItem;
-use crate::keyctx::{KeyCtx, Shards};
+use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::protocol::Reply;
 use crate::server_state::{unix_ms, Server};
 use crate::session::ConnState;
@@ -23,13 +23,13 @@ pub(super) fn run_locked<R>(
     args: &[Bytes],
     f: impl FnOnce(&mut KeyCtx) -> R,
 ) -> R {
-    run_locked_as(server, conn.db, conn.no_touch, spec, args, f)
+    run_locked_as(server, conn.db, conn.caller(), spec, args, f)
 }
 
 fn run_locked_as<R>(
     server: &Server,
     db: usize,
-    no_touch: bool,
+    caller: Caller,
     spec: &CommandSpec,
     args: &[Bytes],
     f: impl FnOnce(&mut KeyCtx) -> R,
@@ -38,7 +38,7 @@ fn run_locked_as<R>(
     run_on_shards_of(
         server,
         db,
-        no_touch,
+        caller,
         || positions.iter().map(|&p| &args[p][..]),
         f,
     )
@@ -49,7 +49,7 @@ fn run_locked_as<R>(
 pub(super) fn run_on_shards_of<'k, R, K: Iterator<Item = &'k [u8]>>(
     server: &Server,
     db: usize,
-    no_touch: bool,
+    caller: Caller,
     keys: impl Fn() -> K,
     f: impl FnOnce(&mut KeyCtx) -> R,
 ) -> R {
@@ -76,7 +76,7 @@ pub(super) fn run_on_shards_of<'k, R, K: Iterator<Item = &'k [u8]>>(
         }
         let shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
-        ctx.no_touch = no_touch;
+        ctx.set_caller(caller);
         let out = f(&mut ctx);
         drop(ctx);
         for g in &guards {
@@ -88,7 +88,7 @@ pub(super) fn run_on_shards_of<'k, R, K: Iterator<Item = &'k [u8]>>(
 
 /// Runs a batched command that a pin moved off the shard it was sent to, under the locks of
 /// its keys' shards now.
-pub(super) fn run_misrouted(server: &Server, item: &BatchItem, no_touch: bool) -> Reply {
+pub(super) fn run_misrouted(server: &Server, item: &BatchItem, caller: Caller) -> Reply {
     server
         .wormhole
         .stats
@@ -98,7 +98,7 @@ pub(super) fn run_misrouted(server: &Server, item: &BatchItem, no_touch: bool) -
     let Run::Keyed(f) = spec.run else {
         unreachable!("only keyed commands are batched")
     };
-    run_locked_as(server, item.db, no_touch, spec, &item.args, |ctx| {
+    run_locked_as(server, item.db, caller, spec, &item.args, |ctx| {
         step::execute(ctx, item.spec, &item.args, Admission::Check, |ctx| {
             f(ctx, &item.args)
         })

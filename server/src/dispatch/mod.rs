@@ -19,7 +19,7 @@ use warpengine_storage::Shard;
 
 use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
 use crate::fabric::{self, AwaitBatch, Envelope, RemoteBatch};
-use crate::keyctx::{KeyCtx, Shards};
+use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::persist::Durable;
 use crate::protocol::reply::c_string;
@@ -48,7 +48,7 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     let now = unix_ms();
     let shard_id = shard.id;
     let mut ctx = KeyCtx::new(Shards::One(shard), server, 0, now);
-    ctx.no_touch = batch.no_touch;
+    ctx.set_caller(batch.caller);
     let pins = server.wormhole.may_have_moved(batch.route_epoch);
     let mut wrote = false;
     for (i, item) in batch.items.iter().enumerate() {
@@ -215,6 +215,9 @@ impl Pipeline {
             if server.monitors.active() {
                 show_to_monitors(server, conn, index, &args);
             }
+            if conn.tracking.is_some() {
+                server.tracking.before_command(server, conn, index, &args);
+            }
             if conn.tx.is_some() && !TABLE[index].runs_in_multi {
                 let queued = Queued {
                     index,
@@ -260,11 +263,41 @@ impl Pipeline {
                     }
                 }
             }
+            if conn.tracking.is_some() && TABLE[index].is_write() {
+                self.follow_with_invalidations(server, conn, slot).await;
+            }
         }
-        self.flush(server, conn.no_touch).await;
+        self.flush(server, conn.caller()).await;
         self.await_durable(server).await;
         self.encode_replies(server, out);
         None
+    }
+
+    /// A tracking client's write: runs it now, and puts the invalidations it caused for this
+    /// client right after its reply, where Redis puts them, rather than after the replies to
+    /// the rest of the pipeline.
+    #[cold]
+    async fn follow_with_invalidations(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+    ) {
+        self.flush(server, conn.caller()).await;
+        let Some(subs) = conn.pubsub.as_mut() else {
+            return;
+        };
+        let mut pushes = Vec::new();
+        subs.take_queued(&mut pushes);
+        if pushes.is_empty() {
+            return;
+        }
+        if let Some(reply) = self.replies[slot].take() {
+            let mut bytes = Vec::new();
+            reply.encode(&mut bytes, self.resp3[slot]);
+            bytes.extend_from_slice(&pushes);
+            self.replies[slot] = Some(Reply::Raw(Bytes::from(bytes)));
+        }
     }
 
     /// CLIENT PAUSE holds this request: what was queued before it runs first, then it waits
@@ -283,7 +316,7 @@ impl Pipeline {
         if !server.pause.holds(writes) {
             return;
         }
-        self.flush(server, conn.no_touch).await;
+        self.flush(server, conn.caller()).await;
         let blocked = &server.blocking.blocked_clients;
         blocked.fetch_add(1, Ordering::Relaxed);
         conn.handle.info.lock().expect("client info lock").blocked = true;
@@ -390,9 +423,9 @@ impl Pipeline {
 
     /// Runs every queued batch: remote ones are sent first, the local one runs meanwhile,
     /// then the remote replies are collected.
-    async fn flush(&mut self, server: &Arc<Server>, no_touch: bool) {
+    async fn flush(&mut self, server: &Arc<Server>, caller: Caller) {
         // Cross-shard commands wait only while nothing is queued after them.
-        self.run_cross_shard_group(server, no_touch);
+        self.run_cross_shard_group(server, caller);
         if self.queued == 0 {
             return;
         }
@@ -409,7 +442,7 @@ impl Pipeline {
                 continue;
             }
             let mut batch = self.batches[dest].take().expect("checked above");
-            batch.no_touch = no_touch;
+            batch.caller = caller;
             batch.route_epoch = self.route_epoch;
             // An owner that is parked would need a wake-up (an eventfd write and a context
             // switch); running its batch here under its shard lock is cheaper.
@@ -445,7 +478,7 @@ impl Pipeline {
         let me = self.me;
         if let Some(mut local) = self.batches[me].take() {
             if !local.items.is_empty() {
-                local.no_touch = no_touch;
+                local.caller = caller;
                 local.route_epoch = self.route_epoch;
                 bump(&stats.local_commands, local.items.len() as u64);
                 let mut shard = server.lock_shard(me);
@@ -467,7 +500,7 @@ impl Pipeline {
     fn place(&mut self, server: &Server, mut batch: Box<RemoteBatch>, dest: usize) {
         for i in std::mem::take(&mut batch.misrouted) {
             let item = &batch.items[i];
-            batch.replies[i] = run_misrouted(server, item, batch.no_touch);
+            batch.replies[i] = run_misrouted(server, item, batch.caller);
             if wal_log::is_logged(item.spec) && server.wal.is_on() {
                 self.class = server.wal.fsync().durable();
                 self.mark_keys_written(server, &TABLE[item.spec], &item.args);

@@ -18,6 +18,7 @@ use crate::blocked_clients::Waiter;
 use crate::command_table::{Attempt, BlockingFn, Keys, MetaFn, Run, SessionFn, TABLE};
 use crate::durability;
 use crate::fabric::BatchItem;
+use crate::keyctx::Caller;
 use crate::persist::log as wal_log;
 use crate::protocol::Reply;
 use crate::server_state::{bump, Server};
@@ -58,7 +59,7 @@ impl Pipeline {
         if let Some(owner) = routed.owner {
             if !self.cross_shard.is_empty() {
                 // The waiting cross-shard commands came first.
-                self.run_cross_shard_group(server, conn.no_touch);
+                self.run_cross_shard_group(server, conn.caller());
             }
             if request.logged {
                 self.mark_written(owner);
@@ -91,7 +92,7 @@ impl Pipeline {
         if self.cross_shard.is_empty() {
             // What was queued before the group runs first; nothing is queued while a group
             // waits (a single-shard command runs the group before it queues).
-            self.flush(server, conn.no_touch).await;
+            self.flush(server, conn.caller()).await;
         }
         bump(&server.worker_stats[self.me].cross_shard_commands, 1);
         self.cross_shard.push(CrossShard {
@@ -106,7 +107,7 @@ impl Pipeline {
 
     /// Runs the waiting cross-shard commands, in order, with every shard one of them touches
     /// locked for the whole group.
-    pub(super) fn run_cross_shard_group(&mut self, server: &Arc<Server>, no_touch: bool) {
+    pub(super) fn run_cross_shard_group(&mut self, server: &Arc<Server>, caller: Caller) {
         if self.cross_shard.is_empty() {
             return;
         }
@@ -114,7 +115,7 @@ impl Pipeline {
         let replies = run_on_shards_of(
             server,
             group[0].db,
-            no_touch,
+            caller,
             || {
                 group.iter().flat_map(|c| {
                     TABLE[c.index]
@@ -165,7 +166,7 @@ impl Pipeline {
     ) -> Option<Blocked> {
         let index = request.index;
         let spec = &TABLE[index];
-        self.flush(server, conn.no_touch).await;
+        self.flush(server, conn.caller()).await;
         let waiter = Arc::new(Waiter::default());
         let keys: Vec<Bytes> = spec
             .key_positions(&args)
@@ -223,7 +224,7 @@ impl Pipeline {
         f: MetaFn,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.no_touch).await;
+        self.flush(server, conn.caller()).await;
         let reply = meta_step(server, request.index, f, args);
         if request.logged {
             // A pin also logs in the shards whose data it moved.
@@ -240,7 +241,7 @@ impl Pipeline {
         slot: usize,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.no_touch).await;
+        self.flush(server, conn.caller()).await;
         // This read's own earlier writes first, as for any reply.
         self.await_durable(server).await;
         let reply = match durability::parse_waitaof(server, args) {
@@ -260,7 +261,7 @@ impl Pipeline {
         f: SessionFn,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.no_touch).await;
+        self.flush(server, conn.caller()).await;
         let mut session = Session {
             server,
             conn,

@@ -86,17 +86,19 @@ pub(super) fn execute<R: Outcome>(
         }
     }
     wal_log::before_command(ctx, index, args);
-    let watched = TABLE[index].is_write() && super::transaction::anyone_watching(server);
-    let held = if watched {
+    let write = TABLE[index].is_write();
+    let watched = write && super::transaction::anyone_watching(server);
+    let tracked = write && server.tracking.active();
+    let held = if watched || tracked {
         keys_held(ctx, index, args)
     } else {
         Vec::new()
     };
     let outcome = guarded(TABLE[index].name, || run(ctx));
-    crate::keyspace_events::publish_raised(server);
-    if watched {
-        touch_watched(ctx, index, args, &held, &outcome);
+    if watched || tracked {
+        touch_changed(ctx, index, args, &held, &outcome, watched, tracked);
     }
+    crate::keyspace_events::publish_raised(server);
     if server.wal.is_on() {
         if let Some(reply) = outcome.reply() {
             wal_log::after_command(ctx, index, args, reply);
@@ -114,25 +116,34 @@ fn keys_held(ctx: &mut KeyCtx, index: usize, args: &[Bytes]) -> Vec<bool> {
         .collect()
 }
 
-/// A write command ran: the watchers of its keys see a change (a change in place, INCR or LPUSH
-/// on an existing key, is seen nowhere else). A refused command changed nothing, nor did one on
-/// a key that is absent before and after (DEL or LPOP of a missing key). A command that leaves
-/// a present key as it was (SADD of a member already there) still counts, which at worst makes
-/// an EXEC fail that Redis would run: the client retries.
-fn touch_watched<R: Outcome>(
+/// A write command ran: the watchers of its keys see a change, and the clients tracking them
+/// an invalidation (a change in place, INCR or LPUSH on an existing key, is seen nowhere
+/// else). A refused command changed nothing, nor did one on a key that is absent before and
+/// after (DEL or LPOP of a missing key). A command that leaves a present key as it was (SADD
+/// of a member already there) still counts, which at worst makes an EXEC fail that Redis would
+/// run (the client retries) or drops a cached value that was still good.
+fn touch_changed<R: Outcome>(
     ctx: &mut KeyCtx,
     index: usize,
     args: &[Bytes],
     held: &[bool],
     outcome: &R,
+    watched: bool,
+    tracked: bool,
 ) {
     if outcome.reply().is_none_or(|r| r.is_error()) {
         return;
     }
+    let (server, client) = (ctx.server, ctx.client);
     for (p, &was) in TABLE[index].key_positions(args).into_iter().zip(held) {
         let db = ctx.db(&args[p]);
         if was || db.holds(&args[p]) {
-            db.touch_watched(&args[p]);
+            if watched {
+                db.touch_watched(&args[p]);
+            }
+            if tracked {
+                server.tracking.key_changed(server, &args[p], client);
+            }
         }
     }
 }

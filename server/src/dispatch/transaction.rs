@@ -85,7 +85,7 @@ impl Pipeline {
             }
             TxStep::Watch => {
                 // Writes queued before WATCH in this read happen before it.
-                self.flush(server, conn.no_touch).await;
+                self.flush(server, conn.caller()).await;
                 transaction_state::watch(server, conn, &args[1..]);
                 OK
             }
@@ -100,7 +100,7 @@ impl Pipeline {
                     Reply::err(EXECABORT)
                 }
                 Some(tx) => {
-                    self.flush(server, conn.no_touch).await;
+                    self.flush(server, conn.caller()).await;
                     let watching = conn.watching.take();
                     let reply = self.exec(server, conn, *tx, watching.as_deref());
                     conn.watching = watching;
@@ -180,7 +180,7 @@ impl Pipeline {
         let ran = run_on_shards_of(
             server,
             db,
-            conn.no_touch,
+            conn.caller(),
             || keys.iter().copied(),
             |ctx| {
                 if let Some(w) = watch {

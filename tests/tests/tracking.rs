@@ -1,0 +1,414 @@
+//! Client-side caching (CLIENT TRACKING) against the real binary with several workers.
+//!
+//! `invalidations_match_redis` plays scenarios over several connections on a real redis-server
+//! and on WarpEngine and compares every frame each connection receives, pushes included: after
+//! each step every connection is sent a PING and read up to its answer, so a frame a step
+//! caused anywhere is seen before the next step. Client ids differ between the servers and are
+//! written as `#NAME` on both sides.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{
+    info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
+};
+
+/// Steps: `CONN command args...`, `sleep SECONDS`. `#NAME` in an argument is NAME's client id.
+const SCENARIOS: &[&str] = &[
+    // Default mode, RESP3 pushes on the tracking connection itself.
+    "A hello 3
+A client tracking on
+A get k1
+A mget k2 k3
+B set k1 v
+B set k1 v2
+B mset k2 x k3 y
+A get k1
+A set k1 mine
+A get k1
+A client tracking on noloop
+A set k1 mine2
+A get k1
+B del k1
+A get k4
+B flushall
+A get k5
+B set k5 1 px 50
+sleep 0.3
+B get k5
+A client tracking off
+B set k4 again",
+    // OPTIN / OPTOUT.
+    "A hello 3
+A client tracking on optin
+A get o1
+A client caching yes
+A get o2
+B set o1 1
+B set o2 1
+A client tracking off
+A client tracking on optout
+A client caching no
+A get p1
+A get p2
+B mset p1 1 p2 2
+A client tracking off",
+    // BCAST, prefixes, NOLOOP, keys grouped per prefix.
+    "A hello 3
+A client tracking on bcast prefix user: prefix obj:
+B set user:1 a
+B mset user:2 b obj:1 c other d
+B del other
+A set user:3 mine
+A client tracking off
+A client tracking on bcast noloop
+B set anything 1
+A set mine 1
+A client tracking off",
+    // REDIRECT to a RESP2 subscriber, to a RESP3 client, to a client that has gone.
+    "R subscribe __redis__:invalidate
+A client tracking on redirect #R
+A get k1
+B set k1 v
+A get k2
+A set k2 mine
+B flushdb
+A client tracking on redirect #R bcast
+A client tracking off
+A client tracking on redirect #R bcast noloop prefix a
+B set a1 1
+A set a2 1
+A mset a3 1 b1 1
+A client tracking off
+T hello 3
+A client tracking on redirect #T
+A get k4
+B set k4 v
+T quit
+A get k5
+B set k5 v
+A client trackinginfo
+A hello 3
+A get k6
+B set k6 v
+A client trackinginfo",
+];
+
+struct Side {
+    _server: ServerProcess,
+    port: u16,
+    conns: BTreeMap<String, (RawConn, u64)>,
+    /// Every connection's id, gone ones included.
+    ids: Vec<(String, u64)>,
+}
+
+impl Side {
+    fn conn(&mut self, name: &str) -> &mut (RawConn, u64) {
+        let port = self.port;
+        let ids = &mut self.ids;
+        self.conns.entry(name.to_string()).or_insert_with(|| {
+            let mut c = RawConn::connect(port);
+            let id = c.call(&["CLIENT", "ID"]).int() as u64;
+            ids.push((name.to_string(), id));
+            (c, id)
+        })
+    }
+
+    /// Runs one step; what every connection received, ids written as `#NAME`.
+    fn step(&mut self, name: &str, args: &[&str]) -> Vec<(String, String)> {
+        self.conn(name);
+        let ids = self.ids.clone();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| match a.strip_prefix('#') {
+                Some(n) => ids
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, id)| id.to_string())
+                    .unwrap_or_else(|| panic!("no connection {n}")),
+                None => a.to_string(),
+            })
+            .collect();
+        let (c, _) = self.conn(name);
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        c.send_command(&bytes);
+        let mut got = Vec::new();
+        let quits = args[0].eq_ignore_ascii_case("quit");
+        let reply = c.read_reply().unwrap_or_default();
+        got.push((
+            name.to_string(),
+            String::from_utf8_lossy(&reply).into_owned(),
+        ));
+        if quits {
+            self.conns.remove(name);
+            // Let the server see it gone before the next step.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for (n, (c, _)) in self.conns.iter_mut() {
+            c.send_command(&[b"PING"]);
+            loop {
+                let frame = c.read_reply().expect("a frame");
+                let pong = frame == b"+PONG\r\n" || frame == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n";
+                if pong {
+                    break;
+                }
+                got.push((n.clone(), String::from_utf8_lossy(&frame).into_owned()));
+            }
+        }
+        // Ids as names, on both sides: a reply that is an id, and the ids in HELLO's reply,
+        // TRACKINGINFO's redirect and the broken-redirect push.
+        for (n, id) in &ids {
+            for (_, text) in got.iter_mut() {
+                if *text == format!(":{id}\r\n") {
+                    *text = format!(":#{n}\r\n");
+                }
+                for field in ["$2\r\nid", "redirect", "tracking-redir-broken"] {
+                    *text = text.replace(
+                        &format!("{field}\r\n:{id}\r\n"),
+                        &format!("{field}\r\n:#{n}\r\n"),
+                    );
+                }
+            }
+        }
+        got
+    }
+}
+
+#[test]
+fn invalidations_match_redis() {
+    if !redis_available() {
+        assert!(
+            std::env::var("WARP_SKIP_DIFFERENTIAL").is_ok(),
+            "redis-server is not installed (WARP_SKIP_DIFFERENTIAL=1 skips this test)"
+        );
+        return;
+    }
+    let mut mismatches = Vec::new();
+    for (n, scenario) in SCENARIOS.iter().enumerate() {
+        let start = |s: ServerProcess| Side {
+            port: s.port,
+            _server: s,
+            conns: BTreeMap::new(),
+            ids: Vec::new(),
+        };
+        let mut redis = start(start_redis(&[]));
+        let mut warp = start(start_warpengine(&["--threads", "4"]));
+        for line in scenario.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words[0] == "sleep" {
+                std::thread::sleep(Duration::from_secs_f64(words[1].parse().unwrap()));
+                continue;
+            }
+            let expected = redis.step(words[0], &words[1..]);
+            let got = warp.step(words[0], &words[1..]);
+            if expected != got {
+                mismatches.push(format!(
+                    "scenario {n}, {line}:\n    redis: {expected:?}\n    warp:  {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
+
+fn push_keys(frame: &[u8]) -> Vec<String> {
+    match Resp::parse(&frame.replace_first_push()) {
+        Resp::Array(items) => match &items[..] {
+            [Resp::Bulk(kind), Resp::Array(keys)] if kind == b"invalidate" => keys
+                .iter()
+                .map(|k| match k {
+                    Resp::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+                    other => panic!("not a key: {other:?}"),
+                })
+                .collect(),
+            other => panic!("not an invalidation: {other:?}"),
+        },
+        other => panic!("not an invalidation: {other:?}"),
+    }
+}
+
+/// The test library parses RESP2 types; a push is an array with another first byte.
+trait PushAsArray {
+    fn replace_first_push(&self) -> Vec<u8>;
+}
+
+impl PushAsArray for [u8] {
+    fn replace_first_push(&self) -> Vec<u8> {
+        let mut v = self.to_vec();
+        if v.first() == Some(&b'>') {
+            v[0] = b'*';
+        }
+        v
+    }
+}
+
+fn tracking_conn(port: u16) -> RawConn {
+    let mut c = RawConn::connect(port);
+    c.send_command(&[b"HELLO", b"3"]);
+    c.read_reply().expect("hello");
+    assert_eq!(c.command(&[b"CLIENT", b"TRACKING", b"ON"]), b"+OK\r\n");
+    c
+}
+
+#[test]
+fn expiry_and_eviction_invalidate_on_every_shard() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let mut writer = RawConn::connect(server.port);
+    let mut reader = tracking_conn(server.port);
+    const KEYS: usize = 40;
+    for i in 0..KEYS {
+        writer.call(&["SET", &format!("exp:{i}"), "v", "PX", "30"]);
+        reader.command(&[b"GET", format!("exp:{i}").as_bytes()]);
+    }
+    // Nobody touches them again: active expiry alone must tell the reader.
+    let mut seen = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < KEYS {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {KEYS} invalidated",
+            seen.len()
+        );
+        seen.extend(push_keys(&reader.read_reply().expect("a push")));
+    }
+
+    // Eviction.
+    let used: u64 = info_field(&mut writer, "memory", "used_memory")
+        .parse()
+        .unwrap();
+    for i in 0..200 {
+        reader.command(&[b"GET", format!("ev:{i}").as_bytes()]);
+    }
+    writer.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+    writer.call(&[
+        "CONFIG",
+        "SET",
+        "maxmemory",
+        &(used + 1_000_000).to_string(),
+    ]);
+    let value = "x".repeat(1000);
+    for i in 0..5_000 {
+        writer.call(&["SET", &format!("fill:{i}"), &value]);
+    }
+    for i in 0..200 {
+        // Each read key was created by this SET (an invalidation, not counted below).
+        writer.call(&["SET", &format!("ev:{i}"), "v"]);
+    }
+    writer.call(&["CONFIG", "SET", "maxmemory", "0"]);
+    let evicted: u64 = info_field(&mut writer, "stats", "evicted_keys")
+        .parse()
+        .unwrap();
+    assert!(evicted > 0);
+    // The SETs invalidated all 200 read keys; the reader received them (and nothing is left
+    // over before its PING's answer).
+    let mut invalidated = std::collections::HashSet::new();
+    reader.send_command(&[b"PING"]);
+    loop {
+        let frame = reader.read_reply().expect("a frame");
+        if frame == b"+PONG\r\n" {
+            break;
+        }
+        invalidated.extend(push_keys(&frame));
+    }
+    assert_eq!(invalidated.len(), 200);
+}
+
+#[test]
+fn the_table_stays_within_tracking_table_max_keys() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CONFIG", "SET", "tracking-table-max-keys", "100"]);
+    let mut reader = tracking_conn(server.port);
+    for i in 0..1_000 {
+        reader.send_command(&[b"GET", format!("key:{i}").as_bytes()]);
+    }
+    // Keys forgotten to stay within the limit are invalidated: the reader hears of them.
+    reader.send_command(&[b"PING"]);
+    let mut replies = 0;
+    let mut invalidated = 0;
+    loop {
+        let frame = reader.read_reply().expect("a frame");
+        if frame.first() == Some(&b'>') {
+            invalidated += push_keys(&frame).len();
+        } else if frame == b"+PONG\r\n" {
+            break;
+        } else {
+            replies += 1;
+        }
+    }
+    assert_eq!(replies, 1_000);
+    // Invalidations a read causes follow the replies of its pipeline.
+    reader.send_command(&[b"PING"]);
+    loop {
+        let frame = reader.read_reply().expect("a frame");
+        if frame == b"+PONG\r\n" {
+            break;
+        }
+        invalidated += push_keys(&frame).len();
+    }
+    let keys: u64 = info_field(&mut admin, "stats", "tracking_total_keys")
+        .parse()
+        .unwrap();
+    assert!(keys <= 100, "{keys} keys tracked");
+    assert_eq!(invalidated, 900);
+    assert_eq!(info_field(&mut admin, "clients", "tracking_clients"), "1");
+    drop(reader);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut admin, "clients", "tracking_clients") != "0" {
+        assert!(Instant::now() < deadline, "tracking client not forgotten");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn redis_py_and_the_redis_crate_see_invalidations() {
+    let server = start_warpengine(&["--threads", "2"]);
+    // The redis crate: REDIRECT to a RESP2 connection subscribed to __redis__:invalidate.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut sub = client.get_connection().unwrap();
+    let sub_id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut sub).unwrap();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.subscribe("__redis__:invalidate").unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["TRACKING", "ON", "REDIRECT", &sub_id.to_string()])
+        .query(&mut con)
+        .unwrap();
+    let _: Option<String> = redis::cmd("GET").arg("cached").query(&mut con).unwrap();
+    let mut other = client.get_connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("cached")
+        .arg("new")
+        .query(&mut other)
+        .unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let msg = pubsub.get_message().unwrap();
+    assert_eq!(msg.get_channel_name(), "__redis__:invalidate");
+    let keys: Vec<String> = msg.get_payload().unwrap();
+    assert_eq!(keys, vec!["cached".to_string()]);
+
+    // redis-py: a RESP3 connection with tracking on, its invalidation push handler called.
+    let script = format!(
+        r#"
+import redis
+got = []
+conn = redis.Connection(port={port}, protocol=3)
+conn.connect()
+conn._parser.set_invalidation_push_handler(lambda m: got.append(m))
+conn.send_command("CLIENT", "TRACKING", "ON")
+assert conn.read_response() == b"OK"
+conn.send_command("GET", "pykey")
+conn.read_response()
+redis.Redis(port={port}).set("pykey", "1")
+conn.send_command("PING")
+assert conn.read_response() == b"PONG"
+assert got == [[b"invalidate", [b"pykey"]]], got
+print("ok")
+"#,
+        port = server.port
+    );
+    let (ok, out) = warpengine_tests::run_python(&["-c", &script]);
+    assert!(ok, "{out}");
+}
