@@ -36,11 +36,29 @@ use crate::session::ConnState;
 /// rarely meet.
 const PARTITIONS: usize = 16;
 
-/// One tracking client, as the invalidation path sees it. Replaced whole by each CLIENT
+/// One tracking client, as the invalidation path sees it: its options (`t.bcast`, ...; the
+/// prefixes those of every ON so far) and where to send. Replaced whole by each CLIENT
 /// TRACKING ON.
 pub struct Tracker {
     pub id: u64,
     sink: Arc<Subscriber>,
+    mode: Options,
+    /// The REDIRECT client has gone.
+    pub broken_redirect: AtomicBool,
+    /// The client's own protocol (for the null of a flush's invalidation).
+    resp3: bool,
+}
+
+impl std::ops::Deref for Tracker {
+    type Target = Options;
+    fn deref(&self) -> &Options {
+        &self.mode
+    }
+}
+
+/// CLIENT TRACKING ON's options.
+#[derive(Default)]
+pub struct Options {
     /// The client invalidations go to (0: this one).
     pub redirect: u64,
     pub bcast: bool,
@@ -48,21 +66,6 @@ pub struct Tracker {
     pub optout: bool,
     pub noloop: bool,
     /// BCAST prefixes ("" for every key).
-    pub prefixes: Vec<Bytes>,
-    /// The REDIRECT client has gone.
-    pub broken_redirect: AtomicBool,
-    /// The client's own protocol (for the null of a flush's invalidation).
-    resp3: bool,
-}
-
-/// CLIENT TRACKING ON's options.
-#[derive(Default)]
-pub struct Options {
-    pub redirect: u64,
-    pub bcast: bool,
-    pub optin: bool,
-    pub optout: bool,
-    pub noloop: bool,
     pub prefixes: Vec<Bytes>,
 }
 
@@ -170,19 +173,18 @@ impl Tracking {
             }
         }
         let sink = crate::pubsub::queue_of(conn).me.clone();
+        let bcast = opts.bcast;
         let tracker = Arc::new(Tracker {
             id: conn.id,
             sink,
-            redirect: opts.redirect,
-            bcast: opts.bcast,
-            optin: opts.optin,
-            optout: opts.optout,
-            noloop: opts.noloop,
-            prefixes: prefixes.clone(),
+            mode: Options {
+                prefixes: prefixes.clone(),
+                ..opts
+            },
             broken_redirect: AtomicBool::new(false),
             resp3: conn.resp3,
         });
-        if opts.bcast {
+        if bcast {
             let mut registered = self.prefixes.write().expect("tracking prefixes");
             registered.retain(|(_, id)| *id != conn.id);
             registered.extend(prefixes.into_iter().map(|p| (p, conn.id)));
