@@ -106,3 +106,107 @@ fn events_are_off_by_default_and_cost_nothing_to_subscribers() {
         Resp::Array(vec![Resp::Bulk(b"pong".to_vec()), Resp::Bulk(Vec::new())])
     );
 }
+
+#[test]
+fn redis_cli_psubscribe_prints_keyspace_events() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    let out = with_redis_cli(server.port, &["PSUBSCRIBE", "__keyevent@0__:*"], |ready| {
+        if !ready(&mut c) {
+            return;
+        }
+        c.call(&["SET", "from-cli-test", "v"]);
+        c.call(&["EXPIRE", "from-cli-test", "100"]);
+    });
+    assert!(
+        out.contains("pmessage\n__keyevent@0__:*\n__keyevent@0__:set\nfrom-cli-test"),
+        "{out}"
+    );
+    assert!(
+        out.contains("__keyevent@0__:expire\nfrom-cli-test"),
+        "{out}"
+    );
+}
+
+/// Runs redis-cli with `args` (a subscription) while `act` runs; what it printed. `act` gets a
+/// check that waits until the subscription is registered (false: it never was).
+fn with_redis_cli(
+    port: u16,
+    args: &[&str],
+    act: impl FnOnce(&dyn Fn(&mut RawConn) -> bool),
+) -> String {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut cli = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    let ready = |c: &mut RawConn| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let n: u64 = info_field(c, "stats", "pubsub_patterns")
+                .parse()
+                .unwrap_or(0);
+            let m: u64 = info_field(c, "stats", "pubsub_channels")
+                .parse()
+                .unwrap_or(0);
+            if n + m > 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    };
+    act(&ready);
+    std::thread::sleep(Duration::from_millis(200));
+    cli.kill().expect("kill redis-cli");
+    let mut out = String::new();
+    cli.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    cli.wait().expect("redis-cli ended");
+    out
+}
+
+#[test]
+fn the_redis_crate_and_redis_py_receive_keyspace_events() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "notify-keyspace-events", "Kl"])
+        .query(&mut con)
+        .unwrap();
+    let mut sub = client.get_connection().unwrap();
+    let mut pubsub = sub.as_pubsub();
+    pubsub.psubscribe("__keyspace@0__:*").unwrap();
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("rs-list")
+        .arg("a")
+        .query(&mut con)
+        .unwrap();
+    let msg = pubsub.get_message().unwrap();
+    assert_eq!(msg.get_channel_name(), "__keyspace@0__:rs-list");
+    assert_eq!(msg.get_payload::<String>().unwrap(), "rpush");
+
+    let script = format!(
+        r#"
+import redis
+r = redis.Redis(port={port})
+p = r.pubsub()
+p.psubscribe("__keyspace@0__:py-*")
+p.get_message(timeout=5)
+r.lpush("py-list", "x")
+m = p.get_message(timeout=5)
+assert m is not None and m["channel"] == b"__keyspace@0__:py-list" and m["data"] == b"lpush", m
+print("ok")
+"#,
+        port = server.port
+    );
+    let (ok, out) = warpengine_tests::run_python(&["-c", &script]);
+    assert!(ok, "{out}");
+}

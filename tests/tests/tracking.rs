@@ -412,3 +412,52 @@ print("ok")
     let (ok, out) = warpengine_tests::run_python(&["-c", &script]);
     assert!(ok, "{out}");
 }
+
+#[test]
+fn redis_cli_subscriber_receives_redirected_invalidations() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut cli = Command::new("redis-cli")
+        .args([
+            "-p",
+            &server.port.to_string(),
+            "SUBSCRIBE",
+            "__redis__:invalidate",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    let mut admin = RawConn::connect(server.port);
+    // redis-cli's connection: the one subscribed to a channel.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cli_id = loop {
+        let list = match admin.call(&["CLIENT", "LIST"]) {
+            Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        if let Some(line) = list.lines().find(|l| l.contains(" sub=1 ")) {
+            break line
+                .split(' ')
+                .next()
+                .unwrap()
+                .trim_start_matches("id=")
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "redis-cli never subscribed");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut tracked = RawConn::connect(server.port);
+    tracked.call(&["CLIENT", "TRACKING", "ON", "REDIRECT", &cli_id]);
+    tracked.call(&["GET", "cli-cached"]);
+    admin.call(&["SET", "cli-cached", "v"]);
+    std::thread::sleep(Duration::from_millis(200));
+    cli.kill().expect("kill redis-cli");
+    let mut out = String::new();
+    cli.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    cli.wait().expect("redis-cli ended");
+    assert!(
+        out.contains("message\n__redis__:invalidate\ncli-cached"),
+        "{out}"
+    );
+}

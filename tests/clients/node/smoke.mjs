@@ -1,5 +1,6 @@
 // WarpEngine against Node's Redis clients, ioredis and node-redis: strings, pipelines, errors,
-// transactions (MULTI/EXEC, WATCH) and Pub/Sub (channels and patterns), each library's own way.
+// transactions (MULTI/EXEC, WATCH), Pub/Sub (channels and patterns), keyspace notifications and
+// client-side caching invalidations (CLIENT TRACKING ... REDIRECT), each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient } from "redis";
@@ -93,6 +94,35 @@ function collect(count, subscribe) {
     sub.disconnect();
     pub.disconnect();
   });
+  await check("ioredis-keyspace-events", async () => {
+    const sub = new Redis({ port });
+    const events = collect(2, (push) => {
+      sub.on("pmessage", (pat, ch, msg) => push([ch, msg]));
+    });
+    await r.config("SET", "notify-keyspace-events", "KEg$");
+    await sub.psubscribe("__key*@0__:ksn");
+    await r.set("ksn", "1");
+    await r.del("ksn");
+    assertEqual(await events, [["__keyspace@0__:ksn", "set"], ["__keyspace@0__:ksn", "del"]], "events");
+    await r.config("SET", "notify-keyspace-events", "");
+    sub.disconnect();
+  });
+  await check("ioredis-tracking", async () => {
+    const sub = new Redis({ port });
+    const other = new Redis({ port });
+    const id = await sub.client("ID");
+    const invalidations = collect(1, (push) => {
+      sub.on("message", (ch, msg) => push([ch, msg]));
+    });
+    await sub.subscribe("__redis__:invalidate");
+    assertEqual(await r.client("TRACKING", "ON", "REDIRECT", id), "OK", "TRACKING ON");
+    await r.get("cached");
+    await other.set("cached", "new");
+    assertEqual(await invalidations, [["__redis__:invalidate", "cached"]], "invalidation");
+    assertEqual(await r.client("TRACKING", "OFF"), "OK", "TRACKING OFF");
+    sub.disconnect();
+    other.disconnect();
+  });
   r.disconnect();
 }
 
@@ -138,6 +168,34 @@ function collect(count, subscribe) {
       [["message", "nchan", "one"], ["pmessage", "npat", "two"]],
       "messages",
     );
+    await sub.quit();
+  });
+  await check("node-redis-keyspace-events", async () => {
+    const sub = client.duplicate();
+    await sub.connect();
+    let push;
+    const events = collect(1, (p) => (push = p));
+    await client.configSet("notify-keyspace-events", "E$");
+    await sub.pSubscribe("__keyevent@0__:*", (msg, ch) => push([ch, msg]));
+    await client.incr("nksn");
+    assertEqual(await events, [["__keyevent@0__:incrby", "nksn"]], "events");
+    await client.configSet("notify-keyspace-events", "");
+    await sub.quit();
+  });
+  await check("node-redis-tracking", async () => {
+    const sub = client.duplicate();
+    await sub.connect();
+    const id = await sub.clientId();
+    let push;
+    const invalidations = collect(1, (p) => (push = p));
+    await sub.subscribe("__redis__:invalidate", (msg, ch) => push([ch, msg]));
+    const tracked = client.duplicate();
+    await tracked.connect();
+    assertEqual(await tracked.sendCommand(["CLIENT", "TRACKING", "ON", "REDIRECT", String(id)]), "OK", "ON");
+    await tracked.get("ncached");
+    await client.set("ncached", "new");
+    assertEqual(await invalidations, [["__redis__:invalidate", ["ncached"]]], "invalidation");
+    await tracked.quit();
     await sub.quit();
   });
   await client.quit();
