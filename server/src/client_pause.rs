@@ -1,8 +1,9 @@
 //! CLIENT PAUSE: while a pause lasts, the requests it covers wait, in order, before they run
 //! (WRITE: commands that write or may replicate, PUBLISH included, and EXEC of a transaction
 //! that writes; ALL: every command), and run once CLIENT UNPAUSE or the timeout ends it. A
-//! waiting client counts in INFO's blocked_clients, as Redis counts it. Active expiry waits too
-//! (lazy expiry on access does not: a read of an expired key deletes it, where Redis leaves it).
+//! waiting client counts in INFO's blocked_clients, as Redis counts it. Expiry waits too: the
+//! active cycle does not run, and a read of an expired key finds it absent but leaves it there
+//! (`warpengine_storage::db::pause_expiry_deletes_until`), as in Redis.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
@@ -44,6 +45,7 @@ impl Pause {
             self.until_ms.store(until_ms, Ordering::Release);
             self.mode.store(mode as u8, Ordering::Release);
         }
+        warpengine_storage::db::pause_expiry_deletes_until(self.until_ms.load(Ordering::Acquire));
     }
 
     /// Whether a pause of either mode is in force now: active expiry waits during one, as in
@@ -55,6 +57,7 @@ impl Pause {
     /// CLIENT UNPAUSE.
     pub fn unpause(&self) {
         self.mode.store(0, Ordering::Release);
+        warpengine_storage::db::pause_expiry_deletes_until(0);
         self.released.notify_waiters();
     }
 

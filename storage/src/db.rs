@@ -1,5 +1,6 @@
 //! One logical database (as selected by SELECT) within one shard.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ahash::RandomState;
@@ -105,6 +106,16 @@ pub struct Db {
     index: usize,
 }
 
+/// While clients are paused (CLIENT PAUSE), until when (Unix ms): an expired key reads as
+/// absent but stays in place, as Redis's expireIfNeeded leaves it, so that a paused primary's
+/// data does not change. Process-wide like the pause itself; 0 while none is in force.
+static EXPIRY_DELETES_PAUSED_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+/// CLIENT PAUSE began or was extended (`until_ms`), or ended (0).
+pub fn pause_expiry_deletes_until(until_ms: u64) {
+    EXPIRY_DELETES_PAUSED_UNTIL.store(until_ms, Ordering::Relaxed);
+}
+
 /// Records `key`'s expiry in the table of keys that have one.
 fn set_expiry(volatile: &mut KeyTable<u64>, key: &Key, expire_at: u64) {
     match volatile.lookup(key.as_bytes()) {
@@ -187,6 +198,9 @@ impl Db {
         let i = self.map.position_of(key)?;
         let (_, entry) = self.map.get_index(i).expect("found above");
         if self.is_expired(key, entry, now_ms) {
+            if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) {
+                return None;
+            }
             self.remove(key);
             self.note_expired(key);
             return None;

@@ -98,3 +98,19 @@ fn active_expiry_waits_while_paused() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_pause_leaves_expired_keys_in_place_until_it_ends() {
+    let server = start_warpengine(&["--threads", "2", "--set", "hz=1"]);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["SET", "pk", "v", "PX", "50"]);
+    c.call(&["CLIENT", "PAUSE", "5000", "WRITE"]);
+    std::thread::sleep(Duration::from_millis(150));
+    // Expired: reads find nothing, but the key is not deleted while clients are paused.
+    assert_eq!(c.call(&["GET", "pk"]), Resp::Nil);
+    assert_eq!(c.call(&["EXISTS", "pk"]), Resp::Int(0));
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(1));
+    c.call(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(c.call(&["GET", "pk"]), Resp::Nil);
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(0));
+}
