@@ -316,6 +316,23 @@ fn pubsub_py_runs() {
 }
 
 #[test]
+fn keyspace_events_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/keyspace_events.sh", &binary, "1"],
+        &[("N", "20000")],
+    );
+    assert!(
+        text.contains("warp | set") && text.contains("CPU s/M"),
+        "{text}"
+    );
+}
+
+#[test]
 fn ab_sh_runs() {
     let Some(binary) = release_binary() else {
         return;
