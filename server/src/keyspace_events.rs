@@ -1,7 +1,8 @@
 //! Keyspace notifications: the events commands and the database raise (`notify-keyspace-events`,
 //! see `warpengine_storage::notify`) published on `__keyspace@<db>__:<key>` (the event as the
 //! message) and `__keyevent@<db>__:<event>` (the key as the message), in that order, as Redis
-//! publishes them.
+//! publishes them. The same hook after each command hands client tracking (`tracking.rs`) the
+//! keys expiry and eviction removed, and lets it send its BCAST invalidations.
 
 use bytes::Bytes;
 use warpengine_storage::notify;
@@ -15,10 +16,10 @@ pub fn apply(cfg: &crate::config_store::ConfigStore) {
     notify::set_enabled(flags);
 }
 
-/// After a command, an expiry round or an eviction: publishes the
-/// events raised on this thread, tells tracking clients of expired and evicted keys, and sends
-/// BCAST tracking clients the keys the command changed. While notifications and tracking are
-/// both off this is one relaxed load.
+/// After a command, an expiry round or an eviction: publishes the events raised on this thread,
+/// tells tracking clients of expired and evicted keys, and sends BCAST tracking clients the
+/// keys the command changed. While notifications and tracking are both off this is one relaxed
+/// load.
 #[inline]
 pub fn publish_raised(server: &Server) {
     if notify::active() {

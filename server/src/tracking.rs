@@ -194,6 +194,8 @@ impl Tracking {
             self.count.store(trackers.len(), Ordering::Relaxed);
             notify::set_removals_wanted(true);
         }
+        drop(trackers);
+        conn.handle.info.lock().expect("client info lock").tracking = Some(tracker.clone());
         conn.tracking = Some(tracker);
         conn.tracking_caching = false;
         Ok(())
@@ -205,6 +207,7 @@ impl Tracking {
             return;
         };
         conn.tracking_caching = false;
+        conn.handle.info.lock().expect("client info lock").tracking = None;
         if old.bcast {
             self.prefixes
                 .write()

@@ -66,14 +66,6 @@ pub fn active() -> bool {
     ENABLED.load(Ordering::Relaxed) != 0
 }
 
-/// Whether an event of `class` would be published: the class is on, and so is at least one
-/// of the keyspace and keyevent channels.
-#[inline]
-pub fn enabled(class: u32) -> bool {
-    let on = ENABLED.load(Ordering::Relaxed);
-    on & class != 0 && on & (KEYSPACE | KEYEVENT) != 0
-}
-
 /// Which of the two channel families are on.
 #[inline]
 pub fn channels() -> u32 {

@@ -418,12 +418,6 @@ fn tracking(s: &mut Session, args: &[Bytes]) -> Reply {
     } else {
         return Reply::err(SYNTAX);
     }
-    s.conn
-        .handle
-        .info
-        .lock()
-        .expect("client info lock")
-        .tracking = s.conn.tracking.clone();
     OK
 }
 
