@@ -1,7 +1,7 @@
 """Resident memory per key: loads N keys of one shape into a fresh redis-server and a fresh
 WarpEngine and reports the RSS growth per key for each. With --accounting, WarpEngine only:
 its used_memory growth against its RSS growth, for each shape at each of --sizes. Usage:
-    python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10]
+    python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10|list300|list300-lpush]
         [--warp BINARY]
     python3 bench/memory.py --accounting [--sizes 50000,300000,1000000] [--shape ...]"""
 
@@ -49,6 +49,12 @@ def commands(shape, n):
             yield encode(b"ZADD", key, *[x for f in range(10) for x in (str(f), b"member:%d" % f)])
         elif shape == "list10":
             yield encode(b"RPUSH", key, *[b"item:%d" % f for f in range(10)])
+        elif shape == "list300":
+            yield encode(b"RPUSH", key, *[b"item:%d" % f for f in range(300)])
+        elif shape == "list300-lpush":
+            # Pushed one at a time at the head, as a queue fed by LPUSH grows.
+            for f in range(300):
+                yield encode(b"LPUSH", key, b"item:%d" % f)
 
 
 def load(port, shape, n):

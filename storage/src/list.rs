@@ -1,11 +1,11 @@
 //! List values (LPUSH and friends). A short list is one byte buffer of length-prefixed
 //! elements, as the single listpack node of a short Redis quicklist is: one allocation, walked
-//! from either end. A longer one is a deque of separately allocated elements, so pushes and
-//! pops at either end stay O(1) whatever its length. OBJECT ENCODING shows neither: Redis 7.0
-//! reports every list as a quicklist.
+//! from either end. A longer one is, as Redis's quicklist, a deque of such buffers ("nodes") of
+//! at most 8 KB each: pushes and pops at either end touch one node whatever the list's length,
+//! and an element costs its bytes and a length or two, not an allocation of its own. OBJECT
+//! ENCODING shows neither: Redis 7.0 reports every list as a quicklist.
 
 use std::collections::{vec_deque, VecDeque};
-use std::iter::Rev;
 
 use bytes::Bytes;
 
@@ -18,6 +18,11 @@ use crate::packed::{
 /// so that a list hovering at a limit does not convert on every push and pop.
 const PACK_MAX_ENTRIES: usize = 128;
 const PACK_MAX_BYTES: usize = 8192;
+/// A long list's node holds elements up to this many bytes; an element larger than that has a
+/// node of its own. Redis's nodes take 8 KB (`list-max-listpack-size -2`); smaller ones here
+/// keep a push at the head, which moves the node's bytes, as cheap as it was with one allocation
+/// per element, for a few percent more memory.
+const NODE_MAX_BYTES: usize = 1024;
 
 /// Which end of a list an operation works on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,39 +80,144 @@ impl Pack {
     }
 }
 
+/// A long list: nodes of packed elements, as Redis's quicklist.
 #[derive(Clone, Debug, Default)]
-struct Deque {
-    items: VecDeque<Bytes>,
-    /// What the elements would take packed, to know when they fit a pack again.
-    packed: usize,
+struct Chunks {
+    nodes: VecDeque<Pack>,
+    len: usize,
 }
 
-impl Deque {
+impl Chunks {
     #[inline]
     fn push(&mut self, end: End, v: &[u8]) {
-        self.packed += entry_len(v);
-        let v = Bytes::copy_from_slice(v);
-        match end {
-            End::Head => self.items.push_front(v),
-            End::Tail => self.items.push_back(v),
+        let n = entry_len(v);
+        let node = match end {
+            End::Head => self.nodes.front_mut(),
+            End::Tail => self.nodes.back_mut(),
+        };
+        match node {
+            Some(node) if node.bytes() + n <= NODE_MAX_BYTES => {
+                // The end node takes pushes in a row: it grows by doubling, not exactly.
+                node.reserve(n);
+                let at = if end == End::Head { 0 } else { node.bytes() };
+                node.insert_at(at, v);
+            }
+            node => {
+                // The full node keeps its place for good: without its slack.
+                if let Some(full) = node {
+                    full.fit();
+                }
+                let node = Pack::from_entries(std::iter::once(v));
+                match end {
+                    End::Head => self.nodes.push_front(node),
+                    End::Tail => self.nodes.push_back(node),
+                }
+            }
         }
+        self.len += 1;
     }
 
     #[inline]
     fn pop(&mut self, end: End) -> Option<Bytes> {
-        let v = match end {
-            End::Head => self.items.pop_front(),
-            End::Tail => self.items.pop_back(),
+        let tail = end == End::Tail;
+        let node = if tail {
+            self.nodes.back_mut()
+        } else {
+            self.nodes.front_mut()
         }?;
-        self.packed -= entry_len(&v);
+        let v = node.pop(tail, Bytes::copy_from_slice)?;
+        if node.len() == 0 {
+            if tail {
+                self.nodes.pop_back();
+            } else {
+                self.nodes.pop_front();
+            }
+        }
+        self.len -= 1;
         Some(v)
+    }
+
+    /// The node holding position `i` (which must exist) and the position within it, counted
+    /// from the nearer end of the list.
+    fn locate(&self, mut i: usize) -> (usize, usize) {
+        if i < self.len / 2 {
+            for (n, node) in self.nodes.iter().enumerate() {
+                if i < node.len() {
+                    return (n, i);
+                }
+                i -= node.len();
+            }
+        } else {
+            let mut from_tail = self.len - 1 - i;
+            for (n, node) in self.nodes.iter().enumerate().rev() {
+                if from_tail < node.len() {
+                    return (n, node.len() - 1 - from_tail);
+                }
+                from_tail -= node.len();
+            }
+        }
+        unreachable!("position {i} within the list")
+    }
+
+    /// What the elements take packed (to know when they fit one pack again).
+    fn packed(&self) -> usize {
+        self.nodes.iter().map(Pack::bytes).sum()
+    }
+
+    /// Removes the first `k` elements (whole nodes dropped, a partial one cut).
+    fn drop_front(&mut self, mut k: usize) {
+        self.len -= k;
+        while k > 0 {
+            let node = self.nodes.front_mut().expect("counted");
+            if k >= node.len() {
+                k -= node.len();
+                self.nodes.pop_front();
+            } else {
+                let end = node.offset_of(k);
+                node.remove_span(0, end, k);
+                k = 0;
+            }
+        }
+    }
+
+    /// Removes the last `k` elements.
+    fn drop_back(&mut self, mut k: usize) {
+        self.len -= k;
+        while k > 0 {
+            let node = self.nodes.back_mut().expect("counted");
+            if k >= node.len() {
+                k -= node.len();
+                self.nodes.pop_back();
+            } else {
+                let keep = node.len() - k;
+                let start = node.offset_of(keep);
+                node.remove_span(start, node.bytes(), k);
+                k = 0;
+            }
+        }
+    }
+
+    /// Node `n` grew past a node's size (an insertion or a replacement): split it in two.
+    fn split_if_large(&mut self, n: usize) {
+        let node = &self.nodes[n];
+        if node.bytes() <= NODE_MAX_BYTES || node.len() < 2 {
+            return;
+        }
+        let half = node.len() / 2;
+        let first = Pack::from_entries(node.iter().take(half).map(|e| e.entry));
+        let second = Pack::from_entries(node.iter().skip(half).map(|e| e.entry));
+        self.nodes[n] = first;
+        self.nodes.insert(n + 1, second);
+        // Large elements can leave a half still over the size.
+        self.split_if_large(n + 1);
+        self.split_if_large(n);
     }
 }
 
 #[derive(Clone, Debug)]
 enum Repr {
     Pack(Pack),
-    Deque(Box<Deque>),
+    Chunks(Box<Chunks>),
 }
 
 #[derive(Clone, Debug)]
@@ -133,13 +243,17 @@ pub struct Iter<'a> {
 enum IterRepr<'a> {
     Pack(PackedIter<'a, Element>),
     PackRev(PackedRevIter<'a, Element>),
-    Deque(vec_deque::Iter<'a, Bytes>),
-    DequeRev(Rev<vec_deque::Iter<'a, Bytes>>),
+    /// The node being walked, and the nodes after it.
+    Chunks(Option<PackedIter<'a, Element>>, vec_deque::Iter<'a, Pack>),
+    /// The node being walked backwards, and the nodes before it.
+    ChunksRev(
+        Option<PackedRevIter<'a, Element>>,
+        vec_deque::Iter<'a, Pack>,
+    ),
 }
 
 impl<'a> Iter<'a> {
-    /// The same walk yielding owned elements, for replies: copied out of a pack, shared (not
-    /// copied) from a deque.
+    /// The same walk yielding owned elements, for replies (copied out of the packs).
     pub fn owned(self) -> Owned<'a> {
         Owned(self)
     }
@@ -152,8 +266,19 @@ impl<'a> Iter<'a> {
         match &mut self.repr {
             IterRepr::Pack(it) => it.next().map(|e| Elem::Packed(e.entry)),
             IterRepr::PackRev(it) => it.next().map(|e| Elem::Packed(e.entry)),
-            IterRepr::Deque(it) => it.next().map(Elem::Shared),
-            IterRepr::DequeRev(it) => it.next().map(Elem::Shared),
+            IterRepr::Chunks(cur, rest) => loop {
+                if let Some(e) = cur.as_mut().and_then(Iterator::next) {
+                    break Some(Elem::Packed(e.entry));
+                }
+                *cur = Some(rest.next()?.iter());
+            },
+            IterRepr::ChunksRev(cur, rest) => loop {
+                if let Some(e) = cur.as_mut().and_then(Iterator::next) {
+                    break Some(Elem::Packed(e.entry));
+                }
+                let node = rest.next_back()?;
+                *cur = Some(node.iter_before(node.bytes()));
+            },
         }
     }
 }
@@ -193,7 +318,7 @@ impl ListValue {
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.len(),
-            Repr::Deque(d) => d.items.len(),
+            Repr::Chunks(c) => c.len,
         }
     }
 
@@ -212,29 +337,36 @@ impl ListValue {
         matches!(self.repr, Repr::Pack(_))
     }
 
-    fn make_deque(&mut self) -> &mut Deque {
-        if let Repr::Pack(p) = &self.repr {
-            // A power of two, as growth from empty gives: those fit the allocator's size
-            // classes (129 slots grow to 516, 16.5 KB, just past a class: 4 KB more per list).
-            let mut items = VecDeque::with_capacity((p.len() + 1).next_power_of_two());
-            items.extend(p.iter().map(|e| Bytes::copy_from_slice(e.entry)));
-            self.repr = Repr::Deque(Box::new(Deque {
-                items,
-                packed: p.bytes(),
-            }));
+    /// The long form: the pack becomes the first node (nothing is copied).
+    fn make_chunks(&mut self) -> &mut Chunks {
+        if let Repr::Pack(p) = &mut self.repr {
+            let p = std::mem::take(p);
+            let len = p.len();
+            let mut nodes = VecDeque::new();
+            if len > 0 {
+                nodes.push_back(p);
+            }
+            let mut chunks = Chunks { nodes, len };
+            if chunks.nodes.len() == 1 {
+                chunks.split_if_large(0);
+            }
+            self.repr = Repr::Chunks(Box::new(chunks));
         }
         match &mut self.repr {
-            Repr::Deque(d) => d,
+            Repr::Chunks(c) => c,
             Repr::Pack(_) => unreachable!("just converted"),
         }
     }
 
     /// Returns to the packed form once the elements take under half of both limits.
     fn maybe_repack(&mut self) {
-        if let Repr::Deque(d) = &self.repr {
-            if d.items.len() <= PACK_MAX_ENTRIES / 2 && d.packed <= PACK_MAX_BYTES / 2 {
-                let p = Pack::from_entries(d.items.iter().map(|v| &v[..]));
-                debug_assert_eq!(p.bytes(), d.packed);
+        if let Repr::Chunks(c) = &self.repr {
+            if c.len <= PACK_MAX_ENTRIES / 2 && c.packed() <= PACK_MAX_BYTES / 2 {
+                let p = match c.nodes.len() {
+                    0 => Pack::default(),
+                    1 => c.nodes[0].clone(),
+                    _ => Pack::from_entries(c.nodes.iter().flat_map(|n| n.iter().map(|e| e.entry))),
+                };
                 self.repr = Repr::Pack(p);
             }
         }
@@ -246,10 +378,10 @@ impl ListValue {
     #[inline]
     pub fn push(&mut self, end: End, value: &[u8]) {
         match &mut self.repr {
-            Repr::Deque(d) => d.push(end, value),
+            Repr::Chunks(c) => c.push(end, value),
             Repr::Pack(p) => {
                 if !p.push(end, value) {
-                    self.make_deque().push(end, value);
+                    self.make_chunks().push(end, value);
                 }
             }
         }
@@ -259,9 +391,9 @@ impl ListValue {
     pub fn pop(&mut self, end: End) -> Option<Bytes> {
         match &mut self.repr {
             Repr::Pack(p) => p.pop(end == End::Tail, Bytes::copy_from_slice),
-            Repr::Deque(d) => {
-                let v = d.pop(end)?;
-                if d.items.len() <= PACK_MAX_ENTRIES / 2 {
+            Repr::Chunks(c) => {
+                let v = c.pop(end)?;
+                if c.len <= PACK_MAX_ENTRIES / 2 {
                     self.maybe_repack();
                 }
                 Some(v)
@@ -280,7 +412,10 @@ impl ListValue {
         let i = self.position(index)?;
         Some(match &self.repr {
             Repr::Pack(p) => p.get(i).entry,
-            Repr::Deque(d) => &d.items[i],
+            Repr::Chunks(c) => {
+                let (n, j) = c.locate(i);
+                c.nodes[n].get(j).entry
+            }
         })
     }
 
@@ -300,9 +435,14 @@ impl ListValue {
                 return true;
             }
         }
-        let d = self.make_deque();
-        d.packed = d.packed - entry_len(&d.items[i]) + n;
-        d.items[i] = Bytes::copy_from_slice(value);
+        let c = self.make_chunks();
+        let (node, j) = c.locate(i);
+        let (start, end) = {
+            let e = c.nodes[node].get(j);
+            (e.start, e.end)
+        };
+        c.nodes[node].replace_here(start, end, value);
+        c.split_if_large(node);
         self.maybe_repack();
         true
     }
@@ -328,7 +468,17 @@ impl ListValue {
     pub fn iter_from(&self, start: usize) -> Iter<'_> {
         let repr = match &self.repr {
             Repr::Pack(p) => IterRepr::Pack(p.iter_at(p.offset_of(start))),
-            Repr::Deque(d) => IterRepr::Deque(d.items.range(start.min(d.items.len())..)),
+            Repr::Chunks(c) if start >= c.len => {
+                IterRepr::Chunks(None, c.nodes.range(c.nodes.len()..))
+            }
+            Repr::Chunks(c) => {
+                let (n, j) = c.locate(start);
+                let node = &c.nodes[n];
+                IterRepr::Chunks(
+                    Some(node.iter_at(node.offset_of(j))),
+                    c.nodes.range(n + 1..),
+                )
+            }
         };
         Iter {
             repr,
@@ -340,31 +490,11 @@ impl ListValue {
         self.iter_from(0)
     }
 
-    /// The `count` elements from position `start` (which must exist), owned and passed through
-    /// `f`: LRANGE's reply in one pass. A deque's elements are shared rather than copied, in a
-    /// loop specialised per form (through `Iter` it would cost some 13 ns more per element).
-    pub fn map_range<R>(&self, start: usize, count: usize, f: impl FnMut(Bytes) -> R) -> Vec<R> {
-        match &self.repr {
-            Repr::Pack(p) => p
-                .iter_at(p.offset_of(start))
-                .take(count)
-                .map(|e| Bytes::copy_from_slice(e.entry))
-                .map(f)
-                .collect(),
-            Repr::Deque(d) => d
-                .items
-                .range(start..start + count)
-                .cloned()
-                .map(f)
-                .collect(),
-        }
-    }
-
     /// Elements from the tail to the head.
     pub fn iter_rev(&self) -> Iter<'_> {
         let repr = match &self.repr {
             Repr::Pack(p) => IterRepr::PackRev(p.iter_before(p.bytes())),
-            Repr::Deque(d) => IterRepr::DequeRev(d.items.iter().rev()),
+            Repr::Chunks(c) => IterRepr::ChunksRev(None, c.nodes.iter()),
         };
         Iter {
             repr,
@@ -383,18 +513,14 @@ impl ListValue {
                     p.keep_span(from, to, e - s + 1);
                 }
             },
-            Repr::Deque(d) => {
-                let (s, e) = range.unwrap_or((d.items.len(), d.items.len()));
-                let dropped: usize = d
-                    .items
-                    .iter()
-                    .enumerate()
-                    .filter(|&(i, _)| i < s || i > e)
-                    .map(|(_, v)| entry_len(v))
-                    .sum();
-                d.packed -= dropped;
-                d.items.truncate(e.saturating_add(1));
-                d.items.drain(..s.min(d.items.len()));
+            Repr::Chunks(c) => {
+                match range {
+                    None => **c = Chunks::default(),
+                    Some((s, e)) => {
+                        c.drop_back(c.len - 1 - e);
+                        c.drop_front(s);
+                    }
+                }
                 self.maybe_repack();
             }
         }
@@ -415,9 +541,16 @@ impl ListValue {
                 return true;
             }
         }
-        let d = self.make_deque();
-        d.packed += n;
-        d.items.insert(i, Bytes::copy_from_slice(value));
+        let c = self.make_chunks();
+        if i == c.len {
+            c.push(End::Tail, value);
+            return true;
+        }
+        let (node, j) = c.locate(i);
+        let at = c.nodes[node].offset_of(j);
+        c.nodes[node].insert_at(at, value);
+        c.len += 1;
+        c.split_if_large(node);
         true
     }
 
@@ -425,15 +558,12 @@ impl ListValue {
     fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
         match &mut self.repr {
             Repr::Pack(p) => p.retain(keep),
-            Repr::Deque(d) => {
-                let Deque { items, packed } = &mut **d;
-                items.retain(|v| {
-                    let k = keep(v);
-                    if !k {
-                        *packed -= entry_len(v);
-                    }
-                    k
-                });
+            Repr::Chunks(c) => {
+                for node in c.nodes.iter_mut() {
+                    node.retain(&mut keep);
+                }
+                c.nodes.retain(|n| n.len() > 0);
+                c.len = c.nodes.iter().map(Pack::len).sum();
                 self.maybe_repack();
             }
         }
@@ -528,7 +658,7 @@ mod tests {
     /// The same elements in the large form.
     fn unpacked(items: &[&str]) -> ListValue {
         let mut l = list(items);
-        l.make_deque();
+        l.make_chunks();
         l
     }
 
@@ -662,7 +792,7 @@ mod tests {
         let l = list(&["item:0", "item:1", "item:2"]);
         match &l.repr {
             Repr::Pack(p) => assert_eq!(p.bytes(), 3 * 8),
-            Repr::Deque(_) => panic!("packed"),
+            Repr::Chunks(_) => panic!("packed"),
         }
     }
 
@@ -768,7 +898,14 @@ mod tests {
                 } else {
                     assert!(model.len() > PACK_MAX_ENTRIES / 2 || packed_size > PACK_MAX_BYTES / 2);
                     match &l.repr {
-                        Repr::Deque(d) => assert_eq!(d.packed, packed_size),
+                        Repr::Chunks(c) => {
+                            assert_eq!(c.packed(), packed_size);
+                            assert!(c
+                                .nodes
+                                .iter()
+                                .all(|n| n.len() > 0
+                                    && (n.bytes() <= NODE_MAX_BYTES || n.len() == 1)));
+                        }
                         Repr::Pack(_) => unreachable!(),
                     }
                 }
@@ -785,7 +922,9 @@ mod tests {
                     let count = 1 + rng.below(model.len() - start);
                     let want: Vec<Vec<u8>> =
                         model.iter().skip(start).take(count).cloned().collect();
-                    assert_eq!(l.map_range(start, count, |b| b.to_vec()), want);
+                    let got: Vec<Vec<u8>> =
+                        l.iter_from(start).take(count).map(|b| b.to_vec()).collect();
+                    assert_eq!(got, want);
                 }
                 assert!(l
                     .iter_from(start)

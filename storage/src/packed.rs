@@ -284,6 +284,18 @@ impl<C: Codec> Packed<C> {
         }
     }
 
+    /// Room for `bytes` more, grown as a Vec grows (by doubling): for a buffer that takes many
+    /// insertions in a row (a long list's end node), where exact growth would reallocate at
+    /// each one. [`Packed::fit`] gives the slack back.
+    pub(crate) fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
+    }
+
+    /// Gives back all slack.
+    pub(crate) fn fit(&mut self) {
+        self.buf.shrink_to_fit();
+    }
+
     /// Inserts `e` at byte `at` (where an entry starts, or the end), growing the buffer by
     /// exactly its size.
     pub(crate) fn insert_at(&mut self, at: usize, e: C::Entry<'_>) {
@@ -396,6 +408,16 @@ impl<'a, C: Codec> Iterator for PackedIter<'a, C> {
         let e = self.pack.decode_at(self.pos);
         self.pos = e.end;
         Some(e)
+    }
+}
+
+// By hand: derived, it would ask the codec to be Clone.
+impl<C: Codec> Clone for PackedIter<'_, C> {
+    fn clone(&self) -> Self {
+        PackedIter {
+            pack: self.pack,
+            pos: self.pos,
+        }
     }
 }
 

@@ -220,9 +220,27 @@ pub fn lrange(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::Array(Vec::new()),
         Ok(Some(l)) => match l.range(start, end) {
             None => Reply::Array(Vec::new()),
-            Some((s, e)) => Reply::Array(l.map_range(s, e - s + 1, Reply::Bulk)),
+            Some((s, e)) => range_reply(l, s, e - s + 1),
         },
     }
+}
+
+/// LRANGE's reply, encoded as it is read out of the list: an array of bulk strings (the same
+/// bytes in RESP2 and RESP3), one allocation for the whole reply rather than one per element.
+fn range_reply(l: &ListValue, start: usize, count: usize) -> Reply {
+    let mut out = Vec::with_capacity(16 + count * 16);
+    let mut digits = itoa::Buffer::new();
+    out.push(b'*');
+    out.extend_from_slice(digits.format(count).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for e in l.iter_from(start).take(count) {
+        out.push(b'$');
+        out.extend_from_slice(digits.format(e.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(e);
+        out.extend_from_slice(b"\r\n");
+    }
+    Reply::Raw(Bytes::from(out))
 }
 
 pub fn lindex(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
