@@ -139,10 +139,7 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
                 }
                 tokio::time::sleep(Duration::from_secs(idle_limit)).await;
             };
-            // Biased: a message already queued (an invalidation a write on another connection
-            // caused, say) goes out before the reply to a request read after it, as in Redis.
             let message = tokio::select! {
-                biased;
                 message = subs.next() => Ok(message),
                 read = stream.read_buf(&mut input) => Err(read),
                 _ = idle => {
@@ -188,6 +185,13 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             Ok(n) => n,
         };
         bump(&stats.net_input_bytes, n as u64);
+        if let Some(subs) = conn.pubsub.as_mut() {
+            // Messages queued before these requests were read (an invalidation another
+            // client's write caused, say) go out before their replies, as in Redis, where they
+            // are already in the output buffer. (Not a biased select: a busy channel would
+            // then keep the client's own requests from being read.)
+            subs.take_queued(&mut out);
+        }
         dispatch::drain(server, me);
         if input.len() as u64 > server.hot.query_buffer_limit.load(Ordering::Relaxed) {
             debug!(
