@@ -1,7 +1,7 @@
 //! List values (LPUSH and friends). A short list is one byte buffer of length-prefixed
 //! elements, as the single listpack node of a short Redis quicklist is: one allocation, walked
 //! from either end. A longer one is, as Redis's quicklist, a deque of such buffers ("nodes") of
-//! at most 8 KB each: pushes and pops at either end touch one node whatever the list's length,
+//! at most 1 KB each: pushes and pops at either end touch one node whatever the list's length,
 //! and an element costs its bytes and a length or two, not an allocation of its own. OBJECT
 //! ENCODING shows neither: Redis 7.0 reports every list as a quicklist.
 
