@@ -324,15 +324,15 @@ impl PubSub {
         self.map(if shard { Kind::Shard } else { Kind::Channel })
     }
 
-    /// (P|S)SUBSCRIBE: subscribes the connection to each name; the confirmations, encoded.
+    /// (P|S)SUBSCRIBE: subscribes the connection (its queue, [`queue_of`]) to each name; the
+    /// confirmations, encoded.
     pub fn subscribe(
         &self,
-        subs: &mut Option<Box<Subscriptions>>,
+        s: &mut Subscriptions,
         resp3: bool,
         kind: Kind,
         names: &[Bytes],
     ) -> Vec<u8> {
-        let s = subs.get_or_insert_with(|| Box::new(Subscriptions::new(resp3)));
         s.me.resp3.store(resp3, Ordering::Relaxed);
         let mut out = Vec::new();
         for name in names {
@@ -509,8 +509,8 @@ mod tests {
         for (seconds, closed) in [("0", true), ("60", false)] {
             let ps = PubSub::default();
             ps.limits.refresh(&format!("pubsub 0 100 {seconds}"));
-            let mut s = None;
-            ps.subscribe(&mut s, false, Kind::Channel, &[b("c")]);
+            let mut s = Some(Box::new(Subscriptions::new(false)));
+            ps.subscribe(s.as_mut().unwrap(), false, Kind::Channel, &[b("c")]);
             for _ in 0..5 {
                 ps.publish(
                     false,
@@ -538,10 +538,10 @@ mod tests {
     fn publish_reaches_channel_then_pattern_subscribers_and_respects_the_hard_limit() {
         let ps = PubSub::default();
         ps.limits.refresh("normal 0 0 0 pubsub 100 0 0");
-        let mut a = None;
-        let mut p = None;
-        ps.subscribe(&mut a, false, Kind::Channel, &[b("news")]);
-        ps.subscribe(&mut p, true, Kind::Pattern, &[b("n*")]);
+        let mut a = Some(Box::new(Subscriptions::new(false)));
+        let mut p = Some(Box::new(Subscriptions::new(true)));
+        ps.subscribe(a.as_mut().unwrap(), false, Kind::Channel, &[b("news")]);
+        ps.subscribe(p.as_mut().unwrap(), true, Kind::Pattern, &[b("n*")]);
         assert_eq!(ps.publish(false, &b("news"), &b("hi")), 2);
         assert_eq!(ps.publish(false, &b("other"), &b("hi")), 0);
         let mut out = Vec::new();

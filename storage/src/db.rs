@@ -231,13 +231,30 @@ impl Db {
 
     /// Stores `value` under `key`, replacing any previous value and its expiry.
     pub fn set(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32) {
-        let mut entry = Entry::new(value, clock).with_epoch(self.snap_epoch);
-        entry.set_has_ttl(expire_at != 0);
-        // One hash and probe for both outcomes (the common SET path).
+        self.store(key, value, expire_at, clock, 0);
+    }
+
+    /// As [`Db::set`], for a write that does not look the key up first (SET, a STORE form's
+    /// destination): a key there that has expired is expired first (counted, its `expired`
+    /// event raised), as Redis's setKey does through lookupKeyWrite.
+    #[inline]
+    pub fn set_over(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32, now_ms: u64) {
+        self.store(key, value, expire_at, clock, now_ms);
+    }
+
+    /// `set` and `set_over`: `now_ms` 0 checks no expiry. One hash and probe for both outcomes
+    /// (the common SET path); the expiry is looked up only for a key that has one.
+    #[inline]
+    fn store(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32, now_ms: u64) {
         match self.map.lookup(key) {
             Lookup::At(i) => {
+                let had_ttl = self.map.get_index(i).expect("found above").1.has_ttl();
+                if had_ttl && now_ms > self.expire_at(key) {
+                    return self.store_over_expired(key, value, expire_at, clock);
+                }
+                let mut entry = Entry::new(value, clock).with_epoch(self.snap_epoch);
+                entry.set_has_ttl(expire_at != 0);
                 let (stored_key, slot) = self.map.get_index_mut(i).expect("found above");
-                let had_ttl = slot.has_ttl();
                 entry.set_horizon_bits(slot.horizon_bits());
                 *slot = entry;
                 if expire_at != 0 {
@@ -247,6 +264,8 @@ impl Db {
                 }
             }
             Lookup::Absent(hash) => {
+                let mut entry = Entry::new(value, clock).with_epoch(self.snap_epoch);
+                entry.set_has_ttl(expire_at != 0);
                 let owned = Key::from_slice(key);
                 if expire_at != 0 {
                     set_expiry(&mut self.volatile, &owned, expire_at);
@@ -261,16 +280,14 @@ impl Db {
         self.touch_watched(key);
     }
 
-    /// As [`Db::set`], for a write that does not look the key up first (SET, a STORE form's
-    /// destination): a key there that has expired is expired first (counted, its `expired`
-    /// event raised), as Redis's setKey does through lookupKeyWrite.
-    #[inline]
-    pub fn set_over(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32, now_ms: u64) {
-        if !self.volatile.is_empty() && self.is_expired_key(key, now_ms) {
-            self.remove(key);
-            self.note_expired(key);
-        }
-        self.set(key, value, expire_at, clock);
+    /// `set_over` found the key expired: it goes first (counted, its event), then the value is
+    /// stored as for a new key.
+    #[cold]
+    #[inline(never)]
+    fn store_over_expired(&mut self, key: &[u8], value: Value, expire_at: u64, clock: u32) {
+        self.remove(key);
+        self.note_expired(key);
+        self.store(key, value, expire_at, clock, 0);
     }
 
     /// Inserts an entry as it is, with `expire_at` (RENAME, MOVE, COPY keep the key's expiry).

@@ -219,6 +219,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 .flat_map(|w| w.commands.iter())
                 .map(|c| c.calls.load(Relaxed))
                 .sum();
+            let (_, tracked_keys, tracked_items, tracked_prefixes) = server.tracking.info();
             let _ = write!(
                 out,
                 "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
@@ -229,9 +230,9 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 server.pubsub.channel_count(false),
                 server.pubsub.patterns(),
                 server.pubsub.channel_count(true),
-                server.tracking.info().1,
-                server.tracking.info().2,
-                server.tracking.info().3,
+                tracked_keys,
+                tracked_items,
+                tracked_prefixes,
                 sum(server, |w| w.error_replies.load(Relaxed)),
             );
         }

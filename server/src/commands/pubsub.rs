@@ -38,8 +38,7 @@ fn change(s: &mut Session, args: &[Bytes], kind: Kind, on: bool) -> Reply {
     let registry = &s.server.pubsub;
     let names = &args[1..];
     let frames = if on {
-        crate::pubsub::queue_of(s.conn);
-        registry.subscribe(&mut s.conn.pubsub, resp3, kind, names)
+        registry.subscribe(crate::pubsub::queue_of(s.conn), resp3, kind, names)
     } else {
         registry.unsubscribe(&mut s.conn.pubsub, resp3, kind, names)
     };
