@@ -1,9 +1,8 @@
 use std::sync::Arc;
 
-use clap::Parser;
 use tracing::{error, info};
 
-use warpengine::config_store::Cli;
+use warpengine::config_store::{CliError, CommandLine, ConfigStore};
 use warpengine::server_state::Server;
 use warpengine::worker;
 
@@ -23,23 +22,109 @@ fn log_filter(level: &str) -> &'static str {
     }
 }
 
+/// Logs go to `logfile` (appended to) or, when it is empty, to stderr; `RUST_LOG` overrides
+/// `loglevel`.
+fn init_logging(config: &ConfigStore) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| log_filter(config.get("loglevel")).into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let logfile = config.get("logfile");
+    if logfile.is_empty() {
+        builder.with_writer(std::io::stderr).init();
+        return;
+    }
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logfile)
+    {
+        Ok(file) => builder
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(file))
+            .init(),
+        Err(e) => {
+            eprintln!("Can't open the log file: {logfile}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Where the process id is written: `pidfile`, or Redis's default when daemonized.
+fn pidfile_path(config: &ConfigStore) -> Option<String> {
+    match config.get("pidfile") {
+        "" if config.get_bool("daemonize") => Some("/var/run/warpengine.pid".into()),
+        "" => None,
+        path => Some(path.to_string()),
+    }
+}
+
+/// Detaches from the terminal as redis-server does with `daemonize yes`: the parent exits,
+/// the child leads a new session with its standard streams on /dev/null.
+fn daemonize() {
+    // SAFETY: called before any other thread exists; the child only continues in Rust.
+    unsafe {
+        match libc::fork() {
+            -1 => {
+                eprintln!("*** FATAL *** cannot fork to daemonize");
+                std::process::exit(1);
+            }
+            0 => {}
+            _ => std::process::exit(0),
+        }
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+}
+
 fn main() {
-    warpengine::memory_accounting::disable_transparent_huge_pages();
-    let cli = Cli::parse();
-    let config = match cli.to_config() {
+    let command_line = match CommandLine::parse(std::env::args().skip(1)) {
+        Ok(c) => c,
+        Err(CliError::Version) => {
+            println!(
+                "WarpEngine v={} redis_version={} bits=64",
+                env!("CARGO_PKG_VERSION"),
+                warpengine::server_state::REDIS_VERSION
+            );
+            return;
+        }
+        Err(CliError::Help) => {
+            println!("{}", warpengine::config_store::USAGE);
+            return;
+        }
+        Err(CliError::Bad(e)) => {
+            eprintln!("*** FATAL CONFIG ERROR *** {e}");
+            std::process::exit(1);
+        }
+    };
+    let config = match command_line.to_config() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("*** FATAL CONFIG FILE ERROR *** {e}");
             std::process::exit(1);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| log_filter(config.get("loglevel")).into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if config.get_bool("disable-thp") {
+        warpengine::memory_accounting::disable_transparent_huge_pages();
+    }
+    // Forking is only safe while this is the only thread: before logging and workers start.
+    if config.get_bool("daemonize") {
+        daemonize();
+    }
+    init_logging(&config);
+    let pidfile = pidfile_path(&config);
+    if let Some(path) = &pidfile {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            tracing::warn!("cannot write the pidfile {path}: {e}");
+        }
+    }
 
     let threads = match config.get_i64("threads") {
         n if n > 0 => n as usize,
@@ -84,6 +169,9 @@ fn main() {
     });
     if server.wal.is_on() && !server.wal.close() {
         error!("the log could not be written and synced completely before exiting");
+    }
+    if let Some(path) = &pidfile {
+        std::fs::remove_file(path).ok();
     }
     info!("WarpEngine is now ready to exit, bye bye...");
     std::process::exit(0);

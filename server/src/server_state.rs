@@ -56,6 +56,8 @@ pub struct Server {
     pub tracking: crate::tracking::Tracking,
     pub monitors: crate::monitor::Monitors,
     pub pause: crate::client_pause::Pause,
+    /// The slow log and the latency monitor.
+    pub timing: crate::command_timing::CommandTiming,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -73,6 +75,13 @@ pub struct HotConfig {
     pub hz: AtomicU64,
     pub fabric_inline_when_idle: AtomicBool,
     pub tracking_max_keys: AtomicU64,
+    /// The compact encodings' limits (`hash-max-listpack-entries`, ...), read by every write
+    /// of those types.
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
+    pub set_max_intset_entries: AtomicU64,
 }
 
 impl HotConfig {
@@ -90,6 +99,11 @@ impl HotConfig {
             hz: AtomicU64::new(10),
             fabric_inline_when_idle: AtomicBool::new(true),
             tracking_max_keys: AtomicU64::new(0),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
+            set_max_intset_entries: AtomicU64::new(0),
         };
         h.refresh(cfg);
         h
@@ -114,6 +128,17 @@ impl HotConfig {
             .store(cfg.get_bool("fabric-inline-when-idle"), r);
         self.tracking_max_keys
             .store(cfg.get_i64("tracking-table-max-keys").max(0) as u64, r);
+        let count = |name| cfg.get_i64(name).max(0) as u64;
+        self.hash_max_listpack_entries
+            .store(count("hash-max-listpack-entries"), r);
+        self.hash_max_listpack_value
+            .store(count("hash-max-listpack-value"), r);
+        self.zset_max_listpack_entries
+            .store(count("zset-max-listpack-entries"), r);
+        self.zset_max_listpack_value
+            .store(count("zset-max-listpack-value"), r);
+        self.set_max_intset_entries
+            .store(count("set-max-intset-entries"), r);
     }
 
     pub fn limits(&self) -> Limits {
@@ -128,6 +153,32 @@ impl HotConfig {
 pub struct ServerStats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
+    pub errors: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// How many kinds of error INFO errorstats tracks, as Redis (past it, new kinds are not
+/// counted).
+const ERROR_KINDS: usize = 128;
+
+impl ServerStats {
+    /// Counts an error reply under its first word.
+    #[cold]
+    pub fn count_error(&self, reply: &crate::protocol::Reply) {
+        let text = match reply {
+            crate::protocol::Reply::Error(s) => s.as_bytes(),
+            crate::protocol::Reply::ErrorBytes(b) => b,
+            _ => return,
+        };
+        let word = text.split(|&c| c == b' ').next().unwrap_or_default();
+        let word = String::from_utf8_lossy(word);
+        let mut errors = self.errors.lock().expect("errorstats lock");
+        if let Some(n) = errors.get_mut(word.as_ref()) {
+            *n += 1;
+        } else if errors.len() < ERROR_KINDS {
+            errors.insert(word.into_owned(), 1);
+        }
+    }
 }
 
 /// One worker's counters. Only that worker writes them (plain load+store, no locked
@@ -151,6 +202,8 @@ pub struct CommandCounter {
     pub usec: AtomicU64,
     pub failed: AtomicU64,
     pub rejected: AtomicU64,
+    /// How long its runs took (see `command_timing::bucket`).
+    pub latency: [AtomicU64; crate::command_timing::LATENCY_BUCKETS],
 }
 
 /// Adds to a counter that only the calling worker writes.
@@ -185,6 +238,7 @@ impl WorkerStats {
             z(&c.usec);
             z(&c.failed);
             z(&c.rejected);
+            c.latency.iter().for_each(z);
         }
         z(&self.net_input_bytes);
         z(&self.net_output_bytes);
@@ -227,6 +281,7 @@ impl Server {
         limits.refresh(&cfg);
         let quantum = crate::quantum_state::Quantum::new(threads, &cfg);
         let wormhole = crate::wormhole_state::Wormhole::new(threads, &cfg);
+        let timing = crate::command_timing::CommandTiming::new(&cfg);
         let server = Server {
             hot: HotConfig::from(&cfg),
             temporal: crate::temporal_settings::TemporalSettings::from(&cfg),
@@ -258,6 +313,7 @@ impl Server {
             tracking: crate::tracking::Tracking::default(),
             monitors: crate::monitor::Monitors::default(),
             pause: crate::client_pause::Pause::default(),
+            timing,
         };
         server.pubsub.limits.refresh(
             server

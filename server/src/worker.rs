@@ -33,7 +33,20 @@ pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> 
             Err(_) if optional => continue,
             Err(_) => return Err(format!("invalid bind address '{part}'")),
         };
-        out.push(SocketAddr::new(ip, port));
+        let addr = SocketAddr::new(ip, port);
+        // The workers' listeners share the port (SO_REUSEPORT), which would also let them
+        // share it with another server that has it: a plain bind first finds that out. An
+        // optional address (`-::1`) this machine does not have is skipped, as Redis does.
+        match std::net::TcpListener::bind(addr) {
+            Ok(_) => {}
+            Err(e) if optional && e.kind() == std::io::ErrorKind::AddrNotAvailable => continue,
+            Err(e) => {
+                return Err(format!(
+                    "Could not create server TCP listening socket {addr}: bind: {e}"
+                ))
+            }
+        }
+        out.push(addr);
     }
     if out.is_empty() {
         return Err("no bind address".into());
@@ -80,6 +93,7 @@ fn run_worker(
     addrs: Vec<SocketAddr>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
+    crate::command_timing::set_current_worker(me);
     let park_server = server.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

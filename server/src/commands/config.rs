@@ -34,13 +34,27 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
             for w in &s.server.worker_stats {
                 w.reset();
             }
+            s.server
+                .stats
+                .errors
+                .lock()
+                .expect("errorstats lock")
+                .clear();
             for i in 0..s.server.threads() {
                 s.server.lock_shard(i).stats = Default::default();
             }
             OK
         }
         "rewrite" if args.len() == 2 => {
-            Reply::err("ERR The server is running without a config file")
+            let cfg = s.server.config.read().expect("config lock");
+            match cfg.rewrite() {
+                Ok(()) => OK,
+                Err(e) if cfg.file.is_none() => Reply::err(format!("ERR {e}")),
+                Err(e) => {
+                    tracing::warn!("CONFIG REWRITE failed: {e}");
+                    Reply::err(format!("ERR Rewriting config file: {e}"))
+                }
+            }
         }
         "help" | "get" | "set" | "resetstat" | "rewrite" => wrong_arity(&format!("config|{sub}")),
         _ => unknown_subcommand(&args[1], "CONFIG"),
@@ -96,6 +110,11 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
                     "ERR CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"
                 ))
             }
+            Err(SetError::Protected(n)) => {
+                return Reply::err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{n}') - can't set protected config"
+                ))
+            }
             Err(SetError::Invalid { name, why }) => {
                 return Reply::err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
@@ -109,6 +128,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.quantum.refresh(&next);
     s.server.wormhole.refresh(&next);
     s.server.temporal.refresh(&next);
+    s.server.timing.refresh(&next);
     s.server
         .pubsub
         .limits

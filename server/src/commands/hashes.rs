@@ -1,6 +1,7 @@
 //! Hash commands: HSET and friends, counters, HRANDFIELD, HSCAN.
 
 use bytes::Bytes;
+use std::sync::atomic::Ordering::Relaxed;
 use warpengine_storage::hash::random_below;
 use warpengine_storage::longdouble::LongDouble;
 use warpengine_storage::value::parse_strict_i64;
@@ -35,10 +36,10 @@ commands! {
 
 /// hash-max-listpack-entries and hash-max-listpack-value.
 fn limits(ctx: &KeyCtx) -> (usize, usize) {
-    let cfg = ctx.server.config.read().expect("config lock");
+    let hot = &ctx.server.hot;
     (
-        cfg.get_i64("hash-max-listpack-entries").max(0) as usize,
-        cfg.get_i64("hash-max-listpack-value").max(0) as usize,
+        hot.hash_max_listpack_entries.load(Relaxed) as usize,
+        hot.hash_max_listpack_value.load(Relaxed) as usize,
     )
 }
 

@@ -26,7 +26,7 @@ const DEFAULT: &[&str] = &[
     "shards",
     "physics",
 ];
-const ALL_EXTRA: &[&str] = &["commandstats"];
+const ALL_EXTRA: &[&str] = &["commandstats", "latencystats"];
 
 pub fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     let mut wanted: Vec<String> = Vec::new();
@@ -115,7 +115,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             let uptime = server.started.elapsed().as_secs();
             let _ = write!(
                 out,
-                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:warpengine\r\nwarpengine_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:\r\nio_threads_active:0\r\nthreads:{}\r\n",
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:warpengine\r\nwarpengine_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nthreads:{}\r\n",
                 std::env::consts::OS,
                 std::env::consts::ARCH,
                 env!("CARGO_PKG_VERSION"),
@@ -128,6 +128,14 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 cfg("hz"),
                 (crate::server_state::unix_ms() / 1000) & ((1 << 24) - 1),
                 std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                server
+                    .config
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
                 server.threads(),
             );
         }
@@ -247,7 +255,39 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             );
         }
         "modules" => out.push_str("# Modules\r\n"),
-        "errorstats" => out.push_str("# Errorstats\r\n"),
+        "errorstats" => {
+            out.push_str("# Errorstats\r\n");
+            for (kind, count) in server.stats.errors.lock().expect("errorstats lock").iter() {
+                let _ = write!(out, "errorstat_{kind}:count={count}\r\n");
+            }
+        }
+        "latencystats" => {
+            out.push_str("# Latencystats\r\n");
+            let percentiles: Vec<String> = cfg("latency-tracking-info-percentiles")
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            for (i, spec) in TABLE.iter().enumerate() {
+                let hist = crate::command_timing::histogram(server, i);
+                if hist.iter().all(|n| *n == 0) {
+                    continue;
+                }
+                let fields: Vec<String> = percentiles
+                    .iter()
+                    .map(|p| {
+                        let us =
+                            crate::command_timing::percentile_us(&hist, p.parse().unwrap_or(50.0));
+                        format!("p{p}={us:.3}")
+                    })
+                    .collect();
+                let _ = write!(
+                    out,
+                    "latency_percentiles_usec_{}:{}\r\n",
+                    spec.name,
+                    fields.join(",")
+                );
+            }
+        }
         "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
         "commandstats" => {
             out.push_str("# Commandstats\r\n");

@@ -20,7 +20,9 @@ pub mod hashes;
 pub mod horizon;
 pub mod info;
 pub mod keyspace;
+pub mod latency;
 pub mod lists;
+pub mod lolwut;
 pub mod memory;
 pub mod object;
 pub mod physics_info;
@@ -28,6 +30,7 @@ pub mod pubsub;
 pub mod quantum;
 pub mod server;
 pub mod sets;
+pub mod slowlog;
 pub mod sort;
 pub mod strings;
 pub mod temporal;
@@ -80,6 +83,9 @@ pub fn install() {
             pubsub::COMMANDS,
             quantum::COMMANDS,
             sets::COMMANDS,
+            slowlog::COMMANDS,
+            latency::COMMANDS,
+            lolwut::COMMANDS,
             sort::COMMANDS,
             temporal::COMMANDS,
             transactions::COMMANDS,

@@ -46,8 +46,10 @@ const MAX_RANDOM_REPLY: u64 = 1 << 31;
 
 /// set-max-intset-entries.
 fn max_intset(ctx: &KeyCtx) -> usize {
-    let cfg = ctx.server.config.read().expect("config lock");
-    cfg.get_i64("set-max-intset-entries").max(0) as usize
+    ctx.server
+        .hot
+        .set_max_intset_entries
+        .load(std::sync::atomic::Ordering::Relaxed) as usize
 }
 
 /// The set at `key` for reading: Ok(None) when absent, Err(WRONGTYPE) for another type.

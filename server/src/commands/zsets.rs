@@ -377,10 +377,11 @@ struct Limits {
 }
 
 fn limits(ctx: &KeyCtx) -> Limits {
-    let cfg = ctx.server.config.read().expect("config lock");
+    let hot = &ctx.server.hot;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
     Limits {
-        entries: cfg.get_i64("zset-max-listpack-entries").max(0) as usize,
-        value: cfg.get_i64("zset-max-listpack-value").max(0) as usize,
+        entries: hot.zset_max_listpack_entries.load(relaxed) as usize,
+        value: hot.zset_max_listpack_value.load(relaxed) as usize,
     }
 }
 

@@ -384,6 +384,7 @@ impl Pipeline {
             }
             if reply.is_error() {
                 bump(&stats.error_replies, 1);
+                server.stats.count_error(reply);
             }
             if *emit {
                 reply.encode(out, *resp3);

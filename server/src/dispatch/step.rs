@@ -94,7 +94,10 @@ pub(super) fn execute<R: Outcome>(
     } else {
         Vec::new()
     };
+    let started = crate::command_timing::ticks();
     let outcome = guarded(TABLE[index].name, || run(ctx));
+    let spent = crate::command_timing::ticks().wrapping_sub(started);
+    crate::command_timing::account(server, index, args, spent, || ctx.client);
     if watched || tracked {
         touch_changed(ctx, index, args, &held, &outcome, watched, tracked);
     }
