@@ -22,6 +22,7 @@ pub mod pubsub;
 pub mod quantum_state;
 pub mod server_state;
 pub mod session;
+pub mod shutdown;
 pub mod slot;
 pub mod temporal_settings;
 pub mod tracking;

@@ -159,14 +159,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("signal runtime");
-    runtime.block_on(async {
-        let shutdown = server.shutdown.notified();
-        tokio::select! {
-            _ = shutdown => info!("shutdown requested by a client"),
-            _ = tokio::signal::ctrl_c() => info!("received SIGINT, shutting down"),
-            _ = sigterm() => info!("received SIGTERM, shutting down"),
-        }
-    });
+    runtime.block_on(wait_for_shutdown(&server));
     if server.wal.is_on() && !server.wal.close() {
         error!("the log could not be written and synced completely before exiting");
     }
@@ -175,6 +168,49 @@ fn main() {
     }
     info!("WarpEngine is now ready to exit, bye bye...");
     std::process::exit(0);
+}
+
+/// Returns once the server is to stop: SHUTDOWN, or SIGTERM/SIGINT as `shutdown-on-sigterm`
+/// and `shutdown-on-sigint` say. A signal while the final snapshot is being taken exits at
+/// once; a failed snapshot (without FORCE) keeps the server running, as in Redis.
+async fn wait_for_shutdown(server: &Arc<Server>) {
+    loop {
+        let shutdown = server.shutdown.notified();
+        let setting = tokio::select! {
+            _ = shutdown => {
+                info!("shutdown requested by a client");
+                return;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                info!("received SIGINT, scheduling shutdown");
+                "shutdown-on-sigint"
+            }
+            _ = sigterm() => {
+                info!("received SIGTERM, scheduling shutdown");
+                "shutdown-on-sigterm"
+            }
+        };
+        let options = warpengine::shutdown::Options::for_signal(
+            server.config.read().expect("config lock").get(setting),
+        );
+        let stopping = server.clone();
+        let begun =
+            tokio::task::spawn_blocking(move || warpengine::shutdown::begin(&stopping, options));
+        tokio::select! {
+            begun = begun => match begun {
+                Ok(Ok(())) => return,
+                _ => error!("errors trying to shut down the server; it keeps running"),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                error!("you insist: exiting now");
+                std::process::exit(1);
+            }
+            _ = sigterm() => {
+                error!("you insist: exiting now");
+                std::process::exit(1);
+            }
+        }
+    }
 }
 
 async fn sigterm() {

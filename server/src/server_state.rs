@@ -82,6 +82,7 @@ pub struct HotConfig {
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
     pub set_max_intset_entries: AtomicU64,
+    pub tcp_keepalive: AtomicU64,
 }
 
 impl HotConfig {
@@ -104,6 +105,7 @@ impl HotConfig {
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
             set_max_intset_entries: AtomicU64::new(0),
+            tcp_keepalive: AtomicU64::new(0),
         };
         h.refresh(cfg);
         h
@@ -139,6 +141,7 @@ impl HotConfig {
             .store(count("zset-max-listpack-value"), r);
         self.set_max_intset_entries
             .store(count("set-max-intset-entries"), r);
+        self.tcp_keepalive.store(count("tcp-keepalive"), r);
     }
 
     pub fn limits(&self) -> Limits {

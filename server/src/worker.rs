@@ -54,7 +54,34 @@ pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> 
     Ok(out)
 }
 
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// `tcp-keepalive`: TCP keepalive probes after this many idle seconds (0: off), every third of
+/// that after, as Redis sets them.
+fn set_keepalive(stream: &tokio::net::TcpStream, secs: u64) {
+    use std::os::fd::AsRawFd;
+    if secs == 0 {
+        return;
+    }
+    let fd = stream.as_raw_fd();
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    let secs = secs.min(i32::MAX as u64) as libc::c_int;
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1));
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
+}
+
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -63,7 +90,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
-    socket.listen(511)
+    socket.listen(backlog)
 }
 
 /// Starts every worker thread; returns once all of them are listening (or one failed).
@@ -112,10 +139,16 @@ fn run_worker(
             return;
         }
     };
+    let backlog = server
+        .config
+        .read()
+        .expect("config lock")
+        .get_i64("tcp-backlog")
+        .clamp(0, u32::MAX as i64) as u32;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
         for addr in &addrs {
-            match listen(*addr) {
+            match listen(*addr, backlog) {
                 Ok(l) => listeners.push(l),
                 Err(e) => {
                     let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
@@ -139,6 +172,10 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                if server.shutting_down.load(Ordering::Relaxed) {
+                    continue; // stopping: new connections are closed at once
+                }
+                set_keepalive(&stream, server.hot.tcp_keepalive.load(Ordering::Relaxed));
                 server
                     .stats
                     .total_connections_received

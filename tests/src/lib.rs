@@ -42,6 +42,24 @@ impl ServerProcess {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends a signal (`TERM`, `INT`) and waits up to `timeout` for the process to exit; its
+    /// exit code (None: still running, or killed by a signal).
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<i32> {
+        let sent = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(sent, "kill -s {signal}");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
     /// Kills the process with SIGKILL (no chance to flush anything) and waits for it.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();

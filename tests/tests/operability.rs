@@ -333,3 +333,97 @@ fn redis_cli_reads_slowlog_and_config_aliases() {
     assert!(cli(&["SLOWLOG", "GET", "1"]).contains("PING"));
     assert!(cli(&["LOLWUT"]).contains("Redis ver. 7.0"));
 }
+
+/// Writes SET k<i> from `clients` connections until `stop`, returning the highest i each
+/// connection had acknowledged.
+fn write_until_stopped(
+    port: u16,
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<Vec<String>>> {
+    (0..clients)
+        .map(|t| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut acked = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("c{t}:k{i}");
+                    c.send_command(&[b"SET", key.as_bytes(), b"v"]);
+                    match c.read_reply_opt() {
+                        Some(r) if r == b"+OK\r\n" => acked.push(key),
+                        _ => break, // the server closed the connection while stopping
+                    }
+                    i += 1;
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn sigterm_under_writes_loses_no_acknowledged_write_and_exits_0() {
+    let dir = TempDir::new("operability-sigterm");
+    let port = free_port();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--threads",
+        "2",
+        "--dir",
+        dir.path(),
+    ];
+    let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers = write_until_stopped(port, 3, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let code = server.signal_and_wait("TERM", Duration::from_secs(20));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert_eq!(code, Some(0), "exit code after SIGTERM");
+    assert!(
+        acked.len() > 100,
+        "only {} writes acknowledged",
+        acked.len()
+    );
+    drop(server);
+    let _again = warpengine_tests::try_start_warpengine_on(port, &args).expect("restart");
+    let mut c = RawConn::connect(port);
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|k| c.call(&["EXISTS", k]).int() != 1)
+        .take(5)
+        .collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+}
+
+#[test]
+fn shutdown_options_as_redis() {
+    let dir = TempDir::new("operability-shutdown");
+    let port = free_port();
+    let args = ["--threads", "1", "--dir", dir.path()];
+    let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
+    let mut c = RawConn::connect(port);
+    let syntax = Resp::Error("ERR syntax error".into());
+    assert_eq!(c.call(&["SHUTDOWN", "SAVE", "NOSAVE"]), syntax);
+    assert_eq!(c.call(&["SHUTDOWN", "ABORT", "NOW"]), syntax);
+    assert_eq!(c.call(&["SHUTDOWN", "BOGUS"]), syntax);
+    assert_eq!(
+        c.call(&["SHUTDOWN", "ABORT"]),
+        Resp::Error("ERR No shutdown in progress.".into())
+    );
+    c.send_command(&[b"SHUTDOWN", b"NOSAVE", b"NOW"]);
+    assert!(c.read_reply_opt().is_none(), "SHUTDOWN answers by closing");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.alive() {
+        assert!(Instant::now() < deadline, "still running after SHUTDOWN");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::MutexGuard;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, lower, DB_OUT_OF_RANGE, SYNTAX};
 use crate::persist::background;
 use crate::persist::log::{self as wal_log, KeyspaceOp};
 use crate::persist::snapshot::{self, Logging};
@@ -170,19 +170,33 @@ pub fn bgrewriteaof(s: &mut Session, _args: &[Bytes]) -> Reply {
 }
 
 pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {
+    use crate::shutdown::{Options, Save};
+    let mut options = Options::default();
+    let (mut abort, mut others) = (false, false);
     for opt in &args[1..] {
-        let known = ["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|o| eq_ignore_case(opt, o));
-        if !known {
-            return Reply::err(SYNTAX);
+        match lower(opt).as_str() {
+            "nosave" | "save" if options.save != Save::Default => return Reply::err(SYNTAX),
+            "nosave" => options.save = Save::NoSave,
+            "save" => options.save = Save::Save,
+            // No replicas to wait for: NOW changes nothing.
+            "now" => {}
+            "force" => options.force = true,
+            "abort" => abort = true,
+            _ => return Reply::err(SYNTAX),
         }
+        others |= !opt.eq_ignore_ascii_case(b"abort");
     }
-    if args[1..].iter().any(|o| eq_ignore_case(o, "abort")) {
-        return Reply::err("ERR No shutdown in progress.");
+    if abort {
+        return if others {
+            Reply::err(SYNTAX)
+        } else {
+            Reply::err("ERR No shutdown in progress.")
+        };
     }
     tracing::warn!(client = s.conn.id, "SHUTDOWN requested");
-    s.server.request_shutdown();
+    if crate::shutdown::begin(s.server, options).is_err() {
+        return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
+    }
     s.conn.close_after_reply = true;
     // Like Redis, a successful SHUTDOWN closes the connection without a reply.
     Reply::Raw(Bytes::new())

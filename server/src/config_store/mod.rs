@@ -121,7 +121,8 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
         }
         // An empty memory value means 0, as in Redis.
         Kind::Memory { .. } if value.is_empty() => Ok("0".into()),
-        Kind::Memory { min, max } => match parse_memory(value) {
+        // Redis reads memory values as unsigned: a minus sign is not a memory value.
+        Kind::Memory { min, max } => match parse_memory(value).filter(|v| *v >= 0) {
             Some(v) if v >= min && v <= max => Ok(v.to_string()),
             Some(_) => Err(format!(
                 "argument must be between {min} and {max} inclusive"

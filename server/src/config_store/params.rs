@@ -385,7 +385,8 @@ pub static PARAMS: &[Param] = &[
     p("min-replicas-max-lag", NONNEG_INT, "10", MUT)
         .alias("min-slaves-max-lag")
         .stored(),
-    p("shutdown-timeout", NONNEG_INT, "10", MUT),
+    // No replicas to wait for.
+    p("shutdown-timeout", NONNEG_INT, "10", MUT).stored(),
     p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT).stored(),
     p("maxclients", int(1, u32::MAX as i64), "10000", MUT),
     p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", FIXED).stored(),
@@ -552,5 +553,31 @@ pub fn param(name: &str) -> Option<&'static Param> {
             by_name.get(name.to_ascii_lowercase().as_str()).copied()
         }
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// README.md lists exactly the parameters nothing acts on.
+    #[test]
+    fn readme_lists_the_stored_only_parameters() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("<!-- stored-only parameters")
+            .expect("README marker");
+        let end = readme[start..]
+            .find("<!-- end of stored-only parameters -->")
+            .expect("README end marker")
+            + start;
+        let listed: std::collections::BTreeSet<&str> =
+            readme[start..end].split('`').skip(1).step_by(2).collect();
+        let stored: std::collections::BTreeSet<&str> = PARAMS
+            .iter()
+            .filter(|p| p.stored_only)
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(listed, stored);
     }
 }

@@ -1,0 +1,72 @@
+//! Stopping the server as Redis does, for SHUTDOWN and for SIGTERM/SIGINT alike: take the
+//! final snapshot when asked (SAVE, or `save` rules configured and no NOSAVE), refuse to stop
+//! when that fails unless FORCE, then stop accepting connections and let `main` flush and
+//! fdatasync the log and exit 0.
+
+use crate::persist::snapshot::{self, Logging};
+use crate::server_state::Server;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Save {
+    /// Save when `save` rules are configured.
+    #[default]
+    Default,
+    Save,
+    NoSave,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    pub save: Save,
+    /// Stop even if the final snapshot fails.
+    pub force: bool,
+}
+
+impl Options {
+    /// What `shutdown-on-sigterm` / `shutdown-on-sigint` ask for.
+    pub fn for_signal(setting: &str) -> Options {
+        match setting {
+            "save" => Options {
+                save: Save::Save,
+                force: false,
+            },
+            "nosave" => Options {
+                save: Save::NoSave,
+                force: false,
+            },
+            "force" => Options {
+                save: Save::Default,
+                force: true,
+            },
+            // `default` and `now` (there are no replicas to wait for).
+            _ => Options::default(),
+        }
+    }
+}
+
+/// Takes the final snapshot if `options` ask for one, then marks the server as stopping.
+/// Err: the snapshot failed and FORCE was not given; the server keeps running.
+pub fn begin(server: &Server, options: Options) -> Result<(), String> {
+    let save = match options.save {
+        Save::Save => true,
+        Save::NoSave => false,
+        Save::Default => !server
+            .config
+            .read()
+            .expect("config lock")
+            .get("save")
+            .is_empty(),
+    };
+    if save {
+        tracing::info!("saving the final snapshot before exiting");
+        if let Err(e) = snapshot::take(server, Logging::Keep) {
+            tracing::error!("error trying to save the final snapshot: {e}");
+            if !options.force {
+                tracing::warn!("errors trying to shut down the server: not stopping");
+                return Err(e.to_string());
+            }
+        }
+    }
+    server.request_shutdown();
+    Ok(())
+}
