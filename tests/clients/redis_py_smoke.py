@@ -116,8 +116,23 @@ for protocol in (2, 3):
         assert r.ping() is True
         assert r.echo("hi") == "hi"
 
+    def operability():
+        assert r.config_set("hash-max-ziplist-entries", 9) is True
+        assert r.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": "9"}
+        r.config_set("hash-max-listpack-entries", 512)
+        r.config_set("slowlog-log-slower-than", 0)
+        r.get("slow")
+        entries = r.slowlog_get(2)
+        command = lambda e: e["command"].decode() if isinstance(e["command"], bytes) else e["command"]
+        assert any(command(e).startswith("GET slow") for e in entries), entries
+        assert r.slowlog_len() >= 1
+        assert r.slowlog_reset() is True
+        r.config_set("slowlog-log-slower-than", 10000)
+        assert "latency_percentiles_usec_get" in r.info("latencystats")
+
     for name, fn in [("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
-                     ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server)]:
+                     ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server),
+                     ("operability", operability)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

@@ -427,3 +427,55 @@ fn shutdown_options_as_redis() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn redis_crate_config_aliases_and_slowlog() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = redis::Client::open(warp.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&[
+            "SET",
+            "set-max-intset-entries",
+            "3",
+            "slave-read-only",
+            "no",
+        ])
+        .query(&mut c)
+        .unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "replica-read-only"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got, ["replica-read-only", "no"]);
+    // set-max-intset-entries acts: a fourth integer leaves the intset encoding.
+    let _: () = redis::cmd("SADD")
+        .arg(&["s", "1", "2", "3"])
+        .query(&mut c)
+        .unwrap();
+    let enc: String = redis::cmd("OBJECT")
+        .arg(&["ENCODING", "s"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(enc, "intset");
+    let _: () = redis::cmd("SADD").arg(&["s", "4"]).query(&mut c).unwrap();
+    let enc: String = redis::cmd("OBJECT")
+        .arg(&["ENCODING", "s"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(enc, "hashtable");
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "slowlog-log-slower-than", "0"])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("SET").arg(&["x", "1"]).query(&mut c).unwrap();
+    let entries: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg(&["GET", "1"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut c).unwrap();
+    assert!(len >= 2);
+}

@@ -123,6 +123,18 @@ function collect(count, subscribe) {
     sub.disconnect();
     other.disconnect();
   });
+  await check("ioredis-operability", async () => {
+    assertEqual(await r.config("SET", "hash-max-ziplist-entries", "9"), "OK", "CONFIG SET alias");
+    assertEqual(await r.config("GET", "hash-max-listpack-entries"), ["hash-max-listpack-entries", "9"], "GET");
+    await r.config("SET", "hash-max-listpack-entries", "512");
+    await r.config("SET", "slowlog-log-slower-than", "0");
+    await r.set("slow", "1");
+    const log = await r.slowlog("GET", "2");
+    if (!log.some((e) => e[3][0] === "set")) throw new Error(`no SET in ${JSON.stringify(log)}`);
+    assertEqual(await r.slowlog("RESET"), "OK", "SLOWLOG RESET");
+    await r.config("SET", "slowlog-log-slower-than", "10000");
+    assertEqual(await r.call("LATENCY", "RESET"), 0, "LATENCY RESET");
+  });
   r.disconnect();
 }
 
@@ -197,6 +209,18 @@ function collect(count, subscribe) {
     assertEqual(await invalidations, [["__redis__:invalidate", ["ncached"]]], "invalidation");
     await tracked.quit();
     await sub.quit();
+  });
+  await check("node-redis-operability", async () => {
+    assertEqual(await client.configSet("zset-max-ziplist-entries", "9"), "OK", "CONFIG SET alias");
+    assertEqual(await client.configGet("zset-max-listpack-entries"), { "zset-max-listpack-entries": "9" }, "GET");
+    await client.configSet("zset-max-listpack-entries", "128");
+    await client.configSet("slowlog-log-slower-than", "0");
+    await client.get("nslow");
+    assertEqual((await client.sendCommand(["SLOWLOG", "GET", "1"])).length, 1, "SLOWLOG GET");
+    assertEqual(await client.sendCommand(["SLOWLOG", "RESET"]), "OK", "SLOWLOG RESET");
+    await client.configSet("slowlog-log-slower-than", "10000");
+    const histogram = await client.sendCommand(["LATENCY", "HISTOGRAM", "get"]);
+    if (!JSON.stringify(histogram).includes("calls")) throw new Error(JSON.stringify(histogram));
   });
   await client.quit();
 }
