@@ -24,6 +24,8 @@ fi
 
 # redis-py, for the client-library test (tests/clients/redis_py_smoke.py).
 python3 -c 'import redis' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check redis
+# The Prometheus client library's text parser, for the /metrics test (tests/clients/metrics_scrape.py).
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check prometheus_client
 # Node's clients (ioredis, node-redis), for tests/tests/node_clients.rs, as the lock file pins them.
 if [ ! -d tests/clients/node/node_modules ]; then
   (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -15,6 +15,7 @@ pub mod fabric;
 pub mod keyctx;
 pub mod keyspace_events;
 pub mod memory_accounting;
+pub mod metrics;
 pub mod monitor;
 pub mod persist;
 pub mod protocol;

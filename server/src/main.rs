@@ -28,9 +28,15 @@ fn init_logging(config: &ConfigStore) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| log_filter(config.get("loglevel")).into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let json = config.get("log-format") == "json";
     let logfile = config.get("logfile");
     if logfile.is_empty() {
-        builder.with_writer(std::io::stderr).init();
+        let builder = builder.with_writer(std::io::stderr);
+        if json {
+            builder.json().init();
+        } else {
+            builder.init();
+        }
         return;
     }
     match std::fs::OpenOptions::new()
@@ -38,10 +44,16 @@ fn init_logging(config: &ConfigStore) {
         .append(true)
         .open(logfile)
     {
-        Ok(file) => builder
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(file))
-            .init(),
+        Ok(file) => {
+            let builder = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file));
+            if json {
+                builder.json().init();
+            } else {
+                builder.init();
+            }
+        }
         Err(e) => {
             eprintln!("Can't open the log file: {logfile}: {e}");
             std::process::exit(1);
@@ -149,6 +161,18 @@ fn main() {
     if let Err(e) = worker::start(server.clone(), addrs.clone()) {
         error!("{e}");
         std::process::exit(1);
+    }
+    let metrics_port = server
+        .config
+        .read()
+        .expect("config lock")
+        .get_i64("metrics-port") as u16;
+    if metrics_port != 0 {
+        let addr = std::net::SocketAddr::new(addrs[0].ip(), metrics_port);
+        if let Err(e) = warpengine::metrics::start(server.clone(), addr) {
+            error!("{e}");
+            std::process::exit(1);
+        }
     }
     info!(
         version = env!("CARGO_PKG_VERSION"),

@@ -345,3 +345,20 @@ fn ab_sh_runs() {
     );
     assert!(text.contains("ops/s"), "{text}");
 }
+
+#[test]
+fn operability_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/operability.sh", &binary, "1"],
+        &[("N", "20000")],
+    );
+    assert!(
+        text.contains("round 1 scraped | set") && text.contains("CPU s/M"),
+        "{text}"
+    );
+}

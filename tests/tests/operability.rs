@@ -479,3 +479,75 @@ fn redis_crate_config_aliases_and_slowlog() {
     let len: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut c).unwrap();
     assert!(len >= 2);
 }
+
+/// The samples of one scrape, parsed by the Prometheus client library's parser.
+fn scrape(metrics_port: u16) -> std::collections::HashMap<String, f64> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/metrics_scrape.py");
+    let (ok, out) = warpengine_tests::run_python(&[script, &metrics_port.to_string()]);
+    assert!(ok, "scrape failed: {out}");
+    out.lines()
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_endpoint_counters_move_with_traffic() {
+    let metrics_port = free_port();
+    let warp = start_warpengine(&[
+        "--threads",
+        "2",
+        "--metrics-port",
+        &metrics_port.to_string(),
+    ]);
+    let mut c = RawConn::connect(warp.port);
+    for i in 0..10 {
+        c.call(&["SET", &format!("k{i}"), "v"]);
+    }
+    c.call(&["GET", "k1"]);
+    c.call(&["GET", "missing"]);
+    c.call(&["INCR", "k1"]); // an error: not an integer
+    let first = scrape(metrics_port);
+    let get = |m: &std::collections::HashMap<String, f64>, k: &str| {
+        *m.get(k).unwrap_or_else(|| panic!("no sample {k}"))
+    };
+    assert_eq!(get(&first, r#"warpengine_commands_total{cmd="set"}"#), 10.0);
+    assert_eq!(
+        get(&first, r#"warpengine_command_errors_total{cmd="incr"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(
+            &first,
+            r#"warpengine_command_duration_seconds_count{cmd="set"}"#
+        ),
+        10.0
+    );
+    assert_eq!(
+        get(
+            &first,
+            r#"warpengine_command_duration_seconds_bucket{cmd="set",le="+Inf"}"#
+        ),
+        10.0
+    );
+    assert_eq!(get(&first, "warpengine_keyspace_misses_total{}"), 1.0);
+    let keys: f64 = (0..2)
+        .map(|s| get(&first, &format!(r#"warpengine_shard_keys{{shard="{s}"}}"#)))
+        .sum();
+    assert_eq!(keys, 10.0);
+    assert!(get(&first, "warpengine_connected_clients{}") >= 1.0);
+    for i in 0..5 {
+        c.call(&["SET", &format!("more{i}"), "v"]);
+    }
+    let second = scrape(metrics_port);
+    assert_eq!(
+        get(&second, r#"warpengine_commands_total{cmd="set"}"#),
+        15.0
+    );
+    assert!(
+        get(&second, "warpengine_net_input_bytes_total{}")
+            > get(&first, "warpengine_net_input_bytes_total{}")
+    );
+}

@@ -70,19 +70,6 @@ fn rusage() -> (f64, f64) {
     (secs(ru.ru_stime), secs(ru.ru_utime))
 }
 
-/// Resident set size in bytes, from /proc/self/statm.
-pub fn rss_bytes() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
-    pages * 4096
-}
-
 fn human_bytes(n: u64) -> String {
     let n = n as f64;
     if n < 1024.0 {
@@ -150,7 +137,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             );
         }
         "memory" => {
-            let rss = rss_bytes();
+            let rss = crate::memory_accounting::rss_bytes();
             let used = server.used_memory();
             let peak = crate::memory_accounting::note_peak(used);
             let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);

@@ -119,7 +119,7 @@ fn stats(s: &mut Session) -> Reply {
         .iter()
         .map(|g| g.dbs.iter().map(|d| d.len() as u64).sum::<u64>())
         .sum();
-    let rss = super::info::rss_bytes();
+    let rss = crate::memory_accounting::rss_bytes();
     let dataset = allocated.saturating_sub(startup);
     let int = |name: &str, v: u64| (Reply::bulk_str(name), Reply::Int(v as i64));
     let ratio = |name: &str, v: f64| (Reply::bulk_str(name), Reply::Double(v));
@@ -147,7 +147,7 @@ fn stats(s: &mut Session) -> Reply {
 
 fn doctor(s: &mut Session) -> Reply {
     let allocated = s.server.used_memory();
-    let rss = super::info::rss_bytes();
+    let rss = crate::memory_accounting::rss_bytes();
     let ratio = rss as f64 / allocated.max(1) as f64;
     let text = if allocated < 5 << 20 {
         "This instance is empty or uses very little memory: nothing to report.".to_string()

@@ -502,6 +502,10 @@ pub static PARAMS: &[Param] = &[
         MUT,
     ),
     // WarpEngine's own.
+    // The Prometheus endpoint's port (0: off), on the first `bind` address.
+    p("metrics-port", PORT, "0", FIXED),
+    // Logs as text or as one JSON object per line (for log shippers).
+    p("log-format", Kind::Enum(&["text", "json"]), "text", FIXED),
     // Worker threads, each owning one shard (0: one per available core).
     p("threads", int(0, 256), "0", FIXED),
     // Run a batch for a parked worker's shard on the sending worker.
