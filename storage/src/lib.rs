@@ -3,6 +3,7 @@
 
 mod chunked;
 pub mod db;
+pub mod digest;
 pub mod eviction;
 pub mod glob;
 pub mod hash;

@@ -551,3 +551,90 @@ fn prometheus_endpoint_counters_move_with_traffic() {
             > get(&first, "warpengine_net_input_bytes_total{}")
     );
 }
+
+#[test]
+fn debug_protocol_replies_as_redis_in_resp2_and_resp3() {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let warp = start_warpengine(&["--threads", "1", "--enable-debug-command", "yes"]);
+    for resp3 in [false, true] {
+        let (mut theirs, mut ours) = (RawConn::connect(redis.port), RawConn::connect(warp.port));
+        if resp3 {
+            theirs.command(&[b"HELLO", b"3"]);
+            ours.command(&[b"HELLO", b"3"]);
+        }
+        for kind in [
+            "string", "integer", "double", "bignum", "null", "array", "set", "map", "attrib",
+            "push", "verbatim", "true", "false", "nosuch",
+        ] {
+            let args: [&[u8]; 3] = [b"DEBUG", b"PROTOCOL", kind.as_bytes()];
+            theirs.send_command(&args);
+            ours.send_command(&args);
+            // attrib and push answer two frames in RESP3: the extra one, then the reply.
+            let frames = if resp3 && (kind == "attrib" || kind == "push") {
+                2
+            } else {
+                1
+            };
+            for _ in 0..frames {
+                assert_eq!(
+                    ours.read_reply(),
+                    theirs.read_reply(),
+                    "DEBUG PROTOCOL {kind}, resp3 {resp3}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn debug_digest_is_equal_for_equal_contents_across_a_restart() {
+    let dir = TempDir::new("operability-digest");
+    let port = free_port();
+    let args = [
+        "--threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--dir",
+        dir.path(),
+    ];
+    let digest = |c: &mut RawConn| match c.call(&["DEBUG", "DIGEST"]) {
+        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
+    let mut c = RawConn::connect(port);
+    assert_eq!(digest(&mut c), "0".repeat(40));
+    c.call(&["SADD", "s", "a", "b", "c", "1", "2"]);
+    c.call(&["RPUSH", "l", "x", "y"]);
+    c.call(&["HSET", "h", "f", "v", "g", "w"]);
+    c.call(&["ZADD", "z", "1", "a", "2.5", "b"]);
+    c.call(&["SET", "k", "v", "EX", "1000"]);
+    c.call(&["SELECT", "3"]);
+    c.call(&["SET", "other-db", "1"]);
+    let before = digest(&mut c);
+    assert_ne!(before, "0".repeat(40));
+    let Resp::Array(values) = c.call(&["DEBUG", "DIGEST-VALUE", "other-db", "missing"]) else {
+        panic!()
+    };
+    assert_eq!(values[1], Resp::Bulk("0".repeat(40).into_bytes()));
+    c.send_command(&[b"SHUTDOWN"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.alive() {
+        assert!(Instant::now() < deadline, "still running after SHUTDOWN");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(server);
+    let _again = warpengine_tests::try_start_warpengine_on(port, &args).expect("restart");
+    let mut c = RawConn::connect(port);
+    assert_eq!(digest(&mut c), before, "after a restart");
+    // The same members added in another order, through another encoding's history.
+    c.call(&["DEL", "s"]);
+    c.call(&["SADD", "s", "2", "1", "c", "b", "a"]);
+    assert_eq!(digest(&mut c), before, "set rebuilt in another order");
+    c.call(&["LPUSH", "l", "z"]);
+    assert_ne!(digest(&mut c), before, "a list element changes it");
+}

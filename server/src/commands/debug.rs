@@ -1,5 +1,6 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: SLEEP, ERROR, SET-ACTIVE-EXPIRE, OBJECT,
-//! PROTOCOL (RESP3 reply types, used by client libraries' test suites), HELP.
+//! PROTOCOL (RESP3 reply types, used by client libraries' test suites), DIGEST and
+//! DIGEST-VALUE (content hashes test suites compare), HELP.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,6 +10,8 @@ use bytes::Bytes;
 use super::util::{
     help, int_arg, lower, parse_float, subcommand_syntax_error, wrong_arity, NO_SUCH_KEY,
 };
+use warpengine_storage::digest::{self, Digest};
+
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server_state::unix_ms;
@@ -33,6 +36,10 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "help" => help(
             "DEBUG",
             &[
+                "DIGEST",
+                "    Output a hex signature representing the current DB content.",
+                "DIGEST-VALUE <key> [<key> ...]",
+                "    Output a hex signature of the values of all the specified keys.",
                 "ERROR <string>",
                 "    Return a Redis protocol error with <string> as message.",
                 "OBJECT <key>",
@@ -64,12 +71,46 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
             Err(e) => e,
         },
         "object" if args.len() == 3 => object(s, &args[2]),
-        "protocol" if args.len() == 3 => protocol(&lower(&args[2])),
-        "sleep" | "error" | "set-active-expire" | "object" | "protocol" => {
+        "protocol" if args.len() == 3 => protocol(&lower(&args[2]), s.conn.resp3),
+        "digest" if args.len() == 2 => Reply::bulk_str(&dataset_digest(s).hex()),
+        "digest-value" => Reply::Array(
+            args[2..]
+                .iter()
+                .map(|key| Reply::bulk_str(&value_digest_of(s, key).hex()))
+                .collect(),
+        ),
+        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" => {
             wrong_arity(&format!("debug|{sub}"))
         }
         _ => subcommand_syntax_error(&args[1], "DEBUG"),
     }
+}
+
+/// DEBUG DIGEST: every database of every shard (see `warpengine_storage::digest`).
+fn dataset_digest(s: &mut Session) -> Digest {
+    let mut dataset = Digest::default();
+    let now = unix_ms();
+    for shard in 0..s.server.threads() {
+        let shard = s.server.lock_shard(shard);
+        for (db_index, db) in shard.dbs.iter().enumerate() {
+            for (key, entry, expire_at) in db.iter_live(now) {
+                digest::add_key(
+                    &mut dataset,
+                    db_index,
+                    digest::key_digest(key, entry, expire_at != 0),
+                );
+            }
+        }
+    }
+    dataset
+}
+
+/// DEBUG DIGEST-VALUE: one key's value, zeros when it does not exist.
+fn value_digest_of(s: &mut Session, key: &[u8]) -> Digest {
+    let mut shard = s.server.lock_shard(s.server.route(key));
+    shard.dbs[s.conn.db]
+        .get(key, unix_ms())
+        .map_or_else(Digest::default, |entry| digest::value_digest(&entry.value))
 }
 
 fn object(s: &mut Session, key: &[u8]) -> Reply {
@@ -88,8 +129,22 @@ fn object(s: &mut Session, key: &[u8]) -> Reply {
 }
 
 #[allow(clippy::approx_constant)] // DEBUG PROTOCOL double answers 3.141, as Redis does.
-fn protocol(kind: &str) -> Reply {
+fn protocol(kind: &str, resp3: bool) -> Reply {
     match kind {
+        "bignum" if resp3 => Reply::Raw(Bytes::from_static(
+            b"(1234567999999999999999999999999999999\r\n",
+        )),
+        "bignum" => Reply::bulk_str("1234567999999999999999999999999999999"),
+        // An attribute is not a reply: a real one follows it.
+        "attrib" if resp3 => Reply::Raw(Bytes::from_static(
+            b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$39\r\nSome real reply following the attribute\r\n",
+        )),
+        "attrib" => Reply::bulk_str("Some real reply following the attribute"),
+        // A push is not a reply either: a real one follows it.
+        "push" if resp3 => Reply::Raw(Bytes::from_static(
+            b">2\r\n$16\r\nserver-cpu-usage\r\n:42\r\n$40\r\nSome real reply following the push reply\r\n",
+        )),
+        "push" => Reply::err("ERR RESP2 is not supported by this command"),
         "string" => Reply::bulk_str("Hello World"),
         "integer" => Reply::Int(12345),
         "double" => Reply::Double(3.141),
