@@ -11,7 +11,6 @@
 //! - The latency monitor keeps, per event (`command`, `fast-command`), the latest 160
 //!   one-second samples of at least `latency-monitor-threshold` milliseconds.
 
-use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -25,17 +24,6 @@ use crate::server_state::{bump, Server};
 /// Buckets of a command's latency histogram: bucket 0 holds times up to 1024 ns, bucket k
 /// those up to 1024 ns << k.
 pub const LATENCY_BUCKETS: usize = 32;
-
-thread_local! {
-    /// The worker this thread is (usize::MAX for other threads): its histograms are the ones
-    /// this thread writes, so that every counter has one writer.
-    static CURRENT_WORKER: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// Called once by each worker thread as it starts.
-pub fn set_current_worker(me: usize) {
-    CURRENT_WORKER.with(|c| c.set(me));
-}
 
 /// The histogram bucket of a duration in nanoseconds.
 #[inline(always)]
@@ -78,22 +66,29 @@ pub fn percentile_us(hist: &[u64; LATENCY_BUCKETS], p: f64) -> f64 {
 }
 
 /// Files the time a command took: into the running worker's histogram of it, and, when it was
-/// slow, into the slow log and the latency monitor. `client` finds the connection's id, only
-/// needed then.
+/// slow, into the slow log and the latency monitor; `changed`: it was a write that succeeded
+/// (INFO's rdb_changes_since_last_save). `client` finds the connection's id, only needed for a
+/// slow command.
 #[inline(always)]
 pub fn account(
     server: &Server,
     index: usize,
     args: &[Bytes],
     spent: u64,
+    changed: bool,
     client: impl FnOnce() -> u64,
 ) {
     let timing = &server.timing;
-    if timing.tracking.load(Ordering::Relaxed) {
-        let worker = CURRENT_WORKER.with(|c| c.get());
-        if let Some(stats) = server.worker_stats.get(worker) {
+    if let Some(stats) = server
+        .worker_stats
+        .get(crate::server_state::current_worker())
+    {
+        if timing.tracking.load(Ordering::Relaxed) {
             let ns = ((spent as u128 * timing.ns_per_tick_q16 as u128) >> 16) as u64;
             bump(&stats.commands[index].latency[bucket(ns)], 1);
+        }
+        if changed {
+            bump(&stats.changes, 1);
         }
     }
     if timing.is_slow(spent) {

@@ -58,6 +58,8 @@ pub struct Server {
     pub pause: crate::client_pause::Pause,
     /// The slow log and the latency monitor.
     pub timing: crate::command_timing::CommandTiming,
+    /// How many changes the last save covered (see [`Server::changes_since_save`]).
+    pub changes_saved: AtomicU64,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -197,6 +199,9 @@ pub struct WorkerStats {
     pub remote_commands_sent: AtomicU64,
     pub local_commands: AtomicU64,
     pub cross_shard_commands: AtomicU64,
+    /// Write commands that succeeded (INFO's rdb_changes_since_last_save counts them from the
+    /// last save: see `Server::changes_since_save`).
+    pub changes: AtomicU64,
 }
 
 #[derive(Default)]
@@ -207,6 +212,23 @@ pub struct CommandCounter {
     pub rejected: AtomicU64,
     /// How long its runs took (see `command_timing::bucket`).
     pub latency: [AtomicU64; crate::command_timing::LATENCY_BUCKETS],
+}
+
+thread_local! {
+    /// The worker this thread is (usize::MAX for other threads): the per-worker counters it
+    /// bumps are that worker's, so that every counter has one writer.
+    static CURRENT_WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Called once by each worker thread as it starts.
+pub fn set_current_worker(me: usize) {
+    CURRENT_WORKER.with(|c| c.set(me));
+}
+
+/// The worker this thread is, usize::MAX outside the workers (start-up recovery, helpers).
+#[inline(always)]
+pub fn current_worker() -> usize {
+    CURRENT_WORKER.with(|c| c.get())
 }
 
 /// Adds to a counter that only the calling worker writes.
@@ -231,6 +253,7 @@ impl WorkerStats {
             remote_commands_sent: AtomicU64::new(0),
             local_commands: AtomicU64::new(0),
             cross_shard_commands: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -317,6 +340,7 @@ impl Server {
             monitors: crate::monitor::Monitors::default(),
             pause: crate::client_pause::Pause::default(),
             timing,
+            changes_saved: AtomicU64::new(0),
         };
         server.pubsub.limits.refresh(
             server
@@ -381,6 +405,33 @@ impl Server {
     /// Locks every shard, in ascending order (the global lock order that prevents deadlock).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         (0..self.shards.len()).map(|i| self.lock_shard(i)).collect()
+    }
+
+    /// Counts a change on the calling worker (a write command that succeeded).
+    #[inline(always)]
+    pub fn note_change(&self, by: u64) {
+        if let Some(stats) = self.worker_stats.get(current_worker()) {
+            bump(&stats.changes, by);
+        }
+    }
+
+    /// Changes since start.
+    pub fn changes_total(&self) -> u64 {
+        self.worker_stats
+            .iter()
+            .map(|w| w.changes.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Changes the last save did not cover (INFO's rdb_changes_since_last_save).
+    pub fn changes_since_save(&self) -> u64 {
+        self.changes_total()
+            .saturating_sub(self.changes_saved.load(Ordering::Relaxed))
+    }
+
+    /// A save that began when `changes_total` was `as_of` succeeded.
+    pub fn mark_saved(&self, as_of: u64) {
+        self.changes_saved.fetch_max(as_of, Ordering::Relaxed);
     }
 
     pub fn request_shutdown(&self) {

@@ -120,7 +120,7 @@ fn run_worker(
     addrs: Vec<SocketAddr>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
-    crate::command_timing::set_current_worker(me);
+    crate::server_state::set_current_worker(me);
     let park_server = server.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

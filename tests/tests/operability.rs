@@ -43,6 +43,8 @@ fn config_get_star_has_every_redis_name() {
     let own = [
         "threads",
         "fabric-inline-when-idle",
+        "metrics-port",
+        "log-format",
         "wal-",
         "quantum-",
         "wormhole-",
@@ -637,4 +639,33 @@ fn debug_digest_is_equal_for_equal_contents_across_a_restart() {
     assert_eq!(digest(&mut c), before, "set rebuilt in another order");
     c.call(&["LPUSH", "l", "z"]);
     assert_ne!(digest(&mut c), before, "a list element changes it");
+}
+
+#[test]
+fn changes_since_last_save_move_with_writes_and_saves() {
+    let dir = TempDir::new("operability-dirty");
+    let warp = start_warpengine(&["--threads", "2", "--dir", dir.path()]);
+    let mut c = RawConn::connect(warp.port);
+    let changes = |c: &mut RawConn| {
+        warpengine_tests::info_field(c, "persistence", "rdb_changes_since_last_save")
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert_eq!(changes(&mut c), 0);
+    c.call(&["SET", "a", "1"]);
+    c.call(&["GET", "a"]);
+    c.call(&["INCR", "nope-not-int-but-fine"]);
+    assert_eq!(changes(&mut c), 2);
+    c.call(&["SAVE"]);
+    assert_eq!(changes(&mut c), 0);
+    c.call(&["SET", "b", "1"]);
+    c.call(&["FLUSHALL"]);
+    assert!(
+        changes(&mut c) > 0,
+        "FLUSHALL without save rules keeps the count"
+    );
+    c.call(&["CONFIG", "SET", "save", "3600 1"]);
+    c.call(&["SET", "b", "1"]);
+    c.call(&["FLUSHALL"]);
+    assert_eq!(changes(&mut c), 0, "FLUSHALL with save rules saves");
 }

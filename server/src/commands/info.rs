@@ -163,7 +163,8 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             let ok_err = |ok: bool| if ok { "ok" } else { "err" };
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_write_status:{}\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_write_status:{}\r\n",
+                server.changes_since_save(),
                 wal.stats.snapshot_in_progress.load(Relaxed) as u8,
                 server.lastsave.load(Relaxed),
                 ok_err(wal.stats.last_snapshot_ok.load(Relaxed) || wal.stats.snapshots.load(Relaxed) == 0),

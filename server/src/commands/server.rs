@@ -54,6 +54,7 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(Some(db)));
     drop(guards);
     s.server.tracking.flushed(s.server);
+    s.server.note_change(1);
     OK
 }
 
@@ -71,6 +72,20 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(None));
     drop(guards);
     s.server.tracking.flushed(s.server);
+    s.server.note_change(1);
+    // As Redis: with save rules, FLUSHALL saves the (now empty) dataset at once.
+    let save_rules = !s
+        .server
+        .config
+        .read()
+        .expect("config lock")
+        .get("save")
+        .is_empty();
+    if save_rules {
+        if let Err(e) = snapshot::take(s.server, Logging::Keep) {
+            tracing::error!("FLUSHALL could not save the empty dataset: {e}");
+        }
+    }
     OK
 }
 
@@ -103,6 +118,8 @@ pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
         left[lo].swap_with(&mut right[0], now);
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::SwapDb(lo, hi));
+    drop(guards);
+    s.server.note_change(1);
     OK
 }
 

@@ -270,7 +270,7 @@ impl Pipeline {
         let started = crate::command_timing::ticks();
         let mut reply = guarded(TABLE[request.index].name, || f(&mut session, args));
         let spent = crate::command_timing::ticks().wrapping_sub(started);
-        crate::command_timing::account(server, request.index, args, spent, || conn.id);
+        crate::command_timing::account(server, request.index, args, spent, false, || conn.id);
         // SORT ... STORE, and lazy expiry in KEYS, SCAN, RANDOMKEY ...
         crate::keyspace_events::publish_raised(server);
         if conn.resp3 && conn.subscribed() && !reply.is_error() {

@@ -97,7 +97,8 @@ pub(super) fn execute<R: Outcome>(
     let started = crate::command_timing::ticks();
     let outcome = guarded(TABLE[index].name, || run(ctx));
     let spent = crate::command_timing::ticks().wrapping_sub(started);
-    crate::command_timing::account(server, index, args, spent, || ctx.client);
+    let changed = write && outcome.reply().is_some_and(|r| !r.is_error());
+    crate::command_timing::account(server, index, args, spent, changed, || ctx.client);
     if watched || tracked {
         touch_changed(ctx, index, args, &held, &outcome, watched, tracked);
     }

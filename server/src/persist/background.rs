@@ -108,6 +108,7 @@ pub fn start(server: &Arc<Server>) -> bool {
         .name("bg-snapshot".into())
         .spawn(move || {
             let started = Instant::now();
+            let changes = server.changes_total();
             let result = run(&server);
             let stats = &server.wal.stats;
             *server
@@ -126,6 +127,7 @@ pub fn start(server: &Arc<Server>) -> bool {
                         .last_snapshot_secs
                         .store(started.elapsed().as_secs(), Ordering::Relaxed);
                     server.lastsave.store(unix_ms() / 1000, Ordering::Relaxed);
+                    server.mark_saved(changes);
                     tracing::info!(
                         segment,
                         keys,

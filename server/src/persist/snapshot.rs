@@ -38,6 +38,7 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
         .snapshot_in_progress
         .store(true, Ordering::Relaxed);
     let started = Instant::now();
+    let changes = server.changes_total();
     let result = (|| {
         let mut guards = server.lock_all();
         let segment = rotate_all(server, &dir, &mut guards)?;
@@ -92,6 +93,7 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
             .last_snapshot_secs
             .store(started.elapsed().as_secs(), Ordering::Relaxed);
         server.lastsave.store(unix_ms() / 1000, Ordering::Relaxed);
+        server.mark_saved(changes);
     }
     result
 }
