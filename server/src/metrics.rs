@@ -149,7 +149,6 @@ impl Collector for ServerCollector {
             "cmd",
             &per_command(|c| c.failed.load(Relaxed)),
         )?;
-        let usec = per_command(|c| c.usec.load(Relaxed));
         let mut family = e.encode_descriptor(
             "warpengine_command_duration_seconds",
             "How long commands ran, by command (power-of-two buckets from 1.024 microseconds).",
@@ -169,10 +168,11 @@ impl Collector for ServerCollector {
                 .take(LATENCY_BUCKETS - 1)
                 .map(|(k, n)| (bucket_bound_us(k) / 1e6, *n))
                 .collect();
-            let sum = usec
+            let usec: u64 = workers
                 .iter()
-                .find(|(name, _)| name == spec.name)
-                .map_or(0.0, |(_, us)| *us as f64 / 1e6);
+                .map(|w| w.commands[i].usec.load(Relaxed))
+                .sum();
+            let sum = usec as f64 / 1e6;
             let labels = [("cmd", spec.name)];
             family
                 .encode_family(&labels)?

@@ -230,27 +230,46 @@ fn getkeys(args: &[Bytes]) -> Reply {
     )
 }
 
+/// Every command COMMAND LIST names, with its ACL categories: each top-level command followed
+/// by its subcommands (`config|get`), as Redis lists them.
+fn listed() -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for c in top_level() {
+        out.push((c.name.to_string(), acl_categories(c)));
+        for (fullname, categories) in command_data::subcommands_with_categories(c.name) {
+            out.push((fullname, categories));
+        }
+        // WarpEngine's own containers' rows (and rows of Redis's that are listed above).
+        let prefix = format!("{}|", c.name);
+        for sub in TABLE.iter().filter(|s| s.name.starts_with(&prefix)) {
+            if !out.iter().any(|(n, _)| n == sub.name) {
+                out.push((sub.name.to_string(), acl_categories(sub)));
+            }
+        }
+    }
+    out
+}
+
 fn list(args: &[Bytes]) -> Reply {
-    let names = top_level().map(|c| c.name);
     match args.len() {
-        2 => Reply::Array(names.map(Reply::bulk_str).collect()),
+        2 => Reply::Array(listed().iter().map(|(n, _)| Reply::bulk_str(n)).collect()),
         5 if eq_ignore_case(&args[2], "filterby") => {
             let by = lower(&args[3]);
             let value = &args[4];
-            let keep: Vec<Reply> = top_level()
-                .filter(|c| match by.as_str() {
-                    "pattern" => glob_match(value, c.name.as_bytes(), true),
-                    "aclcat" => {
-                        let cat = format!("@{}", lower(value));
-                        acl_categories(c).contains(&cat)
-                    }
-                    _ => false,
-                })
-                .map(|c| Reply::bulk_str(c.name))
-                .collect();
             if !["pattern", "aclcat", "module"].contains(&by.as_str()) {
                 return Reply::err(SYNTAX);
             }
+            let cat = format!("@{}", lower(value));
+            let keep: Vec<Reply> = listed()
+                .into_iter()
+                .filter(|(name, categories)| match by.as_str() {
+                    "pattern" => glob_match(value, name.as_bytes(), true),
+                    "aclcat" => categories.contains(&cat),
+                    // No modules.
+                    _ => false,
+                })
+                .map(|(name, _)| Reply::bulk_str(&name))
+                .collect();
             Reply::Array(keep)
         }
         _ => Reply::err(SYNTAX),

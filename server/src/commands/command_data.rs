@@ -122,6 +122,29 @@ pub fn admin_subcommand(args: &[Bytes]) -> bool {
     }
 }
 
+/// The full names (`config|get`) and ACL categories of the subcommands Redis records for a
+/// command.
+pub fn subcommands_with_categories(parent: &str) -> Vec<(String, Vec<String>)> {
+    let Some(Reply::Array(subs)) = get(parent).map(|c| &c.info[9]) else {
+        return Vec::new();
+    };
+    subs.iter()
+        .filter_map(|sub| match sub {
+            Reply::Array(fields) => match (fields.first(), fields.get(6)) {
+                (Some(Reply::Bulk(name)), Some(categories)) => Some((
+                    String::from_utf8_lossy(name).into_owned(),
+                    statuses(categories)
+                        .into_iter()
+                        .map(str::to_string)
+                        .collect(),
+                )),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether Redis splits this command into subcommands (CLIENT, OBJECT, COMMAND, ...).
 pub fn has_subcommands(name: &str) -> bool {
     get(name).is_some_and(|c| matches!(&c.info[9], Reply::Array(subs) if !subs.is_empty()))
