@@ -99,16 +99,23 @@ fn resolve(name: &[u8]) -> Option<Named> {
         return None;
     }
     let parent = &TABLE[lookup(parent)?];
+    let fullname = format!("{}|{}", parent.name, lower(sub));
+    // Redis's own record of a subcommand wins over a row of ours (PUBSUB's).
+    if command_data::subcommand_info(parent.name, &fullname).is_some() {
+        return Some(Named::Subcommand {
+            parent: parent.name,
+            fullname,
+        });
+    }
     if matches!(parent.run, Run::Container) {
         let mut full = parent.name.as_bytes().to_vec();
         full.push(b'|');
         full.extend_from_slice(sub);
         return super::lookup_row(&full).map(|i| Named::Command(&TABLE[i]));
     }
-    let parent = parent.name;
     Some(Named::Subcommand {
-        parent,
-        fullname: format!("{parent}|{}", lower(sub)),
+        parent: parent.name,
+        fullname,
     })
 }
 
