@@ -186,6 +186,7 @@ pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
             Reply::Map(args[2..].iter().filter_map(|n| docs_for(n)).collect())
         }
         "getkeys" => getkeys(args),
+        "getkeysandflags" => getkeysandflags(args),
         "list" => list(args),
         "count" => wrong_arity(&format!("command|{sub}")),
         _ => unknown_subcommand(&args[1], "COMMAND"),
@@ -195,46 +196,100 @@ pub fn command(_s: &mut Session, args: &[Bytes]) -> Reply {
 /// COMMAND GETKEYS, with Redis's checks in Redis's order. Containers (OBJECT, ...) are judged
 /// by the subcommand named in the command, as Redis does.
 fn getkeys(args: &[Bytes]) -> Reply {
+    match keys_of(args, "getkeys", false) {
+        Ok((cmd, keys)) => Reply::Array(
+            keys.into_iter()
+                .map(|(p, _)| Reply::Bulk(cmd[p].clone()))
+                .collect(),
+        ),
+        Err(e) => e,
+    }
+}
+
+/// COMMAND GETKEYSANDFLAGS: the keys with the flags of the key specifications that found them.
+fn getkeysandflags(args: &[Bytes]) -> Reply {
+    match keys_of(args, "getkeysandflags", true) {
+        Ok((cmd, keys)) => Reply::Array(
+            keys.into_iter()
+                .map(|(p, flags)| {
+                    Reply::Array(vec![
+                        Reply::Bulk(cmd[p].clone()),
+                        Reply::Set(
+                            flags
+                                .iter()
+                                .map(|f| Reply::StatusOwned(f.clone()))
+                                .collect(),
+                        ),
+                    ])
+                })
+                .collect(),
+        ),
+        Err(e) => e,
+    }
+}
+
+/// The keys of the command in `args[2..]`, after Redis's checks. With `flags`, Redis's key
+/// specifications find them where it has them (with their flags); otherwise, and for
+/// WarpEngine's own commands, the command's own key positions, flagged `RW` for a write and
+/// `RO` otherwise.
+#[allow(clippy::type_complexity)]
+fn keys_of<'a>(
+    args: &'a [Bytes],
+    sub: &str,
+    flags: bool,
+) -> Result<(&'a [Bytes], Vec<(usize, Vec<String>)>), Reply> {
     if args.len() < 4 {
-        return wrong_arity("command|getkeys");
+        return Err(wrong_arity(&format!("command|{sub}")));
     }
     let cmd = &args[2..];
     let Some(index) = lookup(&cmd[0]) else {
-        return Reply::err("ERR Invalid command specified");
+        return Err(Reply::err("ERR Invalid command specified"));
     };
     let mut spec = &TABLE[index];
     if matches!(spec.run, Run::Container) {
         match super::resolve(index, cmd) {
             Ok(sub) => spec = &TABLE[sub],
-            Err(_) => return Reply::err("ERR Invalid command specified"),
+            Err(_) => return Err(Reply::err("ERR Invalid command specified")),
         }
     }
-    let (arity, keyed) = if command_data::has_subcommands(spec.name) {
-        let fullname = format!("{}|{}", spec.name, lower(&cmd[1]));
-        match command_data::subcommand_arity_and_keyed(spec.name, &fullname) {
+    let fullname = command_data::has_subcommands(spec.name)
+        .then(|| format!("{}|{}", spec.name, lower(&cmd[1])));
+    let (arity, keyed) = match &fullname {
+        Some(full) => match command_data::subcommand_arity_and_keyed(spec.name, full) {
             Some(found) => found,
-            None => return Reply::err("ERR Invalid command specified"),
+            None => return Err(Reply::err("ERR Invalid command specified")),
+        },
+        None => {
+            let keyed = !matches!(spec.keys, Keys::None) && !command_data::only_not_keys(spec.name);
+            (spec.arity, keyed)
         }
-    } else {
-        let keyed = !matches!(spec.keys, Keys::None) && !command_data::only_not_keys(spec.name);
-        (spec.arity, keyed)
     };
     if !keyed {
-        return Reply::err("ERR The command has no key arguments");
+        return Err(Reply::err("ERR The command has no key arguments"));
     }
     let argc = cmd.len() as i32;
     if (arity > 0 && argc != arity) || argc < -arity {
-        return Reply::err("ERR Invalid number of arguments specified for command");
+        return Err(Reply::err(
+            "ERR Invalid number of arguments specified for command",
+        ));
     }
-    let keys = spec.key_positions(cmd);
+    let by_specs = command_data::key_specs(spec.name, fullname.as_deref())
+        .filter(|_| flags)
+        .and_then(|specs| command_data::keys_by_specs(specs, cmd));
+    let keys = match by_specs {
+        Some(keys) => keys,
+        None => {
+            let flag = if spec.is_write() { "RW" } else { "RO" };
+            spec.key_positions(cmd)
+                .into_iter()
+                .map(|p| (p, vec![flag.to_string()]))
+                .collect()
+        }
+    };
     if keys.is_empty() {
-        return Reply::err("ERR Invalid arguments specified for command");
+        return Err(Reply::err("ERR Invalid arguments specified for command"));
     }
-    Reply::Array(
-        keys.into_iter()
-            .map(|p| Reply::Bulk(cmd[p].clone()))
-            .collect(),
-    )
+    Ok((cmd, keys))
 }
 
 /// Every command COMMAND LIST names, with its ACL categories: each top-level command followed

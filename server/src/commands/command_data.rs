@@ -145,6 +145,147 @@ pub fn subcommands_with_categories(parent: &str) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// The key specifications Redis records for a command, or for its subcommand `fullname`.
+pub fn key_specs(parent: &str, fullname: Option<&str>) -> Option<&'static [Reply]> {
+    let specs = match fullname {
+        Some(full) => match subcommand_info(parent, full)? {
+            Reply::Array(fields) => fields.get(8)?,
+            _ => return None,
+        },
+        None => get(parent)?.info.get(8)?,
+    };
+    match specs {
+        Reply::Set(items) | Reply::Array(items) => Some(items),
+        _ => None,
+    }
+}
+
+fn int_at(map: &Reply, path: &[&str]) -> Option<i64> {
+    let mut at = map;
+    for key in path {
+        at = map_get(at, key)?;
+    }
+    match at {
+        Reply::Int(n) => Some(*n),
+        _ => None,
+    }
+}
+
+fn str_at<'a>(map: &'a Reply, path: &[&str]) -> Option<&'a [u8]> {
+    let mut at = map;
+    for key in path {
+        at = map_get(at, key)?;
+    }
+    match at {
+        Reply::Bulk(b) => Some(b),
+        Reply::Status(s) => Some(s.as_bytes()),
+        Reply::StatusOwned(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+/// Finds a command's keys with Redis's key specifications, as Redis does for COMMAND
+/// GETKEYSANDFLAGS: each spec's begin search (an index, or a keyword searched forwards or
+/// backwards) then its find-keys rule (a range, or a count in the arguments). Positions in
+/// `argv` (the command's name at 0) with the spec's flags; None when a spec is incomplete or of
+/// a kind that needs the command's own key finder (the caller falls back to that), as Redis.
+pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<String>)>> {
+    let argc = argv.len() as i64;
+    let mut found = Vec::new();
+    for spec in specs {
+        let flags: Vec<String> = map_get(spec, "flags")
+            .map(|f| statuses(f).into_iter().map(str::to_string).collect())
+            .unwrap_or_default();
+        if flags.iter().any(|f| f == "not_key") {
+            continue;
+        }
+        if flags.iter().any(|f| f == "incomplete") {
+            return None;
+        }
+        // Flags that depend on the arguments: Redis's key finder for the command decides them
+        // (SET: with GET it reads the key too, without it only overwrites).
+        let flags = if flags.iter().any(|f| f == "variable_flags") {
+            let reads = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+            let set_flags: &[&str] = if reads {
+                &["RW", "access", "update"]
+            } else {
+                &["OW", "update"]
+            };
+            set_flags.iter().map(|f| f.to_string()).collect()
+        } else {
+            flags
+        };
+        let first = match str_at(spec, &["begin_search", "type"])? {
+            b"index" => int_at(spec, &["begin_search", "spec", "index"])?,
+            b"keyword" => {
+                let keyword = str_at(spec, &["begin_search", "spec", "keyword"])?;
+                let from = int_at(spec, &["begin_search", "spec", "startfrom"])?;
+                let start = if from > 0 { from } else { argc + from };
+                let end = if from > 0 { argc - 1 } else { 1 };
+                let mut i = start;
+                let mut at = None;
+                loop {
+                    if i >= argc || i < 1 {
+                        break;
+                    }
+                    if argv[i as usize].eq_ignore_ascii_case(keyword) {
+                        at = Some(i + 1);
+                        break;
+                    }
+                    if i == end {
+                        break;
+                    }
+                    i += if start <= end { 1 } else { -1 };
+                }
+                match at {
+                    Some(first) => first,
+                    None => continue,
+                }
+            }
+            _ => return None,
+        };
+        let (first, last, step) = match str_at(spec, &["find_keys", "type"])? {
+            b"range" => {
+                let lastkey = int_at(spec, &["find_keys", "spec", "lastkey"])?;
+                let step = int_at(spec, &["find_keys", "spec", "keystep"])?;
+                let limit = int_at(spec, &["find_keys", "spec", "limit"])?;
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / limit + lastkey)
+                };
+                (first, last, step)
+            }
+            b"keynum" => {
+                let idx = int_at(spec, &["find_keys", "spec", "keynumidx"])?;
+                let firstkey = int_at(spec, &["find_keys", "spec", "firstkey"])?;
+                let step = int_at(spec, &["find_keys", "spec", "keystep"])?;
+                let numkeys = argv
+                    .get((first + idx) as usize)
+                    .and_then(|a| std::str::from_utf8(a).ok()?.parse::<i64>().ok())
+                    .filter(|n| *n >= 0)?;
+                let first = first + firstkey;
+                (first, first + (numkeys - 1) * step, step)
+            }
+            _ => return None,
+        };
+        if step <= 0 {
+            return None;
+        }
+        let mut i = first;
+        while i <= last {
+            if i >= argc || i < 1 {
+                break;
+            }
+            found.push((i as usize, flags.clone()));
+            i += step;
+        }
+    }
+    Some(found)
+}
+
 /// Whether Redis splits this command into subcommands (CLIENT, OBJECT, COMMAND, ...).
 pub fn has_subcommands(name: &str) -> bool {
     get(name).is_some_and(|c| matches!(&c.info[9], Reply::Array(subs) if !subs.is_empty()))
