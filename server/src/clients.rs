@@ -21,7 +21,8 @@ pub struct ClientInfo {
     pub resp: u8,
     pub created: Instant,
     pub last_interaction: Instant,
-    pub last_cmd: String,
+    /// The last command it ran (as of its last read).
+    pub last_cmd: &'static str,
     pub user: String,
     pub no_evict: bool,
     pub worker: usize,
@@ -34,6 +35,40 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// CLIENT TRACKING's state while it is on.
     pub tracking: Option<Arc<crate::tracking::Tracker>>,
+    /// Its buffers as of its last read (CLIENT LIST's qbuf, qbuf-free, rbs, rbp, obl,
+    /// multi-mem); the output still queued for it is read live (see [`Registry::snapshot`]).
+    pub buffers: Buffers,
+}
+
+/// A connection's buffer sizes, in bytes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Buffers {
+    /// Read and not yet parsed (a partial request).
+    pub query: usize,
+    /// The read buffer's capacity.
+    pub query_capacity: usize,
+    /// The most one read brought.
+    pub read_peak: usize,
+    /// Replies not yet written.
+    pub reply: usize,
+    /// The reply buffer's capacity.
+    pub reply_capacity: usize,
+    /// Arguments of the commands queued in a transaction.
+    pub multi: usize,
+    /// Pub/Sub messages, invalidations and MONITOR lines queued and not yet written (filled in
+    /// by [`Registry::snapshot`]).
+    pub pushes: usize,
+}
+
+impl ClientHandle {
+    /// Its info, with the output queued for it right now.
+    pub fn snapshot(&self) -> ClientInfo {
+        let mut info = self.info.lock().expect("client info lock").clone();
+        if let Some(sink) = self.sink.lock().expect("client sink lock").as_ref() {
+            info.buffers.pushes = sink.queued_bytes();
+        }
+        info
+    }
 }
 
 impl ClientInfo {
@@ -136,7 +171,7 @@ impl Registry {
             .lock()
             .expect("registry lock")
             .values()
-            .map(|h| h.info.lock().expect("client info lock").clone())
+            .map(|h| h.snapshot())
             .collect()
     }
 

@@ -21,6 +21,10 @@ use crate::session::{ConnState, ReplyMode};
 
 const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
+/// The read and reply buffers' starting sizes.
+const READ_BUFFER: usize = 16 * 1024;
+const REPLY_BUFFER: usize = 16 * 1024;
+
 pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: SocketAddr) {
     let hot = &server.hot;
     if server.clients.count() as u64 >= hot.maxclients.load(Ordering::Relaxed) {
@@ -53,7 +57,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         resp: 2,
         created: now,
         last_interaction: now,
-        last_cmd: "NULL".into(),
+        last_cmd: "NULL",
         user: "default".into(),
         no_evict: false,
         worker: me,
@@ -62,6 +66,11 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         multi: None,
         blocked: false,
         monitor: false,
+        buffers: crate::clients::Buffers {
+            query_capacity: READ_BUFFER,
+            reply_capacity: REPLY_BUFFER,
+            ..Default::default()
+        },
     });
     let mut conn = ConnState {
         id,
@@ -116,8 +125,8 @@ fn bump_rejected(server: &Server) {
 }
 
 async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut ConnState) {
-    let mut input = BytesMut::with_capacity(16 * 1024);
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut input = BytesMut::with_capacity(READ_BUFFER);
+    let mut out: Vec<u8> = Vec::with_capacity(REPLY_BUFFER);
     let mut pipeline = Pipeline::new(server.threads(), me);
     let mut parser = RequestParser::default();
     let stats = &server.worker_stats[me];
@@ -271,6 +280,21 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             let mut info = conn.handle.info.lock().expect("client info lock");
             info.last_interaction = Instant::now();
             info.db = conn.db;
+            if let Some(index) = pipeline.last_command() {
+                info.last_cmd = crate::command_table::TABLE[index].name;
+            }
+            let b = &mut info.buffers;
+            b.query = input.len();
+            b.query_capacity = input.capacity();
+            b.read_peak = b.read_peak.max(n);
+            b.reply = out.len();
+            b.reply_capacity = out.capacity();
+            b.multi = conn.tx.as_ref().map_or(0, |tx| {
+                tx.queued
+                    .iter()
+                    .map(|q| q.args.iter().map(|a| a.len()).sum::<usize>())
+                    .sum()
+            });
         }
         if conn.close_after_reply {
             let _ = stream.shutdown().await;

@@ -90,6 +90,11 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
+    /// Bytes queued for it and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Queues `frame`; false if the subscriber is (now) over its limit.
     pub(crate) fn offer(&self, frame: &Bytes, limits: &Limits) -> bool {
         if self.closed.load(Ordering::Acquire) {

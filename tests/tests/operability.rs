@@ -669,3 +669,64 @@ fn changes_since_last_save_move_with_writes_and_saves() {
     c.call(&["FLUSHALL"]);
     assert_eq!(changes(&mut c), 0, "FLUSHALL with save rules saves");
 }
+
+/// The `name=value` fields of the CLIENT LIST line of client `id`.
+fn client_fields(c: &mut RawConn, id: i64) -> std::collections::HashMap<String, String> {
+    let Resp::Bulk(list) = c.call(&["CLIENT", "LIST", "ID", &id.to_string()]) else {
+        panic!("CLIENT LIST")
+    };
+    String::from_utf8(list)
+        .unwrap()
+        .split_whitespace()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn client_list_reports_real_buffer_sizes() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(warp.port);
+    // A partial request waits in the query buffer.
+    let mut partial = RawConn::connect(warp.port);
+    let partial_id = partial.call(&["CLIENT", "ID"]).int();
+    partial.send(b"*2\r\n$3\r\nGET\r\n$10\r\nabc");
+    // A transaction's queued arguments.
+    let mut multi = RawConn::connect(warp.port);
+    let multi_id = multi.call(&["CLIENT", "ID"]).int();
+    multi.call(&["MULTI"]);
+    multi.call(&["SET", "key", &"v".repeat(1000)]);
+    // A subscriber that does not read.
+    let mut sub = RawConn::connect(warp.port);
+    let sub_id = sub.call(&["CLIENT", "ID"]).int();
+    sub.call(&["SUBSCRIBE", "news"]);
+    let payload = "x".repeat(64 * 1024);
+    let mut omem = 0;
+    for _ in 0..200 {
+        admin.call(&["PUBLISH", "news", &payload]);
+        omem = client_fields(&mut admin, sub_id)["omem"]
+            .parse::<u64>()
+            .unwrap();
+        if omem > 0 {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let p = client_fields(&mut admin, partial_id);
+    assert_eq!(p["qbuf"], "21", "{p:?}");
+    assert!(p["qbuf-free"].parse::<u64>().unwrap() > 0);
+    assert_eq!(p["cmd"], "client", "{p:?}");
+    let m = client_fields(&mut admin, multi_id);
+    assert!(m["multi-mem"].parse::<u64>().unwrap() >= 1000, "{m:?}");
+    assert!(
+        omem > 0,
+        "a subscriber that does not read has output queued"
+    );
+    let s = client_fields(&mut admin, sub_id);
+    assert!(s["tot-mem"].parse::<u64>().unwrap() > s["omem"].parse::<u64>().unwrap());
+    let admin_id = admin.call(&["CLIENT", "ID"]).int();
+    let me = client_fields(&mut admin, admin_id);
+    // Its own command's arguments: CLIENT LIST ID <n>.
+    let argv = "CLIENTLISTID".len() + admin_id.to_string().len();
+    assert_eq!(me["argv-mem"], argv.to_string(), "{me:?}");
+}

@@ -116,8 +116,11 @@ pub fn client(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         "setinfo" => setinfo(s, &args[2], &args[3]),
         "info" => {
-            let info = s.conn.handle.info.lock().expect("client info lock").clone();
-            Reply::Verbatim(Bytes::from(format!("{}\n", describe(&info, s.conn.id))))
+            let info = s.conn.handle.snapshot();
+            Reply::Verbatim(Bytes::from(format!(
+                "{}\n",
+                describe(&info, s.conn.id, args)
+            )))
         }
         "list" => list(s, args),
         "kill" => kill(s, args),
@@ -178,16 +181,32 @@ fn setinfo(s: &mut Session, attr: &[u8], value: &[u8]) -> Reply {
     OK
 }
 
-/// One CLIENT LIST line, with the fields Redis 7 prints, in its order.
-pub fn describe(c: &ClientInfo, current: u64) -> String {
+/// What a connection takes besides its buffers: its task, parser, pipeline and state. Measured
+/// with the allocator's count (INFO's used_memory): 1000 connections that sent one PING each
+/// took 36.7 KB apiece, 32 KB of it their two 16 KB buffers.
+const CONNECTION_OVERHEAD: usize = 3900;
+
+/// One CLIENT LIST line, with the fields Redis 7 prints, in its order. `current` is the
+/// connection asking, running `args`.
+pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
     let now = Instant::now();
+    let b = &c.buffers;
+    // The arguments of the command running now: only the asking connection's.
+    let argv_mem = if c.id == current {
+        args.iter().map(|a| a.len()).sum()
+    } else {
+        0
+    };
+    // The connection's own state (its task, parser, pipeline) plus its buffers.
+    let tot_mem =
+        CONNECTION_OVERHEAD + b.query_capacity + b.reply_capacity + b.multi + b.pushes + argv_mem;
     let cmd = if c.id == current {
         "client|list"
     } else {
-        c.last_cmd.as_str()
+        c.last_cmd
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={argv_mem} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={tot_mem} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -201,6 +220,13 @@ pub fn describe(c: &ClientInfo, current: u64) -> String {
         c.subscriptions.1,
         c.subscriptions.2,
         c.multi.map_or(-1, |n| n as i64),
+        b.query,
+        b.query_capacity - b.query,
+        b.multi,
+        b.query_capacity,
+        b.read_peak,
+        b.reply,
+        b.pushes,
         cmd,
         c.user,
         c.tracking.as_ref().map_or(-1, |t| t.redirect as i64),
@@ -243,7 +269,7 @@ fn list(s: &mut Session, args: &[Bytes]) -> Reply {
         if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
             continue;
         }
-        text.push_str(&describe(&c, s.conn.id));
+        text.push_str(&describe(&c, s.conn.id, args));
         text.push('\n');
     }
     Reply::Verbatim(Bytes::from(text))

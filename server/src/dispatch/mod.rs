@@ -163,6 +163,11 @@ impl Pipeline {
         }
     }
 
+    /// The command this pipeline ran last (its row in the table).
+    pub fn last_command(&self) -> Option<usize> {
+        self.last_command
+    }
+
     /// The worker this pipeline runs on.
     pub fn worker(&self) -> usize {
         self.me
