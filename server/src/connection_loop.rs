@@ -194,6 +194,7 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             Ok(n) => n,
         };
         bump(&stats.net_input_bytes, n as u64);
+        bump(&stats.socket_reads, 1);
         if let Some(subs) = conn.pubsub.as_mut() {
             // Messages queued before these requests were read (an invalidation another
             // client's write caused, say) go out before their replies, as in Redis, where they
@@ -309,6 +310,7 @@ async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, stats: &WorkerStat
         return true;
     }
     bump(&stats.net_output_bytes, out.len() as u64);
+    bump(&stats.socket_writes, 1);
     if stream.write_all(out).await.is_err() {
         return false;
     }

@@ -25,6 +25,7 @@ pub mod server_state;
 pub mod session;
 pub mod shutdown;
 pub mod slot;
+pub mod stats_sampler;
 pub mod temporal_settings;
 pub mod tracking;
 pub mod transaction_state;

@@ -60,6 +60,8 @@ pub struct Server {
     pub timing: crate::command_timing::CommandTiming,
     /// How many changes the last save covered (see [`Server::changes_since_save`]).
     pub changes_saved: AtomicU64,
+    /// INFO's instantaneous rates.
+    pub sampler: crate::stats_sampler::Sampler,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -202,6 +204,11 @@ pub struct WorkerStats {
     /// Write commands that succeeded (INFO's rdb_changes_since_last_save counts them from the
     /// last save: see `Server::changes_since_save`).
     pub changes: AtomicU64,
+    /// Reads from and writes to client sockets.
+    pub socket_reads: AtomicU64,
+    pub socket_writes: AtomicU64,
+    /// Time spent in active expiry cycles, in microseconds.
+    pub expire_cycle_us: AtomicU64,
 }
 
 #[derive(Default)]
@@ -254,6 +261,9 @@ impl WorkerStats {
             local_commands: AtomicU64::new(0),
             cross_shard_commands: AtomicU64::new(0),
             changes: AtomicU64::new(0),
+            socket_reads: AtomicU64::new(0),
+            socket_writes: AtomicU64::new(0),
+            expire_cycle_us: AtomicU64::new(0),
         }
     }
 
@@ -274,6 +284,9 @@ impl WorkerStats {
         z(&self.remote_commands_sent);
         z(&self.local_commands);
         z(&self.cross_shard_commands);
+        z(&self.socket_reads);
+        z(&self.socket_writes);
+        z(&self.expire_cycle_us);
     }
 }
 
@@ -341,6 +354,7 @@ impl Server {
             pause: crate::client_pause::Pause::default(),
             timing,
             changes_saved: AtomicU64::new(0),
+            sampler: Default::default(),
         };
         server.pubsub.limits.refresh(
             server
@@ -413,6 +427,21 @@ impl Server {
         if let Some(stats) = self.worker_stats.get(current_worker()) {
             bump(&stats.changes, by);
         }
+    }
+
+    /// The totals INFO's instantaneous rates follow: commands, bytes read, bytes written.
+    pub fn rate_totals(&self) -> crate::stats_sampler::Totals {
+        let sum = |f: fn(&WorkerStats) -> u64| self.worker_stats.iter().map(f).sum();
+        [
+            sum(|w| {
+                w.commands
+                    .iter()
+                    .map(|c| c.calls.load(Ordering::Relaxed))
+                    .sum()
+            }),
+            sum(|w| w.net_input_bytes.load(Ordering::Relaxed)),
+            sum(|w| w.net_output_bytes.load(Ordering::Relaxed)),
+        ]
     }
 
     /// Changes since start.

@@ -212,6 +212,9 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         server.quantum.prune(me, unix_ms());
         crate::memory_accounting::release_freed();
+        if me == 0 {
+            server.sampler.sample(server.rate_totals());
+        }
         if !server.hot.active_expire.load(Ordering::Relaxed) || server.pause.in_force() {
             continue;
         }
@@ -222,7 +225,12 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             .get_i64("active-expire-effort")
             .max(1) as usize;
         let mut shard = server.lock_shard(me);
+        let cycle = std::time::Instant::now();
         shard.active_expire(unix_ms(), EXPIRE_SAMPLES_PER_TICK * effort);
+        crate::server_state::bump(
+            &server.worker_stats[me].expire_cycle_us,
+            cycle.elapsed().as_micros() as u64,
+        );
         crate::keyspace_events::publish_raised(&server);
         server.publish_spare(&shard);
         if server.wal.is_on() {

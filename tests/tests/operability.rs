@@ -730,3 +730,39 @@ fn client_list_reports_real_buffer_sizes() {
     let argv = "CLIENTLISTID".len() + admin_id.to_string().len();
     assert_eq!(me["argv-mem"], argv.to_string(), "{me:?}");
 }
+
+/// The field names of INFO EVERYTHING, by section, without the per-command, per-error and
+/// per-database lines.
+fn info_fields(port: u16) -> BTreeSet<String> {
+    let mut c = RawConn::connect(port);
+    let Resp::Bulk(text) = c.call(&["INFO", "EVERYTHING"]) else {
+        panic!("INFO")
+    };
+    let mut section = String::new();
+    let mut out = BTreeSet::new();
+    for line in String::from_utf8(text).unwrap().lines() {
+        if let Some(name) = line.strip_prefix("# ") {
+            section = name.to_string();
+        } else if let Some((field, _)) = line.split_once(':') {
+            let per_item = ["cmdstat_", "errorstat_", "latency_percentiles_usec_", "db"];
+            if !per_item.iter().any(|p| field.starts_with(p)) {
+                out.insert(format!("{section}/{field}"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn info_everything_has_every_redis_field() {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "1"]);
+    let theirs = info_fields(redis.port);
+    let ours = info_fields(warp.port);
+    let missing: Vec<_> = theirs.difference(&ours).collect();
+    assert!(
+        missing.is_empty(),
+        "INFO fields Redis has and we lack: {missing:?}"
+    );
+}

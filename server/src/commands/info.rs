@@ -62,10 +62,10 @@ pub fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Verbatim(Bytes::from(out))
 }
 
-fn rusage() -> (f64, f64) {
+fn rusage(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage only writes into the struct we hand it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    unsafe { libc::getrusage(who, &mut ru) };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (secs(ru.ru_stime), secs(ru.ru_utime))
 }
@@ -102,7 +102,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             let uptime = server.started.elapsed().as_secs();
             let _ = write!(
                 out,
-                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nserver_name:warpengine\r\nwarpengine_version:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nthreads:{}\r\n",
+                "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_build_id:0\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmonotonic_clock:POSIX clock_gettime\r\nmultiplexing_api:epoll\r\natomicvar_api:c11-builtin\r\ngcc_version:0.0.0\r\nserver_name:warpengine\r\nwarpengine_version:{}\r\nprocess_id:{}\r\nprocess_supervised:no\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{uptime}\r\nuptime_in_days:{}\r\nhz:{}\r\nconfigured_hz:{}\r\nlru_clock:{}\r\nexecutable:{}\r\nconfig_file:{}\r\nio_threads_active:0\r\nthreads:{}\r\n",
                 std::env::consts::OS,
                 std::env::consts::ARCH,
                 env!("CARGO_PKG_VERSION"),
@@ -140,16 +140,29 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             let rss = crate::memory_accounting::rss_bytes();
             let used = server.used_memory();
             let peak = crate::memory_accounting::note_peak(used);
+            let startup = crate::memory_accounting::startup();
+            let allocated = crate::memory_accounting::allocated();
+            let clients: usize = server.clients.snapshot().iter().map(|c| c.memory(0)).sum();
+            let overhead = startup + clients as u64;
+            let dataset = used.saturating_sub(overhead);
             let maxmemory: u64 = cfg("maxmemory").parse().unwrap_or(0);
+            let system = crate::memory_accounting::total_system_memory();
+            let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_fragmentation_ratio:{:.2}\r\nmem_allocator:mimalloc\r\nlazyfree_pending_objects:0\r\n",
+                "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nused_memory_peak_perc:{:.2}%\r\nused_memory_overhead:{overhead}\r\nused_memory_startup:{startup}\r\nused_memory_dataset:{dataset}\r\nused_memory_dataset_perc:{:.2}%\r\nallocator_allocated:{allocated}\r\nallocator_active:{allocated}\r\nallocator_resident:{rss}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:0\r\nused_memory_vm_eval:0\r\nused_memory_lua_human:0B\r\nused_memory_scripts_eval:0\r\nnumber_of_cached_scripts:0\r\nnumber_of_functions:0\r\nnumber_of_libraries:0\r\nused_memory_vm_functions:0\r\nused_memory_vm_total:0\r\nused_memory_vm_total_human:0B\r\nused_memory_functions:0\r\nused_memory_scripts:0\r\nused_memory_scripts_human:0B\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nallocator_frag_ratio:1.00\r\nallocator_frag_bytes:0\r\nallocator_rss_ratio:{:.2}\r\nallocator_rss_bytes:{}\r\nrss_overhead_ratio:1.00\r\nrss_overhead_bytes:0\r\nmem_fragmentation_ratio:{:.2}\r\nmem_fragmentation_bytes:{}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:0\r\nmem_total_replication_buffers:0\r\nmem_clients_slaves:0\r\nmem_clients_normal:{clients}\r\nmem_cluster_links:0\r\nmem_aof_buffer:0\r\nmem_allocator:mimalloc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\n",
                 human_bytes(used),
                 human_bytes(rss),
                 human_bytes(peak),
+                ratio(used, peak) * 100.0,
+                ratio(dataset, used.saturating_sub(startup)) * 100.0,
+                human_bytes(system),
                 human_bytes(maxmemory),
                 cfg("maxmemory-policy"),
-                rss as f64 / used.max(1) as f64,
+                ratio(rss, allocated),
+                rss as i64 - allocated as i64,
+                ratio(rss, used),
+                rss as i64 - used as i64,
             );
         }
         "persistence" => {
@@ -161,16 +174,25 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 .get("appendfsync")
                 .to_string();
             let ok_err = |ok: bool| if ok { "ok" } else { "err" };
+            let snapshots = wal.stats.snapshots.load(Relaxed);
+            let in_progress = wal.stats.snapshot_in_progress.load(Relaxed) as u8;
+            let last_ok = wal.stats.last_snapshot_ok.load(Relaxed) || snapshots == 0;
+            // A snapshot is both the RDB save and the log rewrite here; none forks, so there is
+            // no copy-on-write to report.
+            let last_secs = if snapshots > 0 {
+                wal.stats.last_snapshot_secs.load(Relaxed) as i64
+            } else {
+                -1
+            };
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_saves:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_write_status:{}\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{in_progress}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{last_secs}\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:{snapshots}\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{in_progress}\r\naof_rewrite_scheduled:0\r\naof_last_rewrite_time_sec:{last_secs}\r\naof_current_rewrite_time_sec:-1\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{snapshots}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
                 server.changes_since_save(),
-                wal.stats.snapshot_in_progress.load(Relaxed) as u8,
                 server.lastsave.load(Relaxed),
-                ok_err(wal.stats.last_snapshot_ok.load(Relaxed) || wal.stats.snapshots.load(Relaxed) == 0),
-                wal.stats.snapshots.load(Relaxed),
+                ok_err(last_ok),
                 wal.is_on() as u8,
-                wal.stats.snapshot_in_progress.load(Relaxed) as u8,
+                ok_err(last_ok),
+                u8::from(!last_ok),
                 ok_err(!wal.failed.load(Relaxed)),
             );
             if wal.is_on() {
@@ -216,13 +238,15 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 .map(|c| c.calls.load(Relaxed))
                 .sum();
             let (_, tracked_keys, tracked_items, tracked_prefixes) = server.tracking.info();
+            let (ops, in_kbps, out_kbps) = server.sampler.rates();
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{expired}\r\nevicted_keys:{evicted}\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\ntotal_error_replies:{}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{in_kbps:.2}\r\ninstantaneous_output_kbps:{out_kbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{expired}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{evicted}\r\nevicted_clients:0\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:0\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\n",
                 server.stats.total_connections_received.load(Relaxed),
                 sum(server, |w| w.net_input_bytes.load(Relaxed)),
                 sum(server, |w| w.net_output_bytes.load(Relaxed)),
                 server.stats.rejected_connections.load(Relaxed),
+                sum(server, |w| w.expire_cycle_us.load(Relaxed)) / 1000,
                 server.pubsub.channel_count(false),
                 server.pubsub.patterns(),
                 server.pubsub.channel_count(true),
@@ -230,16 +254,26 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 tracked_items,
                 tracked_prefixes,
                 sum(server, |w| w.error_replies.load(Relaxed)),
+                sum(server, |w| w.socket_reads.load(Relaxed)),
+                sum(server, |w| w.socket_writes.load(Relaxed)),
             );
         }
         "replication" => {
-            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\n");
-        }
-        "cpu" => {
-            let (sys, user) = rusage();
+            // No replication yet: a master without replicas or backlog.
             let _ = write!(
                 out,
-                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\n"
+                "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
+                server.run_id,
+                cfg("repl-backlog-size"),
+            );
+        }
+        "cpu" => {
+            let (sys, user) = rusage(libc::RUSAGE_SELF);
+            // Redis's main thread: here, the worker answering.
+            let (thread_sys, thread_user) = rusage(libc::RUSAGE_THREAD);
+            let _ = write!(
+                out,
+                "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{thread_sys:.6}\r\nused_cpu_user_main_thread:{thread_user:.6}\r\n"
             );
         }
         "modules" => out.push_str("# Modules\r\n"),
