@@ -14,6 +14,7 @@ pub mod eviction;
 pub mod fabric;
 pub mod keyctx;
 pub mod keyspace_events;
+pub mod logging;
 pub mod memory_accounting;
 pub mod metrics;
 pub mod monitor;

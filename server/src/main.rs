@@ -12,55 +12,6 @@ use warpengine::worker;
 static ALLOCATOR: warpengine::memory_accounting::CountingMimalloc =
     warpengine::memory_accounting::CountingMimalloc;
 
-fn log_filter(level: &str) -> &'static str {
-    match level {
-        "debug" => "debug",
-        "verbose" => "info",
-        "notice" => "info",
-        "warning" => "warn",
-        _ => "error",
-    }
-}
-
-/// Logs go to `logfile` (appended to) or, when it is empty, to stderr; `RUST_LOG` overrides
-/// `loglevel`.
-fn init_logging(config: &ConfigStore) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| log_filter(config.get("loglevel")).into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let json = config.get("log-format") == "json";
-    let logfile = config.get("logfile");
-    if logfile.is_empty() {
-        let builder = builder.with_writer(std::io::stderr);
-        if json {
-            builder.json().init();
-        } else {
-            builder.init();
-        }
-        return;
-    }
-    match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(logfile)
-    {
-        Ok(file) => {
-            let builder = builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file));
-            if json {
-                builder.json().init();
-            } else {
-                builder.init();
-            }
-        }
-        Err(e) => {
-            eprintln!("Can't open the log file: {logfile}: {e}");
-            std::process::exit(1);
-        }
-    }
-}
-
 /// Where the process id is written: `pidfile`, or Redis's default when daemonized.
 fn pidfile_path(config: &ConfigStore) -> Option<String> {
     match config.get("pidfile") {
@@ -130,7 +81,10 @@ fn main() {
     if config.get_bool("daemonize") {
         daemonize();
     }
-    init_logging(&config);
+    if let Err(e) = warpengine::logging::init(&config) {
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let pidfile = pidfile_path(&config);
     if let Some(path) = &pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {

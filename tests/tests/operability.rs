@@ -766,3 +766,66 @@ fn info_everything_has_every_redis_field() {
         "INFO fields Redis has and we lack: {missing:?}"
     );
 }
+
+#[test]
+fn loglevel_changes_at_run_time_and_syslog_receives_the_log() {
+    // syslog(3) writes to /dev/log: a test socket there stands in for the daemon, unless a
+    // real one is running (then its log is not this test's to read).
+    let dev_log = std::path::Path::new("/dev/log");
+    let syslog = if dev_log.exists() {
+        None
+    } else {
+        std::os::unix::net::UnixDatagram::bind(dev_log).ok()
+    };
+    let dir = TempDir::new("operability-log");
+    let logfile = dir.0.join("warp.log");
+    let port = free_port();
+    let args = [
+        "--threads",
+        "1",
+        "--logfile",
+        logfile.to_str().unwrap(),
+        "--syslog-enabled",
+        "yes",
+        "--syslog-ident",
+        "warptest",
+        "--syslog-facility",
+        "local3",
+    ];
+    let server = warpengine_tests::try_start_warpengine_on(port, &args);
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "loglevel", "warning"]),
+        Resp::Simple("OK".into())
+    );
+    c.call(&["CONFIG", "SET", "slowlog-max-len", "1"]);
+    // An INFO-level line now filtered out, a WARN-level one kept.
+    c.send_command(&[b"SHUTDOWN", b"NOSAVE"]);
+    let mut server = server.expect("start");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.alive() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let text = std::fs::read_to_string(&logfile).unwrap();
+    assert!(text.contains("ready to accept connections"), "{text}");
+    assert!(text.contains("SHUTDOWN requested"), "{text}");
+    assert!(
+        !text.contains("bye bye"),
+        "an INFO line after loglevel warning: {text}"
+    );
+    if let Some(socket) = syslog {
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = socket.recv(&mut buf).unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let _ = std::fs::remove_file(dev_log);
+        // local3 (19 << 3) at notice (5).
+        assert!(
+            line.starts_with("<157>") && line.contains("warptest["),
+            "{line}"
+        );
+    }
+}

@@ -129,6 +129,9 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.wormhole.refresh(&next);
     s.server.temporal.refresh(&next);
     s.server.timing.refresh(&next);
+    if next.get("loglevel") != cfg.get("loglevel") {
+        crate::logging::set_level(next.get("loglevel"));
+    }
     s.server
         .pubsub
         .limits

@@ -163,7 +163,7 @@ pub static PARAMS: &[Param] = &[
         .stored(),
     p("jemalloc-bg-thread", BOOL, "yes", MUT).stored(),
     p("activedefrag", BOOL, "no", MUT).stored(),
-    p("syslog-enabled", BOOL, "no", FIXED).stored(),
+    p("syslog-enabled", BOOL, "no", FIXED),
     p("cluster-enabled", BOOL, "no", FIXED).stored(),
     p("appendonly", BOOL, "no", MUT),
     p("cluster-allow-reads-when-down", BOOL, "no", MUT).stored(),
@@ -187,7 +187,7 @@ pub static PARAMS: &[Param] = &[
     p("cluster-announce-ip", STR, "", MUT).stored(),
     p("cluster-config-file", STR, "nodes.conf", FIXED).stored(),
     p("cluster-announce-hostname", STR, "", MUT).stored(),
-    p("syslog-ident", STR, "redis", FIXED).stored(),
+    p("syslog-ident", STR, "redis", FIXED),
     p("dbfilename", STR, "dump.rdb", MUT).protected().stored(),
     p("appendfilename", STR, "appendonly.aof", FIXED).stored(),
     p("appenddirname", STR, "appendonlydir", FIXED),
@@ -222,8 +222,7 @@ pub static PARAMS: &[Param] = &[
         ]),
         "local0",
         FIXED,
-    )
-    .stored(),
+    ),
     p(
         "repl-diskless-load",
         Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
