@@ -829,3 +829,38 @@ fn loglevel_changes_at_run_time_and_syslog_receives_the_log() {
         );
     }
 }
+
+#[test]
+fn debug_reload_keeps_the_dataset() {
+    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let mut c = RawConn::connect(warp.port);
+    let digest = |c: &mut RawConn| match c.call(&["DEBUG", "DIGEST"]) {
+        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    for i in 0..300 {
+        c.call(&["RPUSH", "list", &format!("item{i}")]);
+        c.call(&["HSET", &format!("h{}", i % 7), &format!("f{i}"), "v"]);
+        c.call(&["ZADD", "z", &format!("{}.25", i % 50), &format!("m{i}")]);
+        c.call(&["SADD", "ints", &i.to_string()]);
+    }
+    c.call(&["SET", "ttl", "v", "PX", "100000"]);
+    c.call(&["SET", "gone", "v", "PX", "1"]);
+    c.call(&["TEMPORAL", "INCR", "trend", "a", "5"]);
+    c.call(&["SELECT", "9"]);
+    c.call(&["SET", "in-db-9", &"x".repeat(5000)]);
+    std::thread::sleep(Duration::from_millis(5));
+    c.call(&["GET", "nothing"]);
+    let before = digest(&mut c);
+    assert_eq!(c.call(&["DEBUG", "RELOAD"]), Resp::Simple("OK".into()));
+    assert_eq!(digest(&mut c), before);
+    c.call(&["SELECT", "0"]);
+    assert_eq!(c.call(&["EXISTS", "gone"]).int(), 0);
+    let pttl = c.call(&["PTTL", "ttl"]).int();
+    assert!(pttl > 90_000 && pttl <= 100_000, "{pttl}");
+    assert_eq!(c.call(&["LLEN", "list"]).int(), 300);
+    assert_eq!(
+        c.call(&["LINDEX", "list", "-1"]),
+        Resp::Bulk(b"item299".to_vec())
+    );
+}

@@ -1,6 +1,7 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: SLEEP, ERROR, SET-ACTIVE-EXPIRE, OBJECT,
 //! PROTOCOL (RESP3 reply types, used by client libraries' test suites), DIGEST and
-//! DIGEST-VALUE (content hashes test suites compare), HELP.
+//! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
+//! back), HELP.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Show low level info about the `key` and associated value.",
                 "PROTOCOL <type>",
                 "    Reply with a test value of the specified type.",
+                "RELOAD",
+                "    Save the dataset in the snapshot format and load it back.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -73,13 +76,20 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "object" if args.len() == 3 => object(s, &args[2]),
         "protocol" if args.len() == 3 => protocol(&lower(&args[2]), s.conn.resp3),
         "digest" if args.len() == 2 => Reply::bulk_str(&dataset_digest(s).hex()),
+        "reload" if args.len() == 2 => match crate::persist::reload::reload(s.server) {
+            Ok(keys) => {
+                tracing::info!(keys, "DB reloaded by DEBUG RELOAD");
+                OK
+            }
+            Err(e) => Reply::err(format!("ERR {e}")),
+        },
         "digest-value" => Reply::Array(
             args[2..]
                 .iter()
                 .map(|key| Reply::bulk_str(&value_digest_of(s, key).hex()))
                 .collect(),
         ),
-        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" => {
+        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" | "reload" => {
             wrong_arity(&format!("debug|{sub}"))
         }
         _ => subcommand_syntax_error(&args[1], "DEBUG"),

@@ -17,6 +17,7 @@ pub mod background;
 pub mod log;
 pub mod ops;
 pub mod recovery;
+pub mod reload;
 pub mod snapshot;
 
 use std::collections::VecDeque;

@@ -299,7 +299,7 @@ fn truncate(path: &Path, len: usize) -> Result<(), String> {
 
 /// Applies one logged operation to the shard whose log it came from; false if it was refused
 /// (which a consistent log never does).
-fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
+pub(super) fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
     match op {
         Op::Argv(args) => run_command(ctx, &args),
         Op::Del(key) => {
