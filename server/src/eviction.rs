@@ -122,7 +122,7 @@ impl Limits {
     pub fn refresh(&self, cfg: &crate::config_store::ConfigStore) {
         let r = Ordering::Relaxed;
         self.maxmemory
-            .store(cfg.get_i64("maxmemory").max(0) as u64, r);
+            .store(cfg.get("maxmemory").parse::<u64>().unwrap_or(0), r);
         self.policy
             .store(Policy::parse(cfg.get("maxmemory-policy")) as u8, r);
         self.samples

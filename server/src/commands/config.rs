@@ -91,31 +91,36 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     for pair in pairs.chunks(2) {
         let name = lower(&pair[0]);
         let value = String::from_utf8_lossy(&pair[1]);
-        if !seen.insert(name.clone()) {
+        // A parameter and its alias are the same parameter.
+        let canonical = crate::config_store::param(&name).map_or(name.as_str(), |p| p.name);
+        if !seen.insert(canonical.to_string()) {
             return err_echo(
                 "ERR CONFIG SET failed (possibly related to argument '",
                 &pair[0],
                 "') - duplicate parameter",
             );
         }
+        // Errors name the parameter as the client spelled it (lowercased for a bad value), as
+        // Redis's do.
+        let refused = |why: &str| {
+            err_echo(
+                "ERR CONFIG SET failed (possibly related to argument '",
+                &pair[0],
+                &format!("') - {why}"),
+            )
+        };
         match next.set(&name, &value, false) {
             Ok(()) => {}
             Err(SetError::Unknown(_)) => {
-                return Reply::err(format!(
-                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-                ))
+                return err_echo(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '",
+                    &pair[0],
+                    "'",
+                )
             }
-            Err(SetError::Immutable(n)) => {
-                return Reply::err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{n}') - can't set immutable config"
-                ))
-            }
-            Err(SetError::Protected(n)) => {
-                return Reply::err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument '{n}') - can't set protected config"
-                ))
-            }
-            Err(SetError::Invalid { name, why }) => {
+            Err(SetError::Immutable(_)) => return refused("can't set immutable config"),
+            Err(SetError::Protected(_)) => return refused("can't set protected config"),
+            Err(SetError::Invalid { why, .. }) => {
                 return Reply::err(format!(
                     "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
                 ))

@@ -228,7 +228,9 @@ fn rewritten_lines(p: &Param, value: &str, in_file: bool) -> Vec<String> {
         Kind::Str | Kind::Directory | Kind::KeyspaceEvents => {
             vec![format!("{name} {}", quoted(value))]
         }
-        Kind::Memory { .. } => vec![format!("{name} {}", format_memory(value))],
+        Kind::Memory { .. } | Kind::MemoryAtLeast { .. } | Kind::UnsignedMemory => {
+            vec![format!("{name} {}", format_memory(value))]
+        }
         Kind::MemoryOrPercent if !value.ends_with('%') => {
             vec![format!("{name} {}", format_memory(value))]
         }

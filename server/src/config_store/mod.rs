@@ -43,13 +43,27 @@ fn int_in(value: &str, min: i64, max: i64) -> Result<i64, String> {
     }
 }
 
+/// A memory value in `min..=max`, with Redis's errors.
+fn memory_in(value: &str, min: i64, max: i64) -> Result<i64, String> {
+    let out_of_range = || format!("argument must be between {min} and {max} inclusive");
+    if value.is_empty() {
+        return if min <= 0 { Ok(0) } else { Err(out_of_range()) };
+    }
+    match parse_memory(value).filter(|v| *v >= 0) {
+        Some(v) if v >= min && v <= max => Ok(v),
+        Some(_) => Err(out_of_range()),
+        None if value.bytes().all(|b| b.is_ascii_digit()) => Err(out_of_range()),
+        None => Err("argument must be a memory value".into()),
+    }
+}
+
 /// The three client classes of `client-output-buffer-limit`, in the order Redis shows them.
 const BUFFER_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
 
 /// Merges `value` (`class hard soft seconds ...`) into the limits in `current`.
 fn merge_buffer_limits(current: &str, value: &str) -> Result<String, String> {
     let words: Vec<&str> = value.split_whitespace().collect();
-    if words.is_empty() || !words.len().is_multiple_of(4) {
+    if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut classes: Vec<[String; 3]> = BUFFER_CLASSES
@@ -119,14 +133,18 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
         Kind::Clamped { min, max, lo, hi } => {
             int_in(value, min, max).map(|v| v.clamp(lo, hi).to_string())
         }
-        // An empty memory value means 0, as in Redis.
-        Kind::Memory { .. } if value.is_empty() => Ok("0".into()),
-        // Redis reads memory values as unsigned: a minus sign is not a memory value.
-        Kind::Memory { min, max } => match parse_memory(value).filter(|v| *v >= 0) {
-            Some(v) if v >= min && v <= max => Ok(v.to_string()),
-            Some(_) => Err(format!(
-                "argument must be between {min} and {max} inclusive"
-            )),
+        // Redis reads memory values as unsigned (an empty one is 0): a minus sign is not a
+        // memory value, and a number past i64 is one out of range.
+        Kind::Memory { min, max } => memory_in(value, min, max).map(|v| v.to_string()),
+        Kind::MemoryAtLeast { min, max, lo } => {
+            memory_in(value, min, max).map(|v| v.max(lo).to_string())
+        }
+        Kind::UnsignedMemory => match parse_memory(value).filter(|v| *v >= 0) {
+            Some(v) => Ok(v.to_string()),
+            None if value.is_empty() => Ok("0".into()),
+            None if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(value.parse::<u64>().unwrap_or(u64::MAX).to_string())
+            }
             None => Err("argument must be a memory value".into()),
         },
         Kind::MemoryOrPercent => {

@@ -24,6 +24,16 @@ pub enum Kind {
         min: i64,
         max: i64,
     },
+    /// Bytes up to u64::MAX; a number past it is taken as u64::MAX, as Redis's `strtoull`
+    /// saturates (`maxmemory`, `cluster-link-sendbuf-limit`).
+    UnsignedMemory,
+    /// Bytes accepted in `min..=max` and raised to at least `lo` (`repl-backlog-size`, whose
+    /// backlog Redis never makes smaller than 16 KB).
+    MemoryAtLeast {
+        min: i64,
+        max: i64,
+        lo: i64,
+    },
     /// A memory value or a percentage (`maxmemory-clients`), shown as given.
     MemoryOrPercent,
     /// An octal number (`unixsocketperm`), shown in octal.
@@ -389,7 +399,7 @@ pub static PARAMS: &[Param] = &[
     p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT).stored(),
     p("maxclients", int(1, u32::MAX as i64), "10000", MUT),
     p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", FIXED).stored(),
-    p("socket-mark-id", NONNEG_INT, "0", MUT).stored(),
+    p("socket-mark-id", NONNEG_INT, "0", FIXED).stored(),
     p(
         "active-defrag-max-scan-fields",
         int(1, LONG_MAX),
@@ -412,9 +422,19 @@ pub static PARAMS: &[Param] = &[
         MUT,
     ),
     p("stream-node-max-entries", NONNEG, "100", MUT).stored(),
-    p("repl-backlog-size", mem(1, LONG_MAX), "1048576", MUT).stored(),
-    p("maxmemory", mem(0, LONG_MAX), "0", MUT),
-    p("cluster-link-sendbuf-limit", mem(0, LONG_MAX), "0", MUT).stored(),
+    p(
+        "repl-backlog-size",
+        Kind::MemoryAtLeast {
+            min: 1,
+            max: LONG_MAX,
+            lo: 16384,
+        },
+        "1048576",
+        MUT,
+    )
+    .stored(),
+    p("maxmemory", Kind::UnsignedMemory, "0", MUT),
+    p("cluster-link-sendbuf-limit", Kind::UnsignedMemory, "0", MUT).stored(),
     p("hash-max-listpack-entries", NONNEG, "512", MUT).alias("hash-max-ziplist-entries"),
     p("set-max-intset-entries", NONNEG, "512", MUT),
     p("zset-max-listpack-entries", NONNEG, "128", MUT).alias("zset-max-ziplist-entries"),
