@@ -264,6 +264,16 @@ impl CommandTiming {
         log.truncate(max_len);
     }
 
+    /// An event other than a command (an fdatasync, say) that took `took`: a latency sample if
+    /// it reached `latency-monitor-threshold`.
+    pub fn observe_event(&self, event: &'static str, took: std::time::Duration) {
+        let threshold_us = ticks_to_us(self.latency_ticks.load(Ordering::Relaxed));
+        let us = took.as_micros() as u64;
+        if self.latency_ticks.load(Ordering::Relaxed) != u64::MAX && us >= threshold_us {
+            self.add_sample(event, crate::server_state::unix_ms() / 1000, us / 1000);
+        }
+    }
+
     /// Adds a latency sample: one per second per event, the highest.
     pub fn add_sample(&self, event: &'static str, unix_secs: u64, ms: u64) {
         let mut events = self.events.lock().expect("latency lock");

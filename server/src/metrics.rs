@@ -319,6 +319,32 @@ impl Collector for ServerCollector {
             "fdatasync calls on the write-ahead logs.",
             wal.stats.fsyncs.load(Relaxed),
         )?;
+        let fsyncs: Vec<(f64, u64)> = wal
+            .stats
+            .fsync_latency
+            .iter()
+            .enumerate()
+            .take(LATENCY_BUCKETS - 1)
+            .map(|(k, n)| (bucket_bound_us(k) / 1e6, n.load(Relaxed)))
+            .collect();
+        let count: u64 = wal
+            .stats
+            .fsync_latency
+            .iter()
+            .map(|n| n.load(Relaxed))
+            .sum();
+        e.encode_descriptor(
+            "warpengine_wal_fsync_duration_seconds",
+            "How long the write-ahead logs' fdatasync calls took.",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            wal.stats.fsync_us.load(Relaxed) as f64 / 1e6,
+            count,
+            &fsyncs,
+            None,
+        )?;
         let mut written = e.encode_descriptor(
             "warpengine_wal_position_bytes",
             "Each shard's log position: written and fdatasync'd bytes of its current segment.",

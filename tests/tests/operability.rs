@@ -498,11 +498,18 @@ fn scrape(metrics_port: u16) -> std::collections::HashMap<String, f64> {
 #[test]
 fn prometheus_endpoint_counters_move_with_traffic() {
     let metrics_port = free_port();
+    let dir = TempDir::new("operability-metrics");
     let warp = start_warpengine(&[
         "--threads",
         "2",
         "--metrics-port",
         &metrics_port.to_string(),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.path(),
     ]);
     let mut c = RawConn::connect(warp.port);
     for i in 0..10 {
@@ -540,6 +547,10 @@ fn prometheus_endpoint_counters_move_with_traffic() {
         .sum();
     assert_eq!(keys, 10.0);
     assert!(get(&first, "warpengine_connected_clients{}") >= 1.0);
+    // appendfsync always: every write waited for an fdatasync, each timed.
+    let fsyncs = get(&first, "warpengine_wal_fsync_duration_seconds_count{}");
+    assert!(fsyncs >= 1.0, "{fsyncs}");
+    assert_eq!(fsyncs, get(&first, "warpengine_wal_fsyncs_total{}"));
     for i in 0..5 {
         c.call(&["SET", &format!("more{i}"), "v"]);
     }

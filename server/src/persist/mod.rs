@@ -265,6 +265,10 @@ pub struct WalStats {
     pub writes: AtomicU64,
     pub bytes: AtomicU64,
     pub fsyncs: AtomicU64,
+    /// How long each fdatasync took, in `command_timing`'s power-of-two buckets, and in all
+    /// (microseconds).
+    pub fsync_latency: [AtomicU64; crate::command_timing::LATENCY_BUCKETS],
+    pub fsync_us: AtomicU64,
     pub snapshots: AtomicU64,
     pub last_snapshot_ok: AtomicBool,
     pub last_snapshot_secs: AtomicU64,
@@ -650,7 +654,10 @@ pub async fn syncer_loop(server: Arc<Server>, me: usize) {
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        match s.sync().await {
+        let started = Instant::now();
+        let synced = s.sync().await;
+        note_fsync(&server, started.elapsed());
+        match synced {
             Ok(()) => {
                 wal.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
                 log.synced.fetch_max(target, Ordering::AcqRel);
@@ -661,6 +668,18 @@ pub async fn syncer_loop(server: Arc<Server>, me: usize) {
         last_sync = Instant::now();
         log.progress.notify_waiters();
     }
+}
+
+/// Files an fdatasync's duration: its histogram, and the latency monitor's `aof-fsync-always`
+/// event when it reached `latency-monitor-threshold`, as Redis names it.
+fn note_fsync(server: &Server, took: Duration) {
+    let stats = &server.wal.stats;
+    let ns = took.as_nanos().min(u64::MAX as u128) as u64;
+    stats.fsync_latency[crate::command_timing::bucket(ns)].fetch_add(1, Ordering::Relaxed);
+    stats
+        .fsync_us
+        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    server.timing.observe_event("aof-fsync-always", took);
 }
 
 /// A handle on the shard's current segment for fdatasync (None before its first write).
