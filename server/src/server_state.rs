@@ -35,6 +35,8 @@ pub struct Server {
     pub started: Instant,
     pub started_unix: u64,
     pub run_id: String,
+    /// The replication id INFO reports (`master_replid`); DEBUG CHANGE-REPL-ID renews it.
+    pub replid: Mutex<String>,
     pub port: u16,
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
@@ -337,6 +339,7 @@ impl Server {
             started: Instant::now(),
             started_unix: unix_ms() / 1000,
             run_id: random_hex(40),
+            replid: Mutex::new(random_hex(40)),
             port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
@@ -419,6 +422,11 @@ impl Server {
     /// Locks every shard, in ascending order (the global lock order that prevents deadlock).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         (0..self.shards.len()).map(|i| self.lock_shard(i)).collect()
+    }
+
+    /// A new replication id (DEBUG CHANGE-REPL-ID).
+    pub fn change_replid(&self) {
+        *self.replid.lock().expect("replid lock") = random_hex(40);
     }
 
     /// Counts a change on the calling worker (a write command that succeeded).

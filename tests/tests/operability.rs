@@ -875,3 +875,19 @@ fn debug_reload_keeps_the_dataset() {
         Resp::Bulk(b"item299".to_vec())
     );
 }
+
+#[test]
+fn debug_change_repl_id_renews_master_replid() {
+    let warp = start_warpengine(&["--threads", "1", "--enable-debug-command", "yes"]);
+    let mut c = RawConn::connect(warp.port);
+    let replid = |c: &mut RawConn| warpengine_tests::info_field(c, "replication", "master_replid");
+    let before = replid(&mut c);
+    assert_eq!(before.len(), 40);
+    assert_eq!(
+        c.call(&["DEBUG", "CHANGE-REPL-ID"]),
+        Resp::Simple("OK".into())
+    );
+    let after = replid(&mut c);
+    assert_eq!(after.len(), 40);
+    assert_ne!(before, after);
+}

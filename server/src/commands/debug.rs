@@ -37,6 +37,9 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "help" => help(
             "DEBUG",
             &[
+                "CHANGE-REPL-ID",
+                "    Change the replication IDs of the instance.",
+                "    Dangerous: should be used only for testing the replication subsystem.",
                 "DIGEST",
                 "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]",
@@ -76,6 +79,10 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "object" if args.len() == 3 => object(s, &args[2]),
         "protocol" if args.len() == 3 => protocol(&lower(&args[2]), s.conn.resp3),
         "digest" if args.len() == 2 => Reply::bulk_str(&dataset_digest(s).hex()),
+        "change-repl-id" if args.len() == 2 => {
+            s.server.change_replid();
+            OK
+        }
         "reload" if args.len() == 2 => match crate::persist::reload::reload(s.server) {
             Ok(keys) => {
                 tracing::info!(keys, "DB reloaded by DEBUG RELOAD");

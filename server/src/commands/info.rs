@@ -263,7 +263,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             let _ = write!(
                 out,
                 "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                server.run_id,
+                server.replid.lock().expect("replid lock"),
                 cfg("repl-backlog-size"),
             );
         }
