@@ -891,3 +891,56 @@ fn debug_change_repl_id_renews_master_replid() {
     assert_eq!(after.len(), 40);
     assert_ne!(before, after);
 }
+
+#[test]
+fn debug_loadaof_replays_the_log_and_logging_goes_on() {
+    let dir = TempDir::new("operability-loadaof");
+    let port = free_port();
+    let args = [
+        "--threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--dir",
+        dir.path(),
+    ];
+    let digest = |c: &mut RawConn| match c.call(&["DEBUG", "DIGEST"]) {
+        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
+    let mut c = RawConn::connect(port);
+    for i in 0..200 {
+        c.call(&["SET", &format!("k{i}"), &i.to_string()]);
+        c.call(&["LPUSH", "list", &i.to_string()]);
+        c.call(&["ZINCRBY", "z", "1.5", &format!("m{}", i % 13)]);
+    }
+    c.call(&["MSET", "a", "1", "b", "2", "c", "3"]);
+    c.call(&["DEL", "k7"]);
+    c.call(&["SET", "ttl", "v", "EX", "1000"]);
+    let before = digest(&mut c);
+    assert_eq!(c.call(&["DEBUG", "LOADAOF"]), Resp::Simple("OK".into()));
+    assert_eq!(digest(&mut c), before);
+    assert!(c.call(&["TTL", "ttl"]).int() > 990);
+    // The log goes on from where it was: a restart has what came before and after.
+    c.call(&["SET", "after", "1"]);
+    let expected = digest(&mut c);
+    c.send_command(&[b"SHUTDOWN"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.alive() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(server);
+    let _again = warpengine_tests::try_start_warpengine_on(port, &args).expect("restart");
+    let mut c = RawConn::connect(port);
+    assert_eq!(digest(&mut c), expected);
+    // Without the log there is nothing to load.
+    c.call(&["CONFIG", "SET", "appendonly", "no"]);
+    assert_eq!(
+        c.call(&["DEBUG", "LOADAOF"]),
+        Resp::Error("ERR appendonly is off: there is no log to load".into())
+    );
+}

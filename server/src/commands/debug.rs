@@ -1,7 +1,7 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: SLEEP, ERROR, SET-ACTIVE-EXPIRE, OBJECT,
 //! PROTOCOL (RESP3 reply types, used by client libraries' test suites), DIGEST and
 //! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
-//! back), HELP.
+//! back), LOADAOF (the data emptied and the log replayed), CHANGE-REPL-ID, HELP.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -46,6 +46,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Output a hex signature of the values of all the specified keys.",
                 "ERROR <string>",
                 "    Return a Redis protocol error with <string> as message.",
+                "LOADAOF",
+                "    Flush the log to disk and reload the dataset from it.",
                 "OBJECT <key>",
                 "    Show low level info about the `key` and associated value.",
                 "PROTOCOL <type>",
@@ -79,6 +81,15 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "object" if args.len() == 3 => object(s, &args[2]),
         "protocol" if args.len() == 3 => protocol(&lower(&args[2]), s.conn.resp3),
         "digest" if args.len() == 2 => Reply::bulk_str(&dataset_digest(s).hex()),
+        "loadaof" if args.len() == 2 => {
+            match crate::persist::recovery::reload_from_logs(s.server) {
+                Ok(records) => {
+                    tracing::info!(records, "Append Only File loaded by DEBUG LOADAOF");
+                    OK
+                }
+                Err(e) => Reply::err(format!("ERR {e}")),
+            }
+        }
         "change-repl-id" if args.len() == 2 => {
             s.server.change_replid();
             OK
@@ -96,9 +107,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 .map(|key| Reply::bulk_str(&value_digest_of(s, key).hex()))
                 .collect(),
         ),
-        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" | "reload" => {
-            wrong_arity(&format!("debug|{sub}"))
-        }
+        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" | "reload"
+        | "loadaof" | "change-repl-id" => wrong_arity(&format!("debug|{sub}")),
         _ => subcommand_syntax_error(&args[1], "DEBUG"),
     }
 }

@@ -554,6 +554,19 @@ impl Wal {
         Ok(())
     }
 
+    /// Writes shard `shard`'s pending records and fdatasyncs its segment (DEBUG LOADAOF).
+    pub fn sync_shard(&self, shard: usize) -> std::io::Result<()> {
+        self.write_pending(shard);
+        let file = self.logs[shard]
+            .file
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match file.as_ref() {
+            Some(f) => f.file.sync_data(),
+            None => Ok(()),
+        }
+    }
+
     /// At shutdown: writes and syncs every shard's pending records. Returns whether all of
     /// them made it to disk.
     pub fn close(&self) -> bool {

@@ -81,6 +81,72 @@ struct LogFile {
 
 fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result<(), String> {
     let started = Instant::now();
+    let read = read_logs(dir, &m, repair, true)?;
+    let mut guards = server.lock_all();
+    apply_logs(server, &mut guards, &m, read, started)?;
+    Ok(())
+}
+
+/// DEBUG LOADAOF: every log written out and fdatasync'd, the data emptied and the logs
+/// replayed, all under every shard's lock (no command runs in between, so nothing is appended
+/// meanwhile). The number of records replayed.
+pub fn reload_from_logs(server: &Server) -> Result<u64, String> {
+    let started = Instant::now();
+    let wal_state = &server.wal;
+    if !wal_state.is_on() {
+        return Err("appendonly is off: there is no log to load".into());
+    }
+    if wal_state.stats.snapshot_in_progress.load(Ordering::Acquire) {
+        return Err("Background save already in progress".into());
+    }
+    let mut guards = server.lock_all();
+    // Server-wide metadata (QUANTUM links, WORMHOLE pins) is not emptied: replaying it over
+    // itself could move pinned data twice.
+    if !snapshot::meta_records(server).is_empty() {
+        return Err(
+            "DEBUG LOADAOF is not supported while QUANTUM links or rules or WORMHOLE pins exist"
+                .into(),
+        );
+    }
+    for shard in 0..wal_state.logs.len() {
+        wal_state
+            .sync_shard(shard)
+            .map_err(|e| format!("cannot sync the log: {e}"))?;
+    }
+    let dir = log_dir(server);
+    let m = wal::read_manifest(&dir)
+        .map_err(|e| e.to_string())?
+        .ok_or("the log has no manifest")?;
+    // Read and checked in full before anything is emptied; the live segments keep their
+    // preallocated room (no truncation).
+    let read = read_logs(&dir, &m, false, false)?;
+    for g in guards.iter_mut() {
+        for db in g.dbs.iter_mut() {
+            db.clear();
+        }
+    }
+    let records = apply_logs(server, &mut guards, &m, read, started)?;
+    drop(guards);
+    // Re-applying commands raised keyspace events that did not happen.
+    let _ = warpengine_storage::notify::take();
+    Ok(records)
+}
+
+/// A manifest's files read and checked: the valid part of each, and which cross-shard groups
+/// are complete.
+struct ReadLogs {
+    shards_files: Vec<Vec<LogFile>>,
+    groups: HashMap<u64, (u32, u32)>,
+}
+
+/// Reads every file of the manifest and finds where each log's valid records end. A torn tail
+/// is cut (on disk too when `truncate`); damage in the middle is an error unless `repair`.
+fn read_logs(
+    dir: &Path,
+    m: &wal::Manifest,
+    repair: bool,
+    truncate_files: bool,
+) -> Result<ReadLogs, String> {
     let mut shards_files: Vec<Vec<LogFile>> = Vec::new();
     for shard in 0..m.shards {
         let mut files = Vec::new();
@@ -113,7 +179,6 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
 
     // First pass: find where each log's valid records end, and which groups are complete.
     let mut groups: HashMap<u64, (u32, u32)> = HashMap::new();
-    let mut total_bytes = 0usize;
     for files in shards_files.iter_mut() {
         let count = files.len();
         let mut cut_rest = false;
@@ -164,24 +229,42 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
                     cut_rest = true;
                 }
             }
-            total_bytes += f.keep;
         }
     }
-    for files in &shards_files {
-        for f in files {
-            if f.keep < f.data.len() {
-                truncate(&f.path, f.keep)?;
+    if truncate_files {
+        for files in &shards_files {
+            for f in files {
+                if f.keep < f.data.len() {
+                    truncate(&f.path, f.keep)?;
+                }
             }
         }
     }
+    Ok(ReadLogs {
+        shards_files,
+        groups,
+    })
+}
 
-    // Second pass: apply, with every shard locked and expiry off (the clock is that of the
-    // original run: deletions by expiry are in the log). Each log is replayed into one shard,
-    // as its records were written: a shard's log holds exactly what happened to the keys that
-    // shard stored (pinned ones included). With another thread count the logs are replayed
-    // into shards of the old layout, whose keys then move to their owners in the new one.
+/// Second pass: applies what `read_logs` read, into the locked shards, with expiry off (the
+/// clock is that of the original run: deletions by expiry are in the log). Each log is
+/// replayed into one shard, as its records were written: a shard's log holds exactly what
+/// happened to the keys that shard stored (pinned ones included). With another thread count
+/// the logs are replayed into shards of the old layout, whose keys then move to their owners
+/// in the new one. The number of records.
+fn apply_logs(
+    server: &Server,
+    guards: &mut [std::sync::MutexGuard<'_, Shard>],
+    m: &wal::Manifest,
+    read: ReadLogs,
+    started: Instant,
+) -> Result<u64, String> {
+    let ReadLogs {
+        shards_files,
+        groups,
+    } = read;
+    let total_bytes: usize = shards_files.iter().flatten().map(|f| f.keep).sum();
     let direct = m.shards == server.threads();
-    let mut guards = server.lock_all();
     let databases = guards[0].dbs.len();
     let mut old_layout: Vec<Shard> = if direct {
         Vec::new()
@@ -258,7 +341,6 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
         .iter()
         .map(|g| g.dbs.iter().map(|d| d.len()).sum::<usize>())
         .sum();
-    drop(guards);
     let secs = started.elapsed().as_secs_f64();
     server
         .wal
@@ -278,7 +360,7 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
         records as f64 / secs.max(1e-9),
         m.shards
     );
-    Ok(())
+    Ok(records)
 }
 
 fn is_snapshot(path: &Path) -> bool {
