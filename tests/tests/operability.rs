@@ -225,6 +225,23 @@ fn start_up_errors_name_their_cause_in_one_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("redis_version=7.0"));
 }
 
+/// DEBUG DIGEST.
+fn digest(c: &mut RawConn) -> String {
+    match c.call(&["DEBUG", "DIGEST"]) {
+        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits (up to 20 s) for a server told to stop to exit.
+fn wait_for_exit(server: &mut warpengine_tests::ServerProcess) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.alive() {
+        assert!(Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn entries(c: &mut RawConn) -> Vec<Vec<Resp>> {
     let Resp::Array(items) = c.call(&["SLOWLOG", "GET", "-1"]) else {
         panic!("SLOWLOG GET")
@@ -423,11 +440,7 @@ fn shutdown_options_as_redis() {
     );
     c.send_command(&[b"SHUTDOWN", b"NOSAVE", b"NOW"]);
     assert!(c.read_reply_opt().is_none(), "SHUTDOWN answers by closing");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.alive() {
-        assert!(Instant::now() < deadline, "still running after SHUTDOWN");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_exit(&mut server);
 }
 
 #[test]
@@ -614,10 +627,6 @@ fn debug_digest_is_equal_for_equal_contents_across_a_restart() {
         "--dir",
         dir.path(),
     ];
-    let digest = |c: &mut RawConn| match c.call(&["DEBUG", "DIGEST"]) {
-        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
-        other => panic!("{other:?}"),
-    };
     let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     assert_eq!(digest(&mut c), "0".repeat(40));
@@ -635,11 +644,7 @@ fn debug_digest_is_equal_for_equal_contents_across_a_restart() {
     };
     assert_eq!(values[1], Resp::Bulk("0".repeat(40).into_bytes()));
     c.send_command(&[b"SHUTDOWN"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.alive() {
-        assert!(Instant::now() < deadline, "still running after SHUTDOWN");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_exit(&mut server);
     drop(server);
     let _again = warpengine_tests::try_start_warpengine_on(port, &args).expect("restart");
     let mut c = RawConn::connect(port);
@@ -813,11 +818,7 @@ fn loglevel_changes_at_run_time_and_syslog_receives_the_log() {
     // An INFO-level line now filtered out, a WARN-level one kept.
     c.send_command(&[b"SHUTDOWN", b"NOSAVE"]);
     let mut server = server.expect("start");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.alive() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_exit(&mut server);
     let text = std::fs::read_to_string(&logfile).unwrap();
     assert!(text.contains("ready to accept connections"), "{text}");
     assert!(text.contains("SHUTDOWN requested"), "{text}");
@@ -845,10 +846,6 @@ fn loglevel_changes_at_run_time_and_syslog_receives_the_log() {
 fn debug_reload_keeps_the_dataset() {
     let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
     let mut c = RawConn::connect(warp.port);
-    let digest = |c: &mut RawConn| match c.call(&["DEBUG", "DIGEST"]) {
-        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
-        other => panic!("{other:?}"),
-    };
     for i in 0..300 {
         c.call(&["RPUSH", "list", &format!("item{i}")]);
         c.call(&["HSET", &format!("h{}", i % 7), &format!("f{i}"), "v"]);
@@ -906,10 +903,6 @@ fn debug_loadaof_replays_the_log_and_logging_goes_on() {
         "--dir",
         dir.path(),
     ];
-    let digest = |c: &mut RawConn| match c.call(&["DEBUG", "DIGEST"]) {
-        Resp::Bulk(b) => String::from_utf8(b).unwrap(),
-        other => panic!("{other:?}"),
-    };
     let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     for i in 0..200 {
@@ -928,11 +921,7 @@ fn debug_loadaof_replays_the_log_and_logging_goes_on() {
     c.call(&["SET", "after", "1"]);
     let expected = digest(&mut c);
     c.send_command(&[b"SHUTDOWN"]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while server.alive() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for_exit(&mut server);
     drop(server);
     let _again = warpengine_tests::try_start_warpengine_on(port, &args).expect("restart");
     let mut c = RawConn::connect(port);
