@@ -299,6 +299,45 @@ impl Collector for ServerCollector {
             "TEMPORAL INCR calls that changed a key (physics).",
             total(|s| s.temporal_incrs),
         )?;
+        let wormhole = &server.wormhole.stats;
+        let mut family = e.encode_descriptor(
+            "warpengine_wormhole_multi_key_commands",
+            "Multi-key commands by whether one shard held all their keys (WORMHOLE).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (placement, n) in [
+            ("one_shard", &wormhole.multi_key_one_shard),
+            ("cross_shard", &wormhole.multi_key_cross_shard),
+        ] {
+            let labels = [("placement", placement)];
+            ConstCounter::new(n.load(Relaxed)).encode(family.encode_family(&labels)?)?;
+        }
+        counter(
+            &mut e,
+            "warpengine_wormhole_keys_moved",
+            "Keys moved to another shard by WORMHOLE pins.",
+            wormhole.keys_moved.load(Relaxed),
+        )?;
+        // QUANTUM's figures, as INFO physics reports them.
+        let mut quantum = String::new();
+        server.quantum.info(&mut quantum);
+        let mut family = e.encode_descriptor(
+            "warpengine_quantum",
+            "QUANTUM's figures (links, rules, learning), as INFO physics names them.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for line in quantum.lines() {
+            let Some((figure, value)) = line.split_once(':') else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<i64>() else {
+                continue;
+            };
+            let labels = [("figure", figure)];
+            ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
+        }
 
         let wal = &server.wal;
         gauge(

@@ -531,6 +531,7 @@ fn prometheus_endpoint_counters_move_with_traffic() {
     c.call(&["GET", "k1"]);
     c.call(&["GET", "missing"]);
     c.call(&["INCR", "k1"]); // an error: not an integer
+    c.call(&["MGET", "k1", "k2", "k3"]);
     let first = scrape(metrics_port);
     let get = |m: &std::collections::HashMap<String, f64>, k: &str| {
         *m.get(k).unwrap_or_else(|| panic!("no sample {k}"))
@@ -564,6 +565,22 @@ fn prometheus_endpoint_counters_move_with_traffic() {
     let fsyncs = get(&first, "warpengine_wal_fsync_duration_seconds_count{}");
     assert!(fsyncs >= 1.0, "{fsyncs}");
     assert_eq!(fsyncs, get(&first, "warpengine_wal_fsyncs_total{}"));
+    // The physics families' figures are there (QUANTUM's as INFO physics names them).
+    assert_eq!(
+        get(&first, r#"warpengine_quantum{figure="quantum_links"}"#),
+        0.0
+    );
+    assert_eq!(
+        get(
+            &first,
+            r#"warpengine_wormhole_multi_key_commands_total{placement="one_shard"}"#
+        ) + get(
+            &first,
+            r#"warpengine_wormhole_multi_key_commands_total{placement="cross_shard"}"#
+        ),
+        1.0,
+        "the MGET"
+    );
     for i in 0..5 {
         c.call(&["SET", &format!("more{i}"), "v"]);
     }
