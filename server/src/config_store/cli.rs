@@ -59,7 +59,15 @@ impl CommandLine {
             while i < args.len() && !args[i].starts_with("--") {
                 i += 1;
             }
-            let values = args[start..i].to_vec();
+            let mut values = args[start..i].to_vec();
+            // `--name=value` too, as command-line tools commonly take it.
+            let name = match name.split_once('=') {
+                Some((name, value)) => {
+                    values.insert(0, value.to_string());
+                    name
+                }
+                _ => name,
+            };
             match name {
                 "version" => return Err(CliError::Version),
                 "help" => return Err(CliError::Help),
@@ -142,6 +150,11 @@ mod tests {
         assert_eq!(cfg.get("save"), "900 1");
         assert_eq!(cfg.get("hz"), "20");
         assert_eq!(cfg.get("wal-repair"), "yes");
+        let cfg = parse("--port=7001 --threads=2")
+            .unwrap()
+            .to_config()
+            .unwrap();
+        assert_eq!((cfg.get("port"), cfg.get("threads")), ("7001", "2"));
         assert_eq!(parse("-v").unwrap_err(), CliError::Version);
         assert!(parse("--nope 1").unwrap().to_config().is_err());
         assert!(parse("--port 1 2").unwrap().to_config().is_err());
