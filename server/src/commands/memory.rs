@@ -149,16 +149,16 @@ fn doctor(s: &mut Session) -> Reply {
     let allocated = s.server.used_memory();
     let rss = crate::memory_accounting::rss_bytes();
     let ratio = rss as f64 / allocated.max(1) as f64;
+    // Redis's texts, for the checks that apply here (no replicas, no big client buffers
+    // measured apart).
     let text = if allocated < 5 << 20 {
-        "This instance is empty or uses very little memory: nothing to report.".to_string()
+        "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string()
     } else if ratio > 1.4 {
         format!(
-            "High fragmentation: the process holds {rss} bytes for {allocated} allocated (ratio {ratio:.2})."
+            "Sam, I detected a few issues in this Redis instance memory implants:\n\n * High total RSS: This instance has a memory fragmentation and RSS overhead greater than 1.4 (this means that the Resident Set Size of the Redis process is much larger than the sum of the logical allocations Redis performed): {rss} bytes resident for {allocated} allocated. This problem is usually due either to a large peak memory (check if there is a peak memory entry above in the report) or may result from a workload that causes the allocator to fragment memory a lot. If the problem is a large peak memory, then there is no issue. Note: The currently used allocator is \"mimalloc\".\n\nI'm here to keep you safe, Sam. I want to help you.\n"
         )
     } else {
-        format!(
-            "No memory problem found: {allocated} bytes allocated, {rss} resident (ratio {ratio:.2})."
-        )
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n".to_string()
     };
     Reply::Verbatim(Bytes::from(text))
 }
