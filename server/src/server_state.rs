@@ -148,6 +148,7 @@ impl HotConfig {
         self.set_max_intset_entries
             .store(count("set-max-intset-entries"), r);
         self.tcp_keepalive.store(count("tcp-keepalive"), r);
+        warpengine_storage::list::set_listpack_size(cfg.get_i64("list-max-listpack-size"));
     }
 
     pub fn limits(&self) -> Limits {

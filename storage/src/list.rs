@@ -3,9 +3,12 @@
 //! from either end. A longer one is, as Redis's quicklist, a deque of such buffers ("nodes") of
 //! at most 1 KB each: pushes and pops at either end touch one node whatever the list's length,
 //! and an element costs its bytes and a length or two, not an allocation of its own. OBJECT
-//! ENCODING shows neither: Redis 7.0 reports every list as a quicklist.
+//! ENCODING shows neither: Redis 7.0 reports every list as a quicklist. `list-max-listpack-size`
+//! decides when a list leaves the single buffer, and an element at or over DEBUG
+//! QUICKLIST-PACKED-THRESHOLD gets a node of its own, as Redis's "plain" nodes.
 
 use std::collections::{vec_deque, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -13,11 +16,49 @@ use crate::packed::{
     get_varint, put_varint, varint_len, Codec, Elem, Packed, PackedIter, PackedRevIter,
 };
 
-/// A list leaves the packed form when it would pass either limit (the bytes are Redis's
-/// default list-max-listpack-size of 8 KB per node), and comes back once under half of both,
-/// so that a list hovering at a limit does not convert on every push and pop.
-const PACK_MAX_ENTRIES: usize = 128;
-const PACK_MAX_BYTES: usize = 8192;
+/// A list leaves the packed form when it would pass either limit, and comes back once under
+/// half of both, so that a list hovering at a limit does not convert on every push and pop.
+/// The limits follow `list-max-listpack-size` as Redis sizes a quicklist node with it (see
+/// [`set_listpack_size`]); by default 128 entries and 8 KB (Redis's -2).
+static PACK_LIMITS: AtomicU64 = AtomicU64::new(pack_limits(128, 8192));
+/// An element of at least this many bytes goes into a node of its own when pushed on a long
+/// list (Redis's "plain" nodes; DEBUG QUICKLIST-PACKED-THRESHOLD), and never into the packed
+/// form. Redis's default: 1 GB.
+static PLAIN_THRESHOLD: AtomicUsize = AtomicUsize::new(1 << 30);
+
+const fn pack_limits(entries: u64, bytes: u64) -> u64 {
+    entries << 32 | bytes
+}
+
+/// `list-max-listpack-size`: a negative size caps a node's bytes (-1: 4 KB ... -5: 64 KB), a
+/// positive one its entries (with Redis's 8 KB safety limit on the bytes).
+pub fn set_listpack_size(size: i64) {
+    let (entries, bytes) = match size {
+        n if n >= 0 => (n.clamp(1, u32::MAX as i64) as u64, 8192),
+        -1 => (128, 4096),
+        -2 => (128, 8192),
+        -3 => (128, 16384),
+        -4 => (128, 32768),
+        _ => (128, 65536),
+    };
+    PACK_LIMITS.store(pack_limits(entries, bytes), Ordering::Relaxed);
+}
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD.
+pub fn set_plain_threshold(bytes: usize) {
+    PLAIN_THRESHOLD.store(bytes.max(1), Ordering::Relaxed);
+}
+
+#[inline]
+fn pack_max() -> (usize, usize) {
+    let l = PACK_LIMITS.load(Ordering::Relaxed);
+    ((l >> 32) as usize, (l & u32::MAX as u64) as usize)
+}
+
+#[inline]
+fn is_plain(entry_bytes: usize) -> bool {
+    entry_bytes >= PLAIN_THRESHOLD.load(Ordering::Relaxed)
+}
 /// A long list's node holds elements up to this many bytes; an element larger than that has a
 /// node of its own. Redis's nodes take 8 KB (`list-max-listpack-size -2`); smaller ones here
 /// keep a push at the head, which moves the node's bytes, as cheap as it was with one allocation
@@ -66,7 +107,8 @@ fn entry_len(v: &[u8]) -> usize {
 impl Pack {
     /// Whether `extra` more elements taking `bytes` more bytes still fit.
     fn fits(&self, extra: usize, bytes: usize) -> bool {
-        self.len() + extra <= PACK_MAX_ENTRIES && self.bytes() + bytes <= PACK_MAX_BYTES
+        let (max_entries, max_bytes) = pack_max();
+        self.len() + extra <= max_entries && self.bytes() + bytes <= max_bytes && !is_plain(bytes)
     }
 
     /// Pushes `v` if it fits; false when the list must leave the packed form first.
@@ -96,7 +138,7 @@ impl Chunks {
             End::Tail => self.nodes.back_mut(),
         };
         match node {
-            Some(node) if node.bytes() + n <= NODE_MAX_BYTES => {
+            Some(node) if node.bytes() + n <= NODE_MAX_BYTES && !is_plain(n) => {
                 // The end node takes pushes in a row: it grows by doubling, not exactly.
                 node.reserve(n);
                 let at = if end == End::Head { 0 } else { node.bytes() };
@@ -361,7 +403,8 @@ impl ListValue {
     /// Returns to the packed form once the elements take under half of both limits.
     fn maybe_repack(&mut self) {
         if let Repr::Chunks(c) = &self.repr {
-            if c.len <= PACK_MAX_ENTRIES / 2 && c.packed() <= PACK_MAX_BYTES / 2 {
+            let (max_entries, max_bytes) = pack_max();
+            if c.len <= max_entries / 2 && c.packed() <= max_bytes / 2 {
                 let p = match c.nodes.len() {
                     0 => Pack::default(),
                     1 => c.nodes[0].clone(),
@@ -393,7 +436,7 @@ impl ListValue {
             Repr::Pack(p) => p.pop(end == End::Tail, Bytes::copy_from_slice),
             Repr::Chunks(c) => {
                 let v = c.pop(end)?;
-                if c.len <= PACK_MAX_ENTRIES / 2 {
+                if c.len <= pack_max().0 / 2 {
                     self.maybe_repack();
                 }
                 Some(v)
@@ -430,7 +473,7 @@ impl ListValue {
                 let e = p.get(i);
                 (e.start, e.end)
             };
-            if p.bytes() - (end - start) + n <= PACK_MAX_BYTES {
+            if p.bytes() - (end - start) + n <= pack_max().1 && !is_plain(n) {
                 p.replace_here(start, end, value);
                 return true;
             }
@@ -640,6 +683,10 @@ impl ListValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default limits (unit tests never change them: they are process-wide).
+    const PACK_MAX_ENTRIES: usize = 128;
+    const PACK_MAX_BYTES: usize = 8192;
 
     fn list(items: &[&str]) -> ListValue {
         let mut l = ListValue::default();

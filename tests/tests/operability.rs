@@ -950,3 +950,84 @@ fn debug_loadaof_replays_the_log_and_logging_goes_on() {
         Resp::Error("ERR appendonly is off: there is no log to load".into())
     );
 }
+
+#[test]
+fn lists_behave_as_redis_under_every_node_size_and_plain_threshold() {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let (mut theirs, mut ours) = (RawConn::connect(redis.port), RawConn::connect(warp.port));
+    let mut r = warpengine_tests::SeededRandom(7);
+    for (size, threshold) in [
+        ("4", "1b"),
+        ("-1", "10"),
+        ("1", "0"),
+        ("-5", "100"),
+        ("-2", "0"),
+    ] {
+        for (c, name) in [(&mut theirs, "redis"), (&mut ours, "warp")] {
+            c.call(&["FLUSHALL"]);
+            let set = c.call(&["CONFIG", "SET", "list-max-listpack-size", size]);
+            assert_eq!(set, Resp::Simple("OK".into()), "{name}");
+            let debug = c.call(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", threshold]);
+            assert_eq!(debug, Resp::Simple("OK".into()), "{name}");
+        }
+        for step in 0..600 {
+            let value = "v".repeat(r.below(40) as usize) + &r.below(100).to_string();
+            let index = (r.below(30) as i64 - 15).to_string();
+            let args: Vec<String> = match r.below(9) {
+                0 | 1 => vec!["RPUSH".into(), "l".into(), value],
+                2 => vec!["LPUSH".into(), "l".into(), value],
+                3 => vec![
+                    "LINSERT".into(),
+                    "l".into(),
+                    "BEFORE".into(),
+                    "v1".into(),
+                    value,
+                ],
+                4 => vec!["LSET".into(), "l".into(), index, value],
+                5 => vec!["LREM".into(), "l".into(), "2".into(), value],
+                6 => vec!["LPOP".into(), "l".into()],
+                7 => vec!["LTRIM".into(), "l".into(), "0".into(), "40".into()],
+                _ => vec!["LRANGE".into(), "l".into(), "0".into(), "-1".into()],
+            };
+            let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+            assert_eq!(
+                ours.command(&args),
+                theirs.command(&args),
+                "size {size}, threshold {threshold}, step {step}: {:?}",
+                args.iter()
+                    .map(|a| String::from_utf8_lossy(a))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+}
+
+#[test]
+fn list_max_listpack_size_and_the_plain_threshold_shape_lists() {
+    let warp = start_warpengine(&["--threads", "1", "--enable-debug-command", "yes"]);
+    let mut c = RawConn::connect(warp.port);
+    let items = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"];
+    let usage = |c: &mut RawConn, key: &str| {
+        let mut args = vec!["RPUSH", key];
+        args.extend(items);
+        c.call(&args);
+        c.call(&["MEMORY", "USAGE", key]).int()
+    };
+    // One packed buffer; then nodes of at most 4 entries; then a node per element.
+    let packed = usage(&mut c, "a");
+    c.call(&["CONFIG", "SET", "list-max-listpack-size", "4"]);
+    let nodes = usage(&mut c, "b");
+    c.call(&["CONFIG", "SET", "list-max-listpack-size", "-2"]);
+    c.call(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1b"]);
+    let plain = usage(&mut c, "c");
+    c.call(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "0"]);
+    assert!(packed < nodes && nodes < plain, "{packed} {nodes} {plain}");
+    assert_eq!(
+        c.call(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "5gb"]),
+        Resp::Error(
+            "ERR argument must be a memory value bigger than 1 and smaller than 4gb".into()
+        )
+    );
+}

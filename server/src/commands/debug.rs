@@ -54,6 +54,9 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Reply with a test value of the specified type.",
                 "RELOAD",
                 "    Save the dataset in the snapshot format and load it back.",
+                "QUICKLIST-PACKED-THRESHOLD <size>",
+                "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+                "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -88,6 +91,19 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                     OK
                 }
                 Err(e) => Reply::err(format!("ERR {e}")),
+            }
+        }
+        "quicklist-packed-threshold" if args.len() == 3 => {
+            // As Redis: 0 restores the default (1 GB), and the limit is 4 GB less 1 MB.
+            match crate::config_store::parse_memory(&String::from_utf8_lossy(&args[2])) {
+                Some(bytes) if (0..=(1 << 32) - (1 << 20)).contains(&bytes) => {
+                    let bytes = if bytes == 0 { 1 << 30 } else { bytes as usize };
+                    warpengine_storage::list::set_plain_threshold(bytes);
+                    OK
+                }
+                _ => Reply::err(
+                    "ERR argument must be a memory value bigger than 1 and smaller than 4gb",
+                ),
             }
         }
         "change-repl-id" if args.len() == 2 => {

@@ -344,9 +344,7 @@ pub static PARAMS: &[Param] = &[
     p("cluster-replica-validity-factor", NONNEG_INT, "10", MUT)
         .alias("cluster-slave-validity-factor")
         .stored(),
-    p("list-max-listpack-size", int(INT_MIN, INT_MAX), "-2", MUT)
-        .alias("list-max-ziplist-size")
-        .stored(),
+    p("list-max-listpack-size", int(INT_MIN, INT_MAX), "-2", MUT).alias("list-max-ziplist-size"),
     p("tcp-keepalive", NONNEG_INT, "300", MUT),
     p("cluster-migration-barrier", NONNEG_INT, "1", MUT).stored(),
     p("active-defrag-cycle-min", int(1, 99), "1", MUT).stored(),
