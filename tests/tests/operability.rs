@@ -1015,7 +1015,8 @@ fn list_max_listpack_size_and_the_plain_threshold_shape_lists() {
         c.call(&args);
         c.call(&["MEMORY", "USAGE", key]).int()
     };
-    // One packed buffer; then nodes of at most 4 entries; then a node per element.
+    // One packed buffer; past 4 entries, 1 KB nodes; with the threshold at 1 byte, a node per
+    // element.
     let packed = usage(&mut c, "a");
     c.call(&["CONFIG", "SET", "list-max-listpack-size", "4"]);
     let nodes = usage(&mut c, "b");
