@@ -6,10 +6,13 @@
 //!   two buckets from 1024 ns up, as Redis's LATENCY HISTOGRAM shows them; percentiles for
 //!   INFO latencystats are read off the same buckets (so they are bucket bounds: coarser than
 //!   Redis's HDR histograms, which keep two significant digits);
-//! - The slow log keeps the last `slowlog-max-len` commands that took at least
-//!   `slowlog-log-slower-than` microseconds, with Redis's entry format.
-//! - The latency monitor keeps, per event (`command`, `fast-command`), the latest 160
-//!   one-second samples of at least `latency-monitor-threshold` milliseconds.
+//! - into the slow log, which keeps the last `slowlog-max-len` commands that took at least
+//!   `slowlog-log-slower-than` microseconds, with Redis's entry format;
+//! - into the latency monitor, which keeps per event (`command`, `fast-command`, and the log's
+//!   `aof-fsync-always`) the latest 160 one-second samples of at least
+//!   `latency-monitor-threshold` milliseconds.
+//!
+//! The same call counts the worker's successful writes (INFO's rdb_changes_since_last_save).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +25,7 @@ use crate::config_store::ConfigStore;
 use crate::server_state::{bump, Server};
 
 /// Buckets of a command's latency histogram: bucket 0 holds times up to 1024 ns, bucket k
-/// those up to 1024 ns << k.
+/// those up to 1024 ns << k, the last anything longer.
 pub const LATENCY_BUCKETS: usize = 32;
 
 /// The histogram bucket of a duration in nanoseconds.

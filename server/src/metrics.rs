@@ -4,7 +4,7 @@
 //! counters, the per-command latency histograms (`command_timing`) and each shard's statistics
 //! (taking each shard's lock once), on its own thread.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -40,20 +40,27 @@ pub fn start(server: Arc<Server>, addr: SocketAddr) -> Result<(), String> {
     Ok(())
 }
 
-/// Answers one HTTP/1.x request: `/metrics` with the text format, anything else 404.
-fn answer(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    // Skip the headers (bounded: a scrape sends a handful).
-    let mut line = String::new();
-    for _ in 0..100 {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
+/// Answers one HTTP/1.x request: `/metrics` with the text format, anything else 404. The
+/// request is read for at most 5 seconds and 16 KB in all, so that a client that trickles
+/// bytes or never ends its headers holds the metrics thread no longer than that.
+fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 2048];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::other("request too slow"));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk)? {
+            0 => break,
+            n => request.extend_from_slice(&chunk[..n]),
         }
     }
+    let request_line =
+        String::from_utf8_lossy(request.split(|&b| b == b'\n').next().unwrap_or_default())
+            .into_owned();
     let path = request_line.split_whitespace().nth(1).unwrap_or("");
     let (status, content_type, body) = if path == "/metrics" || path.starts_with("/metrics?") {
         let mut body = String::new();
@@ -67,13 +74,13 @@ fn answer(stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
     } else {
         ("404 Not Found", "text/plain", "try /metrics\n".to_string())
     };
-    let mut out = stream;
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
     write!(
-        out,
+        stream,
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
-    out.flush()
+    stream.flush()
 }
 
 struct ServerCollector(Arc<Server>);

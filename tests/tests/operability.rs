@@ -1032,3 +1032,30 @@ fn list_max_listpack_size_and_the_plain_threshold_shape_lists() {
         )
     );
 }
+
+#[test]
+fn a_metrics_request_that_never_ends_is_dropped_after_5_seconds() {
+    use std::io::{Read, Write};
+    let metrics_port = free_port();
+    let _warp = start_warpengine(&[
+        "--threads",
+        "1",
+        "--metrics-port",
+        &metrics_port.to_string(),
+    ]);
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+    stalled
+        .write_all(b"GET /metrics HTTP/1.1\r\nX-Never: ends")
+        .unwrap();
+    let started = Instant::now();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(10), "held for {waited:?}");
+    // The endpoint serves the next scrape.
+    let samples = scrape(metrics_port);
+    assert!(samples.contains_key("warpengine_connected_clients{}"));
+}
