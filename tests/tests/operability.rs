@@ -1059,3 +1059,24 @@ fn a_metrics_request_that_never_ends_is_dropped_after_5_seconds() {
     let samples = scrape(metrics_port);
     assert!(samples.contains_key("warpengine_connected_clients{}"));
 }
+
+#[test]
+fn lolwut_draws_within_bounds() {
+    let warp = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    for args in [
+        &["LOLWUT"][..],
+        &["LOLWUT", "VERSION", "5", "1000", "1", "200"],
+    ] {
+        let Resp::Bulk(art) = c.call(args) else {
+            panic!("LOLWUT")
+        };
+        let text = String::from_utf8(art).unwrap();
+        assert!(text.ends_with("Redis ver. 7.0.15\n"), "{args:?}");
+        assert!(text.len() < 64 << 20, "{} bytes for {args:?}", text.len());
+    }
+    assert_eq!(
+        c.call(&["LOLWUT", "VERSION", "x"]),
+        Resp::Error("ERR value is not an integer or out of range".into())
+    );
+}

@@ -55,6 +55,8 @@ pub fn lolwut(_s: &mut Session, args: &[Bytes]) -> Reply {
 /// on a pixel canvas shown as Braille characters (2x4 pixels each), as Redis's LOLWUT 5.
 fn schotter(width: usize, squares_per_row: usize, squares_per_col: usize) -> String {
     let side = (width / squares_per_row).max(1);
+    // At most 16 M pixels (Redis would draw 800 MB for LOLWUT 1000 1 200): fewer rows past it.
+    let squares_per_col = squares_per_col.min(((1 << 24) / (width * side)).max(1));
     let height = side * squares_per_col;
     let padding = if width > 4 { 2 } else { 0 };
     let side_px = side.saturating_sub(padding).max(1) as f64;
