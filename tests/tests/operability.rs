@@ -225,6 +225,20 @@ fn start_up_errors_name_their_cause_in_one_line() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("redis_version=7.0"));
 }
 
+/// Two workers, DEBUG allowed, writes logged in `dir`.
+fn logged_with_debug(dir: &TempDir) -> [&str; 8] {
+    [
+        "--threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+        "--appendonly",
+        "yes",
+        "--dir",
+        dir.path(),
+    ]
+}
+
 /// DEBUG DIGEST.
 fn digest(c: &mut RawConn) -> String {
     match c.call(&["DEBUG", "DIGEST"]) {
@@ -634,16 +648,7 @@ fn debug_protocol_replies_as_redis_in_resp2_and_resp3() {
 fn debug_digest_is_equal_for_equal_contents_across_a_restart() {
     let dir = TempDir::new("operability-digest");
     let port = free_port();
-    let args = [
-        "--threads",
-        "2",
-        "--enable-debug-command",
-        "yes",
-        "--appendonly",
-        "yes",
-        "--dir",
-        dir.path(),
-    ];
+    let args = logged_with_debug(&dir);
     let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     assert_eq!(digest(&mut c), "0".repeat(40));
@@ -910,16 +915,7 @@ fn debug_change_repl_id_renews_master_replid() {
 fn debug_loadaof_replays_the_log_and_logging_goes_on() {
     let dir = TempDir::new("operability-loadaof");
     let port = free_port();
-    let args = [
-        "--threads",
-        "2",
-        "--enable-debug-command",
-        "yes",
-        "--appendonly",
-        "yes",
-        "--dir",
-        dir.path(),
-    ];
+    let args = logged_with_debug(&dir);
     let mut server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
     let mut c = RawConn::connect(port);
     for i in 0..200 {

@@ -279,10 +279,10 @@ fn keys_of<'a>(
     let keys = match by_specs {
         Some(keys) => keys,
         None => {
-            let flag = if spec.is_write() { "RW" } else { "RO" };
+            let flags = own_key_flags(spec, cmd);
             spec.key_positions(cmd)
                 .into_iter()
-                .map(|p| (p, vec![flag.to_string()]))
+                .map(|p| (p, flags.clone()))
                 .collect()
         }
     };
@@ -290,6 +290,24 @@ fn keys_of<'a>(
         return Err(Reply::err("ERR Invalid arguments specified for command"));
     }
     Ok((cmd, keys))
+}
+
+/// The key flags a command's own key finder gives, where Redis's key specifications cannot:
+/// SET's depend on GET (Redis's `setGetKeys`: with it the key is read too, without it only
+/// overwritten); otherwise `RW` for a write and `RO` for a read.
+fn own_key_flags(spec: &CommandSpec, cmd: &[Bytes]) -> Vec<String> {
+    let flags: &[&str] = if spec.name == "set" {
+        if cmd.iter().skip(3).any(|a| eq_ignore_case(a, "get")) {
+            &["RW", "access", "update"]
+        } else {
+            &["OW", "update"]
+        }
+    } else if spec.is_write() {
+        &["RW"]
+    } else {
+        &["RO"]
+    };
+    flags.iter().map(|f| f.to_string()).collect()
 }
 
 /// Every command COMMAND LIST names, with its ACL categories: each top-level command followed

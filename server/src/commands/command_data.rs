@@ -188,7 +188,8 @@ fn str_at<'a>(map: &'a Reply, path: &[&str]) -> Option<&'a [u8]> {
 /// GETKEYSANDFLAGS: each spec's begin search (an index, or a keyword searched forwards or
 /// backwards) then its find-keys rule (a range, or a count in the arguments). Positions in
 /// `argv` (the command's name at 0) with the spec's flags; None when a spec is incomplete or of
-/// a kind that needs the command's own key finder (the caller falls back to that), as Redis.
+/// a kind that needs the command's own key finder, or its flags vary with the arguments (the
+/// caller falls back to that finder), as Redis.
 pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<String>)>> {
     let argc = argv.len() as i64;
     let mut found = Vec::new();
@@ -199,22 +200,14 @@ pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<
         if flags.iter().any(|f| f == "not_key") {
             continue;
         }
-        if flags.iter().any(|f| f == "incomplete") {
+        // Flags that depend on the arguments, or keys the spec cannot find: Redis asks the
+        // command's own key finder instead.
+        if flags
+            .iter()
+            .any(|f| f == "incomplete" || f == "variable_flags")
+        {
             return None;
         }
-        // Flags that depend on the arguments: Redis's key finder for the command decides them
-        // (SET: with GET it reads the key too, without it only overwrites).
-        let flags = if flags.iter().any(|f| f == "variable_flags") {
-            let reads = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
-            let set_flags: &[&str] = if reads {
-                &["RW", "access", "update"]
-            } else {
-                &["OW", "update"]
-            };
-            set_flags.iter().map(|f| f.to_string()).collect()
-        } else {
-            flags
-        };
         let first = match str_at(spec, &["begin_search", "type"])? {
             b"index" => int_at(spec, &["begin_search", "spec", "index"])?,
             b"keyword" => {

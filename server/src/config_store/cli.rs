@@ -111,15 +111,7 @@ impl CommandLine {
                 (Kind::Bool, []) => "yes".to_string(),
                 (Kind::Save, []) => String::new(),
                 (_, [one]) => one.clone(),
-                (
-                    Kind::Words
-                    | Kind::Save
-                    | Kind::ClientOutputBufferLimit
-                    | Kind::ReplicaOf
-                    | Kind::Percentiles
-                    | Kind::OomScoreValues,
-                    many,
-                ) => many.join(" "),
+                (kind, many) if super::file::multi_word(kind) => many.join(" "),
                 _ => return Err(format!("'--{name}' takes one value")),
             };
             cfg.set(name, &value, true)

@@ -18,7 +18,7 @@ pub fn split_args(line: &str) -> Option<Vec<String>> {
 }
 
 /// Kinds whose value spans several arguments on a line (`bind a b`, `save 900 1`).
-fn multi_word(kind: Kind) -> bool {
+pub(super) fn multi_word(kind: Kind) -> bool {
     matches!(
         kind,
         Kind::Words
@@ -132,6 +132,8 @@ impl ConfigStore {
             lines.push(Some(trimmed.to_string()));
         }
         let mut tail = Vec::new();
+        // Every default in its stored form, to tell what differs from it.
+        let defaults = ConfigStore::default();
         for (p, value) in self.stored() {
             let places = at
                 .iter()
@@ -139,7 +141,7 @@ impl ConfigStore {
                 .map(|(_, v)| v.as_slice())
                 .unwrap_or(&[]);
             let new_lines = rewritten_lines(p, value, !places.is_empty());
-            if places.is_empty() && value == default_of(p) {
+            if places.is_empty() && value == defaults.get(p.name) {
                 continue;
             }
             for (i, line) in new_lines.iter().enumerate() {
@@ -172,11 +174,6 @@ impl ConfigStore {
         text.push('\n');
         write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
     }
-}
-
-/// A parameter's default in its stored form.
-fn default_of(p: &Param) -> String {
-    ConfigStore::default().get(p.name).to_string()
 }
 
 /// Bytes as CONFIG REWRITE writes them: `64mb`, `1gb`, or plain bytes.

@@ -7,11 +7,11 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use warpengine_wal::{self as wal, Reader};
+use warpengine_wal::Reader;
 
-use super::log::put_key;
-use super::ops::{self, PayloadWriter};
+use super::ops;
 use super::recovery::apply;
+use super::snapshot::append_key;
 use crate::keyctx::{KeyCtx, Shards};
 use crate::server_state::{unix_ms, Server};
 
@@ -35,14 +35,7 @@ pub fn reload(server: &Server) -> Result<u64, String> {
         for (db_index, db) in shard.dbs.iter().enumerate() {
             // As a load skips keys that expired since the save.
             for (key, entry, expire_at) in db.iter_live(now) {
-                lsn += 1;
-                wal::record::append(&mut buf, lsn, |b| {
-                    put_key(
-                        &mut PayloadWriter::begin(b, db_index, None),
-                        key,
-                        Some((entry, expire_at)),
-                    );
-                });
+                append_key(&mut buf, &mut lsn, db_index, key, entry, expire_at);
             }
         }
         keys += lsn;

@@ -184,15 +184,8 @@ fn write_shard_to(tmp: &Path, shard: &mut Shard, meta: &[Vec<Vec<u8>>]) -> io::R
     let mut keys = 0u64;
     for (db_index, db) in shard.dbs.iter().enumerate() {
         for (key, entry, expire_at) in db.iter_live(0) {
-            lsn += 1;
             keys += 1;
-            wal::record::append(&mut buf, lsn, |b| {
-                put_key(
-                    &mut PayloadWriter::begin(b, db_index, None),
-                    key,
-                    Some((entry, expire_at)),
-                );
-            });
+            append_key(&mut buf, &mut lsn, db_index, key, entry, expire_at);
             if buf.len() >= 60 << 10 {
                 out.write_all(&buf)?;
                 buf.clear();
@@ -203,6 +196,26 @@ fn write_shard_to(tmp: &Path, shard: &mut Shard, meta: &[Vec<Vec<u8>>]) -> io::R
     let file = out.into_inner().map_err(|e| e.into_error())?;
     file.sync_data()?;
     Ok(keys)
+}
+
+/// Appends the record that re-creates `key` (its value and expiry) in database `db`, as the
+/// snapshot's next record.
+pub(super) fn append_key(
+    buf: &mut Vec<u8>,
+    lsn: &mut u64,
+    db: usize,
+    key: &[u8],
+    entry: &warpengine_storage::Entry,
+    expire_at: u64,
+) {
+    *lsn += 1;
+    wal::record::append(buf, *lsn, |b| {
+        put_key(
+            &mut PayloadWriter::begin(b, db, None),
+            key,
+            Some((entry, expire_at)),
+        );
+    });
 }
 
 /// The commands that re-create server-wide metadata (QUANTUM links and rules, WORMHOLE pins:
