@@ -72,6 +72,18 @@ pub enum Run {
     WaitAof,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: a step of a transaction (`dispatch::transaction`).
     Transaction(TxStep),
+    /// EVAL, EVALSHA, FCALL and their read-only forms: a script run atomically
+    /// (`dispatch::script`).
+    Script(ScriptRun),
+}
+
+/// Which script command runs (see `dispatch::script`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptRun {
+    /// EVAL (`read_only`: EVAL_RO): the body is the first argument.
+    Eval { read_only: bool },
+    /// EVALSHA (EVALSHA_RO): a script of the cache, by SHA-1.
+    EvalSha { read_only: bool },
 }
 
 /// The positions of a request's secret arguments (see `CommandSpec::redacts`).
@@ -221,6 +233,11 @@ impl Flags {
             start = end + 1;
         }
         Flags(bits)
+    }
+
+    /// These flags and `other`'s.
+    pub const fn with(self, other: Flags) -> Flags {
+        Flags(self.0 | other.0)
     }
 
     pub const fn contains(self, other: Flags) -> bool {
@@ -446,6 +463,24 @@ static INSTALLED: OnceLock<Vec<CommandSpec>> = OnceLock::new();
 /// keep the first table.
 pub fn install(rows: impl FnOnce() -> Vec<CommandSpec>) {
     INSTALLED.get_or_init(rows);
+}
+
+/// What Redis records of the subcommand a request names, for containers that parse their own
+/// subcommands (CLIENT, CONFIG, OBJECT ...): None when the command has no recorded
+/// subcommands, else whether the subcommand exists, its arity and its flags. Scripts check
+/// their calls against it as Redis checks them against its subcommand table.
+pub type SubcommandFacts = fn(&[Bytes]) -> Option<Option<(i32, Flags)>>;
+
+static SUBCOMMAND_FACTS: OnceLock<SubcommandFacts> = OnceLock::new();
+
+/// Installs the families' [`SubcommandFacts`] (once, at start-up, with the table).
+pub fn install_subcommand_facts(facts: SubcommandFacts) {
+    SUBCOMMAND_FACTS.get_or_init(|| facts);
+}
+
+/// See [`SubcommandFacts`].
+pub fn subcommand_facts(args: &[Bytes]) -> Option<Option<(i32, Flags)>> {
+    SUBCOMMAND_FACTS.get().and_then(|f| f(args))
 }
 
 /// The installed table, indexed by the numbers dispatch and the statistics use.

@@ -48,6 +48,8 @@ pub struct Server {
     pub shard_keys: Vec<AtomicU64>,
     pub quantum: crate::quantum_state::Quantum,
     pub wormhole: crate::wormhole_state::Wormhole,
+    /// The Lua scripts EVAL and SCRIPT LOAD have seen.
+    pub scripts: crate::scripting::ScriptCache,
     /// Per shard, the untouched room in its key tables, as of its last command (see
     /// [`Server::used_memory`]).
     pub table_spare: Vec<AtomicU64>,
@@ -350,6 +352,7 @@ impl Server {
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             quantum,
             wormhole,
+            scripts: Default::default(),
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             watched_keys: AtomicU64::new(0),
             pubsub: crate::pubsub::PubSub::default(),
@@ -407,21 +410,29 @@ impl Server {
             .max(1) as usize
     }
 
-    pub fn lock_shard(&self, id: usize) -> MutexGuard<'_, Shard> {
-        self.shards[id].lock().unwrap_or_else(|p| p.into_inner())
+    /// Locks a shard; on a thread running a script, the shard the script holds and lends to
+    /// the command it calls (see [`with_lent_shards`]).
+    pub fn lock_shard(&self, id: usize) -> ShardGuard<'_> {
+        if let Some(shard) = lent_shard(id) {
+            return ShardGuard::Lent(shard);
+        }
+        ShardGuard::Locked(self.shards[id].lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The shard, if nobody holds it right now.
-    pub fn try_lock_shard(&self, id: usize) -> Option<MutexGuard<'_, Shard>> {
+    pub fn try_lock_shard(&self, id: usize) -> Option<ShardGuard<'_>> {
+        if let Some(shard) = lent_shard(id) {
+            return Some(ShardGuard::Lent(shard));
+        }
         match self.shards[id].try_lock() {
-            Ok(g) => Some(g),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Ok(g) => Some(ShardGuard::Locked(g)),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(ShardGuard::Locked(p.into_inner())),
             Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
 
     /// Locks every shard, in ascending order (the global lock order that prevents deadlock).
-    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+    pub fn lock_all(&self) -> Vec<ShardGuard<'_>> {
         (0..self.shards.len()).map(|i| self.lock_shard(i)).collect()
     }
 
@@ -476,4 +487,74 @@ impl Server {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.shutdown.notify_waiters();
     }
+}
+
+/// A locked shard: the guard of its mutex, or a shard lent by the script running on this
+/// thread, which holds its lock (see [`with_lent_shards`]).
+pub enum ShardGuard<'a> {
+    Locked(MutexGuard<'a, Shard>),
+    Lent(&'a mut Shard),
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = Shard;
+    #[inline]
+    fn deref(&self) -> &Shard {
+        match self {
+            ShardGuard::Locked(g) => g,
+            ShardGuard::Lent(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ShardGuard<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Shard {
+        match self {
+            ShardGuard::Locked(g) => &mut *g,
+            ShardGuard::Lent(s) => s,
+        }
+    }
+}
+
+thread_local! {
+    /// The shards a script running on this thread lends to the command it calls: indexed by
+    /// shard id, null where not lent. Null outside such a call.
+    static LENT: std::cell::Cell<*const Vec<*mut Shard>> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+#[inline]
+fn lent_shard<'a>(id: usize) -> Option<&'a mut Shard> {
+    let lent = LENT.with(|l| l.get());
+    if lent.is_null() {
+        return None;
+    }
+    // SAFETY: set only by `with_lent_shards`, for the duration of its call, pointing at a
+    // vector on its stack; the shards are locked by the script and not touched by it while
+    // the lent call runs. A command locks a shard once at a time (locking it twice would
+    // deadlock a plain mutex too), so the references handed out do not overlap.
+    let lent: &Vec<*mut Shard> = unsafe { &*lent };
+    let ptr = lent.get(id).copied().unwrap_or(std::ptr::null_mut());
+    (!ptr.is_null()).then(|| unsafe { &mut *ptr })
+}
+
+/// Runs `f` (a server command called by a script) with the script's locked shards lent: the
+/// command's own `lock_shard` calls get them instead of waiting for locks this thread holds.
+pub fn with_lent_shards<R>(shards: &mut [ShardGuard<'_>], f: impl FnOnce() -> R) -> R {
+    let mut by_id: Vec<*mut Shard> = Vec::new();
+    for g in shards.iter_mut() {
+        let shard: &mut Shard = g;
+        if by_id.len() <= shard.id {
+            by_id.resize(shard.id + 1, std::ptr::null_mut());
+        }
+        by_id[shard.id] = shard;
+    }
+    struct Restore(*const Vec<*mut Shard>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LENT.with(|l| l.set(self.0));
+        }
+    }
+    let _restore = Restore(LENT.with(|l| l.replace(&by_id)));
+    f()
 }

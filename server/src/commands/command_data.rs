@@ -279,6 +279,33 @@ pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<
     Some(found)
 }
 
+/// What Redis records of the subcommand `args` names (see
+/// `command_table::SubcommandFacts`).
+pub fn subcommand_facts(args: &[Bytes]) -> Option<Option<(i32, super::Flags)>> {
+    let parent = String::from_utf8_lossy(args.first()?).to_ascii_lowercase();
+    if !has_subcommands(&parent) {
+        return None;
+    }
+    let sub = args.get(1)?;
+    let fullname = format!(
+        "{parent}|{}",
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    );
+    let Some(Reply::Array(fields)) = subcommand_info(&parent, &fullname) else {
+        return Some(None);
+    };
+    let Reply::Int(arity) = fields[1] else {
+        return Some(None);
+    };
+    let mut flags = super::Flags::default();
+    for name in statuses(&fields[2]) {
+        if let Some((_, f)) = super::Flags::NAMES.iter().find(|(n, _)| *n == name) {
+            flags = flags.with(*f);
+        }
+    }
+    Some(Some((arity as i32, flags)))
+}
+
 /// Whether Redis splits this command into subcommands (CLIENT, OBJECT, COMMAND, ...).
 pub fn has_subcommands(name: &str) -> bool {
     get(name).is_some_and(|c| matches!(&c.info[9], Reply::Array(subs) if !subs.is_empty()))

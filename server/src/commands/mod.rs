@@ -28,6 +28,7 @@ pub mod object;
 pub mod physics_info;
 pub mod pubsub;
 pub mod quantum;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod slowlog;
@@ -72,6 +73,7 @@ pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "temporal", "waitao
 /// Installs every family's rows as the command table: the core table below, then each
 /// data-type family's own. Called once at start-up, before anything looks a command up.
 pub fn install() {
+    crate::command_table::install_subcommand_facts(command_data::subcommand_facts);
     crate::command_table::install(|| {
         [
             CORE,
@@ -82,6 +84,7 @@ pub fn install() {
             lists::COMMANDS,
             pubsub::COMMANDS,
             quantum::COMMANDS,
+            scripting::COMMANDS,
             sets::COMMANDS,
             slowlog::COMMANDS,
             latency::COMMANDS,

@@ -1,8 +1,8 @@
 //! Server commands over the whole keyspace: DBSIZE, FLUSHDB, FLUSHALL, SWAPDB, TIME, LASTSAVE,
 //! SAVE, BGSAVE, BGREWRITEAOF, SHUTDOWN.
 
+use crate::server_state::ShardGuard;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
 
 use bytes::Bytes;
 use warpengine_storage::Shard;
@@ -17,7 +17,7 @@ use crate::server_state::Server;
 use crate::session::Session;
 
 /// Logs a whole-keyspace write while every shard is still locked.
-fn log_keyspace(server: &Server, guards: &mut [MutexGuard<'_, Shard>], op: KeyspaceOp) {
+fn log_keyspace(server: &Server, guards: &mut [ShardGuard<'_>], op: KeyspaceOp) {
     if server.wal.is_on() {
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         wal_log::whole_keyspace(server, &mut shards, op);

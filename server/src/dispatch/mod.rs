@@ -34,6 +34,7 @@ mod fanout;
 mod locked;
 mod observe;
 mod run;
+mod script;
 mod step;
 mod transaction;
 
@@ -41,6 +42,7 @@ use admit::admit;
 pub use blocked::Blocked;
 use fanout::Gather;
 use locked::{owned_here, run_locked, run_misrouted};
+pub use script::eval_keys;
 use step::{guarded, Admission};
 
 /// Runs a batch of keyed commands on `shard` (the owner's worker, or a sender under the lock).
@@ -257,6 +259,11 @@ impl Pipeline {
                 }
                 Run::Transaction(step) => {
                     self.run_transaction_step(server, conn, slot, step, &args)
+                        .await
+                }
+                Run::Script(kind) => {
+                    self.class = request.class;
+                    self.run_script(server, conn, slot, index, kind, &args)
                         .await
                 }
                 Run::Session(f) => {

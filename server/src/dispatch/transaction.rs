@@ -266,6 +266,10 @@ impl Pipeline {
                 guarded(spec.name, || f(&mut session, &q.args))
             }
             Run::Meta(f) => super::run::meta_step(server, q.index, f, &q.args),
+            Run::Script(kind) => {
+                self.class = q.class;
+                self.run_script_now(server, conn, kind, &q.args)
+            }
             _ => unreachable!("refused while queuing or run locked"),
         };
         if logged {

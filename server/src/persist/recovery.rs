@@ -254,7 +254,7 @@ fn read_logs(
 /// in the new one. The number of records.
 fn apply_logs(
     server: &Server,
-    guards: &mut [std::sync::MutexGuard<'_, Shard>],
+    guards: &mut [crate::server_state::ShardGuard<'_>],
     m: &wal::Manifest,
     read: ReadLogs,
     started: Instant,

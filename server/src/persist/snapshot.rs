@@ -104,7 +104,7 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
 pub fn rotate_all(
     server: &Server,
     dir: &Path,
-    guards: &mut [std::sync::MutexGuard<'_, Shard>],
+    guards: &mut [crate::server_state::ShardGuard<'_>],
 ) -> io::Result<u64> {
     let wal_state = &server.wal;
     let current = wal_state

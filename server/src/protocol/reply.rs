@@ -33,6 +33,8 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=`) in RESP3, a bulk string in RESP2.
     Verbatim(Bytes),
+    /// A big number (`(`) in RESP3, a bulk string in RESP2 (a script's `{big_number=...}`).
+    BigNumber(Bytes),
     /// Pre-encoded bytes written as they are (used where a reply is cached).
     Raw(Bytes),
 }
@@ -142,6 +144,13 @@ impl Reply {
                     out.extend_from_slice(b"txt:");
                     out.extend_from_slice(b);
                     out.extend_from_slice(b"\r\n");
+                } else {
+                    bulk(out, b);
+                }
+            }
+            Reply::BigNumber(b) => {
+                if resp3 {
+                    line(out, b'(', b);
                 } else {
                     bulk(out, b);
                 }

@@ -1,0 +1,301 @@
+//! EVAL, EVALSHA and their read-only forms: a script runs to its end as one atomic step.
+//!
+//! The script runs on the connection's worker, after what the pipeline queued before it, with
+//! every shard locked (in ascending order, the global lock order): no other client sees its
+//! intermediate state, and a key it did not declare in KEYS, on any shard, is there for it
+//! like a declared one. Each `redis.call` goes through the one execution step
+//! (`step::execute`) on those shards; a server command (TIME, PUBLISH, DBSIZE ...) runs with
+//! the locked shards lent to it (`server_state::with_lent_shards`). The log records of the
+//! script's writes form one group, as a transaction's do, so that recovery applies a script
+//! whole or not at all, and replays its effects rather than running it again.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::step::{self, guarded, Admission};
+use super::{signal_writes, Pipeline};
+use crate::command_table::{self, Attempt, Flags, Run, ScriptRun, TABLE};
+use crate::keyctx::{KeyCtx, Shards};
+use crate::persist::log as wal_log;
+use crate::protocol::Reply;
+use crate::scripting::{self, Host, Script, ScriptFlags};
+use crate::server_state::{unix_ms, with_lent_shards, Server, ShardGuard};
+use crate::session::{ConnState, Session};
+
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// EVAL's keys: the `numkeys` arguments after the script and the count (none when the count
+/// is not a valid number: the command answers that error when it runs).
+pub fn eval_keys(args: &[Bytes]) -> Vec<usize> {
+    match numkeys(args) {
+        Ok(n) => (3..3 + n).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The number of keys a script call names, with Redis's errors.
+fn numkeys(args: &[Bytes]) -> Result<usize, Reply> {
+    let n = std::str::from_utf8(&args[2])
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| Reply::err(crate::protocol::reply::NOT_INTEGER))?;
+    if n < 0 {
+        return Err(Reply::err("ERR Number of keys can't be negative"));
+    }
+    if n as usize > args.len() - 3 {
+        return Err(Reply::err(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(n as usize)
+}
+
+impl Pipeline {
+    /// A script command: runs after what was queued before it.
+    pub(super) async fn run_script(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        index: usize,
+        kind: ScriptRun,
+        args: &[Bytes],
+    ) {
+        self.flush(server, conn.caller()).await;
+        let started = crate::command_timing::ticks();
+        let reply = self.run_script_now(server, conn, kind, args);
+        let spent = crate::command_timing::ticks().wrapping_sub(started);
+        crate::command_timing::account(server, index, args, spent, false, || conn.id);
+        self.replies[slot] = Some(reply);
+    }
+
+    /// Runs a script to its end (from a pipeline, or from EXEC) and answers its reply.
+    pub(super) fn run_script_now(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        kind: ScriptRun,
+        args: &[Bytes],
+    ) -> Reply {
+        let n = match numkeys(args) {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
+        let (keys, argv) = (&args[3..3 + n], &args[3 + n..]);
+        let (script, read_only) = match kind {
+            ScriptRun::Eval { read_only } => match scripting::load(&server.scripts, &args[1]) {
+                Ok(script) => (script, read_only),
+                Err(e) => return e,
+            },
+            ScriptRun::EvalSha { read_only } => match server.scripts.get(&args[1]) {
+                Some(script) => (script, read_only),
+                None => return Reply::err(NOSCRIPT),
+            },
+        };
+        let read_only = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
+        let mut guards = server.lock_all();
+        let mut host = ScriptHost {
+            server,
+            conn,
+            worker: self.me,
+            db: 0,
+            now_ms: unix_ms(),
+            shards: &mut guards,
+            read_only,
+            captured: server.wal.is_on().then(Vec::new),
+            writes: Vec::new(),
+            server_writes: false,
+        };
+        host.db = host.conn.db;
+        let reply = run_in_vm(server, &script, keys, argv, &mut host);
+        let ScriptHost {
+            captured,
+            writes,
+            server_writes,
+            ..
+        } = host;
+        if let Some(captured) = captured.filter(|c| !c.is_empty()) {
+            let shards: Vec<_> = guards.iter_mut().map(|g| &mut **g).collect();
+            let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
+            wal_log::transaction_step(&mut ctx, captured);
+        }
+        for g in &guards {
+            server.publish_spare(g);
+        }
+        drop(guards);
+        for (index, db, args) in &writes {
+            let spec = &TABLE[*index];
+            if wal_log::is_logged(*index) && server.wal.is_on() {
+                self.mark_keys_written(server, spec, args);
+            }
+            signal_writes(server, *db, spec, args);
+        }
+        if server_writes && server.wal.is_on() {
+            (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+        }
+        reply
+    }
+}
+
+/// Compiles the script in this worker's interpreter if it has not yet, and runs it.
+fn run_in_vm(
+    server: &Server,
+    script: &Script,
+    keys: &[Bytes],
+    argv: &[Bytes],
+    host: &mut ScriptHost,
+) -> Reply {
+    scripting::with_vm(&server.scripts, |vm| {
+        vm.compile(&script.sha, script.code())?;
+        Ok(vm.eval(&script.sha, keys, argv, host))
+    })
+    .unwrap_or_else(|e| e)
+}
+
+/// The dispatcher's side of a running script: runs its `redis.call`s on the locked shards.
+struct ScriptHost<'a, 'g> {
+    server: &'a Arc<Server>,
+    conn: &'a mut ConnState,
+    worker: usize,
+    /// The script's database: the caller's at the start; SELECT inside changes it for the
+    /// rest of the script only.
+    db: usize,
+    /// The script's time: frozen while it runs, as in Redis, so that a key does not expire
+    /// between two of its commands.
+    now_ms: u64,
+    shards: &'a mut Vec<ShardGuard<'g>>,
+    read_only: bool,
+    /// The log records of its writes, logged as one group when it ends.
+    captured: Option<Vec<(usize, Vec<u8>)>>,
+    /// Its keyed writes (table index, database, arguments): blocked clients are woken and the
+    /// replies wait for the log once the shards are unlocked.
+    writes: Vec<(usize, usize, Vec<Bytes>)>,
+    /// Whether it ran a server command that writes (FLUSHDB ...), logged on its own.
+    server_writes: bool,
+}
+
+impl ScriptHost<'_, '_> {
+    /// The row a script's command runs as, with Redis's errors for scripts.
+    /// With the flags of the subcommand called, for containers whose subcommands have no
+    /// rows of their own.
+    fn row(&self, args: &[Bytes]) -> Result<(usize, Option<Flags>), Reply> {
+        let unknown = || Reply::err("ERR Unknown Redis command called from script");
+        let index = command_table::lookup(&args[0]).ok_or_else(unknown)?;
+        let spec = &TABLE[index];
+        let argc = args.len() as i32;
+        if (spec.arity >= 0 && argc != spec.arity) || argc < -spec.arity {
+            return Err(Reply::err(
+                "ERR Wrong number of args calling Redis command from script",
+            ));
+        }
+        let index = command_table::resolve(index, args).map_err(|e| match e {
+            Reply::Error(m) if m.starts_with("ERR wrong number") => {
+                Reply::err("ERR Wrong number of args calling Redis command from script")
+            }
+            _ => unknown(),
+        })?;
+        Ok((index, self.subcommand_flags(args)?))
+    }
+
+    /// For a container that parses its own subcommands (CLIENT, CONFIG ...), the flags Redis
+    /// gives the subcommand called, checked as Redis checks a script's call.
+    fn subcommand_flags(&self, args: &[Bytes]) -> Result<Option<Flags>, Reply> {
+        if args.len() < 2 {
+            return Ok(None);
+        }
+        match command_table::subcommand_facts(args) {
+            None => Ok(None),
+            Some(None) => Err(Reply::err("ERR Unknown Redis command called from script")),
+            Some(Some((arity, flags))) => {
+                let argc = args.len() as i32;
+                if (arity >= 0 && argc != arity) || argc < -arity {
+                    return Err(Reply::err(
+                        "ERR Wrong number of args calling Redis command from script",
+                    ));
+                }
+                Ok(Some(flags))
+            }
+        }
+    }
+}
+
+impl Host for ScriptHost<'_, '_> {
+    fn knows(&self, args: &[Bytes]) -> bool {
+        self.row(args).is_ok()
+    }
+
+    fn call(&mut self, args: Vec<Bytes>) -> Reply {
+        let (index, sub_flags) = match self.row(&args) {
+            Ok(found) => found,
+            Err(e) => return e,
+        };
+        let spec = &TABLE[index];
+        let flags = sub_flags.unwrap_or(spec.flags);
+        let runnable = matches!(spec.run, Run::Keyed(_) | Run::Blocking(_) | Run::Session(_));
+        if flags.contains(Flags::NOSCRIPT) || !runnable {
+            return Reply::err("ERR This Redis command is not allowed from script");
+        }
+        if self.read_only && (flags.contains(Flags::WRITE) || flags.contains(Flags::MAY_REPLICATE))
+        {
+            return Reply::err("ERR Write commands are not allowed from read-only scripts.");
+        }
+        let server = self.server;
+        let reply = match spec.run {
+            Run::Keyed(f) => self.keyed(index, &args, |ctx, args| {
+                step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args))
+            }),
+            // Redis refuses blocking commands in scripts (they are `noscript`); one that is
+            // not answers what it would on a timeout, as inside MULTI.
+            Run::Blocking(f) => self.keyed(index, &args, |ctx, args| {
+                match step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args)) {
+                    Attempt::Done(reply) => reply,
+                    Attempt::Block(_) if spec.nil_bulk_if_cannot_block => Reply::Nil,
+                    Attempt::Block(_) => Reply::NilArray,
+                }
+            }),
+            Run::Session(f) => {
+                let callers_db = self.conn.db;
+                self.conn.db = self.db;
+                let mut session = Session {
+                    server,
+                    conn: self.conn,
+                    worker: self.worker,
+                };
+                let reply = with_lent_shards(self.shards, || {
+                    guarded(spec.name, || f(&mut session, &args))
+                });
+                crate::keyspace_events::publish_raised(server);
+                self.db = self.conn.db;
+                self.conn.db = callers_db;
+                if spec.is_write() && !reply.is_error() {
+                    self.server_writes = true;
+                }
+                reply
+            }
+            _ => unreachable!("refused above"),
+        };
+        reply
+    }
+}
+
+impl ScriptHost<'_, '_> {
+    /// Runs a keyed command on the locked shards, keeping its log record for the group.
+    fn keyed(
+        &mut self,
+        index: usize,
+        args: &[Bytes],
+        run: impl FnOnce(&mut KeyCtx, &[Bytes]) -> Reply,
+    ) -> Reply {
+        let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
+        let mut ctx = KeyCtx::new(Shards::Many(shards), self.server, self.db, self.now_ms);
+        ctx.set_caller(self.conn.caller());
+        ctx.captured = self.captured.take();
+        let reply = run(&mut ctx, args);
+        self.captured = ctx.captured.take();
+        if TABLE[index].is_write() && !reply.is_error() {
+            self.writes.push((index, self.db, args.to_vec()));
+        }
+        reply
+    }
+}

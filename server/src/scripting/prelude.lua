@@ -1,0 +1,189 @@
+-- The Lua half of the scripting sandbox (see vm.rs): builds the `redis` table around the Rust
+-- functions in `core`, installs Redis's `pcall`, `math.random` and error handler, and makes
+-- the globals and the library tables read-only as Redis 7.0's patched Lua does. It runs once
+-- per interpreter, before any script, in a chunk named "=warp": the error handler skips frames
+-- of that chunk so that an error points at the script's own line, as Redis's does.
+
+local core, G, readonly_libs = ...
+local error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack =
+    error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack
+local string_sub, string_find, string_gsub = string.sub, string.find, string.gsub
+local getinfo = debug.getinfo
+local lua_pcall = pcall
+local take_pending = core.take_pending
+
+-- Redis's luaPushErrorBuff: "-CODE msg" or "msg" (code ERR) into the {err="CODE msg"} table.
+local function err_table(s)
+    local code, msg
+    if string_sub(s, 1, 1) == '-' then
+        local space = string_find(s, ' ', 1, true)
+        if space then
+            code, msg = string_sub(s, 2, space - 1), string_sub(s, space + 1)
+        else
+            code, msg = 'ERR', string_sub(s, 2)
+        end
+    else
+        code, msg = 'ERR', s
+    end
+    msg = (string_gsub(msg, '^[\r\n]+', ''))
+    msg = (string_gsub(msg, '[\r\n]+$', ''))
+    return { err = code .. ' ' .. msg }
+end
+
+-- An error raised from Rust arrives as mlua's value; the Lua value it stands for waits in core.
+local function lua_value(err)
+    if type(err) == 'userdata' then
+        local pending = take_pending()
+        if pending ~= nil then
+            return pending
+        end
+    end
+    return err
+end
+
+local redis = {
+    call = core.call,
+    pcall = core.pcall,
+    sha1hex = core.sha1hex,
+    log = core.log,
+    setresp = core.setresp,
+    set_repl = core.set_repl,
+    acl_check_cmd = core.acl_check_cmd,
+    REDIS_VERSION = core.version,
+    REDIS_VERSION_NUM = core.version_num,
+    LOG_DEBUG = 0,
+    LOG_VERBOSE = 1,
+    LOG_NOTICE = 2,
+    LOG_WARNING = 3,
+    REPL_NONE = 0,
+    REPL_AOF = 1,
+    REPL_SLAVE = 2,
+    REPL_REPLICA = 2,
+    REPL_ALL = 3,
+}
+
+function redis.error_reply(...)
+    local s = ...
+    if select('#', ...) ~= 1 or type(s) ~= 'string' then
+        return err_table('wrong number or type of arguments')
+    end
+    if string_sub(s, 1, 1) ~= '-' then
+        s = '-' .. s
+    end
+    return err_table(s)
+end
+
+function redis.status_reply(...)
+    local s = ...
+    if select('#', ...) ~= 1 or type(s) ~= 'string' then
+        return err_table('wrong number or type of arguments')
+    end
+    return { ok = s }
+end
+
+function redis.replicate_commands()
+    return true
+end
+
+-- The debugger (SCRIPT DEBUG) is not there: outside it Redis's breakpoint answers false and
+-- debug does nothing.
+function redis.breakpoint()
+    return false
+end
+
+function redis.debug()
+end
+
+-- Redis 7.0's pcall: an error raised with a Redis error table is caught as its message.
+local function pack(...)
+    return { n = select('#', ...), ... }
+end
+local function redis_pcall(...)
+    local r = pack(lua_pcall(...))
+    if not r[1] then
+        local err = lua_value(r[2])
+        if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
+            err = rawget(err, 'err')
+        end
+        return false, err
+    end
+    return unpack(r, 1, r.n)
+end
+
+-- Where an error happened: the first frame that is neither C nor this prelude (Redis looks
+-- one frame past a C function, its redis.call being C).
+local function error_handler(err)
+    err = lua_value(err)
+    local level = 2
+    local i = getinfo(level, 'nSl')
+    while i and (i.what == 'C' or i.source == '=warp') do
+        level = level + 1
+        i = getinfo(level, 'nSl')
+    end
+    if type(err) ~= 'table' or type(rawget(err, 'err')) ~= 'string' then
+        -- (Redis 7.0 crashes on a table without `err`; here it reads as a plain error.)
+        err = { err = 'ERR ' .. tostring(err) }
+    end
+    if i then
+        err.source = i.source
+        err.line = i.currentline
+    end
+    return err
+end
+
+-- Runs a compiled script (EVAL) or a function with its KEYS and ARGV tables (FCALL).
+local function run(f, keys, args)
+    if keys == nil then
+        return xpcall(f, error_handler)
+    end
+    return xpcall(function()
+        return f(keys, args)
+    end, error_handler)
+end
+
+-- Read-only tables: reads go to the library, writes fail as they do in Redis.
+local function readonly_error()
+    error('Attempt to modify a readonly table', 2)
+end
+local protected = setmetatable({}, { __mode = 'k' })
+local function protect(lib)
+    local proxy = setmetatable({}, { __index = lib, __newindex = readonly_error, __metatable = false })
+    protected[proxy] = true
+    return proxy
+end
+
+local math_lib = rawget(G, 'math')
+math_lib.random, math_lib.randomseed = core.random, core.randomseed
+rawset(G, 'redis', protect(redis))
+rawset(G, 'pcall', redis_pcall)
+rawset(G, '__redis__err__handler', error_handler)
+rawset(G, 'rawset', function(t, k, v)
+    if t == G or protected[t] then
+        error('Attempt to modify a readonly table', 0)
+    end
+    return rawset(t, k, v)
+end)
+for _, name in ipairs(readonly_libs) do
+    local lib = rawget(G, name)
+    if lib ~= nil then
+        rawset(G, name, protect(lib))
+    end
+end
+-- Strings' methods ("s:upper()") read through the protected string table too.
+getmetatable('').__index = rawget(G, 'string')
+getmetatable('').__metatable = false
+-- What Redis 7.0 does not have: the debug library (kept above for the handler only), and the
+-- functions that reach around the sandbox.
+for _, name in ipairs({ 'debug', 'getfenv', 'setfenv', 'newproxy', 'print', 'dofile', 'loadfile' }) do
+    rawset(G, name, nil)
+end
+
+setmetatable(G, {
+    __index = function(_, name)
+        error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+    end,
+    __newindex = readonly_error,
+    __metatable = false,
+})
+
+return run, err_table

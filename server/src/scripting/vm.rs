@@ -1,0 +1,647 @@
+//! One Lua 5.1 interpreter per worker thread, set up as Redis sets up its own: the standard
+//! libraries Redis loads (base, table, string, math) and no others (of `os` only `clock`), its
+//! bundled libraries (`cjson`, `cmsgpack`, `struct`, `bit`), the `redis` table, read-only
+//! globals and library tables, Redis's `pcall` and `math.random`. Scripts are compiled once
+//! per interpreter and kept by SHA-1; SCRIPT FLUSH renews every interpreter (a new generation).
+//!
+//! While a script runs, `redis.call` reaches the dispatcher through the `Host` the caller
+//! lends for the run ([`Vm::run`]): the interpreter itself knows nothing of shards or locks.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use mlua::{
+    chunk::ChunkMode, Function, LightUserData, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
+    Variadic,
+};
+
+use super::convert;
+use crate::protocol::Reply;
+
+/// What runs a command for a script: the dispatcher's side of `redis.call`.
+pub trait Host {
+    /// Runs one command (its name first) and answers its reply; errors are replies too.
+    fn call(&mut self, args: Vec<Bytes>) -> Reply;
+    /// Whether the command named by `args` exists (`redis.acl_check_cmd`).
+    fn knows(&self, args: &[Bytes]) -> bool;
+}
+
+/// The interpreter's share of a run, reached by the Rust functions the `redis` table calls.
+#[derive(Default)]
+struct RunState {
+    /// The host lent for the current run (None between runs: `redis.call` then fails).
+    host: Cell<Option<*mut (dyn Host + 'static)>>,
+    /// The protocol `redis.call` replies are converted from (`redis.setresp`).
+    resp3: Cell<bool>,
+    /// Redis's rand48 state for `math.random`.
+    rand48: Cell<u64>,
+    /// The Lua value of an error raised from Rust (see [`RunState::raise`]).
+    pending: std::cell::RefCell<Option<Value>>,
+}
+
+/// The Lua libraries bundled with Redis that are written in Lua here.
+const CJSON: &str = include_str!("lua/cjson.lua");
+const CMSGPACK: &str = include_str!("lua/cmsgpack.lua");
+const STRUCT: &str = include_str!("lua/struct.lua");
+const PRELUDE: &str = include_str!("prelude.lua");
+
+/// The most memory one interpreter may hold: past it an allocation fails and the script
+/// fails with Lua's "not enough memory", its writes so far kept, as in Redis.
+pub const MEMORY_LIMIT: usize = 1 << 30;
+
+pub struct Vm {
+    lua: Lua,
+    run_state: Rc<RunState>,
+    /// The prelude's runner: xpcall with Redis's error handler.
+    runner: Function,
+    /// Compiled scripts by SHA-1 (lower-case hex).
+    compiled: HashMap<String, Function>,
+    /// The script cache generation this interpreter was made for.
+    pub generation: u64,
+    runs: u64,
+}
+
+impl Vm {
+    pub fn new(generation: u64) -> mlua::Result<Vm> {
+        // SAFETY: `debug` is loaded only for the prelude's error handler, which keeps
+        // `debug.getinfo` in a local; the prelude removes `debug` from the globals before any
+        // script runs, so scripts never reach it (as in Redis).
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG | StdLib::OS,
+                LuaOptions::default(),
+            )
+        };
+        lua.set_memory_limit(MEMORY_LIMIT)?;
+        let run_state = Rc::new(RunState::default());
+        run_state.rand48.set(seed48(crate::server_state::unix_ms()));
+        let globals = lua.globals();
+        // Of `os`, only the clock (what Redis 7.2 keeps).
+        let os: Table = globals.raw_get("os")?;
+        let clock: Function = os.raw_get("clock")?;
+        let os = lua.create_table()?;
+        os.raw_set("clock", clock)?;
+        globals.raw_set("os", os)?;
+        let cjson: Table = lua
+            .load(CJSON)
+            .set_name("=cjson")
+            .set_mode(ChunkMode::Text)
+            .call(LightUserData(std::ptr::null_mut()))?;
+        globals.raw_set("cjson", cjson)?;
+        for (name, source) in [("cmsgpack", CMSGPACK), ("struct", STRUCT)] {
+            let lib: Table = lua
+                .load(source)
+                .set_name(format!("={name}"))
+                .set_mode(ChunkMode::Text)
+                .call(())?;
+            globals.raw_set(name, lib)?;
+        }
+        let core = core_table(&lua, &run_state)?;
+        globals.raw_set("bit", bit_library(&lua, &run_state)?)?;
+        let readonly = [
+            "string",
+            "math",
+            "table",
+            "cjson",
+            "bit",
+            "struct",
+            "cmsgpack",
+            "os",
+            "coroutine",
+        ];
+        let (runner, _err_table): (Function, Function) = lua
+            .load(PRELUDE)
+            .set_name("=warp")
+            .set_mode(ChunkMode::Text)
+            .call((core, globals.clone(), readonly))?;
+        Ok(Vm {
+            lua,
+            run_state,
+            runner,
+            compiled: HashMap::new(),
+            generation,
+            runs: 0,
+        })
+    }
+
+    /// Compiles a script body (after its shebang line) unless this interpreter has it already;
+    /// the error is Redis's reply for a script that does not compile.
+    pub fn compile(&mut self, sha: &str, body: &[u8]) -> Result<(), Reply> {
+        if self.compiled.contains_key(sha) {
+            return Ok(());
+        }
+        let f = self
+            .lua
+            .load(body)
+            .set_name("@user_script")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .map_err(|e| {
+                Reply::error_bytes(
+                    format!(
+                        "ERR Error compiling script (new function): {}",
+                        lua_message(&e)
+                    )
+                    .into_bytes(),
+                )
+            })?;
+        self.compiled.insert(sha.to_string(), f);
+        Ok(())
+    }
+
+    pub fn has(&self, sha: &str) -> bool {
+        self.compiled.contains_key(sha)
+    }
+
+    /// Runs the compiled script `sha` with KEYS and ARGV set as globals (EVAL), its commands
+    /// going to `host`; the reply is the script's value in the caller's terms, or Redis's
+    /// error for a script that failed (with the script's name and line).
+    pub fn eval(
+        &mut self,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Reply {
+        let Some(f) = self.compiled.get(sha).cloned() else {
+            return Reply::err("NOSCRIPT No matching script. Please use EVAL.");
+        };
+        let set = (|| -> mlua::Result<()> {
+            let globals = self.lua.globals();
+            globals.raw_set("KEYS", self.array(keys)?)?;
+            globals.raw_set("ARGV", self.array(argv)?)?;
+            Ok(())
+        })();
+        if let Err(e) = set {
+            return Reply::err(format!("ERR {}", lua_message(&e)));
+        }
+        self.run(sha, &f, None, host)
+    }
+
+    fn array(&self, items: &[Bytes]) -> mlua::Result<Table> {
+        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
+        for (i, item) in items.iter().enumerate() {
+            t.raw_set(i + 1, self.lua.create_string(item)?)?;
+        }
+        Ok(t)
+    }
+
+    /// Runs `f` through the prelude's runner with `host` lent for the run.
+    fn run(
+        &mut self,
+        name: &str,
+        f: &Function,
+        keys_args: Option<(Table, Table)>,
+        host: &mut dyn Host,
+    ) -> Reply {
+        // SAFETY: the pointer is only dereferenced by `redis.call` while this call runs (the
+        // guard below clears it on every way out), when `host` is borrowed mutably here and
+        // used by nothing else.
+        let host: *mut (dyn Host + '_) = host;
+        let host: *mut (dyn Host + 'static) = unsafe { std::mem::transmute(host) };
+        self.run_state.host.set(Some(host));
+        self.run_state.resp3.set(false);
+        self.run_state.pending.borrow_mut().take();
+        struct Clear<'a>(&'a RunState);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.host.set(None);
+            }
+        }
+        let _clear = Clear(&self.run_state);
+        let outcome = match keys_args {
+            None => self.runner.call::<(bool, Value)>(f.clone()),
+            Some((k, a)) => self.runner.call::<(bool, Value)>((f.clone(), k, a)),
+        };
+        let resp3 = self.run_state.resp3.get();
+        let reply = match outcome {
+            Ok((true, value)) => convert::lua_to_reply(&value, resp3, 0),
+            Ok((false, err)) => script_error(name, &err),
+            Err(e) => match self.run_state.pending.borrow_mut().take() {
+                Some(err) => script_error(name, &err),
+                None => Reply::err(format!("ERR {}", lua_message(&e))),
+            },
+        };
+        // A collection step every 50 runs, as Redis does, rather than a full cycle at once.
+        self.runs += 1;
+        if self.runs.is_multiple_of(50) {
+            let _ = self.lua.gc_step();
+        }
+        reply
+    }
+}
+
+/// The message of a Lua error, without mlua's own prefixes.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::MemoryError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+        other => other.to_string(),
+    }
+}
+
+/// Redis's reply for a script that raised `err` (a table from the error handler, or a
+/// string for an error the handler could not see, such as running out of memory).
+fn script_error(name: &str, err: &Value) -> Reply {
+    let Value::Table(t) = err else {
+        let text = match err {
+            Value::String(s) => s.to_string_lossy().to_string(),
+            other => format!("{other:?}"),
+        };
+        return Reply::error_bytes(format!("ERR {text}").into_bytes());
+    };
+    let field = |k: &str| -> Option<Vec<u8>> {
+        match t.raw_get::<Value>(k).ok()? {
+            Value::String(s) => Some(s.as_bytes().to_vec()),
+            Value::Integer(i) => Some(i.to_string().into_bytes()),
+            Value::Number(n) => Some(convert::lua_number_text(n).into_bytes()),
+            _ => None,
+        }
+    };
+    let mut msg = field("err").unwrap_or_else(|| b"ERR unknown error".to_vec());
+    if let (Some(source), Some(line)) = (field("source"), field("line")) {
+        msg.extend_from_slice(format!(" script: {name}, on ").as_bytes());
+        msg.extend_from_slice(&source);
+        msg.push(b':');
+        msg.extend_from_slice(&line);
+        msg.push(b'.');
+    }
+    Reply::error_bytes(msg)
+}
+
+/// The `redis` table's functions that can raise errors, `math.random` and the arithmetic of
+/// `bit`, in Rust: a Lua function in their place would lose the script's own frame when a
+/// script tail-calls it (`return redis.call(...)`), and with it the line Redis reports. The
+/// prelude adds the rest of the table.
+fn core_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
+    let core = lua.create_table()?;
+    for (name, raise) in [("call", true), ("pcall", false)] {
+        let st = state.clone();
+        core.raw_set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                let reply = match command_args(args) {
+                    Err(msg) => Reply::err(format!("ERR {msg}")),
+                    Ok(argv) => match st.host.get() {
+                        // SAFETY: see `Vm::run`: set only while the host is borrowed for it.
+                        Some(host) => unsafe { (*host).call(argv) },
+                        None => Reply::err(
+                            "ERR redis.call/pcall can only be called inside a script invocation",
+                        ),
+                    },
+                };
+                let value = convert::reply_to_lua(lua, &reply, st.resp3.get(), 0)?;
+                if raise && reply.is_error() {
+                    return Err(st.raise(value));
+                }
+                Ok(value)
+            })?,
+        )?;
+    }
+    let st = state.clone();
+    core.raw_set(
+        "acl_check_cmd",
+        lua.create_function(move |lua, args: MultiValue| {
+            let argv = command_args(args).map_err(|msg| st.redis_error(lua, msg))?;
+            // SAFETY: as for `call`.
+            match st.host.get().map(|h| unsafe { (*h).knows(&argv) }) {
+                Some(true) => Ok(true),
+                Some(false) => {
+                    Err(st.redis_error(lua, "Invalid command passed to redis.acl_check_cmd()"))
+                }
+                None => Err(st.redis_error(
+                    lua,
+                    "redis.acl_check_cmd can only be called inside a script invocation",
+                )),
+            }
+        })?,
+    )?;
+    let st = state.clone();
+    core.raw_set(
+        "sha1hex",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(st.redis_error(lua, "wrong number of arguments"));
+            }
+            let bytes = lua_string(&args[0]).unwrap_or_default();
+            Ok(super::sha1_hex(&bytes))
+        })?,
+    )?;
+    let st = state.clone();
+    core.raw_set(
+        "log",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() < 2 {
+                return Err(st.redis_error(lua, "redis.log() requires two arguments or more."));
+            }
+            let Some(level) = lua_number(&args[0]) else {
+                return Err(st.redis_error(lua, "First argument must be a number (log level)."));
+            };
+            let level = level as i64;
+            if !(0..=3).contains(&level) {
+                return Err(st.redis_error(lua, "Invalid debug level."));
+            }
+            let text: Vec<Vec<u8>> = args[1..].iter().filter_map(lua_string).collect();
+            let text = String::from_utf8_lossy(&text.join(&b' ')).into_owned();
+            match level {
+                0 => tracing::debug!(target: "script", "{text}"),
+                1 | 2 => tracing::info!(target: "script", "{text}"),
+                _ => tracing::warn!(target: "script", "{text}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    let st = state.clone();
+    core.raw_set(
+        "setresp",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(st.redis_error(lua, "redis.setresp() requires one argument."));
+            }
+            match lua_number(&args[0]).map(|n| n as i64) {
+                Some(2) => st.resp3.set(false),
+                Some(3) => st.resp3.set(true),
+                _ => return Err(st.redis_error(lua, "RESP version must be 2 or 3.")),
+            }
+            Ok(())
+        })?,
+    )?;
+    // Effects are always what the log keeps (Redis 7.0's only mode): the flags are checked as
+    // Redis checks them and otherwise accepted.
+    let st = state.clone();
+    core.raw_set(
+        "set_repl",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(st.redis_error(lua, "redis.set_repl() requires two arguments."));
+            }
+            let flags = lua_number(&args[0]).unwrap_or(0.0) as i64;
+            if flags & !3 != 0 {
+                return Err(st.redis_error(
+                    lua,
+                    "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                ));
+            }
+            Ok(())
+        })?,
+    )?;
+    let st = state.clone();
+    core.raw_set(
+        "random",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let (next, r) = lrand48(st.rand48.get());
+            st.rand48.set(next);
+            let r = r as f64 / REDIS_LRAND48_MAX as f64;
+            match args.len() {
+                0 => Ok(r),
+                1 => {
+                    let u = st.check_int(lua, &args, 0, "random")?;
+                    if u < 1 {
+                        return Err(st.arg_error(lua, 1, "random", "interval is empty"));
+                    }
+                    Ok((r * u as f64).floor() + 1.0)
+                }
+                2 => {
+                    let l = st.check_int(lua, &args, 0, "random")?;
+                    let u = st.check_int(lua, &args, 1, "random")?;
+                    if l > u {
+                        return Err(st.arg_error(lua, 2, "random", "interval is empty"));
+                    }
+                    Ok((r * (u - l + 1) as f64).floor() + l as f64)
+                }
+                _ => Err(st.lua_error(lua, "wrong number of arguments")),
+            }
+        })?,
+    )?;
+    let st = state.clone();
+    core.raw_set(
+        "randomseed",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let seed = st.check_int(lua, &args, 0, "randomseed")?;
+            st.rand48.set(seed48(seed as i32 as u32 as u64));
+            Ok(())
+        })?,
+    )?;
+    let st = state.clone();
+    core.raw_set(
+        "take_pending",
+        lua.create_function(move |_, ()| Ok(st.pending.borrow_mut().take()))?,
+    )?;
+    core.raw_set("version", crate::server_state::REDIS_VERSION)?;
+    core.raw_set("version_num", redis_version_num() as f64)?;
+    Ok(core)
+}
+
+/// LuaBitOp's `bit` library, with its argument errors (`luaL_checknumber`'s).
+fn bit_library(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
+    use super::bit::{tobit, tohex, FOLDS, SHIFTS, UNARY};
+    let bit = lua.create_table()?;
+    for (name, op) in UNARY {
+        let st = state.clone();
+        let f = lua.create_function(move |lua, args: Variadic<Value>| {
+            Ok(op(tobit(st.check_number(lua, &args, 0, name)?)) as f64)
+        })?;
+        bit.raw_set(name, f)?;
+    }
+    for (name, op) in SHIFTS {
+        let st = state.clone();
+        let f = lua.create_function(move |lua, args: Variadic<Value>| {
+            let x = tobit(st.check_number(lua, &args, 0, name)?);
+            let n = tobit(st.check_number(lua, &args, 1, name)?);
+            Ok(op(x, n) as f64)
+        })?;
+        bit.raw_set(name, f)?;
+    }
+    for (name, op) in FOLDS {
+        let st = state.clone();
+        let f = lua.create_function(move |lua, args: Variadic<Value>| {
+            let mut acc = tobit(st.check_number(lua, &args, 0, name)?);
+            for i in 1..args.len() {
+                acc = op(acc, tobit(st.check_number(lua, &args, i, name)?));
+            }
+            Ok(acc as f64)
+        })?;
+        bit.raw_set(name, f)?;
+    }
+    let st = state.clone();
+    let f = lua.create_function(move |lua, args: Variadic<Value>| {
+        let x = st.check_number(lua, &args, 0, "tohex")?;
+        let n = match args.get(1) {
+            None | Some(Value::Nil) => 8.0,
+            Some(_) => st.check_number(lua, &args, 1, "tohex")?,
+        };
+        Ok(tohex(x, n))
+    })?;
+    bit.raw_set("tohex", f)?;
+    Ok(bit)
+}
+
+/// What Lua 5.1 reads as a number: numbers, and strings that convert.
+fn lua_number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Number(n) => Some(*n),
+        Value::String(s) => {
+            let text = s.to_str().ok()?;
+            let text = text.trim();
+            match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                Some(hex) => u64::from_str_radix(hex, 16).ok().map(|n| n as f64),
+                None => text.parse().ok(),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// What Lua 5.1 reads as a string: strings, and numbers as "%.14g".
+fn lua_string(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(i) => Some(convert::lua_number_text(*i as f64).into_bytes()),
+        Value::Number(n) => Some(convert::lua_number_text(*n).into_bytes()),
+        _ => None,
+    }
+}
+
+/// The message mlua carries for an error whose Lua value waits in [`RunState::pending`].
+const PENDING: &str = "redis error pending";
+
+impl RunState {
+    /// Raises `value` as the Lua error: an error from Rust reaches Lua as an mlua value, so
+    /// the value is kept here and the prelude's catchers (its pcall, the error handler) take
+    /// it back in its place.
+    fn raise(&self, value: Value) -> mlua::Error {
+        *self.pending.borrow_mut() = Some(value);
+        mlua::Error::RuntimeError(PENDING.to_string())
+    }
+
+    /// Raises a Redis error table (Redis's luaPushError then luaError): `{err="ERR msg"}`.
+    fn redis_error(&self, lua: &Lua, msg: &str) -> mlua::Error {
+        match lua.create_table().and_then(|t| {
+            t.raw_set("err", lua.create_string(format!("ERR {msg}"))?)?;
+            Ok(t)
+        }) {
+            Ok(t) => self.raise(Value::Table(t)),
+            Err(e) => e,
+        }
+    }
+
+    /// Raises a Lua error string placed where the script called the function, as
+    /// `luaL_error` places it ("user_script:1: msg").
+    fn lua_error(&self, lua: &Lua, msg: &str) -> mlua::Error {
+        let place = lua
+            .inspect_stack(1, |d| {
+                let line = d.current_line()?;
+                let src = d.source().short_src?.into_owned();
+                Some(format!("{src}:{line}: "))
+            })
+            .flatten()
+            .unwrap_or_default();
+        match lua.create_string(format!("{place}{msg}")) {
+            Ok(s) => self.raise(Value::String(s)),
+            Err(e) => e,
+        }
+    }
+
+    fn arg_error(&self, lua: &Lua, arg: usize, func: &str, msg: &str) -> mlua::Error {
+        self.lua_error(lua, &format!("bad argument #{arg} to '{func}' ({msg})"))
+    }
+
+    /// `luaL_checkint`: a number (or numeric string), truncated.
+    fn check_int(&self, lua: &Lua, args: &[Value], i: usize, func: &str) -> mlua::Result<i64> {
+        Ok(self.check_number(lua, args, i, func)?.trunc() as i64)
+    }
+
+    /// `luaL_checknumber`: a number, or a string that converts to one.
+    fn check_number(&self, lua: &Lua, args: &[Value], i: usize, func: &str) -> mlua::Result<f64> {
+        match args.get(i).and_then(lua_number) {
+            Some(n) => Ok(n),
+            None => {
+                let got = match args.get(i) {
+                    None => "no value",
+                    Some(v) => v.type_name(),
+                };
+                Err(self.arg_error(lua, i + 1, func, &format!("number expected, got {got}")))
+            }
+        }
+    }
+}
+
+/// REDIS_VERSION_NUM: 0x00MMmmpp.
+fn redis_version_num() -> u32 {
+    let mut parts = crate::server_state::REDIS_VERSION
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b, c) = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    (a << 16) | (b << 8) | c
+}
+
+/// A command's arguments from `redis.call`: strings as they are, numbers as C's "%.17g".
+fn command_args(args: MultiValue) -> Result<Vec<Bytes>, &'static str> {
+    if args.is_empty() {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
+    args.into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(i) => Ok(Bytes::from(convert::g17(i as f64))),
+            Value::Number(n) => Ok(Bytes::from(convert::g17(n))),
+            _ => Err("Lua redis lib command arguments must be strings or integers"),
+        })
+        .collect()
+}
+
+/// Redis's rand48 (`redisLrand48`): the same sequence for the same seed on every machine.
+const REDIS_LRAND48_MAX: i64 = i32::MAX as i64;
+
+fn seed48(seed: u64) -> u64 {
+    ((seed & 0xffff_ffff) << 16) | 0x330E
+}
+
+fn lrand48(x: u64) -> (u64, i64) {
+    let next = (x.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xB)) & 0xffff_ffff_ffff;
+    (next, (next >> 17) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rand48_follows_the_c_library() {
+        // srand48(0) then lrand48(): glibc gives 366850414, 1610402240, 206956554.
+        let mut x = seed48(0);
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let (n, r) = lrand48(x);
+            x = n;
+            out.push(r);
+        }
+        assert_eq!(out, vec![366850414, 1610402240, 206956554]);
+    }
+
+    #[test]
+    fn version_num_is_hex_packed() {
+        assert_eq!(redis_version_num(), 0x07000f);
+    }
+}
+
+#[cfg(test)]
+mod vm_tests {
+    use super::*;
+
+    #[test]
+    fn an_interpreter_starts() {
+        if let Err(e) = Vm::new(0) {
+            panic!("{e}");
+        }
+    }
+}
