@@ -1,6 +1,6 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
-WATCH through `transaction()`, and error mapping.
+WATCH through `transaction()`, error mapping, and Lua scripts (register_script, Lock).
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -130,7 +130,33 @@ for protocol in (2, 3):
         r.config_set("slowlog-log-slower-than", 10000)
         assert "latency_percentiles_usec_get" in r.info("latencystats")
 
-    for name, fn in [("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
+    def scripting():
+        r.delete("py:s1", "py:s2")
+        add = r.register_script(
+            "redis.call('incrby', KEYS[1], ARGV[1]) redis.call('incrby', KEYS[2], ARGV[1]) "
+            "return {tonumber(redis.call('get', KEYS[1])), redis.call('get', KEYS[2])}")
+        assert add(keys=["py:s1", "py:s2"], args=[4]) == [4, "4"]
+        assert add(keys=["py:s1", "py:s2"], args=[1]) == [5, "5"]
+        assert r.eval("return redis.call('get', KEYS[1])", 1, "py:s1") == "5"
+        assert r.script_exists(add.sha) == [True]
+        # redis-py's Lock runs its own Lua scripts to extend and release.
+        lock = r.lock("py:lock", timeout=5)
+        assert lock.acquire(blocking=False)
+        assert lock.extend(5)
+        assert lock.locked()
+        lock.release()
+        assert not lock.locked()
+        try:
+            r.eval("return redis.call('nosuch')", 0)
+            raise AssertionError("an unknown command inside a script did not fail")
+        except redis.exceptions.ResponseError as e:
+            assert "Unknown Redis command called from script" in str(e), e
+        assert r.script_flush() is True
+        assert r.script_exists(add.sha) == [False]
+        # The script object reloads itself after a flush (NOSCRIPT, then EVAL).
+        assert add(keys=["py:s1", "py:s2"], args=[1]) == [6, "6"]
+
+    for name, fn in [("scripting", scripting), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
                      ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server),
                      ("operability", operability)]:
         check(f"resp{protocol}-{name}", fn)

@@ -45,6 +45,8 @@ struct RunState {
 const CJSON: &str = include_str!("lua/cjson.lua");
 const CMSGPACK: &str = include_str!("lua/cmsgpack.lua");
 const STRUCT: &str = include_str!("lua/struct.lua");
+/// The float encoding cmsgpack and struct share.
+const IEEE754: &str = include_str!("lua/ieee754.lua");
 const PRELUDE: &str = include_str!("prelude.lua");
 
 /// The most memory one interpreter may hold: past it an allocation fails and the script
@@ -90,12 +92,17 @@ impl Vm {
             .set_mode(ChunkMode::Text)
             .call(LightUserData(std::ptr::null_mut()))?;
         globals.raw_set("cjson", cjson)?;
+        let ieee: Table = lua
+            .load(IEEE754)
+            .set_name("=ieee754")
+            .set_mode(ChunkMode::Text)
+            .call(())?;
         for (name, source) in [("cmsgpack", CMSGPACK), ("struct", STRUCT)] {
             let lib: Table = lua
                 .load(source)
                 .set_name(format!("={name}"))
                 .set_mode(ChunkMode::Text)
-                .call(())?;
+                .call(ieee.clone())?;
             globals.raw_set(name, lib)?;
         }
         let core = core_table(&lua, &run_state)?;

@@ -1,6 +1,7 @@
 // WarpEngine against Node's Redis clients, ioredis and node-redis: strings, pipelines, errors,
 // transactions (MULTI/EXEC, WATCH), Pub/Sub (channels and patterns), keyspace notifications and
-// client-side caching invalidations (CLIENT TRACKING ... REDIRECT), each library's own way.
+// client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
+// SCRIPT), each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient } from "redis";
@@ -23,6 +24,16 @@ function assertEqual(got, want, what) {
   const g = JSON.stringify(got);
   const w = JSON.stringify(want);
   if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
+}
+
+async function assertRejects(fn, pattern, what) {
+  try {
+    await fn();
+  } catch (e) {
+    if (pattern.test(String(e))) return;
+    throw new Error(`${what}: rejected with ${e}`);
+  }
+  throw new Error(`${what}: not rejected`);
 }
 
 /** Resolves with the first `count` messages `subscribe` delivers, or fails after 5 s. */
@@ -135,6 +146,22 @@ function collect(count, subscribe) {
     await r.config("SET", "slowlog-log-slower-than", "10000");
     assertEqual(await r.call("LATENCY", "RESET"), 0, "LATENCY RESET");
   });
+  await check("ioredis-scripting", async () => {
+    // defineCommand runs EVALSHA and falls back to EVAL on NOSCRIPT, as ioredis users do.
+    r.defineCommand("addAndGet", {
+      numberOfKeys: 2,
+      lua: "redis.call('incrby', KEYS[1], ARGV[1]); redis.call('incrby', KEYS[2], ARGV[1]); return {redis.call('get', KEYS[1]), tonumber(redis.call('get', KEYS[2]))}",
+    });
+    await r.del("io:s1", "io:s2");
+    assertEqual(await r.addAndGet("io:s1", "io:s2", 5), ["5", 5], "first call (EVAL fallback)");
+    assertEqual(await r.addAndGet("io:s1", "io:s2", 2), ["7", 7], "EVALSHA");
+    assertEqual(await r.eval("return cjson.encode({a=ARGV[1]})", 0, "x"), '{"a":"x"}', "cjson");
+    await r.set("io:str", "text");
+    await assertRejects(() => r.eval("return redis.call('incr', KEYS[1])", 1, "io:str"), /not an integer/, "error reply");
+    const sha = await r.script("LOAD", "return ARGV[1]");
+    assertEqual(await r.script("EXISTS", sha), [1], "SCRIPT EXISTS");
+    assertEqual(await r.evalsha(sha, 0, "y"), "y", "EVALSHA");
+  });
   r.disconnect();
 }
 
@@ -221,6 +248,23 @@ function collect(count, subscribe) {
     await client.configSet("slowlog-log-slower-than", "10000");
     const histogram = await client.sendCommand(["LATENCY", "HISTOGRAM", "get"]);
     if (!JSON.stringify(histogram).includes("calls")) throw new Error(JSON.stringify(histogram));
+  });
+  await check("node-redis-scripting", async () => {
+    await client.del(["nr:s1", "nr:s2"]);
+    const script = "redis.call('set', KEYS[1], ARGV[1]); redis.call('set', KEYS[2], ARGV[1]); return redis.call('mget', KEYS[1], KEYS[2])";
+    assertEqual(await client.eval(script, { keys: ["nr:s1", "nr:s2"], arguments: ["v"] }), ["v", "v"], "EVAL");
+    const sha = await client.scriptLoad("return {KEYS[1], ARGV[1], 3}");
+    assertEqual(await client.evalSha(sha, { keys: ["k"], arguments: ["a"] }), ["k", "a", 3], "EVALSHA");
+    assertEqual(await client.evalRo("return redis.call('get', KEYS[1])", { keys: ["nr:s1"] }), "v", "EVAL_RO");
+    assertEqual(await client.scriptExists(sha), [true], "SCRIPT EXISTS");
+    assertEqual(await client.scriptFlush(), "OK", "SCRIPT FLUSH");
+    let refused = false;
+    try {
+      await client.evalSha(sha);
+    } catch (e) {
+      refused = /NOSCRIPT/.test(String(e));
+    }
+    if (!refused) throw new Error("EVALSHA after SCRIPT FLUSH was not refused");
   });
   await client.quit();
 }

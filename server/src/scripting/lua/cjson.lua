@@ -730,18 +730,26 @@ new = function()
         return r1, cfg.sparse_ratio, cfg.sparse_safe
     end
 
-    local function cfg_encode_max_depth(nargs, v)
-        arg_init("encode_max_depth", nargs, 1)
-        cfg.encode_max_depth = integer_option("encode_max_depth", 1, v,
-                                              cfg.encode_max_depth, 1, INT_MAX)
-        return cfg.encode_max_depth
+    -- cjson.<name>([v]) for the integer setting cfg[name]: sets it when v
+    -- is given and returns it.
+    local function integer_setting(name, min, max)
+        return function(nargs, v)
+            arg_init(name, nargs, 1)
+            cfg[name] = integer_option(name, 1, v, cfg[name], min, max)
+            return cfg[name]
+        end
     end
 
-    local function cfg_decode_max_depth(nargs, v)
-        arg_init("decode_max_depth", nargs, 1)
-        cfg.decode_max_depth = integer_option("decode_max_depth", 1, v,
-                                              cfg.decode_max_depth, 1, INT_MAX)
-        return cfg.decode_max_depth
+    -- cjson.<name>([v]) for the option setting cfg[name] (options "off" and
+    -- "on" unless given; true means "on"): sets it when v is given and
+    -- returns it as a boolean or an option name.
+    local function enum_setting(name, options)
+        return function(nargs, v)
+            arg_init(name, nargs, 1)
+            local r
+            cfg[name], r = enum_option(name, 1, v, cfg[name], options, 1)
+            return r
+        end
     end
 
     local function cfg_encode_number_precision(nargs, v)
@@ -752,43 +760,19 @@ new = function()
         return cfg.precision
     end
 
-    local function cfg_encode_keep_buffer(nargs, v)
-        arg_init("encode_keep_buffer", nargs, 1)
-        local r
-        cfg.encode_keep_buffer, r = enum_option("encode_keep_buffer", 1, v,
-                                                cfg.encode_keep_buffer, nil, 1)
-        return r
-    end
-
     local invalid_number_options = { [0] = "off", "on", "null" }
-
-    local function cfg_encode_invalid_numbers(nargs, v)
-        arg_init("encode_invalid_numbers", nargs, 1)
-        local r
-        cfg.encode_invalid_numbers, r = enum_option("encode_invalid_numbers", 1, v,
-                                                    cfg.encode_invalid_numbers,
-                                                    invalid_number_options, 1)
-        return r
-    end
-
-    local function cfg_decode_invalid_numbers(nargs, v)
-        arg_init("decode_invalid_numbers", nargs, 1)
-        local r
-        cfg.decode_invalid_numbers, r = enum_option("decode_invalid_numbers", 1, v,
-                                                    cfg.decode_invalid_numbers, nil, 1)
-        return r
-    end
 
     return {
         encode = wrap1(encode_impl),
         decode = wrap1(decode_impl),
         encode_sparse_array = wrap3(cfg_encode_sparse_array),
-        encode_max_depth = wrap1(cfg_encode_max_depth),
-        decode_max_depth = wrap1(cfg_decode_max_depth),
+        encode_max_depth = wrap1(integer_setting("encode_max_depth", 1, INT_MAX)),
+        decode_max_depth = wrap1(integer_setting("decode_max_depth", 1, INT_MAX)),
         encode_number_precision = wrap1(cfg_encode_number_precision),
-        encode_keep_buffer = wrap1(cfg_encode_keep_buffer),
-        encode_invalid_numbers = wrap1(cfg_encode_invalid_numbers),
-        decode_invalid_numbers = wrap1(cfg_decode_invalid_numbers),
+        encode_keep_buffer = wrap1(enum_setting("encode_keep_buffer")),
+        encode_invalid_numbers = wrap1(enum_setting("encode_invalid_numbers",
+                                                    invalid_number_options)),
+        decode_invalid_numbers = wrap1(enum_setting("decode_invalid_numbers")),
         new = function() return new() end,
         null = null,
         _NAME = "cjson",

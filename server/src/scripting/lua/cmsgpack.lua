@@ -1,7 +1,8 @@
 -- cmsgpack.lua - pure Lua 5.1 implementation of lua-cmsgpack 0.4.0 as
 -- bundled with Redis 7.0 (deps/lua/src/lua_cmsgpack.c).
 --
--- The chunk takes no arguments and returns the module table.
+-- The chunk is called with one argument, the table returned by ieee754.lua
+-- (float encoding shared with struct.lua), and returns the module table.
 --
 -- Encoding choices follow the C library: integers (doubles that convert to
 -- int64 exactly) in their smallest form, other numbers as float32 when that
@@ -14,12 +15,16 @@
 -- (LUAI_MAXCSTACK = 8000 slots) are reproduced so that very large argument or
 -- result counts fail in the same way.
 
+local ieee = ...
+
 local type, next, tostring, tonumber, error, pcall, select, unpack =
       type, next, tostring, tonumber, error, pcall, select, unpack
 local string_byte, string_char, string_sub, string_format =
       string.byte, string.char, string.sub, string.format
 local concat = table.concat
-local floor, huge, frexp, ldexp = math.floor, math.huge, math.frexp, math.ldexp
+local floor = math.floor
+local float32_bits, float32_value = ieee.float32_bits, ieee.float32_value
+local float64_bits, float64_value = ieee.float64_bits, ieee.float64_value
 
 local LUAI_MAXCSTACK = 8000
 local MAX_NESTING = 16
@@ -99,121 +104,8 @@ local function check_string(fname, narg, v, present)
 end
 
 -------------------------------------------------------------------------------
--- Number <-> IEEE 754 helpers
+-- Big endian integers
 -------------------------------------------------------------------------------
-
-local function round_half_even(x)
-    local f = floor(x)
-    local d = x - f
-    if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
-    return f
-end
-
-local function nan_is_negative(d)
-    return string_byte(string_format("%f", d), 1) == 45
-end
-
--- Bits of (float)d as an unsigned 32 bit integer, plus whether the
--- conversion was exact (d == (double)(float)d).
-local function float32_bits(d)
-    if d ~= d then
-        return nan_is_negative(d) and 0xFFC00000 or 0x7FC00000, false
-    end
-    local sign = 0
-    if d < 0 or (d == 0 and 1 / d < 0) then
-        sign = 0x80000000
-        d = -d
-    end
-    if d == huge then return sign + 0x7F800000, true end
-    if d == 0 then return sign, true end
-    local m, e = frexp(d)             -- d = m * 2^e, 0.5 <= m < 1
-    local E = e + 126                 -- biased exponent
-    if E >= 1 then
-        local mant = m * 16777216     -- 2^24, exact
-        local r = round_half_even(mant)
-        local exact = (r == mant)
-        if r == 16777216 then
-            r = 8388608
-            E = E + 1
-        end
-        if E >= 255 then return sign + 0x7F800000, false end
-        return sign + E * 8388608 + (r - 8388608), exact
-    end
-    local f = ldexp(d, 149)           -- subnormal: d = f * 2^-149
-    local r = round_half_even(f)
-    return sign + r, (r == f)         -- r == 2^23 encodes the smallest normal
-end
-
-local function float32_value(bits)
-    local sign = bits >= 0x80000000
-    if sign then bits = bits - 0x80000000 end
-    local E = floor(bits / 8388608)
-    local mant = bits % 8388608
-    local v
-    if E == 255 then
-        if mant == 0 then
-            v = huge
-        else
-            local nan = 0 / 0
-            if nan_is_negative(nan) == sign then return nan end
-            return -nan
-        end
-    elseif E == 0 then
-        v = ldexp(mant, -149)
-    else
-        v = ldexp(mant + 8388608, E - 150)
-    end
-    if sign then v = -v end
-    return v
-end
-
--- Bits of a double as two unsigned 32 bit halves.
-local function float64_bits(d)
-    if d ~= d then
-        return nan_is_negative(d) and 0xFFF80000 or 0x7FF80000, 0
-    end
-    local sign = 0
-    if d < 0 or (d == 0 and 1 / d < 0) then
-        sign = 0x80000000
-        d = -d
-    end
-    if d == huge then return sign + 0x7FF00000, 0 end
-    if d == 0 then return sign, 0 end
-    local m, e = frexp(d)
-    local E = e + 1022
-    local mant
-    if E >= 1 then
-        mant = m * 9007199254740992 - 4503599627370496   -- m*2^53 - 2^52
-    else
-        E = 0
-        mant = ldexp(d, 1074)
-    end
-    local hi = floor(mant / TWO32)
-    return sign + E * 1048576 + hi, mant - hi * TWO32
-end
-
-local function float64_value(hi, lo)
-    local sign = hi >= 0x80000000
-    if sign then hi = hi - 0x80000000 end
-    local E = floor(hi / 1048576)
-    local mant = (hi % 1048576) * TWO32 + lo
-    local v
-    if E == 2047 then
-        if mant == 0 then
-            v = huge
-        else
-            local nan = 0 / 0
-            if nan_is_negative(nan) == sign then return nan end
-            return -nan
-        end
-    elseif E == 0 then
-        v = ldexp(mant, -1074)
-    else
-        v = ldexp(mant + 4503599627370496, E - 1075)
-    end
-    if sign then v = -v end
-    return v
-end
 
 local function be32(n)
     return string_char(floor(n / 16777216), floor(n / 65536) % 256,

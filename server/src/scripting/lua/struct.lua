@@ -1,7 +1,8 @@
 -- struct.lua - pure Lua 5.1 implementation of Roberto Ierusalimschy's
 -- "struct" library as bundled with Redis 7.0 (deps/lua/src/lua_struct.c).
 --
--- The chunk takes no arguments and returns the module table
+-- The chunk is called with one argument, the table returned by ieee754.lua
+-- (float encoding shared with cmsgpack.lua), and returns the module table
 -- (struct.pack, struct.unpack, struct.size).
 --
 -- The C library is compiled for x86_64: native byte order little endian,
@@ -16,12 +17,16 @@
 --   c[n] n chars (n == 0: whole string when packing, previous number when
 --   unpacking), s zero terminated string, f float, d double
 
+local ieee = ...
+
 local type, tostring, tonumber, error, pcall, select, unpack =
       type, tostring, tonumber, error, pcall, select, unpack
 local string_byte, string_char, string_sub, string_find, string_format, string_rep =
       string.byte, string.char, string.sub, string.find, string.format, string.rep
 local concat = table.concat
-local floor, huge, frexp, ldexp = math.floor, math.huge, math.frexp, math.ldexp
+local floor = math.floor
+local float32_bits, float32_value = ieee.float32_bits, ieee.float32_value
+local float64_bits, float64_value = ieee.float64_bits, ieee.float64_value
 
 local LUAI_MAXCSTACK = 8000
 local MAXINTSIZE = 32
@@ -191,113 +196,6 @@ end
 -- Number conversions
 -------------------------------------------------------------------------------
 
-local function round_half_even(x)
-    local f = floor(x)
-    local d = x - f
-    if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
-    return f
-end
-
-local function nan_is_negative(d)
-    return string_byte(string_format("%f", d), 1) == 45
-end
-
--- bits of (float)d as an unsigned 32 bit integer
-local function float32_bits(d)
-    if d ~= d then
-        return nan_is_negative(d) and 0xFFC00000 or 0x7FC00000
-    end
-    local sign = 0
-    if d < 0 or (d == 0 and 1 / d < 0) then
-        sign = 0x80000000
-        d = -d
-    end
-    if d == huge then return sign + 0x7F800000 end
-    if d == 0 then return sign end
-    local m, e = frexp(d)
-    local E = e + 126
-    if E >= 1 then
-        local r = round_half_even(m * 16777216)
-        if r == 16777216 then
-            r = 8388608
-            E = E + 1
-        end
-        if E >= 255 then return sign + 0x7F800000 end
-        return sign + E * 8388608 + (r - 8388608)
-    end
-    return sign + round_half_even(ldexp(d, 149))
-end
-
-local function float32_value(bits)
-    local sign = bits >= 0x80000000
-    if sign then bits = bits - 0x80000000 end
-    local E = floor(bits / 8388608)
-    local mant = bits % 8388608
-    local v
-    if E == 255 then
-        if mant == 0 then
-            v = huge
-        else
-            local nan = 0 / 0
-            if nan_is_negative(nan) == sign then return nan end
-            return -nan
-        end
-    elseif E == 0 then
-        v = ldexp(mant, -149)
-    else
-        v = ldexp(mant + 8388608, E - 150)
-    end
-    if sign then v = -v end
-    return v
-end
-
-local function float64_bits(d)
-    if d ~= d then
-        return nan_is_negative(d) and 0xFFF80000 or 0x7FF80000, 0
-    end
-    local sign = 0
-    if d < 0 or (d == 0 and 1 / d < 0) then
-        sign = 0x80000000
-        d = -d
-    end
-    if d == huge then return sign + 0x7FF00000, 0 end
-    if d == 0 then return sign, 0 end
-    local m, e = frexp(d)
-    local E = e + 1022
-    local mant
-    if E >= 1 then
-        mant = m * 9007199254740992 - 4503599627370496
-    else
-        E = 0
-        mant = ldexp(d, 1074)
-    end
-    local hi = floor(mant / TWO32)
-    return sign + E * 1048576 + hi, mant - hi * TWO32
-end
-
-local function float64_value(hi, lo)
-    local sign = hi >= 0x80000000
-    if sign then hi = hi - 0x80000000 end
-    local E = floor(hi / 1048576)
-    local mant = (hi % 1048576) * TWO32 + lo
-    local v
-    if E == 2047 then
-        if mant == 0 then
-            v = huge
-        else
-            local nan = 0 / 0
-            if nan_is_negative(nan) == sign then return nan end
-            return -nan
-        end
-    elseif E == 0 then
-        v = ldexp(mant, -1074)
-    else
-        v = ldexp(mant + 4503599627370496, E - 1075)
-    end
-    if sign then v = -v end
-    return v
-end
-
 -- 'bytes' holds little endian byte values; emit 'size' of them in the
 -- requested byte order.
 local function emit(bytes, size, endian)
@@ -318,6 +216,23 @@ local function le_bytes32(n, bytes, at)
     bytes[at + 1] = floor(n / 256) % 256
     bytes[at + 2] = floor(n / 65536) % 256
     bytes[at + 3] = floor(n / 16777216) % 256
+end
+
+-- the low 'size' bytes of the 64 bit value hi * 2^32 + lo (0 <= hi, lo < 2^32)
+local function emit64(hi, lo, size, endian)
+    local bytes = {}
+    le_bytes32(lo, bytes, 1)
+    le_bytes32(hi, bytes, 5)
+    return emit(bytes, size, endian)
+end
+
+-- the unsigned 32 bit value of the bytes at p .. p + 3
+local function read32(data, p, endian)
+    local a, b, c, d = string_byte(data, p, p + 3)
+    if endian == BIG then
+        return ((a * 256 + b) * 256 + c) * 256 + d
+    end
+    return ((d * 256 + c) * 256 + b) * 256 + a
 end
 
 -- putinteger(): C code converts to an unsigned long and emits its bytes
@@ -354,10 +269,7 @@ local function pack_integer(n, size, endian)
             if size == 4 then return string_char(b4, b3, b2, b1) end
         end
     end
-    local bytes = {}
-    le_bytes32(lo, bytes, 1)
-    le_bytes32(hi, bytes, 5)
-    return emit(bytes, size, endian)
+    return emit64(hi, lo, size, endian)
 end
 
 -- getinteger(): the value is accumulated in an unsigned long (64 bits)
@@ -431,19 +343,14 @@ local function pack_impl(nargs, ...)
         elseif opt == 102 then                                    -- f
             local num = check_number("pack", arg, args[arg], true)
             arg = arg + 1
-            local bytes = {}
-            le_bytes32(float32_bits(num), bytes, 1)
             nout = nout + 1
-            out[nout] = emit(bytes, 4, h.endian)
+            out[nout] = emit64(0, float32_bits(num), 4, h.endian)
         elseif opt == 100 then                                    -- d
             local num = check_number("pack", arg, args[arg], true)
             arg = arg + 1
             local hi, lo = float64_bits(num)
-            local bytes = {}
-            le_bytes32(lo, bytes, 1)
-            le_bytes32(hi, bytes, 5)
             nout = nout + 1
-            out[nout] = emit(bytes, 8, h.endian)
+            out[nout] = emit64(hi, lo, 8, h.endian)
         elseif opt == 99 or opt == 115 then                       -- c s
             local str = check_string("pack", arg, args[arg], true)
             arg = arg + 1
@@ -506,25 +413,12 @@ local function unpack_impl(nargs, fmt, data, init)
         elseif opt == 120 then                                    -- x
             -- nothing
         elseif opt == 102 then                                    -- f
-            local a, b, c, d = string_byte(data, pos + 1, pos + 4)
-            local bits
-            if h.endian == BIG then
-                bits = ((a * 256 + b) * 256 + c) * 256 + d
-            else
-                bits = ((d * 256 + c) * 256 + b) * 256 + a
-            end
             nres = nres + 1
-            res[nres] = float32_value(bits)
+            res[nres] = float32_value(read32(data, pos + 1, h.endian))
         elseif opt == 100 then                                    -- d
-            local b1, b2, b3, b4, b5, b6, b7, b8 = string_byte(data, pos + 1, pos + 8)
-            local hi, lo
-            if h.endian == BIG then
-                hi = ((b1 * 256 + b2) * 256 + b3) * 256 + b4
-                lo = ((b5 * 256 + b6) * 256 + b7) * 256 + b8
-            else
-                hi = ((b8 * 256 + b7) * 256 + b6) * 256 + b5
-                lo = ((b4 * 256 + b3) * 256 + b2) * 256 + b1
-            end
+            local hi = read32(data, pos + 1, h.endian)
+            local lo = read32(data, pos + 5, h.endian)
+            if h.endian == LITTLE then hi, lo = lo, hi end
             nres = nres + 1
             res[nres] = float64_value(hi, lo)
         elseif opt == 99 then                                     -- c

@@ -39,11 +39,13 @@ local function loadmod(name, ...)
     return f(...)
 end
 
+-- the same arguments the server passes (see README.md)
 local null = newproxy()        -- stands in for the light userdata
+local ieee = loadmod("ieee754")
 local libs = {
     cjson = loadmod("cjson", null),
-    cmsgpack = loadmod("cmsgpack"),
-    struct = loadmod("struct"),
+    cmsgpack = loadmod("cmsgpack", ieee),
+    struct = loadmod("struct", ieee),
 }
 
 local PRELUDE = table.concat({

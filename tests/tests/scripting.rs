@@ -1,0 +1,503 @@
+//! Lua scripts against the real binary with several workers, shaped like the scripts real
+//! libraries run: redis-py's `Lock` (acquire, extend, release), a token-bucket rate limiter, a
+//! job queue's move-to-active that touches a lock key it did not declare, on another shard, and
+//! a delayed-job push to a sorted set and a list on different shards. Each runs concurrently
+//! from several clients and its invariants are checked; transfers by script never show a
+//! partial state to readers, and after kill -9 every acknowledged script's writes are there,
+//! whole.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::thread;
+
+use warpengine_tests::{
+    free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp, SeededRandom, TempDir,
+};
+
+/// redis-py's Lock scripts (redis/lock.py), unchanged.
+const LOCK_RELEASE: &str = r#"
+local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+    return 0
+end
+redis.call('del', KEYS[1])
+return 1
+"#;
+
+const LOCK_EXTEND: &str = r#"
+local token = redis.call('get', KEYS[1])
+if not token or token ~= ARGV[1] then
+    return 0
+end
+local expiration = redis.call('pttl', KEYS[1])
+if not expiration then
+    expiration = 0
+end
+if expiration < 0 then
+    return 0
+end
+local newttl = ARGV[2]
+if ARGV[3] == "0" then
+    newttl = ARGV[2] + expiration
+end
+redis.call('pexpire', KEYS[1], newttl)
+return 1
+"#;
+
+fn eval(c: &mut RawConn, script: &str, keys: &[&str], args: &[&str]) -> Resp {
+    let numkeys = keys.len().to_string();
+    let mut argv = vec!["EVAL", script, &numkeys];
+    argv.extend_from_slice(keys);
+    argv.extend_from_slice(args);
+    c.call(&argv)
+}
+
+fn evalsha(c: &mut RawConn, sha: &str, keys: &[&str], args: &[&str]) -> Resp {
+    let numkeys = keys.len().to_string();
+    let mut argv = vec!["EVALSHA", sha, &numkeys];
+    argv.extend_from_slice(keys);
+    argv.extend_from_slice(args);
+    c.call(&argv)
+}
+
+fn load(c: &mut RawConn, script: &str) -> String {
+    match c.call(&["SCRIPT", "LOAD", script]) {
+        Resp::Bulk(sha) => String::from_utf8(sha).expect("hex"),
+        other => panic!("SCRIPT LOAD answered {other:?}"),
+    }
+}
+
+#[test]
+fn redis_py_lock_scripts_keep_one_holder_at_a_time() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    let holders = Arc::new(AtomicI64::new(0));
+    let acquired = Arc::new(AtomicI64::new(0));
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let holders = holders.clone();
+            let acquired = acquired.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let release = load(&mut c, LOCK_RELEASE);
+                let extend = load(&mut c, LOCK_EXTEND);
+                let token = format!("token-{w}");
+                let mut got = 0;
+                while got < 40 {
+                    // Acquire as redis-py does: SET NX PX.
+                    let r = c.call(&["SET", "resource-lock", &token, "NX", "PX", "10000"]);
+                    if r != Resp::Simple("OK".into()) {
+                        continue;
+                    }
+                    assert_eq!(holders.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    assert_eq!(
+                        evalsha(&mut c, &extend, &["resource-lock"], &[&token, "5000", "0"]),
+                        Resp::Int(1)
+                    );
+                    // Another worker's token never releases or extends this lock.
+                    assert_eq!(
+                        evalsha(&mut c, &release, &["resource-lock"], &["not-mine"]),
+                        Resp::Int(0)
+                    );
+                    holders.fetch_sub(1, Ordering::SeqCst);
+                    assert_eq!(
+                        evalsha(&mut c, &release, &["resource-lock"], &[&token]),
+                        Resp::Int(1)
+                    );
+                    got += 1;
+                    acquired.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("lock worker");
+    }
+    assert_eq!(acquired.load(Ordering::Relaxed), 240);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["EXISTS", "resource-lock"]), Resp::Int(0));
+}
+
+/// A token bucket as rate-limiting libraries write it: refill by elapsed time, then take.
+const TOKEN_BUCKET: &str = r#"
+local tokens_key, stamp_key = KEYS[1], KEYS[2]
+local rate, capacity, now, requested = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tokens = tonumber(redis.call('get', tokens_key)) or capacity
+local last = tonumber(redis.call('get', stamp_key)) or now
+local filled = math.min(capacity, tokens + math.max(0, now - last) * rate)
+local allowed = filled >= requested
+if allowed then
+    filled = filled - requested
+end
+redis.call('set', tokens_key, filled)
+redis.call('set', stamp_key, now)
+if allowed then
+    redis.call('incr', 'bucket:granted')
+end
+return allowed and 1 or 0
+"#;
+
+#[test]
+fn a_token_bucket_never_grants_more_than_its_capacity() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    let mut c = RawConn::connect(port);
+    let sha = load(&mut c, TOKEN_BUCKET);
+    // The clock never moves: no refill, so exactly `capacity` requests may pass.
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let sha = sha.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut granted = 0;
+                for _ in 0..100 {
+                    let r = evalsha(
+                        &mut c,
+                        &sha,
+                        &["bucket:tokens", "bucket:stamp"],
+                        &["1", "150", "1000", "1"],
+                    );
+                    granted += r.int();
+                }
+                granted
+            })
+        })
+        .collect();
+    let granted: i64 = clients.into_iter().map(|t| t.join().expect("client")).sum();
+    assert_eq!(granted, 150);
+    assert_eq!(c.call(&["GET", "bucket:granted"]).int(), 150);
+    assert_eq!(c.call(&["GET", "bucket:tokens"]).int(), 0);
+}
+
+/// A job queue's move-to-active, shaped like BullMQ's: pops a job id from the wait list, pushes
+/// it on the active list, and takes the job's lock, a key built from the id that the script
+/// never declared (it lives on whatever shard its name hashes to).
+const MOVE_TO_ACTIVE: &str = r#"
+local id = redis.call('rpoplpush', KEYS[1], KEYS[2])
+if not id then
+    return false
+end
+local lock = 'queue:job:' .. id .. ':lock'
+if redis.call('set', lock, ARGV[1], 'NX', 'PX', 30000) == false then
+    return redis.error_reply('job already locked ' .. id)
+end
+redis.call('hset', 'queue:job:' .. id, 'processedBy', ARGV[1], 'state', 'active')
+redis.call('incr', 'queue:moved')
+return id
+"#;
+
+#[test]
+fn a_job_queue_moves_each_job_once_while_taking_undeclared_locks() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    let mut c = RawConn::connect(port);
+    const JOBS: usize = 600;
+    for i in 0..JOBS {
+        c.call(&["LPUSH", "queue:wait", &i.to_string()]);
+    }
+    let sha = load(&mut c, MOVE_TO_ACTIVE);
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let sha = sha.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let me = format!("worker-{w}");
+                let mut taken = Vec::new();
+                loop {
+                    match evalsha(&mut c, &sha, &["queue:wait", "queue:active"], &[&me]) {
+                        Resp::Bulk(id) => taken.push(String::from_utf8(id).expect("id")),
+                        Resp::Nil => break,
+                        other => panic!("move-to-active answered {other:?}"),
+                    }
+                }
+                taken
+            })
+        })
+        .collect();
+    let mut all: Vec<usize> = workers
+        .into_iter()
+        .flat_map(|w| w.join().expect("worker"))
+        .map(|id| id.parse().expect("number"))
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..JOBS).collect::<Vec<_>>(), "each job exactly once");
+    assert_eq!(c.call(&["LLEN", "queue:active"]).int(), JOBS as i64);
+    assert_eq!(c.call(&["GET", "queue:moved"]).int(), JOBS as i64);
+    let mut rng = SeededRandom(7);
+    for _ in 0..50 {
+        let id = rng.below(JOBS as u64).to_string();
+        let lock = format!("queue:job:{id}:lock");
+        assert!(matches!(c.call(&["GET", &lock]), Resp::Bulk(_)), "{lock}");
+        let job = format!("queue:job:{id}");
+        assert_eq!(
+            c.call(&["HGET", &job, "state"]),
+            Resp::Bulk(b"active".to_vec())
+        );
+    }
+}
+
+/// A delayed job: its id goes to the delayed sorted set and its data to a list, two keys
+/// whose names put them on different shards.
+const DELAYED_PUSH: &str = r#"
+local id = redis.call('incr', KEYS[3])
+redis.call('zadd', KEYS[1], ARGV[1] + id, id)
+redis.call('rpush', KEYS[2], ARGV[2] .. ':' .. id)
+return id
+"#;
+
+const SNAPSHOT_COUNTS: &str = r#"
+return {redis.call('zcard', KEYS[1]), redis.call('llen', KEYS[2]), tonumber(redis.call('get', KEYS[3]) or '0')}
+"#;
+
+#[test]
+fn a_delayed_push_to_two_shards_is_seen_whole() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    let keys = ["delayed:{a}", "delayed-data:{b}", "delayed:id"];
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut reads = 0;
+                while !stop.load(Ordering::Relaxed) || reads < 20 {
+                    let counts = match eval(&mut c, SNAPSHOT_COUNTS, &keys, &[]) {
+                        Resp::Array(items) => items.iter().map(Resp::int).collect::<Vec<_>>(),
+                        other => panic!("{other:?}"),
+                    };
+                    assert!(
+                        counts[0] == counts[1] && counts[1] == counts[2],
+                        "partial push seen: {counts:?}"
+                    );
+                    reads += 1;
+                }
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                for _ in 0..200 {
+                    let r = eval(&mut c, DELAYED_PUSH, &keys, &["1000", &format!("w{w}")]);
+                    assert!(matches!(r, Resp::Int(_)), "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.join().expect("reader");
+    }
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["ZCARD", keys[0]]).int(), 800);
+    assert_eq!(c.call(&["LLEN", keys[1]]).int(), 800);
+}
+
+const TRANSFER: &str = r#"
+local amount = tonumber(ARGV[1])
+redis.call('decrby', KEYS[1], amount)
+redis.call('incrby', KEYS[2], amount)
+return redis.status_reply('OK')
+"#;
+
+#[test]
+fn script_transfers_never_show_a_partial_state_and_mix_with_transactions() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let port = server.port;
+    let mut admin = RawConn::connect(port);
+    const ACCOUNTS: usize = 12;
+    for i in 0..ACCOUNTS {
+        admin.call(&["SET", &format!("acct:{i}"), "1000"]);
+    }
+    let total = 1000 * ACCOUNTS as i64;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut rng = SeededRandom(w + 11);
+                for n in 0..200 {
+                    let from = format!("acct:{}", rng.below(ACCOUNTS as u64));
+                    let to = format!("acct:{}", rng.below(ACCOUNTS as u64));
+                    let amount = (1 + rng.below(20)).to_string();
+                    if n % 4 == 0 {
+                        // A script inside MULTI, with a plain command around it.
+                        c.call(&["MULTI"]);
+                        eval(&mut c, TRANSFER, &[&from, &to], &[&amount]);
+                        c.call(&["INCR", "transfers"]);
+                        let exec = c.call(&["EXEC"]);
+                        assert!(
+                            matches!(exec, Resp::Array(ref r) if r.len() == 2),
+                            "{exec:?}"
+                        );
+                    } else {
+                        assert_eq!(
+                            eval(&mut c, TRANSFER, &[&from, &to], &[&amount]),
+                            Resp::Simple("OK".into())
+                        );
+                        c.call(&["INCR", "transfers"]);
+                    }
+                }
+            })
+        })
+        .collect();
+    let sum_script = format!(
+        "local s = 0 for i = 0, {} do s = s + tonumber(redis.call('get', 'acct:' .. i)) end return s",
+        ACCOUNTS - 1
+    );
+    let mut reader = RawConn::connect(port);
+    for _ in 0..200 {
+        assert_eq!(eval(&mut reader, &sum_script, &[], &[]).int(), total);
+    }
+    for w in writers {
+        w.join().expect("writer");
+    }
+    assert_eq!(eval(&mut reader, &sum_script, &[], &[]).int(), total);
+    assert_eq!(admin.call(&["GET", "transfers"]).int(), 800);
+}
+
+#[test]
+fn every_acknowledged_script_survives_kill_9_whole() {
+    let dir = TempDir::new("scripting-kill");
+    let port = free_port();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--threads",
+        "4",
+        "--dir",
+        dir.path(),
+    ];
+    let mut server = try_start_warpengine_on(port, &args).expect("start");
+    // Four counters whose names spread over the shards; each script adds one to all of them
+    // and appends its number to a list.
+    let keys = ["c:alpha", "c:beta", "c:gamma", "c:delta", "c:done"];
+    let script = "for i = 1, 4 do redis.call('incr', KEYS[i]) end \
+                  redis.call('rpush', KEYS[5], ARGV[1]) return 1";
+    let acked = Arc::new(AtomicI64::new(0));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let acked = acked.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                for n in 0.. {
+                    let tag = format!("{w}:{n}");
+                    let numkeys = keys.len().to_string();
+                    let mut argv: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
+                    argv.extend(keys.iter().map(|k| k.as_bytes()));
+                    argv.push(tag.as_bytes());
+                    c.send_command(&argv);
+                    match c.read_reply_opt() {
+                        Some(reply) if Resp::parse(&reply) == Resp::Int(1) => {
+                            acked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.load(Ordering::SeqCst) < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scripts are not acknowledged"
+        );
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    server.kill9();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let acked = acked.load(Ordering::SeqCst);
+    let _server = try_start_warpengine_on(port, &args).expect("restart");
+    let mut c = RawConn::connect(port);
+    let done = c.call(&["LLEN", "c:done"]).int();
+    assert!(
+        done >= acked,
+        "{done} scripts recovered, {acked} acknowledged"
+    );
+    for key in &keys[..4] {
+        let value = match c.call(&["GET", key]) {
+            Resp::Bulk(v) => String::from_utf8(v)
+                .expect("utf-8")
+                .parse::<i64>()
+                .expect("int"),
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(value, done, "{key} is not whole with the scripts' list");
+    }
+}
+
+#[test]
+fn the_redis_crate_runs_scripts_by_sha_and_reloads_them() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = redis::Client::open(server.url())
+        .expect("client")
+        .get_connection()
+        .expect("connection");
+    let script = redis::Script::new(
+        "redis.call('set', KEYS[1], ARGV[1]) redis.call('set', KEYS[2], ARGV[1]) \
+         return redis.call('mget', KEYS[1], KEYS[2])",
+    );
+    let got: Vec<String> = script
+        .key("rs:a")
+        .key("rs:b")
+        .arg("v1")
+        .invoke(&mut c)
+        .expect("invoke");
+    assert_eq!(got, vec!["v1", "v1"]);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut c)
+        .expect("flush");
+    // After the flush EVALSHA answers NOSCRIPT and the crate loads the script again.
+    let got: Vec<String> = script
+        .key("rs:a")
+        .key("rs:b")
+        .arg("v2")
+        .invoke(&mut c)
+        .expect("invoke after flush");
+    assert_eq!(got, vec!["v2", "v2"]);
+    let err = redis::cmd("EVAL")
+        .arg("return redis.call('nosuch')")
+        .arg(0)
+        .query::<()>(&mut c)
+        .expect_err("unknown command in a script");
+    assert!(
+        err.to_string()
+            .contains("Unknown Redis command called from script"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redis_cli_runs_a_script_file_with_keys_and_arguments() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let dir = TempDir::new("scripting-cli");
+    let file = format!("{}/incr-both.lua", dir.path());
+    std::fs::write(
+        &file,
+        "redis.call('incrby', KEYS[1], ARGV[1])\nreturn redis.call('incrby', KEYS[2], ARGV[1])\n",
+    )
+    .expect("script file");
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &server.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // (Not a terminal: redis-cli prints bare values.)
+    assert_eq!(cli(&["--eval", &file, "cli:a", "cli:b", ",", "3"]), "3\n");
+    assert_eq!(cli(&["--eval", &file, "cli:a", "cli:b", ",", "3"]), "6\n");
+    assert_eq!(cli(&["GET", "cli:a"]), "6\n");
+    assert_eq!(cli(&["EVAL", "return {1,'two',{3}}", "0"]), "1\ntwo\n3\n");
+}
