@@ -84,6 +84,8 @@ pub enum ScriptRun {
     Eval { read_only: bool },
     /// EVALSHA (EVALSHA_RO): a script of the cache, by SHA-1.
     EvalSha { read_only: bool },
+    /// FCALL (FCALL_RO): a function of the loaded libraries, by name.
+    Fcall { read_only: bool },
 }
 
 /// The positions of a request's secret arguments (see `CommandSpec::redacts`).

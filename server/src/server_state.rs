@@ -50,6 +50,8 @@ pub struct Server {
     pub wormhole: crate::wormhole_state::Wormhole,
     /// The Lua scripts EVAL and SCRIPT LOAD have seen.
     pub scripts: crate::scripting::ScriptCache,
+    /// The function libraries FUNCTION LOAD has loaded.
+    pub functions: crate::scripting::functions::Functions,
     /// Per shard, the untouched room in its key tables, as of its last command (see
     /// [`Server::used_memory`]).
     pub table_spare: Vec<AtomicU64>,
@@ -353,6 +355,7 @@ impl Server {
             quantum,
             wormhole,
             scripts: Default::default(),
+            functions: Default::default(),
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             watched_keys: AtomicU64::new(0),
             pubsub: crate::pubsub::PubSub::default(),

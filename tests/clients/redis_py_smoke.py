@@ -1,6 +1,6 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
-WATCH through `transaction()`, error mapping, and Lua scripts (register_script, Lock).
+WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -155,6 +155,11 @@ for protocol in (2, 3):
         assert r.script_exists(add.sha) == [False]
         # The script object reloads itself after a flush (NOSCRIPT, then EVAL).
         assert add(keys=["py:s1", "py:s2"], args=[1]) == [6, "6"]
+        lib = ("#!lua name=pylib\n"
+               "redis.register_function('py_bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)")
+        assert r.function_load(lib, replace=True) == "pylib"
+        assert r.fcall("py_bump", 1, "py:s1", 4) == 10
+        assert "pylib" in str(r.function_list())
 
     for name, fn in [("scripting", scripting), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
                      ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server),

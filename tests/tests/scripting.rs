@@ -501,3 +501,106 @@ fn redis_cli_runs_a_script_file_with_keys_and_arguments() {
     assert_eq!(cli(&["GET", "cli:a"]), "6\n");
     assert_eq!(cli(&["EVAL", "return {1,'two',{3}}", "0"]), "1\ntwo\n3\n");
 }
+
+const LIBRARY: &str = "#!lua name=counters\n\
+    redis.register_function('bump', function(keys, args) return redis.call('incrby', keys[1], args[1]) end)\n\
+    redis.register_function{function_name='peek', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+
+#[test]
+fn function_libraries_survive_restarts_through_the_log_and_snapshots() {
+    let dir = TempDir::new("functions-persist");
+    let port = free_port();
+    let args = ["--appendonly", "yes", "--threads", "2", "--dir", dir.path()];
+    let mut server = try_start_warpengine_on(port, &args).expect("start");
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["FUNCTION", "LOAD", LIBRARY]),
+        Resp::Bulk(b"counters".to_vec())
+    );
+    assert_eq!(c.call(&["FCALL", "bump", "1", "n", "5"]), Resp::Int(5));
+    server.kill9();
+    // Replayed from the log: the library, then the call's effect (not the call).
+    let mut server = try_start_warpengine_on(port, &args).expect("restart");
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["FCALL_RO", "peek", "1", "n"]),
+        Resp::Bulk(b"5".to_vec())
+    );
+    assert_eq!(c.call(&["FCALL", "bump", "1", "n", "2"]), Resp::Int(7));
+    // From a snapshot: SAVE compacts the log, the library is kept with the data.
+    assert_eq!(c.call(&["SAVE"]), Resp::Simple("OK".into()));
+    server.kill9();
+    let mut server = try_start_warpengine_on(port, &args).expect("restart after SAVE");
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["FCALL", "bump", "1", "n", "1"]), Resp::Int(8));
+    // A deleted library stays deleted.
+    assert_eq!(
+        c.call(&["FUNCTION", "DELETE", "counters"]),
+        Resp::Simple("OK".into())
+    );
+    server.kill9();
+    let _server = try_start_warpengine_on(port, &args).expect("restart after DELETE");
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["FCALL", "bump", "1", "n", "1"]),
+        Resp::Error("ERR Function not found".into())
+    );
+    assert_eq!(c.call(&["GET", "n"]), Resp::Bulk(b"8".to_vec()));
+}
+
+#[test]
+fn function_dump_payloads_restore_both_ways_with_redis() {
+    if !warpengine_tests::redis_available() {
+        eprintln!("skipped: no redis-server");
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "2"]);
+    let redis = warpengine_tests::start_redis(&[]);
+    let mut w = RawConn::connect(warp.port);
+    let mut r = RawConn::connect(redis.port);
+    // Redis's payload (its strings LZF-compressed) restores here.
+    assert_eq!(
+        r.call(&["FUNCTION", "LOAD", LIBRARY]),
+        Resp::Bulk(b"counters".to_vec())
+    );
+    let Resp::Bulk(from_redis) = r.call(&["FUNCTION", "DUMP"]) else {
+        panic!("DUMP")
+    };
+    let restore = |c: &mut RawConn, payload: &[u8], policy: &[u8]| {
+        let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"RESTORE", payload];
+        if !policy.is_empty() {
+            args.push(policy);
+        }
+        Resp::parse(&c.command(&args))
+    };
+    assert_eq!(restore(&mut w, &from_redis, b""), Resp::Simple("OK".into()));
+    assert_eq!(w.call(&["FCALL", "bump", "1", "x", "3"]), Resp::Int(3));
+    assert_eq!(
+        restore(&mut w, &from_redis, b"APPEND"),
+        Resp::Error("ERR Library counters already exists".into())
+    );
+    assert_eq!(
+        restore(&mut w, &from_redis, b"REPLACE"),
+        Resp::Simple("OK".into())
+    );
+    // Ours restores in Redis.
+    let Resp::Bulk(from_warp) = w.call(&["FUNCTION", "DUMP"]) else {
+        panic!("DUMP")
+    };
+    assert_eq!(
+        restore(&mut r, &from_warp, b"FLUSH"),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(r.call(&["FCALL", "bump", "1", "x", "4"]), Resp::Int(4));
+    // A damaged payload is refused, and nothing changes.
+    let mut damaged = from_warp.clone();
+    damaged[3] ^= 0x20;
+    assert_eq!(
+        restore(&mut w, &damaged, b"FLUSH"),
+        Resp::Error("ERR DUMP payload version or checksum are wrong".into())
+    );
+    assert_eq!(
+        w.call(&["FCALL_RO", "peek", "1", "x"]),
+        Resp::Bulk(b"3".to_vec())
+    );
+}

@@ -16,6 +16,7 @@ pub mod command_data;
 pub mod config;
 pub mod connection;
 pub mod debug;
+pub mod functions;
 pub mod hashes;
 pub mod horizon;
 pub mod info;
@@ -79,6 +80,7 @@ pub fn install() {
             CORE,
             bitmaps::COMMANDS,
             blocking::COMMANDS,
+            functions::COMMANDS,
             hashes::COMMANDS,
             horizon::COMMANDS,
             lists::COMMANDS,

@@ -1,4 +1,5 @@
-//! EVAL, EVALSHA and their read-only forms: a script runs to its end as one atomic step.
+//! EVAL, EVALSHA, FCALL and their read-only forms: a script (or a function) runs to its end
+//! as one atomic step.
 //!
 //! The script runs on the connection's worker, after what the pipeline queued before it, with
 //! every shard locked (in ascending order, the global lock order): no other client sees its
@@ -19,7 +20,7 @@ use crate::command_table::{self, Attempt, Flags, Run, ScriptRun, TABLE};
 use crate::keyctx::{KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::protocol::Reply;
-use crate::scripting::{self, Host, Script, ScriptFlags};
+use crate::scripting::{self, Host, ScriptFlags};
 use crate::server_state::{unix_ms, with_lent_shards, Server, ShardGuard};
 use crate::session::{ConnState, Session};
 
@@ -78,6 +79,9 @@ impl Pipeline {
         kind: ScriptRun,
         args: &[Bytes],
     ) -> Reply {
+        if let ScriptRun::Fcall { read_only } = kind {
+            return self.run_function(server, conn, read_only, args);
+        }
         let n = match numkeys(args) {
             Ok(n) => n,
             Err(e) => return e,
@@ -92,8 +96,60 @@ impl Pipeline {
                 Some(script) => (script, read_only),
                 None => return Reply::err(NOSCRIPT),
             },
+            ScriptRun::Fcall { .. } => unreachable!("run above"),
         };
         let read_only = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
+        self.run_atomically(server, conn, read_only, |host| {
+            scripting::with_vm(&server.scripts, |vm| {
+                vm.compile(&script.sha, script.code())?;
+                Ok(vm.eval(&script.sha, keys, argv, host))
+            })
+            .unwrap_or_else(|e| e)
+        })
+    }
+
+    /// FCALL and FCALL_RO: the function, its flags, then the run.
+    fn run_function(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        read_only: bool,
+        args: &[Bytes],
+    ) -> Reply {
+        let Some((_, function)) = server.functions.function(&args[1]) else {
+            return Reply::err("ERR Function not found");
+        };
+        let n = match numkeys(args) {
+            Ok(n) => n,
+            Err(e) if e == Reply::err(crate::protocol::reply::NOT_INTEGER) => {
+                return Reply::err("ERR Bad number of keys provided")
+            }
+            Err(e) => return e,
+        };
+        let no_writes = function.flags.contains(ScriptFlags::NO_WRITES);
+        if read_only && !no_writes {
+            return Reply::err("ERR Can not execute a script with write flag using *_ro command.");
+        }
+        let (keys, argv) = (&args[3..3 + n], &args[3 + n..]);
+        self.run_atomically(server, conn, no_writes, |host| {
+            scripting::with_vm(&server.scripts, |vm| {
+                vm.sync_libraries(&server.functions);
+                Ok(vm.fcall(&function.name, keys, argv, host))
+            })
+            .unwrap_or_else(|e| e)
+        })
+    }
+
+    /// Runs `run` (a script or a function) with every shard locked and a host for its
+    /// `redis.call`s; then logs its writes as one group, wakes the clients its writes
+    /// concern, and marks the shards this read's reply waits for.
+    fn run_atomically(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        read_only: bool,
+        run: impl FnOnce(&mut ScriptHost) -> Reply,
+    ) -> Reply {
         let mut guards = server.lock_all();
         let mut host = ScriptHost {
             server,
@@ -108,7 +164,7 @@ impl Pipeline {
             server_writes: false,
         };
         host.db = host.conn.db;
-        let reply = run_in_vm(server, &script, keys, argv, &mut host);
+        let reply = run(&mut host);
         let ScriptHost {
             captured,
             writes,
@@ -136,21 +192,6 @@ impl Pipeline {
         }
         reply
     }
-}
-
-/// Compiles the script in this worker's interpreter if it has not yet, and runs it.
-fn run_in_vm(
-    server: &Server,
-    script: &Script,
-    keys: &[Bytes],
-    argv: &[Bytes],
-    host: &mut ScriptHost,
-) -> Reply {
-    scripting::with_vm(&server.scripts, |vm| {
-        vm.compile(&script.sha, script.code())?;
-        Ok(vm.eval(&script.sha, keys, argv, host))
-    })
-    .unwrap_or_else(|e| e)
 }
 
 /// The dispatcher's side of a running script: runs its `redis.call`s on the locked shards.

@@ -16,6 +16,7 @@
 pub mod background;
 pub mod log;
 pub mod ops;
+pub mod rdb;
 pub mod recovery;
 pub mod reload;
 pub mod snapshot;

@@ -224,6 +224,7 @@ pub(super) fn append_key(
 pub fn meta_records(server: &Server) -> Vec<Vec<Vec<u8>>> {
     let mut out = server.quantum.meta_records();
     out.extend(server.wormhole.meta_records());
+    out.extend(server.functions.meta_records());
     out
 }
 

@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 mod bit;
 pub mod convert;
+pub mod functions;
 mod vm;
 
 pub use vm::{Host, Vm};

@@ -178,12 +178,45 @@ for _, name in ipairs({ 'debug', 'getfenv', 'setfenv', 'newproxy', 'print', 'dof
     rawset(G, name, nil)
 end
 
+local function nonexistent(_, name)
+    error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
+end
+
+-- Functions' libraries see the same globals, less EVAL's KEYS and ARGV, through a table of
+-- their own per library: the `redis` of the library's load (register_function and log only)
+-- until it has loaded, then the full one.
+local function_globals = {}
+for name, value in pairs(G) do
+    function_globals[name] = value
+end
+setmetatable(function_globals, { __index = nonexistent, __newindex = readonly_error, __metatable = false })
+local runtime_redis = rawget(G, 'redis')
+
+local function library_env(register_function)
+    local load_redis = {
+        register_function = register_function,
+        log = redis.log,
+        LOG_DEBUG = 0,
+        LOG_VERBOSE = 1,
+        LOG_NOTICE = 2,
+        LOG_WARNING = 3,
+        REDIS_VERSION = redis.REDIS_VERSION,
+        REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
+    }
+    setmetatable(load_redis, { __index = nonexistent, __newindex = readonly_error, __metatable = false })
+    local env = setmetatable({}, { __index = function_globals, __newindex = readonly_error, __metatable = false })
+    rawset(env, 'redis', load_redis)
+    return env
+end
+
+local function library_loaded(env)
+    rawset(env, 'redis', runtime_redis)
+end
+
 setmetatable(G, {
-    __index = function(_, name)
-        error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-    end,
+    __index = nonexistent,
     __newindex = readonly_error,
     __metatable = false,
 })
 
-return run, err_table
+return run, library_env, library_loaded

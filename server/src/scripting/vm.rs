@@ -18,6 +18,8 @@ use mlua::{
 };
 
 use super::convert;
+use super::functions::{FunctionInfo, Functions};
+use super::ScriptFlags;
 use crate::protocol::Reply;
 
 /// What runs a command for a script: the dispatcher's side of `redis.call`.
@@ -39,6 +41,8 @@ struct RunState {
     rand48: Cell<u64>,
     /// The Lua value of an error raised from Rust (see [`RunState::raise`]).
     pending: std::cell::RefCell<Option<Value>>,
+    /// While a library loads: the functions it registered so far.
+    registering: std::cell::RefCell<Option<Vec<(FunctionInfo, Function)>>>,
 }
 
 /// The Lua libraries bundled with Redis that are written in Lua here.
@@ -58,6 +62,14 @@ pub struct Vm {
     run_state: Rc<RunState>,
     /// The prelude's runner: xpcall with Redis's error handler.
     runner: Function,
+    /// The prelude's makers of a library's globals, for its load and once it has loaded.
+    library_env: Function,
+    library_loaded: Function,
+    /// `redis.register_function`, handed to each library's load.
+    register_function: Function,
+    /// Functions' callbacks by name, as of the registry generation `libraries_generation`.
+    functions: HashMap<String, Function>,
+    libraries_generation: Option<u64>,
     /// Compiled scripts by SHA-1 (lower-case hex).
     compiled: HashMap<String, Function>,
     /// The script cache generation this interpreter was made for.
@@ -118,7 +130,8 @@ impl Vm {
             "os",
             "coroutine",
         ];
-        let (runner, _err_table): (Function, Function) = lua
+        let register_function = register_function(&lua, &run_state)?;
+        let (runner, library_env, library_loaded): (Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("=warp")
             .set_mode(ChunkMode::Text)
@@ -127,6 +140,11 @@ impl Vm {
             lua,
             run_state,
             runner,
+            library_env,
+            library_loaded,
+            register_function,
+            functions: HashMap::new(),
+            libraries_generation: None,
             compiled: HashMap::new(),
             generation,
             runs: 0,
@@ -185,6 +203,102 @@ impl Vm {
             return Reply::err(format!("ERR {}", lua_message(&e)));
         }
         self.run(sha, &f, None, host)
+    }
+
+    /// Loads a library's code (after its shebang) and answers the functions it registered,
+    /// or Redis's error for a library that does not compile, fails while loading or
+    /// registers nothing. Nothing of a failed library stays in the interpreter.
+    pub fn load_library(
+        &mut self,
+        lua_code: &[u8],
+    ) -> Result<Vec<(FunctionInfo, Function)>, Reply> {
+        let env: Table = self
+            .library_env
+            .call(self.register_function.clone())
+            .map_err(|e| Reply::err(format!("ERR {}", lua_message(&e))))?;
+        let f = self
+            .lua
+            .load(lua_code)
+            .set_name("@user_function")
+            .set_mode(ChunkMode::Text)
+            .set_environment(env.clone())
+            .into_function()
+            .map_err(|e| {
+                Reply::error_bytes(
+                    format!("ERR Error compiling function: {}", lua_message(&e)).into_bytes(),
+                )
+            })?;
+        *self.run_state.registering.borrow_mut() = Some(Vec::new());
+        self.run_state.pending.borrow_mut().take();
+        let outcome = self.runner.call::<(bool, Value)>(f);
+        let registered = self
+            .run_state
+            .registering
+            .borrow_mut()
+            .take()
+            .unwrap_or_default();
+        let failure = match outcome {
+            Ok((true, _)) => None,
+            Ok((false, err)) => Some(error_message(&err)),
+            Err(e) => Some(match self.run_state.pending.borrow_mut().take() {
+                Some(err) => error_message(&err),
+                None => format!("ERR {}", lua_message(&e)).into_bytes(),
+            }),
+        };
+        if let Some(msg) = failure {
+            let mut text = b"ERR Error registering functions: ".to_vec();
+            text.extend_from_slice(&msg);
+            return Err(Reply::error_bytes(text));
+        }
+        if registered.is_empty() {
+            return Err(Reply::err("ERR No functions registered"));
+        }
+        self.library_loaded
+            .call::<()>(env)
+            .map_err(|e| Reply::err(format!("ERR {}", lua_message(&e))))?;
+        Ok(registered)
+    }
+
+    /// Loads every library of the registry again if it changed since the last time.
+    pub fn sync_libraries(&mut self, registry: &Functions) {
+        let generation = registry.generation();
+        if self.libraries_generation == Some(generation) {
+            return;
+        }
+        self.functions.clear();
+        for library in registry.libraries() {
+            match self.load_library(library.lua_code()) {
+                Ok(registered) => {
+                    for (info, callback) in registered {
+                        self.functions.insert(info.name, callback);
+                    }
+                }
+                // It loaded when FUNCTION LOAD checked it; a library that reaches for state
+                // (randomness, the time) may not load the same way twice.
+                Err(e) => {
+                    tracing::warn!(library = %library.name, error = ?e, "a library did not load again")
+                }
+            }
+        }
+        self.libraries_generation = Some(generation);
+    }
+
+    /// FCALL: runs the function `name` with its keys and arguments as its two parameters.
+    pub fn fcall(
+        &mut self,
+        name: &str,
+        keys: &[Bytes],
+        args: &[Bytes],
+        host: &mut dyn Host,
+    ) -> Reply {
+        let Some(f) = self.functions.get(name).cloned() else {
+            return Reply::err("ERR Function not found");
+        };
+        let tables = self.array(keys).and_then(|k| Ok((k, self.array(args)?)));
+        match tables {
+            Ok(tables) => self.run(name, &f, Some(tables), host),
+            Err(e) => Reply::err(format!("ERR {}", lua_message(&e))),
+        }
     }
 
     fn array(&self, items: &[Bytes]) -> mlua::Result<Table> {
@@ -249,6 +363,118 @@ fn lua_message(e: &mlua::Error) -> String {
         mlua::Error::CallbackError { cause, .. } => lua_message(cause),
         other => other.to_string(),
     }
+}
+
+/// The `err` text of an error table (or the text of another error value).
+fn error_message(err: &Value) -> Vec<u8> {
+    match err {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => s.as_bytes().to_vec(),
+            _ => b"ERR unknown error".to_vec(),
+        },
+        Value::String(s) => {
+            let mut out = b"ERR ".to_vec();
+            out.extend_from_slice(&s.as_bytes());
+            out
+        }
+        other => format!("ERR {other:?}").into_bytes(),
+    }
+}
+
+/// `redis.register_function`, in both of its forms: `(name, callback)`, or a table with
+/// `function_name`, `callback`, and optionally `flags` and `description`.
+fn register_function(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Function> {
+    let st = state.clone();
+    lua.create_function(move |lua, args: Variadic<Value>| {
+        let fail = |msg: &str| st.redis_error(lua, msg);
+        let (name, callback, flags, description) = match &args[..] {
+            [name, callback] => {
+                let Some(name) = lua_string(name) else {
+                    return Err(fail("first argument to redis.register_function must be a string"));
+                };
+                let Value::Function(callback) = callback else {
+                    return Err(fail(
+                        "second argument to redis.register_function must be a function",
+                    ));
+                };
+                (name, callback.clone(), ScriptFlags::DECLARED, None)
+            }
+            [Value::Table(t)] => {
+                let (mut name, mut callback, mut flags, mut description) =
+                    (None, None, ScriptFlags::DECLARED, None);
+                for pair in t.pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    let key = match &k {
+                        Value::String(s) => s.as_bytes().to_vec(),
+                        _ => Vec::new(),
+                    };
+                    match (&key[..], v) {
+                        (b"function_name", Value::String(s)) => name = Some(s.as_bytes().to_vec()),
+                        (b"function_name", _) => {
+                            return Err(fail("function_name argument given to redis.register_function must be a string"))
+                        }
+                        (b"callback", Value::Function(f)) => callback = Some(f),
+                        (b"callback", _) => {
+                            return Err(fail("callback argument given to redis.register_function must be a function"))
+                        }
+                        (b"description", Value::String(s)) => {
+                            description = Some(s.to_string_lossy().to_string())
+                        }
+                        (b"description", _) => {
+                            return Err(fail("description argument given to redis.register_function must be a string"))
+                        }
+                        (b"flags", Value::Table(list)) => {
+                            for flag in list.sequence_values::<Value>() {
+                                let known = match flag? {
+                                    Value::String(s) => super::ScriptFlags::NAMES
+                                        .iter()
+                                        .find(|(n, _)| n.as_bytes() == &s.as_bytes()[..])
+                                        .map(|(_, f)| *f),
+                                    _ => None,
+                                };
+                                match known {
+                                    Some(f) => flags.insert(f),
+                                    None => return Err(fail("unknown flag given")),
+                                }
+                            }
+                        }
+                        (b"flags", _) => {
+                            return Err(fail("flags argument to redis.register_function must be a table representing function flags"))
+                        }
+                        _ => return Err(fail("unknown argument given to redis.register_function")),
+                    }
+                }
+                let Some(name) = name else {
+                    return Err(fail("redis.register_function must get a function name argument"));
+                };
+                let Some(callback) = callback else {
+                    return Err(fail("redis.register_function must get a callback argument"));
+                };
+                (name, callback, flags, description)
+            }
+            _ => return Err(fail("wrong number of arguments to redis.register_function")),
+        };
+        if !super::functions::valid_name(&name) {
+            return Err(fail(&super::functions::BAD_NAME["ERR ".len()..]));
+        }
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let mut registering = st.registering.borrow_mut();
+        let Some(list) = registering.as_mut() else {
+            return Err(fail("redis.register_function can only be called on FUNCTION LOAD command"));
+        };
+        if list.iter().any(|(f, _)| f.name == name) {
+            return Err(fail("Function already exists in the library"));
+        }
+        list.push((
+            FunctionInfo {
+                name,
+                description,
+                flags,
+            },
+            callback,
+        ));
+        Ok(())
+    })
 }
 
 /// Redis's reply for a script that raised `err` (a table from the error handler, or a

@@ -1,7 +1,7 @@
 // WarpEngine against Node's Redis clients, ioredis and node-redis: strings, pipelines, errors,
 // transactions (MULTI/EXEC, WATCH), Pub/Sub (channels and patterns), keyspace notifications and
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
-// SCRIPT), each library's own way.
+// SCRIPT) and functions (FUNCTION LOAD, FCALL), each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient } from "redis";
@@ -161,6 +161,9 @@ function collect(count, subscribe) {
     const sha = await r.script("LOAD", "return ARGV[1]");
     assertEqual(await r.script("EXISTS", sha), [1], "SCRIPT EXISTS");
     assertEqual(await r.evalsha(sha, 0, "y"), "y", "EVALSHA");
+    const lib = "#!lua name=iolib\nredis.register_function('io_echo', function(keys, args) return {keys[1], args[1]} end)";
+    assertEqual(await r.function("LOAD", "REPLACE", lib), "iolib", "FUNCTION LOAD");
+    assertEqual(await r.fcall("io_echo", 1, "k", "a"), ["k", "a"], "FCALL");
   });
   r.disconnect();
 }
@@ -265,6 +268,11 @@ function collect(count, subscribe) {
       refused = /NOSCRIPT/.test(String(e));
     }
     if (!refused) throw new Error("EVALSHA after SCRIPT FLUSH was not refused");
+    const lib = "#!lua name=nrlib\nredis.register_function{function_name='nr_get', callback=function(keys) return redis.call('get', keys[1]) end, flags={'no-writes'}}";
+    assertEqual(await client.functionLoad(lib, { REPLACE: true }), "nrlib", "FUNCTION LOAD");
+    assertEqual(await client.fCallRo("nr_get", { keys: ["nr:s1"] }), "v", "FCALL_RO");
+    const listed = await client.functionList();
+    if (!JSON.stringify(listed).includes("nr_get")) throw new Error(JSON.stringify(listed));
   });
   await client.quit();
 }
