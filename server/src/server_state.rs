@@ -169,6 +169,9 @@ pub struct ServerStats {
     pub rejected_connections: AtomicU64,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
     pub errors: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Scripts and functions started again with every shard locked (INFO stats'
+    /// `script_reruns`; see `dispatch::script`).
+    pub script_reruns: AtomicU64,
 }
 
 /// How many kinds of error INFO errorstats tracks, as Redis (past it, new kinds are not
@@ -538,8 +541,17 @@ fn lent_shard<'a>(id: usize) -> Option<&'a mut Shard> {
     // deadlock a plain mutex too), so the references handed out do not overlap.
     let lent: &Vec<*mut Shard> = unsafe { &*lent };
     let ptr = lent.get(id).copied().unwrap_or(std::ptr::null_mut());
-    (!ptr.is_null()).then(|| unsafe { &mut *ptr })
+    if ptr.is_null() {
+        // Waiting for it here could deadlock with the locks the script holds: the script
+        // starts again with every shard locked instead (`dispatch::script`).
+        std::panic::panic_any(ShardNotLent);
+    }
+    Some(unsafe { &mut *ptr })
 }
+
+/// The panic a server command called by a script raises when it needs a shard the script
+/// does not hold; the script's runner catches it (command guards let it through).
+pub struct ShardNotLent;
 
 /// Runs `f` (a server command called by a script) with the script's locked shards lent: the
 /// command's own `lock_shard` calls get them instead of waiting for locks this thread holds.

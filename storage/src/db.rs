@@ -13,6 +13,9 @@ use crate::notify;
 use crate::value::Value;
 use crate::watch::{WatchFlag, Watchers};
 
+/// What [`Db::copy_of`] keeps of a key: its value, expiry (0: none) and access field.
+pub type KeyCopy = (Value, u64, u32);
+
 /// A key's slot in the table. Its expiry, when it has one, is kept beside the table (as Redis
 /// keeps its `expires` dict): most keys have none, and 8 bytes are a tenth of a small string's.
 pub struct Entry {
@@ -562,6 +565,22 @@ impl Db {
         let exists = self.map.position_of(key).is_some();
         if let Some(w) = &mut self.watched {
             w.touch(key, exists);
+        }
+    }
+
+    /// A copy of what `key` holds (its value, expiry and access field), expired or not, to
+    /// put back with [`Db::restore_copy`]; None when absent. A running script keeps such copies
+    /// of the keys it writes, to undo its writes when it must start again.
+    pub fn copy_of(&self, key: &[u8]) -> Option<KeyCopy> {
+        let entry = self.map.get(key)?;
+        Some((entry.value.clone(), self.expire_at(key), entry.last_access))
+    }
+
+    /// Puts back what [`Db::copy_of`] copied (None: the key was absent).
+    pub fn restore_copy(&mut self, key: &[u8], copy: Option<KeyCopy>) {
+        self.take(key);
+        if let Some((value, expire_at, last_access)) = copy {
+            self.set(key, value, expire_at, last_access);
         }
     }
 

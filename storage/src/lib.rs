@@ -18,7 +18,7 @@ pub mod value;
 pub mod watch;
 pub mod zset;
 
-pub use db::{Db, Entry, ScanStep};
+pub use db::{Db, Entry, KeyCopy, ScanStep};
 pub use glob::glob_match;
 pub use hash::HashValue;
 pub use key::Key;

@@ -133,6 +133,16 @@ impl Value {
         Value::Str(StrValue::from_slice(b))
     }
 
+    /// Whether a copy costs little: a string of at most 64 KB, or a collection still in its
+    /// packed encoding (bounded by the `*-max-listpack-*` limits).
+    pub fn is_cheap_to_copy(&self) -> bool {
+        match self {
+            Value::Str(s) => s.len() <= 64 * 1024,
+            Value::Temporal(_) => false,
+            _ => matches!(self.encoding(), "listpack" | "intset"),
+        }
+    }
+
     /// The name TYPE answers with.
     pub fn type_name(&self) -> &'static str {
         match self {

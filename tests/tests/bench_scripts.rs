@@ -362,3 +362,20 @@ fn operability_sh_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn scripting_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/scripting.sh", &binary, "1"],
+        &[("N", "2000")],
+    );
+    assert!(
+        text.contains("round 1 ratio warp/redis | evalsha P=1") && text.contains("CPU s/M"),
+        "{text}"
+    );
+}

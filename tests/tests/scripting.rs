@@ -604,3 +604,37 @@ fn function_dump_payloads_restore_both_ways_with_redis() {
         Resp::Bulk(b"3".to_vec())
     );
 }
+
+/// A script that writes its declared key and then reaches a key it did not declare (some of
+/// the other keys are bound to live on other shards) starts again with every shard locked:
+/// its first try's writes are undone, so each key is written once per call, also when the
+/// script catches the failed call with pcall.
+#[test]
+fn a_script_reaching_beyond_its_declared_shards_writes_once() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let mut c = RawConn::connect(server.port);
+    let others: Vec<String> = (0..12).map(|i| format!("{{tag{i}}}other")).collect();
+    let script = "redis.call('incr', KEYS[1]) \
+                  for i = 1, #ARGV do pcall(redis.call, 'incr', ARGV[i]) end \
+                  return redis.call('get', KEYS[1])";
+    let other_refs: Vec<&str> = others.iter().map(String::as_str).collect();
+    for round in 1..=3 {
+        assert_eq!(
+            eval(&mut c, script, &["{home}declared"], &other_refs),
+            Resp::Bulk(round.to_string().into_bytes())
+        );
+        for key in &others {
+            assert_eq!(c.call(&["GET", key]).int(), round, "{key}");
+        }
+    }
+    // A script whose keys are all declared keeps running on its own shard.
+    let declared = "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[1])";
+    assert_eq!(
+        eval(&mut c, declared, &["{home}counter"], &[]),
+        Resp::Int(2)
+    );
+    assert_eq!(
+        eval(&mut c, declared, &["{home}counter"], &[]),
+        Resp::Int(4)
+    );
+}

@@ -21,8 +21,9 @@ use crate::keyctx::{KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::protocol::Reply;
 use crate::scripting::{self, Host, ScriptFlags};
-use crate::server_state::{unix_ms, with_lent_shards, Server, ShardGuard};
+use crate::server_state::{unix_ms, with_lent_shards, Server, ShardGuard, ShardNotLent};
 use crate::session::{ConnState, Session};
+use warpengine_storage::KeyCopy;
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
@@ -99,7 +100,12 @@ impl Pipeline {
             ScriptRun::Fcall { .. } => unreachable!("run above"),
         };
         let read_only = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
-        self.run_atomically(server, conn, read_only, |host| {
+        let run = ScriptCall {
+            name: &script.sha,
+            keys,
+            read_only,
+        };
+        self.run_atomically(server, conn, run, |host| {
             scripting::with_vm(&server.scripts, |vm| {
                 vm.compile(&script.sha, script.code())?;
                 Ok(vm.eval(&script.sha, keys, argv, host))
@@ -131,7 +137,13 @@ impl Pipeline {
             return Reply::err("ERR Can not execute a script with write flag using *_ro command.");
         }
         let (keys, argv) = (&args[3..3 + n], &args[3 + n..]);
-        self.run_atomically(server, conn, no_writes, |host| {
+        let name = format!("function:{}", function.name);
+        let run = ScriptCall {
+            name: &name,
+            keys,
+            read_only: no_writes,
+        };
+        self.run_atomically(server, conn, run, |host| {
             scripting::with_vm(&server.scripts, |vm| {
                 vm.sync_libraries(&server.functions);
                 Ok(vm.fcall(&function.name, keys, argv, host))
@@ -140,58 +152,95 @@ impl Pipeline {
         })
     }
 
-    /// Runs `run` (a script or a function) with every shard locked and a host for its
-    /// `redis.call`s; then logs its writes as one group, wakes the clients its writes
-    /// concern, and marks the shards this read's reply waits for.
+    /// Runs `run` (a script or a function) atomically: first with the shards of its
+    /// declared keys locked, keeping a copy of each key before it writes it; if it reaches
+    /// beyond them (a key of another shard, a server command that writes or needs another
+    /// shard, a value too large to copy), its writes are undone and it runs again with every
+    /// shard locked, as it will from then on. Then its writes are logged as one group, the
+    /// clients its writes concern are woken, and the reply waits for the log.
     fn run_atomically(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
-        read_only: bool,
-        run: impl FnOnce(&mut ScriptHost) -> Reply,
+        script: ScriptCall,
+        mut run: impl FnMut(&mut ScriptHost) -> Reply,
     ) -> Reply {
-        let mut guards = server.lock_all();
-        let mut host = ScriptHost {
-            server,
-            conn,
-            worker: self.me,
-            db: 0,
-            now_ms: unix_ms(),
-            shards: &mut guards,
-            read_only,
-            captured: server.wal.is_on().then(Vec::new),
-            writes: Vec::new(),
-            server_writes: false,
-        };
-        host.db = host.conn.db;
-        let reply = run(&mut host);
-        let ScriptHost {
-            captured,
-            writes,
-            server_writes,
-            ..
-        } = host;
-        if let Some(captured) = captured.filter(|c| !c.is_empty()) {
-            let shards: Vec<_> = guards.iter_mut().map(|g| &mut **g).collect();
-            let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
-            wal_log::transaction_step(&mut ctx, captured);
-        }
-        for g in &guards {
-            server.publish_spare(g);
-        }
-        drop(guards);
-        for (index, db, args) in &writes {
-            let spec = &TABLE[*index];
-            if wal_log::is_logged(*index) && server.wal.is_on() {
-                self.mark_keys_written(server, spec, args);
+        let mut all = server.scripts.is_broad(script.name);
+        loop {
+            let held = (!all).then(|| {
+                let mut ids: Vec<usize> = script.keys.iter().map(|k| server.route(k)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            });
+            let mut guards = match &held {
+                None => server.lock_all(),
+                Some(ids) => ids.iter().map(|&id| server.lock_shard(id)).collect(),
+            };
+            let mut host = ScriptHost {
+                server,
+                worker: self.me,
+                db: conn.db,
+                conn: &mut *conn,
+                now_ms: unix_ms(),
+                journal: held.is_some().then(Vec::new),
+                held,
+                shards: &mut guards,
+                read_only: script.read_only,
+                captured: server.wal.is_on().then(Vec::new),
+                writes: Vec::new(),
+                server_writes: false,
+                beyond: false,
+            };
+            let reply = run(&mut host);
+            if host.beyond {
+                host.undo();
+                drop(host);
+                drop(guards);
+                server.scripts.mark_broad(script.name);
+                server
+                    .stats
+                    .script_reruns
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                all = true;
+                continue;
             }
-            signal_writes(server, *db, spec, args);
+            let ScriptHost {
+                captured,
+                writes,
+                server_writes,
+                ..
+            } = host;
+            if let Some(captured) = captured.filter(|c| !c.is_empty()) {
+                let shards: Vec<_> = guards.iter_mut().map(|g| &mut **g).collect();
+                let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
+                wal_log::transaction_step(&mut ctx, captured);
+            }
+            for g in &guards {
+                server.publish_spare(g);
+            }
+            drop(guards);
+            for (index, db, args) in &writes {
+                let spec = &TABLE[*index];
+                if wal_log::is_logged(*index) && server.wal.is_on() {
+                    self.mark_keys_written(server, spec, args);
+                }
+                signal_writes(server, *db, spec, args);
+            }
+            if server_writes && server.wal.is_on() {
+                (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+            }
+            return reply;
         }
-        if server_writes && server.wal.is_on() {
-            (0..self.wrote.len()).for_each(|s| self.mark_written(s));
-        }
-        reply
     }
+}
+
+/// What the runner needs of a script or function: the name it is known by (for the record
+/// of scripts that run with every shard locked), its declared keys, whether it may write.
+struct ScriptCall<'a> {
+    name: &'a str,
+    keys: &'a [Bytes],
+    read_only: bool,
 }
 
 /// The dispatcher's side of a running script: runs its `redis.call`s on the locked shards.
@@ -206,6 +255,14 @@ struct ScriptHost<'a, 'g> {
     /// between two of its commands.
     now_ms: u64,
     shards: &'a mut Vec<ShardGuard<'g>>,
+    /// The shards held when the script runs on its declared keys' shards (None: all).
+    held: Option<Vec<usize>>,
+    /// Then, each key's content before the script's first write to it (shard, database,
+    /// key, copy), to undo the writes if the script must start again.
+    journal: Option<Vec<Undo>>,
+    /// The script reached beyond its shards: every call now fails, and it starts again
+    /// with every shard locked.
+    beyond: bool,
     read_only: bool,
     /// The log records of its writes, logged as one group when it ends.
     captured: Option<Vec<(usize, Vec<u8>)>>,
@@ -281,7 +338,17 @@ impl Host for ScriptHost<'_, '_> {
         {
             return Reply::err("ERR Write commands are not allowed from read-only scripts.");
         }
+        if self.beyond {
+            return Reply::err(BEYOND);
+        }
         let server = self.server;
+        if self.held.is_some()
+            && matches!(spec.run, Run::Session(_))
+            && (flags.contains(Flags::WRITE) || flags.contains(Flags::MAY_REPLICATE))
+        {
+            // Not undoable (FLUSHDB, PUBLISH): only once every shard is held.
+            return self.reach_beyond();
+        }
         let reply = match spec.run {
             Run::Keyed(f) => self.keyed(index, &args, |ctx, args| {
                 step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args))
@@ -303,9 +370,19 @@ impl Host for ScriptHost<'_, '_> {
                     conn: self.conn,
                     worker: self.worker,
                 };
-                let reply = with_lent_shards(self.shards, || {
-                    guarded(spec.name, || f(&mut session, &args))
-                });
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    with_lent_shards(self.shards, || {
+                        guarded(spec.name, || f(&mut session, &args))
+                    })
+                }));
+                let reply = match outcome {
+                    Ok(reply) => reply,
+                    Err(payload) if payload.is::<ShardNotLent>() => {
+                        self.conn.db = callers_db;
+                        return self.reach_beyond();
+                    }
+                    Err(payload) => std::panic::resume_unwind(payload),
+                };
                 crate::keyspace_events::publish_raised(server);
                 self.db = self.conn.db;
                 self.conn.db = callers_db;
@@ -328,6 +405,9 @@ impl ScriptHost<'_, '_> {
         args: &[Bytes],
         run: impl FnOnce(&mut KeyCtx, &[Bytes]) -> Reply,
     ) -> Reply {
+        if self.held.is_some() && !self.within_reach(index, args) {
+            return self.reach_beyond();
+        }
         let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), self.server, self.db, self.now_ms);
         ctx.set_caller(self.conn.caller());
@@ -339,4 +419,86 @@ impl ScriptHost<'_, '_> {
         }
         reply
     }
+
+    /// Whether a keyed command can run on the held shards, undoably: each of its keys is on
+    /// one, and for a write each key's content before the script's first write to it is
+    /// copied (a value too large to copy cheaply is beyond reach).
+    fn within_reach(&mut self, index: usize, args: &[Bytes]) -> bool {
+        let spec = &TABLE[index];
+        let held = self.held.as_ref().expect("declared mode");
+        let positions = spec.key_positions(args);
+        let shards: Vec<usize> = positions
+            .iter()
+            .map(|&p| self.server.route(&args[p]))
+            .collect();
+        if !shards.iter().all(|s| held.contains(s)) {
+            return false;
+        }
+        if !spec.is_write() {
+            return true;
+        }
+        if spec.other_db.is_some() {
+            // MOVE, COPY ... DB: a write to another database, not copied here.
+            return false;
+        }
+        let journal = self.journal.as_mut().expect("declared mode");
+        for (&p, &shard) in positions.iter().zip(&shards) {
+            let key = &args[p];
+            if journal
+                .iter()
+                .any(|u| u.shard == shard && u.db == self.db && u.key == key)
+            {
+                continue;
+            }
+            let guard = self
+                .shards
+                .iter()
+                .find(|g| g.id == shard)
+                .expect("held shard is locked");
+            let copy = guard.dbs[self.db].copy_of(key);
+            if copy.as_ref().is_some_and(|(v, _, _)| !v.is_cheap_to_copy()) {
+                return false;
+            }
+            journal.push(Undo {
+                shard,
+                db: self.db,
+                key: key.clone(),
+                copy,
+            });
+        }
+        true
+    }
+
+    /// The script needs more than it holds: from now on its calls fail, and the runner
+    /// undoes its writes and runs it again with every shard locked.
+    fn reach_beyond(&mut self) -> Reply {
+        self.beyond = true;
+        Reply::err(BEYOND)
+    }
+
+    /// Puts back every key the script wrote, newest first.
+    fn undo(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        for u in journal.into_iter().rev() {
+            if let Some(g) = self.shards.iter_mut().find(|g| g.id == u.shard) {
+                g.dbs[u.db].restore_copy(&u.key, u.copy);
+            }
+        }
+        self.captured = None;
+        self.writes.clear();
+    }
 }
+
+/// A key as it was before a script's first write to it.
+struct Undo {
+    shard: usize,
+    db: usize,
+    key: Bytes,
+    /// None: the key was absent.
+    copy: Option<KeyCopy>,
+}
+
+/// What a script's calls answer once it reached beyond its shards (its run is discarded).
+const BEYOND: &str = "ERR script restarts with every shard locked";

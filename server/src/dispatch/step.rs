@@ -157,6 +157,10 @@ fn touch_changed<R: Outcome>(
 pub(super) fn guarded<R: Outcome>(name: &str, run: impl FnOnce() -> R) -> R {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(outcome) => outcome,
+        // Not a fault: a script's call reached for a shard the script does not hold.
+        Err(payload) if payload.is::<crate::server_state::ShardNotLent>() => {
+            std::panic::resume_unwind(payload)
+        }
         Err(_) => {
             tracing::error!(command = name, "command panicked; replied with an error");
             R::error(Reply::err(format!(

@@ -81,6 +81,11 @@ pub struct ScriptCache {
     generation: AtomicU64,
     /// The bytes of the cached bodies (INFO's used_memory_scripts_eval).
     bytes: AtomicU64,
+    /// Scripts (by SHA-1) and functions (`function:<name>`) that once reached beyond the
+    /// shards of their keys: they run with every shard locked from the start.
+    broad: RwLock<std::collections::HashSet<String>>,
+    /// The interpreters' memory (`report_interpreter`).
+    interpreters: std::sync::atomic::AtomicI64,
 }
 
 impl ScriptCache {
@@ -117,11 +122,35 @@ impl ScriptCache {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The memory of every worker's interpreter, as they last reported it.
+    pub fn interpreter_bytes(&self) -> u64 {
+        self.interpreters.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// An interpreter's change in memory since its last report.
+    pub fn report_interpreter(&self, delta: i64) {
+        self.interpreters.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// Whether the script or function `name` runs with every shard locked.
+    pub fn is_broad(&self, name: &str) -> bool {
+        let broad = self.broad.read().expect("broad lock");
+        !broad.is_empty() && broad.contains(name)
+    }
+
+    pub fn mark_broad(&self, name: &str) {
+        self.broad
+            .write()
+            .expect("broad lock")
+            .insert(name.to_string());
+    }
+
     /// SCRIPT FLUSH: forgets every script; each worker's interpreter is renewed before its
     /// next script.
     pub fn flush(&self) {
         let mut scripts = self.scripts.write().expect("scripts lock");
         scripts.clear();
+        self.broad.write().expect("broad lock").clear();
         self.bytes.store(0, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -193,7 +222,9 @@ pub fn with_vm<R>(
         let generation = cache.generation();
         if slot.as_ref().is_none_or(|vm| vm.generation != generation) {
             // Dropping the old interpreter first halves the peak memory of a renewal.
-            *slot = None;
+            if let Some(old) = slot.take() {
+                cache.report_interpreter(-old.reported_bytes);
+            }
             match Vm::new(generation) {
                 Ok(vm) => *slot = Some(vm),
                 Err(e) => {
@@ -202,7 +233,14 @@ pub fn with_vm<R>(
                 }
             }
         }
-        f(slot.as_mut().expect("made above"))
+        let vm = slot.as_mut().expect("made above");
+        let out = f(vm);
+        let used = vm.used_bytes();
+        if used != vm.reported_bytes {
+            cache.report_interpreter(used - vm.reported_bytes);
+            vm.reported_bytes = used;
+        }
+        out
     })
 }
 

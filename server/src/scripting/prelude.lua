@@ -152,6 +152,16 @@ local function protect(lib)
     return proxy
 end
 
+-- string.rep with Lua 5.3's bound on its result, so that one call cannot allocate gigabytes.
+local string_lib, rep = rawget(G, 'string'), string.rep
+string_lib.rep = function(...)
+    local s, n = ...
+    if type(s) == 'string' and type(n) == 'number' and #s * n > 512 * 1024 * 1024 then
+        error('resulting string too large', 2)
+    end
+    return rep(...)
+end
+
 local math_lib = rawget(G, 'math')
 math_lib.random, math_lib.randomseed = core.random, core.randomseed
 rawset(G, 'redis', protect(redis))

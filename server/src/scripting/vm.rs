@@ -53,9 +53,13 @@ const STRUCT: &str = include_str!("lua/struct.lua");
 const IEEE754: &str = include_str!("lua/ieee754.lua");
 const PRELUDE: &str = include_str!("prelude.lua");
 
-/// The most memory one interpreter may hold: past it an allocation fails and the script
-/// fails with Lua's "not enough memory", its writes so far kept, as in Redis.
+/// The most memory one interpreter may hold: past it the running script fails (its writes
+/// so far kept, as for any failing script), checked every [`HOOK_EVERY`] instructions.
+/// `string.rep` refuses results over 512 MB, so that no single instruction leaps far past it.
 pub const MEMORY_LIMIT: usize = 1 << 30;
+
+/// How often (in Lua instructions) a running script's memory is checked.
+const HOOK_EVERY: u32 = 10_000;
 
 pub struct Vm {
     lua: Lua,
@@ -75,6 +79,8 @@ pub struct Vm {
     /// The script cache generation this interpreter was made for.
     pub generation: u64,
     runs: u64,
+    /// The memory last reported to the cache (`ScriptCache::report_interpreter`).
+    pub reported_bytes: i64,
 }
 
 impl Vm {
@@ -88,8 +94,21 @@ impl Vm {
                 LuaOptions::default(),
             )
         };
-        lua.set_memory_limit(MEMORY_LIMIT)?;
         let run_state = Rc::new(RunState::default());
+        // The memory bound is checked every few thousand instructions rather than set as
+        // mlua's hard limit: with a hard limit mlua runs every value it makes for a script
+        // (each reply, each table) as a protected call, a third of a small script's cost.
+        let st = run_state.clone();
+        lua.set_hook(
+            mlua::HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |lua, _| {
+                if lua.used_memory() > MEMORY_LIMIT {
+                    let msg = lua.create_string("ERR Lua script exceeded the memory limit")?;
+                    return Err(st.raise(Value::String(msg)));
+                }
+                Ok(mlua::VmState::Continue)
+            },
+        )?;
         run_state.rand48.set(seed48(crate::server_state::unix_ms()));
         let globals = lua.globals();
         // Of `os`, only the clock (what Redis 7.2 keeps).
@@ -148,6 +167,7 @@ impl Vm {
             compiled: HashMap::new(),
             generation,
             runs: 0,
+            reported_bytes: 0,
         })
     }
 
@@ -176,8 +196,9 @@ impl Vm {
         Ok(())
     }
 
-    pub fn has(&self, sha: &str) -> bool {
-        self.compiled.contains_key(sha)
+    /// The interpreter's memory now.
+    pub fn used_bytes(&self) -> i64 {
+        self.lua.used_memory() as i64
     }
 
     /// Runs the compiled script `sha` with KEYS and ARGV set as globals (EVAL), its commands
@@ -337,6 +358,9 @@ impl Vm {
             Some((k, a)) => self.runner.call::<(bool, Value)>((f.clone(), k, a)),
         };
         let resp3 = self.run_state.resp3.get();
+        if self.lua.used_memory() > MEMORY_LIMIT / 2 {
+            let _ = self.lua.gc_collect();
+        }
         let reply = match outcome {
             Ok((true, value)) => convert::lua_to_reply(&value, resp3, 0),
             Ok((false, err)) => script_error(name, &err),
