@@ -331,6 +331,10 @@ impl Server {
         let quantum = crate::quantum_state::Quantum::new(threads, &cfg);
         let wormhole = crate::wormhole_state::Wormhole::new(threads, &cfg);
         let timing = crate::command_timing::CommandTiming::new(&cfg);
+        let scripts = crate::scripting::ScriptCache::default();
+        scripts
+            .busy
+            .set_threshold_ms(cfg.get_i64("busy-reply-threshold").max(0) as u64);
         let server = Server {
             hot: HotConfig::from(&cfg),
             temporal: crate::temporal_settings::TemporalSettings::from(&cfg),
@@ -357,7 +361,7 @@ impl Server {
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             quantum,
             wormhole,
-            scripts: Default::default(),
+            scripts,
             functions: Default::default(),
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             watched_keys: AtomicU64::new(0),

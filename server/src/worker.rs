@@ -224,7 +224,12 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             .expect("config lock")
             .get_i64("active-expire-effort")
             .max(1) as usize;
-        let mut shard = server.lock_shard(me);
+        // A script that holds this shard (past busy-reply-threshold, maybe) must not stop
+        // this worker from serving its clients (SCRIPT KILL among them): the cycle waits for
+        // the next tick instead.
+        let Some(mut shard) = server.try_lock_shard(me) else {
+            continue;
+        };
         let cycle = std::time::Instant::now();
         shard.active_expire(unix_ms(), EXPIRE_SAMPLES_PER_TICK * effort);
         crate::server_state::bump(

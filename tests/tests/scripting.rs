@@ -638,3 +638,100 @@ fn a_script_reaching_beyond_its_declared_shards_writes_once() {
         Resp::Int(4)
     );
 }
+
+/// Connections until one is served by a worker other than the busy script's: its PING
+/// answers (-BUSY) within the timeout.
+fn other_worker_conn(port: u16) -> RawConn {
+    for _ in 0..32 {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .expect("timeout");
+        let mut c = RawConn::connect(port);
+        drop(stream);
+        c.send_command(&[b"PING"]);
+        // A connection on the busy worker answers only after the script: skip it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            let reply = c.read_reply();
+            let _ = tx.send(());
+            (c, reply)
+        });
+        if rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_ok()
+        {
+            let (c, reply) = reader.join().expect("reader");
+            let reply = Resp::parse(&reply.expect("reply"));
+            assert_eq!(
+                reply,
+                Resp::Error(
+                    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                        .into()
+                ),
+                "PING while busy"
+            );
+            return c;
+        }
+        // (Left to finish when the script ends.)
+    }
+    panic!("no connection on another worker");
+}
+
+#[test]
+fn a_busy_script_is_killed_unless_it_wrote() {
+    let server = start_warpengine(&["--threads", "4", "--busy-reply-threshold", "100"]);
+    let port = server.port;
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["SCRIPT", "KILL"]),
+        Resp::Error("NOTBUSY No scripts in execution right now.".into())
+    );
+    // A script that only reads, forever (pcall cannot keep it alive after the kill).
+    let runner = thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        eval(
+            &mut c,
+            "while true do pcall(redis.call, 'get', 'x') end",
+            &[],
+            &[],
+        )
+    });
+    thread::sleep(std::time::Duration::from_millis(300));
+    let mut other = other_worker_conn(port);
+    assert_eq!(
+        other.call(&["FUNCTION", "KILL"]),
+        Resp::Error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                .into()
+        )
+    );
+    assert_eq!(other.call(&["SCRIPT", "KILL"]), Resp::Simple("OK".into()));
+    match runner.join().expect("runner") {
+        Resp::Error(e) => assert!(
+            e.starts_with("ERR Script killed by user with SCRIPT KILL... script:"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(other.call(&["PING"]), Resp::Simple("PONG".into()));
+    // A script that wrote cannot be killed: it runs to its end.
+    let runner = thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        eval(
+            &mut c,
+            "redis.call('set', KEYS[1], 'v') local t = redis.call('time')[1] + 1 \
+             while tonumber(redis.call('time')[1]) <= t do end return 'done'",
+            &["written"],
+            &[],
+        )
+    });
+    thread::sleep(std::time::Duration::from_millis(300));
+    let mut other = other_worker_conn(port);
+    match other.call(&["SCRIPT", "KILL"]) {
+        Resp::Error(e) => assert!(e.starts_with("UNKILLABLE"), "{e}"),
+        r => panic!("{r:?}"),
+    }
+    assert_eq!(runner.join().expect("runner"), Resp::Bulk(b"done".to_vec()));
+    assert_eq!(c.call(&["GET", "written"]), Resp::Bulk(b"v".to_vec()));
+}

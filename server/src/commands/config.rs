@@ -134,6 +134,10 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.wormhole.refresh(&next);
     s.server.temporal.refresh(&next);
     s.server.timing.refresh(&next);
+    s.server
+        .scripts
+        .busy
+        .set_threshold_ms(next.get_i64("busy-reply-threshold").max(0) as u64);
     if next.get("loglevel") != cfg.get("loglevel") {
         crate::logging::set_level(next.get("loglevel"));
     }

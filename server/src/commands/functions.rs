@@ -10,8 +10,8 @@ use bytes::Bytes;
 use warpengine_storage::glob::glob_match;
 use warpengine_storage::Shard;
 
-use super::util::{help, lower, subcommand_syntax_error, unknown_subcommand, wrong_arity};
-use super::{commands, Keys, LogForm, Run};
+use super::util::{help, lower, subcommand_syntax_error};
+use super::{commands, session, Keys, LogForm, Run};
 use crate::command_table::ScriptRun;
 use crate::dispatch::eval_keys;
 use crate::protocol::reply::OK;
@@ -19,6 +19,7 @@ use crate::protocol::Reply;
 use crate::scripting::functions::{parse_metadata, Library};
 use crate::scripting::ScriptFlags;
 use crate::server_state::Server;
+use crate::session::Session;
 
 const FCALL_KEYS: Keys = Keys::Custom {
     legacy: (0, 0, 0),
@@ -27,67 +28,102 @@ const FCALL_KEYS: Keys = Keys::Custom {
 
 commands! {
     pub static COMMANDS;
-    "function", -2, "", super::NO_KEYS, "scripting", "7.0.0", Run::Meta(function), "A container for function commands.", log(LogForm::Argv);
+    "function", -2, "", super::NO_KEYS, "scripting", "7.0.0", Run::Container, "A container for function commands.";
+    "function|load", -3, "write denyoom noscript", super::NO_KEYS, "scripting", "7.0.0", Run::Meta(function_load), "Creates a library.", log(LogForm::Argv);
+    "function|delete", 3, "write noscript", super::NO_KEYS, "scripting", "7.0.0", Run::Meta(function_delete), "Deletes a library and its functions.", log(LogForm::Argv);
+    "function|flush", -2, "write noscript", super::NO_KEYS, "scripting", "7.0.0", Run::Meta(function_flush), "Deletes all libraries and functions.", log(LogForm::Argv);
+    "function|restore", -3, "write denyoom noscript", super::NO_KEYS, "scripting", "7.0.0", Run::Meta(function_restore), "Restores all libraries from a payload.", log(LogForm::Argv);
+    "function|list", -2, "noscript", super::NO_KEYS, "scripting", "7.0.0", session(function_list), "Returns information about all libraries.";
+    "function|stats", 2, "noscript allow_busy", super::NO_KEYS, "scripting", "7.0.0", session(function_stats), "Returns information about a function during execution.";
+    "function|kill", 2, "noscript allow_busy", super::NO_KEYS, "scripting", "7.0.0", session(function_kill), "Terminates a function during execution.";
+    "function|dump", 2, "noscript", super::NO_KEYS, "scripting", "7.0.0", session(function_dump), "Dumps all libraries into a serialized binary payload.";
+    "function|help", 2, "loading stale", super::NO_KEYS, "scripting", "7.0.0", session(function_help), "Returns helpful text about the different subcommands.";
     "fcall", -3, "noscript stale skip_monitor no_mandatory_keys movablekeys", FCALL_KEYS, "scripting", "7.0.0", Run::Script(ScriptRun::Fcall { read_only: false }), "Invokes a function.";
     "fcall_ro", -3, "readonly noscript stale skip_monitor no_mandatory_keys movablekeys", FCALL_KEYS, "scripting", "7.0.0", Run::Script(ScriptRun::Fcall { read_only: true }), "Invokes a read-only function.";
 }
 
-/// FUNCTION's subcommands; the flag says whether the registry changed (then it is logged).
-pub fn function(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, bool) {
-    let sub = lower(&args[1]);
-    let argc = args.len();
-    let arity_ok = match sub.as_str() {
-        "load" => argc >= 3,
-        "delete" => argc == 3,
-        "flush" => (2..=3).contains(&argc),
-        "list" => argc >= 2,
-        "stats" | "kill" | "dump" | "help" => argc == 2,
-        "restore" => (3..=4).contains(&argc),
-        _ => return (unknown_subcommand(&args[1], "FUNCTION"), false),
-    };
-    if !arity_ok {
-        if sub == "flush" && argc > 3 {
-            // FLUSH checks its own arguments beyond the table's arity, as in Redis.
-            return (subcommand_syntax_error(&args[1], "FUNCTION"), false);
-        }
-        return (wrong_arity(&format!("function|{sub}")), false);
+// The subcommands that change the registry are metadata changes (`Run::Meta`): the flag
+// they answer says whether the registry changed, and then the command is logged. The others
+// read it, off the shards: FUNCTION KILL and STATS must answer while a script holds them.
+
+pub fn function_load(
+    server: &Server,
+    _shard0: Option<&mut Shard>,
+    args: &[Bytes],
+) -> (Reply, bool) {
+    match load(server, &args[2..]) {
+        Ok(name) => (Reply::bulk(name.as_bytes()), true),
+        Err(e) => (e, false),
     }
-    let unchanged = |reply| (reply, false);
-    match sub.as_str() {
-        "load" => match load(server, &args[2..]) {
-            Ok(name) => (Reply::bulk(name.as_bytes()), true),
-            Err(e) => unchanged(e),
-        },
-        "delete" => {
-            let name = String::from_utf8_lossy(&args[2]);
-            if server.functions.delete(&name) {
-                (OK, true)
-            } else {
-                unchanged(Reply::err("ERR Library not found"))
-            }
+}
+
+pub fn function_delete(
+    server: &Server,
+    _shard0: Option<&mut Shard>,
+    args: &[Bytes],
+) -> (Reply, bool) {
+    let name = String::from_utf8_lossy(&args[2]);
+    if server.functions.delete(&name) {
+        (OK, true)
+    } else {
+        (Reply::err("ERR Library not found"), false)
+    }
+}
+
+pub fn function_flush(
+    server: &Server,
+    _shard0: Option<&mut Shard>,
+    args: &[Bytes],
+) -> (Reply, bool) {
+    match &args[2..] {
+        [] => {}
+        [mode] if matches!(lower(mode).as_str(), "sync" | "async") => {}
+        [_] => {
+            return (
+                Reply::err("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+                false,
+            )
         }
-        "flush" => {
-            if let Some(mode) = args.get(2) {
-                if !matches!(lower(mode).as_str(), "sync" | "async") {
-                    return unchanged(Reply::err(
-                        "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
-                    ));
-                }
-            }
-            server.functions.flush();
-            (OK, true)
-        }
-        "list" => unchanged(list(server, &args[2..])),
-        "stats" => unchanged(stats(server)),
-        "kill" => unchanged(Reply::err("NOTBUSY No scripts in execution right now.")),
-        "dump" => unchanged(Reply::Bulk(Bytes::from(
-            crate::scripting::functions::dump(&server.functions.libraries()),
-        ))),
-        "restore" => match restore(server, &args[2], args.get(3)) {
-            Ok(()) => (OK, true),
-            Err(e) => unchanged(e),
-        },
-        "help" => unchanged(help(
+        _ => return (subcommand_syntax_error(&args[1], "FUNCTION"), false),
+    }
+    server.functions.flush();
+    (OK, true)
+}
+
+pub fn function_restore(
+    server: &Server,
+    _shard0: Option<&mut Shard>,
+    args: &[Bytes],
+) -> (Reply, bool) {
+    if args.len() > 4 {
+        return (subcommand_syntax_error(&args[1], "FUNCTION"), false);
+    }
+    match restore(server, &args[2], args.get(3)) {
+        Ok(()) => (OK, true),
+        Err(e) => (e, false),
+    }
+}
+
+pub fn function_list(s: &mut Session, args: &[Bytes]) -> Reply {
+    list(s.server, &args[2..])
+}
+
+pub fn function_stats(s: &mut Session, _args: &[Bytes]) -> Reply {
+    stats(s.server)
+}
+
+pub fn function_kill(s: &mut Session, _args: &[Bytes]) -> Reply {
+    s.server.scripts.busy.kill(true)
+}
+
+pub fn function_dump(s: &mut Session, _args: &[Bytes]) -> Reply {
+    Reply::Bulk(Bytes::from(crate::scripting::functions::dump(
+        &s.server.functions.libraries(),
+    )))
+}
+
+pub fn function_help(_s: &mut Session, _args: &[Bytes]) -> Reply {
+    help(
             "FUNCTION",
             &[
                 "LOAD [REPLACE] <FUNCTION CODE>",
@@ -128,9 +164,7 @@ pub fn function(server: &Server, _shard0: Option<&mut Shard>, args: &[Bytes]) ->
                 "      libraries with the new libraries (notice that even on this option there is a chance of failure",
                 "      in case of functions name collision with another library).",
             ],
-        )),
-        _ => unreachable!("checked above"),
-    }
+        )
 }
 
 /// Compiles and runs a library's code in this thread's interpreter, which checks it and
@@ -231,9 +265,23 @@ fn flag_names(flags: ScriptFlags) -> Vec<Reply> {
 }
 
 fn stats(server: &Server) -> Reply {
+    if server.scripts.busy.any() && server.scripts.busy.script_running() {
+        return server.scripts.busy.refusal();
+    }
     let libraries = server.functions.libraries();
+    let running = match server.scripts.busy.running_function() {
+        None => Reply::Nil,
+        Some((name, command, ms)) => Reply::Map(vec![
+            (Reply::bulk_str("name"), Reply::bulk_str(&name)),
+            (
+                Reply::bulk_str("command"),
+                Reply::Array(vec![Reply::bulk_str(&command), Reply::bulk_str(&name)]),
+            ),
+            (Reply::bulk_str("duration_ms"), Reply::Int(ms as i64)),
+        ]),
+    };
     Reply::Map(vec![
-        (Reply::bulk_str("running_script"), Reply::Nil),
+        (Reply::bulk_str("running_script"), running),
         (
             Reply::bulk_str("engines"),
             Reply::Map(vec![(

@@ -90,7 +90,7 @@ pub fn script(s: &mut Session, args: &[Bytes]) -> Reply {
             cache.flush();
             OK
         }
-        "kill" => Reply::err("NOTBUSY No scripts in execution right now."),
+        "kill" => s.server.scripts.busy.kill(false),
         "debug" => match lower(&args[2]).as_str() {
             "no" => OK,
             "yes" | "sync" => {

@@ -210,6 +210,15 @@ pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {
             Reply::err("ERR No shutdown in progress.")
         };
     }
+    let busy = &s.server.scripts.busy;
+    if busy.any() {
+        // A script past busy-reply-threshold holds shards a save would need: only SHUTDOWN
+        // NOSAVE, which stops the script first, as Redis.
+        if options.save != Save::NoSave {
+            return busy.refusal();
+        }
+        busy.stop_all();
+    }
     tracing::warn!(client = s.conn.id, "SHUTDOWN requested");
     if crate::shutdown::begin(s.server, options).is_err() {
         return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");

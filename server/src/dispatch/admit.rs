@@ -67,6 +67,9 @@ pub(super) fn admit(
             )),
         );
     }
+    if server.scripts.busy.any() && !allowed_while_busy(spec, args) {
+        return refuse(index, server.scripts.busy.refusal());
+    }
     let logged = spec.is_logged() && server.wal.is_on();
     if logged {
         if let Some(refusal) = server.wal.refusal() {
@@ -97,4 +100,15 @@ fn arity_ok(arity: i32, argc: usize) -> bool {
     } else {
         argc >= -arity
     }
+}
+
+/// While a script is past `busy-reply-threshold`, what Redis still serves: commands flagged
+/// `allow_busy` (for containers, the subcommand's flag: SCRIPT KILL, FUNCTION STATS ...).
+/// SHUTDOWN itself refuses to save then.
+#[cold]
+fn allowed_while_busy(spec: &crate::command_table::CommandSpec, args: &[Bytes]) -> bool {
+    let flags = command_table::subcommand_facts(args)
+        .flatten()
+        .map_or(spec.flags, |(_, f)| f);
+    flags.contains(Flags::ALLOW_BUSY)
 }

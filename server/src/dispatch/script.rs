@@ -323,6 +323,14 @@ impl Host for ScriptHost<'_, '_> {
         self.row(args).is_ok()
     }
 
+    fn wrote(&self) -> bool {
+        !self.writes.is_empty() || self.server_writes
+    }
+
+    fn must_stop(&self) -> bool {
+        self.beyond
+    }
+
     fn call(&mut self, args: Vec<Bytes>) -> Reply {
         let (index, sub_flags) = match self.row(&args) {
             Ok(found) => found,

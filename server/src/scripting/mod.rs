@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 
 mod bit;
+pub mod busy;
 pub mod convert;
 pub mod functions;
 mod vm;
@@ -86,6 +87,8 @@ pub struct ScriptCache {
     broad: RwLock<std::collections::HashSet<String>>,
     /// The interpreters' memory (`report_interpreter`).
     interpreters: std::sync::atomic::AtomicI64,
+    /// Scripts past `busy-reply-threshold`.
+    pub busy: Arc<busy::Busy>,
 }
 
 impl ScriptCache {
@@ -225,7 +228,7 @@ pub fn with_vm<R>(
             if let Some(old) = slot.take() {
                 cache.report_interpreter(-old.reported_bytes);
             }
-            match Vm::new(generation) {
+            match Vm::new(generation, cache.busy.clone()) {
                 Ok(vm) => *slot = Some(vm),
                 Err(e) => {
                     tracing::error!(error = %e, "could not create the Lua interpreter");

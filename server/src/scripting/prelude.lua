@@ -4,7 +4,7 @@
 -- per interpreter, before any script, in a chunk named "=warp": the error handler skips frames
 -- of that chunk so that an error points at the script's own line, as Redis's does.
 
-local core, G, readonly_libs = ...
+local core, G, readonly_libs, run_state = ...
 local error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack =
     error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack
 local string_sub, string_find, string_gsub = string.sub, string.find, string.gsub
@@ -102,6 +102,10 @@ local function redis_pcall(...)
     local r = pack(lua_pcall(...))
     if not r[1] then
         local err = lua_value(r[2])
+        if rawget(run_state, 'killed') then
+            -- SCRIPT KILL's error is not for the script to catch.
+            error(err, 0)
+        end
         if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
             err = rawget(err, 'err')
         end
@@ -166,6 +170,13 @@ local math_lib = rawget(G, 'math')
 math_lib.random, math_lib.randomseed = core.random, core.randomseed
 rawset(G, 'redis', protect(redis))
 rawset(G, 'pcall', redis_pcall)
+rawset(G, 'xpcall', function(f, handler)
+    local r = pack(xpcall(f, handler))
+    if not r[1] and rawget(run_state, 'killed') then
+        error(lua_value(r[2]), 0)
+    end
+    return unpack(r, 1, r.n)
+end)
 rawset(G, '__redis__err__handler', error_handler)
 rawset(G, 'rawset', function(t, k, v)
     if t == G or protected[t] then

@@ -10,6 +10,8 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mlua::{
@@ -17,6 +19,7 @@ use mlua::{
     Variadic,
 };
 
+use super::busy::{Busy, SlowRun};
 use super::convert;
 use super::functions::{FunctionInfo, Functions};
 use super::ScriptFlags;
@@ -28,6 +31,11 @@ pub trait Host {
     fn call(&mut self, args: Vec<Bytes>) -> Reply;
     /// Whether the command named by `args` exists (`redis.acl_check_cmd`).
     fn knows(&self, args: &[Bytes]) -> bool;
+    /// Whether the script wrote anything so far (then SCRIPT KILL cannot stop it).
+    fn wrote(&self) -> bool;
+    /// Whether the script must stop now (its run is to be discarded and run again): its
+    /// call's error then passes through the script's pcalls.
+    fn must_stop(&self) -> bool;
 }
 
 /// The interpreter's share of a run, reached by the Rust functions the `redis` table calls.
@@ -43,6 +51,14 @@ struct RunState {
     pending: std::cell::RefCell<Option<Value>>,
     /// While a library loads: the functions it registered so far.
     registering: std::cell::RefCell<Option<Vec<(FunctionInfo, Function)>>>,
+    /// The running script: when it started, whether it is a function and its name; and,
+    /// once past `busy-reply-threshold`, its record in `Busy`.
+    started: Cell<Option<std::time::Instant>>,
+    label: std::cell::RefCell<(bool, String)>,
+    slow: std::cell::RefCell<Option<Arc<SlowRun>>>,
+    /// The prelude's table whose `killed` field its pcall and xpcall read: a killed script's
+    /// error passes through them.
+    kill_flag: std::cell::RefCell<Option<Table>>,
 }
 
 /// The Lua libraries bundled with Redis that are written in Lua here.
@@ -81,10 +97,11 @@ pub struct Vm {
     runs: u64,
     /// The memory last reported to the cache (`ScriptCache::report_interpreter`).
     pub reported_bytes: i64,
+    busy: Arc<Busy>,
 }
 
 impl Vm {
-    pub fn new(generation: u64) -> mlua::Result<Vm> {
+    pub fn new(generation: u64, busy: Arc<Busy>) -> mlua::Result<Vm> {
         // SAFETY: `debug` is loaded only for the prelude's error handler, which keeps
         // `debug.getinfo` in a local; the prelude removes `debug` from the globals before any
         // script runs, so scripts never reach it (as in Redis).
@@ -99,6 +116,7 @@ impl Vm {
         // mlua's hard limit: with a hard limit mlua runs every value it makes for a script
         // (each reply, each table) as a protected call, a third of a small script's cost.
         let st = run_state.clone();
+        let hook_busy = busy.clone();
         lua.set_hook(
             mlua::HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |lua, _| {
@@ -106,6 +124,7 @@ impl Vm {
                     let msg = lua.create_string("ERR Lua script exceeded the memory limit")?;
                     return Err(st.raise(Value::String(msg)));
                 }
+                st.check_busy(lua, &hook_busy)?;
                 Ok(mlua::VmState::Continue)
             },
         )?;
@@ -150,11 +169,13 @@ impl Vm {
             "coroutine",
         ];
         let register_function = register_function(&lua, &run_state)?;
+        let kill_flag = lua.create_table()?;
+        *run_state.kill_flag.borrow_mut() = Some(kill_flag.clone());
         let (runner, library_env, library_loaded): (Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("=warp")
             .set_mode(ChunkMode::Text)
-            .call((core, globals.clone(), readonly))?;
+            .call((core, globals.clone(), readonly, kill_flag))?;
         Ok(Vm {
             lua,
             run_state,
@@ -168,6 +189,7 @@ impl Vm {
             generation,
             runs: 0,
             reported_bytes: 0,
+            busy,
         })
     }
 
@@ -338,6 +360,13 @@ impl Vm {
         keys_args: Option<(Table, Table)>,
         host: &mut dyn Host,
     ) -> Reply {
+        self.run_state.started.set(Some(std::time::Instant::now()));
+        {
+            let mut label = self.run_state.label.borrow_mut();
+            label.0 = keys_args.is_some();
+            label.1.clear();
+            label.1.push_str(name);
+        }
         // SAFETY: the pointer is only dereferenced by `redis.call` while this call runs (the
         // guard below clears it on every way out), when `host` is borrowed mutably here and
         // used by nothing else.
@@ -357,6 +386,7 @@ impl Vm {
             None => self.runner.call::<(bool, Value)>(f.clone()),
             Some((k, a)) => self.runner.call::<(bool, Value)>((f.clone(), k, a)),
         };
+        self.run_state.end_run(&self.busy);
         let resp3 = self.run_state.resp3.get();
         if self.lua.used_memory() > MEMORY_LIMIT / 2 {
             let _ = self.lua.gc_collect();
@@ -541,17 +571,28 @@ fn core_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
         core.raw_set(
             name,
             lua.create_function(move |lua, args: MultiValue| {
+                let mut stop = false;
                 let reply = match command_args(args) {
                     Err(msg) => Reply::err(format!("ERR {msg}")),
+                    // SAFETY: see `Vm::run`: set only while the host is borrowed for it.
                     Ok(argv) => match st.host.get() {
-                        // SAFETY: see `Vm::run`: set only while the host is borrowed for it.
-                        Some(host) => unsafe { (*host).call(argv) },
+                        Some(host) => unsafe {
+                            let reply = (*host).call(argv);
+                            stop = (*host).must_stop();
+                            reply
+                        },
                         None => Reply::err(
                             "ERR redis.call/pcall can only be called inside a script invocation",
                         ),
                     },
                 };
                 let value = convert::reply_to_lua(lua, &reply, st.resp3.get(), 0)?;
+                if stop {
+                    if let Some(flag) = st.kill_flag.borrow().as_ref() {
+                        flag.raw_set("killed", true)?;
+                    }
+                    return Err(st.raise(value));
+                }
                 if raise && reply.is_error() {
                     return Err(st.raise(value));
                 }
@@ -768,6 +809,67 @@ fn lua_string(v: &Value) -> Option<Vec<u8>> {
 const PENDING: &str = "redis error pending";
 
 impl RunState {
+    /// The hook's check of a running script's time: past the threshold the server is busy
+    /// (other clients get -BUSY); a script SCRIPT KILL or FUNCTION KILL marked stops here.
+    fn check_busy(&self, lua: &Lua, busy: &Arc<Busy>) -> mlua::Result<()> {
+        let Some(started) = self.started.get() else {
+            return Ok(());
+        };
+        // SAFETY: as for `call`: the host is lent for the run the hook interrupts.
+        let wrote = self.host.get().is_some_and(|h| unsafe { (*h).wrote() });
+        let mut slow = self.slow.borrow_mut();
+        if slow.is_none() {
+            let threshold = busy.threshold_ms();
+            if threshold == 0 || started.elapsed().as_millis() < threshold as u128 {
+                return Ok(());
+            }
+            let (is_function, name) = self.label.borrow().clone();
+            let (function, command) = if is_function {
+                (Some(name), "fcall")
+            } else {
+                (None, "eval")
+            };
+            tracing::warn!(
+                "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command.",
+                started.elapsed().as_millis(),
+                if function.is_some() { "FUNCTION KILL" } else { "SCRIPT KILL" }
+            );
+            let run = Arc::new(SlowRun {
+                function,
+                command: command.to_string(),
+                started,
+                wrote: AtomicBool::new(wrote),
+                kill: AtomicBool::new(false),
+            });
+            busy.register(run.clone());
+            *slow = Some(run);
+        }
+        let run = slow.as_ref().expect("registered above");
+        run.wrote.store(wrote, Ordering::Relaxed);
+        if run.kill.load(Ordering::Relaxed) {
+            tracing::warn!("Lua script killed by user with SCRIPT KILL.");
+            drop(slow);
+            if let Some(flag) = self.kill_flag.borrow().as_ref() {
+                flag.raw_set("killed", true)?;
+            }
+            return Err(self.redis_error(lua, "Script killed by user with SCRIPT KILL..."));
+        }
+        Ok(())
+    }
+
+    /// The run ended: the server is no longer busy with it.
+    fn end_run(&self, busy: &Busy) {
+        self.started.set(None);
+        if let Some(run) = self.slow.borrow_mut().take() {
+            busy.unregister(&run);
+        }
+        if let Some(flag) = self.kill_flag.borrow().as_ref() {
+            if !matches!(flag.raw_get::<Value>("killed"), Ok(Value::Nil)) {
+                let _ = flag.raw_set("killed", Value::Nil);
+            }
+        }
+    }
+
     /// Raises `value` as the Lua error: an error from Rust reaches Lua as an mlua value, so
     /// the value is kept here and the prelude's catchers (its pcall, the error handler) take
     /// it back in its place.
@@ -897,7 +999,7 @@ mod vm_tests {
 
     #[test]
     fn an_interpreter_starts() {
-        if let Err(e) = Vm::new(0) {
+        if let Err(e) = Vm::new(0, Arc::default()) {
             panic!("{e}");
         }
     }
