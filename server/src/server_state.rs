@@ -560,6 +560,16 @@ pub struct ShardNotLent;
 /// Runs `f` (a server command called by a script) with the script's locked shards lent: the
 /// command's own `lock_shard` calls get them instead of waiting for locks this thread holds.
 pub fn with_lent_shards<R>(shards: &mut [ShardGuard<'_>], f: impl FnOnce() -> R) -> R {
+    // The ShardNotLent unwind is a signal, not a fault: the panic hook stays quiet about it.
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<ShardNotLent>() {
+                previous(info);
+            }
+        }));
+    });
     let mut by_id: Vec<*mut Shard> = Vec::new();
     for g in shards.iter_mut() {
         let shard: &mut Shard = g;

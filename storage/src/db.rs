@@ -568,6 +568,11 @@ impl Db {
         }
     }
 
+    /// The value `key` holds, expired or not (nothing is expired here).
+    pub fn peek_value(&self, key: &[u8]) -> Option<&Value> {
+        self.map.get(key).map(|e| &e.value)
+    }
+
     /// A copy of what `key` holds (its value, expiry and access field), expired or not, to
     /// put back with [`Db::restore_copy`]; None when absent. A running script keeps such copies
     /// of the keys it writes, to undo its writes when it must start again.

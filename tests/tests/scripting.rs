@@ -627,6 +627,10 @@ fn a_script_reaching_beyond_its_declared_shards_writes_once() {
             assert_eq!(c.call(&["GET", key]).int(), round, "{key}");
         }
     }
+    // A server command that needs every shard (KEYS) starts the script again too.
+    let keys_script = "redis.call('set', KEYS[1], 'x') return #redis.call('keys', '*')";
+    let counted = eval(&mut c, keys_script, &["{home}set-by-keys"], &[]).int();
+    assert_eq!(counted, c.call(&["DBSIZE"]).int());
     // A script whose keys are all declared keeps running on its own shard.
     let declared = "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[1])";
     assert_eq!(

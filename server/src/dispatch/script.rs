@@ -463,10 +463,11 @@ impl ScriptHost<'_, '_> {
                 .iter()
                 .find(|g| g.id == shard)
                 .expect("held shard is locked");
-            let copy = guard.dbs[self.db].copy_of(key);
-            if copy.as_ref().is_some_and(|(v, _, _)| !v.is_cheap_to_copy()) {
+            let db = &guard.dbs[self.db];
+            if db.peek_value(key).is_some_and(|v| !v.is_cheap_to_copy()) {
                 return false;
             }
+            let copy = db.copy_of(key);
             journal.push(Undo {
                 shard,
                 db: self.db,
