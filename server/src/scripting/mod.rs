@@ -7,7 +7,6 @@
 //! for `redis.call`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -77,7 +76,7 @@ impl Script {
 /// interpreter compiles a script the first time it runs it there.
 #[derive(Default)]
 pub struct ScriptCache {
-    scripts: RwLock<HashMap<String, Arc<Script>>>,
+    scripts: RwLock<ahash::HashMap<String, Arc<Script>>>,
     /// Renewed by SCRIPT FLUSH: interpreters of an older generation are replaced.
     generation: AtomicU64,
     /// The bytes of the cached bodies (INFO's used_memory_scripts_eval).
@@ -92,13 +91,15 @@ pub struct ScriptCache {
 }
 
 impl ScriptCache {
+    /// The script of this SHA-1 (in either case, as Redis matches it).
     pub fn get(&self, sha: &[u8]) -> Option<Arc<Script>> {
-        let sha = std::str::from_utf8(sha).ok()?.to_ascii_lowercase();
-        self.scripts
-            .read()
-            .expect("scripts lock")
-            .get(&sha)
-            .cloned()
+        let sha = std::str::from_utf8(sha).ok()?;
+        let scripts = self.scripts.read().expect("scripts lock");
+        if sha.bytes().any(|c| c.is_ascii_uppercase()) {
+            scripts.get(&sha.to_ascii_lowercase()).cloned()
+        } else {
+            scripts.get(sha).cloned()
+        }
     }
 
     pub fn insert(&self, script: Arc<Script>) {

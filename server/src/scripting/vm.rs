@@ -8,7 +8,6 @@
 //! lends for the run ([`Vm::run`]): the interpreter itself knows nothing of shards or locks.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -88,10 +87,10 @@ pub struct Vm {
     /// `redis.register_function`, handed to each library's load.
     register_function: Function,
     /// Functions' callbacks by name, as of the registry generation `libraries_generation`.
-    functions: HashMap<String, Function>,
+    functions: ahash::HashMap<String, Function>,
     libraries_generation: Option<u64>,
     /// Compiled scripts by SHA-1 (lower-case hex).
-    compiled: HashMap<String, Function>,
+    compiled: ahash::HashMap<String, Function>,
     /// The script cache generation this interpreter was made for.
     pub generation: u64,
     runs: u64,
@@ -183,9 +182,9 @@ impl Vm {
             library_env,
             library_loaded,
             register_function,
-            functions: HashMap::new(),
+            functions: Default::default(),
             libraries_generation: None,
-            compiled: HashMap::new(),
+            compiled: Default::default(),
             generation,
             runs: 0,
             reported_bytes: 0,
