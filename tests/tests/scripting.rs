@@ -631,6 +631,31 @@ fn a_script_reaching_beyond_its_declared_shards_writes_once() {
     let keys_script = "redis.call('set', KEYS[1], 'x') return #redis.call('keys', '*')";
     let counted = eval(&mut c, keys_script, &["{home}set-by-keys"], &[]).int();
     assert_eq!(counted, c.call(&["DBSIZE"]).int());
+    // Pipelined after a script its shard's worker sends back, a read of its key still sees
+    // the script's write (the rest of that shard's batch runs after the script, in order).
+    for round in 4..=6 {
+        // A new script each round: not yet known to need every shard, so it goes to its
+        // shard's worker first.
+        let sha = load(&mut c, &format!("{script} -- round {round}"));
+        let mut argv: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), b"1", b"{home}declared"];
+        argv.extend(other_refs.iter().map(|k| k.as_bytes()));
+        c.send_command(&argv);
+        c.send_command(&[b"GET", b"{home}declared"]);
+        c.send_command(&[b"INCR", b"{home}declared"]);
+        let want = round * 2 - 4;
+        assert_eq!(
+            Resp::parse(&c.read_reply().expect("EVALSHA")),
+            Resp::Bulk(want.to_string().into_bytes())
+        );
+        assert_eq!(
+            Resp::parse(&c.read_reply().expect("GET")),
+            Resp::Bulk(want.to_string().into_bytes())
+        );
+        assert_eq!(
+            Resp::parse(&c.read_reply().expect("INCR")),
+            Resp::Int(want + 1)
+        );
+    }
     // A script whose keys are all declared keeps running on its own shard.
     let declared = "redis.call('incr', KEYS[1]) return redis.call('incr', KEYS[1])";
     assert_eq!(
@@ -738,4 +763,59 @@ fn a_busy_script_is_killed_unless_it_wrote() {
     }
     assert_eq!(runner.join().expect("runner"), Resp::Bulk(b"done".to_vec()));
     assert_eq!(c.call(&["GET", "written"]), Resp::Bulk(b"v".to_vec()));
+}
+
+/// A script cannot take the server's memory: one string.rep past 512 MB fails at once, and a
+/// script that keeps allocating fails past the interpreter's bound; the server goes on.
+#[test]
+fn a_script_memory_is_bounded() {
+    let server = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(server.port);
+    match eval(&mut c, "return #string.rep('x', 2^30)", &[], &[]) {
+        Resp::Error(e) => assert!(e.contains("resulting string too large"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let hog = "local t = {} local s = string.rep('x', 2^20) \
+               for i = 1, 4000 do t[i] = s .. i end return #t";
+    match eval(&mut c, hog, &[], &[]) {
+        Resp::Error(e) => assert!(e.contains("exceeded the memory limit"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(eval(&mut c, "return 1", &[], &[]), Resp::Int(1));
+    assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+#[test]
+fn shutdown_nosave_stops_a_busy_script() {
+    let mut server = start_warpengine(&["--threads", "4", "--busy-reply-threshold", "100"]);
+    let port = server.port;
+    let runner = thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        c.send_command(&[
+            b"EVAL",
+            b"redis.call('set', 'k', 'v') while true do end",
+            b"0",
+        ]);
+        c.read_reply_opt()
+    });
+    thread::sleep(std::time::Duration::from_millis(300));
+    let mut other = other_worker_conn(port);
+    // Saving needs the shards the script holds: refused while it runs.
+    assert_eq!(
+        other.call(&["SHUTDOWN"]),
+        Resp::Error(
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+                .into()
+        )
+    );
+    other.send_command(&[b"SHUTDOWN", b"NOSAVE"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SHUTDOWN NOSAVE"
+        );
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = runner.join();
 }

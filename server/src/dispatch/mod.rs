@@ -18,7 +18,7 @@ use bytes::Bytes;
 use warpengine_storage::Shard;
 
 use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
-use crate::fabric::{self, AwaitBatch, Envelope, RemoteBatch};
+use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::persist::Durable;
@@ -56,7 +56,17 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     for (i, item) in batch.items.iter().enumerate() {
         ctx.db = item.db;
         let Run::Keyed(f) = TABLE[item.spec].run else {
-            unreachable!("only keyed commands are batched")
+            // A one-shard script (the only other kind batched).
+            wrote = true;
+            if run_script_item(server, &mut ctx, item, batch.caller, &mut batch.replies) {
+                continue;
+            }
+            // Sent back: the connection's worker runs it and the rest, in order.
+            batch.misrouted.extend(i..batch.items.len());
+            batch
+                .replies
+                .extend((i..batch.items.len()).map(|_| Reply::Nil));
+            break;
         };
         if pins && !owned_here(server, shard_id, item) {
             batch.misrouted.push(i);
@@ -73,6 +83,26 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     if wrote {
         drop(ctx);
         server.publish_spare(shard);
+    }
+}
+
+/// Runs a one-shard script of a batch on its shard (`script::run_on_owner`); false when it is
+/// to be sent back to the connection's worker.
+#[cold]
+#[inline(never)]
+fn run_script_item(
+    server: &Server,
+    ctx: &mut KeyCtx,
+    item: &BatchItem,
+    caller: Caller,
+    replies: &mut Vec<Reply>,
+) -> bool {
+    match script::run_on_owner(server, ctx.shard(&[]), item, caller) {
+        Some(reply) => {
+            replies.push(reply);
+            true
+        }
+        None => false,
     }
 }
 
@@ -130,6 +160,9 @@ pub struct Pipeline {
     last_command: Option<usize>,
     /// Remote batches awaiting their replies during a flush: (worker, waiter token).
     in_flight: Vec<(usize, usize)>,
+    /// Commands a shard's worker sent back to run here, in order, once the flush has placed
+    /// every batch: a script that reached beyond its shard, and what followed it there.
+    sent_back: Vec<(usize, BatchItem)>,
     /// Shards this read wrote to: its replies wait until their logs are durable.
     /// Per shard, what this read's writes there wait for (None: no write).
     wrote: Vec<Option<Durable>>,
@@ -155,6 +188,7 @@ impl Pipeline {
             batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
             queued: 0,
             in_flight: Vec::new(),
+            sent_back: Vec::new(),
             wrote: vec![None; workers],
             class: Durable::Written,
             any_write: false,
@@ -263,8 +297,15 @@ impl Pipeline {
                 }
                 Run::Script(kind) => {
                     self.class = request.class;
-                    self.run_script(server, conn, slot, index, kind, &args)
-                        .await
+                    match script::owner_of(server, kind, &args) {
+                        Some(owner) if conn.tracking.is_none() => {
+                            self.queue_script(server, conn, slot, index, owner, args)
+                        }
+                        _ => {
+                            self.run_script(server, conn, slot, index, kind, &args)
+                                .await
+                        }
+                    }
                 }
                 Run::Session(f) => {
                     self.run_session(server, conn, slot, &request, f, &args)
@@ -279,7 +320,7 @@ impl Pipeline {
                 self.follow_with_invalidations(server, conn, slot).await;
             }
         }
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         self.await_durable(server).await;
         self.encode_replies(server, out);
         None
@@ -295,7 +336,7 @@ impl Pipeline {
         conn: &mut ConnState,
         slot: usize,
     ) {
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         let Some(subs) = conn.pubsub.as_mut() else {
             return;
         };
@@ -315,7 +356,7 @@ impl Pipeline {
     /// CLIENT PAUSE holds this request: what was queued before it runs first, then it waits
     /// for the pause to end. EXEC of a transaction that writes is held as a write.
     #[cold]
-    async fn wait_out_pause(&mut self, server: &Arc<Server>, conn: &ConnState, index: usize) {
+    async fn wait_out_pause(&mut self, server: &Arc<Server>, conn: &mut ConnState, index: usize) {
         let spec = &TABLE[index];
         let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
         let tx_writes = exec
@@ -328,7 +369,7 @@ impl Pipeline {
         if !server.pause.holds(writes) {
             return;
         }
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         let blocked = &server.blocking.blocked_clients;
         blocked.fetch_add(1, Ordering::Relaxed);
         conn.handle.info.lock().expect("client info lock").blocked = true;
@@ -436,7 +477,8 @@ impl Pipeline {
 
     /// Runs every queued batch: remote ones are sent first, the local one runs meanwhile,
     /// then the remote replies are collected.
-    async fn flush(&mut self, server: &Arc<Server>, caller: Caller) {
+    async fn flush(&mut self, server: &Arc<Server>, conn: &mut ConnState) {
+        let caller = conn.caller();
         // Cross-shard commands wait only while nothing is queued after them.
         self.run_cross_shard_group(server, caller);
         if self.queued == 0 {
@@ -508,11 +550,27 @@ impl Pipeline {
             self.place(server, batch, dest);
         }
         self.in_flight = in_flight;
+        if !self.sent_back.is_empty() {
+            self.run_sent_back(server, conn);
+        }
     }
 
     fn place(&mut self, server: &Server, mut batch: Box<RemoteBatch>, dest: usize) {
+        let mut sending_back = false;
         for i in std::mem::take(&mut batch.misrouted) {
             let item = &batch.items[i];
+            // From a script that reached beyond its shard on, the items run here in order,
+            // after the flush (the script needs the connection).
+            sending_back |= matches!(TABLE[item.spec].run, Run::Script(_));
+            if sending_back {
+                let item = BatchItem {
+                    spec: item.spec,
+                    db: item.db,
+                    args: item.args.clone(),
+                };
+                self.sent_back.push((batch.slots[i], item));
+                continue;
+            }
             batch.replies[i] = run_misrouted(server, item, batch.caller);
             if wal_log::is_logged(item.spec) && server.wal.is_on() {
                 self.class = server.wal.fsync().durable();
@@ -529,6 +587,30 @@ impl Pipeline {
         }
         batch.clear();
         self.batches[dest] = Some(batch);
+    }
+}
+
+impl Pipeline {
+    /// Runs what shards' workers sent back (see `place`), in order, where the connection is.
+    #[cold]
+    #[inline(never)]
+    fn run_sent_back(&mut self, server: &Arc<Server>, conn: &mut ConnState) {
+        for (slot, item) in std::mem::take(&mut self.sent_back) {
+            let spec = &TABLE[item.spec];
+            let reply = match spec.run {
+                Run::Script(kind) => self.run_script_now(server, conn, kind, &item.args),
+                _ => {
+                    let reply = run_misrouted(server, &item, conn.caller());
+                    if wal_log::is_logged(item.spec) && server.wal.is_on() {
+                        self.class = server.wal.fsync().durable();
+                        self.mark_keys_written(server, spec, &item.args);
+                    }
+                    signal_writes(server, item.db, spec, &item.args);
+                    reply
+                }
+            };
+            self.replies[slot] = Some(reply);
+        }
     }
 }
 

@@ -77,6 +77,34 @@ impl Pipeline {
         Some(args)
     }
 
+    /// A one-shard script (see `script::owner_of`): queued for its shard's batch, as a keyed
+    /// command is.
+    pub(super) fn queue_script(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        index: usize,
+        owner: usize,
+        args: Vec<Bytes>,
+    ) {
+        if !self.cross_shard.is_empty() {
+            self.run_cross_shard_group(server, conn.caller());
+        }
+        if server.wal.is_on() {
+            // Its writes are logged in its shard's log: the reply waits for it.
+            self.mark_written(owner);
+        }
+        let batch = self.batches[owner].as_mut().expect("batch is home");
+        batch.items.push(BatchItem {
+            spec: index,
+            db: conn.db,
+            args,
+        });
+        batch.slots.push(slot);
+        self.queued += 1;
+    }
+
     /// A keyed command whose keys are on several shards: runs after what was queued before it,
     /// under the locks of its keys' shards. Consecutive such commands of one read wait to run
     /// together, under one set of locks ([`Pipeline::run_cross_shard_group`]): a pipeline of
@@ -92,7 +120,7 @@ impl Pipeline {
         if self.cross_shard.is_empty() {
             // What was queued before the group runs first; nothing is queued while a group
             // waits (a single-shard command runs the group before it queues).
-            self.flush(server, conn.caller()).await;
+            self.flush(server, conn).await;
         }
         bump(&server.worker_stats[self.me].cross_shard_commands, 1);
         self.cross_shard.push(CrossShard {
@@ -166,7 +194,7 @@ impl Pipeline {
     ) -> Option<Blocked> {
         let index = request.index;
         let spec = &TABLE[index];
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         let waiter = Arc::new(Waiter::default());
         let keys: Vec<Bytes> = spec
             .key_positions(&args)
@@ -224,7 +252,7 @@ impl Pipeline {
         f: MetaFn,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         let reply = meta_step(server, request.index, f, args);
         if request.logged {
             // A pin also logs in the shards whose data it moved.
@@ -241,7 +269,7 @@ impl Pipeline {
         slot: usize,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         // This read's own earlier writes first, as for any reply.
         self.await_durable(server).await;
         let reply = match durability::parse_waitaof(server, args) {
@@ -261,7 +289,7 @@ impl Pipeline {
         f: SessionFn,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         let mut session = Session {
             server,
             conn,

@@ -1,14 +1,21 @@
 //! EVAL, EVALSHA, FCALL and their read-only forms: a script (or a function) runs to its end
 //! as one atomic step.
 //!
-//! The script runs on the connection's worker, after what the pipeline queued before it, with
-//! every shard locked (in ascending order, the global lock order): no other client sees its
-//! intermediate state, and a key it did not declare in KEYS, on any shard, is there for it
-//! like a declared one. Each `redis.call` goes through the one execution step
-//! (`step::execute`) on those shards; a server command (TIME, PUBLISH, DBSIZE ...) runs with
-//! the locked shards lent to it (`server_state::with_lent_shards`). The log records of the
-//! script's writes form one group, as a transaction's do, so that recovery applies a script
-//! whole or not at all, and replays its effects rather than running it again.
+//! Where it runs: an EVALSHA or FCALL whose keys all live on one shard travels to that shard's
+//! worker in the pipeline's batch for it, as a keyed command does, and runs there under the
+//! shard's lock ([`run_on_owner`]); any other script runs on the connection's worker after
+//! what was queued before it ([`Pipeline::run_script_now`]), first with its keys' shards
+//! locked (ascending, the global lock order). Either way no other client sees its
+//! intermediate state. A script that reaches beyond those shards (a key elsewhere, declared
+//! or not; a server command that writes or needs more; a value too large to copy) has its
+//! writes undone and runs again on the connection's worker with every shard locked, as it
+//! then always does (`ScriptCache::is_broad`).
+//!
+//! Each `redis.call` goes through the one execution step (`step::execute`) on the locked
+//! shards; a server command (TIME, DBSIZE ...) runs with them lent to it
+//! (`server_state::with_lent_shards`). The log records of the script's writes form one group,
+//! as a transaction's do, so that recovery applies a script whole or not at all, and replays
+//! its effects rather than running it again.
 
 use std::sync::Arc;
 
@@ -17,7 +24,7 @@ use bytes::Bytes;
 use super::step::{self, guarded, Admission};
 use super::{signal_writes, Pipeline};
 use crate::command_table::{self, Attempt, Flags, Run, ScriptRun, TABLE};
-use crate::keyctx::{KeyCtx, Shards};
+use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::protocol::Reply;
 use crate::scripting::{self, Host, ScriptFlags};
@@ -54,7 +61,8 @@ fn numkeys(args: &[Bytes]) -> Result<usize, Reply> {
 }
 
 impl Pipeline {
-    /// A script command: runs after what was queued before it.
+    /// A script command that runs where the connection is: after what was queued before it.
+    /// (A one-shard EVALSHA or FCALL travels to its shard's worker instead: [`owner_of`].)
     pub(super) async fn run_script(
         &mut self,
         server: &Arc<Server>,
@@ -64,7 +72,7 @@ impl Pipeline {
         kind: ScriptRun,
         args: &[Bytes],
     ) {
-        self.flush(server, conn.caller()).await;
+        self.flush(server, conn).await;
         let started = crate::command_timing::ticks();
         let reply = self.run_script_now(server, conn, kind, args);
         let spent = crate::command_timing::ticks().wrapping_sub(started);
@@ -72,7 +80,8 @@ impl Pipeline {
         self.replies[slot] = Some(reply);
     }
 
-    /// Runs a script to its end (from a pipeline, or from EXEC) and answers its reply.
+    /// Runs a script to its end (from a pipeline, from EXEC, or again after its shard's
+    /// worker found it reaching beyond its shard) and answers its reply.
     pub(super) fn run_script_now(
         &mut self,
         server: &Arc<Server>,
@@ -80,95 +89,28 @@ impl Pipeline {
         kind: ScriptRun,
         args: &[Bytes],
     ) -> Reply {
-        if let ScriptRun::Fcall { read_only } = kind {
-            return self.run_function(server, conn, read_only, args);
+        match prepare(server, kind, args) {
+            Ok(call) => self.run_atomically(server, conn, &call),
+            Err(e) => e,
         }
-        let n = match numkeys(args) {
-            Ok(n) => n,
-            Err(e) => return e,
-        };
-        let (keys, argv) = (&args[3..3 + n], &args[3 + n..]);
-        let (script, read_only) = match kind {
-            ScriptRun::Eval { read_only } => match scripting::load(&server.scripts, &args[1]) {
-                Ok(script) => (script, read_only),
-                Err(e) => return e,
-            },
-            ScriptRun::EvalSha { read_only } => match server.scripts.get(&args[1]) {
-                Some(script) => (script, read_only),
-                None => return Reply::err(NOSCRIPT),
-            },
-            ScriptRun::Fcall { .. } => unreachable!("run above"),
-        };
-        let read_only = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
-        let run = ScriptCall {
-            name: &script.sha,
-            keys,
-            read_only,
-        };
-        self.run_atomically(server, conn, run, |host| {
-            scripting::with_vm(&server.scripts, |vm| {
-                vm.compile(&script.sha, script.code())?;
-                Ok(vm.eval(&script.sha, keys, argv, host))
-            })
-            .unwrap_or_else(|e| e)
-        })
     }
 
-    /// FCALL and FCALL_RO: the function, its flags, then the run.
-    fn run_function(
-        &mut self,
-        server: &Arc<Server>,
-        conn: &mut ConnState,
-        read_only: bool,
-        args: &[Bytes],
-    ) -> Reply {
-        let Some((_, function)) = server.functions.function(&args[1]) else {
-            return Reply::err("ERR Function not found");
-        };
-        let n = match numkeys(args) {
-            Ok(n) => n,
-            Err(e) if e == Reply::err(crate::protocol::reply::NOT_INTEGER) => {
-                return Reply::err("ERR Bad number of keys provided")
-            }
-            Err(e) => return e,
-        };
-        let no_writes = function.flags.contains(ScriptFlags::NO_WRITES);
-        if read_only && !no_writes {
-            return Reply::err("ERR Can not execute a script with write flag using *_ro command.");
-        }
-        let (keys, argv) = (&args[3..3 + n], &args[3 + n..]);
-        let name = format!("function:{}", function.name);
-        let run = ScriptCall {
-            name: &name,
-            keys,
-            read_only: no_writes,
-        };
-        self.run_atomically(server, conn, run, |host| {
-            scripting::with_vm(&server.scripts, |vm| {
-                vm.sync_libraries(&server.functions);
-                Ok(vm.fcall(&function.name, keys, argv, host))
-            })
-            .unwrap_or_else(|e| e)
-        })
-    }
-
-    /// Runs `run` (a script or a function) atomically: first with the shards of its
-    /// declared keys locked, keeping a copy of each key before it writes it; if it reaches
-    /// beyond them (a key of another shard, a server command that writes or needs another
-    /// shard, a value too large to copy), its writes are undone and it runs again with every
-    /// shard locked, as it will from then on. Then its writes are logged as one group, the
-    /// clients its writes concern are woken, and the reply waits for the log.
+    /// Runs a script atomically: first with the shards of its declared keys locked, keeping
+    /// a copy of each key before it writes it; if it reaches beyond them (a key of another
+    /// shard, a server command that writes or needs another shard, a value too large to
+    /// copy), its writes are undone and it runs again with every shard locked, as it will
+    /// from then on. Then its writes are logged as one group, the clients its writes concern
+    /// are woken, and the reply waits for the log.
     fn run_atomically(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
-        script: ScriptCall,
-        mut run: impl FnMut(&mut ScriptHost) -> Reply,
+        call: &ScriptCall,
     ) -> Reply {
-        let mut all = server.scripts.is_broad(script.name);
+        let mut all = server.scripts.is_broad(&call.name);
         loop {
             let held = (!all).then(|| {
-                let mut ids: Vec<usize> = script.keys.iter().map(|k| server.route(k)).collect();
+                let mut ids: Vec<usize> = call.keys.iter().map(|k| server.route(k)).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 ids
@@ -177,48 +119,32 @@ impl Pipeline {
                 None => server.lock_all(),
                 Some(ids) => ids.iter().map(|&id| server.lock_shard(id)).collect(),
             };
-            let mut host = ScriptHost {
+            let db = conn.db;
+            let caller = conn.caller();
+            let session = SessionParts {
                 server,
-                worker: self.me,
-                db: conn.db,
                 conn: &mut *conn,
-                now_ms: unix_ms(),
-                journal: held.is_some().then(Vec::new),
-                held,
-                shards: &mut guards,
-                read_only: script.read_only,
-                captured: server.wal.is_on().then(Vec::new),
-                writes: Vec::new(),
-                server_writes: false,
-                beyond: false,
+                worker: self.me,
             };
-            let reply = run(&mut host);
+            let mut host = ScriptHost::new(
+                server,
+                Some(session),
+                caller,
+                db,
+                held,
+                &mut guards,
+                call.read_only,
+            );
+            let reply = run_vm(server, call, &mut host);
             if host.beyond {
                 host.undo();
                 drop(host);
                 drop(guards);
-                server.scripts.mark_broad(script.name);
-                server
-                    .stats
-                    .script_reruns
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                note_rerun(server, &call.name);
                 all = true;
                 continue;
             }
-            let ScriptHost {
-                captured,
-                writes,
-                server_writes,
-                ..
-            } = host;
-            if let Some(captured) = captured.filter(|c| !c.is_empty()) {
-                let shards: Vec<_> = guards.iter_mut().map(|g| &mut **g).collect();
-                let mut ctx = KeyCtx::new(Shards::Many(shards), server, conn.db, unix_ms());
-                wal_log::transaction_step(&mut ctx, captured);
-            }
-            for g in &guards {
-                server.publish_spare(g);
-            }
+            let (writes, server_writes) = host.finish(db);
             drop(guards);
             for (index, db, args) in &writes {
                 let spec = &TABLE[*index];
@@ -235,19 +161,180 @@ impl Pipeline {
     }
 }
 
-/// What the runner needs of a script or function: the name it is known by (for the record
-/// of scripts that run with every shard locked), its declared keys, whether it may write.
+/// A one-shard EVALSHA or FCALL (its keys all on one shard, its script or function known and
+/// not one that needs every shard): the shard whose worker runs it, in that worker's batch,
+/// under the lock the batch holds anyway, so that scripts on different shards run in
+/// parallel without waiting for each other's locks. None: it runs where the connection is.
+pub(super) fn owner_of(server: &Server, kind: ScriptRun, args: &[Bytes]) -> Option<usize> {
+    if matches!(kind, ScriptRun::Eval { .. }) {
+        // (An EVAL is compiled where it arrives; clients send EVALSHA once it is cached.)
+        return None;
+    }
+    let n = numkeys(args).ok()?;
+    let mut owners = args[3..3 + n].iter().map(|k| server.route(k));
+    let owner = owners.next()?;
+    if !owners.all(|o| o == owner) {
+        return None;
+    }
+    let call = prepare(server, kind, args).ok()?;
+    (!server.scripts.is_broad(&call.name)).then_some(owner)
+}
+
+/// Runs a one-shard script on its shard, locked by the caller (its worker's batch): Some
+/// reply, or None when it reached beyond the shard (a key elsewhere, a server command, a
+/// large value): then its writes are undone, and the connection's worker runs it again with
+/// every shard locked.
+pub(super) fn run_on_owner(
+    server: &Server,
+    shard: &mut warpengine_storage::Shard,
+    item: &crate::fabric::BatchItem,
+    caller: crate::keyctx::Caller,
+) -> Option<Reply> {
+    let Run::Script(kind) = TABLE[item.spec].run else {
+        unreachable!("only scripts run here")
+    };
+    let call = match prepare(server, kind, &item.args) {
+        Ok(call) => call,
+        Err(e) => return Some(e),
+    };
+    if server.scripts.is_broad(&call.name) {
+        return None;
+    }
+    let started = crate::command_timing::ticks();
+    let id = shard.id;
+    let mut guards = vec![ShardGuard::Lent(shard)];
+    let mut host = ScriptHost::new(
+        server,
+        None,
+        caller,
+        item.db,
+        Some(vec![id]),
+        &mut guards,
+        call.read_only,
+    );
+    let reply = run_vm(server, &call, &mut host);
+    if host.beyond {
+        host.undo();
+        note_rerun(server, &call.name);
+        return None;
+    }
+    let (writes, _) = host.finish(item.db);
+    for (index, db, args) in &writes {
+        signal_writes(server, *db, &TABLE[*index], args);
+    }
+    let spent = crate::command_timing::ticks().wrapping_sub(started);
+    crate::command_timing::account(server, item.spec, &item.args, spent, false, || {
+        caller.client
+    });
+    Some(reply)
+}
+
+fn note_rerun(server: &Server, name: &str) {
+    server.scripts.mark_broad(name);
+    server
+        .stats
+        .script_reruns
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A script call, ready to run: what runs, the name it is known by (for the record of
+/// scripts that run with every shard locked), its keys and arguments, whether it may write.
 struct ScriptCall<'a> {
-    name: &'a str,
+    target: Target,
+    name: String,
     keys: &'a [Bytes],
+    argv: &'a [Bytes],
     read_only: bool,
+}
+
+enum Target {
+    Script(Arc<scripting::Script>),
+    Function(scripting::functions::FunctionInfo),
+}
+
+/// Finds what a script command runs, with Redis's errors for a bad key count, an unknown
+/// script or function, or a function with writes called by FCALL_RO.
+fn prepare<'a>(
+    server: &Server,
+    kind: ScriptRun,
+    args: &'a [Bytes],
+) -> Result<ScriptCall<'a>, Reply> {
+    let (target, name, read_only) = match kind {
+        ScriptRun::Eval { read_only } => {
+            let script = scripting::load(&server.scripts, &args[1])?;
+            let ro = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
+            (Target::Script(script.clone()), script.sha.clone(), ro)
+        }
+        ScriptRun::EvalSha { read_only } => {
+            let script = server
+                .scripts
+                .get(&args[1])
+                .ok_or_else(|| Reply::err(NOSCRIPT))?;
+            let ro = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
+            (Target::Script(script.clone()), script.sha.clone(), ro)
+        }
+        ScriptRun::Fcall { read_only } => {
+            let (_, function) = server
+                .functions
+                .function(&args[1])
+                .ok_or_else(|| Reply::err("ERR Function not found"))?;
+            let no_writes = function.flags.contains(ScriptFlags::NO_WRITES);
+            if read_only && !no_writes {
+                // (Checked after the key count, as Redis does.)
+                numkeys(args).map_err(bad_function_keys)?;
+                return Err(Reply::err(
+                    "ERR Can not execute a script with write flag using *_ro command.",
+                ));
+            }
+            let name = format!("function:{}", function.name);
+            (Target::Function(function), name, no_writes)
+        }
+    };
+    let n = match kind {
+        ScriptRun::Fcall { .. } => numkeys(args).map_err(bad_function_keys)?,
+        _ => numkeys(args)?,
+    };
+    Ok(ScriptCall {
+        target,
+        name,
+        keys: &args[3..3 + n],
+        argv: &args[3 + n..],
+        read_only,
+    })
+}
+
+/// FCALL's error for a key count that is not a number.
+fn bad_function_keys(e: Reply) -> Reply {
+    if e == Reply::err(crate::protocol::reply::NOT_INTEGER) {
+        Reply::err("ERR Bad number of keys provided")
+    } else {
+        e
+    }
+}
+
+/// Runs the call in this thread's interpreter (compiling the script, or loading the
+/// libraries, the first time it sees them).
+fn run_vm(server: &Server, call: &ScriptCall, host: &mut ScriptHost) -> Reply {
+    scripting::with_vm(&server.scripts, |vm| match &call.target {
+        Target::Script(script) => {
+            vm.compile(&script.sha, script.code())?;
+            Ok(vm.eval(&script.sha, call.keys, call.argv, host))
+        }
+        Target::Function(f) => {
+            vm.sync_libraries(&server.functions);
+            Ok(vm.fcall(&f.name, call.keys, call.argv, host))
+        }
+    })
+    .unwrap_or_else(|e| e)
 }
 
 /// The dispatcher's side of a running script: runs its `redis.call`s on the locked shards.
 struct ScriptHost<'a, 'g> {
-    server: &'a Arc<Server>,
-    conn: &'a mut ConnState,
-    worker: usize,
+    server: &'a Server,
+    /// Where the connection is: what server commands the script calls run with. None on the
+    /// shard's worker, where a server command sends the script back.
+    session: Option<SessionParts<'a>>,
+    caller: Caller,
     /// The script's database: the caller's at the start; SELECT inside changes it for the
     /// rest of the script only.
     db: usize,
@@ -257,8 +344,8 @@ struct ScriptHost<'a, 'g> {
     shards: &'a mut Vec<ShardGuard<'g>>,
     /// The shards held when the script runs on its declared keys' shards (None: all).
     held: Option<Vec<usize>>,
-    /// Then, each key's content before the script's first write to it (shard, database,
-    /// key, copy), to undo the writes if the script must start again.
+    /// Then, each key's content before the script's first write to it, to undo the writes
+    /// if the script must start again.
     journal: Option<Vec<Undo>>,
     /// The script reached beyond its shards: every call now fails, and it starts again
     /// with every shard locked.
@@ -271,6 +358,57 @@ struct ScriptHost<'a, 'g> {
     writes: Vec<(usize, usize, Vec<Bytes>)>,
     /// Whether it ran a server command that writes (FLUSHDB ...), logged on its own.
     server_writes: bool,
+}
+
+/// The connection's side of a script run where the connection is.
+struct SessionParts<'a> {
+    server: &'a Arc<Server>,
+    conn: &'a mut ConnState,
+    worker: usize,
+}
+
+impl<'a, 'g> ScriptHost<'a, 'g> {
+    fn new(
+        server: &'a Server,
+        session: Option<SessionParts<'a>>,
+        caller: Caller,
+        db: usize,
+        held: Option<Vec<usize>>,
+        shards: &'a mut Vec<ShardGuard<'g>>,
+        read_only: bool,
+    ) -> ScriptHost<'a, 'g> {
+        ScriptHost {
+            server,
+            session,
+            caller,
+            db,
+            now_ms: unix_ms(),
+            journal: held.is_some().then(Vec::new),
+            held,
+            shards,
+            read_only,
+            captured: server.wal.is_on().then(Vec::new),
+            writes: Vec::new(),
+            server_writes: false,
+            beyond: false,
+        }
+    }
+
+    /// The script ended: its writes' log records are logged as one group (under the locks),
+    /// the shards' spare room published; answers its keyed writes and whether it ran a
+    /// server command that writes.
+    fn finish(self, db: usize) -> (Vec<(usize, usize, Vec<Bytes>)>, bool) {
+        let server = self.server;
+        if let Some(captured) = self.captured.filter(|c| !c.is_empty()) {
+            let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
+            let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
+            wal_log::transaction_step(&mut ctx, captured);
+        }
+        for g in self.shards.iter() {
+            server.publish_spare(g);
+        }
+        (self.writes, self.server_writes)
+    }
 }
 
 impl ScriptHost<'_, '_> {
@@ -371,29 +509,33 @@ impl Host for ScriptHost<'_, '_> {
                 }
             }),
             Run::Session(f) => {
-                let callers_db = self.conn.db;
-                self.conn.db = self.db;
-                let mut session = Session {
-                    server,
-                    conn: self.conn,
-                    worker: self.worker,
+                let Some(parts) = self.session.as_mut() else {
+                    // On the shard's worker: the connection's worker runs it again.
+                    return self.reach_beyond();
                 };
+                let callers_db = parts.conn.db;
+                parts.conn.db = self.db;
+                let mut session = Session {
+                    server: parts.server,
+                    conn: &mut *parts.conn,
+                    worker: parts.worker,
+                };
+                let shards = &mut *self.shards;
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    with_lent_shards(self.shards, || {
-                        guarded(spec.name, || f(&mut session, &args))
-                    })
+                    with_lent_shards(shards, || guarded(spec.name, || f(&mut session, &args)))
                 }));
+                let parts = self.session.as_mut().expect("checked above");
                 let reply = match outcome {
                     Ok(reply) => reply,
                     Err(payload) if payload.is::<ShardNotLent>() => {
-                        self.conn.db = callers_db;
+                        parts.conn.db = callers_db;
                         return self.reach_beyond();
                     }
                     Err(payload) => std::panic::resume_unwind(payload),
                 };
                 crate::keyspace_events::publish_raised(server);
-                self.db = self.conn.db;
-                self.conn.db = callers_db;
+                self.db = parts.conn.db;
+                parts.conn.db = callers_db;
                 if spec.is_write() && !reply.is_error() {
                     self.server_writes = true;
                 }
@@ -418,7 +560,7 @@ impl ScriptHost<'_, '_> {
         }
         let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), self.server, self.db, self.now_ms);
-        ctx.set_caller(self.conn.caller());
+        ctx.set_caller(self.caller);
         ctx.captured = self.captured.take();
         let reply = run(&mut ctx, args);
         self.captured = ctx.captured.take();

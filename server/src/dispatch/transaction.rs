@@ -85,7 +85,7 @@ impl Pipeline {
             }
             TxStep::Watch => {
                 // Writes queued before WATCH in this read happen before it.
-                self.flush(server, conn.caller()).await;
+                self.flush(server, conn).await;
                 transaction_state::watch(server, conn, &args[1..]);
                 OK
             }
@@ -100,7 +100,7 @@ impl Pipeline {
                     Reply::err(EXECABORT)
                 }
                 Some(tx) => {
-                    self.flush(server, conn.caller()).await;
+                    self.flush(server, conn).await;
                     let watching = conn.watching.take();
                     let reply = self.exec(server, conn, *tx, watching.as_deref());
                     conn.watching = watching;
