@@ -299,7 +299,9 @@ impl Pipeline {
                     self.class = request.class;
                     match script::owner_of(server, kind, &args) {
                         Some(owner) if conn.tracking.is_none() => {
-                            self.queue_script(server, conn, slot, index, owner, args)
+                            // Its writes are logged in its shard's log.
+                            let logged = server.wal.is_on();
+                            self.queue_for(server, conn, slot, index, owner, logged, args)
                         }
                         _ => {
                             self.run_script(server, conn, slot, index, kind, &args)

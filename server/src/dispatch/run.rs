@@ -57,42 +57,31 @@ impl Pipeline {
         };
         observe::keyed(server, conn, spec, &args, &routed);
         if let Some(owner) = routed.owner {
-            if !self.cross_shard.is_empty() {
-                // The waiting cross-shard commands came first.
-                self.run_cross_shard_group(server, conn.caller());
-            }
-            if request.logged {
-                self.mark_written(owner);
-            }
-            let batch = self.batches[owner].as_mut().expect("batch is home");
-            batch.items.push(BatchItem {
-                spec: index,
-                db: conn.db,
-                args,
-            });
-            batch.slots.push(slot);
-            self.queued += 1;
+            self.queue_for(server, conn, slot, index, owner, request.logged, args);
             return None;
         }
         Some(args)
     }
 
-    /// A one-shard script (see `script::owner_of`): queued for its shard's batch, as a keyed
-    /// command is.
-    pub(super) fn queue_script(
+    /// Queues a command for the batch of shard `owner` (a keyed command, or a one-shard
+    /// script: `script::owner_of`); `logged`: its reply waits for that shard's log.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn queue_for(
         &mut self,
         server: &Arc<Server>,
-        conn: &mut ConnState,
+        conn: &ConnState,
         slot: usize,
         index: usize,
         owner: usize,
+        logged: bool,
         args: Vec<Bytes>,
     ) {
         if !self.cross_shard.is_empty() {
+            // The waiting cross-shard commands came first.
             self.run_cross_shard_group(server, conn.caller());
         }
-        if server.wal.is_on() {
-            // Its writes are logged in its shard's log: the reply waits for it.
+        if logged {
             self.mark_written(owner);
         }
         let batch = self.batches[owner].as_mut().expect("batch is home");
