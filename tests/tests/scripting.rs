@@ -627,6 +627,13 @@ fn a_script_reaching_beyond_its_declared_shards_writes_once() {
             assert_eq!(c.call(&["GET", key]).int(), round, "{key}");
         }
     }
+    // The first call started again once; the later ones ran with every shard from the start.
+    let reruns = |c: &mut RawConn| {
+        warpengine_tests::info_field(c, "stats", "script_reruns")
+            .parse::<u64>()
+            .expect("script_reruns")
+    };
+    assert_eq!(reruns(&mut c), 1);
     // A server command that needs every shard (KEYS) starts the script again too.
     let keys_script = "redis.call('set', KEYS[1], 'x') return #redis.call('keys', '*')";
     let counted = eval(&mut c, keys_script, &["{home}set-by-keys"], &[]).int();
@@ -666,6 +673,21 @@ fn a_script_reaching_beyond_its_declared_shards_writes_once() {
         eval(&mut c, declared, &["{home}counter"], &[]),
         Resp::Int(4)
     );
+    assert_eq!(
+        reruns(&mut c),
+        5,
+        "a script within its shards never starts again"
+    );
+    // A server command (TIME) needs the connection: the script is sent back once, then runs
+    // on the connection's worker, still with only its own shard locked.
+    let timed = load(
+        &mut c,
+        "redis.call('set', KEYS[1], redis.call('time')[1]) return 1",
+    );
+    for _ in 0..3 {
+        assert_eq!(evalsha(&mut c, &timed, &["{home}stamp"], &[]), Resp::Int(1));
+    }
+    assert_eq!(reruns(&mut c), 6);
 }
 
 /// Connections until one is served by a worker other than the busy script's: its PING

@@ -177,7 +177,9 @@ pub(super) fn owner_of(server: &Server, kind: ScriptRun, args: &[Bytes]) -> Opti
         return None;
     }
     let call = prepare(server, kind, args).ok()?;
-    (!server.scripts.is_broad(&call.name)).then_some(owner)
+    let stays =
+        server.scripts.is_broad(&call.name) || server.scripts.runs_at_connection(&call.name);
+    (!stays).then_some(owner)
 }
 
 /// Runs a one-shard script on its shard, locked by the caller (its worker's batch): Some
@@ -215,7 +217,16 @@ pub(super) fn run_on_owner(
     let reply = run_vm(server, &call, &mut host);
     if host.beyond {
         host.undo();
-        note_rerun(server, &call.name);
+        if host.needs_connection {
+            // Not beyond its shard: it runs on its connection's worker from now on.
+            server.scripts.mark_at_connection(&call.name);
+            server
+                .stats
+                .script_reruns
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            note_rerun(server, &call.name);
+        }
         return None;
     }
     let (writes, _) = host.finish(item.db);
@@ -358,6 +369,8 @@ struct ScriptHost<'a, 'g> {
     writes: Vec<(usize, usize, Vec<Bytes>)>,
     /// Whether it ran a server command that writes (FLUSHDB ...), logged on its own.
     server_writes: bool,
+    /// On the shard's worker: it called a server command, which needs the connection.
+    needs_connection: bool,
 }
 
 /// The connection's side of a script run where the connection is.
@@ -391,6 +404,7 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             writes: Vec::new(),
             server_writes: false,
             beyond: false,
+            needs_connection: false,
         }
     }
 
@@ -511,6 +525,7 @@ impl Host for ScriptHost<'_, '_> {
             Run::Session(f) => {
                 let Some(parts) = self.session.as_mut() else {
                     // On the shard's worker: the connection's worker runs it again.
+                    self.needs_connection = true;
                     return self.reach_beyond();
                 };
                 let callers_db = parts.conn.db;

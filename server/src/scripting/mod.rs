@@ -84,6 +84,9 @@ pub struct ScriptCache {
     /// Scripts (by SHA-1) and functions (`function:<name>`) that once reached beyond the
     /// shards of their keys: they run with every shard locked from the start.
     broad: RwLock<std::collections::HashSet<String>>,
+    /// Scripts and functions that call server commands (TIME, DBSIZE ...): they run on their
+    /// connection's worker, which has the connection such commands need.
+    at_connection: RwLock<std::collections::HashSet<String>>,
     /// The interpreters' memory (`report_interpreter`).
     interpreters: std::sync::atomic::AtomicI64,
     /// Scripts past `busy-reply-threshold`.
@@ -142,6 +145,19 @@ impl ScriptCache {
         !broad.is_empty() && broad.contains(name)
     }
 
+    /// Whether the script or function `name` runs on its connection's worker.
+    pub fn runs_at_connection(&self, name: &str) -> bool {
+        let at = self.at_connection.read().expect("at_connection lock");
+        !at.is_empty() && at.contains(name)
+    }
+
+    pub fn mark_at_connection(&self, name: &str) {
+        self.at_connection
+            .write()
+            .expect("at_connection lock")
+            .insert(name.to_string());
+    }
+
     pub fn mark_broad(&self, name: &str) {
         self.broad
             .write()
@@ -155,6 +171,10 @@ impl ScriptCache {
         let mut scripts = self.scripts.write().expect("scripts lock");
         scripts.clear();
         self.broad.write().expect("broad lock").clear();
+        self.at_connection
+            .write()
+            .expect("at_connection lock")
+            .clear();
         self.bytes.store(0, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
