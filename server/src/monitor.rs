@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::command_table::{CommandSpec, Flags};
+use crate::command_table::{CommandSpec, Flags, Run};
 use crate::pubsub::Subscriber;
 use crate::session::ConnState;
 
@@ -58,13 +58,41 @@ impl Monitors {
         spec: &CommandSpec,
         args: &[Bytes],
     ) {
+        // Scripts are flagged skip_monitor, yet Redis shows them (and then their commands).
+        let skip = spec.flags.contains(Flags::SKIP_MONITOR) && !matches!(spec.run, Run::Script(_));
         if spec.flags.contains(Flags::ADMIN)
-            || spec.flags.contains(Flags::SKIP_MONITOR)
+            || skip
             || spec.monitor_hides.is_some_and(|hides| hides(args))
         {
             return;
         }
-        let line = Bytes::from(format_line(conn.db, &conn.addr.to_string(), spec, args));
+        self.offer(limits, conn.db, &conn.addr.to_string(), spec, args);
+    }
+
+    /// A command a script calls, shown as Redis shows it: `[<db> lua]`.
+    pub fn feed_from_script(
+        &self,
+        limits: &crate::pubsub::Limits,
+        db: usize,
+        spec: &CommandSpec,
+        args: &[Bytes],
+    ) {
+        if spec.flags.contains(Flags::ADMIN) || spec.monitor_hides.is_some_and(|hides| hides(args))
+        {
+            return;
+        }
+        self.offer(limits, db, "lua", spec, args);
+    }
+
+    fn offer(
+        &self,
+        limits: &crate::pubsub::Limits,
+        db: usize,
+        client: &str,
+        spec: &CommandSpec,
+        args: &[Bytes],
+    ) {
+        let line = Bytes::from(format_line(db, client, spec, args));
         for m in self.list.read().expect("monitors").iter() {
             m.offer(&line, limits);
         }

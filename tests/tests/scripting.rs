@@ -841,3 +841,30 @@ fn shutdown_nosave_stops_a_busy_script() {
     }
     let _ = runner.join();
 }
+
+#[test]
+fn monitor_shows_a_script_and_its_commands_as_redis_does() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut monitor = RawConn::connect(server.port);
+    assert_eq!(monitor.call(&["MONITOR"]), Resp::Simple("OK".into()));
+    let mut c = RawConn::connect(server.port);
+    eval(
+        &mut c,
+        "redis.call('set', KEYS[1], 'v') return redis.call('get', KEYS[1])",
+        &["mk"],
+        &[],
+    );
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        match Resp::parse(&monitor.read_reply().expect("monitor line")) {
+            Resp::Simple(line) => lines.push(line),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(lines[0].contains("\"EVAL\""), "{lines:?}");
+    assert!(
+        lines[1].ends_with("[0 lua] \"set\" \"mk\" \"v\""),
+        "{lines:?}"
+    );
+    assert!(lines[2].ends_with("[0 lua] \"get\" \"mk\""), "{lines:?}");
+}

@@ -530,6 +530,10 @@ impl Host for ScriptHost<'_, '_> {
                 };
                 let callers_db = parts.conn.db;
                 parts.conn.db = self.db;
+                let (monitors, limits) = (&server.monitors, &server.pubsub.limits);
+                if monitors.active() {
+                    monitors.feed_from_script(limits, self.db, spec, &args);
+                }
                 let mut session = Session {
                     server: parts.server,
                     conn: &mut *parts.conn,
@@ -573,6 +577,7 @@ impl ScriptHost<'_, '_> {
         if self.held.is_some() && !self.within_reach(index, args) {
             return self.reach_beyond();
         }
+        self.show_to_monitors(index, args);
         let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), self.server, self.db, self.now_ms);
         ctx.set_caller(self.caller);
@@ -633,6 +638,16 @@ impl ScriptHost<'_, '_> {
             });
         }
         true
+    }
+
+    /// MONITOR shows a script's commands as Redis does, once they are to run here.
+    fn show_to_monitors(&self, index: usize, args: &[Bytes]) {
+        let server = self.server;
+        if server.monitors.active() {
+            server
+                .monitors
+                .feed_from_script(&server.pubsub.limits, self.db, &TABLE[index], args);
+        }
     }
 
     /// The script needs more than it holds: from now on its calls fail, and the runner
