@@ -282,7 +282,13 @@ pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<
 /// What Redis records of the subcommand `args` names (see
 /// `command_table::SubcommandFacts`).
 pub fn subcommand_facts(args: &[Bytes]) -> Option<Option<(i32, super::Flags)>> {
-    let parent = String::from_utf8_lossy(args.first()?).to_ascii_lowercase();
+    // (Called for each command a script calls: no copy of a name already lower-case.)
+    let name = String::from_utf8_lossy(args.first()?);
+    let parent = if name.bytes().any(|c| c.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        name
+    };
     if !has_subcommands(&parent) {
         return None;
     }

@@ -9,7 +9,7 @@
 //! intermediate state. A script that reaches beyond those shards (a key elsewhere, declared
 //! or not; a server command that writes or needs more; a value too large to copy) has its
 //! writes undone and runs again on the connection's worker with every shard locked, as it
-//! then always does (`ScriptCache::is_broad`).
+//! then always does (`ScriptCache::broad`).
 //!
 //! Each `redis.call` goes through the one execution step (`step::execute`) on the locked
 //! shards; a server command (TIME, DBSIZE ...) runs with them lent to it
@@ -27,7 +27,7 @@ use crate::command_table::{self, Attempt, Flags, Run, ScriptRun, TABLE};
 use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::protocol::Reply;
-use crate::scripting::{self, Host, ScriptFlags};
+use crate::scripting::{self, Host, ScriptFlags, ScriptId};
 use crate::server_state::{unix_ms, with_lent_shards, Server, ShardGuard, ShardNotLent};
 use crate::session::{ConnState, Session};
 use warpengine_storage::KeyCopy;
@@ -107,7 +107,7 @@ impl Pipeline {
         conn: &mut ConnState,
         call: &ScriptCall,
     ) -> Reply {
-        let mut all = server.scripts.is_broad(&call.name);
+        let mut all = server.scripts.broad.contains(call.id());
         loop {
             let held = (!all).then(|| {
                 let mut ids: Vec<usize> = call.keys.iter().map(|k| server.route(k)).collect();
@@ -140,7 +140,7 @@ impl Pipeline {
                 host.undo();
                 drop(host);
                 drop(guards);
-                note_rerun(server, &call.name);
+                note_rerun(server, call.id());
                 all = true;
                 continue;
             }
@@ -177,8 +177,8 @@ pub(super) fn owner_of(server: &Server, kind: ScriptRun, args: &[Bytes]) -> Opti
         return None;
     }
     let call = prepare(server, kind, args).ok()?;
-    let stays =
-        server.scripts.is_broad(&call.name) || server.scripts.runs_at_connection(&call.name);
+    let scripts = &server.scripts;
+    let stays = scripts.broad.contains(call.id()) || scripts.at_connection.contains(call.id());
     (!stays).then_some(owner)
 }
 
@@ -199,7 +199,7 @@ pub(super) fn run_on_owner(
         Ok(call) => call,
         Err(e) => return Some(e),
     };
-    if server.scripts.is_broad(&call.name) {
+    if server.scripts.broad.contains(call.id()) {
         return None;
     }
     let started = crate::command_timing::ticks();
@@ -219,13 +219,13 @@ pub(super) fn run_on_owner(
         host.undo();
         if host.needs_connection {
             // Not beyond its shard: it runs on its connection's worker from now on.
-            server.scripts.mark_at_connection(&call.name);
+            server.scripts.at_connection.insert(call.id());
             server
                 .stats
                 .script_reruns
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
-            note_rerun(server, &call.name);
+            note_rerun(server, call.id());
         }
         return None;
     }
@@ -240,19 +240,17 @@ pub(super) fn run_on_owner(
     Some(reply)
 }
 
-fn note_rerun(server: &Server, name: &str) {
-    server.scripts.mark_broad(name);
+fn note_rerun(server: &Server, id: ScriptId) {
+    server.scripts.broad.insert(id);
     server
         .stats
         .script_reruns
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// A script call, ready to run: what runs, the name it is known by (for the record of
-/// scripts that run with every shard locked), its keys and arguments, whether it may write.
+/// A script call, ready to run: what runs, its keys and arguments, whether it may write.
 struct ScriptCall<'a> {
     target: Target,
-    name: String,
     keys: &'a [Bytes],
     argv: &'a [Bytes],
     read_only: bool,
@@ -260,7 +258,18 @@ struct ScriptCall<'a> {
 
 enum Target {
     Script(Arc<scripting::Script>),
-    Function(scripting::functions::FunctionInfo),
+    /// A library and its function's place in it.
+    Function(Arc<scripting::functions::Library>, usize),
+}
+
+impl ScriptCall<'_> {
+    /// What the marks of how scripts run know it by.
+    fn id(&self) -> ScriptId<'_> {
+        match &self.target {
+            Target::Script(script) => ScriptId::Script(&script.sha),
+            Target::Function(library, i) => ScriptId::Function(&library.functions[*i].name),
+        }
+    }
 }
 
 /// Finds what a script command runs, with Redis's errors for a bad key count, an unknown
@@ -270,11 +279,11 @@ fn prepare<'a>(
     kind: ScriptRun,
     args: &'a [Bytes],
 ) -> Result<ScriptCall<'a>, Reply> {
-    let (target, name, read_only) = match kind {
+    let (target, read_only) = match kind {
         ScriptRun::Eval { read_only } => {
             let script = scripting::load(&server.scripts, &args[1])?;
             let ro = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
-            (Target::Script(script.clone()), script.sha.clone(), ro)
+            (Target::Script(script), ro)
         }
         ScriptRun::EvalSha { read_only } => {
             let script = server
@@ -282,14 +291,14 @@ fn prepare<'a>(
                 .get(&args[1])
                 .ok_or_else(|| Reply::err(NOSCRIPT))?;
             let ro = read_only || script.flags.contains(ScriptFlags::NO_WRITES);
-            (Target::Script(script.clone()), script.sha.clone(), ro)
+            (Target::Script(script), ro)
         }
         ScriptRun::Fcall { read_only } => {
-            let (_, function) = server
+            let (library, i) = server
                 .functions
                 .function(&args[1])
                 .ok_or_else(|| Reply::err("ERR Function not found"))?;
-            let no_writes = function.flags.contains(ScriptFlags::NO_WRITES);
+            let no_writes = library.functions[i].flags.contains(ScriptFlags::NO_WRITES);
             if read_only && !no_writes {
                 // (Checked after the key count, as Redis does.)
                 numkeys(args).map_err(bad_function_keys)?;
@@ -297,8 +306,7 @@ fn prepare<'a>(
                     "ERR Can not execute a script with write flag using *_ro command.",
                 ));
             }
-            let name = format!("function:{}", function.name);
-            (Target::Function(function), name, no_writes)
+            (Target::Function(library, i), no_writes)
         }
     };
     let n = match kind {
@@ -307,7 +315,6 @@ fn prepare<'a>(
     };
     Ok(ScriptCall {
         target,
-        name,
         keys: &args[3..3 + n],
         argv: &args[3 + n..],
         read_only,
@@ -331,9 +338,9 @@ fn run_vm(server: &Server, call: &ScriptCall, host: &mut ScriptHost) -> Reply {
             vm.compile(&script.sha, script.code())?;
             Ok(vm.eval(&script.sha, call.keys, call.argv, host))
         }
-        Target::Function(f) => {
+        Target::Function(library, i) => {
             vm.sync_libraries(&server.functions);
-            Ok(vm.fcall(&f.name, call.keys, call.argv, host))
+            Ok(vm.fcall(&library.functions[*i].name, call.keys, call.argv, host))
         }
     })
     .unwrap_or_else(|e| e)

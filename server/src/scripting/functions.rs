@@ -95,14 +95,14 @@ impl Functions {
             .contains_key(name)
     }
 
-    /// The function `name` and its library.
-    pub fn function(&self, name: &[u8]) -> Option<(Arc<Library>, FunctionInfo)> {
+    /// The library of the function `name`, and the function's place in it.
+    pub fn function(&self, name: &[u8]) -> Option<(Arc<Library>, usize)> {
         let libraries = self.libraries.read().expect("functions lock");
         libraries.values().find_map(|lib| {
             lib.functions
                 .iter()
-                .find(|f| f.name.as_bytes() == name)
-                .map(|f| (lib.clone(), f.clone()))
+                .position(|f| f.name.as_bytes() == name)
+                .map(|i| (lib.clone(), i))
         })
     }
 

@@ -81,12 +81,12 @@ pub struct ScriptCache {
     generation: AtomicU64,
     /// The bytes of the cached bodies (INFO's used_memory_scripts_eval).
     bytes: AtomicU64,
-    /// Scripts (by SHA-1) and functions (`function:<name>`) that once reached beyond the
-    /// shards of their keys: they run with every shard locked from the start.
-    broad: RwLock<std::collections::HashSet<String>>,
+    /// Scripts and functions that once reached beyond the shards of their keys: they run
+    /// with every shard locked from the start.
+    pub broad: Marks,
     /// Scripts and functions that call server commands (TIME, DBSIZE ...): they run on their
     /// connection's worker, which has the connection such commands need.
-    at_connection: RwLock<std::collections::HashSet<String>>,
+    pub at_connection: Marks,
     /// The interpreters' memory (`report_interpreter`).
     interpreters: std::sync::atomic::AtomicI64,
     /// Scripts past `busy-reply-threshold`.
@@ -139,44 +139,66 @@ impl ScriptCache {
         self.interpreters.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// Whether the script or function `name` runs with every shard locked.
-    pub fn is_broad(&self, name: &str) -> bool {
-        let broad = self.broad.read().expect("broad lock");
-        !broad.is_empty() && broad.contains(name)
-    }
-
-    /// Whether the script or function `name` runs on its connection's worker.
-    pub fn runs_at_connection(&self, name: &str) -> bool {
-        let at = self.at_connection.read().expect("at_connection lock");
-        !at.is_empty() && at.contains(name)
-    }
-
-    pub fn mark_at_connection(&self, name: &str) {
-        self.at_connection
-            .write()
-            .expect("at_connection lock")
-            .insert(name.to_string());
-    }
-
-    pub fn mark_broad(&self, name: &str) {
-        self.broad
-            .write()
-            .expect("broad lock")
-            .insert(name.to_string());
-    }
-
     /// SCRIPT FLUSH: forgets every script; each worker's interpreter is renewed before its
     /// next script.
     pub fn flush(&self) {
         let mut scripts = self.scripts.write().expect("scripts lock");
         scripts.clear();
-        self.broad.write().expect("broad lock").clear();
-        self.at_connection
-            .write()
-            .expect("at_connection lock")
-            .clear();
+        self.broad.clear();
+        self.at_connection.clear();
         self.bytes.store(0, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A script (by SHA-1) or a function (by name).
+#[derive(Clone, Copy)]
+pub enum ScriptId<'a> {
+    Script(&'a str),
+    Function(&'a str),
+}
+
+/// Scripts and functions marked for how they run (see `ScriptCache::broad`), with a count
+/// read before any lock: while none is marked, asking costs a relaxed load.
+#[derive(Default)]
+pub struct Marks {
+    count: std::sync::atomic::AtomicUsize,
+    /// Scripts' SHA-1s, then functions' names.
+    names: [RwLock<std::collections::HashSet<String>>; 2],
+}
+
+impl Marks {
+    fn split(id: ScriptId<'_>) -> (usize, &str) {
+        match id {
+            ScriptId::Script(sha) => (0, sha),
+            ScriptId::Function(name) => (1, name),
+        }
+    }
+
+    pub fn contains(&self, id: ScriptId) -> bool {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let (kind, name) = Marks::split(id);
+        self.names[kind].read().expect("marks lock").contains(name)
+    }
+
+    pub fn insert(&self, id: ScriptId) {
+        let (kind, name) = Marks::split(id);
+        if self.names[kind]
+            .write()
+            .expect("marks lock")
+            .insert(name.to_string())
+        {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn clear(&self) {
+        for names in &self.names {
+            names.write().expect("marks lock").clear();
+        }
+        self.count.store(0, Ordering::Relaxed);
     }
 }
 
@@ -259,8 +281,10 @@ pub fn with_vm<R>(
         }
         let vm = slot.as_mut().expect("made above");
         let out = f(vm);
+        // Reported past 64 KB of change: a shared counter written on every script would
+        // bounce between the workers' caches.
         let used = vm.used_bytes();
-        if used != vm.reported_bytes {
+        if (used - vm.reported_bytes).abs() >= 64 * 1024 {
             cache.report_interpreter(used - vm.reported_bytes);
             vm.reported_bytes = used;
         }

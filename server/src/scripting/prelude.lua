@@ -7,28 +7,9 @@
 local core, G, readonly_libs, run_state = ...
 local error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack =
     error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack
-local string_sub, string_find, string_gsub = string.sub, string.find, string.gsub
 local getinfo = debug.getinfo
 local lua_pcall = pcall
 local take_pending = core.take_pending
-
--- Redis's luaPushErrorBuff: "-CODE msg" or "msg" (code ERR) into the {err="CODE msg"} table.
-local function err_table(s)
-    local code, msg
-    if string_sub(s, 1, 1) == '-' then
-        local space = string_find(s, ' ', 1, true)
-        if space then
-            code, msg = string_sub(s, 2, space - 1), string_sub(s, space + 1)
-        else
-            code, msg = 'ERR', string_sub(s, 2)
-        end
-    else
-        code, msg = 'ERR', s
-    end
-    msg = (string_gsub(msg, '^[\r\n]+', ''))
-    msg = (string_gsub(msg, '[\r\n]+$', ''))
-    return { err = code .. ' ' .. msg }
-end
 
 -- An error raised from Rust arrives as mlua's value; the Lua value it stands for waits in core.
 local function lua_value(err)
@@ -49,6 +30,8 @@ local redis = {
     setresp = core.setresp,
     set_repl = core.set_repl,
     acl_check_cmd = core.acl_check_cmd,
+    error_reply = core.error_reply,
+    status_reply = core.status_reply,
     REDIS_VERSION = core.version,
     REDIS_VERSION_NUM = core.version_num,
     LOG_DEBUG = 0,
@@ -61,25 +44,6 @@ local redis = {
     REPL_REPLICA = 2,
     REPL_ALL = 3,
 }
-
-function redis.error_reply(...)
-    local s = ...
-    if select('#', ...) ~= 1 or type(s) ~= 'string' then
-        return err_table('wrong number or type of arguments')
-    end
-    if string_sub(s, 1, 1) ~= '-' then
-        s = '-' .. s
-    end
-    return err_table(s)
-end
-
-function redis.status_reply(...)
-    local s = ...
-    if select('#', ...) ~= 1 or type(s) ~= 'string' then
-        return err_table('wrong number or type of arguments')
-    end
-    return { ok = s }
-end
 
 function redis.replicate_commands()
     return true

@@ -58,6 +58,8 @@ struct RunState {
     /// The prelude's table whose `killed` field its pcall and xpcall read: a killed script's
     /// error passes through them.
     kill_flag: std::cell::RefCell<Option<Table>>,
+    /// Whether `kill_flag` is set (so that a run's end clears it only then).
+    killed: Cell<bool>,
 }
 
 /// The Lua libraries bundled with Redis that are written in Lua here.
@@ -587,9 +589,7 @@ fn core_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
                 };
                 let value = convert::reply_to_lua(lua, &reply, st.resp3.get(), 0)?;
                 if stop {
-                    if let Some(flag) = st.kill_flag.borrow().as_ref() {
-                        flag.raw_set("killed", true)?;
-                    }
+                    st.set_killed()?;
                     return Err(st.raise(value));
                 }
                 if raise && reply.is_error() {
@@ -728,6 +728,36 @@ fn core_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
         "take_pending",
         lua.create_function(move |_, ()| Ok(st.pending.borrow_mut().take()))?,
     )?;
+    // error_reply and status_reply answer a bad call with an error table (they do not raise).
+    let bad_call = |lua: &Lua| -> mlua::Result<Table> {
+        let t = lua.create_table()?;
+        t.raw_set("err", "ERR wrong number or type of arguments")?;
+        Ok(t)
+    };
+    core.raw_set(
+        "error_reply",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let [Value::String(s)] = &args[..] else {
+                return bad_call(lua);
+            };
+            let bytes = s.as_bytes();
+            let line = bytes.strip_prefix(b"-").unwrap_or(&bytes);
+            let t = lua.create_table()?;
+            t.raw_set("err", lua.create_string(convert::error_text(line))?)?;
+            Ok(t)
+        })?,
+    )?;
+    core.raw_set(
+        "status_reply",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let [Value::String(s)] = &args[..] else {
+                return bad_call(lua);
+            };
+            let t = lua.create_table()?;
+            t.raw_set("ok", s.clone())?;
+            Ok(t)
+        })?,
+    )?;
     core.raw_set("version", crate::server_state::REDIS_VERSION)?;
     core.raw_set("version_num", redis_version_num() as f64)?;
     Ok(core)
@@ -848,9 +878,7 @@ impl RunState {
         if run.kill.load(Ordering::Relaxed) {
             tracing::warn!("Lua script killed by user with SCRIPT KILL.");
             drop(slow);
-            if let Some(flag) = self.kill_flag.borrow().as_ref() {
-                flag.raw_set("killed", true)?;
-            }
+            self.set_killed()?;
             return Err(self.redis_error(lua, "Script killed by user with SCRIPT KILL..."));
         }
         Ok(())
@@ -862,11 +890,21 @@ impl RunState {
         if let Some(run) = self.slow.borrow_mut().take() {
             busy.unregister(&run);
         }
-        if let Some(flag) = self.kill_flag.borrow().as_ref() {
-            if !matches!(flag.raw_get::<Value>("killed"), Ok(Value::Nil)) {
+        if self.killed.replace(false) {
+            if let Some(flag) = self.kill_flag.borrow().as_ref() {
                 let _ = flag.raw_set("killed", Value::Nil);
             }
         }
+    }
+
+    /// Marks the run killed for the prelude's pcall and xpcall, which then let its error
+    /// through.
+    fn set_killed(&self) -> mlua::Result<()> {
+        self.killed.set(true);
+        if let Some(flag) = self.kill_flag.borrow().as_ref() {
+            flag.raw_set("killed", true)?;
+        }
+        Ok(())
     }
 
     /// Raises `value` as the Lua error: an error from Rust reaches Lua as an mlua value, so
