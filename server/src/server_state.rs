@@ -93,6 +93,8 @@ pub struct HotConfig {
     pub zset_max_listpack_value: AtomicU64,
     pub set_max_intset_entries: AtomicU64,
     pub tcp_keepalive: AtomicU64,
+    /// `hll-sparse-max-bytes`: past it a sparse HyperLogLog becomes dense.
+    pub hll_sparse_max_bytes: AtomicU64,
 }
 
 impl HotConfig {
@@ -116,6 +118,7 @@ impl HotConfig {
             zset_max_listpack_value: AtomicU64::new(0),
             set_max_intset_entries: AtomicU64::new(0),
             tcp_keepalive: AtomicU64::new(0),
+            hll_sparse_max_bytes: AtomicU64::new(0),
         };
         h.refresh(cfg);
         h
@@ -152,6 +155,8 @@ impl HotConfig {
         self.set_max_intset_entries
             .store(count("set-max-intset-entries"), r);
         self.tcp_keepalive.store(count("tcp-keepalive"), r);
+        self.hll_sparse_max_bytes
+            .store(count("hll-sparse-max-bytes"), r);
         warpengine_storage::list::set_listpack_size(cfg.get_i64("list-max-listpack-size"));
     }
 

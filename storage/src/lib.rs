@@ -7,6 +7,7 @@ pub mod digest;
 pub mod eviction;
 pub mod glob;
 pub mod hash;
+pub mod hyperloglog;
 pub mod key;
 mod keytable;
 pub mod list;

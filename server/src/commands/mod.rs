@@ -19,6 +19,7 @@ pub mod debug;
 pub mod functions;
 pub mod hashes;
 pub mod horizon;
+pub mod hyperloglog;
 pub mod info;
 pub mod keyspace;
 pub mod latency;
@@ -83,6 +84,7 @@ pub fn install() {
             functions::COMMANDS,
             hashes::COMMANDS,
             horizon::COMMANDS,
+            hyperloglog::COMMANDS,
             lists::COMMANDS,
             pubsub::COMMANDS,
             quantum::COMMANDS,

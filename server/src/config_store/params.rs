@@ -446,7 +446,7 @@ pub static PARAMS: &[Param] = &[
     p("hash-max-listpack-value", mem(0, LONG_MAX), "64", MUT).alias("hash-max-ziplist-value"),
     p("stream-node-max-bytes", mem(0, LONG_MAX), "4096", MUT).stored(),
     p("zset-max-listpack-value", mem(0, LONG_MAX), "64", MUT).alias("zset-max-ziplist-value"),
-    p("hll-sparse-max-bytes", mem(0, LONG_MAX), "3000", MUT).stored(),
+    p("hll-sparse-max-bytes", mem(0, LONG_MAX), "3000", MUT),
     p("tracking-table-max-keys", NONNEG, "1000000", MUT),
     p(
         "client-query-buffer-limit",
