@@ -1,6 +1,7 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
-WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions.
+WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
+HyperLogLog (PFADD, PFCOUNT, PFMERGE).
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -161,9 +162,26 @@ for protocol in (2, 3):
         assert r.fcall("py_bump", 1, "py:s1", 4) == 10
         assert "pylib" in str(r.function_list())
 
+    def hyperloglog():
+        r.delete("py:h1", "py:h2", "py:hm")
+        assert r.pfadd("py:h1", "a", "b", "c") == 1
+        assert r.pfadd("py:h1", "a") == 0
+        assert r.pfadd("py:h2", "c", "d") == 1
+        assert r.pfcount("py:h1") == 3
+        assert r.pfcount("py:h1", "py:h2") == 4
+        assert r.pfmerge("py:hm", "py:h1", "py:h2") is True
+        assert r.pfcount("py:hm") == 4
+        assert r.getrange("py:hm", 0, 3) == "HYLL"
+        r.set("py:hs", "text")
+        try:
+            r.pfcount("py:hs")
+            raise AssertionError("PFCOUNT of a plain string did not fail")
+        except redis.exceptions.ResponseError as e:
+            assert "not a valid HyperLogLog" in str(e), e
+
     for name, fn in [("scripting", scripting), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
                      ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server),
-                     ("operability", operability)]:
+                     ("operability", operability), ("hyperloglog", hyperloglog)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

@@ -1,7 +1,8 @@
 // WarpEngine against Node's Redis clients, ioredis and node-redis: strings, pipelines, errors,
 // transactions (MULTI/EXEC, WATCH), Pub/Sub (channels and patterns), keyspace notifications and
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
-// SCRIPT) and functions (FUNCTION LOAD, FCALL), each library's own way.
+// SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), each
+// library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient } from "redis";
@@ -165,6 +166,20 @@ function collect(count, subscribe) {
     assertEqual(await r.function("LOAD", "REPLACE", lib), "iolib", "FUNCTION LOAD");
     assertEqual(await r.fcall("io_echo", 1, "k", "a"), ["k", "a"], "FCALL");
   });
+  await check("ioredis-hyperloglog", async () => {
+    await r.del("io:h1", "io:h2", "io:hm");
+    assertEqual(await r.pfadd("io:h1", "a", "b", "c"), 1, "PFADD");
+    assertEqual(await r.pfadd("io:h1", "a"), 0, "PFADD again");
+    assertEqual(await r.pfadd("io:h2", "c", "d"), 1, "PFADD h2");
+    assertEqual(await r.pfcount("io:h1"), 3, "PFCOUNT");
+    assertEqual(await r.pfcount("io:h1", "io:h2"), 4, "PFCOUNT union");
+    assertEqual(await r.pfmerge("io:hm", "io:h1", "io:h2"), "OK", "PFMERGE");
+    assertEqual(await r.pfcount("io:hm"), 4, "PFCOUNT merged");
+    const raw = await r.getBuffer("io:hm");
+    assertEqual(raw.subarray(0, 4).toString(), "HYLL", "the bytes of an HLL");
+    await r.set("io:hs", "text");
+    await assertRejects(() => r.pfcount("io:hs"), /not a valid HyperLogLog/, "PFCOUNT of a plain string");
+  });
   r.disconnect();
 }
 
@@ -273,6 +288,17 @@ function collect(count, subscribe) {
     assertEqual(await client.fCallRo("nr_get", { keys: ["nr:s1"] }), "v", "FCALL_RO");
     const listed = await client.functionList();
     if (!JSON.stringify(listed).includes("nr_get")) throw new Error(JSON.stringify(listed));
+  });
+  await check("node-redis-hyperloglog", async () => {
+    await client.del(["nr:h1", "nr:h2", "nr:hm"]);
+    assertEqual(await client.pfAdd("nr:h1", ["a", "b", "c"]), true, "PFADD");
+    assertEqual(await client.pfAdd("nr:h1", "a"), false, "PFADD again");
+    await client.pfAdd("nr:h2", ["c", "d"]);
+    assertEqual(await client.pfCount("nr:h1"), 3, "PFCOUNT");
+    assertEqual(await client.pfCount(["nr:h1", "nr:h2"]), 4, "PFCOUNT union");
+    assertEqual(await client.pfMerge("nr:hm", ["nr:h1", "nr:h2"]), "OK", "PFMERGE");
+    assertEqual(await client.pfCount("nr:hm"), 4, "PFCOUNT merged");
+    assertEqual(await client.sendCommand(["PFDEBUG", "ENCODING", "nr:hm"]), "sparse", "PFDEBUG ENCODING");
   });
   await client.quit();
 }
