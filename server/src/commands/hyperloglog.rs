@@ -2,8 +2,8 @@
 //! `hyperloglog.c` answers them. HLLs are plain string values in Redis's own byte layout
 //! (`warpengine_storage::hyperloglog`), changed in place so that a key keeps its expiry.
 //!
-//! The log: PFADD, PFMERGE and PFDEBUG are logged as sent (replayed on the same state they give
-//! the same bytes). PFCOUNT is a read, yet on one key it caches the cardinality in the value's
+//! The log: PFADD, PFMERGE and PFDEBUG are logged as sent (replayed on the same state and with
+//! the same `hll-sparse-max-bytes` they give the same bytes, as Redis's AOF does). PFCOUNT is a read, yet on one key it caches the cardinality in the value's
 //! header, as Redis does; that cache write is not logged (a read would otherwise wait for the
 //! log), so after a restart replayed from the log the cache is stale and the next PFCOUNT
 //! recomputes it: the count is the same, only the header bytes `GET` shows may differ until
@@ -133,7 +133,11 @@ pub fn pfcount(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let Ok(card) = hll::count(buf) else {
         return Reply::err(CORRUPT);
     };
-    hll::store_count(buf, card);
+    // A read that writes: a running snapshot keeps the value as it was, as for a write.
+    crate::persist::log::before_key(ctx, key, false);
+    if let Ok(Some(buf)) = hll_buffer(ctx.write(key)) {
+        hll::store_count(buf, card);
+    }
     signal_modified(ctx, key);
     Reply::Int(card as i64)
 }
