@@ -3,11 +3,12 @@
 //! (`warpengine_storage::hyperloglog`), changed in place so that a key keeps its expiry.
 //!
 //! The log: PFADD, PFMERGE and PFDEBUG are logged as sent (replayed on the same state and with
-//! the same `hll-sparse-max-bytes` they give the same bytes, as Redis's AOF does). PFCOUNT is a read, yet on one key it caches the cardinality in the value's
-//! header, as Redis does; that cache write is not logged (a read would otherwise wait for the
-//! log), so after a restart replayed from the log the cache is stale and the next PFCOUNT
-//! recomputes it: the count is the same, only the header bytes `GET` shows may differ until
-//! then. Snapshots keep the bytes as they are.
+//! the same `hll-sparse-max-bytes` they give the same bytes, as Redis's AOF does). PFCOUNT is a
+//! read, yet on one key it caches the cardinality in the value's header, as Redis does; that
+//! cache write is not logged (a read would otherwise wait for the log), so after a restart
+//! replayed from the log the cache is stale and the next PFCOUNT recomputes it: the count is the
+//! same, only the header bytes `GET` shows may differ until then. Snapshots keep the bytes as
+//! they are.
 
 use std::sync::atomic::Ordering;
 
@@ -25,7 +26,7 @@ use crate::session::Session;
 commands! {
     pub static COMMANDS;
     "pfadd", -2, "write denyoom fast", k(1, 1, 1), "hyperloglog", "2.8.9", keyed(pfadd), "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.";
-    "pfcount", -2, "readonly", k(1, -1, 1), "hyperloglog", "2.8.9", keyed(pfcount), "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
+    "pfcount", -2, "readonly may_replicate", k(1, -1, 1), "hyperloglog", "2.8.9", keyed(pfcount), "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
     "pfmerge", -2, "write denyoom", k(1, -1, 1), "hyperloglog", "2.8.9", keyed(pfmerge), "Merges one or more HyperLogLog values into a single key.", writes(Writes::First);
     "pfdebug", 3, "write denyoom admin", k(2, 2, 1), "hyperloglog", "2.8.9", keyed(pfdebug), "Internal commands for debugging HyperLogLog values.";
     "pfselftest", 1, "admin", NO_KEYS, "hyperloglog", "2.8.9", session(pfselftest), "An internal command for testing HyperLogLog values.";
