@@ -247,3 +247,77 @@ fn mutated_payloads_are_refused_or_restored_never_crash() {
         "{restored} restored, {refused} refused"
     );
 }
+
+/// The `redis` crate: DUMP as bytes, RESTORE with options.
+#[test]
+fn redis_crate_dumps_and_restores() {
+    let warp = start_warpengine(&[]);
+    let client = redis::Client::open(warp.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let _: () = redis::cmd("SADD")
+        .arg("rs:d1")
+        .arg(&[1, 2, 3])
+        .query(&mut c)
+        .unwrap();
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("rs:d1").query(&mut c).unwrap();
+    assert_eq!(payload[0], 11, "an intset");
+    let _: () = redis::cmd("RESTORE")
+        .arg("rs:d2")
+        .arg(0)
+        .arg(&payload)
+        .query(&mut c)
+        .unwrap();
+    let members: Vec<i64> = redis::cmd("SMEMBERS").arg("rs:d2").query(&mut c).unwrap();
+    assert_eq!(members, vec![1, 2, 3]);
+    let busy: redis::RedisResult<()> = redis::cmd("RESTORE")
+        .arg("rs:d2")
+        .arg(0)
+        .arg(&payload)
+        .query(&mut c);
+    assert_eq!(busy.unwrap_err().code(), Some("BUSYKEY"));
+    let _: () = redis::cmd("RESTORE")
+        .arg("rs:d2")
+        .arg(0)
+        .arg(&payload)
+        .arg("REPLACE")
+        .arg("IDLETIME")
+        .arg(1000)
+        .query(&mut c)
+        .unwrap();
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("rs:d2")
+        .query(&mut c)
+        .unwrap();
+    assert!((1000..1010).contains(&idle), "{idle}");
+}
+
+/// redis-cli: DUMP's raw bytes piped back into RESTORE with -x.
+#[test]
+fn redis_cli_dump_output_restores() {
+    let warp = start_warpengine(&[]);
+    let port = warp.port.to_string();
+    let cli = |args: &[&str], input: Option<&[u8]>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("redis-cli");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.unwrap_or_default()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap().stdout
+    };
+    cli(&["HSET", "cli:d1", "f", "v"], None);
+    let mut payload = cli(&["--raw", "DUMP", "cli:d1"], None);
+    // --raw ends the bulk with a newline of its own.
+    assert_eq!(payload.pop(), Some(b'\n'));
+    assert_eq!(
+        cli(&["-x", "RESTORE", "cli:d2", "0"], Some(&payload)),
+        b"OK\n"
+    );
+    assert_eq!(cli(&["HGET", "cli:d2", "f"], None), b"v\n");
+}

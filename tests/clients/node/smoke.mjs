@@ -4,7 +4,7 @@
 // SCRIPT) and functions (FUNCTION LOAD, FCALL), each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
-import { createClient } from "redis";
+import { createClient, commandOptions } from "redis";
 
 const port = Number(process.argv[2]);
 let passed = 0;
@@ -165,6 +165,16 @@ function collect(count, subscribe) {
     assertEqual(await r.function("LOAD", "REPLACE", lib), "iolib", "FUNCTION LOAD");
     assertEqual(await r.fcall("io_echo", 1, "k", "a"), ["k", "a"], "FCALL");
   });
+  await check("ioredis-dump-restore", async () => {
+    await r.del("io:d1", "io:d2");
+    await r.hset("io:d1", "f", "v", "n", "1");
+    const payload = await r.dumpBuffer("io:d1");
+    assertEqual(payload[0], 16, "listpack hash type byte");
+    assertEqual(await r.restore("io:d2", 0, payload), "OK", "RESTORE");
+    assertEqual(await r.hgetall("io:d2"), { f: "v", n: "1" }, "restored hash");
+    await assertRejects(() => r.restore("io:d2", 0, payload), /BUSYKEY/, "RESTORE over a present key");
+    assertEqual(await r.restore("io:d2", 0, payload, "REPLACE"), "OK", "RESTORE REPLACE");
+  });
   r.disconnect();
 }
 
@@ -273,6 +283,15 @@ function collect(count, subscribe) {
     assertEqual(await client.fCallRo("nr_get", { keys: ["nr:s1"] }), "v", "FCALL_RO");
     const listed = await client.functionList();
     if (!JSON.stringify(listed).includes("nr_get")) throw new Error(JSON.stringify(listed));
+  });
+  await check("node-redis-dump-restore", async () => {
+    await client.del(["nr:d1", "nr:d2"]);
+    await client.zAdd("nr:d1", [{ score: 1.5, value: "a" }, { score: 2, value: "b" }]);
+    const payload = await client.dump(commandOptions({ returnBuffers: true }), "nr:d1");
+    assertEqual(payload[0], 17, "listpack zset type byte");
+    assertEqual(await client.restore("nr:d2", 0, payload), "OK", "RESTORE");
+    assertEqual(await client.zRangeWithScores("nr:d2", 0, -1), [{ value: "a", score: 1.5 }, { value: "b", score: 2 }], "restored zset");
+    assertEqual(await client.restore("nr:d2", 0, payload, { REPLACE: true, ABSTTL: true }), "OK", "RESTORE REPLACE ABSTTL");
   });
   await client.quit();
 }
