@@ -3,8 +3,8 @@
 //! again; restored keys survive a restart; mutated payloads never take the server down.
 
 use warpengine_tests::{
-    free_port, redis_available, start_redis, start_warpengine, try_start_warpengine_on, RawConn,
-    Resp, SeededRandom, TempDir,
+    encode_command, free_port, redis_available, start_redis, start_warpengine,
+    try_start_warpengine_on, RawConn, Resp, SeededRandom, TempDir,
 };
 
 /// Values to make in Redis (`{k}` is the key): every type in each encoding Redis 7.0 gives it.
@@ -72,6 +72,8 @@ fn content(c: &mut RawConn, key: &str) -> (Resp, Resp, Resp) {
         Resp::Simple(t) if t == "hash" => sorted_groups(c.call(&["HGETALL", key]), 2),
         Resp::Simple(t) if t == "set" => sorted_groups(c.call(&["SMEMBERS", key]), 1),
         Resp::Simple(t) if t == "zset" => c.call(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
+        // WarpEngine's own type, which no payload or RDB file holds.
+        Resp::Simple(t) if t == "temporal" => Resp::Nil,
         other => panic!("{key}: type {other:?}"),
     };
     (ty, encoding, value)
@@ -320,4 +322,190 @@ fn redis_cli_dump_output_restores() {
         b"OK\n"
     );
     assert_eq!(cli(&["HGET", "cli:d2", "f"], None), b"v\n");
+}
+
+// ---- RDB files ------------------------------------------------------------------------------
+
+/// Fills a server with every value shape (databases 0 and 2), expiries and a function library.
+fn fill(c: &mut RawConn) {
+    let large = large_values();
+    for (i, line) in VALUES
+        .iter()
+        .copied()
+        .chain(large.iter().map(|s| s.as_str()))
+        .enumerate()
+    {
+        call_line(c, line, &format!("value:{i}"));
+    }
+    c.call(&["SET", "volatile", "v", "PX", "100000000"]);
+    c.call(&["HSET", "volatile-hash", "f", "v"]);
+    c.call(&["PEXPIREAT", "volatile-hash", "99999999999999"]);
+    c.call(&["SELECT", "2"]);
+    c.call(&["RPUSH", "in-db-2", "x", "y"]);
+    c.call(&["SELECT", "0"]);
+    let lib = "#!lua name=rdblib\nredis.register_function('rdb_f', function() return 42 end)";
+    assert_eq!(
+        c.call(&["FUNCTION", "LOAD", lib]),
+        Resp::Bulk(b"rdblib".to_vec())
+    );
+}
+
+type Dataset = Vec<((usize, String), (Resp, Resp, Resp), Resp)>;
+
+/// Every key of databases 0..4 with its content and absolute expiry, and what the function
+/// answers.
+fn dataset(c: &mut RawConn) -> (Dataset, Resp) {
+    let mut out = Vec::new();
+    for db in 0..4 {
+        c.call(&["SELECT", &db.to_string()]);
+        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
+            panic!("KEYS")
+        };
+        let mut names: Vec<String> = keys
+            .into_iter()
+            .map(|k| match k {
+                Resp::Bulk(b) => String::from_utf8(b).unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        names.sort();
+        for name in names {
+            let expiry = c.call(&["PEXPIRETIME", &name]);
+            out.push(((db, name.clone()), content(c, &name), expiry));
+        }
+    }
+    c.call(&["SELECT", "0"]);
+    let f = c.call(&["FCALL", "rdb_f", "0"]);
+    (out, f)
+}
+
+fn copy_rdb(from: &TempDir, to: &TempDir) {
+    std::fs::copy(
+        std::path::Path::new(from.path()).join("dump.rdb"),
+        std::path::Path::new(to.path()).join("dump.rdb"),
+    )
+    .expect("dump.rdb copied");
+}
+
+#[test]
+fn a_dump_rdb_written_by_redis_loads_here() {
+    if !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
+        return;
+    }
+    let redis_dir = TempDir::new("rdb-from-redis");
+    let redis = start_redis(&["--dir", redis_dir.path()]);
+    let mut r = RawConn::connect(redis.port);
+    fill(&mut r);
+    assert_eq!(r.call(&["SAVE"]), Resp::Simple("OK".into()));
+    let expected = dataset(&mut r);
+    assert!(expected.0.len() > VALUES.len());
+    // With appendonly no, and with appendonly yes on a first start (no log yet).
+    for extra in [&[][..], &["--appendonly", "yes"][..]] {
+        let dir = TempDir::new("rdb-load-here");
+        copy_rdb(&redis_dir, &dir);
+        let mut args = vec!["--dir", dir.path()];
+        args.extend_from_slice(extra);
+        let port = free_port();
+        let mut warp = try_start_warpengine_on(port, &args).unwrap();
+        let mut w = RawConn::connect(port);
+        assert_eq!(dataset(&mut w), expected, "{extra:?}");
+        if !extra.is_empty() {
+            // The log's first snapshot holds what the file held.
+            std::fs::remove_file(std::path::Path::new(dir.path()).join("dump.rdb")).unwrap();
+            warp.kill9();
+            let _warp = try_start_warpengine_on(port, &args).unwrap();
+            assert_eq!(dataset(&mut RawConn::connect(port)), expected);
+        }
+    }
+}
+
+#[test]
+fn our_dump_rdb_passes_redis_check_rdb_and_loads_in_redis() {
+    if !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
+        return;
+    }
+    let dir = TempDir::new("rdb-to-redis");
+    let warp = try_start_warpengine_on(free_port(), &["--dir", dir.path()]).unwrap();
+    let mut w = RawConn::connect(warp.port);
+    fill(&mut w);
+    w.call(&["TEMPORAL", "INCR", "trending", "m", "1"]);
+    assert_eq!(w.call(&["SAVE"]), Resp::Simple("OK".into()));
+    let mut expected = dataset(&mut w);
+    // TEMPORAL has no RDB form: the file leaves it out.
+    expected.0.retain(|((_, k), _, _)| k != "trending");
+    let file = std::path::Path::new(dir.path()).join("dump.rdb");
+    let check = std::process::Command::new("redis-check-rdb")
+        .arg(&file)
+        .output()
+        .expect("redis-check-rdb (redis-tools)");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && report.contains("RDB looks OK"),
+        "{report}"
+    );
+    let redis = start_redis(&["--dir", dir.path()]);
+    assert_eq!(dataset(&mut RawConn::connect(redis.port)), expected);
+}
+
+#[test]
+fn bgsave_and_shutdown_write_dump_rdb_and_a_start_without_the_log_loads_it() {
+    let dir = TempDir::new("rdb-restart");
+    let port = free_port();
+    let args = ["--dir", dir.path()];
+    let file = std::path::Path::new(dir.path()).join("dump.rdb");
+    let mut warp = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    fill(&mut c);
+    assert_eq!(
+        c.call(&["BGSAVE"]),
+        Resp::Simple("Background saving started".into())
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "BGSAVE wrote no dump.rdb"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let expected = dataset(&mut c);
+    warp.kill9();
+    let _warp = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    assert_eq!(dataset(&mut c), expected);
+    // SHUTDOWN SAVE writes it too: a change, then a restart that sees it.
+    c.call(&["SET", "after-restart", "1"]);
+    let mut warp = _warp;
+    c.send(&encode_command(&[b"SHUTDOWN", b"SAVE"]));
+    while warp.alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SHUTDOWN SAVE did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _warp = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["GET", "after-restart"]), Resp::Bulk(b"1".to_vec()));
+}
+
+#[test]
+fn a_damaged_dump_rdb_stops_the_start() {
+    let dir = TempDir::new("rdb-damaged");
+    let port = free_port();
+    let args = ["--dir", dir.path()];
+    let mut warp = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    fill(&mut c);
+    c.call(&["SAVE"]);
+    warp.kill9();
+    let file = std::path::Path::new(dir.path()).join("dump.rdb");
+    let mut data = std::fs::read(&file).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x55;
+    std::fs::write(&file, &data).unwrap();
+    let refused = try_start_warpengine_on(port, &args)
+        .err()
+        .expect("start refused");
+    assert!(refused.contains("checksum"), "{refused}");
 }

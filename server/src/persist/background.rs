@@ -92,8 +92,9 @@ pub fn preserve_databases(server: &Server, shards: &mut [&mut Shard], dbs: &[usi
     }
 }
 
-/// Starts a background snapshot on a thread of its own. False if one is already running.
-pub fn start(server: &Arc<Server>) -> bool {
+/// Starts a background snapshot on a thread of its own, followed (BGSAVE) by the RDB file
+/// when `with_rdb_file`. False if one is already running.
+pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
     let wal_state = &server.wal;
     if wal_state
         .stats
@@ -109,7 +110,12 @@ pub fn start(server: &Arc<Server>) -> bool {
         .spawn(move || {
             let started = Instant::now();
             let changes = server.changes_total();
-            let result = run(&server);
+            let result = run(&server).and_then(|done| {
+                if with_rdb_file {
+                    super::rdb_file::save(&server)?;
+                }
+                Ok(done)
+            });
             let stats = &server.wal.stats;
             *server
                 .wal

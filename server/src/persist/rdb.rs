@@ -318,6 +318,11 @@ fn push_literal(out: &mut Vec<u8>, lit: &mut usize, lit_at: &mut usize, byte: u8
 
 /// CRC-64/Jones as Redis computes it (reflected, initial value 0, no final xor).
 pub fn crc64(data: &[u8]) -> u64 {
+    crc64_update(0, data)
+}
+
+/// Continues a CRC-64 over more data (a file written in pieces).
+pub fn crc64_update(crc: u64, data: &[u8]) -> u64 {
     const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
     static TABLE: std::sync::OnceLock<[u64; 256]> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
@@ -335,7 +340,7 @@ pub fn crc64(data: &[u8]) -> u64 {
         }
         t
     });
-    data.iter().fold(0u64, |crc, &b| {
+    data.iter().fold(crc, |crc, &b| {
         table[((crc ^ b as u64) & 0xff) as usize] ^ (crc >> 8)
     })
 }
