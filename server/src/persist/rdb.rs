@@ -152,7 +152,9 @@ impl<'a> Reader<'a> {
 /// LZF decompression (liblzf's format, as Redis writes compressed strings); None for input
 /// that is not such data or does not give exactly `len` bytes.
 pub fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::with_capacity(len);
+    // The declared length is the payload's word: reserve no more than the input could
+    // expand to (a 3-byte back-reference gives at most 264 bytes).
+    let mut out: Vec<u8> = Vec::with_capacity(len.min(input.len().saturating_mul(132)));
     let mut ip = 0;
     while ip < input.len() {
         let ctrl = input[ip] as usize;
@@ -385,6 +387,18 @@ mod tests {
         put_string(&mut out, b"hello");
         assert_eq!(Reader::new(&out).string(), Some(b"hello".to_vec()));
         assert_eq!(Reader::new(&[0xc0, 0xfe]).string(), Some(b"-2".to_vec()));
+    }
+
+    #[test]
+    fn lzf_compression_reads_back() {
+        let text = b"hello hello hello hello, abcabcabcabcabcabcabc and more hello".repeat(20);
+        let packed = lzf_compress(&text, text.len() - 4).expect("compresses");
+        assert!(packed.len() < text.len() / 4);
+        assert_eq!(lzf_decompress(&packed, text.len()), Some(text.clone()));
+        // No room to gain: Redis then stores the string plain.
+        assert_eq!(lzf_compress(b"q8Z2mX0pL7vR4tY1wK9sB3nH6", 21), None);
+        // A huge declared length reserves nothing like it.
+        assert_eq!(lzf_decompress(&packed, usize::MAX / 2), None);
     }
 
     #[test]
