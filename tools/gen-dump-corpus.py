@@ -270,6 +270,36 @@ def main():
         lines.append("RESTORE dump:bad-%s 0 %s" % (name, esc(payload)))
         lines.append("EXISTS dump:bad-%s" % name)
     lines.append("CONFIG SET sanitize-dump-payload no")
+
+    # MIGRATE's argument checks and the answers that need no target (port 1 refuses).
+    lines += [
+        "# MIGRATE without a target",
+        "SET dump:m1 v",
+        "MIGRATE 127.0.0.1 1 dump:nosuchkey 0 100",
+        'MIGRATE 127.0.0.1 1 "" 0 100 KEYS dump:nosuchkey dump:nosuchkey2',
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100",
+        "MIGRATE 127.0.0.1 notaport dump:m1 0 100",
+        "EXISTS dump:m1",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100 KEYS dump:m1",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100 BOGUS",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100 AUTH",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100 AUTH2 user",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100 COPY REPLACE AUTH pw AUTH2 u pw",
+        "MIGRATE 127.0.0.1 1 dump:m1 x 100",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 x",
+        "MIGRATE 127.0.0.1 1 dump:m1 x x",
+        "MIGRATE 127.0.0.1 1 dump:nosuchkey x 100",
+        "MIGRATE 127.0.0.1 1 dump:nosuchkey 0 -5",
+        'MIGRATE 127.0.0.1 1 "" 0 100 KEYS',
+        "MIGRATE 127.0.0.1 1 dump:m1 0",
+        "MIGRATE",
+        "COMMAND GETKEYS MIGRATE 127.0.0.1 1 dump:m1 0 100",
+        'COMMAND GETKEYS MIGRATE 127.0.0.1 1 "" 0 100 KEYS a b',
+        "!resp3",
+        "MIGRATE 127.0.0.1 1 dump:nosuchkey 0 100",
+        "MIGRATE 127.0.0.1 1 dump:m1 0 100",
+        "!resp2",
+    ]
     print("\n".join(lines))
 
 

@@ -1,10 +1,11 @@
-//! DUMP and RESTORE end to end: every type and encoding made in a real redis-server, DUMPed
-//! there, RESTOREd here and compared, then DUMPed here and RESTOREd into Redis and compared
-//! again; restored keys survive a restart; mutated payloads never take the server down.
+//! DUMP, RESTORE, RDB files and MIGRATE end to end: every type and encoding made in a real
+//! redis-server, DUMPed there, RESTOREd here and compared, then back; restored keys survive a
+//! restart; mutated payloads never take the server down; client smoke tests; dump.rdb both
+//! ways with redis-server; MIGRATE to Redis and to another WarpEngine.
 
 use warpengine_tests::{
     encode_command, free_port, redis_available, start_redis, start_warpengine,
-    try_start_warpengine_on, RawConn, Resp, SeededRandom, TempDir,
+    try_start_warpengine_on, RawConn, Resp, SeededRandom, ServerProcess, TempDir,
 };
 
 /// Values to make in Redis (`{k}` is the key): every type in each encoding Redis 7.0 gives it.
@@ -79,13 +80,19 @@ fn content(c: &mut RawConn, key: &str) -> (Resp, Resp, Resp) {
     (ty, encoding, value)
 }
 
+/// Whether redis-server is missing and WARP_SKIP_DIFFERENTIAL allows going without it (the
+/// tests that need it fail otherwise).
+fn skip_without_redis() -> bool {
+    !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1")
+}
+
 fn restore(c: &mut RawConn, key: &str, payload: &[u8]) -> Resp {
     Resp::parse(&c.command(&[b"RESTORE", key.as_bytes(), b"0", payload, b"REPLACE"]))
 }
 
 #[test]
 fn every_type_and_encoding_moves_both_ways_with_redis() {
-    if !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
+    if skip_without_redis() {
         return;
     }
     let redis = start_redis(&[]);
@@ -125,16 +132,29 @@ fn every_type_and_encoding_moves_both_ways_with_redis() {
     }
 }
 
-#[test]
-fn restored_keys_survive_a_restart() {
-    let dir = TempDir::new("dump-restart");
+/// A WarpEngine logging to a fresh directory, with every value of `VALUES` under
+/// `prefix:<i>`: the server, its port and arguments (to restart it), its directory.
+fn logged_with_values(prefix: &str) -> (ServerProcess, u16, Vec<String>, TempDir) {
+    let dir = TempDir::new(&format!("dump-{prefix}"));
     let port = free_port();
-    let args = ["--appendonly", "yes", "--dir", dir.path()];
-    let mut server = try_start_warpengine_on(port, &args).unwrap();
+    let args: Vec<String> = ["--appendonly", "yes", "--dir", dir.path()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let server = try_start_warpengine_on(port, &argv).unwrap();
     let mut c = RawConn::connect(port);
     for (i, line) in VALUES.iter().enumerate() {
-        call_line(&mut c, line, &format!("src:{i}"));
+        call_line(&mut c, line, &format!("{prefix}:{i}"));
     }
+    (server, port, args, dir)
+}
+
+#[test]
+fn restored_keys_survive_a_restart() {
+    let (mut server, port, args, _dir) = logged_with_values("src");
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let mut c = RawConn::connect(port);
     let mut expected = Vec::new();
     for i in 0..VALUES.len() {
         let src = format!("src:{i}");
@@ -389,7 +409,7 @@ fn copy_rdb(from: &TempDir, to: &TempDir) {
 
 #[test]
 fn a_dump_rdb_written_by_redis_loads_here() {
-    if !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
+    if skip_without_redis() {
         return;
     }
     let redis_dir = TempDir::new("rdb-from-redis");
@@ -421,7 +441,7 @@ fn a_dump_rdb_written_by_redis_loads_here() {
 
 #[test]
 fn our_dump_rdb_passes_redis_check_rdb_and_loads_in_redis() {
-    if !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
+    if skip_without_redis() {
         return;
     }
     let dir = TempDir::new("rdb-to-redis");
@@ -508,4 +528,115 @@ fn a_damaged_dump_rdb_stops_the_start() {
         .err()
         .expect("start refused");
     assert!(refused.contains("checksum"), "{refused}");
+}
+
+// ---- MIGRATE --------------------------------------------------------------------------------
+
+fn migrate(c: &mut RawConn, port: u16, rest: &[&str]) -> Resp {
+    let port = port.to_string();
+    let mut args = vec!["MIGRATE", "127.0.0.1", &port];
+    args.extend_from_slice(rest);
+    c.call(&args)
+}
+
+#[test]
+fn migrate_moves_keys_to_redis_and_to_another_warpengine() {
+    if skip_without_redis() {
+        return;
+    }
+    let redis = start_redis(&["--requirepass", "secret"]);
+    let mut r = RawConn::connect(redis.port);
+    r.call(&["AUTH", "secret"]);
+    r.call(&["ACL", "SETUSER", "mover", "on", ">pw2", "~*", "+@all"]);
+    let (mut warp, port, args, _dir) = logged_with_values("m");
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let mut w = RawConn::connect(port);
+    w.call(&["PEXPIRE", "m:0", "500000"]);
+    let before: Vec<_> = (0..VALUES.len())
+        .map(|i| content(&mut w, &format!("m:{i}")))
+        .collect();
+    let ok = Resp::Simple("OK".into());
+
+    // One key, AUTH; then the rest with KEYS and AUTH2 into database 3.
+    assert_eq!(
+        migrate(&mut w, redis.port, &["m:0", "0", "5000", "AUTH", "secret"]),
+        ok
+    );
+    assert_eq!(w.call(&["EXISTS", "m:0"]), Resp::Int(0));
+    let ttl = r.call(&["PTTL", "m:0"]).int();
+    assert!((400_000..=500_000).contains(&ttl), "{ttl}");
+    let mut rest = vec!["", "3", "5000", "AUTH2", "mover", "pw2", "KEYS"];
+    let names: Vec<String> = (1..VALUES.len()).map(|i| format!("m:{i}")).collect();
+    rest.extend(names.iter().map(|s| s.as_str()));
+    rest.push("m:absent");
+    assert_eq!(migrate(&mut w, redis.port, &rest), ok);
+    assert_eq!(content(&mut r, "m:0"), before[0]);
+    r.call(&["SELECT", "3"]);
+    for (i, want) in before.iter().enumerate().skip(1) {
+        assert_eq!(&content(&mut r, &format!("m:{i}")), want, "m:{i}");
+        assert_eq!(w.call(&["EXISTS", &format!("m:{i}")]), Resp::Int(0));
+    }
+
+    // Errors: a wrong password, a key already there (nothing is deleted), then COPY and REPLACE.
+    w.call(&["SET", "m:1", "again"]);
+    let wrong = migrate(&mut w, redis.port, &["m:1", "3", "5000", "AUTH", "nope"]);
+    assert!(
+        matches!(&wrong, Resp::Error(e) if e.starts_with("ERR Target instance replied with error: WRONGPASS")),
+        "{wrong:?}"
+    );
+    let busy = migrate(&mut w, redis.port, &["m:1", "3", "5000", "AUTH", "secret"]);
+    assert_eq!(
+        busy,
+        Resp::Error(
+            "ERR Target instance replied with error: BUSYKEY Target key name already exists."
+                .into()
+        )
+    );
+    assert_eq!(w.call(&["EXISTS", "m:1"]), Resp::Int(1));
+    assert_eq!(
+        migrate(
+            &mut w,
+            redis.port,
+            &["m:1", "3", "5000", "COPY", "REPLACE", "AUTH", "secret"]
+        ),
+        ok
+    );
+    assert_eq!(w.call(&["GET", "m:1"]), Resp::Bulk(b"again".to_vec()));
+    assert_eq!(r.call(&["GET", "m:1"]), Resp::Bulk(b"again".to_vec()));
+
+    // Redis to WarpEngine, and WarpEngine to WarpEngine.
+    let other = start_warpengine(&[]);
+    r.call(&["SELECT", "0"]);
+    r.call(&["RPUSH", "from-redis", "a", "b"]);
+    assert_eq!(
+        r.call(&[
+            "MIGRATE",
+            "127.0.0.1",
+            &port.to_string(),
+            "from-redis",
+            "0",
+            "5000"
+        ]),
+        ok
+    );
+    assert_eq!(
+        w.call(&["LRANGE", "from-redis", "0", "-1"]),
+        Resp::Array(vec![Resp::Bulk(b"a".to_vec()), Resp::Bulk(b"b".to_vec())])
+    );
+    assert_eq!(
+        migrate(&mut w, other.port, &["from-redis", "0", "5000"]),
+        ok
+    );
+    let mut o = RawConn::connect(other.port);
+    assert_eq!(o.call(&["LLEN", "from-redis"]), Resp::Int(2));
+
+    // The moves are logged: after a restart the moved keys stay gone, the copied one stays.
+    warp.kill9();
+    let _warp = try_start_warpengine_on(port, &args).unwrap();
+    let mut w = RawConn::connect(port);
+    assert_eq!(
+        w.call(&["EXISTS", "m:0", "m:2", "from-redis"]),
+        Resp::Int(0)
+    );
+    assert_eq!(w.call(&["GET", "m:1"]), Resp::Bulk(b"again".to_vec()));
 }
