@@ -17,7 +17,7 @@ commands! {
     pub static COMMANDS;
     "dump", 2, "readonly", k(1, 1, 1), "generic", "2.6.0", keyed(dump), "Returns a serialized representation of the value stored at a key.";
     "restore", -4, "write denyoom", k(1, 1, 1), "generic", "2.6.0", keyed(restore), "Creates a key from the serialized representation of a value.", log(LogForm::Rewritten(restore_log_form));
-    "migrate", -6, "write movablekeys", Keys::Custom { legacy: (3, 3, 1), find: migrate_keys }, "generic", "2.6.0", keyed(migrate), "Atomically transfers a key from one Redis instance to another.", log(LogForm::Rewritten(migrate_log_form));
+    "migrate", -6, "write movablekeys", Keys::Custom { legacy: (3, 3, 1), find: migrate_keys }, "generic", "2.6.0", keyed(migrate), "Atomically transfers a key from one Redis instance to another.", log(LogForm::Rewritten(migrate_log_form)), redacts(migrate_secrets);
 }
 
 const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
@@ -217,6 +217,23 @@ fn migrate_options(args: &[Bytes]) -> Result<MigrateOptions, Reply> {
         j += 1;
     }
     Ok(o)
+}
+
+/// MIGRATE's passwords and AUTH2's user name, which MONITOR and SLOWLOG hide (as Redis).
+pub fn migrate_secrets(args: &[Bytes]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut j = 6;
+    while j < args.len() {
+        let take = match () {
+            _ if eq_ignore_case(&args[j], "auth") => 1,
+            _ if eq_ignore_case(&args[j], "auth2") => 2,
+            _ if eq_ignore_case(&args[j], "keys") => break,
+            _ => 0,
+        };
+        out.extend((j + 1..=j + take).filter(|&p| p < args.len()));
+        j += 1 + take;
+    }
+    out
 }
 
 /// MIGRATE's keys: the key argument, or those after KEYS.
