@@ -528,6 +528,33 @@ fn a_damaged_dump_rdb_stops_the_start() {
         .err()
         .expect("start refused");
     assert!(refused.contains("checksum"), "{refused}");
+    // Damage behind a valid checksum reaches the reader: a start either loads something whole
+    // or stops with a message, never with a panic.
+    let mut rng = SeededRandom(0xdb_f11e);
+    let (mut loaded, mut stopped) = (0, 0);
+    for _ in 0..25 {
+        let mut damaged = data.clone();
+        for _ in 0..1 + rng.below(3) {
+            let at = 9 + rng.below(damaged.len() as u64 - 17) as usize;
+            damaged[at] = rng.below(256) as u8;
+        }
+        std::fs::write(&file, reseal(damaged)).unwrap();
+        match try_start_warpengine_on(port, &args) {
+            Ok(server) => {
+                let mut c = RawConn::connect(server.port);
+                assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
+                loaded += 1;
+            }
+            Err(log) => {
+                assert!(
+                    !log.contains("panicked") && log.contains("dump.rdb"),
+                    "{log}"
+                );
+                stopped += 1;
+            }
+        }
+    }
+    assert!(stopped > 0, "{loaded} loaded, {stopped} stopped");
 }
 
 // ---- MIGRATE --------------------------------------------------------------------------------
