@@ -667,3 +667,40 @@ fn migrate_moves_keys_to_redis_and_to_another_warpengine() {
     );
     assert_eq!(w.call(&["GET", "m:1"]), Resp::Bulk(b"again".to_vec()));
 }
+
+#[test]
+fn freq_under_lfu_temporal_refused_and_blocked_pop_served() {
+    let warp = start_warpengine(&["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lfu"]);
+    let mut c = RawConn::connect(warp.port);
+    c.call(&["RPUSH", "src", "a"]);
+    let payload = bulk(&mut c, &[b"DUMP", b"src"]);
+    let ok = Resp::Simple("OK".into());
+    assert_eq!(
+        Resp::parse(&c.command(&[b"RESTORE", b"f", b"0", &payload, b"FREQ", b"100"])),
+        ok
+    );
+    assert_eq!(c.call(&["OBJECT", "FREQ", "f"]), Resp::Int(100));
+    // IDLETIME is taken and ignored under LFU, as in Redis.
+    let idle = c.command(&[b"RESTORE", b"g", b"0", &payload, b"IDLETIME", b"5"]);
+    assert_eq!(Resp::parse(&idle), ok);
+    c.call(&["TEMPORAL", "INCR", "trend", "m", "1"]);
+    assert_eq!(
+        c.call(&["DUMP", "trend"]),
+        Resp::Error(
+            "ERR DUMP is not supported for temporal values: the RDB format has no such type".into()
+        )
+    );
+    // A RESTOREd list serves a client blocked on its key.
+    let mut waiter = RawConn::connect(warp.port);
+    waiter.send(&encode_command(&[b"BLPOP", b"wake", b"5"]));
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    c.command(&[b"RESTORE", b"wake", b"0", &payload]);
+    let served = Resp::parse(&waiter.read_reply().expect("BLPOP reply"));
+    assert_eq!(
+        served,
+        Resp::Array(vec![
+            Resp::Bulk(b"wake".to_vec()),
+            Resp::Bulk(b"a".to_vec())
+        ])
+    );
+}
