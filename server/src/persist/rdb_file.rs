@@ -7,18 +7,19 @@
 //! does, and so does a start with `appendonly yes` that finds no log yet (a user moving from
 //! Redis copies its `dump.rdb` and starts WarpEngine with either setting).
 //!
-//! The file is written with every shard locked, so it is one instant's data (BGSAVE's file
-//! too: service pauses while it is written). TEMPORAL keys have no RDB form: they are left
-//! out, with a warning in the log saying how many.
+//! SAVE writes the file with every shard locked. BGSAVE writes it from its background snapshot's
+//! walk (`background`), so it holds the data of the instant BGSAVE began without stopping
+//! service: each shard's records go to part files per database, joined at the end. TEMPORAL
+//! keys have no RDB form: they are left out, with a warning in the log saying how many.
 
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use warpengine_storage::Value;
+use warpengine_storage::{Entry, Value};
 
 use super::rdb::{crc64_update, put_encoded_string, put_len, put_string, Reader, RDB_VERSION};
-use super::rdb_value;
+use super::rdb_value::{self, Encodings};
 use crate::server_state::{unix_ms, Server, REDIS_VERSION};
 
 /// The file's opcodes (Redis's `RDB_OPCODE_*`): bytes in a type byte's place that are not a
@@ -88,17 +89,24 @@ pub struct Saved {
     pub skipped: u64,
 }
 
-/// Writes every database to `dir/dbfilename` (through a temporary file renamed over it, then
-/// synced, so a crash leaves the old file or the new one whole).
+/// SAVE: writes every database to `dir/dbfilename` with every shard locked.
 pub fn save(server: &Server) -> io::Result<Saved> {
-    // One save at a time (SAVE and a BGSAVE's end may meet): they share the temporary file.
+    write_file(server, |out| write_locked(server, out))
+}
+
+/// Writes the file through `fill` (everything up to and including EOF): into a temporary file,
+/// then the CRC-64 trailer, synced and renamed over the old file, so a crash leaves the old
+/// file or the new one whole.
+fn write_file(
+    server: &Server,
+    fill: impl FnOnce(&mut Checksummed<BufWriter<std::fs::File>>) -> io::Result<Saved>,
+) -> io::Result<Saved> {
+    // One save at a time (SAVE, a BGSAVE's end and a shutdown may meet): they share the
+    // temporary file.
     static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = SAVING.lock().unwrap_or_else(|p| p.into_inner());
     let target = path(server);
-    let dir = target
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let dir = parent_dir(&target);
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
     let result = (|| {
@@ -107,7 +115,7 @@ pub fn save(server: &Server) -> io::Result<Saved> {
             inner: BufWriter::with_capacity(1 << 20, file),
             crc: 0,
         };
-        let saved = write(server, &mut out)?;
+        let saved = fill(&mut out)?;
         let crc = out.crc;
         let mut inner = out.inner;
         inner.write_all(&crc.to_le_bytes())?;
@@ -135,6 +143,12 @@ pub fn save(server: &Server) -> io::Result<Saved> {
     result
 }
 
+fn parent_dir(file: &std::path::Path) -> PathBuf {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
 /// A writer that keeps the CRC-64 of everything written through it (the file's trailer).
 struct Checksummed<W: Write> {
     inner: W,
@@ -148,10 +162,8 @@ impl<W: Write> Checksummed<W> {
     }
 }
 
-/// The file up to and including its EOF opcode.
-fn write<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Result<Saved> {
-    let enc = rdb_value::encodings(server);
-    let mut buf = Vec::with_capacity(64 << 10);
+/// The signature, the AUX fields Redis writes first, then the function libraries.
+fn put_header(buf: &mut Vec<u8>, libraries: &[Bytes]) {
     buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
     let ctime = (unix_ms() / 1000).to_string();
     for (name, value) in [
@@ -160,54 +172,90 @@ fn write<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Result<Save
         ("ctime", ctime.as_str()),
     ] {
         buf.push(Opcode::Aux as u8);
-        put_string(&mut buf, name.as_bytes());
-        put_encoded_string(&mut buf, value.as_bytes(), false);
+        put_string(buf, name.as_bytes());
+        put_encoded_string(buf, value.as_bytes(), false);
     }
-    for library in server.functions.libraries().iter() {
+    for code in libraries {
         buf.push(Opcode::Function2 as u8);
-        put_string(&mut buf, &library.code);
+        put_string(buf, code);
     }
+}
+
+fn library_codes(server: &Server) -> Vec<Bytes> {
+    server
+        .functions
+        .libraries()
+        .iter()
+        .map(|l| l.code.clone())
+        .collect()
+}
+
+/// SELECTDB and RESIZEDB (the sizes count what the file holds of the database).
+fn put_db_start(buf: &mut Vec<u8>, db: usize, keys: u64, volatile: u64) {
+    buf.push(Opcode::SelectDb as u8);
+    put_len(buf, db as u64);
+    buf.push(Opcode::ResizeDb as u8);
+    put_len(buf, keys);
+    put_len(buf, volatile);
+}
+
+/// Whether a key goes in the file: TEMPORAL has no RDB form; an expired key is left out.
+fn kept(value: &Value, expire_at: u64, now: u64) -> bool {
+    !matches!(value, Value::Temporal(_)) && (expire_at == 0 || expire_at > now)
+}
+
+/// One key's record: its expiry, its object's type byte, the key, the object's body.
+fn put_object(
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    expire_at: u64,
+    enc: &Encodings,
+) {
+    if expire_at != 0 {
+        buf.push(Opcode::ExpireTimeMs as u8);
+        buf.extend_from_slice(&expire_at.to_le_bytes());
+    }
+    scratch.clear();
+    rdb_value::write_value(scratch, value, enc).expect("callers keep only types with an RDB form");
+    buf.push(scratch[0]);
+    put_encoded_string(buf, key, enc.compress);
+    buf.extend_from_slice(&scratch[1..]);
+}
+
+/// The file up to and including its EOF opcode, with every shard locked.
+fn write_locked<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Result<Saved> {
+    let enc = rdb_value::encodings(server);
+    let mut buf = Vec::with_capacity(64 << 10);
+    put_header(&mut buf, &library_codes(server));
     let mut saved = Saved::default();
-    let mut object = Vec::new();
+    let mut scratch = Vec::new();
     let now = unix_ms();
     let guards = server.lock_all();
     let databases = guards.first().map_or(0, |g| g.dbs.len());
     for db in 0..databases {
-        // RESIZEDB's sizes count what is written: TEMPORAL keys are not.
         let (mut keys, mut volatile) = (0u64, 0u64);
         for g in &guards {
             for (_, entry, expire_at) in g.dbs[db].iter_live(now) {
-                if !matches!(entry.value, Value::Temporal(_)) {
+                if kept(&entry.value, expire_at, now) {
                     keys += 1;
                     volatile += (expire_at != 0) as u64;
+                } else {
+                    saved.skipped += 1;
                 }
             }
         }
         if keys == 0 {
             continue;
         }
-        buf.push(Opcode::SelectDb as u8);
-        put_len(&mut buf, db as u64);
-        buf.push(Opcode::ResizeDb as u8);
-        put_len(&mut buf, keys);
-        put_len(&mut buf, volatile);
+        put_db_start(&mut buf, db, keys, volatile);
         for g in &guards {
             for (key, entry, expire_at) in g.dbs[db].iter_live(now) {
-                if matches!(entry.value, Value::Temporal(_)) {
-                    saved.skipped += 1;
+                if !kept(&entry.value, expire_at, now) {
                     continue;
                 }
-                if expire_at != 0 {
-                    buf.push(Opcode::ExpireTimeMs as u8);
-                    buf.extend_from_slice(&expire_at.to_le_bytes());
-                }
-                // The object's type byte goes before its key, its body after.
-                object.clear();
-                rdb_value::write_value(&mut object, &entry.value, &enc)
-                    .expect("every type but TEMPORAL has an RDB form");
-                buf.push(object[0]);
-                put_encoded_string(&mut buf, key, enc.compress);
-                buf.extend_from_slice(&object[1..]);
+                put_object(&mut buf, &mut scratch, key, &entry.value, expire_at, &enc);
                 saved.keys += 1;
                 if buf.len() >= 60 << 10 {
                     out.put(&buf)?;
@@ -220,6 +268,168 @@ fn write<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Result<Save
     buf.push(Opcode::Eof as u8);
     out.put(&buf)?;
     Ok(saved)
+}
+
+/// One shard's keys serialized for a background save, per database, as its snapshot walk meets
+/// them (under the shard's lock; see `background`).
+pub struct ShardParts {
+    enc: Encodings,
+    /// The save's start: keys expired by then are left out.
+    now: u64,
+    dbs: Vec<DbPart>,
+    scratch: Vec<u8>,
+    skipped: u64,
+}
+
+/// Records of one database not yet moved to its part file, and how many keys they hold.
+#[derive(Default)]
+pub struct DbPart {
+    bytes: Vec<u8>,
+    keys: u64,
+    volatile: u64,
+}
+
+impl ShardParts {
+    pub fn new(enc: Encodings, now: u64, databases: usize) -> ShardParts {
+        ShardParts {
+            enc,
+            now,
+            dbs: (0..databases).map(|_| DbPart::default()).collect(),
+            scratch: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    pub fn add(&mut self, db: usize, key: &[u8], entry: &Entry, expire_at: u64) {
+        if !kept(&entry.value, expire_at, self.now) {
+            self.skipped += matches!(entry.value, Value::Temporal(_)) as u64;
+            return;
+        }
+        let part = &mut self.dbs[db];
+        put_object(
+            &mut part.bytes,
+            &mut self.scratch,
+            key,
+            &entry.value,
+            expire_at,
+            &self.enc,
+        );
+        part.keys += 1;
+        part.volatile += (expire_at != 0) as u64;
+    }
+
+    /// What was added since the last call, per database (the parts are empty after).
+    pub fn drain(&mut self) -> (Vec<(usize, DbPart)>, u64) {
+        let drained = self
+            .dbs
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, p)| p.keys > 0)
+            .map(|(db, p)| (db, std::mem::take(p)))
+            .collect();
+        (drained, std::mem::take(&mut self.skipped))
+    }
+}
+
+/// A background save's file in the making: each shard's records go to a part file per
+/// database as its walk produces them (memory stays small), and `finish` joins the parts
+/// database by database into the file. Part files left by a failure are removed on drop.
+pub struct BackgroundSave {
+    dir: PathBuf,
+    libraries: Vec<Bytes>,
+    /// [shard][db]: the part file, once that shard has a key in that database.
+    parts: Vec<Vec<Option<PartFile>>>,
+    /// [db]: keys and keys with an expiry.
+    counts: Vec<(u64, u64)>,
+    skipped: u64,
+}
+
+/// A temporary file of one shard's records of one database.
+type PartFile = (PathBuf, BufWriter<std::fs::File>);
+
+impl BackgroundSave {
+    /// Called at the save's start, with every shard locked (the libraries are those of that
+    /// instant).
+    pub fn begin(server: &Server, shards: usize, databases: usize) -> BackgroundSave {
+        BackgroundSave {
+            dir: parent_dir(&path(server)),
+            libraries: library_codes(server),
+            parts: (0..shards)
+                .map(|_| (0..databases).map(|_| None).collect())
+                .collect(),
+            counts: vec![(0, 0); databases],
+            skipped: 0,
+        }
+    }
+
+    /// Appends what `shard`'s walk produced (from `ShardParts::drain`).
+    pub fn take(&mut self, shard: usize, drained: (Vec<(usize, DbPart)>, u64)) -> io::Result<()> {
+        let (dbs, skipped) = drained;
+        self.skipped += skipped;
+        for (db, part) in dbs {
+            let slot = &mut self.parts[shard][db];
+            if slot.is_none() {
+                std::fs::create_dir_all(&self.dir)?;
+                let path = self
+                    .dir
+                    .join(format!("temp-{}-part-{shard}-{db}.rdb", std::process::id()));
+                *slot = Some((path.clone(), BufWriter::new(std::fs::File::create(&path)?)));
+            }
+            let (_, file) = slot.as_mut().expect("created above");
+            file.write_all(&part.bytes)?;
+            self.counts[db].0 += part.keys;
+            self.counts[db].1 += part.volatile;
+        }
+        Ok(())
+    }
+
+    /// Joins the parts into `dir/dbfilename`.
+    pub fn finish(mut self, server: &Server) -> io::Result<Saved> {
+        for (_, file) in self.parts.iter_mut().flatten().flatten() {
+            file.flush()?;
+        }
+        write_file(server, |out| {
+            let mut buf = Vec::new();
+            put_header(&mut buf, &self.libraries);
+            out.put(&buf)?;
+            let mut keys = 0;
+            for (db, &(count, volatile)) in self.counts.iter().enumerate() {
+                if count == 0 {
+                    continue;
+                }
+                buf.clear();
+                put_db_start(&mut buf, db, count, volatile);
+                out.put(&buf)?;
+                keys += count;
+                for shard in &self.parts {
+                    if let Some((path, _)) = &shard[db] {
+                        let mut part = std::fs::File::open(path)?;
+                        let mut chunk = vec![0u8; 64 << 10];
+                        loop {
+                            let n = io::Read::read(&mut part, &mut chunk)?;
+                            if n == 0 {
+                                break;
+                            }
+                            out.put(&chunk[..n])?;
+                        }
+                    }
+                }
+            }
+            out.put(&[Opcode::Eof as u8])?;
+            Ok(Saved {
+                keys,
+                skipped: self.skipped,
+            })
+        })
+    }
+}
+
+impl Drop for BackgroundSave {
+    fn drop(&mut self) {
+        for (path, _) in self.parts.iter().flatten().flatten() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// At start: loads `dir/dbfilename` if there is one. Err (the start stops, as Redis's does)
