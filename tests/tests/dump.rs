@@ -726,6 +726,24 @@ fn migrate_moves_keys_to_redis_and_to_another_warpengine() {
     let mut o = RawConn::connect(other.port);
     assert_eq!(o.call(&["LLEN", "from-redis"]), Resp::Int(2));
 
+    // The target refuses the second key: the first, accepted, is gone here all the same.
+    w.call(&["SET", "pa", "1"]);
+    w.call(&["SET", "pb", "2"]);
+    r.call(&["SELECT", "3"]);
+    r.call(&["SET", "pb", "there"]);
+    let refused = migrate(
+        &mut w,
+        redis.port,
+        &["", "3", "5000", "AUTH", "secret", "KEYS", "pa", "pb"],
+    );
+    assert!(
+        matches!(&refused, Resp::Error(e) if e.contains("BUSYKEY")),
+        "{refused:?}"
+    );
+    assert_eq!(w.call(&["EXISTS", "pa"]), Resp::Int(0));
+    assert_eq!(w.call(&["GET", "pb"]), Resp::Bulk(b"2".to_vec()));
+    assert_eq!(r.call(&["GET", "pa"]), Resp::Bulk(b"1".to_vec()));
+
     // The moves are logged: after a restart the moved keys stay gone, the copied one stays.
     warp.kill9();
     let _warp = try_start_warpengine_on(port, &args).unwrap();

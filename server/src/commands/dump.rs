@@ -355,10 +355,18 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         (None, true) => Reply::err(IOERR_READ),
         (None, false) => OK,
     };
-    // An error reply is not logged by the command's log form: keys already moved are.
-    if reply.is_error() && ctx.server.wal.is_on() {
+    // After an error reply the dispatcher neither logs the command's log form nor tells
+    // WATCH and tracking about its keys: the keys already moved are told here.
+    if reply.is_error() {
+        let server = ctx.server;
         for key in deleted {
-            crate::persist::log::key_state(ctx, key);
+            ctx.db(key).touch_watched(key);
+            if server.tracking.active() {
+                server.tracking.key_changed(server, key, ctx.client);
+            }
+            if server.wal.is_on() {
+                crate::persist::log::key_state(ctx, key);
+            }
         }
     }
     reply
