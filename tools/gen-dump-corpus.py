@@ -192,6 +192,19 @@ def main():
         lines.append("RESTORE %s 0 %s" % (k, esc(seal(bytes([t]) + body))))
         lines += reads(k, kind)
 
+    # rdbcompression no: strings and packed values are written plain.
+    lines += [
+        "# rdbcompression",
+        "CONFIG SET rdbcompression no",
+        "SET dump:nolzf " + "abcdefgh" * 10,
+        "DUMP dump:nolzf",
+        "HSET dump:nolzf-h f " + "v" * 40,
+        "DUMP dump:nolzf-h",
+        "CONFIG SET rdbcompression yes",
+        "DUMP dump:nolzf",
+        "DUMP dump:nolzf-h",
+    ]
+
     # Options.
     p = r_dump(r, "SET", "v")
     lines += [

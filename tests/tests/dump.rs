@@ -578,6 +578,36 @@ fn bgsave_file_is_the_data_of_its_start_under_writes() {
     assert_eq!(r.call(&["EXISTS", "new-key"]), Resp::Int(0));
 }
 
+/// `rdbchecksum no`: a zero trailer, which redis-check-rdb and a start take as unchecked.
+#[test]
+fn rdbchecksum_no_writes_a_zero_trailer() {
+    let dir = TempDir::new("rdb-no-checksum");
+    let port = free_port();
+    let args = ["--dir", dir.path(), "--rdbchecksum", "no"];
+    let mut warp = try_start_warpengine_on(port, &args).unwrap();
+    let mut c = RawConn::connect(port);
+    c.call(&["SET", "k", "v"]);
+    c.call(&["SAVE"]);
+    warp.kill9();
+    let file = std::path::Path::new(dir.path()).join("dump.rdb");
+    let data = std::fs::read(&file).unwrap();
+    assert_eq!(data[data.len() - 8..], [0u8; 8]);
+    let check = std::process::Command::new("redis-check-rdb")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let _warp = try_start_warpengine_on(port, &["--dir", dir.path()]).unwrap();
+    assert_eq!(
+        RawConn::connect(port).call(&["GET", "k"]),
+        Resp::Bulk(b"v".to_vec())
+    );
+}
+
 #[test]
 fn a_damaged_dump_rdb_stops_the_start() {
     let dir = TempDir::new("rdb-damaged");

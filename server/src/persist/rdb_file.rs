@@ -106,6 +106,7 @@ fn write_file(
     static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = SAVING.lock().unwrap_or_else(|p| p.into_inner());
     let target = path(server);
+    let checksum = checksums(server);
     let dir = parent_dir(&target);
     std::fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
@@ -116,7 +117,8 @@ fn write_file(
             crc: 0,
         };
         let saved = fill(&mut out)?;
-        let crc = out.crc;
+        // `rdbchecksum no`: a zero trailer, which readers take as "not computed".
+        let crc = if checksum { out.crc } else { 0 };
         let mut inner = out.inner;
         inner.write_all(&crc.to_le_bytes())?;
         let file = inner.into_inner().map_err(|e| e.into_error())?;
@@ -141,6 +143,12 @@ fn write_file(
         }
     }
     result
+}
+
+/// `rdbchecksum`: whether files get (and loads check) the CRC-64 trailer.
+fn checksums(server: &Server) -> bool {
+    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+    cfg.get_bool("rdbchecksum")
 }
 
 fn parent_dir(file: &std::path::Path) -> PathBuf {
@@ -477,7 +485,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
         let (body, trailer) = data.split_at(data.len().saturating_sub(8).max(9));
         let expected = u64::from_le_bytes(trailer.try_into().map_err(|_| "truncated file")?);
         // A zero checksum means the writer did not compute one (rdbchecksum no).
-        if expected != 0 && expected != crc64_update(0, body) {
+        if checksums(server) && expected != 0 && expected != crc64_update(0, body) {
             return Err("wrong RDB checksum".into());
         }
         &body[9..]
