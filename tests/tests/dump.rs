@@ -150,6 +150,38 @@ fn logged_with_values(prefix: &str) -> (ServerProcess, u16, Vec<String>, TempDir
     (server, port, args, dir)
 }
 
+/// Long lists split into nodes as Redis's RPUSH splits them, for each kind of fill: DUMP's bytes
+/// are Redis's.
+#[test]
+fn long_lists_dump_with_redis_node_boundaries() {
+    if skip_without_redis() {
+        return;
+    }
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&[]);
+    let mut r = RawConn::connect(redis.port);
+    let mut w = RawConn::connect(warp.port);
+    let mut rng = SeededRandom(0x11_57);
+    for fill in ["-1", "-2", "-3", "-5", "0", "7", "100"] {
+        for c in [&mut r, &mut w] {
+            c.call(&["CONFIG", "SET", "list-max-listpack-size", fill]);
+            c.call(&["DEL", "long"]);
+        }
+        for _ in 0..1200 {
+            let element = match rng.below(4) {
+                0 => "x".repeat(rng.below(300) as usize),
+                1 => (rng.below(2_000_000) as i64 - 1_000_000).to_string(),
+                2 => "y".repeat(60 + rng.below(10) as usize),
+                _ => "z".repeat(250 + rng.below(10) as usize),
+            };
+            r.call(&["RPUSH", "long", &element]);
+            w.call(&["RPUSH", "long", &element]);
+        }
+        let expected = bulk(&mut r, &[b"DUMP", b"long"]);
+        assert!(bulk(&mut w, &[b"DUMP", b"long"]) == expected, "fill {fill}");
+    }
+}
+
 #[test]
 fn restored_keys_survive_a_restart() {
     let (mut server, port, args, _dir) = logged_with_values("src");

@@ -144,8 +144,7 @@ pub fn read_body(type_byte: u8, r: &mut Reader, enc: &Encodings) -> Option<Value
 
 // ---- writing --------------------------------------------------------------------------------
 
-/// Redis's quicklist 2: nodes as RPUSH would have filled them (`_quicklistNodeAllowInsert` of
-/// 7.0), each a listpack (container 2), or a plain node (container 1) for an element at or
+/// Redis's quicklist 2: nodes as RPUSH would have filled them (see `node_allows_insert`), each a listpack (container 2), or a plain node (container 1) for an element at or
 /// over the packed threshold.
 fn write_list(out: &mut Vec<u8>, list: &ListValue, enc: &Encodings) {
     const PLAIN: u64 = 1;
@@ -182,30 +181,22 @@ fn write_list(out: &mut Vec<u8>, list: &ListValue, enc: &Encodings) {
     }
 }
 
-/// Whether a quicklist node takes one more element of `len` bytes (Redis 7.0's estimate: the
-/// element plus a ziplist entry's overhead, against the fill's byte or count limit).
+/// Whether a quicklist node takes one more element of `len` bytes, as Redis 7.0.15's
+/// `_quicklistNodeAllowInsert` estimates it: the element plus 8 bytes of entry overhead, against
+/// the fill's byte limit (negative fill) or its count limit and the 8 KB safety limit.
 fn node_allows_insert(fill: i64, node: &Listpack, len: usize) -> bool {
+    const SIZE_ESTIMATE_OVERHEAD: usize = 8;
     const SIZE_SAFETY_LIMIT: usize = 8192;
     const OPTIMIZATION_LEVEL: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
-    let mut overhead = if len < 254 { 1 } else { 5 };
-    overhead += if len < 64 {
-        1
-    } else if len < 16384 {
-        2
-    } else {
-        5
-    };
-    let new_size = node.buf.len() + 1 + len + overhead;
+    // The listpack as it stands (with its end byte), plus the element.
+    let new_size = node.buf.len() + 1 + len + SIZE_ESTIMATE_OVERHEAD;
     if fill < 0 {
         let level = ((-fill - 1) as usize).min(OPTIMIZATION_LEVEL.len() - 1);
-        if new_size <= OPTIMIZATION_LEVEL[level] {
-            return true;
-        }
+        new_size <= OPTIMIZATION_LEVEL[level]
+    } else {
+        // A node holds at least one element.
+        new_size <= SIZE_SAFETY_LIMIT && (node.count as i64) < fill.max(1)
     }
-    if new_size > SIZE_SAFETY_LIMIT {
-        return false;
-    }
-    (node.count as i64) < fill
 }
 
 fn write_hash(out: &mut Vec<u8>, hash: &HashValue, enc: &Encodings) {
