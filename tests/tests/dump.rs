@@ -86,19 +86,26 @@ fn skip_without_redis() -> bool {
     !redis_available() && std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1")
 }
 
+/// A redis-server and a WarpEngine with a connection to each (None: no redis-server, and
+/// WARP_SKIP_DIFFERENTIAL allows going without).
+fn both_servers() -> Option<(ServerProcess, ServerProcess, RawConn, RawConn)> {
+    if skip_without_redis() {
+        return None;
+    }
+    let (redis, warp) = (start_redis(&[]), start_warpengine(&[]));
+    let (r, w) = (RawConn::connect(redis.port), RawConn::connect(warp.port));
+    Some((redis, warp, r, w))
+}
+
 fn restore(c: &mut RawConn, key: &str, payload: &[u8]) -> Resp {
     Resp::parse(&c.command(&[b"RESTORE", key.as_bytes(), b"0", payload, b"REPLACE"]))
 }
 
 #[test]
 fn every_type_and_encoding_moves_both_ways_with_redis() {
-    if skip_without_redis() {
+    let Some((_redis, _warp, mut r, mut w)) = both_servers() else {
         return;
-    }
-    let redis = start_redis(&[]);
-    let warp = start_warpengine(&[]);
-    let mut r = RawConn::connect(redis.port);
-    let mut w = RawConn::connect(warp.port);
+    };
     let large = large_values();
     let lines = VALUES
         .iter()
@@ -154,13 +161,9 @@ fn logged_with_values(prefix: &str) -> (ServerProcess, u16, Vec<String>, TempDir
 /// are Redis's.
 #[test]
 fn long_lists_dump_with_redis_node_boundaries() {
-    if skip_without_redis() {
+    let Some((_redis, _warp, mut r, mut w)) = both_servers() else {
         return;
-    }
-    let redis = start_redis(&[]);
-    let warp = start_warpengine(&[]);
-    let mut r = RawConn::connect(redis.port);
-    let mut w = RawConn::connect(warp.port);
+    };
     let mut rng = SeededRandom(0x11_57);
     for fill in ["-1", "-2", "-3", "-5", "0", "7", "100"] {
         for c in [&mut r, &mut w] {
