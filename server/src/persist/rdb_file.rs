@@ -132,7 +132,7 @@ fn write_file(
             if saved.skipped > 0 {
                 tracing::warn!(
                     skipped = saved.skipped,
-                    "{}: TEMPORAL keys have no RDB form and were left out",
+                    "{}: keys with no RDB form (TEMPORAL) were left out",
                     target.display()
                 );
             }
@@ -207,12 +207,13 @@ fn put_db_start(buf: &mut Vec<u8>, db: usize, keys: u64, volatile: u64) {
     put_len(buf, volatile);
 }
 
-/// Whether a key goes in the file: TEMPORAL has no RDB form; an expired key is left out.
+/// Whether a key goes in the file: one with no RDB form (TEMPORAL) or expired is left out.
 fn kept(value: &Value, expire_at: u64, now: u64) -> bool {
-    !matches!(value, Value::Temporal(_)) && (expire_at == 0 || expire_at > now)
+    rdb_value::has_rdb_form(value) && (expire_at == 0 || expire_at > now)
 }
 
-/// One key's record: its expiry, its object's type byte, the key, the object's body.
+/// One key's record: its expiry, its object's type byte, the key, the object's body. False
+/// (nothing written) for a value with no RDB form.
 fn put_object(
     buf: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
@@ -220,16 +221,19 @@ fn put_object(
     value: &Value,
     expire_at: u64,
     enc: &Encodings,
-) {
+) -> bool {
+    scratch.clear();
+    if rdb_value::write_value(scratch, value, enc).is_err() {
+        return false;
+    }
     if expire_at != 0 {
         buf.push(Opcode::ExpireTimeMs as u8);
         buf.extend_from_slice(&expire_at.to_le_bytes());
     }
-    scratch.clear();
-    rdb_value::write_value(scratch, value, enc).expect("callers keep only types with an RDB form");
     buf.push(scratch[0]);
     put_encoded_string(buf, key, enc.compress);
     buf.extend_from_slice(&scratch[1..]);
+    true
 }
 
 /// The file up to and including its EOF opcode, with every shard locked.
@@ -263,8 +267,9 @@ fn write_locked<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Resu
                 if !kept(&entry.value, expire_at, now) {
                     continue;
                 }
-                put_object(&mut buf, &mut scratch, key, &entry.value, expire_at, &enc);
-                saved.keys += 1;
+                if put_object(&mut buf, &mut scratch, key, &entry.value, expire_at, &enc) {
+                    saved.keys += 1;
+                }
                 if buf.len() >= 60 << 10 {
                     out.put(&buf)?;
                     buf.clear();
@@ -309,21 +314,19 @@ impl ShardParts {
     }
 
     pub fn add(&mut self, db: usize, key: &[u8], entry: &Entry, expire_at: u64) {
+        if !rdb_value::has_rdb_form(&entry.value) {
+            self.skipped += 1;
+            return;
+        }
         if !kept(&entry.value, expire_at, self.now) {
-            self.skipped += matches!(entry.value, Value::Temporal(_)) as u64;
             return;
         }
         let part = &mut self.dbs[db];
-        put_object(
-            &mut part.bytes,
-            &mut self.scratch,
-            key,
-            &entry.value,
-            expire_at,
-            &self.enc,
-        );
-        part.keys += 1;
-        part.volatile += (expire_at != 0) as u64;
+        let (bytes, scratch) = (&mut part.bytes, &mut self.scratch);
+        if put_object(bytes, scratch, key, &entry.value, expire_at, &self.enc) {
+            part.keys += 1;
+            part.volatile += (expire_at != 0) as u64;
+        }
     }
 
     /// What was added since the last call, per database (the parts are empty after).

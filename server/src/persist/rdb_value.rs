@@ -112,6 +112,14 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, enc: &Encodings) -> Result<
     Ok(())
 }
 
+/// Whether `write_value` can write the value (a new type decides here too).
+pub fn has_rdb_form(value: &Value) -> bool {
+    match value {
+        Value::Str(_) | Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => true,
+        Value::Temporal(_) => false,
+    }
+}
+
 /// Reads an RDB object (type byte, then body) into a value; None for anything that is not a
 /// well-formed object of a type this server holds.
 pub fn read_value(r: &mut Reader, enc: &Encodings) -> Option<Value> {
