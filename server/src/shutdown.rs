@@ -3,7 +3,7 @@
 //! when that fails unless FORCE, then stop accepting connections and let `main` flush and
 //! fdatasync the log and exit 0.
 
-use crate::persist::snapshot::{self, Logging};
+use crate::persist::snapshot;
 use crate::server_state::Server;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,7 +59,7 @@ pub fn begin(server: &Server, options: Options) -> Result<(), String> {
     };
     if save {
         tracing::info!("saving the final snapshot before exiting");
-        if let Err(e) = snapshot::take(server, Logging::Keep) {
+        if let Err(e) = snapshot::save(server) {
             tracing::error!("error trying to save the final snapshot: {e}");
             if !options.force {
                 tracing::warn!("errors trying to shut down the server: not stopping");

@@ -44,6 +44,12 @@ pub fn set_listpack_size(size: i64) {
     PACK_LIMITS.store(pack_limits(entries, bytes), Ordering::Relaxed);
 }
 
+/// Whether an element this long gets a node of its own (a "plain" node; RDB and DUMP write
+/// such nodes apart).
+pub fn is_plain_element(len: usize) -> bool {
+    is_plain(len)
+}
+
 /// DEBUG QUICKLIST-PACKED-THRESHOLD.
 pub fn set_plain_threshold(bytes: usize) {
     PLAIN_THRESHOLD.store(bytes.max(1), Ordering::Relaxed);

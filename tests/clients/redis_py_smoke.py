@@ -109,6 +109,21 @@ for protocol in (2, 3):
         except redis.ResponseError as e:
             assert "not an integer" in str(e)
 
+    def dump_restore():
+        r.delete("py:d1", "py:d2")
+        r.rpush("py:d1", "a", "b", 3)
+        payload = r.dump("py:d1")
+        assert isinstance(payload, bytes) and payload[0] == 18, payload
+        assert r.restore("py:d2", 0, payload) in (True, "OK")
+        assert r.lrange("py:d2", 0, -1) == ["a", "b", "3"]
+        try:
+            r.restore("py:d2", 0, payload)
+            raise AssertionError("RESTORE over a present key did not fail")
+        except redis.ResponseError as e:
+            assert "BUSYKEY" in str(e), e
+        assert r.restore("py:d2", 5000, payload, replace=True) in (True, "OK")
+        assert 0 < r.pttl("py:d2") <= 5000
+
     def server():
         info = r.info()
         assert info["redis_version"].startswith("7.")
@@ -180,7 +195,7 @@ for protocol in (2, 3):
             assert "not a valid HyperLogLog" in str(e), e
 
     for name, fn in [("scripting", scripting), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
-                     ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("server", server),
+                     ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("dump", dump_restore), ("server", server),
                      ("operability", operability), ("hyperloglog", hyperloglog)]:
         check(f"resp{protocol}-{name}", fn)
 

@@ -16,6 +16,7 @@ pub mod command_data;
 pub mod config;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub mod functions;
 pub mod hashes;
 pub mod horizon;
@@ -81,6 +82,7 @@ pub fn install() {
             CORE,
             bitmaps::COMMANDS,
             blocking::COMMANDS,
+            dump::COMMANDS,
             functions::COMMANDS,
             hashes::COMMANDS,
             horizon::COMMANDS,

@@ -10,7 +10,7 @@ use warpengine_storage::Shard;
 use super::util::{eq_ignore_case, int_arg, lower, DB_OUT_OF_RANGE, SYNTAX};
 use crate::persist::background;
 use crate::persist::log::{self as wal_log, KeyspaceOp};
-use crate::persist::snapshot::{self, Logging};
+use crate::persist::snapshot;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::server_state::Server;
@@ -82,7 +82,7 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
         .get("save")
         .is_empty();
     if save_rules {
-        if let Err(e) = snapshot::take(s.server, Logging::Keep) {
+        if let Err(e) = snapshot::save(s.server) {
             tracing::error!("FLUSHALL could not save the empty dataset: {e}");
         }
     }
@@ -147,7 +147,7 @@ pub fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
     {
         return Reply::err("ERR Background save already in progress");
     }
-    match snapshot::take(s.server, Logging::Keep) {
+    match snapshot::save(s.server) {
         Ok(_) => OK,
         Err(e) => {
             tracing::error!("SAVE failed: {e}");
@@ -156,9 +156,15 @@ pub fn save(s: &mut Session, _args: &[Bytes]) -> Reply {
     }
 }
 
-/// Starts a background snapshot; `started` is the status Redis answers.
-fn background_snapshot(s: &mut Session, started: &'static str, busy: &'static str) -> Reply {
-    if background::start(s.server) {
+/// Starts a background snapshot (and then, for BGSAVE, the RDB file); `started` is the status
+/// Redis answers.
+fn background_snapshot(
+    s: &mut Session,
+    with_rdb_file: bool,
+    started: &'static str,
+    busy: &'static str,
+) -> Reply {
+    if background::start(s.server, with_rdb_file) {
         Reply::Status(started)
     } else {
         Reply::err(busy)
@@ -173,6 +179,7 @@ pub fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     background_snapshot(
         s,
+        true,
         "Background saving started",
         "ERR Background save already in progress",
     )
@@ -181,6 +188,7 @@ pub fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
 pub fn bgrewriteaof(s: &mut Session, _args: &[Bytes]) -> Reply {
     background_snapshot(
         s,
+        false,
         "Background append only file rewriting started",
         "ERR Background append only file rewriting already in progress",
     )

@@ -131,12 +131,12 @@ const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 /// The table, in the order of Redis's `standardConfig` list; CONFIG GET sorts by name anyway.
 pub static PARAMS: &[Param] = &[
     // Yes/no parameters.
-    p("rdbchecksum", BOOL, "yes", FIXED).stored(),
+    p("rdbchecksum", BOOL, "yes", FIXED),
     p("daemonize", BOOL, "no", FIXED),
     p("io-threads-do-reads", BOOL, "no", FIXED).stored(),
     p("always-show-logo", BOOL, "no", FIXED).stored(),
     p("protected-mode", BOOL, "yes", MUT),
-    p("rdbcompression", BOOL, "yes", MUT).stored(),
+    p("rdbcompression", BOOL, "yes", MUT),
     p("rdb-del-sync-files", BOOL, "no", MUT).stored(),
     p("activerehashing", BOOL, "yes", MUT).stored(),
     p("stop-writes-on-bgsave-error", BOOL, "yes", MUT).stored(),
@@ -198,7 +198,7 @@ pub static PARAMS: &[Param] = &[
     p("cluster-config-file", STR, "nodes.conf", FIXED).stored(),
     p("cluster-announce-hostname", STR, "", MUT).stored(),
     p("syslog-ident", STR, "redis", FIXED),
-    p("dbfilename", STR, "dump.rdb", MUT).protected().stored(),
+    p("dbfilename", STR, "dump.rdb", MUT).protected(),
     p("appendfilename", STR, "appendonly.aof", FIXED).stored(),
     p("appenddirname", STR, "appendonlydir", FIXED),
     p("server_cpulist", STR, "", FIXED).stored(),

@@ -26,6 +26,8 @@ const STEP: usize = 256;
 
 struct ShardWalk {
     buf: Vec<u8>,
+    /// BGSAVE: the same keys for the RDB file.
+    rdb: Option<super::rdb_file::ShardParts>,
     lsn: u64,
     db: usize,
     cursor: usize,
@@ -39,6 +41,9 @@ pub struct Background {
 
 impl ShardWalk {
     fn write(&mut self, db: usize, key: &[u8], entry: &Entry, expire_at: u64) {
+        if let Some(parts) = &mut self.rdb {
+            parts.add(db, key, entry, expire_at);
+        }
         self.lsn += 1;
         self.keys += 1;
         wal::record::append(&mut self.buf, self.lsn, |b| {
@@ -92,8 +97,9 @@ pub fn preserve_databases(server: &Server, shards: &mut [&mut Shard], dbs: &[usi
     }
 }
 
-/// Starts a background snapshot on a thread of its own. False if one is already running.
-pub fn start(server: &Arc<Server>) -> bool {
+/// Starts a background snapshot on a thread of its own, followed (BGSAVE) by the RDB file
+/// when `with_rdb_file`. False if one is already running.
+pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
     let wal_state = &server.wal;
     if wal_state
         .stats
@@ -109,7 +115,7 @@ pub fn start(server: &Arc<Server>) -> bool {
         .spawn(move || {
             let started = Instant::now();
             let changes = server.changes_total();
-            let result = run(&server);
+            let result = run(&server, with_rdb_file);
             let stats = &server.wal.stats;
             *server
                 .wal
@@ -149,16 +155,22 @@ pub fn start(server: &Arc<Server>) -> bool {
     true
 }
 
-fn run(server: &Server) -> io::Result<(u64, u64)> {
+/// The background snapshot, and with `with_rdb_file` the RDB file of the same instant.
+fn run(server: &Server, with_rdb_file: bool) -> io::Result<(u64, u64)> {
     let wal_state = &server.wal;
     let dir = wal_state.dir();
     std::fs::create_dir_all(&dir)?;
     let n = server.threads();
+    let databases = server.databases();
+    let enc = super::rdb_value::encodings(server);
+    let started_ms = unix_ms();
     let bg = Arc::new(Background {
         shards: (0..n)
             .map(|_| {
                 Mutex::new(ShardWalk {
                     buf: Vec::new(),
+                    rdb: with_rdb_file
+                        .then(|| super::rdb_file::ShardParts::new(enc, started_ms, databases)),
                     lsn: 0,
                     db: 0,
                     cursor: usize::MAX,
@@ -168,9 +180,11 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
             })
             .collect(),
     });
-    let segment = {
+    let (segment, mut rdb) = {
         let mut guards = server.lock_all();
         let segment = super::snapshot::rotate_all(server, &dir, &mut guards)?;
+        let rdb =
+            with_rdb_file.then(|| super::rdb_file::BackgroundSave::begin(server, n, databases));
         {
             let mut w = walk(&bg, 0);
             let w = &mut *w;
@@ -187,12 +201,12 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(bg.clone());
         wal_state.background_active.store(true, Ordering::Release);
-        segment
+        (segment, rdb)
     };
     let paths: Vec<PathBuf> = (0..n)
         .map(|i| wal::snapshot_path(&dir, segment, i).with_extension("tmp"))
         .collect();
-    let result = write_all(server, &bg, &paths);
+    let result = write_all(server, &bg, &paths, rdb.as_mut());
     let finish = result.and_then(|keys| {
         for (i, tmp) in paths.iter().enumerate() {
             std::fs::rename(tmp, wal::snapshot_path(&dir, segment, i))?;
@@ -206,6 +220,9 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
             },
         )?;
         wal::remove_before(&dir, segment, Some(n))?;
+        if let Some(rdb) = rdb {
+            rdb.finish(server)?;
+        }
         Ok(keys)
     });
     if finish.is_err() {
@@ -216,8 +233,14 @@ fn run(server: &Server) -> io::Result<(u64, u64)> {
     finish.map(|keys| (segment, keys))
 }
 
-/// Walks every shard step by step, appending what each step produced to its file.
-fn write_all(server: &Server, bg: &Background, paths: &[PathBuf]) -> io::Result<u64> {
+/// Walks every shard step by step, appending what each step produced to its file (and to the
+/// RDB file's parts).
+fn write_all(
+    server: &Server,
+    bg: &Background,
+    paths: &[PathBuf],
+    mut rdb: Option<&mut super::rdb_file::BackgroundSave>,
+) -> io::Result<u64> {
     let mut files = paths
         .iter()
         .map(|p| std::fs::File::create(p).map(io::BufWriter::new))
@@ -226,7 +249,7 @@ fn write_all(server: &Server, bg: &Background, paths: &[PathBuf]) -> io::Result<
     loop {
         let mut all_done = true;
         for (i, file) in files.iter_mut().enumerate() {
-            {
+            let rdb_parts = {
                 let mut shard = server.lock_shard(i);
                 let mut w = walk(bg, i);
                 if !w.done {
@@ -234,9 +257,13 @@ fn write_all(server: &Server, bg: &Background, paths: &[PathBuf]) -> io::Result<
                 }
                 all_done &= w.done;
                 std::mem::swap(&mut out, &mut w.buf);
-            }
+                w.rdb.as_mut().map(|p| p.drain())
+            };
             file.write_all(&out)?;
             out.clear();
+            if let (Some(save), Some(parts)) = (rdb.as_deref_mut(), rdb_parts) {
+                save.take(i, parts)?;
+            }
         }
         if all_done {
             break;
@@ -249,11 +276,15 @@ fn write_all(server: &Server, bg: &Background, paths: &[PathBuf]) -> io::Result<
     server.wal.background_active.store(false, Ordering::Release);
     let mut keys = 0;
     for (i, file) in files.iter_mut().enumerate() {
-        let (rest, count) = {
+        let (rest, count, rdb_parts) = {
             let _shard = server.lock_shard(i);
             let mut w = walk(bg, i);
-            (std::mem::take(&mut w.buf), w.keys)
+            let parts = w.rdb.as_mut().map(|p| p.drain());
+            (std::mem::take(&mut w.buf), w.keys, parts)
         };
+        if let (Some(save), Some(parts)) = (rdb.as_deref_mut(), rdb_parts) {
+            save.take(i, parts)?;
+        }
         keys += count;
         file.write_all(&rest)?;
         file.flush()?;

@@ -17,6 +17,8 @@ pub mod background;
 pub mod log;
 pub mod ops;
 pub mod rdb;
+pub mod rdb_file;
+pub mod rdb_value;
 pub mod recovery;
 pub mod reload;
 pub mod snapshot;

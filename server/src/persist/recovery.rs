@@ -55,13 +55,20 @@ pub fn start(server: &Server) -> Result<(), String> {
     let dir = log_dir(server);
     *wal_state.dir.lock().expect("dir lock") = dir.clone();
     if !on {
-        return Ok(());
+        // As Redis: without the log, the data is the RDB file's.
+        return super::rdb_file::load_at_start(server);
     }
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
     let manifest = wal::read_manifest(&dir).map_err(|e| e.to_string())?;
     let Some(manifest) = manifest else {
-        tracing::info!("no log in {}: starting empty", dir.display());
+        // A first start with the log: the data is the RDB file's, if there is one (a user
+        // moving from Redis), which the first snapshot then holds.
+        tracing::info!(
+            "no log in {}: starting from the RDB file if any",
+            dir.display()
+        );
+        super::rdb_file::load_at_start(server)?;
         snapshot::take(server, Logging::Enable)
             .map_err(|e| format!("cannot start the log: {e}"))?;
         return Ok(());
@@ -418,16 +425,25 @@ pub(super) fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
     }
 }
 
+/// The table row that runs `args`, subcommands resolved.
+fn row_of(args: &[Bytes]) -> Option<usize> {
+    let index = args.first().and_then(|name| command_table::lookup(name))?;
+    command_table::resolve(index, args).ok()
+}
+
 fn run_command(ctx: &mut KeyCtx, args: &[Bytes]) -> bool {
-    let Some(index) = args.first().and_then(|name| command_table::lookup(name)) else {
-        return false;
-    };
-    let Ok(index) = command_table::resolve(index, args) else {
-        return false;
-    };
-    match TABLE[index].run {
-        Run::Keyed(f) => !f(ctx, args).is_error(),
-        Run::Meta(f) => !f(ctx.server, None, args).0.is_error(),
+    match row_of(args).map(|i| TABLE[i].run) {
+        Some(Run::Keyed(f)) => !f(ctx, args).is_error(),
+        Some(Run::Meta(_)) => run_meta(ctx.server, args),
+        _ => false,
+    }
+}
+
+/// Runs a metadata command as replay does (no shard lent, nothing logged); false if it is not
+/// one or it failed.
+pub(super) fn run_meta(server: &Server, args: &[Bytes]) -> bool {
+    match row_of(args).map(|i| TABLE[i].run) {
+        Some(Run::Meta(f)) => !f(server, None, args).0.is_error(),
         _ => false,
     }
 }

@@ -98,6 +98,14 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
     result
 }
 
+/// SAVE (and what saves as it does: a saving shutdown, FLUSHALL with save rules): the log's
+/// snapshot, then the RDB file (`rdb_file`).
+pub fn save(server: &Server) -> io::Result<u64> {
+    let segment = take(server, Logging::Keep)?;
+    super::rdb_file::save(server)?;
+    Ok(segment)
+}
+
 /// Moves every shard's log to a new segment, with all of them locked (`guards`): what came
 /// before belongs to the snapshot about to be taken, what comes after to the new segment, and
 /// a cross-shard group lands wholly on one side. Returns the new segment's number.

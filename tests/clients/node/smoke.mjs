@@ -5,7 +5,7 @@
 // library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
-import { createClient } from "redis";
+import { createClient, commandOptions } from "redis";
 
 const port = Number(process.argv[2]);
 let passed = 0;
@@ -180,6 +180,16 @@ function collect(count, subscribe) {
     await r.set("io:hs", "text");
     await assertRejects(() => r.pfcount("io:hs"), /not a valid HyperLogLog/, "PFCOUNT of a plain string");
   });
+  await check("ioredis-dump-restore", async () => {
+    await r.del("io:d1", "io:d2");
+    await r.hset("io:d1", "f", "v", "n", "1");
+    const payload = await r.dumpBuffer("io:d1");
+    assertEqual(payload[0], 16, "listpack hash type byte");
+    assertEqual(await r.restore("io:d2", 0, payload), "OK", "RESTORE");
+    assertEqual(await r.hgetall("io:d2"), { f: "v", n: "1" }, "restored hash");
+    await assertRejects(() => r.restore("io:d2", 0, payload), /BUSYKEY/, "RESTORE over a present key");
+    assertEqual(await r.restore("io:d2", 0, payload, "REPLACE"), "OK", "RESTORE REPLACE");
+  });
   r.disconnect();
 }
 
@@ -299,6 +309,15 @@ function collect(count, subscribe) {
     assertEqual(await client.pfMerge("nr:hm", ["nr:h1", "nr:h2"]), "OK", "PFMERGE");
     assertEqual(await client.pfCount("nr:hm"), 4, "PFCOUNT merged");
     assertEqual(await client.sendCommand(["PFDEBUG", "ENCODING", "nr:hm"]), "sparse", "PFDEBUG ENCODING");
+  });
+  await check("node-redis-dump-restore", async () => {
+    await client.del(["nr:d1", "nr:d2"]);
+    await client.zAdd("nr:d1", [{ score: 1.5, value: "a" }, { score: 2, value: "b" }]);
+    const payload = await client.dump(commandOptions({ returnBuffers: true }), "nr:d1");
+    assertEqual(payload[0], 17, "listpack zset type byte");
+    assertEqual(await client.restore("nr:d2", 0, payload), "OK", "RESTORE");
+    assertEqual(await client.zRangeWithScores("nr:d2", 0, -1), [{ value: "a", score: 1.5 }, { value: "b", score: 2 }], "restored zset");
+    assertEqual(await client.restore("nr:d2", 0, payload, { REPLACE: true, ABSTTL: true }), "OK", "RESTORE REPLACE ABSTTL");
   });
   await client.quit();
 }

@@ -1,0 +1,589 @@
+//! RDB files in Redis 7.0's format (version 10): `dir/dbfilename` (default `dump.rdb`).
+//!
+//! How they relate to the log: the log and its snapshots stay WarpEngine's own format and are
+//! what a start recovers with `appendonly yes`. `dump.rdb` is for exchange with Redis and for
+//! `appendonly no`: SAVE, BGSAVE, FLUSHALL with save rules and a saving shutdown write it
+//! (besides the log's snapshot); a start with `appendonly no` loads it when present, as Redis
+//! does, and so does a start with `appendonly yes` that finds no log yet (a user moving from
+//! Redis copies its `dump.rdb` and starts WarpEngine with either setting).
+//!
+//! SAVE writes the file with every shard locked. BGSAVE writes it from its background snapshot's
+//! walk (`background`), so it holds the data of the instant BGSAVE began without stopping
+//! service: each shard's records go to part files per database, joined at the end. TEMPORAL
+//! keys have no RDB form: they are left out, with a warning in the log saying how many.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use warpengine_storage::{Entry, Value};
+
+use super::rdb::{crc64_update, put_encoded_string, put_len, put_string, Reader, RDB_VERSION};
+use super::rdb_value::{self, Encodings};
+use crate::server_state::{unix_ms, Server, REDIS_VERSION};
+
+/// The file's opcodes (Redis's `RDB_OPCODE_*`): bytes in a type byte's place that are not a
+/// value's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Opcode {
+    /// A function library's code (Redis 7.0).
+    Function2 = 0xf5,
+    /// Functions as Redis 7.0's release candidates wrote them.
+    FunctionPreGa,
+    /// A module's own data.
+    ModuleAux,
+    /// The next key's LRU idle time, in seconds.
+    Idle,
+    /// The next key's LFU counter.
+    Freq,
+    /// A name and value about the file (redis-ver, ctime, ...).
+    Aux,
+    /// The next database's key and expiry counts (a sizing hint).
+    ResizeDb,
+    /// The next key's expiry, Unix milliseconds.
+    ExpireTimeMs,
+    /// The next key's expiry, Unix seconds (old files).
+    ExpireTime,
+    /// The database the keys that follow belong to.
+    SelectDb,
+    /// The end of the data; the CRC-64 follows.
+    Eof,
+}
+
+impl Opcode {
+    fn of(byte: u8) -> Option<Opcode> {
+        use Opcode::*;
+        Some(match byte {
+            0xf5 => Function2,
+            0xf6 => FunctionPreGa,
+            0xf7 => ModuleAux,
+            0xf8 => Idle,
+            0xf9 => Freq,
+            0xfa => Aux,
+            0xfb => ResizeDb,
+            0xfc => ExpireTimeMs,
+            0xfd => ExpireTime,
+            0xfe => SelectDb,
+            0xff => Eof,
+            _ => return None,
+        })
+    }
+}
+
+/// `dir/dbfilename`.
+pub fn path(server: &Server) -> PathBuf {
+    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+    let dir = match cfg.get("dir") {
+        "" => PathBuf::from("."),
+        d => PathBuf::from(d),
+    };
+    dir.join(cfg.get("dbfilename"))
+}
+
+/// What a save wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Saved {
+    pub keys: u64,
+    /// TEMPORAL keys left out.
+    pub skipped: u64,
+}
+
+/// SAVE: writes every database to `dir/dbfilename` with every shard locked.
+pub fn save(server: &Server) -> io::Result<Saved> {
+    write_file(server, |out| write_locked(server, out))
+}
+
+/// Writes the file through `fill` (everything up to and including EOF): into a temporary file,
+/// then the CRC-64 trailer, synced and renamed over the old file, so a crash leaves the old
+/// file or the new one whole.
+fn write_file(
+    server: &Server,
+    fill: impl FnOnce(&mut Checksummed<BufWriter<std::fs::File>>) -> io::Result<Saved>,
+) -> io::Result<Saved> {
+    // One save at a time (SAVE, a BGSAVE's end and a shutdown may meet): they share the
+    // temporary file.
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SAVING.lock().unwrap_or_else(|p| p.into_inner());
+    let target = path(server);
+    let checksum = checksums(server);
+    let dir = parent_dir(&target);
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!("temp-{}.rdb", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut out = Checksummed {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            crc: 0,
+        };
+        let saved = fill(&mut out)?;
+        // `rdbchecksum no`: a zero trailer, which readers take as "not computed".
+        let crc = if checksum { out.crc } else { 0 };
+        let mut inner = out.inner;
+        inner.write_all(&crc.to_le_bytes())?;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &target)?;
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(saved)
+    })();
+    match &result {
+        Ok(saved) => {
+            if saved.skipped > 0 {
+                tracing::warn!(
+                    skipped = saved.skipped,
+                    "{}: keys with no RDB form (TEMPORAL) were left out",
+                    target.display()
+                );
+            }
+            tracing::info!(keys = saved.keys, "RDB file {} written", target.display());
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    result
+}
+
+/// `rdbchecksum`: whether files get (and loads check) the CRC-64 trailer.
+fn checksums(server: &Server) -> bool {
+    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+    cfg.get_bool("rdbchecksum")
+}
+
+fn parent_dir(file: &std::path::Path) -> PathBuf {
+    file.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), PathBuf::from)
+}
+
+/// A writer that keeps the CRC-64 of everything written through it (the file's trailer).
+struct Checksummed<W: Write> {
+    inner: W,
+    crc: u64,
+}
+
+impl<W: Write> Checksummed<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc = crc64_update(self.crc, bytes);
+        self.inner.write_all(bytes)
+    }
+}
+
+/// The signature, the AUX fields Redis writes first, then the function libraries.
+fn put_header(buf: &mut Vec<u8>, libraries: &[Bytes]) {
+    buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
+    let ctime = (unix_ms() / 1000).to_string();
+    for (name, value) in [
+        ("redis-ver", REDIS_VERSION),
+        ("redis-bits", "64"),
+        ("ctime", ctime.as_str()),
+    ] {
+        buf.push(Opcode::Aux as u8);
+        put_string(buf, name.as_bytes());
+        put_encoded_string(buf, value.as_bytes(), false);
+    }
+    for code in libraries {
+        buf.push(Opcode::Function2 as u8);
+        put_string(buf, code);
+    }
+}
+
+fn library_codes(server: &Server) -> Vec<Bytes> {
+    server
+        .functions
+        .libraries()
+        .iter()
+        .map(|l| l.code.clone())
+        .collect()
+}
+
+/// SELECTDB and RESIZEDB (the sizes count what the file holds of the database).
+fn put_db_start(buf: &mut Vec<u8>, db: usize, keys: u64, volatile: u64) {
+    buf.push(Opcode::SelectDb as u8);
+    put_len(buf, db as u64);
+    buf.push(Opcode::ResizeDb as u8);
+    put_len(buf, keys);
+    put_len(buf, volatile);
+}
+
+/// Whether a key goes in the file: one with no RDB form (TEMPORAL) or expired is left out.
+fn kept(value: &Value, expire_at: u64, now: u64) -> bool {
+    rdb_value::has_rdb_form(value) && (expire_at == 0 || expire_at > now)
+}
+
+/// One key's record: its expiry, its object's type byte, the key, the object's body. False
+/// (nothing written) for a value with no RDB form.
+fn put_object(
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    key: &[u8],
+    value: &Value,
+    expire_at: u64,
+    enc: &Encodings,
+) -> bool {
+    scratch.clear();
+    if rdb_value::write_value(scratch, value, enc).is_err() {
+        return false;
+    }
+    if expire_at != 0 {
+        buf.push(Opcode::ExpireTimeMs as u8);
+        buf.extend_from_slice(&expire_at.to_le_bytes());
+    }
+    buf.push(scratch[0]);
+    put_encoded_string(buf, key, enc.compress);
+    buf.extend_from_slice(&scratch[1..]);
+    true
+}
+
+/// The file up to and including its EOF opcode, with every shard locked.
+fn write_locked<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Result<Saved> {
+    let enc = rdb_value::encodings(server);
+    let mut buf = Vec::with_capacity(64 << 10);
+    put_header(&mut buf, &library_codes(server));
+    let mut saved = Saved::default();
+    let mut scratch = Vec::new();
+    let now = unix_ms();
+    let guards = server.lock_all();
+    let databases = guards.first().map_or(0, |g| g.dbs.len());
+    for db in 0..databases {
+        let (mut keys, mut volatile) = (0u64, 0u64);
+        for g in &guards {
+            for (_, entry, expire_at) in g.dbs[db].iter_live(now) {
+                if kept(&entry.value, expire_at, now) {
+                    keys += 1;
+                    volatile += (expire_at != 0) as u64;
+                } else {
+                    saved.skipped += 1;
+                }
+            }
+        }
+        if keys == 0 {
+            continue;
+        }
+        put_db_start(&mut buf, db, keys, volatile);
+        for g in &guards {
+            for (key, entry, expire_at) in g.dbs[db].iter_live(now) {
+                if !kept(&entry.value, expire_at, now) {
+                    continue;
+                }
+                if put_object(&mut buf, &mut scratch, key, &entry.value, expire_at, &enc) {
+                    saved.keys += 1;
+                }
+                if buf.len() >= 60 << 10 {
+                    out.put(&buf)?;
+                    buf.clear();
+                }
+            }
+        }
+    }
+    drop(guards);
+    buf.push(Opcode::Eof as u8);
+    out.put(&buf)?;
+    Ok(saved)
+}
+
+/// One shard's keys serialized for a background save, per database, as its snapshot walk meets
+/// them (under the shard's lock; see `background`).
+pub struct ShardParts {
+    enc: Encodings,
+    /// The save's start: keys expired by then are left out.
+    now: u64,
+    dbs: Vec<DbPart>,
+    scratch: Vec<u8>,
+    skipped: u64,
+}
+
+/// Records of one database not yet moved to its part file, and how many keys they hold.
+#[derive(Default)]
+pub struct DbPart {
+    bytes: Vec<u8>,
+    keys: u64,
+    volatile: u64,
+}
+
+impl ShardParts {
+    pub fn new(enc: Encodings, now: u64, databases: usize) -> ShardParts {
+        ShardParts {
+            enc,
+            now,
+            dbs: (0..databases).map(|_| DbPart::default()).collect(),
+            scratch: Vec::new(),
+            skipped: 0,
+        }
+    }
+
+    pub fn add(&mut self, db: usize, key: &[u8], entry: &Entry, expire_at: u64) {
+        if !rdb_value::has_rdb_form(&entry.value) {
+            self.skipped += 1;
+            return;
+        }
+        if !kept(&entry.value, expire_at, self.now) {
+            return;
+        }
+        let part = &mut self.dbs[db];
+        let (bytes, scratch) = (&mut part.bytes, &mut self.scratch);
+        if put_object(bytes, scratch, key, &entry.value, expire_at, &self.enc) {
+            part.keys += 1;
+            part.volatile += (expire_at != 0) as u64;
+        }
+    }
+
+    /// What was added since the last call, per database (the parts are empty after).
+    pub fn drain(&mut self) -> (Vec<(usize, DbPart)>, u64) {
+        let drained = self
+            .dbs
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, p)| p.keys > 0)
+            .map(|(db, p)| (db, std::mem::take(p)))
+            .collect();
+        (drained, std::mem::take(&mut self.skipped))
+    }
+}
+
+/// A background save's file in the making: each shard's records go to a part file per
+/// database as its walk produces them (memory stays small), and `finish` joins the parts
+/// database by database into the file. Part files left by a failure are removed on drop.
+pub struct BackgroundSave {
+    dir: PathBuf,
+    libraries: Vec<Bytes>,
+    /// [shard][db]: the part file, once that shard has a key in that database.
+    parts: Vec<Vec<Option<PartFile>>>,
+    /// [db]: keys and keys with an expiry.
+    counts: Vec<(u64, u64)>,
+    skipped: u64,
+}
+
+/// A temporary file of one shard's records of one database.
+type PartFile = (PathBuf, BufWriter<std::fs::File>);
+
+impl BackgroundSave {
+    /// Called at the save's start, with every shard locked (the libraries are those of that
+    /// instant).
+    pub fn begin(server: &Server, shards: usize, databases: usize) -> BackgroundSave {
+        BackgroundSave {
+            dir: parent_dir(&path(server)),
+            libraries: library_codes(server),
+            parts: (0..shards)
+                .map(|_| (0..databases).map(|_| None).collect())
+                .collect(),
+            counts: vec![(0, 0); databases],
+            skipped: 0,
+        }
+    }
+
+    /// Appends what `shard`'s walk produced (from `ShardParts::drain`).
+    pub fn take(&mut self, shard: usize, drained: (Vec<(usize, DbPart)>, u64)) -> io::Result<()> {
+        let (dbs, skipped) = drained;
+        self.skipped += skipped;
+        for (db, part) in dbs {
+            let slot = &mut self.parts[shard][db];
+            if slot.is_none() {
+                std::fs::create_dir_all(&self.dir)?;
+                let path = self
+                    .dir
+                    .join(format!("temp-{}-part-{shard}-{db}.rdb", std::process::id()));
+                *slot = Some((path.clone(), BufWriter::new(std::fs::File::create(&path)?)));
+            }
+            let (_, file) = slot.as_mut().expect("created above");
+            file.write_all(&part.bytes)?;
+            self.counts[db].0 += part.keys;
+            self.counts[db].1 += part.volatile;
+        }
+        Ok(())
+    }
+
+    /// Joins the parts into `dir/dbfilename`.
+    pub fn finish(mut self, server: &Server) -> io::Result<Saved> {
+        for (_, file) in self.parts.iter_mut().flatten().flatten() {
+            file.flush()?;
+        }
+        write_file(server, |out| {
+            let mut buf = Vec::new();
+            put_header(&mut buf, &self.libraries);
+            out.put(&buf)?;
+            let mut keys = 0;
+            for (db, &(count, volatile)) in self.counts.iter().enumerate() {
+                if count == 0 {
+                    continue;
+                }
+                buf.clear();
+                put_db_start(&mut buf, db, count, volatile);
+                out.put(&buf)?;
+                keys += count;
+                for shard in &self.parts {
+                    if let Some((path, _)) = &shard[db] {
+                        let mut part = std::fs::File::open(path)?;
+                        let mut chunk = vec![0u8; 64 << 10];
+                        loop {
+                            let n = io::Read::read(&mut part, &mut chunk)?;
+                            if n == 0 {
+                                break;
+                            }
+                            out.put(&chunk[..n])?;
+                        }
+                    }
+                }
+            }
+            out.put(&[Opcode::Eof as u8])?;
+            Ok(Saved {
+                keys,
+                skipped: self.skipped,
+            })
+        })
+    }
+}
+
+impl Drop for BackgroundSave {
+    fn drop(&mut self) {
+        for (path, _) in self.parts.iter().flatten().flatten() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// At start: loads `dir/dbfilename` if there is one. Err (the start stops, as Redis's does)
+/// for a file that is not a whole, well-formed RDB file of version 1 to 10.
+pub fn load_at_start(server: &Server) -> Result<(), String> {
+    let path = path(server);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let started = std::time::Instant::now();
+    let loaded = load(server, &data).map_err(|e| format!("{}: {e}", path.display()))?;
+    tracing::info!(
+        keys = loaded.keys,
+        expired = loaded.expired,
+        "RDB file {} loaded in {:.3}s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// What a load read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Loaded {
+    pub keys: u64,
+    /// Keys whose expiry had passed (not loaded, as Redis skips them).
+    pub expired: u64,
+}
+
+/// Loads an RDB file's content into the (empty) databases.
+pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
+    if data.len() < 9 || &data[..5] != b"REDIS" {
+        return Err("not an RDB file (no REDIS signature)".into());
+    }
+    let version: u16 = std::str::from_utf8(&data[5..9])
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or("not an RDB file (bad version)")?;
+    if version == 0 || version > RDB_VERSION {
+        return Err(format!("cannot handle RDB format version {version}"));
+    }
+    let body = if version >= 5 {
+        let (body, trailer) = data.split_at(data.len().saturating_sub(8).max(9));
+        let expected = u64::from_le_bytes(trailer.try_into().map_err(|_| "truncated file")?);
+        // A zero checksum means the writer did not compute one (rdbchecksum no).
+        if checksums(server) && expected != 0 && expected != crc64_update(0, body) {
+            return Err("wrong RDB checksum".into());
+        }
+        &body[9..]
+    } else {
+        &data[9..]
+    };
+    let enc = rdb_value::encodings(server);
+    let now = unix_ms();
+    // What a new key's access field starts as (see `KeyCtx::new`).
+    let clock = if server.limits.policy().is_lfu() {
+        crate::eviction::minutes(now) << 8 | crate::eviction::LFU_INIT
+    } else {
+        now as u32
+    };
+    let mut r = Reader::new(body);
+    let mut loaded = Loaded::default();
+    let mut libraries = Vec::new();
+    let mut guards = server.lock_all();
+    let databases = guards.first().map_or(0, |g| g.dbs.len());
+    let mut db = 0usize;
+    let mut expire_at = 0u64;
+    let truncated = || "unexpected end of file".to_string();
+    loop {
+        let at = body.len() - r.remaining();
+        let op = r.byte().ok_or_else(truncated)?;
+        match Opcode::of(op) {
+            Some(Opcode::Eof) => break,
+            Some(Opcode::Aux) => {
+                r.string().ok_or_else(truncated)?;
+                r.string().ok_or_else(truncated)?;
+            }
+            Some(Opcode::ResizeDb) => {
+                r.len().ok_or_else(truncated)?;
+                r.len().ok_or_else(truncated)?;
+            }
+            Some(Opcode::SelectDb) => {
+                let index = r.len().ok_or_else(truncated)?;
+                db = usize::try_from(index)
+                    .ok()
+                    .filter(|&d| d < databases)
+                    .ok_or_else(|| {
+                        format!("database {index} is beyond `databases` ({databases})")
+                    })?;
+            }
+            Some(Opcode::ExpireTime) => {
+                let secs = r.take(4).ok_or_else(truncated)?;
+                expire_at = u32::from_le_bytes(secs.try_into().expect("4 bytes")) as u64 * 1000;
+            }
+            Some(Opcode::ExpireTimeMs) => {
+                let ms = r.take(8).ok_or_else(truncated)?;
+                expire_at = u64::from_le_bytes(ms.try_into().expect("8 bytes"));
+            }
+            Some(Opcode::Idle) => {
+                r.len().ok_or_else(truncated)?;
+            }
+            Some(Opcode::Freq) => {
+                r.byte().ok_or_else(truncated)?;
+            }
+            Some(Opcode::Function2) => libraries.push(r.string().ok_or_else(truncated)?),
+            Some(Opcode::FunctionPreGa | Opcode::ModuleAux) => {
+                return Err(format!(
+                "opcode {op:#x} at offset {at} (modules or pre-release functions) is not supported"
+            ))
+            }
+            None => {
+                let type_byte = op;
+                let key = r.string().ok_or_else(truncated)?;
+                let value = rdb_value::read_body(type_byte, &mut r, &enc).ok_or_else(|| {
+                    format!(
+                        "bad or unsupported value (RDB type {type_byte}) for key {:?} at offset {at}",
+                        String::from_utf8_lossy(&key)
+                    )
+                })?;
+                if expire_at != 0 && expire_at <= now {
+                    loaded.expired += 1;
+                } else {
+                    let shard = server.route(&key);
+                    guards[shard].dbs[db].set(&key, value, expire_at, clock);
+                    loaded.keys += 1;
+                }
+                expire_at = 0;
+            }
+        }
+    }
+    drop(guards);
+    for code in libraries {
+        let argv: Vec<Bytes> = vec![
+            Bytes::from_static(b"FUNCTION"),
+            Bytes::from_static(b"LOAD"),
+            Bytes::from_static(b"REPLACE"),
+            Bytes::from(code),
+        ];
+        if !super::recovery::run_meta(server, &argv) {
+            return Err("a function library in the file does not load".into());
+        }
+    }
+    Ok(loaded)
+}
