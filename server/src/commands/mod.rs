@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod functions;
+pub mod geo;
 pub mod hashes;
 pub mod horizon;
 pub mod info;
@@ -81,6 +82,7 @@ pub fn install() {
             bitmaps::COMMANDS,
             blocking::COMMANDS,
             functions::COMMANDS,
+            geo::COMMANDS,
             hashes::COMMANDS,
             horizon::COMMANDS,
             lists::COMMANDS,
