@@ -8,6 +8,9 @@
 //! unsorted replies list the same members in the same order as Redis's.
 
 pub mod geohash;
+mod pqsort;
+
+use std::cmp::Ordering;
 
 use bytes::Bytes;
 use warpengine_storage::ZSetValue;
@@ -508,10 +511,21 @@ fn search_parsed(
     } else {
         found.len().min(count as usize)
     };
-    match sort {
-        Sort::None => {}
-        Sort::Asc => found.sort_by(|a, b| a.dist.total_cmp(&b.dist)),
-        Sort::Desc => found.sort_by(|a, b| b.dist.total_cmp(&a.dist)),
+    if sort != Sort::None {
+        let by_distance = |a: &Found, b: &Found| {
+            let asc = a.dist.partial_cmp(&b.dist).unwrap_or(Ordering::Equal);
+            if sort == Sort::Desc {
+                asc.reverse()
+            } else {
+                asc
+            }
+        };
+        if returned == found.len() {
+            // Redis calls qsort, glibc's merge sort: stable.
+            found.sort_by(by_distance);
+        } else if returned > 0 {
+            pqsort::pqsort(&mut found, &by_distance, 0, returned - 1);
+        }
     }
     found.truncate(returned);
     for f in &mut found {
