@@ -146,14 +146,7 @@ fn workload(port: u16) {
     ]));
     // GEO sets are sorted sets; the STORE forms write keys that may live on other shards.
     ok(c.call(&[
-        "GEOADD",
-        "geo",
-        "13.361389",
-        "38.115556",
-        "Palermo",
-        "15.087269",
-        "37.502669",
-        "Catania",
+        "GEOADD", "geo", "13.36", "38.11", "Palermo", "15.08", "37.5", "Catania",
     ]));
     ok(c.call(&[
         "GEOADD", "geo", "NX", "CH", "12.5", "37.8", "Marsala", "1", "1", "Palermo",
