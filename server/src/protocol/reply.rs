@@ -274,6 +274,25 @@ mod tests {
     }
 
     #[test]
+    fn human_doubles_print_as_ld2string_does() {
+        assert_eq!(
+            format_human_double(13.361389338970184),
+            "13.36138933897018433"
+        );
+        assert_eq!(format_human_double(180.0), "180");
+        assert_eq!(format_human_double(-0.0), "0");
+        assert_eq!(format_human_double(-2.5), "-2.5");
+        // Exact ties at the 18th decimal round to even, as glibc's printf does.
+        assert_eq!(format_human_double(2f64.powi(-18)), "0.00000381469726562");
+        assert_eq!(
+            format_human_double(3.0 * 2f64.powi(-18)),
+            "0.00001144409179688"
+        );
+        assert_eq!(enc(&Reply::HumanDouble(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::HumanDouble(1.5), false), "$3\r\n1.5\r\n");
+    }
+
+    #[test]
     fn errors_echo_client_bytes_on_one_line() {
         let mut out = Vec::new();
         Reply::error_bytes(b"ERR '\xff\r\n'".to_vec()).encode(&mut out, false);
