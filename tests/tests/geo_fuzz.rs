@@ -54,8 +54,10 @@ fn position(r: &mut SeededRandom) -> (String, String) {
     }
 }
 
+/// Up to 300 members, so that sets pass zset-max-listpack-entries (128) and searches run on
+/// both encodings.
 fn member(r: &mut SeededRandom) -> String {
-    format!("m{:02}", r.below(80))
+    format!("m{:03}", r.below(300))
 }
 
 fn unit(r: &mut SeededRandom) -> &'static str {
@@ -98,7 +100,7 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
             if r.below(4) == 0 {
                 w.push(r.pick(&["NX", "XX", "CH", "NX", "XX"]).into());
             }
-            for _ in 0..1 + r.below(12) {
+            for _ in 0..1 + r.below(24) {
                 let (lon, lat) = position(r);
                 w.extend([lon, lat, member(r)]);
             }
