@@ -322,7 +322,11 @@ pub fn search_boxes(search: &Search) -> [HashBits; 9] {
     } * search.conversion;
     let (lon, lat) = (search.longitude, search.latitude);
     let mut steps = estimate_steps_by_radius(radius_meters, lat);
-    let mut boxes = with_neighbors(encode_wgs84(lon, lat, steps).unwrap_or_default());
+    // Callers pass a centre Redis accepts; were it not, nothing would be searched.
+    let Some(center) = encode_wgs84(lon, lat, steps) else {
+        return [HashBits::default(); 9];
+    };
+    let mut boxes = with_neighbors(center);
 
     // Near an edge of the centre box the estimated step may be too coarse for one of the
     // direct neighbours to reach the whole search area: one step coarser then.
@@ -333,7 +337,9 @@ pub fn search_boxes(search: &Search) -> [HashBits; 9] {
         || area(WEST).is_some_and(|a| a.longitude.min > min_lon);
     if steps > 1 && decrease_step {
         steps -= 1;
-        boxes = with_neighbors(encode_wgs84(lon, lat, steps).unwrap_or_default());
+        if let Some(center) = encode_wgs84(lon, lat, steps) {
+            boxes = with_neighbors(center);
+        }
     }
 
     // Leave out the boxes the search area does not reach.
@@ -478,6 +484,36 @@ mod tests {
         let (lon2, lat2) = decode_score(3479447370796909.0).unwrap();
         let d = distance(lon, lat, lon2, lat2);
         assert_eq!(format!("{:.4}", d / 1000.0), "166.2742");
+    }
+
+    #[test]
+    fn search_boxes_cover_the_area_in_redis_order() {
+        let search = |longitude, latitude, shape| Search {
+            longitude,
+            latitude,
+            shape,
+            conversion: 1000.0,
+        };
+        // A small radius: the centre box at a fine step; neighbours the area does not reach
+        // are left out.
+        let boxes = search_boxes(&search(15.0, 37.0, Shape::Radius(1.0)));
+        assert!(boxes[CENTER].step > 10 && !boxes[CENTER].is_zero());
+        assert!(boxes
+            .iter()
+            .all(|b| b.is_zero() || b.step == boxes[CENTER].step));
+        // A radius around the world: the coarsest step, where neighbours repeat.
+        let boxes = search_boxes(&search(0.0, 0.0, Shape::Radius(20000.0)));
+        assert_eq!(boxes[CENTER].step, 1);
+        // An invalid centre searches nothing rather than failing.
+        let nothing = search_boxes(&search(
+            200.0,
+            0.0,
+            Shape::Box {
+                width: 1.0,
+                height: 1.0,
+            },
+        ));
+        assert!(nothing.iter().all(HashBits::is_zero));
     }
 
     #[test]
