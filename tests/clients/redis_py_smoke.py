@@ -1,7 +1,7 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
-HyperLogLog (PFADD, PFCOUNT, PFMERGE).
+HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -194,7 +194,29 @@ for protocol in (2, 3):
         except redis.exceptions.ResponseError as e:
             assert "not a valid HyperLogLog" in str(e), e
 
-    for name, fn in [("scripting", scripting), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
+    def geo():
+        assert r.geoadd("py:geo", [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"]) == 2
+        assert r.geoadd("py:geo", [13.4, 38.1, "Palermo"], xx=True, ch=True) == 1
+        assert r.geodist("py:geo", "Palermo", "Catania", unit="km") == 162.4846
+        (lon, lat), missing = r.geopos("py:geo", "Catania", "nosuch")
+        assert (round(lon, 6), round(lat, 6), missing) == (15.087267, 37.502668, None)
+        assert r.geohash("py:geo", "Catania") == ["sqdtr74hyu0"]
+        near = r.geosearch("py:geo", longitude=15, latitude=37, radius=200, unit="km", sort="ASC",
+                           withdist=True, withcoord=True, withhash=True)
+        assert [m[0] for m in near] == ["Catania", "Palermo"] and near[0][1] == 56.4413, near
+        assert near[0][2] == 3479447370796909, near
+        assert r.georadius("py:geo", 15, 37, 100, unit="km") == ["Catania"]
+        assert r.georadiusbymember("py:geo", "Palermo", 300, unit="km", count=1, sort="DESC") == ["Catania"]
+        assert r.geosearchstore("py:geo2", "py:geo", member="Palermo", width=400, height=400, unit="km",
+                                storedist=True) == 2
+        assert r.zscore("py:geo2", "Palermo") == 0.0
+        try:
+            r.geoadd("py:geo", [200, 100, "bad"])
+            raise AssertionError("an invalid position was accepted")
+        except redis.exceptions.ResponseError as e:
+            assert "invalid longitude,latitude pair 200.000000,100.000000" in str(e), e
+
+    for name, fn in [("scripting", scripting), ("geo", geo), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
                      ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("dump", dump_restore), ("server", server),
                      ("operability", operability), ("hyperloglog", hyperloglog)]:
         check(f"resp{protocol}-{name}", fn)

@@ -649,3 +649,14 @@ pub fn run_python(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// What redis-cli prints for one command sent to `port` (not a terminal: bare values, one per
+/// line).
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -144,6 +144,69 @@ fn workload(port: u16) {
         "2",
         "3",
     ]));
+    // GEO sets are sorted sets; the STORE forms write keys that may live on other shards.
+    ok(c.call(&[
+        "GEOADD", "geo", "13.36", "38.11", "Palermo", "15.08", "37.5", "Catania",
+    ]));
+    ok(c.call(&[
+        "GEOADD", "geo", "NX", "CH", "12.5", "37.8", "Marsala", "1", "1", "Palermo",
+    ]));
+    ok(c.call(&[
+        "GEORADIUS",
+        "geo",
+        "15",
+        "37",
+        "200",
+        "km",
+        "STORE",
+        "geo-near",
+    ]));
+    let stored = [
+        "GEORADIUSBYMEMBER",
+        "geo",
+        "Palermo",
+        "300",
+        "km",
+        "STORE",
+        "geo-not",
+        "STOREDIST",
+        "geo-dist",
+    ];
+    assert_eq!(c.call(&stored), Resp::Int(3));
+    let boxed = [
+        "GEOSEARCHSTORE",
+        "geo-box",
+        "geo",
+        "FROMLONLAT",
+        "14",
+        "37.5",
+        "BYBOX",
+        "400",
+        "400",
+        "km",
+        "STOREDIST",
+    ];
+    assert_eq!(c.call(&boxed), Resp::Int(3));
+    ok(c.call(&[
+        "GEOSEARCHSTORE",
+        "geo-emptied",
+        "geo",
+        "FROMMEMBER",
+        "Marsala",
+        "BYRADIUS",
+        "1",
+        "km",
+    ]));
+    ok(c.call(&[
+        "GEORADIUS",
+        "geo",
+        "0",
+        "0",
+        "1",
+        "m",
+        "STORE",
+        "geo-emptied",
+    ]));
     ok(c.call(&["SETBIT", "bits", "100", "1"]));
     ok(c.call(&["BITOP", "OR", "bits2", "bits", "str:5"]));
     for i in 0..10 {

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod debug;
 pub mod dump;
 pub mod functions;
+pub mod geo;
 pub mod hashes;
 pub mod horizon;
 pub mod hyperloglog;
@@ -84,6 +85,7 @@ pub fn install() {
             blocking::COMMANDS,
             dump::COMMANDS,
             functions::COMMANDS,
+            geo::COMMANDS,
             hashes::COMMANDS,
             horizon::COMMANDS,
             hyperloglog::COMMANDS,

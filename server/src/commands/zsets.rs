@@ -176,7 +176,7 @@ fn parse_hex_float(s: &str) -> Option<f64> {
 }
 
 /// Redis's getDoubleFromObject: the whole string, no leading space, no NaN, no overflow.
-fn parse_score(s: &[u8]) -> Option<f64> {
+pub(crate) fn parse_score(s: &[u8]) -> Option<f64> {
     if s.is_empty() || is_c_space(s[0]) {
         return None;
     }
@@ -331,7 +331,10 @@ fn rank_span(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
 // Access helpers.
 
 /// The sorted set at `key` for reading: Ok(None) when absent, Err(WRONGTYPE) for another type.
-fn read_zset<'c>(ctx: &'c mut KeyCtx, key: &[u8]) -> Result<Option<&'c mut ZSetValue>, Reply> {
+pub(crate) fn read_zset<'c>(
+    ctx: &'c mut KeyCtx,
+    key: &[u8],
+) -> Result<Option<&'c mut ZSetValue>, Reply> {
     match ctx.read(key) {
         None => Ok(None),
         Some(e) => match &mut e.value {
@@ -371,12 +374,12 @@ fn delete_empty_result(ctx: &mut KeyCtx, dst: &[u8]) {
 }
 
 #[derive(Clone, Copy)]
-struct Limits {
+pub(crate) struct Limits {
     entries: usize,
     value: usize,
 }
 
-fn limits(ctx: &KeyCtx) -> Limits {
+pub(crate) fn limits(ctx: &KeyCtx) -> Limits {
     let hot = &ctx.server.hot;
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     Limits {
@@ -394,7 +397,7 @@ fn add_new(z: &mut ZSetValue, member: &[u8], score: f64, lim: Limits) {
 }
 
 /// Stores a freshly built sorted set as Redis's zsetConvertToListpackIfNeeded leaves it.
-fn store_result(
+pub(crate) fn store_result(
     ctx: &mut KeyCtx,
     dst: &[u8],
     mut z: ZSetValue,

@@ -29,6 +29,9 @@ pub enum Reply {
     Pairs(Vec<(Reply, Reply)>),
     /// A double in RESP3 (`,`), a bulk string in RESP2.
     Double(f64),
+    /// A coordinate as Redis's addReplyHumanLongDouble writes it (`%.17Lf`, trailing zeros
+    /// dropped): a double in RESP3, a bulk string in RESP2 (GEOPOS, WITHCOORD).
+    HumanDouble(f64),
     /// `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     Bool(bool),
     /// Verbatim text (`=`) in RESP3, a bulk string in RESP2.
@@ -123,14 +126,8 @@ impl Reply {
                     b.encode(out, resp3);
                 }
             }
-            Reply::Double(d) => {
-                let text = format_double(*d);
-                if resp3 {
-                    line(out, b',', text.as_bytes());
-                } else {
-                    bulk(out, text.as_bytes());
-                }
-            }
+            Reply::Double(d) => double(out, &format_double(*d), resp3),
+            Reply::HumanDouble(d) => double(out, &format_human_double(*d), resp3),
             Reply::Bool(b) => {
                 if resp3 {
                     out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
@@ -180,6 +177,15 @@ fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// A double's text: `,text` in RESP3, a bulk string in RESP2.
+fn double(out: &mut Vec<u8>, text: &str, resp3: bool) {
+    if resp3 {
+        line(out, b',', text.as_bytes());
+    } else {
+        bulk(out, text.as_bytes());
+    }
+}
+
 fn bulk(out: &mut Vec<u8>, b: &[u8]) {
     header(out, b'$', b.len());
     out.extend_from_slice(b);
@@ -195,6 +201,23 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     format_g(d, 17)
+}
+
+/// Redis's ld2string in LD_STR_HUMAN mode: `%.17Lf` (exact for a double), trailing zeros and
+/// a trailing dot dropped, `-0` written `0`.
+pub fn format_human_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let mut text = format!("{d:.17}");
+    if text.contains('.') {
+        let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+        text.truncate(kept);
+    }
+    if text == "-0" {
+        text = "0".into();
+    }
+    text
 }
 
 /// C's `%.{precision}g`.
@@ -248,6 +271,25 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
+    }
+
+    #[test]
+    fn human_doubles_print_as_ld2string_does() {
+        assert_eq!(
+            format_human_double(13.361389338970184),
+            "13.36138933897018433"
+        );
+        assert_eq!(format_human_double(180.0), "180");
+        assert_eq!(format_human_double(-0.0), "0");
+        assert_eq!(format_human_double(-2.5), "-2.5");
+        // Exact ties at the 18th decimal round to even, as glibc's printf does.
+        assert_eq!(format_human_double(2f64.powi(-18)), "0.00000381469726562");
+        assert_eq!(
+            format_human_double(3.0 * 2f64.powi(-18)),
+            "0.00001144409179688"
+        );
+        assert_eq!(enc(&Reply::HumanDouble(1.5), true), ",1.5\r\n");
+        assert_eq!(enc(&Reply::HumanDouble(1.5), false), "$3\r\n1.5\r\n");
     }
 
     #[test]

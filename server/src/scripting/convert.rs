@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use mlua::{Lua, Table, Value};
 
-use crate::protocol::reply::format_double;
+use crate::protocol::reply::{format_double, format_human_double};
 use crate::protocol::Reply;
 
 /// How deep a reply nests before the rest reads as an error: Redis stops where the Lua stack
@@ -130,6 +130,8 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua
         Reply::Map(_) => unreachable!("maps are handled above for both protocols"),
         Reply::Double(d) if resp3 => named(lua, "double", *d),
         Reply::Double(d) => string(format_double(*d).as_bytes()),
+        Reply::HumanDouble(d) if resp3 => named(lua, "double", *d),
+        Reply::HumanDouble(d) => string(format_human_double(*d).as_bytes()),
         Reply::Bool(b) if resp3 => Ok(Value::Boolean(*b)),
         Reply::Bool(b) => Ok(Value::Number(if *b { 1.0 } else { 0.0 })),
         Reply::Verbatim(text) if resp3 => {

@@ -1,8 +1,8 @@
 // WarpEngine against Node's Redis clients, ioredis and node-redis: strings, pipelines, errors,
 // transactions (MULTI/EXEC, WATCH), Pub/Sub (channels and patterns), keyspace notifications and
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
-// SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), each
-// library's own way.
+// SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO
+// commands, each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient, commandOptions } from "redis";
@@ -147,6 +147,18 @@ function collect(count, subscribe) {
     await r.config("SET", "slowlog-log-slower-than", "10000");
     assertEqual(await r.call("LATENCY", "RESET"), 0, "LATENCY RESET");
   });
+  await check("ioredis-geo", async () => {
+    await r.del("io:geo", "io:geo2");
+    assertEqual(await r.geoadd("io:geo", 13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania"), 2, "GEOADD");
+    assertEqual(await r.geodist("io:geo", "Palermo", "Catania", "km"), "166.2742", "GEODIST");
+    assertEqual(await r.geopos("io:geo", "Catania", "nosuch"), [["15.08726745843887329", "37.50266842333162032"], null], "GEOPOS");
+    assertEqual(await r.geohash("io:geo", "Palermo"), ["sqc8b49rny0"], "GEOHASH");
+    const near = await r.geosearch("io:geo", "FROMLONLAT", 15, 37, "BYRADIUS", 200, "km", "ASC", "WITHDIST");
+    assertEqual(near, [["Catania", "56.4413"], ["Palermo", "190.4424"]], "GEOSEARCH");
+    assertEqual(await r.georadius("io:geo", 15, 37, 200, "km", "STORE", "io:geo2"), 2, "GEORADIUS STORE");
+    assertEqual(await r.zrange("io:geo2", 0, -1), ["Palermo", "Catania"], "stored");
+    await assertRejects(() => r.geoadd("io:geo", 200, 100, "bad"), /invalid longitude,latitude pair/, "invalid position");
+  });
   await check("ioredis-scripting", async () => {
     // defineCommand runs EVALSHA and falls back to EVAL on NOSCRIPT, as ioredis users do.
     r.defineCommand("addAndGet", {
@@ -276,6 +288,24 @@ function collect(count, subscribe) {
     await client.configSet("slowlog-log-slower-than", "10000");
     const histogram = await client.sendCommand(["LATENCY", "HISTOGRAM", "get"]);
     if (!JSON.stringify(histogram).includes("calls")) throw new Error(JSON.stringify(histogram));
+  });
+  await check("node-redis-geo", async () => {
+    await client.del(["nr:geo", "nr:geo2"]);
+    const sicily = [
+      { longitude: 13.361389, latitude: 38.115556, member: "Palermo" },
+      { longitude: 15.087269, latitude: 37.502669, member: "Catania" },
+    ];
+    assertEqual(await client.geoAdd("nr:geo", sicily), 2, "GEOADD");
+    assertEqual(await client.geoDist("nr:geo", "Palermo", "Catania", "km"), 166.2742, "GEODIST");
+    const pos = await client.geoPos("nr:geo", ["Catania", "nosuch"]);
+    assertEqual(pos, [{ longitude: "15.08726745843887329", latitude: "37.50266842333162032" }, null], "GEOPOS");
+    assertEqual(await client.geoSearch("nr:geo", { longitude: 15, latitude: 37 }, { radius: 100, unit: "km" }), ["Catania"], "GEOSEARCH");
+    const box = { width: 400, height: 400, unit: "km" };
+    const near = await client.geoSearchWith("nr:geo", "Palermo", box, ["WITHDIST"], { SORT: "ASC" });
+    assertEqual(near, [{ member: "Palermo", distance: "0.0000" }, { member: "Catania", distance: "166.2742" }], "GEOSEARCH WITHDIST");
+    const stored = await client.geoSearchStore("nr:geo2", "nr:geo", "Palermo", { radius: 200, unit: "km" }, { STOREDIST: true });
+    assertEqual(stored, 2, "GEOSEARCHSTORE");
+    assertEqual((await client.zScore("nr:geo2", "Catania")).toFixed(4), "166.2742", "stored distance");
   });
   await check("node-redis-scripting", async () => {
     await client.del(["nr:s1", "nr:s2"]);
