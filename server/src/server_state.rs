@@ -153,6 +153,10 @@ impl HotConfig {
             .store(count("set-max-intset-entries"), r);
         self.tcp_keepalive.store(count("tcp-keepalive"), r);
         warpengine_storage::list::set_listpack_size(cfg.get_i64("list-max-listpack-size"));
+        warpengine_storage::stream::set_node_limits(
+            cfg.get_i64("stream-node-max-entries"),
+            cfg.get_i64("stream-node-max-bytes"),
+        );
     }
 
     pub fn limits(&self) -> Limits {

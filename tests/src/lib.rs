@@ -649,3 +649,23 @@ pub fn run_python(args: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// INFO's `blocked_clients`.
+pub fn blocked_clients(c: &mut RawConn) -> usize {
+    let info = c.command(&[b"INFO", b"clients"]);
+    let text = String::from_utf8_lossy(&info).to_string();
+    text.split("blocked_clients:")
+        .nth(1)
+        .and_then(|s| s.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("blocked_clients in INFO")
+}
+
+/// Waits (up to 5 s) until `n` clients are blocked.
+pub fn wait_for_blocked(c: &mut RawConn, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocked_clients(c) != n {
+        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

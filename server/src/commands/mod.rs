@@ -34,6 +34,7 @@ pub mod server;
 pub mod sets;
 pub mod slowlog;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod temporal;
 pub mod transactions;
@@ -92,6 +93,7 @@ pub fn install() {
             latency::COMMANDS,
             lolwut::COMMANDS,
             sort::COMMANDS,
+            streams::COMMANDS,
             temporal::COMMANDS,
             transactions::COMMANDS,
             wormhole::COMMANDS,

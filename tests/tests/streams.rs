@@ -1,0 +1,447 @@
+//! Streams against the real binary: blocking XREAD and XREADGROUP woken by XADD from any
+//! connection, stream and consumer-group state through kill -9 (the log) and through a
+//! snapshot, and many consumers of one group under concurrent XREADGROUP/XACK: every entry
+//! delivered once per group, none lost across kill -9.
+
+use std::collections::BTreeSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{
+    free_port, start_warpengine, try_start_warpengine_on, wait_for_blocked, RawConn, Resp,
+    ServerProcess, TempDir,
+};
+
+fn ok(r: Resp) -> Resp {
+    assert!(!matches!(r, Resp::Error(_)), "unexpected error: {r:?}");
+    r
+}
+
+#[test]
+fn xread_block_is_woken_by_xadd_from_another_connection_and_shard() {
+    let server = start_warpengine(&["--threads", "4"]);
+    let mut admin = RawConn::connect(server.port);
+    for key in ["events:a", "events:b", "events:c", "events:d"] {
+        admin.call(&["XADD", key, "1-1", "old", "entry"]);
+        let mut reader = RawConn::connect(server.port);
+        // `$`: only what arrives after the call, even though the stream has an entry.
+        reader.send_command(&[
+            b"XREAD",
+            b"BLOCK",
+            b"5000",
+            b"STREAMS",
+            b"nothing",
+            key.as_bytes(),
+            b"$",
+            b"$",
+        ]);
+        wait_for_blocked(&mut admin, 1);
+        let mut writer = RawConn::connect(server.port);
+        ok(writer.call(&["XADD", "nothing-else", "*", "f", "v"]));
+        ok(writer.call(&["XADD", key, "2-1", "new", "entry"]));
+        let expected = format!(
+            "*1\r\n*2\r\n${}\r\n{key}\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$3\r\nnew\r\n$5\r\nentry\r\n",
+            key.len()
+        );
+        assert_eq!(
+            String::from_utf8(reader.read_reply().unwrap()).unwrap(),
+            expected
+        );
+        wait_for_blocked(&mut admin, 0);
+    }
+}
+
+#[test]
+fn every_blocked_xread_gets_the_entry_and_timeouts_answer_null() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut readers: Vec<RawConn> = (0..3).map(|_| RawConn::connect(server.port)).collect();
+    for r in readers.iter_mut() {
+        r.send_command(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"fanout", b"0"]);
+    }
+    wait_for_blocked(&mut admin, 3);
+    ok(admin.call(&["XADD", "fanout", "5-0", "f", "v"]));
+    for r in readers.iter_mut() {
+        let reply = Resp::parse(&r.read_reply().unwrap());
+        let Resp::Array(streams) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(streams.len(), 1);
+    }
+    let start = Instant::now();
+    assert_eq!(
+        admin.command(&[b"XREAD", b"BLOCK", b"200", b"STREAMS", b"fanout", b"$"]),
+        b"*-1\r\n"
+    );
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(190), "{waited:?}");
+    assert_eq!(admin.command(&[b"HELLO", b"3"])[..2], b"%7"[..]);
+    assert_eq!(
+        admin.command(&[b"XREAD", b"BLOCK", b"50", b"STREAMS", b"fanout", b"$"]),
+        b"_\r\n"
+    );
+}
+
+#[test]
+fn xreadgroup_block_is_served_once_per_new_entry() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    ok(admin.call(&["XGROUP", "CREATE", "jobs", "workers", "$", "MKSTREAM"]));
+    let mut a = RawConn::connect(server.port);
+    let mut b = RawConn::connect(server.port);
+    for (c, name) in [(&mut a, "a"), (&mut b, "b")] {
+        c.send_command(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"workers",
+            name.as_bytes(),
+            b"BLOCK",
+            b"3000",
+            b"COUNT",
+            b"1",
+            b"STREAMS",
+            b"jobs",
+            b">",
+        ]);
+    }
+    wait_for_blocked(&mut admin, 2);
+    ok(admin.call(&["XADD", "jobs", "1-0", "job", "1"]));
+    ok(admin.call(&["XADD", "jobs", "2-0", "job", "2"]));
+    let mut got = BTreeSet::new();
+    for c in [&mut a, &mut b] {
+        let reply = String::from_utf8(c.read_reply().unwrap()).unwrap();
+        assert!(
+            reply.starts_with("*1\r\n*2\r\n$4\r\njobs\r\n*1\r\n"),
+            "{reply}"
+        );
+        got.insert(if reply.contains("1-0") { "1-0" } else { "2-0" });
+    }
+    assert_eq!(got.len(), 2, "each entry went to one consumer");
+    let Resp::Array(summary) = admin.call(&["XPENDING", "jobs", "workers"]) else {
+        panic!("XPENDING")
+    };
+    assert_eq!(summary[0], Resp::Int(2));
+}
+
+/// Everything about the streams of the workload, with consumers' seen-times (which restart
+/// resets, as Redis's loading does) left out.
+fn stream_state(c: &mut RawConn, keys: &[&str]) -> Vec<String> {
+    fn blank_seen_times(r: Resp) -> Resp {
+        match r {
+            Resp::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut blank_next = false;
+                for item in items {
+                    if blank_next {
+                        out.push(Resp::Nil);
+                        blank_next = false;
+                        continue;
+                    }
+                    blank_next = item == Resp::Bulk(b"seen-time".to_vec());
+                    out.push(blank_seen_times(item));
+                }
+                Resp::Array(out)
+            }
+            other => other,
+        }
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        out.push(c.call(&["XRANGE", key, "-", "+"]));
+        out.push(blank_seen_times(
+            c.call(&["XINFO", "STREAM", key, "FULL", "COUNT", "0"]),
+        ));
+        out.push(c.call(&["XINFO", "GROUPS", key]));
+    }
+    out.iter().map(render).collect()
+}
+
+/// A reply as one line of text, so that a difference reads as one.
+fn render(r: &Resp) -> String {
+    match r {
+        Resp::Bulk(b) => String::from_utf8_lossy(b).to_string(),
+        Resp::Array(items) => {
+            let inner: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]", inner.join(" "))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn start_logged(port: u16, dir: &TempDir) -> ServerProcess {
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir.path(),
+        "--threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+    ];
+    try_start_warpengine_on(port, &args).unwrap_or_else(|log| panic!("start failed:\n{log}"))
+}
+
+/// Every write of the family, including the ones logged in another form than they were sent
+/// (`*` IDs, `~` trims, XREADGROUP, XCLAIM, XAUTOCLAIM).
+fn stream_workload(c: &mut RawConn) {
+    for i in 0..300 {
+        ok(c.call(&[
+            "XADD",
+            "log:s",
+            "MAXLEN",
+            "~",
+            "120",
+            "*",
+            "n",
+            &i.to_string(),
+            "pad",
+            "x",
+        ]));
+    }
+    ok(c.call(&["XADD", "log:s", "MINID", "~", "0-1", "*", "last", "one"]));
+    for command in [
+        "XGROUP CREATE log:s g 0",
+        "XGROUP CREATE log:s h $ ENTRIESREAD 3",
+        "XREADGROUP GROUP g c1 COUNT 5 STREAMS log:s >",
+        "XREADGROUP GROUP g c2 COUNT 5 NOACK STREAMS log:s >",
+        "XREADGROUP GROUP g c3 COUNT 5 STREAMS log:s >",
+        "XREADGROUP GROUP g c1 STREAMS log:s 0",
+    ] {
+        ok(c.call(&command.split_whitespace().collect::<Vec<_>>()));
+    }
+    let Resp::Array(first) = c.call(&["XRANGE", "log:s", "-", "+", "COUNT", "2"]) else {
+        panic!("XRANGE")
+    };
+    let id = |e: &Resp| match e {
+        Resp::Array(parts) => match &parts[0] {
+            Resp::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
+            _ => panic!("id"),
+        },
+        _ => panic!("entry"),
+    };
+    let (id0, id1) = (id(&first[0]), id(&first[1]));
+    ok(c.call(&["XACK", "log:s", "g", &id0]));
+    ok(c.call(&["XCLAIM", "log:s", "g", "c4", "0", &id1, "RETRYCOUNT", "9"]));
+    ok(c.call(&["XAUTOCLAIM", "log:s", "g", "c5", "0", "0", "COUNT", "3"]));
+    ok(c.call(&["XGROUP", "CREATECONSUMER", "log:s", "h", "idle"]));
+    ok(c.call(&["XGROUP", "DELCONSUMER", "log:s", "g", "c3"]));
+    ok(c.call(&["XDEL", "log:s", &id1]));
+    ok(c.call(&["XTRIM", "log:s", "MAXLEN", "~", "50"]));
+    ok(c.call(&["XADD", "log:empty", "5-5", "f", "v"]));
+    ok(c.call(&["XDEL", "log:empty", "5-5"]));
+    ok(c.call(&[
+        "XSETID",
+        "log:empty",
+        "9-9",
+        "ENTRIESADDED",
+        "7",
+        "MAXDELETEDID",
+        "6-0",
+    ]));
+    ok(c.call(&["XGROUP", "CREATE", "log:fresh", "g", "$", "MKSTREAM"]));
+    ok(c.call(&["XADD", "log:fields", "1", "a", "1", "b", "2"]));
+    ok(c.call(&["XADD", "log:fields", "2", "a", "3", "b", "4"]));
+    ok(c.call(&["XADD", "log:fields", "3", "b", "5", "a", "6"]));
+}
+
+const WORKLOAD_KEYS: &[&str] = &["log:s", "log:empty", "log:fresh", "log:fields"];
+
+#[test]
+fn streams_and_groups_survive_kill_9_and_a_snapshot() {
+    let dir = TempDir::new("streams-restart");
+    let port = free_port();
+    let mut server = start_logged(port, &dir);
+    let mut c = RawConn::connect(port);
+    stream_workload(&mut c);
+    let before = stream_state(&mut c, WORKLOAD_KEYS);
+    let digest = c.call(&["DEBUG", "DIGEST"]);
+    server.kill9();
+
+    // From the log.
+    let restarted = |label: &str| {
+        let server = start_logged(port, &dir);
+        let mut c = RawConn::connect(port);
+        assert_eq!(stream_state(&mut c, WORKLOAD_KEYS), before, "{label}");
+        (server, c)
+    };
+    let (mut server, mut c) = restarted("after replaying the log");
+    assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
+
+    // From a snapshot that re-creates the streams (then the log's tail is empty).
+    ok(c.call(&["BGREWRITEAOF"]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while warpengine_tests::info_field(&mut c, "persistence", "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "rewrite never ended");
+        thread::sleep(Duration::from_millis(20));
+    }
+    server.kill9();
+    let (mut server, mut c) = restarted("after the snapshot");
+    // The stream keeps working from where it was.
+    ok(c.call(&["XADD", "log:empty", "9-*", "f", "v"]));
+    assert_eq!(c.call(&["XLEN", "log:empty"]), Resp::Int(1));
+    server.kill9();
+}
+
+/// Entry IDs and (when `acks`) acknowledgements from one consumer's loop.
+fn consume(
+    port: u16,
+    group: &str,
+    name: &str,
+    acks: bool,
+    stop_after_idle: Duration,
+) -> Vec<String> {
+    let mut c = RawConn::connect(port);
+    let mut seen = Vec::new();
+    let mut idle_since = Instant::now();
+    loop {
+        let reply = c.call(&[
+            "XREADGROUP",
+            "GROUP",
+            group,
+            name,
+            "COUNT",
+            "7",
+            "BLOCK",
+            "50",
+            "STREAMS",
+            "work",
+            ">",
+        ]);
+        let ids: Vec<String> = match reply {
+            Resp::Nil => Vec::new(),
+            Resp::Array(streams) => match &streams[0] {
+                Resp::Array(pair) => match &pair[1] {
+                    Resp::Array(entries) => entries
+                        .iter()
+                        .map(|e| match e {
+                            Resp::Array(parts) => match &parts[0] {
+                                Resp::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
+                                other => panic!("{other:?}"),
+                            },
+                            other => panic!("{other:?}"),
+                        })
+                        .collect(),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            },
+            other => panic!("XREADGROUP: {other:?}"),
+        };
+        if ids.is_empty() {
+            if idle_since.elapsed() > stop_after_idle {
+                return seen;
+            }
+            continue;
+        }
+        idle_since = Instant::now();
+        if acks {
+            let mut args = vec!["XACK", "work", group];
+            args.extend(ids.iter().map(String::as_str));
+            assert_eq!(c.call(&args), Resp::Int(ids.len() as i64));
+        }
+        seen.extend(ids);
+    }
+}
+
+#[test]
+fn many_consumers_get_every_entry_once_per_group_and_none_is_lost_across_kill_9() {
+    let dir = TempDir::new("streams-consumers");
+    let port = free_port();
+    let mut server = start_logged(port, &dir);
+    let mut admin = RawConn::connect(port);
+    for group in ["g1", "g2"] {
+        ok(admin.call(&["XGROUP", "CREATE", "work", group, "$", "MKSTREAM"]));
+    }
+    const PRODUCERS: usize = 4;
+    const PER_PRODUCER: usize = 150;
+    let consumers: Vec<_> = ["g1", "g2"]
+        .iter()
+        .flat_map(|g| (0..4).map(move |i| (g.to_string(), format!("c{i}"))))
+        .map(|(g, name)| {
+            thread::spawn(move || {
+                let ids = consume(port, &g, &name, true, Duration::from_millis(1500));
+                (g, ids)
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                (0..PER_PRODUCER)
+                    .map(|i| {
+                        match c.call(&[
+                            "XADD",
+                            "work",
+                            "*",
+                            "p",
+                            &p.to_string(),
+                            "i",
+                            &i.to_string(),
+                        ]) {
+                            Resp::Bulk(id) => String::from_utf8(id).unwrap(),
+                            other => panic!("XADD: {other:?}"),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let added: BTreeSet<String> = producers
+        .into_iter()
+        .flat_map(|p| p.join().unwrap())
+        .collect();
+    assert_eq!(added.len(), PRODUCERS * PER_PRODUCER);
+    let mut per_group: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for c in consumers {
+        let (g, ids) = c.join().unwrap();
+        per_group.entry(g).or_default().extend(ids);
+    }
+    for (g, ids) in &per_group {
+        let unique: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{g}: an entry was delivered twice");
+        assert_eq!(unique.len(), added.len(), "{g}: entries never delivered");
+        let Resp::Array(summary) = admin.call(&["XPENDING", "work", g]) else {
+            panic!("XPENDING")
+        };
+        assert_eq!(
+            summary[0],
+            Resp::Int(0),
+            "{g}: acknowledged entries still pending"
+        );
+    }
+
+    // Half delivered and not acknowledged, then kill -9: the group's position and pending
+    // entries come back, so nothing is delivered twice as new, nor lost.
+    for i in 0..20 {
+        ok(admin.call(&["XADD", "work", "*", "late", &i.to_string()]));
+    }
+    ok(admin.call(&[
+        "XREADGROUP",
+        "GROUP",
+        "g1",
+        "crash",
+        "COUNT",
+        "10",
+        "STREAMS",
+        "work",
+        ">",
+    ]));
+    server.kill9();
+    let mut server = start_logged(port, &dir);
+    let mut admin = RawConn::connect(port);
+    let Resp::Array(summary) = admin.call(&["XPENDING", "work", "g1"]) else {
+        panic!("XPENDING")
+    };
+    assert_eq!(summary[0], Resp::Int(10), "pending entries after restart");
+    let rest = consume(port, "g1", "after", true, Duration::from_millis(300));
+    assert_eq!(rest.len(), 10, "the undelivered entries, once each");
+    assert_eq!(
+        admin.call(&["XLEN", "work"]),
+        Resp::Int(added.len() as i64 + 20)
+    );
+    server.kill9();
+}
