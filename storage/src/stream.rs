@@ -2,9 +2,9 @@
 //!
 //! Entries live in nodes of up to `stream-node-max-entries` entries and `stream-node-max-bytes`
 //! bytes, kept in a `BTreeMap` under the ID of the node's first ("master") entry, as Redis
-//! keeps listpacks in a radix tree. A node is one byte buffer: each entry is a flags byte, its
-//! ID as a delta from the master ID, and its fields and values; an entry whose field names are
-//! the master entry's stores only its values. XDEL only flags an entry as deleted; a node goes
+//! keeps listpacks in a radix tree. A node is one byte buffer: each entry is its ID as a delta
+//! from the master ID (the milliseconds' delta shares a varint with two flag bits), then its
+//! fields and values; an entry whose field names are the master entry's stores only its values. XDEL only flags an entry as deleted; a node goes
 //! away when its last live entry does. So an entry costs a few bytes beyond its values, and no
 //! allocation of its own.
 
@@ -86,9 +86,21 @@ impl StreamId {
     }
 }
 
+/// Flags in the two low bits of an entry's first varint (so in its first byte, where XDEL can
+/// set DELETED in place).
 const DELETED: u8 = 1;
-/// The entry's field names are the master entry's: only values are stored.
+/// The entry's field names are the master entry's: only its values are stored.
 const SAME_FIELDS: u8 = 2;
+const FLAG_BITS: u32 = 2;
+/// An entry whose milliseconds lie this far past its node's master starts a node of its own
+/// (so that the delta and the flags share one u64).
+const MAX_MS_DELTA: u64 = 1 << 60;
+
+/// Reads an entry's first varint: its flags and milliseconds' delta.
+fn get_head(buf: &[u8], pos: &mut usize) -> (u8, u64) {
+    let head = get_varint(buf, pos);
+    ((head & ((1 << FLAG_BITS) - 1)) as u8, head >> FLAG_BITS)
+}
 
 fn get_slice<'a>(buf: &'a [u8], pos: &mut usize) -> &'a [u8] {
     let len = get_varint(buf, pos) as usize;
@@ -119,9 +131,7 @@ impl Node {
     /// The master entry's field names.
     fn master_fields(&self) -> Vec<&[u8]> {
         let mut pos = 0;
-        let _flags = self.buf[pos];
-        pos += 1;
-        get_varint(&self.buf, &mut pos);
+        get_head(&self.buf, &mut pos);
         get_varint(&self.buf, &mut pos);
         let count = get_varint(&self.buf, &mut pos) as usize;
         let mut fields = Vec::with_capacity(count);
@@ -140,22 +150,22 @@ impl Node {
         let mut pos = 0;
         while pos < buf.len() {
             let offset = pos;
-            let flags = buf[pos];
-            pos += 1;
-            let ms_delta = get_varint(buf, &mut pos);
+            let (flags, ms_delta) = get_head(buf, &mut pos);
             let seq = get_varint(buf, &mut pos);
             let id = if ms_delta == 0 {
                 StreamId::new(master.ms, master.seq + seq)
             } else {
                 StreamId::new(master.ms + ms_delta, seq)
             };
-            let count = get_varint(buf, &mut pos) as usize;
-            let mut pairs = Vec::with_capacity(count);
+            let mut pairs;
             if flags & SAME_FIELDS != 0 {
-                for field in &master_fields[..count] {
+                pairs = Vec::with_capacity(master_fields.len());
+                for field in &master_fields {
                     pairs.push((*field, get_slice(buf, &mut pos)));
                 }
             } else {
+                let count = get_varint(buf, &mut pos) as usize;
+                pairs = Vec::with_capacity(count);
                 for _ in 0..count {
                     let field = get_slice(buf, &mut pos);
                     pairs.push((field, get_slice(buf, &mut pos)));
@@ -174,7 +184,8 @@ impl Node {
     /// The encoded size of an entry (to decide whether it still fits this node).
     fn encoded_len(master: StreamId, id: StreamId, pairs: &[(&[u8], &[u8])]) -> usize {
         let (ms_delta, seq) = Self::delta(master, id);
-        let mut len = 1 + varint_len(ms_delta) + varint_len(seq) + varint_len(pairs.len() as u64);
+        let head = ms_delta << FLAG_BITS;
+        let mut len = varint_len(head) + varint_len(seq) + varint_len(pairs.len() as u64);
         for (f, v) in pairs {
             len += varint_len(f.len() as u64) + f.len() + varint_len(v.len() as u64) + v.len();
         }
@@ -199,10 +210,12 @@ impl Node {
         };
         let (ms_delta, seq) = Self::delta(master, id);
         let buf = &mut self.buf;
-        buf.push(if same { SAME_FIELDS } else { 0 });
-        put_varint(buf, ms_delta);
+        let flags = if same { SAME_FIELDS } else { 0 };
+        put_varint(buf, ms_delta << FLAG_BITS | flags as u64);
         put_varint(buf, seq);
-        put_varint(buf, pairs.len() as u64);
+        if !same {
+            put_varint(buf, pairs.len() as u64);
+        }
         for (f, v) in pairs {
             if !same {
                 put_varint(buf, f.len() as u64);
@@ -359,11 +372,14 @@ impl StreamValue {
             let size = Node::encoded_len(*master, id, pairs);
             (max_bytes == 0 || node.buf.len() + size < max_bytes)
                 && (max_entries == 0 || (node.total as usize) < max_entries)
+                && id.ms - master.ms < MAX_MS_DELTA
         });
         if !fits {
-            // The full node keeps no spare room from here on.
+            // The full node keeps no spare room from here on: a copy of exactly its size
+            // (shrinking in place would leave the allocator's block as it was).
             if let Some(mut last) = self.nodes.last_entry() {
-                last.get_mut().buf.shrink_to_fit();
+                let node = last.get_mut();
+                node.buf = node.buf.as_slice().to_vec();
             }
             self.nodes.insert(id, Node::default());
         }
@@ -654,6 +670,26 @@ mod tests {
         assert_eq!(s.trim(Trim::MinId(id(200, 0)), false, 0), 49);
         assert_eq!(s.first_id, id(200, 0));
         assert_eq!(s.range(StreamId::MIN, StreamId::MAX, false, 0).len(), 51);
+    }
+
+    #[test]
+    fn far_apart_ids_and_deletions_read_back() {
+        let mut s = StreamValue::new();
+        s.append(id(1, 0), &[(b"a", b"1")]);
+        s.append(id(1 << 59, 7), &[(b"a", b"2")]);
+        s.append(id(u64::MAX, u64::MAX), &[(b"a", b"3")]);
+        assert_eq!(s.node_count(), 2);
+        assert!(s.delete(id(1 << 59, 7)));
+        let ids: Vec<StreamId> = s
+            .range(StreamId::MIN, StreamId::MAX, false, 0)
+            .iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(ids, [id(1, 0), id(u64::MAX, u64::MAX)]);
+        assert_eq!(
+            s.get(id(u64::MAX, u64::MAX)).unwrap().1,
+            vec![(&b"a"[..], &b"3"[..])]
+        );
     }
 
     #[test]

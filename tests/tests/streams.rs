@@ -83,6 +83,30 @@ fn every_blocked_xread_gets_the_entry_and_timeouts_answer_null() {
 }
 
 #[test]
+fn a_blocked_xread_without_count_is_served_at_most_1000_entries() {
+    let server = start_warpengine(&[]);
+    let mut admin = RawConn::connect(server.port);
+    let mut reader = RawConn::connect(server.port);
+    reader.send_command(&[b"XREAD", b"BLOCK", b"5000", b"STREAMS", b"big", b"$"]);
+    wait_for_blocked(&mut admin, 1);
+    ok(admin.call(&["MULTI"]));
+    for i in 1..=1200 {
+        admin.call(&["XADD", "big", &format!("{i}-0"), "f", "v"]);
+    }
+    ok(admin.call(&["EXEC"]));
+    let Resp::Array(streams) = Resp::parse(&reader.read_reply().unwrap()) else {
+        panic!("XREAD")
+    };
+    let Resp::Array(pair) = &streams[0] else {
+        panic!("stream")
+    };
+    let Resp::Array(entries) = &pair[1] else {
+        panic!("entries")
+    };
+    assert_eq!(entries.len(), 1000);
+}
+
+#[test]
 fn xreadgroup_block_is_served_once_per_new_entry() {
     let server = start_warpengine(&["--threads", "2"]);
     let mut admin = RawConn::connect(server.port);

@@ -48,8 +48,8 @@ commands! {
     "xdel", -3, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xdel), "Returns the number of messages after removing them from a stream.";
     "xtrim", -4, "write", k(1, 1, 1), "stream", "5.0.0", keyed(xtrim), "Deletes messages from the beginning of a stream.", log(LogForm::Rewritten(xtrim_log));
     "xsetid", -3, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xsetid), "An internal command for replicating stream values.";
-    "xread", -4, "readonly blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xread), "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", pins_block_args(pin_last_ids);
-    "xreadgroup", -7, "write blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xreadgroup), "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", log(LogForm::Effects(xreadgroup_effects));
+    "xread", -4, "readonly blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xread), "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", pins_block_args(pin_xread);
+    "xreadgroup", -7, "write blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xreadgroup), "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", log(LogForm::Effects(xreadgroup_effects)), pins_block_args(pin_xreadgroup);
     "xgroup", -2, "", CONTAINER_KEY, "stream", "5.0.0", keyed(xgroup), "A container for consumer groups commands.", log(LogForm::Argv);
     "xack", -4, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xack), "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.";
     "xpending", -3, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xpending), "Returns the information and entries from a stream consumer group's pending entries list.";
@@ -921,20 +921,44 @@ pub fn xreadgroup(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
     read_generic(ctx, args, true)
 }
 
-/// A blocked XREAD waits for entries after the last ID its streams had when it blocked: its
-/// `$` arguments become that ID.
-fn pin_last_ids(ctx: &mut KeyCtx, args: &[Bytes]) -> Option<Vec<Bytes>> {
-    let parsed = parse_read(args, false).ok()?;
+/// Entries a blocked XREAD or XREADGROUP without COUNT gets at most when served (Redis's
+/// XREAD_BLOCKED_DEFAULT_COUNT), so that an old ID does not make one reply huge.
+const BLOCKED_DEFAULT_COUNT: &[u8] = b"1000";
+
+/// Pins what a blocked XREAD or XREADGROUP waits for: XREAD's `$` arguments become the last ID
+/// their streams had when it blocked, and without COUNT it is served at most 1000 entries.
+fn pin_block_args(ctx: &mut KeyCtx, args: &[Bytes], xreadgroup: bool) -> Option<Vec<Bytes>> {
+    let parsed = parse_read(args, xreadgroup).ok()?;
     let mut pinned = args.to_vec();
-    for i in 0..parsed.streams {
-        let id_at = parsed.streams_at + parsed.streams + i;
-        if &args[id_at][..] == b"$" {
-            let key = &args[parsed.streams_at + i];
-            let last = logged_stream(ctx, key).map_or(StreamId::MIN, |s| s.last_id);
-            pinned[id_at] = id_arg(last);
+    if !xreadgroup {
+        for i in 0..parsed.streams {
+            let id_at = parsed.streams_at + parsed.streams + i;
+            if &args[id_at][..] == b"$" {
+                let key = &args[parsed.streams_at + i];
+                let last = logged_stream(ctx, key).map_or(StreamId::MIN, |s| s.last_id);
+                pinned[id_at] = id_arg(last);
+            }
         }
     }
+    if parsed.count == 0 {
+        // A later COUNT wins, so one in front of STREAMS decides.
+        pinned.splice(
+            parsed.streams_at - 1..parsed.streams_at - 1,
+            [
+                Bytes::from_static(b"COUNT"),
+                Bytes::from_static(BLOCKED_DEFAULT_COUNT),
+            ],
+        );
+    }
     Some(pinned)
+}
+
+fn pin_xread(ctx: &mut KeyCtx, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    pin_block_args(ctx, args, false)
+}
+
+fn pin_xreadgroup(ctx: &mut KeyCtx, args: &[Bytes]) -> Option<Vec<Bytes>> {
+    pin_block_args(ctx, args, true)
 }
 
 /// XREADGROUP as logged: the consumer's creation, an XCLAIM per entry now pending, the group's
