@@ -669,3 +669,13 @@ pub fn wait_for_blocked(c: &mut RawConn, n: usize) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// What redis-cli prints for `args` against the server on `port` (not a terminal: bare values).
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -8,8 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    free_port, start_warpengine, try_start_warpengine_on, wait_for_blocked, RawConn, Resp,
-    ServerProcess, TempDir,
+    free_port, redis_cli, start_warpengine, try_start_warpengine_on, wait_for_blocked, RawConn,
+    Resp, ServerProcess, TempDir,
 };
 
 fn ok(r: Resp) -> Resp {
@@ -468,4 +468,69 @@ fn many_consumers_get_every_entry_once_per_group_and_none_is_lost_across_kill_9(
         Resp::Int(added.len() as i64 + 20)
     );
     server.kill9();
+}
+
+#[test]
+fn the_redis_crate_and_redis_cli_use_streams() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut c = client.get_connection().expect("connection");
+    let id: String = redis::cmd("XADD")
+        .arg("rs:st")
+        .arg("1-1")
+        .arg("f")
+        .arg("v")
+        .query(&mut c)
+        .expect("XADD");
+    assert_eq!(id, "1-1");
+    let range: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg("rs:st")
+        .arg("-")
+        .arg("+")
+        .query(&mut c)
+        .expect("XRANGE");
+    assert_eq!(
+        range,
+        vec![("1-1".to_string(), vec!["f".to_string(), "v".to_string()])]
+    );
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "rs:st", "grp", "0"])
+        .query(&mut c)
+        .expect("XGROUP CREATE");
+    type Read = Vec<(String, Vec<(String, Vec<String>)>)>;
+    let read: Read = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "grp", "alice", "STREAMS", "rs:st", ">"])
+        .query(&mut c)
+        .expect("XREADGROUP");
+    assert_eq!(read[0].0, "rs:st");
+    assert_eq!(read[0].1[0].0, "1-1");
+    let acked: i64 = redis::cmd("XACK")
+        .arg(&["rs:st", "grp", "1-1"])
+        .query(&mut c)
+        .expect("XACK");
+    assert_eq!(acked, 1);
+    let nothing: Option<Read> = redis::cmd("XREAD")
+        .arg(&["BLOCK", "20", "STREAMS", "rs:st", "$"])
+        .query(&mut c)
+        .expect("XREAD timeout");
+    assert_eq!(nothing, None);
+
+    let cli = |args: &[&str]| redis_cli(server.port, args);
+    // (Not a terminal: redis-cli prints bare values.)
+    assert_eq!(cli(&["XADD", "cli:st", "5-1", "a", "1", "b", "2"]), "5-1\n");
+    assert_eq!(cli(&["XRANGE", "cli:st", "-", "+"]), "5-1\na\n1\nb\n2\n");
+    assert_eq!(
+        cli(&["XREAD", "STREAMS", "cli:st", "0"]),
+        "cli:st\n5-1\na\n1\nb\n2\n"
+    );
+    // RESP3: a map, which redis-cli prints as `key value` on one line, as with Redis.
+    assert_eq!(
+        cli(&["-3", "XREAD", "STREAMS", "cli:st", "0"]),
+        "cli:st 5-1\na\n1\nb\n2\n"
+    );
+    assert_eq!(cli(&["XLEN", "cli:st"]), "1\n");
+    assert_eq!(
+        cli(&["XINFO", "STREAM", "cli:st"]).lines().nth(1),
+        Some("1")
+    );
 }
