@@ -438,17 +438,15 @@ fn xadd_log(ctx: &mut KeyCtx, args: &[Bytes]) -> Option<Vec<Bytes>> {
 
 pub fn xtrim(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let key = &args[1];
-    // A missing key answers 0 before the options are even read, as in Redis.
-    match write_stream(ctx, key) {
-        Ok(Some(_)) => {}
-        Ok(None) => return Reply::Int(0),
-        Err(e) => return e,
-    }
     let parsed = match parse_add_or_trim(args, false) {
         Ok(p) => p,
         Err(e) => return e,
     };
-    let s = write_stream(ctx, key).ok().flatten().expect("a stream");
+    let s = match write_stream(ctx, key) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Reply::Int(0),
+        Err(e) => return e,
+    };
     let trim = parsed.trim.expect("XTRIM has a strategy");
     let deleted = s.trim(trim, parsed.approx, parsed.limit);
     if deleted > 0 {
