@@ -269,9 +269,45 @@ fn stream_workload(c: &mut RawConn) {
     ok(c.call(&["XADD", "log:fields", "1", "a", "1", "b", "2"]));
     ok(c.call(&["XADD", "log:fields", "2", "a", "3", "b", "4"]));
     ok(c.call(&["XADD", "log:fields", "3", "b", "5", "a", "6"]));
+    // Group reads inside a transaction, a script, and across two streams (on two shards).
+    ok(c.call(&["XGROUP", "CREATE", "log:fields", "g", "0"]));
+    ok(c.call(&["MULTI"]));
+    c.call(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "m",
+        "COUNT",
+        "1",
+        "STREAMS",
+        "log:fields",
+        ">",
+    ]);
+    c.call(&["XADD", "log:fields", "*", "in", "multi"]);
+    ok(c.call(&["EXEC"]));
+    ok(c.call(&[
+        "EVAL",
+        "redis.call('XADD', KEYS[1], '*', 'in', 'script') \
+         return redis.call('XREADGROUP', 'GROUP', 'g', 'lua', 'COUNT', '2', 'STREAMS', KEYS[1], '>')",
+        "1",
+        "log:fields",
+    ]));
+    ok(c.call(&["XGROUP", "CREATE", "log:other", "g", "0", "MKSTREAM"]));
+    ok(c.call(&["XADD", "log:other", "7-7", "f", "v"]));
+    ok(c.call(&[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "both",
+        "STREAMS",
+        "log:fields",
+        "log:other",
+        ">",
+        ">",
+    ]));
 }
 
-const WORKLOAD_KEYS: &[&str] = &["log:s", "log:empty", "log:fresh", "log:fields"];
+const WORKLOAD_KEYS: &[&str] = &["log:s", "log:empty", "log:fresh", "log:fields", "log:other"];
 
 #[test]
 fn streams_and_groups_survive_kill_9_and_a_snapshot() {

@@ -1488,18 +1488,19 @@ fn xclaim_run(ctx: &mut KeyCtx, args: &[Bytes]) -> Result<Reply, Reply> {
             group.ack(id);
             continue;
         };
-        let (owner, count) = match group.pending.get(&id) {
+        // The delivery count so far; FORCE makes a pending entry (counted once) for an entry
+        // nobody had.
+        let count = match group.pending.get(&id) {
             Some(p) => {
                 let idle = now as i64 - p.delivery_time as i64;
                 if claim.min_idle != 0 && idle < claim.min_idle {
                     continue;
                 }
-                (Some(()), p.delivery_count)
+                p.delivery_count
             }
-            None if claim.force => (None, 1),
+            None if claim.force => 1,
             None => continue,
         };
-        let _ = owner;
         let count = match claim.retry_count {
             Some(n) if n >= 0 => n as u64,
             _ if !claim.just_id => count + 1,
