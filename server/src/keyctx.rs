@@ -40,6 +40,8 @@ pub struct KeyCtx<'a> {
     /// In a transaction's step: the log records its commands make, kept (shard, payload) to be
     /// logged as one group (`persist::log::transaction_step`).
     pub captured: Option<Vec<(usize, Vec<u8>)>>,
+    /// Called by a Lua script (`redis.call`): XREAD and XREADGROUP refuse BLOCK then.
+    pub from_script: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,7 @@ impl<'a> KeyCtx<'a> {
         };
         KeyCtx {
             captured: None,
+            from_script: false,
             shards,
             server,
             db,

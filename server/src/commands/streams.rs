@@ -648,6 +648,11 @@ struct ReadArgs {
 }
 
 fn parse_read(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, Reply> {
+    parse_read_from(args, xreadgroup, false)
+}
+
+/// XREAD's and XREADGROUP's options; `from_script`: BLOCK is refused, as Redis refuses it.
+fn parse_read_from(args: &[Bytes], xreadgroup: bool, from_script: bool) -> Result<ReadArgs, Reply> {
     let mut parsed = ReadArgs {
         block: None,
         count: 0,
@@ -661,6 +666,12 @@ fn parse_read(args: &[Bytes], xreadgroup: bool) -> Result<ReadArgs, Reply> {
         let more = args.len() - i - 1;
         let opt = &args[i];
         if eq_ignore_case(opt, "block") && more > 0 {
+            if from_script {
+                let mut msg = b"ERR ".to_vec();
+                msg.extend_from_slice(c_string(&args[0], usize::MAX));
+                msg.extend_from_slice(b" command is not allowed with BLOCK option from scripts");
+                return Err(Reply::error_bytes(msg));
+            }
             i += 1;
             let ms = parse_strict_i64(&args[i])
                 .ok_or_else(|| Reply::err("ERR timeout is not an integer or out of range"))?;
@@ -897,7 +908,7 @@ fn advance_group(s: &mut StreamValue, group_name: &[u8], id: StreamId) {
 }
 
 fn read_generic(ctx: &mut KeyCtx, args: &[Bytes], xreadgroup: bool) -> Attempt {
-    let parsed = match parse_read(args, xreadgroup) {
+    let parsed = match parse_read_from(args, xreadgroup, ctx.from_script) {
         Ok(p) => p,
         Err(e) => return Attempt::Done(e),
     };
