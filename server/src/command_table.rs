@@ -303,6 +303,9 @@ pub struct CommandSpec {
     /// last ID when it blocks): the function pins them, under the keys' locks, to what it
     /// waits for, and the retries use its arguments.
     pub pins_block_args: Option<RewriteFn>,
+    /// A write every waiter of its key may want (XADD: each reader of the stream, not only the
+    /// first, as one pop serves one popper): it wakes all of them, not the longest waiting.
+    pub wakes_all_waiters: bool,
 }
 
 impl CommandSpec {
@@ -343,11 +346,17 @@ impl CommandSpec {
             redacts: None,
             monitor_hides: None,
             pins_block_args: None,
+            wakes_all_waiters: false,
         }
     }
 
     pub const fn monitor_hides(mut self, hides: fn(&[Bytes]) -> bool) -> CommandSpec {
         self.monitor_hides = Some(hides);
+        self
+    }
+
+    pub const fn wakes_all_waiters(mut self) -> CommandSpec {
+        self.wakes_all_waiters = true;
         self
     }
 

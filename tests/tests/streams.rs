@@ -107,6 +107,38 @@ fn a_blocked_xread_without_count_is_served_at_most_1000_entries() {
 }
 
 #[test]
+fn an_xadd_wakes_every_reader_of_the_stream_not_only_the_first() {
+    // Two consumers of one group wait ahead of a plain reader: the entry goes to one consumer,
+    // and the reader behind the one left waiting gets it too.
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    ok(admin.call(&["XGROUP", "CREATE", "mixed", "g", "$", "MKSTREAM"]));
+    let mut consumers: Vec<RawConn> = (0..2).map(|_| RawConn::connect(server.port)).collect();
+    for (i, c) in consumers.iter_mut().enumerate() {
+        let name = format!("c{i}");
+        c.send_command(&[
+            b"XREADGROUP",
+            b"GROUP",
+            b"g",
+            name.as_bytes(),
+            b"BLOCK",
+            b"0",
+            b"STREAMS",
+            b"mixed",
+            b">",
+        ]);
+        wait_for_blocked(&mut admin, i + 1);
+    }
+    let mut reader = RawConn::connect(server.port);
+    reader.send_command(&[b"XREAD", b"BLOCK", b"3000", b"STREAMS", b"mixed", b"$"]);
+    wait_for_blocked(&mut admin, 3);
+    ok(admin.call(&["XADD", "mixed", "1-0", "f", "v"]));
+    let reply = String::from_utf8(reader.read_reply().unwrap()).unwrap();
+    assert!(reply.contains("1-0"), "{reply}");
+    wait_for_blocked(&mut admin, 1);
+}
+
+#[test]
 fn xreadgroup_block_is_served_once_per_new_entry() {
     let server = start_warpengine(&["--threads", "2"]);
     let mut admin = RawConn::connect(server.port);

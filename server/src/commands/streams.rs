@@ -41,7 +41,7 @@ const CONTAINER_KEY: Keys = Keys::Custom {
 
 commands! {
     pub static COMMANDS;
-    "xadd", -5, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xadd), "Appends a new message to a stream. Creates the key if it doesn't exist.", log(LogForm::Rewritten(xadd_log));
+    "xadd", -5, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xadd), "Appends a new message to a stream. Creates the key if it doesn't exist.", log(LogForm::Rewritten(xadd_log)), wakes_all_waiters();
     "xlen", 2, "readonly fast", k(1, 1, 1), "stream", "5.0.0", keyed(xlen), "Return the number of messages in a stream.";
     "xrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrange), "Returns the messages from a stream within a range of IDs.";
     "xrevrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrevrange), "Returns the messages from a stream within a range of IDs in reverse order.";

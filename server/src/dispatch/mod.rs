@@ -636,7 +636,11 @@ fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes])
         return;
     }
     for p in spec.key_positions(args) {
-        server.blocking.signal(db, &args[p]);
+        if spec.wakes_all_waiters {
+            server.blocking.signal_all(db, &args[p]);
+        } else {
+            server.blocking.signal(db, &args[p]);
+        }
     }
 }
 
