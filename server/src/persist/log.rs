@@ -92,7 +92,13 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
             shards.sort_unstable();
             shards.dedup();
             if shards.len() > 1 {
-                log_key_states(ctx, spec, args, &positions);
+                match form {
+                    LogForm::Effects(effects) => {
+                        let commands = effects(ctx, args, reply);
+                        log_effects_by_shard(ctx, &commands);
+                    }
+                    _ => log_key_states(ctx, spec, args, &positions),
+                }
                 return;
             }
             shards.first().copied().unwrap_or(0)
@@ -262,29 +268,78 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
             None => by_shard.push((s, vec![key])),
         }
     }
-    // Inside a transaction the step groups every record it captured (see `transaction_step`).
-    let capturing = ctx.captured.is_some();
-    let group = (by_shard.len() > 1 && !capturing).then(|| Group {
-        txid: server.wal.next_txid(),
-        parts: by_shard.len() as u32,
-    });
-    let mut places = Vec::with_capacity(by_shard.len());
+    let group = group_for(ctx, by_shard.len());
+    let mut payloads = Vec::with_capacity(by_shard.len());
     for (shard_id, keys) in &by_shard {
         let mut payload = Vec::new();
-        {
-            let target = ctx.db_at(keys[0], db);
-            let mut w = PayloadWriter::begin(&mut payload, db, group);
-            for key in keys {
-                put_key(&mut w, key, target.get_with_expiry(key, 0));
-            }
+        let target = ctx.db_at(keys[0], db);
+        let mut w = PayloadWriter::begin(&mut payload, db, group);
+        for key in keys {
+            put_key(&mut w, key, target.get_with_expiry(key, 0));
         }
-        if let Some(lsn) = append(ctx, *shard_id, |buf| buf.extend_from_slice(&payload)) {
-            places.push((*shard_id, lsn));
+        payloads.push((*shard_id, payload));
+    }
+    append_parts(ctx, group, payloads);
+}
+
+/// The group that ties the records of one command across `parts` shards' logs (None for one
+/// shard, and inside a transaction, whose step groups every record it captured: see
+/// `transaction_step`).
+fn group_for(ctx: &KeyCtx, parts: usize) -> Option<Group> {
+    (parts > 1 && ctx.captured.is_none()).then(|| Group {
+        txid: ctx.server.wal.next_txid(),
+        parts: parts as u32,
+    })
+}
+
+/// Appends each shard's payload to its log and links them when they form a group.
+fn append_parts(ctx: &mut KeyCtx, group: Option<Group>, payloads: Vec<(usize, Vec<u8>)>) {
+    let mut places = Vec::with_capacity(payloads.len());
+    for (shard_id, payload) in payloads {
+        if let Some(lsn) = append(ctx, shard_id, |buf| buf.extend_from_slice(&payload)) {
+            places.push((shard_id, lsn));
         }
     }
     if group.is_some() {
-        server.wal.link_group(&places);
+        ctx.server.wal.link_group(&places);
     }
+}
+
+/// Logs the commands a `LogForm::Effects` command listed when its keys span shards: each in
+/// the log of its own key's shard, all as one group (rather than each key's whole state).
+fn log_effects_by_shard(ctx: &mut KeyCtx, commands: &[Vec<Bytes>]) {
+    let server = ctx.server;
+    let mut by_shard: Vec<(usize, Vec<&Vec<Bytes>>)> = Vec::new();
+    for argv in commands {
+        let Some(index) = argv
+            .first()
+            .and_then(|name| crate::command_table::lookup(name))
+        else {
+            continue;
+        };
+        let Some(&first_key) = TABLE[index].key_positions(argv).first() else {
+            continue;
+        };
+        let s = server.route(&argv[first_key]);
+        match by_shard.iter_mut().find(|(id, _)| *id == s) {
+            Some((_, list)) => list.push(argv),
+            None => by_shard.push((s, vec![argv])),
+        }
+    }
+    let group = group_for(ctx, by_shard.len());
+    let db = ctx.db;
+    let payloads = by_shard
+        .iter()
+        .map(|(shard_id, list)| {
+            let mut payload = Vec::new();
+            let mut w = PayloadWriter::begin(&mut payload, db, group);
+            for argv in list {
+                w.argv(argv.iter().map(|a| &a[..]));
+            }
+            (*shard_id, payload)
+        })
+        .collect();
+    append_parts(ctx, group, payloads);
 }
 
 /// Appends a payload to `shard_id`'s log, or, in a transaction's step, keeps it for the step's
