@@ -71,7 +71,12 @@ fn parse_u64(text: &[u8]) -> Option<u64> {
     if let Some(v) = parse_strict_i64(text) {
         return (v >= 0).then_some(v as u64);
     }
-    let text = text.trim_ascii_start();
+    // C's isspace, vertical tab included (Rust's ASCII whitespace leaves it out).
+    let start = text
+        .iter()
+        .position(|c| !b" \t\n\x0b\x0c\r".contains(c))
+        .unwrap_or(text.len());
+    let text = &text[start..];
     let (negative, digits) = match text.first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -1856,6 +1861,9 @@ mod tests {
         assert_eq!(id("5-3"), Some(StreamId::new(5, 3)));
         assert_eq!(id("+5-3"), Some(StreamId::new(5, 3)));
         assert_eq!(id(" 7"), Some(StreamId::new(7, 0)));
+        assert_eq!(id("\x0b\t7"), Some(StreamId::new(7, 0)));
+        assert_eq!(id(" -1"), None);
+        assert_eq!(id("5- -1"), Some(StreamId::new(5, u64::MAX)));
         assert_eq!(id("-"), Some(StreamId::MIN));
         assert_eq!(id("+"), Some(StreamId::MAX));
         assert_eq!(id("-1"), None);
