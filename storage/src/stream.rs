@@ -610,11 +610,6 @@ impl StreamValue {
         let read = self.estimate_distance(group.last_id);
         (read != ENTRIES_READ_UNKNOWN).then(|| self.entries_added as i64 - read)
     }
-
-    /// Bytes of packed entries (the nodes' buffers).
-    pub fn packed_bytes(&self) -> usize {
-        self.nodes.values().map(|n| n.buf.capacity()).sum()
-    }
 }
 
 #[cfg(test)]
