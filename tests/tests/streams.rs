@@ -271,20 +271,14 @@ fn stream_workload(c: &mut RawConn) {
     let Resp::Array(first) = c.call(&["XRANGE", "log:s", "-", "+", "COUNT", "2"]) else {
         panic!("XRANGE")
     };
-    let id = |e: &Resp| match e {
-        Resp::Array(parts) => match &parts[0] {
-            Resp::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
-            _ => panic!("id"),
-        },
-        _ => panic!("entry"),
-    };
-    let (id0, id1) = (id(&first[0]), id(&first[1]));
-    ok(c.call(&["XACK", "log:s", "g", &id0]));
-    ok(c.call(&["XCLAIM", "log:s", "g", "c4", "0", &id1, "RETRYCOUNT", "9"]));
+    let ids = entry_ids(&first);
+    let (id0, id1) = (&ids[0], &ids[1]);
+    ok(c.call(&["XACK", "log:s", "g", id0]));
+    ok(c.call(&["XCLAIM", "log:s", "g", "c4", "0", id1, "RETRYCOUNT", "9"]));
     ok(c.call(&["XAUTOCLAIM", "log:s", "g", "c5", "0", "0", "COUNT", "3"]));
     ok(c.call(&["XGROUP", "CREATECONSUMER", "log:s", "h", "idle"]));
     ok(c.call(&["XGROUP", "DELCONSUMER", "log:s", "g", "c3"]));
-    ok(c.call(&["XDEL", "log:s", &id1]));
+    ok(c.call(&["XDEL", "log:s", id1]));
     ok(c.call(&["XTRIM", "log:s", "MAXLEN", "~", "50"]));
     ok(c.call(&["XADD", "log:empty", "5-5", "f", "v"]));
     ok(c.call(&["XDEL", "log:empty", "5-5"]));
@@ -389,39 +383,22 @@ fn consume(
     let mut seen = Vec::new();
     let mut idle_since = Instant::now();
     loop {
-        let reply = c.call(&[
-            "XREADGROUP",
-            "GROUP",
-            group,
-            name,
-            "COUNT",
-            "7",
-            "BLOCK",
-            "50",
-            "STREAMS",
-            "work",
-            ">",
+        c.send_command(&[
+            b"XREADGROUP",
+            b"GROUP",
+            group.as_bytes(),
+            name.as_bytes(),
+            b"COUNT",
+            b"7",
+            b"BLOCK",
+            b"50",
+            b"STREAMS",
+            b"work",
+            b">",
         ]);
-        let ids: Vec<String> = match reply {
-            Resp::Nil => Vec::new(),
-            Resp::Array(streams) => match &streams[0] {
-                Resp::Array(pair) => match &pair[1] {
-                    Resp::Array(entries) => entries
-                        .iter()
-                        .map(|e| match e {
-                            Resp::Array(parts) => match &parts[0] {
-                                Resp::Bulk(b) => String::from_utf8(b.clone()).unwrap(),
-                                other => panic!("{other:?}"),
-                            },
-                            other => panic!("{other:?}"),
-                        })
-                        .collect(),
-                    other => panic!("{other:?}"),
-                },
-                other => panic!("{other:?}"),
-            },
-            other => panic!("XREADGROUP: {other:?}"),
-        };
+        let reply = c.read_reply().expect("XREADGROUP");
+        assert!(!reply.starts_with(b"-"), "XREADGROUP: {reply:?}");
+        let ids = delivered_ids(&reply);
         if ids.is_empty() {
             if idle_since.elapsed() > stop_after_idle {
                 return seen;
@@ -601,4 +578,174 @@ fn the_redis_crate_and_redis_cli_use_streams() {
         cli(&["XINFO", "STREAM", "cli:st"]).lines().nth(1),
         Some("1")
     );
+}
+
+/// `ms-seq` as a pair that orders as stream IDs do.
+fn parse_id(text: &str) -> (u64, u64) {
+    let (ms, seq) = text.split_once('-').expect("ms-seq");
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+/// The IDs of the entries in an XREADGROUP reply of one stream (none for a null reply).
+fn delivered_ids(reply: &[u8]) -> Vec<String> {
+    let Resp::Array(streams) = Resp::parse(reply) else {
+        return Vec::new();
+    };
+    let Some(Resp::Array(pair)) = streams.first() else {
+        return Vec::new();
+    };
+    let Resp::Array(entries) = &pair[1] else {
+        return Vec::new();
+    };
+    entry_ids(entries)
+}
+
+/// The IDs of entries (`[id, fields]`) or pending records (`[id, consumer, ...]`).
+fn entry_ids(items: &[Resp]) -> Vec<String> {
+    items
+        .iter()
+        .map(|item| match item {
+            Resp::Array(parts) => match &parts[0] {
+                Resp::Bulk(id) => String::from_utf8(id.clone()).unwrap(),
+                other => panic!("an ID: {other:?}"),
+            },
+            other => panic!("an entry: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_while_consumers_read_and_acknowledge_loses_no_entry() {
+    use std::sync::{Arc, Mutex};
+    let dir = TempDir::new("streams-kill-mid-consume");
+    let port = free_port();
+    let mut server = start_logged(port, &dir);
+    let mut admin = RawConn::connect(port);
+    ok(admin.call(&["XGROUP", "CREATE", "jobs", "g", "$", "MKSTREAM"]));
+    const ENTRIES: usize = 2000;
+    for i in 0..ENTRIES {
+        admin.send_command(&[b"XADD", b"jobs", b"*", b"n", i.to_string().as_bytes()]);
+    }
+    for _ in 0..ENTRIES {
+        assert!(matches!(admin.read_reply().unwrap()[0], b'$'));
+    }
+    // What each consumer saw: delivered (reply read), XACK sent, XACK answered.
+    #[derive(Default)]
+    struct Seen {
+        delivered: BTreeSet<String>,
+        ack_sent: BTreeSet<String>,
+        acked: BTreeSet<String>,
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let consumers: Vec<_> = (0..4)
+        .map(|i| {
+            let seen = seen.clone();
+            thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let name = format!("c{i}");
+                loop {
+                    c.send_command(&[
+                        b"XREADGROUP",
+                        b"GROUP",
+                        b"g",
+                        name.as_bytes(),
+                        b"COUNT",
+                        b"3",
+                        b"STREAMS",
+                        b"jobs",
+                        b">",
+                    ]);
+                    let Some(reply) = c.read_reply_opt() else {
+                        return;
+                    };
+                    let ids = delivered_ids(&reply);
+                    if ids.is_empty() {
+                        return;
+                    }
+                    seen.lock().unwrap().delivered.extend(ids.iter().cloned());
+                    if i == 0 {
+                        // This one never acknowledges: its entries stay pending.
+                        continue;
+                    }
+                    let mut args: Vec<&[u8]> = vec![b"XACK", b"jobs", b"g"];
+                    args.extend(ids.iter().map(|id| id.as_bytes()));
+                    seen.lock().unwrap().ack_sent.extend(ids.iter().cloned());
+                    c.send_command(&args);
+                    if c.read_reply_opt().is_none() {
+                        return;
+                    }
+                    seen.lock().unwrap().acked.extend(ids);
+                }
+            })
+        })
+        .collect();
+    // Kill the server while they work.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().acked.len() < ENTRIES / 4 {
+        assert!(Instant::now() < deadline, "consumers made no progress");
+        thread::sleep(Duration::from_millis(2));
+    }
+    server.kill9();
+    for c in consumers {
+        // A consumer may fail on its next write to the dead server: what it saw is recorded.
+        let _ = c.join();
+    }
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.acked.len() < ENTRIES,
+        "the kill came after all the work"
+    );
+
+    let mut server = start_logged(port, &dir);
+    let mut c = RawConn::connect(port);
+    assert_eq!(
+        c.call(&["XLEN", "jobs"]),
+        Resp::Int(ENTRIES as i64),
+        "entries lost"
+    );
+    let Resp::Array(pending) = c.call(&["XPENDING", "jobs", "g", "-", "+", "100000"]) else {
+        panic!("XPENDING")
+    };
+    let pending: BTreeSet<String> = entry_ids(&pending).into_iter().collect();
+    let Resp::Array(groups) = c.call(&["XINFO", "GROUPS", "jobs"]) else {
+        panic!("XINFO GROUPS")
+    };
+    let Resp::Array(fields) = &groups[0] else {
+        panic!("group")
+    };
+    let Resp::Bulk(last) = &fields[7] else {
+        panic!("last-delivered-id")
+    };
+    let last = parse_id(std::str::from_utf8(last).unwrap());
+    let Resp::Array(entries) = c.call(&["XRANGE", "jobs", "-", "+"]) else {
+        panic!("XRANGE")
+    };
+    for id in entry_ids(&entries) {
+        if parse_id(&id) > last {
+            // Still to be delivered: nobody may have had it.
+            assert!(
+                !seen.delivered.contains(&id),
+                "{id} delivered, yet after the group's position"
+            );
+        } else if seen.acked.contains(&id) {
+            assert!(
+                !pending.contains(&id),
+                "{id} acknowledged, yet pending again"
+            );
+        } else {
+            // Delivered before the kill: pending still, unless its XACK ran unanswered.
+            assert!(
+                pending.contains(&id) || seen.ack_sent.contains(&id),
+                "{id} was delivered to a consumer and then lost"
+            );
+        }
+    }
+    // Delivered and never acknowledged: pending.
+    for id in seen.delivered.difference(&seen.ack_sent) {
+        assert!(
+            pending.contains(id),
+            "{id} delivered but not pending after the restart"
+        );
+    }
+    server.kill9();
 }
