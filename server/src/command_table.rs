@@ -304,7 +304,8 @@ pub struct CommandSpec {
     /// waits for, and the retries use its arguments.
     pub pins_block_args: Option<RewriteFn>,
     /// A write every waiter of its key may want (XADD: each reader of the stream, not only the
-    /// first, as one pop serves one popper): it wakes all of them, not the longest waiting.
+    /// first, as one pop serves one popper; XGROUP DESTROY: each consumer of the group): it
+    /// wakes all of them, not the longest waiting.
     pub wakes_all_waiters: bool,
 }
 

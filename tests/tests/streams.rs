@@ -8,8 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    free_port, redis_cli, start_warpengine, try_start_warpengine_on, wait_for_blocked, RawConn,
-    Resp, ServerProcess, TempDir,
+    blocked_clients, free_port, redis_cli, start_warpengine, try_start_warpengine_on,
+    wait_for_blocked, RawConn, Resp, ServerProcess, TempDir,
 };
 
 fn ok(r: Resp) -> Resp {
@@ -136,6 +136,51 @@ fn an_xadd_wakes_every_reader_of_the_stream_not_only_the_first() {
     let reply = String::from_utf8(reader.read_reply().unwrap()).unwrap();
     assert!(reply.contains("1-0"), "{reply}");
     wait_for_blocked(&mut admin, 1);
+}
+
+#[test]
+fn blocked_group_readers_learn_their_stream_or_group_is_gone_and_xread_waits_on() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut reader = RawConn::connect(server.port);
+    let group_read: &[&[u8]] = &[
+        b"XREADGROUP",
+        b"GROUP",
+        b"g",
+        b"c",
+        b"BLOCK",
+        b"0",
+        b"STREAMS",
+        b"gone",
+        b">",
+    ];
+    ok(admin.call(&["XGROUP", "CREATE", "gone", "g", "$", "MKSTREAM"]));
+    reader.send_command(group_read);
+    wait_for_blocked(&mut admin, 1);
+    ok(admin.call(&["DEL", "gone"]));
+    assert_eq!(
+        reader.read_reply().unwrap(),
+        b"-UNBLOCKED the stream key no longer exists\r\n"
+    );
+    ok(admin.call(&["XGROUP", "CREATE", "gone", "g", "$", "MKSTREAM"]));
+    reader.send_command(group_read);
+    wait_for_blocked(&mut admin, 1);
+    ok(admin.call(&["XGROUP", "DESTROY", "gone", "g"]));
+    assert_eq!(
+        reader.read_reply().unwrap(),
+        b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n"
+    );
+    // XREAD keeps waiting through a deletion and another type, for the stream to come back.
+    reader.send_command(&[b"XREAD", b"BLOCK", b"0", b"STREAMS", b"gone", b"$"]);
+    wait_for_blocked(&mut admin, 1);
+    ok(admin.call(&["DEL", "gone"]));
+    ok(admin.call(&["SET", "gone", "x"]));
+    ok(admin.call(&["DEL", "gone"]));
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!(blocked_clients(&mut admin), 1);
+    ok(admin.call(&["XADD", "gone", "1-0", "f", "v"]));
+    let reply = String::from_utf8(reader.read_reply().unwrap()).unwrap();
+    assert!(reply.contains("1-0"), "{reply}");
 }
 
 #[test]

@@ -50,7 +50,7 @@ commands! {
     "xsetid", -3, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xsetid), "An internal command for replicating stream values.";
     "xread", -4, "readonly blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xread), "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", pins_block_args(pin_xread);
     "xreadgroup", -7, "write blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xreadgroup), "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", log(LogForm::Effects(xreadgroup_effects)), pins_block_args(pin_xreadgroup);
-    "xgroup", -2, "", CONTAINER_KEY, "stream", "5.0.0", keyed(xgroup), "A container for consumer groups commands.", log(LogForm::Argv);
+    "xgroup", -2, "", CONTAINER_KEY, "stream", "5.0.0", keyed(xgroup), "A container for consumer groups commands.", log(LogForm::Argv), wakes_all_waiters();
     "xack", -4, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xack), "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.";
     "xpending", -3, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xpending), "Returns the information and entries from a stream consumer group's pending entries list.";
     "xclaim", -6, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xclaim), "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", log(LogForm::Effects(xclaim_effects));
@@ -744,13 +744,26 @@ fn read_streams(
     let id_args = &args[parsed.streams_at + parsed.streams..];
     let xreadgroup = parsed.group.is_some();
     let mut wants = Vec::with_capacity(keys.len());
+    let retry = ctx.blocked_retry;
     for (key, id_arg) in keys.iter().zip(id_args) {
-        let s = read_stream(ctx, key)?;
+        let s = match read_stream(ctx, key) {
+            // Woken to find the stream gone: XREADGROUP says so, XREAD waits on (as Redis 7.0).
+            Ok(None) | Err(_) if retry && xreadgroup => {
+                return Err(Reply::err("UNBLOCKED the stream key no longer exists"));
+            }
+            Err(_) if retry => None,
+            other => other?,
+        };
         if let Some((group, _)) = &parsed.group {
-            if !s
+            let has_group = s
                 .as_ref()
-                .is_some_and(|s| s.groups.contains_key(&group[..]))
-            {
+                .is_some_and(|s| s.groups.contains_key(&group[..]));
+            if !has_group && retry {
+                return Err(Reply::err(
+                    "NOGROUP the consumer group this client was blocked on no longer exists",
+                ));
+            }
+            if !has_group {
                 return Err(err_echo2(
                     "NOGROUP No such key '",
                     key,
@@ -780,7 +793,8 @@ fn read_streams(
     let now = now_ms(ctx);
     let mut served = Vec::new();
     for (key, want) in keys.iter().zip(wants) {
-        let Some(s) = read_stream(ctx, key)? else {
+        // (A retry's XREAD passes over a key that is no longer a stream.)
+        let Some(s) = read_stream(ctx, key).ok().flatten() else {
             continue;
         };
         let top = s.edge(true).map(|(id, _)| id);
