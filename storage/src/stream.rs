@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::packed::{
     get_uvarint as get_varint, put_uvarint as put_varint, uvarint_len as varint_len,
@@ -240,15 +241,17 @@ pub type StreamEntry<'a> = (StreamId, Vec<(&'a [u8], &'a [u8])>);
 /// An entry delivered to a consumer and not yet acknowledged.
 #[derive(Clone, Debug)]
 pub struct PendingEntry {
-    pub consumer: Box<[u8]>,
+    /// Its consumer's name, shared with the consumer (no allocation per entry).
+    pub consumer: Arc<[u8]>,
     /// Unix time in milliseconds of the last delivery.
     pub delivery_time: u64,
     pub delivery_count: u64,
 }
 
-/// A consumer of a group: when it was last seen and the IDs pending for it.
-#[derive(Clone, Debug, Default)]
+/// A consumer of a group: its name, when it was last seen and the IDs pending for it.
+#[derive(Clone, Debug)]
 pub struct Consumer {
+    pub name: Arc<[u8]>,
     pub seen_time: u64,
     pub pending: BTreeSet<StreamId>,
 }
@@ -282,6 +285,7 @@ impl ConsumerGroup {
             self.consumers.insert(
                 name.into(),
                 Consumer {
+                    name: name.into(),
                     seen_time: now_ms,
                     pending: BTreeSet::new(),
                 },
@@ -294,7 +298,7 @@ impl ConsumerGroup {
     pub fn ack(&mut self, id: StreamId) -> bool {
         match self.pending.remove(&id) {
             Some(p) => {
-                if let Some(c) = self.consumers.get_mut(&p.consumer) {
+                if let Some(c) = self.consumers.get_mut(&*p.consumer) {
                     c.pending.remove(&id);
                 }
                 true
@@ -304,27 +308,29 @@ impl ConsumerGroup {
     }
 
     /// Makes `id` pending for `consumer` (moving it from its previous owner if any), with these
-    /// delivery time and count.
+    /// delivery time and count. The consumer exists (callers create it first).
     pub fn assign(&mut self, id: StreamId, consumer: &[u8], delivery_time: u64, count: u64) {
         if let Some(old) = self.pending.get(&id) {
             if *old.consumer != *consumer {
                 let old_name = old.consumer.clone();
-                if let Some(c) = self.consumers.get_mut(&old_name) {
+                if let Some(c) = self.consumers.get_mut(&*old_name) {
                     c.pending.remove(&id);
                 }
             }
         }
+        let Some(c) = self.consumers.get_mut(consumer) else {
+            return;
+        };
+        c.pending.insert(id);
+        let consumer = c.name.clone();
         self.pending.insert(
             id,
             PendingEntry {
-                consumer: consumer.into(),
+                consumer,
                 delivery_time,
                 delivery_count: count,
             },
         );
-        if let Some(c) = self.consumers.get_mut(consumer) {
-            c.pending.insert(id);
-        }
     }
 }
 
