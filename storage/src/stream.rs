@@ -235,6 +235,106 @@ impl Node {
     }
 }
 
+/// The shape of a Redis radix tree (rax.c), only to count its nodes: a node is either
+/// compressed (a run of characters, one child) or has one child per character. Keys here are
+/// distinct and all 16 bytes long, so an insertion only ever splits a compressed node where it
+/// differs from the key (rax's "ALGO 1") and adds nodes for the rest of the key.
+#[derive(Default)]
+struct RaxShape {
+    nodes: Vec<RaxNode>,
+}
+
+#[derive(Default)]
+struct RaxNode {
+    compressed: bool,
+    chars: Vec<u8>,
+    children: Vec<usize>,
+}
+
+impl RaxShape {
+    fn add(&mut self, node: RaxNode) -> usize {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    /// Inserts `key` under the root (node 0).
+    fn insert(&mut self, key: &[u8]) {
+        // Walk down as far as the key matches (raxLowWalk).
+        let (mut h, mut i, mut j) = (0usize, 0usize, 0usize);
+        while !self.nodes[h].chars.is_empty() && i < key.len() {
+            let node = &self.nodes[h];
+            if node.compressed {
+                j = 0;
+                while j < node.chars.len() && i < key.len() && node.chars[j] == key[i] {
+                    j += 1;
+                    i += 1;
+                }
+                if j != node.chars.len() {
+                    break;
+                }
+                h = node.children[0];
+            } else {
+                match node.chars.iter().position(|&c| c == key[i]) {
+                    Some(at) => {
+                        i += 1;
+                        h = node.children[at];
+                    }
+                    None => break,
+                }
+            }
+            j = 0;
+        }
+        if self.nodes[h].compressed && i < key.len() {
+            // Split the compressed node where it differs: what came before stays (if anything),
+            // a node branching on the differing character follows, then what came after.
+            let old = std::mem::take(&mut self.nodes[h]);
+            let after = &old.chars[j + 1..];
+            let postfix = if after.is_empty() {
+                old.children[0]
+            } else {
+                self.add(RaxNode {
+                    compressed: after.len() > 1,
+                    chars: after.to_vec(),
+                    children: old.children.clone(),
+                })
+            };
+            let split = RaxNode {
+                compressed: false,
+                chars: vec![old.chars[j]],
+                children: vec![postfix],
+            };
+            if j == 0 {
+                self.nodes[h] = split;
+            } else {
+                let split = self.add(split);
+                self.nodes[h] = RaxNode {
+                    compressed: j > 1,
+                    chars: old.chars[..j].to_vec(),
+                    children: vec![split],
+                };
+                h = split;
+            }
+        }
+        // The rest of the key: a compressed run when the node is empty, else a new branch.
+        while i < key.len() {
+            let child = self.add(RaxNode::default());
+            let node = &mut self.nodes[h];
+            if node.chars.is_empty() && key.len() - i > 1 {
+                node.compressed = true;
+                node.chars = key[i..].to_vec();
+                node.children = vec![child];
+                i = key.len();
+            } else {
+                let at = node.chars.partition_point(|&c| c < key[i]);
+                node.chars.insert(at, key[i]);
+                node.children.insert(at, child);
+                i += 1;
+            }
+            h = child;
+        }
+    }
+}
+
 /// An entry as read out of a stream: its ID and field/value pairs.
 pub type StreamEntry<'a> = (StreamId, Vec<(&'a [u8], &'a [u8])>);
 
@@ -369,6 +469,22 @@ impl StreamValue {
     /// Nodes in the stream (XINFO STREAM's radix-tree-keys).
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// How many nodes Redis's radix tree would have with this stream's node keys inserted in
+    /// order (XINFO STREAM's radix-tree-nodes): exact while no node was removed (Redis's tree
+    /// may be shaped otherwise after removals).
+    pub fn radix_tree_nodes(&self) -> usize {
+        let mut tree = RaxShape {
+            nodes: vec![RaxNode::default()],
+        };
+        for master in self.nodes.keys() {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&master.ms.to_be_bytes());
+            key[8..].copy_from_slice(&master.seq.to_be_bytes());
+            tree.insert(&key);
+        }
+        tree.nodes.len()
     }
 
     /// Appends an entry with `id`, which the caller has checked is above `last_id`.
@@ -691,6 +807,21 @@ mod tests {
             s.get(id(u64::MAX, u64::MAX)).unwrap().1,
             vec![(&b"a"[..], &b"3"[..])]
         );
+    }
+
+    #[test]
+    fn radix_tree_nodes_count_as_redis_counts_them() {
+        // Figures from redis-server 7.0.15's XINFO STREAM.
+        let mut s = StreamValue::new();
+        assert_eq!(s.radix_tree_nodes(), 1);
+        s.append(id(1, 0), &[(b"f", b"1")]);
+        assert_eq!(s.radix_tree_nodes(), 2);
+        // Entries past stream-node-max-bytes start nodes of their own.
+        let big = vec![b'x'; 5000];
+        s.append(id(4, 0), &[(b"f", &big)]);
+        s.append(id(7, 0), &[(b"f", &big)]);
+        assert_eq!(s.node_count(), 3);
+        assert_eq!(s.radix_tree_nodes(), 8);
     }
 
     #[test]

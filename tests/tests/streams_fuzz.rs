@@ -2,10 +2,10 @@
 //! too-small IDs, MAXLEN/MINID trims exact and `~` with LIMIT, NOMKSTREAM), XDEL, XTRIM, XSETID,
 //! ranges (exclusive bounds, COUNT), XREAD, and consumer groups (XGROUP's subcommands,
 //! XREADGROUP new and history with NOACK, XACK, XCLAIM and XAUTOCLAIM with min-idle 0, XPENDING's
-//! summary, XINFO GROUPS) go to a real redis-server and to WarpEngine; every reply must be the
-//! same, byte for byte. Nodes hold 3 to 6 entries (`stream-node-max-entries`), so `~` trims and
-//! deletions cross node boundaries. Left out: replies that carry times (idle, delivery times)
-//! and XINFO STREAM (its radix-tree-nodes is Redis's own).
+//! summary, XINFO GROUPS, XINFO STREAM) go to a real redis-server and to WarpEngine; every reply
+//! must be the same, byte for byte. Nodes hold 3 to 6 entries (`stream-node-max-entries`), so
+//! `~` trims and deletions cross node boundaries (and XINFO STREAM's radix-tree-nodes follows
+//! them). Left out: replies that carry times (idle, delivery times).
 
 use warpengine_tests::{fuzz_against_redis, SeededRandom};
 
@@ -49,7 +49,7 @@ fn command(r: &mut SeededRandom, clock: &mut Clock) -> (Vec<String>, bool) {
     let count = r.below(5).to_string();
     let field = r.pick(&["f", "g", "temp"]).to_string();
     let value = r.below(100).to_string();
-    let mut words: Vec<String> = match r.below(30) {
+    let mut words: Vec<String> = match r.below(31) {
         0..=4 => {
             // Mostly above the stream's last ID, sometimes not.
             let ms = (now + r.below(3)).saturating_sub(1);
@@ -186,6 +186,7 @@ fn command(r: &mut SeededRandom, clock: &mut Clock) -> (Vec<String>, bool) {
             (1 + r.below(3)).to_string(),
         ],
         28 => vec!["XINFO".to_string(), "GROUPS".into(), k.clone()],
+        29 => vec!["XINFO".to_string(), "STREAM".into(), k.clone()],
         _ => vec!["DEL".to_string(), k.clone()],
     };
     if words.is_empty() {

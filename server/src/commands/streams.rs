@@ -1787,8 +1787,7 @@ fn xinfo_stream(s: &StreamValue, sub: &[u8], options: &[Bytes]) -> Result<Reply,
     let mut fields = vec![
         field("length", Reply::Int(s.len() as i64)),
         field("radix-tree-keys", Reply::Int(s.node_count() as i64)),
-        // Redis's radix tree has about one inner node per key beyond its root.
-        field("radix-tree-nodes", Reply::Int(s.node_count() as i64 + 1)),
+        field("radix-tree-nodes", Reply::Int(s.radix_tree_nodes() as i64)),
         field("last-generated-id", id_reply(s.last_id)),
         field("max-deleted-entry-id", id_reply(s.max_deleted_id)),
         field("entries-added", Reply::Int(s.entries_added as i64)),
