@@ -1,8 +1,9 @@
 """Resident memory per key: loads N keys of one shape into a fresh redis-server and a fresh
-WarpEngine and reports the RSS growth per key for each. With --accounting, WarpEngine only:
+WarpEngine and reports the RSS growth per key for each (--by used_memory: INFO's used_memory
+growth instead). The stream shapes add N entries to one stream, so their figure is per entry. With --accounting, WarpEngine only:
 its used_memory growth against its RSS growth, for each shape at each of --sizes. Usage:
-    python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10|list300|list300-lpush]
-        [--warp BINARY]
+    python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10|list300|list300-lpush|stream3|stream2-ids]
+        [--warp BINARY] [--by rss|used_memory]
     python3 bench/memory.py --accounting [--sizes 50000,300000,1000000] [--shape ...]"""
 
 import argparse
@@ -55,6 +56,14 @@ def commands(shape, n):
             # Pushed one at a time at the head, as a queue fed by LPUSH grows.
             for f in range(300):
                 yield encode(b"LPUSH", key, b"item:%d" % f)
+        elif shape == "stream3":
+            # A sensor feed: generated IDs, the same three small fields in every entry.
+            yield encode(b"XADD", b"stream", b"*", b"temp", str(20 + i % 15), b"humidity",
+                         str(40 + i % 37), b"sensor", b"s-%d" % (i % 100))
+        elif shape == "stream2-ids":
+            # Explicit IDs a millisecond apart, two fields.
+            yield encode(b"XADD", b"stream", b"%d-0" % (i + 1), b"user", b"u%d" % (i % 1000),
+                         b"action", b"click")
 
 
 def load(port, shape, n):
@@ -90,12 +99,13 @@ def start(kind, port, tmp):
     return p
 
 
-def measure(kind, port, shape, n):
+def measure(kind, port, shape, n, by="rss"):
     tmp = tempfile.mkdtemp()
     p = start(kind, port, tmp)
-    before = rss(p.pid)
+    size = (lambda: rss(p.pid)) if by == "rss" else (lambda: used_memory(port))
+    before = size()
     load(port, shape, n)
-    after = rss(p.pid)
+    after = size()
     p.terminate()
     p.wait()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -134,6 +144,7 @@ def main():
     ap.add_argument("--accounting", action="store_true")
     ap.add_argument("--sizes", default="50000,300000,1000000")
     ap.add_argument("--warp", default=None, help="the WarpEngine binary (another build to compare)")
+    ap.add_argument("--by", default="rss", choices=["rss", "used_memory"])
     a = ap.parse_args()
     global WARP
     WARP = a.warp or WARP
@@ -146,12 +157,12 @@ def main():
             ratios = [accounting(shape, n) for n in sizes]
             print(f"| {shape} | " + " | ".join(f"{r:.3f}" for r in ratios) + " |", flush=True)
         return
-    print(f"# bench/memory.py --keys {a.keys}: RSS growth per key, bytes")
+    print(f"# bench/memory.py --keys {a.keys} --by {a.by}: growth per key (stream shapes: per entry), bytes")
     print("| shape | Redis | WarpEngine | ratio |")
     print("|---|---:|---:|---:|")
     for shape in a.shape.split(","):
-        r = measure("redis", free_port(), shape, a.keys)
-        w = measure("warp", free_port(), shape, a.keys)
+        r = measure("redis", free_port(), shape, a.keys, a.by)
+        w = measure("warp", free_port(), shape, a.keys, a.by)
         print(f"| {shape} | {r:.0f} | {w:.0f} | {w / r:.2f}x |", flush=True)
 
 

@@ -102,6 +102,15 @@ impl BlockRegistry {
             first.notify.notify_one();
         }
     }
+
+    /// A key was written with something every waiter may take (a stream's new entry): wake
+    /// them all, each to try again.
+    pub fn signal_all(&self, db: usize, key: &[u8]) {
+        let map = self.keys.lock().expect("block registry lock");
+        if let Some(queue) = map.get(&(db, Bytes::copy_from_slice(key))) {
+            queue.iter().for_each(|w| w.notify.notify_one());
+        }
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,10 @@ pub type OtherDbFn = fn(&[Bytes]) -> Option<usize>;
 /// [`LogForm::Rewritten`]); None: nothing to log.
 pub type RewriteFn = fn(&mut KeyCtx, &[Bytes]) -> Option<Vec<Bytes>>;
 
+/// Lists, after a command ran, the deterministic commands that redo its effect (see
+/// [`LogForm::Effects`]); empty: nothing to log.
+pub type EffectsFn = fn(&mut KeyCtx, &[Bytes], &Reply) -> Vec<Vec<Bytes>>;
+
 /// The outcome of one try of a blocking command.
 pub enum Attempt {
     Done(Reply),
@@ -137,6 +141,9 @@ pub enum LogForm {
     ZsetPop,
     /// The family's function rewrites it (TEMPORAL INCR spells out its implicit settings).
     Rewritten(RewriteFn),
+    /// The family's function lists the commands that redo what it did, from its reply and
+    /// the resulting state (XREADGROUP: an XCLAIM per delivered entry and XGROUP SETID).
+    Effects(EffectsFn),
 }
 
 /// Which of its keys a command whose keys span shards may have written: the log records their
@@ -292,6 +299,14 @@ pub struct CommandSpec {
     /// For a container that parses its own subcommands (CLIENT, CONFIG): whether MONITOR hides
     /// this request (an `admin` subcommand), as the `admin` flag hides a whole command.
     pub monitor_hides: Option<fn(&[Bytes]) -> bool>,
+    /// A blocking command whose arguments name a moving target (XREAD's `$`, the stream's
+    /// last ID when it blocks): the function pins them, under the keys' locks, to what it
+    /// waits for, and the retries use its arguments.
+    pub pins_block_args: Option<RewriteFn>,
+    /// A write every waiter of its key may want (XADD: each reader of the stream, not only the
+    /// first, as one pop serves one popper; XGROUP DESTROY: each consumer of the group): it
+    /// wakes all of them, not the longest waiting.
+    pub wakes_all_waiters: bool,
 }
 
 impl CommandSpec {
@@ -331,11 +346,23 @@ impl CommandSpec {
             keeps_tracking_caching: false,
             redacts: None,
             monitor_hides: None,
+            pins_block_args: None,
+            wakes_all_waiters: false,
         }
     }
 
     pub const fn monitor_hides(mut self, hides: fn(&[Bytes]) -> bool) -> CommandSpec {
         self.monitor_hides = Some(hides);
+        self
+    }
+
+    pub const fn wakes_all_waiters(mut self) -> CommandSpec {
+        self.wakes_all_waiters = true;
+        self
+    }
+
+    pub const fn pins_block_args(mut self, pin: RewriteFn) -> CommandSpec {
+        self.pins_block_args = Some(pin);
         self
     }
 

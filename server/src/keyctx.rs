@@ -40,6 +40,11 @@ pub struct KeyCtx<'a> {
     /// In a transaction's step: the log records its commands make, kept (shard, payload) to be
     /// logged as one group (`persist::log::transaction_step`).
     pub captured: Option<Vec<(usize, Vec<u8>)>>,
+    /// Called by a Lua script (`redis.call`): XREAD and XREADGROUP refuse BLOCK then.
+    pub from_script: bool,
+    /// A blocked command's try after a wake-up (not its first): XREADGROUP then answers that
+    /// its stream or group is gone, where its first try would have refused to block.
+    pub blocked_retry: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,6 +73,8 @@ impl<'a> KeyCtx<'a> {
         };
         KeyCtx {
             captured: None,
+            from_script: false,
+            blocked_retry: false,
             shards,
             server,
             db,

@@ -158,6 +158,10 @@ impl HotConfig {
         self.hll_sparse_max_bytes
             .store(count("hll-sparse-max-bytes"), r);
         warpengine_storage::list::set_listpack_size(cfg.get_i64("list-max-listpack-size"));
+        warpengine_storage::stream::set_node_limits(
+            cfg.get_i64("stream-node-max-entries"),
+            cfg.get_i64("stream-node-max-bytes"),
+        );
     }
 
     pub fn limits(&self) -> Limits {

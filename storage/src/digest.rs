@@ -7,6 +7,7 @@
 
 use std::hash::Hasher;
 
+use crate::stream::StreamId;
 use crate::value::Value;
 use crate::Entry;
 
@@ -64,6 +65,24 @@ pub fn value_digest(value: &Value) -> Digest {
         Value::ZSet(z) => z
             .iter()
             .for_each(|(m, score)| d.mix(&[m, &score.to_bits().to_le_bytes()])),
+        Value::Stream(s) => {
+            s.walk(StreamId::MIN, StreamId::MAX, false, |id, pairs| {
+                d.mix(&[&id.ms.to_be_bytes(), &id.seq.to_be_bytes()]);
+                pairs.iter().for_each(|(f, v)| d.mix(&[f, v]));
+                true
+            });
+            d.mix(&[&s.last_id.ms.to_be_bytes(), &s.last_id.seq.to_be_bytes()]);
+            for (name, g) in &s.groups {
+                d.mix(&[
+                    name,
+                    &g.last_id.ms.to_be_bytes(),
+                    &g.last_id.seq.to_be_bytes(),
+                ]);
+                for (id, p) in &g.pending {
+                    d.mix(&[&id.ms.to_be_bytes(), &id.seq.to_be_bytes(), &p.consumer]);
+                }
+            }
+        }
         Value::Temporal(t) => t.replay_events().for_each(|(m, score, at)| {
             d.xor(Digest::of(&[
                 m,

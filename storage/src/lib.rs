@@ -15,6 +15,7 @@ pub mod longdouble;
 pub mod notify;
 mod packed;
 pub mod set;
+pub mod stream;
 pub mod value;
 pub mod watch;
 pub mod zset;
@@ -25,6 +26,7 @@ pub use hash::HashValue;
 pub use key::Key;
 pub use list::ListValue;
 pub use set::SetValue;
+pub use stream::StreamValue;
 pub use value::{StrValue, Value};
 pub use zset::ZSetValue;
 

@@ -6,6 +6,7 @@ use warpengine_physics::temporal::DecayingScores;
 use crate::hash::HashValue;
 use crate::list::ListValue;
 use crate::set::SetValue;
+use crate::stream::StreamValue;
 use crate::zset::ZSetValue;
 
 /// Values up to this long live in the entry itself (counters, flags, short tokens).
@@ -126,6 +127,7 @@ pub enum Value {
     ZSet(Box<ZSetValue>),
     /// TEMPORAL's trending counters (WarpEngine's own type).
     Temporal(Box<DecayingScores>),
+    Stream(Box<StreamValue>),
 }
 
 impl Value {
@@ -138,7 +140,7 @@ impl Value {
     pub fn is_cheap_to_copy(&self) -> bool {
         match self {
             Value::Str(s) => s.len() <= 64 * 1024,
-            Value::Temporal(_) => false,
+            Value::Temporal(_) | Value::Stream(_) => false,
             _ => matches!(self.encoding(), "listpack" | "intset"),
         }
     }
@@ -152,6 +154,7 @@ impl Value {
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
             Value::Temporal(_) => "temporal",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -163,6 +166,7 @@ impl Value {
             Value::Set(s) => s.encoding(),
             Value::ZSet(z) => z.encoding(),
             Value::Temporal(_) => "temporal",
+            Value::Stream(_) => "stream",
         }
     }
 }

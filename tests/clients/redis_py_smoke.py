@@ -1,7 +1,8 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
-HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands.
+HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands, DUMP and RESTORE, streams and consumer groups
+(XREAD's reply is a dict in RESP3).
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -216,9 +217,41 @@ for protocol in (2, 3):
         except redis.exceptions.ResponseError as e:
             assert "invalid longitude,latitude pair 200.000000,100.000000" in str(e), e
 
-    for name, fn in [("scripting", scripting), ("geo", geo), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
-                     ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("dump", dump_restore), ("server", server),
-                     ("operability", operability), ("hyperloglog", hyperloglog)]:
+    def streams():
+        r.delete("py:st")
+        first = r.xadd("py:st", {"f": "1"}, id="1-1")
+        assert first == "1-1", first
+        r.xadd("py:st", {"f": "2", "g": "x"}, maxlen=10, approximate=False)
+        entries = r.xrange("py:st")
+        assert [e[1] for e in entries] == [{"f": "1"}, {"f": "2", "g": "x"}], entries
+        assert r.xlen("py:st") == 2
+        read = r.xread({"py:st": "0"}, count=1)
+        # RESP2: [[name, entries]]; RESP3: {name: [entries]} (redis-py keeps the server's shape).
+        if protocol == 3:
+            assert read == {"py:st": [[("1-1", {"f": "1"})]]}, read
+        else:
+            assert read == [["py:st", [("1-1", {"f": "1"})]]], read
+        assert r.xread({"py:st": "$"}, block=50) in (None, {}, []), "a timeout"
+        assert r.xgroup_create("py:st", "grp", id="0") is True
+        got = r.xreadgroup("grp", "alice", {"py:st": ">"}, count=1)
+        ids = [e[0] for e in (got["py:st"][0] if protocol == 3 else got[0][1])]
+        assert ids == ["1-1"], got
+        assert r.xpending("py:st", "grp")["pending"] == 1
+        assert r.xack("py:st", "grp", "1-1") == 1
+        r.xreadgroup("grp", "bob", {"py:st": ">"})
+        claimed = r.xautoclaim("py:st", "grp", "carol", min_idle_time=0, start_id="0-0", justid=True)
+        # (redis-py keeps only the claimed IDs of a JUSTID reply.)
+        assert len(claimed) == 1, claimed
+        info = r.xinfo_stream("py:st")
+        assert info["length"] == 2 and info["groups"] == 1, info
+        assert r.xinfo_groups("py:st")[0]["pending"] == 1
+        assert [c["name"] for c in r.xinfo_consumers("py:st", "grp")] == ["alice", "bob", "carol"]
+        assert r.xtrim("py:st", maxlen=0) == 2
+        assert r.type("py:st") == "stream"
+
+    for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
+                     ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),
+                     ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

@@ -650,10 +650,29 @@ pub fn run_python(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// What redis-cli prints for one command sent to `port` (not a terminal: bare values, one per
-/// line).
+/// INFO's `blocked_clients`.
+pub fn blocked_clients(c: &mut RawConn) -> usize {
+    let info = c.command(&[b"INFO", b"clients"]);
+    let text = String::from_utf8_lossy(&info).to_string();
+    text.split("blocked_clients:")
+        .nth(1)
+        .and_then(|s| s.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("blocked_clients in INFO")
+}
+
+/// Waits (up to 5 s) until `n` clients are blocked.
+pub fn wait_for_blocked(c: &mut RawConn, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocked_clients(c) != n {
+        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What redis-cli prints for `args` against the server on `port` (not a terminal: bare values).
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = std::process::Command::new("redis-cli")
+    let out = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)
         .output()

@@ -160,7 +160,7 @@ fn memory_py_runs() {
         "--keys",
         "2000",
         "--shape",
-        "strings,hash10",
+        "strings,hash10,stream3",
     ]);
     python_bench(&[
         "bench/memory.py",
@@ -313,6 +313,18 @@ fn pubsub_py_runs() {
         "--subscribers",
         "5",
     ]);
+}
+
+#[test]
+fn stream_pel_memory_sh_runs() {
+    let server = warpengine_tests::start_warpengine(&[]);
+    let port = server.port.to_string();
+    let text = run(
+        "bash",
+        &["bench/stream_pel_memory.sh", &port],
+        &[("N", "2000")],
+    );
+    assert!(text.contains("bytes per pending entry"), "{text}");
 }
 
 #[test]

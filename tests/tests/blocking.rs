@@ -1,28 +1,9 @@
 //! Blocking list commands against the real binary: wake-up on push from any connection and
 //! shard, timeouts, arrival-order fairness, disconnects while blocked, pipelines.
 
-use std::thread;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{start_warpengine, RawConn};
-
-fn blocked_clients(c: &mut RawConn) -> usize {
-    let info = c.command(&[b"INFO", b"clients"]);
-    let text = String::from_utf8_lossy(&info).to_string();
-    text.split("blocked_clients:")
-        .nth(1)
-        .and_then(|s| s.split("\r\n").next())
-        .and_then(|n| n.parse().ok())
-        .expect("blocked_clients in INFO")
-}
-
-fn wait_for_blocked(c: &mut RawConn, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while blocked_clients(c) != n {
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
-        thread::sleep(Duration::from_millis(10));
-    }
-}
+use warpengine_tests::{start_warpengine, wait_for_blocked, RawConn};
 
 #[test]
 fn blpop_is_woken_by_a_push_from_another_connection_and_shard() {

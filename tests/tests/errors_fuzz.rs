@@ -122,6 +122,20 @@ const COMMANDS: &[&str] = &[
     "OBJECT",
     "ECHO",
     "PING",
+    "XADD",
+    "XLEN",
+    "XRANGE",
+    "XREVRANGE",
+    "XDEL",
+    "XTRIM",
+    "XSETID",
+    "XREAD",
+    "XGROUP",
+    "XACK",
+    "XPENDING",
+    "XCLAIM",
+    "XAUTOCLAIM",
+    "XINFO",
 ];
 
 const TOKENS: &[&str] = &[
@@ -176,6 +190,7 @@ const TOKENS: &[&str] = &[
     "kh",
     "kset",
     "kz",
+    "kx",
     "nokey",
     "km",
     "STORE",
@@ -205,6 +220,7 @@ fn random_arguments_get_the_replies_redis_gives() {
                 &["HSET", "kh", "f", "1"],
                 &["SADD", "kset", "a", "1"],
                 &["ZADD", "kz", "1", "a", "2", "b"],
+                &["XADD", "kx", "1-1", "f", "1"],
             ];
             let words = setup[r.below(setup.len() as u64) as usize];
             return (words.iter().map(|w| w.to_string()).collect(), false);

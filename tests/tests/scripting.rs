@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::thread;
 
 use warpengine_tests::{
-    free_port, start_warpengine, try_start_warpengine_on, RawConn, Resp, SeededRandom, TempDir,
+    free_port, redis_cli, start_warpengine, try_start_warpengine_on, RawConn, Resp, SeededRandom,
+    TempDir,
 };
 
 /// redis-py's Lock scripts (redis/lock.py), unchanged.
@@ -487,14 +488,7 @@ fn redis_cli_runs_a_script_file_with_keys_and_arguments() {
         "redis.call('incrby', KEYS[1], ARGV[1])\nreturn redis.call('incrby', KEYS[2], ARGV[1])\n",
     )
     .expect("script file");
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new("redis-cli")
-            .args(["-p", &server.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let cli = |args: &[&str]| redis_cli(server.port, args);
     // (Not a terminal: redis-cli prints bare values.)
     assert_eq!(cli(&["--eval", &file, "cli:a", "cli:b", ",", "3"]), "3\n");
     assert_eq!(cli(&["--eval", &file, "cli:a", "cli:b", ",", "3"]), "6\n");

@@ -37,6 +37,7 @@ pub mod server;
 pub mod sets;
 pub mod slowlog;
 pub mod sort;
+pub mod streams;
 pub mod strings;
 pub mod temporal;
 pub mod transactions;
@@ -98,6 +99,7 @@ pub fn install() {
             latency::COMMANDS,
             lolwut::COMMANDS,
             sort::COMMANDS,
+            streams::COMMANDS,
             temporal::COMMANDS,
             transactions::COMMANDS,
             wormhole::COMMANDS,

@@ -463,6 +463,7 @@ impl Pipeline {
             unreachable!("only blocking commands block")
         };
         let attempt = run_locked(server, conn, spec, &b.args, |ctx| {
+            ctx.blocked_retry = true;
             step::execute(ctx, b.spec, &b.args, Admission::Admitted, |ctx| {
                 f(ctx, &b.args)
             })
@@ -632,11 +633,15 @@ fn show_to_monitors(server: &Server, conn: &ConnState, index: usize, args: &[Byt
 
 /// Wakes a client blocked on any key a write command just wrote.
 fn signal_writes(server: &Server, db: usize, spec: &CommandSpec, args: &[Bytes]) {
-    if !server.blocking.has_waiters() || !spec.is_write() {
+    if !server.blocking.has_waiters() || !(spec.is_write() || spec.wakes_all_waiters) {
         return;
     }
     for p in spec.key_positions(args) {
-        server.blocking.signal(db, &args[p]);
+        if spec.wakes_all_waiters {
+            server.blocking.signal_all(db, &args[p]);
+        } else {
+            server.blocking.signal(db, &args[p]);
+        }
     }
 }
 

@@ -190,15 +190,18 @@ impl Pipeline {
             .into_iter()
             .map(|p| args[p].clone())
             .collect();
+        let mut pinned = None;
         let attempt = run_locked(server, conn, spec, &args, |ctx| {
             let attempt = step::execute(ctx, index, &args, Admission::Check, |ctx| f(ctx, &args));
             if matches!(attempt, Attempt::Block(_)) {
                 // Registered while the keys' shards are still locked: a later push is bound
                 // to find this client.
                 server.blocking.register(conn.db, &keys, &waiter);
+                pinned = spec.pins_block_args.and_then(|pin| pin(ctx, &args));
             }
             attempt
         });
+        let args = pinned.unwrap_or(args);
         let timeout = match attempt {
             Attempt::Done(reply) => {
                 signal_writes(server, conn.db, spec, &args);

@@ -588,6 +588,7 @@ impl ScriptHost<'_, '_> {
         let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
         let mut ctx = KeyCtx::new(Shards::Many(shards), self.server, self.db, self.now_ms);
         ctx.set_caller(self.caller);
+        ctx.from_script = true;
         ctx.captured = self.captured.take();
         let reply = run(&mut ctx, args);
         self.captured = ctx.captured.take();

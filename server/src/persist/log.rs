@@ -11,7 +11,8 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use warpengine_storage::{Entry, Shard, Value};
+use warpengine_storage::stream::StreamId;
+use warpengine_storage::{Entry, Shard, StreamValue, Value};
 
 use super::ops::{Group, PayloadWriter};
 use crate::command_table::{CommandSpec, LogForm, Writes, TABLE};
@@ -91,7 +92,13 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
             shards.sort_unstable();
             shards.dedup();
             if shards.len() > 1 {
-                log_key_states(ctx, spec, args, &positions);
+                match form {
+                    LogForm::Effects(effects) => {
+                        let commands = effects(ctx, args, reply);
+                        log_effects_by_shard(ctx, &commands);
+                    }
+                    _ => log_key_states(ctx, spec, args, &positions),
+                }
                 return;
             }
             shards.first().copied().unwrap_or(0)
@@ -110,6 +117,17 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
             if let Some(argv) = rewrite(ctx, args) {
                 append(ctx, shard_id, |buf| {
                     PayloadWriter::begin(buf, db, None).argv(argv.iter().map(|a| &a[..]));
+                });
+            }
+        }
+        LogForm::Effects(effects) => {
+            let commands = effects(ctx, args, reply);
+            if !commands.is_empty() {
+                append(ctx, shard_id, |buf| {
+                    let mut w = PayloadWriter::begin(buf, db, None);
+                    for argv in &commands {
+                        w.argv(argv.iter().map(|a| &a[..]));
+                    }
                 });
             }
         }
@@ -250,29 +268,78 @@ fn log_key_states(ctx: &mut KeyCtx, spec: &CommandSpec, args: &[Bytes], position
             None => by_shard.push((s, vec![key])),
         }
     }
-    // Inside a transaction the step groups every record it captured (see `transaction_step`).
-    let capturing = ctx.captured.is_some();
-    let group = (by_shard.len() > 1 && !capturing).then(|| Group {
-        txid: server.wal.next_txid(),
-        parts: by_shard.len() as u32,
-    });
-    let mut places = Vec::with_capacity(by_shard.len());
+    let group = group_for(ctx, by_shard.len());
+    let mut payloads = Vec::with_capacity(by_shard.len());
     for (shard_id, keys) in &by_shard {
         let mut payload = Vec::new();
-        {
-            let target = ctx.db_at(keys[0], db);
-            let mut w = PayloadWriter::begin(&mut payload, db, group);
-            for key in keys {
-                put_key(&mut w, key, target.get_with_expiry(key, 0));
-            }
+        let target = ctx.db_at(keys[0], db);
+        let mut w = PayloadWriter::begin(&mut payload, db, group);
+        for key in keys {
+            put_key(&mut w, key, target.get_with_expiry(key, 0));
         }
-        if let Some(lsn) = append(ctx, *shard_id, |buf| buf.extend_from_slice(&payload)) {
-            places.push((*shard_id, lsn));
+        payloads.push((*shard_id, payload));
+    }
+    append_parts(ctx, group, payloads);
+}
+
+/// The group that ties the records of one command across `parts` shards' logs (None for one
+/// shard, and inside a transaction, whose step groups every record it captured: see
+/// `transaction_step`).
+fn group_for(ctx: &KeyCtx, parts: usize) -> Option<Group> {
+    (parts > 1 && ctx.captured.is_none()).then(|| Group {
+        txid: ctx.server.wal.next_txid(),
+        parts: parts as u32,
+    })
+}
+
+/// Appends each shard's payload to its log and links them when they form a group.
+fn append_parts(ctx: &mut KeyCtx, group: Option<Group>, payloads: Vec<(usize, Vec<u8>)>) {
+    let mut places = Vec::with_capacity(payloads.len());
+    for (shard_id, payload) in payloads {
+        if let Some(lsn) = append(ctx, shard_id, |buf| buf.extend_from_slice(&payload)) {
+            places.push((shard_id, lsn));
         }
     }
     if group.is_some() {
-        server.wal.link_group(&places);
+        ctx.server.wal.link_group(&places);
     }
+}
+
+/// Logs the commands a `LogForm::Effects` command listed when its keys span shards: each in
+/// the log of its own key's shard, all as one group (rather than each key's whole state).
+fn log_effects_by_shard(ctx: &mut KeyCtx, commands: &[Vec<Bytes>]) {
+    let server = ctx.server;
+    let mut by_shard: Vec<(usize, Vec<&Vec<Bytes>>)> = Vec::new();
+    for argv in commands {
+        let Some(index) = argv
+            .first()
+            .and_then(|name| crate::command_table::lookup(name))
+        else {
+            continue;
+        };
+        let Some(&first_key) = TABLE[index].key_positions(argv).first() else {
+            continue;
+        };
+        let s = server.route(&argv[first_key]);
+        match by_shard.iter_mut().find(|(id, _)| *id == s) {
+            Some((_, list)) => list.push(argv),
+            None => by_shard.push((s, vec![argv])),
+        }
+    }
+    let group = group_for(ctx, by_shard.len());
+    let db = ctx.db;
+    let payloads = by_shard
+        .iter()
+        .map(|(shard_id, list)| {
+            let mut payload = Vec::new();
+            let mut w = PayloadWriter::begin(&mut payload, db, group);
+            for argv in list {
+                w.argv(argv.iter().map(|a| &a[..]));
+            }
+            (*shard_id, payload)
+        })
+        .collect();
+    append_parts(ctx, group, payloads);
 }
 
 /// Appends a payload to `shard_id`'s log, or, in a transaction's step, keeps it for the step's
@@ -399,6 +466,7 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) 
             });
             emit_chunked(w, b"ZADD", key, items, 2);
         }
+        Value::Stream(s) => put_stream(w, key, s),
         Value::Temporal(t) => {
             // No cap on re-creation: the key holds what the cap let it keep when it was written.
             for (member, amount, at_ms) in t.replay_events() {
@@ -411,6 +479,121 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) 
     if expire_at != 0 {
         w.expire_at(key, expire_at);
     }
+}
+
+/// Re-creates a stream as Redis's AOF rewrite does (`rewriteStreamObject`): an XADD per entry,
+/// each group (XGROUP CREATE ... ENTRIESREAD), its consumers (XGROUP CREATECONSUMER) and
+/// pending entries (XCLAIM ... FORCE JUSTID, with their delivery time and count), then XSETID
+/// with the stream's counters. Unlike Redis's rewrite, pending entries whose stream entry was
+/// deleted or trimmed away survive: such an entry is added back for XCLAIM to find and then
+/// removed again (XTRIM below the first live entry, XDEL above it).
+fn put_stream(w: &mut PayloadWriter, key: &[u8], s: &StreamValue) {
+    let id_text = |id: StreamId| id.to_text().into_bytes();
+    let mut orphans: Vec<StreamId> = s
+        .groups
+        .values()
+        .flat_map(|g| g.pending.keys().copied())
+        .filter(|id| s.get(*id).is_none())
+        .collect();
+    orphans.sort_unstable();
+    orphans.dedup();
+    let mut pending_orphans = orphans.iter().peekable();
+    let mut add_orphans_below = |w: &mut PayloadWriter, limit: StreamId| {
+        while let Some(id) = pending_orphans.next_if(|id| **id < limit) {
+            w.argv([&b"XADD"[..], key, &id_text(*id), b"x", b"y"].into_iter());
+        }
+    };
+    s.walk(StreamId::MIN, StreamId::MAX, false, |id, pairs| {
+        add_orphans_below(w, id);
+        let id = id_text(id);
+        let argv: Vec<&[u8]> = [&b"XADD"[..], key, &id]
+            .into_iter()
+            .chain(pairs.iter().flat_map(|(f, v)| [*f, *v]))
+            .collect();
+        w.argv(argv.into_iter());
+        true
+    });
+    add_orphans_below(w, StreamId::MAX);
+    if s.is_empty() && orphans.is_empty() {
+        // XADD refuses 0-0; XSETID below puts the real last ID back.
+        let placeholder = id_text(s.last_id.max(StreamId::new(0, 1)));
+        w.argv([&b"XADD"[..], key, b"MAXLEN", b"0", &placeholder, b"x", b"y"].into_iter());
+    }
+    for (name, group) in &s.groups {
+        let (last, read) = (id_text(group.last_id), group.entries_read.to_string());
+        let create = [
+            &b"XGROUP"[..],
+            b"CREATE",
+            key,
+            name,
+            &last,
+            b"ENTRIESREAD",
+            read.as_bytes(),
+        ];
+        w.argv(create.into_iter());
+        for consumer in group.consumers.keys() {
+            w.argv([&b"XGROUP"[..], b"CREATECONSUMER", key, name, consumer].into_iter());
+        }
+        for (id, p) in &group.pending {
+            let (id, time, count) = (
+                id_text(*id),
+                p.delivery_time.to_string(),
+                p.delivery_count.to_string(),
+            );
+            w.argv(
+                [
+                    &b"XCLAIM"[..],
+                    key,
+                    name,
+                    &p.consumer,
+                    b"0",
+                    &id,
+                    b"TIME",
+                    time.as_bytes(),
+                    b"RETRYCOUNT",
+                    count.as_bytes(),
+                    b"JUSTID",
+                    b"FORCE",
+                ]
+                .into_iter(),
+            );
+        }
+    }
+    // Trimmed-away orphans lie below the first live entry; XTRIM leaves the deleted-ID record
+    // alone. Orphans above it were deleted by XDEL, which XSETID's MAXDELETEDID covers.
+    let first_live = s.edge(false).map(|(id, _)| id);
+    let (below, above): (Vec<StreamId>, Vec<StreamId>) = orphans
+        .iter()
+        .partition(|id| first_live.is_none_or(|first| **id < first));
+    if !below.is_empty() {
+        let keep = (s.len() + above.len() as u64).to_string();
+        w.argv([&b"XTRIM"[..], key, b"MAXLEN", b"=", keep.as_bytes()].into_iter());
+    }
+    if !above.is_empty() {
+        let ids: Vec<Vec<u8>> = above.iter().map(|id| id_text(*id)).collect();
+        let argv: Vec<&[u8]> = [&b"XDEL"[..], key]
+            .into_iter()
+            .chain(ids.iter().map(|i| &i[..]))
+            .collect();
+        w.argv(argv.into_iter());
+    }
+    let (last, added, max_deleted) = (
+        id_text(s.last_id),
+        s.entries_added.to_string(),
+        id_text(s.max_deleted_id),
+    );
+    w.argv(
+        [
+            &b"XSETID"[..],
+            key,
+            &last,
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            &max_deleted,
+        ]
+        .into_iter(),
+    );
 }
 
 /// `TEMPORAL INCR key member amount HALFLIFE h AT at MAXMEMBERS n`: how the log spells a

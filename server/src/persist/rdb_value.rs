@@ -108,6 +108,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, enc: &Encodings) -> Result<
         Value::Set(s) => write_set(out, s, enc),
         Value::ZSet(z) => write_zset(out, z, enc),
         Value::Temporal(_) => return Err(NotInRdb("temporal")),
+        Value::Stream(_) => return Err(NotInRdb("stream")),
     }
     Ok(())
 }
@@ -116,7 +117,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, enc: &Encodings) -> Result<
 pub fn has_rdb_form(value: &Value) -> bool {
     match value {
         Value::Str(_) | Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => true,
-        Value::Temporal(_) => false,
+        Value::Temporal(_) | Value::Stream(_) => false,
     }
 }
 

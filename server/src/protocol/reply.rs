@@ -27,6 +27,8 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// An array of two-element arrays in RESP3, a flat array in RESP2 (ZRANGE WITHSCORES).
     Pairs(Vec<(Reply, Reply)>),
+    /// A map in RESP3, an array of two-element arrays in RESP2 (XREAD's streams).
+    KeyedArrays(Vec<(Reply, Reply)>),
     /// A double in RESP3 (`,`), a bulk string in RESP2.
     Double(f64),
     /// A coordinate as Redis's addReplyHumanLongDouble writes it (`%.17Lf`, trailing zeros
@@ -124,6 +126,16 @@ impl Reply {
                     }
                     a.encode(out, resp3);
                     b.encode(out, resp3);
+                }
+            }
+            Reply::KeyedArrays(pairs) => {
+                header(out, if resp3 { b'%' } else { b'*' }, pairs.len());
+                for (k, v) in pairs {
+                    if !resp3 {
+                        header(out, b'*', 2);
+                    }
+                    k.encode(out, resp3);
+                    v.encode(out, resp3);
                 }
             }
             Reply::Double(d) => double(out, &format_double(*d), resp3),

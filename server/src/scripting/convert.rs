@@ -104,7 +104,7 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua
             named(lua, "set", set)
         }
         Reply::Set(items) => array(&mut items.iter(), items.len()),
-        Reply::Map(pairs) if resp3 => {
+        Reply::Map(pairs) | Reply::KeyedArrays(pairs) if resp3 => {
             let map = lua.create_table_with_capacity(0, pairs.len())?;
             for (k, v) in pairs {
                 map.raw_set(
@@ -117,7 +117,7 @@ pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua
         Reply::Map(pairs) | Reply::Pairs(pairs) if !resp3 => {
             array(&mut pairs.iter().flat_map(|(k, v)| [k, v]), pairs.len() * 2)
         }
-        Reply::Pairs(pairs) => {
+        Reply::Pairs(pairs) | Reply::KeyedArrays(pairs) => {
             let t = lua.create_table_with_capacity(pairs.len(), 0)?;
             for (i, (a, b)) in pairs.iter().enumerate() {
                 let pair = lua.create_table_with_capacity(2, 0)?;

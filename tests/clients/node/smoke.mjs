@@ -2,7 +2,8 @@
 // transactions (MULTI/EXEC, WATCH), Pub/Sub (channels and patterns), keyspace notifications and
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
 // SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO
-// commands, each library's own way.
+// commands, DUMP and RESTORE, streams and consumer groups (with a blocking XREAD woken by another
+// connection's XADD), each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient, commandOptions } from "redis";
@@ -202,6 +203,28 @@ function collect(count, subscribe) {
     await assertRejects(() => r.restore("io:d2", 0, payload), /BUSYKEY/, "RESTORE over a present key");
     assertEqual(await r.restore("io:d2", 0, payload, "REPLACE"), "OK", "RESTORE REPLACE");
   });
+  await check("ioredis-streams", async () => {
+    await r.del("io:st");
+    assertEqual(await r.xadd("io:st", "1-1", "f", "1"), "1-1", "XADD");
+    assertEqual(await r.xadd("io:st", "MAXLEN", "=", "10", "2-1", "f", "2"), "2-1", "XADD MAXLEN");
+    assertEqual(await r.xrange("io:st", "-", "+", "COUNT", 1), [["1-1", ["f", "1"]]], "XRANGE");
+    assertEqual(await r.xrevrange("io:st", "+", "-", "COUNT", 1), [["2-1", ["f", "2"]]], "XREVRANGE");
+    // A blocking XREAD on its own connection, woken by an XADD from this one.
+    const reader = new Redis({ port, lazyConnect: false });
+    const pending = reader.xread("BLOCK", 5000, "STREAMS", "io:st", "$");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await r.xadd("io:st", "3-1", "f", "3");
+    assertEqual(await pending, [["io:st", [["3-1", ["f", "3"]]]]], "XREAD BLOCK");
+    reader.disconnect();
+    assertEqual(await r.xgroup("CREATE", "io:st", "grp", "0"), "OK", "XGROUP CREATE");
+    const got = await r.xreadgroup("GROUP", "grp", "alice", "COUNT", 2, "STREAMS", "io:st", ">");
+    assertEqual(got[0][1].map((e) => e[0]), ["1-1", "2-1"], "XREADGROUP");
+    assertEqual(await r.xack("io:st", "grp", "1-1"), 1, "XACK");
+    assertEqual(await r.xpending("io:st", "grp"), [1, "2-1", "2-1", [["alice", "1"]]], "XPENDING");
+    assertEqual(await r.xclaim("io:st", "grp", "bob", 0, "2-1", "JUSTID"), ["2-1"], "XCLAIM");
+    assertEqual(await r.xlen("io:st"), 3, "XLEN");
+    assertEqual(await r.type("io:st"), "stream", "TYPE");
+  });
   r.disconnect();
 }
 
@@ -348,6 +371,24 @@ function collect(count, subscribe) {
     assertEqual(await client.restore("nr:d2", 0, payload), "OK", "RESTORE");
     assertEqual(await client.zRangeWithScores("nr:d2", 0, -1), [{ value: "a", score: 1.5 }, { value: "b", score: 2 }], "restored zset");
     assertEqual(await client.restore("nr:d2", 0, payload, { REPLACE: true, ABSTTL: true }), "OK", "RESTORE REPLACE ABSTTL");
+  });
+  await check("node-redis-streams", async () => {
+    await client.del("nr:st");
+    assertEqual(await client.xAdd("nr:st", "1-1", { f: "1" }), "1-1", "XADD");
+    assertEqual(await client.xAdd("nr:st", "*", { f: "2" }, { TRIM: { strategy: "MAXLEN", threshold: 10 } }) > "1-1", true, "XADD *");
+    const range = await client.xRange("nr:st", "-", "+");
+    assertEqual(range.map((e) => e.message.f), ["1", "2"], "XRANGE");
+    const read = await client.xRead({ key: "nr:st", id: "0" }, { COUNT: 1 });
+    assertEqual(read, [{ name: "nr:st", messages: [{ id: "1-1", message: { f: "1" } }] }], "XREAD");
+    assertEqual(await client.xGroupCreate("nr:st", "grp", "0"), "OK", "XGROUP CREATE");
+    const group = await client.xReadGroup("grp", "alice", { key: "nr:st", id: ">" }, { COUNT: 1 });
+    assertEqual(group[0].messages[0].id, "1-1", "XREADGROUP");
+    const pending = await client.xPending("nr:st", "grp");
+    assertEqual([pending.pending, pending.consumers], [1, [{ name: "alice", deliveriesCounter: 1 }]], "XPENDING");
+    assertEqual(await client.xAck("nr:st", "grp", "1-1"), 1, "XACK");
+    const info = await client.xInfoStream("nr:st");
+    assertEqual([info.length, info.groups, info.firstEntry.id], [2, 1, "1-1"], "XINFO STREAM");
+    assertEqual(await client.xTrim("nr:st", "MAXLEN", 0), 2, "XTRIM");
   });
   await client.quit();
 }
