@@ -391,3 +391,39 @@ fn scripting_sh_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn families_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/families.sh", &binary, "1"],
+        &[("N", "2000")],
+    );
+    assert!(
+        text.contains("round 1 ratio warp/redis P=16 | xadd")
+            && text.contains("geosearch")
+            && text.contains("CPU s/M"),
+        "{text}"
+    );
+}
+
+#[test]
+fn rdb_load_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/rdb_load.sh", &binary, "1"],
+        &[("K", "2000")],
+    );
+    assert!(
+        text.contains("file: 2000 keys") && text.contains("round 1 | warp"),
+        "{text}"
+    );
+}
