@@ -338,6 +338,22 @@ impl RaxShape {
 /// An entry as read out of a stream: its ID and field/value pairs.
 pub type StreamEntry<'a> = (StreamId, Vec<(&'a [u8], &'a [u8])>);
 
+/// One node of a stream as `StreamValue::stored_nodes` shows it.
+pub struct StoredNode<'a> {
+    pub master: StreamId,
+    pub master_fields: Vec<&'a [u8]>,
+    /// Entries not deleted.
+    pub live: u32,
+    pub entries: Vec<StoredEntry<'a>>,
+}
+
+/// One entry of a stored node, deleted or not.
+pub struct StoredEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub pairs: Vec<(&'a [u8], &'a [u8])>,
+}
+
 /// An entry delivered to a consumer and not yet acknowledged.
 #[derive(Clone, Debug)]
 pub struct PendingEntry {
@@ -485,6 +501,29 @@ impl StreamValue {
             tree.insert(&key);
         }
         tree.nodes.len()
+    }
+
+    /// Every node as stored, for encoders that write Redis's layout (RDB's stream listpacks):
+    /// its master ID, its master entry's field names, and each entry with whether XDEL or a
+    /// trim flagged it deleted (deleted entries stay in their node until the node goes).
+    pub fn stored_nodes(&self) -> Vec<StoredNode<'_>> {
+        self.nodes
+            .iter()
+            .map(|(master, node)| StoredNode {
+                master: *master,
+                master_fields: node.master_fields(),
+                live: node.live,
+                entries: node
+                    .decode_all(*master)
+                    .into_iter()
+                    .map(|d| StoredEntry {
+                        id: d.id,
+                        deleted: d.flags & DELETED != 0,
+                        pairs: d.pairs,
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// Appends an entry with `id`, which the caller has checked is above `last_id`.
