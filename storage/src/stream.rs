@@ -354,6 +354,13 @@ pub struct StoredEntry<'a> {
     pub pairs: Vec<(&'a [u8], &'a [u8])>,
 }
 
+/// An entry of a saved stream, for `StreamValue::from_saved_nodes`.
+pub struct SavedEntry {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
 /// An entry delivered to a consumer and not yet acknowledged.
 #[derive(Clone, Debug)]
 pub struct PendingEntry {
@@ -524,6 +531,47 @@ impl StreamValue {
                     .collect(),
             })
             .collect()
+    }
+
+    /// A stream rebuilt from saved nodes (RDB loading), each node's entries, deleted ones
+    /// included, kept together as they were saved, so that writing it again gives the same
+    /// nodes. Entries come in strictly ascending ID order across all nodes (the loader checks).
+    /// An entry too far past its node's first to share its delta field starts a node of its
+    /// own, and a node left with no live entry is dropped. The caller sets the IDs and counters
+    /// the file records (`first_id`, `max_deleted_id`, `entries_added`, and `last_id`, which
+    /// here ends as the last entry's).
+    pub fn from_saved_nodes(saved: Vec<Vec<SavedEntry>>) -> StreamValue {
+        let mut stream = StreamValue::new();
+        for entries in saved {
+            let mut starts_node = true;
+            for entry in entries {
+                let fits = !starts_node
+                    && stream
+                        .nodes
+                        .last_key_value()
+                        .is_some_and(|(master, _)| entry.id.ms - master.ms < MAX_MS_DELTA);
+                if !fits {
+                    stream.nodes.insert(entry.id, Node::default());
+                }
+                starts_node = false;
+                let mut last = stream.nodes.last_entry().expect("a node");
+                let master = *last.key();
+                let node = last.get_mut();
+                let offset = node.buf.len();
+                let pairs: Vec<(&[u8], &[u8])> =
+                    entry.pairs.iter().map(|(f, v)| (&f[..], &v[..])).collect();
+                node.push(master, entry.id, &pairs);
+                if entry.deleted {
+                    node.buf[offset] |= DELETED;
+                    node.live -= 1;
+                } else {
+                    stream.length += 1;
+                }
+                stream.last_id = entry.id;
+            }
+        }
+        stream.nodes.retain(|_, node| node.live > 0);
+        stream
     }
 
     /// Appends an entry with `id`, which the caller has checked is above `last_id`.

@@ -18,12 +18,14 @@
 //! Reading checks everything Redis's deep sanitization checks (`streamValidateListpackIntegrity`
 //! and `rdbLoadObject`'s consumer-group checks) and more: entry IDs strictly ascending across
 //! the whole stream and not above the last ID, the master entry's live and deleted counts
-//! against the entries' flags, the length against the live entries. The stream is rebuilt by
-//! appending its live entries, so its nodes follow this server's node limits.
+//! against the entries' flags, the length against the live entries. The stream keeps the
+//! saved nodes, deleted entries included, so DUMP after RESTORE gives back the same bytes.
 
 use std::collections::BTreeMap;
 
-use warpengine_storage::stream::{ConsumerGroup, StreamId, StreamValue, ENTRIES_READ_UNKNOWN};
+use warpengine_storage::stream::{
+    ConsumerGroup, SavedEntry, StreamId, StreamValue, ENTRIES_READ_UNKNOWN,
+};
 use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::Value;
 
@@ -143,13 +145,11 @@ fn node_listpack(node: &warpengine_storage::stream::StoredNode) -> Vec<u8> {
 
 // ---- reading --------------------------------------------------------------------------------
 
-/// A live entry read from a node: its ID and field/value pairs.
-type LoadedEntry = (StreamId, Vec<(Vec<u8>, Vec<u8>)>);
-
 /// Reads a stream body (type 15, or 19 with `v2`); None for anything malformed.
 pub fn read_stream(v2: bool, r: &mut Reader) -> Option<Value> {
     let node_count = r.len()?;
-    let mut live: Vec<LoadedEntry> = Vec::new();
+    let mut nodes: Vec<Vec<SavedEntry>> = Vec::new();
+    let mut live = 0u64;
     let mut previous_master: Option<StreamId> = None;
     let mut previous_id: Option<StreamId> = None;
     for _ in 0..node_count {
@@ -158,18 +158,16 @@ pub fn read_stream(v2: bool, r: &mut Reader) -> Option<Value> {
             return None;
         }
         previous_master = Some(master);
-        read_node(master, &r.string()?, &mut previous_id, &mut live)?;
+        let node = read_node(master, &r.string()?, &mut previous_id)?;
+        live += node.iter().filter(|e| !e.deleted).count() as u64;
+        nodes.push(node);
     }
     let length = r.len()?;
     let last_id = read_id(r)?;
-    if length != live.len() as u64 || previous_id.is_some_and(|p| p > last_id) {
+    if length != live || previous_id.is_some_and(|p| p > last_id) {
         return None;
     }
-    let mut stream = StreamValue::new();
-    for (id, pairs) in &live {
-        let pairs: Vec<(&[u8], &[u8])> = pairs.iter().map(|(f, v)| (&f[..], &v[..])).collect();
-        stream.append(*id, &pairs);
-    }
+    let mut stream = StreamValue::from_saved_nodes(nodes);
     stream.last_id = last_id;
     if v2 {
         stream.first_id = read_id(r)?;
@@ -177,7 +175,7 @@ pub fn read_stream(v2: bool, r: &mut Reader) -> Option<Value> {
         stream.entries_added = r.len()?;
     } else {
         // What Redis 7.0 derives for a stream saved before these were kept.
-        stream.first_id = live.first().map_or(StreamId::MIN, |(id, _)| *id);
+        stream.first_id = stream.edge(false).map_or(StreamId::MIN, |(id, _)| id);
         stream.max_deleted_id = StreamId::MIN;
         stream.entries_added = length;
     }
@@ -259,13 +257,12 @@ fn read_group(r: &mut Reader, mut group: ConsumerGroup) -> Option<ConsumerGroup>
 }
 
 /// One node's listpack, checked as `streamValidateListpackIntegrity` checks it deeply plus
-/// the order of IDs; its live entries go to `live`.
+/// the order of IDs; its entries, deleted ones included.
 fn read_node(
     master: StreamId,
     lp: &[u8],
     previous_id: &mut Option<StreamId>,
-    live: &mut Vec<LoadedEntry>,
-) -> Option<()> {
+) -> Option<Vec<SavedEntry>> {
     let elements = listpack_entries(lp)?;
     let mut items = elements.into_iter();
     let int = |e: Option<Vec<u8>>| parse_strict_i64(&e?);
@@ -283,6 +280,7 @@ fn read_node(
         return None;
     }
     let (mut live_seen, mut deleted_seen) = (0i64, 0i64);
+    let mut entries = Vec::new();
     while items.len() > 0 {
         let flags = int(items.next())?;
         if !(0..=FLAG_DELETED | FLAG_SAME_FIELDS).contains(&flags) {
@@ -317,15 +315,20 @@ fn read_node(
         if int(items.next())? != expected_lp_count {
             return None;
         }
-        if flags & FLAG_DELETED != 0 {
+        let is_deleted = flags & FLAG_DELETED != 0;
+        if is_deleted {
             deleted_seen += 1;
         } else {
             live_seen += 1;
-            live.push((id, pairs));
         }
+        entries.push(SavedEntry {
+            id,
+            deleted: is_deleted,
+            pairs,
+        });
     }
-    // An empty node is never written (Redis drops a node with its last entry).
-    (live_seen == count && deleted_seen == deleted && count + deleted > 0).then_some(())
+    // A node without live entries is never written (Redis drops a node with its last one).
+    (live_seen == count && deleted_seen == deleted && count > 0).then_some(entries)
 }
 
 #[cfg(test)]
@@ -364,7 +367,9 @@ mod tests {
         out
     }
 
-    fn entries(s: &StreamValue) -> Vec<LoadedEntry> {
+    type OwnedEntry = (StreamId, Vec<(Vec<u8>, Vec<u8>)>);
+
+    fn entries(s: &StreamValue) -> Vec<OwnedEntry> {
         s.range(StreamId::MIN, StreamId::MAX, false, 0)
             .into_iter()
             .map(|(id, pairs)| {
@@ -398,8 +403,8 @@ mod tests {
         assert_eq!(g.pending[&id(231, 0)].consumer[..], b"bob"[..]);
         assert_eq!(g.consumers[&b"alice"[..]].seen_time, 1000);
         assert_eq!(back.groups[&b"empty"[..]].entries_read, -1);
-        // Loading repacks the live entries: the first node no longer holds deleted ones.
-        assert!(dump(&back).len() < bytes.len());
+        // The saved nodes are kept as they were: written again, the same bytes.
+        assert_eq!(dump(&back), bytes);
     }
 
     #[test]
