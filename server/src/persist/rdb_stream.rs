@@ -408,6 +408,40 @@ mod tests {
     }
 
     #[test]
+    fn pending_entries_need_exactly_one_consumer() {
+        let dumped_with = |edit: &dyn Fn(&mut ConsumerGroup)| {
+            let mut s = StreamValue::new();
+            s.append(id(1, 0), &[(b"a", b"1")]);
+            let mut group = ConsumerGroup::new(id(1, 0), 1);
+            group.consumer_or_create(b"c", 7);
+            group.consumer_or_create(b"d", 7);
+            group.assign(id(1, 0), b"c", 9, 1);
+            edit(&mut group);
+            s.groups.insert(b"g"[..].into(), group);
+            let bytes = dump(&s);
+            read_stream(true, &mut Reader::new(&bytes[1..]))
+        };
+        assert!(dumped_with(&|_| {}).is_some());
+        let broken: [(&[u8], StreamId); 3] = [
+            // Listed by a second consumer too (Redis 7.0 accepts this and shares the entry).
+            (b"d", id(1, 0)),
+            // A consumer's entry missing from the group's list.
+            (b"c", id(5, 0)),
+            // Listed by no consumer (its owner's list emptied below).
+            (b"", id(1, 0)),
+        ];
+        for (consumer, pending) in broken {
+            let edit = |g: &mut ConsumerGroup| match g.consumers.get_mut(consumer) {
+                Some(c) => {
+                    c.pending.insert(pending);
+                }
+                None => g.consumers.get_mut(&b"c"[..]).unwrap().pending.clear(),
+            };
+            assert!(dumped_with(&edit).is_none(), "{consumer:?} {pending:?}");
+        }
+    }
+
+    #[test]
     fn every_truncation_and_byte_flip_is_refused_or_whole() {
         let mut s = StreamValue::new();
         s.append(id(1, 0), &[(b"a", b"1")]);
