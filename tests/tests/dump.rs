@@ -373,6 +373,41 @@ fn redis_crate_dumps_and_restores() {
         .query(&mut c)
         .unwrap();
     assert!((1000..1010).contains(&idle), "{idle}");
+
+    // A stream with a group and a pending entry: type 19, and the group comes along.
+    let _: String = redis::cmd("XADD")
+        .arg(&["rs:x1", "1-1", "f", "v"])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "rs:x1", "g", "0"])
+        .query(&mut c)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "g", "alice", "STREAMS", "rs:x1", ">"])
+        .query(&mut c)
+        .unwrap();
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("rs:x1").query(&mut c).unwrap();
+    assert_eq!(payload[0], 19, "STREAM_LISTPACKS_2");
+    let _: () = redis::cmd("RESTORE")
+        .arg("rs:x2")
+        .arg(0)
+        .arg(&payload)
+        .query(&mut c)
+        .unwrap();
+    let pending: (i64, String, String, Vec<(String, String)>) = redis::cmd("XPENDING")
+        .arg(&["rs:x2", "g"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        pending,
+        (
+            1,
+            "1-1".into(),
+            "1-1".into(),
+            vec![("alice".into(), "1".into())]
+        )
+    );
 }
 
 /// redis-cli: DUMP's raw bytes piped back into RESTORE with -x.
@@ -403,6 +438,20 @@ fn redis_cli_dump_output_restores() {
         b"OK\n"
     );
     assert_eq!(cli(&["HGET", "cli:d2", "f"], None), b"v\n");
+    // A stream with an empty group.
+    cli(&["XADD", "cli:x1", "5-5", "f", "v"], None);
+    cli(&["XGROUP", "CREATE", "cli:x1", "g", "$"], None);
+    let mut payload = cli(&["--raw", "DUMP", "cli:x1"], None);
+    assert_eq!(payload.pop(), Some(b'\n'));
+    assert_eq!(
+        cli(&["-x", "RESTORE", "cli:x2", "0"], Some(&payload)),
+        b"OK\n"
+    );
+    assert_eq!(cli(&["XRANGE", "cli:x2", "-", "+"], None), b"5-5\nf\nv\n");
+    assert_eq!(
+        cli(&["XINFO", "GROUPS", "cli:x2"], None),
+        b"name\ng\nconsumers\n0\npending\n0\nlast-delivered-id\n5-5\nentries-read\n\nlag\n0\n"
+    );
 }
 
 // ---- RDB files ------------------------------------------------------------------------------
