@@ -3,9 +3,9 @@
 //! DUMP of each key among them; every payload must be the same, byte for byte. The values stay
 //! in the encodings whose bytes depend only on the content (one list node, listpack hashes and
 //! sorted sets, 16-bit intsets); strings cover integers, text and long repetitive values (LZF).
-//! Stream entries are small, so nodes split by `stream-node-max-entries` as Redis splits them
-//! (its byte limit counts listpack bytes, which WarpEngine's nodes do not hold); groups come
-//! without consumers, whose times are each server's own.
+//! Stream values run up to 1.5 KB, so nodes split at `stream-node-max-bytes` (by the listpack
+//! size Redis would have) as well as at `stream-node-max-entries`; groups come without
+//! consumers, whose times are each server's own.
 
 use warpengine_tests::{fuzz_against_redis, SeededRandom};
 
@@ -42,7 +42,10 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
     // Entry IDs from a narrow range, so that XADD, XDEL and group IDs meet often.
     let id = format!("{}-{}", r.below(3000), r.below(3));
     let ms_auto = format!("{}-*", r.below(3000));
-    let stream_value = r.pick(&["1", "-70", "e12", "", "300000"]).to_string();
+    let stream_value = match r.below(4) {
+        0 => "v".repeat(r.below(1500) as usize),
+        _ => r.pick(&["1", "-70", "e12", "", "300000"]).to_string(),
+    };
     let maxlen = r.below(150).to_string();
     let words: Vec<&str> = match r.below(34) {
         0 => vec!["SET", STRING, &e],
