@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::packed::{
-    get_uvarint as get_varint, put_uvarint as put_varint, uvarint_len as varint_len,
-};
+use crate::packed::{get_uvarint as get_varint, put_uvarint as put_varint};
 
 /// `stream-node-max-entries` (high 32 bits) and `stream-node-max-bytes` (low 32 bits), 0: no
 /// limit. Set by the server from its configuration.
@@ -118,6 +116,55 @@ struct Node {
     live: u32,
     /// Entries including deleted ones.
     total: u32,
+    /// The size Redis's listpack for this node would have, less the master entry's live and
+    /// deleted counters (which XDEL rewrites): `stream-node-max-bytes` limits that listpack
+    /// size, so nodes split where Redis splits them.
+    listpack_fixed: usize,
+}
+
+/// Redis's largest stream listpack (`STREAM_LISTPACK_MAX_SIZE`), the byte limit when
+/// `stream-node-max-bytes` is 0 or above it.
+const LISTPACK_MAX_SIZE: usize = 1 << 30;
+
+/// Bytes a listpack entry for an integer takes (`lpAppendInteger`): encoding and data, then a
+/// one-byte back-length.
+fn listpack_int_size(v: i64) -> usize {
+    let data = if (0..=127).contains(&v) {
+        1
+    } else if (-4096..=4095).contains(&v) {
+        2
+    } else if i16::try_from(v).is_ok() {
+        3
+    } else if (-(1 << 23)..(1 << 23)).contains(&v) {
+        4
+    } else if i32::try_from(v).is_ok() {
+        5
+    } else {
+        9
+    };
+    data + 1
+}
+
+/// Bytes a listpack entry for `element` takes (`lpAppend`: an integer's text as an integer).
+fn listpack_element_size(element: &[u8]) -> usize {
+    if let Some(v) = crate::value::parse_strict_i64(element) {
+        return listpack_int_size(v);
+    }
+    let len = element.len();
+    let entry = len
+        + if len < 64 {
+            1
+        } else if len < 4096 {
+            2
+        } else {
+            5
+        };
+    // lpEncodeBacklen: one byte up to 127, one more past each of these limits.
+    let backlen = 1 + [127, 16382, 2097150, 268435454]
+        .iter()
+        .filter(|&&limit| entry > limit)
+        .count();
+    entry + backlen
 }
 
 /// One decoded entry: where it starts in its node, its flags, ID and field/value pairs.
@@ -182,15 +229,35 @@ impl Node {
         out
     }
 
-    /// The encoded size of an entry (to decide whether it still fits this node).
-    fn encoded_len(master: StreamId, id: StreamId, pairs: &[(&[u8], &[u8])]) -> usize {
-        let (ms_delta, seq) = Self::delta(master, id);
-        let head = ms_delta << FLAG_BITS;
-        let mut len = varint_len(head) + varint_len(seq) + varint_len(pairs.len() as u64);
+    /// The size of Redis's listpack for this node (`lpBytes`).
+    fn listpack_bytes(&self) -> usize {
+        let deleted = self.total - self.live;
+        self.listpack_fixed
+            + listpack_int_size(self.live as i64)
+            + listpack_int_size(deleted as i64)
+    }
+
+    /// What an entry adds to Redis's listpack: flags, the ID's deltas from the master as Redis
+    /// computes them, its values (and fields unless `same`), and its lp-count.
+    fn listpack_entry_size(
+        master: StreamId,
+        id: StreamId,
+        pairs: &[(&[u8], &[u8])],
+        same: bool,
+    ) -> usize {
+        let fields = pairs.len() as i64;
+        // The flags (the same size whatever they are).
+        let mut size = listpack_int_size(0)
+            + listpack_int_size(id.ms.wrapping_sub(master.ms) as i64)
+            + listpack_int_size(id.seq.wrapping_sub(master.seq) as i64);
         for (f, v) in pairs {
-            len += varint_len(f.len() as u64) + f.len() + varint_len(v.len() as u64) + v.len();
+            size += listpack_element_size(v) + if same { 0 } else { listpack_element_size(f) };
         }
-        len
+        size + if same {
+            listpack_int_size(fields + 3)
+        } else {
+            listpack_int_size(fields) + listpack_int_size(2 * fields + 4)
+        }
     }
 
     fn delta(master: StreamId, id: StreamId) -> (u64, u64) {
@@ -209,6 +276,19 @@ impl Node {
             master_fields.len() == pairs.len()
                 && master_fields.iter().zip(pairs).all(|(m, (f, _))| *m == *f)
         };
+        if self.total == 0 {
+            // Header and end byte, the master entry's field count, names and terminating 0.
+            self.listpack_fixed = 7
+                + listpack_int_size(pairs.len() as i64)
+                + pairs
+                    .iter()
+                    .map(|(f, _)| listpack_element_size(f))
+                    .sum::<usize>()
+                + listpack_int_size(0);
+        }
+        // Redis finds the node's first entry's fields the master's too.
+        self.listpack_fixed +=
+            Self::listpack_entry_size(master, id, pairs, same || self.total == 0);
         let (ms_delta, seq) = Self::delta(master, id);
         let buf = &mut self.buf;
         let flags = if same { SAME_FIELDS } else { 0 };
@@ -337,6 +417,29 @@ impl RaxShape {
 
 /// An entry as read out of a stream: its ID and field/value pairs.
 pub type StreamEntry<'a> = (StreamId, Vec<(&'a [u8], &'a [u8])>);
+
+/// One node of a stream as `StreamValue::stored_nodes` shows it.
+pub struct StoredNode<'a> {
+    pub master: StreamId,
+    pub master_fields: Vec<&'a [u8]>,
+    /// Entries not deleted.
+    pub live: u32,
+    pub entries: Vec<StoredEntry<'a>>,
+}
+
+/// One entry of a stored node, deleted or not.
+pub struct StoredEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub pairs: Vec<(&'a [u8], &'a [u8])>,
+}
+
+/// An entry of a saved stream, for `StreamValue::from_saved_nodes`.
+pub struct SavedEntry {
+    pub id: StreamId,
+    pub deleted: bool,
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
 
 /// An entry delivered to a consumer and not yet acknowledged.
 #[derive(Clone, Debug)]
@@ -487,12 +590,83 @@ impl StreamValue {
         tree.nodes.len()
     }
 
+    /// Every node as stored, for encoders that write Redis's layout (RDB's stream listpacks):
+    /// its master ID, its master entry's field names, and each entry with whether XDEL or a
+    /// trim flagged it deleted (deleted entries stay in their node until the node goes).
+    pub fn stored_nodes(&self) -> Vec<StoredNode<'_>> {
+        self.nodes
+            .iter()
+            .map(|(master, node)| StoredNode {
+                master: *master,
+                master_fields: node.master_fields(),
+                live: node.live,
+                entries: node
+                    .decode_all(*master)
+                    .into_iter()
+                    .map(|d| StoredEntry {
+                        id: d.id,
+                        deleted: d.flags & DELETED != 0,
+                        pairs: d.pairs,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// A stream rebuilt from saved nodes (RDB loading), each node's entries, deleted ones
+    /// included, kept together as they were saved, so that writing it again gives the same
+    /// nodes. Entries come in strictly ascending ID order across all nodes (the loader checks).
+    /// An entry too far past its node's first to share its delta field starts a node of its
+    /// own, and a node left with no live entry is dropped. The caller sets the IDs and counters
+    /// the file records (`first_id`, `max_deleted_id`, `entries_added`, and `last_id`, which
+    /// here ends as the last entry's).
+    pub fn from_saved_nodes(saved: Vec<Vec<SavedEntry>>) -> StreamValue {
+        let mut stream = StreamValue::new();
+        for entries in saved {
+            let mut starts_node = true;
+            for entry in entries {
+                let fits = !starts_node
+                    && stream
+                        .nodes
+                        .last_key_value()
+                        .is_some_and(|(master, _)| entry.id.ms - master.ms < MAX_MS_DELTA);
+                if !fits {
+                    stream.nodes.insert(entry.id, Node::default());
+                }
+                starts_node = false;
+                let mut last = stream.nodes.last_entry().expect("a node");
+                let master = *last.key();
+                let node = last.get_mut();
+                let offset = node.buf.len();
+                let pairs: Vec<(&[u8], &[u8])> =
+                    entry.pairs.iter().map(|(f, v)| (&f[..], &v[..])).collect();
+                node.push(master, entry.id, &pairs);
+                if entry.deleted {
+                    node.buf[offset] |= DELETED;
+                    node.live -= 1;
+                } else {
+                    stream.length += 1;
+                }
+                stream.last_id = entry.id;
+            }
+        }
+        stream.nodes.retain(|_, node| node.live > 0);
+        stream
+    }
+
     /// Appends an entry with `id`, which the caller has checked is above `last_id`.
     pub fn append(&mut self, id: StreamId, pairs: &[(&[u8], &[u8])]) {
         let (max_entries, max_bytes) = node_limits();
+        // Redis's test (streamAppendItem): the listpack's bytes plus the new fields' and
+        // values' lengths against the byte limit, entries (deleted ones too) against the count.
+        let max_bytes = if max_bytes == 0 || max_bytes > LISTPACK_MAX_SIZE {
+            LISTPACK_MAX_SIZE
+        } else {
+            max_bytes
+        };
         let fits = self.nodes.last_key_value().is_some_and(|(master, node)| {
-            let size = Node::encoded_len(*master, id, pairs);
-            (max_bytes == 0 || node.buf.len() + size < max_bytes)
+            let new_bytes: usize = pairs.iter().map(|(f, v)| f.len() + v.len()).sum();
+            node.listpack_bytes() + new_bytes < max_bytes
                 && (max_entries == 0 || (node.total as usize) < max_entries)
                 && id.ms - master.ms < MAX_MS_DELTA
         });
@@ -737,6 +911,7 @@ impl StreamValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packed::uvarint_len as varint_len;
 
     fn id(ms: u64, seq: u64) -> StreamId {
         StreamId::new(ms, seq)
@@ -822,6 +997,25 @@ mod tests {
         s.append(id(7, 0), &[(b"f", &big)]);
         assert_eq!(s.node_count(), 3);
         assert_eq!(s.radix_tree_nodes(), 8);
+    }
+
+    #[test]
+    fn nodes_split_at_redis_listpack_size() {
+        // redis-server 7.0.15, default limits: twelve entries of a 1015-byte value take four
+        // nodes (three entries to a node's 4115-byte listpack would pass 4096).
+        let mut s = StreamValue::new();
+        let value = vec![b'v'; 1015];
+        for ms in 1..=12 {
+            s.append(id(ms, 0), &[(b"f", &value)]);
+        }
+        assert_eq!(s.node_count(), 4);
+        // One byte less and four fit (a 4095-byte listpack stays under the limit).
+        let mut s = StreamValue::new();
+        let value = vec![b'v'; 1010];
+        for ms in 1..=12 {
+            s.append(id(ms, 0), &[(b"f", &value)]);
+        }
+        assert_eq!(s.node_count(), 3);
     }
 
     #[test]

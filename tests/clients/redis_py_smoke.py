@@ -124,6 +124,16 @@ for protocol in (2, 3):
             assert "BUSYKEY" in str(e), e
         assert r.restore("py:d2", 5000, payload, replace=True) in (True, "OK")
         assert 0 < r.pttl("py:d2") <= 5000
+        # A stream with a group, a consumer and a pending entry.
+        r.delete("py:x1", "py:x2")
+        r.xadd("py:x1", {"f": "v"}, id="1-1")
+        r.xgroup_create("py:x1", "g", id="0")
+        r.xreadgroup("g", "alice", {"py:x1": ">"})
+        payload = r.dump("py:x1")
+        assert payload[0] == 19, payload
+        assert r.restore("py:x2", 0, payload) in (True, "OK")
+        assert r.xrange("py:x2") == [("1-1", {"f": "v"})]
+        assert r.xpending("py:x2", "g")["consumers"] == [{"name": "alice", "pending": 1}]
 
     def server():
         info = r.info()

@@ -8,7 +8,9 @@ use warpengine_tests::{
     try_start_warpengine_on, RawConn, Resp, SeededRandom, ServerProcess, TempDir,
 };
 
-/// Values to make in Redis (`{k}` is the key): every type in each encoding Redis 7.0 gives it.
+/// Values to make in Redis (`{k}` is the key, ` ; ` separates commands): every type in each
+/// encoding Redis 7.0 gives it, and streams with deleted entries, consumer groups, consumers
+/// and pending entries, or empty but for a group.
 const VALUES: &[&str] = &[
     "SET {k} 12345",
     "SET {k} -9999999999",
@@ -19,6 +21,9 @@ const VALUES: &[&str] = &[
     "SADD {k} 1 5 -3 100000 10000000000",
     "SADD {k} a b c 1",
     "ZADD {k} 1 a 2.5 b -3 c inf d 0.1 e -inf f",
+    "XADD {k} 1-1 f v g 12 ; XADD {k} 1-2 f w g 13 ; XADD {k} 2-0 other 1 ; XADD {k} 3-0 f x g 99999999999 ; XDEL {k} 1-2 ; XGROUP CREATE {k} grp 0 ; XGROUP CREATE {k} late $ ; XGROUP CREATECONSUMER {k} grp idle ; XREADGROUP GROUP grp alice COUNT 2 STREAMS {k} > ; XREADGROUP GROUP grp bob COUNT 1 STREAMS {k} > ; XACK {k} grp 1-1",
+    "XGROUP CREATE {k} g $ MKSTREAM ; XGROUP CREATECONSUMER {k} g c",
+    "XADD {k} 5-5 a 1 ; XDEL {k} 5-5",
 ];
 
 /// The same shapes past the compact encodings' limits (built with many arguments).
@@ -40,13 +45,32 @@ fn large_values() -> Vec<String> {
             items(&|i| format!("{}.5 m{i}", i as i64 - 100), 300)
         ),
         format!("ZADD {{k}} 1 {} 2 b", "w".repeat(100)),
+        // Three nodes, the first trimmed in part, entries deleted here and there.
+        format!(
+            "{} ; XTRIM {{k}} MAXLEN 230 ; XDEL {{k}} 40-0 150-1 ; XGROUP CREATE {{k}} g 100-0 ; XREADGROUP GROUP g c COUNT 5 STREAMS {{k}} >",
+            items(
+                &|i| format!(
+                    "XADD {{k}} {}-{} f {i} g {}",
+                    i / 2 + 1,
+                    i % 2,
+                    if i % 9 == 0 { "x".repeat(i) } else { "v".into() }
+                ),
+                260
+            )
+            .replace(" XADD", " ; XADD")
+        ),
     ]
 }
 
+/// Runs the commands of `line` (separated by ` ; `) on `key`; the last one's answer.
 fn call_line(c: &mut RawConn, line: &str, key: &str) -> Resp {
     let line = line.replace("{k}", key);
-    let args: Vec<&str> = line.split(' ').collect();
-    c.call(&args)
+    let mut answer = Resp::Nil;
+    for command in line.split(" ; ") {
+        let args: Vec<&str> = command.split(' ').collect();
+        answer = c.call(&args);
+    }
+    answer
 }
 
 fn bulk(c: &mut RawConn, args: &[&[u8]]) -> Vec<u8> {
@@ -73,6 +97,8 @@ fn content(c: &mut RawConn, key: &str) -> (Resp, Resp, Resp) {
         Resp::Simple(t) if t == "hash" => sorted_groups(c.call(&["HGETALL", key]), 2),
         Resp::Simple(t) if t == "set" => sorted_groups(c.call(&["SMEMBERS", key]), 1),
         Resp::Simple(t) if t == "zset" => c.call(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
+        // Entries, IDs, counters, groups, consumers and pending entries with their times.
+        Resp::Simple(t) if t == "stream" => c.call(&["XINFO", "STREAM", key, "FULL"]),
         // WarpEngine's own type, which no payload or RDB file holds.
         Resp::Simple(t) if t == "temporal" => Resp::Nil,
         other => panic!("{key}: type {other:?}"),
@@ -347,6 +373,41 @@ fn redis_crate_dumps_and_restores() {
         .query(&mut c)
         .unwrap();
     assert!((1000..1010).contains(&idle), "{idle}");
+
+    // A stream with a group and a pending entry: type 19, and the group comes along.
+    let _: String = redis::cmd("XADD")
+        .arg(&["rs:x1", "1-1", "f", "v"])
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "rs:x1", "g", "0"])
+        .query(&mut c)
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "g", "alice", "STREAMS", "rs:x1", ">"])
+        .query(&mut c)
+        .unwrap();
+    let payload: Vec<u8> = redis::cmd("DUMP").arg("rs:x1").query(&mut c).unwrap();
+    assert_eq!(payload[0], 19, "STREAM_LISTPACKS_2");
+    let _: () = redis::cmd("RESTORE")
+        .arg("rs:x2")
+        .arg(0)
+        .arg(&payload)
+        .query(&mut c)
+        .unwrap();
+    let pending: (i64, String, String, Vec<(String, String)>) = redis::cmd("XPENDING")
+        .arg(&["rs:x2", "g"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(
+        pending,
+        (
+            1,
+            "1-1".into(),
+            "1-1".into(),
+            vec![("alice".into(), "1".into())]
+        )
+    );
 }
 
 /// redis-cli: DUMP's raw bytes piped back into RESTORE with -x.
@@ -377,6 +438,20 @@ fn redis_cli_dump_output_restores() {
         b"OK\n"
     );
     assert_eq!(cli(&["HGET", "cli:d2", "f"], None), b"v\n");
+    // A stream with an empty group.
+    cli(&["XADD", "cli:x1", "5-5", "f", "v"], None);
+    cli(&["XGROUP", "CREATE", "cli:x1", "g", "$"], None);
+    let mut payload = cli(&["--raw", "DUMP", "cli:x1"], None);
+    assert_eq!(payload.pop(), Some(b'\n'));
+    assert_eq!(
+        cli(&["-x", "RESTORE", "cli:x2", "0"], Some(&payload)),
+        b"OK\n"
+    );
+    assert_eq!(cli(&["XRANGE", "cli:x2", "-", "+"], None), b"5-5\nf\nv\n");
+    assert_eq!(
+        cli(&["XINFO", "GROUPS", "cli:x2"], None),
+        b"name\ng\nconsumers\n0\npending\n0\nlast-delivered-id\n5-5\nentries-read\n\nlag\n0\n"
+    );
 }
 
 // ---- RDB files ------------------------------------------------------------------------------

@@ -401,7 +401,13 @@ fn streams_and_groups_survive_kill_9_and_a_snapshot() {
     let (mut server, mut c) = restarted("after replaying the log");
     assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
 
-    // From a snapshot that re-creates the streams (then the log's tail is empty).
+    // From a snapshot that re-creates the streams (then the log's tail is empty): exactly,
+    // consumers' seen times included.
+    let seen_times = |c: &mut RawConn| -> Vec<Resp> {
+        let full = |key: &&str| c.call(&["XINFO", "STREAM", key, "FULL", "COUNT", "0"]);
+        WORKLOAD_KEYS.iter().map(full).collect()
+    };
+    let before_snapshot = seen_times(&mut c);
     ok(c.call(&["BGREWRITEAOF"]));
     let deadline = Instant::now() + Duration::from_secs(10);
     while warpengine_tests::info_field(&mut c, "persistence", "aof_rewrite_in_progress") != "0" {
@@ -410,6 +416,7 @@ fn streams_and_groups_survive_kill_9_and_a_snapshot() {
     }
     server.kill9();
     let (mut server, mut c) = restarted("after the snapshot");
+    assert_eq!(seen_times(&mut c), before_snapshot);
     // The stream keeps working from where it was.
     ok(c.call(&["XADD", "log:empty", "9-*", "f", "v"]));
     assert_eq!(c.call(&["XLEN", "log:empty"]), Resp::Int(1));

@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use warpengine_storage::stream::StreamId;
 use warpengine_storage::{Entry, Shard, StreamValue, Value};
 
 use super::ops::{Group, PayloadWriter};
@@ -481,119 +480,20 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) 
     }
 }
 
-/// Re-creates a stream as Redis's AOF rewrite does (`rewriteStreamObject`): an XADD per entry,
-/// each group (XGROUP CREATE ... ENTRIESREAD), its consumers (XGROUP CREATECONSUMER) and
-/// pending entries (XCLAIM ... FORCE JUSTID, with their delivery time and count), then XSETID
-/// with the stream's counters. Unlike Redis's rewrite, pending entries whose stream entry was
-/// deleted or trimmed away survive: such an entry is added back for XCLAIM to find and then
-/// removed again (XTRIM below the first live entry, XDEL above it).
+/// Re-creates a stream exactly as it is: a RESTORE of its RDB form (its nodes with their
+/// deleted entries, IDs and counters, groups, consumers with their seen times, and pending
+/// entries, those whose stream entry was deleted or trimmed away included), which no sequence
+/// of XADD/XGROUP/XCLAIM can give back (consumers' seen times would be the replay's).
 fn put_stream(w: &mut PayloadWriter, key: &[u8], s: &StreamValue) {
-    let id_text = |id: StreamId| id.to_text().into_bytes();
-    let mut orphans: Vec<StreamId> = s
-        .groups
-        .values()
-        .flat_map(|g| g.pending.keys().copied())
-        .filter(|id| s.get(*id).is_none())
-        .collect();
-    orphans.sort_unstable();
-    orphans.dedup();
-    let mut pending_orphans = orphans.iter().peekable();
-    let mut add_orphans_below = |w: &mut PayloadWriter, limit: StreamId| {
-        while let Some(id) = pending_orphans.next_if(|id| **id < limit) {
-            w.argv([&b"XADD"[..], key, &id_text(*id), b"x", b"y"].into_iter());
-        }
+    // Uncompressed: a snapshot is written while the shard waits; LZF would only save disk.
+    let enc = super::rdb_value::Encodings {
+        compress: false,
+        ..super::rdb_value::Encodings::default()
     };
-    s.walk(StreamId::MIN, StreamId::MAX, false, |id, pairs| {
-        add_orphans_below(w, id);
-        let id = id_text(id);
-        let argv: Vec<&[u8]> = [&b"XADD"[..], key, &id]
-            .into_iter()
-            .chain(pairs.iter().flat_map(|(f, v)| [*f, *v]))
-            .collect();
-        w.argv(argv.into_iter());
-        true
-    });
-    add_orphans_below(w, StreamId::MAX);
-    if s.is_empty() && orphans.is_empty() {
-        // XADD refuses 0-0; XSETID below puts the real last ID back.
-        let placeholder = id_text(s.last_id.max(StreamId::new(0, 1)));
-        w.argv([&b"XADD"[..], key, b"MAXLEN", b"0", &placeholder, b"x", b"y"].into_iter());
-    }
-    for (name, group) in &s.groups {
-        let (last, read) = (id_text(group.last_id), group.entries_read.to_string());
-        let create = [
-            &b"XGROUP"[..],
-            b"CREATE",
-            key,
-            name,
-            &last,
-            b"ENTRIESREAD",
-            read.as_bytes(),
-        ];
-        w.argv(create.into_iter());
-        for consumer in group.consumers.keys() {
-            w.argv([&b"XGROUP"[..], b"CREATECONSUMER", key, name, consumer].into_iter());
-        }
-        for (id, p) in &group.pending {
-            let (id, time, count) = (
-                id_text(*id),
-                p.delivery_time.to_string(),
-                p.delivery_count.to_string(),
-            );
-            w.argv(
-                [
-                    &b"XCLAIM"[..],
-                    key,
-                    name,
-                    &p.consumer,
-                    b"0",
-                    &id,
-                    b"TIME",
-                    time.as_bytes(),
-                    b"RETRYCOUNT",
-                    count.as_bytes(),
-                    b"JUSTID",
-                    b"FORCE",
-                ]
-                .into_iter(),
-            );
-        }
-    }
-    // Trimmed-away orphans lie below the first live entry; XTRIM leaves the deleted-ID record
-    // alone. Orphans above it were deleted by XDEL, which XSETID's MAXDELETEDID covers.
-    let first_live = s.edge(false).map(|(id, _)| id);
-    let (below, above): (Vec<StreamId>, Vec<StreamId>) = orphans
-        .iter()
-        .partition(|id| first_live.is_none_or(|first| **id < first));
-    if !below.is_empty() {
-        let keep = (s.len() + above.len() as u64).to_string();
-        w.argv([&b"XTRIM"[..], key, b"MAXLEN", b"=", keep.as_bytes()].into_iter());
-    }
-    if !above.is_empty() {
-        let ids: Vec<Vec<u8>> = above.iter().map(|id| id_text(*id)).collect();
-        let argv: Vec<&[u8]> = [&b"XDEL"[..], key]
-            .into_iter()
-            .chain(ids.iter().map(|i| &i[..]))
-            .collect();
-        w.argv(argv.into_iter());
-    }
-    let (last, added, max_deleted) = (
-        id_text(s.last_id),
-        s.entries_added.to_string(),
-        id_text(s.max_deleted_id),
-    );
-    w.argv(
-        [
-            &b"XSETID"[..],
-            key,
-            &last,
-            b"ENTRIESADDED",
-            added.as_bytes(),
-            b"MAXDELETEDID",
-            &max_deleted,
-        ]
-        .into_iter(),
-    );
+    let mut body = Vec::new();
+    super::rdb_stream::write_stream(&mut body, s, &enc);
+    let payload = super::rdb::seal(body);
+    w.argv([&b"RESTORE"[..], key, b"0", &payload].into_iter());
 }
 
 /// `TEMPORAL INCR key member amount HALFLIFE h AT at MAXMEMBERS n`: how the log spells a

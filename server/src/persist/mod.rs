@@ -18,6 +18,7 @@ pub mod log;
 pub mod ops;
 pub mod rdb;
 pub mod rdb_file;
+pub mod rdb_stream;
 pub mod rdb_value;
 pub mod recovery;
 pub mod reload;

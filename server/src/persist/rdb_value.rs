@@ -38,6 +38,8 @@ pub mod rdb_type {
     pub const HASH_LISTPACK: u8 = 16;
     pub const ZSET_LISTPACK: u8 = 17;
     pub const LIST_QUICKLIST_2: u8 = 18;
+    pub const STREAM_LISTPACKS: u8 = 15;
+    pub const STREAM_LISTPACKS_2: u8 = 19;
 }
 
 /// The settings that decide encodings: how values are written (list nodes, compression) and
@@ -108,7 +110,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, enc: &Encodings) -> Result<
         Value::Set(s) => write_set(out, s, enc),
         Value::ZSet(z) => write_zset(out, z, enc),
         Value::Temporal(_) => return Err(NotInRdb("temporal")),
-        Value::Stream(_) => return Err(NotInRdb("stream")),
+        Value::Stream(s) => super::rdb_stream::write_stream(out, s, enc),
     }
     Ok(())
 }
@@ -116,8 +118,13 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, enc: &Encodings) -> Result<
 /// Whether `write_value` can write the value (a new type decides here too).
 pub fn has_rdb_form(value: &Value) -> bool {
     match value {
-        Value::Str(_) | Value::List(_) | Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => true,
-        Value::Temporal(_) | Value::Stream(_) => false,
+        Value::Str(_)
+        | Value::List(_)
+        | Value::Hash(_)
+        | Value::Set(_)
+        | Value::ZSet(_)
+        | Value::Stream(_) => true,
+        Value::Temporal(_) => false,
     }
 }
 
@@ -146,7 +153,10 @@ pub fn read_body(type_byte: u8, r: &mut Reader, enc: &Encodings) -> Option<Value
         ZSET | ZSET_2 => read_zset_plain(type_byte == ZSET_2, r, enc),
         ZSET_ZIPLIST => build_zset(text_scores(ziplist_entries(&r.string()?)?)?, enc),
         ZSET_LISTPACK => build_zset(text_scores(listpack_entries(&r.string()?)?)?, enc),
-        // Modules, streams (not held here yet) and anything unknown.
+        STREAM_LISTPACKS | STREAM_LISTPACKS_2 => {
+            super::rdb_stream::read_stream(type_byte == STREAM_LISTPACKS_2, r)
+        }
+        // Modules and anything unknown.
         _ => None,
     }
 }
@@ -285,7 +295,7 @@ fn write_zset(out: &mut Vec<u8>, zset: &ZSetValue, enc: &Encodings) {
 
 /// A listpack being built: `total bytes (u32) | count (u16) | entries | 0xff`, each entry its
 /// encoding, data and back-length.
-struct Listpack {
+pub(super) struct Listpack {
     buf: Vec<u8>,
     count: usize,
 }
@@ -293,7 +303,7 @@ struct Listpack {
 impl Listpack {
     const HEADER: usize = 6;
 
-    fn new() -> Listpack {
+    pub(super) fn new() -> Listpack {
         Listpack {
             buf: vec![0; Self::HEADER],
             count: 0,
@@ -302,12 +312,24 @@ impl Listpack {
 
     /// Appends an element as Redis's `lpAppend` encodes it: a canonical integer as the
     /// smallest integer form, anything else as a string.
-    fn push(&mut self, element: &[u8]) {
+    pub(super) fn push(&mut self, element: &[u8]) {
         let start = self.buf.len();
         match parse_strict_i64(element) {
             Some(v) => self.put_int(v),
             None => self.put_str(element),
         }
+        self.end_entry(start);
+    }
+
+    /// Appends an integer as Redis's `lpAppendInteger` does.
+    pub(super) fn push_int(&mut self, v: i64) {
+        let start = self.buf.len();
+        self.put_int(v);
+        self.end_entry(start);
+    }
+
+    /// Closes the entry that began at `start` with its back-length.
+    fn end_entry(&mut self, start: usize) {
         let entry_len = self.buf.len() - start;
         put_backlen(&mut self.buf, entry_len);
         self.count += 1;
@@ -349,7 +371,7 @@ impl Listpack {
         b.extend_from_slice(s);
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(super) fn finish(mut self) -> Vec<u8> {
         self.buf.push(0xff);
         let total = self.buf.len() as u32;
         self.buf[..4].copy_from_slice(&total.to_le_bytes());

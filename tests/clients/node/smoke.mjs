@@ -211,6 +211,14 @@ function collect(count, subscribe) {
     assertEqual(await r.hgetall("io:d2"), { f: "v", n: "1" }, "restored hash");
     await assertRejects(() => r.restore("io:d2", 0, payload), /BUSYKEY/, "RESTORE over a present key");
     assertEqual(await r.restore("io:d2", 0, payload, "REPLACE"), "OK", "RESTORE REPLACE");
+    await r.del("io:x1", "io:x2");
+    await r.xadd("io:x1", "1-1", "f", "v");
+    await r.xgroup("CREATE", "io:x1", "g", "0");
+    await r.xreadgroup("GROUP", "g", "alice", "STREAMS", "io:x1", ">");
+    const stream = await r.dumpBuffer("io:x1");
+    assertEqual(stream[0], 19, "stream type byte");
+    assertEqual(await r.restore("io:x2", 0, stream), "OK", "RESTORE of a stream");
+    assertEqual(await r.xpending("io:x2", "g"), [1, "1-1", "1-1", [["alice", "1"]]], "restored group");
   });
   await check("ioredis-streams", async () => {
     await r.del("io:st");
@@ -380,6 +388,14 @@ function collect(count, subscribe) {
     assertEqual(await client.restore("nr:d2", 0, payload), "OK", "RESTORE");
     assertEqual(await client.zRangeWithScores("nr:d2", 0, -1), [{ value: "a", score: 1.5 }, { value: "b", score: 2 }], "restored zset");
     assertEqual(await client.restore("nr:d2", 0, payload, { REPLACE: true, ABSTTL: true }), "OK", "RESTORE REPLACE ABSTTL");
+    await client.del(["nr:x1", "nr:x2"]);
+    await client.xAdd("nr:x1", "1-1", { f: "v" });
+    await client.xGroupCreate("nr:x1", "g", "0");
+    const stream = await client.dump(commandOptions({ returnBuffers: true }), "nr:x1");
+    assertEqual(stream[0], 19, "stream type byte");
+    assertEqual(await client.restore("nr:x2", 0, stream), "OK", "RESTORE of a stream");
+    assertEqual(await client.xRange("nr:x2", "-", "+"), [{ id: "1-1", message: { f: "v" } }], "restored entries");
+    assertEqual((await client.xInfoGroups("nr:x2")).map((g) => g.name), ["g"], "restored group");
   });
   await check("node-redis-streams", async () => {
     await client.del("nr:st");
