@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::blocked_clients::Unblock;
 use crate::clients::ClientInfo;
@@ -239,7 +239,18 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             }
             let mut next = Some(requests);
             while let Some(batch) = next.take() {
-                let Some(blocked) = pipeline.execute(server, conn, batch, &mut out).await else {
+                let blocked = pipeline.execute(server, conn, batch, &mut out).await;
+                if pipeline.over_output_limit() {
+                    if let Some(blocked) = blocked {
+                        blocked.finish(server);
+                    }
+                    warn!(
+                        client = conn.id,
+                        "client closed for overcoming of output buffer limits"
+                    );
+                    return;
+                }
+                let Some(blocked) = blocked else {
                     break;
                 };
                 // Send what came before the blocking command, then wait for it.
@@ -274,7 +285,22 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             Reply::error_bytes(msg).encode(&mut out, conn.resp3);
             conn.close_after_reply = true;
         }
-        if !write_out(stream, &mut out, stats).await {
+        let wrote = match pipeline.output_soft_deadline(server) {
+            None => write_out(stream, &mut out, stats).await,
+            Some(allowed) => {
+                tokio::select! {
+                    wrote = write_out(stream, &mut out, stats) => wrote,
+                    _ = tokio::time::sleep(allowed) => {
+                        warn!(
+                            client = conn.id,
+                            "client closed for overcoming of output buffer limits"
+                        );
+                        false
+                    }
+                }
+            }
+        };
+        if !wrote {
             return;
         }
         {

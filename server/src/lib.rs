@@ -18,6 +18,7 @@ pub mod logging;
 pub mod memory_accounting;
 pub mod metrics;
 pub mod monitor;
+pub mod output_limits;
 pub mod persist;
 pub mod protocol;
 pub mod pubsub;

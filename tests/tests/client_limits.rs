@@ -1,0 +1,134 @@
+//! Client limits against the real binary: `client-output-buffer-limit` for clients that stop
+//! reading (normal class, hard and soft; MONITOR in the normal class), with the server's
+//! memory bounded and other clients served meanwhile.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{
+    encode_command, info_field, start_with_output_limit, RawConn, Resp, ServerProcess,
+};
+
+const MB: u64 = 1024 * 1024;
+
+/// The server's resident memory, in bytes.
+fn rss(server: &ServerProcess) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+fn connected(admin: &mut RawConn) -> u64 {
+    info_field(admin, "clients", "connected_clients")
+        .parse()
+        .unwrap()
+}
+
+/// A server with a 1 MB string under `big`, and an admin connection.
+fn with_big_value(limit: &str) -> (ServerProcess, RawConn) {
+    let (server, mut admin) = start_with_output_limit(limit);
+    let value = "x".repeat(MB as usize);
+    assert_eq!(
+        admin.call(&["SET", "big", &value]),
+        Resp::Simple("OK".into())
+    );
+    (server, admin)
+}
+
+/// A client that pipelines `n` GETs of the 1 MB value and never reads.
+fn greedy_reader(port: u16, n: usize) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let get = encode_command(&[b"GET", b"big"]);
+    s.write_all(&get.repeat(n)).unwrap();
+    s
+}
+
+#[test]
+fn a_client_that_does_not_read_is_cut_off_at_the_hard_limit_and_memory_stays_bounded() {
+    let (server, mut admin) = with_big_value("normal 10mb 5mb 2");
+    let before = rss(&server);
+    let _greedy = greedy_reader(server.port, 1000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut peak = before;
+    while connected(&mut admin) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the client was never disconnected"
+        );
+        peak = peak.max(rss(&server));
+        // Everyone else is served meanwhile.
+        let asked = Instant::now();
+        assert_eq!(admin.call(&["PING"]), Resp::Simple("PONG".into()));
+        assert!(asked.elapsed() < Duration::from_secs(1));
+        thread::sleep(Duration::from_millis(5));
+    }
+    peak = peak.max(rss(&server));
+    // 1000 MB were asked for; the hard limit is 10 MB (Redis peaks 23 MB above its start).
+    assert!(peak < before + 40 * MB, "RSS grew from {before} to {peak}");
+    assert_eq!(admin.call(&["STRLEN", "big"]), Resp::Int(MB as i64));
+}
+
+#[test]
+fn the_soft_limit_cuts_a_client_off_once_its_seconds_have_passed() {
+    let (server, mut admin) = with_big_value("normal 0 1mb 2");
+    let started = Instant::now();
+    // 40 MB: more than the sockets' buffers take, so replies stay unwritten.
+    let _greedy = greedy_reader(server.port, 40);
+    thread::sleep(Duration::from_millis(1200));
+    assert_eq!(connected(&mut admin), 2, "closed before its 2 seconds");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connected(&mut admin) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the client was never disconnected"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[test]
+fn without_limits_a_slow_reader_gets_every_reply() {
+    let (server, mut admin) = with_big_value("normal 0 0 0");
+    let greedy = greedy_reader(server.port, 40);
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(connected(&mut admin), 2);
+    let mut reader = RawConn::from_stream(greedy);
+    for _ in 0..40 {
+        let reply = reader.read_reply().expect("a reply");
+        assert_eq!(reply.len(), MB as usize + "$1048576\r\n\r\n".len());
+    }
+}
+
+#[test]
+fn a_monitor_that_does_not_read_is_limited_by_the_normal_class() {
+    // A tiny pubsub limit does not apply to a monitor (it is not subscribed)...
+    let (server, mut admin) = start_with_output_limit("normal 0 0 0 pubsub 1 0 0");
+    let mut monitor = RawConn::connect(server.port);
+    assert_eq!(monitor.command(&[b"MONITOR"]), b"+OK\r\n");
+    let value = "v".repeat(1024);
+    for _ in 0..200 {
+        admin.call(&["SET", "k", &value]);
+    }
+    assert_eq!(connected(&mut admin), 2);
+    // ... the normal class does.
+    admin.call(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 256kb 0 0",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connected(&mut admin) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor was never disconnected"
+        );
+        for _ in 0..64 {
+            admin.call(&["SET", "k", &value]);
+        }
+    }
+}
