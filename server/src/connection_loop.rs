@@ -24,6 +24,8 @@ const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode 
 /// The read and reply buffers' starting sizes.
 const READ_BUFFER: usize = 16 * 1024;
 const REPLY_BUFFER: usize = 16 * 1024;
+/// Replies past this size are counted toward `maxmemory-clients` before they are written.
+const LARGE_REPLY: usize = 64 * 1024;
 
 pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: SocketAddr) {
     let hot = &server.hot;
@@ -285,6 +287,17 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             Reply::error_bytes(msg).encode(&mut out, conn.resp3);
             conn.close_after_reply = true;
         }
+        if out.len() > LARGE_REPLY {
+            // It may wait in the socket a while: counted toward maxmemory-clients meanwhile,
+            // and shown in CLIENT LIST's omem.
+            let memory = {
+                let mut info = conn.handle.info.lock().expect("client info lock");
+                info.buffers.reply = out.len();
+                info.buffers.reply_capacity = out.capacity();
+                info.memory(0)
+            };
+            account_memory(server, conn, memory);
+        }
         let wrote = match pipeline.output_soft_deadline(server) {
             None => write_out(stream, &mut out, stats).await,
             Some(allowed) => {
@@ -303,7 +316,7 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
         if !wrote {
             return;
         }
-        {
+        let memory = {
             let mut info = conn.handle.info.lock().expect("client info lock");
             info.last_interaction = Instant::now();
             info.db = conn.db;
@@ -322,10 +335,23 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
                     .map(|q| q.args.iter().map(|a| a.len()).sum::<usize>())
                     .sum()
             });
-        }
+            info.memory(0)
+        };
+        account_memory(server, conn, memory);
         if conn.close_after_reply {
             let _ = stream.shutdown().await;
             return;
+        }
+    }
+}
+
+/// Counts the client's memory toward `maxmemory-clients`; when all clients together reach the
+/// limit, the ones using the most are disconnected (this one among them, possibly).
+fn account_memory(server: &Server, conn: &ConnState, memory: usize) {
+    if let Some(total) = server.clients.account(&conn.handle, memory as u64) {
+        let limit = server.hot.maxmemory_clients.load(Ordering::Relaxed);
+        if limit > 0 && total >= limit {
+            server.clients.evict_for_memory(limit);
         }
     }
 }

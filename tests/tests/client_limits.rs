@@ -8,7 +8,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    encode_command, info_field, start_with_output_limit, RawConn, Resp, ServerProcess,
+    encode_command, info_field, redis_available, start_redis, start_warpengine,
+    start_with_output_limit, RawConn, Resp, ServerProcess,
 };
 
 const MB: u64 = 1024 * 1024;
@@ -131,4 +132,77 @@ fn a_monitor_that_does_not_read_is_limited_by_the_normal_class() {
             admin.call(&["SET", "k", &value]);
         }
     }
+}
+
+/// maxmemory-clients: the client holding 10 MB of unread replies is evicted, the small ones
+/// stay, and INFO counts it. Run against real Redis as well, which must behave the same.
+fn the_largest_client_is_evicted(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    let value = "x".repeat(MB as usize);
+    assert_eq!(
+        admin.call(&["SET", "big", &value]),
+        Resp::Simple("OK".into())
+    );
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    let mut idle: Vec<RawConn> = (0..10).map(|_| RawConn::connect(server.port)).collect();
+    for c in &mut idle {
+        assert_eq!(c.command(&[b"PING"]), b"+PONG\r\n");
+    }
+    let set = admin.call(&["CONFIG", "SET", "maxmemory-clients", "4mb"]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    let evicted = |admin: &mut RawConn| info_field(admin, "stats", "evicted_clients");
+    let _greedy = greedy_reader(server.port, 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while evicted(&mut admin) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the greedy client was never evicted"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(connected(&mut admin), 11);
+    for c in &mut idle {
+        assert_eq!(c.command(&[b"PING"]), b"+PONG\r\n");
+    }
+    // A query buffer counts too: 6 MB of an unfinished 8 MB argument.
+    let mut sender = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    sender
+        .write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nq\r\n$8388608\r\n")
+        .unwrap();
+    let chunk = vec![b'q'; 64 * 1024];
+    for _ in 0..96 {
+        if sender.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    while evicted(&mut admin) == "1" {
+        assert!(Instant::now() < deadline, "the sender was never evicted");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(evicted(&mut admin), "2", "only the sender");
+    assert_eq!(connected(&mut admin), 11);
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_client_using_the_most_memory() {
+    the_largest_client_is_evicted(&start_warpengine(&["--threads", "2"]));
+    if redis_available() {
+        the_largest_client_is_evicted(&start_redis(&[]));
+    }
+}
+
+#[test]
+fn maxmemory_clients_is_validated_as_redis_does() {
+    let server = start_warpengine(&[]);
+    let mut c = RawConn::connect(server.port);
+    let refused = c.call(&["CONFIG", "SET", "maxmemory-clients", "101%"]);
+    assert_eq!(
+        refused,
+        Resp::Error("ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100".into())
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "maxmemory-clients", "100%"]),
+        Resp::Simple("OK".into())
+    );
 }

@@ -454,7 +454,7 @@ pub static PARAMS: &[Param] = &[
         "1073741824",
         MUT,
     ),
-    p("maxmemory-clients", Kind::MemoryOrPercent, "0", MUT).stored(),
+    p("maxmemory-clients", Kind::MemoryOrPercent, "0", MUT),
     p("repl-backlog-ttl", NONNEG, "3600", MUT).stored(),
     p(
         "auto-aof-rewrite-min-size",
