@@ -248,6 +248,18 @@ impl Registry {
             .collect()
     }
 
+    /// `timeout`: closes the clients idle for longer than `idle`, sparing those Redis spares
+    /// (subscribers, monitors, clients in a blocking command). How many it closed.
+    pub fn close_idle(&self, idle: std::time::Duration) -> usize {
+        let (closed, _) = self.kill_where(0, |info| {
+            info.last_interaction.elapsed() > idle
+                && info.subscriptions == (0, 0, 0)
+                && !info.monitor
+                && !info.blocked
+        });
+        closed
+    }
+
     /// Closes every client matching `pred` (other than `except`) by shutting its socket down;
     /// its own task then notices the closed socket and cleans up. Returns how many matched,
     /// and whether `except` itself matched.

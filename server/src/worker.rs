@@ -200,6 +200,7 @@ async fn inbox_loop(server: Arc<Server>, me: usize) {
 }
 
 async fn expiry_loop(server: Arc<Server>, me: usize) {
+    let mut last_idle_check = std::time::Instant::now();
     loop {
         let hz = server.hot.hz.load(Ordering::Relaxed).max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -214,6 +215,13 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         crate::memory_accounting::release_freed();
         if me == 0 {
             server.sampler.sample(server.rate_totals());
+            let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
+            if timeout > 0 && last_idle_check.elapsed() >= Duration::from_secs(1) {
+                // As Redis's client cron: reaches clients that were already waiting when
+                // `timeout` was set (a connection's own wait uses the value it started with).
+                last_idle_check = std::time::Instant::now();
+                server.clients.close_idle(Duration::from_secs(timeout));
+            }
         }
         if !server.hot.active_expire.load(Ordering::Relaxed) || server.pause.in_force() {
             continue;

@@ -308,6 +308,11 @@ impl RawConn {
         self.stream.write_all(bytes).expect("write");
     }
 
+    /// Like `send`, but a broken connection is an error rather than a panic.
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
     /// Sends one command as a multibulk request.
     pub fn send_command(&mut self, args: &[&[u8]]) {
         self.send(&encode_command(args));

@@ -39,6 +39,15 @@ fn with_big_value(limit: &str) -> (ServerProcess, RawConn) {
     (server, admin)
 }
 
+/// Runs `check` against WarpEngine, then against redis-server (when installed), which must
+/// pass it alike.
+fn on_both_servers(check: fn(&ServerProcess)) {
+    check(&start_warpengine(&["--threads", "2"]));
+    if redis_available() {
+        check(&start_redis(&[]));
+    }
+}
+
 /// A client that pipelines `n` GETs of the 1 MB value and never reads.
 fn greedy_reader(port: u16, n: usize) -> TcpStream {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -186,10 +195,7 @@ fn the_largest_client_is_evicted(server: &ServerProcess) {
 
 #[test]
 fn maxmemory_clients_evicts_the_client_using_the_most_memory() {
-    the_largest_client_is_evicted(&start_warpengine(&["--threads", "2"]));
-    if redis_available() {
-        the_largest_client_is_evicted(&start_redis(&[]));
-    }
+    on_both_servers(the_largest_client_is_evicted);
 }
 
 #[test]
@@ -205,4 +211,70 @@ fn maxmemory_clients_is_validated_as_redis_does() {
         c.call(&["CONFIG", "SET", "maxmemory-clients", "100%"]),
         Resp::Simple("OK".into())
     );
+}
+
+/// `timeout` closes an idle client but spares a subscriber; `client-query-buffer-limit`
+/// closes a client whose unfinished request passes it. Same on both servers.
+fn idle_and_query_buffer_limits(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    let mut idle = RawConn::connect(server.port);
+    assert_eq!(idle.command(&[b"PING"]), b"+PONG\r\n");
+    let mut subscriber = RawConn::connect(server.port);
+    subscriber.command(&[b"SUBSCRIBE", b"ch"]);
+    admin.call(&["CONFIG", "SET", "timeout", "1"]);
+    let started = Instant::now();
+    assert!(idle.is_closed(), "the idle client was not closed");
+    // Closed after its second, not the read's own 10 s timeout.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // The admin connection was as idle meanwhile.
+    assert!(admin.is_closed());
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CONFIG", "SET", "timeout", "0"]);
+    assert_eq!(admin.call(&["PUBLISH", "ch", "still here"]), Resp::Int(1));
+
+    admin.call(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"]);
+    let started = Instant::now();
+    let mut sender = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut request = b"*3\r\n$3\r\nSET\r\n$1\r\nq\r\n$2097152\r\n".to_vec();
+    request.resize(request.len() + 2 * MB as usize, b'q');
+    // The server closes the client once past 1 MB: the rest may not go through.
+    let _ = sender.write_all(&request);
+    sender
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut sender, &mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a 2 MB argument passed a 1 MB limit: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(admin.call(&["EXISTS", "q"]), Resp::Int(0));
+}
+
+#[test]
+fn idle_clients_time_out_and_the_query_buffer_is_limited() {
+    on_both_servers(idle_and_query_buffer_limits);
+}
+
+#[test]
+fn a_client_sending_a_byte_at_a_time_delays_nobody() {
+    let server = start_warpengine(&["--threads", "1"]);
+    let mut other = RawConn::connect(server.port);
+    let mut slow = RawConn::connect(server.port);
+    let request = encode_command(&[b"SET", b"slow", b"loris"]);
+    for byte in &request {
+        slow.send(std::slice::from_ref(byte));
+        let asked = Instant::now();
+        assert_eq!(other.command(&[b"PING"]), b"+PONG\r\n");
+        assert!(asked.elapsed() < Duration::from_millis(200));
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(slow.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(other.command(&[b"GET", b"slow"]), b"$5\r\nloris\r\n");
 }
