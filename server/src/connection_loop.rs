@@ -2,13 +2,13 @@
 //! replies of that read in one write.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
@@ -27,7 +27,49 @@ const REPLY_BUFFER: usize = 16 * 1024;
 /// Replies past this size are counted toward `maxmemory-clients` before they are written.
 const LARGE_REPLY: usize = 64 * 1024;
 
-pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: SocketAddr) {
+/// How long a client on the TLS port has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves a client of the plaintext port.
+pub async fn serve(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let laddr = stream.local_addr().unwrap_or(peer);
+    serve_stream(server, me, stream, fd, laddr, peer).await;
+}
+
+/// Serves a client of the TLS port once its handshake succeeds; a client that fails it (no
+/// certificate where one is required, one no authority signed, plaintext) is closed.
+pub async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let laddr = stream.local_addr().unwrap_or(peer);
+    let Some(acceptor) = server.tls.acceptor() else {
+        return;
+    };
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    serve_stream(server, me, stream, fd, laddr, peer).await;
+}
+
+/// Serves a connection, plaintext or TLS; `fd` is its socket's (CLIENT KILL shuts it down).
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    server: Arc<Server>,
+    me: usize,
+    mut stream: S,
+    fd: RawFd,
+    laddr: SocketAddr,
+    peer: SocketAddr,
+) {
     let hot = &server.hot;
     if server.clients.count() as u64 >= hot.maxclients.load(Ordering::Relaxed) {
         bump_rejected(&server);
@@ -44,14 +86,13 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return;
     }
-    let _ = stream.set_nodelay(true);
     let id = server.clients.next_id();
     let now = Instant::now();
     let handle = server.clients.register(ClientInfo {
         id,
         addr: peer,
-        laddr: stream.local_addr().unwrap_or(peer),
-        fd: stream.as_raw_fd(),
+        laddr,
+        fd,
         name: String::new(),
         lib_name: String::new(),
         lib_ver: String::new(),
@@ -126,7 +167,12 @@ fn bump_rejected(server: &Server) {
         .fetch_add(1, Ordering::Relaxed);
 }
 
-async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut ConnState) {
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    me: usize,
+    stream: &mut S,
+    conn: &mut ConnState,
+) {
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let mut out: Vec<u8> = Vec::with_capacity(REPLY_BUFFER);
     let mut pipeline = Pipeline::new(server.threads(), me);
@@ -357,13 +403,18 @@ fn account_memory(server: &Server, conn: &ConnState, memory: usize) {
 }
 
 /// Writes and clears `out`; false when the client is gone.
-async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, stats: &WorkerStats) -> bool {
+async fn write_out<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    stats: &WorkerStats,
+) -> bool {
     if out.is_empty() {
         return true;
     }
     bump(&stats.net_output_bytes, out.len() as u64);
     bump(&stats.socket_writes, 1);
-    if stream.write_all(out).await.is_err() {
+    // (flush: a TLS stream may hold the last record; a TCP stream's is a no-op.)
+    if stream.write_all(out).await.is_err() || stream.flush().await.is_err() {
         return false;
     }
     out.clear();
@@ -376,9 +427,9 @@ async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, stats: &WorkerStat
 /// Waits until a blocked command is served (a write to one of its keys woke this client and
 /// the retry got something) or times out. None when the client disconnected meanwhile; what
 /// it sends while blocked is kept for after.
-async fn wait_until_served(
+async fn wait_until_served<S: AsyncRead + Unpin>(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     input: &mut BytesMut,
     conn: &ConnState,
     pipeline: &Pipeline,

@@ -30,6 +30,7 @@ pub mod shutdown;
 pub mod slot;
 pub mod stats_sampler;
 pub mod temporal_settings;
+pub mod tls;
 pub mod tracking;
 pub mod transaction_state;
 pub mod worker;

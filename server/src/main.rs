@@ -96,23 +96,30 @@ fn main() {
         n if n > 0 => n as usize,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let port = config.get_i64("port") as u16;
-    let addrs = match worker::bind_addresses(config.get("bind"), port) {
-        Ok(a) => a,
+    let endpoints = match worker::endpoints(&config) {
+        Ok(e) => e,
         Err(e) => {
             error!("{e}");
             std::process::exit(1);
         }
     };
+    let addrs: Vec<std::net::SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
     warpengine::commands::install();
     let server = Arc::new(Server::new(config, threads));
+    if let Err(e) = server
+        .tls
+        .reload(&server.config.read().expect("config lock"))
+    {
+        error!("Failed to configure TLS: {e}");
+        std::process::exit(1);
+    }
     warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");
         std::process::exit(1);
     }
     warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
-    if let Err(e) = worker::start(server.clone(), addrs.clone()) {
+    if let Err(e) = worker::start(server.clone(), endpoints) {
         error!("{e}");
         std::process::exit(1);
     }

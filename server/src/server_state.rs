@@ -68,6 +68,8 @@ pub struct Server {
     pub changes_saved: AtomicU64,
     /// INFO's instantaneous rates.
     pub sampler: crate::stats_sampler::Sampler,
+    /// The TLS configuration in force (`tls-port`).
+    pub tls: crate::tls::Tls,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -402,6 +404,7 @@ impl Server {
             timing,
             changes_saved: AtomicU64::new(0),
             sampler: Default::default(),
+            tls: Default::default(),
         };
         server.pubsub.limits.refresh(
             server
