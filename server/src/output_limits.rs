@@ -14,6 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::server_state::unix_ms;
 
+/// Reply bytes the limits leave out: Redis writes replies into a client's fixed 16 KB buffer
+/// first and counts only what overflows into its reply list, so a limit of a few bytes never
+/// closes a client whose replies are small.
+pub const UNCOUNTED_REPLY_BYTES: u64 = 16 * 1024;
+
 /// The client classes of `client-output-buffer-limit`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Class {

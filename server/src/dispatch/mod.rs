@@ -20,7 +20,7 @@ use warpengine_storage::Shard;
 use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{Caller, KeyCtx, Shards};
-use crate::output_limits::Class;
+use crate::output_limits::{Class, UNCOUNTED_REPLY_BYTES};
 use crate::persist::log as wal_log;
 use crate::persist::Durable;
 use crate::protocol::reply::c_string;
@@ -483,7 +483,7 @@ impl Pipeline {
             }
             if *emit {
                 reply.encode(out, *resp3);
-                let used = out.len() as u64;
+                let used = (out.len() as u64).saturating_sub(UNCOUNTED_REPLY_BYTES);
                 // One comparison per reply while under the limits.
                 if (used > self.output_threshold
                     || self.over_soft_since.load(Ordering::Relaxed) != 0)
