@@ -1,7 +1,7 @@
 """redis-py against WarpEngine, RESP2 and RESP3: the library's own handshake (HELLO, CLIENT
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
-HyperLogLog (PFADD, PFCOUNT, PFMERGE).
+HyperLogLog (PFADD, PFCOUNT, PFMERGE), client-output-buffer-limit closing a pipeline's client.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -194,9 +194,27 @@ for protocol in (2, 3):
         except redis.exceptions.ResponseError as e:
             assert "not a valid HyperLogLog" in str(e), e
 
+    def client_limits():
+        r.set("py:big", "x" * (1 << 20))
+        r.config_set("client-output-buffer-limit", "normal 4mb 0 0")
+        greedy = redis.Redis(port=port, password=password, protocol=protocol, db=1)
+        pipe = greedy.pipeline(transaction=False)
+        for _ in range(16):
+            pipe.get("py:big")
+        try:
+            pipe.execute()
+            raise AssertionError("16 MB of replies passed a 4 MB output limit")
+        except redis.exceptions.ConnectionError:
+            pass
+        finally:
+            r.config_set("client-output-buffer-limit", "normal 0 0 0")
+        assert r.strlen("py:big") == 1 << 20
+        assert r.client_no_evict("on") == "OK"
+
     for name, fn in [("scripting", scripting), ("strings", strings), ("expiry", expiry), ("keyspace", keyspace),
                      ("pipeline", pipeline), ("transactions", transactions), ("errors", errors), ("dump", dump_restore), ("server", server),
-                     ("operability", operability), ("hyperloglog", hyperloglog)]:
+                     ("operability", operability), ("hyperloglog", hyperloglog),
+                     ("client-limits", client_limits)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

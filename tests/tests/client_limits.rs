@@ -278,3 +278,24 @@ fn a_client_sending_a_byte_at_a_time_delays_nobody() {
     assert_eq!(slow.read_reply().unwrap(), b"+OK\r\n");
     assert_eq!(other.command(&[b"GET", b"slow"]), b"$5\r\nloris\r\n");
 }
+
+#[test]
+fn the_redis_crate_sees_a_pipeline_cut_off_at_the_output_limit() {
+    let (server, _admin) = with_big_value("normal 4mb 0 0");
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut greedy = client.get_connection().expect("connection");
+    let mut pipe = redis::pipe();
+    for _ in 0..16 {
+        pipe.cmd("GET").arg("big");
+    }
+    let cut: redis::RedisResult<Vec<Vec<u8>>> = pipe.query(&mut greedy);
+    assert!(cut.is_err(), "16 MB of replies passed a 4 MB limit");
+    let mut other = client.get_connection().expect("connection");
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "client-output-buffer-limit", "normal 0 0 0"])
+        .query(&mut other)
+        .expect("config set");
+    let all: Vec<Vec<u8>> = pipe.query(&mut other).expect("unlimited");
+    assert_eq!(all.len(), 16);
+    assert!(all.iter().all(|v| v.len() == MB as usize));
+}

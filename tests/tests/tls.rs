@@ -332,3 +332,31 @@ print("ok")
     let (ok, out) = run_python(&["-c", &script]);
     assert!(ok && out.contains("ok"), "{out}");
 }
+
+#[test]
+fn ioredis_and_node_redis_over_tls() {
+    let node = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/node");
+    if !std::path::Path::new(node).join("node_modules").exists() {
+        // As tests/node_clients.rs: scripts/test.sh installs them and requires the test.
+        assert!(
+            std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
+            "no {node}/node_modules: run `npm ci` there (scripts/test.sh does)"
+        );
+        eprintln!("skipped: no {node}/node_modules");
+        return;
+    }
+    let dir = certificates("tls-node");
+    let (_server, tls) = start_with_tls(&dir);
+    let out = Command::new("node")
+        .arg(format!("{node}/tls_smoke.mjs"))
+        .arg(tls.to_string())
+        .arg(dir.path())
+        .output()
+        .expect("node");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("node tls: ok"),
+        "{text}"
+    );
+}
