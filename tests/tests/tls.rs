@@ -360,3 +360,42 @@ fn ioredis_and_node_redis_over_tls() {
         "{text}"
     );
 }
+
+#[test]
+fn the_redis_crate_over_tls() {
+    let dir = certificates("tls-rs");
+    let d = dir.path();
+    let (_server, tls) = start_with_tls(&dir);
+    let read = |name: &str| std::fs::read(format!("{d}/{name}")).unwrap();
+    let client = redis::Client::build_with_tls(
+        format!("rediss://localhost:{tls}"),
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: read("client.crt"),
+                client_key: read("client.key"),
+            }),
+            root_cert: Some(read("ca.crt")),
+        },
+    )
+    .expect("client");
+    let mut c = client.get_connection().expect("connection over TLS");
+    let _: () = redis::cmd("SET")
+        .arg(&["rs:tls", "secure"])
+        .query(&mut c)
+        .expect("set");
+    let got: String = redis::cmd("GET").arg("rs:tls").query(&mut c).expect("get");
+    assert_eq!(got, "secure");
+    // Without its certificate the crate's connection is refused.
+    let anonymous = redis::Client::build_with_tls(
+        format!("rediss://localhost:{tls}"),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(read("ca.crt")),
+        },
+    )
+    .expect("client");
+    let refused = anonymous
+        .get_connection()
+        .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+    assert!(refused.is_err(), "{refused:?}");
+}
