@@ -249,16 +249,13 @@ fn new_certificate_files_take_effect_without_a_restart() {
     assert_ne!(stdout(&cli(&dir, tls, "ca", None, &["PING"])), "PONG");
 }
 
-/// Whether `openssl s_client` completes a handshake of `version` (-tls1_2, -tls1_3).
-fn handshake(dir: &TempDir, port: u16, version: &str) -> bool {
+/// Whether `openssl s_client` with these options (-tls1_2, -ciphersuites ...) completes a
+/// handshake.
+fn handshake(dir: &TempDir, port: u16, options: &[&str]) -> bool {
     let d = dir.path();
     Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            version,
-        ])
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(options)
         .args(["-CAfile", &format!("{d}/ca.crt")])
         .args([
             "-cert",
@@ -291,9 +288,9 @@ fn tls_protocols_and_port_zero() {
         assert!(Instant::now() < deadline, "no TLS service with port 0");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(handshake(&dir, tls, "-tls1_2"));
+    assert!(handshake(&dir, tls, &["-tls1_2"]));
     assert!(
-        !handshake(&dir, tls, "-tls1_3"),
+        !handshake(&dir, tls, &["-tls1_3"]),
         "TLS 1.3 offered against tls-protocols"
     );
     let set = cli(
@@ -304,8 +301,8 @@ fn tls_protocols_and_port_zero() {
         &["CONFIG", "SET", "tls-protocols", "TLSv1.3"],
     );
     assert_eq!(stdout(&set), "OK");
-    assert!(handshake(&dir, tls, "-tls1_3"));
-    assert!(!handshake(&dir, tls, "-tls1_2"));
+    assert!(handshake(&dir, tls, &["-tls1_3"]));
+    assert!(!handshake(&dir, tls, &["-tls1_2"]));
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -398,4 +395,53 @@ fn the_redis_crate_over_tls() {
         .get_connection()
         .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
     assert!(refused.is_err(), "{refused:?}");
+}
+
+#[test]
+fn ciphersuites_and_a_ca_directory() {
+    let dir = certificates("tls-suites");
+    let d = dir.path();
+    let (server, tls) = start_with_tls(&dir);
+    let mut admin = RawConn::connect(server.port);
+    assert!(handshake(
+        &dir,
+        tls,
+        &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]
+    ));
+    let set = admin.call(&[
+        "CONFIG",
+        "SET",
+        "tls-ciphersuites",
+        "TLS_AES_256_GCM_SHA384",
+    ]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    assert!(handshake(
+        &dir,
+        tls,
+        &["-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"]
+    ));
+    assert!(!handshake(
+        &dir,
+        tls,
+        &["-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]
+    ));
+    // Authorities from a directory instead of a file.
+    let cas = format!("{d}/cas");
+    std::fs::create_dir(&cas).unwrap();
+    std::fs::copy(format!("{d}/ca.crt"), format!("{cas}/ca.pem")).unwrap();
+    let set = admin.call(&[
+        "CONFIG",
+        "SET",
+        "tls-ca-cert-file",
+        "",
+        "tls-ca-cert-dir",
+        &cas,
+    ]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    let out = cli(&dir, tls, "ca", Some("client"), &["PING"]);
+    assert_eq!(stdout(&out), "PONG", "{out:?}");
+    assert_ne!(
+        stdout(&cli(&dir, tls, "ca", Some("stranger"), &["PING"])),
+        "PONG"
+    );
 }
