@@ -30,12 +30,9 @@ fn connected(admin: &mut RawConn) -> u64 {
 
 /// A server with a 1 MB string under `big`, and an admin connection.
 fn with_big_value(limit: &str) -> (ServerProcess, RawConn) {
-    let (server, mut admin) = start_with_output_limit(limit);
-    let value = "x".repeat(MB as usize);
-    assert_eq!(
-        admin.call(&["SET", "big", &value]),
-        Resp::Simple("OK".into())
-    );
+    let (server, admin) = start_with_output_limit(limit);
+    drop(admin);
+    let admin = admin_with_big_value(&server);
     (server, admin)
 }
 
@@ -46,6 +43,15 @@ fn on_both_servers(check: fn(&ServerProcess)) {
     if redis_available() {
         check(&start_redis(&[]));
     }
+}
+
+/// A connection to `server`, which now holds a 1 MB string under `big`.
+fn admin_with_big_value(server: &ServerProcess) -> RawConn {
+    let mut admin = RawConn::connect(server.port);
+    let value = "x".repeat(MB as usize);
+    let set = admin.call(&["SET", "big", &value]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    admin
 }
 
 /// A client that pipelines `n` GETs of the 1 MB value and never reads.
@@ -146,12 +152,7 @@ fn a_monitor_that_does_not_read_is_limited_by_the_normal_class() {
 /// maxmemory-clients: the client holding 10 MB of unread replies is evicted, the small ones
 /// stay, and INFO counts it. Run against real Redis as well, which must behave the same.
 fn the_largest_client_is_evicted(server: &ServerProcess) {
-    let mut admin = RawConn::connect(server.port);
-    let value = "x".repeat(MB as usize);
-    assert_eq!(
-        admin.call(&["SET", "big", &value]),
-        Resp::Simple("OK".into())
-    );
+    let mut admin = admin_with_big_value(server);
     admin.call(&["CLIENT", "NO-EVICT", "on"]);
     let mut idle: Vec<RawConn> = (0..10).map(|_| RawConn::connect(server.port)).collect();
     for c in &mut idle {
@@ -191,6 +192,39 @@ fn the_largest_client_is_evicted(server: &ServerProcess) {
     thread::sleep(Duration::from_millis(100));
     assert_eq!(evicted(&mut admin), "2", "only the sender");
     assert_eq!(connected(&mut admin), 11);
+}
+
+/// CLIENT LIST of a client with megabytes of unread replies: in omem, its reply list, the
+/// fixed buffer (obl) having gone out.
+fn unread_replies_in_client_list(server: &ServerProcess) {
+    let mut admin = admin_with_big_value(server);
+    let _greedy = greedy_reader(server.port, 20);
+    let field = |line: &str, name: &str| -> u64 {
+        let pair = line.split(' ').find(|f| f.starts_with(&format!("{name}=")));
+        pair.unwrap().split('=').nth(1).unwrap().parse().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        let list = String::from_utf8(list).unwrap();
+        let greedy = list.lines().find(|l| field(l, "omem") > 0);
+        if let Some(line) = greedy {
+            assert_eq!(field(line, "obl"), 0, "{line}");
+            assert!(field(line, "oll") > 0, "{line}");
+            assert!(field(line, "omem") > MB, "{line}");
+            assert!(field(line, "tot-mem") > field(line, "omem"), "{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no unread replies shown: {list}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn client_list_shows_unread_replies_as_redis() {
+    on_both_servers(unread_replies_in_client_list);
 }
 
 #[test]
