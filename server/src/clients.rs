@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -134,12 +134,20 @@ pub struct ClientHandle {
     pub sink: Mutex<Option<Arc<crate::pubsub::Subscriber>>>,
     /// What the client waits on while a blocking command holds it (CLIENT UNBLOCK ends it).
     pub blocked_on: Mutex<Option<Arc<crate::blocked_clients::Waiter>>>,
+    /// Its memory as last counted into the registry's total (`maxmemory-clients`).
+    counted_memory: AtomicU64,
+    /// Evicted by `maxmemory-clients`: no longer counted while its task winds down.
+    evicted: AtomicBool,
 }
 
 #[derive(Default)]
 pub struct Registry {
     clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
     next_id: AtomicU64,
+    /// The memory of all clients together, as each last counted its own.
+    memory: AtomicU64,
+    /// Clients disconnected by `maxmemory-clients` (INFO's evicted_clients).
+    pub evicted: AtomicU64,
 }
 
 impl Registry {
@@ -165,6 +173,8 @@ impl Registry {
             info: Mutex::new(info),
             sink: Mutex::new(None),
             blocked_on: Mutex::new(None),
+            counted_memory: AtomicU64::new(0),
+            evicted: AtomicBool::new(false),
         });
         self.clients
             .lock()
@@ -175,7 +185,58 @@ impl Registry {
 
     /// Must run before the socket is closed, so that KILL never acts on a reused descriptor.
     pub fn unregister(&self, id: u64) {
-        self.clients.lock().expect("registry lock").remove(&id);
+        let gone = self.clients.lock().expect("registry lock").remove(&id);
+        if let Some(handle) = gone {
+            self.account(&handle, 0);
+        }
+    }
+
+    /// Counts `memory` as the client's own in the total; the new total when it changed (a
+    /// client whose buffers did not change costs one comparison).
+    pub fn account(&self, handle: &ClientHandle, memory: u64) -> Option<u64> {
+        let before = handle.counted_memory.load(Ordering::Relaxed);
+        if before == memory || (memory > 0 && handle.evicted.load(Ordering::Relaxed)) {
+            return None;
+        }
+        handle.counted_memory.store(memory, Ordering::Relaxed);
+        Some(if memory > before {
+            self.memory.fetch_add(memory - before, Ordering::Relaxed) + (memory - before)
+        } else {
+            self.memory.fetch_sub(before - memory, Ordering::Relaxed) - (before - memory)
+        })
+    }
+
+    /// Client eviction (`maxmemory-clients`): while all clients together use `limit` bytes or
+    /// more, disconnects the one using the most, as Redis 7.0 does (CLIENT NO-EVICT clients are
+    /// spared). How many it disconnected.
+    pub fn evict_for_memory(&self, limit: u64) -> usize {
+        let clients = self.clients.lock().expect("registry lock");
+        let mut by_memory: Vec<(u64, &Arc<ClientHandle>)> = clients
+            .values()
+            .map(|h| (h.counted_memory.load(Ordering::Relaxed), h))
+            .collect();
+        by_memory.sort_unstable_by_key(|(memory, _)| std::cmp::Reverse(*memory));
+        let mut evicted = 0;
+        for (memory, handle) in by_memory {
+            if self.memory.load(Ordering::Relaxed) < limit {
+                break;
+            }
+            let info = handle.info.lock().expect("client info lock");
+            if info.no_evict || handle.evicted.swap(true, Ordering::Relaxed) {
+                continue;
+            }
+            tracing::info!(client = info.id, addr = %info.addr, memory, "Evicting client");
+            // SAFETY: as in `kill_where`, the connection is registered and its socket open.
+            unsafe {
+                libc::shutdown(info.fd, libc::SHUT_RDWR);
+            }
+            // Uncounted now: it is on its way out, and must not cost another client its place.
+            drop(info);
+            self.account(handle, 0);
+            evicted += 1;
+        }
+        self.evicted.fetch_add(evicted as u64, Ordering::Relaxed);
+        evicted
     }
 
     pub fn snapshot(&self) -> Vec<ClientInfo> {
@@ -185,6 +246,18 @@ impl Registry {
             .values()
             .map(|h| h.snapshot())
             .collect()
+    }
+
+    /// `timeout`: closes the clients idle for longer than `idle`, sparing those Redis spares
+    /// (subscribers, monitors, clients in a blocking command). How many it closed.
+    pub fn close_idle(&self, idle: std::time::Duration) -> usize {
+        let (closed, _) = self.kill_where(0, |info| {
+            info.last_interaction.elapsed() > idle
+                && info.subscriptions == (0, 0, 0)
+                && !info.monitor
+                && !info.blocked
+        });
+        closed
     }
 
     /// Closes every client matching `pred` (other than `except`) by shutting its socket down;

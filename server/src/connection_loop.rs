@@ -2,15 +2,15 @@
 //! replies of that read in one write.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::blocked_clients::Unblock;
 use crate::clients::ClientInfo;
@@ -24,8 +24,52 @@ const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode 
 /// The read and reply buffers' starting sizes.
 const READ_BUFFER: usize = 16 * 1024;
 const REPLY_BUFFER: usize = 16 * 1024;
+/// Replies past this size are counted toward `maxmemory-clients` before they are written.
+const LARGE_REPLY: usize = 64 * 1024;
 
-pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: SocketAddr) {
+/// How long a client on the TLS port has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves a client of the plaintext port.
+pub async fn serve(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let laddr = stream.local_addr().unwrap_or(peer);
+    serve_stream(server, me, stream, fd, laddr, peer).await;
+}
+
+/// Serves a client of the TLS port once its handshake succeeds; a client that fails it (no
+/// certificate where one is required, one no authority signed, plaintext) is closed.
+pub async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let fd = stream.as_raw_fd();
+    let laddr = stream.local_addr().unwrap_or(peer);
+    let Some(acceptor) = server.tls.acceptor() else {
+        return;
+    };
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    serve_stream(server, me, stream, fd, laddr, peer).await;
+}
+
+/// Serves a connection, plaintext or TLS; `fd` is its socket's (CLIENT KILL shuts it down).
+async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    server: Arc<Server>,
+    me: usize,
+    mut stream: S,
+    fd: RawFd,
+    laddr: SocketAddr,
+    peer: SocketAddr,
+) {
     let hot = &server.hot;
     if server.clients.count() as u64 >= hot.maxclients.load(Ordering::Relaxed) {
         bump_rejected(&server);
@@ -42,14 +86,13 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return;
     }
-    let _ = stream.set_nodelay(true);
     let id = server.clients.next_id();
     let now = Instant::now();
     let handle = server.clients.register(ClientInfo {
         id,
         addr: peer,
-        laddr: stream.local_addr().unwrap_or(peer),
-        fd: stream.as_raw_fd(),
+        laddr,
+        fd,
         name: String::new(),
         lib_name: String::new(),
         lib_ver: String::new(),
@@ -124,7 +167,12 @@ fn bump_rejected(server: &Server) {
         .fetch_add(1, Ordering::Relaxed);
 }
 
-async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut ConnState) {
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    me: usize,
+    stream: &mut S,
+    conn: &mut ConnState,
+) {
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let mut out: Vec<u8> = Vec::with_capacity(REPLY_BUFFER);
     let mut pipeline = Pipeline::new(server.threads(), me);
@@ -239,7 +287,18 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             }
             let mut next = Some(requests);
             while let Some(batch) = next.take() {
-                let Some(blocked) = pipeline.execute(server, conn, batch, &mut out).await else {
+                let blocked = pipeline.execute(server, conn, batch, &mut out).await;
+                if pipeline.over_output_limit() {
+                    if let Some(blocked) = blocked {
+                        blocked.finish(server);
+                    }
+                    warn!(
+                        client = conn.id,
+                        "client closed for overcoming of output buffer limits"
+                    );
+                    return;
+                }
+                let Some(blocked) = blocked else {
                     break;
                 };
                 // Send what came before the blocking command, then wait for it.
@@ -274,10 +333,36 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
             Reply::error_bytes(msg).encode(&mut out, conn.resp3);
             conn.close_after_reply = true;
         }
-        if !write_out(stream, &mut out, stats).await {
+        if out.len() > LARGE_REPLY {
+            // It may wait in the socket a while: counted toward maxmemory-clients meanwhile,
+            // and shown in CLIENT LIST's omem.
+            let memory = {
+                let mut info = conn.handle.info.lock().expect("client info lock");
+                info.buffers.reply = out.len();
+                info.buffers.reply_capacity = out.capacity();
+                info.memory(0)
+            };
+            account_memory(server, conn, memory);
+        }
+        let wrote = match pipeline.output_soft_deadline(server) {
+            None => write_out(stream, &mut out, stats).await,
+            Some(allowed) => {
+                tokio::select! {
+                    wrote = write_out(stream, &mut out, stats) => wrote,
+                    _ = tokio::time::sleep(allowed) => {
+                        warn!(
+                            client = conn.id,
+                            "client closed for overcoming of output buffer limits"
+                        );
+                        false
+                    }
+                }
+            }
+        };
+        if !wrote {
             return;
         }
-        {
+        let memory = {
             let mut info = conn.handle.info.lock().expect("client info lock");
             info.last_interaction = Instant::now();
             info.db = conn.db;
@@ -296,7 +381,9 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
                     .map(|q| q.args.iter().map(|a| a.len()).sum::<usize>())
                     .sum()
             });
-        }
+            info.memory(0)
+        };
+        account_memory(server, conn, memory);
         if conn.close_after_reply {
             let _ = stream.shutdown().await;
             return;
@@ -304,14 +391,30 @@ async fn run(server: &Arc<Server>, me: usize, stream: &mut TcpStream, conn: &mut
     }
 }
 
+/// Counts the client's memory toward `maxmemory-clients`; when all clients together reach the
+/// limit, the ones using the most are disconnected (this one among them, possibly).
+fn account_memory(server: &Server, conn: &ConnState, memory: usize) {
+    if let Some(total) = server.clients.account(&conn.handle, memory as u64) {
+        let limit = server.hot.maxmemory_clients.load(Ordering::Relaxed);
+        if limit > 0 && total >= limit {
+            server.clients.evict_for_memory(limit);
+        }
+    }
+}
+
 /// Writes and clears `out`; false when the client is gone.
-async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, stats: &WorkerStats) -> bool {
+async fn write_out<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    stats: &WorkerStats,
+) -> bool {
     if out.is_empty() {
         return true;
     }
     bump(&stats.net_output_bytes, out.len() as u64);
     bump(&stats.socket_writes, 1);
-    if stream.write_all(out).await.is_err() {
+    // (flush: a TLS stream may hold the last record; a TCP stream's is a no-op.)
+    if stream.write_all(out).await.is_err() || stream.flush().await.is_err() {
         return false;
     }
     out.clear();
@@ -324,9 +427,9 @@ async fn write_out(stream: &mut TcpStream, out: &mut Vec<u8>, stats: &WorkerStat
 /// Waits until a blocked command is served (a write to one of its keys woke this client and
 /// the retry got something) or times out. None when the client disconnected meanwhile; what
 /// it sends while blocked is kept for after.
-async fn wait_until_served(
+async fn wait_until_served<S: AsyncRead + Unpin>(
     server: &Arc<Server>,
-    stream: &mut TcpStream,
+    stream: &mut S,
     input: &mut BytesMut,
     conn: &ConnState,
     pipeline: &Pipeline,

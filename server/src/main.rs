@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use warpengine::config_store::{CliError, CommandLine, ConfigStore};
 use warpengine::server_state::Server;
@@ -96,23 +96,32 @@ fn main() {
         n if n > 0 => n as usize,
         _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let port = config.get_i64("port") as u16;
-    let addrs = match worker::bind_addresses(config.get("bind"), port) {
-        Ok(a) => a,
+    let mut config = config;
+    adjust_open_files_limit(&mut config);
+    let endpoints = match worker::endpoints(&config) {
+        Ok(e) => e,
         Err(e) => {
             error!("{e}");
             std::process::exit(1);
         }
     };
+    let addrs: Vec<std::net::SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
     warpengine::commands::install();
     let server = Arc::new(Server::new(config, threads));
+    if let Err(e) = server
+        .tls
+        .reload(&server.config.read().expect("config lock"))
+    {
+        error!("Failed to configure TLS: {e}");
+        std::process::exit(1);
+    }
     warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");
         std::process::exit(1);
     }
     warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
-    if let Err(e) = worker::start(server.clone(), addrs.clone()) {
+    if let Err(e) = worker::start(server.clone(), endpoints) {
         error!("{e}");
         std::process::exit(1);
     }
@@ -198,4 +207,45 @@ async fn sigterm() {
         }
         Err(_) => std::future::pending::<()>().await,
     }
+}
+
+/// Descriptors kept besides clients' (listeners, logs, snapshot files), as Redis keeps 32.
+const RESERVED_FDS: u64 = 32;
+
+/// Raises the open-files limit to what `maxclients` needs, as Redis does at start; where the
+/// hard limit does not allow it, maxclients shrinks to fit, with Redis's warning.
+fn adjust_open_files_limit(config: &mut ConfigStore) {
+    let maxclients = config.get_i64("maxclients").max(1) as u64;
+    let wanted = maxclients + RESERVED_FDS;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read the struct passed, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur >= wanted {
+        return;
+    }
+    let reachable = wanted.min(limit.rlim_max);
+    let raised = libc::rlimit {
+        rlim_cur: reachable,
+        rlim_max: limit.rlim_max,
+    };
+    let current = if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        reachable
+    } else {
+        limit.rlim_cur
+    };
+    if current >= wanted {
+        return;
+    }
+    let reduced = current.saturating_sub(RESERVED_FDS).max(1);
+    warn!(
+        "You requested maxclients of {maxclients} requiring at least {wanted} max file descriptors. \
+         Current maximum open files is {current}. maxclients has been reduced to {reduced} to \
+         compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."
+    );
+    let _ = config.set("maxclients", &reduced.to_string(), true);
 }

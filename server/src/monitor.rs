@@ -53,7 +53,7 @@ impl Monitors {
     /// Shows one command, about to run for `conn`, to every monitor.
     pub fn feed(
         &self,
-        limits: &crate::pubsub::Limits,
+        limits: &crate::output_limits::OutputLimits,
         conn: &ConnState,
         spec: &CommandSpec,
         args: &[Bytes],
@@ -72,7 +72,7 @@ impl Monitors {
     /// A command a script calls, shown as Redis shows it: `[<db> lua]`.
     pub fn feed_from_script(
         &self,
-        limits: &crate::pubsub::Limits,
+        limits: &crate::output_limits::OutputLimits,
         db: usize,
         spec: &CommandSpec,
         args: &[Bytes],
@@ -86,7 +86,7 @@ impl Monitors {
 
     fn offer(
         &self,
-        limits: &crate::pubsub::Limits,
+        limits: &crate::output_limits::OutputLimits,
         db: usize,
         client: &str,
         spec: &CommandSpec,

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use warpengine_storage::glob::glob_match;
 
-use crate::server_state::unix_ms;
+use crate::output_limits::{Class, OutputLimits};
 use crate::session::ConnState;
 
 /// The three kinds of subscription, with Redis's reply names.
@@ -49,37 +49,15 @@ impl Kind {
     }
 }
 
-/// `client-output-buffer-limit pubsub <hard> <soft> <seconds>`, as the hot path reads it.
-#[derive(Default)]
-pub struct Limits {
-    pub hard: AtomicU64,
-    pub soft: AtomicU64,
-    pub soft_seconds: AtomicU64,
-}
-
-impl Limits {
-    /// Takes the pubsub class out of the config value (the other classes are not ours to use).
-    pub fn refresh(&self, value: &str) {
-        let words: Vec<&str> = value.split_whitespace().collect();
-        for class in words.chunks(4) {
-            if class.len() == 4 && class[0].eq_ignore_ascii_case("pubsub") {
-                let num =
-                    |s: &str| crate::config_store::parse_memory(s).map_or(0, |v| v.max(0) as u64);
-                self.hard.store(num(class[1]), Ordering::Relaxed);
-                self.soft.store(num(class[2]), Ordering::Relaxed);
-                self.soft_seconds
-                    .store(class[3].parse().unwrap_or(0), Ordering::Relaxed);
-            }
-        }
-    }
-}
-
 /// A subscribed connection, as publishers see it.
 pub struct Subscriber {
     tx: mpsc::UnboundedSender<Bytes>,
     /// Bytes queued and not yet written to the socket.
     queued: AtomicUsize,
     resp3: AtomicBool,
+    /// In subscribed mode: its limit is then the pubsub class's, else the normal class's
+    /// (MONITOR, tracking invalidations).
+    subscribed: AtomicBool,
     /// Over its output limit: takes no more messages, and its connection closes.
     closed: AtomicBool,
     /// Since when (Unix ms) it has been over the soft limit; 0 while it is not.
@@ -96,33 +74,19 @@ impl Subscriber {
     }
 
     /// Queues `frame`; false if the subscriber is (now) over its limit.
-    pub(crate) fn offer(&self, frame: &Bytes, limits: &Limits) -> bool {
+    pub(crate) fn offer(&self, frame: &Bytes, limits: &OutputLimits) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
         }
         let queued = self.queued.fetch_add(frame.len(), Ordering::AcqRel) + frame.len();
-        let hard = limits.hard.load(Ordering::Relaxed) as usize;
-        let soft = limits.soft.load(Ordering::Relaxed) as usize;
-        let mut over = hard > 0 && queued > hard;
-        if !over && soft > 0 {
-            // Lock-free: every message of a PUBLISH passes here, for each subscriber.
-            if queued > soft {
-                let now = unix_ms();
-                let start = match self.over_soft_since.compare_exchange(
-                    0,
-                    now,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                ) {
-                    Ok(_) => now,
-                    Err(since) => since,
-                };
-                let seconds = limits.soft_seconds.load(Ordering::Relaxed);
-                over = now.saturating_sub(start) / 1000 >= seconds;
-            } else if self.over_soft_since.load(Ordering::Relaxed) != 0 {
-                self.over_soft_since.store(0, Ordering::Release);
-            }
-        }
+        let class = if self.subscribed.load(Ordering::Relaxed) {
+            Class::PubSub
+        } else {
+            Class::Normal
+        };
+        let over = limits
+            .of(class)
+            .exceeded(queued as u64, &self.over_soft_since);
         if over {
             self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
             self.closed.store(true, Ordering::Release);
@@ -153,6 +117,7 @@ impl Subscriptions {
                 tx,
                 queued: AtomicUsize::new(0),
                 resp3: AtomicBool::new(resp3),
+                subscribed: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
                 over_soft_since: AtomicU64::new(0),
                 closing: tokio::sync::Notify::new(),
@@ -193,6 +158,12 @@ impl Subscriptions {
     /// Whether the connection is in subscribed mode (any subscription at all).
     pub fn active(&self) -> bool {
         !(self.channels.is_empty() && self.patterns.is_empty() && self.shard_channels.is_empty())
+    }
+
+    /// Tells publishers whether the connection is in subscribed mode, which decides the
+    /// class of its output limit.
+    fn note_mode(&self) {
+        self.me.subscribed.store(self.active(), Ordering::Relaxed);
     }
 
     /// Waits for the next message (None: never, the registry holds a sender while subscribed).
@@ -276,7 +247,8 @@ pub struct PubSub {
     channels: RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>,
     patterns: RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>,
     shard_channels: RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>,
-    pub limits: Limits,
+    /// `client-output-buffer-limit`, read by every message queued (and by the reply path).
+    pub limits: OutputLimits,
 }
 
 /// One element of a Pub/Sub frame.
@@ -353,6 +325,7 @@ impl PubSub {
                 count,
             ));
         }
+        s.note_mode();
         out
     }
 
@@ -396,6 +369,7 @@ impl PubSub {
                 count,
             ));
         }
+        s.note_mode();
         out
     }
 

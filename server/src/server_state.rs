@@ -68,6 +68,8 @@ pub struct Server {
     pub changes_saved: AtomicU64,
     /// INFO's instantaneous rates.
     pub sampler: crate::stats_sampler::Sampler,
+    /// The TLS configuration in force (`tls-port`).
+    pub tls: crate::tls::Tls,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -76,6 +78,8 @@ pub struct HotConfig {
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
     pub maxclients: AtomicU64,
+    /// `maxmemory-clients` in bytes (a percentage resolved against maxmemory); 0 when off.
+    pub maxmemory_clients: AtomicU64,
     pub requirepass: RwLock<String>,
     pub auth_required: AtomicBool,
     pub protected_mode: AtomicBool,
@@ -103,6 +107,7 @@ impl HotConfig {
             proto_max_bulk_len: AtomicU64::new(0),
             query_buffer_limit: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
+            maxmemory_clients: AtomicU64::new(0),
             requirepass: RwLock::new(String::new()),
             auth_required: AtomicBool::new(false),
             protected_mode: AtomicBool::new(true),
@@ -131,6 +136,10 @@ impl HotConfig {
         self.query_buffer_limit
             .store(cfg.get_i64("client-query-buffer-limit") as u64, r);
         self.maxclients.store(cfg.get_i64("maxclients") as u64, r);
+        self.maxmemory_clients.store(
+            client_eviction_limit(cfg.get("maxmemory-clients"), cfg.get_i64("maxmemory")),
+            r,
+        );
         let pass = cfg.get("requirepass").to_string();
         self.auth_required.store(!pass.is_empty(), r);
         *self.requirepass.write().expect("requirepass lock") = pass;
@@ -169,6 +178,24 @@ impl HotConfig {
             proto_max_bulk_len: self.proto_max_bulk_len.load(Ordering::Relaxed),
             ..Limits::default()
         }
+    }
+}
+
+/// The bytes `maxmemory-clients` allows all clients (0: no limit), as Redis 7.0 reckons it: a
+/// percentage is of maxmemory (none without one), and a limit is never under 128 KB, so that a
+/// bad setting cannot cut every client off.
+pub fn client_eviction_limit(value: &str, maxmemory: i64) -> u64 {
+    let bytes = match value.strip_suffix('%') {
+        Some(percent) => {
+            let percent: f64 = percent.parse().unwrap_or(0.0);
+            (maxmemory.max(0) as f64 * percent / 100.0) as u64
+        }
+        None => crate::config_store::parse_memory(value).map_or(0, |v| v.max(0) as u64),
+    };
+    if bytes == 0 {
+        0
+    } else {
+        bytes.max(128 * 1024)
     }
 }
 
@@ -381,6 +408,7 @@ impl Server {
             timing,
             changes_saved: AtomicU64::new(0),
             sampler: Default::default(),
+            tls: Default::default(),
         };
         server.pubsub.limits.refresh(
             server

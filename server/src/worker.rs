@@ -56,6 +56,34 @@ pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> 
 
 /// `tcp-keepalive`: TCP keepalive probes after this many idle seconds (0: off), every third of
 /// that after, as Redis sets them.
+/// A listening address, and whether it speaks TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct Endpoint {
+    pub addr: std::net::SocketAddr,
+    pub tls: bool,
+}
+
+/// Where to listen: `port` on every `bind` address (none with port 0), and `tls-port` likewise.
+pub fn endpoints(cfg: &crate::config_store::ConfigStore) -> Result<Vec<Endpoint>, String> {
+    let mut out = Vec::new();
+    for (param, tls) in [("port", false), ("tls-port", true)] {
+        let port = cfg.get_i64(param) as u16;
+        if port == 0 {
+            continue;
+        }
+        if tls && cfg.get("tls-cert-file").is_empty() {
+            return Err("tls-port is set but no tls-cert-file".into());
+        }
+        for addr in bind_addresses(cfg.get("bind"), port)? {
+            out.push(Endpoint { addr, tls });
+        }
+    }
+    if out.is_empty() {
+        return Err("neither port nor tls-port is set: nothing to listen on".into());
+    }
+    Ok(out)
+}
+
 fn set_keepalive(stream: &tokio::net::TcpStream, secs: u64) {
     use std::os::fd::AsRawFd;
     if secs == 0 {
@@ -94,7 +122,7 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 }
 
 /// Starts every worker thread; returns once all of them are listening (or one failed).
-pub fn start(server: Arc<Server>, addrs: Vec<SocketAddr>) -> Result<(), String> {
+pub fn start(server: Arc<Server>, addrs: Vec<Endpoint>) -> Result<(), String> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for me in 0..server.threads() {
         let server = server.clone();
@@ -117,7 +145,7 @@ pub fn start(server: Arc<Server>, addrs: Vec<SocketAddr>) -> Result<(), String> 
 fn run_worker(
     server: Arc<Server>,
     me: usize,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Endpoint>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     crate::server_state::set_current_worker(me);
@@ -147,19 +175,20 @@ fn run_worker(
         .clamp(0, u32::MAX as i64) as u32;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
-        for addr in &addrs {
-            match listen(*addr, backlog) {
-                Ok(l) => listeners.push(l),
+        for endpoint in &addrs {
+            match listen(endpoint.addr, backlog) {
+                Ok(l) => listeners.push((l, endpoint.tls)),
                 Err(e) => {
+                    let addr = endpoint.addr;
                     let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
                     return;
                 }
             }
         }
         let _ = ready.send(Ok(()));
-        for listener in listeners {
+        for (listener, tls) in listeners {
             let server = server.clone();
-            tokio::spawn(accept_loop(server, me, listener));
+            tokio::spawn(accept_loop(server, me, listener, tls));
         }
         tokio::spawn(inbox_loop(server.clone(), me));
         tokio::spawn(crate::persist::syncer_loop(server.clone(), me));
@@ -168,7 +197,7 @@ fn run_worker(
     });
 }
 
-async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener) {
+async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls: bool) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -180,7 +209,11 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener) {
                     .stats
                     .total_connections_received
                     .fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection_loop::serve(server.clone(), me, stream, peer));
+                if tls {
+                    tokio::spawn(connection_loop::serve_tls(server.clone(), me, stream, peer));
+                } else {
+                    tokio::spawn(connection_loop::serve(server.clone(), me, stream, peer));
+                }
             }
             Err(e) => {
                 error!(worker = me, "accept failed: {e}");
@@ -200,6 +233,7 @@ async fn inbox_loop(server: Arc<Server>, me: usize) {
 }
 
 async fn expiry_loop(server: Arc<Server>, me: usize) {
+    let mut last_idle_check = std::time::Instant::now();
     loop {
         let hz = server.hot.hz.load(Ordering::Relaxed).max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -214,6 +248,13 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         crate::memory_accounting::release_freed();
         if me == 0 {
             server.sampler.sample(server.rate_totals());
+            let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
+            if timeout > 0 && last_idle_check.elapsed() >= Duration::from_secs(1) {
+                // As Redis's client cron: reaches clients that were already waiting when
+                // `timeout` was set (a connection's own wait uses the value it started with).
+                last_idle_check = std::time::Instant::now();
+                server.clients.close_idle(Duration::from_secs(timeout));
+            }
         }
         if !server.hot.active_expire.load(Ordering::Relaxed) || server.pause.in_force() {
             continue;

@@ -2,7 +2,7 @@
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
 HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands, DUMP and RESTORE, streams and consumer groups
-(XREAD's reply is a dict in RESP3).
+(XREAD's reply is a dict in RESP3), client-output-buffer-limit closing a pipeline's client.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -259,9 +259,27 @@ for protocol in (2, 3):
         assert r.xtrim("py:st", maxlen=0) == 2
         assert r.type("py:st") == "stream"
 
+    def client_limits():
+        r.set("py:big", "x" * (1 << 20))
+        r.config_set("client-output-buffer-limit", "normal 4mb 0 0")
+        greedy = redis.Redis(port=port, password=password, protocol=protocol, db=1)
+        pipe = greedy.pipeline(transaction=False)
+        for _ in range(16):
+            pipe.get("py:big")
+        try:
+            pipe.execute()
+            raise AssertionError("16 MB of replies passed a 4 MB output limit")
+        except redis.exceptions.ConnectionError:
+            pass
+        finally:
+            r.config_set("client-output-buffer-limit", "normal 0 0 0")
+        assert r.strlen("py:big") == 1 << 20
+        assert r.client_no_evict("on") == "OK"
+
     for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),
-                     ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog)]:
+                     ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog),
+                     ("client-limits", client_limits)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

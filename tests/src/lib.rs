@@ -218,6 +218,16 @@ pub fn start_warpengine(extra: &[&str]) -> ServerProcess {
     }
 }
 
+/// WarpEngine on two workers with `client-output-buffer-limit` set to `limit`, and a
+/// connection to it.
+pub fn start_with_output_limit(limit: &str) -> (ServerProcess, RawConn) {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let set = admin.call(&["CONFIG", "SET", "client-output-buffer-limit", limit]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    (server, admin)
+}
+
 /// Whether a real redis-server is installed (the test command installs it; see .ci/run).
 pub fn redis_available() -> bool {
     Command::new("redis-server")
@@ -271,6 +281,17 @@ impl RawConn {
         self.stream
     }
 
+    /// Wraps a socket opened elsewhere.
+    pub fn from_stream(stream: TcpStream) -> RawConn {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        RawConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn connect(port: u16) -> RawConn {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         stream
@@ -285,6 +306,11 @@ impl RawConn {
 
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Like `send`, but a broken connection is an error rather than a panic.
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
     }
 
     /// Sends one command as a multibulk request.

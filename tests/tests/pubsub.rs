@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{info_field, run_python, start_warpengine, RawConn, Resp};
+use warpengine_tests::{
+    info_field, run_python, start_warpengine, start_with_output_limit, RawConn, Resp,
+};
 
 fn info_number(c: &mut RawConn, section: &str, field: &str) -> u64 {
     info_field(c, section, field).parse().expect("a number")
@@ -106,14 +108,7 @@ fn resp3_pushes_arrive_beside_replies() {
 
 #[test]
 fn a_subscriber_that_does_not_read_is_disconnected_at_its_output_limit() {
-    let server = start_warpengine(&["--threads", "2"]);
-    let mut admin = RawConn::connect(server.port);
-    admin.call(&[
-        "CONFIG",
-        "SET",
-        "client-output-buffer-limit",
-        "pubsub 1mb 256kb 60",
-    ]);
+    let (server, mut admin) = start_with_output_limit("pubsub 1mb 256kb 60");
     let mut sub = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     std::io::Write::write_all(&mut sub, b"SUBSCRIBE flood\r\n").unwrap();
     let mut confirm = [0u8; 64];

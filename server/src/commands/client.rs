@@ -181,6 +181,9 @@ fn setinfo(s: &mut Session, attr: &[u8], value: &[u8]) -> Reply {
     OK
 }
 
+/// Redis's fixed reply buffer, which CLIENT LIST's obl shows.
+const REPLY_BUFFER: usize = crate::output_limits::UNCOUNTED_REPLY_BYTES as usize;
+
 /// One CLIENT LIST line, with the fields Redis 7 prints, in its order. `current` is the
 /// connection asking, running `args`.
 pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
@@ -193,13 +196,21 @@ pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
         0
     };
     let tot_mem = c.memory(argv_mem);
+    // Unwritten replies where Redis would hold them: up to 16 KB in its fixed buffer (obl);
+    // past that in its reply list (omem; oll counts it here in 16 KB blocks, Redis in nodes of
+    // at least 16 KB), its fixed buffer having gone out first.
+    let (in_buffer, in_list) = if b.reply <= REPLY_BUFFER {
+        (b.reply, 0)
+    } else {
+        (0, b.reply)
+    };
     let cmd = if c.id == current {
         "client|list"
     } else {
         c.last_cmd
     };
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={argv_mem} multi-mem={} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={tot_mem} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={argv_mem} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={tot_mem} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -218,8 +229,9 @@ pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
         b.multi,
         b.query_capacity,
         b.read_peak,
-        b.reply,
-        b.pushes,
+        in_buffer,
+        in_list.div_ceil(REPLY_BUFFER),
+        in_list + b.pushes,
         cmd,
         c.user,
         c.tracking.as_ref().map_or(-1, |t| t.redirect as i64),

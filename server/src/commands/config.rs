@@ -127,6 +127,20 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             }
         }
     }
+    if crate::tls::changed(&cfg, &next) {
+        // New certificate files (or any TLS setting) serve the next TLS connection; one that
+        // does not load leaves the configuration as it was.
+        if let Err(e) = s.server.tls.reload(&next) {
+            tracing::warn!("Failed applying new TLS configuration: {e}");
+            let name = crate::tls::PARAMETERS
+                .iter()
+                .find(|p| cfg.get(p) != next.get(p))
+                .expect("one changed");
+            return Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs."
+            ));
+        }
+    }
     let old_policy = cfg.get("maxmemory-policy").to_string();
     let new_policy = next.get("maxmemory-policy").to_string();
     s.server.limits.refresh(&next);

@@ -153,6 +153,11 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
                 .and_then(|n| n.parse::<i64>().ok())
                 .filter(|n| *n >= 0);
             match (percent, parse_memory(value)) {
+                (Some(n), _) if n > 100 => {
+                    Err("percentage argument must be less or equal to 100".into())
+                }
+                // Redis keeps a percentage as a negative number: 0% is plain 0.
+                (Some(0), _) => Ok("0".into()),
                 (Some(n), _) => Ok(format!("{n}%")),
                 (None, Some(v)) if v >= 0 => Ok(v.to_string()),
                 _ => Err("argument must be a memory or percent value".into()),

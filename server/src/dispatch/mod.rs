@@ -10,7 +10,7 @@
 //! `blocked` waits for blocking commands, `fanout` serves QUANTUM GET, `transaction` queues
 //! commands inside MULTI and runs them at EXEC.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,6 +20,7 @@ use warpengine_storage::Shard;
 use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{Caller, KeyCtx, Shards};
+use crate::output_limits::{Class, UNCOUNTED_REPLY_BYTES};
 use crate::persist::log as wal_log;
 use crate::persist::Durable;
 use crate::protocol::reply::c_string;
@@ -174,6 +175,14 @@ pub struct Pipeline {
     gathers: Vec<Gather>,
     /// The WORMHOLE epoch when this read started routing (see `RemoteBatch::route_epoch`).
     route_epoch: u64,
+    /// The class of the client's output limit for this read, and the reply bytes under which
+    /// it needs no check (`output_limits`).
+    output_class: Class,
+    output_threshold: u64,
+    /// When (Unix ms) the unwritten replies went over the soft limit; 0 while they are not.
+    over_soft_since: AtomicU64,
+    /// The replies passed the output limit: the connection is to close, unanswered.
+    over_output_limit: bool,
 }
 
 impl Pipeline {
@@ -196,7 +205,32 @@ impl Pipeline {
             started: Instant::now(),
             gathers: Vec::new(),
             route_epoch: 0,
+            output_class: Class::Normal,
+            output_threshold: u64::MAX,
+            over_soft_since: AtomicU64::new(0),
+            over_output_limit: false,
         }
+    }
+
+    /// Whether the last replies passed the client's `client-output-buffer-limit`; the
+    /// connection then closes without them, as Redis closes it.
+    pub fn over_output_limit(&self) -> bool {
+        self.over_output_limit
+    }
+
+    /// While the unwritten replies are over the soft limit: how long they may stay so before
+    /// the client is closed. The connection waits that long at most for a client that does not
+    /// read (Redis, which reads on while replies wait, closes it at its next reply).
+    pub fn output_soft_deadline(&self, server: &Server) -> Option<std::time::Duration> {
+        let since = self.over_soft_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        let limit = server.pubsub.limits.of(self.output_class);
+        let until = since + limit.soft_seconds.load(Ordering::Relaxed) * 1000;
+        Some(std::time::Duration::from_millis(
+            until.saturating_sub(unix_ms()),
+        ))
     }
 
     /// The command this pipeline ran last (its row in the table).
@@ -224,6 +258,12 @@ impl Pipeline {
         self.commands.clear();
         self.started = Instant::now();
         self.route_epoch = server.wormhole.epoch();
+        self.output_class = if conn.subscribed() {
+            Class::PubSub
+        } else {
+            Class::Normal
+        };
+        self.output_threshold = server.pubsub.limits.of(self.output_class).threshold();
         let mut requests = requests.into_iter();
         while let Some(args) = requests.next() {
             let slot = self.replies.len();
@@ -443,6 +483,19 @@ impl Pipeline {
             }
             if *emit {
                 reply.encode(out, *resp3);
+                let used = (out.len() as u64).saturating_sub(UNCOUNTED_REPLY_BYTES);
+                // One comparison per reply while under the limits.
+                if (used > self.output_threshold
+                    || self.over_soft_since.load(Ordering::Relaxed) != 0)
+                    && server
+                        .pubsub
+                        .limits
+                        .of(self.output_class)
+                        .exceeded(used, &self.over_soft_since)
+                {
+                    self.over_output_limit = true;
+                    break;
+                }
             }
         }
         self.replies.clear();

@@ -1,0 +1,390 @@
+//! Client limits against the real binary: `client-output-buffer-limit` for clients that stop
+//! reading (normal class, hard and soft; MONITOR in the normal class), with the server's
+//! memory bounded and other clients served meanwhile.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{
+    encode_command, info_field, redis_available, start_redis, start_warpengine,
+    start_with_output_limit, RawConn, Resp, ServerProcess,
+};
+
+const MB: u64 = 1024 * 1024;
+
+/// The server's resident memory, in bytes.
+fn rss(server: &ServerProcess) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+fn connected(admin: &mut RawConn) -> u64 {
+    info_field(admin, "clients", "connected_clients")
+        .parse()
+        .unwrap()
+}
+
+/// A server with a 1 MB string under `big`, and an admin connection.
+fn with_big_value(limit: &str) -> (ServerProcess, RawConn) {
+    let (server, admin) = start_with_output_limit(limit);
+    drop(admin);
+    let admin = admin_with_big_value(&server);
+    (server, admin)
+}
+
+/// Runs `check` against WarpEngine, then against redis-server (when installed), which must
+/// pass it alike.
+fn on_both_servers(check: fn(&ServerProcess)) {
+    check(&start_warpengine(&["--threads", "2"]));
+    if redis_available() {
+        check(&start_redis(&[]));
+    }
+}
+
+/// A connection to `server`, which now holds a 1 MB string under `big`.
+fn admin_with_big_value(server: &ServerProcess) -> RawConn {
+    let mut admin = RawConn::connect(server.port);
+    let value = "x".repeat(MB as usize);
+    let set = admin.call(&["SET", "big", &value]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    admin
+}
+
+/// A client that pipelines `n` GETs of the 1 MB value and never reads.
+fn greedy_reader(port: u16, n: usize) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let get = encode_command(&[b"GET", b"big"]);
+    s.write_all(&get.repeat(n)).unwrap();
+    s
+}
+
+#[test]
+fn a_client_that_does_not_read_is_cut_off_at_the_hard_limit_and_memory_stays_bounded() {
+    let (server, mut admin) = with_big_value("normal 10mb 5mb 2");
+    let before = rss(&server);
+    let _greedy = greedy_reader(server.port, 1000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut peak = before;
+    while connected(&mut admin) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the client was never disconnected"
+        );
+        peak = peak.max(rss(&server));
+        // Everyone else is served meanwhile.
+        let asked = Instant::now();
+        assert_eq!(admin.call(&["PING"]), Resp::Simple("PONG".into()));
+        assert!(asked.elapsed() < Duration::from_secs(1));
+        thread::sleep(Duration::from_millis(5));
+    }
+    peak = peak.max(rss(&server));
+    // 1000 MB were asked for; the hard limit is 10 MB (Redis peaks 23 MB above its start).
+    assert!(peak < before + 40 * MB, "RSS grew from {before} to {peak}");
+    assert_eq!(admin.call(&["STRLEN", "big"]), Resp::Int(MB as i64));
+}
+
+#[test]
+fn the_soft_limit_cuts_a_client_off_once_its_seconds_have_passed() {
+    let (server, mut admin) = with_big_value("normal 0 1mb 2");
+    let started = Instant::now();
+    // 40 MB: more than the sockets' buffers take, so replies stay unwritten.
+    let _greedy = greedy_reader(server.port, 40);
+    thread::sleep(Duration::from_millis(1200));
+    assert_eq!(connected(&mut admin), 2, "closed before its 2 seconds");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connected(&mut admin) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the client was never disconnected"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[test]
+fn without_limits_a_slow_reader_gets_every_reply() {
+    let (server, mut admin) = with_big_value("normal 0 0 0");
+    let greedy = greedy_reader(server.port, 40);
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(connected(&mut admin), 2);
+    let mut reader = RawConn::from_stream(greedy);
+    for _ in 0..40 {
+        let reply = reader.read_reply().expect("a reply");
+        assert_eq!(reply.len(), MB as usize + "$1048576\r\n\r\n".len());
+    }
+}
+
+#[test]
+fn a_monitor_that_does_not_read_is_limited_by_the_normal_class() {
+    // A tiny pubsub limit does not apply to a monitor (it is not subscribed)...
+    let (server, mut admin) = start_with_output_limit("normal 0 0 0 pubsub 1 0 0");
+    let mut monitor = RawConn::connect(server.port);
+    assert_eq!(monitor.command(&[b"MONITOR"]), b"+OK\r\n");
+    let value = "v".repeat(1024);
+    for _ in 0..200 {
+        admin.call(&["SET", "k", &value]);
+    }
+    assert_eq!(connected(&mut admin), 2);
+    // ... the normal class does.
+    admin.call(&[
+        "CONFIG",
+        "SET",
+        "client-output-buffer-limit",
+        "normal 256kb 0 0",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while connected(&mut admin) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor was never disconnected"
+        );
+        for _ in 0..64 {
+            admin.call(&["SET", "k", &value]);
+        }
+    }
+}
+
+/// maxmemory-clients: the client holding 10 MB of unread replies is evicted, the small ones
+/// stay, and INFO counts it. Run against real Redis as well, which must behave the same.
+fn the_largest_client_is_evicted(server: &ServerProcess) {
+    let mut admin = admin_with_big_value(server);
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    let mut idle: Vec<RawConn> = (0..10).map(|_| RawConn::connect(server.port)).collect();
+    for c in &mut idle {
+        assert_eq!(c.command(&[b"PING"]), b"+PONG\r\n");
+    }
+    let set = admin.call(&["CONFIG", "SET", "maxmemory-clients", "4mb"]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    let evicted = |admin: &mut RawConn| info_field(admin, "stats", "evicted_clients");
+    let _greedy = greedy_reader(server.port, 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while evicted(&mut admin) != "1" {
+        assert!(
+            Instant::now() < deadline,
+            "the greedy client was never evicted"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(connected(&mut admin), 11);
+    for c in &mut idle {
+        assert_eq!(c.command(&[b"PING"]), b"+PONG\r\n");
+    }
+    // A query buffer counts too: 6 MB of an unfinished 8 MB argument.
+    let mut sender = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    sender
+        .write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nq\r\n$8388608\r\n")
+        .unwrap();
+    let chunk = vec![b'q'; 64 * 1024];
+    for _ in 0..96 {
+        if sender.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    while evicted(&mut admin) == "1" {
+        assert!(Instant::now() < deadline, "the sender was never evicted");
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(100));
+    assert_eq!(evicted(&mut admin), "2", "only the sender");
+    assert_eq!(connected(&mut admin), 11);
+}
+
+/// CLIENT LIST of a client with megabytes of unread replies: in omem, its reply list, the
+/// fixed buffer (obl) having gone out.
+fn unread_replies_in_client_list(server: &ServerProcess) {
+    let mut admin = admin_with_big_value(server);
+    let _greedy = greedy_reader(server.port, 20);
+    let field = |line: &str, name: &str| -> u64 {
+        let pair = line.split(' ').find(|f| f.starts_with(&format!("{name}=")));
+        pair.unwrap().split('=').nth(1).unwrap().parse().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        let list = String::from_utf8(list).unwrap();
+        let greedy = list.lines().find(|l| field(l, "omem") > 0);
+        if let Some(line) = greedy {
+            assert_eq!(field(line, "obl"), 0, "{line}");
+            assert!(field(line, "oll") > 0, "{line}");
+            assert!(field(line, "omem") > MB, "{line}");
+            assert!(field(line, "tot-mem") > field(line, "omem"), "{line}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no unread replies shown: {list}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn client_list_shows_unread_replies_as_redis() {
+    on_both_servers(unread_replies_in_client_list);
+}
+
+#[test]
+fn maxmemory_clients_evicts_the_client_using_the_most_memory() {
+    on_both_servers(the_largest_client_is_evicted);
+}
+
+#[test]
+fn maxmemory_clients_is_validated_as_redis_does() {
+    let server = start_warpengine(&[]);
+    let mut c = RawConn::connect(server.port);
+    let refused = c.call(&["CONFIG", "SET", "maxmemory-clients", "101%"]);
+    assert_eq!(
+        refused,
+        Resp::Error("ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100".into())
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "maxmemory-clients", "100%"]),
+        Resp::Simple("OK".into())
+    );
+}
+
+/// `timeout` closes an idle client but spares a subscriber; `client-query-buffer-limit`
+/// closes a client whose unfinished request passes it. Same on both servers.
+fn idle_and_query_buffer_limits(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    let mut idle = RawConn::connect(server.port);
+    assert_eq!(idle.command(&[b"PING"]), b"+PONG\r\n");
+    let mut subscriber = RawConn::connect(server.port);
+    subscriber.command(&[b"SUBSCRIBE", b"ch"]);
+    admin.call(&["CONFIG", "SET", "timeout", "1"]);
+    let started = Instant::now();
+    assert!(idle.is_closed(), "the idle client was not closed");
+    // Closed after its second, not the read's own 10 s timeout.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    // The admin connection was as idle meanwhile.
+    assert!(admin.is_closed());
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CONFIG", "SET", "timeout", "0"]);
+    assert_eq!(admin.call(&["PUBLISH", "ch", "still here"]), Resp::Int(1));
+
+    admin.call(&["CONFIG", "SET", "client-query-buffer-limit", "1mb"]);
+    let started = Instant::now();
+    let mut sender = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut request = b"*3\r\n$3\r\nSET\r\n$1\r\nq\r\n$2097152\r\n".to_vec();
+    request.resize(request.len() + 2 * MB as usize, b'q');
+    // The server closes the client once past 1 MB: the rest may not go through.
+    let _ = sender.write_all(&request);
+    sender
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match std::io::Read::read(&mut sender, &mut byte) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("a 2 MB argument passed a 1 MB limit: {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(admin.call(&["EXISTS", "q"]), Resp::Int(0));
+}
+
+#[test]
+fn idle_clients_time_out_and_the_query_buffer_is_limited() {
+    on_both_servers(idle_and_query_buffer_limits);
+}
+
+#[test]
+fn a_client_sending_a_byte_at_a_time_delays_nobody() {
+    let server = start_warpengine(&["--threads", "1"]);
+    let mut other = RawConn::connect(server.port);
+    let mut slow = RawConn::connect(server.port);
+    let request = encode_command(&[b"SET", b"slow", b"loris"]);
+    for byte in &request {
+        slow.send(std::slice::from_ref(byte));
+        let asked = Instant::now();
+        assert_eq!(other.command(&[b"PING"]), b"+PONG\r\n");
+        assert!(asked.elapsed() < Duration::from_millis(200));
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(slow.read_reply().unwrap(), b"+OK\r\n");
+    assert_eq!(other.command(&[b"GET", b"slow"]), b"$5\r\nloris\r\n");
+}
+
+#[test]
+fn the_redis_crate_sees_a_pipeline_cut_off_at_the_output_limit() {
+    let (server, _admin) = with_big_value("normal 4mb 0 0");
+    let client = redis::Client::open(server.url()).expect("client");
+    let mut greedy = client.get_connection().expect("connection");
+    let mut pipe = redis::pipe();
+    for _ in 0..16 {
+        pipe.cmd("GET").arg("big");
+    }
+    let cut: redis::RedisResult<Vec<Vec<u8>>> = pipe.query(&mut greedy);
+    assert!(cut.is_err(), "16 MB of replies passed a 4 MB limit");
+    let mut other = client.get_connection().expect("connection");
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "client-output-buffer-limit", "normal 0 0 0"])
+        .query(&mut other)
+        .expect("config set");
+    let all: Vec<Vec<u8>> = pipe.query(&mut other).expect("unlimited");
+    assert_eq!(all.len(), 16);
+    assert!(all.iter().all(|v| v.len() == MB as usize));
+}
+
+/// The median of 1000 PING round trips.
+fn ping_median(c: &mut RawConn) -> Duration {
+    let mut times: Vec<Duration> = (0..1000)
+        .map(|_| {
+            let asked = Instant::now();
+            assert_eq!(c.command(&[b"PING"]), b"+PONG\r\n");
+            asked.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[500]
+}
+
+#[test]
+fn ten_thousand_idle_connections_cost_little_and_slow_nobody() {
+    const IDLE: usize = 10_000;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct passed.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max.min(IDLE as u64 + 1024);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    if limit.rlim_cur < IDLE as u64 + 1024 {
+        eprintln!("skipped: the hard open-files limit is {}", limit.rlim_max);
+        return;
+    }
+    // The server inherits the raised limit, and raises its own to maxclients + 32 as Redis.
+    let server = start_warpengine(&["--threads", "2", "--maxclients", "20000"]);
+    let mut admin = RawConn::connect(server.port);
+    let alone = ping_median(&mut admin);
+    let before = rss(&server);
+    let mut idle: Vec<RawConn> = (0..IDLE).map(|_| RawConn::connect(server.port)).collect();
+    // Each served once, as a pool's connections are.
+    for c in &mut idle {
+        c.send_command(&[b"PING"]);
+    }
+    for c in &mut idle {
+        assert_eq!(c.read_reply().unwrap(), b"+PONG\r\n");
+    }
+    assert_eq!(connected(&mut admin), IDLE as u64 + 1);
+    let each = rss(&server).saturating_sub(before) / IDLE as u64;
+    let crowded = ping_median(&mut admin);
+    eprintln!("{IDLE} idle connections: {each} bytes each; PING median {alone:?} alone, {crowded:?} beside them");
+    // Measured: 12.2 KB each (redis-server 7.0: 8.9 KB).
+    assert!(each < 24 * 1024, "{each} bytes per idle connection");
+    assert!(
+        crowded < alone * 4 + Duration::from_micros(200),
+        "PING median {alone:?} alone, {crowded:?} beside {IDLE} idle connections"
+    );
+}
