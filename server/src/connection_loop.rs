@@ -77,6 +77,7 @@ pub async fn serve(server: Arc<Server>, me: usize, mut stream: TcpStream, peer: 
         db: 0,
         resp3: false,
         authenticated: !hot.auth_required.load(Ordering::Relaxed),
+        user: server.acl.default_user(),
         name: String::new(),
         addr: peer,
         reply_mode: ReplyMode::On,

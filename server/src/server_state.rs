@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use warpengine_storage::Shard;
 
 use crate::blocked_clients::BlockRegistry;
@@ -68,6 +70,8 @@ pub struct Server {
     pub changes_saved: AtomicU64,
     /// INFO's instantaneous rates.
     pub sampler: crate::stats_sampler::Sampler,
+    /// ACL users (see `crate::acl`).
+    pub acl: crate::acl::Users,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -76,7 +80,6 @@ pub struct HotConfig {
     pub proto_max_bulk_len: AtomicU64,
     pub query_buffer_limit: AtomicU64,
     pub maxclients: AtomicU64,
-    pub requirepass: RwLock<String>,
     pub auth_required: AtomicBool,
     pub protected_mode: AtomicBool,
     pub debug_enabled: AtomicBool,
@@ -103,7 +106,6 @@ impl HotConfig {
             proto_max_bulk_len: AtomicU64::new(0),
             query_buffer_limit: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
-            requirepass: RwLock::new(String::new()),
             auth_required: AtomicBool::new(false),
             protected_mode: AtomicBool::new(true),
             debug_enabled: AtomicBool::new(false),
@@ -131,9 +133,6 @@ impl HotConfig {
         self.query_buffer_limit
             .store(cfg.get_i64("client-query-buffer-limit") as u64, r);
         self.maxclients.store(cfg.get_i64("maxclients") as u64, r);
-        let pass = cfg.get("requirepass").to_string();
-        self.auth_required.store(!pass.is_empty(), r);
-        *self.requirepass.write().expect("requirepass lock") = pass;
         self.protected_mode.store(cfg.get_bool("protected-mode"), r);
         self.debug_enabled
             .store(cfg.get("enable-debug-command") != "no", r);
@@ -328,6 +327,27 @@ fn random_hex(n: usize) -> String {
 }
 
 impl Server {
+    /// `requirepass` is the default user's password (Redis's `ACLUpdateDefaultUserPassword`):
+    /// set, it replaces the user's passwords; empty, the user is nopass.
+    pub fn apply_requirepass(&self, password: &str) {
+        let rule = if password.is_empty() {
+            Bytes::from_static(b"nopass")
+        } else {
+            Bytes::from(format!(">{password}"))
+        };
+        self.acl
+            .set_user(b"default", &[Bytes::from_static(b"resetpass"), rule])
+            .expect("requirepass rules are valid");
+        self.sync_auth_required();
+    }
+
+    /// Mirrors whether new connections must authenticate after the default user changed.
+    pub fn sync_auth_required(&self) {
+        self.hot
+            .auth_required
+            .store(self.acl.auth_required(), Ordering::Relaxed);
+    }
+
     pub fn new(cfg: ConfigStore, threads: usize) -> Server {
         let databases = cfg.get_i64("databases").max(1) as usize;
         let port = cfg.get_i64("port") as u16;
@@ -377,7 +397,15 @@ impl Server {
             timing,
             changes_saved: AtomicU64::new(0),
             sampler: Default::default(),
+            acl: crate::acl::Users::new(),
         };
+        let requirepass = server
+            .config
+            .read()
+            .expect("config")
+            .get("requirepass")
+            .to_string();
+        server.apply_requirepass(&requirepass);
         server.pubsub.limits.refresh(
             server
                 .config

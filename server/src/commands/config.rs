@@ -148,8 +148,13 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));
+    let new_requirepass = (next.get("requirepass") != cfg.get("requirepass"))
+        .then(|| next.get("requirepass").to_string());
     *cfg = next;
     s.server.hot.refresh(&cfg);
+    if let Some(password) = new_requirepass {
+        s.server.apply_requirepass(&password);
+    }
     crate::keyspace_events::apply(&cfg);
     drop(cfg);
     if old_policy != new_policy {
