@@ -991,6 +991,7 @@ pub struct Users {
     default_user: Arc<User>,
     /// acl-pubsub-default: whether new users start with allchannels.
     pub pubsub_default_all: AtomicBool,
+    pub log: AclLog,
 }
 
 impl Default for Users {
@@ -1015,6 +1016,7 @@ impl Users {
             users: RwLock::new(users),
             default_user,
             pubsub_default_all: AtomicBool::new(false),
+            log: AclLog::default(),
         }
     }
 
@@ -1087,6 +1089,127 @@ impl Users {
     /// Whether new connections must authenticate: the default user is off or has a password.
     pub fn auth_required(&self) -> bool {
         self.default_user.read(|s| !s.enabled || !s.nopass)
+    }
+}
+
+/// Where a refusal happened (ACL LOG's `context`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogContext {
+    Toplevel,
+    Multi,
+    Lua,
+}
+
+impl LogContext {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogContext::Toplevel => "toplevel",
+            LogContext::Multi => "multi",
+            LogContext::Lua => "lua",
+        }
+    }
+}
+
+/// One ACL LOG entry: a refusal, counted again when it repeats within a minute.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub count: u64,
+    /// `command`, `key`, `channel` or `auth`.
+    pub reason: &'static str,
+    pub context: LogContext,
+    /// The command, key or channel refused (`AUTH` for a failed authentication).
+    pub object: Bytes,
+    pub username: Bytes,
+    /// When it last happened.
+    pub at: std::time::Instant,
+    /// The client as it was then.
+    pub client: crate::clients::ClientInfo,
+}
+
+/// Repeats of the same refusal within this long count in one entry (Redis's
+/// ACL_LOG_GROUPING_MAX_TIME_DELTA).
+const LOG_GROUPING: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The ACL LOG: newest first, at most `acllog-max-len` entries.
+#[derive(Default)]
+pub struct AclLog {
+    entries: std::sync::Mutex<std::collections::VecDeque<LogEntry>>,
+}
+
+impl AclLog {
+    /// Records a refusal, or counts it again in the entry of the same refusal in the last
+    /// minute (then moved to the front with the new time and client).
+    pub fn add(&self, mut entry: LogEntry, max_len: usize) {
+        let mut entries = self.entries.lock().expect("ACL log lock");
+        let same = entries.iter().position(|e| {
+            e.reason == entry.reason
+                && e.context == entry.context
+                && e.object == entry.object
+                && e.username == entry.username
+                && entry.at.duration_since(e.at) < LOG_GROUPING
+        });
+        if let Some(at) = same {
+            let old = entries.remove(at).expect("found above");
+            entry.count = old.count + 1;
+        }
+        entries.push_front(entry);
+        entries.truncate(max_len);
+    }
+
+    /// The newest `count` entries.
+    pub fn newest(&self, count: usize) -> Vec<LogEntry> {
+        let entries = self.entries.lock().expect("ACL log lock");
+        entries.iter().take(count).cloned().collect()
+    }
+
+    pub fn reset(&self) {
+        self.entries.lock().expect("ACL log lock").clear();
+    }
+}
+
+/// Adds a refusal to the ACL LOG (kept to `acllog-max-len` entries), with the client as it is.
+pub fn log_denial(
+    server: &crate::server_state::Server,
+    conn: &crate::session::ConnState,
+    context: LogContext,
+    (reason, object): (&'static str, Bytes),
+    username: Bytes,
+) {
+    let max_len = server
+        .config
+        .read()
+        .expect("config lock")
+        .get_i64("acllog-max-len")
+        .max(0) as usize;
+    let entry = LogEntry {
+        count: 1,
+        reason,
+        context,
+        object,
+        username,
+        at: std::time::Instant::now(),
+        client: conn.handle.snapshot(),
+    };
+    server.acl.log.add(entry, max_len);
+}
+
+/// The context of a refusal at the top level: `multi` while a transaction is being queued.
+pub fn toplevel_context(conn: &crate::session::ConnState) -> LogContext {
+    if conn.tx.is_some() {
+        LogContext::Multi
+    } else {
+        LogContext::Toplevel
+    }
+}
+
+impl Verdict {
+    /// ACL LOG's reason and object for a refusal of `args`.
+    pub fn log_fields(self, entry: usize, args: &[Bytes]) -> (&'static str, Bytes) {
+        match self {
+            Verdict::DeniedKey(at) => ("key", args[at].clone()),
+            Verdict::DeniedChannel(at) => ("channel", args[at].clone()),
+            _ => ("command", Bytes::from(fullname(entry).to_string())),
+        }
     }
 }
 

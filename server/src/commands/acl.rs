@@ -239,6 +239,8 @@ pub fn acl(s: &mut Session, args: &[Bytes]) -> Reply {
         "cat" => cat(args.get(2)),
         "genpass" => genpass(args.get(2)),
         "dryrun" => dryrun(s, args),
+        "log" if args.len() > 3 => subcommand_syntax_error(&args[1], "ACL"),
+        "log" => log(s, args.get(2)),
         _ => unknown_subcommand(&args[1], "ACL"),
     }
 }
@@ -367,6 +369,41 @@ fn genpass(bits: Option<&Bytes>) -> Reply {
     let mut hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     hex.truncate(chars);
     bulk(hex)
+}
+
+/// LOG [count | RESET]: the newest refusals (10 by default), each as Redis's map.
+fn log(s: &mut Session, arg: Option<&Bytes>) -> Reply {
+    let count = match arg {
+        None => 10,
+        Some(a) if a.eq_ignore_ascii_case(b"reset") => {
+            s.server.acl.log.reset();
+            return OK;
+        }
+        Some(a) => match int_arg(a) {
+            Ok(n) => n.max(0) as usize,
+            Err(e) => return e,
+        },
+    };
+    let now = std::time::Instant::now();
+    let entries = s.server.acl.log.newest(count);
+    Reply::Array(
+        entries
+            .into_iter()
+            .map(|e| {
+                let age = now.duration_since(e.at).as_secs_f64();
+                let client = super::client::describe(&e.client, 0, &[]);
+                Reply::Map(vec![
+                    (bulk("count".into()), Reply::Int(e.count as i64)),
+                    (bulk("reason".into()), bulk(e.reason.into())),
+                    (bulk("context".into()), bulk(e.context.name().into())),
+                    (bulk("object".into()), Reply::Bulk(e.object)),
+                    (bulk("username".into()), Reply::Bulk(e.username)),
+                    (bulk("age-seconds".into()), Reply::Double(age)),
+                    (bulk("client-info".into()), bulk(client)),
+                ])
+            })
+            .collect(),
+    )
 }
 
 /// DRYRUN user command args...: whether the user may run it, without running it.

@@ -72,7 +72,13 @@ fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(),
             s.sync_client_info();
             Ok(())
         }
-        None => Err(Reply::err(WRONGPASS)),
+        None => {
+            let context = crate::acl::toplevel_context(s.conn);
+            let fields = ("auth", Bytes::from_static(b"AUTH"));
+            let username = Bytes::copy_from_slice(name);
+            crate::acl::log_denial(s.server, s.conn, context, fields, username);
+            Err(Reply::err(WRONGPASS))
+        }
     }
 }
 

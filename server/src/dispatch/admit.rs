@@ -59,7 +59,7 @@ pub(super) fn admit(
         return refuse(index, Reply::err("NOAUTH Authentication required."));
     }
     if !conn.user.unrestricted() {
-        if let Some(refusal) = acl_refusal(conn, index, args) {
+        if let Some(refusal) = acl_refusal(server, conn, index, args) {
             return refuse(index, refusal);
         }
     }
@@ -101,11 +101,18 @@ pub(super) fn admit(
 /// The NOPERM error when the connection's user may not run this request (its command, keys or
 /// channels). Only reached for a user that is not allowed everything.
 #[cold]
-fn acl_refusal(conn: &ConnState, index: usize, args: &[Bytes]) -> Option<Reply> {
+fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) -> Option<Reply> {
+    use crate::acl;
     let no_auth = TABLE[index].flags.contains(Flags::NO_AUTH);
     match conn.user.check(index, args, no_auth) {
-        (crate::acl::Verdict::Allowed, _) => None,
-        (verdict, entry) => Some(Reply::err(verdict.error(crate::acl::fullname(entry)))),
+        (acl::Verdict::Allowed, _) => None,
+        (verdict, entry) => {
+            let context = acl::toplevel_context(conn);
+            let fields = verdict.log_fields(entry, args);
+            let username = bytes::Bytes::from(conn.user.name.clone());
+            acl::log_denial(server, conn, context, fields, username);
+            Some(Reply::err(verdict.error(acl::fullname(entry))))
+        }
     }
 }
 

@@ -444,7 +444,19 @@ impl ScriptHost<'_, '_> {
     fn acl_refusal(&self, index: usize, args: &[Bytes]) -> Option<Reply> {
         let user = self.user.as_ref()?;
         let no_auth = TABLE[index].flags.contains(Flags::NO_AUTH);
-        let why = match user.check(index, args, no_auth).0 {
+        let (verdict, entry) = user.check(index, args, no_auth);
+        if let (Some(parts), false) = (&self.session, verdict == acl::Verdict::Allowed) {
+            let fields = verdict.log_fields(entry, args);
+            let username = Bytes::from(user.name.clone());
+            acl::log_denial(
+                self.server,
+                parts.conn,
+                acl::LogContext::Lua,
+                fields,
+                username,
+            );
+        }
+        let why = match verdict {
             acl::Verdict::Allowed => return None,
             acl::Verdict::DeniedCommand => "can't run this command or subcommand",
             acl::Verdict::DeniedKey(_) => {

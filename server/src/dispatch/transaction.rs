@@ -199,7 +199,7 @@ impl Pipeline {
                 }
                 for q in commands {
                     ctx.db = db;
-                    if let Some(refusal) = exec_acl_refusal(conn, q) {
+                    if let Some(refusal) = exec_acl_refusal(server, conn, q) {
                         replies.push(refusal);
                         continue;
                     }
@@ -253,7 +253,7 @@ impl Pipeline {
 
     /// A connection or server command inside EXEC, with no shard locked.
     fn run_unlocked(&mut self, server: &Arc<Server>, conn: &mut ConnState, q: &Queued) -> Reply {
-        if let Some(refusal) = exec_acl_refusal(conn, q) {
+        if let Some(refusal) = exec_acl_refusal(server, conn, q) {
             return refusal;
         }
         let spec = &TABLE[q.index];
@@ -289,14 +289,26 @@ impl Pipeline {
 
 /// EXEC checks each queued command again, as Redis does, in case the user's rules changed
 /// since it was queued: the NOPERM error that command answers then.
-fn exec_acl_refusal(conn: &ConnState, q: &Queued) -> Option<Reply> {
+fn exec_acl_refusal(server: &Server, conn: &ConnState, q: &Queued) -> Option<Reply> {
     if conn.user.unrestricted() {
         return None;
     }
     let no_auth = TABLE[q.index]
         .flags
         .contains(crate::command_table::Flags::NO_AUTH);
-    let reason = match conn.user.check(q.index, &q.args, no_auth).0 {
+    let (verdict, entry) = conn.user.check(q.index, &q.args, no_auth);
+    if verdict != crate::acl::Verdict::Allowed {
+        let fields = verdict.log_fields(entry, &q.args);
+        let username = Bytes::from(conn.user.name.clone());
+        crate::acl::log_denial(
+            server,
+            conn,
+            crate::acl::LogContext::Multi,
+            fields,
+            username,
+        );
+    }
+    let reason = match verdict {
         crate::acl::Verdict::Allowed => return None,
         crate::acl::Verdict::DeniedCommand => "no permission to execute the command or subcommand",
         crate::acl::Verdict::DeniedKey(_) => "no permission to touch the specified keys",
