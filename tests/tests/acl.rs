@@ -1,0 +1,222 @@
+//! ACL end to end: the `redis` crate and redis-cli authenticating as a named user, NOPERM for
+//! commands, keys and channels, ACL LOG's entries (whose ages and client fields the corpus
+//! cannot compare), CLIENT LIST's `user=`, CLIENT KILL USER, DELUSER closing the user's
+//! connections, and `requirepass` as the default user's password. Replies themselves are
+//! compared with Redis by the corpus (`tests/corpus/acl.txt`).
+
+use std::collections::HashMap;
+
+use redis::{Commands, Value};
+use warpengine_tests::start_warpengine;
+
+fn connect(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .expect("client")
+        .get_connection()
+        .expect("connection")
+}
+
+fn user_url(port: u16, user: &str, pass: &str) -> String {
+    format!("redis://{user}:{pass}@127.0.0.1:{port}/")
+}
+
+/// One ACL LOG entry as field => text (integers and doubles as their text).
+fn log_entries(c: &mut redis::Connection) -> Vec<HashMap<String, String>> {
+    let entries: Vec<Value> = redis::cmd("ACL").arg("LOG").query(c).expect("acl log");
+    entries
+        .into_iter()
+        .map(|e| {
+            let Value::Array(fields) = e else {
+                panic!("an entry is a flat map in RESP2: {e:?}")
+            };
+            fields
+                .chunks(2)
+                .map(|kv| {
+                    let text = |v: &Value| match v {
+                        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                        Value::Int(n) => n.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (text(&kv[0]), text(&kv[1]))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_redis_crate_runs_as_a_named_user() {
+    let server = start_warpengine(&[]);
+    let mut admin = connect(&server.url());
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "app",
+            "on",
+            ">s3cret",
+            "+@all",
+            "-flushall",
+            "~app:*",
+            "&news",
+        ])
+        .query(&mut admin)
+        .expect("setuser");
+    let mut app = connect(&user_url(server.port, "app", "s3cret"));
+    let me: String = redis::cmd("ACL")
+        .arg("WHOAMI")
+        .query(&mut app)
+        .expect("whoami");
+    assert_eq!(me, "app");
+    let _: () = app.set("app:k", "v").expect("own key");
+    assert_eq!(app.get::<_, String>("app:k").expect("get"), "v");
+    let err = app.get::<_, String>("other").expect_err("other key");
+    assert!(
+        err.to_string()
+            .contains("no permissions to access one of the keys"),
+        "{err}"
+    );
+    let err = redis::cmd("FLUSHALL")
+        .query::<()>(&mut app)
+        .expect_err("flushall");
+    assert!(err.to_string().contains("'flushall' command"), "{err}");
+    let err = app
+        .publish::<_, _, i64>("sports", "x")
+        .expect_err("channel");
+    assert!(err.to_string().contains("one of the channels"), "{err}");
+    assert_eq!(
+        app.publish::<_, _, i64>("news", "x")
+            .expect("allowed channel"),
+        0
+    );
+
+    // A wrong password answers WRONGPASS.
+    let wrong = redis::Client::open(user_url(server.port, "app", "nope"))
+        .expect("client")
+        .get_connection();
+    let err = wrong.err().expect("refused");
+    assert_eq!(err.kind(), redis::ErrorKind::AuthenticationFailed, "{err}");
+
+    // ACL LOG: newest first, with what was refused and by whom.
+    let log = log_entries(&mut admin);
+    let fields: Vec<(&str, &str, &str, &str)> = log
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str(),
+                e["object"].as_str(),
+                e["username"].as_str(),
+                e["context"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            ("auth", "AUTH", "app", "toplevel"),
+            ("channel", "sports", "app", "toplevel"),
+            ("command", "flushall", "app", "toplevel"),
+            ("key", "other", "app", "toplevel"),
+        ]
+    );
+    assert!(log[0]["client-info"].contains("user="), "{:?}", log[0]);
+    assert!(log[0]["age-seconds"].parse::<f64>().expect("age") >= 0.0);
+    // The same refusal again is counted in its entry, moved to the front.
+    let _ = app.get::<_, String>("other");
+    let log = log_entries(&mut admin);
+    assert_eq!(
+        (log[0]["object"].as_str(), log[0]["count"].as_str()),
+        ("other", "2")
+    );
+    assert_eq!(log.len(), 4);
+
+    // CLIENT LIST shows the user; CLIENT KILL USER closes its connections.
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut admin)
+        .expect("list");
+    assert!(list.contains("user=app"), "{list}");
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "USER", "app"])
+        .query(&mut admin)
+        .expect("kill");
+    assert_eq!(killed, 1);
+    assert!(redis::cmd("PING").query::<String>(&mut app).is_err());
+
+    // DELUSER closes the deleted user's connections.
+    let mut again = connect(&user_url(server.port, "app", "s3cret"));
+    let deleted: i64 = redis::cmd("ACL")
+        .arg(&["DELUSER", "app"])
+        .query(&mut admin)
+        .expect("deluser");
+    assert_eq!(deleted, 1);
+    assert!(redis::cmd("PING").query::<String>(&mut again).is_err());
+}
+
+#[test]
+fn requirepass_is_the_default_users_password() {
+    let server = start_warpengine(&["--requirepass", "topsecret"]);
+    let mut c = redis::Client::open(format!("redis://:topsecret@127.0.0.1:{}/", server.port))
+        .expect("client")
+        .get_connection()
+        .expect("authenticated with the password");
+    let user: Vec<Value> = redis::cmd("ACL")
+        .arg(&["GETUSER", "default"])
+        .query(&mut c)
+        .expect("getuser");
+    let passwords = format!("{:?}", user[3]);
+    // SHA-256 of "topsecret".
+    let digest = "53336a676c64c1396553b2b7c92f38126768827c93b64d9142069c10eda7a721";
+    assert!(passwords.contains(digest), "{passwords}");
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "requirepass", ""])
+        .query(&mut c)
+        .expect("config set");
+    let mut open = connect(&server.url());
+    let pong: String = redis::cmd("PING")
+        .query(&mut open)
+        .expect("no password now");
+    assert_eq!(pong, "PONG");
+    let list: Vec<String> = redis::cmd("ACL")
+        .arg("LIST")
+        .query(&mut open)
+        .expect("list");
+    assert_eq!(list, vec!["user default on nopass ~* &* +@all"]);
+}
+
+#[test]
+fn redis_cli_logs_in_with_user_and_pass() {
+    let server = start_warpengine(&[]);
+    let port = server.port.to_string();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        cli(&[
+            "ACL",
+            "SETUSER",
+            "cli",
+            "on",
+            ">pw",
+            "+get",
+            "+acl|whoami",
+            "~c*"
+        ]),
+        "OK\n"
+    );
+    let as_user = |args: &[&str]| {
+        let mut all = vec!["--user", "cli", "--pass", "pw", "--no-auth-warning"];
+        all.extend_from_slice(args);
+        cli(&all)
+    };
+    assert_eq!(as_user(&["ACL", "WHOAMI"]), "cli\n");
+    assert_eq!(as_user(&["GET", "c1"]), "\n");
+    assert_eq!(
+        as_user(&["SET", "c1", "v"]).trim_end(),
+        "NOPERM this user has no permissions to run the 'set' command"
+    );
+}
