@@ -341,6 +341,13 @@ impl Server {
         self.sync_auth_required();
     }
 
+    /// `acl-pubsub-default`: whether users made from now on (and `reset`) get every channel.
+    pub fn apply_acl_pubsub_default(&self, value: &str) {
+        self.acl
+            .pubsub_default_all
+            .store(value == "allchannels", Ordering::Relaxed);
+    }
+
     /// Mirrors whether new connections must authenticate after the default user changed.
     pub fn sync_auth_required(&self) {
         self.hot
@@ -406,6 +413,13 @@ impl Server {
             .get("requirepass")
             .to_string();
         server.apply_requirepass(&requirepass);
+        server.apply_acl_pubsub_default(
+            server
+                .config
+                .read()
+                .expect("config")
+                .get("acl-pubsub-default"),
+        );
         server.pubsub.limits.refresh(
             server
                 .config

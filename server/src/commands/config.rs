@@ -155,6 +155,8 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     if let Some(password) = new_requirepass {
         s.server.apply_requirepass(&password);
     }
+    s.server
+        .apply_acl_pubsub_default(cfg.get("acl-pubsub-default"));
     crate::keyspace_events::apply(&cfg);
     drop(cfg);
     if old_policy != new_policy {

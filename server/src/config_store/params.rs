@@ -281,8 +281,7 @@ pub static PARAMS: &[Param] = &[
         Kind::Enum(&["allchannels", "resetchannels"]),
         "resetchannels",
         MUT,
-    )
-    .stored(),
+    ),
     p(
         "sanitize-dump-payload",
         Kind::Enum(&["no", "yes", "clients"]),
@@ -406,7 +405,7 @@ pub static PARAMS: &[Param] = &[
     )
     .stored(),
     p("slowlog-max-len", NONNEG, "128", MUT),
-    p("acllog-max-len", NONNEG, "128", MUT).stored(),
+    p("acllog-max-len", NONNEG, "128", MUT),
     p("busy-reply-threshold", NONNEG, "5000", MUT)
         .alias("lua-time-limit")
         .stored(),
