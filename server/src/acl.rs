@@ -1070,6 +1070,112 @@ impl Users {
         }
     }
 
+    /// Replaces every user with those of an ACL file (`ACLLoadFromFile`): all or nothing; the
+    /// error lists every problem found, in Redis's words. A file without a `default` line
+    /// gives the default user its initial settings. The default user keeps its identity (its
+    /// connections stay); every other user is new.
+    pub fn load_file(&self, path: &str) -> Result<(), String> {
+        let text = std::fs::read(path).map_err(|e| {
+            let why = e.to_string();
+            let why = why.split(" (os error").next().unwrap_or(&why).to_string();
+            format!("Error loading ACLs, opening file '{path}': {why}")
+        })?;
+        let all_channels = self.pubsub_default_all.load(Ordering::Relaxed);
+        let mut errors = String::new();
+        let mut loaded: BTreeMap<Vec<u8>, UserState> = BTreeMap::new();
+        for (n, line) in text.split(|&c| c == b'\n').enumerate() {
+            let lineno = n + 1;
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                continue;
+            }
+            let Some(argv) = crate::protocol::parse::split_args(line) else {
+                errors.push_str(&format!("{path}:{lineno}: Syntax error. "));
+                continue;
+            };
+            if argv.is_empty() {
+                continue;
+            }
+            if argv.len() < 2 || &argv[0][..] != b"user" {
+                errors.push_str(&format!(
+                    "{path}:{lineno} should start with user keyword followed by the username. "
+                ));
+                continue;
+            }
+            let name = argv[1].to_vec();
+            if has_spaces(&name) {
+                errors.push_str(&format!(
+                    "'{path}:{lineno}: username '{}' contains invalid characters. ",
+                    String::from_utf8_lossy(&name)
+                ));
+                continue;
+            }
+            if loaded.contains_key(&name) {
+                errors.push_str(&format!(
+                    "WARNING: Duplicate user '{}' found on line {lineno}. ",
+                    String::from_utf8_lossy(&name)
+                ));
+                continue;
+            }
+            let Ok(rules) = merge_selector_args(&argv[2..]) else {
+                errors.push_str(&format!(
+                    "{path}:{lineno}: Unmatched parenthesis in selector definition."
+                ));
+                continue;
+            };
+            let mut state = UserState::new(all_channels);
+            let applied = rules.iter().try_for_each(|rule| {
+                state.apply(rule, all_channels).map_err(|e| {
+                    format!(
+                        "{path}:{lineno}: Error in applying operation '{}': {}. ",
+                        String::from_utf8_lossy(rule),
+                        e.text()
+                    )
+                })
+            });
+            match applied {
+                Ok(()) => {
+                    loaded.insert(name, state);
+                }
+                Err(e) => errors.push_str(&e),
+            }
+        }
+        if !errors.is_empty() {
+            errors.push_str(
+                "WARNING: ACL errors detected, no change to the previously active ACL rules was performed",
+            );
+            return Err(errors);
+        }
+        let default_state = loaded
+            .remove(&b"default"[..])
+            .unwrap_or_else(|| Users::new().default_user.state());
+        self.default_user.replace(default_state);
+        let mut users = self.users.write().expect("ACL users lock");
+        users.clear();
+        users.insert(b"default".to_vec(), self.default_user.clone());
+        for (name, state) in loaded {
+            let user = Arc::new(User::new(&String::from_utf8_lossy(&name), state));
+            users.insert(name, user);
+        }
+        Ok(())
+    }
+
+    /// Writes every user as a `user` line (`ACLSaveToFile`), through a temporary file renamed
+    /// over `path`.
+    pub fn save_file(&self, path: &str) -> std::io::Result<()> {
+        let mut text = String::new();
+        for user in self.all() {
+            text.push_str(&format!(
+                "user {} {}\n",
+                user.name,
+                user.read(|s| s.describe())
+            ));
+        }
+        let tmp = format!("{path}.tmp-{}", std::process::id());
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
     /// Removes users (never `default`); the count removed.
     pub fn delete(&self, names: &[Bytes]) -> usize {
         let mut users = self.users.write().expect("ACL users lock");

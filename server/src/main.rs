@@ -106,6 +106,19 @@ fn main() {
     };
     warpengine::commands::install();
     let server = Arc::new(Server::new(config, threads));
+    let aclfile = server
+        .config
+        .read()
+        .expect("config lock")
+        .get("aclfile")
+        .to_string();
+    if !aclfile.is_empty() {
+        if let Err(e) = server.acl.load_file(&aclfile) {
+            error!("Aborting Redis startup because of ACL errors: {e}");
+            std::process::exit(1);
+        }
+        server.sync_auth_required();
+    }
     warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");

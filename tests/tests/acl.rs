@@ -220,3 +220,94 @@ fn redis_cli_logs_in_with_user_and_pass() {
         "NOPERM this user has no permissions to run the 'set' command"
     );
 }
+
+/// ACL LOAD and SAVE with the aclfile, and the file read at start: the same files given to
+/// redis-server and WarpEngine (each its own copy) give the same replies, error texts included
+/// (with the file's path made the same), and ACL SAVE writes the same file.
+#[test]
+fn aclfile_load_and_save_match_redis() {
+    if !warpengine_tests::redis_available() {
+        eprintln!("skipped: no redis-server");
+        return;
+    }
+    let dir = warpengine_tests::TempDir::new("aclfile");
+    let redis_file = format!("{}/redis.acl", dir.0.display());
+    let warp_file = format!("{}/warp.acl", dir.0.display());
+    let first = "user a on >x ~* +@all\n\nuser default on nopass ~* &* +@all\n";
+    std::fs::write(&redis_file, first).expect("write");
+    std::fs::write(&warp_file, first).expect("write");
+    let redis = warpengine_tests::start_redis(&["--aclfile", &redis_file]);
+    let warp = start_warpengine(&["--aclfile", &warp_file]);
+    let mut rc = warpengine_tests::RawConn::connect(redis.port);
+    let mut wc = warpengine_tests::RawConn::connect(warp.port);
+    let mut both = |args: &[&str]| {
+        let r = String::from_utf8_lossy(
+            &rc.command(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()),
+        )
+        .replace(&redis_file, "FILE");
+        let w = String::from_utf8_lossy(
+            &wc.command(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>()),
+        )
+        .replace(&warp_file, "FILE");
+        assert_eq!(w, r, "{args:?}");
+        w
+    };
+    assert!(both(&["ACL", "LIST"]).contains("user a on #2d71"));
+    let files = [
+        "user a on >x ~* +@all\nbogus line\n",
+        "user a on >x ~* +nosuch\n",
+        "user b on nopass\n# comment\n  \nuser b off\n",
+        "user b on nopass \"unbal\n(+get\n",
+        "user b on nopass\nuser c (+get\n",
+        "user c on nopass (+get ~a*) %R~r*\n",
+        "user b on nopass\n",
+    ];
+    for content in files {
+        std::fs::write(&redis_file, content).expect("write");
+        std::fs::write(&warp_file, content).expect("write");
+        both(&["ACL", "LOAD"]);
+        both(&["ACL", "LIST"]);
+    }
+    both(&["ACL", "SETUSER", "c", "(+get", "~a)", "&ch", ">pw"]);
+    assert_eq!(both(&["ACL", "SAVE"]), "+OK\r\n");
+    let saved_redis = std::fs::read_to_string(&redis_file).expect("read");
+    let saved_warp = std::fs::read_to_string(&warp_file).expect("read");
+    assert_eq!(saved_warp, saved_redis);
+    // A saved file loads back to the same users.
+    both(&["ACL", "LOAD"]);
+    assert_eq!(both(&["ACL", "LIST"]).matches("user ").count(), 3);
+    // A missing file.
+    std::fs::remove_file(&redis_file).expect("rm");
+    std::fs::remove_file(&warp_file).expect("rm");
+    both(&["ACL", "LOAD"]);
+}
+
+#[test]
+fn acl_load_and_save_need_an_aclfile_and_a_bad_file_stops_the_start() {
+    let server = start_warpengine(&[]);
+    let mut c = connect(&server.url());
+    let err = redis::cmd("ACL")
+        .arg("LOAD")
+        .query::<()>(&mut c)
+        .expect_err("no file");
+    assert!(
+        err.to_string()
+            .contains("not configured to use an ACL file"),
+        "{err}"
+    );
+    let dir = warpengine_tests::TempDir::new("aclfile-bad");
+    let bad = format!("{}/bad.acl", dir.0.display());
+    std::fs::write(&bad, "user a on +nosuch\n").expect("write");
+    let port = warpengine_tests::free_port().to_string();
+    let out = std::process::Command::new(warpengine_tests::warpengine_binary())
+        .args(["--port", &port, "--aclfile", &bad])
+        .output()
+        .expect("run warpengine");
+    assert!(!out.status.success(), "a bad ACL file must stop the start");
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("Unknown command or category name in ACL"),
+        "{log}"
+    );
+}

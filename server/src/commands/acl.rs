@@ -241,6 +241,8 @@ pub fn acl(s: &mut Session, args: &[Bytes]) -> Reply {
         "dryrun" => dryrun(s, args),
         "log" if args.len() > 3 => subcommand_syntax_error(&args[1], "ACL"),
         "log" => log(s, args.get(2)),
+        "load" => load(s),
+        "save" => save(s),
         _ => unknown_subcommand(&args[1], "ACL"),
     }
 }
@@ -369,6 +371,51 @@ fn genpass(bits: Option<&Bytes>) -> Reply {
     let mut hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     hex.truncate(chars);
     bulk(hex)
+}
+
+const NO_ACLFILE: &str = "ERR This Redis instance is not configured to use an ACL file. You may want to specify users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you have a Redis configuration file set) in order to store users in the Redis configuration.";
+
+fn aclfile(s: &Session) -> String {
+    s.server
+        .config
+        .read()
+        .expect("config lock")
+        .get("aclfile")
+        .to_string()
+}
+
+/// LOAD: the users of the ACL file replace all others; every connection of a user other than
+/// `default` is closed (Redis frees the old users with their clients).
+fn load(s: &mut Session) -> Reply {
+    let path = aclfile(s);
+    if path.is_empty() {
+        return Reply::err(NO_ACLFILE);
+    }
+    if let Err(e) = s.server.acl.load_file(&path) {
+        return Reply::err(format!("ERR {e}"));
+    }
+    s.server.sync_auth_required();
+    let me = s.conn.id;
+    s.server.clients.kill_where(me, |c| c.user != "default");
+    if s.conn.user.name != "default" {
+        s.conn.close_after_reply = true;
+    }
+    OK
+}
+
+/// SAVE: every user, as ACL LIST describes it, into the ACL file.
+fn save(s: &mut Session) -> Reply {
+    let path = aclfile(s);
+    if path.is_empty() {
+        return Reply::err(NO_ACLFILE);
+    }
+    match s.server.acl.save_file(&path) {
+        Ok(()) => OK,
+        Err(e) => {
+            tracing::warn!("Failed saving ACL file {path}: {e}");
+            Reply::err("ERR There was an error trying to save the ACLs. Please check the server logs for more information")
+        }
+    }
 }
 
 /// LOG [count | RESET]: the newest refusals (10 by default), each as Redis's map.

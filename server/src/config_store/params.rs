@@ -187,7 +187,7 @@ pub static PARAMS: &[Param] = &[
     p("aof-disable-auto-gc", BOOL, "no", MUT).stored(),
     p("replica-ignore-disk-write-errors", BOOL, "no", MUT).stored(),
     // Strings.
-    p("aclfile", STR, "", FIXED).stored(),
+    p("aclfile", STR, "", FIXED),
     p("unixsocket", STR, "", FIXED).stored(),
     p("pidfile", STR, "", FIXED),
     p("replica-announce-ip", STR, "", MUT)
