@@ -1160,6 +1160,43 @@ impl Users {
         Ok(())
     }
 
+    /// Creates the users of the config file's `user` lines (`ACLLoadConfiguredUsers`): the
+    /// default user is reset first; a refused rule stops the start with Redis's message.
+    pub fn create_configured(&self, lines: &[Vec<String>]) -> Result<(), String> {
+        for words in lines {
+            let name = words[0].as_bytes();
+            let mut rules: Vec<Bytes> = words[1..]
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            if name == b"default" {
+                rules.insert(0, Bytes::from_static(b"reset"));
+            }
+            match self.set_user(name, &rules) {
+                Ok(user) => {
+                    if !user.read(|s| s.enabled) {
+                        tracing::info!("The user '{}' is disabled (there is no 'on' modifier in the user description). Make sure this is not a configuration error.", user.name);
+                    }
+                }
+                Err(SetUserError::Rule(rule, e)) => {
+                    return Err(format!(
+                        "Error loading ACL rule '{}' for the user named '{}': {}",
+                        String::from_utf8_lossy(&rule),
+                        words[0],
+                        e.text()
+                    ))
+                }
+                Err(SetUserError::Unmatched(start)) => {
+                    return Err(format!(
+                        "Unmatched parenthesis in acl selector starting at '{}'.",
+                        String::from_utf8_lossy(&start)
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes every user as a `user` line (`ACLSaveToFile`), through a temporary file renamed
     /// over `path`.
     pub fn save_file(&self, path: &str) -> std::io::Result<()> {

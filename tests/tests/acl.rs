@@ -311,3 +311,33 @@ fn acl_load_and_save_need_an_aclfile_and_a_bad_file_stops_the_start() {
         "{log}"
     );
 }
+
+/// `user` lines in the config file create users at start, as redis-server creates them from
+/// the same file (the default user reset first, selectors split by spaces merged).
+#[test]
+fn config_file_user_lines_match_redis() {
+    if !warpengine_tests::redis_available() {
+        eprintln!("skipped: no redis-server");
+        return;
+    }
+    let dir = warpengine_tests::TempDir::new("acl-conf");
+    let conf = format!("{}/users.conf", dir.0.display());
+    std::fs::write(
+        &conf,
+        "user default on >dpw ~* &* +@all\nuser app on >apw ~app:* +@read (+set ~w*) resetchannels &news\nuser off-user\n",
+    )
+    .expect("write");
+    let redis = warpengine_tests::start_redis(&["--include", &conf]);
+    let warp = start_warpengine(&["--config", &conf]);
+    let list = |port: u16| {
+        let mut c = warpengine_tests::RawConn::connect(port);
+        c.command(&[b"AUTH", b"dpw"]);
+        String::from_utf8_lossy(&c.command(&[b"ACL", b"LIST"])).into_owned()
+    };
+    let want = list(redis.port);
+    assert!(want.contains("user app on"), "{want}");
+    assert_eq!(list(warp.port), want);
+    let mut app = connect(&user_url(warp.port, "app", "apw"));
+    let _: () = app.set("wkey", "v").expect("set through the selector");
+    assert!(app.set::<_, _, ()>("app:k", "v").is_err());
+}

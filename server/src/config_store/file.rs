@@ -72,6 +72,16 @@ impl ConfigStore {
                     *self = nested;
                     continue;
                 }
+                "user" if argv.len() >= 2 => {
+                    if self.users.iter().any(|u| u[0] == argv[1]) {
+                        return Err(fail(
+                            "Duplicate user found. A user can only be defined once in config files"
+                                .into(),
+                        ));
+                    }
+                    self.users.push(argv[1..].to_vec());
+                    continue;
+                }
                 "rename-command" | "user" | "loadmodule" | "sentinel" => {
                     return Err(fail(format!("'{name}' is not supported by WarpEngine")));
                 }

@@ -267,6 +267,9 @@ pub struct ConfigStore {
     values: BTreeMap<&'static str, String>,
     /// The file the configuration was loaded from, which CONFIG REWRITE writes back.
     pub file: Option<std::path::PathBuf>,
+    /// `user name rules...` lines, in file order (the words after `user`): the ACL users the
+    /// server creates at start.
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for ConfigStore {
@@ -281,6 +284,7 @@ impl Default for ConfigStore {
                 })
                 .collect(),
             file: None,
+            users: Vec::new(),
         }
     }
 }
