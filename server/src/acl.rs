@@ -708,6 +708,9 @@ pub struct User {
     pub name: String,
     state: RwLock<UserState>,
     unrestricted: AtomicBool,
+    /// Set by the last SETUSER when it took channel permissions away: its subscribers are
+    /// then checked (see `commands::acl`).
+    pub channels_shrank: AtomicBool,
 }
 
 /// The SHA-256 of a password, in lowercase hex (`ACLHashPassword`).
@@ -818,6 +821,39 @@ impl UserState {
         Ok(())
     }
 
+    /// The channel patterns of every selector, or None when one allows every channel.
+    fn channel_patterns(&self) -> Option<Vec<Bytes>> {
+        let mut all = Vec::new();
+        for s in std::iter::once(&self.root).chain(&self.selectors) {
+            if s.all_channels {
+                return None;
+            }
+            all.extend(s.channels.iter().cloned());
+        }
+        Some(all)
+    }
+
+    /// Whether subscriptions made under `before` may be refused under these rules: some
+    /// channel permission was lost (`ACLKillPubsubClientsIfNeeded`'s first test).
+    pub fn channels_shrank_from(&self, before: &UserState) -> bool {
+        match (before.channel_patterns(), self.channel_patterns()) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => old != new,
+        }
+    }
+
+    /// Whether a connection subscribed to these channels and patterns may keep them.
+    pub fn allows_subscriptions(&self, channels: &[Bytes], patterns: &[Bytes]) -> bool {
+        let Some(allowed) = self.channel_patterns() else {
+            return true;
+        };
+        patterns.iter().all(|p| allowed.contains(p))
+            && channels
+                .iter()
+                .all(|c| allowed.iter().any(|a| glob_match(a, c, false)))
+    }
+
     /// The flags as GETUSER lists them.
     pub fn flags(&self) -> Vec<&'static str> {
         let mut flags = vec![if self.enabled { "on" } else { "off" }];
@@ -903,6 +939,7 @@ impl User {
             name: name.to_string(),
             state: RwLock::new(state),
             unrestricted: AtomicBool::new(unrestricted),
+            channels_shrank: AtomicBool::new(false),
         }
     }
 
@@ -1051,6 +1088,7 @@ impl Users {
             Some(u) => u.state(),
             None => UserState::new(all_channels),
         };
+        let before = state.clone();
         for rule in &rules {
             state
                 .apply(rule, all_channels)
@@ -1059,7 +1097,9 @@ impl Users {
         let mut users = self.users.write().expect("ACL users lock");
         match users.get(name) {
             Some(u) => {
+                let shrank = state.channels_shrank_from(&before);
                 u.replace(state);
+                u.channels_shrank.store(shrank, Ordering::Relaxed);
                 Ok(u.clone())
             }
             None => {

@@ -341,3 +341,47 @@ fn config_file_user_lines_match_redis() {
     let _: () = app.set("wkey", "v").expect("set through the selector");
     assert!(app.set::<_, _, ()>("app:k", "v").is_err());
 }
+
+/// A user whose channels shrink loses the subscriptions it may no longer have: those
+/// connections are closed, as Redis 7.0 closes them; subscriptions still allowed stay.
+#[test]
+fn subscribers_lose_channels_taken_away() {
+    let server = start_warpengine(&[]);
+    let mut admin = connect(&server.url());
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "sub",
+            "on",
+            "nopass",
+            "+@all",
+            "~*",
+            "resetchannels",
+            "&news",
+            "&sports",
+        ])
+        .query(&mut admin)
+        .expect("setuser");
+    let mut news = connect(&user_url(server.port, "sub", "x"));
+    let mut sports = connect(&user_url(server.port, "sub", "x"));
+    let _: () = redis::cmd("SUBSCRIBE")
+        .arg("news")
+        .query(&mut news)
+        .expect("subscribe news");
+    let _: () = redis::cmd("SUBSCRIBE")
+        .arg("sports")
+        .query(&mut sports)
+        .expect("subscribe sports");
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "sub", "resetchannels", "&sports"])
+        .query(&mut admin)
+        .expect("shrink");
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut admin)
+        .expect("list");
+    assert_eq!(list.matches("user=sub").count(), 1, "{list}");
+    assert!(list.contains("sub=1"), "{list}");
+    let delivered: i64 = admin.publish("sports", "goal").expect("publish");
+    assert_eq!(delivered, 1);
+}

@@ -254,6 +254,12 @@ fn setuser(s: &mut Session, args: &[Bytes]) -> Reply {
             if Arc::ptr_eq(&user, &s.server.acl.default_user()) {
                 s.server.sync_auth_required();
             }
+            if user
+                .channels_shrank
+                .swap(false, std::sync::atomic::Ordering::Relaxed)
+            {
+                close_refused_subscribers(s, &user);
+            }
             OK
         }
         Err(acl::SetUserError::Rule(rule, e)) => {
@@ -268,6 +274,36 @@ fn setuser(s: &mut Session, args: &[Bytes]) -> Reply {
             msg.extend_from_slice(b"'.");
             Reply::error_bytes(msg)
         }
+    }
+}
+
+/// After a user lost channel permissions, its connections subscribed to a channel or pattern
+/// it may no longer use are closed, as Redis 7.0 frees them.
+fn close_refused_subscribers(s: &mut Session, user: &acl::User) {
+    let server = s.server;
+    let mut refused = Vec::new();
+    for info in server.clients.snapshot() {
+        if info.user != user.name || info.subscriptions == (0, 0, 0) {
+            continue;
+        }
+        let Some(handle) = server.clients.get(info.id) else {
+            continue;
+        };
+        let Some(sub) = handle.sink.lock().expect("client sink").clone() else {
+            continue;
+        };
+        let (channels, patterns) = server.pubsub.subscribed_by(&sub);
+        if !user.read(|st| st.allows_subscriptions(&channels, &patterns)) {
+            refused.push(info.id);
+        }
+    }
+    if refused.is_empty() {
+        return;
+    }
+    let me = s.conn.id;
+    let (_, self_hit) = server.clients.kill_where(me, |c| refused.contains(&c.id));
+    if self_hit {
+        s.conn.close_after_reply = true;
     }
 }
 
