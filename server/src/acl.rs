@@ -71,7 +71,8 @@ pub enum KeyRule {
     Specs(&'static [crate::protocol::Reply], KeyAccess),
     /// SET: a write only, unless GET also reads the old value (Redis's `setGetKeys`).
     Set,
-    /// BITFIELD: a read only when every operation is a GET (`bitfieldGetKeys`).
+    /// BITFIELD: a read and a write, or a read only when every operation is a GET
+    /// (`bitfieldGetKeys`).
     Bitfield,
 }
 
@@ -585,8 +586,9 @@ fn request_keys(entry: usize, table_row: usize, args: &[Bytes]) -> Vec<(usize, K
                     || a.eq_ignore_ascii_case(b"incrby")
                     || a.eq_ignore_ascii_case(b"overflow")
             });
+            // Reads always; writes too unless every operation is a GET.
             uniform(KeyAccess {
-                read: !writes,
+                read: true,
                 write: writes,
             })
         }
