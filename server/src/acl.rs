@@ -94,6 +94,8 @@ pub type FindKeysFn = fn(&[crate::protocol::Reply], &[Bytes]) -> Option<Vec<(usi
 pub struct Catalog {
     pub entries: Vec<CatalogEntry>,
     pub by_name: HashMap<String, usize>,
+    /// The entry of each command table row (`usize::MAX`: none).
+    pub by_row: Vec<usize>,
     /// `command_data::keys_by_specs`: positions and flags from Redis's key specs.
     pub find_keys: FindKeysFn,
 }
@@ -114,13 +116,18 @@ impl Catalog {
         self.entries.len().div_ceil(64)
     }
 
-    /// The catalog entry a request runs as: the subcommand's when it names one.
-    pub fn entry_of(&self, args: &[Bytes]) -> Option<usize> {
-        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-        let id = *self.by_name.get(&name)?;
+    /// The catalog entry a request of table row `table_row` runs as: for a container that
+    /// parses its own subcommands (CONFIG, CLIENT), the subcommand's when it names one. Only
+    /// such containers build a name to look up.
+    pub fn entry_of(&self, table_row: usize, args: &[Bytes]) -> Option<usize> {
+        let id = *self.by_row.get(table_row)?;
+        if id == usize::MAX {
+            return None;
+        }
         if !self.entries[id].subcommands.is_empty() && args.len() >= 2 {
             let full = format!(
-                "{name}|{}",
+                "{}|{}",
+                self.entries[id].fullname,
                 String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
             );
             if let Some(&sub) = self.by_name.get(&full) {
@@ -968,7 +975,7 @@ impl User {
 
     /// Checks a request whose table row is `table_row`.
     pub fn check(&self, table_row: usize, args: &[Bytes], no_auth: bool) -> (Verdict, usize) {
-        let Some(entry) = catalog().entry_of(args) else {
+        let Some(entry) = catalog().entry_of(table_row, args) else {
             return (Verdict::Allowed, 0);
         };
         (

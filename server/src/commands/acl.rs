@@ -151,9 +151,14 @@ fn build_catalog() -> Catalog {
         .enumerate()
         .map(|(i, e)| (e.fullname.clone(), i))
         .collect();
+    let by_row = TABLE
+        .iter()
+        .map(|row| by_name.get(row.name).copied().unwrap_or(usize::MAX))
+        .collect();
     Catalog {
         entries,
         by_name,
+        by_row,
         find_keys: command_data::keys_by_specs,
     }
 }
