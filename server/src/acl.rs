@@ -76,6 +76,17 @@ pub enum KeyRule {
     Bitfield,
 }
 
+/// Where a Pub/Sub command names the channels the channel check applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChannelRule {
+    /// No channels checked (every other command, and the unsubscribing ones).
+    None,
+    /// Every argument after the name (SUBSCRIBE, SSUBSCRIBE; PSUBSCRIBE's are patterns).
+    EveryArgument { patterns: bool },
+    /// The first argument (PUBLISH, SPUBLISH).
+    First,
+}
+
 /// One command or subcommand as the ACL rules see it.
 pub struct CatalogEntry {
     /// `get`, `config|get`.
@@ -84,6 +95,7 @@ pub struct CatalogEntry {
     pub parent: Option<usize>,
     pub subcommands: Vec<usize>,
     pub keys: KeyRule,
+    pub channels: ChannelRule,
 }
 
 /// Finds a request's key positions and their spec flags from Redis's key specs (None: the specs
@@ -520,7 +532,7 @@ impl Selector {
             }
         }
         if !self.all_channels {
-            for (pos, is_pattern) in request_channels(args) {
+            for (pos, is_pattern) in request_channels(entry, args) {
                 if !self.channel_allowed(&args[pos], is_pattern) {
                     return Verdict::DeniedChannel(pos);
                 }
@@ -622,17 +634,12 @@ pub fn access_of_flags<S: AsRef<str>>(flags: &[S]) -> KeyAccess {
 
 /// The channels a Pub/Sub request names, and whether each is a pattern (PSUBSCRIBE).
 /// Unsubscribing is never refused.
-fn request_channels(args: &[Bytes]) -> Vec<(usize, bool)> {
-    let name = &args[0];
-    let is = |w: &str| name.eq_ignore_ascii_case(w.as_bytes());
-    if is("subscribe") || is("ssubscribe") {
-        (1..args.len()).map(|p| (p, false)).collect()
-    } else if is("psubscribe") {
-        (1..args.len()).map(|p| (p, true)).collect()
-    } else if (is("publish") || is("spublish")) && args.len() >= 2 {
-        vec![(1, false)]
-    } else {
-        Vec::new()
+fn request_channels(entry: usize, args: &[Bytes]) -> Vec<(usize, bool)> {
+    match catalog().entries[entry].channels {
+        ChannelRule::None => Vec::new(),
+        ChannelRule::EveryArgument { patterns } => (1..args.len()).map(|p| (p, patterns)).collect(),
+        ChannelRule::First if args.len() >= 2 => vec![(1, false)],
+        ChannelRule::First => Vec::new(),
     }
 }
 

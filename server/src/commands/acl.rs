@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::command_data;
 use super::util::{help, int_arg, lower, subcommand_syntax_error};
 use super::{commands, Flags, Keys, Run, NO_KEYS, TABLE};
-use crate::acl::{self, Catalog, CatalogEntry, KeyAccess, KeyRule, Verdict};
+use crate::acl::{self, Catalog, CatalogEntry, ChannelRule, KeyAccess, KeyRule, Verdict};
 use crate::command_table::{self, arity_ok, unknown_subcommand, wrong_arity, CommandSpec};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -105,6 +105,7 @@ fn build_catalog() -> Catalog {
             parent: None,
             subcommands: Vec::new(),
             keys: key_rule(spec, command_data::key_specs(spec.name, None)),
+            channels: channel_rule(spec.name),
         });
         let mut subs = Vec::new();
         if matches!(spec.run, Run::Container) {
@@ -122,6 +123,7 @@ fn build_catalog() -> Catalog {
                     parent: Some(id),
                     subcommands: Vec::new(),
                     keys: key_rule(row, None),
+                    channels: ChannelRule::None,
                 });
             }
         } else {
@@ -139,6 +141,7 @@ fn build_catalog() -> Catalog {
                     parent: Some(id),
                     subcommands: Vec::new(),
                     keys,
+                    channels: ChannelRule::None,
                 });
             }
         }
@@ -160,6 +163,17 @@ fn build_catalog() -> Catalog {
         by_name,
         by_row,
         find_keys: command_data::keys_by_specs,
+    }
+}
+
+/// The Pub/Sub commands whose channels are checked (Redis's CMD_CHANNEL_SUBSCRIBE and
+/// CMD_CHANNEL_PUBLISH).
+fn channel_rule(name: &str) -> ChannelRule {
+    match name {
+        "subscribe" | "ssubscribe" => ChannelRule::EveryArgument { patterns: false },
+        "psubscribe" => ChannelRule::EveryArgument { patterns: true },
+        "publish" | "spublish" => ChannelRule::First,
+        _ => ChannelRule::None,
     }
 }
 
