@@ -385,3 +385,42 @@ fn subscribers_lose_channels_taken_away() {
     let delivered: i64 = admin.publish("sports", "goal").expect("publish");
     assert_eq!(delivered, 1);
 }
+
+/// CONFIG REWRITE writes the users as `user` lines (in place of the file's, the rest at the
+/// end) and a restart with the file has them again.
+#[test]
+fn config_rewrite_keeps_users_across_a_restart() {
+    let dir = warpengine_tests::TempDir::new("acl-rewrite");
+    let conf = format!("{}/w.conf", dir.0.display());
+    std::fs::write(&conf, "save \"\"\nuser app on >x ~* +get\n").expect("write");
+    let rules = [
+        "SETUSER",
+        "other",
+        "on",
+        ">y",
+        "~o*",
+        "+@read",
+        "(+set ~s*)",
+    ];
+    {
+        let server = start_warpengine(&["--config", &conf]);
+        let mut c = connect(&server.url());
+        let _: () = redis::cmd("ACL")
+            .arg(&rules)
+            .query(&mut c)
+            .expect("setuser");
+        let _: () = redis::cmd("CONFIG")
+            .arg("REWRITE")
+            .query(&mut c)
+            .expect("rewrite");
+    }
+    let text = std::fs::read_to_string(&conf).expect("read");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("user ")).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("user app on #"), "{text}");
+    let server = start_warpengine(&["--config", &conf]);
+    let mut other = connect(&user_url(server.port, "other", "y"));
+    let _: () = other.set("s1", "v").expect("the selector survived");
+    assert!(other.set::<_, _, ()>("o1", "v").is_err());
+    assert!(other.get::<_, String>("s1").is_err());
+}

@@ -115,6 +115,13 @@ impl ConfigStore {
     /// lines of parameters that no longer apply go, and parameters that differ from their
     /// defaults and were not in the file are added at its end.
     pub fn rewrite(&self) -> Result<(), String> {
+        self.rewrite_with_users(None)
+    }
+
+    /// CONFIG REWRITE with the ACL users as `user` lines (full lines): they take the places of
+    /// the file's `user` lines in order, the rest go at the end, as Redis rewrites them. None
+    /// leaves the file's `user` lines as they are.
+    pub fn rewrite_with_users(&self, users: Option<&[String]>) -> Result<(), String> {
         let path = self
             .file
             .as_ref()
@@ -124,10 +131,14 @@ impl ConfigStore {
         // Where each parameter's lines are, by its canonical name.
         let mut at: Vec<(&'static str, Vec<usize>)> = Vec::new();
         let mut has_tail = false;
+        let mut user_places = Vec::new();
         for raw in old.lines() {
             let trimmed = raw.trim();
             if trimmed == SIGNATURE {
                 has_tail = true;
+            }
+            if split_args(trimmed).is_some_and(|argv| argv.first().is_some_and(|n| n == "user")) {
+                user_places.push(lines.len());
             }
             let option = (!trimmed.starts_with('#'))
                 .then(|| split_args(trimmed))
@@ -161,6 +172,17 @@ impl ConfigStore {
                 }
             }
             for &pos in places.iter().skip(new_lines.len()) {
+                lines[pos] = None;
+            }
+        }
+        if let Some(users) = users {
+            for (i, line) in users.iter().enumerate() {
+                match user_places.get(i) {
+                    Some(&pos) => lines[pos] = Some(line.clone()),
+                    None => tail.push(line.clone()),
+                }
+            }
+            for &pos in user_places.iter().skip(users.len()) {
                 lines[pos] = None;
             }
         }
