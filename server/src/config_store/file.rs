@@ -165,26 +165,10 @@ impl ConfigStore {
             if places.is_empty() && value == defaults.get(p.name) {
                 continue;
             }
-            for (i, line) in new_lines.iter().enumerate() {
-                match places.get(i) {
-                    Some(&pos) => lines[pos] = Some(line.clone()),
-                    None => tail.push(line.clone()),
-                }
-            }
-            for &pos in places.iter().skip(new_lines.len()) {
-                lines[pos] = None;
-            }
+            put_lines(&mut lines, places, &new_lines, &mut tail);
         }
         if let Some(users) = users {
-            for (i, line) in users.iter().enumerate() {
-                match user_places.get(i) {
-                    Some(&pos) => lines[pos] = Some(line.clone()),
-                    None => tail.push(line.clone()),
-                }
-            }
-            for &pos in user_places.iter().skip(users.len()) {
-                lines[pos] = None;
-            }
+            put_lines(&mut lines, &user_places, users, &mut tail);
         }
         // As Redis does, runs of blank lines are written as one.
         let mut out: Vec<String> = Vec::new();
@@ -209,6 +193,25 @@ impl ConfigStore {
 }
 
 /// Bytes as CONFIG REWRITE writes them: `64mb`, `1gb`, or plain bytes.
+/// Puts a directive's new lines in the places its old lines had, in order: the rest go to the
+/// tail, old places left over are dropped.
+fn put_lines(
+    lines: &mut [Option<String>],
+    places: &[usize],
+    new_lines: &[String],
+    tail: &mut Vec<String>,
+) {
+    for (i, line) in new_lines.iter().enumerate() {
+        match places.get(i) {
+            Some(&pos) => lines[pos] = Some(line.clone()),
+            None => tail.push(line.clone()),
+        }
+    }
+    for &pos in places.iter().skip(new_lines.len()) {
+        lines[pos] = None;
+    }
+}
+
 fn format_memory(bytes: &str) -> String {
     let Ok(v) = bytes.parse::<i64>() else {
         return bytes.to_string();
