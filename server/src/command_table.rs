@@ -559,6 +559,17 @@ pub fn resolve(index: usize, args: &[Bytes]) -> Result<usize, Reply> {
     Ok(found)
 }
 
+/// Whether `argc` arguments (the name included) fit Redis's arity: exactly `arity`, or at
+/// least `-arity` when negative.
+pub fn arity_ok(arity: i32, argc: usize) -> bool {
+    let argc = argc as i32;
+    if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    }
+}
+
 pub fn wrong_arity(name: &str) -> Reply {
     Reply::err(format!(
         "ERR wrong number of arguments for '{name}' command"

@@ -120,6 +120,7 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         db: 0,
         resp3: false,
         authenticated: !hot.auth_required.load(Ordering::Relaxed),
+        user: server.acl.default_user(),
         name: String::new(),
         addr: peer,
         reply_mode: ReplyMode::On,

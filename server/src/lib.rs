@@ -1,5 +1,6 @@
 //! WarpEngine: a Redis-compatible, thread-per-core, shared-nothing cache server.
 
+pub mod acl;
 pub mod blocked_clients;
 pub mod client_pause;
 pub mod clients;

@@ -115,6 +115,26 @@ fn main() {
         error!("Failed to configure TLS: {e}");
         std::process::exit(1);
     }
+    let (aclfile, users) = {
+        let cfg = server.config.read().expect("config lock");
+        (cfg.get("aclfile").to_string(), cfg.users.clone())
+    };
+    if !users.is_empty() && !aclfile.is_empty() {
+        error!("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.");
+        std::process::exit(1);
+    }
+    if let Err(e) = server.acl.create_configured(&users) {
+        error!("{e}");
+        std::process::exit(1);
+    }
+    server.sync_auth_required();
+    if !aclfile.is_empty() {
+        if let Err(e) = server.acl.load_file(&aclfile) {
+            error!("Aborting Redis startup because of ACL errors: {e}");
+            std::process::exit(1);
+        }
+        server.sync_auth_required();
+    }
     warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");

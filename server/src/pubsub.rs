@@ -441,6 +441,22 @@ impl PubSub {
     }
 
     /// PUBSUB CHANNELS / SHARDCHANNELS: active channels matching `pattern` (all without one).
+    /// What one subscriber is subscribed to: (channels and shard channels, patterns). Scans
+    /// every channel: for ACL changes, not for the request path.
+    pub fn subscribed_by(&self, sub: &Arc<Subscriber>) -> (Vec<Bytes>, Vec<Bytes>) {
+        let of = |map: &RwLock<HashMap<Bytes, Vec<Arc<Subscriber>>>>| -> Vec<Bytes> {
+            map.read()
+                .expect("pubsub lock")
+                .iter()
+                .filter(|(_, subs)| subs.iter().any(|s| Arc::ptr_eq(s, sub)))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        let mut channels = of(&self.channels);
+        channels.extend(of(&self.shard_channels));
+        (channels, of(&self.patterns))
+    }
+
     pub fn channels(&self, shard: bool, pattern: Option<&[u8]>) -> Vec<Bytes> {
         let map = self.channel_map(shard);
         map.read()

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use warpengine_storage::Shard;
 
 use crate::blocked_clients::BlockRegistry;
@@ -70,6 +72,8 @@ pub struct Server {
     pub sampler: crate::stats_sampler::Sampler,
     /// The TLS configuration in force (`tls-port`).
     pub tls: crate::tls::Tls,
+    /// ACL users (see `crate::acl`).
+    pub acl: crate::acl::Users,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -80,7 +84,6 @@ pub struct HotConfig {
     pub maxclients: AtomicU64,
     /// `maxmemory-clients` in bytes (a percentage resolved against maxmemory); 0 when off.
     pub maxmemory_clients: AtomicU64,
-    pub requirepass: RwLock<String>,
     pub auth_required: AtomicBool,
     pub protected_mode: AtomicBool,
     pub debug_enabled: AtomicBool,
@@ -108,7 +111,6 @@ impl HotConfig {
             query_buffer_limit: AtomicU64::new(0),
             maxclients: AtomicU64::new(0),
             maxmemory_clients: AtomicU64::new(0),
-            requirepass: RwLock::new(String::new()),
             auth_required: AtomicBool::new(false),
             protected_mode: AtomicBool::new(true),
             debug_enabled: AtomicBool::new(false),
@@ -140,9 +142,6 @@ impl HotConfig {
             client_eviction_limit(cfg.get("maxmemory-clients"), cfg.get_i64("maxmemory")),
             r,
         );
-        let pass = cfg.get("requirepass").to_string();
-        self.auth_required.store(!pass.is_empty(), r);
-        *self.requirepass.write().expect("requirepass lock") = pass;
         self.protected_mode.store(cfg.get_bool("protected-mode"), r);
         self.debug_enabled
             .store(cfg.get("enable-debug-command") != "no", r);
@@ -359,6 +358,34 @@ fn random_hex(n: usize) -> String {
 }
 
 impl Server {
+    /// `requirepass` is the default user's password (Redis's `ACLUpdateDefaultUserPassword`):
+    /// set, it replaces the user's passwords; empty, the user is nopass.
+    pub fn apply_requirepass(&self, password: &str) {
+        let rule = if password.is_empty() {
+            Bytes::from_static(b"nopass")
+        } else {
+            Bytes::from(format!(">{password}"))
+        };
+        self.acl
+            .set_user(b"default", &[Bytes::from_static(b"resetpass"), rule])
+            .expect("requirepass rules are valid");
+        self.sync_auth_required();
+    }
+
+    /// `acl-pubsub-default`: whether users made from now on (and `reset`) get every channel.
+    pub fn apply_acl_pubsub_default(&self, value: &str) {
+        self.acl
+            .pubsub_default_all
+            .store(value == "allchannels", Ordering::Relaxed);
+    }
+
+    /// Mirrors whether new connections must authenticate after the default user changed.
+    pub fn sync_auth_required(&self) {
+        self.hot
+            .auth_required
+            .store(self.acl.auth_required(), Ordering::Relaxed);
+    }
+
     pub fn new(cfg: ConfigStore, threads: usize) -> Server {
         let databases = cfg.get_i64("databases").max(1) as usize;
         let port = cfg.get_i64("port") as u16;
@@ -409,7 +436,22 @@ impl Server {
             changes_saved: AtomicU64::new(0),
             sampler: Default::default(),
             tls: Default::default(),
+            acl: crate::acl::Users::new(),
         };
+        let requirepass = server
+            .config
+            .read()
+            .expect("config")
+            .get("requirepass")
+            .to_string();
+        server.apply_requirepass(&requirepass);
+        server.apply_acl_pubsub_default(
+            server
+                .config
+                .read()
+                .expect("config")
+                .get("acl-pubsub-default"),
+        );
         server.pubsub.limits.refresh(
             server
                 .config

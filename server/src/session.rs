@@ -19,6 +19,8 @@ pub struct ConnState {
     pub db: usize,
     pub resp3: bool,
     pub authenticated: bool,
+    /// The ACL user it runs as (`default` until an AUTH).
+    pub user: std::sync::Arc<crate::acl::User>,
     pub name: String,
     pub addr: SocketAddr,
     pub reply_mode: ReplyMode,
@@ -70,5 +72,8 @@ impl Session<'_> {
         info.db = self.conn.db;
         info.name.clone_from(&self.conn.name);
         info.resp = if self.conn.resp3 { 3 } else { 2 };
+        if info.user != self.conn.user.name {
+            info.user.clone_from(&self.conn.user.name);
+        }
     }
 }

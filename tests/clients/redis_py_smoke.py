@@ -276,10 +276,32 @@ for protocol in (2, 3):
         assert r.strlen("py:big") == 1 << 20
         assert r.client_no_evict("on") == "OK"
 
+    def acl():
+        r.execute_command("ACL", "SETUSER", "py_acl", "reset", "on", ">pw", "+get", "+set", "+acl|whoami", "~py:acl:*")
+        info = r.acl_getuser("py_acl")
+        assert info["enabled"] is True, info
+        assert "~py:acl:*" in str(info["keys"]), info
+        u = redis.Redis(port=port, username="py_acl", password="pw", protocol=protocol, db=0, decode_responses=True)
+        assert u.acl_whoami() == "py_acl"
+        assert u.set("py:acl:k", "v") is True
+        assert u.get("py:acl:k") == "v"
+        try:
+            u.get("py:other")
+            raise AssertionError("a key outside the user's patterns was read")
+        except redis.exceptions.NoPermissionError as e:
+            assert "no permissions to access one of the keys" in str(e), e
+        try:
+            redis.Redis(port=port, username="py_acl", password="wrong", protocol=protocol).ping()
+            raise AssertionError("a wrong password was accepted")
+        except redis.exceptions.AuthenticationError as e:
+            assert "WRONGPASS" in str(e) or "invalid username-password" in str(e), e
+        u.close()
+        assert r.acl_deluser("py_acl") == 1
+
     for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),
                      ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog),
-                     ("client-limits", client_limits)]:
+                     ("client-limits", client_limits), ("acl", acl)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

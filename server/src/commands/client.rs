@@ -319,7 +319,12 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
             },
             "addr" => addr = Some(String::from_utf8_lossy(val).into_owned()),
             "laddr" => laddr = Some(String::from_utf8_lossy(val).into_owned()),
-            "user" => user = Some(String::from_utf8_lossy(val).into_owned()),
+            "user" => {
+                if s.server.acl.get(val).is_none() {
+                    return super::util::err_echo("ERR No such user '", val, "'");
+                }
+                user = Some(String::from_utf8_lossy(val).into_owned());
+            }
             "maxage" => match int_arg(val) {
                 Ok(v) if v >= 0 => max_age = Some(v as u64),
                 _ => return Reply::err(SYNTAX),

@@ -47,7 +47,19 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         "rewrite" if args.len() == 2 => {
             let cfg = s.server.config.read().expect("config lock");
-            match cfg.rewrite() {
+            // Users go to the file as `user` lines, unless an ACL file keeps them (then the
+            // file's `user` lines are dropped), as Redis rewrites them.
+            let users: Vec<String> = if cfg.get("aclfile").is_empty() {
+                s.server
+                    .acl
+                    .all()
+                    .iter()
+                    .map(|u| format!("user {} {}", u.name, u.read(|st| st.describe())))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            match cfg.rewrite_with_users(Some(&users)) {
                 Ok(()) => OK,
                 Err(e) if cfg.file.is_none() => Reply::err(format!("ERR {e}")),
                 Err(e) => {
@@ -162,8 +174,15 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));
+    let new_requirepass = (next.get("requirepass") != cfg.get("requirepass"))
+        .then(|| next.get("requirepass").to_string());
     *cfg = next;
     s.server.hot.refresh(&cfg);
+    if let Some(password) = new_requirepass {
+        s.server.apply_requirepass(&password);
+    }
+    s.server
+        .apply_acl_pubsub_default(cfg.get("acl-pubsub-default"));
     crate::keyspace_events::apply(&cfg);
     drop(cfg);
     if old_policy != new_policy {

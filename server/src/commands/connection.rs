@@ -54,29 +54,31 @@ pub fn reset(s: &mut Session, _args: &[Bytes]) -> Reply {
     c.answer_regardless = true;
     c.no_touch = false;
     c.authenticated = !auth_required;
+    c.user = s.server.acl.default_user();
     s.sync_client_info();
     Reply::Status("RESET")
 }
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Checks credentials for the only user WarpEngine has, `default`.
+/// Checks credentials (`default` when no user is named) and, when they open a user, runs the
+/// connection as that user.
 fn authenticate(s: &mut Session, user: Option<&[u8]>, pass: &[u8]) -> Result<(), Reply> {
-    if user.is_some_and(|u| u != b"default") {
-        return Err(Reply::err(WRONGPASS));
-    }
-    let required = s
-        .server
-        .hot
-        .requirepass
-        .read()
-        .expect("requirepass lock")
-        .clone();
-    if required.is_empty() || required.as_bytes() == pass {
-        s.conn.authenticated = true;
-        Ok(())
-    } else {
-        Err(Reply::err(WRONGPASS))
+    let name = user.unwrap_or(b"default");
+    match s.server.acl.authenticate(name, pass) {
+        Some(user) => {
+            s.conn.user = user;
+            s.conn.authenticated = true;
+            s.sync_client_info();
+            Ok(())
+        }
+        None => {
+            let context = crate::acl::toplevel_context(s.conn);
+            let fields = ("auth", Bytes::from_static(b"AUTH"));
+            let username = Bytes::copy_from_slice(name);
+            crate::acl::log_denial(s.server, s.conn, context, fields, username);
+            Err(Reply::err(WRONGPASS))
+        }
     }
 }
 
@@ -84,14 +86,7 @@ pub fn auth(s: &mut Session, args: &[Bytes]) -> Reply {
     if args.len() > 3 {
         return Reply::err(SYNTAX);
     }
-    let no_password = s
-        .server
-        .hot
-        .requirepass
-        .read()
-        .expect("requirepass lock")
-        .is_empty();
-    if args.len() == 2 && no_password {
+    if args.len() == 2 && s.server.acl.default_user().read(|u| u.nopass) {
         return Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
     }
     let (user, pass) = if args.len() == 3 {

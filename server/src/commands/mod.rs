@@ -8,6 +8,7 @@ pub use crate::command_table::{
     FanoutFn, Flags, KeyedFn, Keys, LogForm, MetaFn, Run, SessionFn, TxStep, Writes, TABLE,
 };
 
+pub mod acl;
 pub mod bitmaps;
 pub mod blocking;
 pub mod client;
@@ -82,6 +83,7 @@ pub fn install() {
     crate::command_table::install(|| {
         [
             CORE,
+            acl::COMMANDS,
             bitmaps::COMMANDS,
             blocking::COMMANDS,
             dump::COMMANDS,
@@ -107,6 +109,7 @@ pub fn install() {
         ]
         .concat()
     });
+    acl::install();
 }
 
 use client as cl;

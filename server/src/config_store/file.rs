@@ -72,6 +72,16 @@ impl ConfigStore {
                     *self = nested;
                     continue;
                 }
+                "user" if argv.len() >= 2 => {
+                    if self.users.iter().any(|u| u[0] == argv[1]) {
+                        return Err(fail(
+                            "Duplicate user found. A user can only be defined once in config files"
+                                .into(),
+                        ));
+                    }
+                    self.users.push(argv[1..].to_vec());
+                    continue;
+                }
                 "rename-command" | "user" | "loadmodule" | "sentinel" => {
                     return Err(fail(format!("'{name}' is not supported by WarpEngine")));
                 }
@@ -105,6 +115,13 @@ impl ConfigStore {
     /// lines of parameters that no longer apply go, and parameters that differ from their
     /// defaults and were not in the file are added at its end.
     pub fn rewrite(&self) -> Result<(), String> {
+        self.rewrite_with_users(None)
+    }
+
+    /// CONFIG REWRITE with the ACL users as `user` lines (full lines): they take the places of
+    /// the file's `user` lines in order, the rest go at the end, as Redis rewrites them. None
+    /// leaves the file's `user` lines as they are.
+    pub fn rewrite_with_users(&self, users: Option<&[String]>) -> Result<(), String> {
         let path = self
             .file
             .as_ref()
@@ -114,10 +131,14 @@ impl ConfigStore {
         // Where each parameter's lines are, by its canonical name.
         let mut at: Vec<(&'static str, Vec<usize>)> = Vec::new();
         let mut has_tail = false;
+        let mut user_places = Vec::new();
         for raw in old.lines() {
             let trimmed = raw.trim();
             if trimmed == SIGNATURE {
                 has_tail = true;
+            }
+            if split_args(trimmed).is_some_and(|argv| argv.first().is_some_and(|n| n == "user")) {
+                user_places.push(lines.len());
             }
             let option = (!trimmed.starts_with('#'))
                 .then(|| split_args(trimmed))
@@ -144,15 +165,10 @@ impl ConfigStore {
             if places.is_empty() && value == defaults.get(p.name) {
                 continue;
             }
-            for (i, line) in new_lines.iter().enumerate() {
-                match places.get(i) {
-                    Some(&pos) => lines[pos] = Some(line.clone()),
-                    None => tail.push(line.clone()),
-                }
-            }
-            for &pos in places.iter().skip(new_lines.len()) {
-                lines[pos] = None;
-            }
+            put_lines(&mut lines, places, &new_lines, &mut tail);
+        }
+        if let Some(users) = users {
+            put_lines(&mut lines, &user_places, users, &mut tail);
         }
         // As Redis does, runs of blank lines are written as one.
         let mut out: Vec<String> = Vec::new();
@@ -177,6 +193,25 @@ impl ConfigStore {
 }
 
 /// Bytes as CONFIG REWRITE writes them: `64mb`, `1gb`, or plain bytes.
+/// Puts a directive's new lines in the places its old lines had, in order: the rest go to the
+/// tail, old places left over are dropped.
+fn put_lines(
+    lines: &mut [Option<String>],
+    places: &[usize],
+    new_lines: &[String],
+    tail: &mut Vec<String>,
+) {
+    for (i, line) in new_lines.iter().enumerate() {
+        match places.get(i) {
+            Some(&pos) => lines[pos] = Some(line.clone()),
+            None => tail.push(line.clone()),
+        }
+    }
+    for &pos in places.iter().skip(new_lines.len()) {
+        lines[pos] = None;
+    }
+}
+
 fn format_memory(bytes: &str) -> String {
     let Ok(v) = bytes.parse::<i64>() else {
         return bytes.to_string();

@@ -272,6 +272,9 @@ pub struct ConfigStore {
     values: BTreeMap<&'static str, String>,
     /// The file the configuration was loaded from, which CONFIG REWRITE writes back.
     pub file: Option<std::path::PathBuf>,
+    /// `user name rules...` lines, in file order (the words after `user`): the ACL users the
+    /// server creates at start.
+    pub users: Vec<Vec<String>>,
 }
 
 impl Default for ConfigStore {
@@ -286,6 +289,7 @@ impl Default for ConfigStore {
                 })
                 .collect(),
             file: None,
+            users: Vec::new(),
         }
     }
 }

@@ -187,7 +187,7 @@ pub static PARAMS: &[Param] = &[
     p("aof-disable-auto-gc", BOOL, "no", MUT).stored(),
     p("replica-ignore-disk-write-errors", BOOL, "no", MUT).stored(),
     // Strings.
-    p("aclfile", STR, "", FIXED).stored(),
+    p("aclfile", STR, "", FIXED),
     p("unixsocket", STR, "", FIXED).stored(),
     p("pidfile", STR, "", FIXED),
     p("replica-announce-ip", STR, "", MUT)
@@ -281,8 +281,7 @@ pub static PARAMS: &[Param] = &[
         Kind::Enum(&["allchannels", "resetchannels"]),
         "resetchannels",
         MUT,
-    )
-    .stored(),
+    ),
     p(
         "sanitize-dump-payload",
         Kind::Enum(&["no", "yes", "clients"]),
@@ -406,7 +405,7 @@ pub static PARAMS: &[Param] = &[
     )
     .stored(),
     p("slowlog-max-len", NONNEG, "128", MUT),
-    p("acllog-max-len", NONNEG, "128", MUT).stored(),
+    p("acllog-max-len", NONNEG, "128", MUT),
     p("busy-reply-threshold", NONNEG, "5000", MUT)
         .alias("lua-time-limit")
         .stored(),

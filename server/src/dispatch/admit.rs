@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::unknown_command;
-use crate::command_table::{self, wrong_arity, Flags, TABLE};
+use crate::command_table::{self, arity_ok, wrong_arity, Flags, TABLE};
 use crate::durability;
 use crate::persist::Durable;
 use crate::protocol::Reply;
@@ -58,6 +58,11 @@ pub(super) fn admit(
     {
         return refuse(index, Reply::err("NOAUTH Authentication required."));
     }
+    if !conn.user.unrestricted() {
+        if let Some(refusal) = acl_refusal(server, conn, index, args) {
+            return refuse(index, refusal);
+        }
+    }
     if conn.subscribed() && !conn.resp3 && !spec.allowed_when_subscribed {
         return refuse(
             index,
@@ -93,12 +98,21 @@ pub(super) fn admit(
     })
 }
 
-fn arity_ok(arity: i32, argc: usize) -> bool {
-    let argc = argc as i32;
-    if arity >= 0 {
-        argc == arity
-    } else {
-        argc >= -arity
+/// The NOPERM error when the connection's user may not run this request (its command, keys or
+/// channels). Only reached for a user that is not allowed everything.
+#[cold]
+fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) -> Option<Reply> {
+    use crate::acl;
+    let no_auth = TABLE[index].flags.contains(Flags::NO_AUTH);
+    match conn.user.check(index, args, no_auth) {
+        (acl::Verdict::Allowed, _) => None,
+        (verdict, entry) => {
+            let context = acl::toplevel_context(conn);
+            let fields = verdict.log_fields(entry, args);
+            let username = bytes::Bytes::from(conn.user.name.clone());
+            acl::log_denial(server, conn, context, fields, username);
+            Some(Reply::err(verdict.error(acl::fullname(entry))))
+        }
     }
 }
 

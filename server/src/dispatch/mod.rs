@@ -338,7 +338,7 @@ impl Pipeline {
                 Run::Script(kind) => {
                     self.class = request.class;
                     match script::owner_of(server, kind, &args) {
-                        Some(owner) if conn.tracking.is_none() => {
+                        Some(owner) if conn.tracking.is_none() && conn.user.unrestricted() => {
                             // Its writes are logged in its shard's log.
                             let logged = server.wal.is_on();
                             self.queue_for(server, conn, slot, index, owner, logged, args)

@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use super::step::{self, guarded, Admission};
 use super::{signal_writes, Pipeline};
+use crate::acl;
 use crate::command_table::{self, Attempt, Flags, Run, ScriptRun, TABLE};
 use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::persist::log as wal_log;
@@ -126,6 +127,7 @@ impl Pipeline {
                 conn: &mut *conn,
                 worker: self.me,
             };
+            let user = (!session.conn.user.unrestricted()).then(|| session.conn.user.clone());
             let mut host = ScriptHost::new(
                 server,
                 Some(session),
@@ -135,6 +137,7 @@ impl Pipeline {
                 &mut guards,
                 call.read_only,
             );
+            host.user = user;
             let reply = run_vm(server, call, &mut host);
             if host.beyond {
                 host.undo();
@@ -378,6 +381,9 @@ struct ScriptHost<'a, 'g> {
     server_writes: bool,
     /// On the shard's worker: it called a server command, which needs the connection.
     needs_connection: bool,
+    /// The connection's user when it is not allowed everything (its calls are checked); such
+    /// scripts run at the connection, never on a shard's worker.
+    user: Option<Arc<acl::User>>,
 }
 
 /// The connection's side of a script run where the connection is.
@@ -412,6 +418,7 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             server_writes: false,
             beyond: false,
             needs_connection: false,
+            user: None,
         }
     }
 
@@ -433,6 +440,37 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
 }
 
 impl ScriptHost<'_, '_> {
+    /// The error a call the script's user may not make answers (`scriptVerifyACL`'s texts).
+    fn acl_refusal(&self, index: usize, args: &[Bytes]) -> Option<Reply> {
+        let user = self.user.as_ref()?;
+        let no_auth = TABLE[index].flags.contains(Flags::NO_AUTH);
+        let (verdict, entry) = user.check(index, args, no_auth);
+        if let (Some(parts), false) = (&self.session, verdict == acl::Verdict::Allowed) {
+            let fields = verdict.log_fields(entry, args);
+            let username = Bytes::from(user.name.clone());
+            acl::log_denial(
+                self.server,
+                parts.conn,
+                acl::LogContext::Lua,
+                fields,
+                username,
+            );
+        }
+        let why = match verdict {
+            acl::Verdict::Allowed => return None,
+            acl::Verdict::DeniedCommand => "can't run this command or subcommand",
+            acl::Verdict::DeniedKey(_) => {
+                "can't access at least one of the keys mentioned in the command arguments"
+            }
+            acl::Verdict::DeniedChannel(_) => {
+                "can't publish to the channel mentioned in the command"
+            }
+        };
+        Some(Reply::err(format!(
+            "ERR The user executing the script {why}"
+        )))
+    }
+
     /// The row a script's command runs as, with Redis's errors for scripts.
     /// With the flags of the subcommand called, for containers whose subcommands have no
     /// rows of their own.
@@ -478,8 +516,9 @@ impl ScriptHost<'_, '_> {
 }
 
 impl Host for ScriptHost<'_, '_> {
-    fn knows(&self, args: &[Bytes]) -> bool {
-        self.row(args).is_ok()
+    fn permits(&self, args: &[Bytes]) -> Option<bool> {
+        let (index, _) = self.row(args).ok()?;
+        Some(self.acl_refusal(index, args).is_none())
     }
 
     fn wrote(&self) -> bool {
@@ -500,6 +539,9 @@ impl Host for ScriptHost<'_, '_> {
         let runnable = matches!(spec.run, Run::Keyed(_) | Run::Blocking(_) | Run::Session(_));
         if flags.contains(Flags::NOSCRIPT) || !runnable {
             return Reply::err("ERR This Redis command is not allowed from script");
+        }
+        if let Some(refusal) = self.acl_refusal(index, &args) {
+            return refusal;
         }
         if self.read_only && (flags.contains(Flags::WRITE) || flags.contains(Flags::MAY_REPLICATE))
         {

@@ -199,6 +199,10 @@ impl Pipeline {
                 }
                 for q in commands {
                     ctx.db = db;
+                    if let Some(refusal) = exec_acl_refusal(server, conn, q) {
+                        replies.push(refusal);
+                        continue;
+                    }
                     if server.monitors.active() {
                         server
                             .monitors
@@ -249,6 +253,9 @@ impl Pipeline {
 
     /// A connection or server command inside EXEC, with no shard locked.
     fn run_unlocked(&mut self, server: &Arc<Server>, conn: &mut ConnState, q: &Queued) -> Reply {
+        if let Some(refusal) = exec_acl_refusal(server, conn, q) {
+            return refusal;
+        }
         let spec = &TABLE[q.index];
         let logged = wal_log::is_logged(q.index) && server.wal.is_on();
         if server.monitors.active() {
@@ -278,6 +285,38 @@ impl Pipeline {
         }
         reply
     }
+}
+
+/// EXEC checks each queued command again, as Redis does, in case the user's rules changed
+/// since it was queued: the NOPERM error that command answers then.
+fn exec_acl_refusal(server: &Server, conn: &ConnState, q: &Queued) -> Option<Reply> {
+    if conn.user.unrestricted() {
+        return None;
+    }
+    let no_auth = TABLE[q.index]
+        .flags
+        .contains(crate::command_table::Flags::NO_AUTH);
+    let (verdict, entry) = conn.user.check(q.index, &q.args, no_auth);
+    if verdict != crate::acl::Verdict::Allowed {
+        let fields = verdict.log_fields(entry, &q.args);
+        let username = Bytes::from(conn.user.name.clone());
+        crate::acl::log_denial(
+            server,
+            conn,
+            crate::acl::LogContext::Multi,
+            fields,
+            username,
+        );
+    }
+    let reason = match verdict {
+        crate::acl::Verdict::Allowed => return None,
+        crate::acl::Verdict::DeniedCommand => "no permission to execute the command or subcommand",
+        crate::acl::Verdict::DeniedKey(_) => "no permission to touch the specified keys",
+        crate::acl::Verdict::DeniedChannel(_) => {
+            "no permission to access one of the channels used as arguments"
+        }
+    };
+    Some(Reply::err(format!("NOPERM ACLs rules changed between the moment the transaction was accumulated and its execution. This command is no longer allowed for the following reason: {reason}")))
 }
 
 /// Whether any client watches a key now (a write command then tells the watchers of its keys).

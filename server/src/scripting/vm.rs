@@ -28,8 +28,9 @@ use crate::protocol::Reply;
 pub trait Host {
     /// Runs one command (its name first) and answers its reply; errors are replies too.
     fn call(&mut self, args: Vec<Bytes>) -> Reply;
-    /// Whether the command named by `args` exists (`redis.acl_check_cmd`).
-    fn knows(&self, args: &[Bytes]) -> bool;
+    /// Whether the script's user may run the command `args` (`redis.acl_check_cmd`); None
+    /// when no such command exists.
+    fn permits(&self, args: &[Bytes]) -> Option<bool>;
     /// Whether the script wrote anything so far (then SCRIPT KILL cannot stop it).
     fn wrote(&self) -> bool;
     /// Whether the script must stop now (its run is to be discarded and run again): its
@@ -605,9 +606,9 @@ fn core_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
         lua.create_function(move |lua, args: MultiValue| {
             let argv = command_args(args).map_err(|msg| st.redis_error(lua, msg))?;
             // SAFETY: as for `call`.
-            match st.host.get().map(|h| unsafe { (*h).knows(&argv) }) {
-                Some(true) => Ok(true),
-                Some(false) => {
+            match st.host.get().map(|h| unsafe { (*h).permits(&argv) }) {
+                Some(Some(allowed)) => Ok(allowed),
+                Some(None) => {
                     Err(st.redis_error(lua, "Invalid command passed to redis.acl_check_cmd()"))
                 }
                 None => Err(st.redis_error(

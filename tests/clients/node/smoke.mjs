@@ -188,6 +188,15 @@ function collect(count, subscribe) {
     assertEqual(await r.function("LOAD", "REPLACE", lib), "iolib", "FUNCTION LOAD");
     assertEqual(await r.fcall("io_echo", 1, "k", "a"), ["k", "a"], "FCALL");
   });
+  await check("ioredis-acl", async () => {
+    assertEqual(await r.acl("SETUSER", "io_acl", "reset", "on", ">pw", "+get", "+set", "+acl|whoami", "~io:acl:*"), "OK", "ACL SETUSER");
+    const u = new Redis({ port, username: "io_acl", password: "pw", enableReadyCheck: false });
+    assertEqual(await u.acl("WHOAMI"), "io_acl", "AUTH with a username");
+    assertEqual(await u.set("io:acl:k", "v"), "OK", "own key");
+    await assertRejects(() => u.get("io:other"), /NOPERM/, "other key");
+    u.disconnect();
+    assertEqual(await r.acl("DELUSER", "io_acl"), 1, "ACL DELUSER");
+  });
   await check("ioredis-hyperloglog", async () => {
     await r.del("io:h1", "io:h2", "io:hm");
     assertEqual(await r.pfadd("io:h1", "a", "b", "c"), 1, "PFADD");
@@ -368,6 +377,16 @@ function collect(count, subscribe) {
     assertEqual(await client.fCallRo("nr_get", { keys: ["nr:s1"] }), "v", "FCALL_RO");
     const listed = await client.functionList();
     if (!JSON.stringify(listed).includes("nr_get")) throw new Error(JSON.stringify(listed));
+  });
+  await check("node-redis-acl", async () => {
+    assertEqual(await client.aclSetUser("nr_acl", ["reset", "on", ">pw", "+get", "+set", "+acl|whoami", "~nr:acl:*"]), "OK", "ACL SETUSER");
+    const u = createClient({ socket: { port }, username: "nr_acl", password: "pw" });
+    await u.connect();
+    assertEqual(await u.aclWhoAmI(), "nr_acl", "AUTH with a username");
+    assertEqual(await u.set("nr:acl:k", "v"), "OK", "own key");
+    await assertRejects(() => u.get("nr:other"), /NOPERM/, "other key");
+    await u.quit();
+    assertEqual(await client.aclDelUser("nr_acl"), 1, "ACL DELUSER");
   });
   await check("node-redis-hyperloglog", async () => {
     await client.del(["nr:h1", "nr:h2", "nr:hm"]);
