@@ -44,11 +44,16 @@ pub(super) fn admit(
     if !arity_ok(spec.arity, args.len()) {
         return refuse(index, wrong_arity(spec.name));
     }
-    let index = match command_table::resolve(index, args) {
-        Ok(index) => index,
-        Err(refusal) => return refuse(index, refusal),
+    // Only a container's row (CONFIG, CLIENT ...) runs as another: its subcommand's. Checked
+    // here, inline, because nearly every request is a plain command.
+    let (index, spec) = if matches!(spec.run, command_table::Run::Container) {
+        match command_table::resolve(index, args) {
+            Ok(sub) => (sub, &TABLE[sub]),
+            Err(refusal) => return refuse(index, refusal),
+        }
+    } else {
+        (index, spec)
     };
-    let spec = &TABLE[index];
     if !conn.authenticated
         && server
             .hot
