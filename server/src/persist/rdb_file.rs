@@ -94,6 +94,20 @@ pub fn save(server: &Server) -> io::Result<Saved> {
     write_file(server, |out| write_locked(server, out))
 }
 
+/// The whole file in memory, as a full resync sends it to a replica (every shard locked
+/// while its keys are written, as for SAVE).
+pub fn to_bytes(server: &Server) -> io::Result<(Vec<u8>, Saved)> {
+    let mut out = Checksummed {
+        inner: Vec::with_capacity(64 << 10),
+        crc: 0,
+    };
+    let saved = write_locked(server, &mut out)?;
+    let crc = if checksums(server) { out.crc } else { 0 };
+    let mut bytes = out.inner;
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    Ok((bytes, saved))
+}
+
 /// Writes the file through `fill` (everything up to and including EOF): into a temporary file,
 /// then the CRC-64 trailer, synced and renamed over the old file, so a crash leaves the old
 /// file or the new one whole.
