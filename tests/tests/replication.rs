@@ -292,3 +292,29 @@ fn psync_answers_fullresync_then_the_rdb_then_pings() {
     assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "1");
     assert!(info_field(&mut c, "replication", "slave0").starts_with("ip=127.0.0.1,port=7899,"));
 }
+
+#[test]
+fn redis_cli_functions_rdb_holds_the_libraries_and_no_keys() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&[]);
+    let mut c = RawConn::connect(warp.port);
+    c.call(&["SET", "repl:k", "v"]);
+    let code = "#!lua name=repllib\nredis.register_function('repl_one', function() return 1 end)";
+    assert_eq!(
+        c.call(&["FUNCTION", "LOAD", code]),
+        Resp::Bulk(b"repllib".to_vec())
+    );
+    let dir = TempDir::new("repl-functions-rdb");
+    let file = format!("{}/dump.rdb", dir.path());
+    let out = Command::new("redis-cli")
+        .args(["-p", &warp.port.to_string(), "--functions-rdb", &file])
+        .output()
+        .expect("redis-cli");
+    assert!(out.status.success(), "{out:?}");
+    let redis = start_redis(&["--dir", dir.path(), "--dbfilename", "dump.rdb"]);
+    let mut r = RawConn::connect(redis.port);
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(0));
+    assert_eq!(r.call(&["FCALL", "repl_one", "0"]), Resp::Int(1));
+}

@@ -53,6 +53,25 @@ pub fn replconf(s: &mut Session, args: &[Bytes]) -> Reply {
                 }
                 Err(e) => return e,
             },
+            // Space-separated filter words; `functions` is the only one (an empty filter keeps
+            // everything).
+            "rdb-filter-only" => {
+                let mut functions_only = false;
+                for word in value
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|w| !w.is_empty())
+                {
+                    if !word.eq_ignore_ascii_case(b"functions") {
+                        return super::util::err_echo(
+                            "ERR Unsupported rdb-filter-only option: ",
+                            word,
+                            "",
+                        );
+                    }
+                    functions_only = true;
+                }
+                handshake.functions_only = functions_only;
+            }
             _ => {
                 return super::util::err_echo("ERR Unrecognized REPLCONF option: ", option, "");
             }
@@ -93,7 +112,7 @@ fn start_full_resync(s: &mut Session, psync: bool) -> Reply {
         .sync_full
         .fetch_add(1, Ordering::Relaxed);
     primary::register(s.server, s.conn.id, handshake, s.conn.addr.ip());
-    match primary::full_resync(s.server, psync) {
+    match primary::full_resync(s.server, psync, handshake.functions_only) {
         Ok(bytes) => {
             handshake.synced = true;
             Reply::Raw(Bytes::from(bytes))

@@ -37,6 +37,9 @@ pub struct Handshake {
     pub ip_address: Option<String>,
     /// `REPLCONF rdb-only 1` (redis-cli --rdb): the link ends after the RDB.
     pub rdb_only: bool,
+    /// `REPLCONF rdb-filter-only functions` (redis-cli --functions-rdb): an RDB of the
+    /// function libraries, no keys.
+    pub functions_only: bool,
     /// SYNC or PSYNC was answered: after its reply the connection is a replica's link.
     pub synced: bool,
 }

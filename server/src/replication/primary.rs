@@ -20,10 +20,11 @@ use crate::server_state::Server;
 /// The replication stream's keep-alive, as Redis writes it to its replicas.
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
-/// The full resync's bytes: the `+FULLRESYNC` line for PSYNC, then the RDB bulk. Err: the
+/// The full resync's bytes: the `+FULLRESYNC` line for PSYNC, then the RDB bulk (of the
+/// function libraries alone with `functions_only`). Err: the
 /// RDB could not be written (the caller answers an error and drops the link).
-pub fn full_resync(server: &Server, psync: bool) -> std::io::Result<Vec<u8>> {
-    let (rdb, saved) = crate::persist::rdb_file::to_bytes(server)?;
+pub fn full_resync(server: &Server, psync: bool, functions_only: bool) -> std::io::Result<Vec<u8>> {
+    let (rdb, saved) = crate::persist::rdb_file::to_bytes(server, !functions_only)?;
     let mut out = Vec::with_capacity(rdb.len() + 96);
     if psync {
         let replid = server.replid.lock().expect("replid lock").clone();
