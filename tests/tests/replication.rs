@@ -318,3 +318,32 @@ fn redis_cli_functions_rdb_holds_the_libraries_and_no_keys() {
     assert_eq!(r.call(&["DBSIZE"]), Resp::Int(0));
     assert_eq!(r.call(&["FCALL", "repl_one", "0"]), Resp::Int(1));
 }
+
+#[test]
+fn the_redis_crate_reads_role_and_replconf() {
+    let warp = start_warpengine(&[]);
+    let mut c = redis::Client::open(warp.url())
+        .and_then(|client| client.get_connection())
+        .expect("connect");
+    let role: (String, i64, Vec<(String, String, String)>) =
+        redis::cmd("ROLE").query(&mut c).expect("ROLE");
+    assert_eq!(role, ("master".to_string(), 0, vec![]));
+    let ok: String = redis::cmd("REPLCONF")
+        .arg("listening-port")
+        .arg(6380)
+        .arg("capa")
+        .arg("eof")
+        .query(&mut c)
+        .expect("REPLCONF");
+    assert_eq!(ok, "OK");
+    let err = redis::cmd("REPLCONF")
+        .arg("rdb-only")
+        .arg(2)
+        .query::<String>(&mut c)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("value is out of range, value must between 0 and 1"),
+        "{err}"
+    );
+}
