@@ -1,8 +1,10 @@
-//! Replication, WarpEngine as the primary (full resync only): redis-cli --rdb against
-//! WarpEngine writes a file redis-check-rdb accepts and redis-server loads with the same keys;
-//! a redis-server 7.0.15 replica of WarpEngine syncs every type and TTL, shows in ROLE and INFO,
-//! and resyncs fully after CLIENT KILL TYPE replica; REPLCONF, PSYNC and ROLE errors and shapes
-//! as redis-server's.
+//! Replication, WarpEngine as the primary (full resync only): redis-cli --rdb and --functions-rdb
+//! against WarpEngine write files redis-check-rdb accepts and redis-server loads with the same
+//! keys (or libraries); a redis-server 7.0.15 replica of WarpEngine syncs every type the RDB
+//! writer has and the TTLs, shows in ROLE, INFO (the same fields as redis-server's) and CLIENT
+//! LIST, and resyncs fully after CLIENT KILL TYPE replica; the wire form of PSYNC's answer; ACKs
+//! and a replica sending garbage; REPLCONF, PSYNC and ROLE replies as redis-server's, also
+//! through the redis crate.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -346,4 +348,90 @@ fn the_redis_crate_reads_role_and_replconf() {
             .contains("value is out of range, value must between 0 and 1"),
         "{err}"
     );
+}
+
+/// INFO replication's field names, in order.
+fn replication_fields(c: &mut RawConn) -> Vec<String> {
+    let Resp::Bulk(info) = c.call(&["INFO", "replication"]) else {
+        panic!("INFO replication")
+    };
+    String::from_utf8(info)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn info_replication_has_redis_fields_with_and_without_a_replica() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&[]);
+    let redis = start_redis(&[]);
+    let mut w = RawConn::connect(warp.port);
+    let mut r = RawConn::connect(redis.port);
+    assert_eq!(replication_fields(&mut w), replication_fields(&mut r));
+    // Each with a redis-server replica: the same fields, slave0 included.
+    let warp_replica = start_redis(&["--replicaof", "127.0.0.1", &warp.port.to_string()]);
+    let redis_replica = start_redis(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
+    for port in [warp_replica.port, redis_replica.port] {
+        let mut replica = RawConn::connect(port);
+        wait_for("the replica's link", || {
+            info_field(&mut replica, "replication", "master_link_status") == "up"
+        });
+    }
+    let fields = replication_fields(&mut w);
+    assert!(fields.contains(&"slave0".to_string()), "{fields:?}");
+    assert_eq!(fields, replication_fields(&mut r));
+    // slave0's own fields, in order.
+    let names = |v: String| -> Vec<String> {
+        v.split(',')
+            .map(|kv| kv.split('=').next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(info_field(&mut w, "replication", "slave0")),
+        names(info_field(&mut r, "replication", "slave0"))
+    );
+}
+
+#[test]
+fn a_replica_link_that_sends_garbage_is_dropped_and_acks_are_noted() {
+    use std::io::{Read, Write};
+    let warp = start_warpengine(&[]);
+    let mut c = RawConn::connect(warp.port);
+    let mut link = std::net::TcpStream::connect(("127.0.0.1", warp.port)).unwrap();
+    link.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    link.write_all(b"SYNC\r\n").unwrap();
+    // `$<len>\r\n` then exactly len bytes of RDB.
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n") {
+        assert_eq!(link.read(&mut byte).unwrap(), 1);
+        got.push(byte[0]);
+    }
+    let len: usize = std::str::from_utf8(&got[1..got.len() - 2])
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut rdb = vec![0u8; len];
+    link.read_exact(&mut rdb).unwrap();
+    assert!(rdb.starts_with(b"REDIS0010"));
+    wait_for("the link to be online", || {
+        info_field(&mut c, "replication", "slave0").contains("state=online")
+    });
+    link.write_all(b"*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n$2\r\n42\r\n")
+        .unwrap();
+    wait_for("the ACK", || {
+        info_field(&mut c, "replication", "slave0").contains("offset=42,")
+    });
+    link.write_all(b"*1\r\n$zz\r\n").unwrap();
+    wait_for("the link to be dropped", || {
+        info_field(&mut c, "replication", "connected_slaves") == "0"
+    });
+    // The primary closed the link: EOF (no PING came first: the period is 10 s).
+    assert_eq!(link.read(&mut byte).unwrap_or(0), 0);
+    assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
 }
