@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, TempDir,
+    info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
+    TempDir,
 };
 
 /// Keys of every type the RDB writer has (an HLL and a GEO set included; streams have no RDB
@@ -199,15 +200,22 @@ fn redis_server_replicates_from_warpengine_and_resyncs_after_a_kill() {
     assert_same(&contents(&mut r), &expected);
 }
 
-#[test]
-fn handshake_commands_answer_as_redis() {
+/// A WarpEngine and a redis-server (None without redis-server), each with a connection.
+fn warpengine_and_redis() -> Option<(ServerProcess, ServerProcess, RawConn, RawConn)> {
     if !redis_available() {
-        return;
+        return None;
     }
     let warp = start_warpengine(&[]);
     let redis = start_redis(&[]);
-    let mut w = RawConn::connect(warp.port);
-    let mut r = RawConn::connect(redis.port);
+    let (w, r) = (RawConn::connect(warp.port), RawConn::connect(redis.port));
+    Some((warp, redis, w, r))
+}
+
+#[test]
+fn handshake_commands_answer_as_redis() {
+    let Some((_warp, _redis, mut w, mut r)) = warpengine_and_redis() else {
+        return;
+    };
     let cases: &[&[&str]] = &[
         &["REPLCONF"],
         &["REPLCONF", "listening-port"],
@@ -364,13 +372,9 @@ fn replication_fields(c: &mut RawConn) -> Vec<String> {
 
 #[test]
 fn info_replication_has_redis_fields_with_and_without_a_replica() {
-    if !redis_available() {
+    let Some((warp, redis, mut w, mut r)) = warpengine_and_redis() else {
         return;
-    }
-    let warp = start_warpengine(&[]);
-    let redis = start_redis(&[]);
-    let mut w = RawConn::connect(warp.port);
-    let mut r = RawConn::connect(redis.port);
+    };
     assert_eq!(replication_fields(&mut w), replication_fields(&mut r));
     // Each with a redis-server replica: the same fields, slave0 included.
     let warp_replica = start_redis(&["--replicaof", "127.0.0.1", &warp.port.to_string()]);
