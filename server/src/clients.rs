@@ -33,6 +33,8 @@ pub struct ClientInfo {
     /// In a blocking command's wait, or held by CLIENT PAUSE.
     pub blocked: bool,
     pub monitor: bool,
+    /// A replica's link (after its SYNC/PSYNC): CLIENT LIST's `S`, CLIENT KILL TYPE replica.
+    pub replica: bool,
     /// CLIENT TRACKING's state while it is on.
     pub tracking: Option<Arc<crate::tracking::Tracker>>,
     /// Its buffers as of its last read (CLIENT LIST's qbuf, qbuf-free, rbs, rbp, obl,
@@ -87,6 +89,9 @@ impl ClientInfo {
     /// CLIENT LIST's flags, in Redis's order (those WarpEngine has).
     pub fn flags(&self) -> String {
         let mut f = String::new();
+        if self.replica {
+            f.push('S');
+        }
         if self.monitor {
             f.push('O');
         }
@@ -119,7 +124,9 @@ impl ClientInfo {
 
     /// CLIENT KILL TYPE's classes (a monitor is a normal client there, as in Redis).
     pub fn kind(&self) -> &'static str {
-        if self.subscriptions != (0, 0, 0) {
+        if self.replica {
+            "replica"
+        } else if self.subscriptions != (0, 0, 0) {
             "pubsub"
         } else {
             "normal"

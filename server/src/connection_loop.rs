@@ -109,6 +109,7 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         multi: None,
         blocked: false,
         monitor: false,
+        replica: false,
         buffers: crate::clients::Buffers {
             query_capacity: READ_BUFFER,
             reply_capacity: REPLY_BUFFER,
@@ -134,6 +135,7 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         pubsub: None,
         tracking: None,
         tracking_caching: false,
+        replication: None,
     };
     // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
     // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
@@ -387,6 +389,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         account_memory(server, conn, memory);
         if conn.close_after_reply {
             let _ = stream.shutdown().await;
+            return;
+        }
+        if let Some(handshake) = conn.replication.as_ref().filter(|h| h.synced) {
+            // The RDB went out with the replies: the connection is now a replica's link.
+            conn.handle.info.lock().expect("client info lock").replica = true;
+            let rdb_only = handshake.rdb_only;
+            crate::replication::primary::hold_link(server, stream, conn.id, rdb_only).await;
             return;
         }
     }

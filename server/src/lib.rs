@@ -24,6 +24,7 @@ pub mod persist;
 pub mod protocol;
 pub mod pubsub;
 pub mod quantum_state;
+pub mod replication;
 pub mod scripting;
 pub mod server_state;
 pub mod session;

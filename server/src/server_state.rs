@@ -39,6 +39,8 @@ pub struct Server {
     pub run_id: String,
     /// The replication id INFO reports (`master_replid`); DEBUG CHANGE-REPL-ID renews it.
     pub replid: Mutex<String>,
+    /// The replicas of this primary (see `crate::replication`).
+    pub replication: crate::replication::Replication,
     pub port: u16,
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
@@ -415,6 +417,7 @@ impl Server {
             started_unix: unix_ms() / 1000,
             run_id: random_hex(40),
             replid: Mutex::new(random_hex(40)),
+            replication: Default::default(),
             port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),

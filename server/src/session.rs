@@ -43,6 +43,8 @@ pub struct ConnState {
     pub tracking: Option<std::sync::Arc<crate::tracking::Tracker>>,
     /// CLIENT CACHING YES|NO given for the next command.
     pub tracking_caching: bool,
+    /// What a replica told with REPLCONF, and whether its SYNC/PSYNC was answered.
+    pub replication: Option<Box<crate::replication::Handshake>>,
 }
 
 impl ConnState {

@@ -2,7 +2,8 @@
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
 HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands, DUMP and RESTORE, streams and consumer groups
-(XREAD's reply is a dict in RESP3), client-output-buffer-limit closing a pipeline's client.
+(XREAD's reply is a dict in RESP3), client-output-buffer-limit closing a pipeline's client, ROLE and
+REPLCONF.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -298,10 +299,20 @@ for protocol in (2, 3):
         u.close()
         assert r.acl_deluser("py_acl") == 1
 
+    def replication():
+        # A primary without replicas; REPLCONF as a replica's handshake sends it.
+        assert r.role() == ["master", 0, []], r.role()
+        assert r.execute_command("REPLCONF", "listening-port", 6380, "capa", "eof") in (True, "OK")
+        try:
+            r.execute_command("REPLCONF", "nosuch", "x")
+            raise AssertionError("no error")
+        except redis.ResponseError as e:
+            assert str(e) == "Unrecognized REPLCONF option: nosuch", e
+
     for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),
                      ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog),
-                     ("client-limits", client_limits), ("acl", acl)]:
+                     ("client-limits", client_limits), ("acl", acl), ("replication", replication)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

@@ -33,6 +33,7 @@ pub mod object;
 pub mod physics_info;
 pub mod pubsub;
 pub mod quantum;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -95,6 +96,7 @@ pub fn install() {
             lists::COMMANDS,
             pubsub::COMMANDS,
             quantum::COMMANDS,
+            replication::COMMANDS,
             scripting::COMMANDS,
             sets::COMMANDS,
             slowlog::COMMANDS,

@@ -91,7 +91,22 @@ pub struct Saved {
 
 /// SAVE: writes every database to `dir/dbfilename` with every shard locked.
 pub fn save(server: &Server) -> io::Result<Saved> {
-    write_file(server, |out| write_locked(server, out))
+    write_file(server, |out| write_locked(server, out, true))
+}
+
+/// The whole file in memory, as a full resync sends it to a replica (every shard locked
+/// while its keys are written, as for SAVE); without `with_keys`, the function libraries only
+/// (`REPLCONF rdb-filter-only functions`).
+pub fn to_bytes(server: &Server, with_keys: bool) -> io::Result<(Vec<u8>, Saved)> {
+    let mut out = Checksummed {
+        inner: Vec::with_capacity(64 << 10),
+        crc: 0,
+    };
+    let saved = write_locked(server, &mut out, with_keys)?;
+    let crc = if checksums(server) { out.crc } else { 0 };
+    let mut bytes = out.inner;
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    Ok((bytes, saved))
 }
 
 /// Writes the file through `fill` (everything up to and including EOF): into a temporary file,
@@ -236,8 +251,13 @@ fn put_object(
     true
 }
 
-/// The file up to and including its EOF opcode, with every shard locked.
-fn write_locked<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Result<Saved> {
+/// The file up to and including its EOF opcode, with every shard locked (no keys without
+/// `with_keys`).
+fn write_locked<W: Write>(
+    server: &Server,
+    out: &mut Checksummed<W>,
+    with_keys: bool,
+) -> io::Result<Saved> {
     let enc = rdb_value::encodings(server);
     let mut buf = Vec::with_capacity(64 << 10);
     put_header(&mut buf, &library_codes(server));
@@ -245,7 +265,11 @@ fn write_locked<W: Write>(server: &Server, out: &mut Checksummed<W>) -> io::Resu
     let mut scratch = Vec::new();
     let now = unix_ms();
     let guards = server.lock_all();
-    let databases = guards.first().map_or(0, |g| g.dbs.len());
+    let databases = if with_keys {
+        guards.first().map_or(0, |g| g.dbs.len())
+    } else {
+        0
+    };
     for db in 0..databases {
         let (mut keys, mut volatile) = (0u64, 0u64);
         for g in &guards {

@@ -3,7 +3,7 @@
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
 // SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO
 // commands, DUMP and RESTORE, streams and consumer groups (with a blocking XREAD woken by another
-// connection's XADD), each library's own way.
+// connection's XADD), ROLE and REPLCONF, each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient, commandOptions } from "redis";
@@ -251,6 +251,11 @@ function collect(count, subscribe) {
     assertEqual(await r.xlen("io:st"), 3, "XLEN");
     assertEqual(await r.type("io:st"), "stream", "TYPE");
   });
+  await check("ioredis-replication", async () => {
+    assertEqual(await r.role(), ["master", 0, []], "ROLE");
+    assertEqual(await r.call("REPLCONF", "listening-port", "6380", "capa", "psync2"), "OK", "REPLCONF");
+    await assertRejects(() => r.call("REPLCONF", "nosuch", "x"), /Unrecognized REPLCONF option: nosuch/, "REPLCONF nosuch");
+  });
   r.disconnect();
 }
 
@@ -433,6 +438,10 @@ function collect(count, subscribe) {
     const info = await client.xInfoStream("nr:st");
     assertEqual([info.length, info.groups, info.firstEntry.id], [2, 1, "1-1"], "XINFO STREAM");
     assertEqual(await client.xTrim("nr:st", "MAXLEN", 0), 2, "XTRIM");
+  });
+  await check("node-redis-replication", async () => {
+    assertEqual(await client.sendCommand(["ROLE"]), ["master", 0, []], "ROLE");
+    assertEqual(await client.sendCommand(["REPLCONF", "listening-port", "6380"]), "OK", "REPLCONF");
   });
   await client.quit();
 }

@@ -1,0 +1,151 @@
+//! Replication commands of a primary: REPLCONF (a replica's handshake), SYNC and PSYNC (always
+//! a full resync; see `crate::replication::primary`), and ROLE. REPLICAOF/SLAVEOF (WarpEngine
+//! as a replica) are not here yet.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::util::{int_arg, lower, SYNTAX};
+use super::{commands, session, NO_KEYS};
+use crate::protocol::reply::OK;
+use crate::protocol::Reply;
+use crate::replication::primary;
+use crate::session::Session;
+
+commands! {
+    pub static COMMANDS;
+    "replconf", -1, "admin noscript loading stale allow_busy", NO_KEYS, "server", "3.0.0", session(replconf), "An internal command for configuring the replication stream.";
+    "sync", 1, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "1.0.0", session(sync), "An internal command used in replication.";
+    "psync", -3, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "2.8.0", session(psync), "An internal command used in replication.";
+    "role", 1, "noscript loading stale fast", NO_KEYS, "server", "2.8.12", session(role), "Returns the replication role.";
+}
+
+/// REPLCONF option value ...: what a replica tells its primary before SYNC/PSYNC, and its ACKs
+/// after. Options are checked and applied in order, as Redis does (an error stops there).
+pub fn replconf(s: &mut Session, args: &[Bytes]) -> Reply {
+    if args.len().is_multiple_of(2) {
+        return Reply::err(SYNTAX);
+    }
+    let handshake = s.conn.replication.get_or_insert_with(Default::default);
+    for pair in args[1..].chunks(2) {
+        let (option, value) = (&pair[0], &pair[1]);
+        match lower(option).as_str() {
+            "listening-port" => match int_arg(value) {
+                Ok(port) => handshake.listening_port = port as u16,
+                Err(e) => return e,
+            },
+            "ip-address" => {
+                handshake.ip_address = Some(String::from_utf8_lossy(value).into_owned());
+            }
+            // Capabilities (eof, psync2): this primary sends disk-form RDBs and full resyncs
+            // only, which every replica takes.
+            "capa" => {}
+            // An ACK on a replica's link is read by the link itself; from another client it is
+            // ignored without a reply, as Redis does.
+            "ack" => return Reply::Raw(Bytes::new()),
+            // GETACK is for a primary to ask its replica; a primary ignores it silently.
+            "getack" => return Reply::Raw(Bytes::new()),
+            "rdb-only" => match int_arg(value) {
+                Ok(v @ 0..=1) => handshake.rdb_only = v == 1,
+                Ok(_) => {
+                    return Reply::err("ERR value is out of range, value must between 0 and 1")
+                }
+                Err(e) => return e,
+            },
+            // Space-separated filter words; `functions` is the only one (an empty filter keeps
+            // everything).
+            "rdb-filter-only" => {
+                let mut functions_only = false;
+                for word in value
+                    .split(|b| b.is_ascii_whitespace())
+                    .filter(|w| !w.is_empty())
+                {
+                    if !word.eq_ignore_ascii_case(b"functions") {
+                        return super::util::err_echo(
+                            "ERR Unsupported rdb-filter-only option: ",
+                            word,
+                            "",
+                        );
+                    }
+                    functions_only = true;
+                }
+                handshake.functions_only = functions_only;
+            }
+            _ => {
+                return super::util::err_echo("ERR Unrecognized REPLCONF option: ", option, "");
+            }
+        }
+    }
+    OK
+}
+
+/// SYNC: the pre-PSYNC full resync (the RDB with no `+FULLRESYNC` line before it).
+pub fn sync(s: &mut Session, _args: &[Bytes]) -> Reply {
+    start_full_resync(s, false)
+}
+
+/// PSYNC replid offset: always a full resync, as this primary keeps no backlog to continue
+/// from. A replid other than `?` counts as a refused partial resync (`sync_partial_err`).
+pub fn psync(s: &mut Session, args: &[Bytes]) -> Reply {
+    if let Err(e) = int_arg(&args[2]) {
+        return e;
+    }
+    if !args[1].starts_with(b"?") {
+        s.server
+            .replication
+            .sync_partial_err
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    start_full_resync(s, true)
+}
+
+fn start_full_resync(s: &mut Session, psync: bool) -> Reply {
+    let handshake = s.conn.replication.get_or_insert_with(Default::default);
+    if handshake.synced {
+        // Already a replica's link: Redis ignores a repeated SYNC.
+        return Reply::Raw(Bytes::new());
+    }
+    tracing::info!(client = s.conn.id, addr = %s.conn.addr, "replica asks for synchronization");
+    s.server
+        .replication
+        .sync_full
+        .fetch_add(1, Ordering::Relaxed);
+    primary::register(s.server, s.conn.id, handshake, s.conn.addr.ip());
+    match primary::full_resync(s.server, psync, handshake.functions_only) {
+        Ok(bytes) => {
+            handshake.synced = true;
+            Reply::Raw(Bytes::from(bytes))
+        }
+        Err(e) => {
+            tracing::error!("full resync failed, could not write the RDB: {e}");
+            s.server.replication.remove(s.conn.id);
+            s.conn.close_after_reply = true;
+            Reply::err("ERR could not write the RDB for the full resync")
+        }
+    }
+}
+
+/// ROLE: a primary's `master`, its replication offset, and its replicas past their RDB
+/// (address, listening port, acknowledged offset, all as bulk strings).
+pub fn role(s: &mut Session, _args: &[Bytes]) -> Reply {
+    let replicas = s
+        .server
+        .replication
+        .replicas()
+        .into_iter()
+        .filter(|r| r.online)
+        .map(|r| {
+            Reply::Array(vec![
+                Reply::Bulk(Bytes::from(r.ip)),
+                Reply::Bulk(Bytes::from(r.port.to_string())),
+                Reply::Bulk(Bytes::from(r.ack_offset.to_string())),
+            ])
+        })
+        .collect();
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from_static(b"master")),
+        Reply::Int(0),
+        Reply::Array(replicas),
+    ])
+}
