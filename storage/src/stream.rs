@@ -194,39 +194,97 @@ impl Node {
     fn decode_all(&self, master: StreamId) -> Vec<Decoded<'_>> {
         let master_fields = self.master_fields();
         let mut out = Vec::with_capacity(self.total as usize);
-        let buf = &self.buf[..];
         let mut pos = 0;
-        while pos < buf.len() {
-            let offset = pos;
-            let (flags, ms_delta) = get_head(buf, &mut pos);
-            let seq = get_varint(buf, &mut pos);
-            let id = if ms_delta == 0 {
-                StreamId::new(master.ms, master.seq + seq)
-            } else {
-                StreamId::new(master.ms + ms_delta, seq)
-            };
-            let mut pairs;
-            if flags & SAME_FIELDS != 0 {
-                pairs = Vec::with_capacity(master_fields.len());
-                for field in &master_fields {
-                    pairs.push((*field, get_slice(buf, &mut pos)));
-                }
-            } else {
-                let count = get_varint(buf, &mut pos) as usize;
-                pairs = Vec::with_capacity(count);
-                for _ in 0..count {
-                    let field = get_slice(buf, &mut pos);
-                    pairs.push((field, get_slice(buf, &mut pos)));
-                }
-            }
-            out.push(Decoded {
-                offset,
-                flags,
-                id,
-                pairs,
-            });
+        while pos < self.buf.len() {
+            out.push(self.decode_at(master, &master_fields, &mut pos));
         }
         out
+    }
+
+    /// The entry at `pos` (which then moves past it).
+    fn decode_at<'a>(
+        &'a self,
+        master: StreamId,
+        master_fields: &[&'a [u8]],
+        pos: &mut usize,
+    ) -> Decoded<'a> {
+        let buf = &self.buf[..];
+        let offset = *pos;
+        let (flags, id) = Self::head_at(buf, master, pos);
+        let mut pairs;
+        if flags & SAME_FIELDS != 0 {
+            pairs = Vec::with_capacity(master_fields.len());
+            for field in master_fields {
+                pairs.push((*field, get_slice(buf, pos)));
+            }
+        } else {
+            let count = get_varint(buf, pos) as usize;
+            pairs = Vec::with_capacity(count);
+            for _ in 0..count {
+                let field = get_slice(buf, pos);
+                pairs.push((field, get_slice(buf, pos)));
+            }
+        }
+        Decoded {
+            offset,
+            flags,
+            id,
+            pairs,
+        }
+    }
+
+    /// The flags and ID of the entry at `pos`, which then moves to its fields.
+    fn head_at(buf: &[u8], master: StreamId, pos: &mut usize) -> (u8, StreamId) {
+        let (flags, ms_delta) = get_head(buf, pos);
+        let seq = get_varint(buf, pos);
+        let id = if ms_delta == 0 {
+            StreamId::new(master.ms, master.seq + seq)
+        } else {
+            StreamId::new(master.ms + ms_delta, seq)
+        };
+        (flags, id)
+    }
+
+    /// Moves `pos` past the fields of an entry whose head `head_at` read.
+    fn skip_fields(&self, flags: u8, master_fields: usize, pos: &mut usize) {
+        let values = if flags & SAME_FIELDS != 0 {
+            master_fields
+        } else {
+            2 * get_varint(&self.buf, pos) as usize
+        };
+        for _ in 0..values {
+            get_slice(&self.buf, pos);
+        }
+    }
+
+    /// Calls `f` on each live entry from `start` to `end` in ascending order, decoding only
+    /// those it visits (a COUNT 10 read of a 100-entry node decodes 10); false once `f` did.
+    fn walk_forward<'a>(
+        &'a self,
+        master: StreamId,
+        start: StreamId,
+        end: StreamId,
+        f: &mut impl FnMut(StreamId, Vec<(&'a [u8], &'a [u8])>) -> bool,
+    ) -> bool {
+        let master_fields = self.master_fields();
+        let mut pos = 0;
+        while pos < self.buf.len() {
+            let at = pos;
+            let (flags, id) = Self::head_at(&self.buf, master, &mut pos);
+            if id > end {
+                return true;
+            }
+            if flags & DELETED != 0 || id < start {
+                self.skip_fields(flags, master_fields.len(), &mut pos);
+                continue;
+            }
+            pos = at;
+            let d = self.decode_at(master, &master_fields, &mut pos);
+            if !f(d.id, d.pairs) {
+                return false;
+            }
+        }
+        true
     }
 
     /// The size of Redis's listpack for this node (`lpBytes`).
@@ -709,30 +767,21 @@ impl StreamValue {
             .next_back()
             .map_or(start, |(k, _)| *k);
         let nodes = self.nodes.range(from..=end);
-        let mut visit = |master: &StreamId, node: &'a Node| -> bool {
-            let mut entries = node.decode_all(*master);
-            if rev {
-                entries.reverse();
+        if !rev {
+            for (master, node) in nodes {
+                if !node.walk_forward(*master, start, end, &mut f) {
+                    return;
+                }
             }
-            for d in entries {
+            return;
+        }
+        // Descending: a node's entries are decoded whole, then visited from its end.
+        for (master, node) in nodes.rev() {
+            for d in node.decode_all(*master).into_iter().rev() {
                 if d.flags & DELETED != 0 || d.id < start || d.id > end {
                     continue;
                 }
                 if !f(d.id, d.pairs) {
-                    return false;
-                }
-            }
-            true
-        };
-        if rev {
-            for (master, node) in nodes.rev() {
-                if !visit(master, node) {
-                    return;
-                }
-            }
-        } else {
-            for (master, node) in nodes {
-                if !visit(master, node) {
                     return;
                 }
             }
