@@ -257,6 +257,40 @@ impl Node {
         }
     }
 
+    /// The same in descending order: the entries' heads are read forward (the layout has no
+    /// way back) to find where the live ones in range start, then only those `f` visits are
+    /// decoded, from the last (XREVRANGE COUNT 1, or the last entry, decodes one).
+    fn walk_backward<'a>(
+        &'a self,
+        master: StreamId,
+        start: StreamId,
+        end: StreamId,
+        f: &mut impl FnMut(StreamId, Vec<(&'a [u8], &'a [u8])>) -> bool,
+    ) -> bool {
+        let master_fields = self.master_fields();
+        let mut starts = Vec::new();
+        let mut pos = 0;
+        while pos < self.buf.len() {
+            let at = pos;
+            let (flags, id) = Self::head_at(&self.buf, master, &mut pos);
+            if id > end {
+                break;
+            }
+            self.skip_fields(flags, master_fields.len(), &mut pos);
+            if flags & DELETED == 0 && id >= start {
+                starts.push(at);
+            }
+        }
+        for &at in starts.iter().rev() {
+            let mut pos = at;
+            let d = self.decode_at(master, &master_fields, &mut pos);
+            if !f(d.id, d.pairs) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Calls `f` on each live entry from `start` to `end` in ascending order, decoding only
     /// those it visits (a COUNT 10 read of a 100-entry node decodes 10); false once `f` did.
     fn walk_forward<'a>(
@@ -775,15 +809,9 @@ impl StreamValue {
             }
             return;
         }
-        // Descending: a node's entries are decoded whole, then visited from its end.
         for (master, node) in nodes.rev() {
-            for d in node.decode_all(*master).into_iter().rev() {
-                if d.flags & DELETED != 0 || d.id < start || d.id > end {
-                    continue;
-                }
-                if !f(d.id, d.pairs) {
-                    return;
-                }
+            if !node.walk_backward(*master, start, end, &mut f) {
+                return;
             }
         }
     }

@@ -160,12 +160,40 @@ fn id_arg(id: StreamId) -> Bytes {
     Bytes::from(id.to_text())
 }
 
+/// An entry as XRANGE and the reads answer it: `[id, [field, value, ...]]`. The same bytes in
+/// RESP2 and RESP3 (arrays of bulk strings), so encoded here at once into one buffer rather
+/// than built as a tree of replies, which took a third of a COUNT 10 XRANGE's time.
+/// (`reply_entry_id` reads the ID back for the log.)
 fn entry_reply(id: StreamId, pairs: &[(&[u8], &[u8])]) -> Reply {
-    let fields = pairs
-        .iter()
-        .flat_map(|(f, v)| [Reply::bulk(f), Reply::bulk(v)])
-        .collect();
-    Reply::Array(vec![id_reply(id), Reply::Array(fields)])
+    use crate::protocol::reply::{bulk, header};
+    let (mut ms, mut seq) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let (ms, seq) = (ms.format(id.ms), seq.format(id.seq));
+    let size = 48
+        + pairs
+            .iter()
+            .map(|(f, v)| f.len() + v.len() + 32)
+            .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    header(&mut out, b'*', 2);
+    header(&mut out, b'$', ms.len() + 1 + seq.len());
+    out.extend_from_slice(ms.as_bytes());
+    out.push(b'-');
+    out.extend_from_slice(seq.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    header(&mut out, b'*', 2 * pairs.len());
+    for (field, value) in pairs {
+        bulk(&mut out, field);
+        bulk(&mut out, value);
+    }
+    Reply::Raw(Bytes::from(out))
+}
+
+/// The ID text of an entry `entry_reply` encoded: the bulk string after its `*2` header.
+fn raw_entry_id(raw: &[u8]) -> Option<&[u8]> {
+    let rest = raw.strip_prefix(b"*2\r\n$")?;
+    let end = rest.iter().position(|&b| b == b'\r')?;
+    let len: usize = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+    rest.get(end + 2..end + 2 + len)
 }
 
 /// An error echoing two arguments, as Redis's `%s ... %s` formats do.
@@ -1024,7 +1052,8 @@ fn xreadgroup_effects(ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Ve
 
 /// The ID of an entry in a reply (`[id, fields]`) or of a bare ID.
 fn reply_entry_id(entry: &Reply) -> Option<StreamId> {
-    let id = match entry {
+    let id: &[u8] = match entry {
+        Reply::Raw(raw) => raw_entry_id(raw)?,
         Reply::Array(parts) => match parts.first() {
             Some(Reply::Bulk(id)) => id,
             _ => return None,

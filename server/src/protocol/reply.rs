@@ -183,7 +183,7 @@ fn line(out: &mut Vec<u8>, tag: u8, body: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
+pub(crate) fn header(out: &mut Vec<u8>, tag: u8, n: usize) {
     out.push(tag);
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -198,7 +198,7 @@ fn double(out: &mut Vec<u8>, text: &str, resp3: bool) {
     }
 }
 
-fn bulk(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn bulk(out: &mut Vec<u8>, b: &[u8]) {
     header(out, b'$', b.len());
     out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");
