@@ -8,6 +8,8 @@
 #
 #   scripts/fuzz.sh [RUNS] [more libFuzzer flags]     RUNS defaults to 10,000,000 executions
 #   scripts/fuzz.sh 0 -max_total_time=600             ten minutes instead
+#   FUZZ_TARGET=restore_payload scripts/fuzz.sh        RESTORE's payload reader instead
+# FUZZING.md lists the targets and the runs recorded.
 #
 # The closing "stat::number_of_executed_units" line is the count to record.
 set -euo pipefail
@@ -26,14 +28,20 @@ else
 fi
 
 root=$(pwd)
-corpus="$root/fuzz/corpus/request_parser"
+# FUZZ_TARGET=restore_payload fuzzes RESTORE's payload reader instead (fuzz/fuzz_targets/).
+target=${FUZZ_TARGET:-request_parser}
+corpus="$root/fuzz/corpus/$target"
 mkdir -p "$corpus"
+extra=()
+if [ -f "$root/fuzz/$target.dict" ]; then
+  extra=(-dict="$root/fuzz/$target.dict")
+fi
 limit=()
 if [ "$runs" != 0 ]; then
   limit=(-runs="$runs")
 fi
 cd fuzz
 # No sanitizer: the parser is safe Rust (no unsafe), and ASan would cost most of the speed.
-exec cargo "${toolchain[@]}" fuzz run --sanitizer none request_parser "$corpus" -- \
-  "${limit[@]}" -dict="$root/fuzz/request_parser.dict" -max_len=4096 -timeout=10 \
+exec cargo "${toolchain[@]}" fuzz run --sanitizer none "$target" "$corpus" -- \
+  "${limit[@]}" "${extra[@]}" -max_len=4096 -timeout=10 \
   -rss_limit_mb=4096 -print_final_stats=1 "$@"
