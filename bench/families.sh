@@ -19,26 +19,7 @@ set -euo pipefail
 bin=${1:-target/release/warpengine} rounds=${2:-3}
 n=${N:-200000} p=${P:-16}
 tests=${TESTS:-xadd xrange xreadgroup xack pfadd pfcount3 geoadd geosearch}
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-start() { # server port -> pid
-  dir=$(mktemp -d)
-  if [ "$1" = warp ]; then
-    "$bin" --port "$2" --dir "$dir" --threads "${THREADS:-2}" >/dev/null 2>&1 &
-  else
-    redis-server --port "$2" --dir "$dir" --save '' --appendonly no >/dev/null 2>&1 &
-  fi
-  echo $!
-}
-bench() { # port pid args... -> "ops cpu"
-  local port=$1 pid=$2
-  shift 2
-  local c0 c1 rps
-  c0=$(cpu "$pid")
-  rps=$(redis-benchmark -p "$port" -n "$n" -r 100000 -c "${C:-50}" -P "$p" -q "$@" 2>/dev/null |
-    tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") v = $(i - 1)} END {print v}')
-  c1=$(cpu "$pid")
-  echo "$rps $(echo "($c1 - $c0) / $(getconf CLK_TCK) * 1000000 / $n" | bc -l)"
-}
+. "$(dirname "$0")/lib.sh"
 # Sends the preparation commands (as RESP, through redis-cli --pipe).
 prepare() { # port
   python3 - "$n" <<'EOF' | redis-cli -p "$1" --pipe >/dev/null
@@ -88,7 +69,7 @@ for round in $(seq "$rounds"); do
         geosearch) args=(GEOSEARCH geo FROMLONLAT 15 37 BYRADIUS 100 km ASC COUNT 10) ;;
         *) echo "unknown test $t" >&2; exit 2 ;;
       esac
-      read -r rps per_m < <(bench "$port" "$pid" "${args[@]}")
+      read -r rps per_m < <(bench "$port" "$pid" -P "$p" "${args[@]}")
       ops[$server-$t]=$rps
       line="$line | $t $rps ops/s $(printf %.2f "$per_m") CPU s/M"
     done

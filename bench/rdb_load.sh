@@ -37,7 +37,7 @@ redis-cli -p "$port" SAVE >/dev/null
 kill "$src"
 wait "$src" 2>/dev/null || true
 echo "file: $keys keys, $(stat -c %s "$work/source.rdb") bytes"
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. "$(dirname "$0")/lib.sh"
 load() { # server -> "seconds cpu-seconds"
   local dir="$work/$1" pid t0 t1 c
   rm -rf "$dir" && mkdir -p "$dir" && cp "$work/source.rdb" "$dir/dump.rdb"

@@ -11,30 +11,11 @@
 set -euo pipefail
 bin=${1:-target/release/warpengine} rounds=${2:-3}
 n=${N:-200000}
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+. "$(dirname "$0")/lib.sh"
 one='local v = tonumber(redis.call("get", KEYS[1]) or "0") + tonumber(ARGV[1]) redis.call("set", KEYS[1], v) return v'
 two='local v = 0 for i = 1, #KEYS do v = v + tonumber(redis.call("get", KEYS[i]) or "0") + tonumber(ARGV[1]) redis.call("set", KEYS[i], v) end return v'
 lib="#!lua name=bench
 redis.register_function('rmw', function(keys, args) local v = tonumber(redis.call('get', keys[1]) or '0') + tonumber(args[1]) redis.call('set', keys[1], v) return v end)"
-start() { # server port -> pid
-  dir=$(mktemp -d)
-  if [ "$1" = warp ]; then
-    "$bin" --port "$2" --dir "$dir" --threads "${THREADS:-2}" >/dev/null 2>&1 &
-  else
-    redis-server --port "$2" --dir "$dir" --save '' --appendonly no >/dev/null 2>&1 &
-  fi
-  echo $!
-}
-bench() { # port pid args... -> "ops cpu"
-  local port=$1 pid=$2
-  shift 2
-  local c0 c1 rps
-  c0=$(cpu "$pid")
-  rps=$(redis-benchmark -p "$port" -n "$n" -r 100000 -c "${C:-50}" -q "$@" 2>/dev/null |
-    tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") v = $(i - 1)} END {print v}')
-  c1=$(cpu "$pid")
-  echo "$rps $(echo "($c1 - $c0) / $(getconf CLK_TCK) * 1000000 / $n" | bc -l)"
-}
 for round in $(seq "$rounds"); do
   declare -A ops=()
   for server in warp redis; do
