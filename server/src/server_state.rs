@@ -37,9 +37,8 @@ pub struct Server {
     pub started: Instant,
     pub started_unix: u64,
     pub run_id: String,
-    /// The replication id INFO reports (`master_replid`); DEBUG CHANGE-REPL-ID renews it.
-    pub replid: Mutex<String>,
-    /// The replicas of this primary (see `crate::replication`).
+    /// The replication stream's id, offset and backlog, and the replicas of this primary (see
+    /// `crate::replication`).
     pub replication: crate::replication::Replication,
     pub port: u16,
     pub shutdown: tokio::sync::Notify,
@@ -416,8 +415,7 @@ impl Server {
             started: Instant::now(),
             started_unix: unix_ms() / 1000,
             run_id: random_hex(40),
-            replid: Mutex::new(random_hex(40)),
-            replication: Default::default(),
+            replication: crate::replication::Replication::new(random_hex(40)),
             port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
@@ -530,7 +528,9 @@ impl Server {
 
     /// A new replication id (DEBUG CHANGE-REPL-ID).
     pub fn change_replid(&self) {
-        *self.replid.lock().expect("replid lock") = random_hex(40);
+        let mut history = self.replication.history();
+        let offset = history.offset();
+        history.reset(random_hex(40), offset);
     }
 
     /// Counts a change on the calling worker (a write command that succeeded).

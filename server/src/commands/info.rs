@@ -294,11 +294,22 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                     r.last_ack.elapsed().as_secs()
                 );
             }
+            let history = server.replication.history();
+            let backlog_size = if history.backlog_active() {
+                history.backlog_size().to_string()
+            } else {
+                cfg("repl-backlog-size")
+            };
             let _ = write!(
                 out,
-                "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:0000000000000000000000000000000000000000\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\nrepl_backlog_size:{}\r\nrepl_backlog_first_byte_offset:0\r\nrepl_backlog_histlen:0\r\n",
-                server.replid.lock().expect("replid lock"),
-                cfg("repl-backlog-size"),
+                "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog_size}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+                history.replid(),
+                history.replid2(),
+                history.offset(),
+                history.second_offset(),
+                history.backlog_active() as u8,
+                history.backlog_first_byte_offset(),
+                history.backlog_histlen(),
             );
         }
         "cpu" => {

@@ -6,12 +6,15 @@
 //!
 //! The shared state here is the table of connected replicas, which ROLE and INFO report.
 
+pub mod history;
 pub mod primary;
 
 use std::net::IpAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+
+use history::History;
 
 /// What the primary knows of one replica's link (a connection that sent SYNC or PSYNC).
 #[derive(Debug, Clone)]
@@ -44,9 +47,16 @@ pub struct Handshake {
     pub synced: bool,
 }
 
-/// The primary's replication state: its connected replicas, and INFO's sync counters.
-#[derive(Debug, Default)]
+/// The replication state: the stream's history (id, offset, backlog), whether this server is
+/// a replica, its connected replicas, and INFO's sync counters.
+#[derive(Debug)]
 pub struct Replication {
+    history: Mutex<History>,
+    /// Woken whenever bytes are fed to the stream.
+    pub fed: tokio::sync::Notify,
+    /// This server replicates a primary (REPLICAOF host port): the stream is then its
+    /// primary's, fed verbatim, and its own writes are not fed.
+    replica: AtomicBool,
     replicas: Mutex<Vec<ReplicaLink>>,
     /// Full resyncs served (INFO's `sync_full`).
     pub sync_full: AtomicU64,
@@ -55,6 +65,36 @@ pub struct Replication {
 }
 
 impl Replication {
+    pub fn new(replid: String) -> Replication {
+        Replication {
+            history: Mutex::new(History::new(replid)),
+            fed: tokio::sync::Notify::new(),
+            replica: AtomicBool::new(false),
+            replicas: Mutex::new(Vec::new()),
+            sync_full: AtomicU64::new(0),
+            sync_partial_err: AtomicU64::new(0),
+        }
+    }
+
+    /// The stream's id, offset and backlog.
+    pub fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends bytes to the stream and wakes the replicas' links.
+    pub fn feed(&self, bytes: &[u8]) {
+        self.history().feed(bytes);
+        self.fed.notify_waiters();
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.replica.load(Ordering::Relaxed)
+    }
+
+    pub fn set_replica(&self, replica: bool) {
+        self.replica.store(replica, Ordering::Relaxed);
+    }
+
     pub fn add(&self, link: ReplicaLink) {
         self.lock().push(link);
     }

@@ -26,8 +26,9 @@ pub fn full_resync(server: &Server, psync: bool, functions_only: bool) -> std::i
     let (rdb, saved) = crate::persist::rdb_file::to_bytes(server, !functions_only)?;
     let mut out = Vec::with_capacity(rdb.len() + 96);
     if psync {
-        let replid = server.replid.lock().expect("replid lock").clone();
-        out.extend_from_slice(format!("+FULLRESYNC {replid} 0\r\n").as_bytes());
+        let history = server.replication.history();
+        let (replid, offset) = (history.replid(), history.offset());
+        out.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
     out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
     out.extend_from_slice(&rdb);
