@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(h.offset(), 11);
         assert_eq!(h.backlog_first_byte_offset(), 7);
         assert_eq!(h.continue_from(&"a".repeat(40), 7).unwrap(), b"hello");
-        assert_eq!(h.continue_from(&"a".repeat(40), 10).unwrap(), b"o");
+        assert_eq!(h.continue_from(&"a".repeat(40), 11).unwrap(), b"o");
         assert_eq!(h.continue_from(&"a".repeat(40), 12).unwrap(), b"");
         assert!(h.continue_from(&"a".repeat(40), 6).is_none());
         assert!(h.continue_from(&"a".repeat(40), 13).is_none());
