@@ -603,24 +603,106 @@ pub fn lookup(name: &[u8]) -> Option<usize> {
     lookup_row(name).filter(|&i| is_top_level(&TABLE[i]))
 }
 
+type Index = HashMap<&'static [u8], usize, ahash::RandomState>;
+
+/// Names to rows: the table's names, as `rename-command` left them (built at the first
+/// lookup, so renames must come before it: see `rename_commands`).
+static INDEX: OnceLock<Index> = OnceLock::new();
+
+/// Names longer than the table's longest (renamed commands, often 40 hex digits): kept apart so
+/// that the usual lookup stays a 32-byte lowercase copy.
+static LONG_NAMES: OnceLock<Vec<(Box<[u8]>, usize)>> = OnceLock::new();
+
+fn table_index() -> Index {
+    TABLE
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_bytes(), i))
+        .collect()
+}
+
+/// Applies `rename-command old new` lines in order, as redis-server does at start: the command
+/// is found under `new` only (`new` empty: not at all), by clients, scripts and the log alike
+/// (the log records the name a client used, so renames must stay the same across restarts, as
+/// for Redis's AOF). Must run before any lookup; errors carry Redis's texts.
+pub fn rename_commands(renames: &[(String, String)]) -> Result<(), String> {
+    if renames.is_empty() {
+        return Ok(());
+    }
+    let mut index = table_index();
+    let mut long = Vec::new();
+    for (old, new) in renames {
+        let old = old.to_ascii_lowercase();
+        let found = index.remove(old.as_bytes()).or_else(|| {
+            let at = long
+                .iter()
+                .position(|(n, _): &(Box<[u8]>, usize)| **n == *old.as_bytes())?;
+            Some(long.remove(at).1)
+        });
+        let Some(row) = found.filter(|&i| is_top_level(&TABLE[i])) else {
+            return Err("No such command in rename-command".into());
+        };
+        if new.is_empty() {
+            continue;
+        }
+        let new = new.to_ascii_lowercase();
+        let taken =
+            index.contains_key(new.as_bytes()) || long.iter().any(|(n, _)| **n == *new.as_bytes());
+        if taken {
+            return Err("Target command name already exists".into());
+        }
+        if new.len() > 32 {
+            long.push((new.into_bytes().into_boxed_slice(), row));
+        } else {
+            // Leaked once at start: the index holds static names.
+            index.insert(Box::leak(new.into_bytes().into_boxed_slice()), row);
+        }
+    }
+    let fresh = INDEX.set(index).is_ok() && LONG_NAMES.set(long).is_ok();
+    if fresh {
+        Ok(())
+    } else {
+        Err("rename-command applied after the command table was in use".into())
+    }
+}
+
 /// Finds any row, subcommand rows (`container|sub`) included.
 pub fn lookup_row(name: &[u8]) -> Option<usize> {
-    static INDEX: OnceLock<HashMap<&'static [u8], usize, ahash::RandomState>> = OnceLock::new();
-    let index = INDEX.get_or_init(|| {
-        TABLE
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.as_bytes(), i))
-            .collect()
-    });
+    let index = INDEX.get_or_init(table_index);
     if name.len() > 32 {
-        return None;
+        return lookup_long(name);
     }
     let mut buf = [0u8; 32];
     for (d, s) in buf.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
     index.get(&buf[..name.len()]).copied()
+}
+
+/// Finds a top-level command by the name the table gives it, whatever `rename-command` did:
+/// for the server's own commands (a fan-out's GETs, the effects a write logs), which must not
+/// depend on what clients call them.
+pub fn lookup_original(name: &[u8]) -> Option<usize> {
+    if LONG_NAMES.get().is_none() {
+        // No renames were applied: the index has the table's names.
+        return lookup(name);
+    }
+    static ORIGINAL: OnceLock<Index> = OnceLock::new();
+    let lower = name.to_ascii_lowercase();
+    ORIGINAL
+        .get_or_init(table_index)
+        .get(&lower[..])
+        .copied()
+        .filter(|&i| is_top_level(&TABLE[i]))
+}
+
+#[cold]
+fn lookup_long(name: &[u8]) -> Option<usize> {
+    LONG_NAMES
+        .get()?
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, row)| row)
 }
 
 #[cfg(test)]

@@ -107,6 +107,10 @@ fn main() {
     };
     let addrs: Vec<std::net::SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
     warpengine::commands::install();
+    if let Err(e) = warpengine::command_table::rename_commands(&config.renames) {
+        error!("*** FATAL CONFIG FILE ERROR *** {e}");
+        std::process::exit(1);
+    }
     let server = Arc::new(Server::new(config, threads));
     if let Err(e) = server
         .tls

@@ -1076,3 +1076,109 @@ fn lolwut_draws_within_bounds() {
         Resp::Error("ERR value is not an integer or out of range".into())
     );
 }
+
+/// `rename-command` in the config file, as redis-server applies it: the command answers under
+/// its new name only (by clients and scripts alike), an empty name removes it, and a bad line
+/// stops the start with Redis's reason. The log replays renamed commands after a restart.
+#[test]
+fn rename_command_in_the_config_file_as_redis() {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let dir = TempDir::new("operability-rename");
+    let conf = dir.0.join("renamed.conf");
+    std::fs::write(
+        &conf,
+        "rename-command CONFIG b840fc02d524045429941cc15f59e41cb7be6c52\n\
+         rename-command FLUSHALL \"\"\n\
+         rename-command spop TAKE\n\
+         rename-command hset STORE\n\
+         save \"\"\n",
+    )
+    .unwrap();
+    let (wp, rp) = (free_port(), free_port());
+    let bin = warpengine_binary();
+    let conf = conf.to_str().unwrap();
+    let wdir = dir.0.join("warp");
+    std::fs::create_dir_all(&wdir).unwrap();
+    let mut ours = Killed(start_with_file(
+        bin.to_str().unwrap(),
+        conf,
+        wp,
+        wdir.to_str().unwrap(),
+    ));
+    let _theirs = Killed(start_with_file("redis-server", conf, rp, dir.path()));
+    let (mut w, mut r) = (RawConn::connect(wp), RawConn::connect(rp));
+    let cases: &[&[&str]] = &[
+        &["CONFIG", "GET", "port"],
+        &[
+            "b840fc02d524045429941cc15f59e41cb7be6c52",
+            "GET",
+            "maxmemory",
+        ],
+        &["flushall"],
+        &["SADD", "s", "a", "b", "c"],
+        &["SPOP", "s"],
+        &["TAKE", "s", "0"],
+        &["EVAL", "return redis.call('spop', 's')", "0"],
+        &["EVAL", "return redis.call('take', 's', 0)", "0"],
+        &["COMMAND", "INFO", "take", "spop"],
+        &["SCARD", "s"],
+    ];
+    for args in cases {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        assert_eq!(
+            String::from_utf8_lossy(&w.command(&args)),
+            String::from_utf8_lossy(&r.command(&args)),
+            "{args:?}"
+        );
+    }
+    // The log replays renamed commands (and SPOP's SREM effect) after a restart.
+    let (ap, adir) = (free_port(), dir.0.join("aof"));
+    std::fs::create_dir_all(&adir).unwrap();
+    let start_logged = || {
+        Killed(
+            Command::new(warpengine_binary())
+                .arg(conf)
+                .args(["--port", &ap.to_string(), "--appendonly", "yes"])
+                .args(["--dir", adir.to_str().unwrap(), "--logfile", ""])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start warpengine"),
+        )
+    };
+    let wait_up = || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", ap)).is_err() {
+            assert!(Instant::now() < deadline, "warpengine did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RawConn::connect(ap)
+    };
+    let mut logged = start_logged();
+    let mut c = wait_up();
+    c.command(&[b"SADD", b"t", b"1", b"2", b"3", b"4"]);
+    c.command(&[b"TAKE", b"t", b"2"]);
+    c.command(&[b"STORE", b"h", b"f", b"v"]);
+    let before = c.command(&[b"SMEMBERS", b"t"]);
+    assert_eq!(before.iter().filter(|&&b| b == b'$').count(), 2);
+    drop(c);
+    let _ = logged.0.kill();
+    let _ = logged.0.wait();
+    logged = start_logged();
+    let mut c = wait_up();
+    assert_eq!(c.command(&[b"SMEMBERS", b"t"]), before);
+    assert_eq!(c.command(&[b"HGET", b"h", b"f"]), b"$1\r\nv\r\n");
+    drop(logged);
+    let _ = ours.0.kill();
+    // A line naming no command stops the start, with Redis's reason.
+    let bad = dir.0.join("bad.conf");
+    std::fs::write(&bad, "rename-command NOSUCHCOMMAND x\n").unwrap();
+    let out = Command::new(warpengine_binary())
+        .arg(bad.to_str().unwrap())
+        .args(["--port", &free_port().to_string()])
+        .output()
+        .expect("run warpengine");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No such command in rename-command"), "{err}");
+}

@@ -104,6 +104,13 @@ impl CommandLine {
             cfg.load_file(path)?;
         }
         for (name, values) in &self.directives {
+            if name == "rename-command" {
+                match values.as_slice() {
+                    [old, new] => cfg.renames.push((old.clone(), new.clone())),
+                    _ => return Err("'--rename-command' takes two values".into()),
+                }
+                continue;
+            }
             let Some(p) = param(name) else {
                 return Err(format!("unknown parameter '--{name}'"));
             };

@@ -82,7 +82,11 @@ impl ConfigStore {
                     self.users.push(argv[1..].to_vec());
                     continue;
                 }
-                "rename-command" | "user" | "loadmodule" | "sentinel" => {
+                "rename-command" if argv.len() == 3 => {
+                    self.renames.push((argv[1].clone(), argv[2].clone()));
+                    continue;
+                }
+                "user" | "loadmodule" | "sentinel" => {
                     return Err(fail(format!("'{name}' is not supported by WarpEngine")));
                 }
                 _ => {}

@@ -275,6 +275,9 @@ pub struct ConfigStore {
     /// `user name rules...` lines, in file order (the words after `user`): the ACL users the
     /// server creates at start.
     pub users: Vec<Vec<String>>,
+    /// `rename-command old new` lines, in order (`new` empty: the command is removed), which
+    /// the command table applies at start (`command_table::rename_commands`).
+    pub renames: Vec<(String, String)>,
 }
 
 impl Default for ConfigStore {
@@ -290,6 +293,7 @@ impl Default for ConfigStore {
                 .collect(),
             file: None,
             users: Vec::new(),
+            renames: Vec::new(),
         }
     }
 }

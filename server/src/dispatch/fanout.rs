@@ -31,7 +31,8 @@ impl Pipeline {
         each: &'static str,
         keys: Vec<Bytes>,
     ) {
-        let get = command_table::lookup_row(each.as_bytes()).expect("a fan-out's command exists");
+        let get =
+            command_table::lookup_original(each.as_bytes()).expect("a fan-out's command exists");
         let first = self.replies.len();
         let mut shards_used = vec![false; self.batches.len()];
         for key in &keys {

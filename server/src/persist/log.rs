@@ -312,7 +312,7 @@ fn log_effects_by_shard(ctx: &mut KeyCtx, commands: &[Vec<Bytes>]) {
     for argv in commands {
         let Some(index) = argv
             .first()
-            .and_then(|name| crate::command_table::lookup(name))
+            .and_then(|name| crate::command_table::lookup_original(name))
         else {
             continue;
         };

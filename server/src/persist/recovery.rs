@@ -427,7 +427,10 @@ pub(super) fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
 
 /// The table row that runs `args`, subcommands resolved.
 fn row_of(args: &[Bytes]) -> Option<usize> {
-    let index = args.first().and_then(|name| command_table::lookup(name))?;
+    // Clients' commands are logged under the names they used (`rename-command`), the effects
+    // the server writes for them under the table's.
+    let name = args.first()?;
+    let index = command_table::lookup(name).or_else(|| command_table::lookup_original(name))?;
     command_table::resolve(index, args).ok()
 }
 
