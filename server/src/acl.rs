@@ -1289,6 +1289,12 @@ impl Users {
     pub fn auth_required(&self) -> bool {
         self.default_user.read(|s| !s.enabled || !s.nopass)
     }
+
+    /// The default user takes any password (`nopass`), whether on or off: what protected mode
+    /// looks at, as Redis's `DefaultUser->flags & USER_FLAG_NOPASS`.
+    pub fn default_nopass(&self) -> bool {
+        self.default_user.read(|s| s.nopass)
+    }
 }
 
 /// Where a refusal happened (ACL LOG's `context`).

@@ -19,7 +19,7 @@ use crate::protocol::{Reply, RequestParser};
 use crate::server_state::{bump, Server, WorkerStats};
 use crate::session::{ConnState, ReplyMode};
 
-const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 /// The read and reply buffers' starting sizes.
 const READ_BUFFER: usize = 16 * 1024;
@@ -78,10 +78,15 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
             .await;
         return;
     }
-    if hot.protected_mode.load(Ordering::Relaxed)
-        && !hot.auth_required.load(Ordering::Relaxed)
-        && !peer.ip().is_loopback()
-    {
+    // Protected mode as Redis 7.0 applies it at accept: on, the default user `nopass` (even
+    // when off), and a peer that is not local (127.0.0.0/8, ::1, or IPv4-mapped loopback).
+    let local = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+        v4 => v4.is_loopback(),
+    };
+    if hot.protected_mode.load(Ordering::Relaxed) && !local && server.acl.default_nopass() {
         bump_rejected(&server);
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return;

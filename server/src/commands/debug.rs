@@ -20,16 +20,21 @@ use crate::session::Session;
 
 const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
-pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
-    let setting = s
+/// Whether a command behind `enable-debug-command` / `enable-module-command` (named by
+/// `setting`) may run for this client: `yes`, or `local` and a loopback client.
+pub fn protected_command_allowed(s: &Session, setting: &str) -> bool {
+    let value = s
         .server
         .config
         .read()
         .expect("config lock")
-        .get("enable-debug-command")
+        .get(setting)
         .to_string();
-    let allowed = setting == "yes" || (setting == "local" && s.conn.addr.ip().is_loopback());
-    if !allowed {
+    value == "yes" || (value == "local" && s.conn.addr.ip().is_loopback())
+}
+
+pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
+    if !protected_command_allowed(s, "enable-debug-command") {
         return Reply::err(NOT_ALLOWED);
     }
     let sub = lower(&args[1]);

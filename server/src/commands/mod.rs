@@ -29,6 +29,7 @@ pub mod latency;
 pub mod lists;
 pub mod lolwut;
 pub mod memory;
+pub mod module;
 pub mod object;
 pub mod physics_info;
 pub mod pubsub;
@@ -99,6 +100,7 @@ pub fn install() {
             replication::COMMANDS,
             scripting::COMMANDS,
             sets::COMMANDS,
+            module::COMMANDS,
             slowlog::COMMANDS,
             latency::COMMANDS,
             lolwut::COMMANDS,
