@@ -2,8 +2,9 @@
 //! say: the server's certificate and key (`tls-cert-file`, `tls-key-file`), the authorities
 //! client certificates are checked against (`tls-ca-cert-file`, `tls-ca-cert-dir`) and whether
 //! clients must present one (`tls-auth-clients yes|no|optional`), the protocol versions
-//! (`tls-protocols`), the TLS 1.3 suites (`tls-ciphersuites`) and whose suite order wins
-//! (`tls-prefer-server-ciphers`).
+//! (`tls-protocols`), the TLS 1.2 and 1.3 suites (`tls-ciphers`, `tls-ciphersuites`) and whose
+//! suite order wins (`tls-prefer-server-ciphers`); an encrypted key is read with
+//! `tls-key-file-pass`.
 //!
 //! The configuration is built whole and swapped in: CONFIG SET of any of them (new certificate
 //! files, say) takes effect for the next connection without a restart, and a configuration that
@@ -19,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config_store::ConfigStore;
 
 /// The parameters a TLS configuration is built from.
-pub const PARAMETERS: [&str; 9] = [
+pub const PARAMETERS: [&str; 10] = [
     "tls-cert-file",
     "tls-key-file",
     "tls-key-file-pass",
@@ -27,6 +28,7 @@ pub const PARAMETERS: [&str; 9] = [
     "tls-ca-cert-dir",
     "tls-auth-clients",
     "tls-protocols",
+    "tls-ciphers",
     "tls-ciphersuites",
     "tls-prefer-server-ciphers",
 ];
@@ -68,10 +70,7 @@ fn server_config(cfg: &ConfigStore) -> Result<Option<ServerConfig>, String> {
     if certs.is_empty() {
         return Err(format!("no certificate in {cert_file}"));
     }
-    let key_file = cfg.get("tls-key-file");
-    // An encrypted key (tls-key-file-pass) is not read: rustls-pki-types has no decryption.
-    let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|e| format!("cannot read the private key file {key_file}: {e}"))?;
+    let key = private_key(cfg.get("tls-key-file"), cfg.get("tls-key-file-pass"))?;
 
     // ring, as the brief of this server asks (aws-lc-rs, rustls's default, needs cmake to
     // build); rustls 0.23.48 deprecated ring's constructor for lacking post-quantum exchange.
@@ -96,6 +95,24 @@ fn server_config(cfg: &ConfigStore) -> Result<Option<ServerConfig>, String> {
             return Err(format!("no TLS 1.3 cipher suite known in '{suites}'"));
         }
     }
+    let ciphers = cfg.get("tls-ciphers");
+    if !ciphers.trim().is_empty() {
+        let order = tls12_suites(ciphers)?;
+        // Kept in the list's order (it decides with tls-prefer-server-ciphers); TLS 1.3 suites
+        // first, as they were.
+        let mut suites = std::mem::take(&mut provider.cipher_suites);
+        suites.sort_by_key(|s| {
+            let name = format!("{:?}", s.suite());
+            order.iter().position(|o| *o == name).unwrap_or(0)
+        });
+        provider.cipher_suites = suites
+            .into_iter()
+            .filter(|s| {
+                s.version() == &rustls::version::TLS13
+                    || order.contains(&format!("{:?}", s.suite()))
+            })
+            .collect();
+    }
     let versions = protocol_versions(cfg.get("tls-protocols"))?;
     let verifier = client_verifier(cfg, &provider)?;
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
@@ -106,6 +123,123 @@ fn server_config(cfg: &ConfigStore) -> Result<Option<ServerConfig>, String> {
         .map_err(|e| format!("the certificate and key do not make a pair: {e}"))?;
     config.ignore_client_order = cfg.get_bool("tls-prefer-server-ciphers");
     Ok(Some(config))
+}
+
+/// The server's private key: plain PEM (PKCS#8, PKCS#1 or SEC1), or with `tls-key-file-pass`
+/// an `ENCRYPTED PRIVATE KEY` (PKCS#8 with PBES2), as OpenSSL writes them. A pass given for a
+/// plain key is not needed and is ignored, as OpenSSL does.
+fn private_key(key_file: &str, pass: &str) -> Result<PrivateKeyDer<'static>, String> {
+    let cannot =
+        |e: &dyn std::fmt::Display| format!("cannot read the private key file {key_file}: {e}");
+    let pem = std::fs::read_to_string(key_file).map_err(|e| cannot(&e))?;
+    if !pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| cannot(&e));
+    }
+    if pass.is_empty() {
+        return Err(format!(
+            "the private key file {key_file} is encrypted: set tls-key-file-pass"
+        ));
+    }
+    let (_, der) = pkcs8::Document::from_pem(&pem).map_err(|e| cannot(&e))?;
+    let encrypted =
+        pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_bytes()).map_err(|e| cannot(&e))?;
+    let plain = encrypted.decrypt(pass.as_bytes()).map_err(|_| {
+        format!("cannot decrypt the private key file {key_file} with tls-key-file-pass")
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+}
+
+/// The TLS 1.2 suites rustls offers, by their OpenSSL names, with the words of OpenSSL's
+/// cipher-list language that select them (key exchange, authentication, cipher, digest, and
+/// the groups every one of them belongs to).
+const TLS12_SUITES: [(&str, &str, &str); 6] = [
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE EECDH kECDHE ECDSA aECDSA AES AES256 AESGCM SHA384",
+    ),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE EECDH kECDHE ECDSA aECDSA AES AES128 AESGCM SHA256",
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE EECDH kECDHE ECDSA aECDSA CHACHA20",
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        "ECDHE EECDH kECDHE RSA aRSA AES AES256 AESGCM SHA384",
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "ECDHE EECDH kECDHE RSA aRSA AES AES128 AESGCM SHA256",
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+        "ECDHE EECDH kECDHE RSA aRSA CHACHA20",
+    ),
+];
+
+/// `tls-ciphers`: the TLS 1.2 suites an OpenSSL cipher list selects, in its order (rustls's
+/// names). Words are separated by `:`, `,` or spaces; `A+B` selects the suites with both; `!`
+/// and `-` take suites out (`!` for good), `+` alone moves them to the end; suite names,
+/// `ALL`, `DEFAULT`, `HIGH` and the component words above are understood, other words (suites
+/// rustls does not have, such as DHE or CBC ones) select nothing, as unknown names do in
+/// OpenSSL. A list that selects no suite is refused, as OpenSSL refuses it.
+fn tls12_suites(list: &str) -> Result<Vec<String>, String> {
+    let selects = |word: &str, (name, _, words): &(&str, &str, &str)| {
+        word.split('+').all(|w| {
+            w.eq_ignore_ascii_case(name)
+                || ["ALL", "DEFAULT", "HIGH", "COMPLEMENTOFDEFAULT"].contains(&w)
+                || words.split(' ').any(|x| x == w)
+        })
+    };
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut banned: Vec<usize> = Vec::new();
+    for word in list
+        .split([':', ',', ' '])
+        .filter(|w| !w.is_empty() && !w.starts_with('@'))
+    {
+        let (op, word) = match word.as_bytes()[0] {
+            b'!' | b'-' | b'+' => (word.as_bytes()[0], &word[1..]),
+            _ => (b' ', word),
+        };
+        let matched = (0..TLS12_SUITES.len()).filter(|&i| selects(word, &TLS12_SUITES[i]));
+        for i in matched {
+            match op {
+                b'!' => {
+                    banned.push(i);
+                    chosen.retain(|&c| c != i);
+                }
+                b'-' => chosen.retain(|&c| c != i),
+                b'+' => {
+                    if let Some(at) = chosen.iter().position(|&c| c == i) {
+                        chosen.remove(at);
+                        chosen.push(i);
+                    }
+                }
+                _ => {
+                    if !chosen.contains(&i) && !banned.contains(&i) {
+                        chosen.push(i);
+                    }
+                }
+            }
+        }
+    }
+    if chosen.is_empty() {
+        return Err(format!(
+            "no TLS 1.2 cipher suite matches tls-ciphers '{list}'"
+        ));
+    }
+    Ok(chosen
+        .iter()
+        .map(|&i| TLS12_SUITES[i].1.to_string())
+        .collect())
 }
 
 /// `tls-protocols`: TLSv1.2 and TLSv1.3 (both when empty); the older ones rustls does not offer.
@@ -176,4 +310,34 @@ fn client_verifier(
     builder
         .build()
         .map_err(|e| format!("client verification: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tls12_suites;
+
+    #[test]
+    fn cipher_lists_select_like_openssl() {
+        assert_eq!(
+            tls12_suites("ECDHE-RSA-AES128-GCM-SHA256").unwrap(),
+            ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
+        );
+        let high = tls12_suites("HIGH:!aNULL:!MD5").unwrap();
+        assert_eq!(high.len(), 6);
+        assert_eq!(
+            tls12_suites("ECDHE+AESGCM:!ECDSA").unwrap(),
+            [
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+        assert_eq!(
+            tls12_suites("DEFAULT:!CHACHA20:-AES256").unwrap(),
+            [
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+            ]
+        );
+        assert!(tls12_suites("DHE-RSA-AES256-SHA256:RC4").is_err());
+    }
 }

@@ -445,3 +445,55 @@ fn ciphersuites_and_a_ca_directory() {
         "PONG"
     );
 }
+
+#[test]
+fn an_encrypted_key_and_tls12_cipher_lists() {
+    let dir = certificates("tls-keypass");
+    let d = dir.path();
+    // The server's key, encrypted as `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it.
+    openssl(
+        d,
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "server.key",
+            "-out",
+            "server.enc.key",
+            "-v2",
+            "aes-256-cbc",
+            "-passout",
+            "pass:s3cret",
+        ],
+    );
+    let tls = free_port();
+    let mut args = tls_args(&dir, tls);
+    let key = args.iter().position(|a| a == "--tls-key-file").unwrap() + 1;
+    args[key] = format!("{d}/server.enc.key");
+    let mut without_pass: Vec<&str> = args.iter().map(String::as_str).collect();
+    without_pass.extend(["--tls-auth-clients", "no"]);
+    // Without the pass the key cannot be read: the start stops with a message.
+    let refused = warpengine_tests::try_start_warpengine_on(free_port(), &without_pass);
+    assert!(refused.is_err_and(|e| e.contains("tls-key-file-pass")));
+    let mut with_pass = without_pass.clone();
+    with_pass.extend(["--tls-key-file-pass", "s3cret"]);
+    let server = start_warpengine(&with_pass);
+    let out = cli(&dir, tls, "ca", None, &["PING"]);
+    assert_eq!(stdout(&out), "PONG", "{out:?}");
+    // A wrong pass set at run time is refused, and the working configuration stays.
+    let mut admin = RawConn::connect(server.port);
+    let wrong = admin.call(&["CONFIG", "SET", "tls-key-file-pass", "wrong"]);
+    assert!(matches!(wrong, Resp::Error(_)), "{wrong:?}");
+    assert_eq!(stdout(&cli(&dir, tls, "ca", None, &["PING"])), "PONG");
+    // tls-ciphers: the TLS 1.2 suites by OpenSSL name; TLS 1.3 is tls-ciphersuites' business.
+    let rsa128 = ["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"];
+    let rsa256 = ["-tls1_2", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384"];
+    assert!(handshake(&dir, tls, &rsa128) && handshake(&dir, tls, &rsa256));
+    let set = admin.call(&["CONFIG", "SET", "tls-ciphers", "HIGH:!AES128"]);
+    assert_eq!(set, Resp::Simple("OK".into()));
+    assert!(!handshake(&dir, tls, &rsa128));
+    assert!(handshake(&dir, tls, &rsa256));
+    assert!(handshake(&dir, tls, &["-tls1_3"]));
+    let none = admin.call(&["CONFIG", "SET", "tls-ciphers", "DHE-RSA-AES128-SHA256"]);
+    assert!(matches!(none, Resp::Error(_)), "{none:?}");
+}

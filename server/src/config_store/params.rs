@@ -478,7 +478,7 @@ pub static PARAMS: &[Param] = &[
     p("tls-session-caching", BOOL, "yes", MUT).stored(),
     p("tls-cert-file", STR, "", MUT),
     p("tls-key-file", STR, "", MUT),
-    p("tls-key-file-pass", STR, "", MUT).stored(),
+    p("tls-key-file-pass", STR, "", MUT),
     p("tls-client-cert-file", STR, "", MUT).stored(),
     p("tls-client-key-file", STR, "", MUT).stored(),
     p("tls-client-key-file-pass", STR, "", MUT).stored(),
@@ -486,7 +486,7 @@ pub static PARAMS: &[Param] = &[
     p("tls-ca-cert-file", STR, "", MUT),
     p("tls-ca-cert-dir", STR, "", MUT),
     p("tls-protocols", STR, "", MUT),
-    p("tls-ciphers", STR, "", MUT).stored(),
+    p("tls-ciphers", STR, "", MUT),
     p("tls-ciphersuites", STR, "", MUT),
     // Parameters with their own syntax.
     p("dir", Kind::Directory, "", MUT).protected(),
