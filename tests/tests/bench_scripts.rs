@@ -427,3 +427,22 @@ fn rdb_load_sh_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn security_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/security.sh", &binary, "1"],
+        &[("N", "2000")],
+    );
+    assert!(
+        text.contains("round 1 acl ratio restricted/default P=16 | warp set")
+            && text.contains("round 1 tls ratio warp/redis | P=1 set")
+            && text.contains("CPU s/M"),
+        "{text}"
+    );
+}
