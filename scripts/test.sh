@@ -8,6 +8,8 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+# Sentinel, for the failover test (tests/tests/sentinel.rs).
+command -v redis-sentinel >/dev/null 2>&1 || need_apt+=(redis-sentinel)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 # valgrind: bench/icount.sh counts instructions per request (smoke-run by the tests).
 command -v valgrind >/dev/null 2>&1 || need_apt+=(valgrind)
