@@ -334,7 +334,7 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
                 if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
                     return err_echo("ERR Unknown client type '", val, "'");
                 }
-                // A master is never a client here; "slave" is the old name of "replica".
+                // "slave" is the old name of "replica".
                 kind = Some(match t.as_str() {
                     "normal" => "normal",
                     "pubsub" => "pubsub",
