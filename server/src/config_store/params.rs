@@ -162,12 +162,8 @@ pub static PARAMS: &[Param] = &[
     p("replica-lazy-flush", BOOL, "no", MUT)
         .alias("slave-lazy-flush")
         .stored(),
-    p("replica-serve-stale-data", BOOL, "yes", MUT)
-        .alias("slave-serve-stale-data")
-        .stored(),
-    p("replica-read-only", BOOL, "yes", MUT)
-        .alias("slave-read-only")
-        .stored(),
+    p("replica-serve-stale-data", BOOL, "yes", MUT).alias("slave-serve-stale-data"),
+    p("replica-read-only", BOOL, "yes", MUT).alias("slave-read-only"),
     p("replica-ignore-maxmemory", BOOL, "yes", MUT)
         .alias("slave-ignore-maxmemory")
         .stored(),
@@ -193,7 +189,7 @@ pub static PARAMS: &[Param] = &[
     p("replica-announce-ip", STR, "", MUT)
         .alias("slave-announce-ip")
         .stored(),
-    p("masteruser", STR, "", MUT).stored(),
+    p("masteruser", STR, "", MUT),
     p("cluster-announce-ip", STR, "", MUT).stored(),
     p("cluster-config-file", STR, "nodes.conf", FIXED).stored(),
     p("cluster-announce-hostname", STR, "", MUT).stored(),
@@ -215,7 +211,7 @@ pub static PARAMS: &[Param] = &[
     .stored(),
     p("bind-source-addr", STR, "", MUT).stored(),
     p("logfile", STR, "", FIXED),
-    p("masterauth", STR, "", MUT).stored(),
+    p("masterauth", STR, "", MUT),
     p("requirepass", STR, "", MUT),
     // Choices.
     p(
@@ -507,9 +503,7 @@ pub static PARAMS: &[Param] = &[
     p("notify-keyspace-events", Kind::KeyspaceEvents, "", MUT),
     // Redis 7.0 can rebind at run time; WarpEngine's listeners are bound once.
     p("bind", Kind::Words, "* -::*", FIXED),
-    p("replicaof", Kind::ReplicaOf, "", FIXED)
-        .alias("slaveof")
-        .stored(),
+    p("replicaof", Kind::ReplicaOf, "", FIXED).alias("slaveof"),
     p(
         "latency-tracking-info-percentiles",
         Kind::Percentiles,

@@ -70,7 +70,7 @@ pub(super) fn admit(
     }
     // One relaxed load and a branch for a server that replicates nothing.
     if server.replication.is_replica() {
-        if let Some(refusal) = replica_refusal(server, conn, spec) {
+        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
@@ -135,6 +135,7 @@ fn replica_refusal(
     server: &Server,
     conn: &ConnState,
     spec: &crate::command_table::CommandSpec,
+    args: &[Bytes],
 ) -> Option<Reply> {
     if conn.primary {
         return None;
@@ -143,7 +144,11 @@ fn replica_refusal(
     if spec.is_write() && upstream.read_only(server) {
         return Some(Reply::err(crate::replication::replica::READONLY));
     }
-    if !spec.flags.contains(Flags::STALE) && !upstream.serves_stale(server) {
+    // A container that resolves its own subcommand (CONFIG, CLIENT ...): the subcommand's flags.
+    let flags = command_table::subcommand_facts(args)
+        .flatten()
+        .map_or(spec.flags, |(_, f)| f);
+    if !flags.contains(Flags::STALE) && !upstream.serves_stale(server) {
         return Some(Reply::err(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));

@@ -182,6 +182,7 @@ pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
     upstream.set_status(|s| {
         s.state = LinkState::Connect;
         s.last_io = None;
+        s.down_since = None;
         s.unapplied = 0;
     });
     server.replication.set_replica(true);
@@ -478,7 +479,6 @@ impl<'a> Link<'a> {
     /// Applies the primary's stream, as its client, until the link ends.
     async fn follow_stream(&mut self, me: usize) -> Result<std::convert::Infallible, Failure> {
         let server = self.server;
-        let upstream = &server.replication.upstream;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
         let peer = self.stream.peer_addr()?;
         let laddr = self.stream.local_addr()?;
@@ -499,7 +499,6 @@ impl<'a> Link<'a> {
         let mut pipeline = Pipeline::new(server.threads(), me);
         let result = self.apply_stream(&mut conn, &mut pipeline).await;
         release_client(server, &mut conn);
-        upstream.link_up.store(false, Ordering::Relaxed);
         result
     }
 
