@@ -7,9 +7,9 @@
 //! after a full sync; REPLICAOF's replies and INFO's fields as a redis-server replica's; and a
 //! WarpEngine replica of WarpEngine (full sync).
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use warpengine_tests::dataset::{assert_same, contents, wait_for};
 use warpengine_tests::{
     info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
     TempDir,
@@ -63,76 +63,6 @@ fn fill(c: &mut RawConn) {
     let mut hset = vec!["HSET", "bighash"];
     hset.extend(big.iter().map(String::as_str));
     c.call(&hset[..hset.len() - 1]);
-}
-
-/// Every key of every database, read type by type, with its absolute expiry.
-fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
-    let mut all = BTreeMap::new();
-    for db in 0..16 {
-        c.call(&["SELECT", &db.to_string()]);
-        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
-            panic!("KEYS")
-        };
-        for key in keys {
-            let Resp::Bulk(key) = key else { panic!("key") };
-            let key = String::from_utf8(key).unwrap();
-            let Resp::Simple(kind) = c.call(&["TYPE", &key]) else {
-                panic!("TYPE")
-            };
-            let value = match kind.as_str() {
-                "string" => format!("{:?}", c.call(&["GET", &key])),
-                "list" => format!("{:?}", c.call(&["LRANGE", &key, "0", "-1"])),
-                "hash" => sorted(c.call(&["HGETALL", &key])),
-                "set" => sorted(c.call(&["SMEMBERS", &key])),
-                "zset" => format!("{:?}", c.call(&["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
-                "stream" => format!(
-                    "{:?} {:?}",
-                    c.call(&["XRANGE", &key, "-", "+"]),
-                    c.call(&["XPENDING", &key, "grp"])
-                ),
-                other => panic!("type {other}"),
-            };
-            let expiry = c.call(&["PEXPIRETIME", &key]).int();
-            all.insert(format!("{db}/{key}"), format!("{kind} {expiry} {value}"));
-        }
-    }
-    c.call(&["SELECT", "0"]);
-    all
-}
-
-fn sorted(reply: Resp) -> String {
-    let Resp::Array(items) = reply else {
-        panic!("not an array: {reply:?}")
-    };
-    let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-    items.sort();
-    items.join(",")
-}
-
-/// Asserts two `contents` are equal, naming the keys that differ.
-fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
-    let differing: Vec<String> = expected
-        .keys()
-        .chain(got.keys())
-        .filter(|k| got.get(*k) != expected.get(*k))
-        .map(|k| {
-            let short = |v: Option<&String>| v.map(|v| v.chars().take(200).collect::<String>());
-            format!(
-                "{k}: {:?} != {:?}",
-                short(got.get(k)),
-                short(expected.get(k))
-            )
-        })
-        .collect();
-    assert!(differing.is_empty(), "{differing:#?}");
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// A redis-server primary that starts a diskless transfer at once (or a disk-based one).
