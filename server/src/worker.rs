@@ -123,6 +123,7 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 
 /// Starts every worker thread; returns once all of them are listening (or one failed).
 pub fn start(server: Arc<Server>, addrs: Vec<Endpoint>) -> Result<(), String> {
+    crate::replication::replica::follow_configured(&server);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for me in 0..server.threads() {
         let server = server.clone();

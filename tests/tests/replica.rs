@@ -7,7 +7,7 @@
 //! after a full sync; REPLICAOF's replies and INFO's fields as a redis-server replica's; and a
 //! WarpEngine replica of WarpEngine (full sync).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use warpengine_tests::dataset::{assert_same, contents, wait_for};
 use warpengine_tests::{
@@ -389,9 +389,15 @@ fn a_cut_link_resumes_with_a_partial_resync() {
     assert_eq!(info_field(&mut p, "stats", "sync_full"), "1");
     let partial = |p: &mut RawConn| info_field(p, "stats", "sync_partial_ok");
     assert_eq!(partial(&mut p), "0");
+    // The stream's last SELECT was of db 5: what continues after the cut (no SELECT again)
+    // lands there too.
+    ok(p.call(&["SELECT", "5"]));
+    ok(p.call(&["SET", "in-db5", "before"]));
+    wait_caught_up(&mut p, &mut w);
     // Cut from the replica's side, then write while it reconnects.
     assert_eq!(w.call(&["CLIENT", "KILL", "TYPE", "master"]), Resp::Int(1));
-    ok(p.call(&["SET", "while-cut", "1"]));
+    ok(p.call(&["SET", "in-db5-too", "while-cut"]));
+    ok(p.call(&["SELECT", "0"]));
     wait_for("a partial resync", || partial(&mut p) == "1");
     // Cut from the primary's side.
     assert_eq!(p.call(&["CLIENT", "KILL", "TYPE", "replica"]), Resp::Int(1));
@@ -487,4 +493,134 @@ fn warpengine_replicates_from_warpengine_with_a_full_sync() {
         };
         role[2] == expected
     });
+}
+
+/// The replica's side of the wire, against a primary scripted here: the handshake, newline
+/// keep-alives before a diskless RDB, the stream right after the EOF mark in the same write,
+/// GETACK answered with the offset before it, a transaction held until its EXEC (so a cut in
+/// the middle resumes before its MULTI), and PSYNC with the history after the cut.
+#[test]
+fn the_link_speaks_the_protocol_to_a_scripted_primary() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    fn read_command(r: &mut BufReader<TcpStream>) -> Vec<String> {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        let n: usize = line
+            .trim_end()
+            .strip_prefix('*')
+            .expect("an array")
+            .parse()
+            .unwrap();
+        (0..n)
+            .map(|_| {
+                line.clear();
+                r.read_line(&mut line).unwrap();
+                let len: usize = line.trim_end()[1..].parse().unwrap();
+                let mut arg = vec![0; len + 2];
+                std::io::Read::read_exact(r, &mut arg).unwrap();
+                String::from_utf8(arg[..len].to_vec()).unwrap()
+            })
+            .collect()
+    }
+    fn command(args: &[&str]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        out
+    }
+    /// Answers the handshake up to PSYNC; its arguments.
+    fn handshake(listener: &TcpListener, replica_port: u16) -> (TcpStream, Vec<String>) {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut r = BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream.try_clone().unwrap();
+        assert_eq!(read_command(&mut r), ["PING"]);
+        w.write_all(b"+PONG\r\n").unwrap();
+        let port = replica_port.to_string();
+        assert_eq!(read_command(&mut r), ["REPLCONF", "listening-port", &port]);
+        w.write_all(b"+OK\r\n").unwrap();
+        assert_eq!(
+            read_command(&mut r),
+            ["REPLCONF", "capa", "eof", "capa", "psync2"]
+        );
+        w.write_all(b"+OK\r\n").unwrap();
+        let psync = read_command(&mut r);
+        (stream, psync)
+    }
+    /// Reads the replica's commands until an ACK, which must carry `offset`.
+    fn expect_ack(r: &mut BufReader<TcpStream>, offset: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ack = read_command(r);
+            assert_eq!(ack[..2], ["REPLCONF", "ACK"], "{ack:?}");
+            let got: usize = ack[2].parse().unwrap();
+            if got == offset {
+                return;
+            }
+            assert!(
+                got < offset && Instant::now() < deadline,
+                "ACK {got}, expected {offset}"
+            );
+        }
+    }
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let primary_port = listener.local_addr().unwrap().port();
+    let warp = start_warpengine(&[]);
+    let mut w = RawConn::connect(warp.port);
+    ok(w.call(&["REPLICAOF", "127.0.0.1", &primary_port.to_string()]));
+    let (mut stream, psync) = handshake(&listener, warp.port);
+    assert_eq!(psync, ["PSYNC", "?", "-1"]);
+    let replid = "a".repeat(40);
+    let mark = "m".repeat(40);
+    let set_a = command(&["SET", "a", "1"]);
+    let getack = command(&["REPLCONF", "GETACK", "*"]);
+    let mut out = format!("+FULLRESYNC {replid} 100\r\n\n\n$EOF:{mark}\r\n").into_bytes();
+    // An empty RDB (no checksum), the mark, then the stream at once.
+    out.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
+    out.extend_from_slice(mark.as_bytes());
+    out.extend_from_slice(&set_a);
+    out.extend_from_slice(&getack);
+    stream.write_all(&out).unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    expect_ack(&mut r, 100 + set_a.len());
+    assert_eq!(w.call(&["GET", "a"]), Resp::Bulk(b"1".to_vec()));
+    let applied = 100 + set_a.len() + getack.len();
+    // Half a transaction: held, not applied, not counted.
+    let multi = command(&["MULTI"]);
+    let set_b = command(&["SET", "b", "2"]);
+    stream
+        .write_all(&[multi.clone(), set_b.clone()].concat())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(w.call(&["GET", "b"]), Resp::Nil);
+    let offset = info_field(&mut w, "replication", "slave_repl_offset");
+    assert_eq!(offset, applied.to_string());
+    assert_eq!(
+        info_field(&mut w, "replication", "slave_read_repl_offset"),
+        (applied + multi.len() + set_b.len()).to_string()
+    );
+    // The cut: the replica asks to continue after what it applied, and gets the whole
+    // transaction again.
+    drop(r);
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    let (mut stream, psync) = handshake(&listener, warp.port);
+    assert_eq!(psync, ["PSYNC", &replid, &(applied + 1).to_string()]);
+    let exec = command(&["EXEC"]);
+    let mut out = b"+CONTINUE\r\n".to_vec();
+    out.extend_from_slice(&[multi.clone(), set_b.clone(), exec.clone()].concat());
+    stream.write_all(&out).unwrap();
+    wait_for("the transaction", || {
+        w.call(&["GET", "b"]) == Resp::Bulk(b"2".to_vec())
+    });
+    let total = applied + multi.len() + set_b.len() + exec.len();
+    wait_for("the offset", || {
+        info_field(&mut w, "replication", "slave_repl_offset") == total.to_string()
+    });
+    assert_eq!(info_field(&mut w, "replication", "master_replid"), replid);
 }

@@ -22,7 +22,7 @@
 //! A REPLICAOF that changes the primary bumps `Upstream::generation`; the link checks it at
 //! every step, so nothing of an old primary's stream is applied or fed after the change.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,6 +105,9 @@ pub struct Upstream {
     link_up: AtomicBool,
     /// The history came from a primary, so a PSYNC with it may continue.
     has_history: AtomicBool,
+    /// The database the primary's stream last selected: a partial resync continues in it, as
+    /// the stream does (Redis keeps it in its cached master client).
+    stream_db: AtomicUsize,
 }
 
 impl Default for Upstream {
@@ -120,6 +123,7 @@ impl Default for Upstream {
             }),
             link_up: AtomicBool::new(false),
             has_history: AtomicBool::new(false),
+            stream_db: AtomicUsize::new(0),
         }
     }
 }
@@ -213,9 +217,9 @@ pub fn promote(server: &Server) {
     server.clients.kill_where(0, |c| c.replica || c.master);
 }
 
-/// The link task: follows the primary REPLICAOF (or `replicaof` in the configuration) names,
-/// reconnecting after a failure, until the server stops.
-pub async fn run(server: Arc<Server>, me: usize) {
+/// At start, before clients connect: `replicaof` in the configuration makes this server a
+/// replica from its first request on.
+pub fn follow_configured(server: &Server) {
     let configured = server
         .config
         .read()
@@ -225,9 +229,14 @@ pub async fn run(server: Arc<Server>, me: usize) {
     if let Some((host, port)) = configured.split_once(' ') {
         if let Ok(port) = port.parse() {
             let host = host.to_string();
-            follow(&server, PrimaryAddr { host, port });
+            follow(server, PrimaryAddr { host, port });
         }
     }
+}
+
+/// The link task: follows the primary REPLICAOF (or `replicaof` in the configuration) names,
+/// reconnecting after a failure, until the server stops.
+pub async fn run(server: Arc<Server>, me: usize) {
     let upstream = &server.replication.upstream;
     let mut target = upstream.target.subscribe();
     loop {
@@ -287,6 +296,28 @@ struct Link<'a> {
     generation: u64,
     target: &'a mut watch::Receiver<Option<PrimaryAddr>>,
     timeout: Duration,
+    /// A transaction received from MULTI on, held until its EXEC (or DISCARD) arrives: it then
+    /// runs whole, and its bytes count in the offset only then, as in Redis. Should the link
+    /// drop before, the offset excludes it and the primary sends it again.
+    transaction: Option<Received>,
+}
+
+/// Commands received and their bytes.
+#[derive(Default)]
+struct Received {
+    commands: Vec<Vec<Bytes>>,
+    bytes: Vec<Bytes>,
+}
+
+impl Received {
+    fn push(&mut self, args: Vec<Bytes>, raw: Bytes) {
+        self.commands.push(args);
+        self.bytes.push(raw);
+    }
+
+    fn len(&self) -> u64 {
+        self.bytes.iter().map(|b| b.len() as u64).sum()
+    }
 }
 
 impl<'a> Link<'a> {
@@ -321,6 +352,7 @@ impl<'a> Link<'a> {
             generation,
             target,
             timeout,
+            transaction: None,
         };
         match link.sync_and_follow(me).await {
             Ok(never) => match never {},
@@ -348,6 +380,7 @@ impl<'a> Link<'a> {
             .command(&[b"PSYNC", psync.0.as_bytes(), psync.1.as_bytes()])
             .await?;
         let words: Vec<&str> = reply.split(' ').collect();
+        let continued = words[0] == "+CONTINUE";
         match words.as_slice() {
             ["+FULLRESYNC", replid, offset] => {
                 let offset = offset
@@ -385,7 +418,7 @@ impl<'a> Link<'a> {
             _ => return Err(Failure::Broken(format!("PSYNC refused: {reply}"))),
         }
         upstream.has_history.store(true, Ordering::Relaxed);
-        self.follow_stream(me).await
+        self.follow_stream(me, continued).await
     }
 
     /// PING, AUTH when configured, REPLCONF listening-port and capabilities.
@@ -451,12 +484,17 @@ impl<'a> Link<'a> {
             if mark.len() != 40 {
                 return Err(Failure::Broken("bad diskless EOF mark".into()));
             }
-            // Diskless: the payload ends with the mark.
-            while !(self.input.len() >= mark.len() && self.input.ends_with(mark)) {
+            // Diskless: the payload ends with the mark (the stream may follow it at once).
+            let mut scanned = 0;
+            let end = loop {
+                if let Some(at) = memchr::memmem::find(&self.input[scanned..], mark) {
+                    break scanned + at;
+                }
+                scanned = self.input.len().saturating_sub(mark.len() - 1);
                 self.read_more().await?;
-            }
-            let mut rdb = self.input.split();
-            rdb.truncate(rdb.len() - mark.len());
+            };
+            let rdb = self.input.split_to(end);
+            let _ = self.input.split_to(mark.len());
             rdb
         } else {
             let len: usize = size
@@ -477,7 +515,11 @@ impl<'a> Link<'a> {
     }
 
     /// Applies the primary's stream, as its client, until the link ends.
-    async fn follow_stream(&mut self, me: usize) -> Result<std::convert::Infallible, Failure> {
+    async fn follow_stream(
+        &mut self,
+        me: usize,
+        continued: bool,
+    ) -> Result<std::convert::Infallible, Failure> {
         let server = self.server;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
         let peer = self.stream.peer_addr()?;
@@ -491,6 +533,10 @@ impl<'a> Link<'a> {
         conn.authenticated = true;
         conn.user = crate::acl::superuser();
         conn.reply_mode = ReplyMode::Off;
+        let stream_db = &server.replication.upstream.stream_db;
+        if continued {
+            conn.db = stream_db.load(Ordering::Relaxed);
+        }
         {
             let mut info = conn.handle.info.lock().expect("client info lock");
             info.master = true;
@@ -498,6 +544,7 @@ impl<'a> Link<'a> {
         }
         let mut pipeline = Pipeline::new(server.threads(), me);
         let result = self.apply_stream(&mut conn, &mut pipeline).await;
+        stream_db.store(conn.db, Ordering::Relaxed);
         release_client(server, &mut conn);
         result
     }
@@ -532,8 +579,7 @@ impl<'a> Link<'a> {
         conn: &mut ConnState,
         pipeline: &mut Pipeline,
     ) -> Result<(), Failure> {
-        let mut requests = Vec::new();
-        let mut applied = Vec::new();
+        let mut ready = Received::default();
         loop {
             let (frame, raw) = match decode_bytes_mut(&mut self.input) {
                 Ok(Some((frame, _, raw))) => (frame, raw),
@@ -547,26 +593,41 @@ impl<'a> Link<'a> {
             let args = command_args(frame).ok_or_else(|| {
                 Failure::Broken("the primary sent something other than a command".into())
             })?;
-            if args[0].eq_ignore_ascii_case(b"replconf") {
-                // What came before counts in the offset the ACK reports; the GETACK itself
-                // counts after it, as in Redis.
-                self.apply(conn, pipeline, &mut requests, &mut applied)
-                    .await?;
-                if args
-                    .get(1)
-                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"))
-                {
-                    self.send_ack().await?;
+            let is = |word: &[u8]| args[0].eq_ignore_ascii_case(word);
+            if let Some(transaction) = self.transaction.as_mut() {
+                let ends = is(b"exec") || is(b"discard");
+                transaction.push(args, raw);
+                if ends {
+                    let whole = self.transaction.take().expect("checked above");
+                    ready.commands.extend(whole.commands);
+                    ready.bytes.extend(whole.bytes);
                 }
-                applied.push(raw);
                 continue;
             }
-            requests.push(args);
-            applied.push(raw);
+            if is(b"multi") {
+                self.transaction
+                    .get_or_insert_with(Default::default)
+                    .push(args, raw);
+                continue;
+            }
+            if is(b"replconf") {
+                // What came before counts in the offset the ACK reports; the GETACK itself
+                // counts after it, as in Redis.
+                let getack = args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
+                self.apply(conn, pipeline, &mut ready).await?;
+                if getack {
+                    self.send_ack().await?;
+                }
+                ready.bytes.push(raw);
+                continue;
+            }
+            ready.push(args, raw);
         }
-        self.apply(conn, pipeline, &mut requests, &mut applied)
-            .await?;
-        let unapplied = self.input.len() as u64;
+        self.apply(conn, pipeline, &mut ready).await?;
+        let unapplied =
+            self.input.len() as u64 + self.transaction.as_ref().map_or(0, Received::len);
         self.server
             .replication
             .upstream
@@ -578,12 +639,11 @@ impl<'a> Link<'a> {
         &mut self,
         conn: &mut ConnState,
         pipeline: &mut Pipeline,
-        requests: &mut Vec<Vec<Bytes>>,
-        applied: &mut Vec<Bytes>,
+        ready: &mut Received,
     ) -> Result<(), Failure> {
         self.check_current()?;
         let server = self.server;
-        let mut next = Some(std::mem::take(requests)).filter(|r| !r.is_empty());
+        let mut next = Some(std::mem::take(&mut ready.commands)).filter(|r| !r.is_empty());
         let mut out = Vec::new();
         while let Some(batch) = next.take() {
             // The primary sends effects, never a command that waits; should one wait here,
@@ -594,7 +654,7 @@ impl<'a> Link<'a> {
             }
             out.clear();
         }
-        if applied.is_empty() {
+        if ready.bytes.is_empty() {
             return Ok(());
         }
         let upstream = &server.replication.upstream;
@@ -603,7 +663,7 @@ impl<'a> Link<'a> {
             if !upstream.is_current(self.generation) {
                 return Err(Failure::Replaced);
             }
-            for bytes in applied.drain(..) {
+            for bytes in ready.bytes.drain(..) {
                 history.feed(&bytes);
             }
         }
