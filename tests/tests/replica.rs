@@ -275,6 +275,10 @@ fn replicaof_replies_and_info_fields_as_a_redis_server_replica() {
     for c in [&mut w, &mut rr] {
         wait_for("the link", || link_up(c));
     }
+    assert_eq!(
+        w.call(&["CONFIG", "GET", "replicaof"]),
+        rr.call(&["CONFIG", "GET", "replicaof"])
+    );
     let fields = |c: &mut RawConn| -> Vec<String> {
         let Resp::Bulk(text) = c.call(&["INFO", "replication"]) else {
             panic!("INFO")

@@ -190,6 +190,7 @@ pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
         s.unapplied = 0;
     });
     server.replication.set_replica(true);
+    show_in_config(server, &format!("{} {}", addr.host, addr.port));
     upstream.target.send_replace(Some(addr));
     // As Redis: this server's own replicas resynchronize, to learn of the change.
     server.clients.kill_where(0, |c| c.replica || c.master);
@@ -212,9 +213,18 @@ pub fn promote(server: &Server) {
     upstream.link_up.store(false, Ordering::Relaxed);
     upstream.target.send_replace(None);
     server.replication.set_replica(false);
+    show_in_config(server, "no one");
     info!("promoted to primary (REPLICAOF NO ONE)");
     // As Redis: replicas reconnect and continue under the new id.
     server.clients.kill_where(0, |c| c.replica || c.master);
+}
+
+/// CONFIG GET replicaof (and CONFIG REWRITE) show the primary followed now, as Redis's do.
+fn show_in_config(server: &Server, value: &str) {
+    let mut cfg = server.config.write().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = cfg.set("replicaof", value, true) {
+        warn!("replicaof {value:?} not kept in the configuration: {e:?}");
+    }
 }
 
 /// At start, before clients connect: `replicaof` in the configuration makes this server a
