@@ -627,4 +627,36 @@ fn the_link_speaks_the_protocol_to_a_scripted_primary() {
         info_field(&mut w, "replication", "slave_repl_offset") == total.to_string()
     });
     assert_eq!(info_field(&mut w, "replication", "master_replid"), replid);
+    // Another cut, and a full resync in the disk form, half sent: INFO shows its progress.
+    stream.shutdown(std::net::Shutdown::Both).unwrap();
+    let (mut stream, psync) = handshake(&listener, warp.port);
+    assert_eq!(psync, ["PSYNC", &replid, &(total + 1).to_string()]);
+    let rdb = b"REDIS0010\xff\0\0\0\0\0\0\0\0";
+    let header = format!("+FULLRESYNC {} 500\r\n${}\r\n", "b".repeat(40), rdb.len());
+    stream
+        .write_all(&[header.as_bytes(), &rdb[..4]].concat())
+        .unwrap();
+    wait_for("the transfer", || {
+        info_field(&mut w, "replication", "master_sync_read_bytes") == "4"
+    });
+    let field = |w: &mut RawConn, name: &str| info_field(w, "replication", name);
+    assert_eq!(field(&mut w, "master_sync_in_progress"), "1");
+    assert_eq!(
+        field(&mut w, "master_sync_total_bytes"),
+        rdb.len().to_string()
+    );
+    assert_eq!(
+        field(&mut w, "master_sync_left_bytes"),
+        (rdb.len() - 4).to_string()
+    );
+    assert_eq!(field(&mut w, "master_link_status"), "down");
+    let Resp::Array(role) = w.call(&["ROLE"]) else {
+        panic!("ROLE")
+    };
+    assert_eq!(role[3], Resp::Bulk(b"sync".to_vec()));
+    stream.write_all(&rdb[4..]).unwrap();
+    wait_for("the full resync", || link_up(&mut w));
+    // The full resync emptied the databases.
+    assert_eq!(w.call(&["DBSIZE"]), Resp::Int(0));
+    assert_eq!(field(&mut w, "slave_repl_offset"), "500");
 }

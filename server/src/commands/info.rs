@@ -110,6 +110,20 @@ fn replica_fields(
         syncing as u8,
         offset + status.unapplied,
     );
+    if syncing {
+        let (size, read) = (status.sync_size, status.sync_read as i64);
+        let perc = if size != 0 {
+            read as f64 / size as f64 * 100.0
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "master_sync_total_bytes:{size}\r\nmaster_sync_read_bytes:{read}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+            size - read,
+            secs(status.last_io),
+        );
+    }
     if !up {
         let _ = write!(
             out,

@@ -92,6 +92,10 @@ pub struct LinkStatus {
     pub down_since: Option<Instant>,
     /// Bytes received and not yet applied (INFO's `slave_read_repl_offset` beyond the offset).
     pub unapplied: u64,
+    /// During a full sync: the RDB's size (-1 for a diskless one, whose size is known at its
+    /// end) and the bytes of it read so far.
+    pub sync_size: i64,
+    pub sync_read: u64,
 }
 
 /// This server's primary, if it has one, and the state of the link to it.
@@ -120,6 +124,8 @@ impl Default for Upstream {
                 last_io: None,
                 down_since: None,
                 unapplied: 0,
+                sync_size: 0,
+                sync_read: 0,
             }),
             link_up: AtomicBool::new(false),
             has_history: AtomicBool::new(false),
@@ -489,6 +495,13 @@ impl<'a> Link<'a> {
             )));
         };
         let started = Instant::now();
+        let upstream = &self.server.replication.upstream;
+        let progress = |size: i64, read: usize| {
+            upstream.set_status(|s| {
+                s.sync_size = size;
+                s.sync_read = read as u64;
+            })
+        };
         let rdb = if let Some(mark) = size.strip_prefix("EOF:") {
             let mark = mark.as_bytes();
             if mark.len() != 40 {
@@ -497,6 +510,7 @@ impl<'a> Link<'a> {
             // Diskless: the payload ends with the mark (the stream may follow it at once).
             let mut scanned = 0;
             let end = loop {
+                progress(-1, self.input.len());
                 if let Some(at) = memchr::memmem::find(&self.input[scanned..], mark) {
                     break scanned + at;
                 }
@@ -512,6 +526,7 @@ impl<'a> Link<'a> {
                 .map_err(|_| Failure::Broken(format!("bad RDB length {size:?}")))?;
             self.input.reserve(len.saturating_sub(self.input.len()));
             while self.input.len() < len {
+                progress(len as i64, self.input.len());
                 self.read_more().await?;
             }
             self.input.split_to(len)
