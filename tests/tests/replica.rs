@@ -297,16 +297,21 @@ fn replicaof_replies_and_info_fields_as_a_redis_server_replica() {
         panic!("ROLE")
     };
     assert_eq!(role[..4], theirs[..4]);
-    // A primary's link shows in CLIENT LIST with flag M, under no ACL user of this server.
-    let Resp::Bulk(list) = w.call(&["CLIENT", "LIST"]) else {
-        panic!("CLIENT LIST")
+    // A primary's link shows in CLIENT LIST with flag M, under no ACL user of this server, and
+    // is of TYPE master.
+    let mut list = |kind: &str| {
+        let Resp::Bulk(list) = w.call(&["CLIENT", "LIST", "TYPE", kind]) else {
+            panic!("CLIENT LIST")
+        };
+        String::from_utf8(list).unwrap()
     };
-    let list = String::from_utf8(list).unwrap();
+    let masters = list("master");
+    assert_eq!(masters.lines().count(), 1, "{masters}");
     assert!(
-        list.lines()
-            .any(|l| l.contains(" flags=M ") && l.contains(" user=(superuser) ")),
-        "{list}"
+        masters.contains(" flags=M ") && masters.contains(" user=(superuser) "),
+        "{masters}"
     );
+    assert!(!list("normal").contains(" flags=M "));
     // Pointed at nothing: the link cannot connect, and says so, until pointed elsewhere.
     drop(redis);
     for c in [&mut w, &mut rr] {
