@@ -127,9 +127,10 @@ fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) 
     }
 }
 
-/// On a replica, as Redis refuses them: clients' writes under `replica-read-only`, and while the
+/// On a replica, as Redis refuses them: clients' writes under `replica-read-only`; while the
 /// link to the primary is down under `replica-serve-stale-data no`, every command not flagged
-/// `stale`. The primary's own link passes.
+/// `stale`; while a full sync loads, every command not flagged `loading`. The primary's own link
+/// passes.
 #[cold]
 fn replica_refusal(
     server: &Server,
@@ -152,6 +153,9 @@ fn replica_refusal(
         return Some(Reply::err(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));
+    }
+    if upstream.loading() && !flags.contains(Flags::LOADING) {
+        return Some(Reply::err("LOADING Redis is loading the dataset in memory"));
     }
     None
 }

@@ -109,6 +109,8 @@ pub struct Upstream {
     link_up: AtomicBool,
     /// The history came from a primary, so a PSYNC with it may continue.
     has_history: AtomicBool,
+    /// A full sync is replacing the dataset: clients get -LOADING meanwhile, as from Redis.
+    loading: AtomicBool,
     /// The database the primary's stream last selected: a partial resync continues in it, as
     /// the stream does (Redis keeps it in its cached master client).
     stream_db: AtomicUsize,
@@ -129,6 +131,7 @@ impl Default for Upstream {
             }),
             link_up: AtomicBool::new(false),
             has_history: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
             stream_db: AtomicUsize::new(0),
         }
     }
@@ -146,6 +149,11 @@ impl Upstream {
 
     pub fn link_up(&self) -> bool {
         self.link_up.load(Ordering::Relaxed)
+    }
+
+    /// A full sync's RDB is being loaded.
+    pub fn loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
     }
 
     /// `replica-read-only`.
@@ -810,6 +818,23 @@ fn command_args(frame: BytesFrame) -> Option<Vec<Bytes>> {
 /// and cheaper than logging a flush and every key.
 fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
     let started = Instant::now();
+    let loading = &server.replication.upstream.loading;
+    loading.store(true, Ordering::Release);
+    let loaded = replace_dataset(server, rdb);
+    loading.store(false, Ordering::Release);
+    let loaded = loaded?;
+    // As Redis: this server's replicas resynchronize with the new data.
+    server.clients.kill_where(0, |c| c.replica);
+    info!(
+        keys = loaded.keys,
+        expired = loaded.expired,
+        "the primary's RDB loaded in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn replace_dataset(server: &Server, rdb: &[u8]) -> Result<rdb_file::Loaded, String> {
     {
         let mut guards = server.lock_all();
         for shard in guards.iter_mut() {
@@ -827,13 +852,5 @@ fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
         snapshot::take(server, Logging::Keep)
             .map_err(|e| format!("the snapshot after the full sync failed: {e}"))?;
     }
-    // As Redis: this server's replicas resynchronize with the new data.
-    server.clients.kill_where(0, |c| c.replica);
-    info!(
-        keys = loaded.keys,
-        expired = loaded.expired,
-        "the primary's RDB loaded in {:.3}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    Ok(loaded)
 }
