@@ -267,13 +267,15 @@ pub async fn run(server: Arc<Server>, me: usize) {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
         }
+        // Read before the target: a REPLICAOF in between makes this generation stale, never
+        // the old target current.
+        let generation = upstream.generation.load(Ordering::Acquire);
         let Some(addr) = target.borrow_and_update().clone() else {
             if target.changed().await.is_err() {
                 return;
             }
             continue;
         };
-        let generation = upstream.generation.load(Ordering::Acquire);
         let failure = Link::run(&server, me, &addr, generation, &mut target).await;
         if upstream.link_up.swap(false, Ordering::Relaxed) {
             upstream.set_status(|s| s.down_since = Some(Instant::now()));
