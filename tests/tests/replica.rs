@@ -665,3 +665,30 @@ fn the_link_speaks_the_protocol_to_a_scripted_primary() {
     assert_eq!(w.call(&["DBSIZE"]), Resp::Int(0));
     assert_eq!(field(&mut w, "slave_repl_offset"), "500");
 }
+
+/// A redis-server replica of a WarpEngine replica (a chain): its full sync carries the top
+/// primary's history (id and offset) and data.
+#[test]
+fn a_sub_replica_syncs_the_top_primary_s_history() {
+    if !redis_available() {
+        return;
+    }
+    let redis = redis_primary(true);
+    let mut p = RawConn::connect(redis.port);
+    fill(&mut p);
+    let warp = start_warpengine(&["--replicaof", "127.0.0.1", &redis.port.to_string()]);
+    let mut w = RawConn::connect(warp.port);
+    wait_caught_up(&mut p, &mut w);
+    let sub = start_redis(&["--replicaof", "127.0.0.1", &warp.port.to_string()]);
+    let mut s = RawConn::connect(sub.port);
+    wait_for("the sub-replica's link", || link_up(&mut s));
+    assert_same(&contents(&mut s), &contents(&mut p));
+    assert_eq!(
+        info_field(&mut s, "replication", "master_replid"),
+        info_field(&mut p, "replication", "master_replid")
+    );
+    assert_eq!(
+        info_field(&mut s, "replication", "slave_repl_offset"),
+        info_field(&mut p, "replication", "master_repl_offset")
+    );
+}
