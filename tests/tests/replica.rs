@@ -5,7 +5,8 @@
 //! redis-server's; a live migration ending in REPLICAOF NO ONE with no acknowledged write lost;
 //! partial resyncs after the link is cut from either side; masterauth/masteruser; the log
 //! after a full sync; REPLICAOF's replies and INFO's fields as a redis-server replica's; and a
-//! WarpEngine replica of WarpEngine (full sync).
+//! WarpEngine replica of WarpEngine (full sync), a sub-replica, and Redis Sentinel promoting a
+//! WarpEngine replica.
 
 use std::time::{Duration, Instant};
 
@@ -642,7 +643,10 @@ fn the_link_speaks_the_protocol_to_a_scripted_primary() {
         .write_all(&[header.as_bytes(), &rdb[..4]].concat())
         .unwrap();
     wait_for("the transfer", || {
-        info_field(&mut w, "replication", "master_sync_read_bytes") == "4"
+        let Resp::Bulk(info) = w.call(&["INFO", "replication"]) else {
+            panic!("INFO")
+        };
+        String::from_utf8_lossy(&info).contains("\r\nmaster_sync_read_bytes:4\r\n")
     });
     let field = |w: &mut RawConn, name: &str| info_field(w, "replication", name);
     assert_eq!(field(&mut w, "master_sync_in_progress"), "1");
@@ -691,4 +695,79 @@ fn a_sub_replica_syncs_the_top_primary_s_history() {
         info_field(&mut s, "replication", "slave_repl_offset"),
         info_field(&mut p, "replication", "master_repl_offset")
     );
+}
+
+/// Redis Sentinel (7.0.15) watching a WarpEngine primary with a WarpEngine replica finds the
+/// replica through the primary's INFO, and promotes it when the primary dies: it reads the
+/// replica's INFO replication and sends `MULTI, SLAVEOF NO ONE, CONFIG REWRITE, CLIENT KILL
+/// TYPE normal, EXEC`.
+#[test]
+fn sentinel_promotes_a_warpengine_replica_when_its_primary_dies() {
+    use std::process::{Child, Command, Stdio};
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let sentinel_available = Command::new("redis-sentinel")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !sentinel_available {
+        return;
+    }
+    let mut primary = start_warpengine(&["--threads", "2"]);
+    let mut p = RawConn::connect(primary.port);
+    fill(&mut p);
+    let replica = start_warpengine(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut w = RawConn::connect(replica.port);
+    wait_for("the link", || link_up(&mut w));
+    let expected = contents(&mut p);
+    let dir = TempDir::new("sentinel");
+    let config = format!("{}/sentinel.conf", dir.path());
+    let sentinel_port = warpengine_tests::free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "port {sentinel_port}\ndir {}\nsentinel monitor top 127.0.0.1 {} 1\nsentinel down-after-milliseconds top 1000\nsentinel failover-timeout top 5000\n",
+            dir.path(),
+            primary.port
+        ),
+    )
+    .unwrap();
+    let _sentinel = Killed(
+        Command::new("redis-sentinel")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-sentinel"),
+    );
+    wait_for("the sentinel", || {
+        std::net::TcpStream::connect(("127.0.0.1", sentinel_port)).is_ok()
+    });
+    let mut s = RawConn::connect(sentinel_port);
+    wait_for(
+        "the sentinel to see the replica",
+        || matches!(s.call(&["SENTINEL", "REPLICAS", "top"]), Resp::Array(r) if r.len() == 1),
+    );
+    primary.kill9();
+    let promoted = Resp::Array(vec![
+        Resp::Bulk(b"127.0.0.1".to_vec()),
+        Resp::Bulk(replica.port.to_string().into_bytes()),
+    ]);
+    wait_for("the failover", || {
+        s.call(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "top"]) == promoted
+    });
+    // (Sentinel's CLIENT KILL TYPE normal closed the connection.)
+    let mut w = RawConn::connect(replica.port);
+    let Resp::Array(role) = w.call(&["ROLE"]) else {
+        panic!("ROLE")
+    };
+    assert_eq!(role[0], Resp::Bulk(b"master".to_vec()));
+    assert_same(&contents(&mut w), &expected);
+    ok(w.call(&["SET", "after", "failover"]));
 }
