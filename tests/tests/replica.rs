@@ -771,3 +771,25 @@ fn sentinel_promotes_a_warpengine_replica_when_its_primary_dies() {
     assert_same(&contents(&mut w), &expected);
     ok(w.call(&["SET", "after", "failover"]));
 }
+
+/// `replica-announce-ip` and `replica-announce-port` are what the primary reports.
+#[test]
+fn the_primary_reports_the_announced_address() {
+    if !redis_available() {
+        return;
+    }
+    let redis = redis_primary(true);
+    let mut p = RawConn::connect(redis.port);
+    let rport = redis.port.to_string();
+    let announced = [
+        "--replica-announce-ip",
+        "10.9.8.7",
+        "--replica-announce-port",
+        "4321",
+    ];
+    let warp = start_warpengine(&[&["--replicaof", "127.0.0.1", &rport][..], &announced].concat());
+    let mut w = RawConn::connect(warp.port);
+    wait_caught_up(&mut p, &mut w);
+    let slave = info_field(&mut p, "replication", "slave0");
+    assert!(slave.starts_with("ip=10.9.8.7,port=4321,"), "{slave}");
+}

@@ -2,9 +2,10 @@
 //! started with the server on worker 0, follows whichever primary REPLICAOF names.
 //!
 //! The link runs as Redis's replica runs it: connect; PING; `AUTH [masteruser] masterauth`
-//! when set; `REPLCONF listening-port` and `REPLCONF capa eof capa psync2`; then `PSYNC <id>
-//! <offset+1>` with this server's history once it has synced from a primary (a reconnect, or a
-//! failover to a fellow replica), else `PSYNC ? -1`.
+//! when set; `REPLCONF listening-port` (`replica-announce-port`, else the port) and
+//! `ip-address` (`replica-announce-ip`, when set); `REPLCONF capa eof capa psync2`; then
+//! `PSYNC <id> <offset+1>` with this server's history once it has synced from a primary (a
+//! reconnect, or a failover to a fellow replica), else `PSYNC ? -1`.
 //! - `+FULLRESYNC <id> <offset>` is followed by the RDB: `$<len>` and that many bytes, or
 //!   diskless `$EOF:<mark>` ... `<mark>`, after any newlines the primary sends as keep-alives
 //!   while it prepares it. Every database is emptied, the RDB loaded (keys and function
@@ -458,12 +459,18 @@ impl<'a> Link<'a> {
         {
             return Err(Failure::Broken(format!("PING answered {reply}")));
         }
-        let (user, password, port) = {
+        let (user, password, port, ip) = {
             let cfg = self.server.config.read().unwrap_or_else(|p| p.into_inner());
+            // The address the primary is to report (to Sentinel, say): announced, else seen.
+            let port = match cfg.get_i64("replica-announce-port") {
+                0 => self.server.port.to_string(),
+                announced => announced.to_string(),
+            };
             (
                 cfg.get("masteruser").to_string(),
                 cfg.get("masterauth").to_string(),
-                self.server.port.to_string(),
+                port,
+                cfg.get("replica-announce-ip").to_string(),
             )
         };
         if !password.is_empty() {
@@ -482,6 +489,10 @@ impl<'a> Link<'a> {
         // Errors are not fatal (an old primary may not know these), as in Redis.
         self.command(&[b"REPLCONF", b"listening-port", port.as_bytes()])
             .await?;
+        if !ip.is_empty() {
+            self.command(&[b"REPLCONF", b"ip-address", ip.as_bytes()])
+                .await?;
+        }
         self.command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
             .await?;
         Ok(())
