@@ -330,7 +330,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             );
         }
         "replication" => {
-            // A master's replicas get full resyncs and PINGs only.
+            // A master without a backlog; its replicas get full resyncs and PINGs only.
             let replicas = server.replication.replicas();
             match server.replication.upstream.target() {
                 None => out.push_str("# Replication\r\nrole:master\r\n"),

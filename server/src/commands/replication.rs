@@ -142,13 +142,7 @@ pub fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
         _ => return Reply::err("ERR Invalid master port"),
     };
     let host = String::from_utf8_lossy(&args[1]).into_owned();
-    let same = s
-        .server
-        .replication
-        .upstream
-        .target()
-        .is_some_and(|t| t.host.eq_ignore_ascii_case(&host) && t.port == port);
-    if same || !replica::follow(s.server, replica::PrimaryAddr { host, port }) {
+    if !replica::follow(s.server, replica::PrimaryAddr { host, port }) {
         return Reply::Status("OK Already connected to specified master");
     }
     OK

@@ -1,7 +1,8 @@
 //! Admission: the checks every request passes before it runs, in Redis's order — the command
-//! exists (for a container, its subcommand), arity, AUTH, ACL, a replica's READONLY and
-//! MASTERDOWN, subscribed mode's allowed commands, the log's MISCONF refusal of a write, and
-//! SET's DURABILITY option. A transaction queues what passes here (`transaction`); a refusal while queuing aborts it.
+//! exists (for a container, its subcommand), arity, AUTH, ACL, a replica's READONLY, MASTERDOWN
+//! and LOADING, subscribed mode's allowed commands, the log's MISCONF refusal of a write, and
+//! SET's DURABILITY option. A transaction queues what passes here (`transaction`); a refusal
+//! while queuing aborts it.
 
 use bytes::Bytes;
 

@@ -186,10 +186,11 @@ impl Upstream {
 }
 
 /// REPLICAOF host port: follows that primary from now on (the link task connects within a
-/// second). False when it already follows it.
+/// second). False when it already follows it (the host compared without case, as Redis).
 pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
     let upstream = &server.replication.upstream;
-    if upstream.target().as_ref() == Some(&addr) {
+    let same = |t: &PrimaryAddr| t.host.eq_ignore_ascii_case(&addr.host) && t.port == addr.port;
+    if upstream.target().as_ref().is_some_and(same) {
         return false;
     }
     info!(host = %addr.host, port = addr.port, "replicating from a new primary");
