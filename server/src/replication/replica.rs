@@ -15,10 +15,11 @@
 //! - Anything else (an error, a closed link) is retried a second later.
 //!
 //! Then the stream: the primary's commands, decoded with the `redis-protocol` crate, run through
-//! the normal execution path as the primary's client (replies dropped; `ConnState::primary`
-//! lets them past read-only mode), and exactly their bytes are fed into this server's history,
-//! so its offset stays its primary's and its own replicas see the same stream. `REPLCONF
-//! GETACK` is answered with `REPLCONF ACK <offset>`, which also goes out every second.
+//! the normal execution path as the primary's client (replies kept only to log failures;
+//! `ConnState::primary` lets them past read-only mode), and exactly their bytes are fed into
+//! this server's history, so its offset stays its primary's and its own replicas see the same
+//! stream. `REPLCONF GETACK` is answered with `REPLCONF ACK <offset>`, which also goes out
+//! every second.
 //!
 //! A REPLICAOF that changes the primary bumps `Upstream::generation`; the link checks it at
 //! every step, so nothing of an old primary's stream is applied or fed after the change.
@@ -40,7 +41,7 @@ use crate::dispatch::Pipeline;
 use crate::persist::rdb_file;
 use crate::persist::snapshot::{self, Logging};
 use crate::server_state::{random_hex, Server};
-use crate::session::{ConnState, ReplyMode};
+use crate::session::ConnState;
 
 /// A client's write on a read-only replica.
 pub const READONLY: &str = "READONLY You can't write against a read only replica.";
@@ -579,7 +580,6 @@ impl<'a> Link<'a> {
         conn.primary = true;
         conn.authenticated = true;
         conn.user = crate::acl::superuser();
-        conn.reply_mode = ReplyMode::Off;
         let stream_db = &server.replication.upstream.stream_db;
         if continued {
             conn.db = stream_db.load(Ordering::Relaxed);
@@ -693,12 +693,14 @@ impl<'a> Link<'a> {
         let mut next = Some(std::mem::take(&mut ready.commands)).filter(|r| !r.is_empty());
         let mut out = Vec::new();
         while let Some(batch) = next.take() {
+            let names: Vec<Bytes> = batch.iter().map(|args| args[0].clone()).collect();
             // The primary sends effects, never a command that waits; should one wait here,
             // it is given up and the rest run.
             if let Some(blocked) = pipeline.execute(server, conn, batch, &mut out).await {
                 blocked.finish(server);
                 next = Some(blocked.rest).filter(|r| !r.is_empty());
             }
+            report_refusals(&names, &out);
             out.clear();
         }
         if ready.bytes.is_empty() {
@@ -805,6 +807,37 @@ async fn read_some(
                 .set_status(|s| s.last_io = Some(Instant::now()));
             Ok(())
         }
+    }
+}
+
+/// Logs what this server refused of the primary's stream (a command it lacks, say): the data
+/// then differs from the primary's, as in Redis, which logs it too. `replies` are those of
+/// `names`, in order (the primary's client gets replies encoded for this check only).
+fn report_refusals(names: &[Bytes], replies: &[u8]) {
+    if !replies.contains(&b'-') {
+        return;
+    }
+    let Ok(replies) = crate::protocol::resp_reader::read_all(replies) else {
+        return;
+    };
+    let mut refused = names
+        .iter()
+        .zip(&replies)
+        .filter_map(|(name, reply)| match reply {
+            crate::protocol::Reply::Error(e) => Some((name, e)),
+            // EXEC's replies: one per queued command.
+            crate::protocol::Reply::Array(items) => items.iter().find_map(|item| match item {
+                crate::protocol::Reply::Error(e) => Some((name, e)),
+                _ => None,
+            }),
+            _ => None,
+        });
+    if let Some((name, error)) = refused.next() {
+        warn!(
+            refused = 1 + refused.count(),
+            "a command of the primary's stream failed here: {} answered -{error}",
+            String::from_utf8_lossy(name)
+        );
     }
 }
 
