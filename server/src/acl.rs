@@ -1053,16 +1053,28 @@ impl Default for Users {
     }
 }
 
+/// Rules allowing every command, key and channel, without a password: the `default` user's at
+/// start, and the superuser's.
+fn allowed_everything() -> UserState {
+    let mut state = UserState::new(true);
+    for rule in ["+@all", "~*", "&*", "on", "nopass"] {
+        state
+            .apply(rule.as_bytes(), true)
+            .expect("rules allowing everything are valid");
+    }
+    state
+}
+
+/// The user a replica runs its primary's stream as: allowed everything, whatever ACL SETUSER
+/// does to `default`, and named as Redis's CLIENT LIST names it. Not in the user table.
+pub fn superuser() -> Arc<User> {
+    Arc::new(User::new("(superuser)", allowed_everything()))
+}
+
 impl Users {
     /// The users at start: `default`, on, nopass, every command, key and channel.
     pub fn new() -> Users {
-        let mut state = UserState::new(true);
-        for rule in ["+@all", "~*", "&*", "on", "nopass"] {
-            state
-                .apply(rule.as_bytes(), true)
-                .expect("default user's rules are valid");
-        }
-        let default_user = Arc::new(User::new("default", state));
+        let default_user = Arc::new(User::new("default", allowed_everything()));
         let mut users = BTreeMap::new();
         users.insert(b"default".to_vec(), default_user.clone());
         Users {

@@ -35,6 +35,8 @@ pub struct ClientInfo {
     pub monitor: bool,
     /// A replica's link (after its SYNC/PSYNC): CLIENT LIST's `S`, CLIENT KILL TYPE replica.
     pub replica: bool,
+    /// A replica's link to its primary: CLIENT LIST's `M`, CLIENT KILL TYPE master.
+    pub master: bool,
     /// CLIENT TRACKING's state while it is on.
     pub tracking: Option<Arc<crate::tracking::Tracker>>,
     /// Its buffers as of its last read (CLIENT LIST's qbuf, qbuf-free, rbs, rbp, obl,
@@ -92,6 +94,9 @@ impl ClientInfo {
         if self.replica {
             f.push('S');
         }
+        if self.master {
+            f.push('M');
+        }
         if self.monitor {
             f.push('O');
         }
@@ -126,6 +131,8 @@ impl ClientInfo {
     pub fn kind(&self) -> &'static str {
         if self.replica {
             "replica"
+        } else if self.master {
+            "master"
         } else if self.subscriptions != (0, 0, 0) {
             "pubsub"
         } else {

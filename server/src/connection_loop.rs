@@ -91,6 +91,36 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
         return;
     }
+    let mut conn = register_client(&server, me, fd, laddr, peer);
+    let id = conn.id;
+    // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
+    // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
+    let _registered = Registered {
+        server: &server,
+        id,
+    };
+    run(&server, me, &mut stream, &mut conn).await;
+    release_client(&server, &mut conn);
+}
+
+/// A connection ends: the databases hold its WATCH registrations, the Pub/Sub registry its
+/// subscriptions, until told.
+pub fn release_client(server: &Server, conn: &mut ConnState) {
+    crate::transaction_state::end(server, conn);
+    server.monitors.remove(conn);
+    server.tracking.disable(conn);
+    server.pubsub.leave(&mut conn.pubsub);
+}
+
+/// Registers a new client (CLIENT LIST, KILL, maxclients) and gives its connection state, as
+/// a client that has not authenticated yet (unless no password is required).
+pub fn register_client(
+    server: &Server,
+    me: usize,
+    fd: RawFd,
+    laddr: SocketAddr,
+    peer: SocketAddr,
+) -> ConnState {
     let id = server.clients.next_id();
     let now = Instant::now();
     let handle = server.clients.register(ClientInfo {
@@ -115,17 +145,18 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         blocked: false,
         monitor: false,
         replica: false,
+        master: false,
         buffers: crate::clients::Buffers {
             query_capacity: READ_BUFFER,
             reply_capacity: REPLY_BUFFER,
             ..Default::default()
         },
     });
-    let mut conn = ConnState {
+    ConnState {
         id,
         db: 0,
         resp3: false,
-        authenticated: !hot.auth_required.load(Ordering::Relaxed),
+        authenticated: !server.hot.auth_required.load(Ordering::Relaxed),
         user: server.acl.default_user(),
         name: String::new(),
         addr: peer,
@@ -141,25 +172,14 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         tracking: None,
         tracking_caching: false,
         replication: None,
-    };
-    // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
-    // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
-    let _registered = Registered {
-        server: &server,
-        id,
-    };
-    run(&server, me, &mut stream, &mut conn).await;
-    // The databases hold its WATCH registrations, the Pub/Sub registry its subscriptions,
-    // until told.
-    crate::transaction_state::end(&server, &mut conn);
-    server.monitors.remove(&conn);
-    server.tracking.disable(&mut conn);
-    server.pubsub.leave(&mut conn.pubsub);
+        primary: false,
+    }
 }
 
-struct Registered<'a> {
-    server: &'a Server,
-    id: u64,
+/// Unregisters a client when dropped.
+pub struct Registered<'a> {
+    pub server: &'a Server,
+    pub id: u64,
 }
 
 impl Drop for Registered<'_> {

@@ -293,10 +293,12 @@ pub fn before_command(
 ) -> Option<crate::protocol::Reply> {
     let flags = crate::command_table::TABLE[spec_index].flags;
     let denyoom = flags.contains(Flags::DENYOOM);
-    if !flags.contains(Flags::WRITE) {
+    let server = ctx.server;
+    // A replica neither evicts nor refuses its primary's writes, as Redis with
+    // `replica-ignore-maxmemory yes` (its default): the primary's evictions arrive as DELs.
+    if !flags.contains(Flags::WRITE) || server.replication.is_replica() {
         return None;
     }
-    let server = ctx.server;
     let now = ctx.now_ms;
     let mut room = true;
     ctx.each_shard(|s| room &= make_room(server, s, now));

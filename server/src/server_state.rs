@@ -343,7 +343,7 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::with_capacity(n);
     let mut i = 0u64;

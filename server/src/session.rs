@@ -45,6 +45,9 @@ pub struct ConnState {
     pub tracking_caching: bool,
     /// What a replica told with REPLCONF, and whether its SYNC/PSYNC was answered.
     pub replication: Option<Box<crate::replication::Handshake>>,
+    /// This is the primary's link on a replica: its writes pass read-only mode and stale-data
+    /// refusals (`crate::replication::replica`).
+    pub primary: bool,
 }
 
 impl ConnState {

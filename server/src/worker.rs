@@ -123,6 +123,7 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
 
 /// Starts every worker thread; returns once all of them are listening (or one failed).
 pub fn start(server: Arc<Server>, addrs: Vec<Endpoint>) -> Result<(), String> {
+    crate::replication::replica::follow_configured(&server);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for me in 0..server.threads() {
         let server = server.clone();
@@ -191,6 +192,9 @@ fn run_worker(
             tokio::spawn(accept_loop(server, me, listener, tls));
         }
         tokio::spawn(inbox_loop(server.clone(), me));
+        if me == 0 {
+            tokio::spawn(crate::replication::replica::run(server.clone(), me));
+        }
         tokio::spawn(crate::persist::syncer_loop(server.clone(), me));
         tokio::spawn(crate::persist::flusher_loop(server.clone(), me));
         expiry_loop(server, me).await;
@@ -256,7 +260,11 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
                 server.clients.close_idle(Duration::from_secs(timeout));
             }
         }
-        if !server.hot.active_expire.load(Ordering::Relaxed) || server.pause.in_force() {
+        // A replica's keys expire when its primary deletes them (reads skip them meanwhile).
+        if !server.hot.active_expire.load(Ordering::Relaxed)
+            || server.pause.in_force()
+            || server.replication.is_replica()
+        {
             continue;
         }
         let effort = server

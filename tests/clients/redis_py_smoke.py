@@ -2,8 +2,8 @@
 SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's default, and not),
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
 HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands, DUMP and RESTORE, streams and consumer groups
-(XREAD's reply is a dict in RESP3), client-output-buffer-limit closing a pipeline's client, ROLE and
-REPLCONF.
+(XREAD's reply is a dict in RESP3), client-output-buffer-limit closing a pipeline's client, ROLE,
+REPLCONF and REPLICAOF.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -308,6 +308,17 @@ for protocol in (2, 3):
             raise AssertionError("no error")
         except redis.ResponseError as e:
             assert str(e) == "Unrecognized REPLCONF option: nosuch", e
+        # A replica of a primary that is not there (port 1): ROLE, READONLY, then a primary again.
+        assert r.execute_command("REPLICAOF", "127.0.0.1", 1) in (True, "OK")
+        role = r.role()
+        assert [role[0], role[1], role[2], role[4]] == ["slave", "127.0.0.1", 1, -1], role
+        assert r.info("replication")["role"] == "slave"
+        try:
+            r.set("py:ro", "v")
+            raise AssertionError("a replica took a write")
+        except redis.exceptions.ReadOnlyError as e:
+            assert "read only replica" in str(e), e
+        assert r.execute_command("REPLICAOF", "NO", "ONE") in (True, "OK")
 
     for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),

@@ -446,3 +446,20 @@ fn security_sh_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn full_sync_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/full_sync.sh", &binary, "1"],
+        &[("K", "2000")],
+    );
+    assert!(
+        text.contains("primary: 2000 keys") && text.contains("round 1 | warp"),
+        "{text}"
+    );
+}

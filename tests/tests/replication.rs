@@ -6,10 +6,10 @@
 //! and a replica sending garbage; REPLCONF, PSYNC and ROLE replies as redis-server's, also
 //! through the redis crate.
 
-use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use warpengine_tests::dataset::{assert_same, contents, wait_for};
 use warpengine_tests::{
     info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
     TempDir,
@@ -44,71 +44,6 @@ fn fill(c: &mut RawConn) {
     let mut rpush = vec!["RPUSH", "repl:biglist"];
     rpush.extend(big.iter().map(String::as_str));
     c.call(&rpush);
-}
-
-/// Every key of databases 0 and 3 by type-wise reads, with its absolute expiry.
-fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
-    let mut all = BTreeMap::new();
-    for db in ["0", "3"] {
-        c.call(&["SELECT", db]);
-        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
-            panic!("KEYS")
-        };
-        for key in keys {
-            let Resp::Bulk(key) = key else { panic!("key") };
-            let key = String::from_utf8(key).unwrap();
-            let Resp::Simple(kind) = c.call(&["TYPE", &key]) else {
-                panic!("TYPE")
-            };
-            let value = match kind.as_str() {
-                "string" => format!("{:?}", c.call(&["GET", &key])),
-                "list" => format!("{:?}", c.call(&["LRANGE", &key, "0", "-1"])),
-                "hash" => sorted(c.call(&["HGETALL", &key])),
-                "set" => sorted(c.call(&["SMEMBERS", &key])),
-                "zset" => format!("{:?}", c.call(&["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
-                other => panic!("type {other}"),
-            };
-            let expiry = c.call(&["PEXPIRETIME", &key]).int();
-            all.insert(format!("{db}/{key}"), format!("{kind} {expiry} {value}"));
-        }
-    }
-    c.call(&["SELECT", "0"]);
-    all
-}
-
-/// Asserts two `contents` are equal, naming the keys that differ (the values are long).
-fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
-    let differing: Vec<String> = expected
-        .keys()
-        .chain(got.keys())
-        .filter(|k| got.get(*k) != expected.get(*k))
-        .map(|k| {
-            let short = |v: Option<&String>| v.map(|v| v.chars().take(300).collect::<String>());
-            format!(
-                "{k}: {:?} != {:?}",
-                short(got.get(k)),
-                short(expected.get(k))
-            )
-        })
-        .collect();
-    assert!(differing.is_empty(), "{differing:#?}");
-}
-
-fn sorted(reply: Resp) -> String {
-    let Resp::Array(items) = reply else {
-        panic!("not an array: {reply:?}")
-    };
-    let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-    items.sort();
-    items.join(",")
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -243,6 +243,7 @@ pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
 
 fn list(s: &mut Session, args: &[Bytes]) -> Reply {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind: Option<String> = None;
     let mut j = 2;
     while j < args.len() {
         if eq_ignore_case(&args[j], "type") && j + 1 < args.len() {
@@ -250,9 +251,8 @@ fn list(s: &mut Session, args: &[Bytes]) -> Reply {
             if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
                 return err_echo("ERR Unknown client type '", &args[j + 1], "'");
             }
-            if t != "normal" {
-                ids = Some(Vec::new());
-            }
+            // "slave" is the old name of "replica".
+            kind = Some(if t == "slave" { "replica".into() } else { t });
             j += 2;
         } else if eq_ignore_case(&args[j], "id") && j + 1 < args.len() {
             let mut list = Vec::new();
@@ -271,7 +271,9 @@ fn list(s: &mut Session, args: &[Bytes]) -> Reply {
     s.sync_client_info();
     let mut text = String::new();
     for c in s.server.clients.snapshot() {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
+            || kind.as_ref().is_some_and(|k| c.kind() != k)
+        {
             continue;
         }
         text.push_str(&describe(&c, s.conn.id, args));
@@ -334,7 +336,7 @@ fn kill(s: &mut Session, args: &[Bytes]) -> Reply {
                 if !["normal", "master", "replica", "slave", "pubsub"].contains(&t.as_str()) {
                     return err_echo("ERR Unknown client type '", val, "'");
                 }
-                // A master is never a client here; "slave" is the old name of "replica".
+                // "slave" is the old name of "replica".
                 kind = Some(match t.as_str() {
                     "normal" => "normal",
                     "pubsub" => "pubsub",

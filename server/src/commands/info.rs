@@ -87,6 +87,60 @@ fn sum(server: &Server, f: impl Fn(&crate::server_state::WorkerStats) -> u64) ->
     server.worker_stats.iter().map(f).sum()
 }
 
+/// INFO replication's lines for a replica, in Redis 7.0's order, up to `connected_slaves`.
+fn replica_fields(
+    server: &Server,
+    out: &mut String,
+    primary: crate::replication::replica::PrimaryAddr,
+    cfg: impl Fn(&str) -> String,
+) {
+    let upstream = &server.replication.upstream;
+    let status = upstream.status();
+    let up = upstream.link_up();
+    let secs = |at: Option<std::time::Instant>| at.map_or(-1, |t| t.elapsed().as_secs() as i64);
+    let offset = server.replication.history().offset();
+    let syncing = status.state == crate::replication::replica::LinkState::Sync;
+    let _ = write!(
+        out,
+        "# Replication\r\nrole:slave\r\nmaster_host:{}\r\nmaster_port:{}\r\nmaster_link_status:{}\r\nmaster_last_io_seconds_ago:{}\r\nmaster_sync_in_progress:{}\r\nslave_read_repl_offset:{}\r\nslave_repl_offset:{offset}\r\n",
+        primary.host,
+        primary.port,
+        if up { "up" } else { "down" },
+        if up { secs(status.last_io) } else { -1 },
+        syncing as u8,
+        offset + status.unapplied,
+    );
+    if syncing {
+        let (size, read) = (status.sync_size, status.sync_read as i64);
+        let perc = if size != 0 {
+            read as f64 / size as f64 * 100.0
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "master_sync_total_bytes:{size}\r\nmaster_sync_read_bytes:{read}\r\nmaster_sync_left_bytes:{}\r\nmaster_sync_perc:{perc:.2}\r\nmaster_sync_last_io_seconds_ago:{}\r\n",
+            size - read,
+            secs(status.last_io),
+        );
+    }
+    if !up {
+        let _ = write!(
+            out,
+            "master_link_down_since_seconds:{}\r\n",
+            secs(status.down_since)
+        );
+    }
+    let flag = |name: &str| (cfg(name) == "yes") as u8;
+    let _ = write!(
+        out,
+        "slave_priority:{}\r\nslave_read_only:{}\r\nreplica_announced:{}\r\n",
+        cfg("replica-priority"),
+        flag("replica-read-only"),
+        flag("replica-announced"),
+    );
+}
+
 fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
     let server = s.server;
     // One setting at a time: a copy of the whole config (~4 KB) would count in the
@@ -278,11 +332,11 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         "replication" => {
             // A master without a backlog; its replicas get full resyncs and PINGs only.
             let replicas = server.replication.replicas();
-            let _ = write!(
-                out,
-                "# Replication\r\nrole:master\r\nconnected_slaves:{}\r\n",
-                replicas.len()
-            );
+            match server.replication.upstream.target() {
+                None => out.push_str("# Replication\r\nrole:master\r\n"),
+                Some(primary) => replica_fields(server, out, primary, cfg),
+            }
+            let _ = write!(out, "connected_slaves:{}\r\n", replicas.len());
             for (i, r) in replicas.iter().enumerate() {
                 let _ = write!(
                     out,

@@ -1,6 +1,6 @@
 //! Replication commands of a primary: REPLCONF (a replica's handshake), SYNC and PSYNC (always
-//! a full resync; see `crate::replication::primary`), and ROLE. REPLICAOF/SLAVEOF (WarpEngine
-//! as a replica) are not here yet.
+//! a full resync; see `crate::replication::primary`); of a replica: REPLICAOF/SLAVEOF (see
+//! `crate::replication::replica`); and ROLE for both.
 
 use std::sync::atomic::Ordering;
 
@@ -10,7 +10,7 @@ use super::util::{int_arg, lower, SYNTAX};
 use super::{commands, session, NO_KEYS};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::replication::primary;
+use crate::replication::{primary, replica};
 use crate::session::Session;
 
 commands! {
@@ -18,6 +18,8 @@ commands! {
     "replconf", -1, "admin noscript loading stale allow_busy", NO_KEYS, "server", "3.0.0", session(replconf), "An internal command for configuring the replication stream.";
     "sync", 1, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "1.0.0", session(sync), "An internal command used in replication.";
     "psync", -3, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "2.8.0", session(psync), "An internal command used in replication.";
+    "replicaof", 3, "admin noscript stale no_async_loading", NO_KEYS, "server", "5.0.0", session(replicaof), "Configures a server as replica of another, or promotes it to a master.";
+    "slaveof", 3, "admin noscript stale no_async_loading", NO_KEYS, "server", "1.0.0", session(replicaof), "Sets a Redis server as a replica of another, or promotes it to being a master.";
     "role", 1, "noscript loading stale fast", NO_KEYS, "server", "2.8.12", session(role), "Returns the replication role.";
 }
 
@@ -126,9 +128,52 @@ fn start_full_resync(s: &mut Session, psync: bool) -> Reply {
     }
 }
 
+/// REPLICAOF host port | NO ONE (and SLAVEOF): follow a primary, or stop and become one.
+pub fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
+    if s.conn.replication.as_ref().is_some_and(|h| h.synced) {
+        return Reply::err("ERR Command is not valid when client is a replica.");
+    }
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        replica::promote(s.server);
+        return OK;
+    }
+    let port = match int_arg(&args[2]) {
+        Ok(port @ 0..=65535) => port as u16,
+        _ => return Reply::err("ERR Invalid master port"),
+    };
+    let host = String::from_utf8_lossy(&args[1]).into_owned();
+    if !replica::follow(s.server, replica::PrimaryAddr { host, port }) {
+        return Reply::Status("OK Already connected to specified master");
+    }
+    OK
+}
+
+/// ROLE: a replica's `slave`, its primary's address, the link's state and its offset (-1
+/// while the link is not up).
+fn replica_role(s: &Session, primary: replica::PrimaryAddr) -> Reply {
+    let upstream = &s.server.replication.upstream;
+    let offset = if upstream.link_up() {
+        s.server.replication.history().offset() as i64
+    } else {
+        -1
+    };
+    Reply::Array(vec![
+        Reply::Bulk(Bytes::from_static(b"slave")),
+        Reply::Bulk(Bytes::from(primary.host)),
+        Reply::Int(primary.port as i64),
+        Reply::Bulk(Bytes::from_static(
+            upstream.status().state.name().as_bytes(),
+        )),
+        Reply::Int(offset),
+    ])
+}
+
 /// ROLE: a primary's `master`, its replication offset, and its replicas past their RDB
 /// (address, listening port, acknowledged offset, all as bulk strings).
 pub fn role(s: &mut Session, _args: &[Bytes]) -> Reply {
+    if let Some(primary) = s.server.replication.upstream.target() {
+        return replica_role(s, primary);
+    }
     let replicas = s
         .server
         .replication

@@ -162,12 +162,8 @@ pub static PARAMS: &[Param] = &[
     p("replica-lazy-flush", BOOL, "no", MUT)
         .alias("slave-lazy-flush")
         .stored(),
-    p("replica-serve-stale-data", BOOL, "yes", MUT)
-        .alias("slave-serve-stale-data")
-        .stored(),
-    p("replica-read-only", BOOL, "yes", MUT)
-        .alias("slave-read-only")
-        .stored(),
+    p("replica-serve-stale-data", BOOL, "yes", MUT).alias("slave-serve-stale-data"),
+    p("replica-read-only", BOOL, "yes", MUT).alias("slave-read-only"),
     p("replica-ignore-maxmemory", BOOL, "yes", MUT)
         .alias("slave-ignore-maxmemory")
         .stored(),
@@ -182,7 +178,7 @@ pub static PARAMS: &[Param] = &[
     p("crash-memcheck-enabled", BOOL, "yes", MUT).stored(),
     p("disable-thp", BOOL, "yes", FIXED),
     p("cluster-allow-replica-migration", BOOL, "yes", MUT).stored(),
-    p("replica-announced", BOOL, "yes", MUT).stored(),
+    p("replica-announced", BOOL, "yes", MUT),
     p("latency-tracking", BOOL, "yes", MUT),
     p("aof-disable-auto-gc", BOOL, "no", MUT).stored(),
     p("replica-ignore-disk-write-errors", BOOL, "no", MUT).stored(),
@@ -190,10 +186,8 @@ pub static PARAMS: &[Param] = &[
     p("aclfile", STR, "", FIXED),
     p("unixsocket", STR, "", FIXED).stored(),
     p("pidfile", STR, "", FIXED),
-    p("replica-announce-ip", STR, "", MUT)
-        .alias("slave-announce-ip")
-        .stored(),
-    p("masteruser", STR, "", MUT).stored(),
+    p("replica-announce-ip", STR, "", MUT).alias("slave-announce-ip"),
+    p("masteruser", STR, "", MUT),
     p("cluster-announce-ip", STR, "", MUT).stored(),
     p("cluster-config-file", STR, "nodes.conf", FIXED).stored(),
     p("cluster-announce-hostname", STR, "", MUT).stored(),
@@ -215,7 +209,7 @@ pub static PARAMS: &[Param] = &[
     .stored(),
     p("bind-source-addr", STR, "", MUT).stored(),
     p("logfile", STR, "", FIXED),
-    p("masterauth", STR, "", MUT).stored(),
+    p("masterauth", STR, "", MUT),
     p("requirepass", STR, "", MUT),
     // Choices.
     p(
@@ -352,16 +346,12 @@ pub static PARAMS: &[Param] = &[
     p("active-defrag-threshold-upper", int(0, 1000), "100", MUT).stored(),
     p("lfu-log-factor", NONNEG_INT, "10", MUT),
     p("lfu-decay-time", NONNEG_INT, "1", MUT),
-    p("replica-priority", NONNEG_INT, "100", MUT)
-        .alias("slave-priority")
-        .stored(),
+    p("replica-priority", NONNEG_INT, "100", MUT).alias("slave-priority"),
     p("repl-diskless-sync-delay", NONNEG_INT, "5", MUT).stored(),
     p("maxmemory-samples", int(1, INT_MAX), "5", MUT),
     p("maxmemory-eviction-tenacity", int(0, 100), "10", MUT),
     p("timeout", NONNEG_INT, "0", MUT),
-    p("replica-announce-port", PORT, "0", MUT)
-        .alias("slave-announce-port")
-        .stored(),
+    p("replica-announce-port", PORT, "0", MUT).alias("slave-announce-port"),
     p("tcp-backlog", NONNEG_INT, "511", FIXED),
     p("cluster-port", PORT, "0", FIXED).stored(),
     p("cluster-announce-bus-port", PORT, "0", MUT).stored(),
@@ -507,9 +497,7 @@ pub static PARAMS: &[Param] = &[
     p("notify-keyspace-events", Kind::KeyspaceEvents, "", MUT),
     // Redis 7.0 can rebind at run time; WarpEngine's listeners are bound once.
     p("bind", Kind::Words, "* -::*", FIXED),
-    p("replicaof", Kind::ReplicaOf, "", FIXED)
-        .alias("slaveof")
-        .stored(),
+    p("replicaof", Kind::ReplicaOf, "", FIXED).alias("slaveof"),
     p(
         "latency-tracking-info-percentiles",
         Kind::Percentiles,

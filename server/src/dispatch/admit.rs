@@ -1,7 +1,8 @@
 //! Admission: the checks every request passes before it runs, in Redis's order — the command
-//! exists (for a container, its subcommand), arity, AUTH, the log's MISCONF refusal of a write,
-//! subscribed mode's allowed commands, and SET's DURABILITY option. A transaction queues what
-//! passes here (`transaction`); a refusal while queuing aborts it.
+//! exists (for a container, its subcommand), arity, AUTH, ACL, a replica's READONLY, MASTERDOWN
+//! and LOADING, subscribed mode's allowed commands, the log's MISCONF refusal of a write, and
+//! SET's DURABILITY option. A transaction queues what passes here (`transaction`); a refusal
+//! while queuing aborts it.
 
 use bytes::Bytes;
 
@@ -68,6 +69,12 @@ pub(super) fn admit(
             return refuse(index, refusal);
         }
     }
+    // One relaxed load and a branch for a server that replicates nothing.
+    if server.replication.is_replica() {
+        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
+            return refuse(index, refusal);
+        }
+    }
     if conn.subscribed() && !conn.resp3 && !spec.allowed_when_subscribed {
         return refuse(
             index,
@@ -119,6 +126,39 @@ fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) 
             Some(Reply::err(verdict.error(acl::fullname(entry))))
         }
     }
+}
+
+/// On a replica, as Redis refuses them: clients' writes under `replica-read-only`; while the
+/// link to the primary is down under `replica-serve-stale-data no`, every command not flagged
+/// `stale`; while a full sync loads, every command not flagged `loading`. The primary's own link
+/// passes.
+#[cold]
+fn replica_refusal(
+    server: &Server,
+    conn: &ConnState,
+    spec: &crate::command_table::CommandSpec,
+    args: &[Bytes],
+) -> Option<Reply> {
+    if conn.primary {
+        return None;
+    }
+    let upstream = &server.replication.upstream;
+    if spec.is_write() && upstream.read_only(server) {
+        return Some(Reply::err(crate::replication::replica::READONLY));
+    }
+    // A container that resolves its own subcommand (CONFIG, CLIENT ...): the subcommand's flags.
+    let flags = command_table::subcommand_facts(args)
+        .flatten()
+        .map_or(spec.flags, |(_, f)| f);
+    if !flags.contains(Flags::STALE) && !upstream.serves_stale(server) {
+        return Some(Reply::err(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        ));
+    }
+    if upstream.loading() && !flags.contains(Flags::LOADING) {
+        return Some(Reply::err("LOADING Redis is loading the dataset in memory"));
+    }
+    None
 }
 
 /// While a script is past `busy-reply-threshold`, what Redis still serves: commands flagged

@@ -547,6 +547,14 @@ impl Host for ScriptHost<'_, '_> {
         {
             return Reply::err("ERR Write commands are not allowed from read-only scripts.");
         }
+        if self.server.replication.is_replica() && flags.contains(Flags::WRITE) {
+            // (A primary's stream carries a script's effects, never the script: any script
+            // here is a client's.)
+            let upstream = &self.server.replication.upstream;
+            if upstream.read_only(self.server) {
+                return Reply::err(crate::replication::replica::READONLY);
+            }
+        }
         if self.beyond {
             return Reply::err(BEYOND);
         }

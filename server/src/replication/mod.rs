@@ -1,13 +1,13 @@
-//! Redis's replication protocol. This slice has the primary's side of a full resync only
-//! (`primary`): a replica's handshake is answered, PSYNC and SYNC get the RDB written by the
-//! RDB writer, and the link is then kept alive with PINGs. Writes are not streamed to
-//! replicas yet (that needs one ordered stream across shards), and WarpEngine cannot yet be a
-//! replica itself.
+//! Redis's replication protocol. The primary's side (`primary`): a replica's handshake is
+//! answered, PSYNC and SYNC get the RDB written by the RDB writer, and the link is then kept
+//! alive with PINGs (writes are not streamed to replicas yet). The replica's side (`replica`):
+//! REPLICAOF's link to a primary, its RDB loaded and its stream applied.
 //!
 //! The shared state here is the table of connected replicas, which ROLE and INFO report.
 
 pub mod history;
 pub mod primary;
+pub mod replica;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -58,6 +58,8 @@ pub struct Replication {
     /// primary's, fed verbatim, and its own writes are not fed.
     replica: AtomicBool,
     replicas: Mutex<Vec<ReplicaLink>>,
+    /// This server's own primary (REPLICAOF) and the link to it.
+    pub upstream: replica::Upstream,
     /// Full resyncs served (INFO's `sync_full`).
     pub sync_full: AtomicU64,
     /// PSYNCs with a replid that could not be continued (INFO's `sync_partial_err`).
@@ -71,6 +73,7 @@ impl Replication {
             fed: tokio::sync::Notify::new(),
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
+            upstream: replica::Upstream::default(),
             sync_full: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
         }

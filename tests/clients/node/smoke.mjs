@@ -3,7 +3,7 @@
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
 // SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO
 // commands, DUMP and RESTORE, streams and consumer groups (with a blocking XREAD woken by another
-// connection's XADD), ROLE and REPLCONF, each library's own way.
+// connection's XADD), ROLE, REPLCONF and REPLICAOF, each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient, commandOptions } from "redis";
@@ -255,6 +255,12 @@ function collect(count, subscribe) {
     assertEqual(await r.role(), ["master", 0, []], "ROLE");
     assertEqual(await r.call("REPLCONF", "listening-port", "6380", "capa", "psync2"), "OK", "REPLCONF");
     await assertRejects(() => r.call("REPLCONF", "nosuch", "x"), /Unrecognized REPLCONF option: nosuch/, "REPLCONF nosuch");
+    // A replica of a primary that is not there (port 1): ROLE, READONLY, then a primary again.
+    assertEqual(await r.call("REPLICAOF", "127.0.0.1", "1"), "OK", "REPLICAOF");
+    const role = await r.role();
+    assertEqual([role[0], role[1], role[2], role[4]], ["slave", "127.0.0.1", 1, -1], "ROLE of a replica");
+    await assertRejects(() => r.set("io:ro", "v"), /READONLY You can't write against a read only replica/, "SET");
+    assertEqual(await r.call("REPLICAOF", "NO", "ONE"), "OK", "REPLICAOF NO ONE");
   });
   r.disconnect();
 }
@@ -442,6 +448,11 @@ function collect(count, subscribe) {
   await check("node-redis-replication", async () => {
     assertEqual(await client.sendCommand(["ROLE"]), ["master", 0, []], "ROLE");
     assertEqual(await client.sendCommand(["REPLCONF", "listening-port", "6380"]), "OK", "REPLCONF");
+    assertEqual(await client.sendCommand(["REPLICAOF", "127.0.0.1", "1"]), "OK", "REPLICAOF");
+    const role = await client.sendCommand(["ROLE"]);
+    assertEqual([role[0], role[2], role[4]], ["slave", 1, -1], "ROLE of a replica");
+    await assertRejects(() => client.set("nr:ro", "v"), /READONLY/, "SET");
+    assertEqual(await client.sendCommand(["REPLICAOF", "NO", "ONE"]), "OK", "REPLICAOF NO ONE");
   });
   await client.quit();
 }

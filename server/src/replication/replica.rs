@@ -1,0 +1,903 @@
+//! The replica's side of Redis's replication protocol (REPLICAOF host port): one link task,
+//! started with the server on worker 0, follows whichever primary REPLICAOF names.
+//!
+//! The link runs as Redis's replica runs it: connect; PING; `AUTH [masteruser] masterauth`
+//! when set; `REPLCONF listening-port` (`replica-announce-port`, else the port) and
+//! `ip-address` (`replica-announce-ip`, when set); `REPLCONF capa eof capa psync2`; then
+//! `PSYNC <id> <offset+1>` with this server's history once it has synced from a primary (a
+//! reconnect, or a failover to a fellow replica), else `PSYNC ? -1`.
+//! - `+FULLRESYNC <id> <offset>` is followed by the RDB: `$<len>` and that many bytes, or
+//!   diskless `$EOF:<mark>` ... `<mark>`, after any newlines the primary sends as keep-alives
+//!   while it prepares it. Every database is emptied, the RDB loaded (keys and function
+//!   libraries), and the history restarts at the primary's id and offset.
+//! - `+CONTINUE [<id>]` keeps the data and the history; a new id shifts the old one to
+//!   `replid2`, as Redis's replica does.
+//! - Anything else (an error, a closed link) is retried a second later.
+//!
+//! Then the stream: the primary's commands, decoded with the `redis-protocol` crate, run through
+//! the normal execution path as the primary's client (replies kept only to log failures;
+//! `ConnState::primary` lets them past read-only mode), and exactly their bytes are fed into
+//! this server's history, so its offset stays its primary's and its own replicas see the same
+//! stream. `REPLCONF GETACK` is answered with `REPLCONF ACK <offset>`, which also goes out
+//! every second.
+//!
+//! A REPLICAOF that changes the primary bumps `Upstream::generation`; the link checks it at
+//! every step, so nothing of an old primary's stream is applied or fed after the change.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::decode::decode_bytes_mut;
+use redis_protocol::resp2::types::BytesFrame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::connection_loop::{register_client, release_client, Registered};
+use crate::dispatch::Pipeline;
+use crate::persist::rdb_file;
+use crate::persist::snapshot::{self, Logging};
+use crate::server_state::{random_hex, Server};
+use crate::session::ConnState;
+
+/// A client's write on a read-only replica.
+pub const READONLY: &str = "READONLY You can't write against a read only replica.";
+
+/// How long a failed attempt waits before the next, as Redis's replication cron.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// How often the replica acknowledges its offset unasked.
+const ACK_PERIOD: Duration = Duration::from_secs(1);
+
+/// The primary REPLICAOF names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrimaryAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Where the link stands, as ROLE names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Waiting to connect (after a failure: the next attempt).
+    Connect,
+    Connecting,
+    /// PING, AUTH, REPLCONF, PSYNC.
+    Handshake,
+    /// Receiving and loading the RDB.
+    Sync,
+    Connected,
+}
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Connect => "connect",
+            LinkState::Connecting => "connecting",
+            LinkState::Handshake => "handshake",
+            LinkState::Sync => "sync",
+            LinkState::Connected => "connected",
+        }
+    }
+}
+
+/// What INFO replication and ROLE report of the link.
+#[derive(Clone, Copy, Debug)]
+pub struct LinkStatus {
+    pub state: LinkState,
+    /// When the primary last sent something (None: not connected).
+    pub last_io: Option<Instant>,
+    /// When the link last went down (None: it was never up).
+    pub down_since: Option<Instant>,
+    /// Bytes received and not yet applied (INFO's `slave_read_repl_offset` beyond the offset).
+    pub unapplied: u64,
+    /// During a full sync: the RDB's size (-1 for a diskless one, whose size is known at its
+    /// end) and the bytes of it read so far.
+    pub sync_size: i64,
+    pub sync_read: u64,
+}
+
+/// This server's primary, if it has one, and the state of the link to it.
+#[derive(Debug)]
+pub struct Upstream {
+    target: watch::Sender<Option<PrimaryAddr>>,
+    /// Bumped by every change of primary (under the history's lock, which feeding also takes).
+    generation: AtomicU64,
+    status: Mutex<LinkStatus>,
+    /// The link is connected and past its sync: the data is not stale.
+    link_up: AtomicBool,
+    /// The history came from a primary, so a PSYNC with it may continue.
+    has_history: AtomicBool,
+    /// A full sync is replacing the dataset: clients get -LOADING meanwhile, as from Redis.
+    loading: AtomicBool,
+    /// The database the primary's stream last selected: a partial resync continues in it, as
+    /// the stream does (Redis keeps it in its cached master client).
+    stream_db: AtomicUsize,
+}
+
+impl Default for Upstream {
+    fn default() -> Upstream {
+        Upstream {
+            target: watch::Sender::new(None),
+            generation: AtomicU64::new(0),
+            status: Mutex::new(LinkStatus {
+                state: LinkState::Connect,
+                last_io: None,
+                down_since: None,
+                unapplied: 0,
+                sync_size: 0,
+                sync_read: 0,
+            }),
+            link_up: AtomicBool::new(false),
+            has_history: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
+            stream_db: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Upstream {
+    /// The primary REPLICAOF named (None: this server is a primary).
+    pub fn target(&self) -> Option<PrimaryAddr> {
+        self.target.borrow().clone()
+    }
+
+    pub fn status(&self) -> LinkStatus {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn link_up(&self) -> bool {
+        self.link_up.load(Ordering::Relaxed)
+    }
+
+    /// A full sync's RDB is being loaded.
+    pub fn loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
+    }
+
+    /// `replica-read-only`.
+    pub fn read_only(&self, server: &Server) -> bool {
+        server
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_bool("replica-read-only")
+    }
+
+    /// Whether clients may read: the link is up, or `replica-serve-stale-data` allows stale data.
+    pub fn serves_stale(&self, server: &Server) -> bool {
+        self.link_up()
+            || server
+                .config
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_bool("replica-serve-stale-data")
+    }
+
+    fn set_status(&self, change: impl FnOnce(&mut LinkStatus)) {
+        change(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Acquire) == generation
+    }
+}
+
+/// REPLICAOF host port: follows that primary from now on (the link task connects within a
+/// second). False when it already follows it (the host compared without case, as Redis).
+pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
+    let upstream = &server.replication.upstream;
+    let same = |t: &PrimaryAddr| t.host.eq_ignore_ascii_case(&addr.host) && t.port == addr.port;
+    if upstream.target().as_ref().is_some_and(same) {
+        return false;
+    }
+    info!(host = %addr.host, port = addr.port, "replicating from a new primary");
+    {
+        let _history = server.replication.history();
+        upstream.generation.fetch_add(1, Ordering::AcqRel);
+    }
+    upstream.link_up.store(false, Ordering::Relaxed);
+    upstream.set_status(|s| {
+        s.state = LinkState::Connect;
+        s.last_io = None;
+        s.down_since = None;
+        s.unapplied = 0;
+    });
+    server.replication.set_replica(true);
+    show_in_config(server, &format!("{} {}", addr.host, addr.port));
+    upstream.target.send_replace(Some(addr));
+    // As Redis: this server's own replicas resynchronize, to learn of the change.
+    server.clients.kill_where(0, |c| c.replica || c.master);
+    true
+}
+
+/// REPLICAOF NO ONE: keeps the data, closes the link, and starts a new history whose previous
+/// one (the primary's, up to here) stays continuable for replicas that followed the same
+/// primary (PSYNC2). Nothing when this server is already a primary.
+pub fn promote(server: &Server) {
+    let upstream = &server.replication.upstream;
+    if upstream.target().is_none() {
+        return;
+    }
+    {
+        let mut history = server.replication.history();
+        upstream.generation.fetch_add(1, Ordering::AcqRel);
+        history.shift_replid(random_hex(40));
+    }
+    upstream.link_up.store(false, Ordering::Relaxed);
+    upstream.target.send_replace(None);
+    server.replication.set_replica(false);
+    show_in_config(server, "no one");
+    info!("promoted to primary (REPLICAOF NO ONE)");
+    // As Redis: replicas reconnect and continue under the new id.
+    server.clients.kill_where(0, |c| c.replica || c.master);
+}
+
+/// CONFIG GET replicaof (and CONFIG REWRITE) show the primary followed now, as Redis's do.
+fn show_in_config(server: &Server, value: &str) {
+    let mut cfg = server.config.write().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = cfg.set("replicaof", value, true) {
+        warn!("replicaof {value:?} not kept in the configuration: {e:?}");
+    }
+}
+
+/// At start, before clients connect: `replicaof` in the configuration makes this server a
+/// replica from its first request on.
+pub fn follow_configured(server: &Server) {
+    let configured = server
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get("replicaof")
+        .to_string();
+    if let Some((host, port)) = configured.split_once(' ') {
+        if let Ok(port) = port.parse() {
+            let host = host.to_string();
+            follow(server, PrimaryAddr { host, port });
+        }
+    }
+}
+
+/// The link task: follows the primary REPLICAOF (or `replicaof` in the configuration) names,
+/// reconnecting after a failure, until the server stops.
+pub async fn run(server: Arc<Server>, me: usize) {
+    let upstream = &server.replication.upstream;
+    let mut target = upstream.target.subscribe();
+    loop {
+        if server.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        // Read before the target: a REPLICAOF in between makes this generation stale, never
+        // the old target current.
+        let generation = upstream.generation.load(Ordering::Acquire);
+        let Some(addr) = target.borrow_and_update().clone() else {
+            if target.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let failure = Link::run(&server, me, &addr, generation, &mut target).await;
+        if upstream.link_up.swap(false, Ordering::Relaxed) {
+            upstream.set_status(|s| s.down_since = Some(Instant::now()));
+        }
+        upstream.set_status(|s| {
+            s.last_io = None;
+            s.unapplied = 0;
+        });
+        match failure {
+            Failure::Replaced => continue,
+            Failure::Broken(why) => {
+                warn!(host = %addr.host, port = addr.port, "replication link: {why}");
+                if upstream.is_current(generation) {
+                    upstream.set_status(|s| s.state = LinkState::Connect);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = target.changed() => {}
+                }
+            }
+        }
+    }
+}
+
+/// Why a link ended.
+enum Failure {
+    /// REPLICAOF changed the primary (or made this server one).
+    Replaced,
+    /// The connection, the handshake or the primary's data failed; retried.
+    Broken(String),
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::Broken(e.to_string())
+    }
+}
+
+/// One connection to the primary.
+struct Link<'a> {
+    server: &'a Arc<Server>,
+    stream: TcpStream,
+    input: BytesMut,
+    generation: u64,
+    target: &'a mut watch::Receiver<Option<PrimaryAddr>>,
+    timeout: Duration,
+    /// A transaction received from MULTI on, held until its EXEC (or DISCARD) arrives: it then
+    /// runs whole, and its bytes count in the offset only then, as in Redis. Should the link
+    /// drop before, the offset excludes it and the primary sends it again.
+    transaction: Option<Received>,
+}
+
+/// Commands received and their bytes.
+#[derive(Default)]
+struct Received {
+    commands: Vec<Vec<Bytes>>,
+    bytes: Vec<Bytes>,
+}
+
+impl Received {
+    fn push(&mut self, args: Vec<Bytes>, raw: Bytes) {
+        self.commands.push(args);
+        self.bytes.push(raw);
+    }
+
+    fn len(&self) -> u64 {
+        self.bytes.iter().map(|b| b.len() as u64).sum()
+    }
+}
+
+impl<'a> Link<'a> {
+    /// Connects, synchronizes and applies the stream until something ends it.
+    async fn run(
+        server: &'a Arc<Server>,
+        me: usize,
+        addr: &PrimaryAddr,
+        generation: u64,
+        target: &'a mut watch::Receiver<Option<PrimaryAddr>>,
+    ) -> Failure {
+        let upstream = &server.replication.upstream;
+        upstream.set_status(|s| s.state = LinkState::Connecting);
+        let timeout = {
+            let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+            Duration::from_secs(cfg.get_i64("repl-timeout").max(1) as u64)
+        };
+        let connect = TcpStream::connect((addr.host.as_str(), addr.port));
+        let stream = tokio::select! {
+            connected = tokio::time::timeout(timeout, connect) => match connected {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => return Failure::Broken(format!("cannot connect: {e}")),
+                Err(_) => return Failure::Broken("timed out connecting".into()),
+            },
+            _ = target.changed() => return Failure::Replaced,
+        };
+        let _ = stream.set_nodelay(true);
+        let mut link = Link {
+            server,
+            stream,
+            input: BytesMut::with_capacity(64 * 1024),
+            generation,
+            target,
+            timeout,
+            transaction: None,
+        };
+        match link.sync_and_follow(me).await {
+            Ok(never) => match never {},
+            Err(failure) => failure,
+        }
+    }
+
+    async fn sync_and_follow(&mut self, me: usize) -> Result<std::convert::Infallible, Failure> {
+        let server = self.server;
+        let upstream = &server.replication.upstream;
+        upstream.set_status(|s| s.state = LinkState::Handshake);
+        self.handshake().await?;
+        let psync = {
+            let history = server.replication.history();
+            if upstream.has_history.load(Ordering::Relaxed) {
+                (
+                    history.replid().to_string(),
+                    (history.offset() + 1).to_string(),
+                )
+            } else {
+                ("?".to_string(), "-1".to_string())
+            }
+        };
+        let reply = self
+            .command(&[b"PSYNC", psync.0.as_bytes(), psync.1.as_bytes()])
+            .await?;
+        let words: Vec<&str> = reply.split(' ').collect();
+        let continued = words[0] == "+CONTINUE";
+        match words.as_slice() {
+            ["+FULLRESYNC", replid, offset] => {
+                let offset = offset
+                    .parse()
+                    .map_err(|_| Failure::Broken(format!("bad PSYNC reply: {reply}")))?;
+                upstream.set_status(|s| s.state = LinkState::Sync);
+                let rdb = self.read_rdb().await?;
+                self.check_current()?;
+                load_full_sync(server, &rdb).map_err(Failure::Broken)?;
+                let backlog = server
+                    .config
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_i64("repl-backlog-size")
+                    .max(0) as usize;
+                let mut history = server.replication.history();
+                self.check_current()?;
+                history.reset(replid.to_string(), offset);
+                history.enable_backlog(backlog);
+                info!(offset, "full resync with the primary done");
+            }
+            ["+CONTINUE", rest @ ..] => {
+                let mut history = server.replication.history();
+                self.check_current()?;
+                if let [replid] = rest {
+                    if *replid != history.replid() {
+                        history.shift_replid(replid.to_string());
+                    }
+                }
+                info!(
+                    offset = history.offset(),
+                    "partial resynchronization accepted by the primary"
+                );
+            }
+            _ => return Err(Failure::Broken(format!("PSYNC refused: {reply}"))),
+        }
+        upstream.has_history.store(true, Ordering::Relaxed);
+        self.follow_stream(me, continued).await
+    }
+
+    /// PING, AUTH when configured, REPLCONF listening-port and capabilities.
+    async fn handshake(&mut self) -> Result<(), Failure> {
+        let reply = self.command(&[b"PING"]).await?;
+        // As Redis: an error that only says authentication is needed is fine here.
+        if reply.starts_with('-')
+            && !["-NOAUTH", "-NOPERM", "-ERR operation not permitted"]
+                .iter()
+                .any(|e| reply.starts_with(e))
+        {
+            return Err(Failure::Broken(format!("PING answered {reply}")));
+        }
+        let (user, password, port, ip) = {
+            let cfg = self.server.config.read().unwrap_or_else(|p| p.into_inner());
+            // The address the primary is to report (to Sentinel, say): announced, else seen.
+            let port = match cfg.get_i64("replica-announce-port") {
+                0 => self.server.port.to_string(),
+                announced => announced.to_string(),
+            };
+            (
+                cfg.get("masteruser").to_string(),
+                cfg.get("masterauth").to_string(),
+                port,
+                cfg.get("replica-announce-ip").to_string(),
+            )
+        };
+        if !password.is_empty() {
+            let reply = if user.is_empty() {
+                self.command(&[b"AUTH", password.as_bytes()]).await?
+            } else {
+                self.command(&[b"AUTH", user.as_bytes(), password.as_bytes()])
+                    .await?
+            };
+            if reply.starts_with('-') {
+                return Err(Failure::Broken(format!(
+                    "unable to AUTH to the primary: {reply}"
+                )));
+            }
+        }
+        // Errors are not fatal (an old primary may not know these), as in Redis.
+        self.command(&[b"REPLCONF", b"listening-port", port.as_bytes()])
+            .await?;
+        if !ip.is_empty() {
+            self.command(&[b"REPLCONF", b"ip-address", ip.as_bytes()])
+                .await?;
+        }
+        self.command(&[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"])
+            .await?;
+        Ok(())
+    }
+
+    /// The RDB after `+FULLRESYNC`, in either form.
+    async fn read_rdb(&mut self) -> Result<BytesMut, Failure> {
+        // Newlines are the primary's keep-alives while it prepares the RDB.
+        let header = loop {
+            while self.input.first() == Some(&b'\n') {
+                let _ = self.input.split_to(1);
+            }
+            if !self.input.is_empty() {
+                break self.read_line().await?;
+            }
+            self.read_more().await?;
+        };
+        let Some(size) = header.strip_prefix('$') else {
+            return Err(Failure::Broken(format!(
+                "the primary sent {header:?} instead of the RDB"
+            )));
+        };
+        let started = Instant::now();
+        let upstream = &self.server.replication.upstream;
+        let progress = |size: i64, read: usize| {
+            upstream.set_status(|s| {
+                s.sync_size = size;
+                s.sync_read = read as u64;
+            })
+        };
+        let rdb = if let Some(mark) = size.strip_prefix("EOF:") {
+            let mark = mark.as_bytes();
+            if mark.len() != 40 {
+                return Err(Failure::Broken("bad diskless EOF mark".into()));
+            }
+            // Diskless: the payload ends with the mark (the stream may follow it at once).
+            let mut scanned = 0;
+            let end = loop {
+                progress(-1, self.input.len());
+                if let Some(at) = memchr::memmem::find(&self.input[scanned..], mark) {
+                    break scanned + at;
+                }
+                scanned = self.input.len().saturating_sub(mark.len() - 1);
+                self.read_more().await?;
+            };
+            let rdb = self.input.split_to(end);
+            let _ = self.input.split_to(mark.len());
+            rdb
+        } else {
+            let len: usize = size
+                .parse()
+                .map_err(|_| Failure::Broken(format!("bad RDB length {size:?}")))?;
+            self.input.reserve(len.saturating_sub(self.input.len()));
+            while self.input.len() < len {
+                progress(len as i64, self.input.len());
+                self.read_more().await?;
+            }
+            self.input.split_to(len)
+        };
+        info!(
+            bytes = rdb.len(),
+            "RDB received from the primary in {:.3}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(rdb)
+    }
+
+    /// Applies the primary's stream, as its client, until the link ends.
+    async fn follow_stream(
+        &mut self,
+        me: usize,
+        continued: bool,
+    ) -> Result<std::convert::Infallible, Failure> {
+        let server = self.server;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
+        let peer = self.stream.peer_addr()?;
+        let laddr = self.stream.local_addr()?;
+        let mut conn = register_client(server, me, fd, laddr, peer);
+        let _registered = Registered {
+            server,
+            id: conn.id,
+        };
+        conn.primary = true;
+        conn.authenticated = true;
+        conn.user = crate::acl::superuser();
+        let stream_db = &server.replication.upstream.stream_db;
+        if continued {
+            conn.db = stream_db.load(Ordering::Relaxed);
+        }
+        {
+            let mut info = conn.handle.info.lock().expect("client info lock");
+            info.master = true;
+            info.user.clone_from(&conn.user.name);
+        }
+        let mut pipeline = Pipeline::new(server.threads(), me);
+        let result = self.apply_stream(&mut conn, &mut pipeline).await;
+        stream_db.store(conn.db, Ordering::Relaxed);
+        release_client(server, &mut conn);
+        result
+    }
+
+    async fn apply_stream(
+        &mut self,
+        conn: &mut ConnState,
+        pipeline: &mut Pipeline,
+    ) -> Result<std::convert::Infallible, Failure> {
+        let upstream = &self.server.replication.upstream;
+        upstream.link_up.store(true, Ordering::Relaxed);
+        upstream.set_status(|s| {
+            s.state = LinkState::Connected;
+            s.last_io = Some(Instant::now());
+        });
+        info!("replication link up: applying the primary's stream");
+        self.send_ack().await?;
+        let mut ack = tokio::time::interval(ACK_PERIOD);
+        ack.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.apply_buffered(conn, pipeline).await?;
+            tokio::select! {
+                read = self.read_some() => read?,
+                _ = ack.tick() => self.send_ack().await?,
+            }
+        }
+    }
+
+    /// Runs every complete command received, in order, and feeds their bytes to the history.
+    async fn apply_buffered(
+        &mut self,
+        conn: &mut ConnState,
+        pipeline: &mut Pipeline,
+    ) -> Result<(), Failure> {
+        let mut ready = Received::default();
+        loop {
+            let (frame, raw) = match decode_bytes_mut(&mut self.input) {
+                Ok(Some((frame, _, raw))) => (frame, raw),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Failure::Broken(format!(
+                        "the primary sent a malformed stream: {e:?}"
+                    )))
+                }
+            };
+            let args = command_args(frame).ok_or_else(|| {
+                Failure::Broken("the primary sent something other than a command".into())
+            })?;
+            let is = |word: &[u8]| args[0].eq_ignore_ascii_case(word);
+            if let Some(transaction) = self.transaction.as_mut() {
+                let ends = is(b"exec") || is(b"discard");
+                transaction.push(args, raw);
+                if ends {
+                    let whole = self.transaction.take().expect("checked above");
+                    ready.commands.extend(whole.commands);
+                    ready.bytes.extend(whole.bytes);
+                }
+                continue;
+            }
+            if is(b"multi") {
+                self.transaction
+                    .get_or_insert_with(Default::default)
+                    .push(args, raw);
+                continue;
+            }
+            if is(b"replconf") {
+                // What came before counts in the offset the ACK reports; the GETACK itself
+                // counts after it, as in Redis.
+                let getack = args
+                    .get(1)
+                    .is_some_and(|a| a.eq_ignore_ascii_case(b"getack"));
+                self.apply(conn, pipeline, &mut ready).await?;
+                if getack {
+                    self.send_ack().await?;
+                }
+                ready.bytes.push(raw);
+                continue;
+            }
+            ready.push(args, raw);
+        }
+        self.apply(conn, pipeline, &mut ready).await?;
+        let unapplied =
+            self.input.len() as u64 + self.transaction.as_ref().map_or(0, Received::len);
+        self.server
+            .replication
+            .upstream
+            .set_status(|s| s.unapplied = unapplied);
+        Ok(())
+    }
+
+    async fn apply(
+        &mut self,
+        conn: &mut ConnState,
+        pipeline: &mut Pipeline,
+        ready: &mut Received,
+    ) -> Result<(), Failure> {
+        self.check_current()?;
+        let server = self.server;
+        let mut next = Some(std::mem::take(&mut ready.commands)).filter(|r| !r.is_empty());
+        let mut out = Vec::new();
+        while let Some(batch) = next.take() {
+            let names: Vec<Bytes> = batch.iter().map(|args| args[0].clone()).collect();
+            // The primary sends effects, never a command that waits; should one wait here,
+            // it is given up and the rest run.
+            if let Some(blocked) = pipeline.execute(server, conn, batch, &mut out).await {
+                blocked.finish(server);
+                next = Some(blocked.rest).filter(|r| !r.is_empty());
+            }
+            report_refusals(&names, &out);
+            out.clear();
+        }
+        if ready.bytes.is_empty() {
+            return Ok(());
+        }
+        let upstream = &server.replication.upstream;
+        {
+            let mut history = server.replication.history();
+            if !upstream.is_current(self.generation) {
+                return Err(Failure::Replaced);
+            }
+            for bytes in ready.bytes.drain(..) {
+                history.feed(&bytes);
+            }
+        }
+        server.replication.fed.notify_waiters();
+        Ok(())
+    }
+
+    async fn send_ack(&mut self) -> Result<(), Failure> {
+        let offset = self.server.replication.history().offset().to_string();
+        self.send(&[b"REPLCONF", b"ACK", offset.as_bytes()]).await
+    }
+
+    /// Sends a command and reads its one-line reply.
+    async fn command(&mut self, args: &[&[u8]]) -> Result<String, Failure> {
+        self.send(args).await?;
+        self.read_line().await
+    }
+
+    async fn send(&mut self, args: &[&[u8]]) -> Result<(), Failure> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&out).await?;
+        Ok(())
+    }
+
+    /// One line, without its CRLF.
+    async fn read_line(&mut self) -> Result<String, Failure> {
+        loop {
+            if let Some(end) = memchr::memchr(b'\n', &self.input) {
+                let line = self.input.split_to(end + 1);
+                let line = line.strip_suffix(b"\r\n").unwrap_or(&line[..end]);
+                return Ok(String::from_utf8_lossy(line).into_owned());
+            }
+            if self.input.len() > 64 * 1024 {
+                return Err(Failure::Broken("the primary sent an overlong line".into()));
+            }
+            self.read_more().await?;
+        }
+    }
+
+    /// Reads more from the primary; fails when REPLICAOF changed it.
+    async fn read_more(&mut self) -> Result<(), Failure> {
+        let Link {
+            server,
+            stream,
+            input,
+            target,
+            timeout,
+            ..
+        } = self;
+        tokio::select! {
+            read = read_some(server, stream, input, *timeout) => read,
+            _ = target.changed() => Err(Failure::Replaced),
+        }
+    }
+
+    async fn read_some(&mut self) -> Result<(), Failure> {
+        read_some(self.server, &mut self.stream, &mut self.input, self.timeout).await
+    }
+
+    fn check_current(&self) -> Result<(), Failure> {
+        if self.server.replication.upstream.is_current(self.generation) {
+            Ok(())
+        } else {
+            Err(Failure::Replaced)
+        }
+    }
+}
+
+/// One read from the primary, within `repl-timeout`.
+async fn read_some(
+    server: &Server,
+    stream: &mut TcpStream,
+    input: &mut BytesMut,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    if input.capacity() - input.len() < 16 * 1024 {
+        input.reserve(64 * 1024);
+    }
+    match tokio::time::timeout(timeout, stream.read_buf(input)).await {
+        Err(_) => Err(Failure::Broken("timeout: the primary sent nothing".into())),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok(0)) => Err(Failure::Broken("the primary closed the link".into())),
+        Ok(Ok(_)) => {
+            server
+                .replication
+                .upstream
+                .set_status(|s| s.last_io = Some(Instant::now()));
+            Ok(())
+        }
+    }
+}
+
+/// Logs what this server refused of the primary's stream (a command it lacks, say): the data
+/// then differs from the primary's, as in Redis, which logs it too. `replies` are those of
+/// `names`, in order (the primary's client gets replies encoded for this check only).
+fn report_refusals(names: &[Bytes], replies: &[u8]) {
+    if !replies.contains(&b'-') {
+        return;
+    }
+    let Ok(replies) = crate::protocol::resp_reader::read_all(replies) else {
+        return;
+    };
+    let mut refused = names
+        .iter()
+        .zip(&replies)
+        .filter_map(|(name, reply)| match reply {
+            crate::protocol::Reply::Error(e) => Some((name, e)),
+            // EXEC's replies: one per queued command.
+            crate::protocol::Reply::Array(items) => items.iter().find_map(|item| match item {
+                crate::protocol::Reply::Error(e) => Some((name, e)),
+                _ => None,
+            }),
+            _ => None,
+        });
+    if let Some((name, error)) = refused.next() {
+        warn!(
+            refused = 1 + refused.count(),
+            "a command of the primary's stream failed here: {} answered -{error}",
+            String::from_utf8_lossy(name)
+        );
+    }
+}
+
+/// A command of the stream: an array of strings.
+fn command_args(frame: BytesFrame) -> Option<Vec<Bytes>> {
+    let BytesFrame::Array(items) = frame else {
+        return None;
+    };
+    let args: Vec<Bytes> = items
+        .into_iter()
+        .map(|item| match item {
+            BytesFrame::BulkString(b) | BytesFrame::SimpleString(b) => Some(b),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    (!args.is_empty()).then_some(args)
+}
+
+/// A full resync's RDB replaces the dataset: every database emptied, function libraries
+/// flushed, the RDB's keys and libraries loaded. The caller then restarts the history at the
+/// primary's id and offset.
+///
+/// With the log on, a snapshot is taken right after the load: it holds exactly the loaded
+/// data and replaces the log (as Redis rewrites its AOF after a full sync), which is simpler
+/// and cheaper than logging a flush and every key.
+fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
+    let started = Instant::now();
+    let loading = &server.replication.upstream.loading;
+    loading.store(true, Ordering::Release);
+    let loaded = replace_dataset(server, rdb);
+    loading.store(false, Ordering::Release);
+    let loaded = loaded?;
+    // As Redis: this server's replicas resynchronize with the new data.
+    server.clients.kill_where(0, |c| c.replica);
+    info!(
+        keys = loaded.keys,
+        expired = loaded.expired,
+        "the primary's RDB loaded in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn replace_dataset(server: &Server, rdb: &[u8]) -> Result<rdb_file::Loaded, String> {
+    {
+        let mut guards = server.lock_all();
+        for shard in guards.iter_mut() {
+            for db in &mut shard.dbs {
+                db.clear();
+            }
+            server.publish_spare(shard);
+        }
+    }
+    server.functions.flush();
+    server.tracking.flushed(server);
+    let loaded = rdb_file::load(server, rdb).map_err(|e| format!("the primary's RDB: {e}"))?;
+    server.note_change(1);
+    if server.wal.is_on() {
+        snapshot::take(server, Logging::Keep)
+            .map_err(|e| format!("the snapshot after the full sync failed: {e}"))?;
+    }
+    Ok(loaded)
+}

@@ -1,0 +1,95 @@
+//! Comparing whole datasets between servers (replication tests): every key of every database,
+//! read type by type, with its absolute expiry.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::{RawConn, Resp};
+
+/// Every key of databases 0 to 15 as `db/key` → `type expiry value` (hashes and sets sorted,
+/// streams with each consumer group's pending summary). Leaves the connection in db 0.
+pub fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    for db in 0..16 {
+        c.call(&["SELECT", &db.to_string()]);
+        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
+            panic!("KEYS")
+        };
+        for key in keys {
+            let Resp::Bulk(key) = key else { panic!("key") };
+            let key = String::from_utf8(key).unwrap();
+            let Resp::Simple(kind) = c.call(&["TYPE", &key]) else {
+                panic!("TYPE")
+            };
+            let value = match kind.as_str() {
+                "string" => format!("{:?}", c.call(&["GET", &key])),
+                "list" => format!("{:?}", c.call(&["LRANGE", &key, "0", "-1"])),
+                "hash" => sorted(c.call(&["HGETALL", &key])),
+                "set" => sorted(c.call(&["SMEMBERS", &key])),
+                "zset" => format!("{:?}", c.call(&["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
+                "stream" => stream(c, &key),
+                other => panic!("type {other}"),
+            };
+            let expiry = c.call(&["PEXPIRETIME", &key]).int();
+            all.insert(format!("{db}/{key}"), format!("{kind} {expiry} {value}"));
+        }
+    }
+    c.call(&["SELECT", "0"]);
+    all
+}
+
+/// A stream's entries, and per group (by name) its pending summary.
+fn stream(c: &mut RawConn, key: &str) -> String {
+    let mut out = format!("{:?}", c.call(&["XRANGE", key, "-", "+"]));
+    let Resp::Array(groups) = c.call(&["XINFO", "GROUPS", key]) else {
+        panic!("XINFO GROUPS")
+    };
+    for group in groups {
+        let Resp::Array(fields) = group else {
+            panic!("a group")
+        };
+        let Resp::Bulk(name) = &fields[1] else {
+            panic!("a group's name")
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        out.push_str(&format!(" {name}: {:?}", c.call(&["XPENDING", key, &name])));
+    }
+    out
+}
+
+/// An array reply's items, sorted (for unordered types).
+pub fn sorted(reply: Resp) -> String {
+    let Resp::Array(items) = reply else {
+        panic!("not an array: {reply:?}")
+    };
+    let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    items.sort();
+    items.join(",")
+}
+
+/// Asserts two `contents` are equal, naming the keys that differ (the values are long).
+pub fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
+    let differing: Vec<String> = expected
+        .keys()
+        .chain(got.keys())
+        .filter(|k| got.get(*k) != expected.get(*k))
+        .map(|k| {
+            let short = |v: Option<&String>| v.map(|v| v.chars().take(300).collect::<String>());
+            format!(
+                "{k}: {:?} != {:?}",
+                short(got.get(k)),
+                short(expected.get(k))
+            )
+        })
+        .collect();
+    assert!(differing.is_empty(), "{differing:#?}");
+}
+
+/// Polls `done` every 50 ms, for 20 s at most.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
