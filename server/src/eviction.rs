@@ -262,7 +262,7 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
             db,
             key.as_bytes(),
         );
-        if server.wal.is_on() {
+        if server.wal.records() {
             crate::persist::log::evicted(server, shard, db, key.as_bytes());
         }
         server.publish_spare(shard);

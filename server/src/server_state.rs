@@ -2,7 +2,7 @@
 //! the client registry and server-wide counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -39,7 +39,7 @@ pub struct Server {
     pub run_id: String,
     /// The replication stream's id, offset and backlog, and the replicas of this primary (see
     /// `crate::replication`).
-    pub replication: crate::replication::Replication,
+    pub replication: Arc<crate::replication::Replication>,
     pub port: u16,
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
@@ -343,7 +343,7 @@ pub fn unix_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn random_hex(n: usize) -> String {
+pub fn random_hex(n: usize) -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut out = String::with_capacity(n);
     let mut i = 0u64;
@@ -415,7 +415,7 @@ impl Server {
             started: Instant::now(),
             started_unix: unix_ms() / 1000,
             run_id: random_hex(40),
-            replication: crate::replication::Replication::new(random_hex(40)),
+            replication: Arc::new(crate::replication::Replication::new(random_hex(40))),
             port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
@@ -461,6 +461,10 @@ impl Server {
                 .get("client-output-buffer-limit"),
         );
         crate::eviction::apply_policy(&server);
+        server.wal.set_tap(server.replication.clone());
+        server
+            .replication
+            .refresh(&server.config.read().expect("config"));
         server
     }
 

@@ -171,6 +171,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .pubsub
         .limits
         .refresh(next.get("client-output-buffer-limit"));
+    s.server.replication.refresh(&next);
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));

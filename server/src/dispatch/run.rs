@@ -271,6 +271,25 @@ impl Pipeline {
         self.replies[slot] = Some(reply);
     }
 
+    /// WAIT: waits, off the shards, for replicas to acknowledge this read's writes.
+    pub(super) async fn run_wait(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        slot: usize,
+        args: &[Bytes],
+    ) {
+        self.flush(server, conn).await;
+        self.await_durable(server).await;
+        let reply = match crate::replication::primary::parse_wait(args) {
+            Ok((wanted, timeout)) => {
+                crate::replication::primary::wait(server, wanted, timeout).await
+            }
+            Err(e) => e,
+        };
+        self.replies[slot] = Some(reply);
+    }
+
     /// A command about the connection or the whole server, on the connection's worker.
     pub(super) async fn run_session(
         &mut self,
@@ -328,7 +347,7 @@ pub(super) fn meta_step(server: &Server, index: usize, f: MetaFn, args: &[Bytes]
         reply
     });
     crate::keyspace_events::publish_raised(server);
-    if changed && server.wal.is_on() {
+    if changed && server.wal.records() {
         wal_log::meta(server, &mut shard0, args);
     }
     reply

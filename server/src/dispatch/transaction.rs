@@ -48,7 +48,10 @@ impl Pipeline {
         let tx = conn.tx.as_mut().expect("in MULTI");
         let spec = &TABLE[queued.index];
         let allowed = !spec.flags.contains(Flags::NO_MULTI)
-            && !matches!(spec.run, Run::Fanout { .. } | Run::WaitAof);
+            && !matches!(
+                spec.run,
+                Run::Fanout { .. } | Run::WaitAof | Run::WaitReplicas
+            );
         self.replies[slot] = Some(if allowed {
             tx.queued.push(queued);
             Reply::Status("QUEUED")
@@ -194,7 +197,7 @@ impl Pipeline {
                     }
                 }
                 // The commands' log records are kept, to be logged as one group below.
-                if server.wal.is_on() {
+                if server.wal.records() {
                     ctx.captured = Some(Vec::new());
                 }
                 for q in commands {
