@@ -1,6 +1,6 @@
 //! Admission: the checks every request passes before it runs, in Redis's order — the command
 //! exists (for a container, its subcommand), arity, AUTH, the log's MISCONF refusal of a write,
-//! subscribed mode's allowed commands, and SET's DURABILITY option. A transaction queues what
+//! `min-replicas-to-write`'s NOREPLICAS, subscribed mode's allowed commands, and SET's DURABILITY option. A transaction queues what
 //! passes here (`transaction`); a refusal while queuing aborts it.
 
 use bytes::Bytes;
@@ -84,6 +84,11 @@ pub(super) fn admit(
     if logged {
         if let Some(refusal) = server.wal.refusal() {
             return refuse(index, Reply::Error(refusal));
+        }
+    }
+    if spec.flags.contains(Flags::WRITE) && server.replication.gates_writes() {
+        if let Some(refusal) = server.replication.noreplicas() {
+            return refuse(index, refusal);
         }
     }
     let mut class = server.wal.fsync().durable();

@@ -46,8 +46,10 @@ pub struct Outbox {
     in_flight: AtomicU64,
     over_soft_since: AtomicU64,
     dropped: AtomicBool,
-    /// Woken when bytes arrive, or when the outbox is dropped.
+    /// Woken when bytes arrive.
     pub ready: tokio::sync::Notify,
+    /// Woken when the outbox is dropped (the link may be stuck writing to the replica).
+    pub closed: tokio::sync::Notify,
 }
 
 impl Outbox {
@@ -59,6 +61,7 @@ impl Outbox {
             over_soft_since: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
             ready: tokio::sync::Notify::new(),
+            closed: tokio::sync::Notify::new(),
         }
     }
 
@@ -72,6 +75,7 @@ impl Outbox {
         if limit.exceeded(used, &self.over_soft_since) {
             self.dropped.store(true, Ordering::Relaxed);
             *held = Vec::new();
+            self.closed.notify_one();
         }
         drop(held);
         self.ready.notify_one();
@@ -138,6 +142,9 @@ pub struct Replication {
     pub acked: tokio::sync::Notify,
     /// When the stream last carried a PING (one per `repl-ping-replica-period` for all links).
     last_ping: Mutex<Instant>,
+    /// `min-replicas-to-write` (0: writes are not gated) and `min-replicas-max-lag` (seconds).
+    min_replicas: AtomicU64,
+    min_replicas_max_lag: AtomicU64,
     /// When the last replica went away (`repl-backlog-ttl`); None while one is connected.
     alone_since: Mutex<Option<Instant>>,
     /// This server replicates a primary (REPLICAOF host port): the stream is then its
@@ -162,6 +169,8 @@ impl Replication {
             limit: ClassLimit::default(),
             acked: tokio::sync::Notify::new(),
             last_ping: Mutex::new(Instant::now()),
+            min_replicas: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
             alone_since: Mutex::new(None),
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
@@ -244,10 +253,36 @@ impl Replication {
         ] {
             mine.store(read.load(Ordering::Relaxed), Ordering::Relaxed);
         }
+        let number = |name: &str| cfg.get_i64(name).max(0) as u64;
+        self.min_replicas
+            .store(number("min-replicas-to-write"), Ordering::Relaxed);
+        self.min_replicas_max_lag
+            .store(number("min-replicas-max-lag"), Ordering::Relaxed);
         let mut history = self.history();
         if history.backlog_active() {
             history.enable_backlog(cfg.get_i64("repl-backlog-size").max(0) as usize);
         }
+    }
+
+    /// Whether writes need good replicas (`min-replicas-to-write` > 0): the one load a write
+    /// pays for the feature.
+    #[inline]
+    pub fn gates_writes(&self) -> bool {
+        self.min_replicas.load(Ordering::Relaxed) != 0
+    }
+
+    /// NOREPLICAS when fewer than `min-replicas-to-write` replicas are online with an ACK at
+    /// most `min-replicas-max-lag` seconds old, as Redis refuses writes then.
+    pub fn noreplicas(&self) -> Option<crate::protocol::Reply> {
+        let wanted = self.min_replicas.load(Ordering::Relaxed) as usize;
+        let max_lag = self.min_replicas_max_lag.load(Ordering::Relaxed);
+        let good = self
+            .lock()
+            .iter()
+            .filter(|r| r.online && r.last_ack.elapsed().as_secs() <= max_lag)
+            .count();
+        (!self.is_replica() && good < wanted)
+            .then(|| crate::protocol::Reply::err("NOREPLICAS Not enough good replicas to write."))
     }
 
     /// How long the primary has been without replicas (None: it has some).

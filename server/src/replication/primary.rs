@@ -153,7 +153,7 @@ pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
     client: u64,
     rdb_only: bool,
 ) {
-    let _unregister = Unregister { server, client };
+    let unregister = Unregister { server, client };
     let outbox = server.replication.outbox(client);
     let Some(outbox) = outbox.filter(|_| !rdb_only) else {
         let _ = stream.shutdown().await;
@@ -167,24 +167,54 @@ pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
     tokio::select! {
         _ = read_acks(server, reader, client) => {}
         _ = send_stream(server, writer, &outbox) => {}
+        _ = outbox.closed.notified() => note_dropped(server, client),
     }
     debug!(client, "replica link closed");
+    drop(unregister);
+    if server.replication.alone_for().is_some() {
+        tokio::spawn(release_backlog_later(server.clone()));
+    }
+}
+
+/// `repl-backlog-ttl` seconds after the last replica left (0: never), the stream stops: the
+/// backlog is freed and writes stop computing records for it. A replica that comes back then
+/// needs a full resync, as with Redis.
+async fn release_backlog_later(server: Arc<Server>) {
+    let ttl = {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        Duration::from_secs(cfg.get_i64("repl-backlog-ttl").max(0) as u64)
+    };
+    if ttl.is_zero() {
+        return;
+    }
+    tokio::time::sleep(ttl).await;
+    let mut guards = server.lock_all();
+    let replication = &server.replication;
+    if replication.alone_for().is_none_or(|alone| alone < ttl) {
+        return;
+    }
+    if server.wal.is_tapped() {
+        server.wal.set_tapped(false);
+        if !server.wal.records() {
+            for g in guards.iter_mut() {
+                for db in &mut g.dbs {
+                    db.expired_unlogged = None;
+                }
+            }
+        }
+    }
+    replication.history().disable_backlog();
+    info!(
+        "Replication backlog freed after {} seconds without connected replicas.",
+        ttl.as_secs()
+    );
 }
 
 /// Writes the stream's bytes as they come, and a PING into the stream when one is due.
 async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outbox: &Outbox) {
     loop {
         if outbox.is_dropped() {
-            let link = server
-                .replication
-                .replicas()
-                .into_iter()
-                .find(|r| r.client == outbox.client);
-            let addr = link.map_or_else(String::new, |l| format!(" addr={}:{}", l.ip, l.port));
-            warn!(
-                "Client id={}{addr} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.",
-                outbox.client
-            );
+            note_dropped(server, outbox.client);
             return;
         }
         let bytes = outbox.take();
@@ -207,6 +237,17 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
             return;
         }
     }
+}
+
+/// Logs a replica dropped at its output limit, with Redis's line.
+fn note_dropped(server: &Server, client: u64) {
+    let link = server
+        .replication
+        .replicas()
+        .into_iter()
+        .find(|r| r.client == client);
+    let addr = link.map_or_else(String::new, |l| format!(" addr={}:{}", l.ip, l.port));
+    warn!("Client id={client}{addr} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.");
 }
 
 /// Reads what the replica sends: REPLCONF ACKs.
