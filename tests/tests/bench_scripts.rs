@@ -427,3 +427,22 @@ fn rdb_load_sh_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn replication_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/replication.sh", &binary, "1"],
+        &[("N", "2000")],
+    );
+    assert!(
+        text.contains("round 1 warp>redis | set P=16")
+            && text.contains("replica")
+            && text.contains("round 1 ratio with/without a replica | warp>redis"),
+        "{text}"
+    );
+}

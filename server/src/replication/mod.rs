@@ -81,10 +81,12 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Takes what is to be sent (the link counts it as in flight until `sent`).
-    pub fn take(&self) -> Vec<u8> {
+    /// Takes what is to be sent (the link counts it as in flight until `sent`), leaving
+    /// `spare` (emptied; the buffer the link sent last time) to collect what comes next.
+    pub fn take(&self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
         let mut held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = std::mem::take(&mut *held);
+        let taken = std::mem::replace(&mut *held, spare);
         self.in_flight
             .fetch_add(taken.len() as u64, Ordering::Relaxed);
         taken

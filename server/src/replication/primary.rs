@@ -212,16 +212,22 @@ async fn release_backlog_later(server: Arc<Server>) {
 
 /// Writes the stream's bytes as they come, and a PING into the stream when one is due.
 async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outbox: &Outbox) {
+    let mut spare = Vec::new();
     loop {
         if outbox.is_dropped() {
             note_dropped(server, outbox.client);
             return;
         }
-        let bytes = outbox.take();
+        let bytes = outbox.take(spare);
         if bytes.is_empty() {
+            spare = bytes;
             let period = ping_period(server);
             tokio::select! {
-                _ = outbox.ready.notified() => {}
+                _ = outbox.ready.notified() => {
+                    // Let the requests this worker is running feed theirs too: one write
+                    // then carries them all.
+                    tokio::task::yield_now().await;
+                }
                 _ = tokio::time::sleep(period) => {
                     if server.replication.ping_due(period) {
                         server.replication.feed_command(&[b"PING"]);
@@ -236,6 +242,7 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
         if !ok {
             return;
         }
+        spare = bytes;
     }
 }
 

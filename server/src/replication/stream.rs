@@ -21,6 +21,7 @@
 use bytes::Bytes;
 
 use crate::persist::ops::{self, Group, Op, Payload};
+use crate::protocol::reply::header;
 
 /// The state between records: the database last selected and the groups being collected.
 #[derive(Debug, Default)]
@@ -43,7 +44,9 @@ impl Translator {
     /// Takes one record; appends to `out` the commands of what it completes (nothing for a
     /// group's part before the last).
     pub fn record(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-        let payload = match ops::decode(payload) {
+        // One copy of the record, which the decoded arguments share.
+        let owner = Bytes::copy_from_slice(payload);
+        let payload = match ops::decode_in(&owner, &owner) {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!("replication: a log record that does not decode ({e}); skipped");
@@ -173,7 +176,11 @@ fn with_expiry(payload: &Payload) -> Option<Option<Command>> {
         _ => return None,
     };
     let db = Some(payload.db);
-    let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+    let named = |names: &[&str]| {
+        names
+            .iter()
+            .any(|n| argv[0].eq_ignore_ascii_case(n.as_bytes()))
+    };
     let Some(at) = at else {
         // The key is gone (its expiry had passed, or it was never there).
         return Some(Some((db, vec![Bytes::from_static(b"DEL"), key.clone()])));
@@ -185,22 +192,26 @@ fn with_expiry(payload: &Payload) -> Option<Option<Command>> {
         }
         Some(Some((db, argv)))
     };
-    match name.as_str() {
-        "set" => with_pxat(set_without_expiry(argv)),
-        "setex" | "psetex" if argv.len() == 4 => with_pxat(vec![
+    let expire = ["expire", "pexpire", "expireat", "pexpireat"];
+    if named(&["set"]) {
+        with_pxat(set_without_expiry(argv))
+    } else if named(&["setex", "psetex"]) && argv.len() == 4 {
+        with_pxat(vec![
             Bytes::from_static(b"SET"),
             key.clone(),
             argv[3].clone(),
-        ]),
-        "getex" if at == 0 => Some(Some((
+        ])
+    } else if named(&["getex"]) && at == 0 {
+        Some(Some((
             db,
             vec![Bytes::from_static(b"PERSIST"), key.clone()],
-        ))),
-        "getex" | "expire" | "pexpire" | "expireat" | "pexpireat" if at != 0 => {
-            Some(Some((db, pexpireat(key, at))))
-        }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => Some(None),
-        _ => None,
+        )))
+    } else if (named(&["getex"]) || named(&expire)) && at != 0 {
+        Some(Some((db, pexpireat(key, at))))
+    } else if named(&expire) {
+        Some(None)
+    } else {
+        None
     }
 }
 
@@ -211,14 +222,18 @@ fn set_without_expiry(argv: &[Bytes]) -> Vec<Bytes> {
     out.extend_from_slice(&argv[..3.min(argv.len())]);
     let mut i = 3;
     while i < argv.len() {
-        let word = String::from_utf8_lossy(&argv[i]).to_ascii_lowercase();
-        match word.as_str() {
-            "ex" | "px" | "exat" | "pxat" | "durability" => i += 2,
-            "keepttl" => i += 1,
-            _ => {
-                out.push(argv[i].clone());
-                i += 1;
-            }
+        let is = |names: &[&str]| {
+            names
+                .iter()
+                .any(|n| argv[i].eq_ignore_ascii_case(n.as_bytes()))
+        };
+        if is(&["ex", "px", "exat", "pxat", "durability"]) {
+            i += 2;
+        } else if is(&["keepttl"]) {
+            i += 1;
+        } else {
+            out.push(argv[i].clone());
+            i += 1;
         }
     }
     out
@@ -226,10 +241,9 @@ fn set_without_expiry(argv: &[Bytes]) -> Vec<Bytes> {
 
 /// Appends one command in RESP, as a client sends it.
 pub fn encode<'a>(argv: impl ExactSizeIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let _ = write!(out, "*{}\r\n", argv.len());
+    header(out, b'*', argv.len());
     for a in argv {
-        let _ = write!(out, "${}\r\n", a.len());
+        header(out, b'$', a.len());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
