@@ -253,6 +253,7 @@ function collect(count, subscribe) {
   });
   await check("ioredis-replication", async () => {
     assertEqual(await r.role(), ["master", 0, []], "ROLE");
+    assertEqual(await r.wait(1, 50), 0, "WAIT");
     assertEqual(await r.call("REPLCONF", "listening-port", "6380", "capa", "psync2"), "OK", "REPLCONF");
     await assertRejects(() => r.call("REPLCONF", "nosuch", "x"), /Unrecognized REPLCONF option: nosuch/, "REPLCONF nosuch");
   });
@@ -441,6 +442,7 @@ function collect(count, subscribe) {
   });
   await check("node-redis-replication", async () => {
     assertEqual(await client.sendCommand(["ROLE"]), ["master", 0, []], "ROLE");
+    assertEqual(await client.sendCommand(["WAIT", "1", "50"]), 0, "WAIT");
     assertEqual(await client.sendCommand(["REPLCONF", "listening-port", "6380"]), "OK", "REPLCONF");
   });
   await client.quit();
