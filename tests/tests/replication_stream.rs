@@ -151,6 +151,9 @@ fn load(c: &mut RawConn, port: u16, durable: bool) {
         &["SELECT", "5"],
         &["FLUSHDB"],
         &["SET", "l:after-flush", "y"],
+        &["SELECT", "6"],
+        &["SET", "l:db6", "six"],
+        &["SWAPDB", "6", "7"],
         &["SELECT", "0"],
     ];
     for w in writes {
@@ -255,6 +258,7 @@ fn follows_every_write(appendonly: bool) {
     caught_up(&mut c, &mut r);
     let expected = contents(&mut c);
     assert!(expected.contains_key("0/l:renamed") && expected.contains_key("5/l:after-flush"));
+    assert!(expected.contains_key("7/l:db6") && !expected.contains_key("6/l:db6"));
     assert!(!expected.contains_key("5/s:gone-with-flush"));
     assert_same(&contents(&mut r), &expected);
     assert_eq!(info_field(&mut c, "stats", "sync_full"), "1");

@@ -48,10 +48,7 @@ impl Pipeline {
         let tx = conn.tx.as_mut().expect("in MULTI");
         let spec = &TABLE[queued.index];
         let allowed = !spec.flags.contains(Flags::NO_MULTI)
-            && !matches!(
-                spec.run,
-                Run::Fanout { .. } | Run::WaitAof | Run::WaitReplicas
-            );
+            && !matches!(spec.run, Run::Fanout { .. } | Run::WaitAof);
         self.replies[slot] = Some(if allowed {
             tx.queued.push(queued);
             Reply::Status("QUEUED")
@@ -280,6 +277,11 @@ impl Pipeline {
                 self.class = q.class;
                 self.run_script_now(server, conn, kind, &q.args)
             }
+            // Inside a transaction WAIT does not wait: it answers the count now, as Redis.
+            Run::WaitReplicas => match crate::replication::primary::parse_wait(&q.args) {
+                Ok(_) => crate::replication::primary::acked_now(server),
+                Err(e) => e,
+            },
             _ => unreachable!("refused while queuing or run locked"),
         };
         if logged {

@@ -329,19 +329,29 @@ pub fn parse_wait(args: &[Bytes]) -> Result<(usize, Option<Duration>), Reply> {
     Ok((wanted.max(0) as usize, timeout))
 }
 
+/// How many replicas acknowledged the stream up to its present offset (WAIT without waiting).
+pub fn acked_now(server: &Server) -> Reply {
+    let replication = &server.replication;
+    let target = replication.history().offset();
+    Reply::Int(acked_up_to(server, target) as i64)
+}
+
+fn acked_up_to(server: &Server, target: u64) -> usize {
+    server
+        .replication
+        .replicas()
+        .iter()
+        .filter(|r| r.online && r.ack_offset >= target)
+        .count()
+}
+
 /// WAIT numreplicas timeout: how many replicas acknowledged the stream up to its present
 /// offset (so every write this client made before), waiting at most `timeout` (None: for
 /// ever) for `wanted` of them; replicas are asked for fresh ACKs with `REPLCONF GETACK *`.
 pub async fn wait(server: &Server, wanted: usize, timeout: Option<Duration>) -> Reply {
     let replication = &server.replication;
     let target = replication.history().offset();
-    let acked = || {
-        replication
-            .replicas()
-            .iter()
-            .filter(|r| r.online && r.ack_offset >= target)
-            .count()
-    };
+    let acked = || acked_up_to(server, target);
     if acked() >= wanted {
         return Reply::Int(acked() as i64);
     }
