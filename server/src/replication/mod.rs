@@ -201,9 +201,8 @@ impl Replication {
     /// Sends a command of the stream's own (PING, REPLCONF GETACK *) to every replica.
     pub fn feed_command(&self, argv: &[&[u8]]) {
         let mut translator = self.translator();
-        let mut out = Vec::new();
-        translator.command(argv, &mut out);
-        self.feed(&out);
+        let out = translator.command(argv);
+        self.feed(out);
     }
 
     fn translator(&self) -> MutexGuard<'_, stream::Translator> {
@@ -343,10 +342,9 @@ impl crate::persist::RecordTap for Replication {
             return;
         }
         let mut translator = self.translator();
-        let mut out = Vec::new();
-        translator.record(payload, &mut out);
+        let out = translator.record(payload);
         if !out.is_empty() {
-            self.feed(&out);
+            self.feed(out);
         }
     }
 }

@@ -18,9 +18,9 @@
 //! WarpEngine-only commands (TEMPORAL, QUANTUM, WORMHOLE) go as they are: a WarpEngine replica
 //! runs them, a redis-server replica refuses them (it logs the error and goes on).
 
-use bytes::Bytes;
+use std::borrow::Cow;
 
-use crate::persist::ops::{self, Group, Op, Payload};
+use crate::persist::ops::{self, Group, OpRef, PayloadRef};
 use crate::protocol::reply::header;
 
 /// The state between records: the database last selected and the groups being collected.
@@ -28,12 +28,15 @@ use crate::protocol::reply::header;
 pub struct Translator {
     /// The database the stream last selected (None: the next command selects).
     db: Option<usize>,
-    /// Groups with parts still to come: (group, parts so far).
-    groups: Vec<(Group, Vec<Payload>)>,
+    /// Groups with parts still to come: (group, the parts' payloads so far).
+    groups: Vec<(Group, Vec<Vec<u8>>)>,
+    /// The bytes of the last record's commands (kept for its capacity).
+    out: Vec<u8>,
 }
 
-/// One command of the stream and the database it runs in (None: any).
-type Command = (Option<usize>, Vec<Bytes>);
+/// One command of the stream and the database it runs in (None: any); its arguments borrowed
+/// from the record where they can be.
+type Command<'a> = (Option<usize>, Vec<Cow<'a, [u8]>>);
 
 impl Translator {
     /// The next command selects its database again (a full resync started a replica afresh).
@@ -41,21 +44,22 @@ impl Translator {
         self.db = None;
     }
 
-    /// Takes one record; appends to `out` the commands of what it completes (nothing for a
+    /// Takes one record; answers the stream's bytes for what it completes (nothing for a
     /// group's part before the last).
-    pub fn record(&mut self, payload: &[u8], out: &mut Vec<u8>) {
-        // One copy of the record, which the decoded arguments share.
-        let owner = Bytes::copy_from_slice(payload);
-        let payload = match ops::decode_in(&owner, &owner) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!("replication: a log record that does not decode ({e}); skipped");
-                return;
+    pub fn record(&mut self, payload: &[u8]) -> &[u8] {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        self.translate_record(payload, &mut out);
+        self.out = out;
+        &self.out
+    }
+
+    fn translate_record(&mut self, payload: &[u8], out: &mut Vec<u8>) {
+        let Some(group) = ops::group_of(payload) else {
+            if let Some(payload) = decoded(payload) {
+                let commands = translate(&payload);
+                self.emit(&commands, out);
             }
-        };
-        let Some(group) = payload.group else {
-            let commands = translate(&payload);
-            self.emit(&commands, out);
             return;
         };
         let at = match self.groups.iter().position(|(g, _)| *g == group) {
@@ -65,19 +69,22 @@ impl Translator {
                 self.groups.len() - 1
             }
         };
-        self.groups[at].1.push(payload);
+        self.groups[at].1.push(payload.to_vec());
         if self.groups[at].1.len() < group.parts as usize {
             return;
         }
         let (_, parts) = self.groups.swap_remove(at);
+        let parts: Vec<PayloadRef> = parts.iter().filter_map(|p| decoded(p)).collect();
         let commands =
             whole_keyspace(&parts).unwrap_or_else(|| parts.iter().flat_map(translate).collect());
         self.emit(&commands, out);
     }
 
     /// A command of the stream's own (PING, REPLCONF GETACK): no database.
-    pub fn command(&mut self, argv: &[&[u8]], out: &mut Vec<u8>) {
-        encode(argv.iter().copied(), out);
+    pub fn command(&mut self, argv: &[&[u8]]) -> &[u8] {
+        self.out.clear();
+        encode(argv.iter().copied(), &mut self.out);
+        &self.out
     }
 
     fn emit(&mut self, commands: &[Command], out: &mut Vec<u8>) {
@@ -101,18 +108,26 @@ impl Translator {
 
     fn select(&mut self, db: usize, out: &mut Vec<u8>) {
         if self.db != Some(db) {
-            let db_text = db.to_string();
-            encode([&b"SELECT"[..], db_text.as_bytes()].into_iter(), out);
+            let db_text = itoa::Buffer::new().format(db).as_bytes().to_vec();
+            encode([&b"SELECT"[..], &db_text].into_iter(), out);
             self.db = Some(db);
         }
     }
 }
 
+fn decoded(payload: &[u8]) -> Option<PayloadRef<'_>> {
+    ops::decode_ref(payload)
+        .map_err(|e| {
+            tracing::error!("replication: a log record that does not decode ({e}); skipped")
+        })
+        .ok()
+}
+
 /// FLUSHDB, FLUSHALL and SWAPDB are logged once per shard, each part limited to its shard's
 /// keys: the stream sends the command once.
-fn whole_keyspace(parts: &[Payload]) -> Option<Vec<Command>> {
+fn whole_keyspace<'a>(parts: &[PayloadRef<'a>]) -> Option<Vec<Command<'a>>> {
     let first = match parts.first()?.ops.as_slice() {
-        [op @ (Op::Flush(_) | Op::SwapDb(..))] => op,
+        [op @ (OpRef::Flush(_) | OpRef::SwapDb(..))] => op,
         _ => return None,
     };
     parts
@@ -122,7 +137,7 @@ fn whole_keyspace(parts: &[Payload]) -> Option<Vec<Command>> {
 }
 
 /// One record's commands.
-fn translate(payload: &Payload) -> Vec<Command> {
+fn translate<'a>(payload: &PayloadRef<'a>) -> Vec<Command<'a>> {
     if let Some(command) = with_expiry(payload) {
         return command.into_iter().collect();
     }
@@ -133,46 +148,45 @@ fn translate(payload: &Payload) -> Vec<Command> {
         .collect()
 }
 
-fn translate_op(db: usize, op: &Op) -> Option<Command> {
-    let b = Bytes::from_static;
-    Some(match op {
-        Op::Argv(argv) => (Some(db), argv.clone()),
-        Op::Del(key) => (Some(db), vec![b(b"DEL"), key.clone()]),
-        Op::ExpireAt(key, 0) => (Some(db), vec![b(b"PERSIST"), key.clone()]),
-        Op::ExpireAt(key, at) => (Some(db), pexpireat(key, *at)),
-        Op::Flush(None) => (None, vec![b(b"FLUSHALL")]),
-        Op::Flush(Some(d)) => (Some(*d), vec![b(b"FLUSHDB")]),
-        Op::SwapDb(a, c) => (
+fn word(w: &'static [u8]) -> Cow<'static, [u8]> {
+    Cow::Borrowed(w)
+}
+
+fn number(n: u64) -> Cow<'static, [u8]> {
+    Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec())
+}
+
+fn translate_op<'a>(db: usize, op: &OpRef<'a>) -> Option<Command<'a>> {
+    Some(match *op {
+        OpRef::Argv(ref argv) => (Some(db), argv.iter().map(|a| Cow::Borrowed(*a)).collect()),
+        OpRef::Del(key) => (Some(db), vec![word(b"DEL"), Cow::Borrowed(key)]),
+        OpRef::ExpireAt(key, 0) => (Some(db), vec![word(b"PERSIST"), Cow::Borrowed(key)]),
+        OpRef::ExpireAt(key, at) => (Some(db), pexpireat(key, at)),
+        OpRef::Flush(None) => (None, vec![word(b"FLUSHALL")]),
+        OpRef::Flush(Some(d)) => (Some(d), vec![word(b"FLUSHDB")]),
+        OpRef::SwapDb(a, c) => (
             None,
-            vec![
-                b(b"SWAPDB"),
-                Bytes::from(a.to_string()),
-                Bytes::from(c.to_string()),
-            ],
+            vec![word(b"SWAPDB"), number(a as u64), number(c as u64)],
         ),
     })
 }
 
-fn pexpireat(key: &Bytes, at: u64) -> Vec<Bytes> {
-    vec![
-        Bytes::from_static(b"PEXPIREAT"),
-        key.clone(),
-        Bytes::from(at.to_string()),
-    ]
+fn pexpireat(key: &[u8], at: u64) -> Vec<Cow<'_, [u8]>> {
+    vec![word(b"PEXPIREAT"), Cow::Borrowed(key), number(at)]
 }
 
 /// A command logged with its key's resulting expiry (`LogForm::ArgvWithExpiry`: the argv, then
 /// the key's absolute expiry or its deletion) as one command with an absolute expiry, as
 /// Redis 7.0 propagates it: `SET … PXAT`, `PEXPIREAT`, `PERSIST`, or `DEL` when the key is gone.
 /// Some(None): nothing to send (an EXPIRE that left a key without expiry changed nothing).
-fn with_expiry(payload: &Payload) -> Option<Option<Command>> {
-    let [Op::Argv(argv), after] = payload.ops.as_slice() else {
+fn with_expiry<'a>(payload: &PayloadRef<'a>) -> Option<Option<Command<'a>>> {
+    let [OpRef::Argv(argv), after] = payload.ops.as_slice() else {
         return None;
     };
-    let key = argv.get(1)?;
-    let at = match after {
-        Op::ExpireAt(k, at) if k == key => Some(*at),
-        Op::Del(k) if k == key => None,
+    let key: &'a [u8] = argv.get(1)?;
+    let at = match *after {
+        OpRef::ExpireAt(k, at) if k == key => Some(at),
+        OpRef::Del(k) if k == key => None,
         _ => return None,
     };
     let db = Some(payload.db);
@@ -183,12 +197,12 @@ fn with_expiry(payload: &Payload) -> Option<Option<Command>> {
     };
     let Some(at) = at else {
         // The key is gone (its expiry had passed, or it was never there).
-        return Some(Some((db, vec![Bytes::from_static(b"DEL"), key.clone()])));
+        return Some(Some((db, vec![word(b"DEL"), Cow::Borrowed(key)])));
     };
-    let with_pxat = |mut argv: Vec<Bytes>| {
+    let with_pxat = |mut argv: Vec<Cow<'a, [u8]>>| {
         if at != 0 {
-            argv.push(Bytes::from_static(b"PXAT"));
-            argv.push(Bytes::from(at.to_string()));
+            argv.push(word(b"PXAT"));
+            argv.push(number(at));
         }
         Some(Some((db, argv)))
     };
@@ -197,15 +211,12 @@ fn with_expiry(payload: &Payload) -> Option<Option<Command>> {
         with_pxat(set_without_expiry(argv))
     } else if named(&["setex", "psetex"]) && argv.len() == 4 {
         with_pxat(vec![
-            Bytes::from_static(b"SET"),
-            key.clone(),
-            argv[3].clone(),
+            word(b"SET"),
+            Cow::Borrowed(key),
+            Cow::Borrowed(argv[3]),
         ])
     } else if named(&["getex"]) && at == 0 {
-        Some(Some((
-            db,
-            vec![Bytes::from_static(b"PERSIST"), key.clone()],
-        )))
+        Some(Some((db, vec![word(b"PERSIST"), Cow::Borrowed(key)])))
     } else if (named(&["getex"]) || named(&expire)) && at != 0 {
         Some(Some((db, pexpireat(key, at))))
     } else if named(&expire) {
@@ -217,9 +228,9 @@ fn with_expiry(payload: &Payload) -> Option<Option<Command>> {
 
 /// SET's arguments without its expiry options (EX PX EXAT PXAT and their values, KEEPTTL) and
 /// without WarpEngine's DURABILITY: the stream gives the resulting expiry as PXAT.
-fn set_without_expiry(argv: &[Bytes]) -> Vec<Bytes> {
-    let mut out = Vec::with_capacity(argv.len());
-    out.extend_from_slice(&argv[..3.min(argv.len())]);
+fn set_without_expiry<'a>(argv: &[&'a [u8]]) -> Vec<Cow<'a, [u8]>> {
+    let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(argv.len() + 2);
+    out.extend(argv.iter().take(3).map(|a| Cow::Borrowed(*a)));
     let mut i = 3;
     while i < argv.len() {
         let is = |names: &[&str]| {
@@ -232,7 +243,7 @@ fn set_without_expiry(argv: &[Bytes]) -> Vec<Bytes> {
         } else if is(&["keepttl"]) {
             i += 1;
         } else {
-            out.push(argv[i].clone());
+            out.push(Cow::Borrowed(argv[i]));
             i += 1;
         }
     }
@@ -262,9 +273,9 @@ mod tests {
     ) -> String {
         let mut payload = Vec::new();
         f(&mut PayloadWriter::begin(&mut payload, db, group));
-        let mut out = Vec::new();
-        t.record(&payload, &mut out);
-        String::from_utf8(out).unwrap().replace("\r\n", " ")
+        String::from_utf8(t.record(&payload).to_vec())
+            .unwrap()
+            .replace("\r\n", " ")
     }
 
     #[test]
