@@ -446,3 +446,20 @@ fn replication_sh_runs() {
         "{text}"
     );
 }
+
+#[test]
+fn replication_lag_py_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    python_bench(&[
+        "bench/replication_lag.py",
+        "--binary",
+        &binary,
+        "--rounds",
+        "1",
+        "--probes",
+        "5",
+    ]);
+}
