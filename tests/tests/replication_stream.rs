@@ -392,6 +392,28 @@ fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
     wait_for("the replica online", || {
         info_field(&mut c, "replication", "slave0").contains("state=online")
     });
+    // WAIT asks the replica for an ACK through the stream; once it acknowledges the offset,
+    // WAIT counts it.
+    ok(&mut c, &["SET", "small", "1"]);
+    assert_eq!(c.call(&["WAIT", "1", "100"]), Resp::Int(0));
+    let getack = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+    let mut seen = first[..n].to_vec();
+    while !seen.windows(getack.len()).any(|w| w == getack) {
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).expect("the stream");
+        assert!(n > 0, "link closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let offset = info_field(&mut c, "replication", "master_repl_offset");
+    let ack = format!(
+        "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{offset}\r\n",
+        offset.len()
+    );
+    std::io::Write::write_all(&mut stream, ack.as_bytes()).unwrap();
+    wait_for("the ACK", || {
+        info_field(&mut c, "replication", "slave0").contains(&format!(",offset={offset},"))
+    });
+    assert_eq!(c.call(&["WAIT", "1", "100"]), Resp::Int(1));
     let before: u64 = info_field(&mut c, "memory", "used_memory").parse().unwrap();
     // 64 MB of writes to one key: the stream carries all of it, the replica reads none.
     let value = "v".repeat(64 * 1024);

@@ -222,6 +222,11 @@ impl Replication {
         outbox
     }
 
+    /// The links' unsent bytes, all together (INFO's `mem_clients_slaves`).
+    pub fn outbox_bytes(&self) -> u64 {
+        self.outboxes().iter().map(|o| o.pending()).sum()
+    }
+
     pub fn outbox(&self, client: u64) -> Option<Arc<Outbox>> {
         self.outboxes().iter().find(|o| o.client == client).cloned()
     }
