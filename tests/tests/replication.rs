@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
-    TempDir,
+    info_field, redis_available, start_redis, start_warpengine, wait_for, RawConn, Resp,
+    ServerProcess, TempDir,
 };
 
 /// Keys of every type the RDB writer has (an HLL and a GEO set included; streams have no RDB
@@ -102,14 +102,6 @@ fn sorted(reply: Resp) -> String {
     let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
     items.sort();
     items.join(",")
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

@@ -13,16 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    free_port, info_field, redis_available, start_warpengine, RawConn, Resp, ServerProcess, TempDir,
+    free_port, info_field, redis_available, start_warpengine, wait_for, RawConn, Resp,
+    ServerProcess, TempDir,
 };
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// A redis-server replica of `primary` on `port` with its files in `dir`, killed when dropped
 /// (restartable on the same port and files, unlike `start_redis`).

@@ -253,39 +253,30 @@ impl Pipeline {
         self.replies[slot] = Some(reply);
     }
 
-    /// WAITAOF: waits, off the shards, for this read's writes and then for the log's fdatasync.
-    pub(super) async fn run_waitaof(
-        &mut self,
-        server: &Arc<Server>,
-        conn: &mut ConnState,
-        slot: usize,
-        args: &[Bytes],
-    ) {
-        self.flush(server, conn).await;
-        // This read's own earlier writes first, as for any reply.
-        self.await_durable(server).await;
-        let reply = match durability::parse_waitaof(server, args) {
-            Ok(plan) => durability::waitaof(server, self.me, plan).await,
-            Err(e) => e,
-        };
-        self.replies[slot] = Some(reply);
-    }
-
-    /// WAIT: waits, off the shards, for replicas to acknowledge this read's writes.
+    /// WAITAOF and WAIT (`replicas`): wait, off the shards, for this read's writes, then for the
+    /// log's fdatasync or for the replicas' acknowledgements.
     pub(super) async fn run_wait(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
         slot: usize,
         args: &[Bytes],
+        replicas: bool,
     ) {
         self.flush(server, conn).await;
+        // This read's own earlier writes first, as for any reply.
         self.await_durable(server).await;
-        let reply = match crate::replication::primary::parse_wait(args) {
-            Ok((wanted, timeout)) => {
-                crate::replication::primary::wait(server, wanted, timeout).await
+        use crate::replication::primary;
+        let reply = if replicas {
+            match primary::parse_wait(args) {
+                Ok((wanted, timeout)) => primary::wait(server, wanted, timeout).await,
+                Err(e) => e,
             }
-            Err(e) => e,
+        } else {
+            match durability::parse_waitaof(server, args) {
+                Ok(plan) => durability::waitaof(server, self.me, plan).await,
+                Err(e) => e,
+            }
         };
         self.replies[slot] = Some(reply);
     }
