@@ -163,6 +163,7 @@ fn load(c: &mut RawConn, port: u16, durable: bool) {
     let served = blocked.read_reply().expect("BLPOP served");
     assert!(String::from_utf8_lossy(&served).contains("p1"));
     // l:short expires (actively or on this access): the replica gets its DEL.
+    ok(c, &["PUBLISH", "repl:news", "hello"]);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(c.call(&["GET", "l:short"]), Resp::Nil);
 }
@@ -247,7 +248,13 @@ fn follows_every_write(appendonly: bool) {
     let mut r = RawConn::connect(replica.port);
     caught_up(&mut c, &mut r);
     assert_same(&contents(&mut r), &contents(&mut c));
+    // A subscriber of the replica gets what is published on the primary, as with Redis.
+    let mut subscriber = RawConn::connect(replica.port);
+    subscriber.send_command(&[b"SUBSCRIBE", b"repl:news"]);
+    subscriber.read_reply().expect("subscribed");
     load(&mut c, warp.port, appendonly);
+    let message = subscriber.read_reply().expect("the message");
+    assert!(String::from_utf8_lossy(&message).ends_with("$5\r\nhello\r\n"));
     caught_up(&mut c, &mut r);
     let expected = contents(&mut c);
     assert!(expected.contains_key("0/l:renamed") && expected.contains_key("5/l:after-flush"));

@@ -198,7 +198,8 @@ impl Replication {
         self.fed.notify_waiters();
     }
 
-    /// Sends a command of the stream's own (PING, REPLCONF GETACK *) to every replica.
+    /// Sends a command to every replica that is not a write's record: the stream's own (PING,
+    /// REPLCONF GETACK *), or PUBLISH.
     pub fn feed_command(&self, argv: &[&[u8]]) {
         let mut translator = self.translator();
         let out = translator.command(argv);
