@@ -329,6 +329,8 @@ fn wait_counts_the_replicas_that_acknowledged() {
     let started = Instant::now();
     assert_eq!(c.call(&["WAIT", "1", "200"]), Resp::Int(0));
     assert!(started.elapsed() >= Duration::from_millis(190));
+    // Without replicas nothing enters the stream (no GETACK): its offset stays 0, as Redis's.
+    assert_eq!(info_field(&mut c, "replication", "master_repl_offset"), "0");
     let dir = TempDir::new("repl-wait");
     let replica = Replica::start(warp.port, free_port(), dir.path());
     let mut r = RawConn::connect(replica.port);

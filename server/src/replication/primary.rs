@@ -355,7 +355,10 @@ pub async fn wait(server: &Server, wanted: usize, timeout: Option<Duration>) -> 
     if acked() >= wanted {
         return Reply::Int(acked() as i64);
     }
-    replication.feed_command(&[b"REPLCONF", b"GETACK", b"*"]);
+    // (Without a replica the stream stays as it is, as Redis's offset does.)
+    if replication.replicas().iter().any(|r| r.online) {
+        replication.feed_command(&[b"REPLCONF", b"GETACK", b"*"]);
+    }
     let enough = async {
         loop {
             let notified = replication.acked.notified();
