@@ -435,3 +435,40 @@ fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
     );
     assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
 }
+
+#[test]
+fn the_backlog_resizes_and_is_freed_after_its_ttl_without_replicas() {
+    let warp = start_warpengine(&["--repl-backlog-ttl", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_active"),
+        "0"
+    );
+    let mut link = RawConn::connect(warp.port);
+    link.send_command(&[b"PSYNC", b"?", b"-1"]);
+    wait_for("the replica online", || {
+        info_field(&mut c, "replication", "connected_slaves") == "1"
+    });
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_active"),
+        "1"
+    );
+    ok(&mut c, &["CONFIG", "SET", "repl-backlog-size", "2mb"]);
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_size"),
+        "2097152"
+    );
+    ok(&mut c, &["SET", "k", "v"]);
+    assert_ne!(info_field(&mut c, "replication", "master_repl_offset"), "0");
+    // The replica goes; a second later the backlog is freed and writes stop feeding it.
+    drop(link);
+    wait_for("the backlog freed", || {
+        info_field(&mut c, "replication", "repl_backlog_active") == "0"
+    });
+    let offset = info_field(&mut c, "replication", "master_repl_offset");
+    ok(&mut c, &["SET", "k", "w"]);
+    assert_eq!(
+        info_field(&mut c, "replication", "master_repl_offset"),
+        offset
+    );
+}
