@@ -186,6 +186,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .apply_acl_pubsub_default(cfg.get("acl-pubsub-default"));
     crate::keyspace_events::apply(&cfg);
     drop(cfg);
+    s.server.replication.resize_backlog();
     if old_policy != new_policy {
         crate::eviction::apply_policy(s.server);
     }

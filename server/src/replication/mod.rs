@@ -147,6 +147,8 @@ pub struct Replication {
     /// `min-replicas-to-write` (0: writes are not gated) and `min-replicas-max-lag` (seconds).
     min_replicas: AtomicU64,
     min_replicas_max_lag: AtomicU64,
+    /// `repl-backlog-size`.
+    backlog_size: AtomicU64,
     /// When the last replica went away (`repl-backlog-ttl`); None while one is connected.
     alone_since: Mutex<Option<Instant>>,
     /// This server replicates a primary (REPLICAOF host port): the stream is then its
@@ -173,6 +175,7 @@ impl Replication {
             last_ping: Mutex::new(Instant::now()),
             min_replicas: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
+            backlog_size: AtomicU64::new(1 << 20),
             alone_since: Mutex::new(None),
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
@@ -248,8 +251,8 @@ impl Replication {
         true
     }
 
-    /// Takes the settings that live here from the configuration (at start, and after CONFIG
-    /// SET): the replica output limit, and the backlog's size when it is on.
+    /// Takes the settings that live here from the configuration (at start, and at CONFIG SET):
+    /// the replica output limit, min-replicas-*, the backlog's size.
     pub fn refresh(&self, cfg: &crate::config_store::ConfigStore) {
         let limits = crate::output_limits::OutputLimits::default();
         limits.refresh(cfg.get("client-output-buffer-limit"));
@@ -265,9 +268,21 @@ impl Replication {
             .store(number("min-replicas-to-write"), Ordering::Relaxed);
         self.min_replicas_max_lag
             .store(number("min-replicas-max-lag"), Ordering::Relaxed);
+        self.backlog_size
+            .store(number("repl-backlog-size"), Ordering::Relaxed);
+    }
+
+    /// `repl-backlog-size` as last configured.
+    pub fn backlog_size(&self) -> usize {
+        self.backlog_size.load(Ordering::Relaxed) as usize
+    }
+
+    /// Gives a live backlog the configured size (after CONFIG SET, with the configuration's
+    /// lock released: INFO holds the history's lock while it reads the configuration).
+    pub fn resize_backlog(&self) {
         let mut history = self.history();
         if history.backlog_active() {
-            history.enable_backlog(cfg.get_i64("repl-backlog-size").max(0) as usize);
+            history.enable_backlog(self.backlog_size());
         }
     }
 

@@ -91,14 +91,9 @@ fn start_stream(
     if follows {
         replication.reselect();
     }
-    // (Read before the history's lock: CONFIG SET takes them in the other order.)
-    let backlog_size = {
-        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
-        cfg.get_i64("repl-backlog-size").max(0) as usize
-    };
     let mut history = replication.history();
     if follows && !history.backlog_active() {
-        history.enable_backlog(backlog_size);
+        history.enable_backlog(replication.backlog_size());
     }
     if follows {
         replication.open_outbox(&history, client, Vec::new());
