@@ -256,13 +256,14 @@ impl Registry {
     }
 
     /// `timeout`: closes the clients idle for longer than `idle`, sparing those Redis spares
-    /// (subscribers, monitors, clients in a blocking command). How many it closed.
+    /// (subscribers, monitors, clients in a blocking command, replicas). How many it closed.
     pub fn close_idle(&self, idle: std::time::Duration) -> usize {
         let (closed, _) = self.kill_where(0, |info| {
             info.last_interaction.elapsed() > idle
                 && info.subscriptions == (0, 0, 0)
                 && !info.monitor
                 && !info.blocked
+                && !info.replica
         });
         closed
     }

@@ -482,3 +482,19 @@ fn the_backlog_resizes_and_is_freed_after_its_ttl_without_replicas() {
         offset
     );
 }
+
+#[test]
+fn a_replica_link_is_not_an_idle_client() {
+    let warp = start_warpengine(&["--timeout", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    let mut link = RawConn::connect(warp.port);
+    link.send_command(&[b"PSYNC", b"?", b"-1"]);
+    wait_for("the replica online", || {
+        info_field(&mut c, "replication", "connected_slaves") == "1"
+    });
+    // `timeout` closes idle clients, not replicas (whose links carry nothing for a while).
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut c = RawConn::connect(warp.port);
+    assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "1");
+    drop(link);
+}
