@@ -229,7 +229,9 @@ impl Registry {
                 break;
             }
             let info = handle.info.lock().expect("client info lock");
-            if info.no_evict || handle.evicted.swap(true, Ordering::Relaxed) {
+            // (Replicas are never evicted for memory, as in Redis: their unsent stream has its
+            // own limit.)
+            if info.no_evict || info.replica || handle.evicted.swap(true, Ordering::Relaxed) {
                 continue;
             }
             tracing::info!(client = info.id, addr = %info.addr, memory, "Evicting client");
