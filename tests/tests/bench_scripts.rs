@@ -463,3 +463,20 @@ fn replication_lag_py_runs() {
         "5",
     ]);
 }
+
+#[test]
+fn replication_fullsync_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/replication_fullsync.sh", &binary, "1"],
+        &[("K", "2000")],
+    );
+    assert!(
+        text.contains("round 1 | warp>redis 2000 keys") && text.contains("redis>redis 2000 keys"),
+        "{text}"
+    );
+}
