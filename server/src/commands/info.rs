@@ -299,9 +299,9 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             }
             let history = server.replication.history();
             let backlog_size = if history.backlog_active() {
-                history.backlog_size().to_string()
+                history.backlog_size()
             } else {
-                cfg("repl-backlog-size")
+                server.replication.backlog_size()
             };
             let _ = write!(
                 out,

@@ -126,8 +126,12 @@ pub struct Handshake {
     pub synced: bool,
 }
 
-/// The replication state: the stream's history (id, offset, backlog), whether this server is
-/// a replica, its connected replicas, and INFO's sync counters.
+/// The replication state: the stream's history (id, offset, backlog), the translation of this
+/// server's writes into it, each link's unsent bytes, whether this server is a replica, its
+/// connected replicas (ACKs for WAIT and `min-replicas-*`), and INFO's sync counters.
+///
+/// Locks, when several are taken, in this order: shards, translator, history, outboxes, an
+/// outbox; the configuration's is never taken while holding one of these.
 #[derive(Debug)]
 pub struct Replication {
     history: Mutex<History>,
