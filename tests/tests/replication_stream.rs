@@ -498,3 +498,32 @@ fn a_replica_link_is_not_an_idle_client() {
     assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "1");
     drop(link);
 }
+
+#[test]
+fn keys_evicted_by_maxmemory_leave_the_replica_too() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    let dir = TempDir::new("repl-evict");
+    let replica = Replica::start(warp.port, free_port(), dir.path());
+    let mut r = RawConn::connect(replica.port);
+    caught_up(&mut c, &mut r);
+    let used: u64 = info_field(&mut c, "memory", "used_memory").parse().unwrap();
+    let limit = (used + 2 * 1024 * 1024).to_string();
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    );
+    ok(&mut c, &["CONFIG", "SET", "maxmemory", &limit]);
+    let value = "e".repeat(1000);
+    for i in 0..6000 {
+        ok(&mut c, &["SET", &format!("evict:{i}"), &value]);
+    }
+    let evicted: u64 = info_field(&mut c, "stats", "evicted_keys").parse().unwrap();
+    assert!(evicted > 0, "nothing was evicted");
+    caught_up(&mut c, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]), c.call(&["DBSIZE"]));
+    assert_same(&contents(&mut r), &contents(&mut c));
+}
