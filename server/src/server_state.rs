@@ -481,6 +481,13 @@ impl Server {
         crate::memory_accounting::allocated().saturating_sub(spare)
     }
 
+    /// The memory `maxmemory` holds to: `used_memory` less the replicas' unsent stream, which
+    /// Redis also leaves out (a slow replica must not make the primary evict its keys).
+    pub fn memory_for_eviction(&self) -> u64 {
+        self.used_memory()
+            .saturating_sub(self.replication.outbox_bytes())
+    }
+
     /// Records `shard`'s untouched table room (called with the shard locked, after it changed).
     pub fn publish_spare(&self, shard: &Shard) {
         self.table_spare[shard.id].store(shard.spare_table_bytes() as u64, Ordering::Relaxed);

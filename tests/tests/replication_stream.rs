@@ -430,14 +430,26 @@ fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
     // 64 MB of writes to one key: the stream carries all of it, the replica reads none.
     let value = "v".repeat(64 * 1024);
     let mut peak = before;
+    let mut unsent_seen = 0u64;
     for _ in 0..1024 {
         ok(&mut c, &["SET", "big", &value]);
         if info_field(&mut c, "replication", "connected_slaves") == "0" {
             break;
         }
         peak = peak.max(info_field(&mut c, "memory", "used_memory").parse().unwrap());
+        let unsent = info_field(&mut c, "memory", "mem_clients_slaves")
+            .parse()
+            .unwrap();
+        unsent_seen = unsent_seen.max(unsent);
     }
     assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "0");
+    // The unsent stream was counted (and left out of what maxmemory counts), then released.
+    assert!(unsent_seen > 1024 * 1024, "{unsent_seen}");
+    assert_eq!(info_field(&mut c, "memory", "mem_clients_slaves"), "0");
+    assert_eq!(
+        info_field(&mut c, "memory", "mem_not_counted_for_evict"),
+        "0"
+    );
     // The outbox never held more than the hard limit (and a backlog of 1 MB).
     assert!(
         peak < before + 16 * 1024 * 1024,

@@ -50,12 +50,16 @@ pub struct Outbox {
     pub ready: tokio::sync::Notify,
     /// Woken when the outbox is dropped (the link may be stuck writing to the replica).
     pub closed: tokio::sync::Notify,
+    /// All outboxes' unsent bytes (`Replication::unsent_bytes`).
+    unsent: Arc<AtomicU64>,
 }
 
 impl Outbox {
-    fn new(client: u64, first: Vec<u8>) -> Outbox {
+    fn new(client: u64, first: Vec<u8>, unsent: Arc<AtomicU64>) -> Outbox {
+        unsent.fetch_add(first.len() as u64, Ordering::Relaxed);
         Outbox {
             client,
+            unsent,
             bytes: Mutex::new(first),
             in_flight: AtomicU64::new(0),
             over_soft_since: AtomicU64::new(0),
@@ -71,9 +75,11 @@ impl Outbox {
             return;
         }
         held.extend_from_slice(bytes);
+        self.unsent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let used = held.len() as u64 + self.in_flight.load(Ordering::Relaxed);
         if limit.exceeded(used, &self.over_soft_since) {
             self.dropped.store(true, Ordering::Relaxed);
+            self.unsent.fetch_sub(held.len() as u64, Ordering::Relaxed);
             *held = Vec::new();
             self.closed.notify_one();
         }
@@ -94,6 +100,7 @@ impl Outbox {
 
     pub fn sent(&self, n: usize) {
         self.in_flight.fetch_sub(n as u64, Ordering::Relaxed);
+        self.unsent.fetch_sub(n as u64, Ordering::Relaxed);
     }
 
     /// The replica passed its output limit: the link must close.
@@ -153,6 +160,8 @@ pub struct Replication {
     min_replicas_max_lag: AtomicU64,
     /// `repl-backlog-size`.
     backlog_size: AtomicU64,
+    /// The links' unsent bytes, all together.
+    unsent: Arc<AtomicU64>,
     /// When the last replica went away (`repl-backlog-ttl`); None while one is connected.
     alone_since: Mutex<Option<Instant>>,
     /// This server replicates a primary (REPLICAOF host port): the stream is then its
@@ -180,6 +189,7 @@ impl Replication {
             min_replicas: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
             backlog_size: AtomicU64::new(1 << 20),
+            unsent: Arc::new(AtomicU64::new(0)),
             alone_since: Mutex::new(None),
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
@@ -225,14 +235,15 @@ impl Replication {
     /// next (the bytes a partial resync continues with); called with `history` held, so
     /// nothing fed falls between. Answers its outbox.
     pub fn open_outbox(&self, _history: &History, client: u64, first: Vec<u8>) -> Arc<Outbox> {
-        let outbox = Arc::new(Outbox::new(client, first));
+        let outbox = Arc::new(Outbox::new(client, first, self.unsent.clone()));
         self.outboxes().push(outbox.clone());
         outbox
     }
 
-    /// The links' unsent bytes, all together (INFO's `mem_clients_slaves`).
+    /// The links' unsent bytes, all together (INFO's `mem_clients_slaves`; left out of the
+    /// memory maxmemory counts, as Redis leaves replicas' output buffers out).
     pub fn outbox_bytes(&self) -> u64 {
-        self.outboxes().iter().map(|o| o.pending()).sum()
+        self.unsent.load(Ordering::Relaxed)
     }
 
     pub fn outbox(&self, client: u64) -> Option<Arc<Outbox>> {
@@ -332,14 +343,21 @@ impl Replication {
         *self.alone_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Takes a replica off the table, its outbox first (so that once it is gone from INFO and
+    /// ROLE, its unsent bytes are no longer counted either).
     pub fn remove(&self, client: u64) {
+        let mut outboxes = self.outboxes();
+        if let Some(at) = outboxes.iter().position(|o| o.client == client) {
+            // (No more pushes once out of the list, and the link's writer is gone.)
+            let gone = outboxes.swap_remove(at);
+            self.unsent.fetch_sub(gone.pending(), Ordering::Relaxed);
+        }
+        drop(outboxes);
         let mut replicas = self.lock();
         replicas.retain(|r| r.client != client);
         if replicas.is_empty() {
             *self.alone_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         }
-        drop(replicas);
-        self.outboxes().retain(|o| o.client != client);
     }
 
     /// Updates a replica's entry in place (its ACK, its state).
