@@ -22,6 +22,8 @@ use warpengine_tests::{
 struct Replica {
     child: Child,
     port: u16,
+    /// Its own files (removed after it is killed), unless the test keeps them for a restart.
+    dir: Option<TempDir>,
 }
 
 impl Replica {
@@ -42,7 +44,22 @@ impl Replica {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Replica { child, port }
+        Replica {
+            child,
+            port,
+            dir: None,
+        }
+    }
+
+    /// A replica of `primary` in a directory of its own, and a connection to it once it has
+    /// caught up with the primary (`c`).
+    fn attach(c: &mut RawConn, primary: u16, name: &str) -> (Replica, RawConn) {
+        let dir = TempDir::new(name);
+        let mut replica = Replica::start(primary, free_port(), dir.path());
+        replica.dir = Some(dir);
+        let mut r = RawConn::connect(replica.port);
+        caught_up(c, &mut r);
+        (replica, r)
     }
 }
 
@@ -243,10 +260,8 @@ fn follows_every_write(appendonly: bool) {
     let warp = start_warpengine(&["--threads", "3", "--dir", dir.path(), "--appendonly", aof]);
     let mut c = RawConn::connect(warp.port);
     fill(&mut c);
-    let replica_dir = TempDir::new(&format!("repl-stream-replica-{appendonly}"));
-    let replica = Replica::start(warp.port, free_port(), replica_dir.path());
-    let mut r = RawConn::connect(replica.port);
-    caught_up(&mut c, &mut r);
+    let (replica, mut r) =
+        Replica::attach(&mut c, warp.port, &format!("repl-replica-{appendonly}"));
     assert_same(&contents(&mut r), &contents(&mut c));
     // A subscriber of the replica gets what is published on the primary, as with Redis.
     let mut subscriber = RawConn::connect(replica.port);
@@ -272,6 +287,7 @@ fn follows_every_write(appendonly: bool) {
         );
     }
     assert_eq!(info_field(&mut c, "stats", "sync_full"), "1");
+    let replica_dir = replica.dir.as_ref().expect("its own directory");
     let log = std::fs::read_to_string(format!("{}/replica.log", replica_dir.path())).unwrap();
     assert!(!log.contains("sending an error to its master"), "{log}");
 }
@@ -318,10 +334,7 @@ fn a_restarted_replica_continues_with_a_partial_resync() {
     assert_same(&contents(&mut r), &contents(&mut c));
     // The disk-based RDB form (`repl-diskless-sync no`) for a replica that must sync in full.
     ok(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
-    let other_dir = TempDir::new("repl-stream-second");
-    let second = Replica::start(warp.port, free_port(), other_dir.path());
-    let mut r2 = RawConn::connect(second.port);
-    caught_up(&mut c, &mut r2);
+    let (_second, mut r2) = Replica::attach(&mut c, warp.port, "repl-stream-second");
     assert_same(&contents(&mut r2), &contents(&mut c));
     assert_eq!(info_field(&mut c, "stats", "sync_full"), "2");
 }
@@ -341,10 +354,7 @@ fn wait_counts_the_replicas_that_acknowledged() {
     assert!(started.elapsed() >= Duration::from_millis(190));
     // Without replicas nothing enters the stream (no GETACK): its offset stays 0, as Redis's.
     assert_eq!(info_field(&mut c, "replication", "master_repl_offset"), "0");
-    let dir = TempDir::new("repl-wait");
-    let replica = Replica::start(warp.port, free_port(), dir.path());
-    let mut r = RawConn::connect(replica.port);
-    caught_up(&mut c, &mut r);
+    let (_replica, _r) = Replica::attach(&mut c, warp.port, "repl-wait");
     ok(&mut c, &["SET", "w:b", "2"]);
     // The replica acknowledges at GETACK's request, well before the timeout.
     let started = Instant::now();
@@ -518,10 +528,7 @@ fn keys_evicted_by_maxmemory_leave_the_replica_too() {
     }
     let warp = start_warpengine(&["--threads", "2"]);
     let mut c = RawConn::connect(warp.port);
-    let dir = TempDir::new("repl-evict");
-    let replica = Replica::start(warp.port, free_port(), dir.path());
-    let mut r = RawConn::connect(replica.port);
-    caught_up(&mut c, &mut r);
+    let (_replica, mut r) = Replica::attach(&mut c, warp.port, "repl-evict");
     let used: u64 = info_field(&mut c, "memory", "used_memory").parse().unwrap();
     let limit = (used + 2 * 1024 * 1024).to_string();
     ok(
