@@ -80,13 +80,8 @@ fn start_stream(
     follows: bool,
 ) -> (String, u64) {
     let replication = &server.replication;
-    if follows && !replication.is_replica() && !server.wal.is_tapped() {
-        for g in guards.iter_mut() {
-            for db in &mut g.dbs {
-                db.expired_unlogged.get_or_insert_with(Vec::new);
-            }
-        }
-        server.wal.set_tapped(true);
+    if follows && !replication.is_replica() {
+        tap_locked(server, guards);
     }
     if follows {
         replication.reselect();
@@ -99,6 +94,27 @@ fn start_stream(
         replication.open_outbox(&history, client, Vec::new());
     }
     (history.replid().to_string(), history.offset())
+}
+
+/// Starts streaming this server's own writes (the first replica's full sync; a promoted
+/// replica that has replicas of its own). Takes every shard's lock.
+pub fn tap_local_writes(server: &Server) {
+    let mut guards = server.lock_all();
+    tap_locked(server, &mut guards);
+}
+
+/// With every shard locked, so the switch falls between two records of every shard: records
+/// go to the stream from now on, expired keys' deletions included.
+fn tap_locked(server: &Server, guards: &mut [ShardGuard<'_>]) {
+    if server.wal.is_tapped() {
+        return;
+    }
+    for g in guards.iter_mut() {
+        for db in &mut g.dbs {
+            db.expired_unlogged.get_or_insert_with(Vec::new);
+        }
+    }
+    server.wal.set_tapped(true);
 }
 
 /// PSYNC replid offset: when the backlog continues that history from that offset, opens the
