@@ -236,7 +236,9 @@ impl Registry {
                 break;
             }
             let info = handle.info.lock().expect("client info lock");
-            if info.no_evict || handle.evicted.swap(true, Ordering::Relaxed) {
+            // (Replicas are never evicted for memory, as in Redis: their unsent stream has its
+            // own limit.)
+            if info.no_evict || info.replica || handle.evicted.swap(true, Ordering::Relaxed) {
                 continue;
             }
             tracing::info!(client = info.id, addr = %info.addr, memory, "Evicting client");
@@ -263,13 +265,14 @@ impl Registry {
     }
 
     /// `timeout`: closes the clients idle for longer than `idle`, sparing those Redis spares
-    /// (subscribers, monitors, clients in a blocking command). How many it closed.
+    /// (subscribers, monitors, clients in a blocking command, replicas). How many it closed.
     pub fn close_idle(&self, idle: std::time::Duration) -> usize {
         let (closed, _) = self.kill_where(0, |info| {
             info.last_interaction.elapsed() > idle
                 && info.subscriptions == (0, 0, 0)
                 && !info.monitor
                 && !info.blocked
+                && !info.replica
         });
         closed
     }

@@ -74,6 +74,8 @@ pub enum Run {
     },
     /// WAITAOF: waits, off the shards, for the log's fdatasync.
     WaitAof,
+    /// WAIT: waits, off the shards, for replicas to acknowledge the stream.
+    WaitReplicas,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: a step of a transaction (`dispatch::transaction`).
     Transaction(TxStep),
     /// EVAL, EVALSHA, FCALL and their read-only forms: a script run atomically

@@ -183,7 +183,7 @@ pub fn random_f64() -> f64 {
 /// Whether memory is over the limit.
 pub fn over_limit(server: &Server) -> bool {
     let max = server.limits.maxmemory.load(Ordering::Relaxed);
-    max != 0 && server.used_memory() > max
+    max != 0 && server.memory_for_eviction() > max
 }
 
 /// Evicts from `shard` until memory is under maxmemory or the per-command budget is spent.
@@ -192,7 +192,7 @@ pub fn over_limit(server: &Server) -> bool {
 pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
     let limits = &server.limits;
     let max = limits.maxmemory.load(Ordering::Relaxed);
-    if max == 0 || server.used_memory() <= max {
+    if max == 0 || server.memory_for_eviction() <= max {
         return true;
     }
     let policy = limits.policy();
@@ -262,17 +262,17 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
             db,
             key.as_bytes(),
         );
-        if server.wal.is_on() {
+        if server.wal.records() {
             crate::persist::log::evicted(server, shard, db, key.as_bytes());
         }
         server.publish_spare(shard);
-        if server.used_memory() <= max {
+        if server.memory_for_eviction() <= max {
             break;
         }
     }
     let left: usize = shard.dbs.iter().map(|d| d.len()).sum();
     counts[shard.id].store(left as u64, Ordering::Relaxed);
-    evicted > 0 || server.used_memory() <= max
+    evicted > 0 || server.memory_for_eviction() <= max
 }
 
 /// Turns HORIZON tracking on or off in every shard after a policy change.

@@ -28,7 +28,7 @@ pub enum Class {
 }
 
 /// One class's `<hard> <soft> <seconds>`; 0 turns a limit off.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct ClassLimit {
     pub hard: AtomicU64,
     pub soft: AtomicU64,

@@ -2,7 +2,7 @@
 //! the client registry and server-wide counters.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -39,7 +39,7 @@ pub struct Server {
     pub run_id: String,
     /// The replication stream's id, offset and backlog, and the replicas of this primary (see
     /// `crate::replication`).
-    pub replication: crate::replication::Replication,
+    pub replication: Arc<crate::replication::Replication>,
     pub port: u16,
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
@@ -415,7 +415,7 @@ impl Server {
             started: Instant::now(),
             started_unix: unix_ms() / 1000,
             run_id: random_hex(40),
-            replication: crate::replication::Replication::new(random_hex(40)),
+            replication: Arc::new(crate::replication::Replication::new(random_hex(40))),
             port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
@@ -461,6 +461,10 @@ impl Server {
                 .get("client-output-buffer-limit"),
         );
         crate::eviction::apply_policy(&server);
+        server.wal.set_tap(server.replication.clone());
+        server
+            .replication
+            .refresh(&server.config.read().expect("config"));
         server
     }
 
@@ -475,6 +479,13 @@ impl Server {
             .map(|s| s.load(Ordering::Relaxed))
             .sum();
         crate::memory_accounting::allocated().saturating_sub(spare)
+    }
+
+    /// The memory `maxmemory` holds to: `used_memory` less the replicas' unsent stream, which
+    /// Redis also leaves out (a slow replica must not make the primary evict its keys).
+    pub fn memory_for_eviction(&self) -> u64 {
+        self.used_memory()
+            .saturating_sub(self.replication.outbox_bytes())
     }
 
     /// Records `shard`'s untouched table room (called with the shard locked, after it changed).

@@ -287,7 +287,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         );
         crate::keyspace_events::publish_raised(&server);
         server.publish_spare(&shard);
-        if server.wal.is_on() {
+        if server.wal.records() {
             crate::persist::log::flush_expired(&server, &mut shard);
         }
     }

@@ -343,7 +343,7 @@ pub fn move_key(
     let mut guards: Vec<_> = ids.iter().map(|&s| server.lock_shard(s)).collect();
     let mut shards: Vec<&mut Shard> = vec![shard0];
     shards.extend(guards.iter_mut().map(|g| &mut **g));
-    let logging = server.wal.is_on();
+    let logging = server.wal.records();
     let mut moved: Vec<(usize, warpengine_storage::Entry, u64)> = Vec::new();
     if from != to {
         let src = shards
@@ -404,16 +404,16 @@ fn log_move(
         parts,
     });
     let mut places = Vec::new();
-    let lsn = server.wal.logs[0].append(|buf| {
+    let lsn = server.wal.append(0, |buf| {
         PayloadWriter::begin(buf, 0, group).argv(meta.iter().copied());
     });
     places.push((0, lsn));
     for (db, entry, expire_at) in moved {
-        let lsn = server.wal.logs[from].append(|buf| {
+        let lsn = server.wal.append(from, |buf| {
             PayloadWriter::begin(buf, *db, group).del(key);
         });
         places.push((from, lsn));
-        let lsn = server.wal.logs[to].append(|buf| {
+        let lsn = server.wal.append(to, |buf| {
             put_key(
                 &mut PayloadWriter::begin(buf, *db, group),
                 key,

@@ -302,6 +302,7 @@ for protocol in (2, 3):
     def replication():
         # A primary without replicas; REPLCONF as a replica's handshake sends it.
         assert r.role() == ["master", 0, []], r.role()
+        assert r.wait(0, 100) == 0 and r.wait(1, 50) == 0
         assert r.execute_command("REPLCONF", "listening-port", 6380, "capa", "eof") in (True, "OK")
         try:
             r.execute_command("REPLCONF", "nosuch", "x")

@@ -2,7 +2,6 @@
 //! read type by type, with its absolute expiry.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 
 use crate::{RawConn, Resp};
 
@@ -83,13 +82,4 @@ pub fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, S
         })
         .collect();
     assert!(differing.is_empty(), "{differing:#?}");
-}
-
-/// Polls `done` every 50 ms, for 20 s at most.
-pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -707,3 +707,12 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .expect("redis-cli");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Polls `done` every 50 ms until it holds; fails the test after 20 seconds, naming `what`.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

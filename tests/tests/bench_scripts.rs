@@ -448,6 +448,59 @@ fn security_sh_runs() {
 }
 
 #[test]
+fn replication_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/replication.sh", &binary, "1"],
+        &[("N", "2000")],
+    );
+    assert!(
+        text.contains("round 1 warp>redis | set P=16")
+            && text.contains("replica")
+            && text.contains("round 1 ratio with/without a replica | warp>redis"),
+        "{text}"
+    );
+}
+
+#[test]
+fn replication_lag_py_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    python_bench(&[
+        "bench/replication_lag.py",
+        "--binary",
+        &binary,
+        "--rounds",
+        "1",
+        "--probes",
+        "5",
+    ]);
+}
+
+#[test]
+fn replication_fullsync_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/replication_fullsync.sh", &binary, "1"],
+        &[("K", "2000")],
+    );
+    assert!(
+        text.contains("round 1 | warp>redis 2000 keys") && text.contains("redis>redis 2000 keys"),
+        "{text}"
+    );
+}
+
+#[test]
 fn full_sync_sh_runs() {
     let Some(binary) = release_binary() else {
         return;

@@ -10,7 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use warpengine_tests::dataset::{assert_same, contents, wait_for};
+use warpengine_tests::dataset::{assert_same, contents};
+use warpengine_tests::wait_for;
 use warpengine_tests::{
     info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
     TempDir,

@@ -1,18 +1,19 @@
-//! Replication, WarpEngine as the primary (full resync only): redis-cli --rdb and --functions-rdb
+//! Replication, WarpEngine as the primary (the stream of writes: tests/replication_stream.rs):
+//! redis-cli --rdb and --functions-rdb
 //! against WarpEngine write files redis-check-rdb accepts and redis-server loads with the same
 //! keys (or libraries); a redis-server 7.0.15 replica of WarpEngine syncs every type the RDB
 //! writer has and the TTLs, shows in ROLE, INFO (the same fields as redis-server's) and CLIENT
-//! LIST, and resyncs fully after CLIENT KILL TYPE replica; the wire form of PSYNC's answer; ACKs
+//! LIST, and resyncs partially after CLIENT KILL TYPE replica; the wire form of PSYNC's answer; ACKs
 //! and a replica sending garbage; REPLCONF, PSYNC and ROLE replies as redis-server's, also
 //! through the redis crate.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::dataset::{assert_same, contents, wait_for};
+use warpengine_tests::dataset::{assert_same, contents};
 use warpengine_tests::{
-    info_field, redis_available, start_redis, start_warpengine, RawConn, Resp, ServerProcess,
-    TempDir,
+    info_field, redis_available, start_redis, start_warpengine, wait_for, RawConn, Resp,
+    ServerProcess, TempDir,
 };
 
 /// Keys of every type the RDB writer has (an HLL and a GEO set included; streams have no RDB
@@ -123,15 +124,16 @@ fn redis_server_replicates_from_warpengine_and_resyncs_after_a_kill() {
         panic!("CLIENT LIST")
     };
     assert!(String::from_utf8_lossy(&list).contains("flags=S "));
-    // The link killed: the replica asks to continue (PSYNC replid offset), which this primary
-    // refuses, and syncs again in full.
+    // The link killed: the replica asks to continue (PSYNC replid offset), which the backlog
+    // allows: no second full sync.
     assert_eq!(c.call(&["CLIENT", "KILL", "TYPE", "replica"]), Resp::Int(1));
-    wait_for("the second full sync", || {
-        info_field(&mut c, "stats", "sync_full") == "2"
+    wait_for("the partial resync", || {
+        info_field(&mut c, "stats", "sync_partial_ok") == "1"
             && info_field(&mut c, "replication", "connected_slaves") == "1"
             && info_field(&mut r, "replication", "master_link_status") == "up"
     });
-    assert_eq!(info_field(&mut c, "stats", "sync_partial_err"), "1");
+    assert_eq!(info_field(&mut c, "stats", "sync_full"), "1");
+    assert_eq!(info_field(&mut c, "stats", "sync_partial_err"), "0");
     assert_same(&contents(&mut r), &expected);
 }
 

@@ -171,6 +171,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .pubsub
         .limits
         .refresh(next.get("client-output-buffer-limit"));
+    s.server.replication.refresh(&next);
     let was_on = cfg.get_bool("appendonly");
     let on = next.get_bool("appendonly");
     let fsync = crate::persist::Fsync::parse(next.get("appendfsync"));
@@ -185,6 +186,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .apply_acl_pubsub_default(cfg.get("acl-pubsub-default"));
     crate::keyspace_events::apply(&cfg);
     drop(cfg);
+    s.server.replication.resize_backlog();
     if old_policy != new_policy {
         crate::eviction::apply_policy(s.server);
     }

@@ -364,7 +364,7 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             if server.tracking.active() {
                 server.tracking.key_changed(server, key, ctx.client);
             }
-            if server.wal.is_on() {
+            if server.wal.records() {
                 crate::persist::log::key_state(ctx, key);
             }
         }

@@ -77,11 +77,24 @@ fn sunsubscribe(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 fn publish(s: &mut Session, args: &[Bytes]) -> Reply {
-    Reply::Int(s.server.pubsub.publish(false, &args[1], &args[2]) as i64)
+    let receivers = s.server.pubsub.publish(false, &args[1], &args[2]);
+    to_replicas(s, args);
+    Reply::Int(receivers as i64)
 }
 
 fn spublish(s: &mut Session, args: &[Bytes]) -> Reply {
-    Reply::Int(s.server.pubsub.publish(true, &args[1], &args[2]) as i64)
+    let receivers = s.server.pubsub.publish(true, &args[1], &args[2]);
+    to_replicas(s, args);
+    Reply::Int(receivers as i64)
+}
+
+/// A message goes to the replicas too (while the replication stream is on), whose
+/// subscribers then get it, as Redis propagates PUBLISH.
+fn to_replicas(s: &Session, args: &[Bytes]) {
+    if s.server.wal.is_tapped() && !s.server.replication.is_replica() {
+        let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
+        s.server.replication.feed_command(&argv);
+    }
 }
 
 fn list_channels(s: &mut Session, args: &[Bytes], shard: bool) -> Reply {

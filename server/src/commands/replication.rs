@@ -1,5 +1,6 @@
-//! Replication commands of a primary: REPLCONF (a replica's handshake), SYNC and PSYNC (always
-//! a full resync; see `crate::replication::primary`); of a replica: REPLICAOF/SLAVEOF (see
+//! Replication commands of a primary: REPLCONF (a replica's handshake), SYNC and PSYNC (a
+//! partial resync from the backlog when it can, else a full one; see
+//! `crate::replication::primary`) and WAIT; of a replica: REPLICAOF/SLAVEOF (see
 //! `crate::replication::replica`); and ROLE for both.
 
 use std::sync::atomic::Ordering;
@@ -8,6 +9,7 @@ use bytes::Bytes;
 
 use super::util::{int_arg, lower, SYNTAX};
 use super::{commands, session, NO_KEYS};
+use crate::command_table::Run;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::replication::{primary, replica};
@@ -21,6 +23,7 @@ commands! {
     "replicaof", 3, "admin noscript stale no_async_loading", NO_KEYS, "server", "5.0.0", session(replicaof), "Configures a server as replica of another, or promotes it to a master.";
     "slaveof", 3, "admin noscript stale no_async_loading", NO_KEYS, "server", "1.0.0", session(replicaof), "Sets a Redis server as a replica of another, or promotes it to being a master.";
     "role", 1, "noscript loading stale fast", NO_KEYS, "server", "2.8.12", session(role), "Returns the replication role.";
+    "wait", 3, "noscript", NO_KEYS, "generic", "3.0.0", Run::WaitReplicas, "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.";
 }
 
 /// REPLCONF option value ...: what a replica tells its primary before SYNC/PSYNC, and its ACKs
@@ -40,9 +43,15 @@ pub fn replconf(s: &mut Session, args: &[Bytes]) -> Reply {
             "ip-address" => {
                 handshake.ip_address = Some(String::from_utf8_lossy(value).into_owned());
             }
-            // Capabilities (eof, psync2): this primary sends disk-form RDBs and full resyncs
-            // only, which every replica takes.
-            "capa" => {}
+            // Capabilities: eof (a diskless RDB), psync2 (`+CONTINUE <replid>`); others are
+            // ignored, as Redis does.
+            "capa" => {
+                if value.eq_ignore_ascii_case(b"eof") {
+                    handshake.capa_eof = true;
+                } else if value.eq_ignore_ascii_case(b"psync2") {
+                    handshake.capa_psync2 = true;
+                }
+            }
             // An ACK on a replica's link is read by the link itself; from another client it is
             // ignored without a reply, as Redis does.
             "ack" => return Reply::Raw(Bytes::new()),
@@ -87,17 +96,28 @@ pub fn sync(s: &mut Session, _args: &[Bytes]) -> Reply {
     start_full_resync(s, false)
 }
 
-/// PSYNC replid offset: always a full resync, as this primary keeps no backlog to continue
-/// from. A replid other than `?` counts as a refused partial resync (`sync_partial_err`).
+/// PSYNC replid offset: `+CONTINUE` when the backlog holds the history from there
+/// (`sync_partial_ok`), else a full resync (a replid other than `?` counts in
+/// `sync_partial_err`).
 pub fn psync(s: &mut Session, args: &[Bytes]) -> Reply {
-    if let Err(e) = int_arg(&args[2]) {
-        return e;
-    }
-    if !args[1].starts_with(b"?") {
-        s.server
-            .replication
-            .sync_partial_err
-            .fetch_add(1, Ordering::Relaxed);
+    let offset = match int_arg(&args[2]) {
+        Ok(o) => o,
+        Err(e) => return e,
+    };
+    let replication = &s.server.replication;
+    let handshake = s.conn.replication.get_or_insert_with(Default::default);
+    if !args[1].starts_with(b"?") && !handshake.synced {
+        let (id, addr) = (s.conn.id, s.conn.addr.ip());
+        if let Some(reply) = u64::try_from(offset)
+            .ok()
+            .and_then(|o| primary::partial_resync(s.server, id, handshake, &args[1], o))
+        {
+            replication.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+            primary::register(s.server, id, handshake, addr);
+            handshake.synced = true;
+            return reply;
+        }
+        replication.sync_partial_err.fetch_add(1, Ordering::Relaxed);
     }
     start_full_resync(s, true)
 }
@@ -114,7 +134,7 @@ fn start_full_resync(s: &mut Session, psync: bool) -> Reply {
         .sync_full
         .fetch_add(1, Ordering::Relaxed);
     primary::register(s.server, s.conn.id, handshake, s.conn.addr.ip());
-    match primary::full_resync(s.server, psync, handshake.functions_only) {
+    match primary::full_resync(s.server, s.conn.id, handshake, psync) {
         Ok(bytes) => {
             handshake.synced = true;
             Reply::Raw(Bytes::from(bytes))
@@ -188,9 +208,10 @@ pub fn role(s: &mut Session, _args: &[Bytes]) -> Reply {
             ])
         })
         .collect();
+    let offset = s.server.replication.history().offset();
     Reply::Array(vec![
         Reply::Bulk(Bytes::from_static(b"master")),
-        Reply::Int(0),
+        Reply::Int(offset as i64),
         Reply::Array(replicas),
     ])
 }

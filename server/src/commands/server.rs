@@ -18,7 +18,7 @@ use crate::session::Session;
 
 /// Logs a whole-keyspace write while every shard is still locked.
 fn log_keyspace(server: &Server, guards: &mut [ShardGuard<'_>], op: KeyspaceOp) {
-    if server.wal.is_on() {
+    if server.wal.records() {
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
         wal_log::whole_keyspace(server, &mut shards, op);
     }

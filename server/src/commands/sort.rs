@@ -314,7 +314,7 @@ fn sort_generic(s: &mut Session, args: &[Bytes], readonly: bool) -> Reply {
         let reply = run(&mut ctx, &args[1], opts);
         if let Some(dest) = dest
             .as_ref()
-            .filter(|_| server.wal.is_on() && !reply.is_error())
+            .filter(|_| server.wal.records() && !reply.is_error())
         {
             crate::persist::log::key_state(&mut ctx, dest);
         }

@@ -148,7 +148,7 @@ pub static PARAMS: &[Param] = &[
     p("lazyfree-lazy-user-del", BOOL, "no", MUT).stored(),
     p("lazyfree-lazy-user-flush", BOOL, "no", MUT).stored(),
     p("repl-disable-tcp-nodelay", BOOL, "no", MUT).stored(),
-    p("repl-diskless-sync", BOOL, "yes", MUT).stored(),
+    p("repl-diskless-sync", BOOL, "yes", MUT),
     p("aof-rewrite-incremental-fsync", BOOL, "yes", MUT).stored(),
     p("no-appendfsync-on-rewrite", BOOL, "no", MUT).stored(),
     p("cluster-require-full-coverage", BOOL, "yes", MUT).stored(),
@@ -357,10 +357,8 @@ pub static PARAMS: &[Param] = &[
     p("cluster-announce-bus-port", PORT, "0", MUT).stored(),
     p("cluster-announce-port", PORT, "0", MUT).stored(),
     p("cluster-announce-tls-port", PORT, "0", MUT).stored(),
-    p("repl-timeout", int(1, INT_MAX), "60", MUT).stored(),
-    p("repl-ping-replica-period", int(1, INT_MAX), "10", MUT)
-        .alias("repl-ping-slave-period")
-        .stored(),
+    p("repl-timeout", int(1, INT_MAX), "60", MUT),
+    p("repl-ping-replica-period", int(1, INT_MAX), "10", MUT).alias("repl-ping-slave-period"),
     p("list-compress-depth", NONNEG_INT, "0", MUT).stored(),
     p("active-expire-effort", int(1, 10), "1", MUT),
     // Redis takes any int for hz and clamps it to 1..=500.
@@ -375,13 +373,8 @@ pub static PARAMS: &[Param] = &[
         "10",
         MUT,
     ),
-    p("min-replicas-to-write", NONNEG_INT, "0", MUT)
-        .alias("min-slaves-to-write")
-        .stored(),
-    p("min-replicas-max-lag", NONNEG_INT, "10", MUT)
-        .alias("min-slaves-max-lag")
-        .stored(),
-    // No replicas to wait for.
+    p("min-replicas-to-write", NONNEG_INT, "0", MUT).alias("min-slaves-to-write"),
+    p("min-replicas-max-lag", NONNEG_INT, "10", MUT).alias("min-slaves-max-lag"),
     p("shutdown-timeout", NONNEG_INT, "10", MUT).stored(),
     p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT).stored(),
     p("maxclients", int(1, u32::MAX as i64), "10000", MUT),
@@ -418,8 +411,7 @@ pub static PARAMS: &[Param] = &[
         },
         "1048576",
         MUT,
-    )
-    .stored(),
+    ),
     p("maxmemory", Kind::UnsignedMemory, "0", MUT),
     p("cluster-link-sendbuf-limit", Kind::UnsignedMemory, "0", MUT).stored(),
     p("hash-max-listpack-entries", NONNEG, "512", MUT).alias("hash-max-ziplist-entries"),
@@ -444,7 +436,7 @@ pub static PARAMS: &[Param] = &[
         MUT,
     ),
     p("maxmemory-clients", Kind::MemoryOrPercent, "0", MUT),
-    p("repl-backlog-ttl", NONNEG, "3600", MUT).stored(),
+    p("repl-backlog-ttl", NONNEG, "3600", MUT),
     p(
         "auto-aof-rewrite-min-size",
         mem(0, LONG_MAX),

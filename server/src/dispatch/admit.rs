@@ -1,8 +1,8 @@
 //! Admission: the checks every request passes before it runs, in Redis's order — the command
 //! exists (for a container, its subcommand), arity, AUTH, ACL, a replica's READONLY, MASTERDOWN
-//! and LOADING, subscribed mode's allowed commands, the log's MISCONF refusal of a write, and
-//! SET's DURABILITY option. A transaction queues what passes here (`transaction`); a refusal
-//! while queuing aborts it.
+//! and LOADING, subscribed mode's allowed commands, the log's MISCONF refusal of a write,
+//! `min-replicas-to-write`'s NOREPLICAS, and SET's DURABILITY option. A transaction queues what
+//! passes here (`transaction`); a refusal while queuing aborts it.
 
 use bytes::Bytes;
 
@@ -91,6 +91,11 @@ pub(super) fn admit(
     if logged {
         if let Some(refusal) = server.wal.refusal() {
             return refuse(index, Reply::Error(refusal));
+        }
+    }
+    if spec.flags.contains(Flags::WRITE) && server.replication.gates_writes() {
+        if let Some(refusal) = server.replication.noreplicas() {
+            return refuse(index, refusal);
         }
     }
     let mut class = server.wal.fsync().durable();

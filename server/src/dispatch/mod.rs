@@ -324,7 +324,8 @@ impl Pipeline {
                 }
                 Run::Container => unreachable!("resolved to a subcommand above"),
                 Run::Meta(f) => self.run_meta(server, conn, slot, &request, f, &args).await,
-                Run::WaitAof => self.run_waitaof(server, conn, slot, &args).await,
+                Run::WaitAof => self.run_wait(server, conn, slot, &args, false).await,
+                Run::WaitReplicas => self.run_wait(server, conn, slot, &args, true).await,
                 Run::Fanout { list, each } => {
                     match guarded(TABLE[index].name, || list(server, conn, &args)) {
                         Err(reply) => self.replies[slot] = Some(reply),

@@ -253,20 +253,30 @@ impl Pipeline {
         self.replies[slot] = Some(reply);
     }
 
-    /// WAITAOF: waits, off the shards, for this read's writes and then for the log's fdatasync.
-    pub(super) async fn run_waitaof(
+    /// WAITAOF and WAIT (`replicas`): wait, off the shards, for this read's writes, then for the
+    /// log's fdatasync or for the replicas' acknowledgements.
+    pub(super) async fn run_wait(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
         slot: usize,
         args: &[Bytes],
+        replicas: bool,
     ) {
         self.flush(server, conn).await;
         // This read's own earlier writes first, as for any reply.
         self.await_durable(server).await;
-        let reply = match durability::parse_waitaof(server, args) {
-            Ok(plan) => durability::waitaof(server, self.me, plan).await,
-            Err(e) => e,
+        use crate::replication::primary;
+        let reply = if replicas {
+            match primary::parse_wait(args) {
+                Ok((wanted, timeout)) => primary::wait(server, wanted, timeout).await,
+                Err(e) => e,
+            }
+        } else {
+            match durability::parse_waitaof(server, args) {
+                Ok(plan) => durability::waitaof(server, self.me, plan).await,
+                Err(e) => e,
+            }
         };
         self.replies[slot] = Some(reply);
     }
@@ -328,7 +338,7 @@ pub(super) fn meta_step(server: &Server, index: usize, f: MetaFn, args: &[Bytes]
         reply
     });
     crate::keyspace_events::publish_raised(server);
-    if changed && server.wal.is_on() {
+    if changed && server.wal.records() {
         wal_log::meta(server, &mut shard0, args);
     }
     reply

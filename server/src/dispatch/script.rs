@@ -413,7 +413,7 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             held,
             shards,
             read_only,
-            captured: server.wal.is_on().then(Vec::new),
+            captured: server.wal.records().then(Vec::new),
             writes: Vec::new(),
             server_writes: false,
             beyond: false,

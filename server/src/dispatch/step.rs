@@ -103,7 +103,7 @@ pub(super) fn execute<R: Outcome>(
         touch_changed(ctx, index, args, &held, &outcome, watched, tracked);
     }
     crate::keyspace_events::publish_raised(server);
-    if server.wal.is_on() {
+    if server.wal.records() {
         if let Some(reply) = outcome.reply() {
             wal_log::after_command(ctx, index, args, reply);
         }

@@ -194,7 +194,7 @@ impl Pipeline {
                     }
                 }
                 // The commands' log records are kept, to be logged as one group below.
-                if server.wal.is_on() {
+                if server.wal.records() {
                     ctx.captured = Some(Vec::new());
                 }
                 for q in commands {
@@ -277,6 +277,11 @@ impl Pipeline {
                 self.class = q.class;
                 self.run_script_now(server, conn, kind, &q.args)
             }
+            // Inside a transaction WAIT does not wait: it answers the count now, as Redis.
+            Run::WaitReplicas => match crate::replication::primary::parse_wait(&q.args) {
+                Ok(_) => crate::replication::primary::acked_now(server),
+                Err(e) => e,
+            },
             _ => unreachable!("refused while queuing or run locked"),
         };
         if logged {

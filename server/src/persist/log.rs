@@ -55,12 +55,12 @@ pub fn before_key(ctx: &mut KeyCtx, key: &[u8], every_db: bool) {
 
 /// Logs the deletions of keys that expired on `shard` since its last record.
 pub fn flush_expired(server: &Server, shard: &mut Shard) {
-    let log = &server.wal.logs[shard.id];
+    let id = shard.id;
     for (db, d) in shard.dbs.iter_mut().enumerate() {
         let Some(keys) = d.expired_unlogged.as_mut().filter(|k| !k.is_empty()) else {
             continue;
         };
-        log.append(|buf| {
+        server.wal.append(id, |buf| {
             let mut w = PayloadWriter::begin(buf, db, None);
             for k in keys.iter() {
                 w.del(k.as_bytes());
@@ -351,7 +351,7 @@ fn append(ctx: &mut KeyCtx, shard_id: usize, fill: impl FnOnce(&mut Vec<u8>)) ->
             captured.push((shard_id, payload));
             None
         }
-        None => Some(ctx.server.wal.logs[shard_id].append(fill)),
+        None => Some(ctx.server.wal.append(shard_id, fill)),
     }
 }
 
@@ -366,7 +366,7 @@ pub fn transaction_step(ctx: &mut KeyCtx, captured: Vec<(usize, Vec<u8>)>) {
     });
     let mut places = Vec::with_capacity(captured.len());
     for (shard_id, payload) in &captured {
-        let lsn = server.wal.logs[*shard_id].append(|buf| match group {
+        let lsn = server.wal.append(*shard_id, |buf| match group {
             Some(g) => super::ops::regroup(payload, g, buf),
             None => buf.extend_from_slice(payload),
         });
@@ -380,14 +380,17 @@ pub fn transaction_step(ctx: &mut KeyCtx, captured: Vec<(usize, Vec<u8>)>) {
 /// Logs a metadata change (`Run::Meta`) in shard 0's log, whose lock the caller holds.
 pub fn meta(server: &Server, shard0: &mut Shard, args: &[Bytes]) {
     flush_expired(server, shard0);
-    server.wal.logs[shard0.id]
-        .append(|buf| PayloadWriter::begin(buf, 0, None).argv(args.iter().map(|a| &a[..])));
+    server.wal.append(shard0.id, |buf| {
+        PayloadWriter::begin(buf, 0, None).argv(args.iter().map(|a| &a[..]))
+    });
 }
 
 /// Logs a key evicted by maxmemory as its deletion.
 pub fn evicted(server: &Server, shard: &mut Shard, db: usize, key: &[u8]) {
     flush_expired(server, shard);
-    server.wal.logs[shard.id].append(|buf| PayloadWriter::begin(buf, db, None).del(key));
+    server
+        .wal
+        .append(shard.id, |buf| PayloadWriter::begin(buf, db, None).del(key));
 }
 
 /// Logs the state of one key written by a command that locked every shard (SORT ... STORE).
@@ -397,7 +400,7 @@ pub fn key_state(ctx: &mut KeyCtx, key: &[u8]) {
     let db = ctx.db;
     let shard_id = ctx.shard(key).id;
     let target = ctx.db(key);
-    server.wal.logs[shard_id].append(|buf| {
+    server.wal.append(shard_id, |buf| {
         let mut w = PayloadWriter::begin(buf, db, None);
         put_key(&mut w, key, target.get_with_expiry(key, 0));
     });
@@ -414,7 +417,7 @@ pub fn whole_keyspace(server: &Server, shards: &mut [&mut Shard], op: KeyspaceOp
     });
     let mut places = Vec::with_capacity(shards.len());
     for s in shards.iter() {
-        let lsn = server.wal.logs[s.id].append(|buf| {
+        let lsn = server.wal.append(s.id, |buf| {
             let mut w = PayloadWriter::begin(buf, 0, group);
             match op {
                 KeyspaceOp::Flush(db) => w.flush(db),

@@ -240,9 +240,22 @@ impl ShardLog {
     }
 }
 
+/// Where records go besides the log: the replication stream, which turns them into the
+/// commands it sends replicas. Called with the record's shard locked, so per shard the
+/// records arrive in execution order.
+pub trait RecordTap: Send + Sync {
+    fn record(&self, shard: usize, payload: &[u8]);
+}
+
 pub struct Wal {
     /// Whether writes are being logged (appendonly yes and the log is open).
     pub enabled: AtomicBool,
+    /// Whether records are computed at all: the log is on, or the tap takes them. Callers
+    /// test this (one relaxed load) before computing a write's record.
+    recording: AtomicBool,
+    /// Whether the tap takes records (the replication stream is on).
+    tapped: AtomicBool,
+    tap: std::sync::OnceLock<Arc<dyn RecordTap>>,
     pub fsync: AtomicU8,
     pub backend: Mutex<Backend>,
     pub dir: Mutex<PathBuf>,
@@ -284,6 +297,9 @@ impl Wal {
     pub fn new(shards: usize) -> Wal {
         Wal {
             enabled: AtomicBool::new(false),
+            recording: AtomicBool::new(false),
+            tapped: AtomicBool::new(false),
+            tap: std::sync::OnceLock::new(),
             fsync: AtomicU8::new(Fsync::Everysec as u8),
             backend: Mutex::new(Backend::Uring),
             dir: Mutex::new(PathBuf::new()),
@@ -300,9 +316,74 @@ impl Wal {
         }
     }
 
+    /// Whether the log is on: records are written to disk and replies wait for them.
     #[inline]
     pub fn is_on(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether writes compute their records: for the log, the tap, or both.
+    #[inline]
+    pub fn records(&self) -> bool {
+        self.recording.load(Ordering::Relaxed)
+    }
+
+    /// Turns the log on or off (called with every shard locked).
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::SeqCst);
+        self.update_recording();
+    }
+
+    /// Installs the tap (once, at start); it takes records once `set_tapped(true)`.
+    pub fn set_tap(&self, tap: Arc<dyn RecordTap>) {
+        let _ = self.tap.set(tap);
+    }
+
+    pub fn is_tapped(&self) -> bool {
+        self.tapped.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops handing records to the tap (called with every shard locked, so that
+    /// the switch falls between two records of every shard).
+    pub fn set_tapped(&self, on: bool) {
+        self.tapped.store(on, Ordering::SeqCst);
+        self.update_recording();
+    }
+
+    fn update_recording(&self) {
+        let on = self.enabled.load(Ordering::SeqCst) || self.tapped.load(Ordering::SeqCst);
+        self.recording.store(on, Ordering::SeqCst);
+    }
+
+    /// Appends one record for `shard` (called with the shard locked): into the log when it is
+    /// on, and to the tap when it is on. Returns the record's LSN in the log (0: the log is
+    /// off, nothing to wait for).
+    pub fn append(&self, shard: usize, fill: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let tap = if self.tapped.load(Ordering::Relaxed) {
+            self.tap.get()
+        } else {
+            None
+        };
+        if self.is_on() {
+            return self.logs[shard].append(|buf| {
+                let start = buf.len();
+                fill(buf);
+                if let Some(tap) = tap {
+                    tap.record(shard, &buf[start..]);
+                }
+            });
+        }
+        if let Some(tap) = tap {
+            thread_local! {
+                static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+            }
+            SCRATCH.with_borrow_mut(|buf| {
+                buf.clear();
+                fill(buf);
+                tap.record(shard, buf);
+            });
+        }
+        0
     }
 
     pub fn fsync(&self) -> Fsync {
@@ -342,8 +423,12 @@ impl Wal {
         }
     }
 
-    /// Records that a group's parts were appended at these (shard, lsn) places.
+    /// Records that a group's parts were appended at these (shard, lsn) places (nothing to
+    /// link while the log is off).
     pub fn link_group(&self, parts: &[(usize, u64)]) {
+        if !self.is_on() {
+            return;
+        }
         for &(here, lsn_here) in parts {
             for &(there, lsn_there) in parts {
                 if here != there {
@@ -727,13 +812,17 @@ fn open_syncer(wal: &Wal, shard: usize) -> std::io::Result<Option<Syncer>> {
 
 /// `appendonly no` at run time: writes stop being logged; what was logged is still written.
 pub fn disable(server: &Server) {
-    let guards = server.lock_all();
-    server.wal.enabled.store(false, Ordering::SeqCst);
-    for mut g in guards {
-        for db in &mut g.dbs {
-            db.expired_unlogged = None;
+    let mut guards = server.lock_all();
+    server.wal.set_enabled(false);
+    // (The replication stream, when on, still takes expired keys' deletions.)
+    if !server.wal.records() {
+        for g in guards.iter_mut() {
+            for db in &mut g.dbs {
+                db.expired_unlogged = None;
+            }
         }
     }
+    drop(guards);
     drop(server.lock_all());
     for shard in 0..server.threads() {
         server.wal.write_pending(shard);

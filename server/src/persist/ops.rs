@@ -81,31 +81,37 @@ impl<'a> PayloadWriter<'a> {
     }
 }
 
+/// One operation, its byte strings as `A`: owned (`Op`, for recovery, which keeps them) or
+/// borrowed from the payload (`OpRef`, for the replication stream, which only re-encodes them).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Op {
-    Argv(Vec<Bytes>),
-    Del(Bytes),
-    ExpireAt(Bytes, u64),
+pub enum OpOf<A> {
+    Argv(Vec<A>),
+    Del(A),
+    ExpireAt(A, u64),
     Flush(Option<usize>),
     SwapDb(usize, usize),
 }
 
+pub type Op = OpOf<Bytes>;
+pub type OpRef<'a> = OpOf<&'a [u8]>;
+
 #[derive(Debug, Clone, PartialEq)]
-pub struct Payload {
+pub struct PayloadOf<A> {
     pub group: Option<Group>,
     pub db: usize,
-    pub ops: Vec<Op>,
+    pub ops: Vec<OpOf<A>>,
 }
+
+pub type Payload = PayloadOf<Bytes>;
+pub type PayloadRef<'a> = PayloadOf<&'a [u8]>;
 
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
-    /// The buffer `data` lies in, when arguments can share it instead of being copied.
-    owner: Option<&'a Bytes>,
 }
 
-impl Cursor<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self
             .pos
             .checked_add(n)
@@ -128,14 +134,9 @@ impl Cursor<'_> {
             self.take(8)?.try_into().expect("8 bytes"),
         ))
     }
-    fn bytes(&mut self) -> Result<Bytes, String> {
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.u32()? as usize;
-        let owner = self.owner;
-        let s = self.take(n)?;
-        Ok(match owner {
-            Some(o) => o.slice_ref(s),
-            None => Bytes::copy_from_slice(s),
-        })
+        self.take(n)
     }
 }
 
@@ -153,7 +154,6 @@ pub fn group_of(payload: &[u8]) -> Option<Group> {
     let mut c = Cursor {
         data: payload,
         pos: 0,
-        owner: None,
     };
     if c.u8().ok()? & GROUPED == 0 {
         return None;
@@ -165,23 +165,27 @@ pub fn group_of(payload: &[u8]) -> Option<Group> {
 }
 
 pub fn decode(payload: &[u8]) -> Result<Payload, String> {
-    decode_cursor(Cursor {
-        data: payload,
-        pos: 0,
-        owner: None,
-    })
+    decode_with(payload, Bytes::copy_from_slice)
 }
 
 /// As `decode`, for a payload inside `owner`: arguments share its memory (recovery).
 pub fn decode_in(payload: &[u8], owner: &Bytes) -> Result<Payload, String> {
-    decode_cursor(Cursor {
-        data: payload,
-        pos: 0,
-        owner: Some(owner),
-    })
+    decode_with(payload, |s| owner.slice_ref(s))
 }
 
-fn decode_cursor(mut c: Cursor) -> Result<Payload, String> {
+/// As `decode`, the arguments borrowed from the payload.
+pub fn decode_ref(payload: &[u8]) -> Result<PayloadRef<'_>, String> {
+    decode_with(payload, |s| s)
+}
+
+fn decode_with<'a, A>(
+    payload: &'a [u8],
+    arg: impl Fn(&'a [u8]) -> A,
+) -> Result<PayloadOf<A>, String> {
+    let mut c = Cursor {
+        data: payload,
+        pos: 0,
+    };
     let payload_len = c.data.len();
     let flags = c.u8()?;
     let group = if flags & GROUPED != 0 {
@@ -200,27 +204,27 @@ fn decode_cursor(mut c: Cursor) -> Result<Payload, String> {
                 let n = c.u32()? as usize;
                 let mut args = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
-                    args.push(c.bytes()?);
+                    args.push(arg(c.bytes()?));
                 }
-                Op::Argv(args)
+                OpOf::Argv(args)
             }
-            DEL => Op::Del(c.bytes()?),
+            DEL => OpOf::Del(arg(c.bytes()?)),
             EXPIRE_AT => {
-                let key = c.bytes()?;
-                Op::ExpireAt(key, c.u64()?)
+                let key = arg(c.bytes()?);
+                OpOf::ExpireAt(key, c.u64()?)
             }
             FLUSH => {
                 let db = c.u32()?;
-                Op::Flush((db != u32::MAX).then_some(db as usize))
+                OpOf::Flush((db != u32::MAX).then_some(db as usize))
             }
             SWAPDB => {
                 let a = c.u32()? as usize;
-                Op::SwapDb(a, c.u32()? as usize)
+                OpOf::SwapDb(a, c.u32()? as usize)
             }
             t => return Err(format!("unknown operation {t}")),
         });
     }
-    Ok(Payload { group, db, ops })
+    Ok(PayloadOf { group, db, ops })
 }
 
 #[cfg(test)]

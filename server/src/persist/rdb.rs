@@ -189,20 +189,66 @@ pub fn lzf_decompress(input: &[u8], len: usize) -> Option<Vec<u8>> {
 /// (checked against redis-server on thousands of random strings).
 /// None when the result would not fit in `max_out` bytes (Redis then stores the string plain).
 pub fn lzf_compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
-    const HLOG: u32 = 16;
-    const HSIZE: usize = 1 << HLOG;
+    if input.is_empty() || max_out == 0 {
+        return None;
+    }
+    // Positions plus one; 0 is "never seen" (liblzf's table is not cleared, but a slot at or
+    // before the start of the input is never used as a match either). The table is the
+    // thread's, stamped with this call's generation: clearing 512 KB for every value made an
+    // RDB of a million 64-byte strings take seconds.
+    thread_local! {
+        static TABLE: std::cell::RefCell<(u32, Vec<(u32, usize)>)> =
+            const { std::cell::RefCell::new((0, Vec::new())) };
+    }
+    TABLE.with_borrow_mut(|(generation, slots)| {
+        *generation = generation.wrapping_add(1);
+        if *generation == 0 || slots.len() != LZF_HSIZE {
+            slots.clear();
+            slots.resize(LZF_HSIZE, (0, 0));
+            *generation = 1;
+        }
+        let mut table = Table {
+            generation: *generation,
+            slots,
+        };
+        compress_with(input, max_out, &mut table)
+    })
+}
+
+/// LZF's hash table of positions (plus one), valid only for the current generation.
+struct Table<'a> {
+    generation: u32,
+    slots: &'a mut [(u32, usize)],
+}
+
+impl Table<'_> {
+    fn get(&self, slot: usize) -> usize {
+        let (generation, position) = self.slots[slot];
+        if generation == self.generation {
+            position
+        } else {
+            0
+        }
+    }
+
+    fn set(&mut self, slot: usize, position: usize) {
+        self.slots[slot] = (self.generation, position);
+    }
+}
+
+/// liblzf's hash table size, as Redis builds it (HLOG 16).
+const LZF_HLOG: u32 = 16;
+const LZF_HSIZE: usize = 1 << LZF_HLOG;
+
+fn compress_with(input: &[u8], max_out: usize, table: &mut Table) -> Option<Vec<u8>> {
+    const HLOG: u32 = LZF_HLOG;
+    const HSIZE: usize = LZF_HSIZE;
     const MAX_OFF: usize = 1 << 13;
     const MAX_REF: usize = (1 << 8) + (1 << 3);
     let frst = |p: usize| ((input[p] as u32) << 8) | input[p + 1] as u32;
     let next = |v: u32, p: usize| (v << 8) | input[p + 2] as u32;
     let idx = |h: u32| ((h >> (24 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1);
     let len = input.len();
-    if len == 0 || max_out == 0 {
-        return None;
-    }
-    // Positions plus one; 0 is "never seen" (liblzf's table is not cleared, but a slot at or
-    // before the start of the input is never used as a match either).
-    let mut table = vec![0usize; HSIZE];
     let mut out: Vec<u8> = Vec::with_capacity(max_out);
     // `lit_at` is the index of the current literal run's control byte.
     let mut lit = 0usize;
@@ -214,8 +260,8 @@ pub fn lzf_compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
         while ip + 2 < len {
             hval = next(hval, ip);
             let slot = idx(hval);
-            let reference = table[slot];
-            table[slot] = ip + 1;
+            let reference = table.get(slot);
+            table.set(slot, ip + 1);
             let found = reference > 1 && {
                 let r = reference - 1;
                 let off = ip - r - 1;
@@ -276,10 +322,10 @@ pub fn lzf_compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
                 ip -= 2;
                 hval = frst(ip);
                 hval = next(hval, ip);
-                table[idx(hval)] = ip + 1;
+                table.set(idx(hval), ip + 1);
                 ip += 1;
                 hval = next(hval, ip);
-                table[idx(hval)] = ip + 1;
+                table.set(idx(hval), ip + 1);
                 ip += 1;
             } else {
                 if out.len() >= max_out {

@@ -20,7 +20,7 @@ use warpengine_storage::{Entry, Value};
 
 use super::rdb::{crc64_update, put_encoded_string, put_len, put_string, Reader, RDB_VERSION};
 use super::rdb_value::{self, Encodings};
-use crate::server_state::{unix_ms, Server, REDIS_VERSION};
+use crate::server_state::{unix_ms, Server, ShardGuard, REDIS_VERSION};
 
 /// The file's opcodes (Redis's `RDB_OPCODE_*`): bytes in a type byte's place that are not a
 /// value's type.
@@ -91,18 +91,23 @@ pub struct Saved {
 
 /// SAVE: writes every database to `dir/dbfilename` with every shard locked.
 pub fn save(server: &Server) -> io::Result<Saved> {
-    write_file(server, |out| write_locked(server, out, true))
+    write_file(server, |out| write_locked(server, out, true, |_| {}))
 }
 
 /// The whole file in memory, as a full resync sends it to a replica (every shard locked
 /// while its keys are written, as for SAVE); without `with_keys`, the function libraries only
-/// (`REPLCONF rdb-filter-only functions`).
-pub fn to_bytes(server: &Server, with_keys: bool) -> io::Result<(Vec<u8>, Saved)> {
+/// (`REPLCONF rdb-filter-only functions`). `at_lock` runs with every shard locked, before any
+/// key is read: what it starts (the replication stream) begins exactly where the file ends.
+pub fn to_bytes(
+    server: &Server,
+    with_keys: bool,
+    at_lock: impl FnOnce(&mut [ShardGuard<'_>]),
+) -> io::Result<(Vec<u8>, Saved)> {
     let mut out = Checksummed {
         inner: Vec::with_capacity(64 << 10),
         crc: 0,
     };
-    let saved = write_locked(server, &mut out, with_keys)?;
+    let saved = write_locked(server, &mut out, with_keys, at_lock)?;
     let crc = if checksums(server) { out.crc } else { 0 };
     let mut bytes = out.inner;
     bytes.extend_from_slice(&crc.to_le_bytes());
@@ -257,6 +262,7 @@ fn write_locked<W: Write>(
     server: &Server,
     out: &mut Checksummed<W>,
     with_keys: bool,
+    at_lock: impl FnOnce(&mut [ShardGuard<'_>]),
 ) -> io::Result<Saved> {
     let enc = rdb_value::encodings(server);
     let mut buf = Vec::with_capacity(64 << 10);
@@ -264,7 +270,8 @@ fn write_locked<W: Write>(
     let mut saved = Saved::default();
     let mut scratch = Vec::new();
     let now = unix_ms();
-    let guards = server.lock_all();
+    let mut guards = server.lock_all();
+    at_lock(&mut guards);
     let databases = if with_keys {
         guards.first().map_or(0, |g| g.dbs.len())
     } else {

@@ -69,7 +69,7 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
                     db.expired_unlogged.get_or_insert_with(Vec::new);
                 }
             }
-            wal_state.enabled.store(true, Ordering::SeqCst);
+            wal_state.set_enabled(true);
         }
         wal_state.failed.store(false, Ordering::SeqCst);
         drop(guards);

@@ -1,20 +1,26 @@
-//! Redis's replication protocol. The primary's side (`primary`): a replica's handshake is
-//! answered, PSYNC and SYNC get the RDB written by the RDB writer, and the link is then kept
-//! alive with PINGs (writes are not streamed to replicas yet). The replica's side (`replica`):
-//! REPLICAOF's link to a primary, its RDB loaded and its stream applied.
+//! Redis's replication protocol. The primary's side (`primary`): a replica's handshake, full
+//! resync with an RDB taken at the point where the stream of writes (`stream`) starts for it,
+//! partial resync from the backlog (`history`), and each replica's link. The replica's side
+//! (`replica`): REPLICAOF's link to a primary, its RDB loaded and its stream applied and passed
+//! on verbatim.
 //!
-//! The shared state here is the table of connected replicas, which ROLE and INFO report.
+//! The shared state here: the stream's history, the translator of log records into the
+//! stream, each link's unsent bytes (its outbox), and the table of replicas that ROLE, INFO
+//! and WAIT read.
 
 pub mod history;
 pub mod primary;
 pub mod replica;
+pub mod stream;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use history::History;
+
+use crate::output_limits::ClassLimit;
 
 /// What the primary knows of one replica's link (a connection that sent SYNC or PSYNC).
 #[derive(Debug, Clone)]
@@ -33,11 +39,94 @@ pub struct ReplicaLink {
     pub online: bool,
 }
 
+/// The stream's bytes a replica's link has yet to send, bounded by `client-output-buffer-limit
+/// replica`: a replica that falls that far behind is dropped (it will resync).
+#[derive(Debug)]
+pub struct Outbox {
+    pub client: u64,
+    bytes: Mutex<Vec<u8>>,
+    /// Bytes taken by the link and not yet written (they count toward the limit too).
+    in_flight: AtomicU64,
+    over_soft_since: AtomicU64,
+    dropped: AtomicBool,
+    /// Woken when bytes arrive.
+    pub ready: tokio::sync::Notify,
+    /// Woken when the outbox is dropped (the link may be stuck writing to the replica).
+    pub closed: tokio::sync::Notify,
+    /// All outboxes' unsent bytes (`Replication::unsent_bytes`).
+    unsent: Arc<AtomicU64>,
+}
+
+impl Outbox {
+    fn new(client: u64, first: Vec<u8>, unsent: Arc<AtomicU64>) -> Outbox {
+        unsent.fetch_add(first.len() as u64, Ordering::Relaxed);
+        Outbox {
+            client,
+            unsent,
+            bytes: Mutex::new(first),
+            in_flight: AtomicU64::new(0),
+            over_soft_since: AtomicU64::new(0),
+            dropped: AtomicBool::new(false),
+            ready: tokio::sync::Notify::new(),
+            closed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn push(&self, bytes: &[u8], limit: &ClassLimit) {
+        let mut held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if self.dropped.load(Ordering::Relaxed) {
+            return;
+        }
+        held.extend_from_slice(bytes);
+        self.unsent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let used = held.len() as u64 + self.in_flight.load(Ordering::Relaxed);
+        if limit.exceeded(used, &self.over_soft_since) {
+            self.dropped.store(true, Ordering::Relaxed);
+            self.unsent.fetch_sub(held.len() as u64, Ordering::Relaxed);
+            *held = Vec::new();
+            self.closed.notify_one();
+        }
+        drop(held);
+        self.ready.notify_one();
+    }
+
+    /// Takes what is to be sent (the link counts it as in flight until `sent`), leaving
+    /// `spare` (emptied; the buffer the link sent last time) to collect what comes next.
+    pub fn take(&self, mut spare: Vec<u8>) -> Vec<u8> {
+        spare.clear();
+        let mut held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = std::mem::replace(&mut *held, spare);
+        self.in_flight
+            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        taken
+    }
+
+    pub fn sent(&self, n: usize) {
+        self.in_flight.fetch_sub(n as u64, Ordering::Relaxed);
+        self.unsent.fetch_sub(n as u64, Ordering::Relaxed);
+    }
+
+    /// The replica passed its output limit: the link must close.
+    pub fn is_dropped(&self) -> bool {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Unsent bytes (CLIENT LIST's and INFO's view of a replica's output buffer).
+    pub fn pending(&self) -> u64 {
+        let held = self.bytes.lock().unwrap_or_else(|p| p.into_inner()).len() as u64;
+        held + self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
 /// What a connection told the primary with REPLCONF before its SYNC or PSYNC.
 #[derive(Debug, Clone, Default)]
 pub struct Handshake {
     pub listening_port: u16,
     pub ip_address: Option<String>,
+    /// `REPLCONF capa eof`: the replica takes an RDB of unknown length (diskless sync).
+    pub capa_eof: bool,
+    /// `REPLCONF capa psync2`: the replica takes `+CONTINUE <replid>`.
+    pub capa_psync2: bool,
     /// `REPLCONF rdb-only 1` (redis-cli --rdb): the link ends after the RDB.
     pub rdb_only: bool,
     /// `REPLCONF rdb-filter-only functions` (redis-cli --functions-rdb): an RDB of the
@@ -47,13 +136,37 @@ pub struct Handshake {
     pub synced: bool,
 }
 
-/// The replication state: the stream's history (id, offset, backlog), whether this server is
-/// a replica, its connected replicas, and INFO's sync counters.
+/// The replication state: the stream's history (id, offset, backlog), the translation of this
+/// server's writes into it, each link's unsent bytes, whether this server is a replica, its
+/// connected replicas (ACKs for WAIT and `min-replicas-*`), and INFO's sync counters.
+///
+/// Locks, when several are taken, in this order: shards, translator, history, outboxes, an
+/// outbox; the configuration's is never taken while holding one of these.
 #[derive(Debug)]
 pub struct Replication {
     history: Mutex<History>,
     /// Woken whenever bytes are fed to the stream.
     pub fed: tokio::sync::Notify,
+    /// Turns this server's log records into the stream (taken before `history`).
+    translator: Mutex<stream::Translator>,
+    /// The links' unsent bytes (taken after `history`, so that a link's start and the bytes
+    /// fed after it agree).
+    outboxes: Mutex<Vec<Arc<Outbox>>>,
+    /// `client-output-buffer-limit replica`.
+    pub limit: ClassLimit,
+    /// Woken by every REPLCONF ACK (WAIT).
+    pub acked: tokio::sync::Notify,
+    /// When the stream last carried a PING (one per `repl-ping-replica-period` for all links).
+    last_ping: Mutex<Instant>,
+    /// `min-replicas-to-write` (0: writes are not gated) and `min-replicas-max-lag` (seconds).
+    min_replicas: AtomicU64,
+    min_replicas_max_lag: AtomicU64,
+    /// `repl-backlog-size`.
+    backlog_size: AtomicU64,
+    /// The links' unsent bytes, all together.
+    unsent: Arc<AtomicU64>,
+    /// When the last replica went away (`repl-backlog-ttl`); None while one is connected.
+    alone_since: Mutex<Option<Instant>>,
     /// This server replicates a primary (REPLICAOF host port): the stream is then its
     /// primary's, fed verbatim, and its own writes are not fed.
     replica: AtomicBool,
@@ -62,6 +175,8 @@ pub struct Replication {
     pub upstream: replica::Upstream,
     /// Full resyncs served (INFO's `sync_full`).
     pub sync_full: AtomicU64,
+    /// PSYNCs continued from the backlog (INFO's `sync_partial_ok`).
+    pub sync_partial_ok: AtomicU64,
     /// PSYNCs with a replid that could not be continued (INFO's `sync_partial_err`).
     pub sync_partial_err: AtomicU64,
 }
@@ -71,10 +186,21 @@ impl Replication {
         Replication {
             history: Mutex::new(History::new(replid)),
             fed: tokio::sync::Notify::new(),
+            translator: Mutex::new(stream::Translator::default()),
+            outboxes: Mutex::new(Vec::new()),
+            limit: ClassLimit::default(),
+            acked: tokio::sync::Notify::new(),
+            last_ping: Mutex::new(Instant::now()),
+            min_replicas: AtomicU64::new(0),
+            min_replicas_max_lag: AtomicU64::new(10),
+            backlog_size: AtomicU64::new(1 << 20),
+            unsent: Arc::new(AtomicU64::new(0)),
+            alone_since: Mutex::new(None),
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
             upstream: replica::Upstream::default(),
             sync_full: AtomicU64::new(0),
+            sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
         }
     }
@@ -84,10 +210,130 @@ impl Replication {
         self.history.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends bytes to the stream and wakes the replicas' links.
+    /// Appends bytes to the stream and hands them to the replicas' links.
     pub fn feed(&self, bytes: &[u8]) {
-        self.history().feed(bytes);
+        let mut history = self.history();
+        history.feed(bytes);
+        for outbox in self.outboxes().iter() {
+            outbox.push(bytes, &self.limit);
+        }
+        drop(history);
         self.fed.notify_waiters();
+    }
+
+    /// Sends a command to every replica that is not a write's record: the stream's own (PING,
+    /// REPLCONF GETACK *), or PUBLISH.
+    pub fn feed_command(&self, argv: &[&[u8]]) {
+        let mut translator = self.translator();
+        let out = translator.command(argv);
+        self.feed(out);
+    }
+
+    fn translator(&self) -> MutexGuard<'_, stream::Translator> {
+        self.translator.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn outboxes(&self) -> MutexGuard<'_, Vec<Arc<Outbox>>> {
+        self.outboxes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A link starts at the stream's present end with `first` to send before what comes
+    /// next (the bytes a partial resync continues with); called with `history` held, so
+    /// nothing fed falls between. Answers its outbox.
+    pub fn open_outbox(&self, _history: &History, client: u64, first: Vec<u8>) -> Arc<Outbox> {
+        let outbox = Arc::new(Outbox::new(client, first, self.unsent.clone()));
+        self.outboxes().push(outbox.clone());
+        outbox
+    }
+
+    /// The links' unsent bytes, all together (INFO's `mem_clients_slaves`; left out of the
+    /// memory maxmemory counts, as Redis leaves replicas' output buffers out).
+    pub fn outbox_bytes(&self) -> u64 {
+        self.unsent.load(Ordering::Relaxed)
+    }
+
+    pub fn outbox(&self, client: u64) -> Option<Arc<Outbox>> {
+        self.outboxes().iter().find(|o| o.client == client).cloned()
+    }
+
+    /// The next command of the stream selects its database again (a full resync starts a
+    /// replica whose database is unknown).
+    pub fn reselect(&self) {
+        self.translator().reselect();
+    }
+
+    /// Whether a PING is due on the stream (one per period, whatever the number of links).
+    pub fn ping_due(&self, period: std::time::Duration) -> bool {
+        let mut last = self.last_ping.lock().unwrap_or_else(|p| p.into_inner());
+        if last.elapsed() < period {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+
+    /// Takes the settings that live here from the configuration (at start, and at CONFIG SET):
+    /// the replica output limit, min-replicas-*, the backlog's size.
+    pub fn refresh(&self, cfg: &crate::config_store::ConfigStore) {
+        let limits = crate::output_limits::OutputLimits::default();
+        limits.refresh(cfg.get("client-output-buffer-limit"));
+        for (mine, read) in [
+            (&self.limit.hard, &limits.replica.hard),
+            (&self.limit.soft, &limits.replica.soft),
+            (&self.limit.soft_seconds, &limits.replica.soft_seconds),
+        ] {
+            mine.store(read.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        let number = |name: &str| cfg.get_i64(name).max(0) as u64;
+        self.min_replicas
+            .store(number("min-replicas-to-write"), Ordering::Relaxed);
+        self.min_replicas_max_lag
+            .store(number("min-replicas-max-lag"), Ordering::Relaxed);
+        self.backlog_size
+            .store(number("repl-backlog-size"), Ordering::Relaxed);
+    }
+
+    /// `repl-backlog-size` as last configured.
+    pub fn backlog_size(&self) -> usize {
+        self.backlog_size.load(Ordering::Relaxed) as usize
+    }
+
+    /// Gives a live backlog the configured size (after CONFIG SET, with the configuration's
+    /// lock released: INFO holds the history's lock while it reads the configuration).
+    pub fn resize_backlog(&self) {
+        let mut history = self.history();
+        if history.backlog_active() {
+            history.enable_backlog(self.backlog_size());
+        }
+    }
+
+    /// Whether writes need good replicas (`min-replicas-to-write` > 0): the one load a write
+    /// pays for the feature.
+    #[inline]
+    pub fn gates_writes(&self) -> bool {
+        self.min_replicas.load(Ordering::Relaxed) != 0
+    }
+
+    /// NOREPLICAS when fewer than `min-replicas-to-write` replicas are online with an ACK at
+    /// most `min-replicas-max-lag` seconds old, as Redis refuses writes then.
+    pub fn noreplicas(&self) -> Option<crate::protocol::Reply> {
+        let wanted = self.min_replicas.load(Ordering::Relaxed) as usize;
+        let max_lag = self.min_replicas_max_lag.load(Ordering::Relaxed);
+        let good = self
+            .lock()
+            .iter()
+            .filter(|r| r.online && r.last_ack.elapsed().as_secs() <= max_lag)
+            .count();
+        (!self.is_replica() && good < wanted)
+            .then(|| crate::protocol::Reply::err("NOREPLICAS Not enough good replicas to write."))
+    }
+
+    /// How long the primary has been without replicas (None: it has some).
+    pub fn alone_for(&self) -> Option<std::time::Duration> {
+        self.alone_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
     }
 
     pub fn is_replica(&self) -> bool {
@@ -100,10 +346,24 @@ impl Replication {
 
     pub fn add(&self, link: ReplicaLink) {
         self.lock().push(link);
+        *self.alone_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// Takes a replica off the table, its outbox first (so that once it is gone from INFO and
+    /// ROLE, its unsent bytes are no longer counted either).
     pub fn remove(&self, client: u64) {
-        self.lock().retain(|r| r.client != client);
+        let mut outboxes = self.outboxes();
+        if let Some(at) = outboxes.iter().position(|o| o.client == client) {
+            // (No more pushes once out of the list, and the link's writer is gone.)
+            let gone = outboxes.swap_remove(at);
+            self.unsent.fetch_sub(gone.pending(), Ordering::Relaxed);
+        }
+        drop(outboxes);
+        let mut replicas = self.lock();
+        replicas.retain(|r| r.client != client);
+        if replicas.is_empty() {
+            *self.alone_since.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        }
     }
 
     /// Updates a replica's entry in place (its ACK, its state).
@@ -120,6 +380,21 @@ impl Replication {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ReplicaLink>> {
         self.replicas.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The tap on the log's records: while this server is a primary with the stream on, each
+/// record becomes stream commands (a replica's stream is its primary's, fed verbatim).
+impl crate::persist::RecordTap for Replication {
+    fn record(&self, _shard: usize, payload: &[u8]) {
+        if self.is_replica() {
+            return;
+        }
+        let mut translator = self.translator();
+        let out = translator.record(payload);
+        if !out.is_empty() {
+            self.feed(out);
+        }
     }
 }
 

@@ -1,9 +1,18 @@
-//! The primary's side of a replica's link, full resync only: PSYNC answers `+FULLRESYNC
-//! <replid> <offset>` (SYNC, the pre-PSYNC form, answers nothing before it), then the RDB as
-//! a `$<len>` bulk without its trailing CRLF, as Redis sends a disk-based RDB. After it the
-//! link stays open and carries only PINGs, every `repl-ping-replica-period` seconds, while the
-//! replica's `REPLCONF ACK`s are read; `REPLCONF rdb-only 1` (redis-cli --rdb) ends the link
-//! after the RDB, as Redis does.
+//! The primary's side of a replica's link.
+//!
+//! Full resync: PSYNC answers `+FULLRESYNC <replid> <offset>` (SYNC, the pre-PSYNC form,
+//! nothing), then the RDB: `$EOF:<40 random chars>\r\n<rdb><the same 40 chars>` for a
+//! replica that sent `REPLCONF capa eof` while `repl-diskless-sync` is yes, as Redis's diskless
+//! sync sends it, otherwise `$<len>\r\n<rdb>`. The RDB is written with every shard locked, and
+//! in that same critical section the stream starts for the replica at `<offset>`: no write
+//! falls between the two.
+//!
+//! Partial resync: PSYNC with a replid and offset the backlog can continue answers
+//! `+CONTINUE <replid>` (`+CONTINUE` to a replica without `capa psync2`) and the bytes after.
+//!
+//! The link then sends everything fed to the stream after its start, PINGs through the stream
+//! every `repl-ping-replica-period` (they count in the offset, as Redis's), and reads the
+//! replica's `REPLCONF ACK`s. `REPLCONF rdb-only 1` (redis-cli --rdb) ends it after the RDB.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,32 +21,129 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
-use super::{Handshake, ReplicaLink};
+use super::{Handshake, Outbox, ReplicaLink};
 use crate::protocol::parse::{Limits, RequestParser};
-use crate::server_state::Server;
+use crate::protocol::Reply;
+use crate::server_state::{Server, ShardGuard};
 
-/// The replication stream's keep-alive, as Redis writes it to its replicas.
-const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
-
-/// The full resync's bytes: the `+FULLRESYNC` line for PSYNC, then the RDB bulk (of the
-/// function libraries alone with `functions_only`). Err: the
-/// RDB could not be written (the caller answers an error and drops the link).
-pub fn full_resync(server: &Server, psync: bool, functions_only: bool) -> std::io::Result<Vec<u8>> {
-    let (rdb, saved) = crate::persist::rdb_file::to_bytes(server, !functions_only)?;
-    let mut out = Vec::with_capacity(rdb.len() + 96);
+/// The full resync's bytes: the `+FULLRESYNC` line for PSYNC, then the RDB (of the function
+/// libraries alone with `functions_only`). A replica that will follow the stream gets its
+/// outbox opened at the RDB's offset. Err: the RDB could not be written (the caller answers an
+/// error and drops the link).
+pub fn full_resync(
+    server: &Server,
+    client: u64,
+    handshake: &Handshake,
+    psync: bool,
+) -> std::io::Result<Vec<u8>> {
+    let follows = !handshake.rdb_only && !handshake.functions_only;
+    let mut start = None;
+    let (rdb, saved) =
+        crate::persist::rdb_file::to_bytes(server, !handshake.functions_only, |guards| {
+            start = Some(start_stream(server, guards, client, follows));
+        })?;
+    let (replid, offset) = start.expect("set under the lock");
+    let mut out = Vec::with_capacity(rdb.len() + 160);
     if psync {
-        let history = server.replication.history();
-        let (replid, offset) = (history.replid(), history.offset());
         out.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
-    out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-    out.extend_from_slice(&rdb);
+    let diskless = handshake.capa_eof && {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        cfg.get_bool("repl-diskless-sync")
+    };
+    if diskless {
+        let mark = crate::server_state::random_hex(40);
+        out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
+        out.extend_from_slice(&rdb);
+        out.extend_from_slice(mark.as_bytes());
+    } else {
+        out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
+        out.extend_from_slice(&rdb);
+    }
     info!(
         keys = saved.keys,
         bytes = rdb.len(),
+        offset,
+        diskless,
         "full resync: RDB sent to a replica"
     );
     Ok(out)
+}
+
+/// With every shard locked: turns the stream on (first replica: the backlog, and the tap on
+/// the log's records, with expired keys noted for their DELs), and opens the replica's
+/// outbox at the stream's present offset. Answers the stream's id and offset.
+fn start_stream(
+    server: &Server,
+    guards: &mut [ShardGuard<'_>],
+    client: u64,
+    follows: bool,
+) -> (String, u64) {
+    let replication = &server.replication;
+    if follows && !replication.is_replica() {
+        tap_locked(server, guards);
+    }
+    if follows {
+        replication.reselect();
+    }
+    let mut history = replication.history();
+    if follows && !history.backlog_active() {
+        history.enable_backlog(replication.backlog_size());
+    }
+    if follows {
+        replication.open_outbox(&history, client, Vec::new());
+    }
+    (history.replid().to_string(), history.offset())
+}
+
+/// Starts streaming this server's own writes (the first replica's full sync; a promoted
+/// replica that has replicas of its own). Takes every shard's lock.
+pub fn tap_local_writes(server: &Server) {
+    let mut guards = server.lock_all();
+    tap_locked(server, &mut guards);
+}
+
+/// With every shard locked, so the switch falls between two records of every shard: records
+/// go to the stream from now on, expired keys' deletions included.
+fn tap_locked(server: &Server, guards: &mut [ShardGuard<'_>]) {
+    if server.wal.is_tapped() {
+        return;
+    }
+    for g in guards.iter_mut() {
+        for db in &mut g.dbs {
+            db.expired_unlogged.get_or_insert_with(Vec::new);
+        }
+    }
+    server.wal.set_tapped(true);
+}
+
+/// PSYNC replid offset: when the backlog continues that history from that offset, opens the
+/// link's outbox with the bytes after it and answers the `+CONTINUE` line; None: a full
+/// resync is needed.
+pub fn partial_resync(
+    server: &Server,
+    client: u64,
+    handshake: &Handshake,
+    replid: &[u8],
+    offset: u64,
+) -> Option<Reply> {
+    let replication = &server.replication;
+    let history = replication.history();
+    let replid = std::str::from_utf8(replid).ok()?;
+    let missing = history.continue_from(replid, offset)?;
+    let line = if handshake.capa_psync2 {
+        format!("+CONTINUE {}\r\n", history.replid())
+    } else {
+        "+CONTINUE\r\n".to_string()
+    };
+    info!(
+        client,
+        offset,
+        bytes = missing.len(),
+        "partial resync accepted: sending the backlog from the replica's offset"
+    );
+    replication.open_outbox(&history, client, missing);
+    Some(Reply::Raw(Bytes::from(line)))
 }
 
 /// Registers the connection as a replica, waiting for its RDB (its SYNC or PSYNC was just
@@ -53,61 +159,155 @@ pub fn register(server: &Server, client: u64, handshake: &Handshake, peer: std::
     });
 }
 
-/// Runs a replica's link once its RDB is written: PINGs out, ACKs in, until the replica goes
-/// away (or is killed), or at once for an rdb-only replica.
+/// Runs a replica's link once its RDB (or `+CONTINUE`) is written: the stream out, ACKs in,
+/// until the replica goes away (or is killed, or passes its output limit), or at once for an
+/// rdb-only replica.
 pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     stream: &mut S,
     client: u64,
     rdb_only: bool,
 ) {
-    let _unregister = Unregister { server, client };
-    if rdb_only {
+    let unregister = Unregister { server, client };
+    let outbox = server.replication.outbox(client);
+    let Some(outbox) = outbox.filter(|_| !rdb_only) else {
         let _ = stream.shutdown().await;
         return;
-    }
+    };
     server.replication.update(client, |link| {
         link.online = true;
         link.last_ack = Instant::now();
     });
-    let mut input = BytesMut::with_capacity(4096);
-    let mut parser = RequestParser::default();
-    let limits = Limits::default();
-    loop {
-        let period = ping_period(server);
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {
-                // (flush: a TLS stream may hold the record; a TCP stream's is a no-op.)
-                if stream.write_all(PING).await.is_err() || stream.flush().await.is_err() {
-                    break;
-                }
-            }
-            read = stream.read_buf(&mut input) => {
-                if !matches!(read, Ok(n) if n > 0) {
-                    break;
-                }
-                loop {
-                    match parser.parse(&mut input, &limits, true) {
-                        Ok(Some(args)) => note_request(server, client, &args),
-                        Ok(None) => break,
-                        Err(e) => {
-                            warn!(client, "replica sent a malformed request ({}); dropping its link", String::from_utf8_lossy(&e.0));
-                            return;
-                        }
-                    }
-                }
-                if input.len() > 1 << 20 {
-                    warn!(client, "replica sent an oversized request; dropping its link");
-                    return;
+    let (reader, writer) = tokio::io::split(stream);
+    tokio::select! {
+        _ = read_acks(server, reader, client) => {}
+        _ = send_stream(server, writer, &outbox) => {}
+        _ = outbox.closed.notified() => note_dropped(server, client),
+    }
+    debug!(client, "replica link closed");
+    drop(unregister);
+    if server.replication.alone_for().is_some() {
+        tokio::spawn(release_backlog_later(server.clone()));
+    }
+}
+
+/// `repl-backlog-ttl` seconds after the last replica left (0: never), the stream stops: the
+/// backlog is freed and writes stop computing records for it. A replica that comes back then
+/// needs a full resync, as with Redis.
+async fn release_backlog_later(server: Arc<Server>) {
+    let ttl = {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        Duration::from_secs(cfg.get_i64("repl-backlog-ttl").max(0) as u64)
+    };
+    if ttl.is_zero() {
+        return;
+    }
+    tokio::time::sleep(ttl).await;
+    let mut guards = server.lock_all();
+    let replication = &server.replication;
+    if replication.alone_for().is_none_or(|alone| alone < ttl) {
+        return;
+    }
+    if server.wal.is_tapped() {
+        server.wal.set_tapped(false);
+        if !server.wal.records() {
+            for g in guards.iter_mut() {
+                for db in &mut g.dbs {
+                    db.expired_unlogged = None;
                 }
             }
         }
     }
-    debug!(client, "replica link closed");
+    replication.history().disable_backlog();
+    info!(
+        "Replication backlog freed after {} seconds without connected replicas.",
+        ttl.as_secs()
+    );
 }
 
-/// A replica sends only REPLCONF ACK <offset> (and PINGs nothing back): the ACK is noted, the
-/// rest ignored, as a primary takes no commands from a replica's link here.
+/// Writes the stream's bytes as they come, and a PING into the stream when one is due.
+async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outbox: &Outbox) {
+    let mut spare = Vec::new();
+    loop {
+        if outbox.is_dropped() {
+            note_dropped(server, outbox.client);
+            return;
+        }
+        let bytes = outbox.take(spare);
+        if bytes.is_empty() {
+            spare = bytes;
+            let period = ping_period(server);
+            tokio::select! {
+                _ = outbox.ready.notified() => {
+                    // Let the requests this worker is running feed theirs too: one write
+                    // then carries them all.
+                    tokio::task::yield_now().await;
+                }
+                _ = tokio::time::sleep(period) => {
+                    if server.replication.ping_due(period) {
+                        server.replication.feed_command(&[b"PING"]);
+                    }
+                }
+            }
+            continue;
+        }
+        // (flush: a TLS stream may hold the record; a TCP stream's is a no-op.)
+        let ok = writer.write_all(&bytes).await.is_ok() && writer.flush().await.is_ok();
+        outbox.sent(bytes.len());
+        if !ok {
+            return;
+        }
+        spare = bytes;
+    }
+}
+
+/// Logs a replica dropped at its output limit, with Redis's line.
+fn note_dropped(server: &Server, client: u64) {
+    let link = server
+        .replication
+        .replicas()
+        .into_iter()
+        .find(|r| r.client == client);
+    let addr = link.map_or_else(String::new, |l| format!(" addr={}:{}", l.ip, l.port));
+    warn!("Client id={client}{addr} flags=S scheduled to be closed ASAP for overcoming of output buffer limits.");
+}
+
+/// Reads what the replica sends: REPLCONF ACKs.
+async fn read_acks<R: AsyncRead + Unpin>(server: &Server, mut reader: R, client: u64) {
+    let mut input = BytesMut::with_capacity(4096);
+    let mut parser = RequestParser::default();
+    let limits = Limits::default();
+    loop {
+        if !matches!(reader.read_buf(&mut input).await, Ok(n) if n > 0) {
+            return;
+        }
+        loop {
+            match parser.parse(&mut input, &limits, true) {
+                Ok(Some(args)) => note_request(server, client, &args),
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(
+                        client,
+                        "replica sent a malformed request ({}); dropping its link",
+                        String::from_utf8_lossy(&e.0)
+                    );
+                    return;
+                }
+            }
+        }
+        if input.len() > 1 << 20 {
+            warn!(
+                client,
+                "replica sent an oversized request; dropping its link"
+            );
+            return;
+        }
+    }
+}
+
+/// A replica sends only REPLCONF ACK <offset> (and PINGs nothing back): the ACK is noted (and
+/// WAIT's waiters woken), the rest ignored, as a primary takes no commands from a replica's
+/// link here.
 fn note_request(server: &Server, client: u64, args: &[Bytes]) {
     let is = |i: usize, word: &str| {
         args.get(i)
@@ -123,8 +323,75 @@ fn note_request(server: &Server, client: u64, args: &[Bytes]) {
                 link.ack_offset = offset;
                 link.last_ack = Instant::now();
             });
+            server.replication.acked.notify_waiters();
         }
     }
+}
+
+/// WAIT's arguments: the replicas wanted, and the timeout (0: none), as Redis checks them.
+pub fn parse_wait(args: &[Bytes]) -> Result<(usize, Option<Duration>), Reply> {
+    let number = |a: &Bytes| std::str::from_utf8(a).ok()?.parse::<i64>().ok();
+    let Some(wanted) = number(&args[1]) else {
+        return Err(Reply::err("ERR value is not an integer or out of range"));
+    };
+    let Some(timeout) = number(&args[2]) else {
+        return Err(Reply::err("ERR timeout is not an integer or out of range"));
+    };
+    if timeout < 0 {
+        return Err(Reply::err("ERR timeout is negative"));
+    }
+    let timeout = (timeout > 0).then(|| Duration::from_millis(timeout as u64));
+    Ok((wanted.max(0) as usize, timeout))
+}
+
+/// How many replicas acknowledged the stream up to its present offset (WAIT without waiting).
+pub fn acked_now(server: &Server) -> Reply {
+    let replication = &server.replication;
+    let target = replication.history().offset();
+    Reply::Int(acked_up_to(server, target) as i64)
+}
+
+fn acked_up_to(server: &Server, target: u64) -> usize {
+    server
+        .replication
+        .replicas()
+        .iter()
+        .filter(|r| r.online && r.ack_offset >= target)
+        .count()
+}
+
+/// WAIT numreplicas timeout: how many replicas acknowledged the stream up to its present
+/// offset (so every write this client made before), waiting at most `timeout` (None: for
+/// ever) for `wanted` of them; replicas are asked for fresh ACKs with `REPLCONF GETACK *`.
+pub async fn wait(server: &Server, wanted: usize, timeout: Option<Duration>) -> Reply {
+    let replication = &server.replication;
+    let target = replication.history().offset();
+    let acked = || acked_up_to(server, target);
+    if acked() >= wanted {
+        return Reply::Int(acked() as i64);
+    }
+    // (Without a replica the stream stays as it is, as Redis's offset does.)
+    if replication.replicas().iter().any(|r| r.online) {
+        replication.feed_command(&[b"REPLCONF", b"GETACK", b"*"]);
+    }
+    let enough = async {
+        loop {
+            let notified = replication.acked.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if acked() >= wanted {
+                return;
+            }
+            notified.await;
+        }
+    };
+    match timeout {
+        Some(t) => {
+            let _ = tokio::time::timeout(t, enough).await;
+        }
+        None => enough.await,
+    }
+    Reply::Int(acked() as i64)
 }
 
 fn ping_period(server: &Server) -> Duration {

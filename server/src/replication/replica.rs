@@ -229,6 +229,13 @@ pub fn promote(server: &Server) {
     }
     upstream.link_up.store(false, Ordering::Relaxed);
     upstream.target.send_replace(None);
+    // From here on the stream carries this server's own writes (its replicas continue
+    // under the new id): the tap goes on while records are still ignored as a replica's, and
+    // the next one selects its database, the primary's stream having left another selected.
+    if server.replication.history().backlog_active() {
+        super::primary::tap_local_writes(server);
+    }
+    server.replication.reselect();
     server.replication.set_replica(false);
     show_in_config(server, "no one");
     info!("promoted to primary (REPLICAOF NO ONE)");

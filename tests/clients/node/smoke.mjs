@@ -253,6 +253,7 @@ function collect(count, subscribe) {
   });
   await check("ioredis-replication", async () => {
     assertEqual(await r.role(), ["master", 0, []], "ROLE");
+    assertEqual(await r.wait(1, 50), 0, "WAIT");
     assertEqual(await r.call("REPLCONF", "listening-port", "6380", "capa", "psync2"), "OK", "REPLCONF");
     await assertRejects(() => r.call("REPLCONF", "nosuch", "x"), /Unrecognized REPLCONF option: nosuch/, "REPLCONF nosuch");
     // A replica of a primary that is not there (port 1): ROLE, READONLY, then a primary again.
@@ -447,6 +448,7 @@ function collect(count, subscribe) {
   });
   await check("node-redis-replication", async () => {
     assertEqual(await client.sendCommand(["ROLE"]), ["master", 0, []], "ROLE");
+    assertEqual(await client.sendCommand(["WAIT", "1", "50"]), 0, "WAIT");
     assertEqual(await client.sendCommand(["REPLCONF", "listening-port", "6380"]), "OK", "REPLCONF");
     assertEqual(await client.sendCommand(["REPLICAOF", "127.0.0.1", "1"]), "OK", "REPLICAOF");
     const role = await client.sendCommand(["ROLE"]);

@@ -1,0 +1,548 @@
+//! The replication stream, WarpEngine as the primary and redis-server 7.0.15 as its replica:
+//! after a full sync of every type, a write load of every kind (single commands, cross-shard
+//! MSET/DEL/RENAME, MULTI/EXEC, scripts, SPOP, INCRBYFLOAT, EXPIRE, keys expiring, FLUSHDB in
+//! another database, a served BLPOP, ...) leaves the replica with the same keys (DUMP bytes)
+//! and expiries in every database, with `appendonly yes` and `no`; a replica restarted from its
+//! RDB continues with a partial resync; WAIT counts replicas; `min-replicas-to-write`; a
+//! replica that stops reading is dropped at the replica output limit with the server's memory
+//! bounded.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{
+    free_port, info_field, redis_available, start_warpengine, wait_for, RawConn, Resp,
+    ServerProcess, TempDir,
+};
+
+/// A redis-server replica of `primary` on `port` with its files in `dir`, killed when dropped
+/// (restartable on the same port and files, unlike `start_redis`).
+struct Replica {
+    child: Child,
+    port: u16,
+    /// Its own files (removed after it is killed), unless the test keeps them for a restart.
+    dir: Option<TempDir>,
+}
+
+impl Replica {
+    fn start(primary: u16, port: u16, dir: &str) -> Replica {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--dir", dir])
+            .args(["--replicaof", "127.0.0.1", &primary.to_string()])
+            .args(["--logfile", &format!("{dir}/replica.log")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Replica {
+            child,
+            port,
+            dir: None,
+        }
+    }
+
+    /// A replica of `primary` in a directory of its own, and a connection to it once it has
+    /// caught up with the primary (`c`).
+    fn attach(c: &mut RawConn, primary: u16, name: &str) -> (Replica, RawConn) {
+        let dir = TempDir::new(name);
+        let mut replica = Replica::start(primary, free_port(), dir.path());
+        replica.dir = Some(dir);
+        let mut r = RawConn::connect(replica.port);
+        caught_up(c, &mut r);
+        (replica, r)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(c: &mut RawConn, args: &[&str]) -> Resp {
+    let reply = c.call(args);
+    assert!(!matches!(reply, Resp::Error(_)), "{args:?}: {reply:?}");
+    reply
+}
+
+/// Keys of every type, some with TTLs, in databases 0, 1 and 5.
+fn fill(c: &mut RawConn) {
+    let writes: &[&[&str]] = &[
+        &["SET", "s:str", "hello"],
+        &["SET", "s:int", "12345"],
+        &["SET", "s:ttl", "v", "PX", "900000"],
+        &["RPUSH", "s:list", "a", "b", "c", "1"],
+        &["HSET", "s:hash", "f1", "v1", "f2", "2"],
+        &["SADD", "s:set", "x", "y", "z"],
+        &["SADD", "s:intset", "1", "2", "3"],
+        &["ZADD", "s:zset", "1.5", "m1", "-2", "m2"],
+        &["PFADD", "s:hll", "a", "b", "c"],
+        &["XADD", "s:stream", "1-1", "f", "v"],
+        &["XADD", "s:stream", "2-1", "g", "w"],
+        &["XGROUP", "CREATE", "s:stream", "grp", "0"],
+        &["EXPIRE", "s:hash", "9000"],
+        &["SELECT", "1"],
+        &["SET", "s:db1", "one"],
+        &["SELECT", "5"],
+        &["LPUSH", "s:db5list", "q"],
+        &["SET", "s:gone-with-flush", "x"],
+        &["SELECT", "0"],
+    ];
+    for w in writes {
+        ok(c, w);
+    }
+    let big: Vec<String> = (0..600).map(|i| format!("item-{i}")).collect();
+    let mut rpush = vec!["RPUSH", "s:biglist"];
+    rpush.extend(big.iter().map(String::as_str));
+    ok(c, &rpush);
+}
+
+/// Writes of every kind the stream carries.
+fn load(c: &mut RawConn, port: u16, durable: bool) {
+    let writes: &[&[&str]] = &[
+        &["SET", "l:a", "1"],
+        &["INCR", "l:a"],
+        &["APPEND", "s:str", " world"],
+        &["MSET", "l:m1", "1", "l:m2", "2", "l:m3", "3", "l:m4", "4"],
+        &["DEL", "l:m1", "l:m2", "l:nosuch"],
+        &["RENAME", "l:m3", "l:renamed"],
+        &["SETEX", "l:setex", "1000", "v"],
+        &["SET", "l:keep", "a", "EX", "500"],
+        &["SET", "l:keep", "b", "KEEPTTL"],
+        &["SET", "l:nx", "first", "NX"],
+        &["SET", "l:nx", "second", "NX"],
+        &["GETEX", "s:str", "PX", "700000"],
+        &["EXPIRE", "s:list", "800"],
+        &["EXPIRE", "s:int", "-1"],
+        &["PERSIST", "s:hash"],
+        &["INCRBYFLOAT", "l:float", "10.5"],
+        &["INCRBYFLOAT", "l:float", "0.1"],
+        &["HINCRBYFLOAT", "s:hash", "f3", "1.25"],
+        &["SADD", "l:pop", "a", "b", "c", "d", "e"],
+        &["SPOP", "l:pop"],
+        &["SPOP", "l:pop", "2"],
+        &["ZINCRBY", "s:zset", "2.5", "m3"],
+        &["LMOVE", "s:list", "l:moved", "LEFT", "RIGHT"],
+        &["SINTERSTORE", "l:inter", "s:set", "l:pop"],
+        &["COPY", "s:set", "l:copy"],
+        &["PFADD", "s:hll", "d", "e"],
+        &["XADD", "s:stream", "*", "auto", "id"],
+        &["XADD", "s:stream", "MAXLEN", "~", "100", "*", "trim", "x"],
+        &["XREADGROUP", "GROUP", "grp", "alice", "COUNT", "1", "STREAMS", "s:stream", ">"],
+        &["XACK", "s:stream", "grp", "1-1"],
+        &["MULTI"],
+        &["SET", "l:tx1", "a"],
+        &["INCR", "l:tx2"],
+        &["RPUSH", "l:txlist", "x", "y"],
+        &["EXEC"],
+        &[
+            "EVAL",
+            "redis.call('SET', KEYS[1], ARGV[1]); redis.call('RPUSH', KEYS[2], ARGV[1]); return redis.call('INCR', KEYS[3])",
+            "3",
+            "l:ev1",
+            "l:ev2",
+            "l:ev3",
+            "x",
+        ],
+        &["SET", "l:short", "v", "PX", "150"],
+        &["SELECT", "1"],
+        &["MSET", "l:db1a", "1", "l:db1b", "2"],
+        &["SELECT", "5"],
+        &["FLUSHDB"],
+        &["SET", "l:after-flush", "y"],
+        &["SELECT", "6"],
+        &["SET", "l:db6", "six"],
+        &["SWAPDB", "6", "7"],
+        &["SELECT", "0"],
+    ];
+    for w in writes {
+        ok(c, w);
+    }
+    if durable {
+        ok(c, &["SET", "l:durable", "v", "DURABILITY", "always"]);
+    }
+    // A BLPOP that waits, then is served by a push from another connection.
+    let mut blocked = RawConn::connect(port);
+    blocked.send_command(&[b"BLPOP", b"l:blocking", b"5"]);
+    std::thread::sleep(Duration::from_millis(100));
+    ok(c, &["RPUSH", "l:blocking", "p1", "p2"]);
+    let served = blocked.read_reply().expect("BLPOP served");
+    assert!(String::from_utf8_lossy(&served).contains("p1"));
+    // l:short expires (actively or on this access): the replica gets its DEL.
+    ok(c, &["PUBLISH", "repl:news", "hello"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.call(&["GET", "l:short"]), Resp::Nil);
+}
+
+/// Every key of every database: its DUMP bytes (for sets and hashes, whose hash-table order
+/// differs between any two servers, Redis's replicas included: the sorted members and the
+/// encoding; for streams, the entries and groups) and absolute expiry.
+fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
+    let mut all = BTreeMap::new();
+    for db in 0..16 {
+        c.call(&["SELECT", &db.to_string()]);
+        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
+            panic!("KEYS")
+        };
+        for key in keys {
+            let Resp::Bulk(key) = key else { panic!("key") };
+            let key = String::from_utf8(key).unwrap();
+            let Resp::Simple(kind) = c.call(&["TYPE", &key]) else {
+                panic!("TYPE")
+            };
+            let value = match kind.as_str() {
+                "set" | "hash" => {
+                    let read = if kind == "set" { "SMEMBERS" } else { "HGETALL" };
+                    let Resp::Array(items) = c.call(&[read, &key]) else {
+                        panic!("{read}")
+                    };
+                    let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+                    if kind == "hash" {
+                        items = items.chunks(2).map(|p| p.join("=")).collect();
+                    }
+                    items.sort();
+                    let encoding = c.call(&["OBJECT", "ENCODING", &key]);
+                    format!("{encoding:?} {}", items.join(","))
+                }
+                // A consumer's seen time is the millisecond its command ran, on each side.
+                "stream" => format!(
+                    "{:?} {:?}",
+                    c.call(&["XRANGE", &key, "-", "+"]),
+                    c.call(&["XINFO", "GROUPS", &key])
+                ),
+                _ => match c.call(&["DUMP", &key]) {
+                    Resp::Bulk(b) => format!("{b:?}"),
+                    other => panic!("DUMP {key}: {other:?}"),
+                },
+            };
+            let expiry = c.call(&["PEXPIRETIME", &key]).int();
+            all.insert(format!("{db}/{key}"), format!("{expiry} {value}"));
+        }
+    }
+    c.call(&["SELECT", "0"]);
+    all
+}
+
+fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
+    let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(got), names(expected), "the same keys");
+    for (k, v) in expected {
+        assert_eq!(&got[k], v, "key {k}");
+    }
+}
+
+/// Waits until the replica has applied everything the primary fed (equal offsets).
+fn caught_up(c: &mut RawConn, r: &mut RawConn) {
+    wait_for("the replica's offset to reach the primary's", || {
+        let primary = info_field(c, "replication", "master_repl_offset");
+        info_field(r, "replication", "master_link_status") == "up"
+            && info_field(r, "replication", "master_repl_offset") == primary
+    });
+}
+
+fn follows_every_write(appendonly: bool) {
+    if !redis_available() {
+        return;
+    }
+    let dir = TempDir::new(&format!("repl-stream-{appendonly}"));
+    let aof = if appendonly { "yes" } else { "no" };
+    let warp = start_warpengine(&["--threads", "3", "--dir", dir.path(), "--appendonly", aof]);
+    let mut c = RawConn::connect(warp.port);
+    fill(&mut c);
+    let (replica, mut r) =
+        Replica::attach(&mut c, warp.port, &format!("repl-replica-{appendonly}"));
+    assert_same(&contents(&mut r), &contents(&mut c));
+    // A subscriber of the replica gets what is published on the primary, as with Redis.
+    let mut subscriber = RawConn::connect(replica.port);
+    subscriber.send_command(&[b"SUBSCRIBE", b"repl:news"]);
+    subscriber.read_reply().expect("subscribed");
+    load(&mut c, warp.port, appendonly);
+    let message = subscriber.read_reply().expect("the message");
+    assert!(String::from_utf8_lossy(&message).ends_with("$5\r\nhello\r\n"));
+    caught_up(&mut c, &mut r);
+    let expected = contents(&mut c);
+    assert!(expected.contains_key("0/l:renamed") && expected.contains_key("5/l:after-flush"));
+    assert!(expected.contains_key("7/l:db6") && !expected.contains_key("6/l:db6"));
+    assert!(!expected.contains_key("5/s:gone-with-flush"));
+    assert_same(&contents(&mut r), &expected);
+    // DBSIZE counts keys a replica holds but hides once expired: the DEL of l:short arrived.
+    for db in ["0", "5", "7"] {
+        c.call(&["SELECT", db]);
+        r.call(&["SELECT", db]);
+        assert_eq!(
+            r.call(&["DBSIZE"]),
+            c.call(&["DBSIZE"]),
+            "DBSIZE of db {db}"
+        );
+    }
+    assert_eq!(info_field(&mut c, "stats", "sync_full"), "1");
+    let replica_dir = replica.dir.as_ref().expect("its own directory");
+    let log = std::fs::read_to_string(format!("{}/replica.log", replica_dir.path())).unwrap();
+    assert!(!log.contains("sending an error to its master"), "{log}");
+}
+
+#[test]
+fn a_redis_replica_follows_every_write_with_the_log_off() {
+    follows_every_write(false);
+}
+
+#[test]
+fn a_redis_replica_follows_every_write_with_the_log_on() {
+    follows_every_write(true);
+}
+
+#[test]
+fn a_restarted_replica_continues_with_a_partial_resync() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    fill(&mut c);
+    let replica_dir = TempDir::new("repl-stream-restart");
+    let port = free_port();
+    let replica = Replica::start(warp.port, port, replica_dir.path());
+    let mut r = RawConn::connect(port);
+    caught_up(&mut c, &mut r);
+    // The replica saves its data and replication id, stops; writes go on meanwhile.
+    r.send_command(&[b"SHUTDOWN", b"SAVE"]);
+    wait_for("the replica to go", || {
+        info_field(&mut c, "replication", "connected_slaves") == "0"
+    });
+    drop(replica);
+    ok(&mut c, &["SET", "while:down", "1"]);
+    ok(
+        &mut c,
+        &["MSET", "while:a", "1", "while:b", "2", "while:c", "3"],
+    );
+    let _replica = Replica::start(warp.port, port, replica_dir.path());
+    let mut r = RawConn::connect(port);
+    caught_up(&mut c, &mut r);
+    assert_eq!(info_field(&mut c, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut c, "stats", "sync_full"), "1");
+    assert_same(&contents(&mut r), &contents(&mut c));
+    // The disk-based RDB form (`repl-diskless-sync no`) for a replica that must sync in full.
+    ok(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    let (_second, mut r2) = Replica::attach(&mut c, warp.port, "repl-stream-second");
+    assert_same(&contents(&mut r2), &contents(&mut c));
+    assert_eq!(info_field(&mut c, "stats", "sync_full"), "2");
+}
+
+#[test]
+fn wait_counts_the_replicas_that_acknowledged() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    // No replica: WAIT answers 0 at once with a timeout of 0 asked... after its timeout.
+    ok(&mut c, &["SET", "w:a", "1"]);
+    assert_eq!(c.call(&["WAIT", "0", "0"]), Resp::Int(0));
+    let started = Instant::now();
+    assert_eq!(c.call(&["WAIT", "1", "200"]), Resp::Int(0));
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    // Without replicas nothing enters the stream (no GETACK): its offset stays 0, as Redis's.
+    assert_eq!(info_field(&mut c, "replication", "master_repl_offset"), "0");
+    let (_replica, _r) = Replica::attach(&mut c, warp.port, "repl-wait");
+    ok(&mut c, &["SET", "w:b", "2"]);
+    // The replica acknowledges at GETACK's request, well before the timeout.
+    let started = Instant::now();
+    assert_eq!(c.call(&["WAIT", "1", "5000"]), Resp::Int(1));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(c.call(&["WAIT", "2", "300"]), Resp::Int(1));
+    assert_eq!(
+        c.call(&["WAIT", "x", "300"]),
+        Resp::Error("ERR value is not an integer or out of range".into())
+    );
+    assert_eq!(
+        c.call(&["WAIT", "1", "-1"]),
+        Resp::Error("ERR timeout is negative".into())
+    );
+    // ROLE names the replica with its acknowledged offset; the offset is the stream's.
+    let Resp::Array(role) = c.call(&["ROLE"]) else {
+        panic!("ROLE")
+    };
+    let offset = info_field(&mut c, "replication", "master_repl_offset");
+    assert_eq!(role[1], Resp::Int(offset.parse().unwrap()));
+    let slave0 = info_field(&mut c, "replication", "slave0");
+    assert!(slave0.contains(",state=online,offset="), "{slave0}");
+    // min-replicas-to-write: one good replica is enough, two are not.
+    ok(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    ok(&mut c, &["SET", "w:c", "3"]);
+    ok(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "2"]);
+    assert_eq!(
+        c.call(&["SET", "w:d", "4"]),
+        Resp::Error("NOREPLICAS Not enough good replicas to write.".into())
+    );
+    assert_eq!(c.call(&["GET", "w:c"]), Resp::Bulk(b"3".to_vec()));
+    ok(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    ok(&mut c, &["SET", "w:d", "4"]);
+}
+
+#[test]
+fn a_replica_that_stops_reading_is_dropped_at_its_output_limit() {
+    let warp: ServerProcess = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    ok(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 4mb 2mb 60",
+        ],
+    );
+    // A replica's handshake, then it reads the RDB and nothing more.
+    let mut link = RawConn::connect(warp.port);
+    ok(&mut link, &["REPLCONF", "listening-port", "7999"]);
+    link.send_command(&[b"PSYNC", b"?", b"-1"]);
+    let mut stream = link.into_stream();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).expect("the FULLRESYNC line");
+    assert!(first[..n].starts_with(b"+FULLRESYNC"));
+    wait_for("the replica online", || {
+        info_field(&mut c, "replication", "slave0").contains("state=online")
+    });
+    // WAIT asks the replica for an ACK through the stream; once it acknowledges the offset,
+    // WAIT counts it.
+    ok(&mut c, &["SET", "small", "1"]);
+    assert_eq!(c.call(&["WAIT", "1", "100"]), Resp::Int(0));
+    let getack = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+    let mut seen = first[..n].to_vec();
+    while !seen.windows(getack.len()).any(|w| w == getack) {
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).expect("the stream");
+        assert!(n > 0, "link closed");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let offset = info_field(&mut c, "replication", "master_repl_offset");
+    let ack = format!(
+        "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{offset}\r\n",
+        offset.len()
+    );
+    std::io::Write::write_all(&mut stream, ack.as_bytes()).unwrap();
+    wait_for("the ACK", || {
+        info_field(&mut c, "replication", "slave0").contains(&format!(",offset={offset},"))
+    });
+    assert_eq!(c.call(&["WAIT", "1", "100"]), Resp::Int(1));
+    let before: u64 = info_field(&mut c, "memory", "used_memory").parse().unwrap();
+    // 64 MB of writes to one key: the stream carries all of it, the replica reads none.
+    let value = "v".repeat(64 * 1024);
+    let mut peak = before;
+    let mut unsent_seen = 0u64;
+    for _ in 0..1024 {
+        ok(&mut c, &["SET", "big", &value]);
+        if info_field(&mut c, "replication", "connected_slaves") == "0" {
+            break;
+        }
+        peak = peak.max(info_field(&mut c, "memory", "used_memory").parse().unwrap());
+        let unsent = info_field(&mut c, "memory", "mem_clients_slaves")
+            .parse()
+            .unwrap();
+        unsent_seen = unsent_seen.max(unsent);
+    }
+    assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "0");
+    // The unsent stream was counted (and left out of what maxmemory counts), then released.
+    assert!(unsent_seen > 1024 * 1024, "{unsent_seen}");
+    assert_eq!(info_field(&mut c, "memory", "mem_clients_slaves"), "0");
+    assert_eq!(
+        info_field(&mut c, "memory", "mem_not_counted_for_evict"),
+        "0"
+    );
+    // The outbox never held more than the hard limit (and a backlog of 1 MB).
+    assert!(
+        peak < before + 16 * 1024 * 1024,
+        "used_memory went from {before} to {peak}"
+    );
+    assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+#[test]
+fn the_backlog_resizes_and_is_freed_after_its_ttl_without_replicas() {
+    let warp = start_warpengine(&["--repl-backlog-ttl", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_active"),
+        "0"
+    );
+    let mut link = RawConn::connect(warp.port);
+    link.send_command(&[b"PSYNC", b"?", b"-1"]);
+    wait_for("the replica online", || {
+        info_field(&mut c, "replication", "connected_slaves") == "1"
+    });
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_active"),
+        "1"
+    );
+    ok(&mut c, &["CONFIG", "SET", "repl-backlog-size", "2mb"]);
+    assert_eq!(
+        info_field(&mut c, "replication", "repl_backlog_size"),
+        "2097152"
+    );
+    ok(&mut c, &["SET", "k", "v"]);
+    assert_ne!(info_field(&mut c, "replication", "master_repl_offset"), "0");
+    // The replica goes; a second later the backlog is freed and writes stop feeding it.
+    drop(link);
+    wait_for("the backlog freed", || {
+        info_field(&mut c, "replication", "repl_backlog_active") == "0"
+    });
+    let offset = info_field(&mut c, "replication", "master_repl_offset");
+    ok(&mut c, &["SET", "k", "w"]);
+    assert_eq!(
+        info_field(&mut c, "replication", "master_repl_offset"),
+        offset
+    );
+}
+
+#[test]
+fn a_replica_link_is_not_an_idle_client() {
+    let warp = start_warpengine(&["--timeout", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    let mut link = RawConn::connect(warp.port);
+    link.send_command(&[b"PSYNC", b"?", b"-1"]);
+    wait_for("the replica online", || {
+        info_field(&mut c, "replication", "connected_slaves") == "1"
+    });
+    // `timeout` closes idle clients, not replicas (whose links carry nothing for a while).
+    std::thread::sleep(Duration::from_millis(2500));
+    let mut c = RawConn::connect(warp.port);
+    assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "1");
+    drop(link);
+}
+
+#[test]
+fn keys_evicted_by_maxmemory_leave_the_replica_too() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    let (_replica, mut r) = Replica::attach(&mut c, warp.port, "repl-evict");
+    let used: u64 = info_field(&mut c, "memory", "used_memory").parse().unwrap();
+    let limit = (used + 2 * 1024 * 1024).to_string();
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    );
+    ok(&mut c, &["CONFIG", "SET", "maxmemory", &limit]);
+    let value = "e".repeat(1000);
+    for i in 0..6000 {
+        ok(&mut c, &["SET", &format!("evict:{i}"), &value]);
+    }
+    let evicted: u64 = info_field(&mut c, "stats", "evicted_keys").parse().unwrap();
+    assert!(evicted > 0, "nothing was evicted");
+    caught_up(&mut c, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]), c.call(&["DBSIZE"]));
+    assert_same(&contents(&mut r), &contents(&mut c));
+}
