@@ -43,12 +43,6 @@ extra=()
 if [ -f "$root/fuzz/$target.dict" ]; then
   extra=(-dict="$root/fuzz/$target.dict")
 fi
-# An RDB file of at most 4 KB never justifies one allocation of more than 256 MB (a length
-# field believed without checking what follows is the bug to catch). Not so a log record:
-# `SETRANGE k 536870911 x` replays as Redis runs it.
-if [ "$target" = rdb_file ]; then
-  extra+=(-malloc_limit_mb=256)
-fi
 limit=()
 if [ "$runs" != 0 ]; then
   limit=(-runs="$runs")

@@ -1,7 +1,10 @@
 //! Whole RDB files through the loader the server uses at start and for a replica's full sync
 //! (`persist::rdb_file::load`), into a fresh in-process server: any input loads or is refused
-//! with an error, never a panic, a hang or an allocation out of proportion. A file that loads is
-//! written again (`to_bytes`, what a primary sends a replica), and that file loads into another
+//! with an error, never a panic, a hang or an allocation out of proportion: the peak of live heap
+//! bytes grows by at most 64 MB + 4096 × the input's length (the most compressed encodings, an
+//! LZF-compressed listpack of one-byte entries, legitimately expand a few thousand times; a
+//! length field believed without looking at what follows asks for gigabytes). A file that loads
+//! is written again (`to_bytes`, what a primary sends a replica), and that file loads into another
 //! fresh server with the same contents (DEBUG DIGEST's content hash, key by key, and the same
 //! expiry times) and the same function libraries.
 //!
@@ -17,7 +20,11 @@ use warpengine::config_store::ConfigStore;
 use warpengine::persist::rdb::crc64_update;
 use warpengine::persist::rdb_file;
 use warpengine::server_state::Server;
+use warpengine_fuzz::Counting;
 use warpengine_storage::digest::{key_digest, Digest};
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 /// Two servers of one shard with the default configuration, built once: building one costs
 /// more than most loads (the configuration's few hundred settings), so each run empties them
@@ -77,7 +84,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let (first, second) = servers();
     let first = fresh(first);
-    if rdb_file::load(first, &file).is_err() {
+    let before = warpengine_fuzz::live();
+    warpengine_fuzz::take_peak();
+    let loaded = rdb_file::load(first, &file);
+    let grew = warpengine_fuzz::take_peak().saturating_sub(before);
+    let bound = (64 << 20) + 4096 * file.len();
+    assert!(
+        grew <= bound,
+        "loading {} bytes grew the heap by {grew} bytes at its peak",
+        file.len()
+    );
+    if loaded.is_err() {
         return;
     }
     let (written, _) = rdb_file::to_bytes(first, true).expect("an in-memory write cannot fail");
