@@ -9,6 +9,9 @@
 #   scripts/fuzz.sh [RUNS] [more libFuzzer flags]     RUNS defaults to 10,000,000 executions
 #   scripts/fuzz.sh 0 -max_total_time=600             ten minutes instead
 #   FUZZ_TARGET=restore_payload scripts/fuzz.sh        RESTORE's payload reader instead
+#   FUZZ_TARGET=rdb_file scripts/fuzz.sh               whole RDB files (loaded, written, reloaded)
+#   FUZZ_TARGET=log_record scripts/fuzz.sh             log segments (decoded and replayed)
+#   FUZZ_TARGET=command_path scripts/fuzz.sh           argument vectors through the command table
 # FUZZING.md lists the targets and the runs recorded.
 #
 # The closing "stat::number_of_executed_units" line is the count to record.
@@ -28,10 +31,14 @@ else
 fi
 
 root=$(pwd)
-# FUZZ_TARGET=restore_payload fuzzes RESTORE's payload reader instead (fuzz/fuzz_targets/).
+# FUZZ_TARGET picks another target of fuzz/fuzz_targets/ (see the usage above).
 target=${FUZZ_TARGET:-request_parser}
 corpus="$root/fuzz/corpus/$target"
 mkdir -p "$corpus"
+# Real inputs committed as seeds (RDB files written by redis-server, say) start the corpus.
+if [ -d "$root/fuzz/seeds/$target" ]; then
+  cp -n "$root/fuzz/seeds/$target"/* "$corpus"/
+fi
 extra=()
 if [ -f "$root/fuzz/$target.dict" ]; then
   extra=(-dict="$root/fuzz/$target.dict")
