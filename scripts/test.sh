@@ -55,4 +55,6 @@ cargo test --workspace --all-targets -q 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+# Each fuzz target briefly from its seeds (cargo-fuzz, installed by scripts/fuzz.sh if missing).
+./scripts/fuzz_smoke.sh || status=$?
 exit "$status"

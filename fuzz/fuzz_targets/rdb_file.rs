@@ -97,7 +97,8 @@ fuzz_target!(|data: &[u8]| {
     if loaded.is_err() {
         return;
     }
-    let (written, _) = rdb_file::to_bytes(first, true).expect("an in-memory write cannot fail");
+    let (written, _) =
+        rdb_file::to_bytes(first, true, |_| {}).expect("an in-memory write cannot fail");
     let second = fresh(second);
     if let Err(e) = rdb_file::load(second, &written) {
         panic!("a file WarpEngine wrote from a loaded file does not load: {e}");

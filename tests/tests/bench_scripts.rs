@@ -151,6 +151,7 @@ fn every_script_compiles() {
         }
     }
     run("bash", &["-n", "scripts/fuzz.sh"], &[]);
+    run("bash", &["-n", "scripts/fuzz_smoke.sh"], &[]);
 }
 
 #[test]
