@@ -679,7 +679,7 @@ mod tests {
             let loaded = load(&first, file).unwrap_or_else(|e| panic!("{name}: {e}"));
             // Keys with a TTL of a day expire once the seed is old: counted, not loaded.
             assert_eq!((loaded.keys + loaded.expired) as usize, keys, "{name}");
-            let (written, _) = to_bytes(&first, true).unwrap();
+            let (written, _) = to_bytes(&first, true, |_| {}).unwrap();
             let second = server();
             load(&second, &written).unwrap_or_else(|e| panic!("{name} written again: {e}"));
             assert_eq!(contents(&first), contents(&second), "{name}");
