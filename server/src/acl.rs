@@ -164,6 +164,32 @@ pub struct KeyPattern {
     pub pattern: Bytes,
     pub read: bool,
     pub write: bool,
+    /// The pattern is a literal prefix and one final `*` (`key:*`, the usual kind): matched
+    /// with a prefix comparison instead of the glob matcher, on every command of the user.
+    prefix_only: bool,
+}
+
+impl KeyPattern {
+    fn new(pattern: Bytes, read: bool, write: bool) -> KeyPattern {
+        let prefix_only = pattern.last() == Some(&b'*')
+            && !pattern[..pattern.len() - 1]
+                .iter()
+                .any(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'));
+        KeyPattern {
+            pattern,
+            read,
+            write,
+            prefix_only,
+        }
+    }
+
+    fn matches(&self, key: &[u8]) -> bool {
+        if self.prefix_only {
+            key.starts_with(&self.pattern[..self.pattern.len() - 1])
+        } else {
+            glob_match(&self.pattern, key, false)
+        }
+    }
 }
 
 /// What a set of rules allows: commands, keys and channels.
@@ -355,11 +381,7 @@ impl Selector {
                 p.read |= read;
                 p.write |= write;
             }
-            None => self.patterns.push(KeyPattern {
-                pattern,
-                read,
-                write,
-            }),
+            None => self.patterns.push(KeyPattern::new(pattern, read, write)),
         }
         self.all_keys = false;
         Ok(())
@@ -525,10 +547,20 @@ impl Selector {
             }
         }
         if !self.all_keys {
-            for (pos, access) in request_keys(entry, table_row, args) {
-                if !self.key_allowed(&args[pos], access) {
-                    return Verdict::DeniedKey(pos);
-                }
+            let refused = match uniform_access(entry, args) {
+                // Most commands: every key needs the same access (checked without collecting
+                // the keys, on every request of a restricted user).
+                Some(access) => crate::command_table::TABLE[table_row]
+                    .key_positions_iter(args)
+                    .filter(|&p| p < args.len())
+                    .find(|&p| !self.key_allowed(&args[p], access)),
+                None => request_keys(entry, table_row, args)
+                    .into_iter()
+                    .find(|&(p, access)| !self.key_allowed(&args[p], access))
+                    .map(|(p, _)| p),
+            };
+            if let Some(pos) = refused {
+                return Verdict::DeniedKey(pos);
             }
         }
         if !self.all_channels {
@@ -543,11 +575,10 @@ impl Selector {
 
     fn key_allowed(&self, key: &[u8], access: KeyAccess) -> bool {
         self.all_keys
-            || self.patterns.iter().any(|p| {
-                (p.read || !access.read)
-                    && (p.write || !access.write)
-                    && glob_match(&p.pattern, key, false)
-            })
+            || self
+                .patterns
+                .iter()
+                .any(|p| (p.read || !access.read) && (p.write || !access.write) && p.matches(key))
     }
 
     /// A channel name is matched against the patterns; a PSUBSCRIBE pattern only literally.
@@ -578,6 +609,25 @@ fn lookup_command(name: &[u8]) -> Option<usize> {
     catalog().by_name.get(&name).copied()
 }
 
+/// The access every key of the request needs, when it is the same for all of them (the rules
+/// `request_keys` spells out per key otherwise).
+fn uniform_access(entry: usize, args: &[Bytes]) -> Option<KeyAccess> {
+    match &catalog().entries[entry].keys {
+        KeyRule::Uniform(access) => Some(*access),
+        KeyRule::Set => Some(set_access(args)),
+        _ => None,
+    }
+}
+
+/// SET writes its key, and reads it too with GET.
+fn set_access(args: &[Bytes]) -> KeyAccess {
+    let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+    KeyAccess {
+        read: get,
+        write: true,
+    }
+}
+
 /// The keys of a request with the access each needs.
 fn request_keys(entry: usize, table_row: usize, args: &[Bytes]) -> Vec<(usize, KeyAccess)> {
     let cat = catalog();
@@ -592,13 +642,7 @@ fn request_keys(entry: usize, table_row: usize, args: &[Bytes]) -> Vec<(usize, K
     match &cat.entries[entry].keys {
         KeyRule::None => Vec::new(),
         KeyRule::Uniform(access) => uniform(*access),
-        KeyRule::Set => {
-            let get = args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
-            uniform(KeyAccess {
-                read: get,
-                write: true,
-            })
-        }
+        KeyRule::Set => uniform(set_access(args)),
         KeyRule::Bitfield => {
             let writes = args.iter().skip(2).any(|a| {
                 a.eq_ignore_ascii_case(b"set")

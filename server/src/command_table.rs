@@ -431,8 +431,14 @@ impl CommandSpec {
 
     /// Positions of the keys in `args` (args[0] is the command name).
     pub fn key_positions(&self, args: &[Bytes]) -> Vec<usize> {
+        self.key_positions_iter(args).collect()
+    }
+
+    /// The same positions without collecting them (a range of positions allocates nothing),
+    /// for per-request checks such as a restricted ACL user's.
+    pub fn key_positions_iter(&self, args: &[Bytes]) -> KeyPositions {
         match self.keys {
-            Keys::None => Vec::new(),
+            Keys::None => KeyPositions::Listed(Vec::new().into_iter()),
             Keys::Range(first, last, step) => {
                 let argc = args.len() as i32;
                 let last = if last < 0 {
@@ -440,15 +446,13 @@ impl CommandSpec {
                 } else {
                     last.min(argc - 1)
                 };
-                let mut out = Vec::new();
-                let mut i = first;
-                while i <= last && i < argc {
-                    out.push(i as usize);
-                    i += step.max(1);
+                KeyPositions::Range {
+                    next: first,
+                    last: last.min(argc - 1),
+                    step: step.max(1),
                 }
-                out
             }
-            Keys::Custom { find, .. } => find(args),
+            Keys::Custom { find, .. } => KeyPositions::Listed(find(args).into_iter()),
         }
     }
 
@@ -489,6 +493,30 @@ impl CommandSpec {
 }
 
 static INSTALLED: OnceLock<Vec<CommandSpec>> = OnceLock::new();
+
+/// A request's key positions, in order (`CommandSpec::key_positions_iter`).
+pub enum KeyPositions {
+    Range { next: i32, last: i32, step: i32 },
+    Listed(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range { next, last, step } => {
+                if *next > *last {
+                    return None;
+                }
+                let at = *next as usize;
+                *next += *step;
+                Some(at)
+            }
+            KeyPositions::Listed(list) => list.next(),
+        }
+    }
+}
 
 /// Installs the table (the families' rows, `crate::commands::install`). Once: later calls
 /// keep the first table.
