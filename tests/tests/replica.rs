@@ -584,9 +584,11 @@ fn the_link_speaks_the_protocol_to_a_scripted_primary() {
     let primary_port = listener.local_addr().unwrap().port();
     let warp = start_warpengine(&[]);
     let mut w = RawConn::connect(warp.port);
+    let own = info_field(&mut w, "replication", "master_replid");
     ok(w.call(&["REPLICAOF", "127.0.0.1", &primary_port.to_string()]));
+    // A primary turned replica asks to continue its own history, as redis-server does.
     let (mut stream, psync) = handshake(&listener, warp.port);
-    assert_eq!(psync, ["PSYNC", "?", "-1"]);
+    assert_eq!(psync, ["PSYNC", &own, "1"]);
     let replid = "a".repeat(40);
     let mark = "m".repeat(40);
     let set_a = command(&["SET", "a", "1"]);

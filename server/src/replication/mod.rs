@@ -213,12 +213,18 @@ impl Replication {
     /// Appends bytes to the stream and hands them to the replicas' links.
     pub fn feed(&self, bytes: &[u8]) {
         let mut history = self.history();
+        self.feed_held(&mut history, bytes);
+        drop(history);
+        self.fed.notify_waiters();
+    }
+
+    /// `feed` with the history's lock already held: a replica relays its primary's stream
+    /// under it, after checking its link is still the current one. The caller wakes `fed`.
+    pub fn feed_held(&self, history: &mut History, bytes: &[u8]) {
         history.feed(bytes);
         for outbox in self.outboxes().iter() {
             outbox.push(bytes, &self.limit);
         }
-        drop(history);
-        self.fed.notify_waiters();
     }
 
     /// Sends a command to every replica that is not a write's record: the stream's own (PING,

@@ -244,7 +244,9 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
                     tokio::task::yield_now().await;
                 }
                 _ = tokio::time::sleep(period) => {
-                    if server.replication.ping_due(period) {
+                    // A replica relays its primary's PINGs: its own would move its offset
+                    // away from its primary's.
+                    if !server.replication.is_replica() && server.replication.ping_due(period) {
                         server.replication.feed_command(&[b"PING"]);
                     }
                 }

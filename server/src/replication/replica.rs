@@ -191,9 +191,23 @@ impl Upstream {
 pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
     let upstream = &server.replication.upstream;
     let same = |t: &PrimaryAddr| t.host.eq_ignore_ascii_case(&addr.host) && t.port == addr.port;
-    if upstream.target().as_ref().is_some_and(same) {
+    let target = upstream.target();
+    if target.as_ref().is_some_and(same) {
         return false;
     }
+    if target.is_none() {
+        // A primary turned replica asks to continue its own history, as Redis's
+        // replicationCacheMasterUsingMyself: a promoted fellow replica (or FAILOVER's target)
+        // holds it as its second history and answers +CONTINUE.
+        upstream.has_history.store(true, Ordering::Relaxed);
+    }
+    switch_to(server, addr);
+    true
+}
+
+/// Follows `addr` from now on: the link task drops what it was doing and connects.
+fn switch_to(server: &Server, addr: PrimaryAddr) {
+    let upstream = &server.replication.upstream;
     info!(host = %addr.host, port = addr.port, "replicating from a new primary");
     {
         let _history = server.replication.history();
@@ -211,7 +225,6 @@ pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
     upstream.target.send_replace(Some(addr));
     // As Redis: this server's own replicas resynchronize, to learn of the change.
     server.clients.kill_where(0, |c| c.replica || c.master);
-    true
 }
 
 /// REPLICAOF NO ONE: keeps the data, closes the link, and starts a new history whose previous
@@ -263,7 +276,7 @@ pub fn follow_configured(server: &Server) {
     if let Some((host, port)) = configured.split_once(' ') {
         if let Ok(port) = port.parse() {
             let host = host.to_string();
-            follow(server, PrimaryAddr { host, port });
+            switch_to(server, PrimaryAddr { host, port });
         }
     }
 }
@@ -720,7 +733,7 @@ impl<'a> Link<'a> {
                 return Err(Failure::Replaced);
             }
             for bytes in ready.bytes.drain(..) {
-                history.feed(&bytes);
+                server.replication.feed_held(&mut history, &bytes);
             }
         }
         server.replication.fed.notify_waiters();
