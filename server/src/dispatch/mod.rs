@@ -290,8 +290,13 @@ impl Pipeline {
             self.last_command = Some(index);
             self.class = request.class;
             self.commands[slot] = Some(index);
-            if server.pause.active() {
-                self.wait_out_pause(server, conn, index).await;
+            if server.pause.active() && self.wait_out_pause(server, conn, index).await {
+                // As Redis runs a held command again from the start: what changed meanwhile
+                // (FAILOVER made this server a replica) may refuse it now.
+                if let Some(refusal) = admit::refusal_after_pause(server, conn, index, &args) {
+                    self.replies[slot] = Some(transaction::refused(server, conn, &args, refusal));
+                    continue;
+                }
             }
             if server.monitors.active() {
                 show_to_monitors(server, conn, index, &args);
@@ -397,9 +402,15 @@ impl Pipeline {
     }
 
     /// CLIENT PAUSE holds this request: what was queued before it runs first, then it waits
-    /// for the pause to end. EXEC of a transaction that writes is held as a write.
+    /// for the pause to end. EXEC of a transaction that writes is held as a write. Whether it
+    /// was held.
     #[cold]
-    async fn wait_out_pause(&mut self, server: &Arc<Server>, conn: &mut ConnState, index: usize) {
+    async fn wait_out_pause(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        index: usize,
+    ) -> bool {
         let spec = &TABLE[index];
         let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
         let tx_writes = exec
@@ -410,7 +421,7 @@ impl Pipeline {
             });
         let writes = crate::client_pause::writes(spec, tx_writes);
         if !server.pause.holds(writes) {
-            return;
+            return false;
         }
         self.flush(server, conn).await;
         let blocked = &server.blocking.blocked_clients;
@@ -419,6 +430,7 @@ impl Pipeline {
         server.pause.wait(writes).await;
         conn.handle.info.lock().expect("client info lock").blocked = false;
         blocked.fetch_sub(1, Ordering::Relaxed);
+        true
     }
 
     fn mark_written(&mut self, shard: usize) {

@@ -8,6 +8,7 @@
 //! stream, each link's unsent bytes (its outbox), and the table of replicas that ROLE, INFO
 //! and WAIT read.
 
+pub mod failover;
 pub mod history;
 pub mod primary;
 pub mod replica;
@@ -173,6 +174,8 @@ pub struct Replication {
     replicas: Mutex<Vec<ReplicaLink>>,
     /// This server's own primary (REPLICAOF) and the link to it.
     pub upstream: replica::Upstream,
+    /// FAILOVER under way.
+    pub failover: failover::Failover,
     /// Full resyncs served (INFO's `sync_full`).
     pub sync_full: AtomicU64,
     /// PSYNCs continued from the backlog (INFO's `sync_partial_ok`).
@@ -199,6 +202,7 @@ impl Replication {
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
             upstream: replica::Upstream::default(),
+            failover: failover::Failover::default(),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),

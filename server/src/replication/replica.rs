@@ -311,6 +311,7 @@ pub async fn run(server: Arc<Server>, me: usize) {
             Failure::Replaced => continue,
             Failure::Broken(why) => {
                 warn!(host = %addr.host, port = addr.port, "replication link: {why}");
+                super::failover::link_failed(&server);
                 if upstream.is_current(generation) {
                     upstream.set_status(|s| s.state = LinkState::Connect);
                 }
@@ -425,11 +426,22 @@ impl<'a> Link<'a> {
                 ("?".to_string(), "-1".to_string())
             }
         };
-        let reply = self
-            .command(&[b"PSYNC", psync.0.as_bytes(), psync.1.as_bytes()])
-            .await?;
+        // FAILOVER's hand-over: the primary followed now is to take over from this server.
+        let handover = server.replication.failover.in_progress();
+        let mut args: Vec<&[u8]> = vec![b"PSYNC", psync.0.as_bytes(), psync.1.as_bytes()];
+        if handover {
+            args.push(b"FAILOVER");
+        }
+        let reply = self.command(&args).await?;
         let words: Vec<&str> = reply.split(' ').collect();
         let continued = words[0] == "+CONTINUE";
+        if handover {
+            let accepted = continued || words[0] == "+FULLRESYNC";
+            super::failover::handover_answered(server, accepted);
+            if !accepted {
+                return Err(Failure::Replaced);
+            }
+        }
         match words.as_slice() {
             ["+FULLRESYNC", replid, offset] => {
                 let offset = offset
