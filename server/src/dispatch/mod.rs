@@ -170,6 +170,11 @@ pub struct Pipeline {
     /// What the command being queued waits for if it writes: appendfsync's, or its DURABILITY.
     class: Durable,
     any_write: bool,
+    /// This read wrote while the replication stream was on (`note_stream_write`).
+    stream_write: bool,
+    /// The replication stream's offset once this connection's last write was in it (Redis's
+    /// `c->woff`): what WAIT waits for replicas to acknowledge. 0 while it wrote nothing.
+    stream_woff: u64,
     started: Instant,
     /// QUANTUM GETs of this read: their replies are assembled from hidden GET replies.
     gathers: Vec<Gather>,
@@ -201,6 +206,8 @@ impl Pipeline {
             wrote: vec![None; workers],
             class: Durable::Written,
             any_write: false,
+            stream_write: false,
+            stream_woff: 0,
             last_command: None,
             started: Instant::now(),
             gathers: Vec::new(),
@@ -290,6 +297,10 @@ impl Pipeline {
             self.last_command = Some(index);
             self.class = request.class;
             self.commands[slot] = Some(index);
+            // (One relaxed load per request while no replica ever attached.)
+            if server.wal.is_tapped() {
+                self.note_stream_write(index);
+            }
             if server.pause.active() && self.wait_out_pause(server, conn, index).await {
                 // As Redis runs a held command again from the start: what changed meanwhile
                 // (FAILOVER made this server a replica) may refuse it now.
@@ -433,6 +444,17 @@ impl Pipeline {
         true
     }
 
+    /// While the stream is on: whether this request writes (or may: a script, EXEC, a command
+    /// queued in MULTI, all counted), so that WAIT then waits for this connection's writes.
+    #[cold]
+    fn note_stream_write(&mut self, index: usize) {
+        let spec = &TABLE[index];
+        let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
+        if crate::client_pause::writes(spec, exec) {
+            self.stream_write = true;
+        }
+    }
+
     fn mark_written(&mut self, shard: usize) {
         self.wrote[shard] = self.wrote[shard].max(Some(self.class));
         self.any_write = true;
@@ -447,6 +469,11 @@ impl Pipeline {
     /// Holds the replies until the log records of this read's writes are durable (written, or
     /// fdatasync'd under `appendfsync always`). If the log failed, the writes answer MISCONF.
     async fn await_durable(&mut self, server: &Server) {
+        if std::mem::take(&mut self.stream_write) {
+            // This read's writes are in the stream by now; its end may also hold other
+            // clients' later writes, so WAIT may wait a little longer than it needs, never less.
+            self.stream_woff = server.replication.stream_end();
+        }
         if !std::mem::take(&mut self.any_write) {
             return;
         }

@@ -148,6 +148,9 @@ pub struct Replication {
     history: Mutex<History>,
     /// Woken whenever bytes are fed to the stream.
     pub fed: tokio::sync::Notify,
+    /// The history's offset as of the last bytes fed, readable without its lock (a write's
+    /// connection notes it for WAIT).
+    end: AtomicU64,
     /// Turns this server's log records into the stream (taken before `history`).
     translator: Mutex<stream::Translator>,
     /// The links' unsent bytes (taken after `history`, so that a link's start and the bytes
@@ -189,6 +192,7 @@ impl Replication {
         Replication {
             history: Mutex::new(History::new(replid)),
             fed: tokio::sync::Notify::new(),
+            end: AtomicU64::new(0),
             translator: Mutex::new(stream::Translator::default()),
             outboxes: Mutex::new(Vec::new()),
             limit: ClassLimit::default(),
@@ -226,9 +230,16 @@ impl Replication {
     /// under it, after checking its link is still the current one. The caller wakes `fed`.
     pub fn feed_held(&self, history: &mut History, bytes: &[u8]) {
         history.feed(bytes);
+        self.end.store(history.offset(), Ordering::Relaxed);
         for outbox in self.outboxes().iter() {
             outbox.push(bytes, &self.limit);
         }
+    }
+
+    /// The stream's offset as of the last bytes fed (at least the end of every write that
+    /// finished before this call).
+    pub fn stream_end(&self) -> u64 {
+        self.end.load(Ordering::Relaxed)
     }
 
     /// Sends a command to every replica that is not a write's record: the stream's own (PING,
