@@ -593,7 +593,8 @@ fn the_link_speaks_the_protocol_to_a_scripted_primary() {
     let mark = "m".repeat(40);
     let set_a = command(&["SET", "a", "1"]);
     let getack = command(&["REPLCONF", "GETACK", "*"]);
-    let mut out = format!("+FULLRESYNC {replid} 100\r\n\n\n$EOF:{mark}\r\n").into_bytes();
+    // Keep-alive newlines before the PSYNC's answer, and before the RDB.
+    let mut out = format!("\n\n+FULLRESYNC {replid} 100\r\n\n\n$EOF:{mark}\r\n").into_bytes();
     // An empty RDB (no checksum), the mark, then the stream at once.
     out.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
     out.extend_from_slice(mark.as_bytes());

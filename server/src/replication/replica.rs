@@ -432,7 +432,15 @@ impl<'a> Link<'a> {
         if handover {
             args.push(b"FAILOVER");
         }
-        let reply = self.command(&args).await?;
+        self.send(&args).await?;
+        // Newlines are the primary's keep-alives until it answers (redis-server sends them
+        // while its diskless sync waits for `repl-diskless-sync-delay`).
+        let reply = loop {
+            let line = self.read_line().await?;
+            if !line.is_empty() {
+                break line;
+            }
+        };
         let words: Vec<&str> = reply.split(' ').collect();
         let continued = words[0] == "+CONTINUE";
         if handover {
