@@ -92,8 +92,22 @@ fn hand_over(primary: u16, replica: u16, args: &[&str]) {
 fn failover_to_a_warpengine_replica() {
     let primary = start_warpengine(&["--threads", "2"]);
     let replica = start_warpengine(&["--threads", "2"]);
+    // Another replica of the old primary stays with it: it continues through it, partially.
+    let other = start_warpengine(&["--threads", "2"]);
+    let (mut p, mut o) = (RawConn::connect(primary.port), RawConn::connect(other.port));
+    ok(
+        &mut o,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    caught_up(&mut p, &mut o);
     let to = ["TO", "127.0.0.1", &replica.port.to_string()];
     hand_over(primary.port, replica.port, &to);
+    caught_up(&mut p, &mut o);
+    assert_eq!(o.call(&["GET", "after"]), Resp::Bulk(b"failover".to_vec()));
+    assert_eq!(o.call(&["DBSIZE"]), p.call(&["DBSIZE"]));
+    // (The two first syncs, the other replica's and the target's; none after.)
+    assert_eq!(info_field(&mut p, "stats", "sync_full"), "2");
+    assert_ne!(info_field(&mut p, "stats", "sync_partial_ok"), "0");
 }
 
 #[test]
