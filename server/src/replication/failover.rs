@@ -232,8 +232,13 @@ fn is_at(link: &super::ReplicaLink, addr: &PrimaryAddr) -> bool {
 
 /// The waiting stage: every ACK (and every `POLL`), checks whether the target caught up with
 /// the stream, or the timeout passed.
+///
+/// The first look comes a `POLL` after writes were held: a write admitted just before (a
+/// pipeline's, queued for its shard while the pipeline reads on) has reached its shard by
+/// then, so the stream's offset the target must acknowledge includes it.
 async fn wait_for_target(server: Arc<Server>) {
     let replication = &server.replication;
+    tokio::time::sleep(POLL).await;
     loop {
         let acked = replication.acked.notified();
         let aborted = replication.failover.aborted.notified();
