@@ -1,7 +1,8 @@
 //! FAILOVER, as Redis 7.0: a primary holds writes, waits for its replica to acknowledge the
 //! whole stream, becomes its replica and hands over with `PSYNC ... FAILOVER`; every write
 //! acknowledged before is on the new primary, which continues the history (a partial resync).
-//! Against a WarpEngine replica and a redis-server 7.0.15 one; TIMEOUT, ABORT and the errors.
+//! Against a WarpEngine replica and a redis-server 7.0.15 one, and from a redis-server primary to
+//! a WarpEngine replica; TIMEOUT, ABORT and the errors.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -118,6 +119,18 @@ fn failover_to_any_replica_with_a_redis_server_replica() {
     let primary = start_warpengine(&["--threads", "2"]);
     let replica = start_redis(&[]);
     hand_over(primary.port, replica.port, &[]);
+}
+
+/// redis-server's FAILOVER hands over to a WarpEngine replica (its `PSYNC ... FAILOVER`).
+#[test]
+fn a_redis_server_primary_fails_over_to_warpengine() {
+    if !redis_available() {
+        return;
+    }
+    let primary = start_redis(&[]);
+    let replica = start_warpengine(&["--threads", "2"]);
+    let to = ["TO", "127.0.0.1", &replica.port.to_string()];
+    hand_over(primary.port, replica.port, &to);
 }
 
 #[test]
