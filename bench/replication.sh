@@ -3,7 +3,7 @@
 # -r 1000000) on a primary with no replica and with one attached, for
 #   warp         WarpEngine alone
 #   warp>redis   WarpEngine with a redis-server replica
-#   warp>warp    WarpEngine with a WarpEngine replica (skipped while WarpEngine cannot be one)
+#   warp>warp    WarpEngine with a WarpEngine replica
 #   redis        redis-server alone
 #   redis>redis  redis-server with a redis-server replica
 # in turn each round (fresh servers every time). Prints ops/s and the primary's (and replica's)

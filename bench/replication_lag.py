@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Replication lag under a SET load: how long after a write on the primary its replica has it.
 
-A redis-server replica follows a primary (WarpEngine, then redis-server, alternately, fresh servers
+A replica (redis-server, or WarpEngine with --replica warp) follows a primary (WarpEngine, then redis-server, alternately, fresh servers
 each round) while redis-benchmark runs SET (-c 50 -d 64 -r 1000000, pipeline --pipeline, 1 by
 default: at P=16 WarpEngine outruns the replica that shares its two cores, whose link then falls
 behind until the replica output limit drops it, and lag grows without bound) against the primary. A
@@ -11,7 +11,7 @@ sending the SET to receiving that event. Prints p50/p99 in microseconds per prim
 rounds), and the probes' count.
 
   bench/replication_lag.py [--binary target/release/warpengine] [--rounds 3] [--probes 300]
-                           [--pipeline 1]
+                           [--pipeline 1] [--replica redis|warp]
 """
 import argparse
 import os
@@ -49,11 +49,11 @@ def start(kind, binary, port, extra=()):
     sys.exit(f"{kind} did not start")
 
 
-def measure(kind, binary, probes, pipeline):
+def measure(kind, binary, probes, pipeline, replica_kind):
     port, rport = free_port(), free_port()
     primary, d1 = start(kind, binary, port)
-    replica, d2 = start("redis", binary, rport, ["--replicaof", "127.0.0.1", str(port),
-                                                 "--notify-keyspace-events", "K$"])
+    replica, d2 = start(replica_kind, binary, rport, ["--replicaof", "127.0.0.1", str(port),
+                                                      "--notify-keyspace-events", "K$"])
     load = None
     try:
         r = redis.Redis(port=rport)
@@ -104,19 +104,20 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--probes", type=int, default=300)
     ap.add_argument("--pipeline", type=int, default=1)
+    ap.add_argument("--replica", choices=["redis", "warp"], default="redis")
     a = ap.parse_args()
     if not os.path.exists(a.binary):
         sys.exit(f"no binary at {a.binary} (cargo build --release -p warpengine)")
     runs = {"warp": [], "redis": []}
     for rnd in range(a.rounds):
         for kind in runs:
-            p50, p99 = measure(kind, a.binary, a.probes, a.pipeline)
+            p50, p99 = measure(kind, a.binary, a.probes, a.pipeline, a.replica)
             runs[kind].append((p50, p99))
-            print(f"round {rnd + 1} {kind}>redis | lag p50 {p50:.0f} us p99 {p99:.0f} us")
+            print(f"round {rnd + 1} {kind}>{a.replica} | lag p50 {p50:.0f} us p99 {p99:.0f} us")
     for kind, v in runs.items():
         p50 = statistics.median(x[0] for x in v)
         p99 = statistics.median(x[1] for x in v)
-        print(f"median {kind}>redis | lag p50 {p50:.0f} us p99 {p99:.0f} us ({a.probes} probes x {a.rounds})")
+        print(f"median {kind}>{a.replica} | lag p50 {p50:.0f} us p99 {p99:.0f} us ({a.probes} probes x {a.rounds})")
 
 
 if __name__ == "__main__":

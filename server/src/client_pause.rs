@@ -18,11 +18,19 @@ pub enum PauseMode {
     All = 2,
 }
 
+/// FAILOVER's hold on writes, kept apart from CLIENT PAUSE's (CLIENT UNPAUSE and the pause's
+/// timeout leave it, as Redis keeps one pause per purpose). A bit of `mode`, so that `active`
+/// stays one load.
+const FAILOVER: u8 = 4;
+
+/// CLIENT PAUSE's mode, in `mode`'s low bits.
+const CLIENT: u8 = 3;
+
 #[derive(Default)]
 pub struct Pause {
-    /// 0: no pause; else a `PauseMode`.
+    /// CLIENT PAUSE's `PauseMode` (0: none), or'ed with `FAILOVER`.
     mode: AtomicU8,
-    /// When the pause ends (Unix ms).
+    /// When CLIENT PAUSE's pause ends (Unix ms).
     until_ms: AtomicU64,
     released: tokio::sync::Notify,
 }
@@ -37,42 +45,73 @@ impl Pause {
     /// CLIENT PAUSE: as Redis's pauseClients, a new pause never shortens or weakens the one in
     /// force: the later end and the stronger mode win.
     pub fn pause(&self, mode: PauseMode, until_ms: u64) {
-        let now_active = self.active() && unix_ms() < self.until_ms.load(Ordering::Acquire);
+        let client = self.mode.load(Ordering::Acquire) & CLIENT;
+        let now_active = client != 0 && unix_ms() < self.until_ms.load(Ordering::Acquire);
         if now_active {
             self.until_ms.fetch_max(until_ms, Ordering::AcqRel);
-            self.mode.fetch_max(mode as u8, Ordering::AcqRel);
         } else {
             self.until_ms.store(until_ms, Ordering::Release);
-            self.mode.store(mode as u8, Ordering::Release);
         }
-        warpengine_storage::db::pause_expiry_deletes_until(self.until_ms.load(Ordering::Acquire));
+        let _ = self
+            .mode
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+                let kept = if now_active { m & CLIENT } else { 0 };
+                Some((m & FAILOVER) | kept.max(mode as u8))
+            });
+        self.pause_expiry();
     }
 
     /// Whether a pause of either mode is in force now: active expiry waits during one, as in
     /// Redis (so that a paused primary's data does not change under its replicas).
     pub fn in_force(&self) -> bool {
-        self.active() && unix_ms() < self.until_ms.load(Ordering::Acquire)
+        let mode = self.mode.load(Ordering::Acquire);
+        mode & FAILOVER != 0 || (mode != 0 && unix_ms() < self.until_ms.load(Ordering::Acquire))
     }
 
-    /// CLIENT UNPAUSE.
+    /// CLIENT UNPAUSE (FAILOVER's hold stays).
     pub fn unpause(&self) {
-        self.mode.store(0, Ordering::Release);
-        warpengine_storage::db::pause_expiry_deletes_until(0);
+        self.mode.fetch_and(FAILOVER, Ordering::AcqRel);
+        self.pause_expiry();
         self.released.notify_waiters();
+    }
+
+    /// FAILOVER holds writes (and expiry) while it waits for its target and hands over, until
+    /// it ends or is aborted.
+    pub fn hold_writes_for_failover(&self, hold: bool) {
+        if hold {
+            self.mode.fetch_or(FAILOVER, Ordering::AcqRel);
+        } else {
+            self.mode.fetch_and(!FAILOVER, Ordering::AcqRel);
+        }
+        self.pause_expiry();
+        self.released.notify_waiters();
+    }
+
+    /// Expired keys stay while a pause is in force (deleting them would write).
+    fn pause_expiry(&self) {
+        let mode = self.mode.load(Ordering::Acquire);
+        let until = if mode & FAILOVER != 0 {
+            u64::MAX
+        } else if mode != 0 {
+            self.until_ms.load(Ordering::Acquire)
+        } else {
+            0
+        };
+        warpengine_storage::db::pause_expiry_deletes_until(until);
     }
 
     /// Whether a request is held now: `writes` says whether it writes or may replicate
     /// ([`writes`]).
     pub fn holds(&self, writes: bool) -> bool {
-        let mode = self.mode.load(Ordering::Acquire);
+        let mut mode = self.mode.load(Ordering::Acquire);
         if mode == 0 {
             return false;
         }
-        if unix_ms() >= self.until_ms.load(Ordering::Acquire) {
+        if mode & CLIENT != 0 && unix_ms() >= self.until_ms.load(Ordering::Acquire) {
             self.unpause();
-            return false;
+            mode &= FAILOVER;
         }
-        mode == PauseMode::All as u8 || writes
+        mode & CLIENT == PauseMode::All as u8 || (mode != 0 && writes)
     }
 
     /// Waits until the pause no longer holds a request that `writes` (or not).
@@ -84,10 +123,14 @@ impl Pause {
             if !self.holds(writes) {
                 return;
             }
-            let left = self
-                .until_ms
-                .load(Ordering::Acquire)
-                .saturating_sub(unix_ms());
+            // (FAILOVER's hold has no end of its own: it is released.)
+            let left = if self.mode.load(Ordering::Acquire) & CLIENT != 0 {
+                self.until_ms
+                    .load(Ordering::Acquire)
+                    .saturating_sub(unix_ms())
+            } else {
+                60_000
+            };
             tokio::select! {
                 _ = released => {}
                 _ = tokio::time::sleep(Duration::from_millis(left.max(1))) => {}

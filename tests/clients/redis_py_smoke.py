@@ -320,6 +320,13 @@ for protocol in (2, 3):
         except redis.exceptions.ReadOnlyError as e:
             assert "read only replica" in str(e), e
         assert r.execute_command("REPLICAOF", "NO", "ONE") in (True, "OK")
+        # FAILOVER needs a replica to hand over to.
+        try:
+            r.execute_command("FAILOVER", "TIMEOUT", 100)
+            raise AssertionError("no error")
+        except redis.ResponseError as e:
+            assert str(e) == "FAILOVER requires connected replicas.", e
+        assert r.info("replication")["master_failover_state"] == "no-failover"
 
     for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),

@@ -27,6 +27,9 @@ pub fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
                 "set" => sorted(c.call(&["SMEMBERS", &key])),
                 "zset" => format!("{:?}", c.call(&["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
                 "stream" => stream(c, &key),
+                // WarpEngine's decaying counters: their members by rank (scores move with
+                // time, so two reads a moment apart differ in them).
+                "temporal" => format!("{:?}", c.call(&["TEMPORAL", "TOP", &key, "1000"])),
                 other => panic!("type {other}"),
             };
             let expiry = c.call(&["PEXPIRETIME", &key]).int();

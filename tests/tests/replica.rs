@@ -584,14 +584,17 @@ fn the_link_speaks_the_protocol_to_a_scripted_primary() {
     let primary_port = listener.local_addr().unwrap().port();
     let warp = start_warpengine(&[]);
     let mut w = RawConn::connect(warp.port);
+    let own = info_field(&mut w, "replication", "master_replid");
     ok(w.call(&["REPLICAOF", "127.0.0.1", &primary_port.to_string()]));
+    // A primary turned replica asks to continue its own history, as redis-server does.
     let (mut stream, psync) = handshake(&listener, warp.port);
-    assert_eq!(psync, ["PSYNC", "?", "-1"]);
+    assert_eq!(psync, ["PSYNC", &own, "1"]);
     let replid = "a".repeat(40);
     let mark = "m".repeat(40);
     let set_a = command(&["SET", "a", "1"]);
     let getack = command(&["REPLCONF", "GETACK", "*"]);
-    let mut out = format!("+FULLRESYNC {replid} 100\r\n\n\n$EOF:{mark}\r\n").into_bytes();
+    // Keep-alive newlines before the PSYNC's answer, and before the RDB.
+    let mut out = format!("\n\n+FULLRESYNC {replid} 100\r\n\n\n$EOF:{mark}\r\n").into_bytes();
     // An empty RDB (no checksum), the mark, then the stream at once.
     out.extend_from_slice(b"REDIS0010\xff\0\0\0\0\0\0\0\0");
     out.extend_from_slice(mark.as_bytes());

@@ -546,3 +546,72 @@ fn keys_evicted_by_maxmemory_leave_the_replica_too() {
     assert_eq!(r.call(&["DBSIZE"]), c.call(&["DBSIZE"]));
     assert_same(&contents(&mut r), &contents(&mut c));
 }
+
+/// WAIT counts the replicas that acknowledged this client's own last write (Redis's
+/// `c->woff`), not the whole stream: a client that wrote nothing gets every online replica at
+/// once while others write. The replica here acknowledges only the offset of its full sync.
+#[test]
+fn wait_counts_acknowledgements_of_the_clients_own_writes() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    ok(&mut c, &["SET", "before", "1"]);
+    let mut link = RawConn::connect(warp.port);
+    link.send_command(&[b"PSYNC", b"?", b"-1"]);
+    let mut stream = link.into_stream();
+    let mut first = [0u8; 512];
+    let n = stream.read(&mut first).expect("the FULLRESYNC line");
+    let line = String::from_utf8_lossy(&first[..n]).into_owned();
+    let offset = line
+        .strip_prefix("+FULLRESYNC ")
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("+FULLRESYNC <id> <offset>")
+        .to_string();
+    let ack = format!(
+        "*3\r\n$8\r\nREPLCONF\r\n$3\r\nACK\r\n${}\r\n{offset}\r\n",
+        offset.len()
+    );
+    std::io::Write::write_all(&mut stream, ack.as_bytes()).unwrap();
+    wait_for("the ACK", || {
+        info_field(&mut c, "replication", "connected_slaves") == "1"
+            && info_field(&mut c, "replication", "slave0").contains(&format!(",offset={offset},"))
+    });
+    // `c` wrote before the replica synced: its write is acknowledged.
+    assert_eq!(c.call(&["WAIT", "1", "100"]), Resp::Int(1));
+    // Another client writes: its write is not acknowledged, and does not hold up `c`'s WAIT
+    // nor that of a client that wrote nothing.
+    let mut writer = RawConn::connect(warp.port);
+    ok(&mut writer, &["SET", "later", "2"]);
+    assert_eq!(writer.call(&["WAIT", "1", "100"]), Resp::Int(0));
+    let mut reader = RawConn::connect(warp.port);
+    assert_eq!(reader.call(&["GET", "later"]), Resp::Bulk(b"2".to_vec()));
+    let started = Instant::now();
+    assert_eq!(reader.call(&["WAIT", "1", "5000"]), Resp::Int(1));
+    assert_eq!(c.call(&["WAIT", "1", "5000"]), Resp::Int(1));
+    assert!(started.elapsed() < Duration::from_secs(1));
+    // Inside a transaction, too (WAIT answers at once there).
+    ok(&mut writer, &["MULTI"]);
+    writer.call(&["WAIT", "1", "0"]);
+    assert_eq!(writer.call(&["EXEC"]), Resp::Array(vec![Resp::Int(0)]));
+    ok(&mut c, &["MULTI"]);
+    c.call(&["WAIT", "1", "0"]);
+    assert_eq!(c.call(&["EXEC"]), Resp::Array(vec![Resp::Int(1)]));
+    drop(stream);
+}
+
+#[test]
+fn wait_is_refused_on_a_replica_as_by_redis() {
+    if !redis_available() {
+        return;
+    }
+    let primary = start_warpengine(&[]);
+    let port = primary.port.to_string();
+    let warp = start_warpengine(&["--replicaof", "127.0.0.1", &port]);
+    let redis = warpengine_tests::start_redis(&["--replicaof", "127.0.0.1", &port]);
+    let (mut w, mut r) = (RawConn::connect(warp.port), RawConn::connect(redis.port));
+    let reply = w.call(&["WAIT", "0", "0"]);
+    assert!(
+        matches!(&reply, Resp::Error(e) if e.starts_with("ERR WAIT cannot")),
+        "{reply:?}"
+    );
+    assert_eq!(reply, r.call(&["WAIT", "0", "0"]));
+}

@@ -351,6 +351,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                     r.last_ack.elapsed().as_secs()
                 );
             }
+            let failover = server.replication.failover.state_name();
             let history = server.replication.history();
             let backlog_size = if history.backlog_active() {
                 history.backlog_size()
@@ -359,7 +360,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             };
             let _ = write!(
                 out,
-                "master_failover_state:no-failover\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog_size}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
+                "master_failover_state:{failover}\r\nmaster_replid:{}\r\nmaster_replid2:{}\r\nmaster_repl_offset:{}\r\nsecond_repl_offset:{}\r\nrepl_backlog_active:{}\r\nrepl_backlog_size:{backlog_size}\r\nrepl_backlog_first_byte_offset:{}\r\nrepl_backlog_histlen:{}\r\n",
                 history.replid(),
                 history.replid2(),
                 history.offset(),

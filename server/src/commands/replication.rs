@@ -12,7 +12,7 @@ use super::{commands, session, NO_KEYS};
 use crate::command_table::Run;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::replication::{primary, replica};
+use crate::replication::{failover, primary, replica};
 use crate::session::Session;
 
 commands! {
@@ -23,6 +23,7 @@ commands! {
     "replicaof", 3, "admin noscript stale no_async_loading", NO_KEYS, "server", "5.0.0", session(replicaof), "Configures a server as replica of another, or promotes it to a master.";
     "slaveof", 3, "admin noscript stale no_async_loading", NO_KEYS, "server", "1.0.0", session(replicaof), "Sets a Redis server as a replica of another, or promotes it to being a master.";
     "role", 1, "noscript loading stale fast", NO_KEYS, "server", "2.8.12", session(role), "Returns the replication role.";
+    "failover", -1, "admin noscript stale", NO_KEYS, "server", "6.2.0", session(failover), "Starts a coordinated failover from a server to one of its replicas.";
     "wait", 3, "noscript", NO_KEYS, "generic", "3.0.0", Run::WaitReplicas, "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.";
 }
 
@@ -91,19 +92,47 @@ pub fn replconf(s: &mut Session, args: &[Bytes]) -> Reply {
     OK
 }
 
+/// Why this server cannot serve a SYNC or PSYNC now, as Redis refuses it: while it fails
+/// over, or while it is a replica whose own link is down (its data may be stale).
+fn sync_refused(s: &Session) -> Option<Reply> {
+    let replication = &s.server.replication;
+    if replication.failover.under_way() {
+        return Some(Reply::err("NOMASTERLINK Can't SYNC while failing over"));
+    }
+    let upstream = &replication.upstream;
+    (upstream.target().is_some() && !upstream.link_up())
+        .then(|| Reply::err("NOMASTERLINK Can't SYNC while not connected with my master"))
+}
+
 /// SYNC: the pre-PSYNC full resync (the RDB with no `+FULLRESYNC` line before it).
 pub fn sync(s: &mut Session, _args: &[Bytes]) -> Reply {
+    if let Some(refused) = sync_refused(s) {
+        return refused;
+    }
     start_full_resync(s, false)
 }
 
-/// PSYNC replid offset: `+CONTINUE` when the backlog holds the history from there
+/// PSYNC replid offset [FAILOVER]: `+CONTINUE` when the backlog holds the history from there
 /// (`sync_partial_ok`), else a full resync (a replid other than `?` counts in
-/// `sync_partial_err`).
+/// `sync_partial_err`). With FAILOVER, from the primary this server follows: this server
+/// takes over first (`crate::replication::failover`).
 pub fn psync(s: &mut Session, args: &[Bytes]) -> Reply {
     let offset = match int_arg(&args[2]) {
         Ok(o) => o,
         Err(e) => return e,
     };
+    if args
+        .get(3)
+        .is_some_and(|a| a.eq_ignore_ascii_case(b"failover"))
+    {
+        let client = format!("id={} addr={}", s.conn.id, s.conn.addr);
+        if let Err(e) = failover::accept_handover(s.server, &args[1], &client) {
+            return e;
+        }
+    }
+    if let Some(refused) = sync_refused(s) {
+        return refused;
+    }
     let replication = &s.server.replication;
     let handshake = s.conn.replication.get_or_insert_with(Default::default);
     if !args[1].starts_with(b"?") && !handshake.synced {
@@ -145,6 +174,14 @@ fn start_full_resync(s: &mut Session, psync: bool) -> Reply {
             s.conn.close_after_reply = true;
             Reply::err("ERR could not write the RDB for the full resync")
         }
+    }
+}
+
+/// FAILOVER [TO host port [FORCE]] [ABORT] [TIMEOUT ms] (see `crate::replication::failover`).
+pub fn failover(s: &mut Session, args: &[Bytes]) -> Reply {
+    match failover::parse(args) {
+        Ok(request) => failover::command(s.server, request),
+        Err(e) => e,
     }
 }
 

@@ -133,6 +133,21 @@ fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) 
     }
 }
 
+/// A request held by a pause, checked again once released: FAILOVER may have made this server
+/// a replica meanwhile (the refusal `admit` would give now; it was counted as a call then).
+#[cold]
+pub(super) fn refusal_after_pause(
+    server: &Server,
+    conn: &ConnState,
+    index: usize,
+    args: &[Bytes],
+) -> Option<Reply> {
+    if !server.replication.is_replica() {
+        return None;
+    }
+    replica_refusal(server, conn, &TABLE[index], args)
+}
+
 /// On a replica, as Redis refuses them: clients' writes under `replica-read-only`; while the
 /// link to the primary is down under `replica-serve-stale-data no`, every command not flagged
 /// `stale`; while a full sync loads, every command not flagged `loading`. The primary's own link

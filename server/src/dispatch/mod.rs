@@ -170,6 +170,11 @@ pub struct Pipeline {
     /// What the command being queued waits for if it writes: appendfsync's, or its DURABILITY.
     class: Durable,
     any_write: bool,
+    /// This read wrote while the replication stream was on (`note_stream_write`).
+    stream_write: bool,
+    /// The replication stream's offset once this connection's last write was in it (Redis's
+    /// `c->woff`): what WAIT waits for replicas to acknowledge. 0 while it wrote nothing.
+    stream_woff: u64,
     started: Instant,
     /// QUANTUM GETs of this read: their replies are assembled from hidden GET replies.
     gathers: Vec<Gather>,
@@ -201,6 +206,8 @@ impl Pipeline {
             wrote: vec![None; workers],
             class: Durable::Written,
             any_write: false,
+            stream_write: false,
+            stream_woff: 0,
             last_command: None,
             started: Instant::now(),
             gathers: Vec::new(),
@@ -290,8 +297,17 @@ impl Pipeline {
             self.last_command = Some(index);
             self.class = request.class;
             self.commands[slot] = Some(index);
-            if server.pause.active() {
-                self.wait_out_pause(server, conn, index).await;
+            // (One relaxed load per request while no replica ever attached.)
+            if server.wal.is_tapped() {
+                self.note_stream_write(index);
+            }
+            if server.pause.active() && self.wait_out_pause(server, conn, index).await {
+                // As Redis runs a held command again from the start: what changed meanwhile
+                // (FAILOVER made this server a replica) may refuse it now.
+                if let Some(refusal) = admit::refusal_after_pause(server, conn, index, &args) {
+                    self.replies[slot] = Some(transaction::refused(server, conn, &args, refusal));
+                    continue;
+                }
             }
             if server.monitors.active() {
                 show_to_monitors(server, conn, index, &args);
@@ -397,9 +413,15 @@ impl Pipeline {
     }
 
     /// CLIENT PAUSE holds this request: what was queued before it runs first, then it waits
-    /// for the pause to end. EXEC of a transaction that writes is held as a write.
+    /// for the pause to end. EXEC of a transaction that writes is held as a write. Whether it
+    /// was held.
     #[cold]
-    async fn wait_out_pause(&mut self, server: &Arc<Server>, conn: &mut ConnState, index: usize) {
+    async fn wait_out_pause(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        index: usize,
+    ) -> bool {
         let spec = &TABLE[index];
         let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
         let tx_writes = exec
@@ -410,7 +432,7 @@ impl Pipeline {
             });
         let writes = crate::client_pause::writes(spec, tx_writes);
         if !server.pause.holds(writes) {
-            return;
+            return false;
         }
         self.flush(server, conn).await;
         let blocked = &server.blocking.blocked_clients;
@@ -419,6 +441,18 @@ impl Pipeline {
         server.pause.wait(writes).await;
         conn.handle.info.lock().expect("client info lock").blocked = false;
         blocked.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// While the stream is on: whether this request writes (or may: a script, EXEC, a command
+    /// queued in MULTI, all counted), so that WAIT then waits for this connection's writes.
+    #[cold]
+    fn note_stream_write(&mut self, index: usize) {
+        let spec = &TABLE[index];
+        let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
+        if crate::client_pause::writes(spec, exec) {
+            self.stream_write = true;
+        }
     }
 
     fn mark_written(&mut self, shard: usize) {
@@ -435,6 +469,11 @@ impl Pipeline {
     /// Holds the replies until the log records of this read's writes are durable (written, or
     /// fdatasync'd under `appendfsync always`). If the log failed, the writes answer MISCONF.
     async fn await_durable(&mut self, server: &Server) {
+        if std::mem::take(&mut self.stream_write) {
+            // This read's writes are in the stream by now; its end may also hold other
+            // clients' later writes, so WAIT may wait a little longer than it needs, never less.
+            self.stream_woff = server.replication.stream_end();
+        }
         if !std::mem::take(&mut self.any_write) {
             return;
         }

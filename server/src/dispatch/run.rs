@@ -268,8 +268,10 @@ impl Pipeline {
         self.await_durable(server).await;
         use crate::replication::primary;
         let reply = if replicas {
-            match primary::parse_wait(args) {
-                Ok((wanted, timeout)) => primary::wait(server, wanted, timeout).await,
+            match primary::parse_wait(server, args) {
+                Ok((wanted, timeout)) => {
+                    primary::wait(server, self.stream_woff, wanted, timeout).await
+                }
                 Err(e) => e,
             }
         } else {

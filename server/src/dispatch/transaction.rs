@@ -278,8 +278,8 @@ impl Pipeline {
                 self.run_script_now(server, conn, kind, &q.args)
             }
             // Inside a transaction WAIT does not wait: it answers the count now, as Redis.
-            Run::WaitReplicas => match crate::replication::primary::parse_wait(&q.args) {
-                Ok(_) => crate::replication::primary::acked_now(server),
+            Run::WaitReplicas => match crate::replication::primary::parse_wait(server, &q.args) {
+                Ok(_) => crate::replication::primary::acked_now(server, self.stream_woff),
                 Err(e) => e,
             },
             _ => unreachable!("refused while queuing or run locked"),

@@ -8,6 +8,7 @@
 //! stream, each link's unsent bytes (its outbox), and the table of replicas that ROLE, INFO
 //! and WAIT read.
 
+pub mod failover;
 pub mod history;
 pub mod primary;
 pub mod replica;
@@ -147,6 +148,9 @@ pub struct Replication {
     history: Mutex<History>,
     /// Woken whenever bytes are fed to the stream.
     pub fed: tokio::sync::Notify,
+    /// The history's offset as of the last bytes fed, readable without its lock (a write's
+    /// connection notes it for WAIT).
+    end: AtomicU64,
     /// Turns this server's log records into the stream (taken before `history`).
     translator: Mutex<stream::Translator>,
     /// The links' unsent bytes (taken after `history`, so that a link's start and the bytes
@@ -173,6 +177,8 @@ pub struct Replication {
     replicas: Mutex<Vec<ReplicaLink>>,
     /// This server's own primary (REPLICAOF) and the link to it.
     pub upstream: replica::Upstream,
+    /// FAILOVER under way.
+    pub failover: failover::Failover,
     /// Full resyncs served (INFO's `sync_full`).
     pub sync_full: AtomicU64,
     /// PSYNCs continued from the backlog (INFO's `sync_partial_ok`).
@@ -186,6 +192,7 @@ impl Replication {
         Replication {
             history: Mutex::new(History::new(replid)),
             fed: tokio::sync::Notify::new(),
+            end: AtomicU64::new(0),
             translator: Mutex::new(stream::Translator::default()),
             outboxes: Mutex::new(Vec::new()),
             limit: ClassLimit::default(),
@@ -199,6 +206,7 @@ impl Replication {
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
             upstream: replica::Upstream::default(),
+            failover: failover::Failover::default(),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -213,12 +221,25 @@ impl Replication {
     /// Appends bytes to the stream and hands them to the replicas' links.
     pub fn feed(&self, bytes: &[u8]) {
         let mut history = self.history();
+        self.feed_held(&mut history, bytes);
+        drop(history);
+        self.fed.notify_waiters();
+    }
+
+    /// `feed` with the history's lock already held: a replica relays its primary's stream
+    /// under it, after checking its link is still the current one. The caller wakes `fed`.
+    pub fn feed_held(&self, history: &mut History, bytes: &[u8]) {
         history.feed(bytes);
+        self.end.store(history.offset(), Ordering::Relaxed);
         for outbox in self.outboxes().iter() {
             outbox.push(bytes, &self.limit);
         }
-        drop(history);
-        self.fed.notify_waiters();
+    }
+
+    /// The stream's offset as of the last bytes fed (at least the end of every write that
+    /// finished before this call).
+    pub fn stream_end(&self) -> u64 {
+        self.end.load(Ordering::Relaxed)
     }
 
     /// Sends a command to every replica that is not a write's record: the stream's own (PING,

@@ -244,7 +244,9 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
                     tokio::task::yield_now().await;
                 }
                 _ = tokio::time::sleep(period) => {
-                    if server.replication.ping_due(period) {
+                    // A replica relays its primary's PINGs: its own would move its offset
+                    // away from its primary's.
+                    if !server.replication.is_replica() && server.replication.ping_due(period) {
                         server.replication.feed_command(&[b"PING"]);
                     }
                 }
@@ -328,8 +330,12 @@ fn note_request(server: &Server, client: u64, args: &[Bytes]) {
     }
 }
 
-/// WAIT's arguments: the replicas wanted, and the timeout (0: none), as Redis checks them.
-pub fn parse_wait(args: &[Bytes]) -> Result<(usize, Option<Duration>), Reply> {
+/// WAIT's arguments: the replicas wanted, and the timeout (0: none), as Redis checks them
+/// (after refusing WAIT on a replica, as Redis does).
+pub fn parse_wait(server: &Server, args: &[Bytes]) -> Result<(usize, Option<Duration>), Reply> {
+    if server.replication.upstream.target().is_some() {
+        return Err(Reply::err("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated."));
+    }
     let number = |a: &Bytes| std::str::from_utf8(a).ok()?.parse::<i64>().ok();
     let Some(wanted) = number(&args[1]) else {
         return Err(Reply::err("ERR value is not an integer or out of range"));
@@ -344,11 +350,10 @@ pub fn parse_wait(args: &[Bytes]) -> Result<(usize, Option<Duration>), Reply> {
     Ok((wanted.max(0) as usize, timeout))
 }
 
-/// How many replicas acknowledged the stream up to its present offset (WAIT without waiting).
-pub fn acked_now(server: &Server) -> Reply {
-    let replication = &server.replication;
-    let target = replication.history().offset();
-    Reply::Int(acked_up_to(server, target) as i64)
+/// How many replicas acknowledged the stream up to `woff`, the client's last write (WAIT
+/// without waiting, in a transaction).
+pub fn acked_now(server: &Server, woff: u64) -> Reply {
+    Reply::Int(acked_up_to(server, woff) as i64)
 }
 
 fn acked_up_to(server: &Server, target: u64) -> usize {
@@ -360,13 +365,13 @@ fn acked_up_to(server: &Server, target: u64) -> usize {
         .count()
 }
 
-/// WAIT numreplicas timeout: how many replicas acknowledged the stream up to its present
-/// offset (so every write this client made before), waiting at most `timeout` (None: for
-/// ever) for `wanted` of them; replicas are asked for fresh ACKs with `REPLCONF GETACK *`.
-pub async fn wait(server: &Server, wanted: usize, timeout: Option<Duration>) -> Reply {
+/// WAIT numreplicas timeout: how many replicas acknowledged the stream up to `woff`, where
+/// this client's last write ended in it (Redis's `c->woff`; 0 for a client that wrote
+/// nothing: every online replica counts at once), waiting at most `timeout` (None: for ever)
+/// for `wanted` of them; replicas are asked for fresh ACKs with `REPLCONF GETACK *`.
+pub async fn wait(server: &Server, woff: u64, wanted: usize, timeout: Option<Duration>) -> Reply {
     let replication = &server.replication;
-    let target = replication.history().offset();
-    let acked = || acked_up_to(server, target);
+    let acked = || acked_up_to(server, woff);
     if acked() >= wanted {
         return Reply::Int(acked() as i64);
     }

@@ -191,9 +191,23 @@ impl Upstream {
 pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
     let upstream = &server.replication.upstream;
     let same = |t: &PrimaryAddr| t.host.eq_ignore_ascii_case(&addr.host) && t.port == addr.port;
-    if upstream.target().as_ref().is_some_and(same) {
+    let target = upstream.target();
+    if target.as_ref().is_some_and(same) {
         return false;
     }
+    if target.is_none() {
+        // A primary turned replica asks to continue its own history, as Redis's
+        // replicationCacheMasterUsingMyself: a promoted fellow replica (or FAILOVER's target)
+        // holds it as its second history and answers +CONTINUE.
+        upstream.has_history.store(true, Ordering::Relaxed);
+    }
+    switch_to(server, addr);
+    true
+}
+
+/// Follows `addr` from now on: the link task drops what it was doing and connects.
+fn switch_to(server: &Server, addr: PrimaryAddr) {
+    let upstream = &server.replication.upstream;
     info!(host = %addr.host, port = addr.port, "replicating from a new primary");
     {
         let _history = server.replication.history();
@@ -211,7 +225,6 @@ pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
     upstream.target.send_replace(Some(addr));
     // As Redis: this server's own replicas resynchronize, to learn of the change.
     server.clients.kill_where(0, |c| c.replica || c.master);
-    true
 }
 
 /// REPLICAOF NO ONE: keeps the data, closes the link, and starts a new history whose previous
@@ -263,7 +276,7 @@ pub fn follow_configured(server: &Server) {
     if let Some((host, port)) = configured.split_once(' ') {
         if let Ok(port) = port.parse() {
             let host = host.to_string();
-            follow(server, PrimaryAddr { host, port });
+            switch_to(server, PrimaryAddr { host, port });
         }
     }
 }
@@ -298,6 +311,7 @@ pub async fn run(server: Arc<Server>, me: usize) {
             Failure::Replaced => continue,
             Failure::Broken(why) => {
                 warn!(host = %addr.host, port = addr.port, "replication link: {why}");
+                super::failover::link_failed(&server);
                 if upstream.is_current(generation) {
                     upstream.set_status(|s| s.state = LinkState::Connect);
                 }
@@ -412,11 +426,30 @@ impl<'a> Link<'a> {
                 ("?".to_string(), "-1".to_string())
             }
         };
-        let reply = self
-            .command(&[b"PSYNC", psync.0.as_bytes(), psync.1.as_bytes()])
-            .await?;
+        // FAILOVER's hand-over: the primary followed now is to take over from this server.
+        let handover = server.replication.failover.in_progress();
+        let mut args: Vec<&[u8]> = vec![b"PSYNC", psync.0.as_bytes(), psync.1.as_bytes()];
+        if handover {
+            args.push(b"FAILOVER");
+        }
+        self.send(&args).await?;
+        // Newlines are the primary's keep-alives until it answers (redis-server sends them
+        // while its diskless sync waits for `repl-diskless-sync-delay`).
+        let reply = loop {
+            let line = self.read_line().await?;
+            if !line.is_empty() {
+                break line;
+            }
+        };
         let words: Vec<&str> = reply.split(' ').collect();
         let continued = words[0] == "+CONTINUE";
+        if handover {
+            let accepted = continued || words[0] == "+FULLRESYNC";
+            super::failover::handover_answered(server, accepted);
+            if !accepted {
+                return Err(Failure::Replaced);
+            }
+        }
         match words.as_slice() {
             ["+FULLRESYNC", replid, offset] => {
                 let offset = offset
@@ -720,7 +753,7 @@ impl<'a> Link<'a> {
                 return Err(Failure::Replaced);
             }
             for bytes in ready.bytes.drain(..) {
-                history.feed(&bytes);
+                server.replication.feed_held(&mut history, &bytes);
             }
         }
         server.replication.fed.notify_waiters();

@@ -261,7 +261,9 @@ function collect(count, subscribe) {
     const role = await r.role();
     assertEqual([role[0], role[1], role[2], role[4]], ["slave", "127.0.0.1", 1, -1], "ROLE of a replica");
     await assertRejects(() => r.set("io:ro", "v"), /READONLY You can't write against a read only replica/, "SET");
+    await assertRejects(() => r.wait(0, 0), /WAIT cannot be used with replica instances/, "WAIT on a replica");
     assertEqual(await r.call("REPLICAOF", "NO", "ONE"), "OK", "REPLICAOF NO ONE");
+    await assertRejects(() => r.call("FAILOVER"), /FAILOVER requires connected replicas/, "FAILOVER");
   });
   r.disconnect();
 }
@@ -455,6 +457,7 @@ function collect(count, subscribe) {
     assertEqual([role[0], role[2], role[4]], ["slave", 1, -1], "ROLE of a replica");
     await assertRejects(() => client.set("nr:ro", "v"), /READONLY/, "SET");
     assertEqual(await client.sendCommand(["REPLICAOF", "NO", "ONE"]), "OK", "REPLICAOF NO ONE");
+    await assertRejects(() => client.sendCommand(["FAILOVER", "ABORT"]), /No failover in progress/, "FAILOVER ABORT");
   });
   await client.quit();
 }

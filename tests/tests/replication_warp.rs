@@ -1,0 +1,290 @@
+//! Replication between WarpEngines: a WarpEngine replica of a WarpEngine primary under a
+//! write load from several clients (every type, MULTI/EXEC, a script over two shards, SPOP,
+//! expiring keys, FLUSHDB in another database, TEMPORAL INCR), its link cut from either side
+//! in the middle: it resumes with a partial resync and ends with the primary's dataset; with
+//! `appendonly yes` a restarted replica resyncs and matches. A chain A → B → C carries A's
+//! stream with the same offsets; promoting B lets C continue partially and A follow B.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use warpengine_tests::dataset::{assert_same, contents};
+use warpengine_tests::{
+    free_port, info_field, start_warpengine, try_start_warpengine_on, wait_for, RawConn, Resp,
+    TempDir,
+};
+
+fn ok(c: &mut RawConn, args: &[&str]) -> Resp {
+    let reply = c.call(args);
+    assert!(!matches!(reply, Resp::Error(_)), "{args:?}: {reply:?}");
+    reply
+}
+
+/// One client's writes, round after round until `stop`: every type, a transaction, a script
+/// over keys of two shards, SPOP, keys that expire while the load runs, FLUSHDB of a database
+/// of its own, TEMPORAL INCR. Answers the rounds done.
+fn writer(port: u16, id: usize, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        let mut round = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let n = round.to_string();
+            let k = |name: &str| format!("w{id}:{name}");
+            let (s, l, h, z) = (k("str"), k("list"), k("hash"), k("zset"));
+            let (set, x, hll, ctr) = (k("set"), k("stream"), k("hll"), k("ctr"));
+            let short = k(&format!("short:{}", round % 8));
+            let writes: Vec<Vec<String>> = vec![
+                vec!["SET".into(), s.clone(), n.clone()],
+                vec!["APPEND".into(), s.clone(), "+".into()],
+                vec!["INCR".into(), ctr.clone()],
+                vec!["INCRBYFLOAT".into(), k("float"), "0.5".into()],
+                vec!["RPUSH".into(), l.clone(), n.clone()],
+                vec!["LTRIM".into(), l.clone(), "-20".into(), "-1".into()],
+                vec![
+                    "HSET".into(),
+                    h.clone(),
+                    format!("f{}", round % 10),
+                    n.clone(),
+                ],
+                vec![
+                    "SADD".into(),
+                    set.clone(),
+                    n.clone(),
+                    format!("m{}", round % 5),
+                ],
+                vec!["SPOP".into(), set.clone()],
+                vec![
+                    "ZADD".into(),
+                    z.clone(),
+                    n.clone(),
+                    format!("z{}", round % 7),
+                ],
+                vec![
+                    "XADD".into(),
+                    x.clone(),
+                    "MAXLEN".into(),
+                    "50".into(),
+                    "*".into(),
+                    "n".into(),
+                    n.clone(),
+                ],
+                vec!["PFADD".into(), hll.clone(), n.clone()],
+                vec!["SET".into(), short, n.clone(), "PX".into(), "60".into()],
+                vec!["EXPIRE".into(), h.clone(), "5000".into()],
+                vec![
+                    "TEMPORAL".into(),
+                    "INCR".into(),
+                    k("trend"),
+                    format!("m{}", round % 3),
+                    "1".into(),
+                ],
+            ];
+            for w in &writes {
+                let args: Vec<&str> = w.iter().map(String::as_str).collect();
+                ok(&mut c, &args);
+            }
+            ok(&mut c, &["MULTI"]);
+            ok(&mut c, &["INCR", &k("tx:a")]);
+            ok(&mut c, &["LPUSH", &k("tx:b"), &n]);
+            ok(&mut c, &["DEL", &k("tx:gone")]);
+            ok(&mut c, &["EXEC"]);
+            // Keys of two shards (most likely: their slots differ) in one script.
+            ok(
+                &mut c,
+                &[
+                    "EVAL",
+                    "redis.call('INCR', KEYS[1]); return redis.call('SET', KEYS[2], ARGV[1])",
+                    "2",
+                    &k("ev:one"),
+                    &k("ev:other"),
+                    &n,
+                ],
+            );
+            ok(&mut c, &["MSET", &k("m:a"), &n, &k("m:b"), &n]);
+            if round.is_multiple_of(10) {
+                // A database of its own, filled and flushed.
+                let db = (2 + id).to_string();
+                ok(&mut c, &["SELECT", &db]);
+                ok(&mut c, &["FLUSHDB"]);
+                ok(&mut c, &["SET", "after-flush", &n]);
+                ok(&mut c, &["SELECT", "0"]);
+            }
+            round += 1;
+        }
+        round
+    })
+}
+
+/// Writers on `port` until `during` returns, then a little more; their rounds.
+fn under_load(port: u16, during: impl FnOnce()) -> u64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3).map(|id| writer(port, id, stop.clone())).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    during();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    writers
+        .into_iter()
+        .map(|w| w.join().expect("a writer"))
+        .sum()
+}
+
+/// Waits until the replica's link is up and its offset equals the primary's.
+fn caught_up(p: &mut RawConn, r: &mut RawConn) {
+    wait_for("the replica's offset to reach the primary's", || {
+        let primary = info_field(p, "replication", "master_repl_offset");
+        info_field(r, "replication", "master_link_status") == "up"
+            && info_field(r, "replication", "slave_repl_offset") == primary
+    });
+}
+
+fn stat(c: &mut RawConn, field: &str) -> u64 {
+    info_field(c, "stats", field).parse().unwrap()
+}
+
+fn assert_same_everything(r: &mut RawConn, p: &mut RawConn) {
+    assert_same(&contents(r), &contents(p));
+}
+
+fn replicaof(c: &mut RawConn, port: u16) {
+    ok(c, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
+}
+
+#[test]
+fn a_cut_link_resumes_partially_and_a_restarted_replica_resyncs() {
+    let pdir = TempDir::new("warp-repl-primary");
+    let rdir = TempDir::new("warp-repl-replica");
+    let durable = ["--appendonly", "yes", "--save", ""];
+    let primary =
+        start_warpengine(&[&["--threads", "3", "--dir", pdir.path()][..], &durable].concat());
+    let mut p = RawConn::connect(primary.port);
+    let rport = free_port();
+    let pport = primary.port.to_string();
+    let replica_args = [
+        &[
+            "--threads",
+            "2",
+            "--dir",
+            rdir.path(),
+            "--replicaof",
+            "127.0.0.1",
+            &pport,
+        ][..],
+        &durable,
+    ]
+    .concat();
+    let replica = try_start_warpengine_on(rport, &replica_args).expect("the replica");
+    let mut r = RawConn::connect(rport);
+    caught_up(&mut p, &mut r);
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+
+    // The replica cuts its link in the middle of the load.
+    let rounds = under_load(primary.port, || {
+        let mut r = RawConn::connect(rport);
+        assert_eq!(
+            ok(&mut r, &["CLIENT", "KILL", "TYPE", "master"]),
+            Resp::Int(1)
+        );
+    });
+    assert!(rounds > 10, "the load ran ({rounds} rounds)");
+    caught_up(&mut p, &mut r);
+    assert_eq!(stat(&mut p, "sync_partial_ok"), 1);
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+    assert_same_everything(&mut r, &mut p);
+
+    // The primary cuts it.
+    under_load(primary.port, || {
+        let mut p = RawConn::connect(primary.port);
+        assert_eq!(
+            ok(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]),
+            Resp::Int(1)
+        );
+    });
+    caught_up(&mut p, &mut r);
+    assert_eq!(stat(&mut p, "sync_partial_ok"), 2);
+    assert_eq!(stat(&mut p, "sync_full"), 1);
+    assert_same_everything(&mut r, &mut p);
+
+    // The replica stops and starts again from its log; writes go on meanwhile.
+    r.send_command(&[b"SHUTDOWN"]);
+    wait_for("the replica to go", || {
+        info_field(&mut p, "replication", "connected_slaves") == "0"
+    });
+    drop(replica);
+    under_load(primary.port, || {});
+    let _replica = try_start_warpengine_on(rport, &replica_args).expect("the replica again");
+    let mut r = RawConn::connect(rport);
+    caught_up(&mut p, &mut r);
+    assert_eq!(
+        stat(&mut p, "sync_full") + stat(&mut p, "sync_partial_ok"),
+        4,
+        "one more resync"
+    );
+    // (TEMPORAL keys have no RDB form: a full resync cannot carry them.)
+    let without_temporal = |c: &mut RawConn| -> BTreeMap<String, String> {
+        let all = contents(c).into_iter();
+        all.filter(|(_, v)| !v.starts_with("temporal ")).collect()
+    };
+    assert_same(&without_temporal(&mut r), &without_temporal(&mut p));
+}
+
+#[test]
+fn a_chain_carries_the_stream_and_survives_promoting_its_middle() {
+    let a = start_warpengine(&["--threads", "2"]);
+    let b = start_warpengine(&["--threads", "2"]);
+    let c = start_warpengine(&["--threads", "3"]);
+    let (mut pa, mut pb, mut pc) = (
+        RawConn::connect(a.port),
+        RawConn::connect(b.port),
+        RawConn::connect(c.port),
+    );
+    ok(&mut pa, &["SET", "before", "1"]);
+    replicaof(&mut pb, a.port);
+    caught_up(&mut pa, &mut pb);
+    replicaof(&mut pc, b.port);
+    caught_up(&mut pb, &mut pc);
+    // C gets A's writes through B, at A's offsets and under A's id.
+    under_load(a.port, || {});
+    // (Once the load's short-lived keys are gone, A's stream stays still: their DELs would
+    // take A's offset past where B's promotion leaves it.)
+    wait_for("the short-lived keys to expire", || {
+        info_field(&mut pa, "keyspace", "db0").contains(",expires=3,")
+    });
+    caught_up(&mut pa, &mut pb);
+    caught_up(&mut pb, &mut pc);
+    let a_offset = info_field(&mut pa, "replication", "master_repl_offset");
+    assert_eq!(
+        info_field(&mut pc, "replication", "master_repl_offset"),
+        a_offset
+    );
+    let a_id = info_field(&mut pa, "replication", "master_replid");
+    assert_eq!(info_field(&mut pc, "replication", "master_replid"), a_id);
+    assert_same_everything(&mut pc, &mut pa);
+
+    // B is promoted: C continues partially under B's new id and gets B's writes.
+    ok(&mut pb, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(info_field(&mut pb, "replication", "master_replid2"), a_id);
+    under_load(b.port, || {});
+    caught_up(&mut pb, &mut pc);
+    assert_eq!(stat(&mut pb, "sync_partial_ok"), 1);
+    assert_eq!(stat(&mut pb, "sync_full"), 1);
+    let b_id = info_field(&mut pb, "replication", "master_replid");
+    assert_eq!(info_field(&mut pc, "replication", "master_replid"), b_id);
+    assert_same_everything(&mut pc, &mut pb);
+
+    // A, which wrote nothing after B's promotion, follows B: its offset is within B's
+    // second history, so it continues partially (as redis-server's PSYNC2 does).
+    replicaof(&mut pa, b.port);
+    caught_up(&mut pb, &mut pa);
+    assert_eq!(stat(&mut pb, "sync_partial_ok"), 2);
+    assert_eq!(stat(&mut pb, "sync_full"), 1);
+    assert_same_everything(&mut pa, &mut pb);
+    ok(&mut pb, &["SET", "after", "all"]);
+    caught_up(&mut pb, &mut pa);
+    caught_up(&mut pb, &mut pc);
+    assert_eq!(pa.call(&["GET", "after"]), Resp::Bulk(b"all".to_vec()));
+    assert_eq!(pc.call(&["GET", "after"]), Resp::Bulk(b"all".to_vec()));
+}
