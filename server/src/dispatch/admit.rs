@@ -28,7 +28,7 @@ pub(super) struct Admitted {
 pub(super) fn admit(
     server: &Server,
     me: usize,
-    conn: &ConnState,
+    conn: &mut ConnState,
     args: &[Bytes],
     cached: Option<usize>,
 ) -> Result<Admitted, Reply> {
@@ -72,6 +72,12 @@ pub(super) fn admit(
     // One relaxed load and a branch for a server that replicates nothing.
     if server.replication.is_replica() {
         if let Some(refusal) = replica_refusal(server, conn, spec, args) {
+            return refuse(index, refusal);
+        }
+    }
+    // A plain bool fixed at start: one load and a branch without cluster mode.
+    if server.cluster.enabled() {
+        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
@@ -131,6 +137,42 @@ fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) 
             Some(Reply::err(verdict.error(acl::fullname(entry))))
         }
     }
+}
+
+/// Cluster mode: where a command with keys goes when this node should not run it (CROSSSLOT,
+/// CLUSTERDOWN, MOVED, ASK), as Redis's `getNodeByQuery`. A primary's link is never redirected.
+/// ASKING lasts one command: cleared here for every command but ASKING itself.
+#[cold]
+fn cluster_refusal(
+    server: &Server,
+    conn: &mut ConnState,
+    spec: &crate::command_table::CommandSpec,
+    args: &[Bytes],
+) -> Option<Reply> {
+    let asking = std::mem::take(&mut conn.asking);
+    if conn.primary {
+        return None;
+    }
+    let positions: Vec<usize> = spec.key_positions_iter(args).collect();
+    if positions.is_empty() {
+        return None;
+    }
+    let full_coverage = server
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_bool("cluster-require-full-coverage");
+    let now = crate::server_state::unix_ms();
+    let missing = |i: usize| {
+        let key = &args[positions[i]];
+        let shard = server.slots.shard_of(key);
+        !server.lock_shard(shard).dbs[conn.db].contains(key, now)
+    };
+    let slots = positions.iter().map(|&p| crate::slot::key_slot(&args[p]));
+    server
+        .cluster
+        .route(slots, missing, asking, full_coverage)
+        .map(|redirect| Reply::err(redirect.message()))
 }
 
 /// On a replica, as Redis refuses them: clients' writes under `replica-read-only`; while the
