@@ -153,8 +153,20 @@ fn cluster_refusal(
     if conn.primary {
         return None;
     }
-    let positions: Vec<usize> = spec.key_positions_iter(args).collect();
-    if positions.is_empty() {
+    let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
+    cluster_redirect(server, conn.db, &keys, asking)
+}
+
+/// The CROSSSLOT, CLUSTERDOWN, MOVED or ASK error for a request with these keys (for EXEC,
+/// every queued command's), or None to run it here.
+#[cold]
+pub(super) fn cluster_redirect(
+    server: &Server,
+    db: usize,
+    keys: &[&Bytes],
+    asking: bool,
+) -> Option<Reply> {
+    if keys.is_empty() {
         return None;
     }
     let full_coverage = server
@@ -163,12 +175,12 @@ fn cluster_refusal(
         .unwrap_or_else(|p| p.into_inner())
         .get_bool("cluster-require-full-coverage");
     let now = crate::server_state::unix_ms();
+    // Asked only for a slot being migrated or imported.
     let missing = |i: usize| {
-        let key = &args[positions[i]];
-        let shard = server.slots.shard_of(key);
-        !server.lock_shard(shard).dbs[conn.db].contains(key, now)
+        let shard = server.slots.shard_of(keys[i]);
+        !server.lock_shard(shard).dbs[db].contains(keys[i], now)
     };
-    let slots = positions.iter().map(|&p| crate::slot::key_slot(&args[p]));
+    let slots = keys.iter().map(|k| crate::slot::key_slot(k));
     server
         .cluster
         .route(slots, missing, asking, full_coverage)
