@@ -402,7 +402,7 @@ fn delslotsrange(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 fn db0_empty(s: &Session) -> bool {
-    (0..s.server.shards.len()).all(|i| s.server.lock_shard(i).dbs[0].len() == 0)
+    (0..s.server.shards.len()).all(|i| s.server.lock_shard(i).dbs[0].is_empty())
 }
 
 fn flushslots(s: &mut Session, _args: &[Bytes]) -> Reply {
