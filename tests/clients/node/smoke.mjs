@@ -263,6 +263,10 @@ function collect(count, subscribe) {
     await assertRejects(() => r.set("io:ro", "v"), /READONLY You can't write against a read only replica/, "SET");
     assertEqual(await r.call("REPLICAOF", "NO", "ONE"), "OK", "REPLICAOF NO ONE");
   });
+  await check("ioredis-cluster", async () => {
+    // Not started as a cluster node: CLUSTER is refused as Redis refuses it.
+    await assertRejects(() => r.cluster("INFO"), /This instance has cluster support disabled/, "CLUSTER INFO");
+  });
   r.disconnect();
 }
 
