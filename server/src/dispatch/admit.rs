@@ -141,7 +141,8 @@ fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) 
 
 /// Cluster mode: where a command with keys goes when this node should not run it (CROSSSLOT,
 /// CLUSTERDOWN, MOVED, ASK), as Redis's `getNodeByQuery`. A primary's link is never redirected.
-/// ASKING lasts one command: cleared here for every command but ASKING itself.
+/// ASKING lasts one command, or through a transaction to its EXEC (as Redis keeps it in MULTI):
+/// cleared here otherwise, before the command that follows it.
 #[cold]
 fn cluster_refusal(
     server: &Server,
@@ -149,7 +150,15 @@ fn cluster_refusal(
     spec: &crate::command_table::CommandSpec,
     args: &[Bytes],
 ) -> Option<Reply> {
-    let asking = std::mem::take(&mut conn.asking);
+    let opens_transaction = matches!(
+        spec.run,
+        command_table::Run::Transaction(command_table::TxStep::Multi)
+    );
+    let asking = if conn.tx.is_some() || opens_transaction {
+        conn.asking
+    } else {
+        std::mem::take(&mut conn.asking)
+    };
     if conn.primary {
         return None;
     }

@@ -315,7 +315,7 @@ fn cross_slot(server: &Server, conn: &ConnState, tx: &Transaction) -> Option<Rep
                 .map(|p| &q.args[p])
         })
         .collect();
-    super::admit::cluster_redirect(server, conn.db, &keys, false)
+    super::admit::cluster_redirect(server, conn.db, &keys, conn.asking)
 }
 
 /// EXEC checks each queued command again, as Redis does, in case the user's rules changed
