@@ -1,5 +1,5 @@
 //! Cluster mode on one WarpEngine node (no cluster bus yet): cluster clients (redis-py's
-//! `RedisCluster`, `redis-cli -c`) against a node owning every slot, and `nodes.conf` keeping
+//! `RedisCluster`, `redis-cli -c`, `redis-cli --cluster check`) against a node owning every slot, and `nodes.conf` keeping
 //! the node id and slots across a restart. The replies themselves are compared with Redis by
 //! the differential corpus (`tests/corpus/cluster`).
 
@@ -65,6 +65,17 @@ fn cluster_clients_work_against_one_node() {
     assert_eq!(
         redis_cli(node.port, &["MGET", "a", "b"]).trim(),
         "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    // redis-cli's own cluster tooling reads NODES, INFO and SLOTS: a clean check.
+    let check = redis_cli(node.port, &["--cluster", "check", &node.addr()]);
+    assert!(
+        check.contains("[OK] All nodes agree about slots configuration."),
+        "{check}"
+    );
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(
+        !check.contains("[ERR]") && !check.contains("[WARNING]"),
+        "{check}"
     );
     assert_eq!(
         redis_cli(node.port, &["CLUSTER", "COUNTKEYSINSLOT", "12291"]).trim(),
