@@ -173,6 +173,8 @@ pub fn register_client(
         tracking_caching: false,
         replication: None,
         primary: false,
+        asking: false,
+        readonly: false,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod acl;
 pub mod blocked_clients;
 pub mod client_pause;
 pub mod clients;
+pub mod cluster;
 pub mod command_table;
 pub mod command_timing;
 pub mod commands;

@@ -75,6 +75,8 @@ pub struct Server {
     pub tls: crate::tls::Tls,
     /// ACL users (see `crate::acl`).
     pub acl: crate::acl::Users,
+    /// Redis Cluster mode (`cluster-enabled`): this node's id and slot table.
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// Configuration read on every request, mirrored out of the config store so that the hot path
@@ -399,7 +401,9 @@ impl Server {
         scripts
             .busy
             .set_threshold_ms(cfg.get_i64("busy-reply-threshold").max(0) as u64);
+        let cluster = crate::cluster::Cluster::from_config(&cfg);
         let server = Server {
+            cluster,
             hot: HotConfig::from(&cfg),
             temporal: crate::temporal_settings::TemporalSettings::from(&cfg),
             config: RwLock::new(cfg),

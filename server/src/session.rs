@@ -48,6 +48,10 @@ pub struct ConnState {
     /// This is the primary's link on a replica: its writes pass read-only mode and stale-data
     /// refusals (`crate::replication::replica`).
     pub primary: bool,
+    /// Cluster mode: ASKING was the previous command (one command may use an importing slot).
+    pub asking: bool,
+    /// Cluster mode: READONLY (reads may be served by a replica of the slot's primary).
+    pub readonly: bool,
 }
 
 impl ConnState {

@@ -328,10 +328,21 @@ for protocol in (2, 3):
             assert str(e) == "FAILOVER requires connected replicas.", e
         assert r.info("replication")["master_failover_state"] == "no-failover"
 
+    def cluster():
+        # Not started as a cluster node: CLUSTER is refused as Redis refuses it (a one-node cluster
+        # is driven by tests/clients/redis_py_cluster.py).
+        assert r.info("cluster")["cluster_enabled"] == 0
+        try:
+            r.execute_command("CLUSTER", "INFO")
+            raise AssertionError("no error")
+        except redis.ResponseError as e:
+            assert str(e) == "This instance has cluster support disabled", e
+
     for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),
                      ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog),
-                     ("client-limits", client_limits), ("acl", acl), ("replication", replication)]:
+                     ("client-limits", client_limits), ("acl", acl), ("replication", replication),
+                     ("cluster", cluster)]:
         check(f"resp{protocol}-{name}", fn)
 
 print(f"redis-py: {passed} passed, {failed} failed")

@@ -39,6 +39,10 @@
 //! Files under `tests/corpus/requirepass/` run against both servers started with
 //! `--requirepass warp-corpus`: their connections start unauthenticated.
 //!
+//! Files under `tests/corpus/cluster/` run against both servers started with
+//! `--cluster-enabled yes` as single-node clusters owning every slot (node ids differ: compare
+//! nothing that shows them).
+//!
 //! Without redis-server installed this test fails, unless `WARP_SKIP_DIFFERENTIAL=1`.
 
 use std::io::{Read, Write};
@@ -46,7 +50,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{encode_command, redis_available, reply_len, start_redis, start_warpengine};
+use warpengine_tests::{
+    encode_command, redis_available, reply_len, start_redis, start_warpengine, RawConn, Resp,
+    TempDir,
+};
 
 /// Replies that differ between WarpEngine and Redis by design; such commands must be run with
 /// `!skip-compare` (or not at all) in the corpus.
@@ -498,9 +505,39 @@ fn selected(path: &Path) -> bool {
     }
 }
 
-/// Runs every file of `folder` against a redis-server and a WarpEngine, both started with
-/// `--requirepass` when a password is given.
-fn run_corpus(folder: &str, password: Option<&str>) {
+/// How the servers of a corpus folder start.
+#[derive(Clone, Copy)]
+enum Mode {
+    Plain,
+    /// `--requirepass`: connections start unauthenticated.
+    Password(&'static str),
+    /// `--cluster-enabled yes`, every slot added.
+    Cluster,
+}
+
+/// Makes the server on `port` a one-node cluster owning every slot, and waits until it says
+/// `cluster_state:ok` (Redis holds a new primary down for its first two seconds).
+fn own_every_slot(port: u16) {
+    let mut conn = RawConn::connect(port);
+    let added = conn.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    assert_eq!(added, Resp::Simple("OK".into()), "port {port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match conn.call(&["CLUSTER", "INFO"]) {
+            Resp::Bulk(text) if text.starts_with(b"cluster_state:ok") => return,
+            other => assert!(Instant::now() < deadline, "port {port}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs every file of `folder` against a redis-server and a WarpEngine, both started as `mode`
+/// says.
+fn run_corpus(folder: &str, mode: Mode) {
+    let password = match mode {
+        Mode::Password(p) => Some(p),
+        _ => None,
+    };
     if !redis_available() {
         if std::env::var("WARP_SKIP_DIFFERENTIAL").as_deref() == Ok("1") {
             eprintln!(
@@ -518,9 +555,23 @@ fn run_corpus(folder: &str, password: Option<&str>) {
         return; // WARP_CORPUS selected files of another folder
     }
     assert!(!files.is_empty(), "no corpus files found in {folder}");
-    let args: Vec<&str> = password.map_or(vec![], |p| vec!["--requirepass", p]);
+    // WarpEngine's nodes.conf goes to a directory of its own (Redis's start_redis has one).
+    let warp_dir = TempDir::new("differential-cluster");
+    let dir = warp_dir.0.to_str().expect("utf-8 path");
+    let (args, warp_args): (Vec<&str>, Vec<&str>) = match mode {
+        Mode::Plain => (vec![], vec![]),
+        Mode::Password(p) => (vec!["--requirepass", p], vec!["--requirepass", p]),
+        Mode::Cluster => (
+            vec!["--cluster-enabled", "yes"],
+            vec!["--cluster-enabled", "yes", "--dir", dir],
+        ),
+    };
     let redis = start_redis(&args);
-    let warp = start_warpengine(&args);
+    let warp = start_warpengine(&warp_args);
+    if let Mode::Cluster = mode {
+        own_every_slot(redis.port);
+        own_every_slot(warp.port);
+    }
     let mut mismatches = Mismatches(Vec::new());
     let mut total = 0;
     for file in &files {
@@ -547,14 +598,20 @@ fn run_corpus(folder: &str, password: Option<&str>) {
 
 #[test]
 fn corpus_matches_real_redis() {
-    run_corpus("corpus", None);
+    run_corpus("corpus", Mode::Plain);
+}
+
+/// Redirects, CROSSSLOT, CLUSTER subcommands and SELECT on one-node clusters.
+#[test]
+fn corpus_in_cluster_mode_matches_real_redis() {
+    run_corpus("corpus/cluster", Mode::Cluster);
 }
 
 /// The same with a password set: connections start unauthenticated, so the stricter request
 /// limits and the order of checks before AUTH are compared too.
 #[test]
 fn corpus_with_requirepass_matches_real_redis() {
-    run_corpus("corpus/requirepass", Some("warp-corpus"));
+    run_corpus("corpus/requirepass", Mode::Password("warp-corpus"));
 }
 
 #[test]

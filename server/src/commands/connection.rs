@@ -179,6 +179,9 @@ pub fn select(s: &mut Session, args: &[Bytes]) -> Reply {
         Ok(v) => v,
         Err(e) => return e,
     };
+    if id != 0 && s.server.cluster.enabled() {
+        return Reply::err("ERR SELECT is not allowed in cluster mode");
+    }
     if id < 0 || id as usize >= s.server.databases() {
         return Reply::err(DB_OUT_OF_RANGE);
     }

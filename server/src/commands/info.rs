@@ -413,7 +413,11 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 );
             }
         }
-        "cluster" => out.push_str("# Cluster\r\ncluster_enabled:0\r\n"),
+        "cluster" => out.push_str(if server.cluster.enabled() {
+            "# Cluster\r\ncluster_enabled:1\r\n"
+        } else {
+            "# Cluster\r\ncluster_enabled:0\r\n"
+        }),
         "commandstats" => {
             out.push_str("# Commandstats\r\n");
             for (i, spec) in TABLE.iter().enumerate() {

@@ -12,6 +12,7 @@ pub mod acl;
 pub mod bitmaps;
 pub mod blocking;
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod command_data;
 pub mod config;
@@ -88,6 +89,7 @@ pub fn install() {
             acl::COMMANDS,
             bitmaps::COMMANDS,
             blocking::COMMANDS,
+            cluster::COMMANDS,
             dump::COMMANDS,
             functions::COMMANDS,
             geo::COMMANDS,

@@ -28,7 +28,7 @@ pub(super) struct Admitted {
 pub(super) fn admit(
     server: &Server,
     me: usize,
-    conn: &ConnState,
+    conn: &mut ConnState,
     args: &[Bytes],
     cached: Option<usize>,
 ) -> Result<Admitted, Reply> {
@@ -72,6 +72,12 @@ pub(super) fn admit(
     // One relaxed load and a branch for a server that replicates nothing.
     if server.replication.is_replica() {
         if let Some(refusal) = replica_refusal(server, conn, spec, args) {
+            return refuse(index, refusal);
+        }
+    }
+    // A plain bool fixed at start: one load and a branch without cluster mode.
+    if server.cluster.enabled() {
+        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
@@ -146,6 +152,63 @@ pub(super) fn refusal_after_pause(
         return None;
     }
     replica_refusal(server, conn, &TABLE[index], args)
+}
+
+/// Cluster mode: where a command with keys goes when this node should not run it (CROSSSLOT,
+/// CLUSTERDOWN, MOVED, ASK), as Redis's `getNodeByQuery`. A primary's link is never redirected.
+/// ASKING lasts one command, or through a transaction to its EXEC (as Redis keeps it in MULTI):
+/// cleared here otherwise, before the command that follows it.
+#[cold]
+fn cluster_refusal(
+    server: &Server,
+    conn: &mut ConnState,
+    spec: &crate::command_table::CommandSpec,
+    args: &[Bytes],
+) -> Option<Reply> {
+    let opens_transaction = matches!(
+        spec.run,
+        command_table::Run::Transaction(command_table::TxStep::Multi)
+    );
+    let asking = if conn.tx.is_some() || opens_transaction {
+        conn.asking
+    } else {
+        std::mem::take(&mut conn.asking)
+    };
+    if conn.primary {
+        return None;
+    }
+    let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
+    cluster_redirect(server, conn.db, &keys, asking)
+}
+
+/// The CROSSSLOT, CLUSTERDOWN, MOVED or ASK error for a request with these keys (for EXEC,
+/// every queued command's), or None to run it here.
+#[cold]
+pub(super) fn cluster_redirect(
+    server: &Server,
+    db: usize,
+    keys: &[&Bytes],
+    asking: bool,
+) -> Option<Reply> {
+    if keys.is_empty() {
+        return None;
+    }
+    let full_coverage = server
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_bool("cluster-require-full-coverage");
+    let now = crate::server_state::unix_ms();
+    // Asked only for a slot being migrated or imported.
+    let missing = |i: usize| {
+        let shard = server.slots.shard_of(keys[i]);
+        !server.lock_shard(shard).dbs[db].contains(keys[i], now)
+    };
+    let slots = keys.iter().map(|k| crate::slot::key_slot(k));
+    server
+        .cluster
+        .route(slots, missing, asking, full_coverage)
+        .map(|redirect| Reply::err(redirect.message()))
 }
 
 /// On a replica, as Redis refuses them: clients' writes under `replica-read-only`; while the

@@ -100,12 +100,22 @@ impl Pipeline {
                     Reply::err(EXECABORT)
                 }
                 Some(tx) => {
-                    self.flush(server, conn).await;
-                    let watching = conn.watching.take();
-                    let reply = self.exec(server, conn, *tx, watching.as_deref());
-                    conn.watching = watching;
-                    transaction_state::unwatch_all(server, conn);
-                    reply
+                    let redirect = if server.cluster.enabled() {
+                        cross_slot(server, conn, &tx)
+                    } else {
+                        None
+                    };
+                    if let Some(refusal) = redirect {
+                        transaction_state::unwatch_all(server, conn);
+                        refusal
+                    } else {
+                        self.flush(server, conn).await;
+                        let watching = conn.watching.take();
+                        let reply = self.exec(server, conn, *tx, watching.as_deref());
+                        conn.watching = watching;
+                        transaction_state::unwatch_all(server, conn);
+                        reply
+                    }
                 }
             },
         };
@@ -290,6 +300,22 @@ impl Pipeline {
         }
         reply
     }
+}
+
+/// Cluster mode: EXEC's keys are every queued command's, and must all be in one slot served
+/// here, as Redis checks them (the transaction is discarded otherwise).
+#[cold]
+fn cross_slot(server: &Server, conn: &ConnState, tx: &Transaction) -> Option<Reply> {
+    let keys: Vec<&Bytes> = tx
+        .queued
+        .iter()
+        .flat_map(|q| {
+            TABLE[q.index]
+                .key_positions_iter(&q.args)
+                .map(|p| &q.args[p])
+        })
+        .collect();
+    super::admit::cluster_redirect(server, conn.db, &keys, conn.asking)
 }
 
 /// EXEC checks each queued command again, as Redis does, in case the user's rules changed

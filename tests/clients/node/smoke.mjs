@@ -265,6 +265,10 @@ function collect(count, subscribe) {
     assertEqual(await r.call("REPLICAOF", "NO", "ONE"), "OK", "REPLICAOF NO ONE");
     await assertRejects(() => r.call("FAILOVER"), /FAILOVER requires connected replicas/, "FAILOVER");
   });
+  await check("ioredis-cluster", async () => {
+    // Not started as a cluster node: CLUSTER is refused as Redis refuses it.
+    await assertRejects(() => r.cluster("INFO"), /This instance has cluster support disabled/, "CLUSTER INFO");
+  });
   r.disconnect();
 }
 

@@ -1,0 +1,158 @@
+//! Cluster mode on one WarpEngine node (no cluster bus yet): cluster clients (redis-py's
+//! `RedisCluster`, `redis-cli -c`, `redis-cli --cluster check`) against a node owning every slot, and `nodes.conf` keeping
+//! the node id and slots across a restart. The replies themselves are compared with Redis by
+//! the differential corpus (`tests/corpus/cluster`).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use warpengine_tests::{start_warpengine, try_start_warpengine_on, RawConn, Resp, TempDir};
+
+fn cluster_node(dir: &TempDir) -> warpengine_tests::ServerProcess {
+    let dir = dir.0.to_str().expect("utf-8 path");
+    start_warpengine(&["--cluster-enabled", "yes", "--dir", dir])
+}
+
+fn bulk(reply: Resp) -> String {
+    match reply {
+        Resp::Bulk(b) => String::from_utf8(b).expect("utf-8"),
+        other => panic!("expected a bulk reply, got {other:?}"),
+    }
+}
+
+fn own_every_slot(conn: &mut RawConn) {
+    let added = conn.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    assert_eq!(added, Resp::Simple("OK".into()));
+    assert!(bulk(conn.call(&["CLUSTER", "INFO"])).starts_with("cluster_state:ok\r\n"));
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-c", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn cluster_clients_work_against_one_node() {
+    let dir = TempDir::new("cluster-clients");
+    let node = cluster_node(&dir);
+    let mut conn = RawConn::connect(node.port);
+    // No slot yet: every key is refused.
+    assert_eq!(
+        conn.call(&["SET", "a", "1"]),
+        Resp::Error("CLUSTERDOWN Hash slot not served".into())
+    );
+    own_every_slot(&mut conn);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/clients/redis_py_cluster.py");
+    let out = Command::new("python3")
+        .args([script, &node.port.to_string()])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "redis-py RedisCluster: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 1002");
+
+    assert_eq!(redis_cli(node.port, &["SET", "{u}1", "x"]).trim(), "OK");
+    assert_eq!(redis_cli(node.port, &["GET", "{u}1"]).trim(), "x");
+    assert_eq!(
+        redis_cli(node.port, &["MGET", "a", "b"]).trim(),
+        "CROSSSLOT Keys in request don't hash to the same slot"
+    );
+    // redis-cli's own cluster tooling reads NODES, INFO and SLOTS: a clean check.
+    let check = redis_cli(node.port, &["--cluster", "check", &node.addr()]);
+    assert!(
+        check.contains("[OK] All nodes agree about slots configuration."),
+        "{check}"
+    );
+    assert!(check.contains("[OK] All 16384 slots covered."), "{check}");
+    assert!(
+        !check.contains("[ERR]") && !check.contains("[WARNING]"),
+        "{check}"
+    );
+    assert_eq!(
+        redis_cli(node.port, &["CLUSTER", "COUNTKEYSINSLOT", "12291"]).trim(),
+        {
+            // key:N keys of redis-py's 1,000 that hash to slot 12291, counted here the same way.
+            let n = (0..1000)
+                .filter(|i| warpengine::slot::key_slot(format!("key:{i}").as_bytes()) == 12291)
+                .count();
+            n.to_string()
+        }
+    );
+}
+
+#[test]
+fn nodes_conf_keeps_the_id_and_slots_across_a_restart() {
+    let dir = TempDir::new("cluster-nodes-conf");
+    let (id, nodes) = {
+        let node = cluster_node(&dir);
+        let mut conn = RawConn::connect(node.port);
+        own_every_slot(&mut conn);
+        assert_eq!(
+            conn.call(&["CLUSTER", "DELSLOTSRANGE", "100", "199"]),
+            Resp::Simple("OK".into())
+        );
+        assert_eq!(
+            conn.call(&["CLUSTER", "BUMPEPOCH"]),
+            Resp::Simple("BUMPED 1".into())
+        );
+        let id = bulk(conn.call(&["CLUSTER", "MYID"]));
+        let nodes = bulk(conn.call(&["CLUSTER", "NODES"]));
+        assert!(nodes.ends_with(" connected 0-99 200-16383\n"), "{nodes}");
+        (id, nodes)
+    };
+    let conf = std::fs::read_to_string(dir.0.join("nodes.conf")).expect("nodes.conf");
+    assert!(conf.starts_with(&nodes), "{conf}");
+    assert!(
+        conf.ends_with("vars currentEpoch 1 lastVoteEpoch 0\n"),
+        "{conf}"
+    );
+
+    let node = cluster_node(&dir);
+    let mut conn = RawConn::connect(node.port);
+    assert_eq!(bulk(conn.call(&["CLUSTER", "MYID"])), id);
+    let after = bulk(conn.call(&["CLUSTER", "NODES"]));
+    // The same line, but for the port (a new free one).
+    let strip_port = |s: &str| {
+        s.split(' ')
+            .filter(|f| !f.starts_with(':'))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(strip_port(&after), strip_port(&nodes));
+    let info = bulk(conn.call(&["CLUSTER", "INFO"]));
+    assert!(info.contains("cluster_slots_assigned:16284\r\n"), "{info}");
+    assert!(info.contains("cluster_my_epoch:1\r\n"), "{info}");
+}
+
+#[test]
+fn a_corrupted_nodes_conf_stops_the_server() {
+    let dir = TempDir::new("cluster-corrupt-conf");
+    std::fs::write(dir.0.join("nodes.conf"), "not a nodes file\n").expect("write");
+    let port = warpengine_tests::free_port();
+    let d = dir.0.to_str().expect("utf-8 path");
+    let started = Instant::now();
+    let err = try_start_warpengine_on(port, &["--cluster-enabled", "yes", "--dir", d])
+        .err()
+        .expect("the server must refuse to start");
+    assert!(err.contains("corrupted cluster config file"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn cluster_commands_are_refused_without_cluster_mode() {
+    let node = start_warpengine(&[]);
+    let mut conn = RawConn::connect(node.port);
+    let disabled = Resp::Error("ERR This instance has cluster support disabled".into());
+    assert_eq!(conn.call(&["CLUSTER", "INFO"]), disabled);
+    assert_eq!(conn.call(&["ASKING"]), disabled);
+    assert_eq!(conn.call(&["SELECT", "1"]), Resp::Simple("OK".into()));
+}
