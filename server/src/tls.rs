@@ -195,7 +195,7 @@ fn tls12_suites(list: &str) -> Result<Vec<String>, String> {
     let selects = |word: &str, (name, _, words): &(&str, &str, &str)| {
         word.split('+').all(|w| {
             w.eq_ignore_ascii_case(name)
-                || ["ALL", "DEFAULT", "HIGH", "COMPLEMENTOFDEFAULT"].contains(&w)
+                || ["ALL", "DEFAULT", "HIGH"].contains(&w)
                 || words.split(' ').any(|x| x == w)
         })
     };

@@ -6,9 +6,8 @@ use warpengine_storage::value::parse_strict_i64;
 use crate::protocol::reply::c_string;
 use crate::protocol::Reply;
 
-pub use crate::protocol::reply::NOT_INTEGER;
+pub use crate::protocol::reply::{NOT_INTEGER, SYNTAX};
 pub const NOT_FLOAT: &str = "ERR value is not a valid float";
-pub const SYNTAX: &str = "ERR syntax error";
 pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";

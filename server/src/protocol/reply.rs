@@ -49,6 +49,9 @@ pub const OK: Reply = Reply::Status("OK");
 /// Redis's error for an argument that is not a 64-bit integer.
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
 
+/// Redis's error for options it cannot parse.
+pub const SYNTAX: &str = "ERR syntax error";
+
 impl Reply {
     pub fn err(msg: impl Into<String>) -> Reply {
         Reply::Error(msg.into())

@@ -158,7 +158,7 @@ pub fn parse(args: &[Bytes]) -> Result<Request, Reply> {
             force = true;
             j += 1;
         } else {
-            return Err(Reply::err(crate::commands::util::SYNTAX));
+            return Err(Reply::err(crate::protocol::reply::SYNTAX));
         }
     }
     Ok(Request::Start {
