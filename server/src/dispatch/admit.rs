@@ -177,6 +177,8 @@ fn cluster_refusal(
     if conn.primary {
         return None;
     }
+    // RESTORE-ASKING (a migration's own command) is served in an importing slot as if asked.
+    let asking = asking || spec.flags.contains(Flags::ASKING);
     let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
     cluster_redirect(server, conn.db, &keys, asking)
 }
