@@ -189,6 +189,11 @@ for protocol in (2, 3):
     q = r.pubsub()
     q.subscribe(**{"t": lambda m: got.append(m["data"])})
     worker = q.run_in_thread(sleep_time=0.01)
+    # subscribe() does not wait for the server: publish once it counts the subscriber (the
+    # SUBSCRIBE and the PUBLISHes travel on different connections).
+    deadline = time.time() + 5
+    while r.pubsub_numsub("t") != [("t", 1)] and time.time() < deadline:
+        time.sleep(0.01)
     for i in range(5):
         r.publish("t", str(i))
     deadline = time.time() + 5
