@@ -5,9 +5,32 @@ use std::collections::BTreeMap;
 
 use crate::{RawConn, Resp};
 
-/// Every key of databases 0 to 15 as `db/key` → `type expiry value` (hashes and sets sorted,
+/// Every key of databases 0 to 15 as `db/key` → `expiry type value` (hashes and sets sorted,
 /// streams with each consumer group's pending summary). Leaves the connection in db 0.
 pub fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
+    each_key(c, |c, key, kind| {
+        let value = match kind {
+            "string" => format!("{:?}", c.call(&["GET", key])),
+            "list" => format!("{:?}", c.call(&["LRANGE", key, "0", "-1"])),
+            "hash" => sorted(c.call(&["HGETALL", key])),
+            "set" => sorted(c.call(&["SMEMBERS", key])),
+            "zset" => format!("{:?}", c.call(&["ZRANGE", key, "0", "-1", "WITHSCORES"])),
+            "stream" => stream(c, key),
+            // WarpEngine's decaying counters: their members by rank (scores move with
+            // time, so two reads a moment apart differ in them).
+            "temporal" => format!("{:?}", c.call(&["TEMPORAL", "TOP", key, "1000"])),
+            other => panic!("type {other}"),
+        };
+        format!("{kind} {value}")
+    })
+}
+
+/// Every key of databases 0 to 15 as `db/key` → `expiry value`, its value read by `value`
+/// (given the key and its TYPE). Leaves the connection in db 0.
+pub fn each_key(
+    c: &mut RawConn,
+    mut value: impl FnMut(&mut RawConn, &str, &str) -> String,
+) -> BTreeMap<String, String> {
     let mut all = BTreeMap::new();
     for db in 0..16 {
         c.call(&["SELECT", &db.to_string()]);
@@ -20,20 +43,9 @@ pub fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
             let Resp::Simple(kind) = c.call(&["TYPE", &key]) else {
                 panic!("TYPE")
             };
-            let value = match kind.as_str() {
-                "string" => format!("{:?}", c.call(&["GET", &key])),
-                "list" => format!("{:?}", c.call(&["LRANGE", &key, "0", "-1"])),
-                "hash" => sorted(c.call(&["HGETALL", &key])),
-                "set" => sorted(c.call(&["SMEMBERS", &key])),
-                "zset" => format!("{:?}", c.call(&["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
-                "stream" => stream(c, &key),
-                // WarpEngine's decaying counters: their members by rank (scores move with
-                // time, so two reads a moment apart differ in them).
-                "temporal" => format!("{:?}", c.call(&["TEMPORAL", "TOP", &key, "1000"])),
-                other => panic!("type {other}"),
-            };
+            let value = value(c, &key, &kind);
             let expiry = c.call(&["PEXPIRETIME", &key]).int();
-            all.insert(format!("{db}/{key}"), format!("{kind} {expiry} {value}"));
+            all.insert(format!("{db}/{key}"), format!("{expiry} {value}"));
         }
     }
     c.call(&["SELECT", "0"]);

@@ -189,49 +189,31 @@ fn load(c: &mut RawConn, port: u16, durable: bool) {
 /// differs between any two servers, Redis's replicas included: the sorted members and the
 /// encoding; for streams, the entries and groups) and absolute expiry.
 fn contents(c: &mut RawConn) -> BTreeMap<String, String> {
-    let mut all = BTreeMap::new();
-    for db in 0..16 {
-        c.call(&["SELECT", &db.to_string()]);
-        let Resp::Array(keys) = c.call(&["KEYS", "*"]) else {
-            panic!("KEYS")
-        };
-        for key in keys {
-            let Resp::Bulk(key) = key else { panic!("key") };
-            let key = String::from_utf8(key).unwrap();
-            let Resp::Simple(kind) = c.call(&["TYPE", &key]) else {
-                panic!("TYPE")
+    warpengine_tests::dataset::each_key(c, |c, key, kind| match kind {
+        "set" | "hash" => {
+            let read = if kind == "set" { "SMEMBERS" } else { "HGETALL" };
+            let Resp::Array(items) = c.call(&[read, key]) else {
+                panic!("{read}")
             };
-            let value = match kind.as_str() {
-                "set" | "hash" => {
-                    let read = if kind == "set" { "SMEMBERS" } else { "HGETALL" };
-                    let Resp::Array(items) = c.call(&[read, &key]) else {
-                        panic!("{read}")
-                    };
-                    let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-                    if kind == "hash" {
-                        items = items.chunks(2).map(|p| p.join("=")).collect();
-                    }
-                    items.sort();
-                    let encoding = c.call(&["OBJECT", "ENCODING", &key]);
-                    format!("{encoding:?} {}", items.join(","))
-                }
-                // A consumer's seen time is the millisecond its command ran, on each side.
-                "stream" => format!(
-                    "{:?} {:?}",
-                    c.call(&["XRANGE", &key, "-", "+"]),
-                    c.call(&["XINFO", "GROUPS", &key])
-                ),
-                _ => match c.call(&["DUMP", &key]) {
-                    Resp::Bulk(b) => format!("{b:?}"),
-                    other => panic!("DUMP {key}: {other:?}"),
-                },
-            };
-            let expiry = c.call(&["PEXPIRETIME", &key]).int();
-            all.insert(format!("{db}/{key}"), format!("{expiry} {value}"));
+            let mut items: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+            if kind == "hash" {
+                items = items.chunks(2).map(|p| p.join("=")).collect();
+            }
+            items.sort();
+            let encoding = c.call(&["OBJECT", "ENCODING", key]);
+            format!("{encoding:?} {}", items.join(","))
         }
-    }
-    c.call(&["SELECT", "0"]);
-    all
+        // A consumer's seen time is the millisecond its command ran, on each side.
+        "stream" => format!(
+            "{:?} {:?}",
+            c.call(&["XRANGE", key, "-", "+"]),
+            c.call(&["XINFO", "GROUPS", key])
+        ),
+        _ => match c.call(&["DUMP", key]) {
+            Resp::Bulk(b) => format!("{b:?}"),
+            other => panic!("DUMP {key}: {other:?}"),
+        },
+    })
 }
 
 fn assert_same(got: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) {
