@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: start the real `warpengine` binary (and a real `redis-server`
 //! for differential tests) on free ports, and stop them when the test ends.
 
+pub mod cluster;
 pub mod dataset;
 
 use std::io::{Read, Write};

@@ -7,36 +7,9 @@
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient, commandOptions } from "redis";
+import { assertEqual, assertRejects, check, report } from "./checks.mjs";
 
 const port = Number(process.argv[2]);
-let passed = 0;
-let failed = 0;
-
-async function check(name, fn) {
-  try {
-    await fn();
-    passed += 1;
-  } catch (e) {
-    failed += 1;
-    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
-  }
-}
-
-function assertEqual(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new Error(`${what}: got ${g}, want ${w}`);
-}
-
-async function assertRejects(fn, pattern, what) {
-  try {
-    await fn();
-  } catch (e) {
-    if (pattern.test(String(e))) return;
-    throw new Error(`${what}: rejected with ${e}`);
-  }
-  throw new Error(`${what}: not rejected`);
-}
 
 /** Resolves with the first `count` messages `subscribe` delivers, or fails after 5 s. */
 // A connection that has finished ioredis's connect handshake (its ready check, an INFO): a
@@ -466,5 +439,4 @@ function collect(count, subscribe) {
   await client.quit();
 }
 
-console.log(`node: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+report("node");

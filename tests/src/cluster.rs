@@ -1,0 +1,180 @@
+//! A local multi-node Redis Cluster for tests, started and stopped by `scripts/cluster-local.sh`
+//! (the one home of how such a cluster is made), of real redis-server nodes (the reference,
+//! which proves a test right) or of WarpEngine nodes (the same test, the binary switched).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::{warpengine_binary, RawConn, Resp};
+
+/// Which server the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    Redis,
+    WarpEngine,
+}
+
+/// A cluster made by `cluster-local.sh start`, stopped (nodes ended, files removed) when dropped.
+pub struct LocalCluster {
+    /// The first node's port; the nodes listen on `base .. base + nodes`.
+    pub base: u16,
+    pub nodes: u16,
+    dir: PathBuf,
+}
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster-local.sh");
+
+/// Client ports are drawn from 20000..22760, so that the bus ports (+10000) stay below the
+/// kernel's ephemeral range (32768..), where `free_port()` and outgoing connections live.
+const PORTS: std::ops::Range<u16> = 20000..22760;
+
+/// The next block of ports this process may try; blocks are never handed out twice, so tests
+/// running side by side cannot draw the same ones.
+static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
+
+/// `n` consecutive ports whose bus ports (+10000) are free as well.
+fn free_port_block(n: u16) -> u16 {
+    let blocks = (PORTS.end - PORTS.start) / n;
+    // Another test process (another helper's run) starts elsewhere in the range.
+    let offset = (std::process::id() % u32::from(blocks)) as u16;
+    for _ in 0..blocks {
+        let block = (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) + offset) % blocks;
+        let base = PORTS.start + block * n;
+        let free = (base..base + n).all(|p| {
+            TcpListener::bind(("127.0.0.1", p)).is_ok()
+                && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
+        });
+        if free {
+            return base;
+        }
+    }
+    panic!("no block of {n} free ports in {PORTS:?}");
+}
+
+impl LocalCluster {
+    /// Starts `nodes` nodes of `server` with `replicas` replicas per primary and
+    /// `cluster-node-timeout` `node_timeout_ms`; returns when the cluster is ready (see the
+    /// script), panics with the script's report if it is not within 60 seconds.
+    pub fn start(server: Server, nodes: u16, replicas: u16, node_timeout_ms: u32) -> LocalCluster {
+        let base = free_port_block(nodes);
+        let dir = std::env::temp_dir().join(format!("warp-cluster-{base}-{}", std::process::id()));
+        let binary = match server {
+            Server::Redis => PathBuf::from("redis-server"),
+            Server::WarpEngine => warpengine_binary(),
+        };
+        let cluster = LocalCluster { base, nodes, dir };
+        let out = cluster
+            .script()
+            .args(["start", &nodes.to_string(), &base.to_string()])
+            .args(["--replicas", &replicas.to_string()])
+            .env("CLUSTER_SERVER", binary)
+            .env("CLUSTER_NODE_TIMEOUT", node_timeout_ms.to_string())
+            .env("CLUSTER_TIMEOUT", "60")
+            .output()
+            .expect("run scripts/cluster-local.sh");
+        assert!(
+            out.status.success(),
+            "cluster-local.sh start {nodes} {base} --replicas {replicas} ({server:?}) failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster
+    }
+
+    fn script(&self) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(SCRIPT).env("CLUSTER_DIR", &self.dir);
+        cmd
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = u16> {
+        self.base..self.base + self.nodes
+    }
+
+    /// `127.0.0.1:port` of the first node, where clients and `redis-cli --cluster` start.
+    pub fn seed(&self) -> String {
+        format!("127.0.0.1:{}", self.base)
+    }
+
+    /// The cluster as a node that still answers sees it (`CLUSTER NODES`).
+    pub fn nodes_seen_from(&self, port: u16) -> Vec<NodeLine> {
+        let mut c = RawConn::connect(port);
+        let Resp::Bulk(text) = c.call(&["CLUSTER", "NODES"]) else {
+            panic!("CLUSTER NODES on {port}")
+        };
+        String::from_utf8(text)
+            .expect("utf-8 CLUSTER NODES")
+            .lines()
+            .map(NodeLine::parse)
+            .collect()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        let _ = self
+            .script()
+            .args(["stop", &self.base.to_string()])
+            .status();
+    }
+}
+
+/// One line of `CLUSTER NODES`.
+#[derive(Debug, Clone)]
+pub struct NodeLine {
+    pub id: String,
+    pub port: u16,
+    pub flags: Vec<String>,
+    /// The primary's id for a replica.
+    pub primary: Option<String>,
+    /// Slot ranges (`0-5460`, `7000`), open-slot markers left out.
+    pub slots: Vec<String>,
+}
+
+impl NodeLine {
+    fn parse(line: &str) -> NodeLine {
+        let f: Vec<&str> = line.split(' ').collect();
+        assert!(f.len() >= 8, "CLUSTER NODES line {line:?}");
+        // ip:port@busport[,hostname]
+        let port = f[1]
+            .split(['@', ','])
+            .next()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("address in {line:?}"));
+        NodeLine {
+            id: f[0].to_string(),
+            port,
+            flags: f[2].split(',').map(str::to_string).collect(),
+            primary: (f[3] != "-").then(|| f[3].to_string()),
+            slots: f[8..]
+                .iter()
+                .filter(|s| !s.starts_with('['))
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+
+    pub fn is_primary(&self) -> bool {
+        self.flags.iter().any(|f| f == "master")
+    }
+
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+}
+
+/// Polls `done` every 100 ms until it holds or `limit` passes; how long it took, or None.
+pub fn within(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
