@@ -35,6 +35,7 @@ fi
 
 echo "== docker-compose.yml"
 docker-compose -f docker-compose.yml config -q
+docker-compose -f docker-compose.yml --profile cluster config -q
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
