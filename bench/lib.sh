@@ -3,8 +3,8 @@
 # and `n` (requests per test) set by the caller; C (clients, 50) and THREADS (workers, 2) from
 # the environment.
 
-# The process's user + system CPU time, in clock ticks.
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The processes' user + system CPU time, in clock ticks, summed (one pid, or several: a cluster).
+cpu() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'; }
 
 start() { # server port -> pid (WarpEngine or redis-server, in a fresh directory)
   dir=$(mktemp -d)
@@ -16,13 +16,16 @@ start() { # server port -> pid (WarpEngine or redis-server, in a fresh directory
   echo $!
 }
 
-bench() { # port pid redis-benchmark-args... -> "ops/s CPU-seconds-per-million-requests"
-  local port=$1 pid=$2
+bench() { # port pids redis-benchmark-args... -> "ops/s CPU-seconds-per-million-requests"
+  # (pids: one, or several in one word, "p1 p2 p3", whose CPU times are added up)
+  local port=$1 pids=$2
   shift 2
   local c0 c1 rps
-  c0=$(cpu "$pid")
+  # shellcheck disable=SC2086 # one word, split into the pids
+  c0=$(cpu $pids)
   rps=$(redis-benchmark -p "$port" -n "$n" -r 100000 -c "${C:-50}" -q "$@" 2>/dev/null |
     tr '\r' '\n' | awk '/requests per second/ {for (i = 1; i <= NF; i++) if ($i == "requests") v = $(i - 1)} END {print v}')
-  c1=$(cpu "$pid")
+  # shellcheck disable=SC2086
+  c1=$(cpu $pids)
   echo "$rps $(echo "($c1 - $c0) / $(getconf CLK_TCK) * 1000000 / $n" | bc -l)"
 }

@@ -152,6 +152,7 @@ fn every_script_compiles() {
     }
     run("bash", &["-n", "scripts/fuzz.sh"], &[]);
     run("bash", &["-n", "scripts/fuzz_smoke.sh"], &[]);
+    run("bash", &["-n", "scripts/cluster-local.sh"], &[]);
 }
 
 #[test]
@@ -514,6 +515,53 @@ fn full_sync_sh_runs() {
     );
     assert!(
         text.contains("primary: 2000 keys") && text.contains("round 1 | warp"),
+        "{text}"
+    );
+}
+
+/// bench/cluster.sh with redis-server on both sides: the script itself is proven without
+/// WarpEngine, whose nodes cannot form a cluster before the cluster bus lands.
+#[test]
+fn cluster_sh_runs() {
+    if !warpengine_tests::redis_available() {
+        return;
+    }
+    let text = run(
+        "bash",
+        &["bench/cluster.sh", "unused", "1"],
+        &[
+            ("CLUSTER_SERVER_A", "redis-server"),
+            ("N", "20000"),
+            ("K", "2000"),
+            ("S", "100"),
+            ("D", "1"),
+        ],
+    );
+    assert!(
+        text.contains("round 1 a=redis-server | set P=16")
+            && text.contains("round 1 b=redis-server | reshard of 100 slots (2000 keys)")
+            && text.contains("round 1 ratio a/b | set P=16")
+            && text.contains("CPU s/M"),
+        "{text}"
+    );
+}
+
+#[test]
+#[ignore = "needs the cluster bus (branch bus)"]
+fn cluster_sh_runs_against_warpengine() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/cluster.sh", &binary, "1"],
+        &[("N", "20000"), ("K", "2000"), ("S", "100"), ("D", "1")],
+    );
+    assert!(
+        text.contains("round 1 a=warpengine | set P=16")
+            && text.contains("round 1 a=warpengine | reshard of 100 slots (2000 keys)")
+            && text.contains("round 1 ratio a/b | set P=16"),
         "{text}"
     );
 }
