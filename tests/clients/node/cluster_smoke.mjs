@@ -58,8 +58,10 @@ const keys = Array.from({ length: 1000 }, (_, i) => `node:${i}`);
   });
   cluster.on("error", () => {});
   await cluster.connect();
+  // node-redis lists a node once per slot range it serves: count addresses.
+  const distinct = (nodes) => new Set(nodes.map((n) => n.address)).size;
   await check("node-redis-cluster-topology", async () => {
-    assertEqual(cluster.masters.length, 3, "primaries");
+    assertEqual(distinct(cluster.masters), 3, "primaries");
     // Replicas are known (and read from, at random with their primary) with useReplicas.
     const withReplicas = createCluster({
       rootNodes: [{ url: `redis://127.0.0.1:${port}` }],
@@ -68,7 +70,7 @@ const keys = Array.from({ length: 1000 }, (_, i) => `node:${i}`);
     });
     withReplicas.on("error", () => {});
     await withReplicas.connect();
-    assertEqual(withReplicas.replicas.length, 3, "replicas");
+    assertEqual(distinct(withReplicas.replicas), 3, "replicas");
     await withReplicas.quit();
   });
   await check("node-redis-cluster-keys", async () => {
