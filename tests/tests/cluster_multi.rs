@@ -398,6 +398,12 @@ fn failover_promotes_the_replica_and_clients_carry_on(server: Server) {
         report["keys_acked_in_last_2s"], report["keys"],
         "{report:?}\n{rest}"
     );
+    // Writes stopped from the kill until the client learned of the promotion, no longer.
+    assert!(
+        report["longest_stall_s"] < promoted.as_secs_f64() + 5.0,
+        "the writer stalled {} s, the promotion took {promoted:?}",
+        report["longest_stall_s"]
+    );
     let last_error = report["last_error_s"];
     assert!(
         last_error.is_nan() || report["elapsed_s"] - last_error > 1.0,
