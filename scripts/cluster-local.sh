@@ -8,6 +8,13 @@
 #       (N/(R+1) primaries, at least 3), and returns once `redis-cli --cluster check` is clean,
 #       every node knows all N and says cluster_state:ok, and every replica's link is up and
 #       CLUSTER SLOTS lists it. On failure: the nodes' last log lines, the nodes stopped, exit 1.
+#   scripts/cluster-local.sh add BASEPORT
+#       starts one more node (same server, next port after the cluster's), joins it with
+#       `redis-cli --cluster add-node` as a primary without slots (for `redis-cli --cluster
+#       rebalance --cluster-use-empty-masters` or `reshard`), waits as `start` does, prints its port.
+#   scripts/cluster-local.sh remove BASEPORT PORT
+#       `redis-cli --cluster del-node` of the node on PORT (it must own no slot), then stops it
+#       and removes its files.
 #   scripts/cluster-local.sh stop BASEPORT
 #       stops the nodes started with that BASEPORT (TERM, then KILL) and removes their files.
 #
@@ -50,11 +57,11 @@ node_ports() { # dir -> the ports of the nodes started there
   for d in "$1"/node-*; do [ -d "$d" ] && echo "${d##*/node-}"; done
 }
 
-stop() {
+stop() { # base [port]: the nodes of the cluster at base, or only the one on port
   local base=$1 dir pids=() port pid
   dir=$(state_dir "$base")
   [ -d "$dir" ] || return 0
-  for port in $(node_ports "$dir"); do
+  for port in ${2:-$(node_ports "$dir")}; do
     pid=$(cat "$dir/node-$port/pid" 2>/dev/null) || continue
     # Only a process still serving this node: the pid may be gone (a test's kill -9) and reused.
     if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q -- "$port"; then
@@ -68,7 +75,11 @@ stop() {
     sleep 0.05
   done
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
-  rm -rf "$dir"
+  if [ -n "${2:-}" ]; then
+    rm -rf "$dir/node-$2"
+  else
+    rm -rf "$dir"
+  fi
 }
 
 start_node() { # binary dir port
@@ -90,20 +101,44 @@ start_node() { # binary dir port
   echo $! >"$d/pid"
 }
 
-fail() { # base message: show why, stop what was started, exit 1
+fail() { # base message [port]: show why, stop what was started (the cluster, or the node on port), exit 1
   local base=$1 dir port
   dir=$(state_dir "$1")
   echo "cluster-local: $2" >&2
-  for port in $(node_ports "$dir"); do
+  for port in ${3:-$(node_ports "$dir")}; do
     echo "--- node $port: last lines of $dir/node-$port/log" >&2
     tail -n 15 "$dir/node-$port/log" >&2 || true
   done
-  stop "$base"
+  stop "$base" "${3:-}"
   exit 1
 }
 
+answering() { # base port deadline: waits until the node answers PING
+  local dir
+  dir=$(state_dir "$1")
+  until cli -p "$2" ping 2>/dev/null | grep -q PONG; do
+    kill -0 "$(cat "$dir/node-$2/pid")" 2>/dev/null || fail "$1" "node $2 exited" "${4:-}"
+    [ "$SECONDS" -lt "$3" ] || fail "$1" "node $2 did not answer" "${4:-}"
+    sleep 0.05
+  done
+}
+
+settled() { # base n deadline: waits until `ready`
+  local port
+  until ready "$(state_dir "$1")" "$2" "$1"; do
+    [ "$SECONDS" -lt "$3" ] || fail "$1" "the cluster did not settle ($2 nodes expected):
+$(for port in $(node_ports "$(state_dir "$1")"); do
+      echo "node $port: $(cli -p "$port" cluster info 2>&1 | tr -d '\r' |
+        grep -E 'cluster_state|cluster_known_nodes' | xargs)"
+      cli -p "$port" cluster nodes 2>&1
+    done)
+$(timeout 10 redis-cli --cluster check "127.0.0.1:$1" 2>&1)"
+    sleep 0.2
+  done
+}
+
 ready() { # dir n base: whether the cluster is created and settled
-  local dir=$1 n=$2 base=$3 port info check
+  local dir=$1 n=$2 base=$3 port info check serving
   for port in $(node_ports "$dir"); do
     info=$(cli -p "$port" cluster info 2>/dev/null | tr -d '\r') || return 1
     grep -qx 'cluster_state:ok' <<<"$info" || return 1
@@ -112,8 +147,11 @@ ready() { # dir n base: whether the cluster is created and settled
     info=$(cli -p "$port" info replication 2>/dev/null | tr -d '\r') || return 1
     grep -qx 'role:slave' <<<"$info" && ! grep -qx 'master_link_status:up' <<<"$info" && return 1
     # CLUSTER SLOTS leaves a replica out until it has reported a replication offset; clients
-    # that read it (redis-py) would not know that replica yet.
-    [ "$(cli -p "$port" cluster slots 2>/dev/null | grep -cE '^[0-9a-f]{40}$')" = "$n" ] || return 1
+    # that read it (redis-py) would not know that replica yet. (Primaries without slots are
+    # not in it either; a node serving several ranges is in it several times.)
+    serving=$(cli -p "$port" cluster nodes 2>/dev/null | awk '$3 ~ /slave/ || NF > 8' | wc -l)
+    [ "$(cli -p "$port" cluster slots 2>/dev/null | grep -E '^[0-9a-f]{40}$' | sort -u | wc -l)" \
+      = "$serving" ] || return 1
   done
   check=$(timeout 20 redis-cli --cluster check "127.0.0.1:$base" 2>&1) || return 1
   grep -q '\[OK\] All 16384 slots covered' <<<"$check" && ! grep -qE '\[ERR\]|\[WARNING\]' <<<"$check"
@@ -128,16 +166,13 @@ start() {
   [ -e "$dir" ] && { echo "cluster-local: $dir exists (stop $base first)" >&2; exit 1; }
   bin=$(server_binary)
   mkdir -p "$dir"
+  echo "$bin" >"$dir/server"
   for port in $(seq "$base" $((base + n - 1))); do
     start_node "$bin" "$dir" "$port"
     addrs+=("127.0.0.1:$port")
   done
   for port in $(seq "$base" $((base + n - 1))); do
-    until cli -p "$port" ping 2>/dev/null | grep -q PONG; do
-      kill -0 "$(cat "$dir/node-$port/pid")" 2>/dev/null || fail "$base" "node $port exited"
-      [ "$SECONDS" -lt "$deadline" ] || fail "$base" "node $port did not answer"
-      sleep 0.05
-    done
+    answering "$base" "$port" "$deadline"
   done
   local out
   if ! out=$(timeout $((deadline - SECONDS)) redis-cli --cluster create "${addrs[@]}" \
@@ -145,12 +180,38 @@ start() {
     fail "$base" "redis-cli --cluster create failed:
 $out"
   fi
-  until ready "$dir" "$n" "$base"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "$base" "the cluster did not settle:
-$(timeout 10 redis-cli --cluster check "127.0.0.1:$base" 2>&1)"
-    sleep 0.2
-  done
+  settled "$base" "$n" "$deadline"
   echo "cluster ready: ${addrs[*]} ($(basename "$bin"), $replicas replicas per primary, files in $dir)"
+}
+
+add() {
+  local base=$1 dir port deadline out
+  deadline=$((SECONDS + ${CLUSTER_TIMEOUT:-60}))
+  dir=$(state_dir "$base")
+  [ -f "$dir/server" ] || { echo "cluster-local: no cluster started at $base" >&2; exit 1; }
+  port=$base
+  while [ -e "$dir/node-$port" ]; do port=$((port + 1)); done
+  start_node "$(cat "$dir/server")" "$dir" "$port"
+  answering "$base" "$port" "$deadline" "$port"
+  if ! out=$(timeout $((deadline - SECONDS)) redis-cli --cluster add-node "127.0.0.1:$port" \
+    "127.0.0.1:$base" 2>&1); then
+    fail "$base" "redis-cli --cluster add-node failed:
+$out" "$port"
+  fi
+  settled "$base" "$(node_ports "$dir" | wc -l)" "$deadline"
+  echo "$port"
+}
+
+remove() {
+  local base=$1 port=$2 id out
+  id=$(cli -p "$port" cluster myid) || { echo "cluster-local: no node on $port" >&2; exit 1; }
+  if ! out=$(timeout 60 redis-cli --cluster del-node "127.0.0.1:$base" "$id" 2>&1); then
+    echo "cluster-local: redis-cli --cluster del-node failed:
+$out" >&2
+    exit 1
+  fi
+  stop "$base" "$port"
+  settled "$base" "$(node_ports "$(state_dir "$base")" | wc -l)" $((SECONDS + ${CLUSTER_TIMEOUT:-60}))
 }
 
 case "${1:-}" in
@@ -163,6 +224,14 @@ case "${1:-}" in
     fi
     base=$3
     start "$2" "$3" "$replicas"
+    ;;
+  add)
+    [ $# -eq 2 ] || usage
+    add "$2"
+    ;;
+  remove)
+    [ $# -eq 3 ] || usage
+    remove "$2" "$3"
     ;;
   stop)
     [ $# -eq 2 ] || usage

@@ -31,19 +31,22 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/cluster-lo
 /// kernel's ephemeral range (32768..), where `free_port()` and outgoing connections live.
 const PORTS: std::ops::Range<u16> = 20000..22760;
 
+/// Each cluster gets a block of this many ports (so it can grow: `add_node`).
+const BLOCK: u16 = 10;
+
 /// The next block of ports this process may try; blocks are never handed out twice, so tests
 /// running side by side cannot draw the same ones.
 static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 
-/// `n` consecutive ports whose bus ports (+10000) are free as well.
-fn free_port_block(n: u16) -> u16 {
-    let blocks = (PORTS.end - PORTS.start) / n;
+/// The first port of a block of `BLOCK` free ports whose bus ports (+10000) are free as well.
+fn free_port_block() -> u16 {
+    let blocks = (PORTS.end - PORTS.start) / BLOCK;
     // Another test process (another helper's run) starts elsewhere in the range.
     let offset = (std::process::id() % u32::from(blocks)) as u16;
     for _ in 0..blocks {
         let block = (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) + offset) % blocks;
-        let base = PORTS.start + block * n;
-        let free = (base..base + n).all(|p| {
+        let base = PORTS.start + block * BLOCK;
+        let free = (base..base + BLOCK).all(|p| {
             TcpListener::bind(("127.0.0.1", p)).is_ok()
                 && TcpListener::bind(("127.0.0.1", p + 10000)).is_ok()
         });
@@ -51,7 +54,7 @@ fn free_port_block(n: u16) -> u16 {
             return base;
         }
     }
-    panic!("no block of {n} free ports in {PORTS:?}");
+    panic!("no block of {BLOCK} free ports in {PORTS:?}");
 }
 
 impl LocalCluster {
@@ -59,35 +62,66 @@ impl LocalCluster {
     /// `cluster-node-timeout` `node_timeout_ms`; returns when the cluster is ready (see the
     /// script), panics with the script's report if it is not within 60 seconds.
     pub fn start(server: Server, nodes: u16, replicas: u16, node_timeout_ms: u32) -> LocalCluster {
-        let base = free_port_block(nodes);
+        assert!(nodes <= BLOCK, "at most {BLOCK} nodes");
+        let base = free_port_block();
         let dir = std::env::temp_dir().join(format!("warp-cluster-{base}-{}", std::process::id()));
         let binary = match server {
             Server::Redis => PathBuf::from("redis-server"),
             Server::WarpEngine => warpengine_binary(),
         };
         let cluster = LocalCluster { base, nodes, dir };
-        let out = cluster
-            .script()
-            .args(["start", &nodes.to_string(), &base.to_string()])
-            .args(["--replicas", &replicas.to_string()])
-            .env("CLUSTER_SERVER", binary)
-            .env("CLUSTER_NODE_TIMEOUT", node_timeout_ms.to_string())
-            .env("CLUSTER_TIMEOUT", "60")
-            .output()
-            .expect("run scripts/cluster-local.sh");
-        assert!(
-            out.status.success(),
-            "cluster-local.sh start {nodes} {base} --replicas {replicas} ({server:?}) failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+        cluster.script(
+            &[
+                "start",
+                &nodes.to_string(),
+                &base.to_string(),
+                "--replicas",
+                &replicas.to_string(),
+            ],
+            &[
+                ("CLUSTER_SERVER", binary.to_str().expect("utf-8 path")),
+                ("CLUSTER_NODE_TIMEOUT", &node_timeout_ms.to_string()),
+                ("CLUSTER_TIMEOUT", "60"),
+            ],
         );
         cluster
     }
 
-    fn script(&self) -> Command {
-        let mut cmd = Command::new("bash");
-        cmd.arg(SCRIPT).env("CLUSTER_DIR", &self.dir);
-        cmd
+    /// `cluster-local.sh add`: one more node, a primary without slots; its port.
+    pub fn add_node(&mut self) -> u16 {
+        assert!(self.nodes < BLOCK, "at most {BLOCK} nodes");
+        let out = self.script(&["add", &self.base.to_string()], &[]);
+        let port = out.trim().parse().expect("the new node's port");
+        assert_eq!(port, self.base + self.nodes, "the next port");
+        self.nodes += 1;
+        port
+    }
+
+    /// `cluster-local.sh remove`: `redis-cli --cluster del-node` of the last node added (it must
+    /// own no slot), which is then stopped.
+    pub fn remove_last_node(&mut self) {
+        let port = self.base + self.nodes - 1;
+        self.script(&["remove", &self.base.to_string(), &port.to_string()], &[]);
+        self.nodes -= 1;
+    }
+
+    /// Runs `cluster-local.sh args` for this cluster; its stdout, or a panic with its report.
+    fn script(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let out = Command::new("bash")
+            .arg(SCRIPT)
+            .args(args)
+            .env("CLUSTER_DIR", &self.dir)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run scripts/cluster-local.sh");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "cluster-local.sh {} ({env:?}) failed:\n{stdout}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
     }
 
     pub fn ports(&self) -> impl Iterator<Item = u16> {
@@ -115,9 +149,10 @@ impl LocalCluster {
 
 impl Drop for LocalCluster {
     fn drop(&mut self) {
-        let _ = self
-            .script()
-            .args(["stop", &self.base.to_string()])
+        // Not `script`: no panic while dropping (the test may be unwinding already).
+        let _ = Command::new("bash")
+            .args([SCRIPT, "stop", &self.base.to_string()])
+            .env("CLUSTER_DIR", &self.dir)
             .status();
     }
 }

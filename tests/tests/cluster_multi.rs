@@ -2,8 +2,9 @@
 //! each) and driven by the tools and clients users have: redis-py `RedisCluster` and `redis-cli -c`
 //! write and read 100K keys; `redis-cli --cluster check` is clean; `redis-cli --cluster reshard`
 //! moves 1,000 slots while a writer writes, and no acknowledged write is lost; a primary killed
-//! with SIGKILL is replaced by its replica and the clients carry on; `redis-benchmark --cluster`
-//! runs clean; the redis crate, ioredis and node-redis cluster clients work.
+//! with SIGKILL is replaced by its replica and the clients carry on; `add-node`, `rebalance` and
+//! `del-node` grow and shrink the cluster; `redis-benchmark --cluster` runs clean; the redis
+//! crate, ioredis and node-redis cluster clients work.
 //!
 //! Every scenario runs against redis-server 7.0 nodes (the reference: it proves the test right)
 //! and against WarpEngine nodes. WarpEngine cannot join a cluster before the cluster bus lands,
@@ -459,6 +460,54 @@ fn redis_benchmark_runs_clean(server: Server) {
     }
 }
 on_both_servers!(redis_benchmark_runs_clean);
+
+fn add_rebalance_and_remove_a_node(server: Server) {
+    let mut cluster = LocalCluster::start(server, 3, 0, 5000);
+    redis_py(&cluster, &["write", "pre:", "10000"]);
+    let port = cluster.add_node();
+    let Resp::Bulk(id) = RawConn::connect(port).call(&["CLUSTER", "MYID"]) else {
+        panic!("CLUSTER MYID")
+    };
+    let id = String::from_utf8(id).expect("utf-8 id");
+    let seed = cluster.seed();
+    let rebalance = |extra: &[&str]| {
+        let mut args = vec!["--cluster", "rebalance", &seed];
+        args.extend_from_slice(extra);
+        run_ok("redis-cli", &args, None, Duration::from_secs(120))
+    };
+    // The new primary takes its share: 16384 / 4 slots each, give or take rebalance's 2%.
+    rebalance(&["--cluster-use-empty-masters"]);
+    let shares: Vec<usize> = primaries(&cluster, cluster.base)
+        .iter()
+        .map(slot_count)
+        .collect();
+    assert_eq!(shares.len(), 4, "{shares:?}");
+    assert!(shares.iter().all(|s| s.abs_diff(4096) < 100), "{shares:?}");
+    assert!(RawConn::connect(port).call(&["DBSIZE"]).int() > 0);
+    assert_check_clean(&cluster);
+    assert_eq!(
+        redis_py(&cluster, &["read", "pre:", "10000"]).trim(),
+        "ok read 10000"
+    );
+    // Weight 0 empties it; del-node then takes it out of every node's table.
+    rebalance(&["--cluster-weight", &format!("{id}=0")]);
+    let emptied = cluster
+        .nodes_seen_from(cluster.base)
+        .into_iter()
+        .find(|n| n.id == id)
+        .expect("the added node");
+    assert_eq!(slot_count(&emptied), 0);
+    cluster.remove_last_node();
+    let nodes = cluster.nodes_seen_from(cluster.base);
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes.iter().all(|n| n.id != id));
+    assert_check_clean(&cluster);
+    assert_eq!(
+        redis_py(&cluster, &["read", "pre:", "10000"]).trim(),
+        "ok read 10000"
+    );
+}
+on_both_servers!(add_rebalance_and_remove_a_node);
 
 /// The redis crate's cluster client (its `cluster` feature): topology from one seed, keys over
 /// every primary, a pipeline across nodes, MGET split by slot, a read from a replica.
