@@ -516,11 +516,12 @@ fn redis_crate_cluster_client(cluster: &LocalCluster) {
     use redis::Commands;
 
     let seed = format!("redis://{}/", cluster.seed());
-    let client = ClusterClientBuilder::new(vec![seed.clone()])
-        .connection_timeout(Duration::from_secs(2))
-        .response_timeout(Duration::from_secs(5))
-        .build()
-        .expect("cluster client");
+    let builder = || {
+        ClusterClientBuilder::new(vec![seed.clone()])
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(5))
+    };
+    let client = builder().build().expect("cluster client");
     let mut conn = client.get_connection().expect("cluster connection");
     for i in 0..1000 {
         let () = conn.set(format!("crate:{i}"), i).expect("SET");
@@ -535,7 +536,7 @@ fn redis_crate_cluster_client(cluster: &LocalCluster) {
     let values: Vec<i64> = conn.mget(&keys).expect("MGET over slots");
     assert_eq!(values, (0..20).collect::<Vec<i64>>());
     let () = conn.set("{crate}r", "replicated").expect("SET");
-    let replicas = ClusterClientBuilder::new(vec![seed])
+    let replicas = builder()
         .read_from_replicas()
         .build()
         .expect("cluster client");
