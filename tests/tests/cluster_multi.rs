@@ -3,7 +3,7 @@
 //! write and read 100K keys; `redis-cli --cluster check` is clean; `redis-cli --cluster reshard`
 //! moves 1,000 slots while a writer writes, and no acknowledged write is lost; a primary killed
 //! with SIGKILL is replaced by its replica and the clients carry on; `add-node`, `rebalance` and
-//! `del-node` grow and shrink the cluster; `redis-benchmark --cluster` runs clean; the redis
+//! `del-node` grow and shrink the cluster; `fix` completes a half-done slot move; `redis-benchmark --cluster` runs clean; the redis
 //! crate, ioredis and node-redis cluster clients work.
 //!
 //! Every scenario runs against redis-server 7.0 nodes (the reference: it proves the test right)
@@ -82,15 +82,21 @@ fn redis_py(cluster: &LocalCluster, args: &[&str]) -> String {
     run_ok("python3", &all, None, Duration::from_secs(120))
 }
 
-/// `redis-cli --cluster check` must find nothing to complain about.
-fn assert_check_clean(cluster: &LocalCluster) {
+/// What `redis-cli --cluster check` says (it exits non-zero when it complains).
+fn cluster_check(cluster: &LocalCluster) -> String {
     let seed = cluster.seed();
-    let check = run_ok(
+    let out = run(
         "redis-cli",
         &["--cluster", "check", &seed],
         None,
         Duration::from_secs(30),
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `redis-cli --cluster check` must find nothing to complain about.
+fn assert_check_clean(cluster: &LocalCluster) {
+    let check = cluster_check(cluster);
     assert!(
         check.contains("[OK] All nodes agree about slots configuration.")
             && check.contains("[OK] All 16384 slots covered.")
@@ -508,6 +514,78 @@ fn add_rebalance_and_remove_a_node(server: Server) {
     );
 }
 on_both_servers!(add_rebalance_and_remove_a_node);
+
+fn fix_closes_a_half_migrated_slot(server: Server) {
+    let cluster = LocalCluster::start(server, 3, 0, 5000);
+    redis_py(&cluster, &["write", "pre:", "10000"]);
+    // 100 keys {fix}0 .. {fix}99 in one slot, left half moved: IMPORTING on the target,
+    // MIGRATING on its owner.
+    redis_py(&cluster, &["write", "{fix}", "100"]);
+    let slot = key_slot(b"fix");
+    let primaries = primaries(&cluster, cluster.base);
+    let owner = primaries.iter().find(|p| owns(p, slot)).expect("owner");
+    let target = primaries.iter().find(|p| p.id != owner.id).expect("target");
+    let (mut from, mut to) = (RawConn::connect(owner.port), RawConn::connect(target.port));
+    let slot_text = slot.to_string();
+    let ok = Resp::Simple("OK".into());
+    let setslot = |c: &mut RawConn, state: &str, id: &str| {
+        c.call(&["CLUSTER", "SETSLOT", &slot_text, state, id])
+    };
+    assert_eq!(setslot(&mut to, "IMPORTING", &owner.id), ok);
+    assert_eq!(setslot(&mut from, "MIGRATING", &target.id), ok);
+    let keys_in_slot = from.call(&["CLUSTER", "COUNTKEYSINSLOT", &slot_text]).int();
+    assert!(keys_in_slot >= 100);
+    let Resp::Array(half) = from.call(&[
+        "CLUSTER",
+        "GETKEYSINSLOT",
+        &slot_text,
+        &(keys_in_slot / 2).to_string(),
+    ]) else {
+        panic!("GETKEYSINSLOT")
+    };
+    let port = target.port.to_string();
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    let half: Vec<String> = half
+        .into_iter()
+        .map(|k| match k {
+            Resp::Bulk(k) => String::from_utf8(k).expect("utf-8 key"),
+            other => panic!("key {other:?}"),
+        })
+        .collect();
+    migrate.extend(half.iter().map(String::as_str));
+    assert_eq!(from.call(&migrate), ok);
+    let check = cluster_check(&cluster);
+    assert!(
+        check.contains(&format!("The following slots are open: {slot}")),
+        "{check}"
+    );
+    run_ok(
+        "redis-cli",
+        &["--cluster", "fix", &cluster.seed()],
+        None,
+        Duration::from_secs(60),
+    );
+    assert_check_clean(&cluster);
+    let now = cluster
+        .nodes_seen_from(cluster.base)
+        .into_iter()
+        .find(|n| n.id == target.id)
+        .expect("target");
+    assert!(owns(&now, slot), "{now:?}");
+    assert_eq!(
+        to.call(&["CLUSTER", "COUNTKEYSINSLOT", &slot_text]).int(),
+        keys_in_slot
+    );
+    assert_eq!(
+        redis_py(&cluster, &["read", "pre:", "10000"]).trim(),
+        "ok read 10000"
+    );
+    assert_eq!(
+        redis_py(&cluster, &["read", "{fix}", "100"]).trim(),
+        "ok read 100"
+    );
+}
+on_both_servers!(fix_closes_a_half_migrated_slot);
 
 /// The redis crate's cluster client (its `cluster` feature): topology from one seed, keys over
 /// every primary, a pipeline across nodes, MGET split by slot, a read from a replica.
