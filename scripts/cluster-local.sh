@@ -21,7 +21,9 @@
 # Environment:
 #   CLUSTER_SERVER        the server binary: a path or a name on PATH (`redis-server`); default
 #                         WarpEngine's target/release/warpengine, else target/debug/warpengine,
-#                         else built with `cargo build --release -p warpengine`
+#                         else built with `cargo build --release -p warpengine`. Several, comma-
+#                         separated, make a mixed cluster: node i runs the (i mod count)th
+#                         (`redis-server,target/release/warpengine`; an empty entry: WarpEngine)
 #   CLUSTER_NODE_TIMEOUT  cluster-node-timeout in ms (5000)
 #   CLUSTER_THREADS       WarpEngine's --threads (1: N nodes share this machine's cores)
 #   CLUSTER_DIR           where the nodes' directories go (${TMPDIR:-/tmp}/warp-cluster-BASEPORT)
@@ -36,9 +38,9 @@ usage() {
 
 state_dir() { echo "${CLUSTER_DIR:-${TMPDIR:-/tmp}/warp-cluster-$1}"; }
 
-server_binary() {
-  if [ -n "${CLUSTER_SERVER:-}" ]; then
-    command -v "$CLUSTER_SERVER" || { echo "no server binary $CLUSTER_SERVER" >&2; exit 1; }
+server_binary() { # [name]: its path; without a name, WarpEngine's
+  if [ -n "${1:-}" ]; then
+    command -v "$1" || { echo "no server binary $1" >&2; exit 1; }
     return
   fi
   for b in "$root/target/release/warpengine" "$root/target/debug/warpengine"; do
@@ -158,17 +160,22 @@ ready() { # dir n base: whether the cluster is created and settled
 }
 
 start() {
-  local n=$1 base=$2 replicas=$3 dir bin port deadline addrs=()
+  local n=$1 base=$2 replicas=$3 dir port deadline addrs=()
   [ "$n" -ge $((3 * (replicas + 1))) ] ||
     { echo "cluster-local: $n nodes cannot make 3 primaries with $replicas replicas each" >&2; exit 2; }
   deadline=$((SECONDS + ${CLUSTER_TIMEOUT:-60}))
   dir=$(state_dir "$base")
   [ -e "$dir" ] && { echo "cluster-local: $dir exists (stop $base first)" >&2; exit 1; }
-  bin=$(server_binary)
+  # One binary per entry of CLUSTER_SERVER; node i runs entry i modulo their number.
+  local bins=() name bin
+  while IFS= read -r -d, name; do
+    bin=$(server_binary "$name") || exit 1
+    bins+=("$bin")
+  done < <(printf '%s,' "${CLUSTER_SERVER:-}")
   mkdir -p "$dir"
-  echo "$bin" >"$dir/server"
+  printf '%s\n' "${bins[@]}" >"$dir/servers"
   for port in $(seq "$base" $((base + n - 1))); do
-    start_node "$bin" "$dir" "$port"
+    start_node "${bins[$(((port - base) % ${#bins[@]}))]}" "$dir" "$port"
     addrs+=("127.0.0.1:$port")
   done
   for port in $(seq "$base" $((base + n - 1))); do
@@ -181,17 +188,19 @@ start() {
 $out"
   fi
   settled "$base" "$n" "$deadline"
-  echo "cluster ready: ${addrs[*]} ($(basename "$bin"), $replicas replicas per primary, files in $dir)"
+  echo "cluster ready: ${addrs[*]} ($(for b in "${bins[@]}"; do basename "$b"; done | xargs), $replicas replicas per primary, files in $dir)"
 }
 
 add() {
   local base=$1 dir port deadline out
   deadline=$((SECONDS + ${CLUSTER_TIMEOUT:-60}))
   dir=$(state_dir "$base")
-  [ -f "$dir/server" ] || { echo "cluster-local: no cluster started at $base" >&2; exit 1; }
+  [ -f "$dir/servers" ] || { echo "cluster-local: no cluster started at $base" >&2; exit 1; }
   port=$base
   while [ -e "$dir/node-$port" ]; do port=$((port + 1)); done
-  start_node "$(cat "$dir/server")" "$dir" "$port"
+  local bins=()
+  mapfile -t bins <"$dir/servers"
+  start_node "${bins[$(((port - base) % ${#bins[@]}))]}" "$dir" "$port"
   answering "$base" "$port" "$deadline" "$port"
   if ! out=$(timeout $((deadline - SECONDS)) redis-cli --cluster add-node "127.0.0.1:$port" \
     "127.0.0.1:$base" 2>&1); then

@@ -15,6 +15,8 @@ use crate::{warpengine_binary, RawConn, Resp};
 pub enum Server {
     Redis,
     WarpEngine,
+    /// redis-server and WarpEngine nodes in turn (one cluster bus protocol, two servers).
+    Mixed,
 }
 
 /// A cluster made by `cluster-local.sh start`, stopped (nodes ended, files removed) when dropped.
@@ -65,9 +67,11 @@ impl LocalCluster {
         assert!(nodes <= BLOCK, "at most {BLOCK} nodes");
         let base = free_port_block();
         let dir = std::env::temp_dir().join(format!("warp-cluster-{base}-{}", std::process::id()));
-        let binary = match server {
-            Server::Redis => PathBuf::from("redis-server"),
-            Server::WarpEngine => warpengine_binary(),
+        let warpengine = || warpengine_binary().to_string_lossy().into_owned();
+        let servers = match server {
+            Server::Redis => "redis-server".to_string(),
+            Server::WarpEngine => warpengine(),
+            Server::Mixed => format!("redis-server,{}", warpengine()),
         };
         let cluster = LocalCluster { base, nodes, dir };
         cluster.script(
@@ -79,7 +83,7 @@ impl LocalCluster {
                 &replicas.to_string(),
             ],
             &[
-                ("CLUSTER_SERVER", binary.to_str().expect("utf-8 path")),
+                ("CLUSTER_SERVER", &servers),
                 ("CLUSTER_NODE_TIMEOUT", &node_timeout_ms.to_string()),
                 ("CLUSTER_TIMEOUT", "60"),
             ],

@@ -6,10 +6,12 @@
 //! `del-node` grow and shrink the cluster; `fix` completes a half-done slot move; `redis-benchmark --cluster` runs clean; the redis
 //! crate, ioredis and node-redis cluster clients work.
 //!
-//! Every scenario runs against redis-server 7.0 nodes (the reference: it proves the test right)
-//! and against WarpEngine nodes. WarpEngine cannot join a cluster before the cluster bus lands,
-//! so its variants are ignored until then: `cargo test -p warpengine-tests --test cluster_multi
-//! -- --include-ignored` runs them (they fail, without hanging, while the bus is missing).
+//! Every scenario runs against redis-server 7.0 nodes (the reference: it proves the test right),
+//! against WarpEngine nodes, and against a mixed cluster (redis-server and WarpEngine nodes in
+//! turn, which needs WarpEngine to speak Redis's own bus protocol). WarpEngine cannot join a
+//! cluster before the cluster bus lands, so those variants are ignored until then: `cargo test
+//! -p warpengine-tests --test cluster_multi -- --include-ignored` runs them (they fail, without
+//! hanging, while the bus is missing).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -23,8 +25,9 @@ use warpengine::slot::key_slot;
 use warpengine_tests::cluster::{within, LocalCluster, NodeLine, Server};
 use warpengine_tests::{info_field, RawConn, Resp, TempDir};
 
-/// Declares a scenario's two tests: against redis-server nodes, and against WarpEngine nodes
-/// (ignored until the cluster bus is merged).
+/// Declares a scenario's three tests: against redis-server nodes; against WarpEngine nodes and
+/// against redis-server and WarpEngine nodes in turn (both ignored until the cluster bus is
+/// merged).
 macro_rules! on_both_servers {
     ($scenario:ident) => {
         mod $scenario {
@@ -41,6 +44,14 @@ macro_rules! on_both_servers {
             #[ignore = "needs the cluster bus (branch bus)"]
             fn warpengine() {
                 super::$scenario(Server::WarpEngine);
+            }
+
+            #[test]
+            #[ignore = "needs the cluster bus (branch bus), speaking Redis's bus protocol"]
+            fn mixed_with_redis_server() {
+                if warpengine_tests::redis_available() {
+                    super::$scenario(Server::Mixed);
+                }
             }
         }
     };
