@@ -115,7 +115,12 @@ fail() { # base message [port]: show why, stop what was started (the cluster, or
   exit 1
 }
 
-answering() { # base port deadline: waits until the node answers PING
+left() { # deadline: seconds until it, at least 1 (`timeout 0` would mean no limit)
+  local s=$(($1 - SECONDS))
+  echo $((s > 1 ? s : 1))
+}
+
+answering() { # base port deadline [port]: waits until the node answers PING (failing: see fail)
   local dir
   dir=$(state_dir "$1")
   until cli -p "$2" ping 2>/dev/null | grep -q PONG; do
@@ -182,13 +187,15 @@ start() {
     answering "$base" "$port" "$deadline"
   done
   local out
-  if ! out=$(timeout $((deadline - SECONDS)) redis-cli --cluster create "${addrs[@]}" \
+  if ! out=$(timeout "$(left "$deadline")" redis-cli --cluster create "${addrs[@]}" \
     --cluster-replicas "$replicas" --cluster-yes 2>&1); then
     fail "$base" "redis-cli --cluster create failed:
 $out"
   fi
   settled "$base" "$n" "$deadline"
-  echo "cluster ready: ${addrs[*]} ($(for b in "${bins[@]}"; do basename "$b"; done | xargs), $replicas replicas per primary, files in $dir)"
+  local servers
+  servers=$(for bin in "${bins[@]}"; do basename "$bin"; done | xargs)
+  echo "cluster ready: ${addrs[*]} ($servers, $replicas replicas per primary, files in $dir)"
 }
 
 add() {
@@ -202,7 +209,7 @@ add() {
   mapfile -t bins <"$dir/servers"
   start_node "${bins[$(((port - base) % ${#bins[@]}))]}" "$dir" "$port"
   answering "$base" "$port" "$deadline" "$port"
-  if ! out=$(timeout $((deadline - SECONDS)) redis-cli --cluster add-node "127.0.0.1:$port" \
+  if ! out=$(timeout "$(left "$deadline")" redis-cli --cluster add-node "127.0.0.1:$port" \
     "127.0.0.1:$base" 2>&1); then
     fail "$base" "redis-cli --cluster add-node failed:
 $out" "$port"
@@ -231,7 +238,6 @@ case "${1:-}" in
       [ "$4" = --replicas ] || usage
       replicas=$5
     fi
-    base=$3
     start "$2" "$3" "$replicas"
     ;;
   add)
