@@ -33,7 +33,9 @@ pub fn init(config: &ConfigStore) -> Result<(), String> {
     let logfile = config.get("logfile");
     let syslog = config.get_bool("syslog-enabled");
     let (writer, ansi): (BoxMakeWriter, bool) = if logfile.is_empty() {
-        (BoxMakeWriter::new(std::io::stderr), !syslog)
+        // Colours only for a terminal: stderr redirected to a file gets plain text.
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        (BoxMakeWriter::new(std::io::stderr), tty && !syslog)
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)
