@@ -158,9 +158,27 @@ impl Db {
         self.slots = Some(Box::default());
     }
 
+    /// `key` was appended to the key table at `at`: the slot index takes it. Out of line, so
+    /// that the write path without cluster mode stays as compact as it was.
+    #[cold]
+    #[inline(never)]
+    fn index_slot(&mut self, at: usize, key: &[u8]) {
+        if let Some(slots) = &mut self.slots {
+            slots.added(at, key_slot(key));
+        }
+    }
+
     /// The key-table entry at `at`, of `key`, was swap-removed: the slot index follows.
     #[inline]
     pub(crate) fn unindex_slot(&mut self, at: usize, key: &[u8]) {
+        if self.slots.is_some() {
+            self.unindex_slot_now(at, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unindex_slot_now(&mut self, at: usize, key: &[u8]) {
         if let Some(slots) = &mut self.slots {
             slots.removed(at, key_slot(key));
         }
@@ -247,14 +265,22 @@ impl Db {
         let i = self.map.position_of(key)?;
         let (_, entry) = self.map.get_index(i).expect("found above");
         if self.is_expired(key, entry, now_ms) {
-            if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) {
-                return None;
-            }
-            self.remove(key);
-            self.note_expired(key);
+            self.expire_on_access(key, now_ms);
             return None;
         }
         Some(i)
+    }
+
+    /// An access found `key` expired: it goes (counted, its event raised), unless clients are
+    /// paused. Out of line: rare, and it keeps every read's inlined path short.
+    #[cold]
+    #[inline(never)]
+    fn expire_on_access(&mut self, key: &[u8], now_ms: u64) {
+        if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) {
+            return;
+        }
+        self.remove(key);
+        self.note_expired(key);
     }
 
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
@@ -323,8 +349,8 @@ impl Db {
                     entry.set_horizon_bits(h.admit(hash));
                 }
                 let at = self.map.push(hash, owned, entry);
-                if let Some(slots) = &mut self.slots {
-                    slots.added(at, key_slot(key));
+                if self.slots.is_some() {
+                    self.index_slot(at, key);
                 }
                 notify::raise(notify::NEW, "new", self.index, key);
             }
