@@ -17,8 +17,25 @@ cd "$(dirname "$0")/.."
 bin=${1:-target/release/warpengine} rounds=${2:-3}
 keys=${KEYS:-1000000} calls=${CALLS:-200} n=${N:-1000000}
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 300); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; }
+# A free port whose cluster bus port (+10000) is free too (redis-server refuses a port above 55535).
+free_port() {
+  python3 -c '
+import random, socket
+while True:
+    p = random.randrange(20000, 50000)
+    try:
+        for q in (p, p + 10000):
+            socket.socket().bind(("127.0.0.1", q))
+        print(p)
+        break
+    except OSError:
+        pass'
+}
+wait_up() {
+  for _ in $(seq 300); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "no server on port $1" >&2
+  exit 1
+}
 
 start() { # which(redis|warp|warp-plain) port dir -> pid
   case $1 in
