@@ -586,14 +586,27 @@ impl Db {
 
     /// SWAPDB: the contents change places; the watched keys stay with their database number
     /// and see the change as Redis's `touchAllWatchedKeysInDb` does.
-    /// Cluster mode, the only one with a slot index, refuses SWAPDB (as Redis does).
+    /// Cluster mode refuses SWAPDB (as Redis does), but a log written without it may replay one
+    /// into a database that keeps a slot index: the index stays with the database and is rebuilt.
     pub fn swap_with(&mut self, other: &mut Db, now_ms: u64) {
-        debug_assert!(self.slots.is_none() && other.slots.is_none());
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
         std::mem::swap(&mut self.horizon, &mut other.horizon);
+        self.reindex_slots();
+        other.reindex_slots();
         self.touch_after_swap(other, now_ms);
         other.touch_after_swap(self, now_ms);
+    }
+
+    /// The slot index, if any, built again from the key table (after its contents changed whole).
+    fn reindex_slots(&mut self) {
+        if let Some(slots) = &mut self.slots {
+            slots.clear();
+            for p in 0..self.map.len() {
+                let (key, _) = self.map.get_index(p).expect("below len");
+                slots.added(p, key_slot(key.as_bytes()));
+            }
+        }
     }
 
     /// `old`: the contents this database had before a swap.
@@ -839,6 +852,14 @@ mod tests {
             None,
             "no index unless asked"
         );
+        // A SWAPDB replayed from a log: the index stays with its database, rebuilt.
+        let mut other = Db::default();
+        other.set(b"{t0}x", s("v"), 0, 0);
+        db.swap_with(&mut other, 0);
+        assert_eq!(db.keys_in_slot_count(tags[0]), Some(1));
+        let listed: Vec<&[u8]> = db.keys_in_slot(tags[0]).unwrap().collect();
+        assert_eq!(listed, vec![&b"{t0}x"[..]]);
+        assert_eq!(other.keys_in_slot_count(tags[0]), None);
     }
 
     #[test]
