@@ -200,6 +200,7 @@ impl<'a> KeyCtx<'a> {
     }
 
     /// Reads a string value: Ok(None) when absent, Err(WRONGTYPE) when another type.
+    #[inline]
     pub fn read_str(&mut self, key: &[u8]) -> Result<Option<&StrValue>, Reply> {
         match self.read(key) {
             None => Ok(None),

@@ -402,13 +402,21 @@ impl Server {
             .busy
             .set_threshold_ms(cfg.get_i64("busy-reply-threshold").max(0) as u64);
         let cluster = crate::cluster::Cluster::from_config(&cfg);
+        // Cluster mode has database 0 only; CLUSTER COUNTKEYSINSLOT reads its slot index.
+        let index_slots = cluster.enabled();
         let server = Server {
             cluster,
             hot: HotConfig::from(&cfg),
             temporal: crate::temporal_settings::TemporalSettings::from(&cfg),
             config: RwLock::new(cfg),
             shards: (0..threads)
-                .map(|i| Mutex::new(Shard::new(i, databases)))
+                .map(|i| {
+                    let mut shard = Shard::new(i, databases);
+                    if index_slots {
+                        shard.dbs[0].index_slots();
+                    }
+                    Mutex::new(shard)
+                })
                 .collect(),
             slots: SlotTable::new(threads),
             fabric: Fabric::new(threads),

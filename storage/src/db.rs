@@ -10,6 +10,8 @@ use crate::eviction::horizon::{Horizon, FREQ_MASK};
 use crate::key::Key;
 use crate::keytable::{KeyTable, Lookup};
 use crate::notify;
+use crate::slot::key_slot;
+use crate::slot_index::SlotIndex;
 use crate::value::Value;
 use crate::watch::{WatchFlag, Watchers};
 
@@ -107,6 +109,9 @@ pub struct Db {
     watched: Option<Box<Watchers>>,
     /// This database's number (SELECT's), for the keyspace events it raises.
     index: usize,
+    /// In cluster mode (database 0 only): its keys by hash slot. None otherwise, fixed at start,
+    /// so a write without cluster mode pays one predictable branch for it.
+    slots: Option<Box<SlotIndex>>,
 }
 
 /// While clients are paused (CLIENT PAUSE), until when (Unix ms): an expired key reads as
@@ -142,6 +147,65 @@ impl Db {
             index,
             ..Db::default()
         }
+    }
+
+    /// Cluster mode: from now on this (empty) database keeps its keys indexed by hash slot.
+    pub fn index_slots(&mut self) {
+        assert!(
+            self.map.is_empty(),
+            "the slot index starts with an empty database"
+        );
+        self.slots = Some(Box::default());
+    }
+
+    /// `key` was appended to the key table at `at`: the slot index takes it. Out of line, so
+    /// that the write path without cluster mode stays as compact as it was.
+    #[cold]
+    #[inline(never)]
+    fn index_slot(&mut self, at: usize, key: &[u8]) {
+        if let Some(slots) = &mut self.slots {
+            slots.added(at, key_slot(key));
+        }
+    }
+
+    /// The key-table entry at `at`, of `key`, was swap-removed: the slot index follows.
+    #[inline]
+    pub(crate) fn unindex_slot(&mut self, at: usize, key: &[u8]) {
+        if self.slots.is_some() {
+            self.unindex_slot_now(at, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn unindex_slot_now(&mut self, at: usize, key: &[u8]) {
+        if let Some(slots) = &mut self.slots {
+            slots.removed(at, key_slot(key));
+        }
+    }
+
+    /// Keys in hash `slot` (expired ones too, until deleted, as Redis counts them); None
+    /// without a slot index (cluster mode off, or a database other than 0).
+    pub fn keys_in_slot_count(&self, slot: u16) -> Option<usize> {
+        self.slots.as_ref().map(|s| s.count(slot))
+    }
+
+    /// The keys in hash `slot`, newest first as Redis lists them (expired ones too, until
+    /// deleted); None without a slot index.
+    pub fn keys_in_slot(&self, slot: u16) -> Option<impl Iterator<Item = &[u8]> + '_> {
+        let slots = self.slots.as_ref()?;
+        Some(slots.positions(slot).map(|p| {
+            let (key, _) = self
+                .map
+                .get_index(p)
+                .expect("the index holds table positions");
+            key.as_bytes()
+        }))
+    }
+
+    /// Bytes the slot index holds (0 without one).
+    pub fn slot_index_bytes(&self) -> usize {
+        self.slots.as_ref().map_or(0, |s| s.allocated_bytes())
     }
 
     /// A database whose sampling starts from `seed` (tests that need repeatable draws).
@@ -201,14 +265,22 @@ impl Db {
         let i = self.map.position_of(key)?;
         let (_, entry) = self.map.get_index(i).expect("found above");
         if self.is_expired(key, entry, now_ms) {
-            if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) {
-                return None;
-            }
-            self.remove(key);
-            self.note_expired(key);
+            self.expire_on_access(key, now_ms);
             return None;
         }
         Some(i)
+    }
+
+    /// An access found `key` expired: it goes (counted, its event raised), unless clients are
+    /// paused. Out of line: rare, and it keeps every read's inlined path short.
+    #[cold]
+    #[inline(never)]
+    fn expire_on_access(&mut self, key: &[u8], now_ms: u64) {
+        if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) {
+            return;
+        }
+        self.remove(key);
+        self.note_expired(key);
     }
 
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
@@ -276,7 +348,10 @@ impl Db {
                 if let Some(h) = &mut self.horizon {
                     entry.set_horizon_bits(h.admit(hash));
                 }
-                self.map.push(hash, owned, entry);
+                let at = self.map.push(hash, owned, entry);
+                if self.slots.is_some() {
+                    self.index_slot(at, key);
+                }
                 notify::raise(notify::NEW, "new", self.index, key);
             }
         }
@@ -305,7 +380,9 @@ impl Db {
 
     /// Removes `key`, handing back its entry and its expiry (0: none).
     pub fn take(&mut self, key: &[u8]) -> Option<(Entry, u64)> {
-        let (_, entry) = self.map.swap_remove(key)?;
+        let at = self.map.position_of(key)?;
+        let (_, entry) = self.map.swap_remove_index(at);
+        self.unindex_slot(at, key);
         if let Some(h) = &mut self.horizon {
             h.forget(entry.horizon_bits());
         }
@@ -343,6 +420,9 @@ impl Db {
         }
         self.map = KeyTable::default();
         self.volatile = KeyTable::default();
+        if let Some(slots) = &mut self.slots {
+            slots.clear();
+        }
         if self.horizon.is_some() {
             self.horizon = Some(Box::default());
         }
@@ -506,12 +586,27 @@ impl Db {
 
     /// SWAPDB: the contents change places; the watched keys stay with their database number
     /// and see the change as Redis's `touchAllWatchedKeysInDb` does.
+    /// Cluster mode refuses SWAPDB (as Redis does), but a log written without it may replay one
+    /// into a database that keeps a slot index: the index stays with the database and is rebuilt.
     pub fn swap_with(&mut self, other: &mut Db, now_ms: u64) {
         std::mem::swap(&mut self.map, &mut other.map);
         std::mem::swap(&mut self.volatile, &mut other.volatile);
         std::mem::swap(&mut self.horizon, &mut other.horizon);
+        self.reindex_slots();
+        other.reindex_slots();
         self.touch_after_swap(other, now_ms);
         other.touch_after_swap(self, now_ms);
+    }
+
+    /// The slot index, if any, built again from the key table (after its contents changed whole).
+    fn reindex_slots(&mut self) {
+        if let Some(slots) = &mut self.slots {
+            slots.clear();
+            for p in 0..self.map.len() {
+                let (key, _) = self.map.get_index(p).expect("below len");
+                slots.added(p, key_slot(key.as_bytes()));
+            }
+        }
     }
 
     /// `old`: the contents this database had before a swap.
@@ -701,6 +796,70 @@ mod tests {
         assert!(db.iter_live(0).all(|(k, _, at)| {
             model.get(std::str::from_utf8(k).unwrap()).map(|m| m.1) == Some(at)
         }));
+    }
+
+    #[test]
+    fn the_slot_index_follows_every_way_a_key_comes_and_goes() {
+        // Keys in five hash tags (five slots), so slot lists are long.
+        let name = |n: u64| format!("{{t{}}}k{}", n % 5, n);
+        let tags: Vec<u16> = (0..5).map(|t| key_slot(name(t).as_bytes())).collect();
+        let mut db = Db::default();
+        db.index_slots();
+        db.set_horizon(true);
+        let mut seed = 9u64;
+        for step in 0..10_000u64 {
+            crate::next_test_random(&mut seed);
+            let key = name((seed >> 33) % 300);
+            let other = name((seed >> 13) % 300);
+            let at = if (seed >> 5).is_multiple_of(3) {
+                1000 + step
+            } else {
+                0
+            };
+            match (seed >> 50) % 9 {
+                0..=2 => db.set(key.as_bytes(), s("v"), at, 0),
+                3 => drop(db.remove(key.as_bytes())),
+                4 => drop(db.set_expire(key.as_bytes(), at)),
+                5 => {
+                    if let Some((entry, at)) = db.take(key.as_bytes()) {
+                        db.remove(other.as_bytes());
+                        db.insert_entry(other.as_bytes(), entry, at);
+                    }
+                }
+                6 if step % 2 == 0 => drop(db.evict_sampled(false, 3, |_, at| at)),
+                6 => drop(db.evict_horizon()),
+                7 => drop(db.active_expire(step, 40)),
+                _ if step % 500 == 0 => db.clear(),
+                _ => drop(db.get(key.as_bytes(), step)),
+            }
+            // Every key in the table, expired or not, is listed once under its slot.
+            for &slot in &tags {
+                let mut listed: Vec<&[u8]> = db.keys_in_slot(slot).unwrap().collect();
+                let mut stored: Vec<&[u8]> = db
+                    .map
+                    .iter()
+                    .map(|(k, _)| k.as_bytes())
+                    .filter(|k| key_slot(k) == slot)
+                    .collect();
+                assert_eq!(db.keys_in_slot_count(slot), Some(stored.len()));
+                listed.sort();
+                stored.sort();
+                assert_eq!(listed, stored, "slot {slot} at step {step}");
+            }
+        }
+        assert_eq!(
+            Db::default().keys_in_slot_count(0),
+            None,
+            "no index unless asked"
+        );
+        // A SWAPDB replayed from a log: the index stays with its database, rebuilt.
+        let mut other = Db::default();
+        other.set(b"{t0}x", s("v"), 0, 0);
+        db.swap_with(&mut other, 0);
+        assert_eq!(db.keys_in_slot_count(tags[0]), Some(1));
+        let listed: Vec<&[u8]> = db.keys_in_slot(tags[0]).unwrap().collect();
+        assert_eq!(listed, vec![&b"{t0}x"[..]]);
+        assert_eq!(other.keys_in_slot_count(tags[0]), None);
     }
 
     #[test]

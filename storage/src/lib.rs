@@ -15,6 +15,8 @@ pub mod longdouble;
 pub mod notify;
 mod packed;
 pub mod set;
+pub mod slot;
+pub mod slot_index;
 pub mod stream;
 pub mod value;
 pub mod watch;

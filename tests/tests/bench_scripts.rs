@@ -565,3 +565,22 @@ fn cluster_sh_runs_against_warpengine() {
         "{text}"
     );
 }
+
+#[test]
+fn cluster_slots_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/cluster_slots.sh", &binary, "1"],
+        &[("KEYS", "5000"), ("CALLS", "5"), ("N", "20000")],
+    );
+    assert!(
+        text.contains("warp | 5000 keys | countkeysinslot")
+            && text.contains("redis | 5000 keys | countkeysinslot")
+            && text.contains("set, cluster on"),
+        "{text}"
+    );
+}

@@ -301,6 +301,9 @@ fn keys_in_slot(s: &Session, slot: u16, max: usize) -> Vec<Bytes> {
     out
 }
 
+/// O(workers): each worker's database 0 counts its keys per slot (storage's slot index). A
+/// slot's keys mostly live on one worker, but WORMHOLE pins move keys to others. Logically
+/// expired keys count until deleted, as in Redis.
 fn countkeysinslot(s: &mut Session, args: &[Bytes]) -> Reply {
     if !s.server.cluster.enabled() {
         return Reply::err(DISABLED);
@@ -310,9 +313,19 @@ fn countkeysinslot(s: &mut Session, args: &[Bytes]) -> Reply {
         Ok(_) => return Reply::err("ERR Invalid slot"),
         Err(e) => return e,
     };
-    Reply::Int(keys_in_slot(s, slot, usize::MAX).len() as i64)
+    let count: usize = (0..s.server.shards.len())
+        .map(|i| {
+            let shard = s.server.lock_shard(i);
+            shard.dbs[0]
+                .keys_in_slot_count(slot)
+                .expect("cluster mode indexes database 0")
+        })
+        .sum();
+    Reply::Int(count as i64)
 }
 
+/// O(keys returned), from storage's slot index: newest first within a worker, as Redis lists a
+/// slot (expired keys too, until deleted).
 fn getkeysinslot(s: &mut Session, args: &[Bytes]) -> Reply {
     if !s.server.cluster.enabled() {
         return Reply::err(DISABLED);
@@ -324,8 +337,18 @@ fn getkeysinslot(s: &mut Session, args: &[Bytes]) -> Reply {
     if !(0..SLOTS as i64).contains(&slot) || max < 0 {
         return Reply::err("ERR Invalid slot or number of keys");
     }
-    let keys = keys_in_slot(s, slot as u16, max as usize);
-    Reply::Array(keys.into_iter().map(Reply::Bulk).collect())
+    let mut keys = Vec::new();
+    for i in 0..s.server.shards.len() {
+        let shard = s.server.lock_shard(i);
+        let in_slot = shard.dbs[0].keys_in_slot(slot as u16);
+        let in_slot = in_slot.expect("cluster mode indexes database 0");
+        keys.extend(
+            in_slot
+                .take(max as usize - keys.len())
+                .map(|k| Reply::Bulk(Bytes::copy_from_slice(k))),
+        );
+    }
+    Reply::Array(keys)
 }
 
 /// ADDSLOTS/DELSLOTS (and their RANGE forms once expanded): every slot checked before any

@@ -274,6 +274,10 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
         j += 1;
     }
+    // Cluster mode has database 0 only (and keeps its keys indexed by slot there).
+    if ctx.server.cluster.enabled() && (ctx.db != 0 || dst_db != 0) {
+        return Reply::err("ERR Copying to another database is not allowed in cluster mode");
+    }
     if dst_db == ctx.db && src == dst {
         return Reply::err(SAME_OBJECT);
     }
@@ -296,6 +300,9 @@ pub fn copy(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 }
 
 pub fn move_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    if ctx.server.cluster.enabled() {
+        return Reply::err("ERR MOVE is not allowed in cluster mode");
+    }
     let key = &args[1];
     let target = match int_arg(&args[2]) {
         Ok(v) if v < i32::MIN as i64 || v > i32::MAX as i64 => return Reply::err(INT_RANGE),

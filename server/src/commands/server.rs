@@ -90,6 +90,10 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
+    // Cluster mode has database 0 only (and keeps its slot index there).
+    if s.server.cluster.enabled() {
+        return Reply::err("ERR SWAPDB is not allowed in cluster mode");
+    }
     let databases = s.server.databases() as i64;
     let a = match int_arg(&args[1]) {
         Ok(v) => v,

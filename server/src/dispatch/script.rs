@@ -128,15 +128,8 @@ impl Pipeline {
                 worker: self.me,
             };
             let user = (!session.conn.user.unrestricted()).then(|| session.conn.user.clone());
-            let mut host = ScriptHost::new(
-                server,
-                Some(session),
-                caller,
-                db,
-                held,
-                &mut guards,
-                call.read_only,
-            );
+            let mut host =
+                ScriptHost::new(server, Some(session), caller, db, held, &mut guards, call);
             host.user = user;
             let reply = run_vm(server, call, &mut host);
             if host.beyond {
@@ -215,7 +208,7 @@ pub(super) fn run_on_owner(
         item.db,
         Some(vec![id]),
         &mut guards,
-        call.read_only,
+        &call,
     );
     let reply = run_vm(server, &call, &mut host);
     if host.beyond {
@@ -266,6 +259,14 @@ enum Target {
 }
 
 impl ScriptCall<'_> {
+    /// The flags its shebang or its function's registration declared.
+    fn flags(&self) -> ScriptFlags {
+        match &self.target {
+            Target::Script(script) => script.flags,
+            Target::Function(library, i) => library.functions[*i].flags,
+        }
+    }
+
     /// What the marks of how scripts run know it by.
     fn id(&self) -> ScriptId<'_> {
         match &self.target {
@@ -316,12 +317,18 @@ fn prepare<'a>(
         ScriptRun::Fcall { .. } => numkeys(args).map_err(bad_function_keys)?,
         _ => numkeys(args)?,
     };
-    Ok(ScriptCall {
+    let call = ScriptCall {
         target,
         keys: &args[3..3 + n],
         argv: &args[3 + n..],
         read_only,
-    })
+    };
+    if server.cluster.enabled() && call.flags().contains(ScriptFlags::NO_CLUSTER) {
+        return Err(Reply::err(
+            "ERR Can not run script on cluster, 'no-cluster' flag is set.",
+        ));
+    }
+    Ok(call)
 }
 
 /// FCALL's error for a key count that is not a number.
@@ -372,6 +379,8 @@ struct ScriptHost<'a, 'g> {
     /// with every shard locked.
     beyond: bool,
     read_only: bool,
+    /// In cluster mode (None otherwise): the slot its keys must hash to.
+    cluster: Option<ScriptSlot>,
     /// The log records of its writes, logged as one group when it ends.
     captured: Option<Vec<(usize, Vec<u8>)>>,
     /// Its keyed writes (table index, database, arguments): blocked clients are woken and the
@@ -393,6 +402,28 @@ struct SessionParts<'a> {
     worker: usize,
 }
 
+/// Cluster mode: the slot a script's commands may reach, as Redis's `scriptVerifyClusterState`
+/// holds a script to it. Its declared keys' slot, or, with none declared, the slot of the first
+/// key it touches; a script without a shebang (Redis 6's scripts) or flagged
+/// `allow-cross-slot-keys` may touch any slot this node serves.
+struct ScriptSlot {
+    slot: Option<u16>,
+    any_slot: bool,
+}
+
+impl ScriptSlot {
+    fn of(call: &ScriptCall) -> ScriptSlot {
+        let flags = call.flags();
+        let legacy =
+            matches!(call.target, Target::Script(_)) && !flags.contains(ScriptFlags::DECLARED);
+        ScriptSlot {
+            // Admission refused declared keys in different slots (CROSSSLOT).
+            slot: call.keys.first().map(|k| crate::slot::key_slot(k)),
+            any_slot: legacy || flags.contains(ScriptFlags::ALLOW_CROSS_SLOT),
+        }
+    }
+}
+
 impl<'a, 'g> ScriptHost<'a, 'g> {
     fn new(
         server: &'a Server,
@@ -401,7 +432,7 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
         db: usize,
         held: Option<Vec<usize>>,
         shards: &'a mut Vec<ShardGuard<'g>>,
-        read_only: bool,
+        call: &ScriptCall,
     ) -> ScriptHost<'a, 'g> {
         ScriptHost {
             server,
@@ -412,7 +443,8 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             journal: held.is_some().then(Vec::new),
             held,
             shards,
-            read_only,
+            read_only: call.read_only,
+            cluster: server.cluster.enabled().then(|| ScriptSlot::of(call)),
             captured: server.wal.records().then(Vec::new),
             writes: Vec::new(),
             server_writes: false,
@@ -555,6 +587,11 @@ impl Host for ScriptHost<'_, '_> {
                 return Reply::err(crate::replication::replica::READONLY);
             }
         }
+        if self.cluster.is_some() {
+            if let Some(refusal) = self.cluster_refusal(spec, &args) {
+                return refusal;
+            }
+        }
         if self.beyond {
             return Reply::err(BEYOND);
         }
@@ -624,6 +661,63 @@ impl Host for ScriptHost<'_, '_> {
 }
 
 impl ScriptHost<'_, '_> {
+    /// Cluster mode: Redis's refusal of a script's command whose keys this node does not
+    /// serve (another node's slot, an unassigned one, one being migrated away, keys in
+    /// different slots), or, with the cluster down, of any command with keys; then of keys
+    /// outside the script's slot ([`ScriptSlot`]). ASKING is not carried into the script.
+    #[cold]
+    fn cluster_refusal(
+        &mut self,
+        spec: &command_table::CommandSpec,
+        args: &[Bytes],
+    ) -> Option<Reply> {
+        let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
+        let first = keys.first()?;
+        let server = self.server;
+        let full_coverage = server
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_bool("cluster-require-full-coverage");
+        // Asked only in a slot being migrated. A key on a shard not held here counts as
+        // present: the command then reaches beyond the held shards, and the script runs again
+        // with every shard, where this is asked again.
+        let missing = |i: usize| {
+            let shard = server.route(keys[i]);
+            self.shards
+                .iter()
+                .find(|g| g.id == shard)
+                .is_some_and(|g| !g.dbs[self.db].holds(keys[i]))
+        };
+        let slots = keys.iter().map(|k| crate::slot::key_slot(k));
+        match server.cluster.route(slots, missing, false, full_coverage) {
+            None => {}
+            Some(crate::cluster::Redirect::Down) => {
+                return Some(Reply::err(
+                    "ERR Script attempted to execute a command while the cluster is down",
+                ))
+            }
+            Some(_) => {
+                return Some(Reply::err(
+                    "ERR Script attempted to access a non local key in a cluster node",
+                ))
+            }
+        }
+        let rule = self.cluster.as_mut().expect("cluster mode");
+        let slot = crate::slot::key_slot(first);
+        match rule.slot {
+            _ if rule.any_slot => None,
+            None => {
+                rule.slot = Some(slot);
+                None
+            }
+            Some(own) if own == slot => None,
+            Some(_) => Some(Reply::err(
+                "ERR Script attempted to access keys that do not hash to the same slot",
+            )),
+        }
+    }
+
     /// Runs a keyed command on the locked shards, keeping its log record for the group.
     fn keyed(
         &mut self,

@@ -130,6 +130,7 @@ impl Db {
     /// by its judgement).
     fn remove_at(&mut self, index: usize) -> (Key, Entry) {
         let (key, entry) = self.map.swap_remove_index(index);
+        self.unindex_slot(index, key.as_bytes());
         if entry.has_ttl() {
             self.volatile.swap_remove(key.as_bytes());
         }
