@@ -11,6 +11,8 @@
 //! that sent ASKING. Only this node is ever known here (no MEET yet), so MOVED and ASK need a
 //! peer the bus would have taught; the logic is there and unit-tested with a peer added by hand.
 
+pub mod bus;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::RwLock;
