@@ -149,6 +149,12 @@ fn main() {
         error!("{e}");
         std::process::exit(1);
     }
+    if server.cluster.enabled() {
+        if let Err(e) = warpengine::cluster::links::start(server.clone(), addrs[0].ip()) {
+            error!("Could not bind the cluster bus port: {e}");
+            std::process::exit(1);
+        }
+    }
     let metrics_port = server
         .config
         .read()

@@ -1,6 +1,7 @@
-//! Redis Cluster, as far as one node knows it without a cluster bus: its node id, the owner of
-//! each of the 16384 hash slots, the slots it is importing or migrating, its epochs, and the
-//! `nodes.conf` file (`cluster-config-file`) that keeps them across restarts.
+//! Redis Cluster: a node's id, the owner of each of the 16384 hash slots, the slots it is
+//! importing or migrating, its epochs, the other nodes it knows (learnt through the cluster bus,
+//! [`links`] and [`gossip`]), and the `nodes.conf` file (`cluster-config-file`, [`nodes_conf`])
+//! that keeps them across restarts.
 //!
 //! The cluster slot of a key ([`crate::slot::key_slot`]) decides which *node* serves it; which
 //! *worker* inside the node owns it is a separate question (`crate::slot::SlotTable`).
@@ -8,16 +9,24 @@
 //! Routing ([`Cluster::route`]) follows Redis's `getNodeByQuery`: keys in different slots are a
 //! CROSSSLOT error, an unassigned slot is CLUSTERDOWN, a slot owned by another node is MOVED,
 //! a missing key in a slot being migrated is ASK, and a slot being imported serves a client
-//! that sent ASKING. Only this node is ever known here (no MEET yet), so MOVED and ASK need a
-//! peer the bus would have taught; the logic is there and unit-tested with a peer added by hand.
+//! that sent ASKING.
+//!
+//! Everything here is read under [`Cluster::state`]'s lock: the bus's task takes it to apply a
+//! message, commands take it to read or change the node's view. Requests of a server with
+//! cluster mode off never touch it.
 
 pub mod bus;
+pub mod failover;
+pub mod gossip;
+pub mod links;
+mod nodes_conf;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::RwLock;
 
 use crate::slot::SLOTS;
+use bus::flag;
 
 /// Who serves a slot.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -28,17 +37,95 @@ pub enum Owner {
     Peer(usize),
 }
 
-/// A node this one knows of besides itself.
-#[derive(Clone, Debug)]
+/// An open bus connection to or from a peer: what is written to it goes through `tx` to the
+/// connection's task. Dropping an outbound link ends its connection.
+#[derive(Debug)]
+pub struct Link {
+    pub id: u64,
+    pub tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    /// Unix ms of its creation.
+    pub created: u64,
+    /// Ends the connection's task (outbound links; inbound ones end when the peer hangs up).
+    pub abort: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(abort) = &self.abort {
+            abort.abort();
+        }
+    }
+}
+
+/// A node this one knows of besides itself, with what Redis's `clusterNode` keeps of it.
+#[derive(Debug, Default)]
 pub struct Peer {
     pub id: String,
     pub ip: String,
     pub port: u16,
+    /// Its cluster bus port.
+    pub cport: u16,
+    pub pport: u16,
+    pub hostname: String,
+    /// [`bus::flag`] bits: MASTER or SLAVE, PFAIL, FAIL, HANDSHAKE, NOADDR, MEET, NOFAILOVER.
+    pub flags: u16,
+    /// The id of its primary, if it is a replica.
+    pub primary: Option<String>,
+    pub config_epoch: u64,
+    /// Unix ms of the PING in flight to it, 0 when none.
+    pub ping_sent: u64,
+    pub pong_received: u64,
+    /// Unix ms of anything last received from it.
+    pub data_received: u64,
+    pub fail_time: u64,
+    /// Unix ms of when this node learnt of it (handshakes time out from there).
+    pub ctime: u64,
+    pub repl_offset: u64,
+    /// Primaries that told, in gossip, that it is failing: reporter id and when.
+    pub fail_reports: Vec<(String, u64)>,
+    pub link: Option<Link>,
+    pub inbound: Option<Link>,
+}
+
+impl Peer {
+    pub fn new(id: String, ip: String, port: u16, cport: u16, flags: u16, now: u64) -> Peer {
+        Peer {
+            id,
+            ip,
+            port,
+            cport,
+            flags,
+            ctime: now,
+            ..Peer::default()
+        }
+    }
+
+    pub fn has(&self, flags: u16) -> bool {
+        self.flags & flags != 0
+    }
+
+    pub fn is_master(&self) -> bool {
+        self.has(flag::MASTER)
+    }
+}
+
+/// Where this node tells others to reach it (`cluster-announce-*`, else its own ports).
+#[derive(Clone, Debug, Default)]
+pub struct Announce {
+    pub ip: String,
+    pub port: u16,
+    pub cport: u16,
+    pub hostname: String,
 }
 
 /// The node's view of the cluster (behind [`Cluster::state`]).
 pub struct State {
     pub myself: String,
+    /// This node's address as others reach it: `cluster-announce-ip`, or learnt from the
+    /// connections of MEETs (empty until then).
+    pub my_ip: String,
+    /// The primary this node replicates (CLUSTER REPLICATE, or a failover that left it behind).
+    pub primary: Option<String>,
     pub current_epoch: u64,
     pub config_epoch: u64,
     pub last_vote_epoch: u64,
@@ -48,12 +135,25 @@ pub struct State {
     pub migrating: BTreeMap<u16, Owner>,
     /// Slots this node is taking from another node (CLUSTER SETSLOT IMPORTING).
     pub importing: BTreeMap<u16, Owner>,
+    /// Ids just forgotten (CLUSTER FORGET), not to be re-added from gossip until the Unix ms.
+    pub blacklist: HashMap<String, u64>,
+    pub announce: Announce,
+    /// Bus messages sent and received, by type (CLUSTER INFO).
+    pub sent: [u64; 11],
+    pub received: [u64; 11],
+    /// Every slot assigned to a node not FAILed (`cluster_state` under full coverage).
+    covered: bool,
+    /// A majority of the slot-owning primaries reachable.
+    quorum: bool,
+    pub failover: failover::Election,
 }
 
 impl State {
     fn fresh() -> State {
         State {
             myself: crate::server_state::random_hex(40),
+            my_ip: String::new(),
+            primary: None,
             current_epoch: 0,
             config_epoch: 0,
             last_vote_epoch: 0,
@@ -61,6 +161,13 @@ impl State {
             peers: Vec::new(),
             migrating: BTreeMap::new(),
             importing: BTreeMap::new(),
+            blacklist: HashMap::new(),
+            announce: Announce::default(),
+            sent: [0; 11],
+            received: [0; 11],
+            covered: false,
+            quorum: false,
+            failover: failover::Election::default(),
         }
     }
 
@@ -69,10 +176,12 @@ impl State {
         if id == self.myself.as_bytes() {
             return Some(Owner::Myself);
         }
-        self.peers
-            .iter()
-            .position(|p| p.id.as_bytes() == id)
-            .map(Owner::Peer)
+        self.peer(id).map(Owner::Peer)
+    }
+
+    /// A known peer by id.
+    pub fn peer(&self, id: &[u8]) -> Option<usize> {
+        self.peers.iter().position(|p| p.id.as_bytes() == id)
     }
 
     pub fn node_id(&self, owner: Owner) -> &str {
@@ -80,6 +189,91 @@ impl State {
             Owner::Peer(i) => &self.peers[i].id,
             _ => &self.myself,
         }
+    }
+
+    pub fn is_replica(&self) -> bool {
+        self.primary.is_some()
+    }
+
+    /// This node's primary among the peers.
+    pub fn my_primary(&self) -> Option<usize> {
+        self.primary
+            .as_deref()
+            .and_then(|id| self.peer(id.as_bytes()))
+    }
+
+    /// The node whose slots this one announces: itself, or its primary.
+    pub fn my_master(&self) -> Owner {
+        match self.my_primary() {
+            Some(i) => Owner::Peer(i),
+            None => Owner::Myself,
+        }
+    }
+
+    /// A node's config epoch (a replica's is its primary's, as Redis shows it).
+    pub fn epoch_of(&self, owner: Owner) -> u64 {
+        match owner {
+            Owner::Peer(i) => self.peers[i].config_epoch,
+            Owner::Myself => self.config_epoch,
+            Owner::Unassigned => 0,
+        }
+    }
+
+    /// A node's flags (for this node: MYSELF and its role).
+    pub fn flags_of(&self, owner: Owner) -> u16 {
+        match owner {
+            Owner::Peer(i) => self.peers[i].flags,
+            _ if self.is_replica() => flag::MYSELF | flag::SLAVE,
+            _ => flag::MYSELF | flag::MASTER,
+        }
+    }
+
+    pub fn is_master(&self, owner: Owner) -> bool {
+        self.flags_of(owner) & flag::MASTER != 0
+    }
+
+    pub fn slot_count(&self, owner: Owner) -> usize {
+        self.slots.iter().filter(|o| **o == owner).count()
+    }
+
+    /// The slots of a node as a bus bitmap.
+    pub fn bitmap_of(&self, owner: Owner) -> bus::SlotBitmap {
+        let mut map = bus::SlotBitmap::empty();
+        for (slot, o) in self.slots.iter().enumerate() {
+            if *o == owner {
+                map.set(slot);
+            }
+        }
+        map
+    }
+
+    /// The replicas of a node (among the peers), as `(index, id)`.
+    pub fn replicas_of(&self, owner: Owner) -> Vec<usize> {
+        let id = self.node_id(owner).to_string();
+        (0..self.peers.len())
+            .filter(|&i| self.peers[i].primary.as_deref() == Some(id.as_str()))
+            .collect()
+    }
+
+    /// Every node: this one first, then the peers.
+    pub fn owners(&self) -> impl Iterator<Item = Owner> {
+        std::iter::once(Owner::Myself).chain((0..self.peers.len()).map(Owner::Peer))
+    }
+
+    /// The primaries that own at least one slot (`cluster_size`).
+    pub fn size(&self) -> usize {
+        let mut owning = vec![false; self.peers.len() + 1];
+        for o in &self.slots {
+            match o {
+                Owner::Myself => owning[0] = true,
+                Owner::Peer(i) => owning[i + 1] = true,
+                Owner::Unassigned => {}
+            }
+        }
+        self.owners()
+            .enumerate()
+            .filter(|&(k, o)| owning[k] && self.is_master(o))
+            .count()
     }
 
     pub fn assigned(&self) -> usize {
@@ -106,122 +300,82 @@ impl State {
         out
     }
 
-    /// `cluster_state:ok`, as Redis's `clusterUpdateState` decides it for a node that knows no
-    /// failed peers: every slot served (under `cluster-require-full-coverage`) and a majority
-    /// of slot-owning primaries reachable (here: this node owns some slot).
+    /// Redis's `clusterUpdateState`, kept for [`State::ok`]: under full coverage every slot
+    /// must be served by a node not FAILed; and a majority of the slot-owning primaries must be
+    /// reachable (neither PFAIL nor FAIL) from here.
+    pub fn update_state(&mut self) {
+        self.covered = self
+            .slots
+            .iter()
+            .all(|&o| o != Owner::Unassigned && self.flags_of(o) & flag::FAIL == 0);
+        let mut owning = vec![false; self.peers.len() + 1];
+        for o in &self.slots {
+            match o {
+                Owner::Myself => owning[0] = true,
+                Owner::Peer(i) => owning[i + 1] = true,
+                Owner::Unassigned => {}
+            }
+        }
+        let (mut size, mut reachable) = (0, 0);
+        for (k, o) in self.owners().enumerate() {
+            if owning[k] && self.is_master(o) {
+                size += 1;
+                if self.flags_of(o) & (flag::FAIL | flag::PFAIL) == 0 {
+                    reachable += 1;
+                }
+            }
+        }
+        self.quorum = reachable > size / 2;
+    }
+
+    /// `cluster_state:ok`, as [`State::update_state`] last found it.
     pub fn ok(&self, require_full_coverage: bool) -> bool {
-        if require_full_coverage && self.slots.contains(&Owner::Unassigned) {
-            return false;
-        }
-        self.slots.contains(&Owner::Myself)
+        self.quorum && (self.covered || !require_full_coverage)
     }
 
-    /// `nodes.conf` as Redis writes it: one line per node, then the epochs.
-    pub fn nodes_conf(&self, port: u16) -> String {
-        let mut out = self.describe(port, true);
-        out.push_str(&format!(
-            "vars currentEpoch {} lastVoteEpoch {}\n",
-            self.current_epoch, self.last_vote_epoch
-        ));
-        out
+    /// Forgets a peer, with every slot, open slot and failure report that named it.
+    pub fn remove_peer(&mut self, i: usize) {
+        let gone = self.peers.remove(i);
+        let shift = |o: &mut Owner| match *o {
+            Owner::Peer(j) if j == i => *o = Owner::Unassigned,
+            Owner::Peer(j) if j > i => *o = Owner::Peer(j - 1),
+            _ => {}
+        };
+        self.slots.iter_mut().for_each(shift);
+        for open in [&mut self.migrating, &mut self.importing] {
+            open.retain(|_, o| *o != Owner::Peer(i));
+            open.values_mut().for_each(shift);
+        }
+        for p in &mut self.peers {
+            p.fail_reports.retain(|(by, _)| *by != gone.id);
+        }
     }
 
-    /// CLUSTER NODES (and the node lines of `nodes.conf`, which add open slots too).
-    pub fn describe(&self, port: u16, with_open_slots: bool) -> String {
-        let ranges = self.ranges();
-        let mut line = format!(
-            "{} :{port}@{} myself,master - 0 0 {} connected",
-            self.myself,
-            port as u32 + 10000,
-            self.config_epoch
-        );
-        for &(first, last, owner) in &ranges {
-            if owner != Owner::Myself {
-                continue;
-            }
-            push_range(&mut line, first, last);
-        }
-        if with_open_slots {
-            for (slot, &to) in &self.migrating {
-                line.push_str(&format!(" [{slot}->-{}]", self.node_id(to)));
-            }
-            for (slot, &from) in &self.importing {
-                line.push_str(&format!(" [{slot}-<-{}]", self.node_id(from)));
-            }
-        }
-        line.push('\n');
-        for (i, peer) in self.peers.iter().enumerate() {
-            line.push_str(&format!(
-                "{} {}:{}@{} master - 0 0 0 connected",
-                peer.id,
-                peer.ip,
-                peer.port,
-                peer.port as u32 + 10000
-            ));
-            for &(first, last, owner) in &ranges {
-                if owner == Owner::Peer(i) {
-                    push_range(&mut line, first, last);
-                }
-            }
-            line.push('\n');
-        }
-        line
+    /// Writes a message to a peer's outbound link (dropped when it has none yet), counted for
+    /// CLUSTER INFO.
+    pub fn send(&mut self, i: usize, frame: Vec<u8>) {
+        let Some(tx) = self.peers[i].link.as_ref().map(|l| l.tx.clone()) else {
+            return;
+        };
+        self.count_sent(&frame);
+        let _ = tx.send(frame);
     }
 
-    /// Reads back what [`State::nodes_conf`] wrote: this node's id, its slots and open slots,
-    /// and the epochs. Lines of other nodes are skipped (without a bus they could not be
-    /// reached). None when the text is not a nodes.conf.
-    fn parse(text: &str) -> Option<State> {
-        let mut state = State::fresh();
-        let mut found = false;
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.first() == Some(&"vars") {
-                for pair in fields[1..].chunks(2) {
-                    let value = pair.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-                    match pair[0] {
-                        "currentEpoch" => state.current_epoch = value,
-                        "lastVoteEpoch" => state.last_vote_epoch = value,
-                        _ => {}
-                    }
-                }
-                continue;
-            }
-            if fields.len() < 8 || !fields[2].split(',').any(|f| f == "myself") {
-                continue;
-            }
-            found = true;
-            state.myself = fields[0].to_string();
-            state.config_epoch = fields[6].parse().ok()?;
-            for spec in &fields[8..] {
-                if let Some(open) = spec.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-                    // Open slots towards this node itself are the only ones it can keep.
-                    if let Some((slot, _)) = open.split_once("->-") {
-                        state.migrating.insert(slot.parse().ok()?, Owner::Myself);
-                    } else if let Some((slot, _)) = open.split_once("-<-") {
-                        state.importing.insert(slot.parse().ok()?, Owner::Myself);
-                    }
-                    continue;
-                }
-                let (first, last) = match spec.split_once('-') {
-                    Some((a, b)) => (a.parse::<usize>().ok()?, b.parse::<usize>().ok()?),
-                    None => (spec.parse().ok()?, spec.parse().ok()?),
-                };
-                if first > last || last >= SLOTS {
-                    return None;
-                }
-                state.slots[first..=last].fill(Owner::Myself);
-            }
+    pub fn count_sent(&mut self, frame: &[u8]) {
+        let kind = u16::from_be_bytes([frame[12], frame[13]]) as usize;
+        if let Some(n) = self.sent.get_mut(kind) {
+            *n += 1;
         }
-        found.then_some(state)
     }
-}
 
-fn push_range(line: &mut String, first: u16, last: u16) {
-    if first == last {
-        line.push_str(&format!(" {first}"));
-    } else {
-        line.push_str(&format!(" {first}-{last}"));
+    /// Drops everything learnt of other nodes (CLUSTER RESET): peers, slots, open slots.
+    pub fn forget_everything(&mut self) {
+        self.slots.fill(Owner::Unassigned);
+        self.peers.clear();
+        self.migrating.clear();
+        self.importing.clear();
+        self.primary = None;
+        self.blacklist.clear();
     }
 }
 
@@ -231,6 +385,8 @@ pub enum Redirect {
     CrossSlot,
     Unbound,
     Down,
+    /// The cluster is down, `cluster-allow-reads-when-down` serves reads only.
+    DownReadOnly,
     Moved(u16, String),
     Ask(u16, String),
     TryAgain,
@@ -242,11 +398,26 @@ impl Redirect {
             Redirect::CrossSlot => "CROSSSLOT Keys in request don't hash to the same slot".into(),
             Redirect::Unbound => "CLUSTERDOWN Hash slot not served".into(),
             Redirect::Down => "CLUSTERDOWN The cluster is down".into(),
+            Redirect::DownReadOnly => {
+                "CLUSTERDOWN The cluster is down and only accepts read commands".into()
+            }
             Redirect::Moved(slot, at) => format!("MOVED {slot} {at}"),
             Redirect::Ask(slot, at) => format!("ASK {slot} {at}"),
             Redirect::TryAgain => "TRYAGAIN Multiple keys request during rehashing of slot".into(),
         }
     }
+}
+
+/// What [`Cluster::route`] needs to know of a request besides its keys' slots.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Query {
+    /// The client sent ASKING (or the command is RESTORE-ASKING).
+    pub asking: bool,
+    /// The client sent READONLY (replica reads).
+    pub readonly_client: bool,
+    pub is_write: bool,
+    pub require_full_coverage: bool,
+    pub reads_when_down: bool,
 }
 
 /// The cluster side of a server: off (every check one branch on a plain bool fixed at start),
@@ -284,7 +455,8 @@ impl Cluster {
             tracing::error!("{e}");
             std::process::exit(1)
         });
-        if let Err(e) = cluster.save(cfg.get_i64("port") as u16) {
+        cluster.write().announce = announce(cfg);
+        if let Err(e) = cluster.save() {
             tracing::error!("Cluster config file could not be written: {e}");
             std::process::exit(1)
         }
@@ -293,7 +465,7 @@ impl Cluster {
 
     /// On: the node as `file` left it, or a new node (with a new id) written to `file`.
     pub fn load_or_create(file: PathBuf) -> Result<Cluster, String> {
-        let state = match std::fs::read_to_string(&file) {
+        let mut state = match std::fs::read_to_string(&file) {
             Ok(text) if !text.trim().is_empty() => State::parse(&text).ok_or_else(|| {
                 format!(
                     "Unrecoverable error: corrupted cluster config file \"{}\".",
@@ -302,6 +474,7 @@ impl Cluster {
             })?,
             _ => State::fresh(),
         };
+        state.update_state();
         let cluster = Cluster {
             enabled: true,
             state: RwLock::new(state),
@@ -324,23 +497,25 @@ impl Cluster {
     }
 
     /// Writes `nodes.conf` (atomically: a temporary file renamed over it).
-    pub fn save(&self, port: u16) -> std::io::Result<()> {
-        let text = self.read().nodes_conf(port);
+    pub fn save(&self) -> std::io::Result<()> {
+        let text = self.read().nodes_conf();
+        self.write_file(&text)
+    }
+
+    /// Writes `nodes.conf` from text made under a lock already held.
+    pub fn write_file(&self, text: &str) -> std::io::Result<()> {
         let tmp = self.file.with_extension("tmp-warpengine");
         std::fs::write(&tmp, text)?;
         std::fs::rename(&tmp, &self.file)
     }
 
     /// Where a request whose keys hash to `slots` goes, or None to run it here.
-    /// `missing(i)`: whether the i-th key is absent (asked only for open slots); `asking`: the
-    /// client sent ASKING; `readonly_ok`: READONLY client and a read command (replica reads,
-    /// which only matter once replicas are known).
+    /// `missing(i)`: whether the i-th key is absent (asked only for open slots).
     pub fn route(
         &self,
         slots: impl Iterator<Item = u16>,
         missing: impl Fn(usize) -> bool,
-        asking: bool,
-        require_full_coverage: bool,
+        query: Query,
     ) -> Option<Redirect> {
         let state = self.read();
         let mut slot = None;
@@ -358,8 +533,13 @@ impl Cluster {
         if owner == Owner::Unassigned {
             return Some(Redirect::Unbound);
         }
-        if !state.ok(require_full_coverage) {
-            return Some(Redirect::Down);
+        if !state.ok(query.require_full_coverage) {
+            if !query.reads_when_down {
+                return Some(Redirect::Down);
+            }
+            if query.is_write {
+                return Some(Redirect::DownReadOnly);
+            }
         }
         let migrating = owner == Owner::Myself && state.migrating.contains_key(&slot);
         let importing = state.importing.contains_key(&slot);
@@ -373,18 +553,42 @@ impl Cluster {
                         _ => Some(Redirect::Ask(slot, endpoint(&state, to))),
                     };
                 }
-                if asking && keys > 1 {
+                if query.asking && keys > 1 {
                     return Some(Redirect::TryAgain);
                 }
             }
-            if importing && asking {
+            if importing && query.asking {
                 return None;
             }
+        }
+        // A READONLY client reading a slot of this replica's own primary is served here.
+        if query.readonly_client && !query.is_write && owner == state.my_master() {
+            return None;
         }
         match owner {
             Owner::Myself => None,
             peer => Some(Redirect::Moved(slot, endpoint(&state, peer))),
         }
+    }
+}
+
+/// Where this node says it is, from the config: `cluster-announce-*` over its own ports
+/// (`cluster-port` 0: port + 10000).
+pub fn announce(cfg: &crate::config_store::ConfigStore) -> Announce {
+    let port = cfg.get_i64("port") as u16;
+    let bus = match cfg.get_i64("cluster-port") as u16 {
+        0 => port.wrapping_add(10000),
+        p => p,
+    };
+    let pick = |key: &str, own: u16| match cfg.get_i64(key) as u16 {
+        0 => own,
+        p => p,
+    };
+    Announce {
+        ip: cfg.get("cluster-announce-ip").to_string(),
+        port: pick("cluster-announce-port", port),
+        cport: pick("cluster-announce-bus-port", bus),
+        hostname: cfg.get("cluster-announce-hostname").to_string(),
     }
 }
 
@@ -403,59 +607,84 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("warp-cluster-{}", std::process::id()));
         let c = Cluster::load_or_create(dir.join("none.conf")).unwrap();
         c.write().slots.fill(Owner::Myself);
+        c.write().update_state();
         c
-    }
-
-    #[test]
-    fn nodes_conf_round_trips() {
-        let c = node();
-        {
-            let mut s = c.write();
-            s.slots[100..200].fill(Owner::Unassigned);
-            s.migrating.insert(5, Owner::Myself);
-            s.current_epoch = 3;
-            s.config_epoch = 2;
-        }
-        let text = c.read().nodes_conf(7000);
-        let back = State::parse(&text).unwrap();
-        assert_eq!(back.myself, c.read().myself);
-        assert_eq!(back.slots, c.read().slots);
-        assert_eq!(back.migrating.get(&5), Some(&Owner::Myself));
-        assert_eq!((back.current_epoch, back.config_epoch), (3, 2));
-        assert!(text.contains(" 0-99 200-16383 [5->-"));
     }
 
     #[test]
     fn routes_as_redis() {
         let c = node();
-        let here = |slots: &[u16]| c.route(slots.iter().copied(), |_| true, false, true);
+        let q = |asking, full| Query {
+            asking,
+            require_full_coverage: full,
+            ..Query::default()
+        };
+        let here = |slots: &[u16]| c.route(slots.iter().copied(), |_| true, q(false, true));
         assert_eq!(here(&[1, 1]), None);
         assert_eq!(here(&[1, 2]), Some(Redirect::CrossSlot));
         assert_eq!(here(&[]), None);
         c.write().slots[7] = Owner::Unassigned;
+        c.write().update_state();
         assert_eq!(here(&[7]), Some(Redirect::Unbound));
         // Not every slot covered: the whole cluster is down under full coverage.
         assert_eq!(here(&[1]), Some(Redirect::Down));
-        assert_eq!(c.route([1u16].into_iter(), |_| true, false, false), None);
+        assert_eq!(c.route([1u16].into_iter(), |_| true, q(false, false)), None);
+        let reads = Query {
+            require_full_coverage: true,
+            reads_when_down: true,
+            ..Query::default()
+        };
+        assert_eq!(c.route([1u16].into_iter(), |_| true, reads), None);
+        let write = Query {
+            is_write: true,
+            ..reads
+        };
+        assert_eq!(
+            c.route([1u16].into_iter(), |_| true, write),
+            Some(Redirect::DownReadOnly)
+        );
         {
             let mut s = c.write();
             s.slots[7] = Owner::Myself;
-            s.peers.push(Peer {
-                id: "b".repeat(40),
-                ip: "10.0.0.2".into(),
-                port: 7001,
-            });
+            s.peers.push(Peer::new(
+                "b".repeat(40),
+                "10.0.0.2".into(),
+                7001,
+                17001,
+                flag::MASTER,
+                0,
+            ));
             s.slots[8] = Owner::Peer(0);
             s.migrating.insert(9, Owner::Peer(0));
             s.importing.insert(8, Owner::Peer(0));
+            s.update_state();
         }
         assert_eq!(here(&[8]), Some(Redirect::Moved(8, "10.0.0.2:7001".into())));
-        assert_eq!(c.route([8u16].into_iter(), |_| true, true, true), None);
+        assert_eq!(c.route([8u16].into_iter(), |_| true, q(true, true)), None);
         assert_eq!(
-            c.route([8u16, 8].into_iter(), |i| i == 1, true, true),
+            c.route([8u16, 8].into_iter(), |i| i == 1, q(true, true)),
             Some(Redirect::TryAgain)
         );
         assert_eq!(here(&[9]), Some(Redirect::Ask(9, "10.0.0.2:7001".into())));
-        assert_eq!(c.route([9u16].into_iter(), |_| false, false, true), None);
+        assert_eq!(c.route([9u16].into_iter(), |_| false, q(false, true)), None);
+        // A replica of the peer serves its primary's slots to READONLY readers only.
+        c.write().importing.clear();
+        c.write().primary = Some("b".repeat(40));
+        let readonly = Query {
+            readonly_client: true,
+            ..q(false, true)
+        };
+        assert_eq!(c.route([8u16].into_iter(), |_| true, readonly), None);
+        assert!(matches!(
+            c.route(
+                [8u16].into_iter(),
+                |_| true,
+                Query {
+                    is_write: true,
+                    ..readonly
+                }
+            ),
+            Some(Redirect::Moved(..))
+        ));
     }
 }

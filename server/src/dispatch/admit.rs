@@ -180,7 +180,7 @@ fn cluster_refusal(
     // RESTORE-ASKING (a migration's own command) is served in an importing slot as if asked.
     let asking = asking || spec.flags.contains(Flags::ASKING);
     let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
-    cluster_redirect(server, conn.db, &keys, asking)
+    cluster_redirect(server, conn, &keys, asking, spec.is_write())
 }
 
 /// The CROSSSLOT, CLUSTERDOWN, MOVED or ASK error for a request with these keys (for EXEC,
@@ -188,19 +188,26 @@ fn cluster_refusal(
 #[cold]
 pub(super) fn cluster_redirect(
     server: &Server,
-    db: usize,
+    conn: &ConnState,
     keys: &[&Bytes],
     asking: bool,
+    is_write: bool,
 ) -> Option<Reply> {
     if keys.is_empty() {
         return None;
     }
-    let full_coverage = server
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_bool("cluster-require-full-coverage");
+    let query = {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        crate::cluster::Query {
+            asking,
+            readonly_client: conn.readonly,
+            is_write,
+            require_full_coverage: cfg.get_bool("cluster-require-full-coverage"),
+            reads_when_down: cfg.get_bool("cluster-allow-reads-when-down"),
+        }
+    };
     let now = crate::server_state::unix_ms();
+    let db = conn.db;
     // Asked only for a slot being migrated or imported.
     let missing = |i: usize| {
         let shard = server.slots.shard_of(keys[i]);
@@ -209,7 +216,7 @@ pub(super) fn cluster_redirect(
     let slots = keys.iter().map(|k| crate::slot::key_slot(k));
     server
         .cluster
-        .route(slots, missing, asking, full_coverage)
+        .route(slots, missing, query)
         .map(|redirect| Reply::err(redirect.message()))
 }
 
