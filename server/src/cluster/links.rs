@@ -45,10 +45,13 @@ enum Event {
 pub fn start(server: Arc<Server>, ip: IpAddr) -> std::io::Result<()> {
     let port = {
         let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
-        let port = cfg.get_i64("port") as u16;
-        match cfg.get_i64("cluster-port") as u16 {
-            0 => port.wrapping_add(10000),
-            p => p,
+        let port = cfg.get_i64("port");
+        match cfg.get_i64("cluster-port") {
+            0 if port > 55535 => {
+                return Err(std::io::Error::other("Redis port number too high. Cluster communication port is 10,000 port numbers higher than your Redis port. Your Redis port number must be 55535 or less."));
+            }
+            0 => port as u16 + 10000,
+            p => p as u16,
         }
     };
     let listener = std::net::TcpListener::bind((ip, port))?;

@@ -260,8 +260,8 @@ impl State {
         std::iter::once(Owner::Myself).chain((0..self.peers.len()).map(Owner::Peer))
     }
 
-    /// The primaries that own at least one slot (`cluster_size`).
-    pub fn size(&self) -> usize {
+    /// Whether each node (in [`State::owners`] order) owns at least one slot.
+    fn owning(&self) -> Vec<bool> {
         let mut owning = vec![false; self.peers.len() + 1];
         for o in &self.slots {
             match o {
@@ -270,6 +270,12 @@ impl State {
                 Owner::Unassigned => {}
             }
         }
+        owning
+    }
+
+    /// The primaries that own at least one slot (`cluster_size`).
+    pub fn size(&self) -> usize {
+        let owning = self.owning();
         self.owners()
             .enumerate()
             .filter(|&(k, o)| owning[k] && self.is_master(o))
@@ -308,14 +314,7 @@ impl State {
             .slots
             .iter()
             .all(|&o| o != Owner::Unassigned && self.flags_of(o) & flag::FAIL == 0);
-        let mut owning = vec![false; self.peers.len() + 1];
-        for o in &self.slots {
-            match o {
-                Owner::Myself => owning[0] = true,
-                Owner::Peer(i) => owning[i + 1] = true,
-                Owner::Unassigned => {}
-            }
-        }
+        let owning = self.owning();
         let (mut size, mut reachable) = (0, 0);
         for (k, o) in self.owners().enumerate() {
             if owning[k] && self.is_master(o) {
