@@ -2,7 +2,8 @@
 //! `redis-cli --cluster create` exactly as with Redis, checked clean by `redis-cli --cluster
 //! check`, served to `redis-cli -c` across slots; a node restarted from its nodes.conf
 //! rejoins; replicas follow their primaries and serve READONLY reads; a killed primary's
-//! replica is promoted and clients carry on; CLUSTER FAILOVER swaps roles.
+//! replica is promoted and clients carry on; CLUSTER FAILOVER swaps roles; PUBLISH reaches
+//! every node's subscribers.
 //!
 //! Short node timeouts (1 s) keep failure detection fast.
 
@@ -230,6 +231,21 @@ fn warpengine_and_redis_server_nodes_share_a_cluster() {
     for p in ports {
         assert!(cluster_info(p).starts_with("cluster_state:ok"), "{p}");
     }
+    // PUBLISH reaches subscribers on every node, both ways, through the bus.
+    let subscriber = |port: u16| {
+        let mut c = RawConn::connect(port);
+        c.send_command(&[b"SUBSCRIBE", b"news"]);
+        c.read_reply().expect("subscribed");
+        c
+    };
+    let (mut on_redis, mut on_warp) = (subscriber(r.port), subscriber(w2.0.port));
+    let message =
+        |c: &mut RawConn| String::from_utf8_lossy(&c.read_reply().expect("a message")).into_owned();
+    RawConn::connect(w1.0.port).call(&["PUBLISH", "news", "from-warp"]);
+    assert!(message(&mut on_redis).contains("from-warp"));
+    assert!(message(&mut on_warp).contains("from-warp"));
+    RawConn::connect(r.port).call(&["PUBLISH", "news", "from-redis"]);
+    assert!(message(&mut on_warp).contains("from-redis"));
 }
 
 /// The primary a replica line of CLUSTER NODES names.

@@ -157,6 +157,47 @@ async fn connection(
     let _ = events.send(Event::Closed { id });
 }
 
+impl Ctx {
+    /// The clock, the settings the bus acts on, and this node's replication offset.
+    pub fn of(server: &Server) -> Ctx {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        Ctx {
+            now: unix_ms(),
+            node_timeout: cfg.get_i64("cluster-node-timeout").max(1) as u64,
+            repl_offset: server.replication.history().offset(),
+            allow_replica_migration: cfg.get_bool("cluster-allow-replica-migration"),
+            no_failover: cfg.get_bool("cluster-replica-no-failover"),
+        }
+    }
+}
+
+/// PUBLISH in cluster mode reaches every node's subscribers through the bus (instead of the
+/// replication stream); SPUBLISH the nodes of this node's shard (its primary and replicas).
+pub fn publish(server: &Server, shard: bool, channel: &[u8], message: &[u8]) {
+    let ctx = Ctx::of(server);
+    let mut st = server.cluster.write();
+    let kind = if shard {
+        bus::kind::PUBLISHSHARD
+    } else {
+        bus::kind::PUBLISH
+    };
+    let frame = bus::encode(&bus::Message {
+        header: gossip::header(&st, kind, &ctx),
+        body: bus::Body::Publish {
+            channel: channel.to_vec(),
+            message: message.to_vec(),
+        },
+    });
+    let master = st.node_id(st.my_master()).to_string();
+    for i in 0..st.peers.len() {
+        let p = &st.peers[i];
+        let same_shard = p.id == master || p.primary.as_deref() == Some(master.as_str());
+        if !p.has(flag::HANDSHAKE) && (!shard || same_shard) {
+            st.send(i, frame.clone());
+        }
+    }
+}
+
 struct Bus {
     server: Arc<Server>,
     rng: Rng,
@@ -169,19 +210,8 @@ struct Bus {
 }
 
 impl Bus {
-    fn ctx(&self) -> Ctx {
-        let cfg = self.server.config.read().unwrap_or_else(|p| p.into_inner());
-        Ctx {
-            now: unix_ms(),
-            node_timeout: cfg.get_i64("cluster-node-timeout").max(1) as u64,
-            repl_offset: self.server.replication.history().offset(),
-            allow_replica_migration: cfg.get_bool("cluster-allow-replica-migration"),
-            no_failover: cfg.get_bool("cluster-replica-no-failover"),
-        }
-    }
-
     fn handle(&mut self, event: Event) {
-        let ctx = self.ctx();
+        let ctx = Ctx::of(&self.server);
         let cluster = &self.server.cluster;
         let mut publish = None;
         let saved = {
@@ -246,7 +276,7 @@ impl Bus {
 
     fn cron(&mut self) {
         self.iteration += 1;
-        let ctx = self.ctx();
+        let ctx = Ctx::of(&self.server);
         let announce = {
             let cfg = self.server.config.read().unwrap_or_else(|p| p.into_inner());
             super::announce(&cfg)

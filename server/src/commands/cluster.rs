@@ -726,18 +726,6 @@ fn replicate(s: &mut Session, args: &[Bytes]) -> Reply {
     })
 }
 
-/// The bus's view of time and replication, for commands that act as the bus would.
-fn bus_ctx(s: &Session) -> Ctx {
-    let cfg = s.server.config.read().unwrap_or_else(|p| p.into_inner());
-    Ctx {
-        now: crate::server_state::unix_ms(),
-        node_timeout: cfg.get_i64("cluster-node-timeout").max(1) as u64,
-        repl_offset: s.server.replication.history().offset(),
-        allow_replica_migration: cfg.get_bool("cluster-allow-replica-migration"),
-        no_failover: cfg.get_bool("cluster-replica-no-failover"),
-    }
-}
-
 fn failover(s: &mut Session, args: &[Bytes]) -> Reply {
     if args.len() > 3 {
         return super::util::subcommand_syntax_error(&args[1], "CLUSTER");
@@ -748,7 +736,7 @@ fn failover(s: &mut Session, args: &[Bytes]) -> Reply {
         Some(o) if o.eq_ignore_ascii_case(b"takeover") => Manual::Takeover,
         Some(_) => return Reply::err("ERR syntax error"),
     };
-    let ctx = bus_ctx(s);
+    let ctx = Ctx::of(s.server);
     change(s, |st| {
         if !st.is_replica() {
             return Err(Reply::err(
