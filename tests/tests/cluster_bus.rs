@@ -44,6 +44,8 @@ fn redis_node() -> ServerProcess {
         "yes",
         "--cluster-node-timeout",
         NODE_TIMEOUT,
+        "--repl-diskless-sync-delay",
+        "0",
     ])
 }
 
@@ -392,4 +394,83 @@ fn meet_forget_and_reset() {
     );
     assert_ne!(bulk(cb.call(&["CLUSTER", "MYID"])), b_id);
     assert_eq!(nodes_of(b.port).lines().count(), 1);
+}
+
+fn node_id(port: u16) -> String {
+    bulk(RawConn::connect(port).call(&["CLUSTER", "MYID"]))
+}
+
+/// `redis-cli --cluster add-node` of `replica` as a replica of the node on `primary`.
+fn add_replica(replica: u16, primary: u16) {
+    let out = cli(&[
+        "--cluster",
+        "add-node",
+        &format!("127.0.0.1:{replica}"),
+        &format!("127.0.0.1:{primary}"),
+        "--cluster-slave",
+        "--cluster-master-id",
+        &node_id(primary),
+    ]);
+    assert!(out.contains("[OK] New node added correctly."), "{out}");
+}
+
+#[test]
+fn replicas_of_either_kind_take_over_in_a_mixed_cluster() {
+    let w1 = warp_node("bus-mixrepl-1");
+    let r1 = redis_node();
+    let w2 = warp_node("bus-mixrepl-2");
+    let ports = [w1.0.port, r1.port, w2.0.port];
+    create(&ports, 0);
+    wait_ready(&ports, 3);
+    // A WarpEngine replica of the redis-server primary, a redis-server replica of a
+    // WarpEngine primary, both added by redis-cli.
+    let warp_replica = warp_node("bus-mixrepl-3");
+    let redis_replica = redis_node();
+    add_replica(warp_replica.0.port, r1.port);
+    add_replica(redis_replica.port, w1.0.port);
+    let all = [
+        ports[0],
+        ports[1],
+        ports[2],
+        warp_replica.0.port,
+        redis_replica.port,
+    ];
+    wait_ready(&all, 5);
+    assert_check_clean(warp_replica.0.port);
+    set_and_get_across_slots(w2.0.port, "x");
+    wait_for("both replicas to sync", || {
+        [warp_replica.0.port, redis_replica.port].iter().all(|&p| {
+            let mut c = RawConn::connect(p);
+            c.call(&["READONLY"]);
+            // x0..x29 are spread over the three primaries: some on each replica's primary.
+            (0..30).any(|i| {
+                c.call(&["GET", &format!("x{i}")]) == Resp::Bulk(i.to_string().into_bytes())
+            })
+        })
+    });
+
+    // The redis-server primary dies: the WarpEngine replica wins the election (votes of the
+    // two WarpEngine primaries).
+    let mut r1 = r1;
+    r1.kill9();
+    wait_for("the WarpEngine replica to be promoted", || {
+        role_of(warp_replica.0.port) == "master"
+    });
+    // A WarpEngine primary dies: the redis-server replica wins (votes of two WarpEngine
+    // primaries, one of them just promoted).
+    let mut w1 = w1;
+    w1.0.kill9();
+    wait_for("the redis-server replica to be promoted", || {
+        role_of(redis_replica.port) == "master"
+    });
+    let alive = [w2.0.port, warp_replica.0.port, redis_replica.port];
+    wait_for("the cluster to be ok again", || {
+        alive
+            .iter()
+            .all(|&p| cluster_info(p).starts_with("cluster_state:ok"))
+    });
+    for i in 0..30 {
+        let out = cli(&["-c", "-p", &w2.0.port.to_string(), "GET", &format!("x{i}")]);
+        assert_eq!(out.trim(), i.to_string());
+    }
 }
