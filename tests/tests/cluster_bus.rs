@@ -188,6 +188,43 @@ fn redis_cli_creates_a_cluster_of_warpengine_nodes() {
     };
     assert!(ports.iter().any(|p| owner == format!("127.0.0.1:{p}")));
 
+    // redis-cli reshards 300 slots with keys (MIGRATE, RESTORE-ASKING, SETSLOT) cleanly.
+    // Keys in the first node's first 300 slots, the ones redis-cli moves.
+    let moving: Vec<String> = (0..)
+        .map(|n| format!("mv{n}"))
+        .filter(|k| warpengine::slot::key_slot(k.as_bytes()) < 300)
+        .take(300)
+        .collect();
+    for key in &moving {
+        let set = cli(&["-c", "-p", &ports[1].to_string(), "SET", key, "x"]);
+        assert_eq!(set.trim(), "OK");
+    }
+    let out = cli(&[
+        "--cluster",
+        "reshard",
+        &format!("127.0.0.1:{}", ports[0]),
+        "--cluster-from",
+        &node_id(ports[0]),
+        "--cluster-to",
+        &node_id(ports[1]),
+        "--cluster-slots",
+        "300",
+        "--cluster-yes",
+    ]);
+    assert!(!out.contains("ERR"), "{out}");
+    wait_agreement(&ports, 3);
+    assert_check_clean(ports[2]);
+    for key in &moving {
+        let get = cli(&["-c", "-p", &ports[2].to_string(), "GET", key]);
+        assert_eq!(get.trim(), "x");
+    }
+    let in_slot_0 = moving
+        .iter()
+        .filter(|k| warpengine::slot::key_slot(k.as_bytes()) == 0)
+        .count();
+    let counted = RawConn::connect(ports[1]).call(&["CLUSTER", "COUNTKEYSINSLOT", "0"]);
+    assert_eq!(counted.int() as usize, in_slot_0);
+
     // CLUSTER LINKS shows a link each way to both peers.
     let links = c.call(&["CLUSTER", "LINKS"]);
     assert!(
