@@ -353,6 +353,14 @@ fn replicas_take_over_from_a_failed_primary() {
         Resp::Error(format!("MOVED {slot} 127.0.0.1:{owner_port}"))
     );
 
+    // A write too, READONLY or not (Redis checks redirects before a replica's read-only rule).
+    let mut ro = RawConn::connect(replica_port);
+    ro.call(&["READONLY"]);
+    assert_eq!(
+        ro.call(&["SET", "r1", "x"]),
+        Resp::Error(format!("MOVED {slot} 127.0.0.1:{owner_port}"))
+    );
+
     // kill -9 the primary: its replica is promoted within a few node timeouts.
     let killed = nodes
         .iter_mut()

@@ -197,6 +197,9 @@ pub fn handle_replica(st: &mut State, ctx: &Ctx, rng: &mut Rng) -> bool {
     {
         return false;
     }
+    if !manual && too_stale(ctx) {
+        return false;
+    }
     let auth_timeout = (ctx.node_timeout * 2).max(2000);
     let retry = auth_timeout * 2;
     if now.saturating_sub(st.failover.auth_time) > retry {
@@ -260,6 +263,20 @@ pub fn handle_replica(st: &mut State, ctx: &Ctx, rng: &mut Rng) -> bool {
     false
 }
 
+/// `cluster-replica-validity-factor`: a replica whose data is older than the ping period plus
+/// the factor times the node timeout (besides the node timeout itself, which failure detection
+/// takes) does not run for election on its own.
+fn too_stale(ctx: &Ctx) -> bool {
+    let mut age = ctx.data_age;
+    if age > ctx.node_timeout {
+        age -= ctx.node_timeout;
+    }
+    let limit = ctx
+        .repl_ping_period
+        .saturating_add(ctx.node_timeout.saturating_mul(ctx.validity_factor));
+    ctx.validity_factor != 0 && age > limit
+}
+
 /// Redis's `clusterFailoverReplaceYourMaster`: this node becomes a primary with its old
 /// primary's slots, and says so to everyone.
 fn replace_primary(st: &mut State, ctx: &Ctx, rng: &mut Rng) {
@@ -290,6 +307,9 @@ mod tests {
             repl_offset: offset,
             allow_replica_migration: true,
             no_failover: false,
+            data_age: 0,
+            validity_factor: 10,
+            repl_ping_period: 10_000,
         }
     }
 
@@ -382,5 +402,30 @@ mod tests {
         assert!(replica.primary.is_none());
         assert_eq!(replica.config_epoch, 3);
         assert!(replica.slots[..100].iter().all(|&o| o == Owner::Myself));
+    }
+
+    #[test]
+    fn stale_replicas_do_not_run() {
+        let fresh = ctx(0, 0);
+        assert!(!too_stale(&fresh));
+        // 10 s ping period + 10 x 1 s node timeout, past the node timeout itself.
+        let limit = Ctx {
+            data_age: 21_000,
+            ..fresh
+        };
+        assert!(!too_stale(&limit));
+        let stale = Ctx {
+            data_age: 21_001,
+            ..fresh
+        };
+        assert!(too_stale(&stale));
+        assert!(!too_stale(&Ctx {
+            validity_factor: 0,
+            ..stale
+        }));
+        assert!(too_stale(&Ctx {
+            data_age: u64::MAX,
+            ..fresh
+        }));
     }
 }

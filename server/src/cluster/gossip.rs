@@ -20,6 +20,13 @@ pub struct Ctx {
     pub repl_offset: u64,
     pub allow_replica_migration: bool,
     pub no_failover: bool,
+    /// How old this replica's data is: ms since its primary last sent anything (link up), or
+    /// since the link went down (u64::MAX if it never came up).
+    pub data_age: u64,
+    /// `cluster-replica-validity-factor` (0: any data age may run for election).
+    pub validity_factor: u64,
+    /// `repl-ping-replica-period`, in ms.
+    pub repl_ping_period: u64,
 }
 
 /// The connection a message came in on.
@@ -747,6 +754,9 @@ mod tests {
             repl_offset: 0,
             allow_replica_migration: true,
             no_failover: false,
+            data_age: 0,
+            validity_factor: 10,
+            repl_ping_period: 10_000,
         }
     }
 

@@ -160,6 +160,14 @@ async fn connection(
 impl Ctx {
     /// The clock, the settings the bus acts on, and this node's replication offset.
     pub fn of(server: &Server) -> Ctx {
+        let upstream = &server.replication.upstream;
+        let status = upstream.status();
+        let since = if upstream.link_up() {
+            status.last_io
+        } else {
+            status.down_since
+        };
+        let data_age = since.map_or(u64::MAX, |t| t.elapsed().as_millis() as u64);
         let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
         Ctx {
             now: unix_ms(),
@@ -167,6 +175,9 @@ impl Ctx {
             repl_offset: server.replication.history().offset(),
             allow_replica_migration: cfg.get_bool("cluster-allow-replica-migration"),
             no_failover: cfg.get_bool("cluster-replica-no-failover"),
+            data_age,
+            validity_factor: cfg.get_i64("cluster-replica-validity-factor").max(0) as u64,
+            repl_ping_period: cfg.get_i64("repl-ping-replica-period").max(1) as u64 * 1000,
         }
     }
 }

@@ -69,15 +69,16 @@ pub(super) fn admit(
             return refuse(index, refusal);
         }
     }
-    // One relaxed load and a branch for a server that replicates nothing.
-    if server.replication.is_replica() {
-        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
+    // A plain bool fixed at start: one load and a branch without cluster mode. Before the
+    // replica's checks, as Redis: a write sent to a cluster replica is MOVED to its primary.
+    if server.cluster.enabled() {
+        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
-    // A plain bool fixed at start: one load and a branch without cluster mode.
-    if server.cluster.enabled() {
-        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
+    // One relaxed load and a branch for a server that replicates nothing.
+    if server.replication.is_replica() {
+        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
