@@ -315,6 +315,12 @@ fn shard_node(st: &State, owner: Owner, repl_offset: u64) -> Reply {
     if !hostname.is_empty() {
         fields.push((Reply::bulk_str("hostname"), Reply::bulk_str(hostname)));
     }
+    // As Redis: a replica with no offset yet is still loading its primary's data.
+    let health = match (failed, st.is_master(owner), offset) {
+        (true, _, _) => "fail",
+        (false, false, 0) => "loading",
+        _ => "online",
+    };
     let role = if st.is_master(owner) {
         "master"
     } else {
@@ -326,10 +332,7 @@ fn shard_node(st: &State, owner: Owner, repl_offset: u64) -> Reply {
             Reply::bulk_str("replication-offset"),
             Reply::Int(offset as i64),
         ),
-        (
-            Reply::bulk_str("health"),
-            Reply::bulk_str(if failed { "fail" } else { "online" }),
-        ),
+        (Reply::bulk_str("health"), Reply::bulk_str(health)),
     ]);
     Reply::Map(fields)
 }
