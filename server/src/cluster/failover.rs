@@ -9,6 +9,10 @@
 //! writes and sends its offset in PINGs (flag PAUSED); once the replica has caught up it runs
 //! the election without delay, with FORCEACK so primaries vote although nothing failed.
 //! FORCE skips the handshake with the primary; TAKEOVER skips the election too.
+//!
+//! Replica migration: a primary left without a working replica (orphaned) for a while gets
+//! one from the primary with the most replicas, as long as that one keeps more than
+//! `cluster-migration-barrier`.
 
 use std::collections::HashMap;
 
@@ -18,6 +22,10 @@ use super::{Owner, State};
 
 /// How long a manual failover may take (`CLUSTER_MF_TIMEOUT`).
 pub const MANUAL_TIMEOUT_MS: u64 = 5000;
+
+/// How long a primary stays orphaned before a replica migrates to it
+/// (`CLUSTER_SLAVE_MIGRATION_DELAY`).
+pub const MIGRATION_DELAY_MS: u64 = 5000;
 
 /// The election and manual-failover state of a node.
 #[derive(Debug, Default)]
@@ -263,6 +271,70 @@ pub fn handle_replica(st: &mut State, ctx: &Ctx, rng: &mut Rng) -> bool {
     false
 }
 
+/// Redis's replica migration (`clusterCron`'s orphan count, `clusterHandleSlaveMigration`),
+/// every tick: the replica with the smallest id among those of the primaries with the most
+/// working replicas moves to a primary orphaned for [`MIGRATION_DELAY_MS`], if its own keeps
+/// more than `barrier` working replicas. True when this node changed primary.
+pub fn migrate_if_orphans(st: &mut State, ctx: &Ctx, barrier: usize) -> bool {
+    // Working replicas of each node, this one counted for its primary; their ids.
+    let mut replicas: Vec<Vec<&str>> = vec![Vec::new(); st.peers.len()];
+    let mine = st.my_primary();
+    for p in &st.peers {
+        if let Some(m) = p.primary.as_deref().and_then(|id| st.peer(id.as_bytes())) {
+            if !p.has(flag::FAIL | flag::PFAIL) {
+                replicas[m].push(&p.id);
+            }
+        }
+    }
+    if let Some(m) = mine {
+        replicas[m].push(&st.myself);
+    }
+    let most = replicas.iter().map(Vec::len).max().unwrap_or(0);
+    let candidate = replicas
+        .iter()
+        .filter(|r| r.len() == most)
+        .flatten()
+        .min()
+        .map(|id| id.to_string());
+    let counts: Vec<usize> = replicas.iter().map(Vec::len).collect();
+    let mut target = None;
+    for (i, &working) in counts.iter().enumerate() {
+        let p = &st.peers[i];
+        let orphan = p.is_master() && !p.has(flag::FAIL) && p.has(flag::MIGRATE_TO) && working == 0;
+        let owns = st.slot_count(Owner::Peer(i)) > 0;
+        let p = &mut st.peers[i];
+        if !orphan {
+            p.orphaned_since = 0;
+            continue;
+        }
+        if p.orphaned_since == 0 {
+            p.orphaned_since = ctx.now;
+        }
+        if target.is_none() && owns {
+            target = Some(i);
+        }
+    }
+    let Some(m) = mine else {
+        return false;
+    };
+    let Some(t) = target else {
+        return false;
+    };
+    let eligible = ctx.allow_replica_migration
+        && most >= 2
+        && counts[m] == most
+        && counts[m] > barrier
+        && st.ok(true)
+        && candidate.as_deref() == Some(st.myself.as_str())
+        && ctx.now.saturating_sub(st.peers[t].orphaned_since) > MIGRATION_DELAY_MS;
+    if !eligible {
+        return false;
+    }
+    tracing::warn!("Migrating to orphaned master {}", st.peers[t].id);
+    super::gossip::become_replica_of(st, t);
+    true
+}
+
 /// `cluster-replica-validity-factor`: a replica whose data is older than the ping period plus
 /// the factor times the node timeout (besides the node timeout itself, which failure detection
 /// takes) does not run for election on its own.
@@ -402,6 +474,35 @@ mod tests {
         assert!(replica.primary.is_none());
         assert_eq!(replica.config_epoch, 3);
         assert!(replica.slots[..100].iter().all(|&o| o == Owner::Myself));
+    }
+
+    #[test]
+    fn a_spare_replica_migrates_to_an_orphaned_primary() {
+        let mut st = State::fresh();
+        st.myself = "1".repeat(40);
+        let m1 = Peer::new("a".repeat(40), "h".into(), 1, 2, flag::MASTER, 0);
+        let mut other = Peer::new("9".repeat(40), "h".into(), 3, 4, flag::SLAVE, 0);
+        other.primary = Some("a".repeat(40));
+        let m2 = Peer::new(
+            "b".repeat(40),
+            "h".into(),
+            5,
+            6,
+            flag::MASTER | flag::MIGRATE_TO,
+            0,
+        );
+        st.peers.extend([m1, other, m2]);
+        st.primary = Some("a".repeat(40));
+        st.slots[..8000].fill(Owner::Peer(0));
+        st.slots[8000..].fill(Owner::Peer(2));
+        st.update_state();
+        assert!(!migrate_if_orphans(&mut st, &ctx(1_000, 0), 1));
+        assert_eq!(st.peers[2].orphaned_since, 1_000);
+        // Not before the delay; not past the barrier (2 replicas must stay above it).
+        assert!(!migrate_if_orphans(&mut st, &ctx(6_000, 0), 1));
+        assert!(!migrate_if_orphans(&mut st, &ctx(6_001, 0), 2));
+        assert!(migrate_if_orphans(&mut st, &ctx(6_001, 0), 1));
+        assert_eq!(st.primary.as_deref(), Some("b".repeat(40).as_str()));
     }
 
     #[test]

@@ -445,6 +445,12 @@ fn set_role(st: &mut State, s: usize, h: &Header, out: &mut Outcome) {
                 st.peers[s].primary = Some(primary.clone());
                 out.save = true;
             }
+            // A primary that had a replica may later be orphaned: replicas migrate to it.
+            if let Some(m) = st.peer(primary.as_bytes()) {
+                if st.slot_count(Owner::Peer(m)) > 0 {
+                    st.peers[m].flags |= flag::MIGRATE_TO;
+                }
+            }
         }
     }
 }

@@ -288,9 +288,10 @@ impl Bus {
     fn cron(&mut self) {
         self.iteration += 1;
         let ctx = Ctx::of(&self.server);
-        let announce = {
+        let (announce, migration_barrier) = {
             let cfg = self.server.config.read().unwrap_or_else(|p| p.into_inner());
-            super::announce(&cfg)
+            let barrier = cfg.get_i64("cluster-migration-barrier").max(0) as usize;
+            (super::announce(&cfg), barrier)
         };
         let saved = {
             let mut st = self.server.cluster.write();
@@ -301,7 +302,8 @@ impl Bus {
             let known = st.peers.len();
             gossip::cron(&mut st, &ctx, self.iteration, &mut self.rng);
             self.connect(&mut st, &ctx);
-            let promoted = failover::handle_replica(&mut st, &ctx, &mut self.rng);
+            let promoted = failover::handle_replica(&mut st, &ctx, &mut self.rng)
+                | failover::migrate_if_orphans(&mut st, &ctx, migration_barrier);
             st.update_state();
             (promoted || st.peers.len() != known).then(|| st.nodes_conf())
         };

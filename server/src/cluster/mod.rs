@@ -83,6 +83,8 @@ pub struct Peer {
     pub repl_offset: u64,
     /// Primaries that told, in gossip, that it is failing: reporter id and when.
     pub fail_reports: Vec<(String, u64)>,
+    /// Unix ms since which it is a primary with slots and no working replica (0: it is not).
+    pub orphaned_since: u64,
     pub link: Option<Link>,
     pub inbound: Option<Link>,
 }
