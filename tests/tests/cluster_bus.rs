@@ -410,6 +410,15 @@ fn replicas_take_over_from_a_failed_primary() {
         role_of(replica) == "master" && role_of(primary) == "slave"
     });
     set_and_get_across_slots(replica, "s");
+
+    // CLUSTER RESET on a replica (redis-cli del-node sends it): an empty primary alone.
+    let mut c = RawConn::connect(primary);
+    assert_eq!(c.call(&["CLUSTER", "RESET"]), Resp::Simple("OK".into()));
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(0));
+    assert_eq!(nodes_of(primary).lines().count(), 1);
+    wait_for("the reset replica to be a primary", || {
+        role_of(primary) == "master"
+    });
 }
 
 #[test]

@@ -607,8 +607,10 @@ fn reset(s: &mut Session, args: &[Bytes]) -> Reply {
         Some(_) => return super::util::subcommand_syntax_error(&args[1], "CLUSTER"),
     };
     let empty = db0_empty(s);
-    change(s, |st| {
-        if !empty && !st.is_replica() {
+    let mut was_replica = false;
+    let reply = change(s, |st| {
+        was_replica = st.is_replica();
+        if !empty && !was_replica {
             return Err(Reply::err(
                 "ERR CLUSTER RESET can't be called with master nodes containing keys",
             ));
@@ -621,7 +623,14 @@ fn reset(s: &mut Session, args: &[Bytes]) -> Reply {
             st.last_vote_epoch = 0;
         }
         Ok(OK)
-    })
+    });
+    // A replica reset becomes an empty primary (the bus ends its replication), as Redis
+    // empties its data.
+    if was_replica && reply == OK {
+        crate::replication::replica::promote(s.server);
+        super::server::flushall(s, &args[..1]);
+    }
+    reply
 }
 
 /// A node id argument of a command about another node: Redis's "Unknown node" when it is
