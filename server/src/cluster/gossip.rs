@@ -78,7 +78,8 @@ pub fn header(st: &State, kind: u16, ctx: &Ctx) -> Header {
     h.current_epoch = st.current_epoch;
     h.config_epoch = st.epoch_of(master);
     h.offset = ctx.repl_offset;
-    h.state = u8::from(!st.ok(true) && !st.ok(false));
+    // Informational (receivers do not act on it): fail only if even partial coverage is.
+    h.state = u8::from(!st.ok(false));
     if st.failover.paused_for_replica(ctx.now) {
         h.mflags[0] |= bus::mflag::PAUSED;
     }
@@ -314,7 +315,7 @@ pub fn process(st: &mut State, link: &Incoming, msg: Message, ctx: &Ctx, rng: &m
             {
                 out.save = true;
             }
-            process_gossip(st, Some(s), &msg, ctx, rng);
+            process_gossip(st, Some(s), &msg, ctx);
             if let Body::Ping { hostname, .. } = &msg.body {
                 st.peers[s].hostname = hostname.clone().unwrap_or_default();
             }
@@ -561,7 +562,7 @@ fn epoch_collision(st: &mut State, s: usize) -> bool {
 
 /// Redis's `clusterProcessGossipSection`: failure reports from primaries, fresher PONG times,
 /// new addresses of unreachable nodes, and nodes never seen (added under their real names).
-fn process_gossip(st: &mut State, sender: Option<usize>, msg: &Message, ctx: &Ctx, rng: &mut Rng) {
+fn process_gossip(st: &mut State, sender: Option<usize>, msg: &Message, ctx: &Ctx) {
     let Body::Ping { gossip, .. } = &msg.body else {
         return;
     };
@@ -581,7 +582,7 @@ fn process_gossip(st: &mut State, sender: Option<usize>, msg: &Message, ctx: &Ct
                             Some(r) => r.1 = now,
                             None => reports.push((by, now)),
                         }
-                        mark_failing_if_needed(st, n, ctx, rng);
+                        mark_failing_if_needed(st, n, ctx);
                     } else {
                         reports.retain(|(r, _)| *r != by);
                     }
@@ -632,7 +633,7 @@ fn live_reports(st: &mut State, n: usize, ctx: &Ctx) -> usize {
 
 /// Redis's `markNodeAsFailingIfNeeded`: PFAIL becomes FAIL once a majority of the slot-owning
 /// primaries (this one included, if it is one) reports it; everyone is told.
-pub fn mark_failing_if_needed(st: &mut State, n: usize, ctx: &Ctx, rng: &mut Rng) {
+pub fn mark_failing_if_needed(st: &mut State, n: usize, ctx: &Ctx) {
     let quorum = st.size() / 2 + 1;
     if !st.peers[n].has(flag::PFAIL) || st.peers[n].has(flag::FAIL) {
         return;
@@ -658,7 +659,6 @@ pub fn mark_failing_if_needed(st: &mut State, n: usize, ctx: &Ctx, rng: &mut Rng
         },
     });
     broadcast(st, &fail);
-    let _ = rng;
 }
 
 /// Redis's `clearNodeFailureIfNeeded`: a FAILed replica or slot-less primary that answers is
@@ -917,7 +917,7 @@ mod tests {
         a.peers[ci].flags |= flag::PFAIL;
         let reporter = a.peers[0].id.clone();
         a.peers[ci].fail_reports.push((reporter, 6_000));
-        mark_failing_if_needed(&mut a, ci, &ctx(6_100), &mut rng);
+        mark_failing_if_needed(&mut a, ci, &ctx(6_100));
         assert!(a.peers[ci].has(flag::FAIL));
     }
 
