@@ -32,21 +32,32 @@ fn args(dir: &TempDir) -> Vec<String> {
 
 /// A WarpEngine cluster node in a directory of its own (kept to restart it).
 fn warp_node(name: &str) -> (ServerProcess, TempDir) {
+    warp_node_with(name, &[])
+}
+
+fn warp_node_with(name: &str, extra: &[&str]) -> (ServerProcess, TempDir) {
     let dir = TempDir::new(name);
     let a = args(&dir);
-    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    refs.extend(extra);
     (start_warpengine(&refs), dir)
 }
 
 fn redis_node() -> ServerProcess {
-    start_redis(&[
+    redis_node_with(&[])
+}
+
+fn redis_node_with(extra: &[&str]) -> ServerProcess {
+    let mut a = vec![
         "--cluster-enabled",
         "yes",
         "--cluster-node-timeout",
         NODE_TIMEOUT,
         "--repl-diskless-sync-delay",
         "0",
-    ])
+    ];
+    a.extend(extra);
+    start_redis(&a)
 }
 
 /// redis-cli with `args`, its whole output (stdout and stderr), failing the test if it fails.
@@ -256,12 +267,27 @@ fn redis_cli_creates_a_cluster_of_warpengine_nodes() {
 
 #[test]
 fn warpengine_and_redis_server_nodes_share_a_cluster() {
-    let w1 = warp_node("bus-mixed-1");
+    let hostname = |h| ["--cluster-announce-hostname", h];
+    let w1 = warp_node_with("bus-mixed-1", &hostname("warp-one.test"));
     let w2 = warp_node("bus-mixed-2");
-    let r = redis_node();
+    let r = redis_node_with(&hostname("redis-one.test"));
     let ports = [w1.0.port, r.port, w2.0.port];
     create(&ports, 0);
     wait_ready(&ports, 3);
+    // The hostname ping extension, understood both ways.
+    let redis_view = nodes_of(r.port);
+    assert!(
+        redis_view.contains(&format!(
+            "127.0.0.1:{}@{},warp-one.test ",
+            w1.0.port,
+            w1.0.port as u32 + 10000
+        )),
+        "{redis_view}"
+    );
+    let warp_view = nodes_of(w2.0.port);
+    assert!(warp_view.contains(",redis-one.test "), "{warp_view}");
+    let slots = |p: u16| cli(&["-p", &p.to_string(), "CLUSTER", "SLOTS"]);
+    assert_eq!(slots(r.port), slots(w2.0.port));
     // Clean seen from a redis-server node and from a WarpEngine node.
     assert_check_clean(r.port);
     assert_check_clean(w2.0.port);
