@@ -145,6 +145,13 @@ fn main() {
         std::process::exit(1);
     }
     warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
+    // The bus port first: a server that cannot have it exits before taking clients.
+    if server.cluster.enabled() {
+        if let Err(e) = warpengine::cluster::links::start(server.clone(), addrs[0].ip()) {
+            error!("Could not bind the cluster bus port: {e}");
+            std::process::exit(1);
+        }
+    }
     if let Err(e) = worker::start(server.clone(), endpoints) {
         error!("{e}");
         std::process::exit(1);

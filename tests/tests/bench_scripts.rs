@@ -547,7 +547,6 @@ fn cluster_sh_runs() {
 }
 
 #[test]
-#[ignore = "needs the cluster bus (branch bus)"]
 fn cluster_sh_runs_against_warpengine() {
     let Some(binary) = release_binary() else {
         return;

@@ -8,10 +8,7 @@
 //!
 //! Every scenario runs against redis-server 7.0 nodes (the reference: it proves the test right),
 //! against WarpEngine nodes, and against a mixed cluster (redis-server and WarpEngine nodes in
-//! turn, which needs WarpEngine to speak Redis's own bus protocol). WarpEngine cannot join a
-//! cluster before the cluster bus lands, so those variants are ignored until then: `cargo test
-//! -p warpengine-tests --test cluster_multi -- --include-ignored` runs them (they fail, without
-//! hanging, while the bus is missing).
+//! turn, which works because WarpEngine speaks Redis's own bus protocol).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -25,9 +22,8 @@ use warpengine::slot::key_slot;
 use warpengine_tests::cluster::{within, LocalCluster, NodeLine, Server};
 use warpengine_tests::{info_field, RawConn, Resp, TempDir};
 
-/// Declares a scenario's three tests: against redis-server nodes; against WarpEngine nodes and
-/// against redis-server and WarpEngine nodes in turn (both ignored until the cluster bus is
-/// merged).
+/// Declares a scenario's three tests: against redis-server nodes, against WarpEngine nodes, and
+/// against redis-server and WarpEngine nodes in turn.
 macro_rules! on_both_servers {
     ($scenario:ident) => {
         mod $scenario {
@@ -41,13 +37,11 @@ macro_rules! on_both_servers {
             }
 
             #[test]
-            #[ignore = "needs the cluster bus (branch bus)"]
             fn warpengine() {
                 super::$scenario(Server::WarpEngine);
             }
 
             #[test]
-            #[ignore = "needs the cluster bus (branch bus), speaking Redis's bus protocol"]
             fn mixed_with_redis_server() {
                 if warpengine_tests::redis_available() {
                     super::$scenario(Server::Mixed);

@@ -1,7 +1,7 @@
-//! CLUSTER and its subcommands, ASKING, READONLY, READWRITE: a node's view of its slots
-//! (`crate::cluster`), with Redis's replies and errors. Without a cluster bus a node knows only
-//! itself: MEET answers a clear error, and FORGET, REPLICATE, FAILOVER, REPLICAS and
-//! COUNT-FAILURE-REPORTS answer as a Redis node that has met no peer does.
+//! CLUSTER and its subcommands, ASKING, READONLY, READWRITE: a node's view of the cluster
+//! (`crate::cluster`), with Redis's replies and errors. Commands change the state; the cluster
+//! bus (`crate::cluster::links`) carries the changes to the other nodes (MEET starts a
+//! handshake it completes, REPLICATE and FAILOVER are carried out by it).
 //!
 //! COUNTKEYSINSLOT and GETKEYSINSLOT scan the keys instead of keeping a per-slot index that
 //! every write would pay for: O(keys in database 0) per call (GETKEYSINSLOT stops at its
@@ -12,7 +12,10 @@ use bytes::Bytes;
 
 use super::util::{help, int_arg};
 use super::{commands, session, NO_KEYS};
-use crate::cluster::{Owner, State};
+use crate::cluster::bus::flag;
+use crate::cluster::failover::{self, Manual};
+use crate::cluster::gossip::{Ctx, Rng};
+use crate::cluster::{Owner, Peer, State};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
 use crate::session::Session;
@@ -46,6 +49,7 @@ commands! {
     "cluster|replicate", 3, "admin stale no_async_loading", NO_KEYS, "cluster", "3.0.0", session(replicate), "Configure a node as replica of a master node.";
     "cluster|reset", -2, "admin stale noscript", NO_KEYS, "cluster", "3.0.0", session(reset), "Resets a node.";
     "cluster|saveconfig", 2, "admin stale no_async_loading", NO_KEYS, "cluster", "3.0.0", session(saveconfig), "Forces a node to save the cluster configuration to disk.";
+    "cluster|set-config-epoch", 3, "admin stale no_async_loading", NO_KEYS, "cluster", "3.0.0", session(set_config_epoch), "Sets the configuration epoch for a new node.";
     "cluster|setslot", -4, "admin stale no_async_loading", NO_KEYS, "cluster", "3.0.0", session(setslot), "Binds a hash slot to a node.";
     "cluster|shards", 2, "stale", NO_KEYS, "cluster", "7.0.0", session(shards), "Returns the mapping of cluster slots to shards.";
     "cluster|slaves", 3, "admin stale", NO_KEYS, "cluster", "3.0.0", session(replicas), "Lists the replica nodes of a master node.";
@@ -68,11 +72,17 @@ fn change(s: &Session, f: impl FnOnce(&mut State) -> Result<Reply, Reply>) -> Re
     if !s.server.cluster.enabled() {
         return Reply::err(DISABLED);
     }
-    let reply = match f(&mut s.server.cluster.write()) {
-        Ok(reply) => reply,
-        Err(refusal) => return refusal,
+    let reply = {
+        let mut st = s.server.cluster.write();
+        match f(&mut st) {
+            Ok(reply) => {
+                st.update_state();
+                reply
+            }
+            Err(refusal) => return refusal,
+        }
     };
-    if let Err(e) = s.server.cluster.save(s.server.port) {
+    if let Err(e) = s.server.cluster.save() {
         tracing::warn!("cannot write the cluster config file: {e}");
     }
     reply
@@ -177,25 +187,35 @@ fn help_(s: &mut Session, _args: &[Bytes]) -> Reply {
 }
 
 fn info(s: &mut Session, _args: &[Bytes]) -> Reply {
-    let full = s
-        .server
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_bool("cluster-require-full-coverage");
+    let full = s.server.cluster.require_full_coverage();
     on_state(s, |st| {
         let assigned = st.assigned();
-        let size = usize::from(st.slots.contains(&Owner::Myself))
-            + (0..st.peers.len())
-                .filter(|&i| st.slots.contains(&Owner::Peer(i)))
-                .count();
-        let text = format!(
-            "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{assigned}\r\ncluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:{}\r\ncluster_size:{size}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\ntotal_cluster_links_buffer_limit_exceeded:0\r\n",
+        let with = |bit: u16| {
+            st.slots
+                .iter()
+                .filter(|&&o| o != Owner::Unassigned && st.flags_of(o) & bit != 0)
+                .count()
+        };
+        let (pfail, fail) = (with(flag::PFAIL), with(flag::FAIL));
+        let mut text = format!(
+            "cluster_state:{}\r\ncluster_slots_assigned:{assigned}\r\ncluster_slots_ok:{}\r\ncluster_slots_pfail:{pfail}\r\ncluster_slots_fail:{fail}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\n",
             if st.ok(full) { "ok" } else { "fail" },
+            assigned - pfail - fail,
             1 + st.peers.len(),
+            st.size(),
             st.current_epoch,
-            st.config_epoch,
+            st.epoch_of(st.my_master()),
         );
+        for (counts, way) in [(&st.sent, "sent"), (&st.received, "received")] {
+            for (name, n) in crate::cluster::bus::kind::NAMES.iter().zip(counts.iter()) {
+                if *n > 0 {
+                    text.push_str(&format!("cluster_stats_messages_{name}_{way}:{n}\r\n"));
+                }
+            }
+            let total: u64 = counts.iter().sum();
+            text.push_str(&format!("cluster_stats_messages_{way}:{total}\r\n"));
+        }
+        text.push_str("total_cluster_links_buffer_limit_exceeded:0\r\n");
         Reply::Verbatim(Bytes::from(text))
     })
 }
@@ -205,73 +225,136 @@ fn myid(s: &mut Session, _args: &[Bytes]) -> Reply {
 }
 
 fn nodes(s: &mut Session, _args: &[Bytes]) -> Reply {
-    let port = s.server.port;
-    on_state(s, |st| {
-        Reply::Verbatim(Bytes::from(st.describe(port, true)))
-    })
+    on_state(s, |st| Reply::Verbatim(Bytes::from(st.describe(true))))
 }
 
-/// A node as CLUSTER SLOTS lists it: endpoint, port, id, and its (empty) metadata.
-fn slot_node(st: &State, owner: Owner, port: u16) -> Reply {
-    let (ip, port) = match owner {
-        Owner::Peer(i) => (st.peers[i].ip.as_str(), st.peers[i].port),
-        _ => ("", port),
+/// A node's client address as CLUSTER SLOTS and SHARDS give it.
+fn endpoint(st: &State, owner: Owner) -> (&str, u16, &str) {
+    match owner {
+        Owner::Peer(i) => {
+            let p = &st.peers[i];
+            (p.ip.as_str(), p.port, p.hostname.as_str())
+        }
+        _ => (
+            st.my_ip.as_str(),
+            st.announce.port,
+            st.announce.hostname.as_str(),
+        ),
+    }
+}
+
+/// A node as CLUSTER SLOTS lists it: endpoint, port, id, and its metadata (the hostname).
+fn slot_node(st: &State, owner: Owner) -> Reply {
+    let (ip, port, hostname) = endpoint(st, owner);
+    let meta = if hostname.is_empty() {
+        Vec::new()
+    } else {
+        vec![(Reply::bulk_str("hostname"), Reply::bulk_str(hostname))]
     };
     Reply::Array(vec![
         Reply::bulk_str(ip),
         Reply::Int(port as i64),
         Reply::bulk_str(st.node_id(owner)),
-        Reply::Map(Vec::new()),
+        Reply::Map(meta),
     ])
 }
 
+/// The replicas of a primary that are not failing (CLUSTER SLOTS lists them after it).
+fn healthy_replicas(st: &State, owner: Owner) -> Vec<Owner> {
+    let mut out: Vec<Owner> = st
+        .replicas_of(owner)
+        .into_iter()
+        .filter(|&i| !st.peers[i].has(flag::FAIL))
+        .map(Owner::Peer)
+        .collect();
+    if st.primary.as_deref() == Some(st.node_id(owner)) {
+        out.insert(0, Owner::Myself);
+    }
+    out
+}
+
 fn slots(s: &mut Session, _args: &[Bytes]) -> Reply {
-    let port = s.server.port;
     on_state(s, |st| {
         Reply::Array(
             st.ranges()
                 .into_iter()
                 .map(|(first, last, owner)| {
-                    Reply::Array(vec![
+                    let mut entry = vec![
                         Reply::Int(first as i64),
                         Reply::Int(last as i64),
-                        slot_node(st, owner, port),
-                    ])
+                        slot_node(st, owner),
+                    ];
+                    for replica in healthy_replicas(st, owner) {
+                        entry.push(slot_node(st, replica));
+                    }
+                    Reply::Array(entry)
                 })
                 .collect(),
         )
     })
 }
 
+/// A node as CLUSTER SHARDS describes it.
+fn shard_node(st: &State, owner: Owner, repl_offset: u64) -> Reply {
+    let (ip, port, hostname) = endpoint(st, owner);
+    let (offset, failed) = match owner {
+        Owner::Peer(i) => (st.peers[i].repl_offset, st.peers[i].has(flag::FAIL)),
+        _ => (repl_offset, false),
+    };
+    let mut fields = vec![
+        (Reply::bulk_str("id"), Reply::bulk_str(st.node_id(owner))),
+        (Reply::bulk_str("port"), Reply::Int(port as i64)),
+        (Reply::bulk_str("ip"), Reply::bulk_str(ip)),
+        (Reply::bulk_str("endpoint"), Reply::bulk_str(ip)),
+    ];
+    if !hostname.is_empty() {
+        fields.push((Reply::bulk_str("hostname"), Reply::bulk_str(hostname)));
+    }
+    // As Redis: a replica with no offset yet is still loading its primary's data.
+    let health = match (failed, st.is_master(owner), offset) {
+        (true, _, _) => "fail",
+        (false, false, 0) => "loading",
+        _ => "online",
+    };
+    let role = if st.is_master(owner) {
+        "master"
+    } else {
+        "replica"
+    };
+    fields.extend([
+        (Reply::bulk_str("role"), Reply::bulk_str(role)),
+        (
+            Reply::bulk_str("replication-offset"),
+            Reply::Int(offset as i64),
+        ),
+        (Reply::bulk_str("health"), Reply::bulk_str(health)),
+    ]);
+    Reply::Map(fields)
+}
+
 fn shards(s: &mut Session, _args: &[Bytes]) -> Reply {
-    let port = s.server.port;
+    let offset = s.server.replication.history().offset();
     on_state(s, |st| {
         let ranges = st.ranges();
-        let owners = std::iter::once(Owner::Myself).chain((0..st.peers.len()).map(Owner::Peer));
         Reply::Array(
-            owners
+            st.owners()
+                .filter(|&o| st.is_master(o))
                 .map(|owner| {
                     let slots = ranges
                         .iter()
                         .filter(|r| r.2 == owner)
                         .flat_map(|r| [Reply::Int(r.0 as i64), Reply::Int(r.1 as i64)])
                         .collect();
-                    let (ip, port) = match owner {
-                        Owner::Peer(i) => (st.peers[i].ip.as_str(), st.peers[i].port),
-                        _ => ("", port),
-                    };
-                    let node = Reply::Map(vec![
-                        (Reply::bulk_str("id"), Reply::bulk_str(st.node_id(owner))),
-                        (Reply::bulk_str("port"), Reply::Int(port as i64)),
-                        (Reply::bulk_str("ip"), Reply::bulk_str(ip)),
-                        (Reply::bulk_str("endpoint"), Reply::bulk_str(ip)),
-                        (Reply::bulk_str("role"), Reply::bulk_str("master")),
-                        (Reply::bulk_str("replication-offset"), Reply::Int(0)),
-                        (Reply::bulk_str("health"), Reply::bulk_str("online")),
-                    ]);
+                    let mut nodes = vec![shard_node(st, owner, offset)];
+                    let replicas = st.replicas_of(owner).into_iter().map(Owner::Peer);
+                    let me =
+                        (st.primary.as_deref() == Some(st.node_id(owner))).then_some(Owner::Myself);
+                    for r in me.into_iter().chain(replicas) {
+                        nodes.push(shard_node(st, r, offset));
+                    }
                     Reply::Map(vec![
                         (Reply::bulk_str("slots"), Reply::Array(slots)),
-                        (Reply::bulk_str("nodes"), Reply::Array(vec![node])),
+                        (Reply::bulk_str("nodes"), Reply::Array(nodes)),
                     ])
                 })
                 .collect(),
@@ -283,27 +366,19 @@ fn keyslot(s: &mut Session, args: &[Bytes]) -> Reply {
     on_state(s, |_| Reply::Int(crate::slot::key_slot(&args[2]) as i64))
 }
 
-/// The live keys of database 0 in `slot`, up to `max`: a scan of every shard (a slot's keys
-/// mostly live in one, but WORMHOLE pins move keys to other shards).
-fn keys_in_slot(s: &Session, slot: u16, max: usize) -> Vec<Bytes> {
-    let now = crate::server_state::unix_ms();
-    let mut out = Vec::new();
-    for shard in s.server.lock_all() {
-        for (k, _, _) in shard.dbs[0].iter_live(now) {
-            if out.len() >= max {
-                return out;
-            }
-            if crate::slot::key_slot(k) == slot {
-                out.push(Bytes::copy_from_slice(k));
-            }
-        }
-    }
-    out
+/// How many keys of database 0 are in `slot`, over every worker (a slot's keys mostly live
+/// on one, but WORMHOLE pins move keys to others): O(workers), from storage's slot index, which
+/// exists in cluster mode only (0 without). Logically expired keys count until deleted, as in
+/// Redis.
+fn count_keys_in_slot(s: &Session, slot: u16) -> usize {
+    (0..s.server.shards.len())
+        .map(|i| {
+            let shard = s.server.lock_shard(i);
+            shard.dbs[0].keys_in_slot_count(slot).unwrap_or(0)
+        })
+        .sum()
 }
 
-/// O(workers): each worker's database 0 counts its keys per slot (storage's slot index). A
-/// slot's keys mostly live on one worker, but WORMHOLE pins move keys to others. Logically
-/// expired keys count until deleted, as in Redis.
 fn countkeysinslot(s: &mut Session, args: &[Bytes]) -> Reply {
     if !s.server.cluster.enabled() {
         return Reply::err(DISABLED);
@@ -313,15 +388,7 @@ fn countkeysinslot(s: &mut Session, args: &[Bytes]) -> Reply {
         Ok(_) => return Reply::err("ERR Invalid slot"),
         Err(e) => return e,
     };
-    let count: usize = (0..s.server.shards.len())
-        .map(|i| {
-            let shard = s.server.lock_shard(i);
-            shard.dbs[0]
-                .keys_in_slot_count(slot)
-                .expect("cluster mode indexes database 0")
-        })
-        .sum();
-    Reply::Int(count as i64)
+    Reply::Int(count_keys_in_slot(s, slot) as i64)
 }
 
 /// O(keys returned), from storage's slot index: newest first within a worker, as Redis lists a
@@ -452,7 +519,7 @@ fn setslot(s: &mut Session, args: &[Bytes]) -> Reply {
         Err(_) => return Reply::err(DISABLED),
     };
     let action = super::util::lower(&args[3]);
-    let holds_keys = !keys_in_slot(s, slot, 1).is_empty();
+    let holds_keys = count_keys_in_slot(s, slot) > 0;
     change(s, |st| {
         let node = |st: &State, unknown: &str| {
             st.lookup(&args[4])
@@ -528,7 +595,7 @@ fn saveconfig(s: &mut Session, _args: &[Bytes]) -> Reply {
     if !s.server.cluster.enabled() {
         return Reply::err(DISABLED);
     }
-    match s.server.cluster.save(s.server.port) {
+    match s.server.cluster.save() {
         Ok(()) => OK,
         Err(e) => Reply::err(format!("ERR Error saving the cluster node config: {e}")),
     }
@@ -542,16 +609,15 @@ fn reset(s: &mut Session, args: &[Bytes]) -> Reply {
         Some(_) => return super::util::subcommand_syntax_error(&args[1], "CLUSTER"),
     };
     let empty = db0_empty(s);
-    change(s, |st| {
-        if !empty {
+    let mut was_replica = false;
+    let reply = change(s, |st| {
+        was_replica = st.is_replica();
+        if !empty && !was_replica {
             return Err(Reply::err(
                 "ERR CLUSTER RESET can't be called with master nodes containing keys",
             ));
         }
-        st.slots.fill(Owner::Unassigned);
-        st.peers.clear();
-        st.migrating.clear();
-        st.importing.clear();
+        st.forget_everything();
         if hard {
             st.myself = crate::server_state::random_hex(40);
             st.current_epoch = 0;
@@ -559,7 +625,14 @@ fn reset(s: &mut Session, args: &[Bytes]) -> Reply {
             st.last_vote_epoch = 0;
         }
         Ok(OK)
-    })
+    });
+    // A replica reset becomes an empty primary (the bus ends its replication), as Redis
+    // empties its data.
+    if was_replica && reply == OK {
+        crate::replication::replica::promote(s.server);
+        super::server::flushall(s, &args[..1]);
+    }
+    reply
 }
 
 /// A node id argument of a command about another node: Redis's "Unknown node" when it is
@@ -571,39 +644,99 @@ fn known(st: &State, id: &[u8]) -> Result<Owner, Reply> {
 
 fn count_failure_reports(s: &mut Session, args: &[Bytes]) -> Reply {
     on_state(s, |st| match known(st, &args[2]) {
+        Ok(Owner::Peer(i)) => Reply::Int(st.peers[i].fail_reports.len() as i64),
         Ok(_) => Reply::Int(0),
         Err(e) => e,
     })
 }
 
 fn replicas(s: &mut Session, args: &[Bytes]) -> Reply {
-    on_state(s, |st| match known(st, &args[2]) {
-        Ok(_) => Reply::Array(Vec::new()),
-        Err(e) => e,
+    on_state(s, |st| {
+        let owner = match known(st, &args[2]) {
+            Ok(o) => o,
+            Err(e) => return e,
+        };
+        if !st.is_master(owner) {
+            return Reply::err("ERR The specified node is not a master");
+        }
+        let id = st.node_id(owner);
+        let lines = st.describe(false);
+        Reply::Array(
+            lines
+                .lines()
+                .filter(|l| l.split(' ').nth(3) == Some(id))
+                .map(Reply::bulk_str)
+                .collect(),
+        )
     })
 }
 
-fn links(s: &mut Session, _args: &[Bytes]) -> Reply {
-    on_state(s, |_| Reply::Array(Vec::new()))
+/// One bus connection as CLUSTER LINKS describes it.
+fn link_entry(p: &Peer, link: &crate::cluster::Link, direction: &str) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk_str("direction"), Reply::bulk_str(direction)),
+        (Reply::bulk_str("node"), Reply::bulk_str(&p.id)),
+        (
+            Reply::bulk_str("create-time"),
+            Reply::Int(link.created as i64),
+        ),
+        (Reply::bulk_str("events"), Reply::bulk_str("r")),
+        (Reply::bulk_str("send-buffer-allocated"), Reply::Int(0)),
+        (Reply::bulk_str("send-buffer-used"), Reply::Int(0)),
+    ])
 }
 
-fn forget(s: &mut Session, args: &[Bytes]) -> Reply {
-    on_state(s, |st| match known(st, &args[2]) {
-        Ok(Owner::Myself) => Reply::err("ERR I tried hard but I can't forget myself..."),
-        Ok(_) => {
-            Reply::err("ERR CLUSTER FORGET needs the cluster bus, which WarpEngine has not yet")
+fn links(s: &mut Session, _args: &[Bytes]) -> Reply {
+    on_state(s, |st| {
+        let mut out = Vec::new();
+        for p in &st.peers {
+            if let Some(l) = &p.link {
+                out.push(link_entry(p, l, "to"));
+            }
+            if let Some(l) = &p.inbound {
+                out.push(link_entry(p, l, "from"));
+            }
         }
-        Err(e) => e,
+        Reply::Array(out)
+    })
+}
+
+/// How long a forgotten node is not re-added from gossip (Redis's blacklist TTL).
+const FORGET_TTL_MS: u64 = 60_000;
+
+fn forget(s: &mut Session, args: &[Bytes]) -> Reply {
+    change(s, |st| match known(st, &args[2])? {
+        Owner::Myself => Err(Reply::err("ERR I tried hard but I can't forget myself...")),
+        Owner::Peer(i) if st.my_primary() == Some(i) => {
+            Err(Reply::err("ERR Can't forget my master!"))
+        }
+        Owner::Peer(i) => {
+            let until = crate::server_state::unix_ms() + FORGET_TTL_MS;
+            st.blacklist.insert(st.peers[i].id.clone(), until);
+            st.remove_peer(i);
+            Ok(OK)
+        }
+        Owner::Unassigned => unreachable!("a known node has an owner"),
     })
 }
 
 fn replicate(s: &mut Session, args: &[Bytes]) -> Reply {
-    on_state(s, |st| match known(st, &args[2]) {
-        Ok(Owner::Myself) => Reply::err("ERR Can't replicate myself"),
-        Ok(_) => {
-            Reply::err("ERR CLUSTER REPLICATE needs the cluster bus, which WarpEngine has not yet")
+    let empty = db0_empty(s);
+    change(s, |st| match known(st, &args[2])? {
+        Owner::Myself => Err(Reply::err("ERR Can't replicate myself")),
+        Owner::Peer(i) if !st.peers[i].is_master() => Err(Reply::err(
+            "ERR I can only replicate a master, not a replica.",
+        )),
+        Owner::Peer(i) => {
+            if !st.is_replica() && (st.slot_count(Owner::Myself) > 0 || !empty) {
+                return Err(Reply::err(
+                    "ERR To set a master the node must be empty and without assigned slots.",
+                ));
+            }
+            crate::cluster::gossip::become_replica_of(st, i);
+            Ok(OK)
         }
-        Err(e) => e,
+        Owner::Unassigned => unreachable!("a known node has an owner"),
     })
 }
 
@@ -611,18 +744,103 @@ fn failover(s: &mut Session, args: &[Bytes]) -> Reply {
     if args.len() > 3 {
         return super::util::subcommand_syntax_error(&args[1], "CLUSTER");
     }
-    if let Some(option) = args.get(2) {
-        if !option.eq_ignore_ascii_case(b"force") && !option.eq_ignore_ascii_case(b"takeover") {
-            return Reply::err("ERR syntax error");
+    let how = match args.get(2) {
+        None => Manual::Default,
+        Some(o) if o.eq_ignore_ascii_case(b"force") => Manual::Force,
+        Some(o) if o.eq_ignore_ascii_case(b"takeover") => Manual::Takeover,
+        Some(_) => return Reply::err("ERR syntax error"),
+    };
+    let ctx = Ctx::of(s.server);
+    change(s, |st| {
+        if !st.is_replica() {
+            return Err(Reply::err(
+                "ERR You should send CLUSTER FAILOVER to a replica",
+            ));
         }
-    }
-    on_state(s, |_| {
-        Reply::err("ERR You should send CLUSTER FAILOVER to a replica")
+        let Some(m) = st.my_primary() else {
+            return Err(Reply::err(
+                "ERR I'm a replica but my master is unknown to me",
+            ));
+        };
+        let p = &st.peers[m];
+        if how == Manual::Default && (p.has(flag::FAIL) || p.link.is_none()) {
+            return Err(Reply::err(
+                "ERR Master is down or failed, please use CLUSTER FAILOVER FORCE",
+            ));
+        }
+        failover::start_manual(st, how, &ctx, &mut Rng::new());
+        Ok(OK)
     })
 }
 
-fn meet(s: &mut Session, _args: &[Bytes]) -> Reply {
-    on_state(s, |_| {
-        Reply::err("ERR CLUSTER MEET needs the cluster bus, which WarpEngine has not yet")
+/// Redis's `clusterStartHandshake` checks: an IP address (not a name) and ports in range.
+fn meet_address(ip: &[u8], port: i64, cport: i64) -> Option<String> {
+    let ip: std::net::IpAddr = std::str::from_utf8(ip).ok()?.parse().ok()?;
+    let ok = |p: i64| (1..=65535).contains(&p);
+    (ok(port) && ok(cport)).then(|| ip.to_string())
+}
+
+fn meet(s: &mut Session, args: &[Bytes]) -> Reply {
+    if args.len() > 5 {
+        return super::util::subcommand_syntax_error(&args[1], "CLUSTER");
+    }
+    let number = |a: &Bytes| {
+        std::str::from_utf8(a)
+            .ok()
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let Some(port) = number(&args[3]) else {
+        return super::util::err_echo("ERR Invalid TCP base port specified: ", &args[3], "");
+    };
+    let cport = match args.get(4) {
+        Some(a) => match number(a) {
+            Some(p) => p,
+            None => return super::util::err_echo("ERR Invalid TCP bus port specified: ", a, ""),
+        },
+        None => port + 10000,
+    };
+    let Some(ip) = meet_address(&args[2], port, cport) else {
+        let mut both = args[2].to_vec();
+        both.push(b':');
+        both.extend_from_slice(&args[3]);
+        return super::util::err_echo("ERR Invalid node address specified: ", &both, "");
+    };
+    change(s, |st| {
+        let (port, cport) = (port as u16, cport as u16);
+        let pending = st
+            .peers
+            .iter()
+            .any(|p| p.has(flag::HANDSHAKE) && p.ip == ip && p.port == port && p.cport == cport);
+        if !pending {
+            let now = crate::server_state::unix_ms();
+            let id = crate::server_state::random_hex(40);
+            let flags = flag::HANDSHAKE | flag::MEET;
+            st.peers
+                .push(Peer::new(id, ip.clone(), port, cport, flags, now));
+        }
+        Ok(OK)
+    })
+}
+
+fn set_config_epoch(s: &mut Session, args: &[Bytes]) -> Reply {
+    let epoch = match int_arg(&args[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    change(s, |st| {
+        if epoch < 0 {
+            return Err(Reply::err(format!(
+                "ERR Invalid config epoch specified: {epoch}"
+            )));
+        }
+        if !st.peers.is_empty() {
+            return Err(Reply::err("ERR The user can assign a config epoch only when the node does not know any other node."));
+        }
+        if st.config_epoch != 0 {
+            return Err(Reply::err("ERR Node config epoch is already non-zero"));
+        }
+        st.config_epoch = epoch as u64;
+        st.current_epoch = st.current_epoch.max(epoch as u64);
+        Ok(OK)
     })
 }

@@ -179,6 +179,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .then(|| next.get("requirepass").to_string());
     *cfg = next;
     s.server.hot.refresh(&cfg);
+    s.server.cluster.refresh(&cfg);
     if let Some(password) = new_requirepass {
         s.server.apply_requirepass(&password);
     }

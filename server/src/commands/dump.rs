@@ -303,9 +303,16 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         None => {}
     }
     put_command(&[b"SELECT", db.to_string().as_bytes()]);
+    // In cluster mode the target is importing the slot: RESTORE-ASKING is served there
+    // without an ASKING first, as Redis's MIGRATE sends it.
+    let restore: &[u8] = if ctx.server.cluster.enabled() {
+        b"RESTORE-ASKING"
+    } else {
+        b"RESTORE"
+    };
     for (key, ttl, payload) in &moving {
         let ttl = ttl.to_string();
-        let mut parts: Vec<&[u8]> = vec![b"RESTORE", key, ttl.as_bytes(), payload];
+        let mut parts: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
         if o.replace {
             parts.push(b"REPLACE");
         }

@@ -78,20 +78,23 @@ fn sunsubscribe(s: &mut Session, args: &[Bytes]) -> Reply {
 
 fn publish(s: &mut Session, args: &[Bytes]) -> Reply {
     let receivers = s.server.pubsub.publish(false, &args[1], &args[2]);
-    to_replicas(s, args);
+    propagate(s, false, args);
     Reply::Int(receivers as i64)
 }
 
 fn spublish(s: &mut Session, args: &[Bytes]) -> Reply {
     let receivers = s.server.pubsub.publish(true, &args[1], &args[2]);
-    to_replicas(s, args);
+    propagate(s, true, args);
     Reply::Int(receivers as i64)
 }
 
 /// A message goes to the replicas too (while the replication stream is on), whose
-/// subscribers then get it, as Redis propagates PUBLISH.
-fn to_replicas(s: &Session, args: &[Bytes]) {
-    if s.server.wal.is_tapped() && !s.server.replication.is_replica() {
+/// subscribers then get it, as Redis propagates PUBLISH; in cluster mode, to the other nodes
+/// through the cluster bus instead.
+fn propagate(s: &Session, shard: bool, args: &[Bytes]) {
+    if s.server.cluster.enabled() {
+        crate::cluster::links::publish(s.server, shard, &args[1], &args[2]);
+    } else if s.server.wal.is_tapped() && !s.server.replication.is_replica() {
         let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
         s.server.replication.feed_command(&argv);
     }

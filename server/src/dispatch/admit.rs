@@ -69,15 +69,16 @@ pub(super) fn admit(
             return refuse(index, refusal);
         }
     }
-    // One relaxed load and a branch for a server that replicates nothing.
-    if server.replication.is_replica() {
-        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
+    // A plain bool fixed at start: one load and a branch without cluster mode. Before the
+    // replica's checks, as Redis: a write sent to a cluster replica is MOVED to its primary.
+    if server.cluster.enabled() {
+        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
-    // A plain bool fixed at start: one load and a branch without cluster mode.
-    if server.cluster.enabled() {
-        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
+    // One relaxed load and a branch for a server that replicates nothing.
+    if server.replication.is_replica() {
+        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
             return refuse(index, refusal);
         }
     }
@@ -180,7 +181,8 @@ fn cluster_refusal(
     // RESTORE-ASKING (a migration's own command) is served in an importing slot as if asked.
     let asking = asking || spec.flags.contains(Flags::ASKING);
     let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
-    cluster_redirect(server, conn.db, &keys, asking)
+    let migrate = spec.name == "migrate";
+    cluster_redirect(server, conn, &keys, asking, spec.is_write(), migrate)
 }
 
 /// The CROSSSLOT, CLUSTERDOWN, MOVED or ASK error for a request with these keys (for EXEC,
@@ -188,19 +190,25 @@ fn cluster_refusal(
 #[cold]
 pub(super) fn cluster_redirect(
     server: &Server,
-    db: usize,
+    conn: &ConnState,
     keys: &[&Bytes],
     asking: bool,
+    is_write: bool,
+    migrate: bool,
 ) -> Option<Reply> {
     if keys.is_empty() {
         return None;
     }
-    let full_coverage = server
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_bool("cluster-require-full-coverage");
+    let query = crate::cluster::Query {
+        asking,
+        readonly_client: conn.readonly,
+        is_write,
+        migrate,
+        require_full_coverage: server.cluster.require_full_coverage(),
+        reads_when_down: server.cluster.reads_when_down(),
+    };
     let now = crate::server_state::unix_ms();
+    let db = conn.db;
     // Asked only for a slot being migrated or imported.
     let missing = |i: usize| {
         let shard = server.slots.shard_of(keys[i]);
@@ -209,7 +217,7 @@ pub(super) fn cluster_redirect(
     let slots = keys.iter().map(|k| crate::slot::key_slot(k));
     server
         .cluster
-        .route(slots, missing, asking, full_coverage)
+        .route(slots, missing, query)
         .map(|redirect| Reply::err(redirect.message()))
 }
 

@@ -674,11 +674,6 @@ impl ScriptHost<'_, '_> {
         let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
         let first = keys.first()?;
         let server = self.server;
-        let full_coverage = server
-            .config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_bool("cluster-require-full-coverage");
         // Asked only in a slot being migrated. A key on a shard not held here counts as
         // present: the command then reaches beyond the held shards, and the script runs again
         // with every shard, where this is asked again.
@@ -690,11 +685,25 @@ impl ScriptHost<'_, '_> {
                 .is_some_and(|g| !g.dbs[self.db].holds(keys[i]))
         };
         let slots = keys.iter().map(|k| crate::slot::key_slot(k));
-        match server.cluster.route(slots, missing, false, full_coverage) {
+        // As Redis's scriptVerifyClusterState, but without the client's ASKING and READONLY.
+        let query = crate::cluster::Query {
+            asking: false,
+            readonly_client: false,
+            is_write: spec.is_write(),
+            migrate: false,
+            require_full_coverage: server.cluster.require_full_coverage(),
+            reads_when_down: server.cluster.reads_when_down(),
+        };
+        match server.cluster.route(slots, missing, query) {
             None => {}
             Some(crate::cluster::Redirect::Down) => {
                 return Some(Reply::err(
                     "ERR Script attempted to execute a command while the cluster is down",
+                ))
+            }
+            Some(crate::cluster::Redirect::DownReadOnly) => {
+                return Some(Reply::err(
+                    "ERR Script attempted to execute a write command while the cluster is down and readonly",
                 ))
             }
             Some(_) => {

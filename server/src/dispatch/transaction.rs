@@ -315,7 +315,8 @@ fn cross_slot(server: &Server, conn: &ConnState, tx: &Transaction) -> Option<Rep
                 .map(|p| &q.args[p])
         })
         .collect();
-    super::admit::cluster_redirect(server, conn.db, &keys, conn.asking)
+    let writes = tx.queued.iter().any(|q| TABLE[q.index].is_write());
+    super::admit::cluster_redirect(server, conn, &keys, conn.asking, writes, false)
 }
 
 /// EXEC checks each queued command again, as Redis does, in case the user's rules changed
