@@ -74,8 +74,14 @@ async fn run(server: Arc<Server>, listener: std::net::TcpListener) {
     let accepting = events_tx.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors or memory, most likely: retrying at once would spin.
+                    tracing::warn!("Cluster bus accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let _ = stream.set_nodelay(true);
             let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
