@@ -65,6 +65,11 @@ pub struct Buffers {
 }
 
 impl ClientHandle {
+    /// Whether its socket was shut down and its task is winding down.
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
     /// Its info, with the output queued for it right now.
     pub fn snapshot(&self) -> ClientInfo {
         let mut info = self.info.lock().expect("client info lock").clone();
@@ -152,6 +157,10 @@ pub struct ClientHandle {
     counted_memory: AtomicU64,
     /// Evicted by `maxmemory-clients`: no longer counted while its task winds down.
     evicted: AtomicBool,
+    /// Its socket was shut down (CLIENT KILL, ACL changes, `timeout`, eviction): gone from
+    /// CLIENT LIST and the client count at once, as Redis frees such a client before it reads
+    /// the next command, though its task may take a moment to notice and unregister.
+    closing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -178,7 +187,8 @@ impl Registry {
     }
 
     pub fn count(&self) -> usize {
-        self.clients.lock().expect("registry lock").len()
+        let clients = self.clients.lock().expect("registry lock");
+        clients.values().filter(|h| !h.closing()).count()
     }
 
     pub fn register(&self, info: ClientInfo) -> Arc<ClientHandle> {
@@ -189,6 +199,7 @@ impl Registry {
             blocked_on: Mutex::new(None),
             counted_memory: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         });
         self.clients
             .lock()
@@ -242,6 +253,7 @@ impl Registry {
                 continue;
             }
             tracing::info!(client = info.id, addr = %info.addr, memory, "Evicting client");
+            handle.closing.store(true, Ordering::Relaxed);
             // SAFETY: as in `kill_where`, the connection is registered and its socket open.
             unsafe {
                 libc::shutdown(info.fd, libc::SHUT_RDWR);
@@ -260,6 +272,7 @@ impl Registry {
             .lock()
             .expect("registry lock")
             .values()
+            .filter(|h| !h.closing())
             .map(|h| h.snapshot())
             .collect()
     }
@@ -285,6 +298,9 @@ impl Registry {
         let mut killed = 0;
         let mut self_matched = false;
         for h in clients.values() {
+            if h.closing() {
+                continue;
+            }
             let info = h.info.lock().expect("client info lock");
             if !pred(&info) {
                 continue;
@@ -294,6 +310,7 @@ impl Registry {
                 self_matched = true;
                 continue;
             }
+            h.closing.store(true, Ordering::Relaxed);
             // SAFETY: the descriptor belongs to a registered, still-open connection; connections
             // unregister (under this same lock) before their socket is dropped.
             unsafe {

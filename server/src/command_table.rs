@@ -309,6 +309,10 @@ pub struct CommandSpec {
     /// first, as one pop serves one popper; XGROUP DESTROY: each consumer of the group): it
     /// wakes all of them, not the longest waiting.
     pub wakes_all_waiters: bool,
+    /// Cluster mode: runs on this node whenever its keys' slot is open here (migrating or
+    /// importing), never redirected: MIGRATE, as Redis's `getNodeByQuery` lets it, so that
+    /// `redis-cli --cluster fix` moves keys off a node it made importing.
+    pub runs_in_open_slot: bool,
 }
 
 impl CommandSpec {
@@ -350,6 +354,7 @@ impl CommandSpec {
             monitor_hides: None,
             pins_block_args: None,
             wakes_all_waiters: false,
+            runs_in_open_slot: false,
         }
     }
 
@@ -360,6 +365,11 @@ impl CommandSpec {
 
     pub const fn wakes_all_waiters(mut self) -> CommandSpec {
         self.wakes_all_waiters = true;
+        self
+    }
+
+    pub const fn runs_in_open_slot(mut self) -> CommandSpec {
+        self.runs_in_open_slot = true;
         self
     }
 

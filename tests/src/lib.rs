@@ -284,6 +284,14 @@ impl RawConn {
         self.stream
     }
 
+    /// How long a read waits for a reply (10 s unless changed): longer for a request that
+    /// is slow by design, so that a loaded machine does not fail it.
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("timeout");
+    }
+
     /// Wraps a socket opened elsewhere.
     pub fn from_stream(stream: TcpStream) -> RawConn {
         stream

@@ -793,6 +793,9 @@ fn a_script_memory_is_bounded() {
     }
     let hog = "local t = {} local s = string.rep('x', 2^20) \
                for i = 1, 4000 do t[i] = s .. i end return #t";
+    // A gigabyte of 1 MB strings built before the limit stops it: seconds in a debug build,
+    // more on a busy machine.
+    c.set_read_timeout(std::time::Duration::from_secs(60));
     match eval(&mut c, hog, &[], &[]) {
         Resp::Error(e) => assert!(e.contains("exceeded the memory limit"), "{e}"),
         other => panic!("{other:?}"),

@@ -418,10 +418,9 @@ pub struct Query {
     /// The client sent READONLY (replica reads).
     pub readonly_client: bool,
     pub is_write: bool,
-    /// The command is MIGRATE, which runs here whenever its slot is open (migrating or
-    /// importing), so that `redis-cli --cluster fix` can move keys between the nodes it made
-    /// importing and the slot's owner, as in Redis.
-    pub migrate: bool,
+    /// The command runs here whenever its slot is open (migrating or importing): MIGRATE
+    /// (see `CommandSpec::runs_in_open_slot`).
+    pub runs_in_open_slot: bool,
     pub require_full_coverage: bool,
     pub reads_when_down: bool,
 }
@@ -576,7 +575,7 @@ impl Cluster {
         }
         let migrating = owner == Owner::Myself && state.migrating.contains_key(&slot);
         let importing = state.importing.contains_key(&slot);
-        if (migrating || importing) && query.migrate {
+        if (migrating || importing) && query.runs_in_open_slot {
             return None;
         }
         if migrating || importing {
@@ -706,7 +705,7 @@ mod tests {
         assert_eq!(c.route([9u16].into_iter(), |_| false, q(false, true)), None);
         // MIGRATE runs here in any open slot, even one this node imports and does not own.
         let migrate = Query {
-            migrate: true,
+            runs_in_open_slot: true,
             ..q(false, true)
         };
         assert_eq!(c.route([8u16].into_iter(), |_| true, migrate), None);

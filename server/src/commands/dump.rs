@@ -18,7 +18,7 @@ commands! {
     "dump", 2, "readonly", k(1, 1, 1), "generic", "2.6.0", keyed(dump), "Returns a serialized representation of the value stored at a key.";
     "restore", -4, "write denyoom", k(1, 1, 1), "generic", "2.6.0", keyed(restore), "Creates a key from the serialized representation of a value.", log(LogForm::Rewritten(restore_log_form));
     "restore-asking", -4, "write denyoom asking", k(1, 1, 1), "server", "3.0.0", keyed(restore), "An internal command for migrating keys in a cluster", log(LogForm::Rewritten(restore_log_form));
-    "migrate", -6, "write movablekeys", Keys::Custom { legacy: (3, 3, 1), find: migrate_keys }, "generic", "2.6.0", keyed(migrate), "Atomically transfers a key from one Redis instance to another.", log(LogForm::Rewritten(migrate_log_form)), redacts(migrate_secrets);
+    "migrate", -6, "write movablekeys", Keys::Custom { legacy: (3, 3, 1), find: migrate_keys }, "generic", "2.6.0", keyed(migrate), "Atomically transfers a key from one Redis instance to another.", log(LogForm::Rewritten(migrate_log_form)), redacts(migrate_secrets), runs_in_open_slot();
 }
 
 const BUSYKEY: &str = "BUSYKEY Target key name already exists.";

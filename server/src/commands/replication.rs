@@ -187,6 +187,10 @@ pub fn failover(s: &mut Session, args: &[Bytes]) -> Reply {
 
 /// REPLICAOF host port | NO ONE (and SLAVEOF): follow a primary, or stop and become one.
 pub fn replicaof(s: &mut Session, args: &[Bytes]) -> Reply {
+    // As Redis: a cluster node's primary is chosen by the cluster (CLUSTER REPLICATE, failover).
+    if s.server.cluster.enabled() {
+        return Reply::err("ERR REPLICAOF not allowed in cluster mode.");
+    }
     if s.conn.replication.as_ref().is_some_and(|h| h.synced) {
         return Reply::err("ERR Command is not valid when client is a replica.");
     }

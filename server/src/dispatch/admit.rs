@@ -181,8 +181,8 @@ fn cluster_refusal(
     // RESTORE-ASKING (a migration's own command) is served in an importing slot as if asked.
     let asking = asking || spec.flags.contains(Flags::ASKING);
     let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
-    let migrate = spec.name == "migrate";
-    cluster_redirect(server, conn, &keys, asking, spec.is_write(), migrate)
+    let open_slot = spec.runs_in_open_slot;
+    cluster_redirect(server, conn, &keys, asking, spec.is_write(), open_slot)
 }
 
 /// The CROSSSLOT, CLUSTERDOWN, MOVED or ASK error for a request with these keys (for EXEC,
@@ -194,7 +194,7 @@ pub(super) fn cluster_redirect(
     keys: &[&Bytes],
     asking: bool,
     is_write: bool,
-    migrate: bool,
+    runs_in_open_slot: bool,
 ) -> Option<Reply> {
     if keys.is_empty() {
         return None;
@@ -203,7 +203,7 @@ pub(super) fn cluster_redirect(
         asking,
         readonly_client: conn.readonly,
         is_write,
-        migrate,
+        runs_in_open_slot,
         require_full_coverage: server.cluster.require_full_coverage(),
         reads_when_down: server.cluster.reads_when_down(),
     };

@@ -690,7 +690,7 @@ impl ScriptHost<'_, '_> {
             asking: false,
             readonly_client: false,
             is_write: spec.is_write(),
-            migrate: false,
+            runs_in_open_slot: false,
             require_full_coverage: server.cluster.require_full_coverage(),
             reads_when_down: server.cluster.reads_when_down(),
         };
