@@ -145,8 +145,14 @@ $(timeout 10 redis-cli --cluster check "127.0.0.1:$1" 2>&1)"
 }
 
 ready() { # dir n base: whether the cluster is created and settled
-  local dir=$1 n=$2 base=$3 port info check serving
+  local dir=$1 n=$2 base=$3 port info check serving roles first_roles= seen=0
   for port in $(node_ports "$dir"); do
+    # Every node knows every replica as the replica of its primary: a node that has not heard
+    # of a REPLICATE yet lists that replica as a primary without slots, and a client asking it
+    # would not know that replica. (A replica knows its own role at once.)
+    roles=$(cli -p "$port" cluster nodes 2>/dev/null | awk '$3 ~ /slave/ {print $1, $4}' | sort) || return 1
+    [ "$seen" = 1 ] || { first_roles=$roles; seen=1; }
+    [ "$roles" = "$first_roles" ] || return 1
     info=$(cli -p "$port" cluster info 2>/dev/null | tr -d '\r') || return 1
     grep -qx 'cluster_state:ok' <<<"$info" || return 1
     grep -qx "cluster_known_nodes:$n" <<<"$info" || return 1
