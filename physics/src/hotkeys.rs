@@ -50,8 +50,10 @@ pub struct HotSketch {
     rows: Vec<f64>,
     candidates: Vec<Candidate>,
     capacity: usize,
-    /// The lowest candidate weight while the candidates are full (a newcomer must beat it).
+    /// The lowest candidate weight while the candidates are full (a newcomer must beat it),
+    /// and that candidate's position.
     floor: f64,
+    floor_at: usize,
     halflife_secs: f64,
     /// Forward decay's reference time, in seconds (the caller's clock).
     base: f64,
@@ -67,9 +69,10 @@ impl HotSketch {
     pub fn new(capacity: usize, halflife_secs: f64, now: f64) -> HotSketch {
         HotSketch {
             rows: vec![0.0; ROWS * WIDTH],
-            candidates: Vec::with_capacity(capacity),
-            capacity,
+            candidates: Vec::with_capacity(capacity.max(1)),
+            capacity: capacity.max(1),
             floor: 0.0,
+            floor_at: 0,
             halflife_secs: halflife_secs.max(1e-3),
             base: now,
             started: now,
@@ -138,39 +141,43 @@ impl HotSketch {
         self.offer(db, key, hash, estimate);
     }
 
-    /// Keeps `key` among the candidates if its weight earns it a place.
+    /// Keeps `key` among the candidates if its weight earns it a place. The cheap way out
+    /// first: estimates only grow, so a key at or under the floor of a full set is either not
+    /// a candidate or the floor candidate itself, unchanged.
     fn offer(&mut self, db: u32, key: &[u8], hash: u64, weight: f64) {
-        if let Some(c) = self
-            .candidates
-            .iter_mut()
-            .find(|c| c.hash == hash && c.db == db && c.key == key)
-        {
-            c.weight = weight;
+        let full = self.candidates.len() >= self.capacity;
+        if full && weight <= self.floor {
             return;
         }
-        if self.candidates.len() < self.capacity {
+        let at = if let Some(at) = self
+            .candidates
+            .iter()
+            .position(|c| c.hash == hash && c.db == db && c.key == key)
+        {
+            self.candidates[at].weight = weight;
+            at
+        } else if !full {
             self.candidates.push(Candidate {
                 db,
                 key: key.to_vec(),
                 hash,
                 weight,
             });
-            if self.candidates.len() == self.capacity {
-                self.floor = self.lowest().1;
-            }
-            return;
-        }
-        if weight <= self.floor || self.capacity == 0 {
-            return;
-        }
-        let (at, _) = self.lowest();
-        self.candidates[at] = Candidate {
-            db,
-            key: key.to_vec(),
-            hash,
-            weight,
+            self.floor_at
+        } else {
+            // Replaces the lowest, reusing its name's allocation.
+            let c = &mut self.candidates[self.floor_at];
+            c.db = db;
+            c.key.clear();
+            c.key.extend_from_slice(key);
+            c.hash = hash;
+            c.weight = weight;
+            self.floor_at
         };
-        self.floor = self.lowest().1;
+        // Only a change to the lowest (or the set filling up) moves the floor.
+        if self.candidates.len() >= self.capacity && (at == self.floor_at || !full) {
+            (self.floor_at, self.floor) = self.lowest();
+        }
     }
 
     /// The candidate with the lowest weight: its position and weight.
@@ -275,6 +282,45 @@ mod tests {
             .map(|r| crate::workload::scatter(r).to_string())
             .collect();
         assert_eq!(top, expected);
+    }
+
+    #[test]
+    fn a_hot_key_keeps_its_place_among_churning_cold_ones() {
+        let mut s = HotSketch::new(4, 5.0, 0.0);
+        let mut t = 0.0;
+        for i in 0..20_000u64 {
+            t += 1e-4;
+            s.record(0, (i % 5_000).to_string().as_bytes(), 1.0, t);
+            if i % 10 == 0 {
+                s.record(0, b"hot", 1.0, t);
+            }
+        }
+        assert!(s.candidates().iter().any(|c| c.key == b"hot"));
+        assert_eq!(s.candidates().len(), 4);
+    }
+
+    #[test]
+    fn the_floor_is_always_the_lowest_candidate() {
+        // The floor is kept up to date only when its candidate changes: after every record it
+        // must still name the lowest candidate, and a newcomer must still displace exactly it.
+        let mut s = HotSketch::new(8, 0.5, 0.0);
+        let mut z = Zipf::new(300, 0.9, 5);
+        let mut t = 0.0;
+        for i in 0..30_000 {
+            t += 1e-3;
+            let id = z.next_id();
+            s.record(0, id.to_string().as_bytes(), 1.0 + (i % 3) as f64, t);
+            if s.candidates.len() == s.capacity {
+                let (at, lowest) = s.lowest();
+                assert_eq!(s.floor, lowest, "after record {i}");
+                assert_eq!(s.candidates[s.floor_at].weight, lowest, "after record {i}");
+                assert!(at == s.floor_at || s.candidates[at].weight == lowest);
+            }
+            let mut keys: Vec<&[u8]> = s.candidates.iter().map(|c| &c.key[..]).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), s.candidates.len(), "a key named twice");
+        }
     }
 
     #[test]

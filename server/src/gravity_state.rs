@@ -11,6 +11,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use bytes::Bytes;
 use warpengine_physics::hotkeys::HotSketch;
@@ -44,7 +45,7 @@ pub struct Gravity {
     max_keys: AtomicU64,
     workers: Vec<Mutex<WorkerSketch>>,
     /// The clock samples are timed by (seconds since this started).
-    epoch: std::time::Instant,
+    epoch: Instant,
 }
 
 /// A key GRAVITY HOTKEYS names: its name and its estimated requests per second, summed over
@@ -70,7 +71,7 @@ impl Gravity {
                     })
                 })
                 .collect(),
-            epoch: std::time::Instant::now(),
+            epoch: Instant::now(),
         };
         g.refresh(cfg);
         g
@@ -152,26 +153,37 @@ impl Gravity {
 }
 
 /// Counts a keyed request towards the next sample: the whole cost on the request path.
-/// `keys` gives the command's keys, only asked for when this request is sampled.
+/// `positions`: the command's key positions in `args` (None: its one key, at 1), only read
+/// when this request is sampled; `read_at`: when the connection's read that brought it
+/// started (the sample's time, without a clock call).
 #[inline(always)]
-pub fn observe<'a, K>(server: &Server, db: usize, keys: impl FnOnce() -> K)
-where
-    K: Iterator<Item = &'a [u8]>,
-{
+pub fn observe(
+    server: &Server,
+    db: usize,
+    read_at: &Instant,
+    args: &[Bytes],
+    positions: Option<&[usize]>,
+) {
     let left = COUNTDOWN.with(|c| {
         let left = c.get().wrapping_sub(1);
         c.set(left);
         left
     });
     if left == 0 {
-        sample(server, db, keys());
+        sample(server, db, read_at, args, positions);
     }
 }
 
 /// Records a sampled request's keys in the calling worker's sketch and sets the next gap.
 #[cold]
 #[inline(never)]
-fn sample<'a>(server: &Server, db: usize, keys: impl Iterator<Item = &'a [u8]>) {
+fn sample(
+    server: &Server,
+    db: usize,
+    read_at: &Instant,
+    args: &[Bytes],
+    positions: Option<&[usize]>,
+) {
     let g = &server.gravity;
     let Some(worker) = g.workers.get(crate::server_state::current_worker()) else {
         COUNTDOWN.with(|c| c.set(SAMPLE_EVERY));
@@ -184,9 +196,10 @@ fn sample<'a>(server: &Server, db: usize, keys: impl Iterator<Item = &'a [u8]>) 
     if !g.enabled() {
         return;
     }
-    let now = g.now();
-    for key in keys {
-        w.sketch.record(db as u32, key, weight, now);
+    // A read that started before the sketch did counts as at its start.
+    let now = read_at.saturating_duration_since(g.epoch).as_secs_f64();
+    for &p in positions.unwrap_or(&[1]) {
+        w.sketch.record(db as u32, &args[p], weight, now);
     }
     w.samples += 1;
 }
