@@ -5,7 +5,8 @@
 # redis-benchmark test T (pipelined 16, 4 clients, 64-byte values, one worker), and prints
 # (busy - idle) / N.
 #   bench/icount.sh BINARY [TEST] [N]        TEST defaults to set, N to 100000
-# Environment: THREADS (workers, 1), CLIENTS (redis-benchmark -c, 4).
+# Environment: THREADS (workers, 1), CLIENTS (redis-benchmark -c, 4), ARGS (more server arguments,
+# as `--gravity-sketch no`).
 # Compare two builds: bench/icount.sh old/warpengine get; bench/icount.sh new/warpengine get
 set -euo pipefail
 bin=$1 test=${2:-set} n=${3:-100000}
@@ -17,7 +18,7 @@ run() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   dir=$(mktemp -d)
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "$bin" --port "$port" --dir "$dir" \
-    --threads "${THREADS:-1}" >/dev/null 2>"$dir/valgrind.log" &
+    --threads "${THREADS:-1}" ${ARGS:-} >/dev/null 2>"$dir/valgrind.log" &
   vpid=$!
   for _ in $(seq 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
   if [ "$1" != idle ]; then

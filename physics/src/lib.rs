@@ -2,9 +2,10 @@
 //! own. HORIZON: eviction policies ([`sieve`], [`s3fifo`], [`tinylfu`]) over 64-bit object ids,
 //! and the workloads and reference policies that measure them ([`workload`], [`reference`]).
 //! TEMPORAL: trending counters with exponential decay ([`temporal`]). QUANTUM: the entanglement
-//! graph ([`entangle`]). What the server itself runs of eviction: Redis's LFU counter ([`lfu`]).
+//! graph ([`entangle`]). GRAVITY: the sampled, decayed hot-key sketch ([`hotkeys`]). What the server itself runs of eviction: Redis's LFU counter ([`lfu`]).
 
 pub mod entangle;
+pub mod hotkeys;
 pub mod lfu;
 mod list;
 pub mod reference;

@@ -36,8 +36,8 @@ impl Zipf {
     }
 }
 
-/// A fixed permutation-like mixing of ranks into ids.
-fn scatter(rank: u64) -> u64 {
+/// A fixed permutation-like mixing of ranks into ids (the id of the rank-th most popular).
+pub(crate) fn scatter(rank: u64) -> u64 {
     rank.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
 }
 

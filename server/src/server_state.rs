@@ -51,6 +51,10 @@ pub struct Server {
     pub shard_keys: Vec<AtomicU64>,
     pub quantum: crate::quantum_state::Quantum,
     pub wormhole: crate::wormhole_state::Wormhole,
+    /// GRAVITY's hot-key sketches, one per worker.
+    pub gravity: crate::gravity_state::Gravity,
+    /// ENTROPY's per-shard request rates.
+    pub entropy: crate::entropy_state::Entropy,
     /// The Lua scripts EVAL and SCRIPT LOAD have seen.
     pub scripts: crate::scripting::ScriptCache,
     /// The function libraries FUNCTION LOAD has loaded.
@@ -396,6 +400,7 @@ impl Server {
         limits.refresh(&cfg);
         let quantum = crate::quantum_state::Quantum::new(threads, &cfg);
         let wormhole = crate::wormhole_state::Wormhole::new(threads, &cfg);
+        let gravity = crate::gravity_state::Gravity::new(threads, &cfg);
         let timing = crate::command_timing::CommandTiming::new(&cfg);
         let scripts = crate::scripting::ScriptCache::default();
         scripts
@@ -437,6 +442,8 @@ impl Server {
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             quantum,
             wormhole,
+            gravity,
+            entropy: crate::entropy_state::Entropy::new(threads),
             scripts,
             functions: Default::default(),
             table_spare: (0..threads).map(|_| AtomicU64::new(0)).collect(),

@@ -51,9 +51,17 @@ impl Sampler {
 
     /// Commands per second, and KB/s read and written.
     pub fn rates(&self) -> (u64, f64, f64) {
+        (
+            self.rate(0) as u64,
+            self.rate(1) / 1024.0,
+            self.rate(2) / 1024.0,
+        )
+    }
+
+    /// The mean per-second rate of total `i` over the latest samples.
+    pub fn rate(&self, i: usize) -> f64 {
         let inner = self.inner.lock().expect("sampler lock");
         let n = inner.rates.len().max(1) as f64;
-        let mean = |i: usize| inner.rates.iter().map(|r| r[i]).sum::<f64>() / n;
-        (mean(0) as u64, mean(1) / 1024.0, mean(2) / 1024.0)
+        inner.rates.iter().map(|r| r[i]).sum::<f64>() / n
     }
 }

@@ -250,6 +250,9 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         server.quantum.prune(me, unix_ms());
         crate::memory_accounting::release_freed();
+        if let Some(shard) = server.try_lock_shard(me) {
+            server.entropy.sample(&shard);
+        }
         if me == 0 {
             server.sampler.sample(server.rate_totals());
             let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);

@@ -483,6 +483,26 @@ impl Resp {
             other => panic!("not an integer: {other:?}"),
         }
     }
+
+    /// A double as RESP2 sends it (a bulk string).
+    pub fn float(&self) -> f64 {
+        match self {
+            Resp::Bulk(b) => std::str::from_utf8(b).unwrap().parse().unwrap(),
+            other => panic!("not a float: {other:?}"),
+        }
+    }
+
+    /// A field of a map reply (RESP2: a flat array of names and values).
+    pub fn field(&self, name: &str) -> Resp {
+        let Resp::Array(items) = self else {
+            panic!("not a map: {self:?}")
+        };
+        items
+            .chunks(2)
+            .find(|kv| kv[0] == Resp::Bulk(name.as_bytes().to_vec()))
+            .map(|kv| kv[1].clone())
+            .unwrap_or_else(|| panic!("{name} not in {self:?}"))
+    }
 }
 
 impl RawConn {

@@ -361,6 +361,25 @@ fn ab_sh_runs() {
 }
 
 #[test]
+fn gravity_cost_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/gravity_cost.sh", &binary, "1"],
+        &[("N", "20000"), ("R", "1000")],
+    );
+    assert!(
+        text.contains("median gravity-sketch yes | get")
+            && text.contains("median gravity-sketch no | get")
+            && text.contains("on/off | ops/s"),
+        "{text}"
+    );
+}
+
+#[test]
 fn operability_sh_runs() {
     let Some(binary) = release_binary() else {
         return;

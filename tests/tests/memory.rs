@@ -10,16 +10,9 @@ fn usage(c: &mut RawConn, key: &str) -> i64 {
     }
 }
 
-/// A field of the MEMORY STATS map (RESP2: names and values in turn).
+/// A field of the MEMORY STATS map.
 fn stat(c: &mut RawConn, name: &str) -> i64 {
-    let Resp::Array(items) = c.call(&["MEMORY", "STATS"]) else {
-        panic!("MEMORY STATS")
-    };
-    items
-        .chunks(2)
-        .find(|kv| kv[0] == Resp::Bulk(name.as_bytes().to_vec()))
-        .map(|kv| kv[1].int())
-        .unwrap_or_else(|| panic!("{name} not in MEMORY STATS"))
+    c.call(&["MEMORY", "STATS"]).field(name).int()
 }
 
 #[test]

@@ -49,6 +49,7 @@ fn config_get_star_has_every_redis_name() {
         "quantum-",
         "wormhole-",
         "temporal-",
+        "gravity-",
     ];
     let extra: Vec<_> = ours
         .difference(&theirs)

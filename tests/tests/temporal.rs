@@ -10,13 +10,6 @@ use warpengine_tests::{
 
 const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
-fn float(r: &Resp) -> f64 {
-    match r {
-        Resp::Bulk(b) => std::str::from_utf8(b).unwrap().parse().unwrap(),
-        other => panic!("not a float: {other:?}"),
-    }
-}
-
 fn assert_close(got: f64, want: f64, rel: f64) {
     assert!(
         (got - want).abs() <= rel * want.abs(),
@@ -57,16 +50,19 @@ fn scores_halve_every_halflife() {
     let server = start_warpengine(&[]);
     let mut c = RawConn::connect(server.port);
     let incr = |c: &mut RawConn, amount: &str, at: &str| {
-        float(&c.call(&[
+        c.call(&[
             "TEMPORAL", "INCR", "k", "a", amount, "HALFLIFE", "10", "AT", at,
-        ]))
+        ])
+        .float()
     };
     assert_eq!(incr(&mut c, "8", "0"), 8.0);
     // A negligible increment reads the score at its event time.
     assert_close(incr(&mut c, "1e-300", "10000"), 4.0, 1e-12);
     assert_close(incr(&mut c, "1e-300", "30000"), 1.0, 1e-12);
     // Increments add on top of the decayed score; HALFLIFE may be left out once the key exists.
-    let r = float(&c.call(&["TEMPORAL", "INCR", "k", "a", "3", "AT", "30000"]));
+    let r = c
+        .call(&["TEMPORAL", "INCR", "k", "a", "3", "AT", "30000"])
+        .float();
     assert_close(r, 4.0, 1e-12);
     // Backfilling before the last event: 10 s earlier the score was twice as high.
     assert_close(incr(&mut c, "1e-300", "20000"), 8.0, 1e-12);
@@ -83,7 +79,7 @@ fn simultaneous_increments_sum() {
     let mut c = RawConn::connect(server.port);
     for (amount, want) in [("1.5", 1.5), ("2.5", 4.0), ("0.25", 4.25)] {
         let r = c.call(&["TEMPORAL", "INCR", "k", "m", amount, "AT", "5000"]);
-        assert_eq!(float(&r), want);
+        assert_eq!(r.float(), want);
     }
 }
 
@@ -91,7 +87,7 @@ fn simultaneous_increments_sum() {
 fn three_members(c: &mut RawConn) {
     for (m, amount) in [("a", "3"), ("b", "5"), ("c", "1")] {
         let r = c.call(&["TEMPORAL", "INCR", "t", m, amount, "HALFLIFE", "1e9"]);
-        assert_eq!(float(&r), amount.parse::<f64>().unwrap());
+        assert_eq!(r.float(), amount.parse::<f64>().unwrap());
     }
 }
 
@@ -114,7 +110,7 @@ fn top_and_score_in_resp2() {
     for (text, want) in [(&flat[1], 5.0), (&flat[3], 3.0), (&flat[5], 1.0)] {
         assert_close(text.parse().unwrap(), want, 1e-9);
     }
-    assert_close(float(&c.call(&["TEMPORAL", "SCORE", "t", "b"])), 5.0, 1e-9);
+    assert_close(c.call(&["TEMPORAL", "SCORE", "t", "b"]).float(), 5.0, 1e-9);
     assert_eq!(c.call(&["TEMPORAL", "SCORE", "t", "nobody"]), Resp::Nil);
     assert_eq!(c.call(&["TEMPORAL", "SCORE", "missing", "a"]), Resp::Nil);
     assert_eq!(
@@ -409,11 +405,11 @@ fn the_default_halflife_is_a_setting() {
     c.call(&["CONFIG", "SET", "temporal-default-halflife", "10"]);
     c.call(&["TEMPORAL", "INCR", "k", "a", "8", "AT", "0"]);
     let r = c.call(&["TEMPORAL", "INCR", "k", "a", "1e-300", "AT", "20000"]);
-    assert_close(float(&r), 2.0, 1e-12);
+    assert_close(r.float(), 2.0, 1e-12);
     // The key keeps its half-life when the default changes.
     c.call(&["CONFIG", "SET", "temporal-default-halflife", "3600"]);
     let r = c.call(&["TEMPORAL", "INCR", "k", "a", "1e-300", "AT", "30000"]);
-    assert_close(float(&r), 1.0, 1e-12);
+    assert_close(r.float(), 1.0, 1e-12);
     assert_eq!(
         info_field(&mut c, "physics", "temporal_default_halflife"),
         "3600"
@@ -491,7 +487,10 @@ fn scores_at(c: &mut RawConn, key: &str, members: &[&str], at_ms: i64) -> Vec<f6
     let at = at_ms.to_string();
     members
         .iter()
-        .map(|m| float(&c.call(&["TEMPORAL", "INCR", key, m, "1e-300", "AT", &at])))
+        .map(|m| {
+            c.call(&["TEMPORAL", "INCR", key, m, "1e-300", "AT", &at])
+                .float()
+        })
         .collect()
 }
 

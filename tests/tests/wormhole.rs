@@ -14,20 +14,8 @@ fn bulk(s: &str) -> Resp {
     Resp::Bulk(s.as_bytes().to_vec())
 }
 
-/// A field of a map reply (RESP2: a flat array of names and values).
-fn field(reply: &Resp, name: &str) -> Resp {
-    let Resp::Array(items) = reply else {
-        panic!("not a map: {reply:?}")
-    };
-    items
-        .chunks(2)
-        .find(|kv| kv[0] == bulk(name))
-        .map(|kv| kv[1].clone())
-        .unwrap_or_else(|| panic!("{name} not in {reply:?}"))
-}
-
 fn shard(c: &mut RawConn, key: &str) -> i64 {
-    field(&c.call(&["WORMHOLE", "ROUTE", key]), "shard").int()
+    c.call(&["WORMHOLE", "ROUTE", key]).field("shard").int()
 }
 
 /// Two keys whose slots live on different shards (of 4).
@@ -54,10 +42,10 @@ fn pin_moves_every_database_and_keeps_ttl() {
     let slot_shard = shard(&mut c, &key);
     assert_eq!(c.call(&["WORMHOLE", "PIN", &key, &anchor]), Resp::Int(1));
     let route = c.call(&["WORMHOLE", "ROUTE", &key]);
-    assert_eq!(field(&route, "shard").int(), shard(&mut c, &anchor));
-    assert_eq!(field(&route, "slot_shard").int(), slot_shard);
-    assert_eq!(field(&route, "pinned"), Resp::Int(1));
-    assert_eq!(field(&route, "anchor"), bulk(&anchor));
+    assert_eq!(route.field("shard").int(), shard(&mut c, &anchor));
+    assert_eq!(route.field("slot_shard").int(), slot_shard);
+    assert_eq!(route.field("pinned"), Resp::Int(1));
+    assert_eq!(route.field("anchor"), bulk(&anchor));
     assert_eq!(c.call(&["GET", &key]), bulk("v0"));
     assert!(c.call(&["TTL", &key]).int() > 990);
     c.call(&["SELECT", "2"]);
@@ -69,19 +57,22 @@ fn pin_moves_every_database_and_keeps_ttl() {
     // Exactly one copy: no shard kept the old entry.
     assert_eq!(c.call(&["DBSIZE"]), Resp::Int(2));
     // Multi-key commands on the pair now run on one shard.
-    let before = field(&c.call(&["WORMHOLE", "STATS"]), "multi_key_one_shard").int();
+    let before = c
+        .call(&["WORMHOLE", "STATS"])
+        .field("multi_key_one_shard")
+        .int();
     c.call(&["MSET", &anchor, "1", &key, "2"]);
     assert_eq!(
         c.call(&["MGET", &anchor, &key]),
         Resp::Array(vec![bulk("1"), bulk("2")])
     );
     let stats = c.call(&["WORMHOLE", "STATS"]);
-    assert_eq!(field(&stats, "multi_key_one_shard").int(), before + 2);
-    assert_eq!(field(&stats, "pins"), Resp::Int(1));
+    assert_eq!(stats.field("multi_key_one_shard").int(), before + 2);
+    assert_eq!(stats.field("pins"), Resp::Int(1));
     // Pinning to a pinned key pins to its anchor; an anchor cannot be pinned away.
     c.call(&["WORMHOLE", "PIN", "third", &key]);
     assert_eq!(
-        field(&c.call(&["WORMHOLE", "ROUTE", "third"]), "anchor"),
+        c.call(&["WORMHOLE", "ROUTE", "third"]).field("anchor"),
         bulk(&anchor)
     );
     for (args, err) in [
@@ -135,20 +126,20 @@ fn auto_pins_keys_used_together_across_shards() {
     }
     assert_eq!(shard(&mut c, &key), shard(&mut c, &anchor));
     let stats = c.call(&["WORMHOLE", "STATS"]);
-    assert_eq!(field(&stats, "auto_pins"), Resp::Int(1));
+    assert_eq!(stats.field("auto_pins"), Resp::Int(1));
     assert_eq!(c.call(&["GET", &key]), bulk("v"));
-    let cross = field(&stats, "multi_key_cross_shard").int();
+    let cross = stats.field("multi_key_cross_shard").int();
     c.call(&["MGET", &anchor, &key]);
     let stats = c.call(&["WORMHOLE", "STATS"]);
-    assert_eq!(field(&stats, "multi_key_cross_shard").int(), cross);
+    assert_eq!(stats.field("multi_key_cross_shard").int(), cross);
     // STATS shows the traffic of the fabric per shard pair.
-    let Resp::Array(pairs) = field(&stats, "pairs") else {
+    let Resp::Array(pairs) = stats.field("pairs") else {
         panic!("pairs")
     };
     assert!(!pairs.is_empty());
     let first = &pairs[1];
-    assert!(field(first, "batches").int() > 0);
-    assert!(field(first, "hop_p99_us").int() >= field(first, "hop_p50_us").int());
+    assert!(first.field("batches").int() > 0);
+    assert!(first.field("hop_p99_us").int() >= first.field("hop_p50_us").int());
 }
 
 #[test]
@@ -244,7 +235,7 @@ fn pins_survive_kill_snapshots_and_thread_changes() {
     let _server = start("4");
     let mut c = RawConn::connect(port);
     assert_eq!(
-        field(&c.call(&["WORMHOLE", "ROUTE", &key]), "pinned"),
+        c.call(&["WORMHOLE", "ROUTE", &key]).field("pinned"),
         Resp::Int(0)
     );
     assert_eq!(c.call(&["GET", &key]), bulk("v4"));

@@ -158,6 +158,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.limits.refresh(&next);
     s.server.quantum.refresh(&next);
     s.server.wormhole.refresh(&next);
+    s.server.gravity.refresh(&next);
     s.server.temporal.refresh(&next);
     s.server.timing.refresh(&next);
     s.server

@@ -89,18 +89,18 @@ fn usage(s: &mut Session, args: &[Bytes]) -> Reply {
     let db = s.conn.db;
     let mut shard = server.lock_shard(server.route(key));
     match shard.dbs[db].get(key, unix_ms()) {
-        Some(entry) => Reply::Int(footprint(key, entry) as i64),
+        Some(entry) => Reply::Int(footprint(key, &entry.value) as i64),
         None => Reply::Nil,
     }
 }
 
 /// The bytes `key` and its entry take: the table slot, the key's own allocation if it does not
-/// fit inline, and what a copy of the value allocates.
-fn footprint(key: &[u8], entry: &Entry) -> usize {
+/// fit inline, and what a copy of the value allocates (also ENTROPY STATS's per-shard bytes).
+pub(crate) fn footprint(key: &[u8], value: &Value) -> usize {
     // The entry and its key in the dense table, a u32 position and a control byte in the index.
     let slot = std::mem::size_of::<(Key, Entry)>() + std::mem::size_of::<u32>() + 1;
     let (key_copy, key_bytes) = memory_accounting::measure(|| Key::from_slice(key));
-    let (value_copy, value_bytes) = memory_accounting::measure(|| match &entry.value {
+    let (value_copy, value_bytes) = memory_accounting::measure(|| match value {
         // A large string's clone would only share its bytes: store a copy as SET would.
         Value::Str(s) => Value::Str(StrValue::from_slice(s.as_slice())),
         other => other.clone(),

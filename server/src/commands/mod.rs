@@ -19,8 +19,10 @@ pub mod config;
 pub mod connection;
 pub mod debug;
 pub mod dump;
+pub mod entropy;
 pub mod functions;
 pub mod geo;
+pub mod gravity;
 pub mod hashes;
 pub mod horizon;
 pub mod hyperloglog;
@@ -77,7 +79,9 @@ pub(crate) use commands;
 
 /// Commands WarpEngine has and Redis has not (COMMAND INFO/DOCS build their entries from the
 /// table instead of Redis's recorded data).
-pub const WARPENGINE_ONLY: &[&str] = &["horizon", "quantum", "temporal", "waitaof", "wormhole"];
+pub const WARPENGINE_ONLY: &[&str] = &[
+    "entropy", "gravity", "horizon", "quantum", "temporal", "waitaof", "wormhole",
+];
 
 /// Installs every family's rows as the command table: the core table below, then each
 /// data-type family's own. Called once at start-up, before anything looks a command up.
@@ -91,8 +95,10 @@ pub fn install() {
             blocking::COMMANDS,
             cluster::COMMANDS,
             dump::COMMANDS,
+            entropy::COMMANDS,
             functions::COMMANDS,
             geo::COMMANDS,
+            gravity::COMMANDS,
             hashes::COMMANDS,
             horizon::COMMANDS,
             hyperloglog::COMMANDS,

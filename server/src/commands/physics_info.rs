@@ -7,4 +7,6 @@ pub fn write(server: &Server, out: &mut String) {
     server.quantum.info(out);
     super::wormhole::info(server, out);
     super::temporal::write_info(server, out);
+    super::gravity::info(server, out);
+    super::entropy::info(server, out);
 }

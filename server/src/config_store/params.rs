@@ -534,6 +534,11 @@ pub static PARAMS: &[Param] = &[
         MUT,
     ),
     p("temporal-max-members", NONNEG, "10000", MUT),
+    // GRAVITY: the sampled hot-key sketch (on by default: it samples 1 keyed request in 16),
+    // the half-life (seconds) of its rates, and the keys each worker's sketch names.
+    p("gravity-sketch", BOOL, "yes", MUT),
+    p("gravity-halflife", int(1, 86_400), "5", MUT),
+    p("gravity-max-keys", int(1, 100_000), "64", MUT),
 ];
 
 /// The parameter called `name` (or by its alias), case-insensitively.

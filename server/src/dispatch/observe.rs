@@ -1,10 +1,12 @@
 //! The one point where features that watch traffic see a keyed command, after admission and
 //! routing, before it is queued: QUANTUM learns partners from single-key reads close together on
 //! one connection, WORMHOLE counts multi-key commands by whether one shard serves them (and AUTO
-//! pins pairs that keep crossing shards). Keyspace notifications, client tracking and per-key
+//! pins pairs that keep crossing shards), GRAVITY samples keys for its hot-key sketch (one
+//! thread-local countdown per command, see `gravity_state`). Keyspace notifications, client tracking and per-key
 //! statistics are to attach here too.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -21,8 +23,8 @@ pub(super) struct Routed<'a> {
     pub owner: Option<usize>,
 }
 
-/// Shows a routed keyed command to every observer. Inline: for nearly every request both
-/// observers decline at their first check (an out-of-line call here cost 35 instructions per
+/// Shows a routed keyed command to every observer. Inline: for nearly every request every
+/// observer declines at its first check (an out-of-line call here cost 35 instructions per
 /// SET when the compiler stopped inlining it).
 #[inline]
 pub(super) fn keyed(
@@ -31,10 +33,12 @@ pub(super) fn keyed(
     spec: &CommandSpec,
     args: &[Bytes],
     routed: &Routed,
+    read_at: &Instant,
 ) {
     if let Some(positions) = routed.positions.filter(|p| p.len() > 1) {
         count_multi_key(server, routed.owner.is_some(), positions, args);
     }
+    crate::gravity_state::observe(server, conn.db, read_at, args, routed.positions);
     if routed.owner.is_some()
         && server.quantum.limits.learn.load(Ordering::Relaxed)
         && matches!(spec.keys, Keys::Range(1, 1, _))

@@ -55,7 +55,7 @@ impl Pipeline {
                 owner: one.then_some(first),
             }
         };
-        observe::keyed(server, conn, spec, &args, &routed);
+        observe::keyed(server, conn, spec, &args, &routed, &self.started);
         if let Some(owner) = routed.owner {
             self.queue_for(server, conn, slot, index, owner, request.logged, args);
             return None;
