@@ -2,8 +2,8 @@
 //! routing, before it is queued: QUANTUM learns partners from single-key reads close together on
 //! one connection, WORMHOLE counts multi-key commands by whether one shard serves them (and AUTO
 //! pins pairs that keep crossing shards), GRAVITY samples keys for its hot-key sketch (one
-//! thread-local countdown per command, see `gravity_state`). Keyspace notifications, client tracking and per-key
-//! statistics are to attach here too.
+//! thread-local countdown per command, see `gravity_state`). Keyspace notifications, client
+//! tracking and per-key statistics are to attach here too.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
