@@ -188,6 +188,14 @@ impl Ctx {
     }
 }
 
+/// A PONG to every node now (Redis's `clusterBroadcastPong`), from a command that changed this
+/// node's configuration (a slot imported by CLUSTER SETSLOT NODE).
+pub fn broadcast_pong(server: &Server) {
+    let ctx = Ctx::of(server);
+    let mut st = server.cluster.write();
+    gossip::broadcast_pong(&mut st, &ctx, &mut Rng::new());
+}
+
 /// PUBLISH in cluster mode reaches every node's subscribers through the bus (instead of the
 /// replication stream); SPUBLISH the nodes of this node's shard (its primary and replicas).
 pub fn publish(server: &Server, shard: bool, channel: &[u8], message: &[u8]) {

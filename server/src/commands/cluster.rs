@@ -520,7 +520,8 @@ fn setslot(s: &mut Session, args: &[Bytes]) -> Reply {
     };
     let action = super::util::lower(&args[3]);
     let holds_keys = count_keys_in_slot(s, slot) > 0;
-    change(s, |st| {
+    let imported = std::cell::Cell::new(false);
+    let reply = change(s, |st| {
         let node = |st: &State, unknown: &str| {
             st.lookup(&args[4])
                 .ok_or_else(|| super::util::err_echo(&format!("ERR {unknown} "), &args[4], ""))
@@ -559,6 +560,7 @@ fn setslot(s: &mut Session, args: &[Bytes]) -> Reply {
                 }
                 if to == Owner::Myself && st.importing.remove(&slot).is_some() {
                     bump_epoch(st);
+                    imported.set(true);
                 }
                 st.slots[slot as usize] = to;
             }
@@ -569,7 +571,13 @@ fn setslot(s: &mut Session, args: &[Bytes]) -> Reply {
             }
         }
         Ok(OK)
-    })
+    });
+    // As Redis: a slot imported here is announced to every node at once (its replicas, and the
+    // nodes redis-cli did not tell), rather than on the next pings, up to half a node timeout.
+    if imported.get() {
+        crate::cluster::links::broadcast_pong(s.server);
+    }
+    reply
 }
 
 /// Redis's `clusterBumpConfigEpochWithoutConsensus`: a new config epoch unless this node's is
