@@ -43,7 +43,7 @@ static NEXT_BLOCK: AtomicU16 = AtomicU16::new(0);
 /// The first port of a block of `BLOCK` free ports whose bus ports (+10000) are free as well.
 fn free_port_block() -> u16 {
     let blocks = (PORTS.end - PORTS.start) / BLOCK;
-    // Another test process (another helper's run) starts elsewhere in the range.
+    // Another test process (another checkout's run) starts elsewhere in the range.
     let offset = (std::process::id() % u32::from(blocks)) as u16;
     for _ in 0..blocks {
         let block = (NEXT_BLOCK.fetch_add(1, Ordering::Relaxed) + offset) % blocks;
