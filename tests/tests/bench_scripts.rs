@@ -585,6 +585,27 @@ fn cluster_sh_runs_against_warpengine() {
 }
 
 #[test]
+fn cluster_calls_sh_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    if !warpengine_tests::redis_available() {
+        return;
+    }
+    let binary = binary.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/cluster_calls.sh", &binary, "1"],
+        &[("CALLS", "5")],
+    );
+    assert!(
+        text.contains("round 1 warpengine | setslot pair")
+            && text.contains("round 1 redis-server | new owner known everywhere in"),
+        "{text}"
+    );
+}
+
+#[test]
 fn cluster_slots_sh_runs() {
     let Some(binary) = release_binary() else {
         return;
