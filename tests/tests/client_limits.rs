@@ -209,11 +209,13 @@ fn unread_replies_in_client_list(server: &ServerProcess) {
             panic!("CLIENT LIST")
         };
         let list = String::from_utf8(list).unwrap();
-        let greedy = list.lines().find(|l| field(l, "omem") > 0);
+        // Redis serves every readable client of one event-loop turn before it writes any
+        // reply, so a CLIENT LIST read in the same turn as the GETs sees them still unsent in
+        // obl; the steady state, the one compared, comes a turn later.
+        let greedy = list
+            .lines()
+            .find(|l| field(l, "omem") > MB && field(l, "oll") > 0 && field(l, "obl") == 0);
         if let Some(line) = greedy {
-            assert_eq!(field(line, "obl"), 0, "{line}");
-            assert!(field(line, "oll") > 0, "{line}");
-            assert!(field(line, "omem") > MB, "{line}");
             assert!(field(line, "tot-mem") > field(line, "omem"), "{line}");
             break;
         }
