@@ -313,6 +313,9 @@ pub struct CommandSpec {
     /// importing), never redirected: MIGRATE, as Redis's `getNodeByQuery` lets it, so that
     /// `redis-cli --cluster fix` moves keys off a node it made importing.
     pub runs_in_open_slot: bool,
+    /// A read of one string key that a worker may answer from its copy of a replicated hot
+    /// key (GET: see `hot_copies`).
+    pub reads_hot_copy: bool,
 }
 
 impl CommandSpec {
@@ -355,7 +358,13 @@ impl CommandSpec {
             pins_block_args: None,
             wakes_all_waiters: false,
             runs_in_open_slot: false,
+            reads_hot_copy: false,
         }
+    }
+
+    pub const fn reads_hot_copy(mut self) -> CommandSpec {
+        self.reads_hot_copy = true;
+        self
     }
 
     pub const fn monitor_hides(mut self, hides: fn(&[Bytes]) -> bool) -> CommandSpec {

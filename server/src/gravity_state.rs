@@ -105,33 +105,49 @@ impl Gravity {
     }
 
     /// The keys of database `db` with the highest estimated rates, highest first, at most
-    /// `count`: every worker's candidates, each rated by the sum of every worker's estimate
-    /// (a key's requests arrive on the workers of the connections that send them).
+    /// `count`.
     pub fn hottest(&self, db: usize, count: usize) -> Vec<HotKey> {
+        let mut hot: Vec<HotKey> = self
+            .rated()
+            .into_iter()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, h)| h)
+            .collect();
+        hot.truncate(count);
+        hot
+    }
+
+    /// Every worker's candidates in every database, each rated by the sum of every worker's
+    /// estimate (a key's requests arrive on the workers of the connections that send them),
+    /// highest first.
+    pub fn rated(&self) -> Vec<(usize, HotKey)> {
         let now = self.now();
         let sketches: Vec<_> = self
             .workers
             .iter()
             .map(|w| w.lock().expect("gravity sketch lock"))
             .collect();
-        let mut named: Vec<(u64, &[u8])> = Vec::new();
+        let mut named: Vec<(u32, u64, &[u8])> = Vec::new();
         for w in &sketches {
             for c in w.sketch.candidates() {
-                if c.db as usize == db && !named.iter().any(|(h, k)| *h == c.hash && *k == c.key) {
-                    named.push((c.hash, &c.key));
+                if !named
+                    .iter()
+                    .any(|(d, h, k)| *d == c.db && *h == c.hash && *k == c.key)
+                {
+                    named.push((c.db, c.hash, &c.key));
                 }
             }
         }
-        let mut hot: Vec<HotKey> = named
+        let mut hot: Vec<(usize, HotKey)> = named
             .into_iter()
-            .map(|(hash, key)| HotKey {
-                key: Bytes::copy_from_slice(key),
-                rate: sketches.iter().map(|w| w.sketch.rate(hash, now)).sum(),
+            .map(|(db, hash, key)| {
+                let rate = sketches.iter().map(|w| w.sketch.rate(hash, now)).sum();
+                let key = Bytes::copy_from_slice(key);
+                (db as usize, HotKey { key, rate })
             })
-            .filter(|h| h.rate > 0.0)
+            .filter(|(_, h)| h.rate > 0.0)
             .collect();
-        hot.sort_by(|a, b| b.rate.total_cmp(&a.rate).then_with(|| a.key.cmp(&b.key)));
-        hot.truncate(count);
+        hot.sort_by(|(_, a), (_, b)| b.rate.total_cmp(&a.rate).then_with(|| a.key.cmp(&b.key)));
         hot
     }
 

@@ -16,6 +16,7 @@ pub mod entropy_state;
 pub mod eviction;
 pub mod fabric;
 pub mod gravity_state;
+pub mod hot_copies;
 pub mod keyctx;
 pub mod keyspace_events;
 pub mod logging;

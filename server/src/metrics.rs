@@ -280,7 +280,7 @@ impl Collector for ServerCollector {
             &mut e,
             "warpengine_keyspace_hits",
             "Key lookups that found the key.",
-            total(|s| s.keyspace_hits),
+            total(|s| s.keyspace_hits) + server.copy_hits(),
         )?;
         counter(
             &mut e,

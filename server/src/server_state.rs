@@ -53,6 +53,8 @@ pub struct Server {
     pub wormhole: crate::wormhole_state::Wormhole,
     /// GRAVITY's hot-key sketches, one per worker.
     pub gravity: crate::gravity_state::Gravity,
+    /// GRAVITY REPLICATE's copies of hot keys, one table per worker.
+    pub hot_copies: crate::hot_copies::HotCopies,
     /// ENTROPY's per-shard request rates.
     pub entropy: crate::entropy_state::Entropy,
     /// The Lua scripts EVAL and SCRIPT LOAD have seen.
@@ -62,8 +64,8 @@ pub struct Server {
     /// Per shard, the untouched room in its key tables, as of its last command (see
     /// [`Server::used_memory`]).
     pub table_spare: Vec<AtomicU64>,
-    /// Keys watched by some client (WATCH) right now: while none are, a write command does not
-    /// look for watchers of its keys.
+    /// Keys watched right now, by a client (WATCH) or by GRAVITY's copies (a replicated key):
+    /// while none are, a write command does not look for watchers of its keys.
     pub watched_keys: AtomicU64,
     pub pubsub: crate::pubsub::PubSub,
     pub tracking: crate::tracking::Tracking,
@@ -261,6 +263,9 @@ pub struct WorkerStats {
     pub socket_writes: AtomicU64,
     /// Time spent in active expiry cycles, in microseconds.
     pub expire_cycle_us: AtomicU64,
+    /// GETs answered from this worker's copies of hot keys (keyspace hits the shards do not
+    /// see: `hot_copies`).
+    pub copy_hits: AtomicU64,
 }
 
 #[derive(Default)]
@@ -316,6 +321,7 @@ impl WorkerStats {
             socket_reads: AtomicU64::new(0),
             socket_writes: AtomicU64::new(0),
             expire_cycle_us: AtomicU64::new(0),
+            copy_hits: AtomicU64::new(0),
         }
     }
 
@@ -336,6 +342,7 @@ impl WorkerStats {
         z(&self.remote_commands_sent);
         z(&self.local_commands);
         z(&self.cross_shard_commands);
+        z(&self.copy_hits);
         z(&self.socket_reads);
         z(&self.socket_writes);
         z(&self.expire_cycle_us);
@@ -443,6 +450,7 @@ impl Server {
             quantum,
             wormhole,
             gravity,
+            hot_copies: crate::hot_copies::HotCopies::new(threads),
             entropy: crate::entropy_state::Entropy::new(threads),
             scripts,
             functions: Default::default(),
@@ -536,7 +544,10 @@ impl Server {
         if let Some(shard) = lent_shard(id) {
             return ShardGuard::Lent(shard);
         }
-        ShardGuard::Locked(self.shards[id].lock().unwrap_or_else(|p| p.into_inner()))
+        ShardGuard::Locked(
+            self.shards[id].lock().unwrap_or_else(|p| p.into_inner()),
+            &self.hot_copies,
+        )
     }
 
     /// The shard, if nobody holds it right now.
@@ -545,8 +556,10 @@ impl Server {
             return Some(ShardGuard::Lent(shard));
         }
         match self.shards[id].try_lock() {
-            Ok(g) => Some(ShardGuard::Locked(g)),
-            Err(std::sync::TryLockError::Poisoned(p)) => Some(ShardGuard::Locked(p.into_inner())),
+            Ok(g) => Some(ShardGuard::Locked(g, &self.hot_copies)),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                Some(ShardGuard::Locked(p.into_inner(), &self.hot_copies))
+            }
             Err(std::sync::TryLockError::WouldBlock) => None,
         }
     }
@@ -594,6 +607,15 @@ impl Server {
             .sum()
     }
 
+    /// GETs answered from copies of hot keys, on every worker (keyspace hits beside the
+    /// shards' own).
+    pub fn copy_hits(&self) -> u64 {
+        self.worker_stats
+            .iter()
+            .map(|w| w.copy_hits.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Changes the last save did not cover (INFO's rdb_changes_since_last_save).
     pub fn changes_since_save(&self) -> u64 {
         self.changes_total()
@@ -612,10 +634,21 @@ impl Server {
 }
 
 /// A locked shard: the guard of its mutex, or a shard lent by the script running on this
-/// thread, which holds its lock (see [`with_lent_shards`]).
+/// thread, which holds its lock (see [`with_lent_shards`]). Releasing the lock brings the
+/// copies of the shard's changed hot keys up to date first (`HotCopies::publish`): what a
+/// command, transaction or script wrote under it reaches every copy before its reply leaves.
 pub enum ShardGuard<'a> {
-    Locked(MutexGuard<'a, Shard>),
+    Locked(MutexGuard<'a, Shard>, &'a crate::hot_copies::HotCopies),
     Lent(&'a mut Shard),
+}
+
+impl Drop for ShardGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if let ShardGuard::Locked(shard, copies) = self {
+            copies.publish(shard);
+        }
+    }
 }
 
 impl std::ops::Deref for ShardGuard<'_> {
@@ -623,7 +656,7 @@ impl std::ops::Deref for ShardGuard<'_> {
     #[inline]
     fn deref(&self) -> &Shard {
         match self {
-            ShardGuard::Locked(g) => g,
+            ShardGuard::Locked(g, _) => g,
             ShardGuard::Lent(s) => s,
         }
     }
@@ -633,7 +666,7 @@ impl std::ops::DerefMut for ShardGuard<'_> {
     #[inline]
     fn deref_mut(&mut self) -> &mut Shard {
         match self {
-            ShardGuard::Locked(g) => &mut *g,
+            ShardGuard::Locked(g, _) => &mut *g,
             ShardGuard::Lent(s) => s,
         }
     }

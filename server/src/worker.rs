@@ -238,6 +238,7 @@ async fn inbox_loop(server: Arc<Server>, me: usize) {
 
 async fn expiry_loop(server: Arc<Server>, me: usize) {
     let mut last_idle_check = std::time::Instant::now();
+    let mut last_auto_step = std::time::Instant::now();
     loop {
         let hz = server.hot.hz.load(Ordering::Relaxed).max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -250,11 +251,18 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         server.quantum.prune(me, unix_ms());
         crate::memory_accounting::release_freed();
-        if let Some(shard) = server.try_lock_shard(me) {
+        if let Some(mut shard) = server.try_lock_shard(me) {
             server.entropy.sample(&shard);
+            if server.hot_copies.active() {
+                crate::hot_copies::tick(&server, &mut shard);
+            }
         }
         if me == 0 {
             server.sampler.sample(server.rate_totals());
+            if last_auto_step.elapsed() >= Duration::from_secs(1) {
+                last_auto_step = std::time::Instant::now();
+                crate::hot_copies::auto_step(&server);
+            }
             let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
             if timeout > 0 && last_idle_check.elapsed() >= Duration::from_secs(1) {
                 // As Redis's client cron: reaches clients that were already waiting when

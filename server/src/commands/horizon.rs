@@ -32,7 +32,7 @@ fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
 
 fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
     let server = s.server;
-    let (mut hits, mut misses, mut evicted) = (0u64, 0u64, 0u64);
+    let (mut hits, mut misses, mut evicted) = (server.copy_hits(), 0u64, 0u64);
     let (mut small, mut main, mut ghost, mut ghost_hits, mut promoted) = (0, 0, 0, 0, 0);
     for shard in server.lock_all() {
         hits += shard.stats.keyspace_hits;

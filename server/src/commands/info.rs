@@ -290,7 +290,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             }
         }
         "stats" => {
-            let (mut hits, mut misses, mut expired, mut evicted) = (0, 0, 0, 0);
+            let (mut hits, mut misses, mut expired, mut evicted) = (server.copy_hits(), 0, 0, 0);
             for i in 0..server.threads() {
                 let mut shard = server.lock_shard(i);
                 let lazily: u64 = shard.dbs.iter_mut().map(|d| d.take_expired_count()).sum();

@@ -134,7 +134,7 @@ use strings as st;
 commands! {
     static CORE;
     // strings
-    "get", 2, "readonly fast", k(1, 1, 1), "string", "1.0.0", keyed(st::get), "Returns the string value of a key.";
+    "get", 2, "readonly fast", k(1, 1, 1), "string", "1.0.0", keyed(st::get), "Returns the string value of a key.", reads_hot_copy();
     "set", -3, "write denyoom", k(1, 1, 1), "string", "1.0.0", keyed(st::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", log(LogForm::ArgvWithExpiry), takes_durability(true);
     "setnx", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::setnx), "Set the string value of a key only when the key doesn't exist.";
     "setex", 4, "write denyoom", k(1, 1, 1), "string", "2.0.0", keyed(st::setex), "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", log(LogForm::ArgvWithExpiry);

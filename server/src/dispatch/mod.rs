@@ -80,9 +80,12 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
         });
         batch.replies.push(reply);
     }
+    drop(ctx);
+    // Before the replies leave (a worker answering several batches sends each back while it
+    // still holds the shard): the copies of the hot keys they changed.
+    server.hot_copies.publish(shard);
     // Only writes grow or fill the key tables (what reads expire lazily, the tick catches up).
     if wrote {
-        drop(ctx);
         server.publish_spare(shard);
     }
 }
@@ -159,6 +162,8 @@ pub struct Pipeline {
     batches: Vec<Option<Box<RemoteBatch>>>,
     queued: usize,
     last_command: Option<usize>,
+    /// A script is queued in a batch of this read (see `Pipeline::answered_by_copy`).
+    script_queued: bool,
     /// Remote batches awaiting their replies during a flush: (worker, waiter token).
     in_flight: Vec<(usize, usize)>,
     /// Commands a shard's worker sent back to run here, in order, once the flush has placed
@@ -201,6 +206,7 @@ impl Pipeline {
             commands: Vec::new(),
             batches: (0..workers).map(|_| Some(RemoteBatch::new(me))).collect(),
             queued: 0,
+            script_queued: false,
             in_flight: Vec::new(),
             sent_back: Vec::new(),
             wrote: vec![None; workers],
@@ -358,6 +364,7 @@ impl Pipeline {
                         Some(owner) if conn.tracking.is_none() && conn.user.unrestricted() => {
                             // Its writes are logged in its shard's log.
                             let logged = server.wal.is_on();
+                            self.script_queued = true;
                             self.queue_for(server, conn, slot, index, owner, logged, args)
                         }
                         _ => {
@@ -581,6 +588,7 @@ impl Pipeline {
             return;
         }
         self.queued = 0;
+        self.script_queued = false;
         let stats = &server.worker_stats[self.me];
         let run_inline = server.hot.fabric_inline_when_idle.load(Ordering::Relaxed);
         let mut in_flight = std::mem::take(&mut self.in_flight);

@@ -57,10 +57,56 @@ impl Pipeline {
         };
         observe::keyed(server, conn, spec, &args, &routed, &self.started);
         if let Some(owner) = routed.owner {
+            // (While no key is replicated: one load, for the keys of other shards only.)
+            if owner != self.me
+                && server.hot_copies.active()
+                && self.answered_by_copy(server, conn, slot, index, owner, &args)
+            {
+                return None;
+            }
             self.queue_for(server, conn, slot, index, owner, request.logged, args);
             return None;
         }
         Some(args)
+    }
+
+    /// A GET of a replicated hot key owned by another shard, answered from this worker's copy
+    /// (`hot_copies`) when it has a live one. It overtakes what this read queued before it
+    /// only when none of that can change the key: nothing queued for the key's shard, no
+    /// cross-shard command and no script waiting (a script may write any key). A tracking
+    /// client reads from the owner, which remembers the keys it read.
+    #[cold]
+    #[inline(never)]
+    fn answered_by_copy(
+        &mut self,
+        server: &Server,
+        conn: &ConnState,
+        slot: usize,
+        index: usize,
+        owner: usize,
+        args: &[Bytes],
+    ) -> bool {
+        if !TABLE[index].reads_hot_copy
+            || conn.tracking.is_some()
+            || self.script_queued
+            || !self.cross_shard.is_empty()
+            || self.batches[owner]
+                .as_ref()
+                .is_none_or(|b| !b.items.is_empty())
+        {
+            return false;
+        }
+        let started = crate::command_timing::ticks();
+        let copies = &server.hot_copies;
+        let Some(value) = copies.read(self.me, conn.db, &args[1], crate::server_state::unix_ms())
+        else {
+            return false;
+        };
+        let spent = crate::command_timing::ticks().wrapping_sub(started);
+        bump(&server.worker_stats[self.me].copy_hits, 1);
+        crate::command_timing::account(server, index, args, spent, false, || conn.id);
+        self.replies[slot] = Some(Reply::Bulk(value));
+        true
     }
 
     /// Queues a command for the batch of shard `owner` (a keyed command, or a one-shard
