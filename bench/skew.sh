@@ -15,7 +15,8 @@
 # Environment: VARIANTS (default "redis warp warp+replicate"; see `variant` below), EXPONENT
 # (1.2), KEYS (1000000), GET_SHARE (0.9), P (16), CLIENTS (8), SECONDS (10), WARMUP (2),
 # SLOTS (0: keys in every slot; N: every key in one of N hash slots, to concentrate the load),
-# VALUE_SIZE (64), THREADS (WarpEngine workers, 2), LOAD (the physics-load binary), and for the
+# SLOTS_BELOW (16384; with SLOTS, those slots are below it: 8192 puts them all on the first of
+# two workers), VALUE_SIZE (64), THREADS (WarpEngine workers, 2), LOAD (the physics-load binary), and for the
 # warp+on variant ON_ARGS (server arguments) and ON_CMD (a command sent after the fill).
 set -euo pipefail
 bin=${1:-target/release/warpengine} rounds=${2:-3}
@@ -101,7 +102,8 @@ worker_cores() { # before after kind pid elapsed
 field() { grep -o "\b$1=[^ ]*" | head -1 | cut -d= -f2; } # name <<< line -> value
 
 zipf_args=(--keys "${KEYS:-1000000}" --exponent "${EXPONENT:-1.2}" --get-share "${GET_SHARE:-0.9}"
-  --pipeline "${P:-16}" --clients "${CLIENTS:-8}" --value-size "${VALUE_SIZE:-64}" --slots "${SLOTS:-0}")
+  --pipeline "${P:-16}" --clients "${CLIENTS:-8}" --value-size "${VALUE_SIZE:-64}"
+  --slots "${SLOTS:-0}" --slots-below "${SLOTS_BELOW:-16384}")
 echo "skew: ${zipf_args[*]} seconds=$secs warmup=$warmup threads=${THREADS:-2} variants=\"$variants\""
 declare -A ops=() p99=() cpum=() bmean=() wcores=()
 for round in $(seq "$rounds"); do

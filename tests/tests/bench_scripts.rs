@@ -423,8 +423,13 @@ fn skew_sh_runs() {
             && text.contains("warp/redis | ops/s"),
         "{text}"
     );
-    // --slots: every key in one of 3 slots, the requests' shares over them printed.
-    let Some(out) = skew(&[("VARIANTS", "warp"), ("SLOTS", "3")]) else {
+    // --slots: every key in one of 3 slots (all on the first worker's half of the slots), the
+    // requests' shares over them printed.
+    let Some(out) = skew(&[
+        ("VARIANTS", "warp"),
+        ("SLOTS", "3"),
+        ("SLOTS_BELOW", "8192"),
+    ]) else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);

@@ -9,7 +9,7 @@
 //!   physics-load transaction --port P --keys one-shard|spread [--clients C] [--seconds S]
 //!   physics-load publish --port P [--subscribers N] [--clients C] [--seconds S]
 //!   physics-load zipf --port P [--keys N] [--exponent A] [--get-share F] [--pipeline P] [--clients C]
-//!                     [--seconds S] [--value-size B] [--setup] [--slots N]
+//!                     [--seconds S] [--value-size B] [--setup] [--slots N [--slots-below M]]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -418,9 +418,14 @@ fn publish(a: &Args, port: u16) {
     );
 }
 
-/// The hash tags `{tK}` of `n` distinct hash slots (the first such K from 0 up), with their slots.
-fn slot_tags(n: u64) -> Vec<(String, u16)> {
-    assert!(n as usize <= SLOTS, "--slots: at most {SLOTS}");
+/// The hash tags `{tK}` of `n` distinct hash slots below `below` (the first such K from 0 up),
+/// with their slots. `below` 8192 puts them all on the first of two workers (slots are dealt out
+/// to the workers in contiguous ranges): a load for rebalancing to spread.
+fn slot_tags(n: u64, below: u64) -> Vec<(String, u16)> {
+    assert!(
+        n <= below && below as usize <= SLOTS,
+        "--slots N --slots-below M: N <= M <= {SLOTS}"
+    );
     let mut tags: Vec<(String, u16)> = Vec::new();
     for k in 0.. {
         if tags.len() as u64 == n {
@@ -428,7 +433,7 @@ fn slot_tags(n: u64) -> Vec<(String, u16)> {
         }
         let tag = format!("t{k}");
         let slot = key_slot(tag.as_bytes());
-        if tags.iter().all(|(_, s)| *s != slot) {
+        if u64::from(slot) < below && tags.iter().all(|(_, s)| *s != slot) {
             tags.push((tag, slot));
         }
     }
@@ -510,7 +515,10 @@ fn zipf(a: &Args, port: u16) {
     let clients = a.num("clients", 8);
     let seconds = a.num("seconds", 5);
     let value = vec![b'v'; a.num("value-size", 64) as usize];
-    let tags = Arc::new(slot_tags(a.num("slots", 0)));
+    let tags = Arc::new(slot_tags(
+        a.num("slots", 0),
+        a.num("slots-below", SLOTS as u64),
+    ));
     if a.flag("setup") {
         zipf_fill(port, keys, &tags, &value);
     }
