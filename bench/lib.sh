@@ -16,7 +16,11 @@ start() { # server port [server-args...] -> pid (WarpEngine or redis-server, in 
   echo $!
 }
 
-wait_up() { for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; }
+wait_up() { # port: waits (5 s at most) until a server answers there; fails loudly if none does
+  for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "no server answers on port $1" >&2
+  return 1
+}
 
 # The median of the numbers read (blank-separated, any lines).
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }

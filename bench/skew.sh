@@ -62,6 +62,7 @@ cleanup() {
   return 0
 }
 trap cleanup EXIT
+trap 'echo "skew.sh: stopped by a failure at line $LINENO" >&2' ERR
 
 send() { # port command-words: an error reply (redis-cli -e exits non-zero) stops the script
   local out
@@ -109,12 +110,13 @@ declare -A ops=() p99=() cpum=() bmean=() wcores=()
 for round in $(seq "$rounds"); do
   for v in $variants; do
     variant "$v"
-    port=$((30000 + RANDOM % 20000))
+    # Below the kernel's ephemeral ports (32768 up), which the clients' own ends may hold.
+    port=$((30000 + RANDOM % 2768))
     # Called in this shell (not as $(start ...)) so that $! and start's $dir stay here.
     start "$kind" "$port" "${server_args[@]}" >/dev/null
     pid=$! sdir=$dir
     wait_up "$port"
-    "$load" zipf --port "$port" "${zipf_args[@]}" --setup --seconds 0 2>/dev/null
+    "$load" zipf --port "$port" "${zipf_args[@]}" --setup --seconds 0
     [ -n "$after_fill" ] && send "$port" "$after_fill"
     [ "$warmup" -gt 0 ] && "$load" zipf --port "$port" "${zipf_args[@]}" --seconds "$warmup" >/dev/null
     [ -n "$after_warmup" ] && send "$port" "$after_warmup"
