@@ -140,7 +140,8 @@ for round in $(seq "$rounds"); do
     per_m=$(echo "($c1 - $c0) / $(getconf CLK_TCK) * 1000000 / $n" | bc -l)
     workers=$(worker_cores "$t0" "$t1" "$kind" "$pid" "$elapsed")
     slots=""
-    [ "${SLOTS:-0}" -gt 0 ] && slots=" | slot shares $(field slot_shares <<<"$line")"
+    [ "${SLOTS:-0}" -gt 0 ] &&
+      slots=" | slots $(field slots <<<"$line") requests' shares $(field slot_shares <<<"$line")"
     echo "round $round $v | $rps ops/s p99 $lat us | $(printf %.3f "$per_m") CPU s/M |" \
       "hits $(field hits <<<"$line") misses $(field misses <<<"$line") | draw $(field draw_ns <<<"$line") ns |" \
       "cores $workers$entropy$slots"

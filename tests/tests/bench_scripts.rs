@@ -434,7 +434,7 @@ fn skew_sh_runs() {
     };
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && text.contains("slot shares "),
+        out.status.success() && text.contains("requests' shares "),
         "{text}"
     );
 }
