@@ -20,7 +20,7 @@ for round in $(seq "$rounds"); do
     "$bin" --port "$port" --dir "$dir" --threads "${THREADS:-2}" --gravity-sketch "$sketch" \
       >/dev/null 2>&1 &
     pid=$!
-    for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    wait_up "$port"
     redis-benchmark -p "$port" -t set -n "$r" -r "$r" -d 64 -P "$p" -q >/dev/null 2>&1
     read -r rps per_m < <(bench "$port" "$pid" -t get -r "$r" -d 64 -P "$p")
     echo "round $round gravity-sketch $sketch | get $rps ops/s $(printf %.3f "$per_m") CPU s/M"
@@ -31,7 +31,6 @@ for round in $(seq "$rounds"); do
     rm -rf "$dir"
   done
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 on=$(median <<<"${ops[yes]}") off=$(median <<<"${ops[no]}")
 con=$(median <<<"${cpus[yes]}") coff=$(median <<<"${cpus[no]}")
 echo "median gravity-sketch yes | get $on ops/s $(printf %.3f "$con") CPU s/M"

@@ -1,20 +1,29 @@
-# Shared by the side-by-side benchmark scripts (scripting.sh, families.sh, rdb_load.sh): start a server, run
-# one redis-benchmark test against it, read its CPU time. Expects `bin` (the WarpEngine binary)
-# and `n` (requests per test) set by the caller; C (clients, 50) and THREADS (workers, 2) from
-# the environment.
+# Shared by the side-by-side benchmark scripts (scripting.sh, families.sh, rdb_load.sh, skew.sh...): start
+# a server, wait for it, run one redis-benchmark test against it, read its CPU time, take medians. Expects
+# `bin` (the WarpEngine binary) and `n` (requests per test) set by the caller; C (clients, 50) and THREADS
+# (workers, 2) from the environment.
 
 # The processes' user + system CPU time, in clock ticks, summed (one pid, or several: a cluster).
 cpu() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{t += $14 + $15} END {print t}'; }
 
-start() { # server port -> pid (WarpEngine or redis-server, in a fresh directory)
+start() { # server port [server-args...] -> pid (WarpEngine or redis-server, in a fresh directory)
   dir=$(mktemp -d)
   if [ "$1" = warp ]; then
-    "$bin" --port "$2" --dir "$dir" --threads "${THREADS:-2}" >/dev/null 2>&1 &
+    "$bin" --port "$2" --dir "$dir" --threads "${THREADS:-2}" "${@:3}" >/dev/null 2>&1 &
   else
-    redis-server --port "$2" --dir "$dir" --save '' --appendonly no >/dev/null 2>&1 &
+    redis-server --port "$2" --dir "$dir" --save '' --appendonly no "${@:3}" >/dev/null 2>&1 &
   fi
   echo $!
 }
+
+wait_up() { # port: waits (5 s at most) until a server answers there; fails loudly if none does
+  for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "no server answers on port $1" >&2
+  return 1
+}
+
+# The median of the numbers read (blank-separated, any lines).
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 bench() { # port pids redis-benchmark-args... -> "ops/s CPU-seconds-per-million-requests"
   # (pids: one, or several in one word, "p1 p2 p3", whose CPU times are added up)

@@ -42,8 +42,6 @@ start_tls() { # server port tls-port -> pid
   echo $!
 }
 
-wait_up() { for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done; }
-
 ratio() { echo "$1 / $2" | bc -l | xargs printf %.2f; }
 
 for round in $(seq "$rounds"); do

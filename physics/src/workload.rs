@@ -1,14 +1,17 @@
 //! Request streams to measure eviction policies with, and the GET-then-SET-on-miss replay that
 //! counts misses at a given cache size.
 
+use std::sync::Arc;
+
 pub use crate::lfu::Rng;
 use crate::Policy;
 
 /// Ids 0..n drawn with probability proportional to 1 / (rank + 1)^alpha, by binary search in
 /// the cumulative distribution. Ranks are scattered over ids so that popularity does not
-/// follow insertion order.
+/// follow insertion order. The distribution (8 bytes per id) is built once and shared by the
+/// generators [`Zipf::fork`] makes, one per thread of a load generator.
 pub struct Zipf {
-    cdf: Vec<f64>,
+    cdf: Arc<[f64]>,
     rng: Rng,
 }
 
@@ -24,7 +27,15 @@ impl Zipf {
             *c /= total;
         }
         Zipf {
-            cdf,
+            cdf: cdf.into(),
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// A generator of the same distribution (sharing its table) with its own random stream.
+    pub fn fork(&self, seed: u64) -> Zipf {
+        Zipf {
+            cdf: Arc::clone(&self.cdf),
             rng: Rng::new(seed),
         }
     }
@@ -36,8 +47,9 @@ impl Zipf {
     }
 }
 
-/// A fixed permutation-like mixing of ranks into ids (the id of the rank-th most popular).
-pub(crate) fn scatter(rank: u64) -> u64 {
+/// A fixed permutation-like mixing of ranks into ids (the id of the rank-th most popular): the
+/// ids `Zipf::new(n, ..)` draws are `scatter(0..n)`, which a load generator fills beforehand.
+pub fn scatter(rank: u64) -> u64 {
     rank.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
 }
 
@@ -122,6 +134,17 @@ mod tests {
         let hits = (0..100_000).filter(|_| z.next_id() == top).count();
         // P(rank 0) = 1 / H(1000) ~ 0.1336.
         assert!((12_000..15_000).contains(&hits), "{hits}");
+    }
+
+    #[test]
+    fn a_fork_shares_the_distribution_not_the_stream() {
+        let base = Zipf::new(1000, 1.0, 3);
+        let (mut a, mut b) = (base.fork(5), base.fork(6));
+        assert!(Arc::ptr_eq(&a.cdf, &b.cdf));
+        let top = scatter(0);
+        let hits = (0..100_000).filter(|_| a.next_id() == top).count();
+        assert!((12_000..15_000).contains(&hits), "{hits}");
+        assert!((0..100).any(|_| a.next_id() != b.next_id()));
     }
 
     #[test]

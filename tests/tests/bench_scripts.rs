@@ -379,6 +379,83 @@ fn gravity_cost_sh_runs() {
     );
 }
 
+/// bench/skew.sh with the variants that need no command beyond main's (Redis, plain
+/// WarpEngine): a tiny keyspace, one second, no warm-up.
+fn skew(env: &[(&str, &str)]) -> Option<std::process::Output> {
+    let binary = release_binary()?;
+    if !physics_load_built() {
+        return None;
+    }
+    let mut tiny = vec![
+        ("KEYS", "1000"),
+        ("SECONDS", "1"),
+        ("WARMUP", "0"),
+        ("CLIENTS", "2"),
+    ];
+    tiny.extend_from_slice(env);
+    Some(
+        Command::new("bash")
+            .current_dir(ROOT)
+            .args(["bench/skew.sh", &binary.to_string_lossy(), "1"])
+            .envs(tiny)
+            .output()
+            .expect("run bench/skew.sh"),
+    )
+}
+
+#[test]
+fn skew_sh_runs() {
+    let Some(out) = skew(&[("VARIANTS", "redis warp")]) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("round 1 redis |")
+            && text.contains("cores main ")
+            && text.contains("cores warp-worker-0 ")
+            && text.contains("entropy busiest/mean ")
+            && text.contains("median warp |")
+            && text.contains("warp/redis | ops/s"),
+        "{text}"
+    );
+    // --slots: every key in one of 3 slots (all on the first worker's half of the slots), the
+    // requests' shares over them printed.
+    let Some(out) = skew(&[
+        ("VARIANTS", "warp"),
+        ("SLOTS", "3"),
+        ("SLOTS_BELOW", "8192"),
+    ]) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("requests' shares "),
+        "{text}"
+    );
+}
+
+/// A variant whose command the server refuses stops the script: it is not measured as plain
+/// WarpEngine under its name.
+#[test]
+fn skew_sh_fails_on_a_missing_command() {
+    let Some(out) = skew(&[("VARIANTS", "warp+on"), ("ON_CMD", "NO-SUCH-COMMAND AUTO")]) else {
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("'NO-SUCH-COMMAND AUTO' failed"),
+        "{err}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("median"));
+}
+
 #[test]
 fn operability_sh_runs() {
     let Some(binary) = release_binary() else {

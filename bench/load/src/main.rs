@@ -8,11 +8,14 @@
 //!   physics-load durability --port P --class default|always|everysec|no [--clients C] [--seconds S]
 //!   physics-load transaction --port P --keys one-shard|spread [--clients C] [--seconds S]
 //!   physics-load publish --port P [--subscribers N] [--clients C] [--seconds S]
+//!   physics-load zipf --port P [--keys N] [--exponent A] [--get-share F] [--pipeline P] [--clients C]
+//!                     [--seconds S] [--value-size B] [--setup] [--slots N [--slots-below M]]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use warpengine_physics::workload::Rng;
+use warpengine_physics::workload::{scatter, Rng, Zipf};
+use warpengine_storage::slot::{key_slot, SLOTS};
 use warpengine_tests::{encode_command, RawConn, Resp};
 
 /// The keys of page `i`: the user key first (QUANTUM's rule key), then its partners.
@@ -415,6 +418,217 @@ fn publish(a: &Args, port: u16) {
     );
 }
 
+/// The hash tags `{tK}` of `n` distinct hash slots below `below` (the first such K from 0 up),
+/// with their slots. `below` 8192 puts them all on the first of two workers (slots are dealt out
+/// to the workers in contiguous ranges): a load for rebalancing to spread.
+fn slot_tags(n: u64, below: u64) -> Vec<(String, u16)> {
+    assert!(
+        n <= below && below as usize <= SLOTS,
+        "--slots N --slots-below M: N <= M <= {SLOTS}"
+    );
+    let mut tags: Vec<(String, u16)> = Vec::new();
+    for k in 0.. {
+        if tags.len() as u64 == n {
+            break;
+        }
+        let tag = format!("t{k}");
+        let slot = key_slot(tag.as_bytes());
+        if u64::from(slot) < below && tags.iter().all(|(_, s)| *s != slot) {
+            tags.push((tag, slot));
+        }
+    }
+    tags
+}
+
+/// The name of key `id`: `key:<id>`, or with `tags`, `{tag}:<id>` for the tag `id % tags`, so
+/// that every key falls into one of the tags' slots.
+fn zipf_key(tags: &[(String, u16)], id: u64) -> String {
+    if tags.is_empty() {
+        format!("key:{id}")
+    } else {
+        format!("{{{}}}:{id}", tags[(id % tags.len() as u64) as usize].0)
+    }
+}
+
+/// `--setup`: SETs every key the load can draw (the ids of ranks 0..keys), in pipelines of
+/// 1,000 from 4 connections, so that the load's GETs hit.
+fn zipf_fill(port: u16, keys: u64, tags: &std::sync::Arc<Vec<(String, u16)>>, value: &[u8]) {
+    const FILLERS: u64 = 4;
+    const BATCH: u64 = 1_000;
+    let start = Instant::now();
+    let threads: Vec<_> = (0..FILLERS)
+        .map(|f| {
+            let (tags, value) = (tags.clone(), value.to_vec());
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut req = Vec::new();
+                let mut rank = f * BATCH;
+                while rank < keys {
+                    let end = (rank + BATCH).min(keys);
+                    req.clear();
+                    for r in rank..end {
+                        let key = zipf_key(&tags, scatter(r));
+                        req.extend(encode_command(&[b"SET", key.as_bytes(), &value]));
+                    }
+                    c.send(&req);
+                    for _ in rank..end {
+                        let r = c.read_reply().expect("SET reply");
+                        assert!(r.starts_with(b"+OK"), "{:?}", Resp::parse(&r));
+                    }
+                    rank += FILLERS * BATCH;
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("filler");
+    }
+    eprintln!(
+        "zipf setup keys={keys} value_size={} seconds={:.1}",
+        value.len(),
+        start.elapsed().as_secs_f64()
+    );
+}
+
+/// What one zipf client counted.
+#[derive(Default)]
+struct ZipfCounts {
+    latencies: Vec<u64>,
+    gets: u64,
+    sets: u64,
+    hits: u64,
+    misses: u64,
+    /// Requests per tag (with `--slots`).
+    per_slot: Vec<u64>,
+}
+
+/// Issue 22's skewed load: GETs (`--get-share`) and SETs of keys drawn by Zipf(`--exponent`)
+/// over `--keys` ids, each client a thread with one connection sending pipelines of
+/// `--pipeline` commands and waiting for all their replies. Latency is per pipeline (the time
+/// from sending a pipeline to its last reply), not per command. `ops` counts commands.
+fn zipf(a: &Args, port: u16) {
+    use std::sync::Arc;
+    let keys = a.num("keys", 1_000_000);
+    let exponent: f64 = a.text("exponent", "1.2").parse().expect("--exponent");
+    let get_share: f64 = a.text("get-share", "0.9").parse().expect("--get-share");
+    let pipeline = a.num("pipeline", 16).max(1);
+    let clients = a.num("clients", 8);
+    let seconds = a.num("seconds", 5);
+    let value = vec![b'v'; a.num("value-size", 64) as usize];
+    let tags = Arc::new(slot_tags(
+        a.num("slots", 0),
+        a.num("slots-below", SLOTS as u64),
+    ));
+    if a.flag("setup") {
+        zipf_fill(port, keys, &tags, &value);
+    }
+    if seconds == 0 {
+        return;
+    }
+    // One table (8 bytes per key) for every client; each draws from its own random stream.
+    let dist = Zipf::new(keys as usize, exponent, 1);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(seconds);
+    let threads: Vec<_> = (0..clients)
+        .map(|t| {
+            let (mut z, tags, value) = (dist.fork(t + 2), tags.clone(), value.clone());
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                let mut rng = Rng::new(t + 1_000);
+                let mut n = ZipfCounts {
+                    per_slot: vec![0; tags.len()],
+                    ..ZipfCounts::default()
+                };
+                let mut req = Vec::new();
+                let mut is_get = Vec::with_capacity(pipeline as usize);
+                while Instant::now() < deadline {
+                    req.clear();
+                    is_get.clear();
+                    for _ in 0..pipeline {
+                        let id = z.next_id();
+                        if !tags.is_empty() {
+                            n.per_slot[(id % tags.len() as u64) as usize] += 1;
+                        }
+                        let key = zipf_key(&tags, id);
+                        let get = rng.next_f64() < get_share;
+                        if get {
+                            req.extend(encode_command(&[b"GET", key.as_bytes()]));
+                        } else {
+                            req.extend(encode_command(&[b"SET", key.as_bytes(), &value]));
+                        }
+                        is_get.push(get);
+                    }
+                    let t0 = Instant::now();
+                    c.send(&req);
+                    for &get in &is_get {
+                        let r = c.read_reply().expect("reply");
+                        match (get, r.first()) {
+                            (true, Some(b'$')) if r.starts_with(b"$-1") => n.misses += 1,
+                            (true, Some(b'$')) => n.hits += 1,
+                            (false, Some(b'+')) => {}
+                            _ => panic!("{:?}", Resp::parse(&r)),
+                        }
+                    }
+                    n.latencies.push(t0.elapsed().as_micros() as u64);
+                    let gets = is_get.iter().filter(|&&g| g).count() as u64;
+                    n.gets += gets;
+                    n.sets += pipeline - gets;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut all = ZipfCounts {
+        per_slot: vec![0; tags.len()],
+        ..ZipfCounts::default()
+    };
+    for t in threads {
+        let n = t.join().expect("client");
+        all.latencies.extend(n.latencies);
+        all.gets += n.gets;
+        all.sets += n.sets;
+        all.hits += n.hits;
+        all.misses += n.misses;
+        for (sum, x) in all.per_slot.iter_mut().zip(n.per_slot) {
+            *sum += x;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.latencies.sort_unstable();
+    // What a draw costs the client (after the measured window, on one thread): it must stay a
+    // small share of the time a pipeline's round trip takes.
+    let mut z = dist.fork(1);
+    let draws = 1_000_000;
+    let t0 = Instant::now();
+    let sink = (0..draws).fold(0u64, |acc, _| acc ^ z.next_id());
+    let draw_ns = t0.elapsed().as_nanos() as f64 / draws as f64;
+    std::hint::black_box(sink);
+    let ops = all.gets + all.sets;
+    let total = ops.max(1) as f64;
+    let slots: Vec<String> = tags.iter().map(|(_, s)| s.to_string()).collect();
+    let shares: Vec<String> = all
+        .per_slot
+        .iter()
+        .map(|&x| format!("{:.3}", x as f64 / total))
+        .collect();
+    println!(
+        "zipf exponent={exponent} keys={keys} pipeline={pipeline} clients={clients} ops={ops} ops_per_s={:.0} \
+         latency=per_pipeline p50_us={} p99_us={} gets={} sets={} hits={} misses={} draw_ns={draw_ns:.0}{}",
+        ops as f64 / elapsed,
+        percentile(&all.latencies, 0.5),
+        percentile(&all.latencies, 0.99),
+        all.gets,
+        all.sets,
+        all.hits,
+        all.misses,
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!(" slots={} slot_shares={}", slots.join(","), shares.join(","))
+        }
+    );
+}
+
 fn main() {
     let (what, a) = Args::parse();
     let port = a.num("port", 6379) as u16;
@@ -425,8 +639,9 @@ fn main() {
         "durability" => durability(&a, port),
         "transaction" => transaction(&a, port),
         "publish" => publish(&a, port),
+        "zipf" => zipf(&a, port),
         _ => {
-            eprintln!("usage: physics-load page|learn|multikey|durability|transaction|publish --port P [options] (see the source's header)");
+            eprintln!("usage: physics-load page|learn|multikey|durability|transaction|publish|zipf --port P [options] (see the source's header)");
             std::process::exit(2);
         }
     }
