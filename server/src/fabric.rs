@@ -27,6 +27,21 @@ pub struct BatchItem {
     pub args: Vec<Bytes>,
 }
 
+impl BatchItem {
+    /// Whether this command names `key` of database `db` among its keys.
+    pub fn names(&self, db: usize, key: &[u8]) -> bool {
+        let spec = &crate::command_table::TABLE[self.spec];
+        self.db == db
+            && match spec.keys {
+                crate::command_table::Keys::Range(1, 1, _) => self.args[1] == key,
+                _ => spec
+                    .key_positions(&self.args)
+                    .iter()
+                    .any(|&p| self.args[p] == key),
+            }
+    }
+}
+
 /// A batch of commands for one shard, reused by its connection from one pipeline to the next.
 pub struct RemoteBatch {
     pub origin: usize,

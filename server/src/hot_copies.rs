@@ -41,8 +41,9 @@ use crate::server_state::{unix_ms, Server};
 pub const MAX_COPY_BYTES: usize = 64 * 1024;
 
 /// AUTO drops a key it chose when its copies were refreshed (written) more often than once per
-/// this many copy reads over a second: each write costs a copy per worker.
-pub const AUTO_READS_PER_WRITE: u64 = 8;
+/// this many copy reads over a second: each write then costs more (a copy per worker) than the
+/// hops the copies saved.
+pub const AUTO_READS_PER_WRITE: u64 = 1;
 
 /// Keys AUTO considers per database each second (the hottest first).
 const AUTO_CANDIDATES: usize = 8;
@@ -53,6 +54,22 @@ const AUTO_BENCH_MS: u64 = 30_000;
 /// At most this many keys are replicated at once (each write to one of them, and every
 /// lock release on its shard, looks at them all).
 pub const MAX_REPLICATED: usize = 256;
+
+/// Words of [`HotCopies`]'s filter (1,024 bits).
+const FILTER_WORDS: usize = 16;
+
+/// A key's bit in the filter: from its length and its last 8 bytes (cheaper than a hash of the
+/// whole key; the lookup that follows a set bit compares the key itself).
+#[inline(always)]
+fn filter_bit(key: &[u8]) -> (usize, u64) {
+    let tail = if key.len() >= 8 {
+        u64::from_le_bytes(key[key.len() - 8..].try_into().expect("8 bytes"))
+    } else {
+        key.iter().fold(0u64, |a, &b| a << 8 | b as u64)
+    };
+    let h = (tail ^ key.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54;
+    ((h >> 6) as usize, 1 << (h & 63))
+}
 
 /// One worker's copy of a replicated key.
 struct Copy {
@@ -102,6 +119,12 @@ pub struct HotCopies {
     tables: Vec<Mutex<Table>>,
     /// Per shard: its replicated keys (changed only under that shard's lock).
     owned: Vec<Mutex<Vec<Replicated>>>,
+    /// A filter of the replicated keys' names (a bit per [`filter_bit`]), so that a GET of
+    /// another key gives up after a few instructions, without a lock or a hash.
+    filter: [AtomicU64; FILTER_WORDS],
+    /// Per shard: raised with any of its replicated keys' own flags (every replicated key is
+    /// watched by both), so that a lock release finds nothing to publish in one load.
+    changed: Vec<Arc<WatchFlag>>,
     /// AUTO: on or off, and its MINRATE (requests per second, as f64 bits).
     auto: AtomicBool,
     auto_minrate: AtomicU64,
@@ -130,6 +153,8 @@ impl HotCopies {
             count: AtomicUsize::new(0),
             tables: (0..workers).map(|_| Mutex::default()).collect(),
             owned: (0..workers).map(|_| Mutex::default()).collect(),
+            changed: (0..workers).map(|_| Arc::default()).collect(),
+            filter: std::array::from_fn(|_| AtomicU64::new(0)),
             auto: AtomicBool::new(false),
             auto_minrate: AtomicU64::new(0),
             benched: Mutex::default(),
@@ -151,6 +176,27 @@ impl HotCopies {
         !self.active()
     }
 
+    /// Whether `key` may be replicated (no false negatives; a few false positives).
+    #[inline(always)]
+    pub fn may_hold(&self, key: &[u8]) -> bool {
+        let (word, bit) = filter_bit(key);
+        self.filter[word].load(Relaxed) & bit != 0
+    }
+
+    /// The filter built again from every replicated key (after one is dropped).
+    fn rebuild_filter(&self) {
+        let mut words = [0u64; FILTER_WORDS];
+        for shard in 0..self.owned.len() {
+            for r in self.owned(shard).iter() {
+                let (word, bit) = filter_bit(r.key.as_bytes());
+                words[word] |= bit;
+            }
+        }
+        for (w, v) in self.filter.iter().zip(words) {
+            w.store(v, Relaxed);
+        }
+    }
+
     fn table(&self, worker: usize) -> MutexGuard<'_, Table> {
         self.tables[worker]
             .lock()
@@ -161,13 +207,20 @@ impl HotCopies {
         self.owned[shard].lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A GET on `worker` of `key` in `db`: the value of its copy there, if it has a live one.
-    /// Out of line: called only while some key is replicated.
+    /// A GET on `worker` of `key` in `db`: the value of its copy there, if it has a live one
+    /// (`now_ms` is asked only of a copy with an expiry). Out of line: called only while some
+    /// key is replicated.
     #[inline(never)]
-    pub fn read(&self, worker: usize, db: usize, key: &[u8], now_ms: u64) -> Option<Bytes> {
+    pub fn read(
+        &self,
+        worker: usize,
+        db: usize,
+        key: &[u8],
+        now_ms: impl FnOnce() -> u64,
+    ) -> Option<Bytes> {
         let mut table = self.table(worker);
         let copy = table.dbs.get_mut(db)?.get_mut(key)?;
-        if copy.expire_at != 0 && now_ms > copy.expire_at {
+        if copy.expire_at != 0 && now_ms() > copy.expire_at {
             return None;
         }
         copy.hits += 1;
@@ -195,8 +248,10 @@ impl HotCopies {
         }
         let flag = Arc::new(WatchFlag::default());
         shard.dbs[db].watch(key, &flag, now_ms);
+        shard.dbs[db].watch(key, &self.changed[shard.id], now_ms);
         // Raised now, so that the release of this lock fills the copies.
         flag.set();
+        self.changed[shard.id].set();
         owned.push(Replicated {
             db,
             key: Key::from_slice(key),
@@ -206,6 +261,8 @@ impl HotCopies {
             hits: 0,
             seen: (0, 0),
         });
+        let (word, bit) = filter_bit(key);
+        self.filter[word].fetch_or(bit, Relaxed);
         // The dispatcher touches a write command's keys while anyone watches.
         watched_keys.fetch_add(1, Relaxed);
         self.count.fetch_add(1, Relaxed);
@@ -230,12 +287,14 @@ impl HotCopies {
         let gone = owned.swap_remove(at);
         drop(owned);
         self.forget(shard, gone, watched_keys);
+        self.rebuild_filter();
         true
     }
 
     /// Drops every copy of `gone` and its watch.
     fn forget(&self, shard: &mut Shard, gone: Replicated, watched_keys: &AtomicU64) {
         shard.dbs[gone.db].unwatch(gone.key.as_bytes(), &gone.flag);
+        shard.dbs[gone.db].unwatch(gone.key.as_bytes(), &self.changed[shard.id]);
         for worker in 0..self.tables.len() {
             let mut table = self.table(worker);
             if let Some(copies) = table.dbs.get_mut(gone.db) {
@@ -251,7 +310,7 @@ impl HotCopies {
     /// replicated keys pays.
     #[inline]
     pub fn publish(&self, shard: &Shard) {
-        if self.active() {
+        if self.active() && self.changed[shard.id].is_set() {
             self.publish_changed(shard);
         }
     }
@@ -259,6 +318,7 @@ impl HotCopies {
     #[cold]
     #[inline(never)]
     fn publish_changed(&self, shard: &Shard) {
+        self.changed[shard.id].clear();
         let mut owned = self.owned(shard.id);
         for r in owned.iter_mut() {
             if !r.flag.is_set() {
@@ -277,15 +337,24 @@ impl HotCopies {
                 let copies = table.db(r.db);
                 match &value {
                     Some(v) => {
-                        let hits = copies.get(r.key.as_bytes()).map_or(0, |c| c.hits);
-                        copies.insert(
-                            r.key.clone(),
-                            Copy {
-                                value: v.clone(),
-                                expire_at,
-                                hits,
-                            },
-                        );
+                        // Each worker's own bytes: a shared buffer's reference count would
+                        // bounce between the cores on every read.
+                        let value = Bytes::copy_from_slice(v);
+                        match copies.get_mut(r.key.as_bytes()) {
+                            Some(c) => {
+                                c.value = value;
+                                c.expire_at = expire_at;
+                            }
+                            None => {
+                                let hits = 0;
+                                let copy = Copy {
+                                    value,
+                                    expire_at,
+                                    hits,
+                                };
+                                copies.insert(r.key.clone(), copy);
+                            }
+                        }
                     }
                     None => {
                         if let Some(c) = copies.remove(r.key.as_bytes()) {
@@ -485,35 +554,37 @@ mod tests {
             .unwrap());
         assert_eq!(watched.load(Relaxed), 1);
         // Nothing is served before the owner publishes.
-        assert_eq!(copies.read(1, 0, b"k", 1), None);
+        assert_eq!(copies.read(1, 0, b"k", || 1), None);
         copies.publish(&s);
-        assert_eq!(copies.read(1, 0, b"k", 1).as_deref(), Some(&b"v1"[..]));
-        assert_eq!(copies.read(0, 0, b"k", 1).as_deref(), Some(&b"v1"[..]));
+        assert_eq!(copies.read(1, 0, b"k", || 1).as_deref(), Some(&b"v1"[..]));
+        assert_eq!(copies.read(0, 0, b"k", || 1).as_deref(), Some(&b"v1"[..]));
         // A store raises the flag; the copies change at the next publish only.
         s.dbs[0].set(b"k", Value::string(b"v2"), 0, 0);
-        assert_eq!(copies.read(1, 0, b"k", 1).as_deref(), Some(&b"v1"[..]));
+        assert_eq!(copies.read(1, 0, b"k", || 1).as_deref(), Some(&b"v1"[..]));
         copies.publish(&s);
-        assert_eq!(copies.read(1, 0, b"k", 1).as_deref(), Some(&b"v2"[..]));
+        assert_eq!(copies.read(1, 0, b"k", || 1).as_deref(), Some(&b"v2"[..]));
         // An expiry: the copy carries it and stops answering once it has passed.
         s.dbs[0].set_expire(b"k", 100);
         copies.publish(&s);
-        assert!(copies.read(1, 0, b"k", 100).is_some());
-        assert_eq!(copies.read(1, 0, b"k", 101), None);
+        assert!(copies.read(1, 0, b"k", || 100).is_some());
+        assert_eq!(copies.read(1, 0, b"k", || 101), None);
         // Removed, or of another type: no copy.
         s.dbs[0].remove(b"k");
         copies.publish(&s);
-        assert_eq!(copies.read(1, 0, b"k", 1), None);
+        assert_eq!(copies.read(1, 0, b"k", || 1), None);
         s.dbs[0].set(b"k", Value::string(b"v3"), 0, 0);
         copies.publish(&s);
-        assert_eq!(copies.read(1, 0, b"k", 1).as_deref(), Some(&b"v3"[..]));
+        assert_eq!(copies.read(1, 0, b"k", || 1).as_deref(), Some(&b"v3"[..]));
         s.dbs[0].clear();
         copies.publish(&s);
-        assert_eq!(copies.read(1, 0, b"k", 1), None);
+        assert_eq!(copies.read(1, 0, b"k", || 1), None);
         // Another database's key of the same name is not it.
         s.dbs[1].set(b"k", Value::string(b"other"), 0, 0);
         copies.publish(&s);
-        assert_eq!(copies.read(1, 1, b"k", 1), None);
+        assert_eq!(copies.read(1, 1, b"k", || 1), None);
+        assert!(copies.may_hold(b"k"));
         assert!(copies.unreplicate(&mut s, 0, b"k", &watched));
+        assert!(!copies.may_hold(b"k"));
         assert!(!copies.unreplicate(&mut s, 0, b"k", &watched));
         assert_eq!(watched.load(Relaxed), 0);
         assert!(!copies.active());
@@ -530,9 +601,9 @@ mod tests {
             .unwrap();
         copies.publish(&s);
         for _ in 0..3 {
-            copies.read(1, 0, b"k", 1);
+            copies.read(1, 0, b"k", || 1);
         }
-        copies.read(0, 0, b"k", 1);
+        copies.read(0, 0, b"k", || 1);
         let mut touched = Vec::new();
         copies.fold_hits(&mut s, |_, db, key| touched.push((db, key.to_vec())));
         assert_eq!(touched, vec![(0, b"k".to_vec())]);
@@ -541,13 +612,13 @@ mod tests {
             (listed[0].hits, listed[0].refreshes, listed[0].auto),
             (4, 1, true)
         );
-        // Written once per read: AUTO drops it; read-mostly and hot: it stays.
+        // Read more than written and hot: it stays; written more than read: AUTO drops it.
         assert!(copies.auto_verdicts(0, 1.0, 0, |_, _| 10.0).is_empty());
         for _ in 0..3 {
             s.dbs[0].set(b"k", Value::string(b"w"), 0, 0);
             copies.publish(&s);
-            copies.read(1, 0, b"k", 1);
         }
+        copies.read(1, 0, b"k", || 1);
         copies.fold_hits(&mut s, |_, _, _| {});
         assert_eq!(copies.auto_verdicts(0, 1.0, 0, |_, _| 10.0).len(), 1);
         assert!(copies.is_benched(0, b"k"));

@@ -3,7 +3,7 @@ SETINFO, SELECT, AUTH), strings, expiry, pipelines (transactional, redis-py's de
 WATCH through `transaction()`, error mapping, Lua scripts (register_script, Lock) and functions,
 HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO commands, DUMP and RESTORE, streams and consumer groups
 (XREAD's reply is a dict in RESP3), client-output-buffer-limit closing a pipeline's client, ROLE,
-REPLCONF and REPLICAOF.
+REPLCONF and REPLICAOF, GRAVITY REPLICATE.
 Usage: python3 redis_py_smoke.py PORT [PASSWORD]"""
 
 import sys
@@ -338,7 +338,19 @@ for protocol in (2, 3):
         except redis.ResponseError as e:
             assert str(e) == "This instance has cluster support disabled", e
 
-    for name, fn in [("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
+    def gravity():
+        # GRAVITY REPLICATE (WarpEngine's own): the key is read from copies, writes reach them.
+        r.set("g:hot", "v1")
+        assert r.execute_command("GRAVITY", "REPLICATE", "g:hot") == 1
+        assert r.get("g:hot") == "v1"
+        r.set("g:hot", "v2")
+        assert r.get("g:hot") == "v2"
+        rows = r.execute_command("GRAVITY", "LIST")
+        assert [row[1:3] for row in rows] == [["g:hot", "manual"]], rows
+        assert r.execute_command("GRAVITY", "UNREPLICATE", "g:hot") == 1
+        assert r.execute_command("GRAVITY", "LIST") == []
+
+    for name, fn in [("gravity", gravity), ("scripting", scripting), ("geo", geo), ("streams", streams), ("strings", strings), ("expiry", expiry),
                      ("keyspace", keyspace), ("pipeline", pipeline), ("transactions", transactions), ("errors", errors),
                      ("dump", dump_restore), ("server", server), ("operability", operability), ("hyperloglog", hyperloglog),
                      ("client-limits", client_limits), ("acl", acl), ("replication", replication),

@@ -405,7 +405,7 @@ fn skew(env: &[(&str, &str)]) -> Option<std::process::Output> {
 
 #[test]
 fn skew_sh_runs() {
-    let Some(out) = skew(&[("VARIANTS", "redis warp")]) else {
+    let Some(out) = skew(&[("VARIANTS", "redis warp warp+replicate")]) else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);
@@ -420,7 +420,8 @@ fn skew_sh_runs() {
             && text.contains("cores warp-worker-0 ")
             && text.contains("entropy busiest/mean ")
             && text.contains("median warp |")
-            && text.contains("warp/redis | ops/s"),
+            && text.contains("warp/redis | ops/s")
+            && text.contains("warp+replicate/warp | ops/s"),
         "{text}"
     );
     // --slots: every key in one of 3 slots (all on the first worker's half of the slots), the

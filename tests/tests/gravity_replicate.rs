@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use warpengine_tests::{encode_command, info_field, start_warpengine, RawConn, Resp};
+use warpengine_tests::{encode_command, info_field, redis_cli, start_warpengine, RawConn, Resp};
 
 /// Connections enough to land on both workers of a two-worker server.
 const READERS: usize = 4;
@@ -455,4 +455,79 @@ fn replicate_errors() {
     // By hand, it works without the sketch; the connection is still fine.
     assert_eq!(c.call(&["GRAVITY", "REPLICATE", "k"]), Resp::Int(1));
     assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
+}
+
+#[test]
+fn the_redis_crate_replicates_reads_and_lists() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let client = redis::Client::open(server.url()).unwrap();
+    // Connections on both workers.
+    let mut conns: Vec<redis::Connection> =
+        (0..3).map(|_| client.get_connection().unwrap()).collect();
+    let _: () = redis::cmd("SET")
+        .arg("rs:hot")
+        .arg("v1")
+        .query(&mut conns[0])
+        .unwrap();
+    let fresh: i64 = redis::cmd("GRAVITY")
+        .arg("REPLICATE")
+        .arg("rs:hot")
+        .query(&mut conns[0])
+        .unwrap();
+    assert_eq!(fresh, 1);
+    for c in conns.iter_mut() {
+        let v: String = redis::cmd("GET").arg("rs:hot").query(c).unwrap();
+        assert_eq!(v, "v1");
+    }
+    let _: () = redis::cmd("SET")
+        .arg("rs:hot")
+        .arg("v2")
+        .query(&mut conns[1])
+        .unwrap();
+    for c in conns.iter_mut() {
+        let v: String = redis::cmd("GET").arg("rs:hot").query(c).unwrap();
+        assert_eq!(v, "v2");
+    }
+    let rows: Vec<(i64, String, String, i64, i64)> = redis::cmd("GRAVITY")
+        .arg("LIST")
+        .query(&mut conns[2])
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].0, rows[0].1.as_str(), rows[0].2.as_str()),
+        (0, "rs:hot", "manual")
+    );
+    let err = redis::cmd("GRAVITY")
+        .arg("REPLICATE")
+        .arg("AUTO")
+        .arg("MINRATE")
+        .arg("-1")
+        .query::<String>(&mut conns[0])
+        .unwrap_err();
+    assert!(err.to_string().contains("MINRATE must be > 0"), "{err}");
+    let gone: i64 = redis::cmd("GRAVITY")
+        .arg("UNREPLICATE")
+        .arg("rs:hot")
+        .query(&mut conns[0])
+        .unwrap();
+    assert_eq!(gone, 1);
+}
+
+#[test]
+fn redis_cli_replicates_and_lists() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let port = server.port;
+    let cli = |args: &[&str]| redis_cli(port, args).trim().to_string();
+    // (Not a terminal: redis-cli prints bare values, one per line.)
+    assert_eq!(cli(&["SET", "cli:hot", "v"]), "OK");
+    assert_eq!(cli(&["GRAVITY", "REPLICATE", "cli:hot"]), "1");
+    for _ in 0..4 {
+        assert_eq!(cli(&["GET", "cli:hot"]), "v");
+    }
+    let list = cli(&["GRAVITY", "LIST"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(&lines[..3], &["0", "cli:hot", "manual"], "{list}");
+    let info = cli(&["INFO", "physics"]);
+    assert!(info.contains("gravity_replicated_keys:1"), "{info}");
+    assert_eq!(cli(&["GRAVITY", "UNREPLICATE", "cli:hot"]), "1");
 }

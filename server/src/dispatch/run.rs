@@ -72,9 +72,10 @@ impl Pipeline {
 
     /// A GET of a replicated hot key owned by another shard, answered from this worker's copy
     /// (`hot_copies`) when it has a live one. It overtakes what this read queued before it
-    /// only when none of that can change the key: nothing queued for the key's shard, no
-    /// cross-shard command and no script waiting (a script may write any key). A tracking
-    /// client reads from the owner, which remembers the keys it read.
+    /// only when none of that names the key (a write would change it; a read answered after
+    /// it by the owner could see a newer value than this earlier one) and no cross-shard
+    /// command or script waits (a script may touch any key). A tracking client reads from
+    /// the owner, which remembers the keys it read.
     #[cold]
     #[inline(never)]
     fn answered_by_copy(
@@ -87,18 +88,19 @@ impl Pipeline {
         args: &[Bytes],
     ) -> bool {
         if !TABLE[index].reads_hot_copy
+            || !server.hot_copies.may_hold(&args[1])
             || conn.tracking.is_some()
             || self.script_queued
             || !self.cross_shard.is_empty()
             || self.batches[owner]
                 .as_ref()
-                .is_none_or(|b| !b.items.is_empty())
+                .is_none_or(|b| b.items.iter().any(|i| i.names(conn.db, &args[1])))
         {
             return false;
         }
         let started = crate::command_timing::ticks();
         let copies = &server.hot_copies;
-        let Some(value) = copies.read(self.me, conn.db, &args[1], crate::server_state::unix_ms())
+        let Some(value) = copies.read(self.me, conn.db, &args[1], crate::server_state::unix_ms)
         else {
             return false;
         };

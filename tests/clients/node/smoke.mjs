@@ -3,7 +3,7 @@
 // client-side caching invalidations (CLIENT TRACKING ... REDIRECT), Lua scripts (EVAL, EVALSHA,
 // SCRIPT) and functions (FUNCTION LOAD, FCALL), HyperLogLog (PFADD, PFCOUNT, PFMERGE), GEO
 // commands, DUMP and RESTORE, streams and consumer groups (with a blocking XREAD woken by another
-// connection's XADD), ROLE, REPLCONF and REPLICAOF, each library's own way.
+// connection's XADD), ROLE, REPLCONF and REPLICAOF, GRAVITY REPLICATE, each library's own way.
 // Usage: node smoke.mjs PORT (after `npm install` in this folder).
 import Redis from "ioredis";
 import { createClient, commandOptions } from "redis";
@@ -224,6 +224,16 @@ function collect(count, subscribe) {
     assertEqual(await r.xlen("io:st"), 3, "XLEN");
     assertEqual(await r.type("io:st"), "stream", "TYPE");
   });
+  await check("ioredis-gravity", async () => {
+    await r.set("io:hot", "v1");
+    assertEqual(await r.call("GRAVITY", "REPLICATE", "io:hot"), 1, "REPLICATE");
+    assertEqual(await r.get("io:hot"), "v1", "GET");
+    await r.set("io:hot", "v2");
+    assertEqual(await r.get("io:hot"), "v2", "GET after SET");
+    const rows = await r.call("GRAVITY", "LIST");
+    assertEqual(rows.map((row) => row.slice(1, 3)), [["io:hot", "manual"]], "LIST");
+    assertEqual(await r.call("GRAVITY", "UNREPLICATE", "io:hot"), 1, "UNREPLICATE");
+  });
   await check("ioredis-replication", async () => {
     assertEqual(await r.role(), ["master", 0, []], "ROLE");
     assertEqual(await r.wait(1, 50), 0, "WAIT");
@@ -424,6 +434,16 @@ function collect(count, subscribe) {
     const info = await client.xInfoStream("nr:st");
     assertEqual([info.length, info.groups, info.firstEntry.id], [2, 1, "1-1"], "XINFO STREAM");
     assertEqual(await client.xTrim("nr:st", "MAXLEN", 0), 2, "XTRIM");
+  });
+  await check("node-redis-gravity", async () => {
+    await client.set("nr:hot", "v1");
+    assertEqual(await client.sendCommand(["GRAVITY", "REPLICATE", "nr:hot"]), 1, "REPLICATE");
+    assertEqual(await client.get("nr:hot"), "v1", "GET");
+    await client.set("nr:hot", "v2");
+    assertEqual(await client.get("nr:hot"), "v2", "GET after SET");
+    const rows = await client.sendCommand(["GRAVITY", "LIST"]);
+    assertEqual(rows.map((r) => r.slice(1, 3)), [["nr:hot", "manual"]], "LIST");
+    assertEqual(await client.sendCommand(["GRAVITY", "UNREPLICATE", "nr:hot"]), 1, "UNREPLICATE");
   });
   await check("node-redis-replication", async () => {
     assertEqual(await client.sendCommand(["ROLE"]), ["master", 0, []], "ROLE");
