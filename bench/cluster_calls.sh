@@ -3,11 +3,13 @@
 # 3-primary, 3-replica cluster (scripts/cluster-local.sh) and bench/cluster_calls.py (SETSLOT,
 # GETKEYSINSLOT and MIGRATE latencies, and how soon every node knows a slot's new owner).
 #   bench/cluster_calls.sh [WARPENGINE_BINARY] [rounds]
-# Environment: CALLS (calls timed per command, 300), BASE (first port, 26000).
+# Environment: CALLS (calls timed per command, 300), BASE (first port; default random in
+# 11000-14899, so that the cluster bus ports, port+10000, stay below the kernel's ephemeral range
+# (32768 up), where another program's outgoing connection may already hold one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/warpengine} rounds=${2:-3}
-base=${BASE:-26000}
+base=${BASE:-$((11000 + RANDOM % 3900))}
 trap 'scripts/cluster-local.sh stop "$base" >/dev/null 2>&1 || true' EXIT
 for round in $(seq "$rounds"); do
   for side in "$bin" redis-server; do

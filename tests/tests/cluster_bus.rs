@@ -108,12 +108,22 @@ fn bulk(reply: Resp) -> String {
     }
 }
 
+/// A CLUSTER subcommand's text. A replica loading its primary's data answers LOADING to CLUSTER
+/// NODES and INFO (their flags lack `loading`, in Redis too): while polling, that is "not yet",
+/// an empty text.
+fn cluster_text(port: u16, sub: &str) -> String {
+    match RawConn::connect(port).call(&["CLUSTER", sub]) {
+        Resp::Error(e) if e.starts_with("LOADING") => String::new(),
+        reply => bulk(reply),
+    }
+}
+
 fn nodes_of(port: u16) -> String {
-    bulk(RawConn::connect(port).call(&["CLUSTER", "NODES"]))
+    cluster_text(port, "NODES")
 }
 
 fn cluster_info(port: u16) -> String {
-    bulk(RawConn::connect(port).call(&["CLUSTER", "INFO"]))
+    cluster_text(port, "INFO")
 }
 
 /// What every node of a cluster must agree on: each node's id, role and slots.
