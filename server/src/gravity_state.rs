@@ -207,6 +207,10 @@ fn sample(
     };
     let mut w = worker.lock().expect("gravity sketch lock");
     let weight = w.gap as f64;
+    // ENTROPY's per-slot loads come from this sample too (REBALANCE's plan).
+    for &p in positions.unwrap_or(&[1]) {
+        server.entropy.note_key(&args[p], w.gap);
+    }
     w.gap = 1 + w.rng.below(2 * SAMPLE_EVERY as u64 - 1) as u32;
     COUNTDOWN.with(|c| c.set(w.gap));
     if !g.enabled() {

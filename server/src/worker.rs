@@ -18,6 +18,9 @@ use crate::server_state::{unix_ms, Server};
 /// per loop, with effort bounded by time; we bound by count, scaled by active-expire-effort).
 const EXPIRE_SAMPLES_PER_TICK: usize = 200;
 
+/// How often (seconds) `entropy-auto` looks at the shards' balance.
+const ENTROPY_AUTO_SECS: u64 = 5;
+
 pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
     let mut out = Vec::new();
     for part in bind.split_whitespace() {
@@ -239,6 +242,7 @@ async fn inbox_loop(server: Arc<Server>, me: usize) {
 async fn expiry_loop(server: Arc<Server>, me: usize) {
     let mut last_idle_check = std::time::Instant::now();
     let mut last_auto_step = std::time::Instant::now();
+    let mut ticks_of_seconds = 0u64;
     loop {
         let hz = server.hot.hz.load(Ordering::Relaxed).max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -262,6 +266,19 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             if last_auto_step.elapsed() >= Duration::from_secs(1) {
                 last_auto_step = std::time::Instant::now();
                 crate::hot_copies::auto_step(&server);
+                ticks_of_seconds += 1;
+                if ticks_of_seconds.is_multiple_of(crate::entropy_state::SLOT_DECAY_SECS) {
+                    server.entropy.decay_slots();
+                }
+                if ticks_of_seconds.is_multiple_of(ENTROPY_AUTO_SECS)
+                    && server
+                        .config
+                        .read()
+                        .expect("config lock")
+                        .get_bool("entropy-auto")
+                {
+                    crate::entropy_state::auto_step(&server);
+                }
             }
             let timeout = server.hot.timeout_secs.load(Ordering::Relaxed);
             if timeout > 0 && last_idle_check.elapsed() >= Duration::from_secs(1) {

@@ -18,8 +18,7 @@ use warpengine_physics::entangle::{Graph, LearnParams};
 use warpengine_storage::Shard;
 
 use crate::config_store::ConfigStore;
-use crate::persist::log::{flush_expired, put_key};
-use crate::persist::ops::{Group, PayloadWriter};
+use crate::persist::log::{flush_expired, log_key_moves};
 use crate::server_state::Server;
 use crate::slot::{key_slot, SlotTable, SLOTS};
 
@@ -252,6 +251,12 @@ impl Wormhole {
         self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
+    /// Routes changed for another reason than a pin (ENTROPY moved a slot, its shards locked):
+    /// routes computed before may be stale ([`Wormhole::may_have_moved`]).
+    pub fn routes_changed(&self) {
+        self.publish();
+    }
+
     /// Forgets `key`'s pin; false if it had none.
     pub fn clear_pin(&self, key: &[u8]) -> bool {
         let mut a = self.anchors.lock().unwrap_or_else(|p| p.into_inner());
@@ -365,7 +370,12 @@ pub fn move_key(
         for s in shards.iter_mut() {
             flush_expired(server, s);
         }
-        log_move(server, key, anchor.as_ref(), from, to, &moved);
+        let meta: Vec<&[u8]> = match &anchor {
+            Some(a) => vec![b"WORMHOLE", b"PIN", key, a],
+            None => vec![b"WORMHOLE", b"UNPIN", key],
+        };
+        let moved: Vec<_> = moved.iter().map(|(db, e, at)| (key, *db, e, *at)).collect();
+        log_key_moves(server, &meta, from, to, &moved);
     }
     let dst = shards.iter_mut().position(|s| s.id == to).expect("locked");
     let any = !moved.is_empty();
@@ -384,47 +394,6 @@ pub fn move_key(
         }
     }
     any
-}
-
-fn log_move(
-    server: &Server,
-    key: &[u8],
-    anchor: Option<&Bytes>,
-    from: usize,
-    to: usize,
-    moved: &[(usize, warpengine_storage::Entry, u64)],
-) {
-    let meta: Vec<&[u8]> = match anchor {
-        Some(a) => vec![b"WORMHOLE", b"PIN", key, a],
-        None => vec![b"WORMHOLE", b"UNPIN", key],
-    };
-    let parts = 1 + 2 * moved.len() as u32;
-    let group = (parts > 1).then(|| Group {
-        txid: server.wal.next_txid(),
-        parts,
-    });
-    let mut places = Vec::new();
-    let lsn = server.wal.append(0, |buf| {
-        PayloadWriter::begin(buf, 0, group).argv(meta.iter().copied());
-    });
-    places.push((0, lsn));
-    for (db, entry, expire_at) in moved {
-        let lsn = server.wal.append(from, |buf| {
-            PayloadWriter::begin(buf, *db, group).del(key);
-        });
-        places.push((from, lsn));
-        let lsn = server.wal.append(to, |buf| {
-            put_key(
-                &mut PayloadWriter::begin(buf, *db, group),
-                key,
-                Some((entry, *expire_at)),
-            );
-        });
-        places.push((to, lsn));
-    }
-    if group.is_some() {
-        server.wal.link_group(&places);
-    }
 }
 
 /// Pins `key` to `anchor` for AUTO, from a connection's worker (takes shard 0's lock itself).

@@ -203,6 +203,24 @@ impl Db {
         }))
     }
 
+    /// Every key (expired or not) whose hash slot `wanted` accepts: from the slot index when
+    /// there is one, else by a walk of the whole table.
+    pub fn keys_in_slots(&self, wanted: impl Fn(u16) -> bool) -> Vec<Key> {
+        match &self.slots {
+            Some(index) => (0..crate::slot::SLOTS as u16)
+                .filter(|&s| wanted(s))
+                .flat_map(|s| index.positions(s).collect::<Vec<_>>())
+                .map(|p| self.map.get_index(p).expect("indexed").0.clone())
+                .collect(),
+            None => self
+                .map
+                .iter()
+                .filter(|(k, _)| wanted(key_slot(k.as_bytes())))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
     /// Bytes the slot index holds (0 without one).
     pub fn slot_index_bytes(&self) -> usize {
         self.slots.as_ref().map_or(0, |s| s.allocated_bytes())

@@ -116,8 +116,8 @@ fn entropy_errors() {
         Resp::Error("ERR wrong number of arguments for 'entropy|stats' command".into())
     );
     assert_eq!(
-        c.call(&["ENTROPY", "REBALANCE"]),
-        Resp::Error("ERR unknown subcommand 'REBALANCE'. Try ENTROPY HELP.".into())
+        c.call(&["ENTROPY", "SHUFFLE"]),
+        Resp::Error("ERR unknown subcommand 'SHUFFLE'. Try ENTROPY HELP.".into())
     );
     let Resp::Array(help) = c.call(&["ENTROPY", "HELP"]) else {
         panic!("HELP")

@@ -50,6 +50,7 @@ fn config_get_star_has_every_redis_name() {
         "wormhole-",
         "temporal-",
         "gravity-",
+        "entropy-",
     ];
     let extra: Vec<_> = ours
         .difference(&theirs)

@@ -21,7 +21,62 @@ commands! {
     pub static COMMANDS;
     "entropy", -2, "", NO_KEYS, "entropy", "0.1.0", Run::Container, "A container for ENTROPY commands: balance between shards.";
     "entropy|stats", 2, "loading stale", NO_KEYS, "entropy", "0.1.0", session(stats), "Per-shard requests per second, keys and bytes, and the normalized entropy of the load.";
+    "entropy|rebalance", -2, "write", NO_KEYS, "entropy", "0.1.0", Run::Meta(rebalance), "Moves hash slots from the busiest shards to the idlest, by the load sampled lately.";
+    "entropy|moveslot", 4, "write", NO_KEYS, "entropy", "0.1.0", Run::Meta(moveslot), "Moves one hash slot, with its keys, to a shard.";
     "entropy|help", 2, "loading stale", NO_KEYS, "entropy", "0.1.0", session(help_), "Shows helpful text about the different subcommands.";
+}
+
+/// REBALANCE [DRYRUN]: `[slot, from, to, share of the sampled load, keys moved]` per move.
+fn rebalance(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, bool) {
+    let dry_run = match &args[2..] {
+        [] => false,
+        [word] if super::util::eq_ignore_case(word, "dryrun") => true,
+        _ => return (Reply::err(super::util::SYNTAX), false),
+    };
+    let Some(shard0) = shard0 else {
+        // Never logged itself: its slot moves are.
+        return (Reply::err("ERR REBALANCE is not replayed"), false);
+    };
+    let total: u64 = server.entropy.slot_loads().iter().sum();
+    let moves = crate::entropy_state::rebalance(server, shard0, dry_run);
+    let rows = moves
+        .into_iter()
+        .map(|(m, keys)| {
+            Reply::Array(vec![
+                Reply::Int(m.slot as i64),
+                Reply::Int(m.from as i64),
+                Reply::Int(m.to as i64),
+                Reply::Double(m.load / total.max(1) as f64),
+                Reply::Int(keys as i64),
+            ])
+        })
+        .collect();
+    (Reply::Array(rows), false)
+}
+
+/// MOVESLOT slot shard: the number of keys moved. Replayed from the log (no shard lent), it
+/// only gives the slot to the shard: the keys' moves are in the shards' own logs.
+fn moveslot(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Reply, bool) {
+    let Some(slot) = crate::entropy_state::parse_slot(&args[2]) else {
+        return (Reply::err("ERR Invalid or out of range slot"), false);
+    };
+    let to = match std::str::from_utf8(&args[3])
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+    {
+        Some(to) if to < server.threads() => to,
+        // A log written with more workers: the slot keeps its place (recovery with another
+        // worker count redistributes every key by the table as it is).
+        _ if shard0.is_none() => return (Reply::Int(0), false),
+        _ => return (Reply::err("ERR no such shard"), false),
+    };
+    let Some(shard0) = shard0 else {
+        server.slots.set_owner(slot, to);
+        server.wormhole.routes_changed();
+        return (Reply::Int(0), false);
+    };
+    let keys = crate::entropy_state::move_slot(server, shard0, slot, to);
+    (Reply::Int(keys as i64), false)
 }
 
 fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
@@ -34,6 +89,12 @@ fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
             "    keys per database). Then the normalized Shannon entropy of the request rates",
             "    (1.0 = even, 0.0 = one shard takes everything), the busiest shard and its",
             "    rate over the mean, and the same entropy for keys.",
+            "REBALANCE [DRYRUN]",
+            "    Move hash slots (with their keys) from the busiest shards to the idlest until",
+            "    the busiest carries at most 1.1x the mean of the load sampled lately; DRYRUN",
+            "    only shows the plan. Per move: [slot, from, to, share of the load, keys moved].",
+            "MOVESLOT <slot> <shard>",
+            "    Move one hash slot and its keys to a shard; returns the keys moved.",
         ],
     )
 }
@@ -119,8 +180,18 @@ pub fn info(server: &Server, out: &mut String) {
     let (_, ratio) = busiest(&rates);
     let _ = write!(
         out,
-        "entropy_load:{:.4}\r\nentropy_busiest_to_mean:{:.4}\r\n",
+        "entropy_load:{:.4}\r\nentropy_busiest_to_mean:{:.4}\r\nentropy_slots_moved:{}\r\n\
+         entropy_keys_moved:{}\r\nentropy_slots_off_start:{}\r\n",
         normalized_entropy(&rates),
-        ratio
+        ratio,
+        server
+            .entropy
+            .slots_moved
+            .load(std::sync::atomic::Ordering::Relaxed),
+        server
+            .entropy
+            .keys_moved
+            .load(std::sync::atomic::Ordering::Relaxed),
+        server.slots.moved().len(),
     );
 }

@@ -539,6 +539,8 @@ pub static PARAMS: &[Param] = &[
     p("gravity-sketch", BOOL, "yes", MUT),
     p("gravity-halflife", int(1, 86_400), "5", MUT),
     p("gravity-max-keys", int(1, 100_000), "64", MUT),
+    // ENTROPY: move hash slots between the shards on its own when their load is uneven.
+    p("entropy-auto", BOOL, "no", MUT),
 ];
 
 /// The parameter called `name` (or by its alias), case-insensitively.

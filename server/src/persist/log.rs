@@ -440,6 +440,47 @@ pub enum KeyspaceOp {
 /// Most items per re-creating command, as Redis's AOF rewrite does.
 const ITEMS_PER_COMMAND: usize = 64;
 
+/// Keys moved from shard `from` to shard `to` (WORMHOLE's pins, ENTROPY's slot moves), logged as
+/// one group: `meta` (the command that replays the route change, in shard 0's log), and per
+/// key its deletion in `from`'s log and its entry in `to`'s. Each log replays into its own
+/// shard, so the group's parts need no order between logs; recovery applies all of a group or
+/// none of it. `moved`: (key, database, entry, expiry).
+pub fn log_key_moves(
+    server: &Server,
+    meta: &[&[u8]],
+    from: usize,
+    to: usize,
+    moved: &[(&[u8], usize, &Entry, u64)],
+) {
+    let parts = 1 + 2 * moved.len() as u32;
+    let group = (parts > 1).then(|| Group {
+        txid: server.wal.next_txid(),
+        parts,
+    });
+    let mut places = Vec::new();
+    let lsn = server.wal.append(0, |buf| {
+        PayloadWriter::begin(buf, 0, group).argv(meta.iter().copied());
+    });
+    places.push((0, lsn));
+    for &(key, db, entry, expire_at) in moved {
+        let lsn = server.wal.append(from, |buf| {
+            PayloadWriter::begin(buf, db, group).del(key);
+        });
+        places.push((from, lsn));
+        let lsn = server.wal.append(to, |buf| {
+            put_key(
+                &mut PayloadWriter::begin(buf, db, group),
+                key,
+                Some((entry, expire_at)),
+            );
+        });
+        places.push((to, lsn));
+    }
+    if group.is_some() {
+        server.wal.link_group(&places);
+    }
+}
+
 /// Writes the operations that re-create `key` as `entry` (or delete it).
 pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) {
     w.del(key);

@@ -231,6 +231,8 @@ pub(super) fn append_key(
 /// every shard's lock with the keys; they go first in shard 0's snapshot.
 pub fn meta_records(server: &Server) -> Vec<Vec<Vec<u8>>> {
     let mut out = server.quantum.meta_records();
+    // Slot moves first: a pin is replayed onto its anchor's shard as the slots stand then.
+    out.extend(crate::entropy_state::meta_records(server));
     out.extend(server.wormhole.meta_records());
     out.extend(server.functions.meta_records());
     out
