@@ -791,7 +791,7 @@ mod tests {
             let Value::Str(got) = &db.get(k.as_bytes(), 0).expect("present").value else {
                 panic!("{k} not a string")
             };
-            assert_eq!(got.as_slice(), v.as_bytes(), "{k}");
+            assert_eq!(&*got.as_slice(), v.as_bytes(), "{k}");
         }
         assert!(db.iter_live(0).all(|(k, _, at)| {
             model.get(std::str::from_utf8(k).unwrap()).map(|m| m.1) == Some(at)
@@ -827,7 +827,7 @@ mod tests {
                     }
                 }
                 6 if step % 2 == 0 => drop(db.evict_sampled(false, 3, |_, at| at)),
-                6 => drop(db.evict_horizon()),
+                6 => drop(db.evict_horizon(true)),
                 7 => drop(db.active_expire(step, 40)),
                 _ if step % 500 == 0 => db.clear(),
                 _ => drop(db.get(key.as_bytes(), step)),

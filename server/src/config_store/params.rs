@@ -539,6 +539,9 @@ pub static PARAMS: &[Param] = &[
     p("gravity-sketch", BOOL, "yes", MUT),
     p("gravity-halflife", int(1, 86_400), "5", MUT),
     p("gravity-max-keys", int(1, 100_000), "64", MUT),
+    // HORIZON: under allkeys-horizon, compress the strings the main queue finds cold
+    // (docs/physics.md, HORIZON; the default is measured in BENCHMARKS.md).
+    p("horizon-compress", BOOL, "yes", MUT),
 ];
 
 /// The parameter called `name` (or by its alias), case-insensitively.

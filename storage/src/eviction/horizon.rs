@@ -14,6 +14,8 @@ pub struct Horizon {
     /// The main queue's CLOCK hand: the next table position it looks at.
     pub(crate) hand: usize,
     ghosts: Ghosts,
+    /// Sweeps left before the next try at training the compression dictionary.
+    pub(crate) train_wait: u32,
     /// Live keys in each queue (the small FIFO may also hold stale ids).
     pub small_live: usize,
     pub main_live: usize,
@@ -25,6 +27,8 @@ pub struct HorizonStats {
     pub ghost_hits: u64,
     pub promoted: u64,
     pub evicted: u64,
+    /// Cold strings the main queue's hand compressed (`horizon-compress`).
+    pub compressed: u64,
 }
 
 /// Entry bits: frequency in the low two, "in main" in the third.
