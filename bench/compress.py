@@ -12,7 +12,9 @@ GET cost: the keys both WarpEngine servers hold whose MEMORY USAGE is smaller in
 one are the compressed ones; each server then answers GETs of exactly those keys (pipelined,
 --get-rounds rounds alternating between the servers), and the server's CPU time per GET is
 compared (medians): the same keys and bytes, decompressed or copied. Also the client-seen
-latency of single GETs (one round trip each, median and p99).
+latency of single GETs (one round trip each, median and p99). Before these GETs both servers
+switch to allkeys-lru with no maxmemory: under HORIZON the hits would make the keys hot, and a
+hot key is made plain again, so the GETs would measure plain values after the first two.
 
 Usage: python3 bench/compress.py [--keys N] [--requests R] [--share 0.1] [--mean 400]
     [--get-rounds 5] (needs redis-server and target/release/warpengine)."""
@@ -127,6 +129,9 @@ def main():
                 proc.wait()
                 shutil.rmtree(tmp, ignore_errors=True)
         (p_no, _, c_no), (p_yes, _, c_yes) = kept.values()
+        for c in (c_no, c_yes):
+            c.call("CONFIG", "SET", "maxmemory", "0")
+            c.call("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
         common = sorted(set(all_keys(c_no)) & set(all_keys(c_yes)))
         u_no, u_yes = usages(c_no, common), usages(c_yes, common)
         packed = [k for k in common if u_yes[k] < u_no[k]]

@@ -76,11 +76,18 @@ impl Entry {
         self.snap_mark = (self.snap_mark & !(0b111 << 29)) | ((bits as u32 & 0b111) << 29);
     }
 
-    /// A request found this entry: HORIZON's frequency goes up (saturating at 3).
+    /// A request found this entry: HORIZON's frequency goes up (saturating at 3). The hit that
+    /// saturates it makes a compressed string plain again: the key is hot, and would otherwise
+    /// pay the decompression on every read (the hand compresses it again once it cools).
     pub fn horizon_hit(&mut self) {
         let bits = self.horizon_bits();
         if bits & FREQ_MASK < 3 {
             self.set_horizon_bits(bits + 1);
+            if bits & FREQ_MASK == 2 {
+                if let Value::Str(s) = &mut self.value {
+                    s.unpack();
+                }
+            }
         }
     }
 }

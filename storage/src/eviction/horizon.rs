@@ -27,7 +27,7 @@ pub struct HorizonStats {
     pub ghost_hits: u64,
     pub promoted: u64,
     pub evicted: u64,
-    /// Cold strings the main queue's hand compressed (`horizon-compress`).
+    /// Strings compressed on their way into main or by main's hand (`horizon-compress`).
     pub compressed: u64,
 }
 
@@ -122,6 +122,15 @@ impl Horizon {
         let limit = ((self.small_live + self.main_live) * 9 / 10).max(64);
         self.ghosts.fit(limit);
         self.ghosts.insert(id);
+    }
+
+    /// Compresses `entry`'s value if it is a string that compression shortens (counted).
+    pub(crate) fn compress(&mut self, entry: &mut crate::db::Entry) {
+        if let crate::value::Value::Str(s) = &mut entry.value {
+            if s.compress() {
+                self.stats.compressed += 1;
+            }
+        }
     }
 
     pub fn ghost_len(&self) -> usize {

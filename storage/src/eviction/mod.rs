@@ -49,11 +49,14 @@ impl Db {
     /// (`horizon-compress`), the main queue's CLOCK hand also compresses the strings it finds
     /// cold on its way (see `evict_main`).
     pub fn evict_horizon(&mut self, compress: bool) -> Option<(Key, Entry)> {
+        if compress && !crate::compress::ready() {
+            self.train_compression();
+        }
         loop {
             let h = self.horizon.as_mut()?;
             match h.next_small() {
                 Some(id) => {
-                    if let Some(evicted) = self.judge_small(id) {
+                    if let Some(evicted) = self.judge_small(id, compress) {
                         return Some(evicted);
                     }
                 }
@@ -62,8 +65,10 @@ impl Db {
         }
     }
 
-    /// The small FIFO's front id: promoted, evicted (returned), or stale (skipped).
-    fn judge_small(&mut self, id: u64) -> Option<(Key, Entry)> {
+    /// The small FIFO's front id: promoted, evicted (returned), or stale (skipped). With
+    /// `compress`, a promoted string is compressed: it enters main with no frequency, and
+    /// becomes plain again only once hits make it hot (`Entry::horizon_hit`).
+    fn judge_small(&mut self, id: u64, compress: bool) -> Option<(Key, Entry)> {
         let map = &self.map;
         // Deleted since it was queued: no such key.
         let index = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id)?;
@@ -72,9 +77,13 @@ impl Db {
         if bits & horizon::IN_MAIN != 0 {
             return None; // a stale id: the key was deleted and re-created into main
         }
-        match self.horizon.as_mut()?.judge_small(id, bits) {
+        let h = self.horizon.as_mut()?;
+        match h.judge_small(id, bits) {
             Verdict::Keep(new_bits) => {
                 entry.set_horizon_bits(new_bits);
+                if compress {
+                    h.compress(entry);
+                }
                 None
             }
             Verdict::Evict => Some(self.remove_at(index)),
@@ -87,12 +96,12 @@ impl Db {
     /// frequent of them instead of going on, so that one eviction never walks the table
     /// several times over.
     ///
-    /// With `compress`, a string whose frequency the hand takes to nothing (no hit since the
-    /// hand last passed it: cold, and evicted if the hand finds it so again) is compressed
-    /// where that saves space: the memory it frees spares evictions, and the keys hit often
-    /// enough to keep a frequency are never compressed, so they never pay the decompression.
-    /// A compressed value stays so until written: a GET decompresses into the reply, which
-    /// takes the place of the copy a plain value needs.
+    /// With `compress`, a string the hand leaves with at most one hit to spend (not hot) is
+    /// compressed where that saves space: the memory it frees spares evictions. A hot key (its
+    /// frequency saturated by hits) is made plain again by the hit that saturates it
+    /// (`Entry::horizon_hit`), so that keys read all the time do not pay the decompression.
+    /// Otherwise a compressed value stays so until written: a GET decompresses into the
+    /// reply, which takes the place of the copy a plain value needs.
     fn evict_main(&mut self, compress: bool) -> Option<(Key, Entry)> {
         const MAX_SECOND_CHANCES: usize = 1024;
         if compress && !crate::compress::ready() {
@@ -121,12 +130,8 @@ impl Db {
                     entry.set_horizon_bits(new_bits);
                     h.hand = at + 1;
                     let freq = new_bits & FREQ_MASK;
-                    if compress && freq == 0 {
-                        if let Value::Str(s) = &mut entry.value {
-                            if s.compress() {
-                                h.stats.compressed += 1;
-                            }
-                        }
+                    if compress && freq <= 1 {
+                        h.compress(entry);
                     }
                     if least.is_none_or(|(_, f)| freq < f) {
                         least = Some((at, freq));
@@ -389,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn the_clock_hand_compresses_the_cold_strings_it_spares_when_asked() {
+    fn the_clock_hand_compresses_the_strings_it_leaves_lukewarm_and_hits_unpack_hot_ones() {
         let doc = |i: u32| {
             let item = |j: u32| format!("{{\"user_id\":{i},\"item\":{j},\"status\":\"active\"}}");
             format!("[{},{},{},{}]", item(1), item(22), item(333), item(i))
@@ -401,7 +406,7 @@ mod tests {
             for i in 0..100u32 {
                 db.set(format!("k{i}").as_bytes(), s(&doc(i)), 0, 0);
                 let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
-                // In main with one hit to spend, except k0..k9, hit enough to stay warm.
+                // In main with one hit to spend, except k0..k9, hot.
                 entry.set_horizon_bits(horizon::IN_MAIN | if i < 10 { 3 } else { 1 });
             }
             db.set(b"short", s("tiny"), 0, 0);
@@ -410,26 +415,39 @@ mod tests {
                 .set_horizon_bits(horizon::IN_MAIN | 1);
             let h = db.horizon.as_mut().unwrap();
             (h.small_live, h.main_live) = (0, 101);
-            // The first turn takes every key's last hit; the second evicts the first cold one.
+            // The first turn takes every key's last hit but k0..k9's (left with 2: not
+            // compressed yet); the second takes k0..k9 down to 1 (compressed) and evicts k10.
             let (gone, _) = db.evict_main(compress).unwrap();
             assert_eq!(gone.as_bytes(), b"k10");
-            let packed: Vec<u32> = (0..100u32)
-                .filter(|i| {
-                    db.get(format!("k{i}").as_bytes(), 0)
-                        .is_some_and(|e| matches!(&e.value, Value::Str(v) if v.is_packed()))
-                })
-                .collect();
+            let packed = |db: &mut Db| -> Vec<u32> {
+                (0..100u32)
+                    .filter(|i| {
+                        db.get(format!("k{i}").as_bytes(), 0)
+                            .is_some_and(|e| matches!(&e.value, Value::Str(v) if v.is_packed()))
+                    })
+                    .collect()
+            };
             let expected: Vec<u32> = if compress {
-                (11..100).collect()
+                (0..100).filter(|&i| i != 10).collect()
             } else {
                 vec![]
             };
-            assert_eq!(packed, expected, "compress {compress}");
+            assert_eq!(packed(&mut db), expected, "compress {compress}");
             // k10 too was compressed on the first turn, before it went.
             assert_eq!(
                 db.horizon.as_ref().unwrap().stats.compressed,
                 expected.len() as u64 + compress as u64
             );
+            // Two hits take k0..k4 from 1 to 3, hot again: plain.
+            for i in 0..5u32 {
+                for _ in 0..2 {
+                    db.get_mut(format!("k{i}").as_bytes(), 0)
+                        .unwrap()
+                        .horizon_hit();
+                }
+            }
+            let expected: Vec<u32> = expected.into_iter().filter(|&i| i >= 5).collect();
+            assert_eq!(packed(&mut db), expected, "compress {compress}");
             for i in (0..100u32).filter(|&i| i != 10) {
                 let Value::Str(v) = &db.get(format!("k{i}").as_bytes(), 0).unwrap().value else {
                     panic!("a string");
