@@ -17,7 +17,7 @@ bytes). --warp-set NAME=VALUE adds a WarpEngine setting to every run.
 
 Usage: python3 bench/hitratio.py [--keys N] [--requests R] [--shares 0.01,0.1] [--png FILE]
     [--workloads LIST|matrix] [--values repeated|docs] [--warp-set NAME=VALUE ...] [--only LABEL]
-(needs redis-server; the PNG needs matplotlib)."""
+(needs redis-server; the PNG needs matplotlib). WARP_BINARY=PATH measures another WarpEngine build."""
 
 import argparse
 import bisect
@@ -34,7 +34,8 @@ from resp import Conn, free_port  # noqa: E402
 import docgen  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WARP = os.path.join(ROOT, "target", "release", "warpengine")
+# WARP_BINARY: another build to measure (its figures compare with this one's).
+WARP = os.environ.get("WARP_BINARY") or os.path.join(ROOT, "target", "release", "warpengine")
 VALUE = b"v" * 200
 # What a key's value is: "repeated" (VALUE, issue 5's runs) or "docs" (bench/docgen.py's JSON
 # documents and HTML fragments, mean DOC_MEAN bytes: what a compressor meets in a real cache;
