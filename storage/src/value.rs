@@ -42,7 +42,7 @@ pub enum StrValue {
     Boxed(Box<[u8]>),
     Shared(Box<Bytes>),
     Owned(Box<Vec<u8>>),
-    /// A cold value HORIZON compressed (`horizon-compress`): its length as 4 bytes (little
+    /// A value HORIZON compressed (`horizon-compress`; not a hot one): its length as 4 bytes (little
     /// endian), then a zstd frame made with the process's dictionary ([`crate::compress`]).
     /// Readers see the original bytes ([`StrValue::as_slice`] decompresses); a write makes it
     /// a plain value again.
@@ -127,7 +127,7 @@ impl StrValue {
     /// Compresses the value in place when it is at least [`COMPRESS_MIN`] bytes long and that
     /// saves an eighth of it (less would rarely move it to a smaller allocator size class,
     /// and every read would still pay the decompression). Returns whether it did. Nothing is
-    /// compressed until the dictionary is trained on the first values offered.
+    /// compressed until the dictionary exists ([`crate::compress::train`]).
     pub fn compress(&mut self) -> bool {
         if matches!(self, StrValue::Inline { .. } | StrValue::Packed(_)) {
             return false;
