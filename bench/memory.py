@@ -2,7 +2,7 @@
 WarpEngine and reports the RSS growth per key for each (--by used_memory: INFO's used_memory
 growth instead). The stream shapes add N entries to one stream, so their figure is per entry. With --accounting, WarpEngine only:
 its used_memory growth against its RSS growth, for each shape at each of --sizes. Usage:
-    python3 bench/memory.py [--keys N] [--shape strings|strings-ttl|hash10|set10|zset10|list10|list300|list300-lpush|stream3|stream2-ids]
+    python3 bench/memory.py [--keys N] [--shape strings|strings200|strings-ttl|hash10|set10|zset10|list10|list300|list300-lpush|stream3|stream2-ids]
         [--warp BINARY] [--by rss|used_memory]
     python3 bench/memory.py --accounting [--sizes 50000,300000,1000000] [--shape ...]"""
 
@@ -40,6 +40,9 @@ def commands(shape, n):
         key = b"key:%012d" % i
         if shape == "strings":
             yield encode(b"SET", key, b"v" * 64)
+        elif shape == "strings200":
+            # bench/hitratio.py's keys and values (issue 22: keys per MB at 200-byte values).
+            yield encode(b"SET", b"key:%d" % i, b"v" * 200)
         elif shape == "strings-ttl":
             yield encode(b"SET", key, b"v" * 64, b"EX", b"100000")
         elif shape == "hash10":

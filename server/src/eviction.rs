@@ -10,7 +10,7 @@
 //! This module decides when to evict and logs what went; which key goes is chosen in
 //! `warpengine_storage::eviction` (sampling, the pool, HORIZON).
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 
 use warpengine_physics::lfu::{lfu_log_incr, Rng};
 use warpengine_storage::{Entry, Key, Shard};
@@ -99,6 +99,8 @@ pub struct Limits {
     pub lfu_log_factor: AtomicU64,
     pub lfu_decay_time: AtomicU64,
     pub tenacity: AtomicU64,
+    /// `horizon-compress`: allkeys-horizon compresses the cold strings of its main queue.
+    pub horizon_compress: AtomicBool,
 }
 
 impl Default for Limits {
@@ -110,6 +112,7 @@ impl Default for Limits {
             lfu_log_factor: AtomicU64::new(10),
             lfu_decay_time: AtomicU64::new(1),
             tenacity: AtomicU64::new(10),
+            horizon_compress: AtomicBool::new(true),
         }
     }
 }
@@ -133,6 +136,8 @@ impl Limits {
             .store(cfg.get_i64("lfu-decay-time").max(0) as u64, r);
         self.tenacity
             .store(cfg.get_i64("maxmemory-eviction-tenacity").max(0) as u64, r);
+        self.horizon_compress
+            .store(cfg.get_bool("horizon-compress"), r);
     }
 }
 
@@ -216,6 +221,7 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
     let samples = limits.samples.load(Ordering::Relaxed) as usize;
     let decay = limits.lfu_decay_time.load(Ordering::Relaxed);
     let now_min = minutes(now_ms);
+    let compress = limits.horizon_compress.load(Ordering::Relaxed);
     let dbs = shard.dbs.len();
     let mut misses_in_row = 0;
     let mut evicted = 0;
@@ -226,7 +232,7 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         let volatile = policy.volatile_only();
         let victim: Option<(Key, Entry)> = match policy {
             Policy::NoEviction => None,
-            Policy::AllkeysHorizon => d.evict_horizon(),
+            Policy::AllkeysHorizon => d.evict_horizon(compress),
             Policy::AllkeysRandom | Policy::VolatileRandom => {
                 d.evict_sampled(volatile, 1, |_, _| 0)
             }

@@ -76,11 +76,18 @@ impl Entry {
         self.snap_mark = (self.snap_mark & !(0b111 << 29)) | ((bits as u32 & 0b111) << 29);
     }
 
-    /// A request found this entry: HORIZON's frequency goes up (saturating at 3).
+    /// A request found this entry: HORIZON's frequency goes up (saturating at 3). The hit that
+    /// saturates it makes a compressed string plain again: the key is hot, and would otherwise
+    /// pay the decompression on every read (the hand compresses it again once it cools).
     pub fn horizon_hit(&mut self) {
         let bits = self.horizon_bits();
         if bits & FREQ_MASK < 3 {
             self.set_horizon_bits(bits + 1);
+            if bits & FREQ_MASK == 2 {
+                if let Value::Str(s) = &mut self.value {
+                    s.unpack();
+                }
+            }
         }
     }
 }
@@ -809,7 +816,7 @@ mod tests {
             let Value::Str(got) = &db.get(k.as_bytes(), 0).expect("present").value else {
                 panic!("{k} not a string")
             };
-            assert_eq!(got.as_slice(), v.as_bytes(), "{k}");
+            assert_eq!(&*got.as_slice(), v.as_bytes(), "{k}");
         }
         assert!(db.iter_live(0).all(|(k, _, at)| {
             model.get(std::str::from_utf8(k).unwrap()).map(|m| m.1) == Some(at)
@@ -845,7 +852,7 @@ mod tests {
                     }
                 }
                 6 if step % 2 == 0 => drop(db.evict_sampled(false, 3, |_, at| at)),
-                6 => drop(db.evict_horizon()),
+                6 => drop(db.evict_horizon(true)),
                 7 => drop(db.active_expire(step, 40)),
                 _ if step % 500 == 0 => db.clear(),
                 _ => drop(db.get(key.as_bytes(), step)),

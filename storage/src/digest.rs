@@ -58,7 +58,7 @@ impl Digest {
 pub fn value_digest(value: &Value) -> Digest {
     let mut d = Digest::default();
     match value {
-        Value::Str(s) => d.mix(&[s.as_slice()]),
+        Value::Str(s) => d.mix(&[&s.as_slice()]),
         Value::List(l) => l.iter().for_each(|item| d.mix(&[item])),
         Value::Set(s) => s.iter().for_each(|m| d.xor(Digest::of(&[m]))),
         Value::Hash(h) => h.iter().for_each(|(f, v)| d.xor(Digest::of(&[f, v]))),

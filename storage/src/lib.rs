@@ -2,6 +2,7 @@
 //! No networking and no threads: a shard is owned by exactly one worker at a time.
 
 mod chunked;
+pub mod compress;
 pub mod db;
 pub mod digest;
 pub mod eviction;

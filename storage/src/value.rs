@@ -1,5 +1,7 @@
 //! Value types stored under a key.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use warpengine_physics::temporal::DecayingScores;
 
@@ -20,6 +22,11 @@ const VERBATIM: u8 = 0x80;
 /// instead of copying them (below it, the copy costs less than sharing's two extra headers).
 const SHARED_STR: usize = 4096;
 
+/// Values shorter than this are never compressed: they rarely shrink by the eighth it must
+/// save, and above 44 bytes every stored form is `raw` to OBJECT ENCODING (as a compressed
+/// value reports), so compressing never changes what ENCODING answers.
+pub const COMPRESS_MIN: usize = 64;
+
 /// A string value. Values written whole are kept in exactly their own bytes: inline when short,
 /// else one allocation of their size (no header, no spare room), and large ones shared so that
 /// reads do not copy them. Values grown in place (APPEND, SETRANGE, SETBIT) become growable
@@ -35,6 +42,11 @@ pub enum StrValue {
     Boxed(Box<[u8]>),
     Shared(Box<Bytes>),
     Owned(Box<Vec<u8>>),
+    /// A value HORIZON compressed (`horizon-compress`; not a hot one): its length as 4 bytes (little
+    /// endian), then a zstd frame made with the process's dictionary ([`crate::compress`]).
+    /// Readers see the original bytes ([`StrValue::as_slice`] decompresses); a write makes it
+    /// a plain value again.
+    Packed(Box<[u8]>),
 }
 
 impl StrValue {
@@ -64,17 +76,77 @@ impl StrValue {
         StrValue::Owned(Box::new(v))
     }
 
-    pub fn as_slice(&self) -> &[u8] {
+    /// The value's bytes: borrowed, or decompressed for a [`StrValue::Packed`] one.
+    #[inline]
+    pub fn as_slice(&self) -> Cow<'_, [u8]> {
+        match self {
+            StrValue::Packed(p) => Cow::Owned(unpack(p)),
+            plain => Cow::Borrowed(plain.plain_slice()),
+        }
+    }
+
+    /// The bytes of a value stored as written (any but `Packed`, which has none to lend).
+    #[inline]
+    fn plain_slice(&self) -> &[u8] {
         match self {
             StrValue::Inline { len, bytes } => &bytes[..(*len & !VERBATIM) as usize],
             StrValue::Boxed(b) => b,
             StrValue::Shared(b) => b,
             StrValue::Owned(v) => v,
+            StrValue::Packed(_) => unreachable!("a packed value has no plain bytes"),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.as_slice().len()
+        match self {
+            StrValue::Packed(p) => packed_len(p),
+            plain => plain.plain_slice().len(),
+        }
+    }
+
+    /// Makes a compressed value plain again (the form SET would have stored its bytes in).
+    pub fn unpack(&mut self) {
+        if let StrValue::Packed(p) = self {
+            *self = StrValue::from_slice(&unpack(p));
+        }
+    }
+
+    /// The bytes of a value that is not compressed, borrowed (after [`StrValue::unpack`]).
+    ///
+    /// # Panics
+    /// On a compressed value.
+    pub fn plain(&self) -> &[u8] {
+        self.plain_slice()
+    }
+
+    /// Whether HORIZON compressed this value.
+    pub fn is_packed(&self) -> bool {
+        matches!(self, StrValue::Packed(_))
+    }
+
+    /// Compresses the value in place when it is at least [`COMPRESS_MIN`] bytes long and that
+    /// saves an eighth of it (less would rarely move it to a smaller allocator size class,
+    /// and every read would still pay the decompression). Returns whether it did. Nothing is
+    /// compressed until the dictionary exists ([`crate::compress::train`]).
+    pub fn compress(&mut self) -> bool {
+        if matches!(self, StrValue::Inline { .. } | StrValue::Packed(_)) {
+            return false;
+        }
+        let plain = self.plain_slice();
+        if plain.len() < COMPRESS_MIN || plain.len() > u32::MAX as usize {
+            return false;
+        }
+        let Some(body) = crate::compress::compress(plain) else {
+            return false;
+        };
+        if (4 + body.len()) * 8 > plain.len() * 7 {
+            return false;
+        }
+        let mut packed = Vec::with_capacity(4 + body.len());
+        packed.extend_from_slice(&(plain.len() as u32).to_le_bytes());
+        packed.extend_from_slice(&body);
+        *self = StrValue::Packed(packed.into_boxed_slice());
+        true
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,14 +156,16 @@ impl StrValue {
     pub fn to_bytes(&self) -> Bytes {
         match self {
             StrValue::Shared(b) => (**b).clone(),
-            _ => Bytes::copy_from_slice(self.as_slice()),
+            // Decompressing takes the place of the copy a plain value needs.
+            StrValue::Packed(p) => Bytes::from(unpack(p)),
+            plain => Bytes::copy_from_slice(plain.plain_slice()),
         }
     }
 
-    /// Turns the value into a growable buffer, copying at most once.
+    /// Turns the value into a growable buffer, copying (or decompressing) at most once.
     pub fn make_owned(&mut self) -> &mut Vec<u8> {
         if !matches!(self, StrValue::Owned(_)) {
-            *self = StrValue::owned(self.as_slice().to_vec());
+            *self = StrValue::owned(self.as_slice().into_owned());
         }
         match self {
             StrValue::Owned(v) => v,
@@ -102,11 +176,12 @@ impl StrValue {
     /// The encoding name Redis would report in OBJECT ENCODING for the same bytes.
     pub fn encoding(&self) -> &'static str {
         match self {
-            StrValue::Owned(_) => return "raw",
+            // A packed value is at least COMPRESS_MIN (> 44) bytes long.
+            StrValue::Owned(_) | StrValue::Packed(_) => return "raw",
             StrValue::Inline { len, .. } if len & VERBATIM != 0 => return "embstr",
             _ => {}
         }
-        let b = self.as_slice();
+        let b = self.plain_slice();
         if b.len() <= 20 && parse_strict_i64(b).is_some() {
             "int"
         } else if b.len() <= 44 {
@@ -115,6 +190,20 @@ impl StrValue {
             "raw"
         }
     }
+}
+
+/// The original length of a packed value.
+fn packed_len(p: &[u8]) -> usize {
+    u32::from_le_bytes(
+        p[..4]
+            .try_into()
+            .expect("a packed value starts with its length"),
+    ) as usize
+}
+
+/// The original bytes of a packed value.
+fn unpack(p: &[u8]) -> Vec<u8> {
+    crate::compress::decompress(&p[4..], packed_len(p))
 }
 
 /// What a key holds. Collections are boxed so that a table entry stays small.
@@ -234,7 +323,7 @@ mod tests {
         assert_eq!(StrValue::from_slice(&[b'a'; 45]).encoding(), "raw");
         assert_eq!(StrValue::owned(b"1".to_vec()).encoding(), "raw");
         assert_eq!(StrValue::verbatim(b"13").encoding(), "embstr");
-        assert_eq!(StrValue::verbatim(b"13").as_slice(), b"13");
+        assert_eq!(&*StrValue::verbatim(b"13").as_slice(), b"13");
     }
 
     #[test]
@@ -251,5 +340,52 @@ mod tests {
             assert_eq!(&v.as_slice()[..len], &bytes[..]);
         }
         assert_eq!(std::mem::size_of::<Value>(), 24);
+    }
+
+    use crate::compress::tests::{document, train};
+
+    #[test]
+    fn a_compressed_value_reads_as_the_original_in_every_form() {
+        train();
+        for len in [200, 1000, 4095, 4096, 100_000] {
+            let doc = document(len, 11);
+            for mut v in [StrValue::from_slice(&doc), StrValue::owned(doc.clone())] {
+                assert!(v.compress(), "{len} bytes of text compress");
+                assert!(v.is_packed());
+                assert!(!v.compress(), "once");
+                assert_eq!(v.len(), len);
+                assert_eq!(v.as_slice(), &doc[..]);
+                assert_eq!(v.to_bytes(), doc);
+                assert_eq!(v.encoding(), "raw");
+                let mut grown = v.clone();
+                grown.make_owned().push(b'!');
+                assert!(!grown.is_packed(), "a write unpacks");
+                assert_eq!(grown.len(), len + 1);
+                assert_eq!(&grown.as_slice()[..len], &doc[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn short_and_incompressible_values_stay_as_written() {
+        train();
+        let mut short = StrValue::from_slice(&document(COMPRESS_MIN - 1, 11));
+        assert!(!short.compress());
+        let mut seed = 3u64;
+        let noise: Vec<u8> = (0..1000)
+            .map(|_| {
+                crate::next_test_random(&mut seed);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let mut random = StrValue::from_slice(&noise);
+        assert!(
+            !random.compress(),
+            "random bytes do not shrink by an eighth"
+        );
+        assert!(matches!(random, StrValue::Boxed(_)));
+        let mut number = StrValue::from_slice(b"12345");
+        assert!(!number.compress());
+        assert_eq!(number.encoding(), "int");
     }
 }

@@ -221,18 +221,36 @@ fn evict_throughput_py_runs() {
 fn hitratio_py_runs() {
     let png = std::env::temp_dir().join(format!("hitratio-smoke-{}.png", std::process::id()));
     let png_text = png.to_string_lossy().into_owned();
-    python_bench(&[
-        "bench/hitratio.py",
-        "--keys",
-        "2000",
-        "--requests",
-        "6000",
-        "--shares",
-        "0.1",
-        "--png",
-        &png_text,
-    ]);
+    let small = ["--keys", "2000", "--requests", "6000", "--shares", "0.1"];
+    let run_hitratio = |more: &[&str]| {
+        let args: Vec<&str> = ["bench/hitratio.py"]
+            .iter()
+            .chain(&small)
+            .chain(more)
+            .copied()
+            .collect();
+        python_bench(&args);
+    };
+    run_hitratio(&["--png", &png_text]);
     let _ = std::fs::remove_file(&png);
+    // Issue 22's workload matrix, on realistic values (HORIZON's compressed tier at work).
+    run_hitratio(&[
+        "--workloads",
+        "matrix",
+        "--values",
+        "docs",
+        "--only",
+        "horizon",
+    ]);
+    python_bench(&[
+        "bench/compress.py",
+        "--keys",
+        "3000",
+        "--requests",
+        "9000",
+        "--get-rounds",
+        "1",
+    ]);
     python_bench(&[
         "bench/hitratio_bound.py",
         "--keys",

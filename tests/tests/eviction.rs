@@ -248,16 +248,7 @@ fn horizon_stats_show_the_queues_at_work() {
     let Resp::Array(flat) = c.call(&["HORIZON", "STATS"]) else {
         panic!("HORIZON STATS")
     };
-    let field = |name: &str| -> i64 {
-        let i = flat
-            .iter()
-            .position(|f| *f == Resp::Bulk(name.as_bytes().to_vec()))
-            .unwrap_or_else(|| panic!("no {name} in {flat:?}"));
-        match &flat[i + 1] {
-            Resp::Int(v) => *v,
-            other => panic!("{name}: {other:?}"),
-        }
-    };
+    let mut field = |name: &str| horizon_field(&mut c, name);
     assert_eq!(flat[1], Resp::Bulk(b"allkeys-horizon".to_vec()));
     assert!(field("evictions") > 0);
     assert!(field("small_queue_keys") + field("main_queue_keys") > 10_000);
@@ -271,4 +262,203 @@ fn horizon_stats_show_the_queues_at_work() {
         panic!()
     };
     assert_eq!(e, "ERR unknown subcommand 'NOPE'. Try HORIZON HELP.");
+}
+
+/// A JSON document as an application caches one: field names and words from a vocabulary,
+/// numbers, no runs of one byte (so that it compresses only as real documents do).
+fn document(i: usize) -> Vec<u8> {
+    let words = [
+        "account", "basket", "checkout", "delivery", "invoice", "member", "order", "payment",
+        "product", "review", "session", "shipping", "status", "ticket", "user", "widget",
+    ];
+    let mut seed = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut out = format!("{{\"id\":{i}");
+    while out.len() < 380 {
+        let r = next();
+        let (a, b) = (words[r as usize % 16], words[(r >> 8) as usize % 16]);
+        match (r >> 16) % 3 {
+            0 => out += &format!(",\"{a}_{b}\":{}", (r >> 24) % 100_000),
+            1 => out += &format!(",\"{a}\":\"{b} {} {a}\"", words[(r >> 32) as usize % 16]),
+            _ => out += &format!(",\"{b}Id\":{}", (r >> 20) % 1000),
+        }
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+fn horizon_field(c: &mut RawConn, name: &str) -> i64 {
+    let Resp::Array(flat) = c.call(&["HORIZON", "STATS"]) else {
+        panic!("HORIZON STATS")
+    };
+    let i = flat
+        .iter()
+        .position(|f| *f == Resp::Bulk(name.as_bytes().to_vec()))
+        .unwrap_or_else(|| panic!("no {name} in {flat:?}"));
+    match &flat[i + 1] {
+        Resp::Int(v) => *v,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+/// Sends `cmds` pipelined and reads their replies.
+fn pipeline(c: &mut RawConn, cmds: Vec<Vec<Vec<u8>>>) {
+    for chunk in cmds.chunks(500) {
+        let mut batch = Vec::new();
+        for cmd in chunk {
+            let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+            batch.extend(encode_command(&args));
+        }
+        c.send(&batch);
+        for _ in chunk {
+            c.read_reply().unwrap();
+        }
+    }
+}
+
+#[test]
+fn horizon_compresses_cold_strings_and_every_reader_sees_the_original() {
+    let s = start_warpengine(&[
+        "--threads",
+        "2",
+        "--set",
+        &format!("maxmemory={LIMIT}"),
+        "--set",
+        "maxmemory-policy=allkeys-horizon",
+        "--set",
+        "enable-debug-command=yes",
+    ]);
+    let mut c = RawConn::connect(s.port);
+    let docs = 8_000;
+    let key = |i: usize| format!("doc{i}").into_bytes();
+    let set = |i: usize| vec![b"SET".to_vec(), key(i), document(i)];
+    let get = |i: usize| vec![b"GET".to_vec(), key(i)];
+    let filler = |round: usize, i: usize| {
+        let k = format!("f{round}-{i}").into_bytes();
+        vec![b"SET".to_vec(), k, document(1_000_000 + round * 10_000 + i)]
+    };
+    // Documents hit twice (promoted to main when they leave the small queue), then, once
+    // fillers pushed them there, hit once more: the main queue's hand takes that hit and
+    // compresses them as cold on its next pass.
+    pipeline(&mut c, (0..docs).map(set).collect());
+    pipeline(&mut c, (0..docs).chain(0..docs).map(get).collect());
+    for round in 0..6 {
+        pipeline(&mut c, (0..4_000).map(|i| filler(round, i)).collect());
+        pipeline(&mut c, (0..docs).map(get).collect());
+    }
+    assert!(
+        horizon_field(&mut c, "compressed") > 100,
+        "compressed {}",
+        horizon_field(&mut c, "compressed")
+    );
+    // The compressed keys take less memory than their length.
+    let mut packed = Vec::new();
+    for i in 0..docs {
+        let k = String::from_utf8(key(i)).unwrap();
+        if let Resp::Int(usage) = c.call(&["MEMORY", "USAGE", &k]) {
+            if (usage as usize) < document(i).len() {
+                packed.push(i);
+            }
+        }
+    }
+    assert!(
+        packed.len() > 50,
+        "{} compressed keys present",
+        packed.len()
+    );
+    for &i in packed.iter().take(200) {
+        let doc = document(i);
+        let k = String::from_utf8(key(i)).unwrap();
+        assert_eq!(
+            Resp::parse(&c.command(&[b"GET", &key(i)])),
+            Resp::Bulk(doc.clone())
+        );
+        assert_eq!(c.call(&["STRLEN", &k]), Resp::Int(doc.len() as i64));
+        assert_eq!(
+            c.call(&["GETRANGE", &k, "5", "40"]),
+            Resp::Bulk(doc[5..=40].to_vec())
+        );
+        assert_eq!(
+            c.call(&["OBJECT", "ENCODING", &k]),
+            Resp::Bulk(b"raw".to_vec())
+        );
+        assert_eq!(
+            c.call(&["MGET", &k]),
+            Resp::Array(vec![Resp::Bulk(doc.clone())])
+        );
+        // The same bytes stored plain: the same digest and the same DUMP payload.
+        c.command(&[b"SET", b"plain", &doc]);
+        assert_eq!(
+            c.call(&["OBJECT", "ENCODING", "plain"]),
+            Resp::Bulk(b"raw".to_vec())
+        );
+        let digest = c.call(&["DEBUG", "DIGEST-VALUE", &k]);
+        assert!(
+            matches!(&digest, Resp::Array(d) if d.len() == 1),
+            "{digest:?}"
+        );
+        assert_eq!(digest, c.call(&["DEBUG", "DIGEST-VALUE", "plain"]));
+        let dump = c.call(&["DUMP", &k]);
+        assert!(matches!(dump, Resp::Bulk(_)), "{dump:?}");
+        assert_eq!(dump, c.call(&["DUMP", "plain"]));
+    }
+    // Writers start from the original bytes.
+    let (a, b) = (packed[0], packed[1]);
+    let (ka, kb) = (
+        String::from_utf8(key(a)).unwrap(),
+        String::from_utf8(key(b)).unwrap(),
+    );
+    let mut appended = document(a);
+    appended.extend_from_slice(b"tail");
+    assert_eq!(
+        c.call(&["APPEND", &ka, "tail"]),
+        Resp::Int(appended.len() as i64)
+    );
+    assert_eq!(c.call(&["GET", &ka]), Resp::Bulk(appended));
+    let mut ranged = document(b);
+    ranged[3..6].copy_from_slice(b"XYZ");
+    c.call(&["SETRANGE", &kb, "3", "XYZ"]);
+    assert_eq!(c.call(&["GET", &kb]), Resp::Bulk(ranged));
+    // A snapshot written and loaded back (DEBUG RELOAD) holds the original bytes: the
+    // digest of the whole dataset is the same after, and so are the keys compressed before.
+    let still: Vec<usize> = packed
+        .iter()
+        .copied()
+        .skip(200)
+        .filter(|&i| {
+            let k = String::from_utf8(key(i)).unwrap();
+            matches!(c.call(&["MEMORY", "USAGE", &k]), Resp::Int(u) if (u as usize) < document(i).len())
+        })
+        .collect();
+    assert!(!still.is_empty(), "no compressed key left to reload");
+    let digest = c.call(&["DEBUG", "DIGEST"]);
+    assert!(!matches!(digest, Resp::Error(_)), "{digest:?}");
+    assert_eq!(c.call(&["DEBUG", "RELOAD"]), Resp::Simple("OK".into()));
+    assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
+    for &i in &still {
+        assert_eq!(
+            Resp::parse(&c.command(&[b"GET", &key(i)])),
+            Resp::Bulk(document(i))
+        );
+    }
+    // Switched off, nothing more is compressed.
+    c.call(&["CONFIG", "SET", "horizon-compress", "no"]);
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "horizon-compress"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"horizon-compress".to_vec()),
+            Resp::Bulk(b"no".to_vec())
+        ])
+    );
+    let before = horizon_field(&mut c, "compressed");
+    for round in 6..9 {
+        pipeline(&mut c, (0..4_000).map(|i| filler(round, i)).collect());
+        pipeline(&mut c, (0..docs).map(get).collect());
+    }
+    assert_eq!(horizon_field(&mut c, "compressed"), before);
 }

@@ -128,7 +128,7 @@ pub fn getbit(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Err(e) => return e,
     };
     match ctx.read_str(&args[1]) {
-        Ok(Some(s)) => Reply::Int(bit_at(s.as_slice(), offset) as i64),
+        Ok(Some(s)) => Reply::Int(bit_at(&s.as_slice(), offset) as i64),
         Ok(None) => Reply::Int(0),
         Err(e) => e,
     }

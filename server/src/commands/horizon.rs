@@ -25,7 +25,8 @@ fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
             "STATS",
             "    Keyspace hits and misses, evictions, and with maxmemory-policy allkeys-horizon",
             "    the S3-FIFO queues: keys in the small and main queues, ids in the ghost queue,",
-            "    ghost hits (evicted keys asked for again) and promotions from small to main.",
+            "    ghost hits (evicted keys asked for again), promotions from small to main, and",
+            "    cold strings compressed (horizon-compress).",
         ],
     )
 }
@@ -34,6 +35,7 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
     let server = s.server;
     let (mut hits, mut misses, mut evicted) = (server.copy_hits(), 0u64, 0u64);
     let (mut small, mut main, mut ghost, mut ghost_hits, mut promoted) = (0, 0, 0, 0, 0);
+    let mut compressed = 0;
     for shard in server.lock_all() {
         hits += shard.stats.keyspace_hits;
         misses += shard.stats.keyspace_misses;
@@ -45,6 +47,7 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
                 ghost += h.ghost_len() as u64;
                 ghost_hits += h.stats.ghost_hits;
                 promoted += h.stats.promoted;
+                compressed += h.stats.compressed;
             }
         }
     }
@@ -67,5 +70,6 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
         int("ghost_queue_ids", ghost),
         int("ghost_hits", ghost_hits),
         int("promotions", promoted),
+        int("compressed", compressed),
     ])
 }

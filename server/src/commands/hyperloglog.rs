@@ -47,7 +47,11 @@ fn hll_value(entry: Option<&mut Entry>) -> Result<Option<&mut StrValue>, Reply> 
         Some(Entry {
             value: Value::Str(s),
             ..
-        }) if hll::encoding_of(s.as_slice()).is_some() => Ok(Some(s)),
+        }) if hll::encoding_of(&s.as_slice()).is_some() => {
+            // HORIZON may have compressed a cold HLL: its registers are read in place.
+            s.unpack();
+            Ok(Some(s))
+        }
         Some(Entry {
             value: Value::Str(_),
             ..
@@ -58,7 +62,7 @@ fn hll_value(entry: Option<&mut Entry>) -> Result<Option<&mut StrValue>, Reply> 
 
 /// The HLL bytes of a looked-up entry, for reading (see [`hll_value`]).
 fn hll_bytes(entry: Option<&mut Entry>) -> Result<Option<&[u8]>, Reply> {
-    Ok(hll_value(entry)?.map(|s| s.as_slice()))
+    Ok(hll_value(entry)?.map(|s| s.plain()))
 }
 
 /// The HLL of a looked-up entry, for changing it in place (Redis's dbUnshareStringValue: the

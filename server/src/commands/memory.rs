@@ -101,8 +101,10 @@ pub(crate) fn footprint(key: &[u8], value: &Value) -> usize {
     let slot = std::mem::size_of::<(Key, Entry)>() + std::mem::size_of::<u32>() + 1;
     let (key_copy, key_bytes) = memory_accounting::measure(|| Key::from_slice(key));
     let (value_copy, value_bytes) = memory_accounting::measure(|| match value {
+        // HORIZON's compressed form is what the key holds: a clone is its size.
+        Value::Str(s) if s.is_packed() => value.clone(),
         // A large string's clone would only share its bytes: store a copy as SET would.
-        Value::Str(s) => Value::Str(StrValue::from_slice(s.as_slice())),
+        Value::Str(s) => Value::Str(StrValue::from_slice(&s.as_slice())),
         other => other.clone(),
     });
     drop((key_copy, value_copy));

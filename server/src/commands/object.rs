@@ -73,7 +73,7 @@ pub fn object(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             Value::Str(s)
                 if shares_integers
                     && s.encoding() == "int"
-                    && parse_strict_i64(s.as_slice()).is_some_and(|v| (0..10000).contains(&v)) =>
+                    && parse_strict_i64(&s.as_slice()).is_some_and(|v| (0..10000).contains(&v)) =>
             {
                 Reply::Int(i32::MAX as i64)
             }

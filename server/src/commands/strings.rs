@@ -372,7 +372,7 @@ fn add_to_integer(ctx: &mut KeyCtx, key: &[u8], delta: i64) -> Reply {
         Some(Entry {
             value: Value::Str(s),
             ..
-        }) => match parse_strict_i64(s.as_slice()) {
+        }) => match parse_strict_i64(&s.as_slice()) {
             Some(v) => v,
             None => return Reply::err(NOT_INTEGER),
         },
@@ -433,7 +433,7 @@ pub fn incrbyfloat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Some(Entry {
             value: Value::Str(s),
             ..
-        }) => match long_double_arg(s.as_slice()) {
+        }) => match long_double_arg(&s.as_slice()) {
             Ok(v) => v,
             Err(e) => return e,
         },

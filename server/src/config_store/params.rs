@@ -541,6 +541,9 @@ pub static PARAMS: &[Param] = &[
     p("gravity-max-keys", int(1, 100_000), "64", MUT),
     // ENTROPY: move hash slots between the shards on its own when their load is uneven.
     p("entropy-auto", BOOL, "no", MUT),
+    // HORIZON: under allkeys-horizon, compress the strings the main queue finds cold
+    // (docs/physics.md, HORIZON; the default is measured in BENCHMARKS.md).
+    p("horizon-compress", BOOL, "yes", MUT),
 ];
 
 /// The parameter called `name` (or by its alias), case-insensitively.

@@ -488,7 +488,7 @@ pub fn put_key(w: &mut PayloadWriter, key: &[u8], entry: Option<(&Entry, u64)>) 
         return;
     };
     match &entry.value {
-        Value::Str(s) => w.argv([&b"SET"[..], key, s.as_slice()].into_iter()),
+        Value::Str(s) => w.argv([&b"SET"[..], key, &s.as_slice()].into_iter()),
         Value::List(l) => {
             let items = l.iter().map(Cow::Borrowed);
             emit_chunked(w, b"RPUSH", key, items, 1);

@@ -103,7 +103,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, enc: &Encodings) -> Result<
     match value {
         Value::Str(s) => {
             out.push(rdb_type::STRING);
-            put_encoded_string(out, s.as_slice(), enc.compress);
+            put_encoded_string(out, &s.as_slice(), enc.compress);
         }
         Value::List(l) => write_list(out, l, enc),
         Value::Hash(h) => write_hash(out, h, enc),

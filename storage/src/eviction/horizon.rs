@@ -14,6 +14,8 @@ pub struct Horizon {
     /// The main queue's CLOCK hand: the next table position it looks at.
     pub(crate) hand: usize,
     ghosts: Ghosts,
+    /// Sweeps left before the next try at training the compression dictionary.
+    pub(crate) train_wait: u32,
     /// Live keys in each queue (the small FIFO may also hold stale ids).
     pub small_live: usize,
     pub main_live: usize,
@@ -25,6 +27,8 @@ pub struct HorizonStats {
     pub ghost_hits: u64,
     pub promoted: u64,
     pub evicted: u64,
+    /// Strings compressed on their way into main or by main's hand (`horizon-compress`).
+    pub compressed: u64,
 }
 
 /// Entry bits: frequency in the low two, "in main" in the third.
@@ -118,6 +122,15 @@ impl Horizon {
         let limit = ((self.small_live + self.main_live) * 9 / 10).max(64);
         self.ghosts.fit(limit);
         self.ghosts.insert(id);
+    }
+
+    /// Compresses `entry`'s value if it is a string that compression shortens (counted).
+    pub(crate) fn compress(&mut self, entry: &mut crate::db::Entry) {
+        if let crate::value::Value::Str(s) = &mut entry.value {
+            if s.compress() {
+                self.stats.compressed += 1;
+            }
+        }
     }
 
     pub fn ghost_len(&self) -> usize {

@@ -17,6 +17,7 @@ use horizon::{Horizon, Verdict, FREQ_MASK};
 
 use crate::db::{Db, Entry};
 use crate::key::Key;
+use crate::value::{Value, COMPRESS_MIN};
 
 /// Candidates an eviction pool keeps, as Redis's EVPOOL_SIZE.
 const EVICTION_POOL: usize = 16;
@@ -44,23 +45,30 @@ impl Db {
         self.horizon = Some(h);
     }
 
-    /// The key HORIZON evicts next, removed from the database.
-    pub fn evict_horizon(&mut self) -> Option<(Key, Entry)> {
+    /// The key HORIZON evicts next, removed from the database. With `compress`
+    /// (`horizon-compress`), the main queue's CLOCK hand also compresses the strings it finds
+    /// cold on its way (see `evict_main`).
+    pub fn evict_horizon(&mut self, compress: bool) -> Option<(Key, Entry)> {
+        if compress && !crate::compress::ready() {
+            self.train_compression();
+        }
         loop {
             let h = self.horizon.as_mut()?;
             match h.next_small() {
                 Some(id) => {
-                    if let Some(evicted) = self.judge_small(id) {
+                    if let Some(evicted) = self.judge_small(id, compress) {
                         return Some(evicted);
                     }
                 }
-                None => return self.evict_main(),
+                None => return self.evict_main(compress),
             }
         }
     }
 
-    /// The small FIFO's front id: promoted, evicted (returned), or stale (skipped).
-    fn judge_small(&mut self, id: u64) -> Option<(Key, Entry)> {
+    /// The small FIFO's front id: promoted, evicted (returned), or stale (skipped). With
+    /// `compress`, a promoted string is compressed: it enters main with no frequency, and
+    /// becomes plain again only once hits make it hot (`Entry::horizon_hit`).
+    fn judge_small(&mut self, id: u64, compress: bool) -> Option<(Key, Entry)> {
         let map = &self.map;
         // Deleted since it was queued: no such key.
         let index = map.position_by_hash(id, |k| map.hash(k.as_bytes()) == id)?;
@@ -69,9 +77,13 @@ impl Db {
         if bits & horizon::IN_MAIN != 0 {
             return None; // a stale id: the key was deleted and re-created into main
         }
-        match self.horizon.as_mut()?.judge_small(id, bits) {
+        let h = self.horizon.as_mut()?;
+        match h.judge_small(id, bits) {
             Verdict::Keep(new_bits) => {
                 entry.set_horizon_bits(new_bits);
+                if compress {
+                    h.compress(entry);
+                }
                 None
             }
             Verdict::Evict => Some(self.remove_at(index)),
@@ -83,8 +95,18 @@ impl Db {
     /// taken a frequency from `MAX_SECOND_CHANCES` entries (every key hot) evicts the least
     /// frequent of them instead of going on, so that one eviction never walks the table
     /// several times over.
-    fn evict_main(&mut self) -> Option<(Key, Entry)> {
+    ///
+    /// With `compress`, a string the hand leaves with at most one hit to spend (not hot) is
+    /// compressed where that saves space: the memory it frees spares evictions. A hot key (its
+    /// frequency saturated by hits) is made plain again by the hit that saturates it
+    /// (`Entry::horizon_hit`), so that keys read all the time do not pay the decompression.
+    /// Otherwise a compressed value stays so until written: a GET decompresses into the
+    /// reply, which takes the place of the copy a plain value needs.
+    fn evict_main(&mut self, compress: bool) -> Option<(Key, Entry)> {
         const MAX_SECOND_CHANCES: usize = 1024;
+        if compress && !crate::compress::ready() {
+            self.train_compression();
+        }
         let mut chances = 0;
         let mut least: Option<(usize, u8)> = None;
         // Four turns at most: every frequency (at most 3) has run out by then, unless
@@ -108,6 +130,9 @@ impl Db {
                     entry.set_horizon_bits(new_bits);
                     h.hand = at + 1;
                     let freq = new_bits & FREQ_MASK;
+                    if compress && freq <= 1 {
+                        h.compress(entry);
+                    }
                     if least.is_none_or(|(_, f)| freq < f) {
                         least = Some((at, freq));
                     }
@@ -124,6 +149,39 @@ impl Db {
             }
         }
         None
+    }
+
+    /// Trains the process's compression dictionary on up to `SAMPLE_BYTES` of the strings this
+    /// database holds, read in place from across its table. While they are too few (short
+    /// strings, other types), tries again only every `TRAIN_EVERY` sweeps, so that the walk
+    /// does not weigh on every eviction.
+    fn train_compression(&mut self) {
+        const TRAIN_EVERY: u32 = 1024;
+        let Some(h) = self.horizon.as_mut() else {
+            return;
+        };
+        if h.train_wait > 0 {
+            h.train_wait -= 1;
+            return;
+        }
+        h.train_wait = TRAIN_EVERY;
+        let step = (self.map.len() / 1024).max(1);
+        let (mut samples, mut bytes) = (Vec::new(), 0);
+        for i in (0..self.map.len()).step_by(step) {
+            let Some((_, entry)) = self.map.get_index(i) else {
+                break;
+            };
+            if let Value::Str(s) = &entry.value {
+                if s.len() >= COMPRESS_MIN && !s.is_packed() {
+                    samples.push(s.plain());
+                    bytes += s.len();
+                    if bytes >= crate::compress::SAMPLE_BYTES {
+                        break;
+                    }
+                }
+            }
+        }
+        crate::compress::train(&samples);
     }
 
     /// Removes the entry at table position `index` (eviction: HORIZON's counts are updated
@@ -248,7 +306,6 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Value;
 
     fn s(v: &str) -> Value {
         Value::string(v.as_bytes())
@@ -320,7 +377,7 @@ mod tests {
             }
         }
         let mut order = Vec::new();
-        while let Some((key, _)) = db.evict_horizon() {
+        while let Some((key, _)) = db.evict_horizon(false) {
             order.push(String::from_utf8(key.as_bytes().to_vec()).unwrap());
         }
         assert_eq!(order.len(), 1000, "every key was tracked");
@@ -337,6 +394,70 @@ mod tests {
     }
 
     #[test]
+    fn the_clock_hand_compresses_the_strings_it_leaves_lukewarm_and_hits_unpack_hot_ones() {
+        let doc = |i: u32| {
+            let item = |j: u32| format!("{{\"user_id\":{i},\"item\":{j},\"status\":\"active\"}}");
+            format!("[{},{},{},{}]", item(1), item(22), item(333), item(i))
+        };
+        crate::compress::tests::train();
+        for compress in [false, true] {
+            let mut db = Db::default();
+            db.set_horizon(true);
+            for i in 0..100u32 {
+                db.set(format!("k{i}").as_bytes(), s(&doc(i)), 0, 0);
+                let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
+                // In main with one hit to spend, except k0..k9, hot.
+                entry.set_horizon_bits(horizon::IN_MAIN | if i < 10 { 3 } else { 1 });
+            }
+            db.set(b"short", s("tiny"), 0, 0);
+            db.get_mut(b"short", 0)
+                .unwrap()
+                .set_horizon_bits(horizon::IN_MAIN | 1);
+            let h = db.horizon.as_mut().unwrap();
+            (h.small_live, h.main_live) = (0, 101);
+            // The first turn takes every key's last hit but k0..k9's (left with 2: not
+            // compressed yet); the second takes k0..k9 down to 1 (compressed) and evicts k10.
+            let (gone, _) = db.evict_main(compress).unwrap();
+            assert_eq!(gone.as_bytes(), b"k10");
+            let packed = |db: &mut Db| -> Vec<u32> {
+                (0..100u32)
+                    .filter(|i| {
+                        db.get(format!("k{i}").as_bytes(), 0)
+                            .is_some_and(|e| matches!(&e.value, Value::Str(v) if v.is_packed()))
+                    })
+                    .collect()
+            };
+            let expected: Vec<u32> = if compress {
+                (0..100).filter(|&i| i != 10).collect()
+            } else {
+                vec![]
+            };
+            assert_eq!(packed(&mut db), expected, "compress {compress}");
+            // k10 too was compressed on the first turn, before it went.
+            assert_eq!(
+                db.horizon.as_ref().unwrap().stats.compressed,
+                expected.len() as u64 + compress as u64
+            );
+            // Two hits take k0..k4 from 1 to 3, hot again: plain.
+            for i in 0..5u32 {
+                for _ in 0..2 {
+                    db.get_mut(format!("k{i}").as_bytes(), 0)
+                        .unwrap()
+                        .horizon_hit();
+                }
+            }
+            let expected: Vec<u32> = expected.into_iter().filter(|&i| i >= 5).collect();
+            assert_eq!(packed(&mut db), expected, "compress {compress}");
+            for i in (0..100u32).filter(|&i| i != 10) {
+                let Value::Str(v) = &db.get(format!("k{i}").as_bytes(), 0).unwrap().value else {
+                    panic!("a string");
+                };
+                assert_eq!(v.to_bytes(), doc(i).as_bytes());
+            }
+        }
+    }
+
+    #[test]
     fn a_horizon_sweep_over_hot_keys_stops_after_a_bounded_walk() {
         let mut db = Db::default();
         db.set_horizon(true);
@@ -348,7 +469,7 @@ mod tests {
         }
         let h = db.horizon.as_mut().unwrap();
         (h.small_live, h.main_live) = (0, 5000);
-        assert!(db.evict_main().is_some());
+        assert!(db.evict_main(false).is_some());
         // Without the bound the hand would have gone three times round all 5,000 keys,
         // taking every frequency down to nothing.
         let untouched = db
