@@ -51,6 +51,7 @@ fn config_get_star_has_every_redis_name() {
         "temporal-",
         "gravity-",
         "entropy-",
+        "horizon-",
     ];
     let extra: Vec<_> = ours
         .difference(&theirs)
