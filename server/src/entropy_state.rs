@@ -235,7 +235,7 @@ pub fn rebalance(server: &Server, shard0: &mut Shard, dry_run: bool) -> Vec<(Mov
 }
 
 /// `entropy-auto`'s step (worker 0, every few seconds): a rebalance when the shards' request
-/// rates are uneven beyond the target. Out of line from the tick; takes shard 0's lock.
+/// rates are uneven beyond the target. Takes shard 0's lock if it is free.
 pub fn auto_step(server: &Server) {
     let rates: Vec<f64> = (0..server.threads())
         .map(|i| server.entropy.ops_per_sec(i))
@@ -244,7 +244,11 @@ pub fn auto_step(server: &Server) {
     if rates.iter().sum::<f64>() < 500.0 || busiest(&rates).1 <= 1.2 {
         return;
     }
-    let mut shard0 = server.lock_shard(0);
+    // A shard held long (a script past busy-reply-threshold) must not stall the worker this
+    // runs on: it waits for the next look.
+    let Some(mut shard0) = server.try_lock_shard(0) else {
+        return;
+    };
     let done = rebalance(server, &mut shard0, false);
     if !done.is_empty() {
         tracing::info!(
