@@ -14,16 +14,16 @@
 //!   published: the lock is held until they end. So a write is acknowledged only once every
 //!   copy holds its value (or is gone): no read that starts after the acknowledgement sees an
 //!   older value.
-//! - A copy holds a live string only: a key that is absent, expired, or of another type has no
-//!   copy, and its GETs go to the owner as any other request (which answers nil or WRONGTYPE,
-//!   counts the miss, and expires the key).
+//! - A copy holds a live string of at most [`MAX_COPY_BYTES`]: a key that is absent, expired, of
+//!   another type or larger has no copy, and its GETs go to the owner as any other request
+//!   (which answers nil or WRONGTYPE, counts the miss, and expires the key). A filter of the
+//!   replicated names ([`HotCopies::may_hold`]) turns other keys' GETs away before any lock.
 //! - Copy hits are counted per worker (`WorkerStats::copy_hits`, in INFO's keyspace_hits) and
-//!   folded into the
-//!   owner's access clock each tick ([`HotCopies::fold_hits`]), so that an LRU or LFU policy
-//!   does not take the hottest key for an idle one.
-//! - AUTO ([`HotCopies::auto_step`], once a second on worker 0) replicates the hottest keys
-//!   whose estimated rate reaches MINRATE, and drops the ones it chose once they cool below
-//!   half of it or are rewritten more than once per [`AUTO_READS_PER_WRITE`] copy reads.
+//!   folded into the owner's access clock each tick ([`HotCopies::fold_hits`]), so that an LRU
+//!   or LFU policy does not take the hottest key for an idle one.
+//! - AUTO ([`auto_step`], once a second on worker 0) replicates the hottest keys whose
+//!   estimated rate reaches MINRATE, and drops the ones it chose once they cool below half of
+//!   it or are rewritten more often than read from their copies ([`AUTO_READS_PER_WRITE`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
