@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use warpengine::slot::{key_slot, SLOTS};
 use warpengine_tests::{
-    encode_command, info_field, start_warpengine, try_start_warpengine_on, RawConn, Resp, TempDir,
+    encode_command, info_field, start_warpengine, try_start_warpengine_on, wait_for, RawConn, Resp,
+    TempDir,
 };
 
 /// The shard a slot starts on with `shards` workers.
@@ -354,11 +355,9 @@ fn the_layout_and_every_key_survive_kill9_with_the_log_on() {
         c.call(&["BGREWRITEAOF"]),
         Resp::Simple("Background append only file rewriting started".into())
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut c, "persistence", "aof_rewrite_in_progress") != "0" {
-        assert!(Instant::now() < deadline, "the rewrite never ended");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("the rewrite to end", || {
+        info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"
+    });
     ok(c.call(&["SET", &format!("{{{}}}:0", tags[0].0), "after-rewrite"]));
     let mut server = server;
     server.kill9();
@@ -394,11 +393,9 @@ fn entropy_auto_rebalances_on_its_own() {
     let stop = Arc::new(AtomicBool::new(false));
     let threads = load(server.port, keys, 3, stop.clone());
     ok(c.call(&["CONFIG", "SET", "entropy-auto", "yes"]));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while info_field(&mut c, "physics", "entropy_slots_moved") == "0" {
-        assert!(Instant::now() < deadline, "entropy-auto moved nothing");
-        thread::sleep(Duration::from_millis(200));
-    }
+    wait_for("entropy-auto to move a slot", || {
+        info_field(&mut c, "physics", "entropy_slots_moved") != "0"
+    });
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
