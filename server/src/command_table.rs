@@ -561,6 +561,26 @@ pub fn subcommand_facts(args: &[Bytes]) -> Option<Option<(i32, Flags)>> {
     SUBCOMMAND_FACTS.get().and_then(|f| f(args))
 }
 
+/// [`subcommand_facts`] of a request whose name is row `index` of the table: None at once for
+/// the commands Redis does not split into subcommands (most of them; a script asks this for
+/// each command it calls), from a list made on first use.
+pub fn subcommand_facts_at(index: usize, args: &[Bytes]) -> Option<Option<(i32, Flags)>> {
+    static SPLIT: OnceLock<Vec<bool>> = OnceLock::new();
+    let split = SPLIT.get_or_init(|| {
+        TABLE
+            .iter()
+            .map(|spec| {
+                let probe = [Bytes::from_static(spec.name.as_bytes()), Bytes::from_static(b"help")];
+                subcommand_facts(&probe).is_some()
+            })
+            .collect()
+    });
+    if !split.get(index).copied().unwrap_or(true) {
+        return None;
+    }
+    subcommand_facts(args)
+}
+
 /// The installed table, indexed by the numbers dispatch and the statistics use.
 pub struct Table;
 

@@ -345,8 +345,7 @@ fn bad_function_keys(e: Reply) -> Reply {
 fn run_vm(server: &Server, call: &ScriptCall, host: &mut ScriptHost) -> Reply {
     scripting::with_vm(&server.scripts, |vm| match &call.target {
         Target::Script(script) => {
-            vm.compile(&script.sha, script.code())?;
-            Ok(vm.eval(&script.sha, call.keys, call.argv, host))
+            Ok(vm.eval(&script.sha, script.code(), call.keys, call.argv, host))
         }
         Target::Function(library, i) => {
             vm.sync_libraries(&server.functions);
@@ -516,22 +515,23 @@ impl ScriptHost<'_, '_> {
                 "ERR Wrong number of args calling Redis command from script",
             ));
         }
+        let named = index;
         let index = command_table::resolve(index, args).map_err(|e| match e {
             Reply::Error(m) if m.starts_with("ERR wrong number") => {
                 Reply::err("ERR Wrong number of args calling Redis command from script")
             }
             _ => unknown(),
         })?;
-        Ok((index, self.subcommand_flags(args)?))
+        Ok((index, self.subcommand_flags(named, args)?))
     }
 
     /// For a container that parses its own subcommands (CLIENT, CONFIG ...), the flags Redis
     /// gives the subcommand called, checked as Redis checks a script's call.
-    fn subcommand_flags(&self, args: &[Bytes]) -> Result<Option<Flags>, Reply> {
+    fn subcommand_flags(&self, named: usize, args: &[Bytes]) -> Result<Option<Flags>, Reply> {
         if args.len() < 2 {
             return Ok(None);
         }
-        match command_table::subcommand_facts(args) {
+        match command_table::subcommand_facts_at(named, args) {
             None => Ok(None),
             Some(None) => Err(Reply::err("ERR Unknown Redis command called from script")),
             Some(Some((arity, flags))) => {

@@ -11,8 +11,11 @@
 //! unless they are `{err=...}`, `{ok=...}`, `{double=...}`, `{big_number=...}`,
 //! `{verbatim_string=...}`, `{map=...}` or `{set=...}`; anything else a null.
 
+use std::ffi::CStr;
+
 use bytes::Bytes;
-use mlua::{Lua, Table, Value};
+use mlua::ffi::{self, lua_State};
+use mlua::{Table, Value};
 
 use crate::protocol::reply::{format_double, format_human_double};
 use crate::protocol::Reply;
@@ -23,6 +26,13 @@ const MAX_DEPTH: usize = 1000;
 
 /// C's "%.17g", which Redis uses for numbers passed to `redis.call`.
 pub fn g17(n: f64) -> Vec<u8> {
+    // A whole number below 2^53 in magnitude is written by "%.17g" as its digits (17
+    // significant digits cover it, and it is exact): the common case (counters, scores,
+    // timestamps) without snprintf's float formatting.
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 && !(n == 0.0 && n.is_sign_negative())
+    {
+        return (n as i64).to_string().into_bytes();
+    }
     c_format(n, c"%.17g")
 }
 
@@ -64,89 +74,159 @@ fn trim_line_ends(mut s: &[u8]) -> &[u8] {
     s
 }
 
-fn named(lua: &Lua, name: &str, value: impl mlua::IntoLua) -> mlua::Result<Value> {
-    let t = lua.create_table_with_capacity(0, 1)?;
-    t.raw_set(name, value)?;
-    Ok(Value::Table(t))
+/// Readies a command's reply for [`push_reply`], before any Lua code runs: what would need a
+/// Rust allocation while Lua may raise an error (an error's text as Redis's luaPushErrorBuff
+/// writes it, RESP2's text of a double, a cached raw reply read back) is made here, so that
+/// the push holds nothing that must be dropped.
+pub fn ready_for_lua(reply: &mut Reply, resp3: bool) {
+    match reply {
+        Reply::Error(s) => *reply = Reply::ErrorBytes(Bytes::from(error_text(s.as_bytes()))),
+        Reply::ErrorBytes(s) => *s = Bytes::from(error_text(s)),
+        Reply::Double(d) if !resp3 => *reply = Reply::Bulk(Bytes::from(format_double(*d))),
+        Reply::HumanDouble(d) if !resp3 => {
+            *reply = Reply::Bulk(Bytes::from(format_human_double(*d)))
+        }
+        Reply::Array(items) | Reply::Set(items) => {
+            items.iter_mut().for_each(|r| ready_for_lua(r, resp3))
+        }
+        Reply::Map(pairs) | Reply::Pairs(pairs) | Reply::KeyedArrays(pairs) => {
+            for (k, v) in pairs {
+                ready_for_lua(k, resp3);
+                ready_for_lua(v, resp3);
+            }
+        }
+        Reply::Raw(bytes) => {
+            *reply = match crate::protocol::resp_reader::read_all(bytes) {
+                Ok(mut replies) if replies.len() == 1 => {
+                    let mut one = replies.pop().expect("one reply");
+                    ready_for_lua(&mut one, resp3);
+                    one
+                }
+                _ => Reply::ErrorBytes(Bytes::from_static(b"ERR reply could not be read")),
+            }
+        }
+        _ => {}
+    }
 }
 
-/// A command's reply as the Lua value `redis.call` gives the script.
-pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua::Result<Value> {
+/// Pushes a command's reply, readied by [`ready_for_lua`], as the Lua value `redis.call`
+/// gives the script.
+///
+/// # Safety
+/// `l` is a running Lua state with room for one more value. Lua may raise an error here (a
+/// failed allocation, a stack overflow): nothing of this function needs dropping then.
+pub unsafe fn push_reply(l: *mut lua_State, reply: &Reply, resp3: bool, depth: usize) {
+    ffi::luaL_checkstack(l, 4, c"a reply nested too deep".as_ptr());
     if depth > MAX_DEPTH {
-        return named(lua, "err", "ERR reached lua stack limit");
+        return push_named(l, c"err", |l| push_bytes(l, b"ERR reached lua stack limit"));
     }
-    let string = |b: &[u8]| -> mlua::Result<Value> { Ok(Value::String(lua.create_string(b)?)) };
-    let array = |items: &mut dyn Iterator<Item = &Reply>, len: usize| -> mlua::Result<Value> {
-        let t = lua.create_table_with_capacity(len, 0)?;
-        for (i, item) in items.enumerate() {
-            t.raw_set(i + 1, reply_to_lua(lua, item, resp3, depth + 1)?)?;
-        }
-        Ok(Value::Table(t))
-    };
     match reply {
-        Reply::Status(s) => named(lua, "ok", lua.create_string(s)?),
-        Reply::StatusOwned(s) => named(lua, "ok", lua.create_string(s)?),
-        Reply::Error(s) => named(lua, "err", lua.create_string(error_text(s.as_bytes()))?),
-        Reply::ErrorBytes(s) => named(lua, "err", lua.create_string(error_text(s))?),
-        Reply::Int(i) => Ok(Value::Number(*i as f64)),
-        Reply::Bulk(b) => string(b),
-        Reply::Nil | Reply::NilArray => Ok(if resp3 {
-            Value::Nil
-        } else {
-            Value::Boolean(false)
-        }),
-        Reply::Array(items) => array(&mut items.iter(), items.len()),
-        Reply::Set(items) if resp3 => {
-            let set = lua.create_table_with_capacity(0, items.len())?;
+        Reply::Status(s) => push_named(l, c"ok", |l| push_bytes(l, s.as_bytes())),
+        Reply::StatusOwned(s) => push_named(l, c"ok", |l| push_bytes(l, s.as_bytes())),
+        // (Readied: the text as luaPushErrorBuff leaves it.)
+        Reply::Error(s) => push_named(l, c"err", |l| push_bytes(l, s.as_bytes())),
+        Reply::ErrorBytes(s) => push_named(l, c"err", |l| push_bytes(l, s)),
+        Reply::Int(i) => ffi::lua_pushnumber(l, *i as f64),
+        Reply::Bulk(b) => push_bytes(l, b),
+        Reply::Nil | Reply::NilArray if resp3 => ffi::lua_pushnil(l),
+        Reply::Nil | Reply::NilArray => ffi::lua_pushboolean(l, 0),
+        Reply::Array(items) => push_array(l, items.iter(), items.len(), resp3, depth),
+        Reply::Set(items) if resp3 => push_named(l, c"set", |l| {
+            ffi::lua_createtable(l, 0, table_size(items.len()));
             for item in items {
-                set.raw_set(reply_to_lua(lua, item, resp3, depth + 1)?, true)?;
+                push_reply(l, item, resp3, depth + 1);
+                ffi::lua_pushboolean(l, 1);
+                ffi::lua_rawset(l, -3);
             }
-            named(lua, "set", set)
-        }
-        Reply::Set(items) => array(&mut items.iter(), items.len()),
-        Reply::Map(pairs) | Reply::KeyedArrays(pairs) if resp3 => {
-            let map = lua.create_table_with_capacity(0, pairs.len())?;
+        }),
+        Reply::Set(items) => push_array(l, items.iter(), items.len(), resp3, depth),
+        Reply::Map(pairs) | Reply::KeyedArrays(pairs) if resp3 => push_named(l, c"map", |l| {
+            ffi::lua_createtable(l, 0, table_size(pairs.len()));
             for (k, v) in pairs {
-                map.raw_set(
-                    reply_to_lua(lua, k, resp3, depth + 1)?,
-                    reply_to_lua(lua, v, resp3, depth + 1)?,
-                )?;
+                push_reply(l, k, resp3, depth + 1);
+                push_reply(l, v, resp3, depth + 1);
+                ffi::lua_rawset(l, -3);
             }
-            named(lua, "map", map)
-        }
+        }),
         Reply::Map(pairs) | Reply::Pairs(pairs) if !resp3 => {
-            array(&mut pairs.iter().flat_map(|(k, v)| [k, v]), pairs.len() * 2)
+            let flat = pairs.iter().flat_map(|(k, v)| [k, v]);
+            push_array(l, flat, pairs.len() * 2, resp3, depth)
         }
         Reply::Pairs(pairs) | Reply::KeyedArrays(pairs) => {
-            let t = lua.create_table_with_capacity(pairs.len(), 0)?;
+            ffi::lua_createtable(l, table_size(pairs.len()), 0);
             for (i, (a, b)) in pairs.iter().enumerate() {
-                let pair = lua.create_table_with_capacity(2, 0)?;
-                pair.raw_set(1, reply_to_lua(lua, a, resp3, depth + 1)?)?;
-                pair.raw_set(2, reply_to_lua(lua, b, resp3, depth + 1)?)?;
-                t.raw_set(i + 1, pair)?;
+                ffi::lua_createtable(l, 2, 0);
+                push_reply(l, a, resp3, depth + 1);
+                ffi::lua_rawseti(l, -2, 1);
+                push_reply(l, b, resp3, depth + 1);
+                ffi::lua_rawseti(l, -2, 2);
+                ffi::lua_rawseti(l, -2, i as i64 + 1);
             }
-            Ok(Value::Table(t))
         }
         Reply::Map(_) => unreachable!("maps are handled above for both protocols"),
-        Reply::Double(d) if resp3 => named(lua, "double", *d),
-        Reply::Double(d) => string(format_double(*d).as_bytes()),
-        Reply::HumanDouble(d) if resp3 => named(lua, "double", *d),
-        Reply::HumanDouble(d) => string(format_human_double(*d).as_bytes()),
-        Reply::Bool(b) if resp3 => Ok(Value::Boolean(*b)),
-        Reply::Bool(b) => Ok(Value::Number(if *b { 1.0 } else { 0.0 })),
-        Reply::Verbatim(text) if resp3 => {
-            let v = lua.create_table_with_capacity(0, 2)?;
-            v.raw_set("format", "txt")?;
-            v.raw_set("string", lua.create_string(text)?)?;
-            named(lua, "verbatim_string", v)
+        Reply::Double(d) | Reply::HumanDouble(d) if resp3 => {
+            push_named(l, c"double", |l| ffi::lua_pushnumber(l, *d))
         }
-        Reply::Verbatim(text) => string(text),
-        Reply::BigNumber(n) if resp3 => named(lua, "big_number", lua.create_string(n)?),
-        Reply::BigNumber(n) => string(n),
-        Reply::Raw(bytes) => match crate::protocol::resp_reader::read_all(bytes) {
-            Ok(replies) if replies.len() == 1 => reply_to_lua(lua, &replies[0], resp3, depth),
-            _ => named(lua, "err", "ERR reply could not be read"),
-        },
+        // (Readied into bulk strings.)
+        Reply::Double(_) | Reply::HumanDouble(_) => ffi::lua_pushnil(l),
+        Reply::Bool(b) if resp3 => ffi::lua_pushboolean(l, *b as i32),
+        Reply::Bool(b) => ffi::lua_pushnumber(l, if *b { 1.0 } else { 0.0 }),
+        Reply::Verbatim(text) if resp3 => push_named(l, c"verbatim_string", |l| {
+            ffi::lua_createtable(l, 0, 2);
+            push_bytes(l, b"txt");
+            ffi::lua_setfield(l, -2, c"format".as_ptr());
+            push_bytes(l, text);
+            ffi::lua_setfield(l, -2, c"string".as_ptr());
+        }),
+        Reply::Verbatim(text) => push_bytes(l, text),
+        Reply::BigNumber(n) if resp3 => push_named(l, c"big_number", |l| push_bytes(l, n)),
+        Reply::BigNumber(n) => push_bytes(l, n),
+        // (Readied into the reply it holds.)
+        Reply::Raw(_) => push_named(l, c"err", |l| push_bytes(l, b"ERR reply could not be read")),
+    }
+}
+
+/// A table size hint for `lua_createtable` (an int in C).
+fn table_size(len: usize) -> i32 {
+    len.min(i32::MAX as usize) as i32
+}
+
+unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
+    ffi::lua_pushlstring(l, bytes.as_ptr().cast(), bytes.len());
+}
+
+/// A table of one field, `{name = value}`, the value pushed by `value`.
+unsafe fn push_named(l: *mut lua_State, name: &CStr, value: impl FnOnce(*mut lua_State)) {
+    ffi::lua_createtable(l, 0, 1);
+    value(l);
+    // (A new table has no metatable: this is a raw set.)
+    ffi::lua_setfield(l, -2, name.as_ptr());
+}
+
+unsafe fn push_array<'r>(
+    l: *mut lua_State,
+    items: impl Iterator<Item = &'r Reply>,
+    len: usize,
+    resp3: bool,
+    depth: usize,
+) {
+    ffi::lua_createtable(l, table_size(len), 0);
+    for (i, item) in items.enumerate() {
+        push_reply(l, item, resp3, depth + 1);
+        ffi::lua_rawseti(l, -2, i as i64 + 1);
+    }
+}
+
+/// Pushes a table of strings, `{items[1], items[2], ...}` (KEYS, ARGV).
+///
+/// # Safety
+/// As for [`push_reply`].
+pub unsafe fn push_strings(l: *mut lua_State, items: &[Bytes]) {
+    ffi::luaL_checkstack(l, 2, std::ptr::null());
+    ffi::lua_createtable(l, table_size(items.len()), 0);
+    for (i, item) in items.iter().enumerate() {
+        push_bytes(l, item);
+        ffi::lua_rawseti(l, -2, i as i64 + 1);
     }
 }
 
@@ -249,6 +329,9 @@ mod tests {
         assert_eq!(g17(0.1), b"0.10000000000000001");
         assert_eq!(g17(1e17), b"1e+17");
         assert_eq!(g17(42.0), b"42");
+        for n in [0.0, -0.0, 7.0, -7.0, 1e15, 9_007_199_254_740_991.0, 9_007_199_254_740_992.0, 1e16, -1e17, 2.5e-300] {
+            assert_eq!(g17(n), c_format(n, c"%.17g"), "{n}");
+        }
         assert_eq!(lua_number_text(3.7), "3.7");
     }
 

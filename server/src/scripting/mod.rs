@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 mod bit;
 pub mod busy;
+mod call;
 pub mod convert;
 pub mod functions;
 mod vm;
@@ -96,13 +97,11 @@ pub struct ScriptCache {
 impl ScriptCache {
     /// The script of this SHA-1 (in either case, as Redis matches it).
     pub fn get(&self, sha: &[u8]) -> Option<Arc<Script>> {
-        let sha = std::str::from_utf8(sha).ok()?;
-        let scripts = self.scripts.read().expect("scripts lock");
-        if sha.bytes().any(|c| c.is_ascii_uppercase()) {
-            scripts.get(&sha.to_ascii_lowercase()).cloned()
-        } else {
-            scripts.get(sha).cloned()
-        }
+        // Every cached name is 40 lower-case hex digits; EVALSHA asks with either case.
+        let name: &[u8; 40] = sha.try_into().ok()?;
+        let lower = name.map(|c| c.to_ascii_lowercase());
+        let sha = std::str::from_utf8(&lower).ok()?;
+        self.scripts.read().expect("scripts lock").get(sha).cloned()
     }
 
     pub fn insert(&self, script: Arc<Script>) {

@@ -40,11 +40,13 @@ pub trait Host {
 
 /// The interpreter's share of a run, reached by the Rust functions the `redis` table calls.
 #[derive(Default)]
-struct RunState {
+pub(super) struct RunState {
     /// The host lent for the current run (None between runs: `redis.call` then fails).
-    host: Cell<Option<*mut (dyn Host + 'static)>>,
+    pub(super) host: Cell<Option<*mut (dyn Host + 'static)>>,
     /// The protocol `redis.call` replies are converted from (`redis.setresp`).
-    resp3: Cell<bool>,
+    pub(super) resp3: Cell<bool>,
+    /// The reply of the last `redis.call`, kept here while it is pushed (see call.rs).
+    parked: std::cell::UnsafeCell<Option<Reply>>,
     /// Redis's rand48 state for `math.random`.
     rand48: Cell<u64>,
     /// The Lua value of an error raised from Rust (see [`RunState::raise`]).
@@ -60,7 +62,7 @@ struct RunState {
     /// error passes through them.
     kill_flag: std::cell::RefCell<Option<Table>>,
     /// Whether `kill_flag` is set (so that a run's end clears it only then).
-    killed: Cell<bool>,
+    pub(super) killed: Cell<bool>,
 }
 
 /// The Lua libraries bundled with Redis that are written in Lua here.
@@ -157,7 +159,9 @@ impl Vm {
                 .call(ieee.clone())?;
             globals.raw_set(name, lib)?;
         }
-        let core = core_table(&lua, &run_state)?;
+        let kill_flag = lua.create_table()?;
+        *run_state.kill_flag.borrow_mut() = Some(kill_flag.clone());
+        let core = core_table(&lua, &run_state, &kill_flag)?;
         globals.raw_set("bit", bit_library(&lua, &run_state)?)?;
         let readonly = [
             "string",
@@ -171,8 +175,6 @@ impl Vm {
             "coroutine",
         ];
         let register_function = register_function(&lua, &run_state)?;
-        let kill_flag = lua.create_table()?;
-        *run_state.kill_flag.borrow_mut() = Some(kill_flag.clone());
         let (runner, library_env, library_loaded): (Function, Function, Function) = lua
             .load(PRELUDE)
             .set_name("=warp")
@@ -225,29 +227,26 @@ impl Vm {
         self.lua.used_memory() as i64
     }
 
-    /// Runs the compiled script `sha` with KEYS and ARGV set as globals (EVAL), its commands
-    /// going to `host`; the reply is the script's value in the caller's terms, or Redis's
-    /// error for a script that failed (with the script's name and line).
+    /// Runs the script `sha` (compiling `body` the first time this interpreter sees it) with
+    /// KEYS and ARGV set as globals (EVAL), its commands going to `host`; the reply is the
+    /// script's value in the caller's terms, or Redis's error for a script that failed (with
+    /// the script's name and line).
     pub fn eval(
         &mut self,
         sha: &str,
+        body: &[u8],
         keys: &[Bytes],
         argv: &[Bytes],
         host: &mut dyn Host,
     ) -> Reply {
-        let Some(f) = self.compiled.get(sha).cloned() else {
-            return Reply::err("NOSCRIPT No matching script. Please use EVAL.");
+        let f = match self.compiled.get(sha) {
+            Some(f) => f.clone(),
+            None => match self.compile(sha, body) {
+                Ok(()) => self.compiled[sha].clone(),
+                Err(e) => return e,
+            },
         };
-        let set = (|| -> mlua::Result<()> {
-            let globals = self.lua.globals();
-            globals.raw_set("KEYS", self.array(keys)?)?;
-            globals.raw_set("ARGV", self.array(argv)?)?;
-            Ok(())
-        })();
-        if let Err(e) = set {
-            return Reply::err(format!("ERR {}", lua_message(&e)));
-        }
-        self.run(sha, &f, None, host)
+        self.run(sha, &f, Inputs::Globals(keys, argv), host)
     }
 
     /// Loads a library's code (after its shebang) and answers the functions it registered,
@@ -339,33 +338,15 @@ impl Vm {
         let Some(f) = self.functions.get(name).cloned() else {
             return Reply::err("ERR Function not found");
         };
-        let tables = self.array(keys).and_then(|k| Ok((k, self.array(args)?)));
-        match tables {
-            Ok(tables) => self.run(name, &f, Some(tables), host),
-            Err(e) => Reply::err(format!("ERR {}", lua_message(&e))),
-        }
-    }
-
-    fn array(&self, items: &[Bytes]) -> mlua::Result<Table> {
-        let t = self.lua.create_table_with_capacity(items.len(), 0)?;
-        for (i, item) in items.iter().enumerate() {
-            t.raw_set(i + 1, self.lua.create_string(item)?)?;
-        }
-        Ok(t)
+        self.run(name, &f, Inputs::Parameters(keys, args), host)
     }
 
     /// Runs `f` through the prelude's runner with `host` lent for the run.
-    fn run(
-        &mut self,
-        name: &str,
-        f: &Function,
-        keys_args: Option<(Table, Table)>,
-        host: &mut dyn Host,
-    ) -> Reply {
+    fn run(&mut self, name: &str, f: &Function, inputs: Inputs, host: &mut dyn Host) -> Reply {
         self.run_state.started.set(Some(std::time::Instant::now()));
         {
             let mut label = self.run_state.label.borrow_mut();
-            label.0 = keys_args.is_some();
+            label.0 = matches!(inputs, Inputs::Parameters(..));
             label.1.clear();
             label.1.push_str(name);
         }
@@ -384,9 +365,30 @@ impl Vm {
             }
         }
         let _clear = Clear(&self.run_state);
-        let outcome = match keys_args {
-            None => self.runner.call::<(bool, Value)>(f.clone()),
-            Some((k, a)) => self.runner.call::<(bool, Value)>((f.clone(), k, a)),
+        // One protected call from Rust for the whole run: the tables of keys and arguments are
+        // pushed as the runner is called (through mlua, each would be a protected call of its
+        // own). The runner catches the script's errors; `exec_raw` catches Lua's (a failed
+        // allocation while pushing).
+        // SAFETY: the stack holds the runner and `f` (exec_raw's arguments); the closure pushes
+        // only borrowed bytes and calls the runner, which leaves its two results.
+        let outcome = unsafe {
+            self.lua
+                .exec_raw::<(bool, Value)>((&self.runner, f), |l| match inputs {
+                    Inputs::Globals(keys, argv) => {
+                        for (name, items) in [(c"KEYS", keys), (c"ARGV", argv)] {
+                            mlua::ffi::lua_pushstring(l, name.as_ptr());
+                            convert::push_strings(l, items);
+                            // (Raw: the prelude made the globals read-only for scripts.)
+                            mlua::ffi::lua_rawset(l, mlua::ffi::LUA_GLOBALSINDEX);
+                        }
+                        mlua::ffi::lua_call(l, 1, 2);
+                    }
+                    Inputs::Parameters(keys, args) => {
+                        convert::push_strings(l, keys);
+                        convert::push_strings(l, args);
+                        mlua::ffi::lua_call(l, 3, 2);
+                    }
+                })
         };
         self.run_state.end_run(&self.busy);
         let resp3 = self.run_state.resp3.get();
@@ -408,6 +410,14 @@ impl Vm {
         }
         reply
     }
+}
+
+/// What a run gives its script or function.
+enum Inputs<'a> {
+    /// EVAL: KEYS and ARGV as globals.
+    Globals(&'a [Bytes], &'a [Bytes]),
+    /// FCALL: the keys and the arguments as the function's two parameters.
+    Parameters(&'a [Bytes], &'a [Bytes]),
 }
 
 /// The message of a Lua error, without mlua's own prefixes.
@@ -566,39 +576,21 @@ fn script_error(name: &str, err: &Value) -> Reply {
 /// `bit`, in Rust: a Lua function in their place would lose the script's own frame when a
 /// script tail-calls it (`return redis.call(...)`), and with it the line Redis reports. The
 /// prelude adds the rest of the table.
-fn core_table(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Table> {
+fn core_table(lua: &Lua, state: &Rc<RunState>, kill_flag: &Table) -> mlua::Result<Table> {
     let core = lua.create_table()?;
-    for (name, raise) in [("call", true), ("pcall", false)] {
-        let st = state.clone();
-        core.raw_set(
-            name,
-            lua.create_function(move |lua, args: MultiValue| {
-                let mut stop = false;
-                let reply = match command_args(args) {
-                    Err(msg) => Reply::err(format!("ERR {msg}")),
-                    // SAFETY: see `Vm::run`: set only while the host is borrowed for it.
-                    Ok(argv) => match st.host.get() {
-                        Some(host) => unsafe {
-                            let reply = (*host).call(argv);
-                            stop = (*host).must_stop();
-                            reply
-                        },
-                        None => Reply::err(
-                            "ERR redis.call/pcall can only be called inside a script invocation",
-                        ),
-                    },
-                };
-                let value = convert::reply_to_lua(lua, &reply, st.resp3.get(), 0)?;
-                if stop {
-                    st.set_killed()?;
-                    return Err(st.raise(value));
-                }
-                if raise && reply.is_error() {
-                    return Err(st.raise(value));
-                }
-                Ok(value)
-            })?,
-        )?;
+    let calls: [(&str, mlua::ffi::lua_CFunction); 2] =
+        [("call", super::call::redis_call), ("pcall", super::call::redis_pcall)];
+    for (name, f) in calls {
+        // SAFETY: a C closure over the run state, which the `Vm` keeps alive as long as its
+        // interpreter, and the kill flag table (see call.rs for the functions' own rules).
+        let function: Function = unsafe {
+            lua.exec_raw(kill_flag.clone(), |l| {
+                mlua::ffi::lua_pushlightuserdata(l, Rc::as_ptr(state) as *mut std::ffi::c_void);
+                mlua::ffi::lua_insert(l, -2);
+                mlua::ffi::lua_pushcclosure(l, f, 2);
+            })?
+        };
+        core.raw_set(name, function)?;
     }
     let st = state.clone();
     core.raw_set(
@@ -839,6 +831,17 @@ fn lua_string(v: &Value) -> Option<Vec<u8>> {
 const PENDING: &str = "redis error pending";
 
 impl RunState {
+    pub(super) fn park_reply(&self, reply: Reply) {
+        // SAFETY: only `redis.call` reaches the parked reply, on this thread, and no reference
+        // to it outlives the call that parked it.
+        unsafe { *self.parked.get() = Some(reply) }
+    }
+
+    pub(super) fn parked_reply(&self) -> &Reply {
+        // SAFETY: as for `park_reply`.
+        unsafe { (*self.parked.get()).as_ref().unwrap_or(&Reply::Nil) }
+    }
+
     /// The hook's check of a running script's time: past the threshold the server is busy
     /// (other clients get -BUSY); a script SCRIPT KILL or FUNCTION KILL marked stops here.
     fn check_busy(&self, lua: &Lua, busy: &Arc<Busy>) -> mlua::Result<()> {
@@ -888,6 +891,8 @@ impl RunState {
     /// The run ended: the server is no longer busy with it.
     fn end_run(&self, busy: &Busy) {
         self.started.set(None);
+        // SAFETY: as for `park_reply`: the run is over.
+        unsafe { *self.parked.get() = None }
         if let Some(run) = self.slow.borrow_mut().take() {
             busy.unregister(&run);
         }
