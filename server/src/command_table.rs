@@ -570,7 +570,10 @@ pub fn subcommand_facts_at(index: usize, args: &[Bytes]) -> Option<Option<(i32, 
         TABLE
             .iter()
             .map(|spec| {
-                let probe = [Bytes::from_static(spec.name.as_bytes()), Bytes::from_static(b"help")];
+                let probe = [
+                    Bytes::from_static(spec.name.as_bytes()),
+                    Bytes::from_static(b"help"),
+                ];
                 subcommand_facts(&probe).is_some()
             })
             .collect()

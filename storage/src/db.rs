@@ -15,7 +15,7 @@ use crate::slot_index::SlotIndex;
 use crate::value::Value;
 use crate::watch::{WatchFlag, Watchers};
 
-/// What [`Db::copy_of`] keeps of a key: its value, expiry (0: none) and access field.
+/// What [`Db::undo_copy_of`] keeps of a key: its value, expiry (0: none) and access field.
 pub type KeyCopy = (Value, u64, u32);
 
 /// A key's slot in the table. Its expiry, when it has one, is kept beside the table (as Redis
@@ -694,14 +694,24 @@ impl Db {
     }
 
     /// A copy of what `key` holds (its value, expiry and access field), expired or not, to
-    /// put back with [`Db::restore_copy`]; None when absent. A running script keeps such copies
-    /// of the keys it writes, to undo its writes when it must start again.
-    pub fn copy_of(&self, key: &[u8]) -> Option<KeyCopy> {
-        let entry = self.map.get(key)?;
-        Some((entry.value.clone(), self.expire_at(key), entry.last_access))
+    /// put back with [`Db::restore_copy`]: a running script keeps such copies of the keys it
+    /// writes, to undo its writes when it must start again. Some(None) when the key is absent,
+    /// None when its value is too large to copy cheaply (`Value::is_cheap_to_copy`).
+    pub fn undo_copy_of(&self, key: &[u8]) -> Option<Option<KeyCopy>> {
+        let Some(entry) = self.map.get(key) else {
+            return Some(None);
+        };
+        if !entry.value.is_cheap_to_copy() {
+            return None;
+        }
+        Some(Some((
+            entry.value.clone(),
+            self.expire_at(key),
+            entry.last_access,
+        )))
     }
 
-    /// Puts back what [`Db::copy_of`] copied (None: the key was absent).
+    /// Puts back what [`Db::undo_copy_of`] copied (None: the key was absent).
     pub fn restore_copy(&mut self, key: &[u8], copy: Option<KeyCopy>) {
         self.take(key);
         if let Some((value, expire_at, last_access)) = copy {

@@ -604,12 +604,12 @@ impl Host for ScriptHost<'_, '_> {
             return self.reach_beyond();
         }
         let reply = match spec.run {
-            Run::Keyed(f) => self.keyed(index, &args, |ctx, args| {
+            Run::Keyed(f) => self.keyed(index, args, |ctx, args| {
                 step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args))
             }),
             // Redis refuses blocking commands in scripts (they are `noscript`); one that is
             // not answers what it would on a timeout, as inside MULTI.
-            Run::Blocking(f) => self.keyed(index, &args, |ctx, args| {
+            Run::Blocking(f) => self.keyed(index, args, |ctx, args| {
                 match step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args)) {
                     Attempt::Done(reply) => reply,
                     Attempt::Block(_) if spec.nil_bulk_if_cannot_block => Reply::Nil,
@@ -731,22 +731,26 @@ impl ScriptHost<'_, '_> {
     fn keyed(
         &mut self,
         index: usize,
-        args: &[Bytes],
+        args: Vec<Bytes>,
         run: impl FnOnce(&mut KeyCtx, &[Bytes]) -> Reply,
     ) -> Reply {
-        if self.held.is_some() && !self.within_reach(index, args) {
+        if self.held.is_some() && !self.within_reach(index, &args) {
             return self.reach_beyond();
         }
-        self.show_to_monitors(index, args);
-        let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
-        let mut ctx = KeyCtx::new(Shards::Many(shards), self.server, self.db, self.now_ms);
+        self.show_to_monitors(index, &args);
+        // One shard held: every key is on it (checked above, or the server has one shard).
+        let shards = match &mut self.shards[..] {
+            [one] => Shards::One(one),
+            many => Shards::Many(many.iter_mut().map(|g| &mut **g).collect()),
+        };
+        let mut ctx = KeyCtx::new(shards, self.server, self.db, self.now_ms);
         ctx.set_caller(self.caller);
         ctx.from_script = true;
         ctx.captured = self.captured.take();
-        let reply = run(&mut ctx, args);
+        let reply = run(&mut ctx, &args);
         self.captured = ctx.captured.take();
         if TABLE[index].is_write() && !reply.is_error() {
-            self.writes.push((index, self.db, args.to_vec()));
+            self.writes.push((index, self.db, args));
         }
         reply
     }
@@ -757,24 +761,24 @@ impl ScriptHost<'_, '_> {
     fn within_reach(&mut self, index: usize, args: &[Bytes]) -> bool {
         let spec = &TABLE[index];
         let held = self.held.as_ref().expect("declared mode");
-        let positions = spec.key_positions(args);
-        let shards: Vec<usize> = positions
-            .iter()
-            .map(|&p| self.server.route(&args[p]))
-            .collect();
-        if !shards.iter().all(|s| held.contains(s)) {
-            return false;
-        }
+        let server = self.server;
+        let held_shard = |key: &[u8]| Some(server.route(key)).filter(|s| held.contains(s));
         if !spec.is_write() {
-            return true;
+            return spec
+                .key_positions_iter(args)
+                .all(|p| held_shard(&args[p]).is_some());
         }
         if spec.other_db.is_some() {
             // MOVE, COPY ... DB: a write to another database, not copied here.
             return false;
         }
         let journal = self.journal.as_mut().expect("declared mode");
-        for (&p, &shard) in positions.iter().zip(&shards) {
+        for p in spec.key_positions_iter(args) {
             let key = &args[p];
+            let Some(shard) = held_shard(key) else {
+                // (The copies taken so far put back what is there: harmless.)
+                return false;
+            };
             if journal
                 .iter()
                 .any(|u| u.shard == shard && u.db == self.db && u.key == key)
@@ -786,11 +790,9 @@ impl ScriptHost<'_, '_> {
                 .iter()
                 .find(|g| g.id == shard)
                 .expect("held shard is locked");
-            let db = &guard.dbs[self.db];
-            if db.peek_value(key).is_some_and(|v| !v.is_cheap_to_copy()) {
+            let Some(copy) = guard.dbs[self.db].undo_copy_of(key) else {
                 return false;
-            }
-            let copy = db.copy_of(key);
+            };
             journal.push(Undo {
                 shard,
                 db: self.db,

@@ -100,8 +100,26 @@ impl ScriptCache {
         // Every cached name is 40 lower-case hex digits; EVALSHA asks with either case.
         let name: &[u8; 40] = sha.try_into().ok()?;
         let lower = name.map(|c| c.to_ascii_lowercase());
-        let sha = std::str::from_utf8(&lower).ok()?;
-        self.scripts.read().expect("scripts lock").get(sha).cloned()
+        let generation = self.generation();
+        let me = self as *const ScriptCache as usize;
+        SEEN.with_borrow_mut(|seen| {
+            if (seen.cache, seen.generation) != (me, generation) {
+                seen.scripts.clear();
+                (seen.cache, seen.generation) = (me, generation);
+            }
+            if let Some(script) = seen.scripts.get(&lower) {
+                return Some(script.clone());
+            }
+            let sha = std::str::from_utf8(&lower).ok()?;
+            let script = self
+                .scripts
+                .read()
+                .expect("scripts lock")
+                .get(sha)
+                .cloned()?;
+            seen.scripts.insert(lower, script.clone());
+            Some(script)
+        })
     }
 
     pub fn insert(&self, script: Arc<Script>) {
@@ -148,6 +166,21 @@ impl ScriptCache {
         self.bytes.store(0, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+/// The scripts this thread looked up, for the cache (by address) and generation they came
+/// from: an EVALSHA's lookup without the shared lock, whose cache line would otherwise bounce
+/// between the workers on every call. Scripts leave the cache only all at once (SCRIPT FLUSH,
+/// a new generation), so a copy is right as long as its generation is current.
+#[derive(Default)]
+struct SeenScripts {
+    cache: usize,
+    generation: u64,
+    scripts: ahash::HashMap<[u8; 40], Arc<Script>>,
+}
+
+thread_local! {
+    static SEEN: RefCell<SeenScripts> = RefCell::default();
 }
 
 /// A script (by SHA-1) or a function (by name).

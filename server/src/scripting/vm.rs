@@ -578,8 +578,10 @@ fn script_error(name: &str, err: &Value) -> Reply {
 /// prelude adds the rest of the table.
 fn core_table(lua: &Lua, state: &Rc<RunState>, kill_flag: &Table) -> mlua::Result<Table> {
     let core = lua.create_table()?;
-    let calls: [(&str, mlua::ffi::lua_CFunction); 2] =
-        [("call", super::call::redis_call), ("pcall", super::call::redis_pcall)];
+    let calls: [(&str, mlua::ffi::lua_CFunction); 2] = [
+        ("call", super::call::redis_call),
+        ("pcall", super::call::redis_pcall),
+    ];
     for (name, f) in calls {
         // SAFETY: a C closure over the run state, which the `Vm` keeps alive as long as its
         // interpreter, and the kill flag table (see call.rs for the functions' own rules).
