@@ -10,11 +10,20 @@ use warpengine_tests::warpengine_binary;
 
 #[test]
 fn icount_counts_instructions_per_request() {
+    icount_runs("get");
+}
+
+#[test]
+fn icount_counts_instructions_per_script_call() {
+    icount_runs("evalsha");
+}
+
+fn icount_runs(test: &str) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let out = Command::new("bash")
         .arg(format!("{root}/bench/icount.sh"))
         .arg(warpengine_binary())
-        .args(["get", "300"])
+        .args([test, "300"])
         .output()
         .expect("run bench/icount.sh");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -17,6 +17,7 @@ pub mod busy;
 mod call;
 pub mod convert;
 pub mod functions;
+mod tonumber;
 mod vm;
 
 pub use vm::{Host, Vm};

@@ -134,6 +134,10 @@ impl Vm {
         )?;
         run_state.rand48.set(seed48(crate::server_state::unix_ms()));
         let globals = lua.globals();
+        // SAFETY: lbaselib's tonumber with a fast path, written against the C API (see there).
+        globals.raw_set("tonumber", unsafe {
+            lua.create_c_function(super::tonumber::tonumber)?
+        })?;
         // Of `os`, only the clock (what Redis 7.2 keeps).
         let os: Table = globals.raw_get("os")?;
         let clock: Function = os.raw_get("clock")?;
