@@ -33,7 +33,11 @@ phases=(
   "hset|-r 100000 -t hset"
   "zadd|-r 100000 -t zadd"
   "mix|-r 100000 -t set,get,incr,lpush"
+  "evalsha|-r 1000 EVALSHA @sha 1 counter:__rand_int__ 1"
 )
+# EVALSHA's script: bench/scripting.sh's read-modify-write (a GET and a SET through redis.call),
+# on counters of its own (the other phases' values are not numbers).
+script='local v = tonumber(redis.call("get", KEYS[1]) or "0") + tonumber(ARGV[1]) redis.call("set", KEYS[1], v) return v'
 
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -42,11 +46,13 @@ valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "$bin" --port "$port" -
 vpid=$!
 trap 'kill "$vpid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
+sha=$(redis-cli -p "$port" SCRIPT LOAD "$script")
 
 declare -A counted
 for phase in "${phases[@]}"; do
   name=${phase%%|*}
   read -r -a bench_args <<<"${phase#*|}"
+  bench_args=("${bench_args[@]/@sha/$sha}")
   requests=$n
   # A mixed phase runs each of its tests n times.
   if [ "${bench_args[2]}" = -t ]; then

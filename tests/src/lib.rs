@@ -340,6 +340,8 @@ impl RawConn {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                // A signal to the test process (a child's exit) interrupts the read: retry.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => panic!("read failed: {e}"),
             }
         }
@@ -353,6 +355,7 @@ impl RawConn {
             }
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => return None,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use warpengine_tests::{encode_command, info_field, redis_cli, start_warpengine, RawConn, Resp};
 
-/// Connections enough to land on both workers of a two-worker server.
+/// Readers per test: connections enough to land on both workers of a two-worker server most of
+/// the time (see [`readers_with_a_copy`] for where it must be every time).
 const READERS: usize = 4;
 
 fn copy_hits(c: &mut RawConn) -> u64 {
@@ -28,6 +29,27 @@ fn all_read(readers: &mut [RawConn], key: &str, expected: &Resp, what: &str) {
     }
 }
 
+/// Readers of a replicated `key` (holding `expected`): READERS connections, and more until one
+/// of them is on a worker that does not own the key (its GET answered from a copy). The kernel
+/// deals connections to the workers' listeners (SO_REUSEPORT) by a hash, not in turn, so four
+/// connections all land on the owner's worker one time in sixteen.
+fn readers_with_a_copy(admin: &mut RawConn, port: u16, key: &str, expected: &Resp) -> Vec<RawConn> {
+    let mut readers = Vec::new();
+    let mut copied = false;
+    while readers.len() < READERS || !copied {
+        assert!(
+            readers.len() < 64,
+            "no connection landed on a worker without the key"
+        );
+        let mut c = RawConn::connect(port);
+        let before = copy_hits(admin);
+        assert_eq!(&c.call(&["GET", key]), expected);
+        copied |= copy_hits(admin) > before;
+        readers.push(c);
+    }
+    readers
+}
+
 fn bulk(s: &str) -> Resp {
     Resp::Bulk(s.as_bytes().to_vec())
 }
@@ -36,11 +58,9 @@ fn bulk(s: &str) -> Resp {
 fn copies_follow_every_kind_of_write() {
     let server = start_warpengine(&["--threads", "2"]);
     let mut admin = RawConn::connect(server.port);
-    let mut readers: Vec<RawConn> = (0..READERS)
-        .map(|_| RawConn::connect(server.port))
-        .collect();
     assert_eq!(admin.call(&["SET", "hot", "v1"]), Resp::Simple("OK".into()));
     assert_eq!(admin.call(&["GRAVITY", "REPLICATE", "hot"]), Resp::Int(1));
+    let mut readers = readers_with_a_copy(&mut admin, server.port, "hot", &bulk("v1"));
     assert_eq!(admin.call(&["GRAVITY", "REPLICATE", "hot"]), Resp::Int(0));
     let listed = admin.call(&["GRAVITY", "LIST"]);
     let Resp::Array(rows) = &listed else {
@@ -312,6 +332,20 @@ fn auto_replicates_a_hot_read_key_and_not_a_hot_written_one() {
     let mut admin = RawConn::connect(port);
     admin.call(&["SET", "read-hot", "v"]);
     admin.call(&["SET", "write-hot", "0"]);
+    // Readers of read-hot, one at least on the worker that does not own it (found while it is
+    // replicated by hand for a moment), and a writer of write-hot.
+    admin.call(&["GRAVITY", "REPLICATE", "read-hot"]);
+    let mut conns: Vec<(RawConn, &str, bool)> =
+        readers_with_a_copy(&mut admin, port, "read-hot", &bulk("v"))
+            .into_iter()
+            .map(|c| (c, "read-hot", false))
+            .collect();
+    conns.push((RawConn::connect(port), "write-hot", true));
+    assert_eq!(
+        admin.call(&["GRAVITY", "UNREPLICATE", "read-hot"]),
+        Resp::Int(1)
+    );
+    let probed = copy_hits(&mut admin);
     assert_eq!(
         admin.call(&["GRAVITY", "REPLICATE", "AUTO", "MINRATE", "200"]),
         Resp::Simple("OK".into())
@@ -319,17 +353,9 @@ fn auto_replicates_a_hot_read_key_and_not_a_hot_written_one() {
     assert_eq!(info_field(&mut admin, "physics", "gravity_auto"), "200");
     let stop = Arc::new(AtomicBool::new(false));
     let mut load = Vec::new();
-    // Readers on connections of both workers (they are dealt out in turn).
-    let loads = [
-        ("read-hot", false),
-        ("read-hot", false),
-        ("write-hot", true),
-        ("read-hot", false),
-    ];
-    for (key, write) in loads {
+    for (mut c, key, write) in conns {
         let stop = stop.clone();
         load.push(thread::spawn(move || {
-            let mut c = RawConn::connect(port);
             while !stop.load(Ordering::Relaxed) {
                 let mut batch = Vec::new();
                 for _ in 0..20 {
@@ -398,7 +424,10 @@ fn auto_replicates_a_hot_read_key_and_not_a_hot_written_one() {
     for t in load {
         t.join().unwrap();
     }
-    assert!(copy_hits(&mut admin) > 0);
+    assert!(
+        copy_hits(&mut admin) > probed,
+        "AUTO's copies were never read"
+    );
     // A key named by hand stays when AUTO ends; AUTO's go.
     admin.call(&["GRAVITY", "REPLICATE", "by-hand"]);
     assert_eq!(
