@@ -153,3 +153,29 @@ fn used_memory_follows_the_resident_size() {
         }
     }
 }
+
+/// A long pipeline leaves little behind: a connection's room for its batches and reply lists
+/// shrinks back after the read (memory `maxmemory` counts; before, a connection kept ~80 bytes per
+/// command of its largest pipeline, per worker, for good: 350 KB after this one).
+#[test]
+fn a_long_pipeline_leaves_little_behind() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["PING"]);
+    let before = used_memory(&mut admin);
+    let n = 10_000;
+    let mut pipeline = Vec::new();
+    for i in 0..n {
+        pipeline.extend(encode_command(&[b"GET", format!("k:{i:04}").as_bytes()]));
+    }
+    c.send(&pipeline);
+    for _ in 0..n {
+        c.read_reply().expect("a reply");
+    }
+    let grown = used_memory(&mut admin) - before;
+    assert!(
+        grown < 200_000,
+        "{grown} bytes kept after a {n}-command pipeline"
+    );
+}

@@ -549,6 +549,13 @@ impl Pipeline {
         self.emit.clear();
         self.resp3.clear();
         self.commands.clear();
+        if self.replies.capacity() > fabric::KEPT_ROOM {
+            let room = fabric::KEPT_ROOM;
+            self.replies.shrink_to(room);
+            self.emit.shrink_to(room);
+            self.resp3.shrink_to(room);
+            self.commands.shrink_to(room);
+        }
     }
 
     /// Tries a blocked command again; the reply once it has been served.
