@@ -865,3 +865,102 @@ fn monitor_shows_a_script_and_its_commands_as_redis_does() {
     );
     assert!(lines[2].ends_with("[0 lua] \"get\" \"mk\""), "{lines:?}");
 }
+
+/// Pipelined scripts that run where the connection is (EVAL; EVALSHA of two shards' keys) wait
+/// for the ones after them and run together under one set of locks. In one pipeline, mixed
+/// with plain commands, scripts on two shards and scripts that reach a key they did not declare
+/// (which start again with every shard locked, and so do the scripts after them), every reply
+/// is what running the commands one by one gives, while another client's pipelines of the same
+/// kind run on the same keys' shards.
+#[test]
+fn pipelined_scripts_run_in_order_as_one_group() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let port = server.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    // The other client: its own counters on the same two shards, in pipelines of scripts.
+    let noise = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut c = RawConn::connect(port);
+            let script = "return redis.call('incr', KEYS[1]) + redis.call('incr', KEYS[2])";
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..32 {
+                    c.send_command(&[b"EVAL", script.as_bytes(), b"2", b"{a}noise", b"{b}noise"]);
+                }
+                for _ in 0..32 {
+                    assert!(matches!(
+                        Resp::parse(&c.read_reply().expect("reply")),
+                        Resp::Int(_)
+                    ));
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    let mut c = RawConn::connect(port);
+    let incr = "return redis.call('incr', KEYS[1])";
+    let both = "return redis.call('incr', KEYS[1]) * 1000 + redis.call('incr', KEYS[2])";
+    let undeclared = "return redis.call('incr', '{b}undeclared:' .. ARGV[1])";
+    let sha_both = load(&mut c, both);
+    let mut model = std::collections::HashMap::<String, i64>::new();
+    let bump = |model: &mut std::collections::HashMap<String, i64>, key: &str| {
+        let v = model.entry(key.to_string()).or_insert(0);
+        *v += 1;
+        *v
+    };
+    for round in 0..5 {
+        let mut expected = Vec::new();
+        for i in 0..150 {
+            // Groups of scripts between plain commands: [EVAL {a}, EVAL reaching {b}
+            // undeclared, EVAL {a}], then GET, then [EVALSHA of {a} and {b}], then INCR.
+            match i % 6 {
+                0 | 2 => {
+                    c.send_command(&[b"EVAL", incr.as_bytes(), b"1", b"{a}count"]);
+                    expected.push(Resp::Int(bump(&mut model, "{a}count")));
+                }
+                1 => {
+                    let n = (round * 150 + i).to_string();
+                    c.send_command(&[b"EVAL", undeclared.as_bytes(), b"0", n.as_bytes()]);
+                    let key = format!("{{b}}undeclared:{n}");
+                    expected.push(Resp::Int(bump(&mut model, &key)));
+                }
+                3 => {
+                    c.send_command(&[b"GET", b"{a}count"]);
+                    let now = model["{a}count"];
+                    expected.push(Resp::Bulk(now.to_string().into_bytes()));
+                }
+                4 => {
+                    c.send_command(&[
+                        b"EVALSHA",
+                        sha_both.as_bytes(),
+                        b"2",
+                        b"{a}count",
+                        b"{b}count",
+                    ]);
+                    let a = bump(&mut model, "{a}count");
+                    expected.push(Resp::Int(a * 1000 + bump(&mut model, "{b}count")));
+                }
+                _ => {
+                    c.send_command(&[b"INCR", b"{b}count"]);
+                    expected.push(Resp::Int(bump(&mut model, "{b}count")));
+                }
+            }
+        }
+        for (i, want) in expected.iter().enumerate() {
+            let got = Resp::parse(&c.read_reply().expect("reply"));
+            assert_eq!(&got, want, "round {round}, command {i}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(noise.join().expect("noise client") > 0);
+    // ({a} and {b} live on different shards of two: the undeclared key was beyond its group.)
+    let reruns = warpengine_tests::info_field(&mut c, "stats", "script_reruns");
+    assert_eq!(
+        reruns, "1",
+        "the undeclared-key script started again once, then ran broad"
+    );
+    let noise_a = c.call(&["GET", "{a}noise"]).int();
+    assert_eq!(noise_a, c.call(&["GET", "{b}noise"]).int());
+}

@@ -152,6 +152,8 @@ pub struct Pipeline {
     me: usize,
     /// Consecutive cross-shard commands of this read, to run under one set of locks.
     cross_shard: Vec<CrossShard>,
+    /// Consecutive scripts of this read that run where the connection is, likewise.
+    scripts: Vec<script::WaitingScript>,
     replies: Vec<Option<Reply>>,
     emit: Vec<bool>,
     /// The protocol each reply is encoded in: the one in force when its command ran.
@@ -200,6 +202,7 @@ impl Pipeline {
         Pipeline {
             me,
             cross_shard: Vec::new(),
+            scripts: Vec::new(),
             replies: Vec::new(),
             emit: Vec::new(),
             resp3: Vec::new(),
@@ -368,7 +371,7 @@ impl Pipeline {
                             self.queue_for(server, conn, slot, index, owner, logged, args)
                         }
                         _ => {
-                            self.run_script(server, conn, slot, index, kind, &args)
+                            self.queue_script(server, conn, slot, index, kind, args)
                                 .await
                         }
                     }
@@ -589,8 +592,10 @@ impl Pipeline {
     /// then the remote replies are collected.
     async fn flush(&mut self, server: &Arc<Server>, conn: &mut ConnState) {
         let caller = conn.caller();
-        // Cross-shard commands wait only while nothing is queued after them.
+        // Cross-shard commands and scripts wait only while nothing is queued after them (and
+        // only one of the two kinds waits at a time: each runs the other's group first).
         self.run_cross_shard_group(server, caller);
+        self.run_script_group(server, conn);
         if self.queued == 0 {
             return;
         }

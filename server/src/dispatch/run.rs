@@ -92,6 +92,7 @@ impl Pipeline {
             || conn.tracking.is_some()
             || self.script_queued
             || !self.cross_shard.is_empty()
+            || !self.scripts.is_empty()
             || self.batches[owner]
                 .as_ref()
                 .is_none_or(|b| b.items.iter().any(|i| i.names(conn.db, &args[1])))
@@ -118,16 +119,19 @@ impl Pipeline {
     pub(super) fn queue_for(
         &mut self,
         server: &Arc<Server>,
-        conn: &ConnState,
+        conn: &mut ConnState,
         slot: usize,
         index: usize,
         owner: usize,
         logged: bool,
         args: Vec<Bytes>,
     ) {
+        // The waiting cross-shard commands or scripts came first.
         if !self.cross_shard.is_empty() {
-            // The waiting cross-shard commands came first.
             self.run_cross_shard_group(server, conn.caller());
+        }
+        if !self.scripts.is_empty() {
+            self.run_script_group(server, conn);
         }
         if logged {
             self.mark_written(owner);
@@ -155,8 +159,9 @@ impl Pipeline {
         args: Vec<Bytes>,
     ) {
         if self.cross_shard.is_empty() {
-            // What was queued before the group runs first; nothing is queued while a group
-            // waits (a single-shard command runs the group before it queues).
+            // What was queued before the group runs first (waiting scripts too); nothing is
+            // queued while a group waits (a single-shard command runs the group before it
+            // queues).
             self.flush(server, conn).await;
         }
         bump(&server.worker_stats[self.me].cross_shard_commands, 1);

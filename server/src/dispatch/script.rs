@@ -61,28 +61,90 @@ fn numkeys(args: &[Bytes]) -> Result<usize, Reply> {
     Ok(n as usize)
 }
 
+/// Scripts of one read that wait to run together ([`Pipeline::queue_script`]) take the locks
+/// once for at most this many (the shards stay locked while they all run).
+const SCRIPT_GROUP: usize = 64;
+
+/// A script of this read waiting for the ones after it ([`Pipeline::queue_script`]), with
+/// what it runs under as of its place in the read.
+pub(super) struct WaitingScript {
+    slot: usize,
+    index: usize,
+    kind: ScriptRun,
+    db: usize,
+    user: Option<Arc<acl::User>>,
+    args: Vec<Bytes>,
+}
+
 impl Pipeline {
-    /// A script command that runs where the connection is: after what was queued before it.
-    /// (A one-shard EVALSHA or FCALL travels to its shard's worker instead: [`owner_of`].)
-    pub(super) async fn run_script(
+    /// A script command that runs where the connection is: after what was queued before it,
+    /// and together with the scripts that follow it in this read, under one set of locks
+    /// ([`Pipeline::run_script_group`]): a pipeline of scripts then takes the shards' locks
+    /// once rather than once per script. (A one-shard EVALSHA or FCALL travels to its shard's
+    /// worker instead: [`owner_of`].)
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn queue_script(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
         slot: usize,
         index: usize,
         kind: ScriptRun,
-        args: &[Bytes],
+        args: Vec<Bytes>,
     ) {
-        self.flush(server, conn).await;
-        let started = crate::command_timing::ticks();
-        let reply = self.run_script_now(server, conn, kind, args);
-        let spent = crate::command_timing::ticks().wrapping_sub(started);
-        crate::command_timing::account(server, index, args, spent, false, || conn.id);
-        self.replies[slot] = Some(reply);
+        if self.scripts.is_empty() {
+            // What was queued before the group runs first; nothing is queued while a group
+            // waits (a command queued for a shard runs the group before it queues).
+            self.flush(server, conn).await;
+        }
+        self.scripts.push(WaitingScript {
+            slot,
+            index,
+            kind,
+            db: conn.db,
+            user: (!conn.user.unrestricted()).then(|| conn.user.clone()),
+            args,
+        });
+        if self.scripts.len() >= SCRIPT_GROUP {
+            self.run_script_group(server, conn);
+        }
     }
 
-    /// Runs a script to its end (from a pipeline, from EXEC, or again after its shard's
-    /// worker found it reaching beyond its shard) and answers its reply.
+    /// Runs the waiting scripts of this read, in order, each atomically, under one set of
+    /// locks ([`Pipeline::run_atomically`]).
+    pub(super) fn run_script_group(&mut self, server: &Arc<Server>, conn: &mut ConnState) {
+        if self.scripts.is_empty() {
+            return;
+        }
+        let group = std::mem::take(&mut self.scripts);
+        let mut calls = Vec::with_capacity(group.len());
+        for (at, waiting) in group.iter().enumerate() {
+            match prepare(server, waiting.kind, &waiting.args) {
+                Ok(call) => calls.push(Run1 {
+                    at,
+                    db: waiting.db,
+                    user: waiting.user.clone(),
+                    call,
+                }),
+                Err(e) => self.replies[waiting.slot] = Some(e),
+            }
+        }
+        for (run, (reply, spent)) in calls.iter().zip(self.run_atomically(server, conn, &calls)) {
+            let waiting = &group[run.at];
+            crate::command_timing::account(
+                server,
+                waiting.index,
+                &waiting.args,
+                spent,
+                false,
+                || conn.id,
+            );
+            self.replies[waiting.slot] = Some(reply);
+        }
+    }
+
+    /// Runs a script to its end (from EXEC, or again after its shard's worker found it
+    /// reaching beyond its shard) and answers its reply.
     pub(super) fn run_script_now(
         &mut self,
         server: &Arc<Server>,
@@ -91,70 +153,110 @@ impl Pipeline {
         args: &[Bytes],
     ) -> Reply {
         match prepare(server, kind, args) {
-            Ok(call) => self.run_atomically(server, conn, &call),
+            Ok(call) => {
+                let one = [Run1 {
+                    at: 0,
+                    db: conn.db,
+                    user: (!conn.user.unrestricted()).then(|| conn.user.clone()),
+                    call,
+                }];
+                let mut replies = self.run_atomically(server, conn, &one);
+                replies.pop().expect("one reply per script").0
+            }
             Err(e) => e,
         }
     }
 
-    /// Runs a script atomically: first with the shards of its declared keys locked, keeping
-    /// a copy of each key before it writes it; if it reaches beyond them (a key of another
-    /// shard, a server command that writes or needs another shard, a value too large to
-    /// copy), its writes are undone and it runs again with every shard locked, as it will
-    /// from then on. Then its writes are logged as one group, the clients its writes concern
-    /// are woken, and the reply waits for the log.
+    /// Runs scripts in order, each atomically, under one set of locks: first the shards of
+    /// their declared keys, keeping a copy of each key before a script writes it. A script that
+    /// reaches beyond them (a key of another shard, a server command that writes or needs
+    /// another shard, a value too large to copy) has its writes undone and runs again with
+    /// every shard locked, as it will from then on, and so do the scripts after it. Each
+    /// script's writes are logged as one group; once the locks are released, the clients its
+    /// writes concern are woken, and the replies wait for the log. Answers each script's reply
+    /// and the ticks it took.
     fn run_atomically(
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
-        call: &ScriptCall,
-    ) -> Reply {
-        let mut all = server.scripts.broad.contains(call.id());
-        loop {
-            let held = (!all).then(|| {
-                let mut ids: Vec<usize> = call.keys.iter().map(|k| server.route(k)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                ids
-            });
-            let mut guards = match &held {
-                None => server.lock_all(),
-                Some(ids) => ids.iter().map(|&id| server.lock_shard(id)).collect(),
-            };
-            let db = conn.db;
-            let caller = conn.caller();
-            let session = SessionParts {
-                server,
-                conn: &mut *conn,
-                worker: self.me,
-            };
-            let user = (!session.conn.user.unrestricted()).then(|| session.conn.user.clone());
-            let mut host =
-                ScriptHost::new(server, Some(session), caller, db, held, &mut guards, call);
-            host.user = user;
-            let reply = run_vm(server, call, &mut host);
-            if host.beyond {
-                host.undo();
-                drop(host);
-                drop(guards);
-                note_rerun(server, call.id());
-                all = true;
-                continue;
-            }
-            let (writes, server_writes) = host.finish(db);
-            drop(guards);
-            for (index, db, args) in &writes {
-                let spec = &TABLE[*index];
-                if wal_log::is_logged(*index) && server.wal.is_on() {
-                    self.mark_keys_written(server, spec, args);
+        calls: &[Run1],
+    ) -> Vec<(Reply, u64)> {
+        let mut all = calls
+            .iter()
+            .any(|r| server.scripts.broad.contains(r.call.id()));
+        let mut ids: Vec<usize> = calls
+            .iter()
+            .flat_map(|r| r.call.keys.iter().map(|k| server.route(k)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut guards = if all {
+            server.lock_all()
+        } else {
+            ids.iter().map(|&id| server.lock_shard(id)).collect()
+        };
+        let caller = conn.caller();
+        let mut replies = Vec::with_capacity(calls.len());
+        let mut writes = Vec::new();
+        let mut server_writes = false;
+        for run in calls {
+            let started = crate::command_timing::ticks();
+            let reply = loop {
+                let held = (!all).then(|| ids.clone());
+                let session = SessionParts {
+                    server,
+                    conn: &mut *conn,
+                    worker: self.me,
+                };
+                let mut host = ScriptHost::new(
+                    server,
+                    Some(session),
+                    caller,
+                    run.db,
+                    held,
+                    &mut guards,
+                    &run.call,
+                );
+                host.user = run.user.clone();
+                let reply = run_vm(server, &run.call, &mut host);
+                if host.beyond {
+                    host.undo();
+                    drop(host);
+                    note_rerun(server, run.call.id());
+                    drop(guards);
+                    guards = server.lock_all();
+                    all = true;
+                    continue;
                 }
-                signal_writes(server, *db, spec, args);
-            }
-            if server_writes && server.wal.is_on() {
-                (0..self.wrote.len()).for_each(|s| self.mark_written(s));
-            }
-            return reply;
+                let (script_writes, wrote_server) = host.finish(run.db);
+                writes.extend(script_writes);
+                server_writes |= wrote_server;
+                break reply;
+            };
+            replies.push((reply, crate::command_timing::ticks().wrapping_sub(started)));
         }
+        drop(guards);
+        for (index, db, args) in &writes {
+            let spec = &TABLE[*index];
+            if wal_log::is_logged(*index) && server.wal.is_on() {
+                self.mark_keys_written(server, spec, args);
+            }
+            signal_writes(server, *db, spec, args);
+        }
+        if server_writes && server.wal.is_on() {
+            (0..self.wrote.len()).for_each(|s| self.mark_written(s));
+        }
+        replies
     }
+}
+
+/// A script of a group, ready to run: its place in the group, its database and user (as of
+/// its place in the read), and what it runs.
+pub(super) struct Run1<'a> {
+    at: usize,
+    db: usize,
+    user: Option<Arc<acl::User>>,
+    call: ScriptCall<'a>,
 }
 
 /// A one-shard EVALSHA or FCALL (its keys all on one shard, its script or function known and
