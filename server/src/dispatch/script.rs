@@ -556,8 +556,8 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
     }
 
     /// The script ended: its writes' log records are logged as one group (under the locks),
-    /// the shards' spare room published; answers its keyed writes and whether it ran a
-    /// server command that writes.
+    /// the shards' spare room published if it wrote; answers its keyed writes and whether it
+    /// ran a server command that writes.
     fn finish(self, db: usize) -> (Vec<(usize, usize, Vec<Bytes>)>, bool) {
         let server = self.server;
         if let Some(captured) = self.captured.filter(|c| !c.is_empty()) {
@@ -565,8 +565,12 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             let mut ctx = KeyCtx::new(Shards::Many(shards), server, db, unix_ms());
             wal_log::transaction_step(&mut ctx, captured);
         }
-        for g in self.shards.iter() {
-            server.publish_spare(g);
+        // Only writes grow or fill the key tables (what reads expire lazily, the tick catches
+        // up), as after a batch.
+        if !self.writes.is_empty() || self.server_writes {
+            for g in self.shards.iter() {
+                server.publish_spare(g);
+            }
         }
         (self.writes, self.server_writes)
     }
