@@ -15,7 +15,7 @@ this stream, and expected: the probability mass outside the top C), perfect LFU 
 smallest capacities C* at which A0 and perfect LFU reach the target.
 
 Usage: python3 bench/hitratio_bound.py [--keys N] [--requests R] [--shares 0.1] [--alpha A]
-[--seed S] [--all] (needs redis-server and target/release/warpengine)."""
+[--seed S] [--all] [--warp-threads T] (needs redis-server and target/release/warpengine)."""
 
 import argparse
 import heapq
@@ -40,12 +40,18 @@ MORE_SERVERS = [
 
 
 def measure(kind, extra, budget, stream):
-    """Miss ratio and final DBSIZE of a fresh server at maxmemory = empty used_memory + budget."""
+    """Miss ratio and final DBSIZE of a fresh server at maxmemory = empty used_memory + budget,
+    and the part of the budget that is not keys: what used_memory keeps above the empty server's
+    once maxmemory is lifted and FLUSHALL has freed the keys (buffers, tables' room, queues)."""
     proc, tmp, c = start(kind, extra)
     try:
-        c.call("CONFIG", "SET", "maxmemory", str(used_memory(c) + budget))
+        empty = used_memory(c)
+        c.call("CONFIG", "SET", "maxmemory", str(empty + budget))
         miss = replay(c, stream)
-        return miss, int(c.call("DBSIZE"))
+        keys = int(c.call("DBSIZE"))
+        c.call("CONFIG", "SET", "maxmemory", "0")
+        c.call("FLUSHALL")
+        return miss, keys, used_memory(c) - empty
     finally:
         proc.terminate()
         proc.wait()
@@ -118,10 +124,13 @@ def main():
     ap.add_argument("--alpha", type=float, default=0.99)
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--all", action="store_true", help="also Redis LRU, WarpEngine LRU and LFU")
+    ap.add_argument("--warp-threads", type=int, default=0, help="WarpEngine's workers (0: default)")
     a = ap.parse_args()
+    warp_more = ["--threads", str(a.warp_threads)] if a.warp_threads else []
     n = a.keys
     cmd = (f"python3 bench/hitratio_bound.py --keys {n} --requests {a.requests} "
-           f"--shares {a.shares} --alpha {a.alpha} --seed {a.seed}" + (" --all" if a.all else ""))
+           f"--shares {a.shares} --alpha {a.alpha} --seed {a.seed}" + (" --all" if a.all else "")
+           + (f" --warp-threads {a.warp_threads}" if a.warp_threads else ""))
     stream = zipf_stream(n, a.alpha, a.requests, a.seed)
     warm, counted = len(stream) // 5, len(stream) - len(stream) // 5
     a0 = a0_curve(n, ranks(n, a.seed, stream), warm)
@@ -134,19 +143,20 @@ def main():
     print(f"working set {ws / 1e6:.1f} MB in Redis; zipf {a.alpha}, {n} keys, {a.requests} "
           f"requests, seed {a.seed}, first fifth warm-up")
     print()
-    print("| memory | server | measured miss | DBSIZE = C | bytes/key | A0 at C | A0 expected "
-          "| perfect LFU at C |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("| memory | server | measured miss | DBSIZE = C | bytes/key | not keys (KB) | A0 at C "
+          "| A0 expected | perfect LFU at C |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     summary = []
     for share in [float(x) for x in a.shares.split(",")]:
         budget = int(ws * share)
         servers = SERVERS + (MORE_SERVERS if a.all else [])
-        got = {label: measure(kind, extra, budget, stream) for label, kind, extra in servers}
-        for label, (miss, cap) in got.items():
+        got = {label: measure(kind, extra + (warp_more if kind == "warp" else []), budget, stream)
+               for label, kind, extra in servers}
+        for label, (miss, cap, not_keys) in got.items():
             print(f"| {share:.0%} | {label} | {miss:.4f} | {cap} | {budget / cap:.0f} "
-                  f"| {a0[cap] / counted:.4f} | {1 - top[cap] / total:.4f} "
+                  f"| {not_keys / 1024:.0f} | {a0[cap] / counted:.4f} | {1 - top[cap] / total:.4f} "
                   f"| {perfect_lfu(stream, n, cap, warm):.4f} |", flush=True)
-        summary.append((share, budget, *got["Redis allkeys-lfu"]))
+        summary.append((share, budget, *got["Redis allkeys-lfu"][:2]))
     print()
     print("| memory | target (0.8 x Redis LFU) | Redis C | A0 C* | x Redis C | bytes/key "
           "| perfect LFU C* | x Redis C | bytes/key |")
