@@ -102,7 +102,7 @@ impl Pipeline {
             index,
             kind,
             db: conn.db,
-            user: (!conn.user.unrestricted()).then(|| conn.user.clone()),
+            user: checked_user(conn),
             args,
         });
         if self.scripts.len() >= SCRIPT_GROUP {
@@ -157,7 +157,7 @@ impl Pipeline {
                 let one = [Run1 {
                     at: 0,
                     db: conn.db,
-                    user: (!conn.user.unrestricted()).then(|| conn.user.clone()),
+                    user: checked_user(conn),
                     call,
                 }];
                 let mut replies = self.run_atomically(server, conn, &one);
@@ -248,6 +248,12 @@ impl Pipeline {
         }
         replies
     }
+}
+
+/// The connection's user when its scripts' calls are to be checked (it is not allowed
+/// everything).
+fn checked_user(conn: &ConnState) -> Option<Arc<acl::User>> {
+    (!conn.user.unrestricted()).then(|| conn.user.clone())
 }
 
 /// A script of a group, ready to run: its place in the group, its database and user (as of
