@@ -8,7 +8,7 @@
 # TEST is a redis-benchmark test (-t), or `evalsha` / `fcall`: bench/scripting.sh's one-key
 # read-modify-write script (a GET and a SET) as EVALSHA, or the same code as a function's FCALL,
 # over 1,000 keys (both runs load the script and the library, so that only the calls count).
-# Environment: THREADS (workers, 1), CLIENTS (redis-benchmark -c, 4), ARGS (more server arguments,
+# Environment: THREADS (workers, 1), CLIENTS (redis-benchmark -c, 4), PIPELINE (-P, 16), ARGS (more server arguments,
 # as `--gravity-sketch no`).
 # Compare two builds: bench/icount.sh old/warpengine get; bench/icount.sh new/warpengine get
 set -euo pipefail
@@ -34,7 +34,7 @@ run() {
     redis-cli -p "$port" FUNCTION LOAD "$lib" >/dev/null ;;
   esac
   if [ "$1" != idle ]; then
-    local bench=(redis-benchmark -p "$port" -n "$n" -P 16 -c "${CLIENTS:-4}" -q)
+    local bench=(redis-benchmark -p "$port" -n "$n" -P "${PIPELINE:-16}" -c "${CLIENTS:-4}" -q)
     case $test in
       evalsha) "${bench[@]}" -r 1000 EVALSHA "$sha" 1 "key:__rand_int__" 1 >/dev/null 2>&1 ;;
       fcall) "${bench[@]}" -r 1000 FCALL rmw 1 "key:__rand_int__" 1 >/dev/null 2>&1 ;;

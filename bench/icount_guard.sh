@@ -9,7 +9,9 @@
 # Updating the record is a deliberate commit that says why the cost moved. One server runs under
 # valgrind with one worker; each phase is redis-benchmark (pipeline 16, 4 clients, 64-byte
 # values) between a zeroing and a dump of callgrind's counters, so start-up and the other phases
-# do not count. The phases run in a fixed order on one keyspace.
+# do not count. The phases run in a fixed order on one keyspace. The `_p1` phases send one
+# request per read (-P 1): what a read costs besides its commands (socket, parsing, dispatch,
+# reply, the client's bookkeeping) is all there, where pipelining shares it out 16 ways.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/warpengine}
@@ -34,6 +36,8 @@ phases=(
   "zadd|-r 100000 -t zadd"
   "mix|-r 100000 -t set,get,incr,lpush"
   "evalsha|-r 1000 EVALSHA @sha 1 counter:__rand_int__ 1"
+  "set_p1|-r 1000 -t set -P 1"
+  "get_p1|-r 1000 -t get -P 1"
 )
 # EVALSHA's script: bench/scripting.sh's read-modify-write (a GET and a SET through redis.call),
 # on counters of its own (the other phases' values are not numbers).

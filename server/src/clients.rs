@@ -20,7 +20,8 @@ pub struct ClientInfo {
     pub db: usize,
     pub resp: u8,
     pub created: Instant,
-    pub last_interaction: Instant,
+    /// When it last sent something (read on every request: the cheap clock).
+    pub last_interaction: crate::command_timing::Moment,
     /// The last command it ran (as of its last read).
     pub last_cmd: &'static str,
     pub user: String,

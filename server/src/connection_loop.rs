@@ -134,7 +134,7 @@ pub fn register_client(
         db: 0,
         resp: 2,
         created: now,
-        last_interaction: now,
+        last_interaction: crate::command_timing::Moment::now(),
         last_cmd: "NULL",
         user: "default".into(),
         no_evict: false,
@@ -293,8 +293,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         // Until it authenticates, a client's requests are parsed one at a time, so that the
         // stricter unauthenticated limits apply exactly up to its AUTH.
         while !input.is_empty() && protocol_error.is_none() {
-            // A pipeline read is typically 16 requests: room for them without regrowing.
-            let mut requests = Vec::with_capacity(16);
+            let mut requests = pipeline.take_request_list();
             loop {
                 match parser.parse(&mut input, &limits, conn.authenticated) {
                     Ok(Some(args)) => {
@@ -313,6 +312,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             if requests.is_empty() {
+                pipeline.put_back_request_list(requests);
                 break;
             }
             let mut next = Some(requests);
@@ -394,7 +394,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let memory = {
             let mut info = conn.handle.info.lock().expect("client info lock");
-            info.last_interaction = Instant::now();
+            info.last_interaction = crate::command_timing::Moment::now();
             info.db = conn.db;
             if let Some(index) = pipeline.last_command() {
                 info.last_cmd = crate::command_table::TABLE[index].name;

@@ -54,7 +54,7 @@ pub struct RemoteBatch {
     /// Items whose keys a pin moved to another shard before they ran (see WORMHOLE).
     pub misrouted: Vec<usize>,
     /// When the batch left its origin, for the hop latency WORMHOLE STATS reports.
-    pub sent_at: Option<std::time::Instant>,
+    pub sent_at: Option<crate::command_timing::Moment>,
     /// The WORMHOLE epoch its items were routed under.
     pub route_epoch: u64,
 }

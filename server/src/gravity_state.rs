@@ -8,10 +8,10 @@
 //! at random between 1 and `2 * SAMPLE_EVERY - 1`, so that requests that repeat with a period
 //! cannot hide a key from the sample. Each sample counts for the gap it closed.
 
+use crate::command_timing::Moment;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use bytes::Bytes;
 use warpengine_physics::hotkeys::HotSketch;
@@ -45,7 +45,7 @@ pub struct Gravity {
     max_keys: AtomicU64,
     workers: Vec<Mutex<WorkerSketch>>,
     /// The clock samples are timed by (seconds since this started).
-    epoch: Instant,
+    epoch: Moment,
 }
 
 /// A key GRAVITY HOTKEYS names: its name and its estimated requests per second, summed over
@@ -71,7 +71,7 @@ impl Gravity {
                     })
                 })
                 .collect(),
-            epoch: Instant::now(),
+            epoch: Moment::now(),
         };
         g.refresh(cfg);
         g
@@ -170,36 +170,23 @@ impl Gravity {
 
 /// Counts a keyed request towards the next sample: the whole cost on the request path.
 /// `positions`: the command's key positions in `args` (None: its one key, at 1), only read
-/// when this request is sampled; `read_at`: when the connection's read that brought it
-/// started (the sample's time, without a clock call).
+/// when this request is sampled.
 #[inline(always)]
-pub fn observe(
-    server: &Server,
-    db: usize,
-    read_at: &Instant,
-    args: &[Bytes],
-    positions: Option<&[usize]>,
-) {
+pub fn observe(server: &Server, db: usize, args: &[Bytes], positions: Option<&[usize]>) {
     let left = COUNTDOWN.with(|c| {
         let left = c.get().wrapping_sub(1);
         c.set(left);
         left
     });
     if left == 0 {
-        sample(server, db, read_at, args, positions);
+        sample(server, db, args, positions);
     }
 }
 
 /// Records a sampled request's keys in the calling worker's sketch and sets the next gap.
 #[cold]
 #[inline(never)]
-fn sample(
-    server: &Server,
-    db: usize,
-    read_at: &Instant,
-    args: &[Bytes],
-    positions: Option<&[usize]>,
-) {
+fn sample(server: &Server, db: usize, args: &[Bytes], positions: Option<&[usize]>) {
     let g = &server.gravity;
     let Some(worker) = g.workers.get(crate::server_state::current_worker()) else {
         COUNTDOWN.with(|c| c.set(SAMPLE_EVERY));
@@ -216,8 +203,7 @@ fn sample(
     if !g.enabled() {
         return;
     }
-    // A read that started before the sketch did counts as at its start.
-    let now = read_at.saturating_duration_since(g.epoch).as_secs_f64();
+    let now = g.now();
     for &p in positions.unwrap_or(&[1]) {
         w.sketch.record(db as u32, &args[p], weight, now);
     }

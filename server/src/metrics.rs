@@ -175,11 +175,11 @@ impl Collector for ServerCollector {
                 .take(LATENCY_BUCKETS - 1)
                 .map(|(k, n)| (bucket_bound_us(k) / 1e6, *n))
                 .collect();
-            let usec: u64 = workers
+            let nsec: u64 = workers
                 .iter()
-                .map(|w| w.commands[i].usec.load(Relaxed))
+                .map(|w| w.commands[i].nsec.load(Relaxed))
                 .sum();
-            let sum = usec as f64 / 1e6;
+            let sum = nsec as f64 / 1e9;
             let labels = [("cmd", spec.name)];
             family
                 .encode_family(&labels)?

@@ -217,7 +217,7 @@ pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
         c.fd,
         c.name,
         now.duration_since(c.created).as_secs(),
-        now.duration_since(c.last_interaction).as_secs(),
+        c.last_interaction.elapsed().as_secs(),
         c.flags(),
         c.db,
         c.subscriptions.0,

@@ -433,7 +433,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 if calls == 0 && rejected == 0 {
                     continue;
                 }
-                let usec = get(|c| c.usec.load(Relaxed));
+                let usec = get(|c| c.nsec.load(Relaxed)) / 1000;
                 let failed = get(|c| c.failed.load(Relaxed));
                 let per_call = if calls > 0 {
                     usec as f64 / calls as f64

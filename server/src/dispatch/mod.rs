@@ -10,9 +10,9 @@
 //! `blocked` waits for blocking commands, `fanout` serves QUANTUM GET, `transaction` queues
 //! commands inside MULTI and runs them at EXEC.
 
+use crate::command_timing::Moment;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use warpengine_storage::Shard;
@@ -182,7 +182,6 @@ pub struct Pipeline {
     /// The replication stream's offset once this connection's last write was in it (Redis's
     /// `c->woff`): what WAIT waits for replicas to acknowledge. 0 while it wrote nothing.
     stream_woff: u64,
-    started: Instant,
     /// QUANTUM GETs of this read: their replies are assembled from hidden GET replies.
     gathers: Vec<Gather>,
     /// The WORMHOLE epoch when this read started routing (see `RemoteBatch::route_epoch`).
@@ -195,6 +194,9 @@ pub struct Pipeline {
     over_soft_since: AtomicU64,
     /// The replies passed the output limit: the connection is to close, unanswered.
     over_output_limit: bool,
+    /// The last read's list of requests, emptied, for the next read to fill (one allocation
+    /// per read less: `take_request_list`).
+    spare_requests: Vec<Vec<Bytes>>,
 }
 
 impl Pipeline {
@@ -218,14 +220,32 @@ impl Pipeline {
             stream_write: false,
             stream_woff: 0,
             last_command: None,
-            started: Instant::now(),
             gathers: Vec::new(),
             route_epoch: 0,
             output_class: Class::Normal,
             output_threshold: u64::MAX,
             over_soft_since: AtomicU64::new(0),
             over_output_limit: false,
+            spare_requests: Vec::new(),
         }
+    }
+
+    /// Keeps an emptied list of requests for the next read (not a long pipeline's large one).
+    pub fn put_back_request_list(&mut self, list: Vec<Vec<Bytes>>) {
+        debug_assert!(list.is_empty());
+        if list.capacity() <= fabric::KEPT_ROOM {
+            self.spare_requests = list;
+        }
+    }
+
+    /// An empty list for the next read's requests: the one the last `execute` emptied.
+    pub fn take_request_list(&mut self) -> Vec<Vec<Bytes>> {
+        let mut list = std::mem::take(&mut self.spare_requests);
+        if list.capacity() == 0 {
+            // A pipeline read is typically 16 requests: room for them without regrowing.
+            list.reserve(16);
+        }
+        list
     }
 
     /// Whether the last replies passed the client's `client-output-buffer-limit`; the
@@ -265,14 +285,13 @@ impl Pipeline {
         &mut self,
         server: &Arc<Server>,
         conn: &mut ConnState,
-        requests: Vec<Vec<Bytes>>,
+        mut requests: Vec<Vec<Bytes>>,
         out: &mut Vec<u8>,
     ) -> Option<Blocked> {
         self.replies.clear();
         self.emit.clear();
         self.resp3.clear();
         self.commands.clear();
-        self.started = Instant::now();
         self.route_epoch = server.wormhole.epoch();
         self.output_class = if conn.subscribed() {
             Class::PubSub
@@ -280,8 +299,8 @@ impl Pipeline {
             Class::Normal
         };
         self.output_threshold = server.pubsub.limits.of(self.output_class).threshold();
-        let mut requests = requests.into_iter();
-        while let Some(args) = requests.next() {
+        let mut next = requests.drain(..);
+        while let Some(args) = next.next() {
             let slot = self.replies.len();
             self.replies.push(None);
             self.commands.push(None);
@@ -343,7 +362,7 @@ impl Pipeline {
                 Run::Blocking(f) => {
                     let blocked = self.run_blocking(server, conn, slot, &request, f, args, out);
                     if let Some(mut blocked) = blocked.await {
-                        blocked.rest = requests.collect();
+                        blocked.rest = next.collect();
                         return Some(blocked);
                     }
                 }
@@ -389,6 +408,8 @@ impl Pipeline {
                 self.follow_with_invalidations(server, conn, slot).await;
             }
         }
+        drop(next);
+        self.put_back_request_list(requests);
         self.flush(server, conn).await;
         self.await_durable(server).await;
         self.encode_replies(server, out);
@@ -515,14 +536,10 @@ impl Pipeline {
     fn encode_replies(&mut self, server: &Server, out: &mut Vec<u8>) {
         self.gather();
         let stats = &server.worker_stats[self.me];
-        // Commands of one read run together; their time is shared out evenly.
-        let usec_each =
-            self.started.elapsed().as_micros() as u64 / self.replies.len().max(1) as u64;
         let slots = self.replies.iter().zip(&self.emit).zip(&self.commands);
         for (((reply, emit), command), resp3) in slots.zip(&self.resp3) {
             let reply = reply.as_ref().expect("every request got a reply");
             if let Some(index) = command {
-                bump(&stats.commands[*index].usec, usec_each);
                 if reply.is_error() {
                     bump(&stats.commands[*index].failed, 1);
                 }
@@ -619,7 +636,7 @@ impl Pipeline {
             // switch); running its batch here under its shard lock is cheaper.
             if run_inline && server.fabric.is_sleeping(dest) {
                 if let Some(mut shard) = server.try_lock_shard(dest) {
-                    let started = Instant::now();
+                    let started = Moment::now();
                     bump(&stats.remote_batches_inline, 1);
                     shard.stats.remote_requests += batch.items.len() as u64;
                     run_batch(server, &mut shard, &mut batch);
@@ -632,7 +649,7 @@ impl Pipeline {
                 }
             }
             batch.token = fabric::reserve_waiter();
-            batch.sent_at = Some(Instant::now());
+            batch.sent_at = Some(Moment::now());
             bump(&stats.remote_batches_sent, 1);
             bump(&stats.remote_commands_sent, batch.items.len() as u64);
             let token = batch.token;

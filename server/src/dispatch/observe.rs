@@ -6,7 +6,6 @@
 //! tracking and per-key statistics are to attach here too.
 
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -33,12 +32,11 @@ pub(super) fn keyed(
     spec: &CommandSpec,
     args: &[Bytes],
     routed: &Routed,
-    read_at: &Instant,
 ) {
     if let Some(positions) = routed.positions.filter(|p| p.len() > 1) {
         count_multi_key(server, routed.owner.is_some(), positions, args);
     }
-    crate::gravity_state::observe(server, conn.db, read_at, args, routed.positions);
+    crate::gravity_state::observe(server, conn.db, args, routed.positions);
     if routed.owner.is_some()
         && server.quantum.limits.learn.load(Ordering::Relaxed)
         && matches!(spec.keys, Keys::Range(1, 1, _))

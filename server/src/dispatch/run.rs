@@ -55,7 +55,7 @@ impl Pipeline {
                 owner: one.then_some(first),
             }
         };
-        observe::keyed(server, conn, spec, &args, &routed, &self.started);
+        observe::keyed(server, conn, spec, &args, &routed);
         if let Some(owner) = routed.owner {
             // (While no key is replicated: one load, for the keys of other shards only.)
             if owner != self.me
@@ -298,7 +298,10 @@ impl Pipeline {
         args: &[Bytes],
     ) {
         self.flush(server, conn).await;
+        let started = crate::command_timing::ticks();
         let reply = meta_step(server, request.index, f, args);
+        let spent = crate::command_timing::ticks().wrapping_sub(started);
+        crate::command_timing::account(server, request.index, args, spent, false, || conn.id);
         if request.logged {
             // A pin also logs in the shards whose data it moved.
             (0..self.wrote.len()).for_each(|s| self.mark_written(s));

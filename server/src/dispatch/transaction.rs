@@ -67,6 +67,7 @@ impl Pipeline {
         step: TxStep,
         args: &[Bytes],
     ) {
+        let started = crate::command_timing::ticks();
         let reply = match step {
             TxStep::Multi if conn.tx.is_some() => Reply::err("ERR MULTI calls can not be nested"),
             TxStep::Multi => {
@@ -128,6 +129,11 @@ impl Pipeline {
             server
                 .monitors
                 .feed(&server.pubsub.limits, conn, &TABLE[exec], args);
+        }
+        if let Some(index) = self.commands[slot] {
+            // EXEC's time includes its commands', which are also each their own, as in Redis.
+            let spent = crate::command_timing::ticks().wrapping_sub(started);
+            crate::command_timing::account(server, index, args, spent, false, || conn.id);
         }
         self.replies[slot] = Some(reply);
     }
