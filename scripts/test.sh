@@ -46,7 +46,7 @@ cargo build --workspace --bins -q
 # The instruction-count guard (bench/icount_guard.sh, in tests/tests/bench_scripts.rs) measures
 # the release build, and so do the benchmark scripts the tests smoke-run (physics.py also runs
 # physics-load): build them, and make those tests failures rather than skips without them.
-cargo build --release -q -p warpengine -p warpengine-load
+cargo build --release -q -p warpengine -p warpengine-load -p warpengine-socket-spike
 export WARP_REQUIRE_GUARD=1
 echo "== tests"
 log=$(mktemp)

@@ -518,6 +518,33 @@ fn scripting_sh_runs() {
     );
 }
 
+/// bench/sockets.sh: the io_uring-against-epoll spike serves redis-benchmark in both modes.
+#[test]
+fn sockets_sh_runs() {
+    let spike = std::path::Path::new(ROOT).join("target/release/socket-spike");
+    if release_binary().is_none() {
+        return;
+    }
+    if !spike.exists() {
+        assert!(
+            std::env::var("WARP_REQUIRE_GUARD").as_deref() != Ok("1"),
+            "no {}: scripts/test.sh builds it",
+            spike.display()
+        );
+        return;
+    }
+    let spike = spike.to_string_lossy().into_owned();
+    let text = run(
+        "bash",
+        &["bench/sockets.sh", "1"],
+        &[("N", "2000"), ("SPIKE", &spike)],
+    );
+    assert!(
+        text.contains("P=1 get | epoll") && text.contains("uring/epoll CPU"),
+        "{text}"
+    );
+}
+
 #[test]
 fn families_sh_runs() {
     let Some(binary) = release_binary() else {
