@@ -189,8 +189,15 @@ pub fn move_slot(server: &Server, shard0: &mut Shard, slot: u16, to: usize) -> u
     }
     let dst = shards.iter().position(|s| s.id == to).expect("locked");
     let count = moved.len();
+    let now = crate::server_state::unix_ms();
     for (key, db, entry, at) in moved {
         shards[dst].dbs[db].insert_entry(key.as_bytes(), entry, at);
+        let [from_shard, to_shard] = shards
+            .get_disjoint_mut([src, dst])
+            .expect("two different shards");
+        server
+            .hot_copies
+            .follow_move(from_shard, to_shard, db, key.as_bytes(), now);
     }
     server.slots.set_owner(slot, to);
     server.wormhole.routes_changed();

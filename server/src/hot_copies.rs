@@ -291,6 +291,41 @@ impl HotCopies {
         true
     }
 
+    /// `key` of `db` moved from shard `from` to shard `to` (both locked by the caller, the entry
+    /// already in `to`: an ENTROPY slot move or a WORMHOLE pin): if it is replicated, its record
+    /// and its watch follow it, and its copies are refreshed from the new owner when its lock is
+    /// released. (Left behind, the record would watch a key its shard no longer has: the copies
+    /// would stay empty, and UNREPLICATE, which asks the key's owner, would not find it.)
+    pub fn follow_move(
+        &self,
+        from: &mut Shard,
+        to: &mut Shard,
+        db: usize,
+        key: &[u8],
+        now_ms: u64,
+    ) {
+        if !self.active() {
+            return;
+        }
+        let moved = {
+            let mut owned = self.owned(from.id);
+            let Some(at) = owned
+                .iter()
+                .position(|r| r.db == db && r.key.as_bytes() == key)
+            else {
+                return;
+            };
+            owned.swap_remove(at)
+        };
+        from.dbs[db].unwatch(key, &moved.flag);
+        from.dbs[db].unwatch(key, &self.changed[from.id]);
+        to.dbs[db].watch(key, &moved.flag, now_ms);
+        to.dbs[db].watch(key, &self.changed[to.id], now_ms);
+        moved.flag.set();
+        self.changed[to.id].set();
+        self.owned(to.id).push(moved);
+    }
+
     /// Drops every copy of `gone` and its watch.
     fn forget(&self, shard: &mut Shard, gone: Replicated, watched_keys: &AtomicU64) {
         shard.dbs[gone.db].unwatch(gone.key.as_bytes(), &gone.flag);
@@ -454,6 +489,15 @@ impl HotCopies {
             }
         }
         drop
+    }
+
+    /// Keys AUTO benched that it still leaves alone at `now_ms` (INFO's `gravity_auto_benched`).
+    pub fn benched(&self, now_ms: u64) -> usize {
+        let benched = self.benched.lock().unwrap_or_else(|p| p.into_inner());
+        benched
+            .iter()
+            .filter(|(_, _, until)| *until > now_ms)
+            .count()
     }
 
     /// Whether AUTO benched `key` of `db` (see [`HotCopies::auto_verdicts`]).

@@ -379,8 +379,16 @@ pub fn move_key(
     }
     let dst = shards.iter_mut().position(|s| s.id == to).expect("locked");
     let any = !moved.is_empty();
+    let src = shards.iter().position(|s| s.id == from).expect("locked");
+    let now = crate::server_state::unix_ms();
     for (db, e, at) in moved {
         shards[dst].dbs[db].insert_entry(key, e, at);
+        let [from_shard, to_shard] = shards
+            .get_disjoint_mut([src, dst])
+            .expect("entries move between two shards");
+        server
+            .hot_copies
+            .follow_move(from_shard, to_shard, db, key, now);
     }
     server
         .wormhole

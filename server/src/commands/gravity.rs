@@ -161,12 +161,13 @@ pub fn info(server: &Server, out: &mut String) {
         out,
         "gravity_sketch:{}\r\ngravity_samples:{samples}\r\ngravity_sketch_bytes:{bytes}\r\n\
          gravity_halflife:{}\r\ngravity_max_keys:{}\r\ngravity_replicated_keys:{}\r\n\
-         gravity_copy_hits:{}\r\ngravity_auto:{}\r\n",
+         gravity_copy_hits:{}\r\ngravity_auto:{}\r\ngravity_auto_benched:{}\r\n",
         g.enabled() as u8,
         g.halflife_secs(),
         g.max_keys(),
         server.hot_copies.len(),
         server.copy_hits(),
         server.hot_copies.auto().map_or(0.0, |r| r),
+        server.hot_copies.benched(crate::server_state::unix_ms()),
     );
 }
