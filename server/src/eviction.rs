@@ -141,6 +141,26 @@ impl Limits {
     }
 }
 
+/// What zstd holds for the compressed tier in the C heap (`compress::outside_bytes`), measured:
+/// ~110 KB for the two dictionaries, ~130 KB per worker for its two contexts.
+fn zstd_fixed_cost(workers: usize) -> u64 {
+    110 * 1024 + 130 * 1024 * workers as u64
+}
+
+/// The compressed tier runs only under a maxmemory at least this many times zstd's fixed cost
+/// (7.4 MB with two workers). Below, the dictionaries and contexts take more of the budget than
+/// compressing saves: on realistic values HORIZON missed more with the tier than without at a
+/// maxmemory of 3.9 and 5.3 MB, fewer at 10 MB, and held 1.07x the keys at 14.6 MB
+/// (BENCHMARKS.md, "zstd's own memory").
+const COMPRESS_MIN_COST_SHARE: u64 = 20;
+
+/// Whether `horizon-compress` is on and the memory budget is large enough for it to pay.
+pub fn compress_pays(limits: &Limits, workers: usize) -> bool {
+    let maxmemory = limits.maxmemory.load(Ordering::Relaxed);
+    limits.horizon_compress.load(Ordering::Relaxed)
+        && maxmemory >= COMPRESS_MIN_COST_SHARE * zstd_fixed_cost(workers)
+}
+
 /// Redis's LFU field in the 24 low bits of `last_access`: minutes (16 bits) then the
 /// logarithmic counter (8 bits).
 pub const LFU_INIT: u32 = 5;
@@ -221,7 +241,7 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
     let samples = limits.samples.load(Ordering::Relaxed) as usize;
     let decay = limits.lfu_decay_time.load(Ordering::Relaxed);
     let now_min = minutes(now_ms);
-    let compress = limits.horizon_compress.load(Ordering::Relaxed);
+    let compress = compress_pays(limits, server.threads());
     let dbs = shard.dbs.len();
     let mut misses_in_row = 0;
     let mut evicted = 0;

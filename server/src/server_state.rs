@@ -505,14 +505,16 @@ impl Server {
     /// `used_memory`: the bytes allocated, less the room key tables reserved when they grew and
     /// have not filled yet. That room is never touched before keys use it, so it is not resident;
     /// counting it made `used_memory` jump by half a table at each doubling (and maxmemory
-    /// evict for memory the process does not hold).
+    /// evict for memory the process does not hold). Plus what zstd holds for HORIZON's compressed
+    /// tier in the C heap, which the counting allocator does not see.
     pub fn used_memory(&self) -> u64 {
         let spare: u64 = self
             .table_spare
             .iter()
             .map(|s| s.load(Ordering::Relaxed))
             .sum();
-        crate::memory_accounting::allocated().saturating_sub(spare)
+        let zstd = warpengine_storage::compress::outside_bytes() as u64;
+        (crate::memory_accounting::allocated() + zstd).saturating_sub(spare)
     }
 
     /// The memory `maxmemory` holds to: `used_memory` less the replicas' unsent stream, which

@@ -12,13 +12,19 @@
 //! changed, so that a compressed value can move between databases and shards and still be
 //! read. Values unlike the samples simply compress less, and stay plain when that saves less
 //! than an eighth.
+//!
+//! zstd allocates its dictionaries and contexts with the C allocator, which the server's
+//! counting allocator does not see; [`outside_bytes`] is what they hold (ZSTD_sizeof_*), for
+//! `used_memory` and so for maxmemory: about 110 KB for the dictionaries and 130 KB per worker
+//! that compressed and decompressed, a large part of a small memory budget.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use zstd::bulk::{Compressor, Decompressor};
+use zstd::bulk::Compressor;
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
-use zstd::zstd_safe::CParameter;
+use zstd::zstd_safe::{CParameter, DCtx};
 
 /// The dictionary's size (storage/benches/compress.rs measures it against 32 KB).
 pub const DICT_BYTES: usize = 16 * 1024;
@@ -40,10 +46,50 @@ static DICTIONARY: OnceLock<Dictionary> = OnceLock::new();
 /// Held while training, so that two shards starting at once train once.
 static TRAINING: Mutex<()> = Mutex::new(());
 
+/// Bytes zstd holds in the C heap: the dictionaries and every thread's contexts.
+static OUTSIDE: AtomicUsize = AtomicUsize::new(0);
+
+/// What zstd holds outside the counting allocator (see the module docs).
+pub fn outside_bytes() -> usize {
+    OUTSIDE.load(Ordering::Relaxed)
+}
+
+/// A thread's zstd context, with the size last added to [`OUTSIDE`] for it (a context grows
+/// its workspace on first use), taken off again when the thread ends.
+struct Counted<C> {
+    context: C,
+    counted: usize,
+}
+
+impl<C> Counted<C> {
+    fn new(context: C) -> Self {
+        Counted {
+            context,
+            counted: 0,
+        }
+    }
+
+    /// Brings [`OUTSIDE`] up to `size`, the context's size now.
+    fn recount(&mut self, size: usize) {
+        if size > self.counted {
+            OUTSIDE.fetch_add(size - self.counted, Ordering::Relaxed);
+        } else {
+            OUTSIDE.fetch_sub(self.counted - size, Ordering::Relaxed);
+        }
+        self.counted = size;
+    }
+}
+
+impl<C> Drop for Counted<C> {
+    fn drop(&mut self) {
+        OUTSIDE.fetch_sub(self.counted, Ordering::Relaxed);
+    }
+}
+
 thread_local! {
     // zstd's contexts are per thread: each worker keeps its own, made on first use.
-    static COMPRESSOR: RefCell<Option<Compressor<'static>>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<Decompressor<'static>>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<Counted<Compressor<'static>>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<Counted<DCtx<'static>>>> = const { RefCell::new(None) };
 }
 
 /// `plain` compressed against the dictionary, or None while there is none yet or when zstd
@@ -58,9 +104,13 @@ pub fn compress(plain: &[u8]) -> Option<Vec<u8>> {
             // need not repeat either (6 bytes less per value).
             new.set_parameter(CParameter::ContentSizeFlag(false)).ok()?;
             new.set_parameter(CParameter::DictIdFlag(false)).ok()?;
-            *c = Some(new);
+            *c = Some(Counted::new(new));
         }
-        c.as_mut()?.compress(plain).ok()
+        let c = c.as_mut()?;
+        let packed = c.context.compress(plain).ok();
+        let size = c.context.context_mut().sizeof();
+        c.recount(size);
+        packed
     })
 }
 
@@ -72,12 +122,22 @@ pub fn decompress(packed: &[u8], len: usize) -> Vec<u8> {
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         let d = d.get_or_insert_with(|| {
-            Decompressor::with_prepared_dictionary(&dict.dec)
-                .expect("zstd makes a decompression context")
+            let mut context = DCtx::create();
+            context
+                .ref_ddict(dict.dec.as_ddict())
+                .expect("zstd takes the dictionary");
+            Counted::new(context)
         });
+        let mut plain = Vec::with_capacity(len);
         // Compressed here, from memory: a failure is a corrupted heap, not bad input.
-        d.decompress(packed, len)
-            .expect("a compressed value decompresses")
+        let n = d
+            .context
+            .decompress(&mut plain, packed)
+            .expect("a compressed value decompresses");
+        assert_eq!(n, len, "a compressed value comes back at its length");
+        let size = d.context.sizeof();
+        d.recount(size);
+        plain
     })
 }
 
@@ -100,10 +160,14 @@ pub fn train(samples: &[&[u8]]) -> bool {
         raw.truncate(DICT_BYTES);
         raw
     });
-    let _ = DICTIONARY.set(Dictionary {
+    let made = Dictionary {
         enc: EncoderDictionary::copy(&dict, LEVEL),
         dec: DecoderDictionary::copy(&dict),
-    });
+    };
+    let size = made.enc.as_cdict().sizeof() + made.dec.as_ddict().sizeof();
+    if DICTIONARY.set(made).is_ok() {
+        OUTSIDE.fetch_add(size, Ordering::Relaxed);
+    }
     true
 }
 
@@ -162,5 +226,8 @@ pub(crate) mod tests {
             .join()
             .unwrap();
         assert_eq!(back, doc);
+        // The dictionaries and this thread's two contexts are counted (the other thread's
+        // context went with it).
+        assert!(outside_bytes() > 100_000, "{} bytes", outside_bytes());
     }
 }
