@@ -24,8 +24,10 @@ side_a=${CLUSTER_SERVER_A:-$bin} side_b=${CLUSTER_SERVER_B:-redis-server}
 
 base= load=
 cleanup() {
-  [ -n "$load" ] && kill "$load" 2>/dev/null
-  [ -n "$base" ] && scripts/cluster-local.sh stop "$base"
+  # (Under set -e a failing command ends the handler too: a load already gone must not keep
+  # the nodes from being stopped.)
+  if [ -n "$load" ]; then kill "$load" 2>/dev/null || true; fi
+  if [ -n "$base" ]; then scripts/cluster-local.sh stop "$base" || true; fi
   return 0
 }
 trap cleanup EXIT

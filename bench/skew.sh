@@ -56,9 +56,14 @@ variant() {
 
 pid="" lpid="" sdir=""
 cleanup() {
-  [ -n "$lpid" ] && kill "$lpid" 2>/dev/null
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  [ -n "$sdir" ] && rm -rf "$sdir"
+  # (Under set -e a failing command ends the handler: one process already gone must not keep
+  # the others from being stopped.)
+  if [ -n "$lpid" ]; then kill "$lpid" 2>/dev/null || true; fi
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  if [ -n "$sdir" ]; then rm -rf "$sdir"; fi
   return 0
 }
 trap cleanup EXIT

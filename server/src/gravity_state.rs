@@ -8,7 +8,6 @@
 //! at random between 1 and `2 * SAMPLE_EVERY - 1`, so that requests that repeat with a period
 //! cannot hide a key from the sample. Each sample counts for the gap it closed.
 
-use crate::command_timing::Moment;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -17,6 +16,7 @@ use bytes::Bytes;
 use warpengine_physics::hotkeys::HotSketch;
 use warpengine_physics::lfu::Rng;
 
+use crate::command_timing::Moment;
 use crate::config_store::ConfigStore;
 use crate::server_state::Server;
 

@@ -10,7 +10,6 @@
 //! `blocked` waits for blocking commands, `fanout` serves QUANTUM GET, `transaction` queues
 //! commands inside MULTI and runs them at EXEC.
 
-use crate::command_timing::Moment;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -18,6 +17,7 @@ use bytes::Bytes;
 use warpengine_storage::Shard;
 
 use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
+use crate::command_timing::Moment;
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::output_limits::{Class, UNCOUNTED_REPLY_BYTES};
