@@ -11,6 +11,7 @@
 # Environment: THREADS (workers, 1), CLIENTS (redis-benchmark -c, 4), PIPELINE (-P, 16), ARGS (more server arguments,
 # as `--gravity-sketch no`).
 # Compare two builds: bench/icount.sh old/warpengine get; bench/icount.sh new/warpengine get
+# Redis under the same load: bench/icount.sh "$(command -v redis-server)" get
 set -euo pipefail
 bin=$1 test=${2:-set} n=${3:-100000}
 command -v valgrind >/dev/null || { echo "icount.sh needs valgrind" >&2; exit 1; }
@@ -24,8 +25,11 @@ run() {
   local port dir vpid
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   dir=$(mktemp -d)
+  local server_args=(--threads "${THREADS:-1}")
+  # redis-server under the same load, for comparison (it has no --threads; no snapshots).
+  [ "$(basename "$bin")" = redis-server ] && server_args=(--save '' --appendonly no)
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg" "$bin" --port "$port" --dir "$dir" \
-    --threads "${THREADS:-1}" ${ARGS:-} >/dev/null 2>"$dir/valgrind.log" &
+    "${server_args[@]}" ${ARGS:-} >/dev/null 2>"$dir/valgrind.log" &
   vpid=$!
   for _ in $(seq 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
   local sha=

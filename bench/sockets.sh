@@ -22,6 +22,7 @@ bin=$spike # (bench/lib.sh's names; its start() is not used: the spike takes no 
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
+"$spike" syscall
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 for round in $(seq "$rounds"); do

@@ -141,12 +141,6 @@ impl Limits {
     }
 }
 
-/// What zstd holds for the compressed tier in the C heap (`compress::outside_bytes`), measured:
-/// ~110 KB for the two dictionaries, ~130 KB per worker for its two contexts.
-fn zstd_fixed_cost(workers: usize) -> u64 {
-    110 * 1024 + 130 * 1024 * workers as u64
-}
-
 /// The compressed tier runs only under a maxmemory at least this many times zstd's fixed cost
 /// (7.4 MB with two workers). Below, the dictionaries and contexts take more of the budget than
 /// compressing saves: on realistic values HORIZON missed more with the tier than without at a
@@ -158,7 +152,9 @@ const COMPRESS_MIN_COST_SHARE: u64 = 20;
 pub fn compress_pays(limits: &Limits, workers: usize) -> bool {
     let maxmemory = limits.maxmemory.load(Ordering::Relaxed);
     limits.horizon_compress.load(Ordering::Relaxed)
-        && maxmemory >= COMPRESS_MIN_COST_SHARE * zstd_fixed_cost(workers)
+        && maxmemory
+            >= COMPRESS_MIN_COST_SHARE
+                * warpengine_storage::compress::expected_outside_bytes(workers)
 }
 
 /// Redis's LFU field in the 24 low bits of `last_access`: minutes (16 bits) then the

@@ -13,6 +13,7 @@
 //! kernel, before any of the server is rebuilt on it.
 //!
 //!     socket-spike epoll|uring PORT
+//!     socket-spike syscall          (what one system call costs here: what io_uring can save)
 
 use std::collections::HashMap;
 use std::io;
@@ -23,6 +24,10 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("syscall") {
+        syscall_cost();
+        return;
+    }
     let (Some(mode), Some(port)) = (args.get(1), args.get(2).and_then(|p| p.parse::<u16>().ok()))
     else {
         eprintln!("usage: socket-spike epoll|uring PORT");
@@ -44,6 +49,23 @@ fn main() {
         eprintln!("socket-spike {mode}: {e}");
         std::process::exit(1);
     }
+}
+
+/// Prints the time of one system call that does nothing (`getppid`), the median of 5 runs of
+/// 2 million.
+fn syscall_cost() {
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..2_000_000 {
+                // SAFETY: getppid has no arguments and cannot fail.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+            start.elapsed().as_nanos() as f64 / 2e6
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    println!("one system call (getppid): {:.1} ns", runs[2]);
 }
 
 /// The keyspace and the request handling both loops share.
