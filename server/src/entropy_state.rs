@@ -18,8 +18,14 @@
 //! epoch before the locks are released: a batch routed before the move finds its command
 //! misrouted and runs it where the key is now, and a multi-shard command, transaction or
 //! script routes again under its locks, as after a WORMHOLE pin.
+//!
+//! Finding a slot's keys: once a move was asked for (MOVESLOT, REBALANCE, `entropy-auto`),
+//! every worker keeps a slot index for its databases ([`Entropy::keep_slot_indexes`]: the
+//! cluster-mode index, 8 bytes a key), built over the keys already there a chunk per tick,
+//! so that a move's locks are held for the slot's keys, not for a walk of the old shard's whole
+//! table (which a move still does until the index is complete).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use bytes::Bytes;
 use warpengine_storage::Shard;
@@ -46,7 +52,20 @@ pub struct Entropy {
     /// Slots moved and keys moved by REBALANCE (INFO physics).
     pub slots_moved: AtomicU64,
     pub keys_moved: AtomicU64,
+    /// A slot move was asked for: workers keep slot indexes from then on.
+    slot_index_wanted: AtomicBool,
+    /// Per shard: every database of it that holds keys has a complete slot index (as of its
+    /// last tick).
+    slot_index_ready: Vec<AtomicBool>,
 }
+
+/// How long a worker links keys into its slot indexes per tick: its own connections and the
+/// batches sent to its shard wait meanwhile. Linking a key costs ~100 ns (its slot's list head
+/// is a cache miss), so at the default `hz` of 10 a shard of 500K keys is indexed in ~5 s.
+const SLOT_INDEX_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Keys linked between two looks at the clock.
+const SLOT_INDEX_CHUNK: usize = 1024;
 
 /// One slot to move: from `from` to `to`, with its share of the sampled load.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +83,58 @@ impl Entropy {
             slot_load: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
             slots_moved: AtomicU64::new(0),
             keys_moved: AtomicU64::new(0),
+            slot_index_wanted: AtomicBool::new(false),
+            slot_index_ready: (0..threads).map(|_| AtomicBool::new(false)).collect(),
+        }
+    }
+
+    /// Slot moves are coming: from now on the workers keep slot indexes.
+    pub fn want_slot_indexes(&self) {
+        self.slot_index_wanted.store(true, Relaxed);
+    }
+
+    /// At a worker's tick, its shard locked: once slot moves were asked for, starts the slot
+    /// index of each database that holds keys and has none, and links keys of one being built
+    /// for [`SLOT_INDEX_TICK`].
+    pub fn keep_slot_indexes(&self, shard: &mut Shard) {
+        if !self.slot_index_wanted.load(Relaxed) {
+            return;
+        }
+        let mut ready = true;
+        let mut stepped = false;
+        for db in shard.dbs.iter_mut() {
+            // (An empty database has nothing to walk; it is indexed once it holds keys.)
+            if db.is_empty() || db.slot_index_complete() {
+                continue;
+            }
+            if stepped {
+                ready = false;
+                continue;
+            }
+            stepped = true;
+            db.start_slot_index();
+            let started = std::time::Instant::now();
+            loop {
+                if db.build_slot_index(SLOT_INDEX_CHUNK) {
+                    break;
+                }
+                if started.elapsed() >= SLOT_INDEX_TICK {
+                    ready = false;
+                    break;
+                }
+            }
+        }
+        self.slot_index_ready[shard.id].store(ready, Relaxed);
+    }
+
+    /// INFO physics' `entropy_slot_index`: off (no move asked for yet), building or ready.
+    pub fn slot_index_state(&self) -> &'static str {
+        if !self.slot_index_wanted.load(Relaxed) {
+            "off"
+        } else if self.slot_index_ready.iter().all(|r| r.load(Relaxed)) {
+            "ready"
+        } else {
+            "building"
         }
     }
 
@@ -145,6 +216,7 @@ pub fn plan(loads: &[u64], owner: impl Fn(u16) -> usize, shards: usize) -> Vec<M
 /// in every database, but keys a WORMHOLE pin placed, which stay; logged when the log is on.
 /// The number of keys moved.
 pub fn move_slot(server: &Server, shard0: &mut Shard, slot: u16, to: usize) -> usize {
+    server.entropy.want_slot_indexes();
     let from = server.slots.shard_of_slot(slot);
     if from == to {
         return 0;
@@ -226,6 +298,9 @@ pub fn meta_records(server: &Server) -> Vec<Vec<Vec<u8>>> {
 /// REBALANCE: the plan for the load sampled lately, carried out unless `dry_run` (shard 0 held
 /// by the caller). The moves, with the keys each moved (0 in a dry run).
 pub fn rebalance(server: &Server, shard0: &mut Shard, dry_run: bool) -> Vec<(Move, usize)> {
+    if !dry_run {
+        server.entropy.want_slot_indexes();
+    }
     let loads = server.entropy.slot_loads();
     let moves = plan(&loads, |s| server.slots.shard_of_slot(s), server.threads());
     moves
@@ -244,6 +319,8 @@ pub fn rebalance(server: &Server, shard0: &mut Shard, dry_run: bool) -> Vec<(Mov
 /// `entropy-auto`'s step (worker 0, every few seconds): a rebalance when the shards' request
 /// rates are uneven beyond the target. Takes shard 0's lock if it is free.
 pub fn auto_step(server: &Server) {
+    // Moves may come: the indexes that make them short are built meanwhile.
+    server.entropy.want_slot_indexes();
     let rates: Vec<f64> = (0..server.threads())
         .map(|i| server.entropy.ops_per_sec(i))
         .collect();

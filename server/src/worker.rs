@@ -257,6 +257,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         crate::memory_accounting::release_freed();
         if let Some(mut shard) = server.try_lock_shard(me) {
             server.entropy.sample(&shard);
+            server.entropy.keep_slot_indexes(&mut shard);
             if server.hot_copies.active() {
                 crate::hot_copies::tick(&server, &mut shard);
             }

@@ -165,6 +165,36 @@ impl Db {
         self.slots = Some(Box::default());
     }
 
+    /// ENTROPY's slot moves: from now on this database keeps a slot index, built over the
+    /// keys it holds by [`Db::build_slot_index`] a chunk at a time (a move walks the table until
+    /// it is complete). Nothing to do when it has one.
+    pub fn start_slot_index(&mut self) {
+        if self.slots.is_none() {
+            self.slots = Some(Box::new(SlotIndex::unbuilt(self.map.len())));
+        }
+    }
+
+    /// Links up to `budget` more keys into the slot index being built. Answers whether it is
+    /// complete (true without an index: nothing is left to build).
+    pub fn build_slot_index(&mut self, budget: usize) -> bool {
+        let Some(slots) = &mut self.slots else {
+            return true;
+        };
+        let map = &self.map;
+        slots.build_step(budget, |p| {
+            key_slot(map.get_index(p).expect("below len").0.as_bytes())
+        })
+    }
+
+    /// Whether this database has a slot index holding every key.
+    pub fn slot_index_complete(&self) -> bool {
+        self.complete_slot_index().is_some()
+    }
+
+    fn complete_slot_index(&self) -> Option<&SlotIndex> {
+        self.slots.as_deref().filter(|s| s.complete())
+    }
+
     /// `key` was appended to the key table at `at`: the slot index takes it. Out of line, so
     /// that the write path without cluster mode stays as compact as it was.
     #[cold]
@@ -187,20 +217,24 @@ impl Db {
     #[inline(never)]
     fn unindex_slot_now(&mut self, at: usize, key: &[u8]) {
         if let Some(slots) = &mut self.slots {
-            slots.removed(at, key_slot(key));
+            if slots.removed(at, key_slot(key)) {
+                // The table's last key moved into `at`, below the build's cursor, unlinked.
+                let (moved, _) = self.map.get_index(at).expect("moved into at");
+                slots.link_existing(at, key_slot(moved.as_bytes()));
+            }
         }
     }
 
     /// Keys in hash `slot` (expired ones too, until deleted, as Redis counts them); None
     /// without a slot index (cluster mode off, or a database other than 0).
     pub fn keys_in_slot_count(&self, slot: u16) -> Option<usize> {
-        self.slots.as_ref().map(|s| s.count(slot))
+        self.complete_slot_index().map(|s| s.count(slot))
     }
 
     /// The keys in hash `slot`, newest first as Redis lists them (expired ones too, until
     /// deleted); None without a slot index.
     pub fn keys_in_slot(&self, slot: u16) -> Option<impl Iterator<Item = &[u8]> + '_> {
-        let slots = self.slots.as_ref()?;
+        let slots = self.complete_slot_index()?;
         Some(slots.positions(slot).map(|p| {
             let (key, _) = self
                 .map
@@ -211,9 +245,9 @@ impl Db {
     }
 
     /// Every key (expired or not) whose hash slot `wanted` accepts: from the slot index when
-    /// there is one, else by a walk of the whole table.
+    /// there is a complete one, else by a walk of the whole table.
     pub fn keys_in_slots(&self, wanted: impl Fn(u16) -> bool) -> Vec<Key> {
-        match &self.slots {
+        match self.complete_slot_index() {
             Some(index) => (0..crate::slot::SLOTS as u16)
                 .filter(|&s| wanted(s))
                 .flat_map(|s| index.positions(s).collect::<Vec<_>>())
@@ -895,6 +929,65 @@ mod tests {
         let listed: Vec<&[u8]> = db.keys_in_slot(tags[0]).unwrap().collect();
         assert_eq!(listed, vec![&b"{t0}x"[..]]);
         assert_eq!(other.keys_in_slot_count(tags[0]), None);
+    }
+
+    /// ENTROPY's index, started on a database that holds keys and built a few keys at a time
+    /// while every kind of write and removal goes on, ends listing exactly each slot's keys;
+    /// until then `keys_in_slots` walks the table.
+    #[test]
+    fn a_slot_index_started_late_and_built_in_steps_lists_every_key() {
+        let name = |n: u64| format!("{{t{}}}k{}", n % 5, n);
+        let tags: Vec<u16> = (0..5).map(|t| key_slot(name(t).as_bytes())).collect();
+        let walk = |db: &Db, slot: u16| {
+            let mut keys: Vec<Vec<u8>> = db
+                .map
+                .iter()
+                .map(|(k, _)| k.as_bytes().to_vec())
+                .filter(|k| key_slot(k) == slot)
+                .collect();
+            keys.sort();
+            keys
+        };
+        let mut db = Db::default();
+        db.set_horizon(true);
+        for n in 0..600 {
+            db.set(name(n).as_bytes(), s("v"), 0, 0);
+        }
+        db.start_slot_index();
+        assert!(!db.slot_index_complete());
+        let mut seed = 3u64;
+        let mut step = 0u64;
+        while !db.build_slot_index(3) {
+            for _ in 0..4 {
+                step += 1;
+                crate::next_test_random(&mut seed);
+                let key = name((seed >> 33) % 900);
+                match (seed >> 50) % 6 {
+                    0 | 1 => db.set(key.as_bytes(), s("v"), 0, 0),
+                    2 => drop(db.remove(key.as_bytes())),
+                    3 => drop(db.evict_sampled(false, 3, |_, at| at)),
+                    4 => drop(db.evict_horizon(true)),
+                    _ => drop(db.get(key.as_bytes(), step)),
+                }
+            }
+            // Meanwhile a move finds the slot's keys by walking.
+            let mut found: Vec<Vec<u8>> = db
+                .keys_in_slots(|s| s == tags[1])
+                .iter()
+                .map(|k| k.as_bytes().to_vec())
+                .collect();
+            found.sort();
+            assert_eq!(found, walk(&db, tags[1]));
+            assert!(step < 100_000, "the build ends");
+        }
+        assert!(db.slot_index_complete());
+        for &slot in &tags {
+            let mut listed: Vec<Vec<u8>> =
+                db.keys_in_slot(slot).unwrap().map(|k| k.to_vec()).collect();
+            listed.sort();
+            assert_eq!(listed, walk(&db, slot), "slot {slot}");
+            assert_eq!(db.keys_in_slot_count(slot), Some(listed.len()));
+        }
     }
 
     #[test]

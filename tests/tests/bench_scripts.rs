@@ -324,6 +324,11 @@ fn transactions_py_runs() {
 }
 
 #[test]
+fn moveslot_pause_py_runs() {
+    python_bench(&["bench/moveslot_pause.py", "--keys", "5000", "--moves", "3"]);
+}
+
+#[test]
 fn fsync_prealloc_py_runs() {
     python_bench(&["bench/fsync_prealloc.py", "--syncs", "20"]);
 }

@@ -402,3 +402,101 @@ fn entropy_auto_rebalances_on_its_own() {
     }
     assert_ne!(info_field(&mut c, "physics", "entropy_keys_moved"), "0");
 }
+
+/// Once a move is asked for, each worker builds a slot index over the keys it already holds,
+/// a chunk per tick, while keys come and go (SETs and DELs all over the table, so its
+/// swap-removes move keys the build has not reached yet); from then on a move finds a slot's
+/// keys in the index. Each later move must move exactly the slot's keys: counted here from
+/// what the writer left, and each key still readable.
+#[test]
+fn moves_find_a_slots_keys_in_an_index_built_while_keys_come_and_go() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let port = server.port;
+    let mut c = RawConn::connect(port);
+    const BULK: usize = 60_000;
+    for chunk in (0..BULK).collect::<Vec<_>>().chunks(1000) {
+        let mut batch = Vec::new();
+        for i in chunk {
+            batch.extend(encode_command(&[b"SET", format!("k:{i}").as_bytes(), b"v"]));
+        }
+        c.send(&batch);
+        for _ in chunk {
+            c.read_reply().unwrap();
+        }
+    }
+    c.call(&["SELECT", "2"]);
+    for i in 0..5 {
+        ok(c.call(&["SET", &format!("{{b}}:db2:{i}"), "v"]));
+    }
+    c.call(&["SELECT", "0"]);
+    assert_eq!(info_field(&mut c, "physics", "entropy_slot_index"), "off");
+    // The writer: new keys, and deletions of bulk keys (swap-removes all over the table).
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut w = RawConn::connect(port);
+            let mut deleted = std::collections::HashSet::new();
+            let mut written = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let gone = (written * 7919) % BULK;
+                w.call(&["DEL", &format!("k:{gone}")]);
+                deleted.insert(gone);
+                ok(w.call(&["SET", &format!("w:{written}"), "v"]));
+                written += 1;
+            }
+            (deleted, written)
+        })
+    };
+    let first = key_slot(b"{b}");
+    let away = |slot: u16| (1 - first_owner(slot, 2)).to_string();
+    int(c.call(&["ENTROPY", "MOVESLOT", &first.to_string(), &away(first)]));
+    assert_ne!(info_field(&mut c, "physics", "entropy_slot_index"), "off");
+    wait_for("the slot indexes", || {
+        info_field(&mut c, "physics", "entropy_slot_index") == "ready"
+    });
+    // Keys keep coming and going after the build as well.
+    thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (deleted, written) = writer.join().unwrap();
+    assert!(written > 100, "the writer wrote {written} keys");
+    let mut keys: Vec<String> = (0..BULK)
+        .filter(|i| !deleted.contains(i))
+        .map(|i| format!("k:{i}"))
+        .collect();
+    keys.extend((0..written).map(|i| format!("w:{i}")));
+    assert_eq!(int(c.call(&["DBSIZE"])), keys.len() as i64);
+    // Moves of slots holding bulk and written keys, each count exact, there and back.
+    let mut slots: Vec<u16> = keys
+        .iter()
+        .step_by(997)
+        .map(|k| key_slot(k.as_bytes()))
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    for slot in slots.iter().take(30) {
+        let expected = keys
+            .iter()
+            .filter(|k| key_slot(k.as_bytes()) == *slot)
+            .count();
+        let there = int(c.call(&["ENTROPY", "MOVESLOT", &slot.to_string(), &away(*slot)]));
+        assert_eq!(there as usize, expected, "slot {slot}");
+        let home = first_owner(*slot, 2).to_string();
+        let back = int(c.call(&["ENTROPY", "MOVESLOT", &slot.to_string(), &home]));
+        assert_eq!(back as usize, expected, "slot {slot}, back");
+    }
+    // The {b} slot back home: its keys in both databases.
+    let home = first_owner(first, 2).to_string();
+    let in_db0 = keys
+        .iter()
+        .filter(|k| key_slot(k.as_bytes()) == first)
+        .count();
+    assert_eq!(
+        int(c.call(&["ENTROPY", "MOVESLOT", &first.to_string(), &home])) as usize,
+        in_db0 + 5
+    );
+    assert_eq!(int(c.call(&["DBSIZE"])), keys.len() as i64);
+    for k in keys.iter().step_by(101) {
+        assert_eq!(c.call(&["GET", k]), Resp::Bulk(b"v".to_vec()), "{k}");
+    }
+}

@@ -181,7 +181,7 @@ pub fn info(server: &Server, out: &mut String) {
     let _ = write!(
         out,
         "entropy_load:{:.4}\r\nentropy_busiest_to_mean:{:.4}\r\nentropy_slots_moved:{}\r\n\
-         entropy_keys_moved:{}\r\nentropy_slots_off_start:{}\r\n",
+         entropy_keys_moved:{}\r\nentropy_slots_off_start:{}\r\nentropy_slot_index:{}\r\n",
         normalized_entropy(&rates),
         ratio,
         server
@@ -193,5 +193,6 @@ pub fn info(server: &Server, out: &mut String) {
             .keys_moved
             .load(std::sync::atomic::Ordering::Relaxed),
         server.slots.moved().len(),
+        server.entropy.slot_index_state(),
     );
 }
