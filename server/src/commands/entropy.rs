@@ -71,6 +71,9 @@ fn moveslot(server: &Server, shard0: Option<&mut Shard>, args: &[Bytes]) -> (Rep
         _ => return (Reply::err("ERR no such shard"), false),
     };
     let Some(shard0) = shard0 else {
+        // Recovery: the layout moved before, so more moves are likely; the indexes that keep
+        // them short are built once the server runs.
+        server.entropy.want_slot_indexes();
         server.slots.set_owner(slot, to);
         server.wormhole.routes_changed();
         return (Reply::Int(0), false);
