@@ -60,8 +60,8 @@ pub struct Entropy {
 }
 
 /// How long a worker links keys into its slot indexes per tick: its own connections and the
-/// batches sent to its shard wait meanwhile. Linking a key costs ~100 ns (its slot's list head
-/// is a cache miss), so at the default `hz` of 10 a shard of 500K keys is indexed in ~5 s.
+/// batches sent to its shard wait meanwhile. A shard of 500K keys took 6-8 ticks (0.6-0.8 s
+/// at the default `hz` of 10; bench/moveslot_pause.py).
 const SLOT_INDEX_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Keys linked between two looks at the clock.
