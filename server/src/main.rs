@@ -193,7 +193,19 @@ fn main() {
 /// once; a failed snapshot (without FORCE) keeps the server running, as in Redis.
 async fn wait_for_shutdown(server: &Arc<Server>) {
     loop {
+        // Registered before the flag is read: a SHUTDOWN that came earlier (even before this
+        // thread got here, while the server started) is seen by the flag, a later one by the
+        // notification (`notify_waiters` keeps nothing for a waiter that comes after it).
         let shutdown = server.shutdown.notified();
+        tokio::pin!(shutdown);
+        shutdown.as_mut().enable();
+        if server
+            .shutting_down
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            info!("shutdown requested by a client");
+            return;
+        }
         let setting = tokio::select! {
             _ = shutdown => {
                 info!("shutdown requested by a client");
