@@ -6,7 +6,7 @@
 //! the whole set.
 
 use std::cmp::Ordering;
-use std::collections::{hash_map, HashMap};
+use std::collections::{hash_map, HashMap, VecDeque};
 
 use ahash::RandomState;
 use bytes::Bytes;
@@ -20,6 +20,11 @@ use crate::packed::{
 /// Largest chunk before it is split in two.
 const CHUNK: usize = 256;
 
+/// A run of entries in order. A deque, so that ZPOPMIN takes the first entry without moving
+/// the others (with a vector each pop shifted up to 2 * CHUNK entries, ~20 KB), and an insert
+/// or removal inside moves the shorter side.
+type Chunk = VecDeque<(f64, Bytes)>;
+
 /// Orders (score, member) as Redis's skiplist does: by score, then by member bytes.
 /// Scores are never NaN.
 pub fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -> Ordering {
@@ -32,7 +37,7 @@ pub fn cmp_entry(a_score: f64, a_member: &[u8], b_score: f64, b_member: &[u8]) -
 /// Members in (score, member) order, held in chunks of at most 2 * CHUNK entries.
 #[derive(Clone, Debug, Default)]
 struct Sorted {
-    chunks: Vec<Vec<(f64, Bytes)>>,
+    chunks: Vec<Chunk>,
     len: usize,
 }
 
@@ -41,10 +46,10 @@ impl Sorted {
     /// true for a prefix, false afterwards).
     fn partition_point(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         let ci = self.chunks.partition_point(|c| {
-            let (s, m) = c.last().expect("chunks are never empty");
+            let (s, m) = c.back().expect("chunks are never empty");
             pred(*s, m)
         });
-        let before: usize = self.chunks[..ci].iter().map(Vec::len).sum();
+        let before: usize = self.chunks[..ci].iter().map(VecDeque::len).sum();
         match self.chunks.get(ci) {
             None => before,
             Some(c) => before + c.partition_point(|(s, m)| pred(*s, m)),
@@ -65,12 +70,12 @@ impl Sorted {
     fn insert(&mut self, score: f64, member: Bytes) {
         self.len += 1;
         if self.chunks.is_empty() {
-            self.chunks.push(vec![(score, member)]);
+            self.chunks.push(VecDeque::from([(score, member)]));
             return;
         }
         let lt = |s: f64, m: &[u8]| cmp_entry(s, m, score, &member) == Ordering::Less;
         let mut ci = self.chunks.partition_point(|c| {
-            let (s, m) = c.last().expect("chunks are never empty");
+            let (s, m) = c.back().expect("chunks are never empty");
             lt(*s, m)
         });
         if ci == self.chunks.len() {
@@ -89,7 +94,7 @@ impl Sorted {
     fn remove(&mut self, score: f64, member: &[u8]) -> Option<Bytes> {
         let lt = |s: f64, m: &[u8]| cmp_entry(s, m, score, member) == Ordering::Less;
         let ci = self.chunks.partition_point(|c| {
-            let (s, m) = c.last().expect("chunks are never empty");
+            let (s, m) = c.back().expect("chunks are never empty");
             lt(*s, m)
         });
         let chunk = self.chunks.get_mut(ci)?;
@@ -98,7 +103,7 @@ impl Sorted {
             Some((s, m)) if cmp_entry(*s, m, score, member) == Ordering::Equal => {}
             _ => return None,
         }
-        let (_, m) = chunk.remove(off);
+        let (_, m) = chunk.remove(off).expect("found above");
         if chunk.is_empty() {
             self.chunks.remove(ci);
         }
@@ -227,14 +232,14 @@ impl Skip {
         let mut z = Skip::default();
         z.dict.reserve(n);
         z.sorted.len = n;
-        let mut chunk = Vec::with_capacity(n.next_power_of_two().min(CHUNK));
+        let mut chunk = Chunk::with_capacity(n.next_power_of_two().min(CHUNK));
         for (m, s) in entries {
             z.dict.insert(Key::from_slice(&m), s);
-            chunk.push((s, m));
+            chunk.push_back((s, m));
             if chunk.len() == CHUNK {
                 z.sorted
                     .chunks
-                    .push(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)));
+                    .push(std::mem::replace(&mut chunk, Chunk::with_capacity(CHUNK)));
             }
         }
         if !chunk.is_empty() {
@@ -274,13 +279,13 @@ enum IterRepr<'a> {
     PackRev(PackedRevIter<'a, MemberScore>),
     /// Forwards from entry `off` of chunk `ci`.
     Chunks {
-        chunks: &'a [Vec<(f64, Bytes)>],
+        chunks: &'a [Chunk],
         ci: usize,
         off: usize,
     },
     /// Backwards: `ci` chunks are left, of the last of which the first `off` entries.
     ChunksRev {
-        chunks: &'a [Vec<(f64, Bytes)>],
+        chunks: &'a [Chunk],
         ci: usize,
         off: usize,
     },
@@ -303,7 +308,7 @@ impl<'a> Iter<'a> {
             IterRepr::Pack(it) => it.next().map(|e| (Elem::Packed(e.entry.0), e.entry.1)),
             IterRepr::PackRev(it) => it.next().map(|e| (Elem::Packed(e.entry.0), e.entry.1)),
             IterRepr::Chunks { chunks, ci, off } => {
-                let chunks: &'a [Vec<(f64, Bytes)>] = chunks;
+                let chunks: &'a [Chunk] = chunks;
                 loop {
                     let c = chunks.get(*ci)?;
                     if let Some((s, m)) = c.get(*off) {
@@ -315,7 +320,7 @@ impl<'a> Iter<'a> {
                 }
             }
             IterRepr::ChunksRev { chunks, ci, off } => {
-                let chunks: &'a [Vec<(f64, Bytes)>] = chunks;
+                let chunks: &'a [Chunk] = chunks;
                 loop {
                     if *off > 0 {
                         *off -= 1;
@@ -608,10 +613,11 @@ impl ZSetValue {
                 };
                 let chunk = &mut chunks[ci];
                 let (s, m) = if max {
-                    chunk.pop().expect("chunks are never empty")
+                    chunk.pop_back()
                 } else {
-                    chunk.remove(0)
-                };
+                    chunk.pop_front()
+                }
+                .expect("chunks are never empty");
                 if chunk.is_empty() {
                     chunks.remove(ci);
                 }
