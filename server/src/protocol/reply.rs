@@ -264,8 +264,30 @@ fn format_g_exact(d: f64, p: usize) -> String {
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
     } else {
-        let decimals = (p as i32 - 1 - exp).max(0) as usize;
-        trim_fraction(&format!("{:.*}", decimals, d)).to_string()
+        // The fixed form has the same p digits (C's %g rounds once, for the %e form): placing
+        // the point in them saves formatting the number a second time.
+        let (sign, mantissa) = match mantissa.strip_prefix('-') {
+            Some(m) => ("-", m),
+            None => ("", mantissa),
+        };
+        let digits = mantissa.replace('.', "");
+        let mut fixed = String::with_capacity(p + 8);
+        fixed.push_str(sign);
+        if exp >= 0 {
+            let whole = exp as usize + 1;
+            fixed.push_str(&digits[..whole]);
+            if whole < digits.len() {
+                fixed.push('.');
+                fixed.push_str(&digits[whole..]);
+            }
+        } else {
+            fixed.push_str("0.");
+            for _ in 0..(-exp - 1) {
+                fixed.push('0');
+            }
+            fixed.push_str(&digits);
+        }
+        trim_fraction(&fixed).to_string()
     }
 }
 
@@ -297,6 +319,49 @@ mod tests {
         assert_eq!(enc(&Reply::Double(1.5), true), ",1.5\r\n");
         assert_eq!(enc(&Reply::Double(1.5), false), "$3\r\n1.5\r\n");
         assert_eq!(enc(&Reply::Bool(true), false), ":1\r\n");
+    }
+
+    /// `%.{p}g` as it was first written here (formatting the fixed form a second time): the
+    /// reference the digit placing must match.
+    fn format_g_twice(d: f64, p: usize) -> String {
+        let sci = format!("{:.*e}", p - 1, d);
+        let (mantissa, exp) = sci.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        if exp < -4 || exp >= p as i32 {
+            let sign = if exp < 0 { '-' } else { '+' };
+            format!("{}e{sign}{:02}", trim_fraction(mantissa), exp.abs())
+        } else {
+            let decimals = (p as i32 - 1 - exp).max(0) as usize;
+            trim_fraction(&format!("{:.*}", decimals, d)).to_string()
+        }
+    }
+
+    #[test]
+    fn fractional_doubles_print_as_printf_g_does() {
+        assert_eq!(format_double(1.5), "1.5");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(-0.0001), "-0.0001");
+        assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_double(9.999999999999998), "9.9999999999999982");
+        assert_eq!(format_double(99.99999999999999), "99.999999999999986");
+        assert_eq!(format_double(13.361389338970184), "13.361389338970184");
+        assert_eq!(format_g(9.96, 2), "10");
+        assert_eq!(format_g(0.000999, 2), "0.001");
+        let mut seed = 11u64;
+        for _ in 0..50_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let unit = (seed >> 11) as f64 / (1u64 << 53) as f64;
+            let d = unit * 10f64.powi((seed % 30) as i32 - 10);
+            let d = if seed & 2 == 0 { d } else { -d };
+            if d == 0.0 {
+                continue;
+            }
+            for p in [1, 2, 6, 15, 17] {
+                assert_eq!(format_g_exact(d, p), format_g_twice(d, p), "{d:e} at {p}");
+            }
+        }
     }
 
     /// Integers take a short cut that must print what `%.17g` (and `%.{p}g`) prints.
