@@ -146,8 +146,6 @@ pub struct Handshake {
 #[derive(Debug)]
 pub struct Replication {
     history: Mutex<History>,
-    /// Woken whenever bytes are fed to the stream.
-    pub fed: tokio::sync::Notify,
     /// The history's offset as of the last bytes fed, readable without its lock (a write's
     /// connection notes it for WAIT).
     end: AtomicU64,
@@ -191,7 +189,6 @@ impl Replication {
     pub fn new(replid: String) -> Replication {
         Replication {
             history: Mutex::new(History::new(replid)),
-            fed: tokio::sync::Notify::new(),
             end: AtomicU64::new(0),
             translator: Mutex::new(stream::Translator::default()),
             outboxes: Mutex::new(Vec::new()),
@@ -222,12 +219,10 @@ impl Replication {
     pub fn feed(&self, bytes: &[u8]) {
         let mut history = self.history();
         self.feed_held(&mut history, bytes);
-        drop(history);
-        self.fed.notify_waiters();
     }
 
     /// `feed` with the history's lock already held: a replica relays its primary's stream
-    /// under it, after checking its link is still the current one. The caller wakes `fed`.
+    /// under it, after checking its link is still the current one.
     pub fn feed_held(&self, history: &mut History, bytes: &[u8]) {
         history.feed(bytes);
         self.end.store(history.offset(), Ordering::Relaxed);

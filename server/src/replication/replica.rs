@@ -756,7 +756,6 @@ impl<'a> Link<'a> {
                 server.replication.feed_held(&mut history, &bytes);
             }
         }
-        server.replication.fed.notify_waiters();
         Ok(())
     }
 
