@@ -117,3 +117,55 @@ fn command(r: &mut SeededRandom) -> (Vec<String>, bool) {
 fn random_sorted_set_commands_answer_as_redis_does() {
     fuzz_against_redis(2000, command);
 }
+
+/// Double replies (`%.17g`) for scores of every shape, byte for byte against redis-server:
+/// integers, short decimals, fractions of every magnitude, exponents, -0 (the reply formatter
+/// takes short cuts for integers and for fractions between 1e-6 and 2^53).
+#[test]
+fn score_replies_print_as_redis_prints_them() {
+    if !warpengine_tests::redis_available() {
+        eprintln!("skipped: no redis-server");
+        return;
+    }
+    let redis = warpengine_tests::start_redis(&[]);
+    let warp = warpengine_tests::start_warpengine(&[]);
+    let mut r = SeededRandom(17);
+    let mut scores: Vec<String> = vec![
+        "0".into(),
+        "-0".into(),
+        "0.1".into(),
+        "1e-5".into(),
+        "2.5e-6".into(),
+        "1e17".into(),
+        "99999999999999984".into(),
+        "9007199254740993".into(),
+        "-1234.5678".into(),
+        "1e300".into(),
+        "-2.2250738585072014e-308".into(),
+        "inf".into(),
+        "-inf".into(),
+    ];
+    for _ in 0..1500 {
+        let mantissa = r.below(1_000_000_000) as f64;
+        let scale = 10f64.powi(r.below(30) as i32 - 14);
+        let sign = if r.below(2) == 0 { "" } else { "-" };
+        scores.push(format!("{sign}{:e}", mantissa * scale));
+        scores.push(format!("{sign}{}.{}", r.below(100_000), r.below(1000)));
+    }
+    let replies = |port: u16| {
+        let mut c = warpengine_tests::RawConn::connect(port);
+        for (i, s) in scores.iter().enumerate() {
+            c.call(&["ZADD", "z", s, &format!("m{i}")]);
+        }
+        let mut out: Vec<warpengine_tests::Resp> = (0..scores.len())
+            .map(|i| c.call(&["ZSCORE", "z", &format!("m{i}")]))
+            .collect();
+        out.push(c.call(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]));
+        out.push(c.call(&["ZINCRBY", "z", "0.1", "m1"]));
+        out
+    };
+    let (ours, theirs) = (replies(warp.port), replies(redis.port));
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(a, b, "reply {i} (score {:?})", scores.get(i));
+    }
+}
