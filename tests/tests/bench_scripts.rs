@@ -40,6 +40,30 @@ fn icount_runs(test: &str) {
     assert!(per_request > 0, "{text}");
 }
 
+#[test]
+fn icount_cmd_counts_instructions_of_a_command_on_loaded_data() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("bash")
+        .arg(format!("{root}/bench/icount_cmd.sh"))
+        .arg(warpengine_binary())
+        .args([
+            "-n 200 -r 100 ZADD z __rand_int__.5 m:__rand_int__",
+            "ZSCORE z m:1",
+            "200",
+        ])
+        .output()
+        .expect("run bench/icount_cmd.sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "icount_cmd.sh failed: {text}");
+    let per_request: u64 = text
+        .split(": ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {text:?}"));
+    assert!(per_request > 0, "{text}");
+}
+
 /// The release binary the instruction-count guard measures (scripts/test.sh builds it first).
 fn release_binary() -> Option<std::path::PathBuf> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
