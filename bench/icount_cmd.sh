@@ -7,6 +7,7 @@
 #   bench/icount_cmd.sh BINARY "PRELOAD args" "MEASURED args" [N]
 #   bench/icount_cmd.sh target/release/warpengine "-n 20000 -r 1000 ZADD z __rand_int__.5 m:__rand_int__" "ZRANGE z 0 9 WITHSCORES" 20000
 # PRELOAD may be "" (nothing loaded). Options go before the command in each argument string.
+# KEEP_CG=DIR keeps the callgrind files there (callgrind_annotate them to see where the count goes).
 set -euo pipefail
 bin=$1 preload=$2 measured=$3 n=${4:-100000}
 command -v valgrind >/dev/null || { echo "icount_cmd.sh needs valgrind" >&2; exit 1; }
@@ -35,5 +36,5 @@ for f in "$dir"/cg*; do
   t=${t//[^0-9]/}
   total=$((total + ${t:-0}))
 done
-rm -rf "$dir"
+[ -n "${KEEP_CG:-}" ] && cp "$dir"/cg* "$KEEP_CG"/ 2>/dev/null; rm -rf "$dir"
 echo "$(basename "$bin") [$measured]: $((total / n)) instructions/request (n $n)"
