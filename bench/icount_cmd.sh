@@ -9,6 +9,8 @@
 # PRELOAD may be "" (nothing loaded). Options go before the command in each argument string.
 # KEEP_CG=DIR keeps the callgrind files there (callgrind_annotate them to see where the count goes).
 set -euo pipefail
+# No glob expansion of the argument strings (`XADD s * f v`).
+set -f
 bin=$1 preload=$2 measured=$3 n=${4:-100000}
 command -v valgrind >/dev/null || { echo "icount_cmd.sh needs valgrind" >&2; exit 1; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -18,14 +20,17 @@ server_args=(--threads 1)
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/cg" "$bin" --port "$port" \
   --dir "$dir" "${server_args[@]}" >/dev/null 2>"$dir/valgrind.log" &
 vpid=$!
+# The server goes whatever happens (it would hold the caller's flock, and a port).
+trap 'kill "$vpid" 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
 # shellcheck disable=SC2086 # the argument strings are split into redis-benchmark's arguments
-[ -n "$preload" ] && redis-benchmark -p "$port" -P 16 -c 4 -q $preload >/dev/null 2>&1
+if [ -n "$preload" ]; then redis-benchmark -p "$port" -P 16 -c 4 -q $preload >/dev/null 2>&1 || true; fi
 callgrind_control -i on "$vpid" >/dev/null 2>&1
 # shellcheck disable=SC2086
-redis-benchmark -p "$port" -n "$n" -P 16 -c 4 -q $measured >/dev/null 2>&1
+redis-benchmark -p "$port" -n "$n" -P 16 -c 4 -q $measured >/dev/null 2>&1 || true
 callgrind_control -i off "$vpid" >/dev/null 2>&1
 callgrind_control -d "$vpid" >/dev/null 2>&1
+set +f
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 wait "$vpid" || true
 total=0
@@ -36,5 +41,5 @@ for f in "$dir"/cg*; do
   t=${t//[^0-9]/}
   total=$((total + ${t:-0}))
 done
-[ -n "${KEEP_CG:-}" ] && cp "$dir"/cg* "$KEEP_CG"/ 2>/dev/null; rm -rf "$dir"
+if [ -n "${KEEP_CG:-}" ]; then cp "$dir"/cg* "$KEEP_CG"/; fi
 echo "$(basename "$bin") [$measured]: $((total / n)) instructions/request (n $n)"

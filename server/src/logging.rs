@@ -1,4 +1,5 @@
-//! Logs as Redis's settings say: `logfile` (appended to; empty: stderr), `loglevel` (changeable
+//! Logs as Redis's settings say: `logfile` (appended to; empty: standard output, as Redis: test
+//! harnesses, Redis's own among them, read the start-up lines there), `loglevel` (changeable
 //! with CONFIG SET), `syslog-enabled` with `syslog-ident` and `syslog-facility` (in addition to
 //! the file, as Redis), and WarpEngine's `log-format json`. `RUST_LOG`, when set, overrides
 //! `loglevel` at start.
@@ -33,9 +34,9 @@ pub fn init(config: &ConfigStore) -> Result<(), String> {
     let logfile = config.get("logfile");
     let syslog = config.get_bool("syslog-enabled");
     let (writer, ansi): (BoxMakeWriter, bool) = if logfile.is_empty() {
-        // Colours only for a terminal: stderr redirected to a file gets plain text.
-        let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        (BoxMakeWriter::new(std::io::stderr), tty && !syslog)
+        // Colours only for a terminal: stdout redirected to a file gets plain text.
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        (BoxMakeWriter::new(std::io::stdout), tty && !syslog)
     } else {
         let file = std::fs::OpenOptions::new()
             .create(true)

@@ -85,6 +85,13 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
+    // Redis's start-up lines, in its words where tools read them: Redis's test harness waits
+    // for " PID: <pid>" and then "Server initialized", and then "Ready to accept".
+    info!(
+        "WarpEngine version={}, redis_version=7.0.15, bits=64, pid={}, just started",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
     let pidfile = pidfile_path(&config);
     if let Some(path) = &pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
@@ -139,6 +146,17 @@ fn main() {
         }
         server.sync_auth_required();
     }
+    info!(
+        "Running mode={}, port={}, PID: {}",
+        if server.cluster.enabled() {
+            "cluster"
+        } else {
+            "standalone"
+        },
+        addrs.first().map_or(0, |a| a.port()),
+        std::process::id()
+    );
+    info!("Server initialized");
     warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {
         error!("{e}");
@@ -168,10 +186,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        threads, "WarpEngine ready to accept connections on {addrs:?}"
-    );
+    info!(threads, "Ready to accept connections on {addrs:?}");
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

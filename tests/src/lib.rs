@@ -70,15 +70,17 @@ impl ServerProcess {
     }
 }
 
-/// Starts WarpEngine on `port` with `extra` arguments; Err(stderr) if it exits during start-up.
+/// Starts WarpEngine on `port` with `extra` arguments; Err(its output: the log, on stdout
+/// without a logfile, and stderr) if it exits during start-up.
 pub fn try_start_warpengine_on(port: u16, extra: &[&str]) -> Result<ServerProcess, String> {
     let log = std::env::temp_dir().join(format!("warp-start-{port}-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).expect("log file");
     let mut child = Command::new(warpengine_binary())
         .arg("--port")
         .arg(port.to_string())
         .args(extra)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
+        .stdout(log_file.try_clone().expect("log file"))
+        .stderr(log_file)
         .spawn()
         .expect("start warpengine");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -197,9 +197,11 @@ fn start_up_errors_name_their_cause_in_one_line() {
             .args(args)
             .output()
             .expect("run warpengine");
+        // (What a terminal shows: config errors on stderr, the log on stdout, as Redis.)
         (
             out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
         )
     };
     let (code, err) = run(&[bad.to_str().unwrap()]);
@@ -845,7 +847,7 @@ fn loglevel_changes_at_run_time_and_syslog_receives_the_log() {
     let mut server = server.expect("start");
     wait_for_exit(&mut server);
     let text = std::fs::read_to_string(&logfile).unwrap();
-    assert!(text.contains("ready to accept connections"), "{text}");
+    assert!(text.contains("Ready to accept connections"), "{text}");
     assert!(text.contains("SHUTDOWN requested"), "{text}");
     assert!(
         !text.contains("bye bye"),
@@ -1182,7 +1184,8 @@ fn rename_command_in_the_config_file_as_redis() {
         .output()
         .expect("run warpengine");
     assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // (Logged: to standard output, as Redis logs without a logfile.)
+    let err = String::from_utf8_lossy(&out.stdout);
     assert!(err.contains("No such command in rename-command"), "{err}");
 }
 
@@ -1225,4 +1228,66 @@ fn a_shutdown_right_after_start_ends_the_server() {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+}
+
+/// What Redis's own test harness (tests/support/server.tcl) reads from a server it starts with
+/// `logfile ''`: standard output holding " PID: <pid>" and later "Server initialized"
+/// (wait_server_started), then a "Ready to accept" line (start_server waits for it without a
+/// time limit), and "Failed listening on port" when the port is taken (it retries elsewhere).
+#[test]
+fn start_up_lines_are_where_redis_test_harness_reads_them() {
+    let dir = TempDir::new("harness-lines");
+    let port = free_port();
+    let conf = dir.0.join("redis.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "always-show-logo yes\nport {port}\nbind 127.0.0.1\nloglevel verbose\nlogfile ''\n\
+             dir {}\nappendonly no\nenable-debug-command yes\n",
+            dir.0.display()
+        ),
+    )
+    .unwrap();
+    let stdout_path = dir.0.join("stdout");
+    let start = |stdout: &std::path::Path| {
+        Command::new(warpengine_binary())
+            .arg(&conf)
+            .stdout(std::fs::File::create(stdout).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start warpengine")
+    };
+    let mut child = start(&stdout_path);
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if text.contains("Ready to accept") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 'Ready to accept' line:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let at_pid = text
+        .find(&format!(" PID: {pid}"))
+        .unwrap_or_else(|| panic!("no ' PID: {pid}':\n{text}"));
+    assert!(
+        text[at_pid..].contains("Server initialized"),
+        "no 'Server initialized' after the PID:\n{text}"
+    );
+    // A second server on the same port says why it stops, in Redis's words.
+    let busy_path = dir.0.join("stdout-busy");
+    let mut busy = start(&busy_path);
+    let status = busy.wait().unwrap();
+    assert!(!status.success());
+    let busy_text = std::fs::read_to_string(&busy_path).unwrap();
+    assert!(
+        busy_text.contains(&format!("Failed listening on port {port}")),
+        "{busy_text}"
+    );
+    child.kill().ok();
+    child.wait().ok();
 }
