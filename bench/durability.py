@@ -38,8 +38,9 @@ def command(port, *args):
 
 
 def start(port, tmp, log):
+    # (The log is on stdout without a logfile, as Redis's; stderr too, for anything else.)
     proc = subprocess.Popen([WARP, "--port", str(port), "--dir", tmp, "--appendonly", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=log)
+                            stdout=log, stderr=log)
     started = time.time()
     while True:
         try:
