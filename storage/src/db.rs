@@ -226,7 +226,7 @@ impl Db {
     }
 
     /// Keys in hash `slot` (expired ones too, until deleted, as Redis counts them); None
-    /// without a slot index (cluster mode off, or a database other than 0).
+    /// without a complete slot index (cluster mode off, or a database other than 0).
     pub fn keys_in_slot_count(&self, slot: u16) -> Option<usize> {
         self.complete_slot_index().map(|s| s.count(slot))
     }
