@@ -422,6 +422,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             // The RDB went out with the replies: the connection is now a replica's link.
             conn.handle.info.lock().expect("client info lock").replica = true;
             let rdb_only = handshake.rdb_only;
+            if handshake.full_sync {
+                // Redis's wording (test harnesses wait for it).
+                let name = handshake.replica_name(conn.addr.ip());
+                tracing::info!("Synchronization with replica {name} succeeded");
+            }
             crate::replication::primary::hold_link(server, stream, conn.id, rdb_only).await;
             return;
         }

@@ -218,20 +218,20 @@ async fn wait_for_shutdown(server: &Arc<Server>) {
             .shutting_down
             .load(std::sync::atomic::Ordering::SeqCst)
         {
-            info!("shutdown requested by a client");
+            info!("Shutting down");
             return;
         }
         let setting = tokio::select! {
             _ = shutdown => {
-                info!("shutdown requested by a client");
+                info!("Shutting down");
                 return;
             }
             _ = tokio::signal::ctrl_c() => {
-                info!("received SIGINT, scheduling shutdown");
+                info!("Received SIGINT scheduling shutdown...");
                 "shutdown-on-sigint"
             }
             _ = sigterm() => {
-                info!("received SIGTERM, scheduling shutdown");
+                info!("Received SIGTERM scheduling shutdown...");
                 "shutdown-on-sigterm"
             }
         };

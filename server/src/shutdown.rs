@@ -58,11 +58,14 @@ pub fn begin(server: &Server, options: Options) -> Result<(), String> {
             .is_empty(),
     };
     if save {
-        tracing::info!("saving the final snapshot before exiting");
+        // Redis's wording, here and in `snapshot::save`: test harnesses wait for these lines.
+        tracing::info!("Saving the final RDB snapshot before exiting.");
         if let Err(e) = snapshot::save(server) {
-            tracing::error!("error trying to save the final snapshot: {e}");
+            tracing::error!("Error trying to save the DB, can't exit. ({e})");
             if !options.force {
-                tracing::warn!("errors trying to shut down the server: not stopping");
+                tracing::warn!(
+                    "Errors trying to shut down the server. Check the logs for more information."
+                );
                 return Err(e.to_string());
             }
         }

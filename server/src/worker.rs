@@ -248,6 +248,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
     let mut last_idle_check = std::time::Instant::now();
     let mut last_auto_step = std::time::Instant::now();
     let mut ticks_of_seconds = 0u64;
+    let mut last_save_try = 0u64;
     loop {
         let hz = server.hot.hz.load(Ordering::Relaxed).max(1);
         tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
@@ -272,6 +273,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             if last_auto_step.elapsed() >= Duration::from_secs(1) {
                 last_auto_step = std::time::Instant::now();
                 crate::hot_copies::auto_step(&server);
+                crate::persist::background::save_if_rules_due(&server, &mut last_save_try);
                 ticks_of_seconds += 1;
                 if ticks_of_seconds.is_multiple_of(crate::entropy_state::SLOT_DECAY_SECS) {
                     server.entropy.decay_slots();

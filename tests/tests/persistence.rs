@@ -903,3 +903,57 @@ fn a_transaction_is_recovered_whole_or_not_at_all() {
         assert_eq!(c.call(&["EXISTS", k]), Resp::Int(0), "{k}");
     }
 }
+
+/// Waits up to 10 s for `line` in the log file at `path`; the log's text.
+fn wait_for_log(path: &Path, line: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(line) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no {line:?} in the log:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `save` rules save in the background as Redis's cron does, and saves, loads and shutdowns
+/// log Redis's own lines, which test harnesses (Redis's among them) wait for.
+#[test]
+fn save_rules_save_in_the_background_and_the_log_says_so_in_redis_s_words() {
+    let dir = TempDir::new("save-rules");
+    let log = dir.0.join("log");
+    let log_arg = log.to_str().unwrap();
+    let port = free_port();
+    let args = ["--appendonly", "no", "--save", "1 2", "--logfile", log_arg];
+    let server = start(port, &dir, &args);
+    let mut c = RawConn::connect(port);
+    ok(c.call(&["SET", "a", "1"]));
+    // One change of the two the rule asks for: no save, however long it waits.
+    std::thread::sleep(Duration::from_millis(2200));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("Saving..."), "{text}");
+    assert!(!dir.0.join("dump.rdb").exists());
+    ok(c.call(&["SET", "b", "2"]));
+    wait_for_log(&log, "2 changes in 1 seconds. Saving...");
+    wait_for_log(&log, "Background saving terminated with success");
+    assert!(dir.0.join("dump.rdb").exists());
+    let unsaved =
+        warpengine_tests::info_field(&mut c, "persistence", "rdb_changes_since_last_save");
+    assert_eq!(unsaved, "0");
+    ok(c.call(&["SAVE"]));
+    assert!(
+        wait_for_log(&log, "DB saved on disk")
+            .matches("DB saved on disk")
+            .count()
+            >= 2
+    );
+    c.send_command(&[b"SHUTDOWN"]);
+    let text = wait_for_log(&log, "ready to exit, bye bye");
+    let said = |line: &str| text.find(line).unwrap_or_else(|| panic!("{line}:\n{text}"));
+    assert!(said("User requested shutdown...") < said("Saving the final RDB snapshot"));
+    drop(server);
+    let _server = start(port, &dir, &args);
+    let text = wait_for_log(&log, "Done loading RDB, keys loaded: 2, keys expired: 0.");
+    assert!(text.contains("DB loaded from disk: "), "{text}");
+}

@@ -296,3 +296,56 @@ fn a_chain_carries_the_stream_and_survives_promoting_its_middle() {
     assert_eq!(pa.call(&["GET", "after"]), Resp::Bulk(b"all".to_vec()));
     assert_eq!(pc.call(&["GET", "after"]), Resp::Bulk(b"all".to_vec()));
 }
+
+/// The link's steps are logged in Redis's words on both sides: test harnesses (Redis's own)
+/// wait for these lines.
+#[test]
+fn the_link_s_steps_are_logged_in_redis_s_words() {
+    let dir = TempDir::new("warp-repl-log-lines");
+    let plog = format!("{}/primary.log", dir.path());
+    let rlog = format!("{}/replica.log", dir.path());
+    let primary = start_warpengine(&["--threads", "2", "--logfile", &plog]);
+    let replica = start_warpengine(&["--threads", "2", "--logfile", &rlog]);
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    ok(&mut p, &["SET", "k", "v"]);
+    replicaof(&mut r, primary.port);
+    caught_up(&mut p, &mut r);
+    let logged = |path: &str, line: String| {
+        wait_for(&format!("{line:?} in {path}"), || {
+            std::fs::read_to_string(path).is_ok_and(|text| text.contains(&line))
+        })
+    };
+    let name = format!("127.0.0.1:{}", replica.port);
+    logged(
+        &rlog,
+        format!("Connecting to MASTER 127.0.0.1:{}", primary.port),
+    );
+    logged(&rlog, "MASTER <-> REPLICA sync started".into());
+    logged(
+        &rlog,
+        "Done loading RDB, keys loaded: 1, keys expired: 0.".into(),
+    );
+    logged(
+        &rlog,
+        "MASTER <-> REPLICA sync: Finished with success".into(),
+    );
+    logged(&plog, format!("Replica {name} asks for synchronization"));
+    logged(
+        &plog,
+        format!("Synchronization with replica {name} succeeded"),
+    );
+    ok(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    ok(&mut p, &["SET", "k2", "v"]);
+    caught_up(&mut p, &mut r);
+    logged(
+        &rlog,
+        "MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.".into(),
+    );
+    logged(
+        &plog,
+        format!("Partial resynchronization request from {name} accepted."),
+    );
+}

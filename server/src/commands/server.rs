@@ -231,7 +231,7 @@ pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         busy.stop_all();
     }
-    tracing::warn!(client = s.conn.id, "SHUTDOWN requested");
+    tracing::warn!(client = s.conn.id, "User requested shutdown...");
     if crate::shutdown::begin(s.server, options).is_err() {
         return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
     }

@@ -135,6 +135,15 @@ pub struct Handshake {
     pub functions_only: bool,
     /// SYNC or PSYNC was answered: after its reply the connection is a replica's link.
     pub synced: bool,
+    /// That answer was a full resync (an RDB), not `+CONTINUE`.
+    pub full_sync: bool,
+}
+
+impl Handshake {
+    /// The replica's name in log lines, as Redis's: its announced address and listening port.
+    pub fn replica_name(&self, peer: IpAddr) -> String {
+        format!("{}:{}", announced_ip(self, peer), self.listening_port)
+    }
 }
 
 /// The replication state: the stream's history (id, offset, backlog), the translation of this

@@ -65,7 +65,8 @@ pub fn full_resync(
         bytes = rdb.len(),
         offset,
         diskless,
-        "full resync: RDB sent to a replica"
+        "Starting BGSAVE for SYNC with target: {}",
+        if diskless { "replicas sockets" } else { "disk" }
     );
     Ok(out)
 }
@@ -140,7 +141,8 @@ pub fn partial_resync(
         client,
         offset,
         bytes = missing.len(),
-        "partial resync accepted: sending the backlog from the replica's offset"
+        "Sending {} bytes of backlog starting from offset {offset}.",
+        missing.len()
     );
     replication.open_outbox(&history, client, missing);
     Some(Reply::Raw(Bytes::from(line)))

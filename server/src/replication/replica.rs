@@ -208,7 +208,7 @@ pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
 /// Follows `addr` from now on: the link task drops what it was doing and connects.
 fn switch_to(server: &Server, addr: PrimaryAddr) {
     let upstream = &server.replication.upstream;
-    info!(host = %addr.host, port = addr.port, "replicating from a new primary");
+    info!("REPLICAOF {}:{} enabled", addr.host, addr.port);
     {
         let _history = server.replication.history();
         upstream.generation.fetch_add(1, Ordering::AcqRel);
@@ -251,7 +251,7 @@ pub fn promote(server: &Server) {
     server.replication.reselect();
     server.replication.set_replica(false);
     show_in_config(server, "no one");
-    info!("promoted to primary (REPLICAOF NO ONE)");
+    info!("MASTER MODE enabled (REPLICAOF NO ONE)");
     // As Redis: replicas reconnect and continue under the new id.
     server.clients.kill_where(0, |c| c.replica || c.master);
 }
@@ -381,6 +381,9 @@ impl<'a> Link<'a> {
     ) -> Failure {
         let upstream = &server.replication.upstream;
         upstream.set_status(|s| s.state = LinkState::Connecting);
+        // Redis's wording for the link's steps, here and below: test harnesses (Redis's own)
+        // wait for these lines in the log.
+        info!("Connecting to MASTER {}:{}", addr.host, addr.port);
         let timeout = {
             let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
             Duration::from_secs(cfg.get_i64("repl-timeout").max(1) as u64)
@@ -395,6 +398,7 @@ impl<'a> Link<'a> {
             _ = target.changed() => return Failure::Replaced,
         };
         let _ = stream.set_nodelay(true);
+        info!("MASTER <-> REPLICA sync started");
         let mut link = Link {
             server,
             stream,
@@ -455,6 +459,7 @@ impl<'a> Link<'a> {
                 let offset = offset
                     .parse()
                     .map_err(|_| Failure::Broken(format!("bad PSYNC reply: {reply}")))?;
+                info!("Full resync from master: {replid}:{offset}");
                 upstream.set_status(|s| s.state = LinkState::Sync);
                 let rdb = self.read_rdb().await?;
                 self.check_current()?;
@@ -469,7 +474,7 @@ impl<'a> Link<'a> {
                 self.check_current()?;
                 history.reset(replid.to_string(), offset);
                 history.enable_backlog(backlog);
-                info!(offset, "full resync with the primary done");
+                info!(offset, "MASTER <-> REPLICA sync: Finished with success");
             }
             ["+CONTINUE", rest @ ..] => {
                 let mut history = server.replication.history();
@@ -481,8 +486,9 @@ impl<'a> Link<'a> {
                 }
                 info!(
                     offset = history.offset(),
-                    "partial resynchronization accepted by the primary"
+                    "Successful partial resynchronization with master."
                 );
+                info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
             }
             _ => return Err(Failure::Broken(format!("PSYNC refused: {reply}"))),
         }
@@ -596,7 +602,7 @@ impl<'a> Link<'a> {
         };
         info!(
             bytes = rdb.len(),
-            "RDB received from the primary in {:.3}s",
+            "MASTER <-> REPLICA sync: RDB received from master in {:.3}s",
             started.elapsed().as_secs_f64()
         );
         Ok(rdb)
@@ -906,15 +912,19 @@ fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
     let started = Instant::now();
     let loading = &server.replication.upstream.loading;
     loading.store(true, Ordering::Release);
+    info!("MASTER <-> REPLICA sync: Flushing old data");
+    info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let loaded = replace_dataset(server, rdb);
     loading.store(false, Ordering::Release);
     let loaded = loaded?;
     // As Redis: this server's replicas resynchronize with the new data.
     server.clients.kill_where(0, |c| c.replica);
     info!(
-        keys = loaded.keys,
-        expired = loaded.expired,
-        "the primary's RDB loaded in {:.3}s",
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        loaded.keys, loaded.expired
+    );
+    info!(
+        "MASTER <-> REPLICA sync: RDB loaded in {:.3}s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
