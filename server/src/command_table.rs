@@ -39,6 +39,26 @@ pub type OtherDbFn = fn(&[Bytes]) -> Option<usize>;
 /// [`LogForm::Rewritten`]); None: nothing to log.
 pub type RewriteFn = fn(&mut KeyCtx, &[Bytes]) -> Option<Vec<Bytes>>;
 
+/// Whether a write's reply says it changed nothing (see [`CommandSpec::unchanged_when`]).
+pub type UnchangedFn = fn(&[Bytes], &Reply) -> bool;
+
+/// [`UnchangedFn`]: an integer reply of 0 (DEL of missing keys, SETNX of a present one, SREM of
+/// absent members, EXPIRE of a missing key ...).
+pub fn zero_changes(_args: &[Bytes], reply: &Reply) -> bool {
+    matches!(reply, Reply::Int(0))
+}
+
+/// [`UnchangedFn`]: nothing popped or taken: a null or an empty array (LPOP, SPOP, ZPOPMIN,
+/// LMOVE of a missing key).
+pub fn nothing_returned(_args: &[Bytes], reply: &Reply) -> bool {
+    match reply {
+        Reply::Nil | Reply::NilArray => true,
+        Reply::Array(items) | Reply::Set(items) => items.is_empty(),
+        Reply::Pairs(pairs) => pairs.is_empty(),
+        _ => false,
+    }
+}
+
 /// Lists, after a command ran, the deterministic commands that redo its effect (see
 /// [`LogForm::Effects`]); empty: nothing to log.
 pub type EffectsFn = fn(&mut KeyCtx, &[Bytes], &Reply) -> Vec<Vec<Bytes>>;
@@ -316,6 +336,11 @@ pub struct CommandSpec {
     /// A read of one string key that a worker may answer from its copy of a replicated hot
     /// key (GET: see `hot_copies`).
     pub reads_hot_copy: bool,
+    /// A write whose reply can say it changed nothing (DEL of missing keys answers 0, SET NX
+    /// of a present key nil): such a run is not logged (so not propagated), not counted as a
+    /// change, and not seen by WATCH or client tracking, as Redis propagates and counts only
+    /// what changed the data (its `dirty` counter).
+    pub unchanged_when: Option<UnchangedFn>,
 }
 
 impl CommandSpec {
@@ -359,7 +384,20 @@ impl CommandSpec {
             wakes_all_waiters: false,
             runs_in_open_slot: false,
             reads_hot_copy: false,
+            unchanged_when: None,
         }
+    }
+
+    pub const fn unchanged_when(mut self, unchanged: UnchangedFn) -> CommandSpec {
+        self.unchanged_when = Some(unchanged);
+        self
+    }
+
+    /// Whether this write's `reply` (not an error) says it changed nothing. A status (SET's
+    /// +OK) never does: checked first, inline, so the common write makes no call.
+    #[inline]
+    pub fn changed_nothing(&self, args: &[Bytes], reply: &Reply) -> bool {
+        !matches!(reply, Reply::Status(_)) && self.unchanged_when.is_some_and(|f| f(args, reply))
     }
 
     pub const fn reads_hot_copy(mut self) -> CommandSpec {

@@ -597,3 +597,201 @@ fn wait_is_refused_on_a_replica_as_by_redis() {
     );
     assert_eq!(reply, r.call(&["WAIT", "0", "0"]));
 }
+
+/// A connection that asked for SYNC: the RDB skipped, then the stream's commands as text.
+struct StreamTap {
+    stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl StreamTap {
+    fn attach(port: u16) -> StreamTap {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"REPLCONF listening-port 1\r\n").unwrap();
+        let mut tap = StreamTap {
+            stream,
+            buf: Vec::new(),
+        };
+        // Redis refuses SYNC while a reply is still to be sent: +OK first.
+        assert_eq!(tap.line(), "+OK");
+        tap.stream.write_all(b"SYNC\r\n").unwrap();
+        // The RDB's `$<len>` line after any keep-alive newlines, then its bytes.
+        let len = loop {
+            let line = tap.line();
+            if let Some(len) = line.strip_prefix('$') {
+                break len.parse::<usize>().unwrap();
+            }
+        };
+        while tap.buf.len() < len {
+            tap.fill();
+        }
+        tap.buf.drain(..len);
+        tap
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk).expect("the stream");
+        assert!(n > 0, "the stream ended");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    fn line(&mut self) -> String {
+        loop {
+            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..at]).into_owned();
+                self.buf.drain(..at + 2);
+                return line;
+            }
+            self.fill();
+        }
+    }
+
+    /// The commands up to the marker `SET __mark__ <n>`, as lower-cased names and arguments,
+    /// with millisecond times as `<ms>`, SELECTs and PINGs left out.
+    fn until_mark(&mut self, n: usize) -> Vec<String> {
+        let mark = format!("set __mark__ {n}");
+        let mut out = Vec::new();
+        loop {
+            let Some(len) = warpengine_tests::reply_len(&self.buf, 0) else {
+                self.fill();
+                continue;
+            };
+            let Resp::Array(items) = Resp::parse(&self.buf[..len]) else {
+                panic!(
+                    "not a command: {:?}",
+                    String::from_utf8_lossy(&self.buf[..len])
+                )
+            };
+            self.buf.drain(..len);
+            let words: Vec<String> = items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let Resp::Bulk(b) = item else {
+                        panic!("{item:?}")
+                    };
+                    let word = String::from_utf8_lossy(b).into_owned();
+                    let ms = word.len() == 13 && word.bytes().all(|c| c.is_ascii_digit());
+                    match (i, ms) {
+                        (0, _) => word.to_ascii_lowercase(),
+                        (_, true) => "<ms>".into(),
+                        _ => word,
+                    }
+                })
+                .collect();
+            let command = words.join(" ");
+            if command == mark {
+                return out;
+            }
+            if !["select", "ping"].contains(&words[0].as_str()) {
+                out.push(command);
+            }
+        }
+    }
+}
+
+/// Each write reaches the stream in the form redis-server 7.0 propagates it (compared with
+/// one, command by command): relative expiries as absolute ones, GETSET/SET GET/INCRBYFLOAT/
+/// GETDEL/HINCRBYFLOAT/GEOADD rewritten into their effect, and writes that changed nothing
+/// (DEL of a missing key, SETNX of a present one, LPOP of a missing list ...) left out. One
+/// worker, so no command's keys span shards (those go as the resulting state of each key).
+#[test]
+fn writes_are_propagated_in_the_form_redis_propagates_them() {
+    if !redis_available() {
+        return;
+    }
+    let redis = warpengine_tests::start_redis(&["--repl-diskless-sync", "no"]);
+    let warp = start_warpengine(&["--threads", "1"]);
+    let script: &[&str] = &[
+        "set k v",
+        "setnx k v2",
+        "setnx k3 v",
+        "getset k v3",
+        "set k v4 get",
+        "set k v5 nx",
+        "set k v6 xx get",
+        "set k7 v ex 100",
+        "setrange k 1 xx",
+        "append k yy",
+        "incr n",
+        "incrbyfloat f 1.5",
+        "set f2 1.5 ex 100",
+        "incrbyfloat f2 2",
+        "getdel k3",
+        "getdel nonexist",
+        "getex k ex 100",
+        "getex k persist",
+        "getex k",
+        "getex nonexist ex 5",
+        "del nonexist",
+        "unlink nonexist",
+        "del k",
+        "expire n 100",
+        "expire nonexist 10",
+        "pexpire n 0",
+        "persist nonexist",
+        "rpush l a b c d",
+        "lpushx nol a",
+        "lpop nol",
+        "rpop nol 2",
+        "lpop l",
+        "linsert l before zz x",
+        "linsert nol before b x",
+        "lrem l 0 zz",
+        "lmove nol l left right",
+        "lmove l l2 left right",
+        "sadd s a b c",
+        "sadd s a",
+        "srem s zz",
+        "smove s s2 zz",
+        "spop nos",
+        "spop nos 2",
+        "hset h a 1 b 2",
+        "hsetnx h a 3",
+        "hdel h zz",
+        "hincrbyfloat h b 1.5",
+        "zadd z 1 a 2 b",
+        "zrem z zz",
+        "zpopmin noz",
+        "zremrangebyscore z 10 20",
+        "pfadd hl a b",
+        "pfadd hl a",
+        "renamenx nonexist x",
+        "geoadd g 13.361389 38.115556 Palermo",
+        "geoadd g ch 15.087269 37.502669 Catania",
+        "xadd x 1-1 a 1",
+        "xdel x 9-9",
+        "xtrim x maxlen 5",
+        "msetnx k7 a m b",
+        "copy nonexist c",
+    ];
+    let streams: Vec<Vec<Vec<String>>> = [redis.port, warp.port]
+        .into_iter()
+        .map(|port| {
+            let mut tap = StreamTap::attach(port);
+            let mut c = RawConn::connect(port);
+            script
+                .iter()
+                .enumerate()
+                .map(|(n, command)| {
+                    let args: Vec<&str> = command.split(' ').collect();
+                    c.call(&args);
+                    ok(&mut c, &["SET", "__mark__", &n.to_string()]);
+                    tap.until_mark(n)
+                })
+                .collect()
+        })
+        .collect();
+    let mismatches: Vec<String> = script
+        .iter()
+        .zip(streams[0].iter().zip(&streams[1]))
+        .filter(|(_, (redis, warp))| redis != warp)
+        .map(|(command, (redis, warp))| format!("{command}: redis {redis:?}, warp {warp:?}"))
+        .collect();
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

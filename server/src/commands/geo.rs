@@ -24,7 +24,7 @@ use geohash::{Search, Shape};
 
 commands! {
     pub static COMMANDS;
-    "geoadd", -5, "write denyoom", k(1, 1, 1), "geo", "3.2.0", keyed(geoadd), "Adds one or more members to a geospatial index. The key is created if it doesn't exist.";
+    "geoadd", -5, "write denyoom", k(1, 1, 1), "geo", "3.2.0", keyed(geoadd), "Adds one or more members to a geospatial index. The key is created if it doesn't exist.", log(LogForm::Effects(geoadd_effects));
     "geodist", -4, "readonly", k(1, 1, 1), "geo", "3.2.0", keyed(geodist), "Returns the distance between two members of a geospatial index.";
     "geohash", -2, "readonly", k(1, 1, 1), "geo", "3.2.0", keyed(geohash_cmd), "Returns members from a geospatial index as geohash strings.";
     "geopos", -2, "readonly", k(1, 1, 1), "geo", "3.2.0", keyed(geopos), "Returns the longitude and latitude of members from a geospatial index.";
@@ -161,6 +161,15 @@ fn position_reply(lon: f64, lat: f64) -> Reply {
 
 /// GEOADD key [NX|XX] [CH] longitude latitude member ...: ZADD with each position's score.
 pub fn geoadd(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    match as_zadd(args) {
+        Ok(zadd_args) => zsets::zadd(ctx, &zadd_args),
+        Err(e) => e,
+    }
+}
+
+/// GEOADD's arguments as the ZADD that does its work: `ZADD key [options] score member ...`,
+/// every position checked before anything is added.
+fn as_zadd(args: &[Bytes]) -> Result<Vec<Bytes>, Reply> {
     let mut first = 2;
     let (mut nx, mut xx) = (false, false);
     while first < args.len() {
@@ -175,22 +184,24 @@ pub fn geoadd(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         first += 1;
     }
     if !(args.len() - first).is_multiple_of(3) || (nx && xx) {
-        return Reply::err(SYNTAX);
+        return Err(Reply::err(SYNTAX));
     }
-    // ZADD key [options] score member ...: every position is checked before anything is added.
     let mut zadd_args = Vec::with_capacity(first + (args.len() - first) / 3 * 2);
     zadd_args.push(Bytes::from_static(b"zadd"));
     zadd_args.extend_from_slice(&args[1..first]);
     for triple in args[first..].chunks(3) {
-        let (lon, lat) = match long_lat_arg(&triple[0], &triple[1]) {
-            Ok(p) => p,
-            Err(e) => return e,
-        };
+        let (lon, lat) = long_lat_arg(&triple[0], &triple[1])?;
         let score = geohash::score_of(lon, lat).expect("checked position encodes");
         zadd_args.push(Bytes::from(score.to_string()));
         zadd_args.push(triple[2].clone());
     }
-    zsets::zadd(ctx, &zadd_args)
+    Ok(zadd_args)
+}
+
+/// GEOADD as Redis propagates it: the ZADD it ran, so that no replica computes a position's
+/// score again.
+fn geoadd_effects(_ctx: &mut KeyCtx, args: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
+    as_zadd(args).map_or_else(|_| Vec::new(), |zadd| vec![zadd])
 }
 
 /// GEODIST key member1 member2 [unit].

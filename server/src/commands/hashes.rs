@@ -9,7 +9,7 @@ use warpengine_storage::{glob_match, notify, Entry, HashValue, Value};
 
 use super::keyspace::parse_cursor;
 use super::util::{eq_ignore_case, int_arg, wrong_arity, NOT_FLOAT, SYNTAX};
-use super::{commands, k, keyed};
+use super::{commands, k, keyed, LogForm};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -17,11 +17,11 @@ use crate::protocol::Reply;
 commands! {
     pub static COMMANDS;
     "hset", -4, "write denyoom fast", k(1, 1, 1), "hash", "2.0.0", keyed(hset), "Set the string value of a hash field";
-    "hsetnx", 4, "write denyoom fast", k(1, 1, 1), "hash", "2.0.0", keyed(hsetnx), "Set the value of a hash field, only if the field does not exist";
+    "hsetnx", 4, "write denyoom fast", k(1, 1, 1), "hash", "2.0.0", keyed(hsetnx), "Set the value of a hash field, only if the field does not exist", unchanged_when(super::zero_changes);
     "hget", 3, "readonly fast", k(1, 1, 1), "hash", "2.0.0", keyed(hget), "Get the value of a hash field";
     "hmget", -3, "readonly fast", k(1, 1, 1), "hash", "2.0.0", keyed(hmget), "Get the values of all the given hash fields";
     "hmset", -4, "write denyoom fast", k(1, 1, 1), "hash", "2.0.0", keyed(hmset), "Set multiple hash fields to multiple values";
-    "hdel", -3, "write fast", k(1, 1, 1), "hash", "2.0.0", keyed(hdel), "Delete one or more hash fields";
+    "hdel", -3, "write fast", k(1, 1, 1), "hash", "2.0.0", keyed(hdel), "Delete one or more hash fields", unchanged_when(super::zero_changes);
     "hlen", 2, "readonly fast", k(1, 1, 1), "hash", "2.0.0", keyed(hlen), "Get the number of fields in a hash";
     "hstrlen", 3, "readonly fast", k(1, 1, 1), "hash", "3.2.0", keyed(hstrlen), "Get the length of the value of a hash field";
     "hexists", 3, "readonly fast", k(1, 1, 1), "hash", "2.0.0", keyed(hexists), "Determine if a hash field exists";
@@ -29,7 +29,7 @@ commands! {
     "hvals", 2, "readonly", k(1, 1, 1), "hash", "2.0.0", keyed(hvals), "Get all the values in a hash";
     "hgetall", 2, "readonly", k(1, 1, 1), "hash", "2.0.0", keyed(hgetall), "Get all the fields and values in a hash";
     "hincrby", 4, "write denyoom fast", k(1, 1, 1), "hash", "2.0.0", keyed(hincrby), "Increment the integer value of a hash field by the given number";
-    "hincrbyfloat", 4, "write denyoom fast", k(1, 1, 1), "hash", "2.6.0", keyed(hincrbyfloat), "Increment the float value of a hash field by the given amount";
+    "hincrbyfloat", 4, "write denyoom fast", k(1, 1, 1), "hash", "2.6.0", keyed(hincrbyfloat), "Increment the float value of a hash field by the given amount", log(LogForm::Effects(hincrbyfloat_effects));
     "hrandfield", -2, "readonly", k(1, 1, 1), "hash", "6.2.0", keyed(hrandfield), "Get one or multiple random fields from a hash";
     "hscan", -3, "readonly", k(1, 1, 1), "hash", "2.8.0", keyed(hscan), "Incrementally iterate hash fields and associated values";
 }
@@ -413,6 +413,19 @@ fn scan_reply(cursor: u64, pairs: Vec<(Bytes, Bytes)>) -> Reply {
         Reply::Bulk(Bytes::from(cursor.to_string())),
         Reply::Array(items),
     ])
+}
+
+/// HINCRBYFLOAT as Redis propagates it: `HSET key field <result>` (no float computed again).
+fn hincrbyfloat_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    match reply {
+        Reply::Bulk(result) => vec![vec![
+            Bytes::from_static(b"HSET"),
+            args[1].clone(),
+            args[2].clone(),
+            result.clone(),
+        ]],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

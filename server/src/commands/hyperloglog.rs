@@ -25,7 +25,7 @@ use crate::session::Session;
 
 commands! {
     pub static COMMANDS;
-    "pfadd", -2, "write denyoom fast", k(1, 1, 1), "hyperloglog", "2.8.9", keyed(pfadd), "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.";
+    "pfadd", -2, "write denyoom fast", k(1, 1, 1), "hyperloglog", "2.8.9", keyed(pfadd), "Adds elements to a HyperLogLog key. Creates the key if it doesn't exist.", unchanged_when(super::zero_changes);
     "pfcount", -2, "readonly may_replicate", k(1, -1, 1), "hyperloglog", "2.8.9", keyed(pfcount), "Returns the approximated cardinality of the set(s) observed by the HyperLogLog key(s).";
     "pfmerge", -2, "write denyoom", k(1, -1, 1), "hyperloglog", "2.8.9", keyed(pfmerge), "Merges one or more HyperLogLog values into a single key.", writes(Writes::First);
     "pfdebug", 3, "write denyoom admin", k(2, 2, 1), "hyperloglog", "2.8.9", keyed(pfdebug), "Internal commands for debugging HyperLogLog values.";

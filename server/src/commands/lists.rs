@@ -14,21 +14,21 @@ commands! {
     pub static COMMANDS;
     "lpush", -3, "write denyoom fast", k(1, 1, 1), "list", "1.0.0", keyed(lpush), "Prepend one or multiple elements to a list";
     "rpush", -3, "write denyoom fast", k(1, 1, 1), "list", "1.0.0", keyed(rpush), "Append one or multiple elements to a list";
-    "lpushx", -3, "write denyoom fast", k(1, 1, 1), "list", "2.2.0", keyed(lpushx), "Prepend an element to a list, only if the list exists";
-    "rpushx", -3, "write denyoom fast", k(1, 1, 1), "list", "2.2.0", keyed(rpushx), "Append an element to a list, only if the list exists";
-    "lpop", -2, "write fast", k(1, 1, 1), "list", "1.0.0", keyed(lpop), "Remove and get the first elements in a list";
-    "rpop", -2, "write fast", k(1, 1, 1), "list", "1.0.0", keyed(rpop), "Remove and get the last elements in a list";
+    "lpushx", -3, "write denyoom fast", k(1, 1, 1), "list", "2.2.0", keyed(lpushx), "Prepend an element to a list, only if the list exists", unchanged_when(super::zero_changes);
+    "rpushx", -3, "write denyoom fast", k(1, 1, 1), "list", "2.2.0", keyed(rpushx), "Append an element to a list, only if the list exists", unchanged_when(super::zero_changes);
+    "lpop", -2, "write fast", k(1, 1, 1), "list", "1.0.0", keyed(lpop), "Remove and get the first elements in a list", unchanged_when(super::nothing_returned);
+    "rpop", -2, "write fast", k(1, 1, 1), "list", "1.0.0", keyed(rpop), "Remove and get the last elements in a list", unchanged_when(super::nothing_returned);
     "llen", 2, "readonly fast", k(1, 1, 1), "list", "1.0.0", keyed(llen), "Get the length of a list";
     "lrange", 4, "readonly", k(1, 1, 1), "list", "1.0.0", keyed(lrange), "Get a range of elements from a list";
     "lindex", 3, "readonly", k(1, 1, 1), "list", "1.0.0", keyed(lindex), "Get an element from a list by its index";
     "lset", 4, "write denyoom", k(1, 1, 1), "list", "1.0.0", keyed(lset), "Set the value of an element in a list by its index";
-    "linsert", 5, "write denyoom", k(1, 1, 1), "list", "2.2.0", keyed(linsert), "Insert an element before or after another element in a list";
-    "lrem", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(lrem), "Remove elements from a list";
+    "linsert", 5, "write denyoom", k(1, 1, 1), "list", "2.2.0", keyed(linsert), "Insert an element before or after another element in a list", unchanged_when(linsert_unchanged);
+    "lrem", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(lrem), "Remove elements from a list", unchanged_when(super::zero_changes);
     "ltrim", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(ltrim), "Trim a list to the specified range";
     "lpos", -3, "readonly", k(1, 1, 1), "list", "6.0.6", keyed(lpos), "Return the index of matching elements on a list";
-    "lmove", 5, "write denyoom", k(1, 2, 1), "list", "6.2.0", keyed(lmove), "Pop an element from a list, push it to another list and return it";
-    "rpoplpush", 3, "write denyoom", k(1, 2, 1), "list", "1.2.0", keyed(rpoplpush), "Remove the last element in a list, prepend it to another list and return it";
-    "lmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, "list", "7.0.0", keyed(lmpop), "Pop elements from a list";
+    "lmove", 5, "write denyoom", k(1, 2, 1), "list", "6.2.0", keyed(lmove), "Pop an element from a list, push it to another list and return it", unchanged_when(super::nothing_returned);
+    "rpoplpush", 3, "write denyoom", k(1, 2, 1), "list", "1.2.0", keyed(rpoplpush), "Remove the last element in a list, prepend it to another list and return it", unchanged_when(super::nothing_returned);
+    "lmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, "list", "7.0.0", keyed(lmpop), "Pop elements from a list", unchanged_when(super::nothing_returned);
 }
 
 const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
@@ -518,6 +518,11 @@ pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(parsed) => mpop(ctx, args, &parsed),
         Err(e) => e,
     }
+}
+
+/// LINSERT changed nothing: no such list (0) or no such pivot (-1).
+fn linsert_unchanged(_args: &[Bytes], reply: &Reply) -> bool {
+    matches!(reply, Reply::Int(n) if *n <= 0)
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! the layers below see of the commands.
 
 pub use crate::command_table::{
-    is_top_level, lookup, lookup_row, resolve, subcommands, Attempt, BlockingFn, CommandSpec,
-    FanoutFn, Flags, KeyedFn, Keys, LogForm, MetaFn, Run, SessionFn, TxStep, Writes, TABLE,
+    is_top_level, lookup, lookup_row, nothing_returned, resolve, subcommands, zero_changes,
+    Attempt, BlockingFn, CommandSpec, FanoutFn, Flags, KeyedFn, Keys, LogForm, MetaFn, Run,
+    SessionFn, TxStep, Writes, TABLE,
 };
 
 pub mod acl;
@@ -135,46 +136,46 @@ commands! {
     static CORE;
     // strings
     "get", 2, "readonly fast", k(1, 1, 1), "string", "1.0.0", keyed(st::get), "Returns the string value of a key.", reads_hot_copy();
-    "set", -3, "write denyoom", k(1, 1, 1), "string", "1.0.0", keyed(st::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", log(LogForm::ArgvWithExpiry), takes_durability(true);
-    "setnx", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::setnx), "Set the string value of a key only when the key doesn't exist.";
+    "set", -3, "write denyoom", k(1, 1, 1), "string", "1.0.0", keyed(st::set), "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", log(LogForm::ArgvWithExpiry), takes_durability(true), unchanged_when(st::set_unchanged);
+    "setnx", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::setnx), "Set the string value of a key only when the key doesn't exist.", unchanged_when(zero_changes);
     "setex", 4, "write denyoom", k(1, 1, 1), "string", "2.0.0", keyed(st::setex), "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", log(LogForm::ArgvWithExpiry);
     "psetex", 4, "write denyoom", k(1, 1, 1), "string", "2.6.0", keyed(st::psetex), "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", log(LogForm::ArgvWithExpiry);
-    "getset", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::getset), "Returns the previous string value of a key after setting it to a new value.";
-    "getdel", 2, "write fast", k(1, 1, 1), "string", "6.2.0", keyed(st::getdel), "Returns the string value of a key after deleting the key.";
-    "getex", -2, "write fast", k(1, 1, 1), "string", "6.2.0", keyed(st::getex), "Returns the string value of a key after setting its expiration time.", log(LogForm::ArgvWithExpiry);
+    "getset", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::getset), "Returns the previous string value of a key after setting it to a new value.", log(LogForm::Effects(st::getset_effects));
+    "getdel", 2, "write fast", k(1, 1, 1), "string", "6.2.0", keyed(st::getdel), "Returns the string value of a key after deleting the key.", log(LogForm::Effects(st::getdel_effects));
+    "getex", -2, "write fast", k(1, 1, 1), "string", "6.2.0", keyed(st::getex), "Returns the string value of a key after setting its expiration time.", log(LogForm::ArgvWithExpiry), unchanged_when(st::getex_unchanged);
     "mget", -2, "readonly fast", k(1, -1, 1), "string", "1.0.0", keyed(st::mget), "Atomically returns the string values of one or more keys.";
     "mset", -3, "write denyoom", k(1, -1, 2), "string", "1.0.1", keyed(st::mset), "Atomically creates or modifies the string values of one or more keys.";
-    "msetnx", -3, "write denyoom", k(1, -1, 2), "string", "1.0.1", keyed(st::msetnx), "Atomically modifies the string values of one or more keys only when all keys don't exist.";
+    "msetnx", -3, "write denyoom", k(1, -1, 2), "string", "1.0.1", keyed(st::msetnx), "Atomically modifies the string values of one or more keys only when all keys don't exist.", unchanged_when(zero_changes);
     "append", 3, "write denyoom fast", k(1, 1, 1), "string", "2.0.0", keyed(st::append), "Appends a string to the value of a key. Creates the key if it doesn't exist.";
     "strlen", 2, "readonly fast", k(1, 1, 1), "string", "2.2.0", keyed(st::strlen), "Returns the length of a string value.";
     "incr", 2, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::incr), "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.";
     "decr", 2, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::decr), "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.";
     "incrby", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::incrby), "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.";
     "decrby", 3, "write denyoom fast", k(1, 1, 1), "string", "1.0.0", keyed(st::decrby), "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.";
-    "incrbyfloat", 3, "write denyoom fast", k(1, 1, 1), "string", "2.6.0", keyed(st::incrbyfloat), "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.";
+    "incrbyfloat", 3, "write denyoom fast", k(1, 1, 1), "string", "2.6.0", keyed(st::incrbyfloat), "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", log(LogForm::Effects(st::incrbyfloat_effects));
     "getrange", 4, "readonly", k(1, 1, 1), "string", "2.4.0", keyed(st::getrange), "Returns a substring of the string stored at a key.";
     "substr", 4, "readonly", k(1, 1, 1), "string", "1.0.0", keyed(st::getrange), "Returns a substring from a string value.";
     "setrange", 4, "write denyoom", k(1, 1, 1), "string", "2.2.0", keyed(st::setrange), "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.";
     "lcs", -3, "readonly", k(1, 2, 1), "string", "7.0.0", keyed(st::lcs), "Finds the longest common substring.";
     // keyspace
-    "del", -2, "write", k(1, -1, 1), "generic", "1.0.0", keyed(ks::del), "Deletes one or more keys.";
-    "unlink", -2, "write fast", k(1, -1, 1), "generic", "4.0.0", keyed(ks::del), "Asynchronously deletes one or more keys.";
+    "del", -2, "write", k(1, -1, 1), "generic", "1.0.0", keyed(ks::del), "Deletes one or more keys.", unchanged_when(zero_changes);
+    "unlink", -2, "write fast", k(1, -1, 1), "generic", "4.0.0", keyed(ks::del), "Asynchronously deletes one or more keys.", unchanged_when(zero_changes);
     "exists", -2, "readonly fast", k(1, -1, 1), "generic", "1.0.0", keyed(ks::exists), "Determines whether one or more keys exist.";
     "touch", -2, "readonly fast", k(1, -1, 1), "generic", "3.2.1", keyed(ks::touch), "Returns the number of existing keys out of those specified after updating the time they were last accessed.";
     "type", 2, "readonly fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::type_), "Determines the type of value stored at a key.";
-    "expire", -3, "write fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::expire), "Sets the expiration time of a key in seconds.", log(LogForm::ArgvWithExpiry);
-    "pexpire", -3, "write fast", k(1, 1, 1), "generic", "2.6.0", keyed(ks::pexpire), "Sets the expiration time of a key in milliseconds.", log(LogForm::ArgvWithExpiry);
-    "expireat", -3, "write fast", k(1, 1, 1), "generic", "1.2.0", keyed(ks::expireat), "Sets the expiration time of a key to a Unix timestamp.", log(LogForm::ArgvWithExpiry);
-    "pexpireat", -3, "write fast", k(1, 1, 1), "generic", "2.6.0", keyed(ks::pexpireat), "Sets the expiration time of a key to a Unix milliseconds timestamp.", log(LogForm::ArgvWithExpiry);
+    "expire", -3, "write fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::expire), "Sets the expiration time of a key in seconds.", log(LogForm::ArgvWithExpiry), unchanged_when(zero_changes);
+    "pexpire", -3, "write fast", k(1, 1, 1), "generic", "2.6.0", keyed(ks::pexpire), "Sets the expiration time of a key in milliseconds.", log(LogForm::ArgvWithExpiry), unchanged_when(zero_changes);
+    "expireat", -3, "write fast", k(1, 1, 1), "generic", "1.2.0", keyed(ks::expireat), "Sets the expiration time of a key to a Unix timestamp.", log(LogForm::ArgvWithExpiry), unchanged_when(zero_changes);
+    "pexpireat", -3, "write fast", k(1, 1, 1), "generic", "2.6.0", keyed(ks::pexpireat), "Sets the expiration time of a key to a Unix milliseconds timestamp.", log(LogForm::ArgvWithExpiry), unchanged_when(zero_changes);
     "expiretime", 2, "readonly fast", k(1, 1, 1), "generic", "7.0.0", keyed(ks::expiretime), "Returns the expiration time of a key as a Unix timestamp.";
     "pexpiretime", 2, "readonly fast", k(1, 1, 1), "generic", "7.0.0", keyed(ks::pexpiretime), "Returns the expiration time of a key as a Unix milliseconds timestamp.";
     "ttl", 2, "readonly fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::ttl), "Returns the expiration time in seconds of a key.";
     "pttl", 2, "readonly fast", k(1, 1, 1), "generic", "2.6.0", keyed(ks::pttl), "Returns the expiration time in milliseconds of a key.";
-    "persist", 2, "write fast", k(1, 1, 1), "generic", "2.2.0", keyed(ks::persist), "Removes the expiration time of a key.";
+    "persist", 2, "write fast", k(1, 1, 1), "generic", "2.2.0", keyed(ks::persist), "Removes the expiration time of a key.", unchanged_when(zero_changes);
     "rename", 3, "write", k(1, 2, 1), "generic", "1.0.0", keyed(ks::rename), "Renames a key and overwrites the destination.";
-    "renamenx", 3, "write fast", k(1, 2, 1), "generic", "1.0.0", keyed(ks::renamenx), "Renames a key only when the target key name doesn't exist.";
-    "copy", -3, "write denyoom", k(1, 2, 1), "generic", "6.2.0", keyed(ks::copy), "Copies the value of a key to a new key.", writes(Writes::Second), other_db(ks::copy_target_db);
-    "move", 3, "write fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::move_), "Moves a key to another database.", other_db(ks::move_target_db);
+    "renamenx", 3, "write fast", k(1, 2, 1), "generic", "1.0.0", keyed(ks::renamenx), "Renames a key only when the target key name doesn't exist.", unchanged_when(zero_changes);
+    "copy", -3, "write denyoom", k(1, 2, 1), "generic", "6.2.0", keyed(ks::copy), "Copies the value of a key to a new key.", writes(Writes::Second), other_db(ks::copy_target_db), unchanged_when(zero_changes);
+    "move", 3, "write fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::move_), "Moves a key to another database.", other_db(ks::move_target_db), unchanged_when(zero_changes);
     "object", -2, "", Keys::Custom { legacy: (0, 0, 0), find: object::keys }, "generic", "2.2.3", keyed(object::object), "A container for object introspection commands.";
     "keys", 2, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::keys), "Returns all key names that match a pattern.";
     "scan", -2, "readonly", NO_KEYS, "generic", "2.8.0", session(ks::scan), "Iterates over the key names in the database.";

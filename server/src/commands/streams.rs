@@ -45,13 +45,13 @@ commands! {
     "xlen", 2, "readonly fast", k(1, 1, 1), "stream", "5.0.0", keyed(xlen), "Return the number of messages in a stream.";
     "xrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrange), "Returns the messages from a stream within a range of IDs.";
     "xrevrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrevrange), "Returns the messages from a stream within a range of IDs in reverse order.";
-    "xdel", -3, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xdel), "Returns the number of messages after removing them from a stream.";
-    "xtrim", -4, "write", k(1, 1, 1), "stream", "5.0.0", keyed(xtrim), "Deletes messages from the beginning of a stream.", log(LogForm::Rewritten(xtrim_log));
+    "xdel", -3, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xdel), "Returns the number of messages after removing them from a stream.", unchanged_when(super::zero_changes);
+    "xtrim", -4, "write", k(1, 1, 1), "stream", "5.0.0", keyed(xtrim), "Deletes messages from the beginning of a stream.", log(LogForm::Rewritten(xtrim_log)), unchanged_when(super::zero_changes);
     "xsetid", -3, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xsetid), "An internal command for replicating stream values.";
     "xread", -4, "readonly blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xread), "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", pins_block_args(pin_xread);
     "xreadgroup", -7, "write blocking movablekeys", XREAD_KEYS, "stream", "5.0.0", blocking(xreadgroup), "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", log(LogForm::Effects(xreadgroup_effects)), pins_block_args(pin_xreadgroup);
     "xgroup", -2, "", CONTAINER_KEY, "stream", "5.0.0", keyed(xgroup), "A container for consumer groups commands.", log(LogForm::Argv), wakes_all_waiters();
-    "xack", -4, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xack), "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.";
+    "xack", -4, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xack), "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", unchanged_when(super::zero_changes);
     "xpending", -3, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xpending), "Returns the information and entries from a stream consumer group's pending entries list.";
     "xclaim", -6, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xclaim), "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", log(LogForm::Effects(xclaim_effects));
     "xautoclaim", -6, "write fast", k(1, 1, 1), "stream", "6.2.0", keyed(xautoclaim), "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", log(LogForm::Effects(xautoclaim_effects));

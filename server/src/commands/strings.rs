@@ -665,3 +665,46 @@ pub fn lcs(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Reply::Bulk(Bytes::from(result))
     }
 }
+
+// What the log and the replication stream keep of some string writes: Redis's propagated forms.
+
+/// SET changed nothing when NX or XX was not met: nil, without GET (whose nil may follow a set).
+pub fn set_unchanged(args: &[Bytes], reply: &Reply) -> bool {
+    matches!(reply, Reply::Nil) && !args[3..].iter().any(|a| eq_ignore_case(a, "get"))
+}
+
+/// GETEX changed nothing without options, or on a missing key.
+pub fn getex_unchanged(args: &[Bytes], reply: &Reply) -> bool {
+    args.len() == 2 || matches!(reply, Reply::Nil)
+}
+
+/// GETSET as Redis propagates it: `SET key value`.
+pub fn getset_effects(_ctx: &mut KeyCtx, args: &[Bytes], _reply: &Reply) -> Vec<Vec<Bytes>> {
+    vec![vec![
+        Bytes::from_static(b"SET"),
+        args[1].clone(),
+        args[2].clone(),
+    ]]
+}
+
+/// GETDEL as Redis propagates it: `DEL key` when there was one.
+pub fn getdel_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    match reply {
+        Reply::Bulk(_) => vec![vec![Bytes::from_static(b"DEL"), args[1].clone()]],
+        _ => Vec::new(),
+    }
+}
+
+/// INCRBYFLOAT as Redis propagates it: `SET key <result> KEEPTTL`, so that no replica (or
+/// replay) computes the float again, perhaps rounding otherwise.
+pub fn incrbyfloat_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    match reply {
+        Reply::Bulk(result) => vec![vec![
+            Bytes::from_static(b"SET"),
+            args[1].clone(),
+            result.clone(),
+            Bytes::from_static(b"KEEPTTL"),
+        ]],
+        _ => Vec::new(),
+    }
+}

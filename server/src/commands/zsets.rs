@@ -16,7 +16,7 @@ commands! {
     pub static COMMANDS;
     "zadd", -4, "write denyoom fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zadd), "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.";
     "zincrby", 4, "write denyoom fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zincrby), "Increments the score of a member in a sorted set.";
-    "zrem", -3, "write fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrem), "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.";
+    "zrem", -3, "write fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zrem), "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", unchanged_when(super::zero_changes);
     "zcard", 2, "readonly fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zcard), "Returns the number of members in a sorted set.";
     "zscore", 3, "readonly fast", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zscore), "Returns the score of a member in a sorted set.";
     "zmscore", -3, "readonly fast", k(1, 1, 1), "sorted-set", "6.2.0", keyed(zmscore), "Returns the score of one or more members in a sorted set.";
@@ -31,11 +31,11 @@ commands! {
     "zlexcount", 4, "readonly fast", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zlexcount), "Returns the number of members in a sorted set within a lexicographical range.";
     "zrank", 3, "readonly fast", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zrank), "Returns the index of a member in a sorted set ordered by ascending scores.";
     "zrevrank", 3, "readonly fast", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zrevrank), "Returns the index of a member in a sorted set ordered by descending scores.";
-    "zpopmin", -2, "write fast", k(1, 1, 1), "sorted-set", "5.0.0", keyed(zpopmin), "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
-    "zpopmax", -2, "write fast", k(1, 1, 1), "sorted-set", "5.0.0", keyed(zpopmax), "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.";
-    "zremrangebyrank", 4, "write", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zremrangebyrank), "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.";
-    "zremrangebyscore", 4, "write", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zremrangebyscore), "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.";
-    "zremrangebylex", 4, "write", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zremrangebylex), "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.";
+    "zpopmin", -2, "write fast", k(1, 1, 1), "sorted-set", "5.0.0", keyed(zpopmin), "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", unchanged_when(super::nothing_returned);
+    "zpopmax", -2, "write fast", k(1, 1, 1), "sorted-set", "5.0.0", keyed(zpopmax), "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", unchanged_when(super::nothing_returned);
+    "zremrangebyrank", 4, "write", k(1, 1, 1), "sorted-set", "2.0.0", keyed(zremrangebyrank), "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", unchanged_when(super::zero_changes);
+    "zremrangebyscore", 4, "write", k(1, 1, 1), "sorted-set", "1.2.0", keyed(zremrangebyscore), "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", unchanged_when(super::zero_changes);
+    "zremrangebylex", 4, "write", k(1, 1, 1), "sorted-set", "2.8.9", keyed(zremrangebylex), "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", unchanged_when(super::zero_changes);
     "zrandmember", -2, "readonly", k(1, 1, 1), "sorted-set", "6.2.0", keyed(zrandmember), "Returns one or more random members from a sorted set.";
     "zscan", -3, "readonly", k(1, 1, 1), "sorted-set", "2.8.0", keyed(zscan), "Iterates over members and scores of a sorted set.";
     "zunion", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "6.2.0", keyed(zunion), "Returns the union of multiple sorted sets.";
@@ -45,7 +45,7 @@ commands! {
     "zinterstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zinterstore), "Stores the intersect of multiple sorted sets in a key.", writes(Writes::First);
     "zdiffstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "6.2.0", keyed(zdiffstore), "Stores the difference of multiple sorted sets in a key.", writes(Writes::First);
     "zintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zintercard), "Returns the number of members of the intersect of multiple sorted sets.";
-    "zmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zmpop), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.";
+    "zmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zmpop), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", unchanged_when(super::nothing_returned);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -97,9 +97,12 @@ pub(super) fn execute<R: Outcome>(
     let started = crate::command_timing::ticks();
     let outcome = guarded(TABLE[index].name, || run(ctx));
     let spent = crate::command_timing::ticks().wrapping_sub(started);
-    let changed = write && outcome.reply().is_some_and(|r| !r.is_error());
+    let changed = write
+        && outcome
+            .reply()
+            .is_some_and(|r| !r.is_error() && !TABLE[index].changed_nothing(args, r));
     crate::command_timing::account(server, index, args, spent, changed, || ctx.client);
-    if watched || tracked {
+    if changed && (watched || tracked) {
         touch_changed(ctx, index, args, &held, &outcome, watched, tracked);
     }
     crate::keyspace_events::publish_raised(server);
@@ -122,10 +125,11 @@ fn keys_held(ctx: &mut KeyCtx, index: usize, args: &[Bytes]) -> Vec<bool> {
 
 /// A write command ran: the watchers of its keys see a change, and the clients tracking them
 /// an invalidation (a change in place, INCR or LPUSH on an existing key, is seen nowhere
-/// else). A refused command changed nothing, nor did one on a key that is absent before and
-/// after (DEL or LPOP of a missing key). A command that leaves a present key as it was (SADD
-/// of a member already there) still counts, which at worst makes an EXEC fail that Redis would
-/// run (the client retries) or drops a cached value that was still good.
+/// else). Only called for a command that changed something (not refused, and its reply does
+/// not say it changed nothing: `CommandSpec::unchanged_when`, SADD of members already there);
+/// of its keys, those absent before and after are skipped. A command that leaves a present key
+/// as it was without saying so still counts, which at worst makes an EXEC fail that Redis
+/// would run (the client retries) or drops a cached value that was still good.
 fn touch_changed<R: Outcome>(
     ctx: &mut KeyCtx,
     index: usize,

@@ -5,7 +5,11 @@
 //! - a command whose keys span shards logs the resulting state of each key it wrote, one
 //!   record per shard, as a group that recovery applies whole or not at all;
 //! - keys removed by expiry are logged as deletions before the next record of their shard;
-//! - TEMPORAL INCR spells out the half-life, event time and member cap it used.
+//! - TEMPORAL INCR spells out the half-life, event time and member cap it used;
+//! - GETSET, GETDEL, INCRBYFLOAT, HINCRBYFLOAT and GEOADD log the command Redis propagates for
+//!   them (SET, DEL, SET ... KEEPTTL, HSET, ZADD), and a write whose reply says it changed
+//!   nothing (`CommandSpec::unchanged_when`) logs nothing: the replication stream, made from
+//!   these records, is then what Redis would send.
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
@@ -78,7 +82,7 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
     ctx.each_shard(|s| flush_expired(server, s));
     let spec = &TABLE[spec_index];
     let form = spec.log;
-    if !spec.is_logged() || reply.is_error() {
+    if !spec.is_logged() || reply.is_error() || spec.changed_nothing(args, reply) {
         return;
     }
     // A batched command runs on the one shard that owns all its keys.

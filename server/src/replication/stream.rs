@@ -226,8 +226,8 @@ fn with_expiry<'a>(payload: &PayloadRef<'a>) -> Option<Option<Command<'a>>> {
     }
 }
 
-/// SET's arguments without its expiry options (EX PX EXAT PXAT and their values, KEEPTTL) and
-/// without WarpEngine's DURABILITY: the stream gives the resulting expiry as PXAT.
+/// SET's arguments without its expiry options (EX PX EXAT PXAT and their values, KEEPTTL), GET
+/// and WarpEngine's DURABILITY: the stream gives the resulting expiry as PXAT.
 fn set_without_expiry<'a>(argv: &[&'a [u8]]) -> Vec<Cow<'a, [u8]>> {
     let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(argv.len() + 2);
     out.extend(argv.iter().take(3).map(|a| Cow::Borrowed(*a)));
@@ -240,7 +240,8 @@ fn set_without_expiry<'a>(argv: &[&'a [u8]]) -> Vec<Cow<'a, [u8]>> {
         };
         if is(&["ex", "px", "exat", "pxat", "durability"]) {
             i += 2;
-        } else if is(&["keepttl"]) {
+        } else if is(&["keepttl", "get"]) {
+            // GET changes nothing a replica keeps: Redis propagates SET without it.
             i += 1;
         } else {
             out.push(Cow::Borrowed(argv[i]));
