@@ -1291,3 +1291,139 @@ fn start_up_lines_are_where_redis_test_harness_reads_them() {
     child.kill().ok();
     child.wait().ok();
 }
+
+/// Redis and WarpEngine (two workers), both with DEBUG on, one connection to each.
+fn debug_side_by_side() -> (
+    warpengine_tests::ServerProcess,
+    warpengine_tests::ServerProcess,
+    RawConn,
+    RawConn,
+) {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let (theirs, ours) = (RawConn::connect(redis.port), RawConn::connect(warp.port));
+    (redis, warp, theirs, ours)
+}
+
+/// Sends both servers each command of `script` in turn and asserts the same replies.
+fn same_replies(theirs: &mut RawConn, ours: &mut RawConn, script: &[&[&str]]) {
+    for args in script {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (expected, got) = (theirs.command(&bytes), ours.command(&bytes));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn debug_populate_creates_the_keys_redis_creates() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side();
+    // 130 bytes: cut to 127 with the ':', so every number gives the same key.
+    let long = "p".repeat(130);
+    let cut = &long[..127];
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["SET", "key:3", "old"],
+            &["DEBUG", "POPULATE", "10"],
+            &["DBSIZE"],
+            // An existing key is left as it was.
+            &["MGET", "key:0", "key:3", "key:9", "key:10"],
+            // A size cuts the value or pads it with zero bytes.
+            &["DEBUG", "POPULATE", "3", "cut", "3"],
+            &["DEBUG", "POPULATE", "3", "pad", "12"],
+            &["MGET", "cut:0", "cut:2", "pad:2"],
+            &["STRLEN", "pad:1"],
+            &["OBJECT", "ENCODING", "pad:1"],
+            &["DEBUG", "POPULATE", "3", "big", "100"],
+            &["OBJECT", "ENCODING", "big:1"],
+            &["GETRANGE", "big:2", "0", "9"],
+            // Size 0 is the plain value.
+            &["DEBUG", "POPULATE", "2", "zero", "0"],
+            &["GET", "zero:1"],
+            &["DEBUG", "POPULATE", "0"],
+            &["DEBUG", "POPULATE", "4", &long],
+            &["DBSIZE"],
+            &["GET", cut],
+            // The prefix ends at a NUL byte, as C's %s reads it.
+            &["DEBUG", "POPULATE", "2", "nul\0after"],
+            &["MGET", "nul:0", "nul:1"],
+            // Into the selected database.
+            &["SELECT", "5"],
+            &["DEBUG", "POPULATE", "7", "five"],
+            &["DBSIZE"],
+            &["SELECT", "0"],
+            &["EXISTS", "five:0"],
+            // Over several chunks of each shard.
+            &["DEBUG", "POPULATE", "45000", "many"],
+            &["DBSIZE"],
+            &["MGET", "many:0", "many:20000", "many:44999", "many:45000"],
+            // An expired key is created again.
+            &["SET", "gone:0", "x", "PX", "1"],
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(5));
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "POPULATE", "1", "gone"],
+            &["GET", "gone:0"],
+            &["TTL", "gone:0"],
+            // Errors: Redis's getPositiveLongFromObjectOrReply, and its arity check.
+            &["DEBUG", "POPULATE", "-1"],
+            &["DEBUG", "POPULATE", "abc"],
+            &["DEBUG", "POPULATE", "1.5"],
+            &["DEBUG", "POPULATE", "01"],
+            &["DEBUG", "POPULATE", "99999999999999999999"],
+            &["DEBUG", "POPULATE", "3", "p", "-1"],
+            &["DEBUG", "POPULATE", "3", "p", "x"],
+            &["DEBUG", "POPULATE"],
+            &["DEBUG", "Populate", "1", "a", "1", "extra"],
+            &["DBSIZE"],
+        ],
+    );
+}
+
+#[test]
+fn debug_populate_invalidates_watched_keys() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side();
+    for (key, count) in [("key:4", "10"), ("key:40", "10")] {
+        same_replies(
+            &mut theirs,
+            &mut ours,
+            &[
+                &["WATCH", key],
+                &["DEBUG", "POPULATE", count],
+                &["MULTI"],
+                &["SET", "other", "1"],
+                // Nil when POPULATE created the watched key, the transaction's reply when not.
+                &["EXEC"],
+            ],
+        );
+    }
+}
+
+#[test]
+fn debug_subcommands_with_the_wrong_arguments_answer_as_redis() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side();
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "SLEEP"],
+            &["DEBUG", "OBJECT"],
+            &["DEBUG", "DIGEST", "x"],
+            &["DEBUG", "ERROR"],
+            &["DEBUG", "PROTOCOL"],
+            &["DEBUG", "CHANGE-REPL-ID", "x"],
+            &["DEBUG", "SET-ACTIVE-EXPIRE"],
+            &["DEBUG", "NOSUCH"],
+        ],
+    );
+}

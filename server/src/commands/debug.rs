@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::util::{
-    help, int_arg, lower, parse_float, subcommand_syntax_error, wrong_arity, NO_SUCH_KEY,
-};
+use super::util::{help, int_arg, lower, parse_float, subcommand_syntax_error, NO_SUCH_KEY};
 use warpengine_storage::digest::{self, Digest};
+use warpengine_storage::value::parse_strict_i64;
+use warpengine_storage::Value;
 
-use crate::protocol::reply::OK;
+use crate::keyctx::{KeyCtx, Shards};
+use crate::protocol::reply::{c_string, OK};
 use crate::protocol::Reply;
 use crate::server_state::unix_ms;
 use crate::session::Session;
@@ -128,10 +129,106 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 .map(|key| Reply::bulk_str(&value_digest_of(s, key).hex()))
                 .collect(),
         ),
-        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" | "reload"
-        | "loadaof" | "change-repl-id" => wrong_arity(&format!("debug|{sub}")),
+        "populate" if (3..=5).contains(&args.len()) => populate(s, args),
+        // As Redis: a known subcommand with the wrong number of arguments gets the same
+        // answer as an unknown one.
         _ => subcommand_syntax_error(&args[1], "DEBUG"),
     }
+}
+
+/// Keys DEBUG POPULATE inserts into a shard per lock: the shard's worker and its clients wait
+/// at most one chunk (milliseconds), not the whole population, however large.
+const POPULATE_CHUNK: usize = 10_000;
+
+/// Redis's `getPositiveLongFromObjectOrReply`: one error for anything but an integer >= 0.
+fn positive_arg(arg: &[u8]) -> Result<u64, Reply> {
+    parse_strict_i64(arg)
+        .filter(|v| *v >= 0)
+        .map(|v| v as u64)
+        .ok_or_else(|| Reply::err("ERR value is out of range, must be positive"))
+}
+
+/// DEBUG POPULATE <count> [<prefix>] [<size>], as Redis 7.0: string keys `<prefix>:<n>` for n
+/// in 0..count (`key` by default) holding `value:<n>`, or with a size that text cut or padded
+/// with zero bytes to exactly `size` bytes; a key that exists is left as it is. The keys go
+/// into the client's database through the write path's own insertion (`KeyCtx::store`, as
+/// SET's), so memory, eviction, WATCH, keyspace events and tracking see them. Like Redis's,
+/// they are neither written to the log nor propagated to replicas: a test's fixture, not a
+/// client's write.
+fn populate(s: &mut Session, args: &[Bytes]) -> Reply {
+    let count = match positive_arg(&args[2]) {
+        Ok(count) => count,
+        Err(e) => return e,
+    };
+    let size = match args.get(4).map(|a| positive_arg(a)).transpose() {
+        Ok(size) => size.unwrap_or(0) as usize,
+        Err(e) => return e,
+    };
+    // Redis formats the prefix with `%s`: it ends at a NUL byte.
+    let prefix = args
+        .get(3)
+        .map_or(&b"key"[..], |p| c_string(p, POPULATE_KEY_MAX));
+    // Keys are routed first and inserted a chunk per shard: a key that repeats (a long prefix
+    // cut the numbers off) always lands in the same shard's list, in order, so the first wins
+    // as in Redis.
+    let mut pending: Vec<Vec<u64>> = vec![Vec::new(); s.server.threads()];
+    let mut key = Vec::with_capacity(POPULATE_KEY_MAX + 1);
+    for n in 0..count {
+        populate_key(&mut key, prefix, n);
+        let shard = s.server.route(&key);
+        pending[shard].push(n);
+        if pending[shard].len() == POPULATE_CHUNK {
+            insert_populated(s, shard, &pending[shard], prefix, size);
+            pending[shard].clear();
+        }
+    }
+    for (shard, ns) in pending.iter().enumerate() {
+        if !ns.is_empty() {
+            insert_populated(s, shard, ns, prefix, size);
+        }
+    }
+    OK
+}
+
+/// Redis formats POPULATE's keys into a 128-byte buffer: 127 bytes and the NUL at most.
+const POPULATE_KEY_MAX: usize = 127;
+
+/// POPULATE's key number `n`: `<prefix>:<n>`, cut to [`POPULATE_KEY_MAX`] bytes.
+fn populate_key(key: &mut Vec<u8>, prefix: &[u8], n: u64) {
+    use std::io::Write;
+    key.clear();
+    key.extend_from_slice(prefix);
+    write!(key, ":{n}").expect("writing to a Vec");
+    key.truncate(POPULATE_KEY_MAX);
+}
+
+/// Inserts POPULATE's keys numbered `ns`, all routed to `shard`, under one lock of it.
+fn insert_populated(s: &Session, shard: usize, ns: &[u64], prefix: &[u8], size: usize) {
+    use std::io::Write;
+    let server = s.server;
+    let tracked = server.tracking.active();
+    let mut guard = server.lock_shard(shard);
+    let mut ctx = KeyCtx::new(Shards::One(&mut guard), server, s.conn.db, unix_ms());
+    let (mut key, mut value) = (Vec::with_capacity(POPULATE_KEY_MAX + 1), Vec::new());
+    for &n in ns {
+        populate_key(&mut key, prefix, n);
+        // As Redis's lookupKeyWrite: an expired key is removed here and created again.
+        if ctx.exists(&key) {
+            continue;
+        }
+        value.clear();
+        write!(value, "value:{n}").expect("writing to a Vec");
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        ctx.store(&key, Value::string(&value), 0);
+        if tracked {
+            server.tracking.key_changed(server, &key, s.conn.id);
+        }
+    }
+    drop(ctx);
+    // used_memory leaves out the key tables' untouched room: the tables may have grown.
+    server.publish_spare(&guard);
 }
 
 /// DEBUG DIGEST: every database of every shard (see `warpengine_storage::digest`).
