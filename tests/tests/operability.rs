@@ -1292,8 +1292,11 @@ fn start_up_lines_are_where_redis_test_harness_reads_them() {
     child.wait().ok();
 }
 
-/// Redis and WarpEngine (two workers), both with DEBUG on, one connection to each.
-fn debug_side_by_side() -> (
+/// Redis and WarpEngine (two workers, and `warp_extra`), both with DEBUG on, one connection to
+/// each.
+fn debug_side_by_side(
+    warp_extra: &[&str],
+) -> (
     warpengine_tests::ServerProcess,
     warpengine_tests::ServerProcess,
     RawConn,
@@ -1301,7 +1304,9 @@ fn debug_side_by_side() -> (
 ) {
     assert!(redis_available(), "redis-server is needed (see .ci/run)");
     let redis = start_redis(&["--enable-debug-command", "yes"]);
-    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let mut args = vec!["--threads", "2", "--enable-debug-command", "yes"];
+    args.extend_from_slice(warp_extra);
+    let warp = start_warpengine(&args);
     let (theirs, ours) = (RawConn::connect(redis.port), RawConn::connect(warp.port));
     (redis, warp, theirs, ours)
 }
@@ -1321,7 +1326,7 @@ fn same_replies(theirs: &mut RawConn, ours: &mut RawConn, script: &[&[&str]]) {
 
 #[test]
 fn debug_populate_creates_the_keys_redis_creates() {
-    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side();
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
     // 130 bytes: cut to 127 with the ':', so every number gives the same key.
     let long = "p".repeat(130);
     let cut = &long[..127];
@@ -1392,7 +1397,7 @@ fn debug_populate_creates_the_keys_redis_creates() {
 
 #[test]
 fn debug_populate_invalidates_watched_keys() {
-    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side();
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
     for (key, count) in [("key:4", "10"), ("key:40", "10")] {
         same_replies(
             &mut theirs,
@@ -1411,7 +1416,7 @@ fn debug_populate_invalidates_watched_keys() {
 
 #[test]
 fn debug_subcommands_with_the_wrong_arguments_answer_as_redis() {
-    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side();
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
     same_replies(
         &mut theirs,
         &mut ours,
@@ -1424,6 +1429,162 @@ fn debug_subcommands_with_the_wrong_arguments_answer_as_redis() {
             &["DEBUG", "CHANGE-REPL-ID", "x"],
             &["DEBUG", "SET-ACTIVE-EXPIRE"],
             &["DEBUG", "NOSUCH"],
+        ],
+    );
+}
+
+#[test]
+fn debug_log_writes_the_message_to_the_server_log() {
+    let dir = TempDir::new("operability-debug-log");
+    let logfile = dir.0.join("warp.log");
+    let warp = start_warpengine(&[
+        "--threads",
+        "1",
+        "--enable-debug-command",
+        "yes",
+        "--logfile",
+        logfile.to_str().unwrap(),
+    ]);
+    let mut c = RawConn::connect(warp.port);
+    assert_eq!(
+        c.call(&["DEBUG", "LOG", "a marker for the test 42"]),
+        Resp::Simple("OK".into())
+    );
+    let text = std::fs::read_to_string(&logfile).unwrap();
+    // Redis's text, which its tests look for; at warning level, as Redis logs it.
+    let line = text
+        .lines()
+        .find(|l| l.contains("DEBUG LOG: a marker for the test 42"))
+        .unwrap_or_else(|| panic!("no DEBUG LOG line in {text}"));
+    assert!(line.contains("WARN"), "{line}");
+}
+
+#[test]
+fn debug_settings_subcommands_reply_as_redis() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "LOG"],
+            &["DEBUG", "LOG", "two", "words"],
+            &["DEBUG", "PAUSE-CRON"],
+            &["DEBUG", "PAUSE-CRON", "abc"],
+            &["DEBUG", "PAUSE-CRON", "0"],
+            &["DEBUG", "REPLYBUFFER"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "never"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "RESET"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "1.5"],
+            &["DEBUG", "REPLYBUFFER", "RESIZING", "0"],
+            &["DEBUG", "REPLYBUFFER", "RESIZING", "1"],
+            &["DEBUG", "ReplyBuffer", "nosuch", "1"],
+            &["DEBUG", "REPLYBUFFER", "RESIZING", "1", "2"],
+            &["DEBUG", "AOF-FLUSH-SLEEP"],
+            &["DEBUG", "AOF-FLUSH-SLEEP", "x"],
+            &["DEBUG", "AOF-FLUSH-SLEEP", "0"],
+            &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION"],
+            &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"],
+            &["DEBUG", "RELOAD", "nosuch"],
+            &["DEBUG", "RELOAD", "NOSAVE", "merge", "bad"],
+        ],
+    );
+}
+
+#[test]
+fn debug_pause_cron_stops_active_expiry_until_resumed() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    for c in [&mut theirs, &mut ours] {
+        assert_eq!(
+            c.call(&["DEBUG", "PAUSE-CRON", "1"]),
+            Resp::Simple("OK".into())
+        );
+        c.call(&["SET", "short", "v", "PX", "20"]);
+    }
+    // Several ticks at hz 10: with the cron running, active expiry would have removed it.
+    std::thread::sleep(Duration::from_millis(400));
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[&["DBSIZE"], &["DEBUG", "PAUSE-CRON", "0"]],
+    );
+    for (c, name) in [(&mut theirs, "redis"), (&mut ours, "warp")] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.call(&["DBSIZE"]).int() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: not expired after resuming"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn debug_set_skip_checksum_validation_lets_restore_take_a_bad_checksum() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    for (c, name) in [(&mut theirs, "redis"), (&mut ours, "warp")] {
+        c.call(&["SET", "k", "a value to dump"]);
+        let dump = c.command(&[b"DUMP", b"k"]);
+        let Resp::Bulk(mut payload) = Resp::parse(&dump) else {
+            panic!("{name}: {dump:?}")
+        };
+        // The last byte is the CRC-64's.
+        *payload.last_mut().unwrap() ^= 0xff;
+        let restore =
+            |c: &mut RawConn| Resp::parse(&c.command(&[b"RESTORE", b"copy", b"0", &payload]));
+        assert_eq!(
+            restore(c),
+            Resp::Error("ERR DUMP payload version or checksum are wrong".into()),
+            "{name}"
+        );
+        c.call(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]);
+        assert_eq!(restore(c), Resp::Simple("OK".into()), "{name}");
+        assert_eq!(
+            c.call(&["GET", "copy"]),
+            Resp::Bulk(b"a value to dump".to_vec()),
+            "{name}"
+        );
+        c.call(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"]);
+        c.call(&["DEL", "copy"]);
+        assert!(
+            matches!(restore(c), Resp::Error(_)),
+            "{name}: checked again"
+        );
+    }
+}
+
+#[test]
+fn debug_reload_nosave_loads_the_snapshot_file_as_redis() {
+    let dir = TempDir::new("operability-reload-nosave");
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&["--dir", dir.path()]);
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["SET", "before", "1"],
+            // No file yet: the data is emptied all the same.
+            &["DEBUG", "RELOAD", "NOSAVE"],
+            &["DBSIZE"],
+            &["SET", "a", "1"],
+            &["RPUSH", "l", "x", "y"],
+            &["SAVE"],
+            &["SET", "b", "2"],
+            &["DEL", "a"],
+            &["DEBUG", "RELOAD", "NOSAVE"],
+            &["MGET", "a", "b"],
+            &["LRANGE", "l", "0", "-1"],
+            // NOFLUSH MERGE: the file's keys over what is there.
+            &["SET", "c", "3"],
+            &["SET", "a", "changed"],
+            &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"],
+            &["MGET", "a", "c"],
+            &["DBSIZE"],
+            // Without NOSAVE: the data as it was.
+            &["DEBUG", "RELOAD", "MERGE"],
+            &["MGET", "a", "c"],
+            &["DBSIZE"],
         ],
     );
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::util::{help, int_arg, lower, parse_float, subcommand_syntax_error, NO_SUCH_KEY};
+use super::util::{
+    atoi, eq_ignore_case, help, int_arg, lower, parse_float, subcommand_syntax_error, NO_SUCH_KEY,
+};
 use warpengine_storage::digest::{self, Digest};
 use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::Value;
@@ -116,13 +118,7 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
             s.server.change_replid();
             OK
         }
-        "reload" if args.len() == 2 => match crate::persist::reload::reload(s.server) {
-            Ok(keys) => {
-                tracing::info!(keys, "DB reloaded by DEBUG RELOAD");
-                OK
-            }
-            Err(e) => Reply::err(format!("ERR {e}")),
-        },
+        "reload" => reload(s, &args[2..]),
         "digest-value" => Reply::Array(
             args[2..]
                 .iter()
@@ -130,10 +126,83 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 .collect(),
         ),
         "populate" if (3..=5).contains(&args.len()) => populate(s, args),
+        "log" if args.len() == 3 => {
+            // Redis's serverLog(LL_WARNING, "DEBUG LOG: %s"): its tests look for the line.
+            let message = String::from_utf8_lossy(c_string(&args[2], usize::MAX));
+            tracing::warn!("DEBUG LOG: {message}");
+            OK
+        }
+        "pause-cron" if args.len() == 3 => {
+            let paused = atoi(&args[2]) != 0;
+            s.server.hot.cron_paused.store(paused, Ordering::Relaxed);
+            OK
+        }
+        "set-skip-checksum-validation" if args.len() == 3 => {
+            crate::persist::rdb::set_skip_checksum_validation(atoi(&args[2]) != 0);
+            OK
+        }
+        // Accepted only: Redis sleeps before each write of its AOF buffer, a window its tests
+        // write into; WarpEngine's log writes have no such pause. The argument is read as
+        // Redis reads it (atoi: anything goes).
+        "aof-flush-sleep" if args.len() == 3 => OK,
+        "replybuffer" if args.len() == 4 => reply_buffer(args),
         // As Redis: a known subcommand with the wrong number of arguments gets the same
         // answer as an unknown one.
         _ => subcommand_syntax_error(&args[1], "DEBUG"),
     }
+}
+
+/// DEBUG RELOAD [MERGE|NOFLUSH|NOSAVE ...]. Without NOSAVE, the dataset goes through the snapshot
+/// format and back in memory (`persist::reload`) and the file on disk is not written; with
+/// NOFLUSH too, Redis loads its fresh save over the same data, which MERGE leaves as it was and
+/// which without MERGE stops Redis at the first key: here the data is reloaded the same either
+/// way. NOSAVE loads the snapshot file on disk (`persist::reload::load_snapshot_file`).
+fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
+    let (mut save, mut flush) = (true, true);
+    for option in options {
+        if eq_ignore_case(option, "nosave") {
+            save = false;
+        } else if eq_ignore_case(option, "noflush") {
+            flush = false;
+        } else if !eq_ignore_case(option, "merge") {
+            return Reply::err(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            );
+        }
+    }
+    let loaded = if save {
+        crate::persist::reload::reload(s.server).map_err(|e| Reply::err(format!("ERR {e}")))
+    } else {
+        crate::persist::reload::load_snapshot_file(s.server, flush).map_err(|e| {
+            tracing::warn!("DEBUG RELOAD NOSAVE: {e}");
+            Reply::err("ERR Error trying to load the RDB dump")
+        })
+    };
+    match loaded {
+        Ok(keys) => {
+            tracing::info!(keys, "DB reloaded by DEBUG RELOAD");
+            OK
+        }
+        Err(e) => e,
+    }
+}
+
+/// DEBUG REPLYBUFFER PEAK-RESET-TIME <NEVER|RESET|ms> and RESIZING <0|1>, with Redis's replies
+/// and errors. Accepted only: Redis's cron resizes each client's reply buffer to its recent
+/// peak; WarpEngine's output buffer has no such cron (it grows as a reply needs and shrinks
+/// back after a write of more than 1 MB), so there is nothing for these to set.
+fn reply_buffer(args: &[Bytes]) -> Reply {
+    let (what, value) = (&args[2], &args[3]);
+    if eq_ignore_case(what, "peak-reset-time") {
+        if eq_ignore_case(value, "never") || eq_ignore_case(value, "reset") {
+            return OK;
+        }
+        return int_arg(value).map_or_else(|e| e, |_| OK);
+    }
+    if eq_ignore_case(what, "resizing") {
+        return OK;
+    }
+    subcommand_syntax_error(&args[1], "DEBUG")
 }
 
 /// Keys DEBUG POPULATE inserts into a shard per lock: the shard's worker and its clients wait
