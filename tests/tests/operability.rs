@@ -1488,6 +1488,9 @@ fn debug_settings_subcommands_reply_as_redis() {
             &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"],
             &["DEBUG", "RELOAD", "nosuch"],
             &["DEBUG", "RELOAD", "NOSAVE", "merge", "bad"],
+            &["DEBUG", "STRINGMATCH-TEST"],
+            &["DEBUG", "STRINGMATCH-TEST", "x"],
+            &["DEBUG", "CONFIG-REWRITE-FORCE-ALL", "x"],
         ],
     );
 }
@@ -1587,4 +1590,39 @@ fn debug_reload_nosave_loads_the_snapshot_file_as_redis() {
             &["DBSIZE"],
         ],
     );
+}
+
+#[test]
+fn debug_config_rewrite_force_all_writes_the_defaults_too() {
+    let dir = TempDir::new("operability-rewrite-all");
+    let conf = dir.0.join("warp.conf");
+    std::fs::write(&conf, "enable-debug-command yes\nhz 20\n").unwrap();
+    let port = free_port();
+    let bin = warpengine_binary();
+    let _warp = Killed(start_with_file(
+        bin.to_str().unwrap(),
+        conf.to_str().unwrap(),
+        port,
+        dir.path(),
+    ));
+    let mut c = RawConn::connect(port);
+    let lines = |c: &mut RawConn, force: bool| {
+        let args: &[&str] = if force {
+            &["DEBUG", "CONFIG-REWRITE-FORCE-ALL"]
+        } else {
+            &["CONFIG", "REWRITE"]
+        };
+        assert_eq!(c.call(args), Resp::Simple("OK".into()));
+        std::fs::read_to_string(&conf).unwrap()
+    };
+    // A plain rewrite leaves defaults out; the forced one writes them.
+    let plain = lines(&mut c, false);
+    assert!(!plain.contains("maxmemory-policy"), "{plain}");
+    let all = lines(&mut c, true);
+    assert!(all.contains("\nmaxmemory-policy noeviction\n"), "{all}");
+    assert!(
+        all.contains("\nhz 20\n") && !all.contains("\nhz 10\n"),
+        "{all}"
+    );
+    assert!(all.lines().count() > 100, "{all}");
 }

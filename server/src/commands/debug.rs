@@ -1,7 +1,10 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: SLEEP, ERROR, SET-ACTIVE-EXPIRE, OBJECT,
 //! PROTOCOL (RESP3 reply types, used by client libraries' test suites), DIGEST and
 //! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
-//! back), LOADAOF (the data emptied and the log replayed), CHANGE-REPL-ID, HELP.
+//! back, or NOSAVE from the file), LOADAOF (the data emptied and the log replayed),
+//! CHANGE-REPL-ID, POPULATE, LOG, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
+//! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
+//! with nothing to set (see HELP).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -45,32 +48,64 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "help" => help(
             "DEBUG",
             &[
+                "AOF-FLUSH-SLEEP <microsec>",
+                "    Accepted for compatibility: Redis sleeps before flushing its AOF; the log",
+                "    writes here have no such pause.",
                 "CHANGE-REPL-ID",
                 "    Change the replication IDs of the instance.",
                 "    Dangerous: should be used only for testing the replication subsystem.",
+                "CONFIG-REWRITE-FORCE-ALL",
+                "    Like CONFIG REWRITE but writes all configuration options, including",
+                "    keywords not listed in original configuration file or default values.",
                 "DIGEST",
                 "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]",
                 "    Output a hex signature of the values of all the specified keys.",
                 "ERROR <string>",
-                "    Return a Redis protocol error with <string> as message.",
+                "    Return a Redis protocol error with <string> as message. Useful for clients",
+                "    unit tests to simulate Redis errors.",
+                "LOG <message>",
+                "    Write <message> to the server log.",
                 "LOADAOF",
                 "    Flush the log to disk and reload the dataset from it.",
                 "OBJECT <key>",
-                "    Show low level info about the `key` and associated value.",
+                "    Show low level info about `key` and associated value.",
+                "POPULATE <count> [<prefix>] [<size>]",
+                "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+                "    it is used instead of the 'key' prefix. These are not propagated to",
+                "    replicas. Cluster slots are not respected so keys not belonging to the",
+                "    current node can be created in cluster mode.",
                 "PROTOCOL <type>",
-                "    Reply with a test value of the specified type.",
-                "RELOAD",
-                "    Save the dataset in the snapshot format and load it back.",
-                "QUICKLIST-PACKED-THRESHOLD <size>",
-                "    Sets the threshold for elements to be inserted as plain vs packed nodes",
-                "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+                "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                "    true, false.",
+                "RELOAD [option ...]",
+                "    Save the dataset in the snapshot format and load it back (in memory: the",
+                "    file on disk is not written). Valid <option> values:",
+                "    * MERGE: conflicting keys will be loaded from the file.",
+                "    * NOFLUSH: the existing database will not be removed before load;",
+                "      conflicting keys are loaded from the file (as with MERGE).",
+                "    * NOSAVE: the database will be loaded from the existing snapshot file.",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
                 "    default.",
+                "QUICKLIST-PACKED-THRESHOLD <size>",
+                "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+                "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+                "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+                "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
+                "STRINGMATCH-TEST",
+                "    Run a fuzz tester against the glob matcher (Redis's stringmatchlen()).",
+                "PAUSE-CRON <0|1>",
+                "    Stop periodic cron job processing.",
+                "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+                "    Accepted for compatibility: the reply buffer has no peak-driven resizing",
+                "    here, so there is no peak reset time to set.",
+                "REPLYBUFFER RESIZING <0|1>",
+                "    Accepted for compatibility: there is no reply buffer resize cron job here.",
             ],
         ),
         "sleep" if args.len() == 3 => {
@@ -146,6 +181,16 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         // Redis reads it (atoi: anything goes).
         "aof-flush-sleep" if args.len() == 3 => OK,
         "replybuffer" if args.len() == 4 => reply_buffer(args),
+        "config-rewrite-force-all" if args.len() == 2 => {
+            match super::config::rewrite(s, true) {
+                Ok(()) => OK,
+                Err(e) => Reply::err(format!("ERR CONFIG-REWRITE-FORCE-ALL failed: {e}")),
+            }
+        }
+        "stringmatch-test" if args.len() == 2 => {
+            stringmatch_fuzz();
+            Reply::Status("Apparently Redis did not crash: test passed")
+        }
         // As Redis: a known subcommand with the wrong number of arguments gets the same
         // answer as an unknown one.
         _ => subcommand_syntax_error(&args[1], "DEBUG"),
@@ -184,6 +229,29 @@ fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
             OK
         }
         Err(e) => e,
+    }
+}
+
+/// DEBUG STRINGMATCH-TEST, as Redis's stringmatchlen_fuzz_test: 100,000 random patterns
+/// matched against random strings (bytes of all values, both cases), through the glob matcher
+/// KEYS, SCAN and PSUBSCRIBE use; passing means it neither panicked nor ran away.
+fn stringmatch_fuzz() {
+    let mut seed = unix_ms() | 1;
+    let mut next = move |below: u64| {
+        // xorshift64: the fuzz needs spread, not secrecy.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for _ in 0..100_000 {
+        let mut random_bytes = |max: u64| -> Vec<u8> {
+            let len = next(max) as usize;
+            (0..len).map(|_| next(256) as u8).collect()
+        };
+        let (pattern, string) = (random_bytes(32), random_bytes(32));
+        let nocase = next(2) == 0;
+        std::hint::black_box(warpengine_storage::glob_match(&pattern, &string, nocase));
     }
 }
 
