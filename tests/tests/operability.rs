@@ -1433,8 +1433,13 @@ fn debug_subcommands_with_the_wrong_arguments_answer_as_redis() {
     );
 }
 
-#[test]
-fn debug_log_writes_the_message_to_the_server_log() {
+/// WarpEngine on one worker with DEBUG on, logging to a file in a new directory; a connection.
+fn debug_with_logfile() -> (
+    TempDir,
+    std::path::PathBuf,
+    warpengine_tests::ServerProcess,
+    RawConn,
+) {
     let dir = TempDir::new("operability-debug-log");
     let logfile = dir.0.join("warp.log");
     let warp = start_warpengine(&[
@@ -1445,7 +1450,13 @@ fn debug_log_writes_the_message_to_the_server_log() {
         "--logfile",
         logfile.to_str().unwrap(),
     ]);
-    let mut c = RawConn::connect(warp.port);
+    let c = RawConn::connect(warp.port);
+    (dir, logfile, warp, c)
+}
+
+#[test]
+fn debug_log_writes_the_message_to_the_server_log() {
+    let (_dir, logfile, _warp, mut c) = debug_with_logfile();
     assert_eq!(
         c.call(&["DEBUG", "LOG", "a marker for the test 42"]),
         Resp::Simple("OK".into())
@@ -1625,4 +1636,29 @@ fn debug_config_rewrite_force_all_writes_the_defaults_too() {
         "{all}"
     );
     assert!(all.lines().count() > 100, "{all}");
+}
+
+#[test]
+fn debug_crash_subcommands_log_and_stop_the_server() {
+    for (sub, logged) in [
+        ("SEGFAULT", "DEBUG SEGFAULT"),
+        ("panic", "Guru Meditation: DEBUG PANIC"),
+        ("Assert", "ASSERTION FAILED"),
+        ("OOM", "DEBUG OOM"),
+    ] {
+        let (_dir, logfile, mut server, mut c) = debug_with_logfile();
+        c.send_command(&[b"DEBUG", sub.as_bytes()]);
+        assert_eq!(
+            c.read_reply_opt(),
+            None,
+            "{sub}: no reply, the connection closes"
+        );
+        wait_for_exit(&mut server);
+        let text = std::fs::read_to_string(&logfile).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.contains("ERROR") && l.contains(logged)),
+            "{sub}: {text}"
+        );
+    }
 }

@@ -3,7 +3,7 @@
 //! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
 //! back, or NOSAVE from the file), LOADAOF (the data emptied and the log replayed),
 //! CHANGE-REPL-ID, POPULATE, LOG, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
-//! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
+//! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, SEGFAULT/PANIC/ASSERT/OOM (log, then abort), HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
 //! with nothing to set (see HELP).
 
 use std::sync::atomic::Ordering;
@@ -51,6 +51,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "AOF-FLUSH-SLEEP <microsec>",
                 "    Accepted for compatibility: Redis sleeps before flushing its AOF; the log",
                 "    writes here have no such pause.",
+                "ASSERT",
+                "    Crash by assertion failed (here: log it and abort).",
                 "CHANGE-REPL-ID",
                 "    Change the replication IDs of the instance.",
                 "    Dangerous: should be used only for testing the replication subsystem.",
@@ -70,6 +72,10 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Flush the log to disk and reload the dataset from it.",
                 "OBJECT <key>",
                 "    Show low level info about `key` and associated value.",
+                "OOM",
+                "    Crash the server simulating an out-of-memory error (here: log it and abort).",
+                "PANIC",
+                "    Crash the server simulating a panic (here: log it and abort).",
                 "POPULATE <count> [<prefix>] [<size>]",
                 "    Create <count> string keys named key:<num>. If <prefix> is specified then",
                 "    it is used instead of the 'key' prefix. These are not propagated to",
@@ -86,6 +92,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    * NOFLUSH: the existing database will not be removed before load;",
                 "      conflicting keys are loaded from the file (as with MERGE).",
                 "    * NOSAVE: the database will be loaded from the existing snapshot file.",
+                "SEGFAULT",
+                "    Crash the server (here: log it and abort, SIGABRT rather than SIGSEGV).",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
@@ -181,6 +189,7 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         // Redis reads it (atoi: anything goes).
         "aof-flush-sleep" if args.len() == 3 => OK,
         "replybuffer" if args.len() == 4 => reply_buffer(args),
+        "segfault" | "panic" | "assert" | "oom" => crash(&sub),
         "config-rewrite-force-all" if args.len() == 2 => {
             match super::config::rewrite(s, true) {
                 Ok(()) => OK,
@@ -230,6 +239,24 @@ fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
         }
         Err(e) => e,
     }
+}
+
+/// DEBUG SEGFAULT, PANIC, ASSERT and OOM: the server stops at once, as Redis's crash does, after
+/// an error line in the log saying which (tests check that a crash is logged, and use these to
+/// kill a server mid-run). Not Redis's crash report: the process aborts (SIGABRT) whichever was
+/// asked, with no stack trace or register dump.
+fn crash(sub: &str) -> Reply {
+    let what = match sub {
+        "panic" => format!(
+            "Guru Meditation: DEBUG PANIC called at Unix time {}",
+            unix_ms() / 1000
+        ),
+        "assert" => "=== ASSERTION FAILED === DEBUG ASSERT: '1 == 2' is not true".into(),
+        "oom" => "DEBUG OOM: out of memory simulated".into(),
+        _ => "DEBUG SEGFAULT: crashing the server (by abort, not a real segmentation fault)".into(),
+    };
+    tracing::error!("{what}");
+    std::process::abort()
 }
 
 /// DEBUG STRINGMATCH-TEST, as Redis's stringmatchlen_fuzz_test: 100,000 random patterns
