@@ -97,6 +97,9 @@ pub struct HotConfig {
     pub protected_mode: AtomicBool,
     pub debug_enabled: AtomicBool,
     pub active_expire: AtomicBool,
+    /// DEBUG PAUSE-CRON: the workers' periodic tick (active expiry, idle timeouts, samples)
+    /// does nothing while set, as Redis's serverCron.
+    pub cron_paused: AtomicBool,
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
     pub fabric_inline_when_idle: AtomicBool,
@@ -124,6 +127,7 @@ impl HotConfig {
             protected_mode: AtomicBool::new(true),
             debug_enabled: AtomicBool::new(false),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(10),
             fabric_inline_when_idle: AtomicBool::new(true),

@@ -256,6 +256,9 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             info!(worker = me, "worker stopping");
             return;
         }
+        if server.hot.cron_paused.load(Ordering::Relaxed) {
+            continue;
+        }
         if me == 0 && server.wal.failed.load(Ordering::Relaxed) {
             crate::persist::snapshot::retry_after_failure(&server);
         }

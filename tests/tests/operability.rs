@@ -1291,3 +1291,374 @@ fn start_up_lines_are_where_redis_test_harness_reads_them() {
     child.kill().ok();
     child.wait().ok();
 }
+
+/// Redis and WarpEngine (two workers, and `warp_extra`), both with DEBUG on, one connection to
+/// each.
+fn debug_side_by_side(
+    warp_extra: &[&str],
+) -> (
+    warpengine_tests::ServerProcess,
+    warpengine_tests::ServerProcess,
+    RawConn,
+    RawConn,
+) {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let mut args = vec!["--threads", "2", "--enable-debug-command", "yes"];
+    args.extend_from_slice(warp_extra);
+    let warp = start_warpengine(&args);
+    let (theirs, ours) = (RawConn::connect(redis.port), RawConn::connect(warp.port));
+    (redis, warp, theirs, ours)
+}
+
+/// Sends both servers each command of `script` in turn and asserts the same replies.
+fn same_replies(theirs: &mut RawConn, ours: &mut RawConn, script: &[&[&str]]) {
+    for args in script {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        let (expected, got) = (theirs.command(&bytes), ours.command(&bytes));
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&expected),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn debug_populate_creates_the_keys_redis_creates() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    // 130 bytes: cut to 127 with the ':', so every number gives the same key.
+    let long = "p".repeat(130);
+    let cut = &long[..127];
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["SET", "key:3", "old"],
+            &["DEBUG", "POPULATE", "10"],
+            &["DBSIZE"],
+            // An existing key is left as it was.
+            &["MGET", "key:0", "key:3", "key:9", "key:10"],
+            // A size cuts the value or pads it with zero bytes.
+            &["DEBUG", "POPULATE", "3", "cut", "3"],
+            &["DEBUG", "POPULATE", "3", "pad", "12"],
+            &["MGET", "cut:0", "cut:2", "pad:2"],
+            &["STRLEN", "pad:1"],
+            &["OBJECT", "ENCODING", "pad:1"],
+            &["DEBUG", "POPULATE", "3", "big", "100"],
+            &["OBJECT", "ENCODING", "big:1"],
+            &["GETRANGE", "big:2", "0", "9"],
+            // Size 0 is the plain value.
+            &["DEBUG", "POPULATE", "2", "zero", "0"],
+            &["GET", "zero:1"],
+            &["DEBUG", "POPULATE", "0"],
+            &["DEBUG", "POPULATE", "4", &long],
+            &["DBSIZE"],
+            &["GET", cut],
+            // The prefix ends at a NUL byte, as C's %s reads it.
+            &["DEBUG", "POPULATE", "2", "nul\0after"],
+            &["MGET", "nul:0", "nul:1"],
+            // Into the selected database.
+            &["SELECT", "5"],
+            &["DEBUG", "POPULATE", "7", "five"],
+            &["DBSIZE"],
+            &["SELECT", "0"],
+            &["EXISTS", "five:0"],
+            // Over several chunks of each shard.
+            &["DEBUG", "POPULATE", "45000", "many"],
+            &["DBSIZE"],
+            &["MGET", "many:0", "many:20000", "many:44999", "many:45000"],
+            // An expired key is created again.
+            &["SET", "gone:0", "x", "PX", "1"],
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(5));
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "POPULATE", "1", "gone"],
+            &["GET", "gone:0"],
+            &["TTL", "gone:0"],
+            // Errors: Redis's getPositiveLongFromObjectOrReply, and its arity check.
+            &["DEBUG", "POPULATE", "-1"],
+            &["DEBUG", "POPULATE", "abc"],
+            &["DEBUG", "POPULATE", "1.5"],
+            &["DEBUG", "POPULATE", "01"],
+            &["DEBUG", "POPULATE", "99999999999999999999"],
+            &["DEBUG", "POPULATE", "3", "p", "-1"],
+            &["DEBUG", "POPULATE", "3", "p", "x"],
+            &["DEBUG", "POPULATE"],
+            &["DEBUG", "Populate", "1", "a", "1", "extra"],
+            &["DBSIZE"],
+        ],
+    );
+}
+
+#[test]
+fn debug_populate_invalidates_watched_keys() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    for (key, count) in [("key:4", "10"), ("key:40", "10")] {
+        same_replies(
+            &mut theirs,
+            &mut ours,
+            &[
+                &["WATCH", key],
+                &["DEBUG", "POPULATE", count],
+                &["MULTI"],
+                &["SET", "other", "1"],
+                // Nil when POPULATE created the watched key, the transaction's reply when not.
+                &["EXEC"],
+            ],
+        );
+    }
+}
+
+#[test]
+fn debug_subcommands_with_the_wrong_arguments_answer_as_redis() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "SLEEP"],
+            &["DEBUG", "OBJECT"],
+            &["DEBUG", "DIGEST", "x"],
+            &["DEBUG", "ERROR"],
+            &["DEBUG", "PROTOCOL"],
+            &["DEBUG", "CHANGE-REPL-ID", "x"],
+            &["DEBUG", "SET-ACTIVE-EXPIRE"],
+            &["DEBUG", "NOSUCH"],
+        ],
+    );
+}
+
+/// WarpEngine on one worker with DEBUG on, logging to a file in a new directory; a connection.
+fn debug_with_logfile() -> (
+    TempDir,
+    std::path::PathBuf,
+    warpengine_tests::ServerProcess,
+    RawConn,
+) {
+    let dir = TempDir::new("operability-debug-log");
+    let logfile = dir.0.join("warp.log");
+    let warp = start_warpengine(&[
+        "--threads",
+        "1",
+        "--enable-debug-command",
+        "yes",
+        "--logfile",
+        logfile.to_str().unwrap(),
+    ]);
+    let c = RawConn::connect(warp.port);
+    (dir, logfile, warp, c)
+}
+
+#[test]
+fn debug_log_writes_the_message_to_the_server_log() {
+    let (_dir, logfile, _warp, mut c) = debug_with_logfile();
+    assert_eq!(
+        c.call(&["DEBUG", "LOG", "a marker for the test 42"]),
+        Resp::Simple("OK".into())
+    );
+    let text = std::fs::read_to_string(&logfile).unwrap();
+    // Redis's text, which its tests look for; at warning level, as Redis logs it.
+    let line = text
+        .lines()
+        .find(|l| l.contains("DEBUG LOG: a marker for the test 42"))
+        .unwrap_or_else(|| panic!("no DEBUG LOG line in {text}"));
+    assert!(line.contains("WARN"), "{line}");
+}
+
+#[test]
+fn debug_settings_subcommands_reply_as_redis() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "LOG"],
+            &["DEBUG", "LOG", "two", "words"],
+            &["DEBUG", "PAUSE-CRON"],
+            &["DEBUG", "PAUSE-CRON", "abc"],
+            &["DEBUG", "PAUSE-CRON", "0"],
+            &["DEBUG", "REPLYBUFFER"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "never"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "RESET"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"],
+            &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "1.5"],
+            &["DEBUG", "REPLYBUFFER", "RESIZING", "0"],
+            &["DEBUG", "REPLYBUFFER", "RESIZING", "1"],
+            &["DEBUG", "ReplyBuffer", "nosuch", "1"],
+            &["DEBUG", "REPLYBUFFER", "RESIZING", "1", "2"],
+            &["DEBUG", "AOF-FLUSH-SLEEP"],
+            &["DEBUG", "AOF-FLUSH-SLEEP", "x"],
+            &["DEBUG", "AOF-FLUSH-SLEEP", "0"],
+            &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION"],
+            &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"],
+            &["DEBUG", "RELOAD", "nosuch"],
+            &["DEBUG", "RELOAD", "NOSAVE", "merge", "bad"],
+            &["DEBUG", "STRINGMATCH-TEST"],
+            &["DEBUG", "STRINGMATCH-TEST", "x"],
+            &["DEBUG", "CONFIG-REWRITE-FORCE-ALL", "x"],
+        ],
+    );
+}
+
+#[test]
+fn debug_pause_cron_stops_active_expiry_until_resumed() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    for c in [&mut theirs, &mut ours] {
+        assert_eq!(
+            c.call(&["DEBUG", "PAUSE-CRON", "1"]),
+            Resp::Simple("OK".into())
+        );
+        c.call(&["SET", "short", "v", "PX", "20"]);
+    }
+    // Several ticks at hz 10: with the cron running, active expiry would have removed it.
+    std::thread::sleep(Duration::from_millis(400));
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[&["DBSIZE"], &["DEBUG", "PAUSE-CRON", "0"]],
+    );
+    for (c, name) in [(&mut theirs, "redis"), (&mut ours, "warp")] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.call(&["DBSIZE"]).int() != 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: not expired after resuming"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn debug_set_skip_checksum_validation_lets_restore_take_a_bad_checksum() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    for (c, name) in [(&mut theirs, "redis"), (&mut ours, "warp")] {
+        c.call(&["SET", "k", "a value to dump"]);
+        let dump = c.command(&[b"DUMP", b"k"]);
+        let Resp::Bulk(mut payload) = Resp::parse(&dump) else {
+            panic!("{name}: {dump:?}")
+        };
+        // The last byte is the CRC-64's.
+        *payload.last_mut().unwrap() ^= 0xff;
+        let restore =
+            |c: &mut RawConn| Resp::parse(&c.command(&[b"RESTORE", b"copy", b"0", &payload]));
+        assert_eq!(
+            restore(c),
+            Resp::Error("ERR DUMP payload version or checksum are wrong".into()),
+            "{name}"
+        );
+        c.call(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]);
+        assert_eq!(restore(c), Resp::Simple("OK".into()), "{name}");
+        assert_eq!(
+            c.call(&["GET", "copy"]),
+            Resp::Bulk(b"a value to dump".to_vec()),
+            "{name}"
+        );
+        c.call(&["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"]);
+        c.call(&["DEL", "copy"]);
+        assert!(
+            matches!(restore(c), Resp::Error(_)),
+            "{name}: checked again"
+        );
+    }
+}
+
+#[test]
+fn debug_reload_nosave_loads_the_snapshot_file_as_redis() {
+    let dir = TempDir::new("operability-reload-nosave");
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&["--dir", dir.path()]);
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["SET", "before", "1"],
+            // No file yet: the data is emptied all the same.
+            &["DEBUG", "RELOAD", "NOSAVE"],
+            &["DBSIZE"],
+            &["SET", "a", "1"],
+            &["RPUSH", "l", "x", "y"],
+            &["SAVE"],
+            &["SET", "b", "2"],
+            &["DEL", "a"],
+            &["DEBUG", "RELOAD", "NOSAVE"],
+            &["MGET", "a", "b"],
+            &["LRANGE", "l", "0", "-1"],
+            // NOFLUSH MERGE: the file's keys over what is there.
+            &["SET", "c", "3"],
+            &["SET", "a", "changed"],
+            &["DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE"],
+            &["MGET", "a", "c"],
+            &["DBSIZE"],
+            // Without NOSAVE: the data as it was.
+            &["DEBUG", "RELOAD", "MERGE"],
+            &["MGET", "a", "c"],
+            &["DBSIZE"],
+        ],
+    );
+}
+
+#[test]
+fn debug_config_rewrite_force_all_writes_the_defaults_too() {
+    let dir = TempDir::new("operability-rewrite-all");
+    let conf = dir.0.join("warp.conf");
+    std::fs::write(&conf, "enable-debug-command yes\nhz 20\n").unwrap();
+    let port = free_port();
+    let bin = warpengine_binary();
+    let _warp = Killed(start_with_file(
+        bin.to_str().unwrap(),
+        conf.to_str().unwrap(),
+        port,
+        dir.path(),
+    ));
+    let mut c = RawConn::connect(port);
+    let lines = |c: &mut RawConn, force: bool| {
+        let args: &[&str] = if force {
+            &["DEBUG", "CONFIG-REWRITE-FORCE-ALL"]
+        } else {
+            &["CONFIG", "REWRITE"]
+        };
+        assert_eq!(c.call(args), Resp::Simple("OK".into()));
+        std::fs::read_to_string(&conf).unwrap()
+    };
+    // A plain rewrite leaves defaults out; the forced one writes them.
+    let plain = lines(&mut c, false);
+    assert!(!plain.contains("maxmemory-policy"), "{plain}");
+    let all = lines(&mut c, true);
+    assert!(all.contains("\nmaxmemory-policy noeviction\n"), "{all}");
+    assert!(
+        all.contains("\nhz 20\n") && !all.contains("\nhz 10\n"),
+        "{all}"
+    );
+    assert!(all.lines().count() > 100, "{all}");
+}
+
+#[test]
+fn debug_crash_subcommands_log_and_stop_the_server() {
+    for (sub, logged) in [
+        ("SEGFAULT", "DEBUG SEGFAULT"),
+        ("panic", "Guru Meditation: DEBUG PANIC"),
+        ("Assert", "ASSERTION FAILED"),
+        ("OOM", "DEBUG OOM"),
+    ] {
+        let (_dir, logfile, mut server, mut c) = debug_with_logfile();
+        c.send_command(&[b"DEBUG", sub.as_bytes()]);
+        assert_eq!(
+            c.read_reply_opt(),
+            None,
+            "{sub}: no reply, the connection closes"
+        );
+        wait_for_exit(&mut server);
+        let text = std::fs::read_to_string(&logfile).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.contains("ERROR") && l.contains(logged)),
+            "{sub}: {text}"
+        );
+    }
+}

@@ -45,29 +45,16 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
             }
             OK
         }
-        "rewrite" if args.len() == 2 => {
-            let cfg = s.server.config.read().expect("config lock");
-            // Users go to the file as `user` lines, unless an ACL file keeps them (then the
-            // file's `user` lines are dropped), as Redis rewrites them.
-            let users: Vec<String> = if cfg.get("aclfile").is_empty() {
-                s.server
-                    .acl
-                    .all()
-                    .iter()
-                    .map(|u| format!("user {} {}", u.name, u.read(|st| st.describe())))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            match cfg.rewrite_with_users(Some(&users)) {
-                Ok(()) => OK,
-                Err(e) if cfg.file.is_none() => Reply::err(format!("ERR {e}")),
-                Err(e) => {
-                    tracing::warn!("CONFIG REWRITE failed: {e}");
-                    Reply::err(format!("ERR Rewriting config file: {e}"))
-                }
+        "rewrite" if args.len() == 2 => match rewrite(s, false) {
+            Ok(()) => OK,
+            Err(e) if s.server.config.read().expect("config lock").file.is_none() => {
+                Reply::err(format!("ERR {e}"))
             }
-        }
+            Err(e) => {
+                tracing::warn!("CONFIG REWRITE failed: {e}");
+                Reply::err(format!("ERR Rewriting config file: {e}"))
+            }
+        },
         "help" | "get" | "set" | "resetstat" | "rewrite" => wrong_arity(&format!("config|{sub}")),
         _ => unknown_subcommand(&args[1], "CONFIG"),
     }
@@ -218,4 +205,22 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         log.kick();
     }
     OK
+}
+
+/// CONFIG REWRITE, and with `force_all` DEBUG CONFIG-REWRITE-FORCE-ALL (every parameter
+/// written, defaults too). Users go to the file as `user` lines, unless an ACL file keeps them
+/// (then the file's `user` lines are dropped), as Redis rewrites them.
+pub fn rewrite(s: &Session, force_all: bool) -> Result<(), String> {
+    let cfg = s.server.config.read().expect("config lock");
+    let users: Vec<String> = if cfg.get("aclfile").is_empty() {
+        s.server
+            .acl
+            .all()
+            .iter()
+            .map(|u| format!("user {} {}", u.name, u.read(|st| st.describe())))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    cfg.rewrite_with_users(Some(&users), force_all)
 }

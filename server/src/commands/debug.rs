@@ -1,7 +1,10 @@
 //! DEBUG, behind `enable-debug-command` as in Redis: SLEEP, ERROR, SET-ACTIVE-EXPIRE, OBJECT,
 //! PROTOCOL (RESP3 reply types, used by client libraries' test suites), DIGEST and
 //! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
-//! back), LOADAOF (the data emptied and the log replayed), CHANGE-REPL-ID, HELP.
+//! back, or NOSAVE from the file), LOADAOF (the data emptied and the log replayed),
+//! CHANGE-REPL-ID, POPULATE, LOG, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
+//! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, SEGFAULT/PANIC/ASSERT/OOM (log, then abort), HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
+//! with nothing to set (see HELP).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,11 +12,14 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::util::{
-    help, int_arg, lower, parse_float, subcommand_syntax_error, wrong_arity, NO_SUCH_KEY,
+    atoi, eq_ignore_case, help, int_arg, lower, parse_float, subcommand_syntax_error, NO_SUCH_KEY,
 };
 use warpengine_storage::digest::{self, Digest};
+use warpengine_storage::value::parse_strict_i64;
+use warpengine_storage::Value;
 
-use crate::protocol::reply::OK;
+use crate::keyctx::{KeyCtx, Shards};
+use crate::protocol::reply::{c_string, OK};
 use crate::protocol::Reply;
 use crate::server_state::unix_ms;
 use crate::session::Session;
@@ -42,32 +48,72 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "help" => help(
             "DEBUG",
             &[
+                "AOF-FLUSH-SLEEP <microsec>",
+                "    Accepted for compatibility: Redis sleeps before flushing its AOF; the log",
+                "    writes here have no such pause.",
+                "ASSERT",
+                "    Crash by assertion failed (here: log it and abort).",
                 "CHANGE-REPL-ID",
                 "    Change the replication IDs of the instance.",
                 "    Dangerous: should be used only for testing the replication subsystem.",
+                "CONFIG-REWRITE-FORCE-ALL",
+                "    Like CONFIG REWRITE but writes all configuration options, including",
+                "    keywords not listed in original configuration file or default values.",
                 "DIGEST",
                 "    Output a hex signature representing the current DB content.",
                 "DIGEST-VALUE <key> [<key> ...]",
                 "    Output a hex signature of the values of all the specified keys.",
                 "ERROR <string>",
-                "    Return a Redis protocol error with <string> as message.",
+                "    Return a Redis protocol error with <string> as message. Useful for clients",
+                "    unit tests to simulate Redis errors.",
+                "LOG <message>",
+                "    Write <message> to the server log.",
                 "LOADAOF",
                 "    Flush the log to disk and reload the dataset from it.",
                 "OBJECT <key>",
-                "    Show low level info about the `key` and associated value.",
+                "    Show low level info about `key` and associated value.",
+                "OOM",
+                "    Crash the server simulating an out-of-memory error (here: log it and abort).",
+                "PANIC",
+                "    Crash the server simulating a panic (here: log it and abort).",
+                "POPULATE <count> [<prefix>] [<size>]",
+                "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+                "    it is used instead of the 'key' prefix. These are not propagated to",
+                "    replicas. Cluster slots are not respected so keys not belonging to the",
+                "    current node can be created in cluster mode.",
                 "PROTOCOL <type>",
-                "    Reply with a test value of the specified type.",
-                "RELOAD",
-                "    Save the dataset in the snapshot format and load it back.",
-                "QUICKLIST-PACKED-THRESHOLD <size>",
-                "    Sets the threshold for elements to be inserted as plain vs packed nodes",
-                "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+                "    Reply with a test value of the specified type. <type> can be: string,",
+                "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+                "    true, false.",
+                "RELOAD [option ...]",
+                "    Save the dataset in the snapshot format and load it back (in memory: the",
+                "    file on disk is not written). Valid <option> values:",
+                "    * MERGE: conflicting keys will be loaded from the file.",
+                "    * NOFLUSH: the existing database will not be removed before load;",
+                "      conflicting keys are loaded from the file (as with MERGE).",
+                "    * NOSAVE: the database will be loaded from the existing snapshot file.",
+                "SEGFAULT",
+                "    Crash the server (here: log it and abort, SIGABRT rather than SIGSEGV).",
                 "SET-ACTIVE-EXPIRE <0|1>",
                 "    Setting it to 0 disables expiring keys in background when they are not",
                 "    accessed (otherwise the Redis behavior). Setting it to 1 reenables back the",
                 "    default.",
+                "QUICKLIST-PACKED-THRESHOLD <size>",
+                "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+                "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+                "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+                "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
                 "SLEEP <seconds>",
                 "    Stop the server for <seconds>. Decimals allowed.",
+                "STRINGMATCH-TEST",
+                "    Run a fuzz tester against the glob matcher (Redis's stringmatchlen()).",
+                "PAUSE-CRON <0|1>",
+                "    Stop periodic cron job processing.",
+                "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+                "    Accepted for compatibility: the reply buffer has no peak-driven resizing",
+                "    here, so there is no peak reset time to set.",
+                "REPLYBUFFER RESIZING <0|1>",
+                "    Accepted for compatibility: there is no reply buffer resize cron job here.",
             ],
         ),
         "sleep" if args.len() == 3 => {
@@ -115,23 +161,238 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
             s.server.change_replid();
             OK
         }
-        "reload" if args.len() == 2 => match crate::persist::reload::reload(s.server) {
-            Ok(keys) => {
-                tracing::info!(keys, "DB reloaded by DEBUG RELOAD");
-                OK
-            }
-            Err(e) => Reply::err(format!("ERR {e}")),
-        },
+        "reload" => reload(s, &args[2..]),
         "digest-value" => Reply::Array(
             args[2..]
                 .iter()
                 .map(|key| Reply::bulk_str(&value_digest_of(s, key).hex()))
                 .collect(),
         ),
-        "sleep" | "error" | "set-active-expire" | "object" | "protocol" | "digest" | "reload"
-        | "loadaof" | "change-repl-id" => wrong_arity(&format!("debug|{sub}")),
+        "populate" if (3..=5).contains(&args.len()) => populate(s, args),
+        "log" if args.len() == 3 => {
+            // Redis's serverLog(LL_WARNING, "DEBUG LOG: %s"): its tests look for the line.
+            let message = String::from_utf8_lossy(c_string(&args[2], usize::MAX));
+            tracing::warn!("DEBUG LOG: {message}");
+            OK
+        }
+        "pause-cron" if args.len() == 3 => {
+            let paused = atoi(&args[2]) != 0;
+            s.server.hot.cron_paused.store(paused, Ordering::Relaxed);
+            OK
+        }
+        "set-skip-checksum-validation" if args.len() == 3 => {
+            crate::persist::rdb::set_skip_checksum_validation(atoi(&args[2]) != 0);
+            OK
+        }
+        // Accepted only: Redis sleeps before each write of its AOF buffer, a window its tests
+        // write into; WarpEngine's log writes have no such pause. The argument is read as
+        // Redis reads it (atoi: anything goes).
+        "aof-flush-sleep" if args.len() == 3 => OK,
+        "replybuffer" if args.len() == 4 => reply_buffer(args),
+        "segfault" | "panic" | "assert" | "oom" => crash(&sub),
+        "config-rewrite-force-all" if args.len() == 2 => {
+            match super::config::rewrite(s, true) {
+                Ok(()) => OK,
+                Err(e) => Reply::err(format!("ERR CONFIG-REWRITE-FORCE-ALL failed: {e}")),
+            }
+        }
+        "stringmatch-test" if args.len() == 2 => {
+            stringmatch_fuzz();
+            Reply::Status("Apparently Redis did not crash: test passed")
+        }
+        // As Redis: a known subcommand with the wrong number of arguments gets the same
+        // answer as an unknown one.
         _ => subcommand_syntax_error(&args[1], "DEBUG"),
     }
+}
+
+/// DEBUG RELOAD [MERGE|NOFLUSH|NOSAVE ...]. Without NOSAVE, the dataset goes through the snapshot
+/// format and back in memory (`persist::reload`) and the file on disk is not written; with
+/// NOFLUSH too, Redis loads its fresh save over the same data, which MERGE leaves as it was and
+/// which without MERGE stops Redis at the first key: here the data is reloaded the same either
+/// way. NOSAVE loads the snapshot file on disk (`persist::reload::load_snapshot_file`).
+fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
+    let (mut save, mut flush) = (true, true);
+    for option in options {
+        if eq_ignore_case(option, "nosave") {
+            save = false;
+        } else if eq_ignore_case(option, "noflush") {
+            flush = false;
+        } else if !eq_ignore_case(option, "merge") {
+            return Reply::err(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            );
+        }
+    }
+    let loaded = if save {
+        crate::persist::reload::reload(s.server).map_err(|e| Reply::err(format!("ERR {e}")))
+    } else {
+        crate::persist::reload::load_snapshot_file(s.server, flush).map_err(|e| {
+            tracing::warn!("DEBUG RELOAD NOSAVE: {e}");
+            Reply::err("ERR Error trying to load the RDB dump")
+        })
+    };
+    match loaded {
+        Ok(keys) => {
+            tracing::info!(keys, "DB reloaded by DEBUG RELOAD");
+            OK
+        }
+        Err(e) => e,
+    }
+}
+
+/// DEBUG SEGFAULT, PANIC, ASSERT and OOM: the server stops at once, as Redis's crash does, after
+/// an error line in the log saying which (tests check that a crash is logged, and use these to
+/// kill a server mid-run). Not Redis's crash report: the process aborts (SIGABRT) whichever was
+/// asked, with no stack trace or register dump.
+fn crash(sub: &str) -> Reply {
+    let what = match sub {
+        "panic" => format!(
+            "Guru Meditation: DEBUG PANIC called at Unix time {}",
+            unix_ms() / 1000
+        ),
+        "assert" => "=== ASSERTION FAILED === DEBUG ASSERT: '1 == 2' is not true".into(),
+        "oom" => "DEBUG OOM: out of memory simulated".into(),
+        _ => "DEBUG SEGFAULT: crashing the server (by abort, not a real segmentation fault)".into(),
+    };
+    tracing::error!("{what}");
+    std::process::abort()
+}
+
+/// DEBUG STRINGMATCH-TEST, as Redis's stringmatchlen_fuzz_test: 100,000 random patterns
+/// matched against random strings (bytes of all values, both cases), through the glob matcher
+/// KEYS, SCAN and PSUBSCRIBE use; passing means it neither panicked nor ran away.
+fn stringmatch_fuzz() {
+    let mut seed = unix_ms() | 1;
+    let mut next = move |below: u64| {
+        // xorshift64: the fuzz needs spread, not secrecy.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % below
+    };
+    for _ in 0..100_000 {
+        let mut random_bytes = |max: u64| -> Vec<u8> {
+            let len = next(max) as usize;
+            (0..len).map(|_| next(256) as u8).collect()
+        };
+        let (pattern, string) = (random_bytes(32), random_bytes(32));
+        let nocase = next(2) == 0;
+        std::hint::black_box(warpengine_storage::glob_match(&pattern, &string, nocase));
+    }
+}
+
+/// DEBUG REPLYBUFFER PEAK-RESET-TIME <NEVER|RESET|ms> and RESIZING <0|1>, with Redis's replies
+/// and errors. Accepted only: Redis's cron resizes each client's reply buffer to its recent
+/// peak; WarpEngine's output buffer has no such cron (it grows as a reply needs and shrinks
+/// back after a write of more than 1 MB), so there is nothing for these to set.
+fn reply_buffer(args: &[Bytes]) -> Reply {
+    let (what, value) = (&args[2], &args[3]);
+    if eq_ignore_case(what, "peak-reset-time") {
+        if eq_ignore_case(value, "never") || eq_ignore_case(value, "reset") {
+            return OK;
+        }
+        return int_arg(value).map_or_else(|e| e, |_| OK);
+    }
+    if eq_ignore_case(what, "resizing") {
+        return OK;
+    }
+    subcommand_syntax_error(&args[1], "DEBUG")
+}
+
+/// Keys DEBUG POPULATE inserts into a shard per lock: the shard's worker and its clients wait
+/// at most one chunk (milliseconds), not the whole population, however large.
+const POPULATE_CHUNK: usize = 10_000;
+
+/// Redis's `getPositiveLongFromObjectOrReply`: one error for anything but an integer >= 0.
+fn positive_arg(arg: &[u8]) -> Result<u64, Reply> {
+    parse_strict_i64(arg)
+        .filter(|v| *v >= 0)
+        .map(|v| v as u64)
+        .ok_or_else(|| Reply::err("ERR value is out of range, must be positive"))
+}
+
+/// DEBUG POPULATE <count> [<prefix>] [<size>], as Redis 7.0: string keys `<prefix>:<n>` for n
+/// in 0..count (`key` by default) holding `value:<n>`, or with a size that text cut or padded
+/// with zero bytes to exactly `size` bytes; a key that exists is left as it is. The keys go
+/// into the client's database through the write path's own insertion (`KeyCtx::store`, as
+/// SET's), so memory, eviction, WATCH, keyspace events and tracking see them. Like Redis's,
+/// they are neither written to the log nor propagated to replicas: a test's fixture, not a
+/// client's write.
+fn populate(s: &mut Session, args: &[Bytes]) -> Reply {
+    let count = match positive_arg(&args[2]) {
+        Ok(count) => count,
+        Err(e) => return e,
+    };
+    let size = match args.get(4).map(|a| positive_arg(a)).transpose() {
+        Ok(size) => size.unwrap_or(0) as usize,
+        Err(e) => return e,
+    };
+    // Redis formats the prefix with `%s`: it ends at a NUL byte.
+    let prefix = args
+        .get(3)
+        .map_or(&b"key"[..], |p| c_string(p, POPULATE_KEY_MAX));
+    // Keys are routed first and inserted a chunk per shard: a key that repeats (a long prefix
+    // cut the numbers off) always lands in the same shard's list, in order, so the first wins
+    // as in Redis.
+    let mut pending: Vec<Vec<u64>> = vec![Vec::new(); s.server.threads()];
+    let mut key = Vec::with_capacity(POPULATE_KEY_MAX + 1);
+    for n in 0..count {
+        populate_key(&mut key, prefix, n);
+        let shard = s.server.route(&key);
+        pending[shard].push(n);
+        if pending[shard].len() == POPULATE_CHUNK {
+            insert_populated(s, shard, &pending[shard], prefix, size);
+            pending[shard].clear();
+        }
+    }
+    for (shard, ns) in pending.iter().enumerate() {
+        if !ns.is_empty() {
+            insert_populated(s, shard, ns, prefix, size);
+        }
+    }
+    OK
+}
+
+/// Redis formats POPULATE's keys into a 128-byte buffer: 127 bytes and the NUL at most.
+const POPULATE_KEY_MAX: usize = 127;
+
+/// POPULATE's key number `n`: `<prefix>:<n>`, cut to [`POPULATE_KEY_MAX`] bytes.
+fn populate_key(key: &mut Vec<u8>, prefix: &[u8], n: u64) {
+    use std::io::Write;
+    key.clear();
+    key.extend_from_slice(prefix);
+    write!(key, ":{n}").expect("writing to a Vec");
+    key.truncate(POPULATE_KEY_MAX);
+}
+
+/// Inserts POPULATE's keys numbered `ns`, all routed to `shard`, under one lock of it.
+fn insert_populated(s: &Session, shard: usize, ns: &[u64], prefix: &[u8], size: usize) {
+    use std::io::Write;
+    let server = s.server;
+    let tracked = server.tracking.active();
+    let mut guard = server.lock_shard(shard);
+    let mut ctx = KeyCtx::new(Shards::One(&mut guard), server, s.conn.db, unix_ms());
+    let (mut key, mut value) = (Vec::with_capacity(POPULATE_KEY_MAX + 1), Vec::new());
+    for &n in ns {
+        populate_key(&mut key, prefix, n);
+        // As Redis's lookupKeyWrite: an expired key is removed here and created again.
+        if ctx.exists(&key) {
+            continue;
+        }
+        value.clear();
+        write!(value, "value:{n}").expect("writing to a Vec");
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        ctx.store(&key, Value::string(&value), 0);
+        if tracked {
+            server.tracking.key_changed(server, &key, s.conn.id);
+        }
+    }
+    drop(ctx);
+    // used_memory leaves out the key tables' untouched room: the tables may have grown.
+    server.publish_spare(&guard);
 }
 
 /// DEBUG DIGEST: every database of every shard (see `warpengine_storage::digest`).

@@ -119,13 +119,18 @@ impl ConfigStore {
     /// lines of parameters that no longer apply go, and parameters that differ from their
     /// defaults and were not in the file are added at its end.
     pub fn rewrite(&self) -> Result<(), String> {
-        self.rewrite_with_users(None)
+        self.rewrite_with_users(None, false)
     }
 
     /// CONFIG REWRITE with the ACL users as `user` lines (full lines): they take the places of
     /// the file's `user` lines in order, the rest go at the end, as Redis rewrites them. None
-    /// leaves the file's `user` lines as they are.
-    pub fn rewrite_with_users(&self, users: Option<&[String]>) -> Result<(), String> {
+    /// leaves the file's `user` lines as they are. `force_all` (DEBUG CONFIG-REWRITE-FORCE-ALL):
+    /// parameters at their defaults are written too.
+    pub fn rewrite_with_users(
+        &self,
+        users: Option<&[String]>,
+        force_all: bool,
+    ) -> Result<(), String> {
         let path = self
             .file
             .as_ref()
@@ -166,7 +171,7 @@ impl ConfigStore {
                 .map(|(_, v)| v.as_slice())
                 .unwrap_or(&[]);
             let new_lines = rewritten_lines(p, value, !places.is_empty());
-            if places.is_empty() && value == defaults.get(p.name) {
+            if !force_all && places.is_empty() && value == defaults.get(p.name) {
                 continue;
             }
             put_lines(&mut lines, places, &new_lines, &mut tail);

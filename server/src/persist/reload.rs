@@ -15,9 +15,8 @@ use super::snapshot::append_key;
 use crate::keyctx::{KeyCtx, Shards};
 use crate::server_state::{unix_ms, Server};
 
-/// Reloads every key; the number of keys. Err while a background snapshot walks the shards, or
-/// if a record does not read back.
-pub fn reload(server: &Server) -> Result<u64, String> {
+/// Err while a background snapshot walks the shards: a reload would change them under it.
+fn no_background_save(server: &Server) -> Result<(), String> {
     if server
         .wal
         .stats
@@ -26,6 +25,41 @@ pub fn reload(server: &Server) -> Result<u64, String> {
     {
         return Err("Background save already in progress".into());
     }
+    Ok(())
+}
+
+/// DEBUG RELOAD NOSAVE: the snapshot file (`dir/dbfilename`) loaded as it is on disk, over the
+/// dataset, emptied first unless `flush` is false (NOFLUSH: a key in both then takes the file's
+/// value, which is MERGE's outcome; Redis without MERGE stops the server there). The number of
+/// keys loaded. As Redis, the data is emptied even when the file then does not load, and the
+/// log is left as it is (Redis leaves its AOF too). Emptying and loading each take every
+/// shard's lock, one after the other: a client's write can land in between.
+pub fn load_snapshot_file(server: &Server, flush: bool) -> Result<u64, String> {
+    no_background_save(server)?;
+    if flush {
+        let mut guards = server.lock_all();
+        for shard in guards.iter_mut() {
+            for db in &mut shard.dbs {
+                db.clear();
+            }
+            server.publish_spare(shard);
+        }
+        drop(guards);
+        server.tracking.flushed(server);
+    }
+    let path = super::rdb_file::path(server);
+    let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let loaded =
+        super::rdb_file::load(server, &data).map_err(|e| format!("{}: {e}", path.display()));
+    // Loading keys raised keyspace events for keys that were not written.
+    let _ = warpengine_storage::notify::take();
+    Ok(loaded?.keys)
+}
+
+/// Reloads every key; the number of keys. Err while a background snapshot walks the shards, or
+/// if a record does not read back.
+pub fn reload(server: &Server) -> Result<u64, String> {
+    no_background_save(server)?;
     let now = unix_ms();
     let mut guards = server.lock_all();
     let mut keys = 0u64;
