@@ -848,7 +848,7 @@ fn loglevel_changes_at_run_time_and_syslog_receives_the_log() {
     wait_for_exit(&mut server);
     let text = std::fs::read_to_string(&logfile).unwrap();
     assert!(text.contains("Ready to accept connections"), "{text}");
-    assert!(text.contains("SHUTDOWN requested"), "{text}");
+    assert!(text.contains("User requested shutdown..."), "{text}");
     assert!(
         !text.contains("bye bye"),
         "an INFO line after loglevel warning: {text}"
