@@ -103,6 +103,21 @@ impl BlockRegistry {
         }
     }
 
+    /// Whole databases changed (FLUSHALL: `None`; FLUSHDB, SWAPDB: those databases): every
+    /// waiter on a key there tries again, as Redis signals each such key (a woken XREADGROUP
+    /// finds its stream gone, a BLPOP in a swapped-in database finds its list).
+    pub fn signal_databases(&self, dbs: Option<&[usize]>) {
+        if !self.has_waiters() {
+            return;
+        }
+        let map = self.keys.lock().expect("block registry lock");
+        for ((db, _), queue) in map.iter() {
+            if dbs.is_none_or(|dbs| dbs.contains(db)) {
+                queue.iter().for_each(|w| w.notify.notify_one());
+            }
+        }
+    }
+
     /// A key was written with something every waiter may take (a stream's new entry): wake
     /// them all, each to try again.
     pub fn signal_all(&self, db: usize, key: &[u8]) {

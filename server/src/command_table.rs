@@ -157,10 +157,6 @@ pub enum LogForm {
     ListPop(&'static str),
     /// BLMOVE/BRPOPLPUSH served: this non-blocking move with the same arguments, less timeout.
     Move(&'static str),
-    /// BLMPOP served: the LPOP/RPOP with a count that happened.
-    Blmpop,
-    /// BZPOPMIN/BZPOPMAX/BZMPOP served: the ZREM of the members popped.
-    ZsetPop,
     /// The family's function rewrites it (TEMPORAL INCR spells out its implicit settings).
     Rewritten(RewriteFn),
     /// The family's function lists the commands that redo what it did, from its reply and
@@ -341,6 +337,9 @@ pub struct CommandSpec {
     /// change, and not seen by WATCH or client tracking, as Redis propagates and counts only
     /// what changed the data (its `dirty` counter).
     pub unchanged_when: Option<UnchangedFn>,
+    /// A connection command that takes no lock (SELECT): inside EXEC it runs within the locked
+    /// step of the keyed commands around it instead of splitting it in two.
+    pub runs_in_exec_step: bool,
 }
 
 impl CommandSpec {
@@ -385,7 +384,13 @@ impl CommandSpec {
             runs_in_open_slot: false,
             reads_hot_copy: false,
             unchanged_when: None,
+            runs_in_exec_step: false,
         }
+    }
+
+    pub const fn runs_in_exec_step(mut self) -> CommandSpec {
+        self.runs_in_exec_step = true;
+        self
     }
 
     pub const fn unchanged_when(mut self, unchanged: UnchangedFn) -> CommandSpec {

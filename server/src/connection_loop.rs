@@ -519,6 +519,9 @@ async fn wait_until_served<S: AsyncRead + Unpin>(
             }
         }
     };
+    if let Some(reply) = &served {
+        server.note_failure(pipeline.worker(), blocked.command_index(), reply);
+    }
     *conn.handle.blocked_on.lock().expect("blocked_on lock") = None;
     conn.handle.info.lock().expect("client info lock").blocked = false;
     server

@@ -589,6 +589,17 @@ impl Server {
         history.reset(random_hex(40), offset);
     }
 
+    /// A reply not counted where replies are sent (a command inside EXEC, a blocked client's
+    /// reply): when it is an error, the command's failure and the error in INFO's stats.
+    pub fn note_failure(&self, worker: usize, index: usize, reply: &crate::protocol::Reply) {
+        if reply.is_error() {
+            let stats = &self.worker_stats[worker];
+            bump(&stats.commands[index].failed, 1);
+            bump(&stats.error_replies, 1);
+            self.stats.count_error(reply);
+        }
+    }
+
     /// Counts a change on the calling worker (a write command that succeeded).
     #[inline(always)]
     pub fn note_change(&self, by: u64) {

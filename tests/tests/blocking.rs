@@ -172,3 +172,47 @@ fn client_unblock_ends_a_blocked_command_as_a_timeout_or_an_error() {
     admin.command(&[b"RPUSH", b"never", b"x"]);
     assert_eq!(blocked.command(&[b"LPOP", b"never"]), b"$1\r\nx\r\n");
 }
+
+/// Woken to find its key of another type (a transaction pushed, deleted and SET it), a
+/// blocked pop waits on, as Redis 7.0's, and takes the next push; only a first try fails
+/// with WRONGTYPE.
+#[test]
+fn a_woken_pop_passes_over_a_key_of_another_type() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    for (pop, push, served) in [
+        ("BLPOP", "LPUSH list a", "*2\r\n$4\r\nlist\r\n$1\r\nb\r\n"),
+        (
+            "BLMPOP",
+            "LPUSH list a",
+            "*2\r\n$4\r\nlist\r\n*1\r\n$1\r\nb\r\n",
+        ),
+        (
+            "BZPOPMIN",
+            "ZADD list 1 a",
+            "*3\r\n$4\r\nlist\r\n$1\r\nb\r\n$1\r\n1\r\n",
+        ),
+    ] {
+        let mut blocked = RawConn::connect(server.port);
+        let args: Vec<&[u8]> = match pop {
+            "BLMPOP" => vec![b"BLMPOP", b"0", b"1", b"list", b"LEFT"],
+            _ => vec![pop.as_bytes(), b"list", b"0"],
+        };
+        blocked.send_command(&args);
+        wait_for_blocked(&mut admin, 1);
+        admin.command(&[b"MULTI"]);
+        let push: Vec<&[u8]> = push.split(' ').map(str::as_bytes).collect();
+        admin.command(&push);
+        admin.command(&[b"DEL", b"list"]);
+        admin.command(&[b"SET", b"list", b"foo"]);
+        admin.command(&[b"EXEC"]);
+        std::thread::sleep(Duration::from_millis(50));
+        wait_for_blocked(&mut admin, 1);
+        admin.command(&[b"DEL", b"list"]);
+        let mut push_b = push.clone();
+        *push_b.last_mut().unwrap() = b"b";
+        admin.command(&push_b);
+        assert_eq!(blocked.read_reply().unwrap(), served.as_bytes(), "{pop}");
+        wait_for_blocked(&mut admin, 0);
+    }
+}

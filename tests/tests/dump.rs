@@ -918,3 +918,28 @@ fn freq_under_lfu_temporal_refused_and_blocked_pop_served() {
         ])
     );
 }
+
+/// MIGRATE of several keys to a target that refuses some (BUSYKEY, no REPLACE): the keys it
+/// took are deleted here and the refused ones stay, as Redis's, with the first error told.
+#[test]
+fn migrate_deletes_exactly_the_keys_the_target_took() {
+    let source = start_warpengine(&["--threads", "2"]);
+    let target = start_warpengine(&["--threads", "2"]);
+    let (mut s, mut t) = (RawConn::connect(source.port), RawConn::connect(target.port));
+    let keys = ["a", "b", "c", "d", "e", "f"];
+    for k in keys {
+        s.call(&["SET", k, "1"]);
+    }
+    t.call(&["MSET", "c", "_", "d", "_"]);
+    let port = target.port.to_string();
+    let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend(keys);
+    let reply = s.call(&migrate);
+    assert!(
+        matches!(&reply, Resp::Error(e) if e.contains("BUSYKEY")),
+        "{reply:?}"
+    );
+    assert_eq!(s.call(&["DBSIZE"]), Resp::Int(2));
+    assert_eq!(s.call(&["EXISTS", "c", "d"]), Resp::Int(2));
+    assert_eq!(t.call(&["DBSIZE"]), Resp::Int(6));
+}

@@ -162,6 +162,18 @@ fn blocked_group_readers_learn_their_stream_or_group_is_gone_and_xread_waits_on(
         reader.read_reply().unwrap(),
         b"-UNBLOCKED the stream key no longer exists\r\n"
     );
+    // FLUSHALL and FLUSHDB wake it too, as Redis signals every key of the emptied databases.
+    for flush in ["FLUSHALL", "FLUSHDB"] {
+        ok(admin.call(&["XGROUP", "CREATE", "gone", "g", "$", "MKSTREAM"]));
+        reader.send_command(group_read);
+        wait_for_blocked(&mut admin, 1);
+        ok(admin.call(&[flush]));
+        assert_eq!(
+            reader.read_reply().unwrap(),
+            b"-UNBLOCKED the stream key no longer exists\r\n",
+            "{flush}"
+        );
+    }
     ok(admin.call(&["XGROUP", "CREATE", "gone", "g", "$", "MKSTREAM"]));
     reader.send_command(group_read);
     wait_for_blocked(&mut admin, 1);

@@ -223,3 +223,54 @@ fn the_redis_crate_runs_an_atomic_pipeline() {
         assert_eq!(r, None);
     });
 }
+
+/// Over maxmemory with `noeviction`, a command queued in MULTI is refused at once (a rejected
+/// call) and EXEC aborts, as Redis's; DISCARD still works. An error inside EXEC counts in the
+/// command's failed_calls and in errorstats.
+#[test]
+fn oom_refuses_while_queuing_and_errors_inside_exec_are_counted() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(server.port);
+    let mut admin = RawConn::connect(server.port);
+    assert_eq!(c.call(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(c.call(&["SET", "a", "1"]), Resp::Simple("QUEUED".into()));
+    admin.call(&["CONFIG", "SET", "maxmemory", "1"]);
+    let refused = c.call(&["LPUSH", "l", "x"]);
+    assert!(
+        matches!(&refused, Resp::Error(e) if e.starts_with("OOM")),
+        "{refused:?}"
+    );
+    admin.call(&["CONFIG", "SET", "maxmemory", "0"]);
+    let aborted = c.call(&["EXEC"]);
+    assert!(
+        matches!(&aborted, Resp::Error(e) if e.starts_with("EXECABORT")),
+        "{aborted:?}"
+    );
+    assert_eq!(c.call(&["EXISTS", "a"]), Resp::Int(0));
+
+    admin.call(&["CONFIG", "SET", "maxmemory", "1"]);
+    let refused = c.call(&["SET", "x", "1"]);
+    assert!(
+        matches!(&refused, Resp::Error(e) if e.starts_with("OOM")),
+        "{refused:?}"
+    );
+    let stats = warpengine_tests::info_field(&mut admin, "commandstats", "cmdstat_set");
+    assert!(stats.contains("rejected_calls=1,failed_calls=0"), "{stats}");
+    assert_eq!(c.call(&["MULTI"]), Resp::Simple("OK".into()));
+    assert!(matches!(c.call(&["SET", "x", "1"]), Resp::Error(_)));
+    assert_eq!(c.call(&["DISCARD"]), Resp::Simple("OK".into()));
+    admin.call(&["CONFIG", "SET", "maxmemory", "0"]);
+
+    admin.call(&["CONFIG", "RESETSTAT"]);
+    c.call(&["MULTI"]);
+    c.call(&["SET", "a", "b"]);
+    c.call(&["INCR", "a"]);
+    let Resp::Array(replies) = c.call(&["EXEC"]) else {
+        panic!("EXEC answers an array")
+    };
+    assert!(matches!(&replies[1], Resp::Error(e) if e.starts_with("ERR")));
+    let incr = warpengine_tests::info_field(&mut admin, "commandstats", "cmdstat_incr");
+    assert!(incr.contains("failed_calls=1"), "{incr}");
+    let errors = warpengine_tests::info_field(&mut admin, "errorstats", "errorstat_ERR");
+    assert_eq!(errors, "count=1");
+}

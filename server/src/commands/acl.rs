@@ -69,6 +69,9 @@ fn key_rule(spec: &CommandSpec, specs: Option<&'static [Reply]>) -> KeyRule {
         _ if spec.name == "set" => KeyRule::Set,
         _ if spec.name == "bitfield" => KeyRule::Bitfield,
         Some([]) => KeyRule::None,
+        // Shard channels (SPUBLISH, SSUBSCRIBE) sit where keys are, flagged not_key: the
+        // channel rules check them, not the key rules.
+        Some(all) if all.iter().all(|s| spec_flags(s).contains(&"not_key")) => KeyRule::None,
         Some([one]) if matches!(spec.keys, Keys::Range(..)) => {
             KeyRule::Uniform(acl::access_of_flags(&spec_flags(one)))
         }
@@ -122,7 +125,7 @@ fn build_catalog() -> Catalog {
                     categories,
                     parent: Some(id),
                     subcommands: Vec::new(),
-                    keys: key_rule(row, None),
+                    keys: key_rule(row, command_data::key_specs(spec.name, Some(row.name))),
                     channels: ChannelRule::None,
                 });
             }
@@ -268,6 +271,13 @@ pub fn acl(s: &mut Session, args: &[Bytes]) -> Reply {
 
 fn setuser(s: &mut Session, args: &[Bytes]) -> Reply {
     let name = &args[2];
+    // As Redis's ACLStringHasSpaces: white space (C's isspace) or NUL.
+    if name
+        .iter()
+        .any(|&b| b == 0 || b == b' ' || (b'\t'..=b'\r').contains(&b))
+    {
+        return Reply::err("ERR Usernames can't contain spaces or null characters");
+    }
     match s.server.acl.set_user(name, &args[3..]) {
         Ok(user) => {
             if Arc::ptr_eq(&user, &s.server.acl.default_user()) {

@@ -1,7 +1,9 @@
 //! Blocking list and sorted-set commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
 //! BZPOPMAX, BZMPOP. Each first tries its
 //! non-blocking counterpart; with nothing to pop it asks to block (the connection then waits
-//! for a write to one of its keys, or for the timeout, and tries again).
+//! for a write to one of its keys, or for the timeout, and tries again). A try after a wake-up
+//! passes over keys of another type, as Redis 7.0 does (its blocked client stays blocked when
+//! the key it waits on became a string): only the first try fails with WRONGTYPE.
 
 use std::time::Duration;
 
@@ -24,10 +26,10 @@ commands! {
     "brpop", -3, "write noscript blocking", k(1, -2, 1), "list", "2.0.0", blocking(brpop), "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::ListPop("RPOP"));
     "blmove", 6, "write denyoom noscript blocking", k(1, 2, 1), "list", "6.2.0", blocking(blmove), "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", log(LogForm::Move("LMOVE")), nil_bulk_if_cannot_block();
     "brpoplpush", 4, "write denyoom noscript blocking", k(1, 2, 1), "list", "2.2.0", blocking(brpoplpush), "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::Move("RPOPLPUSH")), nil_bulk_if_cannot_block();
-    "bzpopmin", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmin), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::ZsetPop);
-    "bzpopmax", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmax), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::ZsetPop);
-    "bzmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "sorted-set", "7.0.0", blocking(bzmpop), "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::ZsetPop);
-    "blmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "list", "7.0.0", blocking(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::Blmpop);
+    "bzpopmin", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmin), "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::Effects(bzpop_effects));
+    "bzpopmax", -3, "write noscript blocking fast", k(1, -2, 1), "sorted-set", "5.0.0", blocking(bzpopmax), "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::Effects(bzpop_effects));
+    "bzmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "sorted-set", "7.0.0", blocking(bzmpop), "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.", log(LogForm::Effects(bzmpop_effects));
+    "blmpop", -5, "write blocking movablekeys", Keys::Custom { legacy: (0, 0, 0), find: blmpop_keys }, "list", "7.0.0", blocking(blmpop), "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", log(LogForm::Effects(blmpop_effects));
 }
 
 /// Redis's timeout argument: seconds as a float, rounded up to milliseconds; 0 blocks for ever.
@@ -42,7 +44,13 @@ fn timeout_arg(arg: &[u8]) -> Result<Option<Duration>, Reply> {
     Ok((ms > 0.0).then(|| Duration::from_millis(ms as u64)))
 }
 
-/// BLPOP/BRPOP: the first non-empty list among the keys, in order; a wrong type fails at once.
+/// Whether `reply` is the WRONGTYPE error a woken client's try passes over.
+fn wrong_type_on_retry(ctx: &KeyCtx, reply: &Reply) -> bool {
+    ctx.blocked_retry && matches!(reply, Reply::Error(e) if e.starts_with("WRONGTYPE"))
+}
+
+/// BLPOP/BRPOP: the first non-empty list among the keys, in order; a wrong type fails at once
+/// (on a first try).
 fn pop_first(
     ctx: &mut KeyCtx,
     args: &[Bytes],
@@ -59,6 +67,7 @@ fn pop_first(
             Reply::Bulk(v) => {
                 return Attempt::Done(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]))
             }
+            other if wrong_type_on_retry(ctx, &other) => continue,
             other => return Attempt::Done(other),
         }
     }
@@ -92,6 +101,7 @@ fn zpop_first(
                 return Attempt::Done(Reply::Array(vec![Reply::Bulk(key.clone()), member, score]));
             }
             Reply::Array(_) => continue,
+            other if wrong_type_on_retry(ctx, &other) => continue,
             other => return Attempt::Done(other),
         }
     }
@@ -113,6 +123,14 @@ fn move_or_block(ctx: &mut KeyCtx, lmove_args: &[Bytes], timeout: &[u8]) -> Atte
     };
     match lists::lmove(ctx, lmove_args) {
         Reply::Nil => Attempt::Block(timeout),
+        // A source of another type: wait on. (A destination of another type fails, as Redis's.)
+        other
+            if wrong_type_on_retry(ctx, &other)
+                && lists::llen(ctx, &[Bytes::from_static(b"llen"), lmove_args[1].clone()])
+                    .is_error() =>
+        {
+            Attempt::Block(timeout)
+        }
         other => Attempt::Done(other),
     }
 }
@@ -180,6 +198,30 @@ pub fn bzmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Attempt {
         Reply::NilArray => Attempt::Block(timeout),
         other => Attempt::Done(other),
     }
+}
+
+/// BZPOPMIN/BZPOPMAX as Redis propagates them: `ZPOPMIN|ZPOPMAX key` (no count).
+fn bzpop_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    let Reply::Array(items) = reply else {
+        return Vec::new();
+    };
+    let Some(Reply::Bulk(key)) = items.first() else {
+        return Vec::new();
+    };
+    let pop: &'static [u8] = if eq_ignore_case(&args[0], "bzpopmax") {
+        b"ZPOPMAX"
+    } else {
+        b"ZPOPMIN"
+    };
+    vec![vec![Bytes::from_static(pop), key.clone()]]
+}
+
+fn bzmpop_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    zsets::zmpop_effects(args, reply, 2)
+}
+
+fn blmpop_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    lists::mpop_effects(args, reply, 2)
 }
 
 #[cfg(test)]

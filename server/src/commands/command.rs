@@ -249,13 +249,29 @@ fn keys_of<'a>(
     if matches!(spec.run, Run::Container) {
         match super::resolve(index, cmd) {
             Ok(sub) => spec = &TABLE[sub],
+            Err(Reply::Error(e)) if e.starts_with("ERR wrong number") => {
+                return Err(Reply::err(
+                    "ERR Invalid number of arguments specified for command",
+                ))
+            }
             Err(_) => return Err(Reply::err("ERR Invalid command specified")),
         }
     }
-    let fullname = command_data::has_subcommands(spec.name)
-        .then(|| format!("{}|{}", spec.name, lower(&cmd[1])));
+    // A subcommand Redis records (a row `parent|sub`, or named by a container that reads its
+    // own) is judged by Redis's record of it; WarpEngine's own by its row.
+    let (parent, fullname) = match spec.name.split_once('|') {
+        Some((parent, _)) if command_data::get(parent).is_some() => {
+            (parent, Some(spec.name.to_string()))
+        }
+        Some(_) => (spec.name, None),
+        None => (
+            spec.name,
+            command_data::has_subcommands(spec.name)
+                .then(|| format!("{}|{}", spec.name, lower(&cmd[1]))),
+        ),
+    };
     let (arity, keyed) = match &fullname {
-        Some(full) => match command_data::subcommand_arity_and_keyed(spec.name, full) {
+        Some(full) => match command_data::subcommand_arity_and_keyed(parent, full) {
             Some(found) => found,
             None => return Err(Reply::err("ERR Invalid command specified")),
         },
@@ -273,7 +289,7 @@ fn keys_of<'a>(
             "ERR Invalid number of arguments specified for command",
         ));
     }
-    let by_specs = command_data::key_specs(spec.name, fullname.as_deref())
+    let by_specs = command_data::key_specs(parent, fullname.as_deref())
         .filter(|_| flags)
         .and_then(|specs| command_data::keys_by_specs(specs, cmd));
     let keys = match by_specs {
@@ -319,7 +335,11 @@ fn listed() -> Vec<(String, Vec<String>)> {
         for (fullname, categories) in command_data::subcommands_with_categories(c.name) {
             out.push((fullname, categories));
         }
-        // WarpEngine's own containers' rows (and rows of Redis's that are listed above).
+        // WarpEngine's own containers' rows (a Redis command's subcommands are Redis's
+        // record above: CLIENT's rows of later Redis versions are not listed, as 7.0's).
+        if command_data::get(c.name).is_some() {
+            continue;
+        }
         let prefix = format!("{}|", c.name);
         for sub in TABLE.iter().filter(|s| s.name.starts_with(&prefix)) {
             if !out.iter().any(|(n, _)| n == sub.name) {

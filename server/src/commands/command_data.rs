@@ -303,13 +303,38 @@ pub fn subcommand_facts(args: &[Bytes]) -> Option<Option<(i32, super::Flags)>> {
     let Reply::Int(arity) = fields[1] else {
         return Some(None);
     };
+    Some(Some((arity as i32, flags_of(&fields[2]))))
+}
+
+/// A COMMAND INFO flags set as our flags.
+fn flags_of(set: &Reply) -> super::Flags {
     let mut flags = super::Flags::default();
-    for name in statuses(&fields[2]) {
+    for name in statuses(set) {
         if let Some((_, f)) = super::Flags::NAMES.iter().find(|(n, _)| *n == name) {
             flags = flags.with(*f);
         }
     }
-    Some(Some((arity as i32, flags)))
+    flags
+}
+
+/// Each subcommand Redis records for `parent`: its full name (`config|get`), arity and flags.
+pub fn subcommand_rows(parent: &str) -> Vec<(String, i32, super::Flags)> {
+    let Some(Reply::Array(subs)) = get(parent).map(|c| &c.info[9]) else {
+        return Vec::new();
+    };
+    subs.iter()
+        .filter_map(|sub| match sub {
+            Reply::Array(fields) => match (fields.first(), fields.get(1), fields.get(2)) {
+                (Some(Reply::Bulk(name)), Some(Reply::Int(arity)), Some(flags)) => Some((
+                    String::from_utf8_lossy(name).into_owned(),
+                    *arity as i32,
+                    flags_of(flags),
+                )),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether Redis splits this command into subcommands (CLIENT, OBJECT, COMMAND, ...).

@@ -74,7 +74,10 @@ fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
                 if name == pattern && seen.insert(name) {
                     pairs.push((Reply::Bulk(p.clone()), Reply::bulk_str(&value)));
                 }
-            } else if glob_match(pattern.as_bytes(), name.as_bytes(), true) && seen.insert(name) {
+            } else if glob_match(pattern.as_bytes(), name.as_bytes(), true)
+                && !crate::config_store::param(name).is_some_and(|p| p.hidden)
+                && seen.insert(name)
+            {
                 pairs.push((Reply::bulk_str(name), Reply::bulk_str(&value)));
             }
         }

@@ -339,6 +339,9 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             None => return Reply::err(IOERR_READ),
         }
     }
+    // As Redis: after a failed AUTH or SELECT no key moved; otherwise each key the target
+    // acknowledged is deleted here, whatever the others' replies, and the first error is told.
+    let setup_failed = setup_error.is_some();
     let mut target_error = setup_error;
     let mut socket_error = false;
     let mut deleted = Vec::new();
@@ -347,9 +350,9 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             socket_error = true;
             break;
         };
-        if target_error.is_none() && line.first() == Some(&b'-') {
-            target_error = Some(line);
-        } else if target_error.is_none() && !o.copy {
+        if setup_failed || line.first() == Some(&b'-') {
+            target_error.get_or_insert(line);
+        } else if !o.copy {
             ctx.remove(key);
             ctx.notify(notify::GENERIC, "del", key);
             deleted.push(*key);

@@ -5,7 +5,7 @@ use warpengine_storage::list::End;
 use warpengine_storage::{notify, Entry, ListValue, Value};
 
 use super::util::{atoi, eq_ignore_case, int_arg, NO_SUCH_KEY, SYNTAX};
-use super::{commands, k, keyed, Keys};
+use super::{commands, k, keyed, Keys, LogForm};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
@@ -28,7 +28,7 @@ commands! {
     "lpos", -3, "readonly", k(1, 1, 1), "list", "6.0.6", keyed(lpos), "Return the index of matching elements on a list";
     "lmove", 5, "write denyoom", k(1, 2, 1), "list", "6.2.0", keyed(lmove), "Pop an element from a list, push it to another list and return it", unchanged_when(super::nothing_returned);
     "rpoplpush", 3, "write denyoom", k(1, 2, 1), "list", "1.2.0", keyed(rpoplpush), "Remove the last element in a list, prepend it to another list and return it", unchanged_when(super::nothing_returned);
-    "lmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, "list", "7.0.0", keyed(lmpop), "Pop elements from a list", unchanged_when(super::nothing_returned);
+    "lmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, "list", "7.0.0", keyed(lmpop), "Pop elements from a list", unchanged_when(super::nothing_returned), log(LogForm::Effects(lmpop_effects));
 }
 
 const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
@@ -497,9 +497,12 @@ pub fn parse_mpop(args: &[Bytes], numkeys_idx: usize) -> Result<MpopArgs, Reply>
 }
 
 /// Pops from the first non-empty list of the parsed keys; a null array when all are empty.
+/// LMPOP's work; a woken BLMPOP's try passes over keys of another type.
 pub fn mpop(ctx: &mut KeyCtx, args: &[Bytes], parsed: &MpopArgs) -> Reply {
+    let retry = ctx.blocked_retry;
     for key in &args[parsed.keys.clone()] {
         match write_list(ctx, key) {
+            Err(_) if retry => continue,
             Err(e) => return e,
             Ok(None) => continue,
             Ok(Some(l)) => {
@@ -518,6 +521,23 @@ pub fn lmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         Ok(parsed) => mpop(ctx, args, &parsed),
         Err(e) => e,
     }
+}
+
+/// LMPOP and BLMPOP as Redis propagates them: `LPOP|RPOP key <how many it popped>`.
+/// `numkeys_idx`: where numkeys is (1 for LMPOP, 2 for BLMPOP).
+pub fn mpop_effects(args: &[Bytes], reply: &Reply, numkeys_idx: usize) -> Vec<Vec<Bytes>> {
+    let Ok(parsed) = parse_mpop(args, numkeys_idx) else {
+        return Vec::new();
+    };
+    let pop: &'static [u8] = match parsed.end {
+        End::Head => b"LPOP",
+        End::Tail => b"RPOP",
+    };
+    super::util::pop_with_count(pop, reply)
+}
+
+fn lmpop_effects(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    mpop_effects(args, reply, 1)
 }
 
 /// LINSERT changed nothing: no such list (0) or no such pivot (-1).

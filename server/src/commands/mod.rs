@@ -89,7 +89,7 @@ pub const WARPENGINE_ONLY: &[&str] = &[
 pub fn install() {
     crate::command_table::install_subcommand_facts(command_data::subcommand_facts);
     crate::command_table::install(|| {
-        [
+        let rows = [
             CORE,
             acl::COMMANDS,
             bitmaps::COMMANDS,
@@ -120,9 +120,61 @@ pub fn install() {
             wormhole::COMMANDS,
             zsets::COMMANDS,
         ]
-        .concat()
+        .concat();
+        with_subcommand_rows(rows)
     });
     acl::install();
+}
+
+/// Subcommands WarpEngine's containers serve beyond Redis 7.0's (from later Redis versions):
+/// full name, arity and flags.
+const LATER_SUBCOMMANDS: &[(&str, i32, &str)] = &[
+    ("client|setinfo", 4, "noscript loading stale"),
+    ("client|no-touch", 3, "noscript loading stale"),
+];
+
+/// Redis's containers whose function reads its own subcommand (CONFIG, CLIENT, OBJECT, XGROUP
+/// ..., but COMMAND) become containers with a row per subcommand Redis records (and per one of
+/// [`LATER_SUBCOMMANDS`]), with Redis's arity and flags and the container's function: each
+/// subcommand is then admitted, counted (INFO's `cmdstat_config|get`, its latency), checked by
+/// ACL and by scripts as a row of Redis's own table.
+fn with_subcommand_rows(rows: Vec<CommandSpec>) -> Vec<CommandSpec> {
+    let mut generated = Vec::new();
+    let rows = rows
+        .into_iter()
+        .map(|mut row| {
+            // COMMAND (arity -1) also runs bare, which a container row cannot: it keeps
+            // reading its subcommand itself.
+            if matches!(row.run, Run::Container)
+                || row.arity == -1
+                || !command_data::has_subcommands(row.name)
+            {
+                return row;
+            }
+            let later = LATER_SUBCOMMANDS
+                .iter()
+                .filter(|(full, _, _)| full.split_once('|').is_some_and(|(p, _)| p == row.name))
+                .map(|&(full, arity, flags)| (full.to_string(), arity, Flags::parse(flags)));
+            for (fullname, arity, flags) in command_data::subcommand_rows(row.name)
+                .into_iter()
+                .chain(later)
+            {
+                let mut sub = row;
+                sub.name = Box::leak(fullname.into_boxed_str());
+                sub.arity = arity;
+                sub.flags = flags;
+                sub.log = match (flags.contains(Flags::WRITE), row.log) {
+                    (false, _) => LogForm::NotLogged,
+                    (true, LogForm::NotLogged) => LogForm::Argv,
+                    (true, form) => form,
+                };
+                generated.push(sub);
+            }
+            row.run = Run::Container;
+            row
+        })
+        .collect::<Vec<_>>();
+    [rows, generated].concat()
 }
 
 use client as cl;
@@ -192,7 +244,7 @@ commands! {
     "reset", 1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.2.0", session(cn::reset), "Resets the connection.", runs_in_multi(), allowed_when_subscribed();
     "hello", -1, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "6.0.0", session(cn::hello), "Handshakes with the Redis server.", redacts(cn::hello_secrets);
     "auth", -2, "noscript loading stale fast no_auth allow_busy", NO_KEYS, "connection", "1.0.0", session(cn::auth), "Authenticates the connection.", redacts(cn::auth_secrets);
-    "select", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::select), "Changes the selected database.";
+    "select", 2, "loading stale fast", NO_KEYS, "connection", "1.0.0", session(cn::select), "Changes the selected database.", runs_in_exec_step();
     "client", -2, "", NO_KEYS, "connection", "2.4.0", session(cl::client), "A container for client connection commands.", monitor_hides(command_data::admin_subcommand), keeps_tracking_caching();
     // server
     "command", -1, "loading stale", NO_KEYS, "server", "2.8.13", session(cm::command), "Returns detailed information about all commands.";

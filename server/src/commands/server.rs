@@ -53,6 +53,7 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(Some(db)));
     drop(guards);
+    s.server.blocking.signal_databases(Some(&[db]));
     s.server.tracking.flushed(s.server);
     s.server.note_change(1);
     OK
@@ -71,6 +72,7 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(None));
     drop(guards);
+    s.server.blocking.signal_databases(None);
     s.server.tracking.flushed(s.server);
     s.server.note_change(1);
     // As Redis: with save rules, FLUSHALL saves the (now empty) dataset at once.
@@ -123,6 +125,7 @@ pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     log_keyspace(s.server, &mut guards, KeyspaceOp::SwapDb(lo, hi));
     drop(guards);
+    s.server.blocking.signal_databases(Some(&[lo, hi]));
     s.server.note_change(1);
     OK
 }

@@ -223,6 +223,22 @@ pub fn set_switch(
     crate::protocol::reply::OK
 }
 
+/// The pop with a count an *MPOP reply (`[key, [popped ...]]`) did: `pop key <how many>`, as
+/// Redis propagates LMPOP, ZMPOP and their blocking forms; nothing for a nil reply.
+pub fn pop_with_count(pop: &'static [u8], reply: &Reply) -> Vec<Vec<Bytes>> {
+    match reply {
+        Reply::Array(items) => match items.as_slice() {
+            [Reply::Bulk(key), Reply::Array(popped)] => vec![vec![
+                Bytes::from_static(pop),
+                key.clone(),
+                Bytes::from(popped.len().to_string()),
+            ]],
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

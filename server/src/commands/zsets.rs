@@ -7,7 +7,7 @@ use warpengine_storage::{glob_match, notify, Value, ZSetValue};
 
 use super::keyspace::parse_cursor;
 use super::util::{eq_ignore_case, int_arg, scan_options, ScanOptions, SYNTAX};
-use super::{commands, k, keyed, Keys, Writes};
+use super::{commands, k, keyed, Keys, LogForm, Writes};
 use crate::keyctx::{KeyCtx, WRONGTYPE};
 use crate::protocol::reply::format_double;
 use crate::protocol::Reply;
@@ -45,7 +45,7 @@ commands! {
     "zinterstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "2.0.0", keyed(zinterstore), "Stores the intersect of multiple sorted sets in a key.", writes(Writes::First);
     "zdiffstore", -4, "write denyoom movablekeys", Keys::Custom { legacy: (1, 1, 1), find: dest_then_numkeys }, "sorted-set", "6.2.0", keyed(zdiffstore), "Stores the difference of multiple sorted sets in a key.", writes(Writes::First);
     "zintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zintercard), "Returns the number of members of the intersect of multiple sorted sets.";
-    "zmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zmpop), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", unchanged_when(super::nothing_returned);
+    "zmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: numkeys_at_1 }, "sorted-set", "7.0.0", keyed(zmpop), "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.", unchanged_when(super::nothing_returned), log(LogForm::Effects(zmpop_effects_of_zmpop));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1006,9 +1006,12 @@ pub fn parse_zmpop(args: &[Bytes], numkeys_idx: usize) -> Result<ZmpopArgs, Repl
 }
 
 /// Pops from the first non-empty sorted set of the parsed keys; a null array when none has any.
+/// ZMPOP's work; a woken BZMPOP's try passes over keys of another type.
 pub fn zmpop_parsed(ctx: &mut KeyCtx, args: &[Bytes], parsed: &ZmpopArgs) -> Reply {
+    let retry = ctx.blocked_retry;
     for key in &args[parsed.keys.clone()] {
         match write_zset(ctx, key) {
+            Err(_) if retry => continue,
             Err(e) => return e,
             Ok(None) => continue,
             Ok(Some(z)) if z.is_empty() => continue,
@@ -1026,6 +1029,20 @@ pub fn zmpop_parsed(ctx: &mut KeyCtx, args: &[Bytes], parsed: &ZmpopArgs) -> Rep
         ]);
     }
     Reply::NilArray
+}
+
+/// ZMPOP and BZMPOP as Redis propagates them: `ZPOPMIN|ZPOPMAX key <how many it popped>`.
+/// `numkeys_idx`: where numkeys is (1 for ZMPOP, 2 for BZMPOP).
+pub fn zmpop_effects(args: &[Bytes], reply: &Reply, numkeys_idx: usize) -> Vec<Vec<Bytes>> {
+    let Ok(parsed) = parse_zmpop(args, numkeys_idx) else {
+        return Vec::new();
+    };
+    let pop: &'static [u8] = if parsed.max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+    super::util::pop_with_count(pop, reply)
+}
+
+fn zmpop_effects_of_zmpop(_ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    zmpop_effects(args, reply, 1)
 }
 
 pub fn zmpop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {

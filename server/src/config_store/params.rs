@@ -73,6 +73,9 @@ pub struct Param {
     pub protected: bool,
     /// Accepted and shown, but WarpEngine does not act on it (see the module docs).
     pub stored_only: bool,
+    /// Left out of CONFIG GET's patterns (only its exact name finds it), as Redis's
+    /// HIDDEN_CONFIG test settings.
+    pub hidden: bool,
 }
 
 impl Param {
@@ -85,6 +88,12 @@ impl Param {
     const fn stored(self) -> Param {
         Param {
             stored_only: true,
+            ..self
+        }
+    }
+    const fn hidden(self) -> Param {
+        Param {
+            hidden: true,
             ..self
         }
     }
@@ -105,6 +114,7 @@ const fn p(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
         mutable,
         protected: false,
         stored_only: false,
+        hidden: false,
     }
 }
 
@@ -180,6 +190,21 @@ pub static PARAMS: &[Param] = &[
     p("cluster-allow-replica-migration", BOOL, "yes", MUT).stored(),
     p("replica-announced", BOOL, "yes", MUT),
     p("latency-tracking", BOOL, "yes", MUT),
+    // Redis's hidden test settings (its test suite sets them).
+    p("rdb-key-save-delay", int(INT_MIN, INT_MAX), "0", MUT).hidden(),
+    p("key-load-delay", int(INT_MIN, INT_MAX), "0", MUT)
+        .hidden()
+        .stored(),
+    p("use-exit-on-panic", BOOL, "no", MUT).hidden().stored(),
+    p("watchdog-period", NONNEG_INT, "0", MUT).hidden().stored(),
+    p(
+        "loading-process-events-interval-bytes",
+        int(1024, INT_MAX),
+        "2097152",
+        MUT,
+    )
+    .hidden()
+    .stored(),
     p("aof-disable-auto-gc", BOOL, "no", MUT).stored(),
     p("replica-ignore-disk-write-errors", BOOL, "no", MUT).stored(),
     // Strings.

@@ -105,6 +105,16 @@ pub(super) fn admit(
             return refuse(index, refusal);
         }
     }
+    // One relaxed load and a branch without maxmemory.
+    if server
+        .limits
+        .maxmemory
+        .load(std::sync::atomic::Ordering::Relaxed)
+        != 0
+        && oom_refused(server, conn, spec)
+    {
+        return refuse(index, Reply::err(crate::eviction::OOM));
+    }
     let mut class = server.wal.fsync().durable();
     if spec.takes_durability && args.len() > 4 {
         if let Some(asked) = durability::requested(args) {
@@ -120,6 +130,26 @@ pub(super) fn admit(
         logged,
         class,
     })
+}
+
+/// Redis's refusal before a command runs when memory is over maxmemory and nothing can be
+/// evicted (`noeviction`): a command that may grow memory, or any command queued in MULTI but
+/// EXEC, DISCARD, QUIT and RESET (a queue grows memory too). A rejected call, and a refusal
+/// while queuing aborts the transaction. With an evicting policy the command's shards make room
+/// when it runs (`eviction::before_command`). A replica (and its primary's link) is never
+/// refused, as Redis with `replica-ignore-maxmemory`.
+#[cold]
+fn oom_refused(
+    server: &Server,
+    conn: &ConnState,
+    spec: &crate::command_table::CommandSpec,
+) -> bool {
+    let queued = conn.tx.is_some() && !spec.runs_in_multi;
+    (spec.flags.contains(Flags::DENYOOM) || queued)
+        && !conn.primary
+        && !server.replication.is_replica()
+        && server.limits.policy() == crate::eviction::Policy::NoEviction
+        && crate::eviction::over_limit(server)
 }
 
 /// The NOPERM error when the connection's user may not run this request (its command, keys or

@@ -24,6 +24,11 @@ pub struct Blocked {
 }
 
 impl Blocked {
+    /// The table row of the blocked command.
+    pub fn command_index(&self) -> usize {
+        self.spec
+    }
+
     /// Leaves the waiting lists, and passes the turn on: another client may be waiting for
     /// what is left in these keys.
     pub fn finish(&self, server: &Server) {

@@ -6,9 +6,12 @@
 //! consecutive keyed commands run as one step with every shard that owns one of their keys
 //! locked (in ascending order, as any multi-shard command), so no other client sees part of
 //! them; a transaction on one shard locks only that shard. The watched keys' shards are locked
-//! with the first step, which checks the watch before anything runs. A connection or server
-//! command inside the transaction (SELECT, FLUSHALL, CONFIG, ...) runs between such steps,
-//! with the shards unlocked: those commands take their own locks.
+//! with the first step, which checks the watch before anything runs. SELECT runs within a
+//! step (it takes no lock: `CommandSpec::runs_in_exec_step`), so that the commands around it
+//! stay one step and one group in the log and the replication stream (MULTI ... EXEC, as
+//! Redis propagates a transaction). Another connection or server command inside the
+//! transaction (FLUSHALL, CONFIG, ...) runs between such steps, with the shards unlocked:
+//! those commands take their own locks.
 //!
 //! The log records of a locked step's commands form one group (across shards, or within one),
 //! so that recovery applies the step whole or not at all.
@@ -32,8 +35,8 @@ use crate::transaction_state::{self, Queued, Transaction, Watching};
 const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
 
 /// Whether a command can run inside EXEC's locked steps.
-fn runs_locked(run: &Run) -> bool {
-    matches!(run, Run::Keyed(_) | Run::Blocking(_))
+fn runs_locked(spec: &crate::command_table::CommandSpec) -> bool {
+    matches!(spec.run, Run::Keyed(_) | Run::Blocking(_)) || spec.runs_in_exec_step
 }
 
 impl Pipeline {
@@ -155,7 +158,7 @@ impl Pipeline {
         while at < queued.len() || check_watch.is_some() {
             let end = queued[at..]
                 .iter()
-                .position(|q| !runs_locked(&TABLE[q.index].run))
+                .position(|q| !runs_locked(&TABLE[q.index]))
                 .map_or(queued.len(), |n| at + n);
             if end > at || check_watch.is_some() {
                 let watch = check_watch.take();
@@ -179,7 +182,7 @@ impl Pipeline {
     fn run_locked_step(
         &mut self,
         server: &Arc<Server>,
-        conn: &ConnState,
+        conn: &mut ConnState,
         commands: &[Queued],
         watch: Option<&Watching>,
         replies: &mut Vec<Reply>,
@@ -192,11 +195,14 @@ impl Pipeline {
         if let Some(w) = watch {
             keys.extend(w.keys.iter().map(|(_, k)| &k[..]));
         }
-        let db = conn.db;
+        let me = self.me;
+        // The database each command ran in (a SELECT in the step changes it for the next).
+        let mut dbs = Vec::with_capacity(commands.len());
+        let caller = conn.caller();
         let ran = run_on_shards_of(
             server,
-            db,
-            conn.caller(),
+            conn.db,
+            caller,
             || keys.iter().copied(),
             |ctx| {
                 if let Some(w) = watch {
@@ -214,8 +220,10 @@ impl Pipeline {
                     ctx.captured = Some(Vec::new());
                 }
                 for q in commands {
-                    ctx.db = db;
+                    ctx.db = conn.db;
+                    dbs.push(conn.db);
                     if let Some(refusal) = exec_acl_refusal(server, conn, q) {
+                        server.note_failure(me, q.index, &refusal);
                         replies.push(refusal);
                         continue;
                     }
@@ -243,8 +251,19 @@ impl Pipeline {
                                 Attempt::Block(_) => Reply::NilArray,
                             }
                         }
+                        // SELECT: no lock of its own, so it runs inside the step.
+                        Run::Session(f) => {
+                            let mut session = Session {
+                                server,
+                                conn: &mut *conn,
+                                worker: me,
+                            };
+                            guarded(TABLE[q.index].name, || f(&mut session, &q.args))
+                        }
                         _ => unreachable!("only keyed commands run locked"),
                     };
+                    // Each command's error counts, as Redis's (EXEC's reply is an array).
+                    server.note_failure(me, q.index, &reply);
                     replies.push(reply);
                 }
                 if let Some(captured) = ctx.captured.take() {
@@ -256,7 +275,7 @@ impl Pipeline {
         if !ran {
             return false;
         }
-        for q in commands {
+        for (q, db) in commands.iter().zip(dbs) {
             let spec = &TABLE[q.index];
             if wal_log::is_logged(q.index) && server.wal.is_on() {
                 self.class = q.class;
@@ -300,6 +319,7 @@ impl Pipeline {
             },
             _ => unreachable!("refused while queuing or run locked"),
         };
+        server.note_failure(self.me, q.index, &reply);
         if logged {
             self.class = q.class;
             (0..self.wrote.len()).for_each(|s| self.mark_written(s));

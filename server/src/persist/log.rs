@@ -181,52 +181,6 @@ pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply:
                 });
             }
         }
-        LogForm::Blmpop => {
-            let (Some(from), Some(Reply::Array(elems))) =
-                (array_item(reply, 0), array_at(reply, 1))
-            else {
-                return;
-            };
-            let numkeys = std::str::from_utf8(&args[2])
-                .ok()
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(0);
-            let left = args
-                .get(3 + numkeys)
-                .is_some_and(|d| d.eq_ignore_ascii_case(b"left"));
-            let count = elems.len().to_string();
-            let pop: &[u8] = if left { b"LPOP" } else { b"RPOP" };
-            append(ctx, shard_id, |buf| {
-                let argv = [pop, from, count.as_bytes()];
-                PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
-            });
-        }
-        LogForm::ZsetPop => {
-            let Some(from) = array_item(reply, 0) else {
-                return;
-            };
-            let members: Vec<&[u8]> = match array_at(reply, 1) {
-                // BZPOPMIN/BZPOPMAX: [key, member, score].
-                Some(Reply::Bulk(m)) => vec![m],
-                // BZMPOP: [key, [[member, score], ...]].
-                Some(Reply::Array(pairs)) => pairs
-                    .iter()
-                    .filter_map(|p| match p {
-                        Reply::Array(mv) => mv.first().and_then(bulk),
-                        _ => None,
-                    })
-                    .collect(),
-                Some(Reply::Pairs(pairs)) => pairs.iter().filter_map(|(m, _)| bulk(m)).collect(),
-                _ => Vec::new(),
-            };
-            if !members.is_empty() {
-                append(ctx, shard_id, |buf| {
-                    let argv = [&b"ZREM"[..], from].into_iter().chain(members);
-                    let argv: Vec<&[u8]> = argv.collect();
-                    PayloadWriter::begin(buf, db, None).argv(argv.into_iter());
-                });
-            }
-        }
     }
 }
 

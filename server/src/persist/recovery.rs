@@ -100,9 +100,6 @@ fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result
 pub fn reload_from_logs(server: &Server) -> Result<u64, String> {
     let started = Instant::now();
     let wal_state = &server.wal;
-    if !wal_state.is_on() {
-        return Err("appendonly is off: there is no log to load".into());
-    }
     if wal_state.stats.snapshot_in_progress.load(Ordering::Acquire) {
         return Err("Background save already in progress".into());
     }
@@ -115,10 +112,13 @@ pub fn reload_from_logs(server: &Server) -> Result<u64, String> {
                 .into(),
         );
     }
-    for shard in 0..wal_state.logs.len() {
-        wal_state
-            .sync_shard(shard)
-            .map_err(|e| format!("cannot sync the log: {e}"))?;
+    // With appendonly off, what BGREWRITEAOF last wrote is loaded, as Redis loads its AOF.
+    if wal_state.is_on() {
+        for shard in 0..wal_state.logs.len() {
+            wal_state
+                .sync_shard(shard)
+                .map_err(|e| format!("cannot sync the log: {e}"))?;
+        }
     }
     let dir = log_dir(server);
     let m = wal::read_manifest(&dir)

@@ -529,8 +529,9 @@ impl<'a> Link<'a> {
                     .await?
             };
             if reply.starts_with('-') {
+                // Redis's wording (test harnesses wait for it).
                 return Err(Failure::Broken(format!(
-                    "unable to AUTH to the primary: {reply}"
+                    "Unable to AUTH to MASTER: {reply}"
                 )));
             }
         }
