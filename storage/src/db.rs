@@ -286,6 +286,12 @@ impl Db {
         self.map.len()
     }
 
+    /// How many keys, and keys with an expiry, the tables have room for before they grow
+    /// (DEBUG HTSTATS).
+    pub fn table_capacities(&self) -> (usize, usize) {
+        (self.map.index_capacity(), self.volatile.index_capacity())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

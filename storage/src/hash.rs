@@ -90,6 +90,14 @@ pub struct HashScanStep {
 }
 
 impl HashValue {
+    /// The hash table's room, once converted from the packed form (DEBUG HTSTATS-KEY).
+    pub fn table_capacity(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Pack(_) => None,
+            Repr::Table(t) => Some(t.capacity()),
+        }
+    }
+
     pub fn new() -> HashValue {
         HashValue::default()
     }

@@ -39,6 +39,11 @@ fn position(i: usize) -> u32 {
 }
 
 impl<V> KeyTable<V> {
+    /// How many keys the hash index has room for before it grows (DEBUG HTSTATS).
+    pub fn index_capacity(&self) -> usize {
+        self.index.capacity()
+    }
+
     pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }

@@ -52,6 +52,12 @@ pub fn random_u64() -> u64 {
 }
 
 impl SetValue {
+    /// The hash table's room, once Redis would no longer hold it as an intset (DEBUG
+    /// HTSTATS-KEY).
+    pub fn table_capacity(&self) -> Option<usize> {
+        (!self.intset).then(|| self.members.capacity())
+    }
+
     /// An empty set that can hold `first` the way Redis's `setTypeCreate` picks: an intset
     /// when `first` is an integer, a hash table otherwise.
     pub fn for_member(first: &[u8]) -> SetValue {

@@ -220,6 +220,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// The element count and the hash table's room of a value Redis keeps in a hash table
+    /// (a set past its intset, a hash or sorted set past its listpack); None otherwise.
+    pub fn hash_table_stats(&self) -> Option<(usize, usize)> {
+        match self {
+            Value::Set(s) => s.table_capacity().map(|c| (s.members.len(), c)),
+            Value::Hash(h) => h.table_capacity().map(|c| (h.len(), c)),
+            Value::ZSet(z) => z.table_capacity().map(|c| (z.len(), c)),
+            _ => None,
+        }
+    }
+
     pub fn string(b: &[u8]) -> Value {
         Value::Str(StrValue::from_slice(b))
     }

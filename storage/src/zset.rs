@@ -386,6 +386,14 @@ enum Repr {
 }
 
 impl ZSetValue {
+    /// The member dictionary's room, once converted from the packed form (DEBUG HTSTATS-KEY).
+    pub fn table_capacity(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Pack(_) => None,
+            Repr::Skip(s) => Some(s.dict.capacity()),
+        }
+    }
+
     pub fn new(listpack: bool) -> ZSetValue {
         ZSetValue {
             repr: if listpack {

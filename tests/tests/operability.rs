@@ -1705,3 +1705,42 @@ fn hidden_test_settings_answer_as_redis() {
     assert_eq!(saving, "1", "20 keys at 100 ms each keep the save running");
     c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
 }
+
+/// DEBUG HTSTATS and HTSTATS-KEY answer as Redis (its errors, an empty database's text), with
+/// the tables' sizes and element counts (WarpEngine's tables have no chains to describe).
+#[test]
+fn debug_htstats_answers_as_redis() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    let big_set: Vec<String> = (0..600).map(|i| format!("m{i}")).collect();
+    let mut sadd = vec!["SADD", "big"];
+    sadd.extend(big_set.iter().map(String::as_str));
+    same_replies(
+        &mut theirs,
+        &mut ours,
+        &[
+            &["DEBUG", "HTSTATS", "5"],
+            &["DEBUG", "HTSTATS", "99"],
+            &["DEBUG", "HTSTATS", "x"],
+            &["DEBUG", "HTSTATS-KEY", "nokey"],
+            &["SET", "s", "1"],
+            &["DEBUG", "HTSTATS-KEY", "s"],
+            &["SADD", "small", "1", "2"],
+            &["DEBUG", "HTSTATS-KEY", "small"],
+            &sadd,
+        ],
+    );
+    let Resp::Bulk(stats) = ours.call(&["DEBUG", "HTSTATS-KEY", "big"]) else {
+        panic!("HTSTATS-KEY of a hash table set")
+    };
+    let stats = String::from_utf8(stats).unwrap();
+    assert!(stats.contains(" number of elements: 600\n"), "{stats}");
+    let Resp::Bulk(stats) = ours.call(&["DEBUG", "HTSTATS", "0"]) else {
+        panic!("HTSTATS 0")
+    };
+    let stats = String::from_utf8(stats).unwrap();
+    assert!(stats.contains("[Dictionary HT]\nHash table 0 stats (main hash table):\n table size: "));
+    assert!(
+        stats.contains(" number of elements: 3\n[Expires HT]\n"),
+        "{stats}"
+    );
+}

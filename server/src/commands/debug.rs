@@ -68,6 +68,11 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    unit tests to simulate Redis errors.",
                 "LOG <message>",
                 "    Write <message> to the server log.",
+                "HTSTATS <dbid>",
+                "    Return hash table statistics of the specified Redis database.",
+                "    (WarpEngine's tables have no chains: size and elements only.)",
+                "HTSTATS-KEY <key>",
+                "    Like HTSTATS but for the hash table stored at <key>'s value.",
                 "LOADAOF",
                 "    Flush the log to disk and reload the dataset from it.",
                 "OBJECT <key>",
@@ -157,6 +162,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 ),
             }
         }
+        "htstats" if args.len() == 3 => htstats(s, &args[2]),
+        "htstats-key" if args.len() == 3 => htstats_key(s, &args[2]),
         "change-repl-id" if args.len() == 2 => {
             s.server.change_replid();
             OK
@@ -393,6 +400,57 @@ fn insert_populated(s: &Session, shard: usize, ns: &[u64], prefix: &[u8], size: 
     drop(ctx);
     // used_memory leaves out the key tables' untouched room: the tables may have grown.
     server.publish_spare(&guard);
+}
+
+/// Redis's dictGetStats lines for one table of `elements` with room for `size`. WarpEngine's
+/// tables are open-addressed (no chains), so the chain figures Redis adds are not given.
+fn table_stats(size: usize, elements: usize) -> String {
+    if elements == 0 {
+        return "Hash table 0 stats (main hash table):\nNo stats available for empty dictionaries\n"
+            .to_string();
+    }
+    format!(
+        "Hash table 0 stats (main hash table):\n table size: {size}\n number of elements: {elements}\n"
+    )
+}
+
+/// DEBUG HTSTATS <dbid>: the key table and the expiry table of a database, summed over the
+/// shards, in Redis's words.
+fn htstats(s: &mut Session, dbid: &[u8]) -> Reply {
+    let dbid = match int_arg(dbid) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    if dbid < 0 || dbid as usize >= s.server.databases() {
+        return Reply::err("ERR Out of range database");
+    }
+    let (mut keys, mut volatile, mut room, mut volatile_room) = (0, 0, 0, 0);
+    for shard in 0..s.server.threads() {
+        let shard = s.server.lock_shard(shard);
+        let db = &shard.dbs[dbid as usize];
+        let (main, expires) = db.table_capacities();
+        (keys, volatile) = (keys + db.len(), volatile + db.volatile_len());
+        (room, volatile_room) = (room + main, volatile_room + expires);
+    }
+    Reply::Verbatim(Bytes::from(format!(
+        "[Dictionary HT]\n{}[Expires HT]\n{}",
+        table_stats(room, keys),
+        table_stats(volatile_room, volatile)
+    )))
+}
+
+/// DEBUG HTSTATS-KEY <key>: the hash table of a set, hash or sorted set that has one.
+fn htstats_key(s: &mut Session, key: &[u8]) -> Reply {
+    let mut shard = s.server.lock_shard(s.server.route(key));
+    let Some(entry) = shard.dbs[s.conn.db].get(key, unix_ms()) else {
+        return Reply::err(NO_SUCH_KEY);
+    };
+    match entry.value.hash_table_stats() {
+        Some((elements, room)) => Reply::Verbatim(Bytes::from(table_stats(room, elements))),
+        None => Reply::err(
+            "ERR The value stored at the specified key is not represented using an hash table",
+        ),
+    }
 }
 
 /// DEBUG DIGEST: every database of every shard (see `warpengine_storage::digest`).

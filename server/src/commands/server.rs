@@ -13,14 +13,13 @@ use crate::persist::log::{self as wal_log, KeyspaceOp};
 use crate::persist::snapshot;
 use crate::protocol::reply::OK;
 use crate::protocol::Reply;
-use crate::server_state::Server;
 use crate::session::Session;
 
 /// Logs a whole-keyspace write while every shard is still locked.
-fn log_keyspace(server: &Server, guards: &mut [ShardGuard<'_>], op: KeyspaceOp) {
-    if server.wal.records() {
+fn log_keyspace(s: &Session, guards: &mut [ShardGuard<'_>], op: KeyspaceOp) {
+    if s.server.wal.records() {
         let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
-        wal_log::whole_keyspace(server, &mut shards, op);
+        wal_log::whole_keyspace(s.server, &mut shards, op, s.conn.db);
     }
 }
 
@@ -51,7 +50,7 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
         // cleared tables' room is gone with them.
         s.server.publish_spare(shard);
     }
-    log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(Some(db)));
+    log_keyspace(s, &mut guards, KeyspaceOp::Flush(Some(db)));
     drop(guards);
     s.server.blocking.signal_databases(Some(&[db]));
     s.server.tracking.flushed(s.server);
@@ -70,7 +69,7 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         s.server.publish_spare(shard);
     }
-    log_keyspace(s.server, &mut guards, KeyspaceOp::Flush(None));
+    log_keyspace(s, &mut guards, KeyspaceOp::Flush(None));
     drop(guards);
     s.server.blocking.signal_databases(None);
     s.server.tracking.flushed(s.server);
@@ -123,7 +122,7 @@ pub fn swapdb(s: &mut Session, args: &[Bytes]) -> Reply {
         let (left, right) = shard.dbs.split_at_mut(hi);
         left[lo].swap_with(&mut right[0], now);
     }
-    log_keyspace(s.server, &mut guards, KeyspaceOp::SwapDb(lo, hi));
+    log_keyspace(s, &mut guards, KeyspaceOp::SwapDb(lo, hi));
     drop(guards);
     s.server.blocking.signal_databases(Some(&[lo, hi]));
     s.server.note_change(1);

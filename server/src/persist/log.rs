@@ -365,7 +365,14 @@ pub fn key_state(ctx: &mut KeyCtx, key: &[u8]) {
 }
 
 /// Logs FLUSHDB (`Some(db)`), FLUSHALL (`None`) or SWAPDB on every shard, as one group.
-pub fn whole_keyspace(server: &Server, shards: &mut [&mut Shard], op: KeyspaceOp) {
+/// `client_db`: the database the client had selected, which the replication stream selects
+/// before FLUSHALL and SWAPDB, as Redis propagates them.
+pub fn whole_keyspace(
+    server: &Server,
+    shards: &mut [&mut Shard],
+    op: KeyspaceOp,
+    client_db: usize,
+) {
     for s in shards.iter_mut() {
         flush_expired(server, s);
     }
@@ -376,7 +383,7 @@ pub fn whole_keyspace(server: &Server, shards: &mut [&mut Shard], op: KeyspaceOp
     let mut places = Vec::with_capacity(shards.len());
     for s in shards.iter() {
         let lsn = server.wal.append(s.id, |buf| {
-            let mut w = PayloadWriter::begin(buf, 0, group);
+            let mut w = PayloadWriter::begin(buf, client_db, group);
             match op {
                 KeyspaceOp::Flush(db) => w.flush(db),
                 KeyspaceOp::SwapDb(a, b) => w.swapdb(a, b),

@@ -162,10 +162,11 @@ fn translate_op<'a>(db: usize, op: &OpRef<'a>) -> Option<Command<'a>> {
         OpRef::Del(key) => (Some(db), vec![word(b"DEL"), Cow::Borrowed(key)]),
         OpRef::ExpireAt(key, 0) => (Some(db), vec![word(b"PERSIST"), Cow::Borrowed(key)]),
         OpRef::ExpireAt(key, at) => (Some(db), pexpireat(key, at)),
-        OpRef::Flush(None) => (None, vec![word(b"FLUSHALL")]),
+        // In the client's database, as Redis selects it before FLUSHALL and SWAPDB.
+        OpRef::Flush(None) => (Some(db), vec![word(b"FLUSHALL")]),
         OpRef::Flush(Some(d)) => (Some(d), vec![word(b"FLUSHDB")]),
         OpRef::SwapDb(a, c) => (
-            None,
+            Some(db),
             vec![word(b"SWAPDB"), number(a as u64), number(c as u64)],
         ),
     })
