@@ -74,6 +74,15 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // As Redis, which changes into `dir` as it reads it: relative paths (aclfile, logfile,
+    // pidfile, unixsocket, TLS files) are inside it.
+    let dir = config.get("dir");
+    if !dir.is_empty() {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            eprintln!("*** FATAL CONFIG FILE ERROR *** Can't chdir to '{dir}': {e}");
+            std::process::exit(1);
+        }
+    }
     if config.get_bool("disable-thp") {
         warpengine::memory_accounting::disable_transparent_huge_pages();
     }

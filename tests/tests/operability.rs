@@ -1744,3 +1744,36 @@ fn debug_htstats_answers_as_redis() {
         "{stats}"
     );
 }
+
+/// As Redis, the server changes into `dir`: a relative `aclfile` is read there, and CONFIG SET
+/// dir refuses a directory it cannot change into with Redis's error.
+#[test]
+fn relative_paths_are_inside_dir_as_redis() {
+    let dir = TempDir::new("operability-chdir");
+    std::fs::write(dir.0.join("users.acl"), "user alice on nopass ~* +@all\n").unwrap();
+    let warp = start_warpengine(&[
+        "--dir",
+        dir.path(),
+        "--aclfile",
+        "users.acl",
+        "--enable-protected-configs",
+        "yes",
+    ]);
+    let mut c = RawConn::connect(warp.port);
+    let Resp::Array(users) = c.call(&["ACL", "USERS"]) else {
+        panic!("ACL USERS")
+    };
+    assert!(users.contains(&Resp::Bulk(b"alice".to_vec())), "{users:?}");
+    let redis = start_redis(&["--enable-protected-configs", "yes"]);
+    let mut theirs = RawConn::connect(redis.port);
+    let set = ["CONFIG", "SET", "dir", "/nonexistent/warp-test-dir"];
+    assert_eq!(c.call(&set), theirs.call(&set));
+    let Resp::Array(pair) = c.call(&["CONFIG", "GET", "dir"]) else {
+        panic!("CONFIG GET dir")
+    };
+    let canonical = std::fs::canonicalize(&dir.0).unwrap();
+    assert_eq!(
+        pair[1],
+        Resp::Bulk(canonical.to_string_lossy().as_bytes().to_vec())
+    );
+}

@@ -143,6 +143,17 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             ));
         }
     }
+    // As Redis: the server changes into its new `dir` (relative paths are then inside it), and
+    // a directory it cannot change into is refused.
+    if next.get("dir") != cfg.get("dir") {
+        if let Err(e) = std::env::set_current_dir(next.get("dir")) {
+            let why = e.to_string();
+            let why = why.split(" (os error").next().unwrap_or(&why);
+            return Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - {why}"
+            ));
+        }
+    }
     let old_policy = cfg.get("maxmemory-policy").to_string();
     let new_policy = next.get("maxmemory-policy").to_string();
     s.server.limits.refresh(&next);
