@@ -340,6 +340,9 @@ pub struct CommandSpec {
     /// A connection command that takes no lock (SELECT): inside EXEC it runs within the locked
     /// step of the keyed commands around it instead of splitting it in two.
     pub runs_in_exec_step: bool,
+    /// Under RESP3 its reply is a push (the (un)subscribe confirmations), which CLIENT REPLY
+    /// OFF does not silence, as Redis.
+    pub pushes_in_resp3: bool,
 }
 
 impl CommandSpec {
@@ -385,7 +388,13 @@ impl CommandSpec {
             reads_hot_copy: false,
             unchanged_when: None,
             runs_in_exec_step: false,
+            pushes_in_resp3: false,
         }
+    }
+
+    pub const fn pushes_in_resp3(mut self) -> CommandSpec {
+        self.pushes_in_resp3 = true;
+        self
     }
 
     pub const fn runs_in_exec_step(mut self) -> CommandSpec {

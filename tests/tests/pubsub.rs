@@ -104,6 +104,18 @@ fn resp3_pushes_arrive_beside_replies() {
         b">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$5\r\nhello\r\n"
     );
     assert_eq!(sub.command(&[b"GET", b"k"]), b"$1\r\nv\r\n");
+    // CLIENT REPLY OFF silences replies, not pushes: the confirmations still arrive, as
+    // Redis's, and GET's reply does not.
+    sub.send_command(&[b"CLIENT", b"REPLY", b"OFF"]);
+    sub.send_command(&[b"GET", b"k"]);
+    assert_eq!(
+        sub.command(&[b"UNSUBSCRIBE", b"c"]),
+        b">3\r\n$11\r\nunsubscribe\r\n$1\r\nc\r\n:0\r\n"
+    );
+    assert_eq!(
+        sub.command(&[b"PSUBSCRIBE", b"c*"]),
+        b">3\r\n$10\r\npsubscribe\r\n$2\r\nc*\r\n:1\r\n"
+    );
 }
 
 #[test]
