@@ -1777,3 +1777,28 @@ fn relative_paths_are_inside_dir_as_redis() {
         Resp::Bulk(canonical.to_string_lossy().as_bytes().to_vec())
     );
 }
+
+/// The slow log redacts ACL SETUSER's arguments and sensitive CONFIG SET values, and keeps a
+/// transaction's slow command rather than EXEC, as Redis's (its slowlog unit).
+#[test]
+fn slowlog_redacts_secrets_and_keeps_commands_inside_exec_as_redis() {
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let logged = |port: u16| {
+        let mut c = RawConn::connect(port);
+        c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+        c.call(&["SLOWLOG", "RESET"]);
+        c.call(&["ACL", "SETUSER", "slowlog test user", "+get", "+set"]);
+        c.call(&["CONFIG", "SET", "masterauth", ""]);
+        c.call(&["ACL", "SETUSER", "slowlog-test-user", "+get", "+set"]);
+        c.call(&["CONFIG", "SET", "slowlog-log-slower-than", "100000"]);
+        let mut args: Vec<Resp> = entries(&mut c).into_iter().map(|e| e[3].clone()).collect();
+        c.call(&["SLOWLOG", "RESET"]);
+        c.call(&["MULTI"]);
+        c.call(&["DEBUG", "SLEEP", "0.2"]);
+        c.call(&["EXEC"]);
+        args.extend(entries(&mut c).into_iter().map(|e| e[3].clone()));
+        args
+    };
+    assert_eq!(logged(warp.port), logged(redis.port));
+}

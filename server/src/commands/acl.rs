@@ -18,7 +18,7 @@ use crate::session::Session;
 
 commands! {
     pub static COMMANDS;
-    "acl", -2, "", NO_KEYS, "server", "6.0.0", super::session(acl), "A container for Access List Control commands.", monitor_hides(command_data::admin_subcommand);
+    "acl", -2, "", NO_KEYS, "server", "6.0.0", super::session(acl), "A container for Access List Control commands.", monitor_hides(command_data::admin_subcommand), redacts(acl_secrets);
 }
 
 /// Categories of a command Redis does not record (WarpEngine's own), from its flags and group.
@@ -266,6 +266,16 @@ pub fn acl(s: &mut Session, args: &[Bytes]) -> Reply {
         "load" => load(s),
         "save" => save(s),
         _ => unknown_subcommand(&args[1], "ACL"),
+    }
+}
+
+/// ACL SETUSER's user name and rules are secrets: the slow log and MONITOR show them
+/// redacted, as Redis.
+pub fn acl_secrets(args: &[Bytes]) -> Vec<usize> {
+    if args.len() >= 3 && args[1].eq_ignore_ascii_case(b"setuser") {
+        (2..args.len()).collect()
+    } else {
+        Vec::new()
     }
 }
 

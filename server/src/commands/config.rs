@@ -60,6 +60,23 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
+/// CONFIG SET's values of Redis's sensitive parameters (masteruser, masterauth, requirepass)
+/// are secrets: the slow log and MONITOR show them redacted, as Redis.
+pub fn config_secrets(args: &[Bytes]) -> Vec<usize> {
+    if args.len() < 4 || !args[1].eq_ignore_ascii_case(b"set") {
+        return Vec::new();
+    }
+    (2..args.len() - 1)
+        .step_by(2)
+        .filter(|&i| {
+            ["masteruser", "masterauth", "requirepass"]
+                .iter()
+                .any(|n| args[i].eq_ignore_ascii_case(n.as_bytes()))
+        })
+        .map(|i| i + 1)
+        .collect()
+}
+
 fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
     let cfg = s.server.config.read().expect("config lock");
     let mut pairs = Vec::new();

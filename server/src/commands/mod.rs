@@ -249,7 +249,7 @@ commands! {
     // server
     "command", -1, "loading stale", NO_KEYS, "server", "2.8.13", session(cm::command), "Returns detailed information about all commands.";
     "info", -1, "loading stale", NO_KEYS, "server", "1.0.0", session(info::info), "Returns information and statistics about the server.";
-    "config", -2, "", NO_KEYS, "server", "2.0.0", session(config::config), "A container for server configuration commands.", monitor_hides(command_data::admin_subcommand);
+    "config", -2, "", NO_KEYS, "server", "2.0.0", session(config::config), "A container for server configuration commands.", monitor_hides(command_data::admin_subcommand), redacts(config::config_secrets);
     "time", 1, "loading stale fast", NO_KEYS, "server", "2.6.0", session(sv::time), "Returns the server time.";
     "save", 1, "admin noscript no_async_loading no_multi", NO_KEYS, "server", "1.0.0", session(sv::save), "Synchronously saves the database(s) to disk.";
     "bgsave", -1, "admin noscript no_async_loading", NO_KEYS, "server", "1.0.0", session(sv::bgsave), "Asynchronously saves the database(s) to disk.";

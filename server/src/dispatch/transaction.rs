@@ -298,6 +298,7 @@ impl Pipeline {
                 .monitors
                 .feed(&server.pubsub.limits, conn, spec, &q.args);
         }
+        let started = crate::command_timing::ticks();
         let reply = match spec.run {
             Run::Session(f) => {
                 let mut session = Session {
@@ -319,6 +320,11 @@ impl Pipeline {
             },
             _ => unreachable!("refused while queuing or run locked"),
         };
+        // Its own time, slow log and latency, as a keyed command's inside EXEC (EXEC itself
+        // skips the slow log, as Redis's).
+        let spent = crate::command_timing::ticks().wrapping_sub(started);
+        let id = conn.id;
+        crate::command_timing::account(server, q.index, &q.args, spent, false, || id);
         server.note_failure(self.me, q.index, &reply);
         if logged {
             self.class = q.class;
