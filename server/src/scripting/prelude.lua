@@ -150,11 +150,48 @@ rawset(G, 'xpcall', function(f, handler)
     return unpack(r, 1, r.n)
 end)
 rawset(G, '__redis__err__handler', error_handler)
+
+-- Scripts' globals: an empty table whose reads go to the globals and whose every write fails
+-- (an existing name's too: `redis = nil` must not reach the next script), as Redis 7.0's
+-- read-only globals table. Its metatable, as getmetatable shows it, is read-only too.
+local script_globals = setmetatable({}, {
+    __index = G,
+    __newindex = readonly_error,
+    __metatable = protect({}),
+})
+protected[script_globals] = true
+rawset(G, '_G', script_globals)
+local setfenv = setfenv
+local function sandboxed(f)
+    setfenv(f, script_globals)
+    return f
+end
 rawset(G, 'rawset', function(t, k, v)
     if t == G or protected[t] then
         error('Attempt to modify a readonly table', 0)
     end
     return rawset(t, k, v)
+end)
+rawset(G, 'setmetatable', function(t, mt)
+    if t == G or protected[t] then
+        -- (Level 0: Redis's is raised from C, with no line in the message.)
+        error('Attempt to modify a readonly table', 0)
+    end
+    return setmetatable(t, mt)
+end)
+-- Chunks a script loads see the scripts' globals; precompiled (binary) chunks are refused,
+-- as Redis 7.0 refuses them.
+local lua_loadstring, lua_load = loadstring, load
+rawset(G, 'loadstring', function(s, name)
+    if type(s) == 'string' and s:byte(1) == 27 then
+        return nil, 'binary chunks are not allowed'
+    end
+    local f, err = lua_loadstring(s, name)
+    return f and sandboxed(f), err
+end)
+rawset(G, 'load', function(reader, name)
+    local f, err = lua_load(reader, name)
+    return f and sandboxed(f), err
 end)
 for _, name in ipairs(readonly_libs) do
     local lib = rawget(G, name)
@@ -212,4 +249,4 @@ setmetatable(G, {
     __metatable = false,
 })
 
-return run, library_env, library_loaded
+return run, library_env, library_loaded, sandboxed

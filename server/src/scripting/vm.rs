@@ -89,6 +89,8 @@ pub struct Vm {
     /// The prelude's makers of a library's globals, for its load and once it has loaded.
     library_env: Function,
     library_loaded: Function,
+    /// The prelude's: gives a compiled script the scripts' read-only globals.
+    sandboxed: Function,
     /// `redis.register_function`, handed to each library's load.
     register_function: Function,
     /// Functions' callbacks by name, as of the registry generation `libraries_generation`.
@@ -179,7 +181,12 @@ impl Vm {
             "coroutine",
         ];
         let register_function = register_function(&lua, &run_state)?;
-        let (runner, library_env, library_loaded): (Function, Function, Function) = lua
+        let (runner, library_env, library_loaded, sandboxed): (
+            Function,
+            Function,
+            Function,
+            Function,
+        ) = lua
             .load(PRELUDE)
             .set_name("=warp")
             .set_mode(ChunkMode::Text)
@@ -190,6 +197,7 @@ impl Vm {
             runner,
             library_env,
             library_loaded,
+            sandboxed,
             register_function,
             functions: Default::default(),
             libraries_generation: None,
@@ -213,6 +221,7 @@ impl Vm {
             .set_name("@user_script")
             .set_mode(ChunkMode::Text)
             .into_function()
+            .and_then(|f| self.sandboxed.call::<Function>(f))
             .map_err(|e| {
                 Reply::error_bytes(
                     format!(
