@@ -1802,3 +1802,30 @@ fn slowlog_redacts_secrets_and_keeps_commands_inside_exec_as_redis() {
     };
     assert_eq!(logged(warp.port), logged(redis.port));
 }
+
+/// `bind` and `port` set to the values they have are accepted (Redis's CONFIG sanity test
+/// writes every parameter back); another value is refused, WarpEngine binding once.
+#[test]
+fn config_set_bind_and_port_to_their_values_is_accepted() {
+    let warp = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    for name in ["bind", "port"] {
+        let Resp::Array(pair) = c.call(&["CONFIG", "GET", name]) else {
+            panic!("CONFIG GET {name}")
+        };
+        let Resp::Bulk(value) = &pair[1] else {
+            panic!("{pair:?}")
+        };
+        let value = String::from_utf8(value.clone()).unwrap();
+        assert_eq!(
+            c.call(&["CONFIG", "SET", name, &value]),
+            Resp::Simple("OK".into()),
+            "{name} {value}"
+        );
+    }
+    let moved = c.call(&["CONFIG", "SET", "bind", "127.0.0.2"]);
+    assert!(
+        matches!(&moved, Resp::Error(e) if e.contains("immutable")),
+        "{moved:?}"
+    );
+}

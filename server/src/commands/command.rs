@@ -303,6 +303,10 @@ fn keys_of<'a>(
         }
     };
     if keys.is_empty() {
+        // As Redis: a command whose keys are optional (EVAL with numkeys 0) has none.
+        if spec.flags.contains(super::Flags::NO_MANDATORY_KEYS) {
+            return Ok((cmd, Vec::new()));
+        }
         return Err(Reply::err("ERR Invalid arguments specified for command"));
     }
     Ok((cmd, keys))

@@ -320,7 +320,7 @@ impl ConfigStore {
         let Some(param) = param(name) else {
             return Err(SetError::Unknown(name.to_string()));
         };
-        if !param.mutable && !startup {
+        if !param.mutable && !startup && !Self::unchanged_listener(param, value, self) {
             return Err(SetError::Immutable(param.name.to_string()));
         }
         if param.protected && !startup && self.get("enable-protected-configs") != "yes" {
@@ -333,6 +333,15 @@ impl ConfigStore {
         })?;
         self.values.insert(param.name, canonical);
         Ok(())
+    }
+
+    /// `bind` and `port`, which Redis 7.0 changes at run time and WarpEngine binds once: set
+    /// to the value they have, they are accepted (nothing changes), as tools that write every
+    /// parameter back (Redis's own tests, CONFIG SET of CONFIG GET *) expect.
+    fn unchanged_listener(param: &Param, value: &str, config: &ConfigStore) -> bool {
+        matches!(param.name, "bind" | "port")
+            && validate(param, value, config.get(param.name))
+                .is_ok_and(|canonical| canonical == config.get(param.name))
     }
 
     /// How CONFIG GET shows a parameter's stored value.

@@ -49,27 +49,40 @@ pub fn valid_name(name: &[u8]) -> bool {
 
 pub const BAD_NAME: &str = "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
 
-/// A library's shebang: `#!lua name=<lib>`, the Lua code's start and the library's name.
+/// A library's shebang: `#!lua name=<lib>`, the Lua code's start and the library's name, with
+/// Redis's checks and errors in its order (the engine's name and `name=` in any case).
 pub fn parse_metadata(code: &[u8]) -> Result<(usize, String), Reply> {
     if !code.starts_with(b"#!") {
         return Err(Reply::err("ERR Missing library metadata"));
     }
-    let end = memchr::memchr(b'\n', code).unwrap_or(code.len());
-    let mut parts = code[..end].split(|&c| c == b' ').filter(|p| !p.is_empty());
     let invalid = || Reply::err("ERR Invalid library metadata");
-    if parts.next() != Some(b"#!lua") {
-        return Err(invalid());
-    }
+    let end = memchr::memchr(b'\n', code).ok_or_else(invalid)?;
+    let mut parts = code[..end].split(|&c| c == b' ').filter(|p| !p.is_empty());
+    let engine = &parts.next().ok_or_else(invalid)?[2..];
     let mut name = None;
     for part in parts {
-        match part.strip_prefix(b"name=") {
-            Some(n) if name.is_none() => name = Some(n),
-            _ => return Err(invalid()),
+        if part.len() >= 5 && part[..5].eq_ignore_ascii_case(b"name=") {
+            if name.is_some() {
+                return Err(Reply::err(
+                    "ERR Invalid metadata value, name argument was given multiple times",
+                ));
+            }
+            name = Some(&part[5..]);
+            continue;
         }
+        let mut msg = b"ERR Invalid metadata value given: ".to_vec();
+        msg.extend_from_slice(part);
+        return Err(Reply::error_bytes(msg));
     }
-    let name = name.ok_or_else(invalid)?;
+    let name = name.ok_or_else(|| Reply::err("ERR Library name was not given"))?;
     if !valid_name(name) {
         return Err(Reply::err(BAD_NAME));
+    }
+    if !engine.eq_ignore_ascii_case(b"lua") {
+        let mut msg = b"ERR Engine '".to_vec();
+        msg.extend_from_slice(engine);
+        msg.extend_from_slice(b"' not found");
+        return Err(Reply::error_bytes(msg));
     }
     Ok((end, String::from_utf8_lossy(name).into_owned()))
 }
