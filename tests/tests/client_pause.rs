@@ -114,3 +114,34 @@ fn a_pause_leaves_expired_keys_in_place_until_it_ends() {
     assert_eq!(c.call(&["GET", "pk"]), Resp::Nil);
     assert_eq!(c.call(&["DBSIZE"]), Resp::Int(0));
 }
+
+/// A WRITE pause holds scripts that may write (no shebang, or one without `no-writes`) and an
+/// EXEC that queued one, and lets `no-writes` scripts and EVAL_RO run, as Redis (its pause
+/// unit).
+#[test]
+fn write_pause_holds_scripts_that_may_write() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut in_multi = RawConn::connect(server.port);
+    in_multi.call(&["MULTI"]);
+    in_multi.call(&["EVAL", "#!lua\nreturn 12", "0"]);
+    assert_eq!(
+        admin.call(&["CLIENT", "PAUSE", "60000", "WRITE"]),
+        Resp::Simple("OK".into())
+    );
+    let mut plain = RawConn::connect(server.port);
+    plain.send_command(&[b"EVAL", b"return 1", b"0"]);
+    let mut shebang = RawConn::connect(server.port);
+    shebang.send_command(&[b"EVAL", b"#!lua\nreturn 2", b"0"]);
+    in_multi.send_command(&[b"EXEC"]);
+    wait_for_blocked(&mut admin, 3);
+    let mut reader = RawConn::connect(server.port);
+    let ro = "#!lua flags=no-writes\nreturn 3";
+    assert_eq!(reader.call(&["EVAL", ro, "0"]), Resp::Int(3));
+    assert_eq!(reader.call(&["EVAL_RO", "return 4", "0"]), Resp::Int(4));
+    assert_eq!(blocked(&mut admin), 3);
+    admin.call(&["CLIENT", "UNPAUSE"]);
+    assert_eq!(plain.read_reply().unwrap(), b":1\r\n");
+    assert_eq!(shebang.read_reply().unwrap(), b":2\r\n");
+    assert_eq!(in_multi.read_reply().unwrap(), b"*1\r\n:12\r\n");
+}

@@ -329,7 +329,7 @@ impl Pipeline {
             if server.wal.is_tapped() {
                 self.note_stream_write(index);
             }
-            if server.pause.active() && self.wait_out_pause(server, conn, index).await {
+            if server.pause.active() && self.wait_out_pause(server, conn, index, &args).await {
                 // As Redis runs a held command again from the start: what changed meanwhile
                 // (FAILOVER made this server a replica) may refuse it now.
                 if let Some(refusal) = admit::refusal_after_pause(server, conn, index, &args) {
@@ -452,16 +452,21 @@ impl Pipeline {
         server: &Arc<Server>,
         conn: &mut ConnState,
         index: usize,
+        args: &[Bytes],
     ) -> bool {
+        // A script writes unless it is declared `no-writes` (or run by a read-only form).
+        let holds_as_write = |index: usize, args: &[Bytes]| match TABLE[index].run {
+            Run::Script(kind) => script::may_write(server, kind, args),
+            _ => crate::client_pause::writes(&TABLE[index], false),
+        };
         let spec = &TABLE[index];
         let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
         let tx_writes = exec
-            && conn.tx.as_ref().is_some_and(|tx| {
-                tx.queued
-                    .iter()
-                    .any(|q| crate::client_pause::writes(&TABLE[q.index], false))
-            });
-        let writes = crate::client_pause::writes(spec, tx_writes);
+            && conn
+                .tx
+                .as_ref()
+                .is_some_and(|tx| tx.queued.iter().any(|q| holds_as_write(q.index, &q.args)));
+        let writes = tx_writes || holds_as_write(index, args);
         if !server.pause.holds(writes) {
             return false;
         }

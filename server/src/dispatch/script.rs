@@ -384,6 +384,21 @@ impl ScriptCall<'_> {
     }
 }
 
+/// Whether a script command may write, as CLIENT PAUSE WRITE judges it (Redis's
+/// evalGetCommandFlags): not the read-only forms, nor a script or function declared
+/// `no-writes`; one that cannot run counts by its form (it fails once released).
+pub(super) fn may_write(server: &Server, kind: ScriptRun, args: &[Bytes]) -> bool {
+    match prepare(server, kind, args) {
+        Ok(call) => !call.read_only,
+        Err(_) => !matches!(
+            kind,
+            ScriptRun::Eval { read_only: true }
+                | ScriptRun::EvalSha { read_only: true }
+                | ScriptRun::Fcall { read_only: true }
+        ),
+    }
+}
+
 /// Finds what a script command runs, with Redis's errors for a bad key count, an unknown
 /// script or function, or a function with writes called by FCALL_RO.
 fn prepare<'a>(
