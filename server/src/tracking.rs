@@ -114,6 +114,9 @@ thread_local! {
     /// Keys the command running on this thread changed under BCAST prefixes: (prefix, key,
     /// client that changed it).
     static BCAST_PENDING: RefCell<Vec<(Bytes, Bytes, u64)>> = const { RefCell::new(Vec::new()) };
+    /// While set (a transaction runs), BCAST invalidations wait for its end: one message per
+    /// prefix for the whole transaction, as Redis sends them once per event-loop turn.
+    static BCAST_HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// What an invalidation carries.
@@ -338,6 +341,9 @@ impl Tracking {
     /// per prefix and client with that prefix's keys in byte order (a NOLOOP client's own
     /// changes left out).
     pub fn flush_bcast(&self, server: &Server) {
+        if BCAST_HELD.with(|held| held.get()) {
+            return;
+        }
         let mut pending = BCAST_PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
         if pending.is_empty() {
             return;
@@ -370,6 +376,17 @@ impl Tracking {
                 }
             }
         }
+    }
+
+    /// Runs `f` (a transaction) with BCAST invalidations held until it ends, then sends them.
+    pub fn holding_bcast<R>(&self, server: &Server, f: impl FnOnce() -> R) -> R {
+        let outer = BCAST_HELD.with(|held| held.replace(true));
+        let result = f();
+        BCAST_HELD.with(|held| held.set(outer));
+        if !outer && self.active() {
+            self.flush_bcast(server);
+        }
+        result
     }
 
     /// FLUSHDB / FLUSHALL: every tracking client is told that everything changed, and the

@@ -53,6 +53,11 @@ A get p1
 A get p2
 B mset p1 1 p2 2
 A client tracking off",
+    // A script's BCAST invalidations: one message per prefix for the whole script.
+    "A hello 3
+A client tracking on bcast prefix a: prefix b:
+B eval redis.call('incr','a:1');redis.call('incr','a:2');redis.call('incr','b:1');redis.call('incr','b:2');redis.call('incr','c:1') 0
+A client tracking off",
     // BCAST, prefixes, NOLOOP, keys grouped per prefix.
     "A hello 3
 A client tracking on bcast prefix user: prefix obj:
@@ -471,4 +476,39 @@ fn redis_cli_subscriber_receives_redirected_invalidations() {
         out.contains("message\n__redis__:invalidate\ncli-cached"),
         "{out}"
     );
+}
+
+/// A transaction's BCAST invalidations go out when EXEC ends, one message per prefix with
+/// its keys, as Redis sends them (its tracking unit reads exactly two messages here).
+#[test]
+fn a_transaction_s_bcast_invalidations_come_one_per_prefix() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut a = RawConn::connect(server.port);
+    a.command(&[b"HELLO", b"3"]);
+    a.command(&[
+        b"CLIENT",
+        b"TRACKING",
+        b"on",
+        b"BCAST",
+        b"PREFIX",
+        b"a:",
+        b"PREFIX",
+        b"b:",
+    ]);
+    let mut b = RawConn::connect(server.port);
+    b.call(&["MULTI"]);
+    for key in ["a:1", "a:2", "b:1", "b:2", "c:1"] {
+        b.call(&["INCR", key]);
+    }
+    b.call(&["EXEC"]);
+    let first = push_keys(&a.read_reply().unwrap());
+    let second = push_keys(&a.read_reply().unwrap());
+    assert_eq!(
+        (first, second),
+        (
+            vec!["a:1".into(), "a:2".into()],
+            vec!["b:1".into(), "b:2".into()]
+        )
+    );
+    assert_eq!(a.command(&[b"PING"]), b"+PONG\r\n");
 }

@@ -129,7 +129,11 @@ impl Pipeline {
                 Err(e) => self.replies[waiting.slot] = Some(e),
             }
         }
-        for (run, (reply, spent)) in calls.iter().zip(self.run_atomically(server, conn, &calls)) {
+        // A script's BCAST invalidations go out once it ended, one message per prefix.
+        let results = server
+            .tracking
+            .holding_bcast(server, || self.run_atomically(server, conn, &calls));
+        for (run, (reply, spent)) in calls.iter().zip(results) {
             let waiting = &group[run.at];
             crate::command_timing::account(
                 server,
@@ -160,7 +164,9 @@ impl Pipeline {
                     user: checked_user(conn),
                     call,
                 }];
-                let mut replies = self.run_atomically(server, conn, &one);
+                let mut replies = server
+                    .tracking
+                    .holding_bcast(server, || self.run_atomically(server, conn, &one));
                 replies.pop().expect("one reply per script").0
             }
             Err(e) => e,

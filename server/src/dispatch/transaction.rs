@@ -115,7 +115,9 @@ impl Pipeline {
                     } else {
                         self.flush(server, conn).await;
                         let watching = conn.watching.take();
-                        let reply = self.exec(server, conn, *tx, watching.as_deref());
+                        let reply = server.tracking.holding_bcast(server, || {
+                            self.exec(server, conn, *tx, watching.as_deref())
+                        });
                         conn.watching = watching;
                         transaction_state::unwatch_all(server, conn);
                         reply
