@@ -1829,3 +1829,34 @@ fn config_set_bind_and_port_to_their_values_is_accepted() {
         "{moved:?}"
     );
 }
+
+/// The asking connection's own CLIENT LIST / CLIENT INFO line names the command running now
+/// and counts its request in the query buffer, as Redis's (its introspection unit).
+#[test]
+fn client_info_shows_the_running_command_as_redis() {
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "2"]);
+    let own_fields = |port: u16| {
+        let mut c = RawConn::connect(port);
+        let id = c.call(&["CLIENT", "ID"]).int();
+        let mut lines = Vec::new();
+        for args in [
+            vec!["CLIENT", "INFO"],
+            vec!["CLIENT", "LIST", "ID", &id.to_string()],
+        ] {
+            let Resp::Bulk(line) = c.call(&args) else {
+                panic!("{args:?}")
+            };
+            let line = String::from_utf8(line).unwrap();
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            lines.push((field("cmd"), field("qbuf")));
+        }
+        lines
+    };
+    assert_eq!(own_fields(warp.port), own_fields(redis.port));
+}

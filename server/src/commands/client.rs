@@ -184,6 +184,16 @@ fn setinfo(s: &mut Session, attr: &[u8], value: &[u8]) -> Reply {
 /// Redis's fixed reply buffer, which CLIENT LIST's obl shows.
 const REPLY_BUFFER: usize = crate::output_limits::UNCOUNTED_REPLY_BYTES as usize;
 
+/// The bytes of a request as a client sends it (RESP): `*<n>` and each `$<len>` argument.
+fn request_len(args: &[Bytes]) -> usize {
+    let digits = |n: usize| n.to_string().len();
+    3 + digits(args.len())
+        + args
+            .iter()
+            .map(|a| 5 + digits(a.len()) + a.len())
+            .sum::<usize>()
+}
+
 /// One CLIENT LIST line, with the fields Redis 7 prints, in its order. `current` is the
 /// connection asking, running `args`.
 pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
@@ -204,10 +214,13 @@ pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
     } else {
         (0, b.reply)
     };
-    let cmd = if c.id == current {
-        "client|list"
+    // The asking connection is running CLIENT LIST or INFO now: Redis shows that command,
+    // and its request still in the query buffer.
+    let (cmd, query) = if c.id == current {
+        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+        (format!("client|{sub}"), b.query + request_len(args))
     } else {
-        c.last_cmd
+        (c.last_cmd.to_string(), b.query)
     };
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={argv_mem} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={tot_mem} events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
@@ -224,8 +237,8 @@ pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
         c.subscriptions.1,
         c.subscriptions.2,
         c.multi.map_or(-1, |n| n as i64),
-        b.query,
-        b.query_capacity - b.query,
+        query,
+        b.query_capacity.saturating_sub(query),
         b.multi,
         b.query_capacity,
         b.read_peak,
