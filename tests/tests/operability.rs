@@ -1803,13 +1803,14 @@ fn slowlog_redacts_secrets_and_keeps_commands_inside_exec_as_redis() {
     assert_eq!(logged(warp.port), logged(redis.port));
 }
 
-/// `bind` and `port` set to the values they have are accepted (Redis's CONFIG sanity test
-/// writes every parameter back); another value is refused, WarpEngine binding once.
+/// `bind`, `port` and WarpEngine's start-up parameters set to the values they have are
+/// accepted (Redis's CONFIG sanity test writes every parameter back); another value is
+/// refused, WarpEngine binding once.
 #[test]
 fn config_set_bind_and_port_to_their_values_is_accepted() {
     let warp = start_warpengine(&["--threads", "1"]);
     let mut c = RawConn::connect(warp.port);
-    for name in ["bind", "port"] {
+    for name in ["bind", "port", "threads", "log-format", "wal-io"] {
         let Resp::Array(pair) = c.call(&["CONFIG", "GET", name]) else {
             panic!("CONFIG GET {name}")
         };
@@ -1859,4 +1860,23 @@ fn client_info_shows_the_running_command_as_redis() {
         lines
     };
     assert_eq!(own_fields(warp.port), own_fields(redis.port));
+}
+
+/// `--user` on the command line declares an ACL user, as a `user` line of the file does; the
+/// same user twice stops the start with Redis's error.
+#[test]
+fn users_declared_on_the_command_line() {
+    let warp = start_warpengine(&["--user", "alice", "on", "nopass", "~*", "+@all"]);
+    let mut c = RawConn::connect(warp.port);
+    assert_eq!(
+        c.call(&["AUTH", "alice", "anything"]),
+        Resp::Simple("OK".into())
+    );
+    let err = warpengine_tests::try_start_warpengine_on(
+        warpengine_tests::free_port(),
+        &["--user", "foo", "--user", "foo"],
+    )
+    .err()
+    .expect("a duplicate user stops the start");
+    assert!(err.contains("Duplicate user"), "{err}");
 }

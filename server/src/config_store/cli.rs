@@ -111,6 +111,19 @@ impl CommandLine {
                 }
                 continue;
             }
+            // `--user name rules...`: an ACL user, as a `user` line of the file.
+            if name == "user" {
+                let Some(user) = values.first() else {
+                    return Err("'--user' takes a user name and its rules".into());
+                };
+                if cfg.users.iter().any(|u| &u[0] == user) {
+                    return Err(format!(
+                        "Error in user declaration '{user}': Duplicate user found. A user can only be defined once in config files"
+                    ));
+                }
+                cfg.users.push(values.clone());
+                continue;
+            }
             let Some(p) = param(name) else {
                 return Err(format!("unknown parameter '--{name}'"));
             };

@@ -320,7 +320,7 @@ impl ConfigStore {
         let Some(param) = param(name) else {
             return Err(SetError::Unknown(name.to_string()));
         };
-        if !param.mutable && !startup && !Self::unchanged_listener(param, value, self) {
+        if !param.mutable && !startup && !Self::set_to_its_value(param, value, self) {
             return Err(SetError::Immutable(param.name.to_string()));
         }
         if param.protected && !startup && self.get("enable-protected-configs") != "yes" {
@@ -335,11 +335,22 @@ impl ConfigStore {
         Ok(())
     }
 
-    /// `bind` and `port`, which Redis 7.0 changes at run time and WarpEngine binds once: set
-    /// to the value they have, they are accepted (nothing changes), as tools that write every
-    /// parameter back (Redis's own tests, CONFIG SET of CONFIG GET *) expect.
-    fn unchanged_listener(param: &Param, value: &str, config: &ConfigStore) -> bool {
-        matches!(param.name, "bind" | "port")
+    /// `bind` and `port`, which Redis 7.0 changes at run time and WarpEngine binds once, and
+    /// WarpEngine's own start-up parameters: set to the value they have, they are accepted
+    /// (nothing changes), as tools that write every parameter back (Redis's own tests, CONFIG
+    /// SET of CONFIG GET *) expect. Redis's own immutable parameters stay refused, as there.
+    fn set_to_its_value(param: &Param, value: &str, config: &ConfigStore) -> bool {
+        const SETTABLE_TO_ITS_VALUE: &[&str] = &[
+            "bind",
+            "port",
+            "threads",
+            "log-format",
+            "metrics-port",
+            "wal-io",
+            "wal-repair",
+            "wal-sync-delay-ms",
+        ];
+        SETTABLE_TO_ITS_VALUE.contains(&param.name)
             && validate(param, value, config.get(param.name))
                 .is_ok_and(|canonical| canonical == config.get(param.name))
     }

@@ -114,7 +114,9 @@ impl Functions {
         libraries.values().find_map(|lib| {
             lib.functions
                 .iter()
-                .position(|f| f.name.as_bytes() == name)
+                // Function names match in any case, as Redis's (its dictionary of functions
+                // compares them so).
+                .position(|f| f.name.as_bytes().eq_ignore_ascii_case(name))
                 .map(|i| (lib.clone(), i))
         })
     }
@@ -130,9 +132,12 @@ impl Functions {
             )));
         }
         for f in &library.functions {
-            let taken = libraries
-                .values()
-                .any(|l| l.name != library.name && l.functions.iter().any(|g| g.name == f.name));
+            let taken = libraries.values().any(|l| {
+                l.name != library.name
+                    && l.functions
+                        .iter()
+                        .any(|g| g.name.eq_ignore_ascii_case(&f.name))
+            });
             if taken {
                 return Err(Reply::err(format!(
                     "ERR Function {} already exists",
