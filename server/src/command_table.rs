@@ -340,9 +340,9 @@ pub struct CommandSpec {
     /// A connection command that takes no lock (SELECT): inside EXEC it runs within the locked
     /// step of the keyed commands around it instead of splitting it in two.
     pub runs_in_exec_step: bool,
-    /// Under RESP3 its reply is a push (the (un)subscribe confirmations), which CLIENT REPLY
-    /// OFF does not silence, as Redis.
-    pub pushes_in_resp3: bool,
+    /// Its reply is a Pub/Sub (un)subscribe confirmation, which CLIENT REPLY OFF does not
+    /// silence (Redis sends it as it sends messages, in RESP2 and RESP3).
+    pub confirms_subscription: bool,
 }
 
 impl CommandSpec {
@@ -388,12 +388,12 @@ impl CommandSpec {
             reads_hot_copy: false,
             unchanged_when: None,
             runs_in_exec_step: false,
-            pushes_in_resp3: false,
+            confirms_subscription: false,
         }
     }
 
-    pub const fn pushes_in_resp3(mut self) -> CommandSpec {
-        self.pushes_in_resp3 = true;
+    pub const fn confirms_subscription(mut self) -> CommandSpec {
+        self.confirms_subscription = true;
         self
     }
 

@@ -118,6 +118,25 @@ fn resp3_pushes_arrive_beside_replies() {
     );
 }
 
+/// In RESP2 too, CLIENT REPLY OFF does not silence (un)subscribe confirmations, as Redis's
+/// (its keyspace notification tests subscribe that way).
+#[test]
+fn resp2_subscribe_confirmations_come_with_replies_off() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut sub = RawConn::connect(server.port);
+    sub.send_command(&[b"CLIENT", b"REPLY", b"OFF"]);
+    assert_eq!(
+        sub.command(&[b"PSUBSCRIBE", b"*"]),
+        b"*3\r\n$10\r\npsubscribe\r\n$1\r\n*\r\n:1\r\n"
+    );
+    let mut publisher = RawConn::connect(server.port);
+    publisher.call(&["PUBLISH", "c", "m"]);
+    assert_eq!(
+        sub.read_reply().unwrap(),
+        b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$1\r\nc\r\n$1\r\nm\r\n"
+    );
+}
+
 #[test]
 fn a_subscriber_that_does_not_read_is_disconnected_at_its_output_limit() {
     let (server, mut admin) = start_with_output_limit("pubsub 1mb 256kb 60");

@@ -15,12 +15,12 @@ use crate::session::Session;
 
 commands! {
     pub static COMMANDS;
-    "subscribe", -2, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(subscribe), "Listens for messages published to channels.", allowed_when_subscribed(), pushes_in_resp3();
-    "unsubscribe", -1, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(unsubscribe), "Stops listening to messages posted to channels.", allowed_when_subscribed(), pushes_in_resp3();
-    "psubscribe", -2, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(psubscribe), "Listens for messages published to channels that match one or more patterns.", allowed_when_subscribed(), pushes_in_resp3();
-    "punsubscribe", -1, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(punsubscribe), "Stops listening to messages published to channels that match one or more patterns.", allowed_when_subscribed(), pushes_in_resp3();
-    "ssubscribe", -2, "pubsub noscript loading stale", k(1, -1, 1), "pubsub", "7.0.0", session(ssubscribe), "Listens for messages published to shard channels.", allowed_when_subscribed(), pushes_in_resp3();
-    "sunsubscribe", -1, "pubsub noscript loading stale", k(1, -1, 1), "pubsub", "7.0.0", session(sunsubscribe), "Stops listening to messages posted to shard channels.", allowed_when_subscribed(), pushes_in_resp3();
+    "subscribe", -2, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(subscribe), "Listens for messages published to channels.", allowed_when_subscribed(), confirms_subscription();
+    "unsubscribe", -1, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(unsubscribe), "Stops listening to messages posted to channels.", allowed_when_subscribed(), confirms_subscription();
+    "psubscribe", -2, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(psubscribe), "Listens for messages published to channels that match one or more patterns.", allowed_when_subscribed(), confirms_subscription();
+    "punsubscribe", -1, "pubsub noscript loading stale", NO_KEYS, "pubsub", "2.0.0", session(punsubscribe), "Stops listening to messages published to channels that match one or more patterns.", allowed_when_subscribed(), confirms_subscription();
+    "ssubscribe", -2, "pubsub noscript loading stale", k(1, -1, 1), "pubsub", "7.0.0", session(ssubscribe), "Listens for messages published to shard channels.", allowed_when_subscribed(), confirms_subscription();
+    "sunsubscribe", -1, "pubsub noscript loading stale", k(1, -1, 1), "pubsub", "7.0.0", session(sunsubscribe), "Stops listening to messages posted to shard channels.", allowed_when_subscribed(), confirms_subscription();
     "publish", 3, "pubsub loading stale fast may_replicate", NO_KEYS, "pubsub", "2.0.0", session(publish), "Posts a message to a channel.";
     "spublish", 3, "pubsub loading stale fast may_replicate", k(1, 1, 1), "pubsub", "7.0.0", session(spublish), "Post a message to a shard channel";
     "pubsub", -2, "", NO_KEYS, "pubsub", "2.8.0", Run::Container, "A container for Pub/Sub commands.";

@@ -379,11 +379,11 @@ impl Pipeline {
         self.replies[slot] = Some(reply);
         self.resp3[slot] = conn.resp3;
         // Replies are off after CLIENT REPLY OFF/SKIP (for that command too); a command that
-        // turns them back on (CLIENT REPLY ON, RESET) is answered, and so is one whose reply is
-        // a RESP3 push (SUBSCRIBE's confirmations), which CLIENT REPLY does not silence.
+        // turns them back on (CLIENT REPLY ON, RESET) is answered, and so is a Pub/Sub
+        // confirmation (SUBSCRIBE's), which CLIENT REPLY does not silence.
         self.emit[slot] = (conn.reply_mode == ReplyMode::On && self.emit[slot])
             || std::mem::take(&mut conn.answer_regardless)
-            || (conn.resp3 && TABLE[request.index].pushes_in_resp3);
+            || TABLE[request.index].confirms_subscription;
     }
 }
 
