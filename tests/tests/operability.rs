@@ -1880,3 +1880,24 @@ fn users_declared_on_the_command_line() {
     .expect("a duplicate user stops the start");
     assert!(err.contains("Duplicate user"), "{err}");
 }
+
+/// TTL, PTTL, TYPE and EXISTS leave a key's access time alone (OBJECT IDLETIME goes on
+/// growing), a GET does not, as Redis's.
+#[test]
+fn ttl_type_and_exists_do_not_touch_the_key() {
+    let warp = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    c.call(&["SET", "foo", "bar"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    for command in [
+        ["TTL", "foo"],
+        ["PTTL", "foo"],
+        ["TYPE", "foo"],
+        ["EXISTS", "foo"],
+    ] {
+        c.call(&command);
+    }
+    assert!(c.call(&["OBJECT", "IDLETIME", "foo"]).int() >= 2);
+    c.call(&["GET", "foo"]);
+    assert_eq!(c.call(&["OBJECT", "IDLETIME", "foo"]), Resp::Int(0));
+}

@@ -24,8 +24,19 @@ pub fn del(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     Reply::Int(removed as i64)
 }
 
+/// EXISTS, TYPE and the TTL family read as Redis's lookupKeyReadWithFlags(LOOKUP_NOTOUCH): a
+/// hit or miss (and `keymiss`) is counted, the key's access time is left alone.
+fn without_touch<R>(ctx: &mut KeyCtx, read: impl FnOnce(&mut KeyCtx) -> R) -> R {
+    let touch = std::mem::replace(&mut ctx.no_touch, true);
+    let result = read(ctx);
+    ctx.no_touch = touch;
+    result
+}
+
 pub fn exists(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let n = args[1..].iter().filter(|k| ctx.read(k).is_some()).count();
+    let n = without_touch(ctx, |ctx| {
+        args[1..].iter().filter(|k| ctx.read(k).is_some()).count()
+    });
     Reply::Int(n as i64)
 }
 
@@ -34,16 +45,11 @@ pub fn touch(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     Reply::Int(n as i64)
 }
 
-/// TYPE reads as Redis's lookupKeyReadWithFlags(LOOKUP_NOTOUCH): a hit or miss (and
-/// `keymiss`) is counted, the access time is left alone.
 pub fn type_(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let touch = std::mem::replace(&mut ctx.no_touch, true);
-    let reply = match ctx.read(&args[1]) {
+    without_touch(ctx, |ctx| match ctx.read(&args[1]) {
         Some(e) => Reply::Status(e.value.type_name()),
         None => Reply::Status("none"),
-    };
-    ctx.no_touch = touch;
-    reply
+    })
 }
 
 #[derive(Default)]
@@ -154,7 +160,7 @@ pub fn pexpireat(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 
 /// The key's expiry in ms, -1 without one, -2 when the key is absent.
 fn expiry_of(ctx: &mut KeyCtx, key: &[u8]) -> i64 {
-    if ctx.read(key).is_none() {
+    if without_touch(ctx, |ctx| ctx.read(key).is_none()) {
         return -2;
     }
     match ctx.db(key).expire_at(key) {
