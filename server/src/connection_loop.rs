@@ -171,6 +171,7 @@ pub fn register_client(
         pubsub: None,
         tracking: None,
         tracking_caching: false,
+        track_script_keys: false,
         replication: None,
         primary: false,
         asking: false,

@@ -43,6 +43,8 @@ pub struct ConnState {
     pub tracking: Option<std::sync::Arc<crate::tracking::Tracker>>,
     /// CLIENT CACHING YES|NO given for the next command.
     pub tracking_caching: bool,
+    /// The script running now tracks its declared keys if it reads (see `tracking`).
+    pub track_script_keys: bool,
     /// What a replica told with REPLCONF, and whether its SYNC/PSYNC was answered.
     pub replication: Option<Box<crate::replication::Handshake>>,
     /// This is the primary's link on a replica: its writes pass read-only mode and stale-data

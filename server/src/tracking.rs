@@ -243,14 +243,27 @@ impl Tracking {
         if !spec.keeps_tracking_caching && conn.tx.is_none() {
             conn.tracking_caching = false;
         }
-        if t.bcast || !spec.flags.contains(Flags::READONLY) {
-            return;
-        }
-        if (t.optin && !caching) || (t.optout && caching) {
+        // OPTIN tracks after CLIENT CACHING YES, OPTOUT but after CLIENT CACHING NO.
+        let wanted = !t.bcast && (!t.optin || caching) && (!t.optout || !caching);
+        // A script's declared keys are tracked once it has called a read-only command
+        // (`remember_keys`), as Redis tracks its caller's keys then.
+        let script = matches!(spec.run, crate::command_table::Run::Script(_));
+        conn.track_script_keys = wanted && script;
+        if !wanted || script || !spec.flags.contains(Flags::READONLY) {
             return;
         }
         for p in spec.key_positions(args) {
             self.remember(server, &args[p], t.id);
+        }
+    }
+
+    /// A script of a tracking client called a read-only command: its declared keys are
+    /// remembered for the client.
+    pub fn remember_keys(&self, server: &Server, conn: &ConnState, keys: &[Bytes]) {
+        if let Some(t) = &conn.tracking {
+            for key in keys {
+                self.remember(server, key, t.id);
+            }
         }
     }
 

@@ -53,6 +53,18 @@ A get p1
 A get p2
 B mset p1 1 p2 2
 A client tracking off",
+    // A script that calls a read-only command tracks its declared keys (not the keys it read).
+    "A hello 3
+A client tracking on
+A eval redis.call('set','key3','bar') 2 key1 key2
+B mset key2 2 key1 2
+A eval redis.call('get','key3') 2 key1 key2
+B mset key2 2 key1 2
+A eval_ro redis.call('ping') 2 key1 key2
+B mset key2 2 key1 2
+A eval_ro redis.call('get','key1') 2 key1 key2
+B mset key2 3 key1 3
+A client tracking off",
     // A script's BCAST invalidations: one message per prefix for the whole script.
     "A hello 3
 A client tracking on bcast prefix a: prefix b:

@@ -234,9 +234,12 @@ impl Pipeline {
                     all = true;
                     continue;
                 }
-                let (script_writes, wrote_server) = host.finish(run.db);
-                writes.extend(script_writes);
-                server_writes |= wrote_server;
+                let finished = host.finish(run.db);
+                writes.extend(finished.writes);
+                server_writes |= finished.server_writes;
+                if finished.read && conn.track_script_keys {
+                    server.tracking.remember_keys(server, conn, run.call.keys);
+                }
                 break reply;
             };
             replies.push((reply, crate::command_timing::ticks().wrapping_sub(started)));
@@ -339,7 +342,7 @@ pub(super) fn run_on_owner(
         }
         return None;
     }
-    let (writes, _) = host.finish(item.db);
+    let writes = host.finish(item.db).writes;
     for (index, db, args) in &writes {
         signal_writes(server, *db, &TABLE[*index], args);
     }
@@ -516,6 +519,9 @@ struct ScriptHost<'a, 'g> {
     writes: Vec<(usize, usize, Vec<Bytes>)>,
     /// Whether it ran a server command that writes (FLUSHDB ...), logged on its own.
     server_writes: bool,
+    /// Whether it called a read-only command: a tracking client then tracks the script's
+    /// declared keys, as Redis's.
+    read: bool,
     /// On the shard's worker: it called a server command, which needs the connection.
     needs_connection: bool,
     /// The connection's user when it is not allowed everything (its calls are checked); such
@@ -576,6 +582,7 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             captured: server.wal.records().then(Vec::new),
             writes: Vec::new(),
             server_writes: false,
+            read: false,
             beyond: false,
             needs_connection: false,
             user: None,
@@ -585,7 +592,7 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
     /// The script ended: its writes' log records are logged as one group (under the locks),
     /// the shards' spare room published if it wrote; answers its keyed writes and whether it
     /// ran a server command that writes.
-    fn finish(self, db: usize) -> (Vec<(usize, usize, Vec<Bytes>)>, bool) {
+    fn finish(self, db: usize) -> Finished {
         let server = self.server;
         if let Some(captured) = self.captured.filter(|c| !c.is_empty()) {
             let shards: Vec<_> = self.shards.iter_mut().map(|g| &mut **g).collect();
@@ -599,8 +606,22 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
                 server.publish_spare(g);
             }
         }
-        (self.writes, self.server_writes)
+        Finished {
+            writes: self.writes,
+            server_writes: self.server_writes,
+            read: self.read,
+        }
     }
+}
+
+/// What a finished script leaves its runner to do.
+struct Finished {
+    /// Its keyed writes (table index, database, arguments).
+    writes: Vec<(usize, usize, Vec<Bytes>)>,
+    /// Whether it ran a server command that writes.
+    server_writes: bool,
+    /// Whether it called a read-only command.
+    read: bool,
 }
 
 impl ScriptHost<'_, '_> {
@@ -728,6 +749,7 @@ impl Host for ScriptHost<'_, '_> {
         if self.beyond {
             return Reply::err(BEYOND);
         }
+        self.read |= flags.contains(Flags::READONLY);
         let server = self.server;
         if self.held.is_some()
             && matches!(spec.run, Run::Session(_))
