@@ -207,6 +207,24 @@ pub fn over_limit(server: &Server) -> bool {
     max != 0 && server.memory_for_eviction() > max
 }
 
+/// A new maxmemory below the memory in use: every shard evicts at once, as Redis's CONFIG SET
+/// does (its evicted-key events go out now, not at the next write).
+pub fn evict_now(server: &Server) {
+    if !over_limit(server) {
+        return;
+    }
+    let now = crate::server_state::unix_ms();
+    for id in 0..server.threads() {
+        let mut shard = server.lock_shard(id);
+        make_room(server, &mut shard, now);
+        server.publish_spare(&shard);
+        if server.wal.records() {
+            crate::persist::log::flush_expired(server, &mut shard);
+        }
+    }
+    crate::keyspace_events::publish_raised(server);
+}
+
 /// Evicts from `shard` until memory is under maxmemory or the per-command budget is spent.
 /// Returns false only when memory is over the limit and nothing could be evicted (as Redis,
 /// a command that finds eviction still running but progressing is let through).

@@ -210,3 +210,21 @@ print("ok")
     let (ok, out) = warpengine_tests::run_python(&["-c", &script]);
     assert!(ok, "{out}");
 }
+
+/// A maxmemory set below the memory in use evicts at once, as Redis's CONFIG SET does: the
+/// evicted event comes before any write (Redis's pubsub unit waits for it).
+#[test]
+fn config_set_maxmemory_evicts_at_once() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["CONFIG", "SET", "notify-keyspace-events", "Ee"]);
+    c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let mut sub = listen(server.port, "__keyevent@0__:evicted");
+    c.call(&["SET", "foo", "bar"]);
+    c.call(&["CONFIG", "SET", "maxmemory", "1"]);
+    assert_eq!(
+        next_event(&mut sub),
+        ("__keyevent@0__:evicted".to_string(), "foo".to_string())
+    );
+    c.call(&["CONFIG", "SET", "maxmemory", "0"]);
+}

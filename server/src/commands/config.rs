@@ -173,6 +173,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     }
     let old_policy = cfg.get("maxmemory-policy").to_string();
     let new_policy = next.get("maxmemory-policy").to_string();
+    let new_maxmemory = next.get("maxmemory") != cfg.get("maxmemory");
     s.server.limits.refresh(&next);
     s.server.quantum.refresh(&next);
     s.server.wormhole.refresh(&next);
@@ -209,6 +210,9 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     s.server.replication.resize_backlog();
     if old_policy != new_policy {
         crate::eviction::apply_policy(s.server);
+    }
+    if new_maxmemory {
+        crate::eviction::evict_now(s.server);
     }
     let wal = &s.server.wal;
     wal.fsync
