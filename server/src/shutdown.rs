@@ -23,23 +23,19 @@ pub struct Options {
 }
 
 impl Options {
-    /// What `shutdown-on-sigterm` / `shutdown-on-sigint` ask for.
+    /// What `shutdown-on-sigterm` / `shutdown-on-sigint` ask for: flags among save, nosave,
+    /// now (nothing to wait for here: no replica lag is awaited) and force, or `default`.
     pub fn for_signal(setting: &str) -> Options {
-        match setting {
-            "save" => Options {
-                save: Save::Save,
-                force: false,
+        let has = |flag: &str| setting.split_whitespace().any(|w| w == flag);
+        Options {
+            save: if has("save") {
+                Save::Save
+            } else if has("nosave") {
+                Save::NoSave
+            } else {
+                Save::Default
             },
-            "nosave" => Options {
-                save: Save::NoSave,
-                force: false,
-            },
-            "force" => Options {
-                save: Save::Default,
-                force: true,
-            },
-            // `default` and `now` (there are no replicas to wait for).
-            _ => Options::default(),
+            force: has("force"),
         }
     }
 }

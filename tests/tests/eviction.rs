@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use warpengine_tests::{encode_command, start_warpengine, RawConn, Resp};
+use warpengine_tests::{encode_command, start_warpengine, RawConn, Resp, TempDir};
 
 fn info_field(c: &mut RawConn, section: &str, field: &str) -> u64 {
     let Resp::Bulk(info) = c.call(&["INFO", section]) else {
@@ -370,7 +370,11 @@ fn horizon_compresses_cold_strings_and_every_reader_sees_the_original() {
     // The tier runs from 7.4 MB of maxmemory with two workers (zstd's own memory would take
     // more of a smaller budget than compressing saves).
     let limit: u64 = 12 << 20;
+    // (DEBUG RELOAD below writes its RDB file in `dir`.)
+    let dir = TempDir::new("horizon-reload");
     let s = start_warpengine(&[
+        "--dir",
+        dir.path(),
         "--threads",
         "2",
         "--set",

@@ -219,24 +219,38 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
 /// which without MERGE stops Redis at the first key: here the data is reloaded the same either
 /// way. NOSAVE loads the snapshot file on disk (`persist::reload::load_snapshot_file`).
 fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
-    let (mut save, mut flush) = (true, true);
+    let (mut save, mut flush, mut merge) = (true, true, false);
     for option in options {
         if eq_ignore_case(option, "nosave") {
             save = false;
         } else if eq_ignore_case(option, "noflush") {
             flush = false;
-        } else if !eq_ignore_case(option, "merge") {
+        } else if eq_ignore_case(option, "merge") {
+            merge = true;
+        } else {
             return Reply::err(
                 "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
             );
         }
     }
-    let loaded = if save {
+    const LOAD_FAILED: &str = "ERR Error trying to load the RDB dump";
+    if save {
+        // As Redis: the RDB file is written first (a later RELOAD NOSAVE loads it).
+        if let Err(e) = crate::persist::rdb_file::save(s.server) {
+            return Reply::err(format!("ERR {e}"));
+        }
+        // Loading the file just written over data kept (NOFLUSH) finds every key and library
+        // again: without MERGE, Redis's load stops at the first.
+        if !flush && !merge && !dataset_is_empty(s) {
+            return Reply::err(LOAD_FAILED);
+        }
+    }
+    let loaded = if save && flush {
         crate::persist::reload::reload(s.server).map_err(|e| Reply::err(format!("ERR {e}")))
     } else {
         crate::persist::reload::load_snapshot_file(s.server, flush).map_err(|e| {
-            tracing::warn!("DEBUG RELOAD NOSAVE: {e}");
-            Reply::err("ERR Error trying to load the RDB dump")
+            tracing::warn!("DEBUG RELOAD: {e}");
+            Reply::err(LOAD_FAILED)
         })
     };
     match loaded {
@@ -246,6 +260,15 @@ fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
         }
         Err(e) => e,
     }
+}
+
+/// No key in any database and no function library.
+fn dataset_is_empty(s: &Session) -> bool {
+    s.server.functions.function_count() == 0
+        && (0..s.server.threads()).all(|id| {
+            let shard = s.server.lock_shard(id);
+            shard.dbs.iter().all(|db| db.is_empty())
+        })
 }
 
 /// DEBUG SEGFAULT, PANIC, ASSERT and OOM: the server stops at once, as Redis's crash does, after

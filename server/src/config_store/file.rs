@@ -27,6 +27,7 @@ pub(super) fn multi_word(kind: Kind) -> bool {
             | Kind::ReplicaOf
             | Kind::Percentiles
             | Kind::OomScoreValues
+            | Kind::ShutdownFlags
     )
 }
 

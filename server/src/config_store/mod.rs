@@ -179,6 +179,33 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
                 ))
             }
         }
+        Kind::ShutdownFlags => {
+            const FLAGS: [&str; 5] = ["default", "save", "nosave", "now", "force"];
+            let words: Vec<String> = value
+                .split_whitespace()
+                .map(|w| w.to_ascii_lowercase())
+                .collect();
+            if words.is_empty() || words.iter().any(|w| !FLAGS.contains(&w.as_str())) {
+                return Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    FLAGS.join(", ")
+                ));
+            }
+            if words.iter().any(|w| w == "save") && words.iter().any(|w| w == "nosave") {
+                return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+            }
+            // As Redis shows them: the flags set, in their order; none is `default`.
+            let set: Vec<&str> = FLAGS[1..]
+                .iter()
+                .copied()
+                .filter(|f| words.iter().any(|w| w == f))
+                .collect();
+            Ok(if set.is_empty() {
+                "default".to_string()
+            } else {
+                set.join(" ")
+            })
+        }
         Kind::Str => Ok(value.to_string()),
         // Absolute, as Redis (which changes into it) shows it.
         Kind::Directory => {

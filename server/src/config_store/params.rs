@@ -59,6 +59,9 @@ pub enum Kind {
     Percentiles,
     /// `oom-score-adj-values`: three numbers in -2000..=2000.
     OomScoreValues,
+    /// `shutdown-on-sigterm` / `-sigint`: `default`, or flags among save, nosave, now, force
+    /// (Redis's multi-argument enum), shown in that order.
+    ShutdownFlags,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -341,18 +344,8 @@ pub static PARAMS: &[Param] = &[
         MUT,
     )
     .stored(),
-    p(
-        "shutdown-on-sigint",
-        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
-        "default",
-        MUT,
-    ),
-    p(
-        "shutdown-on-sigterm",
-        Kind::Enum(&["default", "save", "nosave", "now", "force"]),
-        "default",
-        MUT,
-    ),
+    p("shutdown-on-sigint", Kind::ShutdownFlags, "default", MUT),
+    p("shutdown-on-sigterm", Kind::ShutdownFlags, "default", MUT),
     // Integers.
     p("databases", int(1, INT_MAX), "16", FIXED),
     // Redis 7.0 can change the port at run time; WarpEngine's listeners are bound once.
