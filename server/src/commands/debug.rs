@@ -213,11 +213,12 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// DEBUG RELOAD [MERGE|NOFLUSH|NOSAVE ...]. Without NOSAVE, the dataset goes through the snapshot
-/// format and back in memory (`persist::reload`) and the file on disk is not written; with
-/// NOFLUSH too, Redis loads its fresh save over the same data, which MERGE leaves as it was and
-/// which without MERGE stops Redis at the first key: here the data is reloaded the same either
-/// way. NOSAVE loads the snapshot file on disk (`persist::reload::load_snapshot_file`).
+/// DEBUG RELOAD [MERGE|NOFLUSH|NOSAVE ...]. Without NOSAVE the RDB file is written first, as
+/// Redis's; then the dataset goes through the snapshot format and back in memory
+/// (`persist::reload`), or, with NOFLUSH, the file is loaded over the data kept: with MERGE
+/// that leaves it as it was, without it every key and library is there twice, which Redis
+/// refuses (for keys by stopping itself; here with its load error). NOSAVE loads the file on
+/// disk (`persist::reload::load_snapshot_file`).
 fn reload(s: &mut Session, options: &[Bytes]) -> Reply {
     let (mut save, mut flush, mut merge) = (true, true, false);
     for option in options {

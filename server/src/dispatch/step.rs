@@ -108,7 +108,7 @@ pub(super) fn execute<R: Outcome>(
     crate::keyspace_events::publish_raised(server);
     if server.wal.records() {
         if let Some(reply) = outcome.reply() {
-            wal_log::after_command(ctx, index, args, reply);
+            wal_log::after_command(ctx, index, args, reply, changed);
         }
     }
     outcome

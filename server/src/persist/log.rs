@@ -75,14 +75,21 @@ pub fn flush_expired(server: &Server, shard: &mut Shard) {
 }
 
 /// Logs the effect of a keyed command that just ran in `ctx` (the shard or shards of its keys,
-/// still locked).
+/// still locked). `changed`: it wrote, without an error and without its reply saying it
+/// changed nothing (`CommandSpec::unchanged_when`), as the caller judged it.
 #[inline(never)]
-pub fn after_command(ctx: &mut KeyCtx, spec_index: usize, args: &[Bytes], reply: &Reply) {
+pub fn after_command(
+    ctx: &mut KeyCtx,
+    spec_index: usize,
+    args: &[Bytes],
+    reply: &Reply,
+    changed: bool,
+) {
     let server = ctx.server;
     ctx.each_shard(|s| flush_expired(server, s));
     let spec = &TABLE[spec_index];
     let form = spec.log;
-    if !spec.is_logged() || reply.is_error() || spec.changed_nothing(args, reply) {
+    if !spec.is_logged() || !changed {
         return;
     }
     // A batched command runs on the one shard that owns all its keys.
