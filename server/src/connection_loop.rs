@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, warn};
 
 use crate::blocked_clients::Unblock;
+use crate::busy_clients;
 use crate::clients::ClientInfo;
 use crate::dispatch::{self, Blocked, Pipeline};
 use crate::protocol::{Reply, RequestParser};
@@ -30,53 +31,120 @@ const LARGE_REPLY: usize = 64 * 1024;
 /// How long a client on the TLS port has to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves a client of the plaintext port.
-pub async fn serve(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
+/// A client a listener accepted (or a busy script's hook, see `busy_clients`): counted,
+/// registered, and its task started. Its port, for a plain-TCP client let in.
+pub fn accept(
+    server: &Arc<Server>,
+    me: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+) -> Option<Arc<busy_clients::Port>> {
+    set_keepalive(&stream, server.hot.tcp_keepalive.load(Ordering::Relaxed));
+    server
+        .stats
+        .total_connections_received
+        .fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
+    if tls {
+        tokio::spawn(serve_tls(server.clone(), me, stream, peer));
+        return None;
+    }
     let fd = stream.as_raw_fd();
     let laddr = stream.local_addr().unwrap_or(peer);
-    serve_stream(server, me, stream, fd, laddr, peer).await;
+    match open(server, me, fd, true, laddr, peer) {
+        Ok(opened) => {
+            let port = opened.port.clone();
+            tokio::spawn(serve_opened(server.clone(), me, stream, opened));
+            port
+        }
+        Err(refusal) => {
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream.write_all(refusal).await;
+            });
+            None
+        }
+    }
+}
+
+/// `tcp-keepalive`: TCP keepalive probes after this many idle seconds (0: off), every third of
+/// that after, as Redis sets them.
+fn set_keepalive(stream: &TcpStream, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let fd = stream.as_raw_fd();
+    let set = |level, name, value: libc::c_int| {
+        // SAFETY: a valid socket and a c_int option value of the right size.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    let secs = secs.min(i32::MAX as u64) as libc::c_int;
+    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1));
+    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
 }
 
 /// Serves a client of the TLS port once its handshake succeeds; a client that fails it (no
 /// certificate where one is required, one no authority signed, plaintext) is closed.
-pub async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
     let fd = stream.as_raw_fd();
     let laddr = stream.local_addr().unwrap_or(peer);
     let Some(acceptor) = server.tls.acceptor() else {
         return;
     };
-    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            debug!(%peer, "TLS handshake failed: {e}");
-            return;
+    let mut stream =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                debug!(%peer, "TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+    match open(&server, me, fd, false, laddr, peer) {
+        Ok(opened) => serve_opened(server, me, stream, opened).await,
+        Err(refusal) => {
+            let _ = stream.write_all(refusal).await;
         }
-        Err(_) => {
-            debug!(%peer, "TLS handshake timed out");
-            return;
-        }
-    };
-    serve_stream(server, me, stream, fd, laddr, peer).await;
+    }
 }
 
-/// Serves a connection, plaintext or TLS; `fd` is its socket's (CLIENT KILL shuts it down).
-async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
-    server: Arc<Server>,
+/// A client let in: registered, with its connection's parts (in its port, for a plain-TCP
+/// one, as if it waited for its first read: a busy script's hook can serve it at once).
+struct Opened {
+    id: u64,
+    parts: Option<Box<ConnParts>>,
+    port: Option<Arc<busy_clients::Port>>,
+}
+
+/// Lets a client in, or answers the error it is closed with: maxclients reached, or
+/// protected mode and a client from elsewhere. `fd` is its socket's (CLIENT KILL shuts it
+/// down); `plain`: not TLS.
+fn open(
+    server: &Arc<Server>,
     me: usize,
-    mut stream: S,
     fd: RawFd,
+    plain: bool,
     laddr: SocketAddr,
     peer: SocketAddr,
-) {
+) -> Result<Opened, &'static [u8]> {
     let hot = &server.hot;
     if server.clients.count() as u64 >= hot.maxclients.load(Ordering::Relaxed) {
-        bump_rejected(&server);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
-        return;
+        bump_rejected(server);
+        return Err(b"-ERR max number of clients reached\r\n");
     }
     // Protected mode as Redis 7.0 applies it at accept: on, the default user `nopass` (even
     // when off), and a peer that is not local (127.0.0.0/8, ::1, or IPv4-mapped loopback).
@@ -87,20 +155,53 @@ async fn serve_stream<S: AsyncRead + AsyncWrite + Unpin>(
         v4 => v4.is_loopback(),
     };
     if hot.protected_mode.load(Ordering::Relaxed) && !local && server.acl.default_nopass() {
-        bump_rejected(&server);
-        let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
-        return;
+        bump_rejected(server);
+        return Err(PROTECTED_MODE_DENIED.as_bytes());
     }
-    let mut conn = register_client(&server, me, fd, laddr, peer);
+    let conn = register_client(server, me, fd, laddr, peer);
     let id = conn.id;
+    let mut parts = Some(Box::new(ConnParts {
+        conn,
+        pipeline: Pipeline::new(server.threads(), me),
+        parser: RequestParser::default(),
+        out: Vec::with_capacity(REPLY_BUFFER),
+        unread: BytesMut::new(),
+        served: false,
+        left_for_later: false,
+    }));
+    let port = plain.then(|| busy_clients::register(server, fd, &mut parts));
+    Ok(Opened { id, parts, port })
+}
+
+/// Serves a client let in until it leaves.
+async fn serve_opened<S: AsyncRead + AsyncWrite + Unpin>(
+    server: Arc<Server>,
+    me: usize,
+    mut stream: S,
+    opened: Opened,
+) {
+    let Opened {
+        id,
+        mut parts,
+        port,
+    } = opened;
     // Unregistered (even on a panic) before `stream`, a parameter, is dropped and its
     // descriptor closed: CLIENT KILL acts on the descriptors of registered clients.
     let _registered = Registered {
         server: &server,
         id,
     };
-    run(&server, me, &mut stream, &mut conn).await;
-    release_client(&server, &mut conn);
+    if let Some(port) = &port {
+        port.take_back(&mut parts);
+    }
+    run(&server, me, &mut stream, &mut parts, port.as_deref()).await;
+    if let Some(port) = &port {
+        port.take_back(&mut parts);
+        busy_clients::unregister(port);
+    }
+    if let Some(parts) = parts.as_mut() {
+        release_client(&server, &mut parts.conn);
+    }
 }
 
 /// A connection ends: the databases hold its WATCH registrations, the Pub/Sub registry its
@@ -191,6 +292,25 @@ impl Drop for Registered<'_> {
     }
 }
 
+/// What a connection's requests run with, kept from one read to the next. While the
+/// connection waits for its next request with nothing half-read, these wait in its
+/// [`busy_clients::Port`], where a busy script's hook can serve the client.
+pub struct ConnParts {
+    pub conn: ConnState,
+    pub pipeline: Pipeline,
+    pub parser: RequestParser,
+    /// Replies not written yet.
+    pub out: Vec<u8>,
+    /// What a busy script's hook read and left for after the script: it comes before
+    /// whatever the connection reads next.
+    pub unread: BytesMut,
+    /// The hook served the connection: its task writes `out` and runs `unread` before it
+    /// reads again.
+    pub served: bool,
+    /// The hook left the rest of this connection's requests for after the script.
+    pub left_for_later: bool,
+}
+
 fn bump_rejected(server: &Server) {
     server
         .stats
@@ -202,25 +322,32 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     me: usize,
     stream: &mut S,
-    conn: &mut ConnState,
+    parts_slot: &mut Option<Box<ConnParts>>,
+    port: Option<&busy_clients::Port>,
 ) {
     let mut input = BytesMut::with_capacity(READ_BUFFER);
-    let mut out: Vec<u8> = Vec::with_capacity(REPLY_BUFFER);
-    let mut pipeline = Pipeline::new(server.threads(), me);
-    let mut parser = RequestParser::default();
     let stats = &server.worker_stats[me];
     loop {
         if input.capacity() - input.len() < 4096 {
             input.reserve(16 * 1024);
         }
         let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
-        let read = if let Some(subs) = conn.pubsub.as_mut() {
+        let parts = parts_slot
+            .as_deref_mut()
+            .expect("a connection's parts are here between reads");
+        let read = if let Some(subs) = parts.conn.pubsub.as_mut() {
             // A message queue (Pub/Sub, MONITOR, tracking, RESP3): messages are written as they
             // come, between requests. As in Redis, the idle timeout spares subscribers and
             // monitors.
             let exempt = idle_limit == 0
                 || subs.active()
-                || conn.handle.info.lock().expect("client info lock").monitor;
+                || parts
+                    .conn
+                    .handle
+                    .info
+                    .lock()
+                    .expect("client info lock")
+                    .monitor;
             let idle = async {
                 if exempt {
                     std::future::pending::<()>().await;
@@ -231,46 +358,82 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 message = subs.next() => Ok(message),
                 read = stream.read_buf(&mut input) => Err(read),
                 _ = idle => {
-                    debug!(client = conn.id, "closing idle client");
+                    debug!(client = parts.conn.id, "closing idle client");
                     return;
                 }
             };
             match message {
                 Ok(Some(first)) => {
-                    let taken = subs.drain_into(first, &mut out, 64 * 1024);
+                    let taken = subs.drain_into(first, &mut parts.out, 64 * 1024);
                     let me = subs.me.clone();
                     // A client that does not read blocks this write: the output limit, reached
                     // meanwhile by what is still queued, ends it.
                     let wrote = tokio::select! {
-                        wrote = write_out(stream, &mut out, stats) => wrote,
+                        wrote = write_out(stream, &mut parts.out, stats) => wrote,
                         _ = me.closed() => false,
                     };
                     subs.written(taken);
                     if !wrote || subs.is_closed() {
-                        debug!(client = conn.id, "closing subscriber past its output limit");
+                        debug!(
+                            client = parts.conn.id,
+                            "closing subscriber past its output limit"
+                        );
                         return;
                     }
                     continue;
                 }
                 Ok(None) => return,
-                Err(read) => read,
+                Err(read) => busy_clients::Woke::Read(read),
             }
-        } else if idle_limit > 0 {
-            match tokio::time::timeout(Duration::from_secs(idle_limit), stream.read_buf(&mut input))
-                .await
-            {
-                Ok(r) => r,
+        } else {
+            let id = parts.conn.id;
+            // With nothing half-read, the connection's parts wait in its port meanwhile (a
+            // busy script's hook may serve it).
+            let park = port.filter(|_| input.is_empty() && parts.parser.is_idle());
+            let reading = std::future::poll_fn(|cx| match park {
+                Some(port) => port.poll_read(cx, parts_slot, stream, &mut input),
+                None => {
+                    busy_clients::poll_read(cx, stream, &mut input).map(busy_clients::Woke::Read)
+                }
+            });
+            let woke = if idle_limit > 0 {
+                tokio::time::timeout(Duration::from_secs(idle_limit), reading).await
+            } else {
+                Ok(reading.await)
+            };
+            if let Some(port) = park {
+                port.take_back(parts_slot);
+            }
+            match woke {
+                Ok(woke) => woke,
                 Err(_) => {
-                    debug!(client = conn.id, "closing idle client");
+                    debug!(client = id, "closing idle client");
                     return;
                 }
             }
-        } else {
-            stream.read_buf(&mut input).await
         };
+        let ConnParts {
+            conn,
+            pipeline,
+            parser,
+            out,
+            unread,
+            left_for_later,
+            ..
+        } = parts_slot
+            .as_deref_mut()
+            .expect("a connection's parts are here between reads");
         let n = match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+            busy_clients::Woke::Read(Ok(0) | Err(_)) => return,
+            busy_clients::Woke::Read(Ok(n)) => n,
+            busy_clients::Woke::Served => {
+                // What the busy script's hook read and did not run comes first (nothing was
+                // read since: the hook's wake-up is seen before the socket).
+                input.extend_from_slice(unread);
+                unread.clear();
+                *left_for_later = false;
+                0
+            }
         };
         bump(&stats.net_input_bytes, n as u64);
         bump(&stats.socket_reads, 1);
@@ -279,7 +442,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             // client's write caused, say) go out before their replies, as in Redis, where they
             // are already in the output buffer. (Not a biased select: a busy channel would
             // then keep the client's own requests from being read.)
-            subs.take_queued(&mut out);
+            subs.take_queued(out);
         }
         dispatch::drain(server, me);
         if input.len() as u64 > server.hot.query_buffer_limit.load(Ordering::Relaxed) {
@@ -318,7 +481,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             let mut next = Some(requests);
             while let Some(batch) = next.take() {
-                let blocked = pipeline.execute(server, conn, batch, &mut out).await;
+                let blocked = pipeline.execute(server, conn, batch, out).await;
                 if pipeline.over_output_limit() {
                     if let Some(blocked) = blocked {
                         blocked.finish(server);
@@ -333,17 +496,17 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     break;
                 };
                 // Send what came before the blocking command, then wait for it.
-                if !write_out(stream, &mut out, stats).await {
+                if !write_out(stream, out, stats).await {
                     blocked.finish(server);
                     return;
                 }
                 let reply =
-                    wait_until_served(server, stream, &mut input, conn, &pipeline, &blocked).await;
+                    wait_until_served(server, stream, &mut input, conn, pipeline, &blocked).await;
                 let Some(reply) = reply else {
                     return;
                 };
                 if blocked.emit {
-                    reply.encode(&mut out, blocked.resp3);
+                    reply.encode(out, blocked.resp3);
                 }
                 next = Some(blocked.rest);
             }
@@ -355,13 +518,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             // Invalidations of the keys this read changed follow its replies, as in Redis
             // (where they go to the same output buffer), not whenever the loop next waits.
             if let Some(subs) = conn.pubsub.as_mut() {
-                subs.take_queued(&mut out);
+                subs.take_queued(out);
             }
         }
         if let Some(e) = protocol_error {
             let mut msg = b"ERR ".to_vec();
             msg.extend_from_slice(&e.0);
-            Reply::error_bytes(msg).encode(&mut out, conn.resp3);
+            Reply::error_bytes(msg).encode(out, conn.resp3);
             conn.close_after_reply = true;
         }
         if out.len() > LARGE_REPLY {
@@ -376,10 +539,10 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             account_memory(server, conn, memory);
         }
         let wrote = match pipeline.output_soft_deadline(server) {
-            None => write_out(stream, &mut out, stats).await,
+            None => write_out(stream, out, stats).await,
             Some(allowed) => {
                 tokio::select! {
-                    wrote = write_out(stream, &mut out, stats) => wrote,
+                    wrote = write_out(stream, out, stats) => wrote,
                     _ = tokio::time::sleep(allowed) => {
                         warn!(
                             client = conn.id,

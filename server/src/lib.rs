@@ -2,6 +2,7 @@
 
 pub mod acl;
 pub mod blocked_clients;
+pub mod busy_clients;
 pub mod client_pause;
 pub mod clients;
 pub mod cluster;

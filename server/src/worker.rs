@@ -3,6 +3,7 @@
 //! active-expiry timer.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,8 +58,6 @@ pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> 
     Ok(out)
 }
 
-/// `tcp-keepalive`: TCP keepalive probes after this many idle seconds (0: off), every third of
-/// that after, as Redis sets them.
 /// A listening address, and whether it speaks TLS.
 #[derive(Clone, Copy, Debug)]
 pub struct Endpoint {
@@ -90,31 +89,6 @@ pub fn endpoints(cfg: &crate::config_store::ConfigStore) -> Result<Vec<Endpoint>
         return Err("neither port nor tls-port is set: nothing to listen on".into());
     }
     Ok(out)
-}
-
-fn set_keepalive(stream: &tokio::net::TcpStream, secs: u64) {
-    use std::os::fd::AsRawFd;
-    if secs == 0 {
-        return;
-    }
-    let fd = stream.as_raw_fd();
-    let set = |level, name, value: libc::c_int| {
-        // SAFETY: a valid socket and a c_int option value of the right size.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                name,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    let secs = secs.min(i32::MAX as u64) as libc::c_int;
-    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, secs);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 3).max(1));
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 3);
 }
 
 fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
@@ -210,22 +184,17 @@ fn run_worker(
 }
 
 async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls: bool) {
+    if !tls {
+        // A busy script's hook accepts on it too (see busy_clients).
+        crate::busy_clients::register_listener(&server, listener.as_raw_fd());
+    }
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 if server.shutting_down.load(Ordering::Relaxed) {
                     continue; // stopping: new connections are closed at once
                 }
-                set_keepalive(&stream, server.hot.tcp_keepalive.load(Ordering::Relaxed));
-                server
-                    .stats
-                    .total_connections_received
-                    .fetch_add(1, Ordering::Relaxed);
-                if tls {
-                    tokio::spawn(connection_loop::serve_tls(server.clone(), me, stream, peer));
-                } else {
-                    tokio::spawn(connection_loop::serve(server.clone(), me, stream, peer));
-                }
+                connection_loop::accept(&server, me, stream, peer, tls);
             }
             Err(e) => {
                 error!(worker = me, "accept failed: {e}");

@@ -684,43 +684,137 @@ fn a_script_reaching_beyond_its_declared_shards_writes_once() {
     assert_eq!(reruns(&mut c), 6);
 }
 
-/// Connections until one is served by a worker other than the busy script's: its PING
-/// answers (-BUSY) within the timeout.
-fn other_worker_conn(port: u16) -> RawConn {
-    for _ in 0..32 {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
-            .expect("timeout");
+const BUSY: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// A new connection while a script is busy: its PING answers -BUSY (whichever worker it is
+/// on: the busy script's hook serves that worker's clients).
+fn busy_conn(port: u16) -> RawConn {
+    let mut c = RawConn::connect(port);
+    c.set_read_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(
+        c.call(&["PING"]),
+        Resp::Error(BUSY.into()),
+        "PING while busy"
+    );
+    c
+}
+
+/// With one worker every client shares the busy script's thread: they are still answered
+/// while it runs, as Redis answers them (-BUSY, or the few commands it allows then), new
+/// clients included; a transaction touched meanwhile is discarded; a client whose request
+/// needs the shards the script holds (one that watches keys) is answered after the script.
+#[test]
+fn clients_of_the_busy_scripts_worker_are_served_while_it_runs() {
+    let server = start_warpengine(&["--threads", "1", "--busy-reply-threshold", "50"]);
+    let port = server.port;
+    let mut before = RawConn::connect(port);
+    before.set_read_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(before.call(&["SET", "xx", "1"]), Resp::Simple("OK".into()));
+    let mut in_multi = RawConn::connect(port);
+    in_multi.set_read_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(in_multi.call(&["MULTI"]), Resp::Simple("OK".into()));
+    assert_eq!(
+        in_multi.call(&["INCR", "xx"]),
+        Resp::Simple("QUEUED".into())
+    );
+    let mut watcher = RawConn::connect(port);
+    assert_eq!(watcher.call(&["WATCH", "xx"]), Resp::Simple("OK".into()));
+    let runner = thread::spawn(move || {
         let mut c = RawConn::connect(port);
-        drop(stream);
-        c.send_command(&[b"PING"]);
-        // A connection on the busy worker answers only after the script: skip it.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let reader = thread::spawn(move || {
-            let reply = c.read_reply();
-            let _ = tx.send(());
-            (c, reply)
-        });
-        if rx
-            .recv_timeout(std::time::Duration::from_millis(300))
-            .is_ok()
-        {
-            let (c, reply) = reader.join().expect("reader");
-            let reply = Resp::parse(&reply.expect("reply"));
-            assert_eq!(
-                reply,
-                Resp::Error(
-                    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
-                        .into()
-                ),
-                "PING while busy"
-            );
-            return c;
+        c.set_read_timeout(std::time::Duration::from_secs(30));
+        let reply = eval(&mut c, "while true do end", &[], &[]);
+        (reply, c.call(&["PING"]))
+    });
+    // Past the threshold: a client connected before, and a new one, are refused.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match before.call(&["PING"]) {
+            Resp::Error(e) if e == BUSY => break,
+            Resp::Simple(p) if p == "PONG" => {}
+            other => panic!("{other:?}"),
         }
-        // (Left to finish when the script ends.)
+        assert!(std::time::Instant::now() < deadline, "never busy");
+        thread::sleep(std::time::Duration::from_millis(20));
     }
-    panic!("no connection on another worker");
+    let mut new = busy_conn(port);
+    // The watcher's request waits for the script: sent now, read after.
+    watcher.send_command(&[b"PING"]);
+    // A pipeline: what a busy server allows runs (HELLO, with its effect on the connection),
+    // the rest is refused, in order.
+    new.send_command(&[b"HELLO", b"2", b"SETNAME", b"served"]);
+    new.send_command(&[b"GET", b"xx"]);
+    let hello = Resp::parse(&new.read_reply().expect("HELLO"));
+    assert_eq!(hello.field("proto"), Resp::Int(2), "HELLO while busy");
+    assert_eq!(
+        Resp::parse(&new.read_reply().expect("GET")),
+        Resp::Error(BUSY.into())
+    );
+    // A command queued in MULTI meanwhile fails the transaction; EXEC says why.
+    assert_eq!(in_multi.call(&["INCR", "xx"]), Resp::Error(BUSY.into()));
+    match in_multi.call(&["EXEC"]) {
+        Resp::Error(e) => assert!(
+            e.starts_with("EXECABORT Transaction discarded because of: BUSY"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // FUNCTION KILL does not stop a script.
+    assert_eq!(before.call(&["FUNCTION", "KILL"]), Resp::Error(BUSY.into()));
+    assert_eq!(new.call(&["SCRIPT", "KILL"]), Resp::Simple("OK".into()));
+    let (reply, after) = runner.join().expect("runner");
+    match reply {
+        Resp::Error(e) => assert!(e.starts_with("ERR Script killed by user"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(after, Resp::Simple("PONG".into()));
+    assert_eq!(
+        Resp::parse(&watcher.read_reply().expect("the watcher's PING")),
+        Resp::Simple("PONG".into())
+    );
+    assert_eq!(before.call(&["GET", "xx"]), Resp::Bulk(b"1".to_vec()));
+    assert_eq!(in_multi.call(&["PING"]), Resp::Simple("PONG".into()));
+    // The name HELLO set while the script ran stayed with the connection.
+    match new.call(&["CLIENT", "GETNAME"]) {
+        Resp::Bulk(name) => assert_eq!(name, b"served"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// FUNCTION STATS names the busy function's whole command, as Redis does.
+#[test]
+fn function_stats_shows_the_busy_functions_command() {
+    let server = start_warpengine(&["--threads", "1", "--busy-reply-threshold", "50"]);
+    let port = server.port;
+    let mut c = RawConn::connect(port);
+    let code = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(
+        c.call(&["FUNCTION", "LOAD", code]),
+        Resp::Bulk(b"spin".to_vec())
+    );
+    let runner = thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        c.set_read_timeout(std::time::Duration::from_secs(30));
+        c.call(&["FCALL", "spin", "1", "k", "arg"])
+    });
+    c.set_read_timeout(std::time::Duration::from_secs(10));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.call(&["PING"]) == Resp::Simple("PONG".into()) {
+        assert!(std::time::Instant::now() < deadline, "never busy");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let running = c.call(&["FUNCTION", "STATS"]).field("running_script");
+    assert_eq!(running.field("name"), Resp::Bulk(b"spin".to_vec()));
+    let command: Vec<Resp> = ["FCALL", "spin", "1", "k", "arg"]
+        .iter()
+        .map(|a| Resp::Bulk(a.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(running.field("command"), Resp::Array(command));
+    assert_eq!(c.call(&["FUNCTION", "KILL"]), Resp::Simple("OK".into()));
+    match runner.join().expect("runner") {
+        Resp::Error(e) => assert!(e.contains("killed by user"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -743,7 +837,7 @@ fn a_busy_script_is_killed_unless_it_wrote() {
         )
     });
     thread::sleep(std::time::Duration::from_millis(300));
-    let mut other = other_worker_conn(port);
+    let mut other = busy_conn(port);
     assert_eq!(
         other.call(&["FUNCTION", "KILL"]),
         Resp::Error(
@@ -772,7 +866,7 @@ fn a_busy_script_is_killed_unless_it_wrote() {
         )
     });
     thread::sleep(std::time::Duration::from_millis(300));
-    let mut other = other_worker_conn(port);
+    let mut other = busy_conn(port);
     match other.call(&["SCRIPT", "KILL"]) {
         Resp::Error(e) => assert!(e.starts_with("UNKILLABLE"), "{e}"),
         r => panic!("{r:?}"),
@@ -818,7 +912,7 @@ fn shutdown_nosave_stops_a_busy_script() {
         c.read_reply_opt()
     });
     thread::sleep(std::time::Duration::from_millis(300));
-    let mut other = other_worker_conn(port);
+    let mut other = busy_conn(port);
     // Saving needs the shards the script holds: refused while it runs.
     assert_eq!(
         other.call(&["SHUTDOWN"]),

@@ -275,7 +275,7 @@ fn stats(server: &Server) -> Reply {
             (Reply::bulk_str("name"), Reply::bulk_str(&name)),
             (
                 Reply::bulk_str("command"),
-                Reply::Array(vec![Reply::bulk_str(&command), Reply::bulk_str(&name)]),
+                Reply::Array(command.iter().map(|a| Reply::bulk_str(a)).collect()),
             ),
             (Reply::bulk_str("duration_ms"), Reply::Int(ms as i64)),
         ]),

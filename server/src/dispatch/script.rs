@@ -364,6 +364,8 @@ fn note_rerun(server: &Server, id: ScriptId) {
 /// A script call, ready to run: what runs, its keys and arguments, whether it may write.
 struct ScriptCall<'a> {
     target: Target,
+    /// The whole command (EVAL, FCALL ...).
+    command: &'a [Bytes],
     keys: &'a [Bytes],
     argv: &'a [Bytes],
     read_only: bool,
@@ -451,6 +453,7 @@ fn prepare<'a>(
     };
     let call = ScriptCall {
         target,
+        command: args,
         keys: &args[3..3 + n],
         argv: &args[3 + n..],
         read_only,
@@ -481,7 +484,8 @@ fn run_vm(server: &Server, call: &ScriptCall, host: &mut ScriptHost) -> Reply {
         }
         Target::Function(library, i) => {
             vm.sync_libraries(&server.functions);
-            Ok(vm.fcall(&library.functions[*i].name, call.keys, call.argv, host))
+            let name = &library.functions[*i].name;
+            Ok(vm.fcall(name, call.command, call.keys.len(), host))
         }
     })
     .unwrap_or_else(|e| e)
@@ -713,6 +717,10 @@ impl Host for ScriptHost<'_, '_> {
 
     fn must_stop(&self) -> bool {
         self.beyond
+    }
+
+    fn while_busy(&mut self, started: std::time::Instant) {
+        crate::busy_clients::serve(started);
     }
 
     fn call(&mut self, args: Vec<Bytes>) -> Reply {

@@ -166,6 +166,11 @@ pub struct RequestParser {
 }
 
 impl RequestParser {
+    /// Whether it holds no part of a request (a large argument's start, say).
+    pub fn is_idle(&self) -> bool {
+        self.partial.is_none()
+    }
+
     /// Parses one request from the front of `buf`. `Ok(None)`: more bytes are needed (nothing
     /// consumed). An empty request (`*0`, a blank inline line) is consumed and returned empty.
     pub fn parse(

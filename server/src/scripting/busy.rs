@@ -15,8 +15,8 @@ use crate::protocol::Reply;
 pub struct SlowRun {
     /// The function's name for FCALL, None for a script.
     pub function: Option<String>,
-    /// The command that runs it (`fcall`, `fcall_ro`, `eval` ...), for FUNCTION STATS.
-    pub command: String,
+    /// The function's whole FCALL (or FCALL_RO) command, for FUNCTION STATS.
+    pub command: Vec<String>,
     pub started: Instant,
     /// Whether it wrote (then it cannot be killed).
     pub wrote: AtomicBool,
@@ -109,7 +109,7 @@ impl Busy {
     }
 
     /// FUNCTION STATS' `running_script`: the slow function's name, command and milliseconds.
-    pub fn running_function(&self) -> Option<(String, String, u64)> {
+    pub fn running_function(&self) -> Option<(String, Vec<String>, u64)> {
         let slow = self.slow.lock().expect("busy lock");
         slow.iter().find_map(|r| {
             r.function.as_ref().map(|name| {

@@ -36,6 +36,9 @@ pub trait Host {
     /// Whether the script must stop now (its run is to be discarded and run again): its
     /// call's error then passes through the script's pcalls.
     fn must_stop(&self) -> bool;
+    /// Called every few milliseconds while the script is past `busy-reply-threshold`
+    /// (started at `started`): the host serves the clients the script keeps waiting.
+    fn while_busy(&mut self, started: std::time::Instant);
 }
 
 /// The interpreter's share of a run, reached by the Rust functions the `redis` table calls.
@@ -57,6 +60,8 @@ pub(super) struct RunState {
     /// once past `busy-reply-threshold`, its record in `Busy`.
     started: Cell<Option<std::time::Instant>>,
     label: std::cell::RefCell<(bool, String)>,
+    /// The running function's whole FCALL, while it runs (see [`Vm::fcall`]).
+    command: Cell<Option<*const [Bytes]>>,
     slow: std::cell::RefCell<Option<Arc<SlowRun>>>,
     /// The prelude's table whose `killed` field its pcall and xpcall read: a killed script's
     /// error passes through them.
@@ -341,16 +346,21 @@ impl Vm {
     }
 
     /// FCALL: runs the function `name` with its keys and arguments as its two parameters.
+    /// `command`: the whole FCALL (FUNCTION STATS shows it while the function is busy), its
+    /// keys the `numkeys` arguments after the count.
     pub fn fcall(
         &mut self,
         name: &str,
-        keys: &[Bytes],
-        args: &[Bytes],
+        command: &[Bytes],
+        numkeys: usize,
         host: &mut dyn Host,
     ) -> Reply {
         let Some(f) = self.functions.get(name).cloned() else {
             return Reply::err("ERR Function not found");
         };
+        let (keys, args) = command[3..].split_at(numkeys);
+        self.run_state.command.set(Some(command as *const [Bytes]));
+        // (Cleared when the run ends, however it ends.)
         self.run(name, &f, Inputs::Parameters(keys, args), host)
     }
 
@@ -872,11 +882,13 @@ impl RunState {
                 return Ok(());
             }
             let (is_function, name) = self.label.borrow().clone();
-            let (function, command) = if is_function {
-                (Some(name), "fcall")
-            } else {
-                (None, "eval")
-            };
+            // SAFETY: set by `fcall` for the run this hook interrupts, cleared after it.
+            let command = self.command.get().map_or_else(Vec::new, |c| unsafe {
+                (*c).iter()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect()
+            });
+            let function = is_function.then_some(name);
             tracing::warn!(
                 "Slow script detected: still in execution after {} milliseconds. You can try killing the script using the {} command.",
                 started.elapsed().as_millis(),
@@ -884,7 +896,7 @@ impl RunState {
             );
             let run = Arc::new(SlowRun {
                 function,
-                command: command.to_string(),
+                command,
                 started,
                 wrote: AtomicBool::new(wrote),
                 kill: AtomicBool::new(false),
@@ -892,11 +904,19 @@ impl RunState {
             busy.register(run.clone());
             *slow = Some(run);
         }
-        let run = slow.as_ref().expect("registered above");
+        let run = slow.as_ref().expect("registered above").clone();
+        drop(slow);
         run.wrote.store(wrote, Ordering::Relaxed);
+        if !run.kill.load(Ordering::Relaxed) {
+            if let Some(host) = self.host.get() {
+                // SAFETY: as for `call`: the host is lent for the run the hook interrupts,
+                // and nothing else holds it while the hook runs.
+                unsafe { (*host).while_busy(started) };
+            }
+        }
+        // (Also SCRIPT KILL or SHUTDOWN NOSAVE from a client the host served just now.)
         if run.kill.load(Ordering::Relaxed) {
             tracing::warn!("Lua script killed by user with SCRIPT KILL.");
-            drop(slow);
             self.set_killed()?;
             return Err(self.redis_error(lua, "Script killed by user with SCRIPT KILL..."));
         }
@@ -906,6 +926,7 @@ impl RunState {
     /// The run ended: the server is no longer busy with it.
     fn end_run(&self, busy: &Busy) {
         self.started.set(None);
+        self.command.set(None);
         // SAFETY: as for `park_reply`: the run is over.
         unsafe { *self.parked.get() = None }
         if let Some(run) = self.slow.borrow_mut().take() {
