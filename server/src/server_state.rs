@@ -100,6 +100,8 @@ pub struct HotConfig {
     /// DEBUG PAUSE-CRON: the workers' periodic tick (active expiry, idle timeouts, samples)
     /// does nothing while set, as Redis's serverCron.
     pub cron_paused: AtomicBool,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call commands flagged `noscript`.
+    pub disable_deny_scripts: AtomicBool,
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
     pub fabric_inline_when_idle: AtomicBool,
@@ -128,6 +130,7 @@ impl HotConfig {
             debug_enabled: AtomicBool::new(false),
             active_expire: AtomicBool::new(true),
             cron_paused: AtomicBool::new(false),
+            disable_deny_scripts: AtomicBool::new(false),
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(10),
             fabric_inline_when_idle: AtomicBool::new(true),

@@ -1058,3 +1058,104 @@ fn pipelined_scripts_run_in_order_as_one_group() {
     let noise_a = c.call(&["GET", "{a}noise"]).int();
     assert_eq!(noise_a, c.call(&["GET", "{b}noise"]).int());
 }
+
+/// The value of `field` in an INFO section's text.
+fn info_value(c: &mut RawConn, section: &str, field: &str) -> Option<String> {
+    let Resp::Bulk(text) = c.call(&["INFO", section]) else {
+        panic!("INFO {section}")
+    };
+    String::from_utf8(text)
+        .expect("utf-8")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .map(str::to_string)
+        })
+}
+
+/// Commands a script calls count in INFO commandstats, and their errors (a pcall's caught
+/// ones too) in errorstats, as Redis counts them (its introspection-2 and info units).
+#[test]
+fn a_scripts_commands_count_in_commandstats_and_errorstats() {
+    let server = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let mut c = RawConn::connect(server.port);
+    assert_eq!(c.call(&["CONFIG", "RESETSTAT"]), Resp::Simple("OK".into()));
+    c.call(&["SET", "mykey", "myval"]);
+    eval(
+        &mut c,
+        "redis.call('set', KEYS[1], 0) redis.call('expire', KEYS[1], 0) \
+         redis.call('geoadd', KEYS[1], 0, 0, 'bar')",
+        &["mykey"],
+        &[],
+    );
+    let calls = |c: &mut RawConn, cmd: &str| {
+        let stat = info_value(c, "commandstats", &format!("cmdstat_{cmd}")).expect(cmd);
+        stat.split(',').next().expect("calls").to_string()
+    };
+    assert_eq!(calls(&mut c, "eval"), "calls=1");
+    assert_eq!(calls(&mut c, "set"), "calls=2");
+    assert_eq!(calls(&mut c, "expire"), "calls=1");
+    assert_eq!(calls(&mut c, "geoadd"), "calls=1");
+    assert_eq!(c.call(&["CONFIG", "RESETSTAT"]), Resp::Simple("OK".into()));
+    eval(
+        &mut c,
+        "redis.pcall('XGROUP', 'CREATECONSUMER', 's1', 'mygroup', 'consumer') return",
+        &[],
+        &[],
+    );
+    assert_eq!(
+        info_value(&mut c, "errorstats", "errorstat_ERR").as_deref(),
+        Some("count=1")
+    );
+    let stat = info_value(&mut c, "commandstats", "cmdstat_xgroup|createconsumer").expect("xgroup");
+    assert!(stat.ends_with("rejected_calls=0,failed_calls=1"), "{stat}");
+    let stat = info_value(&mut c, "commandstats", "cmdstat_eval").expect("eval");
+    assert!(stat.ends_with("rejected_calls=0,failed_calls=0"), "{stat}");
+    // DEBUG SET-DISABLE-DENY-SCRIPTS lets a script call `noscript` commands (Redis's tests
+    // use it for CLIENT LIST).
+    let list = "return redis.call('client', 'list')";
+    match eval(&mut c, list, &[], &[]) {
+        Resp::Error(e) => assert!(e.contains("not allowed from script"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    c.call(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]);
+    match eval(&mut c, list, &[], &[]) {
+        Resp::Bulk(text) => assert!(String::from_utf8_lossy(&text).starts_with("id=")),
+        other => panic!("{other:?}"),
+    }
+    c.call(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"]);
+}
+
+/// A fresh interpreter stays small: the libraries written in Lua load when a script first
+/// uses them (Redis's scripting unit holds used_memory_lua under 100 KB after 10,000 EVALs).
+#[test]
+fn the_interpreter_stays_small_until_a_script_needs_its_libraries() {
+    let server = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(server.port);
+    for _ in 0..200 {
+        eval(&mut c, "return redis.call('incr', KEYS[1])", &["x"], &[]);
+    }
+    let used: u64 = info_value(&mut c, "memory", "used_memory_lua")
+        .expect("used_memory_lua")
+        .parse()
+        .expect("number");
+    assert!(used < 100 * 1024, "used_memory_lua {used}");
+    assert_eq!(
+        eval(&mut c, "return cjson.encode({1, 2})", &[], &[]),
+        Resp::Bulk(b"[1,2]".to_vec())
+    );
+    assert_eq!(
+        eval(
+            &mut c,
+            "return struct.unpack('>I2', struct.pack('>I2', 258))",
+            &[],
+            &[]
+        ),
+        Resp::Int(258)
+    );
+    match eval(&mut c, "cmsgpack.pack = nil", &[], &[]) {
+        Resp::Error(e) => assert!(e.contains("Attempt to modify a readonly table"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -294,13 +294,11 @@ fn keys_of<'a>(
         .and_then(|specs| command_data::keys_by_specs(specs, cmd));
     let keys = match by_specs {
         Some(keys) => keys,
-        None => {
-            let flags = own_key_flags(spec, cmd);
-            spec.key_positions(cmd)
-                .into_iter()
-                .map(|p| (p, flags.clone()))
-                .collect()
-        }
+        None => spec
+            .key_positions(cmd)
+            .into_iter()
+            .map(|p| (p, own_key_flags(spec, cmd, p)))
+            .collect(),
     };
     if keys.is_empty() {
         // As Redis: a command whose keys are optional (EVAL with numkeys 0) has none.
@@ -312,11 +310,18 @@ fn keys_of<'a>(
     Ok((cmd, keys))
 }
 
-/// The key flags a command's own key finder gives, where Redis's key specifications cannot:
-/// SET's depend on GET (Redis's `setGetKeys`: with it the key is read too, without it only
-/// overwritten); otherwise `RW` for a write and `RO` for a read.
-fn own_key_flags(spec: &CommandSpec, cmd: &[Bytes]) -> Vec<String> {
-    let flags: &[&str] = if spec.name == "set" {
+/// The key flags of the key at `position` a command's own key finder gives, where Redis's key
+/// specifications cannot: SET's depend on GET (Redis's `setGetKeys`: with it the key is read
+/// too, without it only overwritten); SORT reads its key and overwrites its STORE target
+/// (Redis's `sortGetKeys`; SORT_RO only reads); otherwise `RW` for a write and `RO` for a read.
+fn own_key_flags(spec: &CommandSpec, cmd: &[Bytes], position: usize) -> Vec<String> {
+    let flags: &[&str] = if spec.name == "sort" || spec.name == "sort_ro" {
+        if position == 1 {
+            &["RO", "access"]
+        } else {
+            &["OW", "update"]
+        }
+    } else if spec.name == "set" {
         if cmd.iter().skip(3).any(|a| eq_ignore_case(a, "get")) {
             &["RW", "access", "update"]
         } else {

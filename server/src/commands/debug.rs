@@ -3,6 +3,7 @@
 //! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
 //! back, or NOSAVE from the file), LOADAOF (the data emptied and the log replayed),
 //! CHANGE-REPL-ID, POPULATE, LOG, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
+//! SET-DISABLE-DENY-SCRIPTS,
 //! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, SEGFAULT/PANIC/ASSERT/OOM (log, then abort), HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
 //! with nothing to set (see HELP).
 
@@ -114,6 +115,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Run a fuzz tester against the glob matcher (Redis's stringmatchlen()).",
                 "PAUSE-CRON <0|1>",
                 "    Stop periodic cron job processing.",
+                "SET-DISABLE-DENY-SCRIPTS <0|1>",
+                "    Enable scripts to call commands flagged noscript (CLIENT LIST, say).",
                 "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
                 "    Accepted for compatibility: the reply buffer has no peak-driven resizing",
                 "    here, so there is no peak reset time to set.",
@@ -185,6 +188,11 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         "pause-cron" if args.len() == 3 => {
             let paused = atoi(&args[2]) != 0;
             s.server.hot.cron_paused.store(paused, Ordering::Relaxed);
+            OK
+        }
+        "set-disable-deny-scripts" if args.len() == 3 => {
+            let disabled = atoi(&args[2]) != 0;
+            s.server.hot.disable_deny_scripts.store(disabled, Ordering::Relaxed);
             OK
         }
         "set-skip-checksum-validation" if args.len() == 3 => {

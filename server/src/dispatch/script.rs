@@ -29,7 +29,7 @@ use crate::keyctx::{Caller, KeyCtx, Shards};
 use crate::persist::log as wal_log;
 use crate::protocol::Reply;
 use crate::scripting::{self, Host, ScriptFlags, ScriptId};
-use crate::server_state::{unix_ms, with_lent_shards, Server, ShardGuard, ShardNotLent};
+use crate::server_state::{bump, unix_ms, with_lent_shards, Server, ShardGuard, ShardNotLent};
 use crate::session::{ConnState, Session};
 use warpengine_storage::KeyCopy;
 
@@ -731,7 +731,13 @@ impl Host for ScriptHost<'_, '_> {
         let spec = &TABLE[index];
         let flags = sub_flags.unwrap_or(spec.flags);
         let runnable = matches!(spec.run, Run::Keyed(_) | Run::Blocking(_) | Run::Session(_));
-        if flags.contains(Flags::NOSCRIPT) || !runnable {
+        let denied = flags.contains(Flags::NOSCRIPT)
+            && !self
+                .server
+                .hot
+                .disable_deny_scripts
+                .load(std::sync::atomic::Ordering::Relaxed);
+        if denied || !runnable {
             return Reply::err("ERR This Redis command is not allowed from script");
         }
         if let Some(refusal) = self.acl_refusal(index, &args) {
@@ -819,6 +825,19 @@ impl Host for ScriptHost<'_, '_> {
             }
             _ => unreachable!("refused above"),
         };
+        // A script's commands count in their own INFO commandstats and errorstats, as
+        // Redis's call() counts them (an error a pcall caught too); not a call that found the
+        // script beyond its shards (it did not run: the script starts again).
+        if self.beyond {
+            return reply;
+        }
+        let stats = &server.worker_stats[crate::server_state::current_worker()];
+        bump(&stats.commands[index].calls, 1);
+        if reply.is_error() {
+            bump(&stats.commands[index].failed, 1);
+            bump(&stats.error_replies, 1);
+            server.stats.count_error(&reply);
+        }
         reply
     }
 }

@@ -221,6 +221,8 @@ for name, value in pairs(G) do
 end
 setmetatable(function_globals, { __index = nonexistent, __newindex = readonly_error, __metatable = false })
 local runtime_redis = rawget(G, 'redis')
+-- Each library's table of its own globals (`redis`), by its globals table.
+local library_own = setmetatable({}, { __mode = 'k' })
 
 local function library_env(register_function)
     local load_redis = {
@@ -234,13 +236,16 @@ local function library_env(register_function)
         REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
     }
     setmetatable(load_redis, { __index = nonexistent, __newindex = readonly_error, __metatable = false })
-    local env = setmetatable({}, { __index = function_globals, __newindex = readonly_error, __metatable = false })
-    rawset(env, 'redis', load_redis)
+    -- The library's `redis` sits one table behind its (empty) globals, so that assigning it
+    -- fails as assigning any global does.
+    local own = setmetatable({ redis = load_redis }, { __index = function_globals })
+    local env = setmetatable({}, { __index = own, __newindex = readonly_error, __metatable = false })
+    library_own[env] = own
     return env
 end
 
 local function library_loaded(env)
-    rawset(env, 'redis', runtime_redis)
+    rawset(library_own[env], 'redis', runtime_redis)
 end
 
 setmetatable(G, {

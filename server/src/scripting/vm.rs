@@ -151,24 +151,27 @@ impl Vm {
         let os = lua.create_table()?;
         os.raw_set("clock", clock)?;
         globals.raw_set("os", os)?;
-        let cjson: Table = lua
-            .load(CJSON)
-            .set_name("=cjson")
-            .set_mode(ChunkMode::Text)
-            .call(LightUserData(std::ptr::null_mut()))?;
-        globals.raw_set("cjson", cjson)?;
-        let ieee: Table = lua
-            .load(IEEE754)
-            .set_name("=ieee754")
-            .set_mode(ChunkMode::Text)
-            .call(())?;
+        // Loaded on first use: compiled, they would take most of a fresh interpreter's
+        // memory (Redis's starts at about 32 KB, and its tests hold used_memory_lua to that).
+        globals.raw_set(
+            "cjson",
+            lazy_library(&lua, |lua| {
+                lua.load(CJSON)
+                    .set_name("=cjson")
+                    .set_mode(ChunkMode::Text)
+                    .call(LightUserData(std::ptr::null_mut()))
+            })?,
+        )?;
         for (name, source) in [("cmsgpack", CMSGPACK), ("struct", STRUCT)] {
-            let lib: Table = lua
-                .load(source)
-                .set_name(format!("={name}"))
-                .set_mode(ChunkMode::Text)
-                .call(ieee.clone())?;
-            globals.raw_set(name, lib)?;
+            globals.raw_set(
+                name,
+                lazy_library(&lua, move |lua| {
+                    lua.load(source)
+                        .set_name(format!("={name}"))
+                        .set_mode(ChunkMode::Text)
+                        .call(ieee754(lua)?)
+                })?,
+            )?;
         }
         let kill_flag = lua.create_table()?;
         *run_state.kill_flag.borrow_mut() = Some(kill_flag.clone());
@@ -593,6 +596,44 @@ fn script_error(name: &str, err: &Value) -> Reply {
         msg.push(b'.');
     }
     Reply::error_bytes(msg)
+}
+
+/// A library table that loads its contents (`load`) when a script first reads from it.
+fn lazy_library(
+    lua: &Lua,
+    load: impl Fn(&Lua) -> mlua::Result<Table> + 'static,
+) -> mlua::Result<Table> {
+    let lib = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.raw_set(
+        "__index",
+        lua.create_function(move |lua, (lib, key): (Table, Value)| {
+            let loaded = load(lua)?;
+            for pair in loaded.pairs::<Value, Value>() {
+                let (k, v) = pair?;
+                lib.raw_set(k, v)?;
+            }
+            lib.set_metatable(None)?;
+            lib.raw_get::<Value>(key)
+        })?,
+    )?;
+    lib.set_metatable(Some(meta))?;
+    Ok(lib)
+}
+
+/// The float encoding cmsgpack and struct share, loaded once.
+fn ieee754(lua: &Lua) -> mlua::Result<Table> {
+    const KEY: &str = "warp.ieee754";
+    if let Ok(Value::Table(ieee)) = lua.named_registry_value::<Value>(KEY) {
+        return Ok(ieee);
+    }
+    let ieee: Table = lua
+        .load(IEEE754)
+        .set_name("=ieee754")
+        .set_mode(ChunkMode::Text)
+        .call(())?;
+    lua.set_named_registry_value(KEY, &ieee)?;
+    Ok(ieee)
 }
 
 /// The `redis` table's functions that can raise errors, `math.random` and the arithmetic of
