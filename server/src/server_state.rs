@@ -43,6 +43,8 @@ pub struct Server {
     pub port: u16,
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
+    /// The workers' listening sockets: closed to new clients once the server stops.
+    pub listening: Mutex<Vec<std::os::fd::RawFd>>,
     pub lastsave: AtomicU64,
     pub wal: Wal,
     pub limits: crate::eviction::Limits,
@@ -457,6 +459,7 @@ impl Server {
             port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
+            listening: Mutex::new(Vec::new()),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             wal: Wal::new(threads),
             limits,
@@ -656,6 +659,12 @@ impl Server {
 
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        // As Redis closes its listening sockets first: a client that connects from now on is
+        // refused rather than let in and dropped when the process exits.
+        for &fd in self.listening.lock().expect("listening lock").iter() {
+            // SAFETY: a listening socket of a worker, open for the server's life.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
         self.shutdown.notify_waiters();
     }
 }

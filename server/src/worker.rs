@@ -184,16 +184,22 @@ fn run_worker(
 }
 
 async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls: bool) {
+    server
+        .listening
+        .lock()
+        .expect("listening lock")
+        .push(listener.as_raw_fd());
     if !tls {
         // A busy script's hook accepts on it too (see busy_clients).
         crate::busy_clients::register_listener(&server, listener.as_raw_fd());
     }
     loop {
-        match listener.accept().await {
+        let accepted = listener.accept().await;
+        if server.shutting_down.load(Ordering::Relaxed) {
+            return; // stopping: the listener is shut, new clients are refused
+        }
+        match accepted {
             Ok((stream, peer)) => {
-                if server.shutting_down.load(Ordering::Relaxed) {
-                    continue; // stopping: new connections are closed at once
-                }
                 connection_loop::accept(&server, me, stream, peer, tls);
             }
             Err(e) => {

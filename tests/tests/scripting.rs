@@ -1159,3 +1159,35 @@ fn the_interpreter_stays_small_until_a_script_needs_its_libraries() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A script in RESP3 reads a big number and drops an attribute, and its reply goes to the
+/// client in the client's protocol (Redis's scripting unit, DEBUG PROTOCOL from a script).
+#[test]
+fn scripts_read_big_numbers_and_attributes() {
+    let server = start_warpengine(&["--enable-debug-command", "yes"]);
+    let mut c = RawConn::connect(server.port);
+    // (DEBUG is `noscript`: Redis's test lifts that first.)
+    c.call(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]);
+    let run = |c: &mut RawConn, kind: &str| {
+        let script = format!("redis.setresp(3) return redis.call('debug', 'protocol', '{kind}')");
+        c.send_command(&[b"EVAL", script.as_bytes(), b"0"]);
+        c.read_reply().expect("reply")
+    };
+    let bignum = "1234567999999999999999999999999999999";
+    let attrib = "Some real reply following the attribute";
+    assert_eq!(
+        run(&mut c, "bignum"),
+        format!("$37\r\n{bignum}\r\n").into_bytes()
+    );
+    assert_eq!(
+        run(&mut c, "attrib"),
+        format!("$39\r\n{attrib}\r\n").into_bytes()
+    );
+    c.send_command(&[b"HELLO", b"3"]);
+    c.read_reply().expect("HELLO");
+    assert_eq!(run(&mut c, "bignum"), format!("({bignum}\r\n").into_bytes());
+    assert_eq!(
+        run(&mut c, "attrib"),
+        format!("$39\r\n{attrib}\r\n").into_bytes()
+    );
+}

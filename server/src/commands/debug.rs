@@ -530,10 +530,7 @@ fn object(s: &mut Session, key: &[u8]) -> Reply {
 #[allow(clippy::approx_constant)] // DEBUG PROTOCOL double answers 3.141, as Redis does.
 fn protocol(kind: &str, resp3: bool) -> Reply {
     match kind {
-        "bignum" if resp3 => Reply::Raw(Bytes::from_static(
-            b"(1234567999999999999999999999999999999\r\n",
-        )),
-        "bignum" => Reply::bulk_str("1234567999999999999999999999999999999"),
+        "bignum" => Reply::BigNumber(Bytes::from_static(b"1234567999999999999999999999999999999")),
         // An attribute is not a reply: a real one follows it.
         "attrib" if resp3 => Reply::Raw(Bytes::from_static(
             b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$39\r\nSome real reply following the attribute\r\n",

@@ -35,6 +35,16 @@ pub fn read_reply(buf: &[u8], at: usize) -> Result<(Reply, usize), ReadError> {
         b'-' => Reply::Error(text()?),
         b':' => Reply::Int(int()?),
         b'_' => Reply::Nil,
+        b'(' => Reply::BigNumber(Bytes::copy_from_slice(head)),
+        b'|' => {
+            // An attribute: read and dropped (as Redis's scripts drop them); the reply it
+            // annotates follows.
+            let mut pos = after;
+            for _ in 0..int()?.max(0) * 2 {
+                pos = read_reply(buf, pos)?.1;
+            }
+            return read_reply(buf, pos);
+        }
         b'#' => match head {
             b"t" => Reply::Bool(true),
             b"f" => Reply::Bool(false),
@@ -128,6 +138,16 @@ mod tests {
         roundtrip(b"=7\r\ntxt:abc\r\n");
         roundtrip(b"*2\r\n:1\r\n~1\r\n+a\r\n");
         roundtrip(b"%2\r\n$1\r\nk\r\n*0\r\n$1\r\nj\r\n%0\r\n");
+        roundtrip(b"(1234567999999999999999999999999999999\r\n");
+    }
+
+    #[test]
+    fn an_attribute_is_dropped_for_the_reply_it_annotates() {
+        let wire = b"|1\r\n$3\r\nkey\r\n*2\r\n$1\r\na\r\n:9\r\n+real\r\n";
+        assert_eq!(
+            read_reply(wire, 0).unwrap(),
+            (Reply::StatusOwned("real".into()), wire.len())
+        );
     }
 
     #[test]

@@ -147,7 +147,8 @@ impl ScriptCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// The memory of every worker's interpreter, as they last reported it.
+    /// The memory of every worker's interpreter of the current generation, as they last
+    /// reported it.
     pub fn interpreter_bytes(&self) -> u64 {
         self.interpreters.load(Ordering::Relaxed).max(0) as u64
     }
@@ -166,6 +167,9 @@ impl ScriptCache {
         self.at_connection.clear();
         self.bytes.store(0, Ordering::Relaxed);
         self.generation.fetch_add(1, Ordering::AcqRel);
+        // The interpreters of the old generation no longer count (each worker drops its own
+        // before its next script; Redis frees its one interpreter at once).
+        self.interpreters.store(0, Ordering::Relaxed);
     }
 }
 
@@ -300,10 +304,9 @@ pub fn with_vm<R>(
         };
         let generation = cache.generation();
         if slot.as_ref().is_none_or(|vm| vm.generation != generation) {
-            // Dropping the old interpreter first halves the peak memory of a renewal.
-            if let Some(old) = slot.take() {
-                cache.report_interpreter(-old.reported_bytes);
-            }
+            // Dropping the old interpreter first halves the peak memory of a renewal. (Its
+            // memory stopped counting at the flush that made it old.)
+            drop(slot.take());
             match Vm::new(generation, cache.busy.clone()) {
                 Ok(vm) => *slot = Some(vm),
                 Err(e) => {
@@ -317,7 +320,7 @@ pub fn with_vm<R>(
         // Reported past 64 KB of change: a shared counter written on every script would
         // bounce between the workers' caches.
         let used = vm.used_bytes();
-        if (used - vm.reported_bytes).abs() >= 64 * 1024 {
+        if (used - vm.reported_bytes).abs() >= 64 * 1024 && vm.generation == cache.generation() {
             cache.report_interpreter(used - vm.reported_bytes);
             vm.reported_bytes = used;
         }
