@@ -382,7 +382,11 @@ fn serve_parts(server: &Arc<Server>, fd: RawFd, parts: &mut ConnParts) -> bool {
     let (read, open) = read_available(fd, &mut parts.unread);
     let stats = &server.worker_stats[parts.pipeline.worker()];
     bump(&stats.net_input_bytes, read as u64);
-    if open {
+    let limit = server.hot.query_buffer_limit.load(Ordering::Relaxed);
+    if parts.unread.len() as u64 > limit {
+        // Its task closes it (past `client-query-buffer-limit`); nothing more is read here.
+        parts.left_for_later = true;
+    } else if open {
         run_requests(server, parts);
         write_available(fd, &mut parts.out, stats);
     } else {

@@ -228,15 +228,18 @@ impl Tracking {
     /// Before a command of a tracking client runs: remembers the keys of a read-only one (as
     /// OPTIN/OPTOUT and CLIENT CACHING decide), and spends CLIENT CACHING's flag, which lasts
     /// for one command (CLIENT's own subcommands and a transaction's queued commands aside).
+    /// `queued`: the command is queued in MULTI; then its keys are not tracked now, and the
+    /// answer says whether EXEC is to track them (as Redis tracks a read's keys when it runs).
     pub fn before_command(
         &self,
         server: &Server,
         conn: &mut ConnState,
         index: usize,
         args: &[Bytes],
-    ) {
+        queued: bool,
+    ) -> bool {
         let Some(t) = conn.tracking.clone() else {
-            return;
+            return false;
         };
         let spec = &TABLE[index];
         let caching = conn.tracking_caching;
@@ -250,11 +253,54 @@ impl Tracking {
         let script = matches!(spec.run, crate::command_table::Run::Script(_));
         conn.track_script_keys = wanted && script;
         if !wanted || script || !spec.flags.contains(Flags::READONLY) {
-            return;
+            return false;
+        }
+        if queued {
+            return true;
         }
         for p in spec.key_positions(args) {
             self.remember(server, &args[p], t.id);
         }
+        false
+    }
+
+    /// EXEC of a tracking client's transaction, before it runs: the keys of its queued reads
+    /// are tracked as Redis tracks them, each when its command runs. A key a command before
+    /// the read writes is to be tracked after the transaction (that write must not
+    /// invalidate it: the keys returned, for [`Tracking::after_exec`]); the others now (a
+    /// later write in the transaction invalidates them, as in Redis).
+    pub fn before_exec(
+        &self,
+        server: &Server,
+        conn: &ConnState,
+        queued: &[crate::transaction_state::Queued],
+    ) -> Vec<Bytes> {
+        let Some(id) = conn.tracking.as_ref().map(|t| t.id) else {
+            return Vec::new();
+        };
+        let mut written: Vec<&Bytes> = Vec::new();
+        let mut after = Vec::new();
+        for q in queued {
+            let spec = &TABLE[q.index];
+            let keys = spec.key_positions(&q.args).into_iter().map(|p| &q.args[p]);
+            if q.tracks {
+                for key in keys {
+                    if written.contains(&key) {
+                        after.push(key.clone());
+                    } else {
+                        self.remember(server, key, id);
+                    }
+                }
+            } else if spec.is_write() {
+                written.extend(keys);
+            }
+        }
+        after
+    }
+
+    /// After EXEC: tracks the keys [`Tracking::before_exec`] left for then.
+    pub fn after_exec(&self, server: &Server, conn: &ConnState, keys: &[Bytes]) {
+        self.remember_keys(server, conn, keys);
     }
 
     /// A script of a tracking client called a read-only command: its declared keys are

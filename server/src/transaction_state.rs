@@ -24,6 +24,8 @@ pub struct Queued {
     pub index: usize,
     pub args: Vec<Bytes>,
     pub class: crate::persist::Durable,
+    /// A tracking client's read: its keys are tracked when EXEC runs it, not when queued.
+    pub tracks: bool,
 }
 
 /// The keys a connection WATCHes: (database, key), and the flag their changes set.

@@ -524,3 +524,71 @@ fn a_transaction_s_bcast_invalidations_come_one_per_prefix() {
     );
     assert_eq!(a.command(&[b"PING"]), b"+PONG\r\n");
 }
+
+/// What a tracking client receives from a transaction that reads: the frames after each of
+/// its commands (up to a PING's answer, pushes included).
+fn transaction_frames(port: u16) -> Vec<String> {
+    let mut a = RawConn::connect(port);
+    let mut b = RawConn::connect(port);
+    let mut frames = Vec::new();
+    let run = |c: &mut RawConn, args: &[&str], frames: &mut Vec<String>| {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        c.send_command(&args);
+        frames.push(String::from_utf8_lossy(&c.read_reply().expect("reply")).into_owned());
+    };
+    run(&mut a, &["HELLO", "3"], &mut Vec::new());
+    let mut in_multi = false;
+    for step in [
+        "A client tracking on",
+        "A multi",
+        "A mset x{t} 1 y{t} 2",
+        "A get y{t}",
+        "A exec",
+        "A multi",
+        "A get z",
+        "A set z 1",
+        "A exec",
+        "A multi",
+        "A get w",
+        "B set w 1",
+        "A exec",
+        "B set y{t} 3",
+        "B set w 2",
+    ] {
+        let words: Vec<&str> = step.split_whitespace().collect();
+        let conn = if words[0] == "A" { &mut a } else { &mut b };
+        run(conn, &words[1..], &mut frames);
+        if words[0] == "A" {
+            in_multi = (in_multi || words[1] == "multi") && words[1] != "exec";
+        }
+        // Pushes the step caused for A, then A's PING answer (outside MULTI).
+        if !in_multi {
+            a.send_command(&[b"PING"]);
+            loop {
+                let frame = a.read_reply().expect("frame");
+                if frame == b"+PONG\r\n" {
+                    break;
+                }
+                frames.push(String::from_utf8_lossy(&frame).into_owned());
+            }
+        }
+    }
+    frames
+}
+
+/// Reads queued in MULTI are tracked when EXEC runs them, as Redis tracks them: a write
+/// before the read in the transaction, or another client's before EXEC, invalidates
+/// nothing; a write after the read in the transaction does (after EXEC's reply).
+#[test]
+fn reads_in_a_transaction_are_tracked_when_exec_runs_them() {
+    if !redis_available() {
+        assert!(std::env::var("WARP_SKIP_DIFFERENTIAL").is_ok());
+        return;
+    }
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "4"]);
+    assert_eq!(
+        transaction_frames(warp.port),
+        transaction_frames(redis.port)
+    );
+}

@@ -340,14 +340,17 @@ impl Pipeline {
             if server.monitors.active() {
                 show_to_monitors(server, conn, index, &args);
             }
-            if conn.tracking.is_some() {
-                server.tracking.before_command(server, conn, index, &args);
-            }
-            if conn.tx.is_some() && !TABLE[index].runs_in_multi {
+            let queues = conn.tx.is_some() && !TABLE[index].runs_in_multi;
+            let tracks = conn.tracking.is_some()
+                && server
+                    .tracking
+                    .before_command(server, conn, index, &args, queues);
+            if queues {
                 let queued = Queued {
                     index,
                     args,
                     class: request.class,
+                    tracks,
                 };
                 self.queue_in_transaction(conn, slot, queued);
                 continue;

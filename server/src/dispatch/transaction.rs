@@ -115,9 +115,15 @@ impl Pipeline {
                     } else {
                         self.flush(server, conn).await;
                         let watching = conn.watching.take();
+                        let tracked_after = if tx.queued.iter().any(|q| q.tracks) {
+                            server.tracking.before_exec(server, conn, &tx.queued)
+                        } else {
+                            Vec::new()
+                        };
                         let reply = server.tracking.holding_bcast(server, || {
                             self.exec(server, conn, *tx, watching.as_deref())
                         });
+                        server.tracking.after_exec(server, conn, &tracked_after);
                         conn.watching = watching;
                         transaction_state::unwatch_all(server, conn);
                         reply
