@@ -69,6 +69,11 @@ fn main() {
     };
     let config = match command_line.to_config() {
         Ok(c) => c,
+        // A command-line line's error is already Redis's block.
+        Err(e) if e.starts_with("\n*** FATAL") => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
         Err(e) => {
             eprintln!("*** FATAL CONFIG FILE ERROR *** {e}");
             std::process::exit(1);

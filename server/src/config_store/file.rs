@@ -54,66 +54,78 @@ impl ConfigStore {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let fail = |why: String| format!("{origin}, line {}: '{}': {why}", n + 1, line);
-            let Some(argv) = split_args(line) else {
-                return Err(fail("Unbalanced quotes in configuration line".into()));
-            };
-            let Some(name) = argv.first().map(|a| a.to_ascii_lowercase()) else {
-                continue;
-            };
-            match name.as_str() {
-                "include" if argv.len() == 2 => {
-                    let mut nested = ConfigStore {
-                        file: self.file.take(),
-                        ..self.clone()
-                    };
-                    let text = std::fs::read_to_string(&argv[1])
-                        .map_err(|e| fail(format!("cannot read '{}': {e}", argv[1])))?;
-                    nested.load_text(&text, &argv[1])?;
-                    *self = nested;
-                    continue;
-                }
-                "user" if argv.len() >= 2 => {
-                    if self.users.iter().any(|u| u[0] == argv[1]) {
-                        return Err(fail(
-                            "Duplicate user found. A user can only be defined once in config files"
-                                .into(),
-                        ));
-                    }
-                    self.users.push(argv[1..].to_vec());
-                    continue;
-                }
-                "rename-command" if argv.len() == 3 => {
-                    self.renames.push((argv[1].clone(), argv[2].clone()));
-                    continue;
-                }
-                "user" | "loadmodule" | "sentinel" => {
-                    return Err(fail(format!("'{name}' is not supported by WarpEngine")));
-                }
-                _ => {}
-            }
-            let Some(p) = param(&name) else {
-                return Err(fail("Bad directive or wrong number of arguments".into()));
-            };
-            let value = if multi_word(p.kind) {
-                argv[1..].join(" ")
-            } else if argv.len() == 2 {
-                argv[1].clone()
-            } else {
-                return Err(fail("wrong number of arguments".into()));
-            };
-            let value = if matches!(p.kind, Kind::Save) && !value.is_empty() && save_seen {
-                format!("{} {value}", self.get("save"))
-            } else {
-                value
-            };
-            if matches!(p.kind, Kind::Save) {
-                save_seen = true;
-            }
-            self.set(&name, &value, true)
-                .map_err(|e| fail(describe(&e)))?;
+            self.apply_line(line, &mut save_seen, false)
+                .map_err(|why| format!("{origin}, line {}: '{}': {why}", n + 1, line))?;
         }
         Ok(())
+    }
+
+    /// Applies one configuration line; the error is Redis's reason. `lenient` (the command
+    /// line): a yes/no parameter without a value means yes.
+    pub(super) fn apply_line(
+        &mut self,
+        line: &str,
+        save_seen: &mut bool,
+        lenient: bool,
+    ) -> Result<(), String> {
+        let Some(argv) = split_args(line) else {
+            return Err("Unbalanced quotes in configuration line".into());
+        };
+        let Some(name) = argv.first().map(|a| a.to_ascii_lowercase()) else {
+            return Ok(());
+        };
+        match name.as_str() {
+            "include" if argv.len() == 2 => {
+                let mut nested = ConfigStore {
+                    file: self.file.take(),
+                    ..self.clone()
+                };
+                let text = std::fs::read_to_string(&argv[1])
+                    .map_err(|e| format!("cannot read '{}': {e}", argv[1]))?;
+                nested.load_text(&text, &argv[1])?;
+                *self = nested;
+                return Ok(());
+            }
+            "user" if argv.len() >= 2 => {
+                if self.users.iter().any(|u| u[0] == argv[1]) {
+                    return Err(
+                        "Duplicate user found. A user can only be defined once in config files"
+                            .into(),
+                    );
+                }
+                self.users.push(argv[1..].to_vec());
+                return Ok(());
+            }
+            "rename-command" if argv.len() == 3 => {
+                self.renames.push((argv[1].clone(), argv[2].clone()));
+                return Ok(());
+            }
+            "user" | "loadmodule" | "sentinel" => {
+                return Err(format!("'{name}' is not supported by WarpEngine"));
+            }
+            _ => {}
+        }
+        let Some(p) = param(&name) else {
+            return Err("Bad directive or wrong number of arguments".into());
+        };
+        let value = if multi_word(p.kind) {
+            argv[1..].join(" ")
+        } else if argv.len() == 2 {
+            argv[1].clone()
+        } else if lenient && argv.len() == 1 && matches!(p.kind, Kind::Bool) {
+            "yes".into()
+        } else {
+            return Err("wrong number of arguments".into());
+        };
+        let value = if matches!(p.kind, Kind::Save) && !value.is_empty() && *save_seen {
+            format!("{} {value}", self.get("save"))
+        } else {
+            value
+        };
+        if matches!(p.kind, Kind::Save) {
+            *save_seen = true;
+        }
+        self.set(&name, &value, true).map_err(|e| describe(&e))
     }
 
     /// CONFIG REWRITE: the file's lines stay where they are with their values updated,
@@ -235,7 +247,7 @@ fn format_memory(bytes: &str) -> String {
 }
 
 /// A string quoted as Redis's `sdscatrepr` does.
-fn quoted(s: &str) -> String {
+pub(super) fn quoted(s: &str) -> String {
     let mut out = String::from("\"");
     for &c in s.as_bytes() {
         match c {
