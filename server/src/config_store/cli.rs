@@ -68,12 +68,15 @@ impl CommandLine {
         let mut value_taken = true;
         for arg in &args[i..] {
             // WarpEngine's leniency: a yes/no parameter named alone (`--appendonly`) is yes,
-            // so an option right after it starts a line of its own.
+            // and its own `--wal-repair` and `--wal-thread-writer` take no value, so an option
+            // right after one starts a line of its own.
             let after_lone_bool = !value_taken
-                && lines.last().and_then(|l| param(l.trim())).is_some_and(|p| {
-                    matches!(p.kind, super::Kind::Bool)
-                        && arg.strip_prefix("--").is_some_and(known_option)
-                });
+                && lines.last().is_some_and(|l| {
+                    let name = l.trim();
+                    matches!(name, "wal-repair" | "wal-thread-writer")
+                        || param(name).is_some_and(|p| matches!(p.kind, super::Kind::Bool))
+                })
+                && arg.strip_prefix("--").is_some_and(known_option);
             if (value_taken || after_lone_bool) && arg.starts_with("--") {
                 let mut option = arg[2..].to_string();
                 // `--name=value`, as command-line tools commonly take it.
@@ -163,7 +166,7 @@ mod tests {
         let cl = parse("/etc/x.conf --port 7000 --save 900 1 --appendonly --set hz=20").unwrap();
         assert_eq!(cl.config_file, Some(PathBuf::from("/etc/x.conf")));
         assert_eq!(cl.lines.len(), 4);
-        let cfg = parse("--port 7000 --save 900 1 --protected-mode --set hz=20 --wal-repair")
+        let cfg = parse("--wal-thread-writer --port 7000 --save 900 1 --protected-mode --set hz=20 --wal-repair")
             .unwrap()
             .to_config()
             .unwrap();
@@ -171,6 +174,7 @@ mod tests {
         assert_eq!(cfg.get("save"), "900 1");
         assert_eq!(cfg.get("hz"), "20");
         assert_eq!(cfg.get("wal-repair"), "yes");
+        assert_eq!(cfg.get("wal-io"), "thread");
         let cfg = parse("--port=7001 --threads=2")
             .unwrap()
             .to_config()
