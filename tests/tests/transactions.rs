@@ -274,3 +274,63 @@ fn oom_refuses_while_queuing_and_errors_inside_exec_are_counted() {
     let errors = warpengine_tests::info_field(&mut admin, "errorstats", "errorstat_ERR");
     assert_eq!(errors, "count=1");
 }
+
+/// EXEC is judged by the commands it runs, as Redis judges it when it comes: a transaction
+/// with a write is refused (EXECABORT ... NOREPLICAS) when `min-replicas-to-write` is not met
+/// by then; on a replica whose link is down under `replica-serve-stale-data no`, one with a
+/// command not flagged `stale` is refused MASTERDOWN. And on a read-only replica a function
+/// (or a script with a shebang) that may write does not run at all (Redis's multi and
+/// functions units).
+#[test]
+fn exec_and_scripts_are_refused_as_what_they_run_would_be() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(server.port);
+    let mut other = RawConn::connect(server.port);
+    let ok = Resp::Simple("OK".into());
+    let exec_refused = |c: &mut RawConn, why: &str| match c.call(&["EXEC"]) {
+        Resp::Error(e) => assert!(e.starts_with("EXECABORT") && e.contains(why), "{e}"),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(c.call(&["SET", "xx", "1"]), ok);
+    c.call(&["MULTI"]);
+    c.call(&["INCR", "xx"]);
+    assert_eq!(
+        other.call(&["CONFIG", "SET", "min-replicas-to-write", "2"]),
+        ok
+    );
+    exec_refused(&mut c, "NOREPLICAS");
+    assert_eq!(c.call(&["GET", "xx"]), Resp::Bulk(b"1".to_vec()));
+    other.call(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    // A read-only transaction still runs.
+    c.call(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    for queued in ["GET", "PING"] {
+        c.call(&["MULTI"]);
+        if queued == "GET" {
+            c.call(&["GET", "xx"]);
+        } else {
+            c.call(&["PING"]);
+        }
+        assert_eq!(other.call(&["REPLICAOF", "localhsot", "0"]), ok);
+        exec_refused(&mut c, "MASTERDOWN");
+        assert_eq!(other.call(&["REPLICAOF", "NO", "ONE"]), ok);
+    }
+    c.call(&["CONFIG", "SET", "replica-serve-stale-data", "yes"]);
+    let code = "#!lua name=rw\n\
+                redis.register_function('w', function() return redis.call('set', 'a', 1) end)\n\
+                redis.register_function{function_name='r', callback=function() return 1 end, flags={'no-writes'}}";
+    assert_eq!(
+        c.call(&["FUNCTION", "LOAD", code]),
+        Resp::Bulk(b"rw".to_vec())
+    );
+    assert_eq!(other.call(&["REPLICAOF", "127.0.0.1", "1"]), ok);
+    let readonly = Resp::Error("READONLY You can't write against a read only replica.".into());
+    assert_eq!(c.call(&["FCALL", "w", "0"]), readonly);
+    assert_eq!(c.call(&["FCALL", "r", "0"]), Resp::Int(1));
+    assert_eq!(c.call(&["EVAL", "#!lua\nreturn 1", "0"]), readonly);
+    assert_eq!(
+        c.call(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]),
+        Resp::Int(1)
+    );
+    assert_eq!(c.call(&["EVAL", "return 1", "0"]), Resp::Int(1));
+    other.call(&["REPLICAOF", "NO", "ONE"]);
+}

@@ -100,7 +100,10 @@ pub(super) fn admit(
             return refuse(index, Reply::Error(refusal));
         }
     }
-    if spec.flags.contains(Flags::WRITE) && server.replication.gates_writes() {
+    if server.replication.gates_writes()
+        && (spec.flags.contains(Flags::WRITE)
+            || exec_queued_any(spec, conn, |f| f.contains(Flags::WRITE)))
+    {
         if let Some(refusal) = server.replication.noreplicas() {
             return refuse(index, refusal);
         }
@@ -273,7 +276,10 @@ fn replica_refusal(
     let flags = command_table::subcommand_facts(args)
         .flatten()
         .map_or(spec.flags, |(_, f)| f);
-    if !flags.contains(Flags::STALE) && !upstream.serves_stale(server) {
+    // EXEC as its commands: refused if one of them would be (Redis's is_denystale_command).
+    let stale_ok =
+        flags.contains(Flags::STALE) && !exec_queued_any(spec, conn, |f| !f.contains(Flags::STALE));
+    if !stale_ok && !upstream.serves_stale(server) {
         return Some(Reply::err(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));
@@ -293,4 +299,20 @@ fn allowed_while_busy(spec: &crate::command_table::CommandSpec, args: &[Bytes]) 
         .flatten()
         .map_or(spec.flags, |(_, f)| f);
     flags.contains(Flags::ALLOW_BUSY)
+}
+
+/// For EXEC: whether a command of the transaction has flags that `test` picks (Redis judges
+/// EXEC by the commands it runs: a transaction with a write is a write when EXEC comes).
+fn exec_queued_any(
+    spec: &crate::command_table::CommandSpec,
+    conn: &ConnState,
+    test: impl Fn(Flags) -> bool,
+) -> bool {
+    matches!(
+        spec.run,
+        command_table::Run::Transaction(command_table::TxStep::Exec)
+    ) && conn
+        .tx
+        .as_ref()
+        .is_some_and(|tx| tx.queued.iter().any(|q| test(TABLE[q.index].flags)))
 }

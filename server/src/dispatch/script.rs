@@ -463,6 +463,17 @@ fn prepare<'a>(
             "ERR Can not run script on cluster, 'no-cluster' flag is set.",
         ));
     }
+    // A function, or a script with a shebang, that may write does not run on a read-only
+    // replica (Redis's scriptPrepareForRun); a script without one runs until it writes.
+    let declared =
+        matches!(call.target, Target::Function(..)) || call.flags().contains(ScriptFlags::DECLARED);
+    if declared
+        && !call.flags().contains(ScriptFlags::NO_WRITES)
+        && server.replication.is_replica()
+        && server.replication.upstream.read_only(server)
+    {
+        return Err(Reply::err(crate::replication::replica::READONLY));
+    }
     Ok(call)
 }
 
