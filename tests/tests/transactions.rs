@@ -301,6 +301,23 @@ fn exec_and_scripts_are_refused_as_what_they_run_would_be() {
     exec_refused(&mut c, "NOREPLICAS");
     assert_eq!(c.call(&["GET", "xx"]), Resp::Bulk(b"1".to_vec()));
     other.call(&["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    // Likewise OOM under noeviction for a transaction with a command that may grow memory;
+    // one that only reads still runs.
+    c.call(&["MULTI"]);
+    c.call(&["SET", "x", "1"]);
+    c.call(&["GET", "x"]);
+    assert_eq!(other.call(&["CONFIG", "SET", "maxmemory", "1"]), ok);
+    exec_refused(&mut c, "OOM");
+    assert_eq!(other.call(&["CONFIG", "SET", "maxmemory", "0"]), ok);
+    c.call(&["MULTI"]);
+    c.call(&["GET", "x"]);
+    c.call(&["PING"]);
+    assert_eq!(other.call(&["CONFIG", "SET", "maxmemory", "1"]), ok);
+    assert_eq!(
+        c.call(&["EXEC"]),
+        Resp::Array(vec![Resp::Nil, Resp::Simple("PONG".into())])
+    );
+    assert_eq!(other.call(&["CONFIG", "SET", "maxmemory", "0"]), ok);
     // A read-only transaction still runs.
     c.call(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
     for queued in ["GET", "PING"] {

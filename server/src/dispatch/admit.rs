@@ -148,7 +148,11 @@ fn oom_refused(
     spec: &crate::command_table::CommandSpec,
 ) -> bool {
     let queued = conn.tx.is_some() && !spec.runs_in_multi;
-    (spec.flags.contains(Flags::DENYOOM) || queued)
+    // EXEC of a transaction with a command that may grow memory is refused too (EXECABORT).
+    let grows = spec.flags.contains(Flags::DENYOOM)
+        || queued
+        || exec_queued_any(spec, conn, |f| f.contains(Flags::DENYOOM));
+    grows
         && !conn.primary
         && !server.replication.is_replica()
         && server.limits.policy() == crate::eviction::Policy::NoEviction
