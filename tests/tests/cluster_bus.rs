@@ -153,15 +153,25 @@ fn wait_ready(ports: &[u16], count: usize) {
 
 /// Waits until every node sees the same cluster, of `count` nodes, all connected.
 fn wait_agreement(ports: &[u16], count: usize) {
-    wait_for("the nodes to agree", || {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
         let views: Vec<String> = ports.iter().map(|&p| nodes_of(p)).collect();
-        views.iter().all(|v| {
+        let agree = views.iter().all(|v| {
             v.lines().count() == count
                 && v.lines().all(|l| l.contains(" connected"))
                 && !v.contains("fail")
                 && view(v) == view(&views[0])
-        })
-    });
+        });
+        if agree {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for the nodes to agree; their views:\n{}",
+            views.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn set_and_get_across_slots(port: u16, prefix: &str) {

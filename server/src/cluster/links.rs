@@ -239,7 +239,7 @@ impl Bus {
         let ctx = Ctx::of(&self.server);
         let cluster = &self.server.cluster;
         let mut publish = None;
-        let saved = {
+        let changed = {
             let mut st = cluster.write();
             match event {
                 Event::Closed { id } => {
@@ -251,7 +251,7 @@ impl Bus {
                             p.inbound = None;
                         }
                     }
-                    None
+                    false
                 }
                 Event::Frame {
                     id,
@@ -278,12 +278,12 @@ impl Bus {
                     let out = gossip::process(&mut st, &link, msg, &ctx, &mut self.rng);
                     st.update_state();
                     publish = out.publish;
-                    out.save.then(|| st.nodes_conf())
+                    out.save
                 }
             }
         };
-        if let Some(text) = saved {
-            self.save(&text);
+        if changed {
+            self.save();
         }
         if let Some((shard, channel, message)) = publish {
             self.server
@@ -293,8 +293,8 @@ impl Bus {
         self.reconcile(&ctx);
     }
 
-    fn save(&self, text: &str) {
-        if let Err(e) = self.server.cluster.write_file(text) {
+    fn save(&self) {
+        if let Err(e) = self.server.cluster.save() {
             tracing::warn!("cannot write the cluster config file: {e}");
         }
     }
@@ -307,7 +307,7 @@ impl Bus {
             let barrier = cfg.get_i64("cluster-migration-barrier").max(0) as usize;
             (super::announce(&cfg), barrier)
         };
-        let saved = {
+        let changed = {
             let mut st = self.server.cluster.write();
             if !announce.ip.is_empty() {
                 st.my_ip = announce.ip.clone();
@@ -319,10 +319,10 @@ impl Bus {
             let promoted = failover::handle_replica(&mut st, &ctx, &mut self.rng)
                 | failover::migrate_if_orphans(&mut st, &ctx, migration_barrier);
             st.update_state();
-            (promoted || st.peers.len() != known).then(|| st.nodes_conf())
+            promoted || st.peers.len() != known
         };
-        if let Some(text) = saved {
-            self.save(&text);
+        if changed {
+            self.save();
         }
         self.reconcile(&ctx);
     }

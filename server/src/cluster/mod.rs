@@ -436,6 +436,11 @@ pub struct Cluster {
     /// start and by CONFIG SET) so that a keyed request does not take the config lock.
     require_full_coverage: AtomicBool,
     reads_when_down: AtomicBool,
+    /// Held while `nodes.conf` is written. A writer takes it before reading the state it
+    /// writes, so the file ends with the newest state: a text made before another thread's
+    /// change and written after that thread's own save would bring back what the change undid
+    /// (a reshard's last slot, still MIGRATING on the source's restart).
+    file_lock: std::sync::Mutex<()>,
 }
 
 impl Cluster {
@@ -447,6 +452,7 @@ impl Cluster {
             file: PathBuf::new(),
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
+            file_lock: std::sync::Mutex::new(()),
         }
     }
 
@@ -493,6 +499,7 @@ impl Cluster {
             file,
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
+            file_lock: std::sync::Mutex::new(()),
         };
         Ok(cluster)
     }
@@ -528,20 +535,16 @@ impl Cluster {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `nodes.conf`.
-    pub fn save(&self) -> std::io::Result<()> {
-        let text = self.read().nodes_conf();
-        self.write_file(&text)
-    }
-
-    /// Writes `nodes.conf` from text made under a lock already held, in place, as Redis 7.0's
+    /// Writes `nodes.conf` with the state as it is now, in place, as Redis 7.0's
     /// `clusterSaveConfig` does: the new text over the old, padded with blank lines (which a
     /// reader skips) to the old length, then cut to its own, so that the file reads as a whole
     /// configuration at every step. A temporary file renamed over it would be atomic on a power
     /// loss too, but costs a new inode and, on ext4, a flush of the data at each rename: 2-3 ms a
     /// save, which a reshard pays five times per slot moved (the SETSLOTs on every primary).
-    pub fn write_file(&self, text: &str) -> std::io::Result<()> {
+    pub fn save(&self) -> std::io::Result<()> {
         use std::io::Write;
+        let _writing = self.file_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let text = self.read().nodes_conf();
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
