@@ -592,3 +592,36 @@ fn reads_in_a_transaction_are_tracked_when_exec_runs_them() {
         transaction_frames(redis.port)
     );
 }
+
+/// Over maxmemory a read evicts too (Redis evicts before every command), and a tracking
+/// client's invalidation of the evicted key comes before the read's reply, on redis-server and
+/// here (Redis's tracking unit, 'invalidation message of eviction keys should be before
+/// response').
+#[test]
+fn an_eviction_before_a_read_is_announced_before_its_reply() {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "2"]);
+    for port in [redis.port, warp.port] {
+        let mut admin = RawConn::connect(port);
+        let mut c = tracking_conn(port);
+        let used: u64 = info_field(&mut admin, "memory", "used_memory")
+            .parse()
+            .unwrap();
+        let limit = (used + 100 * 1024).to_string();
+        c.command(&[b"CONFIG", b"SET", b"maxmemory-policy", b"volatile-random"]);
+        c.command(&[b"CONFIG", b"SET", b"maxmemory", limit.as_bytes()]);
+        c.command(&[b"SETEX", b"volatile-key", b"10000", b"x"]);
+        c.command(&[b"GET", b"volatile-key"]);
+        // About 200 KB: over the limit from the next command on.
+        assert_eq!(
+            c.command(&[b"SETBIT", b"big-key", b"1600000", b"0"]),
+            b":0\r\n"
+        );
+        c.send_command(&[b"GETBIT", b"big-key", b"0"]);
+        let first = c.read_reply().expect("a frame");
+        assert_eq!(push_keys(&first), ["volatile-key"], "port {port}");
+        assert_eq!(c.read_reply().expect("the reply"), b":0\r\n", "port {port}");
+        assert_eq!(c.command(&[b"EXISTS", b"volatile-key"]), b":0\r\n");
+    }
+}

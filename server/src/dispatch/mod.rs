@@ -301,6 +301,9 @@ impl Pipeline {
         self.output_threshold = server.pubsub.limits.of(self.output_class).threshold();
         let mut next = requests.drain(..);
         while let Some(args) = next.next() {
+            if conn.tracking.is_some() && server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
+                self.evict_ahead(server, conn, out).await;
+            }
             let slot = self.replies.len();
             self.replies.push(None);
             self.commands.push(None);
@@ -417,6 +420,24 @@ impl Pipeline {
         self.await_durable(server).await;
         self.encode_replies(server, out);
         None
+    }
+
+    /// Over maxmemory, Redis evicts before every command, read or write, and the invalidations
+    /// of the evicted keys reach a tracking client before the command's reply. For a tracking
+    /// client the same order here: what came before this command runs and its replies are
+    /// encoded, every shard evicts, then the invalidations follow. (For other clients a write
+    /// makes room on its own shards when it runs: `eviction::before_command`.)
+    #[cold]
+    async fn evict_ahead(&mut self, server: &Arc<Server>, conn: &mut ConnState, out: &mut Vec<u8>) {
+        if !crate::eviction::over_limit(server) || server.replication.is_replica() {
+            return;
+        }
+        self.flush(server, conn).await;
+        self.encode_replies(server, out);
+        crate::eviction::evict_now(server);
+        if let Some(subs) = conn.pubsub.as_mut() {
+            subs.take_queued(out);
+        }
     }
 
     /// A tracking client's write: runs it now, and puts the invalidations it caused for this
