@@ -45,6 +45,10 @@ pub struct KeyCtx<'a> {
     /// A blocked command's try after a wake-up (not its first): XREADGROUP then answers that
     /// its stream or group is gone, where its first try would have refused to block.
     pub blocked_retry: bool,
+    /// Set by a write that found nothing to change although its reply cannot say so (SETBIT of
+    /// a bit already so): as Redis, it is then no change for the dirty counter, WATCH,
+    /// tracking and the log. Read and cleared after each command (`dispatch::step`).
+    pub unchanged: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -75,6 +79,7 @@ impl<'a> KeyCtx<'a> {
             captured: None,
             from_script: false,
             blocked_retry: false,
+            unchanged: false,
             shards,
             server,
             db,

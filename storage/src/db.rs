@@ -730,7 +730,12 @@ impl Db {
 
     /// The value `key` holds, expired or not (nothing is expired here).
     pub fn peek_value(&self, key: &[u8]) -> Option<&Value> {
-        self.map.get(key).map(|e| &e.value)
+        self.peek_entry(key).map(|e| &e.value)
+    }
+
+    /// The entry of `key`, expired or not (nothing is expired here), as Redis's raw dictFind.
+    pub fn peek_entry(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.get(key)
     }
 
     /// A copy of what `key` holds (its value, expiry and access field), expired or not, to

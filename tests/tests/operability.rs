@@ -713,6 +713,60 @@ fn changes_since_last_save_move_with_writes_and_saves() {
     assert_eq!(changes(&mut c), 0, "FLUSHALL with save rules saves");
 }
 
+/// SETBIT and BITFIELD change the count (and are logged, watched, tracked) only when they
+/// created or grew the string or changed a bit, on redis-server and here (Redis's bitops unit).
+#[test]
+fn setbit_and_bitfield_count_a_change_only_when_something_changed() {
+    assert!(redis_available(), "redis-server is needed (see .ci/run)");
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "2"]);
+    let steps: &[(&[&str], u64)] = &[
+        (&["SETBIT", "foo{t}", "0", "0"], 1),
+        (&["BITFIELD", "foo2{t}", "SET", "i5", "0", "0"], 1),
+        (&["SETBIT", "foo{t}", "0", "0"], 0),
+        (&["BITFIELD", "foo2{t}", "SET", "i5", "0", "0"], 0),
+        (&["SETBIT", "foo{t}", "0", "1"], 1),
+        (&["SETBIT", "foo{t}", "0", "1"], 0),
+        (&["BITFIELD", "foo2{t}", "SET", "i5", "0", "1"], 1),
+        (&["BITFIELD", "foo2{t}", "SET", "u4", "0", "0"], 0),
+        (&["BITFIELD", "foo2{t}", "SET", "u5", "0", "0"], 1),
+        (&["BITFIELD", "foo2{t}", "INCRBY", "i5", "0", "0"], 0),
+        (&["BITFIELD", "foo2{t}", "INCRBY", "i5", "0", "1"], 1),
+        (
+            &[
+                "BITFIELD", "foo2{t}", "OVERFLOW", "FAIL", "INCRBY", "u2", "0", "9",
+            ],
+            0,
+        ),
+        (&["SETBIT", "foo{t}", "90", "0"], 1),
+        (&["BITFIELD", "foo2{t}", "SET", "i5", "90", "0"], 1),
+    ];
+    for port in [redis.port, warp.port] {
+        let mut c = RawConn::connect(port);
+        let changes = |c: &mut RawConn| {
+            warpengine_tests::info_field(c, "persistence", "rdb_changes_since_last_save")
+                .parse::<u64>()
+                .unwrap()
+        };
+        for (args, counted) in steps {
+            let before = changes(&mut c);
+            c.call(args);
+            assert_eq!(changes(&mut c) - before, *counted, "port {port}: {args:?}");
+        }
+        // An unchanged bit is no change to a watched key either.
+        let mut other = RawConn::connect(port);
+        c.call(&["WATCH", "foo{t}"]);
+        other.call(&["SETBIT", "foo{t}", "0", "1"]);
+        c.call(&["MULTI"]);
+        c.call(&["PING"]);
+        assert_eq!(
+            c.call(&["EXEC"]),
+            Resp::Array(vec![Resp::Simple("PONG".into())]),
+            "port {port}"
+        );
+    }
+}
+
 /// The `name=value` fields of the CLIENT LIST line of client `id`.
 fn client_fields(c: &mut RawConn, id: i64) -> std::collections::HashMap<String, String> {
     let Resp::Bulk(list) = c.call(&["CLIENT", "LIST", "ID", &id.to_string()]) else {
@@ -958,6 +1012,49 @@ fn debug_loadaof_replays_the_log_and_logging_goes_on() {
     c.call(&["CONFIG", "SET", "appendonly", "no"]);
     assert_eq!(c.call(&["DEBUG", "LOADAOF"]), Resp::Simple("OK".into()));
     assert_eq!(digest(&mut c), expected);
+}
+
+/// DEBUG LOADAOF empties the function libraries with the data and replays them from the log,
+/// as on a read-only replica in Redis's functions unit: a loaded library comes back, a deleted
+/// or flushed one does not.
+#[test]
+fn debug_loadaof_replays_function_libraries() {
+    let dir = TempDir::new("operability-loadaof-functions");
+    let port = free_port();
+    let args = logged_with_debug(&dir);
+    let _server = warpengine_tests::try_start_warpengine_on(port, &args).expect("start");
+    let mut c = RawConn::connect(port);
+    let load = |c: &mut RawConn| {
+        let code =
+            "#!lua name=test\nredis.register_function('test', function() return 'hello' end)";
+        assert_eq!(
+            c.call(&["FUNCTION", "LOAD", code]),
+            Resp::Bulk(b"test".to_vec())
+        );
+    };
+    let reload_as_replica = |c: &mut RawConn| {
+        c.call(&["REPLICAOF", "127.0.0.1", "0"]);
+        assert_eq!(c.call(&["DEBUG", "LOADAOF"]), Resp::Simple("OK".into()));
+        c.call(&["REPLICAOF", "NO", "ONE"]);
+    };
+    let libraries = |c: &mut RawConn| match c.call(&["FUNCTION", "LIST"]) {
+        Resp::Array(l) => l.len(),
+        other => panic!("{other:?}"),
+    };
+    load(&mut c);
+    reload_as_replica(&mut c);
+    assert_eq!(libraries(&mut c), 1);
+    assert_eq!(
+        c.call(&["FCALL", "test", "0"]),
+        Resp::Bulk(b"hello".to_vec())
+    );
+    c.call(&["FUNCTION", "DELETE", "test"]);
+    reload_as_replica(&mut c);
+    assert_eq!(libraries(&mut c), 0);
+    load(&mut c);
+    c.call(&["FUNCTION", "FLUSH"]);
+    reload_as_replica(&mut c);
+    assert_eq!(libraries(&mut c), 0);
 }
 
 #[test]
@@ -1418,6 +1515,30 @@ fn debug_populate_invalidates_watched_keys() {
                 // Nil when POPULATE created the watched key, the transaction's reply when not.
                 &["EXEC"],
             ],
+        );
+    }
+}
+
+/// DEBUG OBJECT finds a key that has expired but is not yet deleted (Redis looks in its table
+/// itself); the next access deletes it, and then DEBUG OBJECT does not find it.
+#[test]
+fn debug_object_sees_an_expired_key_not_yet_deleted() {
+    let (_redis, _warp, mut theirs, mut ours) = debug_side_by_side(&[]);
+    for c in [&mut theirs, &mut ours] {
+        c.call(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+        c.call(&["SET", "key", "value", "PX", "1"]);
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    for c in [&mut theirs, &mut ours] {
+        let found = c.call(&["DEBUG", "OBJECT", "key"]);
+        assert!(
+            matches!(&found, Resp::Simple(s) if s.starts_with("Value at:")),
+            "{found:?}"
+        );
+        assert_eq!(c.call(&["EXISTS", "key"]), Resp::Int(0));
+        assert_eq!(
+            c.call(&["DEBUG", "OBJECT", "key"]),
+            Resp::Error("ERR no such key".into())
         );
     }
 }

@@ -118,6 +118,8 @@ pub fn setbit(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     // As Redis 7.0: an event only when the string was created or grown or the bit changed.
     if dirty || old != on {
         ctx.notify(notify::STRING, "setbit", &args[1]);
+    } else {
+        ctx.unchanged = true;
     }
     Reply::Int(old as i64)
 }
@@ -534,8 +536,8 @@ fn bitfield_generic(ctx: &mut KeyCtx, args: &[Bytes], readonly_cmd: bool) -> Rep
     if readonly_cmd {
         return Reply::err("ERR BITFIELD_RO only supports the GET subcommand");
     }
-    let buf = match string_for_write(ctx, key, highest) {
-        Ok((b, _)) => b,
+    let (buf, dirty) = match string_for_write(ctx, key, highest) {
+        Ok(b) => b,
         Err(e) => return e,
     };
     let mut out = Vec::with_capacity(ops.len());
@@ -557,7 +559,7 @@ fn bitfield_generic(ctx: &mut KeyCtx, args: &[Bytes], readonly_cmd: bool) -> Rep
                     Some(new) => {
                         out.push(Reply::Int(if op == FieldOp::Incrby { new } else { old }));
                         set_unsigned(buf, f.offset, f.bits, new as u64);
-                        changes += 1;
+                        changes += usize::from(dirty || old != new);
                     }
                     None => out.push(Reply::Nil),
                 }
@@ -574,15 +576,18 @@ fn bitfield_generic(ctx: &mut KeyCtx, args: &[Bytes], readonly_cmd: bool) -> Rep
                         let shown = if op == FieldOp::Incrby { new } else { old };
                         out.push(Reply::Int(shown as i64));
                         set_unsigned(buf, f.offset, f.bits, new);
-                        changes += 1;
+                        changes += usize::from(dirty || old != new);
                     }
                     None => out.push(Reply::Nil),
                 }
             }
         }
     }
+    // As Redis 7.0: a change only when the string was created or grown or a field changed.
     if changes > 0 {
         ctx.notify(notify::STRING, "setbit", key);
+    } else {
+        ctx.unchanged = true;
     }
     Reply::Array(out)
 }

@@ -97,7 +97,9 @@ pub(super) fn execute<R: Outcome>(
     let started = crate::command_timing::ticks();
     let outcome = guarded(TABLE[index].name, || run(ctx));
     let spent = crate::command_timing::ticks().wrapping_sub(started);
+    let unchanged = std::mem::take(&mut ctx.unchanged);
     let changed = write
+        && !unchanged
         && outcome
             .reply()
             .is_some_and(|r| !r.is_error() && !TABLE[index].changed_nothing(args, r));

@@ -104,11 +104,16 @@ pub fn reload_from_logs(server: &Server) -> Result<u64, String> {
         return Err("Background save already in progress".into());
     }
     let mut guards = server.lock_all();
-    // Server-wide metadata (QUANTUM links, WORMHOLE pins) is not emptied: replaying it over
-    // itself could move pinned data twice.
-    if !snapshot::meta_records(server).is_empty() {
+    // Server-wide placement metadata (QUANTUM links, ENTROPY slot moves, WORMHOLE pins) is not
+    // emptied: replaying it over itself could move pinned data twice. Function libraries are
+    // emptied with the data and replayed, as Redis's emptyData does.
+    if !server.quantum.meta_records().is_empty()
+        || !crate::entropy_state::meta_records(server).is_empty()
+        || !server.wormhole.meta_records().is_empty()
+    {
         return Err(
-            "DEBUG LOADAOF is not supported while QUANTUM links or rules or WORMHOLE pins exist"
+            "DEBUG LOADAOF is not supported while QUANTUM links or rules, ENTROPY slot moves or \
+             WORMHOLE pins exist"
                 .into(),
         );
     }
@@ -132,6 +137,7 @@ pub fn reload_from_logs(server: &Server) -> Result<u64, String> {
             db.clear();
         }
     }
+    server.functions.flush();
     let records = apply_logs(server, &mut guards, &m, read, started)?;
     drop(guards);
     // Re-applying commands raised keyspace events that did not happen.
