@@ -333,8 +333,9 @@ impl Tracking {
     }
 
     /// Keeps the table within `tracking-table-max-keys`: past it, keys are invalidated (their
-    /// clients told) and forgotten, as Redis's trackingLimitUsedSlots does.
-    fn limit_keys(&self, server: &Server) {
+    /// clients told) and forgotten, as Redis's trackingLimitUsedSlots does, when a key is
+    /// remembered and from the cron (a lowered limit takes effect with no new key tracked).
+    pub fn limit_keys(&self, server: &Server) {
         let max = server.hot.tracking_max_keys.load(Ordering::Relaxed) as usize;
         if max == 0 {
             return;

@@ -248,6 +248,9 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         if me == 0 {
             server.sampler.sample(server.rate_totals());
+            if server.tracking.active() {
+                server.tracking.limit_keys(&server);
+            }
             if last_auto_step.elapsed() >= Duration::from_secs(1) {
                 last_auto_step = std::time::Instant::now();
                 crate::hot_copies::auto_step(&server);

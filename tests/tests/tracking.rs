@@ -388,6 +388,27 @@ fn the_table_stays_within_tracking_table_max_keys() {
     }
 }
 
+/// A limit lowered below the keys already tracked is enforced by the cron, with no new key
+/// tracked: the clients hear of the keys forgotten (Redis's tracking unit, 'Tracking gets
+/// notification on tracking table key eviction').
+#[test]
+fn a_lowered_tracking_table_limit_applies_without_new_reads() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let mut reader = tracking_conn(server.port);
+    assert_eq!(
+        reader.command(&[b"MGET", b"key1{t}", b"key2{t}", b"key3{t}"]),
+        b"*3\r\n_\r\n_\r\n_\r\n"
+    );
+    admin.call(&["CONFIG", "SET", "tracking-table-max-keys", "1"]);
+    let mut invalidated = Vec::new();
+    while invalidated.len() < 2 {
+        invalidated.extend(push_keys(&reader.read_reply().expect("an invalidation")));
+    }
+    assert_eq!(invalidated.len(), 2, "{invalidated:?}");
+    assert_eq!(info_field(&mut admin, "stats", "tracking_total_keys"), "1");
+}
+
 #[test]
 fn redis_py_and_the_redis_crate_see_invalidations() {
     let server = start_warpengine(&["--threads", "2"]);
