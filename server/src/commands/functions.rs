@@ -167,12 +167,17 @@ pub fn function_help(_s: &mut Session, _args: &[Bytes]) -> Reply {
         )
 }
 
+/// How long a library's code may run while it loads (Redis's LOAD_TIMEOUT_MS): it should only
+/// register functions.
+const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Compiles and runs a library's code in this thread's interpreter, which checks it and
 /// collects the functions it registers.
 fn compile(server: &Server, code: &Bytes) -> Result<Library, Reply> {
     let (code_start, name) = parse_metadata(code)?;
-    let registered =
-        crate::scripting::with_vm(&server.scripts, |vm| vm.load_library(&code[code_start..]))?;
+    let registered = crate::scripting::with_vm(&server.scripts, |vm| {
+        vm.load_library(&code[code_start..], Some(LOAD_TIMEOUT))
+    })?;
     Ok(Library {
         name,
         code: code.clone(),

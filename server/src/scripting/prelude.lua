@@ -237,15 +237,20 @@ local function library_env(register_function)
     }
     setmetatable(load_redis, { __index = nonexistent, __newindex = readonly_error, __metatable = false })
     -- The library's `redis` sits one table behind its (empty) globals, so that assigning it
-    -- fails as assigning any global does.
-    local own = setmetatable({ redis = load_redis }, { __index = function_globals })
+    -- fails as assigning any global does. While it loads, that `redis` is all it sees (as in
+    -- Redis, whose load runs with the library API as its only globals); once loaded, the
+    -- globals are behind it.
+    local own_meta = { __index = nonexistent }
+    local own = setmetatable({ redis = load_redis }, own_meta)
     local env = setmetatable({}, { __index = own, __newindex = readonly_error, __metatable = false })
-    library_own[env] = own
+    library_own[env] = { own = own, meta = own_meta }
     return env
 end
 
 local function library_loaded(env)
-    rawset(library_own[env], 'redis', runtime_redis)
+    local lib = library_own[env]
+    rawset(lib.own, 'redis', runtime_redis)
+    lib.meta.__index = function_globals
 end
 
 setmetatable(G, {

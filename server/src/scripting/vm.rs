@@ -56,6 +56,8 @@ pub(super) struct RunState {
     pending: std::cell::RefCell<Option<Value>>,
     /// While a library loads: the functions it registered so far.
     registering: std::cell::RefCell<Option<Vec<(FunctionInfo, Function)>>>,
+    /// While FUNCTION LOAD runs a library's code: when that run must stop (Redis's 500 ms).
+    load_deadline: Cell<Option<std::time::Instant>>,
     /// The running script: when it started, whether it is a function and its name; and,
     /// once past `busy-reply-threshold`, its record in `Busy`.
     started: Cell<Option<std::time::Instant>>,
@@ -134,6 +136,15 @@ impl Vm {
                 if lua.used_memory() > MEMORY_LIMIT {
                     let msg = lua.create_string("ERR Lua script exceeded the memory limit")?;
                     return Err(st.raise(Value::String(msg)));
+                }
+                if st
+                    .load_deadline
+                    .get()
+                    .is_some_and(|at| std::time::Instant::now() > at)
+                {
+                    // Marked killed, so that a pcall in the library cannot catch it.
+                    st.set_killed()?;
+                    return Err(st.redis_error(lua, "FUNCTION LOAD timeout"));
                 }
                 st.check_busy(lua, &hook_busy)?;
                 Ok(mlua::VmState::Continue)
@@ -271,11 +282,13 @@ impl Vm {
     }
 
     /// Loads a library's code (after its shebang) and answers the functions it registered,
-    /// or Redis's error for a library that does not compile, fails while loading or
-    /// registers nothing. Nothing of a failed library stays in the interpreter.
+    /// or Redis's error for a library that does not compile, fails while loading (or runs
+    /// past `timeout`: FUNCTION LOAD's 500 ms) or registers nothing. Nothing of a failed
+    /// library stays in the interpreter.
     pub fn load_library(
         &mut self,
         lua_code: &[u8],
+        timeout: Option<std::time::Duration>,
     ) -> Result<Vec<(FunctionInfo, Function)>, Reply> {
         let env: Table = self
             .library_env
@@ -295,7 +308,11 @@ impl Vm {
             })?;
         *self.run_state.registering.borrow_mut() = Some(Vec::new());
         self.run_state.pending.borrow_mut().take();
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        self.run_state.load_deadline.set(deadline);
         let outcome = self.runner.call::<(bool, Value)>(f);
+        self.run_state.load_deadline.set(None);
+        self.run_state.end_run(&self.busy);
         let registered = self
             .run_state
             .registering
@@ -332,7 +349,7 @@ impl Vm {
         }
         self.functions.clear();
         for library in registry.libraries() {
-            match self.load_library(library.lua_code()) {
+            match self.load_library(library.lua_code(), None) {
                 Ok(registered) => {
                     for (info, callback) in registered {
                         self.functions.insert(info.name, callback);
@@ -544,6 +561,7 @@ fn register_function(lua: &Lua, state: &Rc<RunState>) -> mlua::Result<Function> 
                 };
                 (name, callback, flags, description)
             }
+            [_] => return Err(fail("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).")),
             _ => return Err(fail("wrong number of arguments to redis.register_function")),
         };
         if !super::functions::valid_name(&name) {
