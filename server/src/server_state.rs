@@ -734,6 +734,12 @@ fn lent_shard<'a>(id: usize) -> Option<&'a mut Shard> {
     Some(unsafe { &mut *ptr })
 }
 
+/// Whether a script on this thread is running the server command that asks (its shards are
+/// lent to it): Redis's CLIENT_SCRIPT flag, for the few commands that answer differently then.
+pub fn called_by_script() -> bool {
+    LENT.with(|l| !l.get().is_null())
+}
+
 /// The panic a server command called by a script raises when it needs a shard the script
 /// does not hold; the script's runner catches it (command guards let it through).
 pub struct ShardNotLent;

@@ -365,8 +365,12 @@ fn run(ctx: &mut KeyCtx, key: &[u8], o: Options) -> Reply {
         },
     };
 
-    // A set has no order of its own: when storing, sort it anyway so the result is stable.
-    if dontsort && matches!(source, Source::Set(_)) && store.is_some() {
+    // A set has no order of its own: when storing, or for a script, sort it anyway so the
+    // result is stable (as Redis 7.0 still does for scripts).
+    if dontsort
+        && matches!(source, Source::Set(_))
+        && (store.is_some() || crate::server_state::called_by_script())
+    {
         dontsort = false;
         alpha = true;
         by = None;
