@@ -96,7 +96,7 @@ fn propagate(s: &Session, shard: bool, args: &[Bytes]) {
         crate::cluster::links::publish(s.server, shard, &args[1], &args[2]);
     } else if s.server.wal.is_tapped() && !s.server.replication.is_replica() {
         let argv: Vec<&[u8]> = args.iter().map(|a| &a[..]).collect();
-        s.server.replication.feed_command(&argv);
+        s.server.replication.feed_command_in(s.conn.db, &argv);
     }
 }
 

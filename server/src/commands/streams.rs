@@ -1030,6 +1030,14 @@ fn xreadgroup_effects(ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Ve
         return Vec::new();
     };
     let mut out = Vec::new();
+    // The group's position moves only for a stream read from `>` (new entries); a read of
+    // the consumer's own pending history changes nothing of the group.
+    let (keys, ids) = args[parsed.streams_at..].split_at(parsed.streams);
+    let reads_new = |key: &Bytes| {
+        keys.iter()
+            .zip(ids)
+            .any(|(k, id)| k == key && &id[..] == b">")
+    };
     for (key, entries) in served {
         let (Reply::Bulk(key), Reply::Array(entries)) = (key, entries) else {
             continue;
@@ -1043,7 +1051,7 @@ fn xreadgroup_effects(ctx: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Ve
                 Some(consumer),
                 &ids,
                 false,
-                true,
+                reads_new(key),
             ));
         }
     }
@@ -1065,8 +1073,10 @@ fn reply_entry_id(entry: &Reply) -> Option<StreamId> {
 }
 
 /// The commands that put a group back as it now is for these IDs: XGROUP CREATECONSUMER
-/// for `consumer`, `XCLAIM ... FORCE JUSTID` for each pending ID (XACK for the others when
-/// `ack_missing`), and XGROUP SETID with the read counter when `position`.
+/// for `consumer` unless an XCLAIM names it (which creates it, as Redis leaves it to do),
+/// `XCLAIM ... FORCE JUSTID LASTID` for each pending ID (XACK for the others when
+/// `ack_missing`), as Redis propagates them, and XGROUP SETID with the read counter when
+/// `position` (the replication stream leaves it out after XCLAIMs, whose LASTID says it).
 fn group_effects(
     s: &StreamValue,
     key: &Bytes,
@@ -1081,7 +1091,17 @@ fn group_effects(
     };
     let word = Bytes::from_static;
     let mut out = Vec::new();
-    if let Some(consumer) = consumer.filter(|c| group.consumers.contains_key(&c[..])) {
+    let claimed_by = |c: &Bytes| {
+        ids.iter().any(|id| {
+            group
+                .pending
+                .get(id)
+                .is_some_and(|p| p.consumer[..] == c[..])
+        })
+    };
+    if let Some(consumer) =
+        consumer.filter(|c| group.consumers.contains_key(&c[..]) && !claimed_by(c))
+    {
         out.push(vec![
             word(b"XGROUP"),
             word(b"CREATECONSUMER"),
@@ -1105,6 +1125,8 @@ fn group_effects(
                 Bytes::from(p.delivery_count.to_string()),
                 word(b"FORCE"),
                 word(b"JUSTID"),
+                word(b"LASTID"),
+                id_arg(group.last_id),
             ]),
             None if ack_missing => out.push(vec![
                 word(b"XACK"),

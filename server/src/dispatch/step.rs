@@ -109,8 +109,12 @@ pub(super) fn execute<R: Outcome>(
     }
     crate::keyspace_events::publish_raised(server);
     if server.wal.records() {
-        if let Some(reply) = outcome.reply() {
-            wal_log::after_command(ctx, index, args, reply, changed);
+        match outcome.reply() {
+            Some(reply) => wal_log::after_command(ctx, index, args, reply, changed),
+            // A blocking command that waits again may have found its keys expired: their
+            // deletions go out now (as Redis propagates a DEL when a lookup expires a key),
+            // not with whichever write comes next.
+            None => wal_log::expired_only(ctx),
         }
     }
     outcome

@@ -74,6 +74,14 @@ pub fn flush_expired(server: &Server, shard: &mut Shard) {
     }
 }
 
+/// Logs only the deletions of keys that expired on the shards of `ctx` (a blocking command that
+/// found nothing to serve and waits again).
+#[cold]
+pub fn expired_only(ctx: &mut KeyCtx) {
+    let server = ctx.server;
+    ctx.each_shard(|s| flush_expired(server, s));
+}
+
 /// Logs the effect of a keyed command that just ran in `ctx` (the shard or shards of its keys,
 /// still locked). `changed`: it wrote, without an error and without its reply saying it
 /// changed nothing (`CommandSpec::unchanged_when`), as the caller judged it.

@@ -246,11 +246,19 @@ impl Replication {
         self.end.load(Ordering::Relaxed)
     }
 
-    /// Sends a command to every replica that is not a write's record: the stream's own (PING,
-    /// REPLCONF GETACK *), or PUBLISH.
+    /// Sends a command of the stream's own to every replica (PING, REPLCONF GETACK *).
     pub fn feed_command(&self, argv: &[&[u8]]) {
         let mut translator = self.translator();
-        let out = translator.command(argv);
+        let out = translator.command(None, argv);
+        self.feed(out);
+    }
+
+    /// Sends a command that is not a write's record (PUBLISH) to every replica, in the
+    /// database of the client that sent it: the stream selects it first if need be, as Redis
+    /// propagates every command with its client's database.
+    pub fn feed_command_in(&self, db: usize, argv: &[&[u8]]) {
+        let mut translator = self.translator();
+        let out = translator.command(Some(db), argv);
         self.feed(out);
     }
 

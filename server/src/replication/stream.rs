@@ -80,10 +80,16 @@ impl Translator {
         self.emit(&commands, out);
     }
 
-    /// A command of the stream's own (PING, REPLCONF GETACK): no database.
-    pub fn command(&mut self, argv: &[&[u8]]) -> &[u8] {
-        self.out.clear();
-        encode(argv.iter().copied(), &mut self.out);
+    /// A command that is no write's record: the stream's own (PING, REPLCONF GETACK), with no
+    /// database, or PUBLISH in its client's database.
+    pub fn command(&mut self, db: Option<usize>, argv: &[&[u8]]) -> &[u8] {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        if let Some(db) = db {
+            self.select(db, &mut out);
+        }
+        encode(argv.iter().copied(), &mut out);
+        self.out = out;
         &self.out
     }
 
@@ -141,11 +147,37 @@ fn translate<'a>(payload: &PayloadRef<'a>) -> Vec<Command<'a>> {
     if let Some(command) = with_expiry(payload) {
         return command.into_iter().collect();
     }
-    payload
+    let mut commands: Vec<Command<'a>> = payload
         .ops
         .iter()
         .filter_map(|op| translate_op(payload.db, op))
-        .collect()
+        .collect();
+    drop_setid_after_claims(&mut commands);
+    commands
+}
+
+/// A stream group's XGROUP SETID logged after XCLAIMs of the same group (XREADGROUP, XCLAIM
+/// LASTID): the claims' LASTID already moves the group, and Redis propagates the claims alone.
+fn drop_setid_after_claims(commands: &mut Vec<Command<'_>>) {
+    let names = |argv: &[Cow<'_, [u8]>], a: &str, b: &str| {
+        argv.len() > 3
+            && argv[0].eq_ignore_ascii_case(a.as_bytes())
+            && (b.is_empty() || argv[1].eq_ignore_ascii_case(b.as_bytes()))
+    };
+    if !commands.iter().any(|(_, argv)| names(argv, "xclaim", "")) {
+        return;
+    }
+    let claimed: Vec<(Vec<u8>, Vec<u8>)> = commands
+        .iter()
+        .filter(|(_, argv)| names(argv, "xclaim", ""))
+        .map(|(_, argv)| (argv[1].to_vec(), argv[2].to_vec()))
+        .collect();
+    commands.retain(|(_, argv)| {
+        !(names(argv, "xgroup", "setid")
+            && claimed
+                .iter()
+                .any(|(k, g)| k[..] == argv[2][..] && g[..] == argv[3][..]))
+    });
 }
 
 fn word(w: &'static [u8]) -> Cow<'static, [u8]> {
@@ -209,7 +241,16 @@ fn with_expiry<'a>(payload: &PayloadRef<'a>) -> Option<Option<Command<'a>>> {
     };
     let expire = ["expire", "pexpire", "expireat", "pexpireat"];
     if named(&["set"]) {
-        with_pxat(set_without_expiry(argv))
+        if at != 0 && set_has_expiry(argv) {
+            // As Redis's setGenericCommand: `SET key value PXAT ms`, its other options dropped.
+            with_pxat(vec![
+                word(b"SET"),
+                Cow::Borrowed(key),
+                Cow::Borrowed(argv[2]),
+            ])
+        } else {
+            Some(Some((db, set_without_get(argv))))
+        }
     } else if named(&["setex", "psetex"]) && argv.len() == 4 {
         with_pxat(vec![
             word(b"SET"),
@@ -227,25 +268,28 @@ fn with_expiry<'a>(payload: &PayloadRef<'a>) -> Option<Option<Command<'a>>> {
     }
 }
 
-/// SET's arguments without its expiry options (EX PX EXAT PXAT and their values, KEEPTTL), GET
-/// and WarpEngine's DURABILITY: the stream gives the resulting expiry as PXAT.
-fn set_without_expiry<'a>(argv: &[&'a [u8]]) -> Vec<Cow<'a, [u8]>> {
-    let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(argv.len() + 2);
+/// Whether SET was given an expiry (EX PX EXAT PXAT), which Redis propagates as PXAT.
+fn set_has_expiry(argv: &[&[u8]]) -> bool {
+    argv.iter().skip(3).any(|a| {
+        ["ex", "px", "exat", "pxat"]
+            .iter()
+            .any(|n| a.eq_ignore_ascii_case(n.as_bytes()))
+    })
+}
+
+/// SET's arguments as Redis propagates a SET without an expiry: as given (KEEPTTL, NX and XX
+/// kept) but for GET, which changes nothing a replica keeps, and WarpEngine's own DURABILITY.
+fn set_without_get<'a>(argv: &[&'a [u8]]) -> Vec<Cow<'a, [u8]>> {
+    let mut out: Vec<Cow<'a, [u8]>> = Vec::with_capacity(argv.len());
     out.extend(argv.iter().take(3).map(|a| Cow::Borrowed(*a)));
     let mut i = 3;
     while i < argv.len() {
-        let is = |names: &[&str]| {
-            names
-                .iter()
-                .any(|n| argv[i].eq_ignore_ascii_case(n.as_bytes()))
-        };
-        if is(&["ex", "px", "exat", "pxat", "durability"]) {
+        if argv[i].eq_ignore_ascii_case(b"durability") {
             i += 2;
-        } else if is(&["keepttl", "get"]) {
-            // GET changes nothing a replica keeps: Redis propagates SET without it.
-            i += 1;
         } else {
-            out.push(Cow::Borrowed(argv[i]));
+            if !argv[i].eq_ignore_ascii_case(b"get") {
+                out.push(Cow::Borrowed(argv[i]));
+            }
             i += 1;
         }
     }
