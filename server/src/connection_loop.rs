@@ -265,6 +265,7 @@ pub fn register_client(
         close_after_reply: false,
         no_touch: false,
         answer_regardless: false,
+        in_exec: false,
         handle,
         recent_reads: Default::default(),
         tx: None,

@@ -54,6 +54,9 @@ pub struct ConnState {
     pub asking: bool,
     /// Cluster mode: READONLY (reads may be served by a replica of the slot's primary).
     pub readonly: bool,
+    /// EXEC is running its queued commands (Redis's `server.in_exec`: BGREWRITEAOF and
+    /// `appendonly yes` say their rewrite is scheduled rather than started).
+    pub in_exec: bool,
 }
 
 impl ConnState {

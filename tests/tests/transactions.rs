@@ -351,3 +351,29 @@ fn exec_and_scripts_are_refused_as_what_they_run_would_be() {
     assert_eq!(c.call(&["EVAL", "return 1", "0"]), Resp::Int(1));
     other.call(&["REPLICAOF", "NO", "ONE"]);
 }
+
+/// BGREWRITEAOF inside EXEC answers that the rewrite is scheduled, as Redis (which cannot fork
+/// there) answers; the rewrite then runs.
+#[test]
+fn bgrewriteaof_in_a_transaction_is_scheduled() {
+    let dir = warpengine_tests::TempDir::new("tx-bgrewriteaof");
+    let server = start_warpengine(&["--dir", dir.path(), "--appendonly", "yes"]);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["MULTI"]);
+    c.call(&["SET", "foo", "bar"]);
+    c.call(&["BGREWRITEAOF"]);
+    assert_eq!(
+        c.call(&["EXEC"]),
+        Resp::Array(vec![
+            Resp::Simple("OK".into()),
+            Resp::Simple("Background append only file rewriting scheduled".into()),
+        ])
+    );
+    warpengine_tests::wait_for("the rewrite to end", || {
+        warpengine_tests::info_field(&mut c, "persistence", "aof_rewrite_in_progress") == "0"
+    });
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        Resp::Simple("Background append only file rewriting started".into())
+    );
+}

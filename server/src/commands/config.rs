@@ -219,6 +219,9 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .store(fsync as u8, std::sync::atomic::Ordering::Relaxed);
     if on != was_on {
         if on {
+            if s.conn.in_exec {
+                tracing::warn!("AOF was enabled during a transaction. An AOF background was scheduled to start when possible.");
+            }
             // As Redis does on `appendonly yes`: the log starts from a snapshot of the data.
             if let Err(e) =
                 crate::persist::snapshot::take(s.server, crate::persist::snapshot::Logging::Enable)

@@ -160,6 +160,19 @@ impl Pipeline {
         watching: Option<&Watching>,
     ) -> Reply {
         let queued = tx.queued;
+        conn.in_exec = true;
+        let reply = self.exec_queued(server, conn, &queued, watching);
+        conn.in_exec = false;
+        reply
+    }
+
+    fn exec_queued(
+        &mut self,
+        server: &Arc<Server>,
+        conn: &mut ConnState,
+        queued: &[Queued],
+        watching: Option<&Watching>,
+    ) -> Reply {
         let mut replies = Vec::with_capacity(queued.len());
         let mut at = 0;
         let mut check_watch = watching.filter(|w| !w.keys.is_empty());
