@@ -158,7 +158,8 @@ fn open(
         bump_rejected(server);
         return Err(PROTECTED_MODE_DENIED.as_bytes());
     }
-    let conn = register_client(server, me, fd, laddr, peer);
+    let mut conn = register_client(server, me, fd, laddr, peer);
+    conn.plain_tcp = plain;
     let id = conn.id;
     let mut parts = Some(Box::new(ConnParts {
         conn,
@@ -266,6 +267,8 @@ pub fn register_client(
         no_touch: false,
         answer_regardless: false,
         in_exec: false,
+        script_debug: false,
+        plain_tcp: false,
         handle,
         recent_reads: Default::default(),
         tx: None,

@@ -125,7 +125,7 @@ fn format_line(db: usize, addr: &str, spec: &CommandSpec, args: &[Bytes]) -> Vec
 }
 
 /// Redis's `sdscatrepr`: a double-quoted string with C escapes and `\xHH` for other bytes.
-fn repr(out: &mut Vec<u8>, s: &[u8]) {
+pub fn repr(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     for &c in s {
         match c {

@@ -54,6 +54,10 @@ pub struct ConnState {
     pub asking: bool,
     /// Cluster mode: READONLY (reads may be served by a replica of the slot's primary).
     pub readonly: bool,
+    /// SCRIPT DEBUG SYNC: the next EVAL runs under the debugger (`scripting::debugger`).
+    pub script_debug: bool,
+    /// A plain-TCP connection (not TLS): the debugger talks to its socket directly.
+    pub plain_tcp: bool,
     /// EXEC is running its queued commands (Redis's `server.in_exec`: BGREWRITEAOF and
     /// `appendonly yes` say their rewrite is scheduled rather than started).
     pub in_exec: bool,

@@ -1191,3 +1191,82 @@ fn scripts_read_big_numbers_and_attributes() {
         format!("$39\r\n{attrib}\r\n").into_bytes()
     );
 }
+
+/// One debugging session (SCRIPT DEBUG SYNC) played on redis-server and here: every frame the
+/// client receives, in order, until the connection closes after the EVAL's reply.
+fn debugging_session(port: u16, steps: &[&[&[u8]]]) -> Vec<String> {
+    let mut c = RawConn::connect(port);
+    let mut frames = Vec::new();
+    let read = |c: &mut RawConn, frames: &mut Vec<String>| match c.read_reply() {
+        Some(f) => frames.push(String::from_utf8_lossy(&f).into_owned()),
+        None => frames.push("<closed>".into()),
+    };
+    c.send_command(&[b"SCRIPT", b"DEBUG", b"SYNC"]);
+    read(&mut c, &mut frames);
+    c.send_command(&[
+        b"EVALSHA",
+        b"0000000000000000000000000000000000000000",
+        b"0",
+    ]);
+    read(&mut c, &mut frames);
+    let script = b"local a = 1\nredis.call('set', KEYS[1], 'x')\nlocal t = {1, 'two'}\nreturn redis.call('get', KEYS[1])";
+    c.send_command(&[b"EVAL", script, b"1", b"debugged"]);
+    read(&mut c, &mut frames);
+    for step in steps {
+        c.send_command(step);
+        read(&mut c, &mut frames);
+    }
+    // The session's end mark, the EVAL's reply, then the connection closes.
+    read(&mut c, &mut frames);
+    read(&mut c, &mut frames);
+    read(&mut c, &mut frames);
+    frames
+}
+
+#[test]
+fn the_lua_debugger_speaks_as_redis_does() {
+    if !warpengine_tests::redis_available() {
+        return;
+    }
+    let redis = warpengine_tests::start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "2"]);
+    let sessions: [&[&[&[u8]]]; 2] = [
+        &[
+            &[b"hello\0world"],
+            &[b"help"],
+            &[b"whole"],
+            &[b"list", b"3", b"1"],
+            &[b"step"],
+            &[b"print"],
+            &[b"print", b"a"],
+            &[b"print", b"KEYS"],
+            &[b"print", b"nosuch"],
+            &[b"trace"],
+            &[b"break", b"4"],
+            &[b"break", b"9"],
+            &[b"break"],
+            &[b"redis", b"set", b"other", b"y"],
+            &[b"redis", b"nosuchcommand"],
+            &[b"eval", b"1", b"+", b"1"],
+            &[b"eval", b"{1,", b"'a'}"],
+            &[b"eval", b"redis.call('ping')"],
+            &[b"eval", b"nosuch("],
+            &[b"maxlen", b"10"],
+            &[b"redis", b"get", b"debugged"],
+            &[b"next"],
+            &[b"print"],
+            // To the breakpoint at line 4, then to the end.
+            &[b"continue"],
+            &[b"continue"],
+        ],
+        &[&[b"abort"]],
+    ];
+    for steps in sessions {
+        let expected = debugging_session(redis.port, steps);
+        let got = debugging_session(warp.port, steps);
+        assert_eq!(got, expected);
+        // The session's writes stay, as in Redis's sync mode.
+        let mut c = RawConn::connect(warp.port);
+        assert_eq!(c.call(&["GET", "debugged"]), Resp::Bulk(b"x".to_vec()));
+    }
+}

@@ -92,10 +92,20 @@ pub fn script(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         "kill" => s.server.scripts.busy.kill(false),
         "debug" => match lower(&args[2]).as_str() {
-            "no" => OK,
-            "yes" | "sync" => {
-                Reply::err("ERR SCRIPT DEBUG is not supported: WarpEngine has no Lua debugger")
+            "no" => {
+                s.conn.script_debug = false;
+                OK
             }
+            "sync" if s.conn.plain_tcp => {
+                s.conn.script_debug = true;
+                OK
+            }
+            "sync" => Reply::err("ERR SCRIPT DEBUG is not supported over TLS"),
+            // Redis forks a copy of itself for an asynchronous session, whose writes are
+            // thrown away at its end; there is no such copy here.
+            "yes" => Reply::err(
+                "ERR SCRIPT DEBUG YES (a forked session) is not supported: use SCRIPT DEBUG SYNC",
+            ),
             _ => Reply::err("ERR Use SCRIPT DEBUG YES/SYNC/NO"),
         },
         _ => unreachable!("checked above"),

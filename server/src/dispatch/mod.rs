@@ -16,7 +16,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use crate::command_table::{Attempt, CommandSpec, Run, TxStep, TABLE};
+use crate::command_table::{Attempt, CommandSpec, Run, ScriptRun, TxStep, TABLE};
 use crate::command_timing::Moment;
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{Caller, KeyCtx, Shards};
@@ -388,8 +388,18 @@ impl Pipeline {
                 }
                 Run::Script(kind) => {
                     self.class = request.class;
+                    if conn.script_debug && matches!(kind, ScriptRun::EvalSha { .. }) {
+                        self.replies[slot] = Some(Reply::err(
+                            "ERR Please use EVAL instead of EVALSHA for debugging",
+                        ));
+                        continue;
+                    }
                     match script::owner_of(server, kind, &args) {
-                        Some(owner) if conn.tracking.is_none() && conn.user.unrestricted() => {
+                        Some(owner)
+                            if conn.tracking.is_none()
+                                && conn.user.unrestricted()
+                                && !conn.script_debug =>
+                        {
                             // Its writes are logged in its shard's log.
                             let logged = server.wal.is_on();
                             self.script_queued = true;

@@ -187,9 +187,12 @@ impl Pipeline {
         conn: &mut ConnState,
         calls: &[Run1],
     ) -> Vec<(Reply, u64)> {
-        let mut all = calls
-            .iter()
-            .any(|r| server.scripts.broad.contains(r.call.id()));
+        // A debugged script holds every shard from the start: run again, it would stop at its
+        // first line again.
+        let mut all = conn.script_debug
+            || calls
+                .iter()
+                .any(|r| server.scripts.broad.contains(r.call.id()));
         let mut ids: Vec<usize> = calls
             .iter()
             .flat_map(|r| r.call.keys.iter().map(|k| server.route(k)))
@@ -728,6 +731,19 @@ impl Host for ScriptHost<'_, '_> {
 
     fn must_stop(&self) -> bool {
         self.beyond
+    }
+
+    fn debug_socket(&self) -> Option<std::os::fd::RawFd> {
+        let conn = &self.session.as_ref()?.conn;
+        conn.script_debug
+            .then(|| conn.handle.info.lock().expect("client info lock").fd)
+    }
+
+    fn end_debug_session(&mut self) {
+        if let Some(parts) = self.session.as_mut() {
+            parts.conn.script_debug = false;
+            parts.conn.close_after_reply = true;
+        }
     }
 
     fn while_busy(&mut self, started: std::time::Instant) {

@@ -73,7 +73,11 @@ impl RunState {
                 // SAFETY: the host is set only while `Vm::run` lends it for this run.
                 Ok(argv) => match self.host.get() {
                     Some(host) => {
+                        let logged = self.debug_log_call(&argv);
                         let reply = (*host).call(argv);
+                        if logged {
+                            self.debug_log_reply(&reply);
+                        }
                         stop = (*host).must_stop();
                         reply
                     }

@@ -16,6 +16,7 @@ mod bit;
 pub mod busy;
 mod call;
 pub mod convert;
+pub mod debugger;
 pub mod functions;
 mod tonumber;
 mod vm;

@@ -8,6 +8,7 @@ local core, G, readonly_libs, run_state = ...
 local error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack =
     error, type, select, tostring, rawget, rawset, setmetatable, xpcall, unpack
 local getinfo = debug.getinfo
+local getlocal = debug.getlocal
 local lua_pcall = pcall
 local take_pending = core.take_pending
 
@@ -259,4 +260,33 @@ setmetatable(G, {
     __metatable = false,
 })
 
-return run, library_env, library_loaded, sandboxed
+-- The debugger's view of the stopped script (SCRIPT DEBUG: print and trace), called from its
+-- hook: the frames of the script's own code, innermost first, each with its function's name,
+-- current line and local variables (name, value; Lua's temporaries left out).
+local function script_frames()
+    local frames = {}
+    local level = 2
+    while true do
+        local info = getinfo(level, 'Snl')
+        if info == nil then
+            return frames
+        end
+        if info.source == '@user_script' then
+            local locals, i = {}, 1
+            while true do
+                local name, value = getlocal(level, i)
+                if name == nil then
+                    break
+                end
+                if name ~= '(*temporary)' then
+                    locals[#locals + 1] = { name, value }
+                end
+                i = i + 1
+            end
+            frames[#frames + 1] = { info.name or 'top level', info.currentline, locals }
+        end
+        level = level + 1
+    end
+end
+
+return run, library_env, library_loaded, sandboxed, script_frames

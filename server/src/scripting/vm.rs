@@ -39,6 +39,12 @@ pub trait Host {
     /// Called every few milliseconds while the script is past `busy-reply-threshold`
     /// (started at `started`): the host serves the clients the script keeps waiting.
     fn while_busy(&mut self, started: std::time::Instant);
+    /// The socket of a client that asked for SCRIPT DEBUG SYNC (its EVAL is then debugged).
+    fn debug_socket(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+    /// A debugging session ended: the client is closed after the EVAL's reply, as in Redis.
+    fn end_debug_session(&mut self) {}
 }
 
 /// The interpreter's share of a run, reached by the Rust functions the `redis` table calls.
@@ -58,6 +64,10 @@ pub(super) struct RunState {
     registering: std::cell::RefCell<Option<Vec<(FunctionInfo, Function)>>>,
     /// While FUNCTION LOAD runs a library's code: when that run must stop (Redis's 500 ms).
     load_deadline: Cell<Option<std::time::Instant>>,
+    /// A debugging session (SCRIPT DEBUG SYNC) for the EVAL running now.
+    debug: std::cell::RefCell<Option<super::debugger::Session>>,
+    /// The prelude's `script_frames`, the debugger's view of the stopped script.
+    script_frames: std::cell::RefCell<Option<Function>>,
     /// The running script: when it started, whether it is a function and its name; and,
     /// once past `busy-reply-threshold`, its record in `Busy`.
     started: Cell<Option<std::time::Instant>>,
@@ -128,28 +138,7 @@ impl Vm {
         // The memory bound is checked every few thousand instructions rather than set as
         // mlua's hard limit: with a hard limit mlua runs every value it makes for a script
         // (each reply, each table) as a protected call, a third of a small script's cost.
-        let st = run_state.clone();
-        let hook_busy = busy.clone();
-        lua.set_hook(
-            mlua::HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-            move |lua, _| {
-                if lua.used_memory() > MEMORY_LIMIT {
-                    let msg = lua.create_string("ERR Lua script exceeded the memory limit")?;
-                    return Err(st.raise(Value::String(msg)));
-                }
-                if st
-                    .load_deadline
-                    .get()
-                    .is_some_and(|at| std::time::Instant::now() > at)
-                {
-                    // Marked killed, so that a pcall in the library cannot catch it.
-                    st.set_killed()?;
-                    return Err(st.redis_error(lua, "FUNCTION LOAD timeout"));
-                }
-                st.check_busy(lua, &hook_busy)?;
-                Ok(mlua::VmState::Continue)
-            },
-        )?;
+        install_hook(&lua, &run_state, &busy, false)?;
         run_state.rand48.set(seed48(crate::server_state::unix_ms()));
         let globals = lua.globals();
         // SAFETY: lbaselib's tonumber with a fast path, written against the C API (see there).
@@ -200,7 +189,8 @@ impl Vm {
             "coroutine",
         ];
         let register_function = register_function(&lua, &run_state)?;
-        let (runner, library_env, library_loaded, sandboxed): (
+        let (runner, library_env, library_loaded, sandboxed, script_frames): (
+            Function,
             Function,
             Function,
             Function,
@@ -210,6 +200,7 @@ impl Vm {
             .set_name("=warp")
             .set_mode(ChunkMode::Text)
             .call((core, globals.clone(), readonly, kill_flag))?;
+        *run_state.script_frames.borrow_mut() = Some(script_frames);
         Ok(Vm {
             lua,
             run_state,
@@ -278,7 +269,25 @@ impl Vm {
                 Err(e) => return e,
             },
         };
-        self.run(sha, &f, Inputs::Globals(keys, argv), host)
+        let Some(fd) = host.debug_socket() else {
+            return self.run(sha, &f, Inputs::Globals(keys, argv), host);
+        };
+        // SCRIPT DEBUG SYNC: this run stops at each line the debugger asks for.
+        *self.run_state.debug.borrow_mut() = Some(super::debugger::Session::new(fd, body));
+        let hooked = install_hook(&self.lua, &self.run_state, &self.busy, true);
+        let reply = match hooked {
+            Ok(()) => self.run(sha, &f, Inputs::Globals(keys, argv), host),
+            Err(e) => Reply::err(format!("ERR {}", lua_message(&e))),
+        };
+        if let Some(mut session) = self.run_state.debug.borrow_mut().take() {
+            session.end();
+        }
+        if let Err(e) = install_hook(&self.lua, &self.run_state, &self.busy, false) {
+            tracing::error!("cannot restore the script hook after a debugging session: {e}");
+        }
+        tracing::warn!("Redis synchronous debugging eval session ended");
+        host.end_debug_session();
+        reply
     }
 
     /// Loads a library's code (after its shebang) and answers the functions it registered,
@@ -453,6 +462,196 @@ impl Vm {
         }
         reply
     }
+}
+
+/// The interpreter's hook: every [`HOOK_EVERY`] instructions the memory bound, FUNCTION
+/// LOAD's deadline and the busy-script service; with `lines` (a debugging session), each line
+/// of the script for the debugger as well.
+fn install_hook(lua: &Lua, st: &Rc<RunState>, busy: &Arc<Busy>, lines: bool) -> mlua::Result<()> {
+    let st = st.clone();
+    let hook_busy = busy.clone();
+    let mut triggers = mlua::HookTriggers::new().every_nth_instruction(HOOK_EVERY);
+    if lines {
+        triggers = triggers.every_line();
+    }
+    lua.set_hook(triggers, move |lua, dbg| {
+        if lua.used_memory() > MEMORY_LIMIT {
+            let msg = lua.create_string("ERR Lua script exceeded the memory limit")?;
+            return Err(st.raise(Value::String(msg)));
+        }
+        if st.debug.borrow().is_some() {
+            // A debugging client holds the server, as in Redis's sync mode: no busy service.
+            if dbg.event() == mlua::debug::DebugEvent::Line {
+                st.debug_line(lua, dbg)?;
+            }
+            return Ok(mlua::VmState::Continue);
+        }
+        if st
+            .load_deadline
+            .get()
+            .is_some_and(|at| std::time::Instant::now() > at)
+        {
+            // Marked killed, so that a pcall in the library cannot catch it.
+            st.set_killed()?;
+            return Err(st.redis_error(lua, "FUNCTION LOAD timeout"));
+        }
+        st.check_busy(lua, &hook_busy)?;
+        Ok(mlua::VmState::Continue)
+    })
+}
+
+/// One frame of the stopped script: its function's name, current line and locals.
+type Frame = (String, usize, Vec<(String, Value)>);
+
+/// What a debugger command reaches of the stopped script: the interpreter and the host.
+struct DebugTarget<'a> {
+    lua: &'a Lua,
+    host: Option<*mut (dyn Host + 'static)>,
+    frames: Option<Function>,
+}
+
+impl DebugTarget<'_> {
+    /// The script's frames, innermost first.
+    fn script_frames(&self) -> Vec<Frame> {
+        let Some(Ok(frames)) = self.frames.as_ref().map(|f| f.call::<Table>(())) else {
+            return Vec::new();
+        };
+        frames
+            .sequence_values::<Table>()
+            .flatten()
+            .map(|frame| {
+                let name: String = frame.raw_get(1).unwrap_or_default();
+                let line: usize = frame.raw_get(2).unwrap_or(0);
+                let locals: Vec<(String, Value)> = frame
+                    .raw_get::<Table>(3)
+                    .map(|l| {
+                        l.sequence_values::<Table>()
+                            .flatten()
+                            .map(|pair| {
+                                (
+                                    pair.raw_get(1).unwrap_or_default(),
+                                    pair.raw_get(2).unwrap_or(Value::Nil),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (name, line, locals)
+            })
+            .collect()
+    }
+}
+
+impl super::debugger::Target for DebugTarget<'_> {
+    fn eval(&mut self, code: &str) -> String {
+        let compiled = self
+            .lua
+            .load(format!("return {code}"))
+            .set_name("@ldb_eval")
+            .into_function()
+            .or_else(|_| self.lua.load(code).set_name("@ldb_eval").into_function());
+        let f = match compiled {
+            Ok(f) => f,
+            Err(e) => return format!("<error> {}", lua_message(&e)),
+        };
+        match f.call::<Value>(()) {
+            Ok(v) => format!("<retval> {}", lua_repr(&v, 0)),
+            Err(e) => format!("<error> {}", lua_message(&e)),
+        }
+    }
+
+    fn print(&mut self, name: Option<&str>) -> Vec<String> {
+        let frames = self.script_frames();
+        let Some(name) = name else {
+            let lines: Vec<String> = frames
+                .first()
+                .map(|(_, _, locals)| {
+                    locals
+                        .iter()
+                        .map(|(n, v)| format!("<value> {n} = {}", lua_repr(v, 0)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if lines.is_empty() {
+                return vec!["No local variables in the current context.".into()];
+            }
+            return lines;
+        };
+        for (_, _, locals) in &frames {
+            if let Some((_, v)) = locals.iter().find(|(n, _)| n == name) {
+                return vec![format!("<value> {}", lua_repr(v, 0))];
+            }
+        }
+        if name == "KEYS" || name == "ARGV" {
+            if let Ok(v) = self.lua.globals().raw_get::<Value>(name) {
+                return vec![format!("<value> {}", lua_repr(&v, 0))];
+            }
+        }
+        vec!["No such variable.".into()]
+    }
+
+    fn trace(&mut self) -> Vec<(String, usize)> {
+        self.script_frames()
+            .into_iter()
+            .map(|(name, line, _)| (name, line))
+            .collect()
+    }
+
+    fn redis(&mut self, args: Vec<Bytes>) -> Reply {
+        match self.host {
+            // SAFETY: as for `call`: the host is lent for the run the hook interrupts, and
+            // nothing else holds it while the hook runs.
+            Some(h) => unsafe { (*h).call(args) },
+            None => Reply::err("ERR no script is running"),
+        }
+    }
+}
+
+/// A Lua value as Redis's debugger shows it (ldbCatStackValue): strings quoted, tables as
+/// `{1; 2}` (an array) or `{[k]=v; ...}`, functions and the like by type and address.
+fn lua_repr(v: &Value, depth: usize) -> String {
+    match v {
+        Value::Nil => "nil".into(),
+        Value::Boolean(b) => b.to_string(),
+        // Lua 5.1's numbers are doubles, printed with `%g` whatever their value.
+        Value::Integer(n) => format_g(*n as f64),
+        Value::Number(n) => format_g(*n),
+        Value::String(s) => {
+            let mut out = Vec::new();
+            crate::monitor::repr(&mut out, &s.as_bytes());
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        Value::Table(t) if depth < 10 => {
+            let (mut array, mut full, mut is_array, mut expected) =
+                (Vec::new(), Vec::new(), true, 1.0);
+            for (k, v) in t.pairs::<Value, Value>().flatten() {
+                let index = match k {
+                    Value::Integer(i) => Some(i as f64),
+                    Value::Number(n) => Some(n),
+                    _ => None,
+                };
+                is_array &= index == Some(expected);
+                expected += 1.0;
+                array.push(lua_repr(&v, depth + 1));
+                full.push(format!(
+                    "[{}]={}",
+                    lua_repr(&k, depth + 1),
+                    lua_repr(&v, depth + 1)
+                ));
+            }
+            format!("{{{}}}", if is_array { array } else { full }.join("; "))
+        }
+        Value::Table(_) => "{...}".into(),
+        other => format!("\"{}@{:p}\"", other.type_name(), other.to_pointer()),
+    }
+}
+
+/// C's `%g`, as Redis prints a Lua number.
+fn format_g(n: f64) -> String {
+    let mut buf = [0u8; 64];
+    // SAFETY: the buffer's length bounds the write; the format takes one double.
+    let len = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), c"%g".as_ptr(), n) };
+    String::from_utf8_lossy(&buf[..(len.max(0) as usize).min(buf.len() - 1)]).into_owned()
 }
 
 /// What a run gives its script or function.
@@ -994,6 +1193,66 @@ impl RunState {
         if self.killed.replace(false) {
             if let Some(flag) = self.kill_flag.borrow().as_ref() {
                 let _ = flag.raw_set("killed", Value::Nil);
+            }
+        }
+    }
+
+    /// Under the debugger, while stepping: a script's `redis.call` is shown with its reply, as
+    /// Redis's. Whether it was.
+    pub(super) fn debug_log_call(&self, argv: &[Bytes]) -> bool {
+        // (Busy while the debugger itself runs a command or an `eval`: not shown, as in Redis,
+        // which stops stepping while its client has the word.)
+        let Ok(mut debug) = self.debug.try_borrow_mut() else {
+            return false;
+        };
+        match debug.as_mut() {
+            Some(session) if session.stepping() => {
+                session.log_call(argv);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(super) fn debug_log_reply(&self, reply: &Reply) {
+        if let Ok(mut debug) = self.debug.try_borrow_mut() {
+            if let Some(session) = debug.as_mut() {
+                session.log_reply(reply);
+            }
+        }
+    }
+
+    /// The debugged script reached a new line: the debugger stops there if it must, and
+    /// serves its client until it is told to go on (or to fail the script).
+    fn debug_line(&self, lua: &Lua, dbg: &mlua::debug::Debug) -> mlua::Result<()> {
+        // Lines of the user's script only, not of the debugger's own evals.
+        if !dbg
+            .source()
+            .short_src
+            .is_some_and(|s| s.contains("user_script"))
+        {
+            return Ok(());
+        }
+        let line = dbg.current_line().unwrap_or(0);
+        let mut debug = self.debug.borrow_mut();
+        let Some(session) = debug.as_mut() else {
+            return Ok(());
+        };
+        if !session.should_stop(line) {
+            return Ok(());
+        }
+        let mut target = DebugTarget {
+            lua,
+            host: self.host.get(),
+            frames: self.script_frames.borrow().clone(),
+        };
+        match session.stop(&mut target) {
+            super::debugger::Resume::Go => Ok(()),
+            super::debugger::Resume::Fail(msg) => {
+                drop(debug);
+                // Not for the script's pcall to catch, as SCRIPT KILL's error.
+                self.set_killed()?;
+                Err(self.redis_error(lua, msg))
             }
         }
     }
