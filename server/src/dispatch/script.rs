@@ -477,6 +477,17 @@ fn prepare<'a>(
     {
         return Err(Reply::err(crate::replication::replica::READONLY));
     }
+    // Nor over maxmemory under noeviction without `allow-oom` (no-writes implies it): Redis
+    // takes such a script's command as `denyoom` and refuses it with the plain OOM error.
+    // (With a policy that evicts, its writes make room as they go.)
+    if declared
+        && !call.flags().contains(ScriptFlags::NO_WRITES)
+        && !call.flags().contains(ScriptFlags::ALLOW_OOM)
+        && server.limits.policy() == crate::eviction::Policy::NoEviction
+        && crate::eviction::over_limit(server)
+    {
+        return Err(Reply::err(crate::eviction::OOM));
+    }
     Ok(call)
 }
 
@@ -528,6 +539,9 @@ struct ScriptHost<'a, 'g> {
     /// with every shard locked.
     beyond: bool,
     read_only: bool,
+    /// How its commands are admitted: an `allow-oom` script's writes are not refused over
+    /// maxmemory (Admitted), any other's are checked as a client's.
+    admission: Admission,
     /// In cluster mode (None otherwise): the slot its keys must hash to.
     cluster: Option<ScriptSlot>,
     /// The log records of its writes, logged as one group when it ends.
@@ -596,6 +610,11 @@ impl<'a, 'g> ScriptHost<'a, 'g> {
             held,
             shards,
             read_only: call.read_only,
+            admission: if call.flags().contains(ScriptFlags::ALLOW_OOM) {
+                Admission::Admitted
+            } else {
+                Admission::Check
+            },
             cluster: server.cluster.enabled().then(|| ScriptSlot::of(call)),
             captured: server.wal.records().then(Vec::new),
             writes: Vec::new(),
@@ -799,14 +818,15 @@ impl Host for ScriptHost<'_, '_> {
             // Not undoable (FLUSHDB, PUBLISH): only once every shard is held.
             return self.reach_beyond();
         }
+        let admission = self.admission;
         let reply = match spec.run {
             Run::Keyed(f) => self.keyed(index, args, |ctx, args| {
-                step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args))
+                step::execute(ctx, index, args, admission, |ctx| f(ctx, args))
             }),
             // Redis refuses blocking commands in scripts (they are `noscript`); one that is
             // not answers what it would on a timeout, as inside MULTI.
             Run::Blocking(f) => self.keyed(index, args, |ctx, args| {
-                match step::execute(ctx, index, args, Admission::Check, |ctx| f(ctx, args)) {
+                match step::execute(ctx, index, args, admission, |ctx| f(ctx, args)) {
                     Attempt::Done(reply) => reply,
                     Attempt::Block(_) if spec.nil_bulk_if_cannot_block => Reply::Nil,
                     Attempt::Block(_) => Reply::NilArray,
