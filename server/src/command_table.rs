@@ -271,6 +271,11 @@ impl Flags {
         self.0 & other.0 == other.0
     }
 
+    /// These flags without `other`'s.
+    pub const fn without(self, other: Flags) -> Flags {
+        Flags(self.0 & !other.0)
+    }
+
     /// The names of the flags set, in COMMAND INFO's order. Redis 7.0's COMMAND INFO does not
     /// show `may_replicate` (PUBLISH and EVAL carry it; CLIENT PAUSE WRITE holds them).
     pub fn names(self) -> impl Iterator<Item = &'static str> {

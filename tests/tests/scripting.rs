@@ -1270,3 +1270,49 @@ fn the_lua_debugger_speaks_as_redis_does() {
         assert_eq!(c.call(&["GET", "debugged"]), Resp::Bulk(b"x".to_vec()));
     }
 }
+
+/// A function, or a script with a shebang, is judged by the flags it declares before it runs,
+/// as Redis judges it (scripting and functions units): on a read-only replica one that may
+/// write is refused, in a transaction too (EXECABORT at EXEC); with the link to the primary down
+/// and replica-serve-stale-data off, one without allow-stale is refused (MASTERDOWN).
+#[test]
+fn declared_script_flags_judge_it_on_a_replica() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    let library = "#!lua name=stalelib\nredis.register_function{function_name='fresh', callback=function() return 1 end, flags={'no-writes'}}\nredis.register_function{function_name='stale_ok', callback=function() return 2 end, flags={'no-writes', 'allow-stale'}}";
+    assert_eq!(
+        c.call(&["FUNCTION", "LOAD", library]),
+        Resp::Bulk(b"stalelib".to_vec())
+    );
+    // Queued while a primary, judged at EXEC once a replica.
+    let mut queued = RawConn::connect(warp.port);
+    queued.call(&["MULTI"]);
+    assert_eq!(
+        queued.call(&["EVAL", "#!lua\nreturn 1", "0"]),
+        Resp::Simple("QUEUED".into())
+    );
+    let nobody = free_port().to_string();
+    c.call(&["REPLICAOF", "127.0.0.1", &nobody]);
+    match queued.call(&["EXEC"]) {
+        Resp::Error(e) => assert!(
+            e.starts_with("EXECABORT Transaction discarded because of: READONLY"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    match c.call(&["EVAL", "#!lua\nreturn 1", "0"]) {
+        Resp::Error(e) => assert!(e.starts_with("READONLY"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.call(&["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]),
+        Resp::Int(1)
+    );
+    c.call(&["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    match c.call(&["FCALL", "fresh", "0"]) {
+        Resp::Error(e) => assert!(e.starts_with("MASTERDOWN"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.call(&["FCALL", "stale_ok", "0"]), Resp::Int(2));
+    c.call(&["REPLICAOF", "NO", "ONE"]);
+}

@@ -78,7 +78,7 @@ pub(super) fn admit(
     }
     // One relaxed load and a branch for a server that replicates nothing.
     if server.replication.is_replica() {
-        if let Some(refusal) = replica_refusal(server, conn, spec, args) {
+        if let Some(refusal) = replica_refusal(server, conn, index, args) {
             return refuse(index, refusal);
         }
     }
@@ -102,7 +102,8 @@ pub(super) fn admit(
     }
     if server.replication.gates_writes()
         && (spec.flags.contains(Flags::WRITE)
-            || exec_queued_any(spec, conn, |f| f.contains(Flags::WRITE)))
+            || script_judged(server, index, spec, args, Flags::WRITE)
+            || exec_queued_any(server, spec, conn, |f| f.contains(Flags::WRITE)))
     {
         if let Some(refusal) = server.replication.noreplicas() {
             return refuse(index, refusal);
@@ -151,7 +152,7 @@ fn oom_refused(
     // EXEC of a transaction with a command that may grow memory is refused too (EXECABORT).
     let grows = spec.flags.contains(Flags::DENYOOM)
         || queued
-        || exec_queued_any(spec, conn, |f| f.contains(Flags::DENYOOM));
+        || exec_queued_any(server, spec, conn, |f| f.contains(Flags::DENYOOM));
     grows
         && !conn.primary
         && !server.replication.is_replica()
@@ -189,7 +190,7 @@ pub(super) fn refusal_after_pause(
     if !server.replication.is_replica() {
         return None;
     }
-    replica_refusal(server, conn, &TABLE[index], args)
+    replica_refusal(server, conn, index, args)
 }
 
 /// Cluster mode: where a command with keys goes when this node should not run it (CROSSSLOT,
@@ -266,23 +267,31 @@ pub(super) fn cluster_redirect(
 fn replica_refusal(
     server: &Server,
     conn: &ConnState,
-    spec: &crate::command_table::CommandSpec,
+    index: usize,
     args: &[Bytes],
 ) -> Option<Reply> {
     if conn.primary {
         return None;
     }
+    let spec = &TABLE[index];
     let upstream = &server.replication.upstream;
-    if spec.is_write() && upstream.read_only(server) {
+    // A container that resolves its own subcommand (CONFIG, CLIENT ...): the subcommand's flags;
+    // a script command that declares its flags: the script's.
+    let flags = match spec.run {
+        command_table::Run::Script(_) => super::script::judged_flags(server, index, args),
+        _ => command_table::subcommand_facts(args)
+            .flatten()
+            .map_or(spec.flags, |(_, f)| f),
+    };
+    let writes = spec.is_write()
+        || flags.contains(Flags::WRITE)
+        || exec_queued_any(server, spec, conn, |f| f.contains(Flags::WRITE));
+    if writes && upstream.read_only(server) {
         return Some(Reply::err(crate::replication::replica::READONLY));
     }
-    // A container that resolves its own subcommand (CONFIG, CLIENT ...): the subcommand's flags.
-    let flags = command_table::subcommand_facts(args)
-        .flatten()
-        .map_or(spec.flags, |(_, f)| f);
     // EXEC as its commands: refused if one of them would be (Redis's is_denystale_command).
-    let stale_ok =
-        flags.contains(Flags::STALE) && !exec_queued_any(spec, conn, |f| !f.contains(Flags::STALE));
+    let stale_ok = flags.contains(Flags::STALE)
+        && !exec_queued_any(server, spec, conn, |f| !f.contains(Flags::STALE));
     if !stale_ok && !upstream.serves_stale(server) {
         return Some(Reply::err(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
@@ -306,8 +315,10 @@ fn allowed_while_busy(spec: &crate::command_table::CommandSpec, args: &[Bytes]) 
 }
 
 /// For EXEC: whether a command of the transaction has flags that `test` picks (Redis judges
-/// EXEC by the commands it runs: a transaction with a write is a write when EXEC comes).
+/// EXEC by the commands it runs: a transaction with a write is a write when EXEC comes; a
+/// queued script by the flags it declares).
 fn exec_queued_any(
+    server: &Server,
     spec: &crate::command_table::CommandSpec,
     conn: &ConnState,
     test: impl Fn(Flags) -> bool,
@@ -315,8 +326,22 @@ fn exec_queued_any(
     matches!(
         spec.run,
         command_table::Run::Transaction(command_table::TxStep::Exec)
-    ) && conn
-        .tx
-        .as_ref()
-        .is_some_and(|tx| tx.queued.iter().any(|q| test(TABLE[q.index].flags)))
+    ) && conn.tx.as_ref().is_some_and(|tx| {
+        tx.queued
+            .iter()
+            .any(|q| test(super::script::judged_flags(server, q.index, &q.args)))
+    })
+}
+
+/// Whether a script command's declared flags (see `script::judged_flags`) include `flag`.
+#[cold]
+fn script_judged(
+    server: &Server,
+    index: usize,
+    spec: &crate::command_table::CommandSpec,
+    args: &[Bytes],
+    flag: Flags,
+) -> bool {
+    matches!(spec.run, command_table::Run::Script(_))
+        && super::script::judged_flags(server, index, args).contains(flag)
 }

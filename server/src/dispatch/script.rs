@@ -413,9 +413,78 @@ pub(super) fn may_write(server: &Server, kind: ScriptRun, args: &[Bytes]) -> boo
     }
 }
 
+/// A script command's flags as Redis judges it before it runs (scriptFlagsToCmdFlags): one
+/// that runs a function, or a script with a shebang, takes them from what it declares (a
+/// write unless `no-writes`, `denyoom` unless `allow-oom` or `no-writes`, `stale` only with
+/// `allow-stale`); any other keeps the command's own. Used by admission for READONLY,
+/// MASTERDOWN, NOREPLICAS and OOM, and for the commands a transaction queued.
+pub(super) fn judged_flags(server: &Server, index: usize, args: &[Bytes]) -> Flags {
+    let spec = &TABLE[index];
+    let Run::Script(kind) = spec.run else {
+        return spec.flags;
+    };
+    let Ok(call) = prepare_unchecked(server, kind, args) else {
+        return spec.flags;
+    };
+    let declared = call.flags();
+    if matches!(call.target, Target::Script(_)) && !declared.contains(ScriptFlags::DECLARED) {
+        return spec.flags;
+    }
+    let mut flags = spec.flags.without(
+        Flags::STALE
+            .with(Flags::DENYOOM)
+            .with(Flags::WRITE)
+            .with(Flags::MAY_REPLICATE),
+    );
+    let no_writes = declared.contains(ScriptFlags::NO_WRITES) || call.read_only;
+    if !no_writes {
+        flags = flags.with(Flags::WRITE);
+        if !declared.contains(ScriptFlags::ALLOW_OOM) {
+            flags = flags.with(Flags::DENYOOM);
+        }
+    }
+    if declared.contains(ScriptFlags::ALLOW_STALE) {
+        flags = flags.with(Flags::STALE);
+    }
+    flags
+}
+
 /// Finds what a script command runs, with Redis's errors for a bad key count, an unknown
 /// script or function, or a function with writes called by FCALL_RO.
 fn prepare<'a>(
+    server: &Server,
+    kind: ScriptRun,
+    args: &'a [Bytes],
+) -> Result<ScriptCall<'a>, Reply> {
+    let call = prepare_unchecked(server, kind, args)?;
+    // A function, or a script with a shebang, that may write does not run on a read-only
+    // replica (Redis's scriptPrepareForRun); a script without one runs until it writes.
+    let declared =
+        matches!(call.target, Target::Function(..)) || call.flags().contains(ScriptFlags::DECLARED);
+    if declared
+        && !call.flags().contains(ScriptFlags::NO_WRITES)
+        && server.replication.is_replica()
+        && server.replication.upstream.read_only(server)
+    {
+        return Err(Reply::err(crate::replication::replica::READONLY));
+    }
+    // Nor over maxmemory under noeviction without `allow-oom` (no-writes implies it): Redis
+    // takes such a script's command as `denyoom` and refuses it with the plain OOM error.
+    // (With a policy that evicts, its writes make room as they go.)
+    if declared
+        && !call.flags().contains(ScriptFlags::NO_WRITES)
+        && !call.flags().contains(ScriptFlags::ALLOW_OOM)
+        && server.limits.policy() == crate::eviction::Policy::NoEviction
+        && crate::eviction::over_limit(server)
+    {
+        return Err(Reply::err(crate::eviction::OOM));
+    }
+    Ok(call)
+}
+
+/// What a script command runs, with the errors of its own arguments (and `no-cluster`), but
+/// not yet the server's state (a read-only replica, memory).
+fn prepare_unchecked<'a>(
     server: &Server,
     kind: ScriptRun,
     args: &'a [Bytes],
@@ -465,28 +534,6 @@ fn prepare<'a>(
         return Err(Reply::err(
             "ERR Can not run script on cluster, 'no-cluster' flag is set.",
         ));
-    }
-    // A function, or a script with a shebang, that may write does not run on a read-only
-    // replica (Redis's scriptPrepareForRun); a script without one runs until it writes.
-    let declared =
-        matches!(call.target, Target::Function(..)) || call.flags().contains(ScriptFlags::DECLARED);
-    if declared
-        && !call.flags().contains(ScriptFlags::NO_WRITES)
-        && server.replication.is_replica()
-        && server.replication.upstream.read_only(server)
-    {
-        return Err(Reply::err(crate::replication::replica::READONLY));
-    }
-    // Nor over maxmemory under noeviction without `allow-oom` (no-writes implies it): Redis
-    // takes such a script's command as `denyoom` and refuses it with the plain OOM error.
-    // (With a policy that evicts, its writes make room as they go.)
-    if declared
-        && !call.flags().contains(ScriptFlags::NO_WRITES)
-        && !call.flags().contains(ScriptFlags::ALLOW_OOM)
-        && server.limits.policy() == crate::eviction::Policy::NoEviction
-        && crate::eviction::over_limit(server)
-    {
-        return Err(Reply::err(crate::eviction::OOM));
     }
     Ok(call)
 }
@@ -799,6 +846,12 @@ impl Host for ScriptHost<'_, '_> {
             let upstream = &self.server.replication.upstream;
             if upstream.read_only(self.server) {
                 return Reply::err(crate::replication::replica::READONLY);
+            }
+        }
+        // min-replicas-to-write unmet: a write inside a script is refused as a client's is.
+        if flags.contains(Flags::WRITE) && self.server.replication.gates_writes() {
+            if let Some(refusal) = self.server.replication.noreplicas() {
+                return refusal;
             }
         }
         if self.cluster.is_some() {
