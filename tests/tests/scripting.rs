@@ -1314,5 +1314,16 @@ fn declared_script_flags_judge_it_on_a_replica() {
         other => panic!("{other:?}"),
     }
     assert_eq!(c.call(&["FCALL", "stale_ok", "0"]), Resp::Int(2));
+    // Inside it, only commands flagged stale run (INFO, not GET).
+    let stale_read = "#!lua flags=no-writes,allow-stale\nreturn redis.call('get','x')";
+    match c.call(&["EVAL", stale_read, "0"]) {
+        Resp::Error(e) => assert!(
+            e.starts_with("ERR Can not execute the command on a stale replica"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let stale_info = "#!lua flags=no-writes,allow-stale\nreturn redis.call('info','server')";
+    assert!(matches!(c.call(&["EVAL", stale_info, "0"]), Resp::Bulk(_)));
     c.call(&["REPLICAOF", "NO", "ONE"]);
 }

@@ -848,11 +848,20 @@ impl Host for ScriptHost<'_, '_> {
                 return Reply::err(crate::replication::replica::READONLY);
             }
         }
-        // min-replicas-to-write unmet: a write inside a script is refused as a client's is.
-        if flags.contains(Flags::WRITE) && self.server.replication.gates_writes() {
+        // min-replicas-to-write unmet: a write inside a script is refused as a client's is,
+        // unless the script already wrote (Redis cannot fail it halfway then).
+        if flags.contains(Flags::WRITE) && self.server.replication.gates_writes() && !self.wrote() {
             if let Some(refusal) = self.server.replication.noreplicas() {
                 return refusal;
             }
+        }
+        // A stale replica (link down, replica-serve-stale-data no): only commands flagged
+        // `stale` run inside a script (which got here by declaring allow-stale).
+        if self.server.replication.is_replica()
+            && !flags.contains(Flags::STALE)
+            && !self.server.replication.upstream.serves_stale(self.server)
+        {
+            return Reply::err("ERR Can not execute the command on a stale replica");
         }
         if self.cluster.is_some() {
             if let Some(refusal) = self.cluster_refusal(spec, &args) {
