@@ -1314,6 +1314,14 @@ fn declared_script_flags_judge_it_on_a_replica() {
         other => panic!("{other:?}"),
     }
     assert_eq!(c.call(&["FCALL", "stale_ok", "0"]), Resp::Int(2));
+    // A script without a shebang does not run at all.
+    assert_eq!(
+        c.call(&["EVAL", "return 1", "0"]),
+        Resp::Error(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."
+                .into()
+        )
+    );
     // Inside it, only commands flagged stale run (INFO, not GET).
     let stale_read = "#!lua flags=no-writes,allow-stale\nreturn redis.call('get','x')";
     match c.call(&["EVAL", stale_read, "0"]) {

@@ -468,6 +468,16 @@ fn prepare<'a>(
     {
         return Err(Reply::err(crate::replication::replica::READONLY));
     }
+    // A script without a shebang does not run at all on a stale replica (Redis's
+    // scriptPrepareForRun, for its compatibility mode); a declared one is judged at admission.
+    if !declared
+        && server.replication.is_replica()
+        && !server.replication.upstream.serves_stale(server)
+    {
+        return Err(Reply::err(
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        ));
+    }
     // Nor over maxmemory under noeviction without `allow-oom` (no-writes implies it): Redis
     // takes such a script's command as `denyoom` and refuses it with the plain OOM error.
     // (With a policy that evicts, its writes make room as they go.)
