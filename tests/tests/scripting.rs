@@ -1242,6 +1242,7 @@ fn the_lua_debugger_speaks_as_redis_does() {
             &[b"print", b"KEYS"],
             &[b"print", b"nosuch"],
             &[b"trace"],
+            &[b"break", b"3"],
             &[b"break", b"4"],
             &[b"break", b"9"],
             &[b"break"],

@@ -95,10 +95,11 @@ impl Session {
     /// A stop at the current line: shows where, then serves the client's commands until one
     /// resumes the script.
     pub fn stop(&mut self, target: &mut dyn Target) -> Resume {
-        let reason = if self.step {
-            "step over"
-        } else {
+        // A breakpoint names the stop even when stepping onto it, as in Redis.
+        let reason = if self.breakpoints.contains(&self.current) {
             "break point"
+        } else {
+            "step over"
         };
         self.step = false;
         self.log(format!(
