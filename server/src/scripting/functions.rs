@@ -57,7 +57,9 @@ pub fn parse_metadata(code: &[u8]) -> Result<(usize, String), Reply> {
     }
     let invalid = || Reply::err("ERR Invalid library metadata");
     let end = memchr::memchr(b'\n', code).ok_or_else(invalid)?;
-    let mut parts = code[..end].split(|&c| c == b' ').filter(|p| !p.is_empty());
+    // Redis splits the line with sdssplitargs: quotes group and are dropped (`name="lib"`).
+    let parts = crate::protocol::parse::split_args(&code[..end]).ok_or_else(invalid)?;
+    let mut parts = parts.iter();
     let engine = &parts.next().ok_or_else(invalid)?[2..];
     let mut name = None;
     for part in parts {
@@ -254,5 +256,12 @@ mod tests {
         assert!(parse_metadata(b"#!lua name=x foo=bar\n").is_err());
         assert!(parse_metadata(b"#!python name=x\n").is_err());
         assert!(parse_metadata(b"#!lua name=a-b\n").is_err());
+        // Quoted as sdssplitargs reads them (Redis's 'function test name with quotes').
+        assert_eq!(
+            parse_metadata(b"#!lua name=\"foo\"\nreturn 1").unwrap(),
+            (16, "foo".to_string())
+        );
+        let unbalanced = parse_metadata(b"#!lua name=\"foo\nreturn 1").unwrap_err();
+        assert_eq!(unbalanced, Reply::err("ERR Invalid library metadata"));
     }
 }
