@@ -42,7 +42,7 @@ const SERVE_EVERY: Duration = Duration::from_millis(1);
 /// What one round reads from one client at most (the rest waits for the next round).
 const READ_PER_ROUND: usize = 64 * 1024;
 
-/// A plain-TCP connection's place where its state waits between requests.
+/// A plain-socket connection's place where its state waits between requests.
 pub struct Port {
     fd: RawFd,
     /// The connection's state ([`ConnParts`], boxed) while its task waits for a read; null
@@ -136,12 +136,13 @@ pub fn poll_read<S: AsyncRead + Unpin>(
     }
 }
 
-/// This worker thread's plain-TCP connections, and the round of serving in progress.
+/// This worker thread's plain-socket connections, and the round of serving in progress.
 #[derive(Default)]
 struct WorkerPorts {
     server: Option<Arc<Server>>,
     ports: Vec<Arc<Port>>,
-    listeners: Vec<RawFd>,
+    /// Listening sockets: TCP ones, and the Unix socket with its path.
+    listeners: Vec<(RawFd, Option<Arc<str>>)>,
     round: Option<Round>,
 }
 
@@ -159,7 +160,7 @@ thread_local! {
     static WORKER: RefCell<WorkerPorts> = RefCell::default();
 }
 
-/// Registers a new plain-TCP connection of this worker (its socket `fd`); its parts wait in
+/// Registers a new plain-socket connection of this worker (its socket `fd`); its parts wait in
 /// its port until its task first runs.
 pub fn register(server: &Arc<Server>, fd: RawFd, parts: &mut Option<Box<ConnParts>>) -> Arc<Port> {
     let port = Arc::new(Port {
@@ -178,13 +179,13 @@ pub fn register(server: &Arc<Server>, fd: RawFd, parts: &mut Option<Box<ConnPart
     port
 }
 
-/// Registers a plain-TCP listening socket of this worker: a busy script's hook accepts the
-/// clients that connect meanwhile.
-pub fn register_listener(server: &Arc<Server>, fd: RawFd) {
+/// Registers a plain listening socket of this worker, TCP or (with its path) the Unix socket:
+/// a busy script's hook accepts the clients that connect meanwhile.
+pub fn register_listener(server: &Arc<Server>, fd: RawFd, unix: Option<Arc<str>>) {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
         w.server.get_or_insert_with(|| server.clone());
-        w.listeners.push(fd);
+        w.listeners.push((fd, unix));
     });
 }
 
@@ -257,7 +258,7 @@ fn accept_all(server: &Arc<Server>, index: usize) {
     {
         return;
     }
-    let Some(listener) = WORKER.with(|w| w.borrow().listeners.get(index).copied()) else {
+    let Some((listener, unix)) = WORKER.with(|w| w.borrow().listeners.get(index).cloned()) else {
         return;
     };
     loop {
@@ -273,16 +274,26 @@ fn accept_all(server: &Arc<Server>, index: usize) {
         if fd < 0 {
             return;
         }
-        // SAFETY: a connected socket accept4 just gave, owned from here on.
-        let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-        let (Ok(peer), Ok(stream)) = (
-            std_stream.peer_addr(),
-            tokio::net::TcpStream::from_std(std_stream),
-        ) else {
-            continue;
-        };
         let me = crate::server_state::current_worker();
-        if let Some(port) = crate::connection_loop::accept(server, me, stream, peer, false) {
+        let port = if let Some(path) = &unix {
+            // SAFETY: a connected socket accept4 just gave, owned from here on.
+            let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
+            let Ok(stream) = tokio::net::UnixStream::from_std(std_stream) else {
+                continue;
+            };
+            crate::connection_loop::accept_unix(server, me, stream, path.clone())
+        } else {
+            // SAFETY: a connected socket accept4 just gave, owned from here on.
+            let std_stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+            let (Ok(peer), Ok(stream)) = (
+                std_stream.peer_addr(),
+                tokio::net::TcpStream::from_std(std_stream),
+            ) else {
+                continue;
+            };
+            crate::connection_loop::accept(server, me, stream, peer, false)
+        };
+        if let Some(port) = port {
             WORKER.with(|w| {
                 if let Some(r) = w.borrow_mut().round.as_mut() {
                     r.watch(port);
@@ -293,7 +304,11 @@ fn accept_all(server: &Arc<Server>, index: usize) {
 }
 
 impl Round {
-    fn start(script_started: Instant, ports: &[Arc<Port>], listeners: &[RawFd]) -> Option<Round> {
+    fn start(
+        script_started: Instant,
+        ports: &[Arc<Port>],
+        listeners: &[(RawFd, Option<Arc<str>>)],
+    ) -> Option<Round> {
         // SAFETY: epoll_create1 with a valid flag; the descriptor is owned from here on.
         let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         if fd < 0 {
@@ -310,7 +325,7 @@ impl Round {
         for port in ports {
             round.watch(port.clone());
         }
-        for (i, &listener) in listeners.iter().enumerate() {
+        for (i, &(listener, _)) in listeners.iter().enumerate() {
             round.add(listener, LISTENER_TOKEN + i as u64);
         }
         Some(round)

@@ -1,18 +1,60 @@
 //! The registry of connected clients, for CLIENT LIST / INFO / KILL and maxclients.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// One end of a client's connection: a TCP address, or the Unix socket's path (`unixsocket`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Unix(Arc<str>),
+}
+
+impl Peer {
+    /// Its IP address; a Unix socket's client is on this machine, so loopback.
+    pub fn ip(&self) -> IpAddr {
+        match self {
+            Peer::Tcp(addr) => addr.ip(),
+            Peer::Unix(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        }
+    }
+
+    /// Whether it is on this machine (protected mode, `enable-debug-command local`): a Unix
+    /// socket, or a loopback address (IPv4-mapped ones included).
+    pub fn is_local(&self) -> bool {
+        match self.ip() {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
+            v4 => v4.is_loopback(),
+        }
+    }
+
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Peer::Unix(_))
+    }
+}
+
+/// As Redis shows it: `ip:port`, or `<socket path>:0`.
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Tcp(addr) => addr.fmt(f),
+            Peer::Unix(path) => write!(f, "{path}:0"),
+        }
+    }
+}
+
 /// What CLIENT LIST shows about a connection; written by its own worker, read by anyone.
 #[derive(Clone, Debug)]
 pub struct ClientInfo {
     pub id: u64,
-    pub addr: SocketAddr,
-    pub laddr: SocketAddr,
+    pub addr: Peer,
+    pub laddr: Peer,
     pub fd: RawFd,
     pub name: String,
     pub lib_name: String,
@@ -123,6 +165,9 @@ impl ClientInfo {
             if t.bcast {
                 f.push('B');
             }
+        }
+        if self.addr.is_unix() {
+            f.push('U');
         }
         if self.no_evict {
             f.push('e');

@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 
 use crate::blocked_clients::Unblock;
 use crate::busy_clients;
-use crate::clients::ClientInfo;
+use crate::clients::{ClientInfo, Peer};
 use crate::dispatch::{self, Blocked, Pipeline};
 use crate::protocol::{Reply, RequestParser};
 use crate::server_state::{bump, Server, WorkerStats};
@@ -32,7 +32,7 @@ const LARGE_REPLY: usize = 64 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A client a listener accepted (or a busy script's hook, see `busy_clients`): counted,
-/// registered, and its task started. Its port, for a plain-TCP client let in.
+/// registered, and its task started. Its port, for a plain-socket client let in.
 pub fn accept(
     server: &Arc<Server>,
     me: usize,
@@ -51,7 +51,36 @@ pub fn accept(
         return None;
     }
     let fd = stream.as_raw_fd();
-    let laddr = stream.local_addr().unwrap_or(peer);
+    let laddr = Peer::Tcp(stream.local_addr().unwrap_or(peer));
+    serve_plain(server, me, stream, fd, laddr, Peer::Tcp(peer))
+}
+
+/// Takes a client of the Unix socket at `path` (`unixsocket`); CLIENT LIST shows both its
+/// ends as `<path>:0`, as Redis does.
+pub fn accept_unix(
+    server: &Arc<Server>,
+    me: usize,
+    stream: tokio::net::UnixStream,
+    path: Arc<str>,
+) -> Option<Arc<busy_clients::Port>> {
+    server
+        .stats
+        .total_connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let fd = stream.as_raw_fd();
+    let peer = Peer::Unix(path);
+    serve_plain(server, me, stream, fd, peer.clone(), peer)
+}
+
+/// Lets in (or refuses) a client of a plain socket, TCP or Unix, and starts serving it.
+fn serve_plain<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    server: &Arc<Server>,
+    me: usize,
+    stream: S,
+    fd: RawFd,
+    laddr: Peer,
+    peer: Peer,
+) -> Option<Arc<busy_clients::Port>> {
     match open(server, me, fd, true, laddr, peer) {
         Ok(opened) => {
             let port = opened.port.clone();
@@ -98,7 +127,7 @@ fn set_keepalive(stream: &TcpStream, secs: u64) {
 /// certificate where one is required, one no authority signed, plaintext) is closed.
 async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: SocketAddr) {
     let fd = stream.as_raw_fd();
-    let laddr = stream.local_addr().unwrap_or(peer);
+    let laddr = Peer::Tcp(stream.local_addr().unwrap_or(peer));
     let Some(acceptor) = server.tls.acceptor() else {
         return;
     };
@@ -114,7 +143,7 @@ async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: Sock
                 return;
             }
         };
-    match open(&server, me, fd, false, laddr, peer) {
+    match open(&server, me, fd, false, laddr, Peer::Tcp(peer)) {
         Ok(opened) => serve_opened(server, me, stream, opened).await,
         Err(refusal) => {
             let _ = stream.write_all(refusal).await;
@@ -122,7 +151,7 @@ async fn serve_tls(server: Arc<Server>, me: usize, stream: TcpStream, peer: Sock
     }
 }
 
-/// A client let in: registered, with its connection's parts (in its port, for a plain-TCP
+/// A client let in: registered, with its connection's parts (in its port, for a plain-socket
 /// one, as if it waited for its first read: a busy script's hook can serve it at once).
 struct Opened {
     id: u64,
@@ -138,8 +167,8 @@ fn open(
     me: usize,
     fd: RawFd,
     plain: bool,
-    laddr: SocketAddr,
-    peer: SocketAddr,
+    laddr: Peer,
+    peer: Peer,
 ) -> Result<Opened, &'static [u8]> {
     let hot = &server.hot;
     if server.clients.count() as u64 >= hot.maxclients.load(Ordering::Relaxed) {
@@ -147,19 +176,15 @@ fn open(
         return Err(b"-ERR max number of clients reached\r\n");
     }
     // Protected mode as Redis 7.0 applies it at accept: on, the default user `nopass` (even
-    // when off), and a peer that is not local (127.0.0.0/8, ::1, or IPv4-mapped loopback).
-    let local = match peer.ip() {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(v6.is_loopback(), |v4| v4.is_loopback()),
-        v4 => v4.is_loopback(),
-    };
-    if hot.protected_mode.load(Ordering::Relaxed) && !local && server.acl.default_nopass() {
+    // when off), and a peer that is not local (a Unix socket, 127.0.0.0/8, ::1, or
+    // IPv4-mapped loopback).
+    if hot.protected_mode.load(Ordering::Relaxed) && !peer.is_local() && server.acl.default_nopass()
+    {
         bump_rejected(server);
         return Err(PROTECTED_MODE_DENIED.as_bytes());
     }
     let mut conn = register_client(server, me, fd, laddr, peer);
-    conn.plain_tcp = plain;
+    conn.plain_socket = plain;
     let id = conn.id;
     let mut parts = Some(Box::new(ConnParts {
         conn,
@@ -220,14 +245,14 @@ pub fn register_client(
     server: &Server,
     me: usize,
     fd: RawFd,
-    laddr: SocketAddr,
-    peer: SocketAddr,
+    laddr: Peer,
+    peer: Peer,
 ) -> ConnState {
     let id = server.clients.next_id();
     let now = Instant::now();
     let handle = server.clients.register(ClientInfo {
         id,
-        addr: peer,
+        addr: peer.clone(),
         laddr,
         fd,
         name: String::new(),
@@ -268,7 +293,7 @@ pub fn register_client(
         answer_regardless: false,
         in_exec: false,
         script_debug: false,
-        plain_tcp: false,
+        plain_socket: false,
         handle,
         recent_reads: Default::default(),
         tx: None,

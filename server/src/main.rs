@@ -184,7 +184,14 @@ fn main() {
             std::process::exit(1);
         }
     }
-    if let Err(e) = worker::start(server.clone(), endpoints) {
+    let unix = match worker::listen_unix(&server.config.read().expect("config lock")) {
+        Ok(unix) => unix,
+        Err(e) => {
+            error!("{e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = worker::start(server.clone(), endpoints, unix.as_ref()) {
         error!("{e}");
         std::process::exit(1);
     }
@@ -201,6 +208,12 @@ fn main() {
         }
     }
     info!(threads, "Ready to accept connections on {addrs:?}");
+    if let Some(unix) = &unix {
+        info!(
+            "The server is now ready to accept connections at {}",
+            unix.path
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -212,6 +225,9 @@ fn main() {
     }
     if let Some(path) = &pidfile {
         std::fs::remove_file(path).ok();
+    }
+    if let Some(unix) = &unix {
+        std::fs::remove_file(&*unix.path).ok();
     }
     info!("WarpEngine is now ready to exit, bye bye...");
     std::process::exit(0);

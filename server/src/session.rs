@@ -1,6 +1,5 @@
 //! Per-connection state, and the context connection- and server-level commands run in.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::clients::ClientHandle;
@@ -22,7 +21,7 @@ pub struct ConnState {
     /// The ACL user it runs as (`default` until an AUTH).
     pub user: std::sync::Arc<crate::acl::User>,
     pub name: String,
-    pub addr: SocketAddr,
+    pub addr: crate::clients::Peer,
     pub reply_mode: ReplyMode,
     /// QUIT, a protocol error or a self-kill: reply, then close.
     pub close_after_reply: bool,
@@ -56,8 +55,8 @@ pub struct ConnState {
     pub readonly: bool,
     /// SCRIPT DEBUG SYNC: the next EVAL runs under the debugger (`scripting::debugger`).
     pub script_debug: bool,
-    /// A plain-TCP connection (not TLS): the debugger talks to its socket directly.
-    pub plain_tcp: bool,
+    /// A plain TCP or Unix socket (not TLS): the debugger talks to it directly.
+    pub plain_socket: bool,
     /// EXEC is running its queued commands (Redis's `server.in_exec`: BGREWRITEAOF and
     /// `appendonly yes` say their rewrite is scheduled rather than started).
     pub in_exec: bool,

@@ -103,17 +103,59 @@ fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
+/// `unixsocket`: the Unix socket clients may connect through (none when not set), made as
+/// Redis makes it: a file left at the path is removed first, and `unixsocketperm` (unless 0)
+/// sets its mode. Every worker accepts on it.
+pub struct UnixEndpoint {
+    pub listener: std::os::unix::net::UnixListener,
+    /// As configured: CLIENT LIST shows it, the server removes it when it exits.
+    pub path: Arc<str>,
+}
+
+pub fn listen_unix(cfg: &crate::config_store::ConfigStore) -> Result<Option<UnixEndpoint>, String> {
+    let path = cfg.get("unixsocket");
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let _ = std::fs::remove_file(path);
+    let failed = |e: std::io::Error| format!("Failed opening Unix socket: {e}");
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(failed)?;
+    let perm = i64::from_str_radix(cfg.get("unixsocketperm"), 8).unwrap_or(0);
+    if perm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm as u32))
+            .map_err(failed)?;
+    }
+    Ok(Some(UnixEndpoint {
+        listener,
+        path: path.into(),
+    }))
+}
+
 /// Starts every worker thread; returns once all of them are listening (or one failed).
-pub fn start(server: Arc<Server>, addrs: Vec<Endpoint>) -> Result<(), String> {
+pub fn start(
+    server: Arc<Server>,
+    addrs: Vec<Endpoint>,
+    unix: Option<&UnixEndpoint>,
+) -> Result<(), String> {
     crate::replication::replica::follow_configured(&server);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for me in 0..server.threads() {
         let server = server.clone();
         let addrs = addrs.clone();
+        let unix = match unix {
+            Some(u) => Some((
+                u.listener
+                    .try_clone()
+                    .map_err(|e| format!("Failed opening Unix socket: {e}"))?,
+                u.path.clone(),
+            )),
+            None => None,
+        };
         let ready = ready_tx.clone();
         std::thread::Builder::new()
             .name(format!("warp-worker-{me}"))
-            .spawn(move || run_worker(server, me, addrs, ready))
+            .spawn(move || run_worker(server, me, addrs, unix, ready))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
     }
     drop(ready_tx);
@@ -129,6 +171,7 @@ fn run_worker(
     server: Arc<Server>,
     me: usize,
     addrs: Vec<Endpoint>,
+    unix: Option<(std::os::unix::net::UnixListener, Arc<str>)>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
     crate::server_state::set_current_worker(me);
@@ -168,7 +211,21 @@ fn run_worker(
                 }
             }
         }
+        let unix = match unix.map(|(listener, path)| {
+            listener.set_nonblocking(true)?;
+            Ok::<_, std::io::Error>((tokio::net::UnixListener::from_std(listener)?, path))
+        }) {
+            Some(Ok(unix)) => Some(unix),
+            Some(Err(e)) => {
+                let _ = ready.send(Err(format!("Failed opening Unix socket: {e}")));
+                return;
+            }
+            None => None,
+        };
         let _ = ready.send(Ok(()));
+        if let Some((listener, path)) = unix {
+            tokio::spawn(accept_unix_loop(server.clone(), me, listener, path));
+        }
         for (listener, tls) in listeners {
             let server = server.clone();
             tokio::spawn(accept_loop(server, me, listener, tls));
@@ -191,7 +248,7 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls:
         .push(listener.as_raw_fd());
     if !tls {
         // A busy script's hook accepts on it too (see busy_clients).
-        crate::busy_clients::register_listener(&server, listener.as_raw_fd());
+        crate::busy_clients::register_listener(&server, listener.as_raw_fd(), None);
     }
     loop {
         let accepted = listener.accept().await;
@@ -204,6 +261,37 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls:
             }
             Err(e) => {
                 error!(worker = me, "accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Accepts clients of the Unix socket. Every worker waits on the same socket; the kernel
+/// gives each connection to one of them.
+async fn accept_unix_loop(
+    server: Arc<Server>,
+    me: usize,
+    listener: tokio::net::UnixListener,
+    path: Arc<str>,
+) {
+    server
+        .listening
+        .lock()
+        .expect("listening lock")
+        .push(listener.as_raw_fd());
+    crate::busy_clients::register_listener(&server, listener.as_raw_fd(), Some(path.clone()));
+    loop {
+        let accepted = listener.accept().await;
+        if server.shutting_down.load(Ordering::Relaxed) {
+            return;
+        }
+        match accepted {
+            Ok((stream, _)) => {
+                connection_loop::accept_unix(&server, me, stream, path.clone());
+            }
+            Err(e) => {
+                error!(worker = me, "accept failed on the Unix socket: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

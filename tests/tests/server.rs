@@ -620,3 +620,95 @@ fn a_pipeline_mixing_cross_shard_and_single_shard_commands_answers_as_redis() {
         );
     }
 }
+
+/// `unixsocket`: clients connect through the socket file (a file left at the path is replaced,
+/// `unixsocketperm` gives its mode), CLIENT LIST shows them as Redis does (`addr=<path>:0`,
+/// flag `U`), TCP keeps working beside it, and the file is removed when the server exits.
+#[test]
+fn clients_connect_through_the_unix_socket() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = warpengine_tests::TempDir::new("unixsocket");
+    let path = format!("{}/warp.sock", dir.path());
+    std::fs::write(&path, b"left by an earlier run").unwrap();
+    let mut server = start_warpengine(&[
+        "--unixsocket",
+        &path,
+        "--unixsocketperm",
+        "700",
+        "--protected-mode",
+        "yes",
+    ]);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "socket mode {mode:o}");
+
+    // Raw: a pipeline, then CLIENT INFO/LIST about this connection.
+    let mut raw = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    raw.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    raw.write_all(b"PING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\nunix\r\nCLIENT INFO\r\n")
+        .unwrap();
+    // +PONG, +OK, then CLIENT INFO's bulk string: read until all of it is here.
+    let complete = |got: &[u8]| {
+        let Some(bulk) = got.strip_prefix(b"+PONG\r\n+OK\r\n$".as_slice()) else {
+            return false;
+        };
+        let Some(end) = bulk.windows(2).position(|w| w == b"\r\n") else {
+            return false;
+        };
+        let len: usize = String::from_utf8_lossy(&bulk[..end]).parse().unwrap();
+        bulk.len() >= end + 2 + len + 2
+    };
+    let mut got = Vec::new();
+    while !complete(&got) {
+        let mut buf = [0u8; 4096];
+        let n = raw.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got).to_string();
+    assert!(text.starts_with("+PONG\r\n+OK\r\n$"), "{text}");
+    assert!(
+        text.contains(&format!(" addr={path}:0 laddr={path}:0 ")),
+        "{text}"
+    );
+    assert!(text.contains(" flags=U "), "{text}");
+
+    // The redis crate, redis-cli and redis-py over the socket; TCP beside it.
+    let mut c = redis::Client::open(format!("unix://{path}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    assert_eq!(c.get::<_, String>("k").unwrap(), "unix");
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+    assert_eq!(list.matches(" flags=U ").count(), 2, "{list}");
+    let out = Command::new("redis-cli")
+        .args(["-s", &path, "GET", "k"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "unix");
+    let (ok, out) = run_python(&[
+        "-c",
+        &format!(
+            "import redis; r = redis.Redis(unix_socket_path='{path}'); r.incr('n'); print(r.get('k').decode(), r.get('n').decode())"
+        ),
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "unix 1");
+    let mut tcp = connect(&server);
+    assert_eq!(tcp.get::<_, i64>("n").unwrap(), 1);
+    let tcp_list: String = redis::cmd("CLIENT").arg("LIST").query(&mut tcp).unwrap();
+    let tcp_line = tcp_list
+        .lines()
+        .find(|l| l.contains(" addr=127.0.0.1:"))
+        .unwrap();
+    assert!(!tcp_line.contains(" flags=U "), "{tcp_line}");
+
+    assert_eq!(
+        server.signal_and_wait("TERM", Duration::from_secs(10)),
+        Some(0)
+    );
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "the socket file outlived the server"
+    );
+}

@@ -37,7 +37,7 @@ pub fn protected_command_allowed(s: &Session, setting: &str) -> bool {
         .expect("config lock")
         .get(setting)
         .to_string();
-    value == "yes" || (value == "local" && s.conn.addr.ip().is_loopback())
+    value == "yes" || (value == "local" && s.conn.addr.is_local())
 }
 
 pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {

@@ -96,7 +96,7 @@ pub fn script(s: &mut Session, args: &[Bytes]) -> Reply {
                 s.conn.script_debug = false;
                 OK
             }
-            "sync" if s.conn.plain_tcp => {
+            "sync" if s.conn.plain_socket => {
                 s.conn.script_debug = true;
                 OK
             }

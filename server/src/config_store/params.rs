@@ -212,7 +212,7 @@ pub static PARAMS: &[Param] = &[
     p("replica-ignore-disk-write-errors", BOOL, "no", MUT).stored(),
     // Strings.
     p("aclfile", STR, "", FIXED),
-    p("unixsocket", STR, "", FIXED).stored(),
+    p("unixsocket", STR, "", FIXED),
     p("pidfile", STR, "", FIXED),
     p("replica-announce-ip", STR, "", MUT).alias("slave-announce-ip"),
     p("masteruser", STR, "", MUT),
@@ -396,7 +396,7 @@ pub static PARAMS: &[Param] = &[
     p("shutdown-timeout", NONNEG_INT, "10", MUT).stored(),
     p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT).stored(),
     p("maxclients", int(1, u32::MAX as i64), "10000", MUT),
-    p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", FIXED).stored(),
+    p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", FIXED),
     p("socket-mark-id", NONNEG_INT, "0", FIXED).stored(),
     p(
         "active-defrag-max-scan-fields",

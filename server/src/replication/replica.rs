@@ -617,8 +617,8 @@ impl<'a> Link<'a> {
     ) -> Result<std::convert::Infallible, Failure> {
         let server = self.server;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stream);
-        let peer = self.stream.peer_addr()?;
-        let laddr = self.stream.local_addr()?;
+        let peer = crate::clients::Peer::Tcp(self.stream.peer_addr()?);
+        let laddr = crate::clients::Peer::Tcp(self.stream.local_addr()?);
         let mut conn = register_client(server, me, fd, laddr, peer);
         let _registered = Registered {
             server,
