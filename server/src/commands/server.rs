@@ -44,7 +44,14 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
     }
     let db = s.conn.db;
     let mut guards = s.server.lock_all();
+    {
+        // A BGSAVE running keeps the database as it was when it began.
+        let mut shards: Vec<&mut Shard> = guards.iter_mut().map(|g| &mut **g).collect();
+        background::preserve_databases(s.server, &mut shards, &[db]);
+    }
+    let mut removed = 0;
     for shard in guards.iter_mut() {
+        removed += shard.dbs[db].len();
         shard.dbs[db].clear();
         // used_memory subtracts each shard's untouched table room as last published: the
         // cleared tables' room is gone with them.
@@ -54,7 +61,8 @@ pub fn flushdb(s: &mut Session, args: &[Bytes]) -> Reply {
     drop(guards);
     s.server.blocking.signal_databases(Some(&[db]));
     s.server.tracking.flushed(s.server);
-    s.server.note_change(1);
+    // As Redis's dirty counter: one change per key removed.
+    s.server.note_change(removed as u64);
     OK
 }
 
@@ -63,8 +71,11 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
         return Reply::err(SYNTAX);
     }
     let mut guards = s.server.lock_all();
+    background::abort_rdb_save(s.server);
+    let mut removed = 0;
     for shard in guards.iter_mut() {
         for db in &mut shard.dbs {
+            removed += db.len();
             db.clear();
         }
         s.server.publish_spare(shard);
@@ -73,7 +84,8 @@ pub fn flushall(s: &mut Session, args: &[Bytes]) -> Reply {
     drop(guards);
     s.server.blocking.signal_databases(None);
     s.server.tracking.flushed(s.server);
-    s.server.note_change(1);
+    // As Redis's dirty counter: one change per key removed, and one for the flush.
+    s.server.note_change(removed as u64 + 1);
     // As Redis: with save rules, FLUSHALL saves the (now empty) dataset at once.
     let save_rules = !s
         .server

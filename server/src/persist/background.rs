@@ -37,6 +37,10 @@ struct ShardWalk {
 
 pub struct Background {
     shards: Vec<Mutex<ShardWalk>>,
+    /// BGSAVE (an RDB file is written), not only the log's snapshot.
+    rdb_file: bool,
+    /// Set by [`abort_rdb_save`]: the walk stops and nothing it wrote is kept.
+    aborted: std::sync::atomic::AtomicBool,
 }
 
 impl ShardWalk {
@@ -97,6 +101,20 @@ pub fn preserve_databases(server: &Server, shards: &mut [&mut Shard], dbs: &[usi
     }
 }
 
+/// Before the whole dataset is thrown away (FLUSHALL, a reload, a replica's full sync), with
+/// every shard locked: a running BGSAVE stops and its files are dropped, as Redis kills its
+/// saving child then. Its walk has not reached everything, and what it has not reached is
+/// gone, so it could only write a file of part of the data. A log-only snapshot (BGREWRITEAOF)
+/// goes on: its new segment holds the flush, so the log replays to the same data.
+pub fn abort_rdb_save(server: &Server) {
+    if !server.wal.background_active.load(Ordering::Acquire) {
+        return;
+    }
+    if let Some(bg) = current(server).filter(|bg| bg.rdb_file) {
+        bg.aborted.store(true, Ordering::Release);
+    }
+}
+
 /// Starts a background snapshot on a thread of its own, followed (BGSAVE) by the RDB file
 /// when `with_rdb_file`. False if one is already running.
 pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
@@ -114,13 +132,17 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
     } else {
         tracing::info!("Background append only file rewriting started");
     }
+    // The snapshot's instant is now, before the caller's reply, as Redis's fork is: a write
+    // acknowledged after "Background saving started" is not in it, one before it is.
+    let started = Instant::now();
+    let changes = server.changes_total();
+    let begun = begin(server, with_rdb_file);
+    let this_walk = begun.as_ref().ok().map(|b| b.bg.clone());
     let server = server.clone();
     let spawned = std::thread::Builder::new()
         .name("bg-snapshot".into())
         .spawn(move || {
-            let started = Instant::now();
-            let changes = server.changes_total();
-            let result = run(&server, with_rdb_file);
+            let result = begun.and_then(|begun| walk_and_finish(&server, begun));
             let stats = &server.wal.stats;
             *server
                 .wal
@@ -128,9 +150,14 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = None;
             server.wal.background_active.store(false, Ordering::Release);
-            stats
-                .last_snapshot_ok
-                .store(result.is_ok(), Ordering::Relaxed);
+            // An aborted save leaves the last status as it was, as Redis's killed child does.
+            let aborted =
+                result.is_err() && this_walk.is_some_and(|bg| bg.aborted.load(Ordering::Acquire));
+            if !aborted {
+                stats
+                    .last_snapshot_ok
+                    .store(result.is_ok(), Ordering::Relaxed);
+            }
             match result {
                 Ok((segment, keys)) => {
                     stats.snapshots.fetch_add(1, Ordering::Relaxed);
@@ -155,12 +182,18 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
                         tracing::info!("Background AOF rewrite finished successfully");
                     }
                 }
+                Err(e) if aborted => tracing::warn!("Background saving terminated: {e}"),
                 Err(e) if with_rdb_file => tracing::error!("Background saving error: {e}"),
                 Err(e) => tracing::error!("Background AOF rewrite error: {e}"),
             }
             stats.snapshot_in_progress.store(false, Ordering::Release);
         });
     if spawned.is_err() {
+        *wal_state
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        wal_state.background_active.store(false, Ordering::Release);
         wal_state
             .stats
             .snapshot_in_progress
@@ -211,8 +244,17 @@ pub fn save_if_rules_due(server: &Arc<Server>, last_try: &mut u64) {
     }
 }
 
-/// The background snapshot, and with `with_rdb_file` the RDB file of the same instant.
-fn run(server: &Server, with_rdb_file: bool) -> io::Result<(u64, u64)> {
+/// A background snapshot begun: its walk, the log's new segment, the RDB file's parts.
+struct Begun {
+    bg: Arc<Background>,
+    segment: u64,
+    rdb: Option<super::rdb_file::BackgroundSave>,
+}
+
+/// Begins the background snapshot, and with `with_rdb_file` the RDB file of the same
+/// instant: with every shard locked for a moment, the logs move to a new segment and the
+/// shards' snapshot epoch advances.
+fn begin(server: &Server, with_rdb_file: bool) -> io::Result<Begun> {
     let wal_state = &server.wal;
     let dir = wal_state.dir();
     std::fs::create_dir_all(&dir)?;
@@ -235,8 +277,10 @@ fn run(server: &Server, with_rdb_file: bool) -> io::Result<(u64, u64)> {
                 })
             })
             .collect(),
+        rdb_file: with_rdb_file,
+        aborted: Default::default(),
     });
-    let (segment, mut rdb) = {
+    let (segment, rdb) = {
         let mut guards = server.lock_all();
         let segment = super::snapshot::rotate_all(server, &dir, &mut guards)?;
         let rdb =
@@ -259,6 +303,18 @@ fn run(server: &Server, with_rdb_file: bool) -> io::Result<(u64, u64)> {
         wal_state.background_active.store(true, Ordering::Release);
         (segment, rdb)
     };
+    Ok(Begun { bg, segment, rdb })
+}
+
+/// Walks the shards (on the snapshot's thread) and puts the files in place.
+fn walk_and_finish(server: &Server, begun: Begun) -> io::Result<(u64, u64)> {
+    let Begun {
+        bg,
+        segment,
+        mut rdb,
+    } = begun;
+    let dir = server.wal.dir();
+    let n = server.threads();
     let paths: Vec<PathBuf> = (0..n)
         .map(|i| wal::snapshot_path(&dir, segment, i).with_extension("tmp"))
         .collect();
@@ -308,6 +364,11 @@ fn write_all(
         for (i, file) in files.iter_mut().enumerate() {
             let rdb_parts = {
                 let mut shard = server.lock_shard(i);
+                if bg.aborted.load(Ordering::Acquire) {
+                    return Err(io::Error::other(
+                        "the dataset was flushed while it was being saved",
+                    ));
+                }
                 let mut w = walk(bg, i);
                 let before = w.keys;
                 if !w.done {

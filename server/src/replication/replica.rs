@@ -934,6 +934,7 @@ fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
 fn replace_dataset(server: &Server, rdb: &[u8]) -> Result<rdb_file::Loaded, String> {
     {
         let mut guards = server.lock_all();
+        crate::persist::background::abort_rdb_save(server);
         for shard in guards.iter_mut() {
             for db in &mut shard.dbs {
                 db.clear();
