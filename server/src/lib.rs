@@ -24,6 +24,7 @@ pub mod logging;
 pub mod memory_accounting;
 pub mod metrics;
 pub mod monitor;
+pub mod oom_score;
 pub mod output_limits;
 pub mod persist;
 pub mod protocol;

@@ -170,6 +170,10 @@ fn main() {
         addrs.first().map_or(0, |a| a.port()),
         std::process::id()
     );
+    let _ = warpengine::oom_score::apply(
+        &server.config.read().expect("config lock"),
+        server.replication.is_replica(),
+    );
     info!("Server initialized");
     warpengine::memory_accounting::mark_startup();
     if let Err(e) = warpengine::persist::recovery::start(&server) {

@@ -2051,3 +2051,52 @@ fn ttl_type_and_exists_do_not_touch_the_key() {
     c.call(&["GET", "foo"]);
     assert_eq!(c.call(&["OBJECT", "IDLETIME", "foo"]), Resp::Int(0));
 }
+
+/// `oom-score-adj`: the process's /proc oom_score_adj follows `oom-score-adj-values` by role
+/// (a primary's first value, a replica's second), relative to the score it started with or
+/// absolute, and goes back to that score when turned off; as Redis's unit oom-score-adj.
+#[test]
+fn oom_score_adj_sets_the_process_score_by_role() {
+    let server = start_warpengine(&[]);
+    let mut c = RawConn::connect(server.port);
+    let path = format!("/proc/{}/oom_score_adj", server.pid());
+    let score = || -> i64 {
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let ok = Resp::Simple("OK".into());
+    let base = score();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "oom-score-adj-values", "10 20 30"]),
+        ok
+    );
+    assert_eq!(score(), base, "not on yet");
+    assert_eq!(c.call(&["CONFIG", "SET", "oom-score-adj", "yes"]), ok);
+    assert_eq!(score(), base + 10);
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "oom-score-adj-values", "15 20 30"]),
+        ok
+    );
+    assert_eq!(score(), base + 15);
+    assert_eq!(c.call(&["REPLICAOF", "127.0.0.1", "1"]), ok);
+    assert_eq!(score(), base + 20);
+    assert_eq!(c.call(&["REPLICAOF", "NO", "ONE"]), ok);
+    assert_eq!(score(), base + 15);
+    assert_eq!(c.call(&["CONFIG", "SET", "oom-score-adj", "absolute"]), ok);
+    assert_eq!(score(), 15);
+    assert_eq!(c.call(&["CONFIG", "SET", "oom-score-adj", "no"]), ok);
+    assert_eq!(score(), base);
+    // Off, the values do not touch the score.
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "oom-score-adj-values", "1 1 1"]),
+        ok
+    );
+    assert_eq!(score(), base);
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "oom-score-adj-values", "-2001 -2001 -2001"]),
+        Resp::Error("ERR CONFIG SET failed (possibly related to argument 'oom-score-adj-values') - Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
+    );
+}

@@ -171,6 +171,19 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             ));
         }
     }
+    // The process's OOM score follows at once; one the kernel refuses leaves both as they were.
+    if let Some(name) = ["oom-score-adj", "oom-score-adj-values"]
+        .into_iter()
+        .find(|p| cfg.get(p) != next.get(p))
+    {
+        let replica = s.server.replication.is_replica();
+        if crate::oom_score::apply(&next, replica).is_err() {
+            let _ = crate::oom_score::apply(&cfg, replica);
+            return Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
+            ));
+        }
+    }
     let old_policy = cfg.get("maxmemory-policy").to_string();
     let new_policy = next.get("maxmemory-policy").to_string();
     let new_maxmemory = next.get("maxmemory") != cfg.get("maxmemory");

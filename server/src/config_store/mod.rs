@@ -259,7 +259,10 @@ fn validate(param: &Param, value: &str, current: &str) -> Result<String, String>
             for w in words {
                 match w.parse::<i64>() {
                     Ok(v) if (-2000..=2000).contains(&v) => shown.push(v.to_string()),
-                    _ => return Err("Invalid oom-score-adj-values".into()),
+                    _ => return Err(
+                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                            .into(),
+                    ),
                 }
             }
             Ok(shown.join(" "))

@@ -296,8 +296,7 @@ pub static PARAMS: &[Param] = &[
         Kind::Enum(&["no", "yes", "relative", "absolute"]),
         "no",
         MUT,
-    )
-    .stored(),
+    ),
     p(
         "acl-pubsub-default",
         Kind::Enum(&["allchannels", "resetchannels"]),
@@ -502,8 +501,7 @@ pub static PARAMS: &[Param] = &[
         Kind::OomScoreValues,
         "0 200 800",
         MUT,
-    )
-    .stored(),
+    ),
     p("notify-keyspace-events", Kind::KeyspaceEvents, "", MUT),
     // Redis 7.0 can rebind at run time; WarpEngine's listeners are bound once.
     p("bind", Kind::Words, "* -::*", FIXED),

@@ -222,6 +222,7 @@ fn switch_to(server: &Server, addr: PrimaryAddr) {
     });
     server.replication.set_replica(true);
     show_in_config(server, &format!("{} {}", addr.host, addr.port));
+    apply_oom_score(server);
     upstream.target.send_replace(Some(addr));
     // As Redis: this server's own replicas resynchronize, to learn of the change.
     server.clients.kill_where(0, |c| c.replica || c.master);
@@ -251,9 +252,16 @@ pub fn promote(server: &Server) {
     server.replication.reselect();
     server.replication.set_replica(false);
     show_in_config(server, "no one");
+    apply_oom_score(server);
     info!("MASTER MODE enabled (REPLICAOF NO ONE)");
     // As Redis: replicas reconnect and continue under the new id.
     server.clients.kill_where(0, |c| c.replica || c.master);
+}
+
+/// The process's OOM score for its new role (`oom-score-adj-values`: a replica's second).
+fn apply_oom_score(server: &Server) {
+    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+    let _ = crate::oom_score::apply(&cfg, server.replication.is_replica());
 }
 
 /// CONFIG GET replicaof (and CONFIG REWRITE) show the primary followed now, as Redis's do.
