@@ -189,6 +189,11 @@ pub fn register_listener(server: &Arc<Server>, fd: RawFd, unix: Option<Arc<str>>
     });
 }
 
+/// A listening socket of this worker is closing (CONFIG SET port/bind).
+pub fn unregister_listener(fd: RawFd) {
+    WORKER.with(|w| w.borrow_mut().listeners.retain(|(l, _)| *l != fd));
+}
+
 /// The connection ended.
 pub fn unregister(port: &Arc<Port>) {
     WORKER.with(|w| {

@@ -119,14 +119,22 @@ fn main() {
     };
     let mut config = config;
     adjust_open_files_limit(&mut config);
-    let endpoints = match worker::endpoints(&config) {
+    let endpoints = match worker::endpoints(&config, &[]) {
         Ok(e) => e,
         Err(e) => {
             error!("{e}");
             std::process::exit(1);
         }
     };
+    if endpoints.is_empty() && config.get("unixsocket").is_empty() {
+        error!("Configured to not listen anywhere, exiting.");
+        std::process::exit(1);
+    }
     let addrs: Vec<std::net::SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
+    // The cluster bus and the metrics port listen on the first address (loopback with none).
+    let first_ip = addrs
+        .first()
+        .map_or(std::net::Ipv4Addr::LOCALHOST.into(), |a| a.ip());
     warpengine::commands::install();
     if let Err(e) = warpengine::command_table::rename_commands(&config.renames) {
         error!("*** FATAL CONFIG FILE ERROR *** {e}");
@@ -183,7 +191,7 @@ fn main() {
     warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
     // The bus port first: a server that cannot have it exits before taking clients.
     if server.cluster.enabled() {
-        if let Err(e) = warpengine::cluster::links::start(server.clone(), addrs[0].ip()) {
+        if let Err(e) = warpengine::cluster::links::start(server.clone(), first_ip) {
             error!("Could not bind the cluster bus port: {e}");
             std::process::exit(1);
         }
@@ -205,7 +213,7 @@ fn main() {
         .expect("config lock")
         .get_i64("metrics-port") as u16;
     if metrics_port != 0 {
-        let addr = std::net::SocketAddr::new(addrs[0].ip(), metrics_port);
+        let addr = std::net::SocketAddr::new(first_ip, metrics_port);
         if let Err(e) = warpengine::metrics::start(server.clone(), addr) {
             error!("{e}");
             std::process::exit(1);

@@ -40,11 +40,12 @@ pub struct Server {
     /// The replication stream's id, offset and backlog, and the replicas of this primary (see
     /// `crate::replication`).
     pub replication: Arc<crate::replication::Replication>,
-    pub port: u16,
     pub shutdown: tokio::sync::Notify,
     pub shutting_down: AtomicBool,
     /// The workers' listening sockets: closed to new clients once the server stops.
     pub listening: Mutex<Vec<std::os::fd::RawFd>>,
+    /// Listening sockets made by CONFIG SET port/bind/tls-port, on their way to the workers.
+    pub rebinding: crate::worker::Rebinding,
     pub lastsave: AtomicU64,
     pub wal: Wal,
     pub limits: crate::eviction::Limits,
@@ -418,7 +419,6 @@ impl Server {
 
     pub fn new(cfg: ConfigStore, threads: usize) -> Server {
         let databases = cfg.get_i64("databases").max(1) as usize;
-        let port = cfg.get_i64("port") as u16;
         let limits = crate::eviction::Limits::default();
         limits.refresh(&cfg);
         let quantum = crate::quantum_state::Quantum::new(threads, &cfg);
@@ -456,10 +456,10 @@ impl Server {
             started_unix: unix_ms() / 1000,
             run_id: random_hex(40),
             replication: Arc::new(crate::replication::Replication::new(random_hex(40))),
-            port,
             shutdown: tokio::sync::Notify::new(),
             shutting_down: AtomicBool::new(false),
             listening: Mutex::new(Vec::new()),
+            rebinding: crate::worker::Rebinding::new(threads),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             wal: Wal::new(threads),
             limits,

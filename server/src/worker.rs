@@ -3,12 +3,12 @@
 //! active-expiry timer.
 
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tracing::{error, info};
 
 use crate::connection_loop;
@@ -22,7 +22,9 @@ const EXPIRE_SAMPLES_PER_TICK: usize = 200;
 /// How often (seconds) `entropy-auto` looks at the shards' balance.
 const ENTROPY_AUTO_SECS: u64 = 5;
 
-pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+/// The addresses `bind` names, on `port` (none for an empty `bind`). `held`: ports this server
+/// listens on already (CONFIG SET bind keeps its port), which need no check that they are free.
+pub fn bind_addresses(bind: &str, port: u16, held: &[u16]) -> Result<Vec<SocketAddr>, String> {
     let mut out = Vec::new();
     for part in bind.split_whitespace() {
         let optional = part.starts_with('-');
@@ -41,18 +43,20 @@ pub fn bind_addresses(bind: &str, port: u16) -> Result<Vec<SocketAddr>, String> 
         // The workers' listeners share the port (SO_REUSEPORT), which would also let them
         // share it with another server that has it: a plain bind first finds that out. An
         // optional address (`-::1`) this machine does not have is skipped, as Redis does.
-        match std::net::TcpListener::bind(addr) {
-            Ok(_) => {}
-            Err(e) if optional && e.kind() == std::io::ErrorKind::AddrNotAvailable => continue,
-            Err(e) => {
-                return Err(format!(
-                    "Could not create server TCP listening socket {addr}: bind: {e}"
-                ))
+        if !held.contains(&port) {
+            match std::net::TcpListener::bind(addr) {
+                Ok(_) => {}
+                Err(e) if optional && e.kind() == std::io::ErrorKind::AddrNotAvailable => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "Could not create server TCP listening socket {addr}: bind: {e}"
+                    ))
+                }
             }
         }
         out.push(addr);
     }
-    if out.is_empty() {
+    if out.is_empty() && !bind.trim().is_empty() {
         return Err("no bind address".into());
     }
     Ok(out)
@@ -65,8 +69,12 @@ pub struct Endpoint {
     pub tls: bool,
 }
 
-/// Where to listen: `port` on every `bind` address (none with port 0), and `tls-port` likewise.
-pub fn endpoints(cfg: &crate::config_store::ConfigStore) -> Result<Vec<Endpoint>, String> {
+/// Where to listen: `port` on every `bind` address (none with port 0), and `tls-port`
+/// likewise; empty when `bind` is empty. `held` as for [`bind_addresses`].
+pub fn endpoints(
+    cfg: &crate::config_store::ConfigStore,
+    held: &[u16],
+) -> Result<Vec<Endpoint>, String> {
     let mut out = Vec::new();
     for (param, tls) in [("port", false), ("tls-port", true)] {
         let port = cfg.get_i64(param) as u16;
@@ -79,28 +87,119 @@ pub fn endpoints(cfg: &crate::config_store::ConfigStore) -> Result<Vec<Endpoint>
         // Redis's second line on a port it cannot have; test harnesses (Redis's own) look for
         // it to retry on another port.
         let kind = if tls { "TLS" } else { "TCP" };
-        let addrs = bind_addresses(cfg.get("bind"), port)
+        let addrs = bind_addresses(cfg.get("bind"), port, held)
             .map_err(|e| format!("{e}. Failed listening on port {port} ({kind}), aborting."))?;
         for addr in addrs {
             out.push(Endpoint { addr, tls });
         }
     }
-    if out.is_empty() {
-        return Err("neither port nor tls-port is set: nothing to listen on".into());
-    }
     Ok(out)
 }
 
-fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
+/// One worker's listening sockets, each with whether it speaks TLS.
+pub type Sockets = Vec<(std::net::TcpListener, bool)>;
+
+/// A listening socket of a worker: SO_REUSEPORT, so that every worker has its own on the same
+/// address and the kernel spreads connections among them.
+fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Every worker's sockets for `endpoints`, all made before any is used.
+fn open_sockets(
+    server: &Server,
+    cfg: &crate::config_store::ConfigStore,
+    endpoints: &[Endpoint],
+) -> Result<Vec<Sockets>, String> {
+    let backlog = cfg.get_i64("tcp-backlog").clamp(0, u32::MAX as i64) as u32;
+    (0..server.threads())
+        .map(|_| {
+            endpoints
+                .iter()
+                .map(|e| {
+                    listen(e.addr, backlog)
+                        .map(|l| (l, e.tls))
+                        .map_err(|err| format!("cannot listen on {}: {err}", e.addr))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Sockets CONFIG SET port/bind/tls-port made, handed to the workers: each takes its own and
+/// closes those it had.
+pub struct Rebinding {
+    handover: Mutex<Vec<Option<Sockets>>>,
+    changed: tokio::sync::watch::Sender<u64>,
+    /// The TCP listening sockets accepted on now (every worker's): a rebind shuts them at once,
+    /// before its reply, and an accepting task whose socket is no longer here ends.
+    live: Mutex<Vec<RawFd>>,
+}
+
+impl Rebinding {
+    pub fn new(workers: usize) -> Rebinding {
+        Rebinding {
+            handover: Mutex::new((0..workers).map(|_| None).collect()),
+            changed: tokio::sync::watch::Sender::new(0),
+            live: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<RawFd>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, me: usize) -> Option<Sockets> {
+        self.handover.lock().unwrap_or_else(|p| p.into_inner())[me].take()
+    }
+}
+
+/// CONFIG SET port, bind or tls-port, from `current` to `next` (its caller holds the
+/// configuration's lock, so this reads neither from the server): every worker's new sockets are
+/// listening before this returns (a client may connect at once), and the workers then close
+/// their old ones, as Redis's changeListenPort/changeBindAddr. Err leaves the old in place.
+pub fn rebind(
+    server: &Server,
+    current: &crate::config_store::ConfigStore,
+    next: &crate::config_store::ConfigStore,
+) -> Result<(), String> {
+    let held: Vec<u16> = ["port", "tls-port"]
+        .iter()
+        .map(|p| current.get_i64(p) as u16)
+        .filter(|&p| p != 0)
+        .collect();
+    let endpoints = endpoints(next, &held)?;
+    let sockets = open_sockets(server, next, &endpoints)?;
+    {
+        let mut handover = server
+            .rebinding
+            .handover
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for (slot, sockets) in handover.iter_mut().zip(sockets) {
+            *slot = Some(sockets);
+        }
+    }
+    // The old sockets stop taking connections now, as Redis closes them before its reply;
+    // their workers drop them when they take the new ones. (A descriptor stays in `live` only
+    // while its socket is open: the worker forgets it before closing it.)
+    for fd in std::mem::take(&mut *server.rebinding.live()) {
+        // SAFETY: a listening socket a worker still holds open (see above).
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+    }
+    server.rebinding.changed.send_modify(|n| *n += 1);
+    info!(
+        "Listening on {:?}",
+        endpoints.iter().map(|e| e.addr).collect::<Vec<_>>()
+    );
+    Ok(())
 }
 
 /// `unixsocket`: the Unix socket clients may connect through (none when not set), made as
@@ -139,10 +238,14 @@ pub fn start(
     unix: Option<&UnixEndpoint>,
 ) -> Result<(), String> {
     crate::replication::replica::follow_configured(&server);
+    let mut sockets = {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        open_sockets(&server, &cfg, &addrs)?.into_iter()
+    };
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     for me in 0..server.threads() {
         let server = server.clone();
-        let addrs = addrs.clone();
+        let sockets = sockets.next().expect("a set per worker");
         let unix = match unix {
             Some(u) => Some((
                 u.listener
@@ -155,7 +258,7 @@ pub fn start(
         let ready = ready_tx.clone();
         std::thread::Builder::new()
             .name(format!("warp-worker-{me}"))
-            .spawn(move || run_worker(server, me, addrs, unix, ready))
+            .spawn(move || run_worker(server, me, sockets, unix, ready))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
     }
     drop(ready_tx);
@@ -170,7 +273,7 @@ pub fn start(
 fn run_worker(
     server: Arc<Server>,
     me: usize,
-    addrs: Vec<Endpoint>,
+    sockets: Sockets,
     unix: Option<(std::os::unix::net::UnixListener, Arc<str>)>,
     ready: std::sync::mpsc::Sender<Result<(), String>>,
 ) {
@@ -193,24 +296,7 @@ fn run_worker(
             return;
         }
     };
-    let backlog = server
-        .config
-        .read()
-        .expect("config lock")
-        .get_i64("tcp-backlog")
-        .clamp(0, u32::MAX as i64) as u32;
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for endpoint in &addrs {
-            match listen(endpoint.addr, backlog) {
-                Ok(l) => listeners.push((l, endpoint.tls)),
-                Err(e) => {
-                    let addr = endpoint.addr;
-                    let _ = ready.send(Err(format!("cannot listen on {addr}: {e}")));
-                    return;
-                }
-            }
-        }
         let unix = match unix.map(|(listener, path)| {
             listener.set_nonblocking(true)?;
             Ok::<_, std::io::Error>((tokio::net::UnixListener::from_std(listener)?, path))
@@ -226,10 +312,7 @@ fn run_worker(
         if let Some((listener, path)) = unix {
             tokio::spawn(accept_unix_loop(server.clone(), me, listener, path));
         }
-        for (listener, tls) in listeners {
-            let server = server.clone();
-            tokio::spawn(accept_loop(server, me, listener, tls));
-        }
+        tokio::spawn(serve_listeners(server.clone(), me, sockets));
         tokio::spawn(inbox_loop(server.clone(), me));
         if me == 0 {
             tokio::spawn(crate::replication::replica::run(server.clone(), me));
@@ -240,16 +323,62 @@ fn run_worker(
     });
 }
 
-async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls: bool) {
-    server
-        .listening
-        .lock()
-        .expect("listening lock")
-        .push(listener.as_raw_fd());
-    if !tls {
-        // A busy script's hook accepts on it too (see busy_clients).
-        crate::busy_clients::register_listener(&server, listener.as_raw_fd(), None);
+/// Accepts on this worker's sockets, and moves to new ones when CONFIG SET hands them over
+/// (see [`rebind`]), closing the old.
+async fn serve_listeners(server: Arc<Server>, me: usize, sockets: Sockets) {
+    let mut changed = server.rebinding.changed.subscribe();
+    let mut accepting = start_accepting(&server, me, sockets);
+    while changed.changed().await.is_ok() {
+        let Some(sockets) = server.rebinding.take(me) else {
+            continue;
+        };
+        for (task, fd) in accepting.drain(..) {
+            // Forgotten before the task (and its socket) goes: the descriptor's number may be
+            // a client's next.
+            server.rebinding.live().retain(|&l| l != fd);
+            server
+                .listening
+                .lock()
+                .expect("listening lock")
+                .retain(|&l| l != fd);
+            crate::busy_clients::unregister_listener(fd);
+            task.abort();
+        }
+        accepting = start_accepting(&server, me, sockets);
     }
+}
+
+/// An accepting task per socket, each with its socket's descriptor.
+fn start_accepting(
+    server: &Arc<Server>,
+    me: usize,
+    sockets: Sockets,
+) -> Vec<(tokio::task::JoinHandle<()>, RawFd)> {
+    let mut out = Vec::new();
+    for (listener, tls) in sockets {
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                error!(worker = me, "cannot accept on a listening socket: {e}");
+                continue;
+            }
+        };
+        let fd = listener.as_raw_fd();
+        server.listening.lock().expect("listening lock").push(fd);
+        server.rebinding.live().push(fd);
+        if !tls {
+            // A busy script's hook accepts on it too (see busy_clients).
+            crate::busy_clients::register_listener(server, fd, None);
+        }
+        out.push((
+            tokio::spawn(accept_loop(server.clone(), me, listener, tls)),
+            fd,
+        ));
+    }
+    out
+}
+
+async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls: bool) {
     loop {
         let accepted = listener.accept().await;
         if server.shutting_down.load(Ordering::Relaxed) {
@@ -258,6 +387,9 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls:
         match accepted {
             Ok((stream, peer)) => {
                 connection_loop::accept(&server, me, stream, peer, tls);
+            }
+            Err(_) if !server.rebinding.live().contains(&listener.as_raw_fd()) => {
+                return; // shut by a rebind: its worker moves to the new sockets
             }
             Err(e) => {
                 error!(worker = me, "accept failed: {e}");

@@ -1953,11 +1953,11 @@ fn slowlog_redacts_secrets_and_keeps_commands_inside_exec_as_redis() {
     assert_eq!(logged(warp.port), logged(redis.port));
 }
 
-/// `bind`, `port` and WarpEngine's start-up parameters set to the values they have are
-/// accepted (Redis's CONFIG sanity test writes every parameter back); another value is
-/// refused, WarpEngine binding once.
+/// `bind`, `port` (rebinding to the same place) and WarpEngine's start-up parameters set to
+/// the values they have are accepted (Redis's CONFIG sanity test writes every parameter
+/// back); another value of a start-up parameter is refused.
 #[test]
-fn config_set_bind_and_port_to_their_values_is_accepted() {
+fn config_set_bind_port_and_start_up_parameters_to_their_values_is_accepted() {
     let warp = start_warpengine(&["--threads", "1"]);
     let mut c = RawConn::connect(warp.port);
     for name in ["bind", "port", "threads", "log-format", "wal-io"] {
@@ -1974,10 +1974,15 @@ fn config_set_bind_and_port_to_their_values_is_accepted() {
             "{name} {value}"
         );
     }
-    let moved = c.call(&["CONFIG", "SET", "bind", "127.0.0.2"]);
+    assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
+    assert_eq!(
+        RawConn::connect(warp.port).call(&["PING"]),
+        Resp::Simple("PONG".into())
+    );
+    let other = c.call(&["CONFIG", "SET", "threads", "3"]);
     assert!(
-        matches!(&moved, Resp::Error(e) if e.contains("immutable")),
-        "{moved:?}"
+        matches!(&other, Resp::Error(e) if e.contains("immutable")),
+        "{other:?}"
     );
 }
 
@@ -2098,5 +2103,59 @@ fn oom_score_adj_sets_the_process_score_by_role() {
     assert_eq!(
         c.call(&["CONFIG", "SET", "oom-score-adj-values", "-2001 -2001 -2001"]),
         Resp::Error("ERR CONFIG SET failed (possibly related to argument 'oom-score-adj-values') - Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
+    );
+}
+
+/// CONFIG SET port/bind rebind at run time, as Redis 7.0 (its unit networking): the new port
+/// answers at once and the old one is closed; a port in use or an address that cannot be had
+/// fails the CONFIG SET and leaves the listening as it was; `bind ""` stops TCP (the Unix
+/// socket stays), and `bind *` brings it back.
+#[test]
+fn config_set_port_and_bind_rebind_at_run_time() {
+    let dir = TempDir::new("rebind");
+    let sock = format!("{}/s.sock", dir.path());
+    let server = start_warpengine(&["--threads", "2", "--unixsocket", &sock]);
+    let mut c = RawConn::connect(server.port);
+    let ok = Resp::Simple("OK".into());
+    let moved = free_port();
+    assert_eq!(c.call(&["CONFIG", "SET", "port", &moved.to_string()]), ok);
+    // Both workers' sockets: several connections, each answered.
+    for _ in 0..8 {
+        let mut n = RawConn::connect(moved);
+        assert_eq!(n.call(&["PING"]), Resp::Simple("PONG".into()));
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+    let mut c = RawConn::connect(moved);
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "port"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"port".to_vec()),
+            Resp::Bulk(moved.to_string().into_bytes())
+        ])
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "port", &taken_port]),
+        Resp::Error("ERR CONFIG SET failed (possibly related to argument 'port') - Unable to listen on this port".into())
+    );
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "bind", "999.999.999.999"]),
+        Resp::Error("ERR CONFIG SET failed (possibly related to argument 'bind') - Failed to bind to specified addresses.".into())
+    );
+    assert_eq!(
+        RawConn::connect(moved).call(&["PING"]),
+        Resp::Simple("PONG".into())
+    );
+    assert_eq!(c.call(&["CONFIG", "SET", "bind", ""]), ok);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", moved)).is_err());
+    let out = Command::new("redis-cli")
+        .args(["-s", &sock, "CONFIG", "SET", "bind", "* -::*"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    assert_eq!(
+        RawConn::connect(moved).call(&["PING"]),
+        Resp::Simple("PONG".into())
     );
 }

@@ -171,6 +171,24 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             ));
         }
     }
+    // New listening sockets first, as Redis's changeListenPort/changeBindAddr: one that cannot
+    // be had leaves the old ones and the configuration as they were.
+    if let Some(name) = ["port", "bind", "tls-port"]
+        .into_iter()
+        .find(|p| cfg.get(p) != next.get(p))
+    {
+        if let Err(e) = crate::worker::rebind(s.server, &cfg, &next) {
+            tracing::warn!("Failed to listen as {name} now says: {e}");
+            let why = if name == "bind" {
+                "Failed to bind to specified addresses."
+            } else {
+                "Unable to listen on this port"
+            };
+            return Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ));
+        }
+    }
     // The process's OOM score follows at once; one the kernel refuses leaves both as they were.
     if let Some(name) = ["oom-score-adj", "oom-score-adj-values"]
         .into_iter()

@@ -162,7 +162,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 env!("CARGO_PKG_VERSION"),
                 std::process::id(),
                 server.run_id,
-                server.port,
+                cfg("port"),
                 crate::server_state::unix_ms() * 1000,
                 uptime / 86400,
                 cfg("hz"),

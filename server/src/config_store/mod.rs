@@ -365,14 +365,11 @@ impl ConfigStore {
         Ok(())
     }
 
-    /// `bind` and `port`, which Redis 7.0 changes at run time and WarpEngine binds once, and
     /// WarpEngine's own start-up parameters: set to the value they have, they are accepted
     /// (nothing changes), as tools that write every parameter back (Redis's own tests, CONFIG
     /// SET of CONFIG GET *) expect. Redis's own immutable parameters stay refused, as there.
     fn set_to_its_value(param: &Param, value: &str, config: &ConfigStore) -> bool {
         const SETTABLE_TO_ITS_VALUE: &[&str] = &[
-            "bind",
-            "port",
             "threads",
             "log-format",
             "metrics-port",

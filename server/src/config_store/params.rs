@@ -347,8 +347,7 @@ pub static PARAMS: &[Param] = &[
     p("shutdown-on-sigterm", Kind::ShutdownFlags, "default", MUT),
     // Integers.
     p("databases", int(1, INT_MAX), "16", FIXED),
-    // Redis 7.0 can change the port at run time; WarpEngine's listeners are bound once.
-    p("port", PORT, "6379", FIXED),
+    p("port", PORT, "6379", MUT),
     p("io-threads", int(1, 128), "1", FIXED).stored(),
     p("auto-aof-rewrite-percentage", NONNEG_INT, "100", MUT).stored(),
     p("cluster-replica-validity-factor", NONNEG_INT, "10", MUT)
@@ -503,8 +502,7 @@ pub static PARAMS: &[Param] = &[
         MUT,
     ),
     p("notify-keyspace-events", Kind::KeyspaceEvents, "", MUT),
-    // Redis 7.0 can rebind at run time; WarpEngine's listeners are bound once.
-    p("bind", Kind::Words, "* -::*", FIXED),
+    p("bind", Kind::Words, "* -::*", MUT),
     p("replicaof", Kind::ReplicaOf, "", FIXED).alias("slaveof"),
     p(
         "latency-tracking-info-percentiles",

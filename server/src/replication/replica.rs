@@ -519,7 +519,7 @@ impl<'a> Link<'a> {
             let cfg = self.server.config.read().unwrap_or_else(|p| p.into_inner());
             // The address the primary is to report (to Sentinel, say): announced, else seen.
             let port = match cfg.get_i64("replica-announce-port") {
-                0 => self.server.port.to_string(),
+                0 => cfg.get("port").to_string(),
                 announced => announced.to_string(),
             };
             (
