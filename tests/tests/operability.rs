@@ -1748,6 +1748,16 @@ fn debug_reload_nosave_loads_the_snapshot_file_as_redis() {
             &["DEBUG", "RELOAD", "NOFLUSH"],
             &["DEBUG", "RELOAD", "NOFLUSH", "MERGE"],
             &["FCALL", "f", "0"],
+            // NOSAVE empties the libraries too: only the file's come back.
+            &["SAVE"],
+            &[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=later\nredis.register_function('g', function() return 2 end)",
+            ],
+            &["DEBUG", "RELOAD", "NOSAVE"],
+            &["FUNCTION", "LIST"],
+            &["FCALL", "g", "0"],
         ],
     );
 }

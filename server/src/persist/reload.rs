@@ -29,7 +29,7 @@ fn no_background_save(server: &Server) -> Result<(), String> {
 }
 
 /// DEBUG RELOAD NOSAVE: the snapshot file (`dir/dbfilename`) loaded as it is on disk, over the
-/// dataset, emptied first unless `flush` is false (NOFLUSH: a key in both then takes the file's
+/// dataset and function libraries, emptied first unless `flush` is false (NOFLUSH: a key in both then takes the file's
 /// value, which is MERGE's outcome; Redis without MERGE stops the server there). The number of
 /// keys loaded. As Redis, the data is emptied even when the file then does not load, and the
 /// log is left as it is (Redis leaves its AOF too). Emptying and loading each take every
@@ -45,6 +45,8 @@ pub fn load_snapshot_file(server: &Server, flush: bool) -> Result<u64, String> {
             server.publish_spare(shard);
         }
         drop(guards);
+        // As Redis's emptyData: the function libraries go too (the file brings its own).
+        server.functions.flush();
         server.tracking.flushed(server);
     }
     let path = super::rdb_file::path(server);
