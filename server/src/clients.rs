@@ -102,6 +102,8 @@ pub struct Buffers {
     pub reply_capacity: usize,
     /// Arguments of the commands queued in a transaction.
     pub multi: usize,
+    /// Keys it WATCHes.
+    pub watched: usize,
     /// Pub/Sub messages, invalidations and MONITOR lines queued and not yet written (filled in
     /// by [`Registry::snapshot`]).
     pub pushes: usize,
@@ -128,12 +130,32 @@ impl ClientHandle {
 /// took 36.7 KB apiece, 32 KB of it their two 16 KB buffers.
 const CONNECTION_OVERHEAD: usize = 3900;
 
+/// What a client's registrations take per entry (WATCHed key, channel, pattern, tracking
+/// prefix), as Redis's getClientMemoryUsage counts them: the entries of its lists and tables,
+/// not the names (shared there). Enough for maxmemory-clients to reach a client that piles
+/// them up.
+const WATCHED_KEY_OVERHEAD: usize = 48;
+const CHANNEL_OVERHEAD: usize = 32;
+const PATTERN_OVERHEAD: usize = 24;
+const PREFIX_OVERHEAD: usize = 32;
+
 impl ClientInfo {
     /// Its memory (CLIENT LIST's tot-mem): its fixed cost, its buffers, what is queued for it,
-    /// and `argv` bytes of the command it runs.
+    /// its registrations, and `argv` bytes of the command it runs.
     pub fn memory(&self, argv: usize) -> usize {
         let b = &self.buffers;
-        CONNECTION_OVERHEAD + b.query_capacity + b.reply_capacity + b.multi + b.pushes + argv
+        let (channels, patterns, shard_channels) = self.subscriptions;
+        let prefixes = self.tracking.as_ref().map_or(0, |t| t.prefixes.len());
+        CONNECTION_OVERHEAD
+            + b.query_capacity
+            + b.reply_capacity
+            + b.multi
+            + b.pushes
+            + argv
+            + b.watched * WATCHED_KEY_OVERHEAD
+            + (channels + shard_channels) * CHANNEL_OVERHEAD
+            + patterns * PATTERN_OVERHEAD
+            + prefixes * PREFIX_OVERHEAD
     }
 
     /// CLIENT LIST's flags, in Redis's order (those WarpEngine has).

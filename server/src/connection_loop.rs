@@ -481,6 +481,22 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             );
             return;
         }
+        // A large read counts whole before it runs, as Redis counts a command's arguments
+        // when it judges client eviction before running it: a client that one request takes
+        // past maxmemory-clients goes without running it. (Smaller reads are counted after
+        // their replies, below.)
+        if input.len() > READ_BUFFER && server.hot.maxmemory_clients.load(Ordering::Relaxed) > 0 {
+            let memory = {
+                let mut info = conn.handle.info.lock().expect("client info lock");
+                info.buffers.query = input.len();
+                info.buffers.query_capacity = input.capacity();
+                info.memory(0)
+            };
+            account_memory(server, conn, memory);
+            if conn.handle.closing() {
+                return;
+            }
+        }
         let limits = server.hot.limits();
         let mut protocol_error = None;
         // Until it authenticates, a client's requests are parsed one at a time, so that the
@@ -604,6 +620,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     .map(|q| q.args.iter().map(|a| a.len()).sum::<usize>())
                     .sum()
             });
+            b.watched = conn.watching.as_ref().map_or(0, |w| w.keys.len());
             info.memory(0)
         };
         account_memory(server, conn, memory);

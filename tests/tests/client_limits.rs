@@ -390,3 +390,61 @@ fn ten_thousand_idle_connections_cost_little_and_slow_nobody() {
         "PING median {alone:?} alone, {crowded:?} beside {IDLE} idle connections"
     );
 }
+
+/// maxmemory-clients reaches what Redis counts besides buffers (its client-eviction unit): a
+/// request whose arguments take the client past the limit (it does not run), and a client
+/// piling up WATCHed keys, patterns, channels or shard channels.
+fn registrations_and_arguments_count(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    let ok = Resp::Simple("OK".into());
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "maxmemory-clients", "3000000"]),
+        ok
+    );
+    let mut big = RawConn::connect(server.port);
+    let value = "v".repeat(1_000_000);
+    assert_eq!(big.call(&["MSET", "k", "v", "k2", &value]), ok);
+    let value = "v".repeat(3_000_000);
+    let sent = big.try_send(&encode_command(&[
+        b"MSET",
+        b"k",
+        b"w",
+        b"k2",
+        value.as_bytes(),
+    ]));
+    assert!(
+        sent.is_err() || big.read_reply_opt().is_none(),
+        "not evicted"
+    );
+    assert_eq!(
+        admin.call(&["GET", "k"]),
+        Resp::Bulk(b"v".to_vec()),
+        "the evicting request ran"
+    );
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "maxmemory-clients", "200000"]),
+        ok
+    );
+    for command in ["WATCH", "PSUBSCRIBE", "SUBSCRIBE", "SSUBSCRIBE"] {
+        let mut c = RawConn::connect(server.port);
+        let mut evicted = false;
+        for j in 0..200_000 {
+            let sent = c.try_send(&encode_command(&[
+                command.as_bytes(),
+                j.to_string().as_bytes(),
+            ]));
+            if sent.is_err() || c.read_reply_opt().is_none() {
+                evicted = true;
+                break;
+            }
+        }
+        assert!(evicted, "{command}: never evicted");
+    }
+    assert_eq!(info_field(&mut admin, "stats", "evicted_clients"), "5");
+}
+
+#[test]
+fn maxmemory_clients_counts_arguments_and_registrations() {
+    on_both_servers(registrations_and_arguments_count);
+}
