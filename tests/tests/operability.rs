@@ -2169,3 +2169,87 @@ fn config_set_port_and_bind_rebind_at_run_time() {
         Resp::Simple("PONG".into())
     );
 }
+
+/// `enable-protected-configs local`: a local client may set a protected parameter, as Redis's
+/// (its introspection unit); with `no` it may not.
+#[test]
+fn protected_configs_local_lets_local_clients_set_them() {
+    let dir = TempDir::new("operability-protected-local");
+    for (mode, expected) in [
+        ("local", Resp::Simple("OK".into())),
+        (
+            "no",
+            Resp::Error("ERR CONFIG SET failed (possibly related to argument 'dbfilename') - can't set protected config".into()),
+        ),
+    ] {
+        let warp = start_warpengine(&["--dir", dir.path(), "--enable-protected-configs", mode]);
+        let mut c = RawConn::connect(warp.port);
+        assert_eq!(
+            c.call(&["CONFIG", "SET", "dbfilename", "somename"]),
+            expected,
+            "{mode}"
+        );
+    }
+}
+
+/// A config file stands on Redis's defaults (`save` rules, `bind * -::*`) where it says
+/// nothing, and `save` lines add up after the first, as redis-server's (its introspection
+/// unit's save special case); without a file, the embedded defaults. Compared with
+/// redis-server.
+#[test]
+fn a_config_file_stands_on_redis_defaults() {
+    let dir = TempDir::new("operability-file-defaults");
+    let conf = dir.0.join("f.conf");
+    let shown = |bin: &str, file: &str| -> Vec<Resp> {
+        std::fs::write(&conf, file).unwrap();
+        let port = free_port();
+        let child = Killed(start_with_file(
+            bin,
+            conf.to_str().unwrap(),
+            port,
+            dir.path(),
+        ));
+        let mut c = RawConn::connect(port);
+        let got = vec![
+            c.call(&["CONFIG", "GET", "save"]),
+            c.call(&["CONFIG", "GET", "bind"]),
+        ];
+        drop(child);
+        got
+    };
+    let warp = warpengine_binary();
+    let warp = warp.to_str().unwrap();
+    let pair = |name: &str, value: &str| {
+        Resp::Array(vec![
+            Resp::Bulk(name.as_bytes().to_vec()),
+            Resp::Bulk(value.as_bytes().to_vec()),
+        ])
+    };
+    for file in [
+        "loglevel notice\n",
+        "save 100 100\n",
+        "save 900 1\nsave 100 100\n",
+        "save \"\"\nsave 100 100\n",
+    ] {
+        let ours = shown(warp, file);
+        if redis_available() {
+            assert_eq!(ours, shown("redis-server", file), "{file}");
+        }
+        if file.starts_with("loglevel") {
+            assert_eq!(
+                ours,
+                vec![
+                    pair("save", "3600 1 300 100 60 10000"),
+                    pair("bind", "* -::*")
+                ]
+            );
+        }
+    }
+    let embedded = start_warpengine(&[]);
+    let mut c = RawConn::connect(embedded.port);
+    assert_eq!(c.call(&["CONFIG", "GET", "save"]), pair("save", ""));
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "bind"]),
+        pair("bind", "127.0.0.1")
+    );
+}

@@ -128,7 +128,15 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
                 &format!("') - {why}"),
             )
         };
-        match next.set(&name, &value, false) {
+        let mut result = next.set(&name, &value, false);
+        // `enable-protected-configs local`: protected parameters from this machine only.
+        if result == Err(SetError::Protected(canonical.to_string()))
+            && next.get("enable-protected-configs") == "local"
+            && s.conn.addr.is_local()
+        {
+            result = next.set(&name, &value, true);
+        }
+        match result {
             Ok(()) => {}
             Err(SetError::Unknown(_)) => {
                 return err_echo(

@@ -128,20 +128,22 @@ impl CommandLine {
         Ok(cl)
     }
 
-    /// Builds the starting configuration: embedded defaults, then the file, then the
+    /// Builds the starting configuration: the file on Redis's defaults (what it does not set
+    /// is as redis-server would have it), or without a file the embedded defaults; then the
     /// command line's lines. An error is Redis's block for the line (numbered as Redis
     /// numbers the command line's lines: after the file's).
     pub fn to_config(&self) -> Result<ConfigStore, String> {
         let mut cfg = ConfigStore::default();
-        cfg.load_text(EMBEDDED_DEFAULTS, "the embedded defaults")?;
         let mut file_lines = 1;
+        if self.config_file.is_none() {
+            cfg.load_text(EMBEDDED_DEFAULTS, "the embedded defaults")?;
+        }
         if let Some(path) = &self.config_file {
             cfg.load_file(path)?;
             file_lines = std::fs::read_to_string(path).map_or(1, |text| text.split('\n').count());
         }
-        let mut save_seen = false;
         for (n, line) in self.lines.iter().enumerate() {
-            cfg.apply_line(line, &mut save_seen, true).map_err(|why| {
+            cfg.apply_line(line, true).map_err(|why| {
                 format!(
                     "\n*** FATAL CONFIG FILE ERROR (Redis {}) ***\nReading the configuration file, at line {}\n>>> '{line}'\n{why}",
                     crate::server_state::REDIS_VERSION,
@@ -229,9 +231,21 @@ mod tests {
     }
 
     #[test]
-    fn embedded_defaults_load() {
+    fn embedded_defaults_load_without_a_file_and_redis_defaults_under_one() {
         let cfg = CommandLine::default().to_config().unwrap();
         assert_eq!(cfg.get("bind"), "127.0.0.1");
         assert_eq!(cfg.get("port"), "6379");
+        assert_eq!(cfg.get("save"), "");
+        let file = std::env::temp_dir().join(format!("warp-cli-{}.conf", std::process::id()));
+        std::fs::write(&file, "port 7000\n").unwrap();
+        let cl = CommandLine {
+            config_file: Some(file.clone()),
+            lines: Vec::new(),
+        };
+        let cfg = cl.to_config().unwrap();
+        std::fs::remove_file(&file).ok();
+        assert_eq!(cfg.get("bind"), "* -::*");
+        assert_eq!(cfg.get("save"), "3600 1 300 100 60 10000");
+        assert_eq!(cfg.get("port"), "7000");
     }
 }

@@ -47,14 +47,12 @@ impl ConfigStore {
     /// Applies redis.conf-style text. Errors name `origin` and the line, as redis-server
     /// does at start.
     pub fn load_text(&mut self, text: &str, origin: &str) -> Result<(), String> {
-        // The first `save` line of a file replaces the rules before it; later ones add up.
-        let mut save_seen = false;
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            self.apply_line(line, &mut save_seen, false)
+            self.apply_line(line, false)
                 .map_err(|why| format!("{origin}, line {}: '{}': {why}", n + 1, line))?;
         }
         Ok(())
@@ -62,12 +60,7 @@ impl ConfigStore {
 
     /// Applies one configuration line; the error is Redis's reason. `lenient` (the command
     /// line): a yes/no parameter without a value means yes.
-    pub(super) fn apply_line(
-        &mut self,
-        line: &str,
-        save_seen: &mut bool,
-        lenient: bool,
-    ) -> Result<(), String> {
+    pub(super) fn apply_line(&mut self, line: &str, lenient: bool) -> Result<(), String> {
         let Some(argv) = split_args(line) else {
             return Err("Unbalanced quotes in configuration line".into());
         };
@@ -117,13 +110,14 @@ impl ConfigStore {
         } else {
             return Err("wrong number of arguments".into());
         };
-        let value = if matches!(p.kind, Kind::Save) && !value.is_empty() && *save_seen {
+        // The first `save` line replaces the rules before it; later ones add up.
+        let value = if matches!(p.kind, Kind::Save) && !value.is_empty() && self.save_loaded {
             format!("{} {value}", self.get("save"))
         } else {
             value
         };
         if matches!(p.kind, Kind::Save) {
-            *save_seen = true;
+            self.save_loaded = true;
         }
         self.set(&name, &value, true).map_err(|e| describe(&e))
     }

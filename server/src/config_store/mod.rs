@@ -308,6 +308,10 @@ pub struct ConfigStore {
     /// `rename-command old new` lines, in order (`new` empty: the command is removed), which
     /// the command table applies at start (`command_table::rename_commands`).
     pub renames: Vec<(String, String)>,
+    /// While the start-up configuration is read: a `save` line came already (in the file, an
+    /// included one or the command line), so the next one adds its rules, as Redis's do; the
+    /// first replaces the defaults.
+    pub(super) save_loaded: bool,
 }
 
 impl Default for ConfigStore {
@@ -324,6 +328,7 @@ impl Default for ConfigStore {
             file: None,
             users: Vec::new(),
             renames: Vec::new(),
+            save_loaded: false,
         }
     }
 }

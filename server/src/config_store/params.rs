@@ -488,7 +488,7 @@ pub static PARAMS: &[Param] = &[
     p("tls-ciphersuites", STR, "", MUT),
     // Parameters with their own syntax.
     p("dir", Kind::Directory, "", MUT).protected(),
-    p("save", Kind::Save, "", MUT),
+    p("save", Kind::Save, "3600 1 300 100 60 10000", MUT),
     p(
         "client-output-buffer-limit",
         Kind::ClientOutputBufferLimit,
