@@ -238,7 +238,7 @@ impl ServerStats {
     pub fn count_error(&self, reply: &crate::protocol::Reply) {
         let text = match reply {
             crate::protocol::Reply::Error(s) => s.as_bytes(),
-            crate::protocol::Reply::ErrorBytes(b) => b,
+            crate::protocol::Reply::ErrorBytes(b) | crate::protocol::Reply::CountedError(b) => b,
             _ => return,
         };
         let word = text.split(|&c| c == b' ').next().unwrap_or_default();
@@ -601,8 +601,10 @@ impl Server {
         if reply.is_error() {
             let stats = &self.worker_stats[worker];
             bump(&stats.commands[index].failed, 1);
-            bump(&stats.error_replies, 1);
-            self.stats.count_error(reply);
+            if !matches!(reply, crate::protocol::Reply::CountedError(_)) {
+                bump(&stats.error_replies, 1);
+                self.stats.count_error(reply);
+            }
         }
     }
 

@@ -1336,3 +1336,117 @@ fn declared_script_flags_judge_it_on_a_replica() {
     assert!(matches!(c.call(&["EVAL", stale_info, "0"]), Resp::Bulk(_)));
     c.call(&["REPLICAOF", "NO", "ONE"]);
 }
+
+/// A script's error raised by a command it called is counted once, where the command failed
+/// or was refused (OOM, a write in EVAL_RO: the command's rejected_calls), not again by the
+/// script's reply (which still counts as the script's failed call); an error a pcall caught
+/// and returned likewise; the script's own errors count at its reply. Compared with
+/// redis-server field by field (its scripting unit's 'Consistent eval error reporting').
+#[test]
+fn script_errors_are_counted_once_as_redis_counts_them() {
+    if !warpengine_tests::redis_available() {
+        return;
+    }
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["EVAL", "return redis.call('set','x','y')", "1", "x"],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &[
+                "EVAL",
+                "local t = redis.pcall('set','x','y') return t['err']",
+                "1",
+                "x",
+            ],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "1"],
+            &["EVAL", "return redis.pcall('set','x','y')", "1", "x"],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &["EVAL", "return redis.call('select',99)", "0"],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &[
+                "EVAL",
+                "local t = redis.pcall('select',99) return t['err']",
+                "0",
+            ],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &["EVAL_RO", "return redis.call('set','x','y')", "1", "x"],
+        ),
+        (
+            &["SET", "Sicily", "1"],
+            &[
+                "EVAL",
+                "return redis.call('GEOADD', 'Sicily', '13.36', '38.11', 'Palermo')",
+                "1",
+                "x",
+            ],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &[
+                "EVAL",
+                "return redis.error_reply('MY_ERR_CODE custom msg')",
+                "0",
+            ],
+        ),
+        (
+            &["CONFIG", "SET", "maxmemory", "0"],
+            &["EVAL", "return redis.call('nosuchcommand')", "0"],
+        ),
+    ];
+    let stats = |port: u16| -> Vec<String> {
+        let mut c = RawConn::connect(port);
+        let mut seen = Vec::new();
+        for (setup, script) in cases {
+            c.call(setup);
+            c.call(&["CONFIG", "RESETSTAT"]);
+            let reply = match c.call(script) {
+                Resp::Error(e) => format!("error {}", e.split(" script:").next().unwrap()),
+                other => format!("{other:?}"),
+            };
+            c.call(&["CONFIG", "SET", "maxmemory", "0"]);
+            let mut line = vec![reply];
+            for section in ["errorstats", "commandstats"] {
+                let Resp::Bulk(text) = c.call(&["INFO", section]) else {
+                    panic!("INFO")
+                };
+                for l in String::from_utf8(text).unwrap().lines() {
+                    // Calls and their outcomes (times differ), CONFIG's and INFO's own aside.
+                    if l.starts_with("errorstat_")
+                        || (l.starts_with("cmdstat_")
+                            && !l.starts_with("cmdstat_config")
+                            && !l.starts_with("cmdstat_info"))
+                    {
+                        let (name, rest) = l.split_once(':').unwrap();
+                        let kept: Vec<&str> =
+                            rest.split(',').filter(|f| !f.starts_with("usec")).collect();
+                        line.push(format!("{name}:{}", kept.join(",")));
+                    }
+                }
+            }
+            // (Redis lists them in its tables' order.)
+            line[1..].sort();
+            line.push(format!(
+                "total_error_replies:{}",
+                warpengine_tests::info_field(&mut c, "stats", "total_error_replies")
+            ));
+            seen.push(line.join(" "));
+        }
+        seen
+    };
+    let redis = warpengine_tests::start_redis(&[]);
+    let warp = start_warpengine(&["--threads", "2"]);
+    let (theirs, ours) = (stats(redis.port), stats(warp.port));
+    for (t, o) in theirs.iter().zip(&ours) {
+        assert_eq!(o, t);
+    }
+}

@@ -583,7 +583,8 @@ impl Pipeline {
                     bump(&stats.commands[*index].failed, 1);
                 }
             }
-            if reply.is_error() {
+            // (A script's error that a command inside it raised was counted then.)
+            if reply.is_error() && !matches!(reply, Reply::CountedError(_)) {
                 bump(&stats.error_replies, 1);
                 server.stats.count_error(reply);
             }

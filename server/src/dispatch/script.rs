@@ -829,7 +829,7 @@ impl Host for ScriptHost<'_, '_> {
     fn call(&mut self, args: Vec<Bytes>) -> Reply {
         let (index, sub_flags) = match self.row(&args) {
             Ok(found) => found,
-            Err(e) => return e,
+            Err(e) => return self.refused(None, e),
         };
         let spec = &TABLE[index];
         let flags = sub_flags.unwrap_or(spec.flags);
@@ -841,28 +841,37 @@ impl Host for ScriptHost<'_, '_> {
                 .disable_deny_scripts
                 .load(std::sync::atomic::Ordering::Relaxed);
         if denied || !runnable {
-            return Reply::err("ERR This Redis command is not allowed from script");
+            return self.refused(
+                Some(index),
+                Reply::err("ERR This Redis command is not allowed from script"),
+            );
         }
         if let Some(refusal) = self.acl_refusal(index, &args) {
-            return refusal;
+            return self.refused(Some(index), refusal);
         }
         if self.read_only && (flags.contains(Flags::WRITE) || flags.contains(Flags::MAY_REPLICATE))
         {
-            return Reply::err("ERR Write commands are not allowed from read-only scripts.");
+            return self.refused(
+                Some(index),
+                Reply::err("ERR Write commands are not allowed from read-only scripts."),
+            );
         }
         if self.server.replication.is_replica() && flags.contains(Flags::WRITE) {
             // (A primary's stream carries a script's effects, never the script: any script
             // here is a client's.)
             let upstream = &self.server.replication.upstream;
             if upstream.read_only(self.server) {
-                return Reply::err(crate::replication::replica::READONLY);
+                return self.refused(
+                    Some(index),
+                    Reply::err(crate::replication::replica::READONLY),
+                );
             }
         }
         // min-replicas-to-write unmet: a write inside a script is refused as a client's is,
         // unless the script already wrote (Redis cannot fail it halfway then).
         if flags.contains(Flags::WRITE) && self.server.replication.gates_writes() && !self.wrote() {
             if let Some(refusal) = self.server.replication.noreplicas() {
-                return refusal;
+                return self.refused(Some(index), refusal);
             }
         }
         // A stale replica (link down, replica-serve-stale-data no): only commands flagged
@@ -871,11 +880,14 @@ impl Host for ScriptHost<'_, '_> {
             && !flags.contains(Flags::STALE)
             && !self.server.replication.upstream.serves_stale(self.server)
         {
-            return Reply::err("ERR Can not execute the command on a stale replica");
+            return self.refused(
+                Some(index),
+                Reply::err("ERR Can not execute the command on a stale replica"),
+            );
         }
         if self.cluster.is_some() {
             if let Some(refusal) = self.cluster_refusal(spec, &args) {
-                return refusal;
+                return self.refused(Some(index), refusal);
             }
         }
         if self.beyond {
@@ -950,6 +962,10 @@ impl Host for ScriptHost<'_, '_> {
         if self.beyond {
             return reply;
         }
+        if matches!(&reply, Reply::Error(e) if e == crate::eviction::OOM) {
+            // Refused for memory before it ran (the step's admission).
+            return self.refused(Some(index), reply);
+        }
         let stats = &server.worker_stats[crate::server_state::current_worker()];
         bump(&stats.commands[index].calls, 1);
         if reply.is_error() {
@@ -962,6 +978,19 @@ impl Host for ScriptHost<'_, '_> {
 }
 
 impl ScriptHost<'_, '_> {
+    /// A script's command refused before it ran: counted as Redis's scriptCall counts it (a
+    /// rejected call of the command, the error in INFO's error stats), so the script's own
+    /// error reply, if the refusal ends it, does not count it again.
+    fn refused(&self, index: Option<usize>, refusal: Reply) -> Reply {
+        let stats = &self.server.worker_stats[crate::server_state::current_worker()];
+        if let Some(index) = index {
+            bump(&stats.commands[index].rejected, 1);
+        }
+        bump(&stats.error_replies, 1);
+        self.server.stats.count_error(&refusal);
+        refusal
+    }
+
     /// Cluster mode: Redis's refusal of a script's command whose keys this node does not
     /// serve (another node's slot, an unassigned one, one being migrated away, keys in
     /// different slots), or, with the cluster down, of any command with keys; then of keys

@@ -14,6 +14,10 @@ pub enum Reply {
     /// not be UTF-8: Redis echoes them as they came. Built by [`Reply::error_bytes`], which keeps
     /// the line one line.
     ErrorBytes(Bytes),
+    /// An error already counted in INFO's error stats where it arose: a script's error raised
+    /// by a command it called (Redis's ERR_REPLY_FLAG_NO_STATS_UPDATE). The script's command
+    /// still counts it as a failed call.
+    CountedError(Bytes),
     Int(i64),
     Bulk(Bytes),
     /// Null bulk in RESP2 (`$-1`), `_` in RESP3.
@@ -77,7 +81,10 @@ impl Reply {
     }
 
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_) | Reply::ErrorBytes(_))
+        matches!(
+            self,
+            Reply::Error(_) | Reply::ErrorBytes(_) | Reply::CountedError(_)
+        )
     }
 
     pub fn encode(&self, out: &mut Vec<u8>, resp3: bool) {
@@ -85,7 +92,7 @@ impl Reply {
             Reply::Status(s) => line(out, b'+', s.as_bytes()),
             Reply::StatusOwned(s) => line(out, b'+', s.as_bytes()),
             Reply::Error(s) => line(out, b'-', s.as_bytes()),
-            Reply::ErrorBytes(s) => line(out, b'-', s),
+            Reply::ErrorBytes(s) | Reply::CountedError(s) => line(out, b'-', s),
             Reply::Int(i) => {
                 out.push(b':');
                 out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());

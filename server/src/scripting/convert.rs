@@ -81,7 +81,7 @@ fn trim_line_ends(mut s: &[u8]) -> &[u8] {
 pub fn ready_for_lua(reply: &mut Reply, resp3: bool) {
     match reply {
         Reply::Error(s) => *reply = Reply::ErrorBytes(Bytes::from(error_text(s.as_bytes()))),
-        Reply::ErrorBytes(s) => *s = Bytes::from(error_text(s)),
+        Reply::ErrorBytes(s) | Reply::CountedError(s) => *s = Bytes::from(error_text(s)),
         Reply::Double(d) if !resp3 => *reply = Reply::Bulk(Bytes::from(format_double(*d))),
         Reply::HumanDouble(d) if !resp3 => {
             *reply = Reply::Bulk(Bytes::from(format_human_double(*d)))
@@ -123,9 +123,10 @@ pub unsafe fn push_reply(l: *mut lua_State, reply: &Reply, resp3: bool, depth: u
     match reply {
         Reply::Status(s) => push_named(l, c"ok", |l| push_bytes(l, s.as_bytes())),
         Reply::StatusOwned(s) => push_named(l, c"ok", |l| push_bytes(l, s.as_bytes())),
-        // (Readied: the text as luaPushErrorBuff leaves it.)
-        Reply::Error(s) => push_named(l, c"err", |l| push_bytes(l, s.as_bytes())),
-        Reply::ErrorBytes(s) => push_named(l, c"err", |l| push_bytes(l, s)),
+        // (Readied: the text as luaPushErrorBuff leaves it.) Marked as counted already: the
+        // command's error went into the stats when it was answered, as Redis marks it.
+        Reply::Error(s) => push_error(l, s.as_bytes()),
+        Reply::ErrorBytes(s) | Reply::CountedError(s) => push_error(l, s),
         Reply::Int(i) => ffi::lua_pushnumber(l, *i as f64),
         Reply::Bulk(b) => push_bytes(l, b),
         Reply::Nil | Reply::NilArray if resp3 => ffi::lua_pushnil(l),
@@ -196,6 +197,17 @@ unsafe fn push_bytes(l: *mut lua_State, bytes: &[u8]) {
 }
 
 /// A table of one field, `{name = value}`, the value pushed by `value`.
+/// The field of an error table that says its error was counted in the stats already (Redis's
+/// name for it).
+pub const COUNTED: &str = "ignore_error_stats_update";
+
+/// A command's error as `{err=..., ignore_error_stats_update=true}`.
+unsafe fn push_error(l: *mut lua_State, text: &[u8]) {
+    push_named(l, c"err", |l| push_bytes(l, text));
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_setfield(l, -2, c"ignore_error_stats_update".as_ptr());
+}
+
 unsafe fn push_named(l: *mut lua_State, name: &CStr, value: impl FnOnce(*mut lua_State)) {
     ffi::lua_createtable(l, 0, 1);
     value(l);
@@ -265,10 +277,20 @@ fn one_line(bytes: &[u8]) -> Vec<u8> {
         .collect()
 }
 
+/// An error reply made from error table `t`: counted already when `t` says so.
+pub fn counted_or_not(reply: Reply, t: &Table) -> Reply {
+    match reply {
+        Reply::ErrorBytes(b) if matches!(t.raw_get::<Value>(COUNTED), Ok(Value::Boolean(true))) => {
+            Reply::CountedError(b)
+        }
+        other => other,
+    }
+}
+
 fn table_to_reply(t: &Table, resp3: bool, depth: usize) -> Reply {
     let field = |name: &str| t.raw_get::<Value>(name).unwrap_or(Value::Nil);
     if let Value::String(e) = field("err") {
-        return Reply::error_bytes(e.as_bytes().to_vec());
+        return counted_or_not(Reply::error_bytes(e.as_bytes().to_vec()), t);
     }
     if let Value::String(s) = field("ok") {
         return Reply::StatusOwned(String::from_utf8_lossy(&one_line(&s.as_bytes())).into_owned());

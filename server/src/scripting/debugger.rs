@@ -204,7 +204,9 @@ impl Session {
     pub fn log_reply(&mut self, reply: &Reply) {
         let text = match reply {
             Reply::Error(e) => e.clone(),
-            Reply::ErrorBytes(e) => String::from_utf8_lossy(e).into_owned(),
+            Reply::ErrorBytes(e) | Reply::CountedError(e) => {
+                String::from_utf8_lossy(e).into_owned()
+            }
             other => {
                 let line = format!("<reply> {}", human(other));
                 return self.log_trimmed(line);

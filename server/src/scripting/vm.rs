@@ -812,7 +812,7 @@ fn script_error(name: &str, err: &Value) -> Reply {
         msg.extend_from_slice(&line);
         msg.push(b'.');
     }
-    Reply::error_bytes(msg)
+    convert::counted_or_not(Reply::error_bytes(msg), t)
 }
 
 /// A library table that loads its contents (`load`) when a script first reads from it.
