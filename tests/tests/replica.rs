@@ -797,3 +797,18 @@ fn the_primary_reports_the_announced_address() {
     let slave = info_field(&mut p, "replication", "slave0");
     assert!(slave.starts_with("ip=10.9.8.7,port=4321,"), "{slave}");
 }
+
+/// `bind-source-addr`: the replica's link to its primary leaves from that address, which the
+/// primary then shows for it (Redis's networking unit).
+#[test]
+fn the_replica_link_leaves_from_bind_source_addr() {
+    let primary = start_warpengine(&["--threads", "2"]);
+    let replica = start_warpengine(&["--threads", "2"]);
+    let mut p = RawConn::connect(primary.port);
+    let mut r = RawConn::connect(replica.port);
+    ok(r.call(&["CONFIG", "SET", "bind-source-addr", "127.0.0.2"]));
+    ok(r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]));
+    wait_for("the link", || link_up(&mut r));
+    let slave0 = info_field(&mut p, "replication", "slave0");
+    assert!(slave0.starts_with("ip=127.0.0.2,"), "{slave0}");
+}

@@ -235,7 +235,7 @@ pub static PARAMS: &[Param] = &[
         MUT,
     )
     .stored(),
-    p("bind-source-addr", STR, "", MUT).stored(),
+    p("bind-source-addr", STR, "", MUT),
     p("logfile", STR, "", FIXED),
     p("masterauth", STR, "", MUT),
     p("requirepass", STR, "", MUT),

@@ -264,6 +264,32 @@ fn apply_oom_score(server: &Server) {
     let _ = crate::oom_score::apply(&cfg, server.replication.is_replica());
 }
 
+/// Connects to `host:port`, from `source` when `bind-source-addr` names one (as Redis binds its
+/// outgoing links there), trying each address the host resolves to.
+async fn connect_from(
+    source: Option<std::net::IpAddr>,
+    host: &str,
+    port: u16,
+) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect((host, port)).await;
+    };
+    let mut last = std::io::Error::other("the host resolves to no address");
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(source, 0))?;
+        match socket.connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// CONFIG GET replicaof (and CONFIG REWRITE) show the primary followed now, as Redis's do.
 fn show_in_config(server: &Server, value: &str) {
     let mut cfg = server.config.write().unwrap_or_else(|p| p.into_inner());
@@ -392,11 +418,14 @@ impl<'a> Link<'a> {
         // Redis's wording for the link's steps, here and below: test harnesses (Redis's own)
         // wait for these lines in the log.
         info!("Connecting to MASTER {}:{}", addr.host, addr.port);
-        let timeout = {
+        let (timeout, source) = {
             let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
-            Duration::from_secs(cfg.get_i64("repl-timeout").max(1) as u64)
+            (
+                Duration::from_secs(cfg.get_i64("repl-timeout").max(1) as u64),
+                cfg.get("bind-source-addr").parse().ok(),
+            )
         };
-        let connect = TcpStream::connect((addr.host.as_str(), addr.port));
+        let connect = connect_from(source, &addr.host, addr.port);
         let stream = tokio::select! {
             connected = tokio::time::timeout(timeout, connect) => match connected {
                 Ok(Ok(stream)) => stream,
