@@ -336,6 +336,16 @@ impl Registry {
         evicted
     }
 
+    /// The cron's check of output limits: see [`crate::pubsub::Subscriber::recheck_soft_limit`].
+    pub fn recheck_soft_limits(&self, limits: &crate::output_limits::OutputLimits) {
+        let clients = self.clients.lock().expect("registry lock");
+        for handle in clients.values() {
+            if let Some(sink) = handle.sink.lock().expect("client sink lock").as_ref() {
+                sink.recheck_soft_limit(limits);
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> Vec<ClientInfo> {
         self.clients
             .lock()

@@ -79,24 +79,44 @@ impl Subscriber {
             return false;
         }
         let queued = self.queued.fetch_add(frame.len(), Ordering::AcqRel) + frame.len();
+        if self.over_limit(queued, limits) {
+            self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
+            self.close();
+            return false;
+        }
+        self.tx.send(frame.clone()).is_ok()
+    }
+
+    /// Called once a second: a subscriber that stays over its soft limit with nothing more
+    /// offered to it is closed all the same once its seconds have passed, as Redis's client
+    /// cron checks every client's output buffer.
+    pub(crate) fn recheck_soft_limit(&self, limits: &OutputLimits) {
+        if self.over_soft_since.load(Ordering::Relaxed) == 0 || self.closed.load(Ordering::Acquire)
+        {
+            return;
+        }
+        if self.over_limit(self.queued.load(Ordering::Acquire), limits) {
+            self.close();
+        }
+    }
+
+    fn over_limit(&self, queued: usize, limits: &OutputLimits) -> bool {
         let class = if self.subscribed.load(Ordering::Relaxed) {
             Class::PubSub
         } else {
             Class::Normal
         };
-        let over = limits
+        limits
             .of(class)
-            .exceeded(queued as u64, &self.over_soft_since);
-        if over {
-            self.queued.fetch_sub(frame.len(), Ordering::AcqRel);
-            self.closed.store(true, Ordering::Release);
-            // An empty frame wakes the connection waiting for messages; the signal, one
-            // waiting for its socket.
-            let _ = self.tx.send(Bytes::new());
-            self.closing.notify_one();
-            return false;
-        }
-        self.tx.send(frame.clone()).is_ok()
+            .exceeded(queued as u64, &self.over_soft_since)
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // An empty frame wakes the connection waiting for messages; the signal, one waiting
+        // for its socket.
+        let _ = self.tx.send(Bytes::new());
+        self.closing.notify_one();
     }
 }
 

@@ -448,3 +448,42 @@ fn registrations_and_arguments_count(server: &ServerProcess) {
 fn maxmemory_clients_counts_arguments_and_registrations() {
     on_both_servers(registrations_and_arguments_count);
 }
+
+/// A subscriber past its soft limit is closed once its seconds pass even when nothing more is
+/// published to it, as Redis's client cron closes it (its obuf-limits unit); not before.
+#[test]
+fn a_subscriber_over_its_soft_limit_goes_without_more_traffic() {
+    let (server, mut admin) = start_with_output_limit("pubsub 0 100000 2");
+    let mut sub = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    sub.write_all(&encode_command(&[b"SUBSCRIBE", b"foo"]))
+        .unwrap();
+    // Never read: the messages queue up past the soft limit (the sockets take the first).
+    let message = "x".repeat(1000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let queued = |admin: &mut RawConn| -> u64 {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        String::from_utf8(list)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" sub=1 "))
+            .filter_map(|l| l.split(" omem=").nth(1)?.split(' ').next()?.parse().ok())
+            .next()
+            .unwrap_or(0)
+    };
+    while queued(&mut admin) <= 100_000 {
+        assert!(Instant::now() < deadline, "the subscriber never filled up");
+        admin.call(&["PUBLISH", "foo", &message]);
+    }
+    let over = Instant::now();
+    thread::sleep(Duration::from_millis(1000));
+    assert_eq!(connected(&mut admin), 2, "closed before its 2 seconds");
+    while connected(&mut admin) > 1 {
+        assert!(
+            over.elapsed() < Duration::from_secs(5),
+            "the quiet subscriber was never closed"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
