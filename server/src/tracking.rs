@@ -452,14 +452,18 @@ impl Tracking {
     /// FLUSHDB / FLUSHALL: every tracking client is told that everything changed, and the
     /// table is emptied.
     pub fn flushed(&self, server: &Server) {
+        // Emptied even with no tracking client left: keys remembered for clients that turned
+        // tracking off since stay in the table until then (as in Redis).
+        if self.keys.load(Ordering::Relaxed) != 0 {
+            for part in &self.tables {
+                part.lock().expect("tracking table").by_key.clear();
+            }
+            self.keys.store(0, Ordering::Relaxed);
+            self.items.store(0, Ordering::Relaxed);
+        }
         if !self.active() {
             return;
         }
-        for part in &self.tables {
-            part.lock().expect("tracking table").by_key.clear();
-        }
-        self.keys.store(0, Ordering::Relaxed);
-        self.items.store(0, Ordering::Relaxed);
         let trackers: Vec<Arc<Tracker>> = self
             .trackers
             .read()

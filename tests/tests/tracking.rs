@@ -646,3 +646,44 @@ fn an_eviction_before_a_read_is_announced_before_its_reply() {
         assert_eq!(c.command(&[b"EXISTS", b"volatile-key"]), b":0\r\n");
     }
 }
+
+/// FLUSHALL empties the tracking table even when no client tracks any more (the keys of one
+/// that turned tracking off stay until then), as Redis's (its tracking unit's 'Tracking info
+/// is correct'). Compared with redis-server.
+#[test]
+fn flushall_empties_the_table_after_tracking_is_off() {
+    let count = |server: &ServerProcess| -> Vec<String> {
+        let mut c = RawConn::connect(server.port);
+        let mut seen = Vec::new();
+        c.call(&["CLIENT", "TRACKING", "on"]);
+        for k in ["a", "b", "c"] {
+            c.call(&["SET", k, "1"]);
+            c.call(&["GET", k]);
+        }
+        c.call(&["CLIENT", "TRACKING", "off"]);
+        for step in ["off", "flushall"] {
+            if step == "flushall" {
+                c.call(&["FLUSHALL"]);
+            }
+            for (section, field) in [
+                ("stats", "tracking_total_keys"),
+                ("stats", "tracking_total_items"),
+                ("clients", "tracking_clients"),
+            ] {
+                seen.push(format!(
+                    "{step} {field}:{}",
+                    info_field(&mut c, section, field)
+                ));
+            }
+        }
+        seen
+    };
+    let ours = count(&start_warpengine(&["--threads", "2"]));
+    assert!(
+        ours.contains(&"flushall tracking_total_keys:0".to_string()),
+        "{ours:?}"
+    );
+    if redis_available() {
+        assert_eq!(ours, count(&start_redis(&[])));
+    }
+}
