@@ -11,6 +11,7 @@ pub mod command_timing;
 pub mod commands;
 pub mod config_store;
 pub mod connection_loop;
+pub mod crash_report;
 pub mod dispatch;
 pub mod durability;
 pub mod entropy_state;

@@ -99,6 +99,8 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(1);
     }
+    warpengine::crash_report::set_enabled(config.get_bool("crash-log-enabled"));
+    warpengine::crash_report::install();
     // Redis's start-up lines, in its words where tools read them: Redis's test harness waits
     // for " PID: <pid>" and then "Server initialized", and then "Ready to accept".
     info!(

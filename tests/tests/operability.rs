@@ -2253,3 +2253,46 @@ fn a_config_file_stands_on_redis_defaults() {
         pair("bind", "127.0.0.1")
     );
 }
+
+/// A fatal signal logs Redis's crash report (the signal, then the crashed thread's stack) and
+/// the process still dies of it; `crash-log-enabled no` leaves the report out (Redis's
+/// logging unit: DEBUG SEGFAULT and SIGABRT).
+#[test]
+fn a_crash_leaves_a_report_with_the_stack_in_the_log() {
+    for (enabled, how) in [("yes", "debug"), ("yes", "sigabrt"), ("no", "debug")] {
+        let dir = TempDir::new("operability-crash");
+        let log = dir.0.join("server.log");
+        let mut warp = start_warpengine(&[
+            "--enable-debug-command",
+            "yes",
+            "--crash-log-enabled",
+            enabled,
+            "--logfile",
+            log.to_str().unwrap(),
+        ]);
+        if how == "debug" {
+            let mut c = RawConn::connect(warp.port);
+            c.send_command(&[b"DEBUG", b"SEGFAULT"]);
+            let _ = c.read_reply_opt();
+        } else {
+            Command::new("kill")
+                .args(["-ABRT", &warp.pid().to_string()])
+                .status()
+                .unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while warp.alive() {
+            assert!(Instant::now() < deadline, "the server outlived its crash");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let text = std::fs::read_to_string(&log).unwrap();
+        let reported = text.contains("crashed by signal: 6 (SIGABRT)")
+            && text.contains("------ STACK TRACE ------")
+            && text.contains("END OF CRASH REPORT");
+        assert_eq!(reported, enabled == "yes", "{how}: {text}");
+        if how == "debug" && enabled == "yes" {
+            // The crashed thread's stack names the command that crashed it.
+            assert!(text.contains("commands::debug"), "{text}");
+        }
+    }
+}

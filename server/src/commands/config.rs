@@ -223,6 +223,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         .scripts
         .busy
         .set_threshold_ms(next.get_i64("busy-reply-threshold").max(0) as u64);
+    crate::crash_report::set_enabled(next.get_bool("crash-log-enabled"));
     if next.get("loglevel") != cfg.get("loglevel") {
         crate::logging::set_level(next.get("loglevel"));
     }

@@ -187,7 +187,7 @@ pub static PARAMS: &[Param] = &[
     p("appendonly", BOOL, "no", MUT),
     p("cluster-allow-reads-when-down", BOOL, "no", MUT).stored(),
     p("cluster-allow-pubsubshard-when-down", BOOL, "yes", MUT).stored(),
-    p("crash-log-enabled", BOOL, "yes", MUT).stored(),
+    p("crash-log-enabled", BOOL, "yes", MUT),
     p("crash-memcheck-enabled", BOOL, "yes", MUT).stored(),
     p("disable-thp", BOOL, "yes", FIXED),
     p("cluster-allow-replica-migration", BOOL, "yes", MUT).stored(),
