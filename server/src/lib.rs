@@ -24,6 +24,7 @@ pub mod keyspace_events;
 pub mod logging;
 pub mod memory_accounting;
 pub mod metrics;
+pub mod migrate_sockets;
 pub mod monitor;
 pub mod oom_score;
 pub mod output_limits;

@@ -46,6 +46,8 @@ pub struct Server {
     pub listening: Mutex<Vec<std::os::fd::RawFd>>,
     /// Listening sockets made by CONFIG SET port/bind/tls-port, on their way to the workers.
     pub rebinding: crate::worker::Rebinding,
+    /// MIGRATE's connections to its targets, kept for the next MIGRATE.
+    pub migrate_sockets: crate::migrate_sockets::MigrateSockets,
     pub lastsave: AtomicU64,
     pub wal: Wal,
     pub limits: crate::eviction::Limits,
@@ -460,6 +462,7 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             listening: Mutex::new(Vec::new()),
             rebinding: crate::worker::Rebinding::new(threads),
+            migrate_sockets: Default::default(),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             wal: Wal::new(threads),
             limits,

@@ -476,6 +476,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
                 crate::hot_copies::auto_step(&server);
                 crate::persist::background::save_if_rules_due(&server, &mut last_save_try);
                 server.clients.recheck_soft_limits(&server.pubsub.limits);
+                server.migrate_sockets.close_idle();
                 ticks_of_seconds += 1;
                 if ticks_of_seconds.is_multiple_of(crate::entropy_state::SLOT_DECAY_SECS) {
                     server.entropy.decay_slots();

@@ -1030,3 +1030,69 @@ fn a_bgsave_across_flushdb_and_flushall_as_redis() {
     assert_eq!(redis[2], "Int(600)");
     assert_eq!(redis[5], "Int(600)");
 }
+
+/// MIGRATE keeps its connection to a target for the next MIGRATE (INFO's
+/// migrate_cached_sockets; the target sees one connection for many MIGRATEs, SELECTed once),
+/// tries once more on a new connection when the cached one went stale (the target
+/// restarted), and closes it after 10 idle seconds, as Redis's (its dump unit). A target busy
+/// in DEBUG SLEEP (the whole server sleeps, as Redis's) makes MIGRATE time out.
+#[test]
+fn migrate_caches_its_connection_and_times_out_on_a_sleeping_target() {
+    let source = start_warpengine(&["--threads", "2"]);
+    let port = free_port();
+    let args = ["--threads", "2", "--enable-debug-command", "yes"];
+    let mut target = try_start_warpengine_on(port, &args).unwrap();
+    let mut s = RawConn::connect(source.port);
+    let mut t = RawConn::connect(port);
+    let cached =
+        |s: &mut RawConn| warpengine_tests::info_field(s, "stats", "migrate_cached_sockets");
+    let received = |t: &mut RawConn| -> u64 {
+        warpengine_tests::info_field(t, "stats", "total_connections_received")
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(cached(&mut s), "0");
+    let before = received(&mut t);
+    for i in 0..5 {
+        let key = format!("k{i}");
+        s.call(&["SET", &key, "v"]);
+        assert_eq!(
+            migrate(&mut s, port, &[&key, "0", "5000"]),
+            Resp::Simple("OK".into())
+        );
+    }
+    assert_eq!(cached(&mut s), "1");
+    assert_eq!(
+        received(&mut t),
+        before + 1,
+        "one connection for five MIGRATEs"
+    );
+    assert_eq!(t.call(&["DBSIZE"]), Resp::Int(5));
+    // The target restarts: the cached connection is stale, the next MIGRATE connects anew.
+    drop(t);
+    target.kill9();
+    target = try_start_warpengine_on(port, &args).unwrap();
+    let mut t = RawConn::connect(port);
+    s.call(&["SET", "after", "v"]);
+    assert_eq!(
+        migrate(&mut s, port, &["after", "0", "5000"]),
+        Resp::Simple("OK".into())
+    );
+    assert_eq!(t.call(&["EXISTS", "after"]), Resp::Int(1));
+    assert_eq!(cached(&mut s), "1");
+    // Idle connections close after 10 seconds.
+    wait_for("the cached connection's close", || cached(&mut s) == "0");
+    // A sleeping target: no answer within the timeout.
+    s.call(&["SET", "slow", "v"]);
+    let mut sleeper = RawConn::connect(port);
+    sleeper.send_command(&[b"DEBUG", b"SLEEP", b"1.5"]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let timed_out = migrate(&mut s, port, &["slow", "0", "500"]);
+    assert!(
+        matches!(&timed_out, Resp::Error(e) if e.starts_with("IOERR")),
+        "{timed_out:?}"
+    );
+    sleeper.read_reply();
+    assert_eq!(cached(&mut s), "0", "a connection that failed is not kept");
+    drop(target);
+}

@@ -128,7 +128,10 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
             let Some(secs) = parse_float(&args[2]).filter(|v| *v >= 0.0) else {
                 return Reply::err("ERR value is not a valid float");
             };
-            // Like Redis, this stops the whole server's work for this worker's shard.
+            // As Redis's, the whole server sleeps: every shard is held meanwhile, so no
+            // worker runs a command on keys (Redis's tests use it to make a server that does
+            // not answer, a MIGRATE target say).
+            let _every_shard = s.server.lock_all();
             std::thread::sleep(Duration::from_secs_f64(secs));
             OK
         }

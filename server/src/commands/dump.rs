@@ -288,50 +288,39 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if moving.is_empty() {
         return Reply::Status("NOKEY");
     }
-    let mut request = Vec::new();
-    let mut put_command = |parts: &[&[u8]]| {
-        request.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
-        for p in parts {
-            request.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
-            request.extend_from_slice(p);
-            request.extend_from_slice(b"\r\n");
+    let db_index = usize::try_from(db).ok();
+    // A cached connection the target closed meanwhile fails at once: Redis tries once more,
+    // on a new connection, when nothing was read yet.
+    let mut retried = false;
+    let (mut target, selects, first_line) = loop {
+        let mut target = match Target::connect(ctx.server, &args[1], &args[2], timeout) {
+            Ok(t) => t,
+            // Redis connects without blocking and waits for the socket to be writable, which a
+            // refused connection is: the refusal shows when it writes.
+            Err(Unreached::Refused) => return Reply::err(IOERR_WRITE),
+            Err(Unreached::NoConnection) => return Reply::err(IOERR_CONNECT),
+        };
+        // As Redis: no SELECT when the connection has that database selected already.
+        let selects = target.conn.db.is_none() || target.conn.db != db_index;
+        let request = migrate_request(ctx, &o, db, selects, &moving);
+        let sent = target.send(&request).is_ok();
+        let first_line = if sent { target.line() } else { None };
+        if first_line.is_none() && target.cached && !target.timed_out && !retried {
+            retried = true;
+            continue;
+        }
+        match first_line {
+            Some(line) => break (target, selects, Some(line)),
+            None if sent => return Reply::err(IOERR_READ),
+            None => return Reply::err(IOERR_WRITE),
         }
     };
-    match &o.auth {
-        Some((Some(user), password)) => put_command(&[b"AUTH", user, password]),
-        Some((None, password)) => put_command(&[b"AUTH", password]),
-        None => {}
-    }
-    put_command(&[b"SELECT", db.to_string().as_bytes()]);
-    // In cluster mode the target is importing the slot: RESTORE-ASKING is served there
-    // without an ASKING first, as Redis's MIGRATE sends it.
-    let restore: &[u8] = if ctx.server.cluster.enabled() {
-        b"RESTORE-ASKING"
-    } else {
-        b"RESTORE"
-    };
-    for (key, ttl, payload) in &moving {
-        let ttl = ttl.to_string();
-        let mut parts: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
-        if o.replace {
-            parts.push(b"REPLACE");
-        }
-        put_command(&parts);
-    }
-    let mut target = match Target::connect(&args[1], &args[2], timeout) {
-        Ok(t) => t,
-        // Redis connects without blocking and waits for the socket to be writable, which a
-        // refused connection is: the refusal shows when it writes.
-        Err(Unreached::Refused) => return Reply::err(IOERR_WRITE),
-        Err(Unreached::NoConnection) => return Reply::err(IOERR_CONNECT),
-    };
-    if target.send(&request).is_err() {
-        return Reply::err(IOERR_WRITE);
-    }
     // The AUTH and SELECT replies, then one per RESTORE.
+    let mut pending_first = first_line;
+    let mut next_line = |target: &mut Target| pending_first.take().or_else(|| target.line());
     let mut setup_error: Option<Vec<u8>> = None;
-    for _ in 0..1 + o.auth.is_some() as usize {
-        match target.line() {
+    for _ in 0..selects as usize + o.auth.is_some() as usize {
+        match next_line(&mut target) {
             Some(line) if line.first() == Some(&b'-') => {
                 setup_error.get_or_insert(line);
             }
@@ -346,7 +335,7 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let mut socket_error = false;
     let mut deleted = Vec::new();
     for (key, _, _) in &moving {
-        let Some(line) = target.line() else {
+        let Some(line) = next_line(&mut target) else {
             socket_error = true;
             break;
         };
@@ -366,6 +355,13 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         (None, true) => Reply::err(IOERR_READ),
         (None, false) => OK,
     };
+    // A connection that answered everything is kept for the next MIGRATE to this target.
+    if !socket_error {
+        target.conn.db = if setup_failed { None } else { db_index };
+        ctx.server
+            .migrate_sockets
+            .give_back(&target.name, target.conn);
+    }
     // After an error reply the dispatcher neither logs the command's log form nor tells
     // WATCH and tracking about its keys: the keys already moved are told here.
     if reply.is_error() {
@@ -381,6 +377,49 @@ pub fn migrate(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
     }
     reply
+}
+
+/// MIGRATE's request to its target: AUTH when asked, SELECT when `selects`, one RESTORE per
+/// key (RESTORE-ASKING in cluster mode: the target is importing the slot and serves it without
+/// an ASKING first, as Redis's MIGRATE sends it).
+fn migrate_request(
+    ctx: &KeyCtx,
+    o: &MigrateOptions,
+    db: i64,
+    selects: bool,
+    moving: &[(&Bytes, u64, Bytes)],
+) -> Vec<u8> {
+    let mut request = Vec::new();
+    let mut put_command = |parts: &[&[u8]]| {
+        request.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
+        for p in parts {
+            request.extend_from_slice(format!("${}\r\n", p.len()).as_bytes());
+            request.extend_from_slice(p);
+            request.extend_from_slice(b"\r\n");
+        }
+    };
+    match &o.auth {
+        Some((Some(user), password)) => put_command(&[b"AUTH", user, password]),
+        Some((None, password)) => put_command(&[b"AUTH", password]),
+        None => {}
+    }
+    if selects {
+        put_command(&[b"SELECT", db.to_string().as_bytes()]);
+    }
+    let restore: &[u8] = if ctx.server.cluster.enabled() {
+        b"RESTORE-ASKING"
+    } else {
+        b"RESTORE"
+    };
+    for (key, ttl, payload) in moving {
+        let ttl = ttl.to_string();
+        let mut parts: Vec<&[u8]> = vec![restore, key, ttl.as_bytes(), payload];
+        if o.replace {
+            parts.push(b"REPLACE");
+        }
+        put_command(&parts);
+    }
+    request
 }
 
 /// How the log keeps a MIGRATE that moved keys: the DEL of those no longer here (COPY: none).
@@ -407,18 +446,48 @@ enum Unreached {
     Refused,
 }
 
-/// MIGRATE's connection to the target: blocking, each step bounded by the timeout.
+/// MIGRATE's connection to the target: blocking, each step bounded by the timeout; taken from
+/// the server's cache of MIGRATE connections when it has one to this target.
 struct Target {
-    stream: std::io::BufReader<std::net::TcpStream>,
+    conn: crate::migrate_sockets::Connection,
+    /// `host:port`, its place in the cache.
+    name: String,
+    /// Taken from the cache: a failure on it may be its having gone stale.
+    cached: bool,
+    /// A read ran into the timeout (the target is slow, not gone: no second try).
+    timed_out: bool,
 }
 
 impl Target {
-    /// Connects to `host` and `port` (read as C's atoi, as Redis reads it).
-    fn connect(host: &[u8], port: &[u8], timeout_ms: u64) -> Result<Target, Unreached> {
+    /// Connects to `host` and `port` (read as C's atoi, as Redis reads it), or takes the
+    /// cached connection to them.
+    fn connect(
+        server: &crate::server_state::Server,
+        host: &[u8],
+        port: &[u8],
+        timeout_ms: u64,
+    ) -> Result<Target, Unreached> {
         use std::net::ToSocketAddrs;
         let timeout = std::time::Duration::from_millis(timeout_ms);
         let host = std::str::from_utf8(host).map_err(|_| Unreached::NoConnection)?;
         let port = u16::try_from(atoi(port)).map_err(|_| Unreached::NoConnection)?;
+        let name = format!("{host}:{port}");
+        let setup = |s: &std::net::TcpStream| {
+            s.set_read_timeout(Some(timeout))?;
+            s.set_write_timeout(Some(timeout))?;
+            s.set_nodelay(true)
+        };
+        if let Some(conn) = server.migrate_sockets.take(&name) {
+            // This MIGRATE's own timeout applies on it.
+            if setup(conn.stream.get_ref()).is_ok() {
+                return Ok(Target {
+                    conn,
+                    name,
+                    cached: true,
+                    timed_out: false,
+                });
+            }
+        }
         let addr = (host, port)
             .to_socket_addrs()
             .ok()
@@ -431,20 +500,18 @@ impl Target {
             }
             Err(_) => return Err(Unreached::Refused),
         };
-        let setup = |s: &std::net::TcpStream| {
-            s.set_read_timeout(Some(timeout))?;
-            s.set_write_timeout(Some(timeout))?;
-            s.set_nodelay(true)
-        };
         setup(&stream).map_err(|_| Unreached::Refused)?;
         Ok(Target {
-            stream: std::io::BufReader::new(stream),
+            conn: crate::migrate_sockets::Connection::new(stream),
+            name,
+            cached: false,
+            timed_out: false,
         })
     }
 
     fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
-        self.stream.get_mut().write_all(bytes)
+        self.conn.stream.get_mut().write_all(bytes)
     }
 
     /// One reply line without its line end (the replies MIGRATE reads are all one line);
@@ -452,10 +519,19 @@ impl Target {
     fn line(&mut self) -> Option<Vec<u8>> {
         use std::io::{BufRead, Read};
         let mut line = Vec::new();
-        let read = (&mut self.stream)
+        let read = match (&mut self.conn.stream)
             .take(64 * 1024)
             .read_until(b'\n', &mut line)
-            .ok()?;
+        {
+            Ok(read) => read,
+            Err(e) => {
+                self.timed_out = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+                return None;
+            }
+        };
         if read == 0 || line.last() != Some(&b'\n') {
             return None;
         }
