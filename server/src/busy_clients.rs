@@ -227,6 +227,7 @@ pub fn serve(script_started: Instant) {
     }) else {
         return;
     };
+    crate::replication::primary::forget_hung_up(&server, crate::server_state::current_worker());
     for token in ready {
         if let Some(listener) = token.checked_sub(LISTENER_TOKEN) {
             accept_all(&server, listener as usize);

@@ -336,6 +336,18 @@ impl Registry {
         evicted
     }
 
+    /// The replicas' links served by `worker`: (client id, socket).
+    pub fn replica_links(&self, worker: usize) -> Vec<(u64, RawFd)> {
+        let clients = self.clients.lock().expect("registry lock");
+        clients
+            .values()
+            .filter_map(|h| {
+                let info = h.info.lock().expect("client info lock");
+                (info.replica && info.worker == worker).then_some((info.id, info.fd))
+            })
+            .collect()
+    }
+
     /// The cron's check of output limits: see [`crate::pubsub::Subscriber::recheck_soft_limit`].
     pub fn recheck_soft_limits(&self, limits: &crate::output_limits::OutputLimits) {
         let clients = self.clients.lock().expect("registry lock");

@@ -1450,3 +1450,50 @@ fn script_errors_are_counted_once_as_redis_counts_them() {
         assert_eq!(o, t);
     }
 }
+
+/// A busy script's worker still notices a replica that hung up (INFO connected_slaves drops),
+/// as Redis's event loop does between a busy script's hook calls: a script waiting for that
+/// ends (Redis's scripting unit 'not enough good replicas state change during long script').
+#[test]
+fn a_busy_script_sees_its_replica_hang_up() {
+    let primary = start_warpengine(&["--threads", "1", "--busy-reply-threshold", "10"]);
+    let replica = start_warpengine(&["--threads", "1"]);
+    let mut p = RawConn::connect(primary.port);
+    let mut r = RawConn::connect(replica.port);
+    r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while warpengine_tests::info_field(&mut p, "replication", "connected_slaves") != "1"
+        || !warpengine_tests::info_field(&mut p, "replication", "slave0").contains("online")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never came"
+        );
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut waiting = RawConn::connect(primary.port);
+    waiting.send_command(&[
+        b"EVAL",
+        b"while true do if string.match(redis.call('info','replication'), 'connected_slaves:0') then return 1 end end",
+        b"0",
+    ]);
+    // Busy: other clients get BUSY.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Resp::Error(e) = RawConn::connect(primary.port).call(&["PING"]) {
+            assert!(e.starts_with("BUSY"), "{e}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script never got busy"
+        );
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+    r.call(&["REPLICAOF", "NO", "ONE"]);
+    waiting.set_read_timeout(std::time::Duration::from_secs(10));
+    assert_eq!(
+        Resp::parse(&waiting.read_reply().expect("the script's reply")),
+        Resp::Int(1)
+    );
+}

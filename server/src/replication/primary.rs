@@ -150,6 +150,25 @@ pub fn partial_resync(
 
 /// Registers the connection as a replica, waiting for its RDB (its SYNC or PSYNC was just
 /// accepted); `hold_link` then runs the link and unregisters it.
+/// While a busy script holds `worker`, the tasks of its replicas' links cannot run: a replica
+/// that hung up meanwhile is taken off the table here (INFO's connected_slaves, which such a
+/// script may wait on, and min-replicas-to-write), as Redis's event loop notices it between a
+/// busy script's hook calls. Called by the script's hook; the link's task ends it after.
+pub fn forget_hung_up(server: &Server, worker: usize) {
+    for (client, fd) in server.clients.replica_links(worker) {
+        let mut probe = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one pollfd of a registered client's open socket; no waiting.
+        let ready = unsafe { libc::poll(&mut probe, 1, 0) };
+        if ready > 0 && probe.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 {
+            server.replication.remove(client);
+        }
+    }
+}
+
 pub fn register(server: &Server, client: u64, handshake: &Handshake, peer: std::net::IpAddr) {
     server.replication.add(ReplicaLink {
         client,
