@@ -325,8 +325,10 @@ pub fn apply_policy(server: &Server) {
     }
 }
 
-/// Before a command runs in `ctx` with maxmemory set: makes room on its shards; the OOM
-/// error if it would grow memory that cannot be freed.
+/// Before a command runs in `ctx` with maxmemory set: makes room on its shards, reads
+/// included, as Redis's performEvictions runs before every command (memory also grows without
+/// writes: clients' unread replies, say); the OOM error if a write would grow memory that
+/// cannot be freed.
 pub fn before_command(
     ctx: &mut crate::keyctx::KeyCtx,
     spec_index: usize,
@@ -336,11 +338,11 @@ pub fn before_command(
     let server = ctx.server;
     // A replica neither evicts nor refuses its primary's writes, as Redis with
     // `replica-ignore-maxmemory yes` (its default): the primary's evictions arrive as DELs.
-    if !flags.contains(Flags::WRITE) || server.replication.is_replica() {
+    if server.replication.is_replica() {
         return None;
     }
     let now = ctx.now_ms;
     let mut room = true;
     ctx.each_shard(|s| room &= make_room(server, s, now));
-    (!room && denyoom).then(|| crate::protocol::Reply::err(OOM))
+    (!room && denyoom && flags.contains(Flags::WRITE)).then(|| crate::protocol::Reply::err(OOM))
 }

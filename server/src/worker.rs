@@ -499,6 +499,20 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
                 server.clients.close_idle(Duration::from_secs(timeout));
             }
         }
+        // Over maxmemory with no command to make room (memory grew under clients' unread
+        // replies, say, while their workers wait to write): the tick evicts, as a command
+        // would (a replica leaves it to its primary).
+        if crate::eviction::over_limit(&server) && !server.replication.is_replica() {
+            if let Some(mut shard) = server.try_lock_shard(me) {
+                crate::eviction::make_room(&server, &mut shard, unix_ms());
+                server.publish_spare(&shard);
+                if server.wal.records() {
+                    crate::persist::log::flush_expired(&server, &mut shard);
+                }
+                drop(shard);
+                crate::keyspace_events::publish_raised(&server);
+            }
+        }
         // A replica's keys expire when its primary deletes them (reads skip them meanwhile).
         if !server.hot.active_expire.load(Ordering::Relaxed)
             || server.pause.in_force()

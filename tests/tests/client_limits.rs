@@ -487,3 +487,44 @@ fn a_subscriber_over_its_soft_limit_goes_without_more_traffic() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Over maxmemory because clients do not read their replies, keys are evicted although no
+/// write comes, as in Redis (which evicts before every command, reads included; here also
+/// from the workers' tick, while those clients' workers wait to write). Its maxmemory unit's
+/// 'eviction due to output buffers of many MGET clients'.
+fn unread_replies_make_keys_go(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    for j in 0..50 {
+        admin.call(&["SETRANGE", &j.to_string(), "100000", "x"]);
+    }
+    let used: u64 = info_field(&mut admin, "memory", "used_memory")
+        .parse()
+        .unwrap();
+    let limit = (used + 4 * MB).to_string();
+    assert_eq!(
+        admin.call(&["CONFIG", "SET", "maxmemory", &limit]),
+        Resp::Simple("OK".into())
+    );
+    let mget = encode_command(&[b"MGET", b"1", b"2", b"3", b"4", b"5"]);
+    let mut readers = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(&mget.repeat(100));
+        readers.push(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut admin, "stats", "evicted_keys") == "0" {
+        assert!(Instant::now() < deadline, "no key was evicted");
+        for s in &mut readers {
+            let _ = s.write_all(&mget);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unread_replies_over_maxmemory_evict_keys_without_writes() {
+    on_both_servers(unread_replies_make_keys_go);
+}

@@ -435,8 +435,8 @@ impl Pipeline {
     /// Over maxmemory, Redis evicts before every command, read or write, and the invalidations
     /// of the evicted keys reach a tracking client before the command's reply. For a tracking
     /// client the same order here: what came before this command runs and its replies are
-    /// encoded, every shard evicts, then the invalidations follow. (For other clients a write
-    /// makes room on its own shards when it runs: `eviction::before_command`.)
+    /// encoded, every shard evicts, then the invalidations follow. (For other clients a keyed
+    /// command makes room on its own shards when it runs: `eviction::before_command`.)
     #[cold]
     async fn evict_ahead(&mut self, server: &Arc<Server>, conn: &mut ConnState, out: &mut Vec<u8>) {
         if !crate::eviction::over_limit(server) || server.replication.is_replica() {
