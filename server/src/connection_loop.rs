@@ -357,8 +357,16 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let stats = &server.worker_stats[me];
     loop {
-        if input.capacity() - input.len() < 4096 {
-            input.reserve(16 * 1024);
+        // At least 4 KB free, grown by 16 KB; for a large argument's rest, room for up to 1 MB
+        // of it, so that it arrives in few reads (as Redis reads a big argument's rest at
+        // once), the buffer never ahead of what came by more than that.
+        let wanted = parts_slot
+            .as_deref()
+            .map_or(0, |p| p.parser.still_needs(input.len()))
+            .clamp(16 * 1024, 1 << 20);
+        let floor = if wanted > 16 * 1024 { wanted } else { 4096 };
+        if input.capacity() - input.len() < floor {
+            input.reserve(wanted);
         }
         let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
         let parts = parts_slot

@@ -66,6 +66,8 @@ struct Partial {
     count: usize,
     pos: usize,
     spans: Spans,
+    /// Waiting for a bulk's body: how long the buffer must be to hold it (0: for a header).
+    needs: usize,
 }
 
 /// Argument spans; those of short requests (nearly all of them) stay on the stack.
@@ -171,6 +173,14 @@ impl RequestParser {
         self.partial.is_none()
     }
 
+    /// How many more bytes the argument being read needs, once its header is in a buffer of
+    /// `buffered` bytes (0 when it is not in the middle of an argument).
+    pub fn still_needs(&self, buffered: usize) -> usize {
+        self.partial
+            .as_ref()
+            .map_or(0, |p| p.needs.saturating_sub(buffered))
+    }
+
     /// Parses one request from the front of `buf`. `Ok(None)`: more bytes are needed (nothing
     /// consumed). An empty request (`*0`, a blank inline line) is consumed and returned empty.
     pub fn parse(
@@ -238,6 +248,7 @@ impl RequestParser {
                     count: count as usize,
                     pos: cr + 2,
                     spans: Spans::default(),
+                    needs: 0,
                 }
             }
         };
@@ -277,7 +288,8 @@ impl RequestParser {
             let end = start.saturating_add(len);
             if end.saturating_add(2) > buf.len() {
                 // The connection's read buffer grows as the bulk arrives; nothing is reserved
-                // for what the header only announces.
+                // for what the header only announces (see `still_needs`).
+                state.needs = end.saturating_add(2);
                 self.partial = Some(Box::new(state));
                 return Ok(None);
             }
@@ -581,6 +593,27 @@ mod tests {
 
     /// The fast path accepts only what the general parser parses the same way, leaving the
     /// same bytes behind; and it does take the common shape.
+    #[test]
+    fn still_needs_is_the_rest_of_the_argument_being_read() {
+        let limits = Limits::default();
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\nabc"[..]);
+        assert_eq!(p.parse(&mut buf, &limits, true).unwrap(), None);
+        // The body's 100000 bytes and its CRLF, of which 3 are here.
+        assert_eq!(p.still_needs(buf.len()), 100_000 + 2 - 3);
+        buf.extend_from_slice(&vec![b'x'; 99_997]);
+        buf.extend_from_slice(b"\r\n");
+        assert_eq!(
+            p.parse(&mut buf, &limits, true).unwrap().map(|a| a.len()),
+            Some(3)
+        );
+        assert_eq!(p.still_needs(buf.len()), 0);
+        // Waiting for a header line: nothing known to need.
+        let mut buf = BytesMut::from(&b"*2\r\n$3"[..]);
+        assert_eq!(p.parse(&mut buf, &limits, true).unwrap(), None);
+        assert_eq!(p.still_needs(buf.len()), 0);
+    }
+
     #[test]
     fn the_plain_fast_path_agrees_with_the_general_parser() {
         let mut seed = 0x5eed_u64;
