@@ -102,6 +102,9 @@ pub struct CatalogEntry {
 /// need the command's own finder).
 pub type FindKeysFn = fn(&[crate::protocol::Reply], &[Bytes]) -> Option<Vec<(usize, Vec<String>)>>;
 
+/// The spec flags of the key at a position (None: no spec reaches it).
+pub type FlagsOfKeyFn = fn(&[crate::protocol::Reply], &[Bytes], usize) -> Option<Vec<String>>;
+
 /// Every command and subcommand, in table order (parents before their subcommands).
 pub struct Catalog {
     pub entries: Vec<CatalogEntry>,
@@ -110,6 +113,8 @@ pub struct Catalog {
     pub by_row: Vec<usize>,
     /// `command_data::keys_by_specs`: positions and flags from Redis's key specs.
     pub find_keys: FindKeysFn,
+    /// `command_data::flags_of_key`: a key's flags when the specs cannot find the keys.
+    pub flags_of_key: FlagsOfKeyFn,
 }
 
 static CATALOG: OnceLock<Catalog> = OnceLock::new();
@@ -661,7 +666,18 @@ fn request_keys(entry: usize, table_row: usize, args: &[Bytes]) -> Vec<(usize, K
                 .filter(|(p, _)| *p < args.len())
                 .map(|(p, flags)| (p, access_of_flags(&flags)))
                 .collect(),
-            None => uniform(*fallback),
+            // Incomplete specs (SORT, MIGRATE): the command's own finder's keys, each with the
+            // flags of the spec it falls under.
+            None => spec
+                .key_positions(args)
+                .into_iter()
+                .filter(|&p| p < args.len())
+                .map(|p| {
+                    let access = (cat.flags_of_key)(specs, args, p)
+                        .map_or(*fallback, |flags| access_of_flags(&flags));
+                    (p, access)
+                })
+                .collect(),
         },
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use redis::{Commands, Value};
-use warpengine_tests::start_warpengine;
+use warpengine_tests::{start_warpengine, RawConn, Resp};
 
 fn connect(url: &str) -> redis::Connection {
     redis::Client::open(url)
@@ -423,4 +423,65 @@ fn config_rewrite_keeps_users_across_a_restart() {
     let _: () = other.set("s1", "v").expect("the selector survived");
     assert!(other.set::<_, _, ()>("o1", "v").is_err());
     assert!(other.get::<_, String>("s1").is_err());
+}
+
+/// Key permissions of commands whose key specs are incomplete (MIGRATE, SORT): each key the
+/// command's own finder gives gets the flags of the spec it falls under (MIGRATE's keys are
+/// read and written, SORT's source read and its STORE destination written), as Redis's.
+/// Redis's acl-v2 unit's cases, compared with redis-server.
+#[test]
+fn incomplete_key_specs_check_each_key_as_redis() {
+    if !warpengine_tests::redis_available() {
+        return;
+    }
+    let cases: &[&[&str]] = &[
+        &["MIGRATE", "h", "p", "rw", "0", "500"],
+        &["MIGRATE", "h", "p", "read", "0", "500"],
+        &["MIGRATE", "h", "p", "write", "0", "500"],
+        &["MIGRATE", "h", "p", "", "0", "5000", "KEYS", "rw"],
+        &["MIGRATE", "h", "p", "", "0", "5000", "KEYS", "read"],
+        &["MIGRATE", "h", "p", "", "0", "5000", "KEYS", "write"],
+        &[
+            "MIGRATE", "h", "p", "", "0", "5000", "AUTH", "KEYS", "KEYS", "write",
+        ],
+        &[
+            "MIGRATE", "h", "p", "", "0", "5000", "AUTH2", "KEYS", "123", "KEYS", "read",
+        ],
+        &[
+            "MIGRATE", "h", "p", "", "0", "5000", "AUTH2", "USER", "KEYS", "KEYS", "rw",
+        ],
+        &["SORT", "read", "STORE", "write"],
+        &["SORT", "read", "STORE", "read"],
+        &["SORT", "write", "STORE", "write"],
+        &["SORT", "read"],
+        &["EVAL", "", "1", "rw1"],
+        &["EVAL", "", "1", "read"],
+        &["EVAL_RO", "", "1", "read"],
+    ];
+    let run = |port: u16| -> Vec<Resp> {
+        let mut c = RawConn::connect(port);
+        c.call(&[
+            "ACL",
+            "SETUSER",
+            "command-test",
+            "+@all",
+            "%R~read*",
+            "%W~write*",
+            "%RW~rw*",
+        ]);
+        cases
+            .iter()
+            .map(|case| {
+                let mut args = vec!["ACL", "DRYRUN", "command-test"];
+                args.extend_from_slice(case);
+                c.call(&args)
+            })
+            .collect()
+    };
+    let redis = warpengine_tests::start_redis(&[]);
+    let warp = start_warpengine(&[]);
+    let (theirs, ours) = (run(redis.port), run(warp.port));
+    for ((case, t), o) in cases.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(o, t, "{case:?}");
+    }
 }

@@ -166,6 +166,7 @@ fn build_catalog() -> Catalog {
         by_name,
         by_row,
         find_keys: command_data::keys_by_specs,
+        flags_of_key: command_data::flags_of_key,
     }
 }
 

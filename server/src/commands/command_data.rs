@@ -191,15 +191,11 @@ fn str_at<'a>(map: &'a Reply, path: &[&str]) -> Option<&'a [u8]> {
 /// a kind that needs the command's own key finder, or its flags vary with the arguments (the
 /// caller falls back to that finder), as Redis.
 pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<String>)>> {
-    let argc = argv.len() as i64;
     let mut found = Vec::new();
     for spec in specs {
-        let flags: Vec<String> = map_get(spec, "flags")
-            .map(|f| statuses(f).into_iter().map(str::to_string).collect())
-            .unwrap_or_default();
-        if flags.iter().any(|f| f == "not_key") {
+        let Some(flags) = key_flags(spec) else {
             continue;
-        }
+        };
         // Flags that depend on the arguments, or keys the spec cannot find: Redis asks the
         // command's own key finder instead.
         if flags
@@ -208,75 +204,115 @@ pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<
         {
             return None;
         }
-        let first = match str_at(spec, &["begin_search", "type"])? {
-            b"index" => int_at(spec, &["begin_search", "spec", "index"])?,
-            b"keyword" => {
-                let keyword = str_at(spec, &["begin_search", "spec", "keyword"])?;
-                let from = int_at(spec, &["begin_search", "spec", "startfrom"])?;
-                let start = if from > 0 { from } else { argc + from };
-                let end = if from > 0 { argc - 1 } else { 1 };
-                let mut i = start;
-                let mut at = None;
-                loop {
-                    if i >= argc || i < 1 {
-                        break;
-                    }
-                    if argv[i as usize].eq_ignore_ascii_case(keyword) {
-                        at = Some(i + 1);
-                        break;
-                    }
-                    if i == end {
-                        break;
-                    }
-                    i += if start <= end { 1 } else { -1 };
-                }
-                match at {
-                    Some(first) => first,
-                    None => continue,
-                }
-            }
-            _ => return None,
-        };
-        let (first, last, step) = match str_at(spec, &["find_keys", "type"])? {
-            b"range" => {
-                let lastkey = int_at(spec, &["find_keys", "spec", "lastkey"])?;
-                let step = int_at(spec, &["find_keys", "spec", "keystep"])?;
-                let limit = int_at(spec, &["find_keys", "spec", "limit"])?;
-                let last = if lastkey >= 0 {
-                    first + lastkey
-                } else if limit == 0 {
-                    argc + lastkey
-                } else {
-                    first + ((argc - first) / limit + lastkey)
-                };
-                (first, last, step)
-            }
-            b"keynum" => {
-                let idx = int_at(spec, &["find_keys", "spec", "keynumidx"])?;
-                let firstkey = int_at(spec, &["find_keys", "spec", "firstkey"])?;
-                let step = int_at(spec, &["find_keys", "spec", "keystep"])?;
-                let numkeys = argv
-                    .get((first + idx) as usize)
-                    .and_then(|a| std::str::from_utf8(a).ok()?.parse::<i64>().ok())
-                    .filter(|n| *n >= 0)?;
-                let first = first + firstkey;
-                (first, first + (numkeys - 1) * step, step)
-            }
-            _ => return None,
-        };
-        if step <= 0 {
-            return None;
-        }
-        let mut i = first;
-        while i <= last {
-            if i >= argc || i < 1 {
-                break;
-            }
-            found.push((i as usize, flags.clone()));
-            i += step;
+        for position in spec_keys(spec, argv)? {
+            found.push((position, flags.clone()));
         }
     }
     Some(found)
+}
+
+/// A key spec's flags; None for a spec of things that are not keys (`not_key`: SPUBLISH's
+/// shard channel).
+fn key_flags(spec: &Reply) -> Option<Vec<String>> {
+    let flags: Vec<String> = map_get(spec, "flags")
+        .map(|f| statuses(f).into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    (!flags.iter().any(|f| f == "not_key")).then_some(flags)
+}
+
+/// The positions in `argv` of the keys one spec finds (its flags aside); None for a search of
+/// a kind it cannot do (`unknown`).
+fn spec_keys(spec: &Reply, argv: &[Bytes]) -> Option<Vec<usize>> {
+    let argc = argv.len() as i64;
+    let Some(first) = spec_begin(spec, argv)? else {
+        return Some(Vec::new());
+    };
+    let (first, last, step) = match str_at(spec, &["find_keys", "type"])? {
+        b"range" => {
+            let lastkey = int_at(spec, &["find_keys", "spec", "lastkey"])?;
+            let step = int_at(spec, &["find_keys", "spec", "keystep"])?;
+            let limit = int_at(spec, &["find_keys", "spec", "limit"])?;
+            let last = if lastkey >= 0 {
+                first + lastkey
+            } else if limit == 0 {
+                argc + lastkey
+            } else {
+                first + ((argc - first) / limit + lastkey)
+            };
+            (first, last, step)
+        }
+        b"keynum" => {
+            let idx = int_at(spec, &["find_keys", "spec", "keynumidx"])?;
+            let firstkey = int_at(spec, &["find_keys", "spec", "firstkey"])?;
+            let step = int_at(spec, &["find_keys", "spec", "keystep"])?;
+            let numkeys = argv
+                .get((first + idx) as usize)
+                .and_then(|a| std::str::from_utf8(a).ok()?.parse::<i64>().ok())
+                .filter(|n| *n >= 0)?;
+            let first = first + firstkey;
+            (first, first + (numkeys - 1) * step, step)
+        }
+        _ => return None,
+    };
+    if step <= 0 {
+        return None;
+    }
+    let mut keys = Vec::new();
+    let mut i = first;
+    while i <= last && i >= 1 && i < argc {
+        keys.push(i as usize);
+        i += step;
+    }
+    Some(keys)
+}
+
+/// Where a key spec's keys begin in `argv`: its index, or the argument after its keyword
+/// (searched forwards or backwards); Some(None) when the keyword is not there; None for a
+/// begin search of another kind.
+fn spec_begin(spec: &Reply, argv: &[Bytes]) -> Option<Option<i64>> {
+    let argc = argv.len() as i64;
+    match str_at(spec, &["begin_search", "type"])? {
+        b"index" => Some(Some(int_at(spec, &["begin_search", "spec", "index"])?)),
+        b"keyword" => {
+            let keyword = str_at(spec, &["begin_search", "spec", "keyword"])?;
+            let from = int_at(spec, &["begin_search", "spec", "startfrom"])?;
+            let start = if from > 0 { from } else { argc + from };
+            let end = if from > 0 { argc - 1 } else { 1 };
+            let mut i = start;
+            loop {
+                if i >= argc || i < 1 {
+                    return Some(None);
+                }
+                if argv[i as usize].eq_ignore_ascii_case(keyword) {
+                    return Some(Some(i + 1));
+                }
+                if i == end {
+                    return Some(None);
+                }
+                i += if start <= end { 1 } else { -1 };
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The flags of the key at `pos` (found by the command's own key finder, where the specs are
+/// incomplete), as Redis's own finders (sortGetKeys, migrateGetKeys) give each key its spec's
+/// flags: those of a spec that finds a key there, else of the last spec whose search is
+/// `unknown` (SORT's STORE destination). None when neither is.
+pub fn flags_of_key(specs: &[Reply], argv: &[Bytes], pos: usize) -> Option<Vec<String>> {
+    let mut unknown = None;
+    for spec in specs {
+        let Some(flags) = key_flags(spec) else {
+            continue;
+        };
+        match spec_keys(spec, argv) {
+            Some(keys) if keys.contains(&pos) => return Some(flags),
+            Some(_) => {}
+            None => unknown = Some(flags),
+        }
+    }
+    unknown
 }
 
 /// What Redis records of the subcommand `args` names (see
