@@ -528,3 +528,41 @@ fn unread_replies_make_keys_go(server: &ServerProcess) {
 fn unread_replies_over_maxmemory_evict_keys_without_writes() {
     on_both_servers(unread_replies_make_keys_go);
 }
+
+/// A random sample with repetition of a huge count (HRANDFIELD, SRANDMEMBER, ZRANDMEMBER with
+/// -999999999) is cut at the client's output limit, the client closed as Redis closes it
+/// mid-run (its obuf-limits unit), the server's memory untouched; with no limit such a count
+/// is refused rather than run the server out of memory. The server serves on.
+#[test]
+fn huge_random_samples_stop_at_the_output_limit() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["HSET", "h", "a", "b"]);
+    admin.call(&["SADD", "s", "a"]);
+    admin.call(&["ZADD", "z", "1", "a"]);
+    for (limit, closed) in [("normal 1000000 0 0", true), ("normal 0 0 0", false)] {
+        admin.call(&["CONFIG", "SET", "client-output-buffer-limit", limit]);
+        for cmd in [
+            ["HRANDFIELD", "h", "-999999999"],
+            ["SRANDMEMBER", "s", "-999999999"],
+            ["ZRANDMEMBER", "z", "-999999999"],
+        ] {
+            let mut c = RawConn::connect(server.port);
+            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            c.send_command(&args);
+            let reply = c.read_reply_opt().map(|r| Resp::parse(&r));
+            if closed {
+                // Cut: the connection closes without a reply.
+                assert_eq!(reply, None, "{cmd:?}");
+            } else {
+                assert_eq!(
+                    reply,
+                    Some(Resp::Error("ERR value is out of range".into())),
+                    "{cmd:?}"
+                );
+            }
+            assert!(rss(&server) < 2048 * MB, "memory grew");
+            assert_eq!(admin.call(&["PING"]), Resp::Simple("PONG".into()));
+        }
+    }
+}

@@ -302,6 +302,7 @@ pub fn hrandfield(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return Reply::err("ERR value is out of range");
     }
+    let server = ctx.server;
     let h = match read_hash(ctx, &args[1]) {
         Ok(Some(h)) => h,
         Ok(None) => return Reply::Array(Vec::new()),
@@ -312,6 +313,14 @@ pub fn hrandfield(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::Array(Vec::new());
     }
     let size = h.len();
+    let count = if l < 0 {
+        match super::util::sampled_count(server, count, 1 + withvalues as u64) {
+            Ok(n) => n,
+            Err(e) => return e,
+        }
+    } else {
+        count
+    };
     let picks: Vec<usize> = if l < 0 || count == 1 {
         (0..count).map(|_| random_below(size)).collect()
     } else if count >= size as u64 {

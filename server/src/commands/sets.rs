@@ -40,9 +40,6 @@ commands! {
 }
 
 const OUT_OF_RANGE_POSITIVE: &str = "ERR value is out of range, must be positive";
-/// Beyond this many members a negative SRANDMEMBER count would only exhaust memory (Redis
-/// streams them; we build the reply first), so it is refused.
-const MAX_RANDOM_REPLY: u64 = 1 << 31;
 
 /// set-max-intset-entries.
 fn max_intset(ctx: &KeyCtx) -> usize {
@@ -214,6 +211,7 @@ pub fn srandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
             "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         );
     }
+    let server = ctx.server;
     let Some(set) = tri!(read_set(ctx, &args[1])) else {
         return Reply::Array(Vec::new());
     };
@@ -222,9 +220,10 @@ pub fn srandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::Array(Vec::new());
     }
     if l < 0 {
-        if count > MAX_RANDOM_REPLY {
-            return Reply::err("ERR value is out of range");
-        }
+        let count = match super::util::sampled_count(server, count, 1) {
+            Ok(n) => n,
+            Err(e) => return e,
+        };
         return Reply::Array(
             (0..count)
                 .map(|_| bulk(set.members[set.random_index()].as_bytes()))

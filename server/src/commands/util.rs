@@ -239,6 +239,41 @@ pub fn pop_with_count(pop: &'static [u8], reply: &Reply) -> Vec<Vec<Bytes>> {
     }
 }
 
+/// The most elements a random sample with repetition (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER
+/// with a negative count) builds when no output limit would cut it: past that its reply alone
+/// would take gigabytes, so the count is refused rather than run the server out of memory
+/// (Redis streams such a reply until memory runs out).
+const MAX_SAMPLED: u64 = 1 << 24;
+
+/// How many elements of a sample with repetition of `count` (each `per_element` reply
+/// elements: 2 WITHVALUES/WITHSCORES) to build. With a normal client's hard output limit, just
+/// enough to pass it: the client is then closed as Redis closes it, having stopped the command
+/// mid-run, and no more is built than the limit allows. Without one, all of them up to
+/// [`MAX_SAMPLED`]; Err past that.
+pub fn sampled_count(
+    server: &crate::server_state::Server,
+    count: u64,
+    per_element: u64,
+) -> Result<u64, Reply> {
+    use crate::output_limits::{Class, UNCOUNTED_REPLY_BYTES};
+    // The smallest element's encoding: an empty bulk string, `$0\r\n\r\n`.
+    const SMALLEST: u64 = 6;
+    let hard = server
+        .pubsub
+        .limits
+        .of(Class::Normal)
+        .hard
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if hard > 0 {
+        let past_limit = (hard + UNCOUNTED_REPLY_BYTES) / (SMALLEST * per_element) + 1;
+        return Ok(count.min(past_limit));
+    }
+    if count.saturating_mul(per_element) > MAX_SAMPLED {
+        return Err(Reply::err("ERR value is out of range"));
+    }
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1143,6 +1143,7 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         }
         _ => return Reply::err(SYNTAX),
     };
+    let server = ctx.server;
     let z = match read_zset(ctx, &args[1]) {
         Err(e) => return e,
         Ok(None) => return Reply::Array(Vec::new()),
@@ -1154,7 +1155,12 @@ pub fn zrandmember(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     let mut rng = rng();
     let len = z.len();
     let picked: Vec<(Bytes, f64)> = if count < 0 {
-        (0..count.unsigned_abs())
+        let sampled =
+            match super::util::sampled_count(server, count.unsigned_abs(), 1 + withscores as u64) {
+                Ok(n) => n,
+                Err(e) => return e,
+            };
+        (0..sampled)
             .map(|_| {
                 z.get(rng.below(len as u64) as usize)
                     .expect("index below len")
