@@ -389,7 +389,9 @@ async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls:
                 connection_loop::accept(&server, me, stream, peer, tls);
             }
             Err(_) if !server.rebinding.live().contains(&listener.as_raw_fd()) => {
-                return; // shut by a rebind: its worker moves to the new sockets
+                // Shut by a rebind: the socket stays open (its descriptor unused by anything
+                // else) until this worker, moving to the new ones, forgets it and ends this.
+                std::future::pending::<()>().await;
             }
             Err(e) => {
                 error!(worker = me, "accept failed: {e}");
@@ -538,6 +540,8 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             &server.worker_stats[me].expire_cycle_us,
             cycle.elapsed().as_micros() as u64,
         );
+        // As Redis's latency monitor: a cycle past latency-monitor-threshold is an event.
+        server.timing.observe_event("expire-cycle", cycle.elapsed());
         crate::keyspace_events::publish_raised(&server);
         server.publish_spare(&shard);
         if server.wal.records() {

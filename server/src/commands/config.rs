@@ -179,8 +179,21 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             ));
         }
     }
-    // New listening sockets first, as Redis's changeListenPort/changeBindAddr: one that cannot
-    // be had leaves the old ones and the configuration as they were.
+    // The process's OOM score follows at once; one the kernel refuses leaves both as they were.
+    if let Some(name) = ["oom-score-adj", "oom-score-adj-values"]
+        .into_iter()
+        .find(|p| cfg.get(p) != next.get(p))
+    {
+        let replica = s.server.replication.is_replica();
+        if crate::oom_score::apply(&next, replica).is_err() {
+            let _ = crate::oom_score::apply(&cfg, replica);
+            return Reply::err(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
+            ));
+        }
+    }
+    // New listening sockets last of what can fail, as Redis's changeListenPort/changeBindAddr:
+    // one that cannot be had leaves the old ones and the configuration as they were.
     if let Some(name) = ["port", "bind", "tls-port"]
         .into_iter()
         .find(|p| cfg.get(p) != next.get(p))
@@ -194,19 +207,6 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             };
             return Reply::err(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
-            ));
-        }
-    }
-    // The process's OOM score follows at once; one the kernel refuses leaves both as they were.
-    if let Some(name) = ["oom-score-adj", "oom-score-adj-values"]
-        .into_iter()
-        .find(|p| cfg.get(p) != next.get(p))
-    {
-        let replica = s.server.replication.is_replica();
-        if crate::oom_score::apply(&next, replica).is_err() {
-            let _ = crate::oom_score::apply(&cfg, replica);
-            return Reply::err(format!(
-                "ERR CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
             ));
         }
     }
