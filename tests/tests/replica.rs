@@ -812,3 +812,32 @@ fn the_replica_link_leaves_from_bind_source_addr() {
     let slave0 = info_field(&mut p, "replication", "slave0");
     assert!(slave0.starts_with("ip=127.0.0.2,"), "{slave0}");
 }
+
+/// CLIENT PAUSE WRITE on a replica holds its primary's stream: what arrives is read (INFO's
+/// slave_read_repl_offset reaches the primary's offset) but not applied (slave_repl_offset
+/// stays) until the pause ends, as Redis's (its pause unit).
+#[test]
+fn a_paused_replica_reads_its_stream_but_applies_it_after() {
+    let primary = start_warpengine(&["--threads", "2"]);
+    let replica = start_warpengine(&["--threads", "2"]);
+    let mut p = RawConn::connect(primary.port);
+    let mut r = RawConn::connect(replica.port);
+    ok(p.call(&["CONFIG", "SET", "repl-ping-replica-period", "3600"]));
+    ok(r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]));
+    ok(p.call(&["SET", "foo", "bar"]));
+    wait_caught_up(&mut p, &mut r);
+    let applied = info_field(&mut r, "replication", "slave_repl_offset");
+    ok(r.call(&["CLIENT", "PAUSE", "100000", "WRITE"]));
+    ok(p.call(&["SET", "foo2", "bar2"]));
+    let target = info_field(&mut p, "replication", "master_repl_offset");
+    wait_for("the stream read", || {
+        info_field(&mut r, "replication", "slave_read_repl_offset") == target
+    });
+    assert_eq!(
+        info_field(&mut r, "replication", "slave_repl_offset"),
+        applied
+    );
+    ok(r.call(&["CLIENT", "UNPAUSE"]));
+    wait_caught_up(&mut p, &mut r);
+    assert_eq!(r.call(&["GET", "foo2"]), Resp::Bulk(b"bar2".to_vec()));
+}

@@ -774,6 +774,17 @@ impl<'a> Link<'a> {
     ) -> Result<(), Failure> {
         self.check_current()?;
         let server = self.server;
+        if !ready.commands.is_empty() {
+            // Received, not applied yet (INFO's slave_read_repl_offset runs ahead of
+            // slave_repl_offset while CLIENT PAUSE WRITE holds these, as Redis's).
+            let unapplied = ready.len()
+                + self.input.len() as u64
+                + self.transaction.as_ref().map_or(0, Received::len);
+            server
+                .replication
+                .upstream
+                .set_status(|s| s.unapplied = unapplied);
+        }
         let mut next = Some(std::mem::take(&mut ready.commands)).filter(|r| !r.is_empty());
         let mut out = Vec::new();
         while let Some(batch) = next.take() {
