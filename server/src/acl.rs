@@ -1040,6 +1040,30 @@ impl User {
         *self.state.write().expect("ACL user lock") = state;
     }
 
+    /// Whether some selector that allows this request also lets it read every key (`~*`,
+    /// `allkeys`, `%R~*`): SORT's BY and GET patterns name keys the request does not show, so
+    /// Redis allows them only then (ACLUserCheckCmdWithUnrestrictedKeyAccess).
+    pub fn reads_every_key(&self, table_row: usize, args: &[Bytes]) -> bool {
+        if self.unrestricted() {
+            return true;
+        }
+        let Some(entry) = catalog().entry_of(table_row, args) else {
+            return true;
+        };
+        self.read(|s| {
+            std::iter::once(&s.root)
+                .chain(&s.selectors)
+                .any(|selector| {
+                    selector.check(entry, table_row, args, false) == Verdict::Allowed
+                        && (selector.all_keys
+                            || selector
+                                .patterns
+                                .iter()
+                                .any(|p| p.read && &p.pattern[..] == b"*"))
+                })
+        })
+    }
+
     /// Checks a request whose table row is `table_row`.
     pub fn check(&self, table_row: usize, args: &[Bytes], no_auth: bool) -> (Verdict, usize) {
         let Some(entry) = catalog().entry_of(table_row, args) else {

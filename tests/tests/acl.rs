@@ -485,3 +485,45 @@ fn incomplete_key_specs_check_each_key_as_redis() {
         assert_eq!(o, t, "{case:?}");
     }
 }
+
+/// SORT's BY and GET patterns name keys no ACL check sees: they are refused unless the user may
+/// read every key, as Redis's (its acl-v2 unit), compared with redis-server.
+#[test]
+fn sort_by_and_get_need_access_to_every_key() {
+    if !warpengine_tests::redis_available() {
+        return;
+    }
+    let rules: &[&[&str]] = &[
+        &["+sort", "~mylist"],
+        &["+sort", "~mylist", "~v*"],
+        &["+sort", "~mylist", "%W~*"],
+        &["+sort", "~mylist", "%R~*"],
+        &["+sort", "allkeys"],
+    ];
+    let run = |port: u16| -> Vec<Resp> {
+        let mut admin = RawConn::connect(port);
+        admin.call(&["SET", "v1", "1"]);
+        admin.call(&["LPUSH", "mylist", "1"]);
+        let mut seen = Vec::new();
+        for rule in rules {
+            admin.call(&["ACL", "SETUSER", "sorter", "reset", "on", "nopass"]);
+            let mut setuser = vec!["ACL", "SETUSER", "sorter"];
+            setuser.extend_from_slice(rule);
+            admin.call(&setuser);
+            let mut c = RawConn::connect(port);
+            c.call(&["AUTH", "sorter", "x"]);
+            for cmd in [
+                &["SORT", "mylist", "BY", "v*"][..],
+                &["SORT", "mylist", "GET", "v*"],
+                &["SORT", "mylist", "BY", "nosort"],
+                &["SORT", "mylist"],
+            ] {
+                seen.push(c.call(cmd));
+            }
+        }
+        seen
+    };
+    let redis = warpengine_tests::start_redis(&[]);
+    let warp = start_warpengine(&[]);
+    assert_eq!(run(warp.port), run(redis.port));
+}

@@ -67,7 +67,9 @@ struct Options<'a> {
     gets: Vec<&'a Bytes>,
 }
 
-fn parse(args: &[Bytes], readonly: bool) -> Result<Options<'_>, Reply> {
+/// `reads_every_key`: the user may read any key (BY and GET patterns name keys no ACL check
+/// saw, so Redis refuses them otherwise).
+fn parse(args: &[Bytes], readonly: bool, reads_every_key: bool) -> Result<Options<'_>, Reply> {
     let mut o = Options {
         desc: false,
         alpha: false,
@@ -98,9 +100,20 @@ fn parse(args: &[Bytes], readonly: bool) -> Result<Options<'_>, Reply> {
         } else if eq_ignore_case(a, "by") && left >= 1 {
             o.by = Some(&args[j + 1]);
             // Once a BY without `*` is seen, a later BY does not turn sorting back on.
-            o.dontsort |= !c_str(&args[j + 1]).contains(&b'*');
+            let pattern = c_str(&args[j + 1]).contains(&b'*');
+            o.dontsort |= !pattern;
+            if pattern && !reads_every_key {
+                return Err(Reply::err(
+                    "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             j += 1;
         } else if eq_ignore_case(a, "get") && left >= 1 {
+            if !reads_every_key {
+                return Err(Reply::err(
+                    "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                ));
+            }
             o.gets.push(&args[j + 1]);
             j += 1;
         } else {
@@ -296,7 +309,10 @@ struct Item {
 }
 
 fn sort_generic(s: &mut Session, args: &[Bytes], readonly: bool) -> Reply {
-    let opts = match parse(args, readonly) {
+    let row = crate::command_table::lookup_original(if readonly { b"sort_ro" } else { b"sort" })
+        .expect("SORT is in the table");
+    let reads_every_key = s.conn.user.reads_every_key(row, args);
+    let opts = match parse(args, readonly, reads_every_key) {
         Ok(o) => o,
         Err(e) => return e,
     };
