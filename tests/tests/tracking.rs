@@ -687,3 +687,50 @@ fn flushall_empties_the_table_after_tracking_is_off() {
         assert_eq!(ours, count(&start_redis(&[])));
     }
 }
+
+/// A lowered tracking-table-max-keys applies at the next command, whoever sends it: a tracking
+/// client's own next command (even one queued in MULTI) gets the trim's invalidation before its
+/// reply, as Redis's processCommand trims first (its tracking unit's #11715). Compared with
+/// redis-server.
+#[test]
+fn a_lowered_table_limit_applies_at_the_next_command() {
+    let run = |server: &ServerProcess| -> Vec<Vec<u8>> {
+        let mut admin = RawConn::connect(server.port);
+        admin.call(&["CONFIG", "SET", "tracking-table-max-keys", "2"]);
+        admin.call(&["DEBUG", "PAUSE-CRON", "1"]);
+        let mut c = RawConn::connect(server.port);
+        c.command(&[b"HELLO", b"3"]);
+        let mut seen = vec![c.command(&[b"CLIENT", b"TRACKING", b"on"])];
+        seen.push(c.command(&[b"MGET", b"1{tag}", b"2{tag}"]));
+        seen.push(c.command(&[b"MULTI"]));
+        admin.call(&["CONFIG", "SET", "tracking-table-max-keys", "1"]);
+        c.send_command(&[b"PING"]);
+        seen.push(c.read_reply().unwrap());
+        seen.push(c.read_reply().unwrap());
+        seen.push(c.command(&[b"EXEC"]));
+        admin.call(&["DEBUG", "PAUSE-CRON", "0"]);
+        // Which of the two keys goes is the table's choice: only the shape is compared.
+        seen.iter()
+            .map(|r| {
+                let text = String::from_utf8_lossy(r)
+                    .replace("1{tag}", "K")
+                    .replace("2{tag}", "K");
+                text.into_bytes()
+            })
+            .collect()
+    };
+    let ours = run(&start_warpengine(&[
+        "--threads",
+        "2",
+        "--enable-debug-command",
+        "yes",
+    ]));
+    assert!(
+        String::from_utf8_lossy(&ours[3]).contains("invalidate"),
+        "{:?}",
+        String::from_utf8_lossy(&ours[3])
+    );
+    if redis_available() {
+        assert_eq!(ours, run(&start_redis(&["--enable-debug-command", "yes"])));
+    }
+}

@@ -301,8 +301,17 @@ impl Pipeline {
         self.output_threshold = server.pubsub.limits.of(self.output_class).threshold();
         let mut next = requests.drain(..);
         while let Some(args) = next.next() {
-            if conn.tracking.is_some() && server.limits.maxmemory.load(Ordering::Relaxed) != 0 {
-                self.evict_ahead(server, conn, out).await;
+            // As Redis's processCommand: before any command, eviction (see `evict_ahead`) and
+            // the tracking table's trim to tracking-table-max-keys (a lowered limit applies at
+            // the next command).
+            if conn.tracking.is_some() {
+                if server.limits.maxmemory.load(Ordering::Relaxed) != 0
+                    || server.tracking.over_max_keys(server)
+                {
+                    self.evict_ahead(server, conn, out).await;
+                }
+            } else if server.tracking.active() && server.tracking.over_max_keys(server) {
+                server.tracking.limit_keys(server);
             }
             let slot = self.replies.len();
             self.replies.push(None);
@@ -437,14 +446,23 @@ impl Pipeline {
     /// client the same order here: what came before this command runs and its replies are
     /// encoded, every shard evicts, then the invalidations follow. (For other clients a keyed
     /// command makes room on its own shards when it runs: `eviction::before_command`.)
+    /// The same for the tracking table's trim: its invalidations reach a tracking client
+    /// before the reply of the command it came with.
     #[cold]
     async fn evict_ahead(&mut self, server: &Arc<Server>, conn: &mut ConnState, out: &mut Vec<u8>) {
-        if !crate::eviction::over_limit(server) || server.replication.is_replica() {
+        let evict = crate::eviction::over_limit(server) && !server.replication.is_replica();
+        let trim = server.tracking.over_max_keys(server);
+        if !evict && !trim {
             return;
         }
         self.flush(server, conn).await;
         self.encode_replies(server, out);
-        crate::eviction::evict_now(server);
+        if evict {
+            crate::eviction::evict_now(server);
+        }
+        if trim {
+            server.tracking.limit_keys(server);
+        }
         if let Some(subs) = conn.pubsub.as_mut() {
             subs.take_queued(out);
         }
