@@ -223,8 +223,10 @@ pub fn client_eviction_limit(value: &str, maxmemory: i64) -> u64 {
 pub struct ServerStats {
     pub total_connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats.
-    pub errors: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Error replies by their first word (`ERR`, `WRONGTYPE`), for INFO errorstats. Bytes,
+    /// not text: a script's `error_reply` can start with any bytes, and INFO shows them as
+    /// they came (as Redis does).
+    pub errors: Mutex<std::collections::BTreeMap<Vec<u8>, u64>>,
     /// Scripts and functions started again with every shard locked (INFO stats'
     /// `script_reruns`; see `dispatch::script`).
     pub script_reruns: AtomicU64,
@@ -244,12 +246,11 @@ impl ServerStats {
             _ => return,
         };
         let word = text.split(|&c| c == b' ').next().unwrap_or_default();
-        let word = String::from_utf8_lossy(word);
         let mut errors = self.errors.lock().expect("errorstats lock");
-        if let Some(n) = errors.get_mut(word.as_ref()) {
+        if let Some(n) = errors.get_mut(word) {
             *n += 1;
         } else if errors.len() < ERROR_KINDS {
-            errors.insert(word.into_owned(), 1);
+            errors.insert(word.to_vec(), 1);
         }
     }
 }

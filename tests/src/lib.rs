@@ -399,10 +399,13 @@ pub fn reply_len(buf: &[u8], at: usize) -> Option<usize> {
         return None;
     }
     let end = line_end(buf, at)?;
-    let header = std::str::from_utf8(&buf[at + 1..end]).ok()?;
     let after = end + 2;
+    if matches!(buf[at], b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(') {
+        // A line's text may be any bytes (a script's error reply): only lengths are parsed.
+        return Some(after - at);
+    }
+    let header = std::str::from_utf8(&buf[at + 1..end]).ok()?;
     match buf[at] {
-        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => Some(after - at),
         b'$' | b'=' | b'!' => {
             let n: i64 = header.parse().ok()?;
             if n < 0 {
@@ -449,11 +452,15 @@ impl Resp {
 
     fn parse_at(buf: &[u8], at: usize) -> (Resp, usize) {
         let end = line_end(buf, at).expect("a complete reply");
-        let header = std::str::from_utf8(&buf[at + 1..end]).expect("utf-8 header");
         let after = end + 2;
+        let line = String::from_utf8_lossy(&buf[at + 1..end]);
         match buf[at] {
-            b'+' => (Resp::Simple(header.to_string()), after),
-            b'-' => (Resp::Error(header.to_string()), after),
+            b'+' => return (Resp::Simple(line.into_owned()), after),
+            b'-' => return (Resp::Error(line.into_owned()), after),
+            _ => {}
+        }
+        let header = std::str::from_utf8(&buf[at + 1..end]).expect("utf-8 header");
+        match buf[at] {
             b':' => (Resp::Int(header.parse().expect("integer")), after),
             b'$' => {
                 let n: i64 = header.parse().expect("length");

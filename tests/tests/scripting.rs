@@ -1127,6 +1127,32 @@ fn a_scripts_commands_count_in_commandstats_and_errorstats() {
     c.call(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"]);
 }
 
+/// An error reply that starts with bytes that are not UTF-8 counts in errorstats under those
+/// very bytes, as Redis shows it (redis-py's `test_info_with_non_utf8_errorstat`).
+#[test]
+fn errorstats_keep_an_error_codes_bytes_as_they_came() {
+    let server = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(server.port);
+    c.call(&["CONFIG", "RESETSTAT"]);
+    // Lua's decimal escapes: the bytes 0xff 0xfe.
+    match eval(
+        &mut c,
+        "return redis.error_reply('\\255\\254BAD oops')",
+        &[],
+        &[],
+    ) {
+        Resp::Error(e) => assert!(e.ends_with("BAD oops"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let Resp::Bulk(text) = c.call(&["INFO", "errorstats"]) else {
+        panic!("INFO errorstats")
+    };
+    assert_eq!(
+        text,
+        b"# Errorstats\r\nerrorstat_\xff\xfeBAD:count=1\r\n".to_vec()
+    );
+}
+
 /// A fresh interpreter stays small: the libraries written in Lua load when a script first
 /// uses them (Redis's scripting unit holds used_memory_lua under 100 KB after 10,000 EVALs).
 #[test]

@@ -1,7 +1,7 @@
 //! INFO: server, clients, memory, persistence, stats, replication, cpu, commandstats,
 //! keyspace, and WarpEngine's own shards section.
 
-use std::fmt::Write;
+use std::io::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
@@ -44,7 +44,7 @@ pub fn info(s: &mut Session, args: &[Bytes]) -> Reply {
     if wanted.is_empty() {
         wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
     }
-    let mut out = String::new();
+    let mut out = Vec::new();
     let mut seen = Vec::new();
     for section in wanted {
         if seen.contains(&section) {
@@ -52,7 +52,7 @@ pub fn info(s: &mut Session, args: &[Bytes]) -> Reply {
         }
         let before = out.len();
         if !out.is_empty() {
-            out.push_str("\r\n");
+            out.extend_from_slice(b"\r\n");
         }
         if !write_section(s, &section, &mut out) {
             out.truncate(before);
@@ -90,7 +90,7 @@ fn sum(server: &Server, f: impl Fn(&crate::server_state::WorkerStats) -> u64) ->
 /// INFO replication's lines for a replica, in Redis 7.0's order, up to `connected_slaves`.
 fn replica_fields(
     server: &Server,
-    out: &mut String,
+    out: &mut Vec<u8>,
     primary: crate::replication::replica::PrimaryAddr,
     cfg: impl Fn(&str) -> String,
 ) {
@@ -141,7 +141,7 @@ fn replica_fields(
     );
 }
 
-fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
+fn write_section(s: &Session, section: &str, out: &mut Vec<u8>) -> bool {
     let server = s.server;
     // One setting at a time: a copy of the whole config (~4 KB) would count in the
     // used_memory this very section reports, and holding the config lock while sections lock
@@ -337,7 +337,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
         "replication" => {
             let replicas = server.replication.replicas();
             match server.replication.upstream.target() {
-                None => out.push_str("# Replication\r\nrole:master\r\n"),
+                None => out.extend_from_slice(b"# Replication\r\nrole:master\r\n"),
                 Some(primary) => replica_fields(server, out, primary, cfg),
             }
             let _ = write!(out, "connected_slaves:{}\r\n", replicas.len());
@@ -380,15 +380,17 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 "# CPU\r\nused_cpu_sys:{sys:.6}\r\nused_cpu_user:{user:.6}\r\nused_cpu_sys_children:0.000000\r\nused_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:{thread_sys:.6}\r\nused_cpu_user_main_thread:{thread_user:.6}\r\n"
             );
         }
-        "modules" => out.push_str("# Modules\r\n"),
+        "modules" => out.extend_from_slice(b"# Modules\r\n"),
         "errorstats" => {
-            out.push_str("# Errorstats\r\n");
+            out.extend_from_slice(b"# Errorstats\r\n");
             for (kind, count) in server.stats.errors.lock().expect("errorstats lock").iter() {
-                let _ = write!(out, "errorstat_{kind}:count={count}\r\n");
+                out.extend_from_slice(b"errorstat_");
+                out.extend_from_slice(kind);
+                let _ = write!(out, ":count={count}\r\n");
             }
         }
         "latencystats" => {
-            out.push_str("# Latencystats\r\n");
+            out.extend_from_slice(b"# Latencystats\r\n");
             let percentiles: Vec<String> = cfg("latency-tracking-info-percentiles")
                 .split_whitespace()
                 .map(String::from)
@@ -414,13 +416,13 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 );
             }
         }
-        "cluster" => out.push_str(if server.cluster.enabled() {
-            "# Cluster\r\ncluster_enabled:1\r\n"
+        "cluster" => out.extend_from_slice(if server.cluster.enabled() {
+            b"# Cluster\r\ncluster_enabled:1\r\n"
         } else {
-            "# Cluster\r\ncluster_enabled:0\r\n"
+            b"# Cluster\r\ncluster_enabled:0\r\n"
         }),
         "commandstats" => {
-            out.push_str("# Commandstats\r\n");
+            out.extend_from_slice(b"# Commandstats\r\n");
             for (i, spec) in TABLE.iter().enumerate() {
                 let get = |f: fn(&crate::server_state::CommandCounter) -> u64| {
                     server
@@ -449,7 +451,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             }
         }
         "keyspace" => {
-            out.push_str("# Keyspace\r\n");
+            out.extend_from_slice(b"# Keyspace\r\n");
             let dbs = server.databases();
             let mut keys = vec![0usize; dbs];
             let mut expires = vec![0usize; dbs];
@@ -471,7 +473,7 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
             }
         }
         "shards" => {
-            out.push_str("# Shards\r\n");
+            out.extend_from_slice(b"# Shards\r\n");
             for i in 0..server.threads() {
                 let st = server.lock_shard(i).stats.clone();
                 let w = &server.worker_stats[i];
@@ -488,7 +490,11 @@ fn write_section(s: &Session, section: &str, out: &mut String) -> bool {
                 );
             }
         }
-        "physics" => super::physics_info::write(server, out),
+        "physics" => {
+            let mut text = String::new();
+            super::physics_info::write(server, &mut text);
+            out.extend_from_slice(text.as_bytes());
+        }
         _ => return false,
     }
     true
