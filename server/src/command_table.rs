@@ -301,6 +301,10 @@ pub struct CommandSpec {
     pub log: LogForm,
     /// Which keys it writes when they span shards.
     pub writes: Writes,
+    /// A move between two keys (LMOVE, RPOPLPUSH, SMOVE and the blocking moves): when its keys
+    /// span shards, the log holds each shard's own step (the pop, the push) rather than both
+    /// keys' whole state, and the replication stream sends the command itself, as Redis.
+    pub effects_when_spanning: Option<EffectsFn>,
     /// MOVE and COPY ... DB also write a key in another database: the function finds which
     /// (None: the command's own). A background snapshot preserves such keys in every database.
     pub other_db: Option<OtherDbFn>,
@@ -379,6 +383,7 @@ impl CommandSpec {
                 LogForm::NotLogged
             },
             writes: Writes::All,
+            effects_when_spanning: None,
             other_db: None,
             takes_durability: false,
             runs_in_multi: matches!(run, Run::Transaction(_)),
@@ -476,6 +481,11 @@ impl CommandSpec {
 
     pub const fn writes(mut self, writes: Writes) -> CommandSpec {
         self.writes = writes;
+        self
+    }
+
+    pub const fn effects_when_spanning(mut self, effects: EffectsFn) -> CommandSpec {
+        self.effects_when_spanning = Some(effects);
         self
     }
 

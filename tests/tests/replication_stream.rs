@@ -880,3 +880,53 @@ fn an_expired_key_a_woken_client_finds_is_deleted_on_the_stream_at_once() {
         .collect();
     assert_eq!(streams[1], streams[0], "warp, then redis");
 }
+
+/// A move between keys on two shards (LMOVE, RPOPLPUSH, SMOVE, a served BRPOPLPUSH) goes out
+/// as the command itself, as Redis propagates it (compared with redis-server), so a replica
+/// runs and counts `rpoplpush` (Redis's replication unit checks its commandstats); its log
+/// holds each shard's own pop and push, not both keys' whole state (a move off a list of
+/// 20,000 items once wrote the whole list to the log and the stream).
+#[test]
+fn moves_between_shards_are_propagated_as_the_command_itself() {
+    if !redis_available() {
+        return;
+    }
+    let redis = warpengine_tests::start_redis(&[]);
+    // "a"/"b" (slots 15495, 3300) and "s1"/"s2" (15224, 2843) are on different workers.
+    let warp = start_warpengine(&["--threads", "2"]);
+    let streams: Vec<Vec<String>> = [redis.port, warp.port]
+        .into_iter()
+        .map(|port| {
+            let mut tap = StreamTap::attach(port);
+            let mut c = RawConn::connect(port);
+            let items: Vec<String> = (0..20_000).map(|i| format!("item{i}")).collect();
+            let mut rpush: Vec<&str> = vec!["RPUSH", "a"];
+            rpush.extend(items.iter().map(String::as_str));
+            ok(&mut c, &rpush);
+            ok(&mut c, &["SET", "__mark__", "0"]);
+            tap.until_mark(0);
+            assert_eq!(
+                c.call(&["RPOPLPUSH", "a", "b"]),
+                Resp::Bulk(b"item19999".to_vec())
+            );
+            ok(&mut c, &["LMOVE", "b", "a", "LEFT", "RIGHT"]);
+            ok(&mut c, &["LMOVE", "a", "b", "LEFT", "LEFT"]);
+            ok(&mut c, &["SADD", "s1", "m", "n"]);
+            assert_eq!(c.call(&["SMOVE", "s1", "s2", "m"]), Resp::Int(1));
+            assert_eq!(c.call(&["SMOVE", "s1", "s2", "absent"]), Resp::Int(0));
+            let mut rd = RawConn::connect(port);
+            rd.send_command(&[b"BRPOPLPUSH", b"empty", b"b", b"5"]);
+            warpengine_tests::wait_for_blocked(&mut c, 1);
+            ok(&mut c, &["LPUSH", "empty", "woken"]);
+            assert_eq!(rd.read_reply().unwrap(), b"$5\r\nwoken\r\n");
+            ok(&mut c, &["SET", "__mark__", "1"]);
+            tap.until_mark(1)
+        })
+        .collect();
+    assert_eq!(streams[1], streams[0], "warp, then redis");
+    assert!(
+        streams[1].contains(&"rpoplpush a b".to_string()),
+        "{:?}",
+        streams[1]
+    );
+}

@@ -26,8 +26,8 @@ commands! {
     "lrem", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(lrem), "Remove elements from a list", unchanged_when(super::zero_changes);
     "ltrim", 4, "write", k(1, 1, 1), "list", "1.0.0", keyed(ltrim), "Trim a list to the specified range";
     "lpos", -3, "readonly", k(1, 1, 1), "list", "6.0.6", keyed(lpos), "Return the index of matching elements on a list";
-    "lmove", 5, "write denyoom", k(1, 2, 1), "list", "6.2.0", keyed(lmove), "Pop an element from a list, push it to another list and return it", unchanged_when(super::nothing_returned);
-    "rpoplpush", 3, "write denyoom", k(1, 2, 1), "list", "1.2.0", keyed(rpoplpush), "Remove the last element in a list, prepend it to another list and return it", unchanged_when(super::nothing_returned);
+    "lmove", 5, "write denyoom", k(1, 2, 1), "list", "6.2.0", keyed(lmove), "Pop an element from a list, push it to another list and return it", unchanged_when(super::nothing_returned), effects_when_spanning(lmove_effects);
+    "rpoplpush", 3, "write denyoom", k(1, 2, 1), "list", "1.2.0", keyed(rpoplpush), "Remove the last element in a list, prepend it to another list and return it", unchanged_when(super::nothing_returned), effects_when_spanning(rpoplpush_effects);
     "lmpop", -4, "write movablekeys", Keys::Custom { legacy: (0, 0, 0), find: lmpop_keys }, "list", "7.0.0", keyed(lmpop), "Pop elements from a list", unchanged_when(super::nothing_returned), log(LogForm::Effects(lmpop_effects));
 }
 
@@ -440,6 +440,38 @@ pub fn lmove(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
 
 pub fn rpoplpush(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     move_one(ctx, &args[1], &args[2], End::Tail, End::Head)
+}
+
+/// LMOVE's (and BLMOVE's) steps when its lists live on two shards: the pop from the source
+/// and the push of the moved element onto the destination, each logged on its own shard.
+pub fn lmove_effects(_: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    match (end_arg(&args[3]), end_arg(&args[4])) {
+        (Ok(from), Ok(to)) => move_steps(args, reply, from, to),
+        _ => Vec::new(),
+    }
+}
+
+/// RPOPLPUSH's (and BRPOPLPUSH's) steps when its lists live on two shards (see
+/// `lmove_effects`).
+pub fn rpoplpush_effects(_: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    move_steps(args, reply, End::Tail, End::Head)
+}
+
+fn move_steps(args: &[Bytes], reply: &Reply, from: End, to: End) -> Vec<Vec<Bytes>> {
+    let Reply::Bulk(element) = reply else {
+        return Vec::new();
+    };
+    let word = |end: End, head: &'static [u8], tail: &'static [u8]| {
+        Bytes::from_static(if end == End::Head { head } else { tail })
+    };
+    vec![
+        vec![word(from, b"LPOP", b"RPOP"), args[1].clone()],
+        vec![
+            word(to, b"LPUSH", b"RPUSH"),
+            args[2].clone(),
+            element.clone(),
+        ],
+    ]
 }
 
 /// LMPOP's keys, as Redis's genericGetKeys finds them: `numkeys` keys after the numkeys

@@ -28,7 +28,7 @@ commands! {
     "smembers", 2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(smembers), "Returns all members of a set.";
     "srandmember", -2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(srandmember), "Get one or multiple random members from a set";
     "spop", -2, "write fast", k(1, 1, 1), "set", "1.0.0", keyed(spop), "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", log(LogForm::Spop), unchanged_when(super::nothing_returned);
-    "smove", 4, "write fast", k(1, 2, 1), "set", "1.0.0", keyed(smove), "Moves a member from one set to another.", unchanged_when(super::zero_changes);
+    "smove", 4, "write fast", k(1, 2, 1), "set", "1.0.0", keyed(smove), "Moves a member from one set to another.", unchanged_when(super::zero_changes), effects_when_spanning(smove_effects);
     "sinter", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sinter), "Returns the intersect of multiple sets.";
     "sintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: sintercard_keys }, "set", "7.0.0", keyed(sintercard), "Returns the number of members of the intersect of multiple sets.";
     "sunion", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sunion), "Returns the union of multiple sets.";
@@ -298,6 +298,19 @@ pub fn spop(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         set.rebuild(max);
     }
     Reply::Set(out)
+}
+
+/// SMOVE's steps when its sets live on two shards: the SREM from the source and the SADD to
+/// the destination, each logged on its own shard (rather than both sets whole).
+pub fn smove_effects(_: &mut KeyCtx, args: &[Bytes], reply: &Reply) -> Vec<Vec<Bytes>> {
+    if *reply != Reply::Int(1) {
+        return Vec::new();
+    }
+    let member = args[3].clone();
+    vec![
+        vec![Bytes::from_static(b"SREM"), args[1].clone(), member.clone()],
+        vec![Bytes::from_static(b"SADD"), args[2].clone(), member],
+    ]
 }
 
 pub fn smove(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {

@@ -3,7 +3,9 @@
 //! - relative expiry (SET EX, EXPIRE, GETEX, ...) gains the key's resulting absolute expiry;
 //! - SPOP and served blocking pops become the deterministic removal that happened;
 //! - a command whose keys span shards logs the resulting state of each key it wrote, one
-//!   record per shard, as a group that recovery applies whole or not at all;
+//!   record per shard, as a group that recovery applies whole or not at all; a move between
+//!   two keys (LMOVE, SMOVE, ...) logs each shard's own step instead (the pop, the push), and
+//!   names itself for the replication stream;
 //! - keys removed by expiry are logged as deletions before the next record of their shard;
 //! - TEMPORAL INCR spells out the half-life, event time and member cap it used;
 //! - GETSET, GETDEL, INCRBYFLOAT, HINCRBYFLOAT and GEOADD log the command Redis propagates for
@@ -110,10 +112,17 @@ pub fn after_command(
             shards.sort_unstable();
             shards.dedup();
             if shards.len() > 1 {
-                match form {
-                    LogForm::Effects(effects) => {
+                match (form, spec.effects_when_spanning) {
+                    (LogForm::Effects(effects), _) => {
                         let commands = effects(ctx, args, reply);
-                        log_effects_by_shard(ctx, &commands);
+                        log_effects_by_shard(ctx, &commands, None);
+                    }
+                    (_, Some(effects)) => {
+                        let commands = effects(ctx, args, reply);
+                        // Alone (not in a transaction's or script's group), the stream
+                        // sends the command itself, as Redis propagates it.
+                        let sent = ctx.captured.is_none().then(|| sent_form(form, args));
+                        log_effects_by_shard(ctx, &commands, sent.flatten());
                     }
                     _ => log_key_states(ctx, spec, args, &positions),
                 }
@@ -277,9 +286,25 @@ fn append_parts(ctx: &mut KeyCtx, group: Option<Group>, payloads: Vec<(usize, Ve
     }
 }
 
-/// Logs the commands a `LogForm::Effects` command listed when its keys span shards: each in
-/// the log of its own key's shard, all as one group (rather than each key's whole state).
-fn log_effects_by_shard(ctx: &mut KeyCtx, commands: &[Vec<Bytes>]) {
+/// The command as the replication stream sends it, for the forms that send it as it came (a
+/// served BLMOVE as LMOVE, without its timeout).
+fn sent_form(form: LogForm, args: &[Bytes]) -> Option<Vec<&[u8]>> {
+    match form {
+        LogForm::Argv => Some(args.iter().map(|a| &a[..]).collect()),
+        LogForm::Move(name) => Some(
+            std::iter::once(name.as_bytes())
+                .chain(args[1..args.len() - 1].iter().map(|a| &a[..]))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Logs the commands a `LogForm::Effects` command (or a move, `effects_when_spanning`) listed
+/// when its keys span shards: each in the log of its own key's shard, all as one group (rather
+/// than each key's whole state). `sent`: the command the replication stream sends for the
+/// group instead (kept in its first part).
+fn log_effects_by_shard(ctx: &mut KeyCtx, commands: &[Vec<Bytes>], sent: Option<Vec<&[u8]>>) {
     let server = ctx.server;
     let mut by_shard: Vec<(usize, Vec<&Vec<Bytes>>)> = Vec::new();
     for argv in commands {
@@ -302,11 +327,15 @@ fn log_effects_by_shard(ctx: &mut KeyCtx, commands: &[Vec<Bytes>]) {
     let db = ctx.db;
     let payloads = by_shard
         .iter()
-        .map(|(shard_id, list)| {
+        .enumerate()
+        .map(|(i, (shard_id, list))| {
             let mut payload = Vec::new();
             let mut w = PayloadWriter::begin(&mut payload, db, group);
             for argv in list {
                 w.argv(argv.iter().map(|a| &a[..]));
+            }
+            if let (0, Some(_), Some(sent)) = (i, group, &sent) {
+                w.propagate(sent.iter().copied());
             }
             (*shard_id, payload)
         })

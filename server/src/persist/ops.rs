@@ -6,7 +6,11 @@
 //! - 2 Del: `[len u32][key]`;
 //! - 3 ExpireAt: `[len u32][key][unix ms u64]` (0 makes the key persistent);
 //! - 4 Flush: `[db u32]` (u32::MAX: every database), limited to the logging shard's slots;
-//! - 5 SwapDb: `[a u32][b u32]`, limited likewise.
+//! - 5 SwapDb: `[a u32][b u32]`, limited likewise;
+//! - 6 Propagate: as Argv, the command the replication stream sends for the whole group this
+//!   record is part of, in place of the group's operations (a cross-shard LMOVE goes out as
+//!   `LMOVE`, as Redis propagates it, while each shard's log holds its own pop or push).
+//!   Recovery skips it.
 
 use bytes::Bytes;
 
@@ -16,6 +20,7 @@ const DEL: u8 = 2;
 const EXPIRE_AT: u8 = 3;
 const FLUSH: u8 = 4;
 const SWAPDB: u8 = 5;
+const PROPAGATE: u8 = 6;
 
 /// A cross-shard command's records: one per shard, replayed only if every part is present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +54,17 @@ impl<'a> PayloadWriter<'a> {
     }
 
     pub fn argv<'b>(&mut self, args: impl ExactSizeIterator<Item = &'b [u8]>) {
-        self.buf.push(ARGV);
+        self.command(ARGV, args);
+    }
+
+    /// The command the replication stream sends for this record's group (see the module's
+    /// documentation).
+    pub fn propagate<'b>(&mut self, args: impl ExactSizeIterator<Item = &'b [u8]>) {
+        self.command(PROPAGATE, args);
+    }
+
+    fn command<'b>(&mut self, op: u8, args: impl ExactSizeIterator<Item = &'b [u8]>) {
+        self.buf.push(op);
         self.buf
             .extend_from_slice(&(args.len() as u32).to_le_bytes());
         for a in args {
@@ -90,6 +105,7 @@ pub enum OpOf<A> {
     ExpireAt(A, u64),
     Flush(Option<usize>),
     SwapDb(usize, usize),
+    Propagate(Vec<A>),
 }
 
 pub type Op = OpOf<Bytes>;
@@ -200,13 +216,17 @@ fn decode_with<'a, A>(
     let mut ops = Vec::new();
     while c.pos < payload_len {
         ops.push(match c.u8()? {
-            ARGV => {
+            op @ (ARGV | PROPAGATE) => {
                 let n = c.u32()? as usize;
                 let mut args = Vec::with_capacity(n.min(1024));
                 for _ in 0..n {
                     args.push(arg(c.bytes()?));
                 }
-                OpOf::Argv(args)
+                if op == ARGV {
+                    OpOf::Argv(args)
+                } else {
+                    OpOf::Propagate(args)
+                }
             }
             DEL => OpOf::Del(arg(c.bytes()?)),
             EXPIRE_AT => {
@@ -242,6 +262,7 @@ mod tests {
         w.flush(None);
         w.flush(Some(5));
         w.swapdb(1, 2);
+        w.propagate([&b"LMOVE"[..], b"a", b"b", b"left", b"right"].into_iter());
         assert_eq!(group_of(&buf), Some(g));
         let p = decode(&buf).unwrap();
         assert_eq!(p.db, 3);
@@ -259,6 +280,11 @@ mod tests {
                 Op::Flush(None),
                 Op::Flush(Some(5)),
                 Op::SwapDb(1, 2),
+                Op::Propagate(
+                    [&b"LMOVE"[..], b"a", b"b", b"left", b"right"]
+                        .map(Bytes::from_static)
+                        .to_vec()
+                ),
             ]
         );
         assert!(decode(&buf[..buf.len() - 1]).is_err());

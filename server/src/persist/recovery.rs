@@ -454,6 +454,9 @@ fn truncate(path: &Path, len: usize) -> Result<(), String> {
 pub(super) fn apply(ctx: &mut KeyCtx, op: Op) -> bool {
     match op {
         Op::Argv(args) => run_command(ctx, &args),
+        // The replication stream's form of the record's group: the other operations are its
+        // effect on this shard.
+        Op::Propagate(_) => true,
         Op::Del(key) => {
             ctx.db(&key).remove(&key);
             true

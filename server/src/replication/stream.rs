@@ -14,7 +14,8 @@
 //! commands whose record pins a relative expiry, which go out as Redis 7.0 propagates them
 //! (`SET … PXAT`, `PEXPIREAT`, `DEL` for a key that ended up gone; SET's WarpEngine-only
 //! `DURABILITY` option dropped); Del → `DEL`; ExpireAt → `PEXPIREAT` (0: `PERSIST`); Flush →
-//! `FLUSHALL` / `FLUSHDB`; SwapDb → `SWAPDB`. A record of several commands is one `MULTI … EXEC`.
+//! `FLUSHALL` / `FLUSHDB`; SwapDb → `SWAPDB`. A record of several commands is one `MULTI … EXEC`,
+//! but a group that names its own command (Propagate: a cross-shard move) sends that alone.
 //! WarpEngine-only commands (TEMPORAL, QUANTUM, WORMHOLE) go as they are: a WarpEngine replica
 //! runs them, a redis-server replica refuses them (it logs the error and goes on).
 
@@ -75,8 +76,9 @@ impl Translator {
         }
         let (_, parts) = self.groups.swap_remove(at);
         let parts: Vec<PayloadRef> = parts.iter().filter_map(|p| decoded(p)).collect();
-        let commands =
-            whole_keyspace(&parts).unwrap_or_else(|| parts.iter().flat_map(translate).collect());
+        let commands = propagated(&parts)
+            .or_else(|| whole_keyspace(&parts))
+            .unwrap_or_else(|| parts.iter().flat_map(translate).collect());
         self.emit(&commands, out);
     }
 
@@ -142,6 +144,23 @@ fn whole_keyspace<'a>(parts: &[PayloadRef<'a>]) -> Option<Vec<Command<'a>>> {
         .then(|| translate_op(parts[0].db, first).into_iter().collect())
 }
 
+/// A group that names the command the stream sends for it (`Op::Propagate`: a cross-shard
+/// LMOVE, RPOPLPUSH or SMOVE, whose parts are each shard's pop or push): that command alone.
+fn propagated<'a>(parts: &[PayloadRef<'a>]) -> Option<Vec<Command<'a>>> {
+    let commands: Vec<Command<'a>> = parts
+        .iter()
+        .flat_map(|p| {
+            p.ops.iter().filter_map(move |op| match op {
+                OpRef::Propagate(argv) => {
+                    Some((Some(p.db), argv.iter().map(|a| Cow::Borrowed(*a)).collect()))
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    (!commands.is_empty()).then_some(commands)
+}
+
 /// One record's commands.
 fn translate<'a>(payload: &PayloadRef<'a>) -> Vec<Command<'a>> {
     if let Some(command) = with_expiry(payload) {
@@ -201,6 +220,8 @@ fn translate_op<'a>(db: usize, op: &OpRef<'a>) -> Option<Command<'a>> {
             Some(db),
             vec![word(b"SWAPDB"), number(a as u64), number(c as u64)],
         ),
+        // Sent for its whole group (`propagated`), never among the group's other commands.
+        OpRef::Propagate(_) => return None,
     })
 }
 
