@@ -16,11 +16,16 @@ use crate::config_store::ConfigStore;
 
 static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 
+/// The target of messages Redis logs at its VERBOSE level (between debug and notice), which
+/// only `loglevel verbose` or `debug` shows: `tracing::debug!(target: VERBOSE, ...)`.
+pub const VERBOSE: &str = "verbose";
+
 /// The tracing filter for one of Redis's log levels.
 fn filter_for(level: &str) -> EnvFilter {
     EnvFilter::new(match level {
         "debug" => "debug",
-        "verbose" | "notice" => "info",
+        "verbose" => "info,verbose=debug",
+        "notice" => "info",
         "warning" => "warn",
         _ => "error",
     })

@@ -1096,3 +1096,52 @@ fn migrate_caches_its_connection_and_times_out_on_a_sleeping_target() {
     assert_eq!(cached(&mut s), "0", "a connection that failed is not kept");
     drop(target);
 }
+
+/// Payloads Redis 7.0 refuses are refused here with its "Bad data format", and the reason Redis
+/// logs at `loglevel verbose` is logged too (its corrupt-dump unit looks for these lines).
+#[test]
+fn corrupt_payloads_are_refused_with_redis_s_reasons_in_the_log() {
+    let dir = TempDir::new("corrupt-restore");
+    let log = format!("{}/log", dir.path());
+    let warp = start_warpengine(&["--loglevel", "verbose", "--logfile", &log]);
+    let mut c = RawConn::connect(warp.port);
+    // Object bodies: RDB type byte, then the encoded value.
+    let cases: [(&[u8], Option<&str>); 6] = [
+        // An empty set: refused, as Redis refuses an empty key (nothing to log).
+        (b"\x02\x00", None),
+        // A list ziplist of five meaningless bytes.
+        (
+            b"\x0a\x05\x01\x02\x03\x04\x05",
+            Some("List ziplist integrity check failed."),
+        ),
+        // An intset blob too short for its header.
+        (b"\x0b\x02\x01\x02", Some("Intset integrity check failed.")),
+        // A quicklist node in container 3 (only 1, plain, and 2, packed, exist).
+        (
+            b"\x12\x01\x03\x01a",
+            Some("Quicklist integrity check failed."),
+        ),
+        // A plain set listing a member twice, and a plain sorted set likewise.
+        (
+            b"\x02\x02\x01a\x01a",
+            Some("Duplicate set members detected"),
+        ),
+        (
+            b"\x05\x02\x01a\x00\x00\x00\x00\x00\x00\xf0\x3f\x01a\x00\x00\x00\x00\x00\x00\xf0\x3f",
+            Some("Duplicate zset fields detected"),
+        ),
+    ];
+    for (body, _) in &cases {
+        let mut payload = body.to_vec();
+        payload.extend_from_slice(&[10, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let reply = restore(&mut c, "k", &reseal(payload));
+        assert_eq!(reply, Resp::Error("ERR Bad data format".into()), "{body:?}");
+    }
+    assert_eq!(c.call(&["EXISTS", "k"]), Resp::Int(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    for (_, logged) in cases {
+        if let Some(reason) = logged {
+            assert!(text.contains(reason), "no {reason:?} in:\n{text}");
+        }
+    }
+}

@@ -954,6 +954,69 @@ fn save_rules_save_in_the_background_and_the_log_says_so_in_redis_s_words() {
     assert!(said("User requested shutdown...") < said("Saving the final RDB snapshot"));
     drop(server);
     let _server = start(port, &dir, &args);
-    let text = wait_for_log(&log, "Done loading RDB, keys loaded: 2, keys expired: 0.");
+    let text = wait_for_log(
+        &log,
+        "Done loading RDB, keys loaded: 2, keys expired: 0, empty keys skipped: 0.",
+    );
     assert!(text.contains("DB loaded from disk: "), "{text}");
+}
+
+/// An RDB file as Redis 7.0 would load it: `REDIS0010`, database 0, then `objects` (type byte,
+/// key, value), EOF and a zero checksum (written without one).
+fn rdb_file_with(objects: &[&[u8]]) -> Vec<u8> {
+    let mut file = b"REDIS0010\xfe\x00".to_vec();
+    for object in objects {
+        file.extend_from_slice(object);
+    }
+    file.push(0xff);
+    file.extend_from_slice(&[0; 8]);
+    file
+}
+
+/// Empty collections in an RDB file (an old Redis bug's leftovers) are skipped, as Redis 7.0
+/// skips them, in its words; a corrupt value stops the start with Redis's reason and its
+/// "Terminating server after rdb file reading failure." (Redis's corrupt-dump unit).
+#[test]
+fn an_rdb_file_s_empty_keys_are_skipped_and_a_corrupt_one_stops_the_start() {
+    let dir = TempDir::new("rdb-empty-keys");
+    let rdb = dir.0.join("dump.rdb");
+    let empty_set: &[u8] = b"\x02\x03set\x00";
+    let empty_hash: &[u8] = b"\x04\x04hash\x00";
+    let string: &[u8] = b"\x00\x01k\x01v";
+    std::fs::write(&rdb, rdb_file_with(&[empty_set, string, empty_hash])).unwrap();
+    let log = dir.0.join("log");
+    let args = ["--appendonly", "no", "--logfile", log.to_str().unwrap()];
+    let port = free_port();
+    let server = start(port, &dir, &args);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(1));
+    let text = wait_for_log(&log, "empty keys skipped: 2.");
+    assert!(
+        text.contains("rdbLoadObject skipping empty key: set"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rdbLoadObject skipping empty key: hash"),
+        "{text}"
+    );
+    drop(server);
+
+    let corrupt: &[u8] = b"\x0a\x01l\x05\x01\x02\x03\x04\x05";
+    std::fs::write(&rdb, rdb_file_with(&[string, corrupt])).unwrap();
+    let port = free_port();
+    let mut args = vec!["--appendonly", "no", "--dir", dir.path()];
+    args.extend_from_slice(&["--loglevel", "notice"]);
+    let Err(text) = try_start_warpengine_on(port, &args) else {
+        panic!("started with a corrupt RDB file")
+    };
+    assert_eq!(
+        text.matches("Terminating server after rdb file reading failure.")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.matches("List ziplist integrity check failed.").count() >= 2,
+        "{text}"
+    );
 }

@@ -105,8 +105,18 @@ pub fn restore(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
         return Reply::err(BAD_PAYLOAD);
     };
     let enc = rdb_value::encodings(ctx.server);
-    let Some(value) = rdb_value::read_value(&mut Reader::new(body), &enc) else {
-        return Reply::err(BAD_DATA);
+    let value = match rdb_value::read_value(&mut Reader::new(body), &enc) {
+        Ok(value) => value,
+        Err(why) => {
+            // As Redis: the reason at its VERBOSE level, the client told only "Bad data format".
+            if let rdb_value::Unreadable::Corrupt(why) = why {
+                tracing::debug!(
+                    target: crate::logging::VERBOSE,
+                    "Internal error in RDB reading (RESTORE payload) -> {why}"
+                );
+            }
+            return Reply::err(BAD_DATA);
+        }
     };
     let deleted = replace && ctx.remove(key).is_some();
     let expire_at = match ttl {

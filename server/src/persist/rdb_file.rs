@@ -488,12 +488,18 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
         }
     };
     let started = std::time::Instant::now();
-    let loaded = load(server, &data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let loaded = load(server, &data).map_err(|e| {
+        // Redis logs the reason, checks the file (which logs it again), then says it stops.
+        tracing::error!("{e}");
+        tracing::error!("{}: the RDB file cannot be loaded: {e}", path.display());
+        "Terminating server after rdb file reading failure.".to_string()
+    })?;
     // Redis's wording (test harnesses wait for these lines).
     tracing::info!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
         loaded.keys,
-        loaded.expired
+        loaded.expired,
+        loaded.empty_skipped
     );
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({})",
@@ -509,6 +515,8 @@ pub struct Loaded {
     pub keys: u64,
     /// Keys whose expiry had passed (not loaded, as Redis skips them).
     pub expired: u64,
+    /// Empty collections, skipped as Redis 7.0 skips them.
+    pub empty_skipped: u64,
 }
 
 /// Loads an RDB file's content into the (empty) databases.
@@ -601,12 +609,25 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
             None => {
                 let type_byte = op;
                 let key = r.string().ok_or_else(truncated)?;
-                let value = rdb_value::read_body(type_byte, &mut r, &enc).ok_or_else(|| {
-                    format!(
-                        "bad or unsupported value (RDB type {type_byte}) for key {:?} at offset {at}",
-                        String::from_utf8_lossy(&key)
-                    )
-                })?;
+                let value = match rdb_value::read_body(type_byte, &mut r, &enc) {
+                    Ok(value) => value,
+                    Err(rdb_value::Unreadable::Empty) => {
+                        // As Redis 7.0: an empty collection (an old bug's leftover) is skipped.
+                        tracing::warn!(
+                            "rdbLoadObject skipping empty key: {}",
+                            String::from_utf8_lossy(&key)
+                        );
+                        loaded.empty_skipped += 1;
+                        expire_at = 0;
+                        continue;
+                    }
+                    Err(rdb_value::Unreadable::Corrupt(why)) => {
+                        return Err(format!(
+                            "Internal error in RDB reading offset {at} -> {why} (key {:?}, RDB type {type_byte})",
+                            String::from_utf8_lossy(&key)
+                        ))
+                    }
+                };
                 if expire_at != 0 && expire_at <= now {
                     loaded.expired += 1;
                 } else {

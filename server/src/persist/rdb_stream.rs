@@ -30,7 +30,7 @@ use warpengine_storage::value::parse_strict_i64;
 use warpengine_storage::Value;
 
 use super::rdb::{put_encoded_string, put_len, Reader};
-use super::rdb_value::{listpack_entries, rdb_type, Encodings, Listpack};
+use super::rdb_value::{listpack_entries, rdb_type, Encodings, Listpack, Unreadable};
 
 /// Entry flags (t_stream.c's `STREAM_ITEM_FLAG_*`).
 const FLAG_DELETED: i64 = 1;
@@ -145,8 +145,15 @@ fn node_listpack(node: &warpengine_storage::stream::StoredNode) -> Vec<u8> {
 
 // ---- reading --------------------------------------------------------------------------------
 
-/// Reads a stream body (type 15, or 19 with `v2`); None for anything malformed.
-pub fn read_stream(v2: bool, r: &mut Reader) -> Option<Value> {
+/// Reads a stream body (type 15, or 19 with `v2`); Err for anything malformed, in Redis's
+/// words where it has them.
+pub fn read_stream(v2: bool, r: &mut Reader) -> Result<Value, Unreadable> {
+    let mut failed = "Stream object loading failed.";
+    read_stream_body(v2, r, &mut failed).ok_or(Unreadable::Corrupt(failed))
+}
+
+/// `read_stream`'s work; `failed` is set to the reason Redis gives for the checks it names.
+fn read_stream_body(v2: bool, r: &mut Reader, failed: &mut &'static str) -> Option<Value> {
     let node_count = r.len()?;
     let mut nodes: Vec<Vec<SavedEntry>> = Vec::new();
     let mut live = 0u64;
@@ -158,7 +165,10 @@ pub fn read_stream(v2: bool, r: &mut Reader) -> Option<Value> {
             return None;
         }
         previous_master = Some(master);
-        let node = read_node(master, &r.string()?, &mut previous_id)?;
+        let Some(node) = read_node(master, &r.string()?, &mut previous_id) else {
+            *failed = "Stream listpack integrity check failed.";
+            return None;
+        };
         live += node.iter().filter(|e| !e.deleted).count() as u64;
         nodes.push(node);
     }
@@ -196,7 +206,7 @@ pub fn read_stream(v2: bool, r: &mut Reader) -> Option<Value> {
         } else {
             stream.estimate_distance(last_id)
         };
-        let group = read_group(r, ConsumerGroup::new(last_id, entries_read))?;
+        let group = read_group(r, ConsumerGroup::new(last_id, entries_read), failed)?;
         if stream.groups.insert(name.into(), group).is_some() {
             return None;
         }
@@ -218,7 +228,11 @@ fn millisecond_time(r: &mut Reader) -> Option<u64> {
 
 /// A group's pending entries list and consumers, into `group`. Every pending entry must belong
 /// to exactly one consumer, and every consumer's entry must be in the group's list.
-fn read_group(r: &mut Reader, mut group: ConsumerGroup) -> Option<ConsumerGroup> {
+fn read_group(
+    r: &mut Reader,
+    mut group: ConsumerGroup,
+    failed: &mut &'static str,
+) -> Option<ConsumerGroup> {
     // ID -> (delivery time, delivery count, owner once a consumer claims it).
     let mut pending: BTreeMap<StreamId, (u64, u64, Option<usize>)> = BTreeMap::new();
     for _ in 0..r.len()? {
@@ -246,6 +260,7 @@ fn read_group(r: &mut Reader, mut group: ConsumerGroup) -> Option<ConsumerGroup>
     for (name, seen_time) in &consumers {
         let (consumer, created) = group.consumer_or_create(name, *seen_time);
         if !created {
+            *failed = "Duplicate stream consumer detected.";
             return None;
         }
         consumer.seen_time = *seen_time;
@@ -387,7 +402,7 @@ mod tests {
         let s = sample();
         let bytes = dump(&s);
         let mut r = Reader::new(&bytes[1..]);
-        let Some(Value::Stream(back)) = read_stream(true, &mut r) else {
+        let Ok(Value::Stream(back)) = read_stream(true, &mut r) else {
             panic!("reads back")
         };
         assert!(r.is_empty());
@@ -419,7 +434,7 @@ mod tests {
             edit(&mut group);
             s.groups.insert(b"g"[..].into(), group);
             let bytes = dump(&s);
-            read_stream(true, &mut Reader::new(&bytes[1..]))
+            read_stream(true, &mut Reader::new(&bytes[1..])).ok()
         };
         assert!(dumped_with(&|_| {}).is_some());
         let broken: [(&[u8], StreamId); 3] = [
@@ -458,14 +473,14 @@ mod tests {
         write_stream(&mut bytes, &s, &enc);
         let body = &bytes[1..];
         for cut in 0..body.len() {
-            assert!(read_stream(true, &mut Reader::new(&body[..cut])).is_none());
+            assert!(read_stream(true, &mut Reader::new(&body[..cut])).is_err());
         }
         for at in 0..body.len() {
             for bit in 0..8 {
                 let mut bad = body.to_vec();
                 bad[at] ^= 1 << bit;
                 // Never a panic; whatever reads back is a stream whose entries can be walked.
-                if let Some(Value::Stream(v)) = read_stream(true, &mut Reader::new(&bad)) {
+                if let Ok(Value::Stream(v)) = read_stream(true, &mut Reader::new(&bad)) {
                     assert_eq!(entries(&v).len() as u64, v.len());
                 }
             }

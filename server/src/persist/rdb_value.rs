@@ -128,36 +128,91 @@ pub fn has_rdb_form(value: &Value) -> bool {
     }
 }
 
-/// Reads an RDB object (type byte, then body) into a value; None for anything that is not a
-/// well-formed object of a type this server holds.
-pub fn read_value(r: &mut Reader, enc: &Encodings) -> Option<Value> {
-    let type_byte = r.byte()?;
+/// Why an RDB object could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreadable {
+    /// An empty collection: Redis 7.0 skips such a key when it loads a file ("skipping empty
+    /// key"), and RESTORE refuses it.
+    Empty,
+    /// Anything else, in the words Redis logs for the check that failed ("Ziplist integrity
+    /// check failed.", "Duplicate set members detected", ...).
+    Corrupt(&'static str),
+}
+
+/// A truncated object or a length that does not fit.
+const SHORT: Unreadable = Unreadable::Corrupt("Short read or bad length reading the value");
+
+/// Reads an RDB object (type byte, then body) into a value; Err for anything that is not a
+/// well-formed, non-empty object of a type this server holds.
+pub fn read_value(r: &mut Reader, enc: &Encodings) -> Result<Value, Unreadable> {
+    let type_byte = r.byte().ok_or(SHORT)?;
     read_body(type_byte, r, enc)
 }
 
 /// Reads the body of an object of RDB type `type_byte`.
-pub fn read_body(type_byte: u8, r: &mut Reader, enc: &Encodings) -> Option<Value> {
+pub fn read_body(type_byte: u8, r: &mut Reader, enc: &Encodings) -> Result<Value, Unreadable> {
     use rdb_type::*;
+    use Unreadable::Corrupt;
+    // A packed blob's elements, or the check's failure in Redis's words.
+    fn unpacked(
+        r: &mut Reader,
+        unpack: fn(&[u8]) -> Option<Vec<Vec<u8>>>,
+        failed: &'static str,
+    ) -> Result<Vec<Vec<u8>>, Unreadable> {
+        unpack(&r.string().ok_or(SHORT)?).ok_or(Corrupt(failed))
+    }
     match type_byte {
-        STRING => Some(Value::string(&r.string()?)),
-        LIST => build_list(read_plain_strings(r, 1)?),
-        LIST_ZIPLIST => build_list(ziplist_entries(&r.string()?)?),
+        STRING => Ok(Value::string(&r.string().ok_or(SHORT)?)),
+        LIST => build_list(read_plain_strings(r, 1).ok_or(SHORT)?),
+        LIST_ZIPLIST => build_list(unpacked(
+            r,
+            ziplist_entries,
+            "List ziplist integrity check failed.",
+        )?),
         LIST_QUICKLIST => read_quicklist_1(r),
         LIST_QUICKLIST_2 => read_quicklist_2(r),
-        SET => build_set(read_plain_strings(r, 1)?, enc),
-        SET_INTSET => build_set(intset_members(&r.string()?)?, enc),
-        HASH => build_hash(read_plain_strings(r, 2)?, enc),
-        HASH_ZIPMAP => build_hash(zipmap_entries(&r.string()?)?, enc),
-        HASH_ZIPLIST => build_hash(ziplist_entries(&r.string()?)?, enc),
-        HASH_LISTPACK => build_hash(listpack_entries(&r.string()?)?, enc),
+        SET => build_set(
+            read_plain_strings(r, 1).ok_or(SHORT)?,
+            enc,
+            "Duplicate set members detected",
+        ),
+        SET_INTSET => {
+            let failed = "Intset integrity check failed.";
+            build_set(unpacked(r, intset_members, failed)?, enc, failed)
+        }
+        HASH => build_hash(
+            read_plain_strings(r, 2).ok_or(SHORT)?,
+            enc,
+            "Duplicate hash fields detected",
+        ),
+        HASH_ZIPMAP => {
+            let failed = "Zipmap integrity check failed.";
+            build_hash(unpacked(r, zipmap_entries, failed)?, enc, failed)
+        }
+        HASH_ZIPLIST => {
+            let failed = "Hash ziplist integrity check failed.";
+            build_hash(unpacked(r, ziplist_entries, failed)?, enc, failed)
+        }
+        HASH_LISTPACK => {
+            let failed = "Hash listpack integrity check failed.";
+            build_hash(unpacked(r, listpack_entries, failed)?, enc, failed)
+        }
         ZSET | ZSET_2 => read_zset_plain(type_byte == ZSET_2, r, enc),
-        ZSET_ZIPLIST => build_zset(text_scores(ziplist_entries(&r.string()?)?)?, enc),
-        ZSET_LISTPACK => build_zset(text_scores(listpack_entries(&r.string()?)?)?, enc),
+        ZSET_ZIPLIST => {
+            let failed = "Zset ziplist integrity check failed.";
+            let flat = unpacked(r, ziplist_entries, failed)?;
+            build_zset(text_scores(flat).ok_or(Corrupt(failed))?, enc, failed)
+        }
+        ZSET_LISTPACK => {
+            let failed = "Zset listpack integrity check failed.";
+            let flat = unpacked(r, listpack_entries, failed)?;
+            build_zset(text_scores(flat).ok_or(Corrupt(failed))?, enc, failed)
+        }
         STREAM_LISTPACKS | STREAM_LISTPACKS_2 => {
             super::rdb_stream::read_stream(type_byte == STREAM_LISTPACKS_2, r)
         }
         // Modules and anything unknown.
-        _ => None,
+        _ => Err(Corrupt("Unknown RDB encoding type")),
     }
 }
 
@@ -411,19 +466,24 @@ fn read_plain_strings(r: &mut Reader, per_item: u64) -> Option<Vec<Vec<u8>>> {
     Some(items)
 }
 
-fn read_zset_plain(binary_scores: bool, r: &mut Reader, enc: &Encodings) -> Option<Value> {
-    let count = usize::try_from(r.len()?).ok()?;
+fn read_zset_plain(
+    binary_scores: bool,
+    r: &mut Reader,
+    enc: &Encodings,
+) -> Result<Value, Unreadable> {
+    let count = r.len().and_then(|n| usize::try_from(n).ok()).ok_or(SHORT)?;
     let mut entries = Vec::with_capacity(count.min(r.remaining()));
     for _ in 0..count {
-        let member = r.string()?;
+        let member = r.string().ok_or(SHORT)?;
         let score = if binary_scores {
-            f64::from_le_bytes(r.take(8)?.try_into().ok()?)
+            r.take(8)
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
         } else {
-            read_text_double(r)?
+            read_text_double(r)
         };
-        entries.push((member, score));
+        entries.push((member, score.ok_or(SHORT)?));
     }
-    build_zset(entries, enc)
+    build_zset(entries, enc, "Duplicate zset fields detected")
 }
 
 /// RDB's old double: a length byte (253 NaN, 254 +inf, 255 -inf), then that many characters.
@@ -458,28 +518,39 @@ fn text_scores(flat: Vec<Vec<u8>>) -> Option<Vec<(Vec<u8>, f64)>> {
     Some(out)
 }
 
-fn read_quicklist_1(r: &mut Reader) -> Option<Value> {
-    let nodes = r.len()?;
+fn read_quicklist_1(r: &mut Reader) -> Result<Value, Unreadable> {
+    let nodes = r.len().ok_or(SHORT)?;
     let mut elements = Vec::new();
     for _ in 0..nodes {
         // Redis skips empty nodes; an empty list as a whole is refused below.
-        elements.extend(ziplist_entries(&r.string()?)?);
+        let blob = r.string().ok_or(SHORT)?;
+        elements.extend(
+            ziplist_entries(&blob).ok_or(Unreadable::Corrupt("Ziplist integrity check failed."))?,
+        );
     }
     build_list(elements)
 }
 
-fn read_quicklist_2(r: &mut Reader) -> Option<Value> {
+fn read_quicklist_2(r: &mut Reader) -> Result<Value, Unreadable> {
     const PLAIN: u64 = 1;
     const PACKED: u64 = 2;
-    let nodes = r.len()?;
+    let nodes = r.len().ok_or(SHORT)?;
     let mut elements = Vec::new();
     for _ in 0..nodes {
-        let container = r.len()?;
-        let blob = r.string()?;
+        let container = r.len().ok_or(SHORT)?;
+        if container != PLAIN && container != PACKED {
+            return Err(Unreadable::Corrupt("Quicklist integrity check failed."));
+        }
+        let blob = r.string().ok_or(SHORT)?;
+        if blob.is_empty() {
+            return Err(SHORT);
+        }
         match container {
             PLAIN => elements.push(blob),
-            PACKED => elements.extend(listpack_entries(&blob)?),
-            _ => return None,
+            _ => elements.extend(
+                listpack_entries(&blob)
+                    .ok_or(Unreadable::Corrupt("Listpack integrity check failed."))?,
+            ),
         }
     }
     build_list(elements)
@@ -705,54 +776,73 @@ pub fn zipmap_entries(zm: &[u8]) -> Option<Vec<Vec<u8>>> {
 // ---- building values ------------------------------------------------------------------------
 
 /// A list; an empty one is refused, as Redis refuses empty keys.
-fn build_list(elements: Vec<Vec<u8>>) -> Option<Value> {
+fn build_list(elements: Vec<Vec<u8>>) -> Result<Value, Unreadable> {
     if elements.is_empty() {
-        return None;
+        return Err(Unreadable::Empty);
     }
     let mut list = ListValue::default();
     for e in &elements {
         list.push(End::Tail, e);
     }
-    Some(Value::List(Box::new(list)))
+    Ok(Value::List(Box::new(list)))
 }
 
-/// A set in the form SADD would give it; a duplicate member is refused.
-fn build_set(members: Vec<Vec<u8>>, enc: &Encodings) -> Option<Value> {
+/// A set in the form SADD would give it; a duplicate member is refused (`duplicate`: how Redis
+/// words that for this encoding).
+fn build_set(
+    members: Vec<Vec<u8>>,
+    enc: &Encodings,
+    duplicate: &'static str,
+) -> Result<Value, Unreadable> {
     if members.is_empty() {
-        return None;
+        return Err(Unreadable::Empty);
     }
     let mut set = SetValue::new_intset();
     for m in &members {
         if !set.add(m, enc.set_max_intset) {
-            return None;
+            return Err(Unreadable::Corrupt(duplicate));
         }
     }
-    Some(Value::Set(Box::new(set)))
+    Ok(Value::Set(Box::new(set)))
 }
 
 /// A hash in the form HSET would give it; a duplicate field is refused.
-fn build_hash(flat: Vec<Vec<u8>>, enc: &Encodings) -> Option<Value> {
-    if flat.is_empty() || !flat.len().is_multiple_of(2) {
-        return None;
+fn build_hash(
+    flat: Vec<Vec<u8>>,
+    enc: &Encodings,
+    duplicate: &'static str,
+) -> Result<Value, Unreadable> {
+    if flat.is_empty() {
+        return Err(Unreadable::Empty);
+    }
+    if !flat.len().is_multiple_of(2) {
+        return Err(Unreadable::Corrupt(duplicate));
     }
     let mut hash = HashValue::new();
     for pair in flat.chunks_exact(2) {
         if !hash.set(&pair[0], &pair[1], enc.hash_max_entries, enc.hash_max_value) {
-            return None;
+            return Err(Unreadable::Corrupt(duplicate));
         }
     }
-    Some(Value::Hash(Box::new(hash)))
+    Ok(Value::Hash(Box::new(hash)))
 }
 
 /// A sorted set (a listpack when within the limits); duplicates and NaN scores are refused.
-fn build_zset(entries: Vec<(Vec<u8>, f64)>, enc: &Encodings) -> Option<Value> {
+fn build_zset(
+    entries: Vec<(Vec<u8>, f64)>,
+    enc: &Encodings,
+    duplicate: &'static str,
+) -> Result<Value, Unreadable> {
     if entries.is_empty() {
-        return None;
+        return Err(Unreadable::Empty);
     }
     let mut seen = HashSet::with_capacity(entries.len());
     for (member, score) in &entries {
-        if score.is_nan() || !seen.insert(&member[..]) {
-            return None;
+        if score.is_nan() {
+            return Err(Unreadable::Corrupt("Zset with NAN score detected"));
+        }
+        if !seen.insert(&member[..]) {
+            return Err(Unreadable::Corrupt(duplicate));
         }
     }
     let listpack = entries.len() <= enc.zset_max_entries
@@ -761,7 +851,7 @@ fn build_zset(entries: Vec<(Vec<u8>, f64)>, enc: &Encodings) -> Option<Value> {
         .into_iter()
         .map(|(m, s)| (Bytes::from(m), s))
         .collect();
-    Some(Value::ZSet(Box::new(ZSetValue::from_entries(
+    Ok(Value::ZSet(Box::new(ZSetValue::from_entries(
         entries, listpack,
     ))))
 }
@@ -860,7 +950,7 @@ mod tests {
         for cut in 0..blob.len() {
             assert_eq!(listpack_entries(&blob[..cut]), None);
         }
-        assert!(build_list(Vec::new()).is_none());
+        assert_eq!(build_list(Vec::new()).err(), Some(Unreadable::Empty));
         assert_eq!(intset_members(&[2, 0, 0, 0, 2, 0, 0, 0, 5, 0, 5, 0]), None);
     }
 }
