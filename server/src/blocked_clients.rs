@@ -25,14 +25,19 @@ pub enum Unblock {
     Timeout,
     /// With Redis's `-UNBLOCKED` error.
     Error,
+    /// The server became a replica (REPLICAOF host port): Redis's `-UNBLOCKED ... (master ->
+    /// replica?)` error, then the connection closes, since the key it waited on now changes
+    /// only as the primary says.
+    RoleChange,
 }
 
 impl Waiter {
-    /// CLIENT UNBLOCK: ends the wait the way `how` says.
+    /// CLIENT UNBLOCK (or a change of role): ends the wait the way `how` says.
     pub fn unblock(&self, how: Unblock) {
         let code = match how {
             Unblock::Timeout => 1,
             Unblock::Error => 2,
+            Unblock::RoleChange => 3,
         };
         self.unblocked.store(code, Ordering::Release);
         self.notify.notify_one();
@@ -43,6 +48,7 @@ impl Waiter {
         match self.unblocked.load(Ordering::Acquire) {
             1 => Some(Unblock::Timeout),
             2 => Some(Unblock::Error),
+            3 => Some(Unblock::RoleChange),
             _ => None,
         }
     }

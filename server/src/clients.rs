@@ -358,6 +358,16 @@ impl Registry {
         }
     }
 
+    /// Ends every blocking command in progress the way `how` says (a server turned replica:
+    /// Redis's disconnectAllBlockedClients).
+    pub fn unblock_all(&self, how: crate::blocked_clients::Unblock) {
+        for h in self.clients.lock().expect("registry lock").values() {
+            if let Some(waiter) = h.blocked_on.lock().expect("blocked_on lock").take() {
+                waiter.unblock(how);
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> Vec<ClientInfo> {
         self.clients
             .lock()

@@ -561,6 +561,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 if blocked.emit {
                     reply.encode(out, blocked.resp3);
                 }
+                if blocked.waiter.unblocked() == Some(Unblock::RoleChange) {
+                    conn.close_after_reply = true;
+                }
                 next = Some(blocked.rest);
             }
             if conn.close_after_reply {
@@ -718,6 +721,12 @@ async fn wait_until_served<S: AsyncRead + Unpin>(
                     Some(Unblock::Error) => {
                         blocked.finish(server);
                         break Some(Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK"));
+                    }
+                    Some(Unblock::RoleChange) => {
+                        blocked.finish(server);
+                        break Some(Reply::err(
+                            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)",
+                        ));
                     }
                     None => {}
                 }

@@ -841,3 +841,34 @@ fn a_paused_replica_reads_its_stream_but_applies_it_after() {
     wait_caught_up(&mut p, &mut r);
     assert_eq!(r.call(&["GET", "foo2"]), Resp::Bulk(b"bar2".to_vec()));
 }
+
+/// A client blocked on a key when its server becomes a replica is unblocked with Redis's
+/// error and disconnected, so the primary's writes reach the replica's keys whole (Redis's
+/// replication unit, 'BLPOP followed by role change, issue #2473').
+#[test]
+fn a_server_turned_replica_unblocks_its_blocked_clients() {
+    let primary = start_warpengine(&[]);
+    let replica = start_warpengine(&[]);
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    let mut blocked = RawConn::connect(replica.port);
+    blocked.send_command(&[b"BLPOP", b"foo", b"0"]);
+    warpengine_tests::wait_for_blocked(&mut r, 1);
+    ok(r.call(&["REPLICAOF", "127.0.0.1", &primary.port.to_string()]));
+    assert_eq!(
+        Resp::parse(&blocked.read_reply().expect("the error")),
+        Resp::Error(
+            "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)"
+                .into()
+        )
+    );
+    assert!(blocked.read_reply().is_none(), "the connection closes");
+    wait_for("the link", || link_up(&mut r));
+    assert_eq!(p.call(&["RPUSH", "foo", "a", "b", "c"]), Resp::Int(3));
+    wait_caught_up(&mut p, &mut r);
+    let all = ["LRANGE", "foo", "0", "-1"];
+    assert_eq!(r.call(&all), p.call(&all));
+    assert_eq!(info_field(&mut r, "clients", "blocked_clients"), "0");
+}

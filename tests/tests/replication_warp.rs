@@ -326,7 +326,7 @@ fn the_link_s_steps_are_logged_in_redis_s_words() {
     logged(&rlog, "MASTER <-> REPLICA sync started".into());
     logged(
         &rlog,
-        "Done loading RDB, keys loaded: 1, keys expired: 0.".into(),
+        "Done loading RDB, keys loaded: 1, keys expired: 0, empty keys skipped: 0.".into(),
     );
     logged(
         &rlog,

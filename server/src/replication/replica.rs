@@ -208,6 +208,11 @@ pub fn follow(server: &Server, addr: PrimaryAddr) -> bool {
 /// Follows `addr` from now on: the link task drops what it was doing and connects.
 fn switch_to(server: &Server, addr: PrimaryAddr) {
     let upstream = &server.replication.upstream;
+    // As Redis: a client blocked on a key here would otherwise be served by the primary's
+    // writes and take them from the replica's copy.
+    server
+        .clients
+        .unblock_all(crate::blocked_clients::Unblock::RoleChange);
     info!("REPLICAOF {}:{} enabled", addr.host, addr.port);
     {
         let _history = server.replication.history();
@@ -969,8 +974,8 @@ fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
     // As Redis: this server's replicas resynchronize with the new data.
     server.clients.kill_where(0, |c| c.replica);
     info!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
-        loaded.keys, loaded.expired
+        "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+        loaded.keys, loaded.expired, loaded.empty_skipped
     );
     info!(
         "MASTER <-> REPLICA sync: RDB loaded in {:.3}s",
