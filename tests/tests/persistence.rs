@@ -1020,3 +1020,49 @@ fn an_rdb_file_s_empty_keys_are_skipped_and_a_corrupt_one_stops_the_start() {
         "{text}"
     );
 }
+
+/// `appendonly no` stops a running BGREWRITEAOF at once, in Redis's words (its aofrw unit);
+/// the next rewrite starts afresh and DEBUG LOADAOF loads what it wrote.
+#[test]
+fn turning_the_log_off_stops_a_running_rewrite() {
+    let dir = TempDir::new("rewrite-stop");
+    let log = dir.0.join("log");
+    let port = free_port();
+    let args = [
+        "--logfile",
+        log.to_str().unwrap(),
+        "--enable-debug-command",
+        "yes",
+    ];
+    let _server = start(port, &dir, &args);
+    let mut c = RawConn::connect(port);
+    let in_progress =
+        |c: &mut RawConn| warpengine_tests::info_field(c, "persistence", "aof_rewrite_in_progress");
+    assert_eq!(c.call(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    // Ten seconds a key: the rewrite would run for ever.
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000000"]);
+    c.call(&["BGREWRITEAOF"]);
+    assert_eq!(in_progress(&mut c), "1");
+    c.call(&["CONFIG", "SET", "appendonly", "no"]);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while in_progress(&mut c) != "0" {
+        assert!(Instant::now() < deadline, "the rewrite still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_log(&log, "Killing running AOF rewrite child");
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    c.call(&["RPUSH", "list", "a", "b"]);
+    let Resp::Simple(started) = c.call(&["BGREWRITEAOF"]) else {
+        panic!("BGREWRITEAOF refused")
+    };
+    assert_eq!(started, "Background append only file rewriting started");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_progress(&mut c) != "0" {
+        assert!(Instant::now() < deadline, "the rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let digest = c.call(&["DEBUG", "DIGEST"]);
+    assert_eq!(c.call(&["DEBUG", "LOADAOF"]), Resp::Simple("OK".into()));
+    assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
+    assert_eq!(c.call(&["LLEN", "list"]), Resp::Int(2));
+}

@@ -276,6 +276,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
                 return Reply::err(format!("ERR cannot start the append only file: {e}"));
             }
         } else {
+            crate::persist::background::abort_rewrite(s.server);
             crate::persist::disable(s.server);
         }
     }

@@ -115,6 +115,19 @@ pub fn abort_rdb_save(server: &Server) {
     }
 }
 
+/// `appendonly no` during a BGREWRITEAOF: the rewrite stops, as Redis kills its rewrite child
+/// then (the log's files stay as they were before it).
+pub fn abort_rewrite(server: &Server) {
+    if !server.wal.background_active.load(Ordering::Acquire) {
+        return;
+    }
+    if let Some(bg) = current(server).filter(|bg| !bg.rdb_file) {
+        // Redis's wording (its aofrw unit looks for it); the "child" is the rewrite thread.
+        tracing::info!("Killing running AOF rewrite child (the rewrite thread)");
+        bg.aborted.store(true, Ordering::Release);
+    }
+}
+
 /// Starts a background snapshot on a thread of its own, followed (BGSAVE) by the RDB file
 /// when `with_rdb_file`. False if one is already running.
 pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
@@ -182,7 +195,10 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
                         tracing::info!("Background AOF rewrite finished successfully");
                     }
                 }
-                Err(e) if aborted => tracing::warn!("Background saving terminated: {e}"),
+                Err(e) if aborted && with_rdb_file => {
+                    tracing::warn!("Background saving terminated: {e}")
+                }
+                Err(e) if aborted => tracing::warn!("Background AOF rewrite terminated: {e}"),
                 Err(e) if with_rdb_file => tracing::error!("Background saving error: {e}"),
                 Err(e) => tracing::error!("Background AOF rewrite error: {e}"),
             }
@@ -365,9 +381,7 @@ fn write_all(
             let rdb_parts = {
                 let mut shard = server.lock_shard(i);
                 if bg.aborted.load(Ordering::Acquire) {
-                    return Err(io::Error::other(
-                        "the dataset was flushed while it was being saved",
-                    ));
+                    return Err(stopped());
                 }
                 let mut w = walk(bg, i);
                 let before = w.keys;
@@ -385,7 +399,16 @@ fn write_all(
                 save.take(i, parts)?;
             }
         }
-        std::thread::sleep(key_save_delay(server, stepped_keys));
+        // In slices, so that a stopped save ends at once.
+        let mut delay = key_save_delay(server, stepped_keys);
+        while !delay.is_zero() {
+            if bg.aborted.load(Ordering::Acquire) {
+                return Err(stopped());
+            }
+            let slice = delay.min(Duration::from_millis(10));
+            std::thread::sleep(slice);
+            delay -= slice;
+        }
         if all_done {
             break;
         }
@@ -412,6 +435,11 @@ fn write_all(
         file.get_ref().sync_data()?;
     }
     Ok(keys)
+}
+
+/// Why an aborted save ended (FLUSHALL, a full sync, `appendonly no`).
+fn stopped() -> io::Error {
+    io::Error::other("the save was stopped (the data it was saving was flushed or replaced, or the log turned off)")
 }
 
 /// `rdb-key-save-delay`, the test setting Redis's suite uses to keep a save running: that many
