@@ -349,3 +349,59 @@ fn the_link_s_steps_are_logged_in_redis_s_words() {
         format!("Partial resynchronization request from {name} accepted."),
     );
 }
+
+/// A primary restarted from the RDB file its SHUTDOWN saved goes on with the stream that file
+/// recorded (`repl-id`, `repl-offset`): its replica resumes with a partial resync, and the
+/// keys that expired while it was down reach the replica as DELs (Redis's
+/// psync2-master-restart unit). Under a new id, the old one continuable.
+#[test]
+fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
+    let dir = TempDir::new("warp-restart-primary");
+    let port = free_port();
+    let args = [
+        "--dir",
+        dir.path(),
+        "--save",
+        "3600 1",
+        "--appendonly",
+        "no",
+    ];
+    let start = || try_start_warpengine_on(port, &args).unwrap_or_else(|log| panic!("{log}"));
+    let mut primary = start();
+    let replica = start_warpengine(&[]);
+    let (mut p, mut r) = (RawConn::connect(port), RawConn::connect(replica.port));
+    replicaof(&mut r, port);
+    for i in 0..50 {
+        let n = i.to_string();
+        ok(&mut p, &["SET", &format!("k{n}"), &n]);
+        ok(&mut p, &["SET", &format!("e{n}"), &n, "PX", "300"]);
+    }
+    caught_up(&mut p, &mut r);
+    let replid = info_field(&mut p, "replication", "master_replid");
+    let offset: u64 = info_field(&mut p, "replication", "master_repl_offset")
+        .parse()
+        .unwrap();
+    p.send_command(&[b"SHUTDOWN"]);
+    assert!(p.read_reply().is_none());
+    wait_for("the primary to exit", || !primary.alive());
+    // The 300 ms keys have expired by the restart.
+    std::thread::sleep(Duration::from_millis(300));
+    let _primary = start();
+    let mut p = RawConn::connect(port);
+    assert_eq!(info_field(&mut p, "replication", "master_replid2"), replid);
+    assert_ne!(info_field(&mut p, "replication", "master_replid"), replid);
+    assert_eq!(
+        info_field(&mut p, "replication", "second_repl_offset"),
+        (offset + 1).to_string()
+    );
+    assert_eq!(
+        info_field(&mut p, "persistence", "rdb_last_load_keys_expired"),
+        "50"
+    );
+    ok(&mut p, &["SET", "after", "1"]);
+    caught_up(&mut p, &mut r);
+    assert_eq!(stat(&mut p, "sync_partial_ok"), 1);
+    assert_eq!(stat(&mut p, "sync_full"), 0);
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(51));
+    assert_same_everything(&mut r, &mut p);
+}

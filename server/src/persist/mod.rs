@@ -291,6 +291,10 @@ pub struct WalStats {
     pub last_snapshot_secs: AtomicU64,
     pub snapshot_in_progress: AtomicBool,
     pub recovered_records: AtomicU64,
+    /// The last RDB load's keys loaded and keys skipped as expired (INFO's
+    /// `rdb_last_load_keys_loaded` and `rdb_last_load_keys_expired`).
+    pub last_load_keys_loaded: AtomicU64,
+    pub last_load_keys_expired: AtomicU64,
 }
 
 impl Wal {

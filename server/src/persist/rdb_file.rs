@@ -190,15 +190,25 @@ impl<W: Write> Checksummed<W> {
     }
 }
 
+/// What an RDB file records of the replication stream: (`repl-stream-db`, `repl-id`,
+/// `repl-offset`), see `Replication::saved_info`.
+type ReplInfo = Option<(usize, String, u64)>;
+
 /// The signature, the AUX fields Redis writes first, then the function libraries.
-fn put_header(buf: &mut Vec<u8>, libraries: &[Bytes]) {
+fn put_header(buf: &mut Vec<u8>, libraries: &[Bytes], repl: &ReplInfo) {
     buf.extend_from_slice(format!("REDIS{RDB_VERSION:04}").as_bytes());
     let ctime = (unix_ms() / 1000).to_string();
-    for (name, value) in [
-        ("redis-ver", REDIS_VERSION),
-        ("redis-bits", "64"),
-        ("ctime", ctime.as_str()),
-    ] {
+    let mut fields = vec![
+        ("redis-ver", REDIS_VERSION.to_string()),
+        ("redis-bits", "64".to_string()),
+        ("ctime", ctime),
+    ];
+    if let Some((db, replid, offset)) = repl {
+        fields.push(("repl-stream-db", db.to_string()));
+        fields.push(("repl-id", replid.clone()));
+        fields.push(("repl-offset", offset.to_string()));
+    }
+    for (name, value) in fields {
         buf.push(Opcode::Aux as u8);
         put_string(buf, name.as_bytes());
         put_encoded_string(buf, value.as_bytes(), false);
@@ -266,12 +276,13 @@ fn write_locked<W: Write>(
 ) -> io::Result<Saved> {
     let enc = rdb_value::encodings(server);
     let mut buf = Vec::with_capacity(64 << 10);
-    put_header(&mut buf, &library_codes(server));
+    let libraries = library_codes(server);
     let mut saved = Saved::default();
     let mut scratch = Vec::new();
     let now = unix_ms();
     let mut guards = server.lock_all();
     at_lock(&mut guards);
+    put_header(&mut buf, &libraries, &server.replication.saved_info());
     let databases = if with_keys {
         guards.first().map_or(0, |g| g.dbs.len())
     } else {
@@ -379,6 +390,7 @@ impl ShardParts {
 pub struct BackgroundSave {
     dir: PathBuf,
     libraries: Vec<Bytes>,
+    repl: ReplInfo,
     /// [shard][db]: the part file, once that shard has a key in that database.
     parts: Vec<Vec<Option<PartFile>>>,
     /// [db]: keys and keys with an expiry.
@@ -396,6 +408,7 @@ impl BackgroundSave {
         BackgroundSave {
             dir: parent_dir(&path(server)),
             libraries: library_codes(server),
+            repl: server.replication.saved_info(),
             parts: (0..shards)
                 .map(|_| (0..databases).map(|_| None).collect())
                 .collect(),
@@ -432,7 +445,7 @@ impl BackgroundSave {
         }
         write_file(server, |out| {
             let mut buf = Vec::new();
-            put_header(&mut buf, &self.libraries);
+            put_header(&mut buf, &self.libraries, &self.repl);
             out.put(&buf)?;
             let mut keys = 0;
             for (db, &(count, volatile)) in self.counts.iter().enumerate() {
@@ -501,6 +514,7 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
         loaded.expired,
         loaded.empty_skipped
     );
+    continue_saved_history(server, loaded);
     tracing::info!(
         "DB loaded from disk: {:.3} seconds ({})",
         started.elapsed().as_secs_f64(),
@@ -509,14 +523,39 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
     Ok(())
 }
 
+/// A primary started from a file that recorded its replication stream (`repl-id`,
+/// `repl-offset`): the stream goes on from there under a new id, the old one continuable, so
+/// its replicas resume with a partial resync; the keys the load found expired go out as DELs
+/// first, as Redis's primary propagates them. A server configured as a replica syncs afresh.
+fn continue_saved_history(server: &Server, loaded: Loaded) {
+    let replica = !server
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get("replicaof")
+        .is_empty();
+    if let Some((_, replid, offset)) = loaded.saved_repl.filter(|_| !replica) {
+        crate::replication::primary::resume_saved_history(
+            server,
+            replid,
+            offset,
+            &loaded.expired_keys,
+        );
+    }
+}
+
 /// What a load read.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Loaded {
     pub keys: u64,
     /// Keys whose expiry had passed (not loaded, as Redis skips them).
     pub expired: u64,
     /// Empty collections, skipped as Redis 7.0 skips them.
     pub empty_skipped: u64,
+    /// The expired keys' databases and names (a primary's stream deletes them).
+    pub expired_keys: Vec<(usize, Vec<u8>)>,
+    /// The replication stream the file recorded: (`repl-stream-db`, `repl-id`, `repl-offset`).
+    pub saved_repl: ReplInfo,
 }
 
 /// Loads an RDB file's content into the (empty) databases.
@@ -564,14 +603,23 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
     let mut db = 0usize;
     let mut expire_at = 0u64;
     let truncated = || "unexpected end of file".to_string();
+    // repl-stream-db, repl-id, repl-offset.
+    let mut saved_repl: (Option<usize>, Option<String>, Option<u64>) = (None, None, None);
     loop {
         let at = body.len() - r.remaining();
         let op = r.byte().ok_or_else(truncated)?;
         match Opcode::of(op) {
             Some(Opcode::Eof) => break,
             Some(Opcode::Aux) => {
-                r.string().ok_or_else(truncated)?;
-                r.string().ok_or_else(truncated)?;
+                let name = r.string().ok_or_else(truncated)?;
+                let value = r.string().ok_or_else(truncated)?;
+                let text = || String::from_utf8_lossy(&value).into_owned();
+                match &name[..] {
+                    b"repl-id" => saved_repl.1 = Some(text()),
+                    b"repl-offset" => saved_repl.2 = text().parse().ok(),
+                    b"repl-stream-db" => saved_repl.0 = text().parse().ok(),
+                    _ => {}
+                }
             }
             Some(Opcode::ResizeDb) => {
                 r.len().ok_or_else(truncated)?;
@@ -630,6 +678,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
                 };
                 if expire_at != 0 && expire_at <= now {
                     loaded.expired += 1;
+                    loaded.expired_keys.push((db, key));
                 } else {
                     let shard = server.route(&key);
                     guards[shard].dbs[db].set(&key, value, expire_at, clock);
@@ -651,6 +700,16 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
             return Err("a function library in the file does not load".into());
         }
     }
+    if let (Some(db), Some(replid), Some(offset)) = saved_repl {
+        loaded.saved_repl = Some((db, replid, offset));
+    }
+    let stats = &server.wal.stats;
+    stats
+        .last_load_keys_loaded
+        .store(loaded.keys, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .last_load_keys_expired
+        .store(loaded.expired, std::sync::atomic::Ordering::Relaxed);
     Ok(loaded)
 }
 

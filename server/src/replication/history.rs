@@ -122,6 +122,17 @@ impl History {
         self.second_offset = self.offset as i64 + 1;
     }
 
+    /// A primary restarted from an RDB file that saved its history `replid` up to `offset`
+    /// (its `repl-id`/`repl-offset` fields): that history becomes the second one, continuable
+    /// from `offset` + 1, and this server's new id goes on from there, so replicas continue
+    /// with a partial resync (as Redis's loadDataFromDisk).
+    pub fn continue_saved(&mut self, replid: String, offset: u64) {
+        self.replid2 = replid;
+        self.second_offset = offset as i64 + 1;
+        self.offset = offset;
+        self.backlog.data.clear();
+    }
+
     /// A new id with no second history (DEBUG CHANGE-REPL-ID, a new primary's full resync of
     /// this replica).
     pub fn reset(&mut self, replid: String, offset: u64) {

@@ -262,6 +262,22 @@ impl Replication {
         self.feed(out);
     }
 
+    /// What an RDB file written now records of the stream (`repl-stream-db`, `repl-id`,
+    /// `repl-offset`), for a primary with a backlog (Redis's rdbPopulateSaveInfo; a replica's
+    /// file records nothing here, and a restarted replica syncs in full). Called with every
+    /// shard locked, so that the offset is the data's.
+    pub fn saved_info(&self) -> Option<(usize, String, u64)> {
+        if self.is_replica() {
+            return None;
+        }
+        // The translator before the history, in the order the stream's writers take them.
+        let db = self.translator().selected_db();
+        let history = self.history();
+        history
+            .backlog_active()
+            .then(|| (db, history.replid().to_string(), history.offset()))
+    }
+
     fn translator(&self) -> MutexGuard<'_, stream::Translator> {
         self.translator.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -97,6 +97,26 @@ fn start_stream(
     (history.replid().to_string(), history.offset())
 }
 
+/// A primary started from an RDB file that recorded its stream up to `offset` under
+/// `replid`: the stream goes on from there (see `History::continue_saved`) with its backlog on
+/// and this server's writes fed into it, the keys the load found expired deleted first.
+pub fn resume_saved_history(
+    server: &Server,
+    replid: String,
+    offset: u64,
+    expired: &[(usize, Vec<u8>)],
+) {
+    {
+        let mut history = server.replication.history();
+        history.continue_saved(replid, offset);
+        history.enable_backlog(server.replication.backlog_size());
+    }
+    tap_local_writes(server);
+    for (db, key) in expired {
+        server.replication.feed_command_in(*db, &[b"DEL", key]);
+    }
+}
+
 /// Starts streaming this server's own writes (the first replica's full sync; a promoted
 /// replica that has replicas of its own). Takes every shard's lock.
 pub fn tap_local_writes(server: &Server) {

@@ -40,6 +40,12 @@ pub struct Translator {
 type Command<'a> = (Option<usize>, Vec<Cow<'a, [u8]>>);
 
 impl Translator {
+    /// The database the stream last selected (0 when none yet: the next command selects), as
+    /// an RDB file's `repl-stream-db` records it.
+    pub fn selected_db(&self) -> usize {
+        self.db.unwrap_or(0)
+    }
+
     /// The next command selects its database again (a full resync started a replica afresh).
     pub fn reselect(&mut self) {
         self.db = None;
