@@ -1106,9 +1106,11 @@ fn corrupt_payloads_are_refused_with_redis_s_reasons_in_the_log() {
     let warp = start_warpengine(&["--loglevel", "verbose", "--logfile", &log]);
     let mut c = RawConn::connect(warp.port);
     // Object bodies: RDB type byte, then the encoded value.
-    let cases: [(&[u8], Option<&str>); 6] = [
+    let cases: [(&[u8], Option<&str>); 7] = [
         // An empty set: refused, as Redis refuses an empty key (nothing to log).
         (b"\x02\x00", None),
+        // An empty zipmap, which Redis's check calls corrupt.
+        (b"\x09\x02\x00\xff", Some("Zipmap integrity check failed.")),
         // A list ziplist of five meaningless bytes.
         (
             b"\x0a\x05\x01\x02\x03\x04\x05",

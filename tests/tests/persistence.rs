@@ -1066,3 +1066,49 @@ fn turning_the_log_off_stops_a_running_rewrite() {
     assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
     assert_eq!(c.call(&["LLEN", "list"]), Resp::Int(2));
 }
+
+/// BGREWRITEAOF during a BGSAVE is scheduled and runs when the save ends; during a rewrite it
+/// is refused (Redis's aofrw unit).
+#[test]
+fn a_rewrite_asked_for_during_a_save_runs_after_it() {
+    let dir = TempDir::new("rewrite-scheduled");
+    let port = free_port();
+    let _server = start(port, &dir, &[]);
+    let mut c = RawConn::connect(port);
+    let field = |c: &mut RawConn, name: &str| warpengine_tests::info_field(c, "persistence", name);
+    assert_eq!(c.call(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000000"]);
+    assert_eq!(
+        c.call(&["BGSAVE"]),
+        Resp::Simple("Background saving started".into())
+    );
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        Resp::Simple("Background append only file rewriting scheduled".into())
+    );
+    assert_eq!(field(&mut c, "aof_rewrite_scheduled"), "1");
+    let rewrites: u64 = field(&mut c, "aof_rewrites").parse().unwrap();
+    // The save's wait ends once the delay is back to 0; the rewrite follows it.
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while field(&mut c, "aof_rewrite_scheduled") != "0"
+        || field(&mut c, "aof_rewrite_in_progress") != "0"
+        || field(&mut c, "aof_rewrites").parse::<u64>().unwrap() < rewrites + 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the scheduled rewrite did not run"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000000"]);
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        Resp::Simple("Background append only file rewriting started".into())
+    );
+    assert_eq!(
+        c.call(&["BGREWRITEAOF"]),
+        Resp::Error("ERR Background append only file rewriting already in progress".into())
+    );
+    c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+}

@@ -206,17 +206,17 @@ pub fn bgsave(s: &mut Session, args: &[Bytes]) -> Reply {
 pub fn bgrewriteaof(s: &mut Session, _args: &[Bytes]) -> Reply {
     // Redis cannot fork inside EXEC and starts the rewrite from its cron; the thread here
     // starts at once, but the answer is Redis's.
-    let started = if s.conn.in_exec {
-        "Background append only file rewriting scheduled"
-    } else {
-        "Background append only file rewriting started"
-    };
-    background_snapshot(
-        s,
-        false,
-        started,
-        "ERR Background append only file rewriting already in progress",
-    )
+    match background::rewrite(s.server) {
+        background::Rewrite::Started if !s.conn.in_exec => {
+            Reply::Status("Background append only file rewriting started")
+        }
+        background::Rewrite::Started | background::Rewrite::Scheduled => {
+            Reply::Status("Background append only file rewriting scheduled")
+        }
+        background::Rewrite::Busy => {
+            Reply::err("ERR Background append only file rewriting already in progress")
+        }
+    }
 }
 
 pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {

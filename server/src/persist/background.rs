@@ -115,6 +115,40 @@ pub fn abort_rdb_save(server: &Server) {
     }
 }
 
+/// What BGREWRITEAOF did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rewrite {
+    Started,
+    /// A BGSAVE runs: the rewrite starts when it ends, as Redis schedules it.
+    Scheduled,
+    /// A rewrite runs already.
+    Busy,
+}
+
+/// BGREWRITEAOF: a log-only background snapshot, now or after the BGSAVE that runs.
+pub fn rewrite(server: &Arc<Server>) -> Rewrite {
+    if start(server, false) {
+        return Rewrite::Started;
+    }
+    if current(server).is_some_and(|bg| !bg.rdb_file) {
+        return Rewrite::Busy;
+    }
+    let stats = &server.wal.stats;
+    stats.rewrite_scheduled.store(true, Ordering::Release);
+    // The save may have ended meanwhile, before it could see the request: whichever side
+    // takes the flag starts the rewrite.
+    if !stats.snapshot_in_progress.load(Ordering::Acquire)
+        && stats.rewrite_scheduled.swap(false, Ordering::AcqRel)
+    {
+        return if start(server, false) {
+            Rewrite::Started
+        } else {
+            Rewrite::Busy
+        };
+    }
+    Rewrite::Scheduled
+}
+
 /// `appendonly no` during a BGREWRITEAOF: the rewrite stops, as Redis kills its rewrite child
 /// then (the log's files stay as they were before it).
 pub fn abort_rewrite(server: &Server) {
@@ -203,6 +237,9 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
                 Err(e) => tracing::error!("Background AOF rewrite error: {e}"),
             }
             stats.snapshot_in_progress.store(false, Ordering::Release);
+            if stats.rewrite_scheduled.swap(false, Ordering::AcqRel) {
+                start(&server, false);
+            }
         });
     if spawned.is_err() {
         *wal_state
@@ -399,15 +436,20 @@ fn write_all(
                 save.take(i, parts)?;
             }
         }
-        // In slices, so that a stopped save ends at once.
-        let mut delay = key_save_delay(server, stepped_keys);
-        while !delay.is_zero() {
+        // In slices, so that a stopped save ends at once, and a delay set back to 0 too.
+        let waiting = Instant::now();
+        loop {
+            let delay = key_save_delay(server, stepped_keys);
+            let Some(left) = delay
+                .checked_sub(waiting.elapsed())
+                .filter(|d| !d.is_zero())
+            else {
+                break;
+            };
             if bg.aborted.load(Ordering::Acquire) {
                 return Err(stopped());
             }
-            let slice = delay.min(Duration::from_millis(10));
-            std::thread::sleep(slice);
-            delay -= slice;
+            std::thread::sleep(left.min(Duration::from_millis(10)));
         }
         if all_done {
             break;

@@ -290,6 +290,9 @@ pub struct WalStats {
     pub last_snapshot_ok: AtomicBool,
     pub last_snapshot_secs: AtomicU64,
     pub snapshot_in_progress: AtomicBool,
+    /// A BGREWRITEAOF asked for while a BGSAVE ran: it starts when that save ends (INFO's
+    /// `aof_rewrite_scheduled`).
+    pub rewrite_scheduled: AtomicBool,
     pub recovered_records: AtomicU64,
     /// The last RDB load's keys loaded and keys skipped as expired (INFO's
     /// `rdb_last_load_keys_loaded` and `rdb_last_load_keys_expired`).

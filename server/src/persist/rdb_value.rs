@@ -187,7 +187,12 @@ pub fn read_body(type_byte: u8, r: &mut Reader, enc: &Encodings) -> Result<Value
         ),
         HASH_ZIPMAP => {
             let failed = "Zipmap integrity check failed.";
-            build_hash(unpacked(r, zipmap_entries, failed)?, enc, failed)
+            // Redis's check refuses an empty zipmap as corrupt (not as an empty key).
+            let flat = unpacked(r, zipmap_entries, failed)?;
+            if flat.is_empty() {
+                return Err(Corrupt(failed));
+            }
+            build_hash(flat, enc, failed)
         }
         HASH_ZIPLIST => {
             let failed = "Hash ziplist integrity check failed.";
