@@ -588,6 +588,13 @@ impl Db {
     }
 
     /// Every live key with its entry and expiry (0: none), for KEYS and whole-database walks.
+    /// Every key with its expiry (0: none), those whose time has passed but that are not
+    /// deleted yet included (an RDB file holds them, as Redis's does).
+    pub fn iter_all(&self) -> impl Iterator<Item = (&[u8], &Entry, u64)> {
+        // Live at time 0: every key.
+        self.iter_live(0)
+    }
+
     pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry, u64)> {
         self.map.iter().filter_map(move |(k, e)| {
             let at = if e.has_ttl() {

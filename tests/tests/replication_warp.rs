@@ -351,9 +351,10 @@ fn the_link_s_steps_are_logged_in_redis_s_words() {
 }
 
 /// A primary restarted from the RDB file its SHUTDOWN saved goes on with the stream that file
-/// recorded (`repl-id`, `repl-offset`): its replica resumes with a partial resync, and the
-/// keys that expired while it was down reach the replica as DELs (Redis's
-/// psync2-master-restart unit). Under a new id, the old one continuable.
+/// recorded (`repl-id`, `repl-offset`): its replica resumes with a partial resync and so does
+/// that replica's own replica (told of the new id), and keys past their time that the file
+/// held (active expiry off) go out as DELs once the load drops them (Redis's
+/// psync2-master-restart unit).
 #[test]
 fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
     let dir = TempDir::new("warp-restart-primary");
@@ -365,27 +366,34 @@ fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
         "3600 1",
         "--appendonly",
         "no",
+        "--enable-debug-command",
+        "yes",
     ];
     let start = || try_start_warpengine_on(port, &args).unwrap_or_else(|log| panic!("{log}"));
     let mut primary = start();
-    let replica = start_warpengine(&[]);
+    let (replica, sub) = (start_warpengine(&[]), start_warpengine(&[]));
     let (mut p, mut r) = (RawConn::connect(port), RawConn::connect(replica.port));
+    let mut s = RawConn::connect(sub.port);
     replicaof(&mut r, port);
+    replicaof(&mut s, replica.port);
+    ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     for i in 0..50 {
         let n = i.to_string();
         ok(&mut p, &["SET", &format!("k{n}"), &n]);
-        ok(&mut p, &["SET", &format!("e{n}"), &n, "PX", "300"]);
+        ok(&mut p, &["SET", &format!("e{n}"), &n, "PX", "10"]);
     }
     caught_up(&mut p, &mut r);
+    caught_up(&mut p, &mut s);
     let replid = info_field(&mut p, "replication", "master_replid");
     let offset: u64 = info_field(&mut p, "replication", "master_repl_offset")
         .parse()
         .unwrap();
+    // The expiring keys' time passes; nothing deletes them before the save.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(100));
     p.send_command(&[b"SHUTDOWN"]);
     assert!(p.read_reply().is_none());
     wait_for("the primary to exit", || !primary.alive());
-    // The 300 ms keys have expired by the restart.
-    std::thread::sleep(Duration::from_millis(300));
     let _primary = start();
     let mut p = RawConn::connect(port);
     assert_eq!(info_field(&mut p, "replication", "master_replid2"), replid);
@@ -400,8 +408,17 @@ fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
     );
     ok(&mut p, &["SET", "after", "1"]);
     caught_up(&mut p, &mut r);
+    caught_up(&mut p, &mut s);
     assert_eq!(stat(&mut p, "sync_partial_ok"), 1);
     assert_eq!(stat(&mut p, "sync_full"), 0);
+    assert_eq!(
+        stat(&mut r, "sync_full"),
+        1,
+        "the sub-replica's first sync only"
+    );
+    assert!(stat(&mut r, "sync_partial_ok") >= 1);
     assert_eq!(r.call(&["DBSIZE"]), Resp::Int(51));
+    assert_eq!(s.call(&["DBSIZE"]), Resp::Int(51));
     assert_same_everything(&mut r, &mut p);
+    assert_same_everything(&mut s, &mut p);
 }

@@ -314,14 +314,12 @@ fn begin(server: &Server, with_rdb_file: bool) -> io::Result<Begun> {
     let n = server.threads();
     let databases = server.databases();
     let enc = super::rdb_value::encodings(server);
-    let started_ms = unix_ms();
     let bg = Arc::new(Background {
         shards: (0..n)
             .map(|_| {
                 Mutex::new(ShardWalk {
                     buf: Vec::new(),
-                    rdb: with_rdb_file
-                        .then(|| super::rdb_file::ShardParts::new(enc, started_ms, databases)),
+                    rdb: with_rdb_file.then(|| super::rdb_file::ShardParts::new(enc, databases)),
                     lsn: 0,
                     db: 0,
                     cursor: usize::MAX,

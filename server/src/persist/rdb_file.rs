@@ -237,9 +237,12 @@ fn put_db_start(buf: &mut Vec<u8>, db: usize, keys: u64, volatile: u64) {
     put_len(buf, volatile);
 }
 
-/// Whether a key goes in the file: one with no RDB form (TEMPORAL) or expired is left out.
-fn kept(value: &Value, expire_at: u64, now: u64) -> bool {
-    rdb_value::has_rdb_form(value) && (expire_at == 0 || expire_at > now)
+/// Whether a key goes in the file: one with no RDB form (TEMPORAL) is left out. Keys whose
+/// time has passed but that are not deleted yet go in, as Redis writes them: the load drops
+/// them, and a primary's restart then deletes them on its replicas' copies too (see
+/// `continue_saved_history`).
+fn kept(value: &Value) -> bool {
+    rdb_value::has_rdb_form(value)
 }
 
 /// One key's record: its expiry, its object's type byte, the key, the object's body. False
@@ -279,7 +282,6 @@ fn write_locked<W: Write>(
     let libraries = library_codes(server);
     let mut saved = Saved::default();
     let mut scratch = Vec::new();
-    let now = unix_ms();
     let mut guards = server.lock_all();
     at_lock(&mut guards);
     put_header(&mut buf, &libraries, &server.replication.saved_info());
@@ -291,8 +293,8 @@ fn write_locked<W: Write>(
     for db in 0..databases {
         let (mut keys, mut volatile) = (0u64, 0u64);
         for g in &guards {
-            for (_, entry, expire_at) in g.dbs[db].iter_live(now) {
-                if kept(&entry.value, expire_at, now) {
+            for (_, entry, expire_at) in g.dbs[db].iter_all() {
+                if kept(&entry.value) {
                     keys += 1;
                     volatile += (expire_at != 0) as u64;
                 } else {
@@ -305,8 +307,8 @@ fn write_locked<W: Write>(
         }
         put_db_start(&mut buf, db, keys, volatile);
         for g in &guards {
-            for (key, entry, expire_at) in g.dbs[db].iter_live(now) {
-                if !kept(&entry.value, expire_at, now) {
+            for (key, entry, expire_at) in g.dbs[db].iter_all() {
+                if !kept(&entry.value) {
                     continue;
                 }
                 if put_object(&mut buf, &mut scratch, key, &entry.value, expire_at, &enc) {
@@ -329,8 +331,6 @@ fn write_locked<W: Write>(
 /// them (under the shard's lock; see `background`).
 pub struct ShardParts {
     enc: Encodings,
-    /// The save's start: keys expired by then are left out.
-    now: u64,
     dbs: Vec<DbPart>,
     scratch: Vec<u8>,
     skipped: u64,
@@ -345,10 +345,9 @@ pub struct DbPart {
 }
 
 impl ShardParts {
-    pub fn new(enc: Encodings, now: u64, databases: usize) -> ShardParts {
+    pub fn new(enc: Encodings, databases: usize) -> ShardParts {
         ShardParts {
             enc,
-            now,
             dbs: (0..databases).map(|_| DbPart::default()).collect(),
             scratch: Vec::new(),
             skipped: 0,
@@ -360,7 +359,7 @@ impl ShardParts {
             self.skipped += 1;
             return;
         }
-        if !kept(&entry.value, expire_at, self.now) {
+        if !kept(&entry.value) {
             return;
         }
         let part = &mut self.dbs[db];

@@ -521,15 +521,24 @@ impl<'a> Link<'a> {
             ["+CONTINUE", rest @ ..] => {
                 let mut history = server.replication.history();
                 self.check_current()?;
+                let mut new_id = false;
                 if let [replid] = rest {
                     if *replid != history.replid() {
                         history.shift_replid(replid.to_string());
+                        new_id = true;
                     }
                 }
                 info!(
                     offset = history.offset(),
                     "Successful partial resynchronization with master."
                 );
+                if new_id {
+                    drop(history);
+                    // As Redis: this server's own replicas reconnect to learn the new id
+                    // (and continue with a partial resync).
+                    info!("Master replication ID changed to {}", rest[0]);
+                    server.clients.kill_where(0, |c| c.replica);
+                }
                 info!("MASTER <-> REPLICA sync: Master accepted a Partial Resynchronization.");
             }
             _ => return Err(Failure::Broken(format!("PSYNC refused: {reply}"))),
