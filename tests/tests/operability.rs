@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    free_port, redis_available, start_redis, start_warpengine, warpengine_binary, RawConn, Resp,
-    TempDir,
+    free_port, info_field, redis_available, start_redis, start_warpengine, warpengine_binary,
+    RawConn, Resp, TempDir,
 };
 
 const DEBIAN_CONF: &str = "/etc/redis/redis.conf";
@@ -2295,4 +2295,48 @@ fn a_crash_leaves_a_report_with_the_stack_in_the_log() {
             assert!(text.contains("commands::debug"), "{text}");
         }
     }
+}
+
+/// CONFIG RESETSTAT zeroes the server-wide counters Redis's resetServerStats zeroes
+/// (connections, rejected connections, evicted clients, full and partial resyncs), compared
+/// with redis-server after the same steps.
+#[test]
+fn config_resetstat_zeroes_the_counters_redis_zeroes() {
+    if !redis_available() {
+        return;
+    }
+    let redis = start_redis(&[]);
+    let warp = start_warpengine(&[]);
+    let fields = [
+        "total_connections_received",
+        "rejected_connections",
+        "evicted_clients",
+        "sync_full",
+        "sync_partial_ok",
+        "sync_partial_err",
+    ];
+    let seen: Vec<Vec<String>> = [redis.port, warp.port]
+        .into_iter()
+        .map(|port| {
+            let mut c = RawConn::connect(port);
+            for _ in 0..3 {
+                RawConn::connect(port).call(&["PING"]);
+            }
+            // A PSYNC that cannot continue counts in sync_partial_err and sync_full.
+            let mut tap = RawConn::connect(port);
+            tap.send_command(&[b"PSYNC", b"0123456789012345678901234567890123456789", b"5"]);
+            std::thread::sleep(Duration::from_millis(300));
+            drop(tap);
+            assert_ne!(
+                info_field(&mut c, "stats", "total_connections_received"),
+                "0"
+            );
+            c.call(&["CONFIG", "RESETSTAT"]);
+            fields
+                .iter()
+                .map(|f| format!("{f}:{}", info_field(&mut c, "stats", f)))
+                .collect()
+        })
+        .collect();
+    assert_eq!(seen[1], seen[0], "warp, then redis");
 }

@@ -43,6 +43,18 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
             for i in 0..s.server.threads() {
                 s.server.lock_shard(i).stats = Default::default();
             }
+            // The server-wide counters Redis's resetServerStats clears too.
+            let zero =
+                |n: &std::sync::atomic::AtomicU64| n.store(0, std::sync::atomic::Ordering::Relaxed);
+            let stats = &s.server.stats;
+            zero(&stats.total_connections_received);
+            zero(&stats.rejected_connections);
+            zero(&stats.script_reruns);
+            zero(&s.server.clients.evicted);
+            let replication = &s.server.replication;
+            zero(&replication.sync_full);
+            zero(&replication.sync_partial_ok);
+            zero(&replication.sync_partial_err);
             OK
         }
         "rewrite" if args.len() == 2 => match rewrite(s, false) {
