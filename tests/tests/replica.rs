@@ -872,3 +872,25 @@ fn a_server_turned_replica_unblocks_its_blocked_clients() {
     assert_eq!(r.call(&all), p.call(&all));
     assert_eq!(info_field(&mut r, "clients", "blocked_clients"), "0");
 }
+
+/// A primary that stops answering during the handshake is given up after `repl-timeout` with
+/// Redis's words (Redis's replication unit looks for them in the log).
+#[test]
+fn a_silent_primary_times_out_in_redis_s_words() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = TempDir::new("silent-primary");
+    let log = format!("{}/log", dir.path());
+    let replica = start_warpengine(&["--repl-timeout", "1", "--logfile", &log]);
+    let mut r = RawConn::connect(replica.port);
+    ok(r.call(&["REPLICAOF", "127.0.0.1", &port.to_string()]));
+    // Accept and read the PING; answer nothing.
+    let (mut held, _) = listener.accept().unwrap();
+    let mut buf = [0u8; 64];
+    let _ = std::io::Read::read(&mut held, &mut buf);
+    wait_for("the timeout in the log", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("Timeout connecting to the MASTER...")
+    });
+}

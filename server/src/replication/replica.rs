@@ -905,7 +905,15 @@ async fn read_some(
         input.reserve(64 * 1024);
     }
     match tokio::time::timeout(timeout, stream.read_buf(input)).await {
-        Err(_) => Err(Failure::Broken("timeout: the primary sent nothing".into())),
+        // Redis's words for each step (test harnesses look for them).
+        Err(_) => Err(Failure::Broken(
+            match server.replication.upstream.status().state {
+                LinkState::Sync => "Timeout receiving bulk data from MASTER... If the problem persists try to set the 'repl-timeout' parameter in redis.conf to a larger value.",
+                LinkState::Connected => "MASTER timeout: no data nor PING received...",
+                _ => "Timeout connecting to the MASTER...",
+            }
+            .into(),
+        )),
         Ok(Err(e)) => Err(e.into()),
         Ok(Ok(0)) => Err(Failure::Broken("the primary closed the link".into())),
         Ok(Ok(_)) => {
