@@ -156,3 +156,32 @@ fn cluster_commands_are_refused_without_cluster_mode() {
     assert_eq!(conn.call(&["ASKING"]), disabled);
     assert_eq!(conn.call(&["SELECT", "1"]), Resp::Simple("OK".into()));
 }
+
+/// CONFIG SET cluster-announce-port / -bus-port shows in CLUSTER NODES at once, and 0 brings
+/// the node's own ports back (Redis's cluster/announced-endpoints unit).
+#[test]
+fn announced_ports_change_at_run_time() {
+    let dir = TempDir::new("cluster-announce");
+    let node = cluster_node(&dir);
+    let mut c = RawConn::connect(node.port);
+    let myself = |c: &mut RawConn| {
+        bulk(c.call(&["CLUSTER", "NODES"]))
+            .lines()
+            .find(|l| l.contains("myself"))
+            .expect("myself")
+            .to_string()
+    };
+    let own = format!(":{}@{} ", node.port, node.port + 10000);
+    assert!(myself(&mut c).contains(&own), "{}", myself(&mut c));
+    c.call(&["CONFIG", "SET", "cluster-announce-port", "12345"]);
+    assert!(myself(&mut c).contains(&format!(":12345@{} ", node.port + 10000)));
+    c.call(&["CONFIG", "SET", "cluster-announce-bus-port", "23456"]);
+    assert!(
+        myself(&mut c).contains(":12345@23456 "),
+        "{}",
+        myself(&mut c)
+    );
+    c.call(&["CONFIG", "SET", "cluster-announce-port", "0"]);
+    c.call(&["CONFIG", "SET", "cluster-announce-bus-port", "0"]);
+    assert!(myself(&mut c).contains(&own), "{}", myself(&mut c));
+}

@@ -515,6 +515,14 @@ impl Cluster {
         self.require_full_coverage.store(full, Relaxed);
         let reads = cfg.get_bool("cluster-allow-reads-when-down");
         self.reads_when_down.store(reads, Relaxed);
+        // CONFIG SET cluster-announce-*: CLUSTER NODES says it at once, and the bus's next
+        // ping tells the peers (the bus's cron would pick it up too, a tick later).
+        let announce = announce(cfg);
+        let mut state = self.write();
+        if !announce.ip.is_empty() {
+            state.my_ip = announce.ip.clone();
+        }
+        state.announce = announce;
     }
 
     /// `cluster-require-full-coverage`.
