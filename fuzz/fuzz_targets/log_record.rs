@@ -36,6 +36,7 @@ fn encode(payload: &Payload) -> Vec<u8> {
             Op::ExpireAt(key, at) => w.expire_at(key, *at),
             Op::Flush(db) => w.flush(*db),
             Op::SwapDb(a, b) => w.swapdb(*a, *b),
+            Op::Propagate(args) => w.propagate(args.iter().map(|a| &a[..])),
         }
     }
     buf
