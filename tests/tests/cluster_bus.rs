@@ -574,3 +574,37 @@ fn replicas_of_either_kind_take_over_in_a_mixed_cluster() {
         assert_eq!(out.trim(), i.to_string());
     }
 }
+
+/// Every node of a cluster lists a primary's replicas in CLUSTER SLOTS in the same order, the
+/// replicas themselves included (Redis's cluster units wait for CLUSTER SLOTS to read the same
+/// on every node; a replica used to put itself first).
+#[test]
+fn cluster_slots_reads_the_same_on_every_node() {
+    let nodes: Vec<(ServerProcess, TempDir)> = (0..3)
+        .map(|i| warp_node(&format!("slots-order-{i}")))
+        .collect();
+    let ports: Vec<u16> = nodes.iter().map(|(n, _)| n.port).collect();
+    let mut c = RawConn::connect(ports[0]);
+    for &p in &ports[1..] {
+        c.call(&["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]);
+    }
+    c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    wait_agreement(&ports, 3);
+    let primary = node_id(ports[0]);
+    for &p in &ports[1..] {
+        RawConn::connect(p).call(&["CLUSTER", "REPLICATE", &primary]);
+    }
+    wait_for("every node to list both replicas alike", || {
+        let slots: Vec<Resp> = ports
+            .iter()
+            .map(|&p| RawConn::connect(p).call(&["CLUSTER", "SLOTS"]))
+            .collect();
+        let Resp::Array(ranges) = &slots[0] else {
+            return false;
+        };
+        ranges
+            .first()
+            .is_some_and(|r| matches!(r, Resp::Array(e) if e.len() == 5))
+            && slots.iter().all(|s| *s == slots[0])
+    });
+}

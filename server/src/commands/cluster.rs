@@ -268,8 +268,12 @@ fn healthy_replicas(st: &State, owner: Owner) -> Vec<Owner> {
         .map(Owner::Peer)
         .collect();
     if st.primary.as_deref() == Some(st.node_id(owner)) {
-        out.insert(0, Owner::Myself);
+        out.push(Owner::Myself);
     }
+    // In node-id order, so that every node of the cluster lists them alike (Redis's own order
+    // is the order each node learned of them, which its suite's consistency checks rely on
+    // coming out the same).
+    out.sort_by(|a, b| st.node_id(*a).cmp(st.node_id(*b)));
     out
 }
 
