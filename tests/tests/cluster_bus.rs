@@ -580,9 +580,15 @@ fn replicas_of_either_kind_take_over_in_a_mixed_cluster() {
 /// on every node; a replica used to put itself first).
 #[test]
 fn cluster_slots_reads_the_same_on_every_node() {
-    let nodes: Vec<(ServerProcess, TempDir)> = (0..3)
-        .map(|i| warp_node(&format!("slots-order-{i}")))
-        .collect();
+    let (_nodes, ports) = one_primary_two_replicas("slots-order");
+    wait_replicas_listed(&ports);
+}
+
+/// Three nodes as Redis's cluster units make them: the first owns every slot, the other two
+/// replicate it (made with CLUSTER MEET, ADDSLOTSRANGE and REPLICATE).
+fn one_primary_two_replicas(name: &str) -> (Vec<(ServerProcess, TempDir)>, Vec<u16>) {
+    let nodes: Vec<(ServerProcess, TempDir)> =
+        (0..3).map(|i| warp_node(&format!("{name}-{i}"))).collect();
     let ports: Vec<u16> = nodes.iter().map(|(n, _)| n.port).collect();
     let mut c = RawConn::connect(ports[0]);
     for &p in &ports[1..] {
@@ -594,6 +600,41 @@ fn cluster_slots_reads_the_same_on_every_node() {
     for &p in &ports[1..] {
         RawConn::connect(p).call(&["CLUSTER", "REPLICATE", &primary]);
     }
+    (nodes, ports)
+}
+
+/// Shard Pub/Sub is served by the shard's replicas too, as by Redis: SSUBSCRIBE on a replica
+/// is not redirected, and SPUBLISH on the primary or the other replica reaches it.
+#[test]
+fn a_replica_serves_shard_pubsub() {
+    let (_nodes, ports) = one_primary_two_replicas("shard-pubsub");
+    wait_replicas_listed(&ports);
+    let mut sub = RawConn::connect(ports[1]);
+    assert_eq!(
+        sub.call(&["SSUBSCRIBE", "ch3"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"ssubscribe".to_vec()),
+            Resp::Bulk(b"ch3".to_vec()),
+            Resp::Int(1)
+        ])
+    );
+    for (port, text) in [(ports[0], "from-primary"), (ports[2], "from-replica")] {
+        let reply = RawConn::connect(port).call(&["SPUBLISH", "ch3", text]);
+        assert!(matches!(reply, Resp::Int(_)), "{reply:?}");
+        let message = Resp::parse(&sub.read_reply().expect("the message"));
+        assert_eq!(
+            message,
+            Resp::Array(vec![
+                Resp::Bulk(b"smessage".to_vec()),
+                Resp::Bulk(b"ch3".to_vec()),
+                Resp::Bulk(text.as_bytes().to_vec())
+            ])
+        );
+    }
+}
+
+/// Waits until every node's CLUSTER SLOTS lists the primary with both replicas, alike.
+fn wait_replicas_listed(ports: &[u16]) {
     wait_for("every node to list both replicas alike", || {
         let slots: Vec<Resp> = ports
             .iter()

@@ -415,7 +415,8 @@ impl Redirect {
 pub struct Query {
     /// The client sent ASKING (or the command is RESTORE-ASKING).
     pub asking: bool,
-    /// The client sent READONLY (replica reads).
+    /// A replica of the slot's primary may serve it: a READONLY client's read (replica
+    /// reads), or shard Pub/Sub (SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH).
     pub readonly_client: bool,
     pub is_write: bool,
     /// The command runs here whenever its slot is open (migrating or importing): MIGRATE

@@ -220,30 +220,36 @@ fn cluster_refusal(
     let asking = asking || spec.flags.contains(Flags::ASKING);
     let keys: Vec<&Bytes> = spec.key_positions_iter(args).map(|p| &args[p]).collect();
     let open_slot = spec.runs_in_open_slot;
-    cluster_redirect(server, conn, &keys, asking, spec.is_write(), open_slot)
+    // SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH (the pubsub commands with keys) are served by the
+    // shard's replicas too, as reads of a READONLY client are (Redis's getNodeByQuery).
+    let shard_pubsub = spec.flags.contains(Flags::PUBSUB);
+    let query = crate::cluster::Query {
+        asking,
+        readonly_client: conn.readonly || shard_pubsub,
+        is_write: spec.is_write(),
+        runs_in_open_slot: open_slot,
+        ..Default::default()
+    };
+    cluster_redirect(server, conn, &keys, query)
 }
 
 /// The CROSSSLOT, CLUSTERDOWN, MOVED or ASK error for a request with these keys (for EXEC,
-/// every queued command's), or None to run it here.
+/// every queued command's), or None to run it here. `query` says how the request is routed;
+/// the cluster's settings are filled in here.
 #[cold]
 pub(super) fn cluster_redirect(
     server: &Server,
     conn: &ConnState,
     keys: &[&Bytes],
-    asking: bool,
-    is_write: bool,
-    runs_in_open_slot: bool,
+    query: crate::cluster::Query,
 ) -> Option<Reply> {
     if keys.is_empty() {
         return None;
     }
     let query = crate::cluster::Query {
-        asking,
-        readonly_client: conn.readonly,
-        is_write,
-        runs_in_open_slot,
         require_full_coverage: server.cluster.require_full_coverage(),
         reads_when_down: server.cluster.reads_when_down(),
+        ..query
     };
     let now = crate::server_state::unix_ms();
     let db = conn.db;

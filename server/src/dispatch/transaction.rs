@@ -369,7 +369,13 @@ fn cross_slot(server: &Server, conn: &ConnState, tx: &Transaction) -> Option<Rep
         })
         .collect();
     let writes = tx.queued.iter().any(|q| TABLE[q.index].is_write());
-    super::admit::cluster_redirect(server, conn, &keys, conn.asking, writes, false)
+    let query = crate::cluster::Query {
+        asking: conn.asking,
+        readonly_client: conn.readonly,
+        is_write: writes,
+        ..Default::default()
+    };
+    super::admit::cluster_redirect(server, conn, &keys, query)
 }
 
 /// EXEC checks each queued command again, as Redis does, in case the user's rules changed
