@@ -332,15 +332,15 @@ impl Tracking {
         self.limit_keys(server);
     }
 
-    /// Keeps the table within `tracking-table-max-keys`: past it, keys are invalidated (their
-    /// clients told) and forgotten, as Redis's trackingLimitUsedSlots does, when a key is
-    /// remembered and from the cron (a lowered limit takes effect with no new key tracked).
     /// Whether the table holds more keys than `tracking-table-max-keys` allows.
     pub fn over_max_keys(&self, server: &Server) -> bool {
         let max = server.hot.tracking_max_keys.load(Ordering::Relaxed) as usize;
         max != 0 && self.keys.load(Ordering::Relaxed) > max
     }
 
+    /// Keeps the table within `tracking-table-max-keys`: past it, keys are invalidated (their
+    /// clients told) and forgotten, as Redis's trackingLimitUsedSlots does, when a key is
+    /// remembered and from the cron (a lowered limit takes effect with no new key tracked).
     pub fn limit_keys(&self, server: &Server) {
         let max = server.hot.tracking_max_keys.load(Ordering::Relaxed) as usize;
         if max == 0 {

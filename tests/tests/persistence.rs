@@ -1056,11 +1056,7 @@ fn turning_the_log_off_stops_a_running_rewrite() {
         panic!("BGREWRITEAOF refused")
     };
     assert_eq!(started, "Background append only file rewriting started");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while in_progress(&mut c) != "0" {
-        assert!(Instant::now() < deadline, "the rewrite did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    warpengine_tests::wait_for("the rewrite to finish", || in_progress(&mut c) == "0");
     let digest = c.call(&["DEBUG", "DIGEST"]);
     assert_eq!(c.call(&["DEBUG", "LOADAOF"]), Resp::Simple("OK".into()));
     assert_eq!(c.call(&["DEBUG", "DIGEST"]), digest);
@@ -1090,17 +1086,11 @@ fn a_rewrite_asked_for_during_a_save_runs_after_it() {
     let rewrites: u64 = field(&mut c, "aof_rewrites").parse().unwrap();
     // The save's wait ends once the delay is back to 0; the rewrite follows it.
     c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while field(&mut c, "aof_rewrite_scheduled") != "0"
-        || field(&mut c, "aof_rewrite_in_progress") != "0"
-        || field(&mut c, "aof_rewrites").parse::<u64>().unwrap() < rewrites + 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the scheduled rewrite did not run"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    warpengine_tests::wait_for("the scheduled rewrite to run", || {
+        field(&mut c, "aof_rewrite_scheduled") == "0"
+            && field(&mut c, "aof_rewrite_in_progress") == "0"
+            && field(&mut c, "aof_rewrites").parse::<u64>().unwrap() >= rewrites + 2
+    });
     c.call(&["CONFIG", "SET", "rdb-key-save-delay", "10000000"]);
     assert_eq!(
         c.call(&["BGREWRITEAOF"]),
