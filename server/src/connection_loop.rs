@@ -639,16 +639,31 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let _ = stream.shutdown().await;
             return;
         }
-        if let Some(handshake) = conn.replication.as_ref().filter(|h| h.synced) {
-            // The RDB went out with the replies: the connection is now a replica's link.
+        if let Some(handshake) = conn.replication.clone().filter(|h| h.synced) {
+            // The connection is now a replica's link: its RDB (if a full sync's is still to
+            // come), then the stream.
             conn.handle.info.lock().expect("client info lock").replica = true;
             let rdb_only = handshake.rdb_only;
+            let mut rdb_form = None;
+            if handshake.rdb_pending {
+                let peer = conn.addr.ip();
+                let sent = crate::replication::primary::send_rdb(
+                    server, stream, conn.id, peer, &handshake,
+                )
+                .await;
+                if sent.is_none() {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+                rdb_form = sent;
+            }
             if handshake.full_sync {
                 // Redis's wording (test harnesses wait for it).
                 let name = handshake.replica_name(conn.addr.ip());
                 tracing::info!("Synchronization with replica {name} succeeded");
             }
-            crate::replication::primary::hold_link(server, stream, conn.id, rdb_only).await;
+            crate::replication::primary::hold_link(server, stream, conn.id, rdb_only, rdb_form)
+                .await;
             return;
         }
     }

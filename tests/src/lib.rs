@@ -70,6 +70,11 @@ impl ServerProcess {
     }
 }
 
+/// Settings every WarpEngine the tests start has unless its `extra` arguments say otherwise, as
+/// Redis's own suite sets them (its `tests/assets/default.conf`): a replica's full sync starts
+/// at once, without waiting `repl-diskless-sync-delay` (5 s) for more replicas to share it.
+const TEST_DEFAULTS: &[&str] = &["--repl-diskless-sync-delay", "0"];
+
 /// Starts WarpEngine on `port` with `extra` arguments; Err(its output: the log, on stdout
 /// without a logfile, and stderr) if it exits during start-up.
 pub fn try_start_warpengine_on(port: u16, extra: &[&str]) -> Result<ServerProcess, String> {
@@ -78,6 +83,7 @@ pub fn try_start_warpengine_on(port: u16, extra: &[&str]) -> Result<ServerProces
     let mut child = Command::new(warpengine_binary())
         .arg("--port")
         .arg(port.to_string())
+        .args(TEST_DEFAULTS)
         .args(extra)
         .stdout(log_file.try_clone().expect("log file"))
         .stderr(log_file)
@@ -210,6 +216,7 @@ pub fn start_warpengine(extra: &[&str]) -> ServerProcess {
         Command::new(warpengine_binary())
             .arg("--port")
             .arg(port.to_string())
+            .args(TEST_DEFAULTS)
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -622,7 +629,8 @@ impl SideBySide {
             );
             return None;
         }
-        let (redis, warp) = (start_redis(&[]), start_warpengine(&[]));
+        // Both with the tests' settings (see `TEST_DEFAULTS`).
+        let (redis, warp) = (start_redis(TEST_DEFAULTS), start_warpengine(&[]));
         Some(SideBySide {
             redis: RawConn::connect(redis.port),
             warp: RawConn::connect(warp.port),

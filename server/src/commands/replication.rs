@@ -177,12 +177,16 @@ fn start_full_resync(s: &mut Session, psync: bool) -> Reply {
         .sync_full
         .fetch_add(1, Ordering::Relaxed);
     primary::register(s.server, s.conn.id, handshake, s.conn.addr.ip());
-    match primary::full_resync(s.server, s.conn.id, handshake, psync) {
-        Ok(bytes) => {
-            handshake.synced = true;
-            handshake.full_sync = true;
-            Reply::Raw(Bytes::from(bytes))
-        }
+    handshake.synced = true;
+    handshake.full_sync = true;
+    if !handshake.functions_only {
+        // The RDB follows from the link's task (`primary::send_rdb`), when its walk starts.
+        handshake.rdb_pending = true;
+        handshake.psync = psync;
+        return Reply::Raw(Bytes::new());
+    }
+    match primary::functions_rdb(s.server, psync) {
+        Ok(bytes) => Reply::Raw(Bytes::from(bytes)),
         Err(e) => {
             tracing::error!("full resync failed, could not write the RDB: {e}");
             s.server.replication.remove(s.conn.id);
@@ -255,7 +259,7 @@ pub fn role(s: &mut Session, _args: &[Bytes]) -> Reply {
         .replication
         .replicas()
         .into_iter()
-        .filter(|r| r.online)
+        .filter(|r| r.online())
         .map(|r| {
             Reply::Array(vec![
                 Reply::Bulk(Bytes::from(r.ip)),

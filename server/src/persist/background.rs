@@ -7,6 +7,10 @@
 //! state when the snapshot began), so the snapshot is exactly the data at the start, and the
 //! new segment holds everything after it. Entries created meanwhile already carry the new
 //! epoch and are left to the log.
+//!
+//! A replica's full sync walks the same way (`start_replica_sync`), with no log segment: the
+//! RDB goes out in pieces as the walk makes them, and the replication stream opens at the
+//! walk's start, under the same locks.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -19,14 +23,17 @@ use warpengine_wal as wal;
 
 use super::log::put_key;
 use super::ops::PayloadWriter;
-use crate::server_state::{unix_ms, Server};
+use super::rdb_file::RdbSink;
+use crate::server_state::{unix_ms, Server, ShardGuard};
 
 /// Positions visited per step under one shard lock.
 const STEP: usize = 256;
 
 struct ShardWalk {
+    /// The log snapshot's records (none for a replica's sync).
     buf: Vec<u8>,
-    /// BGSAVE: the same keys for the RDB file.
+    log: bool,
+    /// BGSAVE, a replica's sync: the same keys for the RDB.
     rdb: Option<super::rdb_file::ShardParts>,
     lsn: u64,
     db: usize,
@@ -37,10 +44,44 @@ struct ShardWalk {
 
 pub struct Background {
     shards: Vec<Mutex<ShardWalk>>,
-    /// BGSAVE (an RDB file is written), not only the log's snapshot.
-    rdb_file: bool,
+    kind: Kind,
     /// Set by [`abort_rdb_save`]: the walk stops and nothing it wrote is kept.
     aborted: std::sync::atomic::AtomicBool,
+}
+
+/// What a background walk writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// BGREWRITEAOF: the log's snapshot.
+    LogRewrite,
+    /// BGSAVE: the log's snapshot and the RDB file.
+    RdbFile,
+    /// A replica's full sync: the RDB, streamed; no file.
+    ReplicaSync,
+}
+
+/// Where a walk's RDB records go.
+enum RdbOut {
+    File(super::rdb_file::BackgroundSave),
+    Stream(super::rdb_file::StreamedRdb),
+}
+
+impl RdbOut {
+    fn take(
+        &mut self,
+        shard: usize,
+        drained: (Vec<(usize, super::rdb_file::DbPart)>, u64),
+    ) -> io::Result<()> {
+        match self {
+            RdbOut::File(save) => save.take(shard, drained),
+            RdbOut::Stream(stream) => stream.take(drained),
+        }
+    }
+
+    /// A replica's sync that no replica reads any more.
+    fn abandoned(&self) -> bool {
+        matches!(self, RdbOut::Stream(stream) if stream.abandoned())
+    }
 }
 
 impl ShardWalk {
@@ -48,8 +89,11 @@ impl ShardWalk {
         if let Some(parts) = &mut self.rdb {
             parts.add(db, key, entry, expire_at);
         }
-        self.lsn += 1;
         self.keys += 1;
+        if !self.log {
+            return;
+        }
+        self.lsn += 1;
         wal::record::append(&mut self.buf, self.lsn, |b| {
             put_key(
                 &mut PayloadWriter::begin(b, db, None),
@@ -101,16 +145,23 @@ pub fn preserve_databases(server: &Server, shards: &mut [&mut Shard], dbs: &[usi
     }
 }
 
+/// Whether the walk that runs serves replicas' full syncs (INFO: it is no log rewrite).
+pub fn serving_replicas(server: &Server) -> bool {
+    current(server).is_some_and(|bg| bg.kind == Kind::ReplicaSync)
+}
+
 /// Before the whole dataset is thrown away (FLUSHALL, a reload, a replica's full sync), with
 /// every shard locked: a running BGSAVE stops and its files are dropped, as Redis kills its
 /// saving child then. Its walk has not reached everything, and what it has not reached is
-/// gone, so it could only write a file of part of the data. A log-only snapshot (BGREWRITEAOF)
-/// goes on: its new segment holds the flush, so the log replays to the same data.
+/// gone, so it could only write a file of part of the data. A replica's sync stops too (its
+/// replicas are dropped and sync again), as Redis kills that child as well. A log-only
+/// snapshot (BGREWRITEAOF) goes on: its new segment holds the flush, so the log replays to
+/// the same data.
 pub fn abort_rdb_save(server: &Server) {
     if !server.wal.background_active.load(Ordering::Acquire) {
         return;
     }
-    if let Some(bg) = current(server).filter(|bg| bg.rdb_file) {
+    if let Some(bg) = current(server).filter(|bg| bg.kind != Kind::LogRewrite) {
         bg.aborted.store(true, Ordering::Release);
     }
 }
@@ -130,7 +181,7 @@ pub fn rewrite(server: &Arc<Server>) -> Rewrite {
     if start(server, false) {
         return Rewrite::Started;
     }
-    if current(server).is_some_and(|bg| !bg.rdb_file) {
+    if current(server).is_some_and(|bg| bg.kind == Kind::LogRewrite) {
         return Rewrite::Busy;
     }
     let stats = &server.wal.stats;
@@ -155,7 +206,7 @@ pub fn abort_rewrite(server: &Server) {
     if !server.wal.background_active.load(Ordering::Acquire) {
         return;
     }
-    if let Some(bg) = current(server).filter(|bg| !bg.rdb_file) {
+    if let Some(bg) = current(server).filter(|bg| bg.kind == Kind::LogRewrite) {
         // Redis's wording (its aofrw unit looks for it); the "child" is the rewrite thread.
         tracing::info!("Killing running AOF rewrite child (the rewrite thread)");
         bg.aborted.store(true, Ordering::Release);
@@ -165,6 +216,35 @@ pub fn abort_rewrite(server: &Server) {
 /// Starts a background snapshot on a thread of its own, followed (BGSAVE) by the RDB file
 /// when `with_rdb_file`. False if one is already running.
 pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
+    let kind = if with_rdb_file {
+        Kind::RdbFile
+    } else {
+        Kind::LogRewrite
+    };
+    start_walk(server, kind, |_| {}, None)
+}
+
+/// A replica's full sync: a walk on a thread of its own that sends the RDB of this instant to
+/// `sink` in pieces (see `rdb_file::StreamedRdb`), service going on meanwhile. `at_lock` runs
+/// with every shard locked at the walk's start, before any key is read: the replication
+/// stream opened there begins exactly where the RDB ends. False, and `at_lock` not run, while
+/// another walk runs (BGSAVE, BGREWRITEAOF, another sync): the replicas wait for its end, as
+/// Redis's replicas wait for the next BGSAVE.
+pub fn start_replica_sync(
+    server: &Arc<Server>,
+    at_lock: impl FnOnce(&mut [ShardGuard<'_>]),
+    sink: Box<dyn RdbSink>,
+) -> bool {
+    start_walk(server, Kind::ReplicaSync, at_lock, Some(sink))
+}
+
+fn start_walk(
+    server: &Arc<Server>,
+    kind: Kind,
+    at_lock: impl FnOnce(&mut [ShardGuard<'_>]),
+    sink: Option<Box<dyn RdbSink>>,
+) -> bool {
+    let with_rdb_file = kind == Kind::RdbFile;
     let wal_state = &server.wal;
     if wal_state
         .stats
@@ -174,16 +254,16 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
     {
         return false;
     }
-    if with_rdb_file {
-        tracing::info!("Background saving started");
-    } else {
-        tracing::info!("Background append only file rewriting started");
+    match kind {
+        Kind::RdbFile => tracing::info!("Background saving started"),
+        Kind::LogRewrite => tracing::info!("Background append only file rewriting started"),
+        Kind::ReplicaSync => {}
     }
     // The snapshot's instant is now, before the caller's reply, as Redis's fork is: a write
     // acknowledged after "Background saving started" is not in it, one before it is.
     let started = Instant::now();
     let changes = server.changes_total();
-    let begun = begin(server, with_rdb_file);
+    let begun = begin(server, kind, at_lock, sink);
     let this_walk = begun.as_ref().ok().map(|b| b.bg.clone());
     let server = server.clone();
     let spawned = std::thread::Builder::new()
@@ -200,12 +280,25 @@ pub fn start(server: &Arc<Server>, with_rdb_file: bool) -> bool {
             // An aborted save leaves the last status as it was, as Redis's killed child does.
             let aborted =
                 result.is_err() && this_walk.is_some_and(|bg| bg.aborted.load(Ordering::Acquire));
-            if !aborted {
+            if kind == Kind::ReplicaSync {
+                // No file: the save's figures (LASTSAVE, rdb_last_bgsave_status) stay as they
+                // were, as Redis's transfer to replicas' sockets leaves them.
+                match &result {
+                    Ok((_, keys)) => tracing::info!(
+                        keys,
+                        "Background RDB transfer terminated with success ({:.3}s)",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    Err(e) if aborted => tracing::warn!("Background transfer terminated: {e}"),
+                    Err(e) => tracing::warn!("Background transfer error: {e}"),
+                }
+            } else if !aborted {
                 stats
                     .last_snapshot_ok
                     .store(result.is_ok(), Ordering::Relaxed);
             }
             match result {
+                _ if kind == Kind::ReplicaSync => {}
                 Ok((segment, keys)) => {
                     stats.snapshots.fetch_add(1, Ordering::Relaxed);
                     stats
@@ -297,20 +390,29 @@ pub fn save_if_rules_due(server: &Arc<Server>, last_try: &mut u64) {
     }
 }
 
-/// A background snapshot begun: its walk, the log's new segment, the RDB file's parts.
+/// A background walk begun: its walk, the log's new segment (none for a replica's sync), where
+/// its RDB goes.
 struct Begun {
     bg: Arc<Background>,
-    segment: u64,
-    rdb: Option<super::rdb_file::BackgroundSave>,
+    segment: Option<u64>,
+    rdb: Option<RdbOut>,
 }
 
-/// Begins the background snapshot, and with `with_rdb_file` the RDB file of the same
-/// instant: with every shard locked for a moment, the logs move to a new segment and the
-/// shards' snapshot epoch advances.
-fn begin(server: &Server, with_rdb_file: bool) -> io::Result<Begun> {
+/// Begins the background walk: with every shard locked for a moment, the logs move to a new
+/// segment (but for a replica's sync), `at_lock` runs, the RDB (BGSAVE, a sync) begins, and
+/// the shards' snapshot epoch advances.
+fn begin(
+    server: &Server,
+    kind: Kind,
+    at_lock: impl FnOnce(&mut [ShardGuard<'_>]),
+    sink: Option<Box<dyn RdbSink>>,
+) -> io::Result<Begun> {
     let wal_state = &server.wal;
     let dir = wal_state.dir();
-    std::fs::create_dir_all(&dir)?;
+    let logged = kind != Kind::ReplicaSync;
+    if logged {
+        std::fs::create_dir_all(&dir)?;
+    }
     let n = server.threads();
     let databases = server.databases();
     let enc = super::rdb_value::encodings(server);
@@ -319,7 +421,9 @@ fn begin(server: &Server, with_rdb_file: bool) -> io::Result<Begun> {
             .map(|_| {
                 Mutex::new(ShardWalk {
                     buf: Vec::new(),
-                    rdb: with_rdb_file.then(|| super::rdb_file::ShardParts::new(enc, databases)),
+                    log: logged,
+                    rdb: (kind != Kind::LogRewrite)
+                        .then(|| super::rdb_file::ShardParts::new(enc, databases)),
                     lsn: 0,
                     db: 0,
                     cursor: usize::MAX,
@@ -328,15 +432,27 @@ fn begin(server: &Server, with_rdb_file: bool) -> io::Result<Begun> {
                 })
             })
             .collect(),
-        rdb_file: with_rdb_file,
+        kind,
         aborted: Default::default(),
     });
     let (segment, rdb) = {
         let mut guards = server.lock_all();
-        let segment = super::snapshot::rotate_all(server, &dir, &mut guards)?;
-        let rdb =
-            with_rdb_file.then(|| super::rdb_file::BackgroundSave::begin(server, n, databases));
-        {
+        let segment = if logged {
+            Some(super::snapshot::rotate_all(server, &dir, &mut guards)?)
+        } else {
+            None
+        };
+        at_lock(&mut guards);
+        let rdb = match (kind, sink) {
+            (Kind::RdbFile, _) => Some(RdbOut::File(super::rdb_file::BackgroundSave::begin(
+                server, n, databases,
+            ))),
+            (Kind::ReplicaSync, Some(sink)) => Some(RdbOut::Stream(
+                super::rdb_file::StreamedRdb::begin(server, &guards, sink),
+            )),
+            _ => None,
+        };
+        if logged {
             let mut w = walk(&bg, 0);
             let w = &mut *w;
             let meta = super::snapshot::meta_records(server);
@@ -357,13 +473,21 @@ fn begin(server: &Server, with_rdb_file: bool) -> io::Result<Begun> {
     Ok(Begun { bg, segment, rdb })
 }
 
-/// Walks the shards (on the snapshot's thread) and puts the files in place.
-fn walk_and_finish(server: &Server, begun: Begun) -> io::Result<(u64, u64)> {
+/// Walks the shards (on the snapshot's thread) and puts the files in place (a replica's
+/// sync: ends its RDB). Answers the log's new segment and the keys walked.
+fn walk_and_finish(server: &Server, begun: Begun) -> io::Result<(Option<u64>, u64)> {
     let Begun {
         bg,
         segment,
         mut rdb,
     } = begun;
+    let Some(segment) = segment else {
+        let keys = write_all(server, &bg, &[], rdb.as_mut())?;
+        if let Some(RdbOut::Stream(stream)) = rdb {
+            stream.finish()?;
+        }
+        return Ok((None, keys));
+    };
     let dir = server.wal.dir();
     let n = server.threads();
     let paths: Vec<PathBuf> = (0..n)
@@ -383,7 +507,7 @@ fn walk_and_finish(server: &Server, begun: Begun) -> io::Result<(u64, u64)> {
             },
         )?;
         wal::remove_before(&dir, segment, Some(n))?;
-        if let Some(rdb) = rdb {
+        if let Some(RdbOut::File(rdb)) = rdb {
             rdb.finish(server)?;
         }
         Ok(keys)
@@ -393,16 +517,16 @@ fn walk_and_finish(server: &Server, begun: Begun) -> io::Result<(u64, u64)> {
             let _ = std::fs::remove_file(p);
         }
     }
-    finish.map(|keys| (segment, keys))
+    finish.map(|keys| (Some(segment), keys))
 }
 
-/// Walks every shard step by step, appending what each step produced to its file (and to the
-/// RDB file's parts).
+/// Walks every shard step by step, appending what each step produced to its file (none for a
+/// replica's sync) and to the RDB.
 fn write_all(
     server: &Server,
     bg: &Background,
     paths: &[PathBuf],
-    mut rdb: Option<&mut super::rdb_file::BackgroundSave>,
+    mut rdb: Option<&mut RdbOut>,
 ) -> io::Result<u64> {
     let mut files = paths
         .iter()
@@ -412,11 +536,14 @@ fn write_all(
     loop {
         let mut all_done = true;
         let mut stepped_keys = 0;
-        for (i, file) in files.iter_mut().enumerate() {
+        for i in 0..server.threads() {
             let rdb_parts = {
                 let mut shard = server.lock_shard(i);
                 if bg.aborted.load(Ordering::Acquire) {
                     return Err(stopped());
+                }
+                if rdb.as_deref().is_some_and(RdbOut::abandoned) {
+                    return Err(abandoned());
                 }
                 let mut w = walk(bg, i);
                 let before = w.keys;
@@ -428,7 +555,9 @@ fn write_all(
                 std::mem::swap(&mut out, &mut w.buf);
                 w.rdb.as_mut().map(|p| p.drain())
             };
-            file.write_all(&out)?;
+            if let Some(file) = files.get_mut(i) {
+                file.write_all(&out)?;
+            }
             out.clear();
             if let (Some(save), Some(parts)) = (rdb.as_deref_mut(), rdb_parts) {
                 save.take(i, parts)?;
@@ -447,6 +576,9 @@ fn write_all(
             if bg.aborted.load(Ordering::Acquire) {
                 return Err(stopped());
             }
+            if rdb.as_deref().is_some_and(RdbOut::abandoned) {
+                return Err(abandoned());
+            }
             std::thread::sleep(left.min(Duration::from_millis(10)));
         }
         if all_done {
@@ -459,7 +591,7 @@ fn write_all(
     // writes preserved is collected under each shard's lock.
     server.wal.background_active.store(false, Ordering::Release);
     let mut keys = 0;
-    for (i, file) in files.iter_mut().enumerate() {
+    for i in 0..server.threads() {
         let (rest, count, rdb_parts) = {
             let _shard = server.lock_shard(i);
             let mut w = walk(bg, i);
@@ -470,9 +602,11 @@ fn write_all(
             save.take(i, parts)?;
         }
         keys += count;
-        file.write_all(&rest)?;
-        file.flush()?;
-        file.get_ref().sync_data()?;
+        if let Some(file) = files.get_mut(i) {
+            file.write_all(&rest)?;
+            file.flush()?;
+            file.get_ref().sync_data()?;
+        }
     }
     Ok(keys)
 }
@@ -480,6 +614,13 @@ fn write_all(
 /// Why an aborted save ended (FLUSHALL, a full sync, `appendonly no`).
 fn stopped() -> io::Error {
     io::Error::other("the save was stopped (the data it was saving was flushed or replaced, or the log turned off)")
+}
+
+/// Why a replica's sync ended early.
+fn abandoned() -> io::Error {
+    // Redis's words when its last diskless replica goes.
+    tracing::warn!("Diskless rdb transfer, last replica dropped, killing fork child.");
+    io::Error::other("no replica reads the RDB any more")
 }
 
 /// `rdb-key-save-delay`, the test setting Redis's suite uses to keep a save running: that many

@@ -486,6 +486,124 @@ impl Drop for BackgroundSave {
     }
 }
 
+/// An RDB sent while a background walk produces it (a replica's full sync, `background::
+/// start_replica_sync`): no part files and no total to know first. The records of each step go
+/// out as they come, behind a SELECTDB whenever the database changes (a database's keys come
+/// in several runs, one per shard and step, which loaders take as they take one run);
+/// RESIZEDB, a sizing hint, comes with a database's first run, from its sizes at the start.
+pub struct StreamedRdb {
+    sink: Box<dyn RdbSink>,
+    buf: Vec<u8>,
+    crc: u64,
+    checksum: bool,
+    /// The database the last records went to.
+    selected: Option<usize>,
+    /// [db]: keys and keys with an expiry at the start, until the database's first run.
+    hints: Vec<Option<(u64, u64)>>,
+    keys: u64,
+    skipped: u64,
+}
+
+/// Where a streamed RDB's bytes go, in pieces of about `STREAM_PIECE` bytes.
+pub trait RdbSink: Send {
+    /// The next piece. An error (no one reads the RDB any more) stops the walk.
+    fn send(&mut self, piece: Bytes) -> io::Result<()>;
+    /// The RDB is whole (its CRC sent). A sink dropped before this: the RDB never will be.
+    fn complete(&mut self);
+    /// No one reads the RDB any more: the walk stops.
+    fn abandoned(&self) -> bool;
+}
+
+/// The size of the pieces a streamed RDB is sent in.
+const STREAM_PIECE: usize = 64 << 10;
+
+impl StreamedRdb {
+    /// Called at the walk's start, with every shard locked: the header (with the replication
+    /// stream's id and offset of that instant), and each database's sizes.
+    pub fn begin(
+        server: &Server,
+        guards: &[ShardGuard<'_>],
+        sink: Box<dyn RdbSink>,
+    ) -> StreamedRdb {
+        let mut buf = Vec::with_capacity(STREAM_PIECE * 2);
+        put_header(
+            &mut buf,
+            &library_codes(server),
+            &server.replication.saved_info(),
+        );
+        let databases = guards.first().map_or(0, |g| g.dbs.len());
+        let hints = (0..databases)
+            .map(|db| {
+                let sum = |f: &dyn Fn(&ShardGuard<'_>) -> usize| {
+                    guards.iter().map(|g| f(g) as u64).sum::<u64>()
+                };
+                Some((
+                    sum(&|g| g.dbs[db].len()),
+                    sum(&|g| g.dbs[db].volatile_len()),
+                ))
+            })
+            .collect();
+        StreamedRdb {
+            sink,
+            buf,
+            crc: 0,
+            checksum: checksums(server),
+            selected: None,
+            hints,
+            keys: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Sends what a shard's walk produced (from `ShardParts::drain`).
+    pub fn take(&mut self, drained: (Vec<(usize, DbPart)>, u64)) -> io::Result<()> {
+        let (dbs, skipped) = drained;
+        self.skipped += skipped;
+        for (db, part) in dbs {
+            if self.selected != Some(db) {
+                self.buf.push(Opcode::SelectDb as u8);
+                put_len(&mut self.buf, db as u64);
+                if let Some((keys, volatile)) = self.hints[db].take() {
+                    self.buf.push(Opcode::ResizeDb as u8);
+                    put_len(&mut self.buf, keys);
+                    put_len(&mut self.buf, volatile);
+                }
+                self.selected = Some(db);
+            }
+            self.buf.extend_from_slice(&part.bytes);
+            self.keys += part.keys;
+            if self.buf.len() >= STREAM_PIECE {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The EOF opcode and the CRC-64 trailer (zero with `rdbchecksum no`): the RDB is whole.
+    pub fn finish(mut self) -> io::Result<Saved> {
+        self.buf.push(Opcode::Eof as u8);
+        self.send()?;
+        let crc = if self.checksum { self.crc } else { 0 };
+        self.sink.send(Bytes::copy_from_slice(&crc.to_le_bytes()))?;
+        self.sink.complete();
+        Ok(Saved {
+            keys: self.keys,
+            skipped: self.skipped,
+        })
+    }
+
+    /// See [`RdbSink::abandoned`].
+    pub fn abandoned(&self) -> bool {
+        self.sink.abandoned()
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        self.crc = crc64_update(self.crc, &self.buf);
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_PIECE * 2));
+        self.sink.send(Bytes::from(piece))
+    }
+}
+
 /// At start: loads `dir/dbfilename` if there is one. Err (the start stops, as Redis's does)
 /// for a file that is not a whole, well-formed RDB file of version 1 to 10.
 pub fn load_at_start(server: &Server) -> Result<(), String> {

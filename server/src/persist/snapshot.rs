@@ -33,10 +33,12 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
     let wal_state = &server.wal;
     let dir = wal_state.dir();
     std::fs::create_dir_all(&dir)?;
-    wal_state
+    // Not ours to clear at the end when a background walk (a replica's sync, say) holds it.
+    let ours = wal_state
         .stats
         .snapshot_in_progress
-        .store(true, Ordering::Relaxed);
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+        .is_ok();
     let started = Instant::now();
     let changes = server.changes_total();
     let result = (|| {
@@ -83,7 +85,9 @@ pub fn take(server: &Server, logging: Logging) -> io::Result<u64> {
         Ok(segment)
     })();
     let stats = &wal_state.stats;
-    stats.snapshot_in_progress.store(false, Ordering::Relaxed);
+    if ours {
+        stats.snapshot_in_progress.store(false, Ordering::Release);
+    }
     stats
         .last_snapshot_ok
         .store(result.is_ok(), Ordering::Relaxed);
@@ -153,9 +157,17 @@ pub fn retry_after_failure(server: &Arc<Server>) {
     let server = server.clone();
     let spawned = std::thread::Builder::new()
         .name("snapshot".into())
-        .spawn(move || match take(&server, Logging::Keep) {
-            Ok(_) => tracing::warn!("the log is writable again: a fresh snapshot was written"),
-            Err(e) => tracing::warn!("snapshot after a log failure failed too: {e}"),
+        .spawn(move || {
+            // (The flag is this retry's, taken above: `take` leaves it set.)
+            match take(&server, Logging::Keep) {
+                Ok(_) => tracing::warn!("the log is writable again: a fresh snapshot was written"),
+                Err(e) => tracing::warn!("snapshot after a log failure failed too: {e}"),
+            }
+            server
+                .wal
+                .stats
+                .snapshot_in_progress
+                .store(false, Ordering::Release);
         });
     if spawned.is_err() {
         wal_state

@@ -206,7 +206,7 @@ pub fn command(server: &Arc<Server>, request: Request) -> Reply {
         let Some(link) = replicas.iter().find(|r| is_at(r, target)) else {
             return Reply::err("ERR FAILOVER target HOST and PORT is not a replica.");
         };
-        if !link.online {
+        if !link.online() {
             return Reply::err("ERR FAILOVER target replica is not online.");
         }
         info!("FAILOVER requested to {}:{}.", target.host, target.port);
@@ -285,7 +285,10 @@ fn step(server: &Server) -> bool {
         Some(target) => replicas
             .iter()
             .any(|r| is_at(r, target) && r.ack_offset == offset),
-        None => match replicas.iter().find(|r| r.online && r.ack_offset == offset) {
+        None => match replicas
+            .iter()
+            .find(|r| r.online() && r.ack_offset == offset)
+        {
             Some(r) => {
                 plan.target = Some(PrimaryAddr {
                     host: r.ip.clone(),

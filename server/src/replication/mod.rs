@@ -1,5 +1,6 @@
 //! Redis's replication protocol. The primary's side (`primary`): a replica's handshake, full
-//! resync with an RDB taken at the point where the stream of writes (`stream`) starts for it,
+//! resync with an RDB taken at the point where the stream of writes (`stream`) starts for it
+//! (made in the background, one walk for the replicas that wait together: `full_sync`),
 //! partial resync from the backlog (`history`), and each replica's link. The replica's side
 //! (`replica`): REPLICAOF's link to a primary, its RDB loaded and its stream applied and passed
 //! on verbatim.
@@ -9,6 +10,7 @@
 //! and WAIT read.
 
 pub mod failover;
+pub mod full_sync;
 pub mod history;
 pub mod primary;
 pub mod replica;
@@ -36,8 +38,34 @@ pub struct ReplicaLink {
     pub ack_offset: u64,
     /// When the replica last acknowledged (INFO's `lag`).
     pub last_ack: Instant,
-    /// Waiting for the RDB (`wait_bgsave`) or past it (`online`).
-    pub online: bool,
+    pub state: LinkState,
+}
+
+/// Where a replica's link is, in INFO's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Waiting for the walk that makes its RDB to start (`wait_bgsave`).
+    WaitBgsave,
+    /// Its RDB on the way (`send_bulk`).
+    SendBulk,
+    /// Following the stream (`online`).
+    Online,
+}
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::WaitBgsave => "wait_bgsave",
+            LinkState::SendBulk => "send_bulk",
+            LinkState::Online => "online",
+        }
+    }
+}
+
+impl ReplicaLink {
+    pub fn online(&self) -> bool {
+        self.state == LinkState::Online
+    }
 }
 
 /// The stream's bytes a replica's link has yet to send, bounded by `client-output-buffer-limit
@@ -137,6 +165,10 @@ pub struct Handshake {
     pub synced: bool,
     /// That answer was a full resync (an RDB), not `+CONTINUE`.
     pub full_sync: bool,
+    /// The RDB is still to be sent, by the link's task (`primary::send_rdb`).
+    pub rdb_pending: bool,
+    /// The full resync answers PSYNC (a `+FULLRESYNC` line first), not SYNC.
+    pub psync: bool,
 }
 
 impl Handshake {
@@ -186,6 +218,8 @@ pub struct Replication {
     pub upstream: replica::Upstream,
     /// FAILOVER under way.
     pub failover: failover::Failover,
+    /// Replicas waiting for a full sync's walk.
+    pub full_syncs: full_sync::FullSyncs,
     /// Full resyncs served (INFO's `sync_full`).
     pub sync_full: AtomicU64,
     /// PSYNCs continued from the backlog (INFO's `sync_partial_ok`).
@@ -213,6 +247,7 @@ impl Replication {
             replicas: Mutex::new(Vec::new()),
             upstream: replica::Upstream::default(),
             failover: failover::Failover::default(),
+            full_syncs: Default::default(),
             sync_full: AtomicU64::new(0),
             sync_partial_ok: AtomicU64::new(0),
             sync_partial_err: AtomicU64::new(0),
@@ -371,7 +406,7 @@ impl Replication {
         let good = self
             .lock()
             .iter()
-            .filter(|r| r.online && r.last_ack.elapsed().as_secs() <= max_lag)
+            .filter(|r| r.online() && r.last_ack.elapsed().as_secs() <= max_lag)
             .count();
         (!self.is_replica() && good < wanted)
             .then(|| crate::protocol::Reply::err("NOREPLICAS Not enough good replicas to write."))

@@ -3,9 +3,12 @@
 //! Full resync: PSYNC answers `+FULLRESYNC <replid> <offset>` (SYNC, the pre-PSYNC form,
 //! nothing), then the RDB: `$EOF:<40 random chars>\r\n<rdb><the same 40 chars>` for a
 //! replica that sent `REPLCONF capa eof` while `repl-diskless-sync` is yes, as Redis's diskless
-//! sync sends it, otherwise `$<len>\r\n<rdb>`. The RDB is written with every shard locked, and
-//! in that same critical section the stream starts for the replica at `<offset>`: no write
-//! falls between the two.
+//! sync sends it, otherwise `$<len>\r\n<rdb>`. The RDB is made by a background walk that
+//! serves every replica waiting when it starts (`full_sync`), with service going on; at the
+//! walk's start, with every shard locked, the stream starts for those replicas at `<offset>`:
+//! no write falls between the two. Until then the link sends a newline every second, as
+//! Redis's keep-alive. (`REPLCONF rdb-filter-only functions` gets its small RDB of the
+//! function libraries at once, in the PSYNC reply.)
 //!
 //! Partial resync: PSYNC with a replid and offset the backlog can continue answers
 //! `+CONTINUE <replid>` (`+CONTINUE` to a replica without `capa psync2`) and the bytes after.
@@ -21,66 +24,241 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
-use super::{Handshake, Outbox, ReplicaLink};
+use super::full_sync::{self, Piece, RdbFeed};
+use super::{Handshake, LinkState, Outbox, ReplicaLink};
 use crate::protocol::parse::{Limits, RequestParser};
 use crate::protocol::Reply;
 use crate::server_state::{Server, ShardGuard};
 
-/// The full resync's bytes: the `+FULLRESYNC` line for PSYNC, then the RDB (of the function
-/// libraries alone with `functions_only`). A replica that will follow the stream gets its
-/// outbox opened at the RDB's offset. Err: the RDB could not be written (the caller answers an
-/// error and drops the link).
-pub fn full_resync(
-    server: &Server,
-    client: u64,
-    handshake: &Handshake,
-    psync: bool,
-) -> std::io::Result<Vec<u8>> {
-    let follows = !handshake.rdb_only && !handshake.functions_only;
+/// `REPLCONF rdb-filter-only functions`: the `+FULLRESYNC` line for PSYNC, then an RDB of the
+/// function libraries alone, made at once (it holds no keys). Err: the RDB could not be
+/// written (the caller answers an error and drops the link).
+pub fn functions_rdb(server: &Server, psync: bool) -> std::io::Result<Vec<u8>> {
     let mut start = None;
-    let (rdb, saved) =
-        crate::persist::rdb_file::to_bytes(server, !handshake.functions_only, |guards| {
-            start = Some(start_stream(server, guards, client, follows));
-        })?;
+    let (rdb, _) = crate::persist::rdb_file::to_bytes(server, false, |guards| {
+        start = Some(start_stream(server, guards, &[]));
+    })?;
     let (replid, offset) = start.expect("set under the lock");
     let mut out = Vec::with_capacity(rdb.len() + 160);
     if psync {
         out.extend_from_slice(format!("+FULLRESYNC {replid} {offset}\r\n").as_bytes());
     }
-    let diskless = handshake.capa_eof && {
-        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
-        cfg.get_bool("repl-diskless-sync")
-    };
-    if diskless {
-        let mark = crate::server_state::random_hex(40);
-        out.extend_from_slice(format!("$EOF:{mark}\r\n").as_bytes());
-        out.extend_from_slice(&rdb);
-        out.extend_from_slice(mark.as_bytes());
-    } else {
-        out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
-        out.extend_from_slice(&rdb);
-    }
-    info!(
-        keys = saved.keys,
-        bytes = rdb.len(),
-        offset,
-        diskless,
-        "Starting BGSAVE for SYNC with target: {}",
-        if diskless { "replicas sockets" } else { "disk" }
-    );
+    out.extend_from_slice(format!("${}\r\n", rdb.len()).as_bytes());
+    out.extend_from_slice(&rdb);
     Ok(out)
 }
 
+/// A full sync's RDB, from the replica's link: waits for the walk that serves it (see
+/// `full_sync`), sending a newline every second meanwhile, then writes the `+FULLRESYNC` line
+/// (with `psync`) and the RDB as the walk makes it. Answers the form it was sent in; None:
+/// the link ends (the replica went away, its walk stopped, or it read nothing for
+/// `repl-timeout`), and the replica is off the table.
+pub async fn send_rdb<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Arc<Server>,
+    stream: &mut S,
+    client: u64,
+    peer: std::net::IpAddr,
+    handshake: &Handshake,
+) -> Option<RdbForm> {
+    let psync = handshake.psync;
+    let mut syncing = Syncing {
+        server,
+        client,
+        feed: None,
+        done: false,
+    };
+    let mut started = full_sync::wait(server, client, !handshake.rdb_only);
+    full_sync::start_if_due(server);
+    let mut last_newline = Instant::now();
+    let started = loop {
+        tokio::select! {
+            started = &mut started => match started {
+                Ok(started) => break started,
+                Err(_) => return None,
+            },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                full_sync::start_if_due(server);
+                if last_newline.elapsed() >= Duration::from_secs(1) {
+                    last_newline = Instant::now();
+                    if stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err() {
+                        return None;
+                    }
+                }
+            }
+        }
+    };
+    let feed = started.feed.clone();
+    syncing.feed = Some(feed.clone());
+    server
+        .replication
+        .update(client, |link| link.state = LinkState::SendBulk);
+    let (diskless, timeout) = {
+        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+        (
+            handshake.capa_eof && cfg.get_bool("repl-diskless-sync"),
+            Duration::from_secs(cfg.get_i64("repl-timeout").max(1) as u64),
+        )
+    };
+    let name = handshake.replica_name(peer);
+    let mut out = Writer {
+        stream,
+        timeout,
+        name,
+    };
+    let mut head = String::new();
+    if psync {
+        head = format!("+FULLRESYNC {} {}\r\n", started.replid, started.offset);
+    }
+    let sent = if diskless {
+        let mark = crate::server_state::random_hex(40);
+        head.push_str(&format!("$EOF:{mark}\r\n"));
+        out.write(head.as_bytes()).await
+            && send_pieces(&mut out, &feed, client).await
+            && out.write(mark.as_bytes()).await
+    } else {
+        out.write(head.as_bytes()).await && send_whole(&mut out, &feed, client).await
+    };
+    syncing.done = sent;
+    sent.then_some(if diskless {
+        RdbForm::EofMark
+    } else {
+        RdbForm::Length
+    })
+}
+
+/// How a full sync's RDB was framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RdbForm {
+    /// `$<len>`.
+    Length,
+    /// `$EOF:<mark>` ... `<mark>`: the replica finds the RDB's end by the mark, which must
+    /// be the last bytes it reads (Redis's replica looks for it there only), so the stream
+    /// waits for the replica's first ACK, sent once the RDB is loaded, as Redis's waits.
+    EofMark,
+}
+
+/// The diskless form: each piece as it comes.
+async fn send_pieces<S: AsyncWrite + Unpin>(
+    out: &mut Writer<'_, S>,
+    feed: &RdbFeed,
+    client: u64,
+) -> bool {
+    loop {
+        match feed.next(client).await {
+            Piece::Bytes(piece) => {
+                if !out.write(&piece).await {
+                    return false;
+                }
+            }
+            Piece::End => return true,
+            Piece::Failed => return false,
+        }
+    }
+}
+
+/// The `$<len>` form: the pieces kept until the RDB is whole (a newline every second
+/// meanwhile, as Redis sends while its file is written), then its length and the pieces.
+async fn send_whole<S: AsyncWrite + Unpin>(
+    out: &mut Writer<'_, S>,
+    feed: &RdbFeed,
+    client: u64,
+) -> bool {
+    let mut pieces = Vec::new();
+    let mut len = 0;
+    let mut last_newline = Instant::now();
+    loop {
+        let piece = tokio::time::timeout(Duration::from_secs(1), feed.next(client)).await;
+        match piece {
+            Ok(Piece::Bytes(piece)) => {
+                len += piece.len();
+                pieces.push(piece);
+            }
+            Ok(Piece::End) => break,
+            Ok(Piece::Failed) => return false,
+            Err(_) => {}
+        }
+        if last_newline.elapsed() >= Duration::from_secs(1) {
+            last_newline = Instant::now();
+            if !out.write(b"\n").await {
+                return false;
+            }
+        }
+    }
+    // The pieces are all here: the feed may let go of them.
+    feed.leave(client);
+    if !out.write(format!("${len}\r\n").as_bytes()).await {
+        return false;
+    }
+    for piece in pieces {
+        if !out.write(&piece).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// A replica's socket during its RDB: a write that does not finish within `repl-timeout`
+/// drops the replica, as Redis drops one that stops reading its streamed RDB.
+struct Writer<'a, S> {
+    stream: &'a mut S,
+    timeout: Duration,
+    name: String,
+}
+
+impl<S: AsyncWrite + Unpin> Writer<'_, S> {
+    async fn write(&mut self, bytes: &[u8]) -> bool {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout(self.timeout, write).await {
+            Ok(result) => result.is_ok(),
+            Err(_) => {
+                warn!(
+                    "Disconnecting timedout replica (streaming sync): {}",
+                    self.name
+                );
+                false
+            }
+        }
+    }
+}
+
+/// A replica's place while it waits for its RDB and while the RDB goes out: out of line, out
+/// of its feed, and (unless the RDB went out whole) off the table when the link's task leaves.
+struct Syncing<'a> {
+    server: &'a Arc<Server>,
+    client: u64,
+    feed: Option<Arc<RdbFeed>>,
+    done: bool,
+}
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        full_sync::forget(self.server, self.client);
+        if let Some(feed) = &self.feed {
+            feed.leave(self.client);
+        }
+        if !self.done {
+            drop(Unregister {
+                server: self.server,
+                client: self.client,
+            });
+        }
+    }
+}
+
 /// With every shard locked: turns the stream on (first replica: the backlog, and the tap on
-/// the log's records, with expired keys noted for their DELs), and opens the replica's
-/// outbox at the stream's present offset. Answers the stream's id and offset.
-fn start_stream(
+/// the log's records, with expired keys noted for their DELs), and opens an outbox at the
+/// stream's present offset for each of `links` (client, whether it follows the stream after
+/// its RDB). Answers the stream's id and offset.
+pub(super) fn start_stream(
     server: &Server,
     guards: &mut [ShardGuard<'_>],
-    client: u64,
-    follows: bool,
+    links: &[(u64, bool)],
 ) -> (String, u64) {
     let replication = &server.replication;
+    let follows = links.iter().any(|l| l.1);
     if follows && !replication.is_replica() {
         tap_locked(server, guards);
     }
@@ -91,8 +269,10 @@ fn start_stream(
     if follows && !history.backlog_active() {
         history.enable_backlog(replication.backlog_size());
     }
-    if follows {
-        replication.open_outbox(&history, client, Vec::new());
+    for &(client, follows) in links {
+        if follows {
+            replication.open_outbox(&history, client, Vec::new());
+        }
     }
     (history.replid().to_string(), history.offset())
 }
@@ -196,7 +376,7 @@ pub fn register(server: &Server, client: u64, handshake: &Handshake, peer: std::
         port: handshake.listening_port,
         ack_offset: 0,
         last_ack: Instant::now(),
-        online: false,
+        state: LinkState::WaitBgsave,
     });
 }
 
@@ -208,6 +388,7 @@ pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     client: u64,
     rdb_only: bool,
+    rdb_form: Option<RdbForm>,
 ) {
     let unregister = Unregister { server, client };
     let outbox = server.replication.outbox(client);
@@ -216,20 +397,24 @@ pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
         return;
     };
     server.replication.update(client, |link| {
-        link.online = true;
+        link.state = LinkState::Online;
         link.last_ack = Instant::now();
     });
     let (reader, writer) = tokio::io::split(stream);
+    let acked = tokio::sync::Notify::new();
+    let send = async {
+        if rdb_form == Some(RdbForm::EofMark) {
+            acked.notified().await;
+        }
+        send_stream(server, writer, &outbox).await
+    };
     tokio::select! {
-        _ = read_acks(server, reader, client) => {}
-        _ = send_stream(server, writer, &outbox) => {}
+        _ = read_acks(server, reader, client, &acked) => {}
+        _ = send => {}
         _ = outbox.closed.notified() => note_dropped(server, client),
     }
     debug!(client, "replica link closed");
     drop(unregister);
-    if server.replication.alone_for().is_some() {
-        tokio::spawn(release_backlog_later(server.clone()));
-    }
 }
 
 /// `repl-backlog-ttl` seconds after the last replica left (0: never), the stream stops: the
@@ -316,7 +501,12 @@ fn note_dropped(server: &Server, client: u64) {
 }
 
 /// Reads what the replica sends: REPLCONF ACKs.
-async fn read_acks<R: AsyncRead + Unpin>(server: &Server, mut reader: R, client: u64) {
+async fn read_acks<R: AsyncRead + Unpin>(
+    server: &Server,
+    mut reader: R,
+    client: u64,
+    acked: &tokio::sync::Notify,
+) {
     let mut input = BytesMut::with_capacity(4096);
     let mut parser = RequestParser::default();
     let limits = Limits::default();
@@ -326,7 +516,11 @@ async fn read_acks<R: AsyncRead + Unpin>(server: &Server, mut reader: R, client:
         }
         loop {
             match parser.parse(&mut input, &limits, true) {
-                Ok(Some(args)) => note_request(server, client, &args),
+                Ok(Some(args)) => {
+                    if note_request(server, client, &args) {
+                        acked.notify_one();
+                    }
+                }
                 Ok(None) => break,
                 Err(e) => {
                     warn!(
@@ -350,8 +544,8 @@ async fn read_acks<R: AsyncRead + Unpin>(server: &Server, mut reader: R, client:
 
 /// A replica sends only REPLCONF ACK <offset> (and PINGs nothing back): the ACK is noted (and
 /// WAIT's waiters woken), the rest ignored, as a primary takes no commands from a replica's
-/// link here.
-fn note_request(server: &Server, client: u64, args: &[Bytes]) {
+/// link here. True for an ACK.
+fn note_request(server: &Server, client: u64, args: &[Bytes]) -> bool {
     let is = |i: usize, word: &str| {
         args.get(i)
             .is_some_and(|a| a.eq_ignore_ascii_case(word.as_bytes()))
@@ -367,8 +561,10 @@ fn note_request(server: &Server, client: u64, args: &[Bytes]) {
                 link.last_ack = Instant::now();
             });
             server.replication.acked.notify_waiters();
+            return true;
         }
     }
+    false
 }
 
 /// WAIT's arguments: the replicas wanted, and the timeout (0: none), as Redis checks them
@@ -402,7 +598,7 @@ fn acked_up_to(server: &Server, target: u64) -> usize {
         .replication
         .replicas()
         .iter()
-        .filter(|r| r.online && r.ack_offset >= target)
+        .filter(|r| r.online() && r.ack_offset >= target)
         .count()
 }
 
@@ -417,7 +613,7 @@ pub async fn wait(server: &Server, woff: u64, wanted: usize, timeout: Option<Dur
         return Reply::Int(acked() as i64);
     }
     // (Without a replica the stream stays as it is, as Redis's offset does.)
-    if replication.replicas().iter().any(|r| r.online) {
+    if replication.replicas().iter().any(|r| r.online()) {
         replication.feed_command(&[b"REPLCONF", b"GETACK", b"*"]);
     }
     let enough = async {
@@ -449,14 +645,18 @@ fn ping_period(server: &Server) -> Duration {
     Duration::from_secs(secs.max(1))
 }
 
-/// Takes the replica off the table when its link ends, however it ends.
+/// Takes the replica off the table when its link ends, however it ends; the last one gone,
+/// the backlog is freed after its TTL.
 struct Unregister<'a> {
-    server: &'a Server,
+    server: &'a Arc<Server>,
     client: u64,
 }
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
         self.server.replication.remove(self.client);
+        if self.server.replication.alone_for().is_some() {
+            tokio::spawn(release_backlog_later(self.server.clone()));
+        }
     }
 }

@@ -1,0 +1,251 @@
+//! A replica's full sync served by a background walk (`replication::full_sync`): service goes
+//! on while the RDB is made and sent, the writes made meanwhile reach the replica through the
+//! stream, replicas that arrive within `repl-diskless-sync-delay` share one walk, a walk no
+//! replica reads any more stops, and a running BGSAVE holds the sync until it ends.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use warpengine_tests::dataset::contents;
+use warpengine_tests::{
+    info_field, redis_available, start_redis, start_warpengine, wait_for, RawConn, Resp,
+};
+
+fn ok(c: &mut RawConn, args: &[&str]) {
+    let reply = c.call(args);
+    assert!(!matches!(reply, Resp::Error(_)), "{args:?}: {reply:?}");
+}
+
+/// `n` strings, and a list every tenth key, in databases 0, 2 and 9.
+fn fill(c: &mut RawConn, n: usize) {
+    for db in ["0", "2", "9"] {
+        ok(c, &["SELECT", db]);
+        for i in 0..n {
+            let key = format!("k:{i}");
+            if i % 10 == 0 {
+                ok(c, &["RPUSH", &key, "a", "b", &i.to_string()]);
+            } else {
+                ok(c, &["SET", &key, &format!("value-{db}-{i}")]);
+            }
+        }
+    }
+    ok(c, &["SELECT", "0"]);
+}
+
+/// The link states of the primary's replicas, as INFO replication lists them.
+fn link_states(c: &mut RawConn) -> Vec<String> {
+    let Resp::Bulk(info) = c.call(&["INFO", "replication"]) else {
+        panic!("INFO")
+    };
+    String::from_utf8(info)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("slave"))
+        .filter_map(|l| l.split("state=").nth(1))
+        .map(|s| s.split(',').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn writes_made_during_a_slow_full_sync_reach_the_replica_and_service_goes_on() {
+    if !redis_available() {
+        return;
+    }
+    let warp = start_warpengine(&["--threads", "3"]);
+    let mut c = RawConn::connect(warp.port);
+    fill(&mut c, 300);
+    // 900 keys at 2 ms each: the walk takes about 2 s.
+    ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "2000"]);
+    let redis = start_redis(&[]);
+    let mut r = RawConn::connect(redis.port);
+    ok(&mut r, &["REPLICAOF", "127.0.0.1", &warp.port.to_string()]);
+    wait_for("the RDB to be on its way", || {
+        link_states(&mut c) == ["send_bulk"]
+    });
+    // Service goes on meanwhile, and what is written now reaches the replica by the stream:
+    // keys the walk has yet to reach and keys it has passed, changed, deleted and added.
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_bgsave_in_progress"),
+        "1"
+    );
+    assert_eq!(c.call(&["GET", "k:1"]), Resp::Bulk(b"value-0-1".to_vec()));
+    for db in ["0", "2", "9"] {
+        ok(&mut c, &["SELECT", db]);
+        for i in (0..300).step_by(7) {
+            let key = format!("k:{i}");
+            match i % 3 {
+                0 => ok(&mut c, &["DEL", &key]),
+                1 => ok(&mut c, &["SET", &key, "changed", "EX", "1000"]),
+                _ => ok(&mut c, &["SET", &format!("new:{i}"), "added"]),
+            }
+        }
+        ok(&mut c, &["RPUSH", "k:10", "pushed"]);
+    }
+    ok(&mut c, &["SELECT", "0"]);
+    assert_eq!(
+        link_states(&mut c),
+        ["send_bulk"],
+        "the RDB still on its way"
+    );
+    wait_for("the replica to catch up", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+            && info_field(&mut r, "replication", "master_repl_offset")
+                == info_field(&mut c, "replication", "master_repl_offset")
+    });
+    assert_eq!(link_states(&mut c), ["online"]);
+    let expected = contents(&mut c);
+    assert!(expected.contains_key("9/new:14") && !expected.contains_key("2/k:0"));
+    assert_eq!(contents(&mut r), expected);
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_bgsave_in_progress"),
+        "0"
+    );
+    assert_eq!(info_field(&mut c, "stats", "sync_full"), "1");
+}
+
+/// A replica's connection, raw: the handshake and PSYNC sent.
+fn psync(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for cmd in [
+        &["REPLCONF", "capa", "eof", "capa", "psync2"][..],
+        &["PSYNC", "?", "-1"],
+    ] {
+        let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+        s.write_all(&warpengine_tests::encode_command(&args))
+            .unwrap();
+    }
+    let mut ok = [0u8; 5];
+    s.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    s
+}
+
+/// Reads up to the first byte that is not a newline (the primary's keep-alives); None if
+/// nothing but newlines came within `wait`.
+fn first_byte(s: &mut TcpStream, wait: Duration) -> Option<u8> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut b = [0u8; 1];
+    let got = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break None;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => continue,
+            Ok(1) => break Some(b[0]),
+            _ => break None,
+        }
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    got
+}
+
+fn line(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while !out.ends_with(b"\r\n") {
+        s.read_exact(&mut b).unwrap();
+        out.push(b[0]);
+    }
+    String::from_utf8(out[..out.len() - 2].to_vec()).unwrap()
+}
+
+/// The `+FULLRESYNC` line (its first byte already read) and the diskless RDB after it.
+fn fullresync_and_rdb(s: &mut TcpStream, first: u8) -> (String, Vec<u8>) {
+    let fullresync = format!("{}{}", first as char, line(s));
+    let header = line(s);
+    let mark = header.strip_prefix("$EOF:").expect("the diskless form");
+    let mut rdb = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while !rdb.ends_with(mark.as_bytes()) {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "the primary closed the link in the RDB");
+        rdb.extend_from_slice(&chunk[..n]);
+    }
+    rdb.truncate(rdb.len() - mark.len());
+    (fullresync, rdb)
+}
+
+#[test]
+fn replicas_arriving_within_the_delay_share_one_walk() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    fill(&mut c, 100);
+    ok(&mut c, &["CONFIG", "SET", "repl-diskless-sync-delay", "30"]);
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "repl-diskless-sync-max-replicas", "2"],
+    );
+    let mut first = psync(warp.port);
+    // The first waits (30 s, or a second replica), with newlines to keep its link alive.
+    assert_eq!(first_byte(&mut first, Duration::from_millis(1500)), None);
+    assert_eq!(link_states(&mut c), ["wait_bgsave"]);
+    let mut second = psync(warp.port);
+    let b = first_byte(&mut second, Duration::from_secs(10)).expect("the second's sync");
+    let (line2, rdb2) = fullresync_and_rdb(&mut second, b);
+    let b = first_byte(&mut first, Duration::from_secs(10)).expect("the first's sync");
+    let (line1, rdb1) = fullresync_and_rdb(&mut first, b);
+    assert!(line1.starts_with("+FULLRESYNC "), "{line1}");
+    assert_eq!(line1, line2, "one walk: the same offset");
+    assert_eq!(rdb1, rdb2, "one walk: the same RDB");
+    assert!(rdb1.starts_with(b"REDIS0010"));
+    assert_eq!(info_field(&mut c, "stats", "sync_full"), "2");
+}
+
+#[test]
+fn a_walk_no_replica_reads_stops_and_a_bgsave_holds_the_next_sync() {
+    let dir = warpengine_tests::TempDir::new("full-sync-stop");
+    let warp = start_warpengine(&[
+        "--threads",
+        "2",
+        "--dir",
+        dir.path(),
+        "--repl-backlog-ttl",
+        "1",
+    ]);
+    let mut c = RawConn::connect(warp.port);
+    fill(&mut c, 200);
+    ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "20000"]);
+    let mut replica = psync(warp.port);
+    let b = first_byte(&mut replica, Duration::from_secs(10)).expect("the sync");
+    assert_eq!(b, b'+');
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_bgsave_in_progress"),
+        "1"
+    );
+    // A BGSAVE is refused while the sync's walk runs, as while Redis's sync child runs.
+    assert_eq!(
+        c.call(&["BGSAVE"]),
+        Resp::Error("ERR Background save already in progress".into())
+    );
+    drop(replica);
+    wait_for("the walk to stop", || {
+        info_field(&mut c, "persistence", "rdb_bgsave_in_progress") == "0"
+    });
+    assert_eq!(info_field(&mut c, "replication", "connected_slaves"), "0");
+    // The replica that left mid-sync was the last: the backlog goes after its TTL.
+    wait_for("the backlog freed", || {
+        info_field(&mut c, "replication", "repl_backlog_active") == "0"
+    });
+    // A BGSAVE now, slowed: a replica that comes waits for it to end.
+    ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "3000"]);
+    assert_eq!(
+        c.call(&["BGSAVE"]),
+        Resp::Simple("Background saving started".into())
+    );
+    let mut replica = psync(warp.port);
+    assert_eq!(first_byte(&mut replica, Duration::from_millis(500)), None);
+    assert_eq!(link_states(&mut c), ["wait_bgsave"]);
+    ok(&mut c, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let b = first_byte(&mut replica, Duration::from_secs(20)).expect("the sync after it");
+    let (line, rdb) = fullresync_and_rdb(&mut replica, b);
+    assert!(line.starts_with("+FULLRESYNC "), "{line}");
+    assert!(rdb.starts_with(b"REDIS0010"));
+    assert_eq!(
+        info_field(&mut c, "persistence", "rdb_last_bgsave_status"),
+        "ok"
+    );
+}
