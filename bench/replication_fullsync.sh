@@ -4,7 +4,7 @@
 # primary and a redis-server one in turn (fresh servers every round; Redis with
 # repl-diskless-sync-delay 0, so neither waits before sending its RDB), and the longest a client of
 # the primary waited for a reply meanwhile (a GET every millisecond on one connection: how long the
-# full sync stalls service). Quote medians.
+# full sync stalls service) and the primary's peak RSS by then (VmHWM). Quote medians.
 #   bench/replication_fullsync.sh [WARPENGINE_BINARY] [rounds]
 # Environment: K (keys, 1000000), THREADS (WarpEngine workers, 2).
 set -euo pipefail
@@ -72,7 +72,8 @@ for round in $(seq "$rounds"); do
     touch "$dir/stop"
     wait "$probe_pid"
     line="$line | $primary>redis $keys keys $(echo "$t1 - $t0" | bc -l | xargs printf %.2f) s"
-    line="$line, longest reply $(cat "$dir/longest") ms"
+    peak=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$pid/status")
+    line="$line, longest reply $(cat "$dir/longest") ms, primary peak RSS $peak MB"
     kill "$pid" "$rpid"
     wait "$pid" "$rpid" 2>/dev/null || true
     rm -rf "$dir" "$rdir"
