@@ -249,3 +249,87 @@ fn a_walk_no_replica_reads_stops_and_a_bgsave_holds_the_next_sync() {
         "ok"
     );
 }
+
+#[test]
+fn a_swapdb_replica_is_loading_from_the_first_byte_and_keeps_its_data_if_the_sync_fails() {
+    let primary = start_warpengine(&["--threads", "2"]);
+    let mut p = RawConn::connect(primary.port);
+    fill(&mut p, 300);
+    // 900 keys at 10 ms each: the RDB takes 9 s to come, time to see the replica loading.
+    ok(&mut p, &["CONFIG", "SET", "rdb-key-save-delay", "10000"]);
+    let replica = start_warpengine(&["--threads", "2", "--repl-diskless-load", "swapdb"]);
+    let mut r = RawConn::connect(replica.port);
+    ok(&mut r, &["SET", "mykey", "myvalue"]);
+    ok(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    wait_for("the replica loading", || {
+        info_field(&mut r, "persistence", "loading") == "1"
+    });
+    let Resp::Error(e) = r.call(&["GET", "mykey"]) else {
+        panic!("GET while loading")
+    };
+    assert!(e.starts_with("LOADING "), "{e}");
+    // The primary drops it mid-transfer: the old data is there again, as swapdb keeps it.
+    ok(&mut p, &["CONFIG", "SET", "repl-diskless-sync-delay", "5"]);
+    ok(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    wait_for("the transfer abandoned", || {
+        info_field(&mut r, "persistence", "loading") == "0"
+    });
+    assert_eq!(r.call(&["GET", "mykey"]), Resp::Bulk(b"myvalue".to_vec()));
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(1));
+}
+
+#[test]
+fn a_swapdb_replica_of_the_same_history_serves_its_old_data_while_loading() {
+    let primary = start_warpengine(&["--threads", "2"]);
+    let mut p = RawConn::connect(primary.port);
+    fill(&mut p, 300);
+    let replica = start_warpengine(&["--threads", "2", "--repl-diskless-load", "swapdb"]);
+    let mut r = RawConn::connect(replica.port);
+    ok(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    wait_for("the first sync", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+    });
+    // The link cut, then more writes than the backlog holds: the replica's PSYNC cannot
+    // continue, and its full sync is one of the history it follows (Redis's test's way).
+    ok(&mut p, &["CONFIG", "SET", "rdb-key-save-delay", "10000"]);
+    let big = "A".repeat(16384);
+    ok(&mut p, &["MULTI"]);
+    ok(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    ok(&mut p, &["CONFIG", "SET", "repl-backlog-size", "16384"]);
+    for i in 0..10 {
+        ok(&mut p, &["SET", &format!("big:{i}"), &big]);
+    }
+    ok(&mut p, &["SET", "k:1", "new"]);
+    ok(&mut p, &["EXEC"]);
+    wait_for("the replica async loading", || {
+        info_field(&mut r, "persistence", "async_loading") == "1"
+    });
+    assert_eq!(info_field(&mut r, "persistence", "loading"), "0");
+    // The old data is served meanwhile; what would change the replica's role or data source
+    // is refused as by Redis.
+    assert_eq!(r.call(&["GET", "k:1"]), Resp::Bulk(b"value-0-1".to_vec()));
+    for refused in [
+        &["REPLICAOF", "NO", "ONE"][..],
+        &["CONFIG", "SET", "appendonly", "no"],
+    ] {
+        let Resp::Error(e) = r.call(refused) else {
+            panic!("{refused:?} while async loading")
+        };
+        assert!(e.starts_with("LOADING "), "{refused:?}: {e}");
+    }
+    ok(&mut p, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    wait_for("the new data", || {
+        info_field(&mut r, "persistence", "async_loading") == "0"
+            && r.call(&["GET", "k:1"]) == Resp::Bulk(b"new".to_vec())
+    });
+    assert_eq!(
+        info_field(&mut r, "replication", "master_link_status"),
+        "up"
+    );
+}

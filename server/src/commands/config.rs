@@ -114,6 +114,10 @@ fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
     Reply::Map(pairs)
 }
 
+/// Parameters CONFIG SET refuses with -LOADING while a replica loads its primary's RDB
+/// (Redis's DENY_LOADING_CONFIG).
+const DENIED_WHILE_LOADING: &[&str] = &["appendonly", "repl-diskless-load", "dir"];
+
 fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     let mut cfg = s.server.config.write().expect("config lock");
     // All or nothing, as in Redis 7: validate every pair on a copy, then commit.
@@ -147,6 +151,13 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
             && s.conn.addr.is_local()
         {
             result = next.set(&name, &value, true);
+        }
+        let upstream = &s.server.replication.upstream;
+        if result.is_ok()
+            && DENIED_WHILE_LOADING.contains(&canonical)
+            && (upstream.loading() || upstream.async_loading())
+        {
+            return Reply::err("LOADING Redis is loading the dataset in memory");
         }
         match result {
             Ok(()) => {}

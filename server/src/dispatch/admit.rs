@@ -306,6 +306,12 @@ fn replica_refusal(
     if upstream.loading() && !flags.contains(Flags::LOADING) {
         return Some(Reply::err("LOADING Redis is loading the dataset in memory"));
     }
+    if upstream.async_loading()
+        && (flags.contains(Flags::NO_ASYNC_LOADING)
+            || exec_queued_any(server, spec, conn, |f| f.contains(Flags::NO_ASYNC_LOADING)))
+    {
+        return Some(Reply::err("LOADING Redis is loading the dataset in memory"));
+    }
     None
 }
 

@@ -71,20 +71,21 @@ pub async fn send_rdb<S: AsyncRead + AsyncWrite + Unpin>(
     full_sync::start_if_due(server);
     let mut last_newline = Instant::now();
     let started = loop {
-        tokio::select! {
-            started = &mut started => match started {
-                Ok(started) => break started,
-                Err(_) => return None,
-            },
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {
-                full_sync::start_if_due(server);
-                if last_newline.elapsed() >= Duration::from_secs(1) {
-                    last_newline = Instant::now();
-                    if stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err() {
-                        return None;
-                    }
-                }
-            }
+        let woken = tokio::select! {
+            started = &mut started => Some(started),
+            _ = hung_up(&mut *stream) => return None,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => None,
+        };
+        match woken {
+            Some(Ok(started)) => break started,
+            Some(Err(_)) => return None,
+            None => {}
+        }
+        full_sync::start_if_due(server);
+        if keep_alive_due(server, &mut last_newline)
+            && (stream.write_all(b"\n").await.is_err() || stream.flush().await.is_err())
+        {
+            return None;
         }
     };
     let feed = started.feed.clone();
@@ -116,7 +117,7 @@ pub async fn send_rdb<S: AsyncRead + AsyncWrite + Unpin>(
             && send_pieces(&mut out, &feed, client).await
             && out.write(mark.as_bytes()).await
     } else {
-        out.write(head.as_bytes()).await && send_whole(&mut out, &feed, client).await
+        out.write(head.as_bytes()).await && send_whole(server, &mut out, &feed, client).await
     };
     syncing.done = sent;
     sent.then_some(if diskless {
@@ -138,27 +139,29 @@ pub enum RdbForm {
 }
 
 /// The diskless form: each piece as it comes.
-async fn send_pieces<S: AsyncWrite + Unpin>(
+async fn send_pieces<S: AsyncRead + AsyncWrite + Unpin>(
     out: &mut Writer<'_, S>,
     feed: &RdbFeed,
     client: u64,
 ) -> bool {
     loop {
-        match feed.next(client).await {
-            Piece::Bytes(piece) => {
+        match out.next_piece(feed, client, Duration::from_secs(1)).await {
+            Next::Piece(Piece::Bytes(piece)) => {
                 if !out.write(&piece).await {
                     return false;
                 }
             }
-            Piece::End => return true,
-            Piece::Failed => return false,
+            Next::Piece(Piece::End) => return true,
+            Next::Piece(Piece::Failed) | Next::Gone => return false,
+            Next::Idle => {}
         }
     }
 }
 
 /// The `$<len>` form: the pieces kept until the RDB is whole (a newline every second
 /// meanwhile, as Redis sends while its file is written), then its length and the pieces.
-async fn send_whole<S: AsyncWrite + Unpin>(
+async fn send_whole<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Server,
     out: &mut Writer<'_, S>,
     feed: &RdbFeed,
     client: u64,
@@ -167,21 +170,17 @@ async fn send_whole<S: AsyncWrite + Unpin>(
     let mut len = 0;
     let mut last_newline = Instant::now();
     loop {
-        let piece = tokio::time::timeout(Duration::from_secs(1), feed.next(client)).await;
-        match piece {
-            Ok(Piece::Bytes(piece)) => {
+        match out.next_piece(feed, client, Duration::from_secs(1)).await {
+            Next::Piece(Piece::Bytes(piece)) => {
                 len += piece.len();
                 pieces.push(piece);
             }
-            Ok(Piece::End) => break,
-            Ok(Piece::Failed) => return false,
-            Err(_) => {}
+            Next::Piece(Piece::End) => break,
+            Next::Piece(Piece::Failed) | Next::Gone => return false,
+            Next::Idle => {}
         }
-        if last_newline.elapsed() >= Duration::from_secs(1) {
-            last_newline = Instant::now();
-            if !out.write(b"\n").await {
-                return false;
-            }
+        if keep_alive_due(server, &mut last_newline) && !out.write(b"\n").await {
+            return false;
         }
     }
     // The pieces are all here: the feed may let go of them.
@@ -197,6 +196,17 @@ async fn send_whole<S: AsyncWrite + Unpin>(
     true
 }
 
+/// Whether a newline keep-alive is due to a replica waiting for its RDB: one a second, as
+/// Redis's cron sends them, but none while the whole server is held (DEBUG SLEEP holds every
+/// shard, as Redis sleeps in its one thread): a replica then times out as from Redis.
+fn keep_alive_due(server: &Server, last: &mut Instant) -> bool {
+    if last.elapsed() < Duration::from_secs(1) || server.try_lock_shard(0).is_none() {
+        return false;
+    }
+    *last = Instant::now();
+    true
+}
+
 /// A replica's socket during its RDB: a write that does not finish within `repl-timeout`
 /// drops the replica, as Redis drops one that stops reading its streamed RDB.
 struct Writer<'a, S> {
@@ -205,7 +215,33 @@ struct Writer<'a, S> {
     name: String,
 }
 
-impl<S: AsyncWrite + Unpin> Writer<'_, S> {
+/// What a replica's link met while waiting for its RDB's next piece.
+enum Next {
+    Piece(Piece),
+    /// The replica hung up.
+    Gone,
+    /// Nothing within the wait.
+    Idle,
+}
+
+/// Ends when the replica hangs up (its socket's read side ends); what it sends meanwhile is
+/// dropped (a replica sends nothing before its RDB is loaded).
+async fn hung_up<S: AsyncRead + Unpin>(stream: &mut S) {
+    let mut scratch = [0u8; 512];
+    while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {}
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Writer<'_, S> {
+    /// The feed's next piece for `client`, watching for the replica hanging up meanwhile (so
+    /// that a walk it alone reads stops at once, not at its next piece).
+    async fn next_piece(&mut self, feed: &RdbFeed, client: u64, wait: Duration) -> Next {
+        tokio::select! {
+            piece = feed.next(client) => Next::Piece(piece),
+            _ = hung_up(&mut *self.stream) => Next::Gone,
+            _ = tokio::time::sleep(wait) => Next::Idle,
+        }
+    }
+
     async fn write(&mut self, bytes: &[u8]) -> bool {
         let write = async {
             self.stream.write_all(bytes).await?;

@@ -113,6 +113,9 @@ pub struct Upstream {
     has_history: AtomicBool,
     /// A full sync is replacing the dataset: clients get -LOADING meanwhile, as from Redis.
     loading: AtomicBool,
+    /// A full sync of the same history is on its way with `repl-diskless-load swapdb`: the
+    /// old data is served meanwhile, as Redis's async loading serves it.
+    async_loading: AtomicBool,
     /// The database the primary's stream last selected: a partial resync continues in it, as
     /// the stream does (Redis keeps it in its cached master client).
     stream_db: AtomicUsize,
@@ -134,6 +137,7 @@ impl Default for Upstream {
             link_up: AtomicBool::new(false),
             has_history: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            async_loading: AtomicBool::new(false),
             stream_db: AtomicUsize::new(0),
         }
     }
@@ -156,6 +160,11 @@ impl Upstream {
     /// A full sync's RDB is being loaded.
     pub fn loading(&self) -> bool {
         self.loading.load(Ordering::Acquire)
+    }
+
+    /// A full sync's RDB is being loaded while the old data is served (see `diskless_load`).
+    pub fn async_loading(&self) -> bool {
+        self.async_loading.load(Ordering::Acquire)
     }
 
     /// `replica-read-only`.
@@ -503,9 +512,15 @@ impl<'a> Link<'a> {
                     .map_err(|_| Failure::Broken(format!("bad PSYNC reply: {reply}")))?;
                 info!("Full resync from master: {replid}:{offset}");
                 upstream.set_status(|s| s.state = LinkState::Sync);
+                let same_history = server.replication.history().replid() == *replid;
+                let loading = diskless_load(server).then(|| {
+                    let serves_old_data = same_history && swapdb(server);
+                    Loading::start(upstream, serves_old_data)
+                });
                 let rdb = self.read_rdb().await?;
                 self.check_current()?;
-                load_full_sync(server, &rdb).map_err(Failure::Broken)?;
+                let serving = loading.as_ref().is_some_and(|l| l.serves_old_data);
+                load_full_sync(server, &rdb, !serving).map_err(Failure::Broken)?;
                 let backlog = server
                     .config
                     .read()
@@ -972,17 +987,78 @@ fn command_args(frame: BytesFrame) -> Option<Vec<Bytes>> {
     (!args.is_empty()).then_some(args)
 }
 
+/// Whether this replica loads its primary's RDB "diskless" (`repl-diskless-load swapdb`, or
+/// `on-empty-db` with no keys): Redis then parses the RDB as it arrives, so it is loading
+/// (INFO `loading:1`, -LOADING to clients) from the RDB's first byte. Here the RDB is read
+/// whole before it is loaded, as with `disabled`, but the replica shows that same state; its
+/// old data stays untouched until the RDB is whole, so a transfer that fails leaves it, as
+/// swapdb's does. With swapdb and a full sync of the history the replica already follows,
+/// the old data is a point of the same history: Redis then serves it while loading ("async
+/// loading", INFO `async_loading:1`, only commands flagged `no_async_loading` refused), and
+/// so does this replica, until the RDB, whole, replaces it at once.
+fn diskless_load(server: &Server) -> bool {
+    let mode = server
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get("repl-diskless-load")
+        .to_string();
+    match mode.as_str() {
+        "swapdb" => true,
+        "on-empty-db" => server
+            .lock_all()
+            .iter()
+            .all(|g| g.dbs.iter().all(|db| db.is_empty())),
+        _ => false,
+    }
+}
+
+fn swapdb(server: &Server) -> bool {
+    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+    cfg.get("repl-diskless-load") == "swapdb"
+}
+
+/// The replica is loading (or async loading) while this lives (see `diskless_load`).
+struct Loading<'a> {
+    upstream: &'a Upstream,
+    serves_old_data: bool,
+}
+
+impl Loading<'_> {
+    fn start(upstream: &Upstream, serves_old_data: bool) -> Loading<'_> {
+        let flag = if serves_old_data {
+            &upstream.async_loading
+        } else {
+            &upstream.loading
+        };
+        flag.store(true, Ordering::Release);
+        Loading {
+            upstream,
+            serves_old_data,
+        }
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.upstream.loading.store(false, Ordering::Release);
+        self.upstream.async_loading.store(false, Ordering::Release);
+    }
+}
+
 /// A full resync's RDB replaces the dataset: every database emptied, function libraries
 /// flushed, the RDB's keys and libraries loaded. The caller then restarts the history at the
 /// primary's id and offset.
 ///
 /// With the log on, a snapshot is taken right after the load: it holds exactly the loaded
 /// data and replaces the log (as Redis rewrites its AOF after a full sync), which is simpler
-/// and cheaper than logging a flush and every key.
-fn load_full_sync(server: &Server, rdb: &[u8]) -> Result<(), String> {
+/// and cheaper than logging a flush and every key. With `refuse_clients`, clients get
+/// -LOADING meanwhile (not while async loading serves the old data: the load, under every
+/// shard's lock, replaces it at once).
+fn load_full_sync(server: &Server, rdb: &[u8], refuse_clients: bool) -> Result<(), String> {
     let started = Instant::now();
     let loading = &server.replication.upstream.loading;
-    loading.store(true, Ordering::Release);
+    loading.store(refuse_clients, Ordering::Release);
     info!("MASTER <-> REPLICA sync: Flushing old data");
     info!("MASTER <-> REPLICA sync: Loading DB in memory");
     let loaded = replace_dataset(server, rdb);
