@@ -257,7 +257,16 @@ fn a_swapdb_replica_is_loading_from_the_first_byte_and_keeps_its_data_if_the_syn
     fill(&mut p, 300);
     // 900 keys at 10 ms each: the RDB takes 9 s to come, time to see the replica loading.
     ok(&mut p, &["CONFIG", "SET", "rdb-key-save-delay", "10000"]);
-    let replica = start_warpengine(&["--threads", "2", "--repl-diskless-load", "swapdb"]);
+    let dir = warpengine_tests::TempDir::new("full-sync-swapdb");
+    let log = format!("{}/replica.log", dir.path());
+    let replica = start_warpengine(&[
+        "--threads",
+        "2",
+        "--repl-diskless-load",
+        "swapdb",
+        "--logfile",
+        &log,
+    ]);
     let mut r = RawConn::connect(replica.port);
     ok(&mut r, &["SET", "mykey", "myvalue"]);
     ok(
@@ -279,6 +288,12 @@ fn a_swapdb_replica_is_loading_from_the_first_byte_and_keeps_its_data_if_the_syn
     });
     assert_eq!(r.call(&["GET", "mykey"]), Resp::Bulk(b"myvalue".to_vec()));
     assert_eq!(r.call(&["DBSIZE"]), Resp::Int(1));
+    // In Redis's words, which its suite waits for: the load began with the RDB's first byte,
+    // and the cut transfer is a short read.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let started = text.find("Loading DB in memory").expect("the load's start logged");
+    let cut = text.find("Internal error in RDB").expect("the short read logged");
+    assert!(started < cut, "{text}");
 }
 
 #[test]
