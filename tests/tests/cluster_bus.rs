@@ -60,6 +60,32 @@ fn redis_node_with(extra: &[&str]) -> ServerProcess {
     start_redis(&a)
 }
 
+/// The links with `node` in CLUSTER LINKS, as (direction, create-time): a new link, even one
+/// made in the same millisecond, differs in its creation time or its direction's count.
+fn link_ids(c: &mut RawConn, node: &str) -> Vec<(String, i64)> {
+    let Resp::Array(links) = c.call(&["CLUSTER", "LINKS"]) else {
+        panic!("CLUSTER LINKS")
+    };
+    let mut ids = Vec::new();
+    for link in links {
+        let Resp::Array(fields) = link else {
+            panic!("a link")
+        };
+        let field = |name: &str| {
+            fields
+                .chunks(2)
+                .find(|p| p[0] == Resp::Bulk(name.as_bytes().to_vec()))
+                .map(|p| p[1].clone())
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        if field("node") == Resp::Bulk(node.as_bytes().to_vec()) {
+            ids.push((bulk(field("direction")), field("create-time").int()));
+        }
+    }
+    ids.sort();
+    ids
+}
+
 /// redis-cli with `args`, its whole output (stdout and stderr), failing the test if it fails.
 fn cli(args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -189,8 +215,10 @@ fn set_and_get_across_slots(port: u16, prefix: &str) {
 
 #[test]
 fn redis_cli_creates_a_cluster_of_warpengine_nodes() {
-    let nodes: Vec<(ServerProcess, TempDir)> =
-        (0..3).map(|i| warp_node(&format!("bus-{i}"))).collect();
+    let debug = ["--enable-debug-command", "yes"];
+    let nodes: Vec<(ServerProcess, TempDir)> = (0..3)
+        .map(|i| warp_node_with(&format!("bus-{i}"), &debug))
+        .collect();
     let ports: Vec<u16> = nodes.iter().map(|n| n.0.port).collect();
     create(&ports, 0);
     wait_ready(&ports, 3);
@@ -261,6 +289,36 @@ fn redis_cli_creates_a_cluster_of_warpengine_nodes() {
     assert!(
         matches!(&links, Resp::Array(l) if l.len() == 4),
         "{links:?}"
+    );
+    // DEBUG CLUSTERLINK KILL closes links to or from a node; new ones come up.
+    let peer = node_id(ports[1]);
+    for direction in ["to", "from", "all"] {
+        let before = link_ids(&mut c, &peer);
+        assert_eq!(before.len(), 2, "{before:?}");
+        assert_eq!(
+            c.call(&["DEBUG", "CLUSTERLINK", "KILL", direction, &peer]),
+            Resp::Simple("OK".into())
+        );
+        wait_for("the links back", || {
+            let now = link_ids(&mut c, &peer);
+            now.len() == 2 && now != before
+        });
+        let after = link_ids(&mut c, &peer);
+        let kept: Vec<_> = before.iter().filter(|l| after.contains(l)).collect();
+        let expected_kept = if direction == "all" { 0 } else { 1 };
+        assert_eq!(
+            kept.len(),
+            expected_kept,
+            "{direction}: {before:?} -> {after:?}"
+        );
+    }
+    assert_eq!(
+        c.call(&["DEBUG", "CLUSTERLINK", "KILL", "to", "nosuchnode"]),
+        Resp::Error("ERR Unknown node nosuchnode".into())
+    );
+    assert_eq!(
+        c.call(&["DEBUG", "CLUSTERLINK", "KILL", "sideways", &peer]),
+        Resp::Error("ERR Unknown direction sideways".into())
     );
 
     // A node restarted (same port, same directory) rejoins from its nodes.conf.

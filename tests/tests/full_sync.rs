@@ -291,8 +291,12 @@ fn a_swapdb_replica_is_loading_from_the_first_byte_and_keeps_its_data_if_the_syn
     // In Redis's words, which its suite waits for: the load began with the RDB's first byte,
     // and the cut transfer is a short read.
     let text = std::fs::read_to_string(&log).unwrap();
-    let started = text.find("Loading DB in memory").expect("the load's start logged");
-    let cut = text.find("Internal error in RDB").expect("the short read logged");
+    let started = text
+        .find("Loading DB in memory")
+        .expect("the load's start logged");
+    let cut = text
+        .find("Internal error in RDB")
+        .expect("the short read logged");
     assert!(started < cut, "{text}");
 }
 

@@ -35,6 +35,8 @@ pub struct Incoming<'a> {
     pub inbound: bool,
     /// Writes to the same connection (PONG answers a PING there).
     pub tx: &'a tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    /// Ends an inbound link's connection.
+    pub abort: Option<tokio::task::AbortHandle>,
     /// The remote address, and the local one (which is this node's address, as the sender
     /// reached it).
     pub peer_ip: String,
@@ -199,7 +201,7 @@ pub fn process(st: &mut State, link: &Incoming, msg: Message, ctx: &Ctx, rng: &m
                 id: link.id,
                 tx: link.tx.clone(),
                 created: now,
-                abort: None,
+                abort: link.abort.clone(),
             });
         }
         st.peers[s].data_received = now;
@@ -775,6 +777,7 @@ mod tests {
             id,
             inbound,
             tx,
+            abort: None,
             peer_ip: "127.0.0.1".into(),
             local_ip: "127.0.0.2".into(),
         }

@@ -31,6 +31,8 @@ enum Event {
         id: u64,
         inbound: bool,
         tx: UnboundedSender<Vec<u8>>,
+        /// Ends an inbound link's connection (DEBUG CLUSTERLINK KILL FROM).
+        abort: Option<tokio::task::AbortHandle>,
         peer_ip: String,
         local_ip: String,
         bytes: Vec<u8>,
@@ -86,7 +88,14 @@ async fn run(server: Arc<Server>, listener: std::net::TcpListener) {
             let _ = stream.set_nodelay(true);
             let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = unbounded_channel();
-            tokio::spawn(connection(stream, id, true, tx, rx, accepting.clone()));
+            // The connection learns its own abort handle, to pass on with its frames.
+            let (own, handle) = tokio::sync::oneshot::channel();
+            let events = accepting.clone();
+            let task = tokio::spawn(async move {
+                let abort = handle.await.ok();
+                connection(stream, id, Some(abort), tx, rx, events).await
+            });
+            let _ = own.send(task.abort_handle());
         }
     });
     let mut bus = Bus {
@@ -107,11 +116,12 @@ async fn run(server: Arc<Server>, listener: std::net::TcpListener) {
 }
 
 /// One link's connection: frames read are sent to the bus loop, frames queued are written.
-/// Ends when either side fails, telling the loop.
+/// Ends when either side fails, telling the loop. `inbound`: for a link another node opened,
+/// its own abort handle (passed on with its frames); None for this node's own link.
 async fn connection(
     stream: TcpStream,
     id: u64,
-    inbound: bool,
+    inbound: Option<Option<tokio::task::AbortHandle>>,
     tx: UnboundedSender<Vec<u8>>,
     mut rx: UnboundedReceiver<Vec<u8>>,
     events: UnboundedSender<Event>,
@@ -139,8 +149,9 @@ async fn connection(
             r.read_exact(&mut bytes[8..]).await?;
             let frame = Event::Frame {
                 id,
-                inbound,
+                inbound: inbound.is_some(),
                 tx: tx.clone(),
+                abort: inbound.clone().flatten(),
                 peer_ip: peer_ip.clone(),
                 local_ip: local_ip.clone(),
                 bytes,
@@ -186,6 +197,29 @@ impl Ctx {
             repl_ping_period: cfg.get_i64("repl-ping-replica-period").max(1) as u64 * 1000,
         }
     }
+}
+
+/// DEBUG CLUSTERLINK KILL TO|FROM|ALL node-id: closes this node's link to that node (the
+/// cron opens a new one), the node's link to this one (the node reconnects), or both, as
+/// Redis's `freeClusterLink`. Err: Redis's message.
+pub fn kill(server: &Server, direction: &[u8], node: &[u8]) -> Result<(), String> {
+    let mut st = server.cluster.write();
+    let Some(i) = st.peer(node) else {
+        return Err(format!("Unknown node {}", String::from_utf8_lossy(node)));
+    };
+    let peer = &mut st.peers[i];
+    match direction.to_ascii_lowercase().as_slice() {
+        b"to" => peer.link = None,
+        b"from" => peer.inbound = None,
+        b"all" => (peer.link, peer.inbound) = (None, None),
+        _ => {
+            return Err(format!(
+                "Unknown direction {}",
+                String::from_utf8_lossy(direction)
+            ))
+        }
+    }
+    Ok(())
 }
 
 /// A PONG to every node now (Redis's `clusterBroadcastPong`), from a command that changed this
@@ -257,6 +291,7 @@ impl Bus {
                     id,
                     inbound,
                     tx,
+                    abort,
                     peer_ip,
                     local_ip,
                     bytes,
@@ -272,6 +307,7 @@ impl Bus {
                         id,
                         inbound,
                         tx: &tx,
+                        abort,
                         peer_ip,
                         local_ip,
                     };
@@ -344,7 +380,7 @@ impl Bus {
                 match tokio::time::timeout(wait, TcpStream::connect(&addr)).await {
                     Ok(Ok(stream)) => {
                         let _ = stream.set_nodelay(true);
-                        connection(stream, id, false, frames, rx, events).await;
+                        connection(stream, id, None, frames, rx, events).await;
                     }
                     _ => {
                         let _ = events.send(Event::Closed { id });

@@ -4,7 +4,8 @@
 //! back, or NOSAVE from the file), LOADAOF (the data emptied and the log replayed),
 //! CHANGE-REPL-ID, POPULATE, LOG, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
 //! SET-DISABLE-DENY-SCRIPTS,
-//! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, SEGFAULT/PANIC/ASSERT/OOM (log, then abort), HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
+//! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, CLUSTERLINK KILL,
+//! SEGFAULT/PANIC/ASSERT/OOM (log, then abort), HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
 //! with nothing to set (see HELP).
 
 use std::sync::atomic::Ordering;
@@ -57,6 +58,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "CHANGE-REPL-ID",
                 "    Change the replication IDs of the instance.",
                 "    Dangerous: should be used only for testing the replication subsystem.",
+                "CLUSTERLINK KILL <to|from|all> <node-id>",
+                "    Kills the link based on the direction to/from (both) with the provided node.",
                 "CONFIG-REWRITE-FORCE-ALL",
                 "    Like CONFIG REWRITE but writes all configuration options, including",
                 "    keywords not listed in original configuration file or default values.",
@@ -124,6 +127,17 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    Accepted for compatibility: there is no reply buffer resize cron job here.",
             ],
         ),
+        "clusterlink" if args.len() == 5 && args[2].eq_ignore_ascii_case(b"kill") => {
+            if !s.server.cluster.enabled() {
+                return Reply::err(
+                    "ERR Debug option only available for cluster mode enabled setup!",
+                );
+            }
+            match crate::cluster::links::kill(s.server, &args[3], &args[4]) {
+                Ok(()) => OK,
+                Err(e) => Reply::err(format!("ERR {e}")),
+            }
+        }
         "sleep" if args.len() == 3 => {
             let Some(secs) = parse_float(&args[2]).filter(|v| *v >= 0.0) else {
                 return Reply::err("ERR value is not a valid float");

@@ -250,10 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<'_, S> {
         match tokio::time::timeout(self.timeout, write).await {
             Ok(result) => result.is_ok(),
             Err(_) => {
-                warn!(
-                    "Disconnecting timedout replica (streaming sync): {}",
-                    self.name
-                );
+                warn!("Disconnecting timedout replica (full sync): {}", self.name);
                 false
             }
         }
