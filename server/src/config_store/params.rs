@@ -260,8 +260,7 @@ pub static PARAMS: &[Param] = &[
         Kind::Enum(&["disabled", "on-empty-db", "swapdb"]),
         "disabled",
         MUT,
-    )
-    .stored(),
+    ),
     p(
         "loglevel",
         Kind::Enum(&["debug", "verbose", "notice", "warning"]),
@@ -363,7 +362,7 @@ pub static PARAMS: &[Param] = &[
     p("lfu-log-factor", NONNEG_INT, "10", MUT),
     p("lfu-decay-time", NONNEG_INT, "1", MUT),
     p("replica-priority", NONNEG_INT, "100", MUT).alias("slave-priority"),
-    p("repl-diskless-sync-delay", NONNEG_INT, "5", MUT).stored(),
+    p("repl-diskless-sync-delay", NONNEG_INT, "5", MUT),
     p("maxmemory-samples", int(1, INT_MAX), "5", MUT),
     p("maxmemory-eviction-tenacity", int(0, 100), "10", MUT),
     p("timeout", NONNEG_INT, "0", MUT),
@@ -392,7 +391,7 @@ pub static PARAMS: &[Param] = &[
     p("min-replicas-to-write", NONNEG_INT, "0", MUT).alias("min-slaves-to-write"),
     p("min-replicas-max-lag", NONNEG_INT, "10", MUT).alias("min-slaves-max-lag"),
     p("shutdown-timeout", NONNEG_INT, "10", MUT).stored(),
-    p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT).stored(),
+    p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT),
     p("maxclients", int(1, u32::MAX as i64), "10000", MUT),
     p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", FIXED),
     p("socket-mark-id", NONNEG_INT, "0", FIXED).stored(),

@@ -267,8 +267,8 @@ pub(super) fn cluster_redirect(
 
 /// On a replica, as Redis refuses them: clients' writes under `replica-read-only`; while the
 /// link to the primary is down under `replica-serve-stale-data no`, every command not flagged
-/// `stale`; while a full sync loads, every command not flagged `loading`. The primary's own link
-/// passes.
+/// `stale`; while a full sync loads, every command not flagged `loading` (while it loads "async",
+/// serving the old data, those flagged `no_async_loading`). The primary's own link passes.
 #[cold]
 fn replica_refusal(
     server: &Server,
