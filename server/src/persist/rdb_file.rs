@@ -9,7 +9,8 @@
 //!
 //! SAVE writes the file with every shard locked. BGSAVE writes it from its background snapshot's
 //! walk (`background`), so it holds the data of the instant BGSAVE began without stopping
-//! service: each shard's records go to part files per database, joined at the end. TEMPORAL
+//! service: each shard's records go to part files per database, joined at the end. A replica's
+//! full sync is made by a walk of its own and sent as it comes ([`StreamedRdb`]). TEMPORAL
 //! keys have no RDB form: they are left out, with a warning in the log saying how many.
 
 use std::io::{self, BufWriter, Write};
@@ -94,10 +95,11 @@ pub fn save(server: &Server) -> io::Result<Saved> {
     write_file(server, |out| write_locked(server, out, true, |_| {}))
 }
 
-/// The whole file in memory, as a full resync sends it to a replica (every shard locked
-/// while its keys are written, as for SAVE); without `with_keys`, the function libraries only
-/// (`REPLCONF rdb-filter-only functions`). `at_lock` runs with every shard locked, before any
-/// key is read: what it starts (the replication stream) begins exactly where the file ends.
+/// The whole file in memory (every shard locked while its keys are written, as for SAVE);
+/// without `with_keys`, the function libraries only, as a replica that asked for them alone
+/// gets them (`REPLCONF rdb-filter-only functions`). `at_lock` runs with every shard locked,
+/// before any key is read: what it starts (the replication stream) begins exactly where the
+/// file ends.
 pub fn to_bytes(
     server: &Server,
     with_keys: bool,

@@ -135,8 +135,11 @@ pub fn start_if_due(server: &Arc<Server>) {
         sink,
     );
     if !started {
-        // Another walk runs: they wait for its end.
-        *waiting = held.take().expect("at_lock did not run");
+        // Another walk runs: they wait for its end. (Had the walk's thread failed to start after
+        // `at_lock`, they would have been told, and their feed fails them.)
+        if let Some(waiters) = held.take() {
+            *waiting = waiters;
+        }
     }
 }
 
