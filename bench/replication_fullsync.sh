@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Full sync: seconds from a redis-server replica's REPLICAOF to it serving every key of a primary
-# holding K keys (SET key:N with 64-byte values, loaded with redis-cli --pipe), for a WarpEngine
+# holding K keys (SET key:N with VALUE_SIZE-byte values, loaded with redis-cli --pipe), for a WarpEngine
 # primary and a redis-server one in turn (fresh servers every round; Redis with
 # repl-diskless-sync-delay 0, so neither waits before sending its RDB), and the longest a client of
 # the primary waited for a reply meanwhile (a GET every millisecond on one connection: how long the
 # full sync stalls service) and the primary's peak RSS by then (VmHWM). Quote medians.
 #   bench/replication_fullsync.sh [WARPENGINE_BINARY] [rounds]
-# Environment: K (keys, 1000000), THREADS (WarpEngine workers, 2).
+# Environment: K (keys, 1000000), VALUE_SIZE (bytes, 64), THREADS (WarpEngine workers, 2).
 set -euo pipefail
 bin=${1:-target/release/warpengine} rounds=${2:-3}
 k=${K:-1000000}
-value=$(printf 'v%.0s' $(seq 64))
+value=$(printf 'v%.0s' $(seq "${VALUE_SIZE:-64}"))
 commands=$(mktemp)
 probe=$(mktemp)
 trap 'rm -f "$commands" "$probe"' EXIT

@@ -193,6 +193,16 @@ fn replicas_arriving_within_the_delay_share_one_walk() {
     assert_eq!(rdb1, rdb2, "one walk: the same RDB");
     assert!(rdb1.starts_with(b"REDIS0010"));
     assert_eq!(info_field(&mut c, "stats", "sync_full"), "2");
+    // A replica that cannot take a diskless RDB does not wait the delay, as with Redis.
+    let mut s = TcpStream::connect(("127.0.0.1", warp.port)).unwrap();
+    let psync: &[&[u8]] = &[b"PSYNC", b"?", b"-1"];
+    s.write_all(&warpengine_tests::encode_command(psync))
+        .unwrap();
+    let b = first_byte(&mut s, Duration::from_secs(10)).expect("a sync at once");
+    let fullresync = format!("{}{}", b as char, line(&mut s));
+    assert!(fullresync.starts_with("+FULLRESYNC "), "{fullresync}");
+    assert!(first_byte(&mut s, Duration::from_secs(10)) == Some(b'$'));
+    assert!(!line(&mut s).starts_with("EOF:"), "the $<len> form");
 }
 
 #[test]

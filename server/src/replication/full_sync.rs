@@ -2,7 +2,8 @@
 //! them.
 //!
 //! A replica that needs a full sync waits (INFO's `wait_bgsave`) until a walk starts for it:
-//! at once with `repl-diskless-sync no`; with `repl-diskless-sync yes` once the replica that
+//! at once with `repl-diskless-sync no` or for a replica without `capa eof`; with
+//! `repl-diskless-sync yes` once the replica that
 //! came first has waited `repl-diskless-sync-delay` seconds, or as soon as
 //! `repl-diskless-sync-max-replicas` (when not 0) replicas wait, so that replicas arriving
 //! together share one walk, as Redis's share one fork. A walk cannot start while another runs
@@ -42,6 +43,8 @@ struct Waiter {
     client: u64,
     /// Not `redis-cli --rdb`: the replica follows the stream after the RDB.
     follows: bool,
+    /// `REPLCONF capa eof`: it can take a diskless RDB, worth waiting for others to share.
+    eof: bool,
     since: Instant,
     started: oneshot::Sender<Started>,
 }
@@ -62,11 +65,12 @@ impl FullSyncs {
 }
 
 /// Puts `client` in line for the next walk; the answer comes when it starts.
-pub fn wait(server: &Server, client: u64, follows: bool) -> oneshot::Receiver<Started> {
+pub fn wait(server: &Server, client: u64, follows: bool, eof: bool) -> oneshot::Receiver<Started> {
     let (started, receiver) = oneshot::channel();
     server.replication.full_syncs.waiting().push(Waiter {
         client,
         follows,
+        eof,
         since: Instant::now(),
         started,
     });
@@ -97,7 +101,11 @@ pub fn start_if_due(server: &Arc<Server>) {
             cfg.get_i64("repl-diskless-sync-max-replicas").max(0) as usize,
         )
     };
-    let due = !diskless || oldest.elapsed() >= delay || (enough > 0 && waiting.len() >= enough);
+    // As Redis: a replica that cannot take a diskless RDB does not wait for others.
+    let due = !diskless
+        || waiting.iter().any(|w| !w.eof)
+        || oldest.elapsed() >= delay
+        || (enough > 0 && waiting.len() >= enough);
     if !due {
         return;
     }

@@ -67,7 +67,7 @@ pub async fn send_rdb<S: AsyncRead + AsyncWrite + Unpin>(
         feed: None,
         done: false,
     };
-    let mut started = full_sync::wait(server, client, !handshake.rdb_only);
+    let mut started = full_sync::wait(server, client, !handshake.rdb_only, handshake.capa_eof);
     full_sync::start_if_due(server);
     let mut last_newline = Instant::now();
     let started = loop {

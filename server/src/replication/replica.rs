@@ -513,10 +513,8 @@ impl<'a> Link<'a> {
                 info!("Full resync from master: {replid}:{offset}");
                 upstream.set_status(|s| s.state = LinkState::Sync);
                 let same_history = server.replication.history().replid() == *replid;
-                let loading = diskless_load(server).then(|| {
-                    let serves_old_data = same_history && swapdb(server);
-                    Loading::start(upstream, serves_old_data)
-                });
+                let loading = diskless_load(server)
+                    .map(|swapdb| Loading::start(upstream, same_history && swapdb));
                 if loading.is_some() {
                     // Redis's line when its diskless load starts (test harnesses wait for it).
                     info!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -1009,8 +1007,9 @@ fn command_args(frame: BytesFrame) -> Option<Vec<Bytes>> {
 /// swapdb's does. With swapdb and a full sync of the history the replica already follows,
 /// the old data is a point of the same history: Redis then serves it while loading ("async
 /// loading", INFO `async_loading:1`, only commands flagged `no_async_loading` refused), and
-/// so does this replica, until the RDB, whole, replaces it at once.
-fn diskless_load(server: &Server) -> bool {
+/// so does this replica, until the RDB, whole, replaces it at once. Some(whether swapdb) when
+/// it loads diskless.
+fn diskless_load(server: &Server) -> Option<bool> {
     let mode = server
         .config
         .read()
@@ -1018,18 +1017,14 @@ fn diskless_load(server: &Server) -> bool {
         .get("repl-diskless-load")
         .to_string();
     match mode.as_str() {
-        "swapdb" => true,
+        "swapdb" => Some(true),
         "on-empty-db" => server
             .lock_all()
             .iter()
-            .all(|g| g.dbs.iter().all(|db| db.is_empty())),
-        _ => false,
+            .all(|g| g.dbs.iter().all(|db| db.is_empty()))
+            .then_some(false),
+        _ => None,
     }
-}
-
-fn swapdb(server: &Server) -> bool {
-    let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
-    cfg.get("repl-diskless-load") == "swapdb"
 }
 
 /// The replica is loading (or async loading) while this lives (see `diskless_load`).
