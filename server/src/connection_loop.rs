@@ -718,7 +718,12 @@ async fn wait_until_served<S: AsyncRead + Unpin>(
         .blocked_clients
         .fetch_add(1, Ordering::Relaxed);
     *conn.handle.blocked_on.lock().expect("blocked_on lock") = Some(blocked.waiter.clone());
-    conn.handle.info.lock().expect("client info lock").blocked = true;
+    {
+        // CLIENT LIST shows the command the client waits in (`cmd=brpop`), as Redis's does.
+        let mut info = conn.handle.info.lock().expect("client info lock");
+        info.blocked = true;
+        info.last_cmd = crate::command_table::TABLE[blocked.command_index()].name;
+    }
     let served = loop {
         let deadline = async {
             match blocked.deadline {

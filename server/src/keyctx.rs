@@ -231,12 +231,17 @@ impl<'a> KeyCtx<'a> {
         self.db(key).set_over(key, value, expire_at, clock, now);
     }
 
+    /// Removes a live key. On a replica an expired key that reads as absent still goes (its
+    /// primary's DEL, or a write of a writable replica's client, as Redis's dbDelete removes it).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let now = self.now_ms;
         let db = self.db(key);
         if db.contains(key, now) {
             db.remove(key)
         } else {
+            if warpengine_storage::db::keeps_expired_keys() {
+                db.remove(key);
+            }
             None
         }
     }

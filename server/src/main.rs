@@ -170,27 +170,14 @@ fn main() {
         }
         server.sync_auth_required();
     }
-    info!(
-        "Running mode={}, port={}, PID: {}",
-        if server.cluster.enabled() {
-            "cluster"
-        } else {
-            "standalone"
-        },
-        addrs.first().map_or(0, |a| a.port()),
-        std::process::id()
-    );
     let _ = warpengine::oom_score::apply(
         &server.config.read().expect("config lock"),
         server.replication.is_replica(),
     );
-    info!("Server initialized");
     warpengine::memory_accounting::mark_startup();
-    if let Err(e) = warpengine::persist::recovery::start(&server) {
-        error!("{e}");
-        std::process::exit(1);
-    }
-    warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
+    // As Redis: the server listens before it loads its data, and answers -LOADING meanwhile
+    // (commands flagged `loading`, INFO among them, run); see persist::loading.
+    server.loading.begin(&server, 0);
     // The bus port first: a server that cannot have it exits before taking clients.
     if server.cluster.enabled() {
         if let Err(e) = warpengine::cluster::links::start(server.clone(), first_ip) {
@@ -221,12 +208,27 @@ fn main() {
             std::process::exit(1);
         }
     }
-    info!(threads, "Ready to accept connections on {addrs:?}");
-    if let Some(unix) = &unix {
-        info!(
-            "The server is now ready to accept connections at {}",
-            unix.path
-        );
+    // Logged once the sockets listen, as Redis logs them: a test harness that reads " PID: "
+    // connects at once, before "Ready to accept" (which comes once the data is loaded).
+    info!(
+        "Running mode={}, port={}, PID: {}",
+        if server.cluster.enabled() {
+            "cluster"
+        } else {
+            "standalone"
+        },
+        addrs.first().map_or(0, |a| a.port()),
+        std::process::id()
+    );
+    info!("Server initialized");
+    let loader = server.clone();
+    let unix_path = unix.as_ref().map(|u| u.path.clone());
+    let spawned = std::thread::Builder::new()
+        .name("warp-loader".into())
+        .spawn(move || load_dataset(&loader, threads, &addrs, unix_path.as_deref()));
+    if let Err(e) = spawned {
+        error!("cannot start the thread that loads the data: {e}");
+        std::process::exit(1);
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -245,6 +247,27 @@ fn main() {
     }
     info!("WarpEngine is now ready to exit, bye bye...");
     std::process::exit(0);
+}
+
+/// Loads the data (the RDB file, or the log), then lets clients in: "Ready to accept
+/// connections", as Redis says once its load is done. A load that fails stops the server, as
+/// Redis's start stops.
+fn load_dataset(
+    server: &Server,
+    threads: usize,
+    addrs: &[std::net::SocketAddr],
+    unix: Option<&str>,
+) {
+    if let Err(e) = warpengine::persist::recovery::start(server) {
+        error!("{e}");
+        std::process::exit(1);
+    }
+    warpengine::keyspace_events::apply(&server.config.read().expect("config lock"));
+    server.loading.end();
+    info!(threads, "Ready to accept connections on {addrs:?}");
+    if let Some(path) = unix {
+        info!("The server is now ready to accept connections at {path}");
+    }
 }
 
 /// Returns once the server is to stop: SHUTDOWN, or SIGTERM/SIGINT as `shutdown-on-sigterm`

@@ -50,6 +50,9 @@ pub struct Server {
     pub migrate_sockets: crate::migrate_sockets::MigrateSockets,
     pub lastsave: AtomicU64,
     pub wal: Wal,
+    /// A load of the whole dataset running (at start, or a replica's full sync): clients get
+    /// -LOADING meanwhile (see `crate::persist::loading`).
+    pub loading: crate::persist::loading::Loading,
     pub limits: crate::eviction::Limits,
     pub temporal: crate::temporal_settings::TemporalSettings,
     /// Keys per shard as of its last eviction, so shards can share eviction fairly.
@@ -230,6 +233,9 @@ pub struct ServerStats {
     /// Scripts and functions started again with every shard locked (INFO stats'
     /// `script_reruns`; see `dispatch::script`).
     pub script_reruns: AtomicU64,
+    /// Errors a replica's primary link got for commands of the stream (INFO stats'
+    /// `unexpected_error_replies`, as Redis counts them).
+    pub unexpected_error_replies: AtomicU64,
 }
 
 /// How many kinds of error INFO errorstats tracks, as Redis (past it, new kinds are not
@@ -466,6 +472,7 @@ impl Server {
             migrate_sockets: Default::default(),
             lastsave: AtomicU64::new(unix_ms() / 1000),
             wal: Wal::new(threads),
+            loading: Default::default(),
             limits,
             shard_keys: (0..threads).map(|_| AtomicU64::new(0)).collect(),
             quantum,

@@ -53,6 +53,8 @@ pub fn begin(server: &Server, options: Options) -> Result<(), String> {
             .get("save")
             .is_empty(),
     };
+    // As Redis: half-loaded data is never saved over the file it comes from.
+    let save = save && !server.loading.active();
     if save {
         // Redis's wording, here and in `snapshot::save`: test harnesses wait for these lines.
         tracing::info!("Saving the final RDB snapshot before exiting.");

@@ -453,7 +453,8 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
             info!(worker = me, "worker stopping");
             return;
         }
-        if server.hot.cron_paused.load(Ordering::Relaxed) {
+        // Nor while the data loads: Redis's serverCron does not run then.
+        if server.hot.cron_paused.load(Ordering::Relaxed) || server.loading.active() {
             continue;
         }
         if me == 0 && server.wal.failed.load(Ordering::Relaxed) {
@@ -515,11 +516,15 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
                 crate::keyspace_events::publish_raised(&server);
             }
         }
-        // A replica's keys expire when its primary deletes them (reads skip them meanwhile).
-        if !server.hot.active_expire.load(Ordering::Relaxed)
-            || server.pause.in_force()
-            || server.replication.is_replica()
-        {
+        if !server.hot.active_expire.load(Ordering::Relaxed) || server.pause.in_force() {
+            continue;
+        }
+        // A replica's keys expire when its primary deletes them (reads skip them meanwhile),
+        // but for those its own clients wrote with a TTL (`replica-read-only no`).
+        if server.replication.is_replica() {
+            if me == 0 {
+                server.replication.local_keys.expire_due(&server);
+            }
             continue;
         }
         let effort = server

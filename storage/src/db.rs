@@ -1,6 +1,6 @@
 //! One logical database (as selected by SELECT) within one shard.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ahash::RandomState;
@@ -129,6 +129,21 @@ static EXPIRY_DELETES_PAUSED_UNTIL: AtomicU64 = AtomicU64::new(0);
 /// CLIENT PAUSE began or was extended (`until_ms`), or ended (0).
 pub fn pause_expiry_deletes_until(until_ms: u64) {
     EXPIRY_DELETES_PAUSED_UNTIL.store(until_ms, Ordering::Relaxed);
+}
+
+/// On a replica: an expired key reads as absent but stays until its primary's DEL (or a write
+/// here replaces or deletes it), as Redis 7.0's replica keeps it: the primary decides when a
+/// key goes. Process-wide, set while the server follows a primary.
+static REPLICA_KEEPS_EXPIRED: AtomicBool = AtomicBool::new(false);
+
+/// The server became a replica (true), or a primary again (false).
+pub fn keep_expired_keys(replica: bool) {
+    REPLICA_KEEPS_EXPIRED.store(replica, Ordering::Relaxed);
+}
+
+/// Whether an expired key found by a read stays in place (see [`keep_expired_keys`]).
+pub fn keeps_expired_keys() -> bool {
+    REPLICA_KEEPS_EXPIRED.load(Ordering::Relaxed)
 }
 
 /// Records `key`'s expiry in the table of keys that have one.
@@ -312,6 +327,16 @@ impl Db {
         }
     }
 
+    /// Deletes `key` as expired (counted, its event raised, its deletion logged), whatever its
+    /// expiry: a writable replica expiring a key its own clients gave a TTL.
+    pub fn expire_key_now(&mut self, key: &[u8]) -> bool {
+        if self.remove(key).is_none() {
+            return false;
+        }
+        self.note_expired(key);
+        true
+    }
+
     /// The key's expiry in Unix milliseconds, 0 when it has none (or is absent).
     pub fn expire_at(&self, key: &[u8]) -> u64 {
         if self.volatile.is_empty() {
@@ -341,7 +366,7 @@ impl Db {
     #[cold]
     #[inline(never)]
     fn expire_on_access(&mut self, key: &[u8], now_ms: u64) {
-        if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) {
+        if now_ms < EXPIRY_DELETES_PAUSED_UNTIL.load(Ordering::Relaxed) || keeps_expired_keys() {
             return;
         }
         self.remove(key);
@@ -541,7 +566,7 @@ impl Db {
         removed
     }
 
-    /// A random live key, skipping (and deleting) expired ones as Redis does.
+    /// A random live key, skipping (and deleting, but on a replica) expired ones as Redis does.
     pub fn random_key(&mut self, now_ms: u64) -> Option<Bytes> {
         for _ in 0..100 {
             if self.map.is_empty() {
@@ -550,9 +575,11 @@ impl Db {
             let idx = (self.next_random() % self.map.len() as u64) as usize;
             let (key, entry) = self.map.get_index(idx).expect("index below len");
             if self.is_expired(key.as_bytes(), entry, now_ms) {
-                let key = key.clone();
-                self.remove(key.as_bytes());
-                self.note_expired(key.as_bytes());
+                if !keeps_expired_keys() {
+                    let key = key.clone();
+                    self.remove(key.as_bytes());
+                    self.note_expired(key.as_bytes());
+                }
                 continue;
             }
             return Some(Bytes::copy_from_slice(key.as_bytes()));

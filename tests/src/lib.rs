@@ -117,6 +117,28 @@ pub fn try_start_warpengine_on(port: u16, extra: &[&str]) -> Result<ServerProces
     }
 }
 
+/// Waits until a server on `port` takes connections and is past loading its data: PING gets
+/// any reply but -LOADING (a server listens before it loads, as Redis does).
+pub fn wait_until_serving(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 64];
+            let answered = s.write_all(b"PING\r\n").is_ok()
+                && matches!(s.read(&mut buf), Ok(n) if n > 0 && !buf[..n].starts_with(b"-LOADING"));
+            if answered {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -180,7 +202,7 @@ fn answers_as(port: u16, pid: u32) -> Option<bool> {
 /// Waits until `child` itself answers on `port`; an error if it exits first (a server that
 /// could not bind the port exits).
 fn wait_until_ready(port: u16, child: &mut Child, what: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("{what} exited during start-up: {status}"));

@@ -74,11 +74,7 @@ fn start_with_file(bin: &str, file: &str, port: u16, dir: &str) -> std::process:
         .stderr(Stdio::null())
         .spawn()
         .expect("start server");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{bin} did not start with {file}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    warpengine_tests::wait_until_serving(port, &format!("{bin} with {file}"));
     child
 }
 
@@ -1257,11 +1253,7 @@ fn rename_command_in_the_config_file_as_redis() {
         )
     };
     let wait_up = || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", ap)).is_err() {
-            assert!(Instant::now() < deadline, "warpengine did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        warpengine_tests::wait_until_serving(ap, "warpengine");
         RawConn::connect(ap)
     };
     let mut logged = start_logged();

@@ -1102,3 +1102,92 @@ fn a_rewrite_asked_for_during_a_save_runs_after_it() {
     );
     c.call(&["CONFIG", "SET", "rdb-key-save-delay", "0"]);
 }
+
+/// As Redis: a start listens before it loads. Until the load ends, commands not flagged `loading`
+/// get -LOADING, INFO shows `loading:1` and the load's progress, CONFIG SET of `dir` is refused
+/// and of `loglevel` allowed; a SHUTDOWN then stops without saving over the file it loads
+/// (the `save` rules would save otherwise). Redis's integration/rdb and unit/introspection
+/// "during loading" tests, with `key-load-delay` slowing the load as there.
+#[test]
+fn a_start_takes_clients_while_it_loads_and_never_saves_half_its_data() {
+    let dir = TempDir::new("loading");
+    let port = free_port();
+    let debug = [
+        "--enable-debug-command",
+        "yes",
+        "--enable-protected-configs",
+        "yes",
+    ];
+    let mut args = vec!["--appendonly", "no", "--save", "3600 1"];
+    args.extend_from_slice(&debug);
+    let server = start(port, &dir, &args);
+    let mut c = RawConn::connect(port);
+    ok(c.call(&["DEBUG", "POPULATE", "20000", "key", "100"]));
+    ok(c.call(&["SAVE"]));
+    c.send_command(&[b"SHUTDOWN", b"NOSAVE"]);
+    drop(server);
+    let rdb = std::fs::read(dir.0.join("dump.rdb")).unwrap();
+
+    // 20,000 keys at 200 us each: four seconds of loading at least.
+    let log = dir.0.join("log");
+    let port = free_port();
+    let mut child = std::process::Command::new(warpengine_tests::warpengine_binary())
+        .args(["--port", &port.to_string(), "--dir", dir.path()])
+        .args([
+            "--logfile",
+            log.to_str().unwrap(),
+            "--key-load-delay",
+            "200",
+        ])
+        .args(&args)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut c = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            break RawConn::connect(port);
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let loading = Resp::Error("LOADING Redis is loading the dataset in memory".into());
+    assert_eq!(c.call(&["PING"]), loading);
+    assert_eq!(c.call(&["GET", "key:1"]), loading);
+    let field = |c: &mut RawConn, name: &str| warpengine_tests::info_field(c, "persistence", name);
+    assert_eq!(field(&mut c, "loading"), "1");
+    assert_eq!(field(&mut c, "loading_total_bytes"), rdb.len().to_string());
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    while field(&mut c, "loading_loaded_bytes") == "0" {
+        assert!(Instant::now() < wait_until, "no progress shown");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok(c.call(&["CONFIG", "SET", "loglevel", "debug"]));
+    assert_eq!(c.call(&["CONFIG", "SET", "dir", "/tmp"]), loading);
+    assert_eq!(field(&mut c, "loading"), "1");
+    c.send_command(&[b"SHUTDOWN"]);
+    let exited = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < exited,
+            "SHUTDOWN during the load did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read(dir.0.join("dump.rdb")).unwrap(), rdb);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("Saving the final RDB snapshot"), "{text}");
+    assert!(!text.contains("Ready to accept"), "{text}");
+
+    // Loaded whole, the server says so only then, and serves everything.
+    args.extend_from_slice(&["--logfile", log.to_str().unwrap()]);
+    let _server = start(port, &dir, &args);
+    let mut c = RawConn::connect(port);
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(20000));
+    assert_eq!(field(&mut c, "loading"), "0");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let done = text
+        .rfind("Done loading RDB, keys loaded: 20000")
+        .expect(&text);
+    assert!(text.rfind("Ready to accept").expect(&text) > done, "{text}");
+}

@@ -422,3 +422,116 @@ fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
     assert_same_everything(&mut r, &mut p);
     assert_same_everything(&mut s, &mut p);
 }
+
+/// A command of the primary's stream that fails on the replica is logged in Redis's words (its
+/// replication-4 unit counts these lines) and counted in `unexpected_error_replies`: DEBUG
+/// REPLICATE sends a command the replica lacks, and a writable replica's own value makes the
+/// primary's INCRBY fail there. With `propagation-error-behavior panic` a read-only replica
+/// stops at the next such error instead of running on diverged.
+#[test]
+fn a_stream_command_failing_on_the_replica_is_logged_and_can_stop_it() {
+    let dir = TempDir::new("warp-repl-divergence");
+    let rlog = format!("{}/replica.log", dir.path());
+    let debug = ["--enable-debug-command", "yes"];
+    let primary = start_warpengine(&debug);
+    let mut replica = start_warpengine(&[&debug[..], &["--logfile", &rlog]].concat());
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    replicaof(&mut r, primary.port);
+    caught_up(&mut p, &mut r);
+    ok(&mut p, &["DEBUG", "REPLICATE", "fake-command-1"]);
+    ok(&mut p, &["SET", "foo", "bar2"]);
+    caught_up(&mut p, &mut r);
+    ok(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
+    ok(&mut r, &["SET", "number2", "foo"]);
+    ok(&mut p, &["INCRBY", "number2", "1"]);
+    caught_up(&mut p, &mut r);
+    assert_eq!(r.call(&["GET", "number2"]), Resp::Bulk(b"foo".to_vec()));
+    assert_eq!(r.call(&["GET", "foo"]), Resp::Bulk(b"bar2".to_vec()));
+    let text = std::fs::read_to_string(&rlog).unwrap();
+    let critical: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("== CRITICAL =="))
+        .collect();
+    assert_eq!(critical.len(), 2, "{text}");
+    assert!(
+        critical[0].contains(
+            "This replica is sending an error to its master: 'ERR unknown command 'fake-command-1'"
+        ),
+        "{text}"
+    );
+    assert!(
+        critical[0].contains("after processing the command '<unknown>'"),
+        "{text}"
+    );
+    assert!(
+        critical[1].contains(
+            "'ERR value is not an integer or out of range' after processing the command 'incrby'"
+        ),
+        "{text}"
+    );
+    assert_eq!(stat(&mut r, "unexpected_error_replies"), 2);
+
+    ok(&mut r, &["CONFIG", "SET", "replica-read-only", "yes"]);
+    ok(
+        &mut r,
+        &["CONFIG", "SET", "propagation-error-behavior", "panic"],
+    );
+    ok(&mut p, &["DEBUG", "REPLICATE", "fake-command-2"]);
+    wait_for("the replica to stop", || !replica.alive());
+    let text = std::fs::read_to_string(&rlog).unwrap();
+    assert!(text.contains("This replica panicked sending an error to its master after processing the command '<unknown>'"), "{text}");
+}
+
+/// As Redis 7.0's replica: a key past its TTL reads as absent but stays until its primary's
+/// DEL (the primary decides when a key goes), and that DEL removes it; a writable replica's own
+/// keys with a TTL are expired by the replica itself, since no primary will delete them (Redis's
+/// replication-3 unit).
+#[test]
+fn a_replica_keeps_expired_keys_for_its_primary_and_expires_its_own() {
+    let debug = ["--enable-debug-command", "yes"];
+    let primary = start_warpengine(&debug);
+    let replica = start_warpengine(&debug);
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    replicaof(&mut r, primary.port);
+    ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    ok(&mut p, &["SET", "key1", "5", "PX", "10"]);
+    ok(&mut p, &["SET", "key2", "5", "PX", "10"]);
+    caught_up(&mut p, &mut r);
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(r.call(&["EXISTS", "key1", "key2"]), Resp::Int(0));
+    assert_eq!(r.call(&["GET", "key2"]), Resp::Nil);
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(2));
+    ok(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
+    // A write of the replica's own client replaces the expired key.
+    assert_eq!(r.call(&["INCR", "key1"]), Resp::Int(1));
+    assert_eq!(r.call(&["TTL", "key1"]), Resp::Int(-1));
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(2));
+
+    ok(&mut r, &["SELECT", "5"]);
+    for key in ["own1", "own2", "own3"] {
+        ok(&mut r, &["SET", key, "v", "PX", "200"]);
+    }
+    ok(&mut r, &["SET", "kept", "v"]);
+    // Noted as they are written (key1's INCR too), forgotten once they have no TTL.
+    assert_eq!(stat(&mut r, "slave_expires_tracked_keys"), 5);
+    wait_for("the replica to expire its own keys", || {
+        r.call(&["DBSIZE"]) == Resp::Int(1)
+    });
+    assert_eq!(r.call(&["GET", "kept"]), Resp::Bulk(b"v".to_vec()));
+    wait_for("the tracked keys to be forgotten", || {
+        stat(&mut r, "slave_expires_tracked_keys") == 0
+    });
+
+    // The primary's active expiry sends DELs: the replica's copies go, expired or not.
+    ok(&mut r, &["SELECT", "0"]);
+    ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    wait_for("the primary's DELs to empty database 0", || {
+        r.call(&["DBSIZE"]) == Resp::Int(0)
+    });
+}

@@ -50,6 +50,7 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
             zero(&stats.total_connections_received);
             zero(&stats.rejected_connections);
             zero(&stats.script_reruns);
+            zero(&stats.unexpected_error_replies);
             zero(&s.server.clients.evicted);
             let replication = &s.server.replication;
             zero(&replication.sync_full);
@@ -114,7 +115,8 @@ fn get(s: &mut Session, patterns: &[Bytes]) -> Reply {
     Reply::Map(pairs)
 }
 
-/// Parameters CONFIG SET refuses with -LOADING while a replica loads its primary's RDB
+/// Parameters CONFIG SET refuses with -LOADING while the dataset loads (at start, or a
+/// replica's full sync)
 /// (Redis's DENY_LOADING_CONFIG).
 const DENIED_WHILE_LOADING: &[&str] = &["appendonly", "repl-diskless-load", "dir"];
 
@@ -155,9 +157,9 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
         let upstream = &s.server.replication.upstream;
         if result.is_ok()
             && DENIED_WHILE_LOADING.contains(&canonical)
-            && (upstream.loading() || upstream.async_loading())
+            && (s.server.loading.active() || upstream.async_loading())
         {
-            return Reply::err("LOADING Redis is loading the dataset in memory");
+            return Reply::err(crate::persist::loading::REFUSAL);
         }
         match result {
             Ok(()) => {}

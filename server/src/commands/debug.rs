@@ -2,7 +2,7 @@
 //! PROTOCOL (RESP3 reply types, used by client libraries' test suites), DIGEST and
 //! DIGEST-VALUE (content hashes test suites compare), RELOAD (through the snapshot format and
 //! back, or NOSAVE from the file), LOADAOF (the data emptied and the log replayed),
-//! CHANGE-REPL-ID, POPULATE, LOG, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
+//! CHANGE-REPL-ID, POPULATE, LOG, REPLICATE, PAUSE-CRON, SET-SKIP-CHECKSUM-VALIDATION,
 //! SET-DISABLE-DENY-SCRIPTS,
 //! CONFIG-REWRITE-FORCE-ALL, STRINGMATCH-TEST, CLUSTERLINK KILL,
 //! SEGFAULT/PANIC/ASSERT/OOM (log, then abort), HELP; REPLYBUFFER and AOF-FLUSH-SLEEP accepted
@@ -101,6 +101,8 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 "    * NOFLUSH: the existing database will not be removed before load;",
                 "      conflicting keys are loaded from the file (as with MERGE).",
                 "    * NOSAVE: the database will be loaded from the existing snapshot file.",
+                "REPLICATE <string>",
+                "    Replicates the provided string to replicas, allowing data divergence.",
                 "SEGFAULT",
                 "    Crash the server (here: log it and abort, SIGABRT rather than SIGSEGV).",
                 "SET-ACTIVE-EXPIRE <0|1>",
@@ -200,6 +202,13 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
             // Redis's serverLog(LL_WARNING, "DEBUG LOG: %s"): its tests look for the line.
             let message = String::from_utf8_lossy(c_string(&args[2], usize::MAX));
             tracing::warn!("DEBUG LOG: {message}");
+            OK
+        }
+        "replicate" if args.len() >= 3 => {
+            // As Redis: the arguments go to the replicas as a command of the stream, without
+            // running here (its tests make a primary and its replica diverge with it).
+            let argv: Vec<&[u8]> = args[2..].iter().map(|a| &a[..]).collect();
+            s.server.replication.feed_command(&argv);
             OK
         }
         "pause-cron" if args.len() == 3 => {

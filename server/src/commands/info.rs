@@ -248,7 +248,7 @@ fn write_section(s: &Session, section: &str, out: &mut Vec<u8>) -> bool {
             // A replica's sync walks as BGSAVE does but rewrites no log.
             let rewriting =
                 in_progress & !crate::persist::background::serving_replicas(server) as u8;
-            let loading = server.replication.upstream.loading() as u8;
+            let loading = server.loading.active() as u8;
             let async_loading = server.replication.upstream.async_loading() as u8;
             let last_ok = wal.stats.last_snapshot_ok.load(Relaxed) || snapshots == 0;
             // A snapshot is both the RDB save and the log rewrite here; none forks, so there is
@@ -296,6 +296,10 @@ fn write_section(s: &Session, section: &str, out: &mut Vec<u8>) -> bool {
                     );
                 }
             }
+            // After the log's lines, as Redis prints them after the AOF's.
+            if loading == 1 {
+                out.extend_from_slice(server.loading.info_lines().as_bytes());
+            }
         }
         "stats" => {
             let (mut hits, mut misses, mut expired, mut evicted) = (server.copy_hits(), 0, 0, 0);
@@ -318,10 +322,12 @@ fn write_section(s: &Session, section: &str, out: &mut Vec<u8>) -> bool {
             let (ops, in_kbps, out_kbps) = server.sampler.rates();
             // WarpEngine's own: scripts and functions started again with every shard locked.
             let script_reruns = server.stats.script_reruns.load(Relaxed);
+            let unexpected_errors = server.stats.unexpected_error_replies.load(Relaxed);
+            let replica_tracked_keys = server.replication.local_keys.len();
             let evicted_clients = server.clients.evicted.load(Relaxed);
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{in_kbps:.2}\r\ninstantaneous_output_kbps:{out_kbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{evicted}\r\nevicted_clients:{evicted_clients}\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:0\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\nscript_reruns:{script_reruns}\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{commands}\r\ninstantaneous_ops_per_sec:{ops}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ntotal_net_repl_input_bytes:0\r\ntotal_net_repl_output_bytes:0\r\ninstantaneous_input_kbps:{in_kbps:.2}\r\ninstantaneous_output_kbps:{out_kbps:.2}\r\ninstantaneous_input_repl_kbps:0.00\r\ninstantaneous_output_repl_kbps:0.00\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{expired}\r\nexpired_stale_perc:0.00\r\nexpired_time_cap_reached_count:0\r\nexpire_cycle_cpu_milliseconds:{}\r\nevicted_keys:{evicted}\r\nevicted_clients:{evicted_clients}\r\ntotal_eviction_exceeded_time:0\r\ncurrent_eviction_exceeded_time:0\r\nkeyspace_hits:{hits}\r\nkeyspace_misses:{misses}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\nmigrate_cached_sockets:{}\r\nslave_expires_tracked_keys:{replica_tracked_keys}\r\nactive_defrag_hits:0\r\nactive_defrag_misses:0\r\nactive_defrag_key_hits:0\r\nactive_defrag_key_misses:0\r\ntotal_active_defrag_time:0\r\ncurrent_active_defrag_time:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:{unexpected_errors}\r\ntotal_error_replies:{}\r\ndump_payload_sanitizations:0\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\nio_threaded_reads_processed:0\r\nio_threaded_writes_processed:0\r\nreply_buffer_shrinks:0\r\nreply_buffer_expands:0\r\nscript_reruns:{script_reruns}\r\n",
                 server.stats.total_connections_received.load(Relaxed),
                 sum(server, |w| w.net_input_bytes.load(Relaxed)),
                 sum(server, |w| w.net_output_bytes.load(Relaxed)),

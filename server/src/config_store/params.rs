@@ -195,9 +195,7 @@ pub static PARAMS: &[Param] = &[
     p("latency-tracking", BOOL, "yes", MUT),
     // Redis's hidden test settings (its test suite sets them).
     p("rdb-key-save-delay", int(INT_MIN, INT_MAX), "0", MUT).hidden(),
-    p("key-load-delay", int(INT_MIN, INT_MAX), "0", MUT)
-        .hidden()
-        .stored(),
+    p("key-load-delay", int(INT_MIN, INT_MAX), "0", MUT).hidden(),
     p("use-exit-on-panic", BOOL, "no", MUT).hidden().stored(),
     p("watchdog-period", NONNEG_INT, "0", MUT).hidden().stored(),
     p(
@@ -206,8 +204,7 @@ pub static PARAMS: &[Param] = &[
         "2097152",
         MUT,
     )
-    .hidden()
-    .stored(),
+    .hidden(),
     p("aof-disable-auto-gc", BOOL, "no", MUT).stored(),
     p("replica-ignore-disk-write-errors", BOOL, "no", MUT).stored(),
     // Strings.
@@ -340,8 +337,7 @@ pub static PARAMS: &[Param] = &[
         Kind::Enum(&["ignore", "panic", "panic-on-replicas"]),
         "ignore",
         MUT,
-    )
-    .stored(),
+    ),
     p("shutdown-on-sigint", Kind::ShutdownFlags, "default", MUT),
     p("shutdown-on-sigterm", Kind::ShutdownFlags, "default", MUT),
     // Integers.

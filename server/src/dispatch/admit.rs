@@ -91,6 +91,12 @@ pub(super) fn admit(
             )),
         );
     }
+    // One relaxed load and a branch outside a load of the dataset.
+    if server.loading.active() {
+        if let Some(refusal) = loading_refusal(server, conn, index, args) {
+            return refuse(index, refusal);
+        }
+    }
     if server.scripts.busy.any() && !allowed_while_busy(spec, args) {
         return refuse(index, server.scripts.busy.refusal());
     }
@@ -295,6 +301,11 @@ fn replica_refusal(
     if writes && upstream.read_only(server) {
         return Some(Reply::err(crate::replication::replica::READONLY));
     }
+    if writes {
+        // A writable replica's own write: its keys may get a TTL the replica then expires.
+        let keys = spec.key_positions_iter(args).map(|p| &args[p]);
+        server.replication.local_keys.note(conn.db, keys);
+    }
     // EXEC as its commands: refused if one of them would be (Redis's is_denystale_command).
     let stale_ok = flags.contains(Flags::STALE)
         && !exec_queued_any(server, spec, conn, |f| !f.contains(Flags::STALE));
@@ -303,16 +314,33 @@ fn replica_refusal(
             "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
         ));
     }
-    if upstream.loading() && !flags.contains(Flags::LOADING) {
-        return Some(Reply::err("LOADING Redis is loading the dataset in memory"));
-    }
     if upstream.async_loading()
         && (flags.contains(Flags::NO_ASYNC_LOADING)
             || exec_queued_any(server, spec, conn, |f| f.contains(Flags::NO_ASYNC_LOADING)))
     {
-        return Some(Reply::err("LOADING Redis is loading the dataset in memory"));
+        return Some(Reply::err(crate::persist::loading::REFUSAL));
     }
     None
+}
+
+/// While the dataset loads (at start, or a replica's full sync), as Redis's
+/// `is_denyloading_command`: every command not flagged `loading` is refused (EXEC, if one of
+/// the commands it would run is not).
+#[cold]
+fn loading_refusal(
+    server: &Server,
+    conn: &ConnState,
+    index: usize,
+    args: &[Bytes],
+) -> Option<Reply> {
+    let spec = &TABLE[index];
+    let flags = match spec.run {
+        command_table::Run::Script(_) => super::script::judged_flags(server, index, args),
+        _ => spec.flags,
+    };
+    let refused = !flags.contains(Flags::LOADING)
+        || exec_queued_any(server, spec, conn, |f| !f.contains(Flags::LOADING));
+    refused.then(|| Reply::err(crate::persist::loading::REFUSAL))
 }
 
 /// While a script is past `busy-reply-threshold`, what Redis still serves: commands flagged

@@ -14,6 +14,7 @@
 //! were as fast through io_uring as through pwrite.
 
 pub mod background;
+pub mod loading;
 pub mod log;
 pub mod ops;
 pub mod rdb;

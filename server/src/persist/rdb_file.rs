@@ -620,6 +620,7 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
         }
     };
     let started = std::time::Instant::now();
+    server.loading.set_total_bytes(data.len() as u64);
     let loaded = load(server, &data).map_err(|e| {
         // Redis logs the reason, checks the file (which logs it again), then says it stops.
         tracing::error!("{e}");
@@ -717,6 +718,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
     let mut r = Reader::new(body);
     let mut loaded = Loaded::default();
     let mut libraries = Vec::new();
+    let mut pace = super::loading::Pace::new(server);
     let mut guards = server.lock_all();
     let databases = guards.first().map_or(0, |g| g.dbs.len());
     let mut db = 0usize;
@@ -737,6 +739,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
                     b"repl-id" => saved_repl.1 = Some(text()),
                     b"repl-offset" => saved_repl.2 = text().parse().ok(),
                     b"repl-stream-db" => saved_repl.0 = text().parse().ok(),
+                    b"used-mem" => server.loading.set_rdb_used_mem(text().parse().unwrap_or(0)),
                     _ => {}
                 }
             }
@@ -804,6 +807,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
                     loaded.keys += 1;
                 }
                 expire_at = 0;
+                pace.step(server, &mut guards, (data.len() - r.remaining()) as u64);
             }
         }
     }

@@ -89,6 +89,8 @@ struct LogFile {
 fn replay(server: &Server, dir: &Path, m: wal::Manifest, repair: bool) -> Result<(), String> {
     let started = Instant::now();
     let read = read_logs(dir, &m, repair, true)?;
+    let bytes = read.shards_files.iter().flatten().map(|f| f.keep as u64);
+    server.loading.set_total_bytes(bytes.sum());
     let mut guards = server.lock_all();
     apply_logs(server, &mut guards, &m, read, started)?;
     Ok(())

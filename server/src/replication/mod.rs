@@ -12,6 +12,7 @@
 pub mod failover;
 pub mod full_sync;
 pub mod history;
+pub mod local_keys;
 pub mod primary;
 pub mod replica;
 pub mod stream;
@@ -216,6 +217,8 @@ pub struct Replication {
     replicas: Mutex<Vec<ReplicaLink>>,
     /// This server's own primary (REPLICAOF) and the link to it.
     pub upstream: replica::Upstream,
+    /// A writable replica's own keys with a TTL, which it expires itself.
+    pub local_keys: local_keys::LocalKeys,
     /// FAILOVER under way.
     pub failover: failover::Failover,
     /// Replicas waiting for a full sync's walk.
@@ -246,6 +249,7 @@ impl Replication {
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
             upstream: replica::Upstream::default(),
+            local_keys: Default::default(),
             failover: failover::Failover::default(),
             full_syncs: Default::default(),
             sync_full: AtomicU64::new(0),
@@ -426,6 +430,10 @@ impl Replication {
 
     pub fn set_replica(&self, replica: bool) {
         self.replica.store(replica, Ordering::Relaxed);
+        warpengine_storage::db::keep_expired_keys(replica);
+        if !replica {
+            self.local_keys.clear();
+        }
     }
 
     pub fn add(&self, link: ReplicaLink) {

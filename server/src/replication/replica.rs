@@ -111,8 +111,6 @@ pub struct Upstream {
     link_up: AtomicBool,
     /// The history came from a primary, so a PSYNC with it may continue.
     has_history: AtomicBool,
-    /// A full sync is replacing the dataset: clients get -LOADING meanwhile, as from Redis.
-    loading: AtomicBool,
     /// A full sync of the same history is on its way with `repl-diskless-load swapdb`: the
     /// old data is served meanwhile, as Redis's async loading serves it.
     async_loading: AtomicBool,
@@ -136,7 +134,6 @@ impl Default for Upstream {
             }),
             link_up: AtomicBool::new(false),
             has_history: AtomicBool::new(false),
-            loading: AtomicBool::new(false),
             async_loading: AtomicBool::new(false),
             stream_db: AtomicUsize::new(0),
         }
@@ -155,11 +152,6 @@ impl Upstream {
 
     pub fn link_up(&self) -> bool {
         self.link_up.load(Ordering::Relaxed)
-    }
-
-    /// A full sync's RDB is being loaded.
-    pub fn loading(&self) -> bool {
-        self.loading.load(Ordering::Acquire)
     }
 
     /// A full sync's RDB is being loaded while the old data is served (see `diskless_load`).
@@ -334,6 +326,8 @@ pub fn follow_configured(server: &Server) {
 pub async fn run(server: Arc<Server>, me: usize) {
     let upstream = &server.replication.upstream;
     let mut target = upstream.target.subscribe();
+    // A replica connects to its primary once its own data is loaded, as Redis's does.
+    server.loading.wait_until_done().await;
     loop {
         if server.shutting_down.load(Ordering::Relaxed) {
             return;
@@ -514,7 +508,7 @@ impl<'a> Link<'a> {
                 upstream.set_status(|s| s.state = LinkState::Sync);
                 let same_history = server.replication.history().replid() == *replid;
                 let loading = diskless_load(server)
-                    .map(|swapdb| Loading::start(upstream, same_history && swapdb));
+                    .map(|swapdb| LoadingShown::start(server, same_history && swapdb));
                 if loading.is_some() {
                     // Redis's line when its diskless load starts (test harnesses wait for it).
                     info!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -836,7 +830,7 @@ impl<'a> Link<'a> {
                 blocked.finish(server);
                 next = Some(blocked.rest).filter(|r| !r.is_empty());
             }
-            report_refusals(&names, &out);
+            report_refusals(server, &names, &out);
             out.clear();
         }
         if ready.bytes.is_empty() {
@@ -953,17 +947,20 @@ async fn read_some(
     }
 }
 
-/// Logs what this server refused of the primary's stream (a command it lacks, say): the data
-/// then differs from the primary's, as in Redis, which logs it too. `replies` are those of
-/// `names`, in order (the primary's client gets replies encoded for this check only).
-fn report_refusals(names: &[Bytes], replies: &[u8]) {
+/// A command of the primary's stream that failed here (a command this server lacks, a
+/// divergence, a bug): logged in Redis's words, one line per error, and counted (INFO `unexpected_error_replies`). With
+/// `propagation-error-behavior panic` or `panic-on-replicas`, a read-only replica then stops,
+/// as Redis's panics, rather than run on with data that differs from its primary's. `replies`
+/// are those of `names`, in order (the primary's client gets replies encoded for this check
+/// only).
+fn report_refusals(server: &Server, names: &[Bytes], replies: &[u8]) {
     if !replies.contains(&b'-') {
         return;
     }
     let Ok(replies) = crate::protocol::resp_reader::read_all(replies) else {
         return;
     };
-    let mut refused = names
+    let refused = names
         .iter()
         .zip(&replies)
         .filter_map(|(name, reply)| match reply {
@@ -975,12 +972,28 @@ fn report_refusals(names: &[Bytes], replies: &[u8]) {
             }),
             _ => None,
         });
-    if let Some((name, error)) = refused.next() {
-        warn!(
-            refused = 1 + refused.count(),
-            "a command of the primary's stream failed here: {} answered -{error}",
-            String::from_utf8_lossy(name)
-        );
+    for (name, error) in refused {
+        let command = crate::command_table::lookup(name)
+            .map_or("<unknown>", |i| crate::command_table::TABLE[i].name);
+        let mut cut = error.len().min(4096);
+        while !error.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let error = &error[..cut];
+        warn!("== CRITICAL == This replica is sending an error to its master: '{error}' after processing the command '{command}'");
+        crate::server_state::bump(&server.stats.unexpected_error_replies, 1);
+        let panics = {
+            let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
+            cfg.get_bool("replica-read-only")
+                && matches!(
+                    cfg.get("propagation-error-behavior"),
+                    "panic" | "panic-on-replicas"
+                )
+        };
+        if panics {
+            tracing::error!("Guru Meditation: This replica panicked sending an error to its master after processing the command '{command}'");
+            std::process::abort();
+        }
     }
 }
 
@@ -1028,30 +1041,37 @@ fn diskless_load(server: &Server) -> Option<bool> {
 }
 
 /// The replica is loading (or async loading) while this lives (see `diskless_load`).
-struct Loading<'a> {
-    upstream: &'a Upstream,
+struct LoadingShown<'a> {
+    server: &'a Server,
     serves_old_data: bool,
 }
 
-impl Loading<'_> {
-    fn start(upstream: &Upstream, serves_old_data: bool) -> Loading<'_> {
-        let flag = if serves_old_data {
-            &upstream.async_loading
+impl LoadingShown<'_> {
+    fn start(server: &Server, serves_old_data: bool) -> LoadingShown<'_> {
+        if serves_old_data {
+            server
+                .replication
+                .upstream
+                .async_loading
+                .store(true, Ordering::Release);
         } else {
-            &upstream.loading
-        };
-        flag.store(true, Ordering::Release);
-        Loading {
-            upstream,
+            server.loading.begin(server, 0);
+        }
+        LoadingShown {
+            server,
             serves_old_data,
         }
     }
 }
 
-impl Drop for Loading<'_> {
+impl Drop for LoadingShown<'_> {
     fn drop(&mut self) {
-        self.upstream.loading.store(false, Ordering::Release);
-        self.upstream.async_loading.store(false, Ordering::Release);
+        if self.serves_old_data {
+            let upstream = &self.server.replication.upstream;
+            upstream.async_loading.store(false, Ordering::Release);
+        } else {
+            self.server.loading.end();
+        }
     }
 }
 
@@ -1072,14 +1092,17 @@ fn load_full_sync(
     refuse_clients: bool,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let loading = &server.replication.upstream.loading;
-    loading.store(refuse_clients, Ordering::Release);
+    if refuse_clients {
+        server.loading.begin(server, rdb.len() as u64);
+    }
     info!("MASTER <-> REPLICA sync: Flushing old data");
     if log_start {
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
     let loaded = replace_dataset(server, rdb);
-    loading.store(false, Ordering::Release);
+    if refuse_clients {
+        server.loading.end();
+    }
     let loaded = loaded?;
     // As Redis: this server's replicas resynchronize with the new data.
     server.clients.kill_where(0, |c| c.replica);
