@@ -21,6 +21,8 @@ pub struct Caller {
     pub no_touch: bool,
     /// The client id.
     pub client: u64,
+    /// A replica's link to its primary: nothing is expired for it (see [`KeyCtx::expiry_now`]).
+    pub primary: bool,
 }
 
 pub struct KeyCtx<'a> {
@@ -28,6 +30,10 @@ pub struct KeyCtx<'a> {
     pub server: &'a Server,
     pub db: usize,
     pub now_ms: u64,
+    /// The time keys are judged expired at: `now_ms`, or 0 (nothing expires) for the commands of
+    /// a replica's primary, as Redis's master client sees every key it sent: the primary's own
+    /// DELs say when a key goes, and a write of it (INCR) keeps the key's TTL.
+    expiry_now: u64,
     /// What a new or accessed entry records: the time in milliseconds (wrapping; LRU and
     /// idle times), or under an LFU policy Redis's LFU field.
     pub clock: u32,
@@ -84,6 +90,7 @@ impl<'a> KeyCtx<'a> {
             server,
             db,
             now_ms,
+            expiry_now: now_ms,
             clock,
             no_touch: false,
             client: 0,
@@ -96,6 +103,7 @@ impl<'a> KeyCtx<'a> {
     pub fn set_caller(&mut self, caller: Caller) {
         self.no_touch = caller.no_touch;
         self.client = caller.client;
+        self.expiry_now = if caller.primary { 0 } else { self.now_ms };
     }
 
     /// Records an access to `e` for the eviction policy.
@@ -172,9 +180,9 @@ impl<'a> KeyCtx<'a> {
     /// Looks a key up for reading: counts a hit or miss and refreshes the access time.
     pub fn read(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let (now, clock, touch, db) = (self.now_ms, self.clock, !self.no_touch, self.db);
-        let (access, server) = (self.access, self.server);
+        let (access, server, expiry_now) = (self.access, self.server, self.expiry_now);
         let shard = self.shard(key);
-        match shard.dbs[db].get_mut(key, now) {
+        match shard.dbs[db].get_mut(key, expiry_now) {
             Some(e) => {
                 shard.stats.keyspace_hits += 1;
                 if touch {
@@ -193,14 +201,14 @@ impl<'a> KeyCtx<'a> {
     /// Looks a key up for writing (no hit/miss accounting, as in Redis's lookupKeyWrite).
     pub fn write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let (now, clock, db) = (self.now_ms, self.clock, self.db);
-        let (access, server) = (self.access, self.server);
-        let e = self.shard(key).dbs[db].get_mut(key, now)?;
+        let (access, server, expiry_now) = (self.access, self.server, self.expiry_now);
+        let e = self.shard(key).dbs[db].get_mut(key, expiry_now)?;
         Self::touch(access, server, e, clock, now);
         Some(e)
     }
 
     pub fn exists(&mut self, key: &[u8]) -> bool {
-        let now = self.now_ms;
+        let now = self.expiry_now;
         self.db(key).contains(key, now)
     }
 
@@ -227,14 +235,14 @@ impl<'a> KeyCtx<'a> {
     /// Stores `value` under `key` whatever was there (expired first if it had expired).
     #[inline]
     pub fn store(&mut self, key: &[u8], value: Value, expire_at: u64) {
-        let (clock, now) = (self.clock, self.now_ms);
+        let (clock, now) = (self.clock, self.expiry_now);
         self.db(key).set_over(key, value, expire_at, clock, now);
     }
 
-    /// Removes a live key. On a replica an expired key that reads as absent still goes (its
-    /// primary's DEL, or a write of a writable replica's client, as Redis's dbDelete removes it).
+    /// Removes a live key. On a replica an expired key that reads as absent still goes (a DEL
+    /// of a writable replica's client, as Redis's dbDelete removes it).
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let now = self.now_ms;
+        let now = self.expiry_now;
         let db = self.db(key);
         if db.contains(key, now) {
             db.remove(key)

@@ -68,6 +68,7 @@ impl ConnState {
         crate::keyctx::Caller {
             no_touch: self.no_touch,
             client: self.id,
+            primary: self.primary,
         }
     }
 

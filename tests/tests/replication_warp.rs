@@ -535,3 +535,37 @@ fn a_replica_keeps_expired_keys_for_its_primary_and_expires_its_own() {
         r.call(&["DBSIZE"]) == Resp::Int(0)
     });
 }
+
+/// A write of the primary that reaches a replica after the key's time there (the replica was
+/// stopped meanwhile) acts on the key as the primary had it: INCR keeps the key and its TTL, so
+/// it reads as expired but stays until the primary's DEL (Redis's replication-4 unit; Redis's
+/// master client sees every key it sent).
+#[test]
+fn the_primary_s_writes_see_keys_the_replica_holds_expired() {
+    let debug = ["--enable-debug-command", "yes"];
+    let primary = start_warpengine(&debug);
+    let replica = start_warpengine(&debug);
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    replicaof(&mut r, primary.port);
+    ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    ok(&mut p, &["SET", "k", "1", "PX", "300"]);
+    caught_up(&mut p, &mut r);
+    let signal = |sig: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([sig, &replica.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    ok(&mut p, &["INCR", "k"]);
+    std::thread::sleep(Duration::from_millis(400));
+    signal("-CONT");
+    caught_up(&mut p, &mut r);
+    assert_eq!(r.call(&["EXISTS", "k"]), Resp::Int(0));
+    assert!(matches!(r.call(&["DEBUG", "OBJECT", "k"]), Resp::Simple(_)));
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(1));
+}
