@@ -362,3 +362,82 @@ fn a_swapdb_replica_of_the_same_history_serves_its_old_data_while_loading() {
         "up"
     );
 }
+
+/// A replica with nothing to keep (no keys, no libraries) and a diskless load loads its
+/// primary's RDB as it arrives, as Redis's parses it from the socket: it never reads far ahead
+/// of what it has loaded, so a slow load (`key-load-delay`) slows the transfer and holds the
+/// primary's walk back. A transfer cut in the middle leaves it empty, in Redis's words, and the
+/// next sync loads everything (libraries too).
+#[test]
+fn an_empty_replica_loads_the_rdb_as_it_arrives() {
+    let primary = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let mut p = RawConn::connect(primary.port);
+    // 4,000 keys of 10 KB: 40 MB of RDB, more than the walk runs ahead of its slowest reader
+    // (16 MB) and the sockets hold.
+    ok(&mut p, &["DEBUG", "POPULATE", "4000", "big", "10000"]);
+    ok(&mut p, &["CONFIG", "SET", "rdbcompression", "no"]);
+    ok(
+        &mut p,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=lib\nredis.register_function('f', function() return 1 end)",
+        ],
+    );
+    let dir = warpengine_tests::TempDir::new("full-sync-streamed");
+    let log = format!("{}/replica.log", dir.path());
+    let replica = start_warpengine(&[
+        "--threads",
+        "2",
+        "--repl-diskless-load",
+        "swapdb",
+        "--key-load-delay",
+        "1000",
+        "--enable-debug-command",
+        "yes",
+        "--logfile",
+        &log,
+    ]);
+    let mut r = RawConn::connect(replica.port);
+    ok(
+        &mut r,
+        &["REPLICAOF", "127.0.0.1", &primary.port.to_string()],
+    );
+    // 0 while INFO does not show the field (the loading_* lines only show during a load).
+    let number = |r: &mut RawConn, section: &str, field: &str| -> i64 {
+        let Resp::Bulk(info) = r.call(&["INFO", section]) else {
+            panic!("INFO")
+        };
+        let prefix = format!("{field}:");
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&prefix)
+                    .map(|v| v.trim().parse().unwrap_or(0))
+            })
+            .unwrap_or(0)
+    };
+    wait_for("the load under way", || {
+        number(&mut r, "persistence", "loading_loaded_bytes") > 1_000_000
+    });
+    let read = number(&mut r, "replication", "master_sync_read_bytes");
+    let loaded = number(&mut r, "persistence", "loading_loaded_bytes");
+    assert!(
+        read < loaded + 24_000_000,
+        "read {read} bytes of the RDB with {loaded} loaded"
+    );
+    // Cut: the replica is empty again, and says why as Redis does.
+    ok(&mut r, &["CONFIG", "SET", "key-load-delay", "0"]);
+    ok(&mut p, &["CLIENT", "KILL", "TYPE", "replica"]);
+    wait_for("the short read logged", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Internal error in RDB reading"))
+    });
+    wait_for("the next sync to finish", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+    });
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(4000));
+    assert_eq!(r.call(&["DEBUG", "DIGEST"]), p.call(&["DEBUG", "DIGEST"]));
+    let libraries = format!("{:?}", r.call(&["FUNCTION", "LIST"]));
+    let lib = format!("{:?}", Resp::Bulk(b"lib".to_vec()));
+    assert!(libraries.contains(&lib), "{libraries}");
+}

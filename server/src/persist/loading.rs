@@ -125,13 +125,25 @@ impl Loading {
 /// refused as loading, lets go of the shards now and then (see the module's doc). A load that
 /// runs while clients are served (DEBUG RELOAD, a replica's async loading) keeps the locks
 /// throughout, so that no client sees half of it.
+///
+/// A load fed from a task of a worker's event loop (a replica loading its primary's RDB as it
+/// arrives) must not sleep on that thread, which serves other clients: its pace is
+/// [`Pace::deferred`], which only adds up the pauses it owes; the loader stops soon after (see
+/// [`Pace::should_yield`]) and the task waits them out asynchronously.
 pub struct Pace {
     yields: bool,
     interval: u64,
     next_yield: u64,
     delay_us: i64,
     keys: u64,
+    defer: bool,
+    owed: Duration,
+    /// Keys since the caller last took the pause owed.
+    keys_since_yield: u32,
 }
+
+/// How many keys a deferred pace lets a loader apply before it hands its thread back.
+const KEYS_PER_TURN: u32 = 64;
 
 impl Pace {
     pub fn new(server: &Server) -> Pace {
@@ -152,12 +164,24 @@ impl Pace {
                 0
             },
             keys: 0,
+            defer: false,
+            owed: Duration::ZERO,
+            keys_since_yield: 0,
+        }
+    }
+
+    /// A pace whose pauses the caller takes ([`Pace::take_owed`]), on its own terms.
+    pub fn deferred(server: &Server) -> Pace {
+        Pace {
+            defer: true,
+            ..Pace::new(server)
         }
     }
 
     /// After a key, `at` bytes into the data. `guards` are every shard's, taken again if let go.
     #[inline]
     pub fn step<'a>(&mut self, server: &'a Server, guards: &mut Vec<ShardGuard<'a>>, at: u64) {
+        self.keys_since_yield += 1;
         if !self.yields {
             return;
         }
@@ -171,6 +195,11 @@ impl Pace {
                 .is_multiple_of(d.unsigned_abs())
                 .then_some(Duration::from_micros(1)),
         };
+        if self.defer {
+            server.loading.loaded_bytes.store(at, Ordering::Relaxed);
+            self.owed += pause.unwrap_or_default();
+            return;
+        }
         if pause.is_none() && at < self.next_yield {
             return;
         }
@@ -182,5 +211,17 @@ impl Pace {
             None => std::thread::yield_now(),
         }
         *guards = server.lock_all();
+    }
+
+    /// A deferred pace: whether the loader should stop here and let its caller wait.
+    pub fn should_yield(&self) -> bool {
+        self.defer
+            && (self.owed >= Duration::from_millis(1) || self.keys_since_yield >= KEYS_PER_TURN)
+    }
+
+    /// The pause owed so far (taken: the count starts again).
+    pub fn take_owed(&mut self) -> Duration {
+        self.keys_since_yield = 0;
+        std::mem::take(&mut self.owed)
     }
 }

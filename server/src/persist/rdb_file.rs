@@ -678,9 +678,33 @@ pub struct Loaded {
     pub saved_repl: ReplInfo,
 }
 
-/// Loads an RDB file's content into the (empty) databases.
+/// Loads an RDB file's content into the (empty) databases. The checksum is checked first,
+/// so a damaged file loads nothing.
 pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
-    if data.len() < 9 || &data[..5] != b"REDIS" {
+    let version = header_version(data)?.ok_or("not an RDB file (no REDIS signature)")?;
+    if version >= 5 {
+        let (body, trailer) = data.split_at(data.len().saturating_sub(8).max(9));
+        let stored = u64::from_le_bytes(trailer.try_into().map_err(|_| "truncated file")?);
+        check_crc(server, stored, crc64_update(0, body))?;
+    }
+    let mut loader = Loader::new(server);
+    loader.checked = true;
+    loader.feed(server, data, true)?;
+    if !loader.done() {
+        return Err("unexpected end of file".into());
+    }
+    loader.finish(server)
+}
+
+/// The RDB version of a header (`REDIS0010`); None while fewer than its 9 bytes are there.
+fn header_version(data: &[u8]) -> Result<Option<u16>, String> {
+    if data.len() < 9 {
+        return match b"REDIS".starts_with(&data[..data.len().min(5)]) {
+            true => Ok(None),
+            false => Err("not an RDB file (no REDIS signature)".into()),
+        };
+    }
+    if &data[..5] != b"REDIS" {
         return Err("not an RDB file (no REDIS signature)".into());
     }
     let version: u16 = std::str::from_utf8(&data[5..9])
@@ -690,55 +714,190 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
     if version == 0 || version > RDB_VERSION {
         return Err(format!("cannot handle RDB format version {version}"));
     }
-    let body = if version >= 5 {
-        let (body, trailer) = data.split_at(data.len().saturating_sub(8).max(9));
-        let stored = u64::from_le_bytes(trailer.try_into().map_err(|_| "truncated file")?);
-        // A zero checksum means the writer did not compute one (rdbchecksum no).
-        if checksums(server) && !super::rdb::skip_checksum_validation() && stored != 0 {
-            let computed = crc64_update(0, body);
-            if stored != computed {
-                // Redis's words (its test harness looks for "CRC error").
-                return Err(format!(
-                    "Wrong RDB checksum expected: ({computed:x}) got: ({stored:x}): RDB CRC error"
-                ));
+    Ok(Some(version))
+}
+
+/// A stored checksum against the computed one; a zero stored means the writer did not compute
+/// one (`rdbchecksum no`).
+fn check_crc(server: &Server, stored: u64, computed: u64) -> Result<(), String> {
+    if checksums(server)
+        && !super::rdb::skip_checksum_validation()
+        && stored != 0
+        && stored != computed
+    {
+        // Redis's words (its test harness looks for "CRC error").
+        return Err(format!(
+            "Wrong RDB checksum expected: ({computed:x}) got: ({stored:x}): RDB CRC error"
+        ));
+    }
+    Ok(())
+}
+
+/// An RDB's content applied as it is read: whole ([`load`]), or piece by piece as a replica
+/// receives it from its primary ([`Loader::feed`] each time more arrived: the objects it holds
+/// whole are applied and their bytes may go; an object cut by the end of what arrived is read
+/// again once more has). Keys go into the live databases, every shard locked while a piece is
+/// applied (see `loading::Pace` for when the locks are let go).
+pub struct Loader {
+    version: Option<u16>,
+    /// The checksum was checked before (a whole file); else it is computed as bytes are used.
+    checked: bool,
+    crc: u64,
+    /// Bytes used so far (the position in the RDB).
+    used: u64,
+    enc: Encodings,
+    now: u64,
+    clock: u32,
+    db: usize,
+    expire_at: u64,
+    loaded: Loaded,
+    libraries: Vec<Vec<u8>>,
+    /// repl-stream-db, repl-id, repl-offset.
+    saved_repl: (Option<usize>, Option<String>, Option<u64>),
+    pace: super::loading::Pace,
+    /// The EOF opcode (and the checksum after it) was read.
+    done: bool,
+    /// The last `feed` stopped to hand the thread back, not for want of bytes.
+    yielded: bool,
+}
+
+/// What reading one object at the start of the unread bytes gave.
+enum Step {
+    /// It was read whole (and applied); this many bytes.
+    Used(usize),
+    /// The EOF opcode and the checksum: the RDB is whole; this many bytes.
+    End(usize),
+}
+
+impl Loader {
+    pub fn new(server: &Server) -> Loader {
+        let now = unix_ms();
+        // What a new key's access field starts as (see `KeyCtx::new`).
+        let clock = if server.limits.policy().is_lfu() {
+            crate::eviction::minutes(now) << 8 | crate::eviction::LFU_INIT
+        } else {
+            now as u32
+        };
+        Loader {
+            version: None,
+            checked: false,
+            crc: 0,
+            used: 0,
+            enc: rdb_value::encodings(server),
+            now,
+            clock,
+            db: 0,
+            expire_at: 0,
+            loaded: Loaded::default(),
+            libraries: Vec::new(),
+            saved_repl: (None, None, None),
+            pace: super::loading::Pace::new(server),
+            done: false,
+            yielded: false,
+        }
+    }
+
+    /// A loader fed from a worker's event loop: it stops after a few keys, or once it owes a
+    /// `key-load-delay` pause, and [`Loader::take_pause`] says how long its caller should wait
+    /// (asynchronously) before feeding it again.
+    pub fn streaming(server: &Server) -> Loader {
+        Loader {
+            pace: super::loading::Pace::deferred(server),
+            ..Loader::new(server)
+        }
+    }
+
+    /// Whether the RDB's end (its EOF opcode and checksum) was read.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    /// A streaming loader that stopped to hand its thread back: the pause it owes (zero: just
+    /// a turn). None when it stopped for want of bytes (or at the end).
+    pub fn take_pause(&mut self) -> Option<std::time::Duration> {
+        std::mem::take(&mut self.yielded).then(|| self.pace.take_owed())
+    }
+
+    /// Applies the whole objects at the start of `data` (the bytes not used yet) and answers
+    /// how many bytes it used. `last`: nothing follows `data`, so an object cut short (or
+    /// unreadable) is an error; otherwise it may only be incomplete, and is read again from
+    /// its start at the next call.
+    pub fn feed(&mut self, server: &Server, data: &[u8], last: bool) -> Result<usize, String> {
+        let mut at = 0;
+        if self.version.is_none() {
+            match header_version(data)? {
+                Some(v) => self.version = Some(v),
+                None if last => return Err("not an RDB file (too short)".into()),
+                None => return Ok(0),
+            }
+            self.consume(&data[..9]);
+            at = 9;
+        }
+        let mut guards = server.lock_all();
+        let databases = guards.first().map_or(0, |g| g.dbs.len());
+        while !self.done && at < data.len() {
+            match self.object(server, &mut guards, databases, &data[at..]) {
+                Ok(Step::Used(n)) => {
+                    self.consume(&data[at..at + n]);
+                    at += n;
+                    if self.pace.should_yield() {
+                        self.yielded = true;
+                        break;
+                    }
+                }
+                Ok(Step::End(n)) => {
+                    at += n;
+                    self.done = true;
+                }
+                Err(e) if last => return Err(e),
+                Err(_) => break,
             }
         }
-        &body[9..]
-    } else {
-        &data[9..]
-    };
-    let enc = rdb_value::encodings(server);
-    let now = unix_ms();
-    // What a new key's access field starts as (see `KeyCtx::new`).
-    let clock = if server.limits.policy().is_lfu() {
-        crate::eviction::minutes(now) << 8 | crate::eviction::LFU_INIT
-    } else {
-        now as u32
-    };
-    let mut r = Reader::new(body);
-    let mut loaded = Loaded::default();
-    let mut libraries = Vec::new();
-    let mut pace = super::loading::Pace::new(server);
-    let mut guards = server.lock_all();
-    let databases = guards.first().map_or(0, |g| g.dbs.len());
-    let mut db = 0usize;
-    let mut expire_at = 0u64;
-    let truncated = || "unexpected end of file".to_string();
-    // repl-stream-db, repl-id, repl-offset.
-    let mut saved_repl: (Option<usize>, Option<String>, Option<u64>) = (None, None, None);
-    loop {
-        let at = body.len() - r.remaining();
+        if last && !self.done && !self.yielded && self.version.is_some_and(|v| v >= 5) {
+            return Err("unexpected end of file".into());
+        }
+        Ok(at)
+    }
+
+    fn consume(&mut self, bytes: &[u8]) {
+        if !self.checked {
+            self.crc = crc64_update(self.crc, bytes);
+        }
+        self.used += bytes.len() as u64;
+    }
+
+    /// Reads (and applies) the object at the start of `data`.
+    fn object<'a>(
+        &mut self,
+        server: &'a Server,
+        guards: &mut Vec<ShardGuard<'a>>,
+        databases: usize,
+        data: &[u8],
+    ) -> Result<Step, String> {
+        let mut r = Reader::new(data);
+        let truncated = || "unexpected end of file".to_string();
+        let at = self.used;
         let op = r.byte().ok_or_else(truncated)?;
         match Opcode::of(op) {
-            Some(Opcode::Eof) => break,
+            Some(Opcode::Eof) => {
+                if self.version.is_some_and(|v| v >= 5) {
+                    let stored = r.take(8).ok_or_else(truncated)?;
+                    if !self.checked {
+                        let computed = crc64_update(self.crc, &[op]);
+                        let stored = u64::from_le_bytes(stored.try_into().expect("8 bytes"));
+                        check_crc(server, stored, computed)?;
+                    }
+                }
+                return Ok(Step::End(data.len() - r.remaining()));
+            }
             Some(Opcode::Aux) => {
                 let name = r.string().ok_or_else(truncated)?;
                 let value = r.string().ok_or_else(truncated)?;
                 let text = || String::from_utf8_lossy(&value).into_owned();
                 match &name[..] {
-                    b"repl-id" => saved_repl.1 = Some(text()),
-                    b"repl-offset" => saved_repl.2 = text().parse().ok(),
-                    b"repl-stream-db" => saved_repl.0 = text().parse().ok(),
+                    b"repl-id" => self.saved_repl.1 = Some(text()),
+                    b"repl-offset" => self.saved_repl.2 = text().parse().ok(),
+                    b"repl-stream-db" => self.saved_repl.0 = text().parse().ok(),
                     b"used-mem" => server.loading.set_rdb_used_mem(text().parse().unwrap_or(0)),
                     _ => {}
                 }
@@ -749,7 +908,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
             }
             Some(Opcode::SelectDb) => {
                 let index = r.len().ok_or_else(truncated)?;
-                db = usize::try_from(index)
+                self.db = usize::try_from(index)
                     .ok()
                     .filter(|&d| d < databases)
                     .ok_or_else(|| {
@@ -758,11 +917,12 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
             }
             Some(Opcode::ExpireTime) => {
                 let secs = r.take(4).ok_or_else(truncated)?;
-                expire_at = u32::from_le_bytes(secs.try_into().expect("4 bytes")) as u64 * 1000;
+                self.expire_at =
+                    u32::from_le_bytes(secs.try_into().expect("4 bytes")) as u64 * 1000;
             }
             Some(Opcode::ExpireTimeMs) => {
                 let ms = r.take(8).ok_or_else(truncated)?;
-                expire_at = u64::from_le_bytes(ms.try_into().expect("8 bytes"));
+                self.expire_at = u64::from_le_bytes(ms.try_into().expect("8 bytes"));
             }
             Some(Opcode::Idle) => {
                 r.len().ok_or_else(truncated)?;
@@ -770,7 +930,7 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
             Some(Opcode::Freq) => {
                 r.byte().ok_or_else(truncated)?;
             }
-            Some(Opcode::Function2) => libraries.push(r.string().ok_or_else(truncated)?),
+            Some(Opcode::Function2) => self.libraries.push(r.string().ok_or_else(truncated)?),
             Some(Opcode::FunctionPreGa | Opcode::ModuleAux) => {
                 return Err(format!(
                 "opcode {op:#x} at offset {at} (modules or pre-release functions) is not supported"
@@ -779,7 +939,8 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
             None => {
                 let type_byte = op;
                 let key = r.string().ok_or_else(truncated)?;
-                let value = match rdb_value::read_body(type_byte, &mut r, &enc) {
+                let expire_at = std::mem::take(&mut self.expire_at);
+                let value = match rdb_value::read_body(type_byte, &mut r, &self.enc) {
                     Ok(value) => value,
                     Err(rdb_value::Unreadable::Empty) => {
                         // As Redis 7.0: an empty collection (an old bug's leftover) is skipped.
@@ -787,53 +948,59 @@ pub fn load(server: &Server, data: &[u8]) -> Result<Loaded, String> {
                             "rdbLoadObject skipping empty key: {}",
                             String::from_utf8_lossy(&key)
                         );
-                        loaded.empty_skipped += 1;
-                        expire_at = 0;
-                        continue;
+                        self.loaded.empty_skipped += 1;
+                        return Ok(Step::Used(data.len() - r.remaining()));
                     }
                     Err(rdb_value::Unreadable::Corrupt(why)) => {
+                        self.expire_at = expire_at; // read again with more bytes, maybe
                         return Err(format!(
                             "Internal error in RDB reading offset {at} -> {why} (key {:?}, RDB type {type_byte})",
                             String::from_utf8_lossy(&key)
-                        ))
+                        ));
                     }
                 };
-                if expire_at != 0 && expire_at <= now {
-                    loaded.expired += 1;
-                    loaded.expired_keys.push((db, key));
+                if expire_at != 0 && expire_at <= self.now {
+                    self.loaded.expired += 1;
+                    self.loaded.expired_keys.push((self.db, key));
                 } else {
                     let shard = server.route(&key);
-                    guards[shard].dbs[db].set(&key, value, expire_at, clock);
-                    loaded.keys += 1;
+                    guards[shard].dbs[self.db].set(&key, value, expire_at, self.clock);
+                    self.loaded.keys += 1;
                 }
-                expire_at = 0;
-                pace.step(server, &mut guards, (data.len() - r.remaining()) as u64);
+                let used = data.len() - r.remaining();
+                self.pace.step(server, guards, self.used + used as u64);
+                return Ok(Step::Used(used));
             }
         }
+        Ok(Step::Used(data.len() - r.remaining()))
     }
-    drop(guards);
-    for code in libraries {
-        let argv: Vec<Bytes> = vec![
-            Bytes::from_static(b"FUNCTION"),
-            Bytes::from_static(b"LOAD"),
-            Bytes::from_static(b"REPLACE"),
-            Bytes::from(code),
-        ];
-        if !super::recovery::run_meta(server, &argv) {
-            return Err("a function library in the file does not load".into());
+
+    /// After the RDB's end: its function libraries loaded, its counts recorded.
+    pub fn finish(mut self, server: &Server) -> Result<Loaded, String> {
+        for code in std::mem::take(&mut self.libraries) {
+            let argv: Vec<Bytes> = vec![
+                Bytes::from_static(b"FUNCTION"),
+                Bytes::from_static(b"LOAD"),
+                Bytes::from_static(b"REPLACE"),
+                Bytes::from(code),
+            ];
+            if !super::recovery::run_meta(server, &argv) {
+                return Err("a function library in the file does not load".into());
+            }
         }
+        let mut loaded = self.loaded;
+        if let (Some(db), Some(replid), Some(offset)) = self.saved_repl {
+            loaded.saved_repl = Some((db, replid, offset));
+        }
+        let stats = &server.wal.stats;
+        stats
+            .last_load_keys_loaded
+            .store(loaded.keys, std::sync::atomic::Ordering::Relaxed);
+        stats
+            .last_load_keys_expired
+            .store(loaded.expired, std::sync::atomic::Ordering::Relaxed);
+        Ok(loaded)
     }
-    if let (Some(db), Some(replid), Some(offset)) = saved_repl {
-        loaded.saved_repl = Some((db, replid, offset));
-    }
-    let stats = &server.wal.stats;
-    stats
-        .last_load_keys_loaded
-        .store(loaded.keys, std::sync::atomic::Ordering::Relaxed);
-    stats
-        .last_load_keys_expired
-        .store(loaded.expired, std::sync::atomic::Ordering::Relaxed);
-    Ok(loaded)
 }
 
 #[cfg(test)]

@@ -513,20 +513,42 @@ impl<'a> Link<'a> {
                     // Redis's line when its diskless load starts (test harnesses wait for it).
                     info!("MASTER <-> REPLICA sync: Loading DB in memory");
                 }
-                let rdb = match self.read_rdb().await {
-                    Ok(rdb) => rdb,
-                    Err(Failure::Broken(why)) if loading.is_some() => {
-                        // Redis, parsing the RDB as it comes, reports a cut transfer as a short
-                        // read, in these words (test harnesses look for them).
-                        warn!("Internal error in RDB reading: the transfer from the primary broke off ({why}): Unexpected EOF reading RDB file");
-                        return Err(Failure::Broken(why));
-                    }
-                    Err(e) => return Err(e),
-                };
-                self.check_current()?;
+                let framing = self.read_rdb_header().await?;
                 let serving = loading.as_ref().is_some_and(|l| l.serves_old_data);
-                load_full_sync(server, &rdb, loading.is_none(), !serving)
-                    .map_err(Failure::Broken)?;
+                if loading.is_some() && !serving && holds_nothing(server) {
+                    // Nothing to keep should the transfer fail: loaded as it arrives.
+                    if let RdbFraming::Len(len) = framing {
+                        server.loading.set_total_bytes(len as u64);
+                    }
+                    let started = Instant::now();
+                    empty_dataset(server);
+                    let loaded = match self.stream_rdb(framing).await {
+                        Ok(loaded) => loaded,
+                        Err(e) => {
+                            empty_dataset(server);
+                            if let Failure::Broken(why) = &e {
+                                warn!("Internal error in RDB reading: {why}");
+                            }
+                            return Err(e);
+                        }
+                    };
+                    self.check_current()?;
+                    after_load(server, loaded, started).map_err(Failure::Broken)?;
+                } else {
+                    let rdb = match self.read_rdb(framing).await {
+                        Ok(rdb) => rdb,
+                        Err(Failure::Broken(why)) if loading.is_some() => {
+                            // Redis, parsing the RDB as it comes, reports a cut transfer as a
+                            // short read, in these words (test harnesses look for them).
+                            warn!("Internal error in RDB reading: the transfer from the primary broke off ({why}): Unexpected EOF reading RDB file");
+                            return Err(Failure::Broken(why));
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    self.check_current()?;
+                    load_full_sync(server, &rdb, loading.is_none(), !serving)
+                        .map_err(Failure::Broken)?;
+                }
                 let backlog = server
                     .config
                     .read()
@@ -620,7 +642,8 @@ impl<'a> Link<'a> {
     }
 
     /// The RDB after `+FULLRESYNC`, in either form.
-    async fn read_rdb(&mut self) -> Result<BytesMut, Failure> {
+    /// The header of the primary's RDB: how its payload is framed.
+    async fn read_rdb_header(&mut self) -> Result<RdbFraming, Failure> {
         // Newlines are the primary's keep-alives while it prepares the RDB.
         let header = loop {
             while self.input.first() == Some(&b'\n') {
@@ -636,42 +659,51 @@ impl<'a> Link<'a> {
                 "the primary sent {header:?} instead of the RDB"
             )));
         };
-        let started = Instant::now();
-        let upstream = &self.server.replication.upstream;
-        let progress = |size: i64, read: usize| {
-            upstream.set_status(|s| {
-                s.sync_size = size;
-                s.sync_read = read as u64;
-            })
-        };
-        let rdb = if let Some(mark) = size.strip_prefix("EOF:") {
-            let mark = mark.as_bytes();
+        if let Some(mark) = size.strip_prefix("EOF:") {
             if mark.len() != 40 {
                 return Err(Failure::Broken("bad diskless EOF mark".into()));
             }
-            // Diskless: the payload ends with the mark (the stream may follow it at once).
-            let mut scanned = 0;
-            let end = loop {
-                progress(-1, self.input.len());
-                if let Some(at) = memchr::memmem::find(&self.input[scanned..], mark) {
-                    break scanned + at;
-                }
-                scanned = self.input.len().saturating_sub(mark.len() - 1);
-                self.read_more().await?;
-            };
-            let rdb = self.input.split_to(end);
-            let _ = self.input.split_to(mark.len());
-            rdb
-        } else {
-            let len: usize = size
-                .parse()
-                .map_err(|_| Failure::Broken(format!("bad RDB length {size:?}")))?;
-            self.input.reserve(len.saturating_sub(self.input.len()));
-            while self.input.len() < len {
-                progress(len as i64, self.input.len());
-                self.read_more().await?;
+            return Ok(RdbFraming::Mark(mark.as_bytes().to_vec()));
+        }
+        size.parse()
+            .map(RdbFraming::Len)
+            .map_err(|_| Failure::Broken(format!("bad RDB length {size:?}")))
+    }
+
+    fn sync_progress(&self, size: i64, read: u64) {
+        self.server.replication.upstream.set_status(|s| {
+            s.sync_size = size;
+            s.sync_read = read;
+        })
+    }
+
+    /// The primary's RDB, whole.
+    async fn read_rdb(&mut self, framing: RdbFraming) -> Result<BytesMut, Failure> {
+        let started = Instant::now();
+        let rdb = match framing {
+            RdbFraming::Mark(mark) => {
+                // Diskless: the payload ends with the mark (the stream may follow it at once).
+                let mut scanned = 0;
+                let end = loop {
+                    self.sync_progress(-1, self.input.len() as u64);
+                    if let Some(at) = memchr::memmem::find(&self.input[scanned..], &mark) {
+                        break scanned + at;
+                    }
+                    scanned = self.input.len().saturating_sub(mark.len() - 1);
+                    self.read_more().await?;
+                };
+                let rdb = self.input.split_to(end);
+                let _ = self.input.split_to(mark.len());
+                rdb
             }
-            self.input.split_to(len)
+            RdbFraming::Len(len) => {
+                self.input.reserve(len.saturating_sub(self.input.len()));
+                while self.input.len() < len {
+                    self.sync_progress(len as i64, self.input.len() as u64);
+                    self.read_more().await?;
+                }
+                self.input.split_to(len)
+            }
         };
         info!(
             bytes = rdb.len(),
@@ -679,6 +711,75 @@ impl<'a> Link<'a> {
             started.elapsed().as_secs_f64()
         );
         Ok(rdb)
+    }
+
+    /// Loads the primary's RDB as it arrives, into the (empty) live databases, as Redis's
+    /// diskless load parses it from the socket: only the object being received is held, and
+    /// a slow load (`key-load-delay`) slows the transfer, as Redis's does. Err: the transfer
+    /// broke off or the RDB is unreadable (what was loaded is then emptied again).
+    async fn stream_rdb(&mut self, framing: RdbFraming) -> Result<rdb_file::Loaded, Failure> {
+        let server = self.server;
+        let mut loader = rdb_file::Loader::streaming(server);
+        let mut received = 0u64;
+        let size = match &framing {
+            RdbFraming::Mark(_) => -1,
+            RdbFraming::Len(len) => *len as i64,
+        };
+        // An object cut by the end of what arrived is read again once at least this many
+        // bytes are there (twice as many: a large object is not parsed over and over).
+        let mut wait_for = 0usize;
+        loop {
+            let (end, last) = match &framing {
+                RdbFraming::Mark(mark) if loader.done() => {
+                    if self.input.len() >= mark.len() {
+                        if self.input[..mark.len()] != mark[..] {
+                            return Err(Failure::Broken(
+                                "the RDB's end is not followed by its EOF mark".into(),
+                            ));
+                        }
+                        let _ = self.input.split_to(mark.len());
+                        break;
+                    }
+                    (0, false)
+                }
+                RdbFraming::Mark(mark) => match memchr::memmem::find(&self.input, mark) {
+                    Some(at) => (at, true),
+                    None => (self.input.len(), false),
+                },
+                RdbFraming::Len(_) if loader.done() => break,
+                RdbFraming::Len(len) => {
+                    let left = *len as u64 - received;
+                    let end = self.input.len().min(left as usize);
+                    (end, end as u64 == left)
+                }
+            };
+            if !loader.done() && (last || end >= wait_for) {
+                let used = loader
+                    .feed(server, &self.input[..end], last)
+                    .map_err(Failure::Broken)?;
+                let _ = self.input.split_to(used);
+                received += used as u64;
+                if let Some(pause) = loader.take_pause() {
+                    // The thread is this worker's event loop: other clients get their turn,
+                    // and `key-load-delay` is waited out here rather than slept through.
+                    if pause.is_zero() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(pause).await;
+                    }
+                    wait_for = 0;
+                    continue;
+                }
+                let rest = end - used;
+                wait_for = if rest == 0 { 0 } else { rest.saturating_mul(2) };
+                if loader.done() {
+                    continue;
+                }
+            }
+            self.sync_progress(size, received + self.input.len() as u64);
+            self.read_more().await?;
+        }
+        loader.finish(server).map_err(Failure::Broken)
     }
 
     /// Applies the primary's stream, as its client, until the link ends.
@@ -1012,12 +1113,19 @@ fn command_args(frame: BytesFrame) -> Option<Vec<Bytes>> {
     (!args.is_empty()).then_some(args)
 }
 
+/// How the primary frames its RDB: diskless, ended by a 40-byte mark (`$EOF:<mark>`), or with
+/// its length first (`$<len>`).
+enum RdbFraming {
+    Mark(Vec<u8>),
+    Len(usize),
+}
+
 /// Whether this replica loads its primary's RDB "diskless" (`repl-diskless-load swapdb`, or
 /// `on-empty-db` with no keys): Redis then parses the RDB as it arrives, so it is loading
-/// (INFO `loading:1`, -LOADING to clients) from the RDB's first byte. Here the RDB is read
-/// whole before it is loaded, as with `disabled`, but the replica shows that same state; its
-/// old data stays untouched until the RDB is whole, so a transfer that fails leaves it, as
-/// swapdb's does. With swapdb and a full sync of the history the replica already follows,
+/// (INFO `loading:1`, -LOADING to clients) from the RDB's first byte. So does this replica:
+/// with nothing to keep it loads the RDB as it arrives (`Link::stream_rdb`); with data, the
+/// RDB is read whole first and the old data stays untouched until then, so a transfer that
+/// fails leaves it, as swapdb's does. With swapdb and a full sync of the history the replica already follows,
 /// the old data is a point of the same history: Redis then serves it while loading ("async
 /// loading", INFO `async_loading:1`, only commands flagged `no_async_loading` refused), and
 /// so does this replica, until the RDB, whole, replaces it at once. Some(whether swapdb) when
@@ -1095,29 +1203,22 @@ fn load_full_sync(
     if refuse_clients {
         server.loading.begin(server, rdb.len() as u64);
     }
-    info!("MASTER <-> REPLICA sync: Flushing old data");
     if log_start {
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
-    let loaded = replace_dataset(server, rdb);
+    empty_dataset(server);
+    let loaded = rdb_file::load(server, rdb)
+        .map_err(|e| format!("the primary's RDB: {e}"))
+        .and_then(|loaded| after_load(server, loaded, started));
     if refuse_clients {
         server.loading.end();
     }
-    let loaded = loaded?;
-    // As Redis: this server's replicas resynchronize with the new data.
-    server.clients.kill_where(0, |c| c.replica);
-    info!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
-        loaded.keys, loaded.expired, loaded.empty_skipped
-    );
-    info!(
-        "MASTER <-> REPLICA sync: RDB loaded in {:.3}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
+    loaded
 }
 
-fn replace_dataset(server: &Server, rdb: &[u8]) -> Result<rdb_file::Loaded, String> {
+/// Every database emptied and the function libraries flushed, for a full sync's RDB.
+fn empty_dataset(server: &Server) {
+    info!("MASTER <-> REPLICA sync: Flushing old data");
     {
         let mut guards = server.lock_all();
         crate::persist::background::abort_rdb_save(server);
@@ -1130,11 +1231,34 @@ fn replace_dataset(server: &Server, rdb: &[u8]) -> Result<rdb_file::Loaded, Stri
     }
     server.functions.flush();
     server.tracking.flushed(server);
-    let loaded = rdb_file::load(server, rdb).map_err(|e| format!("the primary's RDB: {e}"))?;
+}
+
+/// After a full sync's RDB was loaded: with the log on, a snapshot of exactly the loaded data;
+/// this server's own replicas resynchronize (as Redis's do); Redis's lines.
+fn after_load(server: &Server, loaded: rdb_file::Loaded, started: Instant) -> Result<(), String> {
     server.note_change(1);
     if server.wal.is_on() {
         snapshot::take(server, Logging::Keep)
             .map_err(|e| format!("the snapshot after the full sync failed: {e}"))?;
     }
-    Ok(loaded)
+    server.clients.kill_where(0, |c| c.replica);
+    info!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+        loaded.keys, loaded.expired, loaded.empty_skipped
+    );
+    info!(
+        "MASTER <-> REPLICA sync: RDB loaded in {:.3}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Whether this replica holds nothing a failed transfer should leave it with (no keys, no
+/// function libraries): its primary's RDB may then be loaded as it arrives.
+fn holds_nothing(server: &Server) -> bool {
+    server.functions.libraries().is_empty()
+        && server
+            .lock_all()
+            .iter()
+            .all(|g| g.dbs.iter().all(|db| db.is_empty()))
 }
