@@ -569,3 +569,51 @@ fn the_primary_s_writes_see_keys_the_replica_holds_expired() {
     assert!(matches!(r.call(&["DEBUG", "OBJECT", "k"]), Resp::Simple(_)));
     assert_eq!(r.call(&["DBSIZE"]), Resp::Int(1));
 }
+
+/// While a script of the replica is busy (past busy-reply-threshold), its primary's commands
+/// wait for it to end, as Redis's replica leaves its master's stream unprocessed meanwhile:
+/// before, they were refused with -BUSY and the primary's writes lost (Redis's replication
+/// unit, "Master stream is correctly processed while the replica has a script in -BUSY
+/// state"). Several rounds, each script on a new connection, so that some run on a worker other
+/// than the one applying the stream.
+#[test]
+fn the_primary_s_stream_waits_for_a_busy_script_of_the_replica() {
+    let primary = start_warpengine(&["--threads", "2"]);
+    let dir = TempDir::new("warp-repl-busy-script");
+    let rlog = format!("{}/replica.log", dir.path());
+    let replica = start_warpengine(&[
+        "--threads",
+        "2",
+        "--busy-reply-threshold",
+        "50",
+        "--logfile",
+        &rlog,
+    ]);
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    replicaof(&mut r, primary.port);
+    caught_up(&mut p, &mut r);
+    let busy = "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] \
+                while true do local n = redis.call('TIME') \
+                if n[1] * 1000000 + n[2] - s > 400000 then return 1 end end";
+    for round in 0..4 {
+        let port = replica.port;
+        let script = std::thread::spawn(move || RawConn::connect(port).call(&["EVAL", busy, "0"]));
+        std::thread::sleep(Duration::from_millis(150));
+        for i in 0..20 {
+            ok(&mut p, &["SET", &format!("k:{round}:{i}"), "v"]);
+        }
+        assert_eq!(script.join().unwrap(), Resp::Int(1));
+        caught_up(&mut p, &mut r);
+        assert_eq!(
+            r.call(&["DBSIZE"]),
+            Resp::Int(20 * (round + 1)),
+            "round {round}"
+        );
+    }
+    assert_eq!(stat(&mut r, "unexpected_error_replies"), 0);
+    let text = std::fs::read_to_string(&rlog).unwrap();
+    assert!(!text.contains("== CRITICAL =="), "{text}");
+}

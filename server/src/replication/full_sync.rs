@@ -279,6 +279,8 @@ impl RdbSink for FeedWriter {
                 .0;
         }
         if state.readers.is_empty() {
+            // Redis's words when its last diskless replica goes (its suite waits for them).
+            tracing::warn!("Diskless rdb transfer, last replica dropped, killing fork child.");
             return Err(std::io::Error::other("no replica reads the RDB any more"));
         }
         state.buffered += piece.len();

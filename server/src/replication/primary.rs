@@ -93,17 +93,16 @@ pub async fn send_rdb<S: AsyncRead + AsyncWrite + Unpin>(
     server
         .replication
         .update(client, |link| link.state = LinkState::SendBulk);
-    let (diskless, timeout) = {
-        let cfg = server.config.read().unwrap_or_else(|p| p.into_inner());
-        (
-            handshake.capa_eof && cfg.get_bool("repl-diskless-sync"),
-            Duration::from_secs(cfg.get_i64("repl-timeout").max(1) as u64),
-        )
-    };
+    let diskless = handshake.capa_eof
+        && server
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_bool("repl-diskless-sync");
     let name = handshake.replica_name(peer);
     let mut out = Writer {
         stream,
-        timeout,
+        server,
         name,
     };
     let mut head = String::new();
@@ -208,10 +207,11 @@ fn keep_alive_due(server: &Server, last: &mut Instant) -> bool {
 }
 
 /// A replica's socket during its RDB: a write that does not finish within `repl-timeout`
-/// drops the replica, as Redis drops one that stops reading its streamed RDB.
+/// drops the replica, as Redis drops one that stops reading its streamed RDB (the setting as
+/// it is while the write waits: Redis's cron reads it every second).
 struct Writer<'a, S> {
     stream: &'a mut S,
-    timeout: Duration,
+    server: &'a Server,
     name: String,
 }
 
@@ -247,11 +247,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Writer<'_, S> {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
         };
-        match tokio::time::timeout(self.timeout, write).await {
-            Ok(result) => result.is_ok(),
-            Err(_) => {
+        let started = Instant::now();
+        let mut write = std::pin::pin!(write);
+        loop {
+            let timeout = Duration::from_secs(
+                self.server
+                    .config
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_i64("repl-timeout")
+                    .max(1) as u64,
+            );
+            let Some(left) = timeout.checked_sub(started.elapsed()) else {
                 warn!("Disconnecting timedout replica (full sync): {}", self.name);
-                false
+                return false;
+            };
+            match tokio::time::timeout(left.min(Duration::from_secs(1)), &mut write).await {
+                Ok(result) => return result.is_ok(),
+                Err(_) => continue,
             }
         }
     }

@@ -922,6 +922,13 @@ impl<'a> Link<'a> {
                 .set_status(|s| s.unapplied = unapplied);
         }
         let mut next = Some(std::mem::take(&mut ready.commands)).filter(|r| !r.is_empty());
+        if next.is_some() {
+            // As Redis's replica: while a script of this server is past busy-reply-threshold,
+            // the primary's commands wait (they would get -BUSY, and a write be lost).
+            while server.scripts.busy.any() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         let mut out = Vec::new();
         while let Some(batch) = next.take() {
             let names: Vec<Bytes> = batch.iter().map(|args| args[0].clone()).collect();
