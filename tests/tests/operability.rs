@@ -2332,3 +2332,43 @@ fn config_resetstat_zeroes_the_counters_redis_zeroes() {
         .collect();
     assert_eq!(seen[1], seen[0], "warp, then redis");
 }
+
+/// CONFIG SET of several settings whose last fails to apply (a port that is taken) rolls back
+/// the ones applied before it, the process's OOM score among them (Redis's introspection unit,
+/// "CONFIG SET rollback on apply error").
+#[test]
+fn a_config_set_that_fails_to_apply_rolls_back_the_oom_score_too() {
+    let warp = start_warpengine(&["--threads", "1"]);
+    let mut c = RawConn::connect(warp.port);
+    let score = || {
+        std::fs::read_to_string(format!("/proc/{}/oom_score_adj", warp.pid()))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let before = score();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let reply = c.call(&[
+        "CONFIG",
+        "SET",
+        "oom-score-adj",
+        "yes",
+        "oom-score-adj-values",
+        "1 1 1",
+        "port",
+        &port,
+    ]);
+    let Resp::Error(e) = reply else {
+        panic!("{reply:?}")
+    };
+    assert!(e.contains("Unable to listen on this port"), "{e}");
+    assert_eq!(score(), before);
+    assert_eq!(
+        c.call(&["CONFIG", "GET", "oom-score-adj"]),
+        Resp::Array(vec![
+            Resp::Bulk(b"oom-score-adj".to_vec()),
+            Resp::Bulk(b"no".to_vec())
+        ])
+    );
+}

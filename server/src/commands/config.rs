@@ -225,6 +225,19 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     {
         if let Err(e) = crate::worker::rebind(s.server, &cfg, &next) {
             tracing::warn!("Failed to listen as {name} now says: {e}");
+            // What was applied above goes back too, as Redis rolls back every applied setting.
+            if ["oom-score-adj", "oom-score-adj-values"]
+                .iter()
+                .any(|p| cfg.get(p) != next.get(p))
+            {
+                let _ = crate::oom_score::apply(&cfg, s.server.replication.is_replica());
+            }
+            if next.get("dir") != cfg.get("dir") {
+                let _ = std::env::set_current_dir(cfg.get("dir"));
+            }
+            if crate::tls::changed(&cfg, &next) {
+                let _ = s.server.tls.reload(&cfg);
+            }
             let why = if name == "bind" {
                 "Failed to bind to specified addresses."
             } else {
