@@ -457,6 +457,11 @@ fn incomplete_key_specs_check_each_key_as_redis() {
         &["EVAL", "", "1", "rw1"],
         &["EVAL", "", "1", "read"],
         &["EVAL_RO", "", "1", "read"],
+        // More keys announced than given: no keys at all, as Redis's key specs say.
+        &["EVAL", "", "3", "rw", "read"],
+        &["EVAL", "", "3", "rw", "write"],
+        &["FCALL", "f", "4", "read", "write"],
+        &["ZUNIONSTORE", "rw", "3", "read", "write"],
     ];
     let run = |port: u16| -> Vec<Resp> {
         let mut c = RawConn::connect(port);

@@ -204,12 +204,18 @@ pub fn keys_by_specs(specs: &[Reply], argv: &[Bytes]) -> Option<Vec<(usize, Vec<
         {
             return None;
         }
-        for position in spec_keys(spec, argv)? {
-            found.push((position, flags.clone()));
+        match spec_keys(spec, argv)? {
+            Ok(positions) => found.extend(positions.into_iter().map(|p| (p, flags.clone()))),
+            // As Redis's getKeysUsingKeySpecs: a spec whose keys would run past the arguments
+            // (EVAL "" 3 a b) makes the command have no keys at all.
+            Err(OutOfBounds) => return Some(Vec::new()),
         }
     }
     Some(found)
 }
+
+/// A key spec whose keys would lie outside the arguments (Redis's `invalid_spec`).
+struct OutOfBounds;
 
 /// A key spec's flags; None for a spec of things that are not keys (`not_key`: SPUBLISH's
 /// shard channel).
@@ -221,11 +227,11 @@ fn key_flags(spec: &Reply) -> Option<Vec<String>> {
 }
 
 /// The positions in `argv` of the keys one spec finds (its flags aside); None for a search of
-/// a kind it cannot do (`unknown`).
-fn spec_keys(spec: &Reply, argv: &[Bytes]) -> Option<Vec<usize>> {
+/// a kind it cannot do (`unknown`); Err when they would lie outside the arguments.
+fn spec_keys(spec: &Reply, argv: &[Bytes]) -> Option<Result<Vec<usize>, OutOfBounds>> {
     let argc = argv.len() as i64;
     let Some(first) = spec_begin(spec, argv)? else {
-        return Some(Vec::new());
+        return Some(Ok(Vec::new()));
     };
     let (first, last, step) = match str_at(spec, &["find_keys", "type"])? {
         b"range" => {
@@ -257,13 +263,16 @@ fn spec_keys(spec: &Reply, argv: &[Bytes]) -> Option<Vec<usize>> {
     if step <= 0 {
         return None;
     }
+    if last >= argc || last < first || first >= argc {
+        return Some(Err(OutOfBounds));
+    }
     let mut keys = Vec::new();
     let mut i = first;
     while i <= last && i >= 1 && i < argc {
         keys.push(i as usize);
         i += step;
     }
-    Some(keys)
+    Some(Ok(keys))
 }
 
 /// Where a key spec's keys begin in `argv`: its index, or the argument after its keyword
@@ -307,7 +316,7 @@ pub fn flags_of_key(specs: &[Reply], argv: &[Bytes], pos: usize) -> Option<Vec<S
             continue;
         };
         match spec_keys(spec, argv) {
-            Some(keys) if keys.contains(&pos) => return Some(flags),
+            Some(Ok(keys)) if keys.contains(&pos) => return Some(flags),
             Some(_) => {}
             None => unknown = Some(flags),
         }
