@@ -16,6 +16,18 @@ pub struct Waiter {
     pub notify: tokio::sync::Notify,
     /// Set by CLIENT UNBLOCK before it wakes the client (see [`Unblock`]).
     unblocked: std::sync::atomic::AtomicU8,
+    /// When the blocking request was read (None: a waiter with no read behind it).
+    read_at: Option<crate::command_timing::Moment>,
+}
+
+impl Waiter {
+    /// The waiter of a blocking request read at `at`.
+    pub fn read_at(at: crate::command_timing::Moment) -> Waiter {
+        Waiter {
+            read_at: Some(at),
+            ..Waiter::default()
+        }
+    }
 }
 
 /// How CLIENT UNBLOCK ends a blocked command.
@@ -76,7 +88,16 @@ impl BlockRegistry {
         for key in keys {
             let queue = map.entry((db, key.clone())).or_default();
             if !queue.iter().any(|w| Arc::ptr_eq(w, waiter)) {
-                queue.push_back(waiter.clone());
+                // In the order the requests were read: two clients' blocking commands, read
+                // one after the other by two workers, may reach here in the other order (each
+                // worker runs its own), where Redis's one thread keeps their order.
+                let at = waiter.read_at.map_or(queue.len(), |mine| {
+                    queue
+                        .iter()
+                        .position(|w| w.read_at.is_some_and(|theirs| theirs > mine))
+                        .unwrap_or(queue.len())
+                });
+                queue.insert(at, waiter.clone());
                 self.waiting.fetch_add(1, Ordering::SeqCst);
             }
         }
@@ -164,5 +185,37 @@ mod tests {
         reg.unregister(0, &k, &b);
         assert!(!reg.has_waiters());
         reg.signal(1, b"other");
+    }
+
+    /// Two workers may register their clients in the other order than they read their
+    /// requests: the one read first is still woken first.
+    #[test]
+    fn waiters_queue_in_the_order_their_requests_were_read() {
+        use crate::command_timing::Moment;
+        let reg = BlockRegistry::default();
+        let read_first = Moment::now();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let read_second = Moment::now();
+        let (first, second) = (
+            Arc::new(Waiter::read_at(read_first)),
+            Arc::new(Waiter::read_at(read_second)),
+        );
+        let k = [Bytes::from_static(b"k")];
+        reg.register(0, &k, &second);
+        reg.register(0, &k, &first);
+        reg.signal(0, b"k");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            first.notify.notified().await;
+            let second_woken = tokio::time::timeout(
+                std::time::Duration::from_millis(20),
+                second.notify.notified(),
+            )
+            .await;
+            assert!(second_woken.is_err());
+        });
     }
 }

@@ -474,6 +474,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         bump(&stats.net_input_bytes, n as u64);
         bump(&stats.socket_reads, 1);
+        pipeline.read_at = crate::command_timing::Moment::now();
         if let Some(subs) = conn.pubsub.as_mut() {
             // Messages queued before these requests were read (an invalidation another
             // client's write caused, say) go out before their replies, as in Redis, where they

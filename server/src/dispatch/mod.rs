@@ -150,6 +150,9 @@ struct CrossShard {
 
 pub struct Pipeline {
     me: usize,
+    /// When the requests being run were read: a blocked command waits behind the ones read
+    /// before it (see `BlockRegistry::register`).
+    pub read_at: Moment,
     /// Consecutive cross-shard commands of this read, to run under one set of locks.
     cross_shard: Vec<CrossShard>,
     /// Consecutive scripts of this read that run where the connection is, likewise.
@@ -220,6 +223,7 @@ impl Pipeline {
             stream_write: false,
             stream_woff: 0,
             last_command: None,
+            read_at: Moment::now(),
             gathers: Vec::new(),
             route_epoch: 0,
             output_class: Class::Normal,

@@ -237,7 +237,7 @@ impl Pipeline {
         let index = request.index;
         let spec = &TABLE[index];
         self.flush(server, conn).await;
-        let waiter = Arc::new(Waiter::default());
+        let waiter = Arc::new(Waiter::read_at(self.read_at));
         let keys: Vec<Bytes> = spec
             .key_positions(&args)
             .into_iter()
