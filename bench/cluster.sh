@@ -47,7 +47,7 @@ for round in $(seq "$rounds"); do
     server=$side_a
     [ "$side" = b ] && server=$side_b
     label="$side=$(basename "$server")"
-    base=$((20000 + RANDOM % 2700))
+    base=$(free_cluster_base 20000 22700 3)
     CLUSTER_SERVER=$server scripts/cluster-local.sh start 3 "$base" >/dev/null
     ports=("$base" $((base + 1)) $((base + 2)))
     pids=$(for p in "${ports[@]}"; do

@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/warpengine} rounds=${2:-3}
-base=${BASE:-$((11000 + RANDOM % 3900))}
+. bench/lib.sh
+base=${BASE:-$(free_cluster_base 11000 14900 6)}
 trap 'scripts/cluster-local.sh stop "$base" >/dev/null 2>&1 || true' EXIT
 for round in $(seq "$rounds"); do
   for side in "$bin" redis-server; do

@@ -16,6 +16,35 @@ start() { # server port [server-args...] -> pid (WarpEngine or redis-server, in 
   echo $!
 }
 
+# A cluster's first port in [from, to): `count` ports from there, and each one's bus port (+10000),
+# that nothing is bound to now. Other benchmark scripts pick their ports at random too (the test
+# suite runs them side by side): a base taken as a guess collided with another cluster's bus ports.
+free_cluster_base() { # from to count
+  python3 - "$@" <<'PY'
+import random, socket, sys
+lo, hi, count = map(int, sys.argv[1:])
+for _ in range(200):
+    base = random.randrange(lo, hi)
+    try:
+        held = []
+        for p in range(base, base + count):
+            for q in (p, p + 10000):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", q))
+                held.append(s)
+        print(base)
+        break
+    except OSError:
+        pass
+    finally:
+        for s in held:
+            s.close()
+else:
+    print(random.randrange(lo, hi))
+PY
+}
+
 wait_up() { # port: waits (5 s at most) until a server answers there; fails loudly if none does
   for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && return; sleep 0.1; done
   echo "no server answers on port $1" >&2
