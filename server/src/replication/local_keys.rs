@@ -68,7 +68,11 @@ impl LocalKeys {
             if entries.is_empty() {
                 continue;
             }
-            let mut shard = server.lock_shard(shard_id);
+            // A script holding the shard (busy, maybe) must not hold up this worker's tick:
+            // its keys wait for the next one.
+            let Some(mut shard) = server.try_lock_shard(shard_id) else {
+                continue;
+            };
             for ((db, key), written) in entries {
                 let Some(d) = shard.dbs.get_mut(db) else {
                     forget.push(((db, key), written));
