@@ -14,7 +14,7 @@ use std::time::Duration;
 use warpengine_tests::dataset::{assert_same, contents};
 use warpengine_tests::{
     free_port, info_field, start_warpengine, try_start_warpengine_on, wait_for, RawConn, Resp,
-    TempDir,
+    ServerProcess, TempDir,
 };
 
 fn ok(c: &mut RawConn, args: &[&str]) -> Resp {
@@ -485,12 +485,10 @@ fn a_stream_command_failing_on_the_replica_is_logged_and_can_stop_it() {
     assert!(text.contains("This replica panicked sending an error to its master after processing the command '<unknown>'"), "{text}");
 }
 
-/// As Redis 7.0's replica: a key past its TTL reads as absent but stays until its primary's
-/// DEL (the primary decides when a key goes), and that DEL removes it; a writable replica's own
-/// keys with a TTL are expired by the replica itself, since no primary will delete them (Redis's
-/// replication-3 unit).
-#[test]
-fn a_replica_keeps_expired_keys_for_its_primary_and_expires_its_own() {
+/// A primary and its replica (DEBUG allowed on both), the primary's active expiry off (its keys
+/// stay past their time until read), and a connection to each.
+fn replica_of_a_primary_that_keeps_expired_keys() -> (ServerProcess, ServerProcess, RawConn, RawConn)
+{
     let debug = ["--enable-debug-command", "yes"];
     let primary = start_warpengine(&debug);
     let replica = start_warpengine(&debug);
@@ -500,6 +498,16 @@ fn a_replica_keeps_expired_keys_for_its_primary_and_expires_its_own() {
     );
     replicaof(&mut r, primary.port);
     ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    (primary, replica, p, r)
+}
+
+/// As Redis 7.0's replica: a key past its TTL reads as absent but stays until its primary's
+/// DEL (the primary decides when a key goes), and that DEL removes it; a writable replica's own
+/// keys with a TTL are expired by the replica itself, since no primary will delete them (Redis's
+/// replication-3 unit).
+#[test]
+fn a_replica_keeps_expired_keys_for_its_primary_and_expires_its_own() {
+    let (_primary, _replica, mut p, mut r) = replica_of_a_primary_that_keeps_expired_keys();
     ok(&mut p, &["SET", "key1", "5", "PX", "10"]);
     ok(&mut p, &["SET", "key2", "5", "PX", "10"]);
     caught_up(&mut p, &mut r);
@@ -542,15 +550,7 @@ fn a_replica_keeps_expired_keys_for_its_primary_and_expires_its_own() {
 /// master client sees every key it sent).
 #[test]
 fn the_primary_s_writes_see_keys_the_replica_holds_expired() {
-    let debug = ["--enable-debug-command", "yes"];
-    let primary = start_warpengine(&debug);
-    let replica = start_warpengine(&debug);
-    let (mut p, mut r) = (
-        RawConn::connect(primary.port),
-        RawConn::connect(replica.port),
-    );
-    replicaof(&mut r, primary.port);
-    ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let (_primary, replica, mut p, mut r) = replica_of_a_primary_that_keeps_expired_keys();
     ok(&mut p, &["SET", "k", "1", "PX", "300"]);
     caught_up(&mut p, &mut r);
     let signal = |sig: &str| {

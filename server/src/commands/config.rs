@@ -197,6 +197,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     // a directory it cannot change into is refused.
     if next.get("dir") != cfg.get("dir") {
         if let Err(e) = std::env::set_current_dir(next.get("dir")) {
+            roll_back_applied(s.server, &cfg, &next);
             let why = e.to_string();
             let why = why.split(" (os error").next().unwrap_or(&why);
             return Reply::err(format!(
@@ -211,7 +212,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     {
         let replica = s.server.replication.is_replica();
         if crate::oom_score::apply(&next, replica).is_err() {
-            let _ = crate::oom_score::apply(&cfg, replica);
+            roll_back_applied(s.server, &cfg, &next);
             return Reply::err(format!(
                 "ERR CONFIG SET failed (possibly related to argument '{name}') - Failed to set current oom_score_adj. Check server logs."
             ));
@@ -225,19 +226,7 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     {
         if let Err(e) = crate::worker::rebind(s.server, &cfg, &next) {
             tracing::warn!("Failed to listen as {name} now says: {e}");
-            // What was applied above goes back too, as Redis rolls back every applied setting.
-            if ["oom-score-adj", "oom-score-adj-values"]
-                .iter()
-                .any(|p| cfg.get(p) != next.get(p))
-            {
-                let _ = crate::oom_score::apply(&cfg, s.server.replication.is_replica());
-            }
-            if next.get("dir") != cfg.get("dir") {
-                let _ = std::env::set_current_dir(cfg.get("dir"));
-            }
-            if crate::tls::changed(&cfg, &next) {
-                let _ = s.server.tls.reload(&cfg);
-            }
+            roll_back_applied(s.server, &cfg, &next);
             let why = if name == "bind" {
                 "Failed to bind to specified addresses."
             } else {
@@ -327,6 +316,28 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
 /// CONFIG REWRITE, and with `force_all` DEBUG CONFIG-REWRITE-FORCE-ALL (every parameter
 /// written, defaults too). Users go to the file as `user` lines, unless an ACL file keeps them
 /// (then the file's `user` lines are dropped), as Redis rewrites them.
+/// A CONFIG SET whose apply step failed: every setting it changed that takes effect outside the
+/// store (TLS files, `dir`, the OOM score) goes back to `cfg`'s, as Redis rolls back every
+/// applied setting when a later one fails. (Those not applied yet are set to what they are.)
+fn roll_back_applied(
+    server: &crate::server_state::Server,
+    cfg: &crate::config_store::ConfigStore,
+    next: &crate::config_store::ConfigStore,
+) {
+    if crate::tls::changed(cfg, next) {
+        let _ = server.tls.reload(cfg);
+    }
+    if next.get("dir") != cfg.get("dir") {
+        let _ = std::env::set_current_dir(cfg.get("dir"));
+    }
+    if ["oom-score-adj", "oom-score-adj-values"]
+        .iter()
+        .any(|p| cfg.get(p) != next.get(p))
+    {
+        let _ = crate::oom_score::apply(cfg, server.replication.is_replica());
+    }
+}
+
 pub fn rewrite(s: &Session, force_all: bool) -> Result<(), String> {
     let cfg = s.server.config.read().expect("config lock");
     let users: Vec<String> = if cfg.get("aclfile").is_empty() {

@@ -1210,10 +1210,10 @@ fn load_full_sync(
     if refuse_clients {
         server.loading.begin(server, rdb.len() as u64);
     }
+    empty_dataset(server);
     if log_start {
         info!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
-    empty_dataset(server);
     let loaded = rdb_file::load(server, rdb)
         .map_err(|e| format!("the primary's RDB: {e}"))
         .and_then(|loaded| after_load(server, loaded, started));
