@@ -379,6 +379,7 @@ fn start_accepting(
 }
 
 async fn accept_loop(server: Arc<Server>, me: usize, listener: TcpListener, tls: bool) {
+    server.loading.wait_until_admitting().await;
     loop {
         let accepted = listener.accept().await;
         if server.shutting_down.load(Ordering::Relaxed) {
@@ -415,6 +416,7 @@ async fn accept_unix_loop(
         .expect("listening lock")
         .push(listener.as_raw_fd());
     crate::busy_clients::register_listener(&server, listener.as_raw_fd(), Some(path.clone()));
+    server.loading.wait_until_admitting().await;
     loop {
         let accepted = listener.accept().await;
         if server.shutting_down.load(Ordering::Relaxed) {

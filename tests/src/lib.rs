@@ -28,6 +28,16 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
+    /// Takes charge of a server a test spawned itself: killed when dropped, a failing test
+    /// included.
+    pub fn adopt(port: u16, child: Child) -> ServerProcess {
+        ServerProcess {
+            port,
+            child,
+            dir: None,
+        }
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

@@ -1142,15 +1142,7 @@ fn a_start_takes_clients_while_it_loads_and_never_saves_half_its_data() {
         .args(&args)
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut c = loop {
-        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            drop(s);
-            break RawConn::connect(port);
-        }
-        assert!(Instant::now() < deadline, "never listened");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut c = connect_once_listening(port);
     let loading = Resp::Error("LOADING Redis is loading the dataset in memory".into());
     assert_eq!(c.call(&["PING"]), loading);
     assert_eq!(c.call(&["GET", "key:1"]), loading);
@@ -1190,4 +1182,38 @@ fn a_start_takes_clients_while_it_loads_and_never_saves_half_its_data() {
         .rfind("Done loading RDB, keys loaded: 20000")
         .expect(&text);
     assert!(text.rfind("Ready to accept").expect(&text) > done, "{text}");
+}
+
+/// A connection made the moment a starting server listens (not once it answers).
+fn connect_once_listening(port: u16) -> RawConn {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            drop(s);
+            return RawConn::connect(port);
+        }
+        assert!(Instant::now() < deadline, "never listened");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A start with no file to load never answers -LOADING (Redis's clients wait in the listen
+/// backlog until it serves): a client that connects from the first moment, here while a first
+/// start with the log writes its first snapshot, gets PONG first. A harness that PINGs a
+/// password-protected server and reads -NOAUTH as "up" then finds it serving.
+#[test]
+fn a_start_with_nothing_to_load_never_answers_loading() {
+    let dir = TempDir::new("nothing-to-load");
+    let port = free_port();
+    let child = std::process::Command::new(warpengine_tests::warpengine_binary())
+        .args(["--port", &port.to_string(), "--dir", dir.path()])
+        .args(["--appendonly", "yes", "--requirepass", "pw"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = ServerProcess::adopt(port, child);
+    let mut c = connect_once_listening(port);
+    assert_eq!(c.call(&["AUTH", "pw"]), Resp::Simple("OK".into()));
+    assert_eq!(c.call(&["FLUSHALL"]), Resp::Simple("OK".into()));
+    assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
 }

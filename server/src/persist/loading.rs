@@ -5,7 +5,8 @@
 //! dataset in memory"; INFO shows `loading:1` and the load's progress (`loading_loaded_bytes`,
 //! `loading_eta_seconds` ...). The periodic tick (active expiry, save rules) waits for the end,
 //! as Redis's serverCron does not run during a load; SHUTDOWN and SIGTERM stop the server
-//! without saving the half-loaded data.
+//! without saving the half-loaded data. A start with no file to read lets no client in before
+//! it is ready, as Redis's (whose event loop runs only after the load): it never says -LOADING.
 //!
 //! Redis serves its clients between pieces of the load (`loading-process-events-interval-bytes`,
 //! `processEventsWhileBlocked`); here the workers serve them on their own threads, and the load
@@ -37,6 +38,12 @@ pub struct Loading {
     /// `key-load-delay`, read when the load starts.
     key_delay_us: AtomicI64,
     ended: Notify,
+    /// Whether the workers accept connections: from the moment a file is being read (its
+    /// clients are answered -LOADING), or once the start's load is over. Before that (no file
+    /// found yet, or none at all) connections wait in the listen backlog, as Redis's do until
+    /// its event loop runs: a server with nothing to load never answers -LOADING.
+    admitting: AtomicBool,
+    admitted: Notify,
 }
 
 impl Loading {
@@ -65,6 +72,25 @@ impl Loading {
     pub fn end(&self) {
         self.active.store(false, Ordering::Release);
         self.ended.notify_waiters();
+        self.admit_clients();
+    }
+
+    fn admit_clients(&self) {
+        self.admitting.store(true, Ordering::Release);
+        self.admitted.notify_waiters();
+    }
+
+    /// Returns once the workers may accept connections (see the `admitting` field).
+    pub async fn wait_until_admitting(&self) {
+        loop {
+            let admitted = self.admitted.notified();
+            tokio::pin!(admitted);
+            admitted.as_mut().enable();
+            if self.admitting.load(Ordering::Acquire) {
+                return;
+            }
+            admitted.await;
+        }
     }
 
     /// Returns once no load runs (the link to a primary starts only after the start's load).
@@ -81,9 +107,11 @@ impl Loading {
         }
     }
 
-    /// The size of what the running load reads, once known.
+    /// The size of what the running load reads, once known: a file is being read, and
+    /// clients are let in (to be answered -LOADING) from now.
     pub fn set_total_bytes(&self, bytes: u64) {
         self.total_bytes.store(bytes, Ordering::Relaxed);
+        self.admit_clients();
     }
 
     pub fn set_rdb_used_mem(&self, bytes: u64) {
