@@ -1,10 +1,15 @@
 //! One client connection: read, parse every complete request, execute the pipeline, write all
-//! replies of that read in one write.
+//! replies of that read in one write. A client that does not take its replies (it sends a long
+//! pipeline before it reads any) is read on meanwhile, as Redis reads on while its output
+//! buffer waits: the replies wait in [`Unsent`] up to [`UNSENT_READ_LIMIT`], and only past that
+//! does the connection stop reading until the client takes some.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -14,9 +19,10 @@ use tracing::{debug, warn};
 
 use crate::blocked_clients::Unblock;
 use crate::busy_clients;
-use crate::clients::{ClientInfo, Peer};
+use crate::clients::{ClientHandle, ClientInfo, Peer};
 use crate::dispatch::{self, Blocked, Pipeline};
 use crate::protocol::{Reply, RequestParser};
+use crate::pubsub::Subscriptions;
 use crate::server_state::{bump, Server, WorkerStats};
 use crate::session::{ConnState, ReplyMode};
 
@@ -27,6 +33,11 @@ const READ_BUFFER: usize = 16 * 1024;
 const REPLY_BUFFER: usize = 16 * 1024;
 /// Replies past this size are counted toward `maxmemory-clients` before they are written.
 const LARGE_REPLY: usize = 64 * 1024;
+/// While this much of a client's replies waits for it to read them, the connection reads no
+/// more of its requests: what a client that never reads can make the server hold (Redis holds
+/// without bound unless `client-output-buffer-limit` or `maxmemory-clients` says otherwise;
+/// those still close the client first when set lower).
+pub const UNSENT_READ_LIMIT: usize = 64 * 1024 * 1024;
 
 /// How long a client on the TLS port has to finish its handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,6 +202,7 @@ fn open(
         pipeline: Pipeline::new(server.threads(), me),
         parser: RequestParser::default(),
         out: Vec::with_capacity(REPLY_BUFFER),
+        unsent: Unsent::default(),
         unread: BytesMut::new(),
         served: false,
         left_for_later: false,
@@ -328,8 +340,10 @@ pub struct ConnParts {
     pub conn: ConnState,
     pub pipeline: Pipeline,
     pub parser: RequestParser,
-    /// Replies not written yet.
+    /// This read's replies, not written yet.
     pub out: Vec<u8>,
+    /// Earlier replies the client has not taken yet; they go before `out`.
+    pub unsent: Unsent,
     /// What a busy script's hook read and left for after the script: it comes before
     /// whatever the connection reads next.
     pub unread: BytesMut,
@@ -356,6 +370,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let mut input = BytesMut::with_capacity(READ_BUFFER);
     let stats = &server.worker_stats[me];
+    // `input` holds requests not run yet: replies to UNSENT_READ_LIMIT wait for the client.
+    let mut held_back = false;
     loop {
         // At least 4 KB free, grown by 16 KB; for a large argument's rest, room for up to 1 MB
         // of it, so that it arrives in few reads (as Redis reads a big argument's rest at
@@ -372,19 +388,31 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let parts = parts_slot
             .as_deref_mut()
             .expect("a connection's parts are here between reads");
-        let read = if let Some(subs) = parts.conn.pubsub.as_mut() {
+        // None: run the requests `input` holds already (held back, see below).
+        let read = if held_back && parts.out.len() + parts.unsent.len() < UNSENT_READ_LIMIT {
+            held_back = false;
+            None
+        } else if !parts.unsent.is_empty() {
+            // Replies wait for the client to read them: written as it takes them, its next
+            // requests read meanwhile.
+            match write_or_read(server, stream, parts, &mut input, stats, idle_limit).await {
+                Waited::Read(read) => Some(busy_clients::Woke::Read(read)),
+                Waited::Wrote => {
+                    let memory = {
+                        let mut info = parts.conn.handle.info.lock().expect("client info lock");
+                        info.last_interaction = crate::command_timing::Moment::now();
+                        info.buffers.reply = parts.out.len() + parts.unsent.len();
+                        info.memory(0)
+                    };
+                    account_memory(server, &parts.conn, memory);
+                    continue;
+                }
+                Waited::Closed => return,
+            }
+        } else if let Some(subs) = parts.conn.pubsub.as_mut() {
             // A message queue (Pub/Sub, MONITOR, tracking, RESP3): messages are written as they
-            // come, between requests. As in Redis, the idle timeout spares subscribers and
-            // monitors.
-            let exempt = idle_limit == 0
-                || subs.active()
-                || parts
-                    .conn
-                    .handle
-                    .info
-                    .lock()
-                    .expect("client info lock")
-                    .monitor;
+            // come, between requests.
+            let exempt = idle_limit == 0 || spared_idle(Some(subs), &parts.conn.handle);
             let idle = async {
                 if exempt {
                     std::future::pending::<()>().await;
@@ -406,7 +434,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     // A client that does not read blocks this write: the output limit, reached
                     // meanwhile by what is still queued, ends it.
                     let wrote = tokio::select! {
-                        wrote = write_out(stream, &mut parts.out, stats) => wrote,
+                        wrote = write_out(stream, &mut parts.out, &mut parts.unsent, stats) => wrote,
                         _ = me.closed() => false,
                     };
                     subs.written(taken);
@@ -420,7 +448,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     continue;
                 }
                 Ok(None) => return,
-                Err(read) => busy_clients::Woke::Read(read),
+                Err(read) => Some(busy_clients::Woke::Read(read)),
             }
         } else {
             let id = parts.conn.id;
@@ -442,7 +470,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 port.take_back(parts_slot);
             }
             match woke {
-                Ok(woke) => woke,
+                Ok(woke) => Some(woke),
                 Err(_) => {
                     debug!(client = id, "closing idle client");
                     return;
@@ -454,6 +482,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             pipeline,
             parser,
             out,
+            unsent,
             unread,
             left_for_later,
             ..
@@ -461,9 +490,10 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             .as_deref_mut()
             .expect("a connection's parts are here between reads");
         let n = match read {
-            busy_clients::Woke::Read(Ok(0) | Err(_)) => return,
-            busy_clients::Woke::Read(Ok(n)) => n,
-            busy_clients::Woke::Served => {
+            None => 0,
+            Some(busy_clients::Woke::Read(Ok(0) | Err(_))) => return,
+            Some(busy_clients::Woke::Read(Ok(n))) => n,
+            Some(busy_clients::Woke::Served) => {
                 // What the busy script's hook read and did not run comes first (nothing was
                 // read since: the hook's wake-up is seen before the socket).
                 input.extend_from_slice(unread);
@@ -475,6 +505,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         bump(&stats.net_input_bytes, n as u64);
         bump(&stats.socket_reads, 1);
         pipeline.read_at = crate::command_timing::Moment::now();
+        pipeline.set_unsent(unsent.len());
         if let Some(subs) = conn.pubsub.as_mut() {
             // Messages queued before these requests were read (an invalidation another
             // client's write caused, say) go out before their replies, as in Redis, where they
@@ -508,16 +539,31 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let limits = server.hot.limits();
         let mut protocol_error = None;
-        // Until it authenticates, a client's requests are parsed one at a time, so that the
-        // stricter unauthenticated limits apply exactly up to its AUTH.
+        // Requests run in batches. Until it authenticates, a client's batch is one request,
+        // so that the stricter unauthenticated limits apply exactly up to its AUTH. A client
+        // whose replies pile up unread has its requests run a few at a time, and none while
+        // UNSENT_READ_LIMIT of replies wait: what it makes the server hold stays near that
+        // bound (the rest waits in `input` until the client reads).
         while !input.is_empty() && protocol_error.is_none() {
+            let waiting = out.len() + unsent.len();
+            if waiting >= UNSENT_READ_LIMIT {
+                held_back = true;
+                break;
+            }
+            let batch_limit = if !conn.authenticated {
+                1
+            } else if waiting > LARGE_REPLY {
+                16
+            } else {
+                usize::MAX
+            };
             let mut requests = pipeline.take_request_list();
             loop {
                 match parser.parse(&mut input, &limits, conn.authenticated) {
                     Ok(Some(args)) => {
                         if !args.is_empty() {
                             requests.push(args);
-                            if !conn.authenticated {
+                            if requests.len() >= batch_limit {
                                 break;
                             }
                         }
@@ -550,7 +596,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     break;
                 };
                 // Send what came before the blocking command, then wait for it.
-                if !write_out(stream, out, stats).await {
+                if !write_out(stream, out, unsent, stats).await {
                     blocked.finish(server);
                     return;
                 }
@@ -584,28 +630,36 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Reply::error_bytes(msg).encode(out, conn.resp3);
             conn.close_after_reply = true;
         }
-        if out.len() > LARGE_REPLY {
+        if out.len() + unsent.len() > LARGE_REPLY {
             // It may wait in the socket a while: counted toward maxmemory-clients meanwhile,
             // and shown in CLIENT LIST's omem.
             let memory = {
                 let mut info = conn.handle.info.lock().expect("client info lock");
-                info.buffers.reply = out.len();
-                info.buffers.reply_capacity = out.capacity();
+                info.buffers.reply = out.len() + unsent.len();
+                info.buffers.reply_capacity = out.capacity() + unsent.buf.capacity();
                 info.memory(0)
             };
             account_memory(server, conn, memory);
         }
-        let wrote = match pipeline.output_soft_deadline(server) {
-            None => write_out(stream, out, stats).await,
-            Some(allowed) => {
-                tokio::select! {
-                    wrote = write_out(stream, out, stats) => wrote,
-                    _ = tokio::time::sleep(allowed) => {
-                        warn!(
-                            client = conn.id,
-                            "client closed for overcoming of output buffer limits"
-                        );
-                        false
+        // What the client does not take now waits in `unsent` (see `write_or_read`), unless
+        // the connection is to close or becomes a replica's link: those write all first.
+        let write_all_now =
+            conn.close_after_reply || conn.replication.as_ref().is_some_and(|h| h.synced);
+        let wrote = if !write_all_now {
+            write_available(stream, out, unsent, stats).await
+        } else {
+            match pipeline.output_soft_deadline(server) {
+                None => write_out(stream, out, unsent, stats).await,
+                Some(allowed) => {
+                    tokio::select! {
+                        wrote = write_out(stream, out, unsent, stats) => wrote,
+                        _ = tokio::time::sleep(allowed) => {
+                            warn!(
+                                client = conn.id,
+                                "client closed for overcoming of output buffer limits"
+                            );
+                            false
+                        }
                     }
                 }
             }
@@ -624,8 +678,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             b.query = input.len();
             b.query_capacity = input.capacity();
             b.read_peak = b.read_peak.max(n);
-            b.reply = out.len();
-            b.reply_capacity = out.capacity();
+            b.reply = out.len() + unsent.len();
+            b.reply_capacity = out.capacity() + unsent.buf.capacity();
             b.multi = conn.tx.as_ref().map_or(0, |tx| {
                 tx.queued
                     .iter()
@@ -670,6 +724,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// Whether the idle timeout spares the client, as Redis spares subscribers and monitors.
+fn spared_idle(subs: Option<&Subscriptions>, handle: &ClientHandle) -> bool {
+    subs.is_some_and(|subs| subs.active()) || handle.info.lock().expect("client info lock").monitor
+}
+
 /// Counts the client's memory toward `maxmemory-clients`; when all clients together reach the
 /// limit, the ones using the most are disconnected (this one among them, possibly).
 fn account_memory(server: &Server, conn: &ConnState, memory: usize) {
@@ -681,26 +740,198 @@ fn account_memory(server: &Server, conn: &ConnState, memory: usize) {
     }
 }
 
-/// Writes and clears `out`; false when the client is gone.
+/// Replies the client has not taken yet: the socket took the part before `from`.
+#[derive(Default)]
+pub struct Unsent {
+    buf: Vec<u8>,
+    from: usize,
+    /// Written, but the stream may hold the last of it (a TLS record) until flushed.
+    unflushed: bool,
+}
+
+impl Unsent {
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.from
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.from == self.buf.len() && !self.unflushed
+    }
+}
+
+/// How far [`push_out`] got.
+enum Pushed {
+    /// Everything is written.
+    Done,
+    /// Some bytes went, then the socket took no more.
+    Progress,
+    /// The socket took nothing.
+    Stalled,
+    /// The client is gone.
+    Gone,
+}
+
+/// Writes `unsent`, then `out` (moved into `unsent`, buffers swapped rather than copied), until
+/// everything is written or the socket takes no more (its waker then registered with `cx`).
+fn push_out<S: AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    unsent: &mut Unsent,
+    stats: &WorkerStats,
+) -> Pushed {
+    let mut wrote = false;
+    let stopped = |wrote| {
+        if wrote {
+            Pushed::Progress
+        } else {
+            Pushed::Stalled
+        }
+    };
+    loop {
+        if unsent.from == unsent.buf.len() {
+            if out.is_empty() {
+                break;
+            }
+            unsent.buf.clear();
+            std::mem::swap(&mut unsent.buf, out);
+            unsent.from = 0;
+            unsent.unflushed = true;
+        }
+        match Pin::new(&mut *stream).poll_write(cx, &unsent.buf[unsent.from..]) {
+            Poll::Ready(Ok(0) | Err(_)) => return Pushed::Gone,
+            Poll::Ready(Ok(n)) => {
+                unsent.from += n;
+                wrote = true;
+                bump(&stats.net_output_bytes, n as u64);
+                bump(&stats.socket_writes, 1);
+            }
+            Poll::Pending => return stopped(wrote),
+        }
+    }
+    // (flush: a TLS stream may hold the last record; a TCP stream's is a no-op.)
+    if unsent.unflushed {
+        match Pin::new(&mut *stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => unsent.unflushed = false,
+            Poll::Ready(Err(_)) => return Pushed::Gone,
+            Poll::Pending => return stopped(wrote),
+        }
+    }
+    for buf in [&mut unsent.buf, out] {
+        buf.clear();
+        if buf.capacity() > 1024 * 1024 {
+            buf.shrink_to(64 * 1024);
+        }
+    }
+    unsent.from = 0;
+    Pushed::Done
+}
+
+/// Writes and clears `unsent` and `out`, waiting for the client to take them; false when the
+/// client is gone.
 async fn write_out<S: AsyncWrite + Unpin>(
     stream: &mut S,
     out: &mut Vec<u8>,
+    unsent: &mut Unsent,
     stats: &WorkerStats,
 ) -> bool {
-    if out.is_empty() {
-        return true;
+    std::future::poll_fn(|cx| match push_out(cx, stream, out, unsent, stats) {
+        Pushed::Done => Poll::Ready(true),
+        Pushed::Gone => Poll::Ready(false),
+        Pushed::Progress | Pushed::Stalled => Poll::Pending,
+    })
+    .await
+}
+
+/// Writes what the socket takes now; the rest waits in `unsent`. False when the client is gone.
+async fn write_available<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    unsent: &mut Unsent,
+    stats: &WorkerStats,
+) -> bool {
+    let pushed = std::future::poll_fn(|cx| Poll::Ready(push_out(cx, stream, out, unsent, stats)));
+    !matches!(pushed.await, Pushed::Gone)
+}
+
+/// What [`write_or_read`] saw first.
+enum Waited {
+    /// Requests came (or the read failed).
+    Read(std::io::Result<usize>),
+    /// The client took some of its replies.
+    Wrote,
+    /// The client is gone, or closed: idle too long, or over its output limit's soft limit
+    /// too long.
+    Closed,
+}
+
+/// Writes the replies waiting for the client as it takes them, and meanwhile reads its next
+/// requests unless [`UNSENT_READ_LIMIT`] of replies wait already. The idle timeout counts from
+/// the client's last read of a reply, as Redis counts a write as the client's interaction.
+/// Pub/Sub messages wait in their queue meanwhile (they follow the replies), its output limit
+/// still watched.
+async fn write_or_read<S: AsyncRead + AsyncWrite + Unpin>(
+    server: &Server,
+    stream: &mut S,
+    parts: &mut ConnParts,
+    input: &mut BytesMut,
+    stats: &WorkerStats,
+    idle_limit: u64,
+) -> Waited {
+    let ConnParts {
+        conn,
+        pipeline,
+        out,
+        unsent,
+        ..
+    } = parts;
+    let waiting = std::future::poll_fn(|cx| {
+        match push_out(cx, stream, out, unsent, stats) {
+            Pushed::Gone => return Poll::Ready(Waited::Closed),
+            Pushed::Done | Pushed::Progress => return Poll::Ready(Waited::Wrote),
+            Pushed::Stalled => {}
+        }
+        if unsent.len() + out.len() < UNSENT_READ_LIMIT {
+            if let Poll::Ready(read) = busy_clients::poll_read(cx, stream, input) {
+                return Poll::Ready(Waited::Read(read));
+            }
+        }
+        Poll::Pending
+    });
+    let exempt = idle_limit == 0 || spared_idle(conn.pubsub.as_deref(), &conn.handle);
+    let idle = async {
+        if exempt {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(Duration::from_secs(idle_limit)).await;
+    };
+    let queue_closed = async {
+        match &conn.pubsub {
+            Some(subs) => subs.me.closed().await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let soft_limit = async {
+        match pipeline.output_soft_deadline(server) {
+            Some(allowed) => tokio::time::sleep(allowed).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        waited = waiting => waited,
+        _ = idle => {
+            debug!(client = conn.id, "closing idle client");
+            Waited::Closed
+        }
+        _ = soft_limit => {
+            warn!(client = conn.id, "client closed for overcoming of output buffer limits");
+            Waited::Closed
+        }
+        _ = queue_closed => {
+            debug!(client = conn.id, "closing subscriber past its output limit");
+            Waited::Closed
+        }
     }
-    bump(&stats.net_output_bytes, out.len() as u64);
-    bump(&stats.socket_writes, 1);
-    // (flush: a TLS stream may hold the last record; a TCP stream's is a no-op.)
-    if stream.write_all(out).await.is_err() || stream.flush().await.is_err() {
-        return false;
-    }
-    out.clear();
-    if out.capacity() > 1024 * 1024 {
-        out.shrink_to(64 * 1024);
-    }
-    true
 }
 
 /// Waits until a blocked command is served (a write to one of its keys woke this client and

@@ -566,3 +566,108 @@ fn huge_random_samples_stop_at_the_output_limit() {
         }
     }
 }
+
+/// Sends `requests` from another thread; Ok once all of them went, Err after `within`.
+fn send_all(stream: &TcpStream, requests: Vec<u8>, within: Duration) -> Result<(), String> {
+    let mut writer = stream.try_clone().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = done.send(writer.write_all(&requests).map_err(|e| e.to_string()));
+    });
+    finished
+        .recv_timeout(within)
+        .map_err(|_| format!("the requests did not all go in {within:?}"))?
+}
+
+/// A client that sends a long pipeline and only then reads (more requests than the sockets'
+/// buffers hold, and more replies): the server reads on while the replies wait, as Redis does,
+/// where a server that stops reading until its replies are taken waits for a client that
+/// waits for it. Redis's unit/maxmemory sends a million commands so.
+fn a_long_pipeline_read_after_it_went(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    let value = "v".repeat(100);
+    assert_eq!(admin.call(&["SET", "k", &value]), Resp::Simple("OK".into()));
+    let n = 500_000;
+    // 15 MB of requests, 53 MB of replies.
+    let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let requests = encode_command(&[b"GET", b"k"]).repeat(n);
+    send_all(&stream, requests, Duration::from_secs(60)).unwrap();
+    let reply = format!("$100\r\n{value}\r\n").into_bytes();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, stream);
+    let mut got = vec![0u8; reply.len()];
+    for i in 0..n {
+        std::io::Read::read_exact(&mut reader, &mut got).unwrap();
+        assert_eq!(got, reply, "reply {i}");
+    }
+}
+
+#[test]
+fn a_long_pipeline_gets_every_reply_when_its_client_reads_only_after_sending_it() {
+    on_both_servers(a_long_pipeline_read_after_it_went);
+}
+
+/// What a client that never reads makes the server hold, without output limits: its replies
+/// up to 64 MB (UNSENT_READ_LIMIT) and a batch's more; the server then reads no more of its
+/// requests until it reads, and serves everyone else meanwhile. (Redis holds all of them:
+/// 256 MB here.) Once it reads, every reply comes, in order.
+#[test]
+fn a_client_that_never_reads_is_held_to_a_bounded_backlog_of_replies() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(server.port);
+    let value = "x".repeat(64 * 1024);
+    assert_eq!(
+        admin.call(&["SET", "big", &value]),
+        Resp::Simple("OK".into())
+    );
+    let n = 4000;
+    let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    let mut requests = encode_command(&[b"CLIENT", b"SETNAME", b"greedy"]);
+    requests.extend(encode_command(&[b"GET", b"big"]).repeat(n));
+    let sending = {
+        let mut writer = stream.try_clone().unwrap();
+        thread::spawn(move || writer.write_all(&requests).unwrap())
+    };
+    let omem = |admin: &mut RawConn| -> u64 {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        let list = String::from_utf8(list).unwrap();
+        let Some(line) = list.lines().find(|l| l.contains(" name=greedy ")) else {
+            return 0; // not named yet
+        };
+        let field = line.split(' ').find(|f| f.starts_with("omem=")).unwrap();
+        field[5..].parse().unwrap()
+    };
+    // It fills to the bound, and stays there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while omem(&mut admin) < 60 * MB {
+        assert!(Instant::now() < deadline, "the replies never piled up");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut peak = 0;
+    for _ in 0..20 {
+        peak = peak.max(omem(&mut admin));
+        let asked = Instant::now();
+        assert_eq!(admin.call(&["PING"]), Resp::Simple("PONG".into()));
+        assert!(asked.elapsed() < Duration::from_secs(1));
+        thread::sleep(Duration::from_millis(25));
+    }
+    assert!(peak < 70 * MB, "{peak} bytes of replies held");
+    // (The requests themselves fit in the sockets' buffers: the sender is done either way.)
+    let gets = info_field(&mut admin, "commandstats", "cmdstat_get");
+    let calls: usize = gets["calls=".len()..gets.find(',').unwrap()]
+        .parse()
+        .unwrap();
+    assert!(calls < n / 2, "{calls} of {n} GETs ran");
+    let reply = format!("$65536\r\n{value}\r\n").into_bytes();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, stream);
+    let mut named = [0u8; 5];
+    std::io::Read::read_exact(&mut reader, &mut named).unwrap();
+    assert_eq!(&named, b"+OK\r\n");
+    let mut got = vec![0u8; reply.len()];
+    for i in 0..n {
+        std::io::Read::read_exact(&mut reader, &mut got).unwrap();
+        assert_eq!(got, reply, "reply {i}");
+    }
+    sending.join().unwrap();
+}

@@ -193,6 +193,9 @@ pub struct Pipeline {
     /// it needs no check (`output_limits`).
     output_class: Class,
     output_threshold: u64,
+    /// Replies of earlier reads still waiting to be written (the client has not read them):
+    /// they count toward the output limit with this read's.
+    unsent: u64,
     /// When (Unix ms) the unwritten replies went over the soft limit; 0 while they are not.
     over_soft_since: AtomicU64,
     /// The replies passed the output limit: the connection is to close, unanswered.
@@ -228,6 +231,7 @@ impl Pipeline {
             route_epoch: 0,
             output_class: Class::Normal,
             output_threshold: u64::MAX,
+            unsent: 0,
             over_soft_since: AtomicU64::new(0),
             over_output_limit: false,
             spare_requests: Vec::new(),
@@ -273,6 +277,11 @@ impl Pipeline {
         ))
     }
 
+    /// Replies of earlier reads the client has not taken yet: the output limit counts them.
+    pub fn set_unsent(&mut self, bytes: usize) {
+        self.unsent = bytes as u64;
+    }
+
     /// The command this pipeline ran last (its row in the table).
     pub fn last_command(&self) -> Option<usize> {
         self.last_command
@@ -302,7 +311,12 @@ impl Pipeline {
         } else {
             Class::Normal
         };
-        self.output_threshold = server.pubsub.limits.of(self.output_class).threshold();
+        self.output_threshold = server
+            .pubsub
+            .limits
+            .of(self.output_class)
+            .threshold()
+            .saturating_sub(self.unsent);
         let mut next = requests.drain(..);
         while let Some(args) = next.next() {
             // As Redis's processCommand: before any command, eviction (see `evict_ahead`) and
@@ -620,7 +634,7 @@ impl Pipeline {
                         .pubsub
                         .limits
                         .of(self.output_class)
-                        .exceeded(used, &self.over_soft_since)
+                        .exceeded(used + self.unsent, &self.over_soft_since)
                 {
                     self.over_output_limit = true;
                     break;
