@@ -528,7 +528,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         if input.len() > READ_BUFFER && server.hot.maxmemory_clients.load(Ordering::Relaxed) > 0 {
             let memory = {
                 let mut info = conn.handle.info.lock().expect("client info lock");
-                info.buffers.query = input.len();
+                info.buffers.query = input.len().saturating_sub(parser.parsed_bytes());
                 info.buffers.query_capacity = input.capacity();
                 info.memory(0)
             };
@@ -675,7 +675,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 info.last_cmd = crate::command_table::TABLE[index].name;
             }
             let b = &mut info.buffers;
-            b.query = input.len();
+            b.query = input.len().saturating_sub(parser.parsed_bytes());
             b.query_capacity = input.capacity();
             b.read_peak = b.read_peak.max(n);
             b.reply = out.len() + unsent.len();

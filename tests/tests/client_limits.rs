@@ -671,3 +671,38 @@ fn a_client_that_never_reads_is_held_to_a_bounded_backlog_of_replies() {
     }
     sending.join().unwrap();
 }
+
+/// CLIENT LIST's qbuf while a large argument arrives: the bytes of it read so far, its
+/// headers left out (Redis has parsed them out of its query buffer); Redis's
+/// unit/client-eviction waits for exactly that figure.
+fn a_partial_argument_in_qbuf(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    let mut sender = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    sender
+        .write_all(&encode_command(&[b"CLIENT", b"SETNAME", b"partial"]))
+        .unwrap();
+    let size = 6 * MB as usize;
+    let mut request = format!("*1\r\n${size}\r\n").into_bytes();
+    request.extend(std::iter::repeat_n(b'v', size));
+    sender.write_all(&request).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        let list = String::from_utf8(list).unwrap();
+        if list
+            .lines()
+            .any(|l| l.contains(" name=partial ") && l.contains(&format!(" qbuf={size} ")))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{list}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn qbuf_shows_a_partial_argument_without_its_headers() {
+    on_both_servers(a_partial_argument_in_qbuf);
+}

@@ -68,6 +68,8 @@ struct Partial {
     spans: Spans,
     /// Waiting for a bulk's body: how long the buffer must be to hold it (0: for a header).
     needs: usize,
+    /// Waiting for a bulk's body: where it starts.
+    body_from: usize,
 }
 
 /// Argument spans; those of short requests (nearly all of them) stay on the stack.
@@ -181,6 +183,15 @@ impl RequestParser {
             .map_or(0, |p| p.needs.saturating_sub(buffered))
     }
 
+    /// How many bytes at the front of the buffer the incomplete request's parse has gone past
+    /// (its headers and whole arguments): Redis has them out of its query buffer by then, so
+    /// CLIENT LIST's `qbuf` leaves them out.
+    pub fn parsed_bytes(&self) -> usize {
+        self.partial
+            .as_ref()
+            .map_or(0, |p| if p.needs > 0 { p.body_from } else { p.pos })
+    }
+
     /// Parses one request from the front of `buf`. `Ok(None)`: more bytes are needed (nothing
     /// consumed). An empty request (`*0`, a blank inline line) is consumed and returned empty.
     pub fn parse(
@@ -249,6 +260,7 @@ impl RequestParser {
                     pos: cr + 2,
                     spans: Spans::default(),
                     needs: 0,
+                    body_from: 0,
                 }
             }
         };
@@ -290,6 +302,7 @@ impl RequestParser {
                 // The connection's read buffer grows as the bulk arrives; nothing is reserved
                 // for what the header only announces (see `still_needs`).
                 state.needs = end.saturating_add(2);
+                state.body_from = start;
                 self.partial = Some(Box::new(state));
                 return Ok(None);
             }
