@@ -92,6 +92,8 @@ pub struct ClientInfo {
 pub struct Buffers {
     /// Read and not yet parsed (a partial request).
     pub query: usize,
+    /// The whole arguments of a request still arriving, parsed out of `query`.
+    pub partial_args: usize,
     /// The read buffer's capacity.
     pub query_capacity: usize,
     /// The most one read brought.
@@ -150,6 +152,7 @@ impl ClientInfo {
             + b.query_capacity
             + b.reply_capacity
             + b.multi
+            + b.partial_args
             + b.pushes
             + argv
             + b.watched * WATCHED_KEY_OVERHEAD

@@ -529,6 +529,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let memory = {
                 let mut info = conn.handle.info.lock().expect("client info lock");
                 info.buffers.query = input.len().saturating_sub(parser.parsed_bytes());
+                info.buffers.partial_args = parser.parsed_args_bytes();
                 info.buffers.query_capacity = input.capacity();
                 info.memory(0)
             };
@@ -676,6 +677,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             let b = &mut info.buffers;
             b.query = input.len().saturating_sub(parser.parsed_bytes());
+            b.partial_args = parser.parsed_args_bytes();
             b.query_capacity = input.capacity();
             b.read_peak = b.read_peak.max(n);
             b.reply = out.len() + unsent.len();

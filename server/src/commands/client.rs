@@ -199,13 +199,15 @@ fn request_len(args: &[Bytes]) -> usize {
 pub fn describe(c: &ClientInfo, current: u64, args: &[Bytes]) -> String {
     let now = Instant::now();
     let b = &c.buffers;
-    // The arguments of the command running now: only the asking connection's.
-    let argv_mem = if c.id == current {
+    // The arguments of the command running now (the asking connection's), or of a request
+    // still arriving.
+    let running: usize = if c.id == current {
         args.iter().map(|a| a.len()).sum()
     } else {
         0
     };
-    let tot_mem = c.memory(argv_mem);
+    let argv_mem = running + b.partial_args;
+    let tot_mem = c.memory(running);
     // Unwritten replies where Redis would hold them: up to 16 KB in its fixed buffer (obl);
     // past that in its reply list (omem; oll counts it here in 16 KB blocks, Redis in nodes of
     // at least 16 KB), its fixed buffer having gone out first.

@@ -192,6 +192,13 @@ impl RequestParser {
             .map_or(0, |p| if p.needs > 0 { p.body_from } else { p.pos })
     }
 
+    /// The bytes of the incomplete request's whole arguments (Redis's `argv-mem` for it).
+    pub fn parsed_args_bytes(&self) -> usize {
+        self.partial
+            .as_ref()
+            .map_or(0, |p| p.spans.as_slice().iter().map(|(s, e)| e - s).sum())
+    }
+
     /// Parses one request from the front of `buf`. `Ok(None)`: more bytes are needed (nothing
     /// consumed). An empty request (`*0`, a blank inline line) is consumed and returned empty.
     pub fn parse(
