@@ -60,7 +60,7 @@ fn acl_categories(spec: &CommandSpec) -> Vec<String> {
 /// Redis's docs map, or a short one for commands Redis lacks.
 fn docs_entry(spec: &CommandSpec) -> Reply {
     if let Some(redis) = command_data::get(spec.name) {
-        return redis.docs.clone();
+        return redis.docs();
     }
     let mut docs = vec![
         (Reply::bulk_str("summary"), Reply::bulk_str(spec.summary)),
@@ -133,7 +133,7 @@ fn docs_for(name: &[u8]) -> Option<(Reply, Reply)> {
     match resolve(name)? {
         Named::Command(spec) => Some((Reply::bulk_str(spec.name), docs_entry(spec))),
         Named::Subcommand { parent, fullname } => {
-            let docs = command_data::subcommand_docs(parent, &fullname)?.clone();
+            let docs = command_data::subcommand_docs(parent, &fullname)?;
             Some((Reply::bulk_str(&fullname), docs))
         }
     }

@@ -1,13 +1,14 @@
 //! Redis 7.0.15's own COMMAND DOCS and COMMAND INFO replies for every top-level Redis command,
 //! recorded by `tools/gen-command-data.sh` (see `server/data/README.md`), embedded in the
-//! binary and parsed once.
+//! binary. The INFO replies are parsed once; the docs (most of the data: parsed, 1.2 MB of
+//! `used_memory` for ever) are parsed when COMMAND DOCS asks for them.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 use std::sync::OnceLock;
 
-use crate::protocol::resp_reader::read_all;
+use crate::protocol::resp_reader::read_reply;
 use crate::protocol::Reply;
 
 #[cfg(test)]
@@ -17,31 +18,48 @@ static DATA: &[u8] = include_bytes!("../../data/redis-commands.resp");
 
 /// What Redis says about one command.
 pub struct RedisCommand {
-    /// The docs map (the value side of COMMAND DOCS's `name => docs` entry).
-    pub docs: Reply,
+    /// Its COMMAND DOCS reply as recorded (`%1 name docs`), unparsed: see [`RedisCommand::docs`].
+    docs_reply: Bytes,
     /// The ten fields of the COMMAND INFO entry.
     pub info: Vec<Reply>,
+}
+
+impl RedisCommand {
+    /// The docs map (the value side of COMMAND DOCS's `name => docs` entry).
+    pub fn docs(&self) -> Reply {
+        let (reply, _) = read_reply(&self.docs_reply, 0).expect("recorded docs are valid RESP3");
+        match reply {
+            Reply::Map(mut pairs) if pairs.len() == 1 => pairs.pop().expect("one pair").1,
+            _ => panic!("a recorded COMMAND DOCS reply is a one-entry map"),
+        }
+    }
 }
 
 /// Commands in file order, as (name, Redis data); None for commands Redis does not know.
 fn entries() -> &'static [(String, Option<RedisCommand>)] {
     static ENTRIES: OnceLock<Vec<(String, Option<RedisCommand>)>> = OnceLock::new();
     ENTRIES.get_or_init(|| {
-        let replies = read_all(DATA).expect("embedded redis-commands.resp is valid RESP3");
-        assert!(
-            replies.len().is_multiple_of(2),
-            "DOCS and INFO replies come in pairs"
-        );
-        replies
-            .chunks(2)
-            .filter_map(|pair| parse_pair(&pair[0], &pair[1]))
-            .collect()
+        let data = Bytes::from_static(DATA);
+        let read = |at| read_reply(&data, at).expect("embedded redis-commands.resp is valid RESP3");
+        let mut entries = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let (docs, after_docs) = read(pos);
+            let (info, after_info) = read(after_docs);
+            entries.extend(parse_pair(&docs, data.slice(pos..after_docs), &info));
+            pos = after_info;
+        }
+        entries
     })
 }
 
-/// One DOCS reply (`%1 name docs`, or `%0` for an unknown command) and one INFO reply
-/// (`*1 [entry]`, or `*1 _`).
-fn parse_pair(docs: &Reply, info: &Reply) -> Option<(String, Option<RedisCommand>)> {
+/// One DOCS reply (`%1 name docs`, or `%0` for an unknown command), as read and as recorded,
+/// and one INFO reply (`*1 [entry]`, or `*1 _`).
+fn parse_pair(
+    docs: &Reply,
+    docs_reply: Bytes,
+    info: &Reply,
+) -> Option<(String, Option<RedisCommand>)> {
     let info = match info {
         Reply::Array(items) if items.len() == 1 => match &items[0] {
             Reply::Array(fields) if fields.len() == 10 => Some(fields.clone()),
@@ -53,10 +71,9 @@ fn parse_pair(docs: &Reply, info: &Reply) -> Option<(String, Option<RedisCommand
         panic!("COMMAND DOCS reply is a map")
     };
     match (pairs.first(), info) {
-        (Some((Reply::Bulk(name), docs)), Some(info)) => {
+        (Some((Reply::Bulk(name), _)), Some(info)) => {
             let name = String::from_utf8(name.to_vec()).expect("utf-8 command name");
-            let docs = docs.clone();
-            Some((name, Some(RedisCommand { docs, info })))
+            Some((name, Some(RedisCommand { docs_reply, info })))
         }
         // Commands Redis lacks leave no name behind; they are simply not found.
         (None, None) => None,
@@ -88,8 +105,9 @@ fn map_get<'a>(map: &'a Reply, key: &str) -> Option<&'a Reply> {
 }
 
 /// Docs of a subcommand (`fullname` like `client|list`, lowercase) of a known command.
-pub fn subcommand_docs(parent: &str, fullname: &str) -> Option<&'static Reply> {
-    map_get(map_get(&get(parent)?.docs, "subcommands")?, fullname)
+pub fn subcommand_docs(parent: &str, fullname: &str) -> Option<Reply> {
+    let docs = get(parent)?.docs();
+    map_get(map_get(&docs, "subcommands")?, fullname).cloned()
 }
 
 /// The COMMAND INFO entry of a subcommand (`fullname` like `client|list`, lowercase).
@@ -496,7 +514,11 @@ mod tests {
             panic!("client|list info")
         };
         assert_eq!(fields[0], Reply::bulk_str("client|list"));
-        assert!(map_get(subcommand_docs("client", "client|list").unwrap(), "summary").is_some());
+        assert!(map_get(
+            &subcommand_docs("client", "client|list").unwrap(),
+            "summary"
+        )
+        .is_some());
         assert!(subcommand_info("client", "client|nosuch").is_none());
         assert!(subcommand_docs("get", "get|x").is_none());
         assert!(has_subcommands("object") && !has_subcommands("get"));

@@ -12,8 +12,10 @@ pub struct ReadError {
     pub what: &'static str,
 }
 
-/// Reads one complete reply starting at `at`; returns it and the offset just past it.
-pub fn read_reply(buf: &[u8], at: usize) -> Result<(Reply, usize), ReadError> {
+/// Reads one complete reply starting at `at`; returns it and the offset just past it. Its
+/// strings are slices of `src`, not copies (the embedded command docs are some 30,000 of them).
+pub fn read_reply(src: &Bytes, at: usize) -> Result<(Reply, usize), ReadError> {
+    let buf: &[u8] = src;
     let err = |what| ReadError { offset: at, what };
     let tag = *buf.get(at).ok_or_else(|| err("unexpected end of input"))?;
     let end = buf[at..]
@@ -35,15 +37,15 @@ pub fn read_reply(buf: &[u8], at: usize) -> Result<(Reply, usize), ReadError> {
         b'-' => Reply::Error(text()?),
         b':' => Reply::Int(int()?),
         b'_' => Reply::Nil,
-        b'(' => Reply::BigNumber(Bytes::copy_from_slice(head)),
+        b'(' => Reply::BigNumber(src.slice(at + 1..end)),
         b'|' => {
             // An attribute: read and dropped (as Redis's scripts drop them); the reply it
             // annotates follows.
             let mut pos = after;
             for _ in 0..int()?.max(0) * 2 {
-                pos = read_reply(buf, pos)?.1;
+                pos = read_reply(src, pos)?.1;
             }
-            return read_reply(buf, pos);
+            return read_reply(src, pos);
         }
         b'#' => match head {
             b"t" => Reply::Bool(true),
@@ -64,14 +66,13 @@ pub fn read_reply(buf: &[u8], at: usize) -> Result<(Reply, usize), ReadError> {
             if buf.len() < stop + 2 || &buf[stop..stop + 2] != b"\r\n" {
                 return Err(err("truncated bulk string"));
             }
-            let body = &buf[after..stop];
             if tag == b'=' {
-                let text = body
-                    .strip_prefix(b"txt:")
-                    .ok_or_else(|| err("verbatim format is not txt"))?;
-                return Ok((Reply::Verbatim(Bytes::copy_from_slice(text)), stop + 2));
+                if !buf[after..stop].starts_with(b"txt:") {
+                    return Err(err("verbatim format is not txt"));
+                }
+                return Ok((Reply::Verbatim(src.slice(after + 4..stop)), stop + 2));
             }
-            return Ok((Reply::Bulk(Bytes::copy_from_slice(body)), stop + 2));
+            return Ok((Reply::Bulk(src.slice(after..stop)), stop + 2));
         }
         b'*' | b'~' | b'%' => {
             let n = int()?;
@@ -80,7 +81,7 @@ pub fn read_reply(buf: &[u8], at: usize) -> Result<(Reply, usize), ReadError> {
             }
             let mut pos = after;
             let mut next = || -> Result<Reply, ReadError> {
-                let (r, p) = read_reply(buf, pos)?;
+                let (r, p) = read_reply(src, pos)?;
                 pos = p;
                 Ok(r)
             };
@@ -101,11 +102,11 @@ pub fn read_reply(buf: &[u8], at: usize) -> Result<(Reply, usize), ReadError> {
 }
 
 /// Reads every reply in `buf`, back to back.
-pub fn read_all(buf: &[u8]) -> Result<Vec<Reply>, ReadError> {
+pub fn read_all(src: &Bytes) -> Result<Vec<Reply>, ReadError> {
     let mut out = Vec::new();
     let mut pos = 0;
-    while pos < buf.len() {
-        let (r, p) = read_reply(buf, pos)?;
+    while pos < src.len() {
+        let (r, p) = read_reply(src, pos)?;
         out.push(r);
         pos = p;
     }
@@ -117,7 +118,7 @@ mod tests {
     use super::*;
 
     fn roundtrip(wire: &[u8]) {
-        let (reply, end) = read_reply(wire, 0).unwrap();
+        let (reply, end) = read_reply(&Bytes::copy_from_slice(wire), 0).unwrap();
         assert_eq!(end, wire.len());
         let mut out = Vec::new();
         reply.encode(&mut out, true);
@@ -145,27 +146,33 @@ mod tests {
     fn an_attribute_is_dropped_for_the_reply_it_annotates() {
         let wire = b"|1\r\n$3\r\nkey\r\n*2\r\n$1\r\na\r\n:9\r\n+real\r\n";
         assert_eq!(
-            read_reply(wire, 0).unwrap(),
+            read_reply(&Bytes::copy_from_slice(wire), 0).unwrap(),
             (Reply::StatusOwned("real".into()), wire.len())
         );
     }
 
     #[test]
     fn reads_null_aggregates_and_sequences() {
-        assert_eq!(read_reply(b"$-1\r\n", 0).unwrap(), (Reply::Nil, 5));
-        assert_eq!(read_reply(b"*-1\r\n", 0).unwrap(), (Reply::NilArray, 5));
         assert_eq!(
-            read_all(b":1\r\n+x\r\n").unwrap(),
+            read_reply(&Bytes::from_static(b"$-1\r\n"), 0).unwrap(),
+            (Reply::Nil, 5)
+        );
+        assert_eq!(
+            read_reply(&Bytes::from_static(b"*-1\r\n"), 0).unwrap(),
+            (Reply::NilArray, 5)
+        );
+        assert_eq!(
+            read_all(&Bytes::from_static(b":1\r\n+x\r\n")).unwrap(),
             vec![Reply::Int(1), Reply::StatusOwned("x".into())]
         );
     }
 
     #[test]
     fn rejects_broken_input() {
-        assert!(read_reply(b"$5\r\nab\r\n", 0).is_err());
-        assert!(read_reply(b"*2\r\n:1\r\n", 0).is_err());
-        assert!(read_reply(b":1", 0).is_err());
-        assert!(read_reply(b"?x\r\n", 0).is_err());
-        assert!(read_reply(b"", 0).is_err());
+        assert!(read_reply(&Bytes::from_static(b"$5\r\nab\r\n"), 0).is_err());
+        assert!(read_reply(&Bytes::from_static(b"*2\r\n:1\r\n"), 0).is_err());
+        assert!(read_reply(&Bytes::from_static(b":1"), 0).is_err());
+        assert!(read_reply(&Bytes::from_static(b"?x\r\n"), 0).is_err());
+        assert!(read_reply(&Bytes::from_static(b""), 0).is_err());
     }
 }

@@ -1065,7 +1065,8 @@ fn report_refusals(server: &Server, names: &[Bytes], replies: &[u8]) {
     if !replies.contains(&b'-') {
         return;
     }
-    let Ok(replies) = crate::protocol::resp_reader::read_all(replies) else {
+    let Ok(replies) = crate::protocol::resp_reader::read_all(&Bytes::copy_from_slice(replies))
+    else {
         return;
     };
     let refused = names
