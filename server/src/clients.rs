@@ -303,6 +303,24 @@ impl Registry {
         })
     }
 
+    /// What was just queued for `sink`'s client (a message, an invalidation) counts toward its
+    /// memory at once, as Redis counts a client's output as it grows: past `limit` for all
+    /// clients together, the ones using the most are disconnected now (Redis: before its next
+    /// command), not when the client next reads or writes.
+    pub fn count_queued(&self, sink: &crate::pubsub::Subscriber, limit: u64) {
+        let Some(handle) = sink.owner() else { return };
+        let memory = {
+            let mut info = handle.info.lock().expect("client info lock");
+            info.buffers.pushes = sink.queued_bytes();
+            info.memory(0)
+        };
+        if let Some(total) = self.account(&handle, memory as u64) {
+            if total >= limit {
+                self.evict_for_memory(limit);
+            }
+        }
+    }
+
     /// Client eviction (`maxmemory-clients`): while all clients together use `limit` bytes or
     /// more, disconnects the one using the most, as Redis 7.0 does (CLIENT NO-EVICT clients are
     /// spared). How many it disconnected.

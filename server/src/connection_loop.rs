@@ -445,6 +445,15 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         );
                         return;
                     }
+                    if server.client_memory().is_some() {
+                        // Written: what is queued for it counts less now.
+                        let memory = {
+                            let mut info = parts.conn.handle.info.lock().expect("client info lock");
+                            info.buffers.pushes = me.queued_bytes();
+                            info.memory(0)
+                        };
+                        account_memory(server, &parts.conn, memory);
+                    }
                     continue;
                 }
                 Ok(None) => return,
@@ -682,6 +691,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             b.read_peak = b.read_peak.max(n);
             b.reply = out.len() + unsent.len();
             b.reply_capacity = out.capacity() + unsent.buf.capacity();
+            b.pushes = conn.pubsub.as_ref().map_or(0, |s| s.me.queued_bytes());
             b.multi = conn.tx.as_ref().map_or(0, |tx| {
                 tx.queued
                     .iter()

@@ -54,11 +54,14 @@ fn publish_events(server: &Server) {
                 false,
                 &Bytes::from(channel),
                 &Bytes::from_static(ev.event.as_bytes()),
+                server.client_memory(),
             );
         }
         if channels & notify::KEYEVENT != 0 {
             let channel = format!("__keyevent@{}__:{}", ev.db, ev.event);
-            server.pubsub.publish(false, &Bytes::from(channel), &key);
+            server
+                .pubsub
+                .publish(false, &Bytes::from(channel), &key, server.client_memory());
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -65,12 +65,19 @@ pub struct Subscriber {
     /// Signalled when it is closed: its connection may be stuck writing to a client that does
     /// not read.
     closing: tokio::sync::Notify,
+    /// The client it queues for: what is queued counts toward its memory (`maxmemory-clients`).
+    owner: OnceLock<Weak<crate::clients::ClientHandle>>,
 }
 
 impl Subscriber {
     /// Bytes queued for it and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+
+    /// The client it queues for, while it is connected.
+    pub fn owner(&self) -> Option<Arc<crate::clients::ClientHandle>> {
+        self.owner.get().and_then(Weak::upgrade)
     }
 
     /// Queues `frame`; false if the subscriber is (now) over its limit.
@@ -141,6 +148,7 @@ impl Subscriptions {
                 closed: AtomicBool::new(false),
                 over_soft_since: AtomicU64::new(0),
                 closing: tokio::sync::Notify::new(),
+                owner: OnceLock::new(),
             }),
             rx,
             channels: HashSet::new(),
@@ -255,6 +263,7 @@ impl Subscriber {
 pub fn queue_of(conn: &mut ConnState) -> &mut Subscriptions {
     if conn.pubsub.is_none() {
         let subs = Box::new(Subscriptions::new(conn.resp3));
+        let _ = subs.me.owner.set(Arc::downgrade(&conn.handle));
         *conn.handle.sink.lock().expect("client sink") = Some(subs.me.clone());
         conn.pubsub = Some(subs);
     }
@@ -414,7 +423,15 @@ impl PubSub {
     }
 
     /// PUBLISH / SPUBLISH: queues the message for every subscriber; how many received it.
-    pub fn publish(&self, shard: bool, channel: &Bytes, message: &Bytes) -> usize {
+    /// `clients`: where what is queued counts toward each subscriber's memory, with
+    /// `maxmemory-clients` on (see [`crate::server_state::Server::client_memory`]).
+    pub fn publish(
+        &self,
+        shard: bool,
+        channel: &Bytes,
+        message: &Bytes,
+        clients: Option<(&crate::clients::Registry, u64)>,
+    ) -> usize {
         let mut encoded: [Option<Bytes>; 2] = [None, None];
         let kind = if shard { "smessage" } else { "message" };
         let mut receivers = 0;
@@ -423,7 +440,11 @@ impl PubSub {
                     build: &dyn Fn(bool) -> Vec<u8>| {
             let resp3 = sub.resp3.load(Ordering::Relaxed);
             let f = encoded[resp3 as usize].get_or_insert_with(|| Bytes::from(build(resp3)));
-            sub.offer(f, &self.limits);
+            if sub.offer(f, &self.limits) {
+                if let Some((clients, limit)) = clients {
+                    clients.count_queued(sub, limit);
+                }
+            }
         };
         let map = self.channel_map(shard);
         if let Some(list) = map.read().expect("pubsub registry").get(channel) {
@@ -531,6 +552,7 @@ mod tests {
                     false,
                     &b("c"),
                     &b("0123456789012345678901234567890123456789"),
+                    None,
                 );
             }
             assert_eq!(s.as_ref().unwrap().is_closed(), closed, "{seconds} s");
@@ -557,8 +579,8 @@ mod tests {
         let mut p = Some(Box::new(Subscriptions::new(true)));
         ps.subscribe(a.as_mut().unwrap(), false, Kind::Channel, &[b("news")]);
         ps.subscribe(p.as_mut().unwrap(), true, Kind::Pattern, &[b("n*")]);
-        assert_eq!(ps.publish(false, &b("news"), &b("hi")), 2);
-        assert_eq!(ps.publish(false, &b("other"), &b("hi")), 0);
+        assert_eq!(ps.publish(false, &b("news"), &b("hi"), None), 2);
+        assert_eq!(ps.publish(false, &b("other"), &b("hi"), None), 0);
         let mut out = Vec::new();
         let first = a.as_mut().unwrap().rx.try_recv().unwrap();
         let taken = a.as_mut().unwrap().drain_into(first, &mut out, 1 << 20);
@@ -567,7 +589,7 @@ mod tests {
         assert_eq!(out, b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
         // The pattern subscriber does not read: past 100 bytes it is closed.
         for _ in 0..10 {
-            ps.publish(false, &b("news"), &b("0123456789"));
+            ps.publish(false, &b("news"), &b("0123456789"), None);
         }
         assert!(p.as_ref().unwrap().me.closed.load(Ordering::Acquire));
         assert!(p.as_ref().unwrap().me.queued.load(Ordering::Acquire) <= 100);

@@ -550,6 +550,15 @@ impl Server {
         self.table_spare[shard.id].store(shard.spare_table_bytes() as u64, Ordering::Relaxed);
     }
 
+    /// Where what is queued for a client (Pub/Sub messages, invalidations) counts toward its
+    /// memory: with `maxmemory-clients` on, the registry and the limit.
+    pub fn client_memory(&self) -> Option<(&crate::clients::Registry, u64)> {
+        match self.hot.maxmemory_clients.load(Ordering::Relaxed) {
+            0 => None,
+            limit => Some((&self.clients, limit)),
+        }
+    }
+
     /// The shard that stores `key`: its slot's, or its anchor's if WORMHOLE pinned it.
     #[inline]
     pub fn route(&self, key: &[u8]) -> usize {

@@ -521,7 +521,11 @@ impl Tracking {
             // Redis sends the null of the tracking client's own protocol.
             Payload::Everything => Reply::Nil.encode(&mut frame, t.resp3),
         }
-        sink.offer(&Bytes::from(frame), limits);
+        if sink.offer(&Bytes::from(frame), limits) {
+            if let Some((clients, limit)) = server.client_memory() {
+                clients.count_queued(&sink, limit);
+            }
+        }
     }
 }
 

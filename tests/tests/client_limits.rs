@@ -706,3 +706,41 @@ fn a_partial_argument_in_qbuf(server: &ServerProcess) {
 fn qbuf_shows_a_partial_argument_without_its_headers() {
     on_both_servers(a_partial_argument_in_qbuf);
 }
+
+/// `maxmemory-clients` counts what is queued for a client as it is queued: a tracking client's
+/// invalidations redirected to a subscriber that does not read evict that subscriber once all
+/// clients together pass the limit, before it is seen over it (Redis's unit/client-eviction
+/// "client evicted due to tracking redirection").
+fn redirected_invalidations_evict(server: &ServerProcess) {
+    let limit = 3_000_000;
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CONFIG", "SET", "maxmemory-clients", &limit.to_string()]);
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    let mut redirected = RawConn::connect(server.port);
+    redirected.call(&["CLIENT", "SETNAME", "redirected"]);
+    let id = redirected.call(&["CLIENT", "ID"]).int().to_string();
+    redirected.call(&["SUBSCRIBE", "__redis__:invalidate"]);
+    let mut writer = RawConn::connect(server.port);
+    let tracking = writer.call(&["CLIENT", "TRACKING", "on", "REDIRECT", &id, "BCAST"]);
+    assert_eq!(tracking, Resp::Simple("OK".into()));
+    let long_key = "k".repeat(200 * 1024);
+    for _ in 0..2000 {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        let list = String::from_utf8(list).unwrap();
+        let Some(line) = list.lines().find(|l| l.contains(" name=redirected ")) else {
+            return; // evicted
+        };
+        let field = line.split(' ').find(|f| f.starts_with("tot-mem=")).unwrap();
+        let memory: u64 = field["tot-mem=".len()..].parse().unwrap();
+        assert!(memory < limit, "{line}");
+        assert!(writer.call(&["INCR", &long_key]).int() > 0);
+    }
+    panic!("the redirected client was never evicted");
+}
+
+#[test]
+fn redirected_invalidations_count_toward_maxmemory_clients_as_they_queue() {
+    on_both_servers(redirected_invalidations_evict);
+}

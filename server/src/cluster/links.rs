@@ -322,9 +322,12 @@ impl Bus {
             self.save();
         }
         if let Some((shard, channel, message)) = publish {
-            self.server
-                .pubsub
-                .publish(shard, &channel.into(), &message.into());
+            self.server.pubsub.publish(
+                shard,
+                &channel.into(),
+                &message.into(),
+                self.server.client_memory(),
+            );
         }
         self.reconcile(&ctx);
     }

@@ -77,13 +77,15 @@ fn sunsubscribe(s: &mut Session, args: &[Bytes]) -> Reply {
 }
 
 fn publish(s: &mut Session, args: &[Bytes]) -> Reply {
-    let receivers = s.server.pubsub.publish(false, &args[1], &args[2]);
+    let clients = s.server.client_memory();
+    let receivers = s.server.pubsub.publish(false, &args[1], &args[2], clients);
     propagate(s, false, args);
     Reply::Int(receivers as i64)
 }
 
 fn spublish(s: &mut Session, args: &[Bytes]) -> Reply {
-    let receivers = s.server.pubsub.publish(true, &args[1], &args[2]);
+    let clients = s.server.client_memory();
+    let receivers = s.server.pubsub.publish(true, &args[1], &args[2], clients);
     propagate(s, true, args);
     Reply::Int(receivers as i64)
 }
