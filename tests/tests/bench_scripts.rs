@@ -353,6 +353,17 @@ fn moveslot_pause_py_runs() {
 }
 
 #[test]
+fn deep_pipeline_py_runs() {
+    python_bench(&[
+        "bench/deep_pipeline.py",
+        "--requests",
+        "20000",
+        "--rounds",
+        "1",
+    ]);
+}
+
+#[test]
 fn fsync_prealloc_py_runs() {
     python_bench(&["bench/fsync_prealloc.py", "--syncs", "20"]);
 }
