@@ -21,6 +21,7 @@ pub mod gravity_state;
 pub mod hot_copies;
 pub mod keyctx;
 pub mod keyspace_events;
+pub mod lazy_free;
 pub mod logging;
 pub mod memory_accounting;
 pub mod metrics;

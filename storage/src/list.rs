@@ -379,6 +379,14 @@ impl ListValue {
         "quicklist"
     }
 
+    /// Its nodes: Redis's quicklist nodes, one allocation each.
+    pub fn node_count(&self) -> usize {
+        match &self.repr {
+            Repr::Pack(_) => 1,
+            Repr::Chunks(c) => c.nodes.len(),
+        }
+    }
+
     /// Whether the list is in its packed form (for tests and memory reports; not visible to
     /// clients).
     pub fn is_packed(&self) -> bool {

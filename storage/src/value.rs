@@ -231,6 +231,21 @@ impl Value {
         }
     }
 
+    /// The work freeing it takes, counted as Redis's `lazyfreeGetFreeEffort` counts it (its
+    /// allocations): a list's nodes, the elements of a set, hash or sorted set past its compact
+    /// form, a stream's nodes and its groups' pending entries (the first group's PEL size for
+    /// every group); 1 for anything held in one allocation.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Value::List(l) => l.node_count(),
+            Value::Stream(s) => {
+                let pending = s.groups.values().next().map_or(0, |g| g.pending.len());
+                s.node_count() + s.groups.len() * (1 + pending)
+            }
+            other => other.hash_table_stats().map_or(1, |(elements, _)| elements),
+        }
+    }
+
     pub fn string(b: &[u8]) -> Value {
         Value::Str(StrValue::from_slice(b))
     }

@@ -52,6 +52,7 @@ pub fn config(s: &mut Session, args: &[Bytes]) -> Reply {
             zero(&stats.script_reruns);
             zero(&stats.unexpected_error_replies);
             zero(&s.server.clients.evicted);
+            crate::lazy_free::reset_stats();
             let replication = &s.server.replication;
             zero(&replication.sync_full);
             zero(&replication.sync_partial_ok);

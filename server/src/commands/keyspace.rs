@@ -24,6 +24,19 @@ pub fn del(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
     Reply::Int(removed as i64)
 }
 
+/// UNLINK: DEL, with large values freed in the background (see `crate::lazy_free`).
+pub fn unlink(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    let mut removed = 0;
+    for key in &args[1..] {
+        if let Some(entry) = ctx.remove(key) {
+            ctx.notify(notify::GENERIC, "del", key);
+            crate::lazy_free::free(entry);
+            removed += 1;
+        }
+    }
+    Reply::Int(removed as i64)
+}
+
 /// EXISTS, TYPE and the TTL family read as Redis's lookupKeyReadWithFlags(LOOKUP_NOTOUCH): a
 /// hit or miss (and `keymiss`) is counted, the key's access time is left alone.
 fn without_touch<R>(ctx: &mut KeyCtx, read: impl FnOnce(&mut KeyCtx) -> R) -> R {

@@ -211,7 +211,7 @@ commands! {
     "lcs", -3, "readonly", k(1, 2, 1), "string", "7.0.0", keyed(st::lcs), "Finds the longest common substring.";
     // keyspace
     "del", -2, "write", k(1, -1, 1), "generic", "1.0.0", keyed(ks::del), "Deletes one or more keys.", unchanged_when(zero_changes);
-    "unlink", -2, "write fast", k(1, -1, 1), "generic", "4.0.0", keyed(ks::del), "Asynchronously deletes one or more keys.", unchanged_when(zero_changes);
+    "unlink", -2, "write fast", k(1, -1, 1), "generic", "4.0.0", keyed(ks::unlink), "Asynchronously deletes one or more keys.", unchanged_when(zero_changes);
     "exists", -2, "readonly fast", k(1, -1, 1), "generic", "1.0.0", keyed(ks::exists), "Determines whether one or more keys exist.";
     "touch", -2, "readonly fast", k(1, -1, 1), "generic", "3.2.1", keyed(ks::touch), "Returns the number of existing keys out of those specified after updating the time they were last accessed.";
     "type", 2, "readonly fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::type_), "Determines the type of value stored at a key.";
