@@ -14,23 +14,26 @@ use crate::server_state::unix_ms;
 use crate::session::Session;
 
 pub fn del(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
-    let mut removed = 0;
-    for key in &args[1..] {
-        if ctx.remove(key).is_some() {
-            ctx.notify(notify::GENERIC, "del", key);
-            removed += 1;
-        }
-    }
-    Reply::Int(removed as i64)
+    remove_keys(ctx, args, drop)
 }
 
 /// UNLINK: DEL, with large values freed in the background (see `crate::lazy_free`).
 pub fn unlink(ctx: &mut KeyCtx, args: &[Bytes]) -> Reply {
+    remove_keys(ctx, args, crate::lazy_free::free)
+}
+
+/// Removes the keys `args` names (raising `del` for each), handing each removed entry to
+/// `dispose`; how many there were.
+fn remove_keys(
+    ctx: &mut KeyCtx,
+    args: &[Bytes],
+    dispose: fn(warpengine_storage::db::Entry),
+) -> Reply {
     let mut removed = 0;
     for key in &args[1..] {
         if let Some(entry) = ctx.remove(key) {
             ctx.notify(notify::GENERIC, "del", key);
-            crate::lazy_free::free(entry);
+            dispose(entry);
             removed += 1;
         }
     }
