@@ -31,6 +31,8 @@ const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode 
 /// The read and reply buffers' starting sizes.
 const READ_BUFFER: usize = 16 * 1024;
 const REPLY_BUFFER: usize = 16 * 1024;
+/// The most reply buffer a connection keeps between reads (past it, [`REPLY_BUFFER`]).
+const KEPT_REPLY_ROOM: usize = 2 * REPLY_BUFFER;
 /// Replies past this size are counted toward `maxmemory-clients` before they are written.
 const LARGE_REPLY: usize = 64 * 1024;
 /// While this much of a client's replies waits for it to read them, the connection reads no
@@ -829,13 +831,20 @@ fn push_out<S: AsyncWrite + Unpin>(
             Poll::Pending => return stopped(wrote),
         }
     }
-    for buf in [&mut unsent.buf, out] {
-        buf.clear();
-        if buf.capacity() > 1024 * 1024 {
-            buf.shrink_to(64 * 1024);
-        }
+    // One buffer is kept between reads, the larger: `out` and `unsent` trade theirs at every
+    // write, so keeping both would hold twice a pipeline's replies for good.
+    if unsent.buf.capacity() > out.capacity() {
+        std::mem::swap(&mut unsent.buf, out);
     }
+    out.clear();
+    unsent.buf = Vec::new();
     unsent.from = 0;
+    if out.capacity() > KEPT_REPLY_ROOM {
+        // As Redis keeps 16 KB per client and frees the blocks of a larger reply once written:
+        // a pipeline's worth of replies is not held between reads (under maxmemory, what a
+        // connection holds leaves that much less for keys).
+        *out = Vec::with_capacity(REPLY_BUFFER);
+    }
     Pushed::Done
 }
 

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use warpengine_tests::{
-    free_port, info_field, redis_available, start_redis, start_warpengine, warpengine_binary,
-    RawConn, Resp, TempDir,
+    encode_command, free_port, info_field, redis_available, start_redis, start_warpengine,
+    warpengine_binary, RawConn, Resp, TempDir,
 };
 
 const DEBIAN_CONF: &str = "/etc/redis/redis.conf";
@@ -826,6 +826,27 @@ fn client_list_reports_real_buffer_sizes() {
     // Its own command's arguments: CLIENT LIST ID <n>.
     let argv = "CLIENTLISTID".len() + admin_id.to_string().len();
     assert_eq!(me["argv-mem"], argv.to_string(), "{me:?}");
+}
+
+/// A pipeline's replies are not held once written: the connection keeps at most 32 KB of reply
+/// room between reads, as Redis keeps 16 KB and frees the blocks of a larger reply. (It kept
+/// two buffers of its largest pipeline's size: at a small maxmemory, room for keys.)
+#[test]
+fn a_large_pipeline_leaves_no_large_reply_buffer_behind() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    let id = c.call(&["CLIENT", "ID"]).int();
+    c.call(&["SET", "k", &"v".repeat(200)]);
+    let get = encode_command(&[b"GET", b"k"]);
+    c.send(&get.repeat(1000));
+    for _ in 0..1000 {
+        assert_eq!(c.read_reply().unwrap().len(), 200 + 8);
+    }
+    let f = client_fields(&mut c, id);
+    let tot = f["tot-mem"].parse::<u64>().unwrap();
+    // Its fixed cost, a 16 KB read buffer and 32 KB of reply room at most (the 1,000 replies
+    // took 208 KB).
+    assert!(tot < 56 * 1024, "{f:?}");
 }
 
 /// The field names of INFO EVERYTHING, by section, without the per-command, per-error and
