@@ -75,8 +75,9 @@ impl Horizon {
         }
         let id = self.small.pop_front()?;
         // The FIFO keeps the room of its largest size (it holds every key while the cache
-        // first fills): give most of it back once it is mostly empty.
-        if self.small.capacity() > 1024 && self.small.len() * 4 < self.small.capacity() {
+        // first fills): give most of it back once it is mostly empty. (At a small maxmemory
+        // that room is what a few dozen keys would take: 8 KB for 1,000 ids.)
+        if self.small.capacity() > 64 && self.small.len() * 4 < self.small.capacity() {
             self.small.shrink_to(self.small.len() * 2);
         }
         Some(id)
@@ -138,22 +139,24 @@ impl Horizon {
     }
 }
 
-/// Recently evicted ids as 32-bit fingerprints in a direct-mapped table: about 4 bytes a
+/// Recently evicted ids as 16-bit fingerprints in a direct-mapped table: about 2 bytes a
 /// ghost, where a queue plus a hash set of 64-bit ids cost ~30 (a tenth of a small key's
-/// memory, which the cache would rather spend on keys). A new ghost landing on an older one's
-/// slot replaces it, so ghosts age out by collision rather than strictly first in, first out;
-/// another id with the same slot and fingerprint is a false ghost hit, one in 2^31.
+/// memory, which the cache would rather spend on keys; at 32-bit fingerprints the table held
+/// 0.5% of a small budget's keys back). A new ghost landing on an older one's slot replaces
+/// it, so ghosts age out by collision rather than strictly first in, first out; another id
+/// with the same slot and fingerprint is a false ghost hit, one in 2^15: a new key admitted
+/// straight to main, where its CLOCK hand judges it like any other.
 #[derive(Default)]
 struct Ghosts {
-    slots: Vec<u32>,
+    slots: Vec<u16>,
     len: usize,
 }
 
 impl Ghosts {
-    fn place(&self, id: u64) -> (usize, u32) {
+    fn place(&self, id: u64) -> (usize, u16) {
         let slot = id as usize & (self.slots.len() - 1);
         // Never 0, which marks an empty slot.
-        (slot, (id >> 32) as u32 | 1)
+        (slot, (id >> 48) as u16 | 1)
     }
 
     /// Sizes the table for about `limit` ghosts: the smallest power of two holding them,
@@ -211,6 +214,22 @@ mod tests {
         assert_eq!(g.len, 0, "every remembered ghost was taken");
         assert!(!g.take(ids[0]), "a taken ghost is gone");
         assert!(!g.take(12345), "never evicted");
+    }
+
+    #[test]
+    fn the_small_fifo_gives_back_the_room_of_the_first_fill() {
+        let mut h = Horizon::default();
+        for id in 0..1000 {
+            h.admit(id);
+        }
+        assert!(h.small.capacity() >= 1000);
+        // Eviction takes from small while it holds more than its tenth of the keys.
+        while h.small.len() > 100 {
+            let id = h.next_small().expect("small is over its tenth");
+            assert!(matches!(h.judge_small(id, 0), Verdict::Evict));
+            h.main_live += 1; // pretend the room went to keys in main
+        }
+        assert!(h.small.capacity() < 400, "{}", h.small.capacity());
     }
 
     #[test]
