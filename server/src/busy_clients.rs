@@ -18,6 +18,10 @@
 //! Not served: TLS connections (their bytes are encrypted inside the task), blocked clients,
 //! subscribers and connections with half a request read, and new connections (accepted after
 //! the script). Those wait for the script's end, as every client of the worker did before.
+//!
+//! The same ports let the worker's cron find connections idle long enough to give their
+//! buffers back ([`ask_to_trim`]), as Redis's clientsCron frees an idle client's query
+//! buffer: a connection that waits for a request holds no buffer then.
 
 use std::cell::RefCell;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -33,7 +37,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncRead;
 
 use crate::command_table::{self, arity_ok, Flags, Run, TxStep, TABLE};
-use crate::connection_loop::ConnParts;
+use crate::connection_loop::{ConnParts, Trim};
 use crate::protocol::Reply;
 use crate::server_state::{bump, Server};
 
@@ -41,6 +45,11 @@ use crate::server_state::{bump, Server};
 const SERVE_EVERY: Duration = Duration::from_millis(1);
 /// What one round reads from one client at most (the rest waits for the next round).
 const READ_PER_ROUND: usize = 64 * 1024;
+/// What a read into a connection's empty-handed input takes at most.
+const READ_ROOM: usize = 16 * 1024;
+/// A read buffer larger than this is brought back to the usual size once its connection
+/// waits for a request (Redis's PROTO_RESIZE_THRESHOLD).
+const LARGE_READ_ROOM: usize = 32 * 1024;
 
 /// A plain-socket connection's place where its state waits between requests.
 pub struct Port {
@@ -79,6 +88,9 @@ pub enum Woke {
     /// A busy script's hook served the connection meanwhile: its replies, and what it left
     /// unread, are in the connection's parts.
     Served,
+    /// The worker's cron asks the connection to trim its buffers (`ConnParts::trim`): its
+    /// task does, then waits again.
+    Trim,
 }
 
 impl Port {
@@ -99,6 +111,9 @@ impl Port {
             p.served = false;
             return Poll::Ready(Woke::Served);
         }
+        if p.trim != Trim::Keep {
+            return Poll::Ready(Woke::Trim);
+        }
         match poll_read(cx, stream, input) {
             Poll::Ready(r) => Poll::Ready(Woke::Read(r)),
             Poll::Pending => {
@@ -117,12 +132,28 @@ impl Port {
     }
 }
 
-/// Reads what `stream` has into `input`'s spare room (tokio's `read_buf`, as a poll).
+/// Reads what `stream` has into `input`'s spare room (tokio's `read_buf`, as a poll). An
+/// `input` with no room (an idle connection gave its buffer back) gets one once something
+/// came: the read goes through the stack meanwhile, so that waiting holds no buffer.
 pub fn poll_read<S: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
     stream: &mut S,
     input: &mut BytesMut,
 ) -> Poll<std::io::Result<usize>> {
+    if input.capacity() == input.len() {
+        let mut room = [std::mem::MaybeUninit::<u8>::uninit(); READ_ROOM];
+        let mut buf = tokio::io::ReadBuf::uninit(&mut room);
+        return match std::pin::Pin::new(stream).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => {
+                let got = buf.filled();
+                input.reserve(crate::connection_loop::READ_BUFFER);
+                input.extend_from_slice(got);
+                Poll::Ready(Ok(got.len()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        };
+    }
     let mut buf = tokio::io::ReadBuf::uninit(input.spare_capacity_mut());
     match std::pin::Pin::new(stream).poll_read(cx, &mut buf) {
         Poll::Ready(Ok(())) => {
@@ -144,6 +175,8 @@ struct WorkerPorts {
     /// Listening sockets: TCP ones, and the Unix socket with its path.
     listeners: Vec<(RawFd, Option<Arc<str>>)>,
     round: Option<Round>,
+    /// The last port [`ask_to_trim`] visited.
+    trim_cursor: usize,
 }
 
 /// The serving of one busy script: the connections parked when it turned busy, watched by a
@@ -192,6 +225,45 @@ pub fn register_listener(server: &Arc<Server>, fd: RawFd, unix: Option<Arc<str>>
 /// A listening socket of this worker is closing (CONFIG SET port/bind).
 pub fn unregister_listener(fd: RawFd) {
     WORKER.with(|w| w.borrow_mut().listeners.retain(|(l, _)| *l != fd));
+}
+
+/// The worker's cron, once a tick: asks this worker's connections that wait for a request
+/// to trim their buffers ([`Woke::Trim`], their tasks woken for it): a connection idle for
+/// `idle` or longer gives them back, one that read a large request since keeps a read
+/// buffer of the usual size, as Redis's clientsCron resizes query buffers. Visits a tenth
+/// of the connections per tick (all of them up to 64), in turn, as Redis's cron does.
+pub fn ask_to_trim(idle: Duration) {
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        let w = &mut *w;
+        let count = w.ports.len();
+        if count == 0 {
+            return;
+        }
+        let visits = count.div_ceil(10).max(64).min(count);
+        for _ in 0..visits {
+            w.trim_cursor = (w.trim_cursor + 1) % count;
+            let port = &w.ports[w.trim_cursor];
+            let Some(mut parts) = port.unpark() else {
+                continue;
+            };
+            if parts.trim == Trim::Keep {
+                parts.trim = if !parts.idle_trimmed && parts.pipeline.read_at.elapsed() >= idle {
+                    Trim::GiveBack
+                } else if parts.input_room > LARGE_READ_ROOM {
+                    Trim::Shrink
+                } else {
+                    Trim::Keep
+                };
+                if parts.trim != Trim::Keep {
+                    if let Some(waker) = port.waker.get() {
+                        waker.wake_by_ref();
+                    }
+                }
+            }
+            port.park(parts);
+        }
+    });
 }
 
 /// The connection ended.

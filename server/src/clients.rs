@@ -288,12 +288,16 @@ impl Registry {
         }
     }
 
-    /// Counts `memory` as the client's own in the total; the new total when it changed (a
-    /// client whose buffers did not change costs one comparison).
+    /// Counts `memory` as the client's own in the total; the total, unless the client was
+    /// evicted already. (Unchanged, the total is still given: a lowered `maxmemory-clients`
+    /// is judged at any client's next request, as Redis judges it before every command.)
     pub fn account(&self, handle: &ClientHandle, memory: u64) -> Option<u64> {
         let before = handle.counted_memory.load(Ordering::Relaxed);
-        if before == memory || (memory > 0 && handle.evicted.load(Ordering::Relaxed)) {
+        if memory > 0 && handle.evicted.load(Ordering::Relaxed) {
             return None;
+        }
+        if before == memory {
+            return Some(self.memory.load(Ordering::Relaxed));
         }
         handle.counted_memory.store(memory, Ordering::Relaxed);
         Some(if memory > before {

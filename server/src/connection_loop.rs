@@ -28,9 +28,15 @@ use crate::session::{ConnState, ReplyMode};
 
 const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
-/// The read and reply buffers' starting sizes.
-const READ_BUFFER: usize = 16 * 1024;
+/// The read and reply buffers' starting sizes. (A read buffer's room shrinks by what its
+/// requests take until it is reclaimed: 20 KB leaves a fresh client the 16 KB that Redis's own
+/// tests read from CLIENT LIST's qbuf + qbuf-free. Redis's 16 KB query buffer takes a 20 KB
+/// block of jemalloc's.)
+pub(crate) const READ_BUFFER: usize = 20 * 1024;
 const REPLY_BUFFER: usize = 16 * 1024;
+/// An empty read buffer with less room than this gets back the room its requests took (a
+/// cheap check of the buffer's sharing, done once per few KB of requests rather than per read).
+const RECLAIM_BELOW: usize = 16 * 1024;
 /// The most reply buffer a connection keeps between reads (past it, [`REPLY_BUFFER`]).
 const KEPT_REPLY_ROOM: usize = 2 * REPLY_BUFFER;
 /// Replies past this size are counted toward `maxmemory-clients` before they are written.
@@ -208,6 +214,9 @@ fn open(
         unread: BytesMut::new(),
         served: false,
         left_for_later: false,
+        trim: Trim::Keep,
+        idle_trimmed: false,
+        input_room: READ_BUFFER,
     }));
     let port = plain.then(|| busy_clients::register(server, fd, &mut parts));
     Ok(Opened { id, parts, port })
@@ -354,6 +363,23 @@ pub struct ConnParts {
     pub served: bool,
     /// The hook left the rest of this connection's requests for after the script.
     pub left_for_later: bool,
+    /// What the worker's cron asks of its buffers (`busy_clients::ask_to_trim`).
+    pub trim: Trim,
+    /// It gave them back, idle, and has read nothing since.
+    pub idle_trimmed: bool,
+    /// Its read buffer's room after its last requests ran.
+    pub input_room: usize,
+}
+
+/// What a connection waiting for a request does with its buffers, asked by the worker's cron.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Trim {
+    Keep,
+    /// A large request's read buffer goes; one of the usual size replaces it.
+    Shrink,
+    /// Idle a while: both buffers go, until something comes (Redis frees an idle client's
+    /// query buffer after 2 s).
+    GiveBack,
 }
 
 fn bump_rejected(server: &Server) {
@@ -383,13 +409,14 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             .map_or(0, |p| p.parser.still_needs(input.len()))
             .clamp(16 * 1024, 1 << 20);
         let floor = if wanted > 16 * 1024 { wanted } else { 4096 };
-        if input.capacity() - input.len() < floor {
-            input.reserve(wanted);
-        }
-        let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
         let parts = parts_slot
             .as_deref_mut()
             .expect("a connection's parts are here between reads");
+        // (An idle connection that gave its buffer back gets one when something comes.)
+        if input.capacity() - input.len() < floor && !parts.idle_trimmed {
+            input.reserve(wanted);
+        }
+        let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
         // None: run the requests `input` holds already (held back, see below).
         let read = if held_back && parts.out.len() + parts.unsent.len() < UNSENT_READ_LIMIT {
             held_back = false;
@@ -496,6 +523,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             unsent,
             unread,
             left_for_later,
+            idle_trimmed,
+            trim,
+            input_room,
             ..
         } = parts_slot
             .as_deref_mut()
@@ -504,6 +534,27 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             None => 0,
             Some(busy_clients::Woke::Read(Ok(0) | Err(_))) => return,
             Some(busy_clients::Woke::Read(Ok(n))) => n,
+            Some(busy_clients::Woke::Trim) => {
+                // (Only a connection that waits in its port, with nothing half-read and no
+                // reply waiting, is asked: `input` and `out` are empty.)
+                if *trim == Trim::GiveBack {
+                    input = BytesMut::new();
+                    *out = Vec::new();
+                    *idle_trimmed = true;
+                } else {
+                    input = BytesMut::with_capacity(READ_BUFFER);
+                }
+                *trim = Trim::Keep;
+                *input_room = input.capacity();
+                let memory = {
+                    let mut info = conn.handle.info.lock().expect("client info lock");
+                    info.buffers.query_capacity = input.capacity();
+                    info.buffers.reply_capacity = out.capacity();
+                    info.memory(0)
+                };
+                account_memory(server, conn, memory);
+                continue;
+            }
             Some(busy_clients::Woke::Served) => {
                 // What the busy script's hook read and did not run comes first (nothing was
                 // read since: the hook's wake-up is seen before the socket).
@@ -513,6 +564,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 0
             }
         };
+        *idle_trimmed = false;
         bump(&stats.net_input_bytes, n as u64);
         bump(&stats.socket_reads, 1);
         pipeline.read_at = crate::command_timing::Moment::now();
@@ -679,6 +731,12 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         if !wrote {
             return;
         }
+        if input.is_empty() && input.capacity() < RECLAIM_BELOW {
+            // The room its requests took comes back (nothing to copy), unless their arguments
+            // still point into it (stored, or queued in a transaction): then it is theirs, and
+            // the next read takes a new buffer.
+            let _ = input.try_reclaim(READ_BUFFER);
+        }
         let memory = {
             let mut info = conn.handle.info.lock().expect("client info lock");
             info.last_interaction = crate::command_timing::Moment::now();
@@ -689,6 +747,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let b = &mut info.buffers;
             b.query = input.len().saturating_sub(parser.parsed_bytes());
             b.partial_args = parser.parsed_args_bytes();
+            *input_room = input.capacity();
             b.query_capacity = input.capacity();
             b.read_peak = b.read_peak.max(n);
             b.reply = out.len() + unsent.len();
@@ -785,8 +844,9 @@ enum Pushed {
     Gone,
 }
 
-/// Writes `unsent`, then `out` (moved into `unsent`, buffers swapped rather than copied), until
-/// everything is written or the socket takes no more (its waker then registered with `cx`).
+/// Writes `unsent`, then `out`, until everything is written or the socket takes no more (its
+/// waker then registered with `cx`). With nothing older waiting, `out` is written from where
+/// it is; what the socket does not take of it moves to `unsent` (buffers swapped, not copied).
 fn push_out<S: AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     stream: &mut S,
@@ -807,10 +867,28 @@ fn push_out<S: AsyncWrite + Unpin>(
             if out.is_empty() {
                 break;
             }
+            unsent.unflushed = true;
+            let taken = match Pin::new(&mut *stream).poll_write(cx, out) {
+                Poll::Ready(Ok(0) | Err(_)) => return Pushed::Gone,
+                Poll::Ready(Ok(n)) => {
+                    wrote = true;
+                    bump(&stats.net_output_bytes, n as u64);
+                    bump(&stats.socket_writes, 1);
+                    n
+                }
+                Poll::Pending => 0,
+            };
+            if taken == out.len() {
+                out.clear();
+                continue;
+            }
             unsent.buf.clear();
             std::mem::swap(&mut unsent.buf, out);
-            unsent.from = 0;
-            unsent.unflushed = true;
+            unsent.from = taken;
+            if taken == 0 {
+                return stopped(wrote);
+            }
+            continue;
         }
         match Pin::new(&mut *stream).poll_write(cx, &unsent.buf[unsent.from..]) {
             Poll::Ready(Ok(0) | Err(_)) => return Pushed::Gone,
@@ -831,8 +909,8 @@ fn push_out<S: AsyncWrite + Unpin>(
             Poll::Pending => return stopped(wrote),
         }
     }
-    // One buffer is kept between reads, the larger: `out` and `unsent` trade theirs at every
-    // write, so keeping both would hold twice a pipeline's replies for good.
+    // One buffer is kept between reads, the larger: `out` and `unsent` trade theirs when the
+    // socket is full, and keeping both would hold twice a pipeline's replies for good.
     if unsent.buf.capacity() > out.capacity() {
         std::mem::swap(&mut unsent.buf, out);
     }

@@ -15,6 +15,9 @@ use crate::connection_loop;
 use crate::dispatch;
 use crate::server_state::{unix_ms, Server};
 
+/// How long a connection waits for a request before it gives its buffers back (Redis frees
+/// an idle client's query buffer after 2 s).
+const IDLE_BUFFERS_AFTER: Duration = Duration::from_secs(2);
 /// Samples per database per active-expiry tick (Redis's ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP is 20
 /// per loop, with effort bounded by time; we bound by count, scaled by active-expire-effort).
 const EXPIRE_SAMPLES_PER_TICK: usize = 200;
@@ -464,6 +467,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         server.quantum.prune(me, unix_ms());
         crate::memory_accounting::release_freed();
+        crate::busy_clients::ask_to_trim(IDLE_BUFFERS_AFTER);
         if let Some(mut shard) = server.try_lock_shard(me) {
             server.entropy.sample(&shard);
             server.entropy.keep_slot_indexes(&mut shard);

@@ -234,6 +234,52 @@ fn maxmemory_clients_evicts_the_client_using_the_most_memory() {
     on_both_servers(the_largest_client_is_evicted);
 }
 
+/// Lowering maxmemory-clients below what the clients hold evicts some at once (the admin's
+/// next request judges it), as Redis's "decrease maxmemory-clients causes client eviction".
+fn lowering_the_limit_evicts(server: &ServerProcess) {
+    let mut admin = RawConn::connect(server.port);
+    admin.call(&["CLIENT", "NO-EVICT", "on"]);
+    admin.call(&["CONFIG", "SET", "maxmemory-clients", "4mb"]);
+    // Ten clients with 300 KB of an unfinished argument each.
+    let mut holders = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        s.write_all(b"*2\r\n$307200\r\n").unwrap();
+        s.write_all(&vec![b'v'; 300 * 1024]).unwrap();
+        holders.push(s);
+    }
+    let qbufs = |admin: &mut RawConn| -> usize {
+        let Resp::Bulk(list) = admin.call(&["CLIENT", "LIST"]) else {
+            panic!("CLIENT LIST")
+        };
+        String::from_utf8(list)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" qbuf=307200 ") || l.contains(" qbuf=307209 "))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while qbufs(&mut admin) < 10 {
+        assert!(Instant::now() < deadline, "query buffers not filled");
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(connected(&mut admin), 11);
+    admin.call(&["CONFIG", "SET", "maxmemory-clients", "2mb"]);
+    // (Evicted clients leave once their connections wind down.)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut left = connected(&mut admin);
+    while left == 11 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        left = connected(&mut admin);
+    }
+    assert!(left > 1 && left < 11, "{left} clients left");
+}
+
+#[test]
+fn lowering_maxmemory_clients_evicts_at_once() {
+    on_both_servers(lowering_the_limit_evicts);
+}
+
 #[test]
 fn maxmemory_clients_is_validated_as_redis_does() {
     let server = start_warpengine(&[]);

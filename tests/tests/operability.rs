@@ -849,6 +849,60 @@ fn a_large_pipeline_leaves_no_large_reply_buffer_behind() {
     assert!(tot < 56 * 1024, "{f:?}");
 }
 
+/// As Redis's clientsCron: a connection idle for 2 s gives its read and reply buffers back
+/// (CLIENT LIST: qbuf-free=0, tot-mem its fixed cost) and takes them again when a request
+/// comes; a large request's read buffer goes back to the usual size once the connection waits
+/// for the next one, busy or not (Redis's unit/querybuf).
+#[test]
+fn idle_and_large_read_buffers_are_given_back() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut admin = RawConn::connect(warp.port);
+    let mut idle = RawConn::connect(warp.port);
+    let idle_id = idle.call(&["CLIENT", "ID"]).int();
+    let room = |f: &std::collections::HashMap<String, String>| {
+        f["qbuf"].parse::<u64>().unwrap() + f["qbuf-free"].parse::<u64>().unwrap()
+    };
+    let first = client_fields(&mut admin, idle_id);
+    assert!(room(&first) >= 16 * 1024, "{first:?}");
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let given_back = loop {
+        let f = client_fields(&mut admin, idle_id);
+        if room(&f) == 0 || Instant::now() > deadline {
+            break f;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(room(&given_back), 0, "{given_back:?}");
+    assert!(
+        given_back["idle"].parse::<u64>().unwrap() >= 2,
+        "{given_back:?}"
+    );
+    assert!(
+        given_back["tot-mem"].parse::<u64>().unwrap() < 8 * 1024,
+        "{given_back:?}"
+    );
+    // It still serves, a large request included.
+    assert_eq!(idle.call(&["PING"]), Resp::Simple("PONG".into()));
+    let big = "A".repeat(400_000);
+    idle.call(&["SET", "x", &big]);
+    assert_eq!(idle.call(&["GET", "x"]), Resp::Bulk(big.into_bytes()));
+    let after_big = room(&client_fields(&mut admin, idle_id));
+    assert!(after_big > 32 * 1024, "{after_big}");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let shrunk = loop {
+        idle.call(&["SET", "x", "small"]);
+        let r = room(&client_fields(&mut admin, idle_id));
+        if r < after_big || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        shrunk > 0 && shrunk < after_big,
+        "{shrunk} after {after_big}"
+    );
+}
+
 /// The field names of INFO EVERYTHING, by section, without the per-command, per-error and
 /// per-database lines.
 fn info_fields(port: u16) -> BTreeSet<String> {
