@@ -214,9 +214,17 @@ pub fn evict_now(server: &Server) {
         return;
     }
     let now = crate::server_state::unix_ms();
+    // What is over the limit now is freed once, shared by the shards in turn: the events and
+    // invalidations of one shard's evictions, not yet sent, must not make the next free as much
+    // again.
+    let max = server.limits.maxmemory.load(Ordering::Relaxed);
+    let mut to_free = server.memory_for_eviction().saturating_sub(max) as i64;
     for id in 0..server.threads() {
+        if to_free <= 0 {
+            break;
+        }
         let mut shard = server.lock_shard(id);
-        make_room(server, &mut shard, now);
+        to_free -= evict_from(server, &mut shard, now, to_free);
         server.publish_spare(&shard);
         if server.wal.records() {
             crate::persist::log::flush_expired(server, &mut shard);
@@ -229,15 +237,29 @@ pub fn evict_now(server: &Server) {
 /// Returns false only when memory is over the limit and nothing could be evicted (as Redis,
 /// a command that finds eviction still running but progressing is let through).
 pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
-    let limits = &server.limits;
-    let max = limits.maxmemory.load(Ordering::Relaxed);
+    let max = server.limits.maxmemory.load(Ordering::Relaxed);
     if max == 0 || server.memory_for_eviction() <= max {
         return true;
     }
-    let policy = limits.policy();
-    if policy == Policy::NoEviction {
+    if server.limits.policy() == Policy::NoEviction {
         return false;
     }
+    // As Redis: the bytes to free are judged once, and each eviction counts what deleting the
+    // key freed, not what memory reads after it. The invalidations and keyspace events an
+    // eviction sends to clients grow memory meanwhile; judged by that, eviction fed on
+    // itself (Redis's "client tracking don't cause eviction feedback loop"). The next command
+    // judges again.
+    let to_free = server.memory_for_eviction().saturating_sub(max) as i64;
+    let freed = evict_from(server, shard, now_ms, to_free);
+    freed > 0 || server.memory_for_eviction() <= max
+}
+
+/// Evicts from `shard` until `to_free` bytes were freed, memory is under maxmemory, or the
+/// per-command budget is spent; returns the bytes freed (0: nothing could be evicted).
+fn evict_from(server: &Server, shard: &mut Shard, now_ms: u64, to_free: i64) -> i64 {
+    let limits = &server.limits;
+    let max = limits.maxmemory.load(Ordering::Relaxed);
+    let policy = limits.policy();
     // Each shard evicts from its own keys; a shard holding clearly fewer keys than the average
     // leaves the work to the others, so that one shard is not emptied while another (whose
     // table just grew, say) keeps its keys.
@@ -248,9 +270,11 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         let total: u64 = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
         let average = total / counts.len() as u64;
         if (mine as u64) * 10 < average * 9 {
-            return true;
+            // (Counted as progress: the others evict.)
+            return 1;
         }
     }
+    let mut freed = 0i64;
     let budget = 16 + 16 * limits.tenacity.load(Ordering::Relaxed) as usize;
     let samples = limits.samples.load(Ordering::Relaxed) as usize;
     let decay = limits.lfu_decay_time.load(Ordering::Relaxed);
@@ -294,7 +318,9 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         };
         misses_in_row = 0;
         evicted += 1;
-        drop(entry);
+        let spare_before = shard.spare_table_bytes() as i64;
+        freed -= crate::memory_accounting::measure(|| drop(entry)).1;
+        freed += shard.spare_table_bytes() as i64 - spare_before;
         shard.stats.evicted_keys += 1;
         warpengine_storage::notify::raise(
             warpengine_storage::notify::EVICTED,
@@ -305,14 +331,19 @@ pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
         if server.wal.records() {
             crate::persist::log::evicted(server, shard, db, key.as_bytes());
         }
+        freed -= crate::memory_accounting::measure(|| drop(key)).1;
         server.publish_spare(shard);
-        if server.memory_for_eviction() <= max {
+        if freed >= to_free || server.memory_for_eviction() <= max {
             break;
         }
     }
     let left: usize = shard.dbs.iter().map(|d| d.len()).sum();
     counts[shard.id].store(left as u64, Ordering::Relaxed);
-    evicted > 0 || server.memory_for_eviction() <= max
+    if evicted > 0 {
+        freed.max(1)
+    } else {
+        0
+    }
 }
 
 /// Turns HORIZON tracking on or off in every shard after a policy change.

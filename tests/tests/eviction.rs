@@ -527,3 +527,40 @@ fn horizon_compresses_cold_strings_and_every_reader_sees_the_original() {
     }
     assert_eq!(horizon_field(&mut c, "compressed"), before);
 }
+
+/// The invalidations an eviction sends to tracking clients grow memory while it evicts; judged
+/// by memory read after each key, eviction fed on itself and emptied the database. As Redis,
+/// the bytes to free are judged once and each key counts what deleting it freed (Redis's
+/// "client tracking don't cause eviction feedback loop", the same figures).
+#[test]
+fn invalidations_do_not_make_eviction_feed_on_itself() {
+    let warp = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(warp.port);
+    c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    c.call(&["CONFIG", "SET", "maxmemory-eviction-tenacity", "100"]);
+    // The cron also evicts while memory is over the limit: at one tick a second, the trackers'
+    // tasks have long sent the invalidations (the debug build is slow to).
+    c.call(&["CONFIG", "SET", "hz", "1"]);
+    let mut trackers: Vec<RawConn> = (0..10).map(|_| RawConn::connect(warp.port)).collect();
+    for t in &mut trackers {
+        t.command(&[b"HELLO", b"3"]);
+        assert_eq!(t.command(&[b"CLIENT", b"TRACKING", b"on"]), b"+OK\r\n");
+    }
+    for j in 0..300 {
+        let key = format!("{j}{}", "x".repeat(1000));
+        c.call(&["SET", &key, "x"]);
+        for t in &mut trackers {
+            t.command(&[b"GET", key.as_bytes()]);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let used = info_field(&mut c, "memory", "used_memory");
+    c.call(&["CONFIG", "SET", "maxmemory", &(used - 40_000).to_string()]);
+    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    let keys = c.call(&["DBSIZE"]).int();
+    assert!(
+        (200..=300).contains(&keys),
+        "{keys} keys left, {evicted} evicted"
+    );
+    assert!((10..=50).contains(&evicted), "{evicted} evicted");
+}
