@@ -77,24 +77,30 @@ pub struct Outbox {
     bytes: Mutex<Vec<u8>>,
     /// Bytes taken by the link and not yet written (they count toward the limit too).
     in_flight: AtomicU64,
+    /// The buffer the link took: its size, held until the link hands it back.
+    in_flight_capacity: AtomicU64,
+    /// What this outbox counts in `held` now: its buffers' sizes.
+    counted: AtomicU64,
     over_soft_since: AtomicU64,
     dropped: AtomicBool,
     /// Woken when bytes arrive.
     pub ready: tokio::sync::Notify,
     /// Woken when the outbox is dropped (the link may be stuck writing to the replica).
     pub closed: tokio::sync::Notify,
-    /// All outboxes' unsent bytes (`Replication::unsent_bytes`).
-    unsent: Arc<AtomicU64>,
+    /// All outboxes' buffers, their sizes (`Replication::outbox_bytes`).
+    held: Arc<AtomicU64>,
 }
 
 impl Outbox {
-    fn new(client: u64, first: Vec<u8>, unsent: Arc<AtomicU64>) -> Outbox {
-        unsent.fetch_add(first.len() as u64, Ordering::Relaxed);
+    fn new(client: u64, first: Vec<u8>, held: Arc<AtomicU64>) -> Outbox {
+        held.fetch_add(first.capacity() as u64, Ordering::Relaxed);
         Outbox {
             client,
-            unsent,
+            counted: AtomicU64::new(first.capacity() as u64),
+            held,
             bytes: Mutex::new(first),
             in_flight: AtomicU64::new(0),
+            in_flight_capacity: AtomicU64::new(0),
             over_soft_since: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
             ready: tokio::sync::Notify::new(),
@@ -108,14 +114,13 @@ impl Outbox {
             return;
         }
         held.extend_from_slice(bytes);
-        self.unsent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let used = held.len() as u64 + self.in_flight.load(Ordering::Relaxed);
         if limit.exceeded(used, &self.over_soft_since) {
             self.dropped.store(true, Ordering::Relaxed);
-            self.unsent.fetch_sub(held.len() as u64, Ordering::Relaxed);
             *held = Vec::new();
             self.closed.notify_one();
         }
+        self.recount(held.capacity());
         drop(held);
         self.ready.notify_one();
     }
@@ -128,12 +133,27 @@ impl Outbox {
         let taken = std::mem::replace(&mut *held, spare);
         self.in_flight
             .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        self.in_flight_capacity
+            .store(taken.capacity() as u64, Ordering::Relaxed);
+        self.recount(held.capacity());
         taken
     }
 
     pub fn sent(&self, n: usize) {
         self.in_flight.fetch_sub(n as u64, Ordering::Relaxed);
-        self.unsent.fetch_sub(n as u64, Ordering::Relaxed);
+    }
+
+    /// Counts in `held` what this outbox's buffers take now, `held_capacity` the collecting
+    /// one's (called with it locked): as Redis counts its replication buffer's blocks, the
+    /// room of the buffers and not only the bytes in them.
+    fn recount(&self, held_capacity: usize) {
+        let now = held_capacity as u64 + self.in_flight_capacity.load(Ordering::Relaxed);
+        let before = self.counted.swap(now, Ordering::Relaxed);
+        if now > before {
+            self.held.fetch_add(now - before, Ordering::Relaxed);
+        } else {
+            self.held.fetch_sub(before - now, Ordering::Relaxed);
+        }
     }
 
     /// The replica passed its output limit: the link must close.
@@ -207,8 +227,8 @@ pub struct Replication {
     min_replicas_max_lag: AtomicU64,
     /// `repl-backlog-size`.
     backlog_size: AtomicU64,
-    /// The links' unsent bytes, all together.
-    unsent: Arc<AtomicU64>,
+    /// What the links' outboxes take, all together.
+    held: Arc<AtomicU64>,
     /// When the last replica went away (`repl-backlog-ttl`); None while one is connected.
     alone_since: Mutex<Option<Instant>>,
     /// This server replicates a primary (REPLICAOF host port): the stream is then its
@@ -244,7 +264,7 @@ impl Replication {
             min_replicas: AtomicU64::new(0),
             min_replicas_max_lag: AtomicU64::new(10),
             backlog_size: AtomicU64::new(1 << 20),
-            unsent: Arc::new(AtomicU64::new(0)),
+            held: Arc::new(AtomicU64::new(0)),
             alone_since: Mutex::new(None),
             replica: AtomicBool::new(false),
             replicas: Mutex::new(Vec::new()),
@@ -329,15 +349,16 @@ impl Replication {
     /// next (the bytes a partial resync continues with); called with `history` held, so
     /// nothing fed falls between. Answers its outbox.
     pub fn open_outbox(&self, _history: &History, client: u64, first: Vec<u8>) -> Arc<Outbox> {
-        let outbox = Arc::new(Outbox::new(client, first, self.unsent.clone()));
+        let outbox = Arc::new(Outbox::new(client, first, self.held.clone()));
         self.outboxes().push(outbox.clone());
         outbox
     }
 
-    /// The links' unsent bytes, all together (INFO's `mem_clients_slaves`; left out of the
-    /// memory maxmemory counts, as Redis leaves replicas' output buffers out).
+    /// What the links' outboxes take, all together: their buffers' sizes (INFO's
+    /// `mem_clients_slaves`; left out of the memory maxmemory counts, as Redis leaves
+    /// replicas' output buffers out).
     pub fn outbox_bytes(&self) -> u64 {
-        self.unsent.load(Ordering::Relaxed)
+        self.held.load(Ordering::Relaxed)
     }
 
     pub fn outbox(&self, client: u64) -> Option<Arc<Outbox>> {
@@ -448,7 +469,8 @@ impl Replication {
         if let Some(at) = outboxes.iter().position(|o| o.client == client) {
             // (No more pushes once out of the list, and the link's writer is gone.)
             let gone = outboxes.swap_remove(at);
-            self.unsent.fetch_sub(gone.pending(), Ordering::Relaxed);
+            let counted = gone.counted.swap(0, Ordering::Relaxed);
+            self.held.fetch_sub(counted, Ordering::Relaxed);
         }
         drop(outboxes);
         let mut replicas = self.lock();

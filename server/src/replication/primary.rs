@@ -531,9 +531,18 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
         if !ok {
             return;
         }
-        spare = bytes;
+        // A burst's buffer is not kept for the next one (it counts in used_memory until the
+        // next take hands it back).
+        spare = if bytes.capacity() > KEPT_STREAM_BUFFER {
+            Vec::new()
+        } else {
+            bytes
+        };
     }
 }
+
+/// The largest buffer a link keeps for the stream's next bytes.
+const KEPT_STREAM_BUFFER: usize = 1024 * 1024;
 
 /// Logs a replica dropped at its output limit, with Redis's line.
 fn note_dropped(server: &Server, client: u64) {
