@@ -365,9 +365,10 @@ pub struct ConnParts {
     pub left_for_later: bool,
     /// What the worker's cron asks of its buffers (`busy_clients::ask_to_trim`).
     pub trim: Trim,
-    /// It gave them back, idle, and has read nothing since.
+    /// It gave its buffers back, idle, and has read nothing since.
     pub idle_trimmed: bool,
-    /// Its read buffer's room after its last requests ran.
+    /// Its read buffer's size when last allocated or reclaimed (`BytesMut::capacity` leaves
+    /// out the front its requests took, which the buffer still holds until reclaimed).
     pub input_room: usize,
 }
 
@@ -415,6 +416,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         // (An idle connection that gave its buffer back gets one when something comes.)
         if input.capacity() - input.len() < floor && !parts.idle_trimmed {
             input.reserve(wanted);
+            parts.input_room = input.capacity();
         }
         let idle_limit = server.hot.timeout_secs.load(Ordering::Relaxed);
         // None: run the requests `input` holds already (held back, see below).
@@ -431,6 +433,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         let mut info = parts.conn.handle.info.lock().expect("client info lock");
                         info.last_interaction = crate::command_timing::Moment::now();
                         info.buffers.reply = parts.out.len() + parts.unsent.len();
+                        info.buffers.reply_capacity =
+                            parts.out.capacity() + parts.unsent.buf.capacity();
                         info.memory(0)
                     };
                     account_memory(server, &parts.conn, memory);
@@ -564,7 +568,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 0
             }
         };
-        *idle_trimmed = false;
+        if *idle_trimmed {
+            // (The read took a buffer.)
+            *input_room = input.capacity();
+            *idle_trimmed = false;
+        }
         bump(&stats.net_input_bytes, n as u64);
         bump(&stats.socket_reads, 1);
         pipeline.read_at = crate::command_timing::Moment::now();
@@ -747,7 +755,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             let b = &mut info.buffers;
             b.query = input.len().saturating_sub(parser.parsed_bytes());
             b.partial_args = parser.parsed_args_bytes();
-            *input_room = input.capacity();
+            *input_room = (*input_room).max(input.capacity());
             b.query_capacity = input.capacity();
             b.read_peak = b.read_peak.max(n);
             b.reply = out.len() + unsent.len();
