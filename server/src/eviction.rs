@@ -233,9 +233,10 @@ pub fn evict_now(server: &Server) {
     crate::keyspace_events::publish_raised(server);
 }
 
-/// Evicts from `shard` until memory is under maxmemory or the per-command budget is spent.
-/// Returns false only when memory is over the limit and nothing could be evicted (as Redis,
-/// a command that finds eviction still running but progressing is let through).
+/// Evicts from `shard` what memory is over maxmemory by (see `evict_from`), within the
+/// per-command budget. Returns false only when memory is over the limit and nothing could be
+/// evicted (as Redis, a command that finds eviction still running but progressing is let
+/// through).
 pub fn make_room(server: &Server, shard: &mut Shard, now_ms: u64) -> bool {
     let max = server.limits.maxmemory.load(Ordering::Relaxed);
     if max == 0 || server.memory_for_eviction() <= max {
