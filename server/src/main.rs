@@ -88,6 +88,7 @@ fn main() {
             std::process::exit(1);
         }
     }
+    warpengine::memory_accounting::mark_in_use();
     if config.get_bool("disable-thp") {
         warpengine::memory_accounting::disable_transparent_huge_pages();
     }

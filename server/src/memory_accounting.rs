@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 use libmimalloc_sys as mi;
 
@@ -123,6 +123,27 @@ unsafe impl GlobalAlloc for CountingMimalloc {
         }
         q.cast()
     }
+}
+
+/// Set by the binary that installs [`CountingMimalloc`] as its global allocator (a library's
+/// unit tests run on the system's, where mimalloc cannot be asked about a pointer).
+static IN_USE: AtomicBool = AtomicBool::new(false);
+
+/// Called by `main` with [`CountingMimalloc`] as the global allocator.
+pub fn mark_in_use() {
+    IN_USE.store(true, Ordering::Relaxed);
+}
+
+/// What `v`'s buffer takes in used_memory: the allocator's usable size, which for a large
+/// buffer can be megabytes past its capacity (mimalloc rounds huge blocks up), or the
+/// capacity when the allocator cannot be asked.
+pub fn allocation_size<T>(v: &Vec<T>) -> usize {
+    let capacity = v.capacity() * std::mem::size_of::<T>();
+    if capacity == 0 || !IN_USE.load(Ordering::Relaxed) {
+        return capacity;
+    }
+    // SAFETY: a live allocation of the global allocator, which is mimalloc (IN_USE).
+    unsafe { mi_usable_size(v.as_ptr().cast()) }
 }
 
 static PEAK: AtomicI64 = AtomicI64::new(0);

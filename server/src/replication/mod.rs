@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use history::History;
 
+use crate::memory_accounting::allocation_size;
 use crate::output_limits::ClassLimit;
 
 /// What the primary knows of one replica's link (a connection that sent SYNC or PSYNC).
@@ -93,10 +94,11 @@ pub struct Outbox {
 
 impl Outbox {
     fn new(client: u64, first: Vec<u8>, held: Arc<AtomicU64>) -> Outbox {
-        held.fetch_add(first.capacity() as u64, Ordering::Relaxed);
+        let size = allocation_size(&first) as u64;
+        held.fetch_add(size, Ordering::Relaxed);
         Outbox {
             client,
-            counted: AtomicU64::new(first.capacity() as u64),
+            counted: AtomicU64::new(size),
             held,
             bytes: Mutex::new(first),
             in_flight: AtomicU64::new(0),
@@ -120,7 +122,7 @@ impl Outbox {
             *held = Vec::new();
             self.closed.notify_one();
         }
-        self.recount(held.capacity());
+        self.recount(allocation_size(&held));
         drop(held);
         self.ready.notify_one();
     }
@@ -134,8 +136,8 @@ impl Outbox {
         self.in_flight
             .fetch_add(taken.len() as u64, Ordering::Relaxed);
         self.in_flight_capacity
-            .store(taken.capacity() as u64, Ordering::Relaxed);
-        self.recount(held.capacity());
+            .store(allocation_size(&taken) as u64, Ordering::Relaxed);
+        self.recount(allocation_size(&held));
         taken
     }
 
@@ -143,11 +145,11 @@ impl Outbox {
         self.in_flight.fetch_sub(n as u64, Ordering::Relaxed);
     }
 
-    /// Counts in `held` what this outbox's buffers take now, `held_capacity` the collecting
+    /// Counts in `held` what this outbox's buffers take now, `held_size` the collecting
     /// one's (called with it locked): as Redis counts its replication buffer's blocks, the
-    /// room of the buffers and not only the bytes in them.
-    fn recount(&self, held_capacity: usize) {
-        let now = held_capacity as u64 + self.in_flight_capacity.load(Ordering::Relaxed);
+    /// allocations of the buffers and not only the bytes in them.
+    fn recount(&self, held_size: usize) {
+        let now = held_size as u64 + self.in_flight_capacity.load(Ordering::Relaxed);
         let before = self.counted.swap(now, Ordering::Relaxed);
         if now > before {
             self.held.fetch_add(now - before, Ordering::Relaxed);
