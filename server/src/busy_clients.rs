@@ -229,10 +229,11 @@ pub fn unregister_listener(fd: RawFd) {
 
 /// The worker's cron, once a tick: asks this worker's connections that wait for a request
 /// to trim their buffers ([`Woke::Trim`], their tasks woken for it): a connection idle for
-/// `idle` or longer gives them back, one that read a large request since keeps a read
-/// buffer of the usual size, as Redis's clientsCron resizes query buffers. Visits a tenth
-/// of the connections per tick (all of them up to 64), in turn, as Redis's cron does.
-pub fn ask_to_trim(idle: Duration) {
+/// `idle` or longer gives its read buffer back, one that read a large request since keeps a
+/// read buffer of the usual size, as Redis's clientsCron resizes query buffers; reply buffers
+/// follow their recent peak (`connection_loop::resize_reply_buffer`). Visits a tenth of the
+/// connections per tick (all of them up to 64), in turn, as Redis's cron does.
+pub fn ask_to_trim(server: &Server, me: usize, idle: Duration) {
     WORKER.with(|w| {
         let mut w = w.borrow_mut();
         let w = &mut *w;
@@ -248,10 +249,13 @@ pub fn ask_to_trim(idle: Duration) {
                 continue;
             };
             if parts.trim == Trim::Keep {
+                let resized = crate::connection_loop::resize_reply_buffer(&mut parts, server, me);
                 parts.trim = if !parts.idle_trimmed && parts.pipeline.read_at.elapsed() >= idle {
                     Trim::GiveBack
                 } else if parts.input_room > LARGE_READ_ROOM {
                     Trim::Shrink
+                } else if resized {
+                    Trim::Recount
                 } else {
                     Trim::Keep
                 };

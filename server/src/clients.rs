@@ -96,12 +96,13 @@ pub struct Buffers {
     pub partial_args: usize,
     /// The read buffer's capacity.
     pub query_capacity: usize,
-    /// The most one read brought.
-    pub read_peak: usize,
     /// Replies not yet written.
     pub reply: usize,
-    /// The reply buffer's capacity.
+    /// The reply buffer's capacity (CLIENT LIST's rbs).
     pub reply_capacity: usize,
+    /// The most replies it held at once since its peak last started over (rbp; see
+    /// `connection_loop::resize_reply_buffer`).
+    pub reply_peak: usize,
     /// Arguments of the commands queued in a transaction.
     pub multi: usize,
     /// Keys it WATCHes.

@@ -39,6 +39,8 @@ const REPLY_BUFFER: usize = 16 * 1024;
 const RECLAIM_BELOW: usize = 16 * 1024;
 /// The most reply buffer a connection keeps between reads (past it, [`REPLY_BUFFER`]).
 const KEPT_REPLY_ROOM: usize = 2 * REPLY_BUFFER;
+/// The smallest reply buffer the cron shrinks one to (Redis's PROTO_REPLY_MIN_BYTES).
+const REPLY_BUFFER_MIN: usize = 1024;
 /// Replies past this size are counted toward `maxmemory-clients` before they are written.
 const LARGE_REPLY: usize = 64 * 1024;
 /// While this much of a client's replies waits for it to read them, the connection reads no
@@ -217,6 +219,9 @@ fn open(
         trim: Trim::Keep,
         idle_trimmed: false,
         input_room: READ_BUFFER,
+        reply_peak: 0,
+        reply_room: REPLY_BUFFER,
+        peak_reset_at: Instant::now(),
     }));
     let port = plain.then(|| busy_clients::register(server, fd, &mut parts));
     Ok(Opened { id, parts, port })
@@ -370,6 +375,14 @@ pub struct ConnParts {
     /// Its read buffer's size when last allocated or reclaimed (`BytesMut::capacity` leaves
     /// out the front its requests took, which the buffer still holds until reclaimed).
     pub input_room: usize,
+    /// The most reply bytes one read's replies took since `peak_reset_at` (Redis's
+    /// `buf_peak`): what [`resize_reply_buffer`] sizes `out` to.
+    pub reply_peak: usize,
+    /// The size `out` keeps between reads (Redis's `buf_usable_size`): set by the cron
+    /// ([`resize_reply_buffer`]); a read's replies that outgrow it take a larger buffer only
+    /// until they are written.
+    pub reply_room: usize,
+    pub peak_reset_at: Instant,
 }
 
 /// What a connection waiting for a request does with its buffers, asked by the worker's cron.
@@ -378,9 +391,45 @@ pub enum Trim {
     Keep,
     /// A large request's read buffer goes; one of the usual size replaces it.
     Shrink,
-    /// Idle a while: both buffers go, until something comes (Redis frees an idle client's
-    /// query buffer after 2 s).
+    /// Idle a while: the read buffer goes, until something comes (Redis frees an idle
+    /// client's query buffer after 2 s).
     GiveBack,
+    /// Only its reply buffer changed (resized by the cron): its memory is counted again.
+    Recount,
+}
+
+/// Redis's `clientsCronResizeOutputBuffer` for a connection waiting for its next request (its
+/// reply buffer empty), run by the worker's cron: a reply buffer whose peak since the last
+/// reset is under half its size shrinks to that peak (at least [`REPLY_BUFFER_MIN`]); one that
+/// its replies filled doubles, up to [`REPLY_BUFFER`]; every `reply_peak_reset_ms` the peak
+/// starts over, so an idle client's buffer shrinks. True when `out` was replaced.
+pub(crate) fn resize_reply_buffer(parts: &mut ConnParts, server: &Server, me: usize) -> bool {
+    let hot = &server.hot;
+    if !hot.reply_resizing.load(Ordering::Relaxed) || !parts.out.is_empty() {
+        return false;
+    }
+    let (size, peak) = (parts.reply_room, parts.reply_peak);
+    let stats = &server.worker_stats[me];
+    let resize_to = if size / 2 >= REPLY_BUFFER_MIN && peak < size / 2 {
+        bump(&stats.reply_buffer_shrinks, 1);
+        Some(REPLY_BUFFER_MIN.max(peak + 1))
+    } else if size * 2 < 2 * REPLY_BUFFER && peak >= size {
+        bump(&stats.reply_buffer_expands, 1);
+        Some(REPLY_BUFFER.min(size * 2))
+    } else {
+        None
+    };
+    let reset_ms = hot.reply_peak_reset_ms.load(Ordering::Relaxed);
+    if reset_ms >= 0 && parts.peak_reset_at.elapsed() >= Duration::from_millis(reset_ms as u64) {
+        parts.reply_peak = 0;
+        parts.peak_reset_at = Instant::now();
+    }
+    let Some(size) = resize_to else {
+        return false;
+    };
+    parts.out = Vec::with_capacity(size);
+    parts.reply_room = size;
+    true
 }
 
 fn bump_rejected(server: &Server) {
@@ -530,6 +579,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             idle_trimmed,
             trim,
             input_room,
+            reply_peak,
+            reply_room,
             ..
         } = parts_slot
             .as_deref_mut()
@@ -541,12 +592,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Some(busy_clients::Woke::Trim) => {
                 // (Only a connection that waits in its port, with nothing half-read and no
                 // reply waiting, is asked: `input` and `out` are empty.)
-                if *trim == Trim::GiveBack {
-                    input = BytesMut::new();
-                    *out = Vec::new();
-                    *idle_trimmed = true;
-                } else {
-                    input = BytesMut::with_capacity(READ_BUFFER);
+                match *trim {
+                    Trim::GiveBack => {
+                        input = BytesMut::new();
+                        *idle_trimmed = true;
+                    }
+                    Trim::Shrink => input = BytesMut::with_capacity(READ_BUFFER),
+                    Trim::Recount | Trim::Keep => {}
                 }
                 *trim = Trim::Keep;
                 *input_room = input.capacity();
@@ -554,6 +606,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     let mut info = conn.handle.info.lock().expect("client info lock");
                     info.buffers.query_capacity = input.capacity();
                     info.buffers.reply_capacity = out.capacity();
+                    info.buffers.reply_peak = *reply_peak;
                     info.memory(0)
                 };
                 account_memory(server, conn, memory);
@@ -713,6 +766,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             };
             account_memory(server, conn, memory);
         }
+        *reply_peak = (*reply_peak).max(out.len());
         // What the client does not take now waits in `unsent` (see `write_or_read`), unless
         // the connection is to close or becomes a replica's link: those write all first.
         let write_all_now =
@@ -739,6 +793,12 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         if !wrote {
             return;
         }
+        if out.is_empty() && out.capacity() > *reply_room {
+            // Replies that outgrew the buffer do not grow it for good (Redis writes what does
+            // not fit its fixed buffer to a list it frees once written): the cron resizes it
+            // to its peak instead.
+            *out = Vec::with_capacity(*reply_room);
+        }
         if input.is_empty() && input.capacity() < RECLAIM_BELOW {
             // The room its requests took comes back (nothing to copy), unless their arguments
             // still point into it (stored, or queued in a transaction): then it is theirs, and
@@ -757,9 +817,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             b.partial_args = parser.parsed_args_bytes();
             *input_room = (*input_room).max(input.capacity());
             b.query_capacity = input.capacity();
-            b.read_peak = b.read_peak.max(n);
             b.reply = out.len() + unsent.len();
             b.reply_capacity = out.capacity() + unsent.buf.capacity();
+            b.reply_peak = *reply_peak;
             b.pushes = conn.pubsub.as_ref().map_or(0, |s| s.me.queued_bytes());
             b.multi = conn.tx.as_ref().map_or(0, |tx| {
                 tx.queued

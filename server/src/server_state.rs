@@ -1,7 +1,7 @@
 //! State shared by every worker: configuration, the shards, the fabric between workers,
 //! the client registry and server-wide counters.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -124,7 +124,15 @@ pub struct HotConfig {
     pub tcp_keepalive: AtomicU64,
     /// `hll-sparse-max-bytes`: past it a sparse HyperLogLog becomes dense.
     pub hll_sparse_max_bytes: AtomicU64,
+    /// DEBUG REPLYBUFFER PEAK-RESET-TIME: how often (ms) a connection's reply peak starts
+    /// over, -1 never (Redis's `reply_buffer_peak_reset_time`, 5 s by default).
+    pub reply_peak_reset_ms: AtomicI64,
+    /// DEBUG REPLYBUFFER RESIZING: whether the cron resizes reply buffers to their peak.
+    pub reply_resizing: AtomicBool,
 }
+
+/// Redis's REPLY_BUFFER_DEFAULT_PEAK_RESET_TIME, in ms.
+pub const REPLY_PEAK_RESET_MS: i64 = 5000;
 
 impl HotConfig {
     fn from(cfg: &ConfigStore) -> HotConfig {
@@ -150,6 +158,8 @@ impl HotConfig {
             set_max_intset_entries: AtomicU64::new(0),
             tcp_keepalive: AtomicU64::new(0),
             hll_sparse_max_bytes: AtomicU64::new(0),
+            reply_peak_reset_ms: AtomicI64::new(REPLY_PEAK_RESET_MS),
+            reply_resizing: AtomicBool::new(true),
         };
         h.refresh(cfg);
         h
@@ -280,6 +290,10 @@ pub struct WorkerStats {
     /// Reads from and writes to client sockets.
     pub socket_reads: AtomicU64,
     pub socket_writes: AtomicU64,
+    /// Reply buffers the cron shrank to their recent peak or doubled because replies filled
+    /// them (INFO's reply_buffer_shrinks and reply_buffer_expands).
+    pub reply_buffer_shrinks: AtomicU64,
+    pub reply_buffer_expands: AtomicU64,
     /// Time spent in active expiry cycles, in microseconds.
     pub expire_cycle_us: AtomicU64,
     /// GETs answered from this worker's copies of hot keys (keyspace hits the shards do not
@@ -340,6 +354,8 @@ impl WorkerStats {
             changes: AtomicU64::new(0),
             socket_reads: AtomicU64::new(0),
             socket_writes: AtomicU64::new(0),
+            reply_buffer_shrinks: AtomicU64::new(0),
+            reply_buffer_expands: AtomicU64::new(0),
             expire_cycle_us: AtomicU64::new(0),
             copy_hits: AtomicU64::new(0),
         }
@@ -365,6 +381,8 @@ impl WorkerStats {
         z(&self.copy_hits);
         z(&self.socket_reads);
         z(&self.socket_writes);
+        z(&self.reply_buffer_shrinks);
+        z(&self.reply_buffer_expands);
         z(&self.expire_cycle_us);
     }
 }

@@ -467,7 +467,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         }
         server.quantum.prune(me, unix_ms());
         crate::memory_accounting::release_freed();
-        crate::busy_clients::ask_to_trim(IDLE_BUFFERS_AFTER);
+        crate::busy_clients::ask_to_trim(&server, me, IDLE_BUFFERS_AFTER);
         if let Some(mut shard) = server.try_lock_shard(me) {
             server.entropy.sample(&shard);
             server.entropy.keep_slot_indexes(&mut shard);

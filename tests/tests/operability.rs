@@ -849,9 +849,60 @@ fn a_large_pipeline_leaves_no_large_reply_buffer_behind() {
     assert!(tot < 56 * 1024, "{f:?}");
 }
 
-/// As Redis's clientsCron: a connection idle for 2 s gives its read and reply buffers back
-/// (CLIENT LIST: qbuf-free=0, tot-mem its fixed cost) and takes them again when a request
-/// comes; a large request's read buffer goes back to the usual size once the connection waits
+/// CLIENT LIST's rbs and rbp are the reply buffer's size and recent peak, and the cron resizes
+/// it as Redis's does (unit/replybufsize): under half used since the peak last started over,
+/// it shrinks to the peak (at least 1 KB); a client whose replies take 32 KB keeps 16 KB.
+#[test]
+fn reply_buffers_follow_their_recent_peak() {
+    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let mut admin = RawConn::connect(warp.port);
+    admin.call(&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"]);
+    let mut client = RawConn::connect(warp.port);
+    let id = client.call(&["CLIENT", "ID"]).int();
+    let rbs = |admin: &mut RawConn| {
+        let f = client_fields(admin, id);
+        let (size, peak) = (
+            f["rbs"].parse::<u64>().unwrap(),
+            f["rbp"].parse::<u64>().unwrap(),
+        );
+        assert!(peak <= size, "{f:?}");
+        size
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut idle = rbs(&mut admin);
+    while !(1024..2046).contains(&idle) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        idle = rbs(&mut admin);
+    }
+    assert!(
+        (1024..2046).contains(&idle),
+        "an idle client's reply buffer: {idle}"
+    );
+    admin.call(&["SET", "bigval", &"x".repeat(32 * 1024)]);
+    admin.call(&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "NEVER"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let busy = loop {
+        client.call(&["GET", "bigval"]);
+        let busy = rbs(&mut admin);
+        if (16384..32768).contains(&busy) || Instant::now() > deadline {
+            break busy;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        (16384..32768).contains(&busy),
+        "a busy client's reply buffer: {busy}"
+    );
+    let stat =
+        |admin: &mut RawConn, field| info_field(admin, "stats", field).parse::<u64>().unwrap();
+    assert!(stat(&mut admin, "reply_buffer_shrinks") > 0);
+    assert!(stat(&mut admin, "reply_buffer_expands") > 0);
+    admin.call(&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "RESET"]);
+}
+
+/// As Redis's clientsCron: a connection idle for 2 s gives its read buffer back (CLIENT LIST:
+/// qbuf-free=0, tot-mem its fixed cost and a small reply buffer) and takes one again when a
+/// request comes; a large request's read buffer goes back to the usual size once the connection waits
 /// for the next one, busy or not (Redis's unit/querybuf).
 #[test]
 fn idle_and_large_read_buffers_are_given_back() {

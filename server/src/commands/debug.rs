@@ -229,7 +229,7 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
         // write into; WarpEngine's log writes have no such pause. The argument is read as
         // Redis reads it (atoi: anything goes).
         "aof-flush-sleep" if args.len() == 3 => OK,
-        "replybuffer" if args.len() == 4 => reply_buffer(args),
+        "replybuffer" if args.len() == 4 => reply_buffer(s, args),
         "segfault" | "panic" | "assert" | "oom" => crash(&sub),
         "config-rewrite-force-all" if args.len() == 2 => {
             match super::config::rewrite(s, true) {
@@ -348,18 +348,28 @@ fn stringmatch_fuzz() {
 }
 
 /// DEBUG REPLYBUFFER PEAK-RESET-TIME <NEVER|RESET|ms> and RESIZING <0|1>, with Redis's replies
-/// and errors. Accepted only: Redis's cron resizes each client's reply buffer to its recent
-/// peak; WarpEngine's output buffer has no such cron (it grows as a reply needs and shrinks
-/// back after a write of more than 1 MB), so there is nothing for these to set.
-fn reply_buffer(args: &[Bytes]) -> Reply {
+/// and errors: how often a connection's reply peak starts over, and whether the workers' cron
+/// resizes reply buffers to it (`connection_loop::resize_reply_buffer`).
+fn reply_buffer(s: &Session, args: &[Bytes]) -> Reply {
     let (what, value) = (&args[2], &args[3]);
+    let hot = &s.server.hot;
     if eq_ignore_case(what, "peak-reset-time") {
-        if eq_ignore_case(value, "never") || eq_ignore_case(value, "reset") {
-            return OK;
-        }
-        return int_arg(value).map_or_else(|e| e, |_| OK);
+        let ms = if eq_ignore_case(value, "never") {
+            -1
+        } else if eq_ignore_case(value, "reset") {
+            crate::server_state::REPLY_PEAK_RESET_MS
+        } else {
+            match int_arg(value) {
+                Ok(ms) => ms,
+                Err(e) => return e,
+            }
+        };
+        hot.reply_peak_reset_ms.store(ms, Ordering::Relaxed);
+        return OK;
     }
     if eq_ignore_case(what, "resizing") {
+        hot.reply_resizing
+            .store(atoi(value) != 0, Ordering::Relaxed);
         return OK;
     }
     subcommand_syntax_error(&args[1], "DEBUG")
