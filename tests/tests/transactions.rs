@@ -275,6 +275,33 @@ fn oom_refuses_while_queuing_and_errors_inside_exec_are_counted() {
     assert_eq!(errors, "count=1");
 }
 
+/// Memory is judged once, for EXEC: a transaction that lowers maxmemory runs whole (Redis's
+/// unit/maxmemory "propagation with eviction in MULTI"), and the keys go at the next command.
+#[test]
+fn a_transaction_runs_whole_after_it_lowers_maxmemory() {
+    let server = start_warpengine(&["--threads", "2"]);
+    let mut c = RawConn::connect(server.port);
+    let ok = Resp::Simple("OK".into());
+    assert_eq!(
+        c.call(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]),
+        ok
+    );
+    c.call(&["MULTI"]);
+    c.call(&["INCR", "x"]);
+    c.call(&["CONFIG", "SET", "maxmemory", "1"]);
+    c.call(&["INCR", "x"]);
+    assert_eq!(
+        c.call(&["EXEC"]),
+        Resp::Array(vec![Resp::Int(1), ok.clone(), Resp::Int(2)])
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while c.call(&["DBSIZE"]) != Resp::Int(0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(c.call(&["DBSIZE"]), Resp::Int(0), "evicted after EXEC");
+    assert_eq!(c.call(&["CONFIG", "SET", "maxmemory", "0"]), ok);
+}
+
 /// EXEC is judged by the commands it runs, as Redis judges it when it comes: a transaction
 /// with a write is refused (EXECABORT ... NOREPLICAS) when `min-replicas-to-write` is not met
 /// by then; on a replica whose link is down under `replica-serve-stale-data no`, one with a

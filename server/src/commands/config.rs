@@ -279,7 +279,9 @@ fn set(s: &mut Session, pairs: &[Bytes]) -> Reply {
     if old_policy != new_policy {
         crate::eviction::apply_policy(s.server);
     }
-    if new_maxmemory {
+    // (Inside EXEC the keys go at the next command: Redis 7.0's CONFIG SET starts its
+    // eviction timer, which runs once the transaction is over.)
+    if new_maxmemory && !s.conn.in_exec {
         crate::eviction::evict_now(s.server);
     }
     let wal = &s.server.wal;

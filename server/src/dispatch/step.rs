@@ -63,8 +63,8 @@ impl Outcome for Result<Vec<Bytes>, Reply> {
 pub(super) enum Admission {
     /// A new request: make room, or refuse a command that may grow memory with OOM.
     Check,
-    /// A blocked client being served: it was admitted when it first ran, and Redis serves a
-    /// woken client without checking memory again.
+    /// Admitted already: a blocked client being served (Redis serves a woken client without
+    /// checking memory again), or a command of a transaction (judged with its EXEC).
     Admitted,
 }
 

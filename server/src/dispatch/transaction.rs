@@ -253,16 +253,19 @@ impl Pipeline {
                             .monitors
                             .feed(&server.pubsub.limits, conn, &TABLE[q.index], &q.args);
                     }
+                    // Admitted with EXEC, whose admission judged memory for all of them: as in
+                    // Redis, nothing inside the transaction evicts or is refused with OOM (a
+                    // CONFIG SET maxmemory it ran takes effect at the next command).
                     let reply = match TABLE[q.index].run {
                         Run::Keyed(f) => {
-                            step::execute(ctx, q.index, &q.args, Admission::Check, |ctx| {
+                            step::execute(ctx, q.index, &q.args, Admission::Admitted, |ctx| {
                                 f(ctx, &q.args)
                             })
                         }
                         // Inside a transaction a blocking command does not block: it answers
                         // what it would on a timeout.
                         Run::Blocking(f) => {
-                            match step::execute(ctx, q.index, &q.args, Admission::Check, |ctx| {
+                            match step::execute(ctx, q.index, &q.args, Admission::Admitted, |ctx| {
                                 f(ctx, &q.args)
                             }) {
                                 Attempt::Done(reply) => reply,
