@@ -22,13 +22,17 @@ pub enum PauseMode {
 /// timeout leave it, as Redis keeps one pause per purpose). A bit of `mode`, so that `active`
 /// stays one load.
 const FAILOVER: u8 = 4;
+/// A shutdown's hold on writes while it waits for lagging replicas (`crate::shutdown`).
+const SHUTDOWN: u8 = 8;
+/// The holds that have no end of their own: they are released.
+const HOLDS: u8 = FAILOVER | SHUTDOWN;
 
 /// CLIENT PAUSE's mode, in `mode`'s low bits.
 const CLIENT: u8 = 3;
 
 #[derive(Default)]
 pub struct Pause {
-    /// CLIENT PAUSE's `PauseMode` (0: none), or'ed with `FAILOVER`.
+    /// CLIENT PAUSE's `PauseMode` (0: none), or'ed with the `HOLDS` in force.
     mode: AtomicU8,
     /// When CLIENT PAUSE's pause ends (Unix ms).
     until_ms: AtomicU64,
@@ -56,7 +60,7 @@ impl Pause {
             .mode
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
                 let kept = if now_active { m & CLIENT } else { 0 };
-                Some((m & FAILOVER) | kept.max(mode as u8))
+                Some((m & HOLDS) | kept.max(mode as u8))
             });
         self.pause_expiry();
     }
@@ -65,12 +69,12 @@ impl Pause {
     /// Redis (so that a paused primary's data does not change under its replicas).
     pub fn in_force(&self) -> bool {
         let mode = self.mode.load(Ordering::Acquire);
-        mode & FAILOVER != 0 || (mode != 0 && unix_ms() < self.until_ms.load(Ordering::Acquire))
+        mode & HOLDS != 0 || (mode != 0 && unix_ms() < self.until_ms.load(Ordering::Acquire))
     }
 
-    /// CLIENT UNPAUSE (FAILOVER's hold stays).
+    /// CLIENT UNPAUSE (FAILOVER's and a shutdown's holds stay).
     pub fn unpause(&self) {
-        self.mode.fetch_and(FAILOVER, Ordering::AcqRel);
+        self.mode.fetch_and(HOLDS, Ordering::AcqRel);
         self.pause_expiry();
         self.released.notify_waiters();
     }
@@ -78,10 +82,20 @@ impl Pause {
     /// FAILOVER holds writes (and expiry) while it waits for its target and hands over, until
     /// it ends or is aborted.
     pub fn hold_writes_for_failover(&self, hold: bool) {
+        self.hold_writes(FAILOVER, hold);
+    }
+
+    /// A shutdown holds writes (and expiry) while it waits for lagging replicas, until it
+    /// stops the server or is aborted (Redis's PAUSE_DURING_SHUTDOWN).
+    pub fn hold_writes_for_shutdown(&self, hold: bool) {
+        self.hold_writes(SHUTDOWN, hold);
+    }
+
+    fn hold_writes(&self, purpose: u8, hold: bool) {
         if hold {
-            self.mode.fetch_or(FAILOVER, Ordering::AcqRel);
+            self.mode.fetch_or(purpose, Ordering::AcqRel);
         } else {
-            self.mode.fetch_and(!FAILOVER, Ordering::AcqRel);
+            self.mode.fetch_and(!purpose, Ordering::AcqRel);
         }
         self.pause_expiry();
         self.released.notify_waiters();
@@ -90,7 +104,7 @@ impl Pause {
     /// Expired keys stay while a pause is in force (deleting them would write).
     fn pause_expiry(&self) {
         let mode = self.mode.load(Ordering::Acquire);
-        let until = if mode & FAILOVER != 0 {
+        let until = if mode & HOLDS != 0 {
             u64::MAX
         } else if mode != 0 {
             self.until_ms.load(Ordering::Acquire)
@@ -109,7 +123,7 @@ impl Pause {
         }
         if mode & CLIENT != 0 && unix_ms() >= self.until_ms.load(Ordering::Acquire) {
             self.unpause();
-            mode &= FAILOVER;
+            mode &= HOLDS;
         }
         mode & CLIENT == PauseMode::All as u8 || (mode != 0 && writes)
     }
@@ -123,7 +137,7 @@ impl Pause {
             if !self.holds(writes) {
                 return;
             }
-            // (FAILOVER's hold has no end of its own: it is released.)
+            // (The holds have no end of their own: they are released.)
             let left = if self.mode.load(Ordering::Acquire) & CLIENT != 0 {
                 self.until_ms
                     .load(Ordering::Acquire)

@@ -96,6 +96,8 @@ pub enum Run {
     WaitAof,
     /// WAIT: waits, off the shards, for replicas to acknowledge the stream.
     WaitReplicas,
+    /// SHUTDOWN: may wait, off the shards, for lagging replicas (`crate::shutdown`).
+    Shutdown,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: a step of a transaction (`dispatch::transaction`).
     Transaction(TxStep),
     /// EVAL, EVALSHA, FCALL and their read-only forms: a script run atomically

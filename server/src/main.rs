@@ -307,11 +307,21 @@ async fn wait_for_shutdown(server: &Arc<Server>) {
             server.config.read().expect("config lock").get(setting),
         );
         let stopping = server.clone();
-        let begun =
-            tokio::task::spawn_blocking(move || warpengine::shutdown::begin(&stopping, options));
+        // (Finishing takes the final snapshot: off the runtime's thread.)
+        let outcome = async move {
+            let requested = tokio::task::spawn_blocking(move || {
+                warpengine::shutdown::request(&stopping, options)
+            })
+            .await
+            .ok()?;
+            match requested {
+                warpengine::shutdown::Requested::Done(outcome) => Some(outcome),
+                warpengine::shutdown::Requested::Waiting(outcome) => outcome.await.ok(),
+            }
+        };
         tokio::select! {
-            begun = begun => match begun {
-                Ok(Ok(())) => return,
+            outcome = outcome => match outcome {
+                Some(Ok(())) => return,
                 _ => error!("errors trying to shut down the server; it keeps running"),
             },
             _ = tokio::signal::ctrl_c() => {

@@ -79,6 +79,8 @@ pub struct Server {
     pub tracking: crate::tracking::Tracking,
     pub monitors: crate::monitor::Monitors,
     pub pause: crate::client_pause::Pause,
+    /// A shutdown waiting for lagging replicas (`crate::shutdown`).
+    pub shutdown_wait: crate::shutdown::Pending,
     /// The slow log and the latency monitor.
     pub timing: crate::command_timing::CommandTiming,
     /// How many changes the last save covered (see [`Server::changes_since_save`]).
@@ -506,6 +508,7 @@ impl Server {
             tracking: crate::tracking::Tracking::default(),
             monitors: crate::monitor::Monitors::default(),
             pause: crate::client_pause::Pause::default(),
+            shutdown_wait: Default::default(),
             timing,
             changes_saved: AtomicU64::new(0),
             sampler: Default::default(),

@@ -462,6 +462,10 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         if server.hot.cron_paused.load(Ordering::Relaxed) || server.loading.active() {
             continue;
         }
+        if me == 0 {
+            // A shutdown waiting for lagging replicas (Redis's serverCron checks it too).
+            crate::shutdown::poll(&server);
+        }
         if me == 0 && server.wal.failed.load(Ordering::Relaxed) {
             crate::persist::snapshot::retry_after_failure(&server);
         }

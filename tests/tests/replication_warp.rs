@@ -617,3 +617,70 @@ fn the_primary_s_stream_waits_for_a_busy_script_of_the_replica() {
     let text = std::fs::read_to_string(&rlog).unwrap();
     assert!(!text.contains("== CRITICAL =="), "{text}");
 }
+
+/// Whether INFO server shows a shutdown waiting for replicas.
+fn shutdown_waits(c: &mut RawConn) -> bool {
+    let Resp::Bulk(info) = c.call(&["INFO", "server"]) else {
+        panic!("INFO server")
+    };
+    String::from_utf8_lossy(&info).contains("shutdown_in_milliseconds:")
+}
+
+/// Stops or resumes a process (SIGSTOP, SIGCONT).
+fn signal(pid: u32, signal: i32) {
+    // SAFETY: a signal to a child process the test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+}
+
+/// SHUTDOWN waits for a lagging replica before stopping, as Redis 7.0 does
+/// (`shutdown-timeout`): the SHUTDOWN client waits (a blocked client), writes are held, INFO
+/// shows shutdown_in_milliseconds, and the replica has the last write when the primary is
+/// gone. SHUTDOWN ABORT cancels a wait: the waiting SHUTDOWN answers an error and writes go on
+/// (Redis's integration/shutdown).
+#[test]
+fn shutdown_waits_for_a_lagging_replica_and_abort_cancels_the_wait() {
+    let mut primary = start_warpengine(&["--threads", "2"]);
+    let replica = start_warpengine(&["--threads", "2"]);
+    let mut p = RawConn::connect(primary.port);
+    let mut r = RawConn::connect(replica.port);
+    replicaof(&mut r, primary.port);
+    ok(&mut p, &["SET", "k", "1"]);
+    caught_up(&mut p, &mut r);
+    signal(replica.pid(), libc::SIGSTOP);
+    ok(&mut p, &["INCR", "k"]);
+
+    let mut stopper = RawConn::connect(primary.port);
+    stopper.send_command(&[b"SHUTDOWN"]);
+    wait_for("the shutdown to wait for the replica", || {
+        shutdown_waits(&mut p)
+    });
+    assert_eq!(info_field(&mut p, "clients", "blocked_clients"), "1");
+    // (The replica's link is no connected client, as in Redis.)
+    assert_eq!(info_field(&mut p, "clients", "connected_clients"), "2");
+    let mut writer = RawConn::connect(primary.port);
+    writer.send_command(&[b"INCR", b"k"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        p.call(&["GET", "k"]),
+        Resp::Bulk(b"2".to_vec()),
+        "writes are held"
+    );
+    assert_eq!(p.call(&["SHUTDOWN", "ABORT"]), Resp::Simple("OK".into()));
+    let reply = |c: &mut RawConn| Resp::parse(&c.read_reply().expect("a reply"));
+    assert_eq!(
+        reply(&mut stopper),
+        Resp::Error("ERR Errors trying to SHUTDOWN. Check logs.".into())
+    );
+    assert_eq!(reply(&mut writer), Resp::Int(3), "the held write ran");
+    assert!(!shutdown_waits(&mut p));
+    assert_eq!(
+        p.call(&["SHUTDOWN", "ABORT"]),
+        Resp::Error("ERR No shutdown in progress.".into())
+    );
+
+    stopper.send_command(&[b"SHUTDOWN", b"NOSAVE"]);
+    wait_for("the shutdown to wait again", || shutdown_waits(&mut p));
+    signal(replica.pid(), libc::SIGCONT);
+    wait_for("the primary to stop", || !primary.alive());
+    assert_eq!(r.call(&["GET", "k"]), Resp::Bulk(b"3".to_vec()));
+}

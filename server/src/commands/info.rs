@@ -179,12 +179,19 @@ fn write_section(s: &Session, section: &str, out: &mut Vec<u8>) -> bool {
                     .unwrap_or_default(),
                 server.threads(),
             );
+            if let Some(left) = crate::shutdown::remaining_ms(server) {
+                let _ = write!(out, "shutdown_in_milliseconds:{left}\r\n");
+            }
         }
         "clients" => {
             let _ = write!(
                 out,
                 "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:0\r\nclient_recent_max_output_buffer:0\r\nblocked_clients:{}\r\ntracking_clients:{}\r\nclients_in_timeout_table:0\r\n",
-                server.clients.count(),
+                // Replicas' links are not counted, as Redis leaves out its `slaves` list.
+                server
+                    .clients
+                    .count()
+                    .saturating_sub(server.replication.replicas().len()),
                 cfg("maxclients"),
                 server.blocking.blocked_clients.load(Relaxed),
                 server.tracking.info().0,

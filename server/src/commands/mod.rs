@@ -255,7 +255,7 @@ commands! {
     "bgsave", -1, "admin noscript no_async_loading", NO_KEYS, "server", "1.0.0", session(sv::bgsave), "Asynchronously saves the database(s) to disk.";
     "bgrewriteaof", 1, "admin noscript no_async_loading", NO_KEYS, "server", "1.0.0", session(sv::bgrewriteaof), "Asynchronously rewrites the append-only file to disk.";
     "lastsave", 1, "loading stale fast", NO_KEYS, "server", "1.0.0", session(sv::lastsave), "Returns the Unix timestamp of the last successful save to disk.";
-    "shutdown", -1, "admin noscript loading stale no_multi allow_busy", NO_KEYS, "server", "1.0.0", session(sv::shutdown), "Synchronously saves the database(s) to disk and shuts down the Redis server.";
+    "shutdown", -1, "admin noscript loading stale no_multi allow_busy", NO_KEYS, "server", "1.0.0", Run::Shutdown, "Synchronously saves the database(s) to disk and shuts down the Redis server.";
     "memory", -2, "", Keys::Custom { legacy: (0, 0, 0), find: memory::keys }, "server", "4.0.0", session(memory::memory), "A container for memory diagnostics commands.";
     "debug", -2, "admin noscript loading stale", NO_KEYS, "server", "1.0.0", session(debug::debug), "A container for debugging commands.";
     "waitaof", 4, "noscript", NO_KEYS, "generic", "7.2.0", Run::WaitAof, "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.";

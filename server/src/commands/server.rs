@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use warpengine_storage::Shard;
 
-use super::util::{eq_ignore_case, int_arg, lower, DB_OUT_OF_RANGE, SYNTAX};
+use super::util::{eq_ignore_case, int_arg, DB_OUT_OF_RANGE, SYNTAX};
 use crate::persist::background;
 use crate::persist::log::{self as wal_log, KeyspaceOp};
 use crate::persist::snapshot;
@@ -217,48 +217,6 @@ pub fn bgrewriteaof(s: &mut Session, _args: &[Bytes]) -> Reply {
             Reply::err("ERR Background append only file rewriting already in progress")
         }
     }
-}
-
-pub fn shutdown(s: &mut Session, args: &[Bytes]) -> Reply {
-    use crate::shutdown::{Options, Save};
-    let mut options = Options::default();
-    let (mut abort, mut others) = (false, false);
-    for opt in &args[1..] {
-        match lower(opt).as_str() {
-            "nosave" | "save" if options.save != Save::Default => return Reply::err(SYNTAX),
-            "nosave" => options.save = Save::NoSave,
-            "save" => options.save = Save::Save,
-            // No replicas to wait for: NOW changes nothing.
-            "now" => {}
-            "force" => options.force = true,
-            "abort" => abort = true,
-            _ => return Reply::err(SYNTAX),
-        }
-        others |= !opt.eq_ignore_ascii_case(b"abort");
-    }
-    if abort {
-        return if others {
-            Reply::err(SYNTAX)
-        } else {
-            Reply::err("ERR No shutdown in progress.")
-        };
-    }
-    let busy = &s.server.scripts.busy;
-    if busy.any() {
-        // A script past busy-reply-threshold holds shards a save would need: only SHUTDOWN
-        // NOSAVE, which stops the script first, as Redis.
-        if options.save != Save::NoSave {
-            return busy.refusal();
-        }
-        busy.stop_all();
-    }
-    tracing::warn!(client = s.conn.id, "User requested shutdown...");
-    if crate::shutdown::begin(s.server, options).is_err() {
-        return Reply::err("ERR Errors trying to SHUTDOWN. Check logs.");
-    }
-    s.conn.close_after_reply = true;
-    // Like Redis, a successful SHUTDOWN closes the connection without a reply.
-    Reply::Raw(Bytes::new())
 }
 
 /// MONITOR: from now on the connection receives every command the server runs.

@@ -386,7 +386,7 @@ pub static PARAMS: &[Param] = &[
     ),
     p("min-replicas-to-write", NONNEG_INT, "0", MUT).alias("min-slaves-to-write"),
     p("min-replicas-max-lag", NONNEG_INT, "10", MUT).alias("min-slaves-max-lag"),
-    p("shutdown-timeout", NONNEG_INT, "10", MUT).stored(),
+    p("shutdown-timeout", NONNEG_INT, "10", MUT),
     p("repl-diskless-sync-max-replicas", NONNEG_INT, "0", MUT),
     p("maxclients", int(1, u32::MAX as i64), "10000", MUT),
     p("unixsocketperm", Kind::Octal { max: 0o777 }, "0", FIXED),

@@ -403,6 +403,11 @@ impl Pipeline {
                 Run::Meta(f) => self.run_meta(server, conn, slot, &request, f, &args).await,
                 Run::WaitAof => self.run_wait(server, conn, slot, &args, false).await,
                 Run::WaitReplicas => self.run_wait(server, conn, slot, &args, true).await,
+                Run::Shutdown => {
+                    self.flush(server, conn).await;
+                    self.replies[slot] =
+                        Some(crate::shutdown::run_command(server, conn, &args).await);
+                }
                 Run::Fanout { list, each } => {
                     match guarded(TABLE[index].name, || list(server, conn, &args)) {
                         Err(reply) => self.replies[slot] = Some(reply),
