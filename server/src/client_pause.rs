@@ -85,6 +85,11 @@ impl Pause {
         self.hold_writes(FAILOVER, hold);
     }
 
+    /// Whether FAILOVER holds writes now.
+    pub fn held_for_failover(&self) -> bool {
+        self.mode.load(Ordering::Acquire) & FAILOVER != 0
+    }
+
     /// A shutdown holds writes (and expiry) while it waits for lagging replicas, until it
     /// stops the server or is aborted (Redis's PAUSE_DURING_SHUTDOWN).
     pub fn hold_writes_for_shutdown(&self, hold: bool) {

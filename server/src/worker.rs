@@ -465,6 +465,7 @@ async fn expiry_loop(server: Arc<Server>, me: usize) {
         if me == 0 {
             // A shutdown waiting for lagging replicas (Redis's serverCron checks it too).
             crate::shutdown::poll(&server);
+            crate::replication::primary::ping_replicas(&server);
         }
         if me == 0 && server.wal.failed.load(Ordering::Relaxed) {
             crate::persist::snapshot::retry_after_failure(&server);

@@ -977,3 +977,29 @@ fn moves_between_shards_are_propagated_as_the_command_itself() {
         streams[1]
     );
 }
+
+/// The primary PINGs its replicas every `repl-ping-replica-period` whatever the traffic, as
+/// Redis's replicationCron does (timed from each link's last bytes, no PING came while writes
+/// kept coming, and one came a period after each burst, in step with clients acting once a
+/// period).
+#[test]
+fn pings_come_every_period_while_writes_flow() {
+    let (_warp, mut c, mut stream, _) = with_stalled_replica("replica 0 0 0");
+    ok(&mut c, &["CONFIG", "SET", "repl-ping-replica-period", "1"]);
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let ping = b"*1\r\n$4\r\nPING\r\n";
+    let mut seen = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        ok(&mut c, &["INCR", "n"]);
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = stream.read(&mut buf) {
+            seen.extend_from_slice(&buf[..n]);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pings = seen.windows(ping.len()).filter(|w| w == ping).count();
+    assert!(pings >= 2, "{pings} PINGs in 3.5 s of writes every 100 ms");
+}

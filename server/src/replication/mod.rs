@@ -373,6 +373,11 @@ impl Replication {
         self.translator().reselect();
     }
 
+    /// Whether replicas' links are open.
+    pub fn has_links(&self) -> bool {
+        !self.outboxes().is_empty()
+    }
+
     /// Whether a PING is due on the stream (one per period, whatever the number of links).
     pub fn ping_due(&self, period: std::time::Duration) -> bool {
         let mut last = self.last_ping.lock().unwrap_or_else(|p| p.into_inner());

@@ -497,7 +497,7 @@ async fn release_backlog_later(server: Arc<Server>) {
     );
 }
 
-/// Writes the stream's bytes as they come, and a PING into the stream when one is due.
+/// Writes the stream's bytes as they come.
 async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outbox: &Outbox) {
     let mut spare = Vec::new();
     loop {
@@ -508,21 +508,10 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
         let bytes = outbox.take(spare);
         if bytes.is_empty() {
             spare = bytes;
-            let period = ping_period(server);
-            tokio::select! {
-                _ = outbox.ready.notified() => {
-                    // Let the requests this worker is running feed theirs too: one write
-                    // then carries them all.
-                    tokio::task::yield_now().await;
-                }
-                _ = tokio::time::sleep(period) => {
-                    // A replica relays its primary's PINGs: its own would move its offset
-                    // away from its primary's.
-                    if !server.replication.is_replica() && server.replication.ping_due(period) {
-                        server.replication.feed_command(&[b"PING"]);
-                    }
-                }
-            }
+            outbox.ready.notified().await;
+            // Let the requests this worker is running feed theirs too: one write then
+            // carries them all.
+            tokio::task::yield_now().await;
             continue;
         }
         // (flush: a TLS stream may hold the record; a TCP stream's is a no-op.)
@@ -689,6 +678,23 @@ pub async fn wait(server: &Server, woff: u64, wanted: usize, timeout: Option<Dur
         None => enough.await,
     }
     Reply::Int(acked() as i64)
+}
+
+/// A primary's PING into the stream every `repl-ping-replica-period`, whatever the traffic, as
+/// Redis's replicationCron sends it: called by worker 0's cron. (Timed instead from each
+/// link's last bytes, a PING came one period after every burst of writes, in step with clients
+/// that act once a period: in Redis's psync2 test a replica promoted just then had missed the
+/// PING the others had, and they could not continue from it.) A replica relays its primary's
+/// PINGs: its own would move its offset away from its primary's; nor is one sent while
+/// FAILOVER holds writes, whose target must reach the stream's end (as Redis's).
+pub fn ping_replicas(server: &Server) {
+    let replication = &server.replication;
+    if replication.is_replica() || !replication.has_links() || server.pause.held_for_failover() {
+        return;
+    }
+    if replication.ping_due(ping_period(server)) {
+        replication.feed_command(&[b"PING"]);
+    }
 }
 
 fn ping_period(server: &Server) -> Duration {
