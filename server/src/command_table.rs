@@ -318,6 +318,10 @@ pub struct CommandSpec {
     /// A blocking command that may not block (inside a transaction) and finds nothing answers
     /// a null bulk string (BLMOVE, BRPOPLPUSH) instead of a null array.
     pub nil_bulk_if_cannot_block: bool,
+    /// Redis builds its reply with a length written last (addReplyDeferredLen: KEYS, SMEMBERS,
+    /// the ZRANGE and XRANGE families), which puts the whole reply in its reply list: the
+    /// output limits count all of it, not what overflows Redis's 16 KB buffer.
+    pub reply_length_deferred: bool,
     /// May run while a RESP2 connection is in Pub/Sub's subscribed mode (the (un)subscribe
     /// commands, PING, QUIT, RESET).
     pub allowed_when_subscribed: bool,
@@ -390,6 +394,7 @@ impl CommandSpec {
             takes_durability: false,
             runs_in_multi: matches!(run, Run::Transaction(_)),
             nil_bulk_if_cannot_block: false,
+            reply_length_deferred: false,
             allowed_when_subscribed: false,
             keeps_tracking_caching: false,
             redacts: None,
@@ -468,6 +473,11 @@ impl CommandSpec {
 
     pub const fn nil_bulk_if_cannot_block(mut self) -> CommandSpec {
         self.nil_bulk_if_cannot_block = true;
+        self
+    }
+
+    pub const fn reply_length_deferred(mut self) -> CommandSpec {
+        self.reply_length_deferred = true;
         self
     }
 

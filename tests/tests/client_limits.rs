@@ -790,3 +790,36 @@ fn redirected_invalidations_evict(server: &ServerProcess) {
 fn redirected_invalidations_count_toward_maxmemory_clients_as_they_queue() {
     on_both_servers(redirected_invalidations_evict);
 }
+
+/// A reply Redis builds with its length written last (KEYS) counts whole toward the output
+/// limit, where a plain reply counts only past the 16 KB of Redis's fixed buffer: under a
+/// 100,000-byte hard limit a 105 KB string is read whole, a 111 KB KEYS reply closes the
+/// client (Redis's unit/obuf-limits "KEYS stopped mid-run").
+#[test]
+fn a_keys_reply_counts_whole_toward_the_output_limit() {
+    on_both_servers(|server| {
+        let mut c = RawConn::connect(server.port);
+        let limit = c.call(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "normal 100000 0 0",
+        ]);
+        assert_eq!(limit, Resp::Simple("OK".into()));
+        let prefix = "k".repeat(100);
+        for chunk in (0..1000).collect::<Vec<_>>().chunks(100) {
+            let mut mset = vec!["MSET".to_string()];
+            for i in chunk {
+                mset.push(format!("{prefix}{i}"));
+                mset.push("v".to_string());
+            }
+            let args: Vec<&str> = mset.iter().map(String::as_str).collect();
+            assert_eq!(c.call(&args), Resp::Simple("OK".into()));
+        }
+        let value = "x".repeat(105_000);
+        assert_eq!(c.call(&["SET", "big", &value]), Resp::Simple("OK".into()));
+        assert_eq!(c.call(&["GET", "big"]), Resp::Bulk(value.into_bytes()));
+        c.send_command(&[b"KEYS", b"*"]);
+        assert!(c.read_reply_opt().is_none(), "KEYS answered past the limit");
+    });
+}

@@ -229,7 +229,7 @@ commands! {
     "copy", -3, "write denyoom", k(1, 2, 1), "generic", "6.2.0", keyed(ks::copy), "Copies the value of a key to a new key.", writes(Writes::Second), other_db(ks::copy_target_db), unchanged_when(zero_changes);
     "move", 3, "write fast", k(1, 1, 1), "generic", "1.0.0", keyed(ks::move_), "Moves a key to another database.", other_db(ks::move_target_db), unchanged_when(zero_changes);
     "object", -2, "", Keys::Custom { legacy: (0, 0, 0), find: object::keys }, "generic", "2.2.3", keyed(object::object), "A container for object introspection commands.";
-    "keys", 2, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::keys), "Returns all key names that match a pattern.";
+    "keys", 2, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::keys), "Returns all key names that match a pattern.", reply_length_deferred();
     "scan", -2, "readonly", NO_KEYS, "generic", "2.8.0", session(ks::scan), "Iterates over the key names in the database.";
     "randomkey", 1, "readonly", NO_KEYS, "generic", "1.0.0", session(ks::randomkey), "Returns a random key name from the database.";
     "dbsize", 1, "readonly fast", NO_KEYS, "server", "1.0.0", session(sv::dbsize), "Returns the number of keys in the database.";

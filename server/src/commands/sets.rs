@@ -25,11 +25,11 @@ commands! {
     "scard", 2, "readonly fast", k(1, 1, 1), "set", "1.0.0", keyed(scard), "Returns the number of members in a set.";
     "sismember", 3, "readonly fast", k(1, 1, 1), "set", "1.0.0", keyed(sismember), "Determines whether a member belongs to a set.";
     "smismember", -3, "readonly fast", k(1, 1, 1), "set", "6.2.0", keyed(smismember), "Determines whether multiple members belong to a set.";
-    "smembers", 2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(smembers), "Returns all members of a set.";
+    "smembers", 2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(smembers), "Returns all members of a set.", reply_length_deferred();
     "srandmember", -2, "readonly", k(1, 1, 1), "set", "1.0.0", keyed(srandmember), "Get one or multiple random members from a set";
     "spop", -2, "write fast", k(1, 1, 1), "set", "1.0.0", keyed(spop), "Returns one or more random members from a set after removing them. Deletes the set if the last member was popped.", log(LogForm::Spop), unchanged_when(super::nothing_returned);
     "smove", 4, "write fast", k(1, 2, 1), "set", "1.0.0", keyed(smove), "Moves a member from one set to another.", unchanged_when(super::zero_changes), effects_when_spanning(smove_effects);
-    "sinter", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sinter), "Returns the intersect of multiple sets.";
+    "sinter", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sinter), "Returns the intersect of multiple sets.", reply_length_deferred();
     "sintercard", -3, "readonly movablekeys", Keys::Custom { legacy: (0, 0, 0), find: sintercard_keys }, "set", "7.0.0", keyed(sintercard), "Returns the number of members of the intersect of multiple sets.";
     "sunion", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sunion), "Returns the union of multiple sets.";
     "sdiff", -2, "readonly", k(1, -1, 1), "set", "1.0.0", keyed(sdiff), "Returns the difference of multiple sets.";

@@ -43,8 +43,8 @@ commands! {
     pub static COMMANDS;
     "xadd", -5, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xadd), "Appends a new message to a stream. Creates the key if it doesn't exist.", log(LogForm::Rewritten(xadd_log)), wakes_all_waiters();
     "xlen", 2, "readonly fast", k(1, 1, 1), "stream", "5.0.0", keyed(xlen), "Return the number of messages in a stream.";
-    "xrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrange), "Returns the messages from a stream within a range of IDs.";
-    "xrevrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrevrange), "Returns the messages from a stream within a range of IDs in reverse order.";
+    "xrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrange), "Returns the messages from a stream within a range of IDs.", reply_length_deferred();
+    "xrevrange", -4, "readonly", k(1, 1, 1), "stream", "5.0.0", keyed(xrevrange), "Returns the messages from a stream within a range of IDs in reverse order.", reply_length_deferred();
     "xdel", -3, "write fast", k(1, 1, 1), "stream", "5.0.0", keyed(xdel), "Returns the number of messages after removing them from a stream.", unchanged_when(super::zero_changes);
     "xtrim", -4, "write", k(1, 1, 1), "stream", "5.0.0", keyed(xtrim), "Deletes messages from the beginning of a stream.", log(LogForm::Rewritten(xtrim_log)), unchanged_when(super::zero_changes);
     "xsetid", -3, "write denyoom fast", k(1, 1, 1), "stream", "5.0.0", keyed(xsetid), "An internal command for replicating stream values.";

@@ -630,19 +630,30 @@ impl Pipeline {
                 server.stats.count_error(reply);
             }
             if *emit {
+                let before = out.len() as u64;
                 reply.encode(out, *resp3);
-                let used = (out.len() as u64).saturating_sub(UNCOUNTED_REPLY_BYTES);
+                let len = out.len() as u64;
                 // One comparison per reply while under the limits.
-                if (used > self.output_threshold
-                    || self.over_soft_since.load(Ordering::Relaxed) != 0)
-                    && server
+                if len > self.output_threshold || self.over_soft_since.load(Ordering::Relaxed) != 0
+                {
+                    // What Redis's 16 KB buffer would hold leaves the count, but for a reply
+                    // whose length Redis writes last (all of it in its reply list).
+                    let uncounted = match command {
+                        Some(index) if TABLE[*index].reply_length_deferred => {
+                            before.min(UNCOUNTED_REPLY_BYTES)
+                        }
+                        _ => UNCOUNTED_REPLY_BYTES,
+                    };
+                    let used = len.saturating_sub(uncounted);
+                    if server
                         .pubsub
                         .limits
                         .of(self.output_class)
                         .exceeded(used + self.unsent, &self.over_soft_since)
-                {
-                    self.over_output_limit = true;
-                    break;
+                    {
+                        self.over_output_limit = true;
+                        break;
+                    }
                 }
             }
         }
