@@ -644,9 +644,12 @@ fn runs_while_busy(args: &[Bytes]) -> bool {
     if !flags.contains(Flags::ALLOW_BUSY) {
         return true;
     }
+    // (SHUTDOWN NOSAVE stops the script, and waits for nothing unless a replica lags.)
     matches!(
         spec.run,
-        Run::Session(_) | Run::Transaction(TxStep::Multi | TxStep::Discard | TxStep::Unwatch)
+        Run::Session(_)
+            | Run::Shutdown
+            | Run::Transaction(TxStep::Multi | TxStep::Discard | TxStep::Unwatch)
     )
 }
 

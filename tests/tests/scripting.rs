@@ -898,9 +898,18 @@ fn a_script_memory_is_bounded() {
     assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
 }
 
+/// SHUTDOWN NOSAVE stops a busy script and the server, from a client on another worker and
+/// from one on the script's own worker (served by the script's hook, as Redis's unit/scripting
+/// "SHUTDOWN NOSAVE can kill a timedout script anyway").
 #[test]
 fn shutdown_nosave_stops_a_busy_script() {
-    let mut server = start_warpengine(&["--threads", "4", "--busy-reply-threshold", "100"]);
+    for threads in ["4", "1"] {
+        shutdown_nosave_stops_a_busy_script_with(threads);
+    }
+}
+
+fn shutdown_nosave_stops_a_busy_script_with(threads: &str) {
+    let mut server = start_warpengine(&["--threads", threads, "--busy-reply-threshold", "100"]);
     let port = server.port;
     let runner = thread::spawn(move || {
         let mut c = RawConn::connect(port);
