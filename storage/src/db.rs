@@ -43,6 +43,15 @@ impl Entry {
         }
     }
 
+    /// Starts loading what the value points at: a string's bytes, a collection's header (the
+    /// last step of a batch's prefetching, after [`Db::prefetch_entry`]).
+    #[inline]
+    pub fn prefetch_value(&self) {
+        if let Some(at) = self.value.heap_address() {
+            crate::keytable::prefetch(at);
+        }
+    }
+
     pub(crate) fn has_ttl(&self) -> bool {
         self.snap_mark & HAS_TTL != 0
     }
@@ -348,6 +357,23 @@ impl Db {
     /// As Redis's keyIsExpired: a key is gone once the clock has passed its expiry time.
     fn is_expired(&self, key: &[u8], entry: &Entry, now_ms: u64) -> bool {
         entry.has_ttl() && now_ms > self.expire_at(key)
+    }
+
+    /// Starts loading the index lines a look-up of `key` reads first, and gives the key's hash
+    /// for [`Db::prefetch_entry`]: a batch's look-ups then miss the cache together, not one
+    /// after the other (see `KeyTable::prefetch_slot`).
+    #[inline]
+    pub fn prefetch_slot(&self, key: &[u8]) -> u64 {
+        let hash = self.map.hash(key);
+        self.map.prefetch_slot(hash);
+        hash
+    }
+
+    /// Starts loading the entry of the key whose hash [`Db::prefetch_slot`] gave; the entry,
+    /// for [`Entry::prefetch_value`] once it is in.
+    #[inline]
+    pub fn prefetch_entry(&self, hash: u64) -> Option<&Entry> {
+        self.map.prefetch_entry(hash)
     }
 
     /// The position of `key` if it is present and not expired; an expired key is removed.

@@ -220,6 +220,24 @@ pub enum Value {
 }
 
 impl Value {
+    /// Where a read of this value goes first outside its entry (a string's bytes, a
+    /// collection's header), for prefetching; None when the value lies within the entry.
+    #[inline]
+    pub fn heap_address(&self) -> Option<usize> {
+        Some(match self {
+            Value::Str(StrValue::Inline { .. }) => return None,
+            Value::Str(StrValue::Boxed(b) | StrValue::Packed(b)) => b.as_ptr() as usize,
+            Value::Str(StrValue::Shared(b)) => b.as_ptr() as usize,
+            Value::Str(StrValue::Owned(v)) => v.as_ptr() as usize,
+            Value::List(v) => &**v as *const ListValue as usize,
+            Value::Hash(v) => &**v as *const HashValue as usize,
+            Value::Set(v) => &**v as *const SetValue as usize,
+            Value::ZSet(v) => &**v as *const ZSetValue as usize,
+            Value::Temporal(v) => &**v as *const DecayingScores as usize,
+            Value::Stream(v) => &**v as *const StreamValue as usize,
+        })
+    }
+
     /// The element count and the hash table's room of a value Redis keeps in a hash table
     /// (a set past its intset, a hash or sorted set past its listpack); None otherwise.
     pub fn hash_table_stats(&self) -> Option<(usize, usize)> {

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use warpengine_storage::Shard;
+use warpengine_storage::{db::Db, Shard};
 
-use crate::command_table::{Attempt, CommandSpec, Run, ScriptRun, TxStep, TABLE};
+use crate::command_table::{Attempt, CommandSpec, Keys, Run, ScriptRun, TxStep, TABLE};
 use crate::command_timing::Moment;
 use crate::fabric::{self, AwaitBatch, BatchItem, Envelope, RemoteBatch};
 use crate::keyctx::{Caller, KeyCtx, Shards};
@@ -54,7 +54,12 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     ctx.set_caller(batch.caller);
     let pins = server.wormhole.may_have_moved(batch.route_epoch);
     let mut wrote = false;
+    let prefetching = batch.items.len() > 1;
     for (i, item) in batch.items.iter().enumerate() {
+        if prefetching && i % PREFETCH_AHEAD == 0 {
+            let ahead = &batch.items[i..batch.items.len().min(i + PREFETCH_AHEAD)];
+            prefetch_keys(ctx.shard(&[]), ahead);
+        }
         ctx.db = item.db;
         let Run::Keyed(f) = TABLE[item.spec].run else {
             // A one-shard script (the only other kind batched).
@@ -87,6 +92,35 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     // Only writes grow or fill the key tables (what reads expire lazily, the tick catches up).
     if wrote {
         server.publish_spare(shard);
+    }
+}
+
+/// How many of a batch's commands [`prefetch_keys`] prepares at a time: about as many cache
+/// misses as a core keeps in flight.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Before a run of a batch's commands: starts loading the index lines of every first key, then
+/// (those lines on their way) every key's entry, so that the look-ups then find them in the
+/// cache. With a keyspace larger than the caches a look-up is a chain of dependent misses
+/// (index, entry, value); done one command after the other, each waits for its chain, where
+/// here the chains of a batch overlap.
+fn prefetch_keys(shard: &Shard, items: &[BatchItem]) {
+    let mut keys: [Option<(&Db, u64)>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
+    for (item, slot) in items.iter().zip(&mut keys) {
+        if let (Keys::Range(1, _, _), Some(key), Some(db)) = (
+            &TABLE[item.spec].keys,
+            item.args.get(1),
+            shard.dbs.get(item.db),
+        ) {
+            *slot = Some((db, db.prefetch_slot(key)));
+        }
+    }
+    let mut entries = [None; PREFETCH_AHEAD];
+    for (&key, entry) in keys.iter().zip(&mut entries) {
+        *entry = key.and_then(|(db, hash)| db.prefetch_entry(hash));
+    }
+    for entry in entries.into_iter().flatten() {
+        entry.prefetch_value();
     }
 }
 
