@@ -125,6 +125,17 @@ impl<'a> KeyCtx<'a> {
         }
     }
 
+    /// Database `db` of the locked shard that owns `key`, to read from (prefetching).
+    pub fn db_of(&self, db: usize, key: &[u8]) -> Option<&Db> {
+        match &self.shards {
+            Shards::One(s) => s.dbs.get(db),
+            Shards::Many(v) => {
+                let id = self.server.route(key);
+                v.iter().find(|s| s.id == id)?.dbs.get(db)
+            }
+        }
+    }
+
     pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
         match &mut self.shards {
             Shards::One(s) => s,

@@ -54,11 +54,20 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     ctx.set_caller(batch.caller);
     let pins = server.wormhole.may_have_moved(batch.route_epoch);
     let mut wrote = false;
-    let prefetching = batch.items.len() > 1;
+    // A batch of one command of one key (P=1) has no misses to overlap.
+    let one_key =
+        |item: &BatchItem| matches!(TABLE[item.spec].keys, Keys::Range(f, l, _) if f == l);
+    let mut prefetched = match &batch.items[..] {
+        [item] if one_key(item) => usize::MAX,
+        _ => 0,
+    };
     for (i, item) in batch.items.iter().enumerate() {
-        if prefetching && i % PREFETCH_AHEAD == 0 {
-            let ahead = &batch.items[i..batch.items.len().min(i + PREFETCH_AHEAD)];
-            prefetch_keys(ctx.shard(&[]), ahead);
+        if i >= prefetched {
+            prefetched = i + prefetch_commands(
+                &batch.items[i..],
+                |item| (item.db, &TABLE[item.spec], &item.args[..]),
+                |db, key| ctx.db_of(db, key),
+            );
         }
         ctx.db = item.db;
         let Run::Keyed(f) = TABLE[item.spec].run else {
@@ -95,33 +104,49 @@ pub fn run_batch(server: &Server, shard: &mut Shard, batch: &mut RemoteBatch) {
     }
 }
 
-/// How many of a batch's commands [`prefetch_keys`] prepares at a time: about as many cache
-/// misses as a core keeps in flight.
+/// How many keys [`prefetch_commands`] prepares at a time: about as many cache misses as a
+/// core keeps in flight.
 const PREFETCH_AHEAD: usize = 16;
 
-/// Before a run of a batch's commands: starts loading the index lines of every first key, then
-/// (those lines on their way) every key's entry, so that the look-ups then find them in the
-/// cache. With a keyspace larger than the caches a look-up is a chain of dependent misses
-/// (index, entry, value); done one command after the other, each waits for its chain, where
-/// here the chains of a batch overlap.
-fn prefetch_keys(shard: &Shard, items: &[BatchItem]) {
-    let mut keys: [Option<(&Db, u64)>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
-    for (item, slot) in items.iter().zip(&mut keys) {
-        if let (Keys::Range(1, _, _), Some(key), Some(db)) = (
-            &TABLE[item.spec].keys,
-            item.args.get(1),
-            shard.dbs.get(item.db),
-        ) {
-            *slot = Some((db, db.prefetch_slot(key)));
+/// Before commands run on locked shards: starts loading the index lines of their keys, then
+/// (those lines on their way) the keys' entries, then their values, so that the look-ups then
+/// find them in the cache. With a keyspace larger than the caches a look-up is a chain of
+/// dependent misses (index, entry, value); done one command after the other each waits for its
+/// chain, where here the chains of up to [`PREFETCH_AHEAD`] keys overlap. Takes the keys of
+/// `commands` from the first on (`describe` gives a command's database, spec and arguments;
+/// `db_of` the locked database that holds a key) and gives how many commands it covered
+/// (at least one). Only key specs that are ranges (the commands batched on the hot paths).
+pub(super) fn prefetch_commands<'a, C>(
+    commands: &'a [C],
+    describe: impl Fn(&'a C) -> (usize, &'a CommandSpec, &'a [Bytes]),
+    db_of: impl Fn(usize, &[u8]) -> Option<&'a Db>,
+) -> usize {
+    let mut slots: [Option<(&Db, u64)>; PREFETCH_AHEAD] = [None; PREFETCH_AHEAD];
+    let (mut filled, mut covered) = (0, 0);
+    'commands: for command in commands {
+        let (db, spec, args) = describe(command);
+        if let Keys::Range(..) = spec.keys {
+            for at in spec.key_positions_iter(args) {
+                if filled == PREFETCH_AHEAD {
+                    break 'commands;
+                }
+                let key = &args[at][..];
+                if let Some(db) = db_of(db, key) {
+                    slots[filled] = Some((db, db.prefetch_slot(key)));
+                    filled += 1;
+                }
+            }
         }
+        covered += 1;
     }
     let mut entries = [None; PREFETCH_AHEAD];
-    for (&key, entry) in keys.iter().zip(&mut entries) {
-        *entry = key.and_then(|(db, hash)| db.prefetch_entry(hash));
+    for (slot, entry) in slots[..filled].iter().zip(&mut entries) {
+        *entry = slot.and_then(|(db, hash)| db.prefetch_entry(hash));
     }
     for entry in entries.into_iter().flatten() {
         entry.prefetch_value();
     }
+    covered.max(1)
 }
 
 /// Runs a one-shard script of a batch on its shard (`script::run_on_owner`); false when it is

@@ -195,9 +195,18 @@ impl Pipeline {
                 })
             },
             |ctx| {
+                let mut prefetched = 0;
                 group
                     .iter()
-                    .map(|c| {
+                    .enumerate()
+                    .map(|(j, c)| {
+                        if j >= prefetched {
+                            prefetched = j + super::prefetch_commands(
+                                &group[j..],
+                                |c| (c.db, &TABLE[c.index], &c.args[..]),
+                                |db, key| ctx.db_of(db, key),
+                            );
+                        }
                         let Run::Keyed(f) = TABLE[c.index].run else {
                             unreachable!("only keyed commands are cross-shard")
                         };
