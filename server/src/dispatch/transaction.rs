@@ -240,7 +240,16 @@ impl Pipeline {
                 if server.wal.records() {
                     ctx.captured = Some(Vec::new());
                 }
-                for q in commands {
+                let mut prefetched = 0;
+                for (j, q) in commands.iter().enumerate() {
+                    if j >= prefetched {
+                        let db = conn.db;
+                        prefetched = j + super::prefetch_commands(
+                            &commands[j..],
+                            |q| (db, &TABLE[q.index], &q.args[..]),
+                            |db, key| ctx.db_of(db, key),
+                        );
+                    }
                     ctx.db = conn.db;
                     dbs.push(conn.db);
                     if let Some(refusal) = exec_acl_refusal(server, conn, q) {
