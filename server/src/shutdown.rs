@@ -5,6 +5,10 @@
 //! writes are held (as by CLIENT PAUSE WRITE), the replicas are asked for an ACK, and the
 //! workers' cron ([`poll`]) finishes once every replica is in sync or the timeout has passed;
 //! meanwhile INFO shows `shutdown_in_milliseconds` and SHUTDOWN ABORT ([`abort`]) cancels it.
+//! A replica that saves waits the same way (a tick at least) for the end of the chunk of its
+//! primary's stream it is applying, having stopped the link from starting another: its file
+//! then records the offset its data is at, and a restart from it continues with a partial
+//! resync.
 //! Finishing ([`finish`]) logs the replicas that still lag, takes the final snapshot when asked
 //! (SAVE, or `save` rules configured and no NOSAVE), refuses to stop when that fails unless
 //! FORCE (the writes are let go then), and otherwise stops accepting connections and lets
@@ -114,7 +118,15 @@ pub fn request(server: &Server, options: Options) -> Requested {
         .expect("config lock")
         .get_i64("shutdown-timeout")
         .max(0) as u64;
-    if !options.now && timeout_secs > 0 && !replicas_in_sync(server) {
+    let lagging = !replicas_in_sync(server);
+    // A replica that saves stops applying its primary's stream and waits (one tick at least,
+    // so that the hold is settled) for the end of the chunk being applied: the file then
+    // records the offset its data is at, and a restart continues from there.
+    let replica_saves = saves(server, options) && server.replication.upstream.link_up();
+    if replica_saves {
+        server.replication.upstream.hold_applying(true);
+    }
+    if !options.now && timeout_secs > 0 && (lagging || replica_saves) {
         let (tx, rx) = oneshot::channel();
         *pending = Some(Waiting {
             deadline_ms: unix_ms() + timeout_secs * 1000,
@@ -123,6 +135,10 @@ pub fn request(server: &Server, options: Options) -> Requested {
         });
         server.shutdown_wait.waiting.store(true, Ordering::Release);
         drop(pending);
+        server.replication.upstream.hold_applying(true);
+        if !lagging {
+            return Requested::Waiting(rx);
+        }
         if !server.pause.in_force() {
             // (Sent before writes are held: the ACKs then report the stream's end.)
             server
@@ -134,7 +150,11 @@ pub fn request(server: &Server, options: Options) -> Requested {
         return Requested::Waiting(rx);
     }
     drop(pending);
-    Requested::Done(finish(server, options))
+    let outcome = finish(server, options);
+    if outcome.is_err() {
+        server.replication.upstream.hold_applying(false);
+    }
+    Requested::Done(outcome)
 }
 
 /// The cron's check (once a tick, on one worker): a waiting shutdown finishes once every
@@ -144,9 +164,10 @@ pub fn poll(server: &Server) {
         return;
     }
     let mut pending = server.shutdown_wait.lock();
-    let due = pending
-        .as_ref()
-        .is_some_and(|w| unix_ms() >= w.deadline_ms || replicas_in_sync(server));
+    let due = pending.as_ref().is_some_and(|w| {
+        unix_ms() >= w.deadline_ms
+            || (replicas_in_sync(server) && !server.replication.upstream.mid_chunk())
+    });
     if !due {
         return;
     }
@@ -156,6 +177,7 @@ pub fn poll(server: &Server) {
     let outcome = finish(server, waiting.options);
     if outcome.is_err() {
         server.pause.hold_writes_for_shutdown(false);
+        server.replication.upstream.hold_applying(false);
     }
     for waiter in waiting.waiters {
         let _ = waiter.send(outcome.clone());
@@ -229,6 +251,7 @@ pub fn abort(server: &Server) -> bool {
     server.shutdown_wait.waiting.store(false, Ordering::Release);
     tracing::info!("Shutdown manually aborted.");
     server.pause.hold_writes_for_shutdown(false);
+    server.replication.upstream.hold_applying(false);
     for waiter in waiting.waiters {
         let _ = waiter.send(Err("aborted".to_string()));
     }
@@ -254,6 +277,22 @@ fn replicas_in_sync(server: &Server) -> bool {
         .replicas()
         .iter()
         .all(|r| r.ack_offset == end)
+}
+
+/// Whether the shutdown takes a final snapshot: as `options` say, else when save rules are set;
+/// never over the file half-loaded data comes from (as Redis).
+fn saves(server: &Server, options: Options) -> bool {
+    let save = match options.save {
+        Save::Save => true,
+        Save::NoSave => false,
+        Save::Default => !server
+            .config
+            .read()
+            .expect("config lock")
+            .get("save")
+            .is_empty(),
+    };
+    save && !server.loading.active()
 }
 
 /// Logs the replicas still lagging, takes the final snapshot if `options` ask for one, then
@@ -284,19 +323,7 @@ pub fn finish(server: &Server, options: Options) -> Outcome {
             replicas.len()
         );
     }
-    let save = match options.save {
-        Save::Save => true,
-        Save::NoSave => false,
-        Save::Default => !server
-            .config
-            .read()
-            .expect("config lock")
-            .get("save")
-            .is_empty(),
-    };
-    // As Redis: half-loaded data is never saved over the file it comes from.
-    let save = save && !server.loading.active();
-    if save {
+    if saves(server, options) {
         // Redis's wording, here and in `snapshot::save`: test harnesses wait for these lines.
         tracing::info!("Saving the final RDB snapshot before exiting.");
         if let Err(e) = snapshot::save(server) {

@@ -432,6 +432,62 @@ fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
     assert_same_everything(&mut s, &mut p);
 }
 
+/// A replica restarted from the RDB file its SHUTDOWN saved continues its primary's stream with
+/// a partial resync, from the file's `repl-id` and `repl-offset` (as Redis 7.0's replica does),
+/// while writes of every kind flow: the file is saved between two chunks of the stream, so the
+/// data the replica restarts with is the stream up to that offset, neither more nor less (the
+/// writers' INCRs, APPENDs and pushes would show either).
+#[test]
+fn a_restarted_replica_continues_its_primary_s_stream_from_its_rdb_file() {
+    let primary = start_warpengine(&["--threads", "2", "--repl-backlog-size", "64mb"]);
+    let mut p = RawConn::connect(primary.port);
+    let dir = TempDir::new("warp-restart-replica");
+    let rport = free_port();
+    let pport = primary.port.to_string();
+    let args = [
+        "--threads",
+        "2",
+        "--dir",
+        dir.path(),
+        "--save",
+        "3600 1",
+        "--appendonly",
+        "no",
+        "--replicaof",
+        "127.0.0.1",
+        &pport,
+    ];
+    let mut replica = try_start_warpengine_on(rport, &args).expect("the replica");
+    let mut r = RawConn::connect(rport);
+    caught_up(&mut p, &mut r);
+    let rounds = under_load(primary.port, || {
+        r.send_command(&[b"SHUTDOWN"]);
+        assert!(r.read_reply().is_none(), "SHUTDOWN closes the connection");
+        wait_for("the replica to exit", || !replica.alive());
+        replica = try_start_warpengine_on(rport, &args).expect("the replica again");
+    });
+    assert!(rounds > 10, "the load ran ({rounds} rounds)");
+    let mut r = RawConn::connect(rport);
+    caught_up(&mut p, &mut r);
+    assert_eq!(
+        stat(&mut p, "sync_full"),
+        1,
+        "the replica's first sync only"
+    );
+    assert_eq!(stat(&mut p, "sync_partial_ok"), 1);
+    // The writers' last 60 ms keys expire, their DELs reach the replica: none expires
+    // between the comparison's KEYS and its reads.
+    std::thread::sleep(Duration::from_millis(150));
+    caught_up(&mut p, &mut r);
+    // (TEMPORAL keys have no RDB form: the file cannot carry them.)
+    let without_temporal = |c: &mut RawConn| -> BTreeMap<String, String> {
+        let all = contents(c).into_iter();
+        all.filter(|(_, v)| v.split(' ').nth(1) != Some("temporal"))
+            .collect()
+    };
+    assert_same(&without_temporal(&mut r), &without_temporal(&mut p));
+}
+
 /// A command of the primary's stream that fails on the replica is logged in Redis's words (its
 /// replication-4 unit counts these lines) and counted in `unexpected_error_replies`: DEBUG
 /// REPLICATE sends a command the replica lacks, and a writable replica's own value makes the

@@ -646,7 +646,8 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
 /// A primary started from a file that recorded its replication stream (`repl-id`,
 /// `repl-offset`): the stream goes on from there under a new id, the old one continuable, so
 /// its replicas resume with a partial resync; the keys the load found expired go out as DELs
-/// first, as Redis's primary propagates them. A server configured as a replica syncs afresh.
+/// first, as Redis's primary propagates them. A server configured as a replica asks its
+/// primary to continue the stream from there.
 fn continue_saved_history(server: &Server, loaded: Loaded) {
     let replica = !server
         .config
@@ -654,7 +655,12 @@ fn continue_saved_history(server: &Server, loaded: Loaded) {
         .unwrap_or_else(|p| p.into_inner())
         .get("replicaof")
         .is_empty();
-    if let Some((_, replid, offset)) = loaded.saved_repl.filter(|_| !replica) {
+    let Some((db, replid, offset)) = loaded.saved_repl else {
+        return;
+    };
+    if replica {
+        crate::replication::replica::resume_saved(server, db, replid, offset);
+    } else {
         crate::replication::primary::resume_saved_history(
             server,
             replid,

@@ -324,12 +324,15 @@ impl Replication {
     }
 
     /// What an RDB file written now records of the stream (`repl-stream-db`, `repl-id`,
-    /// `repl-offset`), for a primary with a backlog (Redis's rdbPopulateSaveInfo; a replica's
-    /// file records nothing here, and a restarted replica syncs in full). Called with every
-    /// shard locked, so that the offset is the data's.
+    /// `repl-offset`), for a primary with a backlog, or a replica whose data is its primary's
+    /// stream up to its offset (Redis's rdbPopulateSaveInfo; a replica saved in the middle of
+    /// a chunk records nothing, and syncs in full when restarted from the file). Called with
+    /// every shard locked, so that the offset is the data's.
     pub fn saved_info(&self) -> Option<(usize, String, u64)> {
         if self.is_replica() {
-            return None;
+            let db = self.upstream.consistent_offset()?;
+            let history = self.history();
+            return Some((db, history.replid().to_string(), history.offset()));
         }
         // The translator before the history, in the order the stream's writers take them.
         let db = self.translator().selected_db();

@@ -5,7 +5,8 @@
 //! when set; `REPLCONF listening-port` (`replica-announce-port`, else the port) and
 //! `ip-address` (`replica-announce-ip`, when set); `REPLCONF capa eof capa psync2`; then
 //! `PSYNC <id> <offset+1>` with this server's history once it has synced from a primary (a
-//! reconnect, or a failover to a fellow replica), else `PSYNC ? -1`.
+//! reconnect, or a failover to a fellow replica) or started from an RDB file that recorded
+//! its primary's stream (`resume_saved`), else `PSYNC ? -1`.
 //! - `+FULLRESYNC <id> <offset>` is followed by the RDB: `$<len>` and that many bytes, or
 //!   diskless `$EOF:<mark>` ... `<mark>`, after any newlines the primary sends as keep-alives
 //!   while it prepares it. Every database is emptied, the RDB loaded (keys and function
@@ -117,6 +118,12 @@ pub struct Upstream {
     /// The database the primary's stream last selected: a partial resync continues in it, as
     /// the stream does (Redis keeps it in its cached master client).
     stream_db: AtomicUsize,
+    /// A chunk of the stream is between its first command's run and its bytes' feed into the
+    /// history: the data is ahead of the offset (see [`Upstream::consistent_offset`]).
+    applying: AtomicBool,
+    /// The link starts no new chunk while set (a SHUTDOWN waits for a chunk boundary to save
+    /// the data with the offset it matches).
+    hold_applying: AtomicBool,
 }
 
 impl Default for Upstream {
@@ -136,6 +143,8 @@ impl Default for Upstream {
             has_history: AtomicBool::new(false),
             async_loading: AtomicBool::new(false),
             stream_db: AtomicUsize::new(0),
+            applying: AtomicBool::new(false),
+            hold_applying: AtomicBool::new(false),
         }
     }
 }
@@ -176,6 +185,29 @@ impl Upstream {
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .get_bool("replica-serve-stale-data")
+    }
+
+    /// What an RDB file saved now records of this replica's stream (`repl-stream-db`, and the
+    /// history's id and offset, read by the caller): the database its primary's stream has
+    /// selected, when the data is exactly the stream up to the history's offset: the link is
+    /// up (the data is its primary's, not a sync's half) and between chunks. Called with every
+    /// shard locked: a chunk that starts after this check cannot change the data before the
+    /// locks are released, nor its bytes move the offset before it ran.
+    pub fn consistent_offset(&self) -> Option<usize> {
+        (self.link_up() && !self.applying.load(Ordering::SeqCst))
+            .then(|| self.stream_db.load(Ordering::Relaxed))
+    }
+
+    /// Whether the link is in the middle of a chunk (a SHUTDOWN that saves waits for its end).
+    pub fn mid_chunk(&self) -> bool {
+        self.link_up() && self.applying.load(Ordering::SeqCst)
+    }
+
+    /// Stops the link from starting new chunks (true) or lets it go on (false). Once set, a
+    /// chunk either was marked already ([`Upstream::mid_chunk`]) or backs off without
+    /// touching the data; a moment after it was set, the mark is settled.
+    pub fn hold_applying(&self, hold: bool) {
+        self.hold_applying.store(hold, Ordering::SeqCst);
     }
 
     fn set_status(&self, change: impl FnOnce(&mut LinkStatus)) {
@@ -306,6 +338,33 @@ fn show_in_config(server: &Server, value: &str) {
 
 /// At start, before clients connect: `replicaof` in the configuration makes this server a
 /// replica from its first request on.
+/// Marks a chunk of the stream as being applied for as long as it lives.
+struct Applying<'a>(&'a Upstream);
+
+impl<'a> Applying<'a> {
+    fn start(upstream: &'a Upstream) -> Applying<'a> {
+        upstream.applying.store(true, Ordering::SeqCst);
+        Applying(upstream)
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.0.applying.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A replica started from an RDB file that recorded its primary's stream (`repl-stream-db`,
+/// `repl-id`, `repl-offset`, saved between two chunks): the history continues from there, so
+/// its first PSYNC asks to continue and a primary that still has the stream answers
+/// +CONTINUE (as Redis's replicationCacheMasterUsingMyself after loadDataFromDisk).
+pub fn resume_saved(server: &Server, db: usize, replid: String, offset: u64) {
+    let upstream = &server.replication.upstream;
+    server.replication.history().reset(replid, offset);
+    upstream.stream_db.store(db, Ordering::Relaxed);
+    upstream.has_history.store(true, Ordering::Relaxed);
+}
+
 pub fn follow_configured(server: &Server) {
     let configured = server
         .config
@@ -910,6 +969,22 @@ impl<'a> Link<'a> {
     ) -> Result<(), Failure> {
         self.check_current()?;
         let server = self.server;
+        if ready.commands.is_empty() && ready.bytes.is_empty() {
+            return Ok(());
+        }
+        let upstream = &server.replication.upstream;
+        let _applying = loop {
+            if !upstream.hold_applying.load(Ordering::SeqCst) {
+                // Marked before the hold is checked again: a SHUTDOWN that sets the hold, then
+                // finds no chunk marked, knows that none will start (see `hold_applying`).
+                let applying = Applying::start(upstream);
+                if !upstream.hold_applying.load(Ordering::SeqCst) {
+                    break applying;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            self.check_current()?;
+        };
         if !ready.commands.is_empty() {
             // Received, not applied yet (INFO's slave_read_repl_offset runs ahead of
             // slave_repl_offset while CLIENT PAUSE WRITE holds these, as Redis's).
@@ -941,10 +1016,10 @@ impl<'a> Link<'a> {
             report_refusals(server, &names, &out);
             out.clear();
         }
+        upstream.stream_db.store(conn.db, Ordering::Relaxed);
         if ready.bytes.is_empty() {
             return Ok(());
         }
-        let upstream = &server.replication.upstream;
         {
             let mut history = server.replication.history();
             if !upstream.is_current(self.generation) {
