@@ -149,6 +149,16 @@ fn assert_same_everything(r: &mut RawConn, p: &mut RawConn) {
     assert_same(&contents(r), &contents(p));
 }
 
+/// The two datasets match but for TEMPORAL keys (they have no RDB form).
+fn assert_same_but_temporal(r: &mut RawConn, p: &mut RawConn) {
+    let without_temporal = |c: &mut RawConn| -> BTreeMap<String, String> {
+        let all = contents(c).into_iter();
+        all.filter(|(_, v)| v.split(' ').nth(1) != Some("temporal"))
+            .collect()
+    };
+    assert_same(&without_temporal(r), &without_temporal(p));
+}
+
 fn replicaof(c: &mut RawConn, port: u16) {
     ok(c, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
 }
@@ -224,12 +234,7 @@ fn a_cut_link_resumes_partially_and_a_restarted_replica_resyncs() {
         "one more resync"
     );
     // (TEMPORAL keys have no RDB form: a full resync cannot carry them.)
-    let without_temporal = |c: &mut RawConn| -> BTreeMap<String, String> {
-        let all = contents(c).into_iter();
-        all.filter(|(_, v)| v.split(' ').nth(1) != Some("temporal"))
-            .collect()
-    };
-    assert_same(&without_temporal(&mut r), &without_temporal(&mut p));
+    assert_same_but_temporal(&mut r, &mut p);
 }
 
 #[test]
@@ -480,12 +485,7 @@ fn a_restarted_replica_continues_its_primary_s_stream_from_its_rdb_file() {
     std::thread::sleep(Duration::from_millis(150));
     caught_up(&mut p, &mut r);
     // (TEMPORAL keys have no RDB form: the file cannot carry them.)
-    let without_temporal = |c: &mut RawConn| -> BTreeMap<String, String> {
-        let all = contents(c).into_iter();
-        all.filter(|(_, v)| v.split(' ').nth(1) != Some("temporal"))
-            .collect()
-    };
-    assert_same(&without_temporal(&mut r), &without_temporal(&mut p));
+    assert_same_but_temporal(&mut r, &mut p);
 }
 
 /// A command of the primary's stream that fails on the replica is logged in Redis's words (its
