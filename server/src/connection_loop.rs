@@ -219,7 +219,7 @@ fn open(
         trim: Trim::Keep,
         idle_trimmed: false,
         input_room: READ_BUFFER,
-        reply_peak: 0,
+        reply_peak: REPLY_BUFFER,
         reply_room: REPLY_BUFFER,
         peak_reset_at: Instant::now(),
     }));

@@ -856,9 +856,13 @@ fn a_large_pipeline_leaves_no_large_reply_buffer_behind() {
 fn reply_buffers_follow_their_recent_peak() {
     let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
     let mut admin = RawConn::connect(warp.port);
-    admin.call(&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"]);
     let mut client = RawConn::connect(warp.port);
     let id = client.call(&["CLIENT", "ID"]).int();
+    // A new client's peak starts at its buffer's size, as Redis's createClient sets it, so the
+    // buffer keeps its size until the peak first starts over (5 s by default).
+    let fresh = client_fields(&mut admin, id);
+    assert_eq!((&fresh["rbs"][..], &fresh["rbp"][..]), ("16384", "16384"));
+    admin.call(&["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"]);
     let rbs = |admin: &mut RawConn| {
         let f = client_fields(admin, id);
         let (size, peak) = (
