@@ -318,10 +318,11 @@ pub fn with_vm<R>(
         }
         let vm = slot.as_mut().expect("made above");
         let out = f(vm);
-        // Reported past 64 KB of change: a shared counter written on every script would
-        // bounce between the workers' caches.
+        // Reported past 4 KB of change (a few times a second under a steady load of
+        // scripts, the collector's steps moving it): a shared counter written on every script
+        // would bounce between the workers' caches.
         let used = vm.used_bytes();
-        if (used - vm.reported_bytes).abs() >= 64 * 1024 && vm.generation == cache.generation() {
+        if (used - vm.reported_bytes).abs() >= 4 * 1024 && vm.generation == cache.generation() {
             cache.report_interpreter(used - vm.reported_bytes);
             vm.reported_bytes = used;
         }
