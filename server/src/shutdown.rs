@@ -135,7 +135,6 @@ pub fn request(server: &Server, options: Options) -> Requested {
         });
         server.shutdown_wait.waiting.store(true, Ordering::Release);
         drop(pending);
-        server.replication.upstream.hold_applying(true);
         if !lagging {
             return Requested::Waiting(rx);
         }

@@ -99,8 +99,8 @@ impl<V> KeyTable<V> {
     /// The first step of a look-up ahead of time: starts loading the index's lines where the
     /// probe for `hash` begins (its control group and the slots beside it). A batch of
     /// commands prefetches every key's slot, then every key's entry
-    /// ([`KeyTable::prefetch_entry`]), then runs: the cache misses of its look-ups overlap
-    /// instead of coming one after the other. Uses hashbrown's layout (buckets below the
+    /// ([`KeyTable::prefetch_entry`]), then every value, then runs: the cache misses of its
+    /// look-ups overlap instead of coming one after the other. Uses hashbrown's layout (buckets below the
     /// control bytes, the probe starting at `hash & (buckets - 1)`); should that change, the
     /// hints go astray and look-ups stay as they are.
     #[inline]

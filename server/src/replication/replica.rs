@@ -336,8 +336,6 @@ fn show_in_config(server: &Server, value: &str) {
     }
 }
 
-/// At start, before clients connect: `replicaof` in the configuration makes this server a
-/// replica from its first request on.
 /// Marks a chunk of the stream as being applied for as long as it lives.
 struct Applying<'a>(&'a Upstream);
 
@@ -365,6 +363,8 @@ pub fn resume_saved(server: &Server, db: usize, replid: String, offset: u64) {
     upstream.has_history.store(true, Ordering::Relaxed);
 }
 
+/// At start, before clients connect: `replicaof` in the configuration makes this server a
+/// replica from its first request on.
 pub fn follow_configured(server: &Server) {
     let configured = server
         .config
