@@ -304,6 +304,9 @@ pub fn register_client(
         buffers: crate::clients::Buffers {
             query_capacity: READ_BUFFER,
             reply_capacity: REPLY_BUFFER,
+            // As the connection's own count starts (`open`): CLIENT LIST may look before the
+            // connection has published its buffers once.
+            reply_peak: REPLY_BUFFER,
             ..Default::default()
         },
     });
