@@ -17,7 +17,8 @@ bytes). --warp-set NAME=VALUE adds a WarpEngine setting to every run.
 
 Usage: python3 bench/hitratio.py [--keys N] [--requests R] [--shares 0.01,0.1] [--png FILE]
     [--workloads LIST|matrix] [--values repeated|docs] [--warp-set NAME=VALUE ...] [--only LABEL]
-(needs redis-server; the PNG needs matplotlib). WARP_BINARY=PATH measures another WarpEngine build."""
+(needs redis-server; the PNG needs matplotlib). WARP_BINARY=PATH measures another WarpEngine build;
+HITRATIO_DEBUG=1 prints each server's DBSIZE and, for HORIZON, HORIZON STATS after each replay."""
 
 import argparse
 import bisect
@@ -255,6 +256,9 @@ def main():
                     limit = used_memory(c) + int(ws * share)
                     c.call("CONFIG", "SET", "maxmemory", str(limit))
                     results[(wname, share, label)] = replay(c, stream)
+                    if os.environ.get("HITRATIO_DEBUG"):
+                        st = c.call("HORIZON", "STATS") if "horizon" in label else []
+                        print(label, share, c.call("DBSIZE"), st, flush=True)
                 finally:
                     proc.terminate()
                     proc.wait()

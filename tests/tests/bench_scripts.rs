@@ -285,6 +285,17 @@ fn hitratio_py_runs() {
         "1",
     ]);
     python_bench(&[
+        "bench/horizon_sim.py",
+        "--keys",
+        "2000",
+        "--requests",
+        "6000",
+        "--sizes",
+        "100,300",
+        "--workloads",
+        "shifting,one-hit 25%",
+    ]);
+    python_bench(&[
         "bench/hitratio_bound.py",
         "--keys",
         "20000",

@@ -254,6 +254,12 @@ fn horizon_stats_show_the_queues_at_work() {
     assert!(field("small_queue_keys") + field("main_queue_keys") > 10_000);
     assert!(field("ghost_queue_ids") > 0);
     assert!(field("ghost_hits") > 0, "{flat:?}");
+    // Keys the small queue let go too soon came back: its share grew from its floor.
+    let share = field("small_queue_target_percent");
+    assert!(
+        (11..=90).contains(&share),
+        "small queue's share {share}%: {flat:?}"
+    );
     let Resp::Array(help) = c.call(&["HORIZON", "HELP"]) else {
         panic!("HORIZON HELP")
     };

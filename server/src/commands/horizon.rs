@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use warpengine_storage::eviction::horizon::SMALL_SHARE_MIN;
 
 use super::util::help;
 use crate::protocol::Reply;
@@ -24,7 +25,8 @@ fn help_(_s: &mut Session, _args: &[Bytes]) -> Reply {
         &[
             "STATS",
             "    Keyspace hits and misses, evictions, and with maxmemory-policy allkeys-horizon",
-            "    the S3-FIFO queues: keys in the small and main queues, ids in the ghost queue,",
+            "    the S3-FIFO queues: keys in the small and main queues, the small queue's target",
+            "    share of the keys (it adapts between 10% and 90%), ids in the ghost queues,",
             "    ghost hits (evicted keys asked for again), promotions from small to main, and",
             "    cold strings compressed (horizon-compress).",
         ],
@@ -35,7 +37,7 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
     let server = s.server;
     let (mut hits, mut misses, mut evicted) = (server.copy_hits(), 0u64, 0u64);
     let (mut small, mut main, mut ghost, mut ghost_hits, mut promoted) = (0, 0, 0, 0, 0);
-    let mut compressed = 0;
+    let (mut compressed, mut share_sum, mut live) = (0, 0, 0);
     for shard in server.lock_all() {
         hits += shard.stats.keyspace_hits;
         misses += shard.stats.keyspace_misses;
@@ -48,6 +50,9 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
                 ghost_hits += h.stats.ghost_hits;
                 promoted += h.stats.promoted;
                 compressed += h.stats.compressed;
+                let keys = (h.small_live + h.main_live) as u64;
+                share_sum += h.small_share_percent() * keys;
+                live += keys;
             }
         }
     }
@@ -66,6 +71,14 @@ fn stats(s: &mut Session, _args: &[Bytes]) -> Reply {
         int("misses", misses),
         int("evictions", evicted),
         int("small_queue_keys", small),
+        // Each database's queues adapt on their own: their mean, weighted by their keys (the
+        // floor while no database holds any).
+        int(
+            "small_queue_target_percent",
+            share_sum
+                .checked_div(live)
+                .unwrap_or((SMALL_SHARE_MIN * 100.0) as u64),
+        ),
         int("main_queue_keys", main),
         int("ghost_queue_ids", ghost),
         int("ghost_hits", ghost_hits),

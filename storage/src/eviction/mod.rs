@@ -140,12 +140,15 @@ impl Db {
                     if chances == MAX_SECOND_CHANCES {
                         // Nothing moved during the sweep: the position still holds it.
                         let (at, _) = least?;
-                        h.evict_main_early();
-                        return Some(self.remove_at(at));
+                        return Some(self.evict_main_at(at));
                     }
                 }
-                // The last entry moves into this position: the hand stays to look at it.
-                Verdict::Evict => return Some(self.remove_at(at)),
+                // The last entry, the newest, moves into this position: the hand passes
+                // it, so that it goes a whole turn before it is judged.
+                Verdict::Evict => {
+                    h.hand = at + 1;
+                    return Some(self.evict_main_at(at));
+                }
             }
         }
         None
@@ -182,6 +185,16 @@ impl Db {
             }
         }
         crate::compress::train(&samples);
+    }
+
+    /// Evicts main's entry at table position `index`, remembered as a ghost of main.
+    fn evict_main_at(&mut self, index: usize) -> (Key, Entry) {
+        let (key, _) = self.map.get_index(index).expect("the hand's position");
+        let id = self.map.hash(key.as_bytes());
+        if let Some(h) = self.horizon.as_mut() {
+            h.evicted_from_main(id);
+        }
+        self.remove_at(index)
     }
 
     /// Removes the entry at table position `index` (eviction: HORIZON's counts are updated
@@ -457,18 +470,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_horizon_sweep_over_hot_keys_stops_after_a_bounded_walk() {
+    /// A database of `n` keys k0, k1, ... in HORIZON's main queue, each with `bits`.
+    fn db_in_main(n: usize, bits: u8) -> Db {
         let mut db = Db::default();
         db.set_horizon(true);
-        for i in 0..5000 {
+        for i in 0..n {
             db.set(format!("k{i}").as_bytes(), s("v"), 0, 0);
-            // Every key in main, with the most frequency it can have.
             let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
-            entry.set_horizon_bits(horizon::IN_MAIN | FREQ_MASK);
+            entry.set_horizon_bits(bits);
         }
         let h = db.horizon.as_mut().unwrap();
-        (h.small_live, h.main_live) = (0, 5000);
+        (h.small_live, h.main_live) = (0, n);
+        db
+    }
+
+    #[test]
+    fn the_hand_passes_the_newest_key_an_eviction_moves_under_it() {
+        let mut db = db_in_main(10, horizon::IN_MAIN);
+        let (gone, _) = db.evict_main(false).unwrap();
+        assert_eq!(gone.as_bytes(), b"k0");
+        // k9, the newest, now holds k0's position: judged only on the hand's next turn.
+        let (gone, _) = db.evict_main(false).unwrap();
+        assert_eq!(gone.as_bytes(), b"k1");
+        let main_ghosts = db.horizon.as_ref().unwrap().ghost_len();
+        assert_eq!(main_ghosts, 2, "main's evictions are remembered");
+    }
+
+    #[test]
+    fn a_horizon_sweep_over_hot_keys_stops_after_a_bounded_walk() {
+        // Every key in main, with the most frequency it can have.
+        let mut db = db_in_main(5000, horizon::IN_MAIN | FREQ_MASK);
         assert!(db.evict_main(false).is_some());
         // Without the bound the hand would have gone three times round all 5,000 keys,
         // taking every frequency down to nothing.
