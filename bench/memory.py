@@ -88,23 +88,46 @@ def load(port, shape, n):
     s.close()
 
 
-def start(kind, port, tmp):
-    """A fresh server with no persistence in `tmp`, accepting connections."""
-    cmd = (["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
-           if kind == "redis" else [WARP, "--port", str(port), "--threads", "2", "--dir", tmp])
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return p
+def start(kind, tmp):
+    """A fresh server with no persistence in `tmp`, accepting connections: (process, port). The
+    port is checked to be this process's (INFO's process_id): another server started meanwhile
+    on the free port chosen (a parallel test's) would otherwise answer in its place, and end
+    the load when it stops (once seen in CI as "Connection reset by peer"); then another port."""
+    for _ in range(5):
+        port = free_port()
+        cmd = (["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp]
+               if kind == "redis" else [WARP, "--port", str(port), "--threads", "2", "--dir", tmp])
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if p.poll() is not None:
+                break
+            try:
+                if server_pid(port) == p.pid:
+                    return p, port
+                break
+            except OSError:
+                time.sleep(0.05)
+        p.terminate()
+        p.wait()
+    raise RuntimeError(f"{kind} did not start on a port of its own")
 
 
-def measure(kind, port, shape, n, by="rss"):
+def server_pid(port):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"INFO server\r\n")
+        text = b""
+        while b"process_id:" not in text or not text.endswith(b"\r\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                raise OSError("closed")
+            text += chunk
+    line = [l for l in text.decode().split("\r\n") if l.startswith("process_id:")][0]
+    return int(line.split(":")[1])
+
+
+def measure(kind, shape, n, by="rss"):
     tmp = tempfile.mkdtemp()
-    p = start(kind, port, tmp)
+    p, port = start(kind, tmp)
     size = (lambda: rss(p.pid)) if by == "rss" else (lambda: used_memory(port))
     before = size()
     load(port, shape, n)
@@ -127,9 +150,8 @@ def used_memory(port):
 
 def accounting(shape, n):
     """WarpEngine's used_memory growth / RSS growth after loading n keys of one shape."""
-    port = free_port()
     tmp = tempfile.mkdtemp()
-    p = start("warp", port, tmp)
+    p, port = start("warp", tmp)
     time.sleep(0.3)
     rss0, used0 = rss(p.pid), used_memory(port)
     load(port, shape, n)
@@ -164,8 +186,8 @@ def main():
     print("| shape | Redis | WarpEngine | ratio |")
     print("|---|---:|---:|---:|")
     for shape in a.shape.split(","):
-        r = measure("redis", free_port(), shape, a.keys, a.by)
-        w = measure("warp", free_port(), shape, a.keys, a.by)
+        r = measure("redis", shape, a.keys, a.by)
+        w = measure("warp", shape, a.keys, a.by)
         print(f"| {shape} | {r:.0f} | {w:.0f} | {w / r:.2f}x |", flush=True)
 
 
