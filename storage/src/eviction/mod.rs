@@ -96,8 +96,11 @@ impl Db {
     /// frequent of them instead of going on, so that one eviction never walks the table
     /// several times over.
     ///
-    /// With `compress`, a string the hand leaves with at most one hit to spend (not hot) is
-    /// compressed where that saves space: the memory it frees spares evictions. A hot key (its
+    /// With `compress`, a string the hand leaves with one hit to spend (lukewarm) is compressed
+    /// where that saves space: the memory it frees spares evictions. Not one it leaves with
+    /// none: most of those go at its next pass (keys that entered main with a hit to spend and
+    /// had no other: compressing them cost a SET-only load under eviction a quarter more CPU
+    /// per request, bench/evict_throughput.py). A hot key (its
     /// frequency saturated by hits) is made plain again by the hit that saturates it
     /// (`Entry::horizon_hit`), so that keys read all the time do not pay the decompression.
     /// Otherwise a compressed value stays so until written: a GET decompresses into the
@@ -130,7 +133,7 @@ impl Db {
                     entry.set_horizon_bits(new_bits);
                     h.hand = at + 1;
                     let freq = new_bits & FREQ_MASK;
-                    if compress && freq <= 1 {
+                    if compress && freq == 1 {
                         h.compress(entry);
                     }
                     if least.is_none_or(|(_, f)| freq < f) {
@@ -419,17 +422,18 @@ mod tests {
             for i in 0..100u32 {
                 db.set(format!("k{i}").as_bytes(), s(&doc(i)), 0, 0);
                 let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
-                // In main with one hit to spend, except k0..k9, hot.
-                entry.set_horizon_bits(horizon::IN_MAIN | if i < 10 { 3 } else { 1 });
+                // In main with two hits to spend, except k0..k9, hot.
+                entry.set_horizon_bits(horizon::IN_MAIN | if i < 10 { 3 } else { 2 });
             }
             db.set(b"short", s("tiny"), 0, 0);
             db.get_mut(b"short", 0)
                 .unwrap()
-                .set_horizon_bits(horizon::IN_MAIN | 1);
+                .set_horizon_bits(horizon::IN_MAIN | 2);
             let h = db.horizon.as_mut().unwrap();
             (h.small_live, h.main_live) = (0, 101);
-            // The first turn takes every key's last hit but k0..k9's (left with 2: not
-            // compressed yet); the second takes k0..k9 down to 1 (compressed) and evicts k10.
+            // The first turn leaves k10.. with one hit (compressed) and k0..k9 with two (not
+            // yet); the second leaves k0..k9 with one (compressed) and the others with none
+            // (not compressed for that: already so); the third evicts k10.
             let (gone, _) = db.evict_main(compress).unwrap();
             assert_eq!(gone.as_bytes(), b"k10");
             let packed = |db: &mut Db| -> Vec<u32> {
@@ -446,14 +450,14 @@ mod tests {
                 vec![]
             };
             assert_eq!(packed(&mut db), expected, "compress {compress}");
-            // k10 too was compressed on the first turn, before it went.
+            // k10 too was compressed, on the first turn, before it went.
             assert_eq!(
                 db.horizon.as_ref().unwrap().stats.compressed,
                 expected.len() as u64 + compress as u64
             );
-            // Two hits take k0..k4 from 1 to 3, hot again: plain.
+            // Three hits take k0..k4 from none to 3, hot again: plain.
             for i in 0..5u32 {
-                for _ in 0..2 {
+                for _ in 0..3 {
                     db.get_mut(format!("k{i}").as_bytes(), 0)
                         .unwrap()
                         .horizon_hit();
@@ -482,6 +486,31 @@ mod tests {
         let h = db.horizon.as_mut().unwrap();
         (h.small_live, h.main_live) = (0, n);
         db
+    }
+
+    #[test]
+    fn the_clock_hand_does_not_compress_what_it_leaves_with_no_hit_to_spend() {
+        crate::compress::tests::train();
+        let mut db = Db::default();
+        db.set_horizon(true);
+        for i in 0..3u32 {
+            let doc = format!("[{{\"user_id\":{i},\"item\":22,\"status\":\"active\"}}]").repeat(4);
+            db.set(format!("k{i}").as_bytes(), s(&doc), 0, 0);
+            let entry = db.get_mut(format!("k{i}").as_bytes(), 0).unwrap();
+            entry.set_horizon_bits(horizon::IN_MAIN | 1);
+        }
+        let h = db.horizon.as_mut().unwrap();
+        (h.small_live, h.main_live) = (0, 3);
+        // The first turn leaves every key with none; the second evicts k0.
+        let (gone, _) = db.evict_main(true).unwrap();
+        assert_eq!(gone.as_bytes(), b"k0");
+        for i in 1..3u32 {
+            let Value::Str(v) = &db.get(format!("k{i}").as_bytes(), 0).unwrap().value else {
+                panic!("a string");
+            };
+            assert!(!v.is_packed(), "k{i} was compressed on its way out");
+        }
+        assert_eq!(db.horizon.as_ref().unwrap().stats.compressed, 0);
     }
 
     #[test]
