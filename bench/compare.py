@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+from resp import server_pid
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARP = os.path.join(ROOT, "target", "release", "warpengine")
@@ -36,13 +38,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_ready(port):
+def wait_ready(port, proc=None):
+    """Waits until the server on `port` answers PING; with `proc`, until it is that process (a
+    parallel test's server on the same free port would otherwise be measured in its place)."""
     deadline = time.time() + 20
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server for port {port} exited ({proc.returncode})")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
                 if s.recv(16).startswith(b"+PONG"):
+                    if proc is not None and server_pid(port) != proc.pid:
+                        proc.terminate()
+                        raise RuntimeError(f"port {port} is another server's")
                     return
         except OSError:
             time.sleep(0.05)
@@ -62,7 +71,7 @@ def start(kind, port, extra):
     else:
         cmd = [WARP, "--port", str(port), "--dir", tmp]
     proc = subprocess.Popen(cmd + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_ready(port)
+    wait_ready(port, proc)
     return proc, tmp
 
 

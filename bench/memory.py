@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp import free_port  # noqa: E402
+from resp import free_port, server_pid  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WARP = os.path.join(ROOT, "target", "release", "warpengine")
@@ -110,19 +110,6 @@ def start(kind, tmp):
         p.terminate()
         p.wait()
     raise RuntimeError(f"{kind} did not start on a port of its own")
-
-
-def server_pid(port):
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"INFO server\r\n")
-        text = b""
-        while b"process_id:" not in text or not text.endswith(b"\r\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                raise OSError("closed")
-            text += chunk
-    line = [l for l in text.decode().split("\r\n") if l.startswith("process_id:")][0]
-    return int(line.split(":")[1])
 
 
 def measure(kind, shape, n, by="rss"):

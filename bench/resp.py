@@ -43,3 +43,18 @@ class Conn:
     def call(self, *args):
         self.send([[a if isinstance(a, bytes) else str(a).encode() for a in args]])
         return self.read()
+
+
+def server_pid(port):
+    """The process id of the server answering on `port` (INFO server's process_id): a bench
+    script checks that the server it started is the one there, not a parallel test's."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"INFO server\r\n")
+        text = b""
+        while b"process_id:" not in text or not text.endswith(b"\r\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk or chunk.startswith(b"-"):
+                raise OSError(f"no INFO from port {port}: {chunk[:80]!r}")
+            text += chunk
+    line = [l for l in text.decode().split("\r\n") if l.startswith("process_id:")][0]
+    return int(line.split(":")[1])
