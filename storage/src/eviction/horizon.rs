@@ -1,5 +1,6 @@
 //! HORIZON's eviction state for one database: S3-FIFO (physics/src/s3fifo.rs has the
-//! reference version and its tests) laid out to cost a few bytes per key. New keys wait in a
+//! reference version and its tests; bench/horizon_sim.py simulates the adaptive share below)
+//! laid out to cost a few bytes per key. New keys wait in a
 //! small FIFO of their 64-bit table hashes; the main queue is FIFO-reinsertion, which the
 //! S3-FIFO paper notes is CLOCK, so it is a hand walking the key table's positions over the
 //! entries marked as in main, and costs nothing per key. Each entry's frequency (2 bits) and
@@ -65,9 +66,9 @@ impl Default for Horizon {
 pub const SMALL_SHARE_MIN: f64 = 0.1;
 const SMALL_SHARE_MAX: f64 = 0.9;
 /// Main's ghosts, as a share of the live keys. Fewer than the small FIFO's (nine tenths): a
-/// larger table let main's evictions come back as ghosts too easily and cost the steady Zipf
-/// workloads up to 0.6% more misses at small budgets in the simulation that chose it; a third
-/// keeps them within 0.2%.
+/// larger table lets main's evictions come back as ghosts too easily (`python3
+/// bench/horizon_sim.py --workloads "zipf 0.99" --sizes 2200 --main-ghosts 0.9`: 1.5% more
+/// misses than S3-FIFO's fixed tenth on a steady Zipf; at a third, 0.3%).
 const MAIN_GHOSTS_SHARE: usize = 3;
 
 /// Entry bits: frequency in the low two, "in main" in the third.
