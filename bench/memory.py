@@ -115,13 +115,16 @@ def start(kind, tmp):
 def measure(kind, shape, n, by="rss"):
     tmp = tempfile.mkdtemp()
     p, port = start(kind, tmp)
-    size = (lambda: rss(p.pid)) if by == "rss" else (lambda: used_memory(port))
-    before = size()
-    load(port, shape, n)
-    after = size()
-    p.terminate()
-    p.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        size = (lambda: rss(p.pid)) if by == "rss" else (lambda: used_memory(port))
+        before = size()
+        load(port, shape, n)
+        after = size()
+    finally:
+        # (A failed load once left its server running an hour after the test.)
+        p.terminate()
+        p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
     return (after - before) / n
 
 
@@ -139,13 +142,15 @@ def accounting(shape, n):
     """WarpEngine's used_memory growth / RSS growth after loading n keys of one shape."""
     tmp = tempfile.mkdtemp()
     p, port = start("warp", tmp)
-    time.sleep(0.3)
-    rss0, used0 = rss(p.pid), used_memory(port)
-    load(port, shape, n)
-    rss1, used1 = rss(p.pid), used_memory(port)
-    p.terminate()
-    p.wait()
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        time.sleep(0.3)
+        rss0, used0 = rss(p.pid), used_memory(port)
+        load(port, shape, n)
+        rss1, used1 = rss(p.pid), used_memory(port)
+    finally:
+        p.terminate()
+        p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
     return (used1 - used0) / (rss1 - rss0)
 
 
