@@ -51,10 +51,13 @@ fn main() {
     let command_line = match CommandLine::parse(std::env::args().skip(1)) {
         Ok(c) => c,
         Err(CliError::Version) => {
+            // Redis's own line, field for field: tools and client test suites read the version
+            // the server answers as from `redis-server -v` (redis-rs's test support splits it at
+            // " v=" and enables DEBUG from 7 on). WarpEngine's own version is in `build=`.
             println!(
-                "WarpEngine v={} redis_version={} bits=64",
+                "WarpEngine server v={} sha=00000000:0 malloc=mimalloc bits=64 build=warpengine-{}",
+                warpengine::server_state::REDIS_VERSION,
                 env!("CARGO_PKG_VERSION"),
-                warpengine::server_state::REDIS_VERSION
             );
             return;
         }

@@ -133,6 +133,52 @@ fn nodes_conf_keeps_the_id_and_slots_across_a_restart() {
     assert!(info.contains("cluster_my_epoch:1\r\n"), "{info}");
 }
 
+/// Redis logs "Cluster state changed: ok" (and "fail") when the state flips; tools wait for
+/// that line (redis-rs's test cluster reads each node's log for it).
+#[test]
+fn the_log_says_when_the_cluster_state_changes() {
+    let dir = TempDir::new("cluster-state-log");
+    let log = dir.0.join("node.log");
+    let node = start_warpengine(&[
+        "--cluster-enabled",
+        "yes",
+        "--dir",
+        dir.0.to_str().expect("utf-8 path"),
+        "--logfile",
+        log.to_str().expect("utf-8 path"),
+    ]);
+    let lines = |needle: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches(needle)
+            .count()
+    };
+    let wait_for = |needle: &str, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lines(needle) < count {
+            assert!(Instant::now() < deadline, "no {needle:?} in the log");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut conn = RawConn::connect(node.port);
+    // Without slots the state is fail from the start: nothing to say.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lines("Cluster state changed"), 0);
+    own_every_slot(&mut conn);
+    wait_for("Cluster state changed: ok", 1);
+    assert_eq!(
+        conn.call(&["CLUSTER", "DELSLOTS", "7"]),
+        Resp::Simple("OK".into())
+    );
+    wait_for("Cluster state changed: fail", 1);
+    assert_eq!(
+        conn.call(&["CLUSTER", "ADDSLOTS", "7"]),
+        Resp::Simple("OK".into())
+    );
+    wait_for("Cluster state changed: ok", 2);
+    assert_eq!(lines("Cluster state changed: fail"), 1);
+}
+
 #[test]
 fn a_corrupted_nodes_conf_stops_the_server() {
     let dir = TempDir::new("cluster-corrupt-conf");

@@ -313,6 +313,7 @@ impl Bus {
                     };
                     let out = gossip::process(&mut st, &link, msg, &ctx, &mut self.rng);
                     st.update_state();
+                    self.server.cluster.log_state_change(&st);
                     publish = out.publish;
                     out.save
                 }
@@ -358,6 +359,7 @@ impl Bus {
             let promoted = failover::handle_replica(&mut st, &ctx, &mut self.rng)
                 | failover::migrate_if_orphans(&mut st, &ctx, migration_barrier);
             st.update_state();
+            self.server.cluster.log_state_change(&st);
             promoted || st.peers.len() != known
         };
         if changed {

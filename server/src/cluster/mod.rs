@@ -437,6 +437,9 @@ pub struct Cluster {
     /// start and by CONFIG SET) so that a keyed request does not take the config lock.
     require_full_coverage: AtomicBool,
     reads_when_down: AtomicBool,
+    /// The state last written to the log ("Cluster state changed: ok"), false at start as
+    /// Redis's `CLUSTER_FAIL`: tools wait for that line (redis-rs's test cluster reads it).
+    reported_ok: AtomicBool,
     /// Held while `nodes.conf` is written. A writer takes it before reading the state it
     /// writes, so the file ends with the newest state: a text made before another thread's
     /// change and written after that thread's own save would bring back what the change undid
@@ -453,6 +456,7 @@ impl Cluster {
             file: PathBuf::new(),
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
+            reported_ok: AtomicBool::new(false),
             file_lock: std::sync::Mutex::new(()),
         }
     }
@@ -500,6 +504,7 @@ impl Cluster {
             file,
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
+            reported_ok: AtomicBool::new(false),
             file_lock: std::sync::Mutex::new(()),
         };
         Ok(cluster)
@@ -529,6 +534,15 @@ impl Cluster {
     /// `cluster-require-full-coverage`.
     pub fn require_full_coverage(&self) -> bool {
         self.require_full_coverage.load(Relaxed)
+    }
+
+    /// Logs the state when it differs from the one last logged, as Redis's
+    /// `clusterUpdateState` does ("Cluster state changed: ok" / "fail", at warning level).
+    pub fn log_state_change(&self, st: &State) {
+        let ok = st.ok(self.require_full_coverage());
+        if self.reported_ok.swap(ok, Relaxed) != ok {
+            tracing::warn!("Cluster state changed: {}", if ok { "ok" } else { "fail" });
+        }
     }
 
     /// `cluster-allow-reads-when-down`.
