@@ -642,6 +642,121 @@ fn cluster_slots_reads_the_same_on_every_node() {
     wait_replicas_listed(&ports);
 }
 
+/// CLUSTER SLOTS lists a replica only once it has its primary's data (a replication offset),
+/// as Redis's `isReplicaAvailable`: a client told to read from replicas (redis-rs's
+/// `read_from_replicas`) would otherwise read an empty node. CLUSTER NODES shows it at once.
+#[test]
+fn cluster_slots_lists_a_replica_once_it_has_its_primary_s_data() {
+    // The primary holds its first full sync back for three seconds (a diskless sync's delay).
+    let primary = warp_node_with(
+        "slots-loading-0",
+        &[
+            "--repl-diskless-sync",
+            "yes",
+            "--repl-diskless-sync-delay",
+            "3",
+        ],
+    );
+    let replica = warp_node("slots-loading-1");
+    let ports = [primary.0.port, replica.0.port];
+    let mut c = RawConn::connect(ports[0]);
+    c.call(&["CLUSTER", "MEET", "127.0.0.1", &ports[1].to_string()]);
+    c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    assert_eq!(c.call(&["SET", "k", "v"]), Resp::Simple("OK".into()));
+    wait_agreement(&ports, 2);
+    let primary_id = node_id(ports[0]);
+    RawConn::connect(ports[1]).call(&["CLUSTER", "REPLICATE", &primary_id]);
+    let listed = |p: u16| match RawConn::connect(p).call(&["CLUSTER", "SLOTS"]) {
+        Resp::Array(ranges) => match &ranges[..] {
+            [Resp::Array(entry)] => entry.len() - 2,
+            other => panic!("one range expected: {other:?}"),
+        },
+        other => panic!("CLUSTER SLOTS: {other:?}"),
+    };
+    // Known as a replica everywhere, but not synced yet: the primary alone is listed.
+    wait_for("both nodes to know the replica", || {
+        ports.iter().all(|&p| {
+            nodes_of(p)
+                .lines()
+                .any(|l| l.contains(&format!("slave {primary_id} ")))
+        })
+    });
+    assert_eq!(
+        ports.map(listed),
+        [1, 1],
+        "the replica has no data yet: {}",
+        nodes_of(ports[0])
+    );
+    // Once its full sync is done, both nodes list it (it holds the key).
+    wait_for("both nodes to list the synced replica", || {
+        ports.map(listed) == [2, 2]
+    });
+    let mut r = RawConn::connect(ports[1]);
+    r.call(&["READONLY"]);
+    assert_eq!(r.call(&["GET", "k"]), Resp::Bulk(b"v".to_vec()));
+}
+
+/// Writes sent to a primary while a manual failover hands its slots to its replica: each one
+/// is done there (OK) or redirected to the new primary (MOVED), never refused as a replica's
+/// (READONLY). Writes held by the failover's pause are checked again from the start when it
+/// ends, as Redis runs them again: the cluster's redirect comes before the replica's rule.
+#[test]
+fn writes_during_a_manual_failover_are_done_or_moved() {
+    let primary = warp_node("failover-writes-0");
+    let replica = warp_node("failover-writes-1");
+    let ports = [primary.0.port, replica.0.port];
+    let mut c = RawConn::connect(ports[0]);
+    c.call(&["CLUSTER", "MEET", "127.0.0.1", &ports[1].to_string()]);
+    c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    wait_agreement(&ports, 2);
+    RawConn::connect(ports[1]).call(&["CLUSTER", "REPLICATE", &node_id(ports[0])]);
+    wait_for("the replica to be in sync", || {
+        let info = bulk(RawConn::connect(ports[1]).call(&["INFO", "replication"]));
+        info.contains("master_link_status:up")
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut conn = RawConn::connect(ports[0]);
+                let mut replies = Vec::new();
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("w{w}:{i}");
+                    replies.push(conn.call(&["SET", &key, "v"]));
+                    i += 1;
+                }
+                replies
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        RawConn::connect(ports[1]).call(&["CLUSTER", "FAILOVER"]),
+        Resp::Simple("OK".into())
+    );
+    wait_for("the roles to swap", || {
+        role_of(ports[1]) == "master" && role_of(ports[0]) == "slave"
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let new_primary = format!("127.0.0.1:{}", ports[1]);
+    let (mut done, mut moved) = (0, 0);
+    for replies in writers.into_iter().map(|t| t.join().expect("writer")) {
+        for reply in replies {
+            match reply {
+                Resp::Simple(ok) if ok == "OK" => done += 1,
+                Resp::Error(e) if e.starts_with("MOVED ") && e.ends_with(&new_primary) => {
+                    moved += 1
+                }
+                other => panic!("a write during the failover answered {other:?}"),
+            }
+        }
+    }
+    assert!(done > 0 && moved > 0, "{done} done, {moved} moved");
+}
+
 /// Three nodes as Redis's cluster units make them: the first owns every slot, the other two
 /// replicate it (made with CLUSTER MEET, ADDSLOTSRANGE and REPLICATE).
 fn one_primary_two_replicas(name: &str) -> (Vec<(ServerProcess, TempDir)>, Vec<u16>) {

@@ -226,7 +226,10 @@ fn start_up_errors_name_their_cause_in_one_line() {
     // Redis's `-v` line: tools split it at " v=" for the version the server answers as.
     let line = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(line.contains(" v=7.0.15 sha="), "{line}");
-    assert!(line.contains(concat!("build=warpengine-", env!("CARGO_PKG_VERSION"))), "{line}");
+    assert!(
+        line.contains(concat!("build=warpengine-", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
 }
 
 /// Two workers, DEBUG allowed, writes logged in `dir`.

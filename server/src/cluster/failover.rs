@@ -132,10 +132,17 @@ pub fn vote_if_needed(st: &mut State, s: usize, req: &Header, ctx: &Ctx) {
     else {
         return;
     };
-    let Some(m) = st.peer(primary.as_bytes()) else {
-        return;
+    // Its primary may be this node itself (a manual failover of a replica of mine: the only
+    // vote a one-primary cluster has), which is not FAILed: then only a FORCEACK request.
+    let primary_failed = if primary == st.myself {
+        false
+    } else {
+        let Some(m) = st.peer(primary.as_bytes()) else {
+            return;
+        };
+        st.peers[m].has(flag::FAIL)
     };
-    if !st.peers[m].has(flag::FAIL) && !force {
+    if !primary_failed && !force {
         return;
     }
     let voted = st.failover.voted.get(&primary).copied().unwrap_or(0);
@@ -474,6 +481,31 @@ mod tests {
         assert!(replica.primary.is_none());
         assert_eq!(replica.config_epoch, 3);
         assert!(replica.slots[..100].iter().all(|&o| o == Owner::Myself));
+    }
+
+    /// A primary votes for its own replica's manual failover (FORCEACK), as Redis's
+    /// `clusterSendFailoverAuthIfNeeded` does: in a cluster of one primary that is the only
+    /// vote there is. Without FORCEACK (a primary that has not failed) it does not.
+    #[test]
+    fn a_primary_votes_for_its_own_replica_s_manual_failover() {
+        let mut primary = State::fresh();
+        primary.slots.fill(Owner::Myself);
+        primary.config_epoch = 1;
+        primary.current_epoch = 2;
+        let (mut r, mut r_rx) = linked(Peer::new("r".repeat(40), "h".into(), 5, 6, flag::SLAVE, 0));
+        r.primary = Some(primary.myself.clone());
+        primary.peers.push(r);
+        let mut request = gossip::header(&primary, kind::FAILOVER_AUTH_REQUEST, &ctx(0, 0));
+        request.current_epoch = 2;
+        request.config_epoch = 1;
+        request.myslots = bus::SlotBitmap::empty();
+        vote_if_needed(&mut primary, 0, &request, &ctx(100_000, 0));
+        assert!(r_rx.try_recv().is_err(), "no vote without FORCEACK");
+        request.mflags[0] |= bus::mflag::FORCEACK;
+        vote_if_needed(&mut primary, 0, &request, &ctx(100_001, 0));
+        let ack = bus::decode(&r_rx.try_recv().unwrap()).unwrap();
+        assert_eq!(ack.header.kind, kind::FAILOVER_AUTH_ACK);
+        assert_eq!(primary.last_vote_epoch, 2);
     }
 
     #[test]

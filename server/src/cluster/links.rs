@@ -319,6 +319,8 @@ impl Bus {
                 }
             }
         };
+        // The role before the file, as in `cron`.
+        self.reconcile(&ctx);
         if changed {
             self.save();
         }
@@ -330,7 +332,6 @@ impl Bus {
                 self.server.client_memory(),
             );
         }
-        self.reconcile(&ctx);
     }
 
     fn save(&self) {
@@ -362,10 +363,13 @@ impl Bus {
             self.server.cluster.log_state_change(&st);
             promoted || st.peers.len() != known
         };
+        // The role first, then the file (as Redis's clusterFailoverReplaceYourMaster unsets
+        // the master before it saves): until `reconcile` promotes it, a replica that won its
+        // election owns the slots but still refuses writes as a replica (READONLY).
+        self.reconcile(&ctx);
         if changed {
             self.save();
         }
-        self.reconcile(&ctx);
     }
 
     /// An outbound link to every node that has none (Redis's cron does the same), starting

@@ -260,14 +260,17 @@ fn slot_node(st: &State, owner: Owner) -> Reply {
 }
 
 /// The replicas of a primary that are not failing (CLUSTER SLOTS lists them after it).
-fn healthy_replicas(st: &State, owner: Owner) -> Vec<Owner> {
+/// The replicas CLUSTER SLOTS lists with a primary: as Redis's `isReplicaAvailable`, those
+/// not FAILed that have a replication offset (one with none has not had its primary's data
+/// yet: a client reading from it would find nothing).
+fn healthy_replicas(st: &State, owner: Owner, my_offset: u64) -> Vec<Owner> {
     let mut out: Vec<Owner> = st
         .replicas_of(owner)
         .into_iter()
-        .filter(|&i| !st.peers[i].has(flag::FAIL))
+        .filter(|&i| !st.peers[i].has(flag::FAIL) && st.peers[i].repl_offset != 0)
         .map(Owner::Peer)
         .collect();
-    if st.primary.as_deref() == Some(st.node_id(owner)) {
+    if st.primary.as_deref() == Some(st.node_id(owner)) && my_offset != 0 {
         out.push(Owner::Myself);
     }
     // In node-id order, so that every node of the cluster lists them alike (Redis's own order
@@ -278,6 +281,7 @@ fn healthy_replicas(st: &State, owner: Owner) -> Vec<Owner> {
 }
 
 fn slots(s: &mut Session, _args: &[Bytes]) -> Reply {
+    let my_offset = s.server.replication.history().offset();
     on_state(s, |st| {
         Reply::Array(
             st.ranges()
@@ -288,7 +292,7 @@ fn slots(s: &mut Session, _args: &[Bytes]) -> Reply {
                         Reply::Int(last as i64),
                         slot_node(st, owner),
                     ];
-                    for replica in healthy_replicas(st, owner) {
+                    for replica in healthy_replicas(st, owner, my_offset) {
                         entry.push(slot_node(st, replica));
                     }
                     Reply::Array(entry)

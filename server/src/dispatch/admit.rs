@@ -189,10 +189,25 @@ fn acl_refusal(server: &Server, conn: &ConnState, index: usize, args: &[Bytes]) 
 #[cold]
 pub(super) fn refusal_after_pause(
     server: &Server,
-    conn: &ConnState,
+    conn: &mut ConnState,
     index: usize,
     args: &[Bytes],
 ) -> Option<Reply> {
+    // Cluster mode first, as at admission: a manual failover that handed the slot to the new
+    // primary meanwhile answers MOVED (Redis's processCommand, run again), not READONLY.
+    // (EXEC checks its queued commands' slots when it runs.) An ASKING before the command was
+    // spent at admission: here it counts as not asked, which at worst redirects once more.
+    let spec = &TABLE[index];
+    if server.cluster.enabled()
+        && !matches!(
+            spec.run,
+            command_table::Run::Transaction(command_table::TxStep::Exec)
+        )
+    {
+        if let Some(refusal) = cluster_refusal(server, conn, spec, args) {
+            return Some(refusal);
+        }
+    }
     if !server.replication.is_replica() {
         return None;
     }
