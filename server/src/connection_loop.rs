@@ -861,8 +861,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 let name = handshake.replica_name(conn.addr.ip());
                 tracing::info!("Synchronization with replica {name} succeeded");
             }
-            crate::replication::primary::hold_link(server, stream, conn.id, rdb_only, rdb_form)
-                .await;
+            let plain_fd = conn
+                .plain_socket
+                .then(|| conn.handle.info.lock().expect("client info lock").fd);
+            crate::replication::primary::hold_link(
+                server, stream, conn.id, rdb_only, rdb_form, plain_fd,
+            )
+            .await;
             return;
         }
     }

@@ -288,6 +288,7 @@ fn run_worker(
             // Answer what is waiting, announce sleep, then look once more: a sender that
             // queued after our first look either sees the flag and wakes us, or is seen here.
             dispatch::drain(&park_server, me);
+            park_server.replication.before_sleep(me);
             park_server.fabric.announce_sleep(me);
             dispatch::drain(&park_server, me);
         })
@@ -317,6 +318,7 @@ fn run_worker(
         }
         tokio::spawn(serve_listeners(server.clone(), me, sockets));
         tokio::spawn(inbox_loop(server.clone(), me));
+        tokio::spawn(crate::replication::run_local_sender(server.clone(), me));
         if me == 0 {
             tokio::spawn(crate::replication::replica::run(server.clone(), me));
         }

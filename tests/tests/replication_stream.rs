@@ -424,6 +424,49 @@ fn with_stalled_replica(limit: &str) -> (ServerProcess, RawConn, std::net::TcpSt
     (warp, c, stream, first[..n].to_vec())
 }
 
+/// A write reaches the replicas before its client's reply, as in Redis (which writes its
+/// replicas' buffers before the clients' replies in one loop iteration): when the client has
+/// the reply, the write is already in the replica's socket (loopback delivers a send at
+/// once), so a client reading a replica right after its write finds it there. Clients on both
+/// workers; the link's task runs on one of them.
+#[test]
+fn a_write_reaches_the_replica_before_its_reply() {
+    let (warp, _c, mut stream, first) = with_stalled_replica("replica 0 0 0");
+    let mut seen = first;
+    let read_available = |stream: &mut std::net::TcpStream, seen: &mut Vec<u8>| {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) => panic!("the primary closed the replica's link"),
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let has =
+        |seen: &[u8], needle: &str| seen.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let mut clients: Vec<RawConn> = (0..4).map(|_| RawConn::connect(warp.port)).collect();
+    // Past the RDB: the stream is live once a first write shows up in it.
+    ok(&mut clients[0], &["SET", "rw:start", "v"]);
+    stream.set_nonblocking(true).expect("nonblocking");
+    wait_for("the first write in the stream", || {
+        read_available(&mut stream, &mut seen);
+        has(&seen, "rw:start")
+    });
+    seen.clear();
+    for i in 0..400 {
+        let key = format!("rw:{i:05}");
+        ok(&mut clients[i % 4], &["SET", &key, "v"]);
+        read_available(&mut stream, &mut seen);
+        assert!(
+            has(&seen, &key),
+            "write {i} was not in the replica's socket at its reply"
+        );
+        seen.clear();
+    }
+}
+
 /// A replica's unsent stream is left out of what maxmemory counts by what its buffers take
 /// in used_memory, as Redis 7.0's unit/maxmemory checks ("slave buffer are counted
 /// correctly"): at tens of MB the allocator rounds a buffer up by megabytes past its

@@ -622,6 +622,7 @@ impl Pipeline {
         let exec = matches!(spec.run, Run::Transaction(TxStep::Exec));
         if crate::client_pause::writes(spec, exec) {
             self.stream_write = true;
+            crate::replication::will_send_before_reply();
         }
     }
 
@@ -643,6 +644,8 @@ impl Pipeline {
             // This read's writes are in the stream by now; its end may also hold other
             // clients' later writes, so WAIT may wait a little longer than it needs, never less.
             self.stream_woff = server.replication.stream_end();
+            server.replication.send_before_reply();
+            tokio::task::yield_now().await;
         }
         if !std::mem::take(&mut self.any_write) {
             return;

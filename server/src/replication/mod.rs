@@ -84,12 +84,62 @@ pub struct Outbox {
     counted: AtomicU64,
     over_soft_since: AtomicU64,
     dropped: AtomicBool,
+    /// The link's socket while its stream task runs on a plain (not TLS) socket, else -1:
+    /// another worker sends what waits through it before its clients' replies (see
+    /// `send_waiting`). Set and cleared with `bytes` locked, and written to only with it
+    /// locked, so that a closed (and reused) descriptor is never written to.
+    direct_fd: std::sync::atomic::AtomicI32,
+    /// The worker whose runtime runs the link's task (usize::MAX before it starts).
+    task_worker: std::sync::atomic::AtomicUsize,
     /// Woken when bytes arrive.
     pub ready: tokio::sync::Notify,
     /// Woken when the outbox is dropped (the link may be stuck writing to the replica).
     pub closed: tokio::sync::Notify,
     /// All outboxes' buffers, their sizes (`Replication::outbox_bytes`).
     held: Arc<AtomicU64>,
+}
+
+thread_local! {
+    /// Set on a worker while a client's read there has written to the stream and its bytes
+    /// are still to go to the replicas from here (`Replication::send_from_here`): meanwhile a
+    /// write here does not wake another worker's link task for bytes this worker will send
+    /// itself. Cleared by that send, or before the worker sleeps (`before_sleep`).
+    static SENDING_BEFORE_REPLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Wakes this worker's replica sender (`run_local_sender`).
+    static LOCAL_SENDER: std::sync::Arc<tokio::sync::Notify> = std::sync::Arc::new(tokio::sync::Notify::new());
+}
+
+/// A client's read on this worker wrote to the stream: it sends the replicas their bytes
+/// before its replies (see `SENDING_BEFORE_REPLY`).
+pub fn will_send_before_reply() {
+    SENDING_BEFORE_REPLY.with(|s| s.set(true));
+}
+
+/// A worker's replica sender: writes, when a client that wrote asks (`send_before_reply`),
+/// what waits for the links whose tasks run on other workers, after the requests this worker
+/// was already running have fed theirs.
+pub async fn run_local_sender(server: std::sync::Arc<crate::server_state::Server>, me: usize) {
+    let wake = LOCAL_SENDER.with(|n| n.clone());
+    loop {
+        wake.notified().await;
+        server.replication.send_from_here(me);
+    }
+}
+
+/// Writes what the socket takes without waiting: the bytes written (0 when it takes none, or
+/// fails: the link's task meets the error on its own write or read).
+fn send_now(fd: std::os::fd::RawFd, bytes: &[u8]) -> usize {
+    // SAFETY: `fd` is an open socket (see `Outbox::direct_fd`); the buffer is valid for its
+    // length. MSG_NOSIGNAL: a closed peer gives EPIPE, not SIGPIPE.
+    let n = unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    n.max(0) as usize
 }
 
 impl Outbox {
@@ -105,6 +155,8 @@ impl Outbox {
             in_flight_capacity: AtomicU64::new(0),
             over_soft_since: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
+            direct_fd: std::sync::atomic::AtomicI32::new(-1),
+            task_worker: std::sync::atomic::AtomicUsize::new(usize::MAX),
             ready: tokio::sync::Notify::new(),
             closed: tokio::sync::Notify::new(),
         }
@@ -123,8 +175,15 @@ impl Outbox {
             self.closed.notify_one();
         }
         self.recount(allocation_size(&held));
+        // Another worker's link task is not woken for bytes this worker sends before its
+        // client's replies (and wakes it only if it cannot).
+        let sent_from_here = self.direct_fd.load(Ordering::Relaxed) >= 0
+            && self.task_worker.load(Ordering::Relaxed) != crate::server_state::current_worker()
+            && SENDING_BEFORE_REPLY.with(|s| s.get());
         drop(held);
-        self.ready.notify_one();
+        if !sent_from_here {
+            self.ready.notify_one();
+        }
     }
 
     /// Takes what is to be sent (the link counts it as in flight until `sent`), leaving
@@ -139,6 +198,43 @@ impl Outbox {
             .store(allocation_size(&taken) as u64, Ordering::Relaxed);
         self.recount(allocation_size(&held));
         taken
+    }
+
+    /// Writes what waits now, from the calling thread, if the link's socket is plain and its
+    /// task is not writing; what the socket does not take is left to the task, woken for it.
+    /// A link whose task runs on this worker is left to its task (woken by `push`).
+    fn send_waiting(&self, me: usize) {
+        if self.task_worker.load(Ordering::Relaxed) == me {
+            return;
+        }
+        let mut held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        let fd = self.direct_fd.load(Ordering::Relaxed);
+        if held.is_empty() {
+            return;
+        }
+        if fd >= 0 && self.in_flight.load(Ordering::Relaxed) == 0 {
+            let n = send_now(fd, &held);
+            held.drain(..n);
+            self.recount(allocation_size(&held));
+        }
+        let left = !held.is_empty();
+        drop(held);
+        if left {
+            // The task is writing, or the socket took only part: the task sends the rest.
+            self.ready.notify_one();
+        }
+    }
+
+    /// The link's task writes on a plain socket `fd` from now on (None: no longer; the
+    /// socket may close once this returns).
+    pub fn write_directly_to(&self, fd: Option<std::os::fd::RawFd>) {
+        let _held = self.bytes.lock().unwrap_or_else(|p| p.into_inner());
+        self.direct_fd.store(fd.unwrap_or(-1), Ordering::Relaxed);
+        let worker = match fd {
+            Some(_) => crate::server_state::current_worker(),
+            None => usize::MAX,
+        };
+        self.task_worker.store(worker, Ordering::Relaxed);
     }
 
     pub fn sent(&self, n: usize) {
@@ -298,6 +394,34 @@ impl Replication {
         self.end.store(history.offset(), Ordering::Relaxed);
         for outbox in self.outboxes().iter() {
             outbox.push(bytes, &self.limit);
+        }
+    }
+
+    /// Before a client that wrote gets its replies, the replicas get the stream's bytes: as
+    /// Redis writes its replicas' buffers before the clients' replies in one loop iteration,
+    /// so that a client reading a replica right after its write's reply finds the write there
+    /// (redis-rs's and redis-py's read-from-replicas clients count on it; through the links'
+    /// tasks, a wake-up later, it sometimes was not). The caller yields once after this: a
+    /// link whose task runs on this worker was woken by the write and writes first; the
+    /// others are written by this worker's sender (`run_local_sender`), woken here. Either
+    /// way one write carries what every request of this turn of the worker wrote.
+    pub fn send_before_reply(&self) {
+        LOCAL_SENDER.with(|n| n.notify_one());
+    }
+
+    /// Sends from this worker what waits for the links whose tasks run elsewhere.
+    fn send_from_here(&self, me: usize) {
+        SENDING_BEFORE_REPLY.with(|s| s.set(false));
+        for outbox in self.outboxes().iter() {
+            outbox.send_waiting(me);
+        }
+    }
+
+    /// Before a worker sleeps: bytes a client's read left to send from here (it stopped short
+    /// of its replies) go now, so that none wait for the next write.
+    pub fn before_sleep(&self, me: usize) {
+        if SENDING_BEFORE_REPLY.with(|s| s.get()) {
+            self.send_from_here(me);
         }
     }
 

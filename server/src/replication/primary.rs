@@ -429,12 +429,15 @@ pub fn register(server: &Server, client: u64, handshake: &Handshake, peer: std::
 /// Runs a replica's link once its RDB (or `+CONTINUE`) is written: the stream out, ACKs in,
 /// until the replica goes away (or is killed, or passes its output limit), or at once for an
 /// rdb-only replica.
+/// `plain_fd`: the socket's descriptor when it is plain TCP or Unix (not TLS), through which
+/// a write may reach the replica at once (see `Outbox::push`).
 pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     stream: &mut S,
     client: u64,
     rdb_only: bool,
     rdb_form: Option<RdbForm>,
+    plain_fd: Option<std::os::fd::RawFd>,
 ) {
     let unregister = Unregister { server, client };
     let outbox = server.replication.outbox(client);
@@ -452,7 +455,7 @@ pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
         if rdb_form == Some(RdbForm::EofMark) {
             acked.notified().await;
         }
-        send_stream(server, writer, &outbox).await
+        send_stream(server, writer, &outbox, plain_fd).await
     };
     tokio::select! {
         _ = read_acks(server, reader, client, &acked) => {}
@@ -498,7 +501,22 @@ async fn release_backlog_later(server: Arc<Server>) {
 }
 
 /// Writes the stream's bytes as they come.
-async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outbox: &Outbox) {
+async fn send_stream<W: AsyncWrite + Unpin>(
+    server: &Server,
+    mut writer: W,
+    outbox: &Outbox,
+    plain_fd: Option<std::os::fd::RawFd>,
+) {
+    /// Stops the direct writes when the task ends however it ends (dropped with the link's
+    /// select, too): before `writer`, a parameter, is dropped and the socket may close.
+    struct Direct<'a>(&'a Outbox);
+    impl Drop for Direct<'_> {
+        fn drop(&mut self) {
+            self.0.write_directly_to(None);
+        }
+    }
+    outbox.write_directly_to(plain_fd);
+    let _direct = Direct(outbox);
     let mut spare = Vec::new();
     loop {
         if outbox.is_dropped() {
@@ -508,10 +526,11 @@ async fn send_stream<W: AsyncWrite + Unpin>(server: &Server, mut writer: W, outb
         let bytes = outbox.take(spare);
         if bytes.is_empty() {
             spare = bytes;
+            // Woken behind the requests this worker was already running, which feed theirs
+            // first; a client that wrote yields to this task before its replies go (see
+            // `Replication::send_before_reply`): one write carries them all, ahead of their
+            // replies.
             outbox.ready.notified().await;
-            // Let the requests this worker is running feed theirs too: one write then
-            // carries them all.
-            tokio::task::yield_now().await;
             continue;
         }
         // (flush: a TLS stream may hold the record; a TCP stream's is a no-op.)
