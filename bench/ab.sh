@@ -4,7 +4,8 @@
 # ops/s and the server's CPU seconds per million requests for each. Quote medians: this machine is noisy.
 #   bench/ab.sh OLD_BINARY NEW_BINARY [rounds]
 # Environment: SIZE (value bytes, 64), N (requests, 1000000), R (key range, 1000000), P (pipeline, 16),
-# TESTS (redis-benchmark test names, "set get"), RESP3 (set: the clients speak RESP3).
+# TESTS (redis-benchmark test names, "set get"), RESP3 (set: the clients speak RESP3), REPLICA (set: each
+# server gets a redis-server replica, linked before the run; CPU is still the server's own).
 set -euo pipefail
 old=$1 new=$2 rounds=${3:-3}
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -17,6 +18,15 @@ for round in $(seq "$rounds"); do
     "$bin" --port "$port" --dir "$dir" >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    rpid=
+    if [ -n "${REPLICA:-}" ]; then
+      redis-server --port $((port + 1)) --dir "$dir" --save '' --replicaof 127.0.0.1 "$port" >/dev/null 2>&1 &
+      rpid=$!
+      for _ in $(seq 100); do
+        redis-cli -p $((port + 1)) info replication 2>/dev/null | grep -q '^master_link_status:up' && break
+        sleep 0.1
+      done
+    fi
     line="round $round $which"
     for t in ${TESTS:-set get}; do
       c0=$(cpu "$pid")
@@ -28,8 +38,8 @@ for round in $(seq "$rounds"); do
       line="$line | $t $rps ops/s, $(printf %.2f "$per_m") CPU s/M"
     done
     echo "$line"
-    kill "$pid"
-    wait "$pid" 2>/dev/null || true
+    kill "$pid" $rpid
+    wait "$pid" $rpid 2>/dev/null || true
     rm -rf "$dir"
   done
 done

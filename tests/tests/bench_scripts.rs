@@ -436,6 +436,30 @@ fn ab_sh_runs() {
         &[("N", "20000")],
     );
     assert!(text.contains("ops/s"), "{text}");
+    // With a redis-server replica of each server.
+    let text = run(
+        "bash",
+        &["bench/ab.sh", &binary, &binary, "1"],
+        &[("N", "20000"), ("REPLICA", "1"), ("TESTS", "set")],
+    );
+    assert!(text.contains("ops/s"), "{text}");
+}
+
+#[test]
+fn replica_reads_py_runs() {
+    let Some(binary) = release_binary() else {
+        return;
+    };
+    let binary = binary.to_string_lossy().into_owned();
+    python_bench(&[
+        "bench/replica_reads.py",
+        "--binary",
+        &binary,
+        "--rounds",
+        "1",
+        "--writes",
+        "20",
+    ]);
 }
 
 #[test]

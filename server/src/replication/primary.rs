@@ -430,7 +430,8 @@ pub fn register(server: &Server, client: u64, handshake: &Handshake, peer: std::
 /// until the replica goes away (or is killed, or passes its output limit), or at once for an
 /// rdb-only replica.
 /// `plain_fd`: the socket's descriptor when it is plain TCP or Unix (not TLS), through which
-/// a write may reach the replica at once (see `Outbox::push`).
+/// another worker sends the stream before its clients' replies (see
+/// `Replication::send_before_reply`).
 pub async fn hold_link<S: AsyncRead + AsyncWrite + Unpin>(
     server: &Arc<Server>,
     stream: &mut S,
