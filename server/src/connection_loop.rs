@@ -571,6 +571,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
         };
+        // DEBUG SLEEP: the worker sleeps with the server (this connection holds no lock here).
+        server.freeze.wait();
         let ConnParts {
             conn,
             pipeline,

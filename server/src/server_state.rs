@@ -79,6 +79,8 @@ pub struct Server {
     pub tracking: crate::tracking::Tracking,
     pub monitors: crate::monitor::Monitors,
     pub pause: crate::client_pause::Pause,
+    /// DEBUG SLEEP's hold on the whole server.
+    pub freeze: Freeze,
     /// A shutdown waiting for lagging replicas (`crate::shutdown`).
     pub shutdown_wait: crate::shutdown::Pending,
     /// The slow log and the latency monitor.
@@ -321,6 +323,50 @@ thread_local! {
 }
 
 /// Called once by each worker thread as it starts.
+/// The whole server asleep (DEBUG SLEEP), as Redis's one thread sleeps: every worker stops
+/// at its connections' next read until the sleep ends, so no client gets an answer meanwhile
+/// (clients' tests use it for a server that does not answer: redis-rs's connection timeout,
+/// Redis's MIGRATE target).
+#[derive(Default)]
+pub struct Freeze {
+    on: std::sync::atomic::AtomicBool,
+    held: Mutex<()>,
+}
+
+impl Freeze {
+    /// Freezes the server until the guard is dropped.
+    pub fn hold(&self) -> FreezeGuard<'_> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        self.on.store(true, std::sync::atomic::Ordering::Release);
+        FreezeGuard {
+            freeze: self,
+            _held: held,
+        }
+    }
+
+    /// Waits out a freeze (one relaxed load when there is none), holding the worker's
+    /// thread as the freeze holds the server's: called where a connection holds no lock.
+    #[inline]
+    pub fn wait(&self) {
+        if self.on.load(std::sync::atomic::Ordering::Relaxed) {
+            drop(self.held.lock().unwrap_or_else(|p| p.into_inner()));
+        }
+    }
+}
+
+pub struct FreezeGuard<'a> {
+    freeze: &'a Freeze,
+    _held: MutexGuard<'a, ()>,
+}
+
+impl Drop for FreezeGuard<'_> {
+    fn drop(&mut self) {
+        self.freeze
+            .on
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 pub fn set_current_worker(me: usize) {
     CURRENT_WORKER.with(|c| c.set(me));
 }
@@ -508,6 +554,7 @@ impl Server {
             tracking: crate::tracking::Tracking::default(),
             monitors: crate::monitor::Monitors::default(),
             pause: crate::client_pause::Pause::default(),
+            freeze: Freeze::default(),
             shutdown_wait: Default::default(),
             timing,
             changes_saved: AtomicU64::new(0),

@@ -2527,3 +2527,39 @@ fn a_config_set_that_fails_to_apply_rolls_back_the_oom_score_too() {
         ])
     );
 }
+
+/// DEBUG SLEEP puts the whole server to sleep, as Redis's one thread sleeps: a client on any
+/// worker gets no answer meanwhile, even to a command without keys (redis-rs's test of a
+/// connection timeout on a busy server, Redis's of a MIGRATE target that does not answer).
+#[test]
+fn debug_sleep_holds_every_worker() {
+    let warp = start_warpengine(&["--threads", "2", "--enable-debug-command", "yes"]);
+    let port = warp.port;
+    let started = Instant::now();
+    let sleeper = std::thread::spawn(move || {
+        let mut c = RawConn::connect(port);
+        assert_eq!(c.call(&["DEBUG", "SLEEP", "1"]), Resp::Simple("OK".into()));
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Several new connections, so that both workers have some.
+    let pingers: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = RawConn::connect(port);
+                assert_eq!(c.call(&["PING"]), Resp::Simple("PONG".into()));
+                started.elapsed()
+            })
+        })
+        .collect();
+    let answered: Vec<Duration> = pingers
+        .into_iter()
+        .map(|p| p.join().expect("a pinging client"))
+        .collect();
+    sleeper.join().expect("the sleeping client");
+    for at in answered {
+        assert!(
+            at >= Duration::from_millis(900),
+            "a PING was answered {at:?} after a one-second DEBUG SLEEP began"
+        );
+    }
+}

@@ -145,9 +145,11 @@ pub fn debug(s: &mut Session, args: &[Bytes]) -> Reply {
                 return Reply::err("ERR value is not a valid float");
             };
             // As Redis's, the whole server sleeps: every shard is held meanwhile, so no
-            // worker runs a command on keys (Redis's tests use it to make a server that does
-            // not answer, a MIGRATE target say).
+            // worker runs a command on keys, and every worker stops at its connections' next
+            // read (Redis's tests use it to make a server that does not answer, a MIGRATE
+            // target say; redis-rs's, for a connection that times out).
             let _every_shard = s.server.lock_all();
+            let _frozen = s.server.freeze.hold();
             std::thread::sleep(Duration::from_secs_f64(secs));
             OK
         }
