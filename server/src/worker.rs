@@ -47,8 +47,8 @@ pub fn bind_addresses(bind: &str, port: u16, held: &[u16]) -> Result<Vec<SocketA
         // share it with another server that has it: a plain bind first finds that out. An
         // optional address (`-::1`) this machine does not have is skipped, as Redis does.
         if !held.contains(&port) {
-            match std::net::TcpListener::bind(addr) {
-                Ok(_) => {}
+            match probe_bind(addr) {
+                Ok(()) => {}
                 Err(e) if optional && e.kind() == std::io::ErrorKind::AddrNotAvailable => continue,
                 Err(e) => {
                     return Err(format!(
@@ -63,6 +63,17 @@ pub fn bind_addresses(bind: &str, port: u16, held: &[u16]) -> Result<Vec<SocketA
         return Err("no bind address".into());
     }
     Ok(out)
+}
+
+/// Binds `addr` without SO_REUSEPORT, and without listening: it fails if another socket
+/// listens there. Not listening matters: a client that connected to a listening probe (a test
+/// harness polling the port while the server starts) was reset when the probe closed.
+fn probe_bind(addr: SocketAddr) -> std::io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // As std's TcpListener::bind: a previous server's connections in TIME_WAIT do not count.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())
 }
 
 /// A listening address, and whether it speaks TLS.
