@@ -322,14 +322,13 @@ thread_local! {
     static CURRENT_WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
 }
 
-/// Called once by each worker thread as it starts.
 /// The whole server asleep (DEBUG SLEEP), as Redis's one thread sleeps: every worker stops
 /// at its connections' next read until the sleep ends, so no client gets an answer meanwhile
 /// (clients' tests use it for a server that does not answer: redis-rs's connection timeout,
 /// Redis's MIGRATE target).
 #[derive(Default)]
 pub struct Freeze {
-    on: std::sync::atomic::AtomicBool,
+    on: AtomicBool,
     held: Mutex<()>,
 }
 
@@ -337,7 +336,7 @@ impl Freeze {
     /// Freezes the server until the guard is dropped.
     pub fn hold(&self) -> FreezeGuard<'_> {
         let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        self.on.store(true, std::sync::atomic::Ordering::Release);
+        self.on.store(true, Ordering::Release);
         FreezeGuard {
             freeze: self,
             _held: held,
@@ -348,7 +347,7 @@ impl Freeze {
     /// thread as the freeze holds the server's: called where a connection holds no lock.
     #[inline]
     pub fn wait(&self) {
-        if self.on.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.on.load(Ordering::Relaxed) {
             drop(self.held.lock().unwrap_or_else(|p| p.into_inner()));
         }
     }
@@ -361,12 +360,11 @@ pub struct FreezeGuard<'a> {
 
 impl Drop for FreezeGuard<'_> {
     fn drop(&mut self) {
-        self.freeze
-            .on
-            .store(false, std::sync::atomic::Ordering::Release);
+        self.freeze.on.store(false, Ordering::Release);
     }
 }
 
+/// Called once by each worker thread as it starts.
 pub fn set_current_worker(me: usize) {
     CURRENT_WORKER.with(|c| c.set(me));
 }

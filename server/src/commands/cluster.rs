@@ -259,7 +259,6 @@ fn slot_node(st: &State, owner: Owner) -> Reply {
     ])
 }
 
-/// The replicas of a primary that are not failing (CLUSTER SLOTS lists them after it).
 /// The replicas CLUSTER SLOTS lists with a primary: as Redis's `isReplicaAvailable`, those
 /// not FAILed that have a replication offset (one with none has not had its primary's data
 /// yet: a client reading from it would find nothing).
