@@ -726,6 +726,9 @@ fn writes_during_a_manual_failover_are_done_or_moved() {
                     let key = format!("w{w}:{i}");
                     replies.push(conn.call(&["SET", &key, "v"]));
                     i += 1;
+                    // Paced: under a loaded CI machine an unpaced stream kept the replica
+                    // behind the paused primary until the manual failover timed out.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 replies
             })
