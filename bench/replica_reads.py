@@ -14,7 +14,6 @@ write's reply to the value seen on the replica (p50/p90/p99, microseconds; media
 """
 import argparse
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,11 +22,7 @@ import time
 
 import redis
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from resp import free_port
 
 
 def start(kind, binary, port, extra=()):
