@@ -437,6 +437,37 @@ fn a_restarted_primary_continues_its_stream_from_its_rdb_file() {
     assert_same_everything(&mut s, &mut p);
 }
 
+/// A full sync hands a replica the keys whose time has passed but that the primary still holds
+/// (active expiry off): the replica keeps them, as Redis's replica loads them, and its primary's
+/// DELs remove them later. A replica that dropped them at load counted fewer keys than its
+/// primary (the restart test above failed on it when its sync overlapped the expiring SETs).
+#[test]
+fn a_full_sync_keeps_the_expired_keys_the_primary_still_holds() {
+    let (primary, replica) = (
+        start_warpengine(&["--enable-debug-command", "yes"]),
+        start_warpengine(&[]),
+    );
+    let (mut p, mut r) = (
+        RawConn::connect(primary.port),
+        RawConn::connect(replica.port),
+    );
+    ok(&mut p, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    for i in 0..20 {
+        ok(&mut p, &["SET", &format!("e{i}"), "v", "PX", "1"]);
+        ok(&mut p, &["SET", &format!("k{i}"), "v"]);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(p.call(&["DBSIZE"]), Resp::Int(40));
+    replicaof(&mut r, primary.port);
+    caught_up(&mut p, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(40));
+    // Reads on the replica still see them as gone; the primary's expiry deletes them there too.
+    assert_eq!(r.call(&["GET", "e3"]), Resp::Nil);
+    assert_eq!(p.call(&["GET", "e3"]), Resp::Nil);
+    caught_up(&mut p, &mut r);
+    assert_eq!(r.call(&["DBSIZE"]), Resp::Int(39));
+}
+
 /// A replica restarted from the RDB file its SHUTDOWN saved continues its primary's stream with
 /// a partial resync, from the file's `repl-id` and `repl-offset` (as Redis 7.0's replica does),
 /// while writes of every kind flow: the file is saved between two chunks of the stream, so the

@@ -649,12 +649,7 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
 /// first, as Redis's primary propagates them. A server configured as a replica asks its
 /// primary to continue the stream from there.
 fn continue_saved_history(server: &Server, loaded: Loaded) {
-    let replica = !server
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .get("replicaof")
-        .is_empty();
+    let replica = configured_as_replica(server);
     let Some((db, replid, offset)) = loaded.saved_repl else {
         return;
     };
@@ -668,6 +663,16 @@ fn continue_saved_history(server: &Server, loaded: Loaded) {
             &loaded.expired_keys,
         );
     }
+}
+
+/// `replicaof` is set (at a start, before the replication state has followed it).
+fn configured_as_replica(server: &Server) -> bool {
+    !server
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get("replicaof")
+        .is_empty()
 }
 
 /// What a load read.
@@ -753,6 +758,9 @@ pub struct Loader {
     used: u64,
     enc: Encodings,
     now: u64,
+    /// A replica keeps keys whose time has passed (its primary's DELs remove them), as Redis
+    /// skips them only when it is a primary (`iAmMaster()` in `rdbLoadRioWithLoadingCtx`).
+    keep_expired: bool,
     clock: u32,
     db: usize,
     expire_at: u64,
@@ -791,6 +799,7 @@ impl Loader {
             used: 0,
             enc: rdb_value::encodings(server),
             now,
+            keep_expired: server.replication.is_replica() || configured_as_replica(server),
             clock,
             db: 0,
             expire_at: 0,
@@ -965,7 +974,7 @@ impl Loader {
                         ));
                     }
                 };
-                if expire_at != 0 && expire_at <= self.now {
+                if expire_at != 0 && expire_at <= self.now && !self.keep_expired {
                     self.loaded.expired += 1;
                     self.loaded.expired_keys.push((self.db, key));
                 } else {
