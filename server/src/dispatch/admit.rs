@@ -62,6 +62,13 @@ pub(super) fn admit(
             .load(std::sync::atomic::Ordering::Relaxed)
         && !spec.flags.contains(Flags::NO_AUTH)
     {
+        // CLIENT SETINFO came with Redis 7.2; 7.0 answers it as an unknown subcommand, and
+        // that check comes before the one for authentication. Clients send it as they connect
+        // and ignore that error, but not NOAUTH: redis-py's connection to a server with a
+        // password it was not given failed at once, before the AUTH its caller meant to send.
+        if spec.name == "client|setinfo" {
+            return refuse(index, command_table::unknown_subcommand(&args[1], "CLIENT"));
+        }
         return refuse(index, Reply::err("NOAUTH Authentication required."));
     }
     if !conn.user.unrestricted() {
