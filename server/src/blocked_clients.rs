@@ -16,6 +16,9 @@ pub struct Waiter {
     pub notify: tokio::sync::Notify,
     /// Set by CLIENT UNBLOCK before it wakes the client (see [`Unblock`]).
     unblocked: std::sync::atomic::AtomicU8,
+    /// Set by the cluster bus before it wakes the client: the cluster's slots changed, and
+    /// the key it waits on may be served elsewhere now (see [`Waiter::recheck_route`]).
+    route_changed: std::sync::atomic::AtomicBool,
     /// When the blocking request was read (None: a waiter with no read behind it).
     read_at: Option<crate::command_timing::Moment>,
 }
@@ -53,6 +56,18 @@ impl Waiter {
         };
         self.unblocked.store(code, Ordering::Release);
         self.notify.notify_one();
+    }
+
+    /// The cluster's slots or state changed: the client checks whether its key is still
+    /// served here, and goes on waiting if it is.
+    pub fn recheck_route(&self) {
+        self.route_changed.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Whether [`Waiter::recheck_route`] was called since the last time this was asked.
+    pub fn take_route_change(&self) -> bool {
+        self.route_changed.swap(false, Ordering::AcqRel)
     }
 
     /// Whether CLIENT UNBLOCK ended the wait, and how.

@@ -394,6 +394,16 @@ impl Registry {
         }
     }
 
+    /// Wakes every blocked client to check where its key is served now (the cluster's slots
+    /// or state changed).
+    pub fn recheck_blocked_routes(&self) {
+        for h in self.clients.lock().expect("registry lock").values() {
+            if let Some(waiter) = h.blocked_on.lock().expect("blocked_on lock").as_ref() {
+                waiter.recheck_route();
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> Vec<ClientInfo> {
         self.clients
             .lock()

@@ -1159,6 +1159,11 @@ async fn wait_until_served<S: AsyncRead + Unpin>(
                     }
                     None => {}
                 }
+                if blocked.waiter.take_route_change() {
+                    if let Some(redirect) = blocked.cluster_redirect(server, conn.readonly) {
+                        break Some(redirect);
+                    }
+                }
                 if let Some(reply) = pipeline.retry_blocked(server, conn, blocked) {
                     break Some(match blocked.durable(server, pipeline.worker()).await {
                         Ok(()) => reply,

@@ -258,6 +258,19 @@ fn redis_cli_creates_a_cluster_of_warpengine_nodes() {
         let set = cli(&["-c", "-p", &ports[1].to_string(), "SET", key, "x"]);
         assert_eq!(set.trim(), "OK");
     }
+    // A client blocked on a key of a slot that moves is ended with MOVED, as Redis's clients'
+    // cron ends it (Redis's unit/cluster "Verify command got unblocked after resharding").
+    let blocked_key = (0..)
+        .map(|n| format!("bk{n}"))
+        .find(|k| warpengine::slot::key_slot(k.as_bytes()) < 300)
+        .unwrap();
+    let blocked_slot = warpengine::slot::key_slot(blocked_key.as_bytes());
+    let mut blocked = RawConn::connect(ports[0]);
+    blocked.send_command(&[b"BRPOP", blocked_key.as_bytes(), b"0"]);
+    let blocked_clients = || bulk(RawConn::connect(ports[0]).call(&["INFO", "clients"]));
+    wait_for("the client to block", || {
+        blocked_clients().contains("blocked_clients:1\r\n")
+    });
     let out = cli(&[
         "--cluster",
         "reshard",
@@ -271,6 +284,9 @@ fn redis_cli_creates_a_cluster_of_warpengine_nodes() {
         "--cluster-yes",
     ]);
     assert!(!out.contains("ERR"), "{out}");
+    let moved = format!("-MOVED {blocked_slot} 127.0.0.1:{}\r\n", ports[1]);
+    assert_eq!(blocked.read_reply(), Some(moved.into_bytes()));
+    assert!(blocked_clients().contains("blocked_clients:0\r\n"));
     wait_agreement(&ports, 3);
     assert_check_clean(ports[2]);
     for key in &moving {

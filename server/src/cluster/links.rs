@@ -105,6 +105,7 @@ async fn run(server: Arc<Server>, listener: std::net::TcpListener) {
         following: false,
         holding_writes: false,
         events: events_tx,
+        blocked_routes: 0,
     };
     let mut tick = tokio::time::interval(TICK);
     loop {
@@ -266,6 +267,8 @@ struct Bus {
     /// Writes are held for a replica's manual failover.
     holding_writes: bool,
     events: UnboundedSender<Event>,
+    /// [`super::blocked_clients_fingerprint`] at the last tick with clients blocked.
+    blocked_routes: u64,
 }
 
 impl Bus {
@@ -369,6 +372,26 @@ impl Bus {
         self.reconcile(&ctx);
         if changed {
             self.save();
+        }
+        self.recheck_blocked_clients();
+    }
+
+    /// Clients blocked on a key (BLPOP ...) whose slot another node serves now, or while the
+    /// cluster is down, are ended with MOVED or CLUSTERDOWN, as Redis's clients' cron does:
+    /// when what decides it changed since the last tick, every blocked client checks its key.
+    fn recheck_blocked_clients(&mut self) {
+        let blocking = &self.server.blocking;
+        if blocking
+            .blocked_clients
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+        {
+            return;
+        }
+        let full_coverage = self.server.cluster.require_full_coverage();
+        let routes = super::blocked_clients_fingerprint(&self.server.cluster.read(), full_coverage);
+        if std::mem::replace(&mut self.blocked_routes, routes) != routes {
+            self.server.clients.recheck_blocked_routes();
         }
     }
 

@@ -646,6 +646,53 @@ impl Cluster {
     }
 }
 
+/// What decides where a client blocked on a key goes, reduced to a number: the slots' owners,
+/// the slots being imported, this node's primary, and whether the cluster is up. The bus
+/// compares it from tick to tick while clients are blocked (see
+/// [`Cluster::redirect_blocked`]); an owner is hashed by its node id, since peers' indices
+/// move when one is forgotten.
+pub fn blocked_clients_fingerprint(state: &State, require_full_coverage: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = ahash::AHasher::default();
+    let mut previous = None;
+    for (slot, &owner) in state.slots.iter().enumerate() {
+        if previous != Some(owner) {
+            (slot, owner == Owner::Unassigned, state.node_id(owner)).hash(&mut h);
+            previous = Some(owner);
+        }
+    }
+    for slot in state.importing.keys() {
+        slot.hash(&mut h);
+    }
+    (&state.primary, state.ok(require_full_coverage)).hash(&mut h);
+    h.finish()
+}
+
+impl Cluster {
+    /// Where a client blocked on a key of `slot` goes now, or None to go on waiting: Redis's
+    /// `clusterRedirectBlockedClientIfNeeded` (called from its clients' cron): CLUSTERDOWN
+    /// while the cluster is down or the slot unassigned, MOVED once another node serves the
+    /// slot and this one is not importing it. `readonly_read`: a READONLY client's read, which
+    /// a replica of the slot's primary serves.
+    pub fn redirect_blocked(&self, slot: u16, readonly_read: bool) -> Option<Redirect> {
+        let state = self.read();
+        if !state.ok(self.require_full_coverage()) {
+            return Some(Redirect::Down);
+        }
+        let mut owner = state.slots[slot as usize];
+        if readonly_read && state.is_replica() && owner == state.my_master() {
+            owner = Owner::Myself;
+        }
+        if owner == Owner::Myself || state.importing.contains_key(&slot) {
+            return None;
+        }
+        Some(match owner {
+            Owner::Peer(_) => Redirect::Moved(slot, endpoint(&state, owner)),
+            _ => Redirect::Unbound,
+        })
+    }
+}
+
 /// Where this node says it is, from the config: `cluster-announce-*` over its own ports
 /// (`cluster-port` 0: port + 10000).
 pub fn announce(cfg: &crate::config_store::ConfigStore) -> Announce {

@@ -53,6 +53,20 @@ impl Blocked {
         Ok(())
     }
 
+    /// In cluster mode, the error that ends the wait when the key's slot is no longer served
+    /// here (MOVED, or CLUSTERDOWN): see [`crate::cluster::Cluster::redirect_blocked`]. Every
+    /// key of a blocking command hashes to one slot (checked before it blocked), so the first
+    /// key's decides.
+    pub fn cluster_redirect(&self, server: &Server, readonly_client: bool) -> Option<Reply> {
+        let key = self.keys.first()?;
+        let read = !crate::command_table::TABLE[self.spec].is_write();
+        let redirect = server
+            .cluster
+            .redirect_blocked(crate::slot::key_slot(key), readonly_client && read)?;
+        self.finish(server);
+        Some(Reply::err(redirect.message()))
+    }
+
     /// The reply when the timeout expires: a null array, as Redis gives for every blocking
     /// list and sorted-set command.
     pub fn timed_out(&self, server: &Server) -> Reply {
