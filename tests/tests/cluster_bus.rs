@@ -678,8 +678,8 @@ fn cluster_slots_lists_a_replica_once_it_has_its_primary_s_data() {
     let mut c = RawConn::connect(ports[0]);
     c.call(&["CLUSTER", "MEET", "127.0.0.1", &ports[1].to_string()]);
     c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+    wait_ready(&ports, 2);
     assert_eq!(c.call(&["SET", "k", "v"]), Resp::Simple("OK".into()));
-    wait_agreement(&ports, 2);
     let primary_id = node_id(ports[0]);
     RawConn::connect(ports[1]).call(&["CLUSTER", "REPLICATE", &primary_id]);
     let listed = |p: u16| match RawConn::connect(p).call(&["CLUSTER", "SLOTS"]) {
@@ -724,11 +724,17 @@ fn writes_during_a_manual_failover_are_done_or_moved() {
     let mut c = RawConn::connect(ports[0]);
     c.call(&["CLUSTER", "MEET", "127.0.0.1", &ports[1].to_string()]);
     c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    wait_agreement(&ports, 2);
-    RawConn::connect(ports[1]).call(&["CLUSTER", "REPLICATE", &node_id(ports[0])]);
+    wait_ready(&ports, 2);
+    let primary_id = node_id(ports[0]);
+    RawConn::connect(ports[1]).call(&["CLUSTER", "REPLICATE", &primary_id]);
     wait_for("the replica to be in sync", || {
         let info = bulk(RawConn::connect(ports[1]).call(&["INFO", "replication"]));
         info.contains("master_link_status:up")
+    });
+    // The primary ignores a manual failover's start from a node it does not know as its
+    // replica yet (as Redis's does): wait for the replica's ping to tell it.
+    wait_for("the primary to know its replica", || {
+        nodes_of(ports[0]).contains(&format!("slave {primary_id} "))
     });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
@@ -787,7 +793,7 @@ fn one_primary_two_replicas(name: &str) -> (Vec<(ServerProcess, TempDir)>, Vec<u
         c.call(&["CLUSTER", "MEET", "127.0.0.1", &p.to_string()]);
     }
     c.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
-    wait_agreement(&ports, 3);
+    wait_ready(&ports, 3);
     let primary = node_id(ports[0]);
     for &p in &ports[1..] {
         RawConn::connect(p).call(&["CLUSTER", "REPLICATE", &primary]);

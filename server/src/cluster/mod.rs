@@ -25,6 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use crate::slot::SLOTS;
 use bus::flag;
@@ -148,6 +149,8 @@ pub struct State {
     covered: bool,
     /// A majority of the slot-owning primaries reachable.
     quorum: bool,
+    /// Held at fail for a while by [`Cluster::settle_state`], whatever the slots say.
+    held: bool,
     pub failover: failover::Election,
 }
 
@@ -170,6 +173,7 @@ impl State {
             received: [0; 11],
             covered: false,
             quorum: false,
+            held: false,
             failover: failover::Election::default(),
         }
     }
@@ -330,9 +334,10 @@ impl State {
         self.quorum = reachable > size / 2;
     }
 
-    /// `cluster_state:ok`, as [`State::update_state`] last found it.
+    /// `cluster_state:ok`, as [`State::update_state`] last found it, unless
+    /// [`Cluster::settle_state`] holds it at fail.
     pub fn ok(&self, require_full_coverage: bool) -> bool {
-        self.quorum && (self.covered || !require_full_coverage)
+        !self.held && self.quorum && (self.covered || !require_full_coverage)
     }
 
     /// Forgets a peer, with every slot, open slot and failure report that named it.
@@ -440,6 +445,10 @@ pub struct Cluster {
     /// The state last written to the log ("Cluster state changed: ok"), false at start as
     /// Redis's `CLUSTER_FAIL`: tools wait for that line (redis-rs's test cluster reads it).
     reported_ok: AtomicBool,
+    /// The first [`Cluster::settle_state`] (Redis's `first_call_time`).
+    first_settled: std::sync::OnceLock<Instant>,
+    /// When this node last found itself in a minority partition (`among_minority_time`).
+    minority_at: std::sync::Mutex<Option<Instant>>,
     /// Held while `nodes.conf` is written. A writer takes it before reading the state it
     /// writes, so the file ends with the newest state: a text made before another thread's
     /// change and written after that thread's own save would bring back what the change undid
@@ -457,6 +466,8 @@ impl Cluster {
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
             reported_ok: AtomicBool::new(false),
+            first_settled: std::sync::OnceLock::new(),
+            minority_at: std::sync::Mutex::new(None),
             file_lock: std::sync::Mutex::new(()),
         }
     }
@@ -477,7 +488,12 @@ impl Cluster {
             tracing::error!("{e}");
             std::process::exit(1)
         });
-        cluster.write().announce = announce(cfg);
+        {
+            let mut state = cluster.write();
+            state.announce = announce(cfg);
+            // Fail until the bus's first ticks settle it (see `Cluster::settle_state`).
+            state.held = true;
+        }
         cluster.refresh(cfg);
         if let Err(e) = cluster.save() {
             tracing::error!("Cluster config file could not be written: {e}");
@@ -505,6 +521,8 @@ impl Cluster {
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
             reported_ok: AtomicBool::new(false),
+            first_settled: std::sync::OnceLock::new(),
+            minority_at: std::sync::Mutex::new(None),
             file_lock: std::sync::Mutex::new(()),
         };
         Ok(cluster)
@@ -536,10 +554,31 @@ impl Cluster {
         self.require_full_coverage.load(Relaxed)
     }
 
-    /// Logs the state when it differs from the one last logged, as Redis's
-    /// `clusterUpdateState` does ("Cluster state changed: ok" / "fail", at warning level).
-    pub fn log_state_change(&self, st: &State) {
-        let ok = st.ok(self.require_full_coverage());
+    /// After [`State::update_state`] on the bus: Redis's `clusterUpdateState` holds a primary's
+    /// state at fail for its first two seconds (`CLUSTER_WRITABLE_DELAY`: the cluster gets a
+    /// chance to tell a restarted node of changes before it takes writes), and, after it was
+    /// in a minority partition, for `cluster-node-timeout` (between 0.5 and 5 s) after the
+    /// partition heals. Logs the state when it changes ("Cluster state changed: ok" / "fail",
+    /// at warning level, as Redis).
+    pub fn settle_state(&self, st: &mut State, node_timeout_ms: u64) {
+        const WRITABLE_DELAY: Duration = Duration::from_millis(2000);
+        let now = Instant::now();
+        let first = *self.first_settled.get_or_init(|| now);
+        let mut minority_at = self.minority_at.lock().unwrap_or_else(|p| p.into_inner());
+        if !st.quorum {
+            *minority_at = Some(now);
+        }
+        let primary = !st.is_replica();
+        let was_ok = self.reported_ok.load(Relaxed);
+        st.held = false;
+        let would_be_ok = st.ok(self.require_full_coverage());
+        let rejoin_delay = Duration::from_millis(node_timeout_ms.clamp(500, 5000));
+        st.held = primary
+            && !was_ok
+            && (now.duration_since(first) < WRITABLE_DELAY
+                || (would_be_ok
+                    && minority_at.is_some_and(|t| now.duration_since(t) < rejoin_delay)));
+        let ok = would_be_ok && !st.held;
         if self.reported_ok.swap(ok, Relaxed) != ok {
             tracing::warn!("Cluster state changed: {}", if ok { "ok" } else { "fail" });
         }
