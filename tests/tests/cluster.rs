@@ -183,6 +183,50 @@ fn the_log_says_when_the_cluster_state_changes() {
     assert_eq!(lines("Cluster state changed: fail"), 1);
 }
 
+/// A new primary's state stays fail for its first two seconds whatever its slots say (Redis's
+/// `CLUSTER_WRITABLE_DELAY`), then turns ok; a primary that had no slots for longer than that
+/// (no majority: a minority partition) stays fail for the rejoin delay, `cluster-node-timeout`
+/// (at least 0.5 s), once it has some. The same on redis-server: Redis's own cluster units
+/// rely on the first (their SPUBLISH test ran before the primary knew its replicas).
+#[test]
+fn a_primary_s_state_is_held_at_fail_as_redis_holds_it() {
+    let dir = TempDir::new("cluster-state-holds");
+    let d = dir.0.to_str().expect("utf-8 path");
+    let timeout = ["--cluster-node-timeout", "1500"];
+    let warp =
+        start_warpengine(&[&["--cluster-enabled", "yes", "--dir", d][..], &timeout].concat());
+    let redis =
+        warpengine_tests::start_redis(&[&["--cluster-enabled", "yes"][..], &timeout].concat());
+    let state = |c: &mut RawConn| bulk(c.call(&["CLUSTER", "INFO"]))[..20].to_string();
+    for (name, server) in [("warpengine", &warp), ("redis-server", &redis)] {
+        let mut conn = RawConn::connect(server.port);
+        let started = Instant::now();
+        let added = conn.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        assert_eq!(added, Resp::Simple("OK".into()), "{name}");
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(state(&mut conn).starts_with("cluster_state:fail"), "{name}");
+        warpengine_tests::wait_for("cluster_state:ok", || {
+            state(&mut conn).starts_with("cluster_state:ok")
+        });
+        assert!(started.elapsed() > Duration::from_millis(1000), "{name}");
+        // No slots for a while: no majority. Slots again: fail for the rejoin delay (1.5 s).
+        assert_eq!(
+            conn.call(&["CLUSTER", "FLUSHSLOTS"]),
+            Resp::Simple("OK".into())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(state(&mut conn).starts_with("cluster_state:fail"), "{name}");
+        let added = Instant::now();
+        conn.call(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
+        std::thread::sleep(Duration::from_millis(700));
+        assert!(state(&mut conn).starts_with("cluster_state:fail"), "{name}");
+        warpengine_tests::wait_for("cluster_state:ok", || {
+            state(&mut conn).starts_with("cluster_state:ok")
+        });
+        assert!(added.elapsed() > Duration::from_millis(1200), "{name}");
+    }
+}
+
 #[test]
 fn a_corrupted_nodes_conf_stops_the_server() {
     let dir = TempDir::new("cluster-corrupt-conf");

@@ -564,20 +564,24 @@ impl Cluster {
         const WRITABLE_DELAY: Duration = Duration::from_millis(2000);
         let now = Instant::now();
         let first = *self.first_settled.get_or_init(|| now);
+        let primary = !st.is_replica();
+        let was_ok = self.reported_ok.load(Relaxed);
+        // As Redis, this comes before anything else: a minority is not noted meanwhile.
+        if primary && !was_ok && now.duration_since(first) < WRITABLE_DELAY {
+            st.held = true;
+            return;
+        }
         let mut minority_at = self.minority_at.lock().unwrap_or_else(|p| p.into_inner());
         if !st.quorum {
             *minority_at = Some(now);
         }
-        let primary = !st.is_replica();
-        let was_ok = self.reported_ok.load(Relaxed);
         st.held = false;
         let would_be_ok = st.ok(self.require_full_coverage());
         let rejoin_delay = Duration::from_millis(node_timeout_ms.clamp(500, 5000));
         st.held = primary
             && !was_ok
-            && (now.duration_since(first) < WRITABLE_DELAY
-                || (would_be_ok
-                    && minority_at.is_some_and(|t| now.duration_since(t) < rejoin_delay)));
+            && would_be_ok
+            && minority_at.is_some_and(|t| now.duration_since(t) < rejoin_delay);
         let ok = would_be_ok && !st.held;
         if self.reported_ok.swap(ok, Relaxed) != ok {
             tracing::warn!("Cluster state changed: {}", if ok { "ok" } else { "fail" });
