@@ -186,6 +186,9 @@ fn every_script_compiles() {
     run("bash", &["-n", "scripts/fuzz.sh"], &[]);
     run("bash", &["-n", "scripts/fuzz_smoke.sh"], &[]);
     run("bash", &["-n", "scripts/cluster-local.sh"], &[]);
+    for suite in ["redis_suite", "redis_rs_suite", "redis_py_suite"] {
+        run("bash", &["-n", &format!("scripts/{suite}.sh")], &[]);
+    }
 }
 
 #[test]
