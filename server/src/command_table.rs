@@ -361,6 +361,19 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// Whether the command came with a Redis release after 7.0 (its `since`), so that Redis
+    /// 7.0, which WarpEngine answers as, does not know it.
+    pub fn came_after_redis_7_0(&self) -> bool {
+        let mut parts = self.since.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        (major, minor) > (7, 0)
+    }
+
+    /// A subcommand's container (`client` for `client|setinfo`); None for a command.
+    pub fn container(&self) -> Option<&'static str> {
+        self.name.split_once('|').map(|(container, _)| container)
+    }
+
     /// A row with the defaults: logged as sent when it writes, every key written.
     #[allow(clippy::too_many_arguments)]
     pub const fn new(

@@ -316,7 +316,7 @@ impl Bus {
                     };
                     let out = gossip::process(&mut st, &link, msg, &ctx, &mut self.rng);
                     st.update_state();
-                    self.server.cluster.settle_state(&mut st, ctx.node_timeout);
+                    self.server.cluster.log_state_change(&st);
                     publish = out.publish;
                     out.save
                 }
@@ -363,7 +363,7 @@ impl Bus {
             let promoted = failover::handle_replica(&mut st, &ctx, &mut self.rng)
                 | failover::migrate_if_orphans(&mut st, &ctx, migration_barrier);
             st.update_state();
-            self.server.cluster.settle_state(&mut st, ctx.node_timeout);
+            self.server.cluster.log_state_change(&st);
             promoted || st.peers.len() != known
         };
         // The role first, then the file (as Redis's clusterFailoverReplaceYourMaster unsets

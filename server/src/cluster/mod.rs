@@ -149,9 +149,72 @@ pub struct State {
     covered: bool,
     /// A majority of the slot-owning primaries reachable.
     quorum: bool,
-    /// Held at fail for a while by [`Cluster::settle_state`], whatever the slots say.
+    /// Held at fail for a while, whatever the slots say (see [`Holds`]).
     held: bool,
+    /// Redis's two holds of a primary's state; None (never held) but in a running node's
+    /// state, so that a state built by a test follows its slots alone.
+    pub holds: Option<Holds>,
     pub failover: failover::Election,
+}
+
+/// What Redis's `clusterUpdateState` keeps besides the slots: it holds a primary's state at
+/// fail for its first two seconds (`CLUSTER_WRITABLE_DELAY`: the cluster gets a chance to tell a
+/// restarted node of changes before it takes writes), and, after it was in a minority
+/// partition (no slots counts), for `cluster-node-timeout` (between 0.5 and 5 s) after that
+/// ends. Applied by every [`State::update_state`], as Redis applies them in every update.
+#[derive(Debug)]
+pub struct Holds {
+    /// The first update (Redis's `first_call_time`).
+    first_update: Option<Instant>,
+    /// When this node last found itself in a minority (`among_minority_time`).
+    minority_at: Option<Instant>,
+    /// The state the last update settled on (Redis's `server.cluster->state`).
+    was_ok: bool,
+    /// `cluster-require-full-coverage`, for the state settled on.
+    pub full_coverage: bool,
+    /// `cluster-node-timeout`, clamped to 0.5-5 s.
+    pub rejoin_delay: Duration,
+}
+
+impl Holds {
+    pub fn new() -> Holds {
+        Holds {
+            first_update: None,
+            minority_at: None,
+            was_ok: false,
+            full_coverage: true,
+            rejoin_delay: Duration::from_millis(5000),
+        }
+    }
+
+    /// Whether the state is held at fail now; `ok(full_coverage)`: the state the slots give.
+    fn hold(&mut self, primary: bool, quorum: bool, ok: impl Fn(bool) -> bool) -> bool {
+        const WRITABLE_DELAY: Duration = Duration::from_millis(2000);
+        let now = Instant::now();
+        let first = *self.first_update.get_or_insert(now);
+        // As Redis, this comes before anything else: a minority is not noted meanwhile.
+        if primary && !self.was_ok && now.duration_since(first) < WRITABLE_DELAY {
+            return true;
+        }
+        if !quorum {
+            self.minority_at = Some(now);
+        }
+        let would_be_ok = ok(self.full_coverage);
+        let held = primary
+            && !self.was_ok
+            && would_be_ok
+            && self
+                .minority_at
+                .is_some_and(|t| now.duration_since(t) < self.rejoin_delay);
+        self.was_ok = would_be_ok && !held;
+        held
+    }
+}
+
+impl Default for Holds {
+    fn default() -> Holds {
+        Holds::new()
+    }
 }
 
 impl State {
@@ -174,6 +237,7 @@ impl State {
             covered: false,
             quorum: false,
             held: false,
+            holds: None,
             failover: failover::Election::default(),
         }
     }
@@ -332,10 +396,16 @@ impl State {
             }
         }
         self.quorum = reachable > size / 2;
+        if let Some(mut holds) = self.holds.take() {
+            self.held = false;
+            let primary = !self.is_replica();
+            let quorum = self.quorum;
+            self.held = holds.hold(primary, quorum, |full| self.ok(full));
+            self.holds = Some(holds);
+        }
     }
 
-    /// `cluster_state:ok`, as [`State::update_state`] last found it, unless
-    /// [`Cluster::settle_state`] holds it at fail.
+    /// `cluster_state:ok`, as [`State::update_state`] last found it.
     pub fn ok(&self, require_full_coverage: bool) -> bool {
         !self.held && self.quorum && (self.covered || !require_full_coverage)
     }
@@ -445,10 +515,6 @@ pub struct Cluster {
     /// The state last written to the log ("Cluster state changed: ok"), false at start as
     /// Redis's `CLUSTER_FAIL`: tools wait for that line (redis-rs's test cluster reads it).
     reported_ok: AtomicBool,
-    /// The first [`Cluster::settle_state`] (Redis's `first_call_time`).
-    first_settled: std::sync::OnceLock<Instant>,
-    /// When this node last found itself in a minority partition (`among_minority_time`).
-    minority_at: std::sync::Mutex<Option<Instant>>,
     /// Held while `nodes.conf` is written. A writer takes it before reading the state it
     /// writes, so the file ends with the newest state: a text made before another thread's
     /// change and written after that thread's own save would bring back what the change undid
@@ -466,8 +532,6 @@ impl Cluster {
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
             reported_ok: AtomicBool::new(false),
-            first_settled: std::sync::OnceLock::new(),
-            minority_at: std::sync::Mutex::new(None),
             file_lock: std::sync::Mutex::new(()),
         }
     }
@@ -491,7 +555,8 @@ impl Cluster {
         {
             let mut state = cluster.write();
             state.announce = announce(cfg);
-            // Fail until the bus's first ticks settle it (see `Cluster::settle_state`).
+            // Fail until the bus's first update (see `Holds`).
+            state.holds = Some(Holds::new());
             state.held = true;
         }
         cluster.refresh(cfg);
@@ -521,8 +586,6 @@ impl Cluster {
             require_full_coverage: AtomicBool::new(true),
             reads_when_down: AtomicBool::new(false),
             reported_ok: AtomicBool::new(false),
-            first_settled: std::sync::OnceLock::new(),
-            minority_at: std::sync::Mutex::new(None),
             file_lock: std::sync::Mutex::new(()),
         };
         Ok(cluster)
@@ -547,6 +610,11 @@ impl Cluster {
             state.my_ip = announce.ip.clone();
         }
         state.announce = announce;
+        if let Some(holds) = state.holds.as_mut() {
+            holds.full_coverage = full;
+            let timeout = cfg.get_i64("cluster-node-timeout").max(0) as u64;
+            holds.rejoin_delay = Duration::from_millis(timeout.clamp(500, 5000));
+        }
     }
 
     /// `cluster-require-full-coverage`.
@@ -554,35 +622,10 @@ impl Cluster {
         self.require_full_coverage.load(Relaxed)
     }
 
-    /// After [`State::update_state`] on the bus: Redis's `clusterUpdateState` holds a primary's
-    /// state at fail for its first two seconds (`CLUSTER_WRITABLE_DELAY`: the cluster gets a
-    /// chance to tell a restarted node of changes before it takes writes), and, after it was
-    /// in a minority partition, for `cluster-node-timeout` (between 0.5 and 5 s) after the
-    /// partition heals. Logs the state when it changes ("Cluster state changed: ok" / "fail",
-    /// at warning level, as Redis).
-    pub fn settle_state(&self, st: &mut State, node_timeout_ms: u64) {
-        const WRITABLE_DELAY: Duration = Duration::from_millis(2000);
-        let now = Instant::now();
-        let first = *self.first_settled.get_or_init(|| now);
-        let primary = !st.is_replica();
-        let was_ok = self.reported_ok.load(Relaxed);
-        // As Redis, this comes before anything else: a minority is not noted meanwhile.
-        if primary && !was_ok && now.duration_since(first) < WRITABLE_DELAY {
-            st.held = true;
-            return;
-        }
-        let mut minority_at = self.minority_at.lock().unwrap_or_else(|p| p.into_inner());
-        if !st.quorum {
-            *minority_at = Some(now);
-        }
-        st.held = false;
-        let would_be_ok = st.ok(self.require_full_coverage());
-        let rejoin_delay = Duration::from_millis(node_timeout_ms.clamp(500, 5000));
-        st.held = primary
-            && !was_ok
-            && would_be_ok
-            && minority_at.is_some_and(|t| now.duration_since(t) < rejoin_delay);
-        let ok = would_be_ok && !st.held;
+    /// Logs the state when it differs from the one last logged, as Redis's
+    /// `clusterUpdateState` does ("Cluster state changed: ok" / "fail", at warning level).
+    pub fn log_state_change(&self, st: &State) {
+        let ok = st.ok(self.require_full_coverage());
         if self.reported_ok.swap(ok, Relaxed) != ok {
             tracing::warn!("Cluster state changed: {}", if ok { "ok" } else { "fail" });
         }

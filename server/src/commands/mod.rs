@@ -127,10 +127,10 @@ pub fn install() {
 }
 
 /// Subcommands WarpEngine's containers serve beyond Redis 7.0's (from later Redis versions):
-/// full name, arity and flags.
-const LATER_SUBCOMMANDS: &[(&str, i32, &str)] = &[
-    ("client|setinfo", 4, "noscript loading stale"),
-    ("client|no-touch", 3, "noscript loading stale"),
+/// full name, arity, flags and the release that brought them.
+const LATER_SUBCOMMANDS: &[(&str, i32, &str, &str)] = &[
+    ("client|setinfo", 4, "noscript loading stale", "7.2.0"),
+    ("client|no-touch", 3, "noscript loading stale", "7.2.0"),
 ];
 
 /// Redis's containers whose function reads its own subcommand (CONFIG, CLIENT, OBJECT, XGROUP
@@ -153,16 +153,19 @@ fn with_subcommand_rows(rows: Vec<CommandSpec>) -> Vec<CommandSpec> {
             }
             let later = LATER_SUBCOMMANDS
                 .iter()
-                .filter(|(full, _, _)| full.split_once('|').is_some_and(|(p, _)| p == row.name))
-                .map(|&(full, arity, flags)| (full.to_string(), arity, Flags::parse(flags)));
-            for (fullname, arity, flags) in command_data::subcommand_rows(row.name)
+                .filter(|(full, ..)| full.split_once('|').is_some_and(|(p, _)| p == row.name))
+                .map(|&(full, arity, flags, since)| {
+                    (full.to_string(), arity, Flags::parse(flags), Some(since))
+                });
+            let redis_own = command_data::subcommand_rows(row.name)
                 .into_iter()
-                .chain(later)
-            {
+                .map(|(full, arity, flags)| (full, arity, flags, None));
+            for (fullname, arity, flags, since) in redis_own.chain(later) {
                 let mut sub = row;
                 sub.name = Box::leak(fullname.into_boxed_str());
                 sub.arity = arity;
                 sub.flags = flags;
+                sub.since = since.unwrap_or(row.since);
                 sub.log = match (flags.contains(Flags::WRITE), row.log) {
                     (false, _) => LogForm::NotLogged,
                     (true, LogForm::NotLogged) => LogForm::Argv,

@@ -62,12 +62,20 @@ pub(super) fn admit(
             .load(std::sync::atomic::Ordering::Relaxed)
         && !spec.flags.contains(Flags::NO_AUTH)
     {
-        // CLIENT SETINFO came with Redis 7.2; 7.0 answers it as an unknown subcommand, and
-        // that check comes before the one for authentication. Clients send it as they connect
-        // and ignore that error, but not NOAUTH: redis-py's connection to a server with a
-        // password it was not given failed at once, before the AUTH its caller meant to send.
-        if spec.name == "client|setinfo" {
-            return refuse(index, command_table::unknown_subcommand(&args[1], "CLIENT"));
+        // Redis 7.0 refuses a command it does not know before it asks for authentication.
+        // Clients send CLIENT SETINFO (7.2's) as they connect and ignore 7.0's "unknown
+        // subcommand", but not NOAUTH: redis-py's connection to a server with a password it
+        // was not given failed at once, before the AUTH its caller meant to send.
+        if spec.came_after_redis_7_0() {
+            return refuse(
+                index,
+                match spec.container() {
+                    Some(container) => {
+                        command_table::unknown_subcommand(&args[1], &container.to_ascii_uppercase())
+                    }
+                    None => unknown_command(args),
+                },
+            );
         }
         return refuse(index, Reply::err("NOAUTH Authentication required."));
     }
